@@ -1,0 +1,236 @@
+//! Error types, one enum per stage
+
+use std::fmt;
+
+/// Which configured limit a message broke, see [`Limits`](crate::eventstream::Limits)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// The whole message (`total_length` of the prelude)
+    Message,
+    /// The header block (`headers_length` of the prelude)
+    Headers,
+}
+
+impl fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Message => "message length",
+            Self::Headers => "headers length",
+        })
+    }
+}
+
+/// Why a header name was rejected
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderNameProblem {
+    /// The name length byte is zero; names are 1 to 255 bytes
+    Empty,
+    /// The name is not valid UTF-8
+    InvalidUtf8,
+    /// The same name already appeared in this message
+    Duplicate,
+}
+
+impl fmt::Display for HeaderNameProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "empty",
+            Self::InvalidUtf8 => "not valid utf-8",
+            Self::Duplicate => "duplicate",
+        })
+    }
+}
+
+/// A failure while decoding an `application/vnd.amazon.eventstream` byte stream
+///
+/// Every variant names the check that failed and carries `offset`, the position in the
+/// whole byte stream (counting from the first byte ever fed) where the failing item starts:
+/// the first byte of the message for prelude, length, limit and CRC failures, the first byte
+/// of the offending header for header failures.
+///
+/// Decoding errors are terminal: a decoder that returned one returns it again on every later
+/// call and never tries to resynchronise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The CRC-32 of the first 8 bytes does not match the prelude CRC field
+    #[error(
+        "prelude crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
+    )]
+    PreludeCrc {
+        /// Start of the message
+        offset: u64,
+        /// The CRC carried in the prelude
+        expected: u32,
+        /// The CRC of the received bytes
+        computed: u32,
+    },
+    /// The CRC-32 of the message does not match its trailing CRC field
+    #[error(
+        "message crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
+    )]
+    MessageCrc {
+        /// Start of the message
+        offset: u64,
+        /// The CRC carried at the end of the message
+        expected: u32,
+        /// The CRC of the received bytes
+        computed: u32,
+    },
+    /// The prelude lengths are inconsistent: `total_length < 16` or
+    /// `headers_length > total_length - 16`
+    #[error(
+        "inconsistent prelude lengths at byte offset {offset}: total {total_len}, headers {headers_len}"
+    )]
+    Length {
+        /// Start of the message
+        offset: u64,
+        /// `total_length` from the prelude
+        total_len: u32,
+        /// `headers_length` from the prelude
+        headers_len: u32,
+    },
+    /// The prelude announces more than a configured limit allows; nothing was buffered
+    #[error("{kind} {len} exceeds the limit of {max} at byte offset {offset}")]
+    LimitExceeded {
+        /// Start of the message
+        offset: u64,
+        /// Which limit
+        kind: LimitKind,
+        /// The announced length
+        len: u32,
+        /// The configured maximum
+        max: u32,
+    },
+    /// A header name is empty, not UTF-8, or repeated
+    #[error("bad header name at byte offset {offset}: {problem}")]
+    HeaderName {
+        /// Start of the header
+        offset: u64,
+        /// What is wrong with it
+        problem: HeaderNameProblem,
+    },
+    /// A header has a value type byte outside 0..=9
+    #[error("unknown header value type {type_byte} at byte offset {offset}")]
+    HeaderType {
+        /// Start of the header
+        offset: u64,
+        /// The type byte found
+        type_byte: u8,
+    },
+    /// A header (its name, type or value) runs past the end of the header block
+    #[error(
+        "header at byte offset {offset} needs {needed} bytes but the header block has {available} left"
+    )]
+    HeaderLength {
+        /// Start of the header
+        offset: u64,
+        /// Bytes this header needs from its start
+        needed: usize,
+        /// Bytes left in the header block from its start
+        available: usize,
+    },
+    /// A string header value is not valid UTF-8
+    #[error("string header value at byte offset {offset} is not valid utf-8")]
+    InvalidUtf8 {
+        /// Start of the header
+        offset: u64,
+    },
+    /// The input ended inside a message
+    #[error(
+        "stream truncated: {buffered} bytes of an incomplete message buffered at byte offset {offset}"
+    )]
+    Truncated {
+        /// Start of the incomplete message
+        offset: u64,
+        /// How many bytes of it were received
+        buffered: usize,
+    },
+}
+
+impl DecodeError {
+    /// Position in the byte stream where the failing item starts
+    pub fn offset(&self) -> u64 {
+        match *self {
+            Self::PreludeCrc { offset, .. }
+            | Self::MessageCrc { offset, .. }
+            | Self::Length { offset, .. }
+            | Self::LimitExceeded { offset, .. }
+            | Self::HeaderName { offset, .. }
+            | Self::HeaderType { offset, .. }
+            | Self::HeaderLength { offset, .. }
+            | Self::InvalidUtf8 { offset, .. }
+            | Self::Truncated { offset, .. } => offset,
+        }
+    }
+
+    /// A short, stable name of the failed check (`prelude_crc`, `message_crc`, `length`,
+    /// `limit`, `header_name`, `header_type`, `header_length`, `utf8`, `truncated`)
+    pub fn check(&self) -> &'static str {
+        match self {
+            Self::PreludeCrc { .. } => "prelude_crc",
+            Self::MessageCrc { .. } => "message_crc",
+            Self::Length { .. } => "length",
+            Self::LimitExceeded { .. } => "limit",
+            Self::HeaderName { .. } => "header_name",
+            Self::HeaderType { .. } => "header_type",
+            Self::HeaderLength { .. } => "header_length",
+            Self::InvalidUtf8 { .. } => "utf8",
+            Self::Truncated { .. } => "truncated",
+        }
+    }
+
+    /// The same error with its offset moved by `by` bytes
+    pub(crate) fn shifted(mut self, by: u64) -> Self {
+        match &mut self {
+            Self::PreludeCrc { offset, .. }
+            | Self::MessageCrc { offset, .. }
+            | Self::Length { offset, .. }
+            | Self::LimitExceeded { offset, .. }
+            | Self::HeaderName { offset, .. }
+            | Self::HeaderType { offset, .. }
+            | Self::HeaderLength { offset, .. }
+            | Self::InvalidUtf8 { offset, .. }
+            | Self::Truncated { offset, .. } => *offset += by,
+        }
+        self
+    }
+}
+
+/// A message or header that the event-stream format cannot represent
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// Header names are 1 to 255 bytes
+    #[error("header name of {len} bytes is outside 1..=255")]
+    HeaderNameLength {
+        /// Length of the rejected name
+        len: usize,
+    },
+    /// Byte-array and string header values are at most 32,767 bytes
+    #[error("value of header {name:?} is {len} bytes, over the {max}-byte maximum")]
+    HeaderValueTooLong {
+        /// The header's name
+        name: String,
+        /// Length of the rejected value
+        len: usize,
+        /// The maximum, [`MAX_HEADER_VALUE_LEN`](crate::eventstream::MAX_HEADER_VALUE_LEN)
+        max: usize,
+    },
+    /// A header name appears twice in one message
+    #[error("duplicate header {name:?}")]
+    DuplicateHeader {
+        /// The repeated name
+        name: String,
+    },
+    /// The encoded message or header block is larger than the limit allows
+    #[error("encoded {kind} of {len} bytes exceeds the limit of {max}")]
+    LimitExceeded {
+        /// Which limit
+        kind: LimitKind,
+        /// The length the message would have
+        len: u64,
+        /// The configured maximum
+        max: u32,
+    },
+}

@@ -1,0 +1,420 @@
+//! Incremental, zero-copy message decoder
+
+use std::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::{Limits, Message, PRELUDE_LEN, Prelude};
+use crate::error::DecodeError;
+
+/// Decodes a byte stream, fed in chunks of any size, into [`Message`]s
+///
+/// Feed every chunk as it arrives with [`feed`](Self::feed), then call
+/// [`next_message`](Self::next_message) until it returns `Ok(None)` ("need more bytes", never
+/// an error). At the end of input call [`finish`](Self::finish): it fails with
+/// [`DecodeError::Truncated`] if the input stopped inside a message.
+///
+/// - **Zero copy.** A message that lies inside one fed chunk is returned as slices of that
+///   chunk. A message split across chunks is assembled into one buffer of exactly its size,
+///   so each of its bytes is copied once.
+/// - **Checked before buffered.** As soon as 12 bytes of a message are in, its prelude CRC,
+///   lengths and [`Limits`] are checked; a prelude announcing 4 GiB fails at once without
+///   allocating.
+/// - **Sticky errors.** After an error every call returns the same error; the decoder never
+///   resynchronises and drops whatever it is fed.
+///
+/// ```
+/// use invoke_proto::bytes::Bytes;
+/// use invoke_proto::eventstream::{Headers, Message, MessageDecoder};
+///
+/// let wire = Message::new(Headers::new(), "hi").to_bytes()?;
+/// let mut decoder = MessageDecoder::new();
+/// let mut got = Vec::new();
+/// for chunk in wire.chunks(5) {
+///     decoder.feed(Bytes::copy_from_slice(chunk));
+///     while let Some(message) = decoder.next_message()? {
+///         got.push(message);
+///     }
+/// }
+/// decoder.finish()?;
+/// assert_eq!(got[0].payload, "hi");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Warning
+///
+/// The decoder keeps every fed chunk until it has been decoded. Drain
+/// [`next_message`](Self::next_message) after each `feed`; memory then stays within one
+/// message (at most [`Limits::max_message_len`]) plus the chunk being read.
+#[derive(Debug, Default)]
+pub struct MessageDecoder {
+    limits: Limits,
+    /// Fed chunks not yet consumed, oldest first
+    queue: VecDeque<Bytes>,
+    /// The start of a message that spans chunks
+    partial: BytesMut,
+    /// The prelude of the message in `partial`, once its 12 bytes are in
+    want: Option<Prelude>,
+    /// Stream position of the first byte of the next message
+    offset: u64,
+    error: Option<DecodeError>,
+}
+
+impl MessageDecoder {
+    /// A decoder with the default [`Limits`]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A decoder with the given [`Limits`]
+    pub fn with_limits(limits: Limits) -> Self {
+        Self {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The limits in force
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Stream position of the first byte not yet returned as part of a message
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes received but not yet returned as part of a message
+    pub fn buffered(&self) -> usize {
+        self.partial.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
+    }
+
+    /// Hands the decoder the next chunk of the stream
+    pub fn feed(&mut self, chunk: Bytes) {
+        if self.error.is_none() && !chunk.is_empty() {
+            self.queue.push_back(chunk);
+        }
+    }
+
+    /// The next complete message, `Ok(None)` if more bytes are needed
+    ///
+    /// # Errors
+    ///
+    /// Any [`DecodeError`] but `Truncated`; after one, the same error forever.
+    pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.step().map_err(|e| self.fail(e))
+    }
+
+    /// Declares the end of input
+    ///
+    /// Call it once [`next_message`](Self::next_message) returned `Ok(None)`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Truncated`] if bytes of an incomplete message remain; a sticky earlier
+    /// error; or an error found in bytes fed but not yet decoded.
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        // A fully buffered message not yet drained is an error of the caller's loop; decode
+        // it so that a fault inside it is still reported.
+        while self.step().map_err(|e| self.fail(e))?.is_some() {}
+        let buffered = self.buffered();
+        if buffered > 0 {
+            return Err(self.fail(DecodeError::Truncated {
+                offset: self.offset,
+                buffered,
+            }));
+        }
+        Ok(())
+    }
+
+    /// Decodes one message from the front of `buf`, tokio-util `Decoder` style
+    ///
+    /// Consumes the message's bytes from `buf` and returns them zero-copy; returns `Ok(None)`
+    /// and reserves room when `buf` holds less than a message. Use either this or
+    /// [`feed`](Self::feed), not both on one decoder.
+    ///
+    /// # Errors
+    ///
+    /// As [`next_message`](Self::next_message).
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        if let Some(e) = &self.error {
+            return Err(e.clone());
+        }
+        self.decode_buf(buf).map_err(|e| self.fail(e))
+    }
+
+    /// As [`decode`](Self::decode), at the end of input
+    ///
+    /// # Errors
+    ///
+    /// As [`decode`](Self::decode), plus [`DecodeError::Truncated`] if `buf` holds part of a
+    /// message.
+    pub fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        match self.decode(buf)? {
+            Some(m) => Ok(Some(m)),
+            None if buf.is_empty() => Ok(None),
+            None => Err(self.fail(DecodeError::Truncated {
+                offset: self.offset,
+                buffered: buf.len(),
+            })),
+        }
+    }
+
+    fn fail(&mut self, e: DecodeError) -> DecodeError {
+        self.error = Some(e.clone());
+        self.queue.clear();
+        self.partial = BytesMut::new();
+        self.want = None;
+        e
+    }
+
+    fn emit(&mut self, frame: Bytes, prelude: Prelude) -> Result<Option<Message>, DecodeError> {
+        let message = Message::from_frame(frame, prelude, self.offset)?;
+        self.offset += u64::from(prelude.total_len);
+        Ok(Some(message))
+    }
+
+    fn step(&mut self) -> Result<Option<Message>, DecodeError> {
+        loop {
+            let Some(front) = self.queue.front_mut() else {
+                return Ok(None);
+            };
+            if self.want.is_none() && self.partial.is_empty() {
+                // At a message boundary: take the message straight out of the chunk if it is
+                // all there, else start assembling it.
+                if front.len() >= PRELUDE_LEN {
+                    let prelude = read_prelude(front, &self.limits, self.offset)?;
+                    let total = prelude.total_len as usize;
+                    if front.len() >= total {
+                        let frame = front.split_to(total);
+                        if front.is_empty() {
+                            self.queue.pop_front();
+                        }
+                        return self.emit(frame, prelude);
+                    }
+                    self.partial = BytesMut::with_capacity(total);
+                    self.want = Some(prelude);
+                } else {
+                    self.partial = BytesMut::with_capacity(PRELUDE_LEN);
+                }
+            }
+            let goal = self.want.map_or(PRELUDE_LEN, |p| p.total_len as usize);
+            let n = (goal - self.partial.len()).min(front.len());
+            self.partial.extend_from_slice(&front[..n]);
+            front.advance(n);
+            if front.is_empty() {
+                self.queue.pop_front();
+            }
+            if self.want.is_none() && self.partial.len() == PRELUDE_LEN {
+                let prelude = read_prelude(&self.partial, &self.limits, self.offset)?;
+                self.partial
+                    .reserve(prelude.total_len as usize - PRELUDE_LEN);
+                self.want = Some(prelude);
+            }
+            if let Some(prelude) = self.want {
+                if self.partial.len() == prelude.total_len as usize {
+                    self.want = None;
+                    let frame = std::mem::take(&mut self.partial).freeze();
+                    return self.emit(frame, prelude);
+                }
+            }
+        }
+    }
+
+    fn decode_buf(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
+        if buf.len() < PRELUDE_LEN {
+            return Ok(None);
+        }
+        let prelude = read_prelude(buf, &self.limits, self.offset)?;
+        let total = prelude.total_len as usize;
+        if buf.len() < total {
+            buf.reserve(total - buf.len());
+            return Ok(None);
+        }
+        let frame = buf.split_to(total).freeze();
+        self.emit(frame, prelude)
+    }
+}
+
+/// Checks the prelude at the start of `bytes` (at least 12 long)
+fn read_prelude(bytes: &[u8], limits: &Limits, offset: u64) -> Result<Prelude, DecodeError> {
+    let mut p = [0u8; PRELUDE_LEN];
+    p.copy_from_slice(&bytes[..PRELUDE_LEN]);
+    Prelude::parse(&p, limits, offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::LimitKind;
+    use crate::eventstream::Headers;
+
+    fn stream() -> (Vec<Message>, Bytes) {
+        let mut msgs = Vec::new();
+        let mut wire = BytesMut::new();
+        for i in 0..5u8 {
+            let mut h = Headers::builder();
+            h.push(":event-type", "PayloadChunk").unwrap();
+            h.push("i", i32::from(i)).unwrap();
+            let m = Message::new(h.build().unwrap(), vec![i; usize::from(i) * 7]);
+            crate::eventstream::encode(&m, &mut wire).unwrap();
+            msgs.push(m);
+        }
+        (msgs, wire.freeze())
+    }
+
+    fn decode_chunked(wire: &Bytes, size: usize) -> Result<Vec<Message>, DecodeError> {
+        let mut d = MessageDecoder::new();
+        let mut out = Vec::new();
+        for chunk in wire.chunks(size) {
+            d.feed(wire.slice_ref(chunk));
+            while let Some(m) = d.next_message()? {
+                out.push(m);
+            }
+        }
+        d.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn every_chunk_size() {
+        let (msgs, wire) = stream();
+        for size in 1..=wire.len() {
+            assert_eq!(
+                decode_chunked(&wire, size).unwrap(),
+                msgs,
+                "chunk size {size}"
+            );
+        }
+    }
+
+    #[test]
+    fn one_chunk_is_zero_copy() {
+        let (_, wire) = stream();
+        let mut d = MessageDecoder::new();
+        d.feed(wire.clone());
+        let range = wire.as_ptr_range();
+        while let Some(m) = d.next_message().unwrap() {
+            assert!(range.contains(&m.payload.as_ptr()) || m.payload.is_empty());
+            assert!(range.contains(&m.headers.as_wire().as_ptr()));
+        }
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn truncation_reports_buffered_bytes() {
+        let (msgs, wire) = stream();
+        let first = msgs[0].wire_len() as usize;
+        for cut in 1..wire.len() {
+            let mut d = MessageDecoder::new();
+            d.feed(wire.slice(..cut));
+            let mut n = 0;
+            while d.next_message().unwrap().is_some() {
+                n += 1;
+            }
+            let boundaries: Vec<u64> = msgs
+                .iter()
+                .scan(0, |acc, m| {
+                    *acc += m.wire_len();
+                    Some(*acc)
+                })
+                .collect();
+            if boundaries.contains(&(cut as u64)) {
+                d.finish().unwrap();
+            } else {
+                let err = d.finish().unwrap_err();
+                let start = if n == 0 { 0 } else { boundaries[n - 1] };
+                assert_eq!(
+                    err,
+                    DecodeError::Truncated {
+                        offset: start,
+                        buffered: cut - start as usize
+                    }
+                );
+                assert_eq!(d.finish().unwrap_err(), err, "sticky");
+            }
+            let _ = first;
+        }
+    }
+
+    #[test]
+    fn huge_prelude_fails_before_allocating() {
+        let mut p = [0u8; 12];
+        p[0..4].copy_from_slice(&u32::MAX.to_be_bytes());
+        let crc = crc32fast::hash(&p[..8]);
+        p[8..].copy_from_slice(&crc.to_be_bytes());
+        for split in 1..12 {
+            let mut d = MessageDecoder::new();
+            d.feed(Bytes::copy_from_slice(&p[..split]));
+            assert_eq!(d.next_message().unwrap(), None);
+            d.feed(Bytes::copy_from_slice(&p[split..]));
+            let err = d.next_message().unwrap_err();
+            assert!(matches!(
+                err,
+                DecodeError::LimitExceeded {
+                    kind: LimitKind::Message,
+                    ..
+                }
+            ));
+            assert!(d.partial.capacity() < 64, "nothing reserved");
+            d.feed(Bytes::from_static(b"more"));
+            assert_eq!(d.next_message().unwrap_err(), err);
+            assert_eq!(d.buffered(), 0);
+        }
+    }
+
+    #[test]
+    fn errors_are_sticky_and_carry_offsets() {
+        let (msgs, wire) = stream();
+        let mut bad = BytesMut::from(&wire[..]);
+        let second = msgs[0].wire_len() as usize;
+        let last = second + msgs[1].wire_len() as usize - 1;
+        bad[last] ^= 0x40;
+        let mut d = MessageDecoder::new();
+        d.feed(bad.freeze());
+        assert_eq!(d.next_message().unwrap().unwrap(), msgs[0]);
+        let err = d.next_message().unwrap_err();
+        assert!(matches!(err, DecodeError::MessageCrc { offset, .. } if offset == second as u64));
+        assert_eq!(d.next_message().unwrap_err(), err);
+        assert_eq!(d.finish().unwrap_err(), err);
+    }
+
+    #[test]
+    fn finish_decodes_undrained_messages() {
+        let (_, wire) = stream();
+        let mut d = MessageDecoder::new();
+        d.feed(wire);
+        d.finish().unwrap();
+    }
+
+    #[test]
+    fn tokio_style_decode() {
+        let (msgs, wire) = stream();
+        let mut d = MessageDecoder::new();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for chunk in wire.chunks(7) {
+            buf.extend_from_slice(chunk);
+            while let Some(m) = d.decode(&mut buf).unwrap() {
+                out.push(m);
+            }
+        }
+        assert_eq!(d.decode_eof(&mut buf).unwrap(), None);
+        assert_eq!(out, msgs);
+        let mut buf = BytesMut::from(&wire[..20]);
+        let mut d = MessageDecoder::new();
+        assert!(matches!(
+            d.decode_eof(&mut buf).unwrap_err(),
+            DecodeError::Truncated {
+                offset: 0,
+                buffered: 20
+            }
+        ));
+    }
+}

@@ -1,0 +1,146 @@
+//! Message encoder
+
+use bytes::{BufMut, BytesMut};
+
+use super::{Limits, Message};
+use crate::error::{EncodeError, LimitKind};
+
+/// Appends `message` in wire form to `dst`, under the default [`Limits`]
+///
+/// # Errors
+///
+/// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
+/// `dst` is then unchanged.
+pub fn encode(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    encode_with_limits(message, &Limits::default(), dst)
+}
+
+/// Appends `message` in wire form to `dst`, under `limits`
+///
+/// # Errors
+///
+/// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
+/// `dst` is then unchanged.
+pub fn encode_with_limits(
+    message: &Message,
+    limits: &Limits,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let headers = message.headers.as_wire();
+    let headers_len = headers.len() as u64;
+    if headers_len > u64::from(limits.max_headers_len) {
+        return Err(EncodeError::LimitExceeded {
+            kind: LimitKind::Headers,
+            len: headers_len,
+            max: limits.max_headers_len,
+        });
+    }
+    let total = message.wire_len();
+    if total > u64::from(limits.max_message_len) {
+        return Err(EncodeError::LimitExceeded {
+            kind: LimitKind::Message,
+            len: total,
+            max: limits.max_message_len,
+        });
+    }
+    let total = total as usize;
+    let start = dst.len();
+    dst.reserve(total);
+    dst.put_u32(total as u32);
+    dst.put_u32(headers_len as u32);
+    let prelude_crc = crc32fast::hash(&dst[start..start + 8]);
+    dst.put_u32(prelude_crc);
+    dst.put_slice(headers);
+    dst.put_slice(&message.payload);
+    let mut crc = crc32fast::Hasher::new_with_initial(prelude_crc);
+    crc.update(&dst[start + 8..]);
+    dst.put_u32(crc.finalize());
+    debug_assert_eq!(dst.len() - start, total);
+    Ok(())
+}
+
+impl Message {
+    /// This message in wire form, under the default [`Limits`]
+    ///
+    /// # Errors
+    ///
+    /// As [`encode`].
+    pub fn to_bytes(&self) -> Result<bytes::Bytes, EncodeError> {
+        let mut dst = BytesMut::new();
+        encode(self, &mut dst)?;
+        Ok(dst.freeze())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::eventstream::Headers;
+
+    #[test]
+    fn empty_message_matches_vector() {
+        // protocol.md appendix A.1
+        let b = Message::default().to_bytes().unwrap();
+        assert_eq!(
+            &b[..],
+            &[
+                0, 0, 0, 0x10, 0, 0, 0, 0, 0x05, 0xc2, 0x48, 0xeb, 0x7d, 0x98, 0xc8, 0xff
+            ]
+        );
+    }
+
+    #[test]
+    fn payload_chunk_matches_vector() {
+        // protocol.md §4.7: PayloadChunk "Hello", 111 bytes
+        let mut h = Headers::builder();
+        h.push(":event-type", "PayloadChunk")
+            .unwrap()
+            .push(":content-type", "application/octet-stream")
+            .unwrap()
+            .push(":message-type", "event")
+            .unwrap();
+        let m = Message::new(h.build().unwrap(), Bytes::from_static(b"Hello"));
+        let b = m.to_bytes().unwrap();
+        assert_eq!(b.len(), 111);
+        assert_eq!(
+            &b[..12],
+            &[0, 0, 0, 0x6f, 0, 0, 0, 0x5a, 0xf5, 0xfe, 0x87, 0x1f]
+        );
+        assert_eq!(&b[107..], &[0xe8, 0x26, 0x3d, 0x64]);
+    }
+
+    #[test]
+    fn limits_rejected_without_writing() {
+        let m = Message::new(Headers::new(), vec![0u8; 100]);
+        let limits = Limits {
+            max_message_len: 115,
+            ..Limits::default()
+        };
+        let mut dst = BytesMut::from(&b"keep"[..]);
+        assert_eq!(
+            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            EncodeError::LimitExceeded {
+                kind: LimitKind::Message,
+                len: 116,
+                max: 115
+            }
+        );
+        assert_eq!(&dst[..], b"keep");
+        let mut h = Headers::builder();
+        h.push("x", "y").unwrap();
+        let m = Message::new(h.build().unwrap(), Bytes::new());
+        let limits = Limits {
+            max_headers_len: 4,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            EncodeError::LimitExceeded {
+                kind: LimitKind::Headers,
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,65 @@
+//! One event-stream message: headers and payload
+
+use bytes::{Buf, Bytes};
+
+use super::header::{self, Headers};
+use super::{MESSAGE_OVERHEAD, PRELUDE_LEN, Prelude, be_u32};
+use crate::error::DecodeError;
+
+/// One decoded or to-be-encoded message
+///
+/// A decoded message's `headers` and `payload` are slices of the bytes it was decoded from.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Message {
+    /// The header block
+    pub headers: Headers,
+    /// The payload, opaque bytes
+    pub payload: Bytes,
+}
+
+impl Message {
+    /// A message from headers and a payload
+    pub fn new(headers: Headers, payload: impl Into<Bytes>) -> Self {
+        Self {
+            headers,
+            payload: payload.into(),
+        }
+    }
+
+    /// Length of this message on the wire
+    pub fn wire_len(&self) -> u64 {
+        (MESSAGE_OVERHEAD + self.headers.as_wire().len() + self.payload.len()) as u64
+    }
+
+    /// Builds a message from one complete frame whose prelude was already checked
+    ///
+    /// Checks the message CRC, then the header block. `offset` is the stream position of
+    /// `frame[0]`. No byte is copied: headers and payload are slices of `frame`.
+    pub(crate) fn from_frame(
+        mut frame: Bytes,
+        prelude: Prelude,
+        offset: u64,
+    ) -> Result<Self, DecodeError> {
+        let total = prelude.total_len as usize;
+        debug_assert_eq!(frame.len(), total);
+        let expected = be_u32(&frame[total - 4..]);
+        let computed = crc32fast::hash(&frame[..total - 4]);
+        if computed != expected {
+            return Err(DecodeError::MessageCrc {
+                offset,
+                expected,
+                computed,
+            });
+        }
+        let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
+        header::validate(&frame[PRELUDE_LEN..headers_end])
+            .map_err(|e| e.shifted(offset + PRELUDE_LEN as u64))?;
+        frame.truncate(total - 4);
+        let payload = frame.split_off(headers_end);
+        frame.advance(PRELUDE_LEN);
+        Ok(Self {
+            headers: Headers::from_validated(frame),
+            payload,
+        })
+    }
+}

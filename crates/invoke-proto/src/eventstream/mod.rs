@@ -1,0 +1,72 @@
+//! The `application/vnd.amazon.eventstream` binary framing: messages, headers, decoder, encoder
+//!
+//! A message on the wire is a 12-byte prelude (`total_length`, `headers_length`, prelude CRC),
+//! a header block, a payload and a trailing CRC-32 of everything before it. See
+//! `../shared/docs/protocol.md` §4.
+
+mod decoder;
+mod encode;
+mod header;
+mod message;
+mod prelude;
+
+pub use decoder::MessageDecoder;
+pub use encode::{encode, encode_with_limits};
+pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter};
+pub use message::Message;
+pub use prelude::Prelude;
+
+/// Bytes of the prelude: `total_length`, `headers_length`, prelude CRC
+pub const PRELUDE_LEN: usize = 12;
+/// Fixed overhead of every message: the prelude plus the trailing message CRC
+pub const MESSAGE_OVERHEAD: usize = 16;
+/// Longest header name the format can carry
+pub const MAX_HEADER_NAME_LEN: usize = 255;
+/// Longest byte-array or string header value the encoder writes (the specification's limit;
+/// the decoder accepts the full `u16` range)
+pub const MAX_HEADER_VALUE_LEN: usize = 32_767;
+
+/// Size limits that guard memory, checked against the prelude before anything is buffered
+///
+/// The defaults follow the AWS CRT (`aws-c-event-stream`): 24 MiB for a whole message and
+/// 128 KiB for its header block. The Smithy specification asks clients not to enforce size
+/// limits for interoperability; these are generous memory guards, configurable both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum `total_length` of one message, prelude and CRCs included
+    pub max_message_len: u32,
+    /// Maximum `headers_length` of one message
+    pub max_headers_len: u32,
+}
+
+impl Limits {
+    /// Default maximum message length: 24 MiB
+    pub const DEFAULT_MAX_MESSAGE_LEN: u32 = 24 * 1024 * 1024;
+    /// Default maximum header block length: 128 KiB
+    pub const DEFAULT_MAX_HEADERS_LEN: u32 = 128 * 1024;
+
+    /// No limit beyond what the `u32` length fields can express
+    ///
+    /// # Warning
+    ///
+    /// A peer can then make a decoder buffer up to 4 GiB for one message.
+    pub const UNLIMITED: Self = Self {
+        max_message_len: u32::MAX,
+        max_headers_len: u32::MAX,
+    };
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_len: Self::DEFAULT_MAX_MESSAGE_LEN,
+            max_headers_len: Self::DEFAULT_MAX_HEADERS_LEN,
+        }
+    }
+}
+
+/// Reads a big-endian `u32` from the first four bytes of `b`
+#[inline]
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
