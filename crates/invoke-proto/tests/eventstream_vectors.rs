@@ -1,0 +1,156 @@
+//! Every official event-stream vector in `../shared/testdata/eventstream/`, fed whole, split at
+//! every point, and byte by byte
+
+mod support;
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use invoke_proto::DecodeError;
+use invoke_proto::bytes::Bytes;
+use invoke_proto::eventstream::{HeaderValue, Message, MessageDecoder};
+use serde_json::{Value, json};
+
+/// Decodes `chunks` as one stream: the messages and the final outcome
+fn decode(chunks: &[Bytes]) -> (Vec<Message>, Result<(), DecodeError>) {
+    let mut d = MessageDecoder::new();
+    let mut out = Vec::new();
+    for c in chunks {
+        d.feed(c.clone());
+        loop {
+            match d.next_message() {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                Err(e) => return (out, Err(e)),
+            }
+        }
+    }
+    let end = d.finish();
+    (out, end)
+}
+
+/// The JSON form of a header value used by the vectors
+fn json_value(v: &HeaderValue) -> Value {
+    match v {
+        HeaderValue::Bool(b) => json!(b),
+        HeaderValue::Byte(x) => json!(x),
+        HeaderValue::Short(x) => json!(x),
+        HeaderValue::Int(x) => json!(x),
+        HeaderValue::Long(x) | HeaderValue::Timestamp(x) => json!(x),
+        HeaderValue::ByteArray(b) => json!(B64.encode(b)),
+        HeaderValue::String(s) => json!(&**s),
+        HeaderValue::Uuid(u) => {
+            let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+            json!(format!(
+                "{}-{}-{}-{}-{}",
+                &hex[0..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..32]
+            ))
+        }
+    }
+}
+
+/// The vector classes (`failing_checks`) an error of ours belongs to
+fn class(e: &DecodeError) -> &'static str {
+    match e {
+        DecodeError::PreludeCrc { .. } => "prelude_crc",
+        DecodeError::MessageCrc { .. } => "message_crc",
+        DecodeError::Length { .. }
+        | DecodeError::Truncated { .. }
+        | DecodeError::LimitExceeded { .. } => "length",
+        _ => "header",
+    }
+}
+
+fn check_positive(name: &str, bin: &Bytes, expect: &Value, got: &[Message]) {
+    assert_eq!(got.len(), 1, "{name}: one message");
+    let m = &got[0];
+    assert_eq!(
+        m.wire_len(),
+        expect["total_length"].as_u64().unwrap(),
+        "{name}"
+    );
+    assert_eq!(
+        m.headers.as_wire().len() as u64,
+        expect["headers_length"].as_u64().unwrap(),
+        "{name}"
+    );
+    let crc = |at: usize| u64::from(u32::from_be_bytes(bin[at..at + 4].try_into().unwrap()));
+    assert_eq!(crc(8), expect["prelude_crc"].as_u64().unwrap(), "{name}");
+    assert_eq!(
+        crc(bin.len() - 4),
+        expect["message_crc"].as_u64().unwrap(),
+        "{name}"
+    );
+    let headers: Vec<Value> = m
+        .headers
+        .iter()
+        .map(|h| json!({"name": &*h.name, "type": h.value.type_name(), "value": json_value(&h.value)}))
+        .collect();
+    assert_eq!(Value::Array(headers), expect["headers"], "{name}: headers");
+    assert_eq!(
+        B64.encode(&m.payload),
+        expect["payload_base64"].as_str().unwrap(),
+        "{name}: payload"
+    );
+}
+
+fn run_vector(dir: &Path, name: &str) {
+    let bin = Bytes::from(std::fs::read(dir.join(format!("{name}.bin"))).unwrap());
+    let expect: Value =
+        serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
+    let ok = expect["expect"] == "ok";
+    let mut feeds: Vec<Vec<Bytes>> = vec![vec![bin.clone()]];
+    for split in 1..bin.len() {
+        feeds.push(vec![bin.slice(..split), bin.slice(split..)]);
+    }
+    feeds.push((0..bin.len()).map(|i| bin.slice(i..=i)).collect());
+    let (_, whole) = decode(&feeds[0]);
+    for chunks in &feeds {
+        let (msgs, end) = decode(chunks);
+        let how = format!("{name} fed as {} chunks", chunks.len());
+        if ok {
+            end.unwrap_or_else(|e| panic!("{how}: {e}"));
+            check_positive(&how, &bin, &expect, &msgs);
+        } else {
+            let err = end.expect_err(&how);
+            let checks: Vec<&str> = expect["failing_checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            assert!(
+                checks.contains(&class(&err)),
+                "{how}: {err} not in {checks:?}"
+            );
+            assert!(msgs.is_empty(), "{how}: no message from a bad frame");
+            // However the bytes are cut, the same check fails at the same place
+            assert_eq!(Err(err), whole.clone(), "{how}");
+        }
+    }
+}
+
+#[test]
+fn every_vector_at_every_split_point() {
+    let Some(dir) = support::testdata("eventstream") else {
+        return;
+    };
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            (p.extension()? == "json")
+                .then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 20, "the README lists 20 vectors");
+    for name in &names {
+        run_vector(&dir, name);
+    }
+}

@@ -1,0 +1,64 @@
+//! Property tests of the event-stream codec
+
+mod support;
+
+use invoke_proto::bytes::Bytes;
+use proptest::prelude::*;
+use support::{decode_at, message, wire};
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn encode_decode_round_trip(m in message()) {
+        let w = wire(std::slice::from_ref(&m));
+        prop_assert_eq!(w.len() as u64, m.wire_len());
+        let (got, end) = decode_at(&w, &[]);
+        prop_assert_eq!(end, Ok(()));
+        prop_assert_eq!(got, vec![m]);
+    }
+
+    #[test]
+    fn any_chunking_equals_one_shot(
+        msgs in proptest::collection::vec(message(), 1..6),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+    ) {
+        let w = wire(&msgs);
+        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(w.len() + 1)).collect();
+        let (got, end) = decode_at(&w, &cuts);
+        prop_assert_eq!(end, Ok(()));
+        prop_assert_eq!(got, msgs);
+    }
+
+    #[test]
+    fn byte_at_a_time_equals_one_shot(msgs in proptest::collection::vec(message(), 1..4)) {
+        let w = wire(&msgs);
+        let cuts: Vec<usize> = (1..w.len()).collect();
+        let (got, end) = decode_at(&w, &cuts);
+        prop_assert_eq!(end, Ok(()));
+        prop_assert_eq!(got, msgs);
+    }
+
+    /// CRC-32 catches every single-bit error, so a flipped bit can never turn a valid stream
+    /// into another valid one
+    #[test]
+    fn single_bit_flip_is_always_an_error(
+        msgs in proptest::collection::vec(message(), 1..4),
+        bit in any::<prop::sample::Index>(),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+    ) {
+        let w = wire(&msgs);
+        let bit = bit.index(w.len() * 8);
+        let mut bad = w.to_vec();
+        bad[bit / 8] ^= 1 << (bit % 8);
+        let bad = Bytes::from(bad);
+        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(w.len() + 1)).collect();
+        let (got, end) = decode_at(&bad, &cuts);
+        prop_assert!(end.is_err(), "flip of bit {} went unnoticed", bit);
+        // Every message delivered before the error is one of the originals, in order
+        prop_assert_eq!(&got[..], &msgs[..got.len()]);
+        // ... and the error is the same however the bytes were cut
+        let (_, one_shot) = decode_at(&bad, &[]);
+        prop_assert_eq!(end, one_shot);
+    }
+}
