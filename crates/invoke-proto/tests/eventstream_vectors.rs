@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::eventstream::{HeaderValue, Message, MessageDecoder};
+use invoke_proto::eventstream::{HeaderValue, Message, MessageDecoder, format_uuid};
 use serde_json::{Value, json};
 
 /// Decodes `chunks` as one stream: the messages and the final outcome
@@ -40,17 +40,7 @@ fn json_value(v: &HeaderValue) -> Value {
         HeaderValue::Long(x) | HeaderValue::Timestamp(x) => json!(x),
         HeaderValue::ByteArray(b) => json!(B64.encode(b)),
         HeaderValue::String(s) => json!(&**s),
-        HeaderValue::Uuid(u) => {
-            let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-            json!(format!(
-                "{}-{}-{}-{}-{}",
-                &hex[0..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..32]
-            ))
-        }
+        HeaderValue::Uuid(u) => json!(format_uuid(u)),
     }
 }
 

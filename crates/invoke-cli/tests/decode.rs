@@ -1,0 +1,236 @@
+//! `lambda-stream decode` run as a real process
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use invoke_proto::bytes::{Bytes, BytesMut};
+use invoke_proto::eventstream::{Headers, Message, encode};
+use serde_json::Value;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+}
+
+fn run_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn lines(out: &Output) -> Vec<Value> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn event(event_type: &'static str, content_type: &'static str, payload: &'static [u8]) -> Message {
+    let mut h = Headers::builder();
+    h.push(":event-type", event_type).unwrap();
+    h.push(":content-type", content_type).unwrap();
+    h.push(":message-type", "event").unwrap();
+    Message::new(h.build().unwrap(), Bytes::from_static(payload))
+}
+
+/// The sample stream the README's Quick start decodes: what Lambda sends for a function
+/// that streams three pieces of text
+fn sample() -> Bytes {
+    let mut w = BytesMut::new();
+    for m in [
+        event("PayloadChunk", "application/octet-stream", b"Hello"),
+        event("PayloadChunk", "application/octet-stream", b", streaming"),
+        event("PayloadChunk", "application/octet-stream", b" world!\n"),
+        event("InvokeComplete", "application/json", b"{}"),
+    ] {
+        encode(&m, &mut w).unwrap();
+    }
+    w.freeze()
+}
+
+fn testdata(sub: &str) -> Option<PathBuf> {
+    let base = std::env::var_os("INVOKE_TESTDATA").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"),
+        PathBuf::from,
+    );
+    let dir = base.join(sub);
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "test vectors missing at {}",
+        dir.display()
+    );
+    eprintln!(
+        "SKIPPED: test vectors not found at {} (set INVOKE_TESTDATA)",
+        dir.display()
+    );
+    None
+}
+
+#[test]
+fn shipped_sample_is_current_and_decodes() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../samples/hello.eventstream");
+    if std::env::var_os("UPDATE_SAMPLES").is_some() {
+        std::fs::write(&path, sample()).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        sample(),
+        "run with UPDATE_SAMPLES=1"
+    );
+    let out = bin().arg("decode").arg(&path).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let msgs = lines(&out);
+    assert_eq!(msgs.len(), 4);
+    assert_eq!(msgs[0]["payload_base64"], B64.encode("Hello"));
+    assert_eq!(msgs[3]["headers"][0]["value"], "InvokeComplete");
+    assert_eq!(msgs[1]["offset"], 111);
+    let out = bin()
+        .args(["decode", "--payload"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"Hello, streaming world!\n{}");
+}
+
+#[test]
+fn official_vectors_print_their_json() {
+    let Some(dir) = testdata("eventstream") else {
+        return;
+    };
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        seen += 1;
+        let expect: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let bin_path = path.with_extension("bin");
+        let out = bin().arg("decode").arg(&bin_path).output().unwrap();
+        let name = path.display();
+        if expect["expect"] == "ok" {
+            assert!(out.status.success(), "{name}: {out:?}");
+            let msgs = lines(&out);
+            assert_eq!(msgs.len(), 1, "{name}");
+            assert_eq!(msgs[0]["headers"], expect["headers"], "{name}");
+            assert_eq!(
+                msgs[0]["payload_base64"], expect["payload_base64"],
+                "{name}"
+            );
+            assert_eq!(msgs[0]["total_length"], expect["total_length"], "{name}");
+            assert!(out.stderr.is_empty());
+        } else {
+            assert_eq!(out.status.code(), Some(2), "{name}: {out:?}");
+            assert!(out.stdout.is_empty(), "{name}");
+            let err = String::from_utf8(out.stderr).unwrap();
+            assert_eq!(err.lines().count(), 1, "{name}: {err}");
+            assert!(err.contains("at byte offset 0"), "{name}: {err}");
+        }
+    }
+    assert_eq!(seen, 20);
+}
+
+#[test]
+fn corrupt_stream_prints_messages_before_the_fault() {
+    let good = sample();
+    let mut bad = good.to_vec();
+    let third = 111 + 117; // the first two messages are 111 and 117 bytes
+    bad[third + 110] ^= 0x01; // a payload byte of the third message
+    for args in [&["decode"][..], &["decode", "-"][..]] {
+        let out = run_stdin(args, &bad);
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let msgs = lines(&out);
+        assert_eq!(msgs.len(), 2);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.contains(&format!("byte offset {third}")) && err.contains("message_crc"),
+            "{err}"
+        );
+    }
+    let out = run_stdin(&["decode", "--payload"], &bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.stdout, b"Hello, streaming");
+}
+
+#[test]
+fn truncated_stream_fails_with_offset() {
+    let good = sample();
+    let cut = &good[..good.len() - 3];
+    let out = run_stdin(&["decode"], cut);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(lines(&out).len(), 3);
+    let err = String::from_utf8(out.stderr).unwrap();
+    let start = good.len() - 102;
+    assert!(
+        err.contains(&format!("byte offset {start}")) && err.contains("truncated"),
+        "{err}"
+    );
+    // a clean end after a whole message is success, even an empty input
+    assert!(run_stdin(&["decode"], b"").status.success());
+    assert!(run_stdin(&["decode"], &good[..111]).status.success());
+}
+
+#[test]
+fn missing_file_is_an_io_error() {
+    let out = bin()
+        .args(["decode", "/nonexistent/capture.bin"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lambda-stream:"));
+}
+
+/// Peak resident memory of a running process, in KiB
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn one_gib_in_bounded_memory() {
+    // 1 GiB of 1 MiB PayloadChunks, piped in; the decoder must never hold more than a
+    // message or two and the current read
+    let mut h = Headers::builder();
+    h.push(":event-type", "PayloadChunk").unwrap();
+    h.push(":message-type", "event").unwrap();
+    let chunk = Message::new(h.build().unwrap(), vec![b'x'; 1024 * 1024])
+        .to_bytes()
+        .unwrap();
+    let mut child = bin()
+        .args(["decode", "--payload"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    for _ in 0..1024 {
+        stdin.write_all(&chunk).unwrap();
+    }
+    let peak = peak_rss_kib(pid);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(peak < 48 * 1024, "peak RSS {peak} KiB after 1 GiB");
+}
