@@ -15,8 +15,8 @@ use crate::error::DecodeError;
 /// [`DecodeError::Truncated`] if the input stopped inside a message.
 ///
 /// - **Zero copy.** A message that lies inside one fed chunk is returned as slices of that
-///   chunk. A message split across chunks is assembled into one buffer of exactly its size,
-///   so each of its bytes is copied once.
+///   chunk. A message split across chunks is copied once, into an assembly buffer that is
+///   reused once the messages cut from it are dropped; its CRC is computed as it is copied.
 /// - **Checked before buffered.** As soon as 12 bytes of a message are in, its prelude CRC,
 ///   lengths and [`Limits`] are checked; a prelude announcing 4 GiB fails at once without
 ///   allocating.
@@ -52,8 +52,8 @@ pub struct MessageDecoder {
     /// Fed chunks not yet consumed, oldest first
     queue: VecDeque<Bytes>,
     /// The start of a message that spans chunks
-    partial: BytesMut,
-    /// The prelude of the message in `partial`, once its 12 bytes are in
+    assembly: Assembly,
+    /// The prelude of the message being assembled, once its 12 bytes are in
     want: Option<Prelude>,
     /// Stream position of the first byte of the next message
     offset: u64,
@@ -86,14 +86,25 @@ impl MessageDecoder {
 
     /// Bytes received but not yet returned as part of a message
     pub fn buffered(&self) -> usize {
-        self.partial.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
+        self.assembly.buf.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// Hands the decoder the next chunk of the stream
     pub fn feed(&mut self, chunk: Bytes) {
-        if self.error.is_none() && !chunk.is_empty() {
-            self.queue.push_back(chunk);
+        if self.error.is_some() || chunk.is_empty() {
+            return;
         }
+        // Fast path for a long message arriving in many chunks: copy (and hash) a chunk that
+        // neither completes the message nor waits behind others straight away
+        if let Some(prelude) = self.want {
+            if self.queue.is_empty()
+                && self.assembly.buf.len() + chunk.len() < prelude.total_len as usize
+            {
+                absorb(&mut self.assembly, &chunk, prelude);
+                return;
+            }
+        }
+        self.queue.push_back(chunk);
     }
 
     /// The next complete message, `Ok(None)` if more bytes are needed
@@ -169,15 +180,9 @@ impl MessageDecoder {
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.error = Some(e.clone());
         self.queue.clear();
-        self.partial = BytesMut::new();
+        self.assembly.buf = BytesMut::new();
         self.want = None;
         e
-    }
-
-    fn emit(&mut self, frame: Bytes, prelude: Prelude) -> Result<Option<Message>, DecodeError> {
-        let message = Message::from_frame(frame, prelude, self.offset)?;
-        self.offset += u64::from(prelude.total_len);
-        Ok(Some(message))
     }
 
     fn step(&mut self) -> Result<Option<Message>, DecodeError> {
@@ -185,7 +190,7 @@ impl MessageDecoder {
             let Some(front) = self.queue.front_mut() else {
                 return Ok(None);
             };
-            if self.want.is_none() && self.partial.is_empty() {
+            if self.want.is_none() && self.assembly.buf.is_empty() {
                 // At a message boundary: take the message straight out of the chunk if it is
                 // all there, else start assembling it.
                 if front.len() >= PRELUDE_LEN {
@@ -196,35 +201,59 @@ impl MessageDecoder {
                         if front.is_empty() {
                             self.queue.pop_front();
                         }
-                        return self.emit(frame, prelude);
+                        let message = Message::from_frame(frame, prelude, self.offset)?;
+                        self.offset += total as u64;
+                        return Ok(Some(message));
                     }
-                    self.partial = BytesMut::with_capacity(total);
-                    self.want = Some(prelude);
+                    self.start_assembly(prelude);
                 } else {
-                    self.partial = BytesMut::with_capacity(PRELUDE_LEN);
+                    self.assembly.buf.reserve(PRELUDE_LEN);
                 }
             }
+            let front = self.queue.front_mut().expect("checked above");
             let goal = self.want.map_or(PRELUDE_LEN, |p| p.total_len as usize);
-            let n = (goal - self.partial.len()).min(front.len());
-            self.partial.extend_from_slice(&front[..n]);
+            let n = (goal - self.assembly.buf.len()).min(front.len());
+            match self.want {
+                Some(prelude) => absorb(&mut self.assembly, &front[..n], prelude),
+                None => self.assembly.buf.extend_from_slice(&front[..n]),
+            }
             front.advance(n);
             if front.is_empty() {
                 self.queue.pop_front();
             }
-            if self.want.is_none() && self.partial.len() == PRELUDE_LEN {
-                let prelude = read_prelude(&self.partial, &self.limits, self.offset)?;
-                self.partial
-                    .reserve(prelude.total_len as usize - PRELUDE_LEN);
-                self.want = Some(prelude);
-            }
-            if let Some(prelude) = self.want {
-                if self.partial.len() == prelude.total_len as usize {
-                    self.want = None;
-                    let frame = std::mem::take(&mut self.partial).freeze();
-                    return self.emit(frame, prelude);
+            match self.want {
+                None if self.assembly.buf.len() == PRELUDE_LEN => {
+                    let prelude = read_prelude(&self.assembly.buf, &self.limits, self.offset)?;
+                    self.start_assembly(prelude);
+                }
+                None => {}
+                Some(prelude) => {
+                    if self.assembly.buf.len() == goal {
+                        self.want = None;
+                        let frame = self.assembly.buf.split_to(goal).freeze();
+                        let crc = self.assembly.crc.clone().finalize();
+                        let message = Message::from_hashed_frame(frame, prelude, crc, self.offset)?;
+                        self.offset += goal as u64;
+                        return Ok(Some(message));
+                    }
                 }
             }
         }
+    }
+
+    /// Prepares the assembly buffer to receive the rest of a message whose prelude is valid
+    fn start_assembly(&mut self, prelude: Prelude) {
+        let total = prelude.total_len as usize;
+        if self.assembly.buf.capacity() < total {
+            // Reclaims the buffer if every message cut from it was dropped; else allocates,
+            // with room for several small messages at once
+            self.assembly
+                .buf
+                .reserve(total.max(ASSEMBLY_MIN) - self.assembly.buf.len());
+        }
+        self.assembly.crc = prelude.message_crc();
+        self.assembly.hashed = 8;
+        self.want = Some(prelude);
     }
 
     fn decode_buf(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
@@ -238,7 +267,42 @@ impl MessageDecoder {
             return Ok(None);
         }
         let frame = buf.split_to(total).freeze();
-        self.emit(frame, prelude)
+        let message = Message::from_frame(frame, prelude, self.offset)?;
+        self.offset += total as u64;
+        Ok(Some(message))
+    }
+}
+
+/// Bytes of a spanning message hashed at once: large enough to amortise the CRC's setup, small
+/// enough to still be in L1/L2 cache after the copy
+const CRC_RUN: usize = 16 * 1024;
+
+/// A message being copied together from several chunks
+#[derive(Debug, Default)]
+struct Assembly {
+    /// Its bytes so far
+    buf: BytesMut,
+    /// CRC of `buf[..hashed]`, valid once the prelude is known
+    crc: crc32fast::Hasher,
+    /// How much of `buf` `crc` covers
+    hashed: usize,
+}
+
+/// Smallest assembly buffer allocated for messages that span chunks
+const ASSEMBLY_MIN: usize = 16 * 1024;
+
+/// Appends bytes of the message being assembled and hashes what was copied while it is still
+/// in cache, in runs long enough for the SIMD CRC, up to the trailing CRC
+fn absorb(a: &mut Assembly, bytes: &[u8], prelude: Prelude) {
+    a.buf.extend_from_slice(bytes);
+    let len = a.buf.len();
+    let total = prelude.total_len as usize;
+    if len == total || len - a.hashed >= CRC_RUN {
+        let hi = len.min(total - 4);
+        if a.hashed < hi {
+            a.crc.update(&a.buf[a.hashed..hi]);
+            a.hashed = hi;
+        }
     }
 }
 
@@ -362,7 +426,7 @@ mod tests {
                     ..
                 }
             ));
-            assert!(d.partial.capacity() < 64, "nothing reserved");
+            assert!(d.assembly.buf.capacity() < 64, "nothing reserved");
             d.feed(Bytes::from_static(b"more"));
             assert_eq!(d.next_message().unwrap_err(), err);
             assert_eq!(d.buffered(), 0);

@@ -537,13 +537,13 @@ pub(crate) fn validate(block: &[u8]) -> Result<(), DecodeError> {
             },
             ReadError::Type(type_byte) => DecodeError::HeaderType { offset, type_byte },
         })?;
-        if std::str::from_utf8(h.name).is_err() {
+        if !is_utf8(h.name) {
             return Err(DecodeError::HeaderName {
                 offset,
                 problem: HeaderNameProblem::InvalidUtf8,
             });
         }
-        if h.type_byte == TYPE_STRING && std::str::from_utf8(h.value).is_err() {
+        if h.type_byte == TYPE_STRING && !is_utf8(h.value) {
             return Err(DecodeError::InvalidUtf8 { offset });
         }
         names.insert(h.name, pos);
@@ -556,6 +556,12 @@ pub(crate) fn validate(block: &[u8]) -> Result<(), DecodeError> {
         }),
         None => Ok(()),
     }
+}
+
+/// UTF-8 check with a fast path for the usual all-ASCII names and values
+#[inline]
+fn is_utf8(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
 /// Header names seen in one block, to find duplicates without allocating for small blocks

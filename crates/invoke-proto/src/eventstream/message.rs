@@ -36,14 +36,27 @@ impl Message {
     /// Checks the message CRC, then the header block. `offset` is the stream position of
     /// `frame[0]`. No byte is copied: headers and payload are slices of `frame`.
     pub(crate) fn from_frame(
-        mut frame: Bytes,
+        frame: Bytes,
         prelude: Prelude,
         offset: u64,
     ) -> Result<Self, DecodeError> {
         let total = prelude.total_len as usize;
         debug_assert_eq!(frame.len(), total);
+        let mut crc = prelude.message_crc();
+        crc.update(&frame[8..total - 4]);
+        Self::from_hashed_frame(frame, prelude, crc.finalize(), offset)
+    }
+
+    /// As [`from_frame`](Self::from_frame), with the CRC of `frame[..total_len - 4]` already
+    /// computed
+    pub(crate) fn from_hashed_frame(
+        mut frame: Bytes,
+        prelude: Prelude,
+        computed: u32,
+        offset: u64,
+    ) -> Result<Self, DecodeError> {
+        let total = prelude.total_len as usize;
         let expected = be_u32(&frame[total - 4..]);
-        let computed = crc32fast::hash(&frame[..total - 4]);
         if computed != expected {
             return Err(DecodeError::MessageCrc {
                 offset,

@@ -71,6 +71,12 @@ impl Prelude {
         })
     }
 
+    /// A CRC state covering the first 8 bytes, to be continued over bytes
+    /// `8..total_len - 4` for the message CRC
+    pub(crate) fn message_crc(&self) -> crc32fast::Hasher {
+        crc32fast::Hasher::new_with_initial_len(self.crc, 8)
+    }
+
     /// Length of the payload this prelude announces
     pub fn payload_len(&self) -> u32 {
         self.total_len - self.headers_len - MESSAGE_OVERHEAD as u32
