@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::header::ValidatedBlock;
 use super::{Limits, Message, PRELUDE_LEN, Prelude};
 use crate::error::DecodeError;
 
@@ -57,6 +58,8 @@ pub struct MessageDecoder {
     want: Option<Prelude>,
     /// Stream position of the first byte of the next message
     offset: u64,
+    /// The last header block found valid
+    seen: ValidatedBlock,
     error: Option<DecodeError>,
 }
 
@@ -201,7 +204,8 @@ impl MessageDecoder {
                         if front.is_empty() {
                             self.queue.pop_front();
                         }
-                        let message = Message::from_frame(frame, prelude, self.offset)?;
+                        let message =
+                            Message::from_frame(frame, prelude, self.offset, &mut self.seen)?;
                         self.offset += total as u64;
                         return Ok(Some(message));
                     }
@@ -232,7 +236,13 @@ impl MessageDecoder {
                         self.want = None;
                         let frame = self.assembly.buf.split_to(goal).freeze();
                         let crc = self.assembly.crc.clone().finalize();
-                        let message = Message::from_hashed_frame(frame, prelude, crc, self.offset)?;
+                        let message = Message::from_hashed_frame(
+                            frame,
+                            prelude,
+                            crc,
+                            self.offset,
+                            &mut self.seen,
+                        )?;
                         self.offset += goal as u64;
                         return Ok(Some(message));
                     }
@@ -267,7 +277,7 @@ impl MessageDecoder {
             return Ok(None);
         }
         let frame = buf.split_to(total).freeze();
-        let message = Message::from_frame(frame, prelude, self.offset)?;
+        let message = Message::from_frame(frame, prelude, self.offset, &mut self.seen)?;
         self.offset += total as u64;
         Ok(Some(message))
     }

@@ -558,6 +558,42 @@ pub(crate) fn validate(block: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
+/// Remembers the last header block that passed [`validate`], so that a stream repeating the
+/// same block (Lambda sends an identical one with every `PayloadChunk`) is compared, not
+/// re-parsed
+#[derive(Debug, Clone)]
+pub(crate) struct ValidatedBlock {
+    len: usize,
+    bytes: [u8; Self::CAPACITY],
+}
+
+impl Default for ValidatedBlock {
+    fn default() -> Self {
+        Self {
+            len: usize::MAX,
+            bytes: [0; Self::CAPACITY],
+        }
+    }
+}
+
+impl ValidatedBlock {
+    /// Longest block remembered
+    const CAPACITY: usize = 256;
+
+    /// As [`validate`], skipping the work when `block` equals the last valid block
+    pub(crate) fn validate(&mut self, block: &[u8]) -> Result<(), DecodeError> {
+        if block.len() == self.len && block == &self.bytes[..self.len] {
+            return Ok(());
+        }
+        validate(block)?;
+        if block.len() <= Self::CAPACITY {
+            self.bytes[..block.len()].copy_from_slice(block);
+            self.len = block.len();
+        }
+        Ok(())
+    }
+}
+
 /// UTF-8 check with a fast path for the usual all-ASCII names and values
 #[inline]
 fn is_utf8(b: &[u8]) -> bool {
@@ -770,6 +806,23 @@ mod tests {
         ));
         let ok = "x".repeat(MAX_HEADER_VALUE_LEN);
         assert!(Headers::builder().push("v", ok).is_ok());
+    }
+
+    #[test]
+    fn validated_block_cache_never_hides_an_error() {
+        let mut seen = ValidatedBlock::default();
+        let good = [1, b'a', TYPE_TRUE];
+        seen.validate(&good).unwrap();
+        seen.validate(&good).unwrap();
+        assert!(matches!(
+            seen.validate(&[1, b'a', 10]),
+            Err(DecodeError::HeaderType { type_byte: 10, .. })
+        ));
+        seen.validate(&[]).unwrap();
+        assert!(seen.validate(&[0]).is_err());
+        seen.validate(&good).unwrap();
+        let long = vec![1u8; 300];
+        assert!(seen.validate(&long).is_err());
     }
 
     #[test]

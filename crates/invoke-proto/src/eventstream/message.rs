@@ -2,7 +2,7 @@
 
 use bytes::{Buf, Bytes};
 
-use super::header::{self, Headers};
+use super::header::{Headers, ValidatedBlock};
 use super::{MESSAGE_OVERHEAD, PRELUDE_LEN, Prelude, be_u32};
 use crate::error::DecodeError;
 
@@ -39,12 +39,13 @@ impl Message {
         frame: Bytes,
         prelude: Prelude,
         offset: u64,
+        seen: &mut ValidatedBlock,
     ) -> Result<Self, DecodeError> {
         let total = prelude.total_len as usize;
         debug_assert_eq!(frame.len(), total);
         let mut crc = prelude.message_crc();
         crc.update(&frame[8..total - 4]);
-        Self::from_hashed_frame(frame, prelude, crc.finalize(), offset)
+        Self::from_hashed_frame(frame, prelude, crc.finalize(), offset, seen)
     }
 
     /// As [`from_frame`](Self::from_frame), with the CRC of `frame[..total_len - 4]` already
@@ -54,6 +55,7 @@ impl Message {
         prelude: Prelude,
         computed: u32,
         offset: u64,
+        seen: &mut ValidatedBlock,
     ) -> Result<Self, DecodeError> {
         let total = prelude.total_len as usize;
         let expected = be_u32(&frame[total - 4..]);
@@ -65,7 +67,7 @@ impl Message {
             });
         }
         let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
-        header::validate(&frame[PRELUDE_LEN..headers_end])
+        seen.validate(&frame[PRELUDE_LEN..headers_end])
             .map_err(|e| e.shifted(offset + PRELUDE_LEN as u64))?;
         frame.truncate(total - 4);
         let payload = frame.split_off(headers_end);
