@@ -18,7 +18,7 @@ def seconds(group, bench):
 rows = []
 print("| payload | feed | invoke-proto MiB/s | msgs/s | smithy MiB/s | msgs/s | vs smithy | crc32fast MiB/s | vs crc32fast |")
 print("|---|---|---|---|---|---|---|---|---|")
-for group, m in meta.items():
+for group, m in sorted(meta.items(), key=lambda kv: -kv[1]["messages"]):
     crc = seconds(group, "crc32fast_hash")
     for feed, label in (("one_buffer", "one buffer"), ("1500B_chunks", "1,500 B chunks")):
         ours = seconds(group, f"invoke_proto_{feed}")
