@@ -100,13 +100,17 @@ fn decode(c: &mut Criterion) {
         g.bench_function("crc32fast_hash", |b| {
             b.iter(|| crc32fast::hash(black_box(&s.whole)));
         });
-        g.bench_function("invoke_proto_one_buffer", |b| b.iter(|| ours(whole.iter())));
-        g.bench_function("smithy_one_buffer", |b| b.iter(|| smithy(whole.iter())));
+        g.bench_function("invoke_proto_one_buffer", |b| {
+            b.iter(|| ours(whole.iter()));
+        });
+        g.bench_function("smithy_one_buffer", |b| {
+            b.iter(|| smithy(whole.iter()));
+        });
         g.bench_function("invoke_proto_1500B_chunks", |b| {
             b.iter(|| ours(s.chunks.iter()));
         });
         g.bench_function("smithy_1500B_chunks", |b| {
-            b.iter(|| smithy(s.chunks.iter()))
+            b.iter(|| smithy(s.chunks.iter()));
         });
         g.finish();
         meta.insert(

@@ -197,7 +197,7 @@ impl MessageDecoder {
                 // At a message boundary: take the message straight out of the chunk if it is
                 // all there, else start assembling it.
                 if front.len() >= PRELUDE_LEN {
-                    let prelude = read_prelude(front, &self.limits, self.offset)?;
+                    let prelude = read_prelude(front, self.limits, self.offset)?;
                     let total = prelude.total_len as usize;
                     if front.len() >= total {
                         let frame = front.split_to(total);
@@ -227,26 +227,24 @@ impl MessageDecoder {
             }
             match self.want {
                 None if self.assembly.buf.len() == PRELUDE_LEN => {
-                    let prelude = read_prelude(&self.assembly.buf, &self.limits, self.offset)?;
+                    let prelude = read_prelude(&self.assembly.buf, self.limits, self.offset)?;
                     self.start_assembly(prelude);
                 }
-                None => {}
-                Some(prelude) => {
-                    if self.assembly.buf.len() == goal {
-                        self.want = None;
-                        let frame = self.assembly.buf.split_to(goal).freeze();
-                        let crc = self.assembly.crc.clone().finalize();
-                        let message = Message::from_hashed_frame(
-                            frame,
-                            prelude,
-                            crc,
-                            self.offset,
-                            &mut self.seen,
-                        )?;
-                        self.offset += goal as u64;
-                        return Ok(Some(message));
-                    }
+                Some(prelude) if self.assembly.buf.len() == goal => {
+                    self.want = None;
+                    let frame = self.assembly.buf.split_to(goal).freeze();
+                    let crc = self.assembly.crc.clone().finalize();
+                    let message = Message::from_hashed_frame(
+                        frame,
+                        prelude,
+                        crc,
+                        self.offset,
+                        &mut self.seen,
+                    )?;
+                    self.offset += goal as u64;
+                    return Ok(Some(message));
                 }
+                _ => {}
             }
         }
     }
@@ -270,7 +268,7 @@ impl MessageDecoder {
         if buf.len() < PRELUDE_LEN {
             return Ok(None);
         }
-        let prelude = read_prelude(buf, &self.limits, self.offset)?;
+        let prelude = read_prelude(buf, self.limits, self.offset)?;
         let total = prelude.total_len as usize;
         if buf.len() < total {
             buf.reserve(total - buf.len());
@@ -317,10 +315,10 @@ fn absorb(a: &mut Assembly, bytes: &[u8], prelude: Prelude) {
 }
 
 /// Checks the prelude at the start of `bytes` (at least 12 long)
-fn read_prelude(bytes: &[u8], limits: &Limits, offset: u64) -> Result<Prelude, DecodeError> {
+fn read_prelude(bytes: &[u8], limits: Limits, offset: u64) -> Result<Prelude, DecodeError> {
     let mut p = [0u8; PRELUDE_LEN];
     p.copy_from_slice(&bytes[..PRELUDE_LEN]);
-    Prelude::parse(&p, limits, offset)
+    Prelude::parse(&p, &limits, offset)
 }
 
 #[cfg(test)]

@@ -313,7 +313,7 @@ impl Headers {
         match raw.type_byte {
             TYPE_TRUE => HeaderValue::Bool(true),
             TYPE_FALSE => HeaderValue::Bool(false),
-            TYPE_BYTE => HeaderValue::Byte(v[0] as i8),
+            TYPE_BYTE => HeaderValue::Byte(i8::from_be_bytes([v[0]])),
             TYPE_SHORT => HeaderValue::Short(i16::from_be_bytes([v[0], v[1]])),
             TYPE_INT => HeaderValue::Int(i32::from_be_bytes([v[0], v[1], v[2], v[3]])),
             TYPE_LONG => HeaderValue::Long(be_i64(v)),
