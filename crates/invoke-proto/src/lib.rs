@@ -40,6 +40,16 @@
 
 pub mod error;
 pub mod eventstream;
+pub mod response;
+pub mod service_error;
+pub mod stream;
 
 pub use bytes;
 pub use error::{DecodeError, EncodeError};
+pub use http;
+pub use response::{
+    DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
+    parse_response_head,
+};
+pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
+pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};

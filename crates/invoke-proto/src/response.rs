@@ -1,0 +1,134 @@
+//! The response head: a stream, a DryRun result, or an error whose body is still to come
+
+use http::{HeaderMap, StatusCode};
+
+use crate::eventstream::Limits;
+use crate::service_error::ServiceError;
+use crate::stream::InvokeStream;
+
+/// What went wrong with a response head itself
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ResponseError {
+    /// A status this operation never answers with (1xx, 3xx, or a 2xx other than 200 and 204)
+    #[error("unexpected HTTP status {0}")]
+    UnexpectedStatus(u16),
+}
+
+/// The head of an `InvokeWithResponseStream` response, classified
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ResponseHead {
+    /// 200: the body is an event stream
+    Stream(StreamHead),
+    /// 204: a `DryRun` invocation passed; there is no body
+    DryRun(DryRunHead),
+    /// 4xx/5xx: read the body (bounded) and hand it to [`ErrorHead::into_error`]
+    Error(ErrorHead),
+}
+
+/// Metadata of a successful response
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseMeta {
+    /// `X-Amz-Executed-Version`: the version that ran
+    pub executed_version: Option<String>,
+    /// `Content-Type`: the function's own stream content type (not the framing)
+    pub content_type: Option<String>,
+    /// `x-amzn-RequestId`
+    pub request_id: Option<String>,
+}
+
+/// A 200 response head; its body is an event stream
+#[derive(Debug, Clone)]
+pub struct StreamHead {
+    /// Response metadata
+    pub meta: ResponseMeta,
+}
+
+impl StreamHead {
+    /// The decoder for the body, with the default [`Limits`]
+    pub fn into_stream(self) -> InvokeStream {
+        InvokeStream::new()
+    }
+
+    /// The decoder for the body, with the given [`Limits`]
+    pub fn into_stream_with(self, limits: Limits) -> InvokeStream {
+        InvokeStream::with_limits(limits)
+    }
+}
+
+/// A 204 response head: the `DryRun` passed
+#[derive(Debug, Clone)]
+pub struct DryRunHead {
+    /// Response metadata
+    pub meta: ResponseMeta,
+}
+
+/// An error response head
+#[derive(Debug, Clone)]
+pub struct ErrorHead {
+    status: u16,
+    error_type: Option<String>,
+    request_id: Option<String>,
+    retry_after: Option<String>,
+}
+
+impl ErrorHead {
+    /// The HTTP status
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The typed error, given the response body
+    ///
+    /// Any body is accepted: JSON, HTML from a proxy, empty, garbage. Adapters should read
+    /// at most a bounded prefix of a huge body (64 KiB is plenty); a body that is not a JSON
+    /// object is kept as a 256-byte excerpt.
+    pub fn into_error(self, body: &[u8]) -> ServiceError {
+        ServiceError::from_parts(
+            Some(self.status),
+            self.error_type.as_deref(),
+            body,
+            self.request_id,
+            self.retry_after,
+        )
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// Classifies a response head
+///
+/// Never looks at `Content-Type` to decide how to read the body: a 200 body is always an
+/// event stream (protocol.md §2.2).
+///
+/// # Errors
+///
+/// [`ResponseError::UnexpectedStatus`] for 1xx, 3xx and 2xx other than 200 and 204.
+pub fn parse_response_head(
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Result<ResponseHead, ResponseError> {
+    let meta = || ResponseMeta {
+        executed_version: header(headers, "x-amz-executed-version"),
+        content_type: header(headers, "content-type"),
+        request_id: header(headers, "x-amzn-requestid"),
+    };
+    match status.as_u16() {
+        200 => Ok(ResponseHead::Stream(StreamHead { meta: meta() })),
+        204 => Ok(ResponseHead::DryRun(DryRunHead { meta: meta() })),
+        s @ 400..=599 => Ok(ResponseHead::Error(ErrorHead {
+            status: s,
+            error_type: header(headers, "x-amzn-errortype"),
+            request_id: header(headers, "x-amzn-requestid"),
+            retry_after: header(headers, "retry-after"),
+        })),
+        s => Err(ResponseError::UnexpectedStatus(s)),
+    }
+}
