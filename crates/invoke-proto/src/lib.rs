@@ -38,6 +38,7 @@
 //! retries, reading credentials or the clock (adapters do those).
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
+pub mod endpoint;
 pub mod error;
 pub mod eventstream;
 pub mod response;
