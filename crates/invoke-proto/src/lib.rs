@@ -41,6 +41,8 @@
 pub mod endpoint;
 pub mod error;
 pub mod eventstream;
+pub mod params;
+pub mod request;
 pub mod response;
 pub mod service_error;
 pub mod stream;
@@ -48,6 +50,8 @@ pub mod stream;
 pub use bytes;
 pub use error::{DecodeError, EncodeError};
 pub use http;
+pub use params::{BuildError, InvocationType, InvokeParams, LogType};
+pub use request::build_request;
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
     parse_response_head,

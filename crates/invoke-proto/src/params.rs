@@ -1,0 +1,575 @@
+//! The operation's parameters and their validation; no HTTP types, no wire bytes
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Largest request payload for a synchronous invoke: 6 MB, read as 6 MiB (6,291,456 bytes),
+/// the figure the service's own error messages use
+pub const MAX_PAYLOAD_LEN: usize = 6 * 1024 * 1024;
+/// Largest `X-Amz-Client-Context` value: 3,583 bytes of base64 text
+///
+/// The documentation says "up to 3,583 bytes of base64-encoded data" and the model puts no
+/// length on the member. We enforce the limit on the header value, i.e. the base64 text
+/// (decoded JSON of at most 2,685 bytes), the reading under which a request we accept is
+/// never refused for this reason.
+pub const MAX_CLIENT_CONTEXT_LEN: usize = 3583;
+/// Longest `FunctionName` (a full ARN with qualifier)
+pub const MAX_FUNCTION_NAME_LEN: usize = 256;
+/// Longest bare function name inside any form
+pub const MAX_BARE_NAME_LEN: usize = 64;
+/// Longest `Qualifier`
+pub const MAX_QUALIFIER_LEN: usize = 128;
+/// Longest `TenantId`
+pub const MAX_TENANT_ID_LEN: usize = 256;
+
+/// `X-Amz-Invocation-Type` of `InvokeWithResponseStream`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum InvocationType {
+    /// Run the function and stream its response (the default)
+    #[default]
+    RequestResponse,
+    /// Check parameters and permissions only; the service answers 204
+    DryRun,
+}
+
+impl InvocationType {
+    /// The header value
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RequestResponse => "RequestResponse",
+            Self::DryRun => "DryRun",
+        }
+    }
+}
+
+/// `X-Amz-Log-Type`
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum LogType {
+    /// No log (the default)
+    #[default]
+    None,
+    /// The last 4 KB of the execution log, base64, in `InvokeComplete.LogResult`
+    Tail,
+}
+
+impl LogType {
+    /// The header value
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "None",
+            Self::Tail => "Tail",
+        }
+    }
+}
+
+/// A parameter of the operation, as named in errors
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Parameter {
+    /// `FunctionName`
+    FunctionName,
+    /// `Qualifier`
+    Qualifier,
+    /// `ClientContext`
+    ClientContext,
+    /// `TenantId`
+    TenantId,
+    /// `Payload`
+    Payload,
+}
+
+impl fmt::Display for Parameter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::FunctionName => "FunctionName",
+            Self::Qualifier => "Qualifier",
+            Self::ClientContext => "ClientContext",
+            Self::TenantId => "TenantId",
+            Self::Payload => "Payload",
+        })
+    }
+}
+
+/// Invalid parameters, found before anything is sent
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A required or non-empty parameter is empty
+    #[error("{parameter} must not be empty")]
+    Empty {
+        /// Which parameter
+        parameter: Parameter,
+    },
+    /// A parameter is longer than the model allows
+    #[error("{parameter} is {len} bytes, over the maximum of {max}")]
+    TooLong {
+        /// Which parameter
+        parameter: Parameter,
+        /// Its length (for `ClientContext`: the base64 text)
+        len: usize,
+        /// The maximum
+        max: usize,
+    },
+    /// A parameter does not match the model's pattern
+    #[error("{parameter} {value:?} does not match {rule}")]
+    Pattern {
+        /// Which parameter
+        parameter: Parameter,
+        /// The rejected value
+        value: String,
+        /// What the value must look like
+        rule: &'static str,
+    },
+    /// `FunctionName` carries a `:qualifier` suffix that differs from `Qualifier`
+    #[error("FunctionName qualifier {in_name:?} conflicts with Qualifier {qualifier:?}")]
+    QualifierConflict {
+        /// The suffix of `FunctionName`
+        in_name: String,
+        /// The `Qualifier` parameter
+        qualifier: String,
+    },
+    /// The endpoint cannot hold the request URI
+    #[error("cannot build the request URI: {0}")]
+    Uri(String),
+}
+
+/// The input of `InvokeWithResponseStream`: all seven parameters
+///
+/// [api]: https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct InvokeParams {
+    function_name: String,
+    payload: Bytes,
+    invocation_type: Option<InvocationType>,
+    log_type: Option<LogType>,
+    client_context: Option<Bytes>,
+    qualifier: Option<String>,
+    tenant_id: Option<String>,
+}
+
+impl fmt::Debug for InvokeParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InvokeParams")
+            .field("function_name", &self.function_name)
+            .field("payload_len", &self.payload.len())
+            .field("invocation_type", &self.invocation_type)
+            .field("log_type", &self.log_type)
+            .field(
+                "client_context_len",
+                &self.client_context.as_ref().map(Bytes::len),
+            )
+            .field("qualifier", &self.qualifier)
+            .field("tenant_id", &self.tenant_id)
+            .finish()
+    }
+}
+
+impl InvokeParams {
+    /// Parameters for invoking `function_name` (name, partial ARN or full ARN, optionally
+    /// with a `:qualifier`) with `payload` (the event, normally JSON; may be empty)
+    pub fn new(function_name: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            function_name: function_name.into(),
+            payload: payload.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets `X-Amz-Invocation-Type`
+    #[must_use]
+    pub fn invocation_type(mut self, t: InvocationType) -> Self {
+        self.invocation_type = Some(t);
+        self
+    }
+
+    /// Sets `X-Amz-Log-Type`
+    #[must_use]
+    pub fn log_type(mut self, t: LogType) -> Self {
+        self.log_type = Some(t);
+        self
+    }
+
+    /// Sets the client context: the raw JSON (for example `{"custom":{"k":"v"}}`), sent
+    /// base64-encoded in `X-Amz-Client-Context`
+    #[must_use]
+    pub fn client_context(mut self, json: impl Into<Bytes>) -> Self {
+        self.client_context = Some(json.into());
+        self
+    }
+
+    /// Sets `Qualifier`: a version, an alias, `$LATEST` or `$LATEST.PUBLISHED`
+    #[must_use]
+    pub fn qualifier(mut self, q: impl Into<String>) -> Self {
+        self.qualifier = Some(q.into());
+        self
+    }
+
+    /// Sets `X-Amz-Tenant-Id` (required by tenant-isolated functions)
+    #[must_use]
+    pub fn tenant_id(mut self, t: impl Into<String>) -> Self {
+        self.tenant_id = Some(t.into());
+        self
+    }
+
+    /// The function name as given
+    pub fn function_name(&self) -> &str {
+        &self.function_name
+    }
+
+    /// The payload
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The invocation type, if set
+    pub fn get_invocation_type(&self) -> Option<InvocationType> {
+        self.invocation_type
+    }
+
+    /// The log type, if set
+    pub fn get_log_type(&self) -> Option<LogType> {
+        self.log_type
+    }
+
+    /// The client context JSON, if set
+    pub fn get_client_context(&self) -> Option<&Bytes> {
+        self.client_context.as_ref()
+    }
+
+    /// The qualifier, if set
+    pub fn get_qualifier(&self) -> Option<&str> {
+        self.qualifier.as_deref()
+    }
+
+    /// The tenant id, if set
+    pub fn get_tenant_id(&self) -> Option<&str> {
+        self.tenant_id.as_deref()
+    }
+
+    /// The client context as sent: base64 of the JSON
+    pub fn client_context_base64(&self) -> Option<String> {
+        use base64::Engine as _;
+        self.client_context
+            .as_ref()
+            .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+    }
+
+    /// Checks every parameter against the model's rules
+    ///
+    /// # Errors
+    ///
+    /// The first rule broken, naming the parameter.
+    pub fn validate(&self) -> Result<(), BuildError> {
+        let in_name_qualifier = check_function_name(&self.function_name)?;
+        if let Some(q) = &self.qualifier {
+            check_qualifier(q)?;
+            if let Some(n) = in_name_qualifier {
+                if n != q {
+                    return Err(BuildError::QualifierConflict {
+                        in_name: n.to_owned(),
+                        qualifier: q.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(b64) = self.client_context_base64() {
+            if b64.len() > MAX_CLIENT_CONTEXT_LEN {
+                return Err(BuildError::TooLong {
+                    parameter: Parameter::ClientContext,
+                    len: b64.len(),
+                    max: MAX_CLIENT_CONTEXT_LEN,
+                });
+            }
+        }
+        if let Some(t) = &self.tenant_id {
+            check_tenant_id(t)?;
+        }
+        if self.payload.len() > MAX_PAYLOAD_LEN {
+            return Err(BuildError::TooLong {
+                parameter: Parameter::Payload,
+                len: self.payload.len(),
+                max: MAX_PAYLOAD_LEN,
+            });
+        }
+        Ok(())
+    }
+}
+
+const FUNCTION_NAME_RULE: &str = "a function name, partial ARN or full ARN: \
+     [arn:<partition>:lambda:<region>:<account>:|[<region>:][<account>:]][function:]<name>[:<qualifier>] \
+     with <name> of [A-Za-z0-9-_.] and <qualifier> $LATEST, $LATEST.PUBLISHED or [A-Za-z0-9-_]";
+const QUALIFIER_RULE: &str = "$LATEST, $LATEST.PUBLISHED or [A-Za-z0-9-_$]+";
+const TENANT_ID_RULE: &str = "[A-Za-z0-9._:/=+-@ ]+";
+
+fn check_len(parameter: Parameter, v: &str, max: usize) -> Result<(), BuildError> {
+    if v.is_empty() {
+        return Err(BuildError::Empty { parameter });
+    }
+    if v.len() > max {
+        return Err(BuildError::TooLong {
+            parameter,
+            len: v.len(),
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// Checks `FunctionName`; returns its `:qualifier` suffix, if any
+fn check_function_name(name: &str) -> Result<Option<&str>, BuildError> {
+    check_len(Parameter::FunctionName, name, MAX_FUNCTION_NAME_LEN)?;
+    let parts: Vec<&str> = name.split(':').collect();
+    let (bare, qualifier) = match_function_name(&parts).ok_or_else(|| BuildError::Pattern {
+        parameter: Parameter::FunctionName,
+        value: name.to_owned(),
+        rule: FUNCTION_NAME_RULE,
+    })?;
+    if bare.len() > MAX_BARE_NAME_LEN {
+        return Err(BuildError::TooLong {
+            parameter: Parameter::FunctionName,
+            len: bare.len(),
+            max: MAX_BARE_NAME_LEN,
+        });
+    }
+    Ok(qualifier)
+}
+
+/// Full match of the model's `NamespacedFunctionName` pattern over `:`-separated parts;
+/// returns the bare name and the qualifier
+fn match_function_name<'a>(parts: &[&'a str]) -> Option<(&'a str, Option<&'a str>)> {
+    if parts.first() == Some(&"arn") {
+        // arn:<partition>:lambda:<region>:<account>: then the tail
+        if parts.len() < 6
+            || !is_partition(parts[1])
+            || parts[2] != "lambda"
+            || !is_region(parts[3])
+            || !is_account(parts[4])
+        {
+            return None;
+        }
+        return match_tail(&parts[5..]);
+    }
+    // [<region>:][<account>:] then the tail, trying every way the optional parts can fit
+    let mut starts = vec![0];
+    if parts.len() > 1 && is_region(parts[0]) {
+        starts.push(1);
+        if parts.len() > 2 && is_account(parts[1]) {
+            starts.push(2);
+        }
+    }
+    if parts.len() > 1 && is_account(parts[0]) {
+        starts.push(1);
+    }
+    starts.into_iter().find_map(|s| match_tail(&parts[s..]))
+}
+
+/// `(function:)?<name>(:<qualifier>)?`
+fn match_tail<'a>(tail: &[&'a str]) -> Option<(&'a str, Option<&'a str>)> {
+    // `function:` is optional; the regex tries it first
+    let without_prefix = tail.strip_prefix(&["function"][..]);
+    without_prefix
+        .into_iter()
+        .chain([tail])
+        .find_map(|rest| match *rest {
+            [name] if is_name(name) => Some((name, None)),
+            [name, qualifier] if is_name(name) && is_name_qualifier(qualifier) => {
+                Some((name, Some(qualifier)))
+            }
+            _ => None,
+        })
+}
+
+fn is_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// The qualifier part of a function name: `$LATEST`, `$LATEST.PUBLISHED` or
+/// `[A-Za-z0-9-_]+`
+fn is_name_qualifier(s: &str) -> bool {
+    matches!(s, "$LATEST" | "$LATEST.PUBLISHED")
+        || (!s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')))
+}
+
+fn is_partition(s: &str) -> bool {
+    s.is_empty()
+        || s.strip_prefix("aws")
+            .is_some_and(|r| r.bytes().all(|b| b.is_ascii_alphabetic() || b == b'-'))
+}
+
+fn is_account(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `(eusc-)?[a-z]{2}((-gov)|(-iso([a-z]?)))?-[a-z]+-\d{1}`
+fn is_region(region: &str) -> bool {
+    let region = region.strip_prefix("eusc-").unwrap_or(region);
+    let lower = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase());
+    let country = |part: &str| part.len() == 2 && lower(part);
+    let digit = |part: &str| part.len() == 1 && part.as_bytes()[0].is_ascii_digit();
+    let special = |part: &str| {
+        part == "gov"
+            || part
+                .strip_prefix("iso")
+                .is_some_and(|rest| rest.is_empty() || (rest.len() == 1 && lower(rest)))
+    };
+    let parts: Vec<&str> = region.split('-').collect();
+    match parts[..] {
+        [cc, word, num] => country(cc) && lower(word) && digit(num),
+        [cc, kind, word, num] => country(cc) && special(kind) && lower(word) && digit(num),
+        _ => false,
+    }
+}
+
+fn check_qualifier(q: &str) -> Result<(), BuildError> {
+    check_len(Parameter::Qualifier, q, MAX_QUALIFIER_LEN)?;
+    let ok = matches!(q, "$LATEST" | "$LATEST.PUBLISHED")
+        || q.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'$'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::Pattern {
+            parameter: Parameter::Qualifier,
+            value: q.to_owned(),
+            rule: QUALIFIER_RULE,
+        })
+    }
+}
+
+fn check_tenant_id(t: &str) -> Result<(), BuildError> {
+    check_len(Parameter::TenantId, t, MAX_TENANT_ID_LEN)?;
+    let ok = t.bytes().all(|b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'.' | b'_' | b':' | b'/' | b'=' | b'+' | b'-' | b'@' | b' '
+            )
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(BuildError::Pattern {
+            parameter: Parameter::TenantId,
+            value: t.to_owned(),
+            rule: TENANT_ID_RULE,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_name_forms() {
+        for ok in [
+            "my-function",
+            "my_fn.v2",
+            "my-function:prod",
+            "my-function:$LATEST",
+            "my-function:$LATEST.PUBLISHED",
+            "123456789012:function:my-function",
+            "us-west-2:123456789012:function:my-function",
+            "arn:aws:lambda:us-west-2:123456789012:function:my-function",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:f:3",
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f",
+            "arn:aws-iso-b:lambda:us-isob-east-1:123456789012:function:f",
+            "arn:aws:lambda:eusc-de-east-1:123456789012:function:f",
+            "function:f",
+            "123456789012:f",
+            "us-east-1:f:1",
+            "arn:aws:lambda:us-east-1:123456789012:f",
+        ] {
+            check_function_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "",
+            "my function",
+            "a:b:c:d",
+            "my-function:a.b",
+            "arn:aws:lambda:us-east-1:12345:function:f",
+            "arn:aws:s3:us-east-1:123456789012:function:f",
+            "arn:aws:lambda:useast1:123456789012:function:f",
+            "arn:gcp:lambda:us-east-1:123456789012:function:f",
+            "f:",
+            ":f",
+            "function:f:1:2",
+            "é",
+        ] {
+            assert!(check_function_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(check_function_name("f:prod").unwrap(), Some("prod"));
+        assert!(matches!(
+            check_function_name(&"n".repeat(65)),
+            Err(BuildError::TooLong { max: 64, .. })
+        ));
+        assert!(matches!(
+            check_function_name(&format!(
+                "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                "n".repeat(250)
+            )),
+            Err(BuildError::TooLong { max: 256, .. })
+        ));
+    }
+
+    #[test]
+    fn qualifier_and_tenant() {
+        for ok in ["$LATEST", "$LATEST.PUBLISHED", "prod", "7", "my_alias-1"] {
+            check_qualifier(ok).unwrap();
+        }
+        for bad in ["a.b", "", "x y"] {
+            assert!(check_qualifier(bad).is_err(), "{bad}");
+        }
+        assert!(check_qualifier(&"q".repeat(129)).is_err());
+        check_tenant_id("tenant-1 a/b=c+d@e.f:g_h").unwrap();
+        assert!(check_tenant_id("tenant#1").is_err());
+        assert!(check_tenant_id("").is_err());
+        assert!(check_tenant_id(&"t".repeat(257)).is_err());
+    }
+
+    #[test]
+    fn whole_params() {
+        InvokeParams::new("f", "{}").validate().unwrap();
+        assert_eq!(
+            InvokeParams::new("f:prod", "").qualifier("dev").validate(),
+            Err(BuildError::QualifierConflict {
+                in_name: "prod".into(),
+                qualifier: "dev".into()
+            })
+        );
+        InvokeParams::new("f:prod", "")
+            .qualifier("prod")
+            .validate()
+            .unwrap();
+        let big = vec![b'x'; MAX_PAYLOAD_LEN + 1];
+        assert!(matches!(
+            InvokeParams::new("f", big).validate(),
+            Err(BuildError::TooLong {
+                parameter: Parameter::Payload,
+                ..
+            })
+        ));
+        InvokeParams::new("f", vec![b'x'; MAX_PAYLOAD_LEN])
+            .validate()
+            .unwrap();
+        // 2,685 bytes of JSON is 3,580 bytes of base64; 2,688 is 3,584
+        InvokeParams::new("f", "")
+            .client_context(vec![b'a'; 2685])
+            .validate()
+            .unwrap();
+        assert!(matches!(
+            InvokeParams::new("f", "")
+                .client_context(vec![b'a'; 2688])
+                .validate(),
+            Err(BuildError::TooLong {
+                parameter: Parameter::ClientContext,
+                len: 3584,
+                ..
+            })
+        ));
+    }
+}

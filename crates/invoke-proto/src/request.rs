@@ -1,0 +1,155 @@
+//! Parameters + endpoint -> the unsigned HTTP request; no signing, no clock
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use http::{HeaderValue, Method, Request};
+
+use crate::endpoint::Endpoint;
+use crate::params::{BuildError, InvokeParams};
+
+/// Path prefix of the operation (API version 2021-11-15, not `Invoke`'s 2015-03-31)
+pub const API_PREFIX: &str = "/2021-11-15/functions/";
+/// Path suffix of the operation
+pub const API_SUFFIX: &str = "/response-streaming-invocations";
+
+/// Percent-encodes everything but RFC 3986 unreserved characters, as the SDKs encode URI
+/// labels and query values (an ARN's `:` becomes `%3A`, `$` becomes `%24`)
+pub fn percent_encode(s: &str) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push('%');
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 15)]));
+        }
+    }
+    out
+}
+
+/// The path and query of the request for `params`
+pub fn path_and_query(params: &InvokeParams) -> String {
+    let mut p = format!(
+        "{API_PREFIX}{}{API_SUFFIX}",
+        percent_encode(params.function_name())
+    );
+    if let Some(q) = params.get_qualifier() {
+        p.push_str("?Qualifier=");
+        p.push_str(&percent_encode(q));
+    }
+    p
+}
+
+/// Builds the unsigned `InvokeWithResponseStream` request
+///
+/// Validates `params` first. Sets `Host` (so that the value signed is the value sent),
+/// `Content-Type: application/octet-stream`, `Content-Length`, and the `X-Amz-*` headers of
+/// the parameters that are set. Sign it with [`sigv4::sign`](crate::sigv4::sign) before
+/// sending.
+///
+/// # Errors
+///
+/// [`BuildError`] naming the first invalid parameter.
+pub fn build_request(
+    params: &InvokeParams,
+    endpoint: &Endpoint,
+) -> Result<Request<Bytes>, BuildError> {
+    params.validate()?;
+    let uri = endpoint
+        .uri_for(&path_and_query(params))
+        .map_err(|e| BuildError::Uri(e.to_string()))?;
+    let mut req = Request::new(params.payload().clone());
+    *req.method_mut() = Method::POST;
+    *req.uri_mut() = uri;
+    let h = req.headers_mut();
+    let value = |s: &str| HeaderValue::from_str(s).map_err(|e| BuildError::Uri(e.to_string()));
+    h.insert(HOST, value(&endpoint.authority())?);
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(CONTENT_LENGTH, HeaderValue::from(params.payload().len()));
+    if let Some(t) = params.get_invocation_type() {
+        h.insert(
+            "x-amz-invocation-type",
+            HeaderValue::from_static(t.as_str()),
+        );
+    }
+    if let Some(t) = params.get_log_type() {
+        h.insert("x-amz-log-type", HeaderValue::from_static(t.as_str()));
+    }
+    if let Some(c) = params.client_context_base64() {
+        h.insert("x-amz-client-context", value(&c)?);
+    }
+    if let Some(t) = params.get_tenant_id() {
+        h.insert("x-amz-tenant-id", value(t)?);
+    }
+    Ok(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{EndpointConfig, resolve};
+    use crate::params::{InvocationType, LogType};
+
+    #[test]
+    fn labels_encode_as_the_sdks_do() {
+        for (name, seg) in [
+            ("my-function", "my-function"),
+            ("my-function:prod", "my-function%3Aprod"),
+            ("my-function:$LATEST", "my-function%3A%24LATEST"),
+            (
+                "123456789012:function:my-function",
+                "123456789012%3Afunction%3Amy-function",
+            ),
+            (
+                "arn:aws:lambda:us-west-2:123456789012:function:my-function:7",
+                "arn%3Aaws%3Alambda%3Aus-west-2%3A123456789012%3Afunction%3Amy-function%3A7",
+            ),
+            ("my_fn.v2", "my_fn.v2"),
+        ] {
+            assert_eq!(percent_encode(name), seg);
+        }
+    }
+
+    #[test]
+    fn request_shape() {
+        let ep = resolve(&EndpointConfig::default().with_region("us-east-1")).unwrap();
+        let p = InvokeParams::new("arn:aws:lambda:us-east-1:123456789012:function:f", "{}")
+            .qualifier("$LATEST")
+            .log_type(LogType::Tail)
+            .invocation_type(InvocationType::DryRun)
+            .client_context(r#"{"custom":{"a":"b"}}"#)
+            .tenant_id("t-1");
+        let r = build_request(&p, &ep).unwrap();
+        assert_eq!(r.method(), Method::POST);
+        assert_eq!(
+            r.uri().to_string(),
+            "https://lambda.us-east-1.amazonaws.com/2021-11-15/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/response-streaming-invocations?Qualifier=%24LATEST"
+        );
+        let h = r.headers();
+        assert_eq!(h["host"], "lambda.us-east-1.amazonaws.com");
+        assert_eq!(h["content-type"], "application/octet-stream");
+        assert_eq!(h["content-length"], "2");
+        assert_eq!(h["x-amz-log-type"], "Tail");
+        assert_eq!(h["x-amz-invocation-type"], "DryRun");
+        assert_eq!(h["x-amz-client-context"], "eyJjdXN0b20iOnsiYSI6ImIifX0=");
+        assert_eq!(h["x-amz-tenant-id"], "t-1");
+        assert_eq!(r.body(), "{}");
+        let bare = build_request(&InvokeParams::new("f", ""), &ep).unwrap();
+        assert_eq!(
+            bare.headers().len(),
+            3,
+            "only host, content type and length"
+        );
+        assert_eq!(bare.uri().query(), None);
+        let local =
+            resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001")).unwrap();
+        let r = build_request(&InvokeParams::new("f", ""), &local).unwrap();
+        assert_eq!(r.headers()["host"], "127.0.0.1:9001");
+        assert!(build_request(&InvokeParams::new("", ""), &local).is_err());
+    }
+}
