@@ -315,28 +315,58 @@ fn check_len(parameter: Parameter, v: &str, max: usize) -> Result<(), BuildError
     Ok(())
 }
 
+/// The parts of a `FunctionName` in any of its forms (name, partial ARN, full ARN)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FunctionNameParts<'a> {
+    /// The region, from a full ARN or a `<region>:` prefix
+    pub region: Option<&'a str>,
+    /// The 12-digit account id
+    pub account: Option<&'a str>,
+    /// The bare function name
+    pub name: &'a str,
+    /// The `:qualifier` suffix
+    pub qualifier: Option<&'a str>,
+}
+
+/// Splits a `FunctionName` that matches the model's pattern into its parts
+///
+/// ```
+/// use invoke_proto::params::parse_function_name;
+/// let p = parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f:prod").unwrap();
+/// assert_eq!((p.name, p.qualifier, p.region), ("f", Some("prod"), Some("us-east-1")));
+/// assert!(parse_function_name("not a name").is_none());
+/// ```
+pub fn parse_function_name(name: &str) -> Option<FunctionNameParts<'_>> {
+    let parts: Vec<&str> = name.split(':').collect();
+    match_function_name(&parts)
+}
+
 /// Checks `FunctionName`; returns its `:qualifier` suffix, if any
 fn check_function_name(name: &str) -> Result<Option<&str>, BuildError> {
     check_len(Parameter::FunctionName, name, MAX_FUNCTION_NAME_LEN)?;
-    let parts: Vec<&str> = name.split(':').collect();
-    let (bare, qualifier) = match_function_name(&parts).ok_or_else(|| BuildError::Pattern {
+    let parts = parse_function_name(name).ok_or_else(|| BuildError::Pattern {
         parameter: Parameter::FunctionName,
         value: name.to_owned(),
         rule: FUNCTION_NAME_RULE,
     })?;
-    if bare.len() > MAX_BARE_NAME_LEN {
+    if parts.name.len() > MAX_BARE_NAME_LEN {
         return Err(BuildError::TooLong {
             parameter: Parameter::FunctionName,
-            len: bare.len(),
+            len: parts.name.len(),
             max: MAX_BARE_NAME_LEN,
         });
     }
-    Ok(qualifier)
+    Ok(parts.qualifier)
 }
 
-/// Full match of the model's `NamespacedFunctionName` pattern over `:`-separated parts;
-/// returns the bare name and the qualifier
-fn match_function_name<'a>(parts: &[&'a str]) -> Option<(&'a str, Option<&'a str>)> {
+/// Full match of the model's `NamespacedFunctionName` pattern over `:`-separated parts
+fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
+    let with = |region, account, (name, qualifier)| FunctionNameParts {
+        region,
+        account,
+        name,
+        qualifier,
+    };
     if parts.first() == Some(&"arn") {
         // arn:<partition>:lambda:<region>:<account>: then the tail
         if parts.len() < 6
@@ -347,20 +377,25 @@ fn match_function_name<'a>(parts: &[&'a str]) -> Option<(&'a str, Option<&'a str
         {
             return None;
         }
-        return match_tail(&parts[5..]);
+        return match_tail(&parts[5..]).map(|t| with(Some(parts[3]), Some(parts[4]), t));
     }
-    // [<region>:][<account>:] then the tail, trying every way the optional parts can fit
-    let mut starts = vec![0];
-    if parts.len() > 1 && is_region(parts[0]) {
-        starts.push(1);
-        if parts.len() > 2 && is_account(parts[1]) {
-            starts.push(2);
-        }
+    // [<region>:][<account>:] then the tail; like the regex, the optional prefixes are tried
+    // longest first
+    let region = parts.len() > 1 && is_region(parts[0]);
+    let mut starts = Vec::with_capacity(4);
+    if region && parts.len() > 2 && is_account(parts[1]) {
+        starts.push((2, Some(parts[0]), Some(parts[1])));
+    }
+    if region {
+        starts.push((1, Some(parts[0]), None));
     }
     if parts.len() > 1 && is_account(parts[0]) {
-        starts.push(1);
+        starts.push((1, None, Some(parts[0])));
     }
-    starts.into_iter().find_map(|s| match_tail(&parts[s..]))
+    starts.push((0, None, None));
+    starts
+        .into_iter()
+        .find_map(|(s, region, account)| match_tail(&parts[s..]).map(|t| with(region, account, t)))
 }
 
 /// `(function:)?<name>(:<qualifier>)?`
@@ -503,6 +538,18 @@ mod tests {
             assert!(check_function_name(bad).is_err(), "{bad}");
         }
         assert_eq!(check_function_name("f:prod").unwrap(), Some("prod"));
+        let p = parse_function_name("123456789012:f").unwrap();
+        assert_eq!(
+            (p.account, p.name, p.qualifier),
+            (Some("123456789012"), "f", None)
+        );
+        let p = parse_function_name("us-west-2:123456789012:function:f:7").unwrap();
+        assert_eq!(
+            (p.region, p.account, p.name, p.qualifier),
+            (Some("us-west-2"), Some("123456789012"), "f", Some("7"))
+        );
+        let p = parse_function_name("function:f").unwrap();
+        assert_eq!((p.name, p.qualifier), ("f", None));
         assert!(matches!(
             check_function_name(&"n".repeat(65)),
             Err(BuildError::TooLong { max: 64, .. })
