@@ -234,3 +234,33 @@ pub enum EncodeError {
         max: u32,
     },
 }
+
+/// A request that cannot be signed, see [`sigv4::sign`](crate::sigv4::sign)
+///
+/// No variant carries the secret access key or the session token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The signing time is before 1970-01-01T00:00:00Z or after the year 9999
+    #[error("signing time is outside the years 1970 to 9999")]
+    TimeOutOfRange,
+    /// A header value to sign is not valid UTF-8, so it has no canonical form
+    #[error("value of header {name:?} is not valid utf-8")]
+    HeaderValue {
+        /// The header's name, lower case
+        name: String,
+    },
+    /// The session token contains bytes a header value cannot hold
+    #[error("session token is not a valid header value")]
+    SessionToken,
+    /// The access key id, region or service is empty or has characters other than
+    /// `A-Z a-z 0-9 - _ .`
+    #[error("{field} is empty or has characters not allowed in a credential scope")]
+    InvalidScope {
+        /// Which one: `access key id`, `region` or `service`
+        field: &'static str,
+    },
+    /// The request has neither a `Host` header nor a host in its URI
+    #[error("request has no host header and no host in its uri")]
+    MissingHost,
+}

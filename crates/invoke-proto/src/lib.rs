@@ -38,6 +38,7 @@
 //! retries, reading credentials or the clock (adapters do those).
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
+pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod eventstream;
@@ -45,9 +46,11 @@ pub mod params;
 pub mod request;
 pub mod response;
 pub mod service_error;
+pub mod sigv4;
 pub mod stream;
 
 pub use bytes;
+pub use credentials::Credentials;
 pub use error::{DecodeError, EncodeError};
 pub use http;
 pub use params::{BuildError, InvocationType, InvokeParams, LogType};
@@ -57,4 +60,5 @@ pub use response::{
     parse_response_head,
 };
 pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
+pub use sigv4::{SignError, SigningScope, SigningSettings, sign};
 pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};
