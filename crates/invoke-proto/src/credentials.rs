@@ -7,6 +7,8 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+use crate::sigv4::KeyCache;
+
 /// An access key pair, with a session token when the credentials are temporary
 ///
 /// The secret access key and the session token are wiped from memory when the value is
@@ -20,11 +22,14 @@ use zeroize::Zeroizing;
 /// assert_eq!(creds.access_key_id(), "AKIDEXAMPLE");
 /// assert!(!format!("{creds:?}").contains("EXAMPLEKEY"));
 /// ```
-#[derive(Clone)]
+///
+/// A value also remembers the last signing key derived from its secret (one per day,
+/// region and service), so signing many requests does not repeat that derivation.
 pub struct Credentials {
     access_key_id: String,
     secret_access_key: Zeroizing<String>,
     session_token: Option<Zeroizing<String>>,
+    key_cache: KeyCache,
 }
 
 impl Credentials {
@@ -39,6 +44,7 @@ impl Credentials {
             access_key_id: access_key_id.into(),
             secret_access_key: Zeroizing::new(secret_access_key.into()),
             session_token: session_token.map(Zeroizing::new),
+            key_cache: KeyCache::default(),
         }
     }
 
@@ -62,6 +68,25 @@ impl Credentials {
     }
 }
 
+impl Credentials {
+    /// The derived-key cache of this secret
+    pub(crate) fn key_cache(&self) -> &KeyCache {
+        &self.key_cache
+    }
+}
+
+impl Clone for Credentials {
+    /// A copy with an empty signing-key cache
+    fn clone(&self) -> Self {
+        Self {
+            access_key_id: self.access_key_id.clone(),
+            secret_access_key: self.secret_access_key.clone(),
+            session_token: self.session_token.clone(),
+            key_cache: KeyCache::default(),
+        }
+    }
+}
+
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credentials")
@@ -74,7 +99,7 @@ impl fmt::Debug for Credentials {
                     .as_ref()
                     .map(|_| format_args!("<redacted>")),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 

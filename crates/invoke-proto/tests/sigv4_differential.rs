@@ -278,5 +278,12 @@ proptest! {
         let before = ours.headers().clone();
         sign(&mut ours, &creds, &SigningScope::lambda(&case.region), now).unwrap();
         prop_assert_eq!(ours.headers(), &before);
+
+        // the same credentials a day later and back: the cached signing key follows the date
+        for later in [now + Duration::from_secs(86_400), now] {
+            let expected = signed_by_aws(&case, later);
+            sign(&mut ours, &creds, &SigningScope::lambda(&case.region), later).unwrap();
+            prop_assert_eq!(header(&ours, "authorization"), header(&expected, "authorization"));
+        }
     }
 }

@@ -1,5 +1,7 @@
 //! Signing key derivation and the final signature (protocol.md §5.2 steps 3 and 4)
 
+use std::sync::Mutex;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -18,6 +20,17 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 /// SHA-256 of `data`
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
+}
+
+/// Lower-case hex of a SHA-256 hash, without allocating
+pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0; 64];
+    for (i, &b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    out
 }
 
 /// Appends the lower-case hex of `bytes`
@@ -51,6 +64,61 @@ pub(crate) fn signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &
     Zeroizing::new(hmac(&*k_service, b"aws4_request"))
 }
 
+/// The last signing key derived from one secret, for the scope it belongs to
+///
+/// A key only depends on the secret, the scope date, the region and the service, so one
+/// derivation (four HMACs) serves every request of a day. Lives in
+/// [`Credentials`](crate::credentials::Credentials), whose secret never changes.
+#[derive(Default)]
+pub(crate) struct KeyCache(Mutex<Option<CachedKey>>);
+
+struct CachedKey {
+    date: [u8; 8],
+    region: String,
+    service: String,
+    key: SigningKey,
+}
+
+impl KeyCache {
+    /// [`signing_key`], derived again only when the scope differs from the last call's
+    pub(crate) fn get(
+        &self,
+        secret: &str,
+        yyyymmdd: &str,
+        region: &str,
+        service: &str,
+    ) -> SigningKey {
+        let matches = |c: &CachedKey| {
+            c.date.as_slice() == yyyymmdd.as_bytes() && c.region == region && c.service == service
+        };
+        // a poisoned lock only means another thread panicked mid-update: skip the cache
+        if let Ok(cached) = self.0.lock() {
+            if let Some(c) = cached.as_ref().filter(|c| matches(c)) {
+                return c.key.clone();
+            }
+        }
+        let key = signing_key(secret, yyyymmdd, region, service);
+        if let (Ok(mut cached), Ok(date)) = (self.0.lock(), yyyymmdd.as_bytes().try_into()) {
+            match cached.as_mut() {
+                // reuse the strings' allocations when only the date moved on
+                Some(c) if c.region == region && c.service == service => {
+                    c.date = date;
+                    c.key.clone_from(&key);
+                }
+                _ => {
+                    *cached = Some(CachedKey {
+                        date,
+                        region: region.to_owned(),
+                        service: service.to_owned(),
+                        key: key.clone(),
+                    });
+                }
+            }
+        }
+        key
+    }
+}
+
 /// The signature: lower-case hex of `HMAC(kSigning, string_to_sign)`
 pub(crate) fn signature(key: &SigningKey, string_to_sign: &str) -> String {
     hex(&hmac(&**key, string_to_sign.as_bytes()))
@@ -58,7 +126,7 @@ pub(crate) fn signature(key: &SigningKey, string_to_sign: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{hex, sha256, signature, signing_key};
+    use super::{KeyCache, hex, hex32, sha256, signature, signing_key};
 
     #[test]
     fn empty_payload_hash() {
@@ -66,6 +134,27 @@ mod tests {
             hex(&sha256(b"")),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+        assert_eq!(hex32(&sha256(b"")).as_slice(), hex(&sha256(b"")).as_bytes());
+    }
+
+    #[test]
+    fn cache_returns_the_key_of_the_asked_scope() {
+        let cache = KeyCache::default();
+        let secret = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+        for (date, region, service) in [
+            ("20240115", "us-east-1", "lambda"),
+            ("20240115", "us-east-1", "lambda"),
+            ("20240116", "us-east-1", "lambda"),
+            ("20240116", "eu-west-1", "lambda"),
+            ("20240116", "eu-west-1", "service"),
+            ("20240115", "us-east-1", "lambda"),
+        ] {
+            assert_eq!(
+                *cache.get(secret, date, region, service),
+                *signing_key(secret, date, region, service),
+                "{date} {region} {service}"
+            );
+        }
     }
 
     /// The key and signature of protocol.md §5.5

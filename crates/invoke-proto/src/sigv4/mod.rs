@@ -33,6 +33,8 @@
 mod canonical;
 mod key;
 
+pub(crate) use key::KeyCache;
+
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -302,24 +304,30 @@ pub fn sign_with(
         None => None,
     };
 
-    let payload_hash = key::hex(&key::sha256(req.body()));
-    let mut added: Vec<(&'static str, &str)> = Vec::with_capacity(3);
-    added.push((X_AMZ_DATE, date.date_time()));
+    let payload_hash = key::hex32(&key::sha256(req.body()));
+    let payload_hash = std::str::from_utf8(&payload_hash).expect("hex digits");
+    let mut added = [("", ""); 3];
+    let mut n_added = 0;
+    let mut add = |name: &'static str, value| {
+        added[n_added] = (name, value);
+        n_added += 1;
+    };
+    add(X_AMZ_DATE, date.date_time());
     if let Some((t, _)) = &token {
         if settings.sign_session_token {
-            added.push((X_AMZ_SECURITY_TOKEN, t));
+            add(X_AMZ_SECURITY_TOKEN, t);
         }
     }
     if settings.payload_checksum_header {
-        added.push((X_AMZ_CONTENT_SHA256, &payload_hash));
+        add(X_AMZ_CONTENT_SHA256, payload_hash);
     }
     let creq = canonical::canonical_request(
         req.method().as_str(),
         req.uri(),
         req.headers(),
-        &added,
+        &added[..n_added],
         *settings,
-        &payload_hash,
+        payload_hash,
     )?;
 
     let mut credential_scope =
@@ -332,7 +340,7 @@ pub fn sign_with(
     credential_scope.push_str("/aws4_request");
 
     let string_to_sign = canonical::string_to_sign(date.date_time(), &credential_scope, &creq.text);
-    let signing_key = key::signing_key(
+    let signing_key = creds.key_cache().get(
         creds.secret_access_key(),
         date.date(),
         &scope.region,
@@ -376,7 +384,7 @@ pub fn sign_with(
         }
     }
     if settings.payload_checksum_header {
-        let value = HeaderValue::from_str(&payload_hash).expect("hex digits");
+        let value = HeaderValue::from_str(payload_hash).expect("hex digits");
         headers.insert(HeaderName::from_static(X_AMZ_CONTENT_SHA256), value);
     }
     headers.insert(AUTHORIZATION, authorization);
