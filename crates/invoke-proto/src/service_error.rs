@@ -298,15 +298,20 @@ pub fn sanitize_code(code: &str) -> &str {
     code.rsplit('#').next().unwrap_or(code).trim()
 }
 
-/// The start of a body as text, bounded
+/// The start of a body as text: at most [`EXCERPT_LEN`] bytes of lossy UTF-8, then `…` if
+/// anything was left out
 pub(crate) fn excerpt(body: &[u8]) -> String {
-    let mut end = body.len().min(EXCERPT_LEN);
-    // do not cut a UTF-8 sequence in two
-    while end < body.len() && end > 0 && (body[end] & 0xc0) == 0x80 {
-        end -= 1;
+    let lossy = String::from_utf8_lossy(&body[..body.len().min(EXCERPT_LEN)]);
+    let mut s = String::with_capacity(EXCERPT_LEN + 3);
+    let mut cut = body.len() > EXCERPT_LEN;
+    for ch in lossy.chars() {
+        if s.len() + ch.len_utf8() > EXCERPT_LEN {
+            cut = true;
+            break;
+        }
+        s.push(ch);
     }
-    let mut s = String::from_utf8_lossy(&body[..end]).into_owned();
-    if end < body.len() {
+    if cut {
         s.push('…');
     }
     s
@@ -342,5 +347,11 @@ mod tests {
         let body = "é".repeat(1000);
         let e = excerpt(body.as_bytes());
         assert!(e.len() <= EXCERPT_LEN + 3 && e.ends_with('…') && !e.contains('\u{fffd}'));
+        // invalid bytes become 3-byte replacement characters: still bounded (fuzz finding)
+        let e = excerpt(&[0xff; 86]);
+        assert!(e.len() <= EXCERPT_LEN + 3, "{}", e.len());
+        let e = excerpt(&[0x80; 300]);
+        assert!(e.starts_with('\u{fffd}') && e.len() <= EXCERPT_LEN + 3);
+        assert_eq!(excerpt(b"short"), "short");
     }
 }
