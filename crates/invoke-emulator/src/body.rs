@@ -1,0 +1,305 @@
+//! The streamed response body: function output -> event-stream frames, with faults
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::task::{Context, Poll};
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body, Frame, SizeHint};
+use invoke_proto::eventstream::{Headers, Message, encode};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use crate::fault::Faults;
+use crate::function::{FunctionError, LogTail, Output};
+
+/// Largest payload of one `PayloadChunk` message; longer writes are split
+pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;
+
+/// The error that cuts a response short (a fault, or the response-size limit)
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Cut(pub(crate) &'static str);
+
+/// The body type of every response
+pub(crate) type RespBody = http_body_util::combinators::BoxBody<Bytes, Cut>;
+
+/// A complete body
+pub(crate) fn full(b: impl Into<Bytes>) -> RespBody {
+    http_body_util::Full::new(b.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn headers(pairs: &[(&str, &'static str)]) -> Headers {
+    let mut h = Headers::builder();
+    for (n, v) in pairs {
+        h.push(n, *v).expect("static headers are valid");
+    }
+    h.build().expect("static headers are valid")
+}
+
+static PAYLOAD_CHUNK: LazyLock<Headers> = LazyLock::new(|| {
+    headers(&[
+        (":event-type", "PayloadChunk"),
+        (":content-type", "application/octet-stream"),
+        (":message-type", "event"),
+    ])
+});
+static INVOKE_COMPLETE: LazyLock<Headers> = LazyLock::new(|| {
+    headers(&[
+        (":event-type", "InvokeComplete"),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ])
+});
+
+/// Encodes `payload` as `PayloadChunk` messages of at most [`MAX_CHUNK_PAYLOAD`] bytes
+pub(crate) fn payload_chunks(payload: &Bytes, out: &mut VecDeque<Bytes>) {
+    for start in (0..payload.len()).step_by(MAX_CHUNK_PAYLOAD) {
+        let end = (start + MAX_CHUNK_PAYLOAD).min(payload.len());
+        let m = Message::new(PAYLOAD_CHUNK.clone(), payload.slice(start..end));
+        let mut w = BytesMut::with_capacity(m.wire_len() as usize);
+        encode(&m, &mut w).expect("a 64 KiB chunk is within the limits");
+        out.push_back(w.freeze());
+    }
+}
+
+/// The `InvokeComplete` payload for a result
+pub(crate) fn complete_json(result: &Result<(), FunctionError>, log: Option<&[u8]>) -> String {
+    let mut v = serde_json::Map::new();
+    if let Err(e) = result {
+        v.insert("ErrorCode".into(), json!("Unhandled"));
+        v.insert("ErrorDetails".into(), json!(e.details()));
+    }
+    if let Some(log) = log {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(log);
+        v.insert("LogResult".into(), json!(b64));
+    }
+    serde_json::Value::Object(v).to_string()
+}
+
+/// Encodes the final `InvokeComplete` message
+pub(crate) fn invoke_complete(result: &Result<(), FunctionError>, log: Option<&[u8]>) -> Bytes {
+    let m = Message::new(INVOKE_COMPLETE.clone(), complete_json(result, log));
+    m.to_bytes().expect("InvokeComplete is small")
+}
+
+/// An `exception` message, as the service would send a modeled error mid-stream
+pub(crate) fn exception(error_type: &'static str, message: &str) -> Bytes {
+    let mut h = Headers::builder();
+    h.push(":exception-type", error_type)
+        .and_then(|h| h.push(":content-type", "application/json"))
+        .and_then(|h| h.push(":message-type", "exception"))
+        .expect("valid headers");
+    let body = json!({ "message": message }).to_string();
+    Message::new(h.build().expect("valid headers"), body)
+        .to_bytes()
+        .expect("small message")
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum State {
+    Streaming,
+    /// Everything queued is the last of it
+    Finished,
+    /// Hold the connection open, sending nothing more
+    Stalled,
+}
+
+/// Streams a function's output as event-stream frames, applying [`Faults`]
+pub(crate) struct FrameBody {
+    rx: mpsc::Receiver<Output>,
+    faults: Faults,
+    log: Option<Arc<Mutex<LogTail>>>,
+    queue: VecDeque<Bytes>,
+    state: State,
+    /// Body bytes sent
+    sent: u64,
+    /// Function bytes streamed
+    payload: u64,
+    max_payload: u64,
+    chunks: u64,
+    delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Called once, with the result and the payload bytes, when the function ends
+    on_done: Option<OnDone>,
+    /// An output received before the body started
+    first: Option<Output>,
+    /// The `close-after` limit was reached and the connection given a chance to flush
+    cut_armed: bool,
+}
+
+/// Called once when the function ends, with its result and the payload bytes it streamed
+pub(crate) type OnDone = Box<dyn FnOnce(&Result<(), FunctionError>, u64) + Send + Sync>;
+
+impl FrameBody {
+    pub(crate) fn new(
+        first: Option<Output>,
+        rx: mpsc::Receiver<Output>,
+        faults: Faults,
+        log: Option<Arc<Mutex<LogTail>>>,
+        max_payload: u64,
+        on_done: OnDone,
+    ) -> Self {
+        Self {
+            first,
+            cut_armed: false,
+            rx,
+            faults,
+            log,
+            queue: VecDeque::new(),
+            state: State::Streaming,
+            sent: 0,
+            payload: 0,
+            max_payload,
+            chunks: 0,
+            delay: None,
+            on_done: Some(on_done),
+        }
+    }
+
+    fn finish(&mut self, result: &Result<(), FunctionError>) {
+        if let Some(f) = self.on_done.take() {
+            f(result, self.payload);
+        }
+        let log = self
+            .log
+            .as_ref()
+            .and_then(|l| l.lock().ok().map(|l| l.contents()));
+        self.queue
+            .push_back(invoke_complete(result, log.as_deref()));
+        self.state = State::Finished;
+        self.rx.close();
+    }
+
+    fn on_chunk(&mut self, chunk: &Bytes) {
+        self.payload += chunk.len() as u64;
+        if self.payload > self.max_payload {
+            let e = FunctionError::new(
+                "Function.ResponseSizeTooLarge",
+                format!(
+                    "Response payload size exceeded maximum allowed payload size ({} bytes).",
+                    self.max_payload
+                ),
+            );
+            self.finish(&Err(e));
+            return;
+        }
+        let before = self.queue.len();
+        payload_chunks(chunk, &mut self.queue);
+        self.chunks += 1;
+        let f = &self.faults;
+        if f.corrupt_crc && self.chunks == 1 {
+            if let Some(frame) = self.queue.get_mut(before) {
+                let mut b = BytesMut::from(&frame[..]);
+                let last = b.len() - 1;
+                b[last] ^= 0xff;
+                *frame = b.freeze();
+            }
+        }
+        if self.chunks == 1 {
+            if f.exception {
+                self.queue.push_back(exception(
+                    "ServiceException",
+                    "injected fault: exception mid-stream",
+                ));
+                self.state = State::Finished;
+                self.rx.close();
+            } else if f.stall_mid_frame {
+                let half = invoke_complete(&Ok(()), None);
+                self.queue.push_back(half.slice(..half.len() / 2));
+                self.state = State::Stalled;
+            } else if f.oversize {
+                // A valid prelude announcing 25 MiB, over the 24 MiB limit clients enforce
+                let m = Message::new(PAYLOAD_CHUNK.clone(), Bytes::new())
+                    .to_bytes()
+                    .expect("small");
+                let mut b = BytesMut::from(&m[..]);
+                b[0..4].copy_from_slice(&(25u32 << 20).to_be_bytes());
+                let crc = crc32fast_hash(&b[0..8]);
+                b[8..12].copy_from_slice(&crc.to_be_bytes());
+                self.queue.push_back(b.freeze().slice(..12));
+                self.state = State::Stalled;
+            }
+        }
+        if let Some(d) = f.chunk_delay {
+            self.delay = Some(Box::pin(tokio::time::sleep(d)));
+        }
+    }
+}
+
+/// CRC-32 of a hand-made prelude
+fn crc32fast_hash(b: &[u8]) -> u32 {
+    crc32fast::hash(b)
+}
+
+impl Body for FrameBody {
+    type Data = Bytes;
+    type Error = Cut;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Cut>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(mut b) = this.queue.pop_front() {
+                if let Some(limit) = this.faults.close_after {
+                    let left = limit.saturating_sub(this.sent);
+                    if left == 0 {
+                        this.queue.push_front(b);
+                        // Let the connection flush what was sent before cutting it
+                        if !this.cut_armed {
+                            this.cut_armed = true;
+                            cx.waker().wake_by_ref();
+                            return Poll::Pending;
+                        }
+                        return Poll::Ready(Some(Err(Cut("injected fault: connection closed"))));
+                    }
+                    if (b.len() as u64) > left {
+                        let rest = b.split_off(left as usize);
+                        this.queue.push_front(rest);
+                    }
+                }
+                this.sent += b.len() as u64;
+                return Poll::Ready(Some(Ok(Frame::data(b))));
+            }
+            match this.state {
+                State::Finished => return Poll::Ready(None),
+                State::Stalled => return Poll::Pending,
+                State::Streaming => {}
+            }
+            if let Some(d) = &mut this.delay {
+                if d.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.delay = None;
+            }
+            let next = match this.first.take() {
+                Some(o) => Poll::Ready(Some(o)),
+                None => this.rx.poll_recv(cx),
+            };
+            match next {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Output::Head { .. })) => {}
+                Poll::Ready(Some(Output::Chunk(c))) => this.on_chunk(&c),
+                Poll::Ready(Some(Output::Done(r))) => this.finish(&r),
+                Poll::Ready(None) => this.finish(&Err(FunctionError::new(
+                    "Runtime.ExitError",
+                    "the function ended without a result",
+                ))),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.state == State::Finished && self.queue.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}

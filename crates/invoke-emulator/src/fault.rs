@@ -1,0 +1,101 @@
+//! Faults the emulator injects, so that clients can be tested against a misbehaving service
+//!
+//! Select them per function ([`FunctionConfig::faults`](crate::FunctionConfig)) or per
+//! request with the header `x-emulator-fault`, a comma-separated list of:
+//!
+//! | fault | what the emulator does | what a correct client reports |
+//! |---|---|---|
+//! | `throttle` | answers 429 `TooManyRequestsException`, `Retry-After: 1` (per function: `throttle_next` requests) | a retryable throttling error with `retry_after` = 1 s |
+//! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
+//! | `corrupt-crc` | flips the message CRC of the first `PayloadChunk` | `MessageCrc` at offset 0 |
+//! | `delay-ms=D` | waits D ms after each chunk | nothing: every chunk must still arrive as it is sent |
+//! | `stall` | after the first chunk, sends half a frame and holds the connection open | nothing until the client's own idle timeout; then a truncated stream |
+//! | `oversize` | after the first chunk, sends a prelude announcing a 25 MiB message and holds | `LimitExceeded` (message length) at once, without waiting for the bytes |
+//! | `exception` | after the first chunk, sends an `exception` message (`ServiceException`) and ends | a terminal in-stream `ServiceException` |
+
+use std::time::Duration;
+
+/// A set of faults to inject into one response
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // independent switches, combined freely
+pub struct Faults {
+    /// Answer 429 instead of running the function
+    pub throttle: bool,
+    /// Close the connection after this many body bytes
+    pub close_after: Option<u64>,
+    /// Corrupt the message CRC of the first `PayloadChunk`
+    pub corrupt_crc: bool,
+    /// Wait this long after each chunk
+    pub chunk_delay: Option<Duration>,
+    /// Send half a frame after the first chunk and hold the connection
+    pub stall_mid_frame: bool,
+    /// Announce a message over the 24 MiB limit after the first chunk and hold
+    pub oversize: bool,
+    /// Send an `exception` message after the first chunk
+    pub exception: bool,
+}
+
+impl Faults {
+    /// Parses the `x-emulator-fault` header syntax
+    ///
+    /// # Errors
+    ///
+    /// The first item that is not a known fault.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let mut f = Self::default();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (key, value) = item
+                .split_once('=')
+                .map_or((item, None), |(k, v)| (k.trim(), Some(v.trim())));
+            let number = || {
+                value
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .ok_or_else(|| format!("fault {key} needs =N"))
+            };
+            match key {
+                "throttle" => f.throttle = true,
+                "close-after" => f.close_after = Some(number()?),
+                "corrupt-crc" => f.corrupt_crc = true,
+                "delay-ms" => f.chunk_delay = Some(Duration::from_millis(number()?)),
+                "stall" => f.stall_mid_frame = true,
+                "oversize" => f.oversize = true,
+                "exception" => f.exception = true,
+                other => return Err(format!("unknown fault {other:?}")),
+            }
+        }
+        Ok(f)
+    }
+
+    /// Both sets combined
+    #[must_use]
+    pub fn merge(&self, other: &Self) -> Self {
+        Self {
+            throttle: self.throttle || other.throttle,
+            close_after: other.close_after.or(self.close_after),
+            corrupt_crc: self.corrupt_crc || other.corrupt_crc,
+            chunk_delay: other.chunk_delay.or(self.chunk_delay),
+            stall_mid_frame: self.stall_mid_frame || other.stall_mid_frame,
+            oversize: self.oversize || other.oversize,
+            exception: self.exception || other.exception,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_all() {
+        let f = Faults::parse(
+            "throttle, close-after=100,corrupt-crc,delay-ms=5,stall,oversize,exception",
+        )
+        .unwrap();
+        assert!(f.throttle && f.corrupt_crc && f.stall_mid_frame && f.oversize && f.exception);
+        assert_eq!(f.close_after, Some(100));
+        assert_eq!(f.chunk_delay, Some(Duration::from_millis(5)));
+        assert!(Faults::parse("close-after").is_err());
+        assert!(Faults::parse("explode").is_err());
+        assert_eq!(Faults::parse("").unwrap(), Faults::default());
+    }
+}

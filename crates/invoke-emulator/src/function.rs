@@ -1,0 +1,241 @@
+//! Functions the emulator hosts: the handler contract and the built-in functions
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+/// What a function sees of one invocation
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Invocation {
+    /// The request id (`x-amzn-RequestId`, `Lambda-Runtime-Aws-Request-Id`)
+    pub request_id: String,
+    /// The function name the request resolved to
+    pub function_name: String,
+    /// The ARN as invoked (qualified when a qualifier was given)
+    pub invoked_function_arn: String,
+    /// The event; `{}` when the request carried an empty payload
+    pub payload: Bytes,
+    /// The client context, decoded from base64 (JSON text)
+    pub client_context: Option<String>,
+    /// `X-Amz-Tenant-Id`
+    pub tenant_id: Option<String>,
+    /// Time left before the invocation times out
+    pub timeout: Duration,
+}
+
+/// A function failure, reported in `InvokeComplete` as `ErrorCode: Unhandled` with
+/// `ErrorDetails: {"errorType":..,"errorMessage":..}`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionError {
+    /// The error type (e.g. `Error`, `Runtime.ExitError`, `Sandbox.Timedout`)
+    pub error_type: String,
+    /// The error message
+    pub error_message: String,
+}
+
+impl FunctionError {
+    /// A function error of `error_type` with `error_message`
+    pub fn new(error_type: impl Into<String>, error_message: impl Into<String>) -> Self {
+        Self {
+            error_type: error_type.into(),
+            error_message: error_message.into(),
+        }
+    }
+
+    /// The `ErrorDetails` JSON text
+    pub fn details(&self) -> String {
+        json!({"errorType": self.error_type, "errorMessage": self.error_message}).to_string()
+    }
+}
+
+/// What a running function sends to the invoking client
+#[derive(Debug)]
+pub(crate) enum Output {
+    /// The response content type, before any chunk (default `application/octet-stream`)
+    Head { content_type: String },
+    /// Bytes the function wrote
+    Chunk(Bytes),
+    /// The function returned
+    Done(Result<(), FunctionError>),
+}
+
+/// Where a function writes its response; every write reaches the client as its own
+/// `PayloadChunk` at once
+#[derive(Debug, Clone)]
+pub struct ResponseStream {
+    tx: mpsc::Sender<Output>,
+    log: Arc<Mutex<LogTail>>,
+}
+
+impl ResponseStream {
+    pub(crate) fn new(tx: mpsc::Sender<Output>, log: Arc<Mutex<LogTail>>) -> Self {
+        Self { tx, log }
+    }
+
+    /// Sets the response `Content-Type`; only before the first write
+    pub async fn set_content_type(&self, content_type: impl Into<String>) {
+        let _ = self
+            .tx
+            .send(Output::Head {
+                content_type: content_type.into(),
+            })
+            .await;
+    }
+
+    /// Streams `chunk` to the client
+    ///
+    /// Waits while the client is slow (backpressure). A client that went away does not stop
+    /// the function: like the real service, it runs to completion and its output is dropped.
+    pub async fn write(&self, chunk: impl Into<Bytes>) {
+        let chunk = chunk.into();
+        if !chunk.is_empty() {
+            let _ = self.tx.send(Output::Chunk(chunk)).await;
+        }
+    }
+
+    /// Appends a line to the function's log (returned with `LogType: Tail`)
+    pub fn log(&self, line: &str) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(line.as_bytes());
+            l.push(b"\n");
+        }
+    }
+}
+
+/// The last bytes of a function's log, at most 4 KiB
+#[derive(Debug, Default)]
+pub(crate) struct LogTail {
+    buf: std::collections::VecDeque<u8>,
+}
+
+impl LogTail {
+    /// Bytes `LogType: Tail` returns
+    pub(crate) const MAX: usize = 4096;
+
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        let bytes = &bytes[bytes.len().saturating_sub(Self::MAX)..];
+        let over = (self.buf.len() + bytes.len()).saturating_sub(Self::MAX);
+        self.buf.drain(..over);
+        self.buf.extend(bytes);
+    }
+
+    pub(crate) fn contents(&self) -> Vec<u8> {
+        self.buf.iter().copied().collect()
+    }
+}
+
+/// The future a handler returns
+pub type HandlerFuture = Pin<Box<dyn Future<Output = Result<(), FunctionError>> + Send>>;
+
+/// A function body: an async closure that writes to a [`ResponseStream`]
+pub trait Handler: Send + Sync + 'static {
+    /// Runs one invocation
+    fn call(&self, invocation: Invocation, out: ResponseStream) -> HandlerFuture;
+}
+
+impl<F, Fut> Handler for F
+where
+    F: Fn(Invocation, ResponseStream) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), FunctionError>> + Send + 'static,
+{
+    fn call(&self, invocation: Invocation, out: ResponseStream) -> HandlerFuture {
+        Box::pin(self(invocation, out))
+    }
+}
+
+/// The built-in functions, by name: `echo`, `count`, `fail`
+pub fn builtin(name: &str) -> Option<Arc<dyn Handler>> {
+    match name {
+        "echo" => Some(Arc::new(echo)),
+        "count" => Some(Arc::new(count)),
+        "fail" => Some(Arc::new(fail)),
+        _ => None,
+    }
+}
+
+/// Names of the built-in functions
+pub const BUILTINS: [&str; 3] = ["echo", "count", "fail"];
+
+/// `echo`: streams the request payload back in chunks of at most 1 KiB
+///
+/// # Errors
+///
+/// Never.
+pub async fn echo(inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
+    out.log(&format!("echo: {} bytes", inv.payload.len()));
+    let mut rest = inv.payload;
+    while !rest.is_empty() {
+        let n = rest.len().min(1024);
+        out.write(rest.split_to(n)).await;
+    }
+    Ok(())
+}
+
+fn field(payload: &Value, name: &str) -> Result<u64, FunctionError> {
+    match payload.get(name) {
+        None | Some(Value::Null) => Ok(0),
+        Some(v) => v.as_u64().ok_or_else(|| {
+            FunctionError::new(
+                "InvalidInput",
+                format!("{name} must be a non-negative integer"),
+            )
+        }),
+    }
+}
+
+fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
+    serde_json::from_slice(payload)
+        .map_err(|e| FunctionError::new("InvalidInput", format!("payload is not JSON: {e}")))
+}
+
+/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N chunks of S bytes, D ms apart; byte
+/// `i` of the whole stream is `b'a' + i % 26`
+///
+/// # Errors
+///
+/// `InvalidInput` if the payload is not such a JSON object.
+pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
+    let p = parse(&inv.payload)?;
+    let (n, size, delay) = (field(&p, "n")?, field(&p, "size")?, field(&p, "delay_ms")?);
+    let size = usize::try_from(size).unwrap_or(usize::MAX).min(16 << 20);
+    out.log(&format!("count: {n} chunks of {size} bytes"));
+    // The pattern repeats every 26 bytes: precompute one period-aligned buffer and slice it
+    let pattern: Bytes = (0..size + 26)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    let mut offset: u64 = 0;
+    for k in 0..n {
+        if k > 0 && delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
+        let start = (offset % 26) as usize;
+        out.write(pattern.slice(start..start + size)).await;
+        offset += size as u64;
+    }
+    Ok(())
+}
+
+/// `fail`: payload `{"after":N}` -> N chunks of `chunk\n`, then a function error
+///
+/// # Errors
+///
+/// Always: `Error` after the chunks, or `InvalidInput` for a bad payload.
+pub async fn fail(inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
+    let p = parse(&inv.payload)?;
+    let after = field(&p, "after")?;
+    for _ in 0..after {
+        out.write(Bytes::from_static(b"chunk\n")).await;
+    }
+    out.log("fail: failing on purpose");
+    Err(FunctionError::new(
+        "Error",
+        format!("failed after {after} chunks"),
+    ))
+}

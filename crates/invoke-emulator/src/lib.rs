@@ -1,0 +1,273 @@
+//! A local AWS Lambda endpoint that serves `InvokeWithResponseStream` to real SDKs
+//!
+//! The emulator speaks the service's HTTP API on loopback: `POST
+//! /2021-11-15/functions/{FunctionName}/response-streaming-invocations` streams each write of
+//! a function as its own `PayloadChunk` event and ends with `InvokeComplete`; the buffered
+//! `POST /2015-03-31/functions/{FunctionName}/invocations` serves the same functions. Errors,
+//! status codes, headers and SigV4 checks follow the real service (`protocol.md` §1-§5), and
+//! [faults](fault) can be injected to test clients.
+//!
+//! ```
+//! use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let emulator = Emulator::builder()
+//!     .builtins() // echo, count, fail
+//!     .function("hello", |_inv: Invocation, out: ResponseStream| async move {
+//!         out.write("Hello, ").await;
+//!         out.write("world").await;
+//!         Ok::<(), FunctionError>(())
+//!     })
+//!     .no_auth()
+//!     .quiet()
+//!     .start("127.0.0.1:0".parse()?)
+//!     .await?;
+//! let url = emulator.url(); // e.g. http://127.0.0.1:39123, for AWS_ENDPOINT_URL
+//! assert!(url.starts_with("http://127.0.0.1:"));
+//! emulator.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod auth;
+mod body;
+mod errors;
+pub mod fault;
+mod function;
+mod server;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use auth::{Auth, MAX_CLOCK_SKEW};
+pub use body::MAX_CHUNK_PAYLOAD;
+pub use fault::Faults;
+pub use function::{
+    BUILTINS, FunctionError, Handler, HandlerFuture, Invocation, ResponseStream, builtin, count,
+    echo, fail,
+};
+pub use server::FunctionConfig;
+
+use server::{FunctionEntry, Shared};
+
+/// Configures an [`Emulator`]
+pub struct Builder {
+    functions: HashMap<String, FunctionEntry>,
+    auth: Auth,
+    region: String,
+    require_json: bool,
+    max_response: u64,
+    quiet: bool,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("functions", &self.functions.keys().collect::<Vec<_>>())
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Hosts `handler` as function `name` with the default [`FunctionConfig`]
+    #[must_use]
+    pub fn function(self, name: impl Into<String>, handler: impl Handler) -> Self {
+        self.function_with(name, handler, FunctionConfig::default())
+    }
+
+    /// Hosts `handler` as function `name`
+    #[must_use]
+    pub fn function_with(
+        mut self,
+        name: impl Into<String>,
+        handler: impl Handler,
+        config: FunctionConfig,
+    ) -> Self {
+        self.functions
+            .insert(name.into(), FunctionEntry::new(Arc::new(handler), config));
+        self
+    }
+
+    /// Hosts an already shared handler
+    #[must_use]
+    pub fn function_arc(
+        mut self,
+        name: impl Into<String>,
+        handler: Arc<dyn Handler>,
+        config: FunctionConfig,
+    ) -> Self {
+        self.functions
+            .insert(name.into(), FunctionEntry::new(handler, config));
+        self
+    }
+
+    /// Hosts the built-in functions `echo`, `count` and `fail`
+    #[must_use]
+    pub fn builtins(mut self) -> Self {
+        for name in BUILTINS {
+            if let Some(h) = builtin(name) {
+                self = self.function_arc(name, h, FunctionConfig::default());
+            }
+        }
+        self
+    }
+
+    /// Accepts only requests signed with this access key (may be called several times)
+    #[must_use]
+    pub fn credentials(
+        mut self,
+        access_key_id: impl Into<String>,
+        secret: impl Into<String>,
+    ) -> Self {
+        let mut keys = match self.auth {
+            Auth::Keys(k) => k,
+            _ => HashMap::new(),
+        };
+        keys.insert(access_key_id.into(), secret.into());
+        self.auth = Auth::Keys(keys);
+        self
+    }
+
+    /// Accepts unsigned requests
+    #[must_use]
+    pub fn no_auth(mut self) -> Self {
+        self.auth = Auth::Off;
+        self
+    }
+
+    /// The region the emulator reports in ARNs (default `us-east-1`)
+    #[must_use]
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.region = region.into();
+        self
+    }
+
+    /// Whether a non-empty payload must be JSON, as `Invoke` requires (default `true`)
+    #[must_use]
+    pub fn require_json_payload(mut self, on: bool) -> Self {
+        self.require_json = on;
+        self
+    }
+
+    /// Largest streamed response (default 200 MB); past it the stream ends with a
+    /// `Function.ResponseSizeTooLarge` function error
+    #[must_use]
+    pub fn max_response_bytes(mut self, max: u64) -> Self {
+        self.max_response = max;
+        self
+    }
+
+    /// No log line per invocation on stderr
+    #[must_use]
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+
+    /// Binds `addr` (port 0 picks a free port) and starts serving
+    ///
+    /// # Errors
+    ///
+    /// The bind failed.
+    pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
+        let listener = TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            functions: self.functions,
+            auth: self.auth,
+            region: self.region,
+            require_json: self.require_json,
+            max_response: self.max_response,
+            quiet: self.quiet,
+            ids: AtomicU64::new(0),
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        Ok(Emulator {
+            addr: local,
+            stop: stop_tx,
+            task: Some(task),
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| server::handle(Arc::clone(&shared), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // Clean shutdown: stop accepting, drop every open connection (streams included)
+    connections.shutdown().await;
+}
+
+/// A running emulator; stops when [`shutdown`](Self::shutdown) is called or it is dropped
+#[derive(Debug)]
+pub struct Emulator {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Emulator {
+    /// A builder with no functions, SigV4 required (any key), region `us-east-1`
+    pub fn builder() -> Builder {
+        Builder {
+            functions: HashMap::new(),
+            auth: Auth::AnySigned,
+            region: "us-east-1".to_owned(),
+            require_json: true,
+            max_response: 200_000_000,
+            quiet: false,
+        }
+    }
+
+    /// The bound address
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint URL, for `AWS_ENDPOINT_URL` or an SDK's endpoint setting
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, closes every connection and waits for the server task
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,549 @@
+//! The emulator over real loopback sockets, driven by a raw hyper client and invoke-proto
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use invoke_emulator::{
+    Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
+};
+use invoke_proto::credentials::Credentials;
+use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::{
+    DecodeError, ErrorKind, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream,
+    LogType, ResponseHead, ServiceError, StreamError, build_request, parse_response_head,
+};
+use tokio::net::TcpStream;
+
+const KEY: &str = "AKIDEMULATOR";
+const SECRET: &str = "emulator-secret-key";
+
+async fn start(builder: invoke_emulator::Builder) -> Emulator {
+    builder
+        .quiet()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
+    let ep = resolve(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(emu.url()),
+    )
+    .unwrap();
+    build_request(params, &ep).unwrap()
+}
+
+fn signed(
+    emu: &Emulator,
+    params: &InvokeParams,
+    key: &str,
+    secret: &str,
+    at: SystemTime,
+) -> http::Request<Bytes> {
+    let mut req = request(emu, params);
+    sign(
+        &mut req,
+        &Credentials::new(key, secret, None),
+        &SigningScope::lambda("us-east-1"),
+        at,
+    )
+    .unwrap();
+    req
+}
+
+async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
+    let stream = TcpStream::connect(emu.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req.map(Full::new)).await.unwrap()
+}
+
+/// The outcome of one streamed invocation as a client sees it
+#[derive(Debug)]
+struct Outcome {
+    chunks: Vec<Bytes>,
+    complete: Option<InvokeComplete>,
+    error: Option<StreamError>,
+}
+
+async fn stream(resp: http::Response<Incoming>) -> Outcome {
+    let (parts, mut body) = resp.into_parts();
+    let ResponseHead::Stream(head) = parse_response_head(parts.status, &parts.headers).unwrap()
+    else {
+        panic!("not a stream: {parts:?}");
+    };
+    let mut s = head.into_stream();
+    let mut out = Outcome {
+        chunks: vec![],
+        complete: None,
+        error: None,
+    };
+    loop {
+        // A body error (a cut connection) ends the input like a clean end would
+        let Some(Ok(frame)) = body.frame().await else {
+            if let Err(e) = s.finish() {
+                out.error = Some(e);
+            }
+            return out;
+        };
+        if let Ok(data) = frame.into_data() {
+            s.feed(data);
+        }
+        loop {
+            match s.next_event() {
+                Ok(Some(Event::PayloadChunk(c))) => out.chunks.push(c),
+                Ok(Some(Event::InvokeComplete(c))) => out.complete = Some(c),
+                Ok(Some(_)) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    out.error = Some(e);
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+async fn service_error(resp: http::Response<Incoming>) -> ServiceError {
+    let (parts, body) = resp.into_parts();
+    let ResponseHead::Error(head) = parse_response_head(parts.status, &parts.headers).unwrap()
+    else {
+        panic!("not an error: {parts:?}");
+    };
+    let body = body.collect().await.unwrap().to_bytes();
+    head.into_error(&body)
+}
+
+fn joined(chunks: &[Bytes]) -> Vec<u8> {
+    chunks.iter().flat_map(|c| c.iter().copied()).collect()
+}
+
+#[tokio::test]
+async fn echo_count_fail() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let payload = serde_json::to_vec(&serde_json::json!({"data": "x".repeat(3000)})).unwrap();
+    let resp = send(
+        &emu,
+        request(&emu, &InvokeParams::new("echo", payload.clone())),
+    )
+    .await;
+    assert_eq!(resp.headers()["x-amz-executed-version"], "$LATEST");
+    assert!(resp.headers().contains_key("x-amzn-requestid"));
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    let o = stream(resp).await;
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(joined(&o.chunks), payload);
+    assert!(
+        o.chunks.iter().all(|c| c.len() <= 1024) && o.chunks.len() == payload.len().div_ceil(1024)
+    );
+    assert_eq!(o.complete, Some(InvokeComplete::default()));
+
+    let p = InvokeParams::new("count", r#"{"n":5,"size":30}"#);
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(o.chunks.len(), 5);
+    let all = joined(&o.chunks);
+    assert!(
+        all.iter()
+            .enumerate()
+            .all(|(i, b)| *b == b'a' + (i % 26) as u8)
+    );
+    assert_eq!(all.len(), 150);
+
+    let p = InvokeParams::new("fail", r#"{"after":2}"#);
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(o.chunks, vec![Bytes::from_static(b"chunk\n"); 2]);
+    let c = o.complete.unwrap();
+    assert_eq!(c.error_code.as_deref(), Some("Unhandled"));
+    let details: serde_json::Value =
+        serde_json::from_str(c.error_details.as_deref().unwrap()).unwrap();
+    assert_eq!(details["errorType"], "Error");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_write_reaches_the_client_at_once() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let rx = std::sync::Mutex::new(Some(rx));
+    let emu = start(Emulator::builder().no_auth().function(
+        "gate",
+        move |_: Invocation, out: ResponseStream| {
+            let rx = rx.lock().unwrap().take();
+            async move {
+                out.write("first").await;
+                // Only the client, having seen "first", can let the function go on
+                rx.unwrap().await.unwrap();
+                out.write("second").await;
+                Ok::<(), FunctionError>(())
+            }
+        },
+    ))
+    .await;
+    let resp = send(&emu, request(&emu, &InvokeParams::new("gate", ""))).await;
+    let (parts, mut body) = resp.into_parts();
+    let ResponseHead::Stream(h) = parse_response_head(parts.status, &parts.headers).unwrap() else {
+        panic!()
+    };
+    let mut s = h.into_stream();
+    let mut first = None;
+    while first.is_none() {
+        s.feed(body.frame().await.unwrap().unwrap().into_data().unwrap());
+        if let Some(Event::PayloadChunk(c)) = s.next_event().unwrap() {
+            first = Some(c);
+        }
+    }
+    assert_eq!(first.unwrap(), "first");
+    tx.send(()).unwrap();
+    let mut rest = Vec::new();
+    while let Some(f) = body.frame().await {
+        s.feed(f.unwrap().into_data().unwrap());
+        while let Some(e) = s.next_event().unwrap() {
+            rest.push(e);
+        }
+    }
+    s.finish().unwrap();
+    assert_eq!(rest[0], Event::PayloadChunk(Bytes::from_static(b"second")));
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn parameters_reach_the_function() {
+    let emu = start(Emulator::builder().no_auth().function(
+        "ctx",
+        |inv: Invocation, out: ResponseStream| async move {
+            out.log("hello from the log");
+            let v = serde_json::json!({
+                "payload": String::from_utf8_lossy(&inv.payload),
+                "client_context": inv.client_context,
+                "tenant_id": inv.tenant_id,
+                "arn": inv.invoked_function_arn,
+            });
+            out.write(v.to_string()).await;
+            Ok::<(), FunctionError>(())
+        },
+    ))
+    .await;
+    let p = InvokeParams::new("arn:aws:lambda:us-east-1:123456789012:function:ctx", "")
+        .qualifier("$LATEST")
+        .client_context(r#"{"custom":{"k":"v"}}"#)
+        .tenant_id("tenant-7")
+        .log_type(LogType::Tail);
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
+    assert_eq!(
+        v["payload"], "{}",
+        "an empty payload reaches the function as {{}}"
+    );
+    assert_eq!(v["client_context"], r#"{"custom":{"k":"v"}}"#);
+    assert_eq!(v["tenant_id"], "tenant-7");
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:ctx:$LATEST"
+    );
+    let log = o.complete.unwrap().decoded_log().unwrap().unwrap();
+    assert_eq!(log, b"hello from the log\n");
+    // partial ARN and name:qualifier forms
+    for name in [
+        "123456789012:function:ctx",
+        "ctx:$LATEST",
+        "us-east-1:123456789012:function:ctx",
+    ] {
+        let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+        assert!(o.complete.is_some(), "{name}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_and_buffered_invoke() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let p = InvokeParams::new("echo", "{}").invocation_type(InvocationType::DryRun);
+    let resp = send(&emu, request(&emu, &p)).await;
+    assert_eq!(resp.status(), 204);
+    // the buffered Invoke route serves the same functions
+    let mut req = request(
+        &emu,
+        &InvokeParams::new("fail", r#"{"after":1}"#).log_type(LogType::Tail),
+    );
+    *req.uri_mut() = format!("{}/2015-03-31/functions/fail/invocations", emu.url())
+        .parse()
+        .unwrap();
+    let resp = send(&emu, req).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-amz-function-error"], "Unhandled");
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(resp.headers()["x-amz-log-result"].as_bytes())
+        .unwrap();
+    assert!(
+        String::from_utf8(log)
+            .unwrap()
+            .contains("failing on purpose")
+    );
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["errorType"], "Error");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn service_errors() {
+    let limited = FunctionConfig {
+        concurrency: Some(1),
+        ..FunctionConfig::default()
+    };
+    let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
+    let emu = start(Emulator::builder().builtins().no_auth().function_with(
+        "busy",
+        move |_: Invocation, out: ResponseStream| {
+            let mut hold = hold_rx.clone();
+            async move {
+                out.write("started").await;
+                let _ = hold.wait_for(|v| *v).await;
+                Ok::<(), FunctionError>(())
+            }
+        },
+        limited,
+    ))
+    .await;
+    let e = service_error(send(&emu, request(&emu, &InvokeParams::new("nope", "{}"))).await).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::ResourceNotFound, Some(404)));
+    assert!(e.message.unwrap().contains("function:nope"));
+    let e =
+        service_error(send(&emu, request(&emu, &InvokeParams::new("echo:prod", "{}"))).await).await;
+    assert_eq!(e.kind, ErrorKind::ResourceNotFound, "unknown qualifier");
+    // invalid parameters (sent raw: our own client would refuse to build them)
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    *req.uri_mut() = format!(
+        "{}/2021-11-15/functions/echo/response-streaming-invocations?Qualifier=a.b",
+        emu.url()
+    )
+    .parse()
+    .unwrap();
+    let e = service_error(send(&emu, req).await).await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ErrorKind::InvalidParameterValue, Some(400))
+    );
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-amz-log-type", "Everything".parse().unwrap());
+    assert_eq!(
+        service_error(send(&emu, req).await).await.kind,
+        ErrorKind::InvalidParameterValue
+    );
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    *req.body_mut() = Bytes::from(vec![b' '; 6 * 1024 * 1024 + 1]);
+    req.headers_mut()
+        .insert("content-length", (6 * 1024 * 1024 + 1).into());
+    let e = service_error(send(&emu, req).await).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::RequestTooLarge, Some(413)));
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("content-type", "multipart/form-data".parse().unwrap());
+    let e = service_error(send(&emu, req).await).await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ErrorKind::UnsupportedMediaType, Some(415))
+    );
+    let e = service_error(send(&emu, request(&emu, &InvokeParams::new("echo", "not json"))).await)
+        .await;
+    assert_eq!(e.kind, ErrorKind::InvalidRequestContent);
+    // concurrency 1: the second concurrent call is throttled
+    let first = send(&emu, request(&emu, &InvokeParams::new("busy", "{}"))).await;
+    let (_, mut body) = first.into_parts();
+    let _ = body.frame().await; // the function is running
+    let e = service_error(send(&emu, request(&emu, &InvokeParams::new("busy", "{}"))).await).await;
+    assert_eq!(
+        (e.kind.clone(), e.status),
+        (ErrorKind::TooManyRequests, Some(429))
+    );
+    assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
+    assert!(e.is_retryable());
+    hold_tx.send(true).unwrap();
+    while body.frame().await.is_some() {}
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new("busy", "{}"))).await).await;
+    assert!(
+        o.complete.is_some(),
+        "served again once the first call ended"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn sigv4_is_verified() {
+    let emu = start(Emulator::builder().builtins().credentials(KEY, SECRET)).await;
+    let p = InvokeParams::new("echo", r#"{"a":1}"#);
+    let now = SystemTime::now();
+    let o = stream(send(&emu, signed(&emu, &p, KEY, SECRET, now)).await).await;
+    assert_eq!(joined(&o.chunks), br#"{"a":1}"#);
+    let e = service_error(send(&emu, signed(&emu, &p, KEY, "wrong", now)).await).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::InvalidSignature, Some(403)));
+    let e = service_error(send(&emu, signed(&emu, &p, "AKIDUNKNOWN", SECRET, now)).await).await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ErrorKind::UnrecognizedClient, Some(403))
+    );
+    let stale = now - Duration::from_secs(6 * 60);
+    let e = service_error(send(&emu, signed(&emu, &p, KEY, SECRET, stale)).await).await;
+    assert_eq!((e.kind, e.status), (ErrorKind::InvalidSignature, Some(403)));
+    let e = service_error(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ErrorKind::MissingAuthenticationToken, Some(403))
+    );
+    // a signed header changed after signing
+    let mut req = signed(&emu, &p, KEY, SECRET, now);
+    *req.body_mut() = Bytes::from_static(br#"{"a":2}"#);
+    assert_eq!(
+        service_error(send(&emu, req).await).await.kind,
+        ErrorKind::InvalidSignature
+    );
+    emu.shutdown().await;
+    // without --credentials any well-formed signature passes, a missing one does not
+    let emu = start(Emulator::builder().builtins()).await;
+    let o = stream(send(&emu, signed(&emu, &p, "ANYKEY", "any", now)).await).await;
+    assert!(o.complete.is_some());
+    let e = service_error(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(e.kind, ErrorKind::MissingAuthenticationToken);
+    emu.shutdown().await;
+}
+
+async fn with_fault(fault: &str) -> Outcome {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
+    req.headers_mut()
+        .insert("x-emulator-fault", fault.parse().unwrap());
+    let o = stream(send(&emu, req).await).await;
+    emu.shutdown().await;
+    o
+}
+
+#[tokio::test]
+async fn faults_give_the_errors_a_client_must_report() {
+    let o = with_fault("corrupt-crc").await;
+    assert!(
+        matches!(
+            o.error,
+            Some(StreamError::Decode(DecodeError::MessageCrc {
+                offset: 0,
+                ..
+            }))
+        ),
+        "{o:?}"
+    );
+    let o = with_fault("close-after=150").await;
+    assert!(
+        matches!(
+            o.error,
+            Some(StreamError::Decode(DecodeError::Truncated { .. }))
+        ),
+        "{o:?}"
+    );
+    assert_eq!(o.chunks.len(), 0);
+    let o = with_fault("exception").await;
+    assert_eq!(o.chunks.len(), 1);
+    let Some(StreamError::Exception(e)) = o.error else {
+        panic!("{o:?}")
+    };
+    assert_eq!(e.kind, ErrorKind::Service);
+    let o = with_fault("oversize").await;
+    assert!(
+        matches!(
+            o.error,
+            Some(StreamError::Decode(DecodeError::LimitExceeded { .. }))
+        ),
+        "{o:?}"
+    );
+    let o = with_fault("delay-ms=1").await;
+    assert_eq!((o.chunks.len(), o.complete.is_some()), (3, true));
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-emulator-fault", "throttle".parse().unwrap());
+    assert_eq!(
+        service_error(send(&emu, req).await).await.kind,
+        ErrorKind::TooManyRequests
+    );
+    // stall: the first chunk and half a frame arrive, then nothing: the stream is open and
+    // incomplete
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-emulator-fault", "stall".parse().unwrap());
+    let (_, mut body) = send(&emu, req).await.into_parts();
+    let mut s = InvokeStream::new();
+    let mut got = 0;
+    // a 108-byte PayloadChunk of `{}`, then half of the 102-byte InvokeComplete
+    let read = async {
+        while got < 108 + 51 {
+            let d = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            got += d.len();
+            s.feed(d);
+        }
+    };
+    // a guard against hanging CI, not a timing assertion
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the stalled bytes arrive");
+    assert_eq!(
+        s.next_event().unwrap(),
+        Some(Event::PayloadChunk(Bytes::from_static(b"{}")))
+    );
+    assert_eq!(s.next_event().unwrap(), None);
+    emu.shutdown().await; // closes the held connection
+    assert!(body.frame().await.is_none_or(|f| f.is_err()));
+    assert!(matches!(
+        s.finish(),
+        Err(StreamError::Decode(DecodeError::Truncated { .. }))
+    ));
+}
+
+#[tokio::test]
+async fn per_function_throttle_and_timeout() {
+    let cfg = FunctionConfig {
+        throttle_next: 2,
+        ..FunctionConfig::default()
+    };
+    let slow = FunctionConfig {
+        timeout: Duration::from_millis(50),
+        faults: Faults::default(),
+        ..FunctionConfig::default()
+    };
+    let emu = start(
+        Emulator::builder()
+            .no_auth()
+            .function_arc("echo2", invoke_emulator::builtin("echo").unwrap(), cfg)
+            .function_with(
+                "sleepy",
+                |_: Invocation, out: ResponseStream| async move {
+                    out.write("a").await;
+                    std::future::pending::<()>().await;
+                    Ok::<(), FunctionError>(())
+                },
+                slow,
+            ),
+    )
+    .await;
+    for _ in 0..2 {
+        let e =
+            service_error(send(&emu, request(&emu, &InvokeParams::new("echo2", "{}"))).await).await;
+        assert_eq!(e.kind, ErrorKind::TooManyRequests);
+    }
+    assert!(
+        stream(send(&emu, request(&emu, &InvokeParams::new("echo2", "{}"))).await)
+            .await
+            .complete
+            .is_some()
+    );
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new("sleepy", "{}"))).await).await;
+    let c = o.complete.unwrap();
+    assert!(c.error_details.unwrap().contains("Sandbox.Timedout"));
+    emu.shutdown().await;
+}
