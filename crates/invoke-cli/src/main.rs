@@ -3,6 +3,7 @@
 //! ```text
 //! lambda-stream decode capture.bin          # one JSON object per message
 //! lambda-stream decode --payload - < cap    # only the payload bytes
+//! lambda-stream serve --port 9001           # a local Lambda endpoint
 //! ```
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod decode;
+mod serve;
 
 /// Tools for AWS Lambda response streaming (`InvokeWithResponseStream`)
 #[derive(Debug, Parser)]
@@ -36,11 +38,17 @@ enum Command {
         #[arg(long)]
         payload: bool,
     },
+    /// Run a local Lambda endpoint that serves InvokeWithResponseStream
+    ///
+    /// Hosts the built-in functions echo, count and fail; prints the endpoint URL and the
+    /// AWS_* variables to use, logs one line per invocation, stops on Ctrl-C.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode { file, payload } => decode::run(file.as_deref(), payload),
+        Command::Serve(args) => serve::run(args),
     }
 }

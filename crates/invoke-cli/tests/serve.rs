@@ -1,0 +1,191 @@
+//! `lambda-stream serve` run as a real process, invoked over loopback
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::SystemTime;
+
+use invoke_proto::bytes::Bytes;
+use invoke_proto::credentials::Credentials;
+use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::{Event, InvokeParams, InvokeStream, build_request};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first line names the URL once the socket is bound: no sleeping for readiness
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    let mut rest = String::new();
+    for _ in 0..8 {
+        out.read_line(&mut rest).unwrap();
+    }
+    assert!(
+        rest.contains(&format!("AWS_ENDPOINT_URL_LAMBDA={url}")),
+        "{rest}"
+    );
+    assert!(
+        rest.contains("AWS_REGION=us-east-1") && rest.contains("AWS_ACCESS_KEY_ID="),
+        "{rest}"
+    );
+    Server { child, url }
+}
+
+/// Sends `req` over a fresh connection; returns the status line, headers and de-chunked body
+fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
+    let authority = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(authority).unwrap();
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\n",
+        req.method(),
+        req.uri().path_and_query().unwrap()
+    );
+    for (n, v) in req.headers() {
+        head.push_str(&format!("{n}: {}\r\n", v.to_str().unwrap()));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(req.body()).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8(raw[..split].to_vec()).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let mut body = &raw[split + 4..];
+    let mut out = Vec::new();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        loop {
+            let eol = body.windows(2).position(|w| w == b"\r\n").unwrap();
+            let len = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap().trim(), 16)
+                .unwrap();
+            body = &body[eol + 2..];
+            if len == 0 {
+                break;
+            }
+            out.extend_from_slice(&body[..len]);
+            body = &body[len + 2..];
+        }
+    } else {
+        out.extend_from_slice(body);
+    }
+    (status, head, out)
+}
+
+fn request(url: &str, params: &InvokeParams) -> http::Request<Bytes> {
+    let ep = resolve(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(url),
+    )
+    .unwrap();
+    build_request(params, &ep).unwrap()
+}
+
+fn events(body: Vec<u8>) -> Vec<Event> {
+    let mut s = InvokeStream::new();
+    s.feed(Bytes::from(body));
+    let mut out = Vec::new();
+    while let Some(e) = s.next_event().unwrap() {
+        out.push(e);
+    }
+    s.finish().unwrap();
+    out
+}
+
+#[test]
+fn serves_builtins_and_checks_credentials() {
+    let server = serve(&["--credentials", "AKIDTEST:test-secret"]);
+    let params = InvokeParams::new("count", r#"{"n":3,"size":4}"#);
+    let mut req = request(&server.url, &params);
+    let creds = Credentials::new("AKIDTEST", "test-secret", None);
+    sign(
+        &mut req,
+        &creds,
+        &SigningScope::lambda("us-east-1"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (status, _, body) = send(&server.url, &req);
+    assert_eq!(status, 200);
+    let got = events(body);
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0], Event::PayloadChunk(Bytes::from_static(b"abcd")));
+    assert_eq!(got[2], Event::PayloadChunk(Bytes::from_static(b"ijkl")));
+    assert!(matches!(&got[3], Event::InvokeComplete(c) if !c.is_error()));
+    // wrong secret
+    let mut req = request(&server.url, &params);
+    let bad = Credentials::new("AKIDTEST", "other", None);
+    sign(
+        &mut req,
+        &bad,
+        &SigningScope::lambda("us-east-1"),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let (status, head, _) = send(&server.url, &req);
+    assert_eq!(status, 403);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amzn-errortype: invalidsignatureexception"),
+        "{head}"
+    );
+}
+
+#[test]
+fn no_auth_and_clean_stop_on_ctrl_c() {
+    let mut server = serve(&["--no-auth"]);
+    let (status, _, body) = send(
+        &server.url,
+        &request(&server.url, &InvokeParams::new("echo", r#"{"x":1}"#)),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        events(body)[0],
+        Event::PayloadChunk(Bytes::from_static(br#"{"x":1}"#))
+    );
+    // one log line per invocation on stderr
+    let ok = Command::new("kill")
+        .args(["-INT", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("InvokeWithResponseStream echo -> 200"),
+        "{err}"
+    );
+    assert!(err.contains("stopping"), "{err}");
+}
