@@ -1,5 +1,6 @@
 //! `lambda-stream serve`: run the local Lambda endpoint
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
@@ -104,7 +105,6 @@ async fn serve(args: ServeArgs) -> ExitCode {
         "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
     println!("Stop with Ctrl-C.");
-    use std::io::Write as _;
     let _ = std::io::stdout().flush();
     match tokio::signal::ctrl_c().await {
         Ok(()) => eprintln!("lambda-stream: stopping (functions still running are abandoned)"),

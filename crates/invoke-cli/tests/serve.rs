@@ -62,7 +62,10 @@ fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
         req.uri().path_and_query().unwrap()
     );
     for (n, v) in req.headers() {
-        head.push_str(&format!("{n}: {}\r\n", v.to_str().unwrap()));
+        head.push_str(n.as_str());
+        head.push_str(": ");
+        head.push_str(v.to_str().unwrap());
+        head.push_str("\r\n");
     }
     head.push_str("connection: close\r\n\r\n");
     s.write_all(head.as_bytes()).unwrap();
