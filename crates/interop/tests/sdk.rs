@@ -1,0 +1,403 @@
+//! The emulator driven by the official AWS SDK for Rust (`aws-sdk-lambda`)
+//!
+//! Every test starts its own emulator on a loopback port, with SigV4 checked against one
+//! access key, and points an SDK client at it through `endpoint_url`, as a user would.
+
+use aws_config::BehaviorVersion;
+use aws_config::Region;
+use aws_config::retry::RetryConfig;
+use aws_credential_types::Credentials;
+use aws_sdk_lambda::Client;
+use aws_sdk_lambda::error::{ProvideErrorMetadata as _, SdkError};
+use aws_sdk_lambda::operation::invoke_with_response_stream::InvokeWithResponseStreamOutput;
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{
+    InvokeWithResponseStreamCompleteEvent, InvokeWithResponseStreamResponseEvent, LogType,
+    ResponseStreamingInvocationType,
+};
+use base64::Engine as _;
+use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
+
+const KEY: &str = "AKIDINTEROP";
+const SECRET: &str = "interop-secret-key";
+
+/// An emulator with the built-ins, `versioned` (echo with version `1` and alias `prod`) and
+/// `whoami` (writes back what it saw of the request), accepting only [`KEY`]/[`SECRET`]
+async fn emulator() -> Emulator {
+    let versioned = FunctionConfig {
+        qualifiers: vec!["1".to_owned(), "prod".to_owned()],
+        ..FunctionConfig::default()
+    };
+    Emulator::builder()
+        .builtins()
+        .function_arc(
+            "versioned",
+            invoke_emulator::builtin("echo").unwrap(),
+            versioned,
+        )
+        .function(
+            "whoami",
+            |inv: Invocation, out: ResponseStream| async move {
+                let seen = serde_json::json!({
+                    "arn": inv.invoked_function_arn,
+                    "client_context": inv.client_context,
+                    "payload": String::from_utf8_lossy(&inv.payload),
+                });
+                out.write(seen.to_string()).await;
+                Ok::<(), FunctionError>(())
+            },
+        )
+        .credentials(KEY, SECRET)
+        .quiet()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// An SDK client for `emu` signing with `secret`: plain-HTTP hyper client (no TLS stack), no
+/// retries, so every test sees the first answer
+async fn client(emu: &Emulator, secret: &str) -> Client {
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(emu.url())
+        .credentials_provider(Credentials::new(KEY, secret, None, None, "interop"))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await;
+    Client::new(&conf)
+}
+
+/// What the SDK delivered of one streamed invocation
+#[derive(Debug)]
+struct Streamed {
+    bytes: Vec<u8>,
+    chunks: Vec<usize>,
+    complete: InvokeWithResponseStreamCompleteEvent,
+}
+
+/// Reads the event stream to its end; `InvokeComplete` must come once, last
+async fn collect(mut out: InvokeWithResponseStreamOutput) -> Streamed {
+    let mut bytes = Vec::new();
+    let mut chunks = Vec::new();
+    let mut complete = None;
+    while let Some(event) = out.event_stream.recv().await.expect("a clean event stream") {
+        assert!(
+            complete.is_none(),
+            "an event after InvokeComplete: {event:?}"
+        );
+        match event {
+            InvokeWithResponseStreamResponseEvent::PayloadChunk(c) => {
+                let payload = c
+                    .payload
+                    .expect("PayloadChunk carries a payload")
+                    .into_inner();
+                chunks.push(payload.len());
+                bytes.extend_from_slice(&payload);
+            }
+            InvokeWithResponseStreamResponseEvent::InvokeComplete(c) => complete = Some(c),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    Streamed {
+        bytes,
+        chunks,
+        complete: complete.expect("the stream ends with InvokeComplete"),
+    }
+}
+
+fn decode_log(log: Option<&str>) -> String {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(log.expect("LogResult with LogType::Tail"))
+        .unwrap();
+    String::from_utf8(raw).unwrap()
+}
+
+#[tokio::test]
+async fn echo_streams_the_payload_back() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let payload = serde_json::to_vec(&serde_json::json!({"data": "x".repeat(3000)})).unwrap();
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("echo")
+        .payload(Blob::new(payload.clone()))
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    assert_eq!(out.executed_version(), Some("$LATEST"));
+    assert_eq!(
+        out.response_stream_content_type(),
+        Some("application/octet-stream")
+    );
+    let s = collect(out).await;
+    assert_eq!(s.bytes, payload);
+    // echo writes at most 1 KiB at a time, each write its own PayloadChunk
+    assert_eq!(s.chunks.len(), payload.len().div_ceil(1024));
+    assert!(s.chunks.iter().all(|&n| n <= 1024));
+    assert_eq!(s.complete.error_code(), None);
+    assert_eq!(s.complete.error_details(), None);
+    assert_eq!(
+        decode_log(s.complete.log_result()),
+        format!("echo: {} bytes\n", payload.len())
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn count_delivers_every_byte_in_order() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("count")
+        .payload(Blob::new(r#"{"n":40,"size":1000,"delay_ms":2}"#))
+        .send()
+        .await
+        .unwrap();
+    let s = collect(out).await;
+    let expected: Vec<u8> = (0..40_000_u32).map(|i| b'a' + (i % 26) as u8).collect();
+    assert_eq!(s.bytes, expected);
+    assert_eq!(s.chunks, vec![1000; 40]);
+    assert_eq!(
+        s.complete,
+        InvokeWithResponseStreamCompleteEvent::builder().build()
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn fail_reports_the_function_error_in_invoke_complete() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("fail")
+        .payload(Blob::new(r#"{"after":3}"#))
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .unwrap();
+    // a function error does not change the HTTP status: it arrives in the stream
+    assert_eq!(out.status_code(), 200);
+    let s = collect(out).await;
+    assert_eq!(s.bytes, b"chunk\nchunk\nchunk\n");
+    assert_eq!(s.chunks, vec![6; 3]);
+    assert_eq!(s.complete.error_code(), Some("Unhandled"));
+    let details: serde_json::Value =
+        serde_json::from_str(s.complete.error_details().unwrap()).unwrap();
+    assert_eq!(
+        details,
+        serde_json::json!({"errorType": "Error", "errorMessage": "failed after 3 chunks"})
+    );
+    assert_eq!(
+        decode_log(s.complete.log_result()),
+        "fail: failing on purpose\n"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_secret_gets_the_signature_error() {
+    let emu = emulator().await;
+    let lambda = client(&emu, "not-the-secret").await;
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("echo")
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    // InvalidSignatureException is outside Lambda's model: the SDK surfaces it as an
+    // unhandled service error whose code and message come from the response
+    let SdkError::ServiceError(ctx) = &err else {
+        panic!("not a service error: {err:?}");
+    };
+    assert_eq!(ctx.raw().status().as_u16(), 403);
+    assert_eq!(err.code(), Some("InvalidSignatureException"));
+    assert!(err.message().is_some_and(|m| !m.is_empty()), "{err:?}");
+    assert!(err.as_service_error().unwrap().meta().code().is_some());
+    // the buffered Invoke checks the same signature
+    let err = lambda
+        .invoke()
+        .function_name("echo")
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("InvalidSignatureException"));
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 403);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_resource_not_found() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("nope")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 404);
+    let service = err.into_service_error();
+    assert!(
+        service.is_resource_not_found_exception(),
+        "a modeled error: {service:?}"
+    );
+    assert_eq!(service.code(), Some("ResourceNotFoundException"));
+    assert!(
+        service
+            .message()
+            .is_some_and(|m| m.contains("function:nope")),
+        "{service:?}"
+    );
+    // a qualifier the function does not have
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("versioned")
+        .qualifier("staging")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_resource_not_found_exception(), "{err:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn dry_run_answers_204_without_running() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let mut out = lambda
+        .invoke_with_response_stream()
+        .function_name("echo")
+        .invocation_type(ResponseStreamingInvocationType::DryRun)
+        .payload(Blob::new("{}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 204);
+    // no body, so no events (and no InvokeComplete)
+    assert!(out.event_stream.recv().await.unwrap().is_none());
+    // a dry run still checks that the function exists
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("nope")
+        .invocation_type(ResponseStreamingInvocationType::DryRun)
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_resource_not_found_exception(), "{err:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_qualifier_selects_the_version() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    for (qualifier, executed) in [("1", "1"), ("prod", "$LATEST"), ("$LATEST", "$LATEST")] {
+        let out = lambda
+            .invoke_with_response_stream()
+            .function_name("versioned")
+            .qualifier(qualifier)
+            .payload(Blob::new(r#"{"q":1}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.executed_version(), Some(executed), "{qualifier}");
+        let s = collect(out).await;
+        assert_eq!(s.bytes, br#"{"q":1}"#);
+        assert_eq!(s.complete.error_code(), None);
+    }
+    // the qualifier reaches the function in its ARN; a qualified name works the same
+    for (name, qualifier) in [("whoami", Some("$LATEST")), ("whoami:$LATEST", None)] {
+        let out = lambda
+            .invoke_with_response_stream()
+            .function_name(name)
+            .set_qualifier(qualifier.map(str::to_owned))
+            .send()
+            .await
+            .unwrap();
+        let seen: serde_json::Value = serde_json::from_slice(&collect(out).await.bytes).unwrap();
+        assert_eq!(
+            seen["arn"],
+            "arn:aws:lambda:us-east-1:123456789012:function:whoami:$LATEST"
+        );
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_client_context_reaches_the_function() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let context = r#"{"custom":{"k":"v"},"env":{"locale":"en"}}"#;
+    // the API takes the context base64-encoded; the function sees the JSON text
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("whoami")
+        .client_context(base64::engine::general_purpose::STANDARD.encode(context))
+        .payload(Blob::new(r#"{"hello":"world"}"#))
+        .send()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&collect(out).await.bytes).unwrap();
+    assert_eq!(seen["client_context"], context);
+    assert_eq!(seen["payload"], r#"{"hello":"world"}"#);
+    assert_eq!(
+        seen["arn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:whoami"
+    );
+    // a context that is not base64 JSON is refused before the function runs
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("whoami")
+        .client_context("not base64!")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(err.is_invalid_parameter_value_exception(), "{err:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn buffered_invoke_on_echo_and_fail() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    let payload = serde_json::to_vec(&serde_json::json!({"data": "y".repeat(2500)})).unwrap();
+    let out = lambda
+        .invoke()
+        .function_name("echo")
+        .payload(Blob::new(payload.clone()))
+        .log_type(LogType::Tail)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    assert_eq!(out.function_error(), None);
+    assert_eq!(out.executed_version(), Some("$LATEST"));
+    assert_eq!(out.payload().unwrap().as_ref(), payload.as_slice());
+    assert_eq!(
+        decode_log(out.log_result()),
+        format!("echo: {} bytes\n", payload.len())
+    );
+    let out = lambda
+        .invoke()
+        .function_name("fail")
+        .payload(Blob::new(r#"{"after":2}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status_code(), 200);
+    assert_eq!(out.function_error(), Some("Unhandled"));
+    let body: serde_json::Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
+    assert_eq!(body["errorType"], "Error");
+    assert_eq!(out.log_result(), None, "no LogType::Tail, no log");
+    emu.shutdown().await;
+}
