@@ -4,7 +4,9 @@ use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use invoke_emulator::{BUILTINS, Emulator};
+use std::collections::HashMap;
+
+use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, builtin};
 
 /// Options of `serve`
 #[derive(Debug, clap::Args)]
@@ -25,9 +27,46 @@ pub(crate) struct ServeArgs {
     /// Region reported in ARNs and suggested to clients
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// Inject faults into every invocation of a function, e.g. `echo=corrupt-crc` or
+    /// `count=delay-ms=100,close-after=500` (see the emulator's fault table; repeatable)
+    #[arg(long = "fault", value_name = "NAME=SPEC")]
+    faults: Vec<String>,
+    /// Limit a function's concurrent invocations; more get 429 TooManyRequestsException
+    /// (repeatable)
+    #[arg(long = "concurrency", value_name = "NAME=N")]
+    concurrency: Vec<String>,
     /// Do not log one line per invocation
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Per-function settings from `--fault` and `--concurrency`
+fn function_configs(args: &ServeArgs) -> Result<HashMap<String, FunctionConfig>, String> {
+    let mut configs: HashMap<String, FunctionConfig> = HashMap::new();
+    for f in &args.faults {
+        let (name, spec) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--fault takes NAME=SPEC, got {f:?}"))?;
+        let faults = Faults::parse(spec).map_err(|e| format!("--fault {f:?}: {e}"))?;
+        let c = configs.entry(name.to_owned()).or_default();
+        c.faults = c.faults.merge(&faults);
+    }
+    for f in &args.concurrency {
+        let (name, n) = f
+            .split_once('=')
+            .ok_or_else(|| format!("--concurrency takes NAME=N, got {f:?}"))?;
+        let n: usize = n
+            .parse()
+            .map_err(|_| format!("--concurrency {f:?}: N must be a whole number"))?;
+        configs.entry(name.to_owned()).or_default().concurrency = Some(n);
+    }
+    if let Some(unknown) = configs.keys().find(|n| !BUILTINS.contains(&n.as_str())) {
+        return Err(format!(
+            "no function named {unknown:?} (functions: {})",
+            BUILTINS.join(", ")
+        ));
+    }
+    Ok(configs)
 }
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
@@ -45,7 +84,19 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
+    let configs = match function_configs(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lambda-stream: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut builder = Emulator::builder().builtins().region(args.region.clone());
+    for (name, config) in configs {
+        if let Some(handler) = builtin(&name) {
+            builder = builder.function_arc(name, handler, config);
+        }
+    }
     let mut shown_key = None;
     for pair in &args.credentials {
         let Some((key, secret)) = pair

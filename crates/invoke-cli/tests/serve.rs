@@ -159,6 +159,39 @@ fn serves_builtins_and_checks_credentials() {
 }
 
 #[test]
+fn faults_and_concurrency_from_the_command_line() {
+    let server = serve(&[
+        "--no-auth",
+        "--fault",
+        "echo=corrupt-crc",
+        "--concurrency",
+        "count=0",
+    ]);
+    let (status, _, body) = send(
+        &server.url,
+        &request(&server.url, &InvokeParams::new("echo", "{}")),
+    );
+    assert_eq!(status, 200);
+    let mut s = InvokeStream::new();
+    s.feed(Bytes::from(body));
+    assert!(
+        s.next_event().is_err(),
+        "the CRC of the first chunk is corrupt"
+    );
+    let (status, head, _) = send(
+        &server.url,
+        &request(&server.url, &InvokeParams::new("count", "{}")),
+    );
+    assert_eq!(status, 429, "{head}");
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["serve", "--port", "0", "--fault", "nope=stall"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no function named"));
+}
+
+#[test]
 fn no_auth_and_clean_stop_on_ctrl_c() {
     let mut server = serve(&["--no-auth"]);
     let (status, _, body) = send(
