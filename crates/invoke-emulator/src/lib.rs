@@ -36,12 +36,13 @@ mod body;
 mod errors;
 pub mod fault;
 mod function;
+mod runtime;
 mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -57,6 +58,7 @@ pub use function::{
     BUILTINS, FunctionError, Handler, HandlerFuture, Invocation, ResponseStream, builtin, count,
     echo, fail,
 };
+pub use runtime::ProcessFunction;
 pub use server::FunctionConfig;
 
 use server::{FunctionEntry, Shared};
@@ -69,6 +71,8 @@ pub struct Builder {
     require_json: bool,
     max_response: u64,
     quiet: bool,
+    /// Whether process functions echo their output; off when quiet
+    process_echo: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -111,6 +115,37 @@ impl Builder {
         self.functions
             .insert(name.into(), FunctionEntry::new(handler, config));
         self
+    }
+
+    /// Hosts function `name` served by real processes running `command` through the Lambda
+    /// Runtime API (see [`ProcessFunction`] for how the command runs); at most
+    /// `config.concurrency` processes, or [`ProcessFunction::DEFAULT_MAX_PROCESSES`] when unset
+    #[must_use]
+    pub fn process_function(
+        self,
+        name: impl Into<String>,
+        command: impl Into<String>,
+        config: FunctionConfig,
+    ) -> Self {
+        let name = name.into();
+        let f = ProcessFunction::new(name.clone(), command);
+        self.process_function_with(name, f, config)
+    }
+
+    /// Hosts a configured [`ProcessFunction`] as `name`; its process limit follows
+    /// `config.concurrency` when that is set, and its output echo follows [`quiet`](Self::quiet)
+    #[must_use]
+    pub fn process_function_with(
+        self,
+        name: impl Into<String>,
+        f: ProcessFunction,
+        config: FunctionConfig,
+    ) -> Self {
+        let mut f = f.echo_flag(Arc::clone(&self.process_echo));
+        if let Some(n) = config.concurrency {
+            f = f.max_processes(n);
+        }
+        self.function_with(name, f, config)
     }
 
     /// Hosts the built-in functions `echo`, `count` and `fail`
@@ -184,6 +219,8 @@ impl Builder {
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        self.process_echo
+            .store(!self.quiet, std::sync::atomic::Ordering::Relaxed);
         let shared = Arc::new(Shared {
             functions: self.functions,
             auth: self.auth,
@@ -244,6 +281,7 @@ impl Emulator {
             require_json: true,
             max_response: 200_000_000,
             quiet: false,
+            process_echo: Arc::new(AtomicBool::new(true)),
         }
     }
 

@@ -1,0 +1,542 @@
+//! The Runtime API server of one function process (protocol.md §8.2-§8.7)
+//!
+//! Routes, under `/2018-06-01`:
+//!
+//! | route | behaviour |
+//! |---|---|
+//! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, headers of §8.3 (empty ones omitted) |
+//! | `POST /runtime/invocation/{id}/response` | buffered (`Content-Length`) or streamed (mode header `streaming` and/or chunked): `202 {"status":"OK"}` |
+//! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error: `202` |
+//! | `POST /runtime/init/error` | fails the pending invocation, the process is replaced: `202`; `403` once `/next` was served |
+//!
+//! A request id that is not the current invocation's is `400 InvalidRequestID`; a second
+//! `/response` or `/error` for it (or one for an earlier invocation) is
+//! `403 InvalidStateTransition`. Errors are JSON `{"errorMessage":..,"errorType":..}` as the RIE
+//! sends them. `POST /2020-01-01/extension/register` answers `200` with a
+//! `Lambda-Extension-Identifier`, and `GET /2020-01-01/extension/event/next` never answers.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher as _, Hasher as _};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, TRANSFER_ENCODING};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinSet;
+
+use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
+use crate::body::{RespBody, full};
+use crate::function::{FunctionError, Invocation, ResponseStream};
+
+const MODE: &str = "lambda-runtime-function-response-mode";
+const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
+const ERROR_BODY: &str = "lambda-runtime-function-error-body";
+/// Largest buffered `/response` body, as the RIE enforces
+const MAX_BUFFERED: usize = 6 * 1024 * 1024;
+/// Largest `/error` or `/init/error` body read
+const MAX_ERROR_BODY: usize = 1024 * 1024;
+/// Finished request ids remembered, to tell a late report (403) from a wrong id (400)
+const REMEMBERED: usize = 64;
+
+/// How an invocation ended, as the runtime reported it
+#[derive(Debug)]
+pub(super) struct Finished {
+    pub(super) result: Result<(), FunctionError>,
+    /// The process cannot serve another invocation
+    pub(super) replace: bool,
+}
+
+impl Finished {
+    fn keep(result: Result<(), FunctionError>) -> Self {
+        Self {
+            result,
+            replace: false,
+        }
+    }
+
+    pub(super) fn replace(result: Result<(), FunctionError>) -> Self {
+        Self {
+            result,
+            replace: true,
+        }
+    }
+}
+
+/// The invocation a process is serving
+pub(super) struct Active {
+    inv: Invocation,
+    out: ResponseStream,
+    deadline_ms: u128,
+    trace_id: String,
+    done: Mutex<Option<oneshot::Sender<Finished>>>,
+    /// A `/response` or `/error` has started
+    claimed: AtomicBool,
+}
+
+impl Active {
+    pub(super) fn new(
+        inv: Invocation,
+        out: ResponseStream,
+        done: oneshot::Sender<Finished>,
+    ) -> Arc<Self> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let deadline_ms = (now + inv.timeout).as_millis();
+        let trace_id = format!(
+            "Root=1-{:08x}-{};Parent={};Sampled=0",
+            now.as_secs(),
+            random_hex(24),
+            random_hex(16)
+        );
+        Arc::new(Self {
+            inv,
+            out,
+            deadline_ms,
+            trace_id,
+            done: Mutex::new(Some(done)),
+            claimed: AtomicBool::new(false),
+        })
+    }
+
+    fn finish(&self, f: Finished) {
+        if let Some(tx) = self.done.lock().ok().and_then(|mut d| d.take()) {
+            let _ = tx.send(f);
+        }
+    }
+}
+
+fn random_hex(len: usize) -> String {
+    let mut s = String::with_capacity(len + 16);
+    while s.len() < len {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(s.len());
+        let _ = write!(s, "{:016x}", h.finish());
+    }
+    s.truncate(len);
+    s
+}
+
+/// The Runtime API state of one process
+pub(super) struct Runtime {
+    function_name: String,
+    handler: String,
+    slot: Mutex<Slot>,
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Offered, not yet handed out by `/next`
+    pending: Option<Arc<Active>>,
+    /// Handed out by the last `/next`
+    current: Option<Arc<Active>>,
+    /// A `/next` was answered
+    initialized: bool,
+    /// `/init/error` came while nothing was pending
+    init_error: Option<FunctionError>,
+    finished: VecDeque<String>,
+}
+
+impl Runtime {
+    pub(super) fn new(function_name: String, handler: String) -> Self {
+        Self {
+            function_name,
+            handler,
+            slot: Mutex::new(Slot::default()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues the invocation for the process's next `/next`
+    pub(super) fn offer(&self, active: Arc<Active>) {
+        let mut s = self.slot();
+        if let Some(e) = s.init_error.take() {
+            active.finish(Finished::replace(Err(e)));
+            return;
+        }
+        s.pending = Some(active);
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    fn take_pending(&self) -> Option<Arc<Active>> {
+        let mut s = self.slot();
+        let a = s.pending.take()?;
+        if let Some(prev) = s.current.replace(Arc::clone(&a)) {
+            if s.finished.len() == REMEMBERED {
+                s.finished.pop_front();
+            }
+            s.finished.push_back(prev.inv.request_id.clone());
+        }
+        s.initialized = true;
+        Some(a)
+    }
+
+    /// The current invocation, if `id` is its id and nothing was reported for it yet
+    fn claim(&self, id: &str) -> Result<Arc<Active>, Rejected> {
+        let s = self.slot();
+        if let Some(a) = s.current.as_ref().filter(|a| a.inv.request_id == id) {
+            if a.claimed.swap(true, Ordering::AcqRel) {
+                return Err(Rejected::State);
+            }
+            return Ok(Arc::clone(a));
+        }
+        if s.finished.iter().any(|f| f == id) {
+            Err(Rejected::State)
+        } else {
+            Err(Rejected::UnknownId)
+        }
+    }
+}
+
+/// Why a report for a request id was refused
+enum Rejected {
+    /// Not an invocation of this process
+    UnknownId,
+    /// Already reported
+    State,
+}
+
+impl Rejected {
+    fn response(&self, id: &str) -> Response<RespBody> {
+        match self {
+            Self::UnknownId => api_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestID",
+                &format!("Invalid request ID: {id}"),
+            ),
+            Self::State => state_error(id),
+        }
+    }
+}
+
+fn api_error(status: StatusCode, error_type: &str, message: &str) -> Response<RespBody> {
+    json_response(
+        status,
+        &json!({"errorMessage": message, "errorType": error_type}),
+    )
+}
+
+fn state_error(id: &str) -> Response<RespBody> {
+    api_error(
+        StatusCode::FORBIDDEN,
+        "InvalidStateTransition",
+        &format!("Invalid state transition: a result was already reported for {id}"),
+    )
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<RespBody> {
+    let mut r = Response::new(full(v.to_string()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+fn accepted() -> Response<RespBody> {
+    json_response(StatusCode::ACCEPTED, &json!({"status": "OK"}))
+}
+
+/// Serves the Runtime API until the task is aborted (which closes every connection)
+pub(super) async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let rt = Arc::clone(&rt);
+                connections.spawn(async move {
+                    let service = service_fn(move |req| handle(Arc::clone(&rt), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn handle(
+    rt: Arc<Runtime>,
+    req: Request<Incoming>,
+) -> Result<Response<RespBody>, Infallible> {
+    let path = req.uri().path().to_owned();
+    let post = req.method() == Method::POST;
+    let get = req.method() == Method::GET;
+    let invocation = path
+        .strip_prefix("/2018-06-01/runtime/invocation/")
+        .and_then(|r| r.split_once('/'))
+        .filter(|(id, _)| !id.is_empty());
+    let resp = match (path.as_str(), invocation) {
+        ("/2018-06-01/runtime/invocation/next", _) if get => next(&rt).await,
+        ("/2018-06-01/runtime/init/error", _) if post => init_error(&rt, req).await,
+        (_, Some((id, "response"))) if post => {
+            let id = id.to_owned();
+            response(&rt, &id, req).await
+        }
+        (_, Some((id, "error"))) if post => {
+            let id = id.to_owned();
+            invocation_error(&rt, &id, req).await
+        }
+        ("/2020-01-01/extension/register", _) if post => register_extension(&rt),
+        ("/2020-01-01/extension/event/next", _) if get => {
+            std::future::pending::<Response<RespBody>>().await
+        }
+        _ => api_error(
+            StatusCode::NOT_FOUND,
+            "InvalidRequest",
+            &format!("no route for {} {path}", req.method()),
+        ),
+    };
+    Ok(resp)
+}
+
+async fn next(rt: &Runtime) -> Response<RespBody> {
+    let a = loop {
+        let notified = rt.wake.notified();
+        if let Some(a) = rt.take_pending() {
+            break a;
+        }
+        notified.await;
+    };
+    let inv = &a.inv;
+    let client_context = inv.client_context.as_deref().map(|c| {
+        // Compact, so that a pretty-printed context still fits in a header
+        serde_json::from_str::<serde_json::Value>(c)
+            .map_or_else(|_| c.to_owned(), |v| v.to_string())
+    });
+    let mut headers = HeaderMap::new();
+    let pairs = [
+        (
+            "lambda-runtime-aws-request-id",
+            Some(inv.request_id.clone()),
+        ),
+        (
+            "lambda-runtime-deadline-ms",
+            Some(a.deadline_ms.to_string()),
+        ),
+        (
+            "lambda-runtime-invoked-function-arn",
+            Some(inv.invoked_function_arn.clone()),
+        ),
+        ("lambda-runtime-trace-id", Some(a.trace_id.clone())),
+        ("lambda-runtime-client-context", client_context),
+        ("lambda-runtime-aws-tenant-id", inv.tenant_id.clone()),
+        ("content-type", Some("application/json".to_owned())),
+    ];
+    for (name, value) in pairs {
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            continue;
+        };
+        if let Ok(v) = HeaderValue::from_bytes(value.as_bytes()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    }
+    let mut r = Response::new(full(inv.payload.clone()));
+    *r.headers_mut() = headers;
+    r
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<RespBody> {
+    let active = match rt.claim(id) {
+        Ok(a) => a,
+        Err(r) => return r.response(id),
+    };
+    let (parts, mut body) = req.into_parts();
+    let mode = header(&parts.headers, MODE);
+    if let Some(m) = mode.filter(|m| !m.eq_ignore_ascii_case("streaming")) {
+        active.finish(Finished::keep(Err(FunctionError::new(
+            "Runtime.InvalidResponseModeHeader",
+            format!("RequestId: {id} Error: invalid response mode header value: {m}"),
+        ))));
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidFunctionResponseMode",
+            &format!("Invalid response mode: {m}"),
+        );
+    }
+    let chunked = parts.headers.get_all(TRANSFER_ENCODING).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    });
+    let out = &active.out;
+    if let Some(ct) = header(&parts.headers, CONTENT_TYPE.as_str()) {
+        out.set_content_type(ct).await;
+    }
+    let mut lines = ErrorLines::default();
+    let mut trailers = None;
+    if mode.is_some() || chunked {
+        // Streamed: every body frame goes on as it arrives
+        loop {
+            match body.frame().await {
+                None => break,
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => out.write(lines.feed(data)).await,
+                    Err(frame) => {
+                        if let Ok(t) = frame.into_trailers() {
+                            trailers = Some(t);
+                        }
+                    }
+                },
+                Some(Err(e)) => {
+                    out.write(lines.finish().0).await;
+                    active.finish(Finished::replace(Err(FunctionError::new(
+                        "Runtime.TruncatedResponse",
+                        format!("RequestId: {id} Error: the response body was cut short: {e}"),
+                    ))));
+                    return api_error(
+                        StatusCode::BAD_REQUEST,
+                        "TruncatedHTTPRequest",
+                        &format!("The response body was cut short: {e}"),
+                    );
+                }
+            }
+        }
+    } else {
+        match Limited::new(body, MAX_BUFFERED).collect().await {
+            Ok(c) => {
+                trailers = c.trailers().cloned();
+                out.write(lines.feed(c.to_bytes())).await;
+            }
+            Err(e) => return buffered_failure(&active, id, &*e),
+        }
+    }
+    let (rest, in_body) = lines.finish();
+    out.write(rest).await;
+    let from_trailers = trailers.and_then(|t| {
+        let error_type = header(&t, ERROR_TYPE)?;
+        Some(error_from_report(
+            error_type,
+            header(&t, ERROR_BODY).unwrap_or(""),
+        ))
+    });
+    active.finish(Finished::keep(match from_trailers.or(in_body) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }));
+    accepted()
+}
+
+/// A buffered body that was too large or could not be read
+fn buffered_failure(
+    active: &Active,
+    id: &str,
+    e: &(dyn std::error::Error + Send + Sync + 'static),
+) -> Response<RespBody> {
+    let too_large = e
+        .downcast_ref::<http_body_util::LengthLimitError>()
+        .is_some();
+    let (error_type, status, api_type) = if too_large {
+        (
+            "Function.ResponseSizeTooLarge",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestEntityTooLarge",
+        )
+    } else {
+        (
+            "Runtime.TruncatedResponse",
+            StatusCode::BAD_REQUEST,
+            "TruncatedHTTPRequest",
+        )
+    };
+    let message = if too_large {
+        format!(
+            "Response payload size exceeded maximum allowed payload size ({MAX_BUFFERED} bytes)."
+        )
+    } else {
+        format!("RequestId: {id} Error: the response body was cut short: {e}")
+    };
+    active.finish(Finished {
+        result: Err(FunctionError::new(error_type, message.clone())),
+        replace: !too_large,
+    });
+    api_error(status, api_type, &message)
+}
+
+/// The body of an error report, at most [`MAX_ERROR_BODY`] bytes of it
+async fn error_body(body: Incoming) -> Bytes {
+    Limited::new(body, MAX_ERROR_BODY)
+        .collect()
+        .await
+        .map(http_body_util::Collected::to_bytes)
+        .unwrap_or_default()
+}
+
+async fn invocation_error(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<RespBody> {
+    let active = match rt.claim(id) {
+        Ok(a) => a,
+        Err(r) => return r.response(id),
+    };
+    let (parts, body) = req.into_parts();
+    let body = error_body(body).await;
+    let e = error_from_json_or_text(header(&parts.headers, ERROR_TYPE), &body);
+    active.finish(Finished::keep(Err(e)));
+    accepted()
+}
+
+async fn init_error(rt: &Runtime, req: Request<Incoming>) -> Response<RespBody> {
+    let (parts, body) = req.into_parts();
+    let body = error_body(body).await;
+    let e = error_from_json_or_text(header(&parts.headers, ERROR_TYPE), &body);
+    let mut s = rt.slot();
+    if s.initialized {
+        return api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "Invalid state transition: init/error after initialization",
+        );
+    }
+    match s.pending.take() {
+        Some(a) => a.finish(Finished::replace(Err(e))),
+        None => s.init_error = Some(e),
+    }
+    accepted()
+}
+
+fn register_extension(rt: &Runtime) -> Response<RespBody> {
+    let id = format!(
+        "{}-{}-{}-{}-{}",
+        random_hex(8),
+        random_hex(4),
+        random_hex(4),
+        random_hex(4),
+        random_hex(12)
+    );
+    let mut r = json_response(
+        StatusCode::OK,
+        &json!({
+            "functionName": rt.function_name,
+            "functionVersion": "$LATEST",
+            "handler": rt.handler,
+        }),
+    );
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        r.headers_mut().insert("lambda-extension-identifier", v);
+    }
+    r
+}

@@ -1,0 +1,236 @@
+//! The Rust runtime's in-body error report (protocol.md §8.4)
+//!
+//! On a stream error `lambda_runtime` writes
+//! `Lambda-Runtime-Function-Error-Type: <type>\r\nLambda-Runtime-Function-Error-Body: <base64>\r\n`
+//! as the last body bytes instead of sending HTTP trailers. [`ErrorLines`] forwards body bytes
+//! as they come, except a tail that is (or may still become) exactly those two lines; at the
+//! end of the body such a tail becomes the function error and is not part of the payload.
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+
+use crate::function::FunctionError;
+
+const TYPE_LINE: &[u8] = b"Lambda-Runtime-Function-Error-Type: ";
+const BODY_LINE: &[u8] = b"Lambda-Runtime-Function-Error-Body: ";
+/// A held tail longer than this is passed on as data
+const MAX_HELD: usize = 1 << 20;
+
+/// Splits the error lines off the end of a streamed body
+#[derive(Debug, Default)]
+pub(super) struct ErrorLines {
+    held: BytesMut,
+}
+
+impl ErrorLines {
+    /// The bytes of `data` that can be forwarded now (possibly empty)
+    pub(super) fn feed(&mut self, data: Bytes) -> Bytes {
+        if self.held.is_empty() {
+            if candidate(&data) {
+                self.held.extend_from_slice(&data);
+                return Bytes::new();
+            }
+            if let Some(p) = rfind(&data, TYPE_LINE) {
+                if candidate(&data[p..]) {
+                    self.held.extend_from_slice(&data[p..]);
+                    return data.slice(..p);
+                }
+            }
+            return data;
+        }
+        self.held.extend_from_slice(&data);
+        if candidate(&self.held) {
+            Bytes::new()
+        } else {
+            self.held.split().freeze()
+        }
+    }
+
+    /// At the end of the body: the held bytes that are payload after all, and the error the
+    /// lines reported
+    pub(super) fn finish(&mut self) -> (Bytes, Option<FunctionError>) {
+        let held = self.held.split().freeze();
+        match parse(&held) {
+            Some(e) => (Bytes::new(), Some(e)),
+            None => (held, None),
+        }
+    }
+}
+
+fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).rposition(|w| w == needle)
+}
+
+enum Strip<'a> {
+    /// The input is a proper prefix of the expected text
+    Partial,
+    No,
+    Rest(&'a [u8]),
+}
+
+fn strip<'a>(b: &'a [u8], prefix: &[u8]) -> Strip<'a> {
+    if b.len() < prefix.len() {
+        if prefix.starts_with(b) {
+            Strip::Partial
+        } else {
+            Strip::No
+        }
+    } else if let Some(rest) = b.strip_prefix(prefix) {
+        Strip::Rest(rest)
+    } else {
+        Strip::No
+    }
+}
+
+/// Splits a header value off the start of `b`: the value and what follows it (from its CR,
+/// or nothing if the value may still go on); `None` on a bare CR or LF
+fn value(b: &[u8]) -> Option<(&[u8], &[u8])> {
+    let end = b.iter().position(|c| *c == b'\r' || *c == b'\n');
+    match end {
+        None => Some((b, &[])),
+        Some(i) if b[i] == b'\r' && (i + 1 == b.len() || b[i + 1] == b'\n') => {
+            Some((&b[..i], &b[i..]))
+        }
+        Some(_) => None,
+    }
+}
+
+/// Whether `b` is, or may still become, exactly the two error lines
+fn candidate(b: &[u8]) -> bool {
+    if b.is_empty() || b.len() > MAX_HELD {
+        return false;
+    }
+    let rest = match strip(b, TYPE_LINE) {
+        Strip::Partial => return true,
+        Strip::No => return false,
+        Strip::Rest(r) => r,
+    };
+    let Some((_, rest)) = value(rest) else {
+        return false;
+    };
+    if rest.is_empty() || rest == b"\r" {
+        return true;
+    }
+    let rest = &rest[2..];
+    let rest = match strip(rest, BODY_LINE) {
+        Strip::Partial => return true,
+        Strip::No => return false,
+        Strip::Rest(r) => r,
+    };
+    match value(rest) {
+        Some((_, tail)) => tail.is_empty() || tail == b"\r" || tail == b"\r\n",
+        None => false,
+    }
+}
+
+/// The error of a complete pair of lines (the final CRLF may be missing)
+fn parse(b: &[u8]) -> Option<FunctionError> {
+    let Strip::Rest(rest) = strip(b, TYPE_LINE) else {
+        return None;
+    };
+    let (error_type, rest) = value(rest)?;
+    let rest = rest.strip_prefix(b"\r\n")?;
+    let Strip::Rest(rest) = strip(rest, BODY_LINE) else {
+        return None;
+    };
+    let (body, tail) = value(rest)?;
+    if !(tail.is_empty() || tail == b"\r\n") {
+        return None;
+    }
+    Some(error_from_report(
+        String::from_utf8_lossy(error_type).trim(),
+        &String::from_utf8_lossy(body),
+    ))
+}
+
+/// The function error for an error type and a base64 body (JSON from Node and Go, plain text
+/// from Rust; not base64 at all is taken as text)
+pub(super) fn error_from_report(error_type: &str, body: &str) -> FunctionError {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap_or_else(|_| body.as_bytes().to_vec());
+    error_from_json_or_text(Some(error_type), &decoded)
+}
+
+/// The function error for an `/error`-style body: JSON `{errorType, errorMessage}` or text;
+/// the header's type is used when the body has none
+pub(super) fn error_from_json_or_text(header_type: Option<&str>, body: &[u8]) -> FunctionError {
+    let header_type = header_type.filter(|t| !t.is_empty());
+    let json = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .filter(serde_json::Value::is_object);
+    let text = |k: &str| {
+        json.as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    let error_type = text("errorType")
+        .or_else(|| header_type.map(str::to_owned))
+        .unwrap_or_else(|| "Runtime.Unknown".to_owned());
+    let message = match &json {
+        Some(_) => text("errorMessage").unwrap_or_default(),
+        None => String::from_utf8_lossy(body).into_owned(),
+    };
+    FunctionError::new(error_type, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(t: &str, body: &str) -> String {
+        format!(
+            "Lambda-Runtime-Function-Error-Type: {t}\r\nLambda-Runtime-Function-Error-Body: {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(body)
+        )
+    }
+
+    fn run(chunks: &[&str]) -> (Vec<u8>, Option<FunctionError>) {
+        let mut e = ErrorLines::default();
+        let mut out = Vec::new();
+        for c in chunks {
+            out.extend_from_slice(&e.feed(Bytes::copy_from_slice(c.as_bytes())));
+        }
+        let (rest, err) = e.finish();
+        out.extend_from_slice(&rest);
+        (out, err)
+    }
+
+    #[test]
+    fn lines_at_the_end_become_the_error() {
+        let l = lines("Runtime.StreamError", "it broke");
+        let want = Some(FunctionError::new("Runtime.StreamError", "it broke"));
+        assert_eq!(run(&["data", &l]), (b"data".to_vec(), want.clone()));
+        assert_eq!(
+            run(&[&format!("data{l}")]),
+            (b"data".to_vec(), want.clone())
+        );
+        // split anywhere
+        for i in 1..l.len() {
+            assert_eq!(
+                run(&["data", &l[..i], &l[i..]]),
+                (b"data".to_vec(), want.clone())
+            );
+        }
+        let json = lines("Function.X", r#"{"errorType":"Boom","errorMessage":"m"}"#);
+        assert_eq!(run(&[&json]).1, Some(FunctionError::new("Boom", "m")));
+    }
+
+    #[test]
+    fn anything_else_is_payload() {
+        let l = lines("T", "b");
+        for chunks in [
+            vec!["L", "ambda"],
+            vec!["Lambda-Runtime-Function-Error-Type: x\r\n", "more"],
+            vec![l.as_str(), "trailing data"],
+            vec![
+                "Lambda-Runtime-Function-Error-Type: x\r\nLambda-Runtime-Function-Error-Body: eA==\r\n\r\n",
+            ],
+        ] {
+            let (out, err) = run(&chunks);
+            assert_eq!(out, chunks.concat().into_bytes());
+            assert_eq!(err, None);
+        }
+    }
+}
