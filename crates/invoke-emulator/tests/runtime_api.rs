@@ -1,0 +1,592 @@
+//! Real function processes behind the emulator's Lambda Runtime API
+//!
+//! The functions are small Python scripts (standard library only) written at test time; they
+//! talk to `AWS_LAMBDA_RUNTIME_API` like a runtime client does. Without `python3` the tests
+//! print SKIPPED and pass, except under `CI=true` where they fail.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use invoke_emulator::{Builder, Emulator, FunctionConfig, ProcessFunction};
+use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{
+    Event, InvokeComplete, InvokeParams, LogType, ResponseHead, StreamError, build_request,
+    parse_response_head,
+};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+/// The function: a loop over `/next`, with the behaviour chosen by the event's `op`
+const FUNCTION: &str = r#"
+import base64, http.client, json, os, socket, sys, time
+
+API = os.environ["AWS_LAMBDA_RUNTIME_API"]
+HOST, PORT = API.split(":")
+BASE = "/2018-06-01/runtime"
+
+def call(method, path, body=None, headers=None):
+    c = http.client.HTTPConnection(HOST, int(PORT))
+    c.request(method, path if path.startswith("/2020") else BASE + path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r, data
+
+def respond(rid, body, headers=None):
+    r, data = call("POST", "/invocation/%s/response" % rid, body, headers)
+    return r.status, data
+
+def stream(rid, chunks, content_type=None, trailers=b"", mode="streaming", gate=None):
+    # hand-written chunked request, so that chunk boundaries and trailers are ours
+    s = socket.create_connection((HOST, int(PORT)))
+    head = "POST %s/invocation/%s/response HTTP/1.1\r\nHost: %s\r\nTransfer-Encoding: chunked\r\n" % (BASE, rid, API)
+    if mode:
+        head += "Lambda-Runtime-Function-Response-Mode: %s\r\n" % mode
+    if content_type:
+        head += "Content-Type: %s\r\n" % content_type
+    head += "Trailer: Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body\r\n\r\n"
+    s.sendall(head.encode())
+    for i, c in enumerate(chunks):
+        if i == 1 and gate:
+            while not os.path.exists(gate):
+                time.sleep(0.01)
+        s.sendall(b"%x\r\n" % len(c) + c + b"\r\n")
+    s.sendall(b"0\r\n" + trailers + b"\r\n")
+    resp = b""
+    while b"\r\n\r\n" not in resp:
+        more = s.recv(4096)
+        if not more:
+            break
+        resp += more
+    s.close()
+    return resp
+
+reported = {}
+if len(sys.argv) > 1 and sys.argv[1] == "init_error":
+    print("failing init", flush=True)
+    r, _ = call("POST", "/init/error",
+                json.dumps({"errorType": "Runtime.ImportModuleError", "errorMessage": "no module named nope"}),
+                {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})
+    sys.exit(1)
+
+while True:
+    r, payload = call("GET", "/invocation/next")
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    ev = json.loads(payload)
+    op = ev.get("op")
+    if op == "buffered":
+        print("log: buffered for", rid, flush=True)
+        print("to stderr", file=sys.stderr, flush=True)
+        respond(rid, json.dumps({"echo": ev, "pid": os.getpid()}), {"Content-Type": "application/json"})
+    elif op == "env":
+        keys = ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "_HANDLER", "LAMBDA_TASK_ROOT", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "EXTRA", "FROM_SHELL"]
+        heads = {k.lower(): v for k, v in r.getheaders()}
+        respond(rid, json.dumps({"env": {k: os.environ.get(k) for k in keys}, "headers": heads,
+                                 "cwd": os.getcwd(), "pid": os.getpid()}))
+    elif op == "stream":
+        stream(rid, [b"chunk-1\n", b"chunk-2\n", b"chunk-3\n"], "text/plain; charset=utf-8", gate=ev["gate"])
+    elif op == "error":
+        r2, _ = call("POST", "/invocation/%s/error" % rid,
+                     json.dumps({"errorType": "MyError", "errorMessage": "boom", "stackTrace": []}),
+                     {"Lambda-Runtime-Function-Error-Type": "Unhandled"})
+    elif op == "trailers":
+        body = base64.b64encode(json.dumps({"errorType": "StreamFail", "errorMessage": "mid-stream"}).encode())
+        stream(rid, [b"partial"], "application/octet-stream",
+               trailers=b"Lambda-Runtime-Function-Error-Type: Function.StreamFail\r\nLambda-Runtime-Function-Error-Body: " + body + b"\r\n",
+               mode=None)
+    elif op == "rust_error":
+        err = base64.b64encode(b"stream broke")
+        lines = [b"Lambda-Runtime-Function-Error-Type: Runtime.StreamError\r\n",
+                 b"Lambda-Runtime-Function-Error-Body: " + err + b"\r\n"]
+        ct = "application/vnd.awslambda.http-integration-response"
+        if ev.get("joined"):
+            stream(rid, [b"data-1" + b"".join(lines)], ct)
+        else:
+            stream(rid, [b"data-1"] + lines, ct)
+    elif op == "exit":
+        print("about to exit", flush=True)
+        sys.exit(3)
+    elif op == "sleep":
+        print("sleeping", flush=True)
+        time.sleep(60)
+    elif op == "states":
+        # a wrong id, a bad response mode, then (next invocation) a late second report
+        st, body = respond("not-a-request-id", b"x")
+        reported["wrong"] = [st, json.loads(body)]
+        resp = stream(rid, [b"never"], mode="bogus")
+        reported["mode"] = resp.split(b"\r\n")[0].decode()
+        st, body = respond(rid, b"late")
+        reported["second"] = [st, json.loads(body)]
+    elif op == "report":
+        respond(rid, json.dumps(reported))
+    elif op == "extension":
+        r2, body = call("POST", "/2020-01-01/extension/register", b"", {"Lambda-Extension-Name": "x"})
+        respond(rid, json.dumps({"status": r2.status, "id": r2.getheader("Lambda-Extension-Identifier")}))
+    elif op == "barrier":
+        open(os.path.join(ev["dir"], "arrived-%d" % os.getpid()), "w").close()
+        while len([f for f in os.listdir(ev["dir"]) if f.startswith("arrived-")]) < ev["n"]:
+            time.sleep(0.01)
+        respond(rid, json.dumps({"pid": os.getpid()}))
+    else:
+        respond(rid, json.dumps({"pid": os.getpid()}))
+"#;
+
+/// A scratch directory holding the function script
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "invoke-emulator-rt-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("function.py"), FUNCTION).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// The command line running the function script
+    fn command(&self, args: &str) -> String {
+        format!("python3 -u {} {args}", self.path("function.py").display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Whether the tests can run; prints SKIPPED (and fails under `CI=true`) without python3
+fn have_python(test: &str) -> bool {
+    let ok = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is required for {test} under CI"
+        );
+        eprintln!("SKIPPED {test}: python3 is not available");
+    }
+    ok
+}
+
+async fn start(builder: Builder) -> Emulator {
+    builder
+        .no_auth()
+        .quiet()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
+    let ep = resolve(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(emu.url()),
+    )
+    .unwrap();
+    build_request(params, &ep).unwrap()
+}
+
+async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
+    let stream = TcpStream::connect(emu.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req.map(Full::new)).await.unwrap()
+}
+
+/// The outcome of one streamed invocation as a client sees it
+#[derive(Debug)]
+struct Outcome {
+    content_type: String,
+    chunks: Vec<Bytes>,
+    complete: InvokeComplete,
+}
+
+impl Outcome {
+    fn body(&self) -> Vec<u8> {
+        self.chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body()).unwrap()
+    }
+
+    /// `(errorType, errorMessage)` of a failed invocation
+    fn error(&self) -> (String, String) {
+        assert_eq!(
+            self.complete.error_code.as_deref(),
+            Some("Unhandled"),
+            "{self:?}"
+        );
+        let d: Value =
+            serde_json::from_str(self.complete.error_details.as_deref().unwrap()).unwrap();
+        (
+            d["errorType"].as_str().unwrap().to_owned(),
+            d["errorMessage"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn log(&self) -> String {
+        String::from_utf8(self.complete.decoded_log().unwrap().unwrap()).unwrap()
+    }
+}
+
+/// Reads a whole event stream; `on_chunk` sees each `PayloadChunk` as it arrives
+async fn read_stream(resp: http::Response<Incoming>, mut on_chunk: impl FnMut(&Bytes)) -> Outcome {
+    let (parts, mut body) = resp.into_parts();
+    let content_type = parts.headers["content-type"].to_str().unwrap().to_owned();
+    let ResponseHead::Stream(head) = parse_response_head(parts.status, &parts.headers).unwrap()
+    else {
+        panic!("not a stream: {parts:?}");
+    };
+    let mut s = head.into_stream();
+    let mut chunks = vec![];
+    loop {
+        match s.next_event() {
+            Ok(Some(Event::PayloadChunk(c))) => {
+                on_chunk(&c);
+                chunks.push(c);
+            }
+            Ok(Some(Event::InvokeComplete(complete))) => {
+                return Outcome {
+                    content_type,
+                    chunks,
+                    complete,
+                };
+            }
+            Ok(Some(e)) => panic!("unexpected event {e:?}"),
+            Ok(None) => {
+                let Some(Ok(frame)) = body.frame().await else {
+                    let e: Option<StreamError> = s.finish().err();
+                    panic!("the stream ended without InvokeComplete: {e:?}");
+                };
+                if let Ok(d) = frame.into_data() {
+                    s.feed(d);
+                }
+            }
+            Err(e) => panic!("stream error {e:?}"),
+        }
+    }
+}
+
+async fn invoke(emu: &Emulator, function: &str, event: &Value) -> Outcome {
+    let p = InvokeParams::new(function, event.to_string()).log_type(LogType::Tail);
+    let resp = send(emu, request(emu, &p)).await;
+    tokio::time::timeout(Duration::from_secs(60), read_stream(resp, |_| {}))
+        .await
+        .expect("the invocation finished")
+}
+
+fn config() -> FunctionConfig {
+    FunctionConfig {
+        timeout: Duration::from_secs(60),
+        ..FunctionConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn buffered_response_env_and_next_headers() {
+    if !have_python("buffered_response_env_and_next_headers") {
+        return;
+    }
+    let dir = Scratch::new();
+    let function = ProcessFunction::new("py", dir.command(""))
+        .env("EXTRA", "extra-value")
+        .memory_size(256)
+        .working_dir(&dir.0);
+    let emu = start(Emulator::builder().process_function_with("py", function, config())).await;
+
+    let o = invoke(&emu, "py", &json!({"op": "buffered", "n": 1})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    assert_eq!(o.content_type, "application/json");
+    let v = o.json();
+    assert_eq!(v["echo"], json!({"op": "buffered", "n": 1}));
+    // LogType Tail carries what the script printed, stdout and stderr
+    let log = o.log();
+    assert!(log.contains("log: buffered for "), "{log:?}");
+    assert!(log.contains("to stderr\n"), "{log:?}");
+    let pid = v["pid"].clone();
+
+    // the same process serves the next invocation
+    let p = InvokeParams::new("py", json!({"op": "env"}).to_string())
+        .client_context(r#"{"custom": {"k": "v"}}"#)
+        .tenant_id("tenant-7");
+    let o = read_stream(send(&emu, request(&emu, &p)).await, |_| {}).await;
+    let v = o.json();
+    assert_eq!(v["pid"], pid, "the process is reused");
+    let env = &v["env"];
+    assert!(
+        env["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], "py");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
+    assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
+    assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], "/aws/lambda/py");
+    assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].is_string());
+    assert_eq!(env["AWS_REGION"], "us-east-1");
+    assert_eq!(env["AWS_DEFAULT_REGION"], "us-east-1");
+    assert_eq!(env["_HANDLER"], "function.handler");
+    assert!(env["AWS_ACCESS_KEY_ID"].is_string() && env["AWS_SECRET_ACCESS_KEY"].is_string());
+    assert_eq!(env["EXTRA"], "extra-value");
+    let root = Path::new(env["LAMBDA_TASK_ROOT"].as_str().unwrap());
+    assert_eq!(root.canonicalize().unwrap(), dir.0.canonicalize().unwrap());
+    let h = &v["headers"];
+    assert!(h["lambda-runtime-aws-request-id"].is_string());
+    let deadline: u128 = h["lambda-runtime-deadline-ms"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(deadline > 1_600_000_000_000);
+    assert_eq!(
+        h["lambda-runtime-invoked-function-arn"],
+        "arn:aws:lambda:us-east-1:123456789012:function:py"
+    );
+    assert!(
+        h["lambda-runtime-trace-id"]
+            .as_str()
+            .unwrap()
+            .starts_with("Root=1-")
+    );
+    assert_eq!(
+        h["lambda-runtime-client-context"],
+        r#"{"custom":{"k":"v"}}"#
+    );
+    assert_eq!(h["lambda-runtime-aws-tenant-id"], "tenant-7");
+    assert_eq!(h["content-type"], "application/json");
+
+    // the extensions API accepts a registration
+    let o = invoke(&emu, "py", &json!({"op": "extension"})).await;
+    let v = o.json();
+    assert_eq!(v["status"], 200);
+    assert!(v["id"].is_string());
+
+    // the buffered Invoke route serves process functions too
+    let mut req = request(
+        &emu,
+        &InvokeParams::new("py", json!({"op": "buffered"}).to_string()),
+    );
+    *req.uri_mut() = format!("{}/2015-03-31/functions/py/invocations", emu.url())
+        .parse()
+        .unwrap();
+    let resp = send(&emu, req).await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("x-amz-function-error"));
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["pid"], pid);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn streaming_chunks_arrive_as_they_are_sent() {
+    if !have_python("streaming_chunks_arrive_as_they_are_sent") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let gate = dir.path("gate");
+    let event = json!({"op": "stream", "gate": gate.to_str().unwrap()});
+    let p = InvokeParams::new("py", event.to_string());
+    let resp = send(&emu, request(&emu, &p)).await;
+    let mut seen = 0;
+    // The script sends chunk 2 only once the gate file exists, which the client creates
+    // after seeing chunk 1: chunk 1 must have been streamed on its own
+    let o = tokio::time::timeout(
+        Duration::from_secs(60),
+        read_stream(resp, |c| {
+            seen += 1;
+            if seen == 1 {
+                assert_eq!(&c[..], b"chunk-1\n");
+                std::fs::write(&gate, b"").unwrap();
+            }
+        }),
+    )
+    .await
+    .unwrap();
+    assert!(!o.complete.is_error(), "{o:?}");
+    assert_eq!(o.content_type, "text/plain; charset=utf-8");
+    assert_eq!(o.body(), b"chunk-1\nchunk-2\nchunk-3\n");
+    assert_eq!(o.chunks.len(), 3);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn function_errors() {
+    if !have_python("function_errors") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+
+    // /error
+    let o = invoke(&emu, "py", &json!({"op": "error"})).await;
+    assert!(o.chunks.is_empty());
+    assert_eq!(o.error(), ("MyError".into(), "boom".into()));
+
+    // trailers after a streamed body (chunked, no mode header: as aws-lambda-go sends it)
+    let o = invoke(&emu, "py", &json!({"op": "trailers"})).await;
+    assert_eq!(o.body(), b"partial");
+    assert_eq!(o.error(), ("StreamFail".into(), "mid-stream".into()));
+
+    // lambda_runtime's error lines as the final body bytes, in their own chunks or not
+    for joined in [false, true] {
+        let o = invoke(&emu, "py", &json!({"op": "rust_error", "joined": joined})).await;
+        assert_eq!(
+            o.content_type,
+            "application/vnd.awslambda.http-integration-response"
+        );
+        assert_eq!(o.body(), b"data-1", "joined: {joined}");
+        assert_eq!(
+            o.error(),
+            ("Runtime.StreamError".into(), "stream broke".into())
+        );
+    }
+
+    // a wrong id, a bad mode header (the invocation fails), then a late second report
+    let o = invoke(&emu, "py", &json!({"op": "states"})).await;
+    let (t, _) = o.error();
+    assert_eq!(t, "Runtime.InvalidResponseModeHeader");
+    let o = invoke(&emu, "py", &json!({"op": "report"})).await;
+    let v = o.json();
+    assert_eq!(v["wrong"][0], 400);
+    assert_eq!(v["wrong"][1]["errorType"], "InvalidRequestID");
+    assert!(v["wrong"][1]["errorMessage"].is_string());
+    assert!(
+        v["mode"].as_str().unwrap().starts_with("HTTP/1.1 400"),
+        "{v}"
+    );
+    assert_eq!(v["second"][0], 403);
+    assert_eq!(v["second"][1]["errorType"], "InvalidStateTransition");
+
+    // after all that the process still serves
+    let o = invoke(&emu, "py", &json!({"op": "buffered"})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn init_error_fails_the_invocation() {
+    if !have_python("init_error_fails_the_invocation") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu =
+        start(Emulator::builder().process_function("py", dir.command("init_error"), config()))
+            .await;
+    for _ in 0..2 {
+        let o = invoke(&emu, "py", &json!({})).await;
+        assert_eq!(
+            o.error(),
+            (
+                "Runtime.ImportModuleError".into(),
+                "no module named nope".into()
+            )
+        );
+        assert!(o.log().contains("failing init"), "{o:?}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn exit_and_timeout_replace_the_process() {
+    if !have_python("exit_and_timeout_replace_the_process") {
+        return;
+    }
+    let dir = Scratch::new();
+    let cfg = FunctionConfig {
+        timeout: Duration::from_secs(3),
+        ..FunctionConfig::default()
+    };
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), cfg)).await;
+    let pid = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+
+    let o = invoke(&emu, "py", &json!({"op": "exit"})).await;
+    let (t, m) = o.error();
+    assert_eq!(t, "Runtime.ExitError");
+    assert!(
+        m.starts_with("RequestId: ")
+            && m.ends_with("Error: Runtime exited with error: exit status 3"),
+        "{m}"
+    );
+    assert!(o.log().contains("about to exit"), "{o:?}");
+    let pid2 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    assert_ne!(pid, pid2, "a crashed process is replaced");
+
+    let o = invoke(&emu, "py", &json!({"op": "sleep"})).await;
+    let (t, m) = o.error();
+    assert_eq!(t, "Sandbox.Timedout");
+    assert!(m.contains("Task timed out after 3.00 seconds"), "{m}");
+    let pid3 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    assert_ne!(pid2, pid3, "a timed-out process is replaced");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn shell_command_lines() {
+    if !have_python("shell_command_lines") {
+        return;
+    }
+    let dir = Scratch::new();
+    let line = format!("FROM_SHELL=yes {}", dir.command(""));
+    let f = ProcessFunction::new("sh", &line);
+    assert_eq!(f.argv(), ["/bin/sh", "-c", line.as_str()]);
+    assert_eq!(
+        ProcessFunction::new("p", "python3 -u x.py --a=b").argv(),
+        ["python3", "-u", "x.py", "--a=b"]
+    );
+    let emu = start(Emulator::builder().process_function_with("sh", f, config())).await;
+    let o = invoke(&emu, "sh", &json!({"op": "env"})).await;
+    assert_eq!(o.json()["env"]["FROM_SHELL"], "yes");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_concurrent_invocations_two_processes() {
+    if !have_python("two_concurrent_invocations_two_processes") {
+        return;
+    }
+    let dir = Scratch::new();
+    let barrier = dir.path("barrier");
+    std::fs::create_dir_all(&barrier).unwrap();
+    let cfg = FunctionConfig {
+        concurrency: Some(2),
+        ..config()
+    };
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), cfg)).await;
+    // Each invocation waits until both are inside a process: this only completes if two
+    // processes serve them at the same time
+    let event = json!({"op": "barrier", "dir": barrier.to_str().unwrap(), "n": 2});
+    let (a, b) = tokio::join!(invoke(&emu, "py", &event), invoke(&emu, "py", &event));
+    assert!(
+        !a.complete.is_error() && !b.complete.is_error(),
+        "{a:?} {b:?}"
+    );
+    assert_ne!(a.json()["pid"], b.json()["pid"]);
+    // a third at the same time is over the limit: the server answers 429 for it
+    emu.shutdown().await;
+}
