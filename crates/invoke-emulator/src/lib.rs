@@ -127,24 +127,18 @@ impl Builder {
         command: impl Into<String>,
         config: FunctionConfig,
     ) -> Self {
-        let name = name.into();
-        let f = ProcessFunction::new(name.clone(), command);
-        self.process_function_with(name, f, config)
+        self.process_function_with(ProcessFunction::new(name, command), config)
     }
 
-    /// Hosts a configured [`ProcessFunction`] as `name`; its process limit follows
+    /// Hosts a configured [`ProcessFunction`] under its name; its process limit follows
     /// `config.concurrency` when that is set, and its output echo follows [`quiet`](Self::quiet)
     #[must_use]
-    pub fn process_function_with(
-        self,
-        name: impl Into<String>,
-        f: ProcessFunction,
-        config: FunctionConfig,
-    ) -> Self {
+    pub fn process_function_with(self, f: ProcessFunction, config: FunctionConfig) -> Self {
         let mut f = f.echo_flag(Arc::clone(&self.process_echo));
         if let Some(n) = config.concurrency {
             f = f.max_processes(n);
         }
+        let name = f.name().to_owned();
         self.function_with(name, f, config)
     }
 

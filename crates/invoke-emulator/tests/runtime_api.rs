@@ -111,6 +111,14 @@ while True:
             stream(rid, [b"data-1" + b"".join(lines)], ct)
         else:
             stream(rid, [b"data-1"] + lines, ct)
+    elif op == "die_mid_stream":
+        s = socket.create_connection((HOST, int(PORT)))
+        s.sendall(("POST %s/invocation/%s/response HTTP/1.1\r\nHost: %s\r\n"
+                   "Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   % (BASE, rid, API)).encode() + b"5\r\nhello\r\n")
+        while not os.path.exists(ev["gate"]):
+            time.sleep(0.01)
+        os._exit(5)
     elif op == "exit":
         print("about to exit", flush=True)
         sys.exit(3)
@@ -315,7 +323,7 @@ async fn buffered_response_env_and_next_headers() {
         .env("EXTRA", "extra-value")
         .memory_size(256)
         .working_dir(&dir.0);
-    let emu = start(Emulator::builder().process_function_with("py", function, config())).await;
+    let emu = start(Emulator::builder().process_function_with(function, config())).await;
 
     let o = invoke(&emu, "py", &json!({"op": "buffered", "n": 1})).await;
     assert!(!o.complete.is_error(), "{o:?}");
@@ -559,7 +567,7 @@ async fn shell_command_lines() {
         ProcessFunction::new("p", "python3 -u x.py --a=b").argv(),
         ["python3", "-u", "x.py", "--a=b"]
     );
-    let emu = start(Emulator::builder().process_function_with("sh", f, config())).await;
+    let emu = start(Emulator::builder().process_function_with(f, config())).await;
     let o = invoke(&emu, "sh", &json!({"op": "env"})).await;
     assert_eq!(o.json()["env"]["FROM_SHELL"], "yes");
     emu.shutdown().await;
@@ -588,5 +596,49 @@ async fn two_concurrent_invocations_two_processes() {
     );
     assert_ne!(a.json()["pid"], b.json()["pid"]);
     // a third at the same time is over the limit: the server answers 429 for it
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn crash_mid_stream_and_client_disconnect() {
+    if !have_python("crash_mid_stream_and_client_disconnect") {
+        return;
+    }
+    let dir = Scratch::new();
+    // One process, no server-side limit: a second invocation waits for the first to end
+    let function = ProcessFunction::new("py", dir.command("")).max_processes(1);
+    let emu = start(Emulator::builder().process_function_with(function, config())).await;
+
+    // The process dies after streaming "hello"
+    let gate = dir.path("die");
+    let event = json!({"op": "die_mid_stream", "gate": gate.to_str().unwrap()});
+    let p = InvokeParams::new("py", event.to_string());
+    let resp = send(&emu, request(&emu, &p)).await;
+    let o = read_stream(resp, |_| std::fs::write(&gate, b"").unwrap()).await;
+    assert_eq!(o.body(), b"hello");
+    let (t, m) = o.error();
+    // The exit is normally seen within a second of the broken body; under heavy load the
+    // broken body may be all there is to report
+    assert!(
+        t == "Runtime.ExitError" && m.ends_with("exit status 5")
+            || t == "Runtime.TruncatedResponse",
+        "{t}: {m}"
+    );
+
+    // A client that goes away after the first chunk does not stop the function: it runs to
+    // completion and its process serves the next invocation
+    let pid = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    let gate = dir.path("gate");
+    let event = json!({"op": "stream", "gate": gate.to_str().unwrap()});
+    let p = InvokeParams::new("py", event.to_string());
+    let resp = send(&emu, request(&emu, &p)).await;
+    let mut body = resp.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    drop(body);
+    std::fs::write(&gate, b"").unwrap();
+    let again = invoke(&emu, "py", &json!({})).await;
+    assert!(!again.complete.is_error(), "{again:?}");
+    assert_eq!(again.json()["pid"], pid, "the same process, not killed");
     emu.shutdown().await;
 }

@@ -175,6 +175,11 @@ impl ProcessFunction {
         self
     }
 
+    /// The function name (`AWS_LAMBDA_FUNCTION_NAME`)
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
     /// The command the processes run, as an argument vector
     pub fn argv(&self) -> &[String] {
         &self.spec.argv
@@ -306,9 +311,7 @@ impl Lease {
         let mut finished = finished;
         if matches!(&finished.result, Err(e) if e.error_type == "Runtime.TruncatedResponse") {
             // A broken body usually means the process died: report that if it did
-            if let Ok(status) =
-                tokio::time::timeout(Duration::from_millis(200), p.child.wait()).await
-            {
+            if let Ok(status) = tokio::time::timeout(Duration::from_secs(1), p.child.wait()).await {
                 finished.result = Err(exit_error(&id, status));
             }
         }
