@@ -219,7 +219,6 @@ mod emulated {
     use aws_config::BehaviorVersion;
     use aws_config::Region;
     use aws_config::retry::RetryConfig;
-    use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
     use aws_credential_types::Credentials;
     use aws_sdk_lambda::primitives::Blob;
     use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent;
@@ -266,8 +265,6 @@ mod emulated {
             .credentials_provider(Credentials::new(KEY, SECRET, None, None, "interop"))
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .retry_config(RetryConfig::disabled())
-            // a function process may take a while to start and stream
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
             .load()
             .await;
         let mut out = aws_sdk_lambda::Client::new(&conf)

@@ -3,9 +3,12 @@
 //! Every test starts its own emulator on a loopback port, with SigV4 checked against one
 //! access key, and points an SDK client at it through `endpoint_url`, as a user would.
 
+use std::time::Duration;
+
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::error::{ProvideErrorMetadata as _, SdkError};
@@ -54,18 +57,22 @@ async fn emulator() -> Emulator {
         .unwrap()
 }
 
-/// An SDK client for `emu` signing with `secret`: plain-HTTP hyper client (no TLS stack), no
-/// retries, so every test sees the first answer
-async fn client(emu: &Emulator, secret: &str) -> Client {
-    let conf = aws_config::defaults(BehaviorVersion::latest())
+/// The shared settings of every client: region, endpoint, credentials, and no retries, so
+/// every test sees the first answer
+fn config(emu: &Emulator, secret: &str) -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(emu.url())
         .credentials_provider(Credentials::new(KEY, secret, None, None, "interop"))
+        // hyper without a TLS stack: the emulator speaks plain http://, and the SDK's default
+        // HTTPS client would pull in rustls and aws-lc
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .retry_config(RetryConfig::disabled())
-        .load()
-        .await;
-    Client::new(&conf)
+}
+
+/// An SDK client for `emu` signing with `secret`
+async fn client(emu: &Emulator, secret: &str) -> Client {
+    Client::new(&config(emu, secret).load().await)
 }
 
 /// What the SDK delivered of one streamed invocation
@@ -399,5 +406,33 @@ async fn buffered_invoke_on_echo_and_fail() {
     let body: serde_json::Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
     assert_eq!(body["errorType"], "Error");
     assert_eq!(out.log_result(), None, "no LogType::Tail, no log");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_pausing_stream_is_not_cut_by_stalled_stream_protection() {
+    let emu = emulator().await;
+    // stalled-stream protection on, with a grace period shorter than the function's pause:
+    // the SDK does not apply it to the event stream, so nothing needs disabling for slow
+    // functions, and the emulator keeps the quiet connection open
+    let conf = config(&emu, SECRET)
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(Duration::from_secs(1))
+                .build(),
+        )
+        .load()
+        .await;
+    let out = Client::new(&conf)
+        .invoke_with_response_stream()
+        .function_name("count")
+        .payload(Blob::new(r#"{"n":2,"size":30,"delay_ms":2000}"#))
+        .send()
+        .await
+        .unwrap();
+    let s = collect(out).await;
+    assert_eq!(s.chunks, vec![30, 30]);
+    assert_eq!(s.bytes[30..], b"efghijklmnopqrstuvwxyzabcdefgh"[..]);
+    assert_eq!(s.complete.error_code(), None);
     emu.shutdown().await;
 }
