@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Print the README table from criterion's results of `cargo bench -p invoke-benches --bench decode`.
+"""Print the README tables from criterion's results of `cargo bench -p invoke-benches` (decode, emulator).
 
 Throughput in MiB/s and messages/s, with ratios taken within the same run."""
 import json
@@ -28,5 +28,19 @@ for group, m in sorted(meta.items(), key=lambda kv: -kv[1]["messages"]):
             f"| {group.removeprefix('decode_')} | {label} | {mib / ours:,.0f} | {m['messages'] / ours / 1e6:,.2f} M"
             f" | {mib / theirs:,.0f} | {m['messages'] / theirs / 1e6:,.2f} M | {theirs / ours:.2f} x"
             f" | {mib / crc:,.0f} | {crc / ours:.2f} x |"
+        )
+
+emu = root / "emulator-streams.json"
+if emu.exists():
+    print()
+    print("| chunks | emulator MiB/s | msgs/s | minimal hyper MiB/s | msgs/s | ratio | TTFB emulator | TTFB minimal |")
+    print("|---|---|---|---|---|---|---|---|")
+    for group, m in json.loads(emu.read_text()).items():
+        e = seconds(group, "emulator")
+        h = seconds(group, "minimal_hyper")
+        mib = m["bytes"] / 2**20
+        print(
+            f"| {group.removeprefix('stream_')} | {mib / e:,.0f} | {m['messages'] / e / 1e6:,.2f} M | {mib / h:,.0f}"
+            f" | {m['messages'] / h / 1e6:,.2f} M | {h / e:.2f} x | {m['ttfb_emulator_us']} µs | {m['ttfb_minimal_us']} µs |"
         )
 sys.exit(0)
