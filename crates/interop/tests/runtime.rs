@@ -158,6 +158,7 @@ async fn stream_fn_posts_prelude_lines_and_error_lines() {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/stream_fn")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "$LATEST")
+        .stdout(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .unwrap();
@@ -214,14 +215,14 @@ async fn stream_fn_posts_prelude_lines_and_error_lines() {
 }
 
 /// The emulator running `stream_fn` as a process function
-#[cfg(feature = "process-function")]
 mod emulated {
     use aws_config::BehaviorVersion;
     use aws_config::Region;
     use aws_config::retry::RetryConfig;
     use aws_credential_types::Credentials;
     use aws_sdk_lambda::primitives::Blob;
-    use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent;
+    use aws_sdk_lambda::types::{InvokeWithResponseStreamResponseEvent, LogType};
+    use base64::Engine as _;
     use invoke_emulator::{Emulator, FunctionConfig};
     use invoke_proto::credentials::Credentials as ProtoCredentials;
     use invoke_proto::endpoint::{EndpointConfig, resolve};
@@ -258,7 +259,7 @@ mod emulated {
         error_details: Option<String>,
     }
 
-    async fn via_sdk(emu: &Emulator, event: &str) -> Received {
+    async fn sdk(emu: &Emulator) -> aws_sdk_lambda::Client {
         let conf = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .endpoint_url(emu.url())
@@ -267,7 +268,12 @@ mod emulated {
             .retry_config(RetryConfig::disabled())
             .load()
             .await;
-        let mut out = aws_sdk_lambda::Client::new(&conf)
+        aws_sdk_lambda::Client::new(&conf)
+    }
+
+    async fn via_sdk(emu: &Emulator, event: &str) -> Received {
+        let mut out = sdk(emu)
+            .await
             .invoke_with_response_stream()
             .function_name("stream_fn")
             .payload(Blob::new(event))
@@ -413,17 +419,33 @@ mod emulated {
         assert_eq!(sdk.error_code, None);
         emu.shutdown().await;
     }
-}
-
-/// Placeholders until the emulator can run process functions (`Builder::process_function`):
-/// enable the `process-function` feature of this crate to build the real tests above
-#[cfg(not(feature = "process-function"))]
-mod emulated {
-    #[tokio::test]
-    #[ignore = "needs Builder::process_function"]
-    async fn both_clients_receive_what_stream_fn_streamed() {}
 
     #[tokio::test]
-    #[ignore = "needs Builder::process_function"]
-    async fn both_clients_receive_the_mid_stream_error() {}
+    async fn the_function_log_comes_back_with_log_type_tail() {
+        let emu = emulator().await;
+        let mut out = sdk(&emu)
+            .await
+            .invoke_with_response_stream()
+            .function_name("stream_fn")
+            .payload(Blob::new(r#"{"chunks":2}"#))
+            .log_type(LogType::Tail)
+            .send()
+            .await
+            .unwrap();
+        let mut log = None;
+        while let Some(ev) = out.event_stream.recv().await.unwrap() {
+            if let InvokeWithResponseStreamResponseEvent::InvokeComplete(c) = ev {
+                log = c.log_result;
+            }
+        }
+        let log = base64::engine::general_purpose::STANDARD
+            .decode(log.expect("LogResult with LogType::Tail"))
+            .unwrap();
+        let log = String::from_utf8(log).unwrap();
+        assert!(
+            log.contains("stream_fn: 2 chunks, fail_after None\n"),
+            "{log:?}"
+        );
+        emu.shutdown().await;
+    }
 }

@@ -6,7 +6,8 @@
 //! `fail_after` it stops after `M` lines and fails the stream with the error text
 //! `stream_fn failed after M chunks`, which `lambda_runtime` reports mid-stream.
 //!
-//! It talks to the runtime API named by `AWS_LAMBDA_RUNTIME_API`, like any Lambda function.
+//! It logs one line per invocation on stdout, and talks to the runtime API named by
+//! `AWS_LAMBDA_RUNTIME_API`, like any Lambda function.
 
 use bytes::Bytes;
 use lambda_runtime::streaming::{Body, Response, channel};
@@ -29,6 +30,8 @@ async fn handler(event: LambdaEvent<Value>) -> Result<Response<Body>, Error> {
         .and_then(Value::as_u64)
         .unwrap_or(DEFAULT_CHUNKS);
     let fail_after = event.payload.get("fail_after").and_then(Value::as_u64);
+    // stdout is the function's log: the emulator returns its tail with `LogType: Tail`
+    println!("stream_fn: {chunks} chunks, fail_after {fail_after:?}");
     let (mut tx, rx) = channel();
     tokio::spawn(async move {
         for n in 0..fail_after.map_or(chunks, |m| m.min(chunks)) {
