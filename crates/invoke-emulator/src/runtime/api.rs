@@ -365,7 +365,10 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<RespBody> {
     let active = match rt.claim(id) {
         Ok(a) => a,
-        Err(r) => return r.response(id),
+        Err(r) => {
+            drain(req.into_body()).await;
+            return r.response(id);
+        }
     };
     let (parts, mut body) = req.into_parts();
     let mode = header(&parts.headers, MODE);
@@ -374,6 +377,8 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
             "Runtime.InvalidResponseModeHeader",
             format!("RequestId: {id} Error: invalid response mode header value: {m}"),
         ))));
+        let m = m.to_owned();
+        drain(body).await;
         return api_error(
             StatusCode::BAD_REQUEST,
             "InvalidFunctionResponseMode",
@@ -478,6 +483,12 @@ fn buffered_failure(
     api_error(status, api_type, &message)
 }
 
+/// Reads and drops a refused request's body (bounded), so the runtime sees the answer rather
+/// than a reset connection
+async fn drain(body: Incoming) {
+    let _ = Limited::new(body, MAX_BUFFERED).collect().await;
+}
+
 /// The body of an error report, at most [`MAX_ERROR_BODY`] bytes of it
 async fn error_body(body: Incoming) -> Bytes {
     Limited::new(body, MAX_ERROR_BODY)
@@ -490,7 +501,10 @@ async fn error_body(body: Incoming) -> Bytes {
 async fn invocation_error(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<RespBody> {
     let active = match rt.claim(id) {
         Ok(a) => a,
-        Err(r) => return r.response(id),
+        Err(r) => {
+            drain(req.into_body()).await;
+            return r.response(id);
+        }
     };
     let (parts, body) = req.into_parts();
     let body = error_body(body).await;
