@@ -5,7 +5,9 @@
 //! a function as its own `PayloadChunk` event and ends with `InvokeComplete`; the buffered
 //! `POST /2015-03-31/functions/{FunctionName}/invocations` serves the same functions. Errors,
 //! status codes, headers and SigV4 checks follow the real service (`protocol.md` §1-§5), and
-//! [faults](fault) can be injected to test clients.
+//! [faults](fault) can be injected to test clients. Functions are Rust closures, or real
+//! processes (a `lambda_runtime` bootstrap, a runtime interface client, a script) served
+//! through the Lambda Runtime API by a [`ProcessFunction`].
 //!
 //! ```
 //! use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
