@@ -1,5 +1,6 @@
 //! `lambda-stream serve`: run the local Lambda endpoint
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -24,6 +25,11 @@ pub(crate) struct ServeArgs {
     /// Accept unsigned requests
     #[arg(long, conflicts_with = "credentials")]
     no_auth: bool,
+    /// Host a real function process through the Lambda Runtime API (repeatable): COMMAND is
+    /// started with AWS_LAMBDA_RUNTIME_API and the usual variables set; its stdout/stderr is
+    /// the log returned with LogType Tail
+    #[arg(long = "function", value_name = "NAME=COMMAND")]
+    functions: Vec<String>,
     /// Region reported in ARNs and suggested to clients
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -40,8 +46,28 @@ pub(crate) struct ServeArgs {
     quiet: bool,
 }
 
+/// The `--function NAME=COMMAND` pairs
+fn process_functions(args: &ServeArgs) -> Result<Vec<(String, String)>, String> {
+    args.functions
+        .iter()
+        .map(|f| {
+            let (name, command) = f
+                .split_once('=')
+                .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
+                .ok_or_else(|| format!("--function takes NAME=COMMAND, got {f:?}"))?;
+            if invoke_proto::params::parse_function_name(name).is_none_or(|p| p.name != name) {
+                return Err(format!("--function: {name:?} is not a valid function name"));
+            }
+            Ok((name.to_owned(), command.to_owned()))
+        })
+        .collect()
+}
+
 /// Per-function settings from `--fault` and `--concurrency`
-fn function_configs(args: &ServeArgs) -> Result<HashMap<String, FunctionConfig>, String> {
+fn function_configs(
+    args: &ServeArgs,
+    processes: &[(String, String)],
+) -> Result<HashMap<String, FunctionConfig>, String> {
     let mut configs: HashMap<String, FunctionConfig> = HashMap::new();
     for f in &args.faults {
         let (name, spec) = f
@@ -60,11 +86,9 @@ fn function_configs(args: &ServeArgs) -> Result<HashMap<String, FunctionConfig>,
             .map_err(|_| format!("--concurrency {f:?}: N must be a whole number"))?;
         configs.entry(name.to_owned()).or_default().concurrency = Some(n);
     }
-    if let Some(unknown) = configs.keys().find(|n| !BUILTINS.contains(&n.as_str())) {
-        return Err(format!(
-            "no function named {unknown:?} (functions: {})",
-            BUILTINS.join(", ")
-        ));
+    let known = |n: &str| BUILTINS.contains(&n) || processes.iter().any(|(p, _)| p == n);
+    if let Some(unknown) = configs.keys().find(|n| !known(n)) {
+        return Err(format!("no function named {unknown:?}"));
     }
     Ok(configs)
 }
@@ -84,14 +108,23 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let configs = match function_configs(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("lambda-stream: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let (processes, mut configs) =
+        match process_functions(&args).and_then(|p| function_configs(&args, &p).map(|c| (p, c))) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("lambda-stream: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let mut builder = Emulator::builder().builtins().region(args.region.clone());
+    let mut names: Vec<String> = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
+    for (name, command) in &processes {
+        let config = configs.remove(name).unwrap_or_default();
+        builder = builder.process_function(name.clone(), command.clone(), config);
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
     for (name, config) in configs {
         if let Some(handler) = builtin(&name) {
             builder = builder.function_arc(name, handler, config);
@@ -138,31 +171,81 @@ async fn serve(args: ServeArgs) -> ExitCode {
     } else {
         "only the given credentials accepted"
     };
-    println!("lambda-stream emulator listening on {url}");
-    println!("functions: {} ({auth})", BUILTINS.join(", "));
-    println!();
-    println!("Point an AWS SDK or the AWS CLI at it:");
-    println!("  export AWS_ENDPOINT_URL_LAMBDA={url}");
-    println!("  export AWS_REGION={}", args.region);
-    println!("  export AWS_ACCESS_KEY_ID={key}");
-    println!("  export AWS_SECRET_ACCESS_KEY={secret}");
-    println!(
+    let stop = match StopSignal::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lambda-stream: cannot install the Ctrl-C handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // One write, errors ignored: a reader that went away must not take the server down
+    let mut banner = String::new();
+    let _ = writeln!(banner, "lambda-stream emulator listening on {url}");
+    let _ = writeln!(banner, "functions: {} ({auth})", names.join(", "));
+    banner.push('\n');
+    let _ = writeln!(banner, "Point an AWS SDK or the AWS CLI at it:");
+    let _ = writeln!(banner, "  export AWS_ENDPOINT_URL_LAMBDA={url}");
+    let _ = writeln!(banner, "  export AWS_REGION={}", args.region);
+    let _ = writeln!(banner, "  export AWS_ACCESS_KEY_ID={key}");
+    let _ = writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}");
+    let _ = writeln!(
+        banner,
         "SDK settings: endpoint URL {url}, region {}, static credentials as above",
         args.region
     );
-    println!("  Rust: aws_config::defaults(BehaviorVersion::latest()).endpoint_url(\"{url}\")");
-    println!("  Python: boto3.client(\"lambda\", endpoint_url=\"{url}\")");
-    println!(
+    let _ = writeln!(
+        banner,
+        "  Rust: aws_config::defaults(BehaviorVersion::latest()).endpoint_url(\"{url}\")"
+    );
+    let _ = writeln!(
+        banner,
+        "  Python: boto3.client(\"lambda\", endpoint_url=\"{url}\")"
+    );
+    let _ = writeln!(
+        banner,
         "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
-    println!("Stop with Ctrl-C.");
+    let _ = writeln!(banner, "Stop with Ctrl-C.");
+    let _ = std::io::stdout().write_all(banner.as_bytes());
     let _ = std::io::stdout().flush();
-    match tokio::signal::ctrl_c().await {
-        Ok(()) => eprintln!("lambda-stream: stopping (functions still running are abandoned)"),
-        Err(e) => eprintln!("lambda-stream: cannot wait for Ctrl-C ({e}); stopping"),
-    }
+    stop.wait().await;
+    eprintln!("lambda-stream: stopping (functions still running are abandoned)");
     emulator.shutdown().await;
     ExitCode::SUCCESS
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM, registered before the emulator announces itself so that no
+/// signal sent after the announcement is missed
+struct StopSignal {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The key of a KEY:SECRET pair with the secret hidden

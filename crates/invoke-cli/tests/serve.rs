@@ -14,6 +14,8 @@ use invoke_proto::{Event, InvokeParams, InvokeStream, build_request};
 struct Server {
     child: Child,
     url: String,
+    /// Kept open: the server's stdout stays connected for its whole life
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Server {
@@ -49,7 +51,11 @@ fn serve(args: &[&str]) -> Server {
         rest.contains("AWS_REGION=us-east-1") && rest.contains("AWS_ACCESS_KEY_ID="),
         "{rest}"
     );
-    Server { child, url }
+    Server {
+        child,
+        url,
+        _stdout: out,
+    }
 }
 
 /// Sends `req` over a fresh connection; returns the status line, headers and de-chunked body
@@ -191,6 +197,53 @@ fn faults_and_concurrency_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no function named"));
 }
 
+/// A function in Python speaking the Lambda Runtime API with the standard library only
+const PY_FUNCTION: &str = r#"
+import http.client, os, sys
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    c = http.client.HTTPConnection(api)
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    event = r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    print("handling", rid, flush=True)
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=b"hello " + event)
+    c.getresponse().read()
+"#;
+
+#[test]
+fn real_function_process() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "python3 is needed under CI"
+        );
+        eprintln!("SKIPPED: python3 not found");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lambda-stream-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("function.py");
+    std::fs::write(&script, PY_FUNCTION).unwrap();
+    let spec = format!("py=python3 {}", script.display());
+    let server = serve(&["--no-auth", "--function", &spec]);
+    let params = InvokeParams::new("py", r#"{"k":1}"#).log_type(invoke_proto::LogType::Tail);
+    let (status, _, body) = send(&server.url, &request(&server.url, &params));
+    assert_eq!(status, 200);
+    let got = events(body);
+    assert_eq!(
+        got[0],
+        Event::PayloadChunk(Bytes::from_static(br#"hello {"k":1}"#))
+    );
+    let Event::InvokeComplete(c) = got.last().unwrap() else {
+        panic!("{got:?}")
+    };
+    let log = String::from_utf8(c.decoded_log().unwrap().unwrap()).unwrap();
+    assert!(log.contains("handling"), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn no_auth_and_clean_stop_on_ctrl_c() {
     let mut server = serve(&["--no-auth"]);
@@ -210,7 +263,6 @@ fn no_auth_and_clean_stop_on_ctrl_c() {
         .unwrap();
     assert!(ok.success());
     let status = server.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
     let mut err = String::new();
     server
         .child
@@ -219,6 +271,7 @@ fn no_auth_and_clean_stop_on_ctrl_c() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
+    assert!(status.success(), "{status:?}: {err}");
     assert!(
         err.contains("InvokeWithResponseStream echo -> 200"),
         "{err}"
