@@ -179,19 +179,35 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     // One write, errors ignored: a reader that went away must not take the server down
+    let text = banner(&url, &names, auth, (&key, &secret), &args.region);
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
+    stop.wait().await;
+    eprintln!("lambda-stream: stopping (functions still running are abandoned)");
+    emulator.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+/// What `serve` prints once it listens: the endpoint and how to point clients at it
+fn banner(
+    url: &str,
+    names: &[String],
+    auth: &str,
+    (key, secret): (&str, &str),
+    region: &str,
+) -> String {
     let mut banner = String::new();
     let _ = writeln!(banner, "lambda-stream emulator listening on {url}");
     let _ = writeln!(banner, "functions: {} ({auth})", names.join(", "));
     banner.push('\n');
     let _ = writeln!(banner, "Point an AWS SDK or the AWS CLI at it:");
     let _ = writeln!(banner, "  export AWS_ENDPOINT_URL_LAMBDA={url}");
-    let _ = writeln!(banner, "  export AWS_REGION={}", args.region);
+    let _ = writeln!(banner, "  export AWS_REGION={region}");
     let _ = writeln!(banner, "  export AWS_ACCESS_KEY_ID={key}");
     let _ = writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}");
     let _ = writeln!(
         banner,
-        "SDK settings: endpoint URL {url}, region {}, static credentials as above",
-        args.region
+        "SDK settings: endpoint URL {url}, region {region}, static credentials as above"
     );
     let _ = writeln!(
         banner,
@@ -206,12 +222,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
     let _ = writeln!(banner, "Stop with Ctrl-C.");
-    let _ = std::io::stdout().write_all(banner.as_bytes());
-    let _ = std::io::stdout().flush();
-    stop.wait().await;
-    eprintln!("lambda-stream: stopping (functions still running are abandoned)");
-    emulator.shutdown().await;
-    ExitCode::SUCCESS
+    banner
 }
 
 /// Ctrl-C (SIGINT) or SIGTERM, registered before the emulator announces itself so that no
