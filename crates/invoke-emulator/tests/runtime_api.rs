@@ -573,6 +573,11 @@ async fn shell_command_lines() {
         ProcessFunction::new("p", "python3 -u x.py --a=b").argv(),
         ["python3", "-u", "x.py", "--a=b"]
     );
+    // an existing file is run as it is, spaces and all
+    let spaced = dir.path("my function");
+    std::fs::write(&spaced, "").unwrap();
+    let spaced = spaced.to_str().unwrap();
+    assert_eq!(ProcessFunction::new("p", spaced).argv(), [spaced]);
     let emu = start(Emulator::builder().process_function_with(f, config())).await;
     let o = invoke(&emu, "sh", &json!({"op": "env"})).await;
     assert_eq!(o.json()["env"]["FROM_SHELL"], "yes");

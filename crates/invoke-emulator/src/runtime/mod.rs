@@ -33,7 +33,8 @@ use logs::{LogPipe, LogSink};
 ///
 /// - **Command**: [`new`](Self::new) takes a command line. A plain line (`./bootstrap`,
 ///   `python3 -u handler.py --flag`) is split on whitespace and run directly, without a shell.
-///   A line that needs a shell (it contains a quote, `$`, `|`, `&`, `;`, `<`, `>`, `*`, `~`,
+///   A line that is the path of an existing file runs as that program, whatever characters
+///   it contains. A line that needs a shell (it contains a quote, `$`, `|`, `&`, `;`, `<`, `>`, `*`, `~`,
 ///   ... or starts with a `VAR=value` assignment) runs as `/bin/sh -c LINE`. Use
 ///   [`from_argv`](Self::from_argv) for an exact argument vector.
 /// - **Environment** (protocol.md §8.1): the emulator's own environment, then
@@ -217,6 +218,10 @@ fn command_argv(command: &str) -> Vec<String> {
         '|', '&', ';', '<', '>', '(', ')', '$', '`', '\\', '"', '\'', '*', '?', '[', ']', '#', '~',
         '{', '}', '!', '\n',
     ];
+    // A path to an existing file runs as it is, even with spaces or shell characters in it
+    if std::path::Path::new(command).is_file() {
+        return vec![command.to_owned()];
+    }
     let words: Vec<&str> = command.split_whitespace().collect();
     let needs_shell = command.contains(SHELL) || words.first().is_none_or(|w| w.contains('='));
     if needs_shell {
