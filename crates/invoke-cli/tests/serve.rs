@@ -172,7 +172,14 @@ fn faults_and_concurrency_from_the_command_line() {
         "echo=corrupt-crc",
         "--concurrency",
         "count=0",
+        "--fault",
+        "fail=throttle=1",
     ]);
+    let fail = InvokeParams::new("fail", r#"{"after":0}"#);
+    let (status, _, _) = send(&server.url, &request(&server.url, &fail));
+    assert_eq!(status, 429, "the first request is throttled");
+    let (status, _, _) = send(&server.url, &request(&server.url, &fail));
+    assert_eq!(status, 200, "then served");
     let (status, _, body) = send(
         &server.url,
         &request(&server.url, &InvokeParams::new("echo", "{}")),

@@ -5,7 +5,8 @@
 //!
 //! | fault | what the emulator does | what a correct client reports |
 //! |---|---|---|
-//! | `throttle` | answers 429 `TooManyRequestsException`, `Retry-After: 1` (per function: `throttle_next` requests) | a retryable throttling error with `retry_after` = 1 s |
+//! | `throttle` | answers 429 `TooManyRequestsException`, `Retry-After: 1` | a retryable throttling error with `retry_after` = 1 s |
+//! | `throttle=N` | per function: throttles the next N requests, then serves normally | as `throttle`, N times, then success |
 //! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
 //! | `corrupt-crc` | flips the message CRC of the first `PayloadChunk` | `MessageCrc` at offset 0 |
 //! | `delay-ms=D` | waits D ms after each chunk | nothing: every chunk must still arrive as it is sent |
@@ -21,6 +22,8 @@ use std::time::Duration;
 pub struct Faults {
     /// Answer 429 instead of running the function
     pub throttle: bool,
+    /// Per function: throttle this many requests, then serve normally
+    pub throttle_next: Option<u32>,
     /// Close the connection after this many body bytes
     pub close_after: Option<u64>,
     /// Corrupt the message CRC of the first `PayloadChunk`
@@ -53,7 +56,12 @@ impl Faults {
                     .ok_or_else(|| format!("fault {key} needs =N"))
             };
             match key {
-                "throttle" => f.throttle = true,
+                "throttle" if value.is_none() => f.throttle = true,
+                "throttle" => {
+                    let n = number()?;
+                    f.throttle_next =
+                        Some(u32::try_from(n).map_err(|_| format!("throttle={n} is too large"))?);
+                }
                 "close-after" => f.close_after = Some(number()?),
                 "corrupt-crc" => f.corrupt_crc = true,
                 "delay-ms" => f.chunk_delay = Some(Duration::from_millis(number()?)),
@@ -71,6 +79,7 @@ impl Faults {
     pub fn merge(&self, other: &Self) -> Self {
         Self {
             throttle: self.throttle || other.throttle,
+            throttle_next: other.throttle_next.or(self.throttle_next),
             close_after: other.close_after.or(self.close_after),
             corrupt_crc: self.corrupt_crc || other.corrupt_crc,
             chunk_delay: other.chunk_delay.or(self.chunk_delay),
@@ -97,5 +106,7 @@ mod tests {
         assert!(Faults::parse("close-after").is_err());
         assert!(Faults::parse("explode").is_err());
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
+        assert_eq!(Faults::parse("throttle=3").unwrap().throttle_next, Some(3));
+        assert!(!Faults::parse("throttle=3").unwrap().throttle);
     }
 }

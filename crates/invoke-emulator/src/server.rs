@@ -65,7 +65,11 @@ impl FunctionEntry {
     pub(crate) fn new(handler: Arc<dyn Handler>, config: FunctionConfig) -> Self {
         Self {
             permits: config.concurrency.map(|n| Arc::new(Semaphore::new(n))),
-            throttle_left: AtomicU32::new(config.throttle_next),
+            throttle_left: AtomicU32::new(
+                config
+                    .throttle_next
+                    .max(config.faults.throttle_next.unwrap_or(0)),
+            ),
             handler,
             config,
         }
