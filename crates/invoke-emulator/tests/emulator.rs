@@ -1,23 +1,23 @@
 //! The emulator over real loopback sockets, driven by a raw hyper client and invoke-proto
 
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
 use invoke_proto::credentials::Credentials;
-use invoke_proto::endpoint::{EndpointConfig, resolve};
 use invoke_proto::sigv4::{SigningScope, sign};
 use invoke_proto::{
     DecodeError, ErrorKind, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream,
-    LogType, ResponseHead, ServiceError, StreamError, build_request, parse_response_head,
+    LogType, ResponseHead, ServiceError, StreamError, parse_response_head,
 };
-use tokio::net::TcpStream;
+use support::{request, send};
 
 const KEY: &str = "AKIDEMULATOR";
 const SECRET: &str = "emulator-secret-key";
@@ -28,16 +28,6 @@ async fn start(builder: invoke_emulator::Builder) -> Emulator {
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-}
-
-fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
-    let ep = resolve(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(emu.url()),
-    )
-    .unwrap();
-    build_request(params, &ep).unwrap()
 }
 
 fn signed(
@@ -56,15 +46,6 @@ fn signed(
     )
     .unwrap();
     req
-}
-
-async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
-    let stream = TcpStream::connect(emu.addr()).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender.send_request(req.map(Full::new)).await.unwrap()
 }
 
 /// The outcome of one streamed invocation as a client sees it

@@ -4,22 +4,21 @@
 //! talk to `AWS_LAMBDA_RUNTIME_API` like a runtime client does. Without `python3` the tests
 //! print SKIPPED and pass, except under `CI=true` where they fail.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use invoke_emulator::{Builder, Emulator, FunctionConfig, ProcessFunction};
-use invoke_proto::endpoint::{EndpointConfig, resolve};
 use invoke_proto::{
-    Event, InvokeComplete, InvokeParams, LogType, ResponseHead, StreamError, build_request,
-    parse_response_head,
+    Event, InvokeComplete, InvokeParams, LogType, ResponseHead, StreamError, parse_response_head,
 };
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use support::{request, send};
 
 /// The function: a loop over `/next`, with the behaviour chosen by the event's `op`
 const FUNCTION: &str = r#"
@@ -208,25 +207,6 @@ async fn start(builder: Builder) -> Emulator {
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-}
-
-fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
-    let ep = resolve(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(emu.url()),
-    )
-    .unwrap();
-    build_request(params, &ep).unwrap()
-}
-
-async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
-    let stream = TcpStream::connect(emu.addr()).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    sender.send_request(req.map(Full::new)).await.unwrap()
 }
 
 /// The outcome of one streamed invocation as a client sees it

@@ -1,0 +1,33 @@
+//! Client helpers shared by the emulator's integration tests: invoke-proto builds the request,
+//! a raw hyper connection sends it
+#![allow(dead_code, unreachable_pub)]
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use invoke_emulator::Emulator;
+use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{InvokeParams, build_request};
+use tokio::net::TcpStream;
+
+/// The unsigned request for `params`, aimed at `emu`
+pub fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
+    let ep = resolve(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(emu.url()),
+    )
+    .unwrap();
+    build_request(params, &ep).unwrap()
+}
+
+/// Sends `req` over a fresh loopback connection
+pub async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
+    let stream = TcpStream::connect(emu.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender.send_request(req.map(Full::new)).await.unwrap()
+}
