@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::hash::{BuildHasher, Hasher};
+use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -108,7 +109,8 @@ impl Shared {
 
     fn log(&self, line: &str) {
         if !self.quiet {
-            eprintln!("{line}");
+            // A closed stderr must not take the server down
+            let _ = writeln!(std::io::stderr(), "{line}");
         }
     }
 }

@@ -5,6 +5,7 @@
 //! already holds with a direct non-blocking read, so everything the process printed before
 //! it answered is in that invocation's log (no race with the reader task's readiness).
 
+use std::io::Write as _;
 use std::io::{self, Read as _};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +51,7 @@ impl LogSink {
             }
         }
         if self.echo.load(Ordering::Relaxed) {
-            eprintln!("{text}");
+            let _ = writeln!(std::io::stderr(), "{text}");
         }
     }
 }
