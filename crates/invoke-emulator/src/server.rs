@@ -398,7 +398,7 @@ async fn invoke(
         tenant_id,
         timeout: entry.config.timeout,
     };
-    let (tx, mut rx) = mpsc::channel(16);
+    let (tx, mut rx) = mpsc::channel(128);
     let log = Arc::new(Mutex::new(LogTail::default()));
     let out = ResponseStream::new(tx.clone(), Arc::clone(&log));
     let handler = Arc::clone(&entry.handler);
