@@ -2,7 +2,7 @@
 //!
 //! This crate carries one invocation end to end without doing any IO, reading a clock or
 //! the environment, or spawning anything: the caller owns sockets and time and passes bytes
-//! in, so any transport (the `invoke-blocking` and `invoke-tokio` adapters, or your own
+//! in, so any transport (the planned ureq and hyper adapters, the emulator, or your own
 //! runtime) drives it with a few lines. Data flows one way:
 //!
 //! [`InvokeParams`] → [`build_request`] → [`sigv4::sign`] → (transport) →
