@@ -32,6 +32,7 @@
 
 mod canonical;
 mod key;
+mod verify;
 
 pub(crate) use key::KeyCache;
 
@@ -44,6 +45,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use crate::credentials::Credentials;
 pub use crate::error::SignError;
 use canonical::{ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN};
+pub use verify::{SignedRequest, VerifyError, check, parse_amz_date};
 
 /// Where a signature is valid: the region and the service's signing name
 ///
