@@ -38,13 +38,14 @@ mod body;
 mod errors;
 pub mod fault;
 mod function;
+mod ids;
 mod runtime;
 mod server;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -224,7 +225,6 @@ impl Builder {
             require_json: self.require_json,
             max_response: self.max_response,
             quiet: self.quiet,
-            ids: AtomicU64::new(0),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, shared, stop_rx));

@@ -2,9 +2,8 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -85,28 +84,9 @@ pub(crate) struct Shared {
     pub(crate) require_json: bool,
     pub(crate) max_response: u64,
     pub(crate) quiet: bool,
-    pub(crate) ids: AtomicU64,
 }
 
 impl Shared {
-    fn request_id(&self) -> String {
-        let serial = self.ids.fetch_add(1, Ordering::Relaxed);
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u64(serial);
-        let high = hasher.finish();
-        hasher.write_u64(high);
-        let low = hasher.finish();
-        let hex = format!("{:032x}", (u128::from(high) << 64) | u128::from(low));
-        format!(
-            "{}-{}-4{}-a{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[13..16],
-            &hex[17..20],
-            &hex[20..32]
-        )
-    }
-
     fn log(&self, line: &str) {
         if !self.quiet {
             // A closed stderr must not take the server down
@@ -119,7 +99,7 @@ pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
-    let request_id = shared.request_id();
+    let request_id = crate::ids::uuid();
     let path = req.uri().path().to_owned();
     let route = if req.method() != Method::POST {
         None

@@ -17,8 +17,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::hash::{BuildHasher as _, Hasher as _};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -39,6 +37,7 @@ use tokio::task::JoinSet;
 use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
 use crate::body::{RespBody, full};
 use crate::function::{FunctionError, Invocation, ResponseStream};
+use crate::ids::{random_hex, uuid};
 
 const MODE: &str = "lambda-runtime-function-response-mode";
 const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
@@ -116,17 +115,6 @@ impl Active {
             let _ = tx.send(f);
         }
     }
-}
-
-fn random_hex(len: usize) -> String {
-    let mut s = String::with_capacity(len + 16);
-    while s.len() < len {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_usize(s.len());
-        let _ = write!(s, "{:016x}", h.finish());
-    }
-    s.truncate(len);
-    s
 }
 
 /// The Runtime API state of one process
@@ -533,14 +521,7 @@ async fn init_error(rt: &Runtime, req: Request<Incoming>) -> Response<RespBody> 
 }
 
 fn register_extension(rt: &Runtime) -> Response<RespBody> {
-    let id = format!(
-        "{}-{}-{}-{}-{}",
-        random_hex(8),
-        random_hex(4),
-        random_hex(4),
-        random_hex(4),
-        random_hex(12)
-    );
+    let id = uuid();
     let mut r = json_response(
         StatusCode::OK,
         &json!({
