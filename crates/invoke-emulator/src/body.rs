@@ -219,7 +219,7 @@ impl FrameBody {
                     .expect("small");
                 let mut b = BytesMut::from(&m[..]);
                 b[0..4].copy_from_slice(&(25u32 << 20).to_be_bytes());
-                let crc = crc32fast_hash(&b[0..8]);
+                let crc = crc32fast::hash(&b[0..8]);
                 b[8..12].copy_from_slice(&crc.to_be_bytes());
                 self.queue.push_back(b.freeze().slice(..12));
                 self.state = State::Stalled;
@@ -229,11 +229,6 @@ impl FrameBody {
             self.delay = Some(Box::pin(tokio::time::sleep(d)));
         }
     }
-}
-
-/// CRC-32 of a hand-made prelude
-fn crc32fast_hash(b: &[u8]) -> u32 {
-    crc32fast::hash(b)
 }
 
 impl Body for FrameBody {

@@ -291,7 +291,7 @@ impl InvokeStream {
             }
             Some(other) => Ok(Event::Unknown {
                 event_type: other.to_owned(),
-                message: m.clone(),
+                message: m,
             }),
             None => Err(StreamError::MissingEventType { offset }),
         }
