@@ -3,32 +3,16 @@
 
 mod support;
 
+use support::decode_at;
+
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::eventstream::{HeaderValue, Message, MessageDecoder, format_uuid};
+use invoke_proto::eventstream::{HeaderValue, Message, format_uuid};
 use serde_json::{Value, json};
-
-/// Decodes `chunks` as one stream: the messages and the final outcome
-fn decode(chunks: &[Bytes]) -> (Vec<Message>, Result<(), DecodeError>) {
-    let mut d = MessageDecoder::new();
-    let mut out = Vec::new();
-    for c in chunks {
-        d.feed(c.clone());
-        loop {
-            match d.next_message() {
-                Ok(Some(m)) => out.push(m),
-                Ok(None) => break,
-                Err(e) => return (out, Err(e)),
-            }
-        }
-    }
-    let end = d.finish();
-    (out, end)
-}
 
 /// The JSON form of a header value used by the vectors
 fn json_value(v: &HeaderValue) -> Value {
@@ -94,15 +78,14 @@ fn run_vector(dir: &Path, name: &str) {
     let expect: Value =
         serde_json::from_slice(&std::fs::read(dir.join(format!("{name}.json"))).unwrap()).unwrap();
     let ok = expect["expect"] == "ok";
-    let mut feeds: Vec<Vec<Bytes>> = vec![vec![bin.clone()]];
-    for split in 1..bin.len() {
-        feeds.push(vec![bin.slice(..split), bin.slice(split..)]);
-    }
-    feeds.push((0..bin.len()).map(|i| bin.slice(i..=i)).collect());
-    let (_, whole) = decode(&feeds[0]);
-    for chunks in &feeds {
-        let (msgs, end) = decode(chunks);
-        let how = format!("{name} fed as {} chunks", chunks.len());
+    // cut points: none (whole), each single split, every byte
+    let mut feeds: Vec<Vec<usize>> = vec![vec![]];
+    feeds.extend((1..bin.len()).map(|split| vec![split]));
+    feeds.push((1..bin.len()).collect());
+    let (_, whole) = decode_at(&bin, &[]);
+    for cuts in &feeds {
+        let (msgs, end) = decode_at(&bin, cuts);
+        let how = format!("{name} fed as {} chunks", cuts.len() + 1);
         if ok {
             end.unwrap_or_else(|e| panic!("{how}: {e}"));
             check_positive(&how, &bin, &expect, &msgs);
