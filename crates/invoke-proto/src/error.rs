@@ -151,17 +151,7 @@ pub enum DecodeError {
 impl DecodeError {
     /// Position in the byte stream where the failing item starts
     pub fn offset(&self) -> u64 {
-        match *self {
-            Self::PreludeCrc { offset, .. }
-            | Self::MessageCrc { offset, .. }
-            | Self::Length { offset, .. }
-            | Self::LimitExceeded { offset, .. }
-            | Self::HeaderName { offset, .. }
-            | Self::HeaderType { offset, .. }
-            | Self::HeaderLength { offset, .. }
-            | Self::InvalidUtf8 { offset, .. }
-            | Self::Truncated { offset, .. } => offset,
-        }
+        *self.clone().offset_mut()
     }
 
     /// A short, stable name of the failed check (`prelude_crc`, `message_crc`, `length`,
@@ -182,7 +172,12 @@ impl DecodeError {
 
     /// The same error with its offset moved by `by` bytes
     pub(crate) fn shifted(mut self, by: u64) -> Self {
-        match &mut self {
+        *self.offset_mut() += by;
+        self
+    }
+
+    fn offset_mut(&mut self) -> &mut u64 {
+        match self {
             Self::PreludeCrc { offset, .. }
             | Self::MessageCrc { offset, .. }
             | Self::Length { offset, .. }
@@ -191,9 +186,8 @@ impl DecodeError {
             | Self::HeaderType { offset, .. }
             | Self::HeaderLength { offset, .. }
             | Self::InvalidUtf8 { offset, .. }
-            | Self::Truncated { offset, .. } => *offset += by,
+            | Self::Truncated { offset, .. } => offset,
         }
-        self
     }
 }
 
