@@ -1,6 +1,6 @@
 //! SigV4 signing of one Lambda request: invoke-proto vs aws-sigv4
 //!
-//! The request is what `InvokeWithResponseStream` sends (protocol.md §1.1): a POST to a
+//! The request is what `InvokeWithResponseStream` sends ([API reference](https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html)): a POST to a
 //! function ARN with a `Qualifier`, `Content-Type`, `X-Amz-Log-Type` and a 1 KiB payload,
 //! signed at a fixed time, without and with a session token. Each iteration signs a fresh
 //! copy of the request (copied outside the timed part) and ends with the headers set on

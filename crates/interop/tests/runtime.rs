@@ -2,8 +2,9 @@
 //!
 //! First, against a minimal stub of the Runtime API, the exact bytes `lambda_runtime` posts
 //! to `/response` are pinned: its JSON metadata prelude, 8 NUL bytes, the function's lines,
-//! and on a mid-stream failure the error lines it writes into the body (`protocol.md` §4.12,
-//! §8.4). Then the emulator runs the same binary as a real process function, and both the
+//! and on a mid-stream failure the error lines it writes into the body (the
+//! [custom runtime response streaming](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html#runtimes-custom-response-streaming)
+//! contract). Then the emulator runs the same binary as a real process function, and both the
 //! official `aws-sdk-lambda` and invoke-proto's `InvokeStream` (over a raw hyper client) must
 //! receive exactly what the function streamed.
 

@@ -234,3 +234,25 @@ fn one_gib_in_bounded_memory() {
     assert!(out.status.success(), "{out:?}");
     assert!(peak < 48 * 1024, "peak RSS {peak} KiB after 1 GiB");
 }
+
+#[test]
+fn closed_stdout_exits_quietly_with_status_0() {
+    // `lambda-stream decode capture | head -c 0`: the reader is gone before the first write
+    for args in [&["decode"][..], &["decode", "--payload"][..]] {
+        let mut child = bin()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let mut stdin = child.stdin.take().unwrap();
+        // The child may exit before it read everything; a write error here is expected
+        let _ = stdin.write_all(&sample());
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+    }
+}

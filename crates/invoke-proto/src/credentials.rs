@@ -1,7 +1,7 @@
 //! AWS credentials as the signer needs them
 //!
 //! This module only holds credentials; finding them (environment, profile files, IMDS,
-//! SSO, ...) is the adapters' job (protocol.md §6.4).
+//! SSO, ...) is the adapters' job.
 
 use std::fmt;
 

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::names::{CONTENT_TYPE_JSON, RETRY_AFTER, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID};
 
-/// How a client should treat an error when deciding to retry (protocol.md §3.5)
+/// How a client should treat an error when deciding to retry
 ///
 /// Retry only before the first byte of the stream reached the caller: once a `PayloadChunk`
 /// was delivered the function has run, and a synchronous invoke is not idempotent.
@@ -309,7 +309,8 @@ impl ServiceError {
     /// Builds an error from what the response carried
     ///
     /// `header_code` is the raw `X-Amzn-ErrorType` value (or `:exception-type`), if any;
-    /// the body's `code`, `Code` and `__type` are the fallbacks (protocol.md §3.1).
+    /// the body's `code`, `Code` and `__type` are the fallbacks, as in the AWS restJson1
+    /// protocol ([spec](https://smithy.io/2.0/aws/protocols/aws-restjson1-protocol.html#operation-error-serialization)).
     pub(crate) fn from_parts(
         status: Option<u16>,
         header_code: Option<&str>,
@@ -347,7 +348,7 @@ impl ServiceError {
         }
     }
 
-    /// How to treat this error for retries (protocol.md §3.5)
+    /// How to treat this error for retries
     ///
     /// Unknown codes: `Backoff` for 503 and 504 and throttling-like codes, else `Never`.
     pub fn retry_policy(&self) -> RetryPolicy {

@@ -20,7 +20,7 @@ use invoke_proto::credentials::Credentials;
 use invoke_proto::sigv4::{SigningScope, sign};
 use proptest::prelude::*;
 
-/// Percent-encodes everything but the RFC 3986 unreserved characters (protocol.md §1.2)
+/// Percent-encodes everything but the RFC 3986 unreserved characters
 fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {

@@ -1,4 +1,5 @@
-//! Endpoint resolution for the Lambda service (protocol.md §6.1, §6.2)
+//! Endpoint resolution for the Lambda service
+//! ([AWS docs](https://docs.aws.amazon.com/general/latest/gr/lambda-service.html))
 //!
 //! [`resolve`] turns an [`EndpointConfig`] (region, FIPS and dual-stack switches, an optional
 //! custom endpoint URL) into an [`Endpoint`]: scheme, host, port, path prefix and signing
@@ -12,7 +13,7 @@
 //! 3. else the region is missing.
 //!
 //! Pure: no DNS lookups, no environment reads. Reading `AWS_REGION`, `AWS_ENDPOINT_URL_LAMBDA`
-//! and friends (protocol.md §6.2, §6.3) is the adapters' job.
+//! and friends is the adapters' job.
 //!
 //! ```
 //! use invoke_proto::endpoint::{resolve, EndpointConfig};
@@ -47,7 +48,8 @@ pub use url::{Scheme, UrlProblem};
 
 /// The signing region used with a custom endpoint when no region is configured
 ///
-/// protocol.md §6.3: sign with `us-east-1` and let the caller warn about it (see
+/// The AWS SDKs need a region even with a custom endpoint; with none configured we sign
+/// for `us-east-1` and let the caller warn about it (see
 /// [`Endpoint::region_defaulted`]).
 pub const DEFAULT_SIGNING_REGION: &str = "us-east-1";
 
@@ -166,7 +168,7 @@ impl Endpoint {
 
     /// True when no region was configured and [`Endpoint::region`] is the
     /// [`DEFAULT_SIGNING_REGION`] stand-in (only possible with a custom endpoint); callers
-    /// should warn about it (protocol.md §6.3)
+    /// should warn about it
     pub fn region_defaulted(&self) -> bool {
         self.region_defaulted
     }
@@ -287,7 +289,7 @@ pub enum EndpointError {
     },
 }
 
-/// Resolves `config` to an endpoint by Lambda's endpoint rules (protocol.md §6.1)
+/// Resolves `config` to an endpoint by Lambda's endpoint rules
 ///
 /// A configured region is checked first (see [`EndpointError::InvalidRegion`]). Then, in the
 /// rule set's order: a custom endpoint is rejected with FIPS, then with dual-stack, and

@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn empty_message_matches_vector() {
-        // protocol.md appendix A.1
+        // the empty message of the event-stream specification
         let b = Message::default().to_bytes().unwrap();
         assert_eq!(
             &b[..],
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn payload_chunk_matches_vector() {
-        // protocol.md §4.7: PayloadChunk "Hello", 111 bytes
+        // the PayloadChunk "Hello" Lambda sends: 111 bytes
         let mut h = Headers::builder();
         h.push(":event-type", "PayloadChunk")
             .unwrap()

@@ -674,7 +674,7 @@ mod tests {
             ),
         ];
         let raw = block(&values);
-        // protocol.md appendix A.2: the same headers take 78 bytes
+        // the same headers take 78 bytes
         assert_eq!(raw.len(), 0x4e);
         let h = Headers::from_wire(raw).unwrap();
         let got: Vec<_> = h.iter().map(|h| (h.name.to_string(), h.value)).collect();

@@ -1,8 +1,9 @@
 //! The `application/vnd.amazon.eventstream` binary framing: messages, headers, decoder, encoder
 //!
 //! A message on the wire is a 12-byte prelude (`total_length`, `headers_length`, prelude CRC),
-//! a header block, a payload and a trailing CRC-32 of everything before it. See
-//! `../shared/docs/protocol.md` §4.
+//! a header block, a payload and a trailing CRC-32 of everything before it, as the
+//! [Smithy event-stream specification](https://smithy.io/2.0/aws/amazon-eventstream.html)
+//! describes.
 
 mod decoder;
 mod encode;

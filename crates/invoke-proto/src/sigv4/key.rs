@@ -1,4 +1,4 @@
-//! Signing key derivation and the final signature (protocol.md §5.2 steps 3 and 4)
+//! Signing key derivation and the final signature (steps 3 and 4 of the signing process)
 
 use std::sync::Mutex;
 
@@ -157,7 +157,7 @@ mod tests {
         }
     }
 
-    /// The key and signature of protocol.md §5.5
+    /// The key and signature of the request in `sigv4::tests`
     #[test]
     fn protocol_example_key_and_signature() {
         let key = signing_key(
