@@ -1,10 +1,9 @@
 //! Property tests of the event-stream codec
 
-mod support;
-
 use invoke_proto::bytes::Bytes;
+use invoke_testkit::strategies::message;
+use invoke_testkit::{decode_at, wire};
 use proptest::prelude::*;
-use support::{decode_at, message, wire};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]

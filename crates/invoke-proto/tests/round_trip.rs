@@ -11,10 +11,11 @@ use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::endpoint::{EndpointConfig, resolve};
 use invoke_proto::eventstream::{Headers, Message};
 use invoke_proto::{
-    Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType, Operation,
-    ResponseHead, ServiceError, ServiceErrorKind, StreamError, build_request, encode_payload_chunk,
+    Event, InvocationType, InvokeComplete, InvokeParams, LogType, Operation, ResponseHead,
+    ServiceError, ServiceErrorKind, StreamError, build_request, encode_payload_chunk,
     parse_request, parse_response_head,
 };
+use invoke_testkit::{event_wire, stream_at};
 use proptest::prelude::*;
 
 /// Any valid `FunctionName` form, with the `:qualifier` suffix it carries, if any
@@ -131,28 +132,6 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
-/// Feeds `wire` cut at `cuts` into a stream: the events, then the outcome of `finish`
-fn stream_at(wire: &Bytes, cuts: &[usize]) -> (Vec<Event>, Result<(), StreamError>) {
-    let mut stream = InvokeStream::new();
-    let mut bounds: Vec<usize> = cuts.iter().map(|c| (*c).min(wire.len())).collect();
-    bounds.sort_unstable();
-    bounds.push(wire.len());
-    let (mut start, mut out) = (0, Vec::new());
-    for end in bounds {
-        stream.feed(wire.slice(start..end));
-        start = end;
-        loop {
-            match stream.next_event() {
-                Ok(Some(e)) => out.push(e),
-                Ok(None) => break,
-                Err(e) => return (out, Err(e)),
-            }
-        }
-    }
-    let end = stream.finish();
-    (out, end)
-}
-
 /// A sample of kinds: modeled 4xx and 5xx, both message spellings, throttling, unmodeled
 fn kind() -> impl Strategy<Value = ServiceErrorKind> {
     prop::sample::select(vec![
@@ -185,11 +164,7 @@ proptest! {
         events in events(),
         cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
     ) {
-        let mut wire = BytesMut::new();
-        for e in &events {
-            e.encode(&mut wire).unwrap();
-        }
-        let wire = wire.freeze();
+        let wire = event_wire(&events);
         let cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
         let (got, end) = stream_at(&wire, &cuts);
         prop_assert_eq!(end, Ok(()));
