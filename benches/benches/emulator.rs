@@ -16,7 +16,7 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::{Headers, Message, encode_message};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
@@ -29,7 +29,7 @@ fn frame(payload: Bytes, event: &'static str, content_type: &'static str) -> Byt
     h.push(":message-type", "event").unwrap();
     let m = Message::new(h.build().unwrap(), payload);
     let mut w = BytesMut::new();
-    encode(&m, &mut w).unwrap();
+    encode_message(&m, &mut w).unwrap();
     w.freeze()
 }
 

@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::Credentials;
+use invoke_proto::{SigningScope, sign};
 use invoke_testkit::aws_signer::{Identity, identity, sign_with_aws};
 
 const AKID: &str = "AKIDEXAMPLE";

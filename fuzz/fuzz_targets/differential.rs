@@ -55,8 +55,8 @@ use aws_smithy_types::event_stream::{
 };
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::error::{HeaderNameProblem, LimitKind};
-use invoke_proto::eventstream::{Limits, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN};
+use invoke_proto::{HeaderNameProblem, LimitKind};
+use invoke_proto::{Limits, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN};
 use invoke_testkit::smithy::to_smithy;
 use libfuzzer_sys::fuzz_target;
 

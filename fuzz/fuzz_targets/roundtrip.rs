@@ -10,9 +10,9 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{
+use invoke_proto::{
     Header, HeaderValue, Headers, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, Message,
-    MessageDecoder, encode,
+    MessageDecoder, encode_message,
 };
 use invoke_proto::{DecodeError, EncodeError};
 use libfuzzer_sys::fuzz_target;
@@ -101,7 +101,7 @@ fuzz_target!(|input: Input| {
 
     let message = Message::new(headers, input.payload);
     let mut wire = BytesMut::new();
-    match encode(&message, &mut wire) {
+    match encode_message(&message, &mut wire) {
         Ok(()) => {}
         Err(EncodeError::LimitExceeded { len, max, .. }) if len > u64::from(max) => return,
         Err(e) => panic!("encode rejected a valid message: {e:?}"),

@@ -225,10 +225,10 @@ mod emulated {
     use aws_sdk_lambda::types::{InvokeWithResponseStreamResponseEvent, LogType};
     use base64::Engine as _;
     use invoke_emulator::{Emulator, FunctionConfig};
-    use invoke_proto::credentials::Credentials as ProtoCredentials;
-    use invoke_proto::endpoint::{EndpointConfig, resolve};
-    use invoke_proto::sigv4::{SigningScope, sign};
+    use invoke_proto::Credentials as ProtoCredentials;
+    use invoke_proto::{EndpointConfig, resolve_endpoint};
     use invoke_proto::{Event, InvokeComplete, InvokeParams, ResponseHead, build_request};
+    use invoke_proto::{SigningScope, sign};
 
     use http_body_util::BodyExt as _;
 
@@ -307,7 +307,7 @@ mod emulated {
     }
 
     async fn via_invoke_stream(emu: &Emulator, event: &str) -> Received {
-        let ep = resolve(
+        let ep = resolve_endpoint(
             &EndpointConfig::default()
                 .with_region("us-east-1")
                 .with_custom(emu.url()),

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Output, Stdio};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::{Headers, Message, encode_message};
 use invoke_testkit::testdata;
 use serde_json::Value;
 
@@ -64,7 +64,7 @@ fn sample() -> Bytes {
         event("PayloadChunk", "application/octet-stream", b" world!\n"),
         event("InvokeComplete", "application/json", b"{}"),
     ] {
-        encode(&m, &mut w).unwrap();
+        encode_message(&m, &mut w).unwrap();
     }
     w.freeze()
 }

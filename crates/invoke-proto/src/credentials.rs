@@ -16,7 +16,7 @@ use crate::sigv4::KeyCache;
 /// key id only.
 ///
 /// ```
-/// use invoke_proto::credentials::Credentials;
+/// use invoke_proto::Credentials;
 ///
 /// let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None);
 /// assert_eq!(creds.access_key_id(), "AKIDEXAMPLE");

@@ -3,7 +3,7 @@
 //! The file is read at test time from `../shared/testdata/models/lambda/2015-03-31` (or
 //! `$INVOKE_TESTDATA`); nothing is copied into the repository.
 
-use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_testkit::testdata;
 use serde_json::Value;
 
@@ -75,7 +75,7 @@ fn lambda_endpoint_rule_tests() {
             "{doc}: parameters {unknown:?} are not supported; list the case in SKIPPED with the reason"
         );
         let config = config_for(doc, params);
-        let got = resolve(&config);
+        let got = resolve_endpoint(&config);
         let expect = &case["expect"];
         if let Some(endpoint) = expect.get("endpoint") {
             for extra in ["properties", "headers"] {

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::eventstream::{HeaderValue, Message, format_uuid};
+use invoke_proto::{HeaderValue, Message, format_uuid};
 use invoke_testkit::{decode_at, testdata};
 use serde_json::{Value, json};
 

@@ -9,9 +9,9 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::{SigningScope, sign};
 use invoke_testkit::aws_signer::{identity, sign_with_aws};
 use proptest::prelude::*;
 

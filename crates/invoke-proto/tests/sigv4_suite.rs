@@ -17,9 +17,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, SigningSettings, SigningSteps, sign_with};
+use invoke_proto::{SigningScope, SigningSettings, SigningSteps, sign_with};
 use invoke_testkit::testdata;
 
 const AKID: &str = "AKIDEXAMPLE";

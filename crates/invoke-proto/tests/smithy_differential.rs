@@ -8,8 +8,8 @@
 
 use aws_smithy_eventstream::frame::{read_message_from, write_message_to};
 use invoke_proto::DecodeError;
+use invoke_proto::HeaderNameProblem;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::error::HeaderNameProblem;
 use invoke_testkit::smithy::{from_smithy, to_smithy};
 use invoke_testkit::strategies::message;
 use invoke_testkit::{decode_at, wire};

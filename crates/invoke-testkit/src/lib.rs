@@ -22,8 +22,8 @@
 use std::path::PathBuf;
 
 use bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{Message, MessageDecoder, encode};
 use invoke_proto::{DecodeError, Event, InvokeStream, StreamError};
+use invoke_proto::{Message, MessageDecoder, encode_message};
 
 #[cfg(feature = "sigv4")]
 pub mod aws_signer;
@@ -62,7 +62,7 @@ pub fn testdata(sub: &str) -> Option<PathBuf> {
 pub fn wire(messages: &[Message]) -> Bytes {
     let mut w = BytesMut::new();
     for m in messages {
-        encode(m, &mut w).expect("test messages are within the limits");
+        encode_message(m, &mut w).expect("test messages are within the limits");
     }
     w.freeze()
 }

@@ -4,7 +4,7 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::event_stream::{
     Header as SmithyHeader, HeaderValue as SmithyValue, Message as SmithyMessage,
 };
-use invoke_proto::eventstream::{HeaderValue, Headers, Message};
+use invoke_proto::{HeaderValue, Headers, Message};
 
 /// `m` as an `aws-smithy-types` message
 pub fn to_smithy(m: &Message) -> SmithyMessage {

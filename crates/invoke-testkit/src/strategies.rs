@@ -1,6 +1,6 @@
 //! Proptest strategies for event-stream values
 
-use invoke_proto::eventstream::{HeaderValue, Headers, Message};
+use invoke_proto::{HeaderValue, Headers, Message};
 use proptest::prelude::*;
 
 /// Any header value; timestamps stay within what `aws-smithy-types` can represent
@@ -32,4 +32,21 @@ pub fn message() -> impl Strategy<Value = Message> {
             }
             Message::new(b.build().expect("names are distinct"), payload)
         })
+}
+
+/// Cut points in a byte stream whose length is not known yet, see [`cuts`]
+#[derive(Debug, Clone)]
+pub struct Cuts(Vec<prop::sample::Index>);
+
+impl Cuts {
+    /// The cut positions in a stream of `len` bytes, each in `0..=len`, for
+    /// [`pieces`](crate::pieces) and the `*_at` drivers
+    pub fn within(&self, len: usize) -> Vec<usize> {
+        self.0.iter().map(|i| i.index(len + 1)).collect()
+    }
+}
+
+/// Up to `max` cut points
+pub fn cuts(max: usize) -> impl Strategy<Value = Cuts> {
+    proptest::collection::vec(any::<prop::sample::Index>(), 0..max).prop_map(Cuts)
 }

@@ -12,8 +12,11 @@ mod message;
 mod prelude;
 
 pub use decoder::MessageDecoder;
+/// The old name, for tests inside the crate not yet moved to [`encode_message`]
+#[cfg(test)]
+pub(crate) use encode::encode_message as encode;
 pub(crate) use encode::encode_parts;
-pub use encode::{encode, encode_with_limits};
+pub use encode::{encode_message, encode_message_with_limits};
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
 pub use prelude::Prelude;

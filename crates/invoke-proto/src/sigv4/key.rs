@@ -68,7 +68,7 @@ pub(crate) fn signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &
 ///
 /// A key only depends on the secret, the scope date, the region and the service, so one
 /// derivation (four HMACs) serves every request of a day. Lives in
-/// [`Credentials`](crate::credentials::Credentials), whose secret never changes.
+/// [`Credentials`](crate::Credentials), whose secret never changes.
 #[derive(Default)]
 pub(crate) struct KeyCache(Mutex<Option<CachedKey>>);
 

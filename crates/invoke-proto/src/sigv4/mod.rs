@@ -11,8 +11,7 @@
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use invoke_proto::bytes::Bytes;
-//! use invoke_proto::credentials::Credentials;
-//! use invoke_proto::sigv4::{sign, SigningScope};
+//! use invoke_proto::{sign, Credentials, SigningScope};
 //!
 //! let mut req = http::Request::post(
 //!     "https://lambda.us-east-1.amazonaws.com/2021-11-15/functions/my-function/response-streaming-invocations",
@@ -44,9 +43,9 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
 use crate::credentials::Credentials;
-pub use crate::error::SignError;
+use crate::error::SignError;
 use canonical::{ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN};
-pub use verify::{SignedRequest, VerifyError, check, parse_amz_date};
+pub use verify::{SignedRequest, VerifyError, check_signed_request, parse_amz_date};
 
 /// Where a signature is valid: the region and the service's signing name
 ///
@@ -78,7 +77,7 @@ impl SigningScope {
 /// Choices that differ between AWS services; the defaults are Lambda's
 ///
 /// ```
-/// use invoke_proto::sigv4::SigningSettings;
+/// use invoke_proto::SigningSettings;
 ///
 /// let s3_like = SigningSettings::default().with_payload_checksum_header(true);
 /// assert!(s3_like.payload_checksum_header && s3_like.normalize_path);
