@@ -17,8 +17,8 @@
 #![no_main]
 
 use invoke_proto::DecodeError;
-use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::LimitKind;
+use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::{Limits, Message, MessageDecoder, PRELUDE_LEN, encode_message_with_limits};
 use libfuzzer_sys::fuzz_target;
 

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use arbitrary::{Result, Unstructured};
 use invoke_proto::bytes::Bytes;
+use invoke_proto::fuzzing::sanitize_code;
 use invoke_proto::http::StatusCode;
 use invoke_proto::http::header::{HeaderMap, HeaderName, HeaderValue};
-use invoke_proto::fuzzing::sanitize_code;
 use invoke_proto::{
-    ServiceErrorKind, ResponseError, ResponseHead, ResponseMeta, RetryPolicy, parse_response_head,
+    ResponseError, ResponseHead, ResponseMeta, RetryPolicy, ServiceErrorKind, parse_response_head,
 };
 use libfuzzer_sys::fuzz_target;
 

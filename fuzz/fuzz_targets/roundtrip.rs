@@ -10,11 +10,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use invoke_proto::bytes::{Bytes, BytesMut};
+use invoke_proto::{DecodeError, EncodeError};
 use invoke_proto::{
     Header, HeaderValue, Headers, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, Message,
     MessageDecoder, encode_message,
 };
-use invoke_proto::{DecodeError, EncodeError};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
