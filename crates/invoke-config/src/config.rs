@@ -64,7 +64,6 @@ pub struct SharedConfig {
     pub(crate) platform: Platform,
     pub(crate) locations: FileLocations,
     pub(crate) profile_name: String,
-    pub(crate) profile_explicit: bool,
     pub(crate) profiles: Result<ProfileSet, ProfileFileError>,
     pub(crate) files: Vec<(PathBuf, FileStatus)>,
 }
@@ -117,7 +116,6 @@ impl SharedConfig {
         };
         let profile_name = profile.map_or_else(|| locations.profile.clone(), str::to_owned);
         Self {
-            profile_explicit: profile.is_some() || env.get("AWS_PROFILE").is_some(),
             env,
             platform,
             locations,
