@@ -40,7 +40,19 @@ pub const REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);
 enum State {
     Empty,
     Loading,
-    Ready(ProvidedCredentials),
+    Ready(Box<ProvidedCredentials>),
+}
+
+/// Puts a cache back to empty if its source panics, so waiters load themselves
+struct Reset<'a>(&'a CredentialsCache, bool);
+
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            *self.0.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Empty;
+            self.0.changed.notify_all();
+        }
+    }
 }
 
 /// Caches what a source returns, loading again [`REFRESH_BUFFER`] before expiry
@@ -117,7 +129,8 @@ impl CredentialsCache {
     }
 
     fn fresh(&self, c: &ProvidedCredentials) -> bool {
-        c.expiry.is_none_or(|exp| (self.clock)() + self.buffer < exp)
+        c.expiry
+            .is_none_or(|exp| (self.clock)() + self.buffer < exp)
     }
 }
 
@@ -126,30 +139,23 @@ impl ProvideCredentials for CredentialsCache {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             match &*state {
-                State::Ready(c) if self.fresh(c) => return Ok(c.clone()),
+                State::Ready(c) if self.fresh(c) => return Ok((**c).clone()),
                 State::Loading => {
-                    state = self.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
                 }
                 State::Ready(_) | State::Empty => break,
             }
         }
         *state = State::Loading;
         drop(state);
-        // if the source panics, let the waiters load themselves instead of waiting forever
-        struct Reset<'a>(&'a CredentialsCache, bool);
-        impl Drop for Reset<'_> {
-            fn drop(&mut self) {
-                if !self.1 {
-                    *self.0.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Empty;
-                    self.0.changed.notify_all();
-                }
-            }
-        }
         let mut guard = Reset(self, false);
         let result = self.source.provide_credentials();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         *state = match &result {
-            Ok(c) => State::Ready(c.clone()),
+            Ok(c) => State::Ready(Box::new(c.clone())),
             Err(_) => State::Empty,
         };
         guard.1 = true;

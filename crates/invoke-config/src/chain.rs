@@ -10,8 +10,8 @@ use http::{HeaderMap, StatusCode};
 
 use crate::config::SharedConfig;
 use crate::credentials::{
-    Act, CredentialsError, Ctx, Fail, HttpResponse, Input, Machine, NotFound, ProcessOutput,
-    ProviderAttempt, ProvidedCredentials, Step, MAX_RESPONSE_BODY,
+    Act, CredentialsError, Ctx, Fail, HttpResponse, Input, MAX_RESPONSE_BODY, Machine, NotFound,
+    ProcessOutput, ProvidedCredentials, ProviderAttempt, Step,
 };
 use crate::fs::FileReader;
 use crate::providers::{self, Ready};
@@ -54,9 +54,22 @@ impl ProviderKind {
 
     const fn variables(self) -> &'static [&'static str] {
         match self {
-            Self::Environment => &["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"],
-            Self::Profile => &["AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE", "HOME"],
-            Self::WebIdentity => &["AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME"],
+            Self::Environment => &[
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+            Self::Profile => &[
+                "AWS_PROFILE",
+                "AWS_CONFIG_FILE",
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "HOME",
+            ],
+            Self::WebIdentity => &[
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_ROLE_ARN",
+                "AWS_ROLE_SESSION_NAME",
+            ],
             Self::Container => &[
                 "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
                 "AWS_CONTAINER_CREDENTIALS_FULL_URI",
@@ -133,7 +146,11 @@ impl CredentialsChain {
     ///
     /// With a single provider, "not configured" is reported as
     /// [`CredentialsError::NotEnabled`] instead of [`CredentialsError::NotFound`].
-    pub fn with_providers(shared: &SharedConfig, fs: Arc<dyn FileReader>, providers: &[ProviderKind]) -> Self {
+    pub fn with_providers(
+        shared: &SharedConfig,
+        fs: Arc<dyn FileReader>,
+        providers: &[ProviderKind],
+    ) -> Self {
         Self {
             shared: shared.clone(),
             fs,
@@ -163,7 +180,11 @@ impl CredentialsChain {
             )));
             return;
         }
-        self.input = Some(Input::Response(HttpResponse { status, headers, body }));
+        self.input = Some(Input::Response(HttpResponse {
+            status,
+            headers,
+            body,
+        }));
     }
 
     /// Reports that the last [`Step::Send`] failed in the transport (connect error, timeout);
@@ -198,7 +219,9 @@ impl CredentialsChain {
             return Step::Done(r.clone());
         }
         if self.awaiting != Awaiting::Nothing {
-            let e = CredentialsError::Usage("next_step called before the last step was answered".into());
+            let e = CredentialsError::Usage(
+                "next_step called before the last step was answered".into(),
+            );
             self.result = Some(Err(e.clone()));
             return Step::Done(Err(e));
         }
@@ -209,7 +232,10 @@ impl CredentialsChain {
                 };
                 match self.build(kind) {
                     Ok(m) => self.current = Some((kind, m)),
-                    Err(Fail::NotConfigured(reason)) => self.tried.push(ProviderAttempt { provider: kind.name(), reason }),
+                    Err(Fail::NotConfigured(reason)) => self.tried.push(ProviderAttempt {
+                        provider: kind.name(),
+                        reason,
+                    }),
                     Err(Fail::Error(e)) => return self.finish(Err(e)),
                 }
                 continue;
@@ -228,7 +254,10 @@ impl CredentialsChain {
                 Act::Done(Ok(c)) => return self.finish(Ok(c)),
                 Act::Done(Err(Fail::Error(e))) => return self.finish(Err(e)),
                 Act::Done(Err(Fail::NotConfigured(reason))) => {
-                    self.tried.push(ProviderAttempt { provider: kind.name(), reason });
+                    self.tried.push(ProviderAttempt {
+                        provider: kind.name(),
+                        reason,
+                    });
                     self.current = None;
                 }
             }
@@ -244,7 +273,10 @@ impl CredentialsChain {
     fn not_found(&self) -> CredentialsError {
         if self.single {
             if let Some(t) = self.tried.first() {
-                return CredentialsError::NotEnabled { provider: t.provider, reason: t.reason.clone() };
+                return CredentialsError::NotEnabled {
+                    provider: t.provider,
+                    reason: t.reason.clone(),
+                };
             }
         }
         let mut variables: Vec<&'static str> = Vec::new();
@@ -255,7 +287,11 @@ impl CredentialsChain {
         if files.is_empty() {
             files.extend(self.shared.locations.config.iter().cloned());
         }
-        CredentialsError::NotFound(NotFound { tried: self.tried.clone(), variables, files })
+        CredentialsError::NotFound(NotFound {
+            tried: self.tried.clone(),
+            variables,
+            files,
+        })
     }
 
     fn build(&self, kind: ProviderKind) -> Result<Box<dyn Machine>, Fail> {
@@ -266,13 +302,15 @@ impl CredentialsChain {
             .unwrap_or(3);
         let named = |n: &'static str| -> Result<Box<dyn Machine>, Fail> {
             match n {
-                "environment" => providers::from_env(shared).map(|c| Box::new(Ready(Some(Ok(c)))) as Box<dyn Machine>),
+                "environment" => providers::from_env(shared)
+                    .map(|c| Box::new(Ready(Some(Ok(c)))) as Box<dyn Machine>),
                 "container" => providers::container(shared, attempts),
                 _ => providers::imds(shared),
             }
         };
         match kind {
-            ProviderKind::Environment => providers::from_env(shared).map(|c| Box::new(Ready(Some(Ok(c)))) as Box<dyn Machine>),
+            ProviderKind::Environment => providers::from_env(shared)
+                .map(|c| Box::new(Ready(Some(Ok(c)))) as Box<dyn Machine>),
             ProviderKind::Profile => providers::profile_provider(shared, &named),
             ProviderKind::WebIdentity => providers::web_identity_env(shared),
             ProviderKind::Container => providers::container(shared, attempts),
@@ -352,7 +390,10 @@ where
 {
     fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
         let mut chain = CredentialsChain::new(&self.shared, self.fs.clone());
-        let mut send = self.send.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut send = self
+            .send
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         drive(&mut chain, &*self.clock, &mut *send)
     }
 }

@@ -76,7 +76,12 @@ impl SharedConfig {
 
     /// [`SharedConfig::load`] with the platform's path rules and an explicit profile name
     /// (which wins over `AWS_PROFILE`)
-    pub fn load_with(env: Env, fs: &dyn FileReader, platform: Platform, profile: Option<&str>) -> Self {
+    pub fn load_with(
+        env: Env,
+        fs: &dyn FileReader,
+        platform: Platform,
+        profile: Option<&str>,
+    ) -> Self {
         let locations = FileLocations::from_env(&env, platform);
         let mut files = Vec::new();
         let mut texts = Vec::new();
@@ -98,21 +103,20 @@ impl SharedConfig {
                 }
             }
         }
-        let profiles = match failure {
-            Some(e) => Err(e),
-            None => {
-                let borrowed: Vec<_> = texts
-                    .iter()
-                    .map(|(k, p, t)| (*k, p.as_str(), t.as_str()))
-                    .collect();
-                let parsed = ProfileSet::parse(&borrowed).map_err(ProfileFileError::from);
-                if parsed.is_err() {
-                    for f in &mut files {
-                        f.1 = FileStatus::Failed;
-                    }
+        let profiles = if let Some(e) = failure {
+            Err(e)
+        } else {
+            let borrowed: Vec<_> = texts
+                .iter()
+                .map(|(k, p, t)| (*k, p.as_str(), t.as_str()))
+                .collect();
+            let parsed = ProfileSet::parse(&borrowed).map_err(ProfileFileError::from);
+            if parsed.is_err() {
+                for f in &mut files {
+                    f.1 = FileStatus::Failed;
                 }
-                parsed
             }
+            parsed
         };
         let profile_name = profile.map_or_else(|| locations.profile.clone(), str::to_owned);
         Self {
@@ -175,7 +179,11 @@ impl SharedConfig {
             Some(r) => Some(Sourced::new(r.clone(), Source::Explicit)),
             None => self.string_setting(&["AWS_REGION", "AWS_DEFAULT_REGION"], "region"),
         };
-        let use_fips = self.bool_setting(overrides.use_fips, "AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint")?;
+        let use_fips = self.bool_setting(
+            overrides.use_fips,
+            "AWS_USE_FIPS_ENDPOINT",
+            "use_fips_endpoint",
+        )?;
         let use_dual_stack = self.bool_setting(
             overrides.use_dual_stack,
             "AWS_USE_DUALSTACK_ENDPOINT",
@@ -189,9 +197,12 @@ impl SharedConfig {
             Some(n) => Sourced::new(n, Source::Explicit),
             None => match self.string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts") {
                 Some(s) => {
-                    let n = s.value.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                        ConfigError::invalid(&s, "a whole number of at least 1")
-                    })?;
+                    let n = s
+                        .value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n >= 1)
+                        .ok_or_else(|| ConfigError::invalid(&s, "a whole number of at least 1"))?;
                     Sourced::new(n, s.source)
                 }
                 None => Sourced::new(3, Source::Default),
@@ -201,8 +212,9 @@ impl SharedConfig {
             Some(m) => Sourced::new(m, Source::Explicit),
             None => match self.string_setting(&["AWS_RETRY_MODE"], "retry_mode") {
                 Some(s) => {
-                    let m = RetryMode::parse(&s.value)
-                        .ok_or_else(|| ConfigError::invalid(&s, "`standard`, `legacy` or `adaptive`"))?;
+                    let m = RetryMode::parse(&s.value).ok_or_else(|| {
+                        ConfigError::invalid(&s, "`standard`, `legacy` or `adaptive`")
+                    })?;
                     Sourced::new(m, s.source)
                 }
                 None => Sourced::new(RetryMode::Standard, Source::Default),
@@ -227,7 +239,11 @@ impl SharedConfig {
     }
 
     /// The first of `vars` that is set, else `key` of the active profile
-    pub(crate) fn string_setting(&self, vars: &[&'static str], key: &'static str) -> Option<Sourced<String>> {
+    pub(crate) fn string_setting(
+        &self,
+        vars: &[&'static str],
+        key: &'static str,
+    ) -> Option<Sourced<String>> {
         for var in vars {
             if let Some(v) = self.env.get(var) {
                 return Some(Sourced::new(v.to_owned(), Source::Env(var)));
@@ -255,7 +271,8 @@ impl SharedConfig {
         }
         match self.string_setting(&[var], key) {
             Some(s) => {
-                let b = parse_bool(&s.value).ok_or_else(|| ConfigError::invalid(&s, "`true` or `false`"))?;
+                let b = parse_bool(&s.value)
+                    .ok_or_else(|| ConfigError::invalid(&s, "`true` or `false`"))?;
                 Ok(Sourced::new(b, s.source))
             }
             None => Ok(Sourced::new(false, Source::Default)),
@@ -281,17 +298,29 @@ impl SharedConfig {
         }
         let service_var = format!("AWS_ENDPOINT_URL_{env_id}");
         if let Some(v) = self.env.get(&service_var) {
-            return Ok(Some(Sourced::new(v.to_owned(), Source::EnvService(service_var))));
+            return Ok(Some(Sourced::new(
+                v.to_owned(),
+                Source::EnvService(service_var),
+            )));
         }
         if let Some(v) = self.env.get("AWS_ENDPOINT_URL") {
-            return Ok(Some(Sourced::new(v.to_owned(), Source::Env("AWS_ENDPOINT_URL"))));
+            return Ok(Some(Sourced::new(
+                v.to_owned(),
+                Source::Env("AWS_ENDPOINT_URL"),
+            )));
         }
         let Some(profile) = self.active_profile() else {
             return Ok(None);
         };
         if let Some(services) = profile.get_nonempty("services") {
-            let section = self.profiles.as_ref().ok().and_then(|p| p.services(services.trim()));
-            if let Some(url) = section.and_then(|s| s.sub_properties(services_key).remove("endpoint_url")) {
+            let section = self
+                .profiles
+                .as_ref()
+                .ok()
+                .and_then(|p| p.services(services.trim()));
+            if let Some(url) =
+                section.and_then(|s| s.sub_properties(services_key).remove("endpoint_url"))
+            {
                 if !url.is_empty() {
                     return Ok(Some(Sourced::new(
                         url,

@@ -136,7 +136,11 @@ pub enum CredentialsError {
 }
 
 impl CredentialsError {
-    pub(crate) fn load(provider: &'static str, message: impl Into<String>, retryable: bool) -> Self {
+    pub(crate) fn load(
+        provider: &'static str,
+        message: impl Into<String>,
+        retryable: bool,
+    ) -> Self {
         Self::Load {
             provider,
             message: message.into(),
@@ -153,12 +157,19 @@ impl CredentialsError {
 
     /// Whether asking again later may succeed
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Load { retryable: true, .. })
+        matches!(
+            self,
+            Self::Load {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 
 /// What the caller does next for a credentials state machine
-#[derive(Debug)]
+///
+/// `Debug` shows a request's method and URI only: bodies and some headers carry tokens.
 pub enum Step {
     /// Send this request with your transport, then call `handle_response` (or
     /// `handle_transport_error`). The request carries an [`Attempt`] extension: back off
@@ -169,6 +180,16 @@ pub enum Step {
     Run(ProcessCommand),
     /// Finished
     Done(Result<ProvidedCredentials, CredentialsError>),
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Send(req) => write!(f, "Send({} {})", req.method(), req.uri()),
+            Self::Run(cmd) => f.debug_tuple("Run").field(cmd).finish(),
+            Self::Done(r) => f.debug_tuple("Done").field(r).finish(),
+        }
+    }
 }
 
 /// The attempt number of a [`Step::Send`] request (1 for the first), as a request extension
@@ -335,13 +356,21 @@ pub(crate) fn parse_json_credentials(
     provider: &'static str,
     token_keys: &[&str],
 ) -> Result<ProvidedCredentials, String> {
-    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("invalid JSON in response: {e}"))?;
-    let get = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("invalid JSON in response: {e}"))?;
+    let get = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
     let id = get("AccessKeyId").ok_or("the answer has no AccessKeyId")?;
     let secret = get("SecretAccessKey").ok_or("the answer has no SecretAccessKey")?;
     let token = token_keys.iter().find_map(|k| get(k)).map(str::to_owned);
     let expiry = match get("Expiration") {
-        Some(e) => Some(crate::time::parse_rfc3339(e).ok_or_else(|| format!("invalid Expiration `{e}`"))?),
+        Some(e) => {
+            Some(crate::time::parse_rfc3339(e).ok_or_else(|| format!("invalid Expiration `{e}`"))?)
+        }
         None => None,
     };
     Ok(ProvidedCredentials::new(

@@ -73,34 +73,34 @@ impl ImdsSettings {
     ) -> Result<Self, ImdsConfigError> {
         let configured = endpoint_override.map(str::to_owned).or_else(|| {
             shared
-                .string_setting(&["AWS_EC2_METADATA_SERVICE_ENDPOINT"], "ec2_metadata_service_endpoint")
+                .string_setting(
+                    &["AWS_EC2_METADATA_SERVICE_ENDPOINT"],
+                    "ec2_metadata_service_endpoint",
+                )
                 .map(|s| s.value)
         });
-        let endpoint = match configured {
-            Some(e) => {
-                let bad = |message: String| ImdsConfigError::Endpoint {
-                    endpoint: e.clone(),
-                    message,
-                };
-                let uri = e.parse::<http::Uri>().map_err(|err| bad(err.to_string()))?;
-                if uri.scheme().is_none() || uri.host().is_none() {
-                    return Err(bad("the endpoint needs a scheme and a host".into()));
-                }
-                e.trim_end_matches('/').to_owned()
+        let endpoint = if let Some(e) = configured {
+            let bad = |message: String| ImdsConfigError::Endpoint {
+                endpoint: e.clone(),
+                message,
+            };
+            let uri = e.parse::<http::Uri>().map_err(|err| bad(err.to_string()))?;
+            if uri.scheme().is_none() || uri.host().is_none() {
+                return Err(bad("the endpoint needs a scheme and a host".into()));
             }
-            None => {
-                let mode = match mode_override {
-                    Some(m) => m,
-                    None => match shared.string_setting(
-                        &["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"],
-                        "ec2_metadata_service_endpoint_mode",
-                    ) {
-                        Some(s) => ImdsMode::parse(&s.value)?,
-                        None => ImdsMode::Ipv4,
-                    },
-                };
-                mode.endpoint().to_owned()
-            }
+            e.trim_end_matches('/').to_owned()
+        } else {
+            let mode = match mode_override {
+                Some(m) => m,
+                None => match shared.string_setting(
+                    &["AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE"],
+                    "ec2_metadata_service_endpoint_mode",
+                ) {
+                    Some(s) => ImdsMode::parse(&s.value)?,
+                    None => ImdsMode::Ipv4,
+                },
+            };
+            mode.endpoint().to_owned()
         };
         let max_attempts = shared
             .string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")

@@ -23,7 +23,7 @@ pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,
-    ProviderAttempt, ProvidedCredentials, Step,
+    ProvidedCredentials, ProviderAttempt, Step,
 };
 pub use env::Env;
 pub use fs::{FileReader, MemFs, StdFs};

@@ -16,7 +16,11 @@ pub enum Platform {
 impl Platform {
     /// The platform this program was built for
     pub const fn current() -> Self {
-        if cfg!(windows) { Self::Windows } else { Self::Unix }
+        if cfg!(windows) {
+            Self::Windows
+        } else {
+            Self::Unix
+        }
     }
 
     const fn separator(self) -> char {
@@ -54,14 +58,13 @@ impl FileLocations {
     pub fn from_env(env: &Env, platform: Platform) -> Self {
         let home = home_dir(env, platform);
         let file = |var: &str, name: &str| -> Option<PathBuf> {
-            match env.get(var) {
-                Some(path) => Some(PathBuf::from(expand_home(path, home.as_deref(), platform))),
-                None => {
-                    let sep = platform.separator();
-                    let home = home.as_deref()?;
-                    let home = home.strip_suffix(sep).unwrap_or(home);
-                    Some(PathBuf::from(format!("{home}{sep}.aws{sep}{name}")))
-                }
+            if let Some(path) = env.get(var) {
+                Some(PathBuf::from(expand_home(path, home.as_deref(), platform)))
+            } else {
+                let sep = platform.separator();
+                let home = home.as_deref()?;
+                let home = home.strip_suffix(sep).unwrap_or(home);
+                Some(PathBuf::from(format!("{home}{sep}.aws{sep}{name}")))
             }
         };
         Self {
@@ -107,7 +110,12 @@ fn expand_home(path: &str, home: Option<&str>, platform: Platform) -> String {
     };
     let rest = match path.strip_prefix('~') {
         Some("") => "",
-        Some(rest) if rest.starts_with('/') || (platform == Platform::Windows && rest.starts_with('\\')) => rest,
+        Some(rest)
+            if rest.starts_with('/')
+                || (platform == Platform::Windows && rest.starts_with('\\')) =>
+        {
+            rest
+        }
         _ => return path.to_owned(),
     };
     format!("{home}{rest}")

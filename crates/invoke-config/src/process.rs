@@ -50,8 +50,18 @@ pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
         }
         rx
     };
-    let out = reader(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
-    let err = reader(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + cmd.timeout;
     let status = loop {
         match child.try_wait() {
@@ -59,7 +69,10 @@ pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("the command ran longer than {:?} and was killed", cmd.timeout));
+                return Err(format!(
+                    "the command ran longer than {:?} and was killed",
+                    cmd.timeout
+                ));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("waiting for the command failed: {e}")),

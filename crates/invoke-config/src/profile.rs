@@ -194,7 +194,11 @@ enum Current {
     Ignored(bool),
 }
 
-fn parse_file(kind: FileKind, path: &str, text: &str) -> Result<Vec<RawSection>, ProfileParseError> {
+fn parse_file(
+    kind: FileKind,
+    path: &str,
+    text: &str,
+) -> Result<Vec<RawSection>, ProfileParseError> {
     let mut sections: Vec<RawSection> = Vec::new();
     // None: before any section; Some(None): inside an ignored section
     let mut section: Option<Option<usize>> = None;
@@ -215,7 +219,9 @@ fn parse_file(kind: FileKind, path: &str, text: &str) -> Result<Vec<RawSection>,
             }
             let text = line.trim();
             let sub = match current {
-                Current::None => return Err(err("Expected a property definition, found continuation")),
+                Current::None => {
+                    return Err(err("Expected a property definition, found continuation"));
+                }
                 Current::Property(_, sub) | Current::Ignored(sub) => sub,
             };
             if sub {
@@ -242,15 +248,17 @@ fn parse_file(kind: FileKind, path: &str, text: &str) -> Result<Vec<RawSection>,
                 return Err(err("Expected a comment or the end of the line after ']'"));
             }
             current = Current::None;
-            section = Some(classify(kind, rest[..end].trim()).map(|(k, name, bare_default)| {
-                sections.push(RawSection {
-                    kind: k,
-                    name,
-                    bare_default,
-                    properties: Vec::new(),
-                });
-                sections.len() - 1
-            }));
+            section = Some(
+                classify(kind, rest[..end].trim()).map(|(k, name, bare_default)| {
+                    sections.push(RawSection {
+                        kind: k,
+                        name,
+                        bare_default,
+                        properties: Vec::new(),
+                    });
+                    sections.len() - 1
+                }),
+            );
             continue;
         }
         let Some(section) = section else {

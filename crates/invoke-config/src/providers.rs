@@ -10,8 +10,8 @@ use invoke_proto::Credentials;
 
 use crate::config::{SharedConfig, parse_bool};
 use crate::credentials::{
-    Act, Call, CallResult, CredentialsError, Ctx, Fail, HttpResponse, Input, Machine, ProcessCommand,
-    ProvidedCredentials, misuse, parse_json_credentials,
+    Act, Call, CallResult, CredentialsError, Ctx, Fail, HttpResponse, Input, Machine,
+    ProcessCommand, ProvidedCredentials, misuse, parse_json_credentials,
 };
 use crate::imds::ImdsSettings;
 use crate::profile::{ProfileSet, Section};
@@ -48,9 +48,14 @@ impl Machine for Ready {
 /// `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` (blank = unset)
 pub(crate) fn from_env(shared: &SharedConfig) -> Result<ProvidedCredentials, Fail> {
     let env = &shared.env;
-    match (env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")) {
+    match (
+        env.get("AWS_ACCESS_KEY_ID"),
+        env.get("AWS_SECRET_ACCESS_KEY"),
+    ) {
         (Some(id), Some(secret)) => {
-            let token = env.get("AWS_SESSION_TOKEN").or_else(|| env.get("AWS_SECURITY_TOKEN"));
+            let token = env
+                .get("AWS_SESSION_TOKEN")
+                .or_else(|| env.get("AWS_SECURITY_TOKEN"));
             Ok(ProvidedCredentials::new(
                 Credentials::new(id, secret, token.map(str::to_owned)),
                 None,
@@ -95,7 +100,9 @@ impl ServiceSettings {
                     .map(|s| s.value)
             })
             .unwrap_or_else(|| "us-east-1".to_owned());
-        let fips = shared.bool_setting(None, "AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint").map_err(bad)?;
+        let fips = shared
+            .bool_setting(None, "AWS_USE_FIPS_ENDPOINT", "use_fips_endpoint")
+            .map_err(bad)?;
         let dual = shared
             .bool_setting(None, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint")
             .map_err(bad)?;
@@ -114,7 +121,11 @@ impl ServiceSettings {
     }
 
     /// `https://{prefix}.{region}.{suffix}` (the FIPS form `{prefix}-fips`), or the custom URL
-    pub(crate) fn base_uri(&self, prefix: &str, provider: &'static str) -> Result<String, CredentialsError> {
+    pub(crate) fn base_uri(
+        &self,
+        prefix: &str,
+        provider: &'static str,
+    ) -> Result<String, CredentialsError> {
         if let Some(url) = &self.custom {
             return Ok(url.trim_end_matches('/').to_owned());
         }
@@ -124,7 +135,10 @@ impl ServiceSettings {
             .with_dual_stack(self.dual_stack);
         let endpoint = invoke_proto::endpoint::resolve(&config)
             .map_err(|e| CredentialsError::config(provider, e.to_string()))?;
-        let rest = endpoint.host().strip_prefix("lambda").unwrap_or(endpoint.host());
+        let rest = endpoint
+            .host()
+            .strip_prefix("lambda")
+            .unwrap_or(endpoint.host());
         Ok(format!("https://{prefix}{rest}"))
     }
 }
@@ -167,7 +181,10 @@ impl AssumeRole {
             .session_name
             .clone()
             .unwrap_or_else(|| format!("assume-role-from-profile-{}", unix_millis(now)));
-        let mut params = vec![("RoleArn", self.hop.role_arn.as_str()), ("RoleSessionName", session.as_str())];
+        let mut params = vec![
+            ("RoleArn", self.hop.role_arn.as_str()),
+            ("RoleSessionName", session.as_str()),
+        ];
         if let Some(id) = &self.hop.external_id {
             params.push(("ExternalId", id));
         }
@@ -175,7 +192,10 @@ impl AssumeRole {
             params.push(("DurationSeconds", d));
         }
         let body = crate::sts::form("AssumeRole", &params);
-        let uri = parse_uri(&format!("{}/", self.sts.base_uri("sts", "profile")?), "profile")?;
+        let uri = parse_uri(
+            &format!("{}/", self.sts.base_uri("sts", "profile")?),
+            "profile",
+        )?;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -183,8 +203,13 @@ impl AssumeRole {
             .body(Bytes::from(body))
             .map_err(|e| CredentialsError::config("profile", e.to_string()))?;
         let scope = invoke_proto::SigningScope::new(self.sts.region.clone(), "sts");
-        invoke_proto::sign(&mut req, &self.source.credentials, &scope, now)
-            .map_err(|e| CredentialsError::load("profile", format!("could not sign the STS request: {e}"), false))?;
+        invoke_proto::sign(&mut req, &self.source.credentials, &scope, now).map_err(|e| {
+            CredentialsError::load(
+                "profile",
+                format!("could not sign the STS request: {e}"),
+                false,
+            )
+        })?;
         Ok(req)
     }
 }
@@ -193,20 +218,31 @@ impl Machine for AssumeRole {
     fn advance(&mut self, _: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
         let Some(call) = &mut self.call else {
             return match self.request(now) {
-                Ok(req) => self.call.insert(Call::new(req, self.sts.max_attempts)).send(),
+                Ok(req) => self
+                    .call
+                    .insert(Call::new(req, self.sts.max_attempts))
+                    .send(),
                 Err(e) => fail(e),
             };
         };
         match call.on_input(input) {
             CallResult::Retry(act) => act,
             CallResult::Response(r) => Act::Done(sts_outcome("AssumeRole", &r, "profile")),
-            CallResult::Unreachable(e) => fail(CredentialsError::load("profile", format!("STS AssumeRole: {e}"), true)),
+            CallResult::Unreachable(e) => fail(CredentialsError::load(
+                "profile",
+                format!("STS AssumeRole: {e}"),
+                true,
+            )),
             CallResult::Misuse => misuse(),
         }
     }
 }
 
-fn sts_outcome(action: &str, r: &HttpResponse, provider: &'static str) -> Result<ProvidedCredentials, Fail> {
+fn sts_outcome(
+    action: &str,
+    r: &HttpResponse,
+    provider: &'static str,
+) -> Result<ProvidedCredentials, Fail> {
     if r.status.is_success() {
         Ok(crate::sts::parse_success(action, &r.body, provider)?)
     } else {
@@ -226,9 +262,15 @@ pub(crate) struct WebIdentity {
 
 impl WebIdentity {
     fn request(&self, ctx: &Ctx<'_>, now: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
-        let token = read_file(ctx, &self.token_file).map_err(|m| CredentialsError::load(self.provider, m, false))?;
-        let token = String::from_utf8(token)
-            .map_err(|_| CredentialsError::load(self.provider, format!("`{}` is not UTF-8", self.token_file), false))?;
+        let token = read_file(ctx, &self.token_file)
+            .map_err(|m| CredentialsError::load(self.provider, m, false))?;
+        let token = String::from_utf8(token).map_err(|_| {
+            CredentialsError::load(
+                self.provider,
+                format!("`{}` is not UTF-8", self.token_file),
+                false,
+            )
+        })?;
         let session = self
             .session_name
             .clone()
@@ -241,7 +283,10 @@ impl WebIdentity {
                 ("WebIdentityToken", token.trim()),
             ],
         );
-        let uri = parse_uri(&format!("{}/", self.sts.base_uri("sts", self.provider)?), self.provider)?;
+        let uri = parse_uri(
+            &format!("{}/", self.sts.base_uri("sts", self.provider)?),
+            self.provider,
+        )?;
         Request::builder()
             .method(Method::POST)
             .uri(uri)
@@ -255,13 +300,18 @@ impl Machine for WebIdentity {
     fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
         let Some(call) = &mut self.call else {
             return match self.request(ctx, now) {
-                Ok(req) => self.call.insert(Call::new(req, self.sts.max_attempts)).send(),
+                Ok(req) => self
+                    .call
+                    .insert(Call::new(req, self.sts.max_attempts))
+                    .send(),
                 Err(e) => fail(e),
             };
         };
         match call.on_input(input) {
             CallResult::Retry(act) => act,
-            CallResult::Response(r) => Act::Done(sts_outcome("AssumeRoleWithWebIdentity", &r, self.provider)),
+            CallResult::Response(r) => {
+                Act::Done(sts_outcome("AssumeRoleWithWebIdentity", &r, self.provider))
+            }
             CallResult::Unreachable(e) => fail(CredentialsError::load(
                 self.provider,
                 format!("STS AssumeRoleWithWebIdentity: {e}"),
@@ -275,7 +325,10 @@ impl Machine for WebIdentity {
 /// Web identity from `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`
 pub(crate) fn web_identity_env(shared: &SharedConfig) -> Result<Box<dyn Machine>, Fail> {
     let env = &shared.env;
-    let (Some(file), Some(role)) = (env.get("AWS_WEB_IDENTITY_TOKEN_FILE"), env.get("AWS_ROLE_ARN")) else {
+    let (Some(file), Some(role)) = (
+        env.get("AWS_WEB_IDENTITY_TOKEN_FILE"),
+        env.get("AWS_ROLE_ARN"),
+    ) else {
         return Err(Fail::NotConfigured(
             "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not both set".into(),
         ));
@@ -316,7 +369,13 @@ impl Machine for Process {
         let out = match input {
             Some(Input::Process(Ok(out))) => out,
             Some(Input::Process(Err(e))) => {
-                return fail(CredentialsError::load(P, format!("Error retrieving credentials: could not run the external process: {e}"), false));
+                return fail(CredentialsError::load(
+                    P,
+                    format!(
+                        "Error retrieving credentials: could not run the external process: {e}"
+                    ),
+                    false,
+                ));
             }
             _ => return misuse(),
         };
@@ -325,12 +384,16 @@ impl Machine for Process {
             let stderr: String = stderr.trim().chars().take(1024).collect();
             return fail(CredentialsError::load(
                 P,
-                format!("Error retrieving credentials: external process exited with code {}; stderr: {stderr}", out.status),
+                format!(
+                    "Error retrieving credentials: external process exited with code {}; stderr: {stderr}",
+                    out.status
+                ),
                 false,
             ));
         }
         let parsed = parse_json_credentials(&out.stdout, P, &["SessionToken"]).and_then(|c| {
-            let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
             match v.get("Version").and_then(serde_json::Value::as_i64) {
                 Some(1) => Ok(c),
                 _ => Err("`Version` must be 1".to_owned()),
@@ -345,7 +408,9 @@ impl Machine for Process {
             }
             Err(m) => fail(CredentialsError::load(
                 P,
-                format!("Error retrieving credentials from external process, could not parse response: {m}"),
+                format!(
+                    "Error retrieving credentials from external process, could not parse response: {m}"
+                ),
                 false,
             )),
         }
@@ -367,21 +432,39 @@ impl Sso {
     fn request(&self, ctx: &Ctx<'_>, now: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
         const P: &str = "sso";
         let Some(path) = &self.cache_file else {
-            return Err(CredentialsError::config(P, "no home folder to find the SSO token cache in (set HOME)"));
+            return Err(CredentialsError::config(
+                P,
+                "no home folder to find the SSO token cache in (set HOME)",
+            ));
         };
         let path = path.display().to_string();
         let raw = read_file(ctx, &path).map_err(|m| CredentialsError::load(P, m, false))?;
-        let v: serde_json::Value = serde_json::from_slice(&raw)
-            .map_err(|e| CredentialsError::load(P, format!("`{path}` is not valid JSON: {e}"), false))?;
-        let token = v.get("accessToken").and_then(serde_json::Value::as_str).filter(|t| !t.is_empty());
-        let expires = v.get("expiresAt").and_then(serde_json::Value::as_str).and_then(parse_rfc3339);
+        let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+            CredentialsError::load(P, format!("`{path}` is not valid JSON: {e}"), false)
+        })?;
+        let token = v
+            .get("accessToken")
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty());
+        let expires = v
+            .get("expiresAt")
+            .and_then(serde_json::Value::as_str)
+            .and_then(parse_rfc3339);
         let (Some(token), Some(expires)) = (token, expires) else {
-            return Err(CredentialsError::load(P, format!("`{path}` lacks `accessToken` or a valid `expiresAt`"), false));
+            return Err(CredentialsError::load(
+                P,
+                format!("`{path}` lacks `accessToken` or a valid `expiresAt`"),
+                false,
+            ));
         };
         if expires <= now {
             return Err(CredentialsError::SsoLoginRequired {
                 session: self.session.clone(),
-                login_args: if self.profile == "default" { String::new() } else { format!(" --profile {}", self.profile) },
+                login_args: if self.profile == "default" {
+                    String::new()
+                } else {
+                    format!(" --profile {}", self.profile)
+                },
                 expired_unix: unix_secs(expires),
             });
         }
@@ -394,8 +477,13 @@ impl Sso {
             ),
             P,
         )?;
-        let mut value = http::HeaderValue::from_str(token)
-            .map_err(|_| CredentialsError::load(P, format!("`{path}` holds an access token that is not a valid header value"), false))?;
+        let mut value = http::HeaderValue::from_str(token).map_err(|_| {
+            CredentialsError::load(
+                P,
+                format!("`{path}` holds an access token that is not a valid header value"),
+                false,
+            )
+        })?;
         value.set_sensitive(true);
         Request::builder()
             .method(Method::GET)
@@ -414,10 +502,16 @@ impl Sso {
                 r.status.is_server_error() || r.status.as_u16() == 429,
             ));
         }
-        let bad = |m: String| CredentialsError::load(P, format!("SSO GetRoleCredentials: {m}"), false);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let bad =
+            |m: String| CredentialsError::load(P, format!("SSO GetRoleCredentials: {m}"), false);
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
         let rc = &v["roleCredentials"];
-        let get = |k: &str| rc.get(k).and_then(serde_json::Value::as_str).filter(|s| !s.is_empty());
+        let get = |k: &str| {
+            rc.get(k)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
         let (Some(id), Some(secret)) = (get("accessKeyId"), get("secretAccessKey")) else {
             return Err(bad("the answer lacks accessKeyId or secretAccessKey".into()));
         };
@@ -445,7 +539,11 @@ impl Machine for Sso {
         match call.on_input(input) {
             CallResult::Retry(act) => act,
             CallResult::Response(r) => Act::Done(self.parse(&r).map_err(Fail::Error)),
-            CallResult::Unreachable(e) => fail(CredentialsError::load("sso", format!("SSO portal: {e}"), true)),
+            CallResult::Unreachable(e) => fail(CredentialsError::load(
+                "sso",
+                format!("SSO portal: {e}"),
+                true,
+            )),
             CallResult::Misuse => misuse(),
         }
     }
@@ -454,8 +552,15 @@ impl Machine for Sso {
 /// The base of a profile's credentials
 enum Base {
     Static(ProvidedCredentials),
-    Process { command: String, account_id: Option<String> },
-    WebIdentity { token_file: String, role_arn: String, session_name: Option<String> },
+    Process {
+        command: String,
+        account_id: Option<String>,
+    },
+    WebIdentity {
+        token_file: String,
+        role_arn: String,
+        session_name: Option<String>,
+    },
     Sso(Box<Sso>),
     Named(&'static str),
 }
@@ -473,13 +578,22 @@ fn static_keys(p: &Section) -> Result<Option<ProvidedCredentials>, CredentialsEr
     let Some(secret) = p.get_nonempty("aws_secret_access_key") else {
         return Err(CredentialsError::config(
             "profile",
-            format!("profile `{}` has aws_access_key_id but no aws_secret_access_key", p.name()),
+            format!(
+                "profile `{}` has aws_access_key_id but no aws_secret_access_key",
+                p.name()
+            ),
         ));
     };
     Ok(Some(ProvidedCredentials::new(
-        Credentials::new(id.trim(), secret.trim(), p.get_nonempty("aws_session_token").map(|t| t.trim().to_owned())),
+        Credentials::new(
+            id.trim(),
+            secret.trim(),
+            p.get_nonempty("aws_session_token")
+                .map(|t| t.trim().to_owned()),
+        ),
         None,
-        p.get_nonempty("aws_account_id").map(|a| a.trim().to_owned()),
+        p.get_nonempty("aws_account_id")
+            .map(|a| a.trim().to_owned()),
         "profile",
     )))
 }
@@ -490,7 +604,68 @@ fn nonempty(p: &Section, key: &str) -> Option<String> {
 
 /// The SDKs' profile resolution: `role_arn` (with `web_identity_token_file`, `source_profile`
 /// or `credential_source`), SSO, `credential_process`, static keys
-fn plan(shared: &SharedConfig, set: &ProfileSet, start: &str) -> Result<Option<Plan>, CredentialsError> {
+/// Where a profile with `role_arn` takes its source credentials from
+enum RoleStep {
+    /// A base right here
+    Base(Base),
+    /// Another profile
+    Source(String),
+}
+
+/// Pushes the role of `p` (unless it is a web identity role, which is the base itself)
+fn role_step(
+    p: &Section,
+    role_arn: String,
+    hops: &mut Vec<Hop>,
+) -> Result<RoleStep, CredentialsError> {
+    let name = p.name();
+    let cfg = |m: String| CredentialsError::config("profile", m);
+    if let Some(token_file) = nonempty(p, "web_identity_token_file") {
+        return Ok(RoleStep::Base(Base::WebIdentity {
+            token_file,
+            role_arn,
+            session_name: nonempty(p, "role_session_name"),
+        }));
+    }
+    hops.push(Hop {
+        role_arn,
+        session_name: nonempty(p, "role_session_name"),
+        external_id: nonempty(p, "external_id"),
+        duration_seconds: nonempty(p, "duration_seconds"),
+    });
+    match (
+        nonempty(p, "source_profile"),
+        nonempty(p, "credential_source"),
+    ) {
+        (Some(_), Some(_)) => Err(cfg(format!(
+            "profile `{name}` sets both source_profile and credential_source"
+        ))),
+        (Some(source), None) if source == name => match static_keys(p)? {
+            Some(c) => Ok(RoleStep::Base(Base::Static(c))),
+            None => Err(cfg(format!(
+                "profile `{name}` is its own source_profile but has no static keys"
+            ))),
+        },
+        (Some(source), None) => Ok(RoleStep::Source(source)),
+        (None, Some(source)) => match source.as_str() {
+            "Environment" => Ok(RoleStep::Base(Base::Named("environment"))),
+            "Ec2InstanceMetadata" => Ok(RoleStep::Base(Base::Named("imds"))),
+            "EcsContainer" => Ok(RoleStep::Base(Base::Named("container"))),
+            other => Err(cfg(format!(
+                "profile `{name}`: credential_source `{other}` is not one of Environment, Ec2InstanceMetadata, EcsContainer"
+            ))),
+        },
+        (None, None) => Err(cfg(format!(
+            "profile `{name}` has role_arn but neither source_profile nor credential_source"
+        ))),
+    }
+}
+
+fn plan(
+    shared: &SharedConfig,
+    set: &ProfileSet,
+    start: &str,
+) -> Result<Option<Plan>, CredentialsError> {
     let cfg = |m: String| CredentialsError::config("profile", m);
     let mut hops = Vec::new();
     let mut visited: Vec<String> = Vec::new();
@@ -501,59 +676,31 @@ fn plan(shared: &SharedConfig, set: &ProfileSet, start: &str) -> Result<Option<P
             if first {
                 return Ok(None);
             }
-            return Err(cfg(format!("profile `{name}` is named as source_profile but does not exist")));
+            return Err(cfg(format!(
+                "profile `{name}` is named as source_profile but does not exist"
+            )));
         };
         if visited.contains(&name) {
-            return Err(cfg(format!("source_profile forms a cycle: {} -> {name}", visited.join(" -> "))));
+            return Err(cfg(format!(
+                "source_profile forms a cycle: {} -> {name}",
+                visited.join(" -> ")
+            )));
         }
         visited.push(name.clone());
         if !first {
             if let Some(c) = static_keys(p)? {
-                return Ok(Some(Plan { base: Base::Static(c), hops }));
+                return Ok(Some(Plan {
+                    base: Base::Static(c),
+                    hops,
+                }));
             }
         }
         if let Some(role_arn) = nonempty(p, "role_arn") {
-            if let Some(token_file) = nonempty(p, "web_identity_token_file") {
-                let base = Base::WebIdentity { token_file, role_arn, session_name: nonempty(p, "role_session_name") };
-                return Ok(Some(Plan { base, hops }));
-            }
-            hops.push(Hop {
-                role_arn,
-                session_name: nonempty(p, "role_session_name"),
-                external_id: nonempty(p, "external_id"),
-                duration_seconds: nonempty(p, "duration_seconds"),
-            });
-            match (nonempty(p, "source_profile"), nonempty(p, "credential_source")) {
-                (Some(_), Some(_)) => {
-                    return Err(cfg(format!("profile `{name}` sets both source_profile and credential_source")));
-                }
-                (Some(source), None) if source == name => {
-                    let Some(c) = static_keys(p)? else {
-                        return Err(cfg(format!("profile `{name}` is its own source_profile but has no static keys")));
-                    };
-                    return Ok(Some(Plan { base: Base::Static(c), hops }));
-                }
-                (Some(source), None) => {
+            match role_step(p, role_arn, &mut hops)? {
+                RoleStep::Base(base) => return Ok(Some(Plan { base, hops })),
+                RoleStep::Source(source) => {
                     name = source;
                     continue;
-                }
-                (None, Some(source)) => {
-                    let named = match source.as_str() {
-                        "Environment" => "environment",
-                        "Ec2InstanceMetadata" => "imds",
-                        "EcsContainer" => "container",
-                        other => {
-                            return Err(cfg(format!(
-                                "profile `{name}`: credential_source `{other}` is not one of Environment, Ec2InstanceMetadata, EcsContainer"
-                            )));
-                        }
-                    };
-                    return Ok(Some(Plan { base: Base::Named(named), hops }));
-                }
-                (None, None) => {
-                    return Err(cfg(format!(
-                        "profile `{name}` has role_arn but neither source_profile nor credential_source"
-                    )));
                 }
             }
         }
@@ -566,32 +713,54 @@ fn plan(shared: &SharedConfig, set: &ProfileSet, start: &str) -> Result<Option<P
             )));
         }
         if let Some(command) = nonempty(p, "credential_process") {
-            let base = Base::Process { command, account_id: nonempty(p, "aws_account_id") };
+            let base = Base::Process {
+                command,
+                account_id: nonempty(p, "aws_account_id"),
+            };
             return Ok(Some(Plan { base, hops }));
         }
         if let Some(c) = static_keys(p)? {
-            return Ok(Some(Plan { base: Base::Static(c), hops }));
+            return Ok(Some(Plan {
+                base: Base::Static(c),
+                hops,
+            }));
         }
         if first {
             return Ok(None);
         }
-        return Err(cfg(format!("profile `{name}` is named as source_profile but has no credentials")));
+        return Err(cfg(format!(
+            "profile `{name}` is named as source_profile but has no credentials"
+        )));
     }
 }
 
-fn sso_base(shared: &SharedConfig, set: &ProfileSet, p: &Section) -> Result<Option<Base>, CredentialsError> {
+fn sso_base(
+    shared: &SharedConfig,
+    set: &ProfileSet,
+    p: &Section,
+) -> Result<Option<Base>, CredentialsError> {
     let cfg = |m: String| CredentialsError::config("sso", m);
-    let keys = ["sso_session", "sso_start_url", "sso_region", "sso_account_id", "sso_role_name"];
+    let keys = [
+        "sso_session",
+        "sso_start_url",
+        "sso_region",
+        "sso_account_id",
+        "sso_role_name",
+    ];
     if !keys.iter().any(|k| p.get_nonempty(k).is_some()) {
         return Ok(None);
     }
     let name = p.name();
     let (session_key, start_url, region) = if let Some(session) = nonempty(p, "sso_session") {
         let Some(s) = set.sso_session(&session) else {
-            return Err(cfg(format!("profile `{name}` names sso_session `{session}`, which has no [sso-session {session}] section")));
+            return Err(cfg(format!(
+                "profile `{name}` names sso_session `{session}`, which has no [sso-session {session}] section"
+            )));
         };
-        let region = nonempty(s, "sso_region").ok_or_else(|| cfg(format!("[sso-session {session}] has no sso_region")))?;
-        let url = nonempty(s, "sso_start_url").ok_or_else(|| cfg(format!("[sso-session {session}] has no sso_start_url")))?;
+        let region = nonempty(s, "sso_region")
+            .ok_or_else(|| cfg(format!("[sso-session {session}] has no sso_region")))?;
+        let url = nonempty(s, "sso_start_url")
+            .ok_or_else(|| cfg(format!("[sso-session {session}] has no sso_start_url")))?;
         if nonempty(p, "sso_account_id").is_none() || nonempty(p, "sso_role_name").is_none() {
             return Err(cfg(format!(
                 "profile `{name}` has no sso_account_id or sso_role_name: the selected profile will resolve an access token instead of credentials"
@@ -600,19 +769,39 @@ fn sso_base(shared: &SharedConfig, set: &ProfileSet, p: &Section) -> Result<Opti
         (session, url, region)
     } else {
         let mut missing = Vec::new();
-        for k in ["sso_start_url", "sso_region", "sso_account_id", "sso_role_name"] {
+        for k in [
+            "sso_start_url",
+            "sso_region",
+            "sso_account_id",
+            "sso_role_name",
+        ] {
             if p.get_nonempty(k).is_none() {
                 missing.push(k);
             }
         }
         if !missing.is_empty() {
-            return Err(cfg(format!("profile `{name}` uses SSO but lacks {}", missing.join(", "))));
+            return Err(cfg(format!(
+                "profile `{name}` uses SSO but lacks {}",
+                missing.join(", ")
+            )));
         }
         let url = nonempty(p, "sso_start_url").unwrap_or_default();
-        (url.clone(), url, nonempty(p, "sso_region").unwrap_or_default())
+        (
+            url.clone(),
+            url,
+            nonempty(p, "sso_region").unwrap_or_default(),
+        )
     };
     let _ = start_url;
-    let cache_file = shared.locations.in_home(shared.platform, &[".aws", "sso", "cache", &format!("{}.json", sha1_hex(session_key.as_bytes()))]);
+    let cache_file = shared.locations.in_home(
+        shared.platform,
+        &[
+            ".aws",
+            "sso",
+            "cache",
+            &format!("{}.json", sha1_hex(session_key.as_bytes())),
+        ],
+    );
     Ok(Some(Base::Sso(Box::new(Sso {
         cache_file,
         session: format!("`{session_key}`"),
@@ -646,8 +835,16 @@ pub(crate) fn profile_provider(
     };
     let name = shared.profile_name.clone();
     let Some(plan) = plan(shared, set, &name)? else {
-        let looked: Vec<_> = shared.files.iter().map(|(p, _)| format!("`{}`", p.display())).collect();
-        let looked = if looked.is_empty() { "no shared files (no home folder)".to_owned() } else { looked.join(" and ") };
+        let looked: Vec<_> = shared
+            .files
+            .iter()
+            .map(|(p, _)| format!("`{}`", p.display()))
+            .collect();
+        let looked = if looked.is_empty() {
+            "no shared files (no home folder)".to_owned()
+        } else {
+            looked.join(" and ")
+        };
         return Err(Fail::NotConfigured(if set.profile(&name).is_some() {
             format!("profile `{name}` has no credentials (looked in {looked})")
         } else {
@@ -656,8 +853,22 @@ pub(crate) fn profile_provider(
     };
     let (base, named_src): (Box<dyn Machine>, _) = match plan.base {
         Base::Static(c) => (Box::new(Ready(Some(Ok(c)))), None),
-        Base::Process { command, account_id } => (Box::new(Process { command, account_id, started: false }), None),
-        Base::WebIdentity { token_file, role_arn, session_name } => (
+        Base::Process {
+            command,
+            account_id,
+        } => (
+            Box::new(Process {
+                command,
+                account_id,
+                started: false,
+            }),
+            None,
+        ),
+        Base::WebIdentity {
+            token_file,
+            role_arn,
+            session_name,
+        } => (
             Box::new(WebIdentity {
                 token_file,
                 role_arn,
@@ -693,7 +904,9 @@ pub(crate) fn profile_provider(
 fn not_enabled_source(profile: &str, source: &str, reason: &str) -> CredentialsError {
     CredentialsError::config(
         "profile",
-        format!("profile `{profile}` takes its source credentials from {source}, but the credential provider was not enabled: {reason}"),
+        format!(
+            "profile `{profile}` takes its source credentials from {source}, but the credential provider was not enabled: {reason}"
+        ),
     )
 }
 
@@ -708,14 +921,11 @@ impl Machine for ProfileMachine {
             match act {
                 Act::Done(Ok(mut c)) => {
                     self.base_done = true;
-                    match self.hops.pop_front() {
-                        Some(hop) => {
-                            self.hop = Some(AssumeRole::new(hop, c, self.sts.clone()));
-                        }
-                        None => {
-                            c.provider = "profile";
-                            return done(c);
-                        }
+                    if let Some(hop) = self.hops.pop_front() {
+                        self.hop = Some(AssumeRole::new(hop, c, self.sts.clone()));
+                    } else {
+                        c.provider = "profile";
+                        return done(c);
                     }
                 }
                 Act::Done(Err(Fail::NotConfigured(reason))) => {
@@ -754,16 +964,24 @@ pub fn container_uri(env: &crate::Env) -> Result<Result<Uri, String>, Credential
     };
     let uri = parse_uri(full, P)?;
     let Some(host) = uri.host() else {
-        return Err(CredentialsError::config(P, format!("invalid URI `{full}`: URI did not specify a host")));
+        return Err(CredentialsError::config(
+            P,
+            format!("invalid URI `{full}`: URI did not specify a host"),
+        ));
     };
     match uri.scheme_str() {
         Some("https") => Ok(Ok(uri)),
         Some("http") if container_host_allowed(host) => Ok(Ok(uri)),
         Some("http") => Err(CredentialsError::config(
             P,
-            format!("`{full}`: plain http is only allowed to loopback addresses and the ECS/EKS link-local addresses, not `{host}`"),
+            format!(
+                "`{full}`: plain http is only allowed to loopback addresses and the ECS/EKS link-local addresses, not `{host}`"
+            ),
         )),
-        _ => Err(CredentialsError::config(P, format!("`{full}`: the scheme must be http or https"))),
+        _ => Err(CredentialsError::config(
+            P,
+            format!("`{full}`: the scheme must be http or https"),
+        )),
     }
 }
 
@@ -774,16 +992,25 @@ fn container_host_allowed(host: &str) -> bool {
     }
     match host.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(ip)) => {
-            ip.is_loopback() || ip == std::net::Ipv4Addr::new(169, 254, 170, 2) || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
+            ip.is_loopback()
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 2)
+                || ip == std::net::Ipv4Addr::new(169, 254, 170, 23)
         }
         Ok(std::net::IpAddr::V6(ip)) => {
-            ip.is_loopback() || ip == "fd00:ec2::23".parse::<std::net::Ipv6Addr>().expect("valid address")
+            ip.is_loopback()
+                || ip
+                    == "fd00:ec2::23"
+                        .parse::<std::net::Ipv6Addr>()
+                        .expect("valid address")
         }
         Err(_) => false,
     }
 }
 
-pub(crate) fn container(shared: &SharedConfig, max_attempts: u32) -> Result<Box<dyn Machine>, Fail> {
+pub(crate) fn container(
+    shared: &SharedConfig,
+    max_attempts: u32,
+) -> Result<Box<dyn Machine>, Fail> {
     let env = &shared.env;
     let uri = match container_uri(env)? {
         Ok(uri) => uri,
@@ -791,8 +1018,12 @@ pub(crate) fn container(shared: &SharedConfig, max_attempts: u32) -> Result<Box<
     };
     Ok(Box::new(Container {
         uri,
-        token: env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(|t| Ok(t.to_owned())),
-        token_file: env.get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE").map(str::to_owned),
+        token: env
+            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+            .map(|t| Ok(t.to_owned())),
+        token_file: env
+            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+            .map(str::to_owned),
         max_attempts,
         call: None,
     }))
@@ -804,19 +1035,30 @@ impl Container {
         let token = match &self.token_file {
             Some(file) => Some(
                 read_file(ctx, file)
-                    .and_then(|b| String::from_utf8(b).map_err(|_| format!("`{file}` is not UTF-8")))
+                    .and_then(|b| {
+                        String::from_utf8(b).map_err(|_| format!("`{file}` is not UTF-8"))
+                    })
                     .map_err(|m| CredentialsError::load(P, m, false))?,
             ),
-            None => self.token.take().transpose().map_err(|m| CredentialsError::load(P, m, false))?,
+            None => self
+                .token
+                .take()
+                .transpose()
+                .map_err(|m| CredentialsError::load(P, m, false))?,
         };
-        let mut b = Request::builder().method(Method::GET).uri(self.uri.clone()).header("accept", "application/json");
+        let mut b = Request::builder()
+            .method(Method::GET)
+            .uri(self.uri.clone())
+            .header("accept", "application/json");
         if let Some(t) = token {
-            let mut v = http::HeaderValue::from_str(t.trim())
-                .map_err(|_| CredentialsError::config(P, "the authorization token is not a valid header value"))?;
+            let mut v = http::HeaderValue::from_str(t.trim()).map_err(|_| {
+                CredentialsError::config(P, "the authorization token is not a valid header value")
+            })?;
             v.set_sensitive(true);
             b = b.header("authorization", v);
         }
-        b.body(Bytes::new()).map_err(|e| CredentialsError::config(P, e.to_string()))
+        b.body(Bytes::new())
+            .map_err(|e| CredentialsError::config(P, e.to_string()))
     }
 }
 
@@ -831,16 +1073,22 @@ impl Machine for Container {
         };
         match call.on_input(input) {
             CallResult::Retry(act) => act,
-            CallResult::Response(r) if r.status.is_success() => match parse_json_credentials(&r.body, P, &["Token"]) {
-                Ok(c) => done(c),
-                Err(m) => fail(CredentialsError::load(P, m, false)),
-            },
+            CallResult::Response(r) if r.status.is_success() => {
+                match parse_json_credentials(&r.body, P, &["Token"]) {
+                    Ok(c) => done(c),
+                    Err(m) => fail(CredentialsError::load(P, m, false)),
+                }
+            }
             CallResult::Response(r) => fail(CredentialsError::load(
                 P,
                 format!("the container endpoint returned HTTP {}", r.status.as_u16()),
                 r.status.is_server_error(),
             )),
-            CallResult::Unreachable(e) => fail(CredentialsError::load(P, format!("container endpoint: {e}"), true)),
+            CallResult::Unreachable(e) => fail(CredentialsError::load(
+                P,
+                format!("container endpoint: {e}"),
+                true,
+            )),
             CallResult::Misuse => misuse(),
         }
     }
@@ -861,8 +1109,15 @@ enum ImdsState {
 }
 
 pub(crate) fn imds(shared: &SharedConfig) -> Result<Box<dyn Machine>, Fail> {
-    if shared.env.get("AWS_EC2_METADATA_DISABLED").and_then(parse_bool) == Some(true) {
-        return Err(Fail::NotConfigured("AWS_EC2_METADATA_DISABLED is true".into()));
+    if shared
+        .env
+        .get("AWS_EC2_METADATA_DISABLED")
+        .and_then(parse_bool)
+        == Some(true)
+    {
+        return Err(Fail::NotConfigured(
+            "AWS_EC2_METADATA_DISABLED is true".into(),
+        ));
     }
     let settings = ImdsSettings::resolve(shared, None, None)
         .map_err(|e| CredentialsError::config("imds", e.to_string()))?;
@@ -879,15 +1134,23 @@ impl Imds {
         let uri = parse_uri(&self.settings.url(path), "imds")?;
         let mut b = Request::builder().uri(uri);
         b = match &self.token {
-            None => b.method(Method::PUT).header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
-            Some(t) => b.method(Method::GET).header("x-aws-ec2-metadata-token", t.clone()),
+            None => b
+                .method(Method::PUT)
+                .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+            Some(t) => b
+                .method(Method::GET)
+                .header("x-aws-ec2-metadata-token", t.clone()),
         };
-        b.body(Bytes::new()).map_err(|e| CredentialsError::config("imds", e.to_string()))
+        b.body(Bytes::new())
+            .map_err(|e| CredentialsError::config("imds", e.to_string()))
     }
 
     fn start(&mut self, path: &str) -> Act {
         match self.request(path) {
-            Ok(req) => self.call.insert(Call::new(req, self.settings.max_attempts)).send(),
+            Ok(req) => self
+                .call
+                .insert(Call::new(req, self.settings.max_attempts))
+                .send(),
             Err(e) => fail(e),
         }
     }
@@ -922,14 +1185,22 @@ impl Machine for Imds {
                         self.state = ImdsState::Role;
                         self.start(ROLES)
                     }
-                    Err(_) => fail(CredentialsError::load(P, "IMDS returned a token that is not a valid header value", false)),
+                    Err(_) => fail(CredentialsError::load(
+                        P,
+                        "IMDS returned a token that is not a valid header value",
+                        false,
+                    )),
                 },
                 403 => fail(CredentialsError::load(
                     P,
                     "request forbidden: IMDS is disabled or has been disallowed by permissions (HTTP 403 on the token request)",
                     false,
                 )),
-                _ => fail(CredentialsError::load(P, format!("IMDS token request failed with HTTP {status}"), status >= 500)),
+                _ => fail(CredentialsError::load(
+                    P,
+                    format!("IMDS token request failed with HTTP {status}"),
+                    status >= 500,
+                )),
             },
             ImdsState::Role => match status {
                 200 => match text.lines().next().map(str::trim).filter(|l| !l.is_empty()) {
@@ -938,22 +1209,36 @@ impl Machine for Imds {
                         self.state = ImdsState::Credentials;
                         self.start(&path)
                     }
-                    None => Act::Done(Err(Fail::NotConfigured("the instance has no IAM role (empty role list)".into()))),
+                    None => Act::Done(Err(Fail::NotConfigured(
+                        "the instance has no IAM role (empty role list)".into(),
+                    ))),
                 },
                 404 => Act::Done(Err(Fail::NotConfigured(
                     "the instance has no IAM role attached (HTTP 404 for the role list)".into(),
                 ))),
-                _ => fail(CredentialsError::load(P, format!("IMDS role list failed with HTTP {status}"), status >= 500)),
+                _ => fail(CredentialsError::load(
+                    P,
+                    format!("IMDS role list failed with HTTP {status}"),
+                    status >= 500,
+                )),
             },
             ImdsState::Credentials => {
                 if status != 200 {
-                    return fail(CredentialsError::load(P, format!("IMDS credentials request failed with HTTP {status}"), status >= 500));
+                    return fail(CredentialsError::load(
+                        P,
+                        format!("IMDS credentials request failed with HTTP {status}"),
+                        status >= 500,
+                    ));
                 }
                 let code = serde_json::from_slice::<serde_json::Value>(&r.body)
                     .ok()
                     .and_then(|v| v.get("Code").and_then(|c| c.as_str().map(str::to_owned)));
                 if let Some(code) = code.filter(|c| c != "Success") {
-                    return fail(CredentialsError::load(P, format!("IMDS credentials have Code `{code}`"), false));
+                    return fail(CredentialsError::load(
+                        P,
+                        format!("IMDS credentials have Code `{code}`"),
+                        false,
+                    ));
                 }
                 match parse_json_credentials(&r.body, P, &["Token"]) {
                     Ok(c) => done(c),

@@ -48,7 +48,9 @@ fn xml_texts(body: &str) -> Result<HashMap<String, String>, String> {
             },
             xmlparser::Token::Text { text } | xmlparser::Token::Cdata { text, .. } => {
                 let key = stack.join("/");
-                out.entry(key).or_default().push_str(&unescape(text.as_str()));
+                out.entry(key)
+                    .or_default()
+                    .push_str(&unescape(text.as_str()));
             }
             _ => {}
         }
@@ -79,15 +81,12 @@ fn unescape(s: &str) -> String {
                 .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
                 .and_then(char::from_u32),
         };
-        match c {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
+        if let Some(c) = c {
+            out.push(c);
+            rest = &rest[end + 1..];
+        } else {
+            out.push('&');
+            rest = &rest[1..];
         }
     }
     out.push_str(rest);
@@ -123,8 +122,14 @@ pub(crate) fn parse_success(
     let text = std::str::from_utf8(body).map_err(|_| fail("answer is not UTF-8".into()))?;
     let texts = xml_texts(text).map_err(fail)?;
     let get = |k: &str| find(&texts, &format!("Credentials/{k}"));
-    let (Some(id), Some(secret), Some(token)) = (get("AccessKeyId"), get("SecretAccessKey"), get("SessionToken")) else {
-        return Err(fail("answer lacks AccessKeyId, SecretAccessKey or SessionToken".into()));
+    let (Some(id), Some(secret), Some(token)) = (
+        get("AccessKeyId"),
+        get("SecretAccessKey"),
+        get("SessionToken"),
+    ) else {
+        return Err(fail(
+            "answer lacks AccessKeyId, SecretAccessKey or SessionToken".into(),
+        ));
     };
     let expiry = match get("Expiration") {
         Some(e) => Some(parse_rfc3339(e).ok_or_else(|| fail(format!("invalid Expiration `{e}`")))?),
@@ -143,13 +148,29 @@ pub(crate) fn parse_success(
 }
 
 /// The error of a failed answer: `InvalidIdentityTokenException: message`
-pub(crate) fn parse_error(action: &str, status: u16, body: &[u8], provider: &'static str) -> CredentialsError {
-    let texts = std::str::from_utf8(body).ok().and_then(|t| xml_texts(t).ok()).unwrap_or_default();
+pub(crate) fn parse_error(
+    action: &str,
+    status: u16,
+    body: &[u8],
+    provider: &'static str,
+) -> CredentialsError {
+    let texts = std::str::from_utf8(body)
+        .ok()
+        .and_then(|t| xml_texts(t).ok())
+        .unwrap_or_default();
     let code = find(&texts, "Error/Code");
     let message = find(&texts, "Error/Message").unwrap_or("");
     let retryable = status >= 500
         || status == 429
-        || matches!(code, Some("IDPCommunicationError" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"));
+        || matches!(
+            code,
+            Some(
+                "IDPCommunicationError"
+                    | "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+            )
+        );
     let what = match code {
         Some(c) if MODELED.contains(&c) => format!("{c}Exception: {message}"),
         Some(c) => format!("{c}: {message}"),
@@ -164,18 +185,31 @@ mod tests {
 
     #[test]
     fn form_and_unescape() {
-        assert_eq!(form_encode("arn:aws:iam::1:role/x y"), "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y");
-        assert_eq!(unescape("a &amp; b &lt;&#65;&#x42;&bogus; &"), "a & b <AB&bogus; &");
+        assert_eq!(
+            form_encode("arn:aws:iam::1:role/x y"),
+            "arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fx%20y"
+        );
+        assert_eq!(
+            unescape("a &amp; b &lt;&#65;&#x42;&bogus; &"),
+            "a & b <AB&bogus; &"
+        );
     }
 
     #[test]
     fn error_names_follow_the_sdk() {
         let body = b"<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>No OIDC</Message></Error></ErrorResponse>";
         let e = parse_error("AssumeRoleWithWebIdentity", 400, body, "web identity");
-        assert!(e.to_string().contains("InvalidIdentityTokenException: No OIDC"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("InvalidIdentityTokenException: No OIDC"),
+            "{e}"
+        );
         assert!(!e.is_retryable());
         let e = parse_error("AssumeRole", 503, b"", "profile");
-        assert!(e.to_string().contains("HTTP 503") && e.is_retryable(), "{e}");
+        assert!(
+            e.to_string().contains("HTTP 503") && e.is_retryable(),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[allow(clippy::many_single_char_names)]
 /// Days from 1970-01-01 to the given civil date (proleptic Gregorian)
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -20,14 +21,25 @@ fn digits(s: &[u8]) -> Option<i64> {
     Some(s.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
 }
 
+#[allow(clippy::many_single_char_names)]
 /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (`t`/`z` and a space for `T` accepted)
 pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let b = text.trim().as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
-    let (h, mi, s) = (digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
         return None;
     }
@@ -79,7 +91,15 @@ mod tests {
         assert_eq!(at("2022-05-02T20:36:00+02:00"), Some(1_651_516_560));
         assert_eq!(at("2022-05-02T18:36:00.123Z"), Some(1_651_516_560));
         assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
-        for bad in ["", "2022-05-02", "2022-13-02T18:36:00Z", "2022-05-02T18:36:00", "2022-05-02T18:36:00+0000", "x022-05-02T18:36:00Z", "1969-12-31T23:59:59Z"] {
+        for bad in [
+            "",
+            "2022-05-02",
+            "2022-13-02T18:36:00Z",
+            "2022-05-02T18:36:00",
+            "2022-05-02T18:36:00+0000",
+            "x022-05-02T18:36:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
             assert_eq!(at(bad), None, "{bad}");
         }
     }

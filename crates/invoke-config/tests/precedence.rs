@@ -30,7 +30,11 @@ fn endpoint_precedence_table() {
         if on(2) {
             env.push(("AWS_ENDPOINT_URL", "http://env-global"));
         }
-        let mut config = String::from(if on(4) { profile } else { "[default]\nservices = s\n" });
+        let mut config = String::from(if on(4) {
+            profile
+        } else {
+            "[default]\nservices = s\n"
+        });
         if on(3) {
             config.push_str(services);
         }
@@ -41,7 +45,10 @@ fn endpoint_precedence_table() {
         if on(0) {
             overrides = overrides.endpoint_url("http://explicit");
         }
-        let got = shared(&env, &config).resolve(&overrides).unwrap().endpoint_url;
+        let got = shared(&env, &config)
+            .resolve(&overrides)
+            .unwrap()
+            .endpoint_url;
         let want = if on(0) {
             Some("http://explicit")
         } else if on(5) {
@@ -57,20 +64,28 @@ fn endpoint_precedence_table() {
         } else {
             None
         };
-        assert_eq!(got.as_ref().map(|s| s.value.as_str()), want, "mask {mask:06b}");
+        assert_eq!(
+            got.as_ref().map(|s| s.value.as_str()),
+            want,
+            "mask {mask:06b}"
+        );
     }
 }
 
 #[test]
 fn ignore_switch_in_profile_and_false_values() {
-    let config = "[default]\nendpoint_url = http://profile\nignore_configured_endpoint_urls = true\n";
+    let config =
+        "[default]\nendpoint_url = http://profile\nignore_configured_endpoint_urls = true\n";
     let c = shared(&[("AWS_ENDPOINT_URL", "http://env")], config)
         .resolve(&Overrides::new())
         .unwrap();
     assert_eq!(c.endpoint_url, None);
     // the environment's `false` beats the profile's `true`
     let c = shared(
-        &[("AWS_ENDPOINT_URL", "http://env"), ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false")],
+        &[
+            ("AWS_ENDPOINT_URL", "http://env"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "false"),
+        ],
         config,
     )
     .resolve(&Overrides::new())
@@ -126,47 +141,80 @@ proptest! {
 
 #[test]
 fn retry_and_ca_bundle() {
-    let config = "[default]\nmax_attempts = 5\nretry_mode = adaptive\nca_bundle = /etc/profile.pem\n";
+    let config =
+        "[default]\nmax_attempts = 5\nretry_mode = adaptive\nca_bundle = /etc/profile.pem\n";
     let c = shared(&[], config).resolve(&Overrides::new()).unwrap();
     assert_eq!(c.max_attempts.value, 5);
     assert_eq!(c.retry_mode.value, invoke_config::RetryMode::Adaptive);
-    assert_eq!(c.ca_bundle.unwrap().value, std::path::PathBuf::from("/etc/profile.pem"));
+    assert_eq!(
+        c.ca_bundle.unwrap().value,
+        std::path::PathBuf::from("/etc/profile.pem")
+    );
     let c = shared(
-        &[("AWS_MAX_ATTEMPTS", "2"), ("AWS_RETRY_MODE", "legacy"), ("AWS_CA_BUNDLE", "/env.pem")],
+        &[
+            ("AWS_MAX_ATTEMPTS", "2"),
+            ("AWS_RETRY_MODE", "legacy"),
+            ("AWS_CA_BUNDLE", "/env.pem"),
+        ],
         config,
     )
     .resolve(&Overrides::new())
     .unwrap();
     assert_eq!(c.max_attempts.value, 2);
     assert_eq!(c.retry_mode.value, invoke_config::RetryMode::Legacy);
-    assert_eq!(c.ca_bundle.unwrap().value, std::path::PathBuf::from("/env.pem"));
-    let c = shared(&[], "").resolve(&Overrides::new().max_attempts(7)).unwrap();
-    assert_eq!((c.max_attempts.value, c.max_attempts.source), (7, Source::Explicit));
+    assert_eq!(
+        c.ca_bundle.unwrap().value,
+        std::path::PathBuf::from("/env.pem")
+    );
+    let c = shared(&[], "")
+        .resolve(&Overrides::new().max_attempts(7))
+        .unwrap();
+    assert_eq!(
+        (c.max_attempts.value, c.max_attempts.source),
+        (7, Source::Explicit)
+    );
     for bad in ["0", "x", "-1"] {
-        let e = shared(&[("AWS_MAX_ATTEMPTS", bad)], "").resolve(&Overrides::new()).unwrap_err();
+        let e = shared(&[("AWS_MAX_ATTEMPTS", bad)], "")
+            .resolve(&Overrides::new())
+            .unwrap_err();
         assert!(e.to_string().contains("AWS_MAX_ATTEMPTS"), "{e}");
     }
-    let e = shared(&[("AWS_USE_FIPS_ENDPOINT", "maybe")], "").resolve(&Overrides::new()).unwrap_err();
+    let e = shared(&[("AWS_USE_FIPS_ENDPOINT", "maybe")], "")
+        .resolve(&Overrides::new())
+        .unwrap_err();
     assert!(e.to_string().contains("`maybe`"), "{e}");
 }
 
 #[test]
 fn invalid_file_is_an_error_naming_the_file_and_line() {
-    let e = shared(&[], "[default]\n= us-east-1\n").resolve(&Overrides::new()).unwrap_err();
+    let e = shared(&[], "[default]\n= us-east-1\n")
+        .resolve(&Overrides::new())
+        .unwrap_err();
     let msg = e.to_string();
-    assert!(msg.contains("could not parse profile file `/home/.aws/config`") && msg.contains("line 2"), "{msg}");
+    assert!(
+        msg.contains("could not parse profile file `/home/.aws/config`") && msg.contains("line 2"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn resolved_config_feeds_endpoint_resolution() {
     let config = "[profile local]\nregion = us-west-2\nservices = emu\n[services emu]\nlambda =\n  endpoint_url = http://127.0.0.1:9001\n";
-    let c = shared(&[("AWS_PROFILE", "local")], config).resolve(&Overrides::new()).unwrap();
+    let c = shared(&[("AWS_PROFILE", "local")], config)
+        .resolve(&Overrides::new())
+        .unwrap();
     let e = invoke_proto::endpoint::resolve(&c.endpoint_config()).unwrap();
     assert_eq!(e.to_string(), "http://127.0.0.1:9001");
     assert_eq!(e.region(), "us-west-2");
-    let c = shared(&[("AWS_REGION", "eu-west-1"), ("AWS_USE_FIPS_ENDPOINT", "true")], "")
-        .resolve(&Overrides::new())
-        .unwrap();
+    let c = shared(
+        &[
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_USE_FIPS_ENDPOINT", "true"),
+        ],
+        "",
+    )
+    .resolve(&Overrides::new())
+    .unwrap();
     let e = invoke_proto::endpoint::resolve(&c.endpoint_config()).unwrap();
     assert_eq!(e.to_string(), "https://lambda-fips.eu-west-1.amazonaws.com");
 }

@@ -87,8 +87,8 @@ fn traffic(path: &Path) -> Vec<Exchange> {
         let a = &e["action"];
         if let Some(r) = a.get("Request") {
             let r = &r["request"];
-            x.method = r["method"].as_str().unwrap().to_owned();
-            x.uri = r["uri"].as_str().unwrap().to_owned();
+            r["method"].as_str().unwrap().clone_into(&mut x.method);
+            r["uri"].as_str().unwrap().clone_into(&mut x.uri);
             x.headers = pairs(&r["headers"]);
         } else if let Some(r) = a.get("Response") {
             let ok = &r["response"]["Ok"];
@@ -103,14 +103,29 @@ fn traffic(path: &Path) -> Vec<Exchange> {
             }
         }
     }
-    order.into_iter().map(|id| by_id.remove(&id).unwrap()).collect()
+    order
+        .into_iter()
+        .map(|id| by_id.remove(&id).unwrap())
+        .collect()
 }
 
 /// Scheme, host, port, path ("" = "/") and the set of query pairs
 fn uri_key(uri: &str) -> (String, String, Option<u16>, String, BTreeSet<String>) {
-    let u: http::Uri = uri.parse().unwrap_or_else(|e| panic!("recorded URI {uri}: {e}"));
-    let path = if u.path().is_empty() { "/".to_owned() } else { u.path().to_owned() };
-    let query = u.query().unwrap_or("").split('&').filter(|q| !q.is_empty()).map(str::to_owned).collect();
+    let u: http::Uri = uri
+        .parse()
+        .unwrap_or_else(|e| panic!("recorded URI {uri}: {e}"));
+    let path = if u.path().is_empty() {
+        "/".to_owned()
+    } else {
+        u.path().to_owned()
+    };
+    let query = u
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|q| !q.is_empty())
+        .map(str::to_owned)
+        .collect();
     (
         u.scheme_str().unwrap_or("").to_owned(),
         u.host().unwrap_or("").to_owned(),
@@ -130,7 +145,8 @@ const MEANINGFUL: [&str; 5] = [
 ];
 
 fn form_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
-    body.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn access_key_of(authorization: &str) -> Option<&str> {
@@ -145,15 +161,26 @@ fn answered_key(body: &[u8]) -> Option<String> {
     }
     let v: Value = serde_json::from_slice(body).ok()?;
     let v = v.get("roleCredentials").unwrap_or(&v);
-    v.get("AccessKeyId").or_else(|| v.get("accessKeyId"))?.as_str().map(str::to_owned)
+    v.get("AccessKeyId")
+        .or_else(|| v.get("accessKeyId"))?
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// `signer`: the key a signed request must use, the one the chain's last answer handed out
 /// (two recordings, ecs_assume_role and web_identity_token_source_profile, copied their STS
 /// request from another case, so its recorded key and token belong to that case)
-fn compare(req: &http::Request<Bytes>, want: &Exchange, signer: Option<&str>) -> Result<(), String> {
+fn compare(
+    req: &http::Request<Bytes>,
+    want: &Exchange,
+    signer: Option<&str>,
+) -> Result<(), String> {
     if req.method().as_str() != want.method {
-        return Err(format!("method {} != recorded {}", req.method(), want.method));
+        return Err(format!(
+            "method {} != recorded {}",
+            req.method(),
+            want.method
+        ));
     }
     if uri_key(&req.uri().to_string()) != uri_key(&want.uri) {
         return Err(format!("URI {} != recorded {}", req.uri(), want.uri));
@@ -168,10 +195,20 @@ fn compare(req: &http::Request<Bytes>, want: &Exchange, signer: Option<&str>) ->
     }
     // Only present or absent, for the same reason as `signer`
     let token = req.headers().contains_key("x-amz-security-token");
-    if token != want.headers.iter().any(|(k, _)| k == "x-amz-security-token") {
-        return Err(format!("x-amz-security-token sent: {token}, recorded the opposite"));
+    if token
+        != want
+            .headers
+            .iter()
+            .any(|(k, _)| k == "x-amz-security-token")
+    {
+        return Err(format!(
+            "x-amz-security-token sent: {token}, recorded the opposite"
+        ));
     }
-    let auth = req.headers().get("authorization").and_then(|h| h.to_str().ok());
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok());
     match want.headers.iter().find(|(k, _)| k == "authorization") {
         Some((_, v)) if v.starts_with("AWS4-HMAC-SHA256") => {
             let got = auth.and_then(access_key_of);
@@ -180,19 +217,19 @@ fn compare(req: &http::Request<Bytes>, want: &Exchange, signer: Option<&str>) ->
                 return Err(format!("signed with {got:?}, expected {expected:?}"));
             }
         }
-        Some(_) => {}
-        None if want.uri.contains("sts") || want.method == "POST" => {
-            if auth.is_some() {
-                return Err("signed, but the recorded request is not".into());
-            }
+        None if auth.is_some_and(|a| a.starts_with("AWS4-HMAC-SHA256")) => {
+            return Err("signed, but the recorded request is not".into());
         }
-        None => {}
+        _ => {}
     }
     if !want.request_body.is_empty() {
         let got = std::str::from_utf8(req.body()).unwrap_or("");
         for key in ["Action", "Version"] {
             if form_value(got, key) != form_value(&want.request_body, key) {
-                return Err(format!("body {key}: `{got}` vs recorded `{}`", want.request_body));
+                return Err(format!(
+                    "body {key}: `{got}` vs recorded `{}`",
+                    want.request_body
+                ));
             }
         }
     }
@@ -204,7 +241,9 @@ fn mem_fs(dir: &Path) -> MemFs {
     let root = dir.join("fs");
     let mut stack = vec![root.clone()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in entries {
             let p = e.unwrap().path();
             if p.is_dir() {
@@ -219,7 +258,9 @@ fn mem_fs(dir: &Path) -> MemFs {
 }
 
 fn run_case(dir: &Path, providers: &[ProviderKind]) -> Result<(), String> {
-    let env = invoke_config::Env::from_pairs(support::string_pairs(&support::json(&dir.join("env.json"))));
+    let env = invoke_config::Env::from_pairs(support::string_pairs(&support::json(
+        &dir.join("env.json"),
+    )));
     let fs = mem_fs(dir);
     let shared = SharedConfig::load_with(env, &fs, Platform::Unix, None);
     let mut chain = CredentialsChain::with_providers(&shared, Arc::new(fs), providers);
@@ -238,25 +279,47 @@ fn run_case(dir: &Path, providers: &[ProviderKind]) -> Result<(), String> {
                 }
                 let mut headers = HeaderMap::new();
                 for (k, v) in &want.response_headers {
-                    headers.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+                    headers.append(
+                        HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                        HeaderValue::from_str(v).unwrap(),
+                    );
                 }
-                chain.handle_response(StatusCode::from_u16(want.status).unwrap(), headers, Bytes::from(want.response_body));
+                chain.handle_response(
+                    StatusCode::from_u16(want.status).unwrap(),
+                    headers,
+                    Bytes::from(want.response_body),
+                );
             }
             Step::Run(cmd) => chain.handle_process_output(invoke_config::run_process(&cmd)),
             Step::Done(r) => break r,
         }
     };
     if let Some(left) = recorded.next() {
-        return Err(format!("recorded request never made: {} {}", left.method, left.uri));
+        return Err(format!(
+            "recorded request never made: {} {}",
+            left.method, left.uri
+        ));
     }
     let expected = &support::json(&dir.join("test-case.json"))["result"];
     match (result, expected.get("Ok"), expected.get("ErrorContains")) {
         (Ok(c), Some(want), _) => {
             let s = |k: &str| want.get(k).and_then(Value::as_str);
             let checks = [
-                ("access_key_id", Some(c.credentials.access_key_id()), s("access_key_id")),
-                ("secret_access_key", Some(c.credentials.secret_access_key()), s("secret_access_key")),
-                ("session_token", c.credentials.session_token(), s("session_token")),
+                (
+                    "access_key_id",
+                    Some(c.credentials.access_key_id()),
+                    s("access_key_id"),
+                ),
+                (
+                    "secret_access_key",
+                    Some(c.credentials.secret_access_key()),
+                    s("secret_access_key"),
+                ),
+                (
+                    "session_token",
+                    c.credentials.session_token(),
+                    s("session_token"),
+                ),
                 ("account_id", c.account_id.as_deref(), s("account_id")),
             ];
             for (name, got, want) in checks {
@@ -264,9 +327,14 @@ fn run_case(dir: &Path, providers: &[ProviderKind]) -> Result<(), String> {
                     return Err(format!("{name}: got {got:?}, want {want:?}"));
                 }
             }
-            let expiry = c.expiry.map(|e| e.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
+            let expiry = c
+                .expiry
+                .map(|e| e.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs());
             if expiry != want.get("expiry").and_then(Value::as_u64) {
-                return Err(format!("expiry: got {expiry:?}, want {:?}", want.get("expiry")));
+                return Err(format!(
+                    "expiry: got {expiry:?}, want {:?}",
+                    want.get("expiry")
+                ));
             }
             Ok(())
         }
@@ -278,7 +346,10 @@ fn run_case(dir: &Path, providers: &[ProviderKind]) -> Result<(), String> {
                 Err(format!("error `{e}` does not contain `{text}`"))
             }
         }
-        (Ok(c), None, _) => Err(format!("got credentials from {}, want {expected}", c.provider)),
+        (Ok(c), None, _) => Err(format!(
+            "got credentials from {}, want {expected}",
+            c.provider
+        )),
         (Err(e), ..) => Err(format!("got error `{e}`, want {expected}")),
     }
 }
@@ -287,7 +358,10 @@ fn run_suite(sub: &str, providers: &[ProviderKind]) {
     let Some(root) = support::testdata(sub) else {
         return;
     };
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut dirs: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     dirs.sort();
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
@@ -307,13 +381,26 @@ fn run_suite(sub: &str, providers: &[ProviderKind]) {
             }
         }
     }
-    println!("{sub}: {} of {} cases pass, {} skipped", dirs.len() - failures.len() - skipped.len(), dirs.len(), skipped.len());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    println!(
+        "{sub}: {} of {} cases pass, {} skipped",
+        dirs.len() - failures.len() - skipped.len(),
+        dirs.len(),
+        skipped.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn default_credential_provider_chain_cases() {
-    run_suite("config/default-credential-provider-chain", &ProviderKind::DEFAULT_CHAIN);
+    run_suite(
+        "config/default-credential-provider-chain",
+        &ProviderKind::DEFAULT_CHAIN,
+    );
 }
 
 #[test]

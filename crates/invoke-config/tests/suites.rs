@@ -48,7 +48,10 @@ fn profile_parser_suite() {
                 let want = &out["config"];
                 let profiles = sections(set.profiles());
                 if profiles != want["profiles"] {
-                    failures.push(format!("{name}: profiles {profiles} != {}", want["profiles"]));
+                    failures.push(format!(
+                        "{name}: profiles {profiles} != {}",
+                        want["profiles"]
+                    ));
                 }
                 if let Some(w) = want.get("sso_sessions") {
                     let got = sections(set.sso_sessions());
@@ -57,12 +60,23 @@ fn profile_parser_suite() {
                     }
                 }
             }
-            (Ok(set), Some(want)) => failures.push(format!("{name}: parsed {set:?}, want error {want}")),
+            (Ok(set), Some(want)) => {
+                failures.push(format!("{name}: parsed {set:?}, want error {want}"));
+            }
             (Err(e), None) => failures.push(format!("{name}: unexpected error {e}")),
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
-    println!("profile-parser-tests: {} of {} cases pass", cases.len(), cases.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!(
+        "profile-parser-tests: {} of {} cases pass",
+        cases.len(),
+        cases.len()
+    );
 }
 
 #[test]
@@ -82,12 +96,93 @@ fn file_location_suite() {
             other => panic!("{name}: unknown platform {other}"),
         };
         let loc = FileLocations::from_env(&env, platform);
-        let shown = |p: &Option<std::path::PathBuf>| p.as_ref().unwrap().to_string_lossy().into_owned();
-        assert_eq!(shown(&loc.config), case["configLocation"].as_str().unwrap(), "{name}");
-        assert_eq!(shown(&loc.credentials), case["credentialsLocation"].as_str().unwrap(), "{name}");
+        let shown =
+            |p: &Option<std::path::PathBuf>| p.as_ref().unwrap().to_string_lossy().into_owned();
+        assert_eq!(
+            shown(&loc.config),
+            case["configLocation"].as_str().unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            shown(&loc.credentials),
+            case["credentialsLocation"].as_str().unwrap(),
+            "{name}"
+        );
         if let Some(p) = case["profile"].as_str() {
             assert_eq!(loc.profile, p, "{name}");
         }
     }
     println!("file-location-tests: {} cases pass", cases.len());
+}
+
+#[test]
+fn ecs_suite() {
+    let Some(path) = support::testdata("config/ecs-tests.json") else {
+        return;
+    };
+    let suite = support::json(&path);
+    let cases = suite["tests"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let name = case["docs"].as_str().unwrap();
+        let env = Env::from_pairs(support::string_pairs(&case["env"]));
+        let got = invoke_config::container_uri(&env);
+        let result = &case["result"];
+        match (got, result.get("Ok"), result.get("ErrorContains")) {
+            (Ok(Ok(uri)), Some(want), _) => {
+                assert_eq!(uri.to_string(), want.as_str().unwrap(), "{name}");
+            }
+            (Ok(Err(reason)), _, Some(want)) => {
+                assert!(reason.contains(want.as_str().unwrap()), "{name}: {reason}");
+            }
+            (Err(e), _, Some(want)) => {
+                assert!(
+                    e.to_string().contains(want.as_str().unwrap()),
+                    "{name}: {e}"
+                );
+            }
+            (got, ..) => panic!("{name}: got {got:?}, want {result}"),
+        }
+    }
+    println!("ecs-tests: {} cases pass", cases.len());
+}
+
+#[test]
+fn imds_endpoint_suite() {
+    let Some(path) = support::testdata("config/imds-endpoint-tests.json") else {
+        return;
+    };
+    let suite = support::json(&path);
+    let cases = suite["tests"].as_array().unwrap();
+    assert!(!cases.is_empty());
+    for case in cases {
+        let name = case["docs"].as_str().unwrap();
+        let env = Env::from_pairs(support::string_pairs(&case["env"]));
+        let mut fs = invoke_config::MemFs::new();
+        for (path, text) in support::string_pairs(&case["fs"]) {
+            fs.insert(path, text);
+        }
+        let shared = invoke_config::SharedConfig::load_with(env, &fs, Platform::Unix, None);
+        let mode = case
+            .get("mode_override")
+            .map(|m| invoke_config::ImdsMode::parse(m.as_str().unwrap()).unwrap());
+        let got = invoke_config::ImdsSettings::resolve(
+            &shared,
+            case.get("endpoint_override").and_then(Value::as_str),
+            mode,
+        )
+        .map(|s| s.url("/latest/api/token"));
+        let result = &case["result"];
+        match (got, result.get("Ok"), result.get("Err")) {
+            (Ok(url), Some(want), _) => assert_eq!(url, want.as_str().unwrap(), "{name}"),
+            (Err(e), _, Some(want)) => {
+                assert!(
+                    e.to_string().contains(want.as_str().unwrap()),
+                    "{name}: {e}"
+                );
+            }
+            (got, ..) => panic!("{name}: got {got:?}, want {result}"),
+        }
+    }
+    println!("imds-endpoint-tests: {} cases pass", cases.len());
 }
