@@ -344,6 +344,59 @@ impl Call {
     }
 }
 
+/// A provider that makes one request (retried as [`Call`] says) and reads its answer
+pub(crate) trait Exchange: Send {
+    /// What is called, for messages (`STS AssumeRole`)
+    const NAME: &'static str;
+    fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now: SystemTime,
+    ) -> Result<http::Request<Bytes>, CredentialsError>;
+    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError>;
+}
+
+/// The machine of an [`Exchange`]
+pub(crate) struct OneCall<E> {
+    exchange: E,
+    provider: &'static str,
+    max_attempts: u32,
+    call: Option<Call>,
+}
+
+impl<E> OneCall<E> {
+    /// `exchange` for `provider`, each request tried up to `max_attempts` times
+    pub(crate) fn new(exchange: E, provider: &'static str, max_attempts: u32) -> Self {
+        Self {
+            exchange,
+            provider,
+            max_attempts,
+            call: None,
+        }
+    }
+}
+
+impl<E: Exchange> Machine for OneCall<E> {
+    fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
+        let Some(call) = &mut self.call else {
+            return match self.exchange.request(ctx, now) {
+                Ok(req) => self.call.insert(Call::new(req, self.max_attempts)).send(),
+                Err(e) => Act::Done(Err(Fail::Error(e))),
+            };
+        };
+        match call.on_input(input) {
+            CallResult::Retry(act) => act,
+            CallResult::Response(r) => Act::Done(self.exchange.parse(&r).map_err(Fail::Error)),
+            CallResult::Unreachable(e) => Act::Done(Err(Fail::Error(CredentialsError::load(
+                self.provider,
+                format!("could not reach {}: {e}", E::NAME),
+                true,
+            )))),
+            CallResult::Misuse => misuse(),
+        }
+    }
+}
+
 pub(crate) fn misuse() -> Act {
     Act::Done(Err(Fail::Error(CredentialsError::Usage(
         "the answer handed back does not match the last step".into(),

@@ -10,8 +10,8 @@ use invoke_proto::Credentials;
 
 use crate::config::{SharedConfig, parse_bool};
 use crate::credentials::{
-    Act, Call, CallResult, CredentialsError, Ctx, Fail, HttpResponse, Input, Machine,
-    ProcessCommand, ProvidedCredentials, misuse, parse_json_credentials,
+    Act, Call, CallResult, CredentialsError, Ctx, Exchange, Fail, HttpResponse, Input, Machine,
+    OneCall, ProcessCommand, ProvidedCredentials, misuse, parse_json_credentials,
 };
 use crate::imds::ImdsSettings;
 use crate::profile::{ProfileSet, Section};
@@ -162,20 +162,26 @@ pub(crate) struct AssumeRole {
     hop: Hop,
     source: ProvidedCredentials,
     sts: ServiceSettings,
-    call: Option<Call>,
 }
 
 impl AssumeRole {
     pub(crate) fn new(hop: Hop, source: ProvidedCredentials, sts: ServiceSettings) -> Self {
-        Self {
-            hop,
-            source,
-            sts,
-            call: None,
-        }
+        Self { hop, source, sts }
+    }
+}
+
+impl Exchange for AssumeRole {
+    const NAME: &'static str = "STS AssumeRole";
+
+    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
+        sts_outcome("AssumeRole", r, "profile")
     }
 
-    fn request(&self, now: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
+    fn request(
+        &mut self,
+        _: &Ctx<'_>,
+        now: SystemTime,
+    ) -> Result<Request<Bytes>, CredentialsError> {
         let session = self
             .hop
             .session_name
@@ -214,39 +220,20 @@ impl AssumeRole {
     }
 }
 
-impl Machine for AssumeRole {
-    fn advance(&mut self, _: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
-        let Some(call) = &mut self.call else {
-            return match self.request(now) {
-                Ok(req) => self
-                    .call
-                    .insert(Call::new(req, self.sts.max_attempts))
-                    .send(),
-                Err(e) => fail(e),
-            };
-        };
-        match call.on_input(input) {
-            CallResult::Retry(act) => act,
-            CallResult::Response(r) => Act::Done(sts_outcome("AssumeRole", &r, "profile")),
-            CallResult::Unreachable(e) => fail(CredentialsError::load(
-                "profile",
-                format!("STS AssumeRole: {e}"),
-                true,
-            )),
-            CallResult::Misuse => misuse(),
-        }
-    }
-}
-
 fn sts_outcome(
     action: &str,
     r: &HttpResponse,
     provider: &'static str,
-) -> Result<ProvidedCredentials, Fail> {
+) -> Result<ProvidedCredentials, CredentialsError> {
     if r.status.is_success() {
-        Ok(crate::sts::parse_success(action, &r.body, provider)?)
+        crate::sts::parse_success(action, &r.body, provider)
     } else {
-        Err(crate::sts::parse_error(action, r.status.as_u16(), &r.body, provider).into())
+        Err(crate::sts::parse_error(
+            action,
+            r.status.as_u16(),
+            &r.body,
+            provider,
+        ))
     }
 }
 
@@ -257,11 +244,20 @@ pub(crate) struct WebIdentity {
     pub(crate) session_name: Option<String>,
     pub(crate) sts: ServiceSettings,
     pub(crate) provider: &'static str,
-    pub(crate) call: Option<Call>,
 }
 
-impl WebIdentity {
-    fn request(&self, ctx: &Ctx<'_>, now: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
+impl Exchange for WebIdentity {
+    const NAME: &'static str = "STS AssumeRoleWithWebIdentity";
+
+    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
+        sts_outcome("AssumeRoleWithWebIdentity", r, self.provider)
+    }
+
+    fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now: SystemTime,
+    ) -> Result<Request<Bytes>, CredentialsError> {
         let token = read_file(ctx, &self.token_file)
             .map_err(|m| CredentialsError::load(self.provider, m, false))?;
         let token = String::from_utf8(token).map_err(|_| {
@@ -296,32 +292,6 @@ impl WebIdentity {
     }
 }
 
-impl Machine for WebIdentity {
-    fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
-        let Some(call) = &mut self.call else {
-            return match self.request(ctx, now) {
-                Ok(req) => self
-                    .call
-                    .insert(Call::new(req, self.sts.max_attempts))
-                    .send(),
-                Err(e) => fail(e),
-            };
-        };
-        match call.on_input(input) {
-            CallResult::Retry(act) => act,
-            CallResult::Response(r) => {
-                Act::Done(sts_outcome("AssumeRoleWithWebIdentity", &r, self.provider))
-            }
-            CallResult::Unreachable(e) => fail(CredentialsError::load(
-                self.provider,
-                format!("STS AssumeRoleWithWebIdentity: {e}"),
-                true,
-            )),
-            CallResult::Misuse => misuse(),
-        }
-    }
-}
-
 /// Web identity from `AWS_WEB_IDENTITY_TOKEN_FILE`, `AWS_ROLE_ARN`, `AWS_ROLE_SESSION_NAME`
 pub(crate) fn web_identity_env(shared: &SharedConfig) -> Result<Box<dyn Machine>, Fail> {
     let env = &shared.env;
@@ -333,14 +303,19 @@ pub(crate) fn web_identity_env(shared: &SharedConfig) -> Result<Box<dyn Machine>
             "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not both set".into(),
         ));
     };
-    Ok(Box::new(WebIdentity {
-        token_file: file.to_owned(),
-        role_arn: role.to_owned(),
-        session_name: env.get("AWS_ROLE_SESSION_NAME").map(str::to_owned),
-        sts: ServiceSettings::from_shared(shared, None, "STS", "sts")?,
-        provider: "web identity",
-        call: None,
-    }))
+    let sts = ServiceSettings::from_shared(shared, None, "STS", "sts")?;
+    let attempts = sts.max_attempts;
+    Ok(Box::new(OneCall::new(
+        WebIdentity {
+            token_file: file.to_owned(),
+            role_arn: role.to_owned(),
+            session_name: env.get("AWS_ROLE_SESSION_NAME").map(str::to_owned),
+            sts,
+            provider: "web identity",
+        },
+        "web identity",
+        attempts,
+    )))
 }
 
 /// `credential_process`: the caller runs the command, this parses its output
@@ -425,11 +400,16 @@ pub(crate) struct Sso {
     pub(crate) account_id: String,
     pub(crate) role_name: String,
     pub(crate) portal: ServiceSettings,
-    pub(crate) call: Option<Call>,
 }
 
-impl Sso {
-    fn request(&self, ctx: &Ctx<'_>, now: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
+impl Exchange for Sso {
+    const NAME: &'static str = "the SSO portal";
+
+    fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now: SystemTime,
+    ) -> Result<Request<Bytes>, CredentialsError> {
         const P: &str = "sso";
         let Some(path) = &self.cache_file else {
             return Err(CredentialsError::config(
@@ -528,27 +508,6 @@ impl Sso {
     }
 }
 
-impl Machine for Sso {
-    fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
-        let Some(call) = &mut self.call else {
-            return match self.request(ctx, now) {
-                Ok(req) => self.call.insert(Call::new(req, 1)).send(),
-                Err(e) => fail(e),
-            };
-        };
-        match call.on_input(input) {
-            CallResult::Retry(act) => act,
-            CallResult::Response(r) => Act::Done(self.parse(&r).map_err(Fail::Error)),
-            CallResult::Unreachable(e) => fail(CredentialsError::load(
-                "sso",
-                format!("SSO portal: {e}"),
-                true,
-            )),
-            CallResult::Misuse => misuse(),
-        }
-    }
-}
-
 /// The base of a profile's credentials
 enum Base {
     Static(ProvidedCredentials),
@@ -561,7 +520,7 @@ enum Base {
         role_arn: String,
         session_name: Option<String>,
     },
-    Sso(Box<Sso>),
+    Sso(Box<OneCall<Sso>>),
     Named(&'static str),
 }
 
@@ -802,15 +761,18 @@ fn sso_base(
             &format!("{}.json", sha1_hex(session_key.as_bytes())),
         ],
     );
-    Ok(Some(Base::Sso(Box::new(Sso {
-        cache_file,
-        session: format!("`{session_key}`"),
-        profile: shared.profile_name.clone(),
-        account_id: nonempty(p, "sso_account_id").unwrap_or_default(),
-        role_name: nonempty(p, "sso_role_name").unwrap_or_default(),
-        portal: ServiceSettings::from_shared(shared, Some(region), "SSO", "sso")?,
-        call: None,
-    }))))
+    Ok(Some(Base::Sso(Box::new(OneCall::new(
+        Sso {
+            cache_file,
+            session: format!("`{session_key}`"),
+            profile: shared.profile_name.clone(),
+            account_id: nonempty(p, "sso_account_id").unwrap_or_default(),
+            role_name: nonempty(p, "sso_role_name").unwrap_or_default(),
+            portal: ServiceSettings::from_shared(shared, Some(region), "SSO", "sso")?,
+        },
+        "sso",
+        1,
+    )))))
 }
 
 /// The active profile's credentials, with its role chain
@@ -819,7 +781,7 @@ pub(crate) struct ProfileMachine {
     named: Option<&'static str>,
     base_done: bool,
     hops: VecDeque<Hop>,
-    hop: Option<AssumeRole>,
+    hop: Option<OneCall<AssumeRole>>,
     sts: ServiceSettings,
     profile: String,
 }
@@ -851,6 +813,8 @@ pub(crate) fn profile_provider(
             format!("profile `{name}` is not defined (looked in {looked})")
         }));
     };
+    let sts = ServiceSettings::from_shared(shared, None, "STS", "sts")?;
+    let sts_attempts = sts.max_attempts;
     let (base, named_src): (Box<dyn Machine>, _) = match plan.base {
         Base::Static(c) => (Box::new(Ready(Some(Ok(c)))), None),
         Base::Process {
@@ -869,14 +833,17 @@ pub(crate) fn profile_provider(
             role_arn,
             session_name,
         } => (
-            Box::new(WebIdentity {
-                token_file,
-                role_arn,
-                session_name,
-                sts: ServiceSettings::from_shared(shared, None, "STS", "sts")?,
-                provider: "profile",
-                call: None,
-            }),
+            Box::new(OneCall::new(
+                WebIdentity {
+                    token_file,
+                    role_arn,
+                    session_name,
+                    sts: sts.clone(),
+                    provider: "profile",
+                },
+                "profile",
+                sts_attempts,
+            )),
             None,
         ),
         Base::Sso(sso) => (sso, None),
@@ -896,7 +863,7 @@ pub(crate) fn profile_provider(
         base_done: false,
         hops,
         hop: None,
-        sts: ServiceSettings::from_shared(shared, None, "STS", "sts")?,
+        sts,
         profile: name,
     }))
 }
@@ -922,7 +889,9 @@ impl Machine for ProfileMachine {
                 Act::Done(Ok(mut c)) => {
                     self.base_done = true;
                     if let Some(hop) = self.hops.pop_front() {
-                        self.hop = Some(AssumeRole::new(hop, c, self.sts.clone()));
+                        let attempts = self.sts.max_attempts;
+                        let role = AssumeRole::new(hop, c, self.sts.clone());
+                        self.hop = Some(OneCall::new(role, "profile", attempts));
                     } else {
                         c.provider = "profile";
                         return done(c);
@@ -943,8 +912,6 @@ pub(crate) struct Container {
     uri: Uri,
     token: Option<Result<String, String>>,
     token_file: Option<String>,
-    max_attempts: u32,
-    call: Option<Call>,
 }
 
 /// The URI the container provider would call, checked as the SDKs check it
@@ -1016,21 +983,42 @@ pub(crate) fn container(
         Ok(uri) => uri,
         Err(reason) => return Err(Fail::NotConfigured(reason)),
     };
-    Ok(Box::new(Container {
-        uri,
-        token: env
-            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
-            .map(|t| Ok(t.to_owned())),
-        token_file: env
-            .get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
-            .map(str::to_owned),
+    Ok(Box::new(OneCall::new(
+        Container {
+            uri,
+            token: env
+                .get("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+                .map(|t| Ok(t.to_owned())),
+            token_file: env
+                .get("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+                .map(str::to_owned),
+        },
+        "container",
         max_attempts,
-        call: None,
-    }))
+    )))
 }
 
-impl Container {
-    fn request(&mut self, ctx: &Ctx<'_>) -> Result<Request<Bytes>, CredentialsError> {
+impl Exchange for Container {
+    const NAME: &'static str = "the container endpoint";
+
+    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
+        const P: &str = "container";
+        if !r.status.is_success() {
+            return Err(CredentialsError::load(
+                P,
+                format!("the container endpoint returned HTTP {}", r.status.as_u16()),
+                r.status.is_server_error(),
+            ));
+        }
+        parse_json_credentials(&r.body, P, &["Token"])
+            .map_err(|m| CredentialsError::load(P, m, false))
+    }
+
+    fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        _: SystemTime,
+    ) -> Result<Request<Bytes>, CredentialsError> {
         const P: &str = "container";
         let token = match &self.token_file {
             Some(file) => Some(
@@ -1059,38 +1047,6 @@ impl Container {
         }
         b.body(Bytes::new())
             .map_err(|e| CredentialsError::config(P, e.to_string()))
-    }
-}
-
-impl Machine for Container {
-    fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, _: SystemTime) -> Act {
-        const P: &str = "container";
-        let Some(call) = &mut self.call else {
-            return match self.request(ctx) {
-                Ok(req) => self.call.insert(Call::new(req, self.max_attempts)).send(),
-                Err(e) => fail(e),
-            };
-        };
-        match call.on_input(input) {
-            CallResult::Retry(act) => act,
-            CallResult::Response(r) if r.status.is_success() => {
-                match parse_json_credentials(&r.body, P, &["Token"]) {
-                    Ok(c) => done(c),
-                    Err(m) => fail(CredentialsError::load(P, m, false)),
-                }
-            }
-            CallResult::Response(r) => fail(CredentialsError::load(
-                P,
-                format!("the container endpoint returned HTTP {}", r.status.as_u16()),
-                r.status.is_server_error(),
-            )),
-            CallResult::Unreachable(e) => fail(CredentialsError::load(
-                P,
-                format!("container endpoint: {e}"),
-                true,
-            )),
-            CallResult::Misuse => misuse(),
-        }
     }
 }
 

@@ -60,27 +60,19 @@ pub(crate) fn sha1_hex(data: &[u8]) -> String {
 mod tests {
     #[test]
     fn known_digests() {
-        assert_eq!(
-            super::sha1_hex(b""),
-            "da39a3ee5e6b4b0d3255bfef95601890afd80709"
-        );
-        assert_eq!(
-            super::sha1_hex(b"abc"),
-            "a9993e364706816aba3e25717850c26c9cd0d89d"
-        );
-        // the SSO cache names in the SDK's own test data
-        assert_eq!(
-            super::sha1_hex(b"dev"),
-            "34c6fceca75e456f25e7e99531e2425c6c1de443"
-        );
-        assert_eq!(
-            super::sha1_hex(b"https://ssotest.awsapps.com/start"),
-            "dace00cba5f8355ec9d274ceb2bcebdfbeed0e12"
-        );
         let long = vec![b'a'; 1000];
-        assert_eq!(
-            super::sha1_hex(&long),
-            "291e9a6c66994949b57ba5e650361e98fc36b1ba"
-        );
+        for (data, hex) in [
+            (&b""[..], "da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            (b"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"),
+            // the SSO cache names in the SDK's own test data
+            (b"dev", "34c6fceca75e456f25e7e99531e2425c6c1de443"),
+            (
+                b"https://ssotest.awsapps.com/start",
+                "dace00cba5f8355ec9d274ceb2bcebdfbeed0e12",
+            ),
+            (&long, "291e9a6c66994949b57ba5e650361e98fc36b1ba"),
+        ] {
+            assert_eq!(super::sha1_hex(data), hex);
+        }
     }
 }
