@@ -7,10 +7,26 @@ use std::time::{Duration, Instant};
 
 use crate::credentials::{ProcessCommand, ProcessOutput};
 
+/// Kills the child and, on Unix, every process of its group (what the shell started)
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        // the group id is the child's pid (`process_group(0)`); `kill` is POSIX
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+}
+
 /// Runs `cmd` through the shell (`sh -c`, or `cmd /C` on Windows) with no stdin, keeping at
 /// most `max_output` bytes of each output stream and killing it after `timeout`
 ///
-/// On Unix the command runs in its own process group.
+/// On Unix the command runs in its own process group, and the whole group is killed at the
+/// timeout, so a shell's children do not outlive it.
 ///
 /// # Errors
 ///
@@ -67,7 +83,7 @@ pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                kill_group(&mut child);
                 let _ = child.wait();
                 return Err(format!(
                     "the command ran longer than {:?} and was killed",

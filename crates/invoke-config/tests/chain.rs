@@ -372,8 +372,26 @@ fn process_runner_reports_failure_bounds_output_and_kills_on_timeout() {
     let out = run_process(&cmd("head -c 100000 /dev/zero", 10_000, 1000)).unwrap();
     assert!(out.success);
     assert_eq!(out.stdout.len(), 1000);
-    let e = run_process(&cmd("sleep 30", 50, 1024)).unwrap_err();
+    // the shell and its child are killed together: the marker file is never written
+    let marker = std::env::temp_dir().join(format!("invoke-config-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let script = format!("sleep 2 && touch {} ; sleep 30", marker.display());
+    let e = run_process(&cmd(&format!("sh -c '{script}' & wait"), 50, 1024)).unwrap_err();
     assert!(e.contains("killed"), "{e}");
+    // the group is gone, so nothing is left to write the marker
+    let ps = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ps -eo args | grep -c '[t]ouch {}'",
+            marker.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "a child of the command survived"
+    );
 }
 
 #[test]
