@@ -218,3 +218,45 @@ fn resolved_config_feeds_endpoint_resolution() {
     let e = invoke_proto::endpoint::resolve(&c.endpoint_config()).unwrap();
     assert_eq!(e.to_string(), "https://lambda-fips.eu-west-1.amazonaws.com");
 }
+
+proptest! {
+    /// Any text: a parse result or a typed error with a line inside the text, never a panic
+    #[test]
+    fn parser_never_panics(text in "([\\[\\] =#;\\t\\r\\na-z]|profile |sso-session |services ){0,200}") {
+        use invoke_config::profile::{FileKind, ProfileSet};
+        for kind in [FileKind::Config, FileKind::Credentials] {
+            if let Err(e) = ProfileSet::parse(&[(kind, "f", &text)]) {
+                prop_assert!(e.line >= 1 && e.line <= text.split('\n').count());
+            }
+        }
+    }
+
+    /// Hostile answers to every request of the chain end in a result, never a panic
+    #[test]
+    fn chain_survives_any_answers(
+        answers in proptest::collection::vec((100u16..600, proptest::collection::vec(any::<u8>(), 0..200)), 0..12),
+    ) {
+        use invoke_config::{CredentialsChain, ProviderKind, Step};
+        let config = "[default]\nrole_arn = arn:aws:iam::1:role/r\ncredential_source = Ec2InstanceMetadata\n";
+        let fs = MemFs::new().with(CONFIG, config);
+        let shared = SharedConfig::load_with(Env::from_pairs([("HOME", "/home")]), &fs, Platform::Unix, None);
+        let mut chain = CredentialsChain::with_providers(&shared, std::sync::Arc::new(fs), &ProviderKind::DEFAULT_CHAIN);
+        let mut answers = answers.into_iter();
+        let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        for _ in 0..40 {
+            match chain.next_step(now) {
+                Step::Send(_) => match answers.next() {
+                    Some((status, body)) => chain.handle_response(
+                        http::StatusCode::from_u16(status).unwrap(),
+                        http::HeaderMap::new(),
+                        body.into(),
+                    ),
+                    None => chain.handle_transport_error(&"timed out"),
+                },
+                Step::Run(_) => prop_assert!(false, "no process configured"),
+                Step::Done(_) => return Ok(()),
+            }
+        }
+        prop_assert!(false, "the chain did not finish within 40 steps");
+    }
+}
