@@ -90,7 +90,7 @@ pub use credentials::{
 };
 pub use env::Env;
 pub use fs::{FileReader, MemFs, StdFs};
-pub use imds::{ImdsConfigError, ImdsMode, ImdsSettings};
+pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
 pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};

@@ -1087,18 +1087,8 @@ pub(crate) fn imds(shared: &SharedConfig) -> Result<Box<dyn Machine>, Fail> {
 
 impl Imds {
     fn request(&self, path: &str) -> Result<Request<Bytes>, CredentialsError> {
-        let uri = parse_uri(&self.settings.url(path), "imds")?;
-        let mut b = Request::builder().uri(uri);
-        b = match &self.token {
-            None => b
-                .method(Method::PUT)
-                .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
-            Some(t) => b
-                .method(Method::GET)
-                .header("x-aws-ec2-metadata-token", t.clone()),
-        };
-        b.body(Bytes::new())
-            .map_err(|e| CredentialsError::config("imds", e.to_string()))
+        crate::imds::request(&self.settings, self.token.as_ref(), path)
+            .map_err(|m| CredentialsError::config("imds", m))
     }
 
     fn start(&mut self, path: &str) -> Act {

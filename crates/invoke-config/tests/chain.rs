@@ -461,3 +461,59 @@ fn assume_role_signs_with_the_source_keys_and_parses_the_answer() {
     assert_eq!(r.expiry, Some(now() + Duration::from_secs(3600)));
     assert_eq!(r.provider, "profile");
 }
+
+#[test]
+fn imds_region_lookup() {
+    use invoke_config::{ImdsRegion, RegionStep};
+    let shared = |env: &[(&str, &str)]| {
+        SharedConfig::load_with(
+            Env::from_pairs(env.iter().copied()),
+            &MemFs::new(),
+            Platform::Unix,
+            None,
+        )
+    };
+    let mut off = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_DISABLED", "TRUE")]));
+    assert!(matches!(off.next_step(), RegionStep::Done(Err(e)) if e.contains("DISABLED")));
+
+    // a 503 is retried; the token goes along; the answer is trimmed
+    let mut lookup = ImdsRegion::new(&shared(&[(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+        "IPv6",
+    )]));
+    let mut seen = Vec::new();
+    let mut answers = [(503, ""), (200, "tok"), (200, "ap-southeast-2\n")].into_iter();
+    let region = loop {
+        match lookup.next_step() {
+            RegionStep::Send(req) => {
+                seen.push(format!(
+                    "{} {} {:?}",
+                    req.method(),
+                    req.uri(),
+                    req.headers().get("x-aws-ec2-metadata-token")
+                ));
+                let (status, body) = answers.next().unwrap();
+                lookup.handle_response(
+                    StatusCode::from_u16(status).unwrap(),
+                    HeaderMap::new(),
+                    Bytes::from(body),
+                );
+            }
+            RegionStep::Done(r) => break r,
+        }
+    };
+    assert_eq!(region.as_deref(), Ok("ap-southeast-2"));
+    assert_eq!(seen[0], "PUT http://[fd00:ec2::254]/latest/api/token None");
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(
+        seen[2],
+        "GET http://[fd00:ec2::254]/latest/meta-data/placement/region Some(Sensitive)"
+    );
+
+    let mut refused = ImdsRegion::new(&shared(&[]));
+    let RegionStep::Send(_) = refused.next_step() else {
+        panic!()
+    };
+    refused.handle_response(StatusCode::FORBIDDEN, HeaderMap::new(), Bytes::new());
+    assert!(matches!(refused.next_step(), RegionStep::Done(Err(e)) if e.contains("403")));
+}
