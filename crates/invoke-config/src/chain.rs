@@ -346,7 +346,7 @@ pub fn drive<E: fmt::Display>(
     }
 }
 
-/// The default chain behind a blocking transport, as a [`ProvideCredentials`] source
+/// The default chain behind a blocking transport, as a [`ProvideCredentials`](crate::ProvideCredentials) source
 ///
 /// Each call runs a fresh chain over the shared config captured at construction. Put a
 /// [`crate::CredentialsCache`] in front of it so the chain runs only when needed.
