@@ -517,3 +517,49 @@ fn imds_region_lookup() {
     refused.handle_response(StatusCode::FORBIDDEN, HeaderMap::new(), Bytes::new());
     assert!(matches!(refused.next_step(), RegionStep::Done(Err(e)) if e.contains("403")));
 }
+
+#[test]
+fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<CredentialsChain>();
+    assert_send_sync::<CredentialsCache>();
+    assert_send_sync::<
+        invoke_config::ChainProvider<
+            fn(http::Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), String>,
+        >,
+    >();
+
+    let env = Env::from_pairs([
+        ("HOME", "/home"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:9/creds",
+        ),
+    ]);
+    let fs: Arc<dyn invoke_config::FileReader> = Arc::new(MemFs::new());
+    let shared = SharedConfig::load(env, &*fs);
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let send = move |req: http::Request<Bytes>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(req.uri(), "http://127.0.0.1:9/creds");
+        let body = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
+        Ok::<_, std::io::Error>((StatusCode::OK, HeaderMap::new(), Bytes::from(body)))
+    };
+    let provider: Arc<dyn ProvideCredentials> = Arc::new(CredentialsCache::new(
+        invoke_config::ChainProvider::new(shared, fs, send, now),
+        now,
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            provider
+                .provide_credentials()
+                .unwrap()
+                .credentials
+                .access_key_id(),
+            "ASIA1"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
