@@ -296,10 +296,7 @@ impl CredentialsChain {
 
     fn build(&self, kind: ProviderKind) -> Result<Box<dyn Machine>, Fail> {
         let shared = &self.shared;
-        let attempts = shared
-            .string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")
-            .and_then(|s| s.value.parse::<u32>().ok())
-            .unwrap_or(3);
+        let attempts = shared.attempts();
         let named = |n: &'static str| -> Result<Box<dyn Machine>, Fail> {
             match n {
                 "environment" => providers::from_env(shared)

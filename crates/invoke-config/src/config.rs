@@ -238,6 +238,15 @@ impl SharedConfig {
         })
     }
 
+    /// Attempts per request for the credential providers: `AWS_MAX_ATTEMPTS` /
+    /// `max_attempts` when valid, else 3
+    pub(crate) fn attempts(&self) -> u32 {
+        self.string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")
+            .and_then(|s| s.value.parse::<u32>().ok())
+            .filter(|n| *n >= 1)
+            .unwrap_or(3)
+    }
+
     /// The first of `vars` that is set, else `key` of the active profile
     pub(crate) fn string_setting(
         &self,

@@ -108,11 +108,7 @@ impl ImdsSettings {
             };
             mode.endpoint().to_owned()
         };
-        let max_attempts = shared
-            .string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")
-            .and_then(|s| s.value.parse::<u32>().ok())
-            .filter(|n| *n >= 1)
-            .unwrap_or(3);
+        let max_attempts = shared.attempts();
         Ok(Self {
             endpoint,
             max_attempts,

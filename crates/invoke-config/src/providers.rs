@@ -107,10 +107,7 @@ impl ServiceSettings {
             .bool_setting(None, "AWS_USE_DUALSTACK_ENDPOINT", "use_dualstack_endpoint")
             .map_err(bad)?;
         let custom = shared.configured_endpoint(env_id, key).map_err(bad)?;
-        let max_attempts = shared
-            .string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")
-            .and_then(|s| s.value.parse::<u32>().ok())
-            .unwrap_or(3);
+        let max_attempts = shared.attempts();
         Ok(Self {
             region,
             fips: fips.value,
