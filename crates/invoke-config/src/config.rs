@@ -69,6 +69,12 @@ pub struct SharedConfig {
 }
 
 impl SharedConfig {
+    /// The process environment and the real shared files: [`Env::from_process`] and
+    /// [`crate::StdFs`] (the edge of a program; tests use [`SharedConfig::load`])
+    pub fn from_process() -> Self {
+        Self::load(Env::from_process(), &crate::StdFs)
+    }
+
     /// Reads the shared files the environment points at, for this platform
     pub fn load(env: Env, fs: &dyn FileReader) -> Self {
         Self::load_with(env, fs, Platform::current(), None)
