@@ -807,7 +807,17 @@ pub(crate) fn profile_provider(
         return Err(Fail::NotConfigured(if set.profile(&name).is_some() {
             format!("profile `{name}` has no credentials (looked in {looked})")
         } else {
-            format!("profile `{name}` is not defined (looked in {looked})")
+            let names: Vec<_> = set
+                .profiles()
+                .take(10)
+                .map(|p| format!("`{}`", p.name()))
+                .collect();
+            let defined = if names.is_empty() {
+                "no profiles".to_owned()
+            } else {
+                format!("profiles {}", names.join(", "))
+            };
+            format!("profile `{name}` is not defined (looked in {looked}, which define {defined})")
         }));
     };
     let sts = ServiceSettings::from_shared(shared, None, "STS", "sts")?;

@@ -52,7 +52,7 @@ fn assert_no_secret(text: &str) {
 fn not_found_names_every_provider_variable_and_file() {
     let mut c = chain(
         &[("AWS_EC2_METADATA_DISABLED", "true")],
-        MemFs::new(),
+        MemFs::new().with("/home/.aws/config", "[profile dev]\n[profile ops]\n"),
         &ProviderKind::DEFAULT_CHAIN,
     );
     let Step::Done(Err(e)) = c.next_step(now()) else {
@@ -81,6 +81,7 @@ fn not_found_names_every_provider_variable_and_file() {
         "/home/.aws/config",
         "/home/.aws/credentials",
         "profile `default` is not defined",
+        "which define profiles `dev`, `ops`",
         "the credential provider was not enabled",
     ] {
         assert!(msg.contains(needle), "`{needle}` missing from:\n{msg}");
