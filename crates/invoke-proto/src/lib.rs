@@ -84,9 +84,11 @@ pub mod credentials;
 pub mod endpoint;
 pub mod error;
 pub mod eventstream;
+mod invocation;
 pub mod params;
 pub mod request;
 pub mod response;
+mod retry;
 pub mod service_error;
 pub mod sigv4;
 pub mod stream;
@@ -95,11 +97,16 @@ pub use bytes;
 pub use credentials::Credentials;
 pub use error::{DecodeError, EncodeError};
 pub use http;
+pub use invocation::{DriverAction, ERROR_BODY_LIMIT, InvokeDriver, InvokeError};
 pub use params::{BuildError, InvocationType, InvokeParams, LogType};
 pub use request::build_request;
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
     parse_response_head,
+};
+pub use retry::{
+    DEFAULT_RETRY_QUOTA, Failure, GiveUp, NO_RETRY_INCREMENT, RETRY_COST, RetryConfig,
+    RetryDecision, RetryQuota, TIMEOUT_RETRY_COST, TransportFailure, backoff, decide,
 };
 pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
 pub use sigv4::{SignError, SigningScope, SigningSettings, sign};
