@@ -51,7 +51,7 @@ pub enum Error {
     #[error("function error {}: {}", .0.error_code.as_deref().unwrap_or_default(), .0.error_details.as_deref().unwrap_or_default())]
     Function(InvokeComplete),
     /// The connection failed or timed out
-    #[error("{kind} ({address}) after {attempts} attempt{}: {source}", plural(*attempts))]
+    #[error("{kind} ({address}) after {attempts} attempt{}", plural(*attempts))]
     Transport {
         /// What failed
         kind: TransportFailure,
