@@ -467,6 +467,15 @@ mod tests {
         h
     }
 
+    /// A driver whose first attempt got a 200 head, announced
+    fn streaming(quota: &Arc<RetryQuota>) -> InvokeDriver {
+        let mut d = driver(RetryConfig::default(), quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        assert_eq!(d.poll(), DriverAction::Head);
+        d
+    }
+
     /// Runs the send step: sign at a fixed time, check the signature is fresh
     fn send(d: &mut InvokeDriver, attempt: u32, at: u64) -> Request<Bytes> {
         assert_eq!(d.poll(), DriverAction::Send { attempt });
@@ -582,10 +591,7 @@ mod tests {
     #[test]
     fn no_retry_once_an_event_was_delivered() {
         let quota = Arc::new(RetryQuota::default());
-        let mut d = driver(RetryConfig::default(), &quota);
-        send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
-        assert_eq!(d.poll(), DriverAction::Head);
+        let mut d = streaming(&quota);
         d.feed(event("PayloadChunk", "x"));
         assert!(matches!(d.poll(), DriverAction::Event(_)));
         assert_eq!(d.poll(), DriverAction::ReadBody);
@@ -597,19 +603,13 @@ mod tests {
         assert_eq!(d.give_up_reason(), Some(GiveUp::EventsDelivered));
         assert_eq!(d.attempts(), 1);
         // ... nor once body bytes arrived, even before a whole event
-        let mut d = driver(RetryConfig::default(), &quota);
-        send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
-        assert_eq!(d.poll(), DriverAction::Head);
+        let mut d = streaming(&quota);
         d.feed(event("PayloadChunk", "x").slice(..3));
         assert_eq!(d.poll(), DriverAction::ReadBody);
         d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
         assert!(matches!(d.poll(), DriverAction::Fail(_)));
         // ... but a connection cut right after a success head, before any byte, retries
-        let mut d = driver(RetryConfig::default(), &quota);
-        send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
-        assert_eq!(d.poll(), DriverAction::Head);
+        let mut d = streaming(&quota);
         assert_eq!(d.poll(), DriverAction::ReadBody);
         d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
@@ -619,10 +619,7 @@ mod tests {
     #[test]
     fn stream_errors_and_dry_run() {
         let quota = Arc::new(RetryQuota::default());
-        let mut d = driver(RetryConfig::default(), &quota);
-        send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
-        assert_eq!(d.poll(), DriverAction::Head);
+        let mut d = streaming(&quota);
         let mut bad = event("PayloadChunk", "x").to_vec();
         *bad.last_mut().unwrap() ^= 1;
         d.feed(Bytes::from(bad));

@@ -536,31 +536,18 @@ mod tests {
     fn retry_after_is_honoured_and_capped() {
         let c = RetryConfig::default();
         let q = RetryQuota::default();
-        let e = throttled(Some("1"));
-        assert_eq!(
-            decide(Failure::Service(&e), 1, &c, &q, None, 0.0),
-            RetryDecision::Retry {
-                delay: Duration::from_secs(1),
-                cost: RETRY_COST
-            }
-        );
-        let e = throttled(Some("300"));
-        assert_eq!(
-            decide(Failure::Service(&e), 1, &c, &q, None, 0.0),
-            RetryDecision::Retry {
-                delay: Duration::from_secs(20),
-                cost: RETRY_COST
-            }
-        );
-        // malformed: backoff instead
-        let e = throttled(Some("soon"));
-        assert_eq!(
-            decide(Failure::Service(&e), 1, &c, &q, None, 0.5),
-            RetryDecision::Retry {
-                delay: Duration::from_millis(500),
-                cost: RETRY_COST
-            }
-        );
+        // capped at max_backoff; a malformed value falls back to the backoff
+        for (header, delay) in [("1", 1000), ("300", 20_000), ("soon", 500)] {
+            let e = throttled(Some(header));
+            assert_eq!(
+                decide(Failure::Service(&e), 1, &c, &q, None, 0.5),
+                RetryDecision::Retry {
+                    delay: Duration::from_millis(delay),
+                    cost: RETRY_COST
+                },
+                "{header}"
+            );
+        }
     }
 
     #[test]

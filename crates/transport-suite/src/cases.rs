@@ -32,6 +32,14 @@ fn count(n: usize, size: usize) -> InvokeParams {
     InvokeParams::new("count", format!(r#"{{"n":{n},"size":{size}}}"#))
 }
 
+/// Starts an emulator, makes a default client, invokes `function` with `{}`
+fn invoke_function<T: Transport>(t: &T, function: &str) -> (Harness, T::Client, Outcome) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let o = t.invoke(&c, &InvokeParams::new(function, "{}"));
+    (h, c, o)
+}
+
 #[track_caller]
 fn assert_success(o: &Outcome) {
     assert!(o.failure.is_none(), "failed: {:?}", o.failure);
@@ -71,9 +79,7 @@ pub fn success_10000_chunks_byte_exact<T: Transport>(t: &T) {
 
 /// A function that writes nothing: only `InvokeComplete`, and an empty read
 pub fn empty_response<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("empty", "{}"));
+    let (_h, c, o) = invoke_function(t, "empty");
     assert_success(&o);
     assert_eq!(o.events.len(), 1, "{:?}", o.events);
     let r = t.read(&c, &InvokeParams::new("empty", "{}"));
@@ -144,9 +150,7 @@ pub fn function_error_reader<T: Transport>(t: &T) {
 
 /// `throttle`: 429 every time; retried until the attempts run out, `Retry-After` kept
 pub fn throttle_gives_up_after_max_attempts<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle", "{}"));
+    let (h, _c, o) = invoke_function(t, "streamer-throttle");
     assert!(o.head.is_none());
     match o.failure {
         Some(Failure::Service { error, attempts }) => {
@@ -167,9 +171,7 @@ pub fn throttle_gives_up_after_max_attempts<T: Transport>(t: &T) {
 
 /// `throttle=2`: two 429s, then success on the third attempt
 pub fn throttle_n_then_success<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle2", "{}"));
+    let (h, _c, o) = invoke_function(t, "streamer-throttle2");
     assert_success(&o);
     assert_eq!(o.payload(), streamer_bytes());
     assert_eq!(o.head.expect("head").attempts, 3);
@@ -178,9 +180,7 @@ pub fn throttle_n_then_success<T: Transport>(t: &T) {
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
 pub fn close_after_is_never_a_clean_end<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-close", "{}"));
+    let (_h, c, o) = invoke_function(t, "streamer-close");
     assert_first_chunk(&o);
     match &o.failure {
         Some(
@@ -199,9 +199,7 @@ pub fn close_after_is_never_a_clean_end<T: Transport>(t: &T) {
 
 /// `corrupt-crc`: `MessageCrc` at offset 0, no event
 pub fn corrupt_crc<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-crc", "{}"));
+    let (h, _c, o) = invoke_function(t, "streamer-crc");
     assert!(o.events.is_empty(), "{:?}", o.events);
     match &o.failure {
         Some(Failure::Stream(StreamError::Decode(DecodeError::MessageCrc {
@@ -235,9 +233,7 @@ pub fn stall_hits_the_idle_timeout<T: Transport>(t: &T) {
 /// `oversize`: a prelude announcing 25 MiB is refused at once (`LimitExceeded`), without
 /// waiting for its bytes
 pub fn oversize<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-oversize", "{}"));
+    let (_h, _c, o) = invoke_function(t, "streamer-oversize");
     assert_first_chunk(&o);
     match &o.failure {
         Some(Failure::Stream(StreamError::Decode(DecodeError::LimitExceeded { max, .. }))) => {
@@ -249,9 +245,7 @@ pub fn oversize<T: Transport>(t: &T) {
 
 /// `exception`: a terminal in-stream `ServiceException` after the first chunk
 pub fn exception_mid_stream<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-exception", "{}"));
+    let (h, _c, o) = invoke_function(t, "streamer-exception");
     assert_first_chunk(&o);
     match &o.failure {
         Some(Failure::Stream(StreamError::Exception(e))) => {
@@ -264,9 +258,7 @@ pub fn exception_mid_stream<T: Transport>(t: &T) {
 
 /// `delay-ms`: slow chunks all arrive, each as its own event
 pub fn delay_ms_delivers_every_chunk<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("streamer-delay", "{}"));
+    let (_h, _c, o) = invoke_function(t, "streamer-delay");
     assert_success(&o);
     assert_eq!(o.chunks(), STREAMER_CHUNKS);
     assert_eq!(o.payload(), streamer_bytes());
@@ -274,9 +266,7 @@ pub fn delay_ms_delivers_every_chunk<T: Transport>(t: &T) {
 
 /// An unknown function: `ResourceNotFoundException`, not retried
 pub fn unknown_function<T: Transport>(t: &T) {
-    let h = Harness::start();
-    let c = t.client(&h.config());
-    let o = t.invoke(&c, &InvokeParams::new("no-such-function", "{}"));
+    let (_h, _c, o) = invoke_function(t, "no-such-function");
     match o.failure {
         Some(Failure::Service { error, attempts }) => {
             assert_eq!(error.code, "ResourceNotFoundException");
