@@ -230,6 +230,23 @@ pub fn stall_hits_the_idle_timeout<T: Transport>(t: &T) {
     assert_eq!(r.failure.expect("reader fails").0, ErrorKind::TimedOut);
 }
 
+/// The overall deadline ends a stalled stream even when the idle timeout would not
+pub fn overall_deadline<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let mut cfg = h.config();
+    cfg.overall_timeout = Duration::from_millis(400);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("streamer-stall", "{}"));
+    assert_first_chunk(&o);
+    match &o.failure {
+        Some(Failure::Transport {
+            kind: TransportFailure::Deadline,
+            ..
+        }) => {}
+        other => panic!("not the deadline: {other:?}"),
+    }
+}
+
 /// `oversize`: a prelude announcing 25 MiB is refused at once (`LimitExceeded`), without
 /// waiting for its bytes
 pub fn oversize<T: Transport>(t: &T) {

@@ -167,6 +167,7 @@ macro_rules! transport_suite {
             close_after_is_never_a_clean_end,
             corrupt_crc,
             stall_hits_the_idle_timeout,
+            overall_deadline,
             oversize,
             exception_mid_stream,
             delay_ms_delivers_every_chunk,
