@@ -376,7 +376,11 @@ impl Iterator for Response {
         loop {
             match self.call.advance() {
                 // A retry before the first body byte brought a new head
-                Ok(Progress::Head) => {}
+                Ok(Progress::Head) => {
+                    self.meta = self.call.driver.meta().cloned().unwrap_or_default();
+                    self.attempts = self.call.driver.attempts();
+                    self.status = self.call.status;
+                }
                 Ok(Progress::Event(e)) => return Some(Ok(e)),
                 Ok(Progress::Done) => return None,
                 Err(e) => return Some(Err(e)),

@@ -16,7 +16,7 @@ use invoke_proto::{
 
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
 use crate::proxy::Tinyproxy;
-use crate::{Failure, Harness, Outcome, Transport};
+use crate::{Failure, Forwarder, Harness, Outcome, Transport};
 
 fn count_bytes(n: usize, size: usize) -> Vec<u8> {
     (0..n * size).map(|i| b'a' + (i % 26) as u8).collect()
@@ -398,6 +398,29 @@ pub fn sixty_four_threads_share_one_client<T: Transport>(t: &T) {
             handle.join().expect("thread");
         }
     });
+}
+
+/// Sequential invocations share one pooled connection: streams read to their end, DryRun
+/// answers and error bodies all leave it reusable
+pub fn connections_are_reused<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let forwarder = Forwarder::start(h.address());
+    let c = t.client(&config(endpoint(&forwarder.url())));
+    for _ in 0..3 {
+        assert_success(&t.invoke(&c, &count(50, 100)));
+    }
+    let dry = InvokeParams::new("echo", "{}").invocation_type(InvocationType::DryRun);
+    assert!(t.invoke(&c, &dry).failure.is_none());
+    let missing = t.invoke(&c, &InvokeParams::new("no-such-function", "{}"));
+    assert!(matches!(missing.failure, Some(Failure::Service { .. })));
+    let r = t.read(&c, &count(50, 100));
+    assert!(r.failure.is_none() && r.bytes == count_bytes(50, 100));
+    assert_success(&t.invoke(&c, &count(1, 1)));
+    assert_eq!(
+        forwarder.accepted(),
+        1,
+        "one connection for every invocation"
+    );
 }
 
 /// Through a real HTTP proxy (tinyproxy) on loopback

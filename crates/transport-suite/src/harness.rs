@@ -1,5 +1,7 @@
 //! An emulator on 127.0.0.1 port 0 with the functions the cases call, on its own runtime
 
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -156,5 +158,51 @@ pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
         idle_timeout: Duration::from_secs(60),
         overall_timeout: Duration::from_secs(120),
         proxy_env: Vec::new(),
+    }
+}
+
+/// A loopback TCP forwarder that counts the connections it accepted
+#[derive(Debug)]
+pub struct Forwarder {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Forwarder {
+    /// Forwards every connection to `target`
+    pub fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    /// The endpoint URL of the forwarder
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }

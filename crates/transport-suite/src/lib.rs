@@ -25,7 +25,7 @@ use invoke_proto::{
     StreamError, TransportFailure,
 };
 
-pub use harness::{Harness, KEY, SECRET};
+pub use harness::{Forwarder, Harness, KEY, SECRET};
 
 /// What a transport's client is made from
 #[derive(Debug, Clone)]
@@ -177,6 +177,7 @@ macro_rules! transport_suite {
             head_timeout,
             no_retry_after_the_first_event,
             sixty_four_threads_share_one_client,
+            connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
         );
