@@ -455,3 +455,16 @@ impl Read for PayloadReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn responses_and_readers_move_between_threads() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<super::Response>();
+        send::<super::PayloadReader>();
+        send_sync::<crate::Client>();
+        send_sync::<crate::Error>();
+    }
+}

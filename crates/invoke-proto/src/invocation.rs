@@ -484,6 +484,14 @@ mod tests {
     }
 
     #[test]
+    fn drivers_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<InvokeDriver>();
+        send_sync::<DriverAction>();
+        send_sync::<InvokeError>();
+    }
+
+    #[test]
     fn throttled_twice_then_streams() {
         let quota = Arc::new(RetryQuota::default());
         let mut d = driver(RetryConfig::default(), &quota);
