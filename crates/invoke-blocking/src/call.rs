@@ -225,7 +225,13 @@ impl Call {
             },
             other => Error::Config(other.to_string()),
         };
-        tracing::debug!(error = %error, attempts, "invocation failed");
+        tracing::debug!(
+            error = %error,
+            attempts,
+            bytes = self.driver.body_bytes(),
+            events = self.driver.events(),
+            "invocation failed"
+        );
         error
     }
 }

@@ -24,7 +24,16 @@ pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
 /// idle time between body bytes and the whole invocation all default to 15 minutes (the
 /// AWS SDK for Rust's stalled-stream protection, at 5 seconds, had to be switched off for
 /// Lambda for this reason). Only connecting is short by default (10 s).
+///
+/// ```
+/// use std::time::Duration;
+/// use invoke_blocking::Timeouts;
+///
+/// let t = Timeouts::default().with_idle(Duration::from_secs(60));
+/// assert_eq!(t.overall, Duration::from_secs(900));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// Establishing a connection (TCP, proxy, TLS)
     pub connect: Duration,
@@ -35,6 +44,36 @@ pub struct Timeouts {
     pub idle: Duration,
     /// The whole invocation, retries and their waits included, until the last event
     pub overall: Duration,
+}
+
+impl Timeouts {
+    /// These timeouts with [`connect`](Self::connect) set to `d`
+    #[must_use]
+    pub const fn with_connect(mut self, d: Duration) -> Self {
+        self.connect = d;
+        self
+    }
+
+    /// These timeouts with [`head`](Self::head) set to `d`
+    #[must_use]
+    pub const fn with_head(mut self, d: Duration) -> Self {
+        self.head = d;
+        self
+    }
+
+    /// These timeouts with [`idle`](Self::idle) set to `d`
+    #[must_use]
+    pub const fn with_idle(mut self, d: Duration) -> Self {
+        self.idle = d;
+        self
+    }
+
+    /// These timeouts with [`overall`](Self::overall) set to `d`
+    #[must_use]
+    pub const fn with_overall(mut self, d: Duration) -> Self {
+        self.overall = d;
+        self
+    }
 }
 
 impl Default for Timeouts {

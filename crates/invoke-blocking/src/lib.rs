@@ -37,9 +37,10 @@
 //! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]).
 //! [`Timeouts`] default to Lambda's 15 minutes except for connecting.
 //!
-//! Spans: `invoke` (function, request id, attempts) and `attempt` (attempt, status) at
-//! debug level, with events for retries, error responses and the end of the stream (bytes,
-//! events). No secret and no payload byte is ever logged.
+//! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
+//! span per attempt (debug: attempt, status), with debug events for failed attempts, waits,
+//! error responses and the end of the stream or the failure (bytes, events). No secret and
+//! no payload byte is ever logged.
 
 mod call;
 mod client;

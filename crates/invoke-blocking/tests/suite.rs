@@ -42,12 +42,13 @@ impl Transport for Blocking {
         Client::builder(c.endpoint.clone())
             .credentials(c.credentials.clone())
             .retry(c.retry)
-            .timeouts(Timeouts {
-                connect: c.connect_timeout,
-                head: c.head_timeout,
-                idle: c.idle_timeout,
-                overall: c.overall_timeout,
-            })
+            .timeouts(
+                Timeouts::default()
+                    .with_connect(c.connect_timeout)
+                    .with_head(c.head_timeout)
+                    .with_idle(c.idle_timeout)
+                    .with_overall(c.overall_timeout),
+            )
             .proxy_env(ProxyEnv::from_vars(c.proxy_env.clone()))
             .build()
             .expect("client")
