@@ -683,4 +683,120 @@ mod tests {
         assert!(d.sign(&bad, SystemTime::UNIX_EPOCH).is_err());
         assert!(matches!(d.poll(), DriverAction::Fail(InvokeError::Sign(_))));
     }
+
+    /// What the simulated service does with one attempt
+    #[derive(Debug, Clone)]
+    enum Attempt {
+        /// The transport fails before a head
+        Fails(TransportFailure),
+        /// An error head with this status and code, then its body (or a cut)
+        Error(u16, &'static str, bool),
+        /// A 200 head, then this many chunks, then the end: `InvokeComplete`, a clean end
+        /// without it, or a failure
+        Stream(usize, Option<TransportFailure>, bool),
+    }
+
+    fn attempt() -> impl proptest::strategy::Strategy<Value = Attempt> {
+        use proptest::prelude::*;
+        let failure = prop_oneof![
+            Just(TransportFailure::Connect),
+            Just(TransportFailure::Send),
+            Just(TransportFailure::HeadTimeout),
+            Just(TransportFailure::BodyRead),
+            Just(TransportFailure::IdleTimeout),
+            Just(TransportFailure::Tls),
+        ];
+        let code = prop_oneof![
+            Just((429, "TooManyRequestsException")),
+            Just((500, "ServiceException")),
+            Just((502, "EC2UnexpectedException")),
+            Just((404, "ResourceNotFoundException")),
+            Just((503, "")),
+        ];
+        prop_oneof![
+            failure.clone().prop_map(Attempt::Fails),
+            (code, any::<bool>()).prop_map(|((s, c), cut)| Attempt::Error(s, c, cut)),
+            (0usize..4, proptest::option::of(failure), any::<bool>())
+                .prop_map(|(n, f, complete)| Attempt::Stream(n, f, complete)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the service and the network do, the driver ends, within the attempts,
+        /// waits at most the maximum backoff, never sends again once an event was handed
+        /// out, and keeps the quota within its capacity
+        #[test]
+        fn driver_invariants(
+            script in proptest::collection::vec(attempt(), 1..8),
+            max_attempts in 1u32..5,
+            capacity in 0u32..40,
+            jitter in 0.0f64..1.0,
+        ) {
+            let quota = Arc::new(RetryQuota::new(capacity));
+            let config = RetryConfig::new()
+                .with_max_attempts(max_attempts)
+                .with_max_backoff(Duration::from_secs(3));
+            let mut d = driver(config, &quota);
+            let now = Instant::now();
+            let mut events = 0u32;
+            let mut current: Option<Attempt> = None;
+            let mut body: Vec<Bytes> = vec![];
+            let mut terminal = None;
+            for _ in 0..200 {
+                match d.poll() {
+                    DriverAction::Send { attempt } => {
+                        proptest::prop_assert_eq!(events, 0, "a send after an event");
+                        proptest::prop_assert!(attempt <= max_attempts);
+                        d.sign(&creds(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000)).unwrap();
+                        let a = script[(attempt as usize - 1) % script.len()].clone();
+                        match &a {
+                            Attempt::Fails(f) => d.handle_failure(*f, now, jitter),
+                            Attempt::Error(status, code, _) => {
+                                let mut h = HeaderMap::new();
+                                if !code.is_empty() {
+                                    h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+                                }
+                                d.handle_head(StatusCode::from_u16(*status).unwrap(), &h);
+                            }
+                            Attempt::Stream(n, _, complete) => {
+                                d.handle_head(StatusCode::OK, &HeaderMap::new());
+                                body = (0..*n).map(|_| event("PayloadChunk", "x")).collect();
+                                if *complete {
+                                    body.push(event("InvokeComplete", "{}"));
+                                }
+                                body.reverse();
+                            }
+                        }
+                        current = Some(a);
+                    }
+                    DriverAction::Sleep(delay) => {
+                        proptest::prop_assert!(delay <= Duration::from_secs(3));
+                    }
+                    DriverAction::ReadErrorBody { .. } => match current {
+                        Some(Attempt::Error(_, _, true)) => {
+                            d.handle_failure(TransportFailure::BodyRead, now, jitter);
+                        }
+                        _ => d.handle_error_body(b"{}", now, jitter),
+                    },
+                    DriverAction::Head => {}
+                    DriverAction::ReadBody => match body.pop() {
+                        Some(b) => d.feed(b),
+                        None => match current {
+                            Some(Attempt::Stream(_, Some(f), _)) => d.handle_failure(f, now, jitter),
+                            _ => d.end_of_body(),
+                        },
+                    },
+                    DriverAction::Event(_) => events += 1,
+                    action @ (DriverAction::Done | DriverAction::Fail(_)) => {
+                        terminal = Some(action);
+                        break;
+                    }
+                }
+                proptest::prop_assert!(quota.available() <= capacity);
+            }
+            proptest::prop_assert!(terminal.is_some(), "the driver ends");
+            proptest::prop_assert!(d.attempts() <= max_attempts);
+            proptest::prop_assert_eq!(d.poll(), terminal.unwrap(), "terminal actions repeat");
+        }
+    }
 }
