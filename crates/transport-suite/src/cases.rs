@@ -210,22 +210,34 @@ pub fn corrupt_crc<T: Transport>(t: &T) {
     assert_eq!(h.invocations(), 1, "a corrupt stream is not retried");
 }
 
+/// Invokes the stalling function with `cfg`: the first chunk, then a timeout of `kind`
+fn stalled<T: Transport>(
+    t: &T,
+    h: &Harness,
+    cfg: &crate::ClientConfig,
+    kind: TransportFailure,
+) -> T::Client {
+    let c = t.client(cfg);
+    let o = t.invoke(&c, &InvokeParams::new("streamer-stall", "{}"));
+    assert_first_chunk(&o);
+    match &o.failure {
+        Some(Failure::Transport { kind: k, .. }) if *k == kind => {}
+        other => panic!("not {kind}: {other:?}"),
+    }
+    assert_eq!(
+        h.invocations(),
+        1,
+        "a timeout after the first event is not retried"
+    );
+    c
+}
+
 /// `stall`: half a frame, then silence: the idle timeout ends it as an error
 pub fn stall_hits_the_idle_timeout<T: Transport>(t: &T) {
     let h = Harness::start();
     let mut cfg = h.config();
     cfg.idle_timeout = Duration::from_secs(1); // long enough for the first chunk on a busy machine
-    let c = t.client(&cfg);
-    let o = t.invoke(&c, &InvokeParams::new("streamer-stall", "{}"));
-    assert_first_chunk(&o);
-    match &o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::IdleTimeout,
-            ..
-        }) => {}
-        other => panic!("not an idle timeout: {other:?}"),
-    }
-    assert_eq!(h.invocations(), 1);
+    let c = stalled(t, &h, &cfg, TransportFailure::IdleTimeout);
     let r = t.read(&c, &InvokeParams::new("streamer-stall", "{}"));
     assert_eq!(r.failure.expect("reader fails").0, ErrorKind::TimedOut);
 }
@@ -235,16 +247,7 @@ pub fn overall_deadline<T: Transport>(t: &T) {
     let h = Harness::start();
     let mut cfg = h.config();
     cfg.overall_timeout = Duration::from_millis(1500);
-    let c = t.client(&cfg);
-    let o = t.invoke(&c, &InvokeParams::new("streamer-stall", "{}"));
-    assert_first_chunk(&o);
-    match &o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::Deadline,
-            ..
-        }) => {}
-        other => panic!("not the deadline: {other:?}"),
-    }
+    stalled(t, &h, &cfg, TransportFailure::Deadline);
 }
 
 /// `oversize`: a prelude announcing 25 MiB is refused at once (`LimitExceeded`), without
