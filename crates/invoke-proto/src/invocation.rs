@@ -1,63 +1,4 @@
-//! `InvokeDriver`: one invocation from the first attempt to the last event, with retries,
-//! as a state machine that tells the transport what to do next
-//!
-//! The driver owns the policy (what to retry, how long to wait, when to stop) and the
-//! decoding; the transport owns sockets, timers, the clock and credentials. Loop:
-//!
-//! - [`poll`](InvokeDriver::poll) returns the next [`DriverAction`];
-//! - [`DriverAction::Send`]: get credentials and the time, call
-//!   [`sign`](InvokeDriver::sign) for the freshly signed request of this attempt, send it,
-//!   then report the response head with [`handle_head`](InvokeDriver::handle_head) or a
-//!   failure with [`handle_failure`](InvokeDriver::handle_failure);
-//! - [`DriverAction::Sleep`]: wait, then poll again;
-//! - [`DriverAction::ReadErrorBody`]: read at most `limit` bytes of the error body, then
-//!   [`handle_error_body`](InvokeDriver::handle_error_body) (or `handle_failure`);
-//! - [`DriverAction::Head`]: the response is here; its metadata is
-//!   [`meta`](InvokeDriver::meta). Hand it to the caller, then keep polling;
-//! - [`DriverAction::ReadBody`]: read some body bytes and [`feed`](InvokeDriver::feed) them,
-//!   or report the end with [`end_of_body`](InvokeDriver::end_of_body) or a failure;
-//! - [`DriverAction::Event`]: hand the event to the caller;
-//! - [`DriverAction::Done`] and [`DriverAction::Fail`] are terminal and repeat.
-//!
-//! Retries happen only before anything reached the caller: once the head of a successful
-//! response arrived, no failure is retried but a failure before the first body byte, and
-//! never after an event was handed out (the function has run; invoking it again could
-//! repeat its side effects).
-//!
-//! ```
-//! use std::sync::Arc;
-//! use std::time::{Duration, Instant, SystemTime};
-//! use invoke_proto::bytes::Bytes;
-//! use invoke_proto::credentials::Credentials;
-//! use invoke_proto::endpoint::{resolve, EndpointConfig};
-//! use invoke_proto::http::{HeaderMap, StatusCode};
-//! use invoke_proto::{
-//!     build_request, DriverAction, Event, InvokeDriver, InvokeParams, RetryConfig, RetryQuota,
-//!     SigningScope, TransportFailure,
-//! };
-//!
-//! let endpoint = resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))?;
-//! let request = build_request(&InvokeParams::new("f", "{}"), &endpoint)?;
-//! let quota = Arc::new(RetryQuota::default());
-//! let mut driver =
-//!     InvokeDriver::new(request, SigningScope::lambda("us-east-1"), RetryConfig::default(), quota);
-//! let creds = Credentials::new("AKID", "secret", None);
-//!
-//! // Attempt 1: the connection is refused; the driver asks for a pause, then attempt 2
-//! assert_eq!(driver.poll(), DriverAction::Send { attempt: 1 });
-//! let _signed = driver.sign(&creds, SystemTime::now())?;
-//! driver.handle_failure(TransportFailure::Connect, Instant::now(), 0.5);
-//! assert_eq!(driver.poll(), DriverAction::Sleep(Duration::from_millis(500)));
-//! assert_eq!(driver.poll(), DriverAction::Send { attempt: 2 });
-//! let _signed = driver.sign(&creds, SystemTime::now())?;
-//! driver.handle_head(StatusCode::OK, &HeaderMap::new());
-//! assert_eq!(driver.poll(), DriverAction::Head);
-//! assert_eq!(driver.poll(), DriverAction::ReadBody);
-//! driver.end_of_body(); // cut before InvokeComplete: an error, never a clean end
-//! assert!(matches!(driver.poll(), DriverAction::Fail(_)));
-//! assert_eq!(driver.attempts(), 2);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! `InvokeDriver`: one invocation from the first attempt to the last event, with retries
 
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -153,9 +94,66 @@ enum State {
     Failed(InvokeError),
 }
 
-/// One invocation's retries, signing and decoding as a state machine (sans-IO)
+/// One invocation from the first attempt to the last event, with retries, signing and
+/// decoding, as a state machine that tells the transport what to do next (sans-IO)
 ///
-/// See the [module documentation](self) for the loop a transport runs.
+/// The driver owns the policy (what to retry, how long to wait, when to stop) and the
+/// decoding; the transport owns sockets, timers, the clock and credentials. Loop:
+///
+/// - [`poll`](InvokeDriver::poll) returns the next [`DriverAction`];
+/// - [`DriverAction::Send`]: get credentials and the time, call
+///   [`sign`](InvokeDriver::sign) for the freshly signed request of this attempt, send it,
+///   then report the response head with [`handle_head`](InvokeDriver::handle_head) or a
+///   failure with [`handle_failure`](InvokeDriver::handle_failure);
+/// - [`DriverAction::Sleep`]: wait, then poll again;
+/// - [`DriverAction::ReadErrorBody`]: read at most `limit` bytes of the error body, then
+///   [`handle_error_body`](InvokeDriver::handle_error_body) (or `handle_failure`);
+/// - [`DriverAction::Head`]: the response is here; its metadata is
+///   [`meta`](InvokeDriver::meta). Hand it to the caller, then keep polling;
+/// - [`DriverAction::ReadBody`]: read some body bytes and [`feed`](InvokeDriver::feed) them,
+///   or report the end with [`end_of_body`](InvokeDriver::end_of_body) or a failure;
+/// - [`DriverAction::Event`]: hand the event to the caller;
+/// - [`DriverAction::Done`] and [`DriverAction::Fail`] are terminal and repeat.
+///
+/// Retries happen only before anything reached the caller: once the head of a successful
+/// response arrived, no failure is retried but a failure before the first body byte, and
+/// never after an event was handed out (the function has run; invoking it again could
+/// repeat its side effects).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant, SystemTime};
+/// use invoke_proto::bytes::Bytes;
+/// use invoke_proto::credentials::Credentials;
+/// use invoke_proto::endpoint::{resolve, EndpointConfig};
+/// use invoke_proto::http::{HeaderMap, StatusCode};
+/// use invoke_proto::{
+///     build_request, DriverAction, Event, InvokeDriver, InvokeParams, RetryConfig, RetryQuota,
+///     SigningScope, TransportFailure,
+/// };
+///
+/// let endpoint = resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))?;
+/// let request = build_request(&InvokeParams::new("f", "{}"), &endpoint)?;
+/// let quota = Arc::new(RetryQuota::default());
+/// let mut driver =
+///     InvokeDriver::new(request, SigningScope::lambda("us-east-1"), RetryConfig::default(), quota);
+/// let creds = Credentials::new("AKID", "secret", None);
+///
+/// // Attempt 1: the connection is refused; the driver asks for a pause, then attempt 2
+/// assert_eq!(driver.poll(), DriverAction::Send { attempt: 1 });
+/// let _signed = driver.sign(&creds, SystemTime::now())?;
+/// driver.handle_failure(TransportFailure::Connect, Instant::now(), 0.5);
+/// assert_eq!(driver.poll(), DriverAction::Sleep(Duration::from_millis(500)));
+/// assert_eq!(driver.poll(), DriverAction::Send { attempt: 2 });
+/// let _signed = driver.sign(&creds, SystemTime::now())?;
+/// driver.handle_head(StatusCode::OK, &HeaderMap::new());
+/// assert_eq!(driver.poll(), DriverAction::Head);
+/// assert_eq!(driver.poll(), DriverAction::ReadBody);
+/// driver.end_of_body(); // cut before InvokeComplete: an error, never a clean end
+/// assert!(matches!(driver.poll(), DriverAction::Fail(_)));
+/// assert_eq!(driver.attempts(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct InvokeDriver {
     request: Request<Bytes>,

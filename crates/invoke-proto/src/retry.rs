@@ -2,25 +2,6 @@
 //! invoke: which failures retry, exponential backoff with full jitter, `Retry-After`, a
 //! maximum number of attempts, and the retry quota (a token bucket shared by every invocation
 //! of a client, so that a failing service is not hammered)
-//!
-//! Everything here is pure: the random value for the jitter and the time are passed in.
-//!
-//! ```
-//! use std::time::Duration;
-//! use invoke_proto::{RetryConfig, RetryQuota, TransportFailure, backoff};
-//!
-//! let config = RetryConfig::default();
-//! assert_eq!(config.max_attempts(), 3);
-//! // Full jitter: the delay before retry n is uniform in [0, min(20 s, 1 s × 2^(n-1)))
-//! assert_eq!(backoff(&config, 3, 0.5), Duration::from_secs(2));
-//!
-//! let quota = RetryQuota::default(); // 500 tokens
-//! let cost = TransportFailure::ConnectTimeout.retry_cost().unwrap();
-//! assert!(quota.try_acquire(cost));
-//! assert_eq!(quota.available(), 490);
-//! ```
-//!
-//! [standard mode]: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
 
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -39,9 +20,29 @@ pub const DEFAULT_RETRY_QUOTA: u32 = 500;
 
 /// How many attempts and how long to wait between them
 ///
-/// The defaults are the SDKs' standard mode: 3 attempts in all, backoff starting at 1 s and
+/// The defaults are the SDKs' [standard mode]: 3 attempts in all, backoff starting at 1 s and
 /// capped at 20 s; errors the service classifies as worth only a limited retry
 /// ([`RetryPolicy::Limited`]) get at most 1 retry.
+///
+/// Everything in the policy is pure: the random value for the jitter and the time are
+/// passed in.
+///
+/// ```
+/// use std::time::Duration;
+/// use invoke_proto::{RetryConfig, RetryQuota, TransportFailure, backoff};
+///
+/// let config = RetryConfig::default();
+/// assert_eq!(config.max_attempts(), 3);
+/// // Full jitter: the delay before retry n is uniform in [0, min(20 s, 1 s × 2^(n-1)))
+/// assert_eq!(backoff(&config, 3, 0.5), Duration::from_secs(2));
+///
+/// let quota = RetryQuota::default(); // 500 tokens
+/// let cost = TransportFailure::ConnectTimeout.retry_cost().unwrap();
+/// assert!(quota.try_acquire(cost));
+/// assert_eq!(quota.available(), 490);
+/// ```
+///
+/// [standard mode]: https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RetryConfig {
     max_attempts: u32,
