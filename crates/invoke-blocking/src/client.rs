@@ -12,7 +12,7 @@ use invoke_proto::{
 
 use crate::call::{Call, Response};
 use crate::error::{BoxError, Error};
-use crate::proxy::ProxyEnv;
+use crate::proxy::{ProxyEnv, redact};
 
 /// Lambda's longest function timeout: 15 minutes
 pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
@@ -118,7 +118,7 @@ impl fmt::Debug for Client {
             .field("region", &self.inner.scope.region)
             .field("retry", &self.inner.retry)
             .field("timeouts", &self.inner.timeouts)
-            .field("proxy", &self.inner.proxy)
+            .field("proxy", &self.inner.proxy.as_deref().map(redact))
             .finish_non_exhaustive()
     }
 }
@@ -185,7 +185,8 @@ impl Client {
         self.inner.quota.available()
     }
 
-    /// The proxy this client sends through, if any
+    /// The proxy this client sends through, if any (with its credentials, if the URL has
+    /// them: do not log it)
     pub fn proxy(&self) -> Option<&str> {
         self.inner.proxy.as_deref()
     }
@@ -293,7 +294,10 @@ impl ClientBuilder {
         let proxy = env.proxy_for(&self.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
-            .map(|p| ureq::Proxy::new(p).map_err(|e| Error::Config(format!("proxy {p:?}: {e}"))))
+            .map(|p| {
+                ureq::Proxy::new(p)
+                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact(p))))
+            })
             .transpose()?;
         let t = self.timeouts;
         let agent = ureq::Agent::config_builder()
@@ -333,5 +337,56 @@ impl ClientBuilder {
                 proxy,
             }),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use invoke_proto::endpoint::{EndpointConfig, resolve};
+
+    use super::*;
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let endpoint =
+            resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let client = Client::builder(endpoint)
+            .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
+            .proxy_env(ProxyEnv::from_vars([(
+                "http_proxy",
+                "http://user:pr0xy-pass@proxy:1",
+            )]))
+            .build()
+            .unwrap();
+        let shown = format!("{client:?}");
+        assert!(
+            shown.contains("127.0.0.1:9") && shown.contains("***@proxy:1"),
+            "{shown}"
+        );
+        for secret in ["s3cret", "t0ken", "pr0xy-pass"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert_eq!(client.proxy(), Some("http://user:pr0xy-pass@proxy:1"));
+    }
+
+    #[test]
+    fn build_needs_credentials_and_a_valid_proxy() {
+        let endpoint =
+            resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        assert!(matches!(
+            Client::builder(endpoint.clone())
+                .proxy_env(ProxyEnv::none())
+                .build(),
+            Err(Error::Config(_))
+        ));
+        let bad = Client::builder(endpoint)
+            .credentials(Credentials::new("AKID", "s", None))
+            .proxy_env(ProxyEnv::from_vars([(
+                "http_proxy",
+                "gopher://user:pw@x:1",
+            )]))
+            .build()
+            .unwrap_err();
+        assert!(!bad.to_string().contains("pw"), "{bad}");
     }
 }

@@ -24,12 +24,24 @@ use invoke_proto::endpoint::{Endpoint, Scheme};
 /// assert_eq!(env.proxy_for(&other), Some("http://proxy.internal:3128"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ProxyEnv {
     http: Option<String>,
     https: Option<String>,
     all: Option<String>,
     no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact);
+        f.debug_struct("ProxyEnv")
+            .field("http", &url(&self.http))
+            .field("https", &url(&self.https))
+            .field("all", &url(&self.all))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl ProxyEnv {
@@ -85,6 +97,23 @@ impl ProxyEnv {
     }
 }
 
+/// `url` with any `user:password@` replaced by `***@`, for logs and errors
+pub(crate) fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
 /// Whether `no_proxy` lists `host` (on `port`)
 fn bypass(no_proxy: &str, host: &str, port: u16) -> bool {
     let host = host
@@ -130,6 +159,19 @@ mod tests {
         let env = ProxyEnv::from_vars([("ALL_PROXY", "http://all:3"), ("https_proxy", " ")]);
         assert_eq!(env.proxy_for(&ep("https://h")), Some("http://all:3"));
         assert_eq!(ProxyEnv::none().proxy_for(&ep("https://h")), None);
+    }
+
+    #[test]
+    fn credentials_in_proxy_urls_are_redacted() {
+        assert_eq!(
+            redact("http://u:p%40ss@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(redact("u:pass@proxy:3128/x"), "***@proxy:3128/x");
+        assert_eq!(redact("http://proxy:3128/a@b"), "http://proxy:3128/a@b");
+        assert_eq!(redact("http://proxy:3128"), "http://proxy:3128");
+        let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
+        assert!(!format!("{env:?}").contains("s3cret"));
     }
 
     #[test]
