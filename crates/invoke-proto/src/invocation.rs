@@ -164,7 +164,8 @@ pub struct InvokeDriver {
     deadline: Option<Instant>,
     state: State,
     attempts: u32,
-    retry_costs: u32,
+    /// What the last retry took from the quota, refunded on success
+    last_retry_cost: u32,
     meta: Option<ResponseMeta>,
     body_bytes: u64,
     events: u64,
@@ -190,7 +191,7 @@ impl InvokeDriver {
             deadline: None,
             state: State::Ready,
             attempts: 0,
-            retry_costs: 0,
+            last_retry_cost: 0,
             meta: None,
             body_bytes: 0,
             events: 0,
@@ -289,12 +290,12 @@ impl InvokeDriver {
         match parse_response_head(status, headers) {
             Ok(ResponseHead::Stream(head)) => {
                 self.meta = Some(head.meta.clone());
-                self.quota.on_success(self.retry_costs);
+                self.quota.on_success(self.last_retry_cost);
                 self.state = State::Head(Some(head.into_stream_with(self.limits)));
             }
             Ok(ResponseHead::DryRun(head)) => {
                 self.meta = Some(head.meta);
-                self.quota.on_success(self.retry_costs);
+                self.quota.on_success(self.last_retry_cost);
                 self.state = State::Head(None);
             }
             Ok(ResponseHead::Error(head)) => self.state = State::ErrorBody(head),
@@ -398,7 +399,7 @@ impl InvokeDriver {
             jitter,
         ) {
             RetryDecision::Retry { delay, cost } => {
-                self.retry_costs = self.retry_costs.saturating_add(cost);
+                self.last_retry_cost = cost;
                 self.state = State::Backoff(delay);
             }
             RetryDecision::GiveUp(why) => {
@@ -516,7 +517,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-amz-executed-version", HeaderValue::from_static("7"));
         d.handle_head(StatusCode::OK, &h);
-        assert_eq!(quota.available(), 500, "a success refunds its retries");
+        assert_eq!(quota.available(), 495, "a success refunds its last retry");
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(d.meta().unwrap().executed_version.as_deref(), Some("7"));
         assert_eq!(d.poll(), DriverAction::ReadBody);

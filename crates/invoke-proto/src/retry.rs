@@ -319,8 +319,8 @@ pub fn decide(
 ///
 /// Each retry takes [`RETRY_COST`] tokens ([`TIMEOUT_RETRY_COST`] after a timeout); when
 /// the bucket cannot pay, failures are reported without retry. A success gives back what
-/// its own retries took ([`refund`](Self::refund)), or [`NO_RETRY_INCREMENT`] when it
-/// needed none. Share one bucket between all invocations of a client (it is atomic: put it
+/// its last retry took, or [`NO_RETRY_INCREMENT`] when it needed none
+/// ([`on_success`](Self::on_success)). Share one bucket between all invocations of a client (it is atomic: put it
 /// in an `Arc`).
 #[derive(Debug)]
 pub struct RetryQuota {
@@ -369,12 +369,16 @@ impl RetryQuota {
             });
     }
 
-    /// Records a successful invocation that spent `retry_costs` tokens on its retries
-    pub fn on_success(&self, retry_costs: u32) {
-        self.refund(if retry_costs == 0 {
+    /// Records a successful invocation; `last_retry_cost` is what its last retry took (0
+    /// when it needed none)
+    ///
+    /// As the SDKs do, only the last retry's cost comes back: an invocation that needed
+    /// several retries leaves the bucket lower than it found it.
+    pub fn on_success(&self, last_retry_cost: u32) {
+        self.refund(if last_retry_cost == 0 {
             NO_RETRY_INCREMENT
         } else {
-            retry_costs
+            last_retry_cost
         });
     }
 }
