@@ -381,7 +381,8 @@ impl Iterator for Response {
         let _entered = span.enter();
         loop {
             match self.call.advance() {
-                // A retry before the first body byte brought a new head
+                // The driver never retries after a success head; should a future one, the
+                // metadata follows the new head
                 Ok(Progress::Head) => {
                     self.meta = self.call.driver.meta().cloned().unwrap_or_default();
                     self.attempts = self.call.driver.attempts();

@@ -150,9 +150,9 @@ impl Client {
 
     /// Invokes a function and returns once the response head arrived
     ///
-    /// Retries (with backoff, within the attempts and the retry quota) failures that
-    /// happen before any response byte reached the caller. The events follow through the
-    /// returned [`Response`].
+    /// Retries (with backoff, within the attempts and the retry quota) the failures that
+    /// happen before a successful response head: never once the function started
+    /// streaming. The events follow through the returned [`Response`].
     ///
     /// # Errors
     ///

@@ -2,8 +2,8 @@
 //!
 //! Each write of the function reaches the caller as soon as it is decoded, as an
 //! [`Event`](invoke_proto::Event) of the [`Response`] iterator or as bytes of its
-//! [`PayloadReader`]. Retries (the AWS SDKs' standard mode, never once anything reached the
-//! caller), signing and decoding come from `invoke-proto`; this crate owns the sockets,
+//! [`PayloadReader`]. Retries (the AWS SDKs' standard mode, never once a successful
+//! response head arrived), signing and decoding come from `invoke-proto`; this crate owns the sockets,
 //! TLS (rustls with the `ring` provider and the Mozilla roots of `webpki-roots`), proxies,
 //! timeouts and the clock.
 //!

@@ -63,7 +63,7 @@ pub enum DriverAction {
         limit: usize,
     },
     /// A successful response head arrived ([`InvokeDriver::meta`]); no retry happens any
-    /// more but a failure before the first body byte
+    /// more
     Head,
     /// Read body bytes and [`feed`](InvokeDriver::feed) them, or report the end of the body
     ReadBody,
@@ -115,10 +115,9 @@ enum State {
 /// - [`DriverAction::Event`]: hand the event to the caller;
 /// - [`DriverAction::Done`] and [`DriverAction::Fail`] are terminal and repeat.
 ///
-/// Retries happen only before anything reached the caller: once the head of a successful
-/// response arrived, no failure is retried but a failure before the first body byte, and
-/// never after an event was handed out (the function has run; invoking it again could
-/// repeat its side effects).
+/// Retries happen only before a successful response head arrived: from then on the
+/// function is running, and invoking it again could repeat its side effects, so every
+/// failure (a cut, a timeout, before or after the first event) is the caller's error.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -323,10 +322,8 @@ impl InvokeDriver {
             State::Sent | State::ErrorBody(_) => {
                 self.retry_or_fail(Failure::Transport(failure), now, jitter);
             }
-            // Only before the first body byte may a streamed response be retried
-            State::Streaming(_) if self.events == 0 && self.body_bytes == 0 => {
-                self.retry_or_fail(Failure::Transport(failure), now, jitter);
-            }
+            // A success head means the function started: sending again could run it twice
+            // (a silent function and a short idle timeout would even overlap two runs)
             State::Streaming(_) | State::Head(_) => {
                 let why = if self.events > 0 {
                     GiveUp::EventsDelivered
@@ -615,12 +612,15 @@ mod tests {
         assert_eq!(d.poll(), DriverAction::ReadBody);
         d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
         assert!(matches!(d.poll(), DriverAction::Fail(_)));
-        // ... but a connection cut right after a success head, before any byte, retries
+        // ... nor after a success head without any byte: the function is running
         let mut d = streaming(&quota);
         assert_eq!(d.poll(), DriverAction::ReadBody);
-        d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
-        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
-        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Transport(TransportFailure::IdleTimeout))
+        );
+        assert_eq!(d.attempts(), 1);
     }
 
     #[test]
@@ -722,8 +722,8 @@ mod tests {
 
     proptest::proptest! {
         /// Whatever the service and the network do, the driver ends, within the attempts,
-        /// waits at most the maximum backoff, never sends again once an event was handed
-        /// out, and keeps the quota within its capacity
+        /// waits at most the maximum backoff, never sends again once a success head
+        /// arrived, and keeps the quota within its capacity
         #[test]
         fn driver_invariants(
             script in proptest::collection::vec(attempt(), 1..8),
@@ -738,6 +738,7 @@ mod tests {
             let mut d = driver(config, &quota);
             let now = Instant::now();
             let mut events = 0u32;
+            let mut streamed = false;
             let mut current: Option<Attempt> = None;
             let mut body: Vec<Bytes> = vec![];
             let mut terminal = None;
@@ -745,6 +746,7 @@ mod tests {
                 match d.poll() {
                     DriverAction::Send { attempt } => {
                         proptest::prop_assert_eq!(events, 0, "a send after an event");
+                        proptest::prop_assert!(!streamed, "a send after a success head");
                         proptest::prop_assert!(attempt <= max_attempts);
                         d.sign(&creds(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000)).unwrap();
                         let a = script[(attempt as usize - 1) % script.len()].clone();
@@ -777,7 +779,7 @@ mod tests {
                         }
                         _ => d.handle_error_body(b"{}", now, jitter),
                     },
-                    DriverAction::Head => {}
+                    DriverAction::Head => streamed = true,
                     DriverAction::ReadBody => match body.pop() {
                         Some(b) => d.feed(b),
                         None => match current {

@@ -382,6 +382,16 @@ pub fn no_retry_after_the_first_event<T: Transport>(t: &T) {
     assert_eq!(h.invocations(), 1, "the function ran once");
 }
 
+/// A success head, then the connection cut before any body byte: an error, not a retry
+/// (the function is running)
+pub fn cut_after_the_head_is_not_retried<T: Transport>(t: &T) {
+    let (h, _c, o) = invoke_function(t, "streamer-cut");
+    assert!(o.events.is_empty(), "{:?}", o.events);
+    assert!(o.failure.is_some(), "never a clean end");
+    assert_eq!(o.head.expect("head").attempts, 1);
+    assert_eq!(h.invocations(), 1, "the function ran once");
+}
+
 /// 64 threads share one client; every stream byte-exact
 pub fn sixty_four_threads_share_one_client<T: Transport>(t: &T) {
     let h = Harness::start();

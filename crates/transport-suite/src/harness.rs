@@ -63,6 +63,7 @@ impl Harness {
         for (name, spec) in [
             ("streamer", ""),
             ("streamer-close", "close-after=250"),
+            ("streamer-cut", "close-after=0"),
             ("streamer-crc", "corrupt-crc"),
             ("streamer-stall", "stall"),
             ("streamer-oversize", "oversize"),

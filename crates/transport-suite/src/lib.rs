@@ -176,6 +176,7 @@ macro_rules! transport_suite {
             connection_refused_names_the_address,
             head_timeout,
             no_retry_after_the_first_event,
+            cut_after_the_head_is_not_retried,
             sixty_four_threads_share_one_client,
             connections_are_reused,
             through_an_http_proxy,
