@@ -10,7 +10,7 @@ use crate::credentials::Credentials;
 use crate::eventstream::Limits;
 use crate::response::{ErrorHead, ResponseError, ResponseHead, ResponseMeta, parse_response_head};
 use crate::retry::{
-    Failure, GiveUp, RetryConfig, RetryDecision, RetryQuota, TransportFailure, decide,
+    AttemptFailure, GiveUp, RetryConfig, RetryDecision, RetryQuota, TransportFailure, decide,
 };
 use crate::service_error::ServiceError;
 use crate::sigv4::{SignError, SigningScope, sign};
@@ -311,7 +311,7 @@ impl InvokeDriver {
             return;
         };
         let error = head.into_error(body);
-        self.retry_or_fail(Failure::Service(&error), now, jitter);
+        self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
     }
 
     /// Reports a transport failure of the current attempt (connect, send, head, error
@@ -320,7 +320,7 @@ impl InvokeDriver {
     pub fn handle_failure(&mut self, failure: TransportFailure, now: Instant, jitter: f64) {
         match &self.state {
             State::Sent | State::ErrorBody(_) => {
-                self.retry_or_fail(Failure::Transport(failure), now, jitter);
+                self.retry_or_fail(AttemptFailure::Transport(failure), now, jitter);
             }
             // A success head means the function started: sending again could run it twice
             // (a silent function and a short idle timeout would even overlap two runs)
@@ -385,7 +385,7 @@ impl InvokeDriver {
         self.give_up
     }
 
-    fn retry_or_fail(&mut self, failure: Failure<'_>, now: Instant, jitter: f64) {
+    fn retry_or_fail(&mut self, failure: AttemptFailure<'_>, now: Instant, jitter: f64) {
         let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
         match decide(
             failure,
@@ -401,8 +401,8 @@ impl InvokeDriver {
             }
             RetryDecision::GiveUp(why) => {
                 let error = match failure {
-                    Failure::Service(e) => InvokeError::Service(Box::new(e.clone())),
-                    Failure::Transport(t) => InvokeError::Transport(t),
+                    AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
+                    AttemptFailure::Transport(t) => InvokeError::Transport(t),
                 };
                 self.fail(error, why);
             }

@@ -105,7 +105,7 @@ pub use response::{
     parse_response_head,
 };
 pub use retry::{
-    DEFAULT_RETRY_QUOTA, Failure, GiveUp, NO_RETRY_INCREMENT, RETRY_COST, RetryConfig,
+    AttemptFailure, DEFAULT_RETRY_QUOTA, GiveUp, NO_RETRY_INCREMENT, RETRY_COST, RetryConfig,
     RetryDecision, RetryQuota, TIMEOUT_RETRY_COST, TransportFailure, backoff, decide,
 };
 pub use service_error::{ErrorKind, RetryPolicy, ServiceError};

@@ -269,7 +269,7 @@ pub enum RetryDecision {
 
 /// A failed attempt, as the retry policy sees it
 #[derive(Debug, Clone, Copy)]
-pub enum Failure<'a> {
+pub enum AttemptFailure<'a> {
     /// The service answered with an error
     Service(&'a ServiceError),
     /// The transport failed
@@ -282,7 +282,7 @@ pub enum Failure<'a> {
 /// cost from `quota` when it decides to retry. The delay is [`backoff`], or the service's
 /// `Retry-After` when given; both are capped at [`RetryConfig::max_backoff`].
 pub fn decide(
-    failure: Failure<'_>,
+    failure: AttemptFailure<'_>,
     attempt: u32,
     config: &RetryConfig,
     quota: &RetryQuota,
@@ -290,11 +290,11 @@ pub fn decide(
     jitter: f64,
 ) -> RetryDecision {
     let (cost, max_retries, retry_after) = match failure {
-        Failure::Service(e) => match service_retry(e, config) {
+        AttemptFailure::Service(e) => match service_retry(e, config) {
             Some((cost, max)) => (cost, max, e.retry_after()),
             None => return RetryDecision::GiveUp(GiveUp::NotRetryable),
         },
-        Failure::Transport(t) => match t.retry_cost() {
+        AttemptFailure::Transport(t) => match t.retry_cost() {
             Some(cost) => (cost, u32::MAX, None),
             None => return RetryDecision::GiveUp(GiveUp::NotRetryable),
         },
@@ -428,7 +428,7 @@ mod tests {
     fn which_failures_retry() {
         let c = RetryConfig::default();
         let q = RetryQuota::default();
-        let retry = |f: Failure<'_>| decide(f, 1, &c, &q, None, 0.5);
+        let retry = |f: AttemptFailure<'_>| decide(f, 1, &c, &q, None, 0.5);
         for code in [
             "TooManyRequestsException",
             "ServiceException",
@@ -441,7 +441,7 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    retry(Failure::Service(&error(500, code))),
+                    retry(AttemptFailure::Service(&error(500, code))),
                     RetryDecision::Retry { .. }
                 ),
                 "{code}"
@@ -456,28 +456,28 @@ mod tests {
             "ENILimitReachedException",
         ] {
             assert_eq!(
-                retry(Failure::Service(&error(502, code))),
+                retry(AttemptFailure::Service(&error(502, code))),
                 RetryDecision::GiveUp(GiveUp::NotRetryable),
                 "{code}"
             );
         }
         // Unmodeled: 503 and 504 retry, other statuses do not
         assert!(matches!(
-            retry(Failure::Service(&error(503, ""))),
+            retry(AttemptFailure::Service(&error(503, ""))),
             RetryDecision::Retry {
                 cost: RETRY_COST,
                 ..
             }
         ));
         assert!(matches!(
-            retry(Failure::Service(&error(504, ""))),
+            retry(AttemptFailure::Service(&error(504, ""))),
             RetryDecision::Retry {
                 cost: TIMEOUT_RETRY_COST,
                 ..
             }
         ));
         assert_eq!(
-            retry(Failure::Service(&error(500, "Whatever"))),
+            retry(AttemptFailure::Service(&error(500, "Whatever"))),
             RetryDecision::GiveUp(GiveUp::NotRetryable)
         );
         for (t, cost) in [
@@ -492,7 +492,7 @@ mod tests {
             (TransportFailure::Protocol, None),
             (TransportFailure::Other, None),
         ] {
-            let got = retry(Failure::Transport(t));
+            let got = retry(AttemptFailure::Transport(t));
             match cost {
                 Some(cost) => assert!(
                     matches!(got, RetryDecision::Retry { cost: c, .. } if c == cost),
@@ -507,7 +507,7 @@ mod tests {
     fn attempts_limited_retries_and_deadline() {
         let c = RetryConfig::default();
         let q = RetryQuota::default();
-        let t = Failure::Transport(TransportFailure::Connect);
+        let t = AttemptFailure::Transport(TransportFailure::Connect);
         assert!(matches!(
             decide(t, 2, &c, &q, None, 0.0),
             RetryDecision::Retry { .. }
@@ -518,11 +518,11 @@ mod tests {
         );
         let limited = error(502, "EC2UnexpectedException");
         assert!(matches!(
-            decide(Failure::Service(&limited), 1, &c, &q, None, 0.0),
+            decide(AttemptFailure::Service(&limited), 1, &c, &q, None, 0.0),
             RetryDecision::Retry { .. }
         ));
         assert_eq!(
-            decide(Failure::Service(&limited), 2, &c, &q, None, 0.0),
+            decide(AttemptFailure::Service(&limited), 2, &c, &q, None, 0.0),
             RetryDecision::GiveUp(GiveUp::AttemptsExhausted)
         );
         let one = RetryConfig::disabled();
@@ -545,7 +545,7 @@ mod tests {
         for (header, delay) in [("1", 1000), ("300", 20_000), ("soon", 500)] {
             let e = throttled(Some(header));
             assert_eq!(
-                decide(Failure::Service(&e), 1, &c, &q, None, 0.5),
+                decide(AttemptFailure::Service(&e), 1, &c, &q, None, 0.5),
                 RetryDecision::Retry {
                     delay: Duration::from_millis(delay),
                     cost: RETRY_COST
@@ -559,7 +559,7 @@ mod tests {
     fn quota_stops_retries_and_refills() {
         let c = RetryConfig::default();
         let q = RetryQuota::new(12);
-        let t = Failure::Transport(TransportFailure::HeadTimeout);
+        let t = AttemptFailure::Transport(TransportFailure::HeadTimeout);
         assert!(matches!(
             decide(t, 1, &c, &q, None, 0.0),
             RetryDecision::Retry { cost: 10, .. }
