@@ -3,12 +3,13 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
 use invoke_emulator::{
-    Builder, Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
+    Builder, Emulator, Faults, FunctionConfig, FunctionError, HandlerFuture, Invocation,
+    ResponseStream,
 };
 use invoke_proto::bytes::{Bytes, BytesMut};
 use tokio::sync::Semaphore;
@@ -89,6 +90,29 @@ fn run(mut c: Command, stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// Starts `c` with its stdout and stderr piped; returns the child and its stdout
+fn spawn(mut c: Command) -> (Child, ChildStdout) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, stdout)
+}
+
+/// All of a child's stderr
+fn stderr_text(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -108,6 +132,35 @@ async fn wait(gate: &Semaphore) -> Result<(), FunctionError> {
         }
         _ => Err(FunctionError::new("GateTimeout", "the test never opened")),
     }
+}
+
+/// A function that writes `chunks` in order, waiting for a permit of `gate` before each one
+/// after the first; it sends on `done` whether every wait was answered
+fn gated(
+    chunks: &'static [&'static str],
+    gate: &Arc<Semaphore>,
+) -> (
+    impl Fn(Invocation, ResponseStream) -> HandlerFuture + Send + Sync + 'static,
+    std::sync::mpsc::Receiver<bool>,
+) {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let done_tx = Arc::new(std::sync::Mutex::new(done_tx));
+    let gate = Arc::clone(gate);
+    let handler = move |_: Invocation, out: ResponseStream| -> HandlerFuture {
+        let (gate, done_tx) = (Arc::clone(&gate), Arc::clone(&done_tx));
+        Box::pin(async move {
+            let mut answered = true;
+            for (i, chunk) in chunks.iter().enumerate() {
+                if i > 0 {
+                    answered &= wait(&gate).await.is_ok();
+                }
+                out.write(*chunk).await;
+            }
+            let _ = done_tx.lock().unwrap().send(answered);
+            Ok(())
+        })
+    };
+    (handler, done)
 }
 
 #[test]
@@ -163,12 +216,7 @@ fn a_hundred_mib_stream_with_bounded_memory() {
             }
         })
     });
-    let mut child = invoke(&l.url, &["big"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["big"]));
     let mut buf = vec![0; 256 * 1024];
     let mut total = 0usize;
     while total < CHUNK * CHUNKS {
@@ -185,13 +233,7 @@ fn a_hundred_mib_stream_with_bounded_memory() {
     stdout.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty());
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_text(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
     eprintln!(
         "peak RSS of `lambda-stream invoke` streaming 100 MiB to a pipe: {peak} KiB ({} MiB)",
@@ -203,24 +245,9 @@ fn a_hundred_mib_stream_with_bounded_memory() {
 #[test]
 fn the_first_chunk_reaches_stdout_while_the_function_runs() {
     let gate = Arc::new(Semaphore::new(0));
-    let g = Arc::clone(&gate);
-    let l = lambda(move |b| {
-        b.function("gated", move |_: Invocation, out: ResponseStream| {
-            let g = Arc::clone(&g);
-            async move {
-                out.write("first\n").await;
-                wait(&g).await?;
-                out.write("second\n").await;
-                Ok(())
-            }
-        })
-    });
-    let mut child = invoke(&l.url, &["gated"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let (handler, done) = gated(&["first\n", "second\n"], &gate);
+    let l = lambda(move |b| b.function("gated", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["gated"]));
     let mut first = [0; 6];
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"first\n");
@@ -230,6 +257,7 @@ fn the_first_chunk_reaches_stdout_while_the_function_runs() {
     stdout.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b"second\n");
     assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(done.recv().unwrap());
 }
 
 #[test]
@@ -391,50 +419,26 @@ fn a_stream_without_invoke_complete_exits_2() {
 
 #[test]
 fn a_closed_stdout_ends_the_invocation_quietly() {
-    let (first, second) = (Arc::new(Semaphore::new(0)), Arc::new(Semaphore::new(0)));
-    let (g1, g2) = (Arc::clone(&first), Arc::clone(&second));
-    let (finished_tx, finished) = std::sync::mpsc::channel();
-    let f = Arc::new(std::sync::Mutex::new(finished_tx));
-    let l = lambda(move |b| {
-        b.function("endless", move |_: Invocation, out: ResponseStream| {
-            let (g1, g2, f) = (Arc::clone(&g1), Arc::clone(&g2), Arc::clone(&f));
-            async move {
-                out.write("one\n").await;
-                wait(&g1).await?;
-                out.write("two\n").await;
-                // the client must be gone before this gate opens
-                let r = wait(&g2).await;
-                let _ = f.lock().unwrap().send(r.is_ok());
-                out.write("three\n").await;
-                Ok(())
-            }
-        })
-    });
-    let mut child = invoke(&l.url, &["endless"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, done) = gated(&["one\n", "two\n", "three\n"], &gate);
+    let l = lambda(move |b| b.function("endless", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["endless"]));
     let mut one = [0; 4];
     stdout.read_exact(&mut one).unwrap();
     assert_eq!(&one, b"one\n");
     drop(stdout); // like `| head -1`
-    first.add_permits(1);
+    gate.add_permits(1); // "two" is written into the closed pipe
     let status = child.wait().unwrap();
-    second.add_permits(1);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    gate.add_permits(1); // only now may the function end
+    let err = stderr_text(&mut child);
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "quiet: {err:?}");
     // the CLI exited while the function was still streaming (it was never read to the end)
-    let opened = finished.recv_timeout(Duration::from_secs(120)).unwrap();
-    assert!(opened, "the function gave up waiting: the CLI kept reading");
+    let answered = done.recv_timeout(Duration::from_secs(180)).unwrap();
+    assert!(
+        answered,
+        "the function gave up waiting: the CLI kept reading"
+    );
 }
 
 #[test]
