@@ -133,7 +133,7 @@ fn demo(args: &DemoArgs) -> Result<Exit, String> {
          through the same client as `lambda-stream invoke` (ureq, SigV4 checked by the endpoint)\n",
         args.chunks, args.delay_ms
     );
-    let run = drive(&client, &params, &mut DemoSink(&mut out), None);
+    let run = drive(&client, &params, &mut DemoSink(&mut out), false);
     runtime.block_on(emulator.shutdown());
 
     let exit = match &run.outcome {

@@ -21,6 +21,8 @@ use invoke_proto::{
 };
 use serde_json::json;
 
+use crate::status::StatusLine;
+
 /// The process exit status, as documented in `invoke --help`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Exit {
@@ -188,7 +190,7 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
         OutputFormat::Raw => Box::new(RawSink(stdout)),
         OutputFormat::Events => Box::new(EventsSink(stdout)),
     };
-    let run = drive(&client, &params, &mut *sink, status.then(StatusLine::new));
+    let run = drive(&client, &params, &mut *sink, status);
     Ok(report(&run, args.quiet))
 }
 
@@ -545,14 +547,16 @@ pub(crate) struct Run {
     pub(crate) request_id: Option<String>,
 }
 
-/// Invokes and hands each event to `sink` as it arrives, drawing `status` on stderr
+/// Invokes and hands each event to `sink` as it arrives, with a live status line on stderr
+/// when `status`
 pub(crate) fn drive(
     client: &Client,
     params: &InvokeParams,
     sink: &mut dyn Sink,
-    mut status: Option<StatusLine>,
+    status: bool,
 ) -> Run {
     let start = Instant::now();
+    let status = status.then(|| StatusLine::start(start));
     let mut tally = Tally::default();
     let mut run = Run {
         outcome: Outcome::DryRun,
@@ -560,9 +564,6 @@ pub(crate) fn drive(
         executed_version: None,
         request_id: None,
     };
-    if let Some(s) = &mut status {
-        s.draw(&tally, start, true);
-    }
     let outcome = match client.invoke(params) {
         Err(e) => Outcome::Failed(e),
         Ok(response) => {
@@ -574,12 +575,12 @@ pub(crate) fn drive(
             } else if let Err(e) = head {
                 output_failure(e)
             } else {
-                stream(response, sink, &mut tally, start, status.as_mut())
+                stream(response, sink, &mut tally, start, status.as_ref())
             }
         }
     };
-    if let Some(s) = &mut status {
-        s.clear();
+    if let Some(s) = status {
+        s.finish();
     }
     tally.elapsed = start.elapsed();
     run.outcome = outcome;
@@ -600,7 +601,7 @@ fn stream(
     sink: &mut dyn Sink,
     tally: &mut Tally,
     start: Instant,
-    mut status: Option<&mut StatusLine>,
+    status: Option<&StatusLine>,
 ) -> Outcome {
     // Dropping the response on an early return closes the connection
     for event in response {
@@ -625,8 +626,8 @@ fn stream(
         if let Err(e) = written {
             return output_failure(e);
         }
-        if let Some(s) = status.as_deref_mut() {
-            s.draw(tally, start, false);
+        if let Some(s) = status {
+            s.update(tally);
         }
     }
     // The iterator ends only after InvokeComplete or an error
@@ -694,7 +695,7 @@ fn report(run: &Run, quiet: bool) -> Exit {
     }
 }
 
-fn plural(n: u64) -> &'static str {
+pub(crate) fn plural(n: u64) -> &'static str {
     if n == 1 { "" } else { "s" }
 }
 
@@ -771,61 +772,5 @@ pub(crate) fn human_duration(d: Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1e3)
     } else {
         format!("{:.2} s", d.as_secs_f64())
-    }
-}
-
-/// The live status line on stderr: bytes, chunks, rate, time to first byte
-pub(crate) struct StatusLine {
-    last: Option<Instant>,
-    drawn: bool,
-}
-
-impl StatusLine {
-    pub(crate) fn new() -> Self {
-        Self {
-            last: None,
-            drawn: false,
-        }
-    }
-
-    /// Redraws at most ten times a second (always when `force`)
-    fn draw(&mut self, t: &Tally, start: Instant, force: bool) {
-        let now = Instant::now();
-        if !force
-            && self
-                .last
-                .is_some_and(|l| now - l < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last = Some(now);
-        let elapsed = now - start;
-        let line = if t.chunks == 0 {
-            format!("waiting for the response… {}", human_duration(elapsed))
-        } else {
-            #[allow(clippy::cast_precision_loss, clippy::cast_sign_loss)] // a display value
-            let rate = (t.bytes as f64 / elapsed.as_secs_f64().max(1e-3)) as u64;
-            format!(
-                "{} · {} chunk{} · {}/s · first byte {}",
-                human_bytes(t.bytes),
-                t.chunks,
-                plural(t.chunks),
-                human_bytes(rate),
-                t.first_byte.map_or_else(String::new, human_duration),
-            )
-        };
-        let mut err = io::stderr().lock();
-        let _ = write!(err, "\r\x1b[2K{line}");
-        let _ = err.flush();
-        self.drawn = true;
-    }
-
-    fn clear(&mut self) {
-        if self.drawn {
-            let mut err = io::stderr().lock();
-            let _ = write!(err, "\r\x1b[2K");
-            let _ = err.flush();
-            self.drawn = false;
-        }
     }
 }

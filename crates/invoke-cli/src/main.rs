@@ -21,6 +21,7 @@ mod decode;
 mod demo;
 mod invoke;
 mod serve;
+mod status;
 
 use invoke::Exit;
 
