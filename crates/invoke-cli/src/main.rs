@@ -32,8 +32,8 @@ use invoke::Exit;
 #[command(
     name = "lambda-stream",
     version,
-    about,
-    long_about = None,
+    about = "Call, serve and decode AWS Lambda response streams (InvokeWithResponseStream); \
+             without a command, runs `demo`",
     after_help = "\
 Examples:
   lambda-stream                                    # the demo: streaming, locally, no AWS account
