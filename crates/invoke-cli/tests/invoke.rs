@@ -734,3 +734,49 @@ fn completions_and_help() {
         );
     }
 }
+
+#[test]
+fn every_parameter_reaches_the_function() {
+    let l = lambda(|b| {
+        b.function_with(
+            "inspect",
+            |inv: Invocation, out: ResponseStream| async move {
+                let seen = serde_json::json!({
+                    "arn": inv.invoked_function_arn,
+                    "client_context": inv.client_context,
+                    "tenant_id": inv.tenant_id,
+                    "payload": String::from_utf8_lossy(&inv.payload),
+                });
+                out.write(seen.to_string()).await;
+                Ok::<(), FunctionError>(())
+            },
+            FunctionConfig {
+                qualifiers: vec!["prod".to_owned()],
+                ..FunctionConfig::default()
+            },
+        )
+    });
+    let context = r#"{"custom":{"app":"cli-test"}}"#;
+    let seen = |extra: &[&str]| {
+        let mut args = vec!["inspect", "--payload", r#"{"k":1}"#, "--qualifier", "prod"];
+        args.extend_from_slice(extra);
+        let o = run(invoke(&l.url, &args), b"");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = seen(&["--client-context", context, "--tenant-id", "tenant-1"]);
+    assert!(
+        v["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":function:inspect:prod"),
+        "{v}"
+    );
+    assert_eq!(v["client_context"], context);
+    assert_eq!(v["tenant_id"], "tenant-1");
+    assert_eq!(v["payload"], r#"{"k":1}"#);
+    let b64 = "eyJjdXN0b20iOnsiYXBwIjoiY2xpLXRlc3QifX0="; // base64 of `context`
+    let v = seen(&["--client-context-base64", b64]);
+    assert_eq!(v["client_context"], context);
+    assert!(v["tenant_id"].is_null());
+}
