@@ -444,6 +444,10 @@ pub(crate) trait Sink {
     fn unknown(&mut self, _event_type: &str, _at: Duration) -> io::Result<()> {
         Ok(())
     }
+    /// The invocation failed after the request was sent (stderr says why in any case)
+    fn failed(&mut self, _error: &Error, _at: Duration) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// `--output raw`: the payload bytes, flushed per chunk
@@ -510,6 +514,10 @@ impl<W: Write> Sink for EventsSink<W> {
     fn unknown(&mut self, event_type: &str, at: Duration) -> io::Result<()> {
         self.line(&json!({"event": event_type, "t_ms": millis(at), "known": false}))
     }
+
+    fn failed(&mut self, error: &Error, at: Duration) -> io::Result<()> {
+        self.line(&json!({"event": "Error", "t_ms": millis(at), "message": describe(error)}))
+    }
 }
 
 /// Counts of one invocation
@@ -565,7 +573,10 @@ pub(crate) fn drive(
         request_id: None,
     };
     let outcome = match client.invoke(params) {
-        Err(e) => Outcome::Failed(e),
+        Err(e) => {
+            let _ = sink.failed(&e, start.elapsed());
+            Outcome::Failed(e)
+        }
         Ok(response) => {
             run.executed_version = response.executed_version().map(str::to_owned);
             run.request_id = response.request_id().map(str::to_owned);
@@ -607,7 +618,11 @@ fn stream(
     for event in response {
         let at = start.elapsed();
         let written = match event {
-            Err(e) => return Outcome::Failed(e),
+            Err(e) => {
+                // the error is reported on stderr even when the sink cannot take it
+                let _ = sink.failed(&e, at);
+                return Outcome::Failed(e);
+            }
             Ok(Event::PayloadChunk(bytes)) => {
                 tally.first_byte.get_or_insert(at);
                 let r = sink.chunk(&bytes, tally.bytes, at);
@@ -631,10 +646,12 @@ fn stream(
         }
     }
     // The iterator ends only after InvokeComplete or an error
-    Outcome::Failed(Error::Stream(StreamError::MissingInvokeComplete {
+    let e = Error::Stream(StreamError::MissingInvokeComplete {
         chunks: tally.chunks,
         bytes: tally.bytes,
-    }))
+    });
+    let _ = sink.failed(&e, start.elapsed());
+    Outcome::Failed(e)
 }
 
 /// The diagnostics on stderr and the exit status

@@ -368,6 +368,26 @@ fn a_truncated_stream_exits_2_and_keeps_what_arrived() {
         "{err}"
     );
     assert!(err.contains("cut"), "{err}");
+
+    // --output events ends with the error
+    let o = run(
+        invoke(
+            &l.url,
+            &[
+                "cut",
+                "--payload",
+                r#"{"n":20,"size":100}"#,
+                "--output",
+                "events",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "Error", "{out}");
+    assert!(out.contains(r#""event":"PayloadChunk""#), "{out}");
 }
 
 /// A server that answers one request with a well-formed stream lacking `InvokeComplete`
