@@ -49,7 +49,8 @@ Exit status:
   2  a service, network or protocol error: throttling, a missing function, a timeout,
      a truncated stream or one without InvokeComplete (the bytes already written stay)
   3  a usage or configuration error: bad options, no region, no credentials, an unknown
-     profile";
+     profile
+  130  interrupted (Ctrl-C); the function itself runs on to its end";
 
 const INVOKE_EXAMPLES: &str = "\
 Examples:
@@ -185,6 +186,8 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
         StatusWhen::Always => true,
         StatusWhen::Never => false,
     };
+    #[cfg(unix)]
+    watch_interrupt();
     let stdout = io::stdout().lock();
     let mut sink: Box<dyn Sink> = match args.output {
         OutputFormat::Raw => Box::new(RawSink(stdout)),
@@ -192,6 +195,32 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
     };
     let run = drive(&client, &params, &mut *sink, status);
     Ok(report(&run, args.quiet))
+}
+
+/// Exit status after Ctrl-C, as shells report SIGINT
+const INTERRUPTED: i32 = 130;
+
+/// On Ctrl-C, says that the function goes on (the service does not stop a function whose
+/// client went away), then exits
+#[cfg(unix)]
+fn watch_interrupt() {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]) else {
+        return; // the default action (termination) stays
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let mut err = io::stderr().lock();
+            if err.is_terminal() {
+                let _ = write!(err, "\r\x1b[2K"); // over the status line
+            }
+            let _ = writeln!(
+                err,
+                "lambda-stream: interrupted; the connection is closed, but the function \
+                 runs on to its end (and is billed): Lambda does not stop it when its client goes away"
+            );
+            std::process::exit(INTERRUPTED);
+        }
+    });
 }
 
 /// The invocation's parameters from the options

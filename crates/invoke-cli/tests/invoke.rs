@@ -800,3 +800,24 @@ fn every_parameter_reaches_the_function() {
     assert_eq!(v["client_context"], context);
     assert!(v["tenant_id"].is_null());
 }
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_says_the_function_runs_on() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, _done) = gated(&["one\n", "two\n"], &gate);
+    let l = lambda(move |b| b.function("slow", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["slow"]));
+    let mut one = [0; 4];
+    stdout.read_exact(&mut one).unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    gate.add_permits(1);
+    let err = stderr_text(&mut child);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("the function runs on to its end"), "{err}");
+}
