@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use invoke_proto::sigv4::{VerifyError, check};
 
-use crate::errors::ServiceFault;
+use crate::reject::Rejection;
 
 /// Largest difference between a request's `X-Amz-Date` and the emulator's clock
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -24,23 +24,23 @@ pub enum Auth {
     Keys(HashMap<String, String>),
 }
 
-/// The error the service answers a refused signature with (protocol.md §3.4)
-fn fault(e: VerifyError) -> ServiceFault {
+/// The error the service answers a refused signature with
+fn rejection(e: VerifyError) -> Rejection {
     match e {
-        VerifyError::Missing => ServiceFault::new(
+        VerifyError::Missing => Rejection::new(
             403,
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
         ),
-        VerifyError::Malformed(msg) => ServiceFault::new(400, "IncompleteSignatureException", msg),
-        VerifyError::Expired { date } => ServiceFault::new(
+        VerifyError::Malformed(msg) => Rejection::new(400, "IncompleteSignatureException", msg),
+        VerifyError::Expired { date } => Rejection::new(
             403,
             "InvalidSignatureException",
             format!(
                 "Signature expired: {date} is outside the 5 minute window around the server time"
             ),
         ),
-        _ => ServiceFault::new(
+        _ => Rejection::new(
             403,
             "InvalidSignatureException",
             "The request signature we calculated does not match the signature you provided. \
@@ -56,21 +56,21 @@ impl Auth {
         parts: &Parts,
         body: &Bytes,
         now: SystemTime,
-    ) -> Result<(), ServiceFault> {
+    ) -> Result<(), Rejection> {
         if matches!(self, Self::Off) {
             return Ok(());
         }
-        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(fault)?;
+        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(rejection)?;
         let Self::Keys(keys) = self else {
             return Ok(());
         };
         let secret = keys.get(signed.access_key()).ok_or_else(|| {
-            ServiceFault::new(
+            Rejection::new(
                 403,
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
         })?;
-        signed.verify(secret).map_err(fault)
+        signed.verify(secret).map_err(rejection)
     }
 }

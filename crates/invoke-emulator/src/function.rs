@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -54,11 +55,17 @@ impl FunctionError {
     }
 }
 
+/// A content type that is not a valid HTTP header value, refused by
+/// [`ResponseStream::set_content_type`]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("content type {0:?} is not a valid HTTP header value")]
+pub struct InvalidContentType(String);
+
 /// What a running function sends to the invoking client
 #[derive(Debug)]
 pub(crate) enum Output {
     /// The response content type, before any chunk (default `application/octet-stream`)
-    Head { content_type: String },
+    Head { content_type: HeaderValue },
     /// Bytes the function wrote
     Chunk(Bytes),
     /// The function returned
@@ -79,13 +86,25 @@ impl ResponseStream {
     }
 
     /// Sets the response `Content-Type`; only before the first write
-    pub async fn set_content_type(&self, content_type: impl Into<String>) {
+    ///
+    /// # Errors
+    ///
+    /// `content_type` is not a valid HTTP header value (it holds a control character, for
+    /// example); nothing is sent and the response keeps its content type.
+    pub async fn set_content_type(
+        &self,
+        content_type: impl Into<String>,
+    ) -> Result<(), InvalidContentType> {
+        let content_type = content_type.into();
+        let value = HeaderValue::try_from(content_type.as_str())
+            .map_err(|_| InvalidContentType(content_type))?;
         let _ = self
             .tx
             .send(Output::Head {
-                content_type: content_type.into(),
+                content_type: value,
             })
             .await;
+        Ok(())
     }
 
     /// Streams `chunk` to the client

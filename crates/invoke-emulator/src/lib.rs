@@ -4,7 +4,7 @@
 //! /2021-11-15/functions/{FunctionName}/response-streaming-invocations` streams each write of
 //! a function as its own `PayloadChunk` event and ends with `InvokeComplete`; the buffered
 //! `POST /2015-03-31/functions/{FunctionName}/invocations` serves the same functions. Errors,
-//! status codes, headers and SigV4 checks follow the real service (`protocol.md` §1-§5), and
+//! status codes, headers and SigV4 checks follow the real service, and
 //! [faults](fault) can be injected to test clients. Functions are Rust closures, or real
 //! processes (a `lambda_runtime` bootstrap, a runtime interface client, a script) served
 //! through the Lambda Runtime API by a [`ProcessFunction`].
@@ -35,10 +35,11 @@
 
 mod auth;
 mod body;
-mod errors;
+mod config;
 pub mod fault;
 mod function;
 mod ids;
+mod reject;
 mod runtime;
 mod server;
 
@@ -56,13 +57,13 @@ use tokio::task::JoinSet;
 
 pub use auth::{Auth, MAX_CLOCK_SKEW};
 pub use body::MAX_CHUNK_PAYLOAD;
+pub use config::FunctionConfig;
 pub use fault::Faults;
 pub use function::{
-    BUILTINS, FunctionError, Handler, HandlerFuture, Invocation, ResponseStream, builtin, count,
-    echo, fail,
+    BUILTINS, FunctionError, Handler, HandlerFuture, InvalidContentType, Invocation,
+    ResponseStream, builtin, count, echo, fail,
 };
 pub use runtime::ProcessFunction;
-pub use server::FunctionConfig;
 
 use server::{FunctionEntry, Shared};
 

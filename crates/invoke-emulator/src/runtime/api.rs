@@ -1,10 +1,11 @@
-//! The Runtime API server of one function process (protocol.md §8.2-§8.7)
+//! The [Runtime API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) server of
+//! one function process
 //!
 //! Routes, under `/2018-06-01`:
 //!
 //! | route | behaviour |
 //! |---|---|
-//! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, headers of §8.3 (empty ones omitted) |
+//! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, `Lambda-Runtime-*` headers (empty ones omitted) |
 //! | `POST /runtime/invocation/{id}/response` | buffered (`Content-Length`) or streamed (mode header `streaming` and/or chunked): `202 {"status":"OK"}` |
 //! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error: `202` |
 //! | `POST /runtime/init/error` | fails the pending invocation, the process is replaced: `202`; `403` once `/next` was served |
@@ -379,7 +380,8 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
     });
     let out = &active.out;
     if let Some(ct) = header(&parts.headers, CONTENT_TYPE.as_str()) {
-        out.set_content_type(ct).await;
+        // A header hyper parsed and `to_str` accepted is a valid header value
+        let _ = out.set_content_type(ct).await;
     }
     let mut lines = ErrorLines::default();
     let mut trailers = None;

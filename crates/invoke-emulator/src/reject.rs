@@ -1,13 +1,15 @@
-//! Error responses as the service sends them (protocol.md §3)
+//! Rejections: the error responses the emulator answers a request with, shaped as the service
+//! sends them (not to be confused with the [injected faults](crate::fault))
 
 use http::{Response, StatusCode};
 use serde_json::json;
 
 use crate::body::{RespBody, full};
 
-/// An error the emulator answers with, before any stream byte
+/// Why a request was refused: an error response sent instead of a stream, before any
+/// stream byte
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ServiceFault {
+pub(crate) struct Rejection {
     pub(crate) status: u16,
     pub(crate) code: &'static str,
     pub(crate) message: String,
@@ -15,7 +17,7 @@ pub(crate) struct ServiceFault {
     pub(crate) retry_after: Option<u64>,
 }
 
-impl ServiceFault {
+impl Rejection {
     pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
