@@ -81,9 +81,16 @@ fn function_configs(
         let (name, n) = f
             .split_once('=')
             .ok_or_else(|| format!("--concurrency takes NAME=N, got {f:?}"))?;
-        let n: usize = n
-            .parse()
-            .map_err(|_| format!("--concurrency {f:?}: N must be a whole number"))?;
+        let n = n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= FunctionConfig::MAX_CONCURRENCY)
+            .ok_or_else(|| {
+                format!(
+                    "--concurrency {f:?}: N must be a whole number from 0 to {}",
+                    FunctionConfig::MAX_CONCURRENCY
+                )
+            })?;
         configs.entry(name.to_owned()).or_default().concurrency = Some(n);
     }
     let known = |n: &str| BUILTINS.contains(&n) || processes.iter().any(|(p, _)| p == n);

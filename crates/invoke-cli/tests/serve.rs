@@ -204,6 +204,30 @@ fn faults_and_concurrency_from_the_command_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no function named"));
 }
 
+#[test]
+fn out_of_range_concurrency_is_a_usage_error() {
+    // one past tokio's largest semaphore (usize::MAX >> 3), and past usize itself
+    for n in ["2305843009213693952", "18446744073709551616", "-1", "two"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--concurrency",
+                &format!("echo={n}"),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{n}: {err}");
+        assert!(
+            err.contains("--concurrency") && err.contains("2305843009213693951"),
+            "{n}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{n}: {err}");
+    }
+}
+
 /// A function in Python speaking the Lambda Runtime API with the standard library only
 const PY_FUNCTION: &str = r#"
 import http.client, os, sys
