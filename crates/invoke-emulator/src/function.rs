@@ -196,6 +196,10 @@ pub async fn echo(inv: Invocation, out: ResponseStream) -> Result<(), FunctionEr
     Ok(())
 }
 
+/// Largest write of `count`: larger sizes are cut to it, so a request cannot make the
+/// emulator allocate more
+const COUNT_MAX_SIZE: usize = 16 << 20;
+
 fn field(payload: &Value, name: &str) -> Result<u64, FunctionError> {
     match payload.get(name) {
         None | Some(Value::Null) => Ok(0),
@@ -213,8 +217,8 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
         .map_err(|e| FunctionError::new("InvalidInput", format!("payload is not JSON: {e}")))
 }
 
-/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N chunks of S bytes, D ms apart; byte
-/// `i` of the whole stream is `b'a' + i % 26`
+/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N writes of S bytes (S capped at
+/// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`
 ///
 /// # Errors
 ///
@@ -222,7 +226,9 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
 pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
     let p = parse(&inv.payload)?;
     let (n, size, delay) = (field(&p, "n")?, field(&p, "size")?, field(&p, "delay_ms")?);
-    let size = usize::try_from(size).unwrap_or(usize::MAX).min(16 << 20);
+    let size = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .min(COUNT_MAX_SIZE);
     out.log(&format!("count: {n} chunks of {size} bytes"));
     // The pattern repeats every 26 bytes: precompute one period-aligned buffer and slice it
     let pattern: Bytes = (0..size + 26)

@@ -39,6 +39,7 @@ mod config;
 pub mod fault;
 mod function;
 mod ids;
+mod listen;
 mod reject;
 mod runtime;
 mod server;
@@ -48,12 +49,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 pub use auth::{Auth, MAX_CLOCK_SKEW};
 pub use body::MAX_CHUNK_PAYLOAD;
@@ -228,7 +225,8 @@ impl Builder {
             quiet: self.quiet,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        let handler = move |req| server::handle(Arc::clone(&shared), req);
+        let task = tokio::spawn(listen::serve(listener, handler, stopped(stop_rx)));
         Ok(Emulator {
             addr: local,
             stop: stop_tx,
@@ -237,27 +235,9 @@ impl Builder {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| server::handle(Arc::clone(&shared), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    // Clean shutdown: stop accepting, drop every open connection (streams included)
-    connections.shutdown().await;
+/// Completes once a stop is sent (or the sender is gone)
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.changed().await;
 }
 
 /// A running emulator; stops when [`shutdown`](Self::shutdown) is called or it is dropped

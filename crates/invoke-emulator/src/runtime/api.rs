@@ -27,13 +27,9 @@ use http::header::{CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinSet;
 
 use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
 use crate::body::{RespBody, full};
@@ -247,23 +243,8 @@ fn accepted() -> Response<RespBody> {
 
 /// Serves the Runtime API until the task is aborted (which closes every connection)
 pub(super) async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let rt = Arc::clone(&rt);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&rt), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    let handler = move |req| handle(Arc::clone(&rt), req);
+    crate::listen::serve(listener, handler, std::future::pending()).await;
 }
 
 async fn handle(
