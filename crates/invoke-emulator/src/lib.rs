@@ -7,7 +7,9 @@
 //! status codes, headers and SigV4 checks follow the real service, and
 //! [faults](fault) can be injected to test clients. Functions are Rust closures, or real
 //! processes (a `lambda_runtime` bootstrap, a runtime interface client, a script) served
-//! through the Lambda Runtime API by a [`ProcessFunction`].
+//! through the Lambda Runtime API by a [`ProcessFunction`]. With [`Builder::tls`] it serves
+//! https with a certificate authority generated at start, for clients that take a CA bundle
+//! (`AWS_CA_BUNDLE`).
 //!
 //! ```
 //! use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
@@ -43,9 +45,11 @@ mod listen;
 mod reject;
 mod runtime;
 mod server;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -74,6 +78,8 @@ pub struct Builder {
     quiet: bool,
     /// Whether process functions echo their output; off when quiet
     process_echo: Arc<AtomicBool>,
+    /// Serve https, the CA certificate written there
+    tls: Option<tls::CaFile>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -206,14 +212,41 @@ impl Builder {
         self
     }
 
+    /// Serves https instead of http: at start, a certificate authority and a server
+    /// certificate it signs (for `localhost`, `127.0.0.1`, `::1` and the bound address) are
+    /// generated, and the CA certificate is written as PEM to a new file in the temporary
+    /// directory, removed when the emulator stops ([`Emulator::ca_pem_path`]; point
+    /// `AWS_CA_BUNDLE` at it)
+    #[must_use]
+    pub fn tls(mut self) -> Self {
+        self.tls = Some(tls::CaFile::Temporary);
+        self
+    }
+
+    /// As [`tls`](Self::tls), with the CA certificate written to `path` (created or
+    /// replaced, and left in place)
+    #[must_use]
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = Some(tls::CaFile::At(path.into()));
+        self
+    }
+
     /// Binds `addr` (port 0 picks a free port) and starts serving
     ///
     /// # Errors
     ///
-    /// The bind failed.
+    /// The bind failed, or with TLS, the certificates could not be made or the CA file not
+    /// written.
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        let (acceptor, ca) = match &self.tls {
+            Some(file) => {
+                let (acceptor, ca) = tls::setup(local.ip(), file)?;
+                (Some(acceptor), Some(ca))
+            }
+            None => (None, None),
+        };
         self.process_echo
             .store(!self.quiet, std::sync::atomic::Ordering::Relaxed);
         let shared = Arc::new(Shared {
@@ -226,9 +259,10 @@ impl Builder {
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let handler = move |req| server::handle(Arc::clone(&shared), req);
-        let task = tokio::spawn(listen::serve(listener, handler, stopped(stop_rx)));
+        let task = tokio::spawn(listen::serve(listener, acceptor, handler, stopped(stop_rx)));
         Ok(Emulator {
             addr: local,
+            ca,
             stop: stop_tx,
             task: Some(task),
         })
@@ -244,6 +278,8 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
+    /// With TLS: the CA certificate clients must trust
+    ca: Option<tls::Ca>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -259,6 +295,7 @@ impl Emulator {
             max_response: 200_000_000,
             quiet: false,
             process_echo: Arc::new(AtomicBool::new(true)),
+            tls: None,
         }
     }
 
@@ -267,9 +304,22 @@ impl Emulator {
         self.addr
     }
 
-    /// The endpoint URL, for `AWS_ENDPOINT_URL` or an SDK's endpoint setting
+    /// The endpoint URL (`https://` with [TLS](Builder::tls), else `http://`), for
+    /// `AWS_ENDPOINT_URL` or an SDK's endpoint setting
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With [TLS](Builder::tls): the file holding the CA certificate (PEM) that clients must
+    /// trust, for `AWS_CA_BUNDLE`
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|ca| ca.path.as_path())
+    }
+
+    /// With [TLS](Builder::tls): the CA certificate (PEM) that clients must trust
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|ca| ca.pem.as_str())
     }
 
     /// Stops accepting, closes every connection and waits for the server task

@@ -244,7 +244,7 @@ fn accepted() -> Response<RespBody> {
 /// Serves the Runtime API until the task is aborted (which closes every connection)
 pub(super) async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
     let handler = move |req| handle(Arc::clone(&rt), req);
-    crate::listen::serve(listener, handler, std::future::pending()).await;
+    crate::listen::serve(listener, None, handler, std::future::pending()).await;
 }
 
 async fn handle(
