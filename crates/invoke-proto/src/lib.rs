@@ -83,10 +83,14 @@
 pub mod credentials;
 pub mod endpoint;
 pub mod error;
+pub mod event_encode;
 pub mod eventstream;
+pub mod names;
 pub mod params;
+mod percent;
 pub mod request;
 pub mod response;
+pub mod server_request;
 pub mod service_error;
 pub mod sigv4;
 pub mod stream;
@@ -94,12 +98,16 @@ pub mod stream;
 pub use bytes;
 pub use credentials::Credentials;
 pub use error::{DecodeError, EncodeError};
+pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};
 pub use http;
 pub use params::{BuildError, InvocationType, InvokeParams, LogType};
 pub use request::build_request;
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
     parse_response_head,
+};
+pub use server_request::{
+    Operation, ParsedRequest, RequestError, Route, parse_request, parse_route,
 };
 pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
 pub use sigv4::{SignError, SigningScope, SigningSettings, sign};

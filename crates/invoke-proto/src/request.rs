@@ -5,39 +5,24 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
 
 use crate::endpoint::Endpoint;
+use crate::names::{
+    CONTENT_TYPE_OCTET_STREAM, QUALIFIER_QUERY, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
+    X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_TYPE, X_AMZ_TENANT_ID,
+};
 use crate::params::{BuildError, InvokeParams};
-
-/// Path prefix of the operation (API version 2021-11-15, not `Invoke`'s 2015-03-31)
-pub const API_PREFIX: &str = "/2021-11-15/functions/";
-/// Path suffix of the operation
-pub const API_SUFFIX: &str = "/response-streaming-invocations";
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, as the SDKs encode URI
-/// labels and query values (an ARN's `:` becomes `%3A`, `$` becomes `%24`)
-pub fn percent_encode(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
-}
+use crate::percent;
 
 /// The path and query of the request for `params`
-pub fn path_and_query(params: &InvokeParams) -> String {
+pub(crate) fn path_and_query(params: &InvokeParams) -> String {
     let mut p = format!(
-        "{API_PREFIX}{}{API_SUFFIX}",
-        percent_encode(params.function_name())
+        "{STREAM_PATH_PREFIX}{}{STREAM_PATH_SUFFIX}",
+        percent::encode(params.function_name())
     );
     if let Some(q) = params.get_qualifier() {
-        p.push_str("?Qualifier=");
-        p.push_str(&percent_encode(q));
+        p.push('?');
+        p.push_str(QUALIFIER_QUERY);
+        p.push('=');
+        p.push_str(&percent::encode(q));
     }
     p
 }
@@ -68,23 +53,20 @@ pub fn build_request(
     h.insert(HOST, value(&endpoint.authority())?);
     h.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(params.payload().len()));
     if let Some(t) = params.get_invocation_type() {
-        h.insert(
-            "x-amz-invocation-type",
-            HeaderValue::from_static(t.as_str()),
-        );
+        h.insert(X_AMZ_INVOCATION_TYPE, HeaderValue::from_static(t.as_str()));
     }
     if let Some(t) = params.get_log_type() {
-        h.insert("x-amz-log-type", HeaderValue::from_static(t.as_str()));
+        h.insert(X_AMZ_LOG_TYPE, HeaderValue::from_static(t.as_str()));
     }
     if let Some(c) = params.client_context_base64() {
-        h.insert("x-amz-client-context", value(&c)?);
+        h.insert(X_AMZ_CLIENT_CONTEXT, value(&c)?);
     }
     if let Some(t) = params.get_tenant_id() {
-        h.insert("x-amz-tenant-id", value(t)?);
+        h.insert(X_AMZ_TENANT_ID, value(t)?);
     }
     Ok(req)
 }
@@ -111,7 +93,7 @@ mod tests {
             ),
             ("my_fn.v2", "my_fn.v2"),
         ] {
-            assert_eq!(percent_encode(name), seg);
+            assert_eq!(percent::encode(name), seg);
         }
     }
 

@@ -212,7 +212,7 @@ fn every_error_head() {
             assert!(err.to_string().contains(code));
         }
     }
-    assert_eq!(ALL_KINDS.len(), MODELED_ERRORS + 6);
+    assert_eq!(ALL_KINDS.len(), MODELED_ERRORS + 7);
 }
 
 #[test]

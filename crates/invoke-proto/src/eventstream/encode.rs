@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{Limits, Message};
+use super::{Limits, MESSAGE_OVERHEAD, Message};
 use crate::error::{EncodeError, LimitKind};
 
 /// Appends `message` in wire form to `dst`, under the default [`Limits`]
@@ -26,7 +26,17 @@ pub fn encode_with_limits(
     limits: &Limits,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let headers = message.headers.as_wire();
+    encode_parts(message.headers.as_wire(), &message.payload, *limits, dst)
+}
+
+/// Appends the message made of the header block `headers` (wire form, already valid) and
+/// `payload` to `dst`, under `limits`; `dst` is unchanged on error
+pub(crate) fn encode_parts(
+    headers: &[u8],
+    payload: &[u8],
+    limits: Limits,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let headers_len = headers.len() as u64;
     if headers_len > u64::from(limits.max_headers_len) {
         return Err(EncodeError::LimitExceeded {
@@ -35,7 +45,7 @@ pub fn encode_with_limits(
             max: limits.max_headers_len,
         });
     }
-    let total = message.wire_len();
+    let total = (MESSAGE_OVERHEAD + headers.len() + payload.len()) as u64;
     if total > u64::from(limits.max_message_len) {
         return Err(EncodeError::LimitExceeded {
             kind: LimitKind::Message,
@@ -51,7 +61,7 @@ pub fn encode_with_limits(
     let prelude_crc = crc32fast::hash(&dst[start..start + 8]);
     dst.put_u32(prelude_crc);
     dst.put_slice(headers);
-    dst.put_slice(&message.payload);
+    dst.put_slice(payload);
     let mut crc = crc32fast::Hasher::new_with_initial(prelude_crc);
     crc.update(&dst[start + 8..]);
     dst.put_u32(crc.finalize());

@@ -11,6 +11,7 @@ mod message;
 mod prelude;
 
 pub use decoder::MessageDecoder;
+pub(crate) use encode::encode_parts;
 pub use encode::{encode, encode_with_limits};
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
