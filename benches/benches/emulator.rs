@@ -16,20 +16,17 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{InvokeComplete, InvokeParams, build_request, encode_payload_chunk};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 const TOTAL: usize = 256 * 1024 * 1024;
 
-fn frame(payload: Bytes, event: &'static str, content_type: &'static str) -> Bytes {
-    let mut h = Headers::builder();
-    h.push(":event-type", event).unwrap();
-    h.push(":content-type", content_type).unwrap();
-    h.push(":message-type", "event").unwrap();
-    let m = Message::new(h.build().unwrap(), payload);
+/// One chunk event carrying `payload`, in wire form
+fn chunk_frame(payload: &[u8]) -> Bytes {
     let mut w = BytesMut::new();
-    encode(&m, &mut w).unwrap();
+    encode_payload_chunk(payload, &mut w).unwrap();
     w.freeze()
 }
 
@@ -86,12 +83,16 @@ async fn fetch(addr: SocketAddr, n: usize, size: usize) -> (usize, Duration) {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let body = format!(r#"{{"n":{n},"size":{size}}}"#);
-    let req = hyper::Request::post("/2021-11-15/functions/count/response-streaming-invocations")
-        .header("host", addr.to_string())
-        .header("content-type", "application/octet-stream")
-        .body(http_body_util::Full::new(Bytes::from(body)))
-        .unwrap();
+    let params = InvokeParams::new("count", format!(r#"{{"n":{n},"size":{size}}}"#));
+    let endpoint = resolve(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(format!("http://{addr}")),
+    )
+    .unwrap();
+    let req = build_request(&params, &endpoint)
+        .unwrap()
+        .map(http_body_util::Full::new);
     let start = Instant::now();
     let resp = sender.send_request(req).await.unwrap();
     let mut body: Incoming = resp.into_body();
@@ -129,18 +130,10 @@ fn emulator_vs_minimal(crit: &mut Criterion) {
         let mut frames: Vec<Bytes> = (0..count)
             .map(|k| {
                 let start = (k * size) % 26;
-                frame(
-                    pattern.slice(start..start + size),
-                    "PayloadChunk",
-                    "application/octet-stream",
-                )
+                chunk_frame(&pattern[start..start + size])
             })
             .collect();
-        frames.push(frame(
-            Bytes::from_static(b"{}"),
-            "InvokeComplete",
-            "application/json",
-        ));
+        frames.push(InvokeComplete::success().to_message().to_bytes().unwrap());
         let bytes: usize = frames.iter().map(Bytes::len).sum();
         let minimal = rt.block_on(minimal_server(Arc::new(frames)));
         // both send exactly the same bytes

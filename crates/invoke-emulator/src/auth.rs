@@ -1,4 +1,4 @@
-//! Who may invoke: SigV4 checks from `invoke-proto` mapped to the service's errors
+//! Who may invoke: SigV4 checks and the service's refusals, both from `invoke-proto`
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -24,31 +24,6 @@ pub enum Auth {
     Keys(HashMap<String, String>),
 }
 
-/// The error the service answers a refused signature with
-fn rejection(e: VerifyError) -> Rejection {
-    match e {
-        VerifyError::Missing => Rejection::new(
-            403,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ),
-        VerifyError::Malformed(msg) => Rejection::new(400, "IncompleteSignatureException", msg),
-        VerifyError::Expired { date } => Rejection::new(
-            403,
-            "InvalidSignatureException",
-            format!(
-                "Signature expired: {date} is outside the 5 minute window around the server time"
-            ),
-        ),
-        _ => Rejection::new(
-            403,
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. \
-             Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        ),
-    }
-}
-
 impl Auth {
     /// Checks a request's signature
     pub(crate) fn check(
@@ -60,17 +35,15 @@ impl Auth {
         if matches!(self, Self::Off) {
             return Ok(());
         }
-        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(rejection)?;
+        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(|e| e.to_service_error())?;
         let Self::Keys(keys) = self else {
             return Ok(());
         };
-        let secret = keys.get(signed.access_key()).ok_or_else(|| {
-            Rejection::new(
-                403,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        })?;
-        signed.verify(secret).map_err(rejection)
+        let secret = keys
+            .get(signed.access_key())
+            .ok_or_else(|| VerifyError::UnknownAccessKey.to_service_error())?;
+        signed
+            .verify(secret)
+            .map_err(|e| Box::new(e.to_service_error()))
     }
 }

@@ -7,7 +7,7 @@ use crate::fault::Faults;
 /// How a hosted function runs
 #[derive(Debug, Clone)]
 pub struct FunctionConfig {
-    /// Concurrent invocations allowed; more get 429 `TooManyRequestsException`. Values above
+    /// Concurrent invocations allowed; more get a 429 throttling error. Values above
     /// [`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY) count as that maximum
     pub concurrency: Option<usize>,
     /// Invocation timeout (the function is failed with `Sandbox.Timedout`)

@@ -30,7 +30,7 @@ pub struct Invocation {
     pub timeout: Duration,
 }
 
-/// A function failure, reported in `InvokeComplete` as `ErrorCode: Unhandled` with
+/// A function failure, reported in the stream's final event as `ErrorCode: Unhandled` with
 /// `ErrorDetails: {"errorType":..,"errorMessage":..}`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionError {
@@ -72,8 +72,8 @@ pub(crate) enum Output {
     Done(Result<(), FunctionError>),
 }
 
-/// Where a function writes its response; every write reaches the client as its own
-/// `PayloadChunk` at once
+/// Where a function writes its response; every write reaches the client as its own chunk
+/// event at once
 #[derive(Debug, Clone)]
 pub struct ResponseStream {
     tx: mpsc::Sender<Output>,

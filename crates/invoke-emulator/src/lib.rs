@@ -1,15 +1,14 @@
 //! A local AWS Lambda endpoint that serves `InvokeWithResponseStream` to real SDKs
 //!
-//! The emulator speaks the service's HTTP API on loopback: `POST
-//! /2021-11-15/functions/{FunctionName}/response-streaming-invocations` streams each write of
-//! a function as its own `PayloadChunk` event and ends with `InvokeComplete`; the buffered
-//! `POST /2015-03-31/functions/{FunctionName}/invocations` serves the same functions. Errors,
-//! status codes, headers and SigV4 checks follow the real service, and
-//! [faults](fault) can be injected to test clients. Functions are Rust closures, or real
-//! processes (a `lambda_runtime` bootstrap, a runtime interface client, a script) served
-//! through the Lambda Runtime API by a [`ProcessFunction`]. With [`Builder::tls`] it serves
-//! https with a certificate authority generated at start, for clients that take a CA bundle
-//! (`AWS_CA_BUNDLE`).
+//! The emulator speaks the service's HTTP API on loopback, with the routes, headers, events
+//! and errors of `invoke-proto`: `InvokeWithResponseStream` streams each write of a function
+//! as its own chunk event and ends with the completion event; the buffered `Invoke` serves
+//! the same functions. Errors, status codes, headers and SigV4 checks follow the real
+//! service, and [faults](fault) can be injected to test clients. Functions are Rust closures,
+//! or real processes (a `lambda_runtime` bootstrap, a runtime interface client, a script)
+//! served through the Lambda Runtime API by a [`ProcessFunction`]. With [`Builder::tls`] it
+//! serves https with a certificate authority generated at start, for clients that take a CA
+//! bundle (`AWS_CA_BUNDLE`).
 //!
 //! ```
 //! use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};

@@ -1,85 +1,59 @@
-//! Rejections: the error responses the emulator answers a request with, shaped as the service
-//! sends them (not to be confused with the [injected faults](crate::fault))
+//! Rejections: the error responses the emulator answers a request with, built by
+//! `invoke-proto` as the service sends them (not to be confused with the
+//! [injected faults](crate::fault))
 
-use http::{Response, StatusCode};
-use serde_json::json;
+use std::time::Duration;
+
+use http::Response;
+use invoke_proto::{ErrorKind, ServiceError};
 
 use crate::body::{RespBody, full};
 
-/// Why a request was refused: an error response sent instead of a stream, before any
-/// stream byte
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Rejection {
-    pub(crate) status: u16,
-    pub(crate) code: &'static str,
-    pub(crate) message: String,
-    pub(crate) reason: Option<&'static str>,
-    pub(crate) retry_after: Option<u64>,
+/// Why a request was refused: a service error sent instead of a stream, before any stream
+/// byte (boxed: it is large, and `?` boxes a `ServiceError` on the way)
+pub(crate) type Rejection = Box<ServiceError>;
+
+/// 400, kind `InvalidParameterValue`
+pub(crate) fn invalid_parameter(message: impl Into<String>) -> Rejection {
+    Box::new(ServiceError::new(ErrorKind::InvalidParameterValue, message))
 }
 
-impl Rejection {
-    pub(crate) fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            reason: None,
-            retry_after: None,
-        }
-    }
+/// 404, kind `ResourceNotFound`, for the function (or qualifier) `arn`
+pub(crate) fn not_found(arn: &str) -> Rejection {
+    Box::new(ServiceError::new(
+        ErrorKind::ResourceNotFound,
+        format!("Function not found: {arn}"),
+    ))
+}
 
-    pub(crate) fn invalid_parameter(message: impl Into<String>) -> Self {
-        Self::new(400, "InvalidParameterValueException", message)
-    }
+/// 429, kind `TooManyRequests`, with `reason`; retry after 1 s
+pub(crate) fn throttled(reason: &str) -> Rejection {
+    Box::new(
+        ServiceError::new(ErrorKind::TooManyRequests, "Rate Exceeded.")
+            .with_reason(reason)
+            .with_retry_after(Duration::from_secs(1)),
+    )
+}
 
-    pub(crate) fn not_found(arn: &str) -> Self {
-        Self::new(
-            404,
-            "ResourceNotFoundException",
-            format!("Function not found: {arn}"),
-        )
-    }
+/// 400, kind `InvalidRequestContent`: the payload is not JSON
+pub(crate) fn payload_not_json() -> Rejection {
+    Box::new(ServiceError::new(
+        ErrorKind::InvalidRequestContent,
+        "Could not parse request body into json: Could not parse payload into json",
+    ))
+}
 
-    pub(crate) fn throttled(reason: &'static str) -> Self {
-        Self {
-            reason: Some(reason),
-            retry_after: Some(1),
-            ..Self::new(429, "TooManyRequestsException", "Rate Exceeded.")
-        }
-    }
+/// `STATUS CODE: message`, for the log
+pub(crate) fn summary(r: &ServiceError) -> String {
+    format!(
+        "{} {}: {}",
+        r.status.or_else(|| r.kind.modeled_status()).unwrap_or(500),
+        r.code,
+        r.message.as_deref().unwrap_or_default()
+    )
+}
 
-    /// The error as an HTTP response
-    pub(crate) fn response(&self, request_id: &str) -> Response<RespBody> {
-        // The model spells the message member `Message` on some shapes, `message` on others
-        let capital = matches!(
-            self.code,
-            "ResourceNotFoundException" | "ServiceException" | "AccessDeniedException"
-        );
-        let mut body = serde_json::Map::new();
-        body.insert(
-            "Type".into(),
-            json!(if self.status >= 500 {
-                "Service"
-            } else {
-                "User"
-            }),
-        );
-        body.insert(
-            if capital { "Message" } else { "message" }.into(),
-            json!(self.message),
-        );
-        if let Some(r) = self.reason {
-            body.insert("Reason".into(), json!(r));
-        }
-        let mut resp = Response::builder()
-            .status(StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
-            .header("content-type", "application/json")
-            .header("x-amzn-RequestId", request_id)
-            .header("x-amzn-ErrorType", self.code);
-        if let Some(s) = self.retry_after {
-            resp = resp.header("retry-after", s.to_string());
-        }
-        resp.body(full(serde_json::Value::Object(body).to_string()))
-            .expect("static parts are valid")
-    }
+/// The rejection as an HTTP response
+pub(crate) fn response(r: ServiceError, request_id: &str) -> Response<RespBody> {
+    r.with_request_id(request_id).to_response().map(full)
 }

@@ -1,10 +1,11 @@
 //! Request handling, one stage per function, in the order a request meets them
 //!
-//! 1. [`route`]: the operation the method and path name, and the function name in the path
+//! 1. route: [`parse_route`] finds the operation the method and path name, and the function
+//!    name in the path
 //! 2. [`read_body`]: the payload, at most the request limit
 //! 3. authorize: [`Auth::check`](crate::Auth) verifies the SigV4 signature
-//! 4. [`parse`]: content type, `X-Amz-*` headers and `Qualifier` into validated
-//!    [`InvokeParams`]
+//! 4. parse: [`Route::parse`] reads the content type, the `X-Amz-*` headers and the
+//!    `Qualifier` into validated [`InvokeParams`]
 //! 5. [`resolve`]: the hosted function, the qualifier, the ARN and the executed version; then
 //!    [`check_json`] and, for a `DryRun`, the answer ([`dry_run`])
 //! 6. [`admit`]: injected faults, throttling and the concurrency limit
@@ -13,8 +14,9 @@
 //!    output streamed as event-stream messages ([`FrameBody`]) or collected into one body
 //!    ([`respond_buffered`])
 //!
-//! A stage that refuses the request returns a [`Rejection`]; [`handle`] logs it and answers
-//! with it.
+//! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
+//! logs it and answers with it. The wire names (routes, headers, error codes) all come from
+//! `invoke-proto`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -27,11 +29,17 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http::header::CONTENT_TYPE;
 use http::request::Parts;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use invoke_proto::params::{MAX_PAYLOAD_LEN, Parameter, parse_function_name};
-use invoke_proto::{BuildError, InvocationType, InvokeParams, LogType};
+use invoke_proto::names::{
+    CONTENT_TYPE_OCTET_STREAM, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
+    X_AMZN_REQUEST_ID,
+};
+use invoke_proto::params::{MAX_PAYLOAD_LEN, parse_function_name};
+use invoke_proto::{
+    InvocationType, InvokeParams, LogType, Operation, RequestError, Route, parse_route,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::auth::Auth;
@@ -39,8 +47,12 @@ use crate::body::{FrameBody, OnDone, RespBody, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
 use crate::function::{FunctionError, Handler, Invocation, LogTail, Output, ResponseStream};
-use crate::reject::Rejection;
+use crate::reject::{self, Rejection};
 
+/// The request header that injects faults into one invocation (see [`crate::fault`])
+const FAULT_HEADER: &str = "x-emulator-fault";
+/// What a function that ended with an error is reported as (`X-Amz-Function-Error`)
+pub(crate) const UNHANDLED: &str = "Unhandled";
 /// Largest buffered (`Invoke`) response: 6 MiB + 100 bytes, as the service enforces
 const MAX_BUFFERED_RESPONSE: usize = 6 * 1024 * 1024 + 100;
 /// The account id in the ARNs the emulator reports
@@ -91,24 +103,6 @@ impl Shared {
     }
 }
 
-/// Which API a request calls
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Operation {
-    /// `InvokeWithResponseStream`: the output streamed as event-stream messages
-    Streaming,
-    /// `Invoke`: the output collected into one body
-    Buffered,
-}
-
-impl Operation {
-    fn name(self) -> &'static str {
-        match self {
-            Self::Streaming => "InvokeWithResponseStream",
-            Self::Buffered => "Invoke",
-        }
-    }
-}
-
 /// One request in flight: what the stages after routing share
 struct Call {
     shared: Arc<Shared>,
@@ -123,34 +117,36 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let request_id = crate::ids::uuid();
-    let Some((operation, raw_name)) = route(req.method(), req.uri().path()) else {
-        let r = Rejection::new(
-            404,
-            "UnknownOperationException",
-            format!("no operation at {} {}", req.method(), req.uri().path()),
-        );
-        return Ok(r.response(&request_id));
+    let route = match parse_route(req.method(), req.uri().path()) {
+        Ok(route) => route,
+        Err(e) => {
+            let r = e.to_service_error();
+            shared.log(&format!(
+                "{request_id} {} {} -> {}",
+                req.method(),
+                req.uri().path(),
+                reject::summary(&r)
+            ));
+            return Ok(reject::response(r, &request_id));
+        }
     };
-    let raw_name = raw_name.to_owned();
+    let function = route.function_name.clone();
     let call = Call {
         shared,
-        operation,
+        operation: route.operation,
         request_id,
         started: Instant::now(),
     };
-    match invoke(&call, req, &raw_name).await {
+    match invoke(&call, req, route).await {
         Ok(resp) => Ok(resp),
         Err(r) => {
             call.shared.log(&format!(
-                "{} {} {} -> {} {}: {}",
+                "{} {} {function} -> {}",
                 call.request_id,
-                operation.name(),
-                percent_decode(&raw_name).unwrap_or_default(),
-                r.status,
-                r.code,
-                r.message
+                call.operation.as_str(),
+                reject::summary(&r)
             ));
-            Ok(r.response(&call.request_id))
+            Ok(reject::response(*r, &call.request_id))
         }
     }
 }
@@ -159,17 +155,17 @@ pub(crate) async fn handle(
 async fn invoke(
     call: &Call,
     req: Request<Incoming>,
-    raw_name: &str,
+    route: Route,
 ) -> Result<Response<RespBody>, Rejection> {
     let (parts, body) = req.into_parts();
-    let name = percent_decode(raw_name).ok_or_else(|| {
-        Rejection::invalid_parameter("FunctionName is not a valid percent-encoded UTF-8 string")
-    })?;
     let payload = read_body(body).await?;
     call.shared
         .auth
         .check(&parts, &payload, SystemTime::now())?;
-    let params = parse(&parts, call.operation, name, payload)?;
+    let params = route
+        .parse(parts.uri.query(), &parts.headers, payload)
+        .map_err(|e| e.to_service_error())?
+        .params;
     let target = resolve(&call.shared, &params)?;
     check_json(&call.shared, params.payload())?;
     if params.get_invocation_type() == Some(InvocationType::DryRun) {
@@ -181,50 +177,8 @@ async fn invoke(
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
 
-/// The operation a method and path name, and the still percent-encoded `{FunctionName}` of
-/// the path; `None` for anything else
-fn route<'a>(method: &Method, path: &'a str) -> Option<(Operation, &'a str)> {
-    if method != Method::POST {
-        return None;
-    }
-    segment(
-        path,
-        "/2021-11-15/functions/",
-        "/response-streaming-invocations",
-    )
-    .map(|name| (Operation::Streaming, name))
-    .or_else(|| {
-        segment(path, "/2015-03-31/functions/", "/invocations")
-            .map(|name| (Operation::Buffered, name))
-    })
-}
-
-/// The `{FunctionName}` segment of `path` between `prefix` and `suffix`
-fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
-    let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
-}
-
-/// Percent-decodes a URI component; `None` on a malformed escape or non-UTF-8 result
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The request body, read whole because the signature covers it; at most the request limit
-/// (413 `RequestTooLargeException` beyond)
+/// (413, kind `RequestTooLarge`, beyond)
 async fn read_body(body: Incoming) -> Result<Bytes, Rejection> {
     match Limited::new(body, MAX_PAYLOAD_LEN).collect().await {
         Ok(b) => Ok(b.to_bytes()),
@@ -232,125 +186,12 @@ async fn read_body(body: Incoming) -> Result<Bytes, Rejection> {
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(Rejection::new(
-                413,
-                "RequestTooLargeException",
-                format!(
-                    "Request must be smaller than {MAX_PAYLOAD_LEN} bytes for the InvokeWithResponseStream operation"
-                ),
-            ))
+            Err(Box::new(RequestError::body_too_large().to_service_error()))
         }
-        Err(e) => Err(Rejection::invalid_parameter(format!(
+        Err(e) => Err(reject::invalid_parameter(format!(
             "could not read the request body: {e}"
         ))),
     }
-}
-
-fn header<'a>(req: &'a Parts, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The content type, the `X-Amz-*` headers and the `Qualifier` query parameter read into
-/// [`InvokeParams`], validated as the service validates them
-fn parse(
-    parts: &Parts,
-    operation: Operation,
-    name: String,
-    payload: Bytes,
-) -> Result<InvokeParams, Rejection> {
-    check_content_type(parts)?;
-    let mut params = InvokeParams::new(name, payload);
-    match header(parts, "x-amz-invocation-type") {
-        None => {}
-        Some("RequestResponse") => params = params.invocation_type(InvocationType::RequestResponse),
-        Some("DryRun") => params = params.invocation_type(InvocationType::DryRun),
-        Some("Event") if operation == Operation::Buffered => {}
-        Some(other) => {
-            return Err(Rejection::invalid_parameter(format!(
-                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]"
-            )));
-        }
-    }
-    match header(parts, "x-amz-log-type") {
-        None | Some("None") => {}
-        Some("Tail") => params = params.log_type(LogType::Tail),
-        Some(other) => {
-            return Err(Rejection::invalid_parameter(format!(
-                "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
-            )));
-        }
-    }
-    if let Some(cc) = header(parts, "x-amz-client-context") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(cc.trim())
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-            .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.is_object()))
-            .ok_or_else(|| {
-                Rejection::invalid_parameter(
-                    "Client context must be a valid Base64-encoded JSON object.",
-                )
-            })?;
-        params = params.client_context(decoded);
-    }
-    if let Some(q) = query_param(parts.uri.query(), "Qualifier")? {
-        params = params.qualifier(q);
-    }
-    if let Some(t) = header(parts, "x-amz-tenant-id") {
-        params = params.tenant_id(t);
-    }
-    params.validate().map_err(|e| match e {
-        BuildError::TooLong {
-            parameter: Parameter::Payload,
-            ..
-        } => Rejection::new(413, "RequestTooLargeException", e.to_string()),
-        e => Rejection::invalid_parameter(e.to_string()),
-    })?;
-    Ok(params)
-}
-
-/// 415 `UnsupportedMediaTypeException` unless the request's content type is one `Invoke`
-/// accepts (or absent)
-fn check_content_type(parts: &Parts) -> Result<(), Rejection> {
-    let Some(ct) = header(parts, "content-type") else {
-        return Ok(());
-    };
-    let media = ct
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    if matches!(
-        media.as_str(),
-        "" | "application/octet-stream"
-            | "binary/octet-stream"
-            | "application/json"
-            | "application/x-amz-json-1.1"
-    ) {
-        Ok(())
-    } else {
-        Err(Rejection::new(
-            415,
-            "UnsupportedMediaTypeException",
-            format!("Unsupported content type: {ct}"),
-        ))
-    }
-}
-
-/// The percent-decoded value of query parameter `key`
-fn query_param(query: Option<&str>, key: &str) -> Result<Option<String>, Rejection> {
-    let Some(raw) = query.and_then(|q| {
-        q.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then_some(v)
-        })
-    }) else {
-        return Ok(None);
-    };
-    percent_decode(raw).map(Some).ok_or_else(|| {
-        Rejection::invalid_parameter(format!("{key} is not valid percent-encoded UTF-8"))
-    })
 }
 
 /// The hosted function a request resolved to
@@ -365,21 +206,21 @@ struct Target<'a> {
 }
 
 /// The hosted function named by the parameters (a name, a partial or a full ARN) and its
-/// qualifier; 404 `ResourceNotFoundException` for an unknown function or qualifier
+/// qualifier; a 404 for an unknown function or qualifier
 fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a>, Rejection> {
     let parsed = parse_function_name(params.function_name())
-        .ok_or_else(|| Rejection::invalid_parameter("invalid FunctionName"))?;
+        .ok_or_else(|| reject::invalid_parameter("invalid FunctionName"))?;
     let qualifier = params.get_qualifier().or(parsed.qualifier);
     let region = parsed.region.unwrap_or(&shared.region);
     let mut arn = format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{}", parsed.name);
     let entry = shared
         .functions
         .get(parsed.name)
-        .ok_or_else(|| Rejection::not_found(&arn))?;
+        .ok_or_else(|| reject::not_found(&arn))?;
     if let Some(q) = qualifier {
         arn = format!("{arn}:{q}");
         if q != "$LATEST" && !entry.config.qualifiers.iter().any(|x| x == q) {
-            return Err(Rejection::not_found(&arn));
+            return Err(reject::not_found(&arn));
         }
     }
     let executed_version = match qualifier {
@@ -394,18 +235,14 @@ fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a
     })
 }
 
-/// 400 `InvalidRequestContentException` for a non-empty payload that is not JSON, when the
+/// 400, kind `InvalidRequestContent`, for a non-empty payload that is not JSON, when the
 /// emulator requires JSON as `Invoke` does
 fn check_json(shared: &Shared, payload: &Bytes) -> Result<(), Rejection> {
     if shared.require_json
         && !payload.is_empty()
         && serde_json::from_slice::<serde_json::Value>(payload).is_err()
     {
-        return Err(Rejection::new(
-            400,
-            "InvalidRequestContentException",
-            "Could not parse request body into json: Could not parse payload into json",
-        ));
+        return Err(reject::payload_not_json());
     }
     Ok(())
 }
@@ -418,8 +255,8 @@ fn dry_run(call: &Call, target: &Target<'_>) -> Response<RespBody> {
     ));
     Response::builder()
         .status(StatusCode::NO_CONTENT)
-        .header("x-amzn-RequestId", &call.request_id)
-        .header("X-Amz-Executed-Version", &target.executed_version)
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .header(X_AMZ_EXECUTED_VERSION, &target.executed_version)
         .body(full(Bytes::new()))
         .expect("valid response")
 }
@@ -433,11 +270,14 @@ struct Admitted {
 }
 
 /// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
-/// concurrency limit answer 429 `TooManyRequestsException`
+/// concurrency limit answer a 429 throttling error
 fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
     let mut faults = entry.config.faults.clone();
-    if let Some(spec) = header(parts, "x-emulator-fault") {
-        faults = faults.merge(&Faults::parse(spec).map_err(Rejection::invalid_parameter)?);
+    if let Some(spec) = parts.headers.get(FAULT_HEADER) {
+        let spec = spec
+            .to_str()
+            .map_err(|_| reject::invalid_parameter("the fault header is not visible ASCII"))?;
+        faults = faults.merge(&Faults::parse(spec).map_err(reject::invalid_parameter)?);
     }
     let throttled = faults.throttle
         || entry
@@ -445,14 +285,15 @@ fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
     if throttled {
-        return Err(Rejection::throttled("CallerRateLimitExceeded"));
+        return Err(reject::throttled("CallerRateLimitExceeded"));
     }
-    let permit = match &entry.permits {
-        None => None,
-        Some(sem) => Some(Arc::clone(sem).try_acquire_owned().map_err(|_| {
-            Rejection::throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
-        })?),
-    };
+    let permit =
+        match &entry.permits {
+            None => None,
+            Some(sem) => Some(Arc::clone(sem).try_acquire_owned().map_err(|_| {
+                reject::throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
+            })?),
+        };
     Ok(Admitted { faults, permit })
 }
 
@@ -481,7 +322,7 @@ fn run(
         } else {
             payload.clone()
         },
-        // validated as UTF-8 JSON by `parse`
+        // validated as UTF-8 JSON by `Route::parse`
         client_context: params
             .get_client_context()
             .map(|c| String::from_utf8_lossy(c).into_owned()),
@@ -523,16 +364,16 @@ async fn respond(
     let first = running.rx.recv().await;
     let content_type = match &first {
         Some(Output::Head { content_type }) => content_type.clone(),
-        _ => HeaderValue::from_static("application/octet-stream"),
+        _ => HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),
     };
     let head = Response::builder()
         .status(StatusCode::OK)
-        .header("x-amzn-RequestId", &call.request_id)
-        .header("X-Amz-Executed-Version", &target.executed_version)
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .header(X_AMZ_EXECUTED_VERSION, &target.executed_version)
         .header(CONTENT_TYPE, content_type);
     let on_done = completion_log(call, target.name);
     match call.operation {
-        Operation::Streaming => {
+        Operation::InvokeWithResponseStream => {
             let body = FrameBody::new(
                 first.filter(|o| !matches!(o, Output::Head { .. })),
                 running.rx,
@@ -543,7 +384,7 @@ async fn respond(
             );
             head.body(body.boxed()).expect("valid response")
         }
-        Operation::Buffered => respond_buffered(head, first, running, log_tail, on_done).await,
+        Operation::Invoke => respond_buffered(head, first, running, log_tail, on_done).await,
     }
 }
 
@@ -587,14 +428,14 @@ async fn respond_buffered(
     if log_tail {
         let tail = running.log.lock().map(|l| l.contents()).unwrap_or_default();
         head = head.header(
-            "X-Amz-Log-Result",
+            X_AMZ_LOG_RESULT,
             base64::engine::general_purpose::STANDARD.encode(tail),
         );
     }
     let body = match result {
         Ok(()) => buf.freeze(),
         Err(e) => {
-            head = head.header("X-Amz-Function-Error", "Unhandled");
+            head = head.header(X_AMZ_FUNCTION_ERROR, UNHANDLED);
             Bytes::from(e.details())
         }
     };
@@ -615,7 +456,7 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
         };
         shared.log(&format!(
             "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",
-            operation.name(),
+            operation.as_str(),
             started.elapsed().as_secs_f64() * 1000.0
         ));
     })
