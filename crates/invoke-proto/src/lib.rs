@@ -97,7 +97,7 @@ pub mod stream;
 
 pub use bytes;
 pub use credentials::Credentials;
-pub use error::{DecodeError, EncodeError};
+pub use error::{DecodeError, EncodeError, Error};
 pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};
 pub use http;
 pub use params::{BuildError, InvocationType, InvokeParams, LogType};
@@ -109,6 +109,9 @@ pub use response::{
 pub use server_request::{
     Operation, ParsedRequest, RequestError, Route, parse_request, parse_route,
 };
-pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
+pub use service_error::{RetryPolicy, ServiceError, ServiceErrorKind};
+/// The old name of [`ServiceErrorKind`]
+#[deprecated(note = "renamed to ServiceErrorKind")]
+pub type ErrorKind = ServiceErrorKind;
 pub use sigv4::{SignError, SigningScope, SigningSettings, sign};
 pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};

@@ -42,15 +42,15 @@ pub fn build_request(
     endpoint: &Endpoint,
 ) -> Result<Request<Bytes>, BuildError> {
     params.validate()?;
-    let uri = endpoint
-        .uri_for(&path_and_query(params))
-        .map_err(|e| BuildError::Uri(e.to_string()))?;
+    let uri = endpoint.uri_for(&path_and_query(params))?;
     let mut req = Request::new(params.payload().clone());
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
-    let value = |s: &str| HeaderValue::from_str(s).map_err(|e| BuildError::Uri(e.to_string()));
-    h.insert(HOST, value(&endpoint.authority())?);
+    let value = |name: &'static str, s: &str| {
+        HeaderValue::from_str(s).map_err(|_| BuildError::HeaderValue { name })
+    };
+    h.insert(HOST, value("host", &endpoint.authority())?);
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),
@@ -63,10 +63,10 @@ pub fn build_request(
         h.insert(X_AMZ_LOG_TYPE, HeaderValue::from_static(t.as_str()));
     }
     if let Some(c) = params.client_context_base64() {
-        h.insert(X_AMZ_CLIENT_CONTEXT, value(&c)?);
+        h.insert(X_AMZ_CLIENT_CONTEXT, value(X_AMZ_CLIENT_CONTEXT, &c)?);
     }
     if let Some(t) = params.get_tenant_id() {
-        h.insert(X_AMZ_TENANT_ID, value(t)?);
+        h.insert(X_AMZ_TENANT_ID, value(X_AMZ_TENANT_ID, t)?);
     }
     Ok(req)
 }

@@ -15,7 +15,7 @@ use crate::params::{
     BuildError, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Parameter,
 };
 use crate::percent;
-use crate::service_error::{ErrorKind, ServiceError};
+use crate::service_error::{ServiceError, ServiceErrorKind};
 
 /// The operation a request calls
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,14 +122,14 @@ impl RequestError {
     /// `InvalidParameterValueException` (400); the message is this error's text.
     pub fn to_service_error(&self) -> ServiceError {
         let kind = match self {
-            Self::UnknownOperation { .. } => ErrorKind::UnknownOperation,
+            Self::UnknownOperation { .. } => ServiceErrorKind::UnknownOperation,
             Self::BodyTooLarge { .. }
             | Self::Invalid(BuildError::TooLong {
                 parameter: Parameter::Payload,
                 ..
-            }) => ErrorKind::RequestTooLarge,
-            Self::UnsupportedMediaType { .. } => ErrorKind::UnsupportedMediaType,
-            _ => ErrorKind::InvalidParameterValue,
+            }) => ServiceErrorKind::RequestTooLarge,
+            Self::UnsupportedMediaType { .. } => ServiceErrorKind::UnsupportedMediaType,
+            _ => ServiceErrorKind::InvalidParameterValue,
         };
         ServiceError::new(kind, self.to_string())
     }
@@ -457,7 +457,7 @@ mod tests {
         let big = RequestError::body_too_large().to_service_error();
         assert_eq!(
             (big.status, big.kind),
-            (Some(413), ErrorKind::RequestTooLarge)
+            (Some(413), ServiceErrorKind::RequestTooLarge)
         );
     }
 }

@@ -33,13 +33,13 @@ macro_rules! error_kinds {
         /// 2026-08-07), the common unmodeled front-end errors, and `Unknown`.
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]
-        pub enum ErrorKind {
+        pub enum ServiceErrorKind {
             $( $(#[$doc])* $variant, )*
             /// Any other code; the code is kept in [`ServiceError::code`]
             Unknown,
         }
 
-        impl ErrorKind {
+        impl ServiceErrorKind {
             /// The kind for an error code (already stripped of namespace and suffix)
             pub fn from_code(code: &str) -> Self {
                 match code {
@@ -81,7 +81,7 @@ macro_rules! error_kinds {
         }
 
         /// Every known kind, in model order then the unmodeled ones
-        pub const ALL_KINDS: &[ErrorKind] = &[ $( ErrorKind::$variant, )* ];
+        pub const ALL_KINDS: &[ServiceErrorKind] = &[ $( ServiceErrorKind::$variant, )* ];
     };
 }
 
@@ -187,7 +187,7 @@ const EXCERPT_LEN: usize = 256;
 #[non_exhaustive]
 pub struct ServiceError {
     /// Which error
-    pub kind: ErrorKind,
+    pub kind: ServiceErrorKind,
     /// The error code as sent, stripped of namespace and suffix; empty if none was found
     pub code: String,
     /// HTTP status; `None` for an error that arrived inside the stream
@@ -211,11 +211,11 @@ pub struct ServiceError {
 impl ServiceError {
     /// An error of a known kind, as a server answers it
     ///
-    /// The code and the HTTP status come from the kind ([`ErrorKind::code`],
-    /// [`ErrorKind::modeled_status`]); `Type` is `User` for a 4xx status and `Service` for a
+    /// The code and the HTTP status come from the kind ([`ServiceErrorKind::code`],
+    /// [`ServiceErrorKind::modeled_status`]); `Type` is `User` for a 4xx status and `Service` for a
     /// 5xx one. An `Unknown` kind has an empty code and no status: a response made from it
     /// has status 500 and no `X-Amzn-ErrorType`.
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub fn new(kind: ServiceErrorKind, message: impl Into<String>) -> Self {
         let status = kind.modeled_status();
         Self {
             code: kind.code().unwrap_or_default().to_owned(),
@@ -334,7 +334,7 @@ impl ServiceError {
             .unwrap_or_default();
         let body_excerpt = (json.is_none() && !body.is_empty()).then(|| excerpt(body));
         Self {
-            kind: ErrorKind::from_code(&code),
+            kind: ServiceErrorKind::from_code(&code),
             message: field(&["message", "Message"]),
             error_type: field(&["Type"]),
             reason: field(&["Reason"]),
@@ -459,7 +459,7 @@ mod tests {
 
     #[test]
     fn responses_carry_the_modeled_status_code_and_member() {
-        let r = ServiceError::new(ErrorKind::ResourceNotFound, "Function not found: f")
+        let r = ServiceError::new(ServiceErrorKind::ResourceNotFound, "Function not found: f")
             .with_request_id("rid")
             .to_response();
         assert_eq!(r.status(), 404);
@@ -471,7 +471,7 @@ mod tests {
             r.body(),
             r#"{"Message":"Function not found: f","Type":"User"}"#
         );
-        let r = ServiceError::new(ErrorKind::TooManyRequests, "Rate Exceeded.")
+        let r = ServiceError::new(ServiceErrorKind::TooManyRequests, "Rate Exceeded.")
             .with_reason("CallerRateLimitExceeded")
             .with_retry_after(Duration::from_millis(1500))
             .to_response();
@@ -481,13 +481,13 @@ mod tests {
             r.body(),
             r#"{"Reason":"CallerRateLimitExceeded","Type":"User","message":"Rate Exceeded."}"#
         );
-        let r = ServiceError::new(ErrorKind::Service, "boom").to_response();
+        let r = ServiceError::new(ServiceErrorKind::Service, "boom").to_response();
         assert_eq!(r.status(), 500);
         assert_eq!(r.body(), r#"{"Message":"boom","Type":"Service"}"#);
-        let r = ServiceError::new(ErrorKind::Unknown, "?").to_response();
+        let r = ServiceError::new(ServiceErrorKind::Unknown, "?").to_response();
         assert_eq!(r.status(), 500);
         assert!(!r.headers().contains_key("x-amzn-errortype"));
-        let bad = ServiceError::new(ErrorKind::Service, "x").with_request_id("a\nb");
+        let bad = ServiceError::new(ServiceErrorKind::Service, "x").with_request_id("a\nb");
         assert!(!bad.to_response().headers().contains_key("x-amzn-requestid"));
     }
 
@@ -507,9 +507,12 @@ mod tests {
     fn every_kind_round_trips_its_code() {
         assert_eq!(ALL_KINDS.len(), MODELED_ERRORS + 7);
         for k in ALL_KINDS {
-            assert_eq!(&ErrorKind::from_code(k.code().unwrap()), k);
+            assert_eq!(&ServiceErrorKind::from_code(k.code().unwrap()), k);
         }
-        assert_eq!(ErrorKind::from_code("Nope"), ErrorKind::Unknown);
+        assert_eq!(
+            ServiceErrorKind::from_code("Nope"),
+            ServiceErrorKind::Unknown
+        );
     }
 
     #[test]

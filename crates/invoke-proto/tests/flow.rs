@@ -5,7 +5,7 @@ use invoke_proto::eventstream::{Headers, Message, encode};
 use invoke_proto::http::{HeaderMap, HeaderValue, StatusCode};
 use invoke_proto::service_error::{ALL_KINDS, MODELED_ERRORS};
 use invoke_proto::{
-    DecodeError, ErrorKind, Event, InvokeComplete, InvokeStream, ResponseHead, RetryPolicy,
+    DecodeError, Event, InvokeComplete, InvokeStream, ResponseHead, RetryPolicy, ServiceErrorKind,
     StreamError, parse_response_head,
 };
 
@@ -229,7 +229,7 @@ fn throttling_fields_and_retry_policy() {
     let err = e.into_error(
         br#"{"Reason":"CallerRateLimitExceeded","Type":"User","message":"Rate exceeded"}"#,
     );
-    assert_eq!(err.kind, ErrorKind::TooManyRequests);
+    assert_eq!(err.kind, ServiceErrorKind::TooManyRequests);
     assert_eq!(err.reason.as_deref(), Some("CallerRateLimitExceeded"));
     assert_eq!(err.error_type.as_deref(), Some("User"));
     assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(3)));
@@ -258,13 +258,13 @@ fn throttling_fields_and_retry_policy() {
     );
     assert_eq!(
         never("InvalidSignatureException", 403).kind,
-        ErrorKind::InvalidSignature
+        ServiceErrorKind::InvalidSignature
     );
     assert!(!never("ExpiredTokenException", 403).is_retryable());
     let unknown = never("BrandNewException", 400);
     assert_eq!(
         (unknown.kind.clone(), unknown.code.as_str()),
-        (ErrorKind::Unknown, "BrandNewException")
+        (ServiceErrorKind::Unknown, "BrandNewException")
     );
     assert!(!unknown.is_retryable());
     assert_eq!(never("", 400).retry_after(), None);
@@ -286,7 +286,7 @@ fn garbage_error_bodies_keep_status_and_excerpt() {
         };
         let err = e.into_error(body);
         assert_eq!(err.status, Some(status));
-        assert_eq!(err.kind, ErrorKind::Unknown);
+        assert_eq!(err.kind, ServiceErrorKind::Unknown);
         assert_eq!(err.body_excerpt.is_some(), !body.is_empty());
         assert!(err.body_excerpt.as_ref().is_none_or(|x| x.len() <= 260));
         assert_eq!(err.is_retryable(), matches!(status, 503 | 504));
@@ -320,7 +320,7 @@ fn in_stream_exception_and_error() {
     };
     assert_eq!(
         (e.kind, e.message.as_deref(), e.status),
-        (ErrorKind::Service, Some("internal"), None)
+        (ServiceErrorKind::Service, Some("internal"), None)
     );
     let err = msg(
         &[

@@ -11,8 +11,8 @@ use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::endpoint::{EndpointConfig, resolve};
 use invoke_proto::eventstream::{Headers, Message};
 use invoke_proto::{
-    ErrorKind, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType,
-    Operation, ResponseHead, ServiceError, StreamError, build_request, encode_payload_chunk,
+    Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType, Operation,
+    ResponseHead, ServiceError, ServiceErrorKind, StreamError, build_request, encode_payload_chunk,
     parse_request, parse_response_head,
 };
 use proptest::prelude::*;
@@ -154,17 +154,17 @@ fn stream_at(wire: &Bytes, cuts: &[usize]) -> (Vec<Event>, Result<(), StreamErro
 }
 
 /// A sample of kinds: modeled 4xx and 5xx, both message spellings, throttling, unmodeled
-fn kind() -> impl Strategy<Value = ErrorKind> {
+fn kind() -> impl Strategy<Value = ServiceErrorKind> {
     prop::sample::select(vec![
-        ErrorKind::ResourceNotFound,
-        ErrorKind::InvalidParameterValue,
-        ErrorKind::TooManyRequests,
-        ErrorKind::Service,
-        ErrorKind::Ec2Unexpected,
-        ErrorKind::RequestTooLarge,
-        ErrorKind::SnapStartNotReady,
-        ErrorKind::UnrecognizedClient,
-        ErrorKind::AccessDenied,
+        ServiceErrorKind::ResourceNotFound,
+        ServiceErrorKind::InvalidParameterValue,
+        ServiceErrorKind::TooManyRequests,
+        ServiceErrorKind::Service,
+        ServiceErrorKind::Ec2Unexpected,
+        ServiceErrorKind::RequestTooLarge,
+        ServiceErrorKind::SnapStartNotReady,
+        ServiceErrorKind::UnrecognizedClient,
+        ServiceErrorKind::AccessDenied,
     ])
 }
 

@@ -10,7 +10,7 @@ use super::canonical::X_AMZ_DATE;
 use super::{SigningScope, SigningSettings, sign_with};
 use crate::credentials::Credentials;
 use crate::names::header_str;
-use crate::service_error::{ErrorKind, ServiceError};
+use crate::service_error::{ServiceError, ServiceErrorKind};
 
 /// Why a signed request is refused
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,22 +46,22 @@ impl VerifyError {
     pub fn to_service_error(&self) -> ServiceError {
         match self {
             Self::Missing => ServiceError::new(
-                ErrorKind::MissingAuthenticationToken,
+                ServiceErrorKind::MissingAuthenticationToken,
                 "Missing Authentication Token",
             ),
-            Self::Malformed(msg) => ServiceError::new(ErrorKind::IncompleteSignature, *msg),
+            Self::Malformed(msg) => ServiceError::new(ServiceErrorKind::IncompleteSignature, *msg),
             Self::Expired { date } => ServiceError::new(
-                ErrorKind::InvalidSignature,
+                ServiceErrorKind::InvalidSignature,
                 format!(
                     "Signature expired: {date} is outside the 5 minute window around the server time"
                 ),
             ),
             Self::UnknownAccessKey => ServiceError::new(
-                ErrorKind::UnrecognizedClient,
+                ServiceErrorKind::UnrecognizedClient,
                 "The security token included in the request is invalid.",
             ),
             Self::Mismatch => ServiceError::new(
-                ErrorKind::InvalidSignature,
+                ServiceErrorKind::InvalidSignature,
                 "The request signature we calculated does not match the signature you provided. \
                  Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
             ),
