@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
-use invoke_proto::{ErrorKind, InvokeComplete, ServiceError, encode_payload_chunk};
+use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payload_chunk};
 use tokio::sync::mpsc;
 
 use crate::fault::Faults;
@@ -169,7 +169,7 @@ impl FrameBody {
         if self.chunks == 1 {
             if f.exception {
                 self.queue.push_back(exception(&ServiceError::new(
-                    ErrorKind::Service,
+                    ServiceErrorKind::Service,
                     "injected fault: exception mid-stream",
                 )));
                 self.state = State::Finished;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use http::Response;
-use invoke_proto::{ErrorKind, ServiceError};
+use invoke_proto::{ServiceError, ServiceErrorKind};
 
 use crate::body::{RespBody, full};
 
@@ -15,13 +15,16 @@ pub(crate) type Rejection = Box<ServiceError>;
 
 /// 400, kind `InvalidParameterValue`
 pub(crate) fn invalid_parameter(message: impl Into<String>) -> Rejection {
-    Box::new(ServiceError::new(ErrorKind::InvalidParameterValue, message))
+    Box::new(ServiceError::new(
+        ServiceErrorKind::InvalidParameterValue,
+        message,
+    ))
 }
 
 /// 404, kind `ResourceNotFound`, for the function (or qualifier) `arn`
 pub(crate) fn not_found(arn: &str) -> Rejection {
     Box::new(ServiceError::new(
-        ErrorKind::ResourceNotFound,
+        ServiceErrorKind::ResourceNotFound,
         format!("Function not found: {arn}"),
     ))
 }
@@ -29,7 +32,7 @@ pub(crate) fn not_found(arn: &str) -> Rejection {
 /// 429, kind `TooManyRequests`, with `reason`; retry after 1 s
 pub(crate) fn throttled(reason: &str) -> Rejection {
     Box::new(
-        ServiceError::new(ErrorKind::TooManyRequests, "Rate Exceeded.")
+        ServiceError::new(ServiceErrorKind::TooManyRequests, "Rate Exceeded.")
             .with_reason(reason)
             .with_retry_after(Duration::from_secs(1)),
     )
@@ -38,7 +41,7 @@ pub(crate) fn throttled(reason: &str) -> Rejection {
 /// 400, kind `InvalidRequestContent`: the payload is not JSON
 pub(crate) fn payload_not_json() -> Rejection {
     Box::new(ServiceError::new(
-        ErrorKind::InvalidRequestContent,
+        ServiceErrorKind::InvalidRequestContent,
         "Could not parse request body into json: Could not parse payload into json",
     ))
 }
