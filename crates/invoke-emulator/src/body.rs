@@ -13,8 +13,7 @@ use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payloa
 use tokio::sync::mpsc;
 
 use crate::fault::Faults;
-use crate::function::{FunctionError, LogTail, Output};
-use crate::server::UNHANDLED;
+use crate::function::{FunctionError, LogTail, Output, UNHANDLED};
 
 /// Largest payload of one chunk event message; longer writes are split
 pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;

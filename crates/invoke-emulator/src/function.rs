@@ -30,6 +30,10 @@ pub struct Invocation {
     pub timeout: Duration,
 }
 
+/// The error code a function failure is reported with (`ErrorCode` of the final event,
+/// `X-Amz-Function-Error` of `Invoke`)
+pub(crate) const UNHANDLED: &str = "Unhandled";
+
 /// A function failure, reported in the stream's final event as `ErrorCode: Unhandled` with
 /// `ErrorDetails: {"errorType":..,"errorMessage":..}`
 #[derive(Debug, Clone, PartialEq, Eq)]

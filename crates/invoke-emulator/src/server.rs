@@ -46,13 +46,13 @@ use crate::auth::Auth;
 use crate::body::{FrameBody, OnDone, RespBody, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
-use crate::function::{FunctionError, Handler, Invocation, LogTail, Output, ResponseStream};
+use crate::function::{
+    FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, UNHANDLED,
+};
 use crate::reject::{self, Rejection};
 
 /// The request header that injects faults into one invocation (see [`crate::fault`])
 const FAULT_HEADER: &str = "x-emulator-fault";
-/// What a function that ended with an error is reported as (`X-Amz-Function-Error`)
-pub(crate) const UNHANDLED: &str = "Unhandled";
 /// Largest buffered (`Invoke`) response: 6 MiB + 100 bytes, as the service enforces
 const MAX_BUFFERED_RESPONSE: usize = 6 * 1024 * 1024 + 100;
 /// The account id in the ARNs the emulator reports
