@@ -16,7 +16,7 @@ use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder};
 use bytes::{Bytes, BytesMut};
 use bytes_utils::SegmentedBuf;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use invoke_proto::eventstream::{Headers, Message, MessageDecoder, encode};
+use invoke_proto::{Headers, Message, MessageDecoder, encode_message};
 
 const STREAM_BYTES: usize = 64 * 1024 * 1024;
 const CHUNK: usize = 1500;
@@ -44,7 +44,7 @@ fn stream(payload: usize) -> Stream {
     let messages = STREAM_BYTES.div_ceil(m.wire_len() as usize);
     let mut w = BytesMut::with_capacity(messages * m.wire_len() as usize);
     for _ in 0..messages {
-        encode(&m, &mut w).unwrap();
+        encode_message(&m, &mut w).unwrap();
     }
     let whole = w.freeze();
     let chunks = whole.chunks(CHUNK).map(Bytes::copy_from_slice).collect();

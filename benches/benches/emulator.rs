@@ -16,17 +16,17 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
-use invoke_proto::endpoint::{EndpointConfig, resolve};
-use invoke_proto::{InvokeComplete, InvokeParams, build_request, encode_payload_chunk};
+use invoke_proto::{
+    CONTENT_TYPE_OCTET_STREAM, Event, InvokeComplete, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 const TOTAL: usize = 256 * 1024 * 1024;
 
-/// One chunk event carrying `payload`, in wire form
-fn chunk_frame(payload: &[u8]) -> Bytes {
+fn frame(event: &Event) -> Bytes {
     let mut w = BytesMut::new();
-    encode_payload_chunk(payload, &mut w).unwrap();
+    event.encode(&mut w).unwrap();
     w.freeze()
 }
 
@@ -83,16 +83,12 @@ async fn fetch(addr: SocketAddr, n: usize, size: usize) -> (usize, Duration) {
         .await
         .unwrap();
     tokio::spawn(conn);
-    let params = InvokeParams::new("count", format!(r#"{{"n":{n},"size":{size}}}"#));
-    let endpoint = resolve(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(format!("http://{addr}")),
-    )
-    .unwrap();
-    let req = build_request(&params, &endpoint)
-        .unwrap()
-        .map(http_body_util::Full::new);
+    let body = format!(r#"{{"n":{n},"size":{size}}}"#);
+    let req = hyper::Request::post(format!("{STREAM_PATH_PREFIX}count{STREAM_PATH_SUFFIX}"))
+        .header("host", addr.to_string())
+        .header("content-type", CONTENT_TYPE_OCTET_STREAM)
+        .body(http_body_util::Full::new(Bytes::from(body)))
+        .unwrap();
     let start = Instant::now();
     let resp = sender.send_request(req).await.unwrap();
     let mut body: Incoming = resp.into_body();
@@ -130,10 +126,10 @@ fn emulator_vs_minimal(crit: &mut Criterion) {
         let mut frames: Vec<Bytes> = (0..count)
             .map(|k| {
                 let start = (k * size) % 26;
-                chunk_frame(&pattern[start..start + size])
+                frame(&Event::PayloadChunk(pattern.slice(start..start + size)))
             })
             .collect();
-        frames.push(InvokeComplete::success().to_message().to_bytes().unwrap());
+        frames.push(frame(&Event::InvokeComplete(InvokeComplete::success())));
         let bytes: usize = frames.iter().map(Bytes::len).sum();
         let minimal = rt.block_on(minimal_server(Arc::new(frames)));
         // both send exactly the same bytes

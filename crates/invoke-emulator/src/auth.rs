@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
-use invoke_proto::sigv4::{VerifyError, check};
+use invoke_proto::{VerifyError, check_signed_request};
 
 use crate::reject::Rejection;
 
@@ -35,7 +35,8 @@ impl Auth {
         if matches!(self, Self::Off) {
             return Ok(());
         }
-        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(|e| e.to_service_error())?;
+        let signed = check_signed_request(parts, body, now, MAX_CLOCK_SKEW)
+            .map_err(|e| e.to_service_error())?;
         let Self::Keys(keys) = self else {
             return Ok(());
         };

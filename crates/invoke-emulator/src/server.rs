@@ -32,13 +32,10 @@ use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use invoke_proto::names::{
-    CONTENT_TYPE_OCTET_STREAM, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
-    X_AMZN_REQUEST_ID,
-};
-use invoke_proto::params::{MAX_PAYLOAD_LEN, parse_function_name};
 use invoke_proto::{
-    InvocationType, InvokeParams, LogType, Operation, RequestError, Route, parse_route,
+    CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
+    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
+    X_AMZN_REQUEST_ID, parse_function_name, parse_route,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 

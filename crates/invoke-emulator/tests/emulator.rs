@@ -11,12 +11,12 @@ use hyper::body::Incoming;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::Credentials;
 use invoke_proto::{
     DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType,
     ResponseHead, ServiceError, ServiceErrorKind, StreamError, parse_response_head,
 };
+use invoke_proto::{SigningScope, sign};
 use support::{request, send};
 
 const KEY: &str = "AKIDEMULATOR";

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Which configured limit a message broke, see [`Limits`](crate::eventstream::Limits)
+/// Which configured limit a message broke, see [`Limits`](crate::Limits)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitKind {
     /// The whole message (`total_length` of the prelude)
@@ -208,7 +208,7 @@ pub enum EncodeError {
         name: String,
         /// Length of the rejected value
         len: usize,
-        /// The maximum, [`MAX_HEADER_VALUE_LEN`](crate::eventstream::MAX_HEADER_VALUE_LEN)
+        /// The maximum, [`MAX_HEADER_VALUE_LEN`](crate::MAX_HEADER_VALUE_LEN)
         max: usize,
     },
     /// A header name appears twice in one message
@@ -229,7 +229,7 @@ pub enum EncodeError {
     },
 }
 
-/// A request that cannot be signed, see [`sigv4::sign`](crate::sigv4::sign)
+/// A request that cannot be signed, see [`sign`](crate::sign)
 ///
 /// No variant carries the secret access key or the session token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,9 @@ use bytes::BytesMut;
 use serde_json::Value;
 
 use crate::error::EncodeError;
-use crate::eventstream::{Headers, Limits, MESSAGE_OVERHEAD, Message, encode, encode_parts};
+use crate::eventstream::{
+    Headers, Limits, MESSAGE_OVERHEAD, Message, encode_message, encode_parts,
+};
 use crate::names::{
     CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON, CONTENT_TYPE_OCTET_STREAM, EVENT_INVOKE_COMPLETE,
     EVENT_PAYLOAD_CHUNK, EVENT_TYPE_HEADER, EXCEPTION_TYPE_HEADER, JSON_ERROR_CODE,
@@ -152,7 +154,7 @@ impl Event {
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), EncodeError> {
         match self {
             Self::PayloadChunk(payload) => encode_payload_chunk(payload, dst),
-            other => encode(&other.to_message(), dst),
+            other => encode_message(&other.to_message(), dst),
         }
     }
 }

@@ -339,7 +339,7 @@ pub struct FunctionNameParts<'a> {
 /// Splits a `FunctionName` that matches the model's pattern into its parts
 ///
 /// ```
-/// use invoke_proto::params::parse_function_name;
+/// use invoke_proto::parse_function_name;
 /// let p = parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f:prod").unwrap();
 /// assert_eq!((p.name, p.qualifier, p.region), ("f", Some("prod"), Some("us-east-1")));
 /// assert!(parse_function_name("not a name").is_none());

@@ -31,7 +31,7 @@ pub(crate) fn path_and_query(params: &InvokeParams) -> String {
 ///
 /// Validates `params` first. Sets `Host` (so that the value signed is the value sent),
 /// `Content-Type: application/octet-stream`, `Content-Length`, and the `X-Amz-*` headers of
-/// the parameters that are set. Sign it with [`sigv4::sign`](crate::sigv4::sign) before
+/// the parameters that are set. Sign it with [`sign`](crate::sign) before
 /// sending.
 ///
 /// # Errors
@@ -74,7 +74,7 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{EndpointConfig, resolve};
+    use crate::endpoint::{EndpointConfig, resolve_endpoint};
     use crate::params::{InvocationType, LogType};
 
     #[test]
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn request_shape() {
-        let ep = resolve(&EndpointConfig::default().with_region("us-east-1")).unwrap();
+        let ep = resolve_endpoint(&EndpointConfig::default().with_region("us-east-1")).unwrap();
         let p = InvokeParams::new("arn:aws:lambda:us-east-1:123456789012:function:f", "{}")
             .qualifier("$LATEST")
             .log_type(LogType::Tail)
@@ -129,7 +129,8 @@ mod tests {
         );
         assert_eq!(bare.uri().query(), None);
         let local =
-            resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001")).unwrap();
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))
+                .unwrap();
         let r = build_request(&InvokeParams::new("f", ""), &local).unwrap();
         assert_eq!(r.headers()["host"], "127.0.0.1:9001");
         assert!(build_request(&InvokeParams::new("", ""), &local).is_err());

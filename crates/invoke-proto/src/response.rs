@@ -110,7 +110,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 /// Classifies a response head
 ///
 /// Never looks at `Content-Type` to decide how to read the body: a 200 body is always an
-/// event stream (protocol.md §2.2).
+/// event stream, whatever `Content-Type` says (it is the function's own content type).
 ///
 /// # Errors
 ///

@@ -69,45 +69,41 @@ pub enum RequestError {
         path: String,
     },
     /// The `{FunctionName}` label is not valid percent-encoded UTF-8
-    #[error("FunctionName is not a valid percent-encoded UTF-8 string")]
+    #[error("FunctionName is not valid percent-encoded utf-8")]
     FunctionNameEncoding,
     /// A query parameter is not valid percent-encoded UTF-8
-    #[error("{name} is not valid percent-encoded UTF-8")]
+    #[error("{name} is not valid percent-encoded utf-8")]
     QueryEncoding {
         /// The parameter
         name: &'static str,
     },
     /// The body is longer than a synchronous invoke accepts (a server reading the body
     /// with a bound reports this itself)
-    #[error("Request must be smaller than {max} bytes for the InvokeWithResponseStream operation")]
+    #[error("request body over {max} bytes")]
     BodyTooLarge {
         /// The limit, [`MAX_PAYLOAD_LEN`]
         max: usize,
     },
     /// The `Content-Type` is not one the service accepts for the payload
-    #[error("Unsupported content type: {content_type}")]
+    #[error("unsupported content type {content_type:?}")]
     UnsupportedMediaType {
         /// The header value
         content_type: String,
     },
     /// `X-Amz-Invocation-Type` is not a value of the enum
-    #[error(
-        "1 validation error detected: Value '{value}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]"
-    )]
+    #[error("invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun")]
     InvocationType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Log-Type` is not a value of the enum
-    #[error(
-        "1 validation error detected: Value '{value}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
-    )]
+    #[error("invalid X-Amz-Log-Type {value:?}: expected None or Tail")]
     LogType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Client-Context` is not base64 of a JSON object
-    #[error("Client context must be a valid Base64-encoded JSON object.")]
+    #[error("X-Amz-Client-Context is not base64 of a JSON object")]
     ClientContext,
     /// A parameter breaks a rule of the model (the same rules the client checks)
     #[error(transparent)]
@@ -119,7 +115,7 @@ impl RequestError {
     ///
     /// `UnknownOperationException` (404), `RequestTooLargeException` (413) for a body or
     /// payload over the limit, `UnsupportedMediaTypeException` (415), else
-    /// `InvalidParameterValueException` (400); the message is this error's text.
+    /// `InvalidParameterValueException` (400), with the message the service writes.
     pub fn to_service_error(&self) -> ServiceError {
         let kind = match self {
             Self::UnknownOperation { .. } => ServiceErrorKind::UnknownOperation,
@@ -131,7 +127,30 @@ impl RequestError {
             Self::UnsupportedMediaType { .. } => ServiceErrorKind::UnsupportedMediaType,
             _ => ServiceErrorKind::InvalidParameterValue,
         };
-        ServiceError::new(kind, self.to_string())
+        ServiceError::new(kind, self.service_message())
+    }
+
+    /// The message the service writes for this refusal
+    fn service_message(&self) -> String {
+        match self {
+            Self::FunctionNameEncoding => {
+                "FunctionName is not a valid percent-encoded UTF-8 string".to_owned()
+            }
+            Self::BodyTooLarge { max } => format!(
+                "Request must be smaller than {max} bytes for the InvokeWithResponseStream operation"
+            ),
+            Self::UnsupportedMediaType { content_type } => {
+                format!("Unsupported content type: {content_type}")
+            }
+            Self::InvocationType { value } => {
+                enum_violation(value, "invocationType", "RequestResponse, DryRun")
+            }
+            Self::LogType { value } => enum_violation(value, "logType", "None, Tail"),
+            Self::ClientContext => {
+                "Client context must be a valid Base64-encoded JSON object.".to_owned()
+            }
+            other => other.to_string(),
+        }
     }
 }
 
@@ -139,6 +158,14 @@ impl From<&RequestError> for ServiceError {
     fn from(e: &RequestError) -> Self {
         e.to_service_error()
     }
+}
+
+/// The service's message for a header outside its enum
+fn enum_violation(value: &str, member: &str, allowed: &str) -> String {
+    format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: \
+         Member must satisfy enum value set: [{allowed}]"
+    )
 }
 
 /// Media types the service accepts for the payload (empty: no `Content-Type`)
@@ -454,6 +481,14 @@ mod tests {
         assert_eq!(r.params.get_invocation_type(), None);
         assert_eq!(r.params.get_log_type(), Some(LogType::Tail));
         assert_eq!(r.params.get_qualifier(), Some("$LATEST"));
+        let e = parse("POST", STREAM, &[("x-amz-log-type", "Full")]).unwrap_err();
+        assert_eq!(
+            e.to_service_error().message.as_deref(),
+            Some(
+                "1 validation error detected: Value 'Full' at 'logType' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [None, Tail]"
+            )
+        );
         let big = RequestError::body_too_large().to_service_error();
         assert_eq!(
             (big.status, big.kind),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::names::{CONTENT_TYPE_JSON, RETRY_AFTER, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID};
 
-/// How a client should treat an error when deciding to retry (protocol.md §3.5)
+/// How a client should treat an error when deciding to retry
 ///
 /// Retry only before the first byte of the stream reached the caller: once a `PayloadChunk`
 /// was delivered the function has run, and a synchronous invoke is not idempotent.
@@ -81,7 +81,8 @@ macro_rules! error_kinds {
         }
 
         /// Every known kind, in model order then the unmodeled ones
-        pub const ALL_KINDS: &[ServiceErrorKind] = &[ $( ServiceErrorKind::$variant, )* ];
+        #[cfg(test)]
+        pub(crate) const ALL_KINDS: &[ServiceErrorKind] = &[ $( ServiceErrorKind::$variant, )* ];
     };
 }
 
@@ -177,7 +178,8 @@ error_kinds! {
 }
 
 /// Number of modeled errors of the operation (the first entries of [`ALL_KINDS`])
-pub const MODELED_ERRORS: usize = 37;
+#[cfg(test)]
+pub(crate) const MODELED_ERRORS: usize = 37;
 
 /// Longest excerpt of an unparseable body kept in an error
 const EXCERPT_LEN: usize = 256;
@@ -309,7 +311,8 @@ impl ServiceError {
     /// Builds an error from what the response carried
     ///
     /// `header_code` is the raw `X-Amzn-ErrorType` value (or `:exception-type`), if any;
-    /// the body's `code`, `Code` and `__type` are the fallbacks (protocol.md §3.1).
+    /// the body's `code`, `Code` and `__type` are the fallbacks, as in the AWS restJson1
+    /// protocol ([spec](https://smithy.io/2.0/aws/protocols/aws-restjson1-protocol.html#operation-error-serialization)).
     pub(crate) fn from_parts(
         status: Option<u16>,
         header_code: Option<&str>,
@@ -347,7 +350,7 @@ impl ServiceError {
         }
     }
 
-    /// How to treat this error for retries (protocol.md §3.5)
+    /// How to treat this error for retries
     ///
     /// Unknown codes: `Backoff` for 503 and 504 and throttling-like codes, else `Never`.
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -405,7 +408,7 @@ impl fmt::Display for ServiceError {
 impl std::error::Error for ServiceError {}
 
 /// Strips an error code as restJson1 asks: cut at the first `:`, keep what follows a `#`
-pub fn sanitize_code(code: &str) -> &str {
+pub(crate) fn sanitize_code(code: &str) -> &str {
     let code = code.split(':').next().unwrap_or(code);
     code.rsplit('#').next().unwrap_or(code).trim()
 }
@@ -432,6 +435,50 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every kind, its code in the header (plain and namespaced) or in the body (`__type`,
+    /// `code`), the message in either spelling
+    #[test]
+    fn every_error_head() {
+        for kind in ALL_KINDS {
+            let code = kind.code().unwrap();
+            let status = kind.modeled_status().unwrap();
+            for (hdr, body) in [
+                (
+                    Some(code.to_owned()),
+                    r#"{"Type":"User","Message":"m"}"#.to_owned(),
+                ),
+                (
+                    Some(format!("aws.lambda#{code}:http://internal/")),
+                    r#"{"message":"m"}"#.to_owned(),
+                ),
+                (
+                    None,
+                    format!(r#"{{"__type":"aws.lambda#{code}","message":"m"}}"#),
+                ),
+                (None, format!(r#"{{"code":"{code}","Message":"m"}}"#)),
+            ] {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(X_AMZN_REQUEST_ID, HeaderValue::from_static("req-1"));
+                if let Some(h) = &hdr {
+                    headers.insert(X_AMZN_ERROR_TYPE, HeaderValue::from_str(h).unwrap());
+                }
+                let status_code = StatusCode::from_u16(status).unwrap();
+                let crate::ResponseHead::Error(e) =
+                    crate::parse_response_head(status_code, &headers).unwrap()
+                else {
+                    panic!("{status} is an error")
+                };
+                let err = e.into_error(body.as_bytes());
+                assert_eq!(&err.kind, kind, "{hdr:?} {body}");
+                assert_eq!(err.code, code);
+                assert_eq!(err.message.as_deref(), Some("m"));
+                assert_eq!(err.status, Some(status));
+                assert_eq!(err.request_id.as_deref(), Some("req-1"));
+                assert!(err.to_string().contains(code));
+            }
+        }
+    }
 
     #[test]
     fn every_kind_survives_its_response_and_exception() {

@@ -8,13 +8,15 @@
 use std::time::Duration;
 
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::endpoint::{EndpointConfig, resolve};
-use invoke_proto::eventstream::{Headers, Message};
+use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_proto::{
-    Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType, Operation,
-    ResponseHead, ServiceError, ServiceErrorKind, StreamError, build_request, encode_payload_chunk,
+    Event, InvocationType, InvokeComplete, InvokeParams, LogType, Operation, ResponseHead,
+    ServiceError, ServiceErrorKind, StreamError, build_request, encode_payload_chunk,
     parse_request, parse_response_head,
 };
+use invoke_proto::{Headers, Message};
+use invoke_testkit::strategies::cuts;
+use invoke_testkit::{event_wire, stream_at};
 use proptest::prelude::*;
 
 /// Any valid `FunctionName` form, with the `:qualifier` suffix it carries, if any
@@ -131,28 +133,6 @@ fn events() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
-/// Feeds `wire` cut at `cuts` into a stream: the events, then the outcome of `finish`
-fn stream_at(wire: &Bytes, cuts: &[usize]) -> (Vec<Event>, Result<(), StreamError>) {
-    let mut stream = InvokeStream::new();
-    let mut bounds: Vec<usize> = cuts.iter().map(|c| (*c).min(wire.len())).collect();
-    bounds.sort_unstable();
-    bounds.push(wire.len());
-    let (mut start, mut out) = (0, Vec::new());
-    for end in bounds {
-        stream.feed(wire.slice(start..end));
-        start = end;
-        loop {
-            match stream.next_event() {
-                Ok(Some(e)) => out.push(e),
-                Ok(None) => break,
-                Err(e) => return (out, Err(e)),
-            }
-        }
-    }
-    let end = stream.finish();
-    (out, end)
-}
-
 /// A sample of kinds: modeled 4xx and 5xx, both message spellings, throttling, unmodeled
 fn kind() -> impl Strategy<Value = ServiceErrorKind> {
     prop::sample::select(vec![
@@ -173,7 +153,7 @@ proptest! {
 
     #[test]
     fn params_survive_build_request_and_server_parse(p in params()) {
-        let endpoint = resolve(&EndpointConfig::default().with_region("us-west-2")).unwrap();
+        let endpoint = resolve_endpoint(&EndpointConfig::default().with_region("us-west-2")).unwrap();
         let (parts, body) = build_request(&p, &endpoint).unwrap().into_parts();
         let parsed = parse_request(&parts.method, &parts.uri, &parts.headers, body).unwrap();
         prop_assert_eq!(parsed.operation, Operation::InvokeWithResponseStream);
@@ -183,14 +163,10 @@ proptest! {
     #[test]
     fn events_survive_encoding_and_any_chunking(
         events in events(),
-        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..20),
+        cuts in cuts(20),
     ) {
-        let mut wire = BytesMut::new();
-        for e in &events {
-            e.encode(&mut wire).unwrap();
-        }
-        let wire = wire.freeze();
-        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        let wire = event_wire(&events);
+        let cuts = cuts.within(wire.len());
         let (got, end) = stream_at(&wire, &cuts);
         prop_assert_eq!(end, Ok(()));
         prop_assert_eq!(got, events);
@@ -204,7 +180,7 @@ proptest! {
         encode_payload_chunk(&payload, &mut fast).unwrap();
         let mut general = BytesMut::from(&b"prefix"[..]);
         let event = Event::PayloadChunk(Bytes::from(payload));
-        invoke_proto::eventstream::encode(&event.to_message(), &mut general).unwrap();
+        invoke_proto::encode_message(&event.to_message(), &mut general).unwrap();
         prop_assert_eq!(fast, general);
     }
 
@@ -213,7 +189,7 @@ proptest! {
         before in events(),
         kind in kind(),
         message in ".{0,40}",
-        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..10),
+        cuts in cuts(10),
     ) {
         // the events before the exception, without their InvokeComplete
         let before = &before[..before.len() - 1];
@@ -222,10 +198,10 @@ proptest! {
         for e in before {
             e.encode(&mut wire).unwrap();
         }
-        invoke_proto::eventstream::encode(&error.to_exception_message().unwrap(), &mut wire)
+        invoke_proto::encode_message(&error.to_exception_message().unwrap(), &mut wire)
             .unwrap();
         let wire = wire.freeze();
-        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        let cuts = cuts.within(wire.len());
         let (got, end) = stream_at(&wire, &cuts);
         prop_assert_eq!(&got[..], before);
         let Err(StreamError::Exception(got)) = end else {

@@ -1,6 +1,7 @@
-//! Endpoint resolution for the Lambda service (protocol.md §6.1, §6.2)
+//! Endpoint resolution for the Lambda service
+//! ([AWS docs](https://docs.aws.amazon.com/general/latest/gr/lambda-service.html))
 //!
-//! [`resolve`] turns an [`EndpointConfig`] (region, FIPS and dual-stack switches, an optional
+//! [`resolve_endpoint`] turns an [`EndpointConfig`] (region, FIPS and dual-stack switches, an optional
 //! custom endpoint URL) into an [`Endpoint`]: scheme, host, port, path prefix and signing
 //! region. It implements Lambda's `endpoint-rule-set-1.json` ([rules]) exactly, with the
 //! partition table of botocore's `partitions.json` built in:
@@ -12,15 +13,15 @@
 //! 3. else the region is missing.
 //!
 //! Pure: no DNS lookups, no environment reads. Reading `AWS_REGION`, `AWS_ENDPOINT_URL_LAMBDA`
-//! and friends (protocol.md §6.2, §6.3) is the adapters' job.
+//! and friends is the adapters' job.
 //!
 //! ```
-//! use invoke_proto::endpoint::{resolve, EndpointConfig};
+//! use invoke_proto::{resolve_endpoint, EndpointConfig};
 //!
-//! let endpoint = resolve(&EndpointConfig::default().with_region("eu-west-1"))?;
+//! let endpoint = resolve_endpoint(&EndpointConfig::default().with_region("eu-west-1"))?;
 //! assert_eq!(endpoint.to_string(), "https://lambda.eu-west-1.amazonaws.com");
 //!
-//! let local = resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))?;
+//! let local = resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))?;
 //! assert_eq!(local.port(), Some(9001));
 //! assert_eq!(local.region(), "us-east-1"); // nothing configured: sign for us-east-1
 //! assert!(local.region_defaulted());
@@ -29,7 +30,7 @@
 //!     uri.to_string(),
 //!     "http://127.0.0.1:9001/2015-03-31/functions/f/response-streaming-invocations"
 //! );
-//! # Ok::<(), invoke_proto::endpoint::EndpointError>(())
+//! # Ok::<(), invoke_proto::EndpointError>(())
 //! ```
 //!
 //! [rules]: https://github.com/boto/botocore/blob/develop/botocore/data/lambda/2015-03-31/endpoint-rule-set-1.json
@@ -47,7 +48,8 @@ pub use url::{Scheme, UrlProblem};
 
 /// The signing region used with a custom endpoint when no region is configured
 ///
-/// protocol.md §6.3: sign with `us-east-1` and let the caller warn about it (see
+/// The AWS SDKs need a region even with a custom endpoint; with none configured we sign
+/// for `us-east-1` and let the caller warn about it (see
 /// [`Endpoint::region_defaulted`]).
 pub const DEFAULT_SIGNING_REGION: &str = "us-east-1";
 
@@ -99,7 +101,7 @@ impl EndpointConfig {
 
 /// A resolved endpoint: where to send requests and which region to sign for
 ///
-/// Built by [`resolve`]. `Display` prints it as a URL (`https://lambda.us-east-1.amazonaws.com`,
+/// Built by [`resolve_endpoint`]. `Display` prints it as a URL (`https://lambda.us-east-1.amazonaws.com`,
 /// `http://127.0.0.1:9001`, `https://example.com/prefix`); [`Endpoint::uri_for`] joins it with a
 /// request path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -166,7 +168,7 @@ impl Endpoint {
 
     /// True when no region was configured and [`Endpoint::region`] is the
     /// [`DEFAULT_SIGNING_REGION`] stand-in (only possible with a custom endpoint); callers
-    /// should warn about it (protocol.md §6.3)
+    /// should warn about it
     pub fn region_defaulted(&self) -> bool {
         self.region_defaulted
     }
@@ -287,7 +289,7 @@ pub enum EndpointError {
     },
 }
 
-/// Resolves `config` to an endpoint by Lambda's endpoint rules (protocol.md §6.1)
+/// Resolves `config` to an endpoint by Lambda's endpoint rules
 ///
 /// A configured region is checked first (see [`EndpointError::InvalidRegion`]). Then, in the
 /// rule set's order: a custom endpoint is rejected with FIPS, then with dual-stack, and
@@ -303,7 +305,7 @@ pub enum EndpointError {
 ///   with a bad port, user info, query or fragment
 /// - [`EndpointError::MissingRegion`] with neither region nor custom endpoint
 /// - the three partition errors if a partition lacks FIPS or dual-stack (none does today)
-pub fn resolve(config: &EndpointConfig) -> Result<Endpoint, EndpointError> {
+pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointError> {
     if let Some(region) = config.region.as_ref().filter(|r| !is_region_label(r)) {
         return Err(EndpointError::InvalidRegion {
             region: region.clone(),

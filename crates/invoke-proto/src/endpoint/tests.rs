@@ -8,11 +8,11 @@ fn url(region: &str, fips: bool, dual_stack: bool) -> String {
         .with_region(region)
         .with_fips(fips)
         .with_dual_stack(dual_stack);
-    resolve(&config).unwrap().to_string()
+    resolve_endpoint(&config).unwrap().to_string()
 }
 
 fn custom(url: &str) -> Result<Endpoint, EndpointError> {
-    resolve(&EndpointConfig::default().with_custom(url))
+    resolve_endpoint(&EndpointConfig::default().with_custom(url))
 }
 
 fn url_problem(url: &str) -> UrlProblem {
@@ -45,7 +45,7 @@ fn protocol_md_table() {
             "{region} {fips} {dual_stack}"
         );
     }
-    let ep = resolve(
+    let ep = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("eu-west-1")
             .with_custom("https://example.com"),
@@ -58,7 +58,7 @@ fn protocol_md_table() {
 
 #[test]
 fn region_endpoint_parts() {
-    let ep = resolve(&EndpointConfig::default().with_region("us-west-2")).unwrap();
+    let ep = resolve_endpoint(&EndpointConfig::default().with_region("us-west-2")).unwrap();
     assert_eq!(ep.scheme(), Scheme::Https);
     assert_eq!(ep.host(), "lambda.us-west-2.amazonaws.com");
     assert_eq!(ep.port(), None);
@@ -138,7 +138,7 @@ fn every_partition_suffix() {
 
 #[test]
 fn rule_set_errors() {
-    let err = |c: EndpointConfig| resolve(&c).unwrap_err();
+    let err = |c: EndpointConfig| resolve_endpoint(&c).unwrap_err();
     let base = EndpointConfig::default().with_custom("https://example.com");
     assert_eq!(
         err(base.clone().with_fips(true)),
@@ -192,7 +192,7 @@ fn invalid_regions() {
                 config = config.with_custom("http://localhost:9001");
             }
             assert_eq!(
-                resolve(&config),
+                resolve_endpoint(&config),
                 Err(EndpointError::InvalidRegion {
                     region: region.to_owned()
                 }),
@@ -383,7 +383,7 @@ fn invalid_request_paths() {
 
 #[test]
 fn signing_scope_is_lambda_in_the_endpoint_region() {
-    let fips = resolve(
+    let fips = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-gov-west-1")
             .with_fips(true),

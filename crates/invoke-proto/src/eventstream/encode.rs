@@ -11,8 +11,8 @@ use crate::error::{EncodeError, LimitKind};
 ///
 /// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
 /// `dst` is then unchanged.
-pub fn encode(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
-    encode_with_limits(message, &Limits::default(), dst)
+pub fn encode_message(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    encode_message_with_limits(message, &Limits::default(), dst)
 }
 
 /// Appends `message` in wire form to `dst`, under `limits`
@@ -21,7 +21,7 @@ pub fn encode(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> 
 ///
 /// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
 /// `dst` is then unchanged.
-pub fn encode_with_limits(
+pub fn encode_message_with_limits(
     message: &Message,
     limits: &Limits,
     dst: &mut BytesMut,
@@ -74,10 +74,10 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// As [`encode`].
+    /// As [`encode_message`].
     pub fn to_bytes(&self) -> Result<bytes::Bytes, EncodeError> {
         let mut dst = BytesMut::new();
-        encode(self, &mut dst)?;
+        encode_message(self, &mut dst)?;
         Ok(dst.freeze())
     }
 }
@@ -91,7 +91,7 @@ mod tests {
 
     #[test]
     fn empty_message_matches_vector() {
-        // protocol.md appendix A.1
+        // the empty message of the event-stream specification
         let b = Message::default().to_bytes().unwrap();
         assert_eq!(
             &b[..],
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn payload_chunk_matches_vector() {
-        // protocol.md §4.7: PayloadChunk "Hello", 111 bytes
+        // the PayloadChunk "Hello" Lambda sends: 111 bytes
         let mut h = Headers::builder();
         h.push(":event-type", "PayloadChunk")
             .unwrap()
@@ -130,7 +130,7 @@ mod tests {
         };
         let mut dst = BytesMut::from(&b"keep"[..]);
         assert_eq!(
-            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            encode_message_with_limits(&m, &limits, &mut dst).unwrap_err(),
             EncodeError::LimitExceeded {
                 kind: LimitKind::Message,
                 len: 116,
@@ -146,7 +146,7 @@ mod tests {
             ..Limits::default()
         };
         assert!(matches!(
-            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            encode_message_with_limits(&m, &limits, &mut dst).unwrap_err(),
             EncodeError::LimitExceeded {
                 kind: LimitKind::Headers,
                 ..

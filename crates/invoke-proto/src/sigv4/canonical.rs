@@ -1,4 +1,4 @@
-//! Canonical request and string to sign (protocol.md §5.2 steps 1 and 2)
+//! Canonical request and string to sign (steps 1 and 2 of the signing process)
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -35,7 +35,7 @@ impl CanonicalRequest {
     }
 }
 
-/// Headers that are never signed (protocol.md §5.3): the signature itself, headers that
+/// Headers that are never signed, as the AWS SDKs skip them: the signature itself, headers that
 /// proxies add or change, and hop-by-hop headers
 fn never_signed(name: &str) -> bool {
     matches!(

@@ -103,7 +103,7 @@ pub struct SignedRequest<'a> {
 /// # Errors
 ///
 /// [`VerifyError::Missing`], [`VerifyError::Malformed`] or [`VerifyError::Expired`].
-pub fn check<'a>(
+pub fn check_signed_request<'a>(
     parts: &'a Parts,
     body: &'a Bytes,
     now: SystemTime,
@@ -329,22 +329,25 @@ mod tests {
         .unwrap();
         let (parts, body) = req.into_parts();
         let skew = Duration::from_secs(300);
-        let signed = check(&parts, &body, at + Duration::from_secs(60), skew).unwrap();
+        let signed =
+            check_signed_request(&parts, &body, at + Duration::from_secs(60), skew).unwrap();
         assert_eq!(signed.access_key(), "AKID");
         signed.verify("secret").unwrap();
         assert_eq!(signed.verify("other"), Err(VerifyError::Mismatch));
         assert!(matches!(
-            check(&parts, &body, at + Duration::from_secs(301), skew),
+            check_signed_request(&parts, &body, at + Duration::from_secs(301), skew),
             Err(VerifyError::Expired { .. })
         ));
         let tampered = Bytes::from_static(b"{ }");
         assert_eq!(
-            check(&parts, &tampered, at, skew).unwrap().verify("secret"),
+            check_signed_request(&parts, &tampered, at, skew)
+                .unwrap()
+                .verify("secret"),
             Err(VerifyError::Mismatch)
         );
         let bare = http::Request::new(()).into_parts().0;
         assert_eq!(
-            check(&bare, &body, at, skew).unwrap_err(),
+            check_signed_request(&bare, &body, at, skew).unwrap_err(),
             VerifyError::Missing
         );
     }
