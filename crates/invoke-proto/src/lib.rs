@@ -88,11 +88,13 @@ mod event_encode;
 mod eventstream;
 #[cfg(fuzzing)]
 pub mod fuzzing;
+mod invocation;
 mod names;
 mod params;
 mod percent;
 mod request;
 mod response;
+mod retry;
 mod server_request;
 mod service_error;
 mod sigv4;
@@ -113,6 +115,7 @@ pub use eventstream::{
     MAX_HEADER_VALUE_LEN, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN, Prelude,
     encode_message, encode_message_with_limits, format_uuid,
 };
+pub use invocation::{DriverAction, ERROR_BODY_LIMIT, InvokeDriver, InvokeError};
 pub use names::{
     CONTENT_TYPE_EVENT_STREAM, CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON, CONTENT_TYPE_OCTET_STREAM,
     ERROR_CODE_HEADER, ERROR_MESSAGE_HEADER, EVENT_INVOKE_COMPLETE, EVENT_PAYLOAD_CHUNK,
@@ -131,6 +134,10 @@ pub use request::build_request;
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
     parse_response_head,
+};
+pub use retry::{
+    AttemptFailure, DEFAULT_RETRY_QUOTA, GiveUp, NO_RETRY_INCREMENT, RETRY_COST, RetryConfig,
+    RetryDecision, RetryQuota, TIMEOUT_RETRY_COST, TransportFailure, backoff, decide,
 };
 pub use server_request::{
     Operation, ParsedRequest, RequestError, Route, parse_request, parse_route,
