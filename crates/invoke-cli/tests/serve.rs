@@ -377,6 +377,20 @@ fn tls_with_the_ca_bundle_to_export() {
 }
 
 #[test]
-fn ca_file_requires_tls() {
+fn ca_file_requires_tls_and_a_writable_path() {
     assert!(usage_error(&["--ca-file", "/tmp/x.pem"]).contains("--tls"));
+    let missing = std::env::temp_dir()
+        .join(format!("lambda-stream-no-such-dir-{}", std::process::id()))
+        .join("ca.pem");
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["serve", "--port", "0", "--tls", "--ca-file"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write the CA certificate to") && err.contains("no-such-dir"),
+        "{err}"
+    );
 }

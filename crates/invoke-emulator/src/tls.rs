@@ -80,7 +80,7 @@ pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> 
     let pem = ca.pem();
     let (path, temporary) = match file {
         CaFile::At(path) => {
-            std::fs::write(path, &pem)?;
+            std::fs::write(path, &pem).map_err(|e| ca_file_error(path, &e))?;
             (path.clone(), false)
         }
         CaFile::Temporary => (write_temporary(&pem)?, true),
@@ -91,6 +91,14 @@ pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> 
         temporary,
     };
     Ok((TlsAcceptor::from(Arc::new(config)), ca))
+}
+
+/// A failed write of the CA file, naming the file
+fn ca_file_error(path: &Path, e: &io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot write the CA certificate to {}: {e}", path.display()),
+    )
 }
 
 fn name(common_name: &str) -> DistinguishedName {
@@ -111,7 +119,7 @@ fn write_temporary(pem: &str) -> io::Result<PathBuf> {
         match OpenOptions::new().write(true).create_new(true).open(&path) {
             Ok(f) => return write_all(f, &path, pem).map(|()| path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(ca_file_error(&path, &e)),
         }
     }
     Err(io::Error::new(
@@ -121,7 +129,8 @@ fn write_temporary(pem: &str) -> io::Result<PathBuf> {
 }
 
 fn write_all(mut f: File, path: &Path, pem: &str) -> io::Result<()> {
-    f.write_all(pem.as_bytes()).inspect_err(|_| {
+    f.write_all(pem.as_bytes()).map_err(|e| {
         let _ = std::fs::remove_file(path);
+        ca_file_error(path, &e)
     })
 }
