@@ -123,11 +123,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            // usage errors exit 3 (as documented), help and version 0
-            return if e.use_stderr() {
-                Exit::Usage.into()
-            } else {
-                ExitCode::SUCCESS
+            if !e.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            // usage errors exit 3, as `invoke --help` documents; `serve` and `decode` keep
+            // their status 2
+            let command = std::env::args_os().nth(1);
+            return match command.as_ref().and_then(|c| c.to_str()) {
+                Some("serve" | "decode") => ExitCode::from(2),
+                _ => Exit::Usage.into(),
             };
         }
     };

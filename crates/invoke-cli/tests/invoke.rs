@@ -634,6 +634,15 @@ fn configuration_errors_exit_3_and_name_the_fix() {
         b"",
     );
     assert_eq!(o.status.code(), Some(3));
+    let o = run(
+        {
+            let mut c = bin();
+            c.arg("no-such-command");
+            c
+        },
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(3));
 }
 
 #[test]
