@@ -12,7 +12,7 @@ use invoke_proto::{Endpoint, Scheme};
 
 use crate::call::{Call, Response};
 use crate::error::{BoxError, Error};
-use crate::proxy::{ProxyEnv, redact};
+use invoke_config::{ProxyEnv, redact_url};
 
 /// Lambda's longest function timeout: 15 minutes
 pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
@@ -118,7 +118,7 @@ impl fmt::Debug for Client {
             .field("region", &self.inner.scope.region)
             .field("retry", &self.inner.retry)
             .field("timeouts", &self.inner.timeouts)
-            .field("proxy", &self.inner.proxy.as_deref().map(redact))
+            .field("proxy", &self.inner.proxy.as_deref().map(redact_url))
             .finish_non_exhaustive()
     }
 }
@@ -296,7 +296,7 @@ impl ClientBuilder {
             .as_deref()
             .map(|p| {
                 ureq::Proxy::new(p)
-                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact(p))))
+                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact_url(p))))
             })
             .transpose()?;
         let t = self.timeouts;

@@ -34,7 +34,8 @@
 //! ```
 //!
 //! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
-//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]).
+//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`], shared with the other transports through
+//! `invoke-config`).
 //! [`Timeouts`] default to Lambda's 15 minutes except for connecting.
 //!
 //! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
@@ -45,10 +46,9 @@
 mod call;
 mod client;
 mod error;
-mod proxy;
 
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
 pub use error::{BoxError, Error, TransportFailure};
+pub use invoke_config::ProxyEnv;
 pub use invoke_proto;
-pub use proxy::ProxyEnv;
