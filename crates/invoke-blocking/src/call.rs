@@ -31,6 +31,8 @@ enum Progress {
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
+    /// The request as built, sent as it is when the client does not sign
+    unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
@@ -45,12 +47,14 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
+        unsigned: Option<http::Request<Bytes>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
         Self {
             inner,
             driver,
+            unsigned,
             deadline,
             span,
             body: None,
@@ -129,8 +133,12 @@ impl Call {
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
-        let credentials = self.inner.credentials()?;
-        let request = self.driver.sign(&credentials, SystemTime::now())?;
+        let request = match self.inner.credentials()? {
+            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            None => self.unsigned.clone().ok_or_else(|| {
+                Error::Config("an unsigned client without its request".to_owned())
+            })?,
+        };
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -289,7 +297,7 @@ fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure 
 
 /// A uniform value in `[0, 1)` for the backoff jitter
 #[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
