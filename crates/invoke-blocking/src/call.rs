@@ -254,6 +254,7 @@ fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
             _ if before_head => TransportFailure::HeadTimeout,
             _ => TransportFailure::IdleTimeout,
         },
+        ureq::Error::Io(io) if is_tls(io) => TransportFailure::Tls,
         ureq::Error::Io(io) => classify_io_kind(io.kind(), before_head),
         ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
@@ -276,8 +277,15 @@ fn classify_io(e: &io::Error, before_head: bool) -> TransportFailure {
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
         Some(u) => classify(u, before_head),
+        None if is_tls(e) => TransportFailure::Tls,
         None => classify_io_kind(e.kind(), before_head),
     }
+}
+
+/// Whether rustls failed (a certificate or handshake error surfaces as an `io::Error`)
+fn is_tls(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
 }
 
 fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure {
