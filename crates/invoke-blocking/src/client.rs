@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use invoke_config::{
-    ChainProvider, CredentialsCache, FileReader, Overrides, ProvideCredentials,
-    ProvidedCredentials, ProxyEnv, RetryMode, SharedConfig, StdFs, redact_url,
+    ChainProvider, CredentialsCache, FileReader, ImdsRegion, Overrides, ProvideCredentials,
+    ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
@@ -169,7 +169,9 @@ impl Client {
     ///
     /// From the resolved [`ClientConfig`](invoke_config::ClientConfig): the endpoint
     /// (`endpoint_url`, region, FIPS, dual-stack, by Lambda's endpoint rules) and its signing
-    /// region; the retries (`max_attempts`; every `retry_mode` runs the SDKs' *standard*
+    /// region (with neither region nor endpoint URL configured, the region of the EC2
+    /// instance from its metadata, unless `AWS_EC2_METADATA_DISABLED` is true, as the AWS SDK
+    /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs' *standard*
     /// policy: `legacy` keeps its attempts but not its older back-off, `adaptive` has no
     /// client-side rate limiter here); `ca_bundle`; the proxy variables of `shared`'s
     /// environment; and the default credentials chain of `shared`, its HTTP exchanges sent
@@ -185,7 +187,12 @@ impl Client {
         overrides: &Overrides,
     ) -> Result<ClientBuilder, Error> {
         let config = shared.resolve(overrides)?;
-        let endpoint = resolve_endpoint(&config.endpoint_config())?;
+        let bundles: Vec<PathBuf> = config.ca_bundle.iter().map(|b| b.value.clone()).collect();
+        let mut endpoint_config = config.endpoint_config();
+        if endpoint_config.region.is_none() && endpoint_config.custom.is_none() {
+            endpoint_config.region = imds_region(shared, &bundles)?;
+        }
+        let endpoint = resolve_endpoint(&endpoint_config)?;
         if endpoint.region_defaulted() {
             tracing::warn!(
                 region = endpoint.region(),
@@ -201,9 +208,7 @@ impl Client {
             .retry(retry)
             .proxy_env(ProxyEnv::from_env(shared.env()))
             .default_credentials(shared.clone());
-        if let Some(bundle) = config.ca_bundle {
-            builder = builder.ca_bundle(bundle.value);
-        }
+        builder.ca_bundles = bundles;
         Ok(builder)
     }
 
@@ -300,6 +305,48 @@ impl Client {
     /// them: do not log it)
     pub fn proxy(&self) -> Option<&str> {
         self.inner.proxy.as_deref()
+    }
+}
+
+/// The region of the EC2 instance this runs on, from instance metadata (IMDSv2); `None`
+/// when it cannot be had (logged at debug)
+fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<String>, Error> {
+    let mut lookup = ImdsRegion::new(shared);
+    let mut sender = None;
+    loop {
+        match lookup.next_step() {
+            RegionStep::Send(request) => {
+                if sender.is_none() {
+                    let agent = ureq::Agent::config_builder()
+                        .tls_config(crate::tls::config(bundles)?)
+                        .http_status_as_error(false)
+                        .max_redirects(0)
+                        .build()
+                        .new_agent();
+                    sender = Some(Sender {
+                        agent,
+                        proxy_env: ProxyEnv::from_env(shared.env()),
+                        connect: CREDENTIALS_TIMEOUT,
+                        timeout: CREDENTIALS_TIMEOUT,
+                    });
+                }
+                match sender.as_ref().map(|s| s.send(request)) {
+                    Some(Ok((status, headers, body))) => {
+                        lookup.handle_response(status, headers, body);
+                    }
+                    Some(Err(e)) => lookup.handle_transport_error(&e),
+                    None => lookup.handle_transport_error(&"no agent"),
+                }
+            }
+            RegionStep::Done(Ok(region)) => {
+                tracing::debug!(region, "region from instance metadata");
+                return Ok(Some(region));
+            }
+            RegionStep::Done(Err(why)) => {
+                tracing::debug!(why, "no region from instance metadata");
+                return Ok(None);
+            }
+        }
     }
 }
 

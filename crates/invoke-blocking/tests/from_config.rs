@@ -4,10 +4,14 @@
 use std::io::Read as _;
 use std::sync::Arc;
 
-use invoke_blocking::{Client, Error, Overrides, SharedConfig};
+use invoke_blocking::{
+    Client, CredentialsCache, CredentialsError, Error, Overrides, ProvideCredentials,
+    ProvidedCredentials, SharedConfig,
+};
 use invoke_config::{Env, MemFs, RetryMode};
 use invoke_emulator::Emulator;
-use invoke_proto::InvokeParams;
+use invoke_proto::{Credentials, InvokeParams};
+use transport_suite::metadata::{IMDS_REGION, MetadataServer};
 use transport_suite::{Harness, KEY, SECRET};
 
 fn shared(vars: &[(&str, &str)], config: &str) -> SharedConfig {
@@ -111,6 +115,32 @@ fn settings_errors_are_typed() {
 }
 
 #[test]
+fn without_a_region_the_instance_metadata_has_it() {
+    let server = MetadataServer::start();
+    let mut shared = shared(&[], "");
+    // as `shared` but with instance metadata on loopback
+    let mut env = shared.env().clone();
+    env.set("AWS_EC2_METADATA_DISABLED", "false");
+    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
+    shared = SharedConfig::load(env, &MemFs::new());
+    let client = Client::builder_from_config(&shared, &Overrides::new())
+        .unwrap()
+        .no_signing()
+        .build()
+        .unwrap();
+    assert_eq!(client.endpoint().region(), IMDS_REGION);
+    assert_eq!(
+        client.endpoint().host(),
+        format!("lambda.{IMDS_REGION}.amazonaws.com")
+    );
+    let asked: Vec<_> = server.requests().into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        asked,
+        ["/latest/api/token", "/latest/meta-data/placement/region"]
+    );
+}
+
+#[test]
 fn no_signing_reaches_an_endpoint_without_auth_only() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let open = runtime
@@ -153,25 +183,24 @@ fn no_signing_reaches_an_endpoint_without_auth_only() {
     runtime.block_on(open.shutdown());
 }
 
-#[test]
-fn a_custom_source_signs_every_attempt() {
-    use std::sync::atomic::{AtomicU32, Ordering};
-
-    use invoke_blocking::{CredentialsCache, ProvidedCredentials};
-    use invoke_proto::Credentials;
-
-    let h = Harness::start();
-    let calls = Arc::new(AtomicU32::new(0));
-    let counted = Arc::clone(&calls);
-    let source = move || {
-        counted.fetch_add(1, Ordering::SeqCst);
+/// A source of the suite's key that counts how often it is asked
+fn counting_source(
+    calls: &Arc<std::sync::atomic::AtomicU32>,
+) -> impl Fn() -> Result<ProvidedCredentials, CredentialsError> + Send + Sync + 'static {
+    let calls = Arc::clone(calls);
+    move || {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(ProvidedCredentials::new(
             Credentials::new(KEY, SECRET, None),
             None,
             None,
             "mine",
         ))
-    };
+    }
+}
+
+/// Invokes `echo` twice with `source`
+fn invoke_twice(h: &Harness, source: impl ProvideCredentials + 'static) {
     let client = Client::builder(h.endpoint())
         .credentials_provider(source)
         .proxy_env(invoke_blocking::ProxyEnv::none())
@@ -181,33 +210,20 @@ fn a_custom_source_signs_every_attempt() {
         let o = client.invoke(&InvokeParams::new("echo", "{}")).unwrap();
         assert!(o.last().is_some_and(|e| e.is_ok()));
     }
+}
+
+#[test]
+fn a_custom_source_signs_every_attempt() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let h = Harness::start();
+    let calls = Arc::new(AtomicU32::new(0));
+    invoke_twice(&h, counting_source(&calls));
     assert_eq!(calls.load(Ordering::SeqCst), 2, "asked once per attempt");
 
     // Behind a cache it is asked once
     let calls = Arc::new(AtomicU32::new(0));
-    let counted = Arc::clone(&calls);
-    let cached = CredentialsCache::new(
-        move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-            Ok(ProvidedCredentials::new(
-                Credentials::new(KEY, SECRET, None),
-                None,
-                None,
-                "mine",
-            ))
-        },
-        std::time::SystemTime::now,
-    );
-    let client = Client::builder(h.endpoint())
-        .credentials_provider(cached)
-        .proxy_env(invoke_blocking::ProxyEnv::none())
-        .build()
-        .unwrap();
-    for _ in 0..2 {
-        client
-            .invoke(&InvokeParams::new("echo", "{}"))
-            .unwrap()
-            .for_each(drop);
-    }
+    let cache = CredentialsCache::new(counting_source(&calls), std::time::SystemTime::now);
+    invoke_twice(&h, cache);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

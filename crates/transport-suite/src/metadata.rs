@@ -30,6 +30,8 @@ pub const CONTAINER_TOKEN: &str = "suite-container-token";
 pub const WEB_TOKEN: &str = "suite-web-identity-token";
 /// The IAM role of the instance
 pub const IMDS_ROLE: &str = "suite-instance-role";
+/// The region of the instance (`/latest/meta-data/placement/region`)
+pub const IMDS_REGION: &str = "eu-central-2";
 
 const IMDS_TOKEN: &str = "suite-imds-session-token";
 const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
@@ -212,6 +214,7 @@ fn answer(r: &Received) -> (u16, &'static str, String) {
             (401, "text/plain", "IMDSv2 token missing".into())
         }
         ("GET", ROLES) => (200, "text/plain", IMDS_ROLE.into()),
+        ("GET", "/latest/meta-data/placement/region") => (200, "text/plain", IMDS_REGION.into()),
         ("GET", path) if path.strip_prefix(ROLES) == Some(IMDS_ROLE) => {
             (200, "application/json", json_credentials(IMDS_KEY))
         }
