@@ -3,9 +3,11 @@
 //! Each write of the function reaches the caller as soon as it is decoded, as an
 //! [`Event`](invoke_proto::Event) of the [`Response`] iterator or as bytes of its
 //! [`PayloadReader`]. Retries (the AWS SDKs' standard mode, never once a successful
-//! response head arrived), signing and decoding come from `invoke-proto`; this crate owns the sockets,
-//! TLS (rustls with the `ring` provider and the Mozilla roots of `webpki-roots`), proxies,
-//! timeouts and the clock.
+//! response head arrived), signing and decoding come from `invoke-proto`; region, endpoint,
+//! retries, CA bundle, proxies and the default credentials chain from `invoke-config`
+//! ([`Client::from_env`], [`Client::from_config`]); this crate owns the sockets, TLS
+//! (rustls with the `ring` provider; the system's trust store, read by
+//! `rustls-native-certs`, plus `AWS_CA_BUNDLE`), proxies, timeouts and the clock.
 //!
 //! ```
 //! use std::io::Read as _;
@@ -34,7 +36,8 @@
 //! ```
 //!
 //! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
-//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]).
+//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`], shared with the other transports through
+//! `invoke-config`).
 //! [`Timeouts`] default to Lambda's 15 minutes except for connecting.
 //!
 //! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
@@ -44,11 +47,15 @@
 
 mod call;
 mod client;
+mod credentials;
 mod error;
-mod proxy;
+mod tls;
 
 pub use call::{PayloadReader, Response};
-pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
+pub use client::{CREDENTIALS_TIMEOUT, Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
 pub use error::{BoxError, Error, TransportFailure};
-pub use invoke_proto;
-pub use proxy::ProxyEnv;
+pub use invoke_config::{
+    CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
+    ProxyEnv, SharedConfig,
+};
+pub use {invoke_config, invoke_proto};
