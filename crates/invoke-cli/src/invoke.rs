@@ -3,21 +3,15 @@
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal as _, Read as _, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use invoke_blocking::{BoxError, Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
-use invoke_config::bytes::Bytes;
-use invoke_config::http::{self, HeaderMap, StatusCode};
+use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
 use invoke_config::location::Platform;
-use invoke_config::{
-    ChainProvider, ClientConfig, CredentialsCache, Env, MAX_RESPONSE_BODY, Overrides,
-    ProvideCredentials, SharedConfig, StdFs,
-};
+use invoke_config::{ClientConfig, Env, Overrides, SharedConfig, StdFs};
 use invoke_proto::{
-    Credentials, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
-    RetryConfig, StreamError, resolve_endpoint,
+    EndpointError, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
+    StreamError,
 };
 use serde_json::json;
 
@@ -307,11 +301,15 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
     let config = shared
         .resolve(&overrides)
         .map_err(|e| usage(e.to_string()))?;
-    if config.region.is_none() {
+    // Like the AWS CLI, a custom endpoint still needs a region to sign for (without one and
+    // without an endpoint, the builder asks the EC2 instance metadata, as the CLI does)
+    if config.region.is_none() && config.endpoint_url.is_some() {
         return Err(usage(no_region(&shared, &config)));
     }
-    let endpoint =
-        resolve_endpoint(&config.endpoint_config()).map_err(|e| usage(format!("endpoint: {e}")))?;
+    let builder = Client::builder_from_config(&shared, &overrides).map_err(|e| match e {
+        Error::Endpoint(EndpointError::MissingRegion) => usage(no_region(&shared, &config)),
+        e => usage(e.to_string()),
+    })?;
     let mut timeouts = Timeouts::default();
     if let Some(s) = c.connect_timeout {
         timeouts = timeouts.with_connect(seconds(s, "--connect-timeout")?);
@@ -320,23 +318,24 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
         let d = seconds(s, "--read-timeout")?;
         timeouts = timeouts.with_idle(d).with_head(d);
     }
-    let builder = Client::builder(endpoint)
-        .retry(RetryConfig::new().with_max_attempts(config.max_attempts.value))
-        .timeouts(timeouts);
-    let builder = if c.no_sign_request {
-        // The blocking client signs every request; these keys carry no secret and are
-        // accepted by endpoints that do not check signatures (`serve --no-auth`)
-        builder.credentials(Credentials::new("anonymous", "anonymous", None))
-    } else {
-        let cache = credentials(&shared)?;
-        builder.credentials_fn(move || {
-            cache
-                .provide_credentials()
-                .map(|p| Arc::new(p.credentials))
-                .map_err(|e| Box::new(e) as BoxError)
-        })
-    };
-    builder.build().map_err(|e| usage(format!("client: {e}")))
+    let mut builder = builder.timeouts(timeouts);
+    if c.no_sign_request {
+        builder = builder.no_signing();
+    }
+    let client = builder.build().map_err(|e| usage(format!("client: {e}")))?;
+    // Load the credentials now: none is a configuration error that names each provider of
+    // the chain and why it gave nothing
+    if let Err(e) = client.credentials() {
+        let why = match &e {
+            Error::Credentials(source) => source.to_string(),
+            e => e.to_string(),
+        };
+        return Err(usage(format!(
+            "{why}\n(for an endpoint that does not check signatures, such as `lambda-stream serve \
+             --no-auth`, pass --no-sign-request)"
+        )));
+    }
+    Ok(client)
 }
 
 /// A timeout option in seconds; 0 means Lambda's longest run
@@ -405,56 +404,12 @@ fn files_looked_at(shared: &SharedConfig) -> String {
 
 fn no_region(shared: &SharedConfig, config: &ClientConfig) -> String {
     format!(
-        "no region: looked at --region, AWS_REGION, AWS_DEFAULT_REGION and `region` in profile \
-         `{}` of {}; set one of them, e.g. --region us-east-1",
+        "no region: looked at --region, AWS_REGION, AWS_DEFAULT_REGION, `region` in profile \
+         `{}` of {}, and the EC2 instance metadata (unless AWS_EC2_METADATA_DISABLED); set one \
+         of them, e.g. --region us-east-1",
         config.profile,
         files_looked_at(shared)
     )
-}
-
-/// The default credentials chain behind a cache, loaded once now so that a missing
-/// provider is a configuration error that names each provider and why it gave nothing
-fn credentials(shared: &SharedConfig) -> Result<Arc<CredentialsCache>, Failure> {
-    let provider = ChainProvider::new(
-        shared.clone(),
-        Arc::new(StdFs),
-        credentials_transport(),
-        SystemTime::now,
-    );
-    let cache = Arc::new(CredentialsCache::new(provider, SystemTime::now));
-    if let Err(e) = cache.provide_credentials() {
-        return Err(usage(format!(
-            "{e}\n(for an endpoint that does not check signatures, such as `lambda-stream serve \
-             --no-auth`, pass --no-sign-request)"
-        )));
-    }
-    Ok(cache)
-}
-
-/// Sends the credential providers' requests (IMDS, container, STS, SSO) over ureq
-fn credentials_transport()
--> impl FnMut(http::Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), ureq::Error> + Send {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .proxy(None)
-        .max_redirects(0)
-        .timeout_connect(Some(Duration::from_secs(1)))
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .new_agent();
-    move |request| {
-        let response = if request.body().is_empty() {
-            agent.run(request.map(|_| ()))?
-        } else {
-            agent.run(request.map(|b| b.to_vec()))?
-        };
-        let (head, mut body) = response.into_parts();
-        let body = body
-            .with_config()
-            .limit(MAX_RESPONSE_BODY as u64)
-            .read_to_vec()?;
-        Ok((head.status, head.headers, Bytes::from(body)))
-    }
 }
 
 /// Where the events of an invocation go
@@ -797,7 +752,19 @@ pub(crate) fn describe(e: &Error) -> String {
             format!("the stream ended without InvokeComplete: {e}")
         }
         Error::Stream(StreamError::Decode(_)) => format!("the stream is broken or truncated: {e}"),
-        _ => e.to_string(),
+        _ => {
+            // the transport's own words: "invalid peer certificate: UnknownIssuer", ...
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !m.contains(&text) {
+                    let _ = write!(m, ": {text}");
+                }
+                source = s.source();
+            }
+            m
+        }
     }
 }
 

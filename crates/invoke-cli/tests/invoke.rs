@@ -582,6 +582,42 @@ fn no_sign_request_against_an_endpoint_without_auth() {
     runtime.block_on(emulator.shutdown());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, br#"{"a":1}"#);
+
+    // truly unsigned: an endpoint that checks signatures refuses it
+    let l = lambda(|b| b);
+    let o = run(invoke(&l.url, &["echo", "--no-sign-request"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("MissingAuthenticationTokenException"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn https_with_the_ca_bundle_from_aws_ca_bundle() {
+    let l = lambda(Builder::tls);
+    assert!(l.url.starts_with("https://"), "{}", l.url);
+    let ca = l
+        .emulator
+        .as_ref()
+        .unwrap()
+        .ca_pem_path()
+        .unwrap()
+        .to_owned();
+    let mut c = invoke(&l.url, &["echo", "--payload", r#"{"tls":true}"#]);
+    c.env("AWS_CA_BUNDLE", &ca);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, br#"{"tls":true}"#);
+    // without it the certificate is not trusted
+    let o = run(invoke(&l.url, &["echo", "--max-attempts", "1"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
