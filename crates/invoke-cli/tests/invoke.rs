@@ -33,12 +33,16 @@ impl Drop for Lambda {
 }
 
 fn lambda(configure: impl FnOnce(Builder) -> Builder) -> Lambda {
+    serving(configure(Emulator::builder().builtins().quiet()).credentials(KEY, SECRET))
+}
+
+/// An emulator in this process, as `builder` says
+fn serving(builder: Builder) -> Lambda {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let builder = configure(Emulator::builder().builtins().quiet()).credentials(KEY, SECRET);
     let emulator = runtime
         .block_on(builder.start("127.0.0.1:0".parse().unwrap()))
         .unwrap();
@@ -555,20 +559,7 @@ fn requests_are_signed_with_the_configured_credentials() {
 
 #[test]
 fn no_sign_request_against_an_endpoint_without_auth() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let emulator = runtime
-        .block_on(
-            Emulator::builder()
-                .builtins()
-                .no_auth()
-                .quiet()
-                .start("127.0.0.1:0".parse().unwrap()),
-        )
-        .unwrap();
+    let open = serving(Emulator::builder().builtins().no_auth().quiet());
     let mut c = bin();
     c.args([
         "invoke",
@@ -577,9 +568,8 @@ fn no_sign_request_against_an_endpoint_without_auth() {
         r#"{"a":1}"#,
         "--no-sign-request",
     ])
-    .args(["--region", "us-east-1", "--endpoint-url", &emulator.url()]);
+    .args(["--region", "us-east-1", "--endpoint-url", &open.url]);
     let o = run(c, b"");
-    runtime.block_on(emulator.shutdown());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, br#"{"a":1}"#);
 
