@@ -179,7 +179,8 @@ pub trait Transport: Sync {
     /// Its client; shared by 64 threads in one case
     type Client: Send + Sync;
 
-    /// A client for `config`
+    /// A client for `config`, honouring every field (the CA bundle and
+    /// [`from_config`](ClientConfig::from_config) included)
     fn client(&self, config: &ClientConfig) -> Self::Client;
 
     /// Invokes and collects every event until the end or the first error

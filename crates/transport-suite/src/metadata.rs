@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -57,6 +58,7 @@ pub struct Received {
 pub struct MetadataServer {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl MetadataServer {
@@ -65,9 +67,14 @@ impl MetadataServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::clone(&received);
+        let stopped = Arc::clone(&stop);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(stream) = stream else {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -78,7 +85,11 @@ impl MetadataServer {
                 });
             }
         });
-        Self { addr, received }
+        Self {
+            addr,
+            received,
+            stop,
+        }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -97,6 +108,14 @@ impl MetadataServer {
             .into_iter()
             .map(|r| (r.method, r.path))
             .collect()
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wakes the accepting thread, which then sees the flag
+        let _ = TcpStream::connect(self.addr);
     }
 }
 
