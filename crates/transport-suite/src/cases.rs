@@ -700,3 +700,23 @@ pub fn credentials_from_sts_web_identity<T: Transport>(t: &T) {
         &[("POST", "/")],
     );
 }
+
+/// https through a real HTTP proxy (a `CONNECT` tunnel), trusting the emulator's CA
+pub fn https_through_an_http_proxy<T: Transport>(t: &T) {
+    let Some(mut proxy) = Tinyproxy::start() else {
+        return;
+    };
+    let h = Harness::start_tls();
+    let mut cfg = h.config();
+    cfg.ca_bundle = h.ca_pem_path();
+    cfg.proxy_env = vec![("HTTPS_PROXY".into(), proxy.url())];
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(100, 100));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(100, 100), "byte-exact");
+    assert!(
+        proxy.wait_for_request(&format!("CONNECT {}", h.address())),
+        "the request was tunnelled through the proxy; its log:\n{}",
+        proxy.log()
+    );
+}

@@ -221,6 +221,7 @@ macro_rules! transport_suite {
             connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
+            https_through_an_http_proxy,
             https_with_the_ca_bundle_streams_byte_exact,
             https_with_aws_ca_bundle_from_config,
             https_without_the_ca_bundle_is_a_certificate_error,
