@@ -358,7 +358,10 @@ impl Inner {
             .map(|c| {
                 c.provide_credentials()
                     .map(|p| p.credentials)
-                    .map_err(|e| Error::Credentials(e.into()))
+                    .map_err(|e| {
+                        tracing::debug!(error = %e, "no credentials");
+                        Error::Credentials(e.into())
+                    })
             })
             .transpose()
     }
