@@ -11,7 +11,7 @@
 //! [`ClientConfig::ca_bundle`] or `AWS_CA_BUNDLE` (and a typed certificate error, never
 //! retried, without it); a real proxy ([`proxy`]); and credentials fetched by
 //! `invoke-config`'s default chain over the transport from a loopback server playing the
-//! container endpoint, IMDSv2 and STS ([`metadata`]), with the client built from an
+//! container endpoint, IMDSv2, STS and the SSO portal ([`metadata`]), with the client built from an
 //! in-memory environment and files ([`ClientConfig::from_config`]) and an emulator that
 //! accepts only the key that server handed out.
 //!
@@ -229,6 +229,7 @@ macro_rules! transport_suite {
             credentials_from_instance_metadata,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
+            credentials_from_the_sso_portal,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {
