@@ -356,9 +356,10 @@ impl Inner {
         self.credentials
             .as_ref()
             .map(|c| {
-                c.provide_credentials()
-                    .map(|p| p.credentials)
-                    .map_err(|e| Error::Credentials(e.into()))
+                c.provide_credentials().map(|p| p.credentials).map_err(|e| {
+                    tracing::debug!(error = %e, "no credentials");
+                    Error::Credentials(e.into())
+                })
             })
             .transpose()
     }

@@ -139,6 +139,42 @@ impl Sender {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_use_the_proxy_variables_except_for_local_hosts() {
+        let sender = |vars: &[(&str, &str)]| Sender {
+            agent: ureq::Agent::new_with_defaults(),
+            proxy_env: ProxyEnv::from_vars(vars.iter().copied()),
+            connect: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        };
+        let proxied = |s: &Sender, uri: &str| s.proxy_for(&uri.parse().unwrap()).unwrap().is_some();
+        let s = sender(&[
+            ("HTTPS_PROXY", "http://proxy.internal:3128"),
+            ("HTTP_PROXY", "http://proxy.internal:3128"),
+        ]);
+        assert!(proxied(&s, "https://sts.us-east-1.amazonaws.com/"));
+        assert!(proxied(
+            &s,
+            "https://portal.sso.eu-west-1.amazonaws.com/federation/credentials"
+        ));
+        assert!(!proxied(&s, "http://169.254.169.254/latest/api/token"));
+        assert!(!proxied(&s, "http://169.254.170.2/v2/credentials/x"));
+        assert!(!proxied(&s, "http://[fd00:ec2::254]/latest/api/token"));
+        assert!(!proxied(&s, "http://127.0.0.1:8080/creds"));
+        let s = sender(&[
+            ("HTTPS_PROXY", "http://proxy.internal:3128"),
+            ("NO_PROXY", "amazonaws.com"),
+        ]);
+        assert!(!proxied(&s, "https://sts.us-east-1.amazonaws.com/"));
+        assert!(proxied(&s, "https://sts.example.com/"));
+        assert!(!proxied(
+            &sender(&[]),
+            "https://sts.us-east-1.amazonaws.com/"
+        ));
+    }
+
     #[test]
     fn metadata_and_loopback_hosts_are_always_direct() {
         for host in [
@@ -151,10 +187,10 @@ mod tests {
             "localhost",
             "[::1]",
         ] {
-            assert!(super::always_direct(host), "{host}");
+            assert!(always_direct(host), "{host}");
         }
         for host in ["sts.amazonaws.com", "10.0.0.1", "[2001:db8::1]"] {
-            assert!(!super::always_direct(host), "{host}");
+            assert!(!always_direct(host), "{host}");
         }
     }
 }

@@ -41,9 +41,9 @@ pub enum Error {
     /// The invocation parameters are not valid; nothing was sent
     #[error(transparent)]
     InvalidParams(#[from] BuildError),
-    /// The credentials provider failed (an `invoke_config::CredentialsError` from the
-    /// default chain)
-    #[error("credentials: {0}")]
+    /// The credentials provider failed; its error (an `invoke_config::CredentialsError` from
+    /// the default chain) is the [source](std::error::Error::source)
+    #[error("no credentials to sign with")]
     Credentials(#[source] BoxError),
     /// The request could not be signed
     #[error(transparent)]

@@ -700,3 +700,54 @@ pub fn credentials_from_sts_web_identity<T: Transport>(t: &T) {
         &[("POST", "/")],
     );
 }
+
+/// https through a real HTTP proxy (a `CONNECT` tunnel), trusting the emulator's CA
+pub fn https_through_an_http_proxy<T: Transport>(t: &T) {
+    let Some(mut proxy) = Tinyproxy::start() else {
+        return;
+    };
+    let h = Harness::start_tls();
+    let mut cfg = h.config();
+    cfg.ca_bundle = h.ca_pem_path();
+    cfg.proxy_env = vec![("HTTPS_PROXY".into(), proxy.url())];
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(100, 100));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(100, 100), "byte-exact");
+    assert!(
+        proxy.wait_for_request(&format!("CONNECT {}", h.address())),
+        "the request was tunnelled through the proxy; its log:\n{}",
+        proxy.log()
+    );
+}
+
+/// A profile with `sso_session`, `sso_account_id` and `sso_role_name`: the access token from
+/// the SSO token cache, then the portal's `GetRoleCredentials` at `AWS_ENDPOINT_URL_SSO`
+pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (session, cache_file) = metadata::SSO_SESSION;
+    let config = format!(
+        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
+         sso_role_name = SuiteRole\n\n\
+         [sso-session {session}]\nsso_region = us-east-1\n\
+         sso_start_url = https://suite.awsapps.com/start\n"
+    );
+    let cache = format!(
+        r#"{{"accessToken":"{}","expiresAt":"2099-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://suite.awsapps.com/start"}}"#,
+        metadata::SSO_TOKEN
+    );
+    let cache_path = format!("/home/suite/.aws/sso/cache/{cache_file}");
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::SSO_KEY,
+        &[
+            ("AWS_PROFILE", "suite"),
+            ("AWS_ENDPOINT_URL_SSO", &server.url()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &config,
+        &[(&cache_path, &cache)],
+        &[("GET", metadata::SSO_PATH)],
+    );
+}

@@ -11,7 +11,7 @@
 //! [`ClientConfig::ca_bundle`] or `AWS_CA_BUNDLE` (and a typed certificate error, never
 //! retried, without it); a real proxy ([`proxy`]); and credentials fetched by
 //! `invoke-config`'s default chain over the transport from a loopback server playing the
-//! container endpoint, IMDSv2 and STS ([`metadata`]), with the client built from an
+//! container endpoint, IMDSv2, STS and the SSO portal ([`metadata`]), with the client built from an
 //! in-memory environment and files ([`ClientConfig::from_config`]) and an emulator that
 //! accepts only the key that server handed out.
 //!
@@ -179,7 +179,8 @@ pub trait Transport: Sync {
     /// Its client; shared by 64 threads in one case
     type Client: Send + Sync;
 
-    /// A client for `config`
+    /// A client for `config`, honouring every field (the CA bundle and
+    /// [`from_config`](ClientConfig::from_config) included)
     fn client(&self, config: &ClientConfig) -> Self::Client;
 
     /// Invokes and collects every event until the end or the first error
@@ -220,6 +221,7 @@ macro_rules! transport_suite {
             connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
+            https_through_an_http_proxy,
             https_with_the_ca_bundle_streams_byte_exact,
             https_with_aws_ca_bundle_from_config,
             https_without_the_ca_bundle_is_a_certificate_error,
@@ -227,6 +229,7 @@ macro_rules! transport_suite {
             credentials_from_instance_metadata,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
+            credentials_from_the_sso_portal,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {

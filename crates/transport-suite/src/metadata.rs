@@ -1,14 +1,17 @@
 //! A loopback server playing the credential endpoints: the container endpoint (ECS / EKS),
-//! EC2 instance metadata (IMDSv2) and STS (`AssumeRole`, `AssumeRoleWithWebIdentity`)
+//! EC2 instance metadata (IMDSv2), STS (`AssumeRole`, `AssumeRoleWithWebIdentity`) and the
+//! SSO portal (`GetRoleCredentials`)
 //!
 //! Each endpoint hands out its own access key (the emulator of a case accepts only that one,
 //! proving the client signed with what it fetched) and checks what a real one would:
 //! the container authorization token, the IMDSv2 session token on every metadata read, the
-//! `AssumeRole` request signed by the source profile's key, the web identity token.
+//! `AssumeRole` request signed by the source profile's key, the web identity token, the SSO
+//! access token.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +23,15 @@ pub const IMDS_KEY: (&str, &str) = ("ASIAIMDSSUITE", "imds-secret");
 pub const ASSUME_ROLE_KEY: (&str, &str) = ("ASIAASSUMEROLESUITE", "assume-role-secret");
 /// Key and secret STS `AssumeRoleWithWebIdentity` hands out
 pub const WEB_IDENTITY_KEY: (&str, &str) = ("ASIAWEBIDENTITYSUITE", "web-identity-secret");
+/// Key and secret the SSO portal hands out
+pub const SSO_KEY: (&str, &str) = ("ASIASSOSUITE", "sso-secret");
+/// The SSO access token of the token cache, which the portal requires
+pub const SSO_TOKEN: &str = "suite-sso-access-token";
+/// The SSO session name, and the token cache file it is found in
+/// (`~/.aws/sso/cache/` + the SHA-1 of the session name + `.json`)
+pub const SSO_SESSION: (&str, &str) = ("suite", "5cd55651e2c67e68ca5c7be384e0561b3e8e9c40.json");
+/// The path and query of the SSO portal's `GetRoleCredentials` the suite's profile asks
+pub const SSO_PATH: &str = "/federation/credentials?account_id=123456789012&role_name=SuiteRole";
 /// The static key of the source profile that signs `AssumeRole` (the emulator refuses it)
 pub const SOURCE_KEY: (&str, &str) = ("AKIDSOURCEPROFILE", "source-secret");
 /// The container endpoint's path
@@ -57,6 +69,7 @@ pub struct Received {
 pub struct MetadataServer {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl MetadataServer {
@@ -65,9 +78,14 @@ impl MetadataServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::clone(&received);
+        let stopped = Arc::clone(&stop);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
                 let Ok(stream) = stream else {
                     std::thread::sleep(Duration::from_millis(10));
                     continue;
@@ -78,7 +96,11 @@ impl MetadataServer {
                 });
             }
         });
-        Self { addr, received }
+        Self {
+            addr,
+            received,
+            stop,
+        }
     }
 
     /// `http://127.0.0.1:PORT`
@@ -97,6 +119,14 @@ impl MetadataServer {
             .into_iter()
             .map(|r| (r.method, r.path))
             .collect()
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wakes the accepting thread, which then sees the flag
+        let _ = TcpStream::connect(self.addr);
     }
 }
 
@@ -218,6 +248,15 @@ fn answer(r: &Received) -> (u16, &'static str, String) {
         ("GET", path) if path.strip_prefix(ROLES) == Some(IMDS_ROLE) => {
             (200, "application/json", json_credentials(IMDS_KEY))
         }
+        ("GET", SSO_PATH) if header("x-amz-sso_bearer_token") == Some(SSO_TOKEN) => (
+            200,
+            "application/json",
+            format!(
+                r#"{{"roleCredentials":{{"accessKeyId":"{}","secretAccessKey":"{}","sessionToken":"token-of-sso","expiration":4070908800000}}}}"#,
+                SSO_KEY.0, SSO_KEY.1
+            ),
+        ),
+        ("GET", SSO_PATH) => (401, "application/json", r#"{"message":"bad token"}"#.into()),
         ("POST", "/") => match form_value(&r.body, "Action") {
             Some("AssumeRole") => {
                 let signed_by_source = header("authorization").is_some_and(|a| {
