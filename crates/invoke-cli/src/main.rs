@@ -39,7 +39,10 @@ Examples:
   lambda-stream                                    # the demo: streaming, locally, no AWS account
   lambda-stream invoke my-function --payload '{}'  # a real function; payload bytes to stdout
   lambda-stream serve --no-auth                    # a local Lambda endpoint for any SDK
-  lambda-stream decode capture.bin                 # inspect a captured response body"
+  lambda-stream decode capture.bin                 # inspect a captured response body
+
+Exit status of invoke and demo: 0 success, 1 function error, 2 service, network or protocol
+error, 3 usage or configuration error (see `lambda-stream invoke --help`)."
 )]
 struct Cli {
     #[command(subcommand)]
