@@ -856,3 +856,35 @@ fn ctrl_c_says_the_function_runs_on() {
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("the function runs on to its end"), "{err}");
 }
+
+#[test]
+fn read_timeout_ends_a_stalled_stream() {
+    let l = lambda(|b| {
+        b.function_with(
+            "stuck",
+            invoke_emulator::echo,
+            FunctionConfig {
+                faults: Faults::parse("stall").unwrap(),
+                ..FunctionConfig::default()
+            },
+        )
+    });
+    let o = run(
+        invoke(
+            &l.url,
+            &["stuck", "--payload", r#"{"a":1}"#, "--read-timeout", "0.3"],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        o.stdout, br#"{"a":1}"#,
+        "the chunk before the stall is kept"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+    assert!(err.contains("7 payload bytes in 1 chunk arrived"), "{err}");
+}
