@@ -550,20 +550,15 @@ pub(crate) fn drive(
     let start = Instant::now();
     let status = status.then(|| StatusLine::start(start));
     let mut tally = Tally::default();
-    let mut run = Run {
-        outcome: Outcome::DryRun,
-        tally,
-        executed_version: None,
-        request_id: None,
-    };
+    let (mut executed_version, mut request_id) = (None, None);
     let outcome = match client.invoke(params) {
         Err(e) => {
             let _ = sink.failed(&e, start.elapsed());
             Outcome::Failed(e)
         }
         Ok(response) => {
-            run.executed_version = response.executed_version().map(str::to_owned);
-            run.request_id = response.request_id().map(str::to_owned);
+            executed_version = response.executed_version().map(str::to_owned);
+            request_id = response.request_id().map(str::to_owned);
             let head = sink.head(&response, start.elapsed());
             if response.is_dry_run() {
                 head.map_or_else(output_failure, |()| Outcome::DryRun)
@@ -578,9 +573,12 @@ pub(crate) fn drive(
         s.finish();
     }
     tally.elapsed = start.elapsed();
-    run.outcome = outcome;
-    run.tally = tally;
-    run
+    Run {
+        outcome,
+        tally,
+        executed_version,
+        request_id,
+    }
 }
 
 fn output_failure(e: io::Error) -> Outcome {
