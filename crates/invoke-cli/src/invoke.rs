@@ -88,8 +88,8 @@ pub(crate) struct InvokeArgs {
     tenant_id: Option<String>,
     #[command(flatten)]
     connection: ConnectionArgs,
-    /// `raw`: the payload bytes; `events`: one JSON line per event (arrival time, offsets,
-    /// sizes; InvokeComplete with the decoded log)
+    /// `raw`: the payload bytes; `events`: one JSON line per event (`t_ms` since the request
+    /// was sent, payload offset and size; InvokeComplete with the decoded log)
     #[arg(long, value_enum, default_value_t = OutputFormat::Raw)]
     output: OutputFormat,
     /// No live status line and no summary on stderr (errors are still reported)
