@@ -54,6 +54,15 @@ fn serving(builder: Builder) -> Lambda {
     }
 }
 
+/// An emulator hosting `handler` as `name` with the faults of `spec` on every invocation
+fn faulty(name: &str, handler: impl invoke_emulator::Handler, spec: &str) -> Lambda {
+    let config = FunctionConfig {
+        faults: Faults::parse(spec).unwrap(),
+        ..FunctionConfig::default()
+    };
+    lambda(|b| b.function_with(name, handler, config))
+}
+
 /// A home without shared files, so nothing of the machine's own AWS setup leaks in
 fn empty_home() -> PathBuf {
     std::env::temp_dir().join("lambda-stream-cli-tests-no-home")
@@ -321,16 +330,7 @@ fn service_errors_exit_2_with_type_message_and_request_id() {
     assert!(o.stdout.is_empty());
 
     // throttled, and one attempt allowed (the option wins over AWS_MAX_ATTEMPTS)
-    let busy = lambda(|b| {
-        b.function_with(
-            "busy",
-            invoke_emulator::echo,
-            FunctionConfig {
-                faults: Faults::parse("throttle").unwrap(),
-                ..FunctionConfig::default()
-            },
-        )
-    });
+    let busy = faulty("busy", invoke_emulator::echo, "throttle");
     let mut c = invoke(
         &busy.url,
         &["busy", "--payload", "{}", "--max-attempts", "1"],
@@ -345,16 +345,7 @@ fn service_errors_exit_2_with_type_message_and_request_id() {
 
 #[test]
 fn a_truncated_stream_exits_2_and_keeps_what_arrived() {
-    let l = lambda(|b| {
-        b.function_with(
-            "cut",
-            invoke_emulator::count,
-            FunctionConfig {
-                faults: Faults::parse("close-after=500").unwrap(),
-                ..FunctionConfig::default()
-            },
-        )
-    });
+    let l = faulty("cut", invoke_emulator::count, "close-after=500");
     let o = run(
         invoke(&l.url, &["cut", "--payload", r#"{"n":20,"size":100}"#]),
         b"",
@@ -859,16 +850,7 @@ fn ctrl_c_says_the_function_runs_on() {
 
 #[test]
 fn read_timeout_ends_a_stalled_stream() {
-    let l = lambda(|b| {
-        b.function_with(
-            "stuck",
-            invoke_emulator::echo,
-            FunctionConfig {
-                faults: Faults::parse("stall").unwrap(),
-                ..FunctionConfig::default()
-            },
-        )
-    });
+    let l = faulty("stuck", invoke_emulator::echo, "stall");
     let o = run(
         invoke(
             &l.url,
