@@ -1,9 +1,10 @@
 //! The error of an invocation
 
 use std::io;
+use std::path::PathBuf;
 
 use invoke_proto::{
-    BuildError, InvokeComplete, ResponseError, ServiceError, SignError, StreamError,
+    BuildError, EndpointError, InvokeComplete, ResponseError, ServiceError, SignError, StreamError,
 };
 
 pub use invoke_proto::TransportFailure;
@@ -22,11 +23,27 @@ pub enum Error {
     /// The client configuration is not usable (a bad proxy URL, for example)
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// The shared settings (environment, config files) are not valid
+    #[error(transparent)]
+    Settings(#[from] invoke_config::ConfigError),
+    /// No endpoint follows from the settings (no region, a bad endpoint URL, ...)
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A CA bundle (`AWS_CA_BUNDLE`, `ca_bundle`) cannot be read or holds no valid
+    /// certificate
+    #[error("CA bundle {}: {reason}", path.display())]
+    CaBundle {
+        /// The file
+        path: PathBuf,
+        /// What is wrong with it
+        reason: String,
+    },
     /// The invocation parameters are not valid; nothing was sent
     #[error(transparent)]
     InvalidParams(#[from] BuildError),
-    /// The credentials provider failed
-    #[error("credentials: {0}")]
+    /// The credentials provider failed; its error (an `invoke_config::CredentialsError` from
+    /// the default chain) is the [source](std::error::Error::source)
+    #[error("no credentials to sign with")]
     Credentials(#[source] BoxError),
     /// The request could not be signed
     #[error(transparent)]

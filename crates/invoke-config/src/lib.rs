@@ -62,6 +62,9 @@
 //! and files looked at. Nothing here prints or logs a secret: `Debug` of every type that
 //! holds one is redacted.
 //!
+//! [`ProxyEnv`] says which proxy (if any) a transport goes through, as the AWS CLI reads
+//! `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`.
+//!
 //! Not done here: IO of any kind except [`Env::from_process`], [`StdFs`] and
 //! [`run_process`], which sit at the edge for callers to use or replace.
 #![forbid(unsafe_code)]
@@ -77,6 +80,7 @@ pub mod location;
 mod process;
 pub mod profile;
 mod providers;
+mod proxy;
 mod sha1;
 mod sts;
 mod time;
@@ -94,6 +98,7 @@ pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
 pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
+pub use proxy::{ProxyEnv, redact_url};
 
 pub use bytes;
 pub use http;
