@@ -79,6 +79,10 @@
 //! sides of the wire. Out of scope: sockets, TLS, timeouts, retries
 //! (each [`ServiceError`] says whether and when to retry), reading credentials, the
 //! environment or the clock: adapters do those.
+//!
+//! Features choose the SHA-256 / HMAC-SHA256 backend of the signer: `rustcrypto` (the
+//! default, RustCrypto's `sha2` and `hmac`) or `ring` (which a rustls-based transport already
+//! links; it wins when both are enabled). One of the two is required.
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
 mod credentials;
