@@ -117,7 +117,7 @@ pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};
 pub use eventstream::{
     Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, Limits, MAX_HEADER_NAME_LEN,
     MAX_HEADER_VALUE_LEN, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN, Prelude,
-    encode_message, encode_message_with_limits, format_uuid,
+    Utf8Bytes, encode_message, encode_message_with_limits, format_uuid,
 };
 pub use invocation::{DriverAction, ERROR_BODY_LIMIT, InvokeDriver, InvokeError};
 pub use names::{
