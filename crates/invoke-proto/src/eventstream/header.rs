@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use super::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 
 use super::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN};
 use crate::error::{DecodeError, EncodeError, HeaderNameProblem};
@@ -37,7 +37,7 @@ pub enum HeaderValue {
     /// Type 6: bytes with a 16-bit length
     ByteArray(Bytes),
     /// Type 7: UTF-8 text with a 16-bit length
-    String(ByteString),
+    String(Utf8Bytes),
     /// Type 8: milliseconds since the Unix epoch
     Timestamp(i64),
     /// Type 9: 16 raw bytes, in wire order
@@ -189,16 +189,16 @@ impl From<i64> for HeaderValue {
 }
 impl From<&'static str> for HeaderValue {
     fn from(v: &'static str) -> Self {
-        Self::String(ByteString::from_static(v))
+        Self::String(Utf8Bytes::from_static(v))
     }
 }
 impl From<String> for HeaderValue {
     fn from(v: String) -> Self {
-        Self::String(ByteString::from(v))
+        Self::String(Utf8Bytes::from(v))
     }
 }
-impl From<ByteString> for HeaderValue {
-    fn from(v: ByteString) -> Self {
+impl From<Utf8Bytes> for HeaderValue {
+    fn from(v: Utf8Bytes) -> Self {
         Self::String(v)
     }
 }
@@ -212,14 +212,14 @@ impl From<Bytes> for HeaderValue {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     /// The header name, 1 to 255 bytes of UTF-8
-    pub name: ByteString,
+    pub name: Utf8Bytes,
     /// The value
     pub value: HeaderValue,
 }
 
 impl Header {
     /// A header from a name and anything that converts into a value
-    pub fn new(name: impl Into<ByteString>, value: impl Into<HeaderValue>) -> Self {
+    pub fn new(name: impl Into<Utf8Bytes>, value: impl Into<HeaderValue>) -> Self {
         Self {
             name: name.into(),
             value: value.into(),
@@ -320,7 +320,7 @@ impl Headers {
             TYPE_TIMESTAMP => HeaderValue::Timestamp(be_i64(v)),
             TYPE_BYTES => HeaderValue::ByteArray(self.raw.slice_ref(v)),
             TYPE_STRING => {
-                HeaderValue::String(ByteString::try_from(self.raw.slice_ref(v)).unwrap_or_default())
+                HeaderValue::String(Utf8Bytes::try_from(self.raw.slice_ref(v)).unwrap_or_default())
             }
             _ => {
                 let mut u = [0u8; 16];
@@ -376,7 +376,7 @@ impl Iterator for HeadersIter<'_> {
     fn next(&mut self) -> Option<Header> {
         let raw = read_header(&self.headers.raw, self.pos).ok()?;
         self.pos = raw.end;
-        let name = ByteString::try_from(self.headers.raw.slice_ref(raw.name)).ok()?;
+        let name = Utf8Bytes::try_from(self.headers.raw.slice_ref(raw.name)).ok()?;
         Some(Header {
             name,
             value: self.headers.value_of(&raw),

@@ -10,6 +10,7 @@ mod encode;
 mod header;
 mod message;
 mod prelude;
+mod utf8_bytes;
 
 pub use decoder::MessageDecoder;
 /// The old name, for tests inside the crate not yet moved to [`encode_message`]
@@ -20,6 +21,7 @@ pub use encode::{encode_message, encode_message_with_limits};
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
 pub use prelude::Prelude;
+pub use utf8_bytes::Utf8Bytes;
 
 /// Bytes of the prelude: `total_length`, `headers_length`, prelude CRC
 pub const PRELUDE_LEN: usize = 12;
