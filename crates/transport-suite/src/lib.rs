@@ -16,6 +16,7 @@
 pub mod cases;
 mod harness;
 pub mod proxy;
+pub mod trace;
 
 use std::time::Duration;
 
@@ -181,6 +182,7 @@ macro_rules! transport_suite {
             connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
+            spans_carry_the_invocation_and_never_secrets_or_payloads,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {
