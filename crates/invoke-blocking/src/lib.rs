@@ -48,7 +48,8 @@ mod client;
 mod error;
 
 pub use call::{PayloadReader, Response};
-pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
+pub use client::{Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
 pub use invoke_config::ProxyEnv;
+pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
 pub use invoke_proto;

@@ -84,6 +84,7 @@ mod proxy;
 mod sha1;
 mod sts;
 mod time;
+mod timeouts;
 
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
@@ -99,6 +100,7 @@ pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
 pub use proxy::{ProxyEnv, redact_url};
+pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 
 pub use bytes;
 pub use http;

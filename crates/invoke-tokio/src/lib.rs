@@ -81,8 +81,9 @@ mod error;
 mod pool;
 
 pub use call::{PayloadReader, Response};
-pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
+pub use client::{Client, ClientBuilder};
 pub use credentials::CREDENTIALS_REQUEST_TIMEOUT;
 pub use error::{BoxError, Error, TransportFailure};
 pub use invoke_config::ProxyEnv;
+pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
 pub use invoke_proto;

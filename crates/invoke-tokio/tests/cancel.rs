@@ -70,10 +70,16 @@ fn dropping_a_response_mid_body_closes_its_connection() {
     rt.block_on(async {
         // a stream that stalls after its first chunk, and a long one still being written
         first_chunk(&client, &InvokeParams::new("streamer-stall", "{}")).await;
-        assert!(forwarder.wait_closed(1, WAIT), "the stalled connection was closed");
+        assert!(
+            forwarder.wait_closed(1, WAIT),
+            "the stalled connection was closed"
+        );
         let long = InvokeParams::new("count", r#"{"n":100000,"size":1000}"#);
         first_chunk(&client, &long).await;
-        assert!(forwarder.wait_closed(2, WAIT), "the busy connection was closed");
+        assert!(
+            forwarder.wait_closed(2, WAIT),
+            "the busy connection was closed"
+        );
         assert!(no_task_left(rt.handle()).await, "connection tasks ended");
         assert_eq!(forwarder.accepted(), 2);
 
@@ -87,7 +93,11 @@ fn dropping_a_response_mid_body_closes_its_connection() {
             e.expect("event");
         }
         assert_eq!(forwarder.accepted(), 3);
-        assert_eq!(forwarder.closed(), 2, "a complete stream keeps its connection");
+        assert_eq!(
+            forwarder.closed(),
+            2,
+            "a complete stream keeps its connection"
+        );
     });
 }
 
@@ -126,7 +136,10 @@ fn dropping_the_invoke_future_before_the_head_closes_its_connection() {
             _ = request_seen => {}
         }
         // the invoke future is dropped: its connection closes, its task ends
-        assert!(closed.recv_timeout(WAIT).is_ok(), "the connection was closed");
+        assert!(
+            closed.recv_timeout(WAIT).is_ok(),
+            "the connection was closed"
+        );
         assert!(no_task_left(rt.handle()).await, "connection task ended");
     });
 }

@@ -26,29 +26,7 @@ impl Tokio {
 }
 
 fn failure(e: &Error) -> Failure {
-    match e {
-        Error::Service { error, attempts } => Failure::Service {
-            error: (**error).clone(),
-            attempts: Some(*attempts),
-        },
-        Error::Stream(s) => Failure::Stream(s.clone()),
-        Error::Function(c) => Failure::Function(c.clone()),
-        Error::Transport { kind, attempts, .. } => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                source = s.source();
-            }
-            Failure::Transport {
-                kind: *kind,
-                attempts: Some(*attempts),
-                message,
-            }
-        }
-        other => Failure::Other(other.to_string()),
-    }
+    Failure::from_client_error(e)
 }
 
 impl Transport for Tokio {

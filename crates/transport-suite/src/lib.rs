@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use invoke_proto::Endpoint;
 use invoke_proto::{
-    Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig, ServiceError,
-    StreamError, TransportFailure,
+    ClientError, Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig,
+    ServiceError, StreamError, TransportFailure,
 };
 
 pub use harness::{Forwarder, Harness, KEY, SECRET};
@@ -74,6 +74,36 @@ pub enum Failure {
     },
     /// Anything else, as text
     Other(String),
+}
+
+impl Failure {
+    /// What a transport's error says, in the suite's terms (a transport error's message
+    /// has its sources, joined by `: `)
+    pub fn from_client_error(e: &ClientError) -> Self {
+        match e {
+            ClientError::Service { error, attempts } => Self::Service {
+                error: (**error).clone(),
+                attempts: Some(*attempts),
+            },
+            ClientError::Stream(s) => Self::Stream(s.clone()),
+            ClientError::Function(c) => Self::Function(c.clone()),
+            ClientError::Transport { kind, attempts, .. } => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Self::Transport {
+                    kind: *kind,
+                    attempts: Some(*attempts),
+                    message,
+                }
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
 }
 
 /// The response head as the transport reported it
