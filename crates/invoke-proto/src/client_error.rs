@@ -2,11 +2,15 @@
 
 use std::io;
 
+use bytes::Bytes;
+
 use crate::error::SignError;
+use crate::invocation::InvokeError;
 use crate::params::BuildError;
 use crate::response::ResponseError;
 use crate::retry::TransportFailure;
 use crate::service_error::ServiceError;
+use crate::stream::Event;
 use crate::stream::{InvokeComplete, StreamError};
 
 /// A boxed error source of a transport (credential providers, sockets, TLS)
@@ -126,5 +130,121 @@ impl ClientError {
             _ => io::ErrorKind::Other,
         };
         io::Error::new(kind, self)
+    }
+}
+
+impl ClientError {
+    /// The error an invocation ended with: the driver's `error` after `attempts` attempts;
+    /// for a transport failure, `source` is the error the transport reported the failure
+    /// for (its kind's name when `None`) and `address` the endpoint's `host:port`
+    pub fn from_invoke(
+        error: InvokeError,
+        attempts: u32,
+        address: &str,
+        source: Option<BoxError>,
+    ) -> Self {
+        match error {
+            InvokeError::Sign(e) => Self::Sign(e),
+            InvokeError::Service(error) => Self::Service { error, attempts },
+            InvokeError::Response(e) => Self::Response(e),
+            InvokeError::Stream(e) => Self::Stream(e),
+            InvokeError::Transport(kind) => Self::Transport {
+                kind,
+                address: address.to_owned(),
+                attempts,
+                source: source.unwrap_or_else(|| kind.to_string().into()),
+            },
+        }
+    }
+}
+
+/// The payload reader's state over the events of a response: bytes of `PayloadChunk`s,
+/// then the end after a successful `InvokeComplete`, or an error (repeated on every later
+/// read) for a function error, an in-stream exception, a broken or truncated stream
+///
+/// A transport's reader asks [`next_bytes`](Self::next_bytes) and, when it says `None`,
+/// hands over the next event with [`handle`](Self::handle).
+///
+/// ```
+/// use invoke_proto::{ClientError, Event, PayloadCursor};
+/// use invoke_proto::bytes::Bytes;
+///
+/// let mut cursor = PayloadCursor::new();
+/// assert!(cursor.next_bytes(8).is_none()); // nothing buffered: the next event is needed
+/// cursor.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"hello")))))?;
+/// assert_eq!(&cursor.next_bytes(3).unwrap()?[..], b"hel");
+/// assert_eq!(&cursor.next_bytes(8).unwrap()?[..], b"lo");
+/// cursor.handle(None)?; // the events ended (after InvokeComplete)
+/// assert!(cursor.next_bytes(8).unwrap()?.is_empty()); // end of the payload
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct PayloadCursor {
+    chunk: Bytes,
+    state: CursorState,
+}
+
+#[derive(Debug, Default)]
+enum CursorState {
+    #[default]
+    Reading,
+    Ended,
+    /// The error already returned
+    Failed(io::ErrorKind, String),
+}
+
+impl PayloadCursor {
+    /// A cursor before the first event
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `max` buffered payload bytes (empty at the end, or when `max` is 0), the
+    /// error of a failed payload, or `None` when the next event is needed
+    ///
+    /// # Errors
+    ///
+    /// The error [`handle`](Self::handle) returned, again.
+    pub fn next_bytes(&mut self, max: usize) -> Option<io::Result<Bytes>> {
+        if !self.chunk.is_empty() {
+            let n = max.min(self.chunk.len());
+            return Some(Ok(self.chunk.split_to(n)));
+        }
+        match &self.state {
+            CursorState::Reading if max > 0 => None,
+            CursorState::Reading | CursorState::Ended => Some(Ok(Bytes::new())),
+            CursorState::Failed(kind, message) => Some(Err(io::Error::new(*kind, message.clone()))),
+        }
+    }
+
+    /// Takes the next event of the response, `None` when the events ended
+    ///
+    /// # Errors
+    ///
+    /// The `io::Error` for the reader to return: a function error
+    /// ([`ClientError::Function`]) or the events' error, inside (see
+    /// [`ClientError::from_io`]).
+    pub fn handle(&mut self, next: Option<Result<Event, ClientError>>) -> io::Result<()> {
+        let error = match next {
+            Some(Ok(Event::PayloadChunk(bytes))) => {
+                self.chunk = bytes;
+                return Ok(());
+            }
+            Some(Ok(Event::InvokeComplete(c))) if c.is_error() => ClientError::Function(c),
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) => e,
+            None => {
+                self.state = CursorState::Ended;
+                return Ok(());
+            }
+        };
+        let error = error.into_io();
+        self.state = CursorState::Failed(error.kind(), error.to_string());
+        Err(error)
+    }
+
+    /// Payload bytes taken from an event and not read yet
+    pub fn buffered(&self) -> usize {
+        self.chunk.len()
     }
 }

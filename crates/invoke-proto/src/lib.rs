@@ -104,7 +104,7 @@ mod stream;
 pub use bytes;
 pub use http;
 
-pub use client_error::{BoxError, ClientError};
+pub use client_error::{BoxError, ClientError, PayloadCursor};
 pub use credentials::Credentials;
 pub use endpoint::{
     DEFAULT_SIGNING_REGION, Endpoint, EndpointConfig, EndpointError, Scheme, UrlProblem,

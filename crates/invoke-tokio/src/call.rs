@@ -14,7 +14,7 @@ use futures_core::Stream;
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
-    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
+    DriverAction, Event, InvokeDriver, InvokeError, PayloadCursor, ResponseMeta, TransportFailure,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -230,22 +230,7 @@ impl Call {
     fn error(&mut self, e: InvokeError) -> Error {
         self.close();
         let attempts = self.driver.attempts();
-        let error = match e {
-            InvokeError::Sign(e) => Error::Sign(e),
-            InvokeError::Service(error) => Error::Service { error, attempts },
-            InvokeError::Response(e) => Error::Response(e),
-            InvokeError::Stream(e) => Error::Stream(e),
-            InvokeError::Transport(kind) => Error::Transport {
-                kind,
-                address: self.inner.address.clone(),
-                attempts,
-                source: self
-                    .last_error
-                    .take()
-                    .unwrap_or_else(|| kind.to_string().into()),
-            },
-            other => Error::Config(other.to_string()),
-        };
+        let error = Error::from_invoke(e, attempts, &self.inner.address, self.last_error.take());
         tracing::debug!(
             error = %error,
             attempts,
@@ -359,8 +344,7 @@ impl Response {
     pub fn into_async_read(self) -> PayloadReader {
         PayloadReader {
             response: self,
-            chunk: Bytes::new(),
-            state: ReaderState::Reading,
+            cursor: PayloadCursor::new(),
         }
     }
 
@@ -487,26 +471,18 @@ impl Stream for Response {
     }
 }
 
-enum ReaderState {
-    Reading,
-    Ended,
-    /// The error already returned, repeated on every later read
-    Failed(io::ErrorKind, String),
-}
-
 /// The payload of a response as a `tokio::io::AsyncRead`, from
 /// [`Response::into_async_read`]
 pub struct PayloadReader {
     response: Response,
-    chunk: Bytes,
-    state: ReaderState,
+    cursor: PayloadCursor,
 }
 
 impl std::fmt::Debug for PayloadReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PayloadReader")
             .field("response", &self.response)
-            .field("buffered", &self.chunk.len())
+            .field("buffered", &self.cursor.buffered())
             .finish_non_exhaustive()
     }
 }
@@ -515,12 +491,6 @@ impl PayloadReader {
     /// The response metadata
     pub fn response(&self) -> &Response {
         &self.response
-    }
-
-    fn failed(&mut self, error: Error) -> io::Error {
-        let error = error.into_io();
-        self.state = ReaderState::Failed(error.kind(), error.to_string());
-        error
     }
 }
 
@@ -532,30 +502,12 @@ impl AsyncRead for PayloadReader {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
-            if !this.chunk.is_empty() {
-                let n = out.remaining().min(this.chunk.len());
-                out.put_slice(&this.chunk.split_to(n));
+            if let Some(bytes) = this.cursor.next_bytes(out.remaining()) {
+                out.put_slice(&bytes?);
                 return Poll::Ready(Ok(()));
             }
-            match &this.state {
-                ReaderState::Reading => {}
-                ReaderState::Ended => return Poll::Ready(Ok(())),
-                ReaderState::Failed(kind, message) => {
-                    return Poll::Ready(Err(io::Error::new(*kind, message.clone())));
-                }
-            }
-            if out.remaining() == 0 {
-                return Poll::Ready(Ok(()));
-            }
-            match ready!(Pin::new(&mut this.response).poll_next(cx)) {
-                Some(Ok(Event::PayloadChunk(bytes))) => this.chunk = bytes,
-                Some(Ok(Event::InvokeComplete(c))) if c.is_error() => {
-                    return Poll::Ready(Err(this.failed(Error::Function(c))));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Poll::Ready(Err(this.failed(e))),
-                None => this.state = ReaderState::Ended,
-            }
+            let next = ready!(Pin::new(&mut this.response).poll_next(cx));
+            this.cursor.handle(next)?;
         }
     }
 }
