@@ -70,6 +70,14 @@ impl Call {
         if let Some(id) = &meta.request_id {
             span.record("request_id", id.as_str());
         }
+        if self
+            .body
+            .as_ref()
+            .is_some_and(hyper::body::Body::is_end_stream)
+        {
+            // a DryRun's 204: nothing to read, the connection is free now
+            self.body_ended();
+        }
         let idle = self.inner.timeouts.idle;
         let deadline = self.deadline;
         Ok(Response {
@@ -82,6 +90,7 @@ impl Call {
             progressed: true,
             phase: Phase::Streaming,
             drained: 0,
+            complete: false,
         })
     }
 
@@ -286,6 +295,39 @@ pub struct Response {
     progressed: bool,
     phase: Phase,
     drained: usize,
+    /// `InvokeComplete` was handed out: only the end of the body may follow
+    complete: bool,
+}
+
+/// A caller that stops at `InvokeComplete` drops the response before the end of the body
+/// was read: take that end if it is already here (no waiting), so the connection goes back
+/// to the pool instead of being closed
+impl Drop for Response {
+    fn drop(&mut self) {
+        if !self.complete || self.phase != Phase::Streaming {
+            return;
+        }
+        let Some(body) = self.call.body.as_mut() else {
+            return;
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut drained = 0;
+        loop {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                    if drained > DRAIN_LIMIT {
+                        return;
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.call.body_ended();
+                    return;
+                }
+                Poll::Ready(Some(Err(_))) | Poll::Pending => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Response {
@@ -433,7 +475,10 @@ impl Stream for Response {
                 Phase::Streaming => {}
             }
             match this.call.driver.poll() {
-                DriverAction::Event(e) => return Poll::Ready(Some(Ok(e))),
+                DriverAction::Event(e) => {
+                    this.complete |= matches!(e, Event::InvokeComplete(_));
+                    return Poll::Ready(Some(Ok(e)));
+                }
                 DriverAction::ReadBody => match this.poll_body(cx) {
                     Poll::Ready(Ok(Some(bytes))) => this.call.driver.feed(bytes),
                     Poll::Ready(Ok(None)) => {
