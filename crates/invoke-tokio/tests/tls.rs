@@ -81,7 +81,9 @@ async fn payload(client: &Client) -> Result<Vec<u8>, invoke_tokio::Error> {
 }
 
 fn expected() -> Vec<u8> {
-    (0..100 * 100).map(|i| b'a' + (i % 26) as u8).collect()
+    (0..100 * 100_usize)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
