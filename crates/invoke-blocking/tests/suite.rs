@@ -3,7 +3,7 @@
 
 use std::io::Read as _;
 
-use invoke_blocking::{Client, Error, ProxyEnv, Timeouts};
+use invoke_blocking::{Client, Error};
 use invoke_proto::InvokeParams;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
@@ -20,14 +20,8 @@ impl Transport for Blocking {
         Client::builder(c.endpoint.clone())
             .credentials(c.credentials.clone())
             .retry(c.retry)
-            .timeouts(
-                Timeouts::default()
-                    .with_connect(c.connect_timeout)
-                    .with_head(c.head_timeout)
-                    .with_idle(c.idle_timeout)
-                    .with_overall(c.overall_timeout),
-            )
-            .proxy_env(ProxyEnv::from_vars(c.proxy_env.clone()))
+            .timeouts(c.timeouts())
+            .proxy_env(c.proxy())
             .build()
             .expect("client")
     }

@@ -44,6 +44,18 @@ fn container_endpoint() -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}/credentials"), requests)
 }
 
+/// A client configured from `env` alone (no shared files)
+fn client_from(env: Env) -> Client {
+    let fs = Arc::new(MemFs::new());
+    let shared = SharedConfig::load(env, &*fs);
+    Client::builder_from_config(&shared, &Overrides::new())
+        .expect("config")
+        .credentials_chain(&shared, fs)
+        .proxy_env(ProxyEnv::none())
+        .build()
+        .expect("client")
+}
+
 #[test]
 fn credentials_from_the_default_chain_load_once() {
     let harness = Harness::start();
@@ -55,14 +67,7 @@ fn credentials_from_the_default_chain_load_once() {
         ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
         ("AWS_MAX_ATTEMPTS", "2"),
     ]);
-    let fs = Arc::new(MemFs::new());
-    let shared = SharedConfig::load(env, &*fs);
-    let client = Client::builder_from_config(&shared, &Overrides::new())
-        .expect("config")
-        .credentials_chain(&shared, fs)
-        .proxy_env(ProxyEnv::none())
-        .build()
-        .expect("client");
+    let client = client_from(env);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -108,14 +113,7 @@ fn a_chain_without_credentials_is_a_credentials_error() {
         ("AWS_ENDPOINT_URL", harness.endpoint().to_string().as_str()),
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
-    let fs = Arc::new(MemFs::new());
-    let shared = SharedConfig::load(env, &*fs);
-    let client = Client::builder_from_config(&shared, &Overrides::new())
-        .expect("config")
-        .credentials_chain(&shared, fs)
-        .proxy_env(ProxyEnv::none())
-        .build()
-        .expect("client");
+    let client = client_from(env);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -6,7 +6,7 @@ use std::pin::pin;
 
 use futures_core::Stream as _;
 use invoke_proto::InvokeParams;
-use invoke_tokio::{Client, Error, ProxyEnv, Timeouts};
+use invoke_tokio::{Client, Error};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
@@ -36,14 +36,8 @@ impl Transport for Tokio {
         Client::builder(c.endpoint.clone())
             .credentials(c.credentials.clone())
             .retry(c.retry)
-            .timeouts(
-                Timeouts::default()
-                    .with_connect(c.connect_timeout)
-                    .with_head(c.head_timeout)
-                    .with_idle(c.idle_timeout)
-                    .with_overall(c.overall_timeout),
-            )
-            .proxy_env(ProxyEnv::from_vars(c.proxy_env.clone()))
+            .timeouts(c.timeouts())
+            .proxy_env(c.proxy())
             .build()
             .expect("client")
     }

@@ -20,6 +20,7 @@ pub mod trace;
 
 use std::time::Duration;
 
+use invoke_config::{ProxyEnv, Timeouts};
 use invoke_proto::Endpoint;
 use invoke_proto::{
     ClientError, Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig,
@@ -47,6 +48,22 @@ pub struct ClientConfig {
     pub overall_timeout: Duration,
     /// The proxy environment variables the client must honour (and no others)
     pub proxy_env: Vec<(String, String)>,
+}
+
+impl ClientConfig {
+    /// The four timeouts as the transports take them
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts::default()
+            .with_connect(self.connect_timeout)
+            .with_head(self.head_timeout)
+            .with_idle(self.idle_timeout)
+            .with_overall(self.overall_timeout)
+    }
+
+    /// The proxy environment as the transports take it
+    pub fn proxy(&self) -> ProxyEnv {
+        ProxyEnv::from_vars(self.proxy_env.clone())
+    }
 }
 
 /// What went wrong, in terms every transport can report
