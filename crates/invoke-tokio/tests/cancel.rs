@@ -2,6 +2,8 @@
 //! closes that connection (it never goes back to the pool half-read) and leaves no task
 //! behind
 
+mod support;
+
 use std::io::Read as _;
 use std::net::TcpListener;
 use std::pin::pin;
@@ -15,14 +17,6 @@ use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
 /// Generous bound for events that happen at once on an idle machine
 const WAIT: Duration = Duration::from_secs(20);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn client(url: &str) -> Client {
     let endpoint = resolve_endpoint(
@@ -66,7 +60,7 @@ fn dropping_a_response_mid_body_closes_its_connection() {
     let harness = Harness::start();
     let forwarder = Forwarder::start(harness.address());
     let client = client(&forwarder.url());
-    let rt = runtime();
+    let rt = support::runtime();
     rt.block_on(async {
         // a stream that stalls after its first chunk, and a long one still being written
         first_chunk(&client, &InvokeParams::new("streamer-stall", "{}")).await;
@@ -128,7 +122,7 @@ fn dropping_the_invoke_future_before_the_head_closes_its_connection() {
         let _ = closed_tx.send(());
     });
     let client = client(&format!("http://{addr}"));
-    let rt = runtime();
+    let rt = support::runtime();
     let params = InvokeParams::new("echo", "{}");
     rt.block_on(async {
         tokio::select! {

@@ -1,6 +1,8 @@
 //! 1,000 concurrent invocations through one client, each stream byte-exact, on a
 //! multi-thread and on a current-thread runtime
 
+mod support;
+
 use std::pin::pin;
 
 use futures_core::Stream as _;
@@ -70,11 +72,7 @@ fn run(runtime: &tokio::runtime::Runtime) {
 
 #[test]
 fn thousand_concurrent_invocations_multi_thread() {
-    run(&tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime"));
+    run(&support::runtime());
 }
 
 #[test]

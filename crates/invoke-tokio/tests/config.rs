@@ -2,6 +2,8 @@
 //! from the default chain (here the container provider, played by a loopback server)
 //! fetched over hyper once for many concurrent invocations
 
+mod support;
+
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -68,11 +70,7 @@ fn credentials_from_the_default_chain_load_once() {
         ("AWS_MAX_ATTEMPTS", "2"),
     ]);
     let client = client_from(env);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::runtime();
     runtime.block_on(async {
         let tasks: Vec<_> = (0..50)
             .map(|i| {

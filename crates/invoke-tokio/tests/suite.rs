@@ -2,6 +2,8 @@
 //! loopback sockets to `invoke-emulator`; the suite's blocking calls drive this crate's
 //! futures on a multi-thread runtime
 
+mod support;
+
 use std::pin::pin;
 
 use futures_core::Stream as _;
@@ -16,11 +18,7 @@ struct Tokio {
 
 impl Tokio {
     fn new() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = support::runtime();
         Self { runtime }
     }
 }

@@ -2,6 +2,8 @@
 //! a PEM file) in front of the emulator; trusted through the CA bundle, refused without it,
 //! and reached through an HTTP proxy's `CONNECT` tunnel
 
+mod support;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -86,18 +88,10 @@ fn expected() -> Vec<u8> {
         .collect()
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 #[test]
 fn https_with_the_ca_bundle_and_a_clear_error_without() {
     let harness = Harness::start();
-    runtime().block_on(async {
+    support::runtime().block_on(async {
         let (addr, pem) = tls_terminator(harness.address()).await;
         let trusted = builder(addr)
             .ca_bundle(&pem)
@@ -130,7 +124,7 @@ fn https_through_a_connect_tunnel() {
         return;
     };
     let harness = Harness::start();
-    let addr = runtime().block_on(async {
+    let addr = support::runtime().block_on(async {
         let (addr, pem) = tls_terminator(harness.address()).await;
         let client = builder(addr)
             .ca_bundle(&pem)
