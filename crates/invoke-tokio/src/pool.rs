@@ -5,6 +5,7 @@
 //! otherwise: a response dropped half-read takes its connection with it, closed.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::HOST;
@@ -19,6 +20,10 @@ use crate::error::BoxError;
 
 type Sender = SendRequest<Full<Bytes>>;
 
+/// How long a connection may sit idle before it is closed rather than reused (a peer or a
+/// NAT on the way may have forgotten it by then)
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Idle connections to one endpoint
 pub(crate) struct Pool {
     connector: Connector,
@@ -27,7 +32,8 @@ pub(crate) struct Pool {
     /// Requests go in absolute form (to an HTTP proxy)
     absolute_form: bool,
     max_idle: usize,
-    idle: Mutex<Vec<Sender>>,
+    /// With the time each went idle
+    idle: Mutex<Vec<(Sender, Instant)>>,
 }
 
 /// A connection in use, put back into the pool by [`Lease::release`]; dropped, it closes
@@ -46,7 +52,7 @@ impl Lease {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.pool.max_idle && !self.sender.is_closed() {
-            idle.push(self.sender);
+            idle.push((self.sender, Instant::now()));
         }
     }
 }
@@ -69,12 +75,10 @@ impl Pool {
 
     fn take_idle(&self) -> Option<Sender> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
+        // closed connections and those idle too long go (closing them), then the most
+        // recently used one is taken
+        idle.retain(|(sender, since)| !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT);
+        idle.pop().map(|(sender, _)| sender)
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
