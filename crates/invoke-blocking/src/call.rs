@@ -9,8 +9,10 @@ use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use invoke_proto::{
-    DriverAction, Event, InvokeDriver, InvokeError, PayloadCursor, ResponseMeta, TransportFailure,
+    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
 };
+
+use invoke_config::PayloadCursor;
 
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
@@ -31,6 +33,8 @@ enum Progress {
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
+    /// The request as built, sent as it is when the client does not sign
+    unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
@@ -45,12 +49,14 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
+        unsigned: Option<http::Request<Bytes>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
         Self {
             inner,
             driver,
+            unsigned,
             deadline,
             span,
             body: None,
@@ -129,8 +135,12 @@ impl Call {
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
-        let credentials = self.inner.credentials()?;
-        let request = self.driver.sign(&credentials, SystemTime::now())?;
+        let request = match self.inner.credentials()? {
+            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            None => self.unsigned.clone().ok_or_else(|| {
+                Error::Config("an unsigned client without its request".to_owned())
+            })?,
+        };
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -231,6 +241,7 @@ fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
             _ if before_head => TransportFailure::HeadTimeout,
             _ => TransportFailure::IdleTimeout,
         },
+        ureq::Error::Io(io) if is_tls(io) => TransportFailure::Tls,
         ureq::Error::Io(io) => classify_io_kind(io.kind(), before_head),
         ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
@@ -253,8 +264,15 @@ fn classify_io(e: &io::Error, before_head: bool) -> TransportFailure {
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
         Some(u) => classify(u, before_head),
+        None if is_tls(e) => TransportFailure::Tls,
         None => classify_io_kind(e.kind(), before_head),
     }
+}
+
+/// Whether rustls failed (a certificate or handshake error surfaces as an `io::Error`)
+fn is_tls(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
 }
 
 fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure {
@@ -274,7 +292,7 @@ fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure 
 
 /// A uniform value in `[0, 1)` for the backoff jitter
 #[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -2,8 +2,9 @@
 //! loopback sockets to `invoke-emulator`
 
 use std::io::Read as _;
+use std::sync::Arc;
 
-use invoke_blocking::{Client, Error};
+use invoke_blocking::{Client, Error, Overrides};
 use invoke_proto::InvokeParams;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
@@ -17,8 +18,16 @@ impl Transport for Blocking {
     type Client = Client;
 
     fn client(&self, c: &ClientConfig) -> Client {
-        Client::builder(c.endpoint.clone())
-            .credentials(c.credentials.clone())
+        let mut builder = match &c.from_config {
+            Some(from) => Client::builder_from_config(&from.shared, &Overrides::new())
+                .expect("configuration")
+                .file_reader(Arc::clone(&from.fs)),
+            None => Client::builder(c.endpoint.clone()).credentials(c.credentials.clone()),
+        };
+        if let Some(bundle) = &c.ca_bundle {
+            builder = builder.ca_bundle(bundle);
+        }
+        builder
             .retry(c.retry)
             .timeouts(c.timeouts())
             .proxy_env(c.proxy())

@@ -71,6 +71,7 @@
 
 mod cache;
 mod chain;
+mod client_error;
 pub mod config;
 mod credentials;
 pub mod env;
@@ -88,6 +89,7 @@ mod timeouts;
 
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
+pub use client_error::{BoxError, ClientError, PayloadCursor};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,

@@ -81,7 +81,6 @@
 //! environment or the clock: adapters do those.
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
-mod client_error;
 mod credentials;
 mod endpoint;
 mod error;
@@ -104,7 +103,6 @@ mod stream;
 pub use bytes;
 pub use http;
 
-pub use client_error::{BoxError, ClientError, PayloadCursor};
 pub use credentials::Credentials;
 pub use endpoint::{
     DEFAULT_SIGNING_REGION, Endpoint, EndpointConfig, EndpointError, Scheme, UrlProblem,

@@ -17,9 +17,8 @@ use std::pin::pin;
 use std::process::ExitCode;
 
 use futures_core::Stream as _;
-use invoke_config::SharedConfig;
 use invoke_proto::{Event, InvokeParams, LogType};
-use invoke_tokio::{Client, Error};
+use invoke_tokio::{Client, Error, Overrides, SharedConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -43,7 +42,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: stream_to_stdout FUNCTION [PAYLOAD]")?;
     let payload = args.next().unwrap_or_else(|| "{}".to_owned());
-    let client = Client::from_config(&SharedConfig::from_process())?;
+    let client = Client::from_config(&SharedConfig::from_process(), &Overrides::new())?;
 
     let params = InvokeParams::new(function, payload).log_type(LogType::Tail);
     let response = client.invoke(&params).await?;

@@ -14,10 +14,12 @@ use futures_core::Stream;
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
-    DriverAction, Event, InvokeDriver, InvokeError, PayloadCursor, ResponseMeta, TransportFailure,
+    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
 };
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
+
+use invoke_config::PayloadCursor;
 
 use crate::client::Inner;
 use crate::connect::classify;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderValue;
 use invoke_config::{
@@ -15,7 +16,7 @@ use invoke_proto::{
 
 use crate::call::{Call, Response};
 use crate::connect::{Connector, Proxy, tls_config};
-use crate::credentials::{AsyncCache, Source};
+use crate::credentials::{AsyncCache, CREDENTIALS_TIMEOUT, Source};
 use crate::error::Error;
 use crate::pool::Pool;
 
@@ -68,7 +69,9 @@ impl Client {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             proxy_env: None,
-            ca_bundle: None,
+            ca_bundles: Vec::new(),
+            file_reader: None,
+            credentials_timeout: CREDENTIALS_TIMEOUT,
             max_idle_connections: 32,
         }
     }
@@ -83,13 +86,13 @@ impl Client {
     }
 
     /// A client configured as the AWS SDKs would be from `shared` (environment and
-    /// profiles): see [`Client::builder_from_config`]
+    /// profiles) and `overrides`: see [`Client::builder_from_config`]
     ///
     /// # Errors
     ///
     /// See [`Client::builder_from_config`] and [`ClientBuilder::build`].
-    pub fn from_config(shared: &SharedConfig) -> Result<Self, Error> {
-        Self::builder_from_config(shared, &Overrides::new())?.build()
+    pub fn from_config(shared: &SharedConfig, overrides: &Overrides) -> Result<Self, Error> {
+        Self::builder_from_config(shared, overrides)?.build()
     }
 
     /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
@@ -98,25 +101,24 @@ impl Client {
     /// default chain (environment, profile, web identity, container, IMDS) fetched over this
     /// crate's connections and cached until five minutes before they expire
     ///
-    /// The chain reads the shared files with [`StdFs`]; replace the credentials with
-    /// [`ClientBuilder::credentials_chain`] to read them from elsewhere.
+    /// The chain reads files (web identity tokens, the SSO cache) with [`StdFs`] unless
+    /// [`ClientBuilder::file_reader`] says otherwise. Unlike `invoke-blocking`, the region is
+    /// not looked up in EC2 instance metadata when nothing configures it.
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when a setting is invalid or no endpoint can be resolved.
+    /// [`Error::Settings`] when a setting is invalid, [`Error::Endpoint`] when no endpoint
+    /// can be resolved.
     pub fn builder_from_config(
         shared: &SharedConfig,
         overrides: &Overrides,
     ) -> Result<ClientBuilder, Error> {
-        let config = shared
-            .resolve(overrides)
-            .map_err(|e| Error::Config(e.to_string()))?;
-        let endpoint = resolve_endpoint(&config.endpoint_config())
-            .map_err(|e| Error::Config(e.to_string()))?;
+        let config = shared.resolve(overrides)?;
+        let endpoint = resolve_endpoint(&config.endpoint_config())?;
         let mut builder = Self::builder(endpoint)
             .retry(RetryConfig::default().with_max_attempts(config.max_attempts.value))
             .proxy_env(ProxyEnv::from_env(shared.env()))
-            .credentials_chain(shared, Arc::new(StdFs));
+            .default_credentials(shared.clone());
         if let Some(bundle) = config.ca_bundle {
             builder = builder.ca_bundle(bundle.value);
         }
@@ -174,7 +176,7 @@ impl Client {
 enum CredentialsChoice {
     Static(Credentials),
     Provider(Arc<dyn ProvideCredentials>),
-    Chain(Box<SharedConfig>, Arc<dyn FileReader>),
+    Chain(Box<SharedConfig>),
 }
 
 /// Configures a [`Client`]
@@ -188,7 +190,9 @@ pub struct ClientBuilder {
     timeouts: Timeouts,
     limits: Limits,
     proxy_env: Option<ProxyEnv>,
-    ca_bundle: Option<PathBuf>,
+    ca_bundles: Vec<PathBuf>,
+    file_reader: Option<Arc<dyn FileReader>>,
+    credentials_timeout: Duration,
     max_idle_connections: usize,
 }
 
@@ -211,17 +215,30 @@ impl ClientBuilder {
     /// Asks `provider` for credentials (on tokio's blocking pool, since providers block)
     /// and keeps them until five minutes before they expire; concurrent invocations wait
     /// for one load
-    pub fn credentials_provider(mut self, provider: Arc<dyn ProvideCredentials>) -> Self {
-        self.credentials = Some(CredentialsChoice::Provider(provider));
+    pub fn credentials_provider(mut self, provider: impl ProvideCredentials + 'static) -> Self {
+        self.credentials = Some(CredentialsChoice::Provider(Arc::new(provider)));
         self
     }
 
-    /// Credentials from the default chain over `shared`, files read with `fs`, requests
-    /// (IMDS, container, STS, SSO) sent over this crate's connections (directly, without
-    /// the proxy), `credential_process` run on tokio's blocking pool; cached until five
-    /// minutes before they expire
-    pub fn credentials_chain(mut self, shared: &SharedConfig, fs: Arc<dyn FileReader>) -> Self {
-        self.credentials = Some(CredentialsChoice::Chain(Box::new(shared.clone()), fs));
+    /// Credentials from the default chain over `shared` (environment, profile, web
+    /// identity, container, IMDS): requests (IMDS, container, STS, SSO) sent over this
+    /// crate's connections (directly, without the proxy), `credential_process` run on
+    /// tokio's blocking pool; cached until five minutes before they expire
+    pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
+        self.credentials = Some(CredentialsChoice::Chain(Box::new(shared)));
+        self
+    }
+
+    /// Where the default chain reads files (default: [`StdFs`], the real file system)
+    pub fn file_reader(mut self, fs: Arc<dyn FileReader>) -> Self {
+        self.file_reader = Some(fs);
+        self
+    }
+
+    /// How long one request of a credentials provider may take (default
+    /// [`CREDENTIALS_TIMEOUT`])
+    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
+        self.credentials_timeout = timeout;
         self
     }
 
@@ -263,9 +280,9 @@ impl ClientBuilder {
     }
 
     /// Trusts the certificates of this PEM file too, besides the system's trust store
-    /// (what `AWS_CA_BUNDLE` / `ca_bundle` name)
+    /// (what `AWS_CA_BUNDLE` / `ca_bundle` name); may be given more than once
     pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundle = Some(path.into());
+        self.ca_bundles.push(path.into());
         self
     }
 
@@ -279,8 +296,8 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] without credentials, with a proxy URL that is not valid, or a CA
-    /// bundle that cannot be read.
+    /// [`Error::Config`] without credentials or with a proxy URL that is not valid;
+    /// [`Error::CaBundle`] for a CA bundle that cannot be used.
     pub fn build(self) -> Result<Client, Error> {
         let choice = self
             .credentials
@@ -292,7 +309,7 @@ impl ClientBuilder {
             (Some(p), Scheme::Http) => p.authorization.clone(),
             _ => None,
         };
-        let tls = tls_config(self.ca_bundle.as_deref())?;
+        let tls = tls_config(&self.ca_bundles)?;
         let t = self.timeouts;
         let target = self
             .endpoint
@@ -310,13 +327,12 @@ impl ClientBuilder {
             CredentialsChoice::Provider(p) => {
                 Source::Cached(Arc::new(AsyncCache::from_provider(p)))
             }
-            CredentialsChoice::Chain(shared, fs) => {
-                Source::Cached(Arc::new(AsyncCache::from_chain(
-                    *shared,
-                    fs,
-                    Connector::new(Arc::clone(&tls), None, t.connect),
-                )))
-            }
+            CredentialsChoice::Chain(shared) => Source::Cached(Arc::new(AsyncCache::from_chain(
+                *shared,
+                self.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
+                Connector::new(Arc::clone(&tls), None, t.connect),
+                self.credentials_timeout,
+            ))),
         };
         let address = self.endpoint.authority();
         let address = if address.contains(':') && !address.ends_with(']') {

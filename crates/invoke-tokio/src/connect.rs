@@ -3,7 +3,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::path::Path;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -115,11 +115,14 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
 }
 
 /// The rustls configuration: the `ring` provider, the system's roots plus `ca_bundle`
-pub(crate) fn tls_config(ca_bundle: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, Error> {
+pub(crate) fn tls_config(ca_bundles: &[PathBuf]) -> Result<Arc<rustls::ClientConfig>, Error> {
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(native_roots().iter().cloned());
-    if let Some(path) = ca_bundle {
-        let bad = |why: String| Error::Config(format!("CA bundle {}: {why}", path.display()));
+    for path in ca_bundles {
+        let bad = |reason: String| Error::CaBundle {
+            path: path.clone(),
+            reason,
+        };
         let mut added = 0;
         for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
             let cert = cert.map_err(|e| bad(e.to_string()))?;

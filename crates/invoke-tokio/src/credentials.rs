@@ -19,8 +19,9 @@ use invoke_proto::Credentials;
 use crate::connect::Connector;
 use crate::error::BoxError;
 
-/// How long one request of a credentials provider may take (IMDS, container, STS, SSO)
-pub const CREDENTIALS_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request of a credentials provider may take by default (IMDS, container,
+/// STS, SSO)
+pub const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Load = Pin<Box<dyn Future<Output = Result<ProvidedCredentials, CredentialsError>> + Send>>;
 type Loader = Box<dyn Fn() -> Load + Send + Sync>;
@@ -81,10 +82,11 @@ impl AsyncCache {
         shared: SharedConfig,
         fs: Arc<dyn FileReader>,
         connector: Connector,
+        timeout: Duration,
     ) -> Self {
         Self::new(Box::new(move || {
             let chain = CredentialsChain::new(&shared, Arc::clone(&fs));
-            Box::pin(drive(chain, connector.clone()))
+            Box::pin(drive(chain, connector.clone(), timeout))
         }))
     }
 
@@ -120,6 +122,7 @@ impl AsyncCache {
 async fn drive(
     mut chain: CredentialsChain,
     connector: Connector,
+    timeout: Duration,
 ) -> Result<ProvidedCredentials, CredentialsError> {
     loop {
         match chain.next_step(SystemTime::now()) {
@@ -130,7 +133,7 @@ async fn drive(
                         tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
                     }
                 }
-                match send(&connector, request).await {
+                match send(&connector, request, timeout).await {
                     Ok((status, headers, body)) => chain.handle_response(status, headers, body),
                     Err(e) => chain.handle_transport_error(&e),
                 }
@@ -148,23 +151,33 @@ async fn drive(
 }
 
 /// Sends one provider request and reads at most [`MAX_RESPONSE_BODY`] (+1) bytes of its
-/// answer, within [`CREDENTIALS_REQUEST_TIMEOUT`]
+/// answer, within `timeout`; traced (method, host, path, status), never its body
 async fn send(
     connector: &Connector,
     request: http::Request<Bytes>,
+    timeout: Duration,
 ) -> Result<(StatusCode, HeaderMap, Bytes), BoxError> {
+    let span = tracing::debug_span!(
+        "credentials_request",
+        method = %request.method(),
+        host = request.uri().host().unwrap_or_default(),
+        path = request.uri().path(),
+        status = tracing::field::Empty,
+    );
     let exchange = async {
         let response = crate::pool::send_once(connector, request.map(Full::new)).await?;
         let (parts, body) = response.into_parts();
+        span.record("status", parts.status.as_u16());
         let body = Limited::new(body, MAX_RESPONSE_BODY + 1)
             .collect()
             .await?
             .to_bytes();
         Ok::<_, BoxError>((parts.status, parts.headers, body))
     };
-    tokio::time::timeout(CREDENTIALS_REQUEST_TIMEOUT, exchange)
+    let exchange = tracing::Instrument::instrument(exchange, span.clone());
+    tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no answer within {CREDENTIALS_REQUEST_TIMEOUT:?}"))?
+        .map_err(|_| format!("no answer within {timeout:?}"))?
 }
 
 #[cfg(test)]

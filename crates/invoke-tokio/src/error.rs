@@ -1,3 +1,4 @@
-//! The error of an invocation: the one every transport reports, from `invoke-proto`
+//! The error of an invocation: the one every transport reports, from `invoke-config`
 
-pub use invoke_proto::{BoxError, ClientError as Error, TransportFailure};
+pub use invoke_config::{BoxError, ClientError as Error};
+pub use invoke_proto::TransportFailure;

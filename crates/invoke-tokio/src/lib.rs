@@ -82,8 +82,11 @@ mod pool;
 
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder};
-pub use credentials::CREDENTIALS_REQUEST_TIMEOUT;
+pub use credentials::CREDENTIALS_TIMEOUT;
 pub use error::{BoxError, Error, TransportFailure};
-pub use invoke_config::ProxyEnv;
+pub use invoke_config::{
+    CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
+    ProxyEnv, SharedConfig,
+};
 pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
-pub use invoke_proto;
+pub use {invoke_config, invoke_proto};

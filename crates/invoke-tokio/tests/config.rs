@@ -52,7 +52,7 @@ fn client_from(env: Env) -> Client {
     let shared = SharedConfig::load(env, &*fs);
     Client::builder_from_config(&shared, &Overrides::new())
         .expect("config")
-        .credentials_chain(&shared, fs)
+        .file_reader(fs)
         .proxy_env(ProxyEnv::none())
         .build()
         .expect("client")
@@ -123,5 +123,9 @@ fn a_chain_without_credentials_is_a_credentials_error() {
         matches!(error, invoke_tokio::Error::Credentials(_)),
         "{error:?}"
     );
-    assert!(error.to_string().contains("environment"), "{error}");
+    let source = std::error::Error::source(&error).map(ToString::to_string);
+    assert!(
+        source.as_deref().is_some_and(|s| s.contains("environment")),
+        "{error}: {source:?}"
+    );
 }

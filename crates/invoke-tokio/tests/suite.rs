@@ -5,10 +5,11 @@
 mod support;
 
 use std::pin::pin;
+use std::sync::Arc;
 
 use futures_core::Stream as _;
 use invoke_proto::InvokeParams;
-use invoke_tokio::{Client, Error};
+use invoke_tokio::{Client, Error, Overrides};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
@@ -31,8 +32,16 @@ impl Transport for Tokio {
     type Client = Client;
 
     fn client(&self, c: &ClientConfig) -> Client {
-        Client::builder(c.endpoint.clone())
-            .credentials(c.credentials.clone())
+        let mut builder = match &c.from_config {
+            Some(from) => Client::builder_from_config(&from.shared, &Overrides::new())
+                .expect("configuration")
+                .file_reader(Arc::clone(&from.fs)),
+            None => Client::builder(c.endpoint.clone()).credentials(c.credentials.clone()),
+        };
+        if let Some(bundle) = &c.ca_bundle {
+            builder = builder.ca_bundle(bundle);
+        }
+        builder
             .retry(c.retry)
             .timeouts(c.timeouts())
             .proxy_env(c.proxy())

@@ -42,6 +42,21 @@ impl Harness {
     /// `streamer-<fault>` function per fault (each writes 20 chunks of 100 bytes and is
     /// counted), requiring signatures by [`KEY`]
     pub fn start() -> Self {
+        Self::start_with(false, (KEY, SECRET))
+    }
+
+    /// As [`start`](Self::start), serving https with a CA generated at start
+    /// ([`ca_pem_path`](Self::ca_pem_path))
+    pub fn start_tls() -> Self {
+        Self::start_with(true, (KEY, SECRET))
+    }
+
+    /// As [`start`](Self::start), accepting only signatures by this key
+    pub fn start_accepting(key: &str, secret: &str) -> Self {
+        Self::start_with(false, (key, secret))
+    }
+
+    fn start_with(tls: bool, (key, secret): (&str, &str)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,7 +65,7 @@ impl Harness {
         let invocations = Arc::new(AtomicUsize::new(0));
         let mut builder = Emulator::builder()
             .builtins()
-            .credentials(KEY, SECRET)
+            .credentials(key, secret)
             .quiet()
             .function("empty", |_: Invocation, _: ResponseStream| async {
                 Ok::<(), FunctionError>(())
@@ -96,6 +111,9 @@ impl Harness {
                 config,
             );
         }
+        if tls {
+            builder = builder.tls();
+        }
         let emulator = runtime
             .block_on(builder.start("127.0.0.1:0".parse().expect("addr")))
             .expect("emulator starts");
@@ -114,6 +132,13 @@ impl Harness {
     /// The emulator's address
     pub fn address(&self) -> std::net::SocketAddr {
         self.emulator.as_ref().expect("running").addr()
+    }
+
+    /// With TLS: the file holding the CA certificate (PEM) to trust
+    pub fn ca_pem_path(&self) -> Option<std::path::PathBuf> {
+        self.emulator
+            .as_ref()
+            .and_then(|e| e.ca_pem_path().map(std::path::Path::to_owned))
     }
 
     /// How many times the `streamer-*` functions ran
@@ -159,6 +184,8 @@ pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
         idle_timeout: Duration::from_secs(60),
         overall_timeout: Duration::from_secs(120),
         proxy_env: Vec::new(),
+        ca_bundle: None,
+        from_config: None,
     }
 }
 

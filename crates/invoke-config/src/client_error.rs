@@ -1,17 +1,16 @@
 //! `ClientError`: the error a transport's client reports, the same for every transport
 
 use std::io;
+use std::path::PathBuf;
 
 use bytes::Bytes;
 
-use crate::error::SignError;
-use crate::invocation::InvokeError;
-use crate::params::BuildError;
-use crate::response::ResponseError;
-use crate::retry::TransportFailure;
-use crate::service_error::ServiceError;
-use crate::stream::Event;
-use crate::stream::{InvokeComplete, StreamError};
+use invoke_proto::{
+    BuildError, EndpointError, Event, InvokeComplete, InvokeError, ResponseError, ServiceError,
+    SignError, StreamError, TransportFailure,
+};
+
+use crate::config::ConfigError;
 
 /// A boxed error source of a transport (credential providers, sockets, TLS)
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -28,11 +27,27 @@ pub enum ClientError {
     /// The client configuration is not usable (a bad proxy URL or CA bundle, for example)
     #[error("invalid client configuration: {0}")]
     Config(String),
+    /// The shared settings (environment, config files) are not valid
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    /// No endpoint follows from the settings (no region, a bad endpoint URL, ...)
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A CA bundle (`AWS_CA_BUNDLE`, `ca_bundle`) cannot be read or holds no valid
+    /// certificate
+    #[error("CA bundle {}: {reason}", path.display())]
+    CaBundle {
+        /// The file
+        path: PathBuf,
+        /// What is wrong with it
+        reason: String,
+    },
     /// The invocation parameters are not valid; nothing was sent
     #[error(transparent)]
     InvalidParams(#[from] BuildError),
-    /// The credentials provider failed
-    #[error("credentials: {0}")]
+    /// The credentials provider failed; its error (a [`crate::CredentialsError`] from the
+    /// default chain) is the [source](std::error::Error::source)
+    #[error("no credentials to sign with")]
     Credentials(#[source] BoxError),
     /// The request could not be signed
     #[error(transparent)]
@@ -154,6 +169,7 @@ impl ClientError {
                 attempts,
                 source: source.unwrap_or_else(|| kind.to_string().into()),
             },
+            other => Self::Config(other.to_string()),
         }
     }
 }
@@ -166,7 +182,8 @@ impl ClientError {
 /// hands over the next event with [`handle`](Self::handle).
 ///
 /// ```
-/// use invoke_proto::{ClientError, Event, PayloadCursor};
+/// use invoke_config::{ClientError, PayloadCursor};
+/// use invoke_proto::Event;
 /// use invoke_proto::bytes::Bytes;
 ///
 /// let mut cursor = PayloadCursor::new();
