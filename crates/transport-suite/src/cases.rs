@@ -800,3 +800,38 @@ pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
         &[("GET", metadata::SSO_PATH)],
     );
 }
+
+/// `tracing` of the credential exchanges: a `credentials_request` span (method, host, path,
+/// status) and never the credentials or the container's authorization token
+pub fn credential_exchanges_are_traced_without_their_secrets<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (key, secret) = metadata::CONTAINER_KEY;
+    let h = Harness::start_accepting(key, secret);
+    let uri = format!("{}{}", server.url(), metadata::CONTAINER_PATH);
+    let c = t.client(&configured(
+        &h,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                metadata::CONTAINER_TOKEN,
+            ),
+        ],
+        "",
+        &[],
+    ));
+    let recorder = crate::trace::Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        assert_success(&t.invoke(&c, &InvokeParams::new("echo", "{}")));
+    });
+    let text = recorder.text();
+    assert!(
+        text.contains(r#"span credentials_request method=GET host="127.0.0.1""#)
+            && text.contains(metadata::CONTAINER_PATH)
+            && text.contains("status=200"),
+        "{text}"
+    );
+    for leak in [secret, metadata::CONTAINER_TOKEN, "token-of-"] {
+        assert!(!text.contains(leak), "{leak} leaked into:\n{text}");
+    }
+}

@@ -277,6 +277,7 @@ macro_rules! transport_suite {
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_the_sso_portal,
+            credential_exchanges_are_traced_without_their_secrets,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {
