@@ -33,6 +33,8 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
+    /// The request as built, sent as it is when the client does not sign
+    unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<Incoming>,
@@ -47,12 +49,14 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
+        unsigned: Option<http::Request<Bytes>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
         Self {
             inner,
             driver,
+            unsigned,
             deadline,
             span,
             body: None,
@@ -128,7 +132,12 @@ impl Call {
             return Ok(());
         };
         let credentials = credentials.map_err(|e| Error::Credentials(Box::new(e)))?;
-        let request = self.driver.sign(&credentials, SystemTime::now())?;
+        let request = match credentials {
+            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            None => self.unsigned.clone().ok_or_else(|| {
+                Error::Config("an unsigned client without its request".to_owned())
+            })?,
+        };
         let mut request = request.map(Full::new);
         if let Some(auth) = &inner.proxy_authorization {
             request

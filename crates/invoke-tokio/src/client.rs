@@ -140,6 +140,7 @@ impl Client {
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
+        let unsigned = matches!(inner.credentials, Source::Unsigned).then(|| request.clone());
         let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
         let driver = InvokeDriver::new(
             request,
@@ -155,7 +156,7 @@ impl Client {
             request_id = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        Call::new(Arc::clone(inner), driver, deadline, span)
+        Call::new(Arc::clone(inner), driver, unsigned, deadline, span)
             .start()
             .await
     }
@@ -177,6 +178,7 @@ enum CredentialsChoice {
     Static(Credentials),
     Provider(Arc<dyn ProvideCredentials>),
     Chain(Box<SharedConfig>),
+    Unsigned,
 }
 
 /// Configures a [`Client`]
@@ -226,6 +228,13 @@ impl ClientBuilder {
     /// tokio's blocking pool; cached until five minutes before they expire
     pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
         self.credentials = Some(CredentialsChoice::Chain(Box::new(shared)));
+        self
+    }
+
+    /// Sends requests without a signature (for endpoints that do not check one, such as
+    /// `lambda-stream serve --no-auth`)
+    pub fn no_signing(mut self) -> Self {
+        self.credentials = Some(CredentialsChoice::Unsigned);
         self
     }
 
@@ -299,9 +308,9 @@ impl ClientBuilder {
     /// [`Error::Config`] without credentials or with a proxy URL that is not valid;
     /// [`Error::CaBundle`] for a CA bundle that cannot be used.
     pub fn build(self) -> Result<Client, Error> {
-        let choice = self
-            .credentials
-            .ok_or_else(|| Error::Config("no credentials given".to_owned()))?;
+        let choice = self.credentials.ok_or_else(|| {
+            Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
+        })?;
         let env = self.proxy_env.unwrap_or_else(ProxyEnv::from_process);
         let proxy_url = env.proxy_for(&self.endpoint).map(str::to_owned);
         let proxy = proxy_url.as_deref().map(Proxy::parse).transpose()?;
@@ -324,6 +333,7 @@ impl ClientBuilder {
         );
         let credentials = match choice {
             CredentialsChoice::Static(c) => Source::Static(Arc::new(c)),
+            CredentialsChoice::Unsigned => Source::Unsigned,
             CredentialsChoice::Provider(p) => {
                 Source::Cached(Arc::new(AsyncCache::from_provider(p)))
             }

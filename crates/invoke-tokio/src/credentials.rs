@@ -31,13 +31,17 @@ type Loader = Box<dyn Fn() -> Load + Send + Sync>;
 pub(crate) enum Source {
     Static(Arc<Credentials>),
     Cached(Arc<AsyncCache>),
+    /// Requests go unsigned
+    Unsigned,
 }
 
 impl Source {
-    pub(crate) async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
+    /// Credentials for the attempt about to be signed, `None` when requests go unsigned
+    pub(crate) async fn get(&self) -> Result<Option<Arc<Credentials>>, CredentialsError> {
         match self {
-            Self::Static(c) => Ok(Arc::clone(c)),
-            Self::Cached(cache) => cache.get().await,
+            Self::Static(c) => Ok(Some(Arc::clone(c))),
+            Self::Cached(cache) => cache.get().await.map(Some),
+            Self::Unsigned => Ok(None),
         }
     }
 }

@@ -129,3 +129,51 @@ fn a_chain_without_credentials_is_a_credentials_error() {
         "{error}: {source:?}"
     );
 }
+
+#[test]
+fn unsigned_requests_reach_an_endpoint_without_auth_only() {
+    let runtime = support::runtime();
+    let open = runtime
+        .block_on(
+            invoke_emulator::Emulator::builder()
+                .builtins()
+                .no_auth()
+                .quiet()
+                .start("127.0.0.1:0".parse().expect("addr")),
+        )
+        .expect("emulator");
+    let harness = Harness::start();
+    for (url, open_door) in [(open.url(), true), (harness.endpoint().to_string(), false)] {
+        let env = Env::from_pairs([
+            ("HOME", "/nonexistent-home"),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ENDPOINT_URL", url.as_str()),
+        ]);
+        let client =
+            Client::builder_from_config(&SharedConfig::load(env, &MemFs::new()), &Overrides::new())
+                .expect("config")
+                .no_signing()
+                .proxy_env(ProxyEnv::none())
+                .build()
+                .expect("client");
+        let result = runtime.block_on(async {
+            let mut payload = String::new();
+            client
+                .invoke(&InvokeParams::new("echo", "{}"))
+                .await?
+                .into_async_read()
+                .read_to_string(&mut payload)
+                .await
+                .expect("read");
+            Ok::<_, invoke_tokio::Error>(payload)
+        });
+        match result {
+            Ok(payload) if open_door => assert_eq!(payload, "{}"),
+            Err(e) if !open_door => {
+                assert_eq!(e.service_error().and_then(|s| s.status), Some(403), "{e}");
+            }
+            other => panic!("open: {open_door}, {other:?}"),
+        }
+    }
+    runtime.block_on(open.shutdown());
+}
