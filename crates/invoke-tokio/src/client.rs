@@ -161,6 +161,11 @@ impl Client {
             .await
     }
 
+    /// The endpoint this client invokes
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
     /// Tokens left in the retry quota shared by this client's invocations
     pub fn retry_quota_available(&self) -> u32 {
         self.inner.quota.available()
