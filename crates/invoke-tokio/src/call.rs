@@ -93,7 +93,8 @@ impl Call {
             call: self,
             idle: Box::pin(tokio::time::sleep(idle)),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
-            progressed: true,
+            progressed: false,
+            last_progress: Instant::now(),
             phase: Phase::Streaming,
             drained: 0,
             complete: false,
@@ -299,11 +300,14 @@ pub struct Response {
     attempts: u32,
     status: u16,
     call: Call,
-    /// Fires after the idle timeout without body bytes; re-armed lazily
+    /// Fires after the idle timeout without body bytes; when it fires, it is moved to
+    /// `last_progress` + idle if bytes came since
     idle: Pin<Box<Sleep>>,
     deadline: Pin<Box<Sleep>>,
-    /// Bytes arrived since the idle timer was last armed
+    /// Bytes arrived since `last_progress` was taken
     progressed: bool,
+    /// About when body bytes last arrived (taken when the body next had nothing ready)
+    last_progress: Instant,
     phase: Phase,
     drained: usize,
     /// `InvokeComplete` was handed out: only the end of the body may follow
@@ -428,8 +432,9 @@ impl Response {
         }
         let idle = self.call.inner.timeouts.idle;
         if self.progressed {
+            // the bytes just taken arrived about now; the timer is moved only when it fires
             self.progressed = false;
-            self.idle.as_mut().reset(Instant::now() + idle);
+            self.last_progress = Instant::now();
         }
         if self.deadline.as_mut().poll(cx).is_ready() {
             let overall = self.call.inner.timeouts.overall;
@@ -438,7 +443,12 @@ impl Response {
                 format!("the invocation took longer than {overall:?}").into(),
             )));
         }
-        if self.idle.as_mut().poll(cx).is_ready() {
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let due = self.last_progress + idle;
+            if due > Instant::now() {
+                self.idle.as_mut().reset(due);
+                continue;
+            }
             return Poll::Ready(Err((
                 TransportFailure::IdleTimeout,
                 format!("no body bytes for {idle:?}").into(),
