@@ -12,6 +12,8 @@ use invoke_proto::{
     DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
 };
 
+use invoke_config::PayloadCursor;
+
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
 
@@ -217,22 +219,7 @@ impl Call {
 
     fn error(&mut self, e: InvokeError) -> Error {
         let attempts = self.driver.attempts();
-        let error = match e {
-            InvokeError::Sign(e) => Error::Sign(e),
-            InvokeError::Service(error) => Error::Service { error, attempts },
-            InvokeError::Response(e) => Error::Response(e),
-            InvokeError::Stream(e) => Error::Stream(e),
-            InvokeError::Transport(kind) => Error::Transport {
-                kind,
-                address: self.inner.address.clone(),
-                attempts,
-                source: self
-                    .last_error
-                    .take()
-                    .unwrap_or_else(|| kind.to_string().into()),
-            },
-            other => Error::Config(other.to_string()),
-        };
+        let error = Error::from_invoke(e, attempts, &self.inner.address, self.last_error.take());
         tracing::debug!(
             error = %error,
             attempts,
@@ -380,8 +367,7 @@ impl Response {
     pub fn into_reader(self) -> PayloadReader {
         PayloadReader {
             response: self,
-            chunk: Bytes::new(),
-            state: ReaderState::Reading,
+            cursor: PayloadCursor::new(),
         }
     }
 }
@@ -412,25 +398,17 @@ impl Iterator for Response {
     }
 }
 
-enum ReaderState {
-    Reading,
-    Ended,
-    /// The error already returned, repeated on every later read
-    Failed(io::ErrorKind, String),
-}
-
 /// The payload of a response as an `io::Read`, from [`Response::into_reader`]
 pub struct PayloadReader {
     response: Response,
-    chunk: Bytes,
-    state: ReaderState,
+    cursor: PayloadCursor,
 }
 
 impl std::fmt::Debug for PayloadReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PayloadReader")
             .field("response", &self.response)
-            .field("buffered", &self.chunk.len())
+            .field("buffered", &self.cursor.buffered())
             .finish_non_exhaustive()
     }
 }
@@ -440,41 +418,17 @@ impl PayloadReader {
     pub fn response(&self) -> &Response {
         &self.response
     }
-
-    fn failed(&mut self, error: Error) -> io::Error {
-        let error = error.into_io();
-        self.state = ReaderState::Failed(error.kind(), error.to_string());
-        error
-    }
 }
 
 impl Read for PayloadReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if !self.chunk.is_empty() {
-                let n = out.len().min(self.chunk.len());
-                out[..n].copy_from_slice(&self.chunk.split_to(n));
-                return Ok(n);
+            if let Some(bytes) = self.cursor.next_bytes(out.len()) {
+                let bytes = bytes?;
+                out[..bytes.len()].copy_from_slice(&bytes);
+                return Ok(bytes.len());
             }
-            match &self.state {
-                ReaderState::Reading => {}
-                ReaderState::Ended => return Ok(0),
-                ReaderState::Failed(kind, message) => {
-                    return Err(io::Error::new(*kind, message.clone()));
-                }
-            }
-            if out.is_empty() {
-                return Ok(0);
-            }
-            match self.response.next() {
-                Some(Ok(Event::PayloadChunk(bytes))) => self.chunk = bytes,
-                Some(Ok(Event::InvokeComplete(c))) if c.is_error() => {
-                    return Err(self.failed(Error::Function(c)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(self.failed(e)),
-                None => self.state = ReaderState::Ended,
-            }
+            self.cursor.handle(self.response.next())?;
         }
     }
 }

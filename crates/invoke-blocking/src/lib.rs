@@ -112,10 +112,11 @@ mod error;
 mod tls;
 
 pub use call::{PayloadReader, Response};
-pub use client::{CREDENTIALS_TIMEOUT, Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
+pub use client::{CREDENTIALS_TIMEOUT, Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
 pub use invoke_config::{
     CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
     ProxyEnv, SharedConfig,
 };
+pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
 pub use {invoke_config, invoke_proto};

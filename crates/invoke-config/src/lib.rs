@@ -71,6 +71,7 @@
 
 mod cache;
 mod chain;
+mod client_error;
 pub mod config;
 mod credentials;
 pub mod env;
@@ -84,9 +85,11 @@ mod proxy;
 mod sha1;
 mod sts;
 mod time;
+mod timeouts;
 
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
+pub use client_error::{BoxError, ClientError, PayloadCursor};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,
@@ -99,6 +102,7 @@ pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
 pub use proxy::{ProxyEnv, redact_url};
+pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 
 pub use bytes;
 pub use http;

@@ -492,6 +492,55 @@ pub fn no_proxy_bypasses_the_proxy<T: Transport>(t: &T) {
     );
 }
 
+/// `tracing`: spans per invocation and attempt with the function, request id, attempt,
+/// status and byte counts, and never a secret or a payload byte (the events and spans of
+/// the calling thread are recorded)
+pub fn spans_carry_the_invocation_and_never_secrets_or_payloads<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let token = "SESSION-TOKEN-MUST-NOT-LEAK";
+    let mut cfg = h.config();
+    cfg.credentials = invoke_proto::Credentials::new(crate::KEY, crate::SECRET, Some(token.into()));
+    let c = t.client(&cfg);
+    let marker = "PAYLOAD-MARKER-MUST-NOT-LEAK";
+    let recorder = crate::trace::Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let r = t.read(
+            &c,
+            &InvokeParams::new("echo", format!(r#"{{"m":"{marker}"}}"#)),
+        );
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        assert!(
+            String::from_utf8_lossy(&r.bytes).contains(marker),
+            "the payload went through"
+        );
+        let o = t.invoke(&c, &InvokeParams::new("no-such-function", "{}"));
+        assert!(
+            matches!(
+                o.failure,
+                Some(Failure::Service {
+                    attempts: Some(1),
+                    ..
+                })
+            ),
+            "{:?}",
+            o.failure
+        );
+    });
+    let text = recorder.text();
+    assert!(text.contains(r#"span invoke function="echo""#), "{text}");
+    assert!(text.contains(r#"function="no-such-function""#), "{text}");
+    assert!(text.contains("span attempt attempt=1"), "{text}");
+    assert!(
+        text.contains("status=200") && text.contains("status=404"),
+        "{text}"
+    );
+    assert!(text.contains("request_id="), "{text}");
+    assert!(text.contains("bytes="), "{text}");
+    for secret in [crate::SECRET, token, marker] {
+        assert!(!text.contains(secret), "{secret} leaked into:\n{text}");
+    }
+}
+
 /// Over https, trusting the emulator's CA through the CA bundle: streams byte-exact
 pub fn https_with_the_ca_bundle_streams_byte_exact<T: Transport>(t: &T) {
     let h = Harness::start_tls();
@@ -750,4 +799,39 @@ pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
         &[(&cache_path, &cache)],
         &[("GET", metadata::SSO_PATH)],
     );
+}
+
+/// `tracing` of the credential exchanges: a `credentials_request` span (method, host, path,
+/// status) and never the credentials or the container's authorization token
+pub fn credential_exchanges_are_traced_without_their_secrets<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (key, secret) = metadata::CONTAINER_KEY;
+    let h = Harness::start_accepting(key, secret);
+    let uri = format!("{}{}", server.url(), metadata::CONTAINER_PATH);
+    let c = t.client(&configured(
+        &h,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                metadata::CONTAINER_TOKEN,
+            ),
+        ],
+        "",
+        &[],
+    ));
+    let recorder = crate::trace::Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        assert_success(&t.invoke(&c, &InvokeParams::new("echo", "{}")));
+    });
+    let text = recorder.text();
+    assert!(
+        text.contains(r#"span credentials_request method=GET host="127.0.0.1""#)
+            && text.contains(metadata::CONTAINER_PATH)
+            && text.contains("status=200"),
+        "{text}"
+    );
+    for leak in [secret, metadata::CONTAINER_TOKEN, "token-of-"] {
+        assert!(!text.contains(leak), "{leak} leaked into:\n{text}");
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -189,11 +189,13 @@ pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
     }
 }
 
-/// A loopback TCP forwarder that counts the connections it accepted
+/// A loopback TCP forwarder that counts the connections it accepted and those the client
+/// closed
 #[derive(Debug)]
 pub struct Forwarder {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    closed: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl Forwarder {
@@ -203,6 +205,8 @@ impl Forwarder {
         let addr = listener.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&accepted);
+        let closed = Arc::new((Mutex::new(0), Condvar::new()));
+        let closes = Arc::clone(&closed);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -210,18 +214,44 @@ impl Forwarder {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
-                for (from, to) in [(&client, &server), (&server, &client)] {
+                for (from, to, upstream) in [(&client, &server, true), (&server, &client, false)] {
                     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
                         continue;
                     };
+                    let closes = Arc::clone(&closes);
                     std::thread::spawn(move || {
                         let _ = io::copy(&mut from, &mut to);
                         let _ = to.shutdown(Shutdown::Write);
+                        if upstream {
+                            // the client closed (or reset) its side
+                            *closes.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                            closes.1.notify_all();
+                        }
                     });
                 }
             }
         });
-        Self { addr, accepted }
+        Self {
+            addr,
+            accepted,
+            closed,
+        }
+    }
+
+    /// Waits until the client closed at least `n` connections, at most `timeout`; whether
+    /// it did
+    pub fn wait_closed(&self, n: usize, timeout: Duration) -> bool {
+        let (count, changed) = &*self.closed;
+        let guard = count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, timeout, |c| *c < n)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard >= n
+    }
+
+    /// Connections the client closed so far
+    pub fn closed(&self) -> usize {
+        *self.closed.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The endpoint URL of the forwarder

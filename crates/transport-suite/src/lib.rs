@@ -25,14 +25,14 @@ pub mod cases;
 mod harness;
 pub mod metadata;
 pub mod proxy;
+pub mod trace;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{FileReader, SharedConfig};
-
+use invoke_config::{ClientError, FileReader, ProxyEnv, SharedConfig, Timeouts};
 use invoke_proto::Endpoint;
 use invoke_proto::{
     Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig, ServiceError,
@@ -87,6 +87,22 @@ impl fmt::Debug for FromConfig {
     }
 }
 
+impl ClientConfig {
+    /// The four timeouts as the transports take them
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts::default()
+            .with_connect(self.connect_timeout)
+            .with_head(self.head_timeout)
+            .with_idle(self.idle_timeout)
+            .with_overall(self.overall_timeout)
+    }
+
+    /// The proxy environment as the transports take it
+    pub fn proxy(&self) -> ProxyEnv {
+        ProxyEnv::from_vars(self.proxy_env.clone())
+    }
+}
+
 /// What went wrong, in terms every transport can report
 #[derive(Debug, Clone)]
 pub enum Failure {
@@ -112,6 +128,36 @@ pub enum Failure {
     },
     /// Anything else, as text
     Other(String),
+}
+
+impl Failure {
+    /// What a transport's error says, in the suite's terms (a transport error's message
+    /// has its sources, joined by `: `)
+    pub fn from_client_error(e: &ClientError) -> Self {
+        match e {
+            ClientError::Service { error, attempts } => Self::Service {
+                error: (**error).clone(),
+                attempts: Some(*attempts),
+            },
+            ClientError::Stream(s) => Self::Stream(s.clone()),
+            ClientError::Function(c) => Self::Function(c.clone()),
+            ClientError::Transport { kind, attempts, .. } => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Self::Transport {
+                    kind: *kind,
+                    attempts: Some(*attempts),
+                    message,
+                }
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
 }
 
 /// The response head as the transport reported it
@@ -221,6 +267,7 @@ macro_rules! transport_suite {
             connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
+            spans_carry_the_invocation_and_never_secrets_or_payloads,
             https_through_an_http_proxy,
             https_with_the_ca_bundle_streams_byte_exact,
             https_with_aws_ca_bundle_from_config,
@@ -230,6 +277,7 @@ macro_rules! transport_suite {
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_the_sso_portal,
+            credential_exchanges_are_traced_without_their_secrets,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {
