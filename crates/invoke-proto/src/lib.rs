@@ -103,4 +103,4 @@ pub use response::{
 };
 pub use service_error::{ErrorKind, RetryPolicy, ServiceError};
 pub use sigv4::{SignError, SigningScope, SigningSettings, sign};
-pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};
+pub use stream::{Event, EventDecoder, InvokeComplete, InvokeStream, StreamError};

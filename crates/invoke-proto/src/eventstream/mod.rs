@@ -12,6 +12,7 @@ mod prelude;
 
 pub use decoder::MessageDecoder;
 pub use encode::{encode, encode_with_limits};
+pub(crate) use header::BlockCache;
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
 pub use prelude::Prelude;
