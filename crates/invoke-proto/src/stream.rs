@@ -315,7 +315,7 @@ enum State {
 /// Feed every body chunk with [`feed`](Self::feed), then call
 /// [`next_event`](Self::next_event) until it returns `Ok(None)`; at the end of the body call
 /// [`finish`](Self::finish). After `InvokeComplete` the stream is done: further messages or
-/// bytes are ignored (the service sends nothing after it) and counted in
+/// bytes are ignored and counted in
 /// [`ignored_bytes`](Self::ignored_bytes). Errors are terminal and repeated on every later
 /// call. Nothing fed is lost: events still undrained when `finish` is called are returned by
 /// later `next_event` calls, whatever `finish` returned.
