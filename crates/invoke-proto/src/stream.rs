@@ -589,6 +589,35 @@ mod tests {
     }
 
     #[test]
+    fn no_event_is_lost_wherever_draining_stops() {
+        let messages = [chunk("one"), chunk("two"), chunk("three"), complete()];
+        let body = wire(&messages);
+        let want: Vec<Event> = ["one", "two", "three"]
+            .into_iter()
+            .map(chunk_event)
+            .chain([Event::InvokeComplete(InvokeComplete::default())])
+            .collect();
+        for size in [1, 2, 3, 5, 8, 13, 40, 64, body.len()] {
+            let chunks: Vec<_> = body.chunks(size).collect();
+            for drained in 0..=chunks.len() {
+                let mut s = InvokeStream::new();
+                let mut got = Vec::new();
+                for (i, c) in chunks.iter().enumerate() {
+                    s.feed(body.slice_ref(c));
+                    if i < drained {
+                        got.extend(drain(&mut s).0);
+                    }
+                }
+                s.finish().expect("InvokeComplete was fed");
+                let (rest, err) = drain(&mut s);
+                got.extend(rest);
+                assert_eq!(err, None);
+                assert_eq!(got, want, "chunk size {size}, drained {drained} chunks");
+            }
+        }
+    }
+
+    #[test]
     fn finish_keeps_undrained_events_before_an_error() {
         let body = wire(&[chunk("a"), chunk("b")]);
         let mut s = InvokeStream::new();
@@ -673,6 +702,56 @@ mod tests {
                 Event::InvokeComplete(InvokeComplete::default()),
             ]
         );
+    }
+
+    #[test]
+    fn repeated_blocks_classified_like_the_first_in_any_chunking() {
+        let heartbeat = message(
+            &[(":message-type", "event"), (":event-type", "Heartbeat")],
+            "",
+        );
+        let other_chunk = message(
+            &[(":event-type", "PayloadChunk"), (":message-type", "event")],
+            "e",
+        );
+        let body = wire(&[
+            chunk("a"),
+            heartbeat.clone(),
+            heartbeat.clone(),
+            chunk("b"),
+            chunk("c"),
+            heartbeat.clone(),
+            chunk("d"),
+            other_chunk.clone(),
+            other_chunk,
+            complete(),
+        ]);
+        let unknown = || Event::Unknown {
+            event_type: "Heartbeat".into(),
+            message: heartbeat.clone(),
+        };
+        let want = [
+            chunk_event("a"),
+            unknown(),
+            unknown(),
+            chunk_event("b"),
+            chunk_event("c"),
+            unknown(),
+            chunk_event("d"),
+            chunk_event("e"),
+            chunk_event("e"),
+            Event::InvokeComplete(InvokeComplete::default()),
+        ];
+        for size in 1..=body.len() {
+            let mut s = InvokeStream::new();
+            let mut got = Vec::new();
+            for c in body.chunks(size) {
+                s.feed(body.slice_ref(c));
+                got.extend(drain(&mut s).0);
+            }
+            s.finish().unwrap();
+            assert_eq!(got, want, "chunk size {size}");
+        }
     }
 
     #[test]
