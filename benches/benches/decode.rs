@@ -36,8 +36,8 @@ use aws_smithy_eventstream::smithy::parse_response_headers;
 use aws_smithy_types::Blob;
 use bytes::{Buf, Bytes, BytesMut};
 use bytes_utils::SegmentedBuf;
-use invoke_proto::eventstream::{Headers, Message, MessageDecoder, encode};
 use invoke_proto::InvokeStream;
+use invoke_proto::eventstream::{Headers, Message, MessageDecoder, encode};
 
 const STREAM_BYTES: usize = 48 * 1024 * 1024;
 const CHUNK: usize = 1500;
