@@ -64,9 +64,8 @@ pub struct MessageDecoder {
     seen: ValidatedBlock,
     /// Messages decoded by [`finish`](Self::finish) but not yet returned, with their offsets
     ready: VecDeque<(u64, Message)>,
-    /// A fresh CRC-32 state: cloning it skips the CPU feature detection of `Hasher::new`,
-    /// which costs as much as hashing a prelude
-    crc: crc32fast::Hasher,
+    /// Reads preludes, remembering the last one's CRC
+    preludes: PreludeReader,
     error: Option<DecodeError>,
 }
 
@@ -235,7 +234,7 @@ impl MessageDecoder {
                 // At a message boundary: take the message straight out of the chunk if it is
                 // all there, else start assembling it.
                 if front.len() >= PRELUDE_LEN {
-                    let (prelude, crc) = read_prelude(front, &self.crc, self.limits, self.offset)?;
+                    let (prelude, crc) = self.preludes.read(front, self.limits, self.offset)?;
                     let total = prelude.total_len as usize;
                     if front.len() >= total {
                         let frame = front.split_to(total);
@@ -266,7 +265,8 @@ impl MessageDecoder {
             match self.want {
                 None if self.assembly.buf.len() == PRELUDE_LEN => {
                     let (prelude, crc) =
-                        read_prelude(&self.assembly.buf, &self.crc, self.limits, self.offset)?;
+                        self.preludes
+                            .read(&self.assembly.buf, self.limits, self.offset)?;
                     self.start_assembly(prelude, crc);
                 }
                 Some(prelude) if self.assembly.buf.len() == goal => {
@@ -308,7 +308,7 @@ impl MessageDecoder {
         if buf.len() < PRELUDE_LEN {
             return Ok(None);
         }
-        let (prelude, crc) = read_prelude(buf, &self.crc, self.limits, self.offset)?;
+        let (prelude, crc) = self.preludes.read(buf, self.limits, self.offset)?;
         let total = prelude.total_len as usize;
         if buf.len() < total {
             buf.reserve(total - buf.len());
@@ -354,21 +354,43 @@ fn absorb(a: &mut Assembly, bytes: &[u8], prelude: Prelude) {
     }
 }
 
-/// Checks the prelude at the start of `bytes` (at least 12 long); returns it with the CRC
-/// state after its first 8 bytes, to be continued over the message
-#[inline]
-fn read_prelude(
-    bytes: &[u8],
-    fresh: &crc32fast::Hasher,
-    limits: Limits,
-    offset: u64,
-) -> Result<(Prelude, crc32fast::Hasher), DecodeError> {
-    let mut p = [0u8; PRELUDE_LEN];
-    p.copy_from_slice(&bytes[..PRELUDE_LEN]);
-    let mut crc = fresh.clone();
-    crc.update(&p[..8]);
-    let prelude = Prelude::check(&p, crc.clone().finalize(), limits, offset)?;
-    Ok((prelude, crc))
+/// Checks preludes, hashing their length fields once per distinct pair of lengths
+#[derive(Debug, Default)]
+struct PreludeReader {
+    /// The length fields of the last prelude read and the CRC state after them: a stream of
+    /// equal-sized messages then hashes no prelude twice
+    last: Option<([u8; 8], crc32fast::Hasher)>,
+    /// A fresh CRC-32 state: cloning it skips the CPU feature detection of `Hasher::new`,
+    /// which costs as much as hashing a prelude
+    fresh: crc32fast::Hasher,
+}
+
+impl PreludeReader {
+    /// Checks the prelude at the start of `bytes` (at least 12 long); returns it with the CRC
+    /// state after its first 8 bytes, to be continued over the message
+    #[inline]
+    fn read(
+        &mut self,
+        bytes: &[u8],
+        limits: Limits,
+        offset: u64,
+    ) -> Result<(Prelude, crc32fast::Hasher), DecodeError> {
+        let mut p = [0u8; PRELUDE_LEN];
+        p.copy_from_slice(&bytes[..PRELUDE_LEN]);
+        let crc = match &self.last {
+            Some((lengths, crc)) if *lengths == p[..8] => crc.clone(),
+            _ => {
+                let mut crc = self.fresh.clone();
+                crc.update(&p[..8]);
+                let mut lengths = [0u8; 8];
+                lengths.copy_from_slice(&p[..8]);
+                self.last = Some((lengths, crc.clone()));
+                crc
+            }
+        };
+        let prelude = Prelude::check(&p, crc.clone().finalize(), limits, offset)?;
+        Ok((prelude, crc))
+    }
 }
 
 #[cfg(test)]
