@@ -530,6 +530,27 @@ mod tests {
     }
 
     #[test]
+    fn remembered_prelude_never_hides_a_bad_prelude_crc() {
+        let m = Message::new(Headers::new(), "same size");
+        let one = m.to_bytes().unwrap();
+        let len = one.len();
+        for corrupt in [3, 8, 11] {
+            let mut wire = BytesMut::new();
+            for _ in 0..3 {
+                wire.extend_from_slice(&one);
+            }
+            wire[len + corrupt] ^= 1;
+            let mut d = MessageDecoder::new();
+            d.feed(wire.freeze());
+            assert_eq!(d.next_message().unwrap(), Some(m.clone()));
+            assert!(matches!(
+                d.next_message().unwrap_err(),
+                DecodeError::PreludeCrc { offset, .. } if offset == len as u64
+            ));
+        }
+    }
+
+    #[test]
     fn finish_keeps_undrained_messages() {
         let (msgs, wire) = stream();
         for size in [1, 7, wire.len()] {
