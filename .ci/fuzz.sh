@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(decode_oneshot decode_chunked roundtrip differential response_head invoke_stream)
+targets=(decode_oneshot decode_chunked roundtrip differential response_head invoke_stream request_parse)
 seconds="${FUZZ_SECONDS:-30}"
 case "$seconds" in
   '' | *[!0-9]* | 0)

@@ -36,8 +36,8 @@ use aws_smithy_eventstream::smithy::parse_response_headers;
 use aws_smithy_types::Blob;
 use bytes::{Buf, Bytes, BytesMut};
 use bytes_utils::SegmentedBuf;
-use invoke_proto::InvokeStream;
-use invoke_proto::eventstream::{Headers, Message, MessageDecoder, encode};
+
+use invoke_proto::{Headers, InvokeStream, Message, MessageDecoder, encode_message};
 
 const STREAM_BYTES: usize = 48 * 1024 * 1024;
 const CHUNK: usize = 1500;
@@ -72,10 +72,10 @@ fn stream(payload: usize, bytes: usize) -> Stream {
     let chunks = bytes.div_ceil(chunk.wire_len() as usize);
     let mut w = BytesMut::with_capacity((chunks + 1) * chunk.wire_len() as usize);
     for _ in 0..chunks {
-        encode(&chunk, &mut w).unwrap();
+        encode_message(&chunk, &mut w).unwrap();
     }
     let complete = message("InvokeComplete", "application/json", b"{}".to_vec());
-    encode(&complete, &mut w).unwrap();
+    encode_message(&complete, &mut w).unwrap();
     let whole = w.freeze();
     Stream {
         chunks: whole.chunks(CHUNK).map(Bytes::copy_from_slice).collect(),

@@ -16,20 +16,17 @@ use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::{
+    CONTENT_TYPE_OCTET_STREAM, Event, InvokeComplete, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
 
 const TOTAL: usize = 256 * 1024 * 1024;
 
-fn frame(payload: Bytes, event: &'static str, content_type: &'static str) -> Bytes {
-    let mut h = Headers::builder();
-    h.push(":event-type", event).unwrap();
-    h.push(":content-type", content_type).unwrap();
-    h.push(":message-type", "event").unwrap();
-    let m = Message::new(h.build().unwrap(), payload);
+fn frame(event: &Event) -> Bytes {
     let mut w = BytesMut::new();
-    encode(&m, &mut w).unwrap();
+    event.encode(&mut w).unwrap();
     w.freeze()
 }
 
@@ -87,9 +84,9 @@ async fn fetch(addr: SocketAddr, n: usize, size: usize) -> (usize, Duration) {
         .unwrap();
     tokio::spawn(conn);
     let body = format!(r#"{{"n":{n},"size":{size}}}"#);
-    let req = hyper::Request::post("/2021-11-15/functions/count/response-streaming-invocations")
+    let req = hyper::Request::post(format!("{STREAM_PATH_PREFIX}count{STREAM_PATH_SUFFIX}"))
         .header("host", addr.to_string())
-        .header("content-type", "application/octet-stream")
+        .header("content-type", CONTENT_TYPE_OCTET_STREAM)
         .body(http_body_util::Full::new(Bytes::from(body)))
         .unwrap();
     let start = Instant::now();
@@ -129,18 +126,10 @@ fn emulator_vs_minimal(crit: &mut Criterion) {
         let mut frames: Vec<Bytes> = (0..count)
             .map(|k| {
                 let start = (k * size) % 26;
-                frame(
-                    pattern.slice(start..start + size),
-                    "PayloadChunk",
-                    "application/octet-stream",
-                )
+                frame(&Event::PayloadChunk(pattern.slice(start..start + size)))
             })
             .collect();
-        frames.push(frame(
-            Bytes::from_static(b"{}"),
-            "InvokeComplete",
-            "application/json",
-        ));
+        frames.push(frame(&Event::InvokeComplete(InvokeComplete::success())));
         let bytes: usize = frames.iter().map(Bytes::len).sum();
         let minimal = rt.block_on(minimal_server(Arc::new(frames)));
         // both send exactly the same bytes

@@ -1,6 +1,6 @@
 //! SigV4 signing of one Lambda request: invoke-proto vs aws-sigv4
 //!
-//! The request is what `InvokeWithResponseStream` sends (protocol.md §1.1): a POST to a
+//! The request is what `InvokeWithResponseStream` sends ([API reference](https://docs.aws.amazon.com/lambda/latest/api/API_InvokeWithResponseStream.html)): a POST to a
 //! function ARN with a `Qualifier`, `Content-Type`, `X-Amz-Log-Type` and a 1 KiB payload,
 //! signed at a fixed time, without and with a session token. Each iteration signs a fresh
 //! copy of the request (copied outside the timed part) and ends with the headers set on
@@ -16,14 +16,11 @@
 use std::hint::black_box;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials as AwsCredentials;
-use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign as aws_sign};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::Credentials;
+use invoke_proto::{SigningScope, sign};
+use invoke_testkit::aws_signer::{Identity, identity, sign_with_aws};
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -53,27 +50,7 @@ fn ours(
 }
 
 fn official(req: &mut http::Request<Bytes>, identity: &Identity, now: SystemTime) {
-    let params = v4::SigningParams::builder()
-        .identity(identity)
-        .region("us-east-1")
-        .name("lambda")
-        .time(now)
-        .settings(SigningSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let uri = req.uri().to_string();
-    let signable = SignableRequest::new(
-        req.method().as_str(),
-        uri,
-        req.headers()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_str().unwrap())),
-        SignableBody::Bytes(req.body()),
-    )
-    .unwrap();
-    let (instructions, _) = aws_sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(req);
+    sign_with_aws(req, identity, "us-east-1", now);
 }
 
 fn bench(c: &mut Criterion) {
@@ -83,13 +60,12 @@ fn bench(c: &mut Criterion) {
 
     for (label, token) in [("no_token", None), ("session_token", Some(TOKEN))] {
         let creds = Credentials::new(AKID, SECRET, token.map(str::to_owned));
-        let identity: Identity =
-            AwsCredentials::new(AKID, SECRET, token.map(str::to_owned), None, "bench").into();
+        let id = identity(AKID, SECRET, token.map(str::to_owned));
 
         // both must produce the same header before their speed means anything
         let (mut a, mut b) = (template.clone(), template.clone());
         ours(&mut a, &creds, &scope, now);
-        official(&mut b, &identity, now);
+        official(&mut b, &id, now);
         assert_eq!(a.headers()["authorization"], b.headers()["authorization"]);
 
         let mut g = c.benchmark_group(format!("sign_lambda_post_1KiB/{label}"));
@@ -112,7 +88,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function("aws-sigv4", |bch| {
             bch.iter_batched_ref(
                 || template.clone(),
-                |req| official(black_box(req), &identity, black_box(now)),
+                |req| official(black_box(req), &id, black_box(now)),
                 BatchSize::SmallInput,
             );
         });

@@ -18,7 +18,7 @@ use std::ops::Range;
 
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{Message, MessageDecoder};
+use invoke_proto::{Message, MessageDecoder};
 use libfuzzer_sys::fuzz_target;
 
 /// Messages with their start offsets, and how the stream ended

@@ -17,9 +17,9 @@
 #![no_main]
 
 use invoke_proto::DecodeError;
+use invoke_proto::LimitKind;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::error::LimitKind;
-use invoke_proto::eventstream::{Limits, Message, MessageDecoder, PRELUDE_LEN, encode_with_limits};
+use invoke_proto::{Limits, Message, MessageDecoder, PRELUDE_LEN, encode_message_with_limits};
 use libfuzzer_sys::fuzz_target;
 
 /// Small enough that fuzz inputs cross them often
@@ -92,7 +92,7 @@ fn check_message(wire: &Bytes, limits: &Limits, start: u64, end: u64, m: &Messag
     assert!(s < e && e <= wire.len(), "bad offsets {s}..{e}");
     assert_eq!(m.wire_len(), end - start);
     let mut re = BytesMut::new();
-    encode_with_limits(m, limits, &mut re).expect("a decoded message must re-encode");
+    encode_message_with_limits(m, limits, &mut re).expect("a decoded message must re-encode");
     assert_eq!(
         &re[..],
         &wire[s..e],

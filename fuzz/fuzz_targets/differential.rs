@@ -50,16 +50,14 @@
 
 use aws_smithy_eventstream::error::Error as SmithyError;
 use aws_smithy_eventstream::frame::{DecodedFrame, MessageFrameDecoder, read_message_from};
-use aws_smithy_types::DateTime;
 use aws_smithy_types::event_stream::{
     Header as SHeader, HeaderValue as SValue, Message as SMessage,
 };
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::error::{HeaderNameProblem, LimitKind};
-use invoke_proto::eventstream::{
-    HeaderValue, Limits, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN,
-};
+use invoke_proto::{HeaderNameProblem, LimitKind};
+use invoke_proto::{Limits, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN};
+use invoke_testkit::smithy::to_smithy;
 use libfuzzer_sys::fuzz_target;
 
 /// How smithy's frame decoder stopped
@@ -223,26 +221,4 @@ fn header_wire_len(h: &SHeader) -> usize {
         other => panic!("smithy decoded an unknown header value {other:?}"),
     };
     1 + h.name().as_bytes().len() + 1 + value
-}
-
-fn to_smithy(m: &Message) -> SMessage {
-    let headers = m
-        .headers
-        .iter()
-        .map(|h| {
-            let v = match h.value {
-                HeaderValue::Bool(b) => SValue::Bool(b),
-                HeaderValue::Byte(x) => SValue::Byte(x),
-                HeaderValue::Short(x) => SValue::Int16(x),
-                HeaderValue::Int(x) => SValue::Int32(x),
-                HeaderValue::Long(x) => SValue::Int64(x),
-                HeaderValue::ByteArray(b) => SValue::ByteArray(b),
-                HeaderValue::String(s) => SValue::String(s.to_string().into()),
-                HeaderValue::Timestamp(t) => SValue::Timestamp(DateTime::from_millis(t)),
-                HeaderValue::Uuid(u) => SValue::Uuid(u128::from_be_bytes(u)),
-            };
-            SHeader::new(h.name.to_string(), v)
-        })
-        .collect();
-    SMessage::new_from_parts(headers, m.payload.clone())
 }

@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use arbitrary::{Result, Unstructured};
 use invoke_proto::bytes::Bytes;
+use invoke_proto::fuzzing::sanitize_code;
 use invoke_proto::http::StatusCode;
 use invoke_proto::http::header::{HeaderMap, HeaderName, HeaderValue};
-use invoke_proto::service_error::sanitize_code;
 use invoke_proto::{
-    ErrorKind, ResponseError, ResponseHead, ResponseMeta, RetryPolicy, parse_response_head,
+    ResponseError, ResponseHead, ResponseMeta, RetryPolicy, ServiceErrorKind, parse_response_head,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -161,8 +161,8 @@ fn check_error(err: invoke_proto::ServiceError, code: u16, headers: &HeaderMap, 
         "code not sanitized: {:?}",
         err.code
     );
-    assert_eq!(err.kind, ErrorKind::from_code(&err.code));
-    if err.kind != ErrorKind::Unknown {
+    assert_eq!(err.kind, ServiceErrorKind::from_code(&err.code));
+    if err.kind != ServiceErrorKind::Unknown {
         assert_eq!(err.kind.code(), Some(err.code.as_str()));
     }
 
@@ -211,7 +211,7 @@ fn check_error(err: invoke_proto::ServiceError, code: u16, headers: &HeaderMap, 
     }
     let policy = err.retry_policy();
     assert_eq!(err.is_retryable(), policy != RetryPolicy::Never);
-    if err.kind == ErrorKind::Unknown && matches!(code, 503 | 504) {
+    if err.kind == ServiceErrorKind::Unknown && matches!(code, 503 | 504) {
         assert!(err.is_retryable(), "unknown {code} error not retryable");
     }
 

@@ -10,11 +10,11 @@
 
 use arbitrary::{Arbitrary, Unstructured};
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{
-    Header, HeaderValue, Headers, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, Message,
-    MessageDecoder, encode,
-};
 use invoke_proto::{DecodeError, EncodeError};
+use invoke_proto::{
+    Header, HeaderValue, Headers, MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN, Message,
+    MessageDecoder, encode_message,
+};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug, Arbitrary)]
@@ -101,7 +101,7 @@ fuzz_target!(|input: Input| {
 
     let message = Message::new(headers, input.payload);
     let mut wire = BytesMut::new();
-    match encode(&message, &mut wire) {
+    match encode_message(&message, &mut wire) {
         Ok(()) => {}
         Err(EncodeError::LimitExceeded { len, max, .. }) if len > u64::from(max) => return,
         Err(e) => panic!("encode rejected a valid message: {e:?}"),

@@ -2,8 +2,9 @@
 //!
 //! First, against a minimal stub of the Runtime API, the exact bytes `lambda_runtime` posts
 //! to `/response` are pinned: its JSON metadata prelude, 8 NUL bytes, the function's lines,
-//! and on a mid-stream failure the error lines it writes into the body (`protocol.md` §4.12,
-//! §8.4). Then the emulator runs the same binary as a real process function, and both the
+//! and on a mid-stream failure the error lines it writes into the body (the
+//! [custom runtime response streaming](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-custom.html#runtimes-custom-response-streaming)
+//! contract). Then the emulator runs the same binary as a real process function, and both the
 //! official `aws-sdk-lambda` and invoke-proto's `InvokeStream` (over a raw hyper client) must
 //! receive exactly what the function streamed.
 
@@ -224,10 +225,10 @@ mod emulated {
     use aws_sdk_lambda::types::{InvokeWithResponseStreamResponseEvent, LogType};
     use base64::Engine as _;
     use invoke_emulator::{Emulator, FunctionConfig};
-    use invoke_proto::credentials::Credentials as ProtoCredentials;
-    use invoke_proto::endpoint::{EndpointConfig, resolve};
-    use invoke_proto::sigv4::{SigningScope, sign};
+    use invoke_proto::Credentials as ProtoCredentials;
+    use invoke_proto::{EndpointConfig, resolve_endpoint};
     use invoke_proto::{Event, InvokeComplete, InvokeParams, ResponseHead, build_request};
+    use invoke_proto::{SigningScope, sign};
 
     use http_body_util::BodyExt as _;
 
@@ -306,7 +307,7 @@ mod emulated {
     }
 
     async fn via_invoke_stream(emu: &Emulator, event: &str) -> Received {
-        let ep = resolve(
+        let ep = resolve_endpoint(
             &EndpointConfig::default()
                 .with_region("us-east-1")
                 .with_custom(emu.url()),

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::BytesMut;
-use invoke_proto::eventstream::{HeaderValue, Message, MessageDecoder, format_uuid};
+use invoke_proto::{HeaderValue, Message, MessageDecoder, format_uuid};
 use serde_json::{Value, json};
 
 /// Bytes asked of the input per read

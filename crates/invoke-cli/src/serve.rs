@@ -55,7 +55,7 @@ fn process_functions(args: &ServeArgs) -> Result<Vec<(String, String)>, String> 
                 .split_once('=')
                 .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
                 .ok_or_else(|| format!("--function takes NAME=COMMAND, got {f:?}"))?;
-            if invoke_proto::params::parse_function_name(name).is_none_or(|p| p.name != name) {
+            if invoke_proto::parse_function_name(name).is_none_or(|p| p.name != name) {
                 return Err(format!("--function: {name:?} is not a valid function name"));
             }
             Ok((name.to_owned(), command.to_owned()))

@@ -2,26 +2,32 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::{Headers, Message, encode_message};
+use invoke_testkit::testdata;
 use serde_json::Value;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
 }
 
-fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = bin()
+/// `lambda-stream ARGS` with stdin, stdout and stderr piped
+fn spawn_piped(args: &[&str]) -> Child {
+    bin()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn run_stdin(args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -58,30 +64,9 @@ fn sample() -> Bytes {
         event("PayloadChunk", "application/octet-stream", b" world!\n"),
         event("InvokeComplete", "application/json", b"{}"),
     ] {
-        encode(&m, &mut w).unwrap();
+        encode_message(&m, &mut w).unwrap();
     }
     w.freeze()
-}
-
-fn testdata(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("INVOKE_TESTDATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"),
-        PathBuf::from,
-    );
-    let dir = base.join(sub);
-    if dir.is_dir() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test vectors missing at {}",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: test vectors not found at {} (set INVOKE_TESTDATA)",
-        dir.display()
-    );
-    None
 }
 
 #[test]
@@ -233,4 +218,20 @@ fn one_gib_in_bounded_memory() {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(peak < 48 * 1024, "peak RSS {peak} KiB after 1 GiB");
+}
+
+#[test]
+fn closed_stdout_exits_quietly_with_status_0() {
+    // `lambda-stream decode capture | head -c 0`: the reader is gone before the first write
+    for args in [&["decode"][..], &["decode", "--payload"][..]] {
+        let mut child = spawn_piped(args);
+        drop(child.stdout.take());
+        let mut stdin = child.stdin.take().unwrap();
+        // The child may exit before it read everything; a write error here is expected
+        let _ = stdin.write_all(&sample());
+        drop(stdin);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+    }
 }

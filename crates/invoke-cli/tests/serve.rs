@@ -5,11 +5,11 @@ use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::SystemTime;
 
+use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::credentials::Credentials;
-use invoke_proto::endpoint::{EndpointConfig, resolve};
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_proto::{Event, InvokeParams, InvokeStream, build_request};
+use invoke_proto::{SigningScope, sign};
 
 struct Server {
     child: Child,
@@ -105,7 +105,7 @@ fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
 }
 
 fn request(url: &str, params: &InvokeParams) -> http::Request<Bytes> {
-    let ep = resolve(
+    let ep = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
             .with_custom(url),

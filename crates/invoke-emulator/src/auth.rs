@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
-use invoke_proto::sigv4::{VerifyError, check};
+use invoke_proto::{VerifyError, check_signed_request};
 
 use crate::errors::ServiceFault;
 
@@ -60,7 +60,7 @@ impl Auth {
         if matches!(self, Self::Off) {
             return Ok(());
         }
-        let signed = check(parts, body, now, MAX_CLOCK_SKEW).map_err(fault)?;
+        let signed = check_signed_request(parts, body, now, MAX_CLOCK_SKEW).map_err(fault)?;
         let Self::Keys(keys) = self else {
             return Ok(());
         };

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
-use invoke_proto::eventstream::{Headers, Message, encode};
+use invoke_proto::{Headers, Message, encode_message};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -63,7 +63,7 @@ pub(crate) fn payload_chunks(payload: &Bytes, out: &mut VecDeque<Bytes>) {
         let end = (start + MAX_CHUNK_PAYLOAD).min(payload.len());
         let m = Message::new(PAYLOAD_CHUNK.clone(), payload.slice(start..end));
         let mut w = BytesMut::with_capacity(m.wire_len() as usize);
-        encode(&m, &mut w).expect("a 64 KiB chunk is within the limits");
+        encode_message(&m, &mut w).expect("a 64 KiB chunk is within the limits");
         out.push_back(w.freeze());
     }
 }

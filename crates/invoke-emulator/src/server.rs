@@ -12,8 +12,8 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use invoke_proto::params::{MAX_PAYLOAD_LEN, parse_function_name};
 use invoke_proto::{BuildError, InvocationType, InvokeParams, LogType};
+use invoke_proto::{MAX_PAYLOAD_LEN, parse_function_name};
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::auth::Auth;
@@ -298,7 +298,7 @@ async fn invoke(
     }
     params.validate().map_err(|e| match e {
         BuildError::TooLong {
-            parameter: invoke_proto::params::Parameter::Payload,
+            parameter: invoke_proto::Parameter::Payload,
             ..
         } => ServiceFault::new(413, "RequestTooLargeException", e.to_string()),
         e => ServiceFault::invalid_parameter(e.to_string()),

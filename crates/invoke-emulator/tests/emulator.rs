@@ -11,12 +11,12 @@ use hyper::body::Incoming;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::Credentials;
 use invoke_proto::{
-    DecodeError, ErrorKind, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream,
-    LogType, ResponseHead, ServiceError, StreamError, parse_response_head,
+    DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, InvokeStream, LogType,
+    ResponseHead, ServiceError, ServiceErrorKind, StreamError, parse_response_head,
 };
+use invoke_proto::{SigningScope, sign};
 use support::{request, send};
 
 const KEY: &str = "AKIDEMULATOR";
@@ -295,11 +295,18 @@ async fn service_errors() {
     ))
     .await;
     let e = service_error(send(&emu, request(&emu, &InvokeParams::new("nope", "{}"))).await).await;
-    assert_eq!((e.kind, e.status), (ErrorKind::ResourceNotFound, Some(404)));
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::ResourceNotFound, Some(404))
+    );
     assert!(e.message.unwrap().contains("function:nope"));
     let e =
         service_error(send(&emu, request(&emu, &InvokeParams::new("echo:prod", "{}"))).await).await;
-    assert_eq!(e.kind, ErrorKind::ResourceNotFound, "unknown qualifier");
+    assert_eq!(
+        e.kind,
+        ServiceErrorKind::ResourceNotFound,
+        "unknown qualifier"
+    );
     // invalid parameters (sent raw: our own client would refuse to build them)
     let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
     *req.uri_mut() = format!(
@@ -311,32 +318,35 @@ async fn service_errors() {
     let e = service_error(send(&emu, req).await).await;
     assert_eq!(
         (e.kind, e.status),
-        (ErrorKind::InvalidParameterValue, Some(400))
+        (ServiceErrorKind::InvalidParameterValue, Some(400))
     );
     let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
     req.headers_mut()
         .insert("x-amz-log-type", "Everything".parse().unwrap());
     assert_eq!(
         service_error(send(&emu, req).await).await.kind,
-        ErrorKind::InvalidParameterValue
+        ServiceErrorKind::InvalidParameterValue
     );
     let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
     *req.body_mut() = Bytes::from(vec![b' '; 6 * 1024 * 1024 + 1]);
     req.headers_mut()
         .insert("content-length", (6 * 1024 * 1024 + 1).into());
     let e = service_error(send(&emu, req).await).await;
-    assert_eq!((e.kind, e.status), (ErrorKind::RequestTooLarge, Some(413)));
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::RequestTooLarge, Some(413))
+    );
     let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
     req.headers_mut()
         .insert("content-type", "multipart/form-data".parse().unwrap());
     let e = service_error(send(&emu, req).await).await;
     assert_eq!(
         (e.kind, e.status),
-        (ErrorKind::UnsupportedMediaType, Some(415))
+        (ServiceErrorKind::UnsupportedMediaType, Some(415))
     );
     let e = service_error(send(&emu, request(&emu, &InvokeParams::new("echo", "not json"))).await)
         .await;
-    assert_eq!(e.kind, ErrorKind::InvalidRequestContent);
+    assert_eq!(e.kind, ServiceErrorKind::InvalidRequestContent);
     // concurrency 1: the second concurrent call is throttled
     let first = send(&emu, request(&emu, &InvokeParams::new("busy", "{}"))).await;
     let (_, mut body) = first.into_parts();
@@ -344,7 +354,7 @@ async fn service_errors() {
     let e = service_error(send(&emu, request(&emu, &InvokeParams::new("busy", "{}"))).await).await;
     assert_eq!(
         (e.kind.clone(), e.status),
-        (ErrorKind::TooManyRequests, Some(429))
+        (ServiceErrorKind::TooManyRequests, Some(429))
     );
     assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
     assert!(e.is_retryable());
@@ -366,26 +376,32 @@ async fn sigv4_is_verified() {
     let o = stream(send(&emu, signed(&emu, &p, KEY, SECRET, now)).await).await;
     assert_eq!(joined(&o.chunks), br#"{"a":1}"#);
     let e = service_error(send(&emu, signed(&emu, &p, KEY, "wrong", now)).await).await;
-    assert_eq!((e.kind, e.status), (ErrorKind::InvalidSignature, Some(403)));
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::InvalidSignature, Some(403))
+    );
     let e = service_error(send(&emu, signed(&emu, &p, "AKIDUNKNOWN", SECRET, now)).await).await;
     assert_eq!(
         (e.kind, e.status),
-        (ErrorKind::UnrecognizedClient, Some(403))
+        (ServiceErrorKind::UnrecognizedClient, Some(403))
     );
     let stale = now - Duration::from_secs(6 * 60);
     let e = service_error(send(&emu, signed(&emu, &p, KEY, SECRET, stale)).await).await;
-    assert_eq!((e.kind, e.status), (ErrorKind::InvalidSignature, Some(403)));
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::InvalidSignature, Some(403))
+    );
     let e = service_error(send(&emu, request(&emu, &p)).await).await;
     assert_eq!(
         (e.kind, e.status),
-        (ErrorKind::MissingAuthenticationToken, Some(403))
+        (ServiceErrorKind::MissingAuthenticationToken, Some(403))
     );
     // a signed header changed after signing
     let mut req = signed(&emu, &p, KEY, SECRET, now);
     *req.body_mut() = Bytes::from_static(br#"{"a":2}"#);
     assert_eq!(
         service_error(send(&emu, req).await).await.kind,
-        ErrorKind::InvalidSignature
+        ServiceErrorKind::InvalidSignature
     );
     emu.shutdown().await;
     // without --credentials any well-formed signature passes, a missing one does not
@@ -393,7 +409,7 @@ async fn sigv4_is_verified() {
     let o = stream(send(&emu, signed(&emu, &p, "ANYKEY", "any", now)).await).await;
     assert!(o.complete.is_some());
     let e = service_error(send(&emu, request(&emu, &p)).await).await;
-    assert_eq!(e.kind, ErrorKind::MissingAuthenticationToken);
+    assert_eq!(e.kind, ServiceErrorKind::MissingAuthenticationToken);
     emu.shutdown().await;
 }
 
@@ -434,7 +450,7 @@ async fn faults_give_the_errors_a_client_must_report() {
     let Some(StreamError::Exception(e)) = o.error else {
         panic!("{o:?}")
     };
-    assert_eq!(e.kind, ErrorKind::Service);
+    assert_eq!(e.kind, ServiceErrorKind::Service);
     let o = with_fault("oversize").await;
     assert!(
         matches!(
@@ -451,7 +467,7 @@ async fn faults_give_the_errors_a_client_must_report() {
         .insert("x-emulator-fault", "throttle".parse().unwrap());
     assert_eq!(
         service_error(send(&emu, req).await).await.kind,
-        ErrorKind::TooManyRequests
+        ServiceErrorKind::TooManyRequests
     );
     // stall: the first chunk and half a frame arrive, then nothing: the stream is open and
     // incomplete
@@ -515,7 +531,7 @@ async fn per_function_throttle_and_timeout() {
     for _ in 0..2 {
         let e =
             service_error(send(&emu, request(&emu, &InvokeParams::new("echo2", "{}"))).await).await;
-        assert_eq!(e.kind, ErrorKind::TooManyRequests);
+        assert_eq!(e.kind, ServiceErrorKind::TooManyRequests);
     }
     assert!(
         stream(send(&emu, request(&emu, &InvokeParams::new("echo2", "{}"))).await)

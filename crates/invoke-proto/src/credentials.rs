@@ -1,7 +1,7 @@
 //! AWS credentials as the signer needs them
 //!
 //! This module only holds credentials; finding them (environment, profile files, IMDS,
-//! SSO, ...) is the adapters' job (protocol.md §6.4).
+//! SSO, ...) is the adapters' job.
 
 use std::fmt;
 
@@ -16,7 +16,7 @@ use crate::sigv4::KeyCache;
 /// key id only.
 ///
 /// ```
-/// use invoke_proto::credentials::Credentials;
+/// use invoke_proto::Credentials;
 ///
 /// let creds = Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None);
 /// assert_eq!(creds.access_key_id(), "AKIDEXAMPLE");

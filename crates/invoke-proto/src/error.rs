@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Which configured limit a message broke, see [`Limits`](crate::eventstream::Limits)
+/// Which configured limit a message broke, see [`Limits`](crate::Limits)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LimitKind {
     /// The whole message (`total_length` of the prelude)
@@ -208,7 +208,7 @@ pub enum EncodeError {
         name: String,
         /// Length of the rejected value
         len: usize,
-        /// The maximum, [`MAX_HEADER_VALUE_LEN`](crate::eventstream::MAX_HEADER_VALUE_LEN)
+        /// The maximum, [`MAX_HEADER_VALUE_LEN`](crate::MAX_HEADER_VALUE_LEN)
         max: usize,
     },
     /// A header name appears twice in one message
@@ -229,7 +229,7 @@ pub enum EncodeError {
     },
 }
 
-/// A request that cannot be signed, see [`sigv4::sign`](crate::sigv4::sign)
+/// A request that cannot be signed, see [`sign`](crate::sign)
 ///
 /// No variant carries the secret access key or the session token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -257,4 +257,101 @@ pub enum SignError {
     /// The request has neither a `Host` header nor a host in its URI
     #[error("request has no host header and no host in its uri")]
     MissingHost,
+}
+
+/// Any error of this crate, one variant per stage
+///
+/// Every stage error converts into it with `?`, so an adapter's own error type can wrap this
+/// one type; match a variant to reach the stage error and its details.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Resolving the endpoint failed
+    #[error(transparent)]
+    Endpoint(#[from] crate::endpoint::EndpointError),
+    /// The parameters are invalid, or the request cannot be built
+    #[error(transparent)]
+    Build(#[from] crate::params::BuildError),
+    /// The request cannot be signed
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// A received request's signature is refused (server side)
+    #[error(transparent)]
+    Verify(#[from] crate::sigv4::VerifyError),
+    /// A received request is refused (server side)
+    #[error(transparent)]
+    Request(#[from] crate::server_request::RequestError),
+    /// The response head is not one this operation sends
+    #[error(transparent)]
+    Response(#[from] crate::response::ResponseError),
+    /// The service answered with an error
+    #[error(transparent)]
+    Service(Box<crate::service_error::ServiceError>),
+    /// The event-stream framing is broken
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A message cannot be encoded
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// The response stream failed
+    #[error(transparent)]
+    Stream(#[from] crate::stream::StreamError),
+}
+
+impl From<crate::service_error::ServiceError> for Error {
+    fn from(e: crate::service_error::ServiceError) -> Self {
+        Self::Service(Box::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stage_converts_and_stays_matchable() {
+        fn lift<E: Into<Error>>(e: E) -> Error {
+            e.into()
+        }
+        assert!(matches!(
+            lift(crate::endpoint::EndpointError::MissingRegion),
+            Error::Endpoint(crate::endpoint::EndpointError::MissingRegion)
+        ));
+        assert!(matches!(
+            lift(SignError::MissingHost),
+            Error::Sign(SignError::MissingHost)
+        ));
+        assert!(matches!(
+            lift(crate::response::ResponseError::UnexpectedStatus(302)),
+            Error::Response(_)
+        ));
+        let service = crate::service_error::ServiceError::new(
+            crate::service_error::ServiceErrorKind::Service,
+            "x",
+        );
+        assert!(matches!(lift(service.clone()), Error::Service(e) if *e == service));
+        let e = lift(crate::stream::StreamError::InvalidLogResult);
+        assert_eq!(
+            e.to_string(),
+            crate::stream::StreamError::InvalidLogResult.to_string()
+        );
+        assert!(matches!(
+            lift(crate::sigv4::VerifyError::Missing),
+            Error::Verify(_)
+        ));
+        assert!(matches!(
+            lift(crate::server_request::RequestError::ClientContext),
+            Error::Request(_)
+        ));
+        assert!(matches!(
+            lift(EncodeError::HeaderNameLength { len: 0 }),
+            Error::Encode(_)
+        ));
+        assert!(matches!(
+            lift(crate::params::BuildError::from(
+                crate::endpoint::EndpointError::MissingRegion
+            )),
+            Error::Build(_)
+        ));
+    }
 }

@@ -4,6 +4,8 @@ use std::fmt;
 
 use bytes::Bytes;
 
+use crate::endpoint::EndpointError;
+
 /// Largest request payload for a synchronous invoke: 6 MB, read as 6 MiB (6,291,456 bytes),
 /// the figure the service's own error messages use
 pub const MAX_PAYLOAD_LEN: usize = 6 * 1024 * 1024;
@@ -130,7 +132,13 @@ pub enum BuildError {
     },
     /// The endpoint cannot hold the request URI
     #[error("cannot build the request URI: {0}")]
-    Uri(String),
+    Endpoint(#[from] EndpointError),
+    /// A header value of the request holds bytes a header cannot carry
+    #[error("the {name} header value is not valid")]
+    HeaderValue {
+        /// The header's name
+        name: &'static str,
+    },
 }
 
 /// The input of `InvokeWithResponseStream`: all seven parameters
@@ -331,7 +339,7 @@ pub struct FunctionNameParts<'a> {
 /// Splits a `FunctionName` that matches the model's pattern into its parts
 ///
 /// ```
-/// use invoke_proto::params::parse_function_name;
+/// use invoke_proto::parse_function_name;
 /// let p = parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f:prod").unwrap();
 /// assert_eq!((p.name, p.qualifier, p.region), ("f", Some("prod"), Some("us-east-1")));
 /// assert!(parse_function_name("not a name").is_none());

@@ -5,39 +5,24 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
 use http::{HeaderValue, Method, Request};
 
 use crate::endpoint::Endpoint;
+use crate::names::{
+    CONTENT_TYPE_OCTET_STREAM, QUALIFIER_QUERY, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
+    X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_TYPE, X_AMZ_TENANT_ID,
+};
 use crate::params::{BuildError, InvokeParams};
-
-/// Path prefix of the operation (API version 2021-11-15, not `Invoke`'s 2015-03-31)
-pub const API_PREFIX: &str = "/2021-11-15/functions/";
-/// Path suffix of the operation
-pub const API_SUFFIX: &str = "/response-streaming-invocations";
-
-/// Percent-encodes everything but RFC 3986 unreserved characters, as the SDKs encode URI
-/// labels and query values (an ARN's `:` becomes `%3A`, `$` becomes `%24`)
-pub fn percent_encode(s: &str) -> String {
-    const HEX: &[u8; 16] = b"0123456789ABCDEF";
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 15)]));
-        }
-    }
-    out
-}
+use crate::percent;
 
 /// The path and query of the request for `params`
-pub fn path_and_query(params: &InvokeParams) -> String {
+pub(crate) fn path_and_query(params: &InvokeParams) -> String {
     let mut p = format!(
-        "{API_PREFIX}{}{API_SUFFIX}",
-        percent_encode(params.function_name())
+        "{STREAM_PATH_PREFIX}{}{STREAM_PATH_SUFFIX}",
+        percent::encode(params.function_name())
     );
     if let Some(q) = params.get_qualifier() {
-        p.push_str("?Qualifier=");
-        p.push_str(&percent_encode(q));
+        p.push('?');
+        p.push_str(QUALIFIER_QUERY);
+        p.push('=');
+        p.push_str(&percent::encode(q));
     }
     p
 }
@@ -46,7 +31,7 @@ pub fn path_and_query(params: &InvokeParams) -> String {
 ///
 /// Validates `params` first. Sets `Host` (so that the value signed is the value sent),
 /// `Content-Type: application/octet-stream`, `Content-Length`, and the `X-Amz-*` headers of
-/// the parameters that are set. Sign it with [`sigv4::sign`](crate::sigv4::sign) before
+/// the parameters that are set. Sign it with [`sign`](crate::sign) before
 /// sending.
 ///
 /// # Errors
@@ -57,34 +42,31 @@ pub fn build_request(
     endpoint: &Endpoint,
 ) -> Result<Request<Bytes>, BuildError> {
     params.validate()?;
-    let uri = endpoint
-        .uri_for(&path_and_query(params))
-        .map_err(|e| BuildError::Uri(e.to_string()))?;
+    let uri = endpoint.uri_for(&path_and_query(params))?;
     let mut req = Request::new(params.payload().clone());
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
     let h = req.headers_mut();
-    let value = |s: &str| HeaderValue::from_str(s).map_err(|e| BuildError::Uri(e.to_string()));
-    h.insert(HOST, value(&endpoint.authority())?);
+    let value = |name: &'static str, s: &str| {
+        HeaderValue::from_str(s).map_err(|_| BuildError::HeaderValue { name })
+    };
+    h.insert(HOST, value("host", &endpoint.authority())?);
     h.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
+        HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(params.payload().len()));
     if let Some(t) = params.get_invocation_type() {
-        h.insert(
-            "x-amz-invocation-type",
-            HeaderValue::from_static(t.as_str()),
-        );
+        h.insert(X_AMZ_INVOCATION_TYPE, HeaderValue::from_static(t.as_str()));
     }
     if let Some(t) = params.get_log_type() {
-        h.insert("x-amz-log-type", HeaderValue::from_static(t.as_str()));
+        h.insert(X_AMZ_LOG_TYPE, HeaderValue::from_static(t.as_str()));
     }
     if let Some(c) = params.client_context_base64() {
-        h.insert("x-amz-client-context", value(&c)?);
+        h.insert(X_AMZ_CLIENT_CONTEXT, value(X_AMZ_CLIENT_CONTEXT, &c)?);
     }
     if let Some(t) = params.get_tenant_id() {
-        h.insert("x-amz-tenant-id", value(t)?);
+        h.insert(X_AMZ_TENANT_ID, value(X_AMZ_TENANT_ID, t)?);
     }
     Ok(req)
 }
@@ -92,7 +74,7 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{EndpointConfig, resolve};
+    use crate::endpoint::{EndpointConfig, resolve_endpoint};
     use crate::params::{InvocationType, LogType};
 
     #[test]
@@ -111,13 +93,13 @@ mod tests {
             ),
             ("my_fn.v2", "my_fn.v2"),
         ] {
-            assert_eq!(percent_encode(name), seg);
+            assert_eq!(percent::encode(name), seg);
         }
     }
 
     #[test]
     fn request_shape() {
-        let ep = resolve(&EndpointConfig::default().with_region("us-east-1")).unwrap();
+        let ep = resolve_endpoint(&EndpointConfig::default().with_region("us-east-1")).unwrap();
         let p = InvokeParams::new("arn:aws:lambda:us-east-1:123456789012:function:f", "{}")
             .qualifier("$LATEST")
             .log_type(LogType::Tail)
@@ -147,7 +129,8 @@ mod tests {
         );
         assert_eq!(bare.uri().query(), None);
         let local =
-            resolve(&EndpointConfig::default().with_custom("http://127.0.0.1:9001")).unwrap();
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))
+                .unwrap();
         let r = build_request(&InvokeParams::new("f", ""), &local).unwrap();
         assert_eq!(r.headers()["host"], "127.0.0.1:9001");
         assert!(build_request(&InvokeParams::new("", ""), &local).is_err());

@@ -1,8 +1,12 @@
 //! The response head: a stream, a DryRun result, or an error whose body is still to come
 
+use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
 
 use crate::eventstream::Limits;
+use crate::names::{
+    RETRY_AFTER, X_AMZ_EXECUTED_VERSION, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID, header_str,
+};
 use crate::service_error::ServiceError;
 use crate::stream::InvokeStream;
 
@@ -97,18 +101,18 @@ impl ErrorHead {
     }
 }
 
+/// The trimmed text of header `name`, `None` when absent, empty or not visible ASCII
 fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
+    header_str(headers, name)
+        .map(str::trim)
         .filter(|v| !v.is_empty())
+        .map(str::to_owned)
 }
 
 /// Classifies a response head
 ///
 /// Never looks at `Content-Type` to decide how to read the body: a 200 body is always an
-/// event stream (protocol.md §2.2).
+/// event stream, whatever `Content-Type` says (it is the function's own content type).
 ///
 /// # Errors
 ///
@@ -118,18 +122,18 @@ pub fn parse_response_head(
     headers: &HeaderMap,
 ) -> Result<ResponseHead, ResponseError> {
     let meta = || ResponseMeta {
-        executed_version: header(headers, "x-amz-executed-version"),
-        content_type: header(headers, "content-type"),
-        request_id: header(headers, "x-amzn-requestid"),
+        executed_version: header(headers, X_AMZ_EXECUTED_VERSION),
+        content_type: header(headers, CONTENT_TYPE.as_str()),
+        request_id: header(headers, X_AMZN_REQUEST_ID),
     };
     match status.as_u16() {
         200 => Ok(ResponseHead::Stream(StreamHead { meta: meta() })),
         204 => Ok(ResponseHead::DryRun(DryRunHead { meta: meta() })),
         s @ 400..=599 => Ok(ResponseHead::Error(ErrorHead {
             status: s,
-            error_type: header(headers, "x-amzn-errortype"),
-            request_id: header(headers, "x-amzn-requestid"),
-            retry_after: header(headers, "retry-after"),
+            error_type: header(headers, X_AMZN_ERROR_TYPE),
+            request_id: header(headers, X_AMZN_REQUEST_ID),
+            retry_after: header(headers, RETRY_AFTER),
         })),
         s => Err(ResponseError::UnexpectedStatus(s)),
     }

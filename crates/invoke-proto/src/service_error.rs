@@ -4,9 +4,14 @@
 use std::fmt;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Response, StatusCode};
 use serde_json::Value;
 
-/// How a client should treat an error when deciding to retry (protocol.md §3.5)
+use crate::names::{CONTENT_TYPE_JSON, RETRY_AFTER, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID};
+
+/// How a client should treat an error when deciding to retry
 ///
 /// Retry only before the first byte of the stream reached the caller: once a `PayloadChunk`
 /// was delivered the function has run, and a synchronous invoke is not idempotent.
@@ -21,20 +26,20 @@ pub enum RetryPolicy {
 }
 
 macro_rules! error_kinds {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $status:literal, $retry:ident; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $code:literal, $status:literal, $retry:ident, $member:ident; )*) => {
         /// The error a response or an in-stream exception names
         ///
         /// One variant per modeled error of `InvokeWithResponseStream` (botocore model
         /// 2026-08-07), the common unmodeled front-end errors, and `Unknown`.
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         #[non_exhaustive]
-        pub enum ErrorKind {
+        pub enum ServiceErrorKind {
             $( $(#[$doc])* $variant, )*
             /// Any other code; the code is kept in [`ServiceError::code`]
             Unknown,
         }
 
-        impl ErrorKind {
+        impl ServiceErrorKind {
             /// The kind for an error code (already stripped of namespace and suffix)
             pub fn from_code(code: &str) -> Self {
                 match code {
@@ -59,6 +64,14 @@ macro_rules! error_kinds {
                 }
             }
 
+            /// The body member the service writes the message in (`message` or `Message`)
+            fn message_member(&self) -> &'static str {
+                match self {
+                    $( Self::$variant => stringify!($member), )*
+                    Self::Unknown => "message",
+                }
+            }
+
             fn policy(&self) -> Option<RetryPolicy> {
                 match self {
                     $( Self::$variant => Some(RetryPolicy::$retry), )*
@@ -68,101 +81,105 @@ macro_rules! error_kinds {
         }
 
         /// Every known kind, in model order then the unmodeled ones
-        pub const ALL_KINDS: &[ErrorKind] = &[ $( ErrorKind::$variant, )* ];
+        #[cfg(test)]
+        pub(crate) const ALL_KINDS: &[ServiceErrorKind] = &[ $( ServiceErrorKind::$variant, )* ];
     };
 }
 
 error_kinds! {
     /// Lambda lacks the EC2 permissions to set up VPC networking
-    Ec2AccessDenied = "EC2AccessDeniedException", 502, Never;
+    Ec2AccessDenied = "EC2AccessDeniedException", 502, Never, Message;
     /// EC2 throttled Lambda during function initialisation
-    Ec2Throttled = "EC2ThrottledException", 502, Backoff;
+    Ec2Throttled = "EC2ThrottledException", 502, Backoff, Message;
     /// Unexpected EC2 client error during setup (`EC2ErrorCode` kept)
-    Ec2Unexpected = "EC2UnexpectedException", 502, Limited;
+    Ec2Unexpected = "EC2UnexpectedException", 502, Limited, Message;
     /// Read or write error on the attached file system
-    EfsIo = "EFSIOException", 410, Never;
+    EfsIo = "EFSIOException", 410, Never, Message;
     /// No network connection to the file system
-    EfsMountConnectivity = "EFSMountConnectivityException", 408, Limited;
+    EfsMountConnectivity = "EFSMountConnectivityException", 408, Limited, Message;
     /// File system mount refused
-    EfsMountFailure = "EFSMountFailureException", 403, Never;
+    EfsMountFailure = "EFSMountFailureException", 403, Never, Message;
     /// File system mount timed out
-    EfsMountTimeout = "EFSMountTimeoutException", 408, Limited;
+    EfsMountTimeout = "EFSMountTimeoutException", 408, Limited, Message;
     /// Network interface quota reached
-    EniLimitReached = "ENILimitReachedException", 502, Never;
+    EniLimitReached = "ENILimitReachedException", 502, Never, Message;
     /// A request parameter is invalid
-    InvalidParameterValue = "InvalidParameterValueException", 400, Never;
+    InvalidParameterValue = "InvalidParameterValueException", 400, Never, message;
     /// The body is not valid JSON, or a header is invalid
-    InvalidRequestContent = "InvalidRequestContentException", 400, Never;
+    InvalidRequestContent = "InvalidRequestContentException", 400, Never, message;
     /// Runtime or runtime version unsupported
-    InvalidRuntime = "InvalidRuntimeException", 502, Never;
+    InvalidRuntime = "InvalidRuntimeException", 502, Never, Message;
     /// A security group of the VPC configuration is invalid
-    InvalidSecurityGroupId = "InvalidSecurityGroupIDException", 502, Never;
+    InvalidSecurityGroupId = "InvalidSecurityGroupIDException", 502, Never, Message;
     /// A subnet of the VPC configuration is invalid
-    InvalidSubnetId = "InvalidSubnetIDException", 502, Never;
+    InvalidSubnetId = "InvalidSubnetIDException", 502, Never, Message;
     /// The deployment package cannot be unzipped
-    InvalidZipFile = "InvalidZipFileException", 502, Never;
+    InvalidZipFile = "InvalidZipFileException", 502, Never, Message;
     /// KMS access denied while decrypting environment variables
-    KmsAccessDenied = "KMSAccessDeniedException", 502, Never;
+    KmsAccessDenied = "KMSAccessDeniedException", 502, Never, Message;
     /// The KMS key is disabled
-    KmsDisabled = "KMSDisabledException", 502, Never;
+    KmsDisabled = "KMSDisabledException", 502, Never, Message;
     /// The KMS key state does not allow Decrypt
-    KmsInvalidState = "KMSInvalidStateException", 502, Never;
+    KmsInvalidState = "KMSInvalidStateException", 502, Never, Message;
     /// The KMS key was not found
-    KmsNotFound = "KMSNotFoundException", 502, Never;
+    KmsNotFound = "KMSNotFoundException", 502, Never, Message;
     /// The function has no published version
-    NoPublishedVersion = "NoPublishedVersionException", 400, Never;
+    NoPublishedVersion = "NoPublishedVersionException", 400, Never, Message;
     /// Lambda stopped a recursive invocation loop
-    RecursiveInvocation = "RecursiveInvocationException", 400, Never;
+    RecursiveInvocation = "RecursiveInvocationException", 400, Never, Message;
     /// The payload exceeds the invoke request size quota
-    RequestTooLarge = "RequestTooLargeException", 413, Never;
+    RequestTooLarge = "RequestTooLargeException", 413, Never, message;
     /// The resource exists already or another operation on it is in progress
-    ResourceConflict = "ResourceConflictException", 409, Backoff;
+    ResourceConflict = "ResourceConflictException", 409, Backoff, message;
     /// The function, version or alias does not exist
-    ResourceNotFound = "ResourceNotFoundException", 404, Never;
+    ResourceNotFound = "ResourceNotFoundException", 404, Never, Message;
     /// The function is inactive; wait and retry
-    ResourceNotReady = "ResourceNotReadyException", 502, Backoff;
+    ResourceNotReady = "ResourceNotReadyException", 502, Backoff, message;
     /// No network connection to the S3 Files access point
-    S3FilesMountConnectivity = "S3FilesMountConnectivityException", 408, Limited;
+    S3FilesMountConnectivity = "S3FilesMountConnectivityException", 408, Limited, Message;
     /// S3 Files mount refused
-    S3FilesMountFailure = "S3FilesMountFailureException", 403, Never;
+    S3FilesMountFailure = "S3FilesMountFailureException", 403, Never, Message;
     /// S3 Files mount timed out
-    S3FilesMountTimeout = "S3FilesMountTimeoutException", 408, Limited;
+    S3FilesMountTimeout = "S3FilesMountTimeoutException", 408, Limited, Message;
     /// The serialised request entity is too large
-    SerializedRequestEntityTooLarge = "SerializedRequestEntityTooLargeException", 413, Never;
+    SerializedRequestEntityTooLarge = "SerializedRequestEntityTooLargeException", 413, Never, message;
     /// Internal service error
-    Service = "ServiceException", 500, Backoff;
+    Service = "ServiceException", 500, Backoff, Message;
     /// The request would exceed a service quota
-    ServiceQuotaExceeded = "ServiceQuotaExceededException", 402, Never;
+    ServiceQuotaExceeded = "ServiceQuotaExceededException", 402, Never, Message;
     /// The SnapStart `afterRestore()` hook failed
-    SnapStart = "SnapStartException", 400, Never;
+    SnapStart = "SnapStartException", 400, Never, Message;
     /// Lambda is still initialising the function
-    SnapStartNotReady = "SnapStartNotReadyException", 409, Backoff;
+    SnapStartNotReady = "SnapStartNotReadyException", 409, Backoff, Message;
     /// Lambda could not regenerate the SnapStart snapshot
-    SnapStartRegenerationFailure = "SnapStartRegenerationFailureException", 409, Never;
+    SnapStartRegenerationFailure = "SnapStartRegenerationFailureException", 409, Never, Message;
     /// The snapshot could not be restored in time
-    SnapStartTimeout = "SnapStartTimeoutException", 408, Limited;
+    SnapStartTimeout = "SnapStartTimeoutException", 408, Limited, Message;
     /// The configured subnets have no free IP addresses
-    SubnetIpAddressLimitReached = "SubnetIPAddressLimitReachedException", 502, Never;
+    SubnetIpAddressLimitReached = "SubnetIPAddressLimitReachedException", 502, Never, Message;
     /// Throttled; see [`ServiceError::reason`] and [`ServiceError::retry_after`]
-    TooManyRequests = "TooManyRequestsException", 429, Backoff;
+    TooManyRequests = "TooManyRequestsException", 429, Backoff, message;
     /// The request body content type is not JSON
-    UnsupportedMediaType = "UnsupportedMediaTypeException", 415, Never;
+    UnsupportedMediaType = "UnsupportedMediaTypeException", 415, Never, message;
     /// Unmodeled: the security token or access key is not valid
-    UnrecognizedClient = "UnrecognizedClientException", 403, Never;
+    UnrecognizedClient = "UnrecognizedClientException", 403, Never, message;
     /// Unmodeled: the caller may not invoke this function
-    AccessDenied = "AccessDeniedException", 403, Never;
+    AccessDenied = "AccessDeniedException", 403, Never, Message;
     /// Unmodeled: the request signature does not match
-    InvalidSignature = "InvalidSignatureException", 403, Never;
+    InvalidSignature = "InvalidSignatureException", 403, Never, message;
     /// Unmodeled: the session token has expired (refresh credentials, then retry)
-    ExpiredToken = "ExpiredTokenException", 403, Never;
+    ExpiredToken = "ExpiredTokenException", 403, Never, message;
     /// Unmodeled: the `Authorization` header is malformed
-    IncompleteSignature = "IncompleteSignatureException", 400, Never;
+    IncompleteSignature = "IncompleteSignatureException", 400, Never, message;
     /// Unmodeled: the request was not signed
-    MissingAuthenticationToken = "MissingAuthenticationTokenException", 403, Never;
+    MissingAuthenticationToken = "MissingAuthenticationTokenException", 403, Never, message;
+    /// Unmodeled: no operation at this method and path
+    UnknownOperation = "UnknownOperationException", 404, Never, Message;
 }
 
 /// Number of modeled errors of the operation (the first entries of [`ALL_KINDS`])
-pub const MODELED_ERRORS: usize = 37;
+#[cfg(test)]
+pub(crate) const MODELED_ERRORS: usize = 37;
 
 /// Longest excerpt of an unparseable body kept in an error
 const EXCERPT_LEN: usize = 256;
@@ -172,7 +189,7 @@ const EXCERPT_LEN: usize = 256;
 #[non_exhaustive]
 pub struct ServiceError {
     /// Which error
-    pub kind: ErrorKind,
+    pub kind: ServiceErrorKind,
     /// The error code as sent, stripped of namespace and suffix; empty if none was found
     pub code: String,
     /// HTTP status; `None` for an error that arrived inside the stream
@@ -194,10 +211,108 @@ pub struct ServiceError {
 }
 
 impl ServiceError {
+    /// An error of a known kind, as a server answers it
+    ///
+    /// The code and the HTTP status come from the kind ([`ServiceErrorKind::code`],
+    /// [`ServiceErrorKind::modeled_status`]); `Type` is `User` for a 4xx status and `Service` for a
+    /// 5xx one. An `Unknown` kind has an empty code and no status: a response made from it
+    /// has status 500 and no `X-Amzn-ErrorType`.
+    pub fn new(kind: ServiceErrorKind, message: impl Into<String>) -> Self {
+        let status = kind.modeled_status();
+        Self {
+            code: kind.code().unwrap_or_default().to_owned(),
+            error_type: status.map(|s| if s >= 500 { "Service" } else { "User" }.to_owned()),
+            kind,
+            status,
+            message: Some(message.into()),
+            reason: None,
+            ec2_error_code: None,
+            retry_after_header: None,
+            request_id: None,
+            body_excerpt: None,
+        }
+    }
+
+    /// The same error asking the client to wait `after` before retrying (`Retry-After`, in
+    /// whole seconds, rounded up)
+    #[must_use]
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+        self.retry_after_header = Some(secs.to_string());
+        self
+    }
+
+    /// The same error with a `Reason` (the throttling reason of `TooManyRequestsException`)
+    #[must_use]
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// The same error with a request id (`x-amzn-RequestId`)
+    #[must_use]
+    pub fn with_request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.request_id = Some(request_id.into());
+        self
+    }
+
+    /// The JSON body the service writes for this error: `Type`, the message under the
+    /// member name the model gives this error (`message` or `Message`), `Reason` and
+    /// `EC2ErrorCode` when set
+    pub fn to_json_body(&self) -> String {
+        let mut body = serde_json::Map::new();
+        if let Some(t) = &self.error_type {
+            body.insert("Type".into(), Value::from(t.as_str()));
+        }
+        if let Some(m) = &self.message {
+            body.insert(self.kind.message_member().into(), Value::from(m.as_str()));
+        }
+        if let Some(r) = &self.reason {
+            body.insert("Reason".into(), Value::from(r.as_str()));
+        }
+        if let Some(c) = &self.ec2_error_code {
+            body.insert("EC2ErrorCode".into(), Value::from(c.as_str()));
+        }
+        Value::Object(body).to_string()
+    }
+
+    /// This error as the HTTP response the service sends
+    ///
+    /// Status: [`status`](Self::status), else the kind's modeled status, else 500. Headers:
+    /// `Content-Type: application/json`, `X-Amzn-ErrorType` (the code, when not empty),
+    /// `x-amzn-RequestId` and `Retry-After` when set. Body: [`to_json_body`](Self::to_json_body).
+    /// A code, request id or `Retry-After` value that cannot be a header value is left out.
+    pub fn to_response(&self) -> Response<Bytes> {
+        let status = self
+            .status
+            .or_else(|| self.kind.modeled_status())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = Response::new(Bytes::from(self.to_json_body()));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_JSON));
+        let optional = [
+            (
+                X_AMZN_ERROR_TYPE,
+                Some(self.code.as_str()).filter(|c| !c.is_empty()),
+            ),
+            (X_AMZN_REQUEST_ID, self.request_id.as_deref()),
+            (RETRY_AFTER, self.retry_after_header.as_deref()),
+        ];
+        for (name, value) in optional {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                h.insert(name, v);
+            }
+        }
+        resp
+    }
+
     /// Builds an error from what the response carried
     ///
     /// `header_code` is the raw `X-Amzn-ErrorType` value (or `:exception-type`), if any;
-    /// the body's `code`, `Code` and `__type` are the fallbacks (protocol.md §3.1).
+    /// the body's `code`, `Code` and `__type` are the fallbacks, as in the AWS restJson1
+    /// protocol ([spec](https://smithy.io/2.0/aws/protocols/aws-restjson1-protocol.html#operation-error-serialization)).
     pub(crate) fn from_parts(
         status: Option<u16>,
         header_code: Option<&str>,
@@ -222,7 +337,7 @@ impl ServiceError {
             .unwrap_or_default();
         let body_excerpt = (json.is_none() && !body.is_empty()).then(|| excerpt(body));
         Self {
-            kind: ErrorKind::from_code(&code),
+            kind: ServiceErrorKind::from_code(&code),
             message: field(&["message", "Message"]),
             error_type: field(&["Type"]),
             reason: field(&["Reason"]),
@@ -235,7 +350,7 @@ impl ServiceError {
         }
     }
 
-    /// How to treat this error for retries (protocol.md §3.5)
+    /// How to treat this error for retries
     ///
     /// Unknown codes: `Backoff` for 503 and 504 and throttling-like codes, else `Never`.
     pub fn retry_policy(&self) -> RetryPolicy {
@@ -293,7 +408,7 @@ impl fmt::Display for ServiceError {
 impl std::error::Error for ServiceError {}
 
 /// Strips an error code as restJson1 asks: cut at the first `:`, keep what follows a `#`
-pub fn sanitize_code(code: &str) -> &str {
+pub(crate) fn sanitize_code(code: &str) -> &str {
     let code = code.split(':').next().unwrap_or(code);
     code.rsplit('#').next().unwrap_or(code).trim()
 }
@@ -321,6 +436,108 @@ pub(crate) fn excerpt(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// Every kind, its code in the header (plain and namespaced) or in the body (`__type`,
+    /// `code`), the message in either spelling
+    #[test]
+    fn every_error_head() {
+        for kind in ALL_KINDS {
+            let code = kind.code().unwrap();
+            let status = kind.modeled_status().unwrap();
+            for (hdr, body) in [
+                (
+                    Some(code.to_owned()),
+                    r#"{"Type":"User","Message":"m"}"#.to_owned(),
+                ),
+                (
+                    Some(format!("aws.lambda#{code}:http://internal/")),
+                    r#"{"message":"m"}"#.to_owned(),
+                ),
+                (
+                    None,
+                    format!(r#"{{"__type":"aws.lambda#{code}","message":"m"}}"#),
+                ),
+                (None, format!(r#"{{"code":"{code}","Message":"m"}}"#)),
+            ] {
+                let mut headers = http::HeaderMap::new();
+                headers.insert(X_AMZN_REQUEST_ID, HeaderValue::from_static("req-1"));
+                if let Some(h) = &hdr {
+                    headers.insert(X_AMZN_ERROR_TYPE, HeaderValue::from_str(h).unwrap());
+                }
+                let status_code = StatusCode::from_u16(status).unwrap();
+                let crate::ResponseHead::Error(e) =
+                    crate::parse_response_head(status_code, &headers).unwrap()
+                else {
+                    panic!("{status} is an error")
+                };
+                let err = e.into_error(body.as_bytes());
+                assert_eq!(&err.kind, kind, "{hdr:?} {body}");
+                assert_eq!(err.code, code);
+                assert_eq!(err.message.as_deref(), Some("m"));
+                assert_eq!(err.status, Some(status));
+                assert_eq!(err.request_id.as_deref(), Some("req-1"));
+                assert!(err.to_string().contains(code));
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_survives_its_response_and_exception() {
+        for kind in ALL_KINDS {
+            let e = ServiceError::new(kind.clone(), "m")
+                .with_request_id("r")
+                .with_retry_after(Duration::from_secs(3));
+            let (parts, body) = e.to_response().into_parts();
+            assert_eq!(Some(parts.status.as_u16()), kind.modeled_status());
+            let crate::ResponseHead::Error(head) =
+                crate::parse_response_head(parts.status, &parts.headers).unwrap()
+            else {
+                panic!("{kind:?} is not an error head");
+            };
+            assert_eq!(head.into_error(&body), e);
+            let m = e.to_exception_message().unwrap();
+            let mut stream = crate::InvokeStream::new();
+            stream.feed(m.to_bytes().unwrap());
+            let Err(crate::StreamError::Exception(got)) = stream.next_event() else {
+                panic!("{kind:?} is not an exception");
+            };
+            assert_eq!((&got.kind, got.message.as_deref()), (kind, Some("m")));
+        }
+    }
+
+    #[test]
+    fn responses_carry_the_modeled_status_code_and_member() {
+        let r = ServiceError::new(ServiceErrorKind::ResourceNotFound, "Function not found: f")
+            .with_request_id("rid")
+            .to_response();
+        assert_eq!(r.status(), 404);
+        assert_eq!(r.headers()["x-amzn-errortype"], "ResourceNotFoundException");
+        assert_eq!(r.headers()["x-amzn-requestid"], "rid");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert!(!r.headers().contains_key("retry-after"));
+        assert_eq!(
+            r.body(),
+            r#"{"Message":"Function not found: f","Type":"User"}"#
+        );
+        let r = ServiceError::new(ServiceErrorKind::TooManyRequests, "Rate Exceeded.")
+            .with_reason("CallerRateLimitExceeded")
+            .with_retry_after(Duration::from_millis(1500))
+            .to_response();
+        assert_eq!(r.status(), 429);
+        assert_eq!(r.headers()["retry-after"], "2");
+        assert_eq!(
+            r.body(),
+            r#"{"Reason":"CallerRateLimitExceeded","Type":"User","message":"Rate Exceeded."}"#
+        );
+        let r = ServiceError::new(ServiceErrorKind::Service, "boom").to_response();
+        assert_eq!(r.status(), 500);
+        assert_eq!(r.body(), r#"{"Message":"boom","Type":"Service"}"#);
+        let r = ServiceError::new(ServiceErrorKind::Unknown, "?").to_response();
+        assert_eq!(r.status(), 500);
+        assert!(!r.headers().contains_key("x-amzn-errortype"));
+        let bad = ServiceError::new(ServiceErrorKind::Service, "x").with_request_id("a\nb");
+        assert!(!bad.to_response().headers().contains_key("x-amzn-requestid"));
+    }
+
     #[test]
     fn codes_are_sanitized() {
         for raw in [
@@ -335,11 +552,14 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_its_code() {
-        assert_eq!(ALL_KINDS.len(), MODELED_ERRORS + 6);
+        assert_eq!(ALL_KINDS.len(), MODELED_ERRORS + 7);
         for k in ALL_KINDS {
-            assert_eq!(&ErrorKind::from_code(k.code().unwrap()), k);
+            assert_eq!(&ServiceErrorKind::from_code(k.code().unwrap()), k);
         }
-        assert_eq!(ErrorKind::from_code("Nope"), ErrorKind::Unknown);
+        assert_eq!(
+            ServiceErrorKind::from_code("Nope"),
+            ServiceErrorKind::Unknown
+        );
     }
 
     #[test]

@@ -157,7 +157,7 @@ pub enum StreamError {
 ///
 /// ```
 /// use invoke_proto::bytes::Bytes;
-/// use invoke_proto::eventstream::{Headers, Message, MessageDecoder};
+/// use invoke_proto::{Headers, Message, MessageDecoder};
 /// use invoke_proto::{Event, EventDecoder};
 ///
 /// let mut h = Headers::builder();

@@ -3,9 +3,8 @@
 //! The file is read at test time from `../shared/testdata/models/lambda/2015-03-31` (or
 //! `$INVOKE_TESTDATA`); nothing is copied into the repository.
 
-mod support;
-
-use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{EndpointConfig, resolve_endpoint};
+use invoke_testkit::testdata;
 use serde_json::Value;
 
 /// The parameters `EndpointConfig` can express
@@ -46,7 +45,7 @@ fn config_for(doc: &str, params: &serde_json::Map<String, Value>) -> EndpointCon
 
 #[test]
 fn lambda_endpoint_rule_tests() {
-    let Some(dir) = support::testdata("models/lambda/2015-03-31") else {
+    let Some(dir) = testdata("models/lambda/2015-03-31") else {
         return;
     };
     let path = dir.join("endpoint-tests-1.json");
@@ -76,7 +75,7 @@ fn lambda_endpoint_rule_tests() {
             "{doc}: parameters {unknown:?} are not supported; list the case in SKIPPED with the reason"
         );
         let config = config_for(doc, params);
-        let got = resolve(&config);
+        let got = resolve_endpoint(&config);
         let expect = &case["expect"];
         if let Some(endpoint) = expect.get("endpoint") {
             for extra in ["properties", "headers"] {

@@ -1,17 +1,14 @@
 //! Every official event-stream vector in `../shared/testdata/eventstream/`, fed whole, split at
 //! every point, and byte by byte
 
-mod support;
-
-use support::decode_at;
-
 use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::eventstream::{HeaderValue, Message, format_uuid};
+use invoke_proto::{HeaderValue, Message, format_uuid};
+use invoke_testkit::{decode_at, testdata};
 use serde_json::{Value, json};
 
 /// The JSON form of a header value used by the vectors
@@ -110,7 +107,7 @@ fn run_vector(dir: &Path, name: &str) {
 
 #[test]
 fn every_vector_at_every_split_point() {
-    let Some(dir) = support::testdata("eventstream") else {
+    let Some(dir) = testdata("eventstream") else {
         return;
     };
     let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -1,10 +1,9 @@
 //! Property tests of the event-stream codec
 
-mod support;
-
 use invoke_proto::bytes::Bytes;
+use invoke_testkit::strategies::{cuts, message};
+use invoke_testkit::{decode_at, wire};
 use proptest::prelude::*;
-use support::{decode_at, message, wire};
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
@@ -21,10 +20,10 @@ proptest! {
     #[test]
     fn any_chunking_equals_one_shot(
         msgs in proptest::collection::vec(message(), 1..6),
-        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..40),
+        cuts in cuts(40),
     ) {
         let w = wire(&msgs);
-        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(w.len() + 1)).collect();
+        let cuts = cuts.within(w.len());
         let (got, end) = decode_at(&w, &cuts);
         prop_assert_eq!(end, Ok(()));
         prop_assert_eq!(got, msgs);
@@ -45,14 +44,14 @@ proptest! {
     fn single_bit_flip_is_always_an_error(
         msgs in proptest::collection::vec(message(), 1..4),
         bit in any::<prop::sample::Index>(),
-        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8),
+        cuts in cuts(8),
     ) {
         let w = wire(&msgs);
         let bit = bit.index(w.len() * 8);
         let mut bad = w.to_vec();
         bad[bit / 8] ^= 1 << (bit % 8);
         let bad = Bytes::from(bad);
-        let cuts: Vec<usize> = cuts.iter().map(|i| i.index(w.len() + 1)).collect();
+        let cuts = cuts.within(w.len());
         let (got, end) = decode_at(&bad, &cuts);
         prop_assert!(end.is_err(), "flip of bit {} went unnoticed", bit);
         // Every message delivered before the error is one of the originals, in order

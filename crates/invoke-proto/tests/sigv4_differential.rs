@@ -9,18 +9,13 @@
 use std::fmt::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_credential_types::Credentials as AwsCredentials;
-use aws_sigv4::http_request::{
-    SignableBody, SignableRequest, SigningSettings as AwsSettings, sign as aws_sign,
-};
-use aws_sigv4::sign::v4;
-use aws_smithy_runtime_api::client::identity::Identity;
+use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, sign};
+use invoke_proto::{SigningScope, sign};
+use invoke_testkit::aws_signer::{identity, sign_with_aws};
 use proptest::prelude::*;
 
-/// Percent-encodes everything but the RFC 3986 unreserved characters (protocol.md §1.2)
+/// Percent-encodes everything but the RFC 3986 unreserved characters
 fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -221,35 +216,8 @@ fn request(case: &Case) -> http::Request<Bytes> {
 
 fn signed_by_aws(case: &Case, now: SystemTime) -> http::Request<Bytes> {
     let mut req = request(case);
-    let identity: Identity = AwsCredentials::new(
-        &case.akid,
-        &case.secret,
-        case.token.clone(),
-        None,
-        "differential",
-    )
-    .into();
-    let params = v4::SigningParams::builder()
-        .identity(&identity)
-        .region(&case.region)
-        .name("lambda")
-        .time(now)
-        .settings(AwsSettings::default())
-        .build()
-        .unwrap()
-        .into();
-    let uri = req.uri().to_string();
-    let signable = SignableRequest::new(
-        req.method().as_str(),
-        uri,
-        req.headers()
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.to_str().unwrap())),
-        SignableBody::Bytes(req.body()),
-    )
-    .unwrap();
-    let (instructions, _) = aws_sign(signable, &params).unwrap().into_parts();
-    instructions.apply_to_request_http1x(&mut req);
+    let id = identity(&case.akid, &case.secret, case.token.clone());
+    sign_with_aws(&mut req, &id, &case.region, now);
     req
 }
 

@@ -12,16 +12,15 @@
 //! `http::Uri` cannot hold a raw space, so such a request can never reach `sign`; the
 //! encoding of a space (`%20`) is covered by the unit tests of the canonical URI.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
-use invoke_proto::credentials::Credentials;
-use invoke_proto::sigv4::{SigningScope, SigningSettings, SigningSteps, sign_with};
+use invoke_proto::{SigningScope, SigningSettings, SigningSteps, sign_with};
+use invoke_testkit::testdata;
 
 const AKID: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
@@ -159,7 +158,7 @@ fn name_of(base: &Path, dir: &Path) -> String {
 /// `context.json` (`normalize`, `sign_body`, `omit_session_token`)
 #[test]
 fn crt_suite() {
-    let Some(base) = support::testdata("sigv4") else {
+    let Some(base) = testdata("sigv4") else {
         return;
     };
     let root = base.join("aws-signing-test-suite/v4");
@@ -245,7 +244,7 @@ fn crt_suite() {
 /// Unlike botocore's harness this one also runs the three cases with repeated query keys.
 #[test]
 fn classic_suite() {
-    let Some(base) = support::testdata("sigv4") else {
+    let Some(base) = testdata("sigv4") else {
         return;
     };
     let root = base.join("aws4_testsuite");
@@ -303,7 +302,7 @@ fn classic_suite() {
 /// `smithy-rs-extra/double-url-encode`: a Lambda ARN in the path, colons signed as `%253A`
 #[test]
 fn smithy_double_url_encode() {
-    let Some(base) = support::testdata("sigv4/smithy-rs-extra/double-url-encode") else {
+    let Some(base) = testdata("sigv4/smithy-rs-extra/double-url-encode") else {
         return;
     };
     let raw = parse_request(&fs::read(base.join("request.txt")).unwrap());
@@ -336,7 +335,7 @@ fn smithy_double_url_encode() {
 /// `service` with smithy-rs' test credentials (testdata README §2c); both are checked
 #[test]
 fn smithy_double_encode_path() {
-    let Some(base) = support::testdata("sigv4/smithy-rs-extra/double-encode-path") else {
+    let Some(base) = testdata("sigv4/smithy-rs-extra/double-encode-path") else {
         return;
     };
     let raw = parse_request(&fs::read(base.join("request.txt")).unwrap());

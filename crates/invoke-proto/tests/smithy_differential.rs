@@ -6,61 +6,14 @@
 //! - we enforce configurable size limits (24 MiB message, 128 KiB header block by default);
 //!   smithy has none. The mutation test below stays far under them.
 
-mod support;
-
 use aws_smithy_eventstream::frame::{read_message_from, write_message_to};
-use aws_smithy_types::DateTime;
-use aws_smithy_types::event_stream::{
-    Header as SHeader, HeaderValue as SValue, Message as SMessage,
-};
 use invoke_proto::DecodeError;
+use invoke_proto::HeaderNameProblem;
 use invoke_proto::bytes::{Bytes, BytesMut};
-use invoke_proto::error::HeaderNameProblem;
-use invoke_proto::eventstream::{HeaderValue, Headers, Message};
+use invoke_testkit::smithy::{from_smithy, to_smithy};
+use invoke_testkit::strategies::message;
+use invoke_testkit::{decode_at, wire};
 use proptest::prelude::*;
-use support::{decode_at, message, wire};
-
-fn to_smithy(m: &Message) -> SMessage {
-    let headers = m
-        .headers
-        .iter()
-        .map(|h| {
-            let v = match h.value {
-                HeaderValue::Bool(b) => SValue::Bool(b),
-                HeaderValue::Byte(x) => SValue::Byte(x),
-                HeaderValue::Short(x) => SValue::Int16(x),
-                HeaderValue::Int(x) => SValue::Int32(x),
-                HeaderValue::Long(x) => SValue::Int64(x),
-                HeaderValue::ByteArray(b) => SValue::ByteArray(b),
-                HeaderValue::String(s) => SValue::String(s.to_string().into()),
-                HeaderValue::Timestamp(t) => SValue::Timestamp(DateTime::from_millis(t)),
-                HeaderValue::Uuid(u) => SValue::Uuid(u128::from_be_bytes(u)),
-            };
-            SHeader::new(h.name.to_string(), v)
-        })
-        .collect();
-    SMessage::new_from_parts(headers, m.payload.clone())
-}
-
-fn from_smithy(m: &SMessage) -> Message {
-    let mut b = Headers::builder();
-    for h in m.headers() {
-        let v = match h.value() {
-            SValue::Bool(b) => HeaderValue::Bool(*b),
-            SValue::Byte(x) => HeaderValue::Byte(*x),
-            SValue::Int16(x) => HeaderValue::Short(*x),
-            SValue::Int32(x) => HeaderValue::Int(*x),
-            SValue::Int64(x) => HeaderValue::Long(*x),
-            SValue::ByteArray(b) => HeaderValue::ByteArray(b.clone()),
-            SValue::String(s) => HeaderValue::from(s.as_str().to_owned()),
-            SValue::Timestamp(t) => HeaderValue::Timestamp(t.to_millis().unwrap()),
-            SValue::Uuid(u) => HeaderValue::Uuid(u.to_be_bytes()),
-            other => panic!("unknown smithy header value {other:?}"),
-        };
-        b.push(h.name().as_str(), v).unwrap();
-    }
-    Message::new(b.build().unwrap(), m.payload().clone())
-}
 
 /// Whether our rejection is one of the documented intentional differences
 fn intentional(e: &DecodeError) -> bool {

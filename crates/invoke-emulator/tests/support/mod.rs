@@ -7,13 +7,13 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
-use invoke_proto::endpoint::{EndpointConfig, resolve};
+use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_proto::{InvokeParams, build_request};
 use tokio::net::TcpStream;
 
 /// The unsigned request for `params`, aimed at `emu`
 pub fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
-    let ep = resolve(
+    let ep = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
             .with_custom(emu.url()),

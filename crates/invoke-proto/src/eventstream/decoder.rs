@@ -28,7 +28,7 @@ use crate::error::DecodeError;
 ///
 /// ```
 /// use invoke_proto::bytes::Bytes;
-/// use invoke_proto::eventstream::{Headers, Message, MessageDecoder};
+/// use invoke_proto::{Headers, Message, MessageDecoder};
 ///
 /// let wire = Message::new(Headers::new(), "hi").to_bytes()?;
 /// let mut decoder = MessageDecoder::new();

@@ -2,7 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::{Limits, Message};
+use super::{Limits, MESSAGE_OVERHEAD, Message};
 use crate::error::{EncodeError, LimitKind};
 
 /// Appends `message` in wire form to `dst`, under the default [`Limits`]
@@ -11,8 +11,8 @@ use crate::error::{EncodeError, LimitKind};
 ///
 /// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
 /// `dst` is then unchanged.
-pub fn encode(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
-    encode_with_limits(message, &Limits::default(), dst)
+pub fn encode_message(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> {
+    encode_message_with_limits(message, &Limits::default(), dst)
 }
 
 /// Appends `message` in wire form to `dst`, under `limits`
@@ -21,12 +21,22 @@ pub fn encode(message: &Message, dst: &mut BytesMut) -> Result<(), EncodeError> 
 ///
 /// [`EncodeError::LimitExceeded`] if the message or its header block is over the limit;
 /// `dst` is then unchanged.
-pub fn encode_with_limits(
+pub fn encode_message_with_limits(
     message: &Message,
     limits: &Limits,
     dst: &mut BytesMut,
 ) -> Result<(), EncodeError> {
-    let headers = message.headers.as_wire();
+    encode_parts(message.headers.as_wire(), &message.payload, *limits, dst)
+}
+
+/// Appends the message made of the header block `headers` (wire form, already valid) and
+/// `payload` to `dst`, under `limits`; `dst` is unchanged on error
+pub(crate) fn encode_parts(
+    headers: &[u8],
+    payload: &[u8],
+    limits: Limits,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
     let headers_len = headers.len() as u64;
     if headers_len > u64::from(limits.max_headers_len) {
         return Err(EncodeError::LimitExceeded {
@@ -35,7 +45,7 @@ pub fn encode_with_limits(
             max: limits.max_headers_len,
         });
     }
-    let total = message.wire_len();
+    let total = (MESSAGE_OVERHEAD + headers.len() + payload.len()) as u64;
     if total > u64::from(limits.max_message_len) {
         return Err(EncodeError::LimitExceeded {
             kind: LimitKind::Message,
@@ -51,7 +61,7 @@ pub fn encode_with_limits(
     let prelude_crc = crc32fast::hash(&dst[start..start + 8]);
     dst.put_u32(prelude_crc);
     dst.put_slice(headers);
-    dst.put_slice(&message.payload);
+    dst.put_slice(payload);
     let mut crc = crc32fast::Hasher::new_with_initial(prelude_crc);
     crc.update(&dst[start + 8..]);
     dst.put_u32(crc.finalize());
@@ -64,10 +74,10 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// As [`encode`].
+    /// As [`encode_message`].
     pub fn to_bytes(&self) -> Result<bytes::Bytes, EncodeError> {
         let mut dst = BytesMut::new();
-        encode(self, &mut dst)?;
+        encode_message(self, &mut dst)?;
         Ok(dst.freeze())
     }
 }
@@ -81,7 +91,7 @@ mod tests {
 
     #[test]
     fn empty_message_matches_vector() {
-        // protocol.md appendix A.1
+        // the empty message of the event-stream specification
         let b = Message::default().to_bytes().unwrap();
         assert_eq!(
             &b[..],
@@ -93,7 +103,7 @@ mod tests {
 
     #[test]
     fn payload_chunk_matches_vector() {
-        // protocol.md §4.7: PayloadChunk "Hello", 111 bytes
+        // the PayloadChunk "Hello" Lambda sends: 111 bytes
         let mut h = Headers::builder();
         h.push(":event-type", "PayloadChunk")
             .unwrap()
@@ -120,7 +130,7 @@ mod tests {
         };
         let mut dst = BytesMut::from(&b"keep"[..]);
         assert_eq!(
-            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            encode_message_with_limits(&m, &limits, &mut dst).unwrap_err(),
             EncodeError::LimitExceeded {
                 kind: LimitKind::Message,
                 len: 116,
@@ -136,7 +146,7 @@ mod tests {
             ..Limits::default()
         };
         assert!(matches!(
-            encode_with_limits(&m, &limits, &mut dst).unwrap_err(),
+            encode_message_with_limits(&m, &limits, &mut dst).unwrap_err(),
             EncodeError::LimitExceeded {
                 kind: LimitKind::Headers,
                 ..

@@ -148,7 +148,7 @@ impl fmt::Debug for HeaderValue {
 ///
 /// ```
 /// let u = [0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 1, 2, 3, 4, 5, 6, 7];
-/// assert_eq!(invoke_proto::eventstream::format_uuid(&u), "01234567-89ab-cdef-0001-020304050607");
+/// assert_eq!(invoke_proto::format_uuid(&u), "01234567-89ab-cdef-0001-020304050607");
 /// ```
 pub fn format_uuid(u: &[u8; 16]) -> String {
     use fmt::Write;
@@ -709,7 +709,7 @@ mod tests {
             ),
         ];
         let raw = block(&values);
-        // protocol.md appendix A.2: the same headers take 78 bytes
+        // the same headers take 78 bytes
         assert_eq!(raw.len(), 0x4e);
         let h = Headers::from_wire(raw).unwrap();
         let got: Vec<_> = h.iter().map(|h| (h.name.to_string(), h.value)).collect();

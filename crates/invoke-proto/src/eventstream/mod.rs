@@ -1,8 +1,9 @@
 //! The `application/vnd.amazon.eventstream` binary framing: messages, headers, decoder, encoder
 //!
 //! A message on the wire is a 12-byte prelude (`total_length`, `headers_length`, prelude CRC),
-//! a header block, a payload and a trailing CRC-32 of everything before it. See
-//! `../shared/docs/protocol.md` §4.
+//! a header block, a payload and a trailing CRC-32 of everything before it, as the
+//! [Smithy event-stream specification](https://smithy.io/2.0/aws/amazon-eventstream.html)
+//! describes.
 
 mod decoder;
 mod encode;
@@ -11,7 +12,11 @@ mod message;
 mod prelude;
 
 pub use decoder::MessageDecoder;
-pub use encode::{encode, encode_with_limits};
+/// The old name, for tests inside the crate not yet moved to [`encode_message`]
+#[cfg(test)]
+pub(crate) use encode::encode_message as encode;
+pub(crate) use encode::encode_parts;
+pub use encode::{encode_message, encode_message_with_limits};
 pub(crate) use header::BlockCache;
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;

@@ -1,4 +1,4 @@
-//! Canonical request and string to sign (protocol.md §5.2 steps 1 and 2)
+//! Canonical request and string to sign (steps 1 and 2 of the signing process)
 
 use std::borrow::Cow;
 use std::ops::Range;
@@ -9,6 +9,7 @@ use http::{HeaderMap, HeaderName};
 use super::SigningSettings;
 use super::key::{push_hex, sha256};
 use crate::error::SignError;
+use crate::percent::{hex_value, push_encoded_byte};
 
 /// The algorithm name that starts the string to sign and the `Authorization` value
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -34,7 +35,7 @@ impl CanonicalRequest {
     }
 }
 
-/// Headers that are never signed (protocol.md §5.3): the signature itself, headers that
+/// Headers that are never signed, as the AWS SDKs skip them: the signature itself, headers that
 /// proxies add or change, and hop-by-hop headers
 fn never_signed(name: &str) -> bool {
     matches!(
@@ -50,28 +51,6 @@ fn never_signed(name: &str) -> bool {
             | "upgrade"
             | "expect"
     ) || name.starts_with("proxy-")
-}
-
-/// Whether `b` is an RFC 3986 unreserved character (`A-Z a-z 0-9 - . _ ~`)
-const fn unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
-}
-
-/// Appends `%XX` (upper-case hex) for `b`
-fn push_escaped(out: &mut String, b: u8) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    out.push('%');
-    out.push(DIGITS[usize::from(b >> 4)] as char);
-    out.push(DIGITS[usize::from(b & 0xf)] as char);
-}
-
-/// Appends `b` as is when unreserved, else percent-encoded
-fn push_encoded_byte(out: &mut String, b: u8) {
-    if unreserved(b) {
-        out.push(b as char);
-    } else {
-        push_escaped(out, b);
-    }
 }
 
 /// Removes dot segments and empty segments from an absolute path (RFC 3986 §5.2.4, as
@@ -129,16 +108,6 @@ pub(crate) fn push_canonical_uri(out: &mut String, path: &str, normalize: bool) 
         } else {
             push_encoded_byte(out, b);
         }
-    }
-}
-
-/// Value of an ASCII hex digit
-const fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

@@ -1,4 +1,4 @@
-//! Signing key derivation and the final signature (protocol.md §5.2 steps 3 and 4)
+//! Signing key derivation and the final signature (steps 3 and 4 of the signing process)
 
 use std::sync::Mutex;
 
@@ -68,7 +68,7 @@ pub(crate) fn signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &
 ///
 /// A key only depends on the secret, the scope date, the region and the service, so one
 /// derivation (four HMACs) serves every request of a day. Lives in
-/// [`Credentials`](crate::credentials::Credentials), whose secret never changes.
+/// [`Credentials`](crate::Credentials), whose secret never changes.
 #[derive(Default)]
 pub(crate) struct KeyCache(Mutex<Option<CachedKey>>);
 
@@ -157,7 +157,7 @@ mod tests {
         }
     }
 
-    /// The key and signature of protocol.md §5.5
+    /// The key and signature of the request in `sigv4::tests`
     #[test]
     fn protocol_example_key_and_signature() {
         let key = signing_key(

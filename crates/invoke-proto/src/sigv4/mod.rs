@@ -1,4 +1,5 @@
-//! AWS Signature Version 4 for HTTP requests, header variant (protocol.md §5)
+//! AWS Signature Version 4 for HTTP requests, header variant
+//! ([AWS docs](https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html))
 //!
 //! [`sign`] adds `X-Amz-Date`, `X-Amz-Security-Token` (for temporary credentials) and
 //! `Authorization` to an [`http::Request`]. It is pure: the signing time is a parameter,
@@ -10,8 +11,7 @@
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use invoke_proto::bytes::Bytes;
-//! use invoke_proto::credentials::Credentials;
-//! use invoke_proto::sigv4::{sign, SigningScope};
+//! use invoke_proto::{sign, Credentials, SigningScope};
 //!
 //! let mut req = http::Request::post(
 //!     "https://lambda.us-east-1.amazonaws.com/2021-11-15/functions/my-function/response-streaming-invocations",
@@ -43,9 +43,9 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 
 use crate::credentials::Credentials;
-pub use crate::error::SignError;
+use crate::error::SignError;
 use canonical::{ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN};
-pub use verify::{SignedRequest, VerifyError, check, parse_amz_date};
+pub use verify::{SignedRequest, VerifyError, check_signed_request, parse_amz_date};
 
 /// Where a signature is valid: the region and the service's signing name
 ///
@@ -77,7 +77,7 @@ impl SigningScope {
 /// Choices that differ between AWS services; the defaults are Lambda's
 ///
 /// ```
-/// use invoke_proto::sigv4::SigningSettings;
+/// use invoke_proto::SigningSettings;
 ///
 /// let s3_like = SigningSettings::default().with_payload_checksum_header(true);
 /// assert!(s3_like.payload_checksum_header && s3_like.normalize_path);
@@ -88,8 +88,8 @@ pub struct SigningSettings {
     /// Remove `.`, `..` and empty segments from the URI path before encoding it
     /// (default `true`, as every service but S3 expects)
     pub normalize_path: bool,
-    /// Add and sign `X-Amz-Content-Sha256` with the payload hash (default `false`: Lambda
-    /// does not use it, protocol.md §5.1)
+    /// Add and sign `X-Amz-Content-Sha256` with the payload hash (default `false`: only S3
+    /// requires it, and the AWS SDKs do not send it to Lambda)
     pub payload_checksum_header: bool,
     /// Sign `X-Amz-Security-Token` (default `true`); when `false` the token header is
     /// still added, after signing, for the few services that want it that way
@@ -142,7 +142,7 @@ impl Default for SigningSettings {
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SigningSteps {
-    /// The canonical request (protocol.md §5.2 step 1)
+    /// The canonical request (step 1 of the signing process)
     pub canonical_request: String,
     /// The string to sign (step 2)
     pub string_to_sign: String,
@@ -258,7 +258,7 @@ fn check_scope_part(field: &'static str, value: &str) -> Result<(), SignError> {
 /// Adds `X-Amz-Date`, `X-Amz-Security-Token` when `creds` has a session token (signed),
 /// and `Authorization`. Any `Authorization`, `X-Amz-Date` and `X-Amz-Security-Token` the
 /// request already carries are replaced, so a retried request can simply be signed again
-/// (protocol.md §5.4).
+/// (with a fresh `now`: a signature is valid for 5 minutes).
 ///
 /// Signed headers: `host` (the `Host` header, else the URI host with its port unless it is
 /// the scheme's default) and every header of the request except `authorization`,
@@ -442,7 +442,7 @@ mod tests {
         );
     }
 
-    /// The request of protocol.md §5.5
+    /// A Lambda request signed at a fixed time, checked against `aws-sigv4`
     fn example_request(qualifier: bool) -> http::Request<Bytes> {
         let mut uri = String::from(
             "https://lambda.us-east-1.amazonaws.com/2021-11-15/functions/\

@@ -6,8 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http::request::Parts;
 
+use super::canonical::X_AMZ_DATE;
 use super::{SigningScope, SigningSettings, sign_with};
 use crate::credentials::Credentials;
+use crate::names::header_str;
+use crate::service_error::{ServiceError, ServiceErrorKind};
 
 /// Why a signed request is refused
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +31,57 @@ pub enum VerifyError {
     /// The signature does not match the request
     #[error("signature mismatch")]
     Mismatch,
+    /// The verifier knows no secret for the access key id the request names
+    #[error("unknown access key id")]
+    UnknownAccessKey,
+}
+
+impl VerifyError {
+    /// The error the service answers this refusal with
+    ///
+    /// `MissingAuthenticationTokenException` (403) for no `Authorization`,
+    /// `IncompleteSignatureException` (400) for a malformed one,
+    /// `UnrecognizedClientException` (403) for an unknown access key, else
+    /// `InvalidSignatureException` (403).
+    pub fn to_service_error(&self) -> ServiceError {
+        match self {
+            Self::Missing => ServiceError::new(
+                ServiceErrorKind::MissingAuthenticationToken,
+                "Missing Authentication Token",
+            ),
+            Self::Malformed(msg) => ServiceError::new(ServiceErrorKind::IncompleteSignature, *msg),
+            Self::Expired { date } => ServiceError::new(
+                ServiceErrorKind::InvalidSignature,
+                format!(
+                    "Signature expired: {date} is outside the 5 minute window around the server time"
+                ),
+            ),
+            Self::UnknownAccessKey => ServiceError::new(
+                ServiceErrorKind::UnrecognizedClient,
+                "The security token included in the request is invalid.",
+            ),
+            Self::Mismatch => ServiceError::new(
+                ServiceErrorKind::InvalidSignature,
+                "The request signature we calculated does not match the signature you provided. \
+                 Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
+            ),
+        }
+    }
+}
+
+impl From<&VerifyError> for ServiceError {
+    fn from(e: &VerifyError) -> Self {
+        e.to_service_error()
+    }
+}
+
+/// Whether `a` and `b` are equal, in time that depends only on their lengths
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// A request whose SigV4 `Authorization` is well formed and recent
@@ -49,7 +103,7 @@ pub struct SignedRequest<'a> {
 /// # Errors
 ///
 /// [`VerifyError::Missing`], [`VerifyError::Malformed`] or [`VerifyError::Expired`].
-pub fn check<'a>(
+pub fn check_signed_request<'a>(
     parts: &'a Parts,
     body: &'a Bytes,
     now: SystemTime,
@@ -84,13 +138,9 @@ pub fn check<'a>(
     let [access_key, date, region, service, "aws4_request"] = scope[..] else {
         return Err(malformed);
     };
-    let date_header = parts
-        .headers
-        .get("x-amz-date")
-        .and_then(|v| v.to_str().ok())
-        .ok_or(VerifyError::Malformed(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header",
-        ))?;
+    let date_header = header_str(&parts.headers, X_AMZ_DATE).ok_or(VerifyError::Malformed(
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header",
+    ))?;
     let signed_at = parse_amz_date(date_header)
         .ok_or(VerifyError::Malformed("X-Amz-Date is not a valid date"))?;
     if !date_header.starts_with(date) {
@@ -158,9 +208,9 @@ impl SignedRequest<'_> {
             &SigningSettings::default(),
         )
         .map_err(|_| VerifyError::Mismatch)?;
-        if steps.signature != self.signature
-            || steps.signed_headers() != self.signed_headers.join(";")
-        {
+        // The signed header list is no secret; the signature is compared in constant time
+        let signature_ok = constant_time_eq(steps.signature.as_bytes(), self.signature.as_bytes());
+        if !signature_ok || steps.signed_headers() != self.signed_headers.join(";") {
             return Err(VerifyError::Mismatch);
         }
         Ok(())
@@ -200,6 +250,47 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn constant_time_compare() {
+        assert!(constant_time_eq(b"", b""));
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"\x80bc", b"abc"));
+    }
+
+    #[test]
+    fn refusals_map_to_the_services_errors() {
+        for (e, status, code) in [
+            (
+                VerifyError::Missing,
+                403,
+                "MissingAuthenticationTokenException",
+            ),
+            (
+                VerifyError::Malformed("x"),
+                400,
+                "IncompleteSignatureException",
+            ),
+            (
+                VerifyError::Expired {
+                    date: "20150830T123600Z".into(),
+                },
+                403,
+                "InvalidSignatureException",
+            ),
+            (VerifyError::Mismatch, 403, "InvalidSignatureException"),
+            (
+                VerifyError::UnknownAccessKey,
+                403,
+                "UnrecognizedClientException",
+            ),
+        ] {
+            let s = ServiceError::from(&e);
+            assert_eq!((s.status, s.code.as_str()), (Some(status), code), "{e}");
+        }
+    }
     use crate::sigv4::sign;
 
     #[test]
@@ -238,22 +329,25 @@ mod tests {
         .unwrap();
         let (parts, body) = req.into_parts();
         let skew = Duration::from_secs(300);
-        let signed = check(&parts, &body, at + Duration::from_secs(60), skew).unwrap();
+        let signed =
+            check_signed_request(&parts, &body, at + Duration::from_secs(60), skew).unwrap();
         assert_eq!(signed.access_key(), "AKID");
         signed.verify("secret").unwrap();
         assert_eq!(signed.verify("other"), Err(VerifyError::Mismatch));
         assert!(matches!(
-            check(&parts, &body, at + Duration::from_secs(301), skew),
+            check_signed_request(&parts, &body, at + Duration::from_secs(301), skew),
             Err(VerifyError::Expired { .. })
         ));
         let tampered = Bytes::from_static(b"{ }");
         assert_eq!(
-            check(&parts, &tampered, at, skew).unwrap().verify("secret"),
+            check_signed_request(&parts, &tampered, at, skew)
+                .unwrap()
+                .verify("secret"),
             Err(VerifyError::Mismatch)
         );
         let bare = http::Request::new(()).into_parts().0;
         assert_eq!(
-            check(&bare, &body, at, skew).unwrap_err(),
+            check_signed_request(&bare, &body, at, skew).unwrap_err(),
             VerifyError::Missing
         );
     }

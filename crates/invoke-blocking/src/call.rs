@@ -1,0 +1,477 @@
+//! One invocation: the driver loop over ureq, the event iterator and the payload reader
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use invoke_proto::{
+    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
+};
+
+use crate::client::Inner;
+use crate::error::{BoxError, Error};
+
+/// Bytes asked for per body read
+const READ_SIZE: usize = 64 * 1024;
+/// Most bytes read after `InvokeComplete` to return the connection to the pool
+const DRAIN_LIMIT: u64 = 64 * 1024;
+
+/// What the caller gets next
+enum Progress {
+    Head,
+    Event(Event),
+    Done,
+}
+
+/// The state of one invocation between the driver and ureq
+pub(crate) struct Call {
+    inner: Arc<Inner>,
+    driver: InvokeDriver,
+    deadline: Instant,
+    span: tracing::Span,
+    body: Option<ureq::BodyReader<'static>>,
+    /// The error behind the last transport failure reported to the driver
+    last_error: Option<BoxError>,
+    status: u16,
+    buf: Box<[u8]>,
+    finished: bool,
+}
+
+impl Call {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        driver: InvokeDriver,
+        deadline: Instant,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            inner,
+            driver,
+            deadline,
+            span,
+            body: None,
+            last_error: None,
+            status: 0,
+            buf: vec![0; READ_SIZE].into_boxed_slice(),
+            finished: false,
+        }
+    }
+
+    /// Runs the attempts until a response head (or the final error)
+    pub(crate) fn start(mut self) -> Result<Response, Error> {
+        let span = self.span.clone();
+        let _entered = span.enter();
+        match self.advance()? {
+            Progress::Head => {}
+            // The driver announces a head before anything else
+            Progress::Event(_) | Progress::Done => {
+                return Err(Error::Config("driver skipped the response head".into()));
+            }
+        }
+        let meta = self.driver.meta().cloned().unwrap_or_default();
+        if let Some(id) = &meta.request_id {
+            span.record("request_id", id.as_str());
+        }
+        Ok(Response {
+            meta,
+            attempts: self.driver.attempts(),
+            status: self.status,
+            call: self,
+        })
+    }
+
+    fn advance(&mut self) -> Result<Progress, Error> {
+        let result = self.step();
+        if result.is_err() {
+            self.finished = true;
+            self.body = None;
+        }
+        self.span.record("attempts", self.driver.attempts());
+        result
+    }
+
+    fn step(&mut self) -> Result<Progress, Error> {
+        loop {
+            match self.driver.poll() {
+                DriverAction::Send { attempt } => self.send(attempt)?,
+                DriverAction::Sleep(d) => {
+                    tracing::debug!(delay_ms = d.as_millis(), "waiting before the next attempt");
+                    std::thread::sleep(d);
+                }
+                DriverAction::ReadErrorBody { limit } => self.read_error_body(limit),
+                DriverAction::Head => return Ok(Progress::Head),
+                DriverAction::ReadBody => self.read_body(),
+                DriverAction::Event(e) => return Ok(Progress::Event(e)),
+                DriverAction::Done => {
+                    self.finished = true;
+                    self.drain();
+                    tracing::debug!(
+                        bytes = self.driver.body_bytes(),
+                        events = self.driver.events(),
+                        "stream complete"
+                    );
+                    return Ok(Progress::Done);
+                }
+                DriverAction::Fail(e) => return Err(self.error(e)),
+                other => {
+                    return Err(Error::Config(format!(
+                        "unsupported driver action {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, attempt: u32) -> Result<(), Error> {
+        let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
+        let _entered = span.enter();
+        let credentials = self.inner.credentials()?;
+        let request = self.driver.sign(&credentials, SystemTime::now())?;
+        let (parts, body) = request.into_parts();
+        let request = http::Request::from_parts(parts, &body[..]);
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let request = self
+            .inner
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(remaining))
+            .build();
+        match self.inner.agent.run(request) {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                self.status = parts.status.as_u16();
+                span.record("status", self.status);
+                self.body = Some(body.into_reader());
+                self.driver.handle_head(parts.status, &parts.headers);
+            }
+            Err(e) => {
+                let kind = classify(&e, true);
+                tracing::debug!(%kind, error = %e, "attempt failed");
+                self.fail(kind, Box::new(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn read_error_body(&mut self, limit: usize) {
+        let Some(body) = self.body.take() else {
+            self.fail(TransportFailure::Other, "no response body".into());
+            return;
+        };
+        let mut bytes = Vec::new();
+        match body.take(limit as u64).read_to_end(&mut bytes) {
+            Ok(_) => {
+                tracing::debug!(status = self.status, bytes = bytes.len(), "error response");
+                self.driver
+                    .handle_error_body(&bytes, Instant::now(), jitter());
+            }
+            Err(e) => self.fail(classify_io(&e, false), Box::new(e)),
+        }
+    }
+
+    fn read_body(&mut self) {
+        let Some(body) = self.body.as_mut() else {
+            self.driver.end_of_body();
+            return;
+        };
+        match body.read(&mut self.buf) {
+            Ok(0) => {
+                self.body = None;
+                self.driver.end_of_body();
+            }
+            Ok(n) => self.driver.feed(Bytes::copy_from_slice(&self.buf[..n])),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                self.body = None;
+                let kind = classify_io(&e, false);
+                tracing::debug!(%kind, error = %e, "body read failed");
+                self.fail(kind, Box::new(e));
+            }
+        }
+    }
+
+    fn fail(&mut self, kind: TransportFailure, error: BoxError) {
+        self.last_error = Some(error);
+        self.driver.handle_failure(kind, Instant::now(), jitter());
+    }
+
+    /// Reads what follows `InvokeComplete` (normally only the end of the chunked body)
+    /// so that the connection goes back to the pool
+    fn drain(&mut self) {
+        if let Some(body) = self.body.take() {
+            let _ = io::copy(&mut body.take(DRAIN_LIMIT), &mut io::sink());
+        }
+    }
+
+    fn error(&mut self, e: InvokeError) -> Error {
+        let attempts = self.driver.attempts();
+        let error = match e {
+            InvokeError::Sign(e) => Error::Sign(e),
+            InvokeError::Service(error) => Error::Service { error, attempts },
+            InvokeError::Response(e) => Error::Response(e),
+            InvokeError::Stream(e) => Error::Stream(e),
+            InvokeError::Transport(kind) => Error::Transport {
+                kind,
+                address: self.inner.address.clone(),
+                attempts,
+                source: self
+                    .last_error
+                    .take()
+                    .unwrap_or_else(|| kind.to_string().into()),
+            },
+            other => Error::Config(other.to_string()),
+        };
+        tracing::debug!(
+            error = %error,
+            attempts,
+            bytes = self.driver.body_bytes(),
+            events = self.driver.events(),
+            "invocation failed"
+        );
+        error
+    }
+}
+
+/// Classifies a ureq error; `before_head` while no response head arrived
+fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
+    use ureq::Timeout;
+    match e {
+        ureq::Error::Timeout(t) => match t {
+            Timeout::Connect | Timeout::Resolve => TransportFailure::ConnectTimeout,
+            Timeout::Global => TransportFailure::Deadline,
+            _ if before_head => TransportFailure::HeadTimeout,
+            _ => TransportFailure::IdleTimeout,
+        },
+        ureq::Error::Io(io) => classify_io_kind(io.kind(), before_head),
+        ureq::Error::HostNotFound
+        | ureq::Error::ConnectionFailed
+        | ureq::Error::ConnectProxyFailed(_) => TransportFailure::Connect,
+        ureq::Error::Tls(_)
+        | ureq::Error::TlsRequired
+        | ureq::Error::Pem(_)
+        | ureq::Error::Rustls(_) => TransportFailure::Tls,
+        ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => {
+            TransportFailure::Protocol
+        }
+        _ => TransportFailure::Other,
+    }
+}
+
+/// Classifies an `io::Error` of a body read, looking inside for a ureq error
+fn classify_io(e: &io::Error, before_head: bool) -> TransportFailure {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+    {
+        Some(u) => classify(u, before_head),
+        None => classify_io_kind(e.kind(), before_head),
+    }
+}
+
+fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure {
+    use io::ErrorKind as K;
+    match kind {
+        K::ConnectionRefused
+        | K::AddrNotAvailable
+        | K::HostUnreachable
+        | K::NetworkUnreachable
+        | K::NetworkDown => TransportFailure::Connect,
+        K::TimedOut | K::WouldBlock if before_head => TransportFailure::HeadTimeout,
+        K::TimedOut | K::WouldBlock => TransportFailure::IdleTimeout,
+        _ if before_head => TransportFailure::Send,
+        _ => TransportFailure::BodyRead,
+    }
+}
+
+/// A uniform value in `[0, 1)` for the backoff jitter
+#[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
+fn jitter() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The response to an invocation: its metadata, then its events
+///
+/// Iterate for the events as they arrive (`Result<Event, Error>`; an error ends the
+/// iteration), or read the payload with [`into_reader`](Self::into_reader). The last event
+/// of a complete stream is `InvokeComplete`; a stream that ends without it yields an error.
+pub struct Response {
+    meta: ResponseMeta,
+    attempts: u32,
+    status: u16,
+    call: Call,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("meta", &self.meta)
+            .field("attempts", &self.attempts)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The response metadata (executed version, content type, request id)
+    pub fn meta(&self) -> &ResponseMeta {
+        &self.meta
+    }
+
+    /// `X-Amz-Executed-Version`: the function version that ran
+    pub fn executed_version(&self) -> Option<&str> {
+        self.meta.executed_version.as_deref()
+    }
+
+    /// The function's own content type of the stream
+    pub fn content_type(&self) -> Option<&str> {
+        self.meta.content_type.as_deref()
+    }
+
+    /// `x-amzn-RequestId`
+    pub fn request_id(&self) -> Option<&str> {
+        self.meta.request_id.as_deref()
+    }
+
+    /// Attempts made until this response arrived
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The HTTP status: 200 for a stream, 204 for a passed `DryRun` (no events follow)
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Whether this answers a `DryRun` invocation (no events follow)
+    pub fn is_dry_run(&self) -> bool {
+        self.status == 204
+    }
+
+    /// An `io::Read` over the payload bytes
+    ///
+    /// It ends (returns 0) only after a successful `InvokeComplete`; a function error, an
+    /// in-stream exception, a broken or truncated stream, or a stream without
+    /// `InvokeComplete` is an error, from which [`Error::from_io`] gives this crate's error
+    /// (for a function error, [`Error::function_error`] has `ErrorCode` and
+    /// `ErrorDetails`). After an error every read fails again.
+    pub fn into_reader(self) -> PayloadReader {
+        PayloadReader {
+            response: self,
+            chunk: Bytes::new(),
+            state: ReaderState::Reading,
+        }
+    }
+}
+
+impl Iterator for Response {
+    type Item = Result<Event, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.call.finished {
+            return None;
+        }
+        let span = self.call.span.clone();
+        let _entered = span.enter();
+        loop {
+            match self.call.advance() {
+                // The driver never retries after a success head; should a future one, the
+                // metadata follows the new head
+                Ok(Progress::Head) => {
+                    self.meta = self.call.driver.meta().cloned().unwrap_or_default();
+                    self.attempts = self.call.driver.attempts();
+                    self.status = self.call.status;
+                }
+                Ok(Progress::Event(e)) => return Some(Ok(e)),
+                Ok(Progress::Done) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+enum ReaderState {
+    Reading,
+    Ended,
+    /// The error already returned, repeated on every later read
+    Failed(io::ErrorKind, String),
+}
+
+/// The payload of a response as an `io::Read`, from [`Response::into_reader`]
+pub struct PayloadReader {
+    response: Response,
+    chunk: Bytes,
+    state: ReaderState,
+}
+
+impl std::fmt::Debug for PayloadReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadReader")
+            .field("response", &self.response)
+            .field("buffered", &self.chunk.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayloadReader {
+    /// The response metadata
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+
+    fn failed(&mut self, error: Error) -> io::Error {
+        let error = error.into_io();
+        self.state = ReaderState::Failed(error.kind(), error.to_string());
+        error
+    }
+}
+
+impl Read for PayloadReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if !self.chunk.is_empty() {
+                let n = out.len().min(self.chunk.len());
+                out[..n].copy_from_slice(&self.chunk.split_to(n));
+                return Ok(n);
+            }
+            match &self.state {
+                ReaderState::Reading => {}
+                ReaderState::Ended => return Ok(0),
+                ReaderState::Failed(kind, message) => {
+                    return Err(io::Error::new(*kind, message.clone()));
+                }
+            }
+            if out.is_empty() {
+                return Ok(0);
+            }
+            match self.response.next() {
+                Some(Ok(Event::PayloadChunk(bytes))) => self.chunk = bytes,
+                Some(Ok(Event::InvokeComplete(c))) if c.is_error() => {
+                    return Err(self.failed(Error::Function(c)));
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(self.failed(e)),
+                None => self.state = ReaderState::Ended,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn responses_and_readers_move_between_threads() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<super::Response>();
+        send::<super::PayloadReader>();
+        send_sync::<crate::Client>();
+        send_sync::<crate::Error>();
+    }
+}

@@ -1,0 +1,194 @@
+//! Which HTTP proxy to use, from a snapshot of the proxy environment variables
+
+use invoke_proto::{Endpoint, Scheme};
+
+/// The proxy environment variables, captured once
+///
+/// Read as the AWS CLI reads them (through Python's `urllib`): `https_proxy` for an `https`
+/// endpoint and `http_proxy` for an `http` one, then `all_proxy`; each name in lower case
+/// first, then upper case; `no_proxy` / `NO_PROXY` lists hosts reached directly
+/// (comma-separated; `*` for all; a name matches itself and its subdomains, a leading `.`
+/// is ignored; `host:port` entries match that port only).
+///
+/// ```
+/// use invoke_blocking::ProxyEnv;
+/// use invoke_proto::{resolve_endpoint, EndpointConfig};
+///
+/// let env = ProxyEnv::from_vars([
+///     ("HTTPS_PROXY", "http://proxy.internal:3128"),
+///     ("NO_PROXY", "localhost,.amazonaws.com"),
+/// ]);
+/// let aws = resolve_endpoint(&EndpointConfig::default().with_region("us-east-1"))?;
+/// assert_eq!(env.proxy_for(&aws), None);
+/// let other = resolve_endpoint(&EndpointConfig::default().with_custom("https://lambda.example.com"))?;
+/// assert_eq!(env.proxy_for(&other), Some("http://proxy.internal:3128"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProxyEnv {
+    http: Option<String>,
+    https: Option<String>,
+    all: Option<String>,
+    no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = |u: &Option<String>| u.as_deref().map(redact);
+        f.debug_struct("ProxyEnv")
+            .field("http", &url(&self.http))
+            .field("https", &url(&self.https))
+            .field("all", &url(&self.all))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl ProxyEnv {
+    /// No proxy at all
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// A snapshot of this process's environment
+    pub fn from_process() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// From `(name, value)` pairs, as if they were the environment
+    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        Self::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |lower: &str| {
+            lookup(lower)
+                .or_else(|| lookup(&lower.to_ascii_uppercase()))
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            http: get("http_proxy"),
+            https: get("https_proxy"),
+            all: get("all_proxy"),
+            no_proxy: get("no_proxy"),
+        }
+    }
+
+    /// The proxy URL for `endpoint`, `None` to connect directly
+    pub fn proxy_for(&self, endpoint: &Endpoint) -> Option<&str> {
+        let proxy = match endpoint.scheme() {
+            Scheme::Https => self.https.as_ref(),
+            Scheme::Http => self.http.as_ref(),
+        }
+        .or(self.all.as_ref())?;
+        if self
+            .no_proxy
+            .as_deref()
+            .is_some_and(|n| bypass(n, endpoint.host(), endpoint.port_or_default()))
+        {
+            return None;
+        }
+        Some(proxy)
+    }
+}
+
+/// `url` with any `user:password@` replaced by `***@`, for logs and errors
+pub(crate) fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `no_proxy` lists `host` (on `port`)
+fn bypass(no_proxy: &str, host: &str, port: u16) -> bool {
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let host_port = format!("{host}:{port}");
+    no_proxy.split(',').map(str::trim).any(|name| {
+        if name == "*" {
+            return true;
+        }
+        let name = name.trim_start_matches('.').to_ascii_lowercase();
+        if name.is_empty() {
+            return false;
+        }
+        if name == host || name == host_port {
+            return true;
+        }
+        let suffix = format!(".{name}");
+        host.ends_with(&suffix) || host_port.ends_with(&suffix)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use invoke_proto::{EndpointConfig, resolve_endpoint};
+
+    use super::*;
+
+    fn ep(url: &str) -> Endpoint {
+        resolve_endpoint(&EndpointConfig::default().with_custom(url)).unwrap()
+    }
+
+    #[test]
+    fn scheme_selects_the_variable_lower_case_first() {
+        let env = ProxyEnv::from_vars([
+            ("HTTP_PROXY", "http://upper:1"),
+            ("http_proxy", "http://lower:1"),
+            ("HTTPS_PROXY", "http://secure:2"),
+        ]);
+        assert_eq!(env.proxy_for(&ep("http://h:80")), Some("http://lower:1"));
+        assert_eq!(env.proxy_for(&ep("https://h")), Some("http://secure:2"));
+        let env = ProxyEnv::from_vars([("ALL_PROXY", "http://all:3"), ("https_proxy", " ")]);
+        assert_eq!(env.proxy_for(&ep("https://h")), Some("http://all:3"));
+        assert_eq!(ProxyEnv::none().proxy_for(&ep("https://h")), None);
+    }
+
+    #[test]
+    fn credentials_in_proxy_urls_are_redacted() {
+        assert_eq!(
+            redact("http://u:p%40ss@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(redact("u:pass@proxy:3128/x"), "***@proxy:3128/x");
+        assert_eq!(redact("http://proxy:3128/a@b"), "http://proxy:3128/a@b");
+        assert_eq!(redact("http://proxy:3128"), "http://proxy:3128");
+        let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
+        assert!(!format!("{env:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn no_proxy_matches_as_urllib_does() {
+        let env = |n: &str| ProxyEnv::from_vars([("http_proxy", "http://p:1"), ("no_proxy", n)]);
+        let direct = |n: &str, url: &str| env(n).proxy_for(&ep(url)).is_none();
+        assert!(direct("*", "http://anything:1"));
+        assert!(direct("127.0.0.1", "http://127.0.0.1:9001"));
+        assert!(direct("localhost, 127.0.0.1:9001", "http://127.0.0.1:9001"));
+        assert!(!direct("127.0.0.1:9002", "http://127.0.0.1:9001"));
+        assert!(direct(".example.com", "http://lambda.example.com"));
+        assert!(direct("example.com", "http://lambda.example.com"));
+        assert!(direct("EXAMPLE.com", "http://example.com"));
+        assert!(!direct("ample.com", "http://example.com"));
+        assert!(!direct("", "http://example.com"));
+        assert!(!direct(",,", "http://example.com"));
+        let upper = ProxyEnv::from_vars([("HTTP_PROXY", "http://p:1"), ("NO_PROXY", "h")]);
+        assert_eq!(upper.proxy_for(&ep("http://h:1")), None);
+    }
+}

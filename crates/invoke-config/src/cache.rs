@@ -1,0 +1,166 @@
+//! A credentials source trait and a cache that refreshes before expiry
+
+use std::fmt;
+use std::sync::{Condvar, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use crate::credentials::{CredentialsError, ProvidedCredentials};
+
+/// A source of credentials a client can ask, blocking; object-safe
+///
+/// Implement it to plug in your own source; the transports accept any
+/// `Arc<dyn ProvideCredentials>`. Async callers run it on a blocking thread.
+pub trait ProvideCredentials: Send + Sync {
+    /// Credentials valid now
+    ///
+    /// # Errors
+    ///
+    /// [`CredentialsError`] when none can be had.
+    fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError>;
+}
+
+impl ProvideCredentials for ProvidedCredentials {
+    fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
+        Ok(self.clone())
+    }
+}
+
+impl<F> ProvideCredentials for F
+where
+    F: Fn() -> Result<ProvidedCredentials, CredentialsError> + Send + Sync,
+{
+    fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
+        self()
+    }
+}
+
+/// How long before expiry credentials are refreshed, as in the AWS SDKs
+pub const REFRESH_BUFFER: Duration = Duration::from_secs(5 * 60);
+
+enum State {
+    Empty,
+    Loading,
+    Ready(Box<ProvidedCredentials>),
+}
+
+/// Puts a cache back to empty if its source panics, so waiters load themselves
+struct Reset<'a>(&'a CredentialsCache, bool);
+
+impl Drop for Reset<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            *self.0.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Empty;
+            self.0.changed.notify_all();
+        }
+    }
+}
+
+/// Caches what a source returns, loading again [`REFRESH_BUFFER`] before expiry
+///
+/// When many threads ask at once, one loads and the others wait for its result. Errors
+/// are not cached. Credentials without an expiry are kept for good.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::SystemTime;
+/// use invoke_config::{CredentialsCache, ProvideCredentials, ProvidedCredentials};
+/// use invoke_proto::Credentials;
+///
+/// let loads = AtomicU32::new(0);
+/// let source = move || {
+///     loads.fetch_add(1, Ordering::SeqCst);
+///     Ok(ProvidedCredentials::new(Credentials::new("AKID", "secret", None), None, None, "custom"))
+/// };
+/// let cache = CredentialsCache::new(source, SystemTime::now);
+/// assert_eq!(cache.provide_credentials()?.credentials.access_key_id(), "AKID");
+/// assert_eq!(cache.provide_credentials()?.provider, "custom");
+/// # Ok::<(), invoke_config::CredentialsError>(())
+/// ```
+pub struct CredentialsCache {
+    source: Box<dyn ProvideCredentials>,
+    clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+    buffer: Duration,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl fmt::Debug for CredentialsCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+            State::Empty => "empty".to_owned(),
+            State::Loading => "loading".to_owned(),
+            State::Ready(c) => format!("ready ({}, {})", c.provider, c.credentials.access_key_id()),
+        };
+        f.debug_struct("CredentialsCache")
+            .field("state", &state)
+            .field("buffer", &self.buffer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CredentialsCache {
+    /// A cache in front of `source`; `clock` gives the current time (pass `SystemTime::now`)
+    pub fn new(
+        source: impl ProvideCredentials + 'static,
+        clock: impl Fn() -> SystemTime + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            source: Box::new(source),
+            clock: Box::new(clock),
+            buffer: REFRESH_BUFFER,
+            state: Mutex::new(State::Empty),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// This cache with another refresh buffer
+    #[must_use]
+    pub fn with_buffer(mut self, buffer: Duration) -> Self {
+        self.buffer = buffer;
+        self
+    }
+
+    /// Forgets the cached credentials, so the next call loads again
+    pub fn invalidate(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if let State::Ready(_) = *state {
+            *state = State::Empty;
+        }
+    }
+
+    fn fresh(&self, c: &ProvidedCredentials) -> bool {
+        c.expiry
+            .is_none_or(|exp| (self.clock)() + self.buffer < exp)
+    }
+}
+
+impl ProvideCredentials for CredentialsCache {
+    fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match &*state {
+                State::Ready(c) if self.fresh(c) => return Ok((**c).clone()),
+                State::Loading => {
+                    state = self
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                State::Ready(_) | State::Empty => break,
+            }
+        }
+        *state = State::Loading;
+        drop(state);
+        let mut guard = Reset(self, false);
+        let result = self.source.provide_credentials();
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        *state = match &result {
+            Ok(c) => State::Ready(Box::new(c.clone())),
+            Err(_) => State::Empty,
+        };
+        guard.1 = true;
+        drop(state);
+        self.changed.notify_all();
+        result
+    }
+}

@@ -1,0 +1,104 @@
+//! Running a `credential_process` command (the one place this crate spawns, at the edge)
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::credentials::{ProcessCommand, ProcessOutput};
+
+/// Kills the child and, on Unix, every process of its group (what the shell started)
+fn kill_group(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        // the group id is the child's pid (`process_group(0)`); `kill` is POSIX
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", child.id())])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = child.kill();
+}
+
+/// Runs `cmd` through the shell (`sh -c`, or `cmd /C` on Windows) with no stdin, keeping at
+/// most `max_output` bytes of each output stream and killing it after `timeout`
+///
+/// On Unix the command runs in its own process group, and the whole group is killed at the
+/// timeout, so a shell's children do not outlive it.
+///
+/// # Errors
+///
+/// A message when it cannot be started or runs past its timeout.
+pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
+    let mut command = if cfg!(windows) {
+        let mut c = Command::new("cmd");
+        c.arg("/C").arg(&cmd.command);
+        c
+    } else {
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(&cmd.command);
+        c
+    };
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start `sh`: {e}"))?;
+    let limit = cmd.max_output as u64;
+    let reader = |stream: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        if let Some(stream) = stream {
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut s = stream.take(limit);
+                let _ = s.read_to_end(&mut buf);
+                // drain the rest so the child never blocks on a full pipe
+                let _ = std::io::copy(&mut s.into_inner(), &mut std::io::sink());
+                let _ = tx.send(buf);
+            });
+        } else {
+            let _ = tx.send(Vec::new());
+        }
+        rx
+    };
+    let out = reader(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let err = reader(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + cmd.timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() >= deadline => {
+                kill_group(&mut child);
+                let _ = child.wait();
+                return Err(format!(
+                    "the command ran longer than {:?} and was killed",
+                    cmd.timeout
+                ));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(e) => return Err(format!("waiting for the command failed: {e}")),
+        }
+    };
+    let grace = Duration::from_secs(1);
+    Ok(ProcessOutput {
+        success: status.success(),
+        status: status.to_string(),
+        stdout: out.recv_timeout(grace).unwrap_or_default(),
+        stderr: err.recv_timeout(grace).unwrap_or_default(),
+    })
+}

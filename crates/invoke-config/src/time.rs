@@ -1,0 +1,106 @@
+//! RFC 3339 timestamps, as in credential answers (`2021-09-21T04:16:53Z`, `...+00:00`)
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[allow(clippy::many_single_char_names)]
+/// Days from 1970-01-01 to the given civil date (proleptic Gregorian)
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn digits(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+}
+
+#[allow(clippy::many_single_char_names)]
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` (`t`/`z` and a space for `T` accepted)
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let b = text.trim().as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't' | b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let (y, mo, d) = (digits(&b[0..4])?, digits(&b[5..7])?, digits(&b[8..10])?);
+    let (h, mi, s) = (
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    );
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    let mut nanos = 0u32;
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let n = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        for (i, c) in frac[..n.min(9)].iter().enumerate() {
+            nanos += u32::from(c - b'0') * 10u32.pow(8 - i as u32);
+        }
+        rest = &frac[n..];
+    }
+    let offset = match rest {
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), hh @ .., b':', m1, m2] if hh.len() == 2 => {
+            let secs = digits(hh)? * 3600 + digits(&[*m1, *m2])? * 60;
+            if *sign == b'+' { secs } else { -secs }
+        }
+        _ => return None,
+    };
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + s - offset;
+    let secs = u64::try_from(secs).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
+}
+
+/// Whole seconds since the Unix epoch (0 before it)
+pub(crate) fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch (0 before it)
+pub(crate) fn unix_millis(t: SystemTime) -> u128 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_forms_credential_answers_use() {
+        let at = |s| parse_rfc3339(s).map(unix_secs);
+        assert_eq!(at("2009-02-13T23:31:30Z"), Some(1_234_567_890));
+        assert_eq!(at("2021-09-21T04:16:53Z"), Some(1_632_197_813));
+        assert_eq!(at("2022-05-02T18:36:00+00:00"), Some(1_651_516_560));
+        assert_eq!(at("2022-05-02T20:36:00+02:00"), Some(1_651_516_560));
+        assert_eq!(at("2022-05-02T18:36:00.123Z"), Some(1_651_516_560));
+        assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        for bad in [
+            "",
+            "2022-05-02",
+            "2022-13-02T18:36:00Z",
+            "2022-05-02T18:36:00",
+            "2022-05-02T18:36:00+0000",
+            "x022-05-02T18:36:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+    }
+}

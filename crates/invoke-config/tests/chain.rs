@@ -1,0 +1,566 @@
+//! Behaviour of the chain, the cache and the process runner beyond the SDK's suites
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use invoke_config::{
+    CredentialsCache, CredentialsChain, CredentialsError, Env, MemFs, Platform, ProcessCommand,
+    ProvideCredentials, ProvidedCredentials, ProviderKind, SharedConfig, Step, drive, run_process,
+};
+use invoke_proto::Credentials;
+
+const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-SECRETVALUE";
+const TOKEN: &str = "IQoJb3JpZ2luX2VjSESSIONTOKENVALUE";
+const NOW: u64 = 1_700_000_000;
+
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
+}
+
+fn chain(env: &[(&str, &str)], fs: MemFs, providers: &[ProviderKind]) -> CredentialsChain {
+    let mut pairs = vec![("HOME", "/home")];
+    pairs.extend_from_slice(env);
+    let shared = SharedConfig::load_with(Env::from_pairs(pairs), &fs, Platform::Unix, None);
+    CredentialsChain::with_providers(&shared, Arc::new(fs), providers)
+}
+
+fn creds(expiry: Option<SystemTime>) -> ProvidedCredentials {
+    ProvidedCredentials::new(
+        Credentials::new("AKIDEXAMPLE", SECRET, Some(TOKEN.into())),
+        expiry,
+        None,
+        "test",
+    )
+}
+
+fn assert_no_secret(text: &str) {
+    for s in [
+        SECRET,
+        TOKEN,
+        "a-cached-sso-token",
+        "web-identity-jwt",
+        "ecs-auth-token",
+    ] {
+        assert!(!text.contains(s), "secret {s} shown in: {text}");
+    }
+}
+
+#[test]
+fn not_found_names_every_provider_variable_and_file() {
+    let mut c = chain(
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+        MemFs::new().with("/home/.aws/config", "[profile dev]\n[profile ops]\n"),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("no IO expected")
+    };
+    let CredentialsError::NotFound(nf) = &e else {
+        panic!("{e:?}")
+    };
+    let providers: Vec<_> = nf.tried.iter().map(|t| t.provider).collect();
+    assert_eq!(
+        providers,
+        [
+            "environment",
+            "profile",
+            "web identity",
+            "container",
+            "imds"
+        ]
+    );
+    let msg = e.to_string();
+    for needle in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_EC2_METADATA_DISABLED is true",
+        "/home/.aws/config",
+        "/home/.aws/credentials",
+        "profile `default` is not defined",
+        "which define profiles `dev`, `ops`",
+        "the credential provider was not enabled",
+    ] {
+        assert!(msg.contains(needle), "`{needle}` missing from:\n{msg}");
+    }
+}
+
+#[test]
+fn imds_unreachable_is_retried_then_skipped() {
+    let mut c = chain(&[], MemFs::new(), &ProviderKind::DEFAULT_CHAIN);
+    let mut attempts = Vec::new();
+    let e = loop {
+        match c.next_step(now()) {
+            Step::Send(req) => {
+                attempts.push(req.extensions().get::<invoke_config::Attempt>().unwrap().0);
+                assert_eq!(req.method(), http::Method::PUT);
+                c.handle_transport_error(&"connection refused");
+            }
+            Step::Done(r) => break r.unwrap_err(),
+            Step::Run(_) => panic!("no process"),
+        }
+    };
+    assert_eq!(attempts, [1, 2, 3]);
+    assert!(
+        e.to_string()
+            .contains("could not be reached: connection refused"),
+        "{e}"
+    );
+}
+
+#[test]
+fn handing_back_out_of_order_is_an_error_not_a_panic() {
+    let mut c = chain(&[], MemFs::new(), &[ProviderKind::Imds]);
+    c.handle_response(StatusCode::OK, HeaderMap::new(), Bytes::new());
+    let Step::Done(Err(CredentialsError::Usage(_))) = c.next_step(now()) else {
+        panic!()
+    };
+    let mut c = chain(&[], MemFs::new(), &[ProviderKind::Imds]);
+    let Step::Send(_) = c.next_step(now()) else {
+        panic!()
+    };
+    let Step::Done(Err(CredentialsError::Usage(_))) = c.next_step(now()) else {
+        panic!()
+    };
+}
+
+#[test]
+fn oversized_and_malformed_answers_are_errors() {
+    let rel = [("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds")];
+    for body in [
+        vec![b'x'; invoke_config::MAX_RESPONSE_BODY + 1],
+        b"{".to_vec(),
+        b"{}".to_vec(),
+        vec![0xff; 10],
+    ] {
+        let mut c = chain(&rel, MemFs::new(), &[ProviderKind::Container]);
+        let r = drive(&mut c, now, |_req| {
+            Ok::<_, String>((StatusCode::OK, HeaderMap::new(), Bytes::from(body.clone())))
+        });
+        assert!(r.is_err(), "{} bytes accepted", body.len());
+    }
+}
+
+#[test]
+fn expired_sso_token_asks_for_aws_sso_login() {
+    let config = "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\n\
+                  [sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp.awsapps.com/start\n";
+    let name = format!("/home/.aws/sso/cache/{}.json", sha1_of("corp"));
+    let fs = MemFs::new().with("/home/.aws/config", config).with(
+        name,
+        r#"{"accessToken": "a-cached-sso-token", "expiresAt": "2023-01-01T00:00:00Z"}"#,
+    );
+    let mut c = chain(&[("AWS_PROFILE", "dev")], fs, &ProviderKind::DEFAULT_CHAIN);
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("no request expected")
+    };
+    let msg = e.to_string();
+    assert!(
+        matches!(e, CredentialsError::SsoLoginRequired { .. }),
+        "{e:?}"
+    );
+    assert!(msg.contains("aws sso login --profile dev"), "{msg}");
+    assert_no_secret(&msg);
+    assert_no_secret(&format!("{e:?}"));
+}
+
+/// The cache file name the AWS CLI uses (SHA-1 hex), computed independently of the crate
+fn sha1_of(s: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf %s '{s}' | sha1sum"))
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()[..40].to_owned()
+}
+
+#[test]
+fn secrets_stay_out_of_debug_and_errors() {
+    let c = creds(None);
+    assert_no_secret(&format!("{c:?} {c:#?}"));
+    let env = Env::from_pairs([
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_SESSION_TOKEN", TOKEN),
+    ]);
+    assert_no_secret(&format!("{env:?}"));
+    let fs = MemFs::new()
+        .with("/home/.aws/credentials", format!("[default]\naws_access_key_id = AKID\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"))
+        .with("/token", "web-identity-jwt");
+    assert_no_secret(&format!("{fs:?}"));
+    let shared = SharedConfig::load_with(
+        Env::from_pairs([("HOME", "/home")]),
+        &fs,
+        Platform::Unix,
+        None,
+    );
+    assert_no_secret(&format!("{shared:?} {:?}", shared.active_profile()));
+
+    // requests that carry tokens: web identity (body), SSO, container and IMDS (headers)
+    let mut c = chain(
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/token"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+        ],
+        fs.clone(),
+        &[ProviderKind::WebIdentity],
+    );
+    let step = c.next_step(now());
+    assert!(matches!(step, Step::Send(_)));
+    assert_no_secret(&format!("{step:?} {c:?}"));
+    let mut c = chain(
+        &[
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-auth-token"),
+            ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/c"),
+        ],
+        MemFs::new(),
+        &[ProviderKind::Container],
+    );
+    let Step::Send(req) = c.next_step(now()) else {
+        panic!()
+    };
+    assert_eq!(req.headers()["authorization"], "ecs-auth-token");
+    assert_no_secret(&format!("{:?}", req.headers()));
+    // an error answer that echoes secrets in no field we show
+    c.handle_response(
+        StatusCode::FORBIDDEN,
+        HeaderMap::new(),
+        Bytes::from(format!("{{\"SecretAccessKey\":\"{SECRET}\"}}")),
+    );
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!()
+    };
+    assert_no_secret(&format!("{e} {e:?}"));
+
+    // a process whose stdout holds secrets but fails
+    let out = invoke_config::ProcessOutput {
+        success: false,
+        status: "exit status: 3".into(),
+        stdout: SECRET.as_bytes().to_vec(),
+        stderr: b"token expired, log in again".to_vec(),
+    };
+    assert_no_secret(&format!("{out:?}"));
+    let fs = MemFs::new().with(
+        "/home/.aws/config",
+        "[default]\ncredential_process = my-helper\n",
+    );
+    let mut c = chain(&[], fs, &[ProviderKind::Profile]);
+    let Step::Run(cmd) = c.next_step(now()) else {
+        panic!()
+    };
+    assert_eq!(cmd.command, "my-helper");
+    c.handle_process_output(Ok(out));
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!()
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("exit status: 3") && msg.contains("token expired, log in again"),
+        "{msg}"
+    );
+    assert_no_secret(&format!("{msg} {e:?}"));
+
+    let cache = CredentialsCache::new(creds(None), now);
+    cache.provide_credentials().unwrap();
+    assert_no_secret(&format!("{cache:?}"));
+}
+
+#[test]
+fn cache_loads_once_for_concurrent_callers() {
+    let loads = Arc::new(AtomicU32::new(0));
+    let l = loads.clone();
+    let cache = Arc::new(CredentialsCache::new(
+        move || {
+            l.fetch_add(1, Ordering::SeqCst);
+            Ok(creds(None))
+        },
+        now,
+    ));
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (cache, barrier) = (cache.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                cache
+                    .provide_credentials()
+                    .unwrap()
+                    .credentials
+                    .access_key_id()
+                    .to_owned()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), "AKIDEXAMPLE");
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn cache_refreshes_five_minutes_before_expiry_and_does_not_keep_errors() {
+    let clock = Arc::new(AtomicU64::new(NOW));
+    let loads = Arc::new(AtomicU32::new(0));
+    let expiry = now() + Duration::from_secs(3600);
+    let (l, fail_next) = (loads.clone(), Arc::new(AtomicU32::new(0)));
+    let f = fail_next.clone();
+    let c = clock.clone();
+    let cache = CredentialsCache::new(
+        move || {
+            l.fetch_add(1, Ordering::SeqCst);
+            if f.swap(0, Ordering::SeqCst) == 1 {
+                return Err(CredentialsError::Usage("source down".into()));
+            }
+            Ok(creds(Some(expiry)))
+        },
+        move || SystemTime::UNIX_EPOCH + Duration::from_secs(c.load(Ordering::SeqCst)),
+    );
+    cache.provide_credentials().unwrap();
+    clock.store(NOW + 3600 - 301, Ordering::SeqCst);
+    cache.provide_credentials().unwrap();
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        1,
+        "still fresh 5 min 1 s before expiry"
+    );
+    clock.store(NOW + 3600 - 299, Ordering::SeqCst);
+    fail_next.store(1, Ordering::SeqCst);
+    assert!(cache.provide_credentials().is_err());
+    assert_eq!(
+        loads.load(Ordering::SeqCst),
+        2,
+        "reloaded inside the buffer"
+    );
+    cache.provide_credentials().unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 3, "the error was not cached");
+    cache.invalidate();
+    cache.provide_credentials().unwrap();
+    assert_eq!(loads.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn custom_sources_plug_in_as_trait_objects() {
+    let sources: Vec<Box<dyn ProvideCredentials>> = vec![
+        Box::new(creds(None)),
+        Box::new(|| Ok(creds(None))),
+        Box::new(CredentialsCache::new(creds(None), now)),
+    ];
+    for s in &sources {
+        assert_eq!(
+            s.provide_credentials()
+                .unwrap()
+                .credentials
+                .secret_access_key(),
+            SECRET
+        );
+    }
+}
+
+#[test]
+fn process_runner_reports_failure_bounds_output_and_kills_on_timeout() {
+    let cmd = |command: &str, timeout_ms, max_output| ProcessCommand {
+        command: command.into(),
+        timeout: Duration::from_millis(timeout_ms),
+        max_output,
+    };
+    let out = run_process(&cmd("echo out; echo err >&2; exit 4", 10_000, 1024)).unwrap();
+    assert!(!out.success);
+    assert_eq!(out.stdout, b"out\n");
+    assert_eq!(out.stderr, b"err\n");
+    assert!(out.status.contains('4'), "{}", out.status);
+    let out = run_process(&cmd("head -c 100000 /dev/zero", 10_000, 1000)).unwrap();
+    assert!(out.success);
+    assert_eq!(out.stdout.len(), 1000);
+    // the shell and its child are killed together: the marker file is never written
+    let marker = std::env::temp_dir().join(format!("invoke-config-kill-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let script = format!("sleep 2 && touch {} ; sleep 30", marker.display());
+    let e = run_process(&cmd(&format!("sh -c '{script}' & wait"), 50, 1024)).unwrap_err();
+    assert!(e.contains("killed"), "{e}");
+    // the group is gone, so nothing is left to write the marker
+    let ps = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ps -eo args | grep -c '[t]ouch {}'",
+            marker.display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "0",
+        "a child of the command survived"
+    );
+}
+
+#[test]
+fn profile_role_chain_errors_are_clear() {
+    for (config, want) in [
+        (
+            "[default]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = b\n[profile b]\nrole_arn = arn:aws:iam::1:role/b\nsource_profile = default\n",
+            "cycle",
+        ),
+        (
+            "[default]\nrole_arn = arn:aws:iam::1:role/a\n",
+            "neither source_profile nor credential_source",
+        ),
+        (
+            "[default]\nrole_arn = arn:aws:iam::1:role/a\ncredential_source = Moon\n",
+            "credential_source `Moon`",
+        ),
+        (
+            "[default]\nrole_arn = arn:aws:iam::1:role/a\nsource_profile = nope\n",
+            "`nope` is named as source_profile but does not exist",
+        ),
+        (
+            "[default]\naws_access_key_id = AKID\n",
+            "no aws_secret_access_key",
+        ),
+        (
+            "[default]\nsso_start_url = https://x\n",
+            "lacks sso_region, sso_account_id, sso_role_name",
+        ),
+    ] {
+        let fs = MemFs::new().with("/home/.aws/config", config);
+        let mut c = chain(&[], fs, &ProviderKind::DEFAULT_CHAIN);
+        let Step::Done(Err(e)) = c.next_step(now()) else {
+            panic!("{config}")
+        };
+        assert!(e.to_string().contains(want), "{config}: {e}");
+    }
+}
+
+#[test]
+fn assume_role_signs_with_the_source_keys_and_parses_the_answer() {
+    let config = "[default]\nregion = eu-central-1\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\nexternal_id = ext-1\n\
+                  [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = basesecret\n";
+    let fs = MemFs::new().with("/home/.aws/config", config);
+    let mut c = chain(&[], fs, &ProviderKind::DEFAULT_CHAIN);
+    let answer = "<AssumeRoleResponse><AssumeRoleResult><AssumedRoleUser><Arn>arn:aws:sts::123456789012:assumed-role/r/s</Arn></AssumedRoleUser>\
+        <Credentials><AccessKeyId>ASIANEW</AccessKeyId><SecretAccessKey>newsecret</SecretAccessKey><SessionToken>newtoken</SessionToken>\
+        <Expiration>2023-11-14T23:13:20Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>";
+    let r = drive(&mut c, now, |req| {
+        assert_eq!(req.uri(), "https://sts.eu-central-1.amazonaws.com/");
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        assert!(
+            auth.contains("Credential=AKIDBASE/20231114/eu-central-1/sts/aws4_request"),
+            "{auth}"
+        );
+        let body = std::str::from_utf8(req.body()).unwrap();
+        assert!(
+            body.contains("ExternalId=ext-1")
+                && body.contains("RoleSessionName=assume-role-from-profile-1700000000000"),
+            "{body}"
+        );
+        Ok::<_, String>((StatusCode::OK, HeaderMap::new(), Bytes::from(answer)))
+    })
+    .unwrap();
+    assert_eq!(r.credentials.access_key_id(), "ASIANEW");
+    assert_eq!(r.account_id.as_deref(), Some("123456789012"));
+    assert_eq!(r.expiry, Some(now() + Duration::from_secs(3600)));
+    assert_eq!(r.provider, "profile");
+}
+
+#[test]
+fn imds_region_lookup() {
+    use invoke_config::{ImdsRegion, RegionStep};
+    let shared = |env: &[(&str, &str)]| {
+        SharedConfig::load_with(
+            Env::from_pairs(env.iter().copied()),
+            &MemFs::new(),
+            Platform::Unix,
+            None,
+        )
+    };
+    let mut off = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_DISABLED", "TRUE")]));
+    assert!(matches!(off.next_step(), RegionStep::Done(Err(e)) if e.contains("DISABLED")));
+
+    // a 503 is retried; the token goes along; the answer is trimmed
+    let mut lookup = ImdsRegion::new(&shared(&[(
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+        "IPv6",
+    )]));
+    let mut seen = Vec::new();
+    let mut answers = [(503, ""), (200, "tok"), (200, "ap-southeast-2\n")].into_iter();
+    let region = loop {
+        match lookup.next_step() {
+            RegionStep::Send(req) => {
+                seen.push(format!(
+                    "{} {} {:?}",
+                    req.method(),
+                    req.uri(),
+                    req.headers().get("x-aws-ec2-metadata-token")
+                ));
+                let (status, body) = answers.next().unwrap();
+                lookup.handle_response(
+                    StatusCode::from_u16(status).unwrap(),
+                    HeaderMap::new(),
+                    Bytes::from(body),
+                );
+            }
+            RegionStep::Done(r) => break r,
+        }
+    };
+    assert_eq!(region.as_deref(), Ok("ap-southeast-2"));
+    assert_eq!(seen[0], "PUT http://[fd00:ec2::254]/latest/api/token None");
+    assert_eq!(seen[1], seen[0]);
+    assert_eq!(
+        seen[2],
+        "GET http://[fd00:ec2::254]/latest/meta-data/placement/region Some(Sensitive)"
+    );
+
+    let mut refused = ImdsRegion::new(&shared(&[]));
+    let RegionStep::Send(_) = refused.next_step() else {
+        panic!()
+    };
+    refused.handle_response(StatusCode::FORBIDDEN, HeaderMap::new(), Bytes::new());
+    assert!(matches!(refused.next_step(), RegionStep::Done(Err(e)) if e.contains("403")));
+}
+
+#[test]
+fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
+    fn assert_send<T: Send>() {}
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send::<CredentialsChain>();
+    assert_send_sync::<CredentialsCache>();
+    assert_send_sync::<
+        invoke_config::ChainProvider<
+            fn(http::Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), String>,
+        >,
+    >();
+
+    let env = Env::from_pairs([
+        ("HOME", "/home"),
+        (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "http://127.0.0.1:9/creds",
+        ),
+    ]);
+    let fs: Arc<dyn invoke_config::FileReader> = Arc::new(MemFs::new());
+    let shared = SharedConfig::load(env, &*fs);
+    let calls = Arc::new(AtomicU32::new(0));
+    let c = calls.clone();
+    let send = move |req: http::Request<Bytes>| {
+        c.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(req.uri(), "http://127.0.0.1:9/creds");
+        let body = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
+        Ok::<_, std::io::Error>((StatusCode::OK, HeaderMap::new(), Bytes::from(body)))
+    };
+    let provider: Arc<dyn ProvideCredentials> = Arc::new(CredentialsCache::new(
+        invoke_config::ChainProvider::new(shared, fs, send, now),
+        now,
+    ));
+    for _ in 0..3 {
+        assert_eq!(
+            provider
+                .provide_credentials()
+                .unwrap()
+                .credentials
+                .access_key_id(),
+            "ASIA1"
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -1,0 +1,805 @@
+//! `InvokeDriver`: one invocation from the first attempt to the last event, with retries
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+
+use crate::credentials::Credentials;
+use crate::error::SignError;
+use crate::eventstream::Limits;
+use crate::response::{ErrorHead, ResponseError, ResponseHead, ResponseMeta, parse_response_head};
+use crate::retry::{
+    AttemptFailure, GiveUp, RetryConfig, RetryDecision, RetryQuota, TransportFailure, decide,
+};
+use crate::service_error::ServiceError;
+use crate::sigv4::{SigningScope, sign};
+use crate::stream::{Event, InvokeStream, StreamError};
+
+/// The most bytes of an error body worth reading
+pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// Why an invocation failed, as the driver sees it
+///
+/// For [`Transport`](Self::Transport) the adapter holds the underlying error (it reported
+/// the failure) and should return that, with this kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvokeError {
+    /// The request could not be signed
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The service answered with an error
+    #[error(transparent)]
+    Service(Box<ServiceError>),
+    /// The response head has a status this operation never answers with
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+    /// The response stream failed (framing, in-stream exception, truncation, no
+    /// `InvokeComplete`)
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The transport failed
+    #[error("{0}")]
+    Transport(TransportFailure),
+}
+
+/// What the transport should do next, from [`InvokeDriver::poll`]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DriverAction {
+    /// Sign the request with [`InvokeDriver::sign`] and send it; this is attempt `attempt`
+    /// (1-based)
+    Send {
+        /// The attempt number, 1 for the first
+        attempt: u32,
+    },
+    /// Wait this long before the next attempt, then poll again
+    Sleep(Duration),
+    /// Read the body of the error response, at most `limit` bytes, then call
+    /// [`InvokeDriver::handle_error_body`]
+    ReadErrorBody {
+        /// The most bytes to read
+        limit: usize,
+    },
+    /// A successful response head arrived ([`InvokeDriver::meta`]); no retry happens any
+    /// more
+    Head,
+    /// Read body bytes and [`feed`](InvokeDriver::feed) them, or report the end of the body
+    ReadBody,
+    /// An event for the caller
+    Event(Event),
+    /// The invocation finished: the stream ended with `InvokeComplete`, or a `DryRun`
+    /// passed
+    Done,
+    /// The invocation failed; no more attempts
+    Fail(InvokeError),
+}
+
+#[derive(Debug)]
+enum State {
+    /// Next: send an attempt
+    Ready,
+    /// An attempt was handed out; waiting for its head or failure
+    Sent,
+    /// Next: sleep this long, then `Ready`
+    Backoff(Duration),
+    /// An error head arrived; waiting for its body
+    ErrorBody(ErrorHead),
+    /// A success head arrived and was not yet announced; `None` for a `DryRun`
+    Head(Option<InvokeStream>),
+    /// Decoding the body
+    Streaming(InvokeStream),
+    Done,
+    Failed(InvokeError),
+}
+
+/// One invocation from the first attempt to the last event, with retries, signing and
+/// decoding, as a state machine that tells the transport what to do next (sans-IO)
+///
+/// The driver owns the policy (what to retry, how long to wait, when to stop) and the
+/// decoding; the transport owns sockets, timers, the clock and credentials. Loop:
+///
+/// - [`poll`](InvokeDriver::poll) returns the next [`DriverAction`];
+/// - [`DriverAction::Send`]: get credentials and the time, call
+///   [`sign`](InvokeDriver::sign) for the freshly signed request of this attempt, send it,
+///   then report the response head with [`handle_head`](InvokeDriver::handle_head) or a
+///   failure with [`handle_failure`](InvokeDriver::handle_failure);
+/// - [`DriverAction::Sleep`]: wait, then poll again;
+/// - [`DriverAction::ReadErrorBody`]: read at most `limit` bytes of the error body, then
+///   [`handle_error_body`](InvokeDriver::handle_error_body) (or `handle_failure`);
+/// - [`DriverAction::Head`]: the response is here; its metadata is
+///   [`meta`](InvokeDriver::meta). Hand it to the caller, then keep polling;
+/// - [`DriverAction::ReadBody`]: read some body bytes and [`feed`](InvokeDriver::feed) them,
+///   or report the end with [`end_of_body`](InvokeDriver::end_of_body) or a failure;
+/// - [`DriverAction::Event`]: hand the event to the caller;
+/// - [`DriverAction::Done`] and [`DriverAction::Fail`] are terminal and repeat.
+///
+/// Retries happen only before a successful response head arrived: from then on the
+/// function is running, and invoking it again could repeat its side effects, so every
+/// failure (a cut, a timeout, before or after the first event) is the caller's error.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::{Duration, Instant, SystemTime};
+/// use invoke_proto::bytes::Bytes;
+/// use invoke_proto::Credentials;
+/// use invoke_proto::{resolve_endpoint, EndpointConfig};
+/// use invoke_proto::http::{HeaderMap, StatusCode};
+/// use invoke_proto::{
+///     build_request, DriverAction, Event, InvokeDriver, InvokeParams, RetryConfig, RetryQuota,
+///     SigningScope, TransportFailure,
+/// };
+///
+/// let endpoint = resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9001"))?;
+/// let request = build_request(&InvokeParams::new("f", "{}"), &endpoint)?;
+/// let quota = Arc::new(RetryQuota::default());
+/// let mut driver =
+///     InvokeDriver::new(request, SigningScope::lambda("us-east-1"), RetryConfig::default(), quota);
+/// let creds = Credentials::new("AKID", "secret", None);
+///
+/// // Attempt 1: the connection is refused; the driver asks for a pause, then attempt 2
+/// assert_eq!(driver.poll(), DriverAction::Send { attempt: 1 });
+/// let _signed = driver.sign(&creds, SystemTime::now())?;
+/// driver.handle_failure(TransportFailure::Connect, Instant::now(), 0.5);
+/// assert_eq!(driver.poll(), DriverAction::Sleep(Duration::from_millis(500)));
+/// assert_eq!(driver.poll(), DriverAction::Send { attempt: 2 });
+/// let _signed = driver.sign(&creds, SystemTime::now())?;
+/// driver.handle_head(StatusCode::OK, &HeaderMap::new());
+/// assert_eq!(driver.poll(), DriverAction::Head);
+/// assert_eq!(driver.poll(), DriverAction::ReadBody);
+/// driver.end_of_body(); // cut before InvokeComplete: an error, never a clean end
+/// assert!(matches!(driver.poll(), DriverAction::Fail(_)));
+/// assert_eq!(driver.attempts(), 2);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct InvokeDriver {
+    request: Request<Bytes>,
+    scope: SigningScope,
+    config: RetryConfig,
+    quota: Arc<RetryQuota>,
+    limits: Limits,
+    deadline: Option<Instant>,
+    state: State,
+    attempts: u32,
+    /// What the last retry took from the quota, refunded on success
+    last_retry_cost: u32,
+    meta: Option<ResponseMeta>,
+    body_bytes: u64,
+    events: u64,
+    give_up: Option<GiveUp>,
+}
+
+impl InvokeDriver {
+    /// A driver for `request` (built by [`build_request`](crate::build_request), unsigned)
+    ///
+    /// `quota` is the client's retry quota, shared by all its invocations.
+    pub fn new(
+        request: Request<Bytes>,
+        scope: SigningScope,
+        config: RetryConfig,
+        quota: Arc<RetryQuota>,
+    ) -> Self {
+        Self {
+            request,
+            scope,
+            config,
+            quota,
+            limits: Limits::default(),
+            deadline: None,
+            state: State::Ready,
+            attempts: 0,
+            last_retry_cost: 0,
+            meta: None,
+            body_bytes: 0,
+            events: 0,
+            give_up: None,
+        }
+    }
+
+    /// No retry is scheduled whose wait would end at or after `deadline`
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Decodes the body with these [`Limits`] instead of the defaults
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The next thing to do
+    pub fn poll(&mut self) -> DriverAction {
+        match &mut self.state {
+            State::Ready => {
+                self.attempts += 1;
+                self.state = State::Sent;
+                DriverAction::Send {
+                    attempt: self.attempts,
+                }
+            }
+            // The transport has not reported the attempt's outcome yet: ask again
+            State::Sent => DriverAction::Send {
+                attempt: self.attempts,
+            },
+            State::Backoff(d) => {
+                let d = *d;
+                self.state = State::Ready;
+                DriverAction::Sleep(d)
+            }
+            State::ErrorBody(_) => DriverAction::ReadErrorBody {
+                limit: ERROR_BODY_LIMIT,
+            },
+            State::Head(stream) => {
+                self.state = match stream.take() {
+                    Some(s) => State::Streaming(s),
+                    None => State::Done,
+                };
+                DriverAction::Head
+            }
+            State::Streaming(stream) => match stream.next_event() {
+                Ok(Some(event)) => {
+                    self.events += 1;
+                    DriverAction::Event(event)
+                }
+                Ok(None) if stream.is_complete() => {
+                    self.state = State::Done;
+                    DriverAction::Done
+                }
+                Ok(None) => DriverAction::ReadBody,
+                Err(e) => self.fail(InvokeError::Stream(e), GiveUp::NotRetryable),
+            },
+            State::Done => DriverAction::Done,
+            State::Failed(e) => DriverAction::Fail(e.clone()),
+        }
+    }
+
+    /// The request of the current attempt, signed with `credentials` at `now`
+    ///
+    /// Call it after [`DriverAction::Send`]; every attempt is signed afresh (a new
+    /// `X-Amz-Date`, the credentials of the moment).
+    ///
+    /// # Errors
+    ///
+    /// [`SignError`]; the invocation then fails with it.
+    pub fn sign(
+        &mut self,
+        credentials: &Credentials,
+        now: SystemTime,
+    ) -> Result<Request<Bytes>, SignError> {
+        let mut request = self.request.clone();
+        match sign(&mut request, credentials, &self.scope, now) {
+            Ok(()) => Ok(request),
+            Err(e) => {
+                self.fail(InvokeError::Sign(e.clone()), GiveUp::NotRetryable);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reports the response head of the current attempt
+    pub fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+        if !matches!(self.state, State::Sent) {
+            return;
+        }
+        match parse_response_head(status, headers) {
+            Ok(ResponseHead::Stream(head)) => {
+                self.meta = Some(head.meta.clone());
+                self.quota.on_success(self.last_retry_cost);
+                self.state = State::Head(Some(head.into_stream_with(self.limits)));
+            }
+            Ok(ResponseHead::DryRun(head)) => {
+                self.meta = Some(head.meta);
+                self.quota.on_success(self.last_retry_cost);
+                self.state = State::Head(None);
+            }
+            Ok(ResponseHead::Error(head)) => self.state = State::ErrorBody(head),
+            Err(e) => {
+                self.fail(InvokeError::Response(e), GiveUp::NotRetryable);
+            }
+        }
+    }
+
+    /// Reports the error body (at most the limit asked for) of the current attempt; `now`
+    /// and `jitter` (uniform in `[0, 1)`) serve the retry decision
+    pub fn handle_error_body(&mut self, body: &[u8], now: Instant, jitter: f64) {
+        let State::ErrorBody(head) = std::mem::replace(&mut self.state, State::Ready) else {
+            return;
+        };
+        let error = head.into_error(body);
+        self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
+    }
+
+    /// Reports a transport failure of the current attempt (connect, send, head, error
+    /// body or stream body); `now` and `jitter` (uniform in `[0, 1)`) serve the retry
+    /// decision
+    pub fn handle_failure(&mut self, failure: TransportFailure, now: Instant, jitter: f64) {
+        match &self.state {
+            State::Sent | State::ErrorBody(_) => {
+                self.retry_or_fail(AttemptFailure::Transport(failure), now, jitter);
+            }
+            // A success head means the function started: sending again could run it twice
+            // (a silent function and a short idle timeout would even overlap two runs)
+            State::Streaming(_) | State::Head(_) => {
+                let why = if self.events > 0 {
+                    GiveUp::EventsDelivered
+                } else {
+                    GiveUp::NotRetryable
+                };
+                self.fail(InvokeError::Transport(failure), why);
+            }
+            State::Ready | State::Backoff(_) => {
+                self.fail(InvokeError::Transport(failure), GiveUp::NotRetryable);
+            }
+            State::Done | State::Failed(_) => {}
+        }
+    }
+
+    /// Hands over body bytes of the stream
+    pub fn feed(&mut self, chunk: Bytes) {
+        if let State::Streaming(stream) = &mut self.state {
+            self.body_bytes += chunk.len() as u64;
+            stream.feed(chunk);
+        }
+    }
+
+    /// Reports the clean end of the stream's body
+    pub fn end_of_body(&mut self) {
+        if let State::Streaming(stream) = &mut self.state {
+            // Every fed message was drained by `poll` before it asked for more bytes
+            match stream.finish() {
+                Ok(()) => self.state = State::Done,
+                Err(e) => {
+                    self.fail(InvokeError::Stream(e), GiveUp::NotRetryable);
+                }
+            }
+        }
+    }
+
+    /// Attempts started so far
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The metadata of the successful response, once its head arrived
+    pub fn meta(&self) -> Option<&ResponseMeta> {
+        self.meta.as_ref()
+    }
+
+    /// Body bytes of the stream received so far
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
+    /// Events handed out so far
+    pub fn events(&self) -> u64 {
+        self.events
+    }
+
+    /// Why the last failure was not retried, once the invocation failed
+    pub fn give_up_reason(&self) -> Option<GiveUp> {
+        self.give_up
+    }
+
+    fn retry_or_fail(&mut self, failure: AttemptFailure<'_>, now: Instant, jitter: f64) {
+        let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
+        match decide(
+            failure,
+            self.attempts,
+            &self.config,
+            &self.quota,
+            remaining,
+            jitter,
+        ) {
+            RetryDecision::Retry { delay, cost } => {
+                self.last_retry_cost = cost;
+                self.state = State::Backoff(delay);
+            }
+            RetryDecision::GiveUp(why) => {
+                let error = match failure {
+                    AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
+                    AttemptFailure::Transport(t) => InvokeError::Transport(t),
+                };
+                self.fail(error, why);
+            }
+        }
+    }
+
+    fn fail(&mut self, error: InvokeError, why: GiveUp) -> DriverAction {
+        self.give_up = Some(why);
+        self.state = State::Failed(error.clone());
+        DriverAction::Fail(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use http::HeaderValue;
+
+    use super::*;
+    use crate::endpoint::{EndpointConfig, resolve_endpoint};
+    use crate::eventstream::{Headers, Message};
+    use crate::params::InvokeParams;
+    use crate::request::build_request;
+
+    fn driver(config: RetryConfig, quota: &Arc<RetryQuota>) -> InvokeDriver {
+        let ep =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let req = build_request(&InvokeParams::new("f", "{}"), &ep).unwrap();
+        InvokeDriver::new(
+            req,
+            SigningScope::lambda("us-east-1"),
+            config,
+            Arc::clone(quota),
+        )
+    }
+
+    fn creds() -> Credentials {
+        Credentials::new("AKID", "secret", None)
+    }
+
+    fn event(kind: &'static str, payload: &'static str) -> Bytes {
+        let mut h = Headers::builder();
+        h.push(":event-type", kind)
+            .unwrap()
+            .push(":message-type", "event")
+            .unwrap();
+        Message::new(h.build().unwrap(), payload)
+            .to_bytes()
+            .unwrap()
+    }
+
+    fn throttle_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("TooManyRequestsException"),
+        );
+        h.insert("retry-after", HeaderValue::from_static("1"));
+        h
+    }
+
+    /// A driver whose first attempt got a 200 head, announced
+    fn streaming(quota: &Arc<RetryQuota>) -> InvokeDriver {
+        let mut d = driver(RetryConfig::default(), quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        assert_eq!(d.poll(), DriverAction::Head);
+        d
+    }
+
+    /// Runs the send step: sign at a fixed time, check the signature is fresh
+    fn send(d: &mut InvokeDriver, attempt: u32, at: u64) -> Request<Bytes> {
+        assert_eq!(d.poll(), DriverAction::Send { attempt });
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000 + at);
+        d.sign(&creds(), now).unwrap()
+    }
+
+    #[test]
+    fn drivers_move_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<InvokeDriver>();
+        send_sync::<DriverAction>();
+        send_sync::<InvokeError>();
+    }
+
+    #[test]
+    fn throttled_twice_then_streams() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        let t0 = Instant::now();
+        let mut dates = vec![];
+        for attempt in 1..=2 {
+            let req = send(&mut d, attempt, u64::from(attempt));
+            dates.push(req.headers()["x-amz-date"].clone());
+            d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+            assert_eq!(
+                d.poll(),
+                DriverAction::ReadErrorBody {
+                    limit: ERROR_BODY_LIMIT
+                }
+            );
+            d.handle_error_body(br#"{"message":"Rate exceeded"}"#, t0, 0.9);
+            assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
+        }
+        assert_eq!(quota.available(), 490);
+        let req = send(&mut d, 3, 3);
+        dates.push(req.headers()["x-amz-date"].clone());
+        assert_eq!(dates[0], "20240115T120001Z");
+        assert_eq!(dates[2], "20240115T120003Z", "re-signed on every attempt");
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-executed-version", HeaderValue::from_static("7"));
+        d.handle_head(StatusCode::OK, &h);
+        assert_eq!(quota.available(), 495, "a success refunds its last retry");
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert_eq!(d.meta().unwrap().executed_version.as_deref(), Some("7"));
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&event("PayloadChunk", "hi"));
+        body.extend_from_slice(&event("InvokeComplete", "{}"));
+        let body = body.freeze();
+        d.feed(body.slice(..5));
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.feed(body.slice(5..));
+        assert_eq!(
+            d.poll(),
+            DriverAction::Event(Event::PayloadChunk(Bytes::from_static(b"hi")))
+        );
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Event(Event::InvokeComplete(_))
+        ));
+        assert_eq!(d.poll(), DriverAction::Done);
+        assert_eq!(d.poll(), DriverAction::Done);
+        assert_eq!(d.attempts(), 3);
+        assert_eq!(d.events(), 2);
+    }
+
+    #[test]
+    fn attempts_run_out() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        let now = Instant::now();
+        for attempt in 1..=3 {
+            send(&mut d, attempt, 0);
+            d.handle_failure(TransportFailure::Connect, now, 0.0);
+            if attempt < 3 {
+                assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+            }
+        }
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Transport(TransportFailure::Connect))
+        );
+        assert_eq!(d.give_up_reason(), Some(GiveUp::AttemptsExhausted));
+        assert_eq!(d.attempts(), 3);
+        // Nothing moves a failed driver
+        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        assert!(matches!(d.poll(), DriverAction::Fail(_)));
+        assert_eq!(quota.available(), 490, "two retries paid, no success");
+    }
+
+    #[test]
+    fn service_errors_that_do_not_retry() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ResourceNotFoundException"),
+        );
+        d.handle_head(StatusCode::NOT_FOUND, &h);
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(br#"{"Message":"Function not found"}"#, Instant::now(), 0.0);
+        let DriverAction::Fail(InvokeError::Service(e)) = d.poll() else {
+            panic!("not a service error")
+        };
+        assert_eq!(e.code, "ResourceNotFoundException");
+        assert_eq!(e.message.as_deref(), Some("Function not found"));
+        assert_eq!(d.give_up_reason(), Some(GiveUp::NotRetryable));
+        assert_eq!(d.attempts(), 1);
+        // A failure while reading the error body retries
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new());
+        d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+    }
+
+    #[test]
+    fn no_retry_once_an_event_was_delivered() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = streaming(&quota);
+        d.feed(event("PayloadChunk", "x"));
+        assert!(matches!(d.poll(), DriverAction::Event(_)));
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Transport(TransportFailure::BodyRead))
+        );
+        assert_eq!(d.give_up_reason(), Some(GiveUp::EventsDelivered));
+        assert_eq!(d.attempts(), 1);
+        // ... nor once body bytes arrived, even before a whole event
+        let mut d = streaming(&quota);
+        d.feed(event("PayloadChunk", "x").slice(..3));
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
+        assert!(matches!(d.poll(), DriverAction::Fail(_)));
+        // ... nor after a success head without any byte: the function is running
+        let mut d = streaming(&quota);
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Transport(TransportFailure::IdleTimeout))
+        );
+        assert_eq!(d.attempts(), 1);
+    }
+
+    #[test]
+    fn stream_errors_and_dry_run() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = streaming(&quota);
+        let mut bad = event("PayloadChunk", "x").to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        d.feed(Bytes::from(bad));
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Stream(StreamError::Decode(_)))
+        ));
+
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert_eq!(d.poll(), DriverAction::Done);
+
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::FOUND, &HeaderMap::new());
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Response(ResponseError::UnexpectedStatus(302)))
+        );
+    }
+
+    #[test]
+    fn deadline_and_quota_stop_retries() {
+        let quota = Arc::new(RetryQuota::new(4));
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_failure(TransportFailure::Connect, Instant::now(), 0.0);
+        assert!(matches!(d.poll(), DriverAction::Fail(_)));
+        assert_eq!(d.give_up_reason(), Some(GiveUp::QuotaExhausted));
+
+        let quota = Arc::new(RetryQuota::default());
+        let now = Instant::now();
+        let mut d =
+            driver(RetryConfig::default(), &quota).with_deadline(now + Duration::from_millis(10));
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+        d.handle_error_body(b"{}", now, 0.0);
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Service(_))
+        ));
+        assert_eq!(d.give_up_reason(), Some(GiveUp::Deadline));
+    }
+
+    #[test]
+    fn sign_errors_fail_the_invocation() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let bad = Credentials::new("", "secret", None);
+        assert!(d.sign(&bad, SystemTime::UNIX_EPOCH).is_err());
+        assert!(matches!(d.poll(), DriverAction::Fail(InvokeError::Sign(_))));
+    }
+
+    /// What the simulated service does with one attempt
+    #[derive(Debug, Clone)]
+    enum Attempt {
+        /// The transport fails before a head
+        Fails(TransportFailure),
+        /// An error head with this status and code, then its body (or a cut)
+        Error(u16, &'static str, bool),
+        /// A 200 head, then this many chunks, then the end: `InvokeComplete`, a clean end
+        /// without it, or a failure
+        Stream(usize, Option<TransportFailure>, bool),
+    }
+
+    fn attempt() -> impl proptest::strategy::Strategy<Value = Attempt> {
+        use proptest::prelude::*;
+        let failure = prop_oneof![
+            Just(TransportFailure::Connect),
+            Just(TransportFailure::Send),
+            Just(TransportFailure::HeadTimeout),
+            Just(TransportFailure::BodyRead),
+            Just(TransportFailure::IdleTimeout),
+            Just(TransportFailure::Tls),
+        ];
+        let code = prop_oneof![
+            Just((429, "TooManyRequestsException")),
+            Just((500, "ServiceException")),
+            Just((502, "EC2UnexpectedException")),
+            Just((404, "ResourceNotFoundException")),
+            Just((503, "")),
+        ];
+        prop_oneof![
+            failure.clone().prop_map(Attempt::Fails),
+            (code, any::<bool>()).prop_map(|((s, c), cut)| Attempt::Error(s, c, cut)),
+            (0usize..4, proptest::option::of(failure), any::<bool>())
+                .prop_map(|(n, f, complete)| Attempt::Stream(n, f, complete)),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the service and the network do, the driver ends, within the attempts,
+        /// waits at most the maximum backoff, never sends again once a success head
+        /// arrived, and keeps the quota within its capacity
+        #[test]
+        fn driver_invariants(
+            script in proptest::collection::vec(attempt(), 1..8),
+            max_attempts in 1u32..5,
+            capacity in 0u32..40,
+            jitter in 0.0f64..1.0,
+        ) {
+            let quota = Arc::new(RetryQuota::new(capacity));
+            let config = RetryConfig::new()
+                .with_max_attempts(max_attempts)
+                .with_max_backoff(Duration::from_secs(3));
+            let mut d = driver(config, &quota);
+            let now = Instant::now();
+            let mut events = 0u32;
+            let mut streamed = false;
+            let mut current: Option<Attempt> = None;
+            let mut body: Vec<Bytes> = vec![];
+            let mut terminal = None;
+            for _ in 0..200 {
+                match d.poll() {
+                    DriverAction::Send { attempt } => {
+                        proptest::prop_assert_eq!(events, 0, "a send after an event");
+                        proptest::prop_assert!(!streamed, "a send after a success head");
+                        proptest::prop_assert!(attempt <= max_attempts);
+                        d.sign(&creds(), SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000)).unwrap();
+                        let a = script[(attempt as usize - 1) % script.len()].clone();
+                        match &a {
+                            Attempt::Fails(f) => d.handle_failure(*f, now, jitter),
+                            Attempt::Error(status, code, _) => {
+                                let mut h = HeaderMap::new();
+                                if !code.is_empty() {
+                                    h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+                                }
+                                d.handle_head(StatusCode::from_u16(*status).unwrap(), &h);
+                            }
+                            Attempt::Stream(n, _, complete) => {
+                                d.handle_head(StatusCode::OK, &HeaderMap::new());
+                                body = (0..*n).map(|_| event("PayloadChunk", "x")).collect();
+                                if *complete {
+                                    body.push(event("InvokeComplete", "{}"));
+                                }
+                                body.reverse();
+                            }
+                        }
+                        current = Some(a);
+                    }
+                    DriverAction::Sleep(delay) => {
+                        proptest::prop_assert!(delay <= Duration::from_secs(3));
+                    }
+                    DriverAction::ReadErrorBody { .. } => match current {
+                        Some(Attempt::Error(_, _, true)) => {
+                            d.handle_failure(TransportFailure::BodyRead, now, jitter);
+                        }
+                        _ => d.handle_error_body(b"{}", now, jitter),
+                    },
+                    DriverAction::Head => streamed = true,
+                    DriverAction::ReadBody => match body.pop() {
+                        Some(b) => d.feed(b),
+                        None => match current {
+                            Some(Attempt::Stream(_, Some(f), _)) => d.handle_failure(f, now, jitter),
+                            _ => d.end_of_body(),
+                        },
+                    },
+                    DriverAction::Event(_) => events += 1,
+                    action @ (DriverAction::Done | DriverAction::Fail(_)) => {
+                        terminal = Some(action);
+                        break;
+                    }
+                }
+                proptest::prop_assert!(quota.available() <= capacity);
+            }
+            proptest::prop_assert!(terminal.is_some(), "the driver ends");
+            proptest::prop_assert!(d.attempts() <= max_attempts);
+            proptest::prop_assert_eq!(d.poll(), terminal.unwrap(), "terminal actions repeat");
+        }
+    }
+}

@@ -1,0 +1,498 @@
+//! The server side of the request: method, path, query, headers and body back into
+//! validated [`InvokeParams`], the inverse of [`build_request`](crate::build_request)
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Method, Uri};
+
+use crate::names::{
+    INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX, QUALIFIER_QUERY, STREAM_PATH_PREFIX,
+    STREAM_PATH_SUFFIX, X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_TYPE,
+    X_AMZ_TENANT_ID, header_str,
+};
+use crate::params::{
+    BuildError, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Parameter,
+};
+use crate::percent;
+use crate::service_error::{ServiceError, ServiceErrorKind};
+
+/// The operation a request calls
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// `POST /2021-11-15/functions/{FunctionName}/response-streaming-invocations`
+    InvokeWithResponseStream,
+    /// `POST /2015-03-31/functions/{FunctionName}/invocations`, the buffered `Invoke`
+    Invoke,
+}
+
+impl Operation {
+    /// The operation's name
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvokeWithResponseStream => "InvokeWithResponseStream",
+            Self::Invoke => "Invoke",
+        }
+    }
+}
+
+/// A request matched to an operation, its `FunctionName` path label decoded
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The operation
+    pub operation: Operation,
+    /// The percent-decoded `{FunctionName}` label, not yet validated
+    pub function_name: String,
+}
+
+/// A parsed, validated request
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedRequest {
+    /// The operation
+    pub operation: Operation,
+    /// The parameters, validated as [`InvokeParams::validate`] does
+    pub params: InvokeParams,
+}
+
+/// Why a received request is refused, before any function runs
+///
+/// [`to_service_error`](Self::to_service_error) gives the error the service answers with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// No operation at this method and path
+    #[error("no operation at {method} {path}")]
+    UnknownOperation {
+        /// The request method
+        method: String,
+        /// The request path
+        path: String,
+    },
+    /// The `{FunctionName}` label is not valid percent-encoded UTF-8
+    #[error("FunctionName is not valid percent-encoded utf-8")]
+    FunctionNameEncoding,
+    /// A query parameter is not valid percent-encoded UTF-8
+    #[error("{name} is not valid percent-encoded utf-8")]
+    QueryEncoding {
+        /// The parameter
+        name: &'static str,
+    },
+    /// The body is longer than a synchronous invoke accepts (a server reading the body
+    /// with a bound reports this itself)
+    #[error("request body over {max} bytes")]
+    BodyTooLarge {
+        /// The limit, [`MAX_PAYLOAD_LEN`]
+        max: usize,
+    },
+    /// The `Content-Type` is not one the service accepts for the payload
+    #[error("unsupported content type {content_type:?}")]
+    UnsupportedMediaType {
+        /// The header value
+        content_type: String,
+    },
+    /// `X-Amz-Invocation-Type` is not a value of the enum
+    #[error("invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun")]
+    InvocationType {
+        /// The header value
+        value: String,
+    },
+    /// `X-Amz-Log-Type` is not a value of the enum
+    #[error("invalid X-Amz-Log-Type {value:?}: expected None or Tail")]
+    LogType {
+        /// The header value
+        value: String,
+    },
+    /// `X-Amz-Client-Context` is not base64 of a JSON object
+    #[error("X-Amz-Client-Context is not base64 of a JSON object")]
+    ClientContext,
+    /// A parameter breaks a rule of the model (the same rules the client checks)
+    #[error(transparent)]
+    Invalid(#[from] BuildError),
+}
+
+impl RequestError {
+    /// The error the service answers this refusal with
+    ///
+    /// `UnknownOperationException` (404), `RequestTooLargeException` (413) for a body or
+    /// payload over the limit, `UnsupportedMediaTypeException` (415), else
+    /// `InvalidParameterValueException` (400), with the message the service writes.
+    pub fn to_service_error(&self) -> ServiceError {
+        let kind = match self {
+            Self::UnknownOperation { .. } => ServiceErrorKind::UnknownOperation,
+            Self::BodyTooLarge { .. }
+            | Self::Invalid(BuildError::TooLong {
+                parameter: Parameter::Payload,
+                ..
+            }) => ServiceErrorKind::RequestTooLarge,
+            Self::UnsupportedMediaType { .. } => ServiceErrorKind::UnsupportedMediaType,
+            _ => ServiceErrorKind::InvalidParameterValue,
+        };
+        ServiceError::new(kind, self.service_message())
+    }
+
+    /// The message the service writes for this refusal
+    fn service_message(&self) -> String {
+        match self {
+            Self::FunctionNameEncoding => {
+                "FunctionName is not a valid percent-encoded UTF-8 string".to_owned()
+            }
+            Self::BodyTooLarge { max } => format!(
+                "Request must be smaller than {max} bytes for the InvokeWithResponseStream operation"
+            ),
+            Self::UnsupportedMediaType { content_type } => {
+                format!("Unsupported content type: {content_type}")
+            }
+            Self::InvocationType { value } => {
+                enum_violation(value, "invocationType", "RequestResponse, DryRun")
+            }
+            Self::LogType { value } => enum_violation(value, "logType", "None, Tail"),
+            Self::ClientContext => {
+                "Client context must be a valid Base64-encoded JSON object.".to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<&RequestError> for ServiceError {
+    fn from(e: &RequestError) -> Self {
+        e.to_service_error()
+    }
+}
+
+/// The service's message for a header outside its enum
+fn enum_violation(value: &str, member: &str, allowed: &str) -> String {
+    format!(
+        "1 validation error detected: Value '{value}' at '{member}' failed to satisfy constraint: \
+         Member must satisfy enum value set: [{allowed}]"
+    )
+}
+
+/// Media types the service accepts for the payload (empty: no `Content-Type`)
+const ACCEPTED_MEDIA_TYPES: &[&str] = &[
+    "",
+    "application/octet-stream",
+    "binary/octet-stream",
+    "application/json",
+    "application/x-amz-json-1.1",
+];
+
+/// The `{FunctionName}` label of `path` between `prefix` and `suffix`
+fn label<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
+    let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
+    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
+}
+
+/// Matches a request to an operation by method and path, and decodes its `FunctionName`
+///
+/// Only the route: a server can answer unknown paths before reading a body or checking a
+/// signature, then call [`Route::parse`].
+///
+/// # Errors
+///
+/// [`RequestError::UnknownOperation`] or [`RequestError::FunctionNameEncoding`].
+pub fn parse_route(method: &Method, path: &str) -> Result<Route, RequestError> {
+    let found = if method == Method::POST {
+        label(path, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX)
+            .map(|l| (Operation::InvokeWithResponseStream, l))
+            .or_else(|| {
+                label(path, INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX).map(|l| (Operation::Invoke, l))
+            })
+    } else {
+        None
+    };
+    let Some((operation, raw)) = found else {
+        return Err(RequestError::UnknownOperation {
+            method: method.to_string(),
+            path: path.to_owned(),
+        });
+    };
+    let function_name = percent::decode(raw).ok_or(RequestError::FunctionNameEncoding)?;
+    Ok(Route {
+        operation,
+        function_name,
+    })
+}
+
+/// The percent-decoded value of query parameter `name`
+fn query_param(query: Option<&str>, name: &'static str) -> Result<Option<String>, RequestError> {
+    let Some(raw) = query.and_then(|q| {
+        q.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then_some(v)
+        })
+    }) else {
+        return Ok(None);
+    };
+    percent::decode(raw)
+        .map(Some)
+        .ok_or(RequestError::QueryEncoding { name })
+}
+
+impl Route {
+    /// The validated parameters of the routed request, from its query, headers and body
+    ///
+    /// Reads `Qualifier` from the query and `X-Amz-Invocation-Type`, `X-Amz-Log-Type`,
+    /// `X-Amz-Client-Context` (base64 of a JSON object) and `X-Amz-Tenant-Id` from the
+    /// headers, then checks every parameter with [`InvokeParams::validate`]. A header that
+    /// is not visible ASCII counts as absent. `Invoke` also accepts the invocation type
+    /// `Event`, which leaves [`InvokeParams::get_invocation_type`] unset.
+    ///
+    /// # Errors
+    ///
+    /// The first [`RequestError`] found, in that order.
+    pub fn parse(
+        self,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<ParsedRequest, RequestError> {
+        if let Some(ct) = header_str(headers, CONTENT_TYPE.as_str()) {
+            let media = ct.split(';').next().unwrap_or("").trim();
+            if !ACCEPTED_MEDIA_TYPES
+                .iter()
+                .any(|m| m.eq_ignore_ascii_case(media))
+            {
+                return Err(RequestError::UnsupportedMediaType {
+                    content_type: ct.to_owned(),
+                });
+            }
+        }
+        let mut params = InvokeParams::new(self.function_name, body);
+        let invocation_type = header_str(headers, X_AMZ_INVOCATION_TYPE);
+        match invocation_type {
+            None => {}
+            Some(t) if t == InvocationType::RequestResponse.as_str() => {
+                params = params.invocation_type(InvocationType::RequestResponse);
+            }
+            Some(t) if t == InvocationType::DryRun.as_str() => {
+                params = params.invocation_type(InvocationType::DryRun);
+            }
+            Some("Event") if self.operation == Operation::Invoke => {}
+            Some(other) => {
+                return Err(RequestError::InvocationType {
+                    value: other.to_owned(),
+                });
+            }
+        }
+        match header_str(headers, X_AMZ_LOG_TYPE) {
+            None => {}
+            Some(t) if t == LogType::None.as_str() => params = params.log_type(LogType::None),
+            Some(t) if t == LogType::Tail.as_str() => params = params.log_type(LogType::Tail),
+            Some(other) => {
+                return Err(RequestError::LogType {
+                    value: other.to_owned(),
+                });
+            }
+        }
+        if let Some(cc) = header_str(headers, X_AMZ_CLIENT_CONTEXT) {
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(cc.trim())
+                .ok()
+                .filter(|d| {
+                    serde_json::from_slice::<serde_json::Value>(d).is_ok_and(|v| v.is_object())
+                })
+                .ok_or(RequestError::ClientContext)?;
+            params = params.client_context(json);
+        }
+        if let Some(q) = query_param(query, QUALIFIER_QUERY)? {
+            params = params.qualifier(q);
+        }
+        if let Some(t) = header_str(headers, X_AMZ_TENANT_ID) {
+            params = params.tenant_id(t);
+        }
+        params.validate()?;
+        Ok(ParsedRequest {
+            operation: self.operation,
+            params,
+        })
+    }
+}
+
+/// Parses a received request back into its operation and validated parameters: the inverse
+/// of [`build_request`](crate::build_request)
+///
+/// [`parse_route`] then [`Route::parse`]. The body must be the whole payload; a server
+/// should read at most [`MAX_PAYLOAD_LEN`] bytes of it and answer
+/// [`RequestError::BodyTooLarge`] beyond.
+///
+/// # Errors
+///
+/// The first [`RequestError`] found.
+pub fn parse_request(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<ParsedRequest, RequestError> {
+    parse_route(method, uri.path())?.parse(uri.query(), headers, body)
+}
+
+impl RequestError {
+    /// [`RequestError::BodyTooLarge`] with the service's limit
+    pub fn body_too_large() -> Self {
+        Self::BodyTooLarge {
+            max: MAX_PAYLOAD_LEN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<ParsedRequest, RequestError> {
+        let mut h = HeaderMap::new();
+        for (n, v) in headers {
+            h.insert(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        parse_request(
+            &method,
+            &uri.parse().unwrap(),
+            &h,
+            Bytes::from_static(b"{}"),
+        )
+    }
+
+    const STREAM: &str = "/2021-11-15/functions/f/response-streaming-invocations";
+
+    #[test]
+    fn routes() {
+        let r = parse("POST", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations", &[]).unwrap();
+        assert_eq!(r.operation, Operation::Invoke);
+        assert_eq!(
+            r.params.function_name(),
+            "arn:aws:lambda:us-east-1:123456789012:function:f"
+        );
+        assert_eq!(
+            parse("POST", STREAM, &[]).unwrap().operation,
+            Operation::InvokeWithResponseStream
+        );
+        for (m, p) in [
+            ("GET", STREAM),
+            (
+                "POST",
+                "/2021-11-15/functions//response-streaming-invocations",
+            ),
+            (
+                "POST",
+                "/2021-11-15/functions/a/b/response-streaming-invocations",
+            ),
+            ("POST", "/2021-11-15/functions/f"),
+        ] {
+            let e = parse(m, p, &[]).unwrap_err();
+            assert!(
+                matches!(e, RequestError::UnknownOperation { .. }),
+                "{m} {p}: {e:?}"
+            );
+            let s = e.to_service_error();
+            assert_eq!(
+                (s.status, s.code.as_str()),
+                (Some(404), "UnknownOperationException")
+            );
+        }
+        assert_eq!(
+            parse(
+                "POST",
+                "/2021-11-15/functions/f%zz/response-streaming-invocations",
+                &[]
+            ),
+            Err(RequestError::FunctionNameEncoding)
+        );
+    }
+
+    #[test]
+    fn header_and_query_errors_map_to_the_services_errors() {
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+        let cases: &[Case<'_>] = &[
+            (
+                "",
+                &[("content-type", "text/plain")],
+                415,
+                "UnsupportedMediaTypeException",
+            ),
+            (
+                "",
+                &[("x-amz-invocation-type", "Event")],
+                400,
+                "InvalidParameterValueException",
+            ),
+            (
+                "",
+                &[("x-amz-log-type", "Full")],
+                400,
+                "InvalidParameterValueException",
+            ),
+            (
+                "",
+                &[("x-amz-client-context", "not base64!")],
+                400,
+                "InvalidParameterValueException",
+            ),
+            (
+                "",
+                &[("x-amz-client-context", "WzFd")],
+                400,
+                "InvalidParameterValueException",
+            ),
+            ("?Qualifier=%zz", &[], 400, "InvalidParameterValueException"),
+            (
+                "?Qualifier=a%20b",
+                &[],
+                400,
+                "InvalidParameterValueException",
+            ),
+            (
+                "",
+                &[("x-amz-tenant-id", "bad!")],
+                400,
+                "InvalidParameterValueException",
+            ),
+        ];
+        for (query, headers, status, code) in cases {
+            let e = parse("POST", &format!("{STREAM}{query}"), headers);
+            let Err(e) = e else {
+                panic!("{query} {headers:?} accepted");
+            };
+            let s = e.to_service_error();
+            assert_eq!((s.status, s.code.as_str()), (Some(*status), *code), "{e}");
+        }
+        // accepted variants
+        for ct in ["application/json; charset=utf-8", "Binary/Octet-Stream", ""] {
+            parse("POST", STREAM, &[("content-type", ct)]).unwrap();
+        }
+        let r = parse(
+            "POST",
+            "/2015-03-31/functions/f/invocations?Qualifier=%24LATEST",
+            &[
+                ("x-amz-invocation-type", "Event"),
+                ("x-amz-log-type", "Tail"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.params.get_invocation_type(), None);
+        assert_eq!(r.params.get_log_type(), Some(LogType::Tail));
+        assert_eq!(r.params.get_qualifier(), Some("$LATEST"));
+        let e = parse("POST", STREAM, &[("x-amz-log-type", "Full")]).unwrap_err();
+        assert_eq!(
+            e.to_service_error().message.as_deref(),
+            Some(
+                "1 validation error detected: Value 'Full' at 'logType' failed to satisfy \
+                 constraint: Member must satisfy enum value set: [None, Tail]"
+            )
+        );
+        let big = RequestError::body_too_large().to_service_error();
+        assert_eq!(
+            (big.status, big.kind),
+            (Some(413), ServiceErrorKind::RequestTooLarge)
+        );
+    }
+}

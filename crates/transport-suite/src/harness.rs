@@ -1,0 +1,209 @@
+//! An emulator on 127.0.0.1 port 0 with the functions the cases call, on its own runtime
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use invoke_emulator::{
+    Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
+};
+use invoke_proto::{Credentials, RetryConfig};
+use invoke_proto::{Endpoint, EndpointConfig, resolve_endpoint};
+
+use crate::ClientConfig;
+
+/// The access key the emulator accepts
+pub const KEY: &str = "AKIDTRANSPORTSUITE";
+/// Its secret
+pub const SECRET: &str = "transport-suite-secret";
+
+/// Chunks and their size written by the `streamer-*` functions
+pub(crate) const STREAMER_CHUNKS: usize = 20;
+pub(crate) const STREAMER_CHUNK: usize = 100;
+
+/// A running emulator and what it counted
+#[derive(Debug)]
+pub struct Harness {
+    emulator: Option<Emulator>,
+    runtime: tokio::runtime::Runtime,
+    invocations: Arc<AtomicUsize>,
+}
+
+/// Byte `i` of a `streamer-*` function's output
+pub(crate) fn streamer_byte(i: usize) -> u8 {
+    b'A' + (i % 26) as u8
+}
+
+impl Harness {
+    /// Starts an emulator with the built-in functions, `empty`, `logger` and one
+    /// `streamer-<fault>` function per fault (each writes 20 chunks of 100 bytes and is
+    /// counted), requiring signatures by [`KEY`]
+    pub fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let invocations = Arc::new(AtomicUsize::new(0));
+        let mut builder = Emulator::builder()
+            .builtins()
+            .credentials(KEY, SECRET)
+            .quiet()
+            .function("empty", |_: Invocation, _: ResponseStream| async {
+                Ok::<(), FunctionError>(())
+            })
+            .function("logger", |_: Invocation, out: ResponseStream| async move {
+                out.log("hello from the log");
+                out.write("logged").await;
+                Ok::<(), FunctionError>(())
+            });
+        for (name, spec) in [
+            ("streamer", ""),
+            ("streamer-close", "close-after=250"),
+            ("streamer-cut", "close-after=0"),
+            ("streamer-crc", "corrupt-crc"),
+            ("streamer-stall", "stall"),
+            ("streamer-oversize", "oversize"),
+            ("streamer-exception", "exception"),
+            ("streamer-delay", "delay-ms=5"),
+            ("streamer-throttle", "throttle"),
+            ("streamer-throttle2", "throttle=2"),
+        ] {
+            let counter = Arc::clone(&invocations);
+            let config = FunctionConfig {
+                faults: Faults::parse(spec).expect("fault spec"),
+                ..FunctionConfig::default()
+            };
+            builder = builder.function_with(
+                name,
+                move |_: Invocation, out: ResponseStream| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        let all: Vec<u8> = (0..STREAMER_CHUNKS * STREAMER_CHUNK)
+                            .map(streamer_byte)
+                            .collect();
+                        let all = Bytes::from(all);
+                        for k in 0..STREAMER_CHUNKS {
+                            out.write(all.slice(k * STREAMER_CHUNK..(k + 1) * STREAMER_CHUNK))
+                                .await;
+                        }
+                        Ok::<(), FunctionError>(())
+                    }
+                },
+                config,
+            );
+        }
+        let emulator = runtime
+            .block_on(builder.start("127.0.0.1:0".parse().expect("addr")))
+            .expect("emulator starts");
+        Self {
+            emulator: Some(emulator),
+            runtime,
+            invocations,
+        }
+    }
+
+    /// The emulator's endpoint
+    pub fn endpoint(&self) -> Endpoint {
+        endpoint(&self.emulator.as_ref().expect("running").url())
+    }
+
+    /// The emulator's address
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.emulator.as_ref().expect("running").addr()
+    }
+
+    /// How many times the `streamer-*` functions ran
+    pub fn invocations(&self) -> usize {
+        self.invocations.load(Ordering::SeqCst)
+    }
+
+    /// A client configuration for this emulator: right credentials, fast retries, 60 s
+    /// timeouts (a hang fails the case instead of blocking CI), no proxy
+    pub fn config(&self) -> ClientConfig {
+        config(self.endpoint())
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(e) = self.emulator.take() {
+            self.runtime.block_on(e.shutdown());
+        }
+    }
+}
+
+/// The endpoint of `url` in `us-east-1`
+pub(crate) fn endpoint(url: &str) -> Endpoint {
+    resolve_endpoint(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(url),
+    )
+    .expect("endpoint")
+}
+
+/// A client configuration for `endpoint` (see [`Harness::config`])
+pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
+    ClientConfig {
+        endpoint,
+        credentials: Credentials::new(KEY, SECRET, None),
+        retry: RetryConfig::new()
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(20)),
+        connect_timeout: Duration::from_secs(60),
+        head_timeout: Duration::from_secs(60),
+        idle_timeout: Duration::from_secs(60),
+        overall_timeout: Duration::from_secs(120),
+        proxy_env: Vec::new(),
+    }
+}
+
+/// A loopback TCP forwarder that counts the connections it accepted
+#[derive(Debug)]
+pub struct Forwarder {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Forwarder {
+    /// Forwards every connection to `target`
+    pub fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+                        continue;
+                    };
+                    std::thread::spawn(move || {
+                        let _ = io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { addr, accepted }
+    }
+
+    /// The endpoint URL of the forwarder
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Connections accepted so far
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,163 @@
+//! A real HTTP proxy on loopback: Debian's `tinyproxy`, run as a child of the test
+//!
+//! When the binary is missing the proxy cases print a loud notice and pass (they fail
+//! under `CI=true`): install it with `apt-get install -y tinyproxy`.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long tinyproxy may take to start or to log a request
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A running tinyproxy, killed on drop
+#[derive(Debug)]
+pub struct Tinyproxy {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    log: Arc<Mutex<String>>,
+    lines: Receiver<String>,
+}
+
+fn binary() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/bin".into(), "/usr/sbin".into()])
+        .map(|d| d.join("tinyproxy"))
+        .find(|p| p.is_file())
+}
+
+impl Tinyproxy {
+    /// Starts tinyproxy on a free loopback port, or `None` (after a loud notice) when it
+    /// is not installed
+    ///
+    /// # Panics
+    ///
+    /// Missing under `CI=true`, or it does not start.
+    pub fn start() -> Option<Self> {
+        let Some(bin) = binary() else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "tinyproxy is required under CI=true (apt-get install -y tinyproxy)"
+            );
+            eprintln!(
+                "\n*** SKIPPED: tinyproxy is not installed, the proxy case did not run \
+                 (apt-get install -y tinyproxy) ***\n"
+            );
+            return None;
+        };
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr").port()
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "transport-suite-tinyproxy-{}-{port}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let conf = dir.join("tinyproxy.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "Port {port}\nListen 127.0.0.1\nTimeout 60\nAllow 127.0.0.1\n\
+                 LogLevel Connect\nMaxClients 100\n"
+            ),
+        )
+        .expect("config");
+        let mut child = Command::new(bin)
+            .arg("-d")
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("tinyproxy starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut l) = sink.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut proxy = Self {
+            child,
+            port,
+            dir,
+            log,
+            lines,
+        };
+        // Its log says when setup is over; then the port must accept
+        assert!(
+            proxy.wait_for(|l| l.contains("done sending stored logs")),
+            "tinyproxy did not start:\n{}",
+            proxy.log()
+        );
+        assert!(
+            TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            "tinyproxy does not listen on {port}:\n{}",
+            proxy.log()
+        );
+        Some(proxy)
+    }
+
+    /// The proxy URL, for `HTTP_PROXY`
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Everything it logged so far
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Waits until it logged a request whose line contains `target` (such as
+    /// `127.0.0.1:9001`)
+    pub fn wait_for_request(&mut self, target: &str) -> bool {
+        self.wait_for(|l| l.contains("Request (file descriptor") && l.contains(target))
+    }
+
+    /// Requests logged so far whose line contains `target`
+    pub fn requests_to(&self, target: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains("Request (file descriptor") && l.contains(target))
+            .count()
+    }
+
+    fn wait_for(&mut self, mut found: impl FnMut(&str) -> bool) -> bool {
+        let end = Instant::now() + WAIT;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if found(&line) => return true,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return false,
+            }
+        }
+    }
+}
+
+impl Drop for Tinyproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
