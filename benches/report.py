@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
-"""Print the README tables from criterion's results of `cargo bench -p invoke-benches` (decode, emulator).
+"""Print the README tables from the results of `cargo bench -p invoke-benches` (decode, emulator).
 
-Throughput in MiB/s and messages/s, with ratios taken within the same run."""
+Throughput in MiB/s and messages/s, with ratios taken within the same run. The decode bench
+writes its medians to target/criterion/decode-streams.json; the emulator bench is criterion's."""
 import json
 import pathlib
 import sys
 
 root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
-meta = json.loads((root / "decode-streams.json").read_text())
 
 
 def seconds(group, bench):
@@ -15,20 +15,29 @@ def seconds(group, bench):
     return est["mean"]["point_estimate"] / 1e9
 
 
-rows = []
-print("| payload | feed | invoke-proto MiB/s | msgs/s | smithy MiB/s | msgs/s | vs smithy | crc32fast MiB/s | vs crc32fast |")
-print("|---|---|---|---|---|---|---|---|---|")
-for group, m in sorted(meta.items(), key=lambda kv: -kv[1]["messages"]):
-    crc = seconds(group, "crc32fast_hash")
-    for feed, label in (("one_buffer", "one buffer"), ("1500B_chunks", "1,500 B chunks")):
-        ours = seconds(group, f"invoke_proto_{feed}")
-        theirs = seconds(group, f"smithy_{feed}")
+decode = root / "decode-streams.json"
+if decode.exists():
+    print(
+        "| payload | feed | InvokeStream MiB/s | msgs/s | MessageDecoder msgs/s | InvokeStream / MessageDecoder"
+        " | smithy msgs/s | InvokeStream / smithy | crc32fast MiB/s | InvokeStream / crc32fast |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results = json.loads(decode.read_text())
+    for group, m in sorted(results.items(), key=lambda kv: -kv[1]["messages"]):
+        t = m["median_seconds"]
         mib = m["bytes"] / 2**20
-        print(
-            f"| {group.removeprefix('decode_')} | {label} | {mib / ours:,.0f} | {m['messages'] / ours / 1e6:,.2f} M"
-            f" | {mib / theirs:,.0f} | {m['messages'] / theirs / 1e6:,.2f} M | {theirs / ours:.2f} x"
-            f" | {mib / crc:,.0f} | {crc / ours:.2f} x |"
-        )
+        msgs = m["messages"] / 1e6
+        crc = t["crc32fast_one_buffer"]
+        for feed, label in (("one_buffer", "one buffer"), ("1500B_chunks", "1,500 B chunks")):
+            ours = t[f"invoke_stream_{feed}"]
+            codec = t[f"message_decoder_{feed}"]
+            smithy = t[f"smithy_{feed}"]
+            print(
+                f"| {group.removeprefix('decode_')} | {label} | {mib / ours:,.0f} | {msgs / ours:,.2f} M"
+                f" | {msgs / codec:,.2f} M | {codec / ours:.2f} x"
+                f" | {msgs / smithy:,.2f} M | {smithy / ours:.2f} x"
+                f" | {mib / crc:,.0f} | {crc / ours:.2f} x |"
+            )
 
 emu = root / "emulator-streams.json"
 if emu.exists():

@@ -151,4 +151,4 @@ pub use sigv4::{
     SignedRequest, SigningScope, SigningSettings, SigningSteps, VerifyError, check_signed_request,
     parse_amz_date, sign, sign_with,
 };
-pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};
+pub use stream::{Event, EventDecoder, InvokeComplete, InvokeStream, StreamError};

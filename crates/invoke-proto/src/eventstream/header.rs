@@ -558,16 +558,16 @@ pub(crate) fn validate(block: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
-/// Remembers the last header block that passed [`validate`], so that a stream repeating the
-/// same block (Lambda sends an identical one with every `PayloadChunk`) is compared, not
-/// re-parsed
+/// A copy of one short header block, to recognise a stream repeating the same block (Lambda
+/// sends an identical one with every `PayloadChunk`) by one comparison instead of a parse
 #[derive(Debug, Clone)]
-pub(crate) struct ValidatedBlock {
+pub(crate) struct BlockCache {
+    /// Length of the block held, `usize::MAX` when none
     len: usize,
     bytes: [u8; Self::CAPACITY],
 }
 
-impl Default for ValidatedBlock {
+impl Default for BlockCache {
     fn default() -> Self {
         Self {
             len: usize::MAX,
@@ -576,21 +576,56 @@ impl Default for ValidatedBlock {
     }
 }
 
-impl ValidatedBlock {
+impl BlockCache {
     /// Longest block remembered
     const CAPACITY: usize = 256;
 
-    /// As [`validate`], skipping the work when `block` equals the last valid block
-    pub(crate) fn validate(&mut self, block: &[u8]) -> Result<(), DecodeError> {
-        if block.len() == self.len && block == &self.bytes[..self.len] {
-            return Ok(());
-        }
-        validate(block)?;
-        if block.len() <= Self::CAPACITY {
-            self.bytes[..block.len()].copy_from_slice(block);
+    /// Whether `block` equals the block held
+    #[inline]
+    pub(crate) fn matches(&self, block: &[u8]) -> bool {
+        block.len() == self.len && block == &self.bytes[..self.len]
+    }
+
+    /// Holds `block` from now on, if it is short enough; else forgets the block held
+    pub(crate) fn remember(&mut self, block: &[u8]) {
+        if let Some(dst) = self.bytes.get_mut(..block.len()) {
+            dst.copy_from_slice(block);
             self.len = block.len();
+        } else {
+            self.len = usize::MAX;
+        }
+    }
+}
+
+/// Remembers the last header block that passed [`validate`], so that a repeated block is
+/// compared, not re-parsed
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ValidatedBlock {
+    last: BlockCache,
+    /// Whether the block validated last equalled the one before it
+    repeated: bool,
+}
+
+impl ValidatedBlock {
+    /// As [`validate`], skipping the work when `block` equals the last valid block
+    #[inline]
+    pub(crate) fn validate(&mut self, block: &[u8]) -> Result<(), DecodeError> {
+        self.repeated = self.last.matches(block);
+        if !self.repeated {
+            validate(block)?;
+            self.last.remember(block);
         }
         Ok(())
+    }
+
+    /// Whether the block validated last equalled, byte for byte, the block validated before it
+    pub(crate) fn repeated(&self) -> bool {
+        self.repeated
+    }
+
+    /// Makes [`repeated`](Self::repeated) false until the next validation
+    pub(crate) fn forget_repeat(&mut self) {
+        self.repeated = false;
     }
 }
 

@@ -18,6 +18,7 @@ pub use decoder::MessageDecoder;
 pub(crate) use encode::encode_message as encode;
 pub(crate) use encode::encode_parts;
 pub use encode::{encode_message, encode_message_with_limits};
+pub(crate) use header::BlockCache;
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
 pub use prelude::Prelude;
