@@ -32,7 +32,7 @@ pub mod smithy;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 
-/// The third-party vectors below `sub`: `$INVOKE_TESTDATA`, else `../shared/testdata` beside
+/// The third-party vectors at `sub` (a folder or a file): `$INVOKE_TESTDATA`, else `../shared/testdata` beside
 /// the checkout
 ///
 /// Returns `None` after printing a skip notice when they are absent; panics instead under
@@ -43,7 +43,7 @@ pub fn testdata(sub: &str) -> Option<PathBuf> {
         PathBuf::from,
     );
     let dir = base.join(sub);
-    if dir.is_dir() {
+    if dir.exists() {
         return Some(dir);
     }
     assert!(

@@ -1,32 +1,7 @@
 //! Shared helpers for the integration tests
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
-
-/// The third-party vectors: `$INVOKE_TESTDATA`, else `../shared/testdata` beside the checkout
-///
-/// Returns `None` after printing a skip notice when they are absent; panics instead under
-/// `CI=true`, where their absence is a failure.
-pub fn testdata(sub: &str) -> Option<PathBuf> {
-    let base = std::env::var_os("INVOKE_TESTDATA").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata"),
-        PathBuf::from,
-    );
-    let dir = base.join(sub);
-    if dir.exists() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "test vectors missing at {} (set INVOKE_TESTDATA)",
-        dir.display()
-    );
-    eprintln!(
-        "SKIPPED: test vectors not found at {} (set INVOKE_TESTDATA to run this test)",
-        dir.display()
-    );
-    None
-}
+pub use invoke_testkit::testdata;
 
 /// A JSON file of the suite
 pub fn json(path: &std::path::Path) -> serde_json::Value {
