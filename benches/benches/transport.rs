@@ -149,8 +149,8 @@ fn serve(responses: Arc<HashMap<String, Bytes>>) -> SocketAddr {
 
 fn connection(stream: TcpStream, responses: &HashMap<String, Bytes>) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(60)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(600)))?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
