@@ -428,6 +428,7 @@ impl Transport for RawHyper {
 // raw ureq 3: the agent's pool, counts body bytes
 
 struct RawUreq {
+    name: &'static str,
     agent: ureq::Agent,
     base: String,
     buf: Vec<u8>,
@@ -435,7 +436,7 @@ struct RawUreq {
 
 impl Transport for RawUreq {
     fn name(&self) -> &'static str {
-        "raw ureq"
+        self.name
     }
     fn typed(&self) -> bool {
         false
@@ -533,7 +534,19 @@ fn main() {
         Box::new(Sdk::new(&url)),
         Box::new(RawHyper::new(addr)),
         Box::new(RawUreq {
+            name: "raw ureq",
             agent: ureq::Agent::new_with_defaults(),
+            base: url.clone(),
+            buf: vec![0; 64 * 1024],
+        }),
+        // diagnostic: the same with an overall deadline, as invoke-blocking sets one; ureq 3.5
+        // then resolves the host on a new thread on every call, pooled connection or not
+        Box::new(RawUreq {
+            name: "raw ureq+deadline",
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(15 * 60)))
+                .build()
+                .new_agent(),
             base: url.clone(),
             buf: vec![0; 64 * 1024],
         }),
@@ -569,12 +582,12 @@ fn main() {
         );
         if throughput {
             println!(
-                "{:<16} {:>10} {:>12} {:>14} {:>12}",
+                "{:<18} {:>10} {:>12} {:>14} {:>12}",
                 "client", "MiB/s", "msgs/s", "CPU ms/MiB", "connections"
             );
         } else {
             println!(
-                "{:<16} {:>12} {:>12} {:>12}",
+                "{:<18} {:>12} {:>12} {:>12}",
                 "client", "median µs", "p90 µs", "connections"
             );
         }
@@ -594,7 +607,7 @@ fn main() {
             });
             if throughput {
                 println!(
-                    "{:<16} {:>10.0} {:>12.0} {:>14.3} {opened:>12}",
+                    "{:<18} {:>10.0} {:>12.0} {:>14.3} {opened:>12}",
                     c.name(),
                     row["mib_per_s"].as_f64().unwrap(),
                     row["msgs_per_s"].as_f64().unwrap(),
@@ -602,7 +615,7 @@ fn main() {
                 );
             } else {
                 println!(
-                    "{:<16} {:>12.1} {:>12.1} {opened:>12}",
+                    "{:<18} {:>12.1} {:>12.1} {opened:>12}",
                     c.name(),
                     micros(first50),
                     micros(first90)
