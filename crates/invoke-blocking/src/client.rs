@@ -13,6 +13,7 @@ use invoke_proto::{Endpoint, Scheme};
 use crate::call::{Call, Response};
 use crate::error::{BoxError, Error};
 use crate::proxy::{ProxyEnv, redact};
+use crate::resolver::LiteralFirst;
 
 /// Lambda's longest function timeout: 15 minutes
 pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
@@ -300,7 +301,7 @@ impl ClientBuilder {
             })
             .transpose()?;
         let t = self.timeouts;
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .https_only(self.endpoint.scheme() == Scheme::Https)
             // only what this builder decided, never ureq's own reading of the environment
@@ -315,8 +316,12 @@ impl ClientBuilder {
             .timeout_global(Some(t.overall))
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
-            .build()
-            .new_agent();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralFirst::default(),
+        );
         let address = self.endpoint.authority();
         let address = if address.contains(':') && !address.ends_with(']') {
             address

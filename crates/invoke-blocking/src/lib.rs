@@ -46,6 +46,7 @@ mod call;
 mod client;
 mod error;
 mod proxy;
+mod resolver;
 
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
