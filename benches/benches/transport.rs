@@ -39,6 +39,9 @@ use tokio::runtime::Runtime;
 const MIB: usize = 1 << 20;
 /// Largest HTTP chunk the server writes (unless one message is larger)
 const HTTP_CHUNK: usize = 64 * 1024;
+/// Test credentials (the server checks no signature; the clients sign as usual)
+const KEY: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 /// Calls per client for the time to first event
 const TTFE_CALLS: usize = 200;
 
@@ -254,11 +257,7 @@ impl Blocking {
         )
         .unwrap();
         let client = invoke_blocking::Client::builder(endpoint)
-            .credentials(invoke_proto::Credentials::new(
-                "AKIDEXAMPLE",
-                "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                None,
-            ))
+            .credentials(invoke_proto::Credentials::new(KEY, SECRET, None))
             .proxy_env(invoke_blocking::ProxyEnv::none())
             .build()
             .unwrap();
@@ -311,11 +310,7 @@ impl Sdk {
                 .region(aws_config::Region::new("us-east-1"))
                 .endpoint_url(url)
                 .credentials_provider(aws_credential_types::Credentials::new(
-                    "AKIDEXAMPLE",
-                    "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
-                    None,
-                    None,
-                    "bench",
+                    KEY, SECRET, None, None, "bench",
                 ))
                 // the SDK's own hyper 1 client, without a TLS stack (the server is plain http)
                 .http_client(aws_smithy_http_client::Builder::new().build_http())
