@@ -2,7 +2,8 @@
 """Print the README tables from the results of `cargo bench -p invoke-benches` (decode, emulator,
 transport) and of `benches/cost.sh`, whichever are present.
 
-Throughput in MiB/s and messages/s, with ratios taken within the same run."""
+Throughput in MiB/s and messages/s, with ratios taken within the same run. The decode bench
+writes its medians to target/criterion/decode-streams.json; the emulator bench is criterion's."""
 import json
 import pathlib
 import sys
@@ -15,25 +16,29 @@ def seconds(group, bench):
     return est["mean"]["point_estimate"] / 1e9
 
 
-def decode_table():
-    meta = json.loads((root / "decode-streams.json").read_text())
-    print("| payload | feed | invoke-proto MiB/s | msgs/s | smithy MiB/s | msgs/s | vs smithy | crc32fast MiB/s | vs crc32fast |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for group, m in sorted(meta.items(), key=lambda kv: -kv[1]["messages"]):
-        crc = seconds(group, "crc32fast_hash")
+decode = root / "decode-streams.json"
+if decode.exists():
+    print(
+        "| payload | feed | InvokeStream MiB/s | msgs/s | MessageDecoder msgs/s | InvokeStream / MessageDecoder"
+        " | smithy msgs/s | InvokeStream / smithy | crc32fast MiB/s | InvokeStream / crc32fast |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    results = json.loads(decode.read_text())
+    for group, m in sorted(results.items(), key=lambda kv: -kv[1]["messages"]):
+        t = m["median_seconds"]
+        mib = m["bytes"] / 2**20
+        msgs = m["messages"] / 1e6
+        crc = t["crc32fast_one_buffer"]
         for feed, label in (("one_buffer", "one buffer"), ("1500B_chunks", "1,500 B chunks")):
-            ours = seconds(group, f"invoke_proto_{feed}")
-            theirs = seconds(group, f"smithy_{feed}")
-            mib = m["bytes"] / 2**20
+            ours = t[f"invoke_stream_{feed}"]
+            codec = t[f"message_decoder_{feed}"]
+            smithy = t[f"smithy_{feed}"]
             print(
-                f"| {group.removeprefix('decode_')} | {label} | {mib / ours:,.0f} | {m['messages'] / ours / 1e6:,.2f} M"
-                f" | {mib / theirs:,.0f} | {m['messages'] / theirs / 1e6:,.2f} M | {theirs / ours:.2f} x"
+                f"| {group.removeprefix('decode_')} | {label} | {mib / ours:,.0f} | {msgs / ours:,.2f} M"
+                f" | {msgs / codec:,.2f} M | {codec / ours:.2f} x"
+                f" | {msgs / smithy:,.2f} M | {smithy / ours:.2f} x"
                 f" | {mib / crc:,.0f} | {crc / ours:.2f} x |"
             )
-
-
-if (root / "decode-streams.json").exists():
-    decode_table()
 
 emu = root / "emulator-streams.json"
 if emu.exists():
@@ -48,6 +53,7 @@ if emu.exists():
             f"| {group.removeprefix('stream_')} | {mib / e:,.0f} | {m['messages'] / e / 1e6:,.2f} M | {mib / h:,.0f}"
             f" | {m['messages'] / h / 1e6:,.2f} M | {h / e:.2f} x | {m['ttfb_emulator_us']} µs | {m['ttfb_minimal_us']} µs |"
         )
+
 transport = root / "transport.json"
 if transport.exists():
     t = json.loads(transport.read_text())

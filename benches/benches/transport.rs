@@ -7,7 +7,8 @@
 //! (one message per chunk when a message is larger).
 //!
 //! Clients, each on the bench's main thread (async ones on a current-thread runtime, so every
-//! task of theirs runs there): `invoke-blocking` (its `Response` iterator), the official
+//! task of theirs runs there): `invoke-blocking` (its `Response` iterator), `invoke-tokio`
+//! (its `Response` stream), the official
 //! `aws-sdk-lambda` (retries and stalled-stream protection as shipped, its `recv()` loop),
 //! and raw hyper and raw ureq clients that only count body bytes (the transport limits).
 //! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
@@ -462,31 +463,69 @@ impl Transport for RawUreq {
 }
 
 // ---------------------------------------------------------------------------------------
-// SLOT: invoke-tokio. When crates/invoke-tokio is on this branch, add
-// `invoke-tokio = { path = "../crates/invoke-tokio" }` to benches/Cargo.toml, uncomment this
-// and the line marked SLOT in `main`. Its `Client::invoke(&params).await` returns a Stream of
-// `Result<Event, Error>`; it is measured like the SDK, on a current-thread runtime.
-//
-// struct Tokio { rt: Runtime, client: invoke_tokio::Client }
-// impl Transport for Tokio {
-//     fn name(&self) -> &'static str { "invoke-tokio" }
-//     fn typed(&self) -> bool { true }
-//     fn call(&mut self, function: &str) -> Outcome {
-//         use futures_util::StreamExt as _;
-//         self.rt.block_on(async {
-//             let start = Instant::now();
-//             let mut events = self.client.invoke(&InvokeParams::new(function, "{}")).await.unwrap();
-//             let (mut bytes, mut first) = (0, None);
-//             while let Some(event) = events.next().await {
-//                 if let Event::PayloadChunk(b) = event.unwrap() {
-//                     first.get_or_insert_with(|| start.elapsed());
-//                     bytes += b.len() as u64;
-//                 }
-//             }
-//             Outcome { bytes, first: first.unwrap_or_default() }
-//         })
-//     }
-// }
+// invoke-tokio: its Response stream, on a current-thread runtime like the SDK
+
+struct Tokio {
+    rt: Runtime,
+    client: invoke_tokio::Client,
+}
+
+impl Tokio {
+    fn new(url: &str) -> Self {
+        let endpoint = resolve_endpoint(
+            &EndpointConfig::default()
+                .with_region("us-east-1")
+                .with_custom(url),
+        )
+        .unwrap();
+        let rt = current_thread();
+        let client = rt.block_on(async {
+            invoke_tokio::Client::builder(endpoint)
+                .credentials(invoke_proto::Credentials::new(KEY, SECRET, None))
+                .proxy_env(invoke_tokio::ProxyEnv::none())
+                .build()
+                .unwrap()
+        });
+        Self { rt, client }
+    }
+}
+
+impl Transport for Tokio {
+    fn name(&self) -> &'static str {
+        "invoke-tokio"
+    }
+    fn typed(&self) -> bool {
+        true
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        use futures_core::Stream as _;
+        self.rt.block_on(async {
+            let start = Instant::now();
+            let response = self
+                .client
+                .invoke(&InvokeParams::new(function, "{}"))
+                .await
+                .unwrap();
+            let mut events = std::pin::pin!(response);
+            let mut bytes = 0;
+            let mut first = None;
+            while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                match event.unwrap() {
+                    Event::PayloadChunk(b) => {
+                        first.get_or_insert_with(|| start.elapsed());
+                        bytes += b.len() as u64;
+                    }
+                    Event::InvokeComplete(c) => assert!(!c.is_error()),
+                    _ => {}
+                }
+            }
+            Outcome {
+                bytes,
+                first: first.unwrap_or_default(),
+            }
+        })
+    }
+}
 
 fn current_thread() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -545,7 +584,7 @@ fn main() {
             base: url.clone(),
             buf: vec![0; 64 * 1024],
         }),
-        // SLOT: Box::new(Tokio::new(&url)),
+        Box::new(Tokio::new(&url)),
     ];
     // for profiling one client on one workload: TRANSPORT_ONLY=name, TRANSPORT_WORKLOAD=name
     if let Ok(only) = std::env::var("TRANSPORT_ONLY") {

@@ -1,11 +1,15 @@
 //! Invokes a function and copies its response stream to stdout as it arrives
 //!
 //! ```sh
-//! lambda-stream serve --no-auth &   # or a real AWS account
+//! lambda-stream serve &   # or a real AWS account
 //! AWS_ENDPOINT_URL=http://127.0.0.1:9001 AWS_REGION=us-east-1 \
 //! AWS_ACCESS_KEY_ID=AKID AWS_SECRET_ACCESS_KEY=secret \
 //!     cargo run -p invoke-blocking --example stream_to_stdout -- count '{"n":5,"size":10}'
 //! ```
+//!
+//! The client is configured as the AWS SDKs and CLI are: region, endpoint, retries,
+//! `AWS_CA_BUNDLE`, proxies and credentials (environment, profiles, SSO, web identity,
+//! container, instance metadata) from the environment and `~/.aws`.
 //!
 //! The function log (`LogType: Tail`) and any error go to stderr; the exit status is 1 on
 //! an error, 2 on a function error.
@@ -14,8 +18,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use invoke_blocking::{Client, Error};
-use invoke_proto::{Credentials, Event, InvokeParams, LogType};
-use invoke_proto::{EndpointConfig, resolve_endpoint};
+use invoke_proto::{Event, InvokeParams, LogType};
 
 fn main() -> ExitCode {
     match run() {
@@ -38,22 +41,7 @@ fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: stream_to_stdout FUNCTION [PAYLOAD]")?;
     let payload = args.next().unwrap_or_else(|| "{}".to_owned());
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-
-    let mut config = EndpointConfig::default();
-    if let Some(region) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
-        config = config.with_region(region);
-    }
-    if let Some(url) = var("AWS_ENDPOINT_URL_LAMBDA").or_else(|| var("AWS_ENDPOINT_URL")) {
-        config = config.with_custom(url);
-    }
-    let endpoint = resolve_endpoint(&config)?;
-    let credentials = Credentials::new(
-        var("AWS_ACCESS_KEY_ID").ok_or("AWS_ACCESS_KEY_ID is not set")?,
-        var("AWS_SECRET_ACCESS_KEY").ok_or("AWS_SECRET_ACCESS_KEY is not set")?,
-        var("AWS_SESSION_TOKEN"),
-    );
-    let client = Client::new(endpoint, credentials)?;
+    let client = Client::from_env()?;
 
     let params = InvokeParams::new(function, payload).log_type(LogType::Tail);
     let response = client.invoke(&params)?;

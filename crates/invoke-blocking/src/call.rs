@@ -12,6 +12,8 @@ use invoke_proto::{
     DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
 };
 
+use invoke_config::PayloadCursor;
+
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
 
@@ -35,6 +37,8 @@ enum Progress {
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
+    /// The request as built, sent as it is when the client does not sign
+    unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
@@ -49,12 +53,14 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
+        unsigned: Option<http::Request<Bytes>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
         Self {
             inner,
             driver,
+            unsigned,
             deadline,
             span,
             body: None,
@@ -133,8 +139,12 @@ impl Call {
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
-        let credentials = self.inner.credentials()?;
-        let request = self.driver.sign(&credentials, SystemTime::now())?;
+        let request = match self.inner.credentials()? {
+            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            None => self.unsigned.clone().ok_or_else(|| {
+                Error::Config("an unsigned client without its request".to_owned())
+            })?,
+        };
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
@@ -218,22 +228,7 @@ impl Call {
 
     fn error(&mut self, e: InvokeError) -> Error {
         let attempts = self.driver.attempts();
-        let error = match e {
-            InvokeError::Sign(e) => Error::Sign(e),
-            InvokeError::Service(error) => Error::Service { error, attempts },
-            InvokeError::Response(e) => Error::Response(e),
-            InvokeError::Stream(e) => Error::Stream(e),
-            InvokeError::Transport(kind) => Error::Transport {
-                kind,
-                address: self.inner.address.clone(),
-                attempts,
-                source: self
-                    .last_error
-                    .take()
-                    .unwrap_or_else(|| kind.to_string().into()),
-            },
-            other => Error::Config(other.to_string()),
-        };
+        let error = Error::from_invoke(e, attempts, &self.inner.address, self.last_error.take());
         tracing::debug!(
             error = %error,
             attempts,
@@ -255,6 +250,7 @@ fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
             _ if before_head => TransportFailure::HeadTimeout,
             _ => TransportFailure::IdleTimeout,
         },
+        ureq::Error::Io(io) if is_tls(io) => TransportFailure::Tls,
         ureq::Error::Io(io) => classify_io_kind(io.kind(), before_head),
         ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
@@ -277,8 +273,15 @@ fn classify_io(e: &io::Error, before_head: bool) -> TransportFailure {
         .and_then(|inner| inner.downcast_ref::<ureq::Error>())
     {
         Some(u) => classify(u, before_head),
+        None if is_tls(e) => TransportFailure::Tls,
         None => classify_io_kind(e.kind(), before_head),
     }
+}
+
+/// Whether rustls failed (a certificate or handshake error surfaces as an `io::Error`)
+fn is_tls(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
 }
 
 fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure {
@@ -298,7 +301,7 @@ fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure 
 
 /// A uniform value in `[0, 1)` for the backoff jitter
 #[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
-fn jitter() -> f64 {
+pub(crate) fn jitter() -> f64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -373,8 +376,7 @@ impl Response {
     pub fn into_reader(self) -> PayloadReader {
         PayloadReader {
             response: self,
-            chunk: Bytes::new(),
-            state: ReaderState::Reading,
+            cursor: PayloadCursor::new(),
         }
     }
 }
@@ -405,25 +407,17 @@ impl Iterator for Response {
     }
 }
 
-enum ReaderState {
-    Reading,
-    Ended,
-    /// The error already returned, repeated on every later read
-    Failed(io::ErrorKind, String),
-}
-
 /// The payload of a response as an `io::Read`, from [`Response::into_reader`]
 pub struct PayloadReader {
     response: Response,
-    chunk: Bytes,
-    state: ReaderState,
+    cursor: PayloadCursor,
 }
 
 impl std::fmt::Debug for PayloadReader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PayloadReader")
             .field("response", &self.response)
-            .field("buffered", &self.chunk.len())
+            .field("buffered", &self.cursor.buffered())
             .finish_non_exhaustive()
     }
 }
@@ -433,41 +427,17 @@ impl PayloadReader {
     pub fn response(&self) -> &Response {
         &self.response
     }
-
-    fn failed(&mut self, error: Error) -> io::Error {
-        let error = error.into_io();
-        self.state = ReaderState::Failed(error.kind(), error.to_string());
-        error
-    }
 }
 
 impl Read for PayloadReader {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         loop {
-            if !self.chunk.is_empty() {
-                let n = out.len().min(self.chunk.len());
-                out[..n].copy_from_slice(&self.chunk.split_to(n));
-                return Ok(n);
+            if let Some(bytes) = self.cursor.next_bytes(out.len()) {
+                let bytes = bytes?;
+                out[..bytes.len()].copy_from_slice(&bytes);
+                return Ok(bytes.len());
             }
-            match &self.state {
-                ReaderState::Reading => {}
-                ReaderState::Ended => return Ok(0),
-                ReaderState::Failed(kind, message) => {
-                    return Err(io::Error::new(*kind, message.clone()));
-                }
-            }
-            if out.is_empty() {
-                return Ok(0);
-            }
-            match self.response.next() {
-                Some(Ok(Event::PayloadChunk(bytes))) => self.chunk = bytes,
-                Some(Ok(Event::InvokeComplete(c))) if c.is_error() => {
-                    return Err(self.failed(Error::Function(c)));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(self.failed(e)),
-                None => self.state = ReaderState::Ended,
-            }
+            self.cursor.handle(self.response.next())?;
         }
     }
 }

@@ -1,99 +1,43 @@
 //! `Client`: configuration, the connection pool, and `invoke`
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use invoke_proto::Limits;
-use invoke_proto::{
-    Credentials, InvokeDriver, InvokeParams, RetryConfig, RetryQuota, SigningScope, build_request,
+use invoke_config::{
+    ChainProvider, CredentialsCache, FileReader, ImdsRegion, Overrides, ProvideCredentials,
+    ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts,
+    redact_url,
 };
-use invoke_proto::{Endpoint, Scheme};
+use invoke_proto::{
+    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
+    SigningScope, build_request, resolve_endpoint,
+};
 
 use crate::call::{Call, Response};
-use crate::error::{BoxError, Error};
-use crate::proxy::{ProxyEnv, redact};
+use crate::credentials::Sender;
+use crate::error::Error;
 use crate::resolver::LiteralFirst;
 
-/// Lambda's longest function timeout: 15 minutes
-pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
-
-/// The four timeouts of an invocation
-///
-/// The defaults never cut a healthy function short: Lambda functions may run for 15
-/// minutes and may stay silent for most of it, so the wait for the response head, the
-/// idle time between body bytes and the whole invocation all default to 15 minutes (the
-/// AWS SDK for Rust's stalled-stream protection, at 5 seconds, had to be switched off for
-/// Lambda for this reason). Only connecting is short by default (10 s).
-///
-/// ```
-/// use std::time::Duration;
-/// use invoke_blocking::Timeouts;
-///
-/// let t = Timeouts::default().with_idle(Duration::from_secs(60));
-/// assert_eq!(t.overall, Duration::from_secs(900));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub struct Timeouts {
-    /// Establishing a connection (TCP, proxy, TLS)
-    pub connect: Duration,
-    /// From sending the request to the whole response head, per attempt
-    pub head: Duration,
-    /// Between two reads that return bytes, head and body; a stalled stream fails after
-    /// this long
-    pub idle: Duration,
-    /// The whole invocation, retries and their waits included, until the last event
-    pub overall: Duration,
+/// How a client signs its requests
+#[derive(Clone)]
+enum Signer {
+    /// Nothing chosen yet: [`ClientBuilder::build`] refuses
+    Unset,
+    /// Ask this source for every attempt
+    Provider(Arc<dyn ProvideCredentials>),
+    /// `invoke-config`'s default chain over this configuration, driven over the client's
+    /// agent, behind a [`CredentialsCache`]
+    DefaultChain(Box<SharedConfig>),
+    /// Send requests without a signature
+    Unsigned,
 }
-
-impl Timeouts {
-    /// These timeouts with [`connect`](Self::connect) set to `d`
-    #[must_use]
-    pub const fn with_connect(mut self, d: Duration) -> Self {
-        self.connect = d;
-        self
-    }
-
-    /// These timeouts with [`head`](Self::head) set to `d`
-    #[must_use]
-    pub const fn with_head(mut self, d: Duration) -> Self {
-        self.head = d;
-        self
-    }
-
-    /// These timeouts with [`idle`](Self::idle) set to `d`
-    #[must_use]
-    pub const fn with_idle(mut self, d: Duration) -> Self {
-        self.idle = d;
-        self
-    }
-
-    /// These timeouts with [`overall`](Self::overall) set to `d`
-    #[must_use]
-    pub const fn with_overall(mut self, d: Duration) -> Self {
-        self.overall = d;
-        self
-    }
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Self {
-            connect: Duration::from_secs(10),
-            head: FIFTEEN_MINUTES,
-            idle: FIFTEEN_MINUTES,
-            overall: FIFTEEN_MINUTES,
-        }
-    }
-}
-
-/// Where the credentials of every attempt come from
-type CredentialsFn = dyn Fn() -> Result<Arc<Credentials>, BoxError> + Send + Sync;
 
 /// A blocking `InvokeWithResponseStream` client
 ///
-/// Cheap to clone (clones share one connection pool and one retry quota), `Send + Sync`.
+/// Cheap to clone (clones share one connection pool, one retry quota and one credentials
+/// cache), `Send + Sync`.
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,
@@ -104,7 +48,8 @@ pub(crate) struct Inner {
     pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
     pub(crate) scope: SigningScope,
-    credentials: Box<CredentialsFn>,
+    /// `None`: requests go unsigned
+    credentials: Option<Arc<dyn ProvideCredentials>>,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
     pub(crate) timeouts: Timeouts,
@@ -117,27 +62,103 @@ impl fmt::Debug for Client {
         f.debug_struct("Client")
             .field("endpoint", &self.inner.address)
             .field("region", &self.inner.scope.region)
+            .field("signed", &self.inner.credentials.is_some())
             .field("retry", &self.inner.retry)
             .field("timeouts", &self.inner.timeouts)
-            .field("proxy", &self.inner.proxy.as_deref().map(redact))
+            .field("proxy", &self.inner.proxy.as_deref().map(redact_url))
             .finish_non_exhaustive()
     }
 }
 
 impl Client {
     /// A builder for a client of `endpoint`, signing for the endpoint's region
+    ///
+    /// Give it credentials ([`credentials`](ClientBuilder::credentials),
+    /// [`credentials_provider`](ClientBuilder::credentials_provider),
+    /// [`default_credentials`](ClientBuilder::default_credentials)) or
+    /// [`no_signing`](ClientBuilder::no_signing).
     pub fn builder(endpoint: Endpoint) -> ClientBuilder {
         ClientBuilder {
             scope: SigningScope::lambda(endpoint.region()),
             endpoint,
-            credentials: None,
+            signer: Signer::Unset,
+            file_reader: None,
             retry: RetryConfig::default(),
             quota: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             proxy_env: None,
+            ca_bundles: Vec::new(),
+            credentials_timeout: CREDENTIALS_TIMEOUT,
             max_idle_connections: 32,
         }
+    }
+
+    /// A builder set up as the AWS SDKs would be by `shared` with `overrides` on top
+    ///
+    /// From the resolved [`ClientConfig`](invoke_config::ClientConfig): the endpoint
+    /// (`endpoint_url`, region, FIPS, dual-stack, by Lambda's endpoint rules) and its signing
+    /// region (with neither region nor endpoint URL configured, the region of the EC2
+    /// instance from its metadata, unless `AWS_EC2_METADATA_DISABLED` is true, as the AWS SDK
+    /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs' *standard*
+    /// policy: `legacy` keeps its attempts but not its older back-off, `adaptive` has no
+    /// client-side rate limiter here); `ca_bundle`; the proxy variables of `shared`'s
+    /// environment; and the default credentials chain of `shared`, its HTTP exchanges sent
+    /// through this client's agent, behind a [`CredentialsCache`]. Everything can still be
+    /// changed on the builder.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] for invalid shared settings, [`Error::Endpoint`] when no endpoint
+    /// follows (no region and no endpoint URL, for example).
+    pub fn builder_from_config(
+        shared: &SharedConfig,
+        overrides: &Overrides,
+    ) -> Result<ClientBuilder, Error> {
+        let config = shared.resolve(overrides)?;
+        let bundles: Vec<PathBuf> = config.ca_bundle.iter().map(|b| b.value.clone()).collect();
+        let mut endpoint_config = config.endpoint_config();
+        if endpoint_config.region.is_none() && endpoint_config.custom.is_none() {
+            endpoint_config.region = imds_region(shared, &bundles)?;
+        }
+        let endpoint = resolve_endpoint(&endpoint_config)?;
+        if endpoint.region_defaulted() {
+            tracing::warn!(
+                region = endpoint.region(),
+                "no region configured: signing for the stand-in region"
+            );
+        }
+        let retry = match config.retry_mode.value {
+            RetryMode::Standard | RetryMode::Legacy | RetryMode::Adaptive => {
+                RetryConfig::new().with_max_attempts(config.max_attempts.value)
+            }
+        };
+        let mut builder = Self::builder(endpoint)
+            .retry(retry)
+            .proxy_env(ProxyEnv::from_env(shared.env()))
+            .default_credentials(shared.clone());
+        builder.ca_bundles = bundles;
+        Ok(builder)
+    }
+
+    /// A client set up by `shared` with `overrides` on top (see
+    /// [`builder_from_config`](Self::builder_from_config))
+    ///
+    /// # Errors
+    ///
+    /// See [`builder_from_config`](Self::builder_from_config) and [`ClientBuilder::build`].
+    pub fn from_config(shared: &SharedConfig, overrides: &Overrides) -> Result<Self, Error> {
+        Self::builder_from_config(shared, overrides)?.build()
+    }
+
+    /// A client set up by this process's environment and shared files, as the AWS SDKs'
+    /// default configuration is ([`SharedConfig::from_process`])
+    ///
+    /// # Errors
+    ///
+    /// See [`from_config`](Self::from_config).
+    pub fn from_env() -> Result<Self, Error> {
+        Self::from_config(&SharedConfig::from_process(), &Overrides::new())
     }
 
     /// A client of `endpoint` with these static credentials and every default
@@ -162,6 +183,7 @@ impl Client {
     pub fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
+        let unsigned = inner.credentials.is_none().then(|| request.clone());
         let start = Instant::now();
         let deadline = start + inner.timeouts.overall;
         let driver = InvokeDriver::new(
@@ -178,7 +200,29 @@ impl Client {
             request_id = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        Call::new(Arc::clone(inner), driver, deadline, span).start()
+        Call::new(Arc::clone(inner), driver, unsigned, deadline, span).start()
+    }
+
+    /// The credentials this client signs with now (from its cache, or loaded), `None` when
+    /// it does not sign
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Credentials`] when the source has none.
+    pub fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
+        self.inner
+            .credentials
+            .as_ref()
+            .map(|c| {
+                c.provide_credentials()
+                    .map_err(|e| Error::Credentials(e.into()))
+            })
+            .transpose()
+    }
+
+    /// The endpoint this client invokes
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
     }
 
     /// Tokens left in the retry quota shared by this client's invocations
@@ -193,32 +237,98 @@ impl Client {
     }
 }
 
-impl Inner {
-    /// Credentials for the attempt about to be signed
-    pub(crate) fn credentials(&self) -> Result<Arc<Credentials>, Error> {
-        (self.credentials)().map_err(Error::Credentials)
+/// The region of the EC2 instance this runs on, from instance metadata (IMDSv2); `None`
+/// when it cannot be had (logged at debug)
+fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<String>, Error> {
+    let mut lookup = ImdsRegion::new(shared);
+    let mut sender = None;
+    loop {
+        match lookup.next_step() {
+            RegionStep::Send(request) => {
+                if sender.is_none() {
+                    let agent = ureq::Agent::config_builder()
+                        .tls_config(crate::tls::config(bundles)?)
+                        .http_status_as_error(false)
+                        .max_redirects(0)
+                        .build()
+                        .new_agent();
+                    sender = Some(Sender {
+                        agent,
+                        proxy_env: ProxyEnv::from_env(shared.env()),
+                        connect: CREDENTIALS_TIMEOUT,
+                        timeout: CREDENTIALS_TIMEOUT,
+                    });
+                }
+                match sender.as_ref().map(|s| s.send(request)) {
+                    Some(Ok((status, headers, body))) => {
+                        lookup.handle_response(status, headers, body);
+                    }
+                    Some(Err(e)) => lookup.handle_transport_error(&e),
+                    None => lookup.handle_transport_error(&"no agent"),
+                }
+            }
+            RegionStep::Done(Ok(region)) => {
+                tracing::debug!(region, "region from instance metadata");
+                return Ok(Some(region));
+            }
+            RegionStep::Done(Err(why)) => {
+                tracing::debug!(why, "no region from instance metadata");
+                return Ok(None);
+            }
+        }
     }
 }
+
+impl Inner {
+    /// Credentials for the attempt about to be signed, `None` when requests go unsigned
+    pub(crate) fn credentials(&self) -> Result<Option<Credentials>, Error> {
+        self.credentials
+            .as_ref()
+            .map(|c| {
+                c.provide_credentials().map(|p| p.credentials).map_err(|e| {
+                    tracing::debug!(error = %e, "no credentials");
+                    Error::Credentials(e.into())
+                })
+            })
+            .transpose()
+    }
+}
+
+/// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
+/// SSO), per attempt: 5 seconds (connecting: at most 1 second to link-local and loopback
+/// hosts)
+pub const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
     endpoint: Endpoint,
     scope: SigningScope,
-    credentials: Option<Box<CredentialsFn>>,
+    signer: Signer,
+    file_reader: Option<Arc<dyn FileReader>>,
     retry: RetryConfig,
     quota: Option<Arc<RetryQuota>>,
     timeouts: Timeouts,
     limits: Limits,
     proxy_env: Option<ProxyEnv>,
+    ca_bundles: Vec<PathBuf>,
+    credentials_timeout: Duration,
     max_idle_connections: usize,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let signer = match &self.signer {
+            Signer::Unset => "unset",
+            Signer::Provider(_) => "provider",
+            Signer::DefaultChain(_) => "default chain",
+            Signer::Unsigned => "unsigned",
+        };
         f.debug_struct("ClientBuilder")
             .field("endpoint", &self.endpoint.authority())
             .field("scope", &self.scope)
+            .field("credentials", &signer)
+            .field("ca_bundles", &self.ca_bundles)
             .finish_non_exhaustive()
     }
 }
@@ -226,16 +336,47 @@ impl fmt::Debug for ClientBuilder {
 impl ClientBuilder {
     /// Signs every attempt with these credentials
     pub fn credentials(self, credentials: Credentials) -> Self {
-        let credentials = Arc::new(credentials);
-        self.credentials_fn(move || Ok(Arc::clone(&credentials)))
+        self.credentials_provider(ProvidedCredentials::new(credentials, None, None, "static"))
     }
 
-    /// Asks `provider` for the credentials of every attempt (it may cache and refresh)
-    pub fn credentials_fn(
-        mut self,
-        provider: impl Fn() -> Result<Arc<Credentials>, BoxError> + Send + Sync + 'static,
-    ) -> Self {
-        self.credentials = Some(Box::new(provider));
+    /// Asks `provider` for the credentials of every attempt
+    ///
+    /// Any [`ProvideCredentials`] source, a closure
+    /// `Fn() -> Result<ProvidedCredentials, CredentialsError>` included. It is asked once
+    /// per attempt: put a [`CredentialsCache`] in front of a slow source.
+    pub fn credentials_provider(mut self, provider: impl ProvideCredentials + 'static) -> Self {
+        self.signer = Signer::Provider(Arc::new(provider));
+        self
+    }
+
+    /// Signs with the credentials of `invoke-config`'s default chain over `shared`
+    /// (environment, profile, web identity, container, IMDS), its HTTP exchanges sent
+    /// through this client's agent (each attempt within
+    /// [`credentials_timeout`](Self::credentials_timeout)), behind a [`CredentialsCache`]
+    /// that refreshes them 5 minutes before they expire
+    pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
+        self.signer = Signer::DefaultChain(Box::new(shared));
+        self
+    }
+
+    /// Sends requests without a signature (for endpoints that do not check one, such as
+    /// `lambda-stream serve --no-auth`)
+    pub fn no_signing(mut self) -> Self {
+        self.signer = Signer::Unsigned;
+        self
+    }
+
+    /// The files the default credentials chain reads (web identity tokens, the SSO token
+    /// cache; default: the real file system)
+    pub fn file_reader(mut self, fs: Arc<dyn FileReader>) -> Self {
+        self.file_reader = Some(fs);
+        self
+    }
+
+    /// The time for each HTTP exchange of a credentials provider, per attempt (default
+    /// [`CREDENTIALS_TIMEOUT`])
+    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
+        self.credentials_timeout = timeout;
         self
     }
 
@@ -276,6 +417,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trusts the CA certificates of this PEM file (`AWS_CA_BUNDLE`, `ca_bundle`),
+    /// besides the system's trust store; may be called several times
+    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundles.push(path.into());
+        self
+    }
+
     /// Idle connections kept in the pool (default 32)
     pub fn max_idle_connections(mut self, n: usize) -> Self {
         self.max_idle_connections = n;
@@ -286,22 +434,27 @@ impl ClientBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] without credentials, or with a proxy URL that is not valid.
+    /// [`Error::Config`] without credentials (nor [`no_signing`](Self::no_signing)), or
+    /// with a proxy URL that is not valid; [`Error::CaBundle`] for a CA bundle that cannot be
+    /// read or holds no valid certificate.
     pub fn build(self) -> Result<Client, Error> {
-        let credentials = self
-            .credentials
-            .ok_or_else(|| Error::Config("no credentials given".to_owned()))?;
+        if matches!(self.signer, Signer::Unset) {
+            return Err(Error::Config(
+                "no credentials given (nor unsigned requests asked for)".to_owned(),
+            ));
+        }
         let env = self.proxy_env.unwrap_or_else(ProxyEnv::from_process);
         let proxy = env.proxy_for(&self.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
             .map(|p| {
                 ureq::Proxy::new(p)
-                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact(p))))
+                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact_url(p))))
             })
             .transpose()?;
         let t = self.timeouts;
         let config = ureq::Agent::config_builder()
+            .tls_config(crate::tls::config(&self.ca_bundles)?)
             .http_status_as_error(false)
             .https_only(self.endpoint.scheme() == Scheme::Https)
             // only what this builder decided, never ureq's own reading of the environment
@@ -317,11 +470,32 @@ impl ClientBuilder {
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
             .build();
+        // IP-literal hosts without ureq's resolver thread per request (see `LiteralFirst`)
         let agent = ureq::Agent::with_parts(
             config,
             ureq::unversioned::transport::DefaultConnector::default(),
             LiteralFirst::default(),
         );
+        let credentials: Option<Arc<dyn ProvideCredentials>> = match self.signer {
+            Signer::Unset | Signer::Unsigned => None,
+            Signer::Provider(p) => Some(p),
+            Signer::DefaultChain(shared) => {
+                let sender = Sender {
+                    agent: agent.clone(),
+                    proxy_env: env,
+                    connect: t.connect.min(self.credentials_timeout),
+                    timeout: self.credentials_timeout,
+                };
+                let fs = self.file_reader.unwrap_or_else(|| Arc::new(StdFs));
+                let chain = ChainProvider::new(
+                    *shared,
+                    fs,
+                    move |request| sender.send(request),
+                    SystemTime::now,
+                );
+                Some(Arc::new(CredentialsCache::new(chain, SystemTime::now)))
+            }
+        };
         let address = self.endpoint.authority();
         let address = if address.contains(':') && !address.ends_with(']') {
             address

@@ -3,9 +3,11 @@
 //! Each write of the function reaches the caller as soon as it is decoded, as an
 //! [`Event`](invoke_proto::Event) of the [`Response`] iterator or as bytes of its
 //! [`PayloadReader`]. Retries (the AWS SDKs' standard mode, never once a successful
-//! response head arrived), signing and decoding come from `invoke-proto`; this crate owns the sockets,
-//! TLS (rustls with the `ring` provider and the Mozilla roots of `webpki-roots`), proxies,
-//! timeouts and the clock.
+//! response head arrived), signing and decoding come from `invoke-proto`; region, endpoint,
+//! retries, CA bundle, proxies and the default credentials chain from `invoke-config`
+//! ([`Client::from_env`], [`Client::from_config`]); this crate owns the sockets, TLS
+//! (rustls with the `ring` provider; the system's trust store, read by
+//! `rustls-native-certs`, plus `AWS_CA_BUNDLE`), proxies, timeouts and the clock.
 //!
 //! ```
 //! use std::io::Read as _;
@@ -33,23 +35,89 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
-//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]).
-//! [`Timeouts`] default to Lambda's 15 minutes except for connecting.
+//! ## From the environment and `~/.aws`, as the AWS SDKs
+//!
+//! [`Client::from_env`] reads this process's environment and shared files;
+//! [`Client::from_config`] and [`Client::builder_from_config`] take an
+//! [`invoke_config::SharedConfig`] (an environment snapshot and files, here in memory) and
+//! [`Overrides`] (command-line flags, say):
+//!
+//! ```
+//! use invoke_blocking::{Client, Overrides, SharedConfig};
+//! use invoke_blocking::invoke_config::{Env, MemFs};
+//! use invoke_proto::InvokeParams;
+//!
+//! # let runtime = tokio::runtime::Runtime::new()?;
+//! # let emulator = runtime.block_on(
+//! #     invoke_emulator::Emulator::builder().builtins().quiet().start("127.0.0.1:0".parse()?),
+//! # )?;
+//! # let url = emulator.url();
+//! let env = Env::from_pairs([
+//!     ("HOME", "/home/me"),
+//!     ("AWS_PROFILE", "dev"),
+//!     ("AWS_ENDPOINT_URL_LAMBDA", url.as_str()),
+//! ]);
+//! let files = MemFs::new().with(
+//!     "/home/me/.aws/config",
+//!     "[profile dev]\nregion = eu-west-1\nmax_attempts = 5\n\
+//!      aws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = secret\n",
+//! );
+//! let shared = SharedConfig::load(env, &files);
+//! let client = Client::from_config(&shared, &Overrides::new())?;
+//! assert_eq!(client.endpoint().region(), "eu-west-1");
+//! let events = client.invoke(&InvokeParams::new("echo", "{}"))?;
+//! assert_eq!(events.count(), 2); // the payload, then InvokeComplete
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Credentials come from `invoke-config`'s default chain (environment, profile: static keys,
+//! `credential_process`, role chains through STS, web identity, SSO; web identity from the
+//! environment; ECS / EKS container endpoints; EC2 instance metadata), whose HTTP exchanges
+//! go through the client's own agent with their own short timeouts
+//! ([`CREDENTIALS_TIMEOUT`]), behind a [`CredentialsCache`] that refreshes them 5 minutes
+//! before they expire. Plug in another source with
+//! [`ClientBuilder::credentials_provider`] (any [`ProvideCredentials`], closures included),
+//! or send unsigned requests with [`ClientBuilder::no_signing`].
+//!
+//! ## TLS and proxies
+//!
+//! rustls with the `ring` provider. The trusted roots are the system's trust store, read
+//! once per process by the `rustls-native-certs` crate (`SSL_CERT_FILE` / `SSL_CERT_DIR`
+//! are honoured by it), plus every CA bundle given (`AWS_CA_BUNDLE`, `ca_bundle` in the
+//! profile, [`ClientBuilder::ca_bundle`]); a bundle that cannot be read or holds no valid
+//! certificate is [`Error::CaBundle`], naming the file. A certificate the roots do not
+//! vouch for fails with [`TransportFailure::Tls`] and is never retried. Plain `http://` is
+//! used only when the endpoint says so.
+//!
+//! Proxies follow `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI
+//! reads them ([`ProxyEnv`], shared with the other transports through `invoke-config`),
+//! for the Lambda endpoint and for STS / SSO; instance metadata, container endpoints and
+//! loopback are always reached directly.
+//!
+//! ## Timeouts and tracing
+//!
+//! [`Timeouts`] default to Lambda's 15 minutes except for connecting (10 s), so a healthy
+//! function that is silent for minutes is never cut short.
 //!
 //! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
 //! span per attempt (debug: attempt, status), with debug events for failed attempts, waits,
-//! error responses and the end of the stream or the failure (bytes, events). No secret and
-//! no payload byte is ever logged.
+//! error responses and the end of the stream or the failure (bytes, events); a
+//! `credentials_request` span (debug: method, host, path, status) per exchange of a
+//! credentials provider. No secret and no payload byte is ever logged.
 
 mod call;
 mod client;
+mod credentials;
 mod error;
-mod proxy;
 mod resolver;
+mod tls;
 
 pub use call::{PayloadReader, Response};
-pub use client::{Client, ClientBuilder, FIFTEEN_MINUTES, Timeouts};
+pub use client::{CREDENTIALS_TIMEOUT, Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
-pub use invoke_proto;
-pub use proxy::ProxyEnv;
+pub use invoke_config::{
+    CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
+    ProxyEnv, SharedConfig,
+};
+pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
+pub use {invoke_config, invoke_proto};

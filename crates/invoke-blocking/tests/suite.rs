@@ -2,54 +2,35 @@
 //! loopback sockets to `invoke-emulator`
 
 use std::io::Read as _;
+use std::sync::Arc;
 
-use invoke_blocking::{Client, Error, ProxyEnv, Timeouts};
+use invoke_blocking::{Client, Error, Overrides};
 use invoke_proto::InvokeParams;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
 struct Blocking;
 
 fn failure(e: &Error) -> Failure {
-    match e {
-        Error::Service { error, attempts } => Failure::Service {
-            error: (**error).clone(),
-            attempts: Some(*attempts),
-        },
-        Error::Stream(s) => Failure::Stream(s.clone()),
-        Error::Function(c) => Failure::Function(c.clone()),
-        Error::Transport { kind, attempts, .. } => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                source = s.source();
-            }
-            Failure::Transport {
-                kind: *kind,
-                attempts: Some(*attempts),
-                message,
-            }
-        }
-        other => Failure::Other(other.to_string()),
-    }
+    Failure::from_client_error(e)
 }
 
 impl Transport for Blocking {
     type Client = Client;
 
     fn client(&self, c: &ClientConfig) -> Client {
-        Client::builder(c.endpoint.clone())
-            .credentials(c.credentials.clone())
+        let mut builder = match &c.from_config {
+            Some(from) => Client::builder_from_config(&from.shared, &Overrides::new())
+                .expect("configuration")
+                .file_reader(Arc::clone(&from.fs)),
+            None => Client::builder(c.endpoint.clone()).credentials(c.credentials.clone()),
+        };
+        if let Some(bundle) = &c.ca_bundle {
+            builder = builder.ca_bundle(bundle);
+        }
+        builder
             .retry(c.retry)
-            .timeouts(
-                Timeouts::default()
-                    .with_connect(c.connect_timeout)
-                    .with_head(c.head_timeout)
-                    .with_idle(c.idle_timeout)
-                    .with_overall(c.overall_timeout),
-            )
-            .proxy_env(ProxyEnv::from_vars(c.proxy_env.clone()))
+            .timeouts(c.timeouts())
+            .proxy_env(c.proxy())
             .build()
             .expect("client")
     }

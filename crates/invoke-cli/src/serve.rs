@@ -41,6 +41,14 @@ pub(crate) struct ServeArgs {
     /// (repeatable)
     #[arg(long = "concurrency", value_name = "NAME=N")]
     concurrency: Vec<String>,
+    /// Serve https with a certificate generated at start; the CA certificate to trust
+    /// (`AWS_CA_BUNDLE`) is written to --ca-file, or to a temporary file removed on stop
+    #[arg(long)]
+    tls: bool,
+    /// With --tls: write the CA certificate (PEM) to this file, created or replaced, and
+    /// left in place
+    #[arg(long, value_name = "PATH", requires = "tls")]
+    ca_file: Option<std::path::PathBuf>,
     /// Do not log one line per invocation
     #[arg(long, short)]
     quiet: bool,
@@ -81,9 +89,16 @@ fn function_configs(
         let (name, n) = f
             .split_once('=')
             .ok_or_else(|| format!("--concurrency takes NAME=N, got {f:?}"))?;
-        let n: usize = n
-            .parse()
-            .map_err(|_| format!("--concurrency {f:?}: N must be a whole number"))?;
+        let n = n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n <= FunctionConfig::MAX_CONCURRENCY)
+            .ok_or_else(|| {
+                format!(
+                    "--concurrency {f:?}: N must be a whole number from 0 to {}",
+                    FunctionConfig::MAX_CONCURRENCY
+                )
+            })?;
         configs.entry(name.to_owned()).or_default().concurrency = Some(n);
     }
     let known = |n: &str| BUILTINS.contains(&n) || processes.iter().any(|(p, _)| p == n);
@@ -151,11 +166,16 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if args.quiet {
         builder = builder.quiet();
     }
+    builder = match (&args.ca_file, args.tls) {
+        (Some(path), _) => builder.tls_ca_file(path),
+        (None, true) => builder.tls(),
+        (None, false) => builder,
+    };
     let emulator = match builder.start(SocketAddr::new(args.bind, args.port)).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!(
-                "lambda-stream: cannot listen on {}:{}: {e}",
+                "lambda-stream: cannot serve on {}:{}: {e}",
                 args.bind, args.port
             );
             return ExitCode::from(1);
@@ -179,7 +199,14 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     // One write, errors ignored: a reader that went away must not take the server down
-    let text = banner(&url, &names, auth, (&key, &secret), &args.region);
+    let text = banner(
+        &url,
+        &names,
+        auth,
+        (&key, &secret),
+        &args.region,
+        emulator.ca_pem_path(),
+    );
     let _ = std::io::stdout().write_all(text.as_bytes());
     let _ = std::io::stdout().flush();
     stop.wait().await;
@@ -195,6 +222,7 @@ fn banner(
     auth: &str,
     (key, secret): (&str, &str),
     region: &str,
+    ca_file: Option<&std::path::Path>,
 ) -> String {
     let mut banner = String::new();
     let _ = writeln!(banner, "lambda-stream emulator listening on {url}");
@@ -205,6 +233,9 @@ fn banner(
     let _ = writeln!(banner, "  export AWS_REGION={region}");
     let _ = writeln!(banner, "  export AWS_ACCESS_KEY_ID={key}");
     let _ = writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}");
+    if let Some(ca) = ca_file {
+        let _ = writeln!(banner, "  export AWS_CA_BUNDLE={}", ca.display());
+    }
     let _ = writeln!(
         banner,
         "SDK settings: endpoint URL {url}, region {region}, static credentials as above"

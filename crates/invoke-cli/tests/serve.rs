@@ -14,6 +14,8 @@ use invoke_proto::{SigningScope, sign};
 struct Server {
     child: Child,
     url: String,
+    /// The banner after its first line
+    banner: String,
     /// Kept open: the server's stdout stays connected for its whole life
     _stdout: BufReader<std::process::ChildStdout>,
 }
@@ -38,7 +40,10 @@ fn serve(args: &[&str]) -> Server {
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "{line}");
+    assert!(
+        url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
+        "{line}"
+    );
     let mut rest = String::new();
     for _ in 0..8 {
         out.read_line(&mut rest).unwrap();
@@ -54,6 +59,7 @@ fn serve(args: &[&str]) -> Server {
     Server {
         child,
         url,
+        banner: rest,
         _stdout: out,
     }
 }
@@ -196,12 +202,45 @@ fn faults_and_concurrency_from_the_command_line() {
         &request(&server.url, &InvokeParams::new("count", "{}")),
     );
     assert_eq!(status, 429, "{head}");
+    assert!(usage_error(&["--fault", "nope=stall"]).contains("no function named"));
+}
+
+#[test]
+fn out_of_range_concurrency_is_a_usage_error() {
+    // one past tokio's largest semaphore (usize::MAX >> 3), and past usize itself
+    for n in ["2305843009213693952", "18446744073709551616", "-1", "two"] {
+        let err = usage_error(&["--concurrency", &format!("echo={n}")]);
+        assert!(
+            err.contains("--concurrency") && err.contains("2305843009213693951"),
+            "{n}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{n}: {err}");
+    }
+}
+
+/// `serve` with `args` exits with status 2 (usage error) at once; its stderr
+fn usage_error(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
-        .args(["serve", "--port", "0", "--fault", "nope=stall"])
+        .args(["serve", "--port", "0"])
+        .args(args)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no function named"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
+/// Whether `program` runs (`--version`); prints a skip notice when not, and fails under CI
+fn available(program: &str) -> bool {
+    if Command::new(program).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{program} is needed under CI"
+    );
+    eprintln!("SKIPPED: {program} not found");
+    false
 }
 
 /// A function in Python speaking the Lambda Runtime API with the standard library only
@@ -221,12 +260,7 @@ while True:
 
 #[test]
 fn real_function_process() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "python3 is needed under CI"
-        );
-        eprintln!("SKIPPED: python3 not found");
+    if !available("python3") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("lambda-stream-serve-{}", std::process::id()));
@@ -284,4 +318,79 @@ fn no_auth_and_clean_stop_on_ctrl_c() {
         "{err}"
     );
     assert!(err.contains("stopping"), "{err}");
+}
+
+/// `curl` (OpenSSL, an independent TLS client) posting `params` to `url`; its exit status and
+/// the response body
+fn curl(url: &str, params: &InvokeParams, ca: Option<&str>) -> (Option<i32>, Vec<u8>) {
+    let req = request(url, params);
+    let mut cmd = Command::new("curl");
+    cmd.args(["--silent", "--show-error", "--fail", "--data-binary", "@-"])
+        .args(["-H", "content-type: application/octet-stream"])
+        .arg(format!("{url}{}", req.uri().path_and_query().unwrap()));
+    if let Some(ca) = ca {
+        cmd.args(["--cacert", ca]);
+    }
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(req.body()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), out.stdout)
+}
+
+#[test]
+fn tls_with_the_ca_bundle_to_export() {
+    if !available("curl") {
+        return;
+    }
+    let mut server = serve(&["--no-auth", "--tls"]);
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let ca = server
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export AWS_CA_BUNDLE="))
+        .unwrap_or_else(|| panic!("no AWS_CA_BUNDLE in {}", server.banner))
+        .to_owned();
+    let pem = std::fs::read_to_string(&ca).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let params = InvokeParams::new("count", r#"{"n":2,"size":3}"#);
+    let (status, body) = curl(&server.url, &params, Some(&ca));
+    assert_eq!(status, Some(0));
+    let got = events(body);
+    assert_eq!(got[0], Event::PayloadChunk(Bytes::from_static(b"abc")));
+    assert_eq!(got[1], Event::PayloadChunk(Bytes::from_static(b"def")));
+    // without the CA: curl's "SSL certificate problem" (60)
+    let (status, _) = curl(&server.url, &params, None);
+    assert_eq!(status, Some(60));
+    // the temporary CA file is removed on a clean stop
+    let ok = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    assert!(server.child.wait().unwrap().success());
+    assert!(!std::path::Path::new(&ca).exists(), "{ca}");
+}
+
+#[test]
+fn ca_file_requires_tls_and_a_writable_path() {
+    assert!(usage_error(&["--ca-file", "/tmp/x.pem"]).contains("--tls"));
+    let missing = std::env::temp_dir()
+        .join(format!("lambda-stream-no-such-dir-{}", std::process::id()))
+        .join("ca.pem");
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["serve", "--port", "0", "--tls", "--ca-file"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot write the CA certificate to") && err.contains("no-such-dir"),
+        "{err}"
+    );
 }

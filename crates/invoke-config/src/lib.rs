@@ -62,12 +62,16 @@
 //! and files looked at. Nothing here prints or logs a secret: `Debug` of every type that
 //! holds one is redacted.
 //!
+//! [`ProxyEnv`] says which proxy (if any) a transport goes through, as the AWS CLI reads
+//! `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`.
+//!
 //! Not done here: IO of any kind except [`Env::from_process`], [`StdFs`] and
 //! [`run_process`], which sit at the edge for callers to use or replace.
 #![forbid(unsafe_code)]
 
 mod cache;
 mod chain;
+mod client_error;
 pub mod config;
 mod credentials;
 pub mod env;
@@ -77,12 +81,15 @@ pub mod location;
 mod process;
 pub mod profile;
 mod providers;
+mod proxy;
 mod sha1;
 mod sts;
 mod time;
+mod timeouts;
 
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
+pub use client_error::{BoxError, ClientError, PayloadCursor};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,
@@ -94,6 +101,8 @@ pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
 pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
+pub use proxy::{ProxyEnv, redact_url};
+pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 
 pub use bytes;
 pub use http;

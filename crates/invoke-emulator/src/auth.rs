@@ -1,4 +1,4 @@
-//! Who may invoke: SigV4 checks from `invoke-proto` mapped to the service's errors
+//! Who may invoke: SigV4 checks and the service's refusals, both from `invoke-proto`
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use invoke_proto::{VerifyError, check_signed_request};
 
-use crate::errors::ServiceFault;
+use crate::reject::Rejection;
 
 /// Largest difference between a request's `X-Amz-Date` and the emulator's clock
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
@@ -24,31 +24,6 @@ pub enum Auth {
     Keys(HashMap<String, String>),
 }
 
-/// The error the service answers a refused signature with (protocol.md §3.4)
-fn fault(e: VerifyError) -> ServiceFault {
-    match e {
-        VerifyError::Missing => ServiceFault::new(
-            403,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ),
-        VerifyError::Malformed(msg) => ServiceFault::new(400, "IncompleteSignatureException", msg),
-        VerifyError::Expired { date } => ServiceFault::new(
-            403,
-            "InvalidSignatureException",
-            format!(
-                "Signature expired: {date} is outside the 5 minute window around the server time"
-            ),
-        ),
-        _ => ServiceFault::new(
-            403,
-            "InvalidSignatureException",
-            "The request signature we calculated does not match the signature you provided. \
-             Check your AWS Secret Access Key and signing method. Consult the service documentation for details.",
-        ),
-    }
-}
-
 impl Auth {
     /// Checks a request's signature
     pub(crate) fn check(
@@ -56,21 +31,20 @@ impl Auth {
         parts: &Parts,
         body: &Bytes,
         now: SystemTime,
-    ) -> Result<(), ServiceFault> {
+    ) -> Result<(), Rejection> {
         if matches!(self, Self::Off) {
             return Ok(());
         }
-        let signed = check_signed_request(parts, body, now, MAX_CLOCK_SKEW).map_err(fault)?;
+        let signed = check_signed_request(parts, body, now, MAX_CLOCK_SKEW)
+            .map_err(|e| e.to_service_error())?;
         let Self::Keys(keys) = self else {
             return Ok(());
         };
-        let secret = keys.get(signed.access_key()).ok_or_else(|| {
-            ServiceFault::new(
-                403,
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
-            )
-        })?;
-        signed.verify(secret).map_err(fault)
+        let secret = keys
+            .get(signed.access_key())
+            .ok_or_else(|| VerifyError::UnknownAccessKey.to_service_error())?;
+        signed
+            .verify(secret)
+            .map_err(|e| Box::new(e.to_service_error()))
     }
 }

@@ -1,22 +1,21 @@
-//! The streamed response body: function output -> event-stream frames, with faults
+//! The streamed response body: function output -> event-stream messages (encoded by
+//! `invoke-proto`), with injected faults
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
-use invoke_proto::{Headers, Message, encode_message};
-use serde_json::json;
+use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payload_chunk};
 use tokio::sync::mpsc;
 
 use crate::fault::Faults;
-use crate::function::{FunctionError, LogTail, Output};
+use crate::function::{FunctionError, LogTail, Output, UNHANDLED};
 
-/// Largest payload of one `PayloadChunk` message; longer writes are split
+/// Largest payload of one chunk event message; longer writes are split
 pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;
 
 /// The error that cuts a response short (a fault, or the response-size limit)
@@ -34,71 +33,37 @@ pub(crate) fn full(b: impl Into<Bytes>) -> RespBody {
         .boxed()
 }
 
-fn headers(pairs: &[(&str, &'static str)]) -> Headers {
-    let mut h = Headers::builder();
-    for (n, v) in pairs {
-        h.push(n, *v).expect("static headers are valid");
-    }
-    h.build().expect("static headers are valid")
-}
-
-static PAYLOAD_CHUNK: LazyLock<Headers> = LazyLock::new(|| {
-    headers(&[
-        (":event-type", "PayloadChunk"),
-        (":content-type", "application/octet-stream"),
-        (":message-type", "event"),
-    ])
-});
-static INVOKE_COMPLETE: LazyLock<Headers> = LazyLock::new(|| {
-    headers(&[
-        (":event-type", "InvokeComplete"),
-        (":content-type", "application/json"),
-        (":message-type", "event"),
-    ])
-});
-
-/// Encodes `payload` as `PayloadChunk` messages of at most [`MAX_CHUNK_PAYLOAD`] bytes
-pub(crate) fn payload_chunks(payload: &Bytes, out: &mut VecDeque<Bytes>) {
-    for start in (0..payload.len()).step_by(MAX_CHUNK_PAYLOAD) {
-        let end = (start + MAX_CHUNK_PAYLOAD).min(payload.len());
-        let m = Message::new(PAYLOAD_CHUNK.clone(), payload.slice(start..end));
-        let mut w = BytesMut::with_capacity(m.wire_len() as usize);
-        encode_message(&m, &mut w).expect("a 64 KiB chunk is within the limits");
-        out.push_back(w.freeze());
+/// Encodes `payload` as chunk event messages of at most [`MAX_CHUNK_PAYLOAD`] bytes, one
+/// buffer each
+pub(crate) fn payload_chunks(payload: &[u8], out: &mut VecDeque<Bytes>) {
+    let mut buf = BytesMut::new();
+    for piece in payload.chunks(MAX_CHUNK_PAYLOAD) {
+        encode_payload_chunk(piece, &mut buf).expect("a 64 KiB chunk is within the limits");
+        out.push_back(buf.split().freeze());
     }
 }
 
-/// The `InvokeComplete` payload for a result
-pub(crate) fn complete_json(result: &Result<(), FunctionError>, log: Option<&[u8]>) -> String {
-    let mut v = serde_json::Map::new();
-    if let Err(e) = result {
-        v.insert("ErrorCode".into(), json!("Unhandled"));
-        v.insert("ErrorDetails".into(), json!(e.details()));
-    }
-    if let Some(log) = log {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(log);
-        v.insert("LogResult".into(), json!(b64));
-    }
-    serde_json::Value::Object(v).to_string()
-}
-
-/// Encodes the final `InvokeComplete` message
+/// Encodes the final event for a function's result, with the log tail when asked
 pub(crate) fn invoke_complete(result: &Result<(), FunctionError>, log: Option<&[u8]>) -> Bytes {
-    let m = Message::new(INVOKE_COMPLETE.clone(), complete_json(result, log));
-    m.to_bytes().expect("InvokeComplete is small")
+    let mut complete = match result {
+        Ok(()) => InvokeComplete::success(),
+        Err(e) => InvokeComplete::failure(UNHANDLED, e.details()),
+    };
+    if let Some(log) = log {
+        complete = complete.with_log(log);
+    }
+    complete
+        .to_message()
+        .to_bytes()
+        .expect("the final event is within the limits")
 }
 
-/// An `exception` message, as the service would send a modeled error mid-stream
-pub(crate) fn exception(error_type: &'static str, message: &str) -> Bytes {
-    let mut h = Headers::builder();
-    h.push(":exception-type", error_type)
-        .and_then(|h| h.push(":content-type", "application/json"))
-        .and_then(|h| h.push(":message-type", "exception"))
-        .expect("valid headers");
-    let body = json!({ "message": message }).to_string();
-    Message::new(h.build().expect("valid headers"), body)
-        .to_bytes()
-        .expect("small message")
+/// An in-stream exception message, as the service sends a modeled error mid-stream
+pub(crate) fn exception(error: &ServiceError) -> Bytes {
+    error
+        .to_exception_message()
+        .and_then(|m| m.to_bytes())
+        .expect("a short code and message are within the limits")
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -203,10 +168,10 @@ impl FrameBody {
         }
         if self.chunks == 1 {
             if f.exception {
-                self.queue.push_back(exception(
-                    "ServiceException",
+                self.queue.push_back(exception(&ServiceError::new(
+                    ServiceErrorKind::Service,
                     "injected fault: exception mid-stream",
-                ));
+                )));
                 self.state = State::Finished;
                 self.rx.close();
             } else if f.stall_mid_frame {
@@ -215,10 +180,8 @@ impl FrameBody {
                 self.state = State::Stalled;
             } else if f.oversize {
                 // A valid prelude announcing 25 MiB, over the 24 MiB limit clients enforce
-                let m = Message::new(PAYLOAD_CHUNK.clone(), Bytes::new())
-                    .to_bytes()
-                    .expect("small");
-                let mut b = BytesMut::from(&m[..]);
+                let mut b = BytesMut::new();
+                encode_payload_chunk(&[], &mut b).expect("an empty chunk is within the limits");
                 b[0..4].copy_from_slice(&(25u32 << 20).to_be_bytes());
                 let crc = crc32fast::hash(&b[0..8]);
                 b[8..12].copy_from_slice(&crc.to_be_bytes());

@@ -5,14 +5,14 @@
 //!
 //! | fault | what the emulator does | what a correct client reports |
 //! |---|---|---|
-//! | `throttle` | answers 429 `TooManyRequestsException`, `Retry-After: 1` | a retryable throttling error with `retry_after` = 1 s |
+//! | `throttle` | answers 429 (kind [`TooManyRequests`](invoke_proto::ServiceErrorKind::TooManyRequests)), `Retry-After: 1` | a retryable throttling error with `retry_after` = 1 s |
 //! | `throttle=N` | per function: throttles the next N requests, then serves normally | as `throttle`, N times, then success |
 //! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
-//! | `corrupt-crc` | flips the message CRC of the first `PayloadChunk` | `MessageCrc` at offset 0 |
+//! | `corrupt-crc` | flips the message CRC of the first chunk event | `MessageCrc` at offset 0 |
 //! | `delay-ms=D` | waits D ms after each chunk | nothing: every chunk must still arrive as it is sent |
 //! | `stall` | after the first chunk, sends half a frame and holds the connection open | nothing until the client's own idle timeout; then a truncated stream |
 //! | `oversize` | after the first chunk, sends a prelude announcing a 25 MiB message and holds | `LimitExceeded` (message length) at once, without waiting for the bytes |
-//! | `exception` | after the first chunk, sends an `exception` message (`ServiceException`) and ends | a terminal in-stream `ServiceException` |
+//! | `exception` | after the first chunk, sends an `exception` message of kind [`Service`](invoke_proto::ServiceErrorKind::Service) and ends | a terminal in-stream service error of that kind |
 
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ pub struct Faults {
     pub throttle_next: Option<u32>,
     /// Close the connection after this many body bytes
     pub close_after: Option<u64>,
-    /// Corrupt the message CRC of the first `PayloadChunk`
+    /// Corrupt the message CRC of the first chunk event
     pub corrupt_crc: bool,
     /// Wait this long after each chunk
     pub chunk_delay: Option<Duration>,

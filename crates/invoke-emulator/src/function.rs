@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::HeaderValue;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -29,7 +30,11 @@ pub struct Invocation {
     pub timeout: Duration,
 }
 
-/// A function failure, reported in `InvokeComplete` as `ErrorCode: Unhandled` with
+/// The error code a function failure is reported with (`ErrorCode` of the final event,
+/// `X-Amz-Function-Error` of `Invoke`)
+pub(crate) const UNHANDLED: &str = "Unhandled";
+
+/// A function failure, reported in the stream's final event as `ErrorCode: Unhandled` with
 /// `ErrorDetails: {"errorType":..,"errorMessage":..}`
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionError {
@@ -54,19 +59,25 @@ impl FunctionError {
     }
 }
 
+/// A content type that is not a valid HTTP header value, refused by
+/// [`ResponseStream::set_content_type`]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("content type {0:?} is not a valid HTTP header value")]
+pub struct InvalidContentType(String);
+
 /// What a running function sends to the invoking client
 #[derive(Debug)]
 pub(crate) enum Output {
     /// The response content type, before any chunk (default `application/octet-stream`)
-    Head { content_type: String },
+    Head { content_type: HeaderValue },
     /// Bytes the function wrote
     Chunk(Bytes),
     /// The function returned
     Done(Result<(), FunctionError>),
 }
 
-/// Where a function writes its response; every write reaches the client as its own
-/// `PayloadChunk` at once
+/// Where a function writes its response; every write reaches the client as its own chunk
+/// event at once
 #[derive(Debug, Clone)]
 pub struct ResponseStream {
     tx: mpsc::Sender<Output>,
@@ -79,13 +90,25 @@ impl ResponseStream {
     }
 
     /// Sets the response `Content-Type`; only before the first write
-    pub async fn set_content_type(&self, content_type: impl Into<String>) {
+    ///
+    /// # Errors
+    ///
+    /// `content_type` is not a valid HTTP header value (it holds a control character, for
+    /// example); nothing is sent and the response keeps its content type.
+    pub async fn set_content_type(
+        &self,
+        content_type: impl Into<String>,
+    ) -> Result<(), InvalidContentType> {
+        let content_type = content_type.into();
+        let value = HeaderValue::try_from(content_type.as_str())
+            .map_err(|_| InvalidContentType(content_type))?;
         let _ = self
             .tx
             .send(Output::Head {
-                content_type: content_type.into(),
+                content_type: value,
             })
             .await;
+        Ok(())
     }
 
     /// Streams `chunk` to the client
@@ -177,6 +200,10 @@ pub async fn echo(inv: Invocation, out: ResponseStream) -> Result<(), FunctionEr
     Ok(())
 }
 
+/// Largest write of `count`: larger sizes are cut to it, so a request cannot make the
+/// emulator allocate more
+const COUNT_MAX_SIZE: usize = 16 << 20;
+
 fn field(payload: &Value, name: &str) -> Result<u64, FunctionError> {
     match payload.get(name) {
         None | Some(Value::Null) => Ok(0),
@@ -194,8 +221,8 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
         .map_err(|e| FunctionError::new("InvalidInput", format!("payload is not JSON: {e}")))
 }
 
-/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N chunks of S bytes, D ms apart; byte
-/// `i` of the whole stream is `b'a' + i % 26`
+/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N writes of S bytes (S capped at
+/// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`
 ///
 /// # Errors
 ///
@@ -203,7 +230,9 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
 pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
     let p = parse(&inv.payload)?;
     let (n, size, delay) = (field(&p, "n")?, field(&p, "size")?, field(&p, "delay_ms")?);
-    let size = usize::try_from(size).unwrap_or(usize::MAX).min(16 << 20);
+    let size = usize::try_from(size)
+        .unwrap_or(usize::MAX)
+        .min(COUNT_MAX_SIZE);
     out.log(&format!("count: {n} chunks of {size} bytes"));
     // The pattern repeats every 26 bytes: precompute one period-aligned buffer and slice it
     let pattern: Bytes = (0..size + 26)

@@ -1,13 +1,14 @@
 //! A local AWS Lambda endpoint that serves `InvokeWithResponseStream` to real SDKs
 //!
-//! The emulator speaks the service's HTTP API on loopback: `POST
-//! /2021-11-15/functions/{FunctionName}/response-streaming-invocations` streams each write of
-//! a function as its own `PayloadChunk` event and ends with `InvokeComplete`; the buffered
-//! `POST /2015-03-31/functions/{FunctionName}/invocations` serves the same functions. Errors,
-//! status codes, headers and SigV4 checks follow the real service (`protocol.md` §1-§5), and
-//! [faults](fault) can be injected to test clients. Functions are Rust closures, or real
-//! processes (a `lambda_runtime` bootstrap, a runtime interface client, a script) served
-//! through the Lambda Runtime API by a [`ProcessFunction`].
+//! The emulator speaks the service's HTTP API on loopback, with the routes, headers, events
+//! and errors of `invoke-proto`: `InvokeWithResponseStream` streams each write of a function
+//! as its own chunk event and ends with the completion event; the buffered `Invoke` serves
+//! the same functions. Errors, status codes, headers and SigV4 checks follow the real
+//! service, and [faults](fault) can be injected to test clients. Functions are Rust closures,
+//! or real processes (a `lambda_runtime` bootstrap, a runtime interface client, a script)
+//! served through the Lambda Runtime API by a [`ProcessFunction`]. With [`Builder::tls`] it
+//! serves https with a certificate authority generated at start, for clients that take a CA
+//! bundle (`AWS_CA_BUNDLE`).
 //!
 //! ```
 //! use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
@@ -35,34 +36,34 @@
 
 mod auth;
 mod body;
-mod errors;
+mod config;
 pub mod fault;
 mod function;
 mod ids;
+mod listen;
+mod reject;
 mod runtime;
 mod server;
+mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 
 pub use auth::{Auth, MAX_CLOCK_SKEW};
 pub use body::MAX_CHUNK_PAYLOAD;
+pub use config::FunctionConfig;
 pub use fault::Faults;
 pub use function::{
-    BUILTINS, FunctionError, Handler, HandlerFuture, Invocation, ResponseStream, builtin, count,
-    echo, fail,
+    BUILTINS, FunctionError, Handler, HandlerFuture, InvalidContentType, Invocation,
+    ResponseStream, builtin, count, echo, fail,
 };
 pub use runtime::ProcessFunction;
-pub use server::FunctionConfig;
 
 use server::{FunctionEntry, Shared};
 
@@ -76,6 +77,8 @@ pub struct Builder {
     quiet: bool,
     /// Whether process functions echo their output; off when quiet
     process_echo: Arc<AtomicBool>,
+    /// Serve https, the CA certificate written there
+    tls: Option<tls::CaFile>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -208,14 +211,41 @@ impl Builder {
         self
     }
 
+    /// Serves https instead of http: at start, a certificate authority and a server
+    /// certificate it signs (for `localhost`, `127.0.0.1`, `::1` and the bound address) are
+    /// generated, and the CA certificate is written as PEM to a new file in the temporary
+    /// directory, removed when the emulator stops ([`Emulator::ca_pem_path`]; point
+    /// `AWS_CA_BUNDLE` at it)
+    #[must_use]
+    pub fn tls(mut self) -> Self {
+        self.tls = Some(tls::CaFile::Temporary);
+        self
+    }
+
+    /// As [`tls`](Self::tls), with the CA certificate written to `path` (created or
+    /// replaced, and left in place)
+    #[must_use]
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = Some(tls::CaFile::At(path.into()));
+        self
+    }
+
     /// Binds `addr` (port 0 picks a free port) and starts serving
     ///
     /// # Errors
     ///
-    /// The bind failed.
+    /// The bind failed, or with TLS, the certificates could not be made or the CA file not
+    /// written.
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
         let listener = TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
+        let (acceptor, ca) = match &self.tls {
+            Some(file) => {
+                let (acceptor, ca) = tls::setup(local.ip(), file)?;
+                (Some(acceptor), Some(ca))
+            }
+            None => (None, None),
+        };
         self.process_echo
             .store(!self.quiet, std::sync::atomic::Ordering::Relaxed);
         let shared = Arc::new(Shared {
@@ -227,42 +257,28 @@ impl Builder {
             quiet: self.quiet,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        let handler = move |req| server::handle(Arc::clone(&shared), req);
+        let task = tokio::spawn(listen::serve(listener, acceptor, handler, stopped(stop_rx)));
         Ok(Emulator {
             addr: local,
+            ca,
             stop: stop_tx,
             task: Some(task),
         })
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let shared = Arc::clone(&shared);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| server::handle(Arc::clone(&shared), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
-    // Clean shutdown: stop accepting, drop every open connection (streams included)
-    connections.shutdown().await;
+/// Completes once a stop is sent (or the sender is gone)
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.changed().await;
 }
 
 /// A running emulator; stops when [`shutdown`](Self::shutdown) is called or it is dropped
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
+    /// With TLS: the CA certificate clients must trust
+    ca: Option<tls::Ca>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -278,6 +294,7 @@ impl Emulator {
             max_response: 200_000_000,
             quiet: false,
             process_echo: Arc::new(AtomicBool::new(true)),
+            tls: None,
         }
     }
 
@@ -286,9 +303,22 @@ impl Emulator {
         self.addr
     }
 
-    /// The endpoint URL, for `AWS_ENDPOINT_URL` or an SDK's endpoint setting
+    /// The endpoint URL (`https://` with [TLS](Builder::tls), else `http://`), for
+    /// `AWS_ENDPOINT_URL` or an SDK's endpoint setting
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// With [TLS](Builder::tls): the file holding the CA certificate (PEM) that clients must
+    /// trust, for `AWS_CA_BUNDLE`
+    pub fn ca_pem_path(&self) -> Option<&Path> {
+        self.ca.as_ref().map(|ca| ca.path.as_path())
+    }
+
+    /// With [TLS](Builder::tls): the CA certificate (PEM) that clients must trust
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_ref().map(|ca| ca.pem.as_str())
     }
 
     /// Stops accepting, closes every connection and waits for the server task

@@ -1,70 +1,75 @@
-//! Request handling: routing, validation, auth, dispatch to functions
+//! Request handling, one stage per function, in the order a request meets them
+//!
+//! 1. route: [`parse_route`] finds the operation the method and path name, and the function
+//!    name in the path
+//! 2. [`read_body`]: the payload, at most the request limit
+//! 3. authorize: [`Auth::check`](crate::Auth) verifies the SigV4 signature
+//! 4. parse: [`Route::parse`] reads the content type, the `X-Amz-*` headers and the
+//!    `Qualifier` into validated [`InvokeParams`]
+//! 5. [`resolve`]: the hosted function, the qualifier, the ARN and the executed version; then
+//!    [`check_json`] and, for a `DryRun`, the answer ([`dry_run`])
+//! 6. [`admit`]: injected faults, throttling and the concurrency limit
+//! 7. [`run`]: the handler, spawned under its timeout
+//! 8. [`respond`]: the head once the function set its content type or first wrote, then its
+//!    output streamed as event-stream messages ([`FrameBody`]) or collected into one body
+//!    ([`respond_buffered`])
+//!
+//! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
+//! logs it and answers with it. The wire names (routes, headers, error codes) all come from
+//! `invoke-proto`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode};
+use http::header::CONTENT_TYPE;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use invoke_proto::{BuildError, InvocationType, InvokeParams, LogType};
-use invoke_proto::{MAX_PAYLOAD_LEN, parse_function_name};
-use tokio::sync::{Semaphore, mpsc};
+use invoke_proto::{
+    CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
+    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
+    X_AMZN_REQUEST_ID, parse_function_name, parse_route,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::auth::Auth;
-use crate::body::{FrameBody, RespBody, full};
-use crate::errors::ServiceFault;
+use crate::body::{FrameBody, OnDone, RespBody, full};
+use crate::config::FunctionConfig;
 use crate::fault::Faults;
-use crate::function::{FunctionError, Handler, Invocation, LogTail, Output, ResponseStream};
+use crate::function::{
+    FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, UNHANDLED,
+};
+use crate::reject::{self, Rejection};
 
+/// The request header that injects faults into one invocation (see [`crate::fault`])
+const FAULT_HEADER: &str = "x-emulator-fault";
 /// Largest buffered (`Invoke`) response: 6 MiB + 100 bytes, as the service enforces
 const MAX_BUFFERED_RESPONSE: usize = 6 * 1024 * 1024 + 100;
 /// The account id in the ARNs the emulator reports
 pub(crate) const ACCOUNT: &str = "123456789012";
 
-/// How a hosted function runs
-#[derive(Debug, Clone)]
-pub struct FunctionConfig {
-    /// Concurrent invocations allowed; more get 429 `TooManyRequestsException`
-    pub concurrency: Option<usize>,
-    /// Invocation timeout (the function is failed with `Sandbox.Timedout`)
-    pub timeout: Duration,
-    /// Faults applied to every invocation
-    pub faults: Faults,
-    /// Throttle this many requests before serving normally
-    pub throttle_next: u32,
-    /// Qualifiers (versions, aliases) accepted besides `$LATEST`
-    pub qualifiers: Vec<String>,
-}
-
-impl Default for FunctionConfig {
-    fn default() -> Self {
-        Self {
-            concurrency: None,
-            timeout: Duration::from_secs(900),
-            faults: Faults::default(),
-            throttle_next: 0,
-            qualifiers: Vec::new(),
-        }
-    }
-}
-
+/// A hosted function: its handler, its configuration and the state of its limits
 pub(crate) struct FunctionEntry {
-    pub(crate) handler: Arc<dyn Handler>,
-    pub(crate) config: FunctionConfig,
+    handler: Arc<dyn Handler>,
+    config: FunctionConfig,
     permits: Option<Arc<Semaphore>>,
     throttle_left: AtomicU32,
 }
 
 impl FunctionEntry {
     pub(crate) fn new(handler: Arc<dyn Handler>, config: FunctionConfig) -> Self {
+        let permits = config
+            .concurrency
+            .map(|n| Arc::new(Semaphore::new(n.min(FunctionConfig::MAX_CONCURRENCY))));
         Self {
-            permits: config.concurrency.map(|n| Arc::new(Semaphore::new(n))),
+            permits,
             throttle_left: AtomicU32::new(
                 config
                     .throttle_next
@@ -95,259 +100,181 @@ impl Shared {
     }
 }
 
+/// One request in flight: what the stages after routing share
+struct Call {
+    shared: Arc<Shared>,
+    operation: Operation,
+    request_id: String,
+    started: Instant,
+}
+
+/// Answers one HTTP request: routes it, runs the stages, answers a rejection
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let request_id = crate::ids::uuid();
-    let path = req.uri().path().to_owned();
-    let route = if req.method() != Method::POST {
-        None
-    } else if let Some(name) = segment(
-        &path,
-        "/2021-11-15/functions/",
-        "/response-streaming-invocations",
-    ) {
-        Some((name, true))
-    } else {
-        segment(&path, "/2015-03-31/functions/", "/invocations").map(|n| (n, false))
-    };
-    let Some((name, streaming)) = route else {
-        let f = ServiceFault::new(
-            404,
-            "UnknownOperationException",
-            format!("no operation at {} {path}", req.method()),
-        );
-        return Ok(f.response(&request_id));
-    };
-    let started = Instant::now();
-    match invoke(
-        &shared,
-        req,
-        name.to_owned(),
-        streaming,
-        &request_id,
-        started,
-    )
-    .await
-    {
-        Ok(resp) => Ok(resp),
-        Err(fault) => {
+    let route = match parse_route(req.method(), req.uri().path()) {
+        Ok(route) => route,
+        Err(e) => {
+            let r = e.to_service_error();
             shared.log(&format!(
-                "{request_id} {} {} -> {} {}: {}",
-                if streaming {
-                    "InvokeWithResponseStream"
-                } else {
-                    "Invoke"
-                },
-                percent_decode(name).unwrap_or_default(),
-                fault.status,
-                fault.code,
-                fault.message
+                "{request_id} {} {} -> {}",
+                req.method(),
+                req.uri().path(),
+                reject::summary(&r)
             ));
-            Ok(fault.response(&request_id))
+            return Ok(reject::response(r, &request_id));
         }
-    }
-}
-
-/// The `{FunctionName}` segment of `path` between `prefix` and `suffix`
-fn segment<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
-    let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
-    (!rest.is_empty() && !rest.contains('/')).then_some(rest)
-}
-
-/// Percent-decodes a URI component; `None` on a malformed escape or non-UTF-8 result
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-fn header<'a>(req: &'a http::request::Parts, name: &str) -> Option<&'a str> {
-    req.headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The percent-decoded value of query parameter `key`
-fn query_param(query: Option<&str>, key: &str) -> Result<Option<String>, ServiceFault> {
-    let Some(raw) = query.and_then(|q| {
-        q.split('&').find_map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == key).then_some(v)
-        })
-    }) else {
-        return Ok(None);
     };
-    percent_decode(raw).map(Some).ok_or_else(|| {
-        ServiceFault::invalid_parameter(format!("{key} is not valid percent-encoded UTF-8"))
-    })
+    let function = route.function_name.clone();
+    let call = Call {
+        shared,
+        operation: route.operation,
+        request_id,
+        started: Instant::now(),
+    };
+    match invoke(&call, req, route).await {
+        Ok(resp) => Ok(resp),
+        Err(r) => {
+            call.shared.log(&format!(
+                "{} {} {function} -> {}",
+                call.request_id,
+                call.operation.as_str(),
+                reject::summary(&r)
+            ));
+            Ok(reject::response(*r, &call.request_id))
+        }
+    }
 }
 
-#[allow(clippy::too_many_lines)]
+/// The stages after routing, in order
 async fn invoke(
-    shared: &Arc<Shared>,
+    call: &Call,
     req: Request<Incoming>,
-    raw_name: String,
-    streaming: bool,
-    request_id: &str,
-    started: Instant,
-) -> Result<Response<RespBody>, ServiceFault> {
+    route: Route,
+) -> Result<Response<RespBody>, Rejection> {
     let (parts, body) = req.into_parts();
-    let name = percent_decode(&raw_name).ok_or_else(|| {
-        ServiceFault::invalid_parameter("FunctionName is not a valid percent-encoded UTF-8 string")
-    })?;
-    // The body is needed for the signature check; read at most the request limit
-    let payload = match Limited::new(body, MAX_PAYLOAD_LEN).collect().await {
-        Ok(b) => b.to_bytes(),
+    let payload = read_body(body).await?;
+    call.shared
+        .auth
+        .check(&parts, &payload, SystemTime::now())?;
+    let params = route
+        .parse(parts.uri.query(), &parts.headers, payload)
+        .map_err(|e| e.to_service_error())?
+        .params;
+    let target = resolve(&call.shared, &params)?;
+    check_json(&call.shared, params.payload())?;
+    if params.get_invocation_type() == Some(InvocationType::DryRun) {
+        return Ok(dry_run(call, &target));
+    }
+    let admitted = admit(target.entry, &parts)?;
+    let running = run(call, &target, &params, admitted.permit);
+    let log_tail = params.get_log_type() == Some(LogType::Tail);
+    Ok(respond(call, &target, running, admitted.faults, log_tail).await)
+}
+
+/// The request body, read whole because the signature covers it; at most the request limit
+/// (413, kind `RequestTooLarge`, beyond)
+async fn read_body(body: Incoming) -> Result<Bytes, Rejection> {
+    match Limited::new(body, MAX_PAYLOAD_LEN).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
         Err(e)
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            return Err(ServiceFault::new(
-                413,
-                "RequestTooLargeException",
-                format!(
-                    "Request must be smaller than {MAX_PAYLOAD_LEN} bytes for the InvokeWithResponseStream operation"
-                ),
-            ));
+            Err(Box::new(RequestError::body_too_large().to_service_error()))
         }
-        Err(e) => {
-            return Err(ServiceFault::invalid_parameter(format!(
-                "could not read the request body: {e}"
-            )));
-        }
-    };
-    shared.auth.check(&parts, &payload, SystemTime::now())?;
-    if let Some(ct) = header(&parts, "content-type") {
-        let media = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if !matches!(
-            media.as_str(),
-            "" | "application/octet-stream"
-                | "binary/octet-stream"
-                | "application/json"
-                | "application/x-amz-json-1.1"
-        ) {
-            return Err(ServiceFault::new(
-                415,
-                "UnsupportedMediaTypeException",
-                format!("Unsupported content type: {ct}"),
-            ));
-        }
+        Err(e) => Err(reject::invalid_parameter(format!(
+            "could not read the request body: {e}"
+        ))),
     }
-    let mut params = InvokeParams::new(name.clone(), payload.clone());
-    match header(&parts, "x-amz-invocation-type") {
-        None => {}
-        Some("RequestResponse") => params = params.invocation_type(InvocationType::RequestResponse),
-        Some("DryRun") => params = params.invocation_type(InvocationType::DryRun),
-        Some("Event") if !streaming => {}
-        Some(other) => {
-            return Err(ServiceFault::invalid_parameter(format!(
-                "1 validation error detected: Value '{other}' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]"
-            )));
-        }
-    }
-    let log_tail = match header(&parts, "x-amz-log-type") {
-        None | Some("None") => false,
-        Some("Tail") => {
-            params = params.log_type(LogType::Tail);
-            true
-        }
-        Some(other) => {
-            return Err(ServiceFault::invalid_parameter(format!(
-                "1 validation error detected: Value '{other}' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [None, Tail]"
-            )));
-        }
-    };
-    let mut client_context = None;
-    if let Some(cc) = header(&parts, "x-amz-client-context") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(cc.trim())
-            .ok()
-            .and_then(|d| String::from_utf8(d).ok())
-            .filter(|t| serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.is_object()))
-            .ok_or_else(|| {
-                ServiceFault::invalid_parameter(
-                    "Client context must be a valid Base64-encoded JSON object.",
-                )
-            })?;
-        params = params.client_context(decoded.clone());
-        client_context = Some(decoded);
-    }
-    let qualifier = query_param(parts.uri.query(), "Qualifier")?;
-    if let Some(q) = &qualifier {
-        params = params.qualifier(q.clone());
-    }
-    let tenant_id = header(&parts, "x-amz-tenant-id").map(str::to_owned);
-    if let Some(t) = &tenant_id {
-        params = params.tenant_id(t.clone());
-    }
-    params.validate().map_err(|e| match e {
-        BuildError::TooLong {
-            parameter: invoke_proto::Parameter::Payload,
-            ..
-        } => ServiceFault::new(413, "RequestTooLargeException", e.to_string()),
-        e => ServiceFault::invalid_parameter(e.to_string()),
-    })?;
+}
 
-    // Resolve the function and its qualifier
-    let parsed = parse_function_name(&name)
-        .ok_or_else(|| ServiceFault::invalid_parameter("invalid FunctionName"))?;
-    let qualifier = qualifier.or_else(|| parsed.qualifier.map(str::to_owned));
+/// The hosted function a request resolved to
+struct Target<'a> {
+    /// The bare function name
+    name: &'a str,
+    entry: &'a FunctionEntry,
+    /// The ARN as invoked, qualified when a qualifier was given
+    arn: String,
+    /// `X-Amz-Executed-Version`: a numeric qualifier, else `$LATEST`
+    executed_version: String,
+}
+
+/// The hosted function named by the parameters (a name, a partial or a full ARN) and its
+/// qualifier; a 404 for an unknown function or qualifier
+fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a>, Rejection> {
+    let parsed = parse_function_name(params.function_name())
+        .ok_or_else(|| reject::invalid_parameter("invalid FunctionName"))?;
+    let qualifier = params.get_qualifier().or(parsed.qualifier);
     let region = parsed.region.unwrap_or(&shared.region);
     let mut arn = format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{}", parsed.name);
     let entry = shared
         .functions
         .get(parsed.name)
-        .ok_or_else(|| ServiceFault::not_found(&arn))?;
-    if let Some(q) = &qualifier {
+        .ok_or_else(|| reject::not_found(&arn))?;
+    if let Some(q) = qualifier {
         arn = format!("{arn}:{q}");
         if q != "$LATEST" && !entry.config.qualifiers.iter().any(|x| x == q) {
-            return Err(ServiceFault::not_found(&arn));
+            return Err(reject::not_found(&arn));
         }
     }
-    let executed_version = match qualifier.as_deref() {
+    let executed_version = match qualifier {
         Some(q) if q.bytes().all(|b| b.is_ascii_digit()) => q.to_owned(),
         _ => "$LATEST".to_owned(),
     };
+    Ok(Target {
+        name: parsed.name,
+        entry,
+        arn,
+        executed_version,
+    })
+}
+
+/// 400, kind `InvalidRequestContent`, for a non-empty payload that is not JSON, when the
+/// emulator requires JSON as `Invoke` does
+fn check_json(shared: &Shared, payload: &Bytes) -> Result<(), Rejection> {
     if shared.require_json
         && !payload.is_empty()
-        && serde_json::from_slice::<serde_json::Value>(&payload).is_err()
+        && serde_json::from_slice::<serde_json::Value>(payload).is_err()
     {
-        return Err(ServiceFault::new(
-            400,
-            "InvalidRequestContentException",
-            "Could not parse request body into json: Could not parse payload into json",
-        ));
+        return Err(reject::payload_not_json());
     }
-    if params.get_invocation_type() == Some(InvocationType::DryRun) {
-        shared.log(&format!("{request_id} DryRun {} -> 204", parsed.name));
-        return Ok(Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .header("x-amzn-RequestId", request_id)
-            .header("X-Amz-Executed-Version", executed_version)
-            .body(full(Bytes::new()))
-            .expect("valid response"));
-    }
+    Ok(())
+}
 
-    // Faults and throttling
+/// The answer to a `DryRun`: 204, nothing run
+fn dry_run(call: &Call, target: &Target<'_>) -> Response<RespBody> {
+    call.shared.log(&format!(
+        "{} DryRun {} -> 204",
+        call.request_id, target.name
+    ));
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .header(X_AMZ_EXECUTED_VERSION, &target.executed_version)
+        .body(full(Bytes::new()))
+        .expect("valid response")
+}
+
+/// What admission grants an invocation
+struct Admitted {
+    /// The function's faults combined with the request's `x-emulator-fault`
+    faults: Faults,
+    /// The function's concurrency slot, held until the function returns
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
+/// concurrency limit answer a 429 throttling error
+fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
     let mut faults = entry.config.faults.clone();
-    if let Some(spec) = header(&parts, "x-emulator-fault") {
-        faults = faults.merge(&Faults::parse(spec).map_err(ServiceFault::invalid_parameter)?);
+    if let Some(spec) = parts.headers.get(FAULT_HEADER) {
+        let spec = spec
+            .to_str()
+            .map_err(|_| reject::invalid_parameter("the fault header is not visible ASCII"))?;
+        faults = faults.merge(&Faults::parse(spec).map_err(reject::invalid_parameter)?);
     }
     let throttled = faults.throttle
         || entry
@@ -355,35 +282,55 @@ async fn invoke(
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
             .is_ok();
     if throttled {
-        return Err(ServiceFault::throttled("CallerRateLimitExceeded"));
+        return Err(reject::throttled("CallerRateLimitExceeded"));
     }
-    let permit = match &entry.permits {
-        None => None,
-        Some(sem) => Some(Arc::clone(sem).try_acquire_owned().map_err(|_| {
-            ServiceFault::throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
-        })?),
-    };
+    let permit =
+        match &entry.permits {
+            None => None,
+            Some(sem) => Some(Arc::clone(sem).try_acquire_owned().map_err(|_| {
+                reject::throttled("ReservedFunctionConcurrentInvocationLimitExceeded")
+            })?),
+        };
+    Ok(Admitted { faults, permit })
+}
 
-    // Run the function
+/// A started invocation: where its output arrives, and its log
+struct Running {
+    rx: mpsc::Receiver<Output>,
+    log: Arc<Mutex<LogTail>>,
+}
+
+/// Spawns the handler under the function's timeout (`Sandbox.Timedout` past it); `permit` is
+/// held until the handler returns, even when the client went away
+fn run(
+    call: &Call,
+    target: &Target<'_>,
+    params: &InvokeParams,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Running {
+    let timeout = target.entry.config.timeout;
+    let payload = params.payload();
     let invocation = Invocation {
-        request_id: request_id.to_owned(),
-        function_name: parsed.name.to_owned(),
-        invoked_function_arn: arn,
+        request_id: call.request_id.clone(),
+        function_name: target.name.to_owned(),
+        invoked_function_arn: target.arn.clone(),
         payload: if payload.is_empty() {
             Bytes::from_static(b"{}")
         } else {
-            payload
+            payload.clone()
         },
-        client_context,
-        tenant_id,
-        timeout: entry.config.timeout,
+        // validated as UTF-8 JSON by `Route::parse`
+        client_context: params
+            .get_client_context()
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
+        tenant_id: params.get_tenant_id().map(str::to_owned),
+        timeout,
     };
-    let (tx, mut rx) = mpsc::channel(128);
+    let (tx, rx) = mpsc::channel(128);
     let log = Arc::new(Mutex::new(LogTail::default()));
     let out = ResponseStream::new(tx.clone(), Arc::clone(&log));
-    let handler = Arc::clone(&entry.handler);
-    let timeout = entry.config.timeout;
-    let id = request_id.to_owned();
+    let handler = Arc::clone(&target.entry.handler);
+    let id = call.request_id.clone();
     tokio::spawn(async move {
         let _permit = permit;
         let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
@@ -398,50 +345,55 @@ async fn invoke(
         };
         let _ = tx.send(Output::Done(result)).await;
     });
+    Running { rx, log }
+}
 
-    // The head waits for the function's content type, or its first output
-    let first = rx.recv().await;
+/// The response to a running invocation: the head waits for the function's content type or
+/// its first output, then the body streams (`InvokeWithResponseStream`) or is collected
+/// (`Invoke`)
+async fn respond(
+    call: &Call,
+    target: &Target<'_>,
+    mut running: Running,
+    faults: Faults,
+    log_tail: bool,
+) -> Response<RespBody> {
+    let first = running.rx.recv().await;
     let content_type = match &first {
         Some(Output::Head { content_type }) => content_type.clone(),
-        _ => "application/octet-stream".to_owned(),
+        _ => HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),
     };
     let head = Response::builder()
         .status(StatusCode::OK)
-        .header("x-amzn-RequestId", request_id)
-        .header("X-Amz-Executed-Version", &executed_version);
-    let fname = parsed.name.to_owned();
-    let id = request_id.to_owned();
-    let logger = Arc::clone(shared);
-    let on_done = move |result: &Result<(), FunctionError>, bytes: u64| {
-        let outcome = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
-        };
-        logger.log(&format!(
-            "{id} {} {fname} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",
-            if streaming {
-                "InvokeWithResponseStream"
-            } else {
-                "Invoke"
-            },
-            started.elapsed().as_secs_f64() * 1000.0
-        ));
-    };
-    if streaming {
-        let body = FrameBody::new(
-            first.filter(|o| !matches!(o, Output::Head { .. })),
-            rx,
-            faults,
-            log_tail.then_some(log),
-            shared.max_response,
-            Box::new(on_done),
-        );
-        return Ok(head
-            .header("content-type", content_type)
-            .body(http_body_util::BodyExt::boxed(body))
-            .expect("valid response"));
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .header(X_AMZ_EXECUTED_VERSION, &target.executed_version)
+        .header(CONTENT_TYPE, content_type);
+    let on_done = completion_log(call, target.name);
+    match call.operation {
+        Operation::InvokeWithResponseStream => {
+            let body = FrameBody::new(
+                first.filter(|o| !matches!(o, Output::Head { .. })),
+                running.rx,
+                faults,
+                log_tail.then_some(running.log),
+                call.shared.max_response,
+                on_done,
+            );
+            head.body(body.boxed()).expect("valid response")
+        }
+        Operation::Invoke => respond_buffered(head, first, running, log_tail, on_done).await,
     }
-    // Buffered Invoke: collect everything
+}
+
+/// `Invoke`: the whole output (at most 6 MiB + 100 bytes) in one body; a function error is
+/// the body `{"errorType":..,"errorMessage":..}` with `X-Amz-Function-Error: Unhandled`
+async fn respond_buffered(
+    mut head: http::response::Builder,
+    first: Option<Output>,
+    mut running: Running,
+    log_tail: bool,
+    on_done: OnDone,
+) -> Response<RespBody> {
     let mut buf = BytesMut::new();
     let mut next = first;
     let result = loop {
@@ -449,7 +401,7 @@ async fn invoke(
             Some(Output::Head { .. }) => {}
             Some(Output::Chunk(c)) => {
                 if buf.len() + c.len() > MAX_BUFFERED_RESPONSE {
-                    rx.close();
+                    running.rx.close();
                     break Err(FunctionError::new(
                         "Function.ResponseSizeTooLarge",
                         format!(
@@ -467,23 +419,42 @@ async fn invoke(
                 ));
             }
         }
-        next = rx.recv().await;
+        next = running.rx.recv().await;
     };
     on_done(&result, buf.len() as u64);
-    let mut head = head.header("content-type", content_type);
     if log_tail {
-        let tail = log.lock().map(|l| l.contents()).unwrap_or_default();
+        let tail = running.log.lock().map(|l| l.contents()).unwrap_or_default();
         head = head.header(
-            "X-Amz-Log-Result",
+            X_AMZ_LOG_RESULT,
             base64::engine::general_purpose::STANDARD.encode(tail),
         );
     }
     let body = match result {
         Ok(()) => buf.freeze(),
         Err(e) => {
-            head = head.header("X-Amz-Function-Error", "Unhandled");
+            head = head.header(X_AMZ_FUNCTION_ERROR, UNHANDLED);
             Bytes::from(e.details())
         }
     };
-    Ok(head.body(full(body)).expect("valid response"))
+    head.body(full(body)).expect("valid response")
+}
+
+/// The log line written once the function ends: payload bytes, duration, outcome
+fn completion_log(call: &Call, function: &str) -> OnDone {
+    let shared = Arc::clone(&call.shared);
+    let id = call.request_id.clone();
+    let operation = call.operation;
+    let started = call.started;
+    let function = function.to_owned();
+    Box::new(move |result: &Result<(), FunctionError>, bytes: u64| {
+        let outcome = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
+        };
+        shared.log(&format!(
+            "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",
+            operation.as_str(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    })
 }

@@ -544,3 +544,45 @@ async fn per_function_throttle_and_timeout() {
     assert!(c.error_details.unwrap().contains("Sandbox.Timedout"));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn content_type_is_set_or_refused_without_breaking_the_stream() {
+    let emu = start(
+        Emulator::builder()
+            .no_auth()
+            .function("typed", |_: Invocation, out: ResponseStream| async move {
+                out.set_content_type("text/plain; charset=utf-8")
+                    .await
+                    .unwrap();
+                out.write("ok").await;
+                Ok::<(), FunctionError>(())
+            })
+            .function(
+                "badly-typed",
+                |_: Invocation, out: ResponseStream| async move {
+                    let refused = out.set_content_type("text/plain\r\nx-injected: 1").await;
+                    let message = refused.unwrap_err().to_string();
+                    assert!(
+                        message.contains("not a valid HTTP header value"),
+                        "{message}"
+                    );
+                    out.write("still ok").await;
+                    Ok::<(), FunctionError>(())
+                },
+            ),
+    )
+    .await;
+    let resp = send(&emu, request(&emu, &InvokeParams::new("typed", ""))).await;
+    assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+    let o = stream(resp).await;
+    assert_eq!(o.chunks, vec![Bytes::from_static(b"ok")]);
+    // the refused value is not sent: the default content type stays and the stream completes
+    let resp = send(&emu, request(&emu, &InvokeParams::new("badly-typed", ""))).await;
+    assert_eq!(resp.headers()["content-type"], "application/octet-stream");
+    assert!(!resp.headers().contains_key("x-injected"));
+    let o = stream(resp).await;
+    assert!(o.error.is_none(), "{o:?}");
+    assert_eq!(o.chunks, vec![Bytes::from_static(b"still ok")]);
+    assert_eq!(o.complete, Some(InvokeComplete::default()));
+    emu.shutdown().await;
+}

@@ -79,6 +79,10 @@
 //! sides of the wire. Out of scope: sockets, TLS, timeouts, retries
 //! (each [`ServiceError`] says whether and when to retry), reading credentials, the
 //! environment or the clock: adapters do those.
+//!
+//! Features choose the SHA-256 / HMAC-SHA256 backend of the signer: `rustcrypto` (the
+//! default, RustCrypto's `sha2` and `hmac`) or `ring` (which a rustls-based transport already
+//! links; it wins when both are enabled). One of the two is required.
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
 mod credentials;
@@ -113,7 +117,7 @@ pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};
 pub use eventstream::{
     Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, Limits, MAX_HEADER_NAME_LEN,
     MAX_HEADER_VALUE_LEN, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN, Prelude,
-    encode_message, encode_message_with_limits, format_uuid,
+    Utf8Bytes, encode_message, encode_message_with_limits, format_uuid,
 };
 pub use invocation::{DriverAction, ERROR_BODY_LIMIT, InvokeDriver, InvokeError};
 pub use names::{
@@ -147,4 +151,4 @@ pub use sigv4::{
     SignedRequest, SigningScope, SigningSettings, SigningSteps, VerifyError, check_signed_request,
     parse_amz_date, sign, sign_with,
 };
-pub use stream::{Event, InvokeComplete, InvokeStream, StreamError};
+pub use stream::{Event, EventDecoder, InvokeComplete, InvokeStream, StreamError};

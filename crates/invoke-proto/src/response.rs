@@ -50,14 +50,16 @@ pub struct StreamHead {
 }
 
 impl StreamHead {
-    /// The decoder for the body, with the default [`Limits`]
+    /// The decoder for the body, with the default [`Limits`]; it keeps the metadata
+    /// ([`InvokeStream::meta`])
     pub fn into_stream(self) -> InvokeStream {
-        InvokeStream::new()
+        self.into_stream_with(Limits::default())
     }
 
-    /// The decoder for the body, with the given [`Limits`]
+    /// The decoder for the body, with the given [`Limits`]; it keeps the metadata
+    /// ([`InvokeStream::meta`])
     pub fn into_stream_with(self, limits: Limits) -> InvokeStream {
-        InvokeStream::with_limits(limits)
+        InvokeStream::with_meta(limits, self.meta)
     }
 }
 

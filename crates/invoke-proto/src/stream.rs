@@ -1,11 +1,14 @@
 //! `InvokeStream`: response body bytes in, Lambda events out
 
+use std::collections::VecDeque;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::DecodeError;
-use crate::eventstream::{Limits, Message, MessageDecoder};
+use crate::eventstream::{BlockCache, Limits, Message, MessageDecoder};
+use crate::response::ResponseMeta;
 use crate::service_error::{ServiceError, excerpt};
 
 /// One event of the response stream
@@ -141,114 +144,119 @@ pub enum StreamError {
     InvalidLogResult,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum State {
-    Streaming,
-    Complete,
-    Failed(StreamError),
-}
-
-/// Turns the body of a 200 response into [`Event`]s, without IO
+/// Turns event-stream [`Message`]s into Lambda [`Event`]s: the event layer without the framing
 ///
-/// Feed every body chunk with [`feed`](Self::feed), then call
-/// [`next_event`](Self::next_event) until it returns `Ok(None)`; at the end of the body call
-/// [`finish`](Self::finish). After `InvokeComplete` the stream is done: further messages or
-/// bytes are ignored (protocol.md §4.10) and counted in
-/// [`ignored_bytes`](Self::ignored_bytes). Errors are terminal and repeated on every later
-/// call.
-#[derive(Debug)]
-pub struct InvokeStream {
-    decoder: MessageDecoder,
-    state: State,
+/// [`InvokeStream`] is a [`MessageDecoder`] feeding one of these; a framing layer of your own
+/// (a `tokio_util::codec::Decoder` around [`MessageDecoder::decode`], say) can use it the same
+/// way. Hand it every message of one response body in order: it counts their bytes for the
+/// offsets in its errors. `InvokeComplete` ends the stream; stop decoding there (bytes after it
+/// are ignored), and call [`finish`](Self::finish) at the end of the body.
+///
+/// Lambda sends an identical header block with every `PayloadChunk`; the decoder remembers the
+/// last one, so a repeated block is recognised by one comparison instead of header lookups.
+///
+/// ```
+/// use invoke_proto::bytes::Bytes;
+/// use invoke_proto::{Headers, Message, MessageDecoder};
+/// use invoke_proto::{Event, EventDecoder};
+///
+/// let mut h = Headers::builder();
+/// h.push(":message-type", "event")?.push(":event-type", "PayloadChunk")?;
+/// let wire = Message::new(h.build()?, "hi").to_bytes()?;
+///
+/// let (mut messages, mut events) = (MessageDecoder::new(), EventDecoder::new());
+/// messages.feed(wire);
+/// while let Some(message) = messages.next_message()? {
+///     assert_eq!(events.decode_message(message)?, Event::PayloadChunk(Bytes::from("hi")));
+/// }
+/// messages.finish()?;
+/// assert!(events.finish().is_err(), "no InvokeComplete: the stream was cut short");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct EventDecoder {
+    /// Stream position of the next message
+    offset: u64,
+    /// `PayloadChunk` events decoded
     chunks: u64,
-    ignored: u64,
+    complete: bool,
+    /// Whether the last message decoded was a `PayloadChunk`
+    last_was_chunk: bool,
+    /// The header block of the last `PayloadChunk`
+    chunk_headers: BlockCache,
 }
 
-impl Default for InvokeStream {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl InvokeStream {
-    /// A stream decoder with the default [`Limits`]
+impl EventDecoder {
+    /// A decoder at the start of a response body
     pub fn new() -> Self {
-        Self::with_limits(Limits::default())
+        Self::default()
     }
 
-    /// A stream decoder with the given [`Limits`]
-    pub fn with_limits(limits: Limits) -> Self {
-        Self {
-            decoder: MessageDecoder::with_limits(limits),
-            state: State::Streaming,
-            chunks: 0,
-            ignored: 0,
-        }
-    }
-
-    /// Hands over the next chunk of the response body
-    pub fn feed(&mut self, chunk: Bytes) {
-        match self.state {
-            State::Streaming => self.decoder.feed(chunk),
-            State::Complete => self.ignored += chunk.len() as u64,
-            State::Failed(_) => {}
-        }
-    }
-
-    /// Whether `InvokeComplete` was received
-    pub fn is_complete(&self) -> bool {
-        self.state == State::Complete
-    }
-
-    /// Body bytes received after `InvokeComplete` and ignored
-    pub fn ignored_bytes(&self) -> u64 {
-        self.ignored
-    }
-
-    /// The next event, `Ok(None)` when more bytes are needed or the stream is complete
+    /// The event a message carries
     ///
     /// # Errors
     ///
-    /// Any [`StreamError`] but `MissingInvokeComplete`; after one, the same error forever.
-    pub fn next_event(&mut self) -> Result<Option<Event>, StreamError> {
-        match &self.state {
-            State::Failed(e) => return Err(e.clone()),
-            State::Complete => return Ok(None),
-            State::Streaming => {}
+    /// [`StreamError::Exception`] and [`StreamError::Error`] for the service's in-stream
+    /// `exception` and `error` messages; `MissingMessageType`, `UnknownMessageType`,
+    /// `MissingEventType` or `InvalidInvokeComplete` for a malformed message. Each ends the
+    /// stream.
+    #[inline]
+    pub fn decode_message(&mut self, message: Message) -> Result<Event, StreamError> {
+        let offset = self.offset;
+        if self.repeated_chunk(&message, false) {
+            return Ok(Event::PayloadChunk(message.payload));
         }
-        let offset = self.decoder.offset();
-        let result = self
-            .decoder
-            .next_message()
-            .map_err(StreamError::from)
-            .and_then(|m| m.map(|m| self.event(m, offset)).transpose());
-        result.inspect_err(|e| self.state = State::Failed(e.clone()))
+        self.classify(message, offset)
     }
 
     /// Declares the end of the body
     ///
     /// # Errors
     ///
-    /// [`StreamError::Decode`] with `Truncated` if the body stopped inside a message,
-    /// [`StreamError::MissingInvokeComplete`] if it stopped cleanly before `InvokeComplete`,
-    /// or an earlier error.
-    pub fn finish(&mut self) -> Result<(), StreamError> {
-        let err = match &self.state {
-            State::Complete => return Ok(()),
-            State::Failed(e) => return Err(e.clone()),
-            State::Streaming => match self.decoder.finish() {
-                Err(e) => StreamError::Decode(e),
-                Ok(()) => StreamError::MissingInvokeComplete {
-                    chunks: self.chunks,
-                    bytes: self.decoder.offset(),
-                },
-            },
-        };
-        self.state = State::Failed(err.clone());
-        Err(err)
+    /// [`StreamError::MissingInvokeComplete`] if no `InvokeComplete` was decoded.
+    pub fn finish(&self) -> Result<(), StreamError> {
+        if self.complete {
+            return Ok(());
+        }
+        Err(StreamError::MissingInvokeComplete {
+            chunks: self.chunks,
+            bytes: self.offset,
+        })
     }
 
-    fn event(&mut self, m: Message, offset: u64) -> Result<Event, StreamError> {
+    /// Whether an `InvokeComplete` was decoded
+    pub fn is_complete(&self) -> bool {
+        self.complete
+    }
+
+    /// Stream position just past the last message decoded
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// `PayloadChunk` events decoded so far
+    pub fn payload_chunks(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Counts `message` in; whether it is a `PayloadChunk` with the header block of the last
+    /// one (else [`classify`](Self::classify) it)
+    ///
+    /// `same_as_previous`: the caller knows that `message` has the header block of the message
+    /// before it, so that one comparison is enough for both (see [`InvokeStream`]).
+    #[inline]
+    fn repeated_chunk(&mut self, message: &Message, same_as_previous: bool) -> bool {
+        self.offset += message.wire_len();
+        let hit = (same_as_previous && self.last_was_chunk)
+            || self.chunk_headers.matches(message.headers.as_wire());
+        self.chunks += u64::from(hit);
+        self.last_was_chunk = hit;
+        hit
+    }
+
+    /// Classifies a message, counted in at `offset`, by its `:message-type` and `:event-type`
+    /// headers
+    fn classify(&mut self, m: Message, offset: u64) -> Result<Event, StreamError> {
         let headers = &m.headers;
         match headers.get_str(":message-type") {
             Some("event") => {}
@@ -259,15 +267,10 @@ impl InvokeStream {
                 ))));
             }
             Some("error") => {
+                let text = |name| headers.get_str(name).unwrap_or_default().to_owned();
                 return Err(StreamError::Error {
-                    code: headers
-                        .get_str(":error-code")
-                        .unwrap_or_default()
-                        .to_owned(),
-                    message: headers
-                        .get_str(":error-message")
-                        .unwrap_or_default()
-                        .to_owned(),
+                    code: text(":error-code"),
+                    message: text(":error-message"),
                 });
             }
             Some(other) => {
@@ -280,13 +283,14 @@ impl InvokeStream {
         }
         match headers.get_str(":event-type") {
             Some("PayloadChunk") => {
+                self.chunk_headers.remember(headers.as_wire());
+                self.last_was_chunk = true;
                 self.chunks += 1;
                 Ok(Event::PayloadChunk(m.payload))
             }
             Some("InvokeComplete") => {
                 let complete = InvokeComplete::parse(&m.payload)?;
-                self.state = State::Complete;
-                self.ignored = self.decoder.buffered() as u64;
+                self.complete = true;
                 Ok(Event::InvokeComplete(complete))
             }
             Some(other) => Ok(Event::Unknown {
@@ -295,5 +299,526 @@ impl InvokeStream {
             }),
             None => Err(StreamError::MissingEventType { offset }),
         }
+    }
+}
+
+/// Where an [`InvokeStream`] is; kept apart from the error so that the hot path tests a byte
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Streaming,
+    Complete,
+    Failed,
+}
+
+/// Turns the body of a 200 response into [`Event`]s, without IO
+///
+/// Feed every body chunk with [`feed`](Self::feed), then call
+/// [`next_event`](Self::next_event) until it returns `Ok(None)`; at the end of the body call
+/// [`finish`](Self::finish). After `InvokeComplete` the stream is done: further messages or
+/// bytes are ignored and counted in
+/// [`ignored_bytes`](Self::ignored_bytes). Errors are terminal and repeated on every later
+/// call. Nothing fed is lost: events still undrained when `finish` is called are returned by
+/// later `next_event` calls, whatever `finish` returned.
+#[derive(Debug)]
+pub struct InvokeStream {
+    decoder: MessageDecoder,
+    events: EventDecoder,
+    state: State,
+    /// The terminal error, once `state` is `Failed`
+    error: Option<StreamError>,
+    meta: ResponseMeta,
+    /// Events that [`finish`](Self::finish) decoded before the caller drained them
+    pending: VecDeque<Event>,
+    /// Body bytes fed
+    fed: u64,
+}
+
+impl Default for InvokeStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl InvokeStream {
+    /// A stream decoder with the default [`Limits`] and empty [`ResponseMeta`]
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    /// A stream decoder with the given [`Limits`] and empty [`ResponseMeta`]
+    pub fn with_limits(limits: Limits) -> Self {
+        Self::with_meta(limits, ResponseMeta::default())
+    }
+
+    /// A stream decoder for the body of a response with the given metadata
+    pub(crate) fn with_meta(limits: Limits, meta: ResponseMeta) -> Self {
+        Self {
+            decoder: MessageDecoder::with_limits(limits),
+            events: EventDecoder::new(),
+            state: State::Streaming,
+            error: None,
+            meta,
+            pending: VecDeque::new(),
+            fed: 0,
+        }
+    }
+
+    /// Metadata of the response this body belongs to (empty for [`InvokeStream::new`])
+    pub fn meta(&self) -> &ResponseMeta {
+        &self.meta
+    }
+
+    /// Hands over the next chunk of the response body
+    pub fn feed(&mut self, chunk: Bytes) {
+        self.fed += chunk.len() as u64;
+        if self.state == State::Streaming {
+            self.decoder.feed(chunk);
+        }
+    }
+
+    /// Whether `InvokeComplete` was received
+    ///
+    /// True once it was decoded, by [`next_event`](Self::next_event) or by
+    /// [`finish`](Self::finish) (which keeps it, and the events before it, for `next_event`).
+    pub fn is_complete(&self) -> bool {
+        self.state == State::Complete
+    }
+
+    /// Body bytes received after `InvokeComplete` and ignored
+    pub fn ignored_bytes(&self) -> u64 {
+        match self.state {
+            State::Complete => self.fed - self.events.offset(),
+            _ => 0,
+        }
+    }
+
+    /// The next event, `Ok(None)` when more bytes are needed or the stream is complete
+    ///
+    /// # Errors
+    ///
+    /// Any [`StreamError`]; after one, the same error forever. Events decoded before an error
+    /// are returned before it.
+    #[inline]
+    pub fn next_event(&mut self) -> Result<Option<Event>, StreamError> {
+        if !self.pending.is_empty() {
+            return Ok(self.pending.pop_front());
+        }
+        match self.state {
+            State::Streaming => self.pull(),
+            State::Complete => Ok(None),
+            State::Failed => Err(self.error()),
+        }
+    }
+
+    /// Declares the end of the body
+    ///
+    /// Events fed but not yet drained are decoded now and kept for
+    /// [`next_event`](Self::next_event): a body whose `InvokeComplete` was fed ends cleanly
+    /// even if it was never drained, and the events before an error are not lost.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Decode`] with `Truncated` if the body stopped inside a message,
+    /// [`StreamError::MissingInvokeComplete`] if it stopped cleanly before `InvokeComplete`,
+    /// or an earlier error, or one found in the undrained bytes.
+    pub fn finish(&mut self) -> Result<(), StreamError> {
+        if self.state == State::Streaming {
+            // An error at the end (truncation) comes back from next_message after the
+            // messages before it, so the loop below sees both in order
+            let _ = self.decoder.finish();
+            while self.state == State::Streaming {
+                match self.pull() {
+                    Ok(Some(event)) => self.pending.push_back(event),
+                    Ok(None) => {
+                        if let Err(e) = self.events.finish() {
+                            self.fail(e);
+                        }
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        match self.state {
+            State::Failed => Err(self.error()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Decodes the next message into an event, moving to `Complete` or `Failed` as it says
+    #[inline]
+    fn pull(&mut self) -> Result<Option<Event>, StreamError> {
+        match self.decoder.next_message() {
+            Ok(Some(message)) => {
+                let offset = self.events.offset();
+                // The message decoder compared this header block with the previous one
+                // already: if that was a PayloadChunk, so is this
+                let same = self.decoder.headers_repeated();
+                if self.events.repeated_chunk(&message, same) {
+                    // The hot path, written out so the event is built in place
+                    return Ok(Some(Event::PayloadChunk(message.payload)));
+                }
+                self.classified(message, offset)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.fail(StreamError::Decode(e))),
+        }
+    }
+
+    /// The event of a message whose header block is not the cached `PayloadChunk` block
+    fn classified(&mut self, message: Message, offset: u64) -> Result<Option<Event>, StreamError> {
+        match self.events.classify(message, offset) {
+            Ok(event) => {
+                if self.events.is_complete() {
+                    self.state = State::Complete;
+                }
+                Ok(Some(event))
+            }
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Ends the stream with `e`
+    #[cold]
+    fn fail(&mut self, e: StreamError) -> StreamError {
+        self.state = State::Failed;
+        self.error = Some(e.clone());
+        e
+    }
+
+    /// The terminal error
+    #[cold]
+    fn error(&self) -> StreamError {
+        self.error
+            .clone()
+            .unwrap_or(StreamError::MissingInvokeComplete {
+                chunks: self.events.payload_chunks(),
+                bytes: self.events.offset(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use http::{HeaderMap, StatusCode};
+
+    use super::*;
+    use crate::eventstream::{Headers, encode};
+    use crate::response::{ResponseHead, parse_response_head};
+
+    fn message(headers: &[(&str, &str)], payload: &str) -> Message {
+        let mut h = Headers::builder();
+        for (name, value) in headers {
+            h.push(name, (*value).to_owned()).unwrap();
+        }
+        Message::new(h.build().unwrap(), payload.to_owned())
+    }
+
+    fn chunk(payload: &str) -> Message {
+        message(
+            &[
+                (":event-type", "PayloadChunk"),
+                (":content-type", "application/octet-stream"),
+                (":message-type", "event"),
+            ],
+            payload,
+        )
+    }
+
+    fn complete() -> Message {
+        message(
+            &[
+                (":message-type", "event"),
+                (":event-type", "InvokeComplete"),
+            ],
+            "{}",
+        )
+    }
+
+    fn wire(messages: &[Message]) -> Bytes {
+        let mut w = BytesMut::new();
+        for m in messages {
+            encode(m, &mut w).unwrap();
+        }
+        w.freeze()
+    }
+
+    fn chunk_event(payload: &'static str) -> Event {
+        Event::PayloadChunk(Bytes::from_static(payload.as_bytes()))
+    }
+
+    fn drain(s: &mut InvokeStream) -> (Vec<Event>, Option<StreamError>) {
+        let mut events = Vec::new();
+        loop {
+            match s.next_event() {
+                Ok(Some(e)) => events.push(e),
+                Ok(None) => return (events, None),
+                Err(e) => return (events, Some(e)),
+            }
+        }
+    }
+
+    #[test]
+    fn finish_keeps_undrained_events_and_sees_invoke_complete() {
+        let body = wire(&[chunk("a"), chunk("b"), complete(), chunk("late")]);
+        for size in [1, 5, body.len()] {
+            let mut s = InvokeStream::new();
+            for c in body.chunks(size) {
+                s.feed(body.slice_ref(c));
+            }
+            s.feed(Bytes::from_static(b"trailing junk, not a message"));
+            s.finish().expect("InvokeComplete was fed: a clean end");
+            assert!(s.is_complete());
+            let (events, err) = drain(&mut s);
+            assert_eq!(err, None);
+            assert_eq!(
+                events,
+                [
+                    chunk_event("a"),
+                    chunk_event("b"),
+                    Event::InvokeComplete(InvokeComplete::default())
+                ],
+                "chunk size {size}"
+            );
+            assert_eq!(
+                s.ignored_bytes(),
+                chunk("late").wire_len() + b"trailing junk, not a message".len() as u64
+            );
+            s.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn no_event_is_lost_wherever_draining_stops() {
+        let messages = [chunk("one"), chunk("two"), chunk("three"), complete()];
+        let body = wire(&messages);
+        let want: Vec<Event> = ["one", "two", "three"]
+            .into_iter()
+            .map(chunk_event)
+            .chain([Event::InvokeComplete(InvokeComplete::default())])
+            .collect();
+        for size in [1, 2, 3, 5, 8, 13, 40, 64, body.len()] {
+            let chunks: Vec<_> = body.chunks(size).collect();
+            for drained in 0..=chunks.len() {
+                let mut s = InvokeStream::new();
+                let mut got = Vec::new();
+                for (i, c) in chunks.iter().enumerate() {
+                    s.feed(body.slice_ref(c));
+                    if i < drained {
+                        got.extend(drain(&mut s).0);
+                    }
+                }
+                s.finish().expect("InvokeComplete was fed");
+                let (rest, err) = drain(&mut s);
+                got.extend(rest);
+                assert_eq!(err, None);
+                assert_eq!(got, want, "chunk size {size}, drained {drained} chunks");
+            }
+        }
+    }
+
+    #[test]
+    fn finish_keeps_undrained_events_before_an_error() {
+        let body = wire(&[chunk("a"), chunk("b")]);
+        let mut s = InvokeStream::new();
+        s.feed(body.clone());
+        let err = s.finish().unwrap_err();
+        assert_eq!(
+            err,
+            StreamError::MissingInvokeComplete {
+                chunks: 2,
+                bytes: body.len() as u64
+            }
+        );
+        let (events, end) = drain(&mut s);
+        assert_eq!(events, [chunk_event("a"), chunk_event("b")]);
+        assert_eq!(end, Some(err.clone()), "then the error");
+        assert_eq!(s.finish().unwrap_err(), err);
+
+        let mut s = InvokeStream::new();
+        s.feed(body.clone());
+        s.feed(wire(&[complete()]).slice(..20));
+        let err = s.finish().unwrap_err();
+        assert_eq!(
+            err,
+            StreamError::Decode(DecodeError::Truncated {
+                offset: body.len() as u64,
+                buffered: 20
+            })
+        );
+        let (events, end) = drain(&mut s);
+        assert_eq!(events, [chunk_event("a"), chunk_event("b")]);
+        assert_eq!(end, Some(err));
+    }
+
+    #[test]
+    fn event_decoder_on_a_message_decoder() {
+        let reordered = message(
+            &[
+                (":message-type", "event"),
+                (":event-type", "PayloadChunk"),
+                ("extra", "1"),
+            ],
+            "c",
+        );
+        let heartbeat = message(
+            &[(":message-type", "event"), (":event-type", "Heartbeat")],
+            "",
+        );
+        let messages = [
+            chunk("a"),
+            chunk("b"),
+            reordered,
+            chunk("d"),
+            heartbeat.clone(),
+            complete(),
+        ];
+        let body = wire(&messages);
+        let mut decoder = MessageDecoder::new();
+        let mut events = EventDecoder::new();
+        let mut got = Vec::new();
+        for c in body.chunks(3) {
+            decoder.feed(body.slice_ref(c));
+            while let Some(m) = decoder.next_message().unwrap() {
+                got.push(events.decode_message(m).unwrap());
+            }
+        }
+        decoder.finish().unwrap();
+        events.finish().unwrap();
+        assert!(events.is_complete());
+        assert_eq!(events.offset(), body.len() as u64);
+        assert_eq!(events.payload_chunks(), 4);
+        assert_eq!(
+            got,
+            [
+                chunk_event("a"),
+                chunk_event("b"),
+                chunk_event("c"),
+                chunk_event("d"),
+                Event::Unknown {
+                    event_type: "Heartbeat".into(),
+                    message: heartbeat
+                },
+                Event::InvokeComplete(InvokeComplete::default()),
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_blocks_classified_like_the_first_in_any_chunking() {
+        let heartbeat = message(
+            &[(":message-type", "event"), (":event-type", "Heartbeat")],
+            "",
+        );
+        let other_chunk = message(
+            &[(":event-type", "PayloadChunk"), (":message-type", "event")],
+            "e",
+        );
+        let body = wire(&[
+            chunk("a"),
+            heartbeat.clone(),
+            heartbeat.clone(),
+            chunk("b"),
+            chunk("c"),
+            heartbeat.clone(),
+            chunk("d"),
+            other_chunk.clone(),
+            other_chunk,
+            complete(),
+        ]);
+        let unknown = || Event::Unknown {
+            event_type: "Heartbeat".into(),
+            message: heartbeat.clone(),
+        };
+        let want = [
+            chunk_event("a"),
+            unknown(),
+            unknown(),
+            chunk_event("b"),
+            chunk_event("c"),
+            unknown(),
+            chunk_event("d"),
+            chunk_event("e"),
+            chunk_event("e"),
+            Event::InvokeComplete(InvokeComplete::default()),
+        ];
+        for size in 1..=body.len() {
+            let mut s = InvokeStream::new();
+            let mut got = Vec::new();
+            for c in body.chunks(size) {
+                s.feed(body.slice_ref(c));
+                got.extend(drain(&mut s).0);
+            }
+            s.finish().unwrap();
+            assert_eq!(got, want, "chunk size {size}");
+        }
+    }
+
+    #[test]
+    fn event_decoder_cache_never_hides_an_error() {
+        let exception = message(
+            &[
+                (":message-type", "exception"),
+                (":exception-type", "ServiceException"),
+            ],
+            r#"{"message":"boom"}"#,
+        );
+        let error = message(
+            &[
+                (":message-type", "error"),
+                (":error-code", "InternalFailure"),
+                (":error-message", "oops"),
+            ],
+            "",
+        );
+        let no_type = message(&[(":event-type", "PayloadChunk")], "x");
+        for (bad, offset) in [(exception, false), (error, false), (no_type, true)] {
+            let mut events = EventDecoder::new();
+            let first = chunk("a");
+            let at = first.wire_len();
+            events.decode_message(first.clone()).unwrap();
+            events.decode_message(first).unwrap();
+            let err = events.decode_message(bad).unwrap_err();
+            match err {
+                StreamError::Exception(e) => {
+                    assert_eq!(e.code, "ServiceException");
+                    assert_eq!(e.message.as_deref(), Some("boom"));
+                }
+                StreamError::Error { code, message } => {
+                    assert_eq!(
+                        (code.as_str(), message.as_str()),
+                        ("InternalFailure", "oops")
+                    );
+                }
+                StreamError::MissingMessageType { offset: o } => {
+                    assert!(offset);
+                    assert_eq!(o, 2 * at);
+                }
+                other => panic!("{other}"),
+            }
+            assert_eq!(
+                events.finish().unwrap_err(),
+                StreamError::MissingInvokeComplete {
+                    chunks: 2,
+                    bytes: events.offset()
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn response_meta_survives_into_stream() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-amz-executed-version", "7".parse().unwrap());
+        headers.insert("content-type", "text/plain".parse().unwrap());
+        headers.insert("x-amzn-requestid", "req-1".parse().unwrap());
+        let Ok(ResponseHead::Stream(head)) = parse_response_head(StatusCode::OK, &headers) else {
+            panic!("a 200 is a stream")
+        };
+        let want = head.meta.clone();
+        assert_eq!(want.request_id.as_deref(), Some("req-1"));
+        assert_eq!(head.clone().into_stream().meta(), &want);
+        assert_eq!(head.into_stream_with(Limits::UNLIMITED).meta(), &want);
+        assert_eq!(InvokeStream::new().meta(), &ResponseMeta::default());
     }
 }

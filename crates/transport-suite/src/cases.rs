@@ -6,17 +6,19 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_proto::Limits;
+use invoke_config::{Env, MemFs, SharedConfig};
 use invoke_proto::{
-    DecodeError, Event, InvocationType, InvokeParams, LogType, RetryConfig, StreamError,
-    TransportFailure,
+    DecodeError, Event, InvocationType, InvokeParams, Limits, LogType, RetryConfig, Scheme,
+    StreamError, TransportFailure,
 };
 
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
+use crate::metadata::{self, MetadataServer};
 use crate::proxy::Tinyproxy;
-use crate::{Failure, Forwarder, Harness, Outcome, Transport};
+use crate::{Failure, Forwarder, FromConfig, Harness, Outcome, Transport};
 
 fn count_bytes(n: usize, size: usize) -> Vec<u8> {
     (0..n * size).map(|i| b'a' + (i % 26) as u8).collect()
@@ -488,4 +490,348 @@ pub fn no_proxy_bypasses_the_proxy<T: Transport>(t: &T) {
         "{}",
         proxy.log()
     );
+}
+
+/// `tracing`: spans per invocation and attempt with the function, request id, attempt,
+/// status and byte counts, and never a secret or a payload byte (the events and spans of
+/// the calling thread are recorded)
+pub fn spans_carry_the_invocation_and_never_secrets_or_payloads<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let token = "SESSION-TOKEN-MUST-NOT-LEAK";
+    let mut cfg = h.config();
+    cfg.credentials = invoke_proto::Credentials::new(crate::KEY, crate::SECRET, Some(token.into()));
+    let c = t.client(&cfg);
+    let marker = "PAYLOAD-MARKER-MUST-NOT-LEAK";
+    let recorder = crate::trace::Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        let r = t.read(
+            &c,
+            &InvokeParams::new("echo", format!(r#"{{"m":"{marker}"}}"#)),
+        );
+        assert!(r.failure.is_none(), "{:?}", r.failure);
+        assert!(
+            String::from_utf8_lossy(&r.bytes).contains(marker),
+            "the payload went through"
+        );
+        let o = t.invoke(&c, &InvokeParams::new("no-such-function", "{}"));
+        assert!(
+            matches!(
+                o.failure,
+                Some(Failure::Service {
+                    attempts: Some(1),
+                    ..
+                })
+            ),
+            "{:?}",
+            o.failure
+        );
+    });
+    let text = recorder.text();
+    assert!(text.contains(r#"span invoke function="echo""#), "{text}");
+    assert!(text.contains(r#"function="no-such-function""#), "{text}");
+    assert!(text.contains("span attempt attempt=1"), "{text}");
+    assert!(
+        text.contains("status=200") && text.contains("status=404"),
+        "{text}"
+    );
+    assert!(text.contains("request_id="), "{text}");
+    assert!(text.contains("bytes="), "{text}");
+    for secret in [crate::SECRET, token, marker] {
+        assert!(!text.contains(secret), "{secret} leaked into:\n{text}");
+    }
+}
+
+/// Over https, trusting the emulator's CA through the CA bundle: streams byte-exact
+pub fn https_with_the_ca_bundle_streams_byte_exact<T: Transport>(t: &T) {
+    let h = Harness::start_tls();
+    let mut cfg = h.config();
+    assert_eq!(cfg.endpoint.scheme(), Scheme::Https);
+    cfg.ca_bundle = h.ca_pem_path();
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(2_000, 100));
+    assert_success(&o);
+    assert_eq!(o.chunks(), 2_000);
+    assert!(o.payload() == count_bytes(2_000, 100), "byte-exact");
+    let r = t.read(&c, &count(2_000, 100));
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert!(r.bytes == count_bytes(2_000, 100), "reader byte-exact");
+}
+
+/// `AWS_CA_BUNDLE` in the environment a client is configured from is trusted too
+pub fn https_with_aws_ca_bundle_from_config<T: Transport>(t: &T) {
+    let h = Harness::start_tls();
+    let bundle = h.ca_pem_path().expect("a CA file");
+    let cfg = configured(
+        &h,
+        &[
+            ("AWS_ACCESS_KEY_ID", crate::KEY),
+            ("AWS_SECRET_ACCESS_KEY", crate::SECRET),
+            ("AWS_CA_BUNDLE", &bundle.display().to_string()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        "",
+        &[],
+    );
+    let o = t.invoke(&t.client(&cfg), &count(100, 100));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(100, 100), "byte-exact");
+}
+
+/// Over https without the emulator's CA: a TLS error that says it is about the
+/// certificate, never retried
+pub fn https_without_the_ca_bundle_is_a_certificate_error<T: Transport>(t: &T) {
+    let h = Harness::start_tls();
+    let mut cfg = h.config();
+    cfg.retry = cfg.retry.with_max_attempts(3);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    assert!(o.head.is_none());
+    match o.failure {
+        Some(Failure::Transport {
+            kind: TransportFailure::Tls,
+            attempts,
+            message,
+        }) => {
+            assert_eq!(attempts, Some(1), "a certificate error is not retried");
+            assert!(
+                message.to_ascii_lowercase().contains("certificate"),
+                "{message}"
+            );
+        }
+        other => panic!("not a TLS error: {other:?}"),
+    }
+}
+
+/// A configuration for the emulator of `h` built from `vars` (with `HOME`, the region and
+/// `AWS_ENDPOINT_URL_LAMBDA` pointing at the emulator), `config` as `~/.aws/config` and
+/// `files`, all in memory
+fn configured(
+    h: &Harness,
+    vars: &[(&str, &str)],
+    config: &str,
+    files: &[(&str, &str)],
+) -> crate::ClientConfig {
+    let endpoint = h.endpoint();
+    let url = format!("{}://{}", endpoint.scheme().as_str(), h.address());
+    let mut pairs: Vec<(String, String)> = vec![
+        ("HOME".into(), "/home/suite".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+        ("AWS_ENDPOINT_URL_LAMBDA".into(), url),
+    ];
+    pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let mut fs = MemFs::new().with("/home/suite/.aws/config", config);
+    for (path, contents) in files {
+        fs.insert(*path, *contents);
+    }
+    let shared = SharedConfig::load(Env::from_pairs(pairs), &fs);
+    let mut cfg = h.config();
+    cfg.from_config = Some(FromConfig {
+        shared,
+        fs: Arc::new(fs),
+    });
+    cfg
+}
+
+/// With an emulator accepting only `key`, a client configured as [`configured`] streams
+/// twice, byte-exact; the credential endpoints see `expected` requests, all for the first
+/// invocation (the credentials are cached)
+fn signs_with_fetched_credentials<T: Transport>(
+    t: &T,
+    server: &MetadataServer,
+    key: (&str, &str),
+    vars: &[(&str, &str)],
+    config: &str,
+    files: &[(&str, &str)],
+    expected: &[(&str, &str)],
+) {
+    let h = Harness::start_accepting(key.0, key.1);
+    let c = t.client(&configured(&h, vars, config, files));
+    for _ in 0..2 {
+        let o = t.invoke(&c, &count(100, 10));
+        assert_success(&o);
+        assert!(o.payload() == count_bytes(100, 10), "byte-exact");
+    }
+    let seen = server.requests();
+    let seen: Vec<(&str, &str)> = seen.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
+    assert_eq!(seen, expected, "the credential endpoints were asked once");
+}
+
+/// `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN` (ECS, EKS)
+pub fn credentials_from_the_container_endpoint<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let uri = format!("{}{}", server.url(), metadata::CONTAINER_PATH);
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::CONTAINER_KEY,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                metadata::CONTAINER_TOKEN,
+            ),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        "",
+        &[],
+        &[("GET", metadata::CONTAINER_PATH)],
+    );
+}
+
+/// EC2 instance metadata, IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`): a session token,
+/// the role name, its credentials
+pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let role = format!(
+        "/latest/meta-data/iam/security-credentials/{}",
+        metadata::IMDS_ROLE
+    );
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::IMDS_KEY,
+        &[("AWS_EC2_METADATA_SERVICE_ENDPOINT", &server.url())],
+        "",
+        &[],
+        &[
+            ("PUT", "/latest/api/token"),
+            ("GET", "/latest/meta-data/iam/security-credentials/"),
+            ("GET", &role),
+        ],
+    );
+}
+
+/// A profile with `role_arn` + `source_profile`: STS `AssumeRole` signed with the source
+/// profile's keys, at the STS endpoint of a `[services]` section
+pub fn credentials_from_sts_assume_role<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let config = format!(
+        "[profile suite]\nrole_arn = arn:aws:iam::123456789012:role/suite\n\
+         source_profile = base\nservices = loopback\n\n\
+         [profile base]\naws_access_key_id = {}\naws_secret_access_key = {}\n\n\
+         [services loopback]\nsts =\n  endpoint_url = {}\n",
+        metadata::SOURCE_KEY.0,
+        metadata::SOURCE_KEY.1,
+        server.url()
+    );
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::ASSUME_ROLE_KEY,
+        &[
+            ("AWS_PROFILE", "suite"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &config,
+        &[],
+        &[("POST", "/")],
+    );
+}
+
+/// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (EKS IRSA): STS
+/// `AssumeRoleWithWebIdentity` at `AWS_ENDPOINT_URL_STS`
+pub fn credentials_from_sts_web_identity<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let token_file = "/var/run/secrets/suite/token";
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::WEB_IDENTITY_KEY,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/suite"),
+            ("AWS_ROLE_SESSION_NAME", "suite"),
+            ("AWS_ENDPOINT_URL_STS", &server.url()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        "",
+        &[(token_file, metadata::WEB_TOKEN)],
+        &[("POST", "/")],
+    );
+}
+
+/// https through a real HTTP proxy (a `CONNECT` tunnel), trusting the emulator's CA
+pub fn https_through_an_http_proxy<T: Transport>(t: &T) {
+    let Some(mut proxy) = Tinyproxy::start() else {
+        return;
+    };
+    let h = Harness::start_tls();
+    let mut cfg = h.config();
+    cfg.ca_bundle = h.ca_pem_path();
+    cfg.proxy_env = vec![("HTTPS_PROXY".into(), proxy.url())];
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(100, 100));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(100, 100), "byte-exact");
+    assert!(
+        proxy.wait_for_request(&format!("CONNECT {}", h.address())),
+        "the request was tunnelled through the proxy; its log:\n{}",
+        proxy.log()
+    );
+}
+
+/// A profile with `sso_session`, `sso_account_id` and `sso_role_name`: the access token from
+/// the SSO token cache, then the portal's `GetRoleCredentials` at `AWS_ENDPOINT_URL_SSO`
+pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (session, cache_file) = metadata::SSO_SESSION;
+    let config = format!(
+        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
+         sso_role_name = SuiteRole\n\n\
+         [sso-session {session}]\nsso_region = us-east-1\n\
+         sso_start_url = https://suite.awsapps.com/start\n"
+    );
+    let cache = format!(
+        r#"{{"accessToken":"{}","expiresAt":"2099-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://suite.awsapps.com/start"}}"#,
+        metadata::SSO_TOKEN
+    );
+    let cache_path = format!("/home/suite/.aws/sso/cache/{cache_file}");
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::SSO_KEY,
+        &[
+            ("AWS_PROFILE", "suite"),
+            ("AWS_ENDPOINT_URL_SSO", &server.url()),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &config,
+        &[(&cache_path, &cache)],
+        &[("GET", metadata::SSO_PATH)],
+    );
+}
+
+/// `tracing` of the credential exchanges: a `credentials_request` span (method, host, path,
+/// status) and never the credentials or the container's authorization token
+pub fn credential_exchanges_are_traced_without_their_secrets<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (key, secret) = metadata::CONTAINER_KEY;
+    let h = Harness::start_accepting(key, secret);
+    let uri = format!("{}{}", server.url(), metadata::CONTAINER_PATH);
+    let c = t.client(&configured(
+        &h,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                metadata::CONTAINER_TOKEN,
+            ),
+        ],
+        "",
+        &[],
+    ));
+    let recorder = crate::trace::Recorder::default();
+    tracing::subscriber::with_default(recorder.clone(), || {
+        assert_success(&t.invoke(&c, &InvokeParams::new("echo", "{}")));
+    });
+    let text = recorder.text();
+    assert!(
+        text.contains(r#"span credentials_request method=GET host="127.0.0.1""#)
+            && text.contains(metadata::CONTAINER_PATH)
+            && text.contains("status=200"),
+        "{text}"
+    );
+    for leak in [secret, metadata::CONTAINER_TOKEN, "token-of-"] {
+        assert!(!text.contains(leak), "{leak} leaked into:\n{text}");
+    }
 }

@@ -2,8 +2,8 @@
 
 use std::io;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -42,6 +42,21 @@ impl Harness {
     /// `streamer-<fault>` function per fault (each writes 20 chunks of 100 bytes and is
     /// counted), requiring signatures by [`KEY`]
     pub fn start() -> Self {
+        Self::start_with(false, (KEY, SECRET))
+    }
+
+    /// As [`start`](Self::start), serving https with a CA generated at start
+    /// ([`ca_pem_path`](Self::ca_pem_path))
+    pub fn start_tls() -> Self {
+        Self::start_with(true, (KEY, SECRET))
+    }
+
+    /// As [`start`](Self::start), accepting only signatures by this key
+    pub fn start_accepting(key: &str, secret: &str) -> Self {
+        Self::start_with(false, (key, secret))
+    }
+
+    fn start_with(tls: bool, (key, secret): (&str, &str)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,7 +65,7 @@ impl Harness {
         let invocations = Arc::new(AtomicUsize::new(0));
         let mut builder = Emulator::builder()
             .builtins()
-            .credentials(KEY, SECRET)
+            .credentials(key, secret)
             .quiet()
             .function("empty", |_: Invocation, _: ResponseStream| async {
                 Ok::<(), FunctionError>(())
@@ -96,6 +111,9 @@ impl Harness {
                 config,
             );
         }
+        if tls {
+            builder = builder.tls();
+        }
         let emulator = runtime
             .block_on(builder.start("127.0.0.1:0".parse().expect("addr")))
             .expect("emulator starts");
@@ -114,6 +132,13 @@ impl Harness {
     /// The emulator's address
     pub fn address(&self) -> std::net::SocketAddr {
         self.emulator.as_ref().expect("running").addr()
+    }
+
+    /// With TLS: the file holding the CA certificate (PEM) to trust
+    pub fn ca_pem_path(&self) -> Option<std::path::PathBuf> {
+        self.emulator
+            .as_ref()
+            .and_then(|e| e.ca_pem_path().map(std::path::Path::to_owned))
     }
 
     /// How many times the `streamer-*` functions ran
@@ -159,14 +184,18 @@ pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
         idle_timeout: Duration::from_secs(60),
         overall_timeout: Duration::from_secs(120),
         proxy_env: Vec::new(),
+        ca_bundle: None,
+        from_config: None,
     }
 }
 
-/// A loopback TCP forwarder that counts the connections it accepted
+/// A loopback TCP forwarder that counts the connections it accepted and those the client
+/// closed
 #[derive(Debug)]
 pub struct Forwarder {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    closed: Arc<(Mutex<usize>, Condvar)>,
 }
 
 impl Forwarder {
@@ -176,6 +205,8 @@ impl Forwarder {
         let addr = listener.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&accepted);
+        let closed = Arc::new((Mutex::new(0), Condvar::new()));
+        let closes = Arc::clone(&closed);
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -183,18 +214,44 @@ impl Forwarder {
                 let Ok(server) = TcpStream::connect(target) else {
                     continue;
                 };
-                for (from, to) in [(&client, &server), (&server, &client)] {
+                for (from, to, upstream) in [(&client, &server, true), (&server, &client, false)] {
                     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
                         continue;
                     };
+                    let closes = Arc::clone(&closes);
                     std::thread::spawn(move || {
                         let _ = io::copy(&mut from, &mut to);
                         let _ = to.shutdown(Shutdown::Write);
+                        if upstream {
+                            // the client closed (or reset) its side
+                            *closes.0.lock().unwrap_or_else(PoisonError::into_inner) += 1;
+                            closes.1.notify_all();
+                        }
                     });
                 }
             }
         });
-        Self { addr, accepted }
+        Self {
+            addr,
+            accepted,
+            closed,
+        }
+    }
+
+    /// Waits until the client closed at least `n` connections, at most `timeout`; whether
+    /// it did
+    pub fn wait_closed(&self, n: usize, timeout: Duration) -> bool {
+        let (count, changed) = &*self.closed;
+        let guard = count.lock().unwrap_or_else(PoisonError::into_inner);
+        let (guard, _) = changed
+            .wait_timeout_while(guard, timeout, |c| *c < n)
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard >= n
+    }
+
+    /// Connections the client closed so far
+    pub fn closed(&self) -> usize {
+        *self.closed.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The endpoint URL of the forwarder

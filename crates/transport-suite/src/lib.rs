@@ -7,6 +7,14 @@
 //! SigV4 verified) and asserts what a correct client reports, from the emulator's fault
 //! table.
 //!
+//! Beyond the faults: https against the emulator's TLS listener, trusting its CA through
+//! [`ClientConfig::ca_bundle`] or `AWS_CA_BUNDLE` (and a typed certificate error, never
+//! retried, without it); a real proxy ([`proxy`]); and credentials fetched by
+//! `invoke-config`'s default chain over the transport from a loopback server playing the
+//! container endpoint, IMDSv2, STS and the SSO portal ([`metadata`]), with the client built from an
+//! in-memory environment and files ([`ClientConfig::from_config`]) and an emulator that
+//! accepts only the key that server handed out.
+//!
 //! ```ignore
 //! struct Blocking;
 //! impl transport_suite::Transport for Blocking { /* ... */ }
@@ -15,10 +23,16 @@
 
 pub mod cases;
 mod harness;
+pub mod metadata;
 pub mod proxy;
+pub mod trace;
 
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use invoke_config::{ClientError, FileReader, ProxyEnv, SharedConfig, Timeouts};
 use invoke_proto::Endpoint;
 use invoke_proto::{
     Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig, ServiceError,
@@ -46,6 +60,47 @@ pub struct ClientConfig {
     pub overall_timeout: Duration,
     /// The proxy environment variables the client must honour (and no others)
     pub proxy_env: Vec<(String, String)>,
+    /// A PEM file of CA certificates to trust besides the system's store (`AWS_CA_BUNDLE`)
+    pub ca_bundle: Option<PathBuf>,
+    /// When set, build the client from `invoke-config` as a program would from its
+    /// environment: endpoint, signing region and credentials (the default chain, its HTTP
+    /// exchanges over the transport) come from it, and the fields above still apply on top
+    /// (retry, timeouts, proxy variables, CA bundle); [`credentials`](Self::credentials) is
+    /// ignored
+    pub from_config: Option<FromConfig>,
+}
+
+/// An environment and files to build a client from, as `invoke-config` reads them
+#[derive(Clone)]
+pub struct FromConfig {
+    /// The environment snapshot and the shared files read through [`fs`](Self::fs)
+    pub shared: SharedConfig,
+    /// The files the credential providers read (web identity token files)
+    pub fs: Arc<dyn FileReader>,
+}
+
+impl fmt::Debug for FromConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FromConfig")
+            .field("shared", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// The four timeouts as the transports take them
+    pub fn timeouts(&self) -> Timeouts {
+        Timeouts::default()
+            .with_connect(self.connect_timeout)
+            .with_head(self.head_timeout)
+            .with_idle(self.idle_timeout)
+            .with_overall(self.overall_timeout)
+    }
+
+    /// The proxy environment as the transports take it
+    pub fn proxy(&self) -> ProxyEnv {
+        ProxyEnv::from_vars(self.proxy_env.clone())
+    }
 }
 
 /// What went wrong, in terms every transport can report
@@ -73,6 +128,36 @@ pub enum Failure {
     },
     /// Anything else, as text
     Other(String),
+}
+
+impl Failure {
+    /// What a transport's error says, in the suite's terms (a transport error's message
+    /// has its sources, joined by `: `)
+    pub fn from_client_error(e: &ClientError) -> Self {
+        match e {
+            ClientError::Service { error, attempts } => Self::Service {
+                error: (**error).clone(),
+                attempts: Some(*attempts),
+            },
+            ClientError::Stream(s) => Self::Stream(s.clone()),
+            ClientError::Function(c) => Self::Function(c.clone()),
+            ClientError::Transport { kind, attempts, .. } => {
+                let mut message = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(s) = source {
+                    message.push_str(": ");
+                    message.push_str(&s.to_string());
+                    source = s.source();
+                }
+                Self::Transport {
+                    kind: *kind,
+                    attempts: Some(*attempts),
+                    message,
+                }
+            }
+            other => Self::Other(other.to_string()),
+        }
+    }
 }
 
 /// The response head as the transport reported it
@@ -140,7 +225,8 @@ pub trait Transport: Sync {
     /// Its client; shared by 64 threads in one case
     type Client: Send + Sync;
 
-    /// A client for `config`
+    /// A client for `config`, honouring every field (the CA bundle and
+    /// [`from_config`](ClientConfig::from_config) included)
     fn client(&self, config: &ClientConfig) -> Self::Client;
 
     /// Invokes and collects every event until the end or the first error
@@ -181,6 +267,17 @@ macro_rules! transport_suite {
             connections_are_reused,
             through_an_http_proxy,
             no_proxy_bypasses_the_proxy,
+            spans_carry_the_invocation_and_never_secrets_or_payloads,
+            https_through_an_http_proxy,
+            https_with_the_ca_bundle_streams_byte_exact,
+            https_with_aws_ca_bundle_from_config,
+            https_without_the_ca_bundle_is_a_certificate_error,
+            credentials_from_the_container_endpoint,
+            credentials_from_instance_metadata,
+            credentials_from_sts_assume_role,
+            credentials_from_sts_web_identity,
+            credentials_from_the_sso_portal,
+            credential_exchanges_are_traced_without_their_secrets,
         );
     };
     (@cases $transport:expr; $($case:ident),* $(,)?) => {

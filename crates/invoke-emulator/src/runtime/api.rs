@@ -1,10 +1,11 @@
-//! The Runtime API server of one function process (protocol.md §8.2-§8.7)
+//! The [Runtime API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) server of
+//! one function process
 //!
 //! Routes, under `/2018-06-01`:
 //!
 //! | route | behaviour |
 //! |---|---|
-//! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, headers of §8.3 (empty ones omitted) |
+//! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, `Lambda-Runtime-*` headers (empty ones omitted) |
 //! | `POST /runtime/invocation/{id}/response` | buffered (`Content-Length`) or streamed (mode header `streaming` and/or chunked): `202 {"status":"OK"}` |
 //! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error: `202` |
 //! | `POST /runtime/init/error` | fails the pending invocation, the process is replaced: `202`; `403` once `/next` was served |
@@ -26,13 +27,9 @@ use http::header::{CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
-use tokio::task::JoinSet;
 
 use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
 use crate::body::{RespBody, full};
@@ -246,23 +243,8 @@ fn accepted() -> Response<RespBody> {
 
 /// Serves the Runtime API until the task is aborted (which closes every connection)
 pub(super) async fn serve(listener: TcpListener, rt: Arc<Runtime>) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                let rt = Arc::clone(&rt);
-                connections.spawn(async move {
-                    let service = service_fn(move |req| handle(Arc::clone(&rt), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
+    let handler = move |req| handle(Arc::clone(&rt), req);
+    crate::listen::serve(listener, None, handler, std::future::pending()).await;
 }
 
 async fn handle(
@@ -379,7 +361,8 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
     });
     let out = &active.out;
     if let Some(ct) = header(&parts.headers, CONTENT_TYPE.as_str()) {
-        out.set_content_type(ct).await;
+        // A header hyper parsed and `to_str` accepted is a valid header value
+        let _ = out.set_content_type(ct).await;
     }
     let mut lines = ErrorLines::default();
     let mut trailers = None;

@@ -1,4 +1,4 @@
-//! The Rust runtime's in-body error report (protocol.md §8.4)
+//! The Rust runtime's in-body error report
 //!
 //! On a stream error `lambda_runtime` writes
 //! `Lambda-Runtime-Function-Error-Type: <type>\r\nLambda-Runtime-Function-Error-Body: <base64>\r\n`

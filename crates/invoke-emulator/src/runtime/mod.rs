@@ -1,10 +1,11 @@
-//! Real function processes behind the Lambda Runtime API (protocol.md §8)
+//! Real function processes behind the
+//! [Lambda Runtime API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html)
 //!
 //! A [`ProcessFunction`] runs a command (a `bootstrap` built with `lambda_runtime`, a Node or
 //! Python runtime client, a script...) as a child process. Each process gets its own Runtime
-//! API server on `127.0.0.1:<port>` (see [`api`]) and the environment of §8.1; the emulator
-//! hands it one invocation at a time through `GET .../invocation/next` and turns what it
-//! posts back into the invocation's output.
+//! API server on `127.0.0.1:<port>` (see [`api`]) and the Lambda runtime environment
+//! variables; the emulator hands it one invocation at a time through
+//! `GET .../invocation/next` and turns what it posts back into the invocation's output.
 
 mod api;
 mod errorlines;
@@ -37,7 +38,8 @@ use logs::{LogPipe, LogSink};
 ///   it contains. A line that needs a shell (it contains a quote, `$`, `|`, `&`, `;`, `<`, `>`, `*`, `~`,
 ///   ... or starts with a `VAR=value` assignment) runs as `/bin/sh -c LINE`. Use
 ///   [`from_argv`](Self::from_argv) for an exact argument vector.
-/// - **Environment** (protocol.md §8.1): the emulator's own environment, then
+/// - **Environment** (the [defined runtime environment variables](https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html#configuration-envvars-runtime)):
+///   the emulator's own environment, then
 ///   `AWS_LAMBDA_RUNTIME_API=127.0.0.1:PORT`, `AWS_LAMBDA_FUNCTION_NAME`,
 ///   `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (default `128`), `AWS_LAMBDA_FUNCTION_VERSION=$LATEST`,
 ///   `AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/NAME`, `AWS_LAMBDA_LOG_STREAM_NAME`,
@@ -155,10 +157,13 @@ impl ProcessFunction {
         self
     }
 
-    /// How many processes may run at once (at least 1); set before the first invocation
+    /// How many processes may run at once (at least 1, at most
+    /// [`FunctionConfig::MAX_CONCURRENCY`](crate::FunctionConfig::MAX_CONCURRENCY)); set
+    /// before the first invocation
     #[must_use]
     pub fn max_processes(mut self, max: usize) -> Self {
-        self.pool = Arc::new(Pool::new(max.max(1)));
+        let max = max.clamp(1, crate::FunctionConfig::MAX_CONCURRENCY);
+        self.pool = Arc::new(Pool::new(max));
         self
     }
 

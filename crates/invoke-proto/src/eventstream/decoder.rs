@@ -13,11 +13,13 @@ use crate::error::DecodeError;
 /// Feed every chunk as it arrives with [`feed`](Self::feed), then call
 /// [`next_message`](Self::next_message) until it returns `Ok(None)` ("need more bytes", never
 /// an error). At the end of input call [`finish`](Self::finish): it fails with
-/// [`DecodeError::Truncated`] if the input stopped inside a message.
+/// [`DecodeError::Truncated`] if the input stopped inside a message. Messages still undrained
+/// then are not lost: `next_message` returns them after `finish`, before any error.
 ///
 /// - **Zero copy.** A message that lies inside one fed chunk is returned as slices of that
-///   chunk. A message split across chunks is copied once, into an assembly buffer that is
-///   reused once the messages cut from it are dropped; its CRC is computed as it is copied.
+///   chunk. A message split across chunks is copied once, into an assembly buffer of at least
+///   16 KiB (or the message's size, if larger) that is reused once the messages cut from it
+///   are dropped; its CRC is computed as it is copied, while the bytes are still in cache.
 /// - **Checked before buffered.** As soon as 12 bytes of a message are in, its prelude CRC,
 ///   lengths and [`Limits`] are checked; a prelude announcing 4 GiB fails at once without
 ///   allocating.
@@ -60,6 +62,10 @@ pub struct MessageDecoder {
     offset: u64,
     /// The last header block found valid
     seen: ValidatedBlock,
+    /// Messages decoded by [`finish`](Self::finish) but not yet returned, with their offsets
+    ready: VecDeque<(u64, Message)>,
+    /// Reads preludes, remembering the last one's CRC
+    preludes: PreludeReader,
     error: Option<DecodeError>,
 }
 
@@ -84,11 +90,19 @@ impl MessageDecoder {
 
     /// Stream position of the first byte not yet returned as part of a message
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.ready
+            .front()
+            .map_or(self.offset, |(offset, _)| *offset)
     }
 
     /// Bytes received but not yet returned as part of a message
     pub fn buffered(&self) -> usize {
+        let ready: u64 = self.ready.iter().map(|(_, m)| m.wire_len()).sum();
+        ready as usize + self.undecoded()
+    }
+
+    /// Bytes received and not yet decoded
+    fn undecoded(&self) -> usize {
         self.assembly.buf.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
     }
 
@@ -113,8 +127,13 @@ impl MessageDecoder {
     ///
     /// # Errors
     ///
-    /// Any [`DecodeError`] but `Truncated`; after one, the same error forever.
+    /// Any [`DecodeError`]; after one, the same error forever. `Truncated` only after
+    /// [`finish`](Self::finish) found it, once the messages before it were returned.
+    #[inline]
     pub fn next_message(&mut self) -> Result<Option<Message>, DecodeError> {
+        if let Some((_, message)) = self.ready.pop_front() {
+            return Ok(Some(message));
+        }
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
@@ -123,7 +142,9 @@ impl MessageDecoder {
 
     /// Declares the end of input
     ///
-    /// Call it once [`next_message`](Self::next_message) returned `Ok(None)`.
+    /// Complete messages fed but not yet drained are decoded now (so that a fault inside one
+    /// is reported) and kept: [`next_message`](Self::next_message) returns them afterwards,
+    /// then `Ok(None)` or the error `finish` returned. Nothing fed is discarded.
     ///
     /// # Errors
     ///
@@ -133,10 +154,19 @@ impl MessageDecoder {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        // A fully buffered message not yet drained is an error of the caller's loop; decode
-        // it so that a fault inside it is still reported.
-        while self.step().map_err(|e| self.fail(e))?.is_some() {}
-        let buffered = self.buffered();
+        loop {
+            let offset = self.offset;
+            match self.step() {
+                Ok(Some(message)) => self.ready.push_back((offset, message)),
+                Ok(None) => break,
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        if !self.ready.is_empty() {
+            // They will be returned without passing through `step`
+            self.seen.forget_repeat();
+        }
+        let buffered = self.undecoded();
         if buffered > 0 {
             return Err(self.fail(DecodeError::Truncated {
                 offset: self.offset,
@@ -179,6 +209,13 @@ impl MessageDecoder {
         }
     }
 
+    /// Whether the message [`next_message`](Self::next_message) returned last has the same
+    /// header block, byte for byte, as the message before it (false when unknown)
+    #[inline]
+    pub(crate) fn headers_repeated(&self) -> bool {
+        self.seen.repeated()
+    }
+
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.error = Some(e.clone());
         self.queue.clear();
@@ -196,7 +233,7 @@ impl MessageDecoder {
                 // At a message boundary: take the message straight out of the chunk if it is
                 // all there, else start assembling it.
                 if front.len() >= PRELUDE_LEN {
-                    let prelude = read_prelude(front, self.limits, self.offset)?;
+                    let (prelude, crc) = self.preludes.read(front, self.limits, self.offset)?;
                     let total = prelude.total_len as usize;
                     if front.len() >= total {
                         let frame = front.split_to(total);
@@ -204,11 +241,11 @@ impl MessageDecoder {
                             self.queue.pop_front();
                         }
                         let message =
-                            Message::from_frame(frame, prelude, self.offset, &mut self.seen)?;
+                            Message::from_frame(frame, prelude, crc, self.offset, &mut self.seen)?;
                         self.offset += total as u64;
                         return Ok(Some(message));
                     }
-                    self.start_assembly(prelude);
+                    self.start_assembly(prelude, crc);
                 } else {
                     self.assembly.buf.reserve(PRELUDE_LEN);
                 }
@@ -226,8 +263,10 @@ impl MessageDecoder {
             }
             match self.want {
                 None if self.assembly.buf.len() == PRELUDE_LEN => {
-                    let prelude = read_prelude(&self.assembly.buf, self.limits, self.offset)?;
-                    self.start_assembly(prelude);
+                    let (prelude, crc) =
+                        self.preludes
+                            .read(&self.assembly.buf, self.limits, self.offset)?;
+                    self.start_assembly(prelude, crc);
                 }
                 Some(prelude) if self.assembly.buf.len() == goal => {
                     self.want = None;
@@ -248,8 +287,9 @@ impl MessageDecoder {
         }
     }
 
-    /// Prepares the assembly buffer to receive the rest of a message whose prelude is valid
-    fn start_assembly(&mut self, prelude: Prelude) {
+    /// Prepares the assembly buffer to receive the rest of a message whose prelude is valid;
+    /// `crc` covers the prelude's first 8 bytes
+    fn start_assembly(&mut self, prelude: Prelude, crc: crc32fast::Hasher) {
         let total = prelude.total_len as usize;
         if self.assembly.buf.capacity() < total {
             // Reclaims the buffer if every message cut from it was dropped; else allocates,
@@ -258,7 +298,7 @@ impl MessageDecoder {
                 .buf
                 .reserve(total.max(ASSEMBLY_MIN) - self.assembly.buf.len());
         }
-        self.assembly.crc = prelude.message_crc();
+        self.assembly.crc = crc;
         self.assembly.hashed = 8;
         self.want = Some(prelude);
     }
@@ -267,14 +307,14 @@ impl MessageDecoder {
         if buf.len() < PRELUDE_LEN {
             return Ok(None);
         }
-        let prelude = read_prelude(buf, self.limits, self.offset)?;
+        let (prelude, crc) = self.preludes.read(buf, self.limits, self.offset)?;
         let total = prelude.total_len as usize;
         if buf.len() < total {
             buf.reserve(total - buf.len());
             return Ok(None);
         }
         let frame = buf.split_to(total).freeze();
-        let message = Message::from_frame(frame, prelude, self.offset, &mut self.seen)?;
+        let message = Message::from_frame(frame, prelude, crc, self.offset, &mut self.seen)?;
         self.offset += total as u64;
         Ok(Some(message))
     }
@@ -313,11 +353,43 @@ fn absorb(a: &mut Assembly, bytes: &[u8], prelude: Prelude) {
     }
 }
 
-/// Checks the prelude at the start of `bytes` (at least 12 long)
-fn read_prelude(bytes: &[u8], limits: Limits, offset: u64) -> Result<Prelude, DecodeError> {
-    let mut p = [0u8; PRELUDE_LEN];
-    p.copy_from_slice(&bytes[..PRELUDE_LEN]);
-    Prelude::parse(&p, &limits, offset)
+/// Checks preludes, hashing their length fields once per distinct pair of lengths
+#[derive(Debug, Default)]
+struct PreludeReader {
+    /// The length fields of the last prelude read and the CRC state after them: a stream of
+    /// equal-sized messages then hashes no prelude twice
+    last: Option<([u8; 8], crc32fast::Hasher)>,
+    /// A fresh CRC-32 state: cloning it skips the CPU feature detection of `Hasher::new`,
+    /// which costs as much as hashing a prelude
+    fresh: crc32fast::Hasher,
+}
+
+impl PreludeReader {
+    /// Checks the prelude at the start of `bytes` (at least 12 long); returns it with the CRC
+    /// state after its first 8 bytes, to be continued over the message
+    #[inline]
+    fn read(
+        &mut self,
+        bytes: &[u8],
+        limits: Limits,
+        offset: u64,
+    ) -> Result<(Prelude, crc32fast::Hasher), DecodeError> {
+        let mut p = [0u8; PRELUDE_LEN];
+        p.copy_from_slice(&bytes[..PRELUDE_LEN]);
+        let crc = match &self.last {
+            Some((lengths, crc)) if *lengths == p[..8] => crc.clone(),
+            _ => {
+                let mut crc = self.fresh.clone();
+                crc.update(&p[..8]);
+                let mut lengths = [0u8; 8];
+                lengths.copy_from_slice(&p[..8]);
+                self.last = Some((lengths, crc.clone()));
+                crc
+            }
+        };
+        let prelude = Prelude::check(&p, crc.clone().finalize(), limits, offset)?;
+        Ok((prelude, crc))
+    }
 }
 
 #[cfg(test)]
@@ -457,11 +529,68 @@ mod tests {
     }
 
     #[test]
-    fn finish_decodes_undrained_messages() {
-        let (_, wire) = stream();
+    fn remembered_prelude_never_hides_a_bad_prelude_crc() {
+        let m = Message::new(Headers::new(), "same size");
+        let one = m.to_bytes().unwrap();
+        let len = one.len();
+        for corrupt in [3, 8, 11] {
+            let mut wire = BytesMut::new();
+            for _ in 0..3 {
+                wire.extend_from_slice(&one);
+            }
+            wire[len + corrupt] ^= 1;
+            let mut d = MessageDecoder::new();
+            d.feed(wire.freeze());
+            assert_eq!(d.next_message().unwrap(), Some(m.clone()));
+            assert!(matches!(
+                d.next_message().unwrap_err(),
+                DecodeError::PreludeCrc { offset, .. } if offset == len as u64
+            ));
+        }
+    }
+
+    #[test]
+    fn finish_keeps_undrained_messages() {
+        let (msgs, wire) = stream();
+        for size in [1, 7, wire.len()] {
+            let mut d = MessageDecoder::new();
+            for chunk in wire.chunks(size) {
+                d.feed(wire.slice_ref(chunk));
+            }
+            let first = d.next_message().unwrap().unwrap();
+            d.finish().unwrap();
+            assert_eq!(d.offset(), first.wire_len(), "{size}");
+            assert_eq!(d.buffered() as u64, wire.len() as u64 - first.wire_len());
+            let mut got = vec![first];
+            while let Some(m) = d.next_message().unwrap() {
+                got.push(m);
+            }
+            assert_eq!(got, msgs, "chunk size {size}: every message fed comes out");
+            assert_eq!(d.offset(), wire.len() as u64);
+            d.finish().unwrap();
+        }
+    }
+
+    #[test]
+    fn finish_keeps_messages_before_a_fault() {
+        let (msgs, wire) = stream();
+        let cut = wire.len() - 3;
         let mut d = MessageDecoder::new();
-        d.feed(wire);
-        d.finish().unwrap();
+        d.feed(wire.slice(..cut));
+        let start = wire.len() as u64 - msgs[4].wire_len();
+        let err = d.finish().unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::Truncated {
+                offset: start,
+                buffered: cut - start as usize
+            }
+        );
+        for m in &msgs[..4] {
+            assert_eq!(d.next_message().unwrap().as_ref(), Some(m));
+        }
+        assert_eq!(d.next_message().unwrap_err(), err, "then the error, sticky");
+        assert_eq!(d.finish().unwrap_err(), err);
     }
 
     #[test]

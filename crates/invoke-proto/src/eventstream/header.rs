@@ -2,8 +2,8 @@
 
 use std::fmt;
 
+use super::Utf8Bytes;
 use bytes::{BufMut, Bytes, BytesMut};
-use bytestring::ByteString;
 
 use super::{MAX_HEADER_NAME_LEN, MAX_HEADER_VALUE_LEN};
 use crate::error::{DecodeError, EncodeError, HeaderNameProblem};
@@ -37,7 +37,7 @@ pub enum HeaderValue {
     /// Type 6: bytes with a 16-bit length
     ByteArray(Bytes),
     /// Type 7: UTF-8 text with a 16-bit length
-    String(ByteString),
+    String(Utf8Bytes),
     /// Type 8: milliseconds since the Unix epoch
     Timestamp(i64),
     /// Type 9: 16 raw bytes, in wire order
@@ -189,16 +189,16 @@ impl From<i64> for HeaderValue {
 }
 impl From<&'static str> for HeaderValue {
     fn from(v: &'static str) -> Self {
-        Self::String(ByteString::from_static(v))
+        Self::String(Utf8Bytes::from_static(v))
     }
 }
 impl From<String> for HeaderValue {
     fn from(v: String) -> Self {
-        Self::String(ByteString::from(v))
+        Self::String(Utf8Bytes::from(v))
     }
 }
-impl From<ByteString> for HeaderValue {
-    fn from(v: ByteString) -> Self {
+impl From<Utf8Bytes> for HeaderValue {
+    fn from(v: Utf8Bytes) -> Self {
         Self::String(v)
     }
 }
@@ -212,14 +212,14 @@ impl From<Bytes> for HeaderValue {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Header {
     /// The header name, 1 to 255 bytes of UTF-8
-    pub name: ByteString,
+    pub name: Utf8Bytes,
     /// The value
     pub value: HeaderValue,
 }
 
 impl Header {
     /// A header from a name and anything that converts into a value
-    pub fn new(name: impl Into<ByteString>, value: impl Into<HeaderValue>) -> Self {
+    pub fn new(name: impl Into<Utf8Bytes>, value: impl Into<HeaderValue>) -> Self {
         Self {
             name: name.into(),
             value: value.into(),
@@ -320,7 +320,7 @@ impl Headers {
             TYPE_TIMESTAMP => HeaderValue::Timestamp(be_i64(v)),
             TYPE_BYTES => HeaderValue::ByteArray(self.raw.slice_ref(v)),
             TYPE_STRING => {
-                HeaderValue::String(ByteString::try_from(self.raw.slice_ref(v)).unwrap_or_default())
+                HeaderValue::String(Utf8Bytes::try_from(self.raw.slice_ref(v)).unwrap_or_default())
             }
             _ => {
                 let mut u = [0u8; 16];
@@ -376,7 +376,7 @@ impl Iterator for HeadersIter<'_> {
     fn next(&mut self) -> Option<Header> {
         let raw = read_header(&self.headers.raw, self.pos).ok()?;
         self.pos = raw.end;
-        let name = ByteString::try_from(self.headers.raw.slice_ref(raw.name)).ok()?;
+        let name = Utf8Bytes::try_from(self.headers.raw.slice_ref(raw.name)).ok()?;
         Some(Header {
             name,
             value: self.headers.value_of(&raw),
@@ -558,16 +558,16 @@ pub(crate) fn validate(block: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
-/// Remembers the last header block that passed [`validate`], so that a stream repeating the
-/// same block (Lambda sends an identical one with every `PayloadChunk`) is compared, not
-/// re-parsed
+/// A copy of one short header block, to recognise a stream repeating the same block (Lambda
+/// sends an identical one with every `PayloadChunk`) by one comparison instead of a parse
 #[derive(Debug, Clone)]
-pub(crate) struct ValidatedBlock {
+pub(crate) struct BlockCache {
+    /// Length of the block held, `usize::MAX` when none
     len: usize,
     bytes: [u8; Self::CAPACITY],
 }
 
-impl Default for ValidatedBlock {
+impl Default for BlockCache {
     fn default() -> Self {
         Self {
             len: usize::MAX,
@@ -576,21 +576,56 @@ impl Default for ValidatedBlock {
     }
 }
 
-impl ValidatedBlock {
+impl BlockCache {
     /// Longest block remembered
     const CAPACITY: usize = 256;
 
-    /// As [`validate`], skipping the work when `block` equals the last valid block
-    pub(crate) fn validate(&mut self, block: &[u8]) -> Result<(), DecodeError> {
-        if block.len() == self.len && block == &self.bytes[..self.len] {
-            return Ok(());
-        }
-        validate(block)?;
-        if block.len() <= Self::CAPACITY {
-            self.bytes[..block.len()].copy_from_slice(block);
+    /// Whether `block` equals the block held
+    #[inline]
+    pub(crate) fn matches(&self, block: &[u8]) -> bool {
+        block.len() == self.len && block == &self.bytes[..self.len]
+    }
+
+    /// Holds `block` from now on, if it is short enough; else forgets the block held
+    pub(crate) fn remember(&mut self, block: &[u8]) {
+        if let Some(dst) = self.bytes.get_mut(..block.len()) {
+            dst.copy_from_slice(block);
             self.len = block.len();
+        } else {
+            self.len = usize::MAX;
+        }
+    }
+}
+
+/// Remembers the last header block that passed [`validate`], so that a repeated block is
+/// compared, not re-parsed
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ValidatedBlock {
+    last: BlockCache,
+    /// Whether the block validated last equalled the one before it
+    repeated: bool,
+}
+
+impl ValidatedBlock {
+    /// As [`validate`], skipping the work when `block` equals the last valid block
+    #[inline]
+    pub(crate) fn validate(&mut self, block: &[u8]) -> Result<(), DecodeError> {
+        self.repeated = self.last.matches(block);
+        if !self.repeated {
+            validate(block)?;
+            self.last.remember(block);
         }
         Ok(())
+    }
+
+    /// Whether the block validated last equalled, byte for byte, the block validated before it
+    pub(crate) fn repeated(&self) -> bool {
+        self.repeated
+    }
+
+    /// Makes [`repeated`](Self::repeated) false until the next validation
+    pub(crate) fn forget_repeat(&mut self) {
+        self.repeated = false;
     }
 }
 

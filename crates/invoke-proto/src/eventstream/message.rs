@@ -33,23 +33,26 @@ impl Message {
 
     /// Builds a message from one complete frame whose prelude was already checked
     ///
-    /// Checks the message CRC, then the header block. `offset` is the stream position of
-    /// `frame[0]`. No byte is copied: headers and payload are slices of `frame`.
+    /// Checks the message CRC, continuing `crc` (the state after the first 8 bytes), then the
+    /// header block. `offset` is the stream position of `frame[0]`. No byte is copied: headers
+    /// and payload are slices of `frame`.
+    #[inline]
     pub(crate) fn from_frame(
         frame: Bytes,
         prelude: Prelude,
+        mut crc: crc32fast::Hasher,
         offset: u64,
         seen: &mut ValidatedBlock,
     ) -> Result<Self, DecodeError> {
         let total = prelude.total_len as usize;
         debug_assert_eq!(frame.len(), total);
-        let mut crc = prelude.message_crc();
         crc.update(&frame[8..total - 4]);
         Self::from_hashed_frame(frame, prelude, crc.finalize(), offset, seen)
     }
 
     /// As [`from_frame`](Self::from_frame), with the CRC of `frame[..total_len - 4]` already
     /// computed
+    #[inline]
     pub(crate) fn from_hashed_frame(
         mut frame: Bytes,
         prelude: Prelude,

@@ -10,6 +10,7 @@ mod encode;
 mod header;
 mod message;
 mod prelude;
+mod utf8_bytes;
 
 pub use decoder::MessageDecoder;
 /// The old name, for tests inside the crate not yet moved to [`encode_message`]
@@ -17,9 +18,11 @@ pub use decoder::MessageDecoder;
 pub(crate) use encode::encode_message as encode;
 pub(crate) use encode::encode_parts;
 pub use encode::{encode_message, encode_message_with_limits};
+pub(crate) use header::BlockCache;
 pub use header::{Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, format_uuid};
 pub use message::Message;
 pub use prelude::Prelude;
+pub use utf8_bytes::Utf8Bytes;
 
 /// Bytes of the prelude: `total_length`, `headers_length`, prelude CRC
 pub const PRELUDE_LEN: usize = 12;

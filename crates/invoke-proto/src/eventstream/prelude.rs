@@ -28,10 +28,20 @@ impl Prelude {
         limits: &Limits,
         offset: u64,
     ) -> Result<Self, DecodeError> {
+        Self::check(bytes, crc32fast::hash(&bytes[0..8]), *limits, offset)
+    }
+
+    /// As [`parse`](Self::parse), given `computed`, the CRC-32 of `bytes[0..8]`
+    #[inline]
+    pub(crate) fn check(
+        bytes: &[u8; PRELUDE_LEN],
+        computed: u32,
+        limits: Limits,
+        offset: u64,
+    ) -> Result<Self, DecodeError> {
         let total_len = be_u32(&bytes[0..4]);
         let headers_len = be_u32(&bytes[4..8]);
         let crc = be_u32(&bytes[8..12]);
-        let computed = crc32fast::hash(&bytes[0..8]);
         if computed != crc {
             return Err(DecodeError::PreludeCrc {
                 offset,
@@ -69,12 +79,6 @@ impl Prelude {
             headers_len,
             crc,
         })
-    }
-
-    /// A CRC state covering the first 8 bytes, to be continued over bytes
-    /// `8..total_len - 4` for the message CRC
-    pub(crate) fn message_crc(&self) -> crc32fast::Hasher {
-        crc32fast::Hasher::new_with_initial_len(self.crc, 8)
     }
 
     /// Length of the payload this prelude announces

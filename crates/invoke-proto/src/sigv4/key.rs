@@ -2,24 +2,52 @@
 
 use std::sync::Mutex;
 
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
+
+#[cfg(not(any(feature = "rustcrypto", feature = "ring")))]
+compile_error!(
+    "invoke-proto needs a SHA-256 backend: enable the `rustcrypto` or the `ring` feature"
+);
 
 /// A derived SigV4 signing key (`kSigning`), wiped on drop
 pub(crate) type SigningKey = Zeroizing<[u8; 32]>;
 
-/// HMAC-SHA256 of `data` under `key`
+/// HMAC-SHA256 of `data` under `key` (RustCrypto backend)
+#[cfg(all(feature = "rustcrypto", not(feature = "ring")))]
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut mac =
-        <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("hmac accepts keys of any length");
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+        .expect("hmac accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
 
-/// SHA-256 of `data`
+/// SHA-256 of `data` (RustCrypto backend)
+#[cfg(all(feature = "rustcrypto", not(feature = "ring")))]
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
+    use sha2::Digest as _;
+    sha2::Sha256::digest(data).into()
+}
+
+/// HMAC-SHA256 of `data` under `key` (ring backend)
+#[cfg(feature = "ring")]
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    to_array(ring::hmac::sign(&key, data).as_ref())
+}
+
+/// SHA-256 of `data` (ring backend)
+#[cfg(feature = "ring")]
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    to_array(ring::digest::digest(&ring::digest::SHA256, data).as_ref())
+}
+
+/// The 32 bytes of a SHA-256 sized output
+#[cfg(feature = "ring")]
+fn to_array(out: &[u8]) -> [u8; 32] {
+    let mut a = [0; 32];
+    a.copy_from_slice(out);
+    a
 }
 
 /// Lower-case hex of a SHA-256 hash, without allocating

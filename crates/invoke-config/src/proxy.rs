@@ -1,23 +1,28 @@
-//! Which HTTP proxy to use, from a snapshot of the proxy environment variables
+//! Which HTTP proxy to use, from the proxy environment variables
 
 use invoke_proto::{Endpoint, Scheme};
+
+use crate::env::Env;
 
 /// The proxy environment variables, captured once
 ///
 /// Read as the AWS CLI reads them (through Python's `urllib`): `https_proxy` for an `https`
 /// endpoint and `http_proxy` for an `http` one, then `all_proxy`; each name in lower case
-/// first, then upper case; `no_proxy` / `NO_PROXY` lists hosts reached directly
-/// (comma-separated; `*` for all; a name matches itself and its subdomains, a leading `.`
-/// is ignored; `host:port` entries match that port only).
+/// first (a lower-case variable that is set hides the upper-case one, even when blank), then
+/// upper case; `no_proxy` / `NO_PROXY` lists hosts reached directly (comma-separated; `*` for
+/// all; a name matches itself and its subdomains, a leading `.` is ignored; `host:port`
+/// entries match that port only).
+///
+/// `Debug` hides the credentials a proxy URL may carry (see [`redact_url`]).
 ///
 /// ```
-/// use invoke_blocking::ProxyEnv;
+/// use invoke_config::{Env, ProxyEnv};
 /// use invoke_proto::{resolve_endpoint, EndpointConfig};
 ///
-/// let env = ProxyEnv::from_vars([
+/// let env = ProxyEnv::from_env(&Env::from_pairs([
 ///     ("HTTPS_PROXY", "http://proxy.internal:3128"),
 ///     ("NO_PROXY", "localhost,.amazonaws.com"),
-/// ]);
+/// ]));
 /// let aws = resolve_endpoint(&EndpointConfig::default().with_region("us-east-1"))?;
 /// assert_eq!(env.proxy_for(&aws), None);
 /// let other = resolve_endpoint(&EndpointConfig::default().with_custom("https://lambda.example.com"))?;
@@ -34,7 +39,7 @@ pub struct ProxyEnv {
 
 impl std::fmt::Debug for ProxyEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = |u: &Option<String>| u.as_deref().map(redact);
+        let url = |u: &Option<String>| u.as_deref().map(redact_url);
         f.debug_struct("ProxyEnv")
             .field("http", &url(&self.http))
             .field("https", &url(&self.https))
@@ -50,26 +55,14 @@ impl ProxyEnv {
         Self::default()
     }
 
-    /// A snapshot of this process's environment
-    pub fn from_process() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// From `(name, value)` pairs, as if they were the environment
-    pub fn from_vars<K: AsRef<str>, V: AsRef<str>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
-        let vars: Vec<(String, String)> = vars
-            .into_iter()
-            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
-            .collect();
-        Self::from_lookup(|name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
-    }
-
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// The proxy variables of an environment snapshot
+    pub fn from_env(env: &Env) -> Self {
         let get = |lower: &str| {
-            lookup(lower)
-                .or_else(|| lookup(&lower.to_ascii_uppercase()))
-                .map(|v| v.trim().to_owned())
+            env.get_raw(lower)
+                .or_else(|| env.get_raw(&lower.to_ascii_uppercase()))
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
+                .map(str::to_owned)
         };
         Self {
             http: get("http_proxy"),
@@ -77,6 +70,19 @@ impl ProxyEnv {
             all: get("all_proxy"),
             no_proxy: get("no_proxy"),
         }
+    }
+
+    /// A snapshot of this process's environment (the edge of a program; see
+    /// [`Env::from_process`])
+    pub fn from_process() -> Self {
+        Self::from_env(&Env::from_process())
+    }
+
+    /// From `(name, value)` pairs, as if they were the environment
+    pub fn from_vars<K: Into<String>, V: Into<String>>(
+        vars: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self::from_env(&Env::from_pairs(vars))
     }
 
     /// The proxy URL for `endpoint`, `None` to connect directly
@@ -98,7 +104,11 @@ impl ProxyEnv {
 }
 
 /// `url` with any `user:password@` replaced by `***@`, for logs and errors
-pub(crate) fn redact(url: &str) -> String {
+///
+/// ```
+/// assert_eq!(invoke_config::redact_url("http://u:pw@proxy:3128"), "http://***@proxy:3128");
+/// ```
+pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
@@ -158,18 +168,21 @@ mod tests {
         assert_eq!(env.proxy_for(&ep("https://h")), Some("http://secure:2"));
         let env = ProxyEnv::from_vars([("ALL_PROXY", "http://all:3"), ("https_proxy", " ")]);
         assert_eq!(env.proxy_for(&ep("https://h")), Some("http://all:3"));
+        // a blank lower-case variable hides the upper-case one, as in urllib
+        let env = ProxyEnv::from_vars([("HTTPS_PROXY", "http://upper:1"), ("https_proxy", "")]);
+        assert_eq!(env.proxy_for(&ep("https://h")), None);
         assert_eq!(ProxyEnv::none().proxy_for(&ep("https://h")), None);
     }
 
     #[test]
     fn credentials_in_proxy_urls_are_redacted() {
         assert_eq!(
-            redact("http://u:p%40ss@proxy:3128"),
+            redact_url("http://u:p%40ss@proxy:3128"),
             "http://***@proxy:3128"
         );
-        assert_eq!(redact("u:pass@proxy:3128/x"), "***@proxy:3128/x");
-        assert_eq!(redact("http://proxy:3128/a@b"), "http://proxy:3128/a@b");
-        assert_eq!(redact("http://proxy:3128"), "http://proxy:3128");
+        assert_eq!(redact_url("u:pass@proxy:3128/x"), "***@proxy:3128/x");
+        assert_eq!(redact_url("http://proxy:3128/a@b"), "http://proxy:3128/a@b");
+        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
         let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
         assert!(!format!("{env:?}").contains("s3cret"));
     }

@@ -1,0 +1,196 @@
+//! The credential providers' HTTP exchanges (IMDS, container, STS, SSO), sent through the
+//! client's agent
+
+use std::io::Read as _;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use invoke_config::{Attempt, MAX_RESPONSE_BODY, ProxyEnv, redact_url};
+use invoke_proto::{EndpointConfig, RetryConfig, backoff, resolve_endpoint};
+
+use crate::call::jitter;
+
+/// The waits between a provider's attempts: up to 100 ms, doubling, at most 1 s
+const BACKOFF: RetryConfig = RetryConfig::new()
+    .with_initial_backoff(Duration::from_millis(100))
+    .with_max_backoff(Duration::from_secs(1));
+
+/// The longest connect to a link-local or loopback host (instance metadata, containers)
+const LOCAL_CONNECT: Duration = Duration::from_secs(1);
+
+/// Sends the requests of `invoke-config`'s credential providers with a client's agent
+#[derive(Clone)]
+pub(crate) struct Sender {
+    pub(crate) agent: ureq::Agent,
+    pub(crate) proxy_env: ProxyEnv,
+    /// Connecting, per attempt
+    pub(crate) connect: Duration,
+    /// The whole exchange, per attempt
+    pub(crate) timeout: Duration,
+}
+
+/// Hosts reached directly whatever the proxy variables say: instance metadata, the
+/// container endpoints (link-local) and loopback
+fn always_direct(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        // fd00:ec2::254 is IMDS over IPv6; fe80::/10 is link-local
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.segments()[..2] == [0xfd00, 0x0ec2]
+        }
+        Err(_) => false,
+    }
+}
+
+impl Sender {
+    /// The proxy for `uri`, by the same rules as the client's endpoint
+    fn proxy_for(&self, uri: &http::Uri) -> Result<Option<ureq::Proxy>, String> {
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(format!("not an absolute URL: {uri}"));
+        };
+        if always_direct(authority.host()) {
+            return Ok(None);
+        }
+        let Ok(target) = resolve_endpoint(
+            &EndpointConfig::default().with_custom(format!("{scheme}://{authority}")),
+        ) else {
+            return Ok(None);
+        };
+        self.proxy_env
+            .proxy_for(&target)
+            .map(|p| ureq::Proxy::new(p).map_err(|e| format!("proxy {}: {e}", redact_url(p))))
+            .transpose()
+    }
+
+    /// `request` with the provider settings: any scheme, its proxy, short timeouts
+    fn configure<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+        proxy: Option<ureq::Proxy>,
+        connect: Duration,
+    ) -> http::Request<S> {
+        self.agent
+            .configure_request(request)
+            .https_only(false)
+            .proxy(proxy)
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(self.timeout))
+            .timeout_recv_response(Some(self.timeout))
+            .timeout_per_read(Some(self.timeout))
+            .build()
+    }
+
+    /// One exchange: backs off first for a retry, returns the status, headers and at most
+    /// [`MAX_RESPONSE_BODY`] + 1 bytes of body (the provider refuses more)
+    pub(crate) fn send(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+        if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
+            && n > 1
+        {
+            std::thread::sleep(backoff(&BACKOFF, n - 1, jitter()));
+        }
+        let proxy = self.proxy_for(request.uri())?;
+        let uri = request.uri().clone();
+        let connect = if uri.host().is_some_and(always_direct) {
+            self.connect.min(LOCAL_CONNECT)
+        } else {
+            self.connect
+        };
+        let span = tracing::debug_span!(
+            "credentials_request",
+            method = %request.method(),
+            host = uri.host().unwrap_or_default(),
+            path = uri.path(),
+            status = tracing::field::Empty,
+        );
+        let _entered = span.enter();
+        let (parts, body) = request.into_parts();
+        let result = if body.is_empty() {
+            let req = http::Request::from_parts(parts, ());
+            self.agent.run(self.configure(req, proxy, connect))
+        } else {
+            let req = http::Request::from_parts(parts, &body[..]);
+            self.agent.run(self.configure(req, proxy, connect))
+        };
+        let response = result.map_err(|e| {
+            tracing::debug!(error = %e, "credentials request failed");
+            format!("{uri}: {e}")
+        })?;
+        let (parts, body) = response.into_parts();
+        span.record("status", parts.status.as_u16());
+        let mut bytes = Vec::new();
+        body.into_reader()
+            .take(MAX_RESPONSE_BODY as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| format!("{uri}: reading the response: {e}"))?;
+        Ok((parts.status, parts.headers, Bytes::from(bytes)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn providers_use_the_proxy_variables_except_for_local_hosts() {
+        let sender = |vars: &[(&str, &str)]| Sender {
+            agent: ureq::Agent::new_with_defaults(),
+            proxy_env: ProxyEnv::from_vars(vars.iter().copied()),
+            connect: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        };
+        let proxied = |s: &Sender, uri: &str| s.proxy_for(&uri.parse().unwrap()).unwrap().is_some();
+        let s = sender(&[
+            ("HTTPS_PROXY", "http://proxy.internal:3128"),
+            ("HTTP_PROXY", "http://proxy.internal:3128"),
+        ]);
+        assert!(proxied(&s, "https://sts.us-east-1.amazonaws.com/"));
+        assert!(proxied(
+            &s,
+            "https://portal.sso.eu-west-1.amazonaws.com/federation/credentials"
+        ));
+        assert!(!proxied(&s, "http://169.254.169.254/latest/api/token"));
+        assert!(!proxied(&s, "http://169.254.170.2/v2/credentials/x"));
+        assert!(!proxied(&s, "http://[fd00:ec2::254]/latest/api/token"));
+        assert!(!proxied(&s, "http://127.0.0.1:8080/creds"));
+        let s = sender(&[
+            ("HTTPS_PROXY", "http://proxy.internal:3128"),
+            ("NO_PROXY", "amazonaws.com"),
+        ]);
+        assert!(!proxied(&s, "https://sts.us-east-1.amazonaws.com/"));
+        assert!(proxied(&s, "https://sts.example.com/"));
+        assert!(!proxied(
+            &sender(&[]),
+            "https://sts.us-east-1.amazonaws.com/"
+        ));
+    }
+
+    #[test]
+    fn metadata_and_loopback_hosts_are_always_direct() {
+        for host in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "169.254.170.23",
+            "[fd00:ec2::254]",
+            "[fd00:ec2::23]",
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+        ] {
+            assert!(always_direct(host), "{host}");
+        }
+        for host in ["sts.amazonaws.com", "10.0.0.1", "[2001:db8::1]"] {
+            assert!(!always_direct(host), "{host}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! Clients built from `invoke-config` (an in-memory environment and files), against the
+//! emulator on loopback
+
+use std::io::Read as _;
+use std::sync::Arc;
+
+use invoke_blocking::{
+    Client, CredentialsCache, CredentialsError, Error, Overrides, ProvideCredentials,
+    ProvidedCredentials, SharedConfig,
+};
+use invoke_config::{Env, MemFs, RetryMode};
+use invoke_emulator::Emulator;
+use invoke_proto::{Credentials, InvokeParams};
+use transport_suite::metadata::{IMDS_REGION, MetadataServer};
+use transport_suite::{Harness, KEY, SECRET};
+
+fn shared(vars: &[(&str, &str)], config: &str) -> SharedConfig {
+    let mut pairs = vec![
+        ("HOME", "/home/test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    pairs.extend_from_slice(vars);
+    let fs = MemFs::new().with("/home/test/.aws/config", config);
+    SharedConfig::load(Env::from_pairs(pairs), &fs)
+}
+
+#[test]
+fn endpoint_region_retries_and_keys_come_from_the_config() {
+    let h = Harness::start();
+    let url = h.endpoint().to_string();
+    let shared = shared(
+        &[
+            ("AWS_ENDPOINT_URL_LAMBDA", &url),
+            ("AWS_ACCESS_KEY_ID", KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ],
+        "[default]\nregion = eu-west-3\nmax_attempts = 2\n",
+    );
+    let client = Client::from_config(&shared, &Overrides::new()).unwrap();
+    assert_eq!(client.endpoint().to_string(), url.trim_end_matches('/'));
+    assert_eq!(client.endpoint().region(), "eu-west-3");
+    let found = client.credentials().unwrap().expect("signs");
+    assert_eq!(found.provider, "environment");
+
+    let mut payload = String::new();
+    client
+        .invoke(&InvokeParams::new("echo", r#"{"a":1}"#))
+        .unwrap()
+        .into_reader()
+        .read_to_string(&mut payload)
+        .unwrap();
+    assert_eq!(payload, r#"{"a":1}"#);
+
+    // max_attempts = 2 from the profile: a throttled function is tried twice
+    let e = client
+        .invoke(&InvokeParams::new("streamer-throttle", "{}"))
+        .unwrap_err();
+    assert_eq!(e.attempts(), Some(2), "{e}");
+
+    // An explicit override wins over the profile, whatever the retry mode
+    let client = Client::from_config(
+        &shared,
+        &Overrides::new()
+            .max_attempts(1)
+            .retry_mode(RetryMode::Adaptive),
+    )
+    .unwrap();
+    let e = client
+        .invoke(&InvokeParams::new("streamer-throttle", "{}"))
+        .unwrap_err();
+    assert_eq!(e.attempts(), Some(1), "{e}");
+}
+
+#[test]
+fn credentials_are_looked_up_when_first_needed() {
+    let h = Harness::start();
+    let url = h.endpoint().to_string();
+    // No credentials anywhere: building works, invoking says what was tried
+    let shared = shared(
+        &[("AWS_ENDPOINT_URL", &url), ("AWS_REGION", "us-east-1")],
+        "",
+    );
+    let client = Client::from_config(&shared, &Overrides::new()).unwrap();
+    let e = client.invoke(&InvokeParams::new("echo", "{}")).unwrap_err();
+    let Error::Credentials(source) = &e else {
+        panic!("{e:?}")
+    };
+    let text = source.to_string();
+    assert!(
+        text.contains("environment") && text.contains("imds"),
+        "{text}"
+    );
+}
+
+#[test]
+fn settings_errors_are_typed() {
+    let e = Client::from_config(&shared(&[], ""), &Overrides::new()).unwrap_err();
+    assert!(matches!(e, Error::Endpoint(_)), "no region: {e:?}");
+    let e = Client::from_config(
+        &shared(&[("AWS_MAX_ATTEMPTS", "zero")], ""),
+        &Overrides::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::Settings(_)), "{e:?}");
+    assert!(e.to_string().contains("AWS_MAX_ATTEMPTS"), "{e}");
+    let bundle = "/nonexistent/invoke-blocking-ca.pem";
+    let e = Client::from_config(
+        &shared(
+            &[("AWS_REGION", "us-east-1"), ("AWS_CA_BUNDLE", bundle)],
+            "",
+        ),
+        &Overrides::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, Error::CaBundle { .. }), "{e:?}");
+    assert!(e.to_string().contains(bundle), "{e}");
+}
+
+#[test]
+fn without_a_region_the_instance_metadata_has_it() {
+    let server = MetadataServer::start();
+    let mut shared = shared(&[], "");
+    // as `shared` but with instance metadata on loopback
+    let mut env = shared.env().clone();
+    env.set("AWS_EC2_METADATA_DISABLED", "false");
+    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
+    shared = SharedConfig::load(env, &MemFs::new());
+    let client = Client::builder_from_config(&shared, &Overrides::new())
+        .unwrap()
+        .no_signing()
+        .build()
+        .unwrap();
+    assert_eq!(client.endpoint().region(), IMDS_REGION);
+    assert_eq!(
+        client.endpoint().host(),
+        format!("lambda.{IMDS_REGION}.amazonaws.com")
+    );
+    let asked: Vec<_> = server.requests().into_iter().map(|r| r.1).collect();
+    assert_eq!(
+        asked,
+        ["/latest/api/token", "/latest/meta-data/placement/region"]
+    );
+}
+
+#[test]
+fn no_signing_reaches_an_endpoint_without_auth_only() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let open = runtime
+        .block_on(
+            Emulator::builder()
+                .builtins()
+                .no_auth()
+                .quiet()
+                .start("127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+    let unsigned = |url: &str| {
+        let shared = shared(
+            &[("AWS_ENDPOINT_URL", url), ("AWS_REGION", "us-east-1")],
+            "",
+        );
+        Client::builder_from_config(&shared, &Overrides::new())
+            .unwrap()
+            .no_signing()
+            .build()
+            .unwrap()
+    };
+    let client = unsigned(&open.url());
+    assert!(client.credentials().unwrap().is_none());
+    let mut payload = String::new();
+    client
+        .invoke(&InvokeParams::new("echo", "{}"))
+        .unwrap()
+        .into_reader()
+        .read_to_string(&mut payload)
+        .unwrap();
+    assert_eq!(payload, "{}");
+
+    let h = Harness::start();
+    let e = unsigned(&h.endpoint().to_string())
+        .invoke(&InvokeParams::new("echo", "{}"))
+        .unwrap_err();
+    let service = e.service_error().expect("a service error");
+    assert_eq!(service.status, Some(403), "{e}");
+    runtime.block_on(open.shutdown());
+}
+
+/// A source of the suite's key that counts how often it is asked
+fn counting_source(
+    calls: &Arc<std::sync::atomic::AtomicU32>,
+) -> impl Fn() -> Result<ProvidedCredentials, CredentialsError> + Send + Sync + 'static {
+    let calls = Arc::clone(calls);
+    move || {
+        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(ProvidedCredentials::new(
+            Credentials::new(KEY, SECRET, None),
+            None,
+            None,
+            "mine",
+        ))
+    }
+}
+
+/// Invokes `echo` twice with `source`
+fn invoke_twice(h: &Harness, source: impl ProvideCredentials + 'static) {
+    let client = Client::builder(h.endpoint())
+        .credentials_provider(source)
+        .proxy_env(invoke_blocking::ProxyEnv::none())
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let o = client.invoke(&InvokeParams::new("echo", "{}")).unwrap();
+        assert!(o.last().is_some_and(|e| e.is_ok()));
+    }
+}
+
+#[test]
+fn a_custom_source_signs_every_attempt() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let h = Harness::start();
+    let calls = Arc::new(AtomicU32::new(0));
+    invoke_twice(&h, counting_source(&calls));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "asked once per attempt");
+
+    // Behind a cache it is asked once
+    let calls = Arc::new(AtomicU32::new(0));
+    let cache = CredentialsCache::new(counting_source(&calls), std::time::SystemTime::now);
+    invoke_twice(&h, cache);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

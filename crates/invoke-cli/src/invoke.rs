@@ -1,0 +1,787 @@
+//! `lambda-stream invoke`: call a streaming function and write its payload as it arrives
+
+use std::fmt::Write as _;
+use std::io::{self, IsTerminal as _, Read as _, Write};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
+use invoke_config::location::Platform;
+use invoke_config::{ClientConfig, Env, Overrides, SharedConfig, StdFs};
+use invoke_proto::{
+    EndpointError, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
+    StreamError,
+};
+use serde_json::json;
+
+use crate::status::StatusLine;
+
+/// The process exit status, as documented in `invoke --help`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// The function ran and returned normally (or the reader of stdout went away)
+    Success = 0,
+    /// The function failed: `InvokeComplete` carried an `ErrorCode`
+    Function = 1,
+    /// A service, network or protocol error (truncation and a missing `InvokeComplete` too)
+    Failed = 2,
+    /// A usage or configuration error
+    Usage = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        ExitCode::from(e as u8)
+    }
+}
+
+pub(crate) const EXIT_CODES: &str = "\
+Exit status:
+  0  the function returned normally (also when the reader of stdout went away early)
+  1  the function failed (InvokeComplete carried an ErrorCode)
+  2  a service, network or protocol error: throttling, a missing function, a timeout,
+     a truncated stream or one without InvokeComplete (the bytes already written stay)
+  3  a usage or configuration error: bad options, no region, no credentials, an unknown
+     profile
+  130  interrupted (Ctrl-C); the function itself runs on to its end";
+
+const INVOKE_EXAMPLES: &str = "\
+Examples:
+  lambda-stream invoke my-function --payload '{\"name\":\"world\"}'
+  lambda-stream invoke my-function:prod --payload @event.json --log-type Tail
+  echo '{}' | lambda-stream invoke my-function --payload - | head -c 1000
+  lambda-stream invoke my-function --output events          # the stream's shape, as JSON lines
+  lambda-stream invoke count --payload '{\"n\":5,\"size\":8,\"delay_ms\":200}' \\
+      --endpoint-url http://127.0.0.1:9001 --region us-east-1 --no-sign-request
+                                       # against `lambda-stream serve --no-auth`";
+
+/// Options of `invoke`
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!("{INVOKE_EXAMPLES}\n\n{EXIT_CODES}"))]
+pub(crate) struct InvokeArgs {
+    /// The function: a name, a partial or full ARN, optionally with `:QUALIFIER`
+    function: String,
+    /// The event: JSON text, `@FILE` to read a file, or `-` to read standard input
+    #[arg(long, value_name = "JSON|@FILE|-")]
+    payload: Option<String>,
+    /// A version or alias to invoke
+    #[arg(long)]
+    qualifier: Option<String>,
+    /// `DryRun` checks parameters and permissions without running the function
+    #[arg(long, value_enum, value_name = "TYPE")]
+    invocation_type: Option<InvocationTypeArg>,
+    /// Same as `--invocation-type DryRun`
+    #[arg(long, conflicts_with = "invocation_type")]
+    dry_run: bool,
+    /// `Tail` returns the last 4 KB of the execution log, printed on stderr
+    #[arg(long, value_enum, value_name = "TYPE")]
+    log_type: Option<LogTypeArg>,
+    /// Client context for the function, as JSON (base64-encoded for you)
+    #[arg(long, value_name = "JSON", conflicts_with = "client_context_base64")]
+    client_context: Option<String>,
+    /// Client context already base64-encoded, as the API takes it
+    #[arg(long, value_name = "BASE64")]
+    client_context_base64: Option<String>,
+    /// The tenant of a multi-tenant function
+    #[arg(long)]
+    tenant_id: Option<String>,
+    #[command(flatten)]
+    connection: ConnectionArgs,
+    /// `raw`: the payload bytes; `events`: one JSON line per event (`t_ms` since the request
+    /// was sent, payload offset and size; InvokeComplete with the decoded log)
+    #[arg(long, value_enum, default_value_t = OutputFormat::Raw)]
+    output: OutputFormat,
+    /// No live status line and no summary on stderr (errors are still reported)
+    #[arg(long, short)]
+    quiet: bool,
+    /// When to draw the live status line on stderr
+    #[arg(long, value_enum, default_value_t = StatusWhen::Auto, hide = true)]
+    status_line: StatusWhen,
+}
+
+/// Where the endpoint, region, credentials and limits come from
+#[derive(Debug, Clone, Default, clap::Args)]
+pub(crate) struct ConnectionArgs {
+    /// The region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`)
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// The shared-config profile (else AWS_PROFILE, else `default`)
+    #[arg(long)]
+    pub(crate) profile: Option<String>,
+    /// Send to this endpoint (else AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL, the profile's)
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
+    /// Do not load credentials (for `lambda-stream serve --no-auth`)
+    #[arg(long)]
+    pub(crate) no_sign_request: bool,
+    /// Attempts in all, retries included (else AWS_MAX_ATTEMPTS, the profile's, 3)
+    #[arg(long, value_name = "N")]
+    pub(crate) max_attempts: Option<u32>,
+    /// Seconds to wait for a connection (default 10; 0 waits up to 15 minutes)
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) connect_timeout: Option<f64>,
+    /// Seconds the stream may stay silent (default and 0: 15 minutes, Lambda's longest run)
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) read_timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum InvocationTypeArg {
+    #[value(name = "RequestResponse")]
+    RequestResponse,
+    #[value(name = "DryRun")]
+    DryRun,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogTypeArg {
+    #[value(name = "None")]
+    None,
+    #[value(name = "Tail")]
+    Tail,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    Raw,
+    Events,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatusWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+/// A message for the user, with the exit status it ends in
+pub(crate) struct Failure(pub(crate) Exit, pub(crate) String);
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure(Exit::Usage, message.into())
+}
+
+pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
+    match invoke(args) {
+        Ok(exit) => exit.into(),
+        Err(Failure(exit, message)) => {
+            eprintln!("lambda-stream: {message}");
+            exit.into()
+        }
+    }
+}
+
+fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
+    let params = params(args)?;
+    let client = connect(&args.connection)?;
+    let status = match args.status_line {
+        StatusWhen::Auto => !args.quiet && io::stderr().is_terminal(),
+        StatusWhen::Always => true,
+        StatusWhen::Never => false,
+    };
+    #[cfg(unix)]
+    watch_interrupt();
+    let stdout = io::stdout().lock();
+    let mut sink: Box<dyn Sink> = match args.output {
+        OutputFormat::Raw => Box::new(RawSink(stdout)),
+        OutputFormat::Events => Box::new(EventsSink(stdout)),
+    };
+    let run = drive(&client, &params, &mut *sink, status);
+    Ok(report(&run, args.quiet))
+}
+
+/// Exit status after Ctrl-C, as shells report SIGINT
+const INTERRUPTED: i32 = 130;
+
+/// On Ctrl-C, says that the function goes on (the service does not stop a function whose
+/// client went away), then exits
+#[cfg(unix)]
+fn watch_interrupt() {
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]) else {
+        return; // the default action (termination) stays
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let mut err = io::stderr().lock();
+            if err.is_terminal() {
+                let _ = write!(err, "\r\x1b[2K"); // over the status line
+            }
+            let _ = writeln!(
+                err,
+                "lambda-stream: interrupted; the connection is closed, but the function \
+                 runs on to its end (and is billed): Lambda does not stop it when its client goes away"
+            );
+            std::process::exit(INTERRUPTED);
+        }
+    });
+}
+
+/// The invocation's parameters from the options
+fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
+    let payload = match args.payload.as_deref() {
+        None => Vec::new(),
+        Some("-") => read_limited(io::stdin().lock(), "standard input")?,
+        Some(p) if p.starts_with('@') => {
+            let path = &p[1..];
+            let file =
+                std::fs::File::open(path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
+            read_limited(file, path)?
+        }
+        Some(json) => json.as_bytes().to_vec(),
+    };
+    let mut params = InvokeParams::new(args.function.clone(), payload);
+    if args.dry_run || args.invocation_type == Some(InvocationTypeArg::DryRun) {
+        params = params.invocation_type(InvocationType::DryRun);
+    } else if args.invocation_type.is_some() {
+        params = params.invocation_type(InvocationType::RequestResponse);
+    }
+    match args.log_type {
+        Some(LogTypeArg::Tail) => params = params.log_type(LogType::Tail),
+        Some(LogTypeArg::None) => params = params.log_type(LogType::None),
+        None => {}
+    }
+    if let Some(json) = &args.client_context {
+        params = params.client_context(json.clone());
+    }
+    if let Some(b64) = &args.client_context_base64 {
+        let json = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|e| usage(format!("--client-context-base64 is not base64: {e}")))?;
+        params = params.client_context(json);
+    }
+    if let Some(q) = &args.qualifier {
+        params = params.qualifier(q.clone());
+    }
+    if let Some(t) = &args.tenant_id {
+        params = params.tenant_id(t.clone());
+    }
+    params.validate().map_err(|e| usage(e.to_string()))?;
+    Ok(params)
+}
+
+/// Reads a payload of at most the service's 6 MB limit (one byte more tells it is over)
+fn read_limited(source: impl io::Read, name: &str) -> Result<Vec<u8>, Failure> {
+    let mut payload = Vec::new();
+    source
+        .take(MAX_PAYLOAD_LEN as u64 + 1)
+        .read_to_end(&mut payload)
+        .map_err(|e| usage(format!("--payload: cannot read {name}: {e}")))?;
+    if payload.len() > MAX_PAYLOAD_LEN {
+        return Err(usage(format!(
+            "--payload: {name} is over the {MAX_PAYLOAD_LEN}-byte limit of a request payload"
+        )));
+    }
+    Ok(payload)
+}
+
+/// The client, from the options, the environment and the shared files, as the AWS CLI
+/// resolves them
+fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
+    let shared = SharedConfig::load_with(
+        Env::from_process(),
+        &StdFs,
+        Platform::current(),
+        c.profile.as_deref(),
+    );
+    check_profile(&shared, c)?;
+    let mut overrides = Overrides::new();
+    if let Some(r) = &c.region {
+        overrides = overrides.region(r.clone());
+    }
+    if let Some(u) = &c.endpoint_url {
+        overrides = overrides.endpoint_url(u.clone());
+    }
+    if let Some(n) = c.max_attempts {
+        if n == 0 {
+            return Err(usage("--max-attempts must be at least 1"));
+        }
+        overrides = overrides.max_attempts(n);
+    }
+    let config = shared
+        .resolve(&overrides)
+        .map_err(|e| usage(e.to_string()))?;
+    // Like the AWS CLI, a custom endpoint still needs a region to sign for (without one and
+    // without an endpoint, the builder asks the EC2 instance metadata, as the CLI does)
+    if config.region.is_none() && config.endpoint_url.is_some() {
+        return Err(usage(no_region(&shared, &config)));
+    }
+    let builder = Client::builder_from_config(&shared, &overrides).map_err(|e| match e {
+        Error::Endpoint(EndpointError::MissingRegion) => usage(no_region(&shared, &config)),
+        e => usage(e.to_string()),
+    })?;
+    let mut timeouts = Timeouts::default();
+    if let Some(s) = c.connect_timeout {
+        timeouts = timeouts.with_connect(seconds(s, "--connect-timeout")?);
+    }
+    if let Some(s) = c.read_timeout {
+        let d = seconds(s, "--read-timeout")?;
+        timeouts = timeouts.with_idle(d).with_head(d);
+    }
+    let mut builder = builder.timeouts(timeouts);
+    if c.no_sign_request {
+        builder = builder.no_signing();
+    }
+    let client = builder.build().map_err(|e| usage(format!("client: {e}")))?;
+    // Load the credentials now: none is a configuration error that names each provider of
+    // the chain and why it gave nothing
+    if let Err(e) = client.credentials() {
+        let why = match &e {
+            Error::Credentials(source) => source.to_string(),
+            e => e.to_string(),
+        };
+        return Err(usage(format!(
+            "{why}\n(for an endpoint that does not check signatures, such as `lambda-stream serve \
+             --no-auth`, pass --no-sign-request)"
+        )));
+    }
+    Ok(client)
+}
+
+/// A timeout option in seconds; 0 means Lambda's longest run
+fn seconds(s: f64, option: &str) -> Result<Duration, Failure> {
+    if s == 0.0 {
+        return Ok(FIFTEEN_MINUTES);
+    }
+    Duration::try_from_secs_f64(s)
+        .map_err(|_| usage(format!("{option} takes a number of seconds, got {s}")))
+}
+
+/// An explicitly chosen profile must exist, as the AWS CLI requires
+fn check_profile(shared: &SharedConfig, c: &ConnectionArgs) -> Result<(), Failure> {
+    let chosen = c.profile.is_some() || shared.env().get("AWS_PROFILE").is_some();
+    let Ok(profiles) = shared.profiles() else {
+        return Ok(()); // resolve reports the broken file
+    };
+    if !chosen || profiles.profile(shared.profile_name()).is_some() {
+        return Ok(());
+    }
+    let names: Vec<&str> = profiles
+        .profiles()
+        .map(invoke_config::profile::Section::name)
+        .collect();
+    let mut msg = format!(
+        "the config profile `{}` could not be found",
+        shared.profile_name()
+    );
+    if names.is_empty() {
+        msg.push_str("; no profile is defined in ");
+    } else {
+        let _ = write!(msg, "; the profiles are {} (in ", names.join(", "));
+    }
+    msg.push_str(&files_looked_at(shared));
+    if !names.is_empty() {
+        msg.push(')');
+    }
+    msg.push_str(if c.profile.is_some() {
+        "; pick one with --profile"
+    } else {
+        "; AWS_PROFILE chose it: pick another or unset it"
+    });
+    Err(usage(msg))
+}
+
+/// The shared files and what came of reading them
+fn files_looked_at(shared: &SharedConfig) -> String {
+    let files: Vec<String> = shared
+        .files()
+        .iter()
+        .map(|(path, status)| {
+            let status = match status {
+                invoke_config::config::FileStatus::Read(_) => "read",
+                invoke_config::config::FileStatus::Missing => "missing",
+                invoke_config::config::FileStatus::Failed => "unreadable",
+            };
+            format!("{} ({status})", path.display())
+        })
+        .collect();
+    if files.is_empty() {
+        "no shared file (HOME is not set)".to_owned()
+    } else {
+        files.join(", ")
+    }
+}
+
+fn no_region(shared: &SharedConfig, config: &ClientConfig) -> String {
+    format!(
+        "no region: looked at --region, AWS_REGION, AWS_DEFAULT_REGION, `region` in profile \
+         `{}` of {}, and the EC2 instance metadata (unless AWS_EC2_METADATA_DISABLED); set one \
+         of them, e.g. --region us-east-1",
+        config.profile,
+        files_looked_at(shared)
+    )
+}
+
+/// Where the events of an invocation go
+pub(crate) trait Sink {
+    /// The response head arrived
+    fn head(&mut self, _response: &Response, _at: Duration) -> io::Result<()> {
+        Ok(())
+    }
+    /// A payload chunk; `offset` counts the payload bytes before it
+    fn chunk(&mut self, bytes: &[u8], offset: u64, at: Duration) -> io::Result<()>;
+    /// The last event
+    fn complete(&mut self, _complete: &InvokeComplete, _at: Duration) -> io::Result<()> {
+        Ok(())
+    }
+    /// An event type this client does not know
+    fn unknown(&mut self, _event_type: &str, _at: Duration) -> io::Result<()> {
+        Ok(())
+    }
+    /// The invocation failed after the request was sent (stderr says why in any case)
+    fn failed(&mut self, _error: &Error, _at: Duration) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `--output raw`: the payload bytes, flushed per chunk
+struct RawSink<W>(W);
+
+impl<W: Write> Sink for RawSink<W> {
+    fn chunk(&mut self, bytes: &[u8], _offset: u64, _at: Duration) -> io::Result<()> {
+        self.0.write_all(bytes)?;
+        self.0.flush()
+    }
+}
+
+/// `--output events`: one JSON line per event
+struct EventsSink<W>(W);
+
+impl<W: Write> EventsSink<W> {
+    fn line(&mut self, value: &serde_json::Value) -> io::Result<()> {
+        writeln!(self.0, "{value}")?;
+        self.0.flush()
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e6).round() / 1e3
+}
+
+impl<W: Write> Sink for EventsSink<W> {
+    fn head(&mut self, r: &Response, at: Duration) -> io::Result<()> {
+        self.line(&json!({
+            "event": "ResponseHead",
+            "t_ms": millis(at),
+            "status": r.status(),
+            "executed_version": r.executed_version(),
+            "content_type": r.content_type(),
+            "request_id": r.request_id(),
+            "attempts": r.attempts(),
+        }))
+    }
+
+    fn chunk(&mut self, bytes: &[u8], offset: u64, at: Duration) -> io::Result<()> {
+        self.line(&json!({
+            "event": "PayloadChunk",
+            "t_ms": millis(at),
+            "offset": offset,
+            "size": bytes.len(),
+        }))
+    }
+
+    fn complete(&mut self, c: &InvokeComplete, at: Duration) -> io::Result<()> {
+        let log = c
+            .decoded_log()
+            .ok()
+            .flatten()
+            .map(|l| String::from_utf8_lossy(&l).into_owned());
+        self.line(&json!({
+            "event": "InvokeComplete",
+            "t_ms": millis(at),
+            "error_code": c.error_code,
+            "error_details": c.error_details,
+            "log": log,
+        }))
+    }
+
+    fn unknown(&mut self, event_type: &str, at: Duration) -> io::Result<()> {
+        self.line(&json!({"event": event_type, "t_ms": millis(at), "known": false}))
+    }
+
+    fn failed(&mut self, error: &Error, at: Duration) -> io::Result<()> {
+        self.line(&json!({"event": "Error", "t_ms": millis(at), "message": describe(error)}))
+    }
+}
+
+/// Counts of one invocation
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    /// From sending the request to the first payload byte
+    pub(crate) first_byte: Option<Duration>,
+    /// Payload chunks
+    pub(crate) chunks: u64,
+    /// Payload bytes
+    pub(crate) bytes: u64,
+    /// The whole invocation
+    pub(crate) elapsed: Duration,
+}
+
+/// How an invocation ended
+pub(crate) enum Outcome {
+    /// `InvokeComplete` arrived (successful or a function error)
+    Complete(InvokeComplete),
+    /// A `DryRun` passed
+    DryRun,
+    /// Stdout was closed by its reader: the invocation was abandoned
+    Closed,
+    /// Writing the output failed
+    Output(io::Error),
+    /// The invocation failed
+    Failed(Error),
+}
+
+/// One invocation, as it went
+pub(crate) struct Run {
+    pub(crate) outcome: Outcome,
+    pub(crate) tally: Tally,
+    pub(crate) executed_version: Option<String>,
+    pub(crate) request_id: Option<String>,
+}
+
+/// Invokes and hands each event to `sink` as it arrives, with a live status line on stderr
+/// when `status`
+pub(crate) fn drive(
+    client: &Client,
+    params: &InvokeParams,
+    sink: &mut dyn Sink,
+    status: bool,
+) -> Run {
+    let start = Instant::now();
+    let status = status.then(|| StatusLine::start(start));
+    let mut tally = Tally::default();
+    let (mut executed_version, mut request_id) = (None, None);
+    let outcome = match client.invoke(params) {
+        Err(e) => {
+            let _ = sink.failed(&e, start.elapsed());
+            Outcome::Failed(e)
+        }
+        Ok(response) => {
+            executed_version = response.executed_version().map(str::to_owned);
+            request_id = response.request_id().map(str::to_owned);
+            let head = sink.head(&response, start.elapsed());
+            if response.is_dry_run() {
+                head.map_or_else(output_failure, |()| Outcome::DryRun)
+            } else if let Err(e) = head {
+                output_failure(e)
+            } else {
+                stream(response, sink, &mut tally, start, status.as_ref())
+            }
+        }
+    };
+    if let Some(s) = status {
+        s.finish();
+    }
+    tally.elapsed = start.elapsed();
+    Run {
+        outcome,
+        tally,
+        executed_version,
+        request_id,
+    }
+}
+
+fn output_failure(e: io::Error) -> Outcome {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        Outcome::Closed
+    } else {
+        Outcome::Output(e)
+    }
+}
+
+fn stream(
+    response: Response,
+    sink: &mut dyn Sink,
+    tally: &mut Tally,
+    start: Instant,
+    status: Option<&StatusLine>,
+) -> Outcome {
+    // Dropping the response on an early return closes the connection
+    for event in response {
+        let at = start.elapsed();
+        let written = match event {
+            Err(e) => {
+                // the error is reported on stderr even when the sink cannot take it
+                let _ = sink.failed(&e, at);
+                return Outcome::Failed(e);
+            }
+            Ok(Event::PayloadChunk(bytes)) => {
+                tally.first_byte.get_or_insert(at);
+                let r = sink.chunk(&bytes, tally.bytes, at);
+                tally.chunks += 1;
+                tally.bytes += bytes.len() as u64;
+                r
+            }
+            Ok(Event::InvokeComplete(c)) => {
+                return sink
+                    .complete(&c, at)
+                    .map_or_else(output_failure, |()| Outcome::Complete(c));
+            }
+            Ok(Event::Unknown { event_type, .. }) => sink.unknown(&event_type, at),
+            Ok(_) => Ok(()),
+        };
+        if let Err(e) = written {
+            return output_failure(e);
+        }
+        if let Some(s) = status {
+            s.update(tally);
+        }
+    }
+    // The iterator ends only after InvokeComplete or an error
+    let e = Error::Stream(StreamError::MissingInvokeComplete {
+        chunks: tally.chunks,
+        bytes: tally.bytes,
+    });
+    let _ = sink.failed(&e, start.elapsed());
+    Outcome::Failed(e)
+}
+
+/// The diagnostics on stderr and the exit status
+fn report(run: &Run, quiet: bool) -> Exit {
+    let t = &run.tally;
+    match &run.outcome {
+        Outcome::Closed => Exit::Success,
+        Outcome::DryRun => {
+            if !quiet {
+                eprintln!("lambda-stream: dry run passed: the function would run");
+            }
+            Exit::Success
+        }
+        Outcome::Output(e) => {
+            eprintln!("lambda-stream: cannot write the output: {e}");
+            Exit::Failed
+        }
+        Outcome::Complete(c) => {
+            if let Some(log) = c.decoded_log().ok().flatten() {
+                eprintln!("--- log tail ---");
+                eprint!("{}", String::from_utf8_lossy(&log));
+                if !log.ends_with(b"\n") {
+                    eprintln!();
+                }
+                eprintln!("---");
+            }
+            if c.is_error() {
+                eprintln!(
+                    "lambda-stream: function error {}: {}",
+                    c.error_code.as_deref().unwrap_or_default(),
+                    c.error_details.as_deref().unwrap_or_default()
+                );
+            }
+            if !quiet || c.is_error() {
+                eprintln!("lambda-stream: {}", summary(run));
+            }
+            if c.is_error() {
+                Exit::Function
+            } else {
+                Exit::Success
+            }
+        }
+        Outcome::Failed(e) => {
+            let exit = failure_exit(e);
+            eprintln!("lambda-stream: {}", describe(e));
+            if exit == Exit::Failed && (t.chunks > 0 || run.request_id.is_some()) {
+                eprintln!(
+                    "lambda-stream: the stream was cut: {} payload byte{} in {} chunk{} arrived \
+                     and were written",
+                    t.bytes,
+                    plural(t.bytes),
+                    t.chunks,
+                    plural(t.chunks)
+                );
+            }
+            exit
+        }
+    }
+}
+
+pub(crate) fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Executed version, request id and the numbers
+pub(crate) fn summary(run: &Run) -> String {
+    let t = &run.tally;
+    let mut s = format!(
+        "executed version {}, request id {}: {} byte{} in {} chunk{}",
+        run.executed_version.as_deref().unwrap_or("unknown"),
+        run.request_id.as_deref().unwrap_or("none"),
+        t.bytes,
+        plural(t.bytes),
+        t.chunks,
+        plural(t.chunks),
+    );
+    if let Some(first) = t.first_byte {
+        let _ = write!(s, ", first byte after {}", human_duration(first));
+    }
+    let _ = write!(s, ", {} in all", human_duration(t.elapsed));
+    s
+}
+
+pub(crate) fn failure_exit(e: &Error) -> Exit {
+    match e {
+        Error::Function(_) => Exit::Function,
+        Error::Config(_) | Error::InvalidParams(_) | Error::Credentials(_) | Error::Sign(_) => {
+            Exit::Usage
+        }
+        _ => Exit::Failed,
+    }
+}
+
+/// The error with what the service said, when it said something
+pub(crate) fn describe(e: &Error) -> String {
+    if let Some(s) = e.service_error() {
+        let mut m = format!("service error {}", s.code);
+        if let Some(status) = s.status {
+            let _ = write!(m, " (HTTP {status})");
+        }
+        if let Some(msg) = &s.message {
+            let _ = write!(m, ": {msg}");
+        }
+        if let Some(id) = &s.request_id {
+            let _ = write!(m, " [request id {id}]");
+        }
+        if let Some(n) = e.attempts() {
+            let _ = write!(m, " after {n} attempt{}", plural(u64::from(n)));
+        }
+        return m;
+    }
+    match e {
+        Error::Stream(StreamError::MissingInvokeComplete { .. }) => {
+            format!("the stream ended without InvokeComplete: {e}")
+        }
+        Error::Stream(StreamError::Decode(_)) => format!("the stream is broken or truncated: {e}"),
+        _ => {
+            // the transport's own words: "invalid peer certificate: UnknownIssuer", ...
+            let mut m = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if !m.contains(&text) {
+                    let _ = write!(m, ": {text}");
+                }
+                source = s.source();
+            }
+            m
+        }
+    }
+}
+
+pub(crate) fn human_bytes(n: u64) -> String {
+    #[allow(clippy::cast_precision_loss)] // a display value
+    let f = n as f64;
+    if n < 1024 {
+        format!("{n} B")
+    } else if n < 1 << 20 {
+        format!("{:.1} KiB", f / 1024.0)
+    } else {
+        format!("{:.1} MiB", f / f64::from(1 << 20))
+    }
+}
+
+pub(crate) fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2} s", d.as_secs_f64())
+    }
+}

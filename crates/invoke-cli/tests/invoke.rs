@@ -1,0 +1,872 @@
+//! `lambda-stream invoke` and `demo` run as real processes against the emulator on loopback
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use invoke_emulator::{
+    Builder, Emulator, Faults, FunctionConfig, FunctionError, HandlerFuture, Invocation,
+    ResponseStream,
+};
+use invoke_proto::bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
+
+const KEY: &str = "AKIDCLITEST";
+const SECRET: &str = "cli-test-secret";
+
+/// An emulator in this process (on its own runtime), checking signatures with `KEY`
+struct Lambda {
+    runtime: tokio::runtime::Runtime,
+    emulator: Option<Emulator>,
+    url: String,
+}
+
+impl Drop for Lambda {
+    fn drop(&mut self) {
+        if let Some(e) = self.emulator.take() {
+            self.runtime.block_on(e.shutdown());
+        }
+    }
+}
+
+fn lambda(configure: impl FnOnce(Builder) -> Builder) -> Lambda {
+    serving(configure(Emulator::builder().builtins().quiet()).credentials(KEY, SECRET))
+}
+
+/// An emulator in this process, as `builder` says
+fn serving(builder: Builder) -> Lambda {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let emulator = runtime
+        .block_on(builder.start("127.0.0.1:0".parse().unwrap()))
+        .unwrap();
+    let url = emulator.url();
+    Lambda {
+        runtime,
+        emulator: Some(emulator),
+        url,
+    }
+}
+
+/// An emulator hosting `handler` as `name` with the faults of `spec` on every invocation
+fn faulty(name: &str, handler: impl invoke_emulator::Handler, spec: &str) -> Lambda {
+    let config = FunctionConfig {
+        faults: Faults::parse(spec).unwrap(),
+        ..FunctionConfig::default()
+    };
+    lambda(|b| b.function_with(name, handler, config))
+}
+
+/// A home without shared files, so nothing of the machine's own AWS setup leaks in
+fn empty_home() -> PathBuf {
+    std::env::temp_dir().join("lambda-stream-cli-tests-no-home")
+}
+
+/// The binary with a clean environment: keys in the environment, no shared files, no IMDS
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", empty_home())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// `invoke` against `url` with the test's keys and region
+fn invoke(url: &str, args: &[&str]) -> Command {
+    let mut c = bin();
+    c.env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .arg("invoke")
+        .args(args)
+        .args(["--endpoint-url", url]);
+    c
+}
+
+fn run(mut c: Command, stdin: &[u8]) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Starts `c` with its stdout and stderr piped; returns the child and its stdout
+fn spawn(mut c: Command) -> (Child, ChildStdout) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, stdout)
+}
+
+/// All of a child's stderr
+fn stderr_text(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    err
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Byte `i` of a `count` stream
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+}
+
+/// A handler that waits for the test to open `gate` (one permit per wait); it fails after a
+/// minute so that a broken client makes the test fail instead of hang
+async fn wait(gate: &Semaphore) -> Result<(), FunctionError> {
+    match tokio::time::timeout(Duration::from_secs(60), gate.acquire()).await {
+        Ok(Ok(permit)) => {
+            permit.forget();
+            Ok(())
+        }
+        _ => Err(FunctionError::new("GateTimeout", "the test never opened")),
+    }
+}
+
+/// A function that writes `chunks` in order, waiting for a permit of `gate` before each one
+/// after the first; it sends on `done` whether every wait was answered
+fn gated(
+    chunks: &'static [&'static str],
+    gate: &Arc<Semaphore>,
+) -> (
+    impl Fn(Invocation, ResponseStream) -> HandlerFuture + Send + Sync + 'static,
+    std::sync::mpsc::Receiver<bool>,
+) {
+    let (done_tx, done) = std::sync::mpsc::channel();
+    let done_tx = Arc::new(std::sync::Mutex::new(done_tx));
+    let gate = Arc::clone(gate);
+    let handler = move |_: Invocation, out: ResponseStream| -> HandlerFuture {
+        let (gate, done_tx) = (Arc::clone(&gate), Arc::clone(&done_tx));
+        Box::pin(async move {
+            let mut answered = true;
+            for (i, chunk) in chunks.iter().enumerate() {
+                if i > 0 {
+                    answered &= wait(&gate).await.is_ok();
+                }
+                out.write(*chunk).await;
+            }
+            let _ = done_tx.lock().unwrap().send(answered);
+            Ok(())
+        })
+    };
+    (handler, done)
+}
+
+#[test]
+fn payload_reaches_stdout_byte_exact_for_echo_and_count() {
+    let l = lambda(|b| b);
+    let event = format!(r#"{{"data":"{}"}}"#, "x".repeat(10_000));
+    let o = run(invoke(&l.url, &["echo", "--payload", &event]), b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, event.as_bytes());
+    assert!(
+        stderr(&o).contains("executed version $LATEST"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = run(
+        invoke(&l.url, &["count", "--payload", r#"{"n":300,"size":1000}"#]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, pattern(300_000));
+    assert!(
+        stderr(&o).contains("300000 bytes in 300 chunks"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// Peak resident set of a live process, from /proc
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_hundred_mib_stream_with_bounded_memory() {
+    const CHUNK: usize = 64 * 1024;
+    const CHUNKS: usize = 1600; // 100 MiB
+    let gate = Arc::new(Semaphore::new(0));
+    let g = Arc::clone(&gate);
+    let l = lambda(move |b| {
+        b.function("big", move |_: Invocation, out: ResponseStream| {
+            let g = Arc::clone(&g);
+            async move {
+                let period: Bytes = pattern(CHUNK + 26).into();
+                for k in 0..CHUNKS {
+                    let start = (k * CHUNK) % 26;
+                    out.write(period.slice(start..start + CHUNK)).await;
+                }
+                // InvokeComplete only once the test has measured the live process
+                wait(&g).await
+            }
+        })
+    });
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["big"]));
+    let mut buf = vec![0; 256 * 1024];
+    let mut total = 0usize;
+    while total < CHUNK * CHUNKS {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "stdout ended after {total} bytes");
+        for (i, b) in buf[..n].iter().enumerate() {
+            assert_eq!(*b, b'a' + ((total + i) % 26) as u8, "byte {}", total + i);
+        }
+        total += n;
+    }
+    let peak = vm_hwm_kib(child.id()).expect("VmHWM of the running CLI");
+    gate.add_permits(1);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let status = child.wait().unwrap();
+    let err = stderr_text(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    eprintln!(
+        "peak RSS of `lambda-stream invoke` streaming 100 MiB to a pipe: {peak} KiB ({} MiB)",
+        peak / 1024
+    );
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB is over 64 MiB");
+}
+
+#[test]
+fn the_first_chunk_reaches_stdout_while_the_function_runs() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, done) = gated(&["first\n", "second\n"], &gate);
+    let l = lambda(move |b| b.function("gated", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["gated"]));
+    let mut first = [0; 6];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"first\n");
+    // the function is still blocked on the gate: the chunk came through live
+    gate.add_permits(1);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b"second\n");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    assert!(done.recv().unwrap());
+}
+
+#[test]
+fn payload_from_stdin_and_from_a_file() {
+    let l = lambda(|b| b);
+    let event = br#"{"from":"stdin"}"#;
+    let o = run(invoke(&l.url, &["echo", "--payload", "-"]), event);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, event);
+
+    let path =
+        std::env::temp_dir().join(format!("lambda-stream-event-{}.json", std::process::id()));
+    std::fs::write(&path, br#"{"from":"file"}"#).unwrap();
+    let arg = format!("@{}", path.display());
+    let o = run(invoke(&l.url, &["echo", "--payload", &arg]), b"");
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, br#"{"from":"file"}"#);
+
+    let o = run(
+        invoke(&l.url, &["echo", "--payload", "@/no/such/file"]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(3));
+    assert!(stderr(&o).contains("/no/such/file"), "{}", stderr(&o));
+}
+
+#[test]
+fn a_function_error_exits_1_after_its_output() {
+    let l = lambda(|b| b);
+    let o = run(
+        invoke(
+            &l.url,
+            &["fail", "--payload", r#"{"after":2}"#, "--log-type", "Tail"],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"chunk\nchunk\n");
+    let err = stderr(&o);
+    assert!(err.contains("function error Unhandled"), "{err}");
+    assert!(err.contains(r#""errorType":"Error""#), "{err}");
+    assert!(
+        err.contains("fail: failing on purpose"),
+        "the log tail: {err}"
+    );
+}
+
+#[test]
+fn service_errors_exit_2_with_type_message_and_request_id() {
+    let l = lambda(|b| b);
+    let o = run(invoke(&l.url, &["nope", "--payload", "{}"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("ResourceNotFoundException"), "{err}");
+    assert!(err.contains("request id"), "{err}");
+    assert!(o.stdout.is_empty());
+
+    // throttled, and one attempt allowed (the option wins over AWS_MAX_ATTEMPTS)
+    let busy = faulty("busy", invoke_emulator::echo, "throttle");
+    let mut c = invoke(
+        &busy.url,
+        &["busy", "--payload", "{}", "--max-attempts", "1"],
+    );
+    c.env("AWS_MAX_ATTEMPTS", "5");
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("TooManyRequestsException"), "{err}");
+    assert!(err.contains("after 1 attempt"), "{err}");
+}
+
+#[test]
+fn a_truncated_stream_exits_2_and_keeps_what_arrived() {
+    let l = faulty("cut", invoke_emulator::count, "close-after=500");
+    let o = run(
+        invoke(&l.url, &["cut", "--payload", r#"{"n":20,"size":100}"#]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        !o.stdout.is_empty(),
+        "the chunks before the cut are written"
+    );
+    assert!(o.stdout.len() < 2000);
+    assert_eq!(o.stdout, pattern(o.stdout.len()));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("{} payload bytes", o.stdout.len())),
+        "{err}"
+    );
+    assert!(err.contains("cut"), "{err}");
+
+    // --output events ends with the error
+    let o = run(
+        invoke(
+            &l.url,
+            &[
+                "cut",
+                "--payload",
+                r#"{"n":20,"size":100}"#,
+                "--output",
+                "events",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "Error", "{out}");
+    assert!(out.contains(r#""event":"PayloadChunk""#), "{out}");
+}
+
+/// A server that answers one request with a well-formed stream lacking `InvokeComplete`
+fn server_without_invoke_complete() -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut frame = BytesMut::new();
+        invoke_proto::encode_payload_chunk(b"hello", &mut frame).unwrap();
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n\
+             x-amz-executed-version: $LATEST\r\nx-amzn-requestid: req-1\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            frame.len()
+        );
+        let mut stream = stream;
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&frame).unwrap();
+    });
+    (url, handle)
+}
+
+#[test]
+fn a_stream_without_invoke_complete_exits_2() {
+    let (url, server) = server_without_invoke_complete();
+    let o = run(invoke(&url, &["f", "--max-attempts", "1"]), b"");
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"hello");
+    let err = stderr(&o);
+    assert!(err.contains("without InvokeComplete"), "{err}");
+    assert!(err.contains("5 payload bytes in 1 chunk arrived"), "{err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_invocation_quietly() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, done) = gated(&["one\n", "two\n", "three\n"], &gate);
+    let l = lambda(move |b| b.function("endless", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["endless"]));
+    let mut one = [0; 4];
+    stdout.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"one\n");
+    drop(stdout); // like `| head -1`
+    gate.add_permits(1); // "two" is written into the closed pipe
+    let status = child.wait().unwrap();
+    gate.add_permits(1); // only now may the function end
+    let err = stderr_text(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "quiet: {err:?}");
+    // the CLI exited while the function was still streaming (it was never read to the end)
+    let answered = done.recv_timeout(Duration::from_secs(180)).unwrap();
+    assert!(
+        answered,
+        "the function gave up waiting: the CLI kept reading"
+    );
+}
+
+#[test]
+fn output_events_shows_the_stream_shape() {
+    let l = lambda(|b| b);
+    let o = run(
+        invoke(
+            &l.url,
+            &[
+                "count",
+                "--payload",
+                r#"{"n":3,"size":4}"#,
+                "--output",
+                "events",
+                "--log-type",
+                "Tail",
+            ],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[0]["event"], "ResponseHead");
+    assert_eq!(lines[0]["status"], 200);
+    assert_eq!(lines[0]["executed_version"], "$LATEST");
+    for (i, line) in lines[1..4].iter().enumerate() {
+        assert_eq!(line["event"], "PayloadChunk");
+        assert_eq!(line["offset"], i * 4);
+        assert_eq!(line["size"], 4);
+        assert!(line["t_ms"].as_f64().unwrap() >= 0.0);
+    }
+    assert_eq!(lines[4]["event"], "InvokeComplete");
+    assert!(lines[4]["error_code"].is_null());
+    assert!(
+        lines[4]["log"]
+            .as_str()
+            .unwrap()
+            .contains("count: 3 chunks of 4 bytes"),
+        "{:?}",
+        lines[4]
+    );
+}
+
+#[test]
+fn requests_are_signed_with_the_configured_credentials() {
+    let l = lambda(|b| b);
+    // the emulator accepts only KEY/SECRET: success above proves the signature; a wrong
+    // secret is refused
+    let mut c = invoke(&l.url, &["echo", "--payload", "{}"]);
+    c.env("AWS_SECRET_ACCESS_KEY", "wrong");
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("InvalidSignatureException"),
+        "{}",
+        stderr(&o)
+    );
+    // the same keys from a profile
+    let dir = std::env::temp_dir().join(format!("lambda-stream-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("credentials"),
+        format!("[ci]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("config"),
+        "[profile ci]\nregion = eu-west-1\n[profile other]\n",
+    )
+    .unwrap();
+    let profile_cmd = |profile: &str| {
+        let mut c = bin();
+        c.env("AWS_CONFIG_FILE", dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+            .args(["invoke", "echo", "--payload", "{}", "--profile", profile])
+            .args(["--endpoint-url", &l.url]);
+        c
+    };
+    let o = run(profile_cmd("ci"), b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"{}");
+    let o = run(profile_cmd("nope"), b"");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("`nope` could not be found"), "{err}");
+    assert!(err.contains("ci, other"), "the profiles that exist: {err}");
+}
+
+#[test]
+fn no_sign_request_against_an_endpoint_without_auth() {
+    let open = serving(Emulator::builder().builtins().no_auth().quiet());
+    let mut c = bin();
+    c.args([
+        "invoke",
+        "echo",
+        "--payload",
+        r#"{"a":1}"#,
+        "--no-sign-request",
+    ])
+    .args(["--region", "us-east-1", "--endpoint-url", &open.url]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, br#"{"a":1}"#);
+
+    // truly unsigned: an endpoint that checks signatures refuses it
+    let l = lambda(|b| b);
+    let o = run(invoke(&l.url, &["echo", "--no-sign-request"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("MissingAuthenticationTokenException"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn https_with_the_ca_bundle_from_aws_ca_bundle() {
+    let l = lambda(Builder::tls);
+    assert!(l.url.starts_with("https://"), "{}", l.url);
+    let ca = l
+        .emulator
+        .as_ref()
+        .unwrap()
+        .ca_pem_path()
+        .unwrap()
+        .to_owned();
+    let mut c = invoke(&l.url, &["echo", "--payload", r#"{"tls":true}"#]);
+    c.env("AWS_CA_BUNDLE", &ca);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, br#"{"tls":true}"#);
+    // without it the certificate is not trusted
+    let o = run(invoke(&l.url, &["echo", "--max-attempts", "1"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn configuration_errors_exit_3_and_name_the_fix() {
+    // no region
+    let mut c = bin();
+    c.env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .args(["invoke", "echo"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(3));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no region")
+            && err.contains("AWS_REGION")
+            && err.contains("AWS_DEFAULT_REGION"),
+        "{err}"
+    );
+    assert!(err.contains(".aws/config (missing)"), "{err}");
+
+    // no credentials: each provider and why
+    let mut c = bin();
+    c.args(["invoke", "echo", "--region", "us-east-1"])
+        .args(["--endpoint-url", "http://127.0.0.1:9"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("no AWS credentials found"), "{err}");
+    for provider in ["environment", "profile", "container", "imds"] {
+        assert!(err.contains(&format!("- {provider}")), "{provider}: {err}");
+    }
+    assert!(err.contains("--no-sign-request"), "{err}");
+
+    // clap's own usage errors
+    let o = run(
+        {
+            let mut c = bin();
+            c.args(["invoke", "--no-such-option"]);
+            c
+        },
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let o = run(
+        {
+            let mut c = bin();
+            c.args(["invoke", "echo", "--output", "xml"]);
+            c
+        },
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(3));
+    let o = run(
+        {
+            let mut c = bin();
+            c.arg("no-such-command");
+            c
+        },
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(3));
+}
+
+#[test]
+fn connection_refused_exits_2() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let o = run(invoke(&url, &["echo", "--max-attempts", "1"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn dry_run_writes_nothing() {
+    let l = lambda(|b| b);
+    let o = run(
+        invoke(&l.url, &["echo", "--payload", "{}", "--dry-run"]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("dry run passed"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_status_line_only_when_asked_or_on_a_terminal() {
+    let l = lambda(|b| b);
+    let payload = r#"{"n":5,"size":10}"#;
+    // stderr is a pipe here: no status line
+    let o = run(invoke(&l.url, &["count", "--payload", payload]), b"");
+    assert_eq!(o.status.code(), Some(0));
+    assert!(!stderr(&o).contains('\x1b'), "{:?}", stderr(&o));
+    // forced on: drawn, then cleared before the summary
+    let o = run(
+        invoke(
+            &l.url,
+            &["count", "--payload", payload, "--status-line", "always"],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let err = stderr(&o);
+    assert!(err.starts_with("\r\x1b[2K"), "{err:?}");
+    let (status, summary) = err.rsplit_once("\r\x1b[2K").unwrap();
+    assert!(status.contains("waiting for the response"), "{err:?}");
+    assert!(
+        summary.starts_with("lambda-stream: executed version"),
+        "{err:?}"
+    );
+    // --quiet: nothing at all on success
+    let o = run(
+        invoke(&l.url, &["count", "--payload", payload, "--quiet"]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(o.stderr.is_empty(), "{:?}", stderr(&o));
+    assert_eq!(o.stdout, pattern(50));
+}
+
+#[test]
+fn demo_streams_several_chunks_and_prints_the_next_commands() {
+    let mut c = bin();
+    c.args(["demo", "--chunks", "4", "--delay-ms", "20"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.matches("chunk at byte").count(), 4, "{out}");
+    assert!(out.contains("InvokeComplete: success"), "{out}");
+    assert!(out.contains("time to first byte"), "{out}");
+    assert!(out.contains("4 chunks · 104 bytes"), "{out}");
+    assert!(out.contains("lambda-stream serve --no-auth"), "{out}");
+    assert!(out.contains("lambda-stream invoke my-function"), "{out}");
+}
+
+#[test]
+fn demo_is_the_default_command() {
+    let o = run(bin(), b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.matches("chunk at byte").count() > 1, "{out}");
+}
+
+#[test]
+fn completions_and_help() {
+    for shell in ["bash", "zsh", "fish"] {
+        let mut c = bin();
+        c.args(["completions", shell]);
+        let o = run(c, b"");
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8(o.stdout).unwrap();
+        assert!(
+            script.contains("lambda-stream") && script.contains("invoke"),
+            "{shell}"
+        );
+    }
+    let mut c = bin();
+    c.args(["invoke", "--help"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0));
+    let help = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        help.contains("Exit status:") && help.contains("Examples:"),
+        "{help}"
+    );
+    for cmd in ["demo", "serve", "decode", "completions"] {
+        let mut c = bin();
+        c.args([cmd, "--help"]);
+        let o = run(c, b"");
+        assert!(
+            String::from_utf8(o.stdout).unwrap().contains("Examples:"),
+            "{cmd}"
+        );
+    }
+}
+
+#[test]
+fn every_parameter_reaches_the_function() {
+    let l = lambda(|b| {
+        b.function_with(
+            "inspect",
+            |inv: Invocation, out: ResponseStream| async move {
+                let seen = serde_json::json!({
+                    "arn": inv.invoked_function_arn,
+                    "client_context": inv.client_context,
+                    "tenant_id": inv.tenant_id,
+                    "payload": String::from_utf8_lossy(&inv.payload),
+                });
+                out.write(seen.to_string()).await;
+                Ok::<(), FunctionError>(())
+            },
+            FunctionConfig {
+                qualifiers: vec!["prod".to_owned()],
+                ..FunctionConfig::default()
+            },
+        )
+    });
+    let context = r#"{"custom":{"app":"cli-test"}}"#;
+    let seen = |extra: &[&str]| {
+        let mut args = vec!["inspect", "--payload", r#"{"k":1}"#, "--qualifier", "prod"];
+        args.extend_from_slice(extra);
+        let o = run(invoke(&l.url, &args), b"");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let v = seen(&["--client-context", context, "--tenant-id", "tenant-1"]);
+    assert!(
+        v["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":function:inspect:prod"),
+        "{v}"
+    );
+    assert_eq!(v["client_context"], context);
+    assert_eq!(v["tenant_id"], "tenant-1");
+    assert_eq!(v["payload"], r#"{"k":1}"#);
+    let b64 = "eyJjdXN0b20iOnsiYXBwIjoiY2xpLXRlc3QifX0="; // base64 of `context`
+    let v = seen(&["--client-context-base64", b64]);
+    assert_eq!(v["client_context"], context);
+    assert!(v["tenant_id"].is_null());
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_says_the_function_runs_on() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, _done) = gated(&["one\n", "two\n"], &gate);
+    let l = lambda(move |b| b.function("slow", handler));
+    let (mut child, mut stdout) = spawn(invoke(&l.url, &["slow"]));
+    let mut one = [0; 4];
+    stdout.read_exact(&mut one).unwrap();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    gate.add_permits(1);
+    let err = stderr_text(&mut child);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("the function runs on to its end"), "{err}");
+}
+
+#[test]
+fn read_timeout_ends_a_stalled_stream() {
+    let l = faulty("stuck", invoke_emulator::echo, "stall");
+    let o = run(
+        invoke(
+            &l.url,
+            &["stuck", "--payload", r#"{"a":1}"#, "--read-timeout", "0.3"],
+        ),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        o.stdout, br#"{"a":1}"#,
+        "the chunk before the stall is kept"
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+    assert!(err.contains("7 payload bytes in 1 chunk arrived"), "{err}");
+}

@@ -1,0 +1,267 @@
+//! `ClientError`: the error a transport's client reports, the same for every transport
+
+use std::io;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use invoke_proto::{
+    BuildError, EndpointError, Event, InvokeComplete, InvokeError, ResponseError, ServiceError,
+    SignError, StreamError, TransportFailure,
+};
+
+use crate::config::ConfigError;
+
+/// A boxed error source of a transport (credential providers, sockets, TLS)
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Why an invocation failed, as a transport's client reports it
+///
+/// The transports (`invoke-blocking`, `invoke-tokio`) export it as their `Error`. Errors
+/// that happen while the response streams reach the caller as `Err` items of the events,
+/// or as the `io::Error` of the payload reader (get this type back with
+/// [`ClientError::from_io`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The client configuration is not usable (a bad proxy URL or CA bundle, for example)
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+    /// The shared settings (environment, config files) are not valid
+    #[error(transparent)]
+    Settings(#[from] ConfigError),
+    /// No endpoint follows from the settings (no region, a bad endpoint URL, ...)
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// A CA bundle (`AWS_CA_BUNDLE`, `ca_bundle`) cannot be read or holds no valid
+    /// certificate
+    #[error("CA bundle {}: {reason}", path.display())]
+    CaBundle {
+        /// The file
+        path: PathBuf,
+        /// What is wrong with it
+        reason: String,
+    },
+    /// The invocation parameters are not valid; nothing was sent
+    #[error(transparent)]
+    InvalidParams(#[from] BuildError),
+    /// The credentials provider failed; its error (a [`crate::CredentialsError`] from the
+    /// default chain) is the [source](std::error::Error::source)
+    #[error("no credentials to sign with")]
+    Credentials(#[source] BoxError),
+    /// The request could not be signed
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    /// The service answered with an error (after `attempts` attempts)
+    #[error("{error} (after {attempts} attempt{})", plural(*attempts))]
+    Service {
+        /// The typed error, with its code, message, request id and retry hints
+        error: Box<ServiceError>,
+        /// Attempts made
+        attempts: u32,
+    },
+    /// The response head is not one this operation answers with (such as a 3xx status)
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+    /// The response stream failed: broken framing, an in-stream exception, truncation, or
+    /// no `InvokeComplete`
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The function failed: its `InvokeComplete` carries an `ErrorCode` (only from the
+    /// payload reader; the events yield that `InvokeComplete` as an event)
+    #[error("function error {}: {}", .0.error_code.as_deref().unwrap_or_default(), .0.error_details.as_deref().unwrap_or_default())]
+    Function(InvokeComplete),
+    /// The connection failed or timed out
+    #[error("{kind} ({address}) after {attempts} attempt{}", plural(*attempts))]
+    Transport {
+        /// What failed
+        kind: TransportFailure,
+        /// The endpoint (`host:port`) the client talked to
+        address: String,
+        /// Attempts made
+        attempts: u32,
+        /// The transport's error
+        #[source]
+        source: BoxError,
+    },
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+impl ClientError {
+    /// The service error, when the service answered with one (before or inside the stream)
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match self {
+            Self::Service { error, .. } | Self::Stream(StreamError::Exception(error)) => {
+                Some(error)
+            }
+            _ => None,
+        }
+    }
+
+    /// The function's `InvokeComplete` (with `ErrorCode` and `ErrorDetails`), when the
+    /// function failed
+    pub fn function_error(&self) -> Option<&InvokeComplete> {
+        match self {
+            Self::Function(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The transport failure kind, for a transport error
+    pub fn transport_failure(&self) -> Option<TransportFailure> {
+        match self {
+            Self::Transport { kind, .. } => Some(*kind),
+            _ => None,
+        }
+    }
+
+    /// Attempts made, when the error ended the attempts
+    pub fn attempts(&self) -> Option<u32> {
+        match self {
+            Self::Service { attempts, .. } | Self::Transport { attempts, .. } => Some(*attempts),
+            _ => None,
+        }
+    }
+
+    /// This crate's error inside an `io::Error` of the payload reader
+    pub fn from_io(error: &io::Error) -> Option<&Self> {
+        error.get_ref()?.downcast_ref::<Self>()
+    }
+
+    /// This error as an `io::Error` whose kind says what happened (for payload readers)
+    pub fn into_io(self) -> io::Error {
+        let kind = match &self {
+            Self::Transport {
+                kind: TransportFailure::IdleTimeout | TransportFailure::Deadline,
+                ..
+            } => io::ErrorKind::TimedOut,
+            Self::Transport { .. } => io::ErrorKind::ConnectionAborted,
+            Self::Stream(StreamError::MissingInvokeComplete { .. } | StreamError::Decode(_)) => {
+                io::ErrorKind::UnexpectedEof
+            }
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, self)
+    }
+}
+
+impl ClientError {
+    /// The error an invocation ended with: the driver's `error` after `attempts` attempts;
+    /// for a transport failure, `source` is the error the transport reported the failure
+    /// for (its kind's name when `None`) and `address` the endpoint's `host:port`
+    pub fn from_invoke(
+        error: InvokeError,
+        attempts: u32,
+        address: &str,
+        source: Option<BoxError>,
+    ) -> Self {
+        match error {
+            InvokeError::Sign(e) => Self::Sign(e),
+            InvokeError::Service(error) => Self::Service { error, attempts },
+            InvokeError::Response(e) => Self::Response(e),
+            InvokeError::Stream(e) => Self::Stream(e),
+            InvokeError::Transport(kind) => Self::Transport {
+                kind,
+                address: address.to_owned(),
+                attempts,
+                source: source.unwrap_or_else(|| kind.to_string().into()),
+            },
+            other => Self::Config(other.to_string()),
+        }
+    }
+}
+
+/// The payload reader's state over the events of a response: bytes of `PayloadChunk`s,
+/// then the end after a successful `InvokeComplete`, or an error (repeated on every later
+/// read) for a function error, an in-stream exception, a broken or truncated stream
+///
+/// A transport's reader asks [`next_bytes`](Self::next_bytes) and, when it says `None`,
+/// hands over the next event with [`handle`](Self::handle).
+///
+/// ```
+/// use invoke_config::{ClientError, PayloadCursor};
+/// use invoke_proto::Event;
+/// use invoke_proto::bytes::Bytes;
+///
+/// let mut cursor = PayloadCursor::new();
+/// assert!(cursor.next_bytes(8).is_none()); // nothing buffered: the next event is needed
+/// cursor.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"hello")))))?;
+/// assert_eq!(&cursor.next_bytes(3).unwrap()?[..], b"hel");
+/// assert_eq!(&cursor.next_bytes(8).unwrap()?[..], b"lo");
+/// cursor.handle(None)?; // the events ended (after InvokeComplete)
+/// assert!(cursor.next_bytes(8).unwrap()?.is_empty()); // end of the payload
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct PayloadCursor {
+    chunk: Bytes,
+    state: CursorState,
+}
+
+#[derive(Debug, Default)]
+enum CursorState {
+    #[default]
+    Reading,
+    Ended,
+    /// The error already returned
+    Failed(io::ErrorKind, String),
+}
+
+impl PayloadCursor {
+    /// A cursor before the first event
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// At most `max` buffered payload bytes (empty at the end, or when `max` is 0), the
+    /// error of a failed payload, or `None` when the next event is needed
+    ///
+    /// # Errors
+    ///
+    /// The error [`handle`](Self::handle) returned, again.
+    pub fn next_bytes(&mut self, max: usize) -> Option<io::Result<Bytes>> {
+        if !self.chunk.is_empty() {
+            let n = max.min(self.chunk.len());
+            return Some(Ok(self.chunk.split_to(n)));
+        }
+        match &self.state {
+            CursorState::Reading if max > 0 => None,
+            CursorState::Reading | CursorState::Ended => Some(Ok(Bytes::new())),
+            CursorState::Failed(kind, message) => Some(Err(io::Error::new(*kind, message.clone()))),
+        }
+    }
+
+    /// Takes the next event of the response, `None` when the events ended
+    ///
+    /// # Errors
+    ///
+    /// The `io::Error` for the reader to return: a function error
+    /// ([`ClientError::Function`]) or the events' error, inside (see
+    /// [`ClientError::from_io`]).
+    pub fn handle(&mut self, next: Option<Result<Event, ClientError>>) -> io::Result<()> {
+        let error = match next {
+            Some(Ok(Event::PayloadChunk(bytes))) => {
+                self.chunk = bytes;
+                return Ok(());
+            }
+            Some(Ok(Event::InvokeComplete(c))) if c.is_error() => ClientError::Function(c),
+            Some(Ok(_)) => return Ok(()),
+            Some(Err(e)) => e,
+            None => {
+                self.state = CursorState::Ended;
+                return Ok(());
+            }
+        };
+        let error = error.into_io();
+        self.state = CursorState::Failed(error.kind(), error.to_string());
+        Err(error)
+    }
+
+    /// Payload bytes taken from an event and not read yet
+    pub fn buffered(&self) -> usize {
+        self.chunk.len()
+    }
+}

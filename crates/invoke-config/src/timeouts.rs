@@ -1,0 +1,76 @@
+//! The four timeouts every transport applies to an invocation
+
+use std::time::Duration;
+
+/// Lambda's longest function timeout: 15 minutes
+pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
+
+/// The four timeouts of an invocation
+///
+/// The defaults never cut a healthy function short: Lambda functions may run for 15
+/// minutes and may stay silent for most of it, so the wait for the response head, the
+/// idle time between body bytes and the whole invocation all default to 15 minutes (the
+/// AWS SDK for Rust's stalled-stream protection, at 5 seconds, had to be switched off for
+/// Lambda for this reason). Only connecting is short by default (10 s).
+///
+/// ```
+/// use std::time::Duration;
+/// use invoke_config::Timeouts;
+///
+/// let t = Timeouts::default().with_idle(Duration::from_secs(60));
+/// assert_eq!(t.overall, Duration::from_secs(900));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Timeouts {
+    /// Establishing a connection (TCP, proxy, TLS)
+    pub connect: Duration,
+    /// From sending the request to the whole response head, per attempt
+    pub head: Duration,
+    /// Between two reads that return bytes, head and body; a stalled stream fails after
+    /// this long
+    pub idle: Duration,
+    /// The whole invocation, retries and their waits included, until the last event
+    pub overall: Duration,
+}
+
+impl Timeouts {
+    /// These timeouts with [`connect`](Self::connect) set to `d`
+    #[must_use]
+    pub const fn with_connect(mut self, d: Duration) -> Self {
+        self.connect = d;
+        self
+    }
+
+    /// These timeouts with [`head`](Self::head) set to `d`
+    #[must_use]
+    pub const fn with_head(mut self, d: Duration) -> Self {
+        self.head = d;
+        self
+    }
+
+    /// These timeouts with [`idle`](Self::idle) set to `d`
+    #[must_use]
+    pub const fn with_idle(mut self, d: Duration) -> Self {
+        self.idle = d;
+        self
+    }
+
+    /// These timeouts with [`overall`](Self::overall) set to `d`
+    #[must_use]
+    pub const fn with_overall(mut self, d: Duration) -> Self {
+        self.overall = d;
+        self
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            head: FIFTEEN_MINUTES,
+            idle: FIFTEEN_MINUTES,
+            overall: FIFTEEN_MINUTES,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Opt-in https: a certificate authority and a server certificate generated at start, served
+//! with rustls on the `ring` provider
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
+    KeyUsagePurpose,
+};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::crypto::ring;
+use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// Where the CA certificate goes
+#[derive(Debug, Clone)]
+pub(crate) enum CaFile {
+    /// A new file in the temporary directory, removed when the emulator stops
+    Temporary,
+    /// This path, created or replaced, left in place
+    At(PathBuf),
+}
+
+/// The CA certificate of a TLS emulator, as PEM, and the file holding it
+#[derive(Debug)]
+pub(crate) struct Ca {
+    pub(crate) pem: String,
+    pub(crate) path: PathBuf,
+    /// The file is the emulator's own, removed on drop
+    temporary: bool,
+}
+
+impl Drop for Ca {
+    fn drop(&mut self) {
+        if self.temporary {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(format!("cannot set up TLS: {e}"))
+}
+
+/// A fresh CA, a server certificate it signs for `localhost`, `127.0.0.1`, `::1` and `ip`,
+/// the acceptor serving that certificate, and the CA written to `file`
+pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> {
+    let mut ca_params = CertificateParams::default();
+    ca_params.distinguished_name = name("lambda-stream emulator CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().map_err(other)?)
+        .map_err(other)?;
+
+    let mut names = vec![
+        "localhost".to_owned(),
+        Ipv4Addr::LOCALHOST.to_string(),
+        Ipv6Addr::LOCALHOST.to_string(),
+    ];
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        names.push(ip.to_string());
+    }
+    let mut leaf_params = CertificateParams::new(names).map_err(other)?;
+    leaf_params.distinguished_name = name("localhost");
+    let leaf_key = KeyPair::generate().map_err(other)?;
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).map_err(other)?;
+
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(other)?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .map_err(other)?;
+
+    let pem = ca.pem();
+    let (path, temporary) = match file {
+        CaFile::At(path) => {
+            std::fs::write(path, &pem).map_err(|e| ca_file_error(path, &e))?;
+            (path.clone(), false)
+        }
+        CaFile::Temporary => (write_temporary(&pem)?, true),
+    };
+    let ca = Ca {
+        pem,
+        path,
+        temporary,
+    };
+    Ok((TlsAcceptor::from(Arc::new(config)), ca))
+}
+
+/// A failed write of the CA file, naming the file
+fn ca_file_error(path: &Path, e: &io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        format!("cannot write the CA certificate to {}: {e}", path.display()),
+    )
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut n = DistinguishedName::new();
+    n.push(DnType::CommonName, common_name);
+    n
+}
+
+/// Writes `pem` to a new file in the temporary directory (never through an existing one)
+fn write_temporary(pem: &str) -> io::Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    for _ in 0..8 {
+        let path = dir.join(format!(
+            "invoke-emulator-ca-{}-{}.pem",
+            std::process::id(),
+            crate::ids::random_hex(12)
+        ));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => return write_all(f, &path, pem).map(|()| path),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(ca_file_error(&path, &e)),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free name for the CA file in the temporary directory",
+    ))
+}
+
+fn write_all(mut f: File, path: &Path, pem: &str) -> io::Result<()> {
+    f.write_all(pem.as_bytes()).map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        ca_file_error(path, &e)
+    })
+}

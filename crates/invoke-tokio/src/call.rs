@@ -1,0 +1,600 @@
+//! One invocation: the driver loop over hyper, the event stream and the payload reader
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher as _;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_core::Stream;
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use invoke_proto::{
+    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
+};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+use invoke_config::PayloadCursor;
+
+use crate::client::Inner;
+use crate::connect::classify;
+use crate::error::{BoxError, Error};
+use crate::pool::Lease;
+
+/// Most bytes read after `InvokeComplete` to return the connection to the pool
+const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// The state of one invocation between the driver and hyper
+pub(crate) struct Call {
+    inner: Arc<Inner>,
+    driver: InvokeDriver,
+    /// The request as built, sent as it is when the client does not sign
+    unsigned: Option<http::Request<Bytes>>,
+    deadline: Instant,
+    span: tracing::Span,
+    body: Option<Incoming>,
+    /// The connection `body` arrives on, back to the pool once the body ended
+    lease: Option<Lease>,
+    /// The error behind the last transport failure reported to the driver
+    last_error: Option<BoxError>,
+    status: u16,
+}
+
+impl Call {
+    pub(crate) fn new(
+        inner: Arc<Inner>,
+        driver: InvokeDriver,
+        unsigned: Option<http::Request<Bytes>>,
+        deadline: Instant,
+        span: tracing::Span,
+    ) -> Self {
+        Self {
+            inner,
+            driver,
+            unsigned,
+            deadline,
+            span,
+            body: None,
+            lease: None,
+            last_error: None,
+            status: 0,
+        }
+    }
+
+    /// Runs the attempts until a response head (or the final error)
+    pub(crate) async fn start(mut self) -> Result<Response, Error> {
+        let span = self.span.clone();
+        let result = tracing::Instrument::instrument(self.until_head(), span.clone()).await;
+        span.record("attempts", self.driver.attempts());
+        result?;
+        let meta = self.driver.meta().cloned().unwrap_or_default();
+        if let Some(id) = &meta.request_id {
+            span.record("request_id", id.as_str());
+        }
+        if self
+            .body
+            .as_ref()
+            .is_some_and(hyper::body::Body::is_end_stream)
+        {
+            // a DryRun's 204: nothing to read, the connection is free now
+            self.body_ended();
+        }
+        let idle = self.inner.timeouts.idle;
+        let deadline = self.deadline;
+        Ok(Response {
+            meta,
+            attempts: self.driver.attempts(),
+            status: self.status,
+            call: self,
+            idle: Box::pin(tokio::time::sleep(idle)),
+            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            progressed: false,
+            last_progress: Instant::now(),
+            phase: Phase::Streaming,
+            drained: 0,
+            complete: false,
+        })
+    }
+
+    async fn until_head(&mut self) -> Result<(), Error> {
+        loop {
+            match self.driver.poll() {
+                DriverAction::Send { attempt } => self.send(attempt).await?,
+                DriverAction::Sleep(d) => {
+                    tracing::debug!(delay_ms = d.as_millis(), "waiting before the next attempt");
+                    tokio::time::sleep(d).await;
+                }
+                DriverAction::ReadErrorBody { limit } => self.read_error_body(limit).await,
+                DriverAction::Head => return Ok(()),
+                DriverAction::Fail(e) => return Err(self.error(e)),
+                other => {
+                    return Err(Error::Config(format!(
+                        "unexpected driver action before the head: {other:?}"
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn send(&mut self, attempt: u32) -> Result<(), Error> {
+        let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
+        let inner = Arc::clone(&self.inner);
+        let Ok(credentials) = tokio::time::timeout_at(self.deadline, inner.credentials.get()).await
+        else {
+            self.fail(
+                TransportFailure::Deadline,
+                "no credentials before the deadline".into(),
+            );
+            return Ok(());
+        };
+        let credentials = credentials.map_err(|e| Error::Credentials(Box::new(e)))?;
+        let request = match credentials {
+            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            None => self.unsigned.clone().ok_or_else(|| {
+                Error::Config("an unsigned client without its request".to_owned())
+            })?,
+        };
+        let mut request = request.map(Full::new);
+        if let Some(auth) = &inner.proxy_authorization {
+            request
+                .headers_mut()
+                .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        let now = Instant::now();
+        let head_by = now + inner.timeouts.head;
+        let (limit, on_timeout) = if head_by < self.deadline {
+            (head_by, TransportFailure::HeadTimeout)
+        } else {
+            (self.deadline, TransportFailure::Deadline)
+        };
+        let sent = tracing::Instrument::instrument(
+            tokio::time::timeout_at(limit, inner.pool.send(request)),
+            span.clone(),
+        )
+        .await;
+        let _entered = span.enter();
+        match sent {
+            Ok(Ok((response, lease))) => {
+                let (parts, body) = response.into_parts();
+                self.status = parts.status.as_u16();
+                span.record("status", self.status);
+                self.body = Some(body);
+                self.lease = Some(lease);
+                self.driver.handle_head(parts.status, &parts.headers);
+            }
+            Ok(Err(e)) => {
+                let kind = classify(&*e, true);
+                tracing::debug!(%kind, error = %e, "attempt failed");
+                self.fail(kind, e);
+            }
+            Err(_) => {
+                tracing::debug!(kind = %on_timeout, "attempt failed");
+                let waited = limit - now;
+                self.fail(
+                    on_timeout,
+                    format!("no response head within {waited:?}").into(),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn read_error_body(&mut self, limit: usize) {
+        let Some(mut body) = self.body.take() else {
+            self.fail(TransportFailure::Other, "no response body".into());
+            return;
+        };
+        let lease = self.lease.take();
+        let mut bytes = Vec::new();
+        let idle = self.inner.timeouts.idle;
+        loop {
+            let by = (Instant::now() + idle).min(self.deadline);
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+            match tokio::time::timeout_at(by, frame).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        bytes.extend_from_slice(&data[..data.len().min(limit - bytes.len())]);
+                        if bytes.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    if let Some(lease) = lease {
+                        lease.release();
+                    }
+                    break;
+                }
+                Ok(Some(Err(e))) => {
+                    self.fail(classify(&e, false), Box::new(e));
+                    return;
+                }
+                Err(_) => {
+                    self.fail(
+                        TransportFailure::IdleTimeout,
+                        "the error body stalled".into(),
+                    );
+                    return;
+                }
+            }
+        }
+        tracing::debug!(status = self.status, bytes = bytes.len(), "error response");
+        self.driver
+            .handle_error_body(&bytes, std::time::Instant::now(), jitter());
+    }
+
+    /// Drops the body and its connection, closing it
+    fn close(&mut self) {
+        self.body = None;
+        self.lease = None;
+    }
+
+    /// The body ended: its connection goes back to the pool
+    fn body_ended(&mut self) {
+        self.body = None;
+        if let Some(lease) = self.lease.take() {
+            lease.release();
+        }
+    }
+
+    fn fail(&mut self, kind: TransportFailure, error: BoxError) {
+        self.last_error = Some(error);
+        self.driver
+            .handle_failure(kind, std::time::Instant::now(), jitter());
+    }
+
+    fn error(&mut self, e: InvokeError) -> Error {
+        self.close();
+        let attempts = self.driver.attempts();
+        let error = Error::from_invoke(e, attempts, &self.inner.address, self.last_error.take());
+        tracing::debug!(
+            error = %error,
+            attempts,
+            bytes = self.driver.body_bytes(),
+            events = self.driver.events(),
+            "invocation failed"
+        );
+        error
+    }
+}
+
+/// A uniform value in `[0, 1)` for the backoff jitter: xorshift64 per thread, seeded from
+/// the standard library's random hasher keys
+#[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
+fn jitter() -> f64 {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Streaming,
+    /// After `InvokeComplete`: reading the end of the body so the connection is reused
+    Draining,
+    Finished,
+}
+
+/// The response to an invocation: its metadata, then its events
+///
+/// A [`Stream`] of the events as they arrive (`Result<Event, Error>`; an error ends the
+/// stream), or read the payload with [`into_async_read`](Self::into_async_read). The last
+/// event of a complete stream is `InvokeComplete`; a stream that ends without it yields
+/// an error. The body is read only while the stream is polled (nothing is read ahead
+/// beyond hyper's buffers); dropping the response before its end closes the connection.
+pub struct Response {
+    meta: ResponseMeta,
+    attempts: u32,
+    status: u16,
+    call: Call,
+    /// Fires after the idle timeout without body bytes; when it fires, it is moved to
+    /// `last_progress` + idle if bytes came since
+    idle: Pin<Box<Sleep>>,
+    deadline: Pin<Box<Sleep>>,
+    /// Bytes arrived since `last_progress` was taken
+    progressed: bool,
+    /// About when body bytes last arrived (taken when the body next had nothing ready)
+    last_progress: Instant,
+    phase: Phase,
+    drained: usize,
+    /// `InvokeComplete` was handed out: only the end of the body may follow
+    complete: bool,
+}
+
+/// A caller that stops at `InvokeComplete` drops the response before the end of the body
+/// was read: take that end if it is already here (no waiting), so the connection goes back
+/// to the pool instead of being closed
+impl Drop for Response {
+    fn drop(&mut self) {
+        if !self.complete || self.phase != Phase::Streaming {
+            return;
+        }
+        let Some(body) = self.call.body.as_mut() else {
+            return;
+        };
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut drained = 0;
+        loop {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    drained += frame.data_ref().map_or(0, Bytes::len);
+                    if drained > DRAIN_LIMIT {
+                        return;
+                    }
+                }
+                Poll::Ready(None) => {
+                    self.call.body_ended();
+                    return;
+                }
+                Poll::Ready(Some(Err(_))) | Poll::Pending => return,
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("meta", &self.meta)
+            .field("attempts", &self.attempts)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Response {
+    /// The response metadata (executed version, content type, request id)
+    pub fn meta(&self) -> &ResponseMeta {
+        &self.meta
+    }
+
+    /// `X-Amz-Executed-Version`: the function version that ran
+    pub fn executed_version(&self) -> Option<&str> {
+        self.meta.executed_version.as_deref()
+    }
+
+    /// The function's own content type of the stream
+    pub fn content_type(&self) -> Option<&str> {
+        self.meta.content_type.as_deref()
+    }
+
+    /// `x-amzn-RequestId`
+    pub fn request_id(&self) -> Option<&str> {
+        self.meta.request_id.as_deref()
+    }
+
+    /// Attempts made until this response arrived
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// The HTTP status: 200 for a stream, 204 for a passed `DryRun` (no events follow)
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Whether this answers a `DryRun` invocation (no events follow)
+    pub fn is_dry_run(&self) -> bool {
+        self.status == 204
+    }
+
+    /// A `tokio::io::AsyncRead` over the payload bytes
+    ///
+    /// It ends (reads 0 bytes) only after a successful `InvokeComplete`; a function error,
+    /// an in-stream exception, a broken or truncated stream, or a stream without
+    /// `InvokeComplete` is an error, from which [`Error::from_io`] gives this crate's error
+    /// (for a function error, [`Error::function_error`] has `ErrorCode` and
+    /// `ErrorDetails`). After an error every read fails again.
+    pub fn into_async_read(self) -> PayloadReader {
+        PayloadReader {
+            response: self,
+            cursor: PayloadCursor::new(),
+        }
+    }
+
+    /// The next body bytes, the end of the body, or a transport failure; arms the idle and
+    /// deadline timers only when hyper has nothing ready
+    fn poll_body(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<Bytes>, (TransportFailure, BoxError)>> {
+        let Some(body) = self.call.body.as_mut() else {
+            return Poll::Ready(Ok(None));
+        };
+        loop {
+            match Pin::new(&mut *body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) if !data.is_empty() => {
+                        self.progressed = true;
+                        return Poll::Ready(Ok(Some(data)));
+                    }
+                    _ => {}
+                },
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err((classify(&e, false), Box::new(e))));
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(None)),
+                Poll::Pending => break,
+            }
+        }
+        let idle = self.call.inner.timeouts.idle;
+        if self.progressed {
+            // the bytes just taken arrived about now; the timer is moved only when it fires
+            self.progressed = false;
+            self.last_progress = Instant::now();
+        }
+        if self.deadline.as_mut().poll(cx).is_ready() {
+            let overall = self.call.inner.timeouts.overall;
+            return Poll::Ready(Err((
+                TransportFailure::Deadline,
+                format!("the invocation took longer than {overall:?}").into(),
+            )));
+        }
+        while self.idle.as_mut().poll(cx).is_ready() {
+            let due = self.last_progress + idle;
+            if due > Instant::now() {
+                self.idle.as_mut().reset(due);
+                continue;
+            }
+            return Poll::Ready(Err((
+                TransportFailure::IdleTimeout,
+                format!("no body bytes for {idle:?}").into(),
+            )));
+        }
+        Poll::Pending
+    }
+
+    /// Reads the rest of the body (normally only the end of the chunked encoding) so the
+    /// connection goes back to the pool; gives up (closing it) past [`DRAIN_LIMIT`]
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match ready!(self.poll_body(cx)) {
+                Ok(Some(bytes)) if self.drained + bytes.len() <= DRAIN_LIMIT => {
+                    self.drained += bytes.len();
+                }
+                Ok(None) => {
+                    self.call.body_ended();
+                    return Poll::Ready(());
+                }
+                _ => {
+                    self.call.close();
+                    return Poll::Ready(());
+                }
+            }
+        }
+    }
+}
+
+impl Stream for Response {
+    type Item = Result<Event, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let span = this.call.span.clone();
+        let _entered = span.enter();
+        loop {
+            match this.phase {
+                Phase::Finished => return Poll::Ready(None),
+                Phase::Draining => {
+                    ready!(this.poll_drain(cx));
+                    this.phase = Phase::Finished;
+                    return Poll::Ready(None);
+                }
+                Phase::Streaming => {}
+            }
+            match this.call.driver.poll() {
+                DriverAction::Event(e) => {
+                    this.complete |= matches!(e, Event::InvokeComplete(_));
+                    return Poll::Ready(Some(Ok(e)));
+                }
+                DriverAction::ReadBody => match this.poll_body(cx) {
+                    Poll::Ready(Ok(Some(bytes))) => this.call.driver.feed(bytes),
+                    Poll::Ready(Ok(None)) => {
+                        this.call.body_ended();
+                        this.call.driver.end_of_body();
+                    }
+                    Poll::Ready(Err((kind, error))) => {
+                        this.call.close();
+                        tracing::debug!(%kind, error = %error, "body read failed");
+                        this.call.fail(kind, error);
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                DriverAction::Done => {
+                    tracing::debug!(
+                        bytes = this.call.driver.body_bytes(),
+                        events = this.call.driver.events(),
+                        "stream complete"
+                    );
+                    this.phase = Phase::Draining;
+                }
+                DriverAction::Fail(e) => {
+                    this.phase = Phase::Finished;
+                    return Poll::Ready(Some(Err(this.call.error(e))));
+                }
+                other => {
+                    this.phase = Phase::Finished;
+                    this.call.close();
+                    return Poll::Ready(Some(Err(Error::Config(format!(
+                        "unexpected driver action after the head: {other:?}"
+                    )))));
+                }
+            }
+        }
+    }
+}
+
+/// The payload of a response as a `tokio::io::AsyncRead`, from
+/// [`Response::into_async_read`]
+pub struct PayloadReader {
+    response: Response,
+    cursor: PayloadCursor,
+}
+
+impl std::fmt::Debug for PayloadReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayloadReader")
+            .field("response", &self.response)
+            .field("buffered", &self.cursor.buffered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PayloadReader {
+    /// The response metadata
+    pub fn response(&self) -> &Response {
+        &self.response
+    }
+}
+
+impl AsyncRead for PayloadReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if let Some(bytes) = this.cursor.next_bytes(out.remaining()) {
+                out.put_slice(&bytes?);
+                return Poll::Ready(Ok(()));
+            }
+            let next = ready!(Pin::new(&mut this.response).poll_next(cx));
+            this.cursor.handle(next)?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn responses_and_readers_move_between_threads() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        send::<super::Response>();
+        send::<super::PayloadReader>();
+        send_sync::<crate::Client>();
+        send_sync::<crate::Error>();
+    }
+
+    #[test]
+    fn jitter_is_uniform_enough() {
+        let draws: Vec<f64> = (0..1000).map(|_| super::jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
+        assert!(draws.iter().filter(|j| **j < 0.5).count() > 350);
+        assert!(draws.iter().filter(|j| **j >= 0.5).count() > 350);
+    }
+}

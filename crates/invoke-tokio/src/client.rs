@@ -1,0 +1,436 @@
+//! `Client`: configuration, the connection pool, and `invoke`
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::HeaderValue;
+use invoke_config::{
+    FileReader, Overrides, ProvideCredentials, ProxyEnv, SharedConfig, StdFs, Timeouts, redact_url,
+};
+use invoke_proto::{
+    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
+    SigningScope, build_request, resolve_endpoint,
+};
+
+use crate::call::{Call, Response};
+use crate::connect::{Connector, Proxy, tls_config};
+use crate::credentials::{AsyncCache, CREDENTIALS_TIMEOUT, Source};
+use crate::error::Error;
+use crate::pool::Pool;
+
+/// An async `InvokeWithResponseStream` client over hyper
+///
+/// Cheap to clone (clones share one connection pool, one credentials cache and one retry
+/// quota), `Send + Sync`. Use it from one tokio runtime: its pooled connections belong to
+/// the runtime that opened them.
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) address: String,
+    pub(crate) scope: SigningScope,
+    pub(crate) credentials: Source,
+    retry: RetryConfig,
+    pub(crate) quota: Arc<RetryQuota>,
+    pub(crate) timeouts: Timeouts,
+    limits: Limits,
+    proxy: Option<String>,
+    /// For an `http` endpoint through a proxy whose URL has credentials
+    pub(crate) proxy_authorization: Option<HeaderValue>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("endpoint", &self.inner.address)
+            .field("region", &self.inner.scope.region)
+            .field("retry", &self.inner.retry)
+            .field("timeouts", &self.inner.timeouts)
+            .field("proxy", &self.inner.proxy.as_deref().map(redact_url))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A builder for a client of `endpoint`, signing for the endpoint's region
+    pub fn builder(endpoint: Endpoint) -> ClientBuilder {
+        ClientBuilder {
+            scope: SigningScope::lambda(endpoint.region()),
+            endpoint,
+            credentials: None,
+            retry: RetryConfig::default(),
+            quota: None,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            proxy_env: None,
+            ca_bundles: Vec::new(),
+            file_reader: None,
+            credentials_timeout: CREDENTIALS_TIMEOUT,
+            max_idle_connections: 32,
+        }
+    }
+
+    /// A client of `endpoint` with these static credentials and every default
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientBuilder::build`].
+    pub fn new(endpoint: Endpoint, credentials: Credentials) -> Result<Self, Error> {
+        Self::builder(endpoint).credentials(credentials).build()
+    }
+
+    /// A client configured as the AWS SDKs would be from `shared` (environment and
+    /// profiles) and `overrides`: see [`Client::builder_from_config`]
+    ///
+    /// # Errors
+    ///
+    /// See [`Client::builder_from_config`] and [`ClientBuilder::build`].
+    pub fn from_config(shared: &SharedConfig, overrides: &Overrides) -> Result<Self, Error> {
+        Self::builder_from_config(shared, overrides)?.build()
+    }
+
+    /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
+    /// precedence: region and endpoint (custom, FIPS, dual-stack), `max_attempts`,
+    /// `ca_bundle`, the proxy variables of `shared`'s environment, and credentials from the
+    /// default chain (environment, profile, web identity, container, IMDS) fetched over this
+    /// crate's connections and cached until five minutes before they expire
+    ///
+    /// The chain reads files (web identity tokens, the SSO cache) with [`StdFs`] unless
+    /// [`ClientBuilder::file_reader`] says otherwise. Unlike `invoke-blocking`, the region is
+    /// not looked up in EC2 instance metadata when nothing configures it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Settings`] when a setting is invalid, [`Error::Endpoint`] when no endpoint
+    /// can be resolved.
+    pub fn builder_from_config(
+        shared: &SharedConfig,
+        overrides: &Overrides,
+    ) -> Result<ClientBuilder, Error> {
+        let config = shared.resolve(overrides)?;
+        let endpoint = resolve_endpoint(&config.endpoint_config())?;
+        let mut builder = Self::builder(endpoint)
+            .retry(RetryConfig::default().with_max_attempts(config.max_attempts.value))
+            .proxy_env(ProxyEnv::from_env(shared.env()))
+            .default_credentials(shared.clone());
+        if let Some(bundle) = config.ca_bundle {
+            builder = builder.ca_bundle(bundle.value);
+        }
+        Ok(builder)
+    }
+
+    /// Invokes a function and returns once the response head arrived
+    ///
+    /// Retries (with backoff, within the attempts and the retry quota) the failures that
+    /// happen before a successful response head: never once the function started
+    /// streaming. The events follow through the returned [`Response`].
+    ///
+    /// Dropping the future cancels the invocation; a connection it was using is closed.
+    ///
+    /// # Errors
+    ///
+    /// Invalid parameters, credentials, the service's error (read from the error body),
+    /// or the transport's, after the last attempt.
+    pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
+        let inner = &self.inner;
+        let request = build_request(params, &inner.endpoint)?;
+        let unsigned = matches!(inner.credentials, Source::Unsigned).then(|| request.clone());
+        let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
+        let driver = InvokeDriver::new(
+            request,
+            inner.scope.clone(),
+            inner.retry,
+            Arc::clone(&inner.quota),
+        )
+        .with_deadline(deadline.into_std())
+        .with_limits(inner.limits);
+        let span = tracing::info_span!(
+            "invoke",
+            function = params.function_name(),
+            request_id = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        Call::new(Arc::clone(inner), driver, unsigned, deadline, span)
+            .start()
+            .await
+    }
+
+    /// The endpoint this client invokes
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.inner.endpoint
+    }
+
+    /// Tokens left in the retry quota shared by this client's invocations
+    pub fn retry_quota_available(&self) -> u32 {
+        self.inner.quota.available()
+    }
+
+    /// The proxy this client sends through, if any (with its credentials, if the URL has
+    /// them: do not log it)
+    pub fn proxy(&self) -> Option<&str> {
+        self.inner.proxy.as_deref()
+    }
+}
+
+/// How a builder gets its credentials
+enum CredentialsChoice {
+    Static(Credentials),
+    Provider(Arc<dyn ProvideCredentials>),
+    Chain(Box<SharedConfig>),
+    Unsigned,
+}
+
+/// Configures a [`Client`]
+#[must_use]
+pub struct ClientBuilder {
+    endpoint: Endpoint,
+    scope: SigningScope,
+    credentials: Option<CredentialsChoice>,
+    retry: RetryConfig,
+    quota: Option<Arc<RetryQuota>>,
+    timeouts: Timeouts,
+    limits: Limits,
+    proxy_env: Option<ProxyEnv>,
+    ca_bundles: Vec<PathBuf>,
+    file_reader: Option<Arc<dyn FileReader>>,
+    credentials_timeout: Duration,
+    max_idle_connections: usize,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &self.endpoint.authority())
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Signs every attempt with these credentials
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(CredentialsChoice::Static(credentials));
+        self
+    }
+
+    /// Asks `provider` for credentials (on tokio's blocking pool, since providers block)
+    /// and keeps them until five minutes before they expire; concurrent invocations wait
+    /// for one load
+    pub fn credentials_provider(mut self, provider: impl ProvideCredentials + 'static) -> Self {
+        self.credentials = Some(CredentialsChoice::Provider(Arc::new(provider)));
+        self
+    }
+
+    /// Credentials from the default chain over `shared` (environment, profile, web
+    /// identity, container, IMDS): requests (IMDS, container, STS, SSO) sent over this
+    /// crate's connections (directly, without the proxy), `credential_process` run on
+    /// tokio's blocking pool; cached until five minutes before they expire
+    pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
+        self.credentials = Some(CredentialsChoice::Chain(Box::new(shared)));
+        self
+    }
+
+    /// Sends requests without a signature (for endpoints that do not check one, such as
+    /// `lambda-stream serve --no-auth`)
+    pub fn no_signing(mut self) -> Self {
+        self.credentials = Some(CredentialsChoice::Unsigned);
+        self
+    }
+
+    /// Where the default chain reads files (default: [`StdFs`], the real file system)
+    pub fn file_reader(mut self, fs: Arc<dyn FileReader>) -> Self {
+        self.file_reader = Some(fs);
+        self
+    }
+
+    /// How long one request of a credentials provider may take (default
+    /// [`CREDENTIALS_TIMEOUT`])
+    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
+        self.credentials_timeout = timeout;
+        self
+    }
+
+    /// Signs for this region instead of the endpoint's
+    pub fn region(mut self, region: impl Into<String>) -> Self {
+        self.scope = SigningScope::lambda(region);
+        self
+    }
+
+    /// The retry policy (default: the SDKs' standard mode, 3 attempts)
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Shares this retry quota (default: a fresh one of 500 tokens per client)
+    pub fn retry_quota(mut self, quota: Arc<RetryQuota>) -> Self {
+        self.quota = Some(quota);
+        self
+    }
+
+    /// The timeouts (default: [`Timeouts::default`])
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Event-stream decoding limits (default: 24 MiB messages)
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The proxy environment to honour (default: [`ProxyEnv::from_process`] when
+    /// [`build`](Self::build) runs)
+    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
+        self.proxy_env = Some(env);
+        self
+    }
+
+    /// Trusts the certificates of this PEM file too, besides the system's trust store
+    /// (what `AWS_CA_BUNDLE` / `ca_bundle` name); may be given more than once
+    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_bundles.push(path.into());
+        self
+    }
+
+    /// Idle connections kept in the pool (default 32)
+    pub fn max_idle_connections(mut self, n: usize) -> Self {
+        self.max_idle_connections = n;
+        self
+    }
+
+    /// The client
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] without credentials or with a proxy URL that is not valid;
+    /// [`Error::CaBundle`] for a CA bundle that cannot be used.
+    pub fn build(self) -> Result<Client, Error> {
+        let choice = self.credentials.ok_or_else(|| {
+            Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
+        })?;
+        let env = self.proxy_env.unwrap_or_else(ProxyEnv::from_process);
+        let proxy_url = env.proxy_for(&self.endpoint).map(str::to_owned);
+        let proxy = proxy_url.as_deref().map(Proxy::parse).transpose()?;
+        let proxy_authorization = match (&proxy, self.endpoint.scheme()) {
+            (Some(p), Scheme::Http) => p.authorization.clone(),
+            _ => None,
+        };
+        let tls = tls_config(&self.ca_bundles)?;
+        let t = self.timeouts;
+        let target = self
+            .endpoint
+            .uri_for("/")
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let absolute_form = proxy.is_some() && self.endpoint.scheme() == Scheme::Http;
+        let pool = Pool::new(
+            Connector::new(Arc::clone(&tls), proxy, t.connect),
+            target,
+            absolute_form,
+            self.max_idle_connections,
+        );
+        let credentials = match choice {
+            CredentialsChoice::Static(c) => Source::Static(Arc::new(c)),
+            CredentialsChoice::Unsigned => Source::Unsigned,
+            CredentialsChoice::Provider(p) => {
+                Source::Cached(Arc::new(AsyncCache::from_provider(p)))
+            }
+            CredentialsChoice::Chain(shared) => Source::Cached(Arc::new(AsyncCache::from_chain(
+                *shared,
+                self.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
+                Connector::new(Arc::clone(&tls), None, t.connect),
+                self.credentials_timeout,
+            ))),
+        };
+        let address = self.endpoint.authority();
+        let address = if address.contains(':') && !address.ends_with(']') {
+            address
+        } else {
+            format!("{address}:{}", self.endpoint.port_or_default())
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                pool: Arc::new(pool),
+                address,
+                endpoint: self.endpoint,
+                scope: self.scope,
+                credentials,
+                retry: self.retry,
+                quota: self.quota.unwrap_or_default(),
+                timeouts: self.timeouts,
+                limits: self.limits,
+                proxy: proxy_url,
+                proxy_authorization,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use invoke_proto::EndpointConfig;
+
+    use super::*;
+
+    fn endpoint() -> Endpoint {
+        resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap()
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let client = Client::builder(endpoint())
+            .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
+            .proxy_env(ProxyEnv::from_vars([(
+                "http_proxy",
+                "http://user:pr0xy-pass@proxy:1",
+            )]))
+            .build()
+            .unwrap();
+        let shown = format!("{client:?}");
+        assert!(
+            shown.contains("127.0.0.1:9") && shown.contains("***@proxy:1"),
+            "{shown}"
+        );
+        for secret in ["s3cret", "t0ken", "pr0xy-pass"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert_eq!(client.proxy(), Some("http://user:pr0xy-pass@proxy:1"));
+        let auth = client.inner.proxy_authorization.as_ref().unwrap();
+        assert!(auth.is_sensitive());
+        assert_eq!(auth, "Basic dXNlcjpwcjB4eS1wYXNz");
+    }
+
+    #[test]
+    fn build_needs_credentials_a_valid_proxy_and_a_readable_bundle() {
+        let none = Client::builder(endpoint())
+            .proxy_env(ProxyEnv::none())
+            .build();
+        assert!(matches!(none, Err(Error::Config(_))));
+        let bad = Client::builder(endpoint())
+            .credentials(Credentials::new("AKID", "s", None))
+            .proxy_env(ProxyEnv::from_vars([(
+                "http_proxy",
+                "gopher://user:pw@x:1",
+            )]))
+            .build()
+            .unwrap_err();
+        assert!(!bad.to_string().contains("pw"), "{bad}");
+        let missing = Client::builder(endpoint())
+            .credentials(Credentials::new("AKID", "s", None))
+            .proxy_env(ProxyEnv::none())
+            .ca_bundle("/nonexistent/ca.pem")
+            .build()
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("/nonexistent/ca.pem"),
+            "{missing}"
+        );
+    }
+}

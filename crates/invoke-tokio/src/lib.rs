@@ -1,0 +1,92 @@
+//! An async client for AWS Lambda `InvokeWithResponseStream`, over hyper 1 and tokio
+//!
+//! Each write of the function reaches the caller as soon as it is decoded, as an
+//! [`Event`](invoke_proto::Event) of the [`Response`] stream or as bytes of its
+//! [`PayloadReader`]. Retries (the AWS SDKs' standard mode, never once a successful
+//! response head arrived), signing and decoding come from `invoke-proto`; region, endpoint,
+//! credentials and proxy rules from `invoke-config`; this crate owns the sockets, TLS
+//! (rustls with the `ring` provider; roots from the system trust store, read by
+//! `rustls-native-certs`, plus an optional CA bundle), timeouts and the clock.
+//!
+//! ```
+//! use invoke_tokio::{Client, ProxyEnv};
+//! use invoke_proto::{resolve_endpoint, EndpointConfig};
+//! use invoke_proto::{Credentials, InvokeParams};
+//! use tokio::io::AsyncReadExt as _;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let emulator =
+//! #     invoke_emulator::Emulator::builder().builtins().quiet().start("127.0.0.1:0".parse()?).await?;
+//! # let url = emulator.url();
+//! // `url` is the endpoint, such as a local emulator's `http://127.0.0.1:9001`
+//! let endpoint = resolve_endpoint(&EndpointConfig::default().with_region("us-east-1").with_custom(url))?;
+//! let client = Client::builder(endpoint)
+//!     .credentials(Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None))
+//!     .proxy_env(ProxyEnv::none())
+//!     .build()?;
+//!
+//! let response = client.invoke(&InvokeParams::new("echo", r#"{"hello":"world"}"#)).await?;
+//! assert_eq!(response.executed_version(), Some("$LATEST"));
+//! let mut payload = String::new();
+//! // an error unless InvokeComplete came
+//! response.into_async_read().read_to_string(&mut payload).await?;
+//! assert_eq!(payload, r#"{"hello":"world"}"#);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The events one by one, as a `futures_core::Stream` (here with `std::future::poll_fn`;
+//! `futures::StreamExt::next` or `tokio_stream` work the same):
+//!
+//! ```no_run
+//! # async fn f(client: invoke_tokio::Client) -> Result<(), invoke_tokio::Error> {
+//! use std::pin::pin;
+//! use futures_core::Stream as _;
+//! use invoke_proto::{Event, InvokeParams};
+//!
+//! let mut events = pin!(client.invoke(&InvokeParams::new("my-function", "{}")).await?);
+//! while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+//!     match event? {
+//!         Event::PayloadChunk(bytes) => println!("{} bytes", bytes.len()),
+//!         Event::InvokeComplete(done) => println!("done: {:?}", done.error_code),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
+//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]):
+//! `http` endpoints through the proxy in absolute form, `https` ones through a `CONNECT`
+//! tunnel. [`Timeouts`] default to Lambda's 15 minutes except for connecting.
+//! [`Client::from_config`] resolves everything as the AWS SDKs do, credentials from the
+//! default chain driven over this crate's connections.
+//!
+//! Backpressure and cancellation: the body is read only while the caller polls; dropping
+//! the [`Response`] (or the `invoke` future) before the end closes its connection rather
+//! than returning it to the pool half-read. No task is spawned per invocation.
+//!
+//! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
+//! span per attempt (debug: attempt, status), with debug events for failed attempts, waits,
+//! error responses and the end of the stream or the failure (bytes, events). No secret and
+//! no payload byte is ever logged.
+
+mod call;
+mod client;
+mod connect;
+mod credentials;
+mod error;
+mod pool;
+
+pub use call::{PayloadReader, Response};
+pub use client::{Client, ClientBuilder};
+pub use credentials::CREDENTIALS_TIMEOUT;
+pub use error::{BoxError, Error, TransportFailure};
+pub use invoke_config::{
+    CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
+    ProxyEnv, SharedConfig,
+};
+pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
+pub use {invoke_config, invoke_proto};

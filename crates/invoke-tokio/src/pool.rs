@@ -1,0 +1,154 @@
+//! The connection pool of a client: HTTP/1.1 connections to its one endpoint
+//!
+//! A connection goes back to the pool the moment its response body has been read to the
+//! end (the next request waits for it to be ready rather than opening another), and never
+//! otherwise: a response dropped half-read takes its connection with it, closed.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::{HeaderValue, Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::client::conn::http1::{self, SendRequest};
+use tower_service::Service as _;
+
+use crate::connect::Connector;
+use crate::error::BoxError;
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// How long a connection may sit idle before it is closed rather than reused (a peer or a
+/// NAT on the way may have forgotten it by then)
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections to one endpoint
+pub(crate) struct Pool {
+    connector: Connector,
+    /// The endpoint (scheme and authority) connections are made to
+    target: Uri,
+    /// Requests go in absolute form (to an HTTP proxy)
+    absolute_form: bool,
+    max_idle: usize,
+    /// With the time each went idle
+    idle: Mutex<Vec<(Sender, Instant)>>,
+}
+
+/// A connection in use, put back into the pool by [`Lease::release`]; dropped, it closes
+/// once its response is dropped
+pub(crate) struct Lease {
+    sender: Sender,
+    pool: Arc<Pool>,
+}
+
+impl Lease {
+    /// The response body was read to its end: the connection can serve the next request
+    pub(crate) fn release(self) {
+        let mut idle = self
+            .pool
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < self.pool.max_idle && !self.sender.is_closed() {
+            idle.push((self.sender, Instant::now()));
+        }
+    }
+}
+
+impl Pool {
+    pub(crate) fn new(
+        connector: Connector,
+        target: Uri,
+        absolute_form: bool,
+        max_idle: usize,
+    ) -> Self {
+        Self {
+            connector,
+            target,
+            absolute_form,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn take_idle(&self) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        // closed connections and those idle too long go (closing them), then the most
+        // recently used one is taken
+        idle.retain(|(sender, since)| !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT);
+        idle.pop().map(|(sender, _)| sender)
+    }
+
+    /// Sends `request` on an idle connection or a new one; a request that a reused
+    /// connection closed before sending goes out again on a new one
+    pub(crate) async fn send(
+        self: &Arc<Self>,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(Response<Incoming>, Lease), BoxError> {
+        let mut request = prepare(request, self.absolute_form);
+        loop {
+            let (mut sender, reused) = match self.take_idle() {
+                Some(sender) => (sender, true),
+                None => (connect(&self.connector, self.target.clone()).await?, false),
+            };
+            if reused && sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(request).await {
+                Ok(response) => {
+                    let lease = Lease {
+                        sender,
+                        pool: Arc::clone(self),
+                    };
+                    return Ok((response, lease));
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if reused => request = unsent,
+                    _ => return Err(e.into_error().into()),
+                },
+            }
+        }
+    }
+}
+
+/// One request on a connection of its own, closed after the response (credentials
+/// providers: rare requests to other hosts)
+pub(crate) async fn send_once(
+    connector: &Connector,
+    request: Request<Full<Bytes>>,
+) -> Result<Response<Incoming>, BoxError> {
+    let uri = request.uri().clone();
+    let mut sender = connect(connector, uri).await?;
+    Ok(sender.send_request(prepare(request, false)).await?)
+}
+
+/// A new connection to `target`, its task spawned (it ends when the connection closes)
+async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError> {
+    let io = connector.clone().call(target).await?;
+    let (sender, connection) = http1::Builder::new().handshake(io).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::trace!(error = %e, "connection closed");
+        }
+    });
+    Ok(sender)
+}
+
+/// The request with a `Host` header and its URI in origin form (or absolute form for a
+/// proxy)
+fn prepare(mut request: Request<Full<Bytes>>, absolute_form: bool) -> Request<Full<Bytes>> {
+    if !request.headers().contains_key(HOST)
+        && let Some(value) = request
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        request.headers_mut().insert(HOST, value);
+    }
+    if !absolute_form && let Some(pq) = request.uri().path_and_query() {
+        *request.uri_mut() = Uri::from(pq.clone());
+    }
+    request
+}

@@ -1,0 +1,108 @@
+//! The shared transport suite (`transport-suite`) run against this crate, over real
+//! loopback sockets to `invoke-emulator`; the suite's blocking calls drive this crate's
+//! futures on a multi-thread runtime
+
+mod support;
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use futures_core::Stream as _;
+use invoke_proto::InvokeParams;
+use invoke_tokio::{Client, Error, Overrides};
+use tokio::io::AsyncReadExt as _;
+use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
+
+struct Tokio {
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Tokio {
+    fn new() -> Self {
+        let runtime = support::runtime();
+        Self { runtime }
+    }
+}
+
+fn failure(e: &Error) -> Failure {
+    Failure::from_client_error(e)
+}
+
+impl Transport for Tokio {
+    type Client = Client;
+
+    fn client(&self, c: &ClientConfig) -> Client {
+        let mut builder = match &c.from_config {
+            Some(from) => Client::builder_from_config(&from.shared, &Overrides::new())
+                .expect("configuration")
+                .file_reader(Arc::clone(&from.fs)),
+            None => Client::builder(c.endpoint.clone()).credentials(c.credentials.clone()),
+        };
+        if let Some(bundle) = &c.ca_bundle {
+            builder = builder.ca_bundle(bundle);
+        }
+        builder
+            .retry(c.retry)
+            .timeouts(c.timeouts())
+            .proxy_env(c.proxy())
+            .build()
+            .expect("client")
+    }
+
+    fn invoke(&self, client: &Client, params: &InvokeParams) -> Outcome {
+        self.runtime.block_on(async {
+            let mut outcome = Outcome::default();
+            let response = match client.invoke(params).await {
+                Ok(r) => r,
+                Err(e) => {
+                    outcome.failure = Some(failure(&e));
+                    return outcome;
+                }
+            };
+            outcome.head = Some(Head {
+                meta: response.meta().clone(),
+                attempts: response.attempts(),
+                status: response.status(),
+            });
+            let mut events = pin!(response);
+            while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                match event {
+                    Ok(e) => outcome.events.push(e),
+                    Err(e) => {
+                        outcome.failure = Some(failure(&e));
+                        break;
+                    }
+                }
+            }
+            outcome
+        })
+    }
+
+    fn read(&self, client: &Client, params: &InvokeParams) -> ReadOutcome {
+        self.runtime.block_on(async {
+            let mut bytes = Vec::new();
+            let failure = match client.invoke(params).await {
+                Err(e) => Some((std::io::ErrorKind::Other, failure(&e))),
+                Ok(r) => {
+                    let mut reader = r.into_async_read();
+                    match reader.read_to_end(&mut bytes).await {
+                        Ok(_) => None,
+                        Err(e) => {
+                            let f = Error::from_io(&e)
+                                .map_or_else(|| Failure::Other(e.to_string()), failure);
+                            // The error is sticky: a second read fails again
+                            assert!(
+                                reader.read(&mut [0; 8]).await.is_err(),
+                                "sticky reader error"
+                            );
+                            Some((e.kind(), f))
+                        }
+                    }
+                }
+            };
+            ReadOutcome { bytes, failure }
+        })
+    }
+}
+
+transport_suite::transport_suite!(Tokio::new());

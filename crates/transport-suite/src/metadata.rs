@@ -1,0 +1,291 @@
+//! A loopback server playing the credential endpoints: the container endpoint (ECS / EKS),
+//! EC2 instance metadata (IMDSv2), STS (`AssumeRole`, `AssumeRoleWithWebIdentity`) and the
+//! SSO portal (`GetRoleCredentials`)
+//!
+//! Each endpoint hands out its own access key (the emulator of a case accepts only that one,
+//! proving the client signed with what it fetched) and checks what a real one would:
+//! the container authorization token, the IMDSv2 session token on every metadata read, the
+//! `AssumeRole` request signed by the source profile's key, the web identity token, the SSO
+//! access token.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Key and secret the container endpoint hands out
+pub const CONTAINER_KEY: (&str, &str) = ("ASIACONTAINERSUITE", "container-secret");
+/// Key and secret instance metadata hands out
+pub const IMDS_KEY: (&str, &str) = ("ASIAIMDSSUITE", "imds-secret");
+/// Key and secret STS `AssumeRole` hands out
+pub const ASSUME_ROLE_KEY: (&str, &str) = ("ASIAASSUMEROLESUITE", "assume-role-secret");
+/// Key and secret STS `AssumeRoleWithWebIdentity` hands out
+pub const WEB_IDENTITY_KEY: (&str, &str) = ("ASIAWEBIDENTITYSUITE", "web-identity-secret");
+/// Key and secret the SSO portal hands out
+pub const SSO_KEY: (&str, &str) = ("ASIASSOSUITE", "sso-secret");
+/// The SSO access token of the token cache, which the portal requires
+pub const SSO_TOKEN: &str = "suite-sso-access-token";
+/// The SSO session name, and the token cache file it is found in
+/// (`~/.aws/sso/cache/` + the SHA-1 of the session name + `.json`)
+pub const SSO_SESSION: (&str, &str) = ("suite", "5cd55651e2c67e68ca5c7be384e0561b3e8e9c40.json");
+/// The path and query of the SSO portal's `GetRoleCredentials` the suite's profile asks
+pub const SSO_PATH: &str = "/federation/credentials?account_id=123456789012&role_name=SuiteRole";
+/// The static key of the source profile that signs `AssumeRole` (the emulator refuses it)
+pub const SOURCE_KEY: (&str, &str) = ("AKIDSOURCEPROFILE", "source-secret");
+/// The container endpoint's path
+pub const CONTAINER_PATH: &str = "/v1/container-credentials";
+/// The authorization token the container endpoint requires
+pub const CONTAINER_TOKEN: &str = "suite-container-token";
+/// The web identity token STS requires
+pub const WEB_TOKEN: &str = "suite-web-identity-token";
+/// The IAM role of the instance
+pub const IMDS_ROLE: &str = "suite-instance-role";
+/// The region of the instance (`/latest/meta-data/placement/region`)
+pub const IMDS_REGION: &str = "eu-central-2";
+
+const IMDS_TOKEN: &str = "suite-imds-session-token";
+const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
+const EXPIRATION: &str = "2099-01-01T00:00:00Z";
+/// Longest request head or body accepted
+const MAX_REQUEST: usize = 64 * 1024;
+
+/// A request the server received
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// `GET`, `PUT`, `POST`
+    pub method: String,
+    /// Path and query
+    pub path: String,
+    /// Headers, names in lower case
+    pub headers: HashMap<String, String>,
+    /// The body as text
+    pub body: String,
+}
+
+/// The running server; it stops accepting when dropped
+#[derive(Debug)]
+pub struct MetadataServer {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MetadataServer {
+    /// Listens on 127.0.0.1, port 0
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::clone(&received);
+        let stopped = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &log);
+                });
+            }
+        });
+        Self {
+            addr,
+            received,
+            stop,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every request received so far, in order
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// `(method, path)` of every request received so far
+    pub fn requests(&self) -> Vec<(String, String)> {
+        self.received()
+            .into_iter()
+            .map(|r| (r.method, r.path))
+            .collect()
+    }
+}
+
+impl Drop for MetadataServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // wakes the accepting thread, which then sees the flag
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// Reads one request, answers it and closes the connection
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?).take(MAX_REQUEST as u64);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+        return respond(stream, 400, "text/plain", "bad request line");
+    };
+    let (method, path) = (method.to_owned(), path.to_owned());
+    let mut headers = HashMap::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    let length = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    if length > MAX_REQUEST {
+        return respond(stream, 413, "text/plain", "too large");
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let request = Received {
+        method,
+        path,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    if let Ok(mut l) = log.lock() {
+        l.push(request.clone());
+    }
+    let (status, content_type, body) = answer(&request);
+    respond(stream, status, content_type, &body)
+}
+
+fn respond(
+    mut stream: TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &str,
+) -> std::io::Result<()> {
+    write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+fn json_credentials((key, secret): (&str, &str)) -> String {
+    format!(
+        r#"{{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"{key}","SecretAccessKey":"{secret}","Token":"token-of-{key}","Expiration":"{EXPIRATION}"}}"#
+    )
+}
+
+fn sts_credentials(action: &str, (key, secret): (&str, &str)) -> String {
+    format!(
+        "<{action}Response xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><{action}Result>\
+         <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>\
+         <SessionToken>token-of-{key}</SessionToken><Expiration>{EXPIRATION}</Expiration>\
+         </Credentials></{action}Result><ResponseMetadata><RequestId>suite</RequestId>\
+         </ResponseMetadata></{action}Response>"
+    )
+}
+
+fn sts_error(code: &str) -> (u16, &'static str, String) {
+    (
+        403,
+        "text/xml",
+        format!(
+            "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>\
+             <Message>refused by the suite</Message></Error><RequestId>suite</RequestId></ErrorResponse>"
+        ),
+    )
+}
+
+/// The value of `key` in a form body (values here need no decoding)
+fn form_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find_map(|(k, v)| (k == key).then_some(v))
+}
+
+fn answer(r: &Received) -> (u16, &'static str, String) {
+    let header = |name: &str| r.headers.get(name).map(String::as_str);
+    let imds_token_ok = header("x-aws-ec2-metadata-token") == Some(IMDS_TOKEN);
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", CONTAINER_PATH) if header("authorization") == Some(CONTAINER_TOKEN) => {
+            (200, "application/json", json_credentials(CONTAINER_KEY))
+        }
+        ("GET", CONTAINER_PATH) => (401, "text/plain", "no or wrong authorization".into()),
+        ("PUT", "/latest/api/token")
+            if header("x-aws-ec2-metadata-token-ttl-seconds").is_some() =>
+        {
+            (200, "text/plain", IMDS_TOKEN.into())
+        }
+        ("GET", path) if path.starts_with("/latest/") && !imds_token_ok => {
+            (401, "text/plain", "IMDSv2 token missing".into())
+        }
+        ("GET", ROLES) => (200, "text/plain", IMDS_ROLE.into()),
+        ("GET", "/latest/meta-data/placement/region") => (200, "text/plain", IMDS_REGION.into()),
+        ("GET", path) if path.strip_prefix(ROLES) == Some(IMDS_ROLE) => {
+            (200, "application/json", json_credentials(IMDS_KEY))
+        }
+        ("GET", SSO_PATH) if header("x-amz-sso_bearer_token") == Some(SSO_TOKEN) => (
+            200,
+            "application/json",
+            format!(
+                r#"{{"roleCredentials":{{"accessKeyId":"{}","secretAccessKey":"{}","sessionToken":"token-of-sso","expiration":4070908800000}}}}"#,
+                SSO_KEY.0, SSO_KEY.1
+            ),
+        ),
+        ("GET", SSO_PATH) => (401, "application/json", r#"{"message":"bad token"}"#.into()),
+        ("POST", "/") => match form_value(&r.body, "Action") {
+            Some("AssumeRole") => {
+                let signed_by_source = header("authorization").is_some_and(|a| {
+                    a.contains(&format!("Credential={}/", SOURCE_KEY.0))
+                        && a.contains("/sts/aws4_request")
+                });
+                if signed_by_source {
+                    (
+                        200,
+                        "text/xml",
+                        sts_credentials("AssumeRole", ASSUME_ROLE_KEY),
+                    )
+                } else {
+                    sts_error("InvalidClientTokenId")
+                }
+            }
+            Some("AssumeRoleWithWebIdentity") => {
+                if form_value(&r.body, "WebIdentityToken") == Some(WEB_TOKEN) {
+                    (
+                        200,
+                        "text/xml",
+                        sts_credentials("AssumeRoleWithWebIdentity", WEB_IDENTITY_KEY),
+                    )
+                } else {
+                    sts_error("InvalidIdentityToken")
+                }
+            }
+            _ => sts_error("InvalidAction"),
+        },
+        _ => (404, "text/plain", "not found".into()),
+    }
+}
