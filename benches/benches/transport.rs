@@ -210,6 +210,43 @@ struct Outcome {
     first: Duration,
 }
 
+/// Counts what a call receives, from its start
+struct Tally {
+    start: Instant,
+    bytes: u64,
+    first: Option<Duration>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bytes: 0,
+            first: None,
+        }
+    }
+
+    fn bytes(&mut self, len: usize) {
+        self.first.get_or_insert_with(|| self.start.elapsed());
+        self.bytes += len as u64;
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::PayloadChunk(b) => self.bytes(b.len()),
+            Event::InvokeComplete(c) => assert!(!c.is_error()),
+            _ => {}
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        Outcome {
+            bytes: self.bytes,
+            first: self.first.unwrap_or_default(),
+        }
+    }
+}
+
 /// One call measured: wall and client-thread CPU time
 struct Sample {
     wall: Duration,
@@ -274,24 +311,11 @@ impl Transport for Blocking {
         true
     }
     fn call(&mut self, function: &str) -> Outcome {
-        let start = Instant::now();
-        let response = self.0.invoke(&InvokeParams::new(function, "{}")).unwrap();
-        let mut bytes = 0;
-        let mut first = None;
-        for event in response {
-            match event.unwrap() {
-                Event::PayloadChunk(b) => {
-                    first.get_or_insert_with(|| start.elapsed());
-                    bytes += b.len() as u64;
-                }
-                Event::InvokeComplete(c) => assert!(!c.is_error()),
-                _ => {}
-            }
+        let mut tally = Tally::new();
+        for event in self.0.invoke(&InvokeParams::new(function, "{}")).unwrap() {
+            tally.event(event.unwrap());
         }
-        Outcome {
-            bytes,
-            first: first.unwrap_or_default(),
-        }
+        tally.outcome()
     }
 }
 
@@ -332,7 +356,7 @@ impl Transport for Sdk {
     fn call(&mut self, function: &str) -> Outcome {
         use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent as E;
         self.rt.block_on(async {
-            let start = Instant::now();
+            let mut tally = Tally::new();
             let mut out = self
                 .client
                 .invoke_with_response_stream()
@@ -341,22 +365,16 @@ impl Transport for Sdk {
                 .send()
                 .await
                 .unwrap();
-            let mut bytes = 0;
-            let mut first = None;
             while let Some(event) = out.event_stream.recv().await.unwrap() {
                 match event {
                     E::PayloadChunk(chunk) => {
-                        first.get_or_insert_with(|| start.elapsed());
-                        bytes += chunk.payload.map_or(0, |b| b.as_ref().len() as u64);
+                        tally.bytes(chunk.payload.map_or(0, |b| b.as_ref().len()));
                     }
                     E::InvokeComplete(c) => assert!(c.error_code.is_none()),
                     _ => {}
                 }
             }
-            Outcome {
-                bytes,
-                first: first.unwrap_or_default(),
-            }
+            tally.outcome()
         })
     }
 }
@@ -401,21 +419,15 @@ impl Transport for RawHyper {
         .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
         .unwrap();
         self.rt.block_on(async {
-            let start = Instant::now();
+            let mut tally = Tally::new();
             self.sender.ready().await.unwrap();
             let mut body = self.sender.send_request(req).await.unwrap().into_body();
-            let mut bytes = 0;
-            let mut first = None;
             while let Some(frame) = body.frame().await {
                 if let Ok(data) = frame.unwrap().into_data() {
-                    first.get_or_insert_with(|| start.elapsed());
-                    bytes += data.len() as u64;
+                    tally.bytes(data.len());
                 }
             }
-            Outcome {
-                bytes,
-                first: first.unwrap_or_default(),
-            }
+            tally.outcome()
         })
     }
 }
@@ -442,23 +454,17 @@ impl Transport for RawUreq {
             "{}{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}",
             self.base
         );
-        let start = Instant::now();
+        let mut tally = Tally::new();
         let response = self.agent.post(&url).send(&b"{}"[..]).unwrap();
         let mut reader = response.into_body().into_reader();
-        let mut bytes = 0;
-        let mut first = None;
         loop {
             let n = reader.read(&mut self.buf).unwrap();
             if n == 0 {
                 break;
             }
-            first.get_or_insert_with(|| start.elapsed());
-            bytes += n as u64;
+            tally.bytes(n);
         }
-        Outcome {
-            bytes,
-            first: first.unwrap_or_default(),
-        }
+        tally.outcome()
     }
 }
 
@@ -500,29 +506,17 @@ impl Transport for Tokio {
     fn call(&mut self, function: &str) -> Outcome {
         use futures_core::Stream as _;
         self.rt.block_on(async {
-            let start = Instant::now();
+            let mut tally = Tally::new();
             let response = self
                 .client
                 .invoke(&InvokeParams::new(function, "{}"))
                 .await
                 .unwrap();
             let mut events = std::pin::pin!(response);
-            let mut bytes = 0;
-            let mut first = None;
             while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
-                match event.unwrap() {
-                    Event::PayloadChunk(b) => {
-                        first.get_or_insert_with(|| start.elapsed());
-                        bytes += b.len() as u64;
-                    }
-                    Event::InvokeComplete(c) => assert!(!c.is_error()),
-                    _ => {}
-                }
+                tally.event(event.unwrap());
             }
-            Outcome {
-                bytes,
-                first: first.unwrap_or_default(),
-            }
+            tally.outcome()
         })
     }
 }
