@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Print the README tables from the results of `cargo bench -p invoke-benches` (decode, emulator).
+"""Print the README tables from the results of `cargo bench -p invoke-benches` (decode, emulator,
+transport) and of `benches/cost.sh`, whichever are present.
 
 Throughput in MiB/s and messages/s, with ratios taken within the same run. The decode bench
 writes its medians to target/criterion/decode-streams.json; the emulator bench is criterion's."""
@@ -52,4 +53,69 @@ if emu.exists():
             f"| {group.removeprefix('stream_')} | {mib / e:,.0f} | {m['messages'] / e / 1e6:,.2f} M | {mib / h:,.0f}"
             f" | {m['messages'] / h / 1e6:,.2f} M | {h / e:.2f} x | {m['ttfb_emulator_us']} µs | {m['ttfb_minimal_us']} µs |"
         )
+
+transport = root / "transport.json"
+if transport.exists():
+    t = json.loads(transport.read_text())
+
+    def row(workload, client):
+        return t[workload]["clients"].get(client)
+
+    for workload in ("w64KiB", "w256B"):
+        if workload not in t:
+            continue
+        w = t[workload]
+        print()
+        print(f"{workload.removeprefix('w')} chunks, {w['payload_bytes'] / 2**20:.0f} MiB payload, median of {w['calls']} calls:")
+        print()
+        print("| client | MiB/s | msgs/s | client CPU ms/MiB |")
+        print("|---|---|---|---|")
+        for name, r in w["clients"].items():
+            print(f"| {name} | {r['mib_per_s']:,.0f} | {r['msgs_per_s'] / 1e6:,.2f} M | {r['cpu_ms_per_mib']:.3f} |")
+    if "ttfe16B" in t:
+        print()
+        print(f"Time to first event (one 16 B chunk, warm connection, {t['ttfe16B']['calls']} calls):")
+        print()
+        print("| client | median | p90 |")
+        print("|---|---|---|")
+        for name, r in t["ttfe16B"]["clients"].items():
+            print(f"| {name} | {r['ttfe_median_us']:.0f} µs | {r['ttfe_p90_us']:.0f} µs |")
+
+    def ratios(ours, raw):
+        if not all(row(w, ours) for w in t):
+            return
+        big, small, first = row("w64KiB", ours), row("w256B", ours), row("ttfe16B", ours)
+        sdk = row("w256B", "aws-sdk-lambda")
+        print()
+        print(f"| {ours} | measured | goal |")
+        print("|---|---|---|")
+        cpu = big["cpu_ms_per_mib"] / row("w64KiB", raw)["cpu_ms_per_mib"]
+        print(f"| 64 KiB: CPU per MiB vs {raw} | {cpu:.2f} x | at most 1.1 x |")
+        print(f"| 256 B: msgs/s vs aws-sdk-lambda | {small['msgs_per_s'] / sdk['msgs_per_s']:.2f} x | at least 4 x |")
+        ttfe = first["ttfe_median_us"] / row("ttfe16B", raw)["ttfe_median_us"]
+        print(f"| time to first event vs {raw} (median) | {ttfe:.2f} x | at most 1.15 x |")
+
+    ratios("invoke-blocking", "raw ureq")
+    ratios("invoke-tokio", "raw hyper")
+    if all(row(w, "aws-sdk-lambda") for w in t):
+        sdk_cpu = row("w64KiB", "aws-sdk-lambda")["cpu_ms_per_mib"] / row("w64KiB", "raw hyper")["cpu_ms_per_mib"]
+        print()
+        print(f"aws-sdk-lambda against raw hyper: {sdk_cpu:.2f} x the CPU per MiB at 64 KiB (issue baseline 1.36 x).")
+
+cost = root / "cost.json"
+if cost.exists():
+    c = json.loads(cost.read_text())
+    print()
+    print("| client | distinct crates | clean release build (-j2) | stripped binary |")
+    print("|---|---|---|---|")
+    for name, r in c.items():
+        print(f"| {name} | {r['crates']} | {float(r['build_s']):.0f} s | {r['stripped_bytes'] / 2**20:.2f} MiB |")
+    sdk = c.get("aws-sdk-lambda")
+    for ours in ("invoke-blocking", "invoke-tokio"):
+        if sdk and ours in c:
+            r = c[ours]
+            print(
+                f"\n{ours} against aws-sdk-lambda + aws-config: {r['crates'] / sdk['crates']:.2f} x the crates,"
+                f" {float(r['build_s']) / float(sdk['build_s']):.2f} x the build time."
+            )
 sys.exit(0)

@@ -17,8 +17,12 @@ use invoke_config::PayloadCursor;
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
 
-/// Bytes asked for per body read
-const READ_SIZE: usize = 64 * 1024;
+/// Most bytes asked for per body read: above a 64 KiB payload message and its framing, so
+/// that such a message arrives in one read and is decoded without being reassembled
+const READ_SIZE: usize = 256 * 1024;
+/// Bytes asked for by the first body read; the buffer grows while reads fill it, so short
+/// streams do not pay for zeroing `READ_SIZE` bytes
+const FIRST_READ_SIZE: usize = 4 * 1024;
 /// Most bytes read after `InvokeComplete` to return the connection to the pool
 const DRAIN_LIMIT: u64 = 64 * 1024;
 
@@ -41,7 +45,7 @@ pub(crate) struct Call {
     /// The error behind the last transport failure reported to the driver
     last_error: Option<BoxError>,
     status: u16,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     finished: bool,
 }
 
@@ -62,7 +66,7 @@ impl Call {
             body: None,
             last_error: None,
             status: 0,
-            buf: vec![0; READ_SIZE].into_boxed_slice(),
+            buf: vec![0; FIRST_READ_SIZE],
             finished: false,
         }
     }
@@ -193,7 +197,12 @@ impl Call {
                 self.body = None;
                 self.driver.end_of_body();
             }
-            Ok(n) => self.driver.feed(Bytes::copy_from_slice(&self.buf[..n])),
+            Ok(n) => {
+                self.driver.feed(Bytes::copy_from_slice(&self.buf[..n]));
+                if n == self.buf.len() && n < READ_SIZE {
+                    self.buf.resize(n * 4, 0);
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 self.body = None;

@@ -18,6 +18,7 @@ use invoke_proto::{
 use crate::call::{Call, Response};
 use crate::credentials::Sender;
 use crate::error::Error;
+use crate::resolver::LiteralFirst;
 
 /// How a client signs its requests
 #[derive(Clone)]
@@ -452,7 +453,7 @@ impl ClientBuilder {
             })
             .transpose()?;
         let t = self.timeouts;
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(crate::tls::config(&self.ca_bundles)?)
             .http_status_as_error(false)
             .https_only(self.endpoint.scheme() == Scheme::Https)
@@ -468,8 +469,13 @@ impl ClientBuilder {
             .timeout_global(Some(t.overall))
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
-            .build()
-            .new_agent();
+            .build();
+        // IP-literal hosts without ureq's resolver thread per request (see `LiteralFirst`)
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::default(),
+            LiteralFirst::default(),
+        );
         let credentials: Option<Arc<dyn ProvideCredentials>> = match self.signer {
             Signer::Unset | Signer::Unsigned => None,
             Signer::Provider(p) => Some(p),

@@ -94,10 +94,10 @@ impl Sender {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-        if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied() {
-            if n > 1 {
-                std::thread::sleep(backoff(&BACKOFF, n - 1, jitter()));
-            }
+        if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
+            && n > 1
+        {
+            std::thread::sleep(backoff(&BACKOFF, n - 1, jitter()));
         }
         let proxy = self.proxy_for(request.uri())?;
         let uri = request.uri().clone();

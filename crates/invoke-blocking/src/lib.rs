@@ -109,6 +109,7 @@ mod call;
 mod client;
 mod credentials;
 mod error;
+mod resolver;
 mod tls;
 
 pub use call::{PayloadReader, Response};

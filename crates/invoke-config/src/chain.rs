@@ -271,13 +271,13 @@ impl CredentialsChain {
     }
 
     fn not_found(&self) -> CredentialsError {
-        if self.single {
-            if let Some(t) = self.tried.first() {
-                return CredentialsError::NotEnabled {
-                    provider: t.provider,
-                    reason: t.reason.clone(),
-                };
-            }
+        if self.single
+            && let Some(t) = self.tried.first()
+        {
+            return CredentialsError::NotEnabled {
+                provider: t.provider,
+                reason: t.reason.clone(),
+            };
         }
         let mut variables: Vec<&'static str> = Vec::new();
         for k in &self.kinds {

@@ -335,16 +335,15 @@ impl SharedConfig {
                 .and_then(|p| p.services(services.trim()));
             if let Some(url) =
                 section.and_then(|s| s.sub_properties(services_key).remove("endpoint_url"))
+                && !url.is_empty()
             {
-                if !url.is_empty() {
-                    return Ok(Some(Sourced::new(
-                        url,
-                        Source::Services {
-                            section: services.trim().to_owned(),
-                            service: services_key.to_owned(),
-                        },
-                    )));
-                }
+                return Ok(Some(Sourced::new(
+                    url,
+                    Source::Services {
+                        section: services.trim().to_owned(),
+                        service: services_key.to_owned(),
+                    },
+                )));
             }
         }
         Ok(profile

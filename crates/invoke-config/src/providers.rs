@@ -643,13 +643,11 @@ fn plan(
             )));
         }
         visited.push(name.clone());
-        if !first {
-            if let Some(c) = static_keys(p)? {
-                return Ok(Some(Plan {
-                    base: Base::Static(c),
-                    hops,
-                }));
-            }
+        if !first && let Some(c) = static_keys(p)? {
+            return Ok(Some(Plan {
+                base: Base::Static(c),
+                hops,
+            }));
         }
         if let Some(role_arn) = nonempty(p, "role_arn") {
             match role_step(p, role_arn, &mut hops)? {

@@ -157,13 +157,14 @@ impl FrameBody {
         payload_chunks(chunk, &mut self.queue);
         self.chunks += 1;
         let f = &self.faults;
-        if f.corrupt_crc && self.chunks == 1 {
-            if let Some(frame) = self.queue.get_mut(before) {
-                let mut b = BytesMut::from(&frame[..]);
-                let last = b.len() - 1;
-                b[last] ^= 0xff;
-                *frame = b.freeze();
-            }
+        if f.corrupt_crc
+            && self.chunks == 1
+            && let Some(frame) = self.queue.get_mut(before)
+        {
+            let mut b = BytesMut::from(&frame[..]);
+            let last = b.len() - 1;
+            b[last] ^= 0xff;
+            *frame = b.freeze();
         }
         if self.chunks == 1 {
             if f.exception {

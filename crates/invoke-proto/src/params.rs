@@ -271,23 +271,23 @@ impl InvokeParams {
         let in_name_qualifier = check_function_name(&self.function_name)?;
         if let Some(q) = &self.qualifier {
             check_qualifier(q)?;
-            if let Some(n) = in_name_qualifier {
-                if n != q {
-                    return Err(BuildError::QualifierConflict {
-                        in_name: n.to_owned(),
-                        qualifier: q.clone(),
-                    });
-                }
-            }
-        }
-        if let Some(b64) = self.client_context_base64() {
-            if b64.len() > MAX_CLIENT_CONTEXT_LEN {
-                return Err(BuildError::TooLong {
-                    parameter: Parameter::ClientContext,
-                    len: b64.len(),
-                    max: MAX_CLIENT_CONTEXT_LEN,
+            if let Some(n) = in_name_qualifier
+                && n != q
+            {
+                return Err(BuildError::QualifierConflict {
+                    in_name: n.to_owned(),
+                    qualifier: q.clone(),
                 });
             }
+        }
+        if let Some(b64) = self.client_context_base64()
+            && b64.len() > MAX_CLIENT_CONTEXT_LEN
+        {
+            return Err(BuildError::TooLong {
+                parameter: Parameter::ClientContext,
+                len: b64.len(),
+                max: MAX_CLIENT_CONTEXT_LEN,
+            });
         }
         if let Some(t) = &self.tenant_id {
             check_tenant_id(t)?;

@@ -365,14 +365,14 @@ pub(crate) fn classify(
         if let Some(h) = e.downcast_ref::<hyper::Error>() {
             hyper_error.get_or_insert(h);
         }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if io.kind() == io::ErrorKind::TimedOut {
-                return if before_head {
-                    TransportFailure::HeadTimeout
-                } else {
-                    TransportFailure::IdleTimeout
-                };
-            }
+        if let Some(io) = e.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::TimedOut
+        {
+            return if before_head {
+                TransportFailure::HeadTimeout
+            } else {
+                TransportFailure::IdleTimeout
+            };
         }
         current = e.source();
     }

@@ -131,11 +131,11 @@ async fn drive(
     loop {
         match chain.next_step(SystemTime::now()) {
             Step::Send(request) => {
-                if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied() {
-                    if n > 1 {
-                        // 100 ms, 200 ms, 400 ms ... up to 1.6 s between a provider's tries
-                        tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
-                    }
+                if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
+                    && n > 1
+                {
+                    // 100 ms, 200 ms, 400 ms ... up to 1.6 s between a provider's tries
+                    tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
                 }
                 match send(&connector, request, timeout).await {
                     Ok((status, headers, body)) => chain.handle_response(status, headers, body),

@@ -139,19 +139,16 @@ async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError>
 /// The request with a `Host` header and its URI in origin form (or absolute form for a
 /// proxy)
 fn prepare(mut request: Request<Full<Bytes>>, absolute_form: bool) -> Request<Full<Bytes>> {
-    if !request.headers().contains_key(HOST) {
-        if let Some(value) = request
+    if !request.headers().contains_key(HOST)
+        && let Some(value) = request
             .uri()
             .authority()
             .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        {
-            request.headers_mut().insert(HOST, value);
-        }
+    {
+        request.headers_mut().insert(HOST, value);
     }
-    if !absolute_form {
-        if let Some(pq) = request.uri().path_and_query() {
-            *request.uri_mut() = Uri::from(pq.clone());
-        }
+    if !absolute_form && let Some(pq) = request.uri().path_and_query() {
+        *request.uri_mut() = Uri::from(pq.clone());
     }
     request
 }

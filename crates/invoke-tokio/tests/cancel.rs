@@ -113,10 +113,10 @@ fn dropping_the_invoke_future_before_the_head_closes_its_connection() {
                 Ok(0) | Err(_) => break,
                 Ok(n) => seen.extend_from_slice(&buf[..n]),
             }
-            if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                if let Some(tx) = got_request.take() {
-                    let _ = tx.send(());
-                }
+            if seen.windows(4).any(|w| w == b"\r\n\r\n")
+                && let Some(tx) = got_request.take()
+            {
+                let _ = tx.send(());
             }
         }
         let _ = closed_tx.send(());

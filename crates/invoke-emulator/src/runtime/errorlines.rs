@@ -30,11 +30,11 @@ impl ErrorLines {
                 self.held.extend_from_slice(&data);
                 return Bytes::new();
             }
-            if let Some(p) = rfind(&data, TYPE_LINE) {
-                if candidate(&data[p..]) {
-                    self.held.extend_from_slice(&data[p..]);
-                    return data.slice(..p);
-                }
+            if let Some(p) = rfind(&data, TYPE_LINE)
+                && candidate(&data[p..])
+            {
+                self.held.extend_from_slice(&data[p..]);
+                return data.slice(..p);
             }
             return data;
         }

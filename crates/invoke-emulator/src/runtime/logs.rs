@@ -45,10 +45,10 @@ impl LogSink {
     fn line(&self, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
         let text = text.strip_suffix('\r').unwrap_or(&text);
-        if let Ok(t) = self.target.lock() {
-            if let Some(out) = t.as_ref() {
-                out.log(text);
-            }
+        if let Ok(t) = self.target.lock()
+            && let Some(out) = t.as_ref()
+        {
+            out.log(text);
         }
         if self.echo.load(Ordering::Relaxed) {
             let _ = writeln!(std::io::stderr(), "{text}");

@@ -294,10 +294,10 @@ impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(p) = self.process.take() {
             p.sink.set(None);
-            if self.healthy {
-                if let Ok(mut idle) = self.pool.idle.lock() {
-                    idle.push(p);
-                }
+            if self.healthy
+                && let Ok(mut idle) = self.pool.idle.lock()
+            {
+                idle.push(p);
             }
         }
     }

@@ -113,13 +113,12 @@ impl MessageDecoder {
         }
         // Fast path for a long message arriving in many chunks: copy (and hash) a chunk that
         // neither completes the message nor waits behind others straight away
-        if let Some(prelude) = self.want {
-            if self.queue.is_empty()
-                && self.assembly.buf.len() + chunk.len() < prelude.total_len as usize
-            {
-                absorb(&mut self.assembly, &chunk, prelude);
-                return;
-            }
+        if let Some(prelude) = self.want
+            && self.queue.is_empty()
+            && self.assembly.buf.len() + chunk.len() < prelude.total_len as usize
+        {
+            absorb(&mut self.assembly, &chunk, prelude);
+            return;
         }
         self.queue.push_back(chunk);
     }

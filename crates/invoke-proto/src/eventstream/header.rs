@@ -407,14 +407,14 @@ impl HeadersBuilder {
         if name.is_empty() || name.len() > MAX_HEADER_NAME_LEN {
             return Err(EncodeError::HeaderNameLength { len: name.len() });
         }
-        if let Some(len) = value.var_len() {
-            if len > MAX_HEADER_VALUE_LEN {
-                return Err(EncodeError::HeaderValueTooLong {
-                    name: name.to_owned(),
-                    len,
-                    max: MAX_HEADER_VALUE_LEN,
-                });
-            }
+        if let Some(len) = value.var_len()
+            && len > MAX_HEADER_VALUE_LEN
+        {
+            return Err(EncodeError::HeaderValueTooLong {
+                name: name.to_owned(),
+                len,
+                max: MAX_HEADER_VALUE_LEN,
+            });
         }
         self.buf.reserve(1 + name.len() + value.wire_len());
         self.buf.put_u8(name.len() as u8);

@@ -120,10 +120,10 @@ impl KeyCache {
             c.date.as_slice() == yyyymmdd.as_bytes() && c.region == region && c.service == service
         };
         // a poisoned lock only means another thread panicked mid-update: skip the cache
-        if let Ok(cached) = self.0.lock() {
-            if let Some(c) = cached.as_ref().filter(|c| matches(c)) {
-                return c.key.clone();
-            }
+        if let Ok(cached) = self.0.lock()
+            && let Some(c) = cached.as_ref().filter(|c| matches(c))
+        {
+            return c.key.clone();
         }
         let key = signing_key(secret, yyyymmdd, region, service);
         if let (Ok(mut cached), Ok(date)) = (self.0.lock(), yyyymmdd.as_bytes().try_into()) {

@@ -315,10 +315,10 @@ pub fn sign_with(
         n_added += 1;
     };
     add(X_AMZ_DATE, date.date_time());
-    if let Some((t, _)) = &token {
-        if settings.sign_session_token {
-            add(X_AMZ_SECURITY_TOKEN, t);
-        }
+    if let Some((t, _)) = &token
+        && settings.sign_session_token
+    {
+        add(X_AMZ_SECURITY_TOKEN, t);
     }
     if settings.payload_checksum_header {
         add(X_AMZ_CONTENT_SHA256, payload_hash);

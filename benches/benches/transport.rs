@@ -1,0 +1,667 @@
+//! Transport benchmark: the clients side by side against one loopback server, on the same bytes
+//!
+//! The server answers every request with a pre-built HTTP/1.1 response: a 200 head, then a
+//! chunked body of pre-encoded `PayloadChunk` messages and a final `InvokeComplete`, written
+//! with one `write_all` on its own thread (so it costs the client side nothing and runs as fast
+//! as the socket takes it). Payload messages are grouped into HTTP chunks of at most 64 KiB
+//! (one message per chunk when a message is larger).
+//!
+//! Clients, each on the bench's main thread (async ones on a current-thread runtime, so every
+//! task of theirs runs there): `invoke-blocking` (its `Response` iterator), `invoke-tokio`
+//! (its `Response` stream), the official
+//! `aws-sdk-lambda` (retries and stalled-stream protection as shipped, its `recv()` loop),
+//! and raw hyper and raw ureq clients that only count body bytes (the transport limits).
+//! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
+//! main thread's CPU time (the server's share is excluded).
+//!
+//! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
+//! `target/criterion/transport.json`. `TRANSPORT_SAMPLES` overrides the samples per client
+//! and throughput workload (default 9); `TRANSPORT_ONLY` (a client's name) and
+//! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling.
+#![allow(missing_docs)]
+
+use std::collections::HashMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use cpu_time::ThreadTime;
+use http_body_util::BodyExt as _;
+use hyper_util::rt::TokioIo;
+use invoke_proto::{
+    EndpointConfig, Event, InvokeComplete, InvokeParams, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
+    encode_payload_chunk, resolve_endpoint,
+};
+use tokio::runtime::Runtime;
+
+const MIB: usize = 1 << 20;
+/// Largest HTTP chunk the server writes (unless one message is larger)
+const HTTP_CHUNK: usize = 64 * 1024;
+/// Test credentials (the server checks no signature; the clients sign as usual)
+const KEY: &str = "AKIDEXAMPLE";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+/// Calls per client for the time to first event
+const TTFE_CALLS: usize = 200;
+
+/// One workload: `count` payload messages of `size` bytes, served as function `name`
+#[derive(Clone, Copy)]
+struct Workload {
+    name: &'static str,
+    size: usize,
+    count: usize,
+}
+
+const WORKLOADS: [Workload; 3] = [
+    Workload {
+        name: "w64KiB",
+        size: 64 * 1024,
+        count: 256 * MIB / (64 * 1024),
+    },
+    Workload {
+        name: "w256B",
+        size: 256,
+        count: 64 * MIB / 256,
+    },
+    Workload {
+        name: "ttfe16B",
+        size: 16,
+        count: 1,
+    },
+];
+
+impl Workload {
+    fn payload_bytes(self) -> u64 {
+        (self.size * self.count) as u64
+    }
+
+    /// Payload messages plus `InvokeComplete`
+    fn messages(self) -> u64 {
+        self.count as u64 + 1
+    }
+
+    /// The whole HTTP response (head and chunked body) and the length of the decoded body
+    fn response(self) -> (Bytes, u64) {
+        let pattern: Vec<u8> = (0..self.size + 26).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut frames = Vec::with_capacity(self.count + 1);
+        for k in 0..self.count {
+            let start = (k * self.size) % 26;
+            let mut frame = BytesMut::new();
+            encode_payload_chunk(&pattern[start..start + self.size], &mut frame).unwrap();
+            frames.push(frame);
+        }
+        let mut complete = BytesMut::new();
+        Event::InvokeComplete(InvokeComplete::success())
+            .encode(&mut complete)
+            .unwrap();
+        frames.push(complete);
+        let body_len: usize = frames.iter().map(BytesMut::len).sum();
+        let mut out = Vec::with_capacity(body_len + body_len / 1000 + 4096);
+        out.extend_from_slice(
+            b"HTTP/1.1 200 OK\r\n\
+              Content-Type: application/octet-stream\r\n\
+              X-Amz-Executed-Version: $LATEST\r\n\
+              x-amzn-RequestId: 6f1d2c3b-0000-4000-8000-000000000000\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        );
+        let mut chunk: Vec<u8> = Vec::with_capacity(HTTP_CHUNK);
+        let flush = |chunk: &mut Vec<u8>, out: &mut Vec<u8>| {
+            if !chunk.is_empty() {
+                write!(out, "{:x}\r\n", chunk.len()).unwrap();
+                out.extend_from_slice(chunk);
+                out.extend_from_slice(b"\r\n");
+                chunk.clear();
+            }
+        };
+        for frame in &frames {
+            if chunk.len() + frame.len() > HTTP_CHUNK {
+                flush(&mut chunk, &mut out);
+            }
+            chunk.extend_from_slice(frame);
+        }
+        flush(&mut chunk, &mut out);
+        out.extend_from_slice(b"0\r\n\r\n");
+        (out.into(), body_len as u64)
+    }
+}
+
+/// Connections the server accepted (a client that keeps its connection warm adds none per call)
+static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+
+/// The loopback server: a thread per connection, keep-alive, the canned response of the
+/// function named in the path
+fn serve(responses: Arc<HashMap<String, Bytes>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            ACCEPTED.fetch_add(1, Ordering::Relaxed);
+            let responses = Arc::clone(&responses);
+            std::thread::spawn(move || {
+                let _ = connection(stream, &responses);
+            });
+        }
+    });
+    addr
+}
+
+fn connection(stream: TcpStream, responses: &HashMap<String, Bytes>) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(600)))?;
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    loop {
+        // request line, headers, then Content-Length bytes of body
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+        let mut length = 0u64;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 || line.len() > 16 * 1024 {
+                return Ok(());
+            }
+            let header = line.trim_end();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                assert!(
+                    !name.eq_ignore_ascii_case("transfer-encoding"),
+                    "chunked requests are not expected"
+                );
+            }
+        }
+        std::io::copy(
+            &mut (&mut reader).take(length.min(MIB as u64)),
+            &mut std::io::sink(),
+        )?;
+        let function = path
+            .strip_prefix(STREAM_PATH_PREFIX)
+            .and_then(|p| p.split('?').next())
+            .and_then(|p| p.strip_suffix(STREAM_PATH_SUFFIX))
+            .unwrap_or_default();
+        let Some(response) = responses.get(function) else {
+            writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")?;
+            continue;
+        };
+        writer.write_all(response)?;
+    }
+}
+
+/// What one call saw
+struct Outcome {
+    /// Payload bytes for the typed clients, body bytes for the raw ones
+    bytes: u64,
+    /// From the call to the first payload event (first body byte for the raw clients)
+    first: Duration,
+}
+
+/// Counts what a call receives, from its start
+struct Tally {
+    start: Instant,
+    bytes: u64,
+    first: Option<Duration>,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            bytes: 0,
+            first: None,
+        }
+    }
+
+    fn bytes(&mut self, len: usize) {
+        self.first.get_or_insert_with(|| self.start.elapsed());
+        self.bytes += len as u64;
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::PayloadChunk(b) => self.bytes(b.len()),
+            Event::InvokeComplete(c) => assert!(!c.is_error()),
+            _ => {}
+        }
+    }
+
+    fn outcome(self) -> Outcome {
+        Outcome {
+            bytes: self.bytes,
+            first: self.first.unwrap_or_default(),
+        }
+    }
+}
+
+/// One call measured: wall and client-thread CPU time
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+    first: Duration,
+    /// Connections the call opened
+    opened: u64,
+}
+
+/// A client under test
+trait Transport {
+    fn name(&self) -> &'static str;
+    /// Whether `Outcome::bytes` counts the decoded payload (else the HTTP body)
+    fn typed(&self) -> bool;
+    fn call(&mut self, function: &str) -> Outcome;
+}
+
+fn measure(t: &mut dyn Transport, w: Workload, expect: (u64, u64)) -> Sample {
+    let accepted = ACCEPTED.load(Ordering::Relaxed);
+    let cpu = ThreadTime::now();
+    let start = Instant::now();
+    let outcome = t.call(w.name);
+    let wall = start.elapsed();
+    let cpu = cpu.elapsed();
+    let want = if t.typed() { expect.0 } else { expect.1 };
+    assert_eq!(outcome.bytes, want, "{} on {}", t.name(), w.name);
+    Sample {
+        wall,
+        cpu,
+        first: outcome.first,
+        opened: ACCEPTED.load(Ordering::Relaxed) - accepted,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// invoke-blocking: the Response iterator, as users drive it
+
+struct Blocking(invoke_blocking::Client);
+
+impl Blocking {
+    fn new(url: &str) -> Self {
+        let endpoint = resolve_endpoint(
+            &EndpointConfig::default()
+                .with_region("us-east-1")
+                .with_custom(url),
+        )
+        .unwrap();
+        let client = invoke_blocking::Client::builder(endpoint)
+            .credentials(invoke_proto::Credentials::new(KEY, SECRET, None))
+            .proxy_env(invoke_blocking::ProxyEnv::none())
+            .build()
+            .unwrap();
+        Self(client)
+    }
+}
+
+impl Transport for Blocking {
+    fn name(&self) -> &'static str {
+        "invoke-blocking"
+    }
+    fn typed(&self) -> bool {
+        true
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        let mut tally = Tally::new();
+        for event in self.0.invoke(&InvokeParams::new(function, "{}")).unwrap() {
+            tally.event(event.unwrap());
+        }
+        tally.outcome()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// aws-sdk-lambda: current release, default retries and stalled-stream protection
+
+struct Sdk {
+    rt: Runtime,
+    client: aws_sdk_lambda::Client,
+}
+
+impl Sdk {
+    fn new(url: &str) -> Self {
+        let rt = current_thread();
+        let conf = rt.block_on(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .region(aws_config::Region::new("us-east-1"))
+                .endpoint_url(url)
+                .credentials_provider(aws_credential_types::Credentials::new(
+                    KEY, SECRET, None, None, "bench",
+                ))
+                // the SDK's own hyper 1 client, without a TLS stack (the server is plain http)
+                .http_client(aws_smithy_http_client::Builder::new().build_http())
+                .load(),
+        );
+        let client = aws_sdk_lambda::Client::new(&conf);
+        Self { rt, client }
+    }
+}
+
+impl Transport for Sdk {
+    fn name(&self) -> &'static str {
+        "aws-sdk-lambda"
+    }
+    fn typed(&self) -> bool {
+        true
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent as E;
+        self.rt.block_on(async {
+            let mut tally = Tally::new();
+            let mut out = self
+                .client
+                .invoke_with_response_stream()
+                .function_name(function)
+                .payload(aws_sdk_lambda::primitives::Blob::new("{}"))
+                .send()
+                .await
+                .unwrap();
+            while let Some(event) = out.event_stream.recv().await.unwrap() {
+                match event {
+                    E::PayloadChunk(chunk) => {
+                        tally.bytes(chunk.payload.map_or(0, |b| b.as_ref().len()));
+                    }
+                    E::InvokeComplete(c) => assert!(c.error_code.is_none()),
+                    _ => {}
+                }
+            }
+            tally.outcome()
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// raw hyper 1: one kept connection, counts body bytes
+
+struct RawHyper {
+    rt: Runtime,
+    addr: SocketAddr,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>,
+}
+
+impl RawHyper {
+    fn new(addr: SocketAddr) -> Self {
+        let rt = current_thread();
+        let sender = rt.block_on(async {
+            let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+            stream.set_nodelay(true).unwrap();
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            sender
+        });
+        Self { rt, addr, sender }
+    }
+}
+
+impl Transport for RawHyper {
+    fn name(&self) -> &'static str {
+        "raw hyper"
+    }
+    fn typed(&self) -> bool {
+        false
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        let req = hyper::Request::post(format!(
+            "{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}"
+        ))
+        .header("host", self.addr.to_string())
+        .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
+        self.rt.block_on(async {
+            let mut tally = Tally::new();
+            self.sender.ready().await.unwrap();
+            let mut body = self.sender.send_request(req).await.unwrap().into_body();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame.unwrap().into_data() {
+                    tally.bytes(data.len());
+                }
+            }
+            tally.outcome()
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// raw ureq 3: the agent's pool, counts body bytes
+
+struct RawUreq {
+    name: &'static str,
+    agent: ureq::Agent,
+    base: String,
+    buf: Vec<u8>,
+}
+
+impl Transport for RawUreq {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn typed(&self) -> bool {
+        false
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        let url = format!(
+            "{}{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}",
+            self.base
+        );
+        let mut tally = Tally::new();
+        let response = self.agent.post(&url).send(&b"{}"[..]).unwrap();
+        let mut reader = response.into_body().into_reader();
+        loop {
+            let n = reader.read(&mut self.buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            tally.bytes(n);
+        }
+        tally.outcome()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// invoke-tokio: its Response stream, on a current-thread runtime like the SDK
+
+struct Tokio {
+    rt: Runtime,
+    client: invoke_tokio::Client,
+}
+
+impl Tokio {
+    fn new(url: &str) -> Self {
+        let endpoint = resolve_endpoint(
+            &EndpointConfig::default()
+                .with_region("us-east-1")
+                .with_custom(url),
+        )
+        .unwrap();
+        let rt = current_thread();
+        let client = rt.block_on(async {
+            invoke_tokio::Client::builder(endpoint)
+                .credentials(invoke_proto::Credentials::new(KEY, SECRET, None))
+                .proxy_env(invoke_tokio::ProxyEnv::none())
+                .build()
+                .unwrap()
+        });
+        Self { rt, client }
+    }
+}
+
+impl Transport for Tokio {
+    fn name(&self) -> &'static str {
+        "invoke-tokio"
+    }
+    fn typed(&self) -> bool {
+        true
+    }
+    fn call(&mut self, function: &str) -> Outcome {
+        use futures_core::Stream as _;
+        self.rt.block_on(async {
+            let mut tally = Tally::new();
+            let response = self
+                .client
+                .invoke(&InvokeParams::new(function, "{}"))
+                .await
+                .unwrap();
+            let mut events = std::pin::pin!(response);
+            while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                tally.event(event.unwrap());
+            }
+            tally.outcome()
+        })
+    }
+}
+
+fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<Duration>, p: usize) -> Duration {
+    v.sort();
+    v[(v.len() * p / 100).min(v.len() - 1)]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+#[allow(clippy::cast_precision_loss, clippy::too_many_lines)]
+fn main() {
+    let samples: usize = std::env::var("TRANSPORT_SAMPLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(9);
+    let mut responses = HashMap::new();
+    let mut expect = HashMap::new();
+    for w in WORKLOADS {
+        let (response, body) = w.response();
+        responses.insert(w.name.to_owned(), response);
+        expect.insert(w.name, (w.payload_bytes(), body));
+    }
+    let addr = serve(Arc::new(responses));
+    let url = format!("http://{addr}");
+    let mut clients: Vec<Box<dyn Transport>> = vec![
+        Box::new(Blocking::new(&url)),
+        Box::new(Sdk::new(&url)),
+        Box::new(RawHyper::new(addr)),
+        Box::new(RawUreq {
+            name: "raw ureq",
+            agent: ureq::Agent::new_with_defaults(),
+            base: url.clone(),
+            buf: vec![0; 64 * 1024],
+        }),
+        // diagnostic: the same with an overall deadline, as invoke-blocking sets one; ureq 3.5
+        // then resolves the host on a new thread on every call, pooled connection or not
+        Box::new(RawUreq {
+            name: "raw ureq+deadline",
+            agent: ureq::Agent::config_builder()
+                .timeout_global(Some(Duration::from_secs(15 * 60)))
+                .build()
+                .new_agent(),
+            base: url.clone(),
+            buf: vec![0; 64 * 1024],
+        }),
+        Box::new(Tokio::new(&url)),
+    ];
+    // for profiling one client on one workload: TRANSPORT_ONLY=name, TRANSPORT_WORKLOAD=name
+    if let Ok(only) = std::env::var("TRANSPORT_ONLY") {
+        clients.retain(|c| c.name() == only);
+    }
+    let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
+    let mut json = serde_json::Map::new();
+    for w in WORKLOADS {
+        if workload.as_ref().is_some_and(|only| only != w.name) {
+            continue;
+        }
+        let throughput = w.count > 1;
+        let rounds = if throughput { samples } else { TTFE_CALLS };
+        let mut got: Vec<Vec<Sample>> = clients.iter().map(|_| Vec::new()).collect();
+        // a warm-up call each (connection, pools, page faults), then interleaved rounds
+        for c in &mut clients {
+            measure(c.as_mut(), w, expect[w.name]);
+        }
+        for _ in 0..rounds {
+            for (c, g) in clients.iter_mut().zip(&mut got) {
+                g.push(measure(c.as_mut(), w, expect[w.name]));
+            }
+        }
+        let mib = w.payload_bytes() as f64 / MIB as f64;
+        let mut rows = serde_json::Map::new();
+        println!(
+            "\n{} ({} x {} B payload messages, {rounds} calls per client)",
+            w.name, w.count, w.size
+        );
+        if throughput {
+            println!(
+                "{:<18} {:>10} {:>12} {:>14} {:>12}",
+                "client", "MiB/s", "msgs/s", "CPU ms/MiB", "connections"
+            );
+        } else {
+            println!(
+                "{:<18} {:>12} {:>12} {:>12}",
+                "client", "median µs", "p90 µs", "connections"
+            );
+        }
+        for (c, g) in clients.iter().zip(got) {
+            let wall = median(g.iter().map(|s| s.wall).collect());
+            let cpu = median(g.iter().map(|s| s.cpu).collect());
+            let firsts: Vec<Duration> = g.iter().map(|s| s.first).collect();
+            let (first50, first90) = (median(firsts.clone()), percentile(firsts, 90));
+            let opened: u64 = g.iter().map(|s| s.opened).sum();
+            let row = serde_json::json!({
+                "mib_per_s": mib / wall.as_secs_f64(),
+                "msgs_per_s": w.messages() as f64 / wall.as_secs_f64(),
+                "cpu_ms_per_mib": cpu.as_secs_f64() * 1e3 / mib,
+                "ttfe_median_us": micros(first50),
+                "ttfe_p90_us": micros(first90),
+                "connections_opened": opened,
+            });
+            if throughput {
+                println!(
+                    "{:<18} {:>10.0} {:>12.0} {:>14.3} {opened:>12}",
+                    c.name(),
+                    row["mib_per_s"].as_f64().unwrap(),
+                    row["msgs_per_s"].as_f64().unwrap(),
+                    row["cpu_ms_per_mib"].as_f64().unwrap(),
+                );
+            } else {
+                println!(
+                    "{:<18} {:>12.1} {:>12.1} {opened:>12}",
+                    c.name(),
+                    micros(first50),
+                    micros(first90)
+                );
+            }
+            rows.insert(c.name().to_owned(), row);
+        }
+        json.insert(
+            w.name.to_owned(),
+            serde_json::json!({"payload_bytes": w.payload_bytes(), "messages": w.messages(), "calls": rounds, "clients": rows}),
+        );
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("transport.json"),
+        serde_json::to_vec_pretty(&json).unwrap(),
+    )
+    .unwrap();
+    println!("\nwrote {}", dir.join("transport.json").display());
+}
