@@ -4,6 +4,7 @@
 //! SSO, ...) is the adapters' job.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
@@ -24,12 +25,13 @@ use crate::sigv4::KeyCache;
 /// ```
 ///
 /// A value also remembers the last signing key derived from its secret (one per day,
-/// region and service), so signing many requests does not repeat that derivation.
+/// region and service), so signing many requests does not repeat that derivation. Clones
+/// share that memory: a credentials cache that hands out clones still derives the key once.
 pub struct Credentials {
     access_key_id: String,
     secret_access_key: Zeroizing<String>,
     session_token: Option<Zeroizing<String>>,
-    key_cache: KeyCache,
+    key_cache: Arc<KeyCache>,
 }
 
 impl Credentials {
@@ -44,7 +46,7 @@ impl Credentials {
             access_key_id: access_key_id.into(),
             secret_access_key: Zeroizing::new(secret_access_key.into()),
             session_token: session_token.map(Zeroizing::new),
-            key_cache: KeyCache::default(),
+            key_cache: Arc::default(),
         }
     }
 
@@ -76,13 +78,13 @@ impl Credentials {
 }
 
 impl Clone for Credentials {
-    /// A copy with an empty signing-key cache
+    /// A copy that shares the signing-key cache (the secret is the same)
     fn clone(&self) -> Self {
         Self {
             access_key_id: self.access_key_id.clone(),
             secret_access_key: self.secret_access_key.clone(),
             session_token: self.session_token.clone(),
-            key_cache: KeyCache::default(),
+            key_cache: Arc::clone(&self.key_cache),
         }
     }
 }
@@ -115,5 +117,14 @@ mod tests {
         assert!(!shown.contains("s3cr3t"));
         assert!(!shown.contains("t0k3n"));
         assert!(shown.contains("<redacted>"));
+    }
+
+    #[test]
+    fn clones_share_the_signing_key_cache() {
+        let creds = Credentials::new("AKIDEXAMPLE", "s3cr3t-value", None);
+        let copy = creds.clone();
+        assert!(std::sync::Arc::ptr_eq(&creds.key_cache, &copy.key_cache));
+        let other = Credentials::new("AKIDEXAMPLE", "s3cr3t-value", None);
+        assert!(!std::sync::Arc::ptr_eq(&creds.key_cache, &other.key_cache));
     }
 }
