@@ -54,7 +54,7 @@ fn event(event_type: &'static str, content_type: &'static str, payload: &'static
     Message::new(h.build().unwrap(), Bytes::from_static(payload))
 }
 
-/// The sample stream the README's Quick start decodes: what Lambda sends for a function
+/// The sample stream `samples/hello.eventstream`: what Lambda sends for a function
 /// that streams three pieces of text
 fn sample() -> Bytes {
     let mut w = BytesMut::new();
