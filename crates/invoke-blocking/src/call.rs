@@ -8,11 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use invoke_proto::{
-    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
-};
+use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
-use invoke_config::PayloadCursor;
+use invoke_config::{PayloadCursor, ResponseInfo};
 
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
@@ -87,9 +85,7 @@ impl Call {
             span.record("request_id", id.as_str());
         }
         Ok(Response {
-            meta,
-            attempts: self.driver.attempts(),
-            status: self.status,
+            info: ResponseInfo::new(meta, self.status, self.driver.attempts()),
             call: self,
         })
     }
@@ -314,58 +310,29 @@ pub(crate) fn jitter() -> f64 {
 /// iteration), or read the payload with [`into_reader`](Self::into_reader). The last event
 /// of a complete stream is `InvokeComplete`; a stream that ends without it yields an error.
 pub struct Response {
-    meta: ResponseMeta,
-    attempts: u32,
-    status: u16,
+    info: ResponseInfo,
     call: Call,
+}
+
+/// The metadata, status and attempts: `response.request_id()`, `response.attempts()` and the
+/// other [`ResponseInfo`] accessors
+impl std::ops::Deref for Response {
+    type Target = ResponseInfo;
+
+    fn deref(&self) -> &ResponseInfo {
+        &self.info
+    }
 }
 
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
-            .field("meta", &self.meta)
-            .field("attempts", &self.attempts)
-            .field("status", &self.status)
+            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
 impl Response {
-    /// The response metadata (executed version, content type, request id)
-    pub fn meta(&self) -> &ResponseMeta {
-        &self.meta
-    }
-
-    /// `X-Amz-Executed-Version`: the function version that ran
-    pub fn executed_version(&self) -> Option<&str> {
-        self.meta.executed_version.as_deref()
-    }
-
-    /// The function's own content type of the stream
-    pub fn content_type(&self) -> Option<&str> {
-        self.meta.content_type.as_deref()
-    }
-
-    /// `x-amzn-RequestId`
-    pub fn request_id(&self) -> Option<&str> {
-        self.meta.request_id.as_deref()
-    }
-
-    /// Attempts made until this response arrived
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    /// The HTTP status: 200 for a stream, 204 for a passed `DryRun` (no events follow)
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// Whether this answers a `DryRun` invocation (no events follow)
-    pub fn is_dry_run(&self) -> bool {
-        self.status == 204
-    }
-
     /// An `io::Read` over the payload bytes
     ///
     /// It ends (returns 0) only after a successful `InvokeComplete`; a function error, an
@@ -395,9 +362,11 @@ impl Iterator for Response {
                 // The driver never retries after a success head; should a future one, the
                 // metadata follows the new head
                 Ok(Progress::Head) => {
-                    self.meta = self.call.driver.meta().cloned().unwrap_or_default();
-                    self.attempts = self.call.driver.attempts();
-                    self.status = self.call.status;
+                    self.info = ResponseInfo::new(
+                        self.call.driver.meta().cloned().unwrap_or_default(),
+                        self.call.status,
+                        self.call.driver.attempts(),
+                    );
                 }
                 Ok(Progress::Event(e)) => return Some(Ok(e)),
                 Ok(Progress::Done) => return None,

@@ -119,5 +119,5 @@ pub use invoke_config::{
     CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
     ProxyEnv, SharedConfig,
 };
-pub use invoke_config::{FIFTEEN_MINUTES, Timeouts};
+pub use invoke_config::{FIFTEEN_MINUTES, ResponseInfo, Timeouts};
 pub use {invoke_config, invoke_proto};

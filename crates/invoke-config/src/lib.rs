@@ -82,6 +82,7 @@ mod process;
 pub mod profile;
 mod providers;
 mod proxy;
+mod response_info;
 mod sha1;
 mod sts;
 mod time;
@@ -102,6 +103,7 @@ pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
 pub use proxy::{ProxyEnv, redact_url};
+pub use response_info::ResponseInfo;
 pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 
 pub use bytes;

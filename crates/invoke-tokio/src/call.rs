@@ -13,13 +13,11 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http_body_util::Full;
 use hyper::body::{Body as _, Incoming};
-use invoke_proto::{
-    DriverAction, Event, InvokeDriver, InvokeError, ResponseMeta, TransportFailure,
-};
+use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use invoke_config::PayloadCursor;
+use invoke_config::{PayloadCursor, ResponseInfo};
 
 use crate::client::Inner;
 use crate::connect::classify;
@@ -87,9 +85,7 @@ impl Call {
         let idle = self.inner.timeouts.idle;
         let deadline = self.deadline;
         Ok(Response {
-            meta,
-            attempts: self.driver.attempts(),
-            status: self.status,
+            info: ResponseInfo::new(meta, self.status, self.driver.attempts()),
             call: self,
             idle: Box::pin(tokio::time::sleep(idle)),
             deadline: Box::pin(tokio::time::sleep_until(deadline)),
@@ -296,9 +292,7 @@ enum Phase {
 /// an error. The body is read only while the stream is polled (nothing is read ahead
 /// beyond hyper's buffers); dropping the response before its end closes the connection.
 pub struct Response {
-    meta: ResponseMeta,
-    attempts: u32,
-    status: u16,
+    info: ResponseInfo,
     call: Call,
     /// Fires after the idle timeout without body bytes; when it fires, it is moved to
     /// `last_progress` + idle if bytes came since
@@ -345,52 +339,25 @@ impl Drop for Response {
     }
 }
 
+/// The metadata, status and attempts: `response.request_id()`, `response.attempts()` and the
+/// other [`ResponseInfo`] accessors
+impl std::ops::Deref for Response {
+    type Target = ResponseInfo;
+
+    fn deref(&self) -> &ResponseInfo {
+        &self.info
+    }
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
-            .field("meta", &self.meta)
-            .field("attempts", &self.attempts)
-            .field("status", &self.status)
+            .field("info", &self.info)
             .finish_non_exhaustive()
     }
 }
 
 impl Response {
-    /// The response metadata (executed version, content type, request id)
-    pub fn meta(&self) -> &ResponseMeta {
-        &self.meta
-    }
-
-    /// `X-Amz-Executed-Version`: the function version that ran
-    pub fn executed_version(&self) -> Option<&str> {
-        self.meta.executed_version.as_deref()
-    }
-
-    /// The function's own content type of the stream
-    pub fn content_type(&self) -> Option<&str> {
-        self.meta.content_type.as_deref()
-    }
-
-    /// `x-amzn-RequestId`
-    pub fn request_id(&self) -> Option<&str> {
-        self.meta.request_id.as_deref()
-    }
-
-    /// Attempts made until this response arrived
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-
-    /// The HTTP status: 200 for a stream, 204 for a passed `DryRun` (no events follow)
-    pub fn status(&self) -> u16 {
-        self.status
-    }
-
-    /// Whether this answers a `DryRun` invocation (no events follow)
-    pub fn is_dry_run(&self) -> bool {
-        self.status == 204
-    }
-
     /// A `tokio::io::AsyncRead` over the payload bytes
     ///
     /// It ends (reads 0 bytes) only after a successful `InvokeComplete`; a function error,
