@@ -126,17 +126,9 @@ impl ServiceSettings {
         if let Some(url) = &self.custom {
             return Ok(url.trim_end_matches('/').to_owned());
         }
-        let config = invoke_proto::EndpointConfig::default()
-            .with_region(self.region.clone())
-            .with_fips(self.fips)
-            .with_dual_stack(self.dual_stack);
-        let endpoint = invoke_proto::resolve_endpoint(&config)
+        let host = invoke_proto::regional_host(prefix, &self.region, self.fips, self.dual_stack)
             .map_err(|e| CredentialsError::config(provider, e.to_string()))?;
-        let rest = endpoint
-            .host()
-            .strip_prefix("lambda")
-            .unwrap_or(endpoint.host());
-        Ok(format!("https://{prefix}{rest}"))
+        Ok(format!("https://{host}"))
     }
 }
 

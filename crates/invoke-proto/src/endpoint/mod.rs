@@ -338,30 +338,55 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
     let Some(region) = &config.region else {
         return Err(EndpointError::MissingRegion);
     };
-    let p = partition(region);
-    let (service, suffix) = match (config.use_fips, config.use_dual_stack) {
-        (true, true) if !(p.supports_fips && p.supports_dual_stack) => {
-            return Err(EndpointError::FipsAndDualStackUnsupported { partition: p.id });
-        }
-        (true, true) => ("lambda-fips", p.dual_stack_dns_suffix),
-        (true, false) if !p.supports_fips => {
-            return Err(EndpointError::FipsUnsupported { partition: p.id });
-        }
-        (true, false) => ("lambda-fips", p.dns_suffix),
-        (false, true) if !p.supports_dual_stack => {
-            return Err(EndpointError::DualStackUnsupported { partition: p.id });
-        }
-        (false, true) => ("lambda", p.dual_stack_dns_suffix),
-        (false, false) => ("lambda", p.dns_suffix),
-    };
+    let host = regional_host("lambda", region, config.use_fips, config.use_dual_stack)?;
     Ok(Endpoint {
         scheme: Scheme::Https,
-        host: format!("{service}.{region}.{suffix}"),
+        host,
         port: None,
         path_prefix: String::new(),
         region: region.clone(),
         region_defaulted: false,
     })
+}
+
+/// The host of an AWS `service` in `region` by the partition table:
+/// `{service}[-fips].{region}.{suffix}`, with the dual-stack suffix when asked
+///
+/// Lambda's own host comes from here (see [`resolve_endpoint`]); so can the hosts of the
+/// services a credentials provider calls (`sts`, `portal.sso`).
+///
+/// # Errors
+///
+/// [`EndpointError::InvalidRegion`] for a region that cannot be a host label, and the three
+/// partition errors if the region's partition lacks FIPS or dual-stack
+pub fn regional_host(
+    service: &str,
+    region: &str,
+    use_fips: bool,
+    use_dual_stack: bool,
+) -> Result<String, EndpointError> {
+    if !is_region_label(region) {
+        return Err(EndpointError::InvalidRegion {
+            region: region.to_owned(),
+        });
+    }
+    let p = partition(region);
+    let (fips, suffix) = match (use_fips, use_dual_stack) {
+        (true, true) if !(p.supports_fips && p.supports_dual_stack) => {
+            return Err(EndpointError::FipsAndDualStackUnsupported { partition: p.id });
+        }
+        (true, true) => ("-fips", p.dual_stack_dns_suffix),
+        (true, false) if !p.supports_fips => {
+            return Err(EndpointError::FipsUnsupported { partition: p.id });
+        }
+        (true, false) => ("-fips", p.dns_suffix),
+        (false, true) if !p.supports_dual_stack => {
+            return Err(EndpointError::DualStackUnsupported { partition: p.id });
+        }
+        (false, true) => ("", p.dual_stack_dns_suffix),
+        (false, false) => ("", p.dns_suffix),
+    };
+    Ok(format!("{service}{fips}.{region}.{suffix}"))
 }
 
 /// botocore's `validate_region_name`: `^[a-zA-Z0-9](?:[a-zA-Z0-9\-]{0,61}[a-zA-Z0-9])?$`
