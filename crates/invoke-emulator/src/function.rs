@@ -114,7 +114,9 @@ impl ResponseStream {
     /// Streams `chunk` to the client
     ///
     /// Waits while the client is slow (backpressure). A client that went away does not stop
-    /// the function: like the real service, it runs to completion and its output is dropped.
+    /// a Rust function: like the real service, it runs to completion and its output is
+    /// dropped. (A [`ProcessFunction`](crate::ProcessFunction)'s process is killed instead, to
+    /// free its slot.)
     pub async fn write(&self, chunk: impl Into<Bytes>) {
         let chunk = chunk.into();
         if !chunk.is_empty() {
@@ -128,6 +130,18 @@ impl ResponseStream {
             l.push(line.as_bytes());
             l.push(b"\n");
         }
+    }
+
+    /// Appends text as it is (lines already ended) to the function's log
+    pub(crate) fn log_text(&self, text: &str) {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(text.as_bytes());
+        }
+    }
+
+    /// Completes once the invoking client went away (its response was dropped or finished)
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await;
     }
 }
 
@@ -148,8 +162,16 @@ impl LogTail {
         self.buf.extend(bytes);
     }
 
+    /// The kept bytes, from the first character boundary (a cut UTF-8 sequence at the front
+    /// is skipped)
     pub(crate) fn contents(&self) -> Vec<u8> {
-        self.buf.iter().copied().collect()
+        let cut = self
+            .buf
+            .iter()
+            .take(3)
+            .take_while(|b| (**b & 0xC0) == 0x80)
+            .count();
+        self.buf.iter().skip(cut).copied().collect()
     }
 }
 

@@ -124,6 +124,31 @@ while True:
         while not os.path.exists(ev["gate"]):
             time.sleep(0.01)
         os._exit(5)
+    elif op == "big_exit":
+        # 1 MiB streamed, then exit at once without waiting for the answer
+        s = socket.create_connection((HOST, int(PORT)))
+        s.sendall(("POST %s/invocation/%s/response HTTP/1.1\r\nHost: %s\r\n"
+                   "Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   % (BASE, rid, API)).encode())
+        data = bytes(i % 251 for i in range(1 << 20))
+        for i in range(0, len(data), 65536):
+            c = data[i:i + 65536]
+            s.sendall(b"%x\r\n" % len(c) + c + b"\r\n")
+        s.sendall(b"0\r\n\r\n")
+        os._exit(0)
+    elif op == "hang":
+        # a first chunk, then nothing
+        s = socket.create_connection((HOST, int(PORT)))
+        s.sendall(("POST %s/invocation/%s/response HTTP/1.1\r\nHost: %s\r\n"
+                   "Lambda-Runtime-Function-Response-Mode: streaming\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   % (BASE, rid, API)).encode() + b"7\r\nstarted\r\n")
+        time.sleep(3600)
+    elif op == "flood":
+        out = sys.stdout.buffer
+        for i in range(ev["lines"]):
+            out.write(b"line %d\n" % i)
+        out.flush()
+        respond(rid, json.dumps({"pid": os.getpid()}))
     elif op == "exit":
         print("about to exit", flush=True)
         sys.exit(3)
@@ -616,8 +641,8 @@ async fn crash_mid_stream_and_client_disconnect() {
         "{t}: {m}"
     );
 
-    // A client that goes away after the first chunk does not stop the function: it runs to
-    // completion and its process serves the next invocation
+    // A client that goes away after the first chunk abandons the invocation: its process is
+    // replaced
     let pid = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     let gate = dir.path("gate");
     let event = json!({"op": "stream", "gate": gate.to_str().unwrap()});
@@ -627,9 +652,142 @@ async fn crash_mid_stream_and_client_disconnect() {
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.is_data());
     drop(body);
-    std::fs::write(&gate, b"").unwrap();
+    // The gate never opens: only the abandonment frees the one process slot
     let again = invoke(&emu, "py", &json!({})).await;
     assert!(!again.complete.is_error(), "{again:?}");
-    assert_eq!(again.json()["pid"], pid, "the same process, not killed");
+    assert_ne!(again.json()["pid"], pid, "the process was replaced");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn streamed_response_then_exit_arrives_whole() {
+    if !have_python("streamed_response_then_exit_arrives_whole") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let want: Vec<u8> = (0..1usize << 20).map(|i| (i % 251) as u8).collect();
+    // The runtime writes 1 MiB and exits without waiting for the answer: every byte must
+    // arrive, and a complete response is a success whatever the exit
+    for round in 0..20 {
+        let o = invoke(&emu, "py", &json!({"op": "big_exit"})).await;
+        let body = o.body();
+        assert_eq!(body.len(), want.len(), "round {round}: {:?}", o.complete);
+        assert!(body == want, "round {round}: the bytes differ");
+        assert!(!o.complete.is_error(), "round {round}: {:?}", o.complete);
+    }
+    emu.shutdown().await;
+}
+
+/// A FIFO at `path`, and a thread that reads it to its end: the end comes once every
+/// process holding it for writing is gone
+fn fifo_watch(path: &Path) -> std::sync::mpsc::Receiver<usize> {
+    let ok = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_owned();
+    std::thread::spawn(move || {
+        use std::io::Read as _;
+        // Blocks until the function opens it for writing
+        let mut f = std::fs::File::open(&path).unwrap();
+        let mut buf = Vec::new();
+        let _ = f.read_to_end(&mut buf);
+        let _ = tx.send(buf.len());
+    });
+    rx
+}
+
+#[tokio::test]
+async fn a_process_that_never_polls_times_out_and_its_group_is_killed() {
+    let dir = Scratch::new();
+    let fifo = dir.path("alive");
+    let ended = fifo_watch(&fifo);
+    // The shell and both sleeps hold the FIFO open: it ends only when all three are gone
+    let line = format!("exec 3>{}; sleep 1000 & sleep 1000", fifo.display());
+    let function = ProcessFunction::new("np", line).init_timeout(Duration::from_millis(500));
+    let emu = start(Emulator::builder().process_function_with(function, config())).await;
+    let p = InvokeParams::new("np", "{}");
+    let resp = send(&emu, request(&emu, &p)).await;
+    let o = tokio::time::timeout(Duration::from_secs(30), read_stream(resp, |_| {}))
+        .await
+        .expect("the init timeout ended the invocation");
+    let (t, m) = o.error();
+    assert_eq!(t, "Sandbox.Timedout");
+    assert!(m.contains("init timed out after 0.50 seconds"), "{m}");
+    let ended = tokio::task::spawn_blocking(move || ended.recv_timeout(Duration::from_secs(30)));
+    assert!(
+        ended.await.unwrap().is_ok(),
+        "processes of the replaced function's group are still alive"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn abandoned_invocations_free_their_processes() {
+    if !have_python("abandoned_invocations_free_their_processes") {
+        return;
+    }
+    let dir = Scratch::new();
+    // Two processes, no server-side limit: a third invocation waits for one
+    let function = ProcessFunction::new("py", dir.command("")).max_processes(2);
+    let cfg = FunctionConfig {
+        timeout: Duration::from_secs(600),
+        ..FunctionConfig::default()
+    };
+    let emu = start(Emulator::builder().process_function_with(function, cfg)).await;
+    // Two clients see their process start, then go away; it would hang for an hour
+    for _ in 0..2 {
+        let p = InvokeParams::new("py", json!({"op": "hang"}).to_string());
+        let resp = send(&emu, request(&emu, &p)).await;
+        let mut body = resp.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert!(first.is_data());
+        drop(body);
+    }
+    // A third sends its request and goes away while it waits for a process
+    {
+        use tokio::io::AsyncWriteExt as _;
+        let req = request(
+            &emu,
+            &InvokeParams::new("py", json!({"op": "hang"}).to_string()),
+        );
+        let mut raw = format!("POST {} HTTP/1.1\r\n", req.uri().path());
+        for (n, v) in req.headers() {
+            raw.push_str(n.as_str());
+            raw.push_str(": ");
+            raw.push_str(v.to_str().unwrap());
+            raw.push_str("\r\n");
+        }
+        raw.push_str("\r\n");
+        let mut s = tokio::net::TcpStream::connect(emu.addr()).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        s.write_all(req.body()).await.unwrap();
+    }
+    // The slots are free again: the next invocation is served
+    let p = InvokeParams::new("py", json!({}).to_string());
+    let o = tokio::time::timeout(Duration::from_secs(30), async {
+        read_stream(send(&emu, request(&emu, &p)).await, |_| {}).await
+    })
+    .await
+    .expect("an invocation after abandoned ones is served");
+    assert!(!o.complete.is_error(), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_output_keeps_the_last_4_kib() {
+    if !have_python("a_flood_of_output_keeps_the_last_4_kib") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let o = invoke(&emu, "py", &json!({"op": "flood", "lines": 20000})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    let log = o.log();
+    assert_eq!(log.len(), 4096, "{log:?}");
+    assert!(log.ends_with("line 19998\nline 19999\n"), "{log:?}");
     emu.shutdown().await;
 }

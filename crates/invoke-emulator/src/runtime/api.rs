@@ -10,6 +10,10 @@
 //! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error: `202` |
 //! | `POST /runtime/init/error` | fails the pending invocation, the process is replaced: `202`; `403` once `/next` was served |
 //!
+//! Reports (`/response`, `/error`, `/init/error`) run in their own task, counted in
+//! [`Runtime::reports`]: a runtime may exit as soon as it has sent one, and what it sent must
+//! still arrive whole even though the connection closes before the answer is written.
+//!
 //! A request id that is not the current invocation's is `400 InvalidRequestID`; a second
 //! `/response` or `/error` for it (or one for an earlier invocation) is
 //! `403 InvalidStateTransition`. Errors are JSON `{"errorMessage":..,"errorType":..}` as the RIE
@@ -29,7 +33,7 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, oneshot, watch};
 
 use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
 use crate::body::{RespBody, full};
@@ -120,6 +124,8 @@ pub(super) struct Runtime {
     handler: String,
     slot: Mutex<Slot>,
     wake: Notify,
+    /// Reports being handled
+    reports: watch::Sender<usize>,
 }
 
 #[derive(Default)]
@@ -142,7 +148,18 @@ impl Runtime {
             handler,
             slot: Mutex::new(Slot::default()),
             wake: Notify::new(),
+            reports: watch::Sender::new(0),
         }
+    }
+
+    /// Whether the process has polled `/next` (its initialization is over)
+    pub(super) fn initialized(&self) -> bool {
+        self.slot().initialized
+    }
+
+    /// The number of reports (`/response`, `/error`, `/init/error`) being handled
+    pub(super) fn reports(&self) -> watch::Receiver<usize> {
+        self.reports.subscribe()
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
@@ -260,14 +277,14 @@ async fn handle(
         .filter(|(id, _)| !id.is_empty());
     let resp = match (path.as_str(), invocation) {
         ("/2018-06-01/runtime/invocation/next", _) if get => next(&rt).await,
-        ("/2018-06-01/runtime/init/error", _) if post => init_error(&rt, req).await,
+        ("/2018-06-01/runtime/init/error", _) if post => report(rt, Report::InitError, req).await,
         (_, Some((id, "response"))) if post => {
             let id = id.to_owned();
-            response(&rt, &id, req).await
+            report(rt, Report::Response(id), req).await
         }
         (_, Some((id, "error"))) if post => {
             let id = id.to_owned();
-            invocation_error(&rt, &id, req).await
+            report(rt, Report::Error(id), req).await
         }
         ("/2020-01-01/extension/register", _) if post => register_extension(&rt),
         ("/2020-01-01/extension/event/next", _) if get => {
@@ -280,6 +297,54 @@ async fn handle(
         ),
     };
     Ok(resp)
+}
+
+/// A report from the runtime
+enum Report {
+    /// `/invocation/{id}/response`
+    Response(String),
+    /// `/invocation/{id}/error`
+    Error(String),
+    /// `/init/error`
+    InitError,
+}
+
+/// Counts a report in [`Runtime::reports`] while it lives
+struct Reporting(Arc<Runtime>);
+
+impl Reporting {
+    fn new(rt: Arc<Runtime>) -> Self {
+        rt.reports.send_modify(|n| *n += 1);
+        Self(rt)
+    }
+}
+
+impl Drop for Reporting {
+    fn drop(&mut self) {
+        self.0.reports.send_modify(|n| *n -= 1);
+    }
+}
+
+/// Handles a report in its own task, so that it completes even when hyper drops the
+/// request's future (a runtime that exits right after sending closes the connection before
+/// the answer is written)
+async fn report(rt: Arc<Runtime>, kind: Report, req: Request<Incoming>) -> Response<RespBody> {
+    let reporting = Reporting::new(rt);
+    let task = tokio::spawn(async move {
+        let rt = &reporting.0;
+        match kind {
+            Report::Response(id) => response(rt, &id, req).await,
+            Report::Error(id) => invocation_error(rt, &id, req).await,
+            Report::InitError => init_error(rt, req).await,
+        }
+    });
+    task.await.unwrap_or_else(|_| {
+        api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "the report could not be handled",
+        )
+    })
 }
 
 async fn next(rt: &Runtime) -> Response<RespBody> {

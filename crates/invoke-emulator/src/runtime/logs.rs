@@ -1,59 +1,227 @@
-//! A function process's stdout and stderr, read line by line into the invocation's log
+//! A function process's stdout and stderr: the invocation's log tail, and a bounded echo
 //!
 //! The child writes to one end of a Unix socket pair. A task reads the other end as data
-//! arrives; when an invocation ends, [`LogPipe::sync`] makes it read whatever the kernel
-//! already holds with a direct non-blocking read, so everything the process printed before
-//! it answered is in that invocation's log (no race with the reader task's readiness).
+//! arrives and hands whole lines, a block at a time, to the [`LogSink`]: the last 4 KiB go to
+//! the current invocation's log (what `LogType: Tail` returns) and the lines are echoed to the
+//! emulator's stderr, at most [`ECHO_BURST`] at once and [`ECHO_RATE`] per second per process;
+//! what goes over is dropped and counted in a note. When an invocation ends,
+//! [`LogPipe::sync`] makes the task read what the kernel already holds (at most
+//! [`SYNC_MAX`]) with a direct non-blocking read, so what the process printed before it
+//! answered is in that invocation's log. Between invocations at most [`IDLE_READ`] bytes are
+//! read: a process that keeps printing then blocks on its own writes (no CPU spent on either
+//! side) until the next invocation resumes reading.
 
-use std::io::Write as _;
-use std::io::{self, Read as _};
+use std::io::{self, Read as _, Write as _};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt as _;
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use crate::function::ResponseStream;
+use crate::function::{LogTail, ResponseStream};
 
 /// Longest line kept whole; longer ones are split
 const MAX_LINE: usize = 64 * 1024;
+/// One read from the pipe
+const READ_BUF: usize = 64 * 1024;
+/// Bytes read from a process while it serves no invocation, until the next one starts
+pub(super) const IDLE_READ: usize = 64 * 1024;
+/// Bytes one [`LogPipe::sync`] reads at most
+pub(super) const SYNC_MAX: usize = 1024 * 1024;
+/// Bytes of output echoed at once
+pub(super) const ECHO_BURST: u64 = 256 * 1024;
+/// Bytes of output echoed per second, sustained
+pub(super) const ECHO_RATE: u64 = 64 * 1024;
+/// After dropping output, the echo resumes once this much may be echoed again
+const ECHO_RESUME: u64 = 64 * 1024;
 
-/// Where output lines go: the current invocation's log, and the emulator's stderr
+/// A token bucket over the bytes echoed to stderr: whole lines while they fit, then a count
+/// of what was dropped
+#[derive(Debug)]
+pub(super) struct EchoLimit {
+    tokens: u64,
+    last: Instant,
+    dropped: u64,
+}
+
+/// What [`EchoLimit::admit`] lets through of a block of lines
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Admitted {
+    /// Bytes dropped before this block, to report in a note first
+    pub(super) note: Option<u64>,
+    /// Length of the block's prefix to echo (whole lines)
+    pub(super) echo: usize,
+}
+
+impl EchoLimit {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            tokens: ECHO_BURST,
+            last: now,
+            dropped: 0,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        let earned = u64::try_from(
+            elapsed.as_micros() * u128::from(ECHO_RATE) / Duration::from_secs(1).as_micros(),
+        )
+        .unwrap_or(u64::MAX);
+        if earned > 0 {
+            self.tokens = self.tokens.saturating_add(earned).min(ECHO_BURST);
+            self.last = now;
+        }
+    }
+
+    /// How much of `block` (whole lines) to echo at `now`
+    pub(super) fn admit(&mut self, now: Instant, block: &[u8]) -> Admitted {
+        self.refill(now);
+        let len = block.len() as u64;
+        if self.dropped > 0 && self.tokens < ECHO_RESUME {
+            self.dropped += len;
+            return Admitted {
+                note: None,
+                echo: 0,
+            };
+        }
+        let note = (self.dropped > 0).then(|| std::mem::take(&mut self.dropped));
+        let echo = if len <= self.tokens {
+            block.len()
+        } else {
+            // `tokens < len <= usize::MAX`
+            let fits = usize::try_from(self.tokens).unwrap_or(usize::MAX);
+            block[..fits]
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1)
+        };
+        self.tokens -= echo as u64;
+        self.dropped += len - echo as u64;
+        Admitted { note, echo }
+    }
+
+    /// The count of dropped bytes not reported yet, reset
+    pub(super) fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+}
+
+/// Where output goes: the current invocation's log, and the emulator's stderr
 pub(super) struct LogSink {
-    target: Mutex<Option<ResponseStream>>,
+    function: String,
+    state: Mutex<SinkState>,
     echo: Arc<AtomicBool>,
+    /// Wakes readers paused between invocations
+    wake: Notify,
+}
+
+struct SinkState {
+    target: Option<ResponseStream>,
+    /// Bytes that may still be read while no invocation is attached
+    idle_left: usize,
+    limit: EchoLimit,
 }
 
 impl LogSink {
-    pub(super) fn new(echo: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(function: String, echo: Arc<AtomicBool>) -> Self {
         Self {
-            target: Mutex::new(None),
+            function,
+            state: Mutex::new(SinkState {
+                target: None,
+                idle_left: IDLE_READ,
+                limit: EchoLimit::new(Instant::now()),
+            }),
             echo,
+            wake: Notify::new(),
         }
     }
 
-    /// Sets the invocation whose log receives the lines
-    pub(super) fn set(&self, target: Option<ResponseStream>) {
-        if let Ok(mut t) = self.target.lock() {
-            *t = target;
+    fn state(&self) -> std::sync::MutexGuard<'_, SinkState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sends the output to `out`'s log from now on, and resumes reading
+    pub(super) fn attach(&self, out: ResponseStream) {
+        self.state().target = Some(out);
+        self.wake.notify_waiters();
+    }
+
+    /// Ends the invocation's log: from now on output is only echoed, and at most
+    /// [`IDLE_READ`] more bytes are read until the next [`attach`](Self::attach)
+    pub(super) fn detach(&self) {
+        let dropped = {
+            let mut s = self.state();
+            s.target = None;
+            s.idle_left = IDLE_READ;
+            s.limit.take_dropped()
+        };
+        if dropped > 0 && self.echo.load(Ordering::Relaxed) {
+            let _ = writeln!(io::stderr(), "{}", self.note(dropped));
         }
     }
 
-    fn line(&self, bytes: &[u8]) {
-        let text = String::from_utf8_lossy(bytes);
-        let text = text.strip_suffix('\r').unwrap_or(&text);
-        if let Ok(t) = self.target.lock()
-            && let Some(out) = t.as_ref()
-        {
-            out.log(text);
-        }
-        if self.echo.load(Ordering::Relaxed) {
-            let _ = writeln!(std::io::stderr(), "{text}");
+    fn note(&self, dropped: u64) -> String {
+        format!(
+            "lambda-stream: function {}: {dropped} bytes of output not echoed (over {} KiB/s)",
+            self.function,
+            ECHO_RATE / 1024
+        )
+    }
+
+    /// Whether the readers may read now
+    fn may_read(&self) -> bool {
+        let s = self.state();
+        s.target.is_some() || s.idle_left > 0
+    }
+
+    /// Counts `n` bytes read
+    fn spend(&self, n: usize) {
+        let mut s = self.state();
+        if s.target.is_none() {
+            s.idle_left = s.idle_left.saturating_sub(n);
         }
     }
+
+    /// Whole lines of output (each ending with `\n`, or with `newline` the last one not yet)
+    fn block(&self, lines: &[u8], newline: bool) {
+        let echo = self.echo.load(Ordering::Relaxed);
+        let admitted = {
+            let mut s = self.state();
+            if let Some(out) = s.target.as_ref() {
+                let mut text = tail_text(lines);
+                if newline {
+                    text.push('\n');
+                }
+                out.log_text(&text);
+            }
+            echo.then(|| s.limit.admit(Instant::now(), lines))
+        };
+        let Some(a) = admitted else { return };
+        let mut err = io::stderr().lock();
+        // A closed stderr must not take the server down
+        if let Some(dropped) = a.note {
+            let _ = writeln!(err, "{}", self.note(dropped));
+        }
+        if a.echo > 0 {
+            let _ = err.write_all(&lines[..a.echo]);
+            if newline && a.echo == lines.len() {
+                let _ = err.write_all(b"\n");
+            }
+        }
+    }
+}
+
+/// The part of `lines` the log tail can keep, as text: invalid UTF-8 replaced, `\r\n` as `\n`
+fn tail_text(lines: &[u8]) -> String {
+    // A few bytes more than the tail keeps, so that a cut character or `\r\n` is outside it
+    let start = lines.len().saturating_sub(LogTail::MAX + 8);
+    String::from_utf8_lossy(&lines[start..]).replace("\r\n", "\n")
 }
 
 /// The reader of one output stream
@@ -72,7 +240,8 @@ impl LogPipe {
         Ok(Self { sync: tx })
     }
 
-    /// Returns once everything written so far has reached the sink (bounded wait)
+    /// Returns once what was written so far (at most [`SYNC_MAX`] bytes of it) has reached
+    /// the sink (bounded wait)
     pub(super) async fn sync(&self) {
         let (tx, rx) = oneshot::channel();
         if self.sync.send(tx).await.is_ok() {
@@ -87,18 +256,21 @@ struct Lines {
 }
 
 impl Lines {
-    fn feed(&mut self, mut data: &[u8]) {
-        while let Some(nl) = data.iter().position(|b| *b == b'\n') {
-            if self.partial.is_empty() {
-                self.sink.line(&data[..nl]);
-            } else {
-                self.partial.extend_from_slice(&data[..nl]);
-                self.sink.line(&self.partial);
-                self.partial.clear();
+    fn feed(&mut self, data: &[u8]) {
+        let rest = match data.iter().rposition(|b| *b == b'\n') {
+            None => data,
+            Some(last) => {
+                if self.partial.is_empty() {
+                    self.sink.block(&data[..=last], false);
+                } else {
+                    self.partial.extend_from_slice(&data[..=last]);
+                    self.sink.block(&self.partial, false);
+                    self.partial.clear();
+                }
+                &data[last + 1..]
             }
-            data = &data[nl + 1..];
-        }
-        self.partial.extend_from_slice(data);
+        };
+        self.partial.extend_from_slice(rest);
         if self.partial.len() >= MAX_LINE {
             self.flush();
         }
@@ -106,7 +278,7 @@ impl Lines {
 
     fn flush(&mut self) {
         if !self.partial.is_empty() {
-            self.sink.line(&self.partial);
+            self.sink.block(&self.partial, true);
             self.partial.clear();
         }
     }
@@ -120,29 +292,43 @@ async fn read_loop(
 ) {
     let mut lines = Lines {
         partial: Vec::new(),
-        sink,
+        sink: Arc::clone(&sink),
     };
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut eof = false;
-    while !eof {
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        if !sink.may_read() {
+            // Paused between invocations: the next one (or the end of the process) wakes us
+            let wake = sink.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            if !sink.may_read() {
+                tokio::select! {
+                    () = wake => {}
+                    ack = syncs.recv() => match ack {
+                        Some(ack) => { let _ = ack.send(()); }
+                        None => return,
+                    },
+                }
+                continue;
+            }
+        }
         tokio::select! {
             r = stream.read(&mut buf) => match r {
-                Ok(0) | Err(_) => eof = true,
-                Ok(n) => lines.feed(&buf[..n]),
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    sink.spend(n);
+                    lines.feed(&buf[..n]);
+                }
             },
             ack = syncs.recv() => {
-                let Some(ack) = ack else { break };
+                let Some(ack) = ack else { return };
                 // Read what the kernel already holds, whatever the reactor has seen so far
-                loop {
-                    match (&direct).read(&mut buf) {
-                        Ok(0) => { eof = true; break; }
-                        Ok(n) => lines.feed(&buf[..n]),
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => break,
-                    }
-                }
+                let eof = read_held(&direct, &mut buf, &mut lines);
                 lines.flush();
                 let _ = ack.send(());
+                if eof {
+                    break;
+                }
             }
         }
     }
@@ -150,5 +336,152 @@ async fn read_loop(
     // The process is gone: later syncs have nothing to wait for
     while let Some(ack) = syncs.recv().await {
         let _ = ack.send(());
+    }
+}
+
+/// Reads what `direct` holds now, at most [`SYNC_MAX`] bytes; whether it reached the end
+fn read_held(mut direct: &StdUnixStream, buf: &mut [u8], lines: &mut Lines) -> bool {
+    let mut left = SYNC_MAX;
+    while left > 0 {
+        let want = buf.len().min(left);
+        match direct.read(&mut buf[..want]) {
+            Ok(0) => return true,
+            Ok(n) => {
+                left -= n;
+                lines.feed(&buf[..n]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: usize, width: usize) -> Vec<u8> {
+        let mut line = vec![b'y'; width - 1];
+        line.push(b'\n');
+        line.repeat(n)
+    }
+
+    #[test]
+    fn echo_is_bounded_by_burst_and_rate_with_a_note_of_what_was_dropped() {
+        let t0 = Instant::now();
+        let mut limit = EchoLimit::new(t0);
+        let block = lines(1000, 100); // 100,000 bytes
+        let mut echoed = 0u64;
+        let mut offered = 0u64;
+        // 100 blocks at the same instant: only the burst goes through, in whole lines
+        for _ in 0..100 {
+            let a = limit.admit(t0, &block);
+            assert!(a.note.is_none());
+            assert!(a.echo == 0 || block[a.echo - 1] == b'\n');
+            echoed += a.echo as u64;
+            offered += block.len() as u64;
+        }
+        assert!(echoed <= ECHO_BURST, "{echoed}");
+        assert!(echoed > ECHO_BURST - 100, "{echoed}");
+        // Half a second later: under the resume threshold, still dropping
+        let t1 = t0 + Duration::from_millis(500);
+        let a = limit.admit(t1, &block);
+        assert_eq!(
+            a,
+            Admitted {
+                note: None,
+                echo: 0
+            }
+        );
+        offered += block.len() as u64;
+        // Two seconds after the start: the note (everything dropped so far), then what the
+        // rate earned since
+        let t2 = t0 + Duration::from_secs(2);
+        let a = limit.admit(t2, &block);
+        assert_eq!(a.note, Some(offered - echoed));
+        assert!(a.echo as u64 <= 2 * ECHO_RATE + 100, "{a:?}");
+        assert!(a.echo as u64 >= 2 * ECHO_RATE - ECHO_BURST / 8, "{a:?}");
+        // A long quiet spell refills only up to the burst
+        let t3 = t2 + Duration::from_secs(3600);
+        let big = lines(10_000, 100);
+        let a = limit.admit(t3, &big);
+        assert!(a.echo as u64 <= ECHO_BURST, "{a:?}");
+    }
+
+    #[test]
+    fn small_output_is_echoed_whole() {
+        let t0 = Instant::now();
+        let mut limit = EchoLimit::new(t0);
+        for i in 0..1000u64 {
+            let a = limit.admit(t0 + Duration::from_secs(i), b"hello\n");
+            assert_eq!(
+                a,
+                Admitted {
+                    note: None,
+                    echo: 6
+                }
+            );
+        }
+    }
+
+    /// Writes to `theirs` until a write makes no progress for a while; the bytes written
+    fn write_until_blocked(mut theirs: StdUnixStream, cap: usize) -> usize {
+        theirs
+            .set_write_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let chunk = lines(1024, 64);
+        let mut written = 0;
+        while written < cap {
+            match theirs.write(&chunk) {
+                Ok(n) => written += n,
+                Err(_) => break,
+            }
+        }
+        written
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reading_pauses_between_invocations_and_resumes_with_the_next() {
+        const CAP: usize = 64 << 20;
+        let (ours, theirs) = StdUnixStream::pair().unwrap();
+        let echo = Arc::new(AtomicBool::new(false));
+        let sink = Arc::new(LogSink::new("spam".into(), echo));
+        let pipe = LogPipe::spawn(ours, Arc::clone(&sink)).unwrap();
+        // No invocation attached: the reader takes IDLE_READ bytes, then the writer blocks
+        // once the socket buffers are full (a few hundred KiB at most)
+        let writer = theirs.try_clone().unwrap();
+        let written = tokio::task::spawn_blocking(move || write_until_blocked(writer, CAP))
+            .await
+            .unwrap();
+        assert!(
+            written < 16 << 20,
+            "the reader never paused: {written} bytes"
+        );
+        // An invocation resumes reading, and its log keeps the last 4 KiB
+        let (tx, mut rx) = mpsc::channel(4);
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let writer = theirs.try_clone().unwrap();
+        let more = tokio::task::spawn_blocking(move || {
+            let mut w = writer;
+            w.write_all(&lines(4096, 64)).unwrap();
+            w.write_all(b"last line\n").unwrap();
+        });
+        more.await.unwrap();
+        // `sync` reads at most SYNC_MAX per call: loop until the last line is in
+        let mut synced = 0;
+        loop {
+            pipe.sync().await;
+            let tail = log.lock().unwrap().contents();
+            if tail.ends_with(b"last line\n") {
+                assert_eq!(tail.len(), LogTail::MAX);
+                break;
+            }
+            synced += 1;
+            assert!(synced < 1000, "the last line never reached the log");
+        }
+        rx.close();
+        drop(theirs);
     }
 }

@@ -11,7 +11,7 @@ mod api;
 mod errorlines;
 mod logs;
 
-use std::io;
+use std::io::{self, PipeWriter};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::PathBuf;
@@ -57,13 +57,33 @@ use logs::{LogPipe, LogSink};
 ///   [`FunctionConfig::concurrency`](crate::FunctionConfig::concurrency) when that is set, so
 ///   the server answers 429 before anything queues.
 /// - **Failures**: a process that exits during an invocation fails it with
-///   `Runtime.ExitError`; a timed-out invocation (`Sandbox.Timedout`, from the server) kills
-///   its process; either way the next invocation starts a fresh one. `/init/error` fails the
-///   pending invocation with the reported error and the process is replaced.
-/// - **Logs**: stdout and stderr are read line by line into the invocation's log (so
+///   `Runtime.ExitError`, once what it sent before exiting has been handled (a response it
+///   completed is a success); a timed-out invocation (`Sandbox.Timedout`, from the server)
+///   kills its process; either way the next invocation starts a fresh one. `/init/error`
+///   fails the pending invocation with the reported error and the process is replaced.
+/// - **Init timeout**: a new process must poll `/next` within
+///   [`init_timeout`](Self::init_timeout) (default 10 s, as Lambda's init phase); if not, the
+///   invocation fails with `Sandbox.Timedout` and the process is killed.
+/// - **Client gone**: when the invoking client goes away (its connection closed, or the
+///   response was finished early, as past the response size limit), the invocation is
+///   abandoned: its process is killed and replaced, so that its slot frees up at once. (The
+///   service lets the function run on; here a slot held until the timeout would block the
+///   next invocations.) An invocation still waiting for a process is dropped.
+/// - **Process group**: each process runs in a process group of its own, with a watchdog
+///   (`/bin/sh` blocked reading a pipe only the emulator holds) as the group leader. When the
+///   process is replaced, the emulator stops, or it dies in any way (SIGKILL included: the
+///   kernel closes the pipe), the watchdog sees end of file and kills the whole group, so
+///   whatever the command started in the background goes too. This works on every Unix and
+///   needs no `unsafe` (a parent-death signal, `PR_SET_PDEATHSIG`, would need code between
+///   fork and exec, and reaches only the direct child). A command that moves itself to
+///   another group or session escapes it.
+/// - **Logs**: stdout and stderr are read into the invocation's log (the last 4 KiB, so
 ///   `LogType: Tail` works) and echoed to the emulator's stderr unless the emulator is
-///   [quiet](crate::Builder::quiet) or [`echo_output(false)`](Self::echo_output) was set.
-///   Output between invocations is only echoed.
+///   [quiet](crate::Builder::quiet) or [`echo_output(false)`](Self::echo_output) was set. The
+///   echo is bounded per process (256 KiB at once, 64 KiB/s sustained, whole lines); what goes
+///   over is dropped with a note of how many bytes. Output between invocations is only
+///   echoed, and at most 64 KiB of it is read: a process that keeps printing then blocks on
+///   its writes until the next invocation.
 #[derive(Clone)]
 pub struct ProcessFunction {
     spec: Arc<Spec>,
@@ -90,11 +110,15 @@ struct Spec {
     handler: String,
     cwd: Option<PathBuf>,
     region: Option<String>,
+    init_timeout: Duration,
 }
 
 impl ProcessFunction {
     /// Processes allowed at once unless configured otherwise
     pub const DEFAULT_MAX_PROCESSES: usize = 4;
+    /// Time a new process has to poll `/next` unless configured otherwise: 10 s, as
+    /// Lambda's init phase
+    pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Function `name` served by processes running `command` (see the type docs for how the
     /// line is run)
@@ -114,6 +138,7 @@ impl ProcessFunction {
                 handler: "function.handler".to_owned(),
                 cwd: None,
                 region: None,
+                init_timeout: Self::DEFAULT_INIT_TIMEOUT,
             }),
             pool: Arc::new(Pool::new(Self::DEFAULT_MAX_PROCESSES)),
             echo: Arc::new(AtomicBool::new(true)),
@@ -154,6 +179,15 @@ impl ProcessFunction {
     #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         Arc::make_mut(&mut self.spec).region = Some(region.into());
+        self
+    }
+
+    /// Time a new process has to poll `/next` (default
+    /// [`DEFAULT_INIT_TIMEOUT`](Self::DEFAULT_INIT_TIMEOUT)); past it the invocation fails
+    /// with `Sandbox.Timedout` and the process is killed
+    #[must_use]
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        Arc::make_mut(&mut self.spec).init_timeout = timeout;
         self
     }
 
@@ -198,13 +232,18 @@ impl Handler for ProcessFunction {
         let pool = Arc::clone(&self.pool);
         let echo = Arc::clone(&self.echo);
         Box::pin(async move {
-            let permit = Arc::clone(&pool.permits)
-                .acquire_owned()
-                .await
-                .map_err(|_| FunctionError::new("Runtime.Unknown", "process pool closed"))?;
-            let process = match pool.take_idle() {
-                Some(p) => p,
-                None => spawn(&spec, &pool, &invocation, echo).await?,
+            // A client that goes away while the invocation waits for a process drops it
+            let permit = tokio::select! {
+                p = Arc::clone(&pool.permits).acquire_owned() => p
+                    .map_err(|_| FunctionError::new("Runtime.Unknown", "process pool closed"))?,
+                () = out.closed() => return Err(client_gone(&invocation.request_id)),
+            };
+            let (process, init) = match pool.take_idle() {
+                Some(p) => (p, None),
+                None => (
+                    spawn(&spec, &pool, &invocation, echo).await?,
+                    Some(spec.init_timeout),
+                ),
             };
             let mut lease = Lease {
                 process: Some(process),
@@ -212,7 +251,7 @@ impl Handler for ProcessFunction {
                 healthy: false,
                 _permit: permit,
             };
-            lease.run(invocation, out).await
+            lease.run(invocation, out, init).await
         })
     }
 }
@@ -269,6 +308,8 @@ impl Pool {
 /// One running function process
 struct Process {
     child: Child,
+    /// Kills the rest of the process group when dropped
+    _group: Group,
     runtime: Arc<Runtime>,
     server: JoinHandle<()>,
     sink: Arc<LogSink>,
@@ -277,7 +318,8 @@ struct Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
-        // The child is killed by `kill_on_drop`; closing the server drops its connections
+        // The child is killed at once by `kill_on_drop`, the rest of its group by the
+        // watchdog once `_group` is dropped; closing the server drops its connections
         self.server.abort();
     }
 }
@@ -293,7 +335,7 @@ struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(p) = self.process.take() {
-            p.sink.set(None);
+            p.sink.detach();
             if self.healthy
                 && let Ok(mut idle) = self.pool.idle.lock()
             {
@@ -304,21 +346,50 @@ impl Drop for Lease {
 }
 
 impl Lease {
-    async fn run(&mut self, inv: Invocation, out: ResponseStream) -> Result<(), FunctionError> {
+    /// Runs one invocation on the leased process; `init` is the time a new process has to
+    /// poll `/next`
+    async fn run(
+        &mut self,
+        inv: Invocation,
+        out: ResponseStream,
+        init: Option<Duration>,
+    ) -> Result<(), FunctionError> {
         let p = self.process.as_mut().expect("a leased process");
-        p.sink.set(Some(out.clone()));
+        p.sink.attach(out.clone());
         let id = inv.request_id.clone();
-        let (tx, rx) = oneshot::channel();
-        p.runtime.offer(Active::new(inv, out, tx));
-        let finished = tokio::select! {
-            biased;
-            f = rx => f.unwrap_or_else(|_| Finished::replace(Err(FunctionError::new(
+        let (tx, mut rx) = oneshot::channel();
+        p.runtime.offer(Active::new(inv, out.clone(), tx));
+        let closed = |_| {
+            Finished::replace(Err(FunctionError::new(
                 "Runtime.Unknown",
                 format!("RequestId: {id} Error: the runtime API closed"),
-            )))),
-            status = p.child.wait() => Finished::replace(Err(exit_error(&id, status))),
+            )))
         };
-        let mut finished = finished;
+        let init_deadline = tokio::time::sleep(init.unwrap_or_default());
+        tokio::pin!(init_deadline);
+        let mut init_pending = init.is_some();
+        let mut finished = loop {
+            tokio::select! {
+                biased;
+                f = &mut rx => break f.unwrap_or_else(closed),
+                status = p.child.wait() => {
+                    // What the process sent before exiting is handled first: a response it
+                    // completed is a success, anything else the exit error
+                    let f = match after_exit(&p.runtime, &mut rx, &out).await {
+                        Some(Ok(f)) => f.result,
+                        _ => Err(exit_error(&id, status)),
+                    };
+                    break Finished::replace(f);
+                }
+                () = out.closed() => break Finished::replace(Err(client_gone(&id))),
+                () = &mut init_deadline, if init_pending => {
+                    init_pending = false;
+                    if !p.runtime.initialized() {
+                        break Finished::replace(Err(init_timeout_error(&id, init)));
+                    }
+                }
+            }
+        };
         if matches!(&finished.result, Err(e) if e.error_type == "Runtime.TruncatedResponse") {
             // A broken body usually means the process died: report that if it did
             if let Ok(status) = tokio::time::timeout(Duration::from_secs(1), p.child.wait()).await {
@@ -332,6 +403,56 @@ impl Lease {
         self.healthy = !finished.replace;
         finished.result
     }
+}
+
+/// How long a process that exited has to have what it sent before exiting reach the Runtime
+/// API (reports being handled extend it)
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+/// After the process exited: the invocation's end as the runtime reported it, waiting while
+/// a report is being handled and for [`EXIT_GRACE`] after the exit for one still in flight;
+/// `None` if nothing came, or the client went away meanwhile
+async fn after_exit(
+    rt: &Runtime,
+    rx: &mut oneshot::Receiver<Finished>,
+    out: &ResponseStream,
+) -> Option<Result<Finished, oneshot::error::RecvError>> {
+    let grace = tokio::time::sleep(EXIT_GRACE);
+    tokio::pin!(grace);
+    let mut reports = rt.reports();
+    let mut graced = false;
+    loop {
+        let idle = *reports.borrow_and_update() == 0;
+        if idle && graced {
+            return None;
+        }
+        tokio::select! {
+            biased;
+            f = &mut *rx => return Some(f),
+            () = out.closed() => return None,
+            r = reports.changed() => if r.is_err() { return None },
+            () = &mut grace, if !graced => graced = true,
+        }
+    }
+}
+
+/// The error of an invocation whose client went away (no one sees it)
+fn client_gone(id: &str) -> FunctionError {
+    FunctionError::new(
+        "Runtime.Unknown",
+        format!("RequestId: {id} Error: the client went away; the invocation was abandoned"),
+    )
+}
+
+/// The error of an invocation whose new process did not poll `/next` in time
+fn init_timeout_error(id: &str, init: Option<Duration>) -> FunctionError {
+    FunctionError::new(
+        "Sandbox.Timedout",
+        format!(
+            "RequestId: {id} Error: Runtime init timed out after {:.2} seconds: the process did not poll /runtime/invocation/next",
+            init.unwrap_or_default().as_secs_f64()
+        ),
+    )
 }
 
 fn exit_error(id: &str, status: io::Result<ExitStatus>) -> FunctionError {
@@ -362,6 +483,44 @@ fn output_pipe(sink: &Arc<LogSink>) -> io::Result<(Stdio, LogPipe)> {
     Ok((Stdio::from(OwnedFd::from(theirs)), pipe))
 }
 
+/// The watchdog's script: wait for end of file on stdin, then kill the whole process group
+/// (`kill 0`), the watchdog included
+const WATCHDOG: &str = "read -r _; kill -9 0";
+
+/// The process group of one function process, led by its watchdog; dropping it (or the
+/// emulator's death) kills the group
+struct Group {
+    _watchdog: Child,
+    /// Our end of the watchdog's stdin (close-on-exec, so no child inherits it)
+    _life: PipeWriter,
+    pgid: i32,
+}
+
+impl Group {
+    /// Starts the watchdog of a new process group, as its leader
+    fn start() -> io::Result<Self> {
+        let (reader, writer) = io::pipe()?;
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", WATCHDOG])
+            .process_group(0)
+            .stdin(Stdio::from(reader))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd.spawn()?;
+        // Close our copy of the read end: only the watchdog holds it
+        drop(cmd);
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .ok_or_else(|| io::Error::other("the watchdog exited at once"))?;
+        Ok(Self {
+            _watchdog: child,
+            _life: writer,
+            pgid,
+        })
+    }
+}
+
 async fn spawn(
     spec: &Spec,
     pool: &Pool,
@@ -386,7 +545,7 @@ async fn spawn(
         .port();
     let runtime = Arc::new(Runtime::new(spec.name.clone(), spec.handler.clone()));
     let server = tokio::spawn(api::serve(listener, Arc::clone(&runtime)));
-    let sink = Arc::new(LogSink::new(echo));
+    let sink = Arc::new(LogSink::new(spec.name.clone(), echo));
     let pipes = output_pipe(&sink).and_then(|o| Ok((o, output_pipe(&sink)?)));
     let ((stdout, out_pipe), (stderr, err_pipe)) = match pipes {
         Ok(p) => p,
@@ -409,8 +568,16 @@ async fn spawn(
         Some(d) => d.clone(),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
+    let group = match Group::start() {
+        Ok(g) => g,
+        Err(e) => {
+            server.abort();
+            return Err(fail("could not start the process group's watchdog", &e));
+        }
+    };
     let mut cmd = Command::new(program);
-    cmd.args(&spec.argv[1..])
+    cmd.process_group(group.pgid)
+        .args(&spec.argv[1..])
         .current_dir(&cwd)
         .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
         .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
@@ -452,6 +619,7 @@ async fn spawn(
     };
     Ok(Process {
         child,
+        _group: group,
         runtime,
         server,
         sink,
