@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use std::collections::HashMap;
 
-use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, builtin};
+use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, ProcessFunction, builtin};
 
 /// Options of `serve`
 #[derive(Debug, clap::Args)]
@@ -41,6 +42,16 @@ pub(crate) struct ServeArgs {
     /// (repeatable)
     #[arg(long = "concurrency", value_name = "NAME=N")]
     concurrency: Vec<String>,
+    /// Invocation timeout in seconds (at most 900; default 300), past which the function
+    /// fails with Sandbox.Timedout and a process function's process is killed: SECONDS for
+    /// every function, NAME=SECONDS for one (repeatable; NAME=SECONDS wins)
+    #[arg(long = "timeout", value_name = "[NAME=]SECONDS")]
+    timeouts: Vec<String>,
+    /// Time a new process of a --function has to poll the Runtime API's /next, in seconds
+    /// (at most 900; default 10, as Lambda's init phase): SECONDS for every process
+    /// function, NAME=SECONDS for one (repeatable; NAME=SECONDS wins)
+    #[arg(long = "init-timeout", value_name = "[NAME=]SECONDS")]
+    init_timeouts: Vec<String>,
     /// Serve https with a certificate generated at start; the CA certificate to trust
     /// (`AWS_CA_BUNDLE`) is written to --ca-file, or to a temporary file removed on stop
     #[arg(long)]
@@ -71,12 +82,76 @@ fn process_functions(args: &ServeArgs) -> Result<Vec<(String, String)>, String> 
         .collect()
 }
 
-/// Per-function settings from `--fault` and `--concurrency`
+/// Durations from `--timeout` or `--init-timeout`: `SECONDS` for every function,
+/// `NAME=SECONDS` for one
+#[derive(Debug, Default)]
+struct Timeouts {
+    all: Option<Duration>,
+    by_name: HashMap<String, Duration>,
+}
+
+impl Timeouts {
+    fn parse(flag: &str, values: &[String]) -> Result<Self, String> {
+        let mut t = Self::default();
+        for v in values {
+            let (name, secs) = match v.split_once('=') {
+                Some((n, s)) => (Some(n), s),
+                None => (None, v.as_str()),
+            };
+            let d = secs
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                .filter(|d| *d <= FunctionConfig::MAX_TIMEOUT)
+                .ok_or_else(|| {
+                    format!(
+                        "{flag} {v:?}: SECONDS must be a number above 0 and at most {}",
+                        FunctionConfig::MAX_TIMEOUT.as_secs()
+                    )
+                })?;
+            match name {
+                Some(n) => {
+                    t.by_name.insert(n.to_owned(), d);
+                }
+                None => t.all = Some(d),
+            }
+        }
+        Ok(t)
+    }
+
+    /// The duration for function `name`, if one was given
+    fn of(&self, name: &str) -> Option<Duration> {
+        self.by_name.get(name).copied().or(self.all)
+    }
+}
+
+/// Per-function settings from `--fault`, `--concurrency` and `--timeout`
 fn function_configs(
     args: &ServeArgs,
     processes: &[(String, String)],
 ) -> Result<HashMap<String, FunctionConfig>, String> {
     let mut configs: HashMap<String, FunctionConfig> = HashMap::new();
+    let timeouts = Timeouts::parse("--timeout", &args.timeouts)?;
+    if timeouts.all.is_some() {
+        // Every function gets a configuration, so that the timeout reaches them all
+        let names = BUILTINS
+            .iter()
+            .copied()
+            .chain(processes.iter().map(|(p, _)| p.as_str()));
+        for name in names {
+            configs.entry(name.to_owned()).or_default();
+        }
+    }
+    for name in timeouts.by_name.keys() {
+        configs.entry(name.clone()).or_default();
+    }
+    for (name, config) in &mut configs {
+        if let Some(t) = timeouts.of(name) {
+            config.timeout = t;
+        }
+    }
     for f in &args.faults {
         let (name, spec) = f
             .split_once('=')
@@ -108,6 +183,42 @@ fn function_configs(
     Ok(configs)
 }
 
+/// The `--init-timeout` of each process function
+fn init_timeouts(
+    args: &ServeArgs,
+    processes: &[(String, String)],
+) -> Result<HashMap<String, Duration>, String> {
+    let t = Timeouts::parse("--init-timeout", &args.init_timeouts)?;
+    if let Some(name) = t
+        .by_name
+        .keys()
+        .find(|n| !processes.iter().any(|(p, _)| p == *n))
+    {
+        return Err(format!(
+            "--init-timeout: {name:?} is not a process function (--function NAME=COMMAND)"
+        ));
+    }
+    Ok(processes
+        .iter()
+        .filter_map(|(name, _)| Some((name.clone(), t.of(name)?)))
+        .collect())
+}
+
+/// The process functions, every function's settings and the process functions' init
+/// timeouts, from the command line
+type Functions = (
+    Vec<(String, String)>,
+    HashMap<String, FunctionConfig>,
+    HashMap<String, Duration>,
+);
+
+fn functions(args: &ServeArgs) -> Result<Functions, String> {
+    let processes = process_functions(args)?;
+    let configs = function_configs(args, &processes)?;
+    let init = init_timeouts(args, &processes)?;
+    Ok((processes, configs, init))
+}
+
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -123,19 +234,21 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let (processes, mut configs) =
-        match process_functions(&args).and_then(|p| function_configs(&args, &p).map(|c| (p, c))) {
-            Ok(x) => x,
-            Err(e) => {
-                eprintln!("lambda-stream: {e}");
-                return ExitCode::from(2);
-            }
-        };
+    let (processes, mut configs, init) = match functions(&args) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("lambda-stream: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut builder = Emulator::builder().builtins().region(args.region.clone());
     let mut names: Vec<String> = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
     for (name, command) in &processes {
         let config = configs.remove(name).unwrap_or_default();
-        builder = builder.process_function(name.clone(), command.clone(), config);
+        let init = init.get(name).copied();
+        let f = ProcessFunction::new(name.clone(), command.clone())
+            .init_timeout(init.unwrap_or(ProcessFunction::DEFAULT_INIT_TIMEOUT));
+        builder = builder.process_function_with(f, config);
         if !names.contains(name) {
             names.push(name.clone());
         }

@@ -68,6 +68,9 @@ fn serve(args: &[&str]) -> Server {
 fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
     let authority = url.trim_start_matches("http://");
     let mut s = TcpStream::connect(authority).unwrap();
+    // A hang guard, far above any answer these tests wait for
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
     let mut head = format!(
         "{} {} HTTP/1.1\r\n",
         req.method(),
@@ -393,4 +396,266 @@ fn ca_file_requires_tls_and_a_writable_path() {
         err.contains("cannot write the CA certificate to") && err.contains("no-such-dir"),
         "{err}"
     );
+}
+
+/// The error type and message in the final event of a streamed invocation
+fn function_error(body: Vec<u8>) -> (String, String) {
+    let got = events(body);
+    let Some(Event::InvokeComplete(c)) = got.last() else {
+        panic!("{got:?}")
+    };
+    let d: serde_json::Value = serde_json::from_str(c.error_details.as_deref().unwrap()).unwrap();
+    (
+        d["errorType"].as_str().unwrap().to_owned(),
+        d["errorMessage"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn timeouts_from_the_command_line() {
+    let server = serve(&[
+        "--no-auth",
+        "--function",
+        "np=sleep 1000",
+        "--init-timeout",
+        "np=0.5",
+        "--timeout",
+        "count=1",
+    ]);
+    // A process that never polls /next: the init timeout answers, not the function timeout
+    let (status, _, body) = send(
+        &server.url,
+        &request(&server.url, &InvokeParams::new("np", "{}")),
+    );
+    assert_eq!(status, 200);
+    let (t, m) = function_error(body);
+    assert_eq!(t, "Sandbox.Timedout");
+    assert!(m.contains("init timed out after 0.50 seconds"), "{m}");
+    // count waits 3 s between its writes; its timeout is 1 s
+    let slow = InvokeParams::new("count", r#"{"n":2,"size":1,"delay_ms":3000}"#);
+    let (status, _, body) = send(&server.url, &request(&server.url, &slow));
+    assert_eq!(status, 200);
+    let (t, m) = function_error(body);
+    assert_eq!(t, "Sandbox.Timedout");
+    assert!(m.contains("Task timed out after 1.00 seconds"), "{m}");
+
+    for (args, want) in [
+        (&["--timeout", "901"][..], "at most 900"),
+        (&["--timeout", "echo=0"], "above 0"),
+        (&["--timeout", "echo=soon"], "--timeout"),
+        (&["--timeout", "nope=3"], "no function named"),
+        (&["--init-timeout", "echo=1"], "not a process function"),
+        (&["--init-timeout", "inf"], "--init-timeout"),
+    ] {
+        let err = usage_error(args);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// A function that prints `MIB` MiB of 100-byte lines per invocation, then answers
+const PY_FLOOD: &str = r#"
+import http.client, os, sys
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+block = (b"y" * 99 + b"\n") * 10486
+while True:
+    c = http.client.HTTPConnection(api)
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    for _ in range(MIB):
+        sys.stdout.buffer.write(block)
+    sys.stdout.buffer.flush()
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=b"done")
+    c.getresponse().read()
+"#;
+
+#[test]
+fn a_flood_of_output_is_echoed_within_bounds() {
+    const MIB: u64 = 16;
+    // What the emulator echoes per process at most: a burst, then a rate
+    const BURST: u64 = 256 * 1024;
+    const RATE: u64 = 64 * 1024;
+    if !available("python3") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lambda-stream-flood-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("flood.py");
+    std::fs::write(&script, PY_FLOOD.replace("MIB", &MIB.to_string())).unwrap();
+    let spec = format!("spam=python3 {}", script.display());
+    for quiet in [false, true] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["--no-auth", "--function", &spec];
+        if quiet {
+            args.push("--quiet");
+        }
+        let mut server = serve(&args);
+        let mut stderr = server.child.stderr.take().unwrap();
+        let counter = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            stderr.read_to_end(&mut all).unwrap();
+            all
+        });
+        let params = InvokeParams::new("spam", "{}").log_type(invoke_proto::LogType::Tail);
+        let (status, _, body) = send(&server.url, &request(&server.url, &params));
+        assert_eq!(status, 200);
+        let got = events(body);
+        let Some(Event::InvokeComplete(c)) = got.last() else {
+            panic!("{got:?}")
+        };
+        assert!(!c.is_error(), "{c:?}");
+        // The log tail is the last 4 KiB of the flood, whatever was echoed
+        let tail = c.decoded_log().unwrap().unwrap();
+        assert_eq!(tail.len(), 4096);
+        assert!(tail.ends_with(&[b'y'; 99][..]) || tail.ends_with(b"y\n"));
+        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap();
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+        let err = counter.join().unwrap();
+        // Bytes of the flood's lines on serve's stderr
+        let echoed: u64 = err
+            .split(|b| *b == b'\n')
+            .filter(|l| l.starts_with(b"yyyy"))
+            .map(|l| l.len() as u64 + 1)
+            .sum();
+        if quiet {
+            assert_eq!(echoed, 0, "--quiet echoes nothing");
+        } else {
+            let bound = BURST + RATE * elapsed_ms / 1000;
+            assert!(
+                echoed <= bound,
+                "{echoed} bytes echoed in {elapsed_ms} ms, over {bound}"
+            );
+            let text = String::from_utf8_lossy(&err);
+            assert!(
+                text.contains("lambda-stream: function spam: ")
+                    && text.contains(" bytes of output not echoed"),
+                "{}",
+                &text[text.len().saturating_sub(2000)..]
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The process group of process `pid`, and whether it is a zombie, from `/proc/PID/stat`
+#[cfg(target_os = "linux")]
+fn proc_stat(pid: u32) -> Option<(u32, bool)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name in parentheses: state, parent, process group
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let state = fields.next()?;
+    let pgrp = fields.nth(1)?.parse().ok()?;
+    Some((pgrp, state == "Z"))
+}
+
+/// Live (not zombie) processes, with their process group, whose file descriptor 3 is `path`
+#[cfg(target_os = "linux")]
+fn holders_of(path: &std::path::Path) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if std::fs::read_link(format!("/proc/{pid}/fd/3")).is_ok_and(|l| l == path)
+            && let Some((pgrp, false)) = proc_stat(pid)
+        {
+            out.push((pid, pgrp));
+        }
+    }
+    out
+}
+
+/// Live processes in process group `pgrp`
+#[cfg(target_os = "linux")]
+fn group_members(pgrp: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| proc_stat(*pid) == Some((pgrp, false)))
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stopping_or_killing_serve_kills_the_function_process_group() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let dir = std::env::temp_dir().join(format!("lambda-stream-group-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for signal in ["TERM", "KILL"] {
+        let fifo = dir.join(format!("alive-{signal}"));
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // The function never polls /next; the shell and both sleeps hold the FIFO open, and
+        // it says so once the first sleep is started
+        let spec = format!(
+            "orph=sh -c 'exec 3>{}; sleep 1000 & echo started >&3; sleep 1000'",
+            fifo.display()
+        );
+        let mut server = serve(&["--no-auth", "--function", &spec, "--init-timeout", "600"]);
+        let url = server.url.clone();
+        let client = std::thread::spawn(move || {
+            let authority = url.trim_start_matches("http://").to_owned();
+            let req = request(&url, &InvokeParams::new("orph", "{}"));
+            let mut s = TcpStream::connect(authority).unwrap();
+            let mut head = format!("POST {} HTTP/1.1\r\n", req.uri().path());
+            for (n, v) in req.headers() {
+                head.push_str(n.as_str());
+                head.push_str(": ");
+                head.push_str(v.to_str().unwrap());
+                head.push_str("\r\n");
+            }
+            head.push_str("\r\n");
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(req.body()).unwrap();
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+        });
+        let (tx, opened) = mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let mut f = BufReader::new(std::fs::File::open(&path).unwrap());
+            let mut line = String::new();
+            f.read_line(&mut line).unwrap();
+            tx.send(()).unwrap();
+            let mut buf = Vec::new();
+            let _ = f.read_to_end(&mut buf);
+            tx.send(()).unwrap();
+        });
+        opened
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the function started");
+        let holders = holders_of(&fifo);
+        assert!(holders.len() >= 2, "sh and sleeps: {holders:?}");
+        let pgrp = holders[0].1;
+        assert!(holders.iter().all(|(_, g)| *g == pgrp), "{holders:?}");
+        let serve_group = proc_stat(server.child.id()).unwrap().0;
+        assert_ne!(
+            pgrp, serve_group,
+            "the function has a process group of its own"
+        );
+
+        let ok = Command::new("kill")
+            .args([&format!("-{signal}"), &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        server.child.wait().unwrap();
+        // The FIFO reaches its end once every process holding it is gone
+        opened
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("SIG{signal}: processes left: {:?}", holders_of(&fifo)));
+        assert_eq!(group_members(pgrp), Vec::<u32>::new(), "after SIG{signal}");
+        client.join().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
