@@ -63,6 +63,7 @@ pub use function::{
     BUILTINS, FunctionError, Handler, HandlerFuture, InvalidContentType, Invocation,
     ResponseStream, builtin, count, echo, fail,
 };
+pub use listen::ServerLimits;
 pub use runtime::ProcessFunction;
 
 use server::{FunctionEntry, Shared};
@@ -79,6 +80,8 @@ pub struct Builder {
     process_echo: Arc<AtomicBool>,
     /// Serve https, the CA certificate written there
     tls: Option<tls::CaFile>,
+    limits: ServerLimits,
+    log_sink: Option<server::LogSink>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -211,6 +214,22 @@ impl Builder {
         self
     }
 
+    /// Timeouts for slow and idle clients, and the connection limit (see [`ServerLimits`]
+    /// for the defaults)
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sends each log line (one per request) to `sink` instead of stderr; [`quiet`](Self::quiet)
+    /// still turns them off
+    #[must_use]
+    pub fn log_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.log_sink = Some(Arc::new(sink));
+        self
+    }
+
     /// Serves https instead of http: at start, a certificate authority and a server
     /// certificate it signs (for `localhost`, `127.0.0.1`, `::1` and the bound address) are
     /// generated, and the CA certificate is written as PEM to a new file in the temporary
@@ -255,10 +274,18 @@ impl Builder {
             require_json: self.require_json,
             max_response: self.max_response,
             quiet: self.quiet,
+            limits: self.limits,
+            log_sink: self.log_sink,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let handler = move |req| server::handle(Arc::clone(&shared), req);
-        let task = tokio::spawn(listen::serve(listener, acceptor, handler, stopped(stop_rx)));
+        let task = tokio::spawn(listen::serve_with(
+            listener,
+            acceptor,
+            handler,
+            stopped(stop_rx),
+            self.limits,
+        ));
         Ok(Emulator {
             addr: local,
             ca,
@@ -295,6 +322,8 @@ impl Emulator {
             quiet: false,
             process_echo: Arc::new(AtomicBool::new(true)),
             tls: None,
+            limits: ServerLimits::default(),
+            log_sink: None,
         }
     }
 

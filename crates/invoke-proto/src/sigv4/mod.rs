@@ -45,7 +45,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use crate::credentials::Credentials;
 use crate::error::SignError;
 use canonical::{ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN};
-pub use verify::{SignedRequest, VerifyError, check_signed_request, parse_amz_date};
+pub use verify::{SignedHead, VerifyError, check_signed_head, parse_amz_date};
 
 /// Where a signature is valid: the region and the service's signing name
 ///
