@@ -166,7 +166,10 @@ pub(crate) async fn handle(
         request_id,
         started: Instant::now(),
     };
-    match invoke(&call, req, route).await {
+    let unanswered = Unanswered(Some((&call, &function)));
+    let answer = invoke(&call, req, route).await;
+    unanswered.answered();
+    match answer {
         Ok(resp) => Ok(resp),
         Err(r) => {
             call.shared.log(&format!(
@@ -176,6 +179,29 @@ pub(crate) async fn handle(
                 reject::summary(&r)
             ));
             Ok(reject::response(*r, &call.request_id))
+        }
+    }
+}
+
+/// Logs a request whose connection closed before it was answered (hyper then drops the
+/// handler), unless [`answered`](Self::answered)
+struct Unanswered<'a>(Option<(&'a Call, &'a str)>);
+
+impl Unanswered<'_> {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some((call, function)) = self.0.take() {
+            call.shared.log(&format!(
+                "{} {} {function} -> connection closed before the response, after {:.1} ms",
+                call.request_id,
+                call.operation.as_str(),
+                call.started.elapsed().as_secs_f64() * 1000.0
+            ));
         }
     }
 }

@@ -611,3 +611,41 @@ async fn a_stream_the_client_left_is_logged_with_the_bytes_sent() {
     hold_tx.send(true).unwrap();
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_client_that_left_before_the_response_is_logged() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+    let emu = Emulator::builder()
+        .no_auth()
+        .function("silent", move |_: Invocation, _: ResponseStream| {
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(());
+                std::future::pending::<()>().await;
+                Ok::<(), FunctionError>(())
+            }
+        })
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let req = request(&emu, &InvokeParams::new("silent", "{}"));
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    guarded("the function starts", started.recv())
+        .await
+        .unwrap();
+    drop(s); // the client leaves while the function has not answered
+    let line = guarded("the log line", lines.recv()).await.unwrap();
+    assert!(
+        line.contains("InvokeWithResponseStream silent -> connection closed before the response"),
+        "{line}"
+    );
+    emu.shutdown().await;
+}
