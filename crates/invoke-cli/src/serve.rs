@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use std::collections::HashMap;
 
-use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, builtin};
+use std::time::Duration;
+
+use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, ServerLimits, builtin};
 
 /// Options of `serve`
 #[derive(Debug, clap::Args)]
@@ -52,6 +54,50 @@ pub(crate) struct ServeArgs {
     /// Do not log one line per invocation
     #[arg(long, short)]
     quiet: bool,
+    /// Seconds a client has to send a request head once its first byte arrived; then the
+    /// connection is closed [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    header_timeout: Option<Duration>,
+    /// Seconds a client has to send a request body once its head arrived; then 408
+    /// RequestTimeoutException [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    body_timeout: Option<Duration>,
+    /// Seconds a connection may stay open with no request under way; then it is closed
+    /// [default: 120, longer than SDK connection pools keep idle connections]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    idle_timeout: Option<Duration>,
+    /// Connections served at once; at the limit a new connection closes the one idle the
+    /// longest, or waits [default: 1024]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+}
+
+/// A number of seconds, fractions allowed (`0.5`), more than 0
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds above 0 (at most 2^64)"))
+}
+
+/// The endpoint's timeouts and connection limit: the options given, the defaults for the
+/// others
+fn server_limits(args: &ServeArgs) -> ServerLimits {
+    let mut limits = ServerLimits::default();
+    if let Some(t) = args.header_timeout {
+        limits.header_read_timeout = t;
+    }
+    if let Some(t) = args.body_timeout {
+        limits.body_read_timeout = t;
+    }
+    if let Some(t) = args.idle_timeout {
+        limits.idle_timeout = t;
+    }
+    if let Some(n) = args.max_connections {
+        limits.max_connections = n as usize;
+    }
+    limits
 }
 
 /// The `--function NAME=COMMAND` pairs
@@ -166,6 +212,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if args.quiet {
         builder = builder.quiet();
     }
+    builder = builder.limits(server_limits(&args));
     builder = match (&args.ca_file, args.tls) {
         (Some(path), _) => builder.tls_ca_file(path),
         (None, true) => builder.tls(),
