@@ -54,20 +54,20 @@ pub(crate) struct ServeArgs {
     /// Do not log one line per invocation
     #[arg(long, short)]
     quiet: bool,
-    /// Seconds a client has to send a request head once its first byte arrived; then the
-    /// connection is closed [default: 30]
+    /// Seconds a client has to send a whole request head, from connecting or from the first
+    /// byte of a later request; then the connection is closed [default: 30]
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     header_timeout: Option<Duration>,
     /// Seconds a client has to send a request body once its head arrived; then 408
     /// RequestTimeoutException [default: 60]
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     body_timeout: Option<Duration>,
-    /// Seconds a connection may stay open with no request under way; then it is closed
+    /// Seconds a kept-alive connection may wait for its next request; then it is closed
     /// [default: 120, longer than SDK connection pools keep idle connections]
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     idle_timeout: Option<Duration>,
-    /// Connections served at once; at the limit a new connection closes the one idle the
-    /// longest, or waits [default: 1024]
+    /// Connections served at once; at the limit a new connection closes the kept-alive one
+    /// idle the longest, or waits [default: 1024]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
 }

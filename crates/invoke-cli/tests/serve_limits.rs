@@ -230,9 +230,11 @@ fn read_response(s: &mut TcpStream) -> (u16, Vec<u8>) {
 #[test]
 fn timeout_and_connection_options_take_effect() {
     let server = serve(&[], &["--idle-timeout", "0.2", "--max-connections", "2"]);
-    // an idle connection is closed after 0.2 s
+    // a connection kept alive after a response is closed once idle for 0.2 s
     let mut idle = TcpStream::connect(&server.addr).unwrap();
     idle.set_read_timeout(Some(GUARD)).unwrap();
+    idle.write_all(&count_request(1, 1, 0, false)).unwrap();
+    assert_eq!(read_response(&mut idle).0, 200);
     let mut buf = [0u8; 16];
     assert_eq!(idle.read(&mut buf).unwrap(), 0, "closed by the server");
     let server = serve(&[], &["--header-timeout", "0.2", "--body-timeout", "0.2"]);
@@ -265,6 +267,31 @@ fn timeout_and_connection_options_take_effect() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
         assert!(err.contains(bad[0]), "{bad:?}: {err}");
+    }
+}
+
+/// Issue 12, item 2: 5,000 idle keep-alive connections are not held forever
+#[test]
+fn five_thousand_idle_connections_are_closed_by_the_idle_timeout() {
+    let server = serve(&[], &["--idle-timeout", "2", "--max-connections", "6000"]);
+    let pid = server.pid();
+    let base = fd_count(pid);
+    // each serves one request and is kept alive, then sends nothing more
+    let mut idle: Vec<TcpStream> = (0..5000)
+        .map(|_| {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            s.set_read_timeout(Some(GUARD)).unwrap();
+            s.write_all(&count_request(1, 1, 0, false)).unwrap();
+            assert_eq!(read_response(&mut s).0, 200);
+            s
+        })
+        .collect();
+    let held = fd_count(pid);
+    let fds = until_fds(pid, "idle connections closed", |n| n <= base);
+    eprintln!("serve: {held} descriptors with 5,000 idle connections, then {fds}");
+    let mut buf = [0u8; 1];
+    for s in &mut idle {
+        assert_eq!(s.read(&mut buf).unwrap_or(0), 0, "closed by the server");
     }
 }
 

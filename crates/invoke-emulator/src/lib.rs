@@ -52,7 +52,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{Auth, MAX_CLOCK_SKEW};
@@ -255,8 +254,12 @@ impl Builder {
     ///
     /// The bind failed, or with TLS, the certificates could not be made or the CA file not
     /// written.
+    #[allow(
+        clippy::unused_async,
+        reason = "async in the public API: it must run in a tokio runtime, which spawns the server"
+    )]
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen::bind(addr)?;
         let local = listener.local_addr()?;
         let (acceptor, ca) = match &self.tls {
             Some(file) => {

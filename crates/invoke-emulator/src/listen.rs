@@ -4,14 +4,14 @@
 //!
 //! Each connection is in one phase, which a watchdog running beside it times:
 //!
-//! - idle: no request under way (just accepted, or kept alive after a response), bounded by
-//!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
-//!   when the connection limit is reached
-//! - head: the first bytes of a request arrived, its head is not complete yet, bounded by
-//!   [`ServerLimits::header_read_timeout`] (a TLS connection is in this phase during its
-//!   handshake too)
+//! - head: from the accept (the TLS handshake included) or from the first byte of a later
+//!   request to the end of the request head, bounded by
+//!   [`ServerLimits::header_read_timeout`]
 //! - busy: the handler runs and the response is sent; not timed here (the body read has its
 //!   own timeout in the handler, the function its invocation timeout)
+//! - idle: kept alive after a response, waiting for the next request, bounded by
+//!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
+//!   when the connection limit is reached
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -45,18 +45,19 @@ use crate::body::RespBody;
 /// connection the emulator is closing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ServerLimits {
-    /// Time from the first byte of a request to the end of its head (default 30 s); past
-    /// it the connection is closed. Bounds clients that send a head slowly (slowloris)
+    /// Time from accepting a connection, or from the first byte of a later request on it,
+    /// to the end of the request head (default 30 s); past it the connection is closed.
+    /// Bounds clients that connect and send nothing, or send a head slowly (slowloris)
     pub header_read_timeout: Duration,
     /// Time to receive a request body once its head arrived (default 60 s); past it the
     /// request is answered 408 `RequestTimeoutException` and the connection closed
     pub body_read_timeout: Duration,
-    /// Time a connection may stay open with no request under way, after it is accepted or
-    /// between kept-alive requests (default 120 s); past it the connection is closed
+    /// Time a kept-alive connection may wait for its next request (default 120 s); past it
+    /// the connection is closed
     pub idle_timeout: Duration,
     /// Connections served at once (default 1024). When all are taken, a new connection
-    /// closes the one idle the longest; with none idle, new connections wait in the listen
-    /// backlog until one ends
+    /// closes the kept-alive one idle the longest; with none idle, new connections wait in
+    /// the listen backlog until a connection ends or goes idle
     pub max_connections: usize,
 }
 
@@ -69,6 +70,25 @@ impl Default for ServerLimits {
             max_connections: 1024,
         }
     }
+}
+
+/// Connections the kernel completes and queues before they are accepted. The usual 128
+/// overflows when a thousand clients connect at once: the kernel then drops their SYNs and
+/// they retry a second later
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener on `addr` (address reuse on, as `TcpListener::bind` sets it) with a backlog of
+/// [`LISTEN_BACKLOG`] (the kernel may cap it, at `net.core.somaxconn` on Linux)
+pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Time a connection has to complete the TLS handshake
@@ -127,16 +147,37 @@ pub(crate) async fn serve_with<L, H, F>(
     });
     let mut connections = JoinSet::new();
     let mut watches: HashMap<tokio::task::Id, Arc<Watch>> = HashMap::new();
+    // An accepted connection waiting for room (a connection that went busy meanwhile left
+    // none to close); nothing more is accepted until it is placed
+    let mut parked: Option<TcpStream> = None;
     let pause = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(pause, stop);
     let mut paused = false;
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
         let room = connections.len() < max;
-        // SeqCst, paired with `Watch::busy_to_idle`: either this load sees the connection
-        // that went idle, or that connection sees `full` and wakes the loop
+        // SeqCst, paired with `Watch::shift`: either this load sees the connection that
+        // went idle, or that connection sees `full` and wakes the loop
         pool.full.store(!room, Ordering::SeqCst);
-        let can_accept = room || pool.idle.load(Ordering::SeqCst) > 0;
+        let evictable = !room && pool.idle.load(Ordering::SeqCst) > 0;
+        if let Some(stream) = parked.take() {
+            if room || (evictable && evict_longest_idle(&watches, &pool)) {
+                let watch = Arc::new(Watch::new(&pool));
+                let task = connection(
+                    stream,
+                    tls.clone(),
+                    handler.clone(),
+                    limits,
+                    Arc::clone(&watch),
+                    Arc::clone(&pool),
+                );
+                let id = connections.spawn(task).id();
+                watches.insert(id, watch);
+                continue;
+            }
+            parked = Some(stream);
+        }
+        let can_accept = parked.is_none() && (room || evictable);
         tokio::select! {
             () = &mut stop => break,
             () = &mut pause, if paused => paused = false,
@@ -144,21 +185,9 @@ pub(crate) async fn serve_with<L, H, F>(
             accepted = listener.accept(), if !paused && can_accept => {
                 if let Ok(stream) = accepted {
                     backoff = ACCEPT_BACKOFF.0;
-                    if !room {
-                        evict_longest_idle(&watches, &pool);
-                    }
                     let _ = stream.set_nodelay(true);
-                    let watch = Arc::new(Watch::new(&pool, tls.is_some()));
-                    let task = connection(
-                        stream,
-                        tls.clone(),
-                        handler.clone(),
-                        limits,
-                        Arc::clone(&watch),
-                        Arc::clone(&pool),
-                    );
-                    let id = connections.spawn(task).id();
-                    watches.insert(id, watch);
+                    // placed at the top of the loop, under the state of that moment
+                    parked = Some(stream);
                 } else {
                     pause.as_mut().reset(Instant::now() + backoff);
                     paused = true;
@@ -177,21 +206,19 @@ pub(crate) async fn serve_with<L, H, F>(
     connections.shutdown().await;
 }
 
-/// Closes the connection idle the longest, to make room for a new one
-fn evict_longest_idle(watches: &HashMap<tokio::task::Id, Arc<Watch>>, pool: &Pool) {
+/// Closes the connection idle the longest, to make room for a new one; whether one was
+/// closed
+fn evict_longest_idle(watches: &HashMap<tokio::task::Id, Arc<Watch>>, pool: &Pool) -> bool {
     let mut idle: Vec<&Arc<Watch>> = watches.values().filter(|w| w.is(IDLE)).collect();
     idle.sort_unstable_by_key(|w| w.since.load(Ordering::Relaxed));
     // a connection may leave the idle phase meanwhile: then the next one goes
-    for w in idle {
-        if w.shift(pool, IDLE, EVICTED) {
-            return;
-        }
-    }
+    idle.into_iter().any(|w| w.shift(pool, IDLE, EVICTED))
 }
 
-/// No request under way
+/// Kept alive after a response, no request under way
 const IDLE: u8 = 0;
-/// A request head is arriving (or, with TLS, the handshake is under way)
+/// Accepted (the TLS handshake included), or the first bytes of a later request arrived:
+/// waiting for a complete request head
 const HEAD: u8 = 1;
 /// The handler runs or its response is being sent
 const BUSY: u8 = 2;
@@ -204,7 +231,7 @@ const CLOSED: u8 = 4;
 struct Pool {
     /// The origin of [`Watch::since`]
     epoch: Instant,
-    /// Connections in the idle phase
+    /// Connections in the idle phase (kept alive, waiting)
     idle: AtomicUsize,
     /// The listener is at its connection limit and waits for a connection to go idle
     full: AtomicBool,
@@ -229,13 +256,10 @@ struct Watch {
 }
 
 impl Watch {
-    /// A connection accepted now: idle, or in its head phase while a TLS handshake runs
-    fn new(pool: &Pool, tls: bool) -> Self {
-        if !tls {
-            pool.idle.fetch_add(1, Ordering::SeqCst);
-        }
+    /// A connection accepted now: waiting for its first request head
+    fn new(pool: &Pool) -> Self {
         Self {
-            phase: AtomicU8::new(if tls { HEAD } else { IDLE }),
+            phase: AtomicU8::new(HEAD),
             since: AtomicU64::new(pool.now()),
             wake: Notify::new(),
         }
@@ -268,8 +292,8 @@ impl Watch {
         true
     }
 
-    /// The handler was called: busy, from idle (a head read along with the previous
-    /// request) or head
+    /// The handler was called: busy, from head or from idle (a head that arrived along
+    /// with the previous request)
     fn busy(&self, pool: &Pool) {
         if !self.shift(pool, HEAD, BUSY) {
             self.shift(pool, IDLE, BUSY);
@@ -450,7 +474,6 @@ async fn connection<H, F>(
                 let Ok(Ok(stream)) = handshake.await else {
                     return;
                 };
-                watch.shift(&pool, HEAD, IDLE);
                 let io = Watched {
                     inner: stream,
                     watch: Arc::clone(&watch),

@@ -170,13 +170,6 @@ async fn idle_connections_are_closed_after_the_idle_timeout() {
         },
     )
     .await;
-    // connected, never a byte sent
-    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
-    assert!(
-        guarded("idle, nothing sent", until_closed(&mut s))
-            .await
-            .is_empty()
-    );
     // kept alive after a response, then idle
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     let req = request(&emu, &InvokeParams::new("echo", "{}"));
@@ -201,6 +194,13 @@ async fn a_head_sent_slowly_is_cut_by_the_header_timeout() {
         },
     )
     .await;
+    // connected, never a byte sent
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    assert!(
+        guarded("nothing sent", until_closed(&mut s))
+            .await
+            .is_empty()
+    );
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     s.write_all(format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\nx-slow: ").as_bytes())
         .await
@@ -518,6 +518,21 @@ async fn oversized_heads_are_answered_in_the_services_shape_below_hypers_limits(
     assert_eq!((a.status, a.error_type()), (431, None), "{a:?}");
     let a = exchange("POST /\x01 HTTP/1.1\r\nhost: x\r\n\r\n".to_owned()).await;
     assert_eq!((a.status, a.error_type()), (400, None), "{a:?}");
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n{{}}"
+    ))
+    .await;
+    assert_eq!((a.status, a.error_type()), (400, None), "{a:?}");
+    // a malformed chunk is a body error, which the emulator sees: the service's shape
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+    ))
+    .await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (400, Some("invalidparametervalueexception")),
+        "{a:?}"
+    );
     emu.shutdown().await;
 }
 
@@ -545,15 +560,36 @@ async fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
         },
     )
     .await;
-    let mut a = TcpStream::connect(emu.addr()).await.unwrap();
-    assert_eq!(echo_on(&emu, &mut a).await, 200);
-    let mut b = TcpStream::connect(emu.addr()).await.unwrap();
-    assert_eq!(echo_on(&emu, &mut b).await, 200);
-    // both idle and kept alive: a third connection is served, the oldest idle one closed
-    let mut c = TcpStream::connect(emu.addr()).await.unwrap();
-    assert_eq!(echo_on(&emu, &mut c).await, 200);
-    assert!(guarded("evicted", until_closed(&mut a)).await.is_empty());
-    assert_eq!(echo_on(&emu, &mut b).await, 200, "the younger one stays");
+    let mut one = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut one).await, 200);
+    let mut two = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut two).await, 200);
+    // both idle and kept alive: a third connection is served, the one idle longer closed
+    let mut three = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut three).await, 200);
+    assert!(guarded("evicted", until_closed(&mut one)).await.is_empty());
+    assert_eq!(echo_on(&emu, &mut two).await, 200, "the younger one stays");
+    // two and three are idle: four and five, connected without a request yet, take their
+    // places; a connection that has not sent its first request is never closed to make
+    // room, so six waits in the backlog until four has been served and is idle in turn
+    let mut four = TcpStream::connect(emu.addr()).await.unwrap();
+    let mut five = TcpStream::connect(emu.addr()).await.unwrap();
+    let mut six = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(
+        echo_on(&emu, &mut four).await,
+        200,
+        "four was not closed for six"
+    );
+    assert_eq!(
+        echo_on(&emu, &mut six).await,
+        200,
+        "six was served once four was idle"
+    );
+    assert_eq!(
+        echo_on(&emu, &mut five).await,
+        200,
+        "five was not closed for six"
+    );
     emu.shutdown().await;
 }
 
@@ -647,5 +683,39 @@ async fn a_client_that_left_before_the_response_is_logged() {
         line.contains("InvokeWithResponseStream silent -> connection closed before the response"),
         "{line}"
     );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_is_queued_not_dropped() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            max_connections: 1,
+            ..limits()
+        },
+    )
+    .await;
+    // the only connection served holds a stalled stream: nothing more is accepted
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-emulator-fault", "stall".parse().unwrap());
+    let stalled = send(&emu, req).await;
+    // 500 clients connect at once: the kernel queues them in the listen backlog (a backlog of
+    // 128 would drop the SYNs of all but the first 129, whose connects then never complete)
+    let mut queued = Vec::new();
+    for i in 0..500 {
+        let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(emu.addr()))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} dropped, not queued"))
+            .unwrap();
+        queued.push(s);
+    }
+    // the slot frees and the other clients give up: the queued connections are accepted in
+    // turn, and the last is served
+    let mut last = queued.pop().unwrap();
+    drop(stalled);
+    drop(queued);
+    assert_eq!(echo_on(&emu, &mut last).await, 200);
     emu.shutdown().await;
 }
