@@ -146,12 +146,11 @@ pub(crate) async fn handle(
     let route = match route {
         Ok(route) => route,
         Err(r) => {
-            let path = req.uri().path();
-            let shown = path.get(..path.len().min(256)).unwrap_or("(not shown)");
             shared.log(&format!(
-                "{request_id} {} {shown} -> {}",
+                "{request_id} {} {} -> {}",
                 req.method(),
-                reject::summary(&r)
+                printable(req.uri().path()),
+                printable(&reject::summary(&r))
             ));
             // hyper closes the connection if the body is left unread; `Unread` drains it
             let (parts, body) = req.into_parts();
@@ -159,7 +158,8 @@ pub(crate) async fn handle(
             return Ok(reject::response(*r, &request_id));
         }
     };
-    let function = route.function_name.clone();
+    // decoded from the path and not validated yet: shown escaped and cut short
+    let function = printable(&route.function_name);
     let call = Call {
         shared,
         operation: route.operation,
@@ -176,11 +176,32 @@ pub(crate) async fn handle(
                 "{} {} {function} -> {}",
                 call.request_id,
                 call.operation.as_str(),
-                reject::summary(&r)
+                printable(&reject::summary(&r))
             ));
             Ok(reject::response(*r, &call.request_id))
         }
     }
+}
+
+/// Longest text from a client (a path, a function name, a refusal quoting a value) in a
+/// log line, in characters
+const MAX_LOGGED_CHARS: usize = 512;
+
+/// `text` for a log line: control characters escaped, at most [`MAX_LOGGED_CHARS`]
+/// characters (then `...`), so that a client can neither forge nor flood log lines
+fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(MAX_LOGGED_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Logs a request whose connection closed before it was answered (hyper then drops the

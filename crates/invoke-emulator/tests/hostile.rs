@@ -719,3 +719,40 @@ async fn a_burst_of_connections_is_queued_not_dropped() {
     assert_eq!(echo_on(&emu, &mut last).await, 200);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn client_text_in_the_log_cannot_forge_or_flood_lines() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // a function name and a qualifier decoded to a line break, and a 6 KiB function name
+    let long = "x".repeat(6 * 1024);
+    for target in [
+        "/2021-11-15/functions/a%0Aforged-line/response-streaming-invocations".to_owned(),
+        format!("{STREAM_PATH}?Qualifier=%0Aforged-line"),
+        format!("/2021-11-15/functions/{long}/response-streaming-invocations"),
+    ] {
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        s.write_all(
+            format!("POST {target} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let a = guarded("refusal", read_answer(&mut s)).await;
+        assert!(a.status >= 400, "{a:?}");
+        let line = guarded("log line", lines.recv()).await.unwrap();
+        assert!(!line.contains('\n'), "{line:?}");
+        assert!(line.len() < 2048, "{} bytes: {line:.200}", line.len());
+    }
+    emu.shutdown().await;
+}
