@@ -108,9 +108,12 @@ impl Accept for TcpListener {
     }
 }
 
-/// Serves every connection `listener` accepts with `handler` under the default
-/// [`ServerLimits`], over TLS when `tls` is given, until `stop` completes, then closes the
-/// open connections (streams included)
+/// Serves every connection `listener` accepts with `handler`, over TLS when `tls` is given,
+/// until `stop` completes, then closes the open connections (streams included)
+///
+/// Under the default [`ServerLimits`] but for the idle timeout, 16 minutes: longer than the
+/// longest invocation (15 minutes), for the Runtime API, whose runtime may leave its kept-alive
+/// connection idle while the function runs.
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -120,7 +123,11 @@ pub(crate) async fn serve<H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Response<RespBody>, Infallible>> + Send + 'static,
 {
-    serve_with(listener, tls, handler, stop, ServerLimits::default()).await;
+    let limits = ServerLimits {
+        idle_timeout: Duration::from_secs(16 * 60),
+        ..ServerLimits::default()
+    };
+    serve_with(listener, tls, handler, stop, limits).await;
 }
 
 /// As [`serve`], under `limits`
