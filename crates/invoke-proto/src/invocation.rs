@@ -1,5 +1,6 @@
 //! `InvokeDriver`: one invocation from the first attempt to the last event, with retries
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,25 +25,62 @@ pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
 ///
 /// For [`Transport`](Self::Transport) the adapter holds the underlying error (it reported
 /// the failure) and should return that, with this kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvokeError {
     /// The request could not be signed
-    #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(SignError),
     /// The service answered with an error
-    #[error(transparent)]
     Service(Box<ServiceError>),
     /// The response head has a status this operation never answers with
-    #[error(transparent)]
-    Response(#[from] ResponseError),
+    Response(ResponseError),
     /// The response stream failed (framing, in-stream exception, truncation, no
     /// `InvokeComplete`)
-    #[error(transparent)]
-    Stream(#[from] StreamError),
+    Stream(StreamError),
     /// The transport failed
-    #[error("{0}")]
     Transport(TransportFailure),
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sign(e) => fmt::Display::fmt(e, f),
+            Self::Service(e) => fmt::Display::fmt(e, f),
+            Self::Response(e) => fmt::Display::fmt(e, f),
+            Self::Stream(e) => fmt::Display::fmt(e, f),
+            Self::Transport(kind) => fmt::Display::fmt(kind, f),
+        }
+    }
+}
+
+impl std::error::Error for InvokeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sign(e) => e.source(),
+            Self::Service(e) => e.source(),
+            Self::Response(e) => e.source(),
+            Self::Stream(e) => e.source(),
+            Self::Transport(_) => None,
+        }
+    }
+}
+
+impl From<SignError> for InvokeError {
+    fn from(e: SignError) -> Self {
+        Self::Sign(e)
+    }
+}
+
+impl From<ResponseError> for InvokeError {
+    fn from(e: ResponseError) -> Self {
+        Self::Response(e)
+    }
+}
+
+impl From<StreamError> for InvokeError {
+    fn from(e: StreamError) -> Self {
+        Self::Stream(e)
+    }
 }
 
 /// What the transport should do next, from [`InvokeDriver::poll`]

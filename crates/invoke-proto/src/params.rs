@@ -93,17 +93,15 @@ impl fmt::Display for Parameter {
 }
 
 /// Invalid parameters, found before anything is sent
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A required or non-empty parameter is empty
-    #[error("{parameter} must not be empty")]
     Empty {
         /// Which parameter
         parameter: Parameter,
     },
     /// A parameter is longer than the model allows
-    #[error("{parameter} is {len} bytes, over the maximum of {max}")]
     TooLong {
         /// Which parameter
         parameter: Parameter,
@@ -113,7 +111,6 @@ pub enum BuildError {
         max: usize,
     },
     /// A parameter does not match the model's pattern
-    #[error("{parameter} {value:?} does not match {rule}")]
     Pattern {
         /// Which parameter
         parameter: Parameter,
@@ -123,7 +120,6 @@ pub enum BuildError {
         rule: &'static str,
     },
     /// `FunctionName` carries a `:qualifier` suffix that differs from `Qualifier`
-    #[error("FunctionName qualifier {in_name:?} conflicts with Qualifier {qualifier:?}")]
     QualifierConflict {
         /// The suffix of `FunctionName`
         in_name: String,
@@ -131,14 +127,51 @@ pub enum BuildError {
         qualifier: String,
     },
     /// The endpoint cannot hold the request URI
-    #[error("cannot build the request URI: {0}")]
-    Endpoint(#[from] EndpointError),
+    Endpoint(EndpointError),
     /// A header value of the request holds bytes a header cannot carry
-    #[error("the {name} header value is not valid")]
     HeaderValue {
         /// The header's name
         name: &'static str,
     },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty { parameter } => write!(f, "{parameter} must not be empty"),
+            Self::TooLong {
+                parameter,
+                len,
+                max,
+            } => write!(f, "{parameter} is {len} bytes, over the maximum of {max}"),
+            Self::Pattern {
+                parameter,
+                value,
+                rule,
+            } => write!(f, "{parameter} {value:?} does not match {rule}"),
+            Self::QualifierConflict { in_name, qualifier } => write!(
+                f,
+                "FunctionName qualifier {in_name:?} conflicts with Qualifier {qualifier:?}"
+            ),
+            Self::Endpoint(e) => write!(f, "cannot build the request URI: {e}"),
+            Self::HeaderValue { name } => write!(f, "the {name} header value is not valid"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Endpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<EndpointError> for BuildError {
+    fn from(e: EndpointError) -> Self {
+        Self::Endpoint(e)
+    }
 }
 
 /// The input of `InvokeWithResponseStream`: all seven parameters

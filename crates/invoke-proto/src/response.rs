@@ -2,6 +2,7 @@
 
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, StatusCode};
+use std::fmt;
 
 use crate::eventstream::Limits;
 use crate::names::{
@@ -11,13 +12,22 @@ use crate::service_error::ServiceError;
 use crate::stream::InvokeStream;
 
 /// What went wrong with a response head itself
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseError {
     /// A status this operation never answers with (1xx, 3xx, or a 2xx other than 200 and 204)
-    #[error("unexpected HTTP status {0}")]
     UnexpectedStatus(u16),
 }
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnexpectedStatus(status) => write!(f, "unexpected HTTP status {status}"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
 
 /// The head of an `InvokeWithResponseStream` response, classified
 #[derive(Debug)]

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Uri};
+use std::fmt;
 
 use crate::names::{
     INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX, QUALIFIER_QUERY, STREAM_PATH_PREFIX,
@@ -59,11 +60,10 @@ pub struct ParsedRequest {
 /// Why a received request is refused, before any function runs
 ///
 /// [`to_service_error`](Self::to_service_error) gives the error the service answers with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {
     /// No operation at this method and path
-    #[error("no operation at {method} {path}")]
     UnknownOperation {
         /// The request method
         method: String,
@@ -71,45 +71,79 @@ pub enum RequestError {
         path: String,
     },
     /// The `{FunctionName}` label is not valid percent-encoded UTF-8
-    #[error("FunctionName is not valid percent-encoded utf-8")]
     FunctionNameEncoding,
     /// A query parameter is not valid percent-encoded UTF-8
-    #[error("{name} is not valid percent-encoded utf-8")]
     QueryEncoding {
         /// The parameter
         name: &'static str,
     },
     /// The body is longer than a synchronous invoke accepts (a server reading the body
     /// with a bound reports this itself)
-    #[error("request body over {max} bytes")]
     BodyTooLarge {
         /// The limit, [`MAX_PAYLOAD_LEN`]
         max: usize,
     },
     /// The `Content-Type` is not one the service accepts for the payload
-    #[error("unsupported content type {content_type:?}")]
     UnsupportedMediaType {
         /// The header value
         content_type: String,
     },
     /// `X-Amz-Invocation-Type` is not a value of the enum
-    #[error("invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun")]
     InvocationType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Log-Type` is not a value of the enum
-    #[error("invalid X-Amz-Log-Type {value:?}: expected None or Tail")]
     LogType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Client-Context` is not base64 of a JSON object
-    #[error("X-Amz-Client-Context is not base64 of a JSON object")]
     ClientContext,
     /// A parameter breaks a rule of the model (the same rules the client checks)
-    #[error(transparent)]
-    Invalid(#[from] BuildError),
+    Invalid(BuildError),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownOperation { method, path } => write!(f, "no operation at {method} {path}"),
+            Self::FunctionNameEncoding => {
+                f.write_str("FunctionName is not valid percent-encoded utf-8")
+            }
+            Self::QueryEncoding { name } => write!(f, "{name} is not valid percent-encoded utf-8"),
+            Self::BodyTooLarge { max } => write!(f, "request body over {max} bytes"),
+            Self::UnsupportedMediaType { content_type } => {
+                write!(f, "unsupported content type {content_type:?}")
+            }
+            Self::InvocationType { value } => write!(
+                f,
+                "invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun"
+            ),
+            Self::LogType { value } => {
+                write!(f, "invalid X-Amz-Log-Type {value:?}: expected None or Tail")
+            }
+            Self::ClientContext => {
+                f.write_str("X-Amz-Client-Context is not base64 of a JSON object")
+            }
+            Self::Invalid(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<BuildError> for RequestError {
+    fn from(e: BuildError) -> Self {
+        Self::Invalid(e)
+    }
 }
 
 impl RequestError {

@@ -232,32 +232,26 @@ impl fmt::Display for Endpoint {
 ///
 /// The `Invalid Configuration: ...` and partition messages are the rule set's own error strings,
 /// word for word, so they match other SDKs' output and the rule-set tests.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointError {
     /// A custom endpoint was combined with `use_fips`
-    #[error("Invalid Configuration: FIPS and custom endpoint are not supported")]
     FipsWithCustomEndpoint,
     /// A custom endpoint was combined with `use_dual_stack`
-    #[error("Invalid Configuration: Dualstack and custom endpoint are not supported")]
     DualStackWithCustomEndpoint,
     /// Neither a region nor a custom endpoint was configured
-    #[error("Invalid Configuration: Missing Region")]
     MissingRegion,
     /// FIPS and dual-stack were both asked for in a partition lacking one of them
-    #[error("FIPS and DualStack are enabled, but this partition does not support one or both")]
     FipsAndDualStackUnsupported {
         /// The partition id, e.g. `aws-iso`
         partition: &'static str,
     },
     /// FIPS was asked for in a partition without it
-    #[error("FIPS is enabled but this partition does not support FIPS")]
     FipsUnsupported {
         /// The partition id
         partition: &'static str,
     },
     /// Dual-stack was asked for in a partition without it
-    #[error("DualStack is enabled but this partition does not support DualStack")]
     DualStackUnsupported {
         /// The partition id
         partition: &'static str,
@@ -267,13 +261,11 @@ pub enum EndpointError {
     ///
     /// The rule set has no such check; botocore rejects these regions when it creates a client,
     /// and a region outside this form cannot go into a host name.
-    #[error("invalid region {region:?}: expected 1 to 63 ascii letters, digits and inner hyphens")]
     InvalidRegion {
         /// The region as configured
         region: String,
     },
     /// The custom endpoint URL cannot be used
-    #[error("invalid endpoint url {url:?}: {problem}")]
     InvalidUrl {
         /// The URL as configured
         url: String,
@@ -282,12 +274,47 @@ pub enum EndpointError {
     },
     /// The request path given to [`Endpoint::uri_for`] is not `/...` or `?...`, or has
     /// characters a URI cannot carry
-    #[error("invalid request path {path_and_query:?}: expected /path?query with uri characters")]
     InvalidRequestPath {
         /// The path and query as given
         path_and_query: String,
     },
 }
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FipsWithCustomEndpoint => {
+                f.write_str("Invalid Configuration: FIPS and custom endpoint are not supported")
+            }
+            Self::DualStackWithCustomEndpoint => f.write_str(
+                "Invalid Configuration: Dualstack and custom endpoint are not supported",
+            ),
+            Self::MissingRegion => f.write_str("Invalid Configuration: Missing Region"),
+            Self::FipsAndDualStackUnsupported { .. } => f.write_str(
+                "FIPS and DualStack are enabled, but this partition does not support one or both",
+            ),
+            Self::FipsUnsupported { .. } => {
+                f.write_str("FIPS is enabled but this partition does not support FIPS")
+            }
+            Self::DualStackUnsupported { .. } => {
+                f.write_str("DualStack is enabled but this partition does not support DualStack")
+            }
+            Self::InvalidRegion { region } => write!(
+                f,
+                "invalid region {region:?}: expected 1 to 63 ascii letters, digits and inner hyphens"
+            ),
+            Self::InvalidUrl { url, problem } => {
+                write!(f, "invalid endpoint url {url:?}: {problem}")
+            }
+            Self::InvalidRequestPath { path_and_query } => write!(
+                f,
+                "invalid request path {path_and_query:?}: expected /path?query with uri characters"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
 
 /// Resolves `config` to an endpoint by Lambda's endpoint rules
 ///

@@ -6,6 +6,7 @@
 //! `Authorization`, the date and its window), [`SignedHead::check_scope`] the credential scope,
 //! and [`SignedHead::verify`] the signature itself, which covers the body.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -17,26 +18,21 @@ use crate::credentials::Credentials;
 use crate::service_error::{ServiceError, ServiceErrorKind};
 
 /// Why a signed request is refused
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// No `Authorization` header
-    #[error("missing authentication token")]
     Missing,
     /// The `Authorization` or `X-Amz-Date` header is not well-formed SigV4
-    #[error("incomplete signature: {0}")]
     Malformed(&'static str),
     /// `X-Amz-Date` is further from the verifier's clock than allowed
-    #[error("signature expired: {date} is outside the allowed window")]
     Expired {
         /// The request's `X-Amz-Date`
         date: String,
     },
     /// The signature does not match the request
-    #[error("signature mismatch")]
     Mismatch,
     /// The verifier knows no secret for the access key id the request names
-    #[error("unknown access key id")]
     UnknownAccessKey,
     /// The credential scope names another region than the verifier's
     #[error("credential scoped to region {region:?}")]
@@ -53,6 +49,22 @@ pub enum VerifyError {
         expected: String,
     },
 }
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("missing authentication token"),
+            Self::Malformed(why) => write!(f, "incomplete signature: {why}"),
+            Self::Expired { date } => {
+                write!(f, "signature expired: {date} is outside the allowed window")
+            }
+            Self::Mismatch => f.write_str("signature mismatch"),
+            Self::UnknownAccessKey => f.write_str("unknown access key id"),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
 
 impl VerifyError {
     /// The error the service answers this refusal with
