@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName};
 use super::SigningSettings;
 use super::key::{push_hex, sha256};
 use crate::error::SignError;
-use crate::percent::{hex_value, push_encoded_byte};
+use crate::percent::{hex_value, push_encoded, push_encoded_byte};
 
 /// The algorithm name that starts the string to sign and the `Authorization` value
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -102,13 +102,7 @@ pub(crate) fn push_canonical_uri(out: &mut String, path: &str, normalize: bool) 
     } else {
         Cow::Borrowed(path)
     };
-    for &b in path.as_bytes() {
-        if b == b'/' {
-            out.push('/');
-        } else {
-            push_encoded_byte(out, b);
-        }
-    }
+    push_encoded(out, &path, true);
 }
 
 /// Appends a query component decoded as `application/x-www-form-urlencoded` (`%XX`
@@ -179,6 +173,10 @@ pub(crate) fn push_canonical_query(out: &mut String, query: &str) {
 /// Appends a header value with leading and trailing spaces removed and inner runs of
 /// spaces collapsed to one
 fn push_trimmed(out: &mut String, value: &str) {
+    if !(value.starts_with(' ') || value.ends_with(' ') || value.contains("  ")) {
+        out.push_str(value);
+        return;
+    }
     let mut space = false;
     for part in value.split(' ').filter(|s| !s.is_empty()) {
         if space {
@@ -316,18 +314,32 @@ pub(crate) fn canonical_request(
     })
 }
 
-/// The string to sign: algorithm, `X-Amz-Date`, credential scope and the hex SHA-256 of
-/// the canonical request, one per line
-pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+/// The string to sign: algorithm, `X-Amz-Date`, credential scope
+/// (`<yyyymmdd>/<region>/<service>/aws4_request`) and the hex SHA-256 of the canonical
+/// request, one per line; with where the credential scope sits in it
+pub(crate) fn string_to_sign(
+    amz_date: &str,
+    region: &str,
+    service: &str,
+    canonical_request: &str,
+) -> (String, Range<usize>) {
+    let mut out =
+        String::with_capacity(ALGORITHM.len() + amz_date.len() + region.len() + service.len() + 90);
     out.push_str(ALGORITHM);
     out.push('\n');
     out.push_str(amz_date);
     out.push('\n');
-    out.push_str(scope);
+    let start = out.len();
+    out.push_str(&amz_date[..8]);
+    out.push('/');
+    out.push_str(region);
+    out.push('/');
+    out.push_str(service);
+    out.push_str("/aws4_request");
+    let scope = start..out.len();
     out.push('\n');
     push_hex(&mut out, &sha256(canonical_request.as_bytes()));
-    out
+    (out, scope)
 }
 
 #[cfg(test)]
