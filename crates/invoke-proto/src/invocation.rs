@@ -157,7 +157,7 @@ enum State {
 #[derive(Debug)]
 pub struct InvokeDriver {
     request: Request<Bytes>,
-    scope: SigningScope,
+    scope: Arc<SigningScope>,
     config: RetryConfig,
     quota: Arc<RetryQuota>,
     limits: Limits,
@@ -175,16 +175,17 @@ pub struct InvokeDriver {
 impl InvokeDriver {
     /// A driver for `request` (built by [`build_request`](crate::build_request), unsigned)
     ///
-    /// `quota` is the client's retry quota, shared by all its invocations.
+    /// `quota` is the client's retry quota, shared by all its invocations. `scope` can be
+    /// an `Arc` a client keeps, so that an invocation does not copy it.
     pub fn new(
         request: Request<Bytes>,
-        scope: SigningScope,
+        scope: impl Into<Arc<SigningScope>>,
         config: RetryConfig,
         quota: Arc<RetryQuota>,
     ) -> Self {
         Self {
             request,
-            scope,
+            scope: scope.into(),
             config,
             quota,
             limits: Limits::default(),
@@ -289,9 +290,10 @@ impl InvokeDriver {
         }
         match parse_response_head(status, headers) {
             Ok(ResponseHead::Stream(head)) => {
-                self.meta = Some(head.meta.clone());
+                // the metadata stays here, where `meta` finds it, not in the stream as well
+                self.meta = Some(head.meta);
                 self.quota.on_success(self.last_retry_cost);
-                self.state = State::Head(Some(head.into_stream_with(self.limits)));
+                self.state = State::Head(Some(InvokeStream::with_limits(self.limits)));
             }
             Ok(ResponseHead::DryRun(head)) => {
                 self.meta = Some(head.meta);
@@ -369,6 +371,12 @@ impl InvokeDriver {
     /// The metadata of the successful response, once its head arrived
     pub fn meta(&self) -> Option<&ResponseMeta> {
         self.meta.as_ref()
+    }
+
+    /// Takes the metadata of the successful response out of the driver (then
+    /// [`meta`](Self::meta) is `None`), for a transport that keeps it itself
+    pub fn take_meta(&mut self) -> Option<ResponseMeta> {
+        self.meta.take()
     }
 
     /// Body bytes of the stream received so far

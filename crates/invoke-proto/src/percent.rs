@@ -24,6 +24,7 @@ pub(crate) fn push_encoded_byte(out: &mut String, b: u8) {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, as the SDKs encode URI
 /// labels and query values (an ARN's `:` becomes `%3A`, `$` becomes `%24`)
+#[cfg(test)]
 pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     push_encoded(&mut out, s, false);

@@ -34,7 +34,7 @@ pub(crate) struct Inner {
     pub(crate) pool: Arc<Pool>,
     pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
-    pub(crate) scope: SigningScope,
+    pub(crate) scope: Arc<SigningScope>,
     pub(crate) credentials: Source,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
@@ -144,7 +144,7 @@ impl Client {
         let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
         let driver = InvokeDriver::new(
             request,
-            inner.scope.clone(),
+            Arc::clone(&inner.scope),
             inner.retry,
             Arc::clone(&inner.quota),
         )
@@ -360,7 +360,7 @@ impl ClientBuilder {
                 pool: Arc::new(pool),
                 address,
                 endpoint: self.endpoint,
-                scope: self.scope,
+                scope: Arc::new(self.scope),
                 credentials,
                 retry: self.retry,
                 quota: self.quota.unwrap_or_default(),

@@ -37,6 +37,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::sigv4::SigningScope;
 
 mod partitions;
@@ -191,6 +193,16 @@ impl Endpoint {
     /// [`EndpointError::InvalidRequestPath`] if `path_and_query` starts with anything else or
     /// holds characters a URI cannot carry (encode them first).
     pub fn uri_for(&self, path_and_query: &str) -> Result<http::Uri, EndpointError> {
+        self.uri_with_authority(Bytes::from(self.authority()), path_and_query)
+    }
+
+    /// [`uri_for`](Self::uri_for) given [`authority`](Self::authority) as bytes, which the
+    /// URI then shares (a `Host` header can share them too)
+    pub(crate) fn uri_with_authority(
+        &self,
+        authority: Bytes,
+        path_and_query: &str,
+    ) -> Result<http::Uri, EndpointError> {
         let invalid = || EndpointError::InvalidRequestPath {
             path_and_query: path_and_query.to_owned(),
         };
@@ -213,8 +225,19 @@ impl Endpoint {
         if !joined.bytes().all(|b| b.is_ascii_graphic()) || joined.contains('#') {
             return Err(invalid());
         }
-        let full = format!("{}://{}{joined}", self.scheme, self.authority());
-        http::Uri::try_from(full).map_err(|_| invalid())
+        // built from its parts: only the authority and the path are parsed, no URL text
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(match self.scheme {
+            Scheme::Http => http::uri::Scheme::HTTP,
+            Scheme::Https => http::uri::Scheme::HTTPS,
+        });
+        parts.authority =
+            Some(http::uri::Authority::from_maybe_shared(authority).map_err(|_| invalid())?);
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::from_maybe_shared(Bytes::from(joined))
+                .map_err(|_| invalid())?,
+        );
+        http::Uri::from_parts(parts).map_err(|_| invalid())
     }
 }
 
