@@ -5,6 +5,20 @@ pub(crate) const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// [`unreserved`] for every byte, and `/` marked apart: bit 0 unreserved, bit 1 `/`
+const CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        if unreserved(b as u8) {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table[b'/' as usize] = 2;
+    table
+};
+
 /// Appends `%XX` (upper-case hex) for `b`
 pub(crate) fn push_escaped(out: &mut String, b: u8) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
@@ -34,9 +48,10 @@ pub(crate) fn encode(s: &str) -> String {
 /// Appends `s` with every byte other than the unreserved characters (and `/` when
 /// `keep_slash`) percent-encoded; runs that need no escaping are copied whole
 pub(crate) fn push_encoded(out: &mut String, s: &str, keep_slash: bool) {
+    let keep = if keep_slash { 3 } else { 1 };
     let mut start = 0;
     for (i, &b) in s.as_bytes().iter().enumerate() {
-        if unreserved(b) || (keep_slash && b == b'/') {
+        if CLASS[usize::from(b)] & keep != 0 {
             continue;
         }
         // `s[start..i]` is ASCII, so both ends are character boundaries

@@ -140,10 +140,26 @@ impl Endpoint {
 
     /// `host[:port]`, as it goes into the `Host` header
     pub fn authority(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
+        let Some(port) = self.port else {
+            return self.host.clone();
+        };
+        // written out rather than formatted: every request needs it
+        let mut out = String::with_capacity(self.host.len() + 6);
+        out.push_str(&self.host);
+        out.push(':');
+        let mut digits = [0u8; 5];
+        let mut n = 0;
+        let mut rest = port;
+        loop {
+            digits[n] = b'0' + (rest % 10) as u8;
+            n += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
         }
+        out.extend(digits[..n].iter().rev().map(|&d| char::from(d)));
+        out
     }
 
     /// The path of a custom endpoint URL exactly as given (`/prefix` for
