@@ -277,7 +277,7 @@ pub fn sign(
     scope: &SigningScope,
     now: SystemTime,
 ) -> Result<(), SignError> {
-    sign_request(req, creds, scope, now, &SigningSettings::new()).map(drop)
+    sign_request(req, creds, scope, now, SigningSettings::new()).map(drop)
 }
 
 /// [`sign`] with explicit [`SigningSettings`], returning the intermediate results
@@ -292,7 +292,7 @@ pub fn sign_with(
     now: SystemTime,
     settings: &SigningSettings,
 ) -> Result<SigningSteps, SignError> {
-    let signed = sign_request(req, creds, scope, now, settings)?;
+    let signed = sign_request(req, creds, scope, now, *settings)?;
     Ok(SigningSteps {
         canonical_request: signed.canonical_request,
         string_to_sign: signed.string_to_sign,
@@ -315,7 +315,7 @@ fn sign_request(
     creds: &Credentials,
     scope: &SigningScope,
     now: SystemTime,
-    settings: &SigningSettings,
+    settings: SigningSettings,
 ) -> Result<Signed, SignError> {
     // Everything that can fail happens before the request is touched
     let date = AmzDate::new(now)?;
@@ -354,7 +354,7 @@ fn sign_request(
         req.uri(),
         req.headers(),
         &added[..n_added],
-        *settings,
+        settings,
         payload_hash,
     )?;
 
