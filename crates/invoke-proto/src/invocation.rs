@@ -435,6 +435,7 @@ mod tests {
     use crate::eventstream::{Headers, Message};
     use crate::params::InvokeParams;
     use crate::request::build_request;
+    use crate::stream::InvokeComplete;
 
     fn driver(config: RetryConfig, quota: &Arc<RetryQuota>) -> InvokeDriver {
         let ep =
@@ -487,6 +488,36 @@ mod tests {
         assert_eq!(d.poll(), DriverAction::Send { attempt });
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000 + at);
         d.sign(&creds(), now).unwrap()
+    }
+
+    /// The metadata of the 200 head, then taken out once; the stream still decodes
+    #[test]
+    fn take_meta_hands_the_head_metadata_over_once() {
+        let quota = Arc::new(RetryQuota::default());
+        let scope = Arc::new(SigningScope::lambda("us-east-1"));
+        let ep =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let req = build_request(&InvokeParams::new("f", "{}"), &ep).unwrap();
+        let mut d = InvokeDriver::new(req, Arc::clone(&scope), RetryConfig::default(), quota);
+        assert_eq!(Arc::strong_count(&scope), 2, "the driver shares the scope");
+        send(&mut d, 1, 0);
+        let mut h = HeaderMap::new();
+        h.insert("x-amzn-requestid", HeaderValue::from_static("req-1"));
+        d.handle_head(StatusCode::OK, &h);
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert_eq!(
+            d.meta().and_then(|m| m.request_id.as_deref()),
+            Some("req-1")
+        );
+        let meta = d.take_meta().expect("metadata of the head");
+        assert_eq!(meta.request_id.as_deref(), Some("req-1"));
+        assert!(d.meta().is_none() && d.take_meta().is_none());
+        d.feed(event("InvokeComplete", "{}"));
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Event(Event::InvokeComplete(c)) if c == InvokeComplete::default()
+        ));
+        assert_eq!(d.poll(), DriverAction::Done);
     }
 
     #[test]
