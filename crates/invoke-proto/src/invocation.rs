@@ -88,9 +88,10 @@ enum State {
     /// An error head arrived; waiting for its body
     ErrorBody(ErrorHead),
     /// A success head arrived and was not yet announced; `None` for a `DryRun`
-    Head(Option<InvokeStream>),
-    /// Decoding the body
-    Streaming(InvokeStream),
+    Head(Option<Box<InvokeStream>>),
+    /// Decoding the body (boxed: the decoder is most of the driver's size, and transports
+    /// move the driver around in their futures before the body starts)
+    Streaming(Box<InvokeStream>),
     Done,
     Failed(InvokeError),
 }
@@ -293,7 +294,7 @@ impl InvokeDriver {
                 // the metadata stays here, where `meta` finds it, not in the stream as well
                 self.meta = Some(head.meta);
                 self.quota.on_success(self.last_retry_cost);
-                self.state = State::Head(Some(InvokeStream::with_limits(self.limits)));
+                self.state = State::Head(Some(Box::new(InvokeStream::with_limits(self.limits))));
             }
             Ok(ResponseHead::DryRun(head)) => {
                 self.meta = Some(head.meta);

@@ -32,7 +32,7 @@ pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
     /// The request as built, sent as it is when the client does not sign
-    unsigned: Option<http::Request<Bytes>>,
+    unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<Incoming>,
@@ -47,7 +47,7 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
-        unsigned: Option<http::Request<Bytes>>,
+        unsigned: Option<Box<http::Request<Bytes>>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
@@ -128,7 +128,7 @@ impl Call {
         let credentials = credentials.map_err(|e| Error::Credentials(Box::new(e)))?;
         let request = match credentials {
             Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
-            None => self.unsigned.clone().ok_or_else(|| {
+            None => self.unsigned.as_deref().cloned().ok_or_else(|| {
                 Error::Config("an unsigned client without its request".to_owned())
             })?,
         };

@@ -140,7 +140,8 @@ impl Client {
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
-        let unsigned = matches!(inner.credentials, Source::Unsigned).then(|| request.clone());
+        let unsigned =
+            matches!(inner.credentials, Source::Unsigned).then(|| Box::new(request.clone()));
         let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
         let driver = InvokeDriver::new(
             request,
