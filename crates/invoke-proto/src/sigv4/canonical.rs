@@ -209,7 +209,11 @@ pub(crate) fn host_from_uri(uri: &Uri) -> Result<Cow<'_, str>, SignError> {
     }
 }
 
+/// Signed headers kept on the stack while the canonical request is built; more go to the heap
+const INLINE: usize = 16;
+
 /// Where a signed header's value comes from
+#[derive(Clone, Copy)]
 enum Source<'a> {
     /// Every value of this header in the request, joined with `,`
     Request(&'a HeaderName),
@@ -247,17 +251,29 @@ pub(crate) fn canonical_request(
     } else {
         Some(host_from_uri(uri)?)
     };
-    let mut signed: Vec<(&str, Source<'_>)> = Vec::with_capacity(headers.keys_len() + 4);
-    signed.extend(
-        headers
-            .keys()
-            .filter(|n| !never_signed(n.as_str()) && !replaced(n.as_str()))
-            .map(|n| (n.as_str(), Source::Request(n))),
-    );
-    if let Some(host) = &host {
-        signed.push(("host", Source::Value(host)));
+    // on the stack for the usual handful of headers
+    let empty = ("", Source::Value(""));
+    let mut inline = [empty; INLINE];
+    let mut heap = Vec::new();
+    let most = headers.keys_len() + 1 + added.len();
+    let slots = if most <= INLINE {
+        &mut inline[..]
+    } else {
+        heap.resize(most, empty);
+        &mut heap[..]
+    };
+    let mut n = 0;
+    let entries = headers
+        .keys()
+        .filter(|n| !never_signed(n.as_str()) && !replaced(n.as_str()))
+        .map(|n| (n.as_str(), Source::Request(n)))
+        .chain(host.as_deref().map(|h| ("host", Source::Value(h))))
+        .chain(added.iter().map(|&(n, v)| (n, Source::Value(v))));
+    for entry in entries {
+        slots[n] = entry;
+        n += 1;
     }
-    signed.extend(added.iter().map(|&(n, v)| (n, Source::Value(v))));
+    let signed = &mut slots[..n];
     // names are distinct: header map keys are, and the added ones were filtered out
     signed.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
@@ -276,7 +292,7 @@ pub(crate) fn canonical_request(
     text.push('\n');
     push_canonical_query(&mut text, query);
     text.push('\n');
-    for (name, source) in &signed {
+    for (name, source) in signed.iter() {
         text.push_str(name);
         text.push(':');
         match source {
