@@ -37,6 +37,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::sigv4::SigningScope;
 
 mod partitions;
@@ -138,10 +140,26 @@ impl Endpoint {
 
     /// `host[:port]`, as it goes into the `Host` header
     pub fn authority(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
+        let Some(port) = self.port else {
+            return self.host.clone();
+        };
+        // written out rather than formatted: every request needs it
+        let mut out = String::with_capacity(self.host.len() + 6);
+        out.push_str(&self.host);
+        out.push(':');
+        let mut digits = [0u8; 5];
+        let mut n = 0;
+        let mut rest = port;
+        loop {
+            digits[n] = b'0' + (rest % 10) as u8;
+            n += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
         }
+        out.extend(digits[..n].iter().rev().map(|&d| char::from(d)));
+        out
     }
 
     /// The path of a custom endpoint URL exactly as given (`/prefix` for
@@ -191,6 +209,16 @@ impl Endpoint {
     /// [`EndpointError::InvalidRequestPath`] if `path_and_query` starts with anything else or
     /// holds characters a URI cannot carry (encode them first).
     pub fn uri_for(&self, path_and_query: &str) -> Result<http::Uri, EndpointError> {
+        self.uri_with_authority(Bytes::from(self.authority()), path_and_query)
+    }
+
+    /// [`uri_for`](Self::uri_for) given [`authority`](Self::authority) as bytes, which the
+    /// URI then shares (a `Host` header can share them too)
+    pub(crate) fn uri_with_authority(
+        &self,
+        authority: Bytes,
+        path_and_query: &str,
+    ) -> Result<http::Uri, EndpointError> {
         let invalid = || EndpointError::InvalidRequestPath {
             path_and_query: path_and_query.to_owned(),
         };
@@ -213,8 +241,19 @@ impl Endpoint {
         if !joined.bytes().all(|b| b.is_ascii_graphic()) || joined.contains('#') {
             return Err(invalid());
         }
-        let full = format!("{}://{}{joined}", self.scheme, self.authority());
-        http::Uri::try_from(full).map_err(|_| invalid())
+        // built from its parts: only the authority and the path are parsed, no URL text
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(match self.scheme {
+            Scheme::Http => http::uri::Scheme::HTTP,
+            Scheme::Https => http::uri::Scheme::HTTPS,
+        });
+        parts.authority =
+            Some(http::uri::Authority::from_maybe_shared(authority).map_err(|_| invalid())?);
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::from_maybe_shared(Bytes::from(joined))
+                .map_err(|_| invalid())?,
+        );
+        http::Uri::from_parts(parts).map_err(|_| invalid())
     }
 }
 
