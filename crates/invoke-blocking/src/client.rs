@@ -15,10 +15,11 @@ use invoke_proto::{
     SigningScope, build_request, resolve_endpoint,
 };
 
+use crate::buffers::BufferPool;
 use crate::call::{Call, Response};
 use crate::credentials::Sender;
 use crate::error::Error;
-use crate::resolver::LiteralFirst;
+use crate::resolver::{AddressCache, LiteralFirst};
 
 /// How a client signs its requests
 #[derive(Clone)]
@@ -55,6 +56,10 @@ pub(crate) struct Inner {
     pub(crate) timeouts: Timeouts,
     limits: Limits,
     pub(crate) proxy: Option<String>,
+    /// Body read buffers, reused by the client's invocations
+    pub(crate) buffers: Arc<BufferPool>,
+    /// The addresses the agent's resolver reuses
+    pub(crate) addresses: Arc<AddressCache>,
 }
 
 impl fmt::Debug for Client {
@@ -438,6 +443,14 @@ impl ClientBuilder {
     /// with a proxy URL that is not valid; [`Error::CaBundle`] for a CA bundle that cannot be
     /// read or holds no valid certificate.
     pub fn build(self) -> Result<Client, Error> {
+        self.build_with_resolver(ureq::unversioned::resolver::DefaultResolver::default())
+    }
+
+    /// As [`build`](Self::build), looking names up with `resolver` behind the address cache
+    pub(crate) fn build_with_resolver(
+        self,
+        resolver: impl ureq::unversioned::resolver::Resolver,
+    ) -> Result<Client, Error> {
         if matches!(self.signer, Signer::Unset) {
             return Err(Error::Config(
                 "no credentials given (nor unsigned requests asked for)".to_owned(),
@@ -470,11 +483,12 @@ impl ClientBuilder {
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
             .build();
-        // IP-literal hosts without ureq's resolver thread per request (see `LiteralFirst`)
+        // no resolver thread per request (see `LiteralFirst`)
+        let addresses = Arc::new(AddressCache::default());
         let agent = ureq::Agent::with_parts(
             config,
             ureq::unversioned::transport::DefaultConnector::default(),
-            LiteralFirst::default(),
+            LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
         let credentials: Option<Arc<dyn ProvideCredentials>> = match self.signer {
             Signer::Unset | Signer::Unsigned => None,
@@ -514,6 +528,8 @@ impl ClientBuilder {
                 timeouts: self.timeouts,
                 limits: self.limits,
                 proxy,
+                buffers: Arc::default(),
+                addresses,
             }),
         })
     }
