@@ -482,6 +482,8 @@ impl ClientBuilder {
             .timeout_global(Some(t.overall))
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
+            // one read takes all that ureq holds (see `buffers::READ_SIZE`)
+            .input_buffer_size(crate::buffers::READ_SIZE)
             .build();
         // no resolver thread per request (see `LiteralFirst`)
         let addresses = Arc::new(AddressCache::default());
