@@ -299,6 +299,29 @@ impl Inner {
     }
 }
 
+/// The per-read and per-write timeout given to ureq: the idle timeout, but below the overall
+/// one by [`IO_TIMEOUT_SLACK`]
+///
+/// ureq sets a socket's timeout again whenever the value it computes for an operation
+/// changes: the least of the per-read (or per-write) timeout and what is left of the
+/// overall one. With the idle timeout equal to the overall one (the defaults), that is the
+/// time left, different for every read and write: a `setsockopt` before each (three per
+/// invocation and one per body read). Below the time left, the per-read value wins and stays
+/// the same: no `setsockopt` during the first millisecond of an invocation, and none across
+/// invocations that short. The idle timeout then fires at most that millisecond early, and
+/// only where it would have been cut by the overall deadline anyway.
+fn per_io_timeout(t: &Timeouts) -> Duration {
+    let below_overall = t
+        .overall
+        .checked_sub(IO_TIMEOUT_SLACK)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(t.overall);
+    t.idle.min(below_overall)
+}
+
+/// See [`per_io_timeout`]
+const IO_TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
 /// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
 /// SSO), per attempt: 5 seconds (connecting: at most 1 second to link-local and loopback
 /// hosts)
@@ -477,8 +500,8 @@ impl ClientBuilder {
             .user_agent(concat!("invoke-blocking/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(t.connect))
             .timeout_recv_response(Some(t.head))
-            .timeout_per_read(Some(t.idle))
-            .timeout_per_write(Some(t.idle))
+            .timeout_per_read(Some(per_io_timeout(&t)))
+            .timeout_per_write(Some(per_io_timeout(&t)))
             .timeout_global(Some(t.overall))
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
@@ -542,6 +565,21 @@ mod tests {
     use invoke_proto::{EndpointConfig, resolve_endpoint};
 
     use super::*;
+
+    #[test]
+    fn per_io_timeouts_stay_below_the_overall_timeout() {
+        let t = Timeouts::default();
+        assert_eq!(
+            per_io_timeout(&t),
+            Duration::from_secs(15 * 60 - 1) + Duration::from_millis(999)
+        );
+        let mut short_idle = t;
+        short_idle.idle = Duration::from_secs(30);
+        assert_eq!(per_io_timeout(&short_idle), Duration::from_secs(30));
+        let mut tiny = t;
+        tiny.overall = IO_TIMEOUT_SLACK;
+        assert_eq!(per_io_timeout(&tiny), IO_TIMEOUT_SLACK);
+    }
 
     #[test]
     fn debug_shows_no_secret() {
