@@ -483,10 +483,7 @@ impl ClientBuilder {
         let proxy = env.proxy_for(&self.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
-            .map(|p| {
-                ureq::Proxy::new(p)
-                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact_url(p))))
-            })
+            .map(|p| crate::credentials::http_proxy(p).map_err(Error::Config))
             .transpose()?;
         let t = self.timeouts;
         let config = ureq::Agent::config_builder()
@@ -623,5 +620,23 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!bad.to_string().contains("pw"), "{bad}");
+    }
+
+    #[test]
+    fn a_socks_proxy_is_refused_when_building() {
+        let endpoint =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let error = Client::builder(endpoint)
+            .credentials(Credentials::new("AKID", "s", None))
+            .proxy_env(ProxyEnv::from_vars([(
+                "all_proxy",
+                "socks5://user:s0cks-pw@127.0.0.1:1",
+            )]))
+            .build()
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        assert!(shown.contains("only http:// and https://"), "{shown}");
+        assert!(!shown.contains("s0cks-pw"), "{shown}");
     }
 }
