@@ -250,7 +250,7 @@ fn banner(
     );
     let _ = writeln!(
         banner,
-        "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
+        "Try (AWS CLI v2; v1 has no invoke-with-response-stream): aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
     let _ = writeln!(banner, "Stop with Ctrl-C.");
     banner

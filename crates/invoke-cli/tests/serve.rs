@@ -394,3 +394,25 @@ fn ca_file_requires_tls_and_a_writable_path() {
         "{err}"
     );
 }
+
+#[test]
+fn banner_suggests_the_aws_cli_v2_for_streaming() {
+    let mut server = serve(&["--no-auth"]);
+    // the rest of the banner, up to its last line
+    let mut rest = server.banner.clone();
+    while !rest.contains("Stop with Ctrl-C.") {
+        let mut line = String::new();
+        assert!(server._stdout.read_line(&mut line).unwrap() > 0, "{rest}");
+        rest.push_str(&line);
+    }
+    // the v1 CLI has no invoke-with-response-stream (and no --cli-binary-format)
+    let line = rest
+        .lines()
+        .find(|l| l.contains("invoke-with-response-stream"))
+        .unwrap_or_else(|| panic!("no CLI example in {rest}"));
+    assert!(line.contains("AWS CLI v2"), "{line}");
+    assert!(
+        line.contains("--cli-binary-format raw-in-base64-out"),
+        "{line}"
+    );
+}
