@@ -268,13 +268,20 @@ struct Admitted {
 
 /// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
 /// concurrency limit answer a 429 throttling error
+///
+/// A request's `throttle=N` arms the function's counter to at least N before it is read, so
+/// that this request and the next N-1 of the function are throttled.
 fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
     let mut faults = entry.config.faults.clone();
     if let Some(spec) = parts.headers.get(FAULT_HEADER) {
         let spec = spec
             .to_str()
             .map_err(|_| reject::invalid_parameter("the fault header is not visible ASCII"))?;
-        faults = faults.merge(&Faults::parse(spec).map_err(reject::invalid_parameter)?);
+        let requested = Faults::parse(spec).map_err(reject::invalid_parameter)?;
+        if let Some(n) = requested.throttle_next {
+            entry.throttle_left.fetch_max(n, Ordering::Relaxed);
+        }
+        faults = faults.merge(&requested);
     }
     let throttled = faults.throttle
         || entry

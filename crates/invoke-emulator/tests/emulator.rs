@@ -586,3 +586,32 @@ async fn content_type_is_set_or_refused_without_breaking_the_stream() {
     assert_eq!(o.complete, Some(InvokeComplete::default()));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn fault_header_throttle_n_throttles_this_and_the_next_requests() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let echo = InvokeParams::new("echo", "{}");
+    let mut req = request(&emu, &echo);
+    req.headers_mut()
+        .insert("x-emulator-fault", "throttle=3".parse().unwrap());
+    assert_eq!(
+        service_error(send(&emu, req).await).await.kind,
+        ServiceErrorKind::TooManyRequests,
+        "the request carrying the header is the first of the 3"
+    );
+    // another function is not affected
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new("count", "{}"))).await).await;
+    assert!(o.complete.is_some(), "{o:?}");
+    for i in 2..=3 {
+        let e = service_error(send(&emu, request(&emu, &echo)).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::TooManyRequests, "request {i}");
+    }
+    let o = stream(send(&emu, request(&emu, &echo)).await).await;
+    assert!(o.complete.is_some(), "the 4th is served: {o:?}");
+    // throttle=0 throttles nothing
+    let mut req = request(&emu, &echo);
+    req.headers_mut()
+        .insert("x-emulator-fault", "throttle=0".parse().unwrap());
+    assert!(stream(send(&emu, req).await).await.complete.is_some());
+    emu.shutdown().await;
+}
