@@ -416,3 +416,38 @@ fn banner_suggests_the_aws_cli_v2_for_streaming() {
         "{line}"
     );
 }
+
+#[test]
+fn event_invoke_is_accepted_and_its_outcome_logged() {
+    let mut server = serve(&["--no-auth"]);
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut req = request(&server.url, &InvokeParams::new("fail", r#"{"after":2}"#));
+    *req.uri_mut() = "/2015-03-31/functions/fail/invocations".parse().unwrap();
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "Event".parse().unwrap());
+    let (status, head, body) = send(&server.url, &req);
+    assert_eq!(status, 202, "{head}");
+    assert!(body.is_empty(), "{body:?}");
+    // the function ran in the background: its end is logged (a hang guard, not a timing check)
+    let logged = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the Event invocation is logged");
+        if line.contains("Invoke (Event) fail") {
+            break line;
+        }
+    };
+    assert!(
+        logged.contains("-> 202") && logged.contains("12 payload bytes discarded"),
+        "{logged}"
+    );
+    assert!(logged.contains("function error Error"), "{logged}");
+}
