@@ -341,7 +341,7 @@ fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Respo
         };
         let outcome = match &result {
             Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
+            Err(e) => format!("function error {}", e.summary()),
         };
         shared.log(&format!(
             "{id} Invoke (Event) {function} -> 202, {bytes} payload bytes discarded, ran {:.1} ms, {outcome}",
@@ -510,7 +510,7 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
     Box::new(move |result: &Result<(), FunctionError>, bytes: u64| {
         let outcome = match result {
             Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
+            Err(e) => format!("function error {}", e.summary()),
         };
         shared.log(&format!(
             "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",

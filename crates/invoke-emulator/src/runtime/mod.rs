@@ -8,6 +8,7 @@
 //! `GET .../invocation/next` and turns what it posts back into the invocation's output.
 
 mod api;
+mod errordoc;
 mod errorlines;
 mod logs;
 
@@ -59,7 +60,11 @@ use logs::{LogPipe, LogSink};
 /// - **Failures**: a process that exits during an invocation fails it with
 ///   `Runtime.ExitError`; a timed-out invocation (`Sandbox.Timedout`, from the server) kills
 ///   its process; either way the next invocation starts a fresh one. `/init/error` fails the
-///   pending invocation with the reported error and the process is replaced.
+///   pending invocation with the reported error and the process is replaced. An error
+///   document the runtime reports (`/error`, `/init/error`, error trailers) is kept whole in
+///   `ErrorDetails` and the body of a failed `Invoke` when it is JSON of at most 1 MiB, and
+///   wrapped as `{"errorType","errorMessage"}` when it is not JSON; error types are cut to 256
+///   bytes.
 /// - **Logs**: stdout and stderr are read line by line into the invocation's log (so
 ///   `LogType: Tail` works) and echoed to the emulator's stderr unless the emulator is
 ///   [quiet](crate::Builder::quiet) or [`echo_output(false)`](Self::echo_output) was set.
