@@ -383,7 +383,12 @@ async fn buffered_response_env_and_next_headers() {
     assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].is_string());
     assert_eq!(env["AWS_REGION"], "us-east-1");
     assert_eq!(env["AWS_DEFAULT_REGION"], "us-east-1");
-    assert_eq!(env["_HANDLER"], "function.handler");
+    // the RIE's convention: the command's last argument
+    assert_eq!(
+        env["_HANDLER"].as_str(),
+        dir.path("function.py").to_str(),
+        "{env}"
+    );
     assert!(env["AWS_ACCESS_KEY_ID"].is_string() && env["AWS_SECRET_ACCESS_KEY"].is_string());
     assert_eq!(env["EXTRA"], "extra-value");
     let root = Path::new(env["LAMBDA_TASK_ROOT"].as_str().unwrap());
@@ -798,5 +803,44 @@ async fn error_documents_are_kept_whole() {
     // the process still serves
     let o = invoke(&emu, "py", &json!({"op": "buffered"})).await;
     assert!(!o.complete.is_error(), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn handler_and_task_root_follow_the_runtime_interface_emulator() {
+    if !have_python("handler_and_task_root_follow_the_runtime_interface_emulator") {
+        return;
+    }
+    let dir = Scratch::new();
+    // `function.py` is found only if the process runs in the task root
+    let rie_style =
+        ProcessFunction::new("py", "python3 -u function.py index.handler").working_dir(&dir.0);
+    let set = ProcessFunction::new("set", "python3 -u function.py index.handler")
+        .working_dir(&dir.0)
+        .handler("app.main");
+    let shell =
+        ProcessFunction::new("sh", "FROM_SHELL=yes python3 -u function.py").working_dir(&dir.0);
+    let emu = start(
+        Emulator::builder()
+            .process_function_with(rie_style, config())
+            .process_function_with(set, config())
+            .process_function_with(shell, config()),
+    )
+    .await;
+    let canonical = dir.0.canonicalize().unwrap();
+    for (name, handler) in [
+        ("py", Some("index.handler")),
+        ("set", Some("app.main")),
+        ("sh", None),
+    ] {
+        let v = invoke(&emu, name, &json!({"op": "env"})).await.json();
+        let env = &v["env"];
+        assert_eq!(env["_HANDLER"].as_str(), handler, "{name}: {env}");
+        let root = Path::new(env["LAMBDA_TASK_ROOT"].as_str().unwrap());
+        assert!(root.is_absolute(), "{name}: {root:?}");
+        assert_eq!(root.canonicalize().unwrap(), canonical, "{name}");
+        let cwd = Path::new(v["cwd"].as_str().unwrap());
+        assert_eq!(cwd.canonicalize().unwrap(), canonical, "{name}");
+    }
     emu.shutdown().await;
 }
