@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use std::time::Duration;
 
-use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, ServerLimits, builtin};
+use invoke_emulator::{
+    BUILTINS, Emulator, Faults, FunctionConfig, ProcessFunction, ServerLimits, builtin,
+};
 
 /// Options of `serve`
 #[derive(Debug, clap::Args)]
@@ -32,6 +34,15 @@ pub(crate) struct ServeArgs {
     /// the log returned with LogType Tail
     #[arg(long = "function", value_name = "NAME=COMMAND")]
     functions: Vec<String>,
+    /// The `_HANDLER` of a --function process (repeatable); by default the command's last
+    /// argument, as the AWS Runtime Interface Emulator takes it (unset for a command without
+    /// arguments or one run through the shell)
+    #[arg(long = "handler", value_name = "NAME=HANDLER")]
+    handlers: Vec<String>,
+    /// Run a --function process in DIR, which is also its `LAMBDA_TASK_ROOT` (repeatable); by
+    /// default the directory serve runs in
+    #[arg(long = "task-root", value_name = "NAME=DIR")]
+    task_roots: Vec<String>,
     /// Region reported in ARNs and suggested to clients
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -117,6 +128,68 @@ fn process_functions(args: &ServeArgs) -> Result<Vec<(String, String)>, String> 
         .collect()
 }
 
+/// `--handler` and `--task-root` of the process functions
+#[derive(Debug, Default)]
+struct ProcessSettings {
+    handlers: HashMap<String, String>,
+    /// Absolute directories
+    task_roots: HashMap<String, std::path::PathBuf>,
+}
+
+impl ProcessSettings {
+    /// Function `name` running `command`, with its settings
+    fn function(&self, name: &str, command: &str) -> ProcessFunction {
+        let mut f = ProcessFunction::new(name, command);
+        if let Some(h) = self.handlers.get(name) {
+            f = f.handler(h.clone());
+        }
+        if let Some(d) = self.task_roots.get(name) {
+            f = f.working_dir(d.clone());
+        }
+        f
+    }
+}
+
+/// The NAME and VALUE of `option`'s NAME=VALUE, NAME a `--function`
+fn process_pair<'a>(
+    option: &str,
+    spec: &'a str,
+    processes: &[(String, String)],
+) -> Result<(&'a str, &'a str), String> {
+    let (name, value) = spec
+        .split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{option} takes NAME=VALUE, got {spec:?}"))?;
+    if !processes.iter().any(|(p, _)| p == name) {
+        return Err(format!("{option}: no --function named {name:?}"));
+    }
+    Ok((name, value))
+}
+
+/// The `--handler NAME=HANDLER` and `--task-root NAME=DIR` pairs, for `--function` names only;
+/// each DIR must be a directory
+fn process_settings(
+    args: &ServeArgs,
+    processes: &[(String, String)],
+) -> Result<ProcessSettings, String> {
+    let mut settings = ProcessSettings::default();
+    for spec in &args.handlers {
+        let (name, handler) = process_pair("--handler", spec, processes)?;
+        settings
+            .handlers
+            .insert(name.to_owned(), handler.to_owned());
+    }
+    for spec in &args.task_roots {
+        let (name, dir) = process_pair("--task-root", spec, processes)?;
+        let dir = std::path::absolute(dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| format!("--task-root {spec:?}: {dir:?} is not a directory"))?;
+        settings.task_roots.insert(name.to_owned(), dir);
+    }
+    Ok(settings)
+}
+
 /// Per-function settings from `--fault` and `--concurrency`
 fn function_configs(
     args: &ServeArgs,
@@ -177,11 +250,18 @@ async fn serve(args: ServeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+    let settings = match process_settings(&args, &processes) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("lambda-stream: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut builder = Emulator::builder().builtins().region(args.region.clone());
     let mut names: Vec<String> = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
     for (name, command) in &processes {
         let config = configs.remove(name).unwrap_or_default();
-        builder = builder.process_function(name.clone(), command.clone(), config);
+        builder = builder.process_function_with(settings.function(name, command), config);
         if !names.contains(name) {
             names.push(name.clone());
         }
@@ -297,7 +377,7 @@ fn banner(
     );
     let _ = writeln!(
         banner,
-        "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
+        "Try (AWS CLI v2; v1 has no invoke-with-response-stream): aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
     let _ = writeln!(banner, "Stop with Ctrl-C.");
     banner

@@ -17,7 +17,8 @@
 //! 9. [`run`]: the handler, spawned under its timeout
 //! 10. [`respond`]: the head once the function set its content type or first wrote, then its
 //!     output streamed as event-stream messages ([`FrameBody`]) or collected into one body
-//!     ([`respond_buffered`])
+//!     ([`respond_buffered`]); an asynchronous `Invoke` (`Event`) gets its 202 at once and
+//!     the function runs on in the background ([`accept_event`])
 //!
 //! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
 //! logs it and answers with it. A body left unread by a refusal is drained in the background
@@ -39,8 +40,8 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
     CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
-    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
-    X_AMZN_REQUEST_ID, parse_function_name, parse_route,
+    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE,
+    X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
@@ -254,7 +255,11 @@ async fn invoke(
         return Ok(dry_run(call, &target));
     }
     let admitted = admit(target.entry, &parts)?;
+    let asynchronous = is_event(call.operation, &parts);
     let running = run(call, &target, &params, admitted.permit);
+    if asynchronous {
+        return Ok(accept_event(call, &target, running));
+    }
     let log_tail = params.get_log_type() == Some(LogType::Tail);
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
@@ -452,13 +457,20 @@ struct Admitted {
 
 /// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
 /// concurrency limit answer a 429 throttling error
+///
+/// A request's `throttle=N` arms the function's counter to at least N before it is read, so
+/// that this request and the next N-1 of the function are throttled.
 fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
     let mut faults = entry.config.faults.clone();
     if let Some(spec) = parts.headers.get(FAULT_HEADER) {
         let spec = spec
             .to_str()
             .map_err(|_| reject::invalid_parameter("the fault header is not visible ASCII"))?;
-        faults = faults.merge(&Faults::parse(spec).map_err(reject::invalid_parameter)?);
+        let requested = Faults::parse(spec).map_err(reject::invalid_parameter)?;
+        if let Some(n) = requested.throttle_next {
+            entry.throttle_left.fetch_max(n, Ordering::Relaxed);
+        }
+        faults = faults.merge(&requested);
     }
     let throttled = faults.throttle
         || entry
@@ -476,6 +488,55 @@ fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
             })?),
         };
     Ok(Admitted { faults, permit })
+}
+
+/// Whether the request is an asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`, which
+/// `Route::parse` accepts only for `Invoke`)
+fn is_event(operation: Operation, parts: &Parts) -> bool {
+    operation == Operation::Invoke
+        && parts
+            .headers
+            .get(X_AMZ_INVOCATION_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"Event")
+}
+
+/// The answer to an asynchronous `Invoke`: 202 with an empty body at once, as the service
+/// answers once the event is queued; the function runs on, its output is read and dropped,
+/// and its end is logged like any invocation's
+fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Response<RespBody> {
+    let shared = Arc::clone(&call.shared);
+    let id = call.request_id.clone();
+    let function = target.name.to_owned();
+    let started = call.started;
+    tokio::spawn(async move {
+        let mut bytes: u64 = 0;
+        let result = loop {
+            match running.rx.recv().await {
+                Some(Output::Head { .. }) => {}
+                Some(Output::Chunk(c)) => bytes += c.len() as u64,
+                Some(Output::Done(r)) => break r,
+                None => {
+                    break Err(FunctionError::new(
+                        "Runtime.ExitError",
+                        "the function ended without a result",
+                    ));
+                }
+            }
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("function error {}", e.summary()),
+        };
+        shared.log(&format!(
+            "{id} Invoke (Event) {function} -> 202, {bytes} payload bytes discarded, ran {:.1} ms, {outcome}",
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    });
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .body(full(Bytes::new()))
+        .expect("valid response")
 }
 
 /// A started invocation: where its output arrives, and its log
@@ -634,7 +695,7 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
     Box::new(move |result: &Result<(), FunctionError>, bytes: u64| {
         let outcome = match result {
             Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
+            Err(e) => format!("function error {}", e.summary()),
         };
         shared.log(&format!(
             "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",

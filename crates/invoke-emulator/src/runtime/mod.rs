@@ -8,6 +8,7 @@
 //! `GET .../invocation/next` and turns what it posts back into the invocation's output.
 
 mod api;
+mod errordoc;
 mod errorlines;
 mod logs;
 
@@ -44,8 +45,11 @@ use logs::{LogPipe, LogSink};
 ///   `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (default `128`), `AWS_LAMBDA_FUNCTION_VERSION=$LATEST`,
 ///   `AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/NAME`, `AWS_LAMBDA_LOG_STREAM_NAME`,
 ///   `AWS_LAMBDA_INITIALIZATION_TYPE=on-demand`, `AWS_REGION`/`AWS_DEFAULT_REGION` (the region
-///   of the invoked ARN unless set with [`region`](Self::region)), `_HANDLER`,
-///   `LAMBDA_TASK_ROOT` (the working directory) and dummy credentials
+///   of the invoked ARN unless set with [`region`](Self::region)), `_HANDLER` and
+///   `LAMBDA_TASK_ROOT` as the AWS Runtime Interface Emulator sets them (the handler is the
+///   command's last argument, when it has arguments and runs without a shell, else unset; the
+///   task root is the absolute working directory; see [`handler`](Self::handler) and
+///   [`working_dir`](Self::working_dir)), and dummy credentials
 ///   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then the additions
 ///   given with [`env`](Self::env), which win.
 /// - **Processes**: started lazily by the first invocation that finds no idle one, and reused.
@@ -59,7 +63,11 @@ use logs::{LogPipe, LogSink};
 /// - **Failures**: a process that exits during an invocation fails it with
 ///   `Runtime.ExitError`; a timed-out invocation (`Sandbox.Timedout`, from the server) kills
 ///   its process; either way the next invocation starts a fresh one. `/init/error` fails the
-///   pending invocation with the reported error and the process is replaced.
+///   pending invocation with the reported error and the process is replaced. An error
+///   document the runtime reports (`/error`, `/init/error`, error trailers) is kept whole in
+///   `ErrorDetails` and the body of a failed `Invoke` when it is JSON of at most 1 MiB, and
+///   wrapped as `{"errorType","errorMessage"}` when it is not JSON; error types are cut to 256
+///   bytes.
 /// - **Logs**: stdout and stderr are read line by line into the invocation's log (so
 ///   `LogType: Tail` works) and echoed to the emulator's stderr unless the emulator is
 ///   [quiet](crate::Builder::quiet) or [`echo_output(false)`](Self::echo_output) was set.
@@ -87,7 +95,8 @@ struct Spec {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     memory_size: u32,
-    handler: String,
+    /// `_HANDLER`; unset when `None`
+    handler: Option<String>,
     cwd: Option<PathBuf>,
     region: Option<String>,
 }
@@ -97,21 +106,29 @@ impl ProcessFunction {
     pub const DEFAULT_MAX_PROCESSES: usize = 4;
 
     /// Function `name` served by processes running `command` (see the type docs for how the
-    /// line is run)
+    /// line is run); `_HANDLER` is its last word unless the line runs through the shell
     pub fn new(name: impl Into<String>, command: impl Into<String>) -> Self {
-        Self::from_argv(name, command_argv(&command.into()))
+        let command = command.into();
+        let argv = command_argv(&command);
+        let shell = argv.len() == 3 && argv[0] == "/bin/sh" && argv[2] == command;
+        let mut f = Self::from_argv(name, argv);
+        if shell {
+            Arc::make_mut(&mut f.spec).handler = None;
+        }
+        f
     }
 
     /// Function `name` served by processes running `argv[0]` with the arguments `argv[1..]`,
-    /// no shell involved
+    /// no shell involved; `_HANDLER` is the last argument, if there is one
     pub fn from_argv(name: impl Into<String>, argv: Vec<String>) -> Self {
+        let handler = argv.last().filter(|_| argv.len() > 1).cloned();
         Self {
             spec: Arc::new(Spec {
                 name: name.into(),
                 argv,
                 env: Vec::new(),
                 memory_size: 128,
-                handler: "function.handler".to_owned(),
+                handler,
                 cwd: None,
                 region: None,
             }),
@@ -136,14 +153,17 @@ impl ProcessFunction {
         self
     }
 
-    /// `_HANDLER` (default `function.handler`)
+    /// `_HANDLER` (default: the command's last argument, as the AWS Runtime Interface Emulator
+    /// takes it; unset for a command without arguments or run through the shell, so that the
+    /// emulator's own `_HANDLER`, if any, passes through)
     #[must_use]
     pub fn handler(mut self, handler: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.spec).handler = handler.into();
+        Arc::make_mut(&mut self.spec).handler = Some(handler.into());
         self
     }
 
-    /// The processes' working directory and `LAMBDA_TASK_ROOT` (default: the emulator's)
+    /// The processes' working directory, which is also `LAMBDA_TASK_ROOT` (made absolute), as
+    /// the AWS Runtime Interface Emulator has it (default: the emulator's working directory)
     #[must_use]
     pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         Arc::make_mut(&mut self.spec).cwd = Some(dir.into());
@@ -384,7 +404,10 @@ async fn spawn(
         .local_addr()
         .map_err(|e| fail("could not bind the runtime API", &e))?
         .port();
-    let runtime = Arc::new(Runtime::new(spec.name.clone(), spec.handler.clone()));
+    let runtime = Arc::new(Runtime::new(
+        spec.name.clone(),
+        spec.handler.clone().unwrap_or_default(),
+    ));
     let server = tokio::spawn(api::serve(listener, Arc::clone(&runtime)));
     let sink = Arc::new(LogSink::new(echo));
     let pipes = output_pipe(&sink).and_then(|o| Ok((o, output_pipe(&sink)?)));
@@ -406,7 +429,7 @@ async fn spawn(
         .or_else(|| arn_region(&inv.invoked_function_arn).map(str::to_owned))
         .unwrap_or_else(|| "us-east-1".to_owned());
     let cwd = match &spec.cwd {
-        Some(d) => d.clone(),
+        Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
     let mut cmd = Command::new(program);
@@ -430,11 +453,11 @@ async fn spawn(
         .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
         .env("AWS_REGION", &region)
         .env("AWS_DEFAULT_REGION", &region)
-        .env("_HANDLER", &spec.handler)
         .env("LAMBDA_TASK_ROOT", &cwd)
         .env("AWS_ACCESS_KEY_ID", "AKIDLOCALEMULATOR")
         .env("AWS_SECRET_ACCESS_KEY", "local-emulator-secret-key")
         .env("AWS_SESSION_TOKEN", "local-emulator-session-token")
+        .envs(spec.handler.iter().map(|h| ("_HANDLER", h)))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)

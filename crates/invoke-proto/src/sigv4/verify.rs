@@ -35,13 +35,11 @@ pub enum VerifyError {
     /// The verifier knows no secret for the access key id the request names
     UnknownAccessKey,
     /// The credential scope names another region than the verifier's
-    #[error("credential scoped to region {region:?}")]
     WrongRegion {
         /// The region of the credential scope
         region: String,
     },
     /// The credential scope names another service than the verifier's
-    #[error("credential scoped to service {service:?}, expected {expected:?}")]
     WrongService {
         /// The service of the credential scope
         service: String,
@@ -60,6 +58,11 @@ impl fmt::Display for VerifyError {
             }
             Self::Mismatch => f.write_str("signature mismatch"),
             Self::UnknownAccessKey => f.write_str("unknown access key id"),
+            Self::WrongRegion { region } => write!(f, "credential scoped to region {region:?}"),
+            Self::WrongService { service, expected } => write!(
+                f,
+                "credential scoped to service {service:?}, expected {expected:?}"
+            ),
         }
     }
 }
