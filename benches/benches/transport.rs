@@ -16,7 +16,7 @@
 //!
 //! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
 //! `target/criterion/transport.json`. `TRANSPORT_SAMPLES` overrides the samples per client
-//! and throughput workload (default 9); `TRANSPORT_ONLY` (a client's name) and
+//! and throughput workload (default 9); `TRANSPORT_ONLY` (client names, comma separated) and
 //! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling.
 #![allow(missing_docs)]
 
@@ -580,9 +580,10 @@ fn main() {
         }),
         Box::new(Tokio::new(&url)),
     ];
-    // for profiling one client on one workload: TRANSPORT_ONLY=name, TRANSPORT_WORKLOAD=name
+    // for profiling one client on one workload: TRANSPORT_ONLY=name (or names, comma
+    // separated), TRANSPORT_WORKLOAD=name
     if let Ok(only) = std::env::var("TRANSPORT_ONLY") {
-        clients.retain(|c| c.name() == only);
+        clients.retain(|c| only.split(',').any(|name| name == c.name()));
     }
     let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
     let mut json = serde_json::Map::new();

@@ -12,17 +12,12 @@ use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFail
 
 use invoke_config::{PayloadCursor, ResponseInfo};
 
+use crate::buffers::BodyBuffer;
 use crate::client::Inner;
 use crate::error::{BoxError, Error};
 
-/// Most bytes asked for per body read: above a 64 KiB payload message and its framing, so
-/// that such a message arrives in one read and is decoded without being reassembled
-const READ_SIZE: usize = 256 * 1024;
-/// Bytes asked for by the first body read; the buffer grows while reads fill it, so short
-/// streams do not pay for zeroing `READ_SIZE` bytes
-const FIRST_READ_SIZE: usize = 4 * 1024;
 /// Most bytes read after `InvokeComplete` to return the connection to the pool
-const DRAIN_LIMIT: u64 = 64 * 1024;
+const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// What the caller gets next
 enum Progress {
@@ -43,7 +38,7 @@ pub(crate) struct Call {
     /// The error behind the last transport failure reported to the driver
     last_error: Option<BoxError>,
     status: u16,
-    buf: Vec<u8>,
+    buf: BodyBuffer,
     finished: bool,
 }
 
@@ -56,6 +51,7 @@ impl Call {
         span: tracing::Span,
     ) -> Self {
         Self {
+            buf: BodyBuffer::new(Arc::clone(&inner.buffers)),
             inner,
             driver,
             unsigned,
@@ -64,7 +60,6 @@ impl Call {
             body: None,
             last_error: None,
             status: 0,
-            buf: vec![0; FIRST_READ_SIZE],
             finished: false,
         }
     }
@@ -73,7 +68,7 @@ impl Call {
     pub(crate) fn start(mut self) -> Result<Response, Error> {
         let span = self.span.clone();
         let _entered = span.enter();
-        match self.advance()? {
+        match self.step()? {
             Progress::Head => {}
             // The driver announces a head before anything else
             Progress::Event(_) | Progress::Done => {
@@ -90,46 +85,71 @@ impl Call {
         })
     }
 
-    fn advance(&mut self) -> Result<Progress, Error> {
-        let result = self.step();
-        if result.is_err() {
-            self.finished = true;
-            self.body = None;
-        }
-        self.span.record("attempts", self.driver.attempts());
-        result
-    }
-
+    /// Drives the invocation up to the next thing for the caller; the caller has entered
+    /// the invocation's span
     fn step(&mut self) -> Result<Progress, Error> {
         loop {
-            match self.driver.poll() {
-                DriverAction::Send { attempt } => self.send(attempt)?,
-                DriverAction::Sleep(d) => {
-                    tracing::debug!(delay_ms = d.as_millis(), "waiting before the next attempt");
-                    std::thread::sleep(d);
-                }
-                DriverAction::ReadErrorBody { limit } => self.read_error_body(limit),
-                DriverAction::Head => return Ok(Progress::Head),
-                DriverAction::ReadBody => self.read_body(),
-                DriverAction::Event(e) => return Ok(Progress::Event(e)),
-                DriverAction::Done => {
-                    self.finished = true;
-                    self.drain();
-                    tracing::debug!(
-                        bytes = self.driver.body_bytes(),
-                        events = self.driver.events(),
-                        "stream complete"
-                    );
-                    return Ok(Progress::Done);
-                }
-                DriverAction::Fail(e) => return Err(self.error(e)),
-                other => {
-                    return Err(Error::Config(format!(
-                        "unsupported driver action {other:?}"
-                    )));
-                }
+            let action = self.driver.poll();
+            if let Some(progress) = self.act(action)? {
+                return Ok(progress);
             }
         }
+    }
+
+    /// Carries out one driver action; what the caller gets, if anything
+    fn act(&mut self, action: DriverAction) -> Result<Option<Progress>, Error> {
+        let progress = match action {
+            DriverAction::Send { attempt } => {
+                self.send(attempt).inspect_err(|_| self.end())?;
+                None
+            }
+            DriverAction::Sleep(d) => {
+                tracing::debug!(delay_ms = d.as_millis(), "waiting before the next attempt");
+                std::thread::sleep(d);
+                None
+            }
+            DriverAction::ReadErrorBody { limit } => {
+                self.read_error_body(limit);
+                None
+            }
+            DriverAction::Head => {
+                self.span.record("attempts", self.driver.attempts());
+                Some(Progress::Head)
+            }
+            DriverAction::ReadBody => {
+                self.read_body();
+                None
+            }
+            DriverAction::Event(e) => Some(Progress::Event(e)),
+            DriverAction::Done => {
+                self.finished = true;
+                self.drain();
+                tracing::debug!(
+                    bytes = self.driver.body_bytes(),
+                    events = self.driver.events(),
+                    "stream complete"
+                );
+                Some(Progress::Done)
+            }
+            DriverAction::Fail(e) => {
+                self.end();
+                return Err(self.error(e));
+            }
+            other => {
+                self.end();
+                return Err(Error::Config(format!(
+                    "unsupported driver action {other:?}"
+                )));
+            }
+        };
+        Ok(progress)
+    }
+
+    /// The invocation failed: nothing more to read or hand out
+    fn end(&mut self) {
+        self.finished = true;
+        self.body = None;
+        self.span.record("attempts", self.driver.attempts());
     }
 
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
@@ -161,6 +181,13 @@ impl Call {
             Err(e) => {
                 let kind = classify(&e, true);
                 tracing::debug!(%kind, error = %e, "attempt failed");
+                if matches!(
+                    kind,
+                    TransportFailure::Connect | TransportFailure::ConnectTimeout
+                ) {
+                    // the next attempt looks the name up again
+                    self.inner.addresses.clear();
+                }
                 self.fail(kind, Box::new(e));
             }
         }
@@ -188,17 +215,12 @@ impl Call {
             self.driver.end_of_body();
             return;
         };
-        match body.read(&mut self.buf) {
-            Ok(0) => {
+        match self.buf.read(body) {
+            Ok(None) => {
                 self.body = None;
                 self.driver.end_of_body();
             }
-            Ok(n) => {
-                self.driver.feed(Bytes::copy_from_slice(&self.buf[..n]));
-                if n == self.buf.len() && n < READ_SIZE {
-                    self.buf.resize(n * 4, 0);
-                }
-            }
+            Ok(Some(bytes)) => self.driver.feed(bytes),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
                 self.body = None;
@@ -217,8 +239,8 @@ impl Call {
     /// Reads what follows `InvokeComplete` (normally only the end of the chunked body)
     /// so that the connection goes back to the pool
     fn drain(&mut self) {
-        if let Some(body) = self.body.take() {
-            let _ = io::copy(&mut body.take(DRAIN_LIMIT), &mut io::sink());
+        if let Some(mut body) = self.body.take() {
+            self.buf.discard(&mut body, DRAIN_LIMIT);
         }
     }
 
@@ -355,21 +377,28 @@ impl Iterator for Response {
         if self.call.finished {
             return None;
         }
-        let span = self.call.span.clone();
-        let _entered = span.enter();
         loop {
-            match self.call.advance() {
+            // Events already decoded go out without entering the span: nothing is logged
+            // for them, and a subscriber's enter and exit would cost more than the event
+            let action = match self.call.driver.poll() {
+                DriverAction::Event(e) => return Some(Ok(e)),
+                action => action,
+            };
+            let span = self.call.span.clone();
+            let _entered = span.enter();
+            match self.call.act(action) {
+                Ok(None) => {}
                 // The driver never retries after a success head; should a future one, the
                 // metadata follows the new head
-                Ok(Progress::Head) => {
+                Ok(Some(Progress::Head)) => {
                     self.info = ResponseInfo::new(
                         self.call.driver.meta().cloned().unwrap_or_default(),
                         self.call.status,
                         self.call.driver.attempts(),
                     );
                 }
-                Ok(Progress::Event(e)) => return Some(Ok(e)),
-                Ok(Progress::Done) => return None,
+                Ok(Some(Progress::Event(e))) => return Some(Ok(e)),
+                Ok(Some(Progress::Done)) => return None,
                 Err(e) => return Some(Err(e)),
             }
         }

@@ -15,10 +15,11 @@ use invoke_proto::{
     SigningScope, build_request, resolve_endpoint,
 };
 
+use crate::buffers::BufferPool;
 use crate::call::{Call, Response};
 use crate::credentials::Sender;
 use crate::error::Error;
-use crate::resolver::LiteralFirst;
+use crate::resolver::{AddressCache, LiteralFirst};
 
 /// How a client signs its requests
 #[derive(Clone)]
@@ -55,6 +56,10 @@ pub(crate) struct Inner {
     pub(crate) timeouts: Timeouts,
     limits: Limits,
     pub(crate) proxy: Option<String>,
+    /// Body read buffers, reused by the client's invocations
+    pub(crate) buffers: Arc<BufferPool>,
+    /// The addresses the agent's resolver reuses
+    pub(crate) addresses: Arc<AddressCache>,
 }
 
 impl fmt::Debug for Client {
@@ -294,6 +299,29 @@ impl Inner {
     }
 }
 
+/// The per-read and per-write timeout given to ureq: the idle timeout, but below the overall
+/// one by [`IO_TIMEOUT_SLACK`]
+///
+/// ureq sets a socket's timeout again whenever the value it computes for an operation
+/// changes: the least of the per-read (or per-write) timeout and what is left of the
+/// overall one. With the idle timeout equal to the overall one (the defaults), that is the
+/// time left, different for every read and write: a `setsockopt` before each (three per
+/// invocation and one per body read). Below the time left, the per-read value wins and stays
+/// the same: no `setsockopt` during the first millisecond of an invocation, and none across
+/// invocations that short. The idle timeout then fires at most that millisecond early, and
+/// only where it would have been cut by the overall deadline anyway.
+fn per_io_timeout(t: &Timeouts) -> Duration {
+    let below_overall = t
+        .overall
+        .checked_sub(IO_TIMEOUT_SLACK)
+        .filter(|d| !d.is_zero())
+        .unwrap_or(t.overall);
+    t.idle.min(below_overall)
+}
+
+/// See [`per_io_timeout`]
+const IO_TIMEOUT_SLACK: Duration = Duration::from_millis(1);
+
 /// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
 /// SSO), per attempt: 5 seconds (connecting: at most 1 second to link-local and loopback
 /// hosts)
@@ -438,6 +466,14 @@ impl ClientBuilder {
     /// with a proxy URL that is not valid; [`Error::CaBundle`] for a CA bundle that cannot be
     /// read or holds no valid certificate.
     pub fn build(self) -> Result<Client, Error> {
+        self.build_with_resolver(ureq::unversioned::resolver::DefaultResolver::default())
+    }
+
+    /// As [`build`](Self::build), looking names up with `resolver` behind the address cache
+    pub(crate) fn build_with_resolver(
+        self,
+        resolver: impl ureq::unversioned::resolver::Resolver,
+    ) -> Result<Client, Error> {
         if matches!(self.signer, Signer::Unset) {
             return Err(Error::Config(
                 "no credentials given (nor unsigned requests asked for)".to_owned(),
@@ -447,10 +483,7 @@ impl ClientBuilder {
         let proxy = env.proxy_for(&self.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
-            .map(|p| {
-                ureq::Proxy::new(p)
-                    .map_err(|e| Error::Config(format!("proxy {:?}: {e}", redact_url(p))))
-            })
+            .map(|p| crate::credentials::http_proxy(p).map_err(Error::Config))
             .transpose()?;
         let t = self.timeouts;
         let config = ureq::Agent::config_builder()
@@ -464,17 +497,20 @@ impl ClientBuilder {
             .user_agent(concat!("invoke-blocking/", env!("CARGO_PKG_VERSION")))
             .timeout_connect(Some(t.connect))
             .timeout_recv_response(Some(t.head))
-            .timeout_per_read(Some(t.idle))
-            .timeout_per_write(Some(t.idle))
+            .timeout_per_read(Some(per_io_timeout(&t)))
+            .timeout_per_write(Some(per_io_timeout(&t)))
             .timeout_global(Some(t.overall))
             .max_idle_connections(self.max_idle_connections)
             .max_idle_connections_per_host(self.max_idle_connections)
+            // one read takes all that ureq holds (see `buffers::READ_SIZE`)
+            .input_buffer_size(crate::buffers::READ_SIZE)
             .build();
-        // IP-literal hosts without ureq's resolver thread per request (see `LiteralFirst`)
+        // no resolver thread per request (see `LiteralFirst`)
+        let addresses = Arc::new(AddressCache::default());
         let agent = ureq::Agent::with_parts(
             config,
             ureq::unversioned::transport::DefaultConnector::default(),
-            LiteralFirst::default(),
+            LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
         let credentials: Option<Arc<dyn ProvideCredentials>> = match self.signer {
             Signer::Unset | Signer::Unsigned => None,
@@ -514,6 +550,8 @@ impl ClientBuilder {
                 timeouts: self.timeouts,
                 limits: self.limits,
                 proxy,
+                buffers: Arc::default(),
+                addresses,
             }),
         })
     }
@@ -524,6 +562,21 @@ mod tests {
     use invoke_proto::{EndpointConfig, resolve_endpoint};
 
     use super::*;
+
+    #[test]
+    fn per_io_timeouts_stay_below_the_overall_timeout() {
+        let t = Timeouts::default();
+        assert_eq!(
+            per_io_timeout(&t),
+            Duration::from_secs(15 * 60 - 1) + Duration::from_millis(999)
+        );
+        let mut short_idle = t;
+        short_idle.idle = Duration::from_secs(30);
+        assert_eq!(per_io_timeout(&short_idle), Duration::from_secs(30));
+        let mut tiny = t;
+        tiny.overall = IO_TIMEOUT_SLACK;
+        assert_eq!(per_io_timeout(&tiny), IO_TIMEOUT_SLACK);
+    }
 
     #[test]
     fn debug_shows_no_secret() {
@@ -567,5 +620,23 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!bad.to_string().contains("pw"), "{bad}");
+    }
+
+    #[test]
+    fn a_socks_proxy_is_refused_when_building() {
+        let endpoint =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let error = Client::builder(endpoint)
+            .credentials(Credentials::new("AKID", "s", None))
+            .proxy_env(ProxyEnv::from_vars([(
+                "all_proxy",
+                "socks5://user:s0cks-pw@127.0.0.1:1",
+            )]))
+            .build()
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(matches!(error, Error::Config(_)), "{error:?}");
+        assert!(shown.contains("only http:// and https://"), "{shown}");
+        assert!(!shown.contains("s0cks-pw"), "{shown}");
     }
 }

@@ -50,6 +50,17 @@ fn always_direct(host: &str) -> bool {
     }
 }
 
+/// The ureq proxy for a proxy URL, refused unless it is an `http://` or `https://` one
+/// (ureq, built without its SOCKS support, would panic on the first request)
+pub(crate) fn http_proxy(url: &str) -> Result<ureq::Proxy, String> {
+    let bad = |why: &dyn std::fmt::Display| format!("proxy {:?}: {why}", redact_url(url));
+    let proxy = ureq::Proxy::new(url).map_err(|e| bad(&e))?;
+    match proxy.protocol() {
+        ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https => Ok(proxy),
+        _ => Err(bad(&"only http:// and https:// proxies are supported")),
+    }
+}
+
 impl Sender {
     /// The proxy for `uri`, by the same rules as the client's endpoint
     fn proxy_for(&self, uri: &http::Uri) -> Result<Option<ureq::Proxy>, String> {
@@ -66,7 +77,7 @@ impl Sender {
         };
         self.proxy_env
             .proxy_for(&target)
-            .map(|p| ureq::Proxy::new(p).map_err(|e| format!("proxy {}: {e}", redact_url(p))))
+            .map(http_proxy)
             .transpose()
     }
 
@@ -173,6 +184,13 @@ mod tests {
             &sender(&[]),
             "https://sts.us-east-1.amazonaws.com/"
         ));
+        // ureq without SOCKS support would panic on the request: an error instead
+        let s = sender(&[("ALL_PROXY", "socks5h://u:s0cks-pw@proxy.internal:1080")]);
+        let error = s
+            .proxy_for(&"https://sts.us-east-1.amazonaws.com/".parse().unwrap())
+            .unwrap_err();
+        assert!(error.contains("only http:// and https://"), "{error}");
+        assert!(!error.contains("s0cks-pw"), "{error}");
     }
 
     #[test]

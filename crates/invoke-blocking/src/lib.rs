@@ -105,6 +105,7 @@
 //! `credentials_request` span (debug: method, host, path, status) per exchange of a
 //! credentials provider. No secret and no payload byte is ever logged.
 
+mod buffers;
 mod call;
 mod client;
 mod credentials;

@@ -1,45 +1,246 @@
-//! Name resolution without a thread for IP-literal endpoints
+//! Name resolution without a thread per request: IP literals answered directly, names from a
+//! short-lived cache
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ureq::config::Config;
 use ureq::http::Uri;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
-/// ureq's resolver, except that an IP-literal host is answered directly
+/// How long the addresses of a name are reused
+pub(crate) const ADDRESS_TTL: Duration = Duration::from_secs(30);
+/// Names cached at once (the endpoint, and the hosts of credentials providers)
+const MAX_NAMES: usize = 8;
+
+/// Resolved addresses by host and port, each for [`ADDRESS_TTL`]
+#[derive(Debug, Default)]
+pub(crate) struct AddressCache {
+    entries: Mutex<Vec<Entry>>,
+}
+
+#[derive(Debug)]
+struct Entry {
+    host: String,
+    port: u16,
+    addrs: ResolvedSocketAddrs,
+    until: Instant,
+}
+
+impl AddressCache {
+    fn get(&self, host: &str, port: u16, now: Instant) -> Option<ResolvedSocketAddrs> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .iter()
+            .find(|e| e.port == port && e.host.eq_ignore_ascii_case(host) && now < e.until)
+            .map(|e| e.addrs.clone())
+    }
+
+    fn insert(&self, host: &str, port: u16, addrs: &ResolvedSocketAddrs, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|e| now < e.until && !(e.port == port && e.host.eq_ignore_ascii_case(host)));
+        if entries.len() >= MAX_NAMES {
+            entries.remove(0);
+        }
+        entries.push(Entry {
+            host: host.to_owned(),
+            port,
+            addrs: addrs.clone(),
+            until: now + ADDRESS_TTL,
+        });
+    }
+
+    /// Forgets every name (a connection failed: the next one resolves afresh)
+    pub(crate) fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+    }
+}
+
+/// ureq's resolver (`R`), except that an IP-literal host is answered directly and a name's
+/// addresses are reused for [`ADDRESS_TTL`]
 ///
 /// ureq resolves the host on every request, before it looks for a pooled connection, and
 /// with a timeout in effect (this crate always sets the overall deadline) its default
-/// resolver runs each lookup on a new thread: for an endpoint such as `127.0.0.1` that
-/// thread is all the lookup costs.
-#[derive(Debug, Default)]
-pub(crate) struct LiteralFirst(DefaultResolver);
+/// resolver runs each lookup on a new thread: for a warm connection that thread is all the
+/// lookup costs. The cache is forgotten when a connection fails
+/// ([`AddressCache::clear`]), so a retry resolves again.
+#[derive(Debug)]
+pub(crate) struct LiteralFirst<R = DefaultResolver> {
+    fallback: R,
+    cache: Arc<AddressCache>,
+}
 
-impl Resolver for LiteralFirst {
+impl<R> LiteralFirst<R> {
+    pub(crate) fn new(fallback: R, cache: Arc<AddressCache>) -> Self {
+        Self { fallback, cache }
+    }
+}
+
+impl<R: Resolver> Resolver for LiteralFirst<R> {
     fn resolve(
         &self,
         uri: &Uri,
         config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let literal = uri.authority().and_then(|a| {
-            let host = a.host().trim_start_matches('[').trim_end_matches(']');
-            let ip: IpAddr = host.parse().ok()?;
+        let host_port = uri.authority().and_then(|a| {
             let port = a.port_u16().or_else(|| match uri.scheme_str() {
                 Some("https") => Some(443),
                 Some("http") => Some(80),
                 _ => None,
             })?;
-            Some(SocketAddr::new(ip, port))
+            Some((a.host().trim_start_matches('[').trim_end_matches(']'), port))
         });
-        match literal {
-            Some(addr) => {
-                let mut addrs = self.empty();
-                addrs.push(addr);
-                Ok(addrs)
-            }
-            None => self.0.resolve(uri, config, timeout),
+        let Some((host, port)) = host_port else {
+            return self.fallback.resolve(uri, config, timeout);
+        };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            let mut addrs = self.empty();
+            addrs.push(SocketAddr::new(ip, port));
+            return Ok(addrs);
         }
+        let now = Instant::now();
+        if let Some(addrs) = self.cache.get(host, port, now) {
+            return Ok(addrs);
+        }
+        let addrs = self.fallback.resolve(uri, config, timeout)?;
+        self.cache.insert(host, port, &addrs, now);
+        Ok(addrs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use invoke_config::ProxyEnv;
+    use invoke_proto::{Credentials, EndpointConfig, InvokeParams, RetryConfig, resolve_endpoint};
+    use transport_suite::Harness;
+
+    use super::*;
+    use crate::{Client, Error};
+
+    /// ureq's resolver, counting its lookups
+    #[derive(Debug, Default)]
+    struct Counting {
+        lookups: Arc<AtomicUsize>,
+        inner: DefaultResolver,
+    }
+
+    impl Resolver for Counting {
+        fn resolve(
+            &self,
+            uri: &Uri,
+            config: &Config,
+            timeout: NextTimeout,
+        ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            self.inner.resolve(uri, config, timeout)
+        }
+    }
+
+    fn client(port: u16, retry: RetryConfig, lookups: &Arc<AtomicUsize>) -> Client {
+        let endpoint = resolve_endpoint(
+            &EndpointConfig::default()
+                .with_region("us-east-1")
+                .with_custom(format!("http://localhost:{port}")),
+        )
+        .unwrap();
+        Client::builder(endpoint)
+            .credentials(Credentials::new(
+                transport_suite::KEY,
+                transport_suite::SECRET,
+                None,
+            ))
+            .proxy_env(ProxyEnv::none())
+            .retry(retry)
+            .build_with_resolver(Counting {
+                lookups: Arc::clone(lookups),
+                inner: DefaultResolver::default(),
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_name_is_resolved_once_for_several_calls() {
+        let harness = Harness::start();
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let client = client(harness.address().port(), RetryConfig::new(), &lookups);
+        for _ in 0..3 {
+            let events: Vec<_> = client
+                .invoke(&InvokeParams::new("streamer", "{}"))
+                .unwrap()
+                .collect::<Result<_, Error>>()
+                .unwrap();
+            assert!(events.len() > 1);
+        }
+        assert_eq!(lookups.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_connection_resolves_again() {
+        // a port that was free a moment ago: connecting is refused
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let retry = RetryConfig::new()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(1));
+        let client = client(port, retry, &lookups);
+        let error = client
+            .invoke(&InvokeParams::new("streamer", "{}"))
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Transport { attempts: 3, .. }),
+            "{error:?}"
+        );
+        assert_eq!(lookups.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn cached_addresses_expire() {
+        let cache = AddressCache::default();
+        let t0 = Instant::now();
+        let mut addrs = ResolvedSocketAddrs::from_fn(|_| "0.0.0.0:0".parse().unwrap());
+        addrs.push("192.0.2.1:443".parse().unwrap());
+        cache.insert("lambda.example", 443, &addrs, t0);
+        let got = |host, port, at| cache.get(host, port, at).map(|a| a.to_vec());
+        assert_eq!(got("lambda.example", 443, t0), Some(addrs.to_vec()));
+        assert_eq!(got("LAMBDA.example", 443, t0), Some(addrs.to_vec()));
+        assert_eq!(got("lambda.example", 80, t0), None);
+        assert_eq!(got("other.example", 443, t0), None);
+        let almost = t0 + ADDRESS_TTL.saturating_sub(Duration::from_millis(1));
+        assert_eq!(got("lambda.example", 443, almost), Some(addrs.to_vec()));
+        assert_eq!(got("lambda.example", 443, t0 + ADDRESS_TTL), None);
+        cache.clear();
+        assert_eq!(got("lambda.example", 443, t0), None);
+    }
+
+    #[test]
+    fn the_cache_holds_few_names() {
+        let cache = AddressCache::default();
+        let t0 = Instant::now();
+        let mut addrs = ResolvedSocketAddrs::from_fn(|_| "0.0.0.0:0".parse().unwrap());
+        addrs.push("192.0.2.1:443".parse().unwrap());
+        for i in 0..=MAX_NAMES {
+            cache.insert(&format!("h{i}.example"), 443, &addrs, t0);
+        }
+        assert!(cache.get("h0.example", 443, t0).is_none());
+        assert!(
+            cache
+                .get(&format!("h{MAX_NAMES}.example"), 443, t0)
+                .is_some()
+        );
+        assert_eq!(cache.entries.lock().unwrap().len(), MAX_NAMES);
     }
 }

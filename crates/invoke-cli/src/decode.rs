@@ -15,6 +15,16 @@ use serde_json::{Value, json};
 /// Bytes asked of the input per read
 const READ_CHUNK: usize = 256 * 1024;
 
+/// Payload bytes base64-encoded at a time (a multiple of 3, so the pieces join without
+/// padding in between)
+const B64_PIECE: usize = 12 * 1024;
+
+/// Room for one encoded piece
+const B64_PIECE_OUT: usize = B64_PIECE / 3 * 4;
+
+/// Capacity of the buffer in front of stdout: several encoded pieces
+const OUT_BUFFER: usize = 4 * B64_PIECE_OUT;
+
 /// Why decoding stopped early
 enum Failure {
     Decode(DecodeError),
@@ -28,15 +38,37 @@ impl From<io::Error> for Failure {
 }
 
 pub(crate) fn run(file: Option<&Path>, payload_only: bool) -> ExitCode {
+    let from_stdin = file.is_none_or(|p| p == Path::new("-"));
+    // Checked before anything is opened or written: a closed descriptor is not an error
+    // the reads and writes below would report
+    for (closed, name, advice) in [
+        (
+            was_closed(&io::stdout(), Stream::Out),
+            "stdout",
+            "to discard the output, redirect it to /dev/null",
+        ),
+        (
+            from_stdin && was_closed(&io::stdin(), Stream::In),
+            "stdin",
+            "name a FILE or redirect stdin",
+        ),
+    ] {
+        if closed {
+            eprintln!(
+                "lambda-stream: {name} is closed (a descriptor closed at start reads as \
+                 /dev/null opened read-write); {advice}"
+            );
+            return ExitCode::from(1);
+        }
+    }
     let input: io::Result<Box<dyn Read>> = match file {
-        None => Ok(Box::new(io::stdin().lock())),
-        Some(p) if p == Path::new("-") => Ok(Box::new(io::stdin().lock())),
-        Some(p) => File::open(p).map(|f| Box::new(f) as Box<dyn Read>),
+        Some(p) if !from_stdin => File::open(p).map(|f| Box::new(f) as Box<dyn Read>),
+        _ => Ok(Box::new(io::stdin().lock())),
     };
     let result = input.map_err(Failure::Io).and_then(|input| {
         decode(
             input,
-            &mut BufWriter::new(io::stdout().lock()),
+            &mut BufWriter::with_capacity(OUT_BUFFER, io::stdout().lock()),
             payload_only,
         )
     });
@@ -101,20 +133,72 @@ fn write_message(
     if payload_only {
         return out.write_all(&m.payload);
     }
+    // The keys in serde_json's (sorted) order, as a `Value` of the whole line wrote them;
+    // the payload's base64 is streamed, never held whole (a 24 MiB payload is 32 MiB of it)
     let headers: Vec<Value> = m
         .headers
         .iter()
         .map(|h| json!({"name": &*h.name, "type": h.value.type_name(), "value": json_value(&h.value)}))
         .collect();
-    let line = json!({
-        "offset": offset,
-        "total_length": m.wire_len(),
-        "headers_length": m.headers.as_wire().len(),
-        "headers": headers,
-        "payload_base64": B64.encode(&m.payload),
-    });
-    serde_json::to_writer(&mut *out, &line)?;
-    out.write_all(b"\n")
+    out.write_all(b"{\"headers\":")?;
+    serde_json::to_writer(&mut *out, &headers)?;
+    write!(
+        out,
+        ",\"headers_length\":{},\"offset\":{offset},\"payload_base64\":\"",
+        m.headers.as_wire().len()
+    )?;
+    write_base64(out, &m.payload)?;
+    writeln!(out, "\",\"total_length\":{}}}", m.wire_len())
+}
+
+/// Writes the base64 of `bytes` (no character of which needs escaping in JSON) in pieces
+fn write_base64(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
+    let mut encoded = [0u8; B64_PIECE_OUT];
+    for piece in bytes.chunks(B64_PIECE) {
+        let n = B64
+            .encode_slice(piece, &mut encoded)
+            .expect("a piece's base64 fits its buffer");
+        out.write_all(&encoded[..n])?;
+    }
+    Ok(())
+}
+
+/// Which way a standard stream goes
+#[derive(Clone, Copy)]
+enum Stream {
+    In,
+    Out,
+}
+
+/// Whether the standard stream `fd` was closed when the process started
+///
+/// The Rust runtime opens /dev/null read-write in the place of a closed descriptor 0, 1 or 2
+/// before `main`: writes to a closed stdout would vanish and a closed stdin would read as an
+/// empty input. A shell's `>/dev/null` or `</dev/null` opens it one way only, so /dev/null
+/// open both ways is taken for a closed descriptor (and so is one that is not open at all).
+/// Probing the other direction of /dev/null has no effect.
+#[cfg(unix)]
+fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let Ok(fd) = fd.as_fd().try_clone_to_owned() else {
+        return true;
+    };
+    let file = File::from(fd);
+    let (Ok(meta), Ok(null)) = (file.metadata(), std::fs::metadata("/dev/null")) else {
+        return false;
+    };
+    if !meta.file_type().is_char_device() || meta.rdev() != null.rdev() {
+        return false;
+    }
+    match stream {
+        Stream::Out => (&file).read(&mut [0u8; 1]).is_ok(),
+        Stream::In => (&file).write(&[0u8]).is_ok(),
+    }
+}
+
+#[cfg(not(unix))]
+fn was_closed<T>(_: &T, _: Stream) -> bool {
+    false
 }
 
 /// A header value as the test-vector JSON writes it

@@ -98,8 +98,9 @@ Examples:
   lambda-stream serve --no-auth                       # then: invoke --no-sign-request
   lambda-stream serve --credentials AKIDTEST:secret   # only this key pair is accepted
   lambda-stream serve --fault count=close-after=100   # test a client against a cut stream
-  lambda-stream serve --function hello=./bootstrap    # a real function via the Runtime API")]
-    Serve(serve::ServeArgs),
+  lambda-stream serve --function hello=./bootstrap    # a real function via the Runtime API
+  lambda-stream serve --function js='npx aws-lambda-ric index.handler' --task-root js=./code")]
+    Serve(Box<serve::ServeArgs>),
     /// Print a shell completion script
     #[command(after_help = "\
 Examples:
@@ -143,7 +144,7 @@ fn main() -> ExitCode {
         Some(Command::Demo(args)) => demo::run(&args),
         Some(Command::Invoke(args)) => invoke::run(&args),
         Some(Command::Decode { file, payload }) => decode::run(file.as_deref(), payload),
-        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Completions { shell }) => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

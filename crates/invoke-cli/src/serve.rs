@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use std::collections::HashMap;
 
-use invoke_emulator::{BUILTINS, Emulator, Faults, FunctionConfig, ProcessFunction, builtin};
+use invoke_emulator::{
+    BUILTINS, Emulator, Faults, FunctionConfig, ProcessFunction, ServerLimits, builtin,
+};
 
 /// Options of `serve`
 #[derive(Debug, clap::Args)]
@@ -31,6 +33,15 @@ pub(crate) struct ServeArgs {
     /// the log returned with LogType Tail
     #[arg(long = "function", value_name = "NAME=COMMAND")]
     functions: Vec<String>,
+    /// The `_HANDLER` of a --function process (repeatable); by default the command's last
+    /// argument, as the AWS Runtime Interface Emulator takes it (unset for a command without
+    /// arguments or one run through the shell)
+    #[arg(long = "handler", value_name = "NAME=HANDLER")]
+    handlers: Vec<String>,
+    /// Run a --function process in DIR, which is also its `LAMBDA_TASK_ROOT` (repeatable); by
+    /// default the directory serve runs in
+    #[arg(long = "task-root", value_name = "NAME=DIR")]
+    task_roots: Vec<String>,
     /// Region reported in ARNs and suggested to clients
     #[arg(long, default_value = "us-east-1")]
     region: String,
@@ -63,6 +74,50 @@ pub(crate) struct ServeArgs {
     /// Do not log one line per invocation
     #[arg(long, short)]
     quiet: bool,
+    /// Seconds a client has to send a whole request head, from connecting or from the first
+    /// byte of a later request; then the connection is closed [default: 30]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    header_timeout: Option<Duration>,
+    /// Seconds a client has to send a request body once its head arrived; then 408
+    /// RequestTimeoutException [default: 60]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    body_timeout: Option<Duration>,
+    /// Seconds a kept-alive connection may wait for its next request; then it is closed
+    /// [default: 120, longer than SDK connection pools keep idle connections]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    idle_timeout: Option<Duration>,
+    /// Connections served at once; at the limit a new connection closes the kept-alive one
+    /// idle the longest, or waits [default: 1024]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+}
+
+/// A number of seconds, fractions allowed (`0.5`), more than 0
+fn seconds(text: &str) -> Result<Duration, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| *s > 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .ok_or_else(|| format!("{text:?} is not a number of seconds above 0 (at most 2^64)"))
+}
+
+/// The endpoint's timeouts and connection limit: the options given, the defaults for the
+/// others
+fn server_limits(args: &ServeArgs) -> ServerLimits {
+    let mut limits = ServerLimits::default();
+    if let Some(t) = args.header_timeout {
+        limits.header_read_timeout = t;
+    }
+    if let Some(t) = args.body_timeout {
+        limits.body_read_timeout = t;
+    }
+    if let Some(t) = args.idle_timeout {
+        limits.idle_timeout = t;
+    }
+    if let Some(n) = args.max_connections {
+        limits.max_connections = n as usize;
+    }
+    limits
 }
 
 /// The `--function NAME=COMMAND` pairs
@@ -125,6 +180,74 @@ impl Timeouts {
     fn of(&self, name: &str) -> Option<Duration> {
         self.by_name.get(name).copied().or(self.all)
     }
+}
+
+/// `--handler` and `--task-root` of the process functions
+#[derive(Debug, Default)]
+struct ProcessSettings {
+    handlers: HashMap<String, String>,
+    /// Absolute directories
+    task_roots: HashMap<String, std::path::PathBuf>,
+    /// `--init-timeout`
+    init_timeouts: HashMap<String, Duration>,
+}
+
+impl ProcessSettings {
+    /// Function `name` running `command`, with its settings
+    fn function(&self, name: &str, command: &str) -> ProcessFunction {
+        let mut f = ProcessFunction::new(name, command);
+        if let Some(h) = self.handlers.get(name) {
+            f = f.handler(h.clone());
+        }
+        if let Some(d) = self.task_roots.get(name) {
+            f = f.working_dir(d.clone());
+        }
+        if let Some(t) = self.init_timeouts.get(name) {
+            f = f.init_timeout(*t);
+        }
+        f
+    }
+}
+
+/// The NAME and VALUE of `option`'s NAME=VALUE, NAME a `--function`
+fn process_pair<'a>(
+    option: &str,
+    spec: &'a str,
+    processes: &[(String, String)],
+) -> Result<(&'a str, &'a str), String> {
+    let (name, value) = spec
+        .split_once('=')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| format!("{option} takes NAME=VALUE, got {spec:?}"))?;
+    if !processes.iter().any(|(p, _)| p == name) {
+        return Err(format!("{option}: no --function named {name:?}"));
+    }
+    Ok((name, value))
+}
+
+/// The `--handler NAME=HANDLER`, `--task-root NAME=DIR` and `--init-timeout` settings, for
+/// `--function` names only; each DIR must be a directory
+fn process_settings(
+    args: &ServeArgs,
+    processes: &[(String, String)],
+) -> Result<ProcessSettings, String> {
+    let mut settings = ProcessSettings::default();
+    for spec in &args.handlers {
+        let (name, handler) = process_pair("--handler", spec, processes)?;
+        settings
+            .handlers
+            .insert(name.to_owned(), handler.to_owned());
+    }
+    for spec in &args.task_roots {
+        let (name, dir) = process_pair("--task-root", spec, processes)?;
+        let dir = std::path::absolute(dir)
+            .ok()
+            .filter(|d| d.is_dir())
+            .ok_or_else(|| format!("--task-root {spec:?}: {dir:?} is not a directory"))?;
+        settings.task_roots.insert(name.to_owned(), dir);
+    }
+    settings.init_timeouts = init_timeouts(args, processes)?;
+    Ok(settings)
 }
 
 /// Per-function settings from `--fault`, `--concurrency` and `--timeout`
@@ -204,19 +327,19 @@ fn init_timeouts(
         .collect())
 }
 
-/// The process functions, every function's settings and the process functions' init
-/// timeouts, from the command line
+/// The process functions, every function's settings and the process functions' own
+/// settings, from the command line
 type Functions = (
     Vec<(String, String)>,
     HashMap<String, FunctionConfig>,
-    HashMap<String, Duration>,
+    ProcessSettings,
 );
 
 fn functions(args: &ServeArgs) -> Result<Functions, String> {
     let processes = process_functions(args)?;
     let configs = function_configs(args, &processes)?;
-    let init = init_timeouts(args, &processes)?;
-    Ok((processes, configs, init))
+    let settings = process_settings(args, &processes)?;
+    Ok((processes, configs, settings))
 }
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
@@ -234,7 +357,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
-    let (processes, mut configs, init) = match functions(&args) {
+    let (processes, mut configs, settings) = match functions(&args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("lambda-stream: {e}");
@@ -245,10 +368,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let mut names: Vec<String> = BUILTINS.iter().map(|s| (*s).to_owned()).collect();
     for (name, command) in &processes {
         let config = configs.remove(name).unwrap_or_default();
-        let init = init.get(name).copied();
-        let f = ProcessFunction::new(name.clone(), command.clone())
-            .init_timeout(init.unwrap_or(ProcessFunction::DEFAULT_INIT_TIMEOUT));
-        builder = builder.process_function_with(f, config);
+        builder = builder.process_function_with(settings.function(name, command), config);
         if !names.contains(name) {
             names.push(name.clone());
         }
@@ -279,6 +399,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     if args.quiet {
         builder = builder.quiet();
     }
+    builder = builder.limits(server_limits(&args));
     builder = match (&args.ca_file, args.tls) {
         (Some(path), _) => builder.tls_ca_file(path),
         (None, true) => builder.tls(),
@@ -363,7 +484,7 @@ fn banner(
     );
     let _ = writeln!(
         banner,
-        "Try: aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
+        "Try (AWS CLI v2; v1 has no invoke-with-response-stream): aws lambda invoke-with-response-stream --function-name echo --payload '{{\"hi\":1}}' --cli-binary-format raw-in-base64-out out.bin"
     );
     let _ = writeln!(banner, "Stop with Ctrl-C.");
     banner

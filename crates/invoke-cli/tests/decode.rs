@@ -1,8 +1,9 @@
 //! `lambda-stream decode` run as a real process
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -233,5 +234,173 @@ fn closed_stdout_exits_quietly_with_status_0() {
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
         assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+/// `lambda-stream decode ARGS` run by `sh` with `redirect` applied (such as `>&-`, which
+/// closes the descriptor: `Stdio::null()` would open /dev/null instead)
+fn run_redirected(args: &[&str], redirect: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("exec \"$0\" decode \"$@\" {redirect}"))
+        .arg(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn closed_stdout_or_stdin_is_an_io_error() {
+    let dir = std::env::temp_dir().join(format!("decode-closed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("capture.bin");
+    std::fs::write(&capture, sample()).unwrap();
+    let capture = capture.to_str().unwrap();
+    for (args, redirect, what) in [
+        (&[capture][..], ">&-", "stdout is closed"),
+        (&[capture, "--payload"][..], ">&-", "stdout is closed"),
+        (&[][..], "<&-", "stdin is closed"),
+        (&["-"][..], "<&-", "stdin is closed"),
+    ] {
+        let out = run_redirected(args, redirect);
+        assert_eq!(out.status.code(), Some(1), "{args:?} {redirect}: {out:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("lambda-stream: ") && err.contains(what) && err.lines().count() == 1,
+            "{args:?} {redirect}: {err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    // stdin is not read when a file is named
+    let out = run_redirected(&[capture], "<&-");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lines(&out).len(), 4);
+    // /dev/null opened as a shell does is an ordinary output and an ordinary empty input
+    for redirect in [">/dev/null", "</dev/null"] {
+        let out = run_redirected(&[], redirect);
+        assert!(out.status.success(), "{redirect}: {out:?}");
+        assert!(out.stderr.is_empty(), "{redirect}: {out:?}");
+    }
+    // a write that fails
+    if Path::new("/dev/full").exists() {
+        let out = run_redirected(&[capture], ">/dev/full");
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn payload_base64_is_written_in_pieces_that_join() {
+    // around the 12 KiB pieces the encoder works in, and sizes that are not a multiple of 3
+    let sizes = [0, 1, 2, 3, 4, 12_287, 12_288, 12_289, 24_577, 300_001];
+    let mut wire = BytesMut::new();
+    let mut payloads = Vec::new();
+    for (i, size) in sizes.into_iter().enumerate() {
+        let payload: Vec<u8> = (0..size).map(|j| (j * 31 + i) as u8).collect();
+        let mut h = Headers::builder();
+        h.push(":event-type", "PayloadChunk").unwrap();
+        encode_message(
+            &Message::new(h.build().unwrap(), payload.clone()),
+            &mut wire,
+        )
+        .unwrap();
+        payloads.push(payload);
+    }
+    let out = run_stdin(&["decode"], &wire);
+    assert!(out.status.success(), "{out:?}");
+    let msgs = lines(&out);
+    assert_eq!(msgs.len(), sizes.len());
+    for (m, payload) in msgs.iter().zip(&payloads) {
+        assert_eq!(
+            m["payload_base64"],
+            B64.encode(payload),
+            "{} bytes",
+            payload.len()
+        );
+    }
+}
+
+/// Runs `lambda-stream ARGS` on `input` piped in, keeping stdin open (the process alive)
+/// until `done` says the output is all there; the output and the peak resident memory
+/// (KiB) at that point
+fn output_and_peak_rss(
+    args: &[&str],
+    input: Bytes,
+    done: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, u64) {
+    let mut child = spawn_piped(args);
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let (measured, wait_measured) = mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        stdin.write_all(&input).unwrap();
+        let _ = wait_measured.recv();
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0; 256 * 1024];
+    while !done(&out) {
+        let n = stdout.read(&mut buf).unwrap();
+        assert!(n > 0, "{args:?}: output ended after {} bytes", out.len());
+        out.extend_from_slice(&buf[..n]);
+    }
+    let peak = peak_rss_kib(pid);
+    measured.send(()).unwrap();
+    writer.join().unwrap();
+    stdout.read_to_end(&mut out).unwrap();
+    let rest = child.wait_with_output().unwrap();
+    assert!(rest.status.success(), "{args:?}: {rest:?}");
+    (out, peak)
+}
+
+#[test]
+fn a_largest_message_needs_one_message_of_memory() {
+    // one message of the default 24 MiB limit: the JSON line holds 32 MiB of base64, which
+    // must be streamed rather than built (it was, twice: 94 MB resident in a release build)
+    const MESSAGE: usize = 24 * 1024 * 1024;
+    let mut h = Headers::builder();
+    h.push(":event-type", "PayloadChunk").unwrap();
+    h.push(":message-type", "event").unwrap();
+    let headers = h.build().unwrap();
+    let payload_len = MESSAGE - 16 - headers.as_wire().len();
+    let payload = b"0123456789abcdefghijklmnopqrstuvwxyz".repeat(payload_len / 36 + 1)
+        [..payload_len]
+        .to_vec();
+    let big = Message::new(headers, payload.clone()).to_bytes().unwrap();
+    assert_eq!(big.len(), MESSAGE);
+    let small = sample();
+
+    // what the process needs for itself: the same runs on the four small messages
+    let (_, base_json) = output_and_peak_rss(&["decode"], small.clone(), |out| {
+        // four lines, each ended
+        out.split(|&b| b == b'\n').count() == 5
+    });
+    let (_, base_payload) =
+        output_and_peak_rss(&["decode", "--payload"], small, |out| out.ends_with(b"{}"));
+
+    let (out, json) = output_and_peak_rss(&["decode"], big.clone(), |out| out.ends_with(b"\n"));
+    let line: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(line["total_length"], MESSAGE);
+    assert_eq!(
+        B64.decode(line["payload_base64"].as_str().unwrap())
+            .unwrap(),
+        payload
+    );
+    let (out, raw) = output_and_peak_rss(&["decode", "--payload"], big, |out| {
+        out.len() == payload_len
+    });
+    assert!(out == payload);
+
+    // the message itself plus slack (the read buffer, the output buffer, allocator rounding)
+    let bound = (MESSAGE + 4 * 1024 * 1024) as u64 / 1024;
+    for (mode, peak, base) in [("json", json, base_json), ("--payload", raw, base_payload)] {
+        eprintln!("{mode}: peak {peak} KiB, {base} KiB on a small input");
+        assert!(
+            peak.saturating_sub(base) < bound,
+            "{mode}: peak {peak} KiB, {base} KiB for a small input, bound {bound} KiB above it"
+        );
     }
 }

@@ -524,9 +524,10 @@ fn requests_are_signed_with_the_configured_credentials() {
         format!("[ci]\naws_access_key_id = {KEY}\naws_secret_access_key = {SECRET}\n"),
     )
     .unwrap();
+    // the region too: with keys, the emulator refuses a signature scoped to another region
     std::fs::write(
         dir.join("config"),
-        "[profile ci]\nregion = eu-west-1\n[profile other]\n",
+        "[profile ci]\nregion = us-east-1\n[profile other]\n",
     )
     .unwrap();
     let profile_cmd = |profile: &str| {

@@ -17,7 +17,7 @@ struct Server {
     /// The banner after its first line
     banner: String,
     /// Kept open: the server's stdout stays connected for its whole life
-    _stdout: BufReader<std::process::ChildStdout>,
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Drop for Server {
@@ -60,7 +60,7 @@ fn serve(args: &[&str]) -> Server {
         child,
         url,
         banner: rest,
-        _stdout: out,
+        stdout: out,
     }
 }
 
@@ -396,6 +396,146 @@ fn ca_file_requires_tls_and_a_writable_path() {
         err.contains("cannot write the CA certificate to") && err.contains("no-such-dir"),
         "{err}"
     );
+}
+
+#[test]
+fn banner_suggests_the_aws_cli_v2_for_streaming() {
+    let mut server = serve(&["--no-auth"]);
+    // the rest of the banner, up to its last line
+    let mut rest = server.banner.clone();
+    while !rest.contains("Stop with Ctrl-C.") {
+        let mut line = String::new();
+        assert!(server.stdout.read_line(&mut line).unwrap() > 0, "{rest}");
+        rest.push_str(&line);
+    }
+    // the v1 CLI has no invoke-with-response-stream (and no --cli-binary-format)
+    let line = rest
+        .lines()
+        .find(|l| l.contains("invoke-with-response-stream"))
+        .unwrap_or_else(|| panic!("no CLI example in {rest}"));
+    assert!(line.contains("AWS CLI v2"), "{line}");
+    assert!(
+        line.contains("--cli-binary-format raw-in-base64-out"),
+        "{line}"
+    );
+}
+
+#[test]
+fn event_invoke_is_accepted_and_its_outcome_logged() {
+    let mut server = serve(&["--no-auth"]);
+    let stderr = BufReader::new(server.child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut req = request(&server.url, &InvokeParams::new("fail", r#"{"after":2}"#));
+    *req.uri_mut() = "/2015-03-31/functions/fail/invocations".parse().unwrap();
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "Event".parse().unwrap());
+    let (status, head, body) = send(&server.url, &req);
+    assert_eq!(status, 202, "{head}");
+    assert!(body.is_empty(), "{body:?}");
+    // the function ran in the background: its end is logged (a hang guard, not a timing check)
+    let logged = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the Event invocation is logged");
+        if line.contains("Invoke (Event) fail") {
+            break line;
+        }
+    };
+    assert!(
+        logged.contains("-> 202") && logged.contains("12 payload bytes discarded"),
+        "{logged}"
+    );
+    assert!(logged.contains("function error Error"), "{logged}");
+}
+
+/// A function reporting its `_HANDLER`, `LAMBDA_TASK_ROOT` and working directory
+const PY_ENV_FUNCTION: &str = r#"
+import http.client, json, os
+api = os.environ["AWS_LAMBDA_RUNTIME_API"]
+while True:
+    c = http.client.HTTPConnection(api)
+    c.request("GET", "/2018-06-01/runtime/invocation/next")
+    r = c.getresponse()
+    r.read()
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    body = json.dumps({"handler": os.environ.get("_HANDLER"),
+                       "task_root": os.environ.get("LAMBDA_TASK_ROOT"), "cwd": os.getcwd()})
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=body)
+    c.getresponse().read()
+"#;
+
+#[test]
+fn handler_and_task_root_per_function() {
+    if !available("python3") {
+        return;
+    }
+    let base = std::env::temp_dir().join(format!("lambda-stream-task-root-{}", std::process::id()));
+    let code = base.join("code");
+    std::fs::create_dir_all(&code).unwrap();
+    std::fs::write(code.join("env.py"), PY_ENV_FUNCTION).unwrap();
+    // serve runs in `base`; the task roots are given relative to it, and `env.py` is found
+    // only in the task root
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .current_dir(&base)
+        .args(["serve", "--port", "0", "--no-auth"])
+        .args(["--function", "rie=python3 -u env.py index.handler"])
+        .args(["--task-root", "rie=code"])
+        .args(["--function", "set=python3 -u env.py index.handler"])
+        .args(["--task-root", "set=./code/", "--handler", "set=app.main"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let server = Server {
+        child,
+        url: line.trim().rsplit(' ').next().unwrap().to_owned(),
+        banner: String::new(),
+        stdout: out,
+    };
+    let canonical = code.canonicalize().unwrap();
+    for (name, handler) in [("rie", "index.handler"), ("set", "app.main")] {
+        let (status, head, body) = send(
+            &server.url,
+            &request(&server.url, &InvokeParams::new(name, "{}")),
+        );
+        assert_eq!(status, 200, "{head}");
+        let Event::PayloadChunk(json) = &events(body)[0] else {
+            panic!("{name}: no payload")
+        };
+        let v: serde_json::Value = serde_json::from_slice(json).unwrap();
+        assert_eq!(v["handler"], handler, "{name}: {v}");
+        let root = std::path::Path::new(v["task_root"].as_str().unwrap());
+        assert!(root.is_absolute(), "{name}: {v}");
+        assert_eq!(root.canonicalize().unwrap(), canonical, "{name}: {v}");
+        let cwd = std::path::Path::new(v["cwd"].as_str().unwrap());
+        assert_eq!(cwd.canonicalize().unwrap(), canonical, "{name}: {v}");
+    }
+    drop(server);
+    // usage errors: a name that is no --function, a directory that does not exist
+    let err = usage_error(&["--handler", "echo=x.y"]);
+    assert!(err.contains("--handler") && err.contains("echo"), "{err}");
+    let missing = base.join("missing");
+    let err = usage_error(&[
+        "--function",
+        "f=./bootstrap",
+        "--task-root",
+        &format!("f={}", missing.display()),
+    ]);
+    assert!(
+        err.contains("--task-root") && err.contains("missing"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// The error type and message in the final event of a streamed invocation

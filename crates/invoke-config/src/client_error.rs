@@ -1,5 +1,6 @@
 //! `ClientError`: the error a transport's client reports, the same for every transport
 
+use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
@@ -21,21 +22,17 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// that happen while the response streams reach the caller as `Err` items of the events,
 /// or as the `io::Error` of the payload reader (get this type back with
 /// [`ClientError::from_io`]).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientError {
     /// The client configuration is not usable (a bad proxy URL or CA bundle, for example)
-    #[error("invalid client configuration: {0}")]
     Config(String),
     /// The shared settings (environment, config files) are not valid
-    #[error(transparent)]
-    Settings(#[from] ConfigError),
+    Settings(ConfigError),
     /// No endpoint follows from the settings (no region, a bad endpoint URL, ...)
-    #[error(transparent)]
-    Endpoint(#[from] EndpointError),
+    Endpoint(EndpointError),
     /// A CA bundle (`AWS_CA_BUNDLE`, `ca_bundle`) cannot be read or holds no valid
     /// certificate
-    #[error("CA bundle {}: {reason}", path.display())]
     CaBundle {
         /// The file
         path: PathBuf,
@@ -43,17 +40,13 @@ pub enum ClientError {
         reason: String,
     },
     /// The invocation parameters are not valid; nothing was sent
-    #[error(transparent)]
-    InvalidParams(#[from] BuildError),
+    InvalidParams(BuildError),
     /// The credentials provider failed; its error (a [`crate::CredentialsError`] from the
     /// default chain) is the [source](std::error::Error::source)
-    #[error("no credentials to sign with")]
-    Credentials(#[source] BoxError),
+    Credentials(BoxError),
     /// The request could not be signed
-    #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(SignError),
     /// The service answered with an error (after `attempts` attempts)
-    #[error("{error} (after {attempts} attempt{})", plural(*attempts))]
     Service {
         /// The typed error, with its code, message, request id and retry hints
         error: Box<ServiceError>,
@@ -61,18 +54,14 @@ pub enum ClientError {
         attempts: u32,
     },
     /// The response head is not one this operation answers with (such as a 3xx status)
-    #[error(transparent)]
-    Response(#[from] ResponseError),
+    Response(ResponseError),
     /// The response stream failed: broken framing, an in-stream exception, truncation, or
     /// no `InvokeComplete`
-    #[error(transparent)]
-    Stream(#[from] StreamError),
+    Stream(StreamError),
     /// The function failed: its `InvokeComplete` carries an `ErrorCode` (only from the
     /// payload reader; the events yield that `InvokeComplete` as an event)
-    #[error("function error {}: {}", .0.error_code.as_deref().unwrap_or_default(), .0.error_details.as_deref().unwrap_or_default())]
     Function(InvokeComplete),
     /// The connection failed or timed out
-    #[error("{kind} ({address}) after {attempts} attempt{}", plural(*attempts))]
     Transport {
         /// What failed
         kind: TransportFailure,
@@ -81,10 +70,82 @@ pub enum ClientError {
         /// Attempts made
         attempts: u32,
         /// The transport's error
-        #[source]
         source: BoxError,
     },
 }
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Config(why) => write!(f, "invalid client configuration: {why}"),
+            Self::Settings(e) => fmt::Display::fmt(e, f),
+            Self::Endpoint(e) => fmt::Display::fmt(e, f),
+            Self::CaBundle { path, reason } => write!(f, "CA bundle {}: {reason}", path.display()),
+            Self::InvalidParams(e) => fmt::Display::fmt(e, f),
+            Self::Credentials(_) => f.write_str("no credentials to sign with"),
+            Self::Sign(e) => fmt::Display::fmt(e, f),
+            Self::Service { error, attempts } => {
+                write!(f, "{error} (after {attempts} attempt{})", plural(*attempts))
+            }
+            Self::Response(e) => fmt::Display::fmt(e, f),
+            Self::Stream(e) => fmt::Display::fmt(e, f),
+            Self::Function(complete) => write!(
+                f,
+                "function error {}: {}",
+                complete.error_code.as_deref().unwrap_or_default(),
+                complete.error_details.as_deref().unwrap_or_default()
+            ),
+            Self::Transport {
+                kind,
+                address,
+                attempts,
+                ..
+            } => write!(
+                f,
+                "{kind} ({address}) after {attempts} attempt{}",
+                plural(*attempts)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // the wrapped errors are shown as this one: their source is its source
+            Self::Settings(e) => e.source(),
+            Self::Endpoint(e) => e.source(),
+            Self::InvalidParams(e) => e.source(),
+            Self::Sign(e) => e.source(),
+            Self::Response(e) => e.source(),
+            Self::Stream(e) => e.source(),
+            Self::Credentials(source) | Self::Transport { source, .. } => Some(&**source),
+            Self::Config(_) | Self::CaBundle { .. } | Self::Service { .. } | Self::Function(_) => {
+                None
+            }
+        }
+    }
+}
+
+/// `From` each wrapped error for [`ClientError`]
+macro_rules! from_wrapped {
+    ($($variant:ident($wrapped:ty)),* $(,)?) => {
+        $(impl From<$wrapped> for ClientError {
+            fn from(e: $wrapped) -> Self {
+                Self::$variant(e)
+            }
+        })*
+    };
+}
+
+from_wrapped!(
+    Settings(ConfigError),
+    Endpoint(EndpointError),
+    InvalidParams(BuildError),
+    Sign(SignError),
+    Response(ResponseError),
+    Stream(StreamError),
+);
 
 fn plural(n: u32) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -263,5 +324,49 @@ impl PayloadCursor {
     /// Payload bytes taken from an event and not read yet
     pub fn buffered(&self) -> usize {
         self.chunk.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn shown_with_attempts_and_the_transport_error_as_source() {
+        let e = ClientError::Transport {
+            kind: TransportFailure::Connect,
+            address: "127.0.0.1:9".into(),
+            attempts: 3,
+            source: "connection refused".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} (127.0.0.1:9) after 3 attempts",
+                TransportFailure::Connect
+            )
+        );
+        assert_eq!(e.source().unwrap().to_string(), "connection refused");
+        let e = ClientError::Credentials("no provider had any".into());
+        assert_eq!(e.to_string(), "no credentials to sign with");
+        assert_eq!(e.source().unwrap().to_string(), "no provider had any");
+        // wrapped errors are shown as themselves, their source is the source
+        let e = ClientError::from(BuildError::from(EndpointError::MissingRegion));
+        assert_eq!(
+            e.to_string(),
+            "cannot build the request URI: Invalid Configuration: Missing Region"
+        );
+        assert_eq!(
+            e.source().unwrap().to_string(),
+            "Invalid Configuration: Missing Region"
+        );
+        let e = ClientError::from(ConfigError::from(crate::config::ProfileFileError::Read {
+            path: "/x".into(),
+            message: "denied".into(),
+        }));
+        assert_eq!(e.to_string(), "could not read profile file `/x`: denied");
+        assert!(e.source().is_none());
     }
 }

@@ -12,10 +12,9 @@ use crate::location::{FileLocations, Platform};
 use crate::profile::{FileKind, ProfileParseError, ProfileSet, Section};
 
 /// A shared file that could not be used
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProfileFileError {
     /// The file exists but could not be read
-    #[error("could not read profile file `{path}`: {message}")]
     Read {
         /// The file
         path: String,
@@ -23,8 +22,33 @@ pub enum ProfileFileError {
         message: String,
     },
     /// The file is not a valid shared file
-    #[error(transparent)]
-    Parse(#[from] ProfileParseError),
+    Parse(ProfileParseError),
+}
+
+impl fmt::Display for ProfileFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Read { path, message } => {
+                write!(f, "could not read profile file `{path}`: {message}")
+            }
+            Self::Parse(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for ProfileFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Read { .. } => None,
+            Self::Parse(e) => e.source(),
+        }
+    }
+}
+
+impl From<ProfileParseError> for ProfileFileError {
+    fn from(e: ProfileParseError) -> Self {
+        Self::Parse(e)
+    }
 }
 
 /// What happened to one shared file when loading
@@ -570,13 +594,11 @@ impl ClientConfig {
 }
 
 /// A setting that cannot be used
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// A shared file could not be read or parsed
-    #[error(transparent)]
-    File(#[from] ProfileFileError),
+    File(ProfileFileError),
     /// A value is not valid for its setting
-    #[error("invalid value `{value}` for {origin}: expected {expected}")]
     Invalid {
         /// The value as given
         value: String,
@@ -585,6 +607,37 @@ pub enum ConfigError {
         /// What would be valid
         expected: &'static str,
     },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::File(e) => fmt::Display::fmt(e, f),
+            Self::Invalid {
+                value,
+                origin,
+                expected,
+            } => write!(
+                f,
+                "invalid value `{value}` for {origin}: expected {expected}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::File(e) => e.source(),
+            Self::Invalid { .. } => None,
+        }
+    }
+}
+
+impl From<ProfileFileError> for ConfigError {
+    fn from(e: ProfileFileError) -> Self {
+        Self::File(e)
+    }
 }
 
 impl ConfigError {

@@ -86,14 +86,12 @@ impl fmt::Display for NotFound {
 ///
 /// No variant ever holds a secret: messages name variables, files, profiles and service
 /// error codes, never key material.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CredentialsError {
     /// No provider of the chain had credentials (each one says why)
-    #[error("{0}")]
     NotFound(NotFound),
     /// A provider run on its own was not configured
-    #[error("the credential provider was not enabled: {provider}: {reason}")]
     NotEnabled {
         /// The provider
         provider: &'static str,
@@ -101,7 +99,6 @@ pub enum CredentialsError {
         reason: String,
     },
     /// The configuration asks for something that cannot work
-    #[error("invalid credentials configuration ({provider}): {message}")]
     InvalidConfig {
         /// The provider
         provider: &'static str,
@@ -109,7 +106,6 @@ pub enum CredentialsError {
         message: String,
     },
     /// A configured provider failed
-    #[error("an error occurred while loading credentials: {message} (provider: {provider})")]
     Load {
         /// The provider
         provider: &'static str,
@@ -119,9 +115,6 @@ pub enum CredentialsError {
         retryable: bool,
     },
     /// The cached SSO token has expired
-    #[error(
-        "the SSO token for {session} expired at {expired_unix} (Unix time); run `aws sso login{login_args}` and try again"
-    )]
     SsoLoginRequired {
         /// The `sso-session` name or the legacy start URL
         session: String,
@@ -131,9 +124,41 @@ pub enum CredentialsError {
         expired_unix: u64,
     },
     /// The driver was used wrongly (a step fed out of order) or a custom source failed
-    #[error("credentials provider misuse: {0}")]
     Usage(String),
 }
+
+impl fmt::Display for CredentialsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotFound(not_found) => fmt::Display::fmt(not_found, f),
+            Self::NotEnabled { provider, reason } => write!(
+                f,
+                "the credential provider was not enabled: {provider}: {reason}"
+            ),
+            Self::InvalidConfig { provider, message } => write!(
+                f,
+                "invalid credentials configuration ({provider}): {message}"
+            ),
+            Self::Load {
+                provider, message, ..
+            } => write!(
+                f,
+                "an error occurred while loading credentials: {message} (provider: {provider})"
+            ),
+            Self::SsoLoginRequired {
+                session,
+                login_args,
+                expired_unix,
+            } => write!(
+                f,
+                "the SSO token for {session} expired at {expired_unix} (Unix time); run `aws sso login{login_args}` and try again"
+            ),
+            Self::Usage(why) => write!(f, "credentials provider misuse: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for CredentialsError {}
 
 impl CredentialsError {
     pub(crate) fn load(

@@ -40,13 +40,11 @@ impl ImdsMode {
 }
 
 /// IMDS settings that cannot be used
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImdsConfigError {
     /// `AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE` / `ec2_metadata_service_endpoint_mode` is invalid
-    #[error("`{0}` is not a valid endpoint mode (expected IPv4 or IPv6)")]
     Mode(String),
     /// The endpoint is not a URI with scheme and host
-    #[error("invalid IMDS endpoint `{endpoint}`: {message}")]
     Endpoint {
         /// The endpoint as given
         endpoint: String,
@@ -54,6 +52,22 @@ pub enum ImdsConfigError {
         message: String,
     },
 }
+
+impl fmt::Display for ImdsConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mode(mode) => write!(
+                f,
+                "`{mode}` is not a valid endpoint mode (expected IPv4 or IPv6)"
+            ),
+            Self::Endpoint { endpoint, message } => {
+                write!(f, "invalid IMDS endpoint `{endpoint}`: {message}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ImdsConfigError {}
 
 /// Where to reach IMDS and how many attempts each request gets
 #[derive(Debug, Clone, PartialEq, Eq)]

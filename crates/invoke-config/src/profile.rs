@@ -110,8 +110,7 @@ pub struct ProfileSet {
 }
 
 /// A shared file that cannot be parsed
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("could not parse profile file `{path}`: {message} (line {line})")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileParseError {
     /// The file, as given to the parser
     pub path: String,
@@ -120,6 +119,18 @@ pub struct ProfileParseError {
     /// What is wrong, in the words of the cross-SDK parser tests
     pub message: &'static str,
 }
+
+impl fmt::Display for ProfileParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "could not parse profile file `{}`: {} (line {})",
+            self.path, self.message, self.line
+        )
+    }
+}
+
+impl std::error::Error for ProfileParseError {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {

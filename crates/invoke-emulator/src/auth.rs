@@ -1,50 +1,81 @@
 //! Who may invoke: SigV4 checks and the service's refusals, both from `invoke-proto`
+//!
+//! In two steps, so that a refused request is answered before its body is read: what the
+//! head carries ([`Auth::check_head`]: the `Authorization`, the date, the credential scope,
+//! the access key), then the signature over the body ([`PendingSignature::verify`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::request::Parts;
-use invoke_proto::{VerifyError, check_signed_request};
+use invoke_proto::{SignedHead, VerifyError, check_signed_head};
 
 use crate::reject::Rejection;
 
 /// Largest difference between a request's `X-Amz-Date` and the emulator's clock
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
+/// The service name requests must be signed for
+const SIGNING_SERVICE: &str = "lambda";
+
 /// Who may invoke
 #[derive(Debug, Clone, Default)]
 pub enum Auth {
     /// Unsigned requests pass (`--no-auth`)
     Off,
-    /// Any well-formed SigV4 `Authorization` passes; a missing one is rejected
+    /// Any well-formed SigV4 `Authorization` for the service `lambda`, in any region, passes;
+    /// a missing one is rejected
     #[default]
     AnySigned,
-    /// Only requests signed with one of these access keys (id -> secret) pass
+    /// Only requests signed with one of these access keys (id -> secret), for the service
+    /// `lambda` in the emulator's region, pass
     Keys(HashMap<String, String>),
 }
 
+/// A signature whose head passed: what is left to check needs the body
+pub(crate) struct PendingSignature<'a> {
+    head: SignedHead<'a>,
+    secret: &'a str,
+}
+
 impl Auth {
-    /// Checks a request's signature
-    pub(crate) fn check(
-        &self,
-        parts: &Parts,
-        body: &Bytes,
+    /// Checks what the request head carries: the `Authorization` (present, well formed),
+    /// the date (within [`MAX_CLOCK_SKEW`]), the credential scope (the service `lambda`; with
+    /// keys, `region` too) and, with keys, the access key; with keys, the signature is left
+    /// to check with the body
+    pub(crate) fn check_head<'a>(
+        &'a self,
+        parts: &'a Parts,
+        region: &str,
         now: SystemTime,
-    ) -> Result<(), Rejection> {
-        if matches!(self, Self::Off) {
-            return Ok(());
+    ) -> Result<Option<PendingSignature<'a>>, Rejection> {
+        let refuse = |e: VerifyError| Box::new(e.to_service_error());
+        match self {
+            Self::Off => Ok(None),
+            Self::AnySigned => {
+                let head = check_signed_head(parts, now, MAX_CLOCK_SKEW).map_err(refuse)?;
+                head.check_scope(None, SIGNING_SERVICE).map_err(refuse)?;
+                Ok(None)
+            }
+            Self::Keys(keys) => {
+                let head = check_signed_head(parts, now, MAX_CLOCK_SKEW).map_err(refuse)?;
+                head.check_scope(Some(region), SIGNING_SERVICE)
+                    .map_err(refuse)?;
+                let secret = keys
+                    .get(head.access_key())
+                    .ok_or_else(|| refuse(VerifyError::UnknownAccessKey))?;
+                Ok(Some(PendingSignature { head, secret }))
+            }
         }
-        let signed = check_signed_request(parts, body, now, MAX_CLOCK_SKEW)
-            .map_err(|e| e.to_service_error())?;
-        let Self::Keys(keys) = self else {
-            return Ok(());
-        };
-        let secret = keys
-            .get(signed.access_key())
-            .ok_or_else(|| VerifyError::UnknownAccessKey.to_service_error())?;
-        signed
-            .verify(secret)
+    }
+}
+
+impl PendingSignature<'_> {
+    /// Checks the signature over the request and its `body`
+    pub(crate) fn verify(&self, body: &Bytes) -> Result<(), Rejection> {
+        self.head
+            .verify(body, self.secret)
             .map_err(|e| Box::new(e.to_service_error()))
     }
 }

@@ -95,7 +95,15 @@ pub(crate) struct FrameBody {
     first: Option<Output>,
     /// The `close-after` limit was reached and the connection given a chance to flush
     cut_armed: bool,
+    /// The body ended (completely, or cut by a fault on purpose)
+    ended: bool,
+    /// Called if the body is dropped before its end (the connection closed mid-stream)
+    on_cut_off: Option<OnCutOff>,
 }
+
+/// Called when the connection closes mid-stream, with the body bytes sent and the payload
+/// bytes the function had streamed by then
+pub(crate) type OnCutOff = Box<dyn FnOnce(u64, u64) + Send + Sync>;
 
 /// Called once when the function ends, with its result and the payload bytes it streamed
 pub(crate) type OnDone = Box<dyn FnOnce(&Result<(), FunctionError>, u64) + Send + Sync>;
@@ -123,7 +131,16 @@ impl FrameBody {
             chunks: 0,
             delay: None,
             on_done: Some(on_done),
+            ended: false,
+            on_cut_off: None,
         }
+    }
+
+    /// Calls `f` if the body is dropped before its end (the client went away, or the
+    /// emulator stopped, mid-stream)
+    pub(crate) fn on_cut_off(mut self, f: OnCutOff) -> Self {
+        self.on_cut_off = Some(f);
+        self
     }
 
     fn finish(&mut self, result: &Result<(), FunctionError>) {
@@ -195,6 +212,16 @@ impl FrameBody {
     }
 }
 
+impl Drop for FrameBody {
+    fn drop(&mut self) {
+        if !self.ended
+            && let Some(f) = self.on_cut_off.take()
+        {
+            f(self.sent, self.payload);
+        }
+    }
+}
+
 impl Body for FrameBody {
     type Data = Bytes;
     type Error = Cut;
@@ -216,6 +243,7 @@ impl Body for FrameBody {
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
+                        this.ended = true;
                         return Poll::Ready(Some(Err(Cut("injected fault: connection closed"))));
                     }
                     if (b.len() as u64) > left {
@@ -227,7 +255,10 @@ impl Body for FrameBody {
                 return Poll::Ready(Some(Ok(Frame::data(b))));
             }
             match this.state {
-                State::Finished => return Poll::Ready(None),
+                State::Finished => {
+                    this.ended = true;
+                    return Poll::Ready(None);
+                }
                 State::Stalled => return Poll::Pending,
                 State::Streaming => {}
             }

@@ -6,7 +6,7 @@
 //! | fault | what the emulator does | what a correct client reports |
 //! |---|---|---|
 //! | `throttle` | answers 429 (kind [`TooManyRequests`](invoke_proto::ServiceErrorKind::TooManyRequests)), `Retry-After: 1` | a retryable throttling error with `retry_after` = 1 s |
-//! | `throttle=N` | per function: throttles the next N requests, then serves normally | as `throttle`, N times, then success |
+//! | `throttle=N` | per function ([`FunctionConfig::faults`](crate::FunctionConfig)): throttles its next N requests; in the header: throttles this request and the next N-1 requests of the function (at least; a larger count already pending stays); then serves normally | as `throttle`, N times, then success |
 //! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
 //! | `corrupt-crc` | flips the message CRC of the first chunk event | `MessageCrc` at offset 0 |
 //! | `delay-ms=D` | waits D ms after each chunk | nothing: every chunk must still arrive as it is sent |
@@ -22,7 +22,8 @@ use std::time::Duration;
 pub struct Faults {
     /// Answer 429 instead of running the function
     pub throttle: bool,
-    /// Per function: throttle this many requests, then serve normally
+    /// Throttle this many requests of the function, then serve normally (from the header:
+    /// counting the request that carries it)
     pub throttle_next: Option<u32>,
     /// Close the connection after this many body bytes
     pub close_after: Option<u64>,

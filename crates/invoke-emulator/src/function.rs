@@ -35,13 +35,17 @@ pub struct Invocation {
 pub(crate) const UNHANDLED: &str = "Unhandled";
 
 /// A function failure, reported in the stream's final event as `ErrorCode: Unhandled` with
-/// `ErrorDetails: {"errorType":..,"errorMessage":..}`
+/// `ErrorDetails: {"errorType":..,"errorMessage":..}`, or with the error document a function
+/// process reported, as it sent it
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionError {
     /// The error type (e.g. `Error`, `Runtime.ExitError`, `Sandbox.Timedout`)
     pub error_type: String,
     /// The error message
     pub error_message: String,
+    /// The runtime's error document (JSON text, bounded), reported instead of one built from
+    /// the type and the message
+    document: Option<Arc<str>>,
 }
 
 impl FunctionError {
@@ -50,12 +54,38 @@ impl FunctionError {
         Self {
             error_type: error_type.into(),
             error_message: error_message.into(),
+            document: None,
         }
     }
 
-    /// The `ErrorDetails` JSON text
+    /// Reports `document` (valid JSON, checked by the caller) as the error details
+    pub(crate) fn with_document(mut self, document: String) -> Self {
+        self.document = Some(document.into());
+        self
+    }
+
+    /// The `ErrorDetails` JSON text (and the body of a failed `Invoke`): the runtime's error
+    /// document as it was sent, else `{"errorType":..,"errorMessage":..}`
     pub fn details(&self) -> String {
-        json!({"errorType": self.error_type, "errorMessage": self.error_message}).to_string()
+        match &self.document {
+            Some(d) => d.to_string(),
+            None => json!({"errorType": self.error_type, "errorMessage": self.error_message})
+                .to_string(),
+        }
+    }
+
+    /// `TYPE: MESSAGE` for a log line, the message cut to at most 512 bytes
+    pub(crate) fn summary(&self) -> String {
+        const MAX: usize = 512;
+        let m = &self.error_message;
+        if m.len() <= MAX {
+            return format!("{}: {m}", self.error_type);
+        }
+        let mut end = MAX;
+        while !m.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}: {}... ({} bytes)", self.error_type, &m[..end], m.len())
     }
 }
 

@@ -52,7 +52,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use auth::{Auth, MAX_CLOCK_SKEW};
@@ -63,6 +62,7 @@ pub use function::{
     BUILTINS, FunctionError, Handler, HandlerFuture, InvalidContentType, Invocation,
     ResponseStream, builtin, count, echo, fail,
 };
+pub use listen::ServerLimits;
 pub use runtime::ProcessFunction;
 
 use server::{FunctionEntry, Shared};
@@ -79,6 +79,8 @@ pub struct Builder {
     process_echo: Arc<AtomicBool>,
     /// Serve https, the CA certificate written there
     tls: Option<tls::CaFile>,
+    limits: ServerLimits,
+    log_sink: Option<server::LogSink>,
 }
 
 impl std::fmt::Debug for Builder {
@@ -211,6 +213,22 @@ impl Builder {
         self
     }
 
+    /// Timeouts for slow and idle clients, and the connection limit (see [`ServerLimits`]
+    /// for the defaults)
+    #[must_use]
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sends each log line (one per request) to `sink` instead of stderr; [`quiet`](Self::quiet)
+    /// still turns them off
+    #[must_use]
+    pub fn log_sink(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.log_sink = Some(Arc::new(sink));
+        self
+    }
+
     /// Serves https instead of http: at start, a certificate authority and a server
     /// certificate it signs (for `localhost`, `127.0.0.1`, `::1` and the bound address) are
     /// generated, and the CA certificate is written as PEM to a new file in the temporary
@@ -236,8 +254,12 @@ impl Builder {
     ///
     /// The bind failed, or with TLS, the certificates could not be made or the CA file not
     /// written.
+    #[allow(
+        clippy::unused_async,
+        reason = "async in the public API: it must run in a tokio runtime, which spawns the server"
+    )]
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen::bind(addr)?;
         let local = listener.local_addr()?;
         let (acceptor, ca) = match &self.tls {
             Some(file) => {
@@ -255,10 +277,18 @@ impl Builder {
             require_json: self.require_json,
             max_response: self.max_response,
             quiet: self.quiet,
+            limits: self.limits,
+            log_sink: self.log_sink,
         });
         let (stop_tx, stop_rx) = watch::channel(false);
         let handler = move |req| server::handle(Arc::clone(&shared), req);
-        let task = tokio::spawn(listen::serve(listener, acceptor, handler, stopped(stop_rx)));
+        let task = tokio::spawn(listen::serve_with(
+            listener,
+            acceptor,
+            handler,
+            stopped(stop_rx),
+            self.limits,
+        ));
         Ok(Emulator {
             addr: local,
             ca,
@@ -295,6 +325,8 @@ impl Emulator {
             quiet: false,
             process_echo: Arc::new(AtomicBool::new(true)),
             tls: None,
+            limits: ServerLimits::default(),
+            log_sink: None,
         }
     }
 

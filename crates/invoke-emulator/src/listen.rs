@@ -1,38 +1,119 @@
 //! The accept loop every listener of the emulator shares (the endpoint and each process's
 //! Runtime API): HTTP/1.1 connections, over TLS when asked, served by one handler, bounded in
-//! number, with back-off on accept errors
+//! number, with back-off on accept errors and timeouts on idle and slow clients
+//!
+//! Each connection is in one phase, which a watchdog running beside it times:
+//!
+//! - head: from the accept (the TLS handshake included) or from the first byte of a later
+//!   request to the end of the request head, bounded by
+//!   [`ServerLimits::header_read_timeout`]
+//! - busy: the handler runs and the response is sent; not timed here (the body read has its
+//!   own timeout in the handler, the function its invocation timeout)
+//! - idle: kept alive after a response, waiting for the next request, bounded by
+//!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
+//!   when the connection limit is reached
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::RespBody;
 
-/// Connections served at once; further ones wait in the listen backlog
-pub(crate) const MAX_CONNECTIONS: usize = 1024;
-/// Time a connection has to send a request head, idle keep-alive time included: longer than
-/// the idle timeout of common client pools, so that none of them races a server close
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the endpoint waits for clients, and how many it serves at once
+///
+/// The defaults suit SDK clients: the idle timeout is longer than the idle timeout of the
+/// common connection pools (60 s in the Java SDK, 90 s in the Rust and Go ones), so that a
+/// pool closes its idle connections before the emulator does and never sends a request on a
+/// connection the emulator is closing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Time from accepting a connection, or from the first byte of a later request on it,
+    /// to the end of the request head (default 30 s); past it the connection is closed.
+    /// Bounds clients that connect and send nothing, or send a head slowly (slowloris)
+    pub header_read_timeout: Duration,
+    /// Time to receive a request body once its head arrived (default 60 s); past it the
+    /// request is answered 408 `RequestTimeoutException` and the connection closed
+    pub body_read_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request (default 120 s); past it
+    /// the connection is closed
+    pub idle_timeout: Duration,
+    /// Connections served at once (default 1024). When all are taken, a new connection
+    /// closes the kept-alive one idle the longest; with none idle, new connections wait in
+    /// the listen backlog until a connection ends or goes idle
+    pub max_connections: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(120),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Connections the kernel completes and queues before they are accepted. The usual 128
+/// overflows when a thousand clients connect at once: the kernel then drops their SYNs and
+/// they retry a second later
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listener on `addr` (address reuse on, as `TcpListener::bind` sets it) with a backlog of
+/// [`LISTEN_BACKLOG`] (the kernel may cap it, at `net.core.somaxconn` on Linux)
+pub(crate) fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Time a connection has to complete the TLS handshake
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// First and longest pause after a failed accept (out of file descriptors, for example)
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(5), Duration::from_secs(1));
 
+/// Where a listener's connections come from: a [`TcpListener`], or a stand-in in tests
+pub(crate) trait Accept: Send + Sync + 'static {
+    /// The next connection
+    fn accept(&self) -> impl Future<Output = io::Result<TcpStream>> + Send;
+}
+
+impl Accept for TcpListener {
+    async fn accept(&self) -> io::Result<TcpStream> {
+        TcpListener::accept(self).await.map(|(s, _)| s)
+    }
+}
+
 /// Serves every connection `listener` accepts with `handler`, over TLS when `tls` is given,
 /// until `stop` completes, then closes the open connections (streams included)
 ///
-/// At most [`MAX_CONNECTIONS`] are served at once. An accept error pauses accepting, from
-/// 5 ms doubling up to 1 s while errors repeat, instead of spinning.
+/// Under the default [`ServerLimits`] but for the idle timeout, 16 minutes: longer than the
+/// longest invocation (15 minutes), for the Runtime API, whose runtime may leave its kept-alive
+/// connection idle while the function runs.
 pub(crate) async fn serve<H, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -42,51 +123,440 @@ pub(crate) async fn serve<H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
     F: Future<Output = Result<Response<RespBody>, Infallible>> + Send + 'static,
 {
+    let limits = ServerLimits {
+        idle_timeout: Duration::from_secs(16 * 60),
+        ..ServerLimits::default()
+    };
+    serve_with(listener, tls, handler, stop, limits).await;
+}
+
+/// As [`serve`], under `limits`
+///
+/// At most [`ServerLimits::max_connections`] are served at once. An accept error pauses
+/// accepting, from 5 ms doubling up to 1 s while errors repeat, instead of spinning.
+pub(crate) async fn serve_with<L, H, F>(
+    listener: L,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+    stop: impl Future<Output = ()>,
+    limits: ServerLimits,
+) where
+    L: Accept,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + 'static,
+    F: Future<Output = Result<Response<RespBody>, Infallible>> + Send + 'static,
+{
+    let max = limits.max_connections.max(1);
+    let pool = Arc::new(Pool {
+        epoch: Instant::now(),
+        idle: AtomicUsize::new(0),
+        full: AtomicBool::new(false),
+        became_idle: Notify::new(),
+    });
     let mut connections = JoinSet::new();
+    let mut watches: HashMap<tokio::task::Id, Arc<Watch>> = HashMap::new();
+    // An accepted connection waiting for room (a connection that went busy meanwhile left
+    // none to close); nothing more is accepted until it is placed
+    let mut parked: Option<TcpStream> = None;
     let pause = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(pause, stop);
     let mut paused = false;
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
+        let room = connections.len() < max;
+        // SeqCst, paired with `Watch::shift`: either this load sees the connection that
+        // went idle, or that connection sees `full` and wakes the loop
+        pool.full.store(!room, Ordering::SeqCst);
+        let evictable = !room && pool.idle.load(Ordering::SeqCst) > 0;
+        if let Some(stream) = parked.take() {
+            if room || (evictable && evict_longest_idle(&watches, &pool)) {
+                let watch = Arc::new(Watch::new(&pool));
+                let task = connection(
+                    stream,
+                    tls.clone(),
+                    handler.clone(),
+                    limits,
+                    Arc::clone(&watch),
+                    Arc::clone(&pool),
+                );
+                let id = connections.spawn(task).id();
+                watches.insert(id, watch);
+                continue;
+            }
+            parked = Some(stream);
+        }
+        let can_accept = parked.is_none() && (room || evictable);
         tokio::select! {
             () = &mut stop => break,
             () = &mut pause, if paused => paused = false,
-            accepted = listener.accept(), if !paused && connections.len() < MAX_CONNECTIONS => {
-                if let Ok((stream, _)) = accepted {
+            () = pool.became_idle.notified(), if !can_accept => {}
+            accepted = listener.accept(), if !paused && can_accept => {
+                if let Ok(stream) = accepted {
                     backoff = ACCEPT_BACKOFF.0;
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, tls.clone(), handler.clone()));
+                    // placed at the top of the loop, under the state of that moment
+                    parked = Some(stream);
                 } else {
                     pause.as_mut().reset(Instant::now() + backoff);
                     paused = true;
                     backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
                 }
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                watches.remove(&id);
+            }
         }
     }
     connections.shutdown().await;
 }
 
-/// Serves one connection until it closes: the TLS handshake (bounded by
-/// [`HANDSHAKE_TIMEOUT`]) when `tls` is given, then HTTP/1.1
-async fn connection<H, F>(stream: TcpStream, tls: Option<TlsAcceptor>, handler: H)
-where
+/// Closes the connection idle the longest, to make room for a new one; whether one was
+/// closed
+fn evict_longest_idle(watches: &HashMap<tokio::task::Id, Arc<Watch>>, pool: &Pool) -> bool {
+    let mut idle: Vec<&Arc<Watch>> = watches.values().filter(|w| w.is(IDLE)).collect();
+    idle.sort_unstable_by_key(|w| w.since.load(Ordering::Relaxed));
+    // a connection may leave the idle phase meanwhile: then the next one goes
+    idle.into_iter().any(|w| w.shift(pool, IDLE, EVICTED))
+}
+
+/// Kept alive after a response, no request under way
+const IDLE: u8 = 0;
+/// Accepted (the TLS handshake included), or the first bytes of a later request arrived:
+/// waiting for a complete request head
+const HEAD: u8 = 1;
+/// The handler runs or its response is being sent
+const BUSY: u8 = 2;
+/// Closed to make room for a new connection
+const EVICTED: u8 = 3;
+/// The connection ended
+const CLOSED: u8 = 4;
+
+/// What the connections of one listener share
+struct Pool {
+    /// The origin of [`Watch::since`]
+    epoch: Instant,
+    /// Connections in the idle phase (kept alive, waiting)
+    idle: AtomicUsize,
+    /// The listener is at its connection limit and waits for a connection to go idle
+    full: AtomicBool,
+    /// Woken when a connection goes idle while the listener is full
+    became_idle: Notify,
+}
+
+impl Pool {
+    /// Nanoseconds since [`epoch`](Self::epoch) (u64 holds 584 years of them)
+    fn now(&self) -> u64 {
+        Instant::now().duration_since(self.epoch).as_nanos() as u64
+    }
+}
+
+/// The phase of one connection, and since when
+struct Watch {
+    phase: AtomicU8,
+    /// Nanoseconds from [`Pool::epoch`] to the start of the phase
+    since: AtomicU64,
+    /// Woken on every phase change, for the watchdog to take the new deadline
+    wake: Notify,
+}
+
+impl Watch {
+    /// A connection accepted now: waiting for its first request head
+    fn new(pool: &Pool) -> Self {
+        Self {
+            phase: AtomicU8::new(HEAD),
+            since: AtomicU64::new(pool.now()),
+            wake: Notify::new(),
+        }
+    }
+
+    fn is(&self, phase: u8) -> bool {
+        self.phase.load(Ordering::SeqCst) == phase
+    }
+
+    /// Moves from phase `from` to `to` if the connection is in `from`; whether it moved
+    fn shift(&self, pool: &Pool, from: u8, to: u8) -> bool {
+        if self
+            .phase
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            return false;
+        }
+        self.since.store(pool.now(), Ordering::Relaxed);
+        if from == IDLE {
+            pool.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+        if to == IDLE {
+            pool.idle.fetch_add(1, Ordering::SeqCst);
+            if pool.full.load(Ordering::SeqCst) {
+                pool.became_idle.notify_one();
+            }
+        }
+        self.wake.notify_one();
+        true
+    }
+
+    /// The handler was called: busy, from head or from idle (a head that arrived along
+    /// with the previous request)
+    fn busy(&self, pool: &Pool) {
+        if !self.shift(pool, HEAD, BUSY) {
+            self.shift(pool, IDLE, BUSY);
+        }
+    }
+
+    /// The connection ended
+    fn close(&self, pool: &Pool) {
+        if self.phase.swap(CLOSED, Ordering::SeqCst) == IDLE {
+            pool.idle.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Completes when the connection has to close: its phase outlived its timeout, or it
+    /// was evicted
+    async fn expired(&self, pool: &Pool, limits: &ServerLimits) {
+        loop {
+            // Created before the phase is read: a change after the read wakes it
+            let changed = self.wake.notified();
+            let timeout = match self.phase.load(Ordering::SeqCst) {
+                IDLE => Some(limits.idle_timeout),
+                HEAD => Some(limits.header_read_timeout),
+                BUSY => None,
+                _ => return,
+            };
+            match timeout {
+                Some(t) => {
+                    let since = Duration::from_nanos(self.since.load(Ordering::Relaxed));
+                    let deadline = pool.epoch + since + t;
+                    if deadline <= Instant::now() {
+                        return;
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => {}
+                        () = changed => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+}
+
+/// The connection's stream, moving the connection from idle to head when request bytes
+/// arrive
+struct Watched<S> {
+    inner: S,
+    watch: Arc<Watch>,
+    pool: Arc<Pool>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before && self.watch.is(IDLE) {
+            self.watch.shift(&self.pool, IDLE, HEAD);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// A response body that moves its connection back to idle once it is sent (or dropped)
+struct Tracked {
+    body: RespBody,
+    /// Present until the move
+    done: Option<(Arc<Watch>, Arc<Pool>)>,
+}
+
+impl Tracked {
+    fn finish(&mut self) {
+        if let Some((watch, pool)) = self.done.take() {
+            watch.shift(&pool, BUSY, IDLE);
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+impl Body for Tracked {
+    type Data = <RespBody as Body>::Data;
+    type Error = <RespBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves one connection until it closes or its watchdog expires: the TLS handshake (bounded
+/// by [`HANDSHAKE_TIMEOUT`]) when `tls` is given, then HTTP/1.1
+async fn connection<H, F>(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+    limits: ServerLimits,
+    watch: Arc<Watch>,
+    pool: Arc<Pool>,
+) where
     H: Fn(Request<Incoming>) -> F + Send + 'static,
     F: Future<Output = Result<Response<RespBody>, Infallible>> + Send + 'static,
 {
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
-    let service = service_fn(handler);
-    let _ = match tls {
-        None => http.serve_connection(TokioIo::new(stream), service).await,
-        Some(acceptor) => {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-            let Ok(Ok(stream)) = handshake.await else {
-                return;
-            };
-            http.serve_connection(TokioIo::new(stream), service).await
-        }
+    let service = {
+        let (watch, pool) = (Arc::clone(&watch), Arc::clone(&pool));
+        service_fn(move |req| {
+            watch.busy(&pool);
+            let done = Some((Arc::clone(&watch), Arc::clone(&pool)));
+            let response = handler(req);
+            async move {
+                let response = response.await?;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, done }))
+            }
+        })
     };
+    let serve = async {
+        let mut http = http1::Builder::new();
+        // The watchdog times the head, idle time apart; hyper's own timer would count both
+        http.timer(TokioTimer::new()).header_read_timeout(None);
+        let _ = match tls {
+            None => {
+                let io = Watched {
+                    inner: stream,
+                    watch: Arc::clone(&watch),
+                    pool: Arc::clone(&pool),
+                };
+                http.serve_connection(TokioIo::new(io), service).await
+            }
+            Some(acceptor) => {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let Ok(Ok(stream)) = handshake.await else {
+                    return;
+                };
+                let io = Watched {
+                    inner: stream,
+                    watch: Arc::clone(&watch),
+                    pool: Arc::clone(&pool),
+                };
+                http.serve_connection(TokioIo::new(io), service).await
+            }
+        };
+    };
+    tokio::select! {
+        () = serve => {}
+        () = watch.expired(&pool, &limits) => {}
+    }
+    watch.close(&pool);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener whose every accept fails as when the process is out of file descriptors
+    struct OutOfDescriptors {
+        calls: AtomicUsize,
+        /// Notified once accept was called this many times
+        enough: usize,
+        reached: Notify,
+    }
+
+    impl Accept for OutOfDescriptors {
+        async fn accept(&self) -> io::Result<TcpStream> {
+            if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.enough {
+                self.reached.notify_one();
+            }
+            Err(io::Error::from_raw_os_error(24)) // EMFILE
+        }
+    }
+
+    /// With the clock paused, time moves only while every task waits: accepting without a
+    /// pause would call accept without end at one instant
+    #[tokio::test(start_paused = true)]
+    async fn accept_errors_back_off_instead_of_spinning() {
+        let listener = Arc::new(OutOfDescriptors {
+            calls: AtomicUsize::new(0),
+            enough: 1000,
+            reached: Notify::new(),
+        });
+        let handler = |_req: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(crate::body::full("")))
+        };
+        let started = Instant::now();
+        let stop = {
+            let listener = Arc::clone(&listener);
+            async move {
+                tokio::select! {
+                    () = tokio::time::sleep(Duration::from_secs(10)) => {}
+                    () = listener.reached.notified() => {}
+                }
+            }
+        };
+        serve_with(
+            Arc::clone(&listener),
+            None,
+            handler,
+            stop,
+            ServerLimits::default(),
+        )
+        .await;
+        let calls = listener.calls.load(Ordering::SeqCst);
+        // 5 ms doubling to 1 s: 8 pauses fill the first 1.3 s, then one a second
+        assert!(calls <= 20, "{calls} accepts in {:?}", started.elapsed());
+        assert!(calls >= 10, "{calls} accepts in {:?}", started.elapsed());
+    }
+
+    impl<T: Accept> Accept for Arc<T> {
+        fn accept(&self) -> impl Future<Output = io::Result<TcpStream>> + Send {
+            T::accept(self)
+        }
+    }
 }

@@ -60,3 +60,43 @@ pub(crate) fn summary(r: &ServiceError) -> String {
 pub(crate) fn response(r: ServiceError, request_id: &str) -> Response<RespBody> {
     r.with_request_id(request_id).to_response().map(full)
 }
+
+/// A refusal the service's model has no error for, in the service's shape all the same:
+/// `status`, `X-Amzn-ErrorType: code`, a JSON body with `Type` and `message`
+pub(crate) fn http_error(status: u16, code: &str, message: impl Into<String>) -> Rejection {
+    let mut e = ServiceError::new(ServiceErrorKind::Unknown, message);
+    code.clone_into(&mut e.code);
+    e.status = Some(status);
+    e.error_type = Some(if status >= 500 { "Service" } else { "User" }.to_owned());
+    Box::new(e)
+}
+
+/// 408, `RequestTimeoutException`: the body did not arrive within `timeout`
+pub(crate) fn body_timeout(timeout: Duration) -> Rejection {
+    http_error(
+        408,
+        "RequestTimeoutException",
+        format!(
+            "The request body did not arrive within {:.1} seconds",
+            timeout.as_secs_f64()
+        ),
+    )
+}
+
+/// 414, `UriTooLongException`: a request target of `len` bytes, over `max`
+pub(crate) fn uri_too_long(len: usize, max: usize) -> Rejection {
+    http_error(
+        414,
+        "UriTooLongException",
+        format!("The request URI is {len} bytes long, over the limit of {max} bytes"),
+    )
+}
+
+/// 431, `RequestHeaderFieldsTooLargeException`: header fields of `len` bytes, over `max`
+pub(crate) fn headers_too_large(len: usize, max: usize) -> Rejection {
+    http_error(
+        431,
+        "RequestHeaderFieldsTooLargeException",
+        format!("The request header fields are {len} bytes long, over the limit of {max} bytes"),
+    )
+}

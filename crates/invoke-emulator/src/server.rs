@@ -1,51 +1,58 @@
 //! Request handling, one stage per function, in the order a request meets them
 //!
-//! 1. route: [`parse_route`] finds the operation the method and path name, and the function
+//! 1. [`check_head_size`]: the request target and the header fields within the emulator's
+//!    limits, below hyper's own (which answer without the service's error shape)
+//! 2. route: [`parse_route`] finds the operation the method and path name, and the function
 //!    name in the path
-//! 2. [`read_body`]: the payload, at most the request limit
-//! 3. authorize: [`Auth::check`](crate::Auth) verifies the SigV4 signature
-//! 4. parse: [`Route::parse`] reads the content type, the `X-Amz-*` headers and the
+//! 3. [`check_content_length`]: an announced body over the request limit is refused at once
+//! 4. authorize the head: [`Auth::check_head`](crate::Auth) checks the `Authorization`, the
+//!    date, the credential scope and the access key, before any body byte is read
+//! 5. [`read_body`]: the payload, at most the request limit, within the body-read timeout;
+//!    then the signature, which covers the body
+//! 6. parse: [`Route::parse`] reads the content type, the `X-Amz-*` headers and the
 //!    `Qualifier` into validated [`InvokeParams`]
-//! 5. [`resolve`]: the hosted function, the qualifier, the ARN and the executed version; then
+//! 7. [`resolve`]: the hosted function, the qualifier, the ARN and the executed version; then
 //!    [`check_json`] and, for a `DryRun`, the answer ([`dry_run`])
-//! 6. [`admit`]: injected faults, throttling and the concurrency limit
-//! 7. [`run`]: the handler, spawned under its timeout
-//! 8. [`respond`]: the head once the function set its content type or first wrote, then its
-//!    output streamed as event-stream messages ([`FrameBody`]) or collected into one body
-//!    ([`respond_buffered`])
+//! 8. [`admit`]: injected faults, throttling and the concurrency limit
+//! 9. [`run`]: the handler, spawned under its timeout
+//! 10. [`respond`]: the head once the function set its content type or first wrote, then its
+//!     output streamed as event-stream messages ([`FrameBody`]) or collected into one body
+//!     ([`respond_buffered`]); an asynchronous `Invoke` (`Event`) gets its 202 at once and
+//!     the function runs on in the background ([`accept_event`])
 //!
 //! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
-//! logs it and answers with it. The wire names (routes, headers, error codes) all come from
-//! `invoke-proto`.
+//! logs it and answers with it. A body left unread by a refusal is drained in the background
+//! ([`Unread`]). The wire names (routes, headers, error codes) all come from `invoke-proto`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
     CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
-    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
-    X_AMZN_REQUEST_ID, parse_function_name, parse_route,
+    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE,
+    X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::auth::Auth;
-use crate::body::{FrameBody, OnDone, RespBody, full};
+use crate::body::{FrameBody, OnCutOff, OnDone, RespBody, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
 use crate::function::{
     FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, UNHANDLED,
 };
+use crate::listen::ServerLimits;
 use crate::reject::{self, Rejection};
 
 /// The request header that injects faults into one invocation (see [`crate::fault`])
@@ -54,6 +61,18 @@ const FAULT_HEADER: &str = "x-emulator-fault";
 const MAX_BUFFERED_RESPONSE: usize = 6 * 1024 * 1024 + 100;
 /// The account id in the ARNs the emulator reports
 pub(crate) const ACCOUNT: &str = "123456789012";
+/// Longest request target (path and query) answered in the service's error shape; hyper
+/// itself answers a bare 414 past 65,534 bytes
+const MAX_URI_LEN: usize = 8 * 1024;
+/// Longest header section (names, values, and 4 bytes of framing per field) answered in the
+/// service's error shape; hyper itself answers a bare 431 past about 400 KiB of head, or
+/// past 100 fields
+const MAX_HEADERS_LEN: usize = 64 * 1024;
+/// Most body bytes read and discarded after a refusal that left the body unread
+const DRAIN_LIMIT: u64 = 2 * MAX_PAYLOAD_LEN as u64;
+
+/// Where log lines go instead of stderr
+pub(crate) type LogSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// A hosted function: its handler, its configuration and the state of its limits
 pub(crate) struct FunctionEntry {
@@ -89,13 +108,21 @@ pub(crate) struct Shared {
     pub(crate) require_json: bool,
     pub(crate) max_response: u64,
     pub(crate) quiet: bool,
+    pub(crate) limits: ServerLimits,
+    pub(crate) log_sink: Option<LogSink>,
 }
 
 impl Shared {
     fn log(&self, line: &str) {
-        if !self.quiet {
+        if self.quiet {
+            return;
+        }
+        match &self.log_sink {
+            Some(sink) => sink(line),
             // A closed stderr must not take the server down
-            let _ = writeln!(std::io::stderr(), "{line}");
+            None => {
+                let _ = writeln!(std::io::stderr(), "{line}");
+            }
         }
     }
 }
@@ -114,36 +141,89 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<RespBody>, Infallible> {
     let request_id = crate::ids::uuid();
-    let route = match parse_route(req.method(), req.uri().path()) {
+    let route = check_head_size(&req).and_then(|()| {
+        parse_route(req.method(), req.uri().path()).map_err(|e| Box::new(e.to_service_error()))
+    });
+    let route = match route {
         Ok(route) => route,
-        Err(e) => {
-            let r = e.to_service_error();
+        Err(r) => {
             shared.log(&format!(
                 "{request_id} {} {} -> {}",
                 req.method(),
-                req.uri().path(),
-                reject::summary(&r)
+                printable(req.uri().path()),
+                printable(&reject::summary(&r))
             ));
-            return Ok(reject::response(r, &request_id));
+            // hyper closes the connection if the body is left unread; `Unread` drains it
+            let (parts, body) = req.into_parts();
+            drop(Unread::new(body, &parts, &shared.limits));
+            return Ok(reject::response(*r, &request_id));
         }
     };
-    let function = route.function_name.clone();
+    // decoded from the path and not validated yet: shown escaped and cut short
+    let function = printable(&route.function_name);
     let call = Call {
         shared,
         operation: route.operation,
         request_id,
         started: Instant::now(),
     };
-    match invoke(&call, req, route).await {
+    let unanswered = Unanswered(Some((&call, &function)));
+    let answer = invoke(&call, req, route).await;
+    unanswered.answered();
+    match answer {
         Ok(resp) => Ok(resp),
         Err(r) => {
             call.shared.log(&format!(
                 "{} {} {function} -> {}",
                 call.request_id,
                 call.operation.as_str(),
-                reject::summary(&r)
+                printable(&reject::summary(&r))
             ));
             Ok(reject::response(*r, &call.request_id))
+        }
+    }
+}
+
+/// Longest text from a client (a path, a function name, a refusal quoting a value) in a
+/// log line, in characters
+const MAX_LOGGED_CHARS: usize = 512;
+
+/// `text` for a log line: control characters escaped, at most [`MAX_LOGGED_CHARS`]
+/// characters (then `...`), so that a client can neither forge nor flood log lines
+fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(MAX_LOGGED_CHARS) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Logs a request whose connection closed before it was answered (hyper then drops the
+/// handler), unless [`answered`](Self::answered)
+struct Unanswered<'a>(Option<(&'a Call, &'a str)>);
+
+impl Unanswered<'_> {
+    fn answered(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if let Some((call, function)) = self.0.take() {
+            call.shared.log(&format!(
+                "{} {} {function} -> connection closed before the response, after {:.1} ms",
+                call.request_id,
+                call.operation.as_str(),
+                call.started.elapsed().as_secs_f64() * 1000.0
+            ));
         }
     }
 }
@@ -155,10 +235,16 @@ async fn invoke(
     route: Route,
 ) -> Result<Response<RespBody>, Rejection> {
     let (parts, body) = req.into_parts();
-    let payload = read_body(body).await?;
-    call.shared
+    let body = Unread::new(body, &parts, &call.shared.limits);
+    check_content_length(&parts)?;
+    let signature = call
+        .shared
         .auth
-        .check(&parts, &payload, SystemTime::now())?;
+        .check_head(&parts, &call.shared.region, SystemTime::now())?;
+    let payload = read_body(body, call.shared.limits.body_read_timeout).await?;
+    if let Some(signature) = signature {
+        signature.verify(&payload)?;
+    }
     let params = route
         .parse(parts.uri.query(), &parts.headers, payload)
         .map_err(|e| e.to_service_error())?
@@ -169,23 +255,126 @@ async fn invoke(
         return Ok(dry_run(call, &target));
     }
     let admitted = admit(target.entry, &parts)?;
+    let asynchronous = is_event(call.operation, &parts);
     let running = run(call, &target, &params, admitted.permit);
+    if asynchronous {
+        return Ok(accept_event(call, &target, running));
+    }
     let log_tail = params.get_log_type() == Some(LogType::Tail);
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
 
+/// 414 for a request target over [`MAX_URI_LEN`], 431 for header fields over
+/// [`MAX_HEADERS_LEN`], in the service's error shape
+fn check_head_size(req: &Request<Incoming>) -> Result<(), Rejection> {
+    let uri = req.uri();
+    let uri_len = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len());
+    if uri_len > MAX_URI_LEN {
+        return Err(reject::uri_too_long(uri_len, MAX_URI_LEN));
+    }
+    let headers_len: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if headers_len > MAX_HEADERS_LEN {
+        return Err(reject::headers_too_large(headers_len, MAX_HEADERS_LEN));
+    }
+    Ok(())
+}
+
+/// The announced body length, when there is a valid `Content-Length`
+fn content_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// 413, kind `RequestTooLarge`, for a `Content-Length` over the request limit, before any
+/// body byte is read
+fn check_content_length(parts: &Parts) -> Result<(), Rejection> {
+    match content_length(parts) {
+        Some(len) if len > MAX_PAYLOAD_LEN as u64 => {
+            Err(Box::new(RequestError::body_too_large().to_service_error()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A request body not read yet
+///
+/// Dropped unread (the request was refused before its body was needed), it is read and
+/// discarded in the background, at most [`DRAIN_LIMIT`] bytes within the body-read timeout,
+/// so that a client still sending its body reads the refusal rather than a reset
+/// connection. A body announced longer than that, or held back by `Expect: 100-continue`,
+/// is not drained: hyper closes the connection after the answer.
+struct Unread {
+    body: Option<Incoming>,
+    /// Whether and for how long to drain the body if it is dropped unread
+    drain: Option<Duration>,
+}
+
+impl Unread {
+    fn new(body: Incoming, parts: &Parts, limits: &ServerLimits) -> Self {
+        let expects_continue = parts
+            .headers
+            .get(EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let drain = !expects_continue && content_length(parts).is_none_or(|n| n <= DRAIN_LIMIT);
+        Self {
+            body: Some(body),
+            drain: drain.then_some(limits.body_read_timeout),
+        }
+    }
+
+    fn take(mut self) -> Incoming {
+        self.body.take().expect("taken once")
+    }
+}
+
+impl Drop for Unread {
+    fn drop(&mut self) {
+        let (Some(mut body), Some(timeout)) = (self.body.take(), self.drain) else {
+            return;
+        };
+        if body.is_end_stream() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(tokio::time::timeout(timeout, async move {
+            let mut left = DRAIN_LIMIT;
+            while let Some(Ok(frame)) = body.frame().await {
+                let n = frame.data_ref().map_or(0, Bytes::len) as u64;
+                left = left.saturating_sub(n);
+                if left == 0 {
+                    break;
+                }
+            }
+        }));
+    }
+}
+
 /// The request body, read whole because the signature covers it; at most the request limit
-/// (413, kind `RequestTooLarge`, beyond)
-async fn read_body(body: Incoming) -> Result<Bytes, Rejection> {
-    match Limited::new(body, MAX_PAYLOAD_LEN).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e)
+/// (413, kind `RequestTooLarge`, beyond), within `timeout` (408 past it)
+async fn read_body(body: Unread, timeout: Duration) -> Result<Bytes, Rejection> {
+    let read = Limited::new(body.take(), MAX_PAYLOAD_LEN).collect();
+    match tokio::time::timeout(timeout, read).await {
+        Err(_) => Err(reject::body_timeout(timeout)),
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
             Err(Box::new(RequestError::body_too_large().to_service_error()))
         }
-        Err(e) => Err(reject::invalid_parameter(format!(
+        Ok(Err(e)) => Err(reject::invalid_parameter(format!(
             "could not read the request body: {e}"
         ))),
     }
@@ -268,13 +457,20 @@ struct Admitted {
 
 /// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
 /// concurrency limit answer a 429 throttling error
+///
+/// A request's `throttle=N` arms the function's counter to at least N before it is read, so
+/// that this request and the next N-1 of the function are throttled.
 fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
     let mut faults = entry.config.faults.clone();
     if let Some(spec) = parts.headers.get(FAULT_HEADER) {
         let spec = spec
             .to_str()
             .map_err(|_| reject::invalid_parameter("the fault header is not visible ASCII"))?;
-        faults = faults.merge(&Faults::parse(spec).map_err(reject::invalid_parameter)?);
+        let requested = Faults::parse(spec).map_err(reject::invalid_parameter)?;
+        if let Some(n) = requested.throttle_next {
+            entry.throttle_left.fetch_max(n, Ordering::Relaxed);
+        }
+        faults = faults.merge(&requested);
     }
     let throttled = faults.throttle
         || entry
@@ -292,6 +488,55 @@ fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
             })?),
         };
     Ok(Admitted { faults, permit })
+}
+
+/// Whether the request is an asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`, which
+/// `Route::parse` accepts only for `Invoke`)
+fn is_event(operation: Operation, parts: &Parts) -> bool {
+    operation == Operation::Invoke
+        && parts
+            .headers
+            .get(X_AMZ_INVOCATION_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"Event")
+}
+
+/// The answer to an asynchronous `Invoke`: 202 with an empty body at once, as the service
+/// answers once the event is queued; the function runs on, its output is read and dropped,
+/// and its end is logged like any invocation's
+fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Response<RespBody> {
+    let shared = Arc::clone(&call.shared);
+    let id = call.request_id.clone();
+    let function = target.name.to_owned();
+    let started = call.started;
+    tokio::spawn(async move {
+        let mut bytes: u64 = 0;
+        let result = loop {
+            match running.rx.recv().await {
+                Some(Output::Head { .. }) => {}
+                Some(Output::Chunk(c)) => bytes += c.len() as u64,
+                Some(Output::Done(r)) => break r,
+                None => {
+                    break Err(FunctionError::new(
+                        "Runtime.ExitError",
+                        "the function ended without a result",
+                    ));
+                }
+            }
+        };
+        let outcome = match &result {
+            Ok(()) => "ok".to_owned(),
+            Err(e) => format!("function error {}", e.summary()),
+        };
+        shared.log(&format!(
+            "{id} Invoke (Event) {function} -> 202, {bytes} payload bytes discarded, ran {:.1} ms, {outcome}",
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    });
+    Response::builder()
+        .status(StatusCode::ACCEPTED)
+        .header(X_AMZN_REQUEST_ID, &call.request_id)
+        .body(full(Bytes::new()))
+        .expect("valid response")
 }
 
 /// A started invocation: where its output arrives, and its log
@@ -378,7 +623,8 @@ async fn respond(
                 log_tail.then_some(running.log),
                 call.shared.max_response,
                 on_done,
-            );
+            )
+            .on_cut_off(cut_off_log(call, target.name));
             head.body(body.boxed()).expect("valid response")
         }
         Operation::Invoke => respond_buffered(head, first, running, log_tail, on_done).await,
@@ -449,10 +695,27 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
     Box::new(move |result: &Result<(), FunctionError>, bytes: u64| {
         let outcome = match result {
             Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}: {}", e.error_type, e.error_message),
+            Err(e) => format!("function error {}", e.summary()),
         };
         shared.log(&format!(
             "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",
+            operation.as_str(),
+            started.elapsed().as_secs_f64() * 1000.0
+        ));
+    })
+}
+
+/// The log line written when the connection closes mid-stream: the bytes sent by then
+fn cut_off_log(call: &Call, function: &str) -> OnCutOff {
+    let shared = Arc::clone(&call.shared);
+    let id = call.request_id.clone();
+    let operation = call.operation;
+    let started = call.started;
+    let function = function.to_owned();
+    Box::new(move |sent: u64, payload: u64| {
+        shared.log(&format!(
+            "{id} {} {function} -> 200, connection closed mid-stream after {sent} bytes sent \
+             ({payload} payload bytes) in {:.1} ms",
             operation.as_str(),
             started.elapsed().as_secs_f64() * 1000.0
         ));

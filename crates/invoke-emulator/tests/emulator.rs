@@ -586,3 +586,110 @@ async fn content_type_is_set_or_refused_without_breaking_the_stream() {
     assert_eq!(o.complete, Some(InvokeComplete::default()));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn fault_header_throttle_n_throttles_this_and_the_next_requests() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let echo = InvokeParams::new("echo", "{}");
+    let mut req = request(&emu, &echo);
+    req.headers_mut()
+        .insert("x-emulator-fault", "throttle=3".parse().unwrap());
+    assert_eq!(
+        service_error(send(&emu, req).await).await.kind,
+        ServiceErrorKind::TooManyRequests,
+        "the request carrying the header is the first of the 3"
+    );
+    // another function is not affected
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new("count", "{}"))).await).await;
+    assert!(o.complete.is_some(), "{o:?}");
+    for i in 2..=3 {
+        let e = service_error(send(&emu, request(&emu, &echo)).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::TooManyRequests, "request {i}");
+    }
+    let o = stream(send(&emu, request(&emu, &echo)).await).await;
+    assert!(o.complete.is_some(), "the 4th is served: {o:?}");
+    // throttle=0 throttles nothing
+    let mut req = request(&emu, &echo);
+    req.headers_mut()
+        .insert("x-emulator-fault", "throttle=0".parse().unwrap());
+    assert!(stream(send(&emu, req).await).await.complete.is_some());
+    emu.shutdown().await;
+}
+
+/// A buffered `Invoke` request for `params` with `X-Amz-Invocation-Type: Event`
+fn event_invoke(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
+    let mut req = request(emu, params);
+    let name = params.function_name();
+    *req.uri_mut() = format!("{}/2015-03-31/functions/{name}/invocations", emu.url())
+        .parse()
+        .unwrap();
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "Event".parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
+    // The function reports its payload, then holds until the test lets it go: the 202 must
+    // come while it still runs
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let gate = std::sync::Arc::clone(&release);
+    let emu = start(Emulator::builder().builtins().no_auth().function(
+        "held",
+        move |inv: Invocation, out: ResponseStream| {
+            let (started_tx, gate, done_tx) = (
+                started_tx.clone(),
+                std::sync::Arc::clone(&gate),
+                done_tx.clone(),
+            );
+            async move {
+                let _ = started_tx.send(inv.payload.clone());
+                out.write("output nobody reads").await;
+                let _permit = gate.acquire().await;
+                let _ = done_tx.send(());
+                Ok::<(), FunctionError>(())
+            }
+        },
+    ))
+    .await;
+    // a guard against hanging (a synchronous answer would wait for the release forever),
+    // not a timing assertion
+    let guard = Duration::from_secs(30);
+    let p = InvokeParams::new("held", r#"{"k":"event"}"#).log_type(LogType::Tail);
+    let resp = tokio::time::timeout(guard, send(&emu, event_invoke(&emu, &p)))
+        .await
+        .expect("the 202 arrives while the function runs");
+    assert_eq!(resp.status(), 202);
+    assert!(resp.headers().contains_key("x-amzn-requestid"));
+    for absent in ["x-amz-function-error", "x-amz-log-result"] {
+        assert!(!resp.headers().contains_key(absent), "{:?}", resp.headers());
+    }
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.is_empty(), "{body:?}");
+    let payload = tokio::time::timeout(guard, started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&payload[..], br#"{"k":"event"}"#);
+    release.add_permits(1);
+    tokio::time::timeout(guard, done.recv())
+        .await
+        .expect("the function runs to its end")
+        .unwrap();
+    // a function error is not the caller's either
+    let p = InvokeParams::new("fail", r#"{"after":2}"#);
+    let resp = send(&emu, event_invoke(&emu, &p)).await;
+    assert_eq!(resp.status(), 202);
+    assert!(!resp.headers().contains_key("x-amz-function-error"));
+    // RequestResponse on the same route still answers 200 with the output
+    let mut req = event_invoke(&emu, &InvokeParams::new("echo", r#"{"x":1}"#));
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    let resp = send(&emu, req).await;
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], br#"{"x":1}"#);
+    emu.shutdown().await;
+}

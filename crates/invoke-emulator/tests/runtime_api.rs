@@ -107,9 +107,30 @@ while True:
         stream(rid, [b"partial"], "application/octet-stream",
                trailers=b"Lambda-Runtime-Function-Error-Type: Function.StreamFail\r\nLambda-Runtime-Function-Error-Body: " + body + b"\r\n",
                mode=None)
+    elif op == "error_raw":
+        # any error report: the type header (repeated), a body built from parts
+        headers = {}
+        if ev.get("type") is not None:
+            headers["Lambda-Runtime-Function-Error-Type"] = ev["type"] * ev.get("times", 1)
+        body = (ev.get("body", "") + ev.get("fill", "") * ev.get("fill_times", 0) + ev.get("tail", "")).encode()
+        try:
+            r2, data = call("POST", "/invocation/%s/error" % rid, body, headers)
+            print("error report answered", r2.status, data[:200], flush=True)
+        except OSError as e:
+            print("error report cut:", e, flush=True)
+    elif op == "trailers_doc":
+        body = base64.b64encode(ev["doc"].encode())
+        t = (ev.get("type", "Function.StreamFail") * ev.get("times", 1)).encode()
+        stream(rid, [b"partial"], "application/octet-stream",
+               trailers=b"Lambda-Runtime-Function-Error-Type: " + t + b"\r\nLambda-Runtime-Function-Error-Body: " + body + b"\r\n",
+               mode=None)
+    elif op == "long_content_type":
+        resp = stream(rid, [b"never"], "text/" + "a" * ev["len"])
+        print("long content type answered", resp.split(b"\r\n")[0], flush=True)
     elif op == "rust_error":
         err = base64.b64encode(b"stream broke")
-        lines = [b"Lambda-Runtime-Function-Error-Type: Runtime.StreamError\r\n",
+        t = (ev.get("type", "Runtime.StreamError") * ev.get("times", 1)).encode()
+        lines = [b"Lambda-Runtime-Function-Error-Type: " + t + b"\r\n",
                  b"Lambda-Runtime-Function-Error-Body: " + err + b"\r\n"]
         ct = "application/vnd.awslambda.http-integration-response"
         if ev.get("joined"):
@@ -317,6 +338,25 @@ async fn invoke(emu: &Emulator, function: &str, event: &Value) -> Outcome {
         .expect("the invocation finished")
 }
 
+/// A buffered `Invoke` of `function`: the response head and the whole body
+async fn invoke_buffered(
+    emu: &Emulator,
+    function: &str,
+    event: &Value,
+) -> (http::response::Parts, Bytes) {
+    let mut req = request(emu, &InvokeParams::new(function, event.to_string()));
+    *req.uri_mut() = format!("{}/2015-03-31/functions/{function}/invocations", emu.url())
+        .parse()
+        .unwrap();
+    let (parts, body) = send(emu, req).await.into_parts();
+    let body = tokio::time::timeout(Duration::from_secs(60), body.collect())
+        .await
+        .expect("the invocation finished")
+        .unwrap()
+        .to_bytes();
+    (parts, body)
+}
+
 fn config() -> FunctionConfig {
     FunctionConfig {
         timeout: Duration::from_secs(60),
@@ -368,7 +408,12 @@ async fn buffered_response_env_and_next_headers() {
     assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].is_string());
     assert_eq!(env["AWS_REGION"], "us-east-1");
     assert_eq!(env["AWS_DEFAULT_REGION"], "us-east-1");
-    assert_eq!(env["_HANDLER"], "function.handler");
+    // the RIE's convention: the command's last argument
+    assert_eq!(
+        env["_HANDLER"].as_str(),
+        dir.path("function.py").to_str(),
+        "{env}"
+    );
     assert!(env["AWS_ACCESS_KEY_ID"].is_string() && env["AWS_SECRET_ACCESS_KEY"].is_string());
     assert_eq!(env["EXTRA"], "extra-value");
     let root = Path::new(env["LAMBDA_TASK_ROOT"].as_str().unwrap());
@@ -527,6 +572,13 @@ async fn init_error_fails_the_invocation() {
             )
         );
         assert!(o.log().contains("failing init"), "{o:?}");
+        // the init error document as the runtime sent it (Python's json.dumps spacing)
+        assert_eq!(
+            o.complete.error_details.as_deref(),
+            Some(
+                r#"{"errorType": "Runtime.ImportModuleError", "errorMessage": "no module named nope"}"#
+            )
+        );
     }
     emu.shutdown().await;
 }
@@ -789,5 +841,160 @@ async fn a_flood_of_output_keeps_the_last_4_kib() {
     let log = o.log();
     assert_eq!(log.len(), 4096, "{log:?}");
     assert!(log.ends_with("line 19998\nline 19999\n"), "{log:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn runtime_supplied_headers_are_bounded() {
+    if !have_python("runtime_supplied_headers_are_bounded") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    // A 100 KB Lambda-Runtime-Function-Error-Type on /error, with a text body (so that the
+    // header names the type)
+    let event = json!({"op": "error_raw", "type": "T", "times": 100_000, "body": "plain failure"});
+    let o = invoke(&emu, "py", &event).await;
+    let (t, m) = o.error();
+    assert!(t.len() <= 256 && t.starts_with("TTTT"), "{} bytes", t.len());
+    assert_eq!(m, "plain failure");
+    assert!(o.complete.error_details.as_ref().unwrap().len() < 1024);
+    let (parts, body) = invoke_buffered(&emu, "py", &event).await;
+    assert_eq!(parts.headers["x-amz-function-error"], "Unhandled");
+    assert!(body.len() < 1024, "{} bytes", body.len());
+    // the same in lambda_runtime's in-body error lines
+    let event = json!({"op": "rust_error", "type": "R", "times": 100_000});
+    let (t, m) = invoke(&emu, "py", &event).await.error();
+    assert!(t.len() <= 256 && t.starts_with("RRRR"), "{} bytes", t.len());
+    assert_eq!(m, "stream broke");
+    // and in real trailers (hyper takes at most 16 KiB of them)
+    let doc = "not json";
+    let event = json!({"op": "trailers_doc", "doc": doc, "type": "G", "times": 10_000});
+    let (t, m) = invoke(&emu, "py", &event).await.error();
+    assert!(t.len() <= 256 && t.starts_with("GGGG"), "{} bytes", t.len());
+    assert_eq!(m, doc);
+    // A 100 KB Content-Type is refused, not passed on to the client
+    let o = invoke(
+        &emu,
+        "py",
+        &json!({"op": "long_content_type", "len": 100_000}),
+    )
+    .await;
+    assert!(
+        o.content_type.len() < 1024,
+        "{} bytes",
+        o.content_type.len()
+    );
+    let (t, m) = o.error();
+    assert_eq!(t, "Runtime.InvalidResponseContentType", "{m}");
+    // (What the runtime was answered is not asserted from its log: it prints that line after
+    // the refusal, which has already ended the invocation, so the line may miss its tail.)
+    // the process still serves
+    let o = invoke(&emu, "py", &json!({"op": "buffered"})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_documents_are_kept_whole() {
+    if !have_python("error_documents_are_kept_whole") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    // As a Python runtime sends it: stackTrace and fields of its own, pretty-printed
+    let doc = "{\n  \"errorType\": \"ValueError\",\n  \"errorMessage\": \"bad value\",\n  \
+               \"stackTrace\": [\"  File \\\"/var/task/app.py\\\", line 3, in handler\\n\"],\n  \
+               \"requestId\": \"r-1\",\n  \"cause\": {\"errorType\": \"KeyError\", \"trace\": [1, 2.5, null]}\n}";
+    serde_json::from_str::<Value>(doc).unwrap();
+    let event = json!({"op": "error_raw", "type": "Unhandled", "body": doc});
+    let o = invoke(&emu, "py", &event).await;
+    assert_eq!(o.complete.error_code.as_deref(), Some("Unhandled"));
+    assert_eq!(o.complete.error_details.as_deref(), Some(doc), "as sent");
+    let (parts, body) = invoke_buffered(&emu, "py", &event).await;
+    assert_eq!(parts.status, 200);
+    assert_eq!(parts.headers["x-amz-function-error"], "Unhandled");
+    assert_eq!(std::str::from_utf8(&body).unwrap(), doc, "as sent");
+    // As Node and Go send it mid-stream: base64 in the error trailers
+    let node = r#"{"errorType":"TypeError","errorMessage":"x is not a function","trace":["TypeError: x is not a function","    at Runtime.handler (/var/task/index.mjs:3:9)"]}"#;
+    let o = invoke(&emu, "py", &json!({"op": "trailers_doc", "doc": node})).await;
+    assert_eq!(o.body(), b"partial");
+    assert_eq!(o.complete.error_details.as_deref(), Some(node));
+    // Not JSON: wrapped as {errorType (the header's), errorMessage (the text)}, valid JSON
+    let bad = r#"{"errorType": "Oops", "errorMessage": "cut"#;
+    let event = json!({"op": "error_raw", "type": "Function.Bad", "body": bad});
+    for details in [
+        invoke(&emu, "py", &event)
+            .await
+            .complete
+            .error_details
+            .unwrap(),
+        String::from_utf8(invoke_buffered(&emu, "py", &event).await.1.to_vec()).unwrap(),
+    ] {
+        let v: Value = serde_json::from_str(&details).unwrap();
+        assert_eq!(v, json!({"errorType": "Function.Bad", "errorMessage": bad}));
+    }
+    let event = json!({"op": "error_raw", "body": ""});
+    let (t, m) = invoke(&emu, "py", &event).await.error();
+    assert_eq!((t.as_str(), m.as_str()), ("Runtime.Unknown", ""));
+    // Larger than the 1 MiB bound: a short valid document naming the problem
+    let event = json!({
+        "op": "error_raw", "type": "Big",
+        "body": r#"{"errorType":"Big","errorMessage":""#, "fill": "x", "fill_times": 2 << 20,
+        "tail": r#""}"#,
+    });
+    let o = invoke(&emu, "py", &event).await;
+    let details = o.complete.error_details.clone().unwrap();
+    assert!(details.len() < 1024, "{} bytes", details.len());
+    let (t, m) = o.error();
+    assert_eq!(t, "Big");
+    assert!(m.contains("1048576 bytes"), "{m}");
+    let (_, body) = invoke_buffered(&emu, "py", &event).await;
+    assert_eq!(
+        serde_json::from_slice::<Value>(&body).unwrap()["errorType"],
+        "Big"
+    );
+    // the process still serves
+    let o = invoke(&emu, "py", &json!({"op": "buffered"})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn handler_and_task_root_follow_the_runtime_interface_emulator() {
+    if !have_python("handler_and_task_root_follow_the_runtime_interface_emulator") {
+        return;
+    }
+    let dir = Scratch::new();
+    // `function.py` is found only if the process runs in the task root
+    let rie_style =
+        ProcessFunction::new("py", "python3 -u function.py index.handler").working_dir(&dir.0);
+    let set = ProcessFunction::new("set", "python3 -u function.py index.handler")
+        .working_dir(&dir.0)
+        .handler("app.main");
+    let shell =
+        ProcessFunction::new("sh", "FROM_SHELL=yes python3 -u function.py").working_dir(&dir.0);
+    let emu = start(
+        Emulator::builder()
+            .process_function_with(rie_style, config())
+            .process_function_with(set, config())
+            .process_function_with(shell, config()),
+    )
+    .await;
+    let canonical = dir.0.canonicalize().unwrap();
+    for (name, handler) in [
+        ("py", Some("index.handler")),
+        ("set", Some("app.main")),
+        ("sh", None),
+    ] {
+        let v = invoke(&emu, name, &json!({"op": "env"})).await.json();
+        let env = &v["env"];
+        assert_eq!(env["_HANDLER"].as_str(), handler, "{name}: {env}");
+        let root = Path::new(env["LAMBDA_TASK_ROOT"].as_str().unwrap());
+        assert!(root.is_absolute(), "{name}: {root:?}");
+        assert_eq!(root.canonicalize().unwrap(), canonical, "{name}");
+        let cwd = Path::new(v["cwd"].as_str().unwrap());
+        assert_eq!(cwd.canonicalize().unwrap(), canonical, "{name}");
+    }
     emu.shutdown().await;
 }

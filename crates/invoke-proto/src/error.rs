@@ -50,13 +50,10 @@ impl fmt::Display for HeaderNameProblem {
 ///
 /// Decoding errors are terminal: a decoder that returned one returns it again on every later
 /// call and never tries to resynchronise.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The CRC-32 of the first 8 bytes does not match the prelude CRC field
-    #[error(
-        "prelude crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
-    )]
     PreludeCrc {
         /// Start of the message
         offset: u64,
@@ -66,9 +63,6 @@ pub enum DecodeError {
         computed: u32,
     },
     /// The CRC-32 of the message does not match its trailing CRC field
-    #[error(
-        "message crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
-    )]
     MessageCrc {
         /// Start of the message
         offset: u64,
@@ -79,9 +73,6 @@ pub enum DecodeError {
     },
     /// The prelude lengths are inconsistent: `total_length < 16` or
     /// `headers_length > total_length - 16`
-    #[error(
-        "inconsistent prelude lengths at byte offset {offset}: total {total_len}, headers {headers_len}"
-    )]
     Length {
         /// Start of the message
         offset: u64,
@@ -91,7 +82,6 @@ pub enum DecodeError {
         headers_len: u32,
     },
     /// The prelude announces more than a configured limit allows; nothing was buffered
-    #[error("{kind} {len} exceeds the limit of {max} at byte offset {offset}")]
     LimitExceeded {
         /// Start of the message
         offset: u64,
@@ -103,7 +93,6 @@ pub enum DecodeError {
         max: u32,
     },
     /// A header name is empty, not UTF-8, or repeated
-    #[error("bad header name at byte offset {offset}: {problem}")]
     HeaderName {
         /// Start of the header
         offset: u64,
@@ -111,7 +100,6 @@ pub enum DecodeError {
         problem: HeaderNameProblem,
     },
     /// A header has a value type byte outside 0..=9
-    #[error("unknown header value type {type_byte} at byte offset {offset}")]
     HeaderType {
         /// Start of the header
         offset: u64,
@@ -119,9 +107,6 @@ pub enum DecodeError {
         type_byte: u8,
     },
     /// A header (its name, type or value) runs past the end of the header block
-    #[error(
-        "header at byte offset {offset} needs {needed} bytes but the header block has {available} left"
-    )]
     HeaderLength {
         /// Start of the header
         offset: u64,
@@ -131,15 +116,11 @@ pub enum DecodeError {
         available: usize,
     },
     /// A string header value is not valid UTF-8
-    #[error("string header value at byte offset {offset} is not valid utf-8")]
     InvalidUtf8 {
         /// Start of the header
         offset: u64,
     },
     /// The input ended inside a message
-    #[error(
-        "stream truncated: {buffered} bytes of an incomplete message buffered at byte offset {offset}"
-    )]
     Truncated {
         /// Start of the incomplete message
         offset: u64,
@@ -147,6 +128,71 @@ pub enum DecodeError {
         buffered: usize,
     },
 }
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PreludeCrc {
+                offset,
+                expected,
+                computed,
+            } => write!(
+                f,
+                "prelude crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
+            ),
+            Self::MessageCrc {
+                offset,
+                expected,
+                computed,
+            } => write!(
+                f,
+                "message crc mismatch at byte offset {offset}: expected {expected:#010x}, computed {computed:#010x}"
+            ),
+            Self::Length {
+                offset,
+                total_len,
+                headers_len,
+            } => write!(
+                f,
+                "inconsistent prelude lengths at byte offset {offset}: total {total_len}, headers {headers_len}"
+            ),
+            Self::LimitExceeded {
+                offset,
+                kind,
+                len,
+                max,
+            } => write!(
+                f,
+                "{kind} {len} exceeds the limit of {max} at byte offset {offset}"
+            ),
+            Self::HeaderName { offset, problem } => {
+                write!(f, "bad header name at byte offset {offset}: {problem}")
+            }
+            Self::HeaderType { offset, type_byte } => write!(
+                f,
+                "unknown header value type {type_byte} at byte offset {offset}"
+            ),
+            Self::HeaderLength {
+                offset,
+                needed,
+                available,
+            } => write!(
+                f,
+                "header at byte offset {offset} needs {needed} bytes but the header block has {available} left"
+            ),
+            Self::InvalidUtf8 { offset } => write!(
+                f,
+                "string header value at byte offset {offset} is not valid utf-8"
+            ),
+            Self::Truncated { offset, buffered } => write!(
+                f,
+                "stream truncated: {buffered} bytes of an incomplete message buffered at byte offset {offset}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
 
 impl DecodeError {
     /// Position in the byte stream where the failing item starts
@@ -192,17 +238,15 @@ impl DecodeError {
 }
 
 /// A message or header that the event-stream format cannot represent
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EncodeError {
     /// Header names are 1 to 255 bytes
-    #[error("header name of {len} bytes is outside 1..=255")]
     HeaderNameLength {
         /// Length of the rejected name
         len: usize,
     },
     /// Byte-array and string header values are at most 32,767 bytes
-    #[error("value of header {name:?} is {len} bytes, over the {max}-byte maximum")]
     HeaderValueTooLong {
         /// The header's name
         name: String,
@@ -212,13 +256,11 @@ pub enum EncodeError {
         max: usize,
     },
     /// A header name appears twice in one message
-    #[error("duplicate header {name:?}")]
     DuplicateHeader {
         /// The repeated name
         name: String,
     },
     /// The encoded message or header block is larger than the limit allows
-    #[error("encoded {kind} of {len} bytes exceeds the limit of {max}")]
     LimitExceeded {
         /// Which limit
         kind: LimitKind,
@@ -229,74 +271,150 @@ pub enum EncodeError {
     },
 }
 
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::HeaderNameLength { len } => {
+                write!(f, "header name of {len} bytes is outside 1..=255")
+            }
+            Self::HeaderValueTooLong { name, len, max } => write!(
+                f,
+                "value of header {name:?} is {len} bytes, over the {max}-byte maximum"
+            ),
+            Self::DuplicateHeader { name } => write!(f, "duplicate header {name:?}"),
+            Self::LimitExceeded { kind, len, max } => write!(
+                f,
+                "encoded {kind} of {len} bytes exceeds the limit of {max}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
 /// A request that cannot be signed, see [`sign`](crate::sign)
 ///
 /// No variant carries the secret access key or the session token.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SignError {
     /// The signing time is before 1970-01-01T00:00:00Z or after the year 9999
-    #[error("signing time is outside the years 1970 to 9999")]
     TimeOutOfRange,
     /// A header value to sign is not valid UTF-8, so it has no canonical form
-    #[error("value of header {name:?} is not valid utf-8")]
     HeaderValue {
         /// The header's name, lower case
         name: String,
     },
     /// The session token contains bytes a header value cannot hold
-    #[error("session token is not a valid header value")]
     SessionToken,
     /// The access key id, region or service is empty or has characters other than
     /// `A-Z a-z 0-9 - _ .`
-    #[error("{field} is empty or has characters not allowed in a credential scope")]
     InvalidScope {
         /// Which one: `access key id`, `region` or `service`
         field: &'static str,
     },
     /// The request has neither a `Host` header nor a host in its URI
-    #[error("request has no host header and no host in its uri")]
     MissingHost,
 }
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TimeOutOfRange => f.write_str("signing time is outside the years 1970 to 9999"),
+            Self::HeaderValue { name } => write!(f, "value of header {name:?} is not valid utf-8"),
+            Self::SessionToken => f.write_str("session token is not a valid header value"),
+            Self::InvalidScope { field } => write!(
+                f,
+                "{field} is empty or has characters not allowed in a credential scope"
+            ),
+            Self::MissingHost => f.write_str("request has no host header and no host in its uri"),
+        }
+    }
+}
+
+impl std::error::Error for SignError {}
 
 /// Any error of this crate, one variant per stage
 ///
 /// Every stage error converts into it with `?`, so an adapter's own error type can wrap this
 /// one type; match a variant to reach the stage error and its details.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
     /// Resolving the endpoint failed
-    #[error(transparent)]
-    Endpoint(#[from] crate::endpoint::EndpointError),
+    Endpoint(crate::endpoint::EndpointError),
     /// The parameters are invalid, or the request cannot be built
-    #[error(transparent)]
-    Build(#[from] crate::params::BuildError),
+    Build(crate::params::BuildError),
     /// The request cannot be signed
-    #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(SignError),
     /// A received request's signature is refused (server side)
-    #[error(transparent)]
-    Verify(#[from] crate::sigv4::VerifyError),
+    Verify(crate::sigv4::VerifyError),
     /// A received request is refused (server side)
-    #[error(transparent)]
-    Request(#[from] crate::server_request::RequestError),
+    Request(crate::server_request::RequestError),
     /// The response head is not one this operation sends
-    #[error(transparent)]
-    Response(#[from] crate::response::ResponseError),
+    Response(crate::response::ResponseError),
     /// The service answered with an error
-    #[error(transparent)]
     Service(Box<crate::service_error::ServiceError>),
     /// The event-stream framing is broken
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// A message cannot be encoded
-    #[error(transparent)]
-    Encode(#[from] EncodeError),
+    Encode(EncodeError),
     /// The response stream failed
-    #[error(transparent)]
-    Stream(#[from] crate::stream::StreamError),
+    Stream(crate::stream::StreamError),
 }
+
+impl Error {
+    /// The stage error, which this one displays and whose source is this one's
+    fn stage(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Self::Endpoint(e) => e,
+            Self::Build(e) => e,
+            Self::Sign(e) => e,
+            Self::Verify(e) => e,
+            Self::Request(e) => e,
+            Self::Response(e) => e,
+            Self::Service(e) => &**e,
+            Self::Decode(e) => e,
+            Self::Encode(e) => e,
+            Self::Stream(e) => e,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.stage(), f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.stage().source()
+    }
+}
+
+/// `From` each stage error for [`Error`]
+macro_rules! from_stage {
+    ($($variant:ident($stage:ty)),* $(,)?) => {
+        $(impl From<$stage> for Error {
+            fn from(e: $stage) -> Self {
+                Self::$variant(e)
+            }
+        })*
+    };
+}
+
+from_stage!(
+    Endpoint(crate::endpoint::EndpointError),
+    Build(crate::params::BuildError),
+    Sign(SignError),
+    Verify(crate::sigv4::VerifyError),
+    Request(crate::server_request::RequestError),
+    Response(crate::response::ResponseError),
+    Decode(DecodeError),
+    Encode(EncodeError),
+    Stream(crate::stream::StreamError),
+);
 
 impl From<crate::service_error::ServiceError> for Error {
     fn from(e: crate::service_error::ServiceError) -> Self {
@@ -353,5 +471,51 @@ mod tests {
             )),
             Error::Build(_)
         ));
+    }
+
+    #[test]
+    fn wrappers_show_the_stage_error_and_keep_its_chain() {
+        use std::error::Error as _;
+        let endpoint = crate::endpoint::EndpointError::MissingRegion;
+        let build = crate::params::BuildError::from(endpoint.clone());
+        assert_eq!(
+            build.to_string(),
+            "cannot build the request URI: Invalid Configuration: Missing Region"
+        );
+        assert_eq!(build.source().unwrap().to_string(), endpoint.to_string());
+        // transparent: shown as the stage error, its source the stage error's source
+        for wrapper in [
+            Error::from(build.clone()),
+            Error::from(crate::server_request::RequestError::from(build.clone())),
+        ] {
+            assert_eq!(wrapper.to_string(), build.to_string());
+            assert_eq!(wrapper.source().unwrap().to_string(), endpoint.to_string());
+        }
+        let truncated = DecodeError::Truncated {
+            offset: 7,
+            buffered: 3,
+        };
+        let stream = crate::stream::StreamError::from(truncated.clone());
+        let invoke = crate::invocation::InvokeError::from(stream.clone());
+        for shown in [
+            stream.to_string(),
+            invoke.to_string(),
+            Error::from(stream).to_string(),
+        ] {
+            assert_eq!(
+                shown,
+                "stream truncated: 3 bytes of an incomplete message buffered at byte offset 7"
+            );
+        }
+        assert!(invoke.source().is_none());
+        assert_eq!(
+            DecodeError::MessageCrc {
+                offset: 1,
+                expected: 0xab,
+                computed: 2
+            }
+            .to_string(),
+            "message crc mismatch at byte offset 1: expected 0x000000ab, computed 0x00000002"
+        );
     }
 }

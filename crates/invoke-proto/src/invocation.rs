@@ -1,5 +1,6 @@
 //! `InvokeDriver`: one invocation from the first attempt to the last event, with retries
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -24,25 +25,62 @@ pub const ERROR_BODY_LIMIT: usize = 64 * 1024;
 ///
 /// For [`Transport`](Self::Transport) the adapter holds the underlying error (it reported
 /// the failure) and should return that, with this kind.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvokeError {
     /// The request could not be signed
-    #[error(transparent)]
-    Sign(#[from] SignError),
+    Sign(SignError),
     /// The service answered with an error
-    #[error(transparent)]
     Service(Box<ServiceError>),
     /// The response head has a status this operation never answers with
-    #[error(transparent)]
-    Response(#[from] ResponseError),
+    Response(ResponseError),
     /// The response stream failed (framing, in-stream exception, truncation, no
     /// `InvokeComplete`)
-    #[error(transparent)]
-    Stream(#[from] StreamError),
+    Stream(StreamError),
     /// The transport failed
-    #[error("{0}")]
     Transport(TransportFailure),
+}
+
+impl fmt::Display for InvokeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sign(e) => fmt::Display::fmt(e, f),
+            Self::Service(e) => fmt::Display::fmt(e, f),
+            Self::Response(e) => fmt::Display::fmt(e, f),
+            Self::Stream(e) => fmt::Display::fmt(e, f),
+            Self::Transport(kind) => fmt::Display::fmt(kind, f),
+        }
+    }
+}
+
+impl std::error::Error for InvokeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Sign(e) => e.source(),
+            Self::Service(e) => e.source(),
+            Self::Response(e) => e.source(),
+            Self::Stream(e) => e.source(),
+            Self::Transport(_) => None,
+        }
+    }
+}
+
+impl From<SignError> for InvokeError {
+    fn from(e: SignError) -> Self {
+        Self::Sign(e)
+    }
+}
+
+impl From<ResponseError> for InvokeError {
+    fn from(e: ResponseError) -> Self {
+        Self::Response(e)
+    }
+}
+
+impl From<StreamError> for InvokeError {
+    fn from(e: StreamError) -> Self {
+        Self::Stream(e)
+    }
 }
 
 /// What the transport should do next, from [`InvokeDriver::poll`]
@@ -88,9 +126,10 @@ enum State {
     /// An error head arrived; waiting for its body
     ErrorBody(ErrorHead),
     /// A success head arrived and was not yet announced; `None` for a `DryRun`
-    Head(Option<InvokeStream>),
-    /// Decoding the body
-    Streaming(InvokeStream),
+    Head(Option<Box<InvokeStream>>),
+    /// Decoding the body (boxed: the decoder is most of the driver's size, and transports
+    /// move the driver around in their futures before the body starts)
+    Streaming(Box<InvokeStream>),
     Done,
     Failed(InvokeError),
 }
@@ -157,7 +196,7 @@ enum State {
 #[derive(Debug)]
 pub struct InvokeDriver {
     request: Request<Bytes>,
-    scope: SigningScope,
+    scope: Arc<SigningScope>,
     config: RetryConfig,
     quota: Arc<RetryQuota>,
     limits: Limits,
@@ -175,16 +214,17 @@ pub struct InvokeDriver {
 impl InvokeDriver {
     /// A driver for `request` (built by [`build_request`](crate::build_request), unsigned)
     ///
-    /// `quota` is the client's retry quota, shared by all its invocations.
+    /// `quota` is the client's retry quota, shared by all its invocations. `scope` can be
+    /// an `Arc` a client keeps, so that an invocation does not copy it.
     pub fn new(
         request: Request<Bytes>,
-        scope: SigningScope,
+        scope: impl Into<Arc<SigningScope>>,
         config: RetryConfig,
         quota: Arc<RetryQuota>,
     ) -> Self {
         Self {
             request,
-            scope,
+            scope: scope.into(),
             config,
             quota,
             limits: Limits::default(),
@@ -289,9 +329,10 @@ impl InvokeDriver {
         }
         match parse_response_head(status, headers) {
             Ok(ResponseHead::Stream(head)) => {
-                self.meta = Some(head.meta.clone());
+                // the metadata stays here, where `meta` finds it, not in the stream as well
+                self.meta = Some(head.meta);
                 self.quota.on_success(self.last_retry_cost);
-                self.state = State::Head(Some(head.into_stream_with(self.limits)));
+                self.state = State::Head(Some(Box::new(InvokeStream::with_limits(self.limits))));
             }
             Ok(ResponseHead::DryRun(head)) => {
                 self.meta = Some(head.meta);
@@ -371,6 +412,12 @@ impl InvokeDriver {
         self.meta.as_ref()
     }
 
+    /// Takes the metadata of the successful response out of the driver (then
+    /// [`meta`](Self::meta) is `None`), for a transport that keeps it itself
+    pub fn take_meta(&mut self) -> Option<ResponseMeta> {
+        self.meta.take()
+    }
+
     /// Body bytes of the stream received so far
     pub fn body_bytes(&self) -> u64 {
         self.body_bytes
@@ -427,6 +474,7 @@ mod tests {
     use crate::eventstream::{Headers, Message};
     use crate::params::InvokeParams;
     use crate::request::build_request;
+    use crate::stream::InvokeComplete;
 
     fn driver(config: RetryConfig, quota: &Arc<RetryQuota>) -> InvokeDriver {
         let ep =
@@ -479,6 +527,36 @@ mod tests {
         assert_eq!(d.poll(), DriverAction::Send { attempt });
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000 + at);
         d.sign(&creds(), now).unwrap()
+    }
+
+    /// The metadata of the 200 head, then taken out once; the stream still decodes
+    #[test]
+    fn take_meta_hands_the_head_metadata_over_once() {
+        let quota = Arc::new(RetryQuota::default());
+        let scope = Arc::new(SigningScope::lambda("us-east-1"));
+        let ep =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let req = build_request(&InvokeParams::new("f", "{}"), &ep).unwrap();
+        let mut d = InvokeDriver::new(req, Arc::clone(&scope), RetryConfig::default(), quota);
+        assert_eq!(Arc::strong_count(&scope), 2, "the driver shares the scope");
+        send(&mut d, 1, 0);
+        let mut h = HeaderMap::new();
+        h.insert("x-amzn-requestid", HeaderValue::from_static("req-1"));
+        d.handle_head(StatusCode::OK, &h);
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert_eq!(
+            d.meta().and_then(|m| m.request_id.as_deref()),
+            Some("req-1")
+        );
+        let meta = d.take_meta().expect("metadata of the head");
+        assert_eq!(meta.request_id.as_deref(), Some("req-1"));
+        assert!(d.meta().is_none() && d.take_meta().is_none());
+        d.feed(event("InvokeComplete", "{}"));
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Event(Event::InvokeComplete(c)) if c == InvokeComplete::default()
+        ));
+        assert_eq!(d.poll(), DriverAction::Done);
     }
 
     #[test]

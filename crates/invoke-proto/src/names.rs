@@ -85,8 +85,3 @@ pub(crate) const JSON_ERROR_CODE: &str = "ErrorCode";
 pub(crate) const JSON_ERROR_DETAILS: &str = "ErrorDetails";
 /// `InvokeComplete` member: base64 of the log tail
 pub(crate) const JSON_LOG_RESULT: &str = "LogResult";
-
-/// The text of HTTP header `name`; `None` when absent or not visible ASCII
-pub(crate) fn header_str<'a>(headers: &'a http::HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}

@@ -93,17 +93,15 @@ impl fmt::Display for Parameter {
 }
 
 /// Invalid parameters, found before anything is sent
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
     /// A required or non-empty parameter is empty
-    #[error("{parameter} must not be empty")]
     Empty {
         /// Which parameter
         parameter: Parameter,
     },
     /// A parameter is longer than the model allows
-    #[error("{parameter} is {len} bytes, over the maximum of {max}")]
     TooLong {
         /// Which parameter
         parameter: Parameter,
@@ -113,7 +111,6 @@ pub enum BuildError {
         max: usize,
     },
     /// A parameter does not match the model's pattern
-    #[error("{parameter} {value:?} does not match {rule}")]
     Pattern {
         /// Which parameter
         parameter: Parameter,
@@ -123,7 +120,6 @@ pub enum BuildError {
         rule: &'static str,
     },
     /// `FunctionName` carries a `:qualifier` suffix that differs from `Qualifier`
-    #[error("FunctionName qualifier {in_name:?} conflicts with Qualifier {qualifier:?}")]
     QualifierConflict {
         /// The suffix of `FunctionName`
         in_name: String,
@@ -131,14 +127,51 @@ pub enum BuildError {
         qualifier: String,
     },
     /// The endpoint cannot hold the request URI
-    #[error("cannot build the request URI: {0}")]
-    Endpoint(#[from] EndpointError),
+    Endpoint(EndpointError),
     /// A header value of the request holds bytes a header cannot carry
-    #[error("the {name} header value is not valid")]
     HeaderValue {
         /// The header's name
         name: &'static str,
     },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty { parameter } => write!(f, "{parameter} must not be empty"),
+            Self::TooLong {
+                parameter,
+                len,
+                max,
+            } => write!(f, "{parameter} is {len} bytes, over the maximum of {max}"),
+            Self::Pattern {
+                parameter,
+                value,
+                rule,
+            } => write!(f, "{parameter} {value:?} does not match {rule}"),
+            Self::QualifierConflict { in_name, qualifier } => write!(
+                f,
+                "FunctionName qualifier {in_name:?} conflicts with Qualifier {qualifier:?}"
+            ),
+            Self::Endpoint(e) => write!(f, "cannot build the request URI: {e}"),
+            Self::HeaderValue { name } => write!(f, "the {name} header value is not valid"),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Endpoint(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<EndpointError> for BuildError {
+    fn from(e: EndpointError) -> Self {
+        Self::Endpoint(e)
+    }
 }
 
 /// The input of `InvokeWithResponseStream`: all seven parameters
@@ -345,8 +378,15 @@ pub struct FunctionNameParts<'a> {
 /// assert!(parse_function_name("not a name").is_none());
 /// ```
 pub fn parse_function_name(name: &str) -> Option<FunctionNameParts<'_>> {
-    let parts: Vec<&str> = name.split(':').collect();
-    match_function_name(&parts)
+    // no valid name has more than 8 parts:
+    // `arn:<partition>:lambda:<region>:<account>:function:<name>:<qualifier>`
+    let mut parts = [""; 8];
+    let mut n = 0;
+    for part in name.split(':') {
+        *parts.get_mut(n)? = part;
+        n += 1;
+    }
+    match_function_name(&parts[..n])
 }
 
 /// Checks `FunctionName`; returns its `:qualifier` suffix, if any
@@ -390,20 +430,25 @@ fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
     // [<region>:][<account>:] then the tail; like the regex, the optional prefixes are tried
     // longest first
     let region = parts.len() > 1 && is_region(parts[0]);
-    let mut starts = Vec::with_capacity(4);
+    let mut starts = [(0, None, None); 4];
+    let mut n = 0;
+    let mut start = |s, region, account| {
+        starts[n] = (s, region, account);
+        n += 1;
+    };
     if region && parts.len() > 2 && is_account(parts[1]) {
-        starts.push((2, Some(parts[0]), Some(parts[1])));
+        start(2, Some(parts[0]), Some(parts[1]));
     }
     if region {
-        starts.push((1, Some(parts[0]), None));
+        start(1, Some(parts[0]), None);
     }
     if parts.len() > 1 && is_account(parts[0]) {
-        starts.push((1, None, Some(parts[0])));
+        start(1, None, Some(parts[0]));
     }
-    starts.push((0, None, None));
-    starts
-        .into_iter()
-        .find_map(|(s, region, account)| match_tail(&parts[s..]).map(|t| with(region, account, t)))
+    start(0, None, None);
+    starts[..n]
+        .iter()
+        .find_map(|&(s, region, account)| match_tail(&parts[s..]).map(|t| with(region, account, t)))
 }
 
 /// `(function:)?<name>(:<qualifier>)?`
@@ -541,6 +586,8 @@ mod tests {
             "f:",
             ":f",
             "function:f:1:2",
+            "arn:aws:lambda:us-west-2:123456789012:function:f:7:8",
+            "arn:aws:lambda:us-west-2:123456789012:function:f:7:8:9:10",
             "é",
         ] {
             assert!(check_function_name(bad).is_err(), "{bad}");
@@ -552,6 +599,12 @@ mod tests {
             (Some("123456789012"), "f", None)
         );
         let p = parse_function_name("us-west-2:123456789012:function:f:7").unwrap();
+        assert_eq!(
+            (p.region, p.account, p.name, p.qualifier),
+            (Some("us-west-2"), Some("123456789012"), "f", Some("7"))
+        );
+        // the longest form: eight parts
+        let p = parse_function_name("arn:aws:lambda:us-west-2:123456789012:function:f:7").unwrap();
         assert_eq!(
             (p.region, p.account, p.name, p.qualifier),
             (Some("us-west-2"), Some("123456789012"), "f", Some("7"))

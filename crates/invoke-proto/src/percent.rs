@@ -5,6 +5,20 @@ pub(crate) const fn unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
+/// [`unreserved`] for every byte, and `/` marked apart: bit 0 unreserved, bit 1 `/`
+const CLASS: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut b = 0;
+    while b < 256 {
+        if unreserved(b as u8) {
+            table[b] = 1;
+        }
+        b += 1;
+    }
+    table[b'/' as usize] = 2;
+    table
+};
+
 /// Appends `%XX` (upper-case hex) for `b`
 pub(crate) fn push_escaped(out: &mut String, b: u8) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
@@ -24,12 +38,32 @@ pub(crate) fn push_encoded_byte(out: &mut String, b: u8) {
 
 /// Percent-encodes everything but RFC 3986 unreserved characters, as the SDKs encode URI
 /// labels and query values (an ARN's `:` becomes `%3A`, `$` becomes `%24`)
+#[cfg(test)]
 pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        push_encoded_byte(&mut out, b);
-    }
+    push_encoded(&mut out, s, false);
     out
+}
+
+/// Appends `s` with every byte other than the unreserved characters (and `/` when
+/// `keep_slash`) percent-encoded; runs that need no escaping are copied whole
+pub(crate) fn push_encoded(out: &mut String, s: &str, keep_slash: bool) {
+    let keep = if keep_slash { 3 } else { 1 };
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        if CLASS[usize::from(b)] & keep != 0 {
+            continue;
+        }
+        // `s[start..i]` is ASCII, so both ends are character boundaries
+        if i > start {
+            out.push_str(&s[start..i]);
+        }
+        push_escaped(out, b);
+        start = i + 1;
+    }
+    if start < s.len() {
+        out.push_str(&s[start..]);
+    }
 }
 
 /// Value of an ASCII hex digit
@@ -79,6 +113,39 @@ mod tests {
         assert_eq!(decode("a%3ab").as_deref(), Some("a:b"));
         for bad in ["%", "%4", "%zz", "%+1", "%ff", "a%c3"] {
             assert_eq!(decode(bad), None, "{bad}");
+        }
+    }
+
+    /// The run-copying encoder against the byte-at-a-time definition, on runs of every
+    /// kind next to multi-byte characters
+    #[test]
+    fn encoding_runs_matches_byte_by_byte() {
+        for s in [
+            "",
+            "/",
+            "plain",
+            "a/b//c/",
+            "é",
+            "aé",
+            "éa",
+            "é/ü",
+            "🦀x🦀",
+            "x:y$z/%2F",
+            "/2021-11-15/functions/arn%3Aaws/response-streaming-invocations",
+        ] {
+            for keep_slash in [false, true] {
+                let mut want = String::new();
+                for &b in s.as_bytes() {
+                    if keep_slash && b == b'/' {
+                        want.push('/');
+                    } else {
+                        push_encoded_byte(&mut want, b);
+                    }
+                }
+                let mut got = String::new();
+                push_encoded(&mut got, s, keep_slash);
+                assert_eq!(got, want, "{s:?} keep_slash={keep_slash}");
+            }
         }
     }
 }

@@ -14,15 +14,22 @@ use crate::percent;
 
 /// The path and query of the request for `params`
 pub(crate) fn path_and_query(params: &InvokeParams) -> String {
-    let mut p = format!(
-        "{STREAM_PATH_PREFIX}{}{STREAM_PATH_SUFFIX}",
-        percent::encode(params.function_name())
+    let name = params.function_name();
+    let qualifier = params.get_qualifier();
+    let mut p = String::with_capacity(
+        STREAM_PATH_PREFIX.len()
+            + name.len()
+            + STREAM_PATH_SUFFIX.len()
+            + qualifier.map_or(0, |q| QUALIFIER_QUERY.len() + q.len() + 2),
     );
-    if let Some(q) = params.get_qualifier() {
+    p.push_str(STREAM_PATH_PREFIX);
+    percent::push_encoded(&mut p, name, false);
+    p.push_str(STREAM_PATH_SUFFIX);
+    if let Some(q) = qualifier {
         p.push('?');
         p.push_str(QUALIFIER_QUERY);
         p.push('=');
-        p.push_str(&percent::encode(q));
+        percent::push_encoded(&mut p, q, false);
     }
     p
 }
@@ -42,7 +49,8 @@ pub fn build_request(
     endpoint: &Endpoint,
 ) -> Result<Request<Bytes>, BuildError> {
     params.validate()?;
-    let uri = endpoint.uri_for(&path_and_query(params))?;
+    let authority = Bytes::from(endpoint.authority());
+    let uri = endpoint.uri_with_authority(authority.clone(), &path_and_query(params))?;
     let mut req = Request::new(params.payload().clone());
     *req.method_mut() = Method::POST;
     *req.uri_mut() = uri;
@@ -50,7 +58,11 @@ pub fn build_request(
     let value = |name: &'static str, s: &str| {
         HeaderValue::from_str(s).map_err(|_| BuildError::HeaderValue { name })
     };
-    h.insert(HOST, value("host", &endpoint.authority())?);
+    h.insert(
+        HOST,
+        HeaderValue::from_maybe_shared(authority)
+            .map_err(|_| BuildError::HeaderValue { name: "host" })?,
+    );
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE_OCTET_STREAM),

@@ -1,23 +1,31 @@
 //! The response head: a stream, a DryRun result, or an error whose body is still to come
 
-use http::header::CONTENT_TYPE;
+use http::header::{CONTENT_TYPE, HeaderName};
 use http::{HeaderMap, StatusCode};
+use std::fmt;
 
 use crate::eventstream::Limits;
-use crate::names::{
-    RETRY_AFTER, X_AMZ_EXECUTED_VERSION, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID, header_str,
-};
+use crate::names::{RETRY_AFTER, X_AMZ_EXECUTED_VERSION, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID};
 use crate::service_error::ServiceError;
 use crate::stream::InvokeStream;
 
 /// What went wrong with a response head itself
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseError {
     /// A status this operation never answers with (1xx, 3xx, or a 2xx other than 200 and 204)
-    #[error("unexpected HTTP status {0}")]
     UnexpectedStatus(u16),
 }
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnexpectedStatus(status) => write!(f, "unexpected HTTP status {status}"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseError {}
 
 /// The head of an `InvokeWithResponseStream` response, classified
 #[derive(Debug)]
@@ -101,9 +109,18 @@ impl ErrorHead {
     }
 }
 
+/// The response headers read on every call, as names ready for lookup (a `&str` name is
+/// parsed again on each lookup)
+const EXECUTED_VERSION: HeaderName = HeaderName::from_static(X_AMZ_EXECUTED_VERSION);
+const REQUEST_ID: HeaderName = HeaderName::from_static(X_AMZN_REQUEST_ID);
+const ERROR_TYPE: HeaderName = HeaderName::from_static(X_AMZN_ERROR_TYPE);
+const RETRY_AFTER_NAME: HeaderName = HeaderName::from_static(RETRY_AFTER);
+
 /// The trimmed text of header `name`, `None` when absent, empty or not visible ASCII
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
-    header_str(headers, name)
+fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
         .map(str::to_owned)
@@ -122,18 +139,18 @@ pub fn parse_response_head(
     headers: &HeaderMap,
 ) -> Result<ResponseHead, ResponseError> {
     let meta = || ResponseMeta {
-        executed_version: header(headers, X_AMZ_EXECUTED_VERSION),
-        content_type: header(headers, CONTENT_TYPE.as_str()),
-        request_id: header(headers, X_AMZN_REQUEST_ID),
+        executed_version: header(headers, &EXECUTED_VERSION),
+        content_type: header(headers, &CONTENT_TYPE),
+        request_id: header(headers, &REQUEST_ID),
     };
     match status.as_u16() {
         200 => Ok(ResponseHead::Stream(StreamHead { meta: meta() })),
         204 => Ok(ResponseHead::DryRun(DryRunHead { meta: meta() })),
         s @ 400..=599 => Ok(ResponseHead::Error(ErrorHead {
             status: s,
-            error_type: header(headers, X_AMZN_ERROR_TYPE),
-            request_id: header(headers, X_AMZN_REQUEST_ID),
-            retry_after: header(headers, RETRY_AFTER),
+            error_type: header(headers, &ERROR_TYPE),
+            request_id: header(headers, &REQUEST_ID),
+            retry_after: header(headers, &RETRY_AFTER_NAME),
         })),
         s => Err(ResponseError::UnexpectedStatus(s)),
     }

@@ -1,15 +1,18 @@
 //! The server side of the request: method, path, query, headers and body back into
 //! validated [`InvokeParams`], the inverse of [`build_request`](crate::build_request)
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Method, Uri};
+use std::fmt;
 
 use crate::names::{
     INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX, QUALIFIER_QUERY, STREAM_PATH_PREFIX,
     STREAM_PATH_SUFFIX, X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_TYPE,
-    X_AMZ_TENANT_ID, header_str,
+    X_AMZ_TENANT_ID,
 };
 use crate::params::{
     BuildError, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Parameter,
@@ -57,11 +60,10 @@ pub struct ParsedRequest {
 /// Why a received request is refused, before any function runs
 ///
 /// [`to_service_error`](Self::to_service_error) gives the error the service answers with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RequestError {
     /// No operation at this method and path
-    #[error("no operation at {method} {path}")]
     UnknownOperation {
         /// The request method
         method: String,
@@ -69,45 +71,79 @@ pub enum RequestError {
         path: String,
     },
     /// The `{FunctionName}` label is not valid percent-encoded UTF-8
-    #[error("FunctionName is not valid percent-encoded utf-8")]
     FunctionNameEncoding,
     /// A query parameter is not valid percent-encoded UTF-8
-    #[error("{name} is not valid percent-encoded utf-8")]
     QueryEncoding {
         /// The parameter
         name: &'static str,
     },
     /// The body is longer than a synchronous invoke accepts (a server reading the body
     /// with a bound reports this itself)
-    #[error("request body over {max} bytes")]
     BodyTooLarge {
         /// The limit, [`MAX_PAYLOAD_LEN`]
         max: usize,
     },
     /// The `Content-Type` is not one the service accepts for the payload
-    #[error("unsupported content type {content_type:?}")]
     UnsupportedMediaType {
         /// The header value
         content_type: String,
     },
     /// `X-Amz-Invocation-Type` is not a value of the enum
-    #[error("invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun")]
     InvocationType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Log-Type` is not a value of the enum
-    #[error("invalid X-Amz-Log-Type {value:?}: expected None or Tail")]
     LogType {
         /// The header value
         value: String,
     },
     /// `X-Amz-Client-Context` is not base64 of a JSON object
-    #[error("X-Amz-Client-Context is not base64 of a JSON object")]
     ClientContext,
     /// A parameter breaks a rule of the model (the same rules the client checks)
-    #[error(transparent)]
-    Invalid(#[from] BuildError),
+    Invalid(BuildError),
+}
+
+impl fmt::Display for RequestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::UnknownOperation { method, path } => write!(f, "no operation at {method} {path}"),
+            Self::FunctionNameEncoding => {
+                f.write_str("FunctionName is not valid percent-encoded utf-8")
+            }
+            Self::QueryEncoding { name } => write!(f, "{name} is not valid percent-encoded utf-8"),
+            Self::BodyTooLarge { max } => write!(f, "request body over {max} bytes"),
+            Self::UnsupportedMediaType { content_type } => {
+                write!(f, "unsupported content type {content_type:?}")
+            }
+            Self::InvocationType { value } => write!(
+                f,
+                "invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun"
+            ),
+            Self::LogType { value } => {
+                write!(f, "invalid X-Amz-Log-Type {value:?}: expected None or Tail")
+            }
+            Self::ClientContext => {
+                f.write_str("X-Amz-Client-Context is not base64 of a JSON object")
+            }
+            Self::Invalid(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RequestError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Invalid(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<BuildError> for RequestError {
+    fn from(e: BuildError) -> Self {
+        Self::Invalid(e)
+    }
 }
 
 impl RequestError {
@@ -177,6 +213,17 @@ const ACCEPTED_MEDIA_TYPES: &[&str] = &[
     "application/x-amz-json-1.1",
 ];
 
+/// The value of header `name`, absent or as text: a value that is not visible ASCII is
+/// read lossily (each byte that is not UTF-8 becomes U+FFFD), so that it fails the header's
+/// validation like any other invalid value instead of passing as absent
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Option<Cow<'a, str>> {
+    let v = headers.get(name)?;
+    Some(match v.to_str() {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v.as_bytes()),
+    })
+}
+
 /// The `{FunctionName}` label of `path` between `prefix` and `suffix`
 fn label<'a>(path: &'a str, prefix: &str, suffix: &str) -> Option<&'a str> {
     let rest = path.strip_prefix(prefix)?.strip_suffix(suffix)?;
@@ -234,8 +281,9 @@ impl Route {
     ///
     /// Reads `Qualifier` from the query and `X-Amz-Invocation-Type`, `X-Amz-Log-Type`,
     /// `X-Amz-Client-Context` (base64 of a JSON object) and `X-Amz-Tenant-Id` from the
-    /// headers, then checks every parameter with [`InvokeParams::validate`]. A header that
-    /// is not visible ASCII counts as absent. `Invoke` also accepts the invocation type
+    /// headers, then checks every parameter with [`InvokeParams::validate`]. A header value
+    /// that is not visible ASCII is refused as an invalid value of that header (read lossily,
+    /// it fails the same checks). `Invoke` also accepts the invocation type
     /// `Event`, which leaves [`InvokeParams::get_invocation_type`] unset.
     ///
     /// # Errors
@@ -247,20 +295,20 @@ impl Route {
         headers: &HeaderMap,
         body: Bytes,
     ) -> Result<ParsedRequest, RequestError> {
-        if let Some(ct) = header_str(headers, CONTENT_TYPE.as_str()) {
+        if let Some(ct) = header_text(headers, CONTENT_TYPE.as_str()) {
             let media = ct.split(';').next().unwrap_or("").trim();
             if !ACCEPTED_MEDIA_TYPES
                 .iter()
                 .any(|m| m.eq_ignore_ascii_case(media))
             {
                 return Err(RequestError::UnsupportedMediaType {
-                    content_type: ct.to_owned(),
+                    content_type: ct.into_owned(),
                 });
             }
         }
         let mut params = InvokeParams::new(self.function_name, body);
-        let invocation_type = header_str(headers, X_AMZ_INVOCATION_TYPE);
-        match invocation_type {
+        let invocation_type = header_text(headers, X_AMZ_INVOCATION_TYPE);
+        match invocation_type.as_deref() {
             None => {}
             Some(t) if t == InvocationType::RequestResponse.as_str() => {
                 params = params.invocation_type(InvocationType::RequestResponse);
@@ -275,7 +323,7 @@ impl Route {
                 });
             }
         }
-        match header_str(headers, X_AMZ_LOG_TYPE) {
+        match header_text(headers, X_AMZ_LOG_TYPE).as_deref() {
             None => {}
             Some(t) if t == LogType::None.as_str() => params = params.log_type(LogType::None),
             Some(t) if t == LogType::Tail.as_str() => params = params.log_type(LogType::Tail),
@@ -285,7 +333,7 @@ impl Route {
                 });
             }
         }
-        if let Some(cc) = header_str(headers, X_AMZ_CLIENT_CONTEXT) {
+        if let Some(cc) = header_text(headers, X_AMZ_CLIENT_CONTEXT) {
             let json = base64::engine::general_purpose::STANDARD
                 .decode(cc.trim())
                 .ok()
@@ -298,7 +346,7 @@ impl Route {
         if let Some(q) = query_param(query, QUALIFIER_QUERY)? {
             params = params.qualifier(q);
         }
-        if let Some(t) = header_str(headers, X_AMZ_TENANT_ID) {
+        if let Some(t) = header_text(headers, X_AMZ_TENANT_ID) {
             params = params.tenant_id(t);
         }
         params.validate()?;
@@ -494,5 +542,43 @@ mod tests {
             (big.status, big.kind),
             (Some(413), ServiceErrorKind::RequestTooLarge)
         );
+    }
+
+    #[test]
+    fn header_values_that_are_not_visible_ascii_are_invalid_not_absent() {
+        let with = |name: &str, value: &[u8]| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
+            parse_request(
+                &Method::POST,
+                &STREAM.parse().unwrap(),
+                &h,
+                Bytes::from_static(b"{}"),
+            )
+        };
+        for (name, status) in [
+            ("x-amz-invocation-type", 400),
+            ("x-amz-log-type", 400),
+            ("x-amz-client-context", 400),
+            ("x-amz-tenant-id", 400),
+            ("content-type", 415),
+        ] {
+            for value in [&b"\xff"[..], b"Tail\xff", "caf\u{e9}".as_bytes()] {
+                let e = with(name, value).expect_err(name);
+                assert_eq!(e.to_service_error().status, Some(status), "{name}: {e}");
+            }
+        }
+        let e = with("x-amz-invocation-type", b"\xff").unwrap_err();
+        assert_eq!(
+            e,
+            RequestError::InvocationType {
+                value: "\u{fffd}".into()
+            }
+        );
+        // valid values still pass
+        with("x-amz-log-type", b"Tail").unwrap();
     }
 }

@@ -1,6 +1,7 @@
 //! `InvokeStream`: response body bytes in, Lambda events out
 
 use std::collections::VecDeque;
+use std::fmt;
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -67,7 +68,8 @@ impl InvokeComplete {
         let bad = || StreamError::InvalidInvokeComplete {
             excerpt: excerpt(payload),
         };
-        if payload.iter().all(u8::is_ascii_whitespace) {
+        // an empty object, what a successful invocation usually sends, needs no JSON parser
+        if payload.iter().all(u8::is_ascii_whitespace) || payload == b"{}" {
             return Ok(Self::default());
         }
         let json: Value = serde_json::from_slice(payload).map_err(|_| bad())?;
@@ -88,14 +90,12 @@ impl InvokeComplete {
 }
 
 /// A failure of the response stream; terminal
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StreamError {
     /// The event-stream framing is broken, or the body ended inside a message
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
+    Decode(DecodeError),
     /// The body ended cleanly but without `InvokeComplete`: the stream was cut short
-    #[error("stream ended after {bytes} bytes and {chunks} payload chunks without InvokeComplete")]
     MissingInvokeComplete {
         /// Payload chunks delivered before the end
         chunks: u64,
@@ -103,10 +103,8 @@ pub enum StreamError {
         bytes: u64,
     },
     /// An `exception` message: the service reported a modeled error mid-stream
-    #[error("exception in stream: {0}")]
     Exception(Box<ServiceError>),
     /// An `error` message: the service reported an unmodeled error mid-stream
-    #[error("error in stream: {code}: {message}")]
     Error {
         /// `:error-code`
         code: String,
@@ -114,13 +112,11 @@ pub enum StreamError {
         message: String,
     },
     /// A message without a `:message-type` header
-    #[error("message at byte offset {offset} has no :message-type header")]
     MissingMessageType {
         /// Start of the message
         offset: u64,
     },
     /// A message whose `:message-type` is not `event`, `exception` or `error`
-    #[error("message at byte offset {offset} has unknown :message-type {message_type:?}")]
     UnknownMessageType {
         /// Start of the message
         offset: u64,
@@ -128,20 +124,64 @@ pub enum StreamError {
         message_type: String,
     },
     /// An `event` message without an `:event-type` header
-    #[error("event at byte offset {offset} has no :event-type header")]
     MissingEventType {
         /// Start of the message
         offset: u64,
     },
     /// The `InvokeComplete` payload is not a JSON object of optional strings
-    #[error("InvokeComplete payload is not valid: {excerpt:?}")]
     InvalidInvokeComplete {
         /// The start of the payload
         excerpt: String,
     },
     /// `LogResult` is not valid base64
-    #[error("InvokeComplete LogResult is not valid base64")]
     InvalidLogResult,
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Decode(e) => fmt::Display::fmt(e, f),
+            Self::MissingInvokeComplete { chunks, bytes } => write!(
+                f,
+                "stream ended after {bytes} bytes and {chunks} payload chunks without InvokeComplete"
+            ),
+            Self::Exception(e) => write!(f, "exception in stream: {e}"),
+            Self::Error { code, message } => write!(f, "error in stream: {code}: {message}"),
+            Self::MissingMessageType { offset } => write!(
+                f,
+                "message at byte offset {offset} has no :message-type header"
+            ),
+            Self::UnknownMessageType {
+                offset,
+                message_type,
+            } => write!(
+                f,
+                "message at byte offset {offset} has unknown :message-type {message_type:?}"
+            ),
+            Self::MissingEventType { offset } => {
+                write!(f, "event at byte offset {offset} has no :event-type header")
+            }
+            Self::InvalidInvokeComplete { excerpt } => {
+                write!(f, "InvokeComplete payload is not valid: {excerpt:?}")
+            }
+            Self::InvalidLogResult => f.write_str("InvokeComplete LogResult is not valid base64"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Decode(e) => e.source(),
+            _ => None,
+        }
+    }
+}
+
+impl From<DecodeError> for StreamError {
+    fn from(e: DecodeError) -> Self {
+        Self::Decode(e)
+    }
 }
 
 /// Turns event-stream [`Message`]s into Lambda [`Event`]s: the event layer without the framing

@@ -32,7 +32,7 @@ pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
     /// The request as built, sent as it is when the client does not sign
-    unsigned: Option<http::Request<Bytes>>,
+    unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
     span: tracing::Span,
     body: Option<Incoming>,
@@ -47,7 +47,7 @@ impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
         driver: InvokeDriver,
-        unsigned: Option<http::Request<Bytes>>,
+        unsigned: Option<Box<http::Request<Bytes>>>,
         deadline: Instant,
         span: tracing::Span,
     ) -> Self {
@@ -70,7 +70,7 @@ impl Call {
         let result = tracing::Instrument::instrument(self.until_head(), span.clone()).await;
         span.record("attempts", self.driver.attempts());
         result?;
-        let meta = self.driver.meta().cloned().unwrap_or_default();
+        let meta = self.driver.take_meta().unwrap_or_default();
         if let Some(id) = &meta.request_id {
             span.record("request_id", id.as_str());
         }
@@ -82,13 +82,10 @@ impl Call {
             // a DryRun's 204: nothing to read, the connection is free now
             self.body_ended();
         }
-        let idle = self.inner.timeouts.idle;
-        let deadline = self.deadline;
         Ok(Response {
             info: ResponseInfo::new(meta, self.status, self.driver.attempts()),
             call: self,
-            idle: Box::pin(tokio::time::sleep(idle)),
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            timer: None,
             progressed: false,
             last_progress: Instant::now(),
             phase: Phase::Streaming,
@@ -131,7 +128,7 @@ impl Call {
         let credentials = credentials.map_err(|e| Error::Credentials(Box::new(e)))?;
         let request = match credentials {
             Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
-            None => self.unsigned.clone().ok_or_else(|| {
+            None => self.unsigned.as_deref().cloned().ok_or_else(|| {
                 Error::Config("an unsigned client without its request".to_owned())
             })?,
         };
@@ -294,10 +291,11 @@ enum Phase {
 pub struct Response {
     info: ResponseInfo,
     call: Call,
-    /// Fires after the idle timeout without body bytes; when it fires, it is moved to
-    /// `last_progress` + idle if bytes came since
-    idle: Pin<Box<Sleep>>,
-    deadline: Pin<Box<Sleep>>,
+    /// Fires at the deadline or after the idle timeout without body bytes, whichever comes
+    /// first; when it fires, it is moved to `last_progress` + idle if bytes came since. Made
+    /// the first time the body has nothing ready: a body that always is (as a short one
+    /// often is) never registers a timer.
+    timer: Option<Pin<Box<Sleep>>>,
     /// Bytes arrived since `last_progress` was taken
     progressed: bool,
     /// About when body bytes last arrived (taken when the body next had nothing ready)
@@ -403,23 +401,28 @@ impl Response {
             self.progressed = false;
             self.last_progress = Instant::now();
         }
-        if self.deadline.as_mut().poll(cx).is_ready() {
-            let overall = self.call.inner.timeouts.overall;
-            return Poll::Ready(Err((
-                TransportFailure::Deadline,
-                format!("the invocation took longer than {overall:?}").into(),
-            )));
-        }
-        while self.idle.as_mut().poll(cx).is_ready() {
-            let due = self.last_progress + idle;
-            if due > Instant::now() {
-                self.idle.as_mut().reset(due);
-                continue;
+        let deadline = self.call.deadline;
+        let last_progress = self.last_progress;
+        let timer = self.timer.get_or_insert_with(|| {
+            Box::pin(tokio::time::sleep_until(deadline.min(last_progress + idle)))
+        });
+        while timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if now >= deadline {
+                let overall = self.call.inner.timeouts.overall;
+                return Poll::Ready(Err((
+                    TransportFailure::Deadline,
+                    format!("the invocation took longer than {overall:?}").into(),
+                )));
             }
-            return Poll::Ready(Err((
-                TransportFailure::IdleTimeout,
-                format!("no body bytes for {idle:?}").into(),
-            )));
+            let due = self.last_progress + idle;
+            if due <= now {
+                return Poll::Ready(Err((
+                    TransportFailure::IdleTimeout,
+                    format!("no body bytes for {idle:?}").into(),
+                )));
+            }
+            timer.as_mut().reset(due.min(deadline));
         }
         Poll::Pending
     }

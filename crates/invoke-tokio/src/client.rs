@@ -34,7 +34,7 @@ pub(crate) struct Inner {
     pub(crate) pool: Arc<Pool>,
     pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
-    pub(crate) scope: SigningScope,
+    pub(crate) scope: Arc<SigningScope>,
     pub(crate) credentials: Source,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
@@ -140,11 +140,12 @@ impl Client {
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
-        let unsigned = matches!(inner.credentials, Source::Unsigned).then(|| request.clone());
+        let unsigned =
+            matches!(inner.credentials, Source::Unsigned).then(|| Box::new(request.clone()));
         let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
         let driver = InvokeDriver::new(
             request,
-            inner.scope.clone(),
+            Arc::clone(&inner.scope),
             inner.retry,
             Arc::clone(&inner.quota),
         )
@@ -360,7 +361,7 @@ impl ClientBuilder {
                 pool: Arc::new(pool),
                 address,
                 endpoint: self.endpoint,
-                scope: self.scope,
+                scope: Arc::new(self.scope),
                 credentials,
                 retry: self.retry,
                 quota: self.quota.unwrap_or_default(),

@@ -1,8 +1,8 @@
 //! Connections: TCP, an HTTP proxy (absolute-form or CONNECT tunnel), TLS with rustls
 
 use std::fmt;
-use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -11,16 +11,15 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use http::{HeaderValue, Uri};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::rt::TokioIo;
 use invoke_config::redact_url;
 use invoke_proto::TransportFailure;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
@@ -57,7 +56,7 @@ impl ConnectError {
 /// An HTTP proxy: where it listens and the `Proxy-Authorization` its URL asks for
 #[derive(Clone)]
 pub(crate) struct Proxy {
-    pub(crate) uri: Uri,
+    uri: Uri,
     pub(crate) authorization: Option<HeaderValue>,
 }
 
@@ -99,6 +98,14 @@ impl Proxy {
             .build()
             .map_err(|_| bad("not a valid URL"))?;
         Ok(Self { uri, authorization })
+    }
+
+    /// Its host and port
+    fn address(&self) -> (&str, u16) {
+        (
+            self.uri.host().unwrap_or_default(),
+            self.uri.port_u16().unwrap_or(80),
+        )
     }
 }
 
@@ -146,7 +153,6 @@ pub(crate) fn tls_config(ca_bundles: &[PathBuf]) -> Result<Arc<rustls::ClientCon
 /// Makes connections: TCP, through the proxy if any, then TLS for `https`
 #[derive(Clone)]
 pub(crate) struct Connector {
-    tcp: HttpConnector,
     tls: TlsConnector,
     proxy: Option<Proxy>,
     timeout: Duration,
@@ -158,50 +164,57 @@ impl Connector {
         proxy: Option<Proxy>,
         timeout: Duration,
     ) -> Self {
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
         Self {
-            tcp,
             tls: TlsConnector::from(tls),
             proxy,
             timeout,
         }
     }
 
-    async fn connect(mut self, dst: Uri) -> Result<Conn, ConnectError> {
-        use tower_service::Service as _;
+    /// A connection to the scheme and authority of `dst`, within the connect timeout
+    pub(crate) async fn connect(&self, dst: &Uri) -> Result<Conn, ConnectError> {
+        let timeout = self.timeout;
+        let deadline = Instant::now() + timeout;
+        tokio::time::timeout_at(deadline, self.connect_by(dst, deadline))
+            .await
+            .unwrap_or_else(|_| {
+                Err(ConnectError::new(
+                    TransportFailure::ConnectTimeout,
+                    format!("no connection within {timeout:?}"),
+                ))
+            })
+    }
+
+    async fn connect_by(&self, dst: &Uri, deadline: Instant) -> Result<Conn, ConnectError> {
         let https = dst.scheme() == Some(&http::uri::Scheme::HTTPS);
-        let connect_failed = |e: BoxError| ConnectError::new(TransportFailure::Connect, e);
-        let tcp = match (&self.proxy, https) {
-            (None, _) => self
-                .tcp
-                .call(dst.clone())
-                .await
-                .map_err(|e| connect_failed(e.into()))?,
-            // requests go in absolute form over it
-            (Some(proxy), false) => self
-                .tcp
-                .call(proxy.uri.clone())
-                .await
-                .map_err(|e| connect_failed(e.into()))?,
-            (Some(proxy), true) => {
-                let mut tunnel = Tunnel::new(proxy.uri.clone(), self.tcp.clone());
-                if let Some(auth) = &proxy.authorization {
-                    tunnel = tunnel.with_auth(auth.clone());
+        let host = dst.host().unwrap_or_default();
+        let port = dst.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let connect_failed = |e: io::Error| ConnectError::new(TransportFailure::Connect, e);
+        let tcp = match &self.proxy {
+            None => tcp(host, port, deadline).await.map_err(connect_failed)?,
+            Some(proxy) => {
+                let (proxy_host, proxy_port) = proxy.address();
+                let mut tcp = tcp(proxy_host, proxy_port, deadline)
+                    .await
+                    .map_err(connect_failed)?;
+                // requests to an `http` endpoint go in absolute form over it; an `https` one
+                // is reached through a tunnel
+                if https {
+                    tunnel(
+                        &mut tcp,
+                        &format!("{host}:{port}"),
+                        proxy.authorization.as_ref(),
+                    )
+                    .await?;
                 }
-                tunnel.call(dst.clone()).await.map_err(|e| {
-                    ConnectError::new(TransportFailure::Connect, format!("proxy CONNECT: {e:?}"))
-                })?
+                tcp
             }
         };
-        let tcp = tcp.into_inner();
         if !https {
             return Ok(Conn {
                 io: TokioIo::new(Io::Plain(tcp)),
             });
         }
-        let host = dst.host().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| ConnectError::new(TransportFailure::Tls, e))?;
@@ -216,29 +229,118 @@ impl Connector {
     }
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, dst: Uri) -> Self::Future {
-        let this = self.clone();
-        let timeout = self.timeout;
-        Box::pin(async move {
-            tokio::time::timeout(timeout, this.connect(dst))
+/// A TCP connection to `host` (a name, an IPv4 address or a bracketed IPv6 one) and `port`
+///
+/// The addresses the name resolves to are tried in turn; each but the last gets an equal
+/// share of the time left before `deadline`, so that one that does not answer leaves time
+/// for the others (the caller bounds the last).
+async fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    let mut last_error = None;
+    for (i, address) in addresses.iter().enumerate() {
+        let left = addresses.len() - i;
+        let attempt = TcpStream::connect(address);
+        let result = if left == 1 {
+            attempt.await
+        } else {
+            let share = deadline.saturating_duration_since(Instant::now()) / left as u32;
+            tokio::time::timeout(share, attempt)
                 .await
                 .unwrap_or_else(|_| {
-                    Err(ConnectError::new(
-                        TransportFailure::ConnectTimeout,
-                        format!("no connection within {timeout:?}"),
+                    Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("no answer within {share:?}"),
                     ))
                 })
-        })
+        };
+        match result {
+            Ok(stream) => {
+                stream.set_nodelay(true)?;
+                return Ok(stream);
+            }
+            Err(e) => {
+                tracing::debug!(%address, error = %e, "connect");
+                last_error = Some(io::Error::new(e.kind(), format!("{address}: {e}")));
+            }
+        }
     }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+    }))
+}
+
+/// Longest response head a proxy may answer `CONNECT` with
+const MAX_CONNECT_HEAD: usize = 16 * 1024;
+
+/// Asks the proxy at the other end of `tcp` for a tunnel to `authority` (`host:port`)
+async fn tunnel(
+    tcp: &mut TcpStream,
+    authority: &str,
+    authorization: Option<&HeaderValue>,
+) -> Result<(), ConnectError> {
+    let failed =
+        |e: String| ConnectError::new(TransportFailure::Connect, format!("proxy CONNECT: {e}"));
+    let mut request = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n").into_bytes();
+    if let Some(value) = authorization {
+        request.extend_from_slice(b"Proxy-Authorization: ");
+        request.extend_from_slice(value.as_bytes());
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"\r\n");
+    tcp.write_all(&request)
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    // The head is read to its end and no further: the tunnel is silent until the client's
+    // TLS hello, so bytes after the head are a broken proxy
+    let mut head = Vec::with_capacity(1024);
+    let end = loop {
+        let mut buf = [0u8; 1024];
+        let n = tcp
+            .read(&mut buf)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if n == 0 {
+            return Err(failed(format!(
+                "the proxy closed the connection after {} bytes of its response",
+                head.len()
+            )));
+        }
+        let from = head.len().saturating_sub(3);
+        head.extend_from_slice(&buf[..n]);
+        if let Some(i) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
+            break from + i + 4;
+        }
+        if head.len() > MAX_CONNECT_HEAD {
+            return Err(failed(format!(
+                "the proxy's response head is over {MAX_CONNECT_HEAD} bytes"
+            )));
+        }
+    };
+    let status_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let status_line: String = String::from_utf8_lossy(status_line)
+        .chars()
+        .take(100)
+        .collect();
+    let code = status_line
+        .strip_prefix("HTTP/1.")
+        .and_then(|rest| rest.strip_prefix(['0', '1']))
+        .and_then(|rest| rest.strip_prefix(' '))
+        .filter(|rest| rest.len() == 3 || rest.as_bytes().get(3) == Some(&b' '))
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok())
+        .ok_or_else(|| failed(format!("not an HTTP/1 response: {status_line:?}")))?;
+    // any 2xx opens the tunnel (RFC 9110, 9.3.6)
+    if !(200..300).contains(&code) {
+        return Err(failed(format!("the proxy answered {status_line:?}")));
+    }
+    if end < head.len() {
+        return Err(failed(format!(
+            "the proxy sent {} bytes after its response head",
+            head.len() - end
+        )));
+    }
+    Ok(())
 }
 
 /// A plain or TLS stream
@@ -380,5 +482,137 @@ pub(crate) fn classify(
         Some(h) if h.is_parse() || h.is_parse_status() => TransportFailure::Protocol,
         _ if before_head => TransportFailure::Send,
         _ => TransportFailure::BodyRead,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A proxy that reads one request head, answers `response` (byte by byte when `trickle`)
+    /// and closes; the head it read
+    async fn proxy_answering(
+        response: Vec<u8>,
+        trickle: bool,
+    ) -> (SocketAddr, tokio::task::JoinHandle<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                if s.read(&mut b).await.unwrap() == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            // the client may hang up first (a head it refuses)
+            if trickle {
+                for b in &response {
+                    if s.write_all(&[*b]).await.is_err() {
+                        break;
+                    }
+                }
+            } else {
+                let _ = s.write_all(&response).await;
+            }
+            String::from_utf8(head).unwrap()
+        });
+        (address, task)
+    }
+
+    async fn tunnel_answered(response: &[u8], trickle: bool) -> (Result<(), ConnectError>, String) {
+        let (address, proxy) = proxy_answering(response.to_vec(), trickle).await;
+        let mut tcp = TcpStream::connect(address).await.unwrap();
+        let mut auth = HeaderValue::from_static("Basic dXNlcjpwdw==");
+        auth.set_sensitive(true);
+        let result = tunnel(&mut tcp, "lambda.example:443", Some(&auth)).await;
+        drop(tcp);
+        (result, proxy.await.unwrap())
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn tunnel_asks_with_the_credentials_and_opens_on_2xx() {
+        for (response, trickle) in [
+            (&b"HTTP/1.1 200 Connection established\r\n\r\n"[..], false),
+            (
+                b"HTTP/1.0 200 OK\r\nProxy-agent: tinyproxy/1.11\r\n\r\n",
+                true,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", false),
+        ] {
+            let (result, head) = tunnel_answered(response, trickle).await;
+            assert!(result.is_ok(), "{result:?}");
+            assert_eq!(
+                head,
+                "CONNECT lambda.example:443 HTTP/1.1\r\nHost: lambda.example:443\r\n\
+                 Proxy-Authorization: Basic dXNlcjpwdw==\r\n\r\n"
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn tunnel_refused_or_broken_is_a_connect_failure() {
+        let long = [
+            &b"HTTP/1.1 200 OK\r\n"[..],
+            &b"X-Padding: 0123456789abcdef0123456789abcdef\r\n".repeat(500),
+        ]
+        .concat();
+        for (response, expect) in [
+            (
+                &b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n"
+                    [..],
+                "answered \"HTTP/1.1 407 Proxy Authentication Required\"",
+            ),
+            (b"HTTP/1.1 403 Forbidden\r\n\r\n", "403 Forbidden"),
+            (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP/1 response"),
+            (b"HTTP/1.1 2000\r\n\r\n", "not an HTTP/1 response"),
+            (
+                b"HTTP/1.1 200 OK\r\n",
+                "closed the connection after 17 bytes",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x01",
+                "3 bytes after its response head",
+            ),
+            (&long, "over 16384 bytes"),
+        ] {
+            let (result, _) = tunnel_answered(response, false).await;
+            let Err(e) = result else {
+                panic!("{:?} opened the tunnel", String::from_utf8_lossy(response));
+            };
+            assert_eq!(e.kind, TransportFailure::Connect, "{e}");
+            let shown = e.to_string();
+            assert!(
+                shown.contains("proxy CONNECT") && shown.contains(expect),
+                "{shown}"
+            );
+            assert!(!shown.contains("dXNlcjpwdw"), "{shown}");
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_proxy_that_never_answers_is_a_connect_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = Proxy::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+        let (held, release) = tokio::sync::oneshot::channel::<()>();
+        let holder = tokio::spawn(async move {
+            let (s, _) = listener.accept().await.unwrap();
+            let _ = release.await;
+            drop(s);
+        });
+        let connector = Connector::new(
+            tls_config(&[]).unwrap(),
+            Some(proxy),
+            Duration::from_millis(200),
+        );
+        let dst: Uri = "https://lambda.example:443/".parse().unwrap();
+        let e = connector.connect(&dst).await.err().unwrap();
+        assert_eq!(e.kind, TransportFailure::ConnectTimeout, "{e}");
+        drop(held);
+        holder.await.unwrap();
     }
 }

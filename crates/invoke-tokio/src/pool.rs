@@ -13,7 +13,6 @@ use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use tower_service::Service as _;
 
 use crate::connect::Connector;
 use crate::error::BoxError;
@@ -126,7 +125,7 @@ pub(crate) async fn send_once(
 
 /// A new connection to `target`, its task spawned (it ends when the connection closes)
 async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError> {
-    let io = connector.clone().call(target).await?;
+    let io = connector.connect(&target).await?;
     let (sender, connection) = http1::Builder::new().handshake(io).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {

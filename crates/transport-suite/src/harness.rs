@@ -42,21 +42,27 @@ impl Harness {
     /// `streamer-<fault>` function per fault (each writes 20 chunks of 100 bytes and is
     /// counted), requiring signatures by [`KEY`]
     pub fn start() -> Self {
-        Self::start_with(false, (KEY, SECRET))
+        Self::start_with(false, (KEY, SECRET), "us-east-1")
+    }
+
+    /// As [`start`](Self::start), in `region`: the emulator refuses signatures scoped to
+    /// another region
+    pub fn start_in_region(region: &str) -> Self {
+        Self::start_with(false, (KEY, SECRET), region)
     }
 
     /// As [`start`](Self::start), serving https with a CA generated at start
     /// ([`ca_pem_path`](Self::ca_pem_path))
     pub fn start_tls() -> Self {
-        Self::start_with(true, (KEY, SECRET))
+        Self::start_with(true, (KEY, SECRET), "us-east-1")
     }
 
     /// As [`start`](Self::start), accepting only signatures by this key
     pub fn start_accepting(key: &str, secret: &str) -> Self {
-        Self::start_with(false, (key, secret))
+        Self::start_with(false, (key, secret), "us-east-1")
     }
 
-    fn start_with(tls: bool, (key, secret): (&str, &str)) -> Self {
+    fn start_with(tls: bool, (key, secret): (&str, &str), region: &str) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -66,6 +72,7 @@ impl Harness {
         let mut builder = Emulator::builder()
             .builtins()
             .credentials(key, secret)
+            .region(region)
             .quiet()
             .function("empty", |_: Invocation, _: ResponseStream| async {
                 Ok::<(), FunctionError>(())

@@ -1,5 +1,5 @@
 //! Streams one invocation to stdout: `cost-invoke-tokio FUNCTION [ENDPOINT_URL]`
-use invoke_proto::{Credentials, EndpointConfig, InvokeParams, resolve_endpoint};
+use invoke_tokio::invoke_proto::{Credentials, EndpointConfig, InvokeParams, resolve_endpoint};
 use invoke_tokio::{Client, ProxyEnv};
 use tokio::io::AsyncWriteExt as _;
 

@@ -7,12 +7,16 @@
 //! |---|---|
 //! | `GET /runtime/invocation/next` | long-polls; `200`, body = event, `Lambda-Runtime-*` headers (empty ones omitted) |
 //! | `POST /runtime/invocation/{id}/response` | buffered (`Content-Length`) or streamed (mode header `streaming` and/or chunked): `202 {"status":"OK"}` |
-//! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error: `202` |
+//! | `POST /runtime/invocation/{id}/error` | fails the invocation with the reported error document, kept whole ([`errordoc`]): `202`; `413` over 1 MiB |
 //! | `POST /runtime/init/error` | fails the pending invocation, the process is replaced: `202`; `403` once `/next` was served |
 //!
 //! Reports (`/response`, `/error`, `/init/error`) run in their own task, counted in
 //! [`Runtime::reports`]: a runtime may exit as soon as it has sent one, and what it sent must
 //! still arrive whole even though the connection closes before the answer is written.
+//!
+//! A `/response` whose `Content-Type` is longer than 1 KiB is refused (`400
+//! InvalidContentType`) and fails the invocation with `Runtime.InvalidResponseContentType`,
+//! rather than reach the client.
 //!
 //! A request id that is not the current invocation's is `400 InvalidRequestID`; a second
 //! `/response` or `/error` for it (or one for an earlier invocation) is
@@ -26,7 +30,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use http::header::{CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
@@ -35,7 +38,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
 
-use super::errorlines::{ErrorLines, error_from_json_or_text, error_from_report};
+use super::errordoc;
+use super::errorlines::ErrorLines;
 use crate::body::{RespBody, full};
 use crate::function::{FunctionError, Invocation, ResponseStream};
 use crate::ids::{random_hex, uuid};
@@ -45,8 +49,8 @@ const ERROR_TYPE: &str = "lambda-runtime-function-error-type";
 const ERROR_BODY: &str = "lambda-runtime-function-error-body";
 /// Largest buffered `/response` body, as the RIE enforces
 const MAX_BUFFERED: usize = 6 * 1024 * 1024;
-/// Largest `/error` or `/init/error` body read
-const MAX_ERROR_BODY: usize = 1024 * 1024;
+/// Longest `Content-Type` of a `/response` passed on to the client
+const MAX_CONTENT_TYPE: usize = 1024;
 /// Finished request ids remembered, to tell a late report (403) from a wrong id (400)
 const REMEMBERED: usize = 64;
 
@@ -420,6 +424,18 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
             &format!("Invalid response mode: {m}"),
         );
     }
+    let content_type_len = parts.headers.get(CONTENT_TYPE).map_or(0, HeaderValue::len);
+    if content_type_len > MAX_CONTENT_TYPE {
+        let message = format!(
+            "the response Content-Type has {content_type_len} bytes, more than {MAX_CONTENT_TYPE}"
+        );
+        active.finish(Finished::keep(Err(FunctionError::new(
+            "Runtime.InvalidResponseContentType",
+            format!("RequestId: {id} Error: {message}"),
+        ))));
+        drain(body).await;
+        return api_error(StatusCode::BAD_REQUEST, "InvalidContentType", &message);
+    }
     let chunked = parts.headers.get_all(TRANSFER_ENCODING).iter().any(|v| {
         v.to_str()
             .is_ok_and(|v| v.to_ascii_lowercase().contains("chunked"))
@@ -471,7 +487,7 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
     out.write(rest).await;
     let from_trailers = trailers.and_then(|t| {
         let error_type = header(&t, ERROR_TYPE)?;
-        Some(error_from_report(
+        Some(errordoc::from_report(
             error_type,
             header(&t, ERROR_BODY).unwrap_or(""),
         ))
@@ -525,13 +541,36 @@ async fn drain(body: Incoming) {
     let _ = Limited::new(body, MAX_BUFFERED).collect().await;
 }
 
-/// The body of an error report, at most [`MAX_ERROR_BODY`] bytes of it
-async fn error_body(body: Incoming) -> Bytes {
-    Limited::new(body, MAX_ERROR_BODY)
-        .collect()
-        .await
-        .map(http_body_util::Collected::to_bytes)
-        .unwrap_or_default()
+/// The error an `/error` or `/init/error` report carries (see [`errordoc`]) and the answer
+/// to it: `202`, `413` for a document over the limit, `400` for a body cut short
+async fn read_report(headers: &HeaderMap, body: Incoming) -> (FunctionError, Response<RespBody>) {
+    let error_type = header(headers, ERROR_TYPE);
+    match Limited::new(body, errordoc::MAX_DOCUMENT).collect().await {
+        Ok(c) => (
+            errordoc::from_document(error_type, &c.to_bytes()),
+            accepted(),
+        ),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            let e = errordoc::too_large(error_type);
+            let r = api_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestEntityTooLarge",
+                &e.error_message,
+            );
+            (e, r)
+        }
+        Err(e) => {
+            let r = api_error(
+                StatusCode::BAD_REQUEST,
+                "TruncatedHTTPRequest",
+                &format!("The error document was cut short: {e}"),
+            );
+            (errordoc::cut_short(error_type, &e), r)
+        }
+    }
 }
 
 async fn invocation_error(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<RespBody> {
@@ -543,16 +582,14 @@ async fn invocation_error(rt: &Runtime, id: &str, req: Request<Incoming>) -> Res
         }
     };
     let (parts, body) = req.into_parts();
-    let body = error_body(body).await;
-    let e = error_from_json_or_text(header(&parts.headers, ERROR_TYPE), &body);
+    let (e, answer) = read_report(&parts.headers, body).await;
     active.finish(Finished::keep(Err(e)));
-    accepted()
+    answer
 }
 
 async fn init_error(rt: &Runtime, req: Request<Incoming>) -> Response<RespBody> {
     let (parts, body) = req.into_parts();
-    let body = error_body(body).await;
-    let e = error_from_json_or_text(header(&parts.headers, ERROR_TYPE), &body);
+    let (e, answer) = read_report(&parts.headers, body).await;
     let mut s = rt.slot();
     if s.initialized {
         return api_error(
@@ -565,7 +602,7 @@ async fn init_error(rt: &Runtime, req: Request<Incoming>) -> Response<RespBody> 
         Some(a) => a.finish(Finished::replace(Err(e))),
         None => s.init_error = Some(e),
     }
-    accepted()
+    answer
 }
 
 fn register_extension(rt: &Runtime) -> Response<RespBody> {

@@ -6,9 +6,9 @@
 //! as they come, except a tail that is (or may still become) exactly those two lines; at the
 //! end of the body such a tail becomes the function error and is not part of the payload.
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 
+use super::errordoc;
 use crate::function::FunctionError;
 
 const TYPE_LINE: &[u8] = b"Lambda-Runtime-Function-Error-Type: ";
@@ -137,46 +137,16 @@ fn parse(b: &[u8]) -> Option<FunctionError> {
     if !(tail.is_empty() || tail == b"\r\n") {
         return None;
     }
-    Some(error_from_report(
-        String::from_utf8_lossy(error_type).trim(),
+    Some(errordoc::from_report(
+        &String::from_utf8_lossy(error_type),
         &String::from_utf8_lossy(body),
     ))
 }
 
-/// The function error for an error type and a base64 body (JSON from Node and Go, plain text
-/// from Rust; not base64 at all is taken as text)
-pub(super) fn error_from_report(error_type: &str, body: &str) -> FunctionError {
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(body.trim())
-        .unwrap_or_else(|_| body.as_bytes().to_vec());
-    error_from_json_or_text(Some(error_type), &decoded)
-}
-
-/// The function error for an `/error`-style body: JSON `{errorType, errorMessage}` or text;
-/// the header's type is used when the body has none
-pub(super) fn error_from_json_or_text(header_type: Option<&str>, body: &[u8]) -> FunctionError {
-    let header_type = header_type.filter(|t| !t.is_empty());
-    let json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .filter(serde_json::Value::is_object);
-    let text = |k: &str| {
-        json.as_ref()
-            .and_then(|v| v.get(k))
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-    };
-    let error_type = text("errorType")
-        .or_else(|| header_type.map(str::to_owned))
-        .unwrap_or_else(|| "Runtime.Unknown".to_owned());
-    let message = match &json {
-        Some(_) => text("errorMessage").unwrap_or_default(),
-        None => String::from_utf8_lossy(body).into_owned(),
-    };
-    FunctionError::new(error_type, message)
-}
-
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+
     use super::*;
 
     fn lines(t: &str, body: &str) -> String {
@@ -214,7 +184,11 @@ mod tests {
             );
         }
         let json = lines("Function.X", r#"{"errorType":"Boom","errorMessage":"m"}"#);
-        assert_eq!(run(&[&json]).1, Some(FunctionError::new("Boom", "m")));
+        let e = run(&[&json]).1.unwrap();
+        assert_eq!(
+            (e.error_type.as_str(), e.error_message.as_str()),
+            ("Boom", "m")
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! `GET .../invocation/next` and turns what it posts back into the invocation's output.
 
 mod api;
+mod errordoc;
 mod errorlines;
 mod logs;
 
@@ -44,8 +45,11 @@ use logs::{LogPipe, LogSink};
 ///   `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (default `128`), `AWS_LAMBDA_FUNCTION_VERSION=$LATEST`,
 ///   `AWS_LAMBDA_LOG_GROUP_NAME=/aws/lambda/NAME`, `AWS_LAMBDA_LOG_STREAM_NAME`,
 ///   `AWS_LAMBDA_INITIALIZATION_TYPE=on-demand`, `AWS_REGION`/`AWS_DEFAULT_REGION` (the region
-///   of the invoked ARN unless set with [`region`](Self::region)), `_HANDLER`,
-///   `LAMBDA_TASK_ROOT` (the working directory) and dummy credentials
+///   of the invoked ARN unless set with [`region`](Self::region)), `_HANDLER` and
+///   `LAMBDA_TASK_ROOT` as the AWS Runtime Interface Emulator sets them (the handler is the
+///   command's last argument, when it has arguments and runs without a shell, else unset; the
+///   task root is the absolute working directory; see [`handler`](Self::handler) and
+///   [`working_dir`](Self::working_dir)), and dummy credentials
 ///   (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), then the additions
 ///   given with [`env`](Self::env), which win.
 /// - **Processes**: started lazily by the first invocation that finds no idle one, and reused.
@@ -64,6 +68,10 @@ use logs::{LogPipe, LogSink};
 /// - **Init timeout**: a new process must poll `/next` within
 ///   [`init_timeout`](Self::init_timeout) (default 10 s, as Lambda's init phase); if not, the
 ///   invocation fails with `Sandbox.Timedout` and the process is killed.
+/// - **Error documents**: an error document the runtime reports (`/error`, `/init/error`,
+///   error trailers) is kept whole in `ErrorDetails` and the body of a failed `Invoke` when
+///   it is JSON of at most 1 MiB, and wrapped as `{"errorType","errorMessage"}` when it is
+///   not JSON; error types are cut to 256 bytes.
 /// - **Client gone**: when the invoking client goes away (its connection closed, or the
 ///   response was finished early, as past the response size limit), the invocation is
 ///   abandoned: its process is killed and replaced, so that its slot frees up at once. (The
@@ -107,7 +115,8 @@ struct Spec {
     argv: Vec<String>,
     env: Vec<(String, String)>,
     memory_size: u32,
-    handler: String,
+    /// `_HANDLER`; unset when `None`
+    handler: Option<String>,
     cwd: Option<PathBuf>,
     region: Option<String>,
     init_timeout: Duration,
@@ -121,21 +130,29 @@ impl ProcessFunction {
     pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
     /// Function `name` served by processes running `command` (see the type docs for how the
-    /// line is run)
+    /// line is run); `_HANDLER` is its last word unless the line runs through the shell
     pub fn new(name: impl Into<String>, command: impl Into<String>) -> Self {
-        Self::from_argv(name, command_argv(&command.into()))
+        let command = command.into();
+        let argv = command_argv(&command);
+        let shell = argv.len() == 3 && argv[0] == "/bin/sh" && argv[2] == command;
+        let mut f = Self::from_argv(name, argv);
+        if shell {
+            Arc::make_mut(&mut f.spec).handler = None;
+        }
+        f
     }
 
     /// Function `name` served by processes running `argv[0]` with the arguments `argv[1..]`,
-    /// no shell involved
+    /// no shell involved; `_HANDLER` is the last argument, if there is one
     pub fn from_argv(name: impl Into<String>, argv: Vec<String>) -> Self {
+        let handler = argv.last().filter(|_| argv.len() > 1).cloned();
         Self {
             spec: Arc::new(Spec {
                 name: name.into(),
                 argv,
                 env: Vec::new(),
                 memory_size: 128,
-                handler: "function.handler".to_owned(),
+                handler,
                 cwd: None,
                 region: None,
                 init_timeout: Self::DEFAULT_INIT_TIMEOUT,
@@ -161,14 +178,17 @@ impl ProcessFunction {
         self
     }
 
-    /// `_HANDLER` (default `function.handler`)
+    /// `_HANDLER` (default: the command's last argument, as the AWS Runtime Interface Emulator
+    /// takes it; unset for a command without arguments or run through the shell, so that the
+    /// emulator's own `_HANDLER`, if any, passes through)
     #[must_use]
     pub fn handler(mut self, handler: impl Into<String>) -> Self {
-        Arc::make_mut(&mut self.spec).handler = handler.into();
+        Arc::make_mut(&mut self.spec).handler = Some(handler.into());
         self
     }
 
-    /// The processes' working directory and `LAMBDA_TASK_ROOT` (default: the emulator's)
+    /// The processes' working directory, which is also `LAMBDA_TASK_ROOT` (made absolute), as
+    /// the AWS Runtime Interface Emulator has it (default: the emulator's working directory)
     #[must_use]
     pub fn working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         Arc::make_mut(&mut self.spec).cwd = Some(dir.into());
@@ -521,6 +541,57 @@ impl Group {
     }
 }
 
+/// The variables the Lambda execution environment sets, but `_HANDLER` and the function's own
+fn lambda_env(
+    spec: &Spec,
+    inv: &Invocation,
+    port: u16,
+    serial: u64,
+    cwd: &std::path::Path,
+) -> Vec<(&'static str, std::ffi::OsString)> {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    let region = spec
+        .region
+        .clone()
+        .or_else(|| arn_region(&inv.invoked_function_arn).map(str::to_owned))
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let vars = [
+        ("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}")),
+        ("AWS_LAMBDA_FUNCTION_NAME", spec.name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            spec.memory_size.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", spec.name),
+        ),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            format!("[$LATEST]{:032x}", nanos ^ u128::from(serial)),
+        ),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_REGION", region.clone()),
+        ("AWS_DEFAULT_REGION", region),
+        ("AWS_ACCESS_KEY_ID", "AKIDLOCALEMULATOR".to_owned()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "local-emulator-secret-key".to_owned(),
+        ),
+        (
+            "AWS_SESSION_TOKEN",
+            "local-emulator-session-token".to_owned(),
+        ),
+    ];
+    let mut env: Vec<_> = vars.into_iter().map(|(k, v)| (k, v.into())).collect();
+    env.push(("LAMBDA_TASK_ROOT", cwd.as_os_str().to_owned()));
+    env
+}
+
 async fn spawn(
     spec: &Spec,
     pool: &Pool,
@@ -543,7 +614,10 @@ async fn spawn(
         .local_addr()
         .map_err(|e| fail("could not bind the runtime API", &e))?
         .port();
-    let runtime = Arc::new(Runtime::new(spec.name.clone(), spec.handler.clone()));
+    let runtime = Arc::new(Runtime::new(
+        spec.name.clone(),
+        spec.handler.clone().unwrap_or_default(),
+    ));
     let server = tokio::spawn(api::serve(listener, Arc::clone(&runtime)));
     let sink = Arc::new(LogSink::new(spec.name.clone(), echo));
     let pipes = output_pipe(&sink).and_then(|o| Ok((o, output_pipe(&sink)?)));
@@ -554,20 +628,11 @@ async fn spawn(
             return Err(fail("could not create output pipes", &e));
         }
     };
-    let serial = pool.serial.fetch_add(1, Ordering::Relaxed);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos();
-    let region = spec
-        .region
-        .clone()
-        .or_else(|| arn_region(&inv.invoked_function_arn).map(str::to_owned))
-        .unwrap_or_else(|| "us-east-1".to_owned());
     let cwd = match &spec.cwd {
-        Some(d) => d.clone(),
+        Some(d) => std::path::absolute(d).unwrap_or_else(|_| d.clone()),
         None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
     };
+    let serial = pool.serial.fetch_add(1, Ordering::Relaxed);
     let group = match Group::start() {
         Ok(g) => g,
         Err(e) => {
@@ -579,29 +644,8 @@ async fn spawn(
     cmd.process_group(group.pgid)
         .args(&spec.argv[1..])
         .current_dir(&cwd)
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", &spec.name)
-        .env(
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            spec.memory_size.to_string(),
-        )
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env(
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", spec.name),
-        )
-        .env(
-            "AWS_LAMBDA_LOG_STREAM_NAME",
-            format!("[$LATEST]{:032x}", nanos ^ u128::from(serial)),
-        )
-        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
-        .env("AWS_REGION", &region)
-        .env("AWS_DEFAULT_REGION", &region)
-        .env("_HANDLER", &spec.handler)
-        .env("LAMBDA_TASK_ROOT", &cwd)
-        .env("AWS_ACCESS_KEY_ID", "AKIDLOCALEMULATOR")
-        .env("AWS_SECRET_ACCESS_KEY", "local-emulator-secret-key")
-        .env("AWS_SESSION_TOKEN", "local-emulator-session-token")
+        .envs(lambda_env(spec, inv, port, serial, &cwd))
+        .envs(spec.handler.iter().map(|h| ("_HANDLER", h)))
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(stdout)

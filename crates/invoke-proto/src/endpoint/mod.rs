@@ -37,6 +37,8 @@
 
 use std::fmt;
 
+use bytes::Bytes;
+
 use crate::sigv4::SigningScope;
 
 mod partitions;
@@ -138,10 +140,26 @@ impl Endpoint {
 
     /// `host[:port]`, as it goes into the `Host` header
     pub fn authority(&self) -> String {
-        match self.port {
-            Some(port) => format!("{}:{port}", self.host),
-            None => self.host.clone(),
+        let Some(port) = self.port else {
+            return self.host.clone();
+        };
+        // written out rather than formatted: every request needs it
+        let mut out = String::with_capacity(self.host.len() + 6);
+        out.push_str(&self.host);
+        out.push(':');
+        let mut digits = [0u8; 5];
+        let mut n = 0;
+        let mut rest = port;
+        loop {
+            digits[n] = b'0' + (rest % 10) as u8;
+            n += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
         }
+        out.extend(digits[..n].iter().rev().map(|&d| char::from(d)));
+        out
     }
 
     /// The path of a custom endpoint URL exactly as given (`/prefix` for
@@ -191,6 +209,16 @@ impl Endpoint {
     /// [`EndpointError::InvalidRequestPath`] if `path_and_query` starts with anything else or
     /// holds characters a URI cannot carry (encode them first).
     pub fn uri_for(&self, path_and_query: &str) -> Result<http::Uri, EndpointError> {
+        self.uri_with_authority(Bytes::from(self.authority()), path_and_query)
+    }
+
+    /// [`uri_for`](Self::uri_for) given [`authority`](Self::authority) as bytes, which the
+    /// URI then shares (a `Host` header can share them too)
+    pub(crate) fn uri_with_authority(
+        &self,
+        authority: Bytes,
+        path_and_query: &str,
+    ) -> Result<http::Uri, EndpointError> {
         let invalid = || EndpointError::InvalidRequestPath {
             path_and_query: path_and_query.to_owned(),
         };
@@ -213,8 +241,19 @@ impl Endpoint {
         if !joined.bytes().all(|b| b.is_ascii_graphic()) || joined.contains('#') {
             return Err(invalid());
         }
-        let full = format!("{}://{}{joined}", self.scheme, self.authority());
-        http::Uri::try_from(full).map_err(|_| invalid())
+        // built from its parts: only the authority and the path are parsed, no URL text
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(match self.scheme {
+            Scheme::Http => http::uri::Scheme::HTTP,
+            Scheme::Https => http::uri::Scheme::HTTPS,
+        });
+        parts.authority =
+            Some(http::uri::Authority::from_maybe_shared(authority).map_err(|_| invalid())?);
+        parts.path_and_query = Some(
+            http::uri::PathAndQuery::from_maybe_shared(Bytes::from(joined))
+                .map_err(|_| invalid())?,
+        );
+        http::Uri::from_parts(parts).map_err(|_| invalid())
     }
 }
 
@@ -232,32 +271,26 @@ impl fmt::Display for Endpoint {
 ///
 /// The `Invalid Configuration: ...` and partition messages are the rule set's own error strings,
 /// word for word, so they match other SDKs' output and the rule-set tests.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointError {
     /// A custom endpoint was combined with `use_fips`
-    #[error("Invalid Configuration: FIPS and custom endpoint are not supported")]
     FipsWithCustomEndpoint,
     /// A custom endpoint was combined with `use_dual_stack`
-    #[error("Invalid Configuration: Dualstack and custom endpoint are not supported")]
     DualStackWithCustomEndpoint,
     /// Neither a region nor a custom endpoint was configured
-    #[error("Invalid Configuration: Missing Region")]
     MissingRegion,
     /// FIPS and dual-stack were both asked for in a partition lacking one of them
-    #[error("FIPS and DualStack are enabled, but this partition does not support one or both")]
     FipsAndDualStackUnsupported {
         /// The partition id, e.g. `aws-iso`
         partition: &'static str,
     },
     /// FIPS was asked for in a partition without it
-    #[error("FIPS is enabled but this partition does not support FIPS")]
     FipsUnsupported {
         /// The partition id
         partition: &'static str,
     },
     /// Dual-stack was asked for in a partition without it
-    #[error("DualStack is enabled but this partition does not support DualStack")]
     DualStackUnsupported {
         /// The partition id
         partition: &'static str,
@@ -267,13 +300,11 @@ pub enum EndpointError {
     ///
     /// The rule set has no such check; botocore rejects these regions when it creates a client,
     /// and a region outside this form cannot go into a host name.
-    #[error("invalid region {region:?}: expected 1 to 63 ascii letters, digits and inner hyphens")]
     InvalidRegion {
         /// The region as configured
         region: String,
     },
     /// The custom endpoint URL cannot be used
-    #[error("invalid endpoint url {url:?}: {problem}")]
     InvalidUrl {
         /// The URL as configured
         url: String,
@@ -282,12 +313,47 @@ pub enum EndpointError {
     },
     /// The request path given to [`Endpoint::uri_for`] is not `/...` or `?...`, or has
     /// characters a URI cannot carry
-    #[error("invalid request path {path_and_query:?}: expected /path?query with uri characters")]
     InvalidRequestPath {
         /// The path and query as given
         path_and_query: String,
     },
 }
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::FipsWithCustomEndpoint => {
+                f.write_str("Invalid Configuration: FIPS and custom endpoint are not supported")
+            }
+            Self::DualStackWithCustomEndpoint => f.write_str(
+                "Invalid Configuration: Dualstack and custom endpoint are not supported",
+            ),
+            Self::MissingRegion => f.write_str("Invalid Configuration: Missing Region"),
+            Self::FipsAndDualStackUnsupported { .. } => f.write_str(
+                "FIPS and DualStack are enabled, but this partition does not support one or both",
+            ),
+            Self::FipsUnsupported { .. } => {
+                f.write_str("FIPS is enabled but this partition does not support FIPS")
+            }
+            Self::DualStackUnsupported { .. } => {
+                f.write_str("DualStack is enabled but this partition does not support DualStack")
+            }
+            Self::InvalidRegion { region } => write!(
+                f,
+                "invalid region {region:?}: expected 1 to 63 ascii letters, digits and inner hyphens"
+            ),
+            Self::InvalidUrl { url, problem } => {
+                write!(f, "invalid endpoint url {url:?}: {problem}")
+            }
+            Self::InvalidRequestPath { path_and_query } => write!(
+                f,
+                "invalid request path {path_and_query:?}: expected /path?query with uri characters"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
 
 /// Resolves `config` to an endpoint by Lambda's endpoint rules
 ///

@@ -207,6 +207,24 @@ fn invalid_regions() {
     assert_eq!(url("7", false, false), "https://lambda.7.amazonaws.com");
 }
 
+/// The authority (the `Host` header and the URI's) for ports of every digit count, and IPv6
+#[test]
+fn authority_of_every_port_width() {
+    for port in [1u16, 9, 10, 99, 100, 8443, 9001, 10000, 65535] {
+        let ep = custom(&format!("http://h.example:{port}")).unwrap();
+        assert_eq!(ep.authority(), format!("h.example:{port}"));
+        let uri = ep.uri_for("/p").unwrap();
+        assert_eq!(
+            uri.authority().unwrap().as_str(),
+            format!("h.example:{port}")
+        );
+        assert_eq!(uri.port_u16(), Some(port));
+    }
+    let ep = custom("http://[::1]:8080").unwrap();
+    assert_eq!(ep.authority(), "[::1]:8080");
+    assert_eq!(ep.uri_for("/p").unwrap().to_string(), "http://[::1]:8080/p");
+}
+
 #[test]
 fn custom_with_port() {
     let ep = custom("http://127.0.0.1:9001").unwrap();

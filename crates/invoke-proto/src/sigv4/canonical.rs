@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName};
 use super::SigningSettings;
 use super::key::{push_hex, sha256};
 use crate::error::SignError;
-use crate::percent::{hex_value, push_encoded_byte};
+use crate::percent::{hex_value, push_encoded, push_encoded_byte};
 
 /// The algorithm name that starts the string to sign and the `Authorization` value
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -102,13 +102,7 @@ pub(crate) fn push_canonical_uri(out: &mut String, path: &str, normalize: bool) 
     } else {
         Cow::Borrowed(path)
     };
-    for &b in path.as_bytes() {
-        if b == b'/' {
-            out.push('/');
-        } else {
-            push_encoded_byte(out, b);
-        }
-    }
+    push_encoded(out, &path, true);
 }
 
 /// Appends a query component decoded as `application/x-www-form-urlencoded` (`%XX`
@@ -179,6 +173,10 @@ pub(crate) fn push_canonical_query(out: &mut String, query: &str) {
 /// Appends a header value with leading and trailing spaces removed and inner runs of
 /// spaces collapsed to one
 fn push_trimmed(out: &mut String, value: &str) {
+    if !(value.starts_with(' ') || value.ends_with(' ') || value.contains("  ")) {
+        out.push_str(value);
+        return;
+    }
     let mut space = false;
     for part in value.split(' ').filter(|s| !s.is_empty()) {
         if space {
@@ -211,7 +209,11 @@ pub(crate) fn host_from_uri(uri: &Uri) -> Result<Cow<'_, str>, SignError> {
     }
 }
 
+/// Signed headers kept on the stack while the canonical request is built; more go to the heap
+const INLINE: usize = 16;
+
 /// Where a signed header's value comes from
+#[derive(Clone, Copy)]
 enum Source<'a> {
     /// Every value of this header in the request, joined with `,`
     Request(&'a HeaderName),
@@ -249,17 +251,29 @@ pub(crate) fn canonical_request(
     } else {
         Some(host_from_uri(uri)?)
     };
-    let mut signed: Vec<(&str, Source<'_>)> = Vec::with_capacity(headers.keys_len() + 4);
-    signed.extend(
-        headers
-            .keys()
-            .filter(|n| !never_signed(n.as_str()) && !replaced(n.as_str()))
-            .map(|n| (n.as_str(), Source::Request(n))),
-    );
-    if let Some(host) = &host {
-        signed.push(("host", Source::Value(host)));
+    // on the stack for the usual handful of headers
+    let empty = ("", Source::Value(""));
+    let mut inline = [empty; INLINE];
+    let mut heap = Vec::new();
+    let most = headers.keys_len() + 1 + added.len();
+    let slots = if most <= INLINE {
+        &mut inline[..]
+    } else {
+        heap.resize(most, empty);
+        &mut heap[..]
+    };
+    let mut n = 0;
+    let entries = headers
+        .keys()
+        .filter(|n| !never_signed(n.as_str()) && !replaced(n.as_str()))
+        .map(|n| (n.as_str(), Source::Request(n)))
+        .chain(host.as_deref().map(|h| ("host", Source::Value(h))))
+        .chain(added.iter().map(|&(n, v)| (n, Source::Value(v))));
+    for entry in entries {
+        slots[n] = entry;
+        n += 1;
     }
-    signed.extend(added.iter().map(|&(n, v)| (n, Source::Value(v))));
+    let signed = &mut slots[..n];
     // names are distinct: header map keys are, and the added ones were filtered out
     signed.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
@@ -278,7 +292,7 @@ pub(crate) fn canonical_request(
     text.push('\n');
     push_canonical_query(&mut text, query);
     text.push('\n');
-    for (name, source) in &signed {
+    for (name, source) in signed.iter() {
         text.push_str(name);
         text.push(':');
         match source {
@@ -316,18 +330,32 @@ pub(crate) fn canonical_request(
     })
 }
 
-/// The string to sign: algorithm, `X-Amz-Date`, credential scope and the hex SHA-256 of
-/// the canonical request, one per line
-pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> String {
-    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + scope.len() + 67);
+/// The string to sign: algorithm, `X-Amz-Date`, credential scope
+/// (`<yyyymmdd>/<region>/<service>/aws4_request`) and the hex SHA-256 of the canonical
+/// request, one per line; with where the credential scope sits in it
+pub(crate) fn string_to_sign(
+    amz_date: &str,
+    region: &str,
+    service: &str,
+    canonical_request: &str,
+) -> (String, Range<usize>) {
+    let mut out =
+        String::with_capacity(ALGORITHM.len() + amz_date.len() + region.len() + service.len() + 90);
     out.push_str(ALGORITHM);
     out.push('\n');
     out.push_str(amz_date);
     out.push('\n');
-    out.push_str(scope);
+    let start = out.len();
+    out.push_str(&amz_date[..8]);
+    out.push('/');
+    out.push_str(region);
+    out.push('/');
+    out.push_str(service);
+    out.push_str("/aws4_request");
+    let scope = start..out.len();
     out.push('\n');
     push_hex(&mut out, &sha256(canonical_request.as_bytes()));
-    out
+    (out, scope)
 }
 
 #[cfg(test)]

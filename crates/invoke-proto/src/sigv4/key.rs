@@ -12,14 +12,53 @@ compile_error!(
 /// A derived SigV4 signing key (`kSigning`), wiped on drop
 pub(crate) type SigningKey = Zeroizing<[u8; 32]>;
 
-/// HMAC-SHA256 of `data` under `key` (RustCrypto backend)
-#[cfg(all(feature = "rustcrypto", not(feature = "ring")))]
+/// HMAC-SHA256 under one key, with the key's two padded blocks already hashed: each MAC
+/// then costs only the blocks of its message plus one
+///
+/// Like the derived key it comes from, this state can sign for its scope; it is kept only in
+/// the [`KeyCache`] next to that key (neither backend wipes it when dropped).
+#[derive(Clone)]
+pub(crate) struct MacKey(
+    #[cfg(feature = "ring")] ring::hmac::Key,
+    #[cfg(all(feature = "rustcrypto", not(feature = "ring")))] hmac::Hmac<sha2::Sha256>,
+);
+
+impl MacKey {
+    /// The HMAC-SHA256 state for `key`
+    #[cfg(feature = "ring")]
+    pub(crate) fn new(key: &[u8]) -> Self {
+        Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key))
+    }
+
+    /// The HMAC-SHA256 state for `key`
+    #[cfg(all(feature = "rustcrypto", not(feature = "ring")))]
+    pub(crate) fn new(key: &[u8]) -> Self {
+        use hmac::KeyInit;
+        Self(
+            <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
+                .expect("hmac accepts keys of any length"),
+        )
+    }
+
+    /// HMAC-SHA256 of `data`
+    #[cfg(feature = "ring")]
+    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
+        to_array(ring::hmac::sign(&self.0, data).as_ref())
+    }
+
+    /// HMAC-SHA256 of `data`
+    #[cfg(all(feature = "rustcrypto", not(feature = "ring")))]
+    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac = self.0.clone();
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+/// HMAC-SHA256 of `data` under `key`
 fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    use hmac::{Hmac, KeyInit, Mac};
-    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key)
-        .expect("hmac accepts keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().into()
+    MacKey::new(key).sign(data)
 }
 
 /// SHA-256 of `data` (RustCrypto backend)
@@ -27,13 +66,6 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     use sha2::Digest as _;
     sha2::Sha256::digest(data).into()
-}
-
-/// HMAC-SHA256 of `data` under `key` (ring backend)
-#[cfg(feature = "ring")]
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
-    to_array(ring::hmac::sign(&key, data).as_ref())
 }
 
 /// SHA-256 of `data` (ring backend)
@@ -65,13 +97,18 @@ pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    for chunk in bytes.chunks(32) {
+        let mut digits = [0; 64];
+        for (pair, &b) in digits.chunks_exact_mut(2).zip(chunk) {
+            pair[0] = DIGITS[usize::from(b >> 4)];
+            pair[1] = DIGITS[usize::from(b & 0xf)];
+        }
+        out.push_str(std::str::from_utf8(&digits[..2 * chunk.len()]).expect("hex digits"));
     }
 }
 
 /// Lower-case hex of `bytes`
+#[cfg(test)]
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     push_hex(&mut out, bytes);
@@ -96,7 +133,8 @@ pub(crate) fn signing_key(secret: &str, yyyymmdd: &str, region: &str, service: &
 ///
 /// A key only depends on the secret, the scope date, the region and the service, so one
 /// derivation (four HMACs) serves every request of a day. Lives in
-/// [`Credentials`](crate::Credentials), whose secret never changes.
+/// [`Credentials`](crate::Credentials), whose secret never changes. The key is kept as its
+/// HMAC state ([`MacKey`]), so a signature does not hash the padded key again.
 #[derive(Default)]
 pub(crate) struct KeyCache(Mutex<Option<CachedKey>>);
 
@@ -104,18 +142,13 @@ struct CachedKey {
     date: [u8; 8],
     region: String,
     service: String,
-    key: SigningKey,
+    key: MacKey,
 }
 
 impl KeyCache {
-    /// [`signing_key`], derived again only when the scope differs from the last call's
-    pub(crate) fn get(
-        &self,
-        secret: &str,
-        yyyymmdd: &str,
-        region: &str,
-        service: &str,
-    ) -> SigningKey {
+    /// The HMAC state of [`signing_key`], derived again only when the scope differs from
+    /// the last call's
+    pub(crate) fn get(&self, secret: &str, yyyymmdd: &str, region: &str, service: &str) -> MacKey {
         let matches = |c: &CachedKey| {
             c.date.as_slice() == yyyymmdd.as_bytes() && c.region == region && c.service == service
         };
@@ -125,13 +158,13 @@ impl KeyCache {
         {
             return c.key.clone();
         }
-        let key = signing_key(secret, yyyymmdd, region, service);
+        let key = MacKey::new(&*signing_key(secret, yyyymmdd, region, service));
         if let (Ok(mut cached), Ok(date)) = (self.0.lock(), yyyymmdd.as_bytes().try_into()) {
             match cached.as_mut() {
                 // reuse the strings' allocations when only the date moved on
                 Some(c) if c.region == region && c.service == service => {
                     c.date = date;
-                    c.key.clone_from(&key);
+                    c.key = key.clone();
                 }
                 _ => {
                     *cached = Some(CachedKey {
@@ -148,13 +181,13 @@ impl KeyCache {
 }
 
 /// The signature: lower-case hex of `HMAC(kSigning, string_to_sign)`
-pub(crate) fn signature(key: &SigningKey, string_to_sign: &str) -> String {
-    hex(&hmac(&**key, string_to_sign.as_bytes()))
+pub(crate) fn signature(key: &MacKey, string_to_sign: &str) -> [u8; 64] {
+    hex32(&key.sign(string_to_sign.as_bytes()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{KeyCache, hex, hex32, sha256, signature, signing_key};
+    use super::{KeyCache, MacKey, hex, hex32, sha256, signature, signing_key};
 
     #[test]
     fn empty_payload_hash() {
@@ -178,8 +211,8 @@ mod tests {
             ("20240115", "us-east-1", "lambda"),
         ] {
             assert_eq!(
-                *cache.get(secret, date, region, service),
-                *signing_key(secret, date, region, service),
+                cache.get(secret, date, region, service).sign(b"data"),
+                MacKey::new(&*signing_key(secret, date, region, service)).sign(b"data"),
                 "{date} {region} {service}"
             );
         }
@@ -201,8 +234,8 @@ mod tests {
         let sts = "AWS4-HMAC-SHA256\n20240115T120000Z\n20240115/us-east-1/lambda/aws4_request\n\
                    03cf12776a5b9f01c986c829e75b3c31760481ff6252420c9c7c015798c74d13";
         assert_eq!(
-            signature(&key, sts),
-            "4a079fafc764010137cb578d64e5d4450a28b09ac40dd6a61d4e50aa275cadb3"
+            signature(&MacKey::new(&*key), sts).as_slice(),
+            b"4a079fafc764010137cb578d64e5d4450a28b09ac40dd6a61d4e50aa275cadb3"
         );
     }
 }

@@ -45,7 +45,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use crate::credentials::Credentials;
 use crate::error::SignError;
 use canonical::{ALGORITHM, X_AMZ_CONTENT_SHA256, X_AMZ_DATE, X_AMZ_SECURITY_TOKEN};
-pub use verify::{SignedRequest, VerifyError, check_signed_request, parse_amz_date};
+pub use verify::{SignedHead, VerifyError, check_signed_head, parse_amz_date};
 
 /// Where a signature is valid: the region and the service's signing name
 ///
@@ -277,7 +277,7 @@ pub fn sign(
     scope: &SigningScope,
     now: SystemTime,
 ) -> Result<(), SignError> {
-    sign_with(req, creds, scope, now, &SigningSettings::new()).map(drop)
+    sign_request(req, creds, scope, now, SigningSettings::new()).map(drop)
 }
 
 /// [`sign`] with explicit [`SigningSettings`], returning the intermediate results
@@ -292,6 +292,31 @@ pub fn sign_with(
     now: SystemTime,
     settings: &SigningSettings,
 ) -> Result<SigningSteps, SignError> {
+    let signed = sign_request(req, creds, scope, now, *settings)?;
+    Ok(SigningSteps {
+        canonical_request: signed.canonical_request,
+        string_to_sign: signed.string_to_sign,
+        signature: std::str::from_utf8(&signed.signature)
+            .expect("hex digits")
+            .to_owned(),
+    })
+}
+
+/// What [`sign_request`] computed, the signature as hex digits
+struct Signed {
+    canonical_request: String,
+    string_to_sign: String,
+    signature: [u8; 64],
+}
+
+/// Signs `req` as [`sign_with`] does, without allocating the signature as a `String`
+fn sign_request(
+    req: &mut http::Request<Bytes>,
+    creds: &Credentials,
+    scope: &SigningScope,
+    now: SystemTime,
+    settings: SigningSettings,
+) -> Result<Signed, SignError> {
     // Everything that can fail happens before the request is touched
     let date = AmzDate::new(now)?;
     check_scope_part("access key id", creds.access_key_id())?;
@@ -308,13 +333,14 @@ pub fn sign_with(
 
     let payload_hash = key::hex32(&key::sha256(req.body()));
     let payload_hash = std::str::from_utf8(&payload_hash).expect("hex digits");
+    let date_time = date.date_time();
     let mut added = [("", ""); 3];
     let mut n_added = 0;
     let mut add = |name: &'static str, value| {
         added[n_added] = (name, value);
         n_added += 1;
     };
-    add(X_AMZ_DATE, date.date_time());
+    add(X_AMZ_DATE, date_time);
     if let Some((t, _)) = &token
         && settings.sign_session_token
     {
@@ -328,27 +354,22 @@ pub fn sign_with(
         req.uri(),
         req.headers(),
         &added[..n_added],
-        *settings,
+        settings,
         payload_hash,
     )?;
 
-    let mut credential_scope =
-        String::with_capacity(8 + scope.region.len() + scope.service.len() + 16);
-    credential_scope.push_str(date.date());
-    credential_scope.push('/');
-    credential_scope.push_str(&scope.region);
-    credential_scope.push('/');
-    credential_scope.push_str(&scope.service);
-    credential_scope.push_str("/aws4_request");
-
-    let string_to_sign = canonical::string_to_sign(date.date_time(), &credential_scope, &creq.text);
+    let yyyymmdd = date.date();
+    let (string_to_sign, credential_scope) =
+        canonical::string_to_sign(date_time, &scope.region, &scope.service, &creq.text);
     let signing_key = creds.key_cache().get(
         creds.secret_access_key(),
-        date.date(),
+        yyyymmdd,
         &scope.region,
         &scope.service,
     );
     let signature = key::signature(&signing_key, &string_to_sign);
+    let signature_str = std::str::from_utf8(&signature).expect("hex digits");
+    let credential_scope = &string_to_sign[credential_scope];
 
     let signed_headers = creq.signed_headers();
     let mut authorization = String::with_capacity(
@@ -363,16 +384,16 @@ pub fn sign_with(
     authorization.push_str(" Credential=");
     authorization.push_str(creds.access_key_id());
     authorization.push('/');
-    authorization.push_str(&credential_scope);
+    authorization.push_str(credential_scope);
     authorization.push_str(", SignedHeaders=");
     authorization.push_str(signed_headers);
     authorization.push_str(", Signature=");
-    authorization.push_str(&signature);
+    authorization.push_str(signature_str);
     // only checked scope parts, header names and hex digits: always a valid value
     let mut authorization =
         HeaderValue::try_from(authorization).expect("authorization is visible ascii");
     authorization.set_sensitive(true);
-    let date_value = HeaderValue::from_str(date.date_time()).expect("digits");
+    let date_value = HeaderValue::from_str(date_time).expect("digits");
 
     let headers = req.headers_mut();
     headers.remove(AUTHORIZATION);
@@ -391,7 +412,7 @@ pub fn sign_with(
     }
     headers.insert(AUTHORIZATION, authorization);
 
-    Ok(SigningSteps {
+    Ok(Signed {
         canonical_request: creq.text,
         string_to_sign,
         signature,

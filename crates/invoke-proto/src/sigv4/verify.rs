@@ -1,6 +1,12 @@
 //! Server side of SigV4: check a received request's `Authorization`, by re-signing it with
 //! the same canonical-request code the client side uses
+//!
+//! In two steps, so that a server can refuse a request before reading its body:
+//! [`check_signed_head`] checks everything the head carries (presence and shape of the
+//! `Authorization`, the date and its window), [`SignedHead::check_scope`] the credential scope,
+//! and [`SignedHead::verify`] the signature itself, which covers the body.
 
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -9,32 +15,59 @@ use http::request::Parts;
 use super::canonical::X_AMZ_DATE;
 use super::{SigningScope, SigningSettings, sign_with};
 use crate::credentials::Credentials;
-use crate::names::header_str;
 use crate::service_error::{ServiceError, ServiceErrorKind};
 
 /// Why a signed request is refused
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum VerifyError {
     /// No `Authorization` header
-    #[error("missing authentication token")]
     Missing,
     /// The `Authorization` or `X-Amz-Date` header is not well-formed SigV4
-    #[error("incomplete signature: {0}")]
     Malformed(&'static str),
     /// `X-Amz-Date` is further from the verifier's clock than allowed
-    #[error("signature expired: {date} is outside the allowed window")]
     Expired {
         /// The request's `X-Amz-Date`
         date: String,
     },
     /// The signature does not match the request
-    #[error("signature mismatch")]
     Mismatch,
     /// The verifier knows no secret for the access key id the request names
-    #[error("unknown access key id")]
     UnknownAccessKey,
+    /// The credential scope names another region than the verifier's
+    WrongRegion {
+        /// The region of the credential scope
+        region: String,
+    },
+    /// The credential scope names another service than the verifier's
+    WrongService {
+        /// The service of the credential scope
+        service: String,
+        /// The verifier's service
+        expected: String,
+    },
 }
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Missing => f.write_str("missing authentication token"),
+            Self::Malformed(why) => write!(f, "incomplete signature: {why}"),
+            Self::Expired { date } => {
+                write!(f, "signature expired: {date} is outside the allowed window")
+            }
+            Self::Mismatch => f.write_str("signature mismatch"),
+            Self::UnknownAccessKey => f.write_str("unknown access key id"),
+            Self::WrongRegion { region } => write!(f, "credential scoped to region {region:?}"),
+            Self::WrongService { service, expected } => write!(
+                f,
+                "credential scoped to service {service:?}, expected {expected:?}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for VerifyError {}
 
 impl VerifyError {
     /// The error the service answers this refusal with
@@ -42,7 +75,10 @@ impl VerifyError {
     /// `MissingAuthenticationTokenException` (403) for no `Authorization`,
     /// `IncompleteSignatureException` (400) for a malformed one,
     /// `UnrecognizedClientException` (403) for an unknown access key, else
-    /// `InvalidSignatureException` (403).
+    /// `InvalidSignatureException` (403), with the service's messages (for a credential
+    /// scope naming another region or service: `Credential should be scoped to a valid
+    /// region, not '<region>'. ` and `Credential should be scoped to correct service:
+    /// '<service>'. `).
     pub fn to_service_error(&self) -> ServiceError {
         match self {
             Self::Missing => ServiceError::new(
@@ -59,6 +95,14 @@ impl VerifyError {
             Self::UnknownAccessKey => ServiceError::new(
                 ServiceErrorKind::UnrecognizedClient,
                 "The security token included in the request is invalid.",
+            ),
+            Self::WrongRegion { region } => ServiceError::new(
+                ServiceErrorKind::InvalidSignature,
+                format!("Credential should be scoped to a valid region, not '{region}'. "),
+            ),
+            Self::WrongService { expected, .. } => ServiceError::new(
+                ServiceErrorKind::InvalidSignature,
+                format!("Credential should be scoped to correct service: '{expected}'. "),
             ),
             Self::Mismatch => ServiceError::new(
                 ServiceErrorKind::InvalidSignature,
@@ -84,11 +128,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// A request whose SigV4 `Authorization` is well formed and recent
+/// The head of a request whose SigV4 `Authorization` is well formed and recent, from
+/// [`check_signed_head`]
 #[derive(Debug)]
-pub struct SignedRequest<'a> {
+pub struct SignedHead<'a> {
     parts: &'a Parts,
-    body: &'a Bytes,
     access_key: &'a str,
     region: &'a str,
     service: &'a str,
@@ -97,18 +141,22 @@ pub struct SignedRequest<'a> {
     signed_at: SystemTime,
 }
 
-/// Checks that a request carries a well-formed SigV4 `Authorization` whose `X-Amz-Date` is
-/// within `max_skew` of `now`; [`SignedRequest::verify`] then checks the signature itself
+/// Checks that a request head carries a well-formed SigV4 `Authorization` whose `X-Amz-Date`
+/// is within `max_skew` of `now`; needs no body
+///
+/// [`SignedHead::check_scope`] then checks the credential scope and [`SignedHead::verify`]
+/// the signature, which covers the body.
 ///
 /// # Errors
 ///
-/// [`VerifyError::Missing`], [`VerifyError::Malformed`] or [`VerifyError::Expired`].
-pub fn check_signed_request<'a>(
-    parts: &'a Parts,
-    body: &'a Bytes,
+/// [`VerifyError::Missing`], [`VerifyError::Malformed`], [`VerifyError::Mismatch`] (the
+/// date of the credential scope is not the date of `X-Amz-Date`) or
+/// [`VerifyError::Expired`].
+pub fn check_signed_head(
+    parts: &Parts,
     now: SystemTime,
     max_skew: Duration,
-) -> Result<SignedRequest<'a>, VerifyError> {
+) -> Result<SignedHead<'_>, VerifyError> {
     let value = parts
         .headers
         .get(http::header::AUTHORIZATION)
@@ -138,11 +186,12 @@ pub fn check_signed_request<'a>(
     let [access_key, date, region, service, "aws4_request"] = scope[..] else {
         return Err(malformed);
     };
-    let date_header = header_str(&parts.headers, X_AMZ_DATE).ok_or(VerifyError::Malformed(
+    let date_value = parts.headers.get(X_AMZ_DATE).ok_or(VerifyError::Malformed(
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header",
     ))?;
-    let signed_at = parse_amz_date(date_header)
-        .ok_or(VerifyError::Malformed("X-Amz-Date is not a valid date"))?;
+    let invalid_date = VerifyError::Malformed("X-Amz-Date is not a valid date");
+    let date_header = date_value.to_str().map_err(|_| invalid_date.clone())?;
+    let signed_at = parse_amz_date(date_header).ok_or(invalid_date)?;
     if !date_header.starts_with(date) {
         return Err(VerifyError::Mismatch);
     }
@@ -154,9 +203,8 @@ pub fn check_signed_request<'a>(
             date: date_header.to_owned(),
         });
     }
-    Ok(SignedRequest {
+    Ok(SignedHead {
         parts,
-        body,
         access_key,
         region,
         service,
@@ -166,13 +214,44 @@ pub fn check_signed_request<'a>(
     })
 }
 
-impl SignedRequest<'_> {
+impl SignedHead<'_> {
     /// The access key id the request names
     pub fn access_key(&self) -> &str {
         self.access_key
     }
 
-    /// Checks the signature with the secret of [`access_key`](Self::access_key)
+    /// The region of the credential scope
+    pub fn region(&self) -> &str {
+        self.region
+    }
+
+    /// The service of the credential scope
+    pub fn service(&self) -> &str {
+        self.service
+    }
+
+    /// Checks that the credential scope names `service` and, when given, `region`
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::WrongService`], then [`VerifyError::WrongRegion`].
+    pub fn check_scope(&self, region: Option<&str>, service: &str) -> Result<(), VerifyError> {
+        if self.service != service {
+            return Err(VerifyError::WrongService {
+                service: self.service.to_owned(),
+                expected: service.to_owned(),
+            });
+        }
+        match region {
+            Some(r) if r != self.region => Err(VerifyError::WrongRegion {
+                region: self.region.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks the signature of the request with `body` and the secret of
+    /// [`access_key`](Self::access_key)
     ///
     /// Re-signs a copy holding only the headers the client signed, at the client's time. A
     /// client that signed a header this signer never signs (`user-agent`, for example) gets
@@ -181,8 +260,8 @@ impl SignedRequest<'_> {
     /// # Errors
     ///
     /// [`VerifyError::Mismatch`].
-    pub fn verify(&self, secret: &str) -> Result<(), VerifyError> {
-        let mut copy = http::Request::new(self.body.clone());
+    pub fn verify(&self, body: &Bytes, secret: &str) -> Result<(), VerifyError> {
+        let mut copy = http::Request::new(body.clone());
         *copy.method_mut() = self.parts.method.clone();
         *copy.uri_mut() = self.parts.uri.clone();
         let mut token = None;
@@ -329,26 +408,103 @@ mod tests {
         .unwrap();
         let (parts, body) = req.into_parts();
         let skew = Duration::from_secs(300);
-        let signed =
-            check_signed_request(&parts, &body, at + Duration::from_secs(60), skew).unwrap();
-        assert_eq!(signed.access_key(), "AKID");
-        signed.verify("secret").unwrap();
-        assert_eq!(signed.verify("other"), Err(VerifyError::Mismatch));
+        let signed = check_signed_head(&parts, at + Duration::from_secs(60), skew).unwrap();
+        assert_eq!(
+            (signed.access_key(), signed.region(), signed.service()),
+            ("AKID", "us-east-1", "lambda")
+        );
+        signed.verify(&body, "secret").unwrap();
+        assert_eq!(signed.verify(&body, "other"), Err(VerifyError::Mismatch));
         assert!(matches!(
-            check_signed_request(&parts, &body, at + Duration::from_secs(301), skew),
+            check_signed_head(&parts, at + Duration::from_secs(301), skew),
             Err(VerifyError::Expired { .. })
         ));
         let tampered = Bytes::from_static(b"{ }");
         assert_eq!(
-            check_signed_request(&parts, &tampered, at, skew)
+            check_signed_head(&parts, at, skew)
                 .unwrap()
-                .verify("secret"),
+                .verify(&tampered, "secret"),
             Err(VerifyError::Mismatch)
         );
         let bare = http::Request::new(()).into_parts().0;
         assert_eq!(
-            check_signed_request(&bare, &body, at, skew).unwrap_err(),
+            check_signed_head(&bare, at, skew).unwrap_err(),
             VerifyError::Missing
+        );
+    }
+
+    /// A request to `f` signed at `at` for `scope`: its head and body
+    fn signed_for(scope: &SigningScope, at: SystemTime) -> (Parts, Bytes) {
+        let mut req = http::Request::post(
+            "http://127.0.0.1:9001/2021-11-15/functions/f/response-streaming-invocations",
+        )
+        .header("host", "127.0.0.1:9001")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+        sign(
+            &mut req,
+            &Credentials::new("AKID", "secret", None),
+            scope,
+            at,
+        )
+        .unwrap();
+        req.into_parts()
+    }
+
+    #[test]
+    fn credential_scope() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_705_320_000);
+        let skew = Duration::from_secs(300);
+        let (parts, body) = signed_for(&SigningScope::new("eu-west-1", "lambda"), at);
+        let head = check_signed_head(&parts, at, skew).unwrap();
+        head.check_scope(None, "lambda").unwrap();
+        head.check_scope(Some("eu-west-1"), "lambda").unwrap();
+        let e = head.check_scope(Some("us-east-1"), "lambda").unwrap_err();
+        assert_eq!(
+            e,
+            VerifyError::WrongRegion {
+                region: "eu-west-1".into()
+            }
+        );
+        let s = e.to_service_error();
+        assert_eq!(
+            (s.status, s.code.as_str(), s.message.as_deref()),
+            (
+                Some(403),
+                "InvalidSignatureException",
+                Some("Credential should be scoped to a valid region, not 'eu-west-1'. ")
+            )
+        );
+        // the signature itself is valid: only the scope is refused
+        head.verify(&body, "secret").unwrap();
+        let (parts, _) = signed_for(&SigningScope::new("us-east-1", "s3"), at);
+        let head = check_signed_head(&parts, at, skew).unwrap();
+        for region in [None, Some("us-east-1")] {
+            let e = head.check_scope(region, "lambda").unwrap_err();
+            let s = e.to_service_error();
+            assert_eq!(
+                (s.status, s.code.as_str(), s.message.as_deref()),
+                (
+                    Some(403),
+                    "InvalidSignatureException",
+                    Some("Credential should be scoped to correct service: 'lambda'. ")
+                ),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_date_that_is_not_ascii_is_malformed_not_missing() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_705_320_000);
+        let (mut parts, _) = signed_for(&SigningScope::lambda("us-east-1"), at);
+        parts.headers.insert(
+            "x-amz-date",
+            http::HeaderValue::from_bytes(b"20240115T120000Z\xff").unwrap(),
+        );
+        assert_eq!(
+            check_signed_head(&parts, at, Duration::from_secs(300)).unwrap_err(),
+            VerifyError::Malformed("X-Amz-Date is not a valid date")
         );
     }
 }

@@ -1,0 +1,758 @@
+//! The emulator under hostile or unlucky clients, over real loopback sockets: slow and idle
+//! connections, oversized or unsigned bodies, foreign signatures, invalid header bytes,
+//! oversized heads, the connection limit, and clients that leave mid-stream
+//!
+//! Raw TCP clients write exactly the bytes each case needs. Timeouts are configured short
+//! where a case waits for one; every wait has a generous guard against hanging, never a
+//! timing assertion.
+
+mod support;
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream, ServerLimits};
+use invoke_proto::{Credentials, InvokeParams, SigningScope, sign};
+use support::{request, send};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+const KEY: &str = "AKIDHOSTILE";
+const SECRET: &str = "hostile-secret";
+/// The guard against a hanging test: nothing here should take more than a few seconds
+const GUARD: Duration = Duration::from_secs(30);
+/// Long enough never to be reached during a test
+const NEVER: Duration = Duration::from_secs(3600);
+const STREAM_PATH: &str = "/2021-11-15/functions/echo/response-streaming-invocations";
+
+/// Limits with every timeout out of reach; each test shortens the one it exercises
+fn limits() -> ServerLimits {
+    ServerLimits {
+        header_read_timeout: NEVER,
+        body_read_timeout: NEVER,
+        idle_timeout: NEVER,
+        ..ServerLimits::default()
+    }
+}
+
+async fn start(builder: invoke_emulator::Builder, limits: ServerLimits) -> Emulator {
+    builder
+        .builtins()
+        .quiet()
+        .limits(limits)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {GUARD:?}"))
+}
+
+/// Reads until the server closes the connection (EOF or reset); the bytes read
+async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// One response with a `Content-Length` body, read from `s`
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    /// The head, lower-cased
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn error_type(&self) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-amzn-errortype: "))
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+async fn read_answer(s: &mut TcpStream) -> Answer {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    let split = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        let n = s.read(&mut buf).await.expect("read the head");
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = raw[split + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut buf).await.expect("read the body");
+        assert!(n > 0, "closed mid-body");
+        body.extend_from_slice(&buf[..n]);
+    }
+    Answer { status, head, body }
+}
+
+/// The head (with the final blank line) of `req` as HTTP/1.1 bytes
+fn head_bytes(req: &http::Request<Bytes>) -> Vec<u8> {
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\n",
+        req.method(),
+        req.uri().path_and_query().unwrap()
+    )
+    .into_bytes();
+    for (n, v) in req.headers() {
+        head.extend_from_slice(n.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(v.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    head.extend_from_slice(b"\r\n");
+    head
+}
+
+/// `req` signed with `key`/`secret` for `region` and `service`, now
+fn signed(
+    mut req: http::Request<Bytes>,
+    key: &str,
+    secret: &str,
+    region: &str,
+    service: &str,
+) -> http::Request<Bytes> {
+    sign(
+        &mut req,
+        &Credentials::new(key, secret, None),
+        &SigningScope::new(region, service),
+        SystemTime::now(),
+    )
+    .unwrap();
+    req
+}
+
+/// A request to echo whose body is 6 MiB of JSON (the limit), to send head only
+fn big_request(emu: &Emulator) -> http::Request<Bytes> {
+    let mut payload = vec![b' '; 6 * 1024 * 1024];
+    payload[0] = b'1';
+    request(emu, &InvokeParams::new("echo", payload))
+}
+
+#[tokio::test]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            idle_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
+    .await;
+    // kept alive after a response, then idle
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    let req = request(&emu, &InvokeParams::new("echo", "{}"));
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    let got = guarded("idle after a response", until_closed(&mut s)).await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_head_sent_slowly_is_cut_by_the_header_timeout() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            header_read_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
+    .await;
+    // connected, never a byte sent
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    assert!(
+        guarded("nothing sent", until_closed(&mut s))
+            .await
+            .is_empty()
+    );
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\nx-slow: ").as_bytes())
+        .await
+        .unwrap();
+    // a byte every 50 ms (pacing, not waiting for readiness) until the server hangs up; the
+    // idle timeout is out of reach, so only the header timeout can close the connection
+    let slowloris = async {
+        loop {
+            if s.write_all(b"a").await.is_err() {
+                return;
+            }
+            let mut buf = [0u8; 64];
+            match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+                Ok(Ok(0) | Err(_)) => return,
+                Ok(Ok(_)) => panic!("an answer to a head never completed"),
+                Err(_) => {}
+            }
+        }
+    };
+    guarded("slow head", slowloris).await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_body_sent_slowly_gets_408_after_the_body_timeout() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            body_read_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
+    .await;
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(
+        format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{\"a\":")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let a = guarded("slow body", read_answer(&mut s)).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (408, Some("requesttimeoutexception")),
+        "{a:?}"
+    );
+    assert_eq!(a.json()["Type"], "User");
+    guarded("close after 408", until_closed(&mut s)).await;
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_content_length_over_the_limit_is_refused_before_the_body() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(
+        format!(
+            "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 10737418240\r\n\r\n{{}}"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let a = guarded("10 GiB announced", read_answer(&mut s)).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (413, Some("requesttoolargeexception")),
+        "{a:?}"
+    );
+    // too long to drain: the connection closes
+    guarded("close after 413", until_closed(&mut s)).await;
+    emu.shutdown().await;
+}
+
+/// Sends only the head of `req` (whose body is announced) and reads the answer
+async fn head_only(emu: &Emulator, req: &http::Request<Bytes>) -> Answer {
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(req)).await.unwrap();
+    guarded("answer without the body", read_answer(&mut s)).await
+}
+
+#[tokio::test]
+async fn requests_are_authenticated_before_the_body_is_read() {
+    // any signature: an unsigned request is refused without its body
+    let emu = start(Emulator::builder(), limits()).await;
+    let a = head_only(&emu, &big_request(&emu)).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (403, Some("missingauthenticationtokenexception")),
+        "{a:?}"
+    );
+    let stale = {
+        let mut req = big_request(&emu);
+        sign(
+            &mut req,
+            &Credentials::new(KEY, SECRET, None),
+            &SigningScope::lambda("us-east-1"),
+            SystemTime::now() - Duration::from_secs(600),
+        )
+        .unwrap();
+        req
+    };
+    let a = head_only(&emu, &stale).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (403, Some("invalidsignatureexception")),
+        "{a:?}"
+    );
+    let mut malformed = big_request(&emu);
+    malformed.headers_mut().insert(
+        "authorization",
+        "AWS4-HMAC-SHA256 nonsense".parse().unwrap(),
+    );
+    let a = head_only(&emu, &malformed).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (400, Some("incompletesignatureexception")),
+        "{a:?}"
+    );
+    emu.shutdown().await;
+    // with keys: an unknown key is refused without the body
+    let emu = start(Emulator::builder().credentials(KEY, SECRET), limits()).await;
+    let req = signed(
+        big_request(&emu),
+        "AKIDUNKNOWN",
+        SECRET,
+        "us-east-1",
+        "lambda",
+    );
+    let a = head_only(&emu, &req).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (403, Some("unrecognizedclientexception")),
+        "{a:?}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_refused_body_is_drained_so_the_client_reads_the_answer() {
+    // a client that writes its whole 6 MiB body before reading, as most do
+    let emu = start(Emulator::builder(), limits()).await;
+    let req = big_request(&emu);
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    let exchange = async {
+        s.write_all(&head_bytes(&req)).await.unwrap();
+        s.write_all(req.body())
+            .await
+            .expect("the body is read, not reset");
+        read_answer(&mut s).await
+    };
+    let a = guarded("unsigned 6 MiB", exchange).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    // the connection stays usable
+    let req = signed(
+        request(&emu, &InvokeParams::new("echo", "{}")),
+        KEY,
+        SECRET,
+        "us-east-1",
+        "lambda",
+    );
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    let a = guarded("next request", read_answer(&mut s)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn signatures_for_another_region_or_service_are_refused() {
+    let emu = start(
+        Emulator::builder()
+            .credentials(KEY, SECRET)
+            .region("us-east-1"),
+        limits(),
+    )
+    .await;
+    let ok = signed(
+        request(&emu, &InvokeParams::new("echo", "{}")),
+        KEY,
+        SECRET,
+        "us-east-1",
+        "lambda",
+    );
+    assert_eq!(send(&emu, ok).await.status(), 200);
+    for (region, service, message) in [
+        (
+            "eu-west-1",
+            "lambda",
+            "Credential should be scoped to a valid region, not 'eu-west-1'. ",
+        ),
+        (
+            "us-east-1",
+            "s3",
+            "Credential should be scoped to correct service: 'lambda'. ",
+        ),
+    ] {
+        let req = signed(
+            request(&emu, &InvokeParams::new("echo", "{}")),
+            KEY,
+            SECRET,
+            region,
+            service,
+        );
+        let a = head_only(&emu, &req).await;
+        assert_eq!(
+            (a.status, a.error_type()),
+            (403, Some("invalidsignatureexception")),
+            "{region}/{service}: {a:?}"
+        );
+        assert_eq!(a.json()["message"], message);
+    }
+    emu.shutdown().await;
+    // any signature: the service is checked, the region is not
+    let emu = start(Emulator::builder(), limits()).await;
+    let other_region = signed(
+        request(&emu, &InvokeParams::new("echo", "{}")),
+        "ANY",
+        "any",
+        "eu-west-1",
+        "lambda",
+    );
+    assert_eq!(send(&emu, other_region).await.status(), 200);
+    let s3 = signed(
+        request(&emu, &InvokeParams::new("echo", "{}")),
+        "ANY",
+        "any",
+        "us-east-1",
+        "s3",
+    );
+    let a = head_only(&emu, &s3).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (403, Some("invalidsignatureexception")),
+        "{a:?}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn header_bytes_that_are_not_visible_ascii_are_invalid_values() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    for (name, status) in [
+        ("x-amz-invocation-type", 400),
+        ("x-amz-log-type", 400),
+        ("x-amz-client-context", 400),
+        ("x-amz-tenant-id", 400),
+        ("content-type", 415),
+    ] {
+        let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+        req.headers_mut()
+            .insert(name, http::HeaderValue::from_bytes(b"\xff").unwrap());
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        s.write_all(&head_bytes(&req)).await.unwrap();
+        s.write_all(req.body()).await.unwrap();
+        let a = guarded(name, read_answer(&mut s)).await;
+        assert_eq!(a.status, status, "{name}: {a:?}");
+        assert!(a.error_type().is_some(), "{name}: {a:?}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_heads_are_answered_in_the_services_shape_below_hypers_limits() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    let exchange = |head: String| {
+        let addr = emu.addr();
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            guarded("oversized head", read_answer(&mut s)).await
+        }
+    };
+    // a 10 KiB request target: the emulator's 414
+    let long = "q".repeat(10 * 1024);
+    let a = exchange(format!(
+        "POST {STREAM_PATH}?x={long} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (414, Some("uritoolongexception")),
+        "{a:?}"
+    );
+    assert_eq!(a.json()["Type"], "User");
+    // 100 KiB of header fields: the emulator's 431
+    let big = "h".repeat(100 * 1024);
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\ncontent-length: 0\r\n\r\n"
+    ))
+    .await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (431, Some("requestheaderfieldstoolargeexception")),
+        "{a:?}"
+    );
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("header fields")
+    );
+    // past hyper's own limits, hyper answers alone: no service error shape (README)
+    let huge = "q".repeat(70 * 1024);
+    let a = exchange(format!(
+        "POST {STREAM_PATH}?x={huge} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+    ))
+    .await;
+    assert_eq!((a.status, a.error_type()), (414, None), "{a:?}");
+    let fields = "x-h: v\r\n".repeat(101);
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\n{fields}\r\n"
+    ))
+    .await;
+    assert_eq!((a.status, a.error_type()), (431, None), "{a:?}");
+    let a = exchange("POST /\x01 HTTP/1.1\r\nhost: x\r\n\r\n".to_owned()).await;
+    assert_eq!((a.status, a.error_type()), (400, None), "{a:?}");
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: abc\r\n\r\n{{}}"
+    ))
+    .await;
+    assert_eq!((a.status, a.error_type()), (400, None), "{a:?}");
+    // a malformed chunk is a body error, which the emulator sees: the service's shape
+    let a = exchange(format!(
+        "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n"
+    ))
+    .await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (400, Some("invalidparametervalueexception")),
+        "{a:?}"
+    );
+    emu.shutdown().await;
+}
+
+/// One keep-alive request on `s`: the status
+async fn echo_on(emu: &Emulator, s: &mut TcpStream) -> u16 {
+    let req = request(emu, &InvokeParams::new("echo", "{}"));
+    let mut head = head_bytes(&req);
+    // a buffered Invoke: a Content-Length body, read by `read_answer`
+    let path = b"/2015-03-31/functions/echo/invocations";
+    let at = head.windows(4).position(|w| w == b"/202").unwrap();
+    let end = at + head[at..].iter().position(|b| *b == b' ').unwrap();
+    head.splice(at..end, path.iter().copied());
+    s.write_all(&head).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    guarded("keep-alive request", read_answer(s)).await.status
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_the_longest_idle_connection_makes_room() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            max_connections: 2,
+            ..limits()
+        },
+    )
+    .await;
+    let mut one = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut one).await, 200);
+    let mut two = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut two).await, 200);
+    // both idle and kept alive: a third connection is served, the one idle longer closed
+    let mut three = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut three).await, 200);
+    assert!(guarded("evicted", until_closed(&mut one)).await.is_empty());
+    assert_eq!(echo_on(&emu, &mut two).await, 200, "the younger one stays");
+    // two and three are idle: four and five, connected without a request yet, take their
+    // places; a connection that has not sent its first request is never closed to make
+    // room, so six waits in the backlog until four has been served and is idle in turn
+    let mut four = TcpStream::connect(emu.addr()).await.unwrap();
+    let mut five = TcpStream::connect(emu.addr()).await.unwrap();
+    let mut six = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(
+        echo_on(&emu, &mut four).await,
+        200,
+        "four was not closed for six"
+    );
+    assert_eq!(
+        echo_on(&emu, &mut six).await,
+        200,
+        "six was served once four was idle"
+    );
+    assert_eq!(
+        echo_on(&emu, &mut five).await,
+        200,
+        "five was not closed for six"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_the_client_left_is_logged_with_the_bytes_sent() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let (hold_tx, hold_rx) = tokio::sync::watch::channel(false);
+    let emu = Emulator::builder()
+        .no_auth()
+        .function("once", move |_: Invocation, out: ResponseStream| {
+            let mut hold = hold_rx.clone();
+            async move {
+                out.write("hello").await;
+                let _ = hold.wait_for(|v| *v).await;
+                Ok::<(), FunctionError>(())
+            }
+        })
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let resp = send(&emu, request(&emu, &InvokeParams::new("once", "{}"))).await;
+    let mut body = resp.into_body();
+    let mut got = 0;
+    // the whole first message: a PayloadChunk of "hello"
+    let frame_len = {
+        let mut b = bytes::BytesMut::new();
+        invoke_proto::encode_payload_chunk(b"hello", &mut b).unwrap();
+        b.len()
+    };
+    while got < frame_len {
+        use http_body_util::BodyExt as _;
+        let f = guarded("first chunk", body.frame()).await.unwrap().unwrap();
+        got += f.into_data().unwrap().len();
+    }
+    drop(body); // the client leaves mid-stream
+    let line = guarded("the log line", async {
+        loop {
+            let l = lines.recv().await.unwrap();
+            if l.contains("once") {
+                return l;
+            }
+        }
+    })
+    .await;
+    assert!(
+        line.contains("InvokeWithResponseStream once -> 200, connection closed mid-stream")
+            && line.contains(&format!("after {frame_len} bytes sent (5 payload bytes)")),
+        "{line}"
+    );
+    hold_tx.send(true).unwrap();
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_left_before_the_response_is_logged() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let (started_tx, mut started) = mpsc::unbounded_channel::<()>();
+    let emu = Emulator::builder()
+        .no_auth()
+        .function("silent", move |_: Invocation, _: ResponseStream| {
+            let started = started_tx.clone();
+            async move {
+                let _ = started.send(());
+                std::future::pending::<()>().await;
+                Ok::<(), FunctionError>(())
+            }
+        })
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let req = request(&emu, &InvokeParams::new("silent", "{}"));
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    guarded("the function starts", started.recv())
+        .await
+        .unwrap();
+    drop(s); // the client leaves while the function has not answered
+    let line = guarded("the log line", lines.recv()).await.unwrap();
+    assert!(
+        line.contains("InvokeWithResponseStream silent -> connection closed before the response"),
+        "{line}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_connections_is_queued_not_dropped() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            max_connections: 1,
+            ..limits()
+        },
+    )
+    .await;
+    // the only connection served holds a stalled stream: nothing more is accepted
+    let mut req = request(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-emulator-fault", "stall".parse().unwrap());
+    let stalled = send(&emu, req).await;
+    // 500 clients connect at once: the kernel queues them in the listen backlog (a backlog of
+    // 128 would drop the SYNs of all but the first 129, whose connects then never complete)
+    let mut queued = Vec::new();
+    for i in 0..500 {
+        let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(emu.addr()))
+            .await
+            .unwrap_or_else(|_| panic!("connection {i} dropped, not queued"))
+            .unwrap();
+        queued.push(s);
+    }
+    // the slot frees and the other clients give up: the queued connections are accepted in
+    // turn, and the last is served
+    let mut last = queued.pop().unwrap();
+    drop(stalled);
+    drop(queued);
+    assert_eq!(echo_on(&emu, &mut last).await, 200);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn client_text_in_the_log_cannot_forge_or_flood_lines() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits())
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // a function name and a qualifier decoded to a line break, and a 6 KiB function name
+    let long = "x".repeat(6 * 1024);
+    for target in [
+        "/2021-11-15/functions/a%0Aforged-line/response-streaming-invocations".to_owned(),
+        format!("{STREAM_PATH}?Qualifier=%0Aforged-line"),
+        format!("/2021-11-15/functions/{long}/response-streaming-invocations"),
+    ] {
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        s.write_all(
+            format!("POST {target} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let a = guarded("refusal", read_answer(&mut s)).await;
+        assert!(a.status >= 400, "{a:?}");
+        let line = guarded("log line", lines.recv()).await.unwrap();
+        assert!(!line.contains('\n'), "{line:?}");
+        assert!(line.len() < 2048, "{} bytes: {line:.200}", line.len());
+    }
+    emu.shutdown().await;
+}
