@@ -2,7 +2,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
 use invoke_proto::Credentials;
@@ -11,42 +11,19 @@ use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_proto::{Event, InvokeParams, InvokeStream, build_request};
 use invoke_proto::{SigningScope, sign};
 
-struct Server {
-    child: Child,
-    url: String,
-    /// The banner after its first line
-    banner: String,
-    /// Kept open: the server's stdout stays connected for its whole life
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod support;
+use support::Server;
 
 fn serve(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
-        .args(["serve", "--port", "0"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
+    cmd.args(["serve", "--port", "0"])
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The first line names the URL once the socket is bound: no sleeping for readiness
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:"),
-        "{line}"
-    );
+        .stderr(Stdio::piped());
+    let mut server = Server::start(cmd);
+    let url = &server.url;
     let mut rest = String::new();
     for _ in 0..8 {
-        out.read_line(&mut rest).unwrap();
+        server.stdout.read_line(&mut rest).unwrap();
     }
     assert!(
         rest.contains(&format!("AWS_ENDPOINT_URL_LAMBDA={url}")),
@@ -56,21 +33,12 @@ fn serve(args: &[&str]) -> Server {
         rest.contains("AWS_REGION=us-east-1") && rest.contains("AWS_ACCESS_KEY_ID="),
         "{rest}"
     );
-    Server {
-        child,
-        url,
-        banner: rest,
-        stdout: out,
-    }
+    server.banner = rest;
+    server
 }
 
-/// Sends `req` over a fresh connection; returns the status line, headers and de-chunked body
-fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
-    let authority = url.trim_start_matches("http://");
-    let mut s = TcpStream::connect(authority).unwrap();
-    // A hang guard, far above any answer these tests wait for
-    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
-        .unwrap();
+/// Writes `req` to `s` as HTTP/1.1, with `extra` (whole header lines) after its headers
+fn write_request(s: &mut TcpStream, req: &http::Request<Bytes>, extra: &str) {
     let mut head = format!(
         "{} {} HTTP/1.1\r\n",
         req.method(),
@@ -82,9 +50,20 @@ fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
         head.push_str(v.to_str().unwrap());
         head.push_str("\r\n");
     }
-    head.push_str("connection: close\r\n\r\n");
+    head.push_str(extra);
+    head.push_str("\r\n");
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(req.body()).unwrap();
+}
+
+/// Sends `req` over a fresh connection; returns the status line, headers and de-chunked body
+fn send(url: &str, req: &http::Request<Bytes>) -> (u16, String, Vec<u8>) {
+    let authority = url.trim_start_matches("http://");
+    let mut s = TcpStream::connect(authority).unwrap();
+    // A hang guard, far above any answer these tests wait for
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write_request(&mut s, req, "connection: close\r\n");
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -482,26 +461,15 @@ fn handler_and_task_root_per_function() {
     std::fs::write(code.join("env.py"), PY_ENV_FUNCTION).unwrap();
     // serve runs in `base`; the task roots are given relative to it, and `env.py` is found
     // only in the task root
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
-        .current_dir(&base)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
+    cmd.current_dir(&base)
         .args(["serve", "--port", "0", "--no-auth"])
         .args(["--function", "rie=python3 -u env.py index.handler"])
         .args(["--task-root", "rie=code"])
         .args(["--function", "set=python3 -u env.py index.handler"])
         .args(["--task-root", "set=./code/", "--handler", "set=app.main"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let server = Server {
-        child,
-        url: line.trim().rsplit(' ').next().unwrap().to_owned(),
-        banner: String::new(),
-        stdout: out,
-    };
+        .stderr(Stdio::null());
+    let server = Server::start(cmd);
     let canonical = code.canonicalize().unwrap();
     for (name, handler) in [("rie", "index.handler"), ("set", "app.main")] {
         let (status, head, body) = send(
@@ -751,16 +719,7 @@ fn stopping_or_killing_serve_kills_the_function_process_group() {
             let authority = url.trim_start_matches("http://").to_owned();
             let req = request(&url, &InvokeParams::new("orph", "{}"));
             let mut s = TcpStream::connect(authority).unwrap();
-            let mut head = format!("POST {} HTTP/1.1\r\n", req.uri().path());
-            for (n, v) in req.headers() {
-                head.push_str(n.as_str());
-                head.push_str(": ");
-                head.push_str(v.to_str().unwrap());
-                head.push_str("\r\n");
-            }
-            head.push_str("\r\n");
-            s.write_all(head.as_bytes()).unwrap();
-            s.write_all(req.body()).unwrap();
+            write_request(&mut s, &req, "");
             let mut rest = Vec::new();
             let _ = s.read_to_end(&mut rest);
         });
@@ -798,6 +757,12 @@ fn stopping_or_killing_serve_kills_the_function_process_group() {
         opened
             .recv_timeout(Duration::from_secs(30))
             .unwrap_or_else(|_| panic!("SIG{signal}: processes left: {:?}", holders_of(&fifo)));
+        // A killed process closes its files before it turns zombie: the group may still show
+        // one on its way out for a moment (a hang guard, not a timing check)
+        let guard = std::time::Instant::now() + Duration::from_secs(30);
+        while !group_members(pgrp).is_empty() && std::time::Instant::now() < guard {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(group_members(pgrp), Vec::<u32>::new(), "after SIG{signal}");
         client.join().unwrap();
     }

@@ -5,9 +5,9 @@
 //! Linux only (`/proc`, `prlimit`).
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use invoke_proto::bytes::Bytes;
@@ -17,25 +17,8 @@ use invoke_proto::{Event, InvokeStream};
 const GUARD: Duration = Duration::from_secs(60);
 const STREAM_PATH: &str = "/2021-11-15/functions/count/response-streaming-invocations";
 
-struct Server {
-    child: Child,
-    /// `127.0.0.1:PORT`
-    addr: String,
-    _stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
+mod support;
+use support::Server;
 
 /// `serve --port 0 --no-auth --quiet ARGS`, run through `prefix` (a command that execs the
 /// rest, such as `prlimit`) when given; ready once its banner names the URL
@@ -49,29 +32,10 @@ fn serve(prefix: &[&str], args: &[&str]) -> Server {
         }
         None => Command::new(bin),
     };
-    let mut child = cmd
-        .args(["serve", "--port", "0", "--no-auth", "--quiet"])
+    cmd.args(["serve", "--port", "0", "--no-auth", "--quiet"])
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let addr = line
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_owned();
-    assert!(addr.starts_with("127.0.0.1:"), "{line}");
-    Server {
-        child,
-        addr,
-        _stdout: out,
-    }
+        .stderr(Stdio::null());
+    Server::start(cmd)
 }
 
 /// Whether `program` runs; prints a skip notice when not, and fails under CI
@@ -231,7 +195,7 @@ fn read_response(s: &mut TcpStream) -> (u16, Vec<u8>) {
 fn timeout_and_connection_options_take_effect() {
     let server = serve(&[], &["--idle-timeout", "0.2", "--max-connections", "2"]);
     // a connection kept alive after a response is closed once idle for 0.2 s
-    let mut idle = TcpStream::connect(&server.addr).unwrap();
+    let mut idle = TcpStream::connect(server.addr()).unwrap();
     idle.set_read_timeout(Some(GUARD)).unwrap();
     idle.write_all(&count_request(1, 1, 0, false)).unwrap();
     assert_eq!(read_response(&mut idle).0, 200);
@@ -239,12 +203,12 @@ fn timeout_and_connection_options_take_effect() {
     assert_eq!(idle.read(&mut buf).unwrap(), 0, "closed by the server");
     let server = serve(&[], &["--header-timeout", "0.2", "--body-timeout", "0.2"]);
     // a head that never completes: closed
-    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
     slow.set_read_timeout(Some(GUARD)).unwrap();
     slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\n").unwrap();
     assert_eq!(slow.read(&mut buf).unwrap(), 0, "closed by the server");
     // a body that never completes: 408
-    let mut slow = TcpStream::connect(&server.addr).unwrap();
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
     slow.set_read_timeout(Some(GUARD)).unwrap();
     slow.write_all(
         format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\n{{")
@@ -279,7 +243,7 @@ fn five_thousand_idle_connections_are_closed_by_the_idle_timeout() {
     // each serves one request and is kept alive, then sends nothing more
     let mut idle: Vec<TcpStream> = (0..5000)
         .map(|_| {
-            let mut s = TcpStream::connect(&server.addr).unwrap();
+            let mut s = TcpStream::connect(server.addr()).unwrap();
             s.set_read_timeout(Some(GUARD)).unwrap();
             s.write_all(&count_request(1, 1, 0, false)).unwrap();
             assert_eq!(read_response(&mut s).0, 200);
@@ -316,7 +280,7 @@ fn serves_again_once_file_descriptors_free_up() {
     // 100 connections: the server accepts until its 64 descriptors are taken, the rest
     // wait in the listen backlog
     let held: Vec<TcpStream> = (0..100)
-        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .map(|_| TcpStream::connect(server.addr()).unwrap())
         .collect();
     until_fds(pid, "out of descriptors", |n| n >= 64);
     // The CPU the server burns in a second while accept fails. Accepting again at once
@@ -331,7 +295,7 @@ fn serves_again_once_file_descriptors_free_up() {
         "spinning on accept errors: {ticks} ticks in 1 s"
     );
     // a request now waits in the backlog behind the held connections
-    let mut probe = TcpStream::connect(&server.addr).unwrap();
+    let mut probe = TcpStream::connect(server.addr()).unwrap();
     probe.set_read_timeout(Some(GUARD)).unwrap();
     probe.write_all(&count_request(3, 5, 0, true)).unwrap();
     drop(held);
@@ -355,7 +319,7 @@ fn thousand_concurrent_streams_byte_exact_and_descriptors_freed() {
     let pid = server.pid();
     let initial = fd_count(pid);
     // one request first, so that "before" is a server that has served
-    let mut warm = TcpStream::connect(&server.addr).unwrap();
+    let mut warm = TcpStream::connect(server.addr()).unwrap();
     warm.write_all(&count_request(1, 1, 0, true)).unwrap();
     let _ = read_response(&mut warm);
     drop(warm);
@@ -368,7 +332,7 @@ fn thousand_concurrent_streams_byte_exact_and_descriptors_freed() {
     eprintln!("serve, {STREAMS} concurrent streams byte-exact:\n  before: {before}");
     // twice: memory the allocator kept after the first round is reused by the second
     for round in 1..=2 {
-        let peak = runtime.block_on(thousand(&server.addr, pid, round));
+        let peak = runtime.block_on(thousand(server.addr(), pid, round));
         let fds = until_fds(pid, "descriptors freed", |n| n <= base);
         let after = usage(pid);
         eprintln!("  round {round}, all connections open: {peak}\n  round {round}, after: {after}");
