@@ -86,6 +86,10 @@ pub(crate) struct ServeArgs {
     /// [default: 120, longer than SDK connection pools keep idle connections]
     #[arg(long, value_name = "SECS", value_parser = seconds)]
     idle_timeout: Option<Duration>,
+    /// Seconds a response may wait for its client to read any of it; then the connection is
+    /// closed [default: 120]
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    write_timeout: Option<Duration>,
     /// Connections served at once; at the limit a new connection closes the kept-alive one
     /// idle the longest, or waits [default: 1024]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
@@ -113,6 +117,9 @@ fn server_limits(args: &ServeArgs) -> ServerLimits {
     }
     if let Some(t) = args.idle_timeout {
         limits.idle_timeout = t;
+    }
+    if let Some(t) = args.write_timeout {
+        limits.write_timeout = t;
     }
     if let Some(n) = args.max_connections {
         limits.max_connections = n as usize;

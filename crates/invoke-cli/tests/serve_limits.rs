@@ -222,6 +222,7 @@ fn timeout_and_connection_options_take_effect() {
         ["--body-timeout", "-0.5"],
         ["--header-timeout", "soon"],
         ["--max-connections", "0"],
+        ["--write-timeout", "never"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
             .args(["serve", "--port", "0"])

@@ -7,7 +7,8 @@
 //! - head: from the accept (the TLS handshake included) or from the first byte of a later
 //!   request to the end of the request head, bounded by
 //!   [`ServerLimits::header_read_timeout`]
-//! - busy: the handler runs and the response is sent; not timed here (the body read has its
+//! - busy: the handler runs and the response is sent; timed here only while the client reads
+//!   none of the response, bounded by [`ServerLimits::write_timeout`] (the body read has its
 //!   own timeout in the handler, the function its invocation timeout)
 //! - idle: kept alive after a response, waiting for the next request, bounded by
 //!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
@@ -55,6 +56,11 @@ pub struct ServerLimits {
     /// Time a kept-alive connection may wait for its next request (default 120 s); past it
     /// the connection is closed
     pub idle_timeout: Duration,
+    /// Time a response may wait for the client to take any of its bytes (default 120 s);
+    /// past it the connection is closed. Bounds clients that start a stream and never read
+    /// it: without this, a function's output would wait on such a client forever, even after
+    /// the invocation ended
+    pub write_timeout: Duration,
     /// Connections served at once (default 1024). When all are taken, a new connection
     /// closes the kept-alive one idle the longest; with none idle, new connections wait in
     /// the listen backlog until a connection ends or goes idle
@@ -67,6 +73,7 @@ impl Default for ServerLimits {
             header_read_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(120),
             max_connections: 1024,
         }
     }
@@ -258,7 +265,11 @@ struct Watch {
     phase: AtomicU8,
     /// Nanoseconds from [`Pool::epoch`] to the start of the phase
     since: AtomicU64,
-    /// Woken on every phase change, for the watchdog to take the new deadline
+    /// While the connection cannot write: 1 + nanoseconds from [`Pool::epoch`] to the first
+    /// write that found the client not reading; 0 while writes go through
+    stalled: AtomicU64,
+    /// Woken on every phase change and when writes stall, for the watchdog to take the new
+    /// deadline
     wake: Notify,
 }
 
@@ -268,6 +279,7 @@ impl Watch {
         Self {
             phase: AtomicU8::new(HEAD),
             since: AtomicU64::new(pool.now()),
+            stalled: AtomicU64::new(0),
             wake: Notify::new(),
         }
     }
@@ -314,22 +326,37 @@ impl Watch {
         }
     }
 
-    /// Completes when the connection has to close: its phase outlived its timeout, or it
-    /// was evicted
+    /// Notes how a write went: `stalled` when the client took none of it
+    fn wrote(&self, pool: &Pool, stalled: bool) {
+        let since = self.stalled.load(Ordering::Relaxed);
+        if stalled && since == 0 {
+            self.stalled.store(pool.now() + 1, Ordering::Relaxed);
+            self.wake.notify_one();
+        } else if !stalled && since != 0 {
+            self.stalled.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Completes when the connection has to close: its phase outlived its timeout, its
+    /// writes stalled too long, or it was evicted
     async fn expired(&self, pool: &Pool, limits: &ServerLimits) {
         loop {
             // Created before the phase is read: a change after the read wakes it
             let changed = self.wake.notified();
+            let stalled = self.stalled.load(Ordering::Relaxed);
             let timeout = match self.phase.load(Ordering::SeqCst) {
-                IDLE => Some(limits.idle_timeout),
-                HEAD => Some(limits.header_read_timeout),
+                IDLE => Some((self.since.load(Ordering::Relaxed), limits.idle_timeout)),
+                HEAD => Some((
+                    self.since.load(Ordering::Relaxed),
+                    limits.header_read_timeout,
+                )),
+                BUSY if stalled != 0 => Some((stalled - 1, limits.write_timeout)),
                 BUSY => None,
                 _ => return,
             };
             match timeout {
-                Some(t) => {
-                    let since = Duration::from_nanos(self.since.load(Ordering::Relaxed));
-                    let deadline = pool.epoch + since + t;
+                Some((since, t)) => {
+                    let deadline = pool.epoch + Duration::from_nanos(since) + t;
                     if deadline <= Instant::now() {
                         return;
                     }
@@ -345,7 +372,7 @@ impl Watch {
 }
 
 /// The connection's stream, moving the connection from idle to head when request bytes
-/// arrive
+/// arrive, and noting writes the client does not take
 struct Watched<S> {
     inner: S,
     watch: Arc<Watch>,
@@ -373,7 +400,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.watch.wrote(&self.pool, polled.is_pending());
+        polled
     }
 
     fn poll_write_vectored(
@@ -381,7 +410,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.watch.wrote(&self.pool, polled.is_pending());
+        polled
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -33,6 +33,7 @@ fn limits() -> ServerLimits {
         header_read_timeout: NEVER,
         body_read_timeout: NEVER,
         idle_timeout: NEVER,
+        write_timeout: NEVER,
         ..ServerLimits::default()
     }
 }
@@ -754,5 +755,40 @@ async fn client_text_in_the_log_cannot_forge_or_flood_lines() {
         assert!(!line.contains('\n'), "{line:?}");
         assert!(line.len() < 2048, "{} bytes: {line:.200}", line.len());
     }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout() {
+    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(ServerLimits {
+            write_timeout: Duration::from_millis(300),
+            ..limits()
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // 64 MiB, far more than the socket buffers hold; the client reads none of it
+    let params = InvokeParams::new("count", r#"{"n":1024,"size":65536}"#);
+    let req = request(&emu, &params);
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    // Without the timeout the function waits on this client forever and nothing is logged
+    let line = guarded("the log line", lines.recv()).await.unwrap();
+    assert!(
+        line.contains("InvokeWithResponseStream count -> 200, connection closed mid-stream"),
+        "{line}"
+    );
+    // what the client can still read ends well short of the stream
+    let got = guarded("the end of the connection", until_closed(&mut s)).await;
+    assert!(got.len() < 32 << 20, "{} bytes", got.len());
     emu.shutdown().await;
 }
