@@ -38,6 +38,23 @@ fn limits() -> ServerLimits {
     }
 }
 
+/// The built-in functions without auth under `limits`, and the emulator's log lines
+async fn logged_builtins(limits: ServerLimits) -> (Emulator, mpsc::UnboundedReceiver<String>) {
+    let (tx, lines) = mpsc::unbounded_channel::<String>();
+    let tx = Mutex::new(tx);
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .log_sink(move |line| {
+            let _ = tx.lock().unwrap().send(line.to_owned());
+        })
+        .limits(limits)
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (emu, lines)
+}
+
 async fn start(builder: invoke_emulator::Builder, limits: ServerLimits) -> Emulator {
     builder
         .builtins()
@@ -723,18 +740,7 @@ async fn a_burst_of_connections_is_queued_not_dropped() {
 
 #[tokio::test]
 async fn client_text_in_the_log_cannot_forge_or_flood_lines() {
-    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
-    let tx = Mutex::new(tx);
-    let emu = Emulator::builder()
-        .builtins()
-        .no_auth()
-        .log_sink(move |line| {
-            let _ = tx.lock().unwrap().send(line.to_owned());
-        })
-        .limits(limits())
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (emu, mut lines) = logged_builtins(limits()).await;
     // a function name and a qualifier decoded to a line break, and a 6 KiB function name
     let long = "x".repeat(6 * 1024);
     for target in [
@@ -760,21 +766,11 @@ async fn client_text_in_the_log_cannot_forge_or_flood_lines() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout() {
-    let (tx, mut lines) = mpsc::unbounded_channel::<String>();
-    let tx = Mutex::new(tx);
-    let emu = Emulator::builder()
-        .builtins()
-        .no_auth()
-        .log_sink(move |line| {
-            let _ = tx.lock().unwrap().send(line.to_owned());
-        })
-        .limits(ServerLimits {
-            write_timeout: Duration::from_millis(300),
-            ..limits()
-        })
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (emu, mut lines) = logged_builtins(ServerLimits {
+        write_timeout: Duration::from_millis(300),
+        ..limits()
+    })
+    .await;
     // 64 MiB, far more than the socket buffers hold; the client reads none of it
     let params = InvokeParams::new("count", r#"{"n":1024,"size":65536}"#);
     let req = request(&emu, &params);
