@@ -16,7 +16,8 @@
 //!
 //! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
 //! `target/criterion/transport.json`. `TRANSPORT_SAMPLES` overrides the samples per client
-//! and throughput workload (default 9); `TRANSPORT_ONLY` (client names, comma separated) and
+//! and throughput workload (default 9), `TRANSPORT_TTFE_CALLS` the calls per client for the
+//! time to first event (default 200); `TRANSPORT_ONLY` (client names, comma separated) and
 //! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling.
 #![allow(missing_docs)]
 
@@ -43,7 +44,7 @@ const HTTP_CHUNK: usize = 64 * 1024;
 /// Test credentials (the server checks no signature; the clients sign as usual)
 const KEY: &str = "AKIDEXAMPLE";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
-/// Calls per client for the time to first event
+/// Calls per client for the time to first event (unless `TRANSPORT_TTFE_CALLS` says)
 const TTFE_CALLS: usize = 200;
 
 /// One workload: `count` payload messages of `size` bytes, served as function `name`
@@ -548,9 +549,15 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(9);
+    let ttfe_calls: usize = std::env::var("TRANSPORT_TTFE_CALLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(TTFE_CALLS);
     let mut responses = HashMap::new();
     let mut expect = HashMap::new();
-    for w in WORKLOADS {
+    let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
+    let selected = |w: &Workload| workload.as_ref().is_none_or(|only| only == w.name);
+    for w in WORKLOADS.iter().filter(|w| selected(w)) {
         let (response, body) = w.response();
         responses.insert(w.name.to_owned(), response);
         expect.insert(w.name, (w.payload_bytes(), body));
@@ -585,14 +592,10 @@ fn main() {
     if let Ok(only) = std::env::var("TRANSPORT_ONLY") {
         clients.retain(|c| only.split(',').any(|name| name == c.name()));
     }
-    let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
     let mut json = serde_json::Map::new();
-    for w in WORKLOADS {
-        if workload.as_ref().is_some_and(|only| only != w.name) {
-            continue;
-        }
+    for w in WORKLOADS.into_iter().filter(selected) {
         let throughput = w.count > 1;
-        let rounds = if throughput { samples } else { TTFE_CALLS };
+        let rounds = if throughput { samples } else { ttfe_calls };
         let mut got: Vec<Vec<Sample>> = clients.iter().map(|_| Vec::new()).collect();
         // a warm-up call each (connection, pools, page faults), then interleaved rounds
         for c in &mut clients {
@@ -624,6 +627,7 @@ fn main() {
             let wall = median(g.iter().map(|s| s.wall).collect());
             let cpu = median(g.iter().map(|s| s.cpu).collect());
             let firsts: Vec<Duration> = g.iter().map(|s| s.first).collect();
+            let first10 = percentile(firsts.clone(), 10);
             let (first50, first90) = (median(firsts.clone()), percentile(firsts, 90));
             let opened: u64 = g.iter().map(|s| s.opened).sum();
             let row = serde_json::json!({
@@ -632,6 +636,9 @@ fn main() {
                 "cpu_ms_per_mib": cpu.as_secs_f64() * 1e3 / mib,
                 "ttfe_median_us": micros(first50),
                 "ttfe_p90_us": micros(first90),
+                // the calls least disturbed by anything else running: for comparing builds
+                "ttfe_p10_us": micros(first10),
+                "cpu_us_min": micros(g.iter().map(|s| s.cpu).min().unwrap_or_default()),
                 "connections_opened": opened,
             });
             if throughput {

@@ -312,7 +312,7 @@ impl InvokeDriver {
         credentials: &Credentials,
         now: SystemTime,
     ) -> Result<Request<Bytes>, SignError> {
-        let mut request = self.request.clone();
+        let mut request = copy_for_signing(&self.request);
         match sign(&mut request, credentials, &self.scope, now) {
             Ok(()) => Ok(request),
             Err(e) => {
@@ -462,6 +462,23 @@ impl InvokeDriver {
         self.state = State::Failed(error.clone());
         DriverAction::Fail(error)
     }
+}
+
+/// A copy of `request` whose header map has room for the headers signing adds
+/// (`X-Amz-Date`, `Authorization`, a session token): a clone's map is full, so the
+/// first insert would move it
+fn copy_for_signing(request: &Request<Bytes>) -> Request<Bytes> {
+    let mut copy = Request::new(request.body().clone());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.extensions_mut() = request.extensions().clone();
+    let headers = copy.headers_mut();
+    headers.reserve(request.headers().len() + 3);
+    for (name, value) in request.headers() {
+        headers.append(name.clone(), value.clone());
+    }
+    copy
 }
 
 #[cfg(test)]
@@ -751,6 +768,42 @@ mod tests {
             DriverAction::Fail(InvokeError::Service(_))
         ));
         assert_eq!(d.give_up_reason(), Some(GiveUp::Deadline));
+    }
+
+    /// Each attempt signs a copy of the request with everything of it: method, URI, version,
+    /// every value of every header in order, extensions and body
+    #[test]
+    fn attempts_sign_a_full_copy_of_the_request() {
+        #[derive(Clone, Debug, PartialEq)]
+        struct Tag(u32);
+        let mut req = http::Request::put("http://127.0.0.1:9/a/b?q=1")
+            .version(http::Version::HTTP_10)
+            .header("x-multi", "one")
+            .header("x-multi", "two")
+            .header("content-type", "application/octet-stream")
+            .body(Bytes::from_static(b"payload"))
+            .unwrap();
+        req.extensions_mut().insert(Tag(7));
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = InvokeDriver::new(
+            req.clone(),
+            SigningScope::lambda("us-east-1"),
+            RetryConfig::default(),
+            quota,
+        );
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let signed = d.sign(&creds(), SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(signed.method(), req.method());
+        assert_eq!(signed.uri(), req.uri());
+        assert_eq!(signed.version(), req.version());
+        assert_eq!(signed.body(), req.body());
+        assert_eq!(signed.extensions().get::<Tag>(), Some(&Tag(7)));
+        let multi: Vec<_> = signed.headers().get_all("x-multi").iter().collect();
+        assert_eq!(multi, ["one", "two"]);
+        assert_eq!(signed.headers()["content-type"], "application/octet-stream");
+        assert!(signed.headers().contains_key("authorization"));
+        assert!(signed.headers().contains_key("x-amz-date"));
+        assert_eq!(signed.headers().len(), req.headers().len() + 2);
     }
 
     #[test]

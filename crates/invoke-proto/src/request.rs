@@ -49,7 +49,7 @@ pub fn build_request(
     endpoint: &Endpoint,
 ) -> Result<Request<Bytes>, BuildError> {
     params.validate()?;
-    let authority = Bytes::from(endpoint.authority());
+    let authority = endpoint.authority_bytes();
     let uri = endpoint.uri_with_authority(authority.clone(), &path_and_query(params))?;
     let mut req = Request::new(params.payload().clone());
     *req.method_mut() = Method::POST;

@@ -21,6 +21,7 @@ use invoke_config::{PayloadCursor, ResponseInfo};
 
 use crate::client::Inner;
 use crate::connect::classify;
+use crate::credentials::Source;
 use crate::error::{BoxError, Error};
 use crate::pool::Lease;
 
@@ -117,15 +118,22 @@ impl Call {
     async fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let inner = Arc::clone(&self.inner);
-        let Ok(credentials) = tokio::time::timeout_at(self.deadline, inner.credentials.get()).await
-        else {
-            self.fail(
-                TransportFailure::Deadline,
-                "no credentials before the deadline".into(),
-            );
-            return Ok(());
+        // static credentials need no timer (a `Sleep` costs a timer-wheel handle each time)
+        let credentials = match &inner.credentials {
+            Source::Static(credentials) => Some(Arc::clone(credentials)),
+            Source::Unsigned => None,
+            Source::Cached(_) => {
+                let got = tokio::time::timeout_at(self.deadline, inner.credentials.get()).await;
+                let Ok(credentials) = got else {
+                    self.fail(
+                        TransportFailure::Deadline,
+                        "no credentials before the deadline".into(),
+                    );
+                    return Ok(());
+                };
+                credentials.map_err(|e| Error::Credentials(Box::new(e)))?
+            }
         };
-        let credentials = credentials.map_err(|e| Error::Credentials(Box::new(e)))?;
         let request = match credentials {
             Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
             None => self.unsigned.as_deref().cloned().ok_or_else(|| {

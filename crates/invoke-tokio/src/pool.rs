@@ -90,7 +90,12 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
-                None => (connect(&self.connector, self.target.clone()).await?, false),
+                // boxed: the connect future (TCP, proxy, TLS) is most of this one's size,
+                // which every call would otherwise move around while it reuses a connection
+                None => (
+                    Box::pin(connect(&self.connector, self.target.clone())).await?,
+                    false,
+                ),
             };
             if reused && sender.ready().await.is_err() {
                 continue;

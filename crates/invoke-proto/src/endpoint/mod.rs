@@ -114,6 +114,9 @@ pub struct Endpoint {
     path_prefix: String,
     region: String,
     region_defaulted: bool,
+    /// [`authority`](Self::authority), written once: every request's URI and `Host` header
+    /// share these bytes
+    authority: Bytes,
 }
 
 impl Endpoint {
@@ -140,26 +143,22 @@ impl Endpoint {
 
     /// `host[:port]`, as it goes into the `Host` header
     pub fn authority(&self) -> String {
-        let Some(port) = self.port else {
-            return self.host.clone();
-        };
-        // written out rather than formatted: every request needs it
-        let mut out = String::with_capacity(self.host.len() + 6);
-        out.push_str(&self.host);
-        out.push(':');
-        let mut digits = [0u8; 5];
-        let mut n = 0;
-        let mut rest = port;
-        loop {
-            digits[n] = b'0' + (rest % 10) as u8;
-            n += 1;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
+        std::str::from_utf8(&self.authority)
+            .expect("written from a str")
+            .to_owned()
+    }
+
+    /// [`authority`](Self::authority) as shared bytes (no copy)
+    pub(crate) fn authority_bytes(&self) -> Bytes {
+        self.authority.clone()
+    }
+
+    /// `host[:port]`, the port only when the URL names one
+    fn make_authority(host: &str, port: Option<u16>) -> Bytes {
+        match port {
+            None => Bytes::copy_from_slice(host.as_bytes()),
+            Some(port) => Bytes::from(format!("{host}:{port}")),
         }
-        out.extend(digits[..n].iter().rev().map(|&d| char::from(d)));
-        out
     }
 
     /// The path of a custom endpoint URL exactly as given (`/prefix` for
@@ -209,7 +208,7 @@ impl Endpoint {
     /// [`EndpointError::InvalidRequestPath`] if `path_and_query` starts with anything else or
     /// holds characters a URI cannot carry (encode them first).
     pub fn uri_for(&self, path_and_query: &str) -> Result<http::Uri, EndpointError> {
-        self.uri_with_authority(Bytes::from(self.authority()), path_and_query)
+        self.uri_with_authority(self.authority_bytes(), path_and_query)
     }
 
     /// [`uri_for`](Self::uri_for) given [`authority`](Self::authority) as bytes, which the
@@ -399,6 +398,7 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
             path_prefix: parsed.path.to_owned(),
             region,
             region_defaulted,
+            authority: Endpoint::make_authority(parsed.host, parsed.port),
         });
     }
     let Some(region) = &config.region else {
@@ -407,6 +407,7 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
     let host = regional_host("lambda", region, config.use_fips, config.use_dual_stack)?;
     Ok(Endpoint {
         scheme: Scheme::Https,
+        authority: Endpoint::make_authority(&host, None),
         host,
         port: None,
         path_prefix: String::new(),

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::ops::Range;
 
 use http::uri::Uri;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::SigningSettings;
 use super::key::{push_hex, sha256};
@@ -26,6 +26,10 @@ pub(crate) struct CanonicalRequest {
     pub(crate) text: String,
     /// Where the signed-headers list sits in `text`
     signed_headers: Range<usize>,
+    /// The request has an `Authorization` header (to be replaced)
+    pub(crate) had_authorization: bool,
+    /// The request has an `X-Amz-Security-Token` header (to be replaced or removed)
+    pub(crate) had_security_token: bool,
 }
 
 impl CanonicalRequest {
@@ -173,7 +177,10 @@ pub(crate) fn push_canonical_query(out: &mut String, query: &str) {
 /// Appends a header value with leading and trailing spaces removed and inner runs of
 /// spaces collapsed to one
 fn push_trimmed(out: &mut String, value: &str) {
-    if !(value.starts_with(' ') || value.ends_with(' ') || value.contains("  ")) {
+    // most values (dates, hosts, lengths, media types) have no space at all: one `memchr`
+    if !value.as_bytes().contains(&b' ')
+        || !(value.starts_with(' ') || value.ends_with(' ') || value.contains("  "))
+    {
         out.push_str(value);
         return;
     }
@@ -215,10 +222,19 @@ const INLINE: usize = 16;
 /// Where a signed header's value comes from
 #[derive(Clone, Copy)]
 enum Source<'a> {
-    /// Every value of this header in the request, joined with `,`
-    Request(&'a HeaderName),
+    /// The one value of this header in the request
+    One(&'a HeaderValue),
+    /// Every value of this header in the request (more than one), joined with `,`
+    Many(&'a HeaderName),
     /// A value the signer supplies
     Value(&'a str),
+}
+
+/// A header value to sign as text
+fn header_str<'v>(name: &str, value: &'v HeaderValue) -> Result<&'v str, SignError> {
+    std::str::from_utf8(value.as_bytes()).map_err(|_| SignError::HeaderValue {
+        name: name.to_owned(),
+    })
 }
 
 /// Builds the canonical request
@@ -246,11 +262,7 @@ pub(crate) fn canonical_request(
             || name == X_AMZ_SECURITY_TOKEN
             || (settings.payload_checksum_header && name == X_AMZ_CONTENT_SHA256)
     };
-    let host = if headers.contains_key(http::header::HOST) {
-        None
-    } else {
-        Some(host_from_uri(uri)?)
-    };
+    let mut host = None;
     // on the stack for the usual handful of headers
     let empty = ("", Source::Value(""));
     let mut inline = [empty; INLINE];
@@ -262,14 +274,32 @@ pub(crate) fn canonical_request(
         heap.resize(most, empty);
         &mut heap[..]
     };
+    // one pass over the headers, no lookups: a header's values come one after the other
     let mut n = 0;
-    let entries = headers
-        .keys()
-        .filter(|n| !never_signed(n.as_str()) && !replaced(n.as_str()))
-        .map(|n| (n.as_str(), Source::Request(n)))
-        .chain(host.as_deref().map(|h| ("host", Source::Value(h))))
-        .chain(added.iter().map(|&(n, v)| (n, Source::Value(v))));
-    for entry in entries {
+    let (mut has_host, mut had_authorization, mut had_security_token) = (false, false, false);
+    for (name, value) in headers {
+        let name_str = name.as_str();
+        if n > 0 && slots[n - 1].0 == name_str {
+            slots[n - 1].1 = Source::Many(name);
+            continue;
+        }
+        has_host |= *name == http::header::HOST;
+        had_authorization |= *name == http::header::AUTHORIZATION;
+        had_security_token |= name_str == X_AMZ_SECURITY_TOKEN;
+        if !never_signed(name_str) && !replaced(name_str) {
+            slots[n] = (name_str, Source::One(value));
+            n += 1;
+        }
+    }
+    if !has_host {
+        host = Some(host_from_uri(uri)?);
+    }
+    for entry in host
+        .as_deref()
+        .map(|h| ("host", Source::Value(h)))
+        .into_iter()
+        .chain(added.iter().map(|&(n, v)| (n, Source::Value(v))))
+    {
         slots[n] = entry;
         n += 1;
     }
@@ -296,13 +326,10 @@ pub(crate) fn canonical_request(
         text.push_str(name);
         text.push(':');
         match source {
-            Source::Request(header) => {
+            Source::One(value) => push_trimmed(&mut text, header_str(name, value)?),
+            Source::Many(header) => {
                 for (i, value) in headers.get_all(*header).iter().enumerate() {
-                    let value = std::str::from_utf8(value.as_bytes()).map_err(|_| {
-                        SignError::HeaderValue {
-                            name: (*name).to_owned(),
-                        }
-                    })?;
+                    let value = header_str(name, value)?;
                     if i > 0 {
                         text.push(',');
                     }
@@ -327,6 +354,8 @@ pub(crate) fn canonical_request(
     Ok(CanonicalRequest {
         text,
         signed_headers,
+        had_authorization,
+        had_security_token,
     })
 }
 

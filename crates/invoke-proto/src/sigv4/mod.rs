@@ -187,8 +187,12 @@ impl fmt::Debug for SigningSteps {
     }
 }
 
+/// The names of the headers the signer sets, checked once at compile time
+const X_AMZ_DATE_NAME: HeaderName = HeaderName::from_static(X_AMZ_DATE);
+const X_AMZ_SECURITY_TOKEN_NAME: HeaderName = HeaderName::from_static(X_AMZ_SECURITY_TOKEN);
+
 /// A signing time in the two forms SigV4 uses: `YYYYMMDD'T'HHMMSS'Z'` and `YYYYMMDD`
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct AmzDate([u8; 16]);
 
 impl AmzDate {
@@ -236,6 +240,26 @@ impl AmzDate {
     /// `YYYYMMDD`, the credential scope date
     fn date(&self) -> &str {
         &self.date_time()[..8]
+    }
+
+    /// [`date_time`](Self::date_time) as an `X-Amz-Date` value: made once per second and
+    /// thread, then shared (a clone instead of an allocation and a validation per request)
+    fn header_value(&self) -> HeaderValue {
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(AmzDate, HeaderValue)>> =
+                const { std::cell::RefCell::new(None) };
+        }
+        LAST.with(|last| {
+            let mut last = last.borrow_mut();
+            match &*last {
+                Some((date, value)) if date == self => value.clone(),
+                _ => {
+                    let value = HeaderValue::from_str(self.date_time()).expect("digits");
+                    *last = Some((*self, value.clone()));
+                    value
+                }
+            }
+        })
     }
 }
 
@@ -393,18 +417,22 @@ fn sign_request(
     let mut authorization =
         HeaderValue::try_from(authorization).expect("authorization is visible ascii");
     authorization.set_sensitive(true);
-    let date_value = HeaderValue::from_str(date_time).expect("digits");
+    let date_value = date.header_value();
 
     let headers = req.headers_mut();
-    headers.remove(AUTHORIZATION);
-    headers.insert(HeaderName::from_static(X_AMZ_DATE), date_value);
+    // only names the request has are looked up to go (each lookup hashes the name)
+    if creq.had_authorization {
+        headers.remove(AUTHORIZATION);
+    }
+    headers.insert(X_AMZ_DATE_NAME, date_value);
     match token {
         Some((_, value)) => {
-            headers.insert(HeaderName::from_static(X_AMZ_SECURITY_TOKEN), value);
+            headers.insert(X_AMZ_SECURITY_TOKEN_NAME, value);
         }
-        None => {
+        None if creq.had_security_token => {
             headers.remove(X_AMZ_SECURITY_TOKEN);
         }
+        None => {}
     }
     if settings.payload_checksum_header {
         let value = HeaderValue::from_str(payload_hash).expect("hex digits");
