@@ -211,7 +211,8 @@ struct Outcome {
     first: Duration,
 }
 
-/// Counts what a call receives, from its start
+/// Counts what a call receives, from its start: the top of every `Transport::call`, before
+/// the client makes its request
 struct Tally {
     start: Instant,
     bytes: u64,
@@ -356,8 +357,8 @@ impl Transport for Sdk {
     }
     fn call(&mut self, function: &str) -> Outcome {
         use aws_sdk_lambda::types::InvokeWithResponseStreamResponseEvent as E;
+        let mut tally = Tally::new();
         self.rt.block_on(async {
-            let mut tally = Tally::new();
             let mut out = self
                 .client
                 .invoke_with_response_stream()
@@ -413,6 +414,7 @@ impl Transport for RawHyper {
         false
     }
     fn call(&mut self, function: &str) -> Outcome {
+        let mut tally = Tally::new();
         let req = hyper::Request::post(format!(
             "{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}"
         ))
@@ -420,7 +422,6 @@ impl Transport for RawHyper {
         .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
         .unwrap();
         self.rt.block_on(async {
-            let mut tally = Tally::new();
             self.sender.ready().await.unwrap();
             let mut body = self.sender.send_request(req).await.unwrap().into_body();
             while let Some(frame) = body.frame().await {
@@ -451,11 +452,11 @@ impl Transport for RawUreq {
         false
     }
     fn call(&mut self, function: &str) -> Outcome {
+        let mut tally = Tally::new();
         let url = format!(
             "{}{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}",
             self.base
         );
-        let mut tally = Tally::new();
         let response = self.agent.post(&url).send(&b"{}"[..]).unwrap();
         let mut reader = response.into_body().into_reader();
         loop {
@@ -506,8 +507,8 @@ impl Transport for Tokio {
     }
     fn call(&mut self, function: &str) -> Outcome {
         use futures_core::Stream as _;
+        let mut tally = Tally::new();
         self.rt.block_on(async {
-            let mut tally = Tally::new();
             let response = self
                 .client
                 .invoke(&InvokeParams::new(function, "{}"))
