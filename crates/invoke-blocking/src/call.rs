@@ -5,7 +5,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
@@ -25,6 +25,10 @@ enum Progress {
     Event(Event),
     Done,
 }
+
+/// How late after the call's deadline its first attempt may end, when it runs under the
+/// agent's own overall timeout (see `Call::send`)
+const AGENT_DEADLINE_SLACK: Duration = Duration::from_millis(1);
 
 /// The state of one invocation between the driver and ureq
 pub(crate) struct Call {
@@ -164,12 +168,19 @@ impl Call {
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        let request = self
-            .inner
-            .agent
-            .configure_request(request)
-            .timeout_global(Some(remaining))
-            .build();
+        // The agent's overall timeout is the client's: an attempt starting within a
+        // millisecond of the call keeps it (the deadline then passes at most that late),
+        // sparing the request ureq's per-request copy of its whole configuration
+        let elapsed = self.inner.timeouts.overall.saturating_sub(remaining);
+        let request = if elapsed <= AGENT_DEADLINE_SLACK {
+            request
+        } else {
+            self.inner
+                .agent
+                .configure_request(request)
+                .timeout_global(Some(remaining))
+                .build()
+        };
         match self.inner.agent.run(request) {
             Ok(response) => {
                 let (parts, body) = response.into_parts();

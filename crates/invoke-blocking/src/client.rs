@@ -26,6 +26,8 @@ use crate::resolver::{AddressCache, LiteralFirst};
 enum Signer {
     /// Nothing chosen yet: [`ClientBuilder::build`] refuses
     Unset,
+    /// These credentials for every attempt
+    Static(Credentials),
     /// Ask this source for every attempt
     Provider(Arc<dyn ProvideCredentials>),
     /// `invoke-config`'s default chain over this configuration, driven over the client's
@@ -48,9 +50,9 @@ pub(crate) struct Inner {
     pub(crate) agent: ureq::Agent,
     pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
-    pub(crate) scope: SigningScope,
+    pub(crate) scope: Arc<SigningScope>,
     /// `None`: requests go unsigned
-    credentials: Option<Arc<dyn ProvideCredentials>>,
+    credentials: Option<CredentialSource>,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
     pub(crate) timeouts: Timeouts,
@@ -193,7 +195,7 @@ impl Client {
         let deadline = start + inner.timeouts.overall;
         let driver = InvokeDriver::new(
             request,
-            inner.scope.clone(),
+            Arc::clone(&inner.scope),
             inner.retry,
             Arc::clone(&inner.quota),
         )
@@ -215,14 +217,19 @@ impl Client {
     ///
     /// [`Error::Credentials`] when the source has none.
     pub fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
-        self.inner
-            .credentials
-            .as_ref()
-            .map(|c| {
-                c.provide_credentials()
-                    .map_err(|e| Error::Credentials(e.into()))
-            })
-            .transpose()
+        match &self.inner.credentials {
+            None => Ok(None),
+            Some(CredentialSource::Static(c)) => Ok(Some(ProvidedCredentials::new(
+                Credentials::clone(c),
+                None,
+                None,
+                STATIC,
+            ))),
+            Some(CredentialSource::Provider(p)) => p
+                .provide_credentials()
+                .map(Some)
+                .map_err(|e| Error::Credentials(e.into())),
+        }
     }
 
     /// The endpoint this client invokes
@@ -286,17 +293,31 @@ fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<Stri
 
 impl Inner {
     /// Credentials for the attempt about to be signed, `None` when requests go unsigned
-    pub(crate) fn credentials(&self) -> Result<Option<Credentials>, Error> {
-        self.credentials
-            .as_ref()
-            .map(|c| {
-                c.provide_credentials().map(|p| p.credentials).map_err(|e| {
+    pub(crate) fn credentials(&self) -> Result<Option<Arc<Credentials>>, Error> {
+        match &self.credentials {
+            None => Ok(None),
+            // shared, not copied: a copy of the keys costs three allocations per attempt
+            Some(CredentialSource::Static(c)) => Ok(Some(Arc::clone(c))),
+            Some(CredentialSource::Provider(p)) => p
+                .provide_credentials()
+                .map(|p| Some(Arc::new(p.credentials)))
+                .map_err(|e| {
                     tracing::debug!(error = %e, "no credentials");
                     Error::Credentials(e.into())
-                })
-            })
-            .transpose()
+                }),
+        }
     }
+}
+
+/// The provider name of credentials given to [`ClientBuilder::credentials`]
+const STATIC: &str = "static";
+
+/// Where a client's attempts get their credentials
+enum CredentialSource {
+    /// Given to the builder, shared by every attempt
+    Static(Arc<Credentials>),
+    /// Asked for every attempt
+    Provider(Arc<dyn ProvideCredentials>),
 }
 
 /// The per-read and per-write timeout given to ureq: the idle timeout, but below the overall
@@ -348,6 +369,7 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let signer = match &self.signer {
             Signer::Unset => "unset",
+            Signer::Static(_) => STATIC,
             Signer::Provider(_) => "provider",
             Signer::DefaultChain(_) => "default chain",
             Signer::Unsigned => "unsigned",
@@ -363,8 +385,9 @@ impl fmt::Debug for ClientBuilder {
 
 impl ClientBuilder {
     /// Signs every attempt with these credentials
-    pub fn credentials(self, credentials: Credentials) -> Self {
-        self.credentials_provider(ProvidedCredentials::new(credentials, None, None, "static"))
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.signer = Signer::Static(credentials);
+        self
     }
 
     /// Asks `provider` for the credentials of every attempt
@@ -512,9 +535,10 @@ impl ClientBuilder {
             ureq::unversioned::transport::DefaultConnector::default(),
             LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
-        let credentials: Option<Arc<dyn ProvideCredentials>> = match self.signer {
+        let credentials = match self.signer {
             Signer::Unset | Signer::Unsigned => None,
-            Signer::Provider(p) => Some(p),
+            Signer::Static(c) => Some(CredentialSource::Static(Arc::new(c))),
+            Signer::Provider(p) => Some(CredentialSource::Provider(p)),
             Signer::DefaultChain(shared) => {
                 let sender = Sender {
                     agent: agent.clone(),
@@ -529,7 +553,10 @@ impl ClientBuilder {
                     move |request| sender.send(request),
                     SystemTime::now,
                 );
-                Some(Arc::new(CredentialsCache::new(chain, SystemTime::now)))
+                Some(CredentialSource::Provider(Arc::new(CredentialsCache::new(
+                    chain,
+                    SystemTime::now,
+                ))))
             }
         };
         let address = self.endpoint.authority();
@@ -543,7 +570,7 @@ impl ClientBuilder {
                 agent,
                 address,
                 endpoint: self.endpoint,
-                scope: self.scope,
+                scope: Arc::new(self.scope),
                 credentials,
                 retry: self.retry,
                 quota: self.quota.unwrap_or_default(),
@@ -559,6 +586,8 @@ impl ClientBuilder {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
     use invoke_proto::{EndpointConfig, resolve_endpoint};
 
     use super::*;
@@ -576,6 +605,46 @@ mod tests {
         let mut tiny = t;
         tiny.overall = IO_TIMEOUT_SLACK;
         assert_eq!(per_io_timeout(&tiny), IO_TIMEOUT_SLACK);
+    }
+
+    #[test]
+    fn static_credentials_are_shared_by_attempts_not_copied() {
+        let endpoint =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let client = Client::builder(endpoint)
+            .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        let first = client.inner.credentials().unwrap().unwrap();
+        let second = client.inner.credentials().unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        let shown = client.credentials().unwrap().unwrap();
+        assert_eq!(shown.provider, "static");
+        assert_eq!(shown.credentials.access_key_id(), "AKID");
+        assert_eq!(shown.credentials.session_token(), Some("t0ken"));
+        // a provider's are asked for on every attempt
+        let asked = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        let endpoint =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let client = Client::builder(endpoint)
+            .credentials_provider(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(ProvidedCredentials::new(
+                    Credentials::new("AKID2", "s", None),
+                    None,
+                    None,
+                    "test",
+                ))
+            })
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        let got = client.inner.credentials().unwrap().unwrap();
+        assert_eq!(got.access_key_id(), "AKID2");
+        client.inner.credentials().unwrap().unwrap();
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
     }
 
     #[test]
