@@ -11,6 +11,46 @@ import sys
 root = pathlib.Path(__file__).resolve().parent.parent / "target" / "criterion"
 
 
+def goal_labels(raw):
+    """The issues' three goals for a client measured against its raw client `raw`"""
+    return (
+        (f"64 KiB: CPU per MiB vs {raw}", "at most 1.1 x"),
+        ("256 B: msgs/s vs aws-sdk-lambda", "at least 4 x"),
+        (f"time to first event vs {raw} (median)", "at most 1.15 x"),
+    )
+
+
+def goal_ratios(t, ours, raw):
+    """The three goal ratios of `ours` in one transport run `t`, None if a workload lacks it"""
+
+    def row(workload, client):
+        return t.get(workload, {}).get("clients", {}).get(client)
+
+    names = ((ours, raw), (ours, "aws-sdk-lambda"), (ours, raw))
+    if not all(row(w, c) for w in ("w64KiB", "w256B", "ttfe16B") for pair in names for c in pair):
+        return None
+    return (
+        row("w64KiB", ours)["cpu_ms_per_mib"] / row("w64KiB", raw)["cpu_ms_per_mib"],
+        row("w256B", ours)["msgs_per_s"] / row("w256B", "aws-sdk-lambda")["msgs_per_s"],
+        row("ttfe16B", ours)["ttfe_median_us"] / row("ttfe16B", raw)["ttfe_median_us"],
+    )
+
+
+CLIENTS = (("invoke-blocking", "raw ureq"), ("invoke-tokio", "raw hyper"))
+
+if sys.argv[1:2] == ["--runs"]:
+    # benches/transport-runs.sh: the goal ratios of several transport runs side by side
+    runs = [json.loads(pathlib.Path(f).read_text()) for f in sys.argv[2:]]
+    print("| goal | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " |")
+    print("|---|" + "---|" * len(runs))
+    for ours, raw in CLIENTS:
+        per_run = [goal_ratios(t, ours, raw) for t in runs]
+        for k, (label, goal) in enumerate(goal_labels(raw)):
+            cells = " | ".join("-" if r is None else f"{r[k]:.2f} x" for r in per_run)
+            print(f"| {ours}, {label}, {goal} | {cells} |")
+    sys.exit(0)
+
+
 def seconds(group, bench):
     est = json.loads((root / group / bench / "new" / "estimates.json").read_text())
     return est["mean"]["point_estimate"] / 1e9
@@ -82,21 +122,17 @@ if transport.exists():
             print(f"| {name} | {r['ttfe_median_us']:.0f} µs | {r['ttfe_p90_us']:.0f} µs |")
 
     def ratios(ours, raw):
-        if not all(row(w, ours) for w in t):
+        goals = goal_ratios(t, ours, raw)
+        if goals is None:
             return
-        big, small, first = row("w64KiB", ours), row("w256B", ours), row("ttfe16B", ours)
-        sdk = row("w256B", "aws-sdk-lambda")
         print()
         print(f"| {ours} | measured | goal |")
         print("|---|---|---|")
-        cpu = big["cpu_ms_per_mib"] / row("w64KiB", raw)["cpu_ms_per_mib"]
-        print(f"| 64 KiB: CPU per MiB vs {raw} | {cpu:.2f} x | at most 1.1 x |")
-        print(f"| 256 B: msgs/s vs aws-sdk-lambda | {small['msgs_per_s'] / sdk['msgs_per_s']:.2f} x | at least 4 x |")
-        ttfe = first["ttfe_median_us"] / row("ttfe16B", raw)["ttfe_median_us"]
-        print(f"| time to first event vs {raw} (median) | {ttfe:.2f} x | at most 1.15 x |")
+        for (label, goal), value in zip(goal_labels(raw), goals):
+            print(f"| {label} | {value:.2f} x | {goal} |")
 
-    ratios("invoke-blocking", "raw ureq")
-    ratios("invoke-tokio", "raw hyper")
+    for ours, raw in CLIENTS:
+        ratios(ours, raw)
     if all(row(w, "aws-sdk-lambda") for w in t):
         sdk_cpu = row("w64KiB", "aws-sdk-lambda")["cpu_ms_per_mib"] / row("w64KiB", "raw hyper")["cpu_ms_per_mib"]
         print()
