@@ -35,7 +35,12 @@ impl Transport for Blocking {
             .expect("client")
     }
 
-    fn invoke(&self, client: &Client, params: &InvokeParams) -> Outcome {
+    fn invoke_pausing(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        pause: &mut dyn FnMut(),
+    ) -> Outcome {
         let mut outcome = Outcome::default();
         let response = match client.invoke(params) {
             Ok(r) => r,
@@ -51,7 +56,12 @@ impl Transport for Blocking {
         });
         for event in response {
             match event {
-                Ok(e) => outcome.events.push(e),
+                Ok(e) => {
+                    outcome.events.push(e);
+                    if outcome.events.len() == 1 {
+                        pause();
+                    }
+                }
                 Err(e) => {
                     outcome.failure = Some(failure(&e));
                     break;

@@ -49,7 +49,12 @@ impl Transport for Tokio {
             .expect("client")
     }
 
-    fn invoke(&self, client: &Client, params: &InvokeParams) -> Outcome {
+    fn invoke_pausing(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        pause: &mut dyn FnMut(),
+    ) -> Outcome {
         self.runtime.block_on(async {
             let mut outcome = Outcome::default();
             let response = match client.invoke(params).await {
@@ -67,7 +72,14 @@ impl Transport for Tokio {
             let mut events = pin!(response);
             while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
                 match event {
-                    Ok(e) => outcome.events.push(e),
+                    Ok(e) => {
+                        outcome.events.push(e);
+                        if outcome.events.len() == 1 {
+                            // blocks this thread only: the runtime's workers run the
+                            // connection task, free to read ahead if the client let it
+                            pause();
+                        }
+                    }
                     Err(e) => {
                         outcome.failure = Some(failure(&e));
                         break;

@@ -15,6 +15,7 @@ use invoke_proto::{
     StreamError, TransportFailure,
 };
 
+use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
 use crate::metadata::{self, MetadataServer};
 use crate::proxy::Tinyproxy;
@@ -341,6 +342,38 @@ pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
         }
         other => panic!("not a connect error: {other:?}"),
     }
+}
+
+/// Backpressure: while the caller does not read a response, its server is held back by the
+/// socket buffers and the transport's own (a few MiB here), not let to send the 128 MiB
+/// stream into memory; reading on, every byte arrives
+pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
+    let s = StreamServer::start();
+    let c = t.client(&config(endpoint(&s.url())));
+    let mut seen = None;
+    let o = t.invoke_pausing(&c, &InvokeParams::new("stream", "{}"), &mut || {
+        seen = s.writes(Duration::from_secs(30));
+        s.resume();
+    });
+    match seen {
+        Some(Writes::Stalled(at)) => assert!(
+            at < MESSAGES * MESSAGE / 4,
+            "{at} bytes went out before the server stalled"
+        ),
+        Some(Writes::Done(all)) => {
+            panic!("all {all} bytes went out while the response was not read")
+        }
+        None => panic!("no word from the server"),
+    }
+    assert_success(&o);
+    let mut payload = 0;
+    for e in &o.events {
+        if let Event::PayloadChunk(b) = e {
+            assert!(b.iter().all(|&x| x == b'x'));
+            payload += b.len();
+        }
+    }
+    assert_eq!(payload, MESSAGES * MESSAGE);
 }
 
 /// A server that accepts and never answers: the head timeout, per attempt

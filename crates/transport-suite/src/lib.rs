@@ -21,6 +21,7 @@
 //! transport_suite::transport_suite!(Blocking);
 //! ```
 
+mod backpressure;
 pub mod cases;
 mod harness;
 pub mod metadata;
@@ -230,7 +231,18 @@ pub trait Transport: Sync {
     fn client(&self, config: &ClientConfig) -> Self::Client;
 
     /// Invokes and collects every event until the end or the first error
-    fn invoke(&self, client: &Self::Client, params: &InvokeParams) -> Outcome;
+    fn invoke(&self, client: &Self::Client, params: &InvokeParams) -> Outcome {
+        self.invoke_pausing(client, params, &mut || {})
+    }
+
+    /// As [`invoke`](Self::invoke), calling `pause` once, right after the first event
+    /// arrived; the response must not be read (nor polled) while `pause` runs
+    fn invoke_pausing(
+        &self,
+        client: &Self::Client,
+        params: &InvokeParams,
+        pause: &mut dyn FnMut(),
+    ) -> Outcome;
 
     /// Invokes and reads the payload through the transport's reader until the end or the
     /// first error
@@ -263,6 +275,7 @@ macro_rules! transport_suite {
             head_timeout,
             no_retry_after_the_first_event,
             cut_after_the_head_is_not_retried,
+            a_paused_reader_holds_the_server_back,
             sixty_four_threads_share_one_client,
             connections_are_reused,
             through_an_http_proxy,
