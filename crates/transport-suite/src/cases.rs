@@ -344,6 +344,35 @@ pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
     }
 }
 
+/// A listener whose accept queue is full leaves the TCP handshake unanswered: the connect
+/// timeout, per attempt, retried, then an error naming the address
+pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {
+    use socket2::{Domain, Socket, Type};
+    // a backlog of 0 queues one connection: the filler; later handshakes get no answer
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    listener.bind(&any.into()).unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let _filler = std::net::TcpStream::connect(addr).unwrap();
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    cfg.connect_timeout = Duration::from_millis(200);
+    cfg.retry = cfg.retry.with_max_attempts(2);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    match o.failure {
+        Some(Failure::Transport {
+            kind: TransportFailure::ConnectTimeout,
+            attempts,
+            message,
+        }) => {
+            assert_eq!(attempts, Some(2), "connect timeouts are retried");
+            assert!(message.contains(&addr.to_string()), "{message}");
+        }
+        other => panic!("not a connect timeout: {other:?}"),
+    }
+}
+
 /// Backpressure: while the caller does not read a response, its server is held back by the
 /// socket buffers and the transport's own (a few MiB here), not let to send the 128 MiB
 /// stream into memory; reading on, every byte arrives

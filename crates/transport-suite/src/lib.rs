@@ -272,6 +272,7 @@ macro_rules! transport_suite {
             unknown_function,
             bad_credentials,
             connection_refused_names_the_address,
+            connect_timeout_names_the_address,
             head_timeout,
             no_retry_after_the_first_event,
             cut_after_the_head_is_not_retried,
