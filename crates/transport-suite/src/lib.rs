@@ -2,10 +2,13 @@
 //!
 //! A transport implements [`Transport`] in its own tests (make a client from a
 //! [`ClientConfig`], invoke and collect an [`Outcome`], read the payload through its
-//! reader) and expands [`transport_suite!`], which generates one `#[test]` per case. Every
+//! reader) and expands [`transport_suite!`], which generates one `#[test]` per case. A
 //! case starts its own [`invoke_emulator::Emulator`] on 127.0.0.1 port 0 (real sockets,
 //! SigV4 verified) and asserts what a correct client reports, from the emulator's fault
-//! table.
+//! table; a few play the server themselves on loopback (a connection refused, a full accept
+//! queue for the connect timeout, a head that never comes, a 128 MiB stream that reports
+//! when the client stops taking bytes, for backpressure with
+//! [`Transport::invoke_pausing`]).
 //!
 //! Beyond the faults: https against the emulator's TLS listener, trusting its CA through
 //! [`ClientConfig::ca_bundle`] or `AWS_CA_BUNDLE` (and a typed certificate error, never
