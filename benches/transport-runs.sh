@@ -2,7 +2,7 @@
 # The transport bench several times back to back, then the issues' goal ratios of every run side
 # by side (single runs swing by about 0.1 on a 2-core machine; the README quotes such ranges).
 #
-#   benches/transport-runs.sh [RUNS]      # default 3; about a minute each, on a quiet machine
+#   benches/transport-runs.sh [RUNS]      # default 3; about half a minute each, on a quiet machine
 #
 # Each run's JSON stays as target/criterion/transport-run-<k>.json.
 set -euo pipefail

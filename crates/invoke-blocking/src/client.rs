@@ -586,11 +586,16 @@ impl ClientBuilder {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicUsize;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use invoke_proto::{EndpointConfig, resolve_endpoint};
 
     use super::*;
+
+    /// An endpoint on a loopback port nothing listens on (these tests make no call)
+    fn local_endpoint() -> Endpoint {
+        resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap()
+    }
 
     #[test]
     fn per_io_timeouts_stay_below_the_overall_timeout() {
@@ -609,9 +614,7 @@ mod tests {
 
     #[test]
     fn static_credentials_are_shared_by_attempts_not_copied() {
-        let endpoint =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
-        let client = Client::builder(endpoint)
+        let client = Client::builder(local_endpoint())
             .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
             .proxy_env(ProxyEnv::none())
             .build()
@@ -626,11 +629,9 @@ mod tests {
         // a provider's are asked for on every attempt
         let asked = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&asked);
-        let endpoint =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
-        let client = Client::builder(endpoint)
+        let client = Client::builder(local_endpoint())
             .credentials_provider(move || {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                counter.fetch_add(1, Ordering::Relaxed);
                 Ok(ProvidedCredentials::new(
                     Credentials::new("AKID2", "s", None),
                     None,
@@ -644,14 +645,12 @@ mod tests {
         let got = client.inner.credentials().unwrap().unwrap();
         assert_eq!(got.access_key_id(), "AKID2");
         client.inner.credentials().unwrap().unwrap();
-        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 2);
+        assert_eq!(asked.load(Ordering::Relaxed), 2);
     }
 
     #[test]
     fn debug_shows_no_secret() {
-        let endpoint =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
-        let client = Client::builder(endpoint)
+        let client = Client::builder(local_endpoint())
             .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
             .proxy_env(ProxyEnv::from_vars([(
                 "http_proxy",
@@ -672,8 +671,7 @@ mod tests {
 
     #[test]
     fn build_needs_credentials_and_a_valid_proxy() {
-        let endpoint =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let endpoint = local_endpoint();
         assert!(matches!(
             Client::builder(endpoint.clone())
                 .proxy_env(ProxyEnv::none())
@@ -693,9 +691,7 @@ mod tests {
 
     #[test]
     fn a_socks_proxy_is_refused_when_building() {
-        let endpoint =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
-        let error = Client::builder(endpoint)
+        let error = Client::builder(local_endpoint())
             .credentials(Credentials::new("AKID", "s", None))
             .proxy_env(ProxyEnv::from_vars([(
                 "all_proxy",

@@ -225,9 +225,13 @@ fn available(program: &str) -> bool {
     false
 }
 
-/// A function in Python speaking the Lambda Runtime API with the standard library only
-const PY_FUNCTION: &str = r#"
-import http.client, os, sys
+/// A function in Python speaking the Lambda Runtime API with the standard library only: it
+/// polls `/next` (the event in `event`, the request id in `rid`), runs `handler` (Python
+/// lines indented by four spaces that set `body`) and posts `body` as the response
+fn python_function(handler: &str) -> String {
+    format!(
+        r#"
+import http.client, json, os, sys
 api = os.environ["AWS_LAMBDA_RUNTIME_API"]
 while True:
     c = http.client.HTTPConnection(api)
@@ -235,10 +239,16 @@ while True:
     r = c.getresponse()
     event = r.read()
     rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
-    print("handling", rid, flush=True)
-    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=b"hello " + event)
+{handler}
+    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=body)
     c.getresponse().read()
-"#;
+"#
+    )
+}
+
+/// Answers `hello ` and the event, after printing a line
+const PY_HELLO: &str = r#"    print("handling", rid, flush=True)
+    body = b"hello " + event"#;
 
 #[test]
 fn real_function_process() {
@@ -248,7 +258,7 @@ fn real_function_process() {
     let dir = std::env::temp_dir().join(format!("lambda-stream-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("function.py");
-    std::fs::write(&script, PY_FUNCTION).unwrap();
+    std::fs::write(&script, python_function(PY_HELLO)).unwrap();
     let spec = format!("py=python3 {}", script.display());
     let server = serve(&["--no-auth", "--function", &spec]);
     let params = InvokeParams::new("py", r#"{"k":1}"#).log_type(invoke_proto::LogType::Tail);
@@ -434,21 +444,9 @@ fn event_invoke_is_accepted_and_its_outcome_logged() {
     assert!(logged.contains("function error Error"), "{logged}");
 }
 
-/// A function reporting its `_HANDLER`, `LAMBDA_TASK_ROOT` and working directory
-const PY_ENV_FUNCTION: &str = r#"
-import http.client, json, os
-api = os.environ["AWS_LAMBDA_RUNTIME_API"]
-while True:
-    c = http.client.HTTPConnection(api)
-    c.request("GET", "/2018-06-01/runtime/invocation/next")
-    r = c.getresponse()
-    r.read()
-    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
-    body = json.dumps({"handler": os.environ.get("_HANDLER"),
-                       "task_root": os.environ.get("LAMBDA_TASK_ROOT"), "cwd": os.getcwd()})
-    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=body)
-    c.getresponse().read()
-"#;
+/// Answers its `_HANDLER`, `LAMBDA_TASK_ROOT` and working directory
+const PY_ENV: &str = r#"    body = json.dumps({"handler": os.environ.get("_HANDLER"),
+                       "task_root": os.environ.get("LAMBDA_TASK_ROOT"), "cwd": os.getcwd()})"#;
 
 #[test]
 fn handler_and_task_root_per_function() {
@@ -458,7 +456,7 @@ fn handler_and_task_root_per_function() {
     let base = std::env::temp_dir().join(format!("lambda-stream-task-root-{}", std::process::id()));
     let code = base.join("code");
     std::fs::create_dir_all(&code).unwrap();
-    std::fs::write(code.join("env.py"), PY_ENV_FUNCTION).unwrap();
+    std::fs::write(code.join("env.py"), python_function(PY_ENV)).unwrap();
     // serve runs in `base`; the task roots are given relative to it, and `env.py` is found
     // only in the task root
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
@@ -560,23 +558,12 @@ fn timeouts_from_the_command_line() {
     }
 }
 
-/// A function that prints `MIB` MiB of 100-byte lines per invocation, then answers
-const PY_FLOOD: &str = r#"
-import http.client, os, sys
-api = os.environ["AWS_LAMBDA_RUNTIME_API"]
-block = (b"y" * 99 + b"\n") * 10486
-while True:
-    c = http.client.HTTPConnection(api)
-    c.request("GET", "/2018-06-01/runtime/invocation/next")
-    r = c.getresponse()
-    r.read()
-    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+/// Prints `MIB` MiB of 100-byte lines, then answers `done`
+const PY_FLOOD: &str = r#"    block = (b"y" * 99 + b"\n") * 10486
     for _ in range(MIB):
         sys.stdout.buffer.write(block)
     sys.stdout.buffer.flush()
-    c.request("POST", "/2018-06-01/runtime/invocation/%s/response" % rid, body=b"done")
-    c.getresponse().read()
-"#;
+    body = b"done""#;
 
 #[test]
 fn a_flood_of_output_is_echoed_within_bounds() {
@@ -590,7 +577,11 @@ fn a_flood_of_output_is_echoed_within_bounds() {
     let dir = std::env::temp_dir().join(format!("lambda-stream-flood-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("flood.py");
-    std::fs::write(&script, PY_FLOOD.replace("MIB", &MIB.to_string())).unwrap();
+    std::fs::write(
+        &script,
+        python_function(&PY_FLOOD.replace("MIB", &MIB.to_string())),
+    )
+    .unwrap();
     let spec = format!("spam=python3 {}", script.display());
     for quiet in [false, true] {
         let started = std::time::Instant::now();

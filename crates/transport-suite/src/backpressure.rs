@@ -1,13 +1,15 @@
 //! A server that streams one long response as fast as the socket takes it and reports when
 //! the client stops taking bytes: for the backpressure case
 
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::time::Duration;
 
 use invoke_proto::bytes::BytesMut;
 use invoke_proto::{Event, InvokeComplete, encode_payload_chunk};
+
+use crate::metadata::read_request;
 
 /// Payload messages of the stream: 128 MiB in all
 pub(crate) const MESSAGES: usize = 2048;
@@ -74,7 +76,9 @@ fn serve(
     report: &Sender<Writes>,
     resume: &Receiver<()>,
 ) -> std::io::Result<()> {
-    read_request(&mut socket)?;
+    if read_request(&socket).is_err() {
+        return Ok(()); // no invocation to answer
+    }
     let payload = vec![b'x'; MESSAGE];
     let chunk = http_chunk(|out| encode_payload_chunk(&payload, out).expect("frame"));
     let mut tail = http_chunk(|out| {
@@ -123,29 +127,4 @@ fn http_chunk(frame: impl FnOnce(&mut BytesMut)) -> Vec<u8> {
     chunk.extend_from_slice(&bytes);
     chunk.extend_from_slice(b"\r\n");
     chunk
-}
-
-/// Reads a request's head and its `Content-Length` bytes of body
-fn read_request(socket: &mut TcpStream) -> std::io::Result<()> {
-    let mut seen = Vec::new();
-    let mut buf = [0; 4096];
-    loop {
-        let n = socket.read(&mut buf)?;
-        if n == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        seen.extend_from_slice(&buf[..n]);
-        let Some(head) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let text = String::from_utf8_lossy(&seen[..head]).to_ascii_lowercase();
-        let length: usize = text
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if seen.len() >= head + 4 + length {
-            return Ok(());
-        }
-    }
 }

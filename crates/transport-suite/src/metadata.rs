@@ -134,19 +134,53 @@ impl Drop for MetadataServer {
 fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let request = match read_request(&stream) {
+        Ok(r) => r,
+        Err(Unread::Closed) => return Ok(()),
+        Err(Unread::BadLine) => return respond(stream, 400, "text/plain", "bad request line"),
+        Err(Unread::TooLarge) => return respond(stream, 413, "text/plain", "too large"),
+        Err(Unread::Io(e)) => return Err(e),
+    };
+    if let Ok(mut l) = log.lock() {
+        l.push(request.clone());
+    }
+    let (status, content_type, body) = answer(&request);
+    respond(stream, status, content_type, &body)
+}
+
+/// Why [`read_request`] has no request
+pub(crate) enum Unread {
+    /// The peer closed the connection within the head
+    Closed,
+    /// No method and path in the request line
+    BadLine,
+    /// A body over [`MAX_REQUEST`] bytes
+    TooLarge,
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Unread {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// One HTTP/1.1 request from `stream`: its head, then `Content-Length` bytes of body (head
+/// and body each at most [`MAX_REQUEST`] bytes)
+pub(crate) fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
     let mut reader = BufReader::new(stream.try_clone()?).take(MAX_REQUEST as u64);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
     let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
-        return respond(stream, 400, "text/plain", "bad request line");
+        return Err(Unread::BadLine);
     };
     let (method, path) = (method.to_owned(), path.to_owned());
     let mut headers = HashMap::new();
     loop {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
-            return Ok(());
+            return Err(Unread::Closed);
         }
         let l = line.trim_end();
         if l.is_empty() {
@@ -161,21 +195,16 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     if length > MAX_REQUEST {
-        return respond(stream, 413, "text/plain", "too large");
+        return Err(Unread::TooLarge);
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
-    let request = Received {
+    Ok(Received {
         method,
         path,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
-    };
-    if let Ok(mut l) = log.lock() {
-        l.push(request.clone());
-    }
-    let (status, content_type, body) = answer(&request);
-    respond(stream, status, content_type, &body)
+    })
 }
 
 fn respond(
