@@ -54,6 +54,23 @@ fn assert_success(o: &Outcome) {
     );
 }
 
+/// The message of the transport failure that ended `o`, after checking its kind and the
+/// attempts made
+#[track_caller]
+fn transport_failure(o: &Outcome, kind: TransportFailure, attempts: u32) -> &str {
+    match &o.failure {
+        Some(Failure::Transport {
+            kind: k,
+            attempts: made,
+            message,
+        }) if *k == kind => {
+            assert_eq!(*made, Some(attempts), "attempts before the {kind} failure");
+            message
+        }
+        other => panic!("not {kind}: {other:?}"),
+    }
+}
+
 /// The first chunk of a `streamer-*` function arrived as an event
 #[track_caller]
 fn assert_first_chunk(o: &Outcome) {
@@ -331,17 +348,8 @@ pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
     }; // closed again: connecting is refused
     let c = t.client(&config(endpoint(&format!("http://{addr}"))));
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    match o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::Connect,
-            attempts,
-            message,
-        }) => {
-            assert_eq!(attempts, Some(3), "connect failures are retried");
-            assert!(message.contains(&addr.to_string()), "{message}");
-        }
-        other => panic!("not a connect error: {other:?}"),
-    }
+    let message = transport_failure(&o, TransportFailure::Connect, 3);
+    assert!(message.contains(&addr.to_string()), "{message}");
 }
 
 /// A listener whose accept queue is full leaves the TCP handshake unanswered: the connect
@@ -360,17 +368,8 @@ pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {
     cfg.retry = cfg.retry.with_max_attempts(2);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    match o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::ConnectTimeout,
-            attempts,
-            message,
-        }) => {
-            assert_eq!(attempts, Some(2), "connect timeouts are retried");
-            assert!(message.contains(&addr.to_string()), "{message}");
-        }
-        other => panic!("not a connect timeout: {other:?}"),
-    }
+    let message = transport_failure(&o, TransportFailure::ConnectTimeout, 2);
+    assert!(message.contains(&addr.to_string()), "{message}");
 }
 
 /// Backpressure: while the caller does not read a response, its server is held back by the
@@ -420,14 +419,7 @@ pub fn head_timeout<T: Transport>(t: &T) {
     cfg.retry = cfg.retry.with_max_attempts(2);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    match o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::HeadTimeout,
-            attempts,
-            ..
-        }) => assert_eq!(attempts, Some(2)),
-        other => panic!("not a head timeout: {other:?}"),
-    }
+    transport_failure(&o, TransportFailure::HeadTimeout, 2);
 }
 
 /// A fault after the first event is an error to the caller, and the function ran once,
@@ -648,20 +640,12 @@ pub fn https_without_the_ca_bundle_is_a_certificate_error<T: Transport>(t: &T) {
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
     assert!(o.head.is_none());
-    match o.failure {
-        Some(Failure::Transport {
-            kind: TransportFailure::Tls,
-            attempts,
-            message,
-        }) => {
-            assert_eq!(attempts, Some(1), "a certificate error is not retried");
-            assert!(
-                message.to_ascii_lowercase().contains("certificate"),
-                "{message}"
-            );
-        }
-        other => panic!("not a TLS error: {other:?}"),
-    }
+    // a certificate error is not retried
+    let message = transport_failure(&o, TransportFailure::Tls, 1);
+    assert!(
+        message.to_ascii_lowercase().contains("certificate"),
+        "{message}"
+    );
 }
 
 /// A configuration for the emulator of `h` built from `vars` (with `HOME`, the region and
