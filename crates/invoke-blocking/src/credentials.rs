@@ -2,12 +2,13 @@
 //! client's agent
 
 use std::io::Read as _;
-use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use invoke_config::{Attempt, MAX_RESPONSE_BODY, ProxyEnv, redact_url};
+use invoke_config::{
+    Attempt, LOCAL_CONNECT_TIMEOUT, MAX_RESPONSE_BODY, ProxyEnv, is_local_host, redact_url,
+};
 use invoke_proto::{EndpointConfig, RetryConfig, backoff, resolve_endpoint};
 
 use crate::call::jitter;
@@ -16,9 +17,6 @@ use crate::call::jitter;
 const BACKOFF: RetryConfig = RetryConfig::new()
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(1));
-
-/// The longest connect to a link-local or loopback host (instance metadata, containers)
-const LOCAL_CONNECT: Duration = Duration::from_secs(1);
 
 /// Sends the requests of `invoke-config`'s credential providers with a client's agent
 #[derive(Clone)]
@@ -29,25 +27,6 @@ pub(crate) struct Sender {
     pub(crate) connect: Duration,
     /// The whole exchange, per attempt
     pub(crate) timeout: Duration,
-}
-
-/// Hosts reached directly whatever the proxy variables say: instance metadata, the
-/// container endpoints (link-local) and loopback
-fn always_direct(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    match host.parse::<IpAddr>() {
-        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
-        // fd00:ec2::254 is IMDS over IPv6; fe80::/10 is link-local
-        Ok(IpAddr::V6(ip)) => {
-            ip.is_loopback()
-                || (ip.segments()[0] & 0xffc0) == 0xfe80
-                || ip.segments()[..2] == [0xfd00, 0x0ec2]
-        }
-        Err(_) => false,
-    }
 }
 
 /// The ureq proxy for a proxy URL, refused unless it is an `http://` or `https://` one
@@ -67,7 +46,7 @@ impl Sender {
         let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
             return Err(format!("not an absolute URL: {uri}"));
         };
-        if always_direct(authority.host()) {
+        if is_local_host(authority.host()) {
             return Ok(None);
         }
         let Ok(target) = resolve_endpoint(
@@ -112,8 +91,8 @@ impl Sender {
         }
         let proxy = self.proxy_for(request.uri())?;
         let uri = request.uri().clone();
-        let connect = if uri.host().is_some_and(always_direct) {
-            self.connect.min(LOCAL_CONNECT)
+        let connect = if uri.host().is_some_and(is_local_host) {
+            self.connect.min(LOCAL_CONNECT_TIMEOUT)
         } else {
             self.connect
         };
@@ -191,24 +170,5 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("only http:// and https://"), "{error}");
         assert!(!error.contains("s0cks-pw"), "{error}");
-    }
-
-    #[test]
-    fn metadata_and_loopback_hosts_are_always_direct() {
-        for host in [
-            "169.254.169.254",
-            "169.254.170.2",
-            "169.254.170.23",
-            "[fd00:ec2::254]",
-            "[fd00:ec2::23]",
-            "127.0.0.1",
-            "localhost",
-            "[::1]",
-        ] {
-            assert!(always_direct(host), "{host}");
-        }
-        for host in ["sts.amazonaws.com", "10.0.0.1", "[2001:db8::1]"] {
-            assert!(!always_direct(host), "{host}");
-        }
     }
 }

@@ -11,7 +11,6 @@ use invoke_blocking::{
 use invoke_config::{Env, MemFs, RetryMode};
 use invoke_emulator::Emulator;
 use invoke_proto::{Credentials, InvokeParams};
-use transport_suite::metadata::{IMDS_REGION, MetadataServer};
 use transport_suite::{Harness, KEY, SECRET};
 
 fn shared(vars: &[(&str, &str)], config: &str) -> SharedConfig {
@@ -115,32 +114,6 @@ fn settings_errors_are_typed() {
     .unwrap_err();
     assert!(matches!(e, Error::CaBundle { .. }), "{e:?}");
     assert!(e.to_string().contains(bundle), "{e}");
-}
-
-#[test]
-fn without_a_region_the_instance_metadata_has_it() {
-    let server = MetadataServer::start();
-    let mut shared = shared(&[], "");
-    // as `shared` but with instance metadata on loopback
-    let mut env = shared.env().clone();
-    env.set("AWS_EC2_METADATA_DISABLED", "false");
-    env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
-    shared = SharedConfig::load(env, &MemFs::new());
-    let client = Client::builder_from_config(&shared, &Overrides::new())
-        .unwrap()
-        .no_signing()
-        .build()
-        .unwrap();
-    assert_eq!(client.endpoint().region(), IMDS_REGION);
-    assert_eq!(
-        client.endpoint().host(),
-        format!("lambda.{IMDS_REGION}.amazonaws.com")
-    );
-    let asked: Vec<_> = server.requests().into_iter().map(|r| r.1).collect();
-    assert_eq!(
-        asked,
-        ["/latest/api/token", "/latest/meta-data/placement/region"]
-    );
 }
 
 #[test]

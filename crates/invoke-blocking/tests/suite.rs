@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::sync::Arc;
 
 use invoke_blocking::{Client, Error, Overrides};
-use invoke_proto::InvokeParams;
+use invoke_proto::{Endpoint, InvokeParams};
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
 
 struct Blocking;
@@ -69,6 +69,10 @@ impl Transport for Blocking {
             }
         }
         outcome
+    }
+
+    fn endpoint(&self, client: &Client) -> Endpoint {
+        client.endpoint().clone()
     }
 
     fn read(&self, client: &Client, params: &InvokeParams) -> ReadOutcome {

@@ -102,7 +102,7 @@ pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
 pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
-pub use proxy::{ProxyEnv, redact_url};
+pub use proxy::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host, redact_url};
 pub use response_info::ResponseInfo;
 pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 

@@ -1,5 +1,8 @@
 //! Which HTTP proxy to use, from the proxy environment variables
 
+use std::net::IpAddr;
+use std::time::Duration;
+
 use invoke_proto::{Endpoint, Scheme};
 
 use crate::env::Env;
@@ -147,6 +150,37 @@ fn bypass(no_proxy: &str, host: &str, port: u16) -> bool {
     })
 }
 
+/// The longest a credentials provider's transport should take to connect to a
+/// [local host](is_local_host): such a host answers at once or is not there (the AWS SDKs give
+/// instance metadata one second as well)
+pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Whether `host` (a URI host, IPv6 in brackets or not) is instance metadata, a container
+/// credentials endpoint (link-local) or loopback: reached directly whatever the proxy
+/// variables say, and within [`LOCAL_CONNECT_TIMEOUT`]
+///
+/// ```
+/// assert!(invoke_config::is_local_host("169.254.169.254"));
+/// assert!(invoke_config::is_local_host("[fd00:ec2::254]"));
+/// assert!(!invoke_config::is_local_host("sts.amazonaws.com"));
+/// ```
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => ip.is_loopback() || ip.is_link_local(),
+        // fd00:ec2::254 is IMDS over IPv6; fe80::/10 is link-local
+        Ok(IpAddr::V6(ip)) => {
+            ip.is_loopback()
+                || (ip.segments()[0] & 0xffc0) == 0xfe80
+                || ip.segments()[..2] == [0xfd00, 0x0ec2]
+        }
+        Err(_) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use invoke_proto::{EndpointConfig, resolve_endpoint};
@@ -203,5 +237,31 @@ mod tests {
         assert!(!direct(",,", "http://example.com"));
         let upper = ProxyEnv::from_vars([("HTTP_PROXY", "http://p:1"), ("NO_PROXY", "h")]);
         assert_eq!(upper.proxy_for(&ep("http://h:1")), None);
+    }
+
+    #[test]
+    fn metadata_container_and_loopback_hosts_are_local() {
+        for host in [
+            "169.254.169.254",
+            "169.254.170.2",
+            "169.254.170.23",
+            "[fd00:ec2::254]",
+            "[fd00:ec2::23]",
+            "[fe80::1]",
+            "127.0.0.1",
+            "localhost",
+            "[::1]",
+            "::1",
+        ] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in [
+            "sts.amazonaws.com",
+            "10.0.0.1",
+            "[2001:db8::1]",
+            "localhost.example",
+        ] {
+            assert!(!is_local_host(host), "{host}");
+        }
     }
 }

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 
 use futures_core::Stream as _;
 use invoke_proto::{Event, InvokeParams, LogType};
-use invoke_tokio::{Client, Error, Overrides, SharedConfig};
+use invoke_tokio::{Client, Error};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -42,7 +42,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
         .next()
         .ok_or("usage: stream_to_stdout FUNCTION [PAYLOAD]")?;
     let payload = args.next().unwrap_or_else(|| "{}".to_owned());
-    let client = Client::from_config(&SharedConfig::from_process(), &Overrides::new())?;
+    let client = Client::from_env().await?;
 
     let params = InvokeParams::new(function, payload).log_type(LogType::Tail);
     let response = client.invoke(&params).await?;

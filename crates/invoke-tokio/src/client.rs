@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use invoke_config::{
-    FileReader, Overrides, ProvideCredentials, ProxyEnv, SharedConfig, StdFs, Timeouts, redact_url,
+    FileReader, ImdsRegion, Overrides, ProvideCredentials, ProxyEnv, RegionStep, SharedConfig,
+    StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
@@ -91,8 +92,18 @@ impl Client {
     /// # Errors
     ///
     /// See [`Client::builder_from_config`] and [`ClientBuilder::build`].
-    pub fn from_config(shared: &SharedConfig, overrides: &Overrides) -> Result<Self, Error> {
-        Self::builder_from_config(shared, overrides)?.build()
+    pub async fn from_config(shared: &SharedConfig, overrides: &Overrides) -> Result<Self, Error> {
+        Self::builder_from_config(shared, overrides).await?.build()
+    }
+
+    /// A client set up by this process's environment and shared files, as the AWS SDKs'
+    /// default configuration is ([`SharedConfig::from_process`])
+    ///
+    /// # Errors
+    ///
+    /// See [`from_config`](Self::from_config).
+    pub async fn from_env() -> Result<Self, Error> {
+        Self::from_config(&SharedConfig::from_process(), &Overrides::new()).await
     }
 
     /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
@@ -101,27 +112,40 @@ impl Client {
     /// default chain (environment, profile, web identity, container, IMDS) fetched over this
     /// crate's connections and cached until five minutes before they expire
     ///
+    /// With neither a region nor an endpoint URL configured, the region is the EC2
+    /// instance's, from its metadata (IMDSv2, unless `AWS_EC2_METADATA_DISABLED` is true), as
+    /// the AWS SDK for Rust has it: that lookup is why this is `async` (off EC2 it gives up
+    /// after [`LOCAL_CONNECT_TIMEOUT`](invoke_config::LOCAL_CONNECT_TIMEOUT) per attempt).
     /// The chain reads files (web identity tokens, the SSO cache) with [`StdFs`] unless
-    /// [`ClientBuilder::file_reader`] says otherwise. Unlike `invoke-blocking`, the region is
-    /// not looked up in EC2 instance metadata when nothing configures it.
+    /// [`ClientBuilder::file_reader`] says otherwise.
     ///
     /// # Errors
     ///
     /// [`Error::Settings`] when a setting is invalid, [`Error::Endpoint`] when no endpoint
-    /// can be resolved.
-    pub fn builder_from_config(
+    /// can be resolved (no region configured nor found), [`Error::CaBundle`] for a CA bundle
+    /// that the metadata lookup cannot use.
+    pub async fn builder_from_config(
         shared: &SharedConfig,
         overrides: &Overrides,
     ) -> Result<ClientBuilder, Error> {
         let config = shared.resolve(overrides)?;
-        let endpoint = resolve_endpoint(&config.endpoint_config())?;
+        let bundles: Vec<PathBuf> = config.ca_bundle.iter().map(|b| b.value.clone()).collect();
+        let mut endpoint_config = config.endpoint_config();
+        if endpoint_config.region.is_none() && endpoint_config.custom.is_none() {
+            endpoint_config.region = imds_region(shared, &bundles).await?;
+        }
+        let endpoint = resolve_endpoint(&endpoint_config)?;
+        if endpoint.region_defaulted() {
+            tracing::warn!(
+                region = endpoint.region(),
+                "no region configured: signing for the stand-in region"
+            );
+        }
         let mut builder = Self::builder(endpoint)
             .retry(RetryConfig::default().with_max_attempts(config.max_attempts.value))
             .proxy_env(ProxyEnv::from_env(shared.env()))
             .default_credentials(shared.clone());
-        if let Some(bundle) = config.ca_bundle {
-            builder = builder.ca_bundle(bundle.value);
-        }
+        builder.ca_bundles = bundles;
         Ok(builder)
     }
 
@@ -176,6 +200,38 @@ impl Client {
     /// them: do not log it)
     pub fn proxy(&self) -> Option<&str> {
         self.inner.proxy.as_deref()
+    }
+}
+
+/// The region of the EC2 instance this runs on, from instance metadata (IMDSv2); `None`
+/// when it cannot be had (logged at debug)
+async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<String>, Error> {
+    let mut lookup = ImdsRegion::new(shared);
+    let mut connector = None;
+    loop {
+        match lookup.next_step() {
+            RegionStep::Send(request) => {
+                let connector = match connector {
+                    Some(ref c) => c,
+                    None => connector.insert(Connector::for_providers(
+                        tls_config(bundles)?,
+                        CREDENTIALS_TIMEOUT,
+                    )),
+                };
+                match crate::credentials::send(connector, request, CREDENTIALS_TIMEOUT).await {
+                    Ok((status, headers, body)) => lookup.handle_response(status, headers, body),
+                    Err(e) => lookup.handle_transport_error(&e),
+                }
+            }
+            RegionStep::Done(Ok(region)) => {
+                tracing::debug!(region, "region from instance metadata");
+                return Ok(Some(region));
+            }
+            RegionStep::Done(Err(why)) => {
+                tracing::debug!(why, "no region from instance metadata");
+                return Ok(None);
+            }
+        }
     }
 }
 
@@ -346,7 +402,7 @@ impl ClientBuilder {
             CredentialsChoice::Chain(shared) => Source::Cached(Arc::new(AsyncCache::from_chain(
                 *shared,
                 self.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
-                Connector::new(Arc::clone(&tls), None, t.connect),
+                Connector::for_providers(Arc::clone(&tls), t.connect),
                 self.credentials_timeout,
             ))),
         };

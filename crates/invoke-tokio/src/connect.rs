@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::{HeaderValue, Uri};
 use hyper_util::rt::TokioIo;
-use invoke_config::redact_url;
+use invoke_config::{LOCAL_CONNECT_TIMEOUT, is_local_host, redact_url};
 use invoke_proto::TransportFailure;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject as _;
@@ -156,6 +156,8 @@ pub(crate) struct Connector {
     tls: TlsConnector,
     proxy: Option<Proxy>,
     timeout: Duration,
+    /// Connects to [local hosts](is_local_host) within [`LOCAL_CONNECT_TIMEOUT`] at most
+    local_cap: bool,
 }
 
 impl Connector {
@@ -168,12 +170,32 @@ impl Connector {
             tls: TlsConnector::from(tls),
             proxy,
             timeout,
+            local_cap: false,
+        }
+    }
+
+    /// The connector of the credential providers' requests: direct, and to instance
+    /// metadata, container endpoints and loopback within [`LOCAL_CONNECT_TIMEOUT`] at most
+    /// (off EC2, the metadata address does not answer: that must not take `timeout`)
+    pub(crate) fn for_providers(tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
+        Self {
+            local_cap: true,
+            ..Self::new(tls, None, timeout)
+        }
+    }
+
+    /// The connect timeout for `dst`
+    fn timeout_for(&self, dst: &Uri) -> Duration {
+        if self.local_cap && dst.host().is_some_and(is_local_host) {
+            self.timeout.min(LOCAL_CONNECT_TIMEOUT)
+        } else {
+            self.timeout
         }
     }
 
     /// A connection to the scheme and authority of `dst`, within the connect timeout
     pub(crate) async fn connect(&self, dst: &Uri) -> Result<Conn, ConnectError> {
-        let timeout = self.timeout;
+        let timeout = self.timeout_for(dst);
         let deadline = Instant::now() + timeout;
         tokio::time::timeout_at(deadline, self.connect_by(dst, deadline))
             .await
@@ -614,5 +636,34 @@ mod tests {
         assert_eq!(e.kind, TransportFailure::ConnectTimeout, "{e}");
         drop(held);
         holder.await.unwrap();
+    }
+
+    #[test]
+    fn providers_connect_to_local_hosts_within_a_second() {
+        let tls = tls_config(&[]).unwrap();
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let providers = Connector::for_providers(Arc::clone(&tls), Duration::from_secs(5));
+        for local in [
+            "http://169.254.169.254/latest/api/token",
+            "http://[fd00:ec2::254]/latest/api/token",
+            "http://169.254.170.2/v2/credentials/x",
+            "http://127.0.0.1:8080/creds",
+        ] {
+            assert_eq!(
+                providers.timeout_for(&uri(local)),
+                LOCAL_CONNECT_TIMEOUT,
+                "{local}"
+            );
+        }
+        assert_eq!(
+            providers.timeout_for(&uri("https://sts.us-east-1.amazonaws.com/")),
+            Duration::from_secs(5)
+        );
+        // the invocations' own connections keep the timeout they were given
+        let invocations = Connector::new(tls, None, Duration::from_secs(10));
+        assert_eq!(
+            invocations.timeout_for(&uri("http://127.0.0.1:9001/")),
+            Duration::from_secs(10)
+        );
     }
 }

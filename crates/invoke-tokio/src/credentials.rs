@@ -130,18 +130,10 @@ async fn drive(
 ) -> Result<ProvidedCredentials, CredentialsError> {
     loop {
         match chain.next_step(SystemTime::now()) {
-            Step::Send(request) => {
-                if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
-                    && n > 1
-                {
-                    // 100 ms, 200 ms, 400 ms ... up to 1.6 s between a provider's tries
-                    tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
-                }
-                match send(&connector, request, timeout).await {
-                    Ok((status, headers, body)) => chain.handle_response(status, headers, body),
-                    Err(e) => chain.handle_transport_error(&e),
-                }
-            }
+            Step::Send(request) => match send(&connector, request, timeout).await {
+                Ok((status, headers, body)) => chain.handle_response(status, headers, body),
+                Err(e) => chain.handle_transport_error(&e),
+            },
             Step::Run(command) => {
                 let output =
                     tokio::task::spawn_blocking(move || invoke_config::run_process(&command))
@@ -155,12 +147,18 @@ async fn drive(
 }
 
 /// Sends one provider request and reads at most [`MAX_RESPONSE_BODY`] (+1) bytes of its
-/// answer, within `timeout`; traced (method, host, path, status), never its body
-async fn send(
+/// answer, within `timeout`; traced (method, host, path, status), never its body. A retry
+/// (an [`Attempt`] after the first) waits first: 100 ms, 200 ms, 400 ms ... up to 1.6 s.
+pub(crate) async fn send(
     connector: &Connector,
     request: http::Request<Bytes>,
     timeout: Duration,
 ) -> Result<(StatusCode, HeaderMap, Bytes), BoxError> {
+    if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
+        && n > 1
+    {
+        tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
+    }
     let span = tracing::debug_span!(
         "credentials_request",
         method = %request.method(),

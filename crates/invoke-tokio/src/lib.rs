@@ -61,8 +61,10 @@
 //! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]):
 //! `http` endpoints through the proxy in absolute form, `https` ones through a `CONNECT`
 //! tunnel. [`Timeouts`] default to Lambda's 15 minutes except for connecting.
-//! [`Client::from_config`] resolves everything as the AWS SDKs do, credentials from the
-//! default chain driven over this crate's connections.
+//! [`Client::from_env`] and [`Client::from_config`] resolve everything as the AWS SDKs do
+//! (`async`, as `aws_config::load_from_env` is: without a configured region they ask the EC2
+//! instance metadata for it), credentials from the default chain driven over this crate's
+//! connections.
 //!
 //! Backpressure and cancellation: the body is read only while the caller polls; dropping
 //! the [`Response`] (or the `invoke` future) before the end closes its connection rather

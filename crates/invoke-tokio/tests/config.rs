@@ -1,6 +1,7 @@
-//! `Client::builder_from_config`: endpoint and region from the environment, credentials
-//! from the default chain (here the container provider, played by a loopback server)
-//! fetched over hyper once for many concurrent invocations
+//! `Client::builder_from_config`: endpoint and region from the environment (or, with no
+//! region configured, from instance metadata played by a loopback server), credentials from
+//! the default chain (here the container provider, played by a loopback server) fetched
+//! over hyper once for many concurrent invocations
 
 mod support;
 
@@ -13,6 +14,7 @@ use invoke_config::{Env, MemFs, Overrides, SharedConfig};
 use invoke_proto::InvokeParams;
 use invoke_tokio::{Client, ProxyEnv};
 use tokio::io::AsyncReadExt as _;
+use transport_suite::metadata::MetadataServer;
 use transport_suite::{Harness, KEY, SECRET};
 
 /// A container credentials endpoint on loopback that counts its requests
@@ -46,11 +48,20 @@ fn container_endpoint() -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}/credentials"), requests)
 }
 
+/// A runtime for the configuration lookups, apart from the one the client then runs on
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// A client configured from `env` alone (no shared files)
 fn client_from(env: Env) -> Client {
     let fs = Arc::new(MemFs::new());
     let shared = SharedConfig::load(env, &*fs);
-    Client::builder_from_config(&shared, &Overrides::new())
+    current_thread()
+        .block_on(Client::builder_from_config(&shared, &Overrides::new()))
         .expect("config")
         .file_reader(fs)
         .proxy_env(ProxyEnv::none())
@@ -149,13 +160,14 @@ fn unsigned_requests_reach_an_endpoint_without_auth_only() {
             ("AWS_REGION", "us-east-1"),
             ("AWS_ENDPOINT_URL", url.as_str()),
         ]);
-        let client =
-            Client::builder_from_config(&SharedConfig::load(env, &MemFs::new()), &Overrides::new())
-                .expect("config")
-                .no_signing()
-                .proxy_env(ProxyEnv::none())
-                .build()
-                .expect("client");
+        let shared = SharedConfig::load(env, &MemFs::new());
+        let client = runtime
+            .block_on(Client::builder_from_config(&shared, &Overrides::new()))
+            .expect("config")
+            .no_signing()
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .expect("client");
         let result = runtime.block_on(async {
             let mut payload = String::new();
             client
@@ -176,4 +188,26 @@ fn unsigned_requests_reach_an_endpoint_without_auth_only() {
         }
     }
     runtime.block_on(open.shutdown());
+}
+
+#[test]
+fn with_metadata_disabled_and_no_region_there_is_no_endpoint() {
+    let server = MetadataServer::start();
+    let env = Env::from_pairs([
+        ("HOME", "/nonexistent-home"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url().as_str()),
+    ]);
+    let shared = SharedConfig::load(env, &MemFs::new());
+    let error = current_thread()
+        .block_on(Client::builder_from_config(&shared, &Overrides::new()))
+        .expect_err("no region");
+    assert!(
+        matches!(error, invoke_tokio::Error::Endpoint(_)),
+        "{error:?}"
+    );
+    assert!(
+        server.requests().is_empty(),
+        "metadata asked while disabled"
+    );
 }

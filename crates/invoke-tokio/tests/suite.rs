@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use futures_core::Stream as _;
-use invoke_proto::InvokeParams;
+use invoke_proto::{Endpoint, InvokeParams};
 use invoke_tokio::{Client, Error, Overrides};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
@@ -33,7 +33,9 @@ impl Transport for Tokio {
 
     fn client(&self, c: &ClientConfig) -> Client {
         let mut builder = match &c.from_config {
-            Some(from) => Client::builder_from_config(&from.shared, &Overrides::new())
+            Some(from) => self
+                .runtime
+                .block_on(Client::builder_from_config(&from.shared, &Overrides::new()))
                 .expect("configuration")
                 .file_reader(Arc::clone(&from.fs)),
             None => Client::builder(c.endpoint.clone()).credentials(c.credentials.clone()),
@@ -88,6 +90,10 @@ impl Transport for Tokio {
             }
             outcome
         })
+    }
+
+    fn endpoint(&self, client: &Client) -> Endpoint {
+        client.endpoint().clone()
     }
 
     fn read(&self, client: &Client, params: &InvokeParams) -> ReadOutcome {

@@ -747,6 +747,40 @@ pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {
     );
 }
 
+/// With neither a region nor an endpoint URL configured, the region is the EC2 instance's,
+/// from its metadata (IMDSv2: a session token, then the region), and so is the endpoint
+pub fn region_from_instance_metadata<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let fs = MemFs::new();
+    let env = Env::from_pairs([
+        ("HOME", "/home/suite".to_owned()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()),
+    ]);
+    let mut cfg = config(endpoint("http://127.0.0.1:9"));
+    cfg.from_config = Some(FromConfig {
+        shared: SharedConfig::load(env, &fs),
+        fs: Arc::new(fs),
+    });
+    let client = t.client(&cfg);
+    let at = t.endpoint(&client);
+    assert_eq!(at.region(), metadata::IMDS_REGION);
+    assert_eq!(
+        at.host(),
+        format!("lambda.{}.amazonaws.com", metadata::IMDS_REGION)
+    );
+    let asked: Vec<(String, String)> = server.requests();
+    assert_eq!(
+        asked,
+        [
+            ("PUT".to_owned(), "/latest/api/token".to_owned()),
+            (
+                "GET".to_owned(),
+                "/latest/meta-data/placement/region".to_owned()
+            ),
+        ]
+    );
+}
+
 /// A profile with `role_arn` + `source_profile`: STS `AssumeRole` signed with the source
 /// profile's keys, at the STS endpoint of a `[services]` section
 pub fn credentials_from_sts_assume_role<T: Transport>(t: &T) {

@@ -16,7 +16,8 @@
 //! `invoke-config`'s default chain over the transport from a loopback server playing the
 //! container endpoint, IMDSv2, STS and the SSO portal ([`metadata`]), with the client built from an
 //! in-memory environment and files ([`ClientConfig::from_config`]) and an emulator that
-//! accepts only the key that server handed out.
+//! accepts only the key that server handed out; and, with no region configured, the region
+//! asked of that IMDSv2 ([`Transport::endpoint`]).
 //!
 //! ```ignore
 //! struct Blocking;
@@ -250,6 +251,9 @@ pub trait Transport: Sync {
     /// Invokes and reads the payload through the transport's reader until the end or the
     /// first error
     fn read(&self, client: &Self::Client, params: &InvokeParams) -> ReadOutcome;
+
+    /// The endpoint `client` sends to, with the region it signs for
+    fn endpoint(&self, client: &Self::Client) -> Endpoint;
 }
 
 /// Generates one `#[test]` per case of [`cases`] for a transport value
@@ -291,6 +295,7 @@ macro_rules! transport_suite {
             https_without_the_ca_bundle_is_a_certificate_error,
             credentials_from_the_container_endpoint,
             credentials_from_instance_metadata,
+            region_from_instance_metadata,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_the_sso_portal,
