@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use http::HeaderValue;
 use invoke_config::{
-    FileReader, ImdsRegion, Overrides, ProvideCredentials, ProxyEnv, RegionStep, SharedConfig,
-    StdFs, Timeouts, redact_url,
+    FileReader, ImdsRegion, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv,
+    RegionStep, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
@@ -186,6 +186,29 @@ impl Client {
             .await
     }
 
+    /// The credentials this client signs with now (from its cache, or loaded), `None` when
+    /// it does not sign
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Credentials`] when the source has none.
+    pub async fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
+        match &self.inner.credentials {
+            Source::Unsigned => Ok(None),
+            Source::Static(c) => Ok(Some(ProvidedCredentials::new(
+                Credentials::clone(c),
+                None,
+                None,
+                STATIC,
+            ))),
+            Source::Cached(cache) => cache
+                .provided()
+                .await
+                .map(Some)
+                .map_err(|e| Error::Credentials(Box::new(e))),
+        }
+    }
+
     /// The endpoint this client invokes
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
@@ -234,6 +257,9 @@ async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Optio
         }
     }
 }
+
+/// The provider name of credentials given to [`ClientBuilder::credentials`]
+const STATIC: &str = "static";
 
 /// How a builder gets its credentials
 enum CredentialsChoice {
@@ -489,5 +515,35 @@ mod tests {
             missing.to_string().contains("/nonexistent/ca.pem"),
             "{missing}"
         );
+    }
+
+    #[tokio::test]
+    async fn credentials_shows_what_the_client_signs_with() {
+        let client = Client::builder(endpoint())
+            .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        let shown = client.credentials().await.unwrap().unwrap();
+        assert_eq!(shown.provider, "static");
+        assert_eq!(shown.credentials.access_key_id(), "AKID");
+        assert_eq!(shown.credentials.session_token(), Some("t0ken"));
+        let unsigned = Client::builder(endpoint())
+            .no_signing()
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        assert!(unsigned.credentials().await.unwrap().is_none());
+        let failing = Client::builder(endpoint())
+            .credentials_provider(|| {
+                Err(invoke_config::CredentialsError::Usage(
+                    "nothing here".to_owned(),
+                ))
+            })
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        let error = failing.credentials().await.unwrap_err();
+        assert!(matches!(error, Error::Credentials(_)), "{error:?}");
     }
 }

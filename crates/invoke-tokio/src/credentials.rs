@@ -50,8 +50,27 @@ impl Source {
 /// ask at once, one loads and the others wait for it, without blocking a thread
 pub(crate) struct AsyncCache {
     load: Loader,
-    current: Mutex<Option<(Arc<Credentials>, Option<SystemTime>)>>,
+    current: Mutex<Option<Arc<Loaded>>>,
     gate: tokio::sync::Mutex<()>,
+}
+
+/// Credentials in the cache, with what their provider said of them
+struct Loaded {
+    credentials: Arc<Credentials>,
+    expiry: Option<SystemTime>,
+    account_id: Option<String>,
+    provider: &'static str,
+}
+
+impl Loaded {
+    fn provided(&self) -> ProvidedCredentials {
+        ProvidedCredentials::new(
+            Credentials::clone(&self.credentials),
+            self.expiry,
+            self.account_id.clone(),
+            self.provider,
+        )
+    }
 }
 
 impl fmt::Debug for AsyncCache {
@@ -94,17 +113,19 @@ impl AsyncCache {
         }))
     }
 
-    fn fresh(&self) -> Option<Arc<Credentials>> {
+    fn fresh(&self) -> Option<Arc<Loaded>> {
         let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*current {
-            Some((c, expiry)) if expiry.is_none_or(|e| SystemTime::now() + REFRESH_BUFFER < e) => {
-                Some(Arc::clone(c))
-            }
-            _ => None,
-        }
+        current
+            .as_ref()
+            .filter(|c| {
+                c.expiry
+                    .is_none_or(|e| SystemTime::now() + REFRESH_BUFFER < e)
+            })
+            .map(Arc::clone)
     }
 
-    async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
+    /// The cached credentials, loaded first unless they are fresh
+    async fn loaded(&self) -> Result<Arc<Loaded>, CredentialsError> {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
@@ -113,12 +134,25 @@ impl AsyncCache {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
-        let loaded = (self.load)().await?;
-        tracing::debug!(provider = loaded.provider, "credentials loaded");
-        let credentials = Arc::new(loaded.credentials);
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((Arc::clone(&credentials), loaded.expiry));
-        Ok(credentials)
+        let provided = (self.load)().await?;
+        tracing::debug!(provider = provided.provider, "credentials loaded");
+        let loaded = Arc::new(Loaded {
+            credentials: Arc::new(provided.credentials),
+            expiry: provided.expiry,
+            account_id: provided.account_id,
+            provider: provided.provider,
+        });
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
+        Ok(Arc::clone(&self.loaded().await?.credentials))
+    }
+
+    /// The credentials as their provider gave them (expiry, account, provider name)
+    pub(crate) async fn provided(&self) -> Result<ProvidedCredentials, CredentialsError> {
+        Ok(self.loaded().await?.provided())
     }
 }
 
@@ -231,5 +265,24 @@ mod tests {
         let cache = counting(Arc::new(AtomicU32::new(0)), Some(later));
         assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
         assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+    }
+
+    #[tokio::test]
+    async fn the_provider_name_expiry_and_account_come_from_the_cache() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let later = SystemTime::now() + REFRESH_BUFFER + Duration::from_secs(60);
+        let cache = counting(Arc::clone(&loads), Some(later));
+        let first = cache.provided().await.unwrap();
+        assert_eq!(
+            (
+                first.provider,
+                first.expiry,
+                first.credentials.access_key_id()
+            ),
+            ("test", Some(later), "AKID0")
+        );
+        let again = cache.provided().await.unwrap();
+        assert_eq!(again.credentials.access_key_id(), "AKID0");
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "served from the cache");
     }
 }

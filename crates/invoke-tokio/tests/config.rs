@@ -105,11 +105,17 @@ fn credentials_from_the_default_chain_load_once() {
         for t in tasks {
             t.await.expect("task");
         }
+        // what the client signs with, from its cache
+        let shown = client.credentials().await.expect("credentials");
+        let shown = shown.expect("a signing client");
+        assert_eq!(shown.provider, "container");
+        assert_eq!(shown.credentials.access_key_id(), KEY);
+        assert_eq!(shown.credentials.session_token(), Some("session-token"));
     });
     assert_eq!(
         requests.load(Ordering::SeqCst),
         1,
-        "one load for 50 invocations"
+        "one load for 50 invocations and the look at them"
     );
 }
 
