@@ -288,9 +288,18 @@ pub struct ClientBuilder {
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let credentials = match &self.credentials {
+            None => "unset",
+            Some(CredentialsChoice::Static(_)) => STATIC,
+            Some(CredentialsChoice::Provider(_)) => "provider",
+            Some(CredentialsChoice::Chain(_)) => "default chain",
+            Some(CredentialsChoice::Unsigned) => "unsigned",
+        };
         f.debug_struct("ClientBuilder")
             .field("endpoint", &self.endpoint.authority())
             .field("scope", &self.scope)
+            .field("credentials", &credentials)
+            .field("ca_bundles", &self.ca_bundles)
             .finish_non_exhaustive()
     }
 }
@@ -468,8 +477,18 @@ mod tests {
 
     #[test]
     fn debug_shows_no_secret() {
-        let client = Client::builder(endpoint())
-            .credentials(Credentials::new("AKID", "s3cret-key", Some("t0ken".into())))
+        let builder = Client::builder(endpoint()).credentials(Credentials::new(
+            "AKID",
+            "s3cret-key",
+            Some("t0ken".into()),
+        ));
+        let shown = format!("{builder:?}");
+        assert!(shown.contains("credentials: \"static\""), "{shown}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+        let client = builder
             .proxy_env(ProxyEnv::from_vars([(
                 "http_proxy",
                 "http://user:pr0xy-pass@proxy:1",
