@@ -262,6 +262,7 @@ fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<Stri
                         .tls_config(crate::tls::config(bundles)?)
                         .http_status_as_error(false)
                         .max_redirects(0)
+                        .user_agent(USER_AGENT)
                         .build()
                         .new_agent();
                     sender = Some(Sender {
@@ -308,6 +309,9 @@ impl Inner {
         }
     }
 }
+
+/// What every request says of its sender
+const USER_AGENT: &str = concat!("invoke-blocking/", env!("CARGO_PKG_VERSION"));
 
 /// The provider name of credentials given to [`ClientBuilder::credentials`]
 const STATIC: &str = "static";
@@ -517,7 +521,7 @@ impl ClientBuilder {
             .proxy(ureq_proxy)
             .max_redirects(0)
             .max_redirects_will_error(false)
-            .user_agent(concat!("invoke-blocking/", env!("CARGO_PKG_VERSION")))
+            .user_agent(USER_AGENT)
             .timeout_connect(Some(t.connect))
             .timeout_recv_response(Some(t.head))
             .timeout_per_read(Some(per_io_timeout(&t)))

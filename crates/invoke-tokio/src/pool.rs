@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::HOST;
+use http::header::{HOST, USER_AGENT};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -140,9 +140,16 @@ async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError>
     Ok(sender)
 }
 
-/// The request with a `Host` header and its URI in origin form (or absolute form for a
-/// proxy)
+/// What every request says of its sender (not signed: signers skip `User-Agent`)
+const USER_AGENT_VALUE: HeaderValue =
+    HeaderValue::from_static(concat!("invoke-tokio/", env!("CARGO_PKG_VERSION")));
+
+/// The request with a `Host` header, `User-Agent` (unless it has one) and its URI in
+/// origin form (or absolute form for a proxy)
 fn prepare(mut request: Request<Full<Bytes>>, absolute_form: bool) -> Request<Full<Bytes>> {
+    if let http::header::Entry::Vacant(slot) = request.headers_mut().entry(USER_AGENT) {
+        slot.insert(USER_AGENT_VALUE);
+    }
     if !request.headers().contains_key(HOST)
         && let Some(value) = request
             .uri()

@@ -747,6 +747,44 @@ pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {
     );
 }
 
+/// Every request names the client in `User-Agent` (`invoke-<transport>/<version>`), as the
+/// AWS SDKs name themselves: the credential providers' exchanges and the invocation
+pub fn requests_name_the_client<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    // instance metadata for the credentials, and the same server as the Lambda endpoint,
+    // which does not know the invocation's path (its 404 will do)
+    let fs = MemFs::new();
+    let env = Env::from_pairs([
+        ("HOME", "/home/suite".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ENDPOINT_URL_LAMBDA", server.url()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()),
+    ]);
+    let mut cfg = config(endpoint(&server.url()));
+    cfg.retry = cfg.retry.with_max_attempts(1);
+    cfg.from_config = Some(FromConfig {
+        shared: SharedConfig::load(env, &fs),
+        fs: Arc::new(fs),
+    });
+    let o = t.invoke(&t.client(&cfg), &InvokeParams::new("echo", "{}"));
+    assert!(o.head.is_none(), "the metadata server is no Lambda");
+    let received = server.received();
+    let paths: Vec<&str> = received.iter().map(|r| r.path.as_str()).collect();
+    assert!(
+        paths.len() == 4 && paths[3].contains("/functions/echo/"),
+        "three exchanges for the credentials, then the invocation: {paths:?}"
+    );
+    for r in &received {
+        let agent = r.headers.get("user-agent").map_or("", String::as_str);
+        assert!(
+            agent.starts_with("invoke-"),
+            "{} {}: {agent:?}",
+            r.method,
+            r.path
+        );
+    }
+}
+
 /// With neither a region nor an endpoint URL configured, the region is the EC2 instance's,
 /// from its metadata (IMDSv2: a session token, then the region), and so is the endpoint
 pub fn region_from_instance_metadata<T: Transport>(t: &T) {

@@ -296,6 +296,7 @@ macro_rules! transport_suite {
             credentials_from_the_container_endpoint,
             credentials_from_instance_metadata,
             region_from_instance_metadata,
+            requests_name_the_client,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_the_sso_portal,
