@@ -43,8 +43,10 @@ impl Transport for Tokio {
         if let Some(bundle) = &c.ca_bundle {
             builder = builder.ca_bundle(bundle);
         }
+        if !c.from_config.as_ref().is_some_and(|f| f.config_retry) {
+            builder = builder.retry(c.retry);
+        }
         builder
-            .retry(c.retry)
             .timeouts(c.timeouts())
             .proxy_env(c.proxy())
             .build()

@@ -6,10 +6,9 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{Env, MemFs, SharedConfig};
+use invoke_config::{Env, MemFs};
 use invoke_proto::{
     DecodeError, Event, InvocationType, InvokeParams, Limits, LogType, RetryConfig, Scheme,
     StreamError, TransportFailure,
@@ -669,12 +668,8 @@ fn configured(
     for (path, contents) in files {
         fs.insert(*path, *contents);
     }
-    let shared = SharedConfig::load(Env::from_pairs(pairs), &fs);
     let mut cfg = h.config();
-    cfg.from_config = Some(FromConfig {
-        shared,
-        fs: Arc::new(fs),
-    });
+    cfg.from_config = Some(FromConfig::new(Env::from_pairs(pairs), fs));
     cfg
 }
 
@@ -747,6 +742,42 @@ pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {
     );
 }
 
+/// A client configured from a profile: its region (which the emulator checks in the
+/// signature's scope), its `max_attempts` (a throttled function is tried that often), the
+/// endpoint URL of `AWS_ENDPOINT_URL_LAMBDA`, the keys of the environment
+pub fn endpoint_region_and_attempts_come_from_the_config<T: Transport>(t: &T) {
+    let h = Harness::start_in_region("eu-west-3");
+    let url = h.endpoint().to_string();
+    let env = Env::from_pairs([
+        ("HOME", "/home/suite"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL_LAMBDA", &url),
+        ("AWS_ACCESS_KEY_ID", crate::KEY),
+        ("AWS_SECRET_ACCESS_KEY", crate::SECRET),
+    ]);
+    let fs = MemFs::new().with(
+        "/home/suite/.aws/config",
+        "[default]\nregion = eu-west-3\nmax_attempts = 2\n",
+    );
+    let mut cfg = h.config();
+    cfg.from_config = Some(FromConfig::new(env, fs).with_config_retry());
+    let c = t.client(&cfg);
+    let at = t.endpoint(&c);
+    assert_eq!(at.region(), "eu-west-3");
+    assert_eq!(at.to_string(), url.trim_end_matches('/'));
+    let o = t.invoke(&c, &InvokeParams::new("echo", r#"{"a":1}"#));
+    assert_success(&o);
+    assert!(o.payload() == br#"{"a":1}"#, "signed for eu-west-3");
+    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle", "{}"));
+    match o.failure {
+        Some(Failure::Service { error, attempts }) => {
+            assert_eq!(error.status, Some(429));
+            assert_eq!(attempts, Some(2), "max_attempts = 2 from the profile");
+        }
+        other => panic!("not a throttling error: {other:?}"),
+    }
+}
+
 /// Every request names the client in `User-Agent` (`invoke-<transport>/<version>`), as the
 /// AWS SDKs name themselves: the credential providers' exchanges and the invocation
 pub fn requests_name_the_client<T: Transport>(t: &T) {
@@ -762,10 +793,7 @@ pub fn requests_name_the_client<T: Transport>(t: &T) {
     ]);
     let mut cfg = config(endpoint(&server.url()));
     cfg.retry = cfg.retry.with_max_attempts(1);
-    cfg.from_config = Some(FromConfig {
-        shared: SharedConfig::load(env, &fs),
-        fs: Arc::new(fs),
-    });
+    cfg.from_config = Some(FromConfig::new(env, fs));
     let o = t.invoke(&t.client(&cfg), &InvokeParams::new("echo", "{}"));
     assert!(o.head.is_none(), "the metadata server is no Lambda");
     let received = server.received();
@@ -795,10 +823,7 @@ pub fn region_from_instance_metadata<T: Transport>(t: &T) {
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()),
     ]);
     let mut cfg = config(endpoint("http://127.0.0.1:9"));
-    cfg.from_config = Some(FromConfig {
-        shared: SharedConfig::load(env, &fs),
-        fs: Arc::new(fs),
-    });
+    cfg.from_config = Some(FromConfig::new(env, fs));
     let client = t.client(&cfg);
     let at = t.endpoint(&client);
     assert_eq!(at.region(), metadata::IMDS_REGION);

@@ -37,7 +37,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{ClientError, FileReader, ProxyEnv, SharedConfig, Timeouts};
+use invoke_config::{ClientError, Env, FileReader, MemFs, ProxyEnv, SharedConfig, Timeouts};
 use invoke_proto::Endpoint;
 use invoke_proto::{
     Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig, ServiceError,
@@ -70,8 +70,8 @@ pub struct ClientConfig {
     /// When set, build the client from `invoke-config` as a program would from its
     /// environment: endpoint, signing region and credentials (the default chain, its HTTP
     /// exchanges over the transport) come from it, and the fields above still apply on top
-    /// (retry, timeouts, proxy variables, CA bundle); [`credentials`](Self::credentials) is
-    /// ignored
+    /// (retry, unless [`FromConfig::config_retry`]; timeouts, proxy variables, CA bundle);
+    /// [`credentials`](Self::credentials) is ignored
     pub from_config: Option<FromConfig>,
 }
 
@@ -82,12 +82,35 @@ pub struct FromConfig {
     pub shared: SharedConfig,
     /// The files the credential providers read (web identity token files)
     pub fs: Arc<dyn FileReader>,
+    /// The retry policy is the configuration's (`max_attempts`), not
+    /// [`ClientConfig::retry`]
+    pub config_retry: bool,
+}
+
+impl FromConfig {
+    /// `env` and the files of `fs` (the shared files among them); the retry policy stays
+    /// [`ClientConfig::retry`]
+    pub fn new(env: Env, fs: MemFs) -> Self {
+        Self {
+            shared: SharedConfig::load(env, &fs),
+            fs: Arc::new(fs),
+            config_retry: false,
+        }
+    }
+
+    /// The same with the configuration's retry policy
+    #[must_use]
+    pub fn with_config_retry(mut self) -> Self {
+        self.config_retry = true;
+        self
+    }
 }
 
 impl fmt::Debug for FromConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FromConfig")
             .field("shared", &self.shared)
+            .field("config_retry", &self.config_retry)
             .finish_non_exhaustive()
     }
 }
@@ -297,6 +320,7 @@ macro_rules! transport_suite {
             credentials_from_instance_metadata,
             region_from_instance_metadata,
             requests_name_the_client,
+            endpoint_region_and_attempts_come_from_the_config,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_the_sso_portal,
