@@ -465,8 +465,10 @@ impl InvokeDriver {
 }
 
 /// A copy of `request` whose header map has room for the headers signing adds
-/// (`X-Amz-Date`, `Authorization`, a session token): a clone's map is full, so the
-/// first insert would move it
+/// (`X-Amz-Date`, `Authorization`, a session token), one a transport adds (`User-Agent`),
+/// and the free slot hyper's `HeaderMap::entry` lookups need (an `entry` call grows a full
+/// map even when it inserts nothing): a clone's map is full, so the first insert would
+/// move it
 fn copy_for_signing(request: &Request<Bytes>) -> Request<Bytes> {
     let mut copy = Request::new(request.body().clone());
     *copy.method_mut() = request.method().clone();
@@ -474,7 +476,7 @@ fn copy_for_signing(request: &Request<Bytes>) -> Request<Bytes> {
     *copy.version_mut() = request.version();
     *copy.extensions_mut() = request.extensions().clone();
     let headers = copy.headers_mut();
-    headers.reserve(request.headers().len() + 3);
+    headers.reserve(request.headers().len() + 5);
     for (name, value) in request.headers() {
         headers.append(name.clone(), value.clone());
     }
@@ -544,6 +546,43 @@ mod tests {
         assert_eq!(d.poll(), DriverAction::Send { attempt });
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000 + at);
         d.sign(&creds(), now).unwrap()
+    }
+
+    /// A signed request keeps room for a transport's header and a lookup: hyper's
+    /// `HeaderMap::entry` grows a full map (reallocating and rehashing it) even when it
+    /// inserts nothing, a few microseconds on every call
+    #[test]
+    fn a_signed_request_has_room_for_the_transport() {
+        use crate::params::{InvocationType, LogType};
+        let ep =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let every = InvokeParams::new("f", "{}")
+            .qualifier("1")
+            .log_type(LogType::Tail)
+            .invocation_type(InvocationType::RequestResponse)
+            .client_context(r#"{"custom":{}}"#)
+            .tenant_id("t");
+        for params in [InvokeParams::new("f", "{}"), every] {
+            for token in [None, Some("t0ken".to_owned())] {
+                let req = build_request(&params, &ep).unwrap();
+                let quota = Arc::new(RetryQuota::default());
+                let mut d = InvokeDriver::new(
+                    req,
+                    SigningScope::lambda("us-east-1"),
+                    RetryConfig::default(),
+                    quota,
+                );
+                assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+                let credentials = Credentials::new("AKID", "secret", token);
+                let mut signed = d.sign(&credentials, SystemTime::UNIX_EPOCH).unwrap();
+                signed.headers_mut().insert(
+                    http::header::USER_AGENT,
+                    HeaderValue::from_static("transport/1"),
+                );
+                let h = signed.headers();
+                assert!(h.len() < h.capacity(), "{} of {}", h.len(), h.capacity());
+            }
+        }
     }
 
     /// The metadata of the 200 head, then taken out once; the stream still decodes
