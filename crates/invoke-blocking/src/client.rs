@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use invoke_config::{
-    ChainProvider, CredentialsCache, FileReader, ImdsRegion, Overrides, ProvideCredentials,
-    ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts,
-    redact_url,
+    CREDENTIALS_TIMEOUT, ChainProvider, ClientSettings, CredentialsCache, CredentialsChoice,
+    ImdsRegion, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv, RegionStep,
+    RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
@@ -20,22 +20,6 @@ use crate::call::{Call, Response};
 use crate::credentials::Sender;
 use crate::error::Error;
 use crate::resolver::{AddressCache, LiteralFirst};
-
-/// How a client signs its requests
-#[derive(Clone)]
-enum Signer {
-    /// Nothing chosen yet: [`ClientBuilder::build`] refuses
-    Unset,
-    /// These credentials for every attempt
-    Static(Credentials),
-    /// Ask this source for every attempt
-    Provider(Arc<dyn ProvideCredentials>),
-    /// `invoke-config`'s default chain over this configuration, driven over the client's
-    /// agent, behind a [`CredentialsCache`]
-    DefaultChain(Box<SharedConfig>),
-    /// Send requests without a signature
-    Unsigned,
-}
 
 /// A blocking `InvokeWithResponseStream` client
 ///
@@ -86,18 +70,7 @@ impl Client {
     /// [`no_signing`](ClientBuilder::no_signing).
     pub fn builder(endpoint: Endpoint) -> ClientBuilder {
         ClientBuilder {
-            scope: SigningScope::lambda(endpoint.region()),
-            endpoint,
-            signer: Signer::Unset,
-            file_reader: None,
-            retry: RetryConfig::default(),
-            quota: None,
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-            proxy_env: None,
-            ca_bundles: Vec::new(),
-            credentials_timeout: CREDENTIALS_TIMEOUT,
-            max_idle_connections: 32,
+            settings: ClientSettings::new(endpoint),
         }
     }
 
@@ -144,7 +117,7 @@ impl Client {
             .retry(retry)
             .proxy_env(ProxyEnv::from_env(shared.env()))
             .default_credentials(shared.clone());
-        builder.ca_bundles = bundles;
+        builder.settings.ca_bundles = bundles;
         Ok(builder)
     }
 
@@ -347,142 +320,32 @@ fn per_io_timeout(t: &Timeouts) -> Duration {
 /// See [`per_io_timeout`]
 const IO_TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
-/// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
-/// SSO), per attempt: 5 seconds (connecting: at most 1 second to link-local and loopback
-/// hosts)
-pub const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
-    endpoint: Endpoint,
-    scope: SigningScope,
-    signer: Signer,
-    file_reader: Option<Arc<dyn FileReader>>,
-    retry: RetryConfig,
-    quota: Option<Arc<RetryQuota>>,
-    timeouts: Timeouts,
-    limits: Limits,
-    proxy_env: Option<ProxyEnv>,
-    ca_bundles: Vec<PathBuf>,
-    credentials_timeout: Duration,
-    max_idle_connections: usize,
+    settings: ClientSettings,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let signer = match &self.signer {
-            Signer::Unset => "unset",
-            Signer::Static(_) => STATIC,
-            Signer::Provider(_) => "provider",
-            Signer::DefaultChain(_) => "default chain",
-            Signer::Unsigned => "unsigned",
-        };
-        f.debug_struct("ClientBuilder")
-            .field("endpoint", &self.endpoint.authority())
-            .field("scope", &self.scope)
-            .field("credentials", &signer)
-            .field("ca_bundles", &self.ca_bundles)
-            .finish_non_exhaustive()
+        self.settings.fmt(f)
     }
 }
 
 impl ClientBuilder {
-    /// Signs every attempt with these credentials
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.signer = Signer::Static(credentials);
-        self
-    }
-
-    /// Asks `provider` for the credentials of every attempt
-    ///
-    /// Any [`ProvideCredentials`] source, a closure
-    /// `Fn() -> Result<ProvidedCredentials, CredentialsError>` included. It is asked once
-    /// per attempt: put a [`CredentialsCache`] in front of a slow source.
-    pub fn credentials_provider(mut self, provider: impl ProvideCredentials + 'static) -> Self {
-        self.signer = Signer::Provider(Arc::new(provider));
-        self
-    }
-
-    /// Signs with the credentials of `invoke-config`'s default chain over `shared`
-    /// (environment, profile, web identity, container, IMDS), its HTTP exchanges sent
-    /// through this client's agent (each attempt within
-    /// [`credentials_timeout`](Self::credentials_timeout)), behind a [`CredentialsCache`]
-    /// that refreshes them 5 minutes before they expire
-    pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
-        self.signer = Signer::DefaultChain(Box::new(shared));
-        self
-    }
-
-    /// Sends requests without a signature (for endpoints that do not check one, such as
-    /// `lambda-stream serve --no-auth`)
-    pub fn no_signing(mut self) -> Self {
-        self.signer = Signer::Unsigned;
-        self
-    }
-
-    /// The files the default credentials chain reads (web identity tokens, the SSO token
-    /// cache; default: the real file system)
-    pub fn file_reader(mut self, fs: Arc<dyn FileReader>) -> Self {
-        self.file_reader = Some(fs);
-        self
-    }
-
-    /// The time for each HTTP exchange of a credentials provider, per attempt (default
-    /// [`CREDENTIALS_TIMEOUT`])
-    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
-        self.credentials_timeout = timeout;
-        self
-    }
-
-    /// Signs for this region instead of the endpoint's
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.scope = SigningScope::lambda(region);
-        self
-    }
-
-    /// The retry policy (default: the SDKs' standard mode, 3 attempts)
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Shares this retry quota (default: a fresh one of 500 tokens per client)
-    pub fn retry_quota(mut self, quota: Arc<RetryQuota>) -> Self {
-        self.quota = Some(quota);
-        self
-    }
-
-    /// The timeouts (default: [`Timeouts::default`])
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Event-stream decoding limits (default: 24 MiB messages)
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// The proxy environment to honour (default: [`ProxyEnv::from_process`] when
-    /// [`build`](Self::build) runs)
-    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
-        self.proxy_env = Some(env);
-        self
-    }
-
-    /// Also trusts the CA certificates of this PEM file (`AWS_CA_BUNDLE`, `ca_bundle`),
-    /// besides the system's trust store; may be called several times
-    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundles.push(path.into());
-        self
-    }
-
-    /// Idle connections kept in the pool (default 32)
-    pub fn max_idle_connections(mut self, n: usize) -> Self {
-        self.max_idle_connections = n;
-        self
+    invoke_config::client_builder_setters! {
+        /// Asks `provider` for the credentials of every attempt
+        ///
+        /// Any [`ProvideCredentials`] source, a closure
+        /// `Fn() -> Result<ProvidedCredentials, CredentialsError>` included. It is asked once
+        /// per attempt: put a [`CredentialsCache`] in front of a slow source.
+        credentials_provider;
+        /// Signs with the credentials of `invoke-config`'s default chain over `shared`
+        /// (environment, profile, web identity, container, IMDS), its HTTP exchanges sent
+        /// through this client's agent (each attempt within
+        /// [`credentials_timeout`](Self::credentials_timeout)), behind a
+        /// [`CredentialsCache`] that refreshes them 5 minutes before they expire
+        default_credentials;
     }
 
     /// The client
@@ -501,22 +364,22 @@ impl ClientBuilder {
         self,
         resolver: impl ureq::unversioned::resolver::Resolver,
     ) -> Result<Client, Error> {
-        if matches!(self.signer, Signer::Unset) {
-            return Err(Error::Config(
-                "no credentials given (nor unsigned requests asked for)".to_owned(),
-            ));
-        }
-        let env = self.proxy_env.unwrap_or_else(ProxyEnv::from_process);
-        let proxy = env.proxy_for(&self.endpoint).map(str::to_owned);
+        let address = self.settings.address();
+        let s = self.settings;
+        let choice = s.credentials.ok_or_else(|| {
+            Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
+        })?;
+        let env = s.proxy_env.unwrap_or_else(ProxyEnv::from_process);
+        let proxy = env.proxy_for(&s.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
             .map(|p| crate::credentials::http_proxy(p).map_err(Error::Config))
             .transpose()?;
-        let t = self.timeouts;
+        let t = s.timeouts;
         let config = ureq::Agent::config_builder()
-            .tls_config(crate::tls::config(&self.ca_bundles)?)
+            .tls_config(crate::tls::config(&s.ca_bundles)?)
             .http_status_as_error(false)
-            .https_only(self.endpoint.scheme() == Scheme::Https)
+            .https_only(s.endpoint.scheme() == Scheme::Https)
             // only what this builder decided, never ureq's own reading of the environment
             .proxy(ureq_proxy)
             .max_redirects(0)
@@ -527,8 +390,8 @@ impl ClientBuilder {
             .timeout_per_read(Some(per_io_timeout(&t)))
             .timeout_per_write(Some(per_io_timeout(&t)))
             .timeout_global(Some(t.overall))
-            .max_idle_connections(self.max_idle_connections)
-            .max_idle_connections_per_host(self.max_idle_connections)
+            .max_idle_connections(s.max_idle_connections)
+            .max_idle_connections_per_host(s.max_idle_connections)
             // one read takes all that ureq holds (see `buffers::READ_SIZE`)
             .input_buffer_size(crate::buffers::READ_SIZE)
             .build();
@@ -539,18 +402,18 @@ impl ClientBuilder {
             ureq::unversioned::transport::DefaultConnector::default(),
             LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
-        let credentials = match self.signer {
-            Signer::Unset | Signer::Unsigned => None,
-            Signer::Static(c) => Some(CredentialSource::Static(Arc::new(c))),
-            Signer::Provider(p) => Some(CredentialSource::Provider(p)),
-            Signer::DefaultChain(shared) => {
+        let credentials = match choice {
+            CredentialsChoice::Unsigned => None,
+            CredentialsChoice::Static(c) => Some(CredentialSource::Static(Arc::new(c))),
+            CredentialsChoice::Provider(p) => Some(CredentialSource::Provider(p)),
+            CredentialsChoice::DefaultChain(shared) => {
                 let sender = Sender {
                     agent: agent.clone(),
                     proxy_env: env,
-                    connect: t.connect.min(self.credentials_timeout),
-                    timeout: self.credentials_timeout,
+                    connect: t.connect.min(s.credentials_timeout),
+                    timeout: s.credentials_timeout,
                 };
-                let fs = self.file_reader.unwrap_or_else(|| Arc::new(StdFs));
+                let fs = s.file_reader.unwrap_or_else(|| Arc::new(StdFs));
                 let chain = ChainProvider::new(
                     *shared,
                     fs,
@@ -563,23 +426,17 @@ impl ClientBuilder {
                 ))))
             }
         };
-        let address = self.endpoint.authority();
-        let address = if address.contains(':') && !address.ends_with(']') {
-            address
-        } else {
-            format!("{address}:{}", self.endpoint.port_or_default())
-        };
         Ok(Client {
             inner: Arc::new(Inner {
                 agent,
                 address,
-                endpoint: self.endpoint,
-                scope: Arc::new(self.scope),
+                endpoint: s.endpoint,
+                scope: Arc::new(s.scope),
                 credentials,
-                retry: self.retry,
-                quota: self.quota.unwrap_or_default(),
-                timeouts: self.timeouts,
-                limits: self.limits,
+                retry: s.retry,
+                quota: s.quota.unwrap_or_default(),
+                timeouts: s.timeouts,
+                limits: s.limits,
                 proxy,
                 buffers: Arc::default(),
                 addresses,

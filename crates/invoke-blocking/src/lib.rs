@@ -114,11 +114,11 @@ mod resolver;
 mod tls;
 
 pub use call::{PayloadReader, Response};
-pub use client::{CREDENTIALS_TIMEOUT, Client, ClientBuilder};
+pub use client::{Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
+pub use invoke_config::{CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, ResponseInfo, Timeouts};
 pub use invoke_config::{
     CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
     ProxyEnv, SharedConfig,
 };
-pub use invoke_config::{FIFTEEN_MINUTES, ResponseInfo, Timeouts};
 pub use {invoke_config, invoke_proto};

@@ -69,6 +69,7 @@
 //! [`run_process`], which sit at the edge for callers to use or replace.
 #![forbid(unsafe_code)]
 
+mod builder;
 mod cache;
 mod chain;
 mod client_error;
@@ -88,6 +89,7 @@ mod sts;
 mod time;
 mod timeouts;
 
+pub use builder::{CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, MAX_IDLE_CONNECTIONS};
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
 pub use client_error::{BoxError, ClientError, PayloadCursor};
@@ -108,3 +110,5 @@ pub use timeouts::{FIFTEEN_MINUTES, Timeouts};
 
 pub use bytes;
 pub use http;
+#[doc(hidden)]
+pub use invoke_proto as __proto;

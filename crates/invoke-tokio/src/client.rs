@@ -3,12 +3,11 @@
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use http::HeaderValue;
 use invoke_config::{
-    FileReader, ImdsRegion, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv,
-    RegionStep, SharedConfig, StdFs, Timeouts, redact_url,
+    CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, Overrides,
+    ProvidedCredentials, ProxyEnv, RegionStep, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
@@ -17,7 +16,7 @@ use invoke_proto::{
 
 use crate::call::{Call, Response};
 use crate::connect::{Connector, Proxy, tls_config};
-use crate::credentials::{AsyncCache, CREDENTIALS_TIMEOUT, Source};
+use crate::credentials::{AsyncCache, Source};
 use crate::error::Error;
 use crate::pool::Pool;
 
@@ -62,18 +61,7 @@ impl Client {
     /// A builder for a client of `endpoint`, signing for the endpoint's region
     pub fn builder(endpoint: Endpoint) -> ClientBuilder {
         ClientBuilder {
-            scope: SigningScope::lambda(endpoint.region()),
-            endpoint,
-            credentials: None,
-            retry: RetryConfig::default(),
-            quota: None,
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-            proxy_env: None,
-            ca_bundles: Vec::new(),
-            file_reader: None,
-            credentials_timeout: CREDENTIALS_TIMEOUT,
-            max_idle_connections: 32,
+            settings: ClientSettings::new(endpoint),
         }
     }
 
@@ -145,7 +133,7 @@ impl Client {
             .retry(RetryConfig::default().with_max_attempts(config.max_attempts.value))
             .proxy_env(ProxyEnv::from_env(shared.env()))
             .default_credentials(shared.clone());
-        builder.ca_bundles = bundles;
+        builder.settings.ca_bundles = bundles;
         Ok(builder)
     }
 
@@ -261,141 +249,29 @@ async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Optio
 /// The provider name of credentials given to [`ClientBuilder::credentials`]
 const STATIC: &str = "static";
 
-/// How a builder gets its credentials
-enum CredentialsChoice {
-    Static(Credentials),
-    Provider(Arc<dyn ProvideCredentials>),
-    Chain(Box<SharedConfig>),
-    Unsigned,
-}
-
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
-    endpoint: Endpoint,
-    scope: SigningScope,
-    credentials: Option<CredentialsChoice>,
-    retry: RetryConfig,
-    quota: Option<Arc<RetryQuota>>,
-    timeouts: Timeouts,
-    limits: Limits,
-    proxy_env: Option<ProxyEnv>,
-    ca_bundles: Vec<PathBuf>,
-    file_reader: Option<Arc<dyn FileReader>>,
-    credentials_timeout: Duration,
-    max_idle_connections: usize,
+    settings: ClientSettings,
 }
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let credentials = match &self.credentials {
-            None => "unset",
-            Some(CredentialsChoice::Static(_)) => STATIC,
-            Some(CredentialsChoice::Provider(_)) => "provider",
-            Some(CredentialsChoice::Chain(_)) => "default chain",
-            Some(CredentialsChoice::Unsigned) => "unsigned",
-        };
-        f.debug_struct("ClientBuilder")
-            .field("endpoint", &self.endpoint.authority())
-            .field("scope", &self.scope)
-            .field("credentials", &credentials)
-            .field("ca_bundles", &self.ca_bundles)
-            .finish_non_exhaustive()
+        self.settings.fmt(f)
     }
 }
 
 impl ClientBuilder {
-    /// Signs every attempt with these credentials
-    pub fn credentials(mut self, credentials: Credentials) -> Self {
-        self.credentials = Some(CredentialsChoice::Static(credentials));
-        self
-    }
-
-    /// Asks `provider` for credentials (on tokio's blocking pool, since providers block)
-    /// and keeps them until five minutes before they expire; concurrent invocations wait
-    /// for one load
-    pub fn credentials_provider(mut self, provider: impl ProvideCredentials + 'static) -> Self {
-        self.credentials = Some(CredentialsChoice::Provider(Arc::new(provider)));
-        self
-    }
-
-    /// Credentials from the default chain over `shared` (environment, profile, web
-    /// identity, container, IMDS): requests (IMDS, container, STS, SSO) sent over this
-    /// crate's connections (directly, without the proxy), `credential_process` run on
-    /// tokio's blocking pool; cached until five minutes before they expire
-    pub fn default_credentials(mut self, shared: SharedConfig) -> Self {
-        self.credentials = Some(CredentialsChoice::Chain(Box::new(shared)));
-        self
-    }
-
-    /// Sends requests without a signature (for endpoints that do not check one, such as
-    /// `lambda-stream serve --no-auth`)
-    pub fn no_signing(mut self) -> Self {
-        self.credentials = Some(CredentialsChoice::Unsigned);
-        self
-    }
-
-    /// Where the default chain reads files (default: [`StdFs`], the real file system)
-    pub fn file_reader(mut self, fs: Arc<dyn FileReader>) -> Self {
-        self.file_reader = Some(fs);
-        self
-    }
-
-    /// How long one request of a credentials provider may take (default
-    /// [`CREDENTIALS_TIMEOUT`])
-    pub fn credentials_timeout(mut self, timeout: Duration) -> Self {
-        self.credentials_timeout = timeout;
-        self
-    }
-
-    /// Signs for this region instead of the endpoint's
-    pub fn region(mut self, region: impl Into<String>) -> Self {
-        self.scope = SigningScope::lambda(region);
-        self
-    }
-
-    /// The retry policy (default: the SDKs' standard mode, 3 attempts)
-    pub fn retry(mut self, retry: RetryConfig) -> Self {
-        self.retry = retry;
-        self
-    }
-
-    /// Shares this retry quota (default: a fresh one of 500 tokens per client)
-    pub fn retry_quota(mut self, quota: Arc<RetryQuota>) -> Self {
-        self.quota = Some(quota);
-        self
-    }
-
-    /// The timeouts (default: [`Timeouts::default`])
-    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
-        self.timeouts = timeouts;
-        self
-    }
-
-    /// Event-stream decoding limits (default: 24 MiB messages)
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// The proxy environment to honour (default: [`ProxyEnv::from_process`] when
-    /// [`build`](Self::build) runs)
-    pub fn proxy_env(mut self, env: ProxyEnv) -> Self {
-        self.proxy_env = Some(env);
-        self
-    }
-
-    /// Trusts the certificates of this PEM file too, besides the system's trust store
-    /// (what `AWS_CA_BUNDLE` / `ca_bundle` name); may be given more than once
-    pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
-        self.ca_bundles.push(path.into());
-        self
-    }
-
-    /// Idle connections kept in the pool (default 32)
-    pub fn max_idle_connections(mut self, n: usize) -> Self {
-        self.max_idle_connections = n;
-        self
+    invoke_config::client_builder_setters! {
+        /// Asks `provider` for credentials (on tokio's blocking pool, since providers
+        /// block) and keeps them until five minutes before they expire; concurrent
+        /// invocations wait for one load
+        credentials_provider;
+        /// Credentials from the default chain over `shared` (environment, profile, web
+        /// identity, container, IMDS): requests (IMDS, container, STS, SSO) sent over this
+        /// crate's connections (directly, without the proxy), `credential_process` run on
+        /// tokio's blocking pool; cached until five minutes before they expire
+        default_credentials;
     }
 
     /// The client
@@ -405,28 +281,30 @@ impl ClientBuilder {
     /// [`Error::Config`] without credentials or with a proxy URL that is not valid;
     /// [`Error::CaBundle`] for a CA bundle that cannot be used.
     pub fn build(self) -> Result<Client, Error> {
-        let choice = self.credentials.ok_or_else(|| {
+        let address = self.settings.address();
+        let s = self.settings;
+        let choice = s.credentials.ok_or_else(|| {
             Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
         })?;
-        let env = self.proxy_env.unwrap_or_else(ProxyEnv::from_process);
-        let proxy_url = env.proxy_for(&self.endpoint).map(str::to_owned);
+        let env = s.proxy_env.unwrap_or_else(ProxyEnv::from_process);
+        let proxy_url = env.proxy_for(&s.endpoint).map(str::to_owned);
         let proxy = proxy_url.as_deref().map(Proxy::parse).transpose()?;
-        let proxy_authorization = match (&proxy, self.endpoint.scheme()) {
+        let proxy_authorization = match (&proxy, s.endpoint.scheme()) {
             (Some(p), Scheme::Http) => p.authorization.clone(),
             _ => None,
         };
-        let tls = tls_config(&self.ca_bundles)?;
-        let t = self.timeouts;
-        let target = self
+        let tls = tls_config(&s.ca_bundles)?;
+        let t = s.timeouts;
+        let target = s
             .endpoint
             .uri_for("/")
             .map_err(|e| Error::Config(e.to_string()))?;
-        let absolute_form = proxy.is_some() && self.endpoint.scheme() == Scheme::Http;
+        let absolute_form = proxy.is_some() && s.endpoint.scheme() == Scheme::Http;
         let pool = Pool::new(
             Connector::new(Arc::clone(&tls), proxy, t.connect),
             target,
             absolute_form,
-            self.max_idle_connections,
+            s.max_idle_connections,
         );
         let credentials = match choice {
             CredentialsChoice::Static(c) => Source::Static(Arc::new(c)),
@@ -434,30 +312,26 @@ impl ClientBuilder {
             CredentialsChoice::Provider(p) => {
                 Source::Cached(Arc::new(AsyncCache::from_provider(p)))
             }
-            CredentialsChoice::Chain(shared) => Source::Cached(Arc::new(AsyncCache::from_chain(
-                *shared,
-                self.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
-                Connector::for_providers(Arc::clone(&tls), t.connect),
-                self.credentials_timeout,
-            ))),
-        };
-        let address = self.endpoint.authority();
-        let address = if address.contains(':') && !address.ends_with(']') {
-            address
-        } else {
-            format!("{address}:{}", self.endpoint.port_or_default())
+            CredentialsChoice::DefaultChain(shared) => {
+                Source::Cached(Arc::new(AsyncCache::from_chain(
+                    *shared,
+                    s.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
+                    Connector::for_providers(Arc::clone(&tls), t.connect),
+                    s.credentials_timeout,
+                )))
+            }
         };
         Ok(Client {
             inner: Arc::new(Inner {
                 pool: Arc::new(pool),
                 address,
-                endpoint: self.endpoint,
-                scope: Arc::new(self.scope),
+                endpoint: s.endpoint,
+                scope: Arc::new(s.scope),
                 credentials,
-                retry: self.retry,
-                quota: self.quota.unwrap_or_default(),
-                timeouts: self.timeouts,
-                limits: self.limits,
+                retry: s.retry,
+                quota: s.quota.unwrap_or_default(),
+                timeouts: s.timeouts,
+                limits: s.limits,
                 proxy: proxy_url,
                 proxy_authorization,
             }),

@@ -19,10 +19,6 @@ use invoke_proto::Credentials;
 use crate::connect::Connector;
 use crate::error::BoxError;
 
-/// How long one request of a credentials provider may take by default (IMDS, container,
-/// STS, SSO)
-pub const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
-
 type Load = Pin<Box<dyn Future<Output = Result<ProvidedCredentials, CredentialsError>> + Send>>;
 type Loader = Box<dyn Fn() -> Load + Send + Sync>;
 

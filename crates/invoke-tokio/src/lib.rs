@@ -84,11 +84,10 @@ mod pool;
 
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder};
-pub use credentials::CREDENTIALS_TIMEOUT;
 pub use error::{BoxError, Error, TransportFailure};
+pub use invoke_config::{CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, ResponseInfo, Timeouts};
 pub use invoke_config::{
     CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
     ProxyEnv, SharedConfig,
 };
-pub use invoke_config::{FIFTEEN_MINUTES, ResponseInfo, Timeouts};
 pub use {invoke_config, invoke_proto};

@@ -1,0 +1,251 @@
+//! What the transports' client builders collect: one definition of the settings, their
+//! defaults and their setters, so that every transport takes the same ones
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use invoke_proto::{Credentials, Endpoint, Limits, RetryConfig, RetryQuota, SigningScope};
+
+use crate::cache::ProvideCredentials;
+use crate::config::SharedConfig;
+use crate::fs::FileReader;
+use crate::proxy::ProxyEnv;
+use crate::timeouts::Timeouts;
+
+/// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
+/// SSO), per attempt: 5 seconds (connecting to instance metadata, container endpoints and
+/// loopback: at most [`LOCAL_CONNECT_TIMEOUT`](crate::LOCAL_CONNECT_TIMEOUT))
+pub const CREDENTIALS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Idle connections a client keeps by default
+pub const MAX_IDLE_CONNECTIONS: usize = 32;
+
+/// Where a client's credentials come from, as its builder was told
+#[derive(Clone)]
+pub enum CredentialsChoice {
+    /// These credentials for every attempt
+    Static(Credentials),
+    /// This source (a transport may cache what it gives)
+    Provider(Arc<dyn ProvideCredentials>),
+    /// The default chain over this configuration, its exchanges over the transport
+    DefaultChain(Box<SharedConfig>),
+    /// Requests go without a signature
+    Unsigned,
+}
+
+impl CredentialsChoice {
+    /// What kind of source this is, as `Debug` shows it (never a secret)
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Static(_) => "static",
+            Self::Provider(_) => "provider",
+            Self::DefaultChain(_) => "default chain",
+            Self::Unsigned => "unsigned",
+        }
+    }
+}
+
+/// The settings of a transport's `ClientBuilder`, with their defaults
+///
+/// The transports' builders hold one and get their common setters from
+/// [`client_builder_setters!`](crate::client_builder_setters); their `build` reads it.
+///
+/// ```
+/// use invoke_config::{ClientSettings, CREDENTIALS_TIMEOUT};
+/// use invoke_proto::{resolve_endpoint, EndpointConfig};
+///
+/// let endpoint = resolve_endpoint(&EndpointConfig::default().with_region("eu-west-1"))?;
+/// let settings = ClientSettings::new(endpoint);
+/// assert_eq!(settings.scope.region, "eu-west-1");
+/// assert_eq!(settings.credentials_timeout, CREDENTIALS_TIMEOUT);
+/// assert!(settings.credentials.is_none(), "a builder must be told where keys come from");
+/// assert_eq!(settings.address(), "lambda.eu-west-1.amazonaws.com:443");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct ClientSettings {
+    /// Where requests go
+    pub endpoint: Endpoint,
+    /// What requests are signed for (default: the endpoint's region, `lambda`)
+    pub scope: SigningScope,
+    /// Where the credentials come from; `None` until a setter chose (building then fails)
+    pub credentials: Option<CredentialsChoice>,
+    /// The retry policy (default: the SDKs' standard mode, 3 attempts)
+    pub retry: RetryConfig,
+    /// A retry quota shared with other clients (default: a fresh one per client)
+    pub quota: Option<Arc<RetryQuota>>,
+    /// Connect, head, idle and overall timeouts
+    pub timeouts: Timeouts,
+    /// Event-stream decoding limits
+    pub limits: Limits,
+    /// The proxy variables to honour (default: the process's, read when the client is built)
+    pub proxy_env: Option<ProxyEnv>,
+    /// PEM files of CA certificates trusted besides the system's store
+    pub ca_bundles: Vec<PathBuf>,
+    /// Where the default chain reads files (default: the real file system)
+    pub file_reader: Option<Arc<dyn FileReader>>,
+    /// The time for each HTTP exchange of a credentials provider, per attempt
+    pub credentials_timeout: Duration,
+    /// Idle connections kept in the pool
+    pub max_idle_connections: usize,
+}
+
+impl ClientSettings {
+    /// The defaults for a client of `endpoint`, signing for the endpoint's region
+    pub fn new(endpoint: Endpoint) -> Self {
+        Self {
+            scope: SigningScope::lambda(endpoint.region()),
+            endpoint,
+            credentials: None,
+            retry: RetryConfig::default(),
+            quota: None,
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+            proxy_env: None,
+            ca_bundles: Vec::new(),
+            file_reader: None,
+            credentials_timeout: CREDENTIALS_TIMEOUT,
+            max_idle_connections: MAX_IDLE_CONNECTIONS,
+        }
+    }
+
+    /// `host:port` of the endpoint, the port always written (the address errors name)
+    pub fn address(&self) -> String {
+        let authority = self.endpoint.authority();
+        if authority.contains(':') && !authority.ends_with(']') {
+            authority
+        } else {
+            format!("{authority}:{}", self.endpoint.port_or_default())
+        }
+    }
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("endpoint", &self.endpoint.authority())
+            .field("scope", &self.scope)
+            .field(
+                "credentials",
+                &self
+                    .credentials
+                    .as_ref()
+                    .map_or("unset", CredentialsChoice::kind),
+            )
+            .field("ca_bundles", &self.ca_bundles)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The setters every transport's `ClientBuilder` shares, for an `impl` block of a builder
+/// with a `settings: ClientSettings` field
+///
+/// Each sets its field of [`ClientSettings`] and returns the builder. A transport gives the
+/// documentation of `credentials_provider` and `default_credentials` (how it asks a
+/// provider, where the chain's requests go) and writes `build` itself.
+#[macro_export]
+macro_rules! client_builder_setters {
+    (
+        $(#[$provider_doc:meta])* credentials_provider;
+        $(#[$chain_doc:meta])* default_credentials;
+    ) => {
+        $(#[$provider_doc])*
+        pub fn credentials_provider(
+            mut self,
+            provider: impl $crate::ProvideCredentials + 'static,
+        ) -> Self {
+            self.settings.credentials = Some($crate::CredentialsChoice::Provider(
+                ::std::sync::Arc::new(provider),
+            ));
+            self
+        }
+
+        $(#[$chain_doc])*
+        pub fn default_credentials(mut self, shared: $crate::SharedConfig) -> Self {
+            self.settings.credentials = Some($crate::CredentialsChoice::DefaultChain(
+                ::std::boxed::Box::new(shared),
+            ));
+            self
+        }
+
+        /// Signs every attempt with these credentials
+        pub fn credentials(mut self, credentials: $crate::__proto::Credentials) -> Self {
+            self.settings.credentials = Some($crate::CredentialsChoice::Static(credentials));
+            self
+        }
+
+        /// Sends requests without a signature (for endpoints that do not check one, such as
+        /// `lambda-stream serve --no-auth`)
+        pub fn no_signing(mut self) -> Self {
+            self.settings.credentials = Some($crate::CredentialsChoice::Unsigned);
+            self
+        }
+
+        /// Where the default credentials chain reads files: web identity tokens, the SSO
+        /// token cache (default: `invoke_config::StdFs`, the real file system)
+        pub fn file_reader(mut self, fs: ::std::sync::Arc<dyn $crate::FileReader>) -> Self {
+            self.settings.file_reader = Some(fs);
+            self
+        }
+
+        /// The time for each HTTP exchange of a credentials provider (IMDS, container,
+        /// STS, SSO), per attempt (default `invoke_config::CREDENTIALS_TIMEOUT`, 5 s)
+        pub fn credentials_timeout(mut self, timeout: ::std::time::Duration) -> Self {
+            self.settings.credentials_timeout = timeout;
+            self
+        }
+
+        /// Signs for this region instead of the endpoint's
+        pub fn region(mut self, region: impl Into<String>) -> Self {
+            self.settings.scope = $crate::__proto::SigningScope::lambda(region);
+            self
+        }
+
+        /// The retry policy (default: the SDKs' standard mode, 3 attempts)
+        pub fn retry(mut self, retry: $crate::__proto::RetryConfig) -> Self {
+            self.settings.retry = retry;
+            self
+        }
+
+        /// Shares this retry quota (default: a fresh one of 500 tokens per client)
+        pub fn retry_quota(mut self, quota: ::std::sync::Arc<$crate::__proto::RetryQuota>) -> Self {
+            self.settings.quota = Some(quota);
+            self
+        }
+
+        /// The timeouts (default: `Timeouts::default()`: connect 10 s; head, idle and
+        /// overall 15 minutes, Lambda's longest run)
+        pub fn timeouts(mut self, timeouts: $crate::Timeouts) -> Self {
+            self.settings.timeouts = timeouts;
+            self
+        }
+
+        /// Event-stream decoding limits (default: 24 MiB messages)
+        pub fn limits(mut self, limits: $crate::__proto::Limits) -> Self {
+            self.settings.limits = limits;
+            self
+        }
+
+        /// The proxy environment to honour (default: `ProxyEnv::from_process()` when the
+        /// client is built)
+        pub fn proxy_env(mut self, env: $crate::ProxyEnv) -> Self {
+            self.settings.proxy_env = Some(env);
+            self
+        }
+
+        /// Also trusts the CA certificates of this PEM file (`AWS_CA_BUNDLE`, `ca_bundle`),
+        /// besides the system's trust store; may be called several times
+        pub fn ca_bundle(mut self, path: impl Into<::std::path::PathBuf>) -> Self {
+            self.settings.ca_bundles.push(path.into());
+            self
+        }
+
+        /// Idle connections kept in the pool (default 32)
+        pub fn max_idle_connections(mut self, n: usize) -> Self {
+            self.settings.max_idle_connections = n;
+            self
+        }
+    };
+}
