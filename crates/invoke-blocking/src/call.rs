@@ -160,7 +160,7 @@ impl Call {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
         let request = match self.inner.credentials()? {
-            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            Some(provided) => self.driver.sign(&provided.credentials, SystemTime::now())?,
             None => self.unsigned.clone().ok_or_else(|| {
                 Error::Config("an unsigned client without its request".to_owned())
             })?,

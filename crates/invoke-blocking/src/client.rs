@@ -190,19 +190,8 @@ impl Client {
     ///
     /// [`Error::Credentials`] when the source has none.
     pub fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
-        match &self.inner.credentials {
-            None => Ok(None),
-            Some(CredentialSource::Static(c)) => Ok(Some(ProvidedCredentials::new(
-                Credentials::clone(c),
-                None,
-                None,
-                STATIC,
-            ))),
-            Some(CredentialSource::Provider(p)) => p
-                .provide_credentials()
-                .map(Some)
-                .map_err(|e| Error::Credentials(e.into())),
-        }
+        let got = self.inner.credentials()?;
+        Ok(got.map(|c| ProvidedCredentials::clone(&c)))
     }
 
     /// The endpoint this client invokes
@@ -267,14 +256,14 @@ fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<Stri
 
 impl Inner {
     /// Credentials for the attempt about to be signed, `None` when requests go unsigned
-    pub(crate) fn credentials(&self) -> Result<Option<Arc<Credentials>>, Error> {
+    pub(crate) fn credentials(&self) -> Result<Option<Arc<ProvidedCredentials>>, Error> {
         match &self.credentials {
             None => Ok(None),
             // shared, not copied: a copy of the keys costs three allocations per attempt
             Some(CredentialSource::Static(c)) => Ok(Some(Arc::clone(c))),
             Some(CredentialSource::Provider(p)) => p
                 .provide_credentials()
-                .map(|p| Some(Arc::new(p.credentials)))
+                .map(|p| Some(Arc::new(p)))
                 .map_err(|e| {
                     tracing::debug!(error = %e, "no credentials");
                     Error::Credentials(e.into())
@@ -286,13 +275,10 @@ impl Inner {
 /// What every request says of its sender
 const USER_AGENT: &str = concat!("invoke-blocking/", env!("CARGO_PKG_VERSION"));
 
-/// The provider name of credentials given to [`ClientBuilder::credentials`]
-const STATIC: &str = "static";
-
 /// Where a client's attempts get their credentials
 enum CredentialSource {
     /// Given to the builder, shared by every attempt
-    Static(Arc<Credentials>),
+    Static(Arc<ProvidedCredentials>),
     /// Asked for every attempt
     Provider(Arc<dyn ProvideCredentials>),
 }
@@ -365,11 +351,8 @@ impl ClientBuilder {
         resolver: impl ureq::unversioned::resolver::Resolver,
     ) -> Result<Client, Error> {
         let address = self.settings.address();
-        let s = self.settings;
-        let choice = s.credentials.ok_or_else(|| {
-            Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
-        })?;
-        let env = s.proxy_env.unwrap_or_else(ProxyEnv::from_process);
+        let mut s = self.settings;
+        let (choice, env) = s.take_choices()?;
         let proxy = env.proxy_for(&s.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
@@ -404,7 +387,9 @@ impl ClientBuilder {
         );
         let credentials = match choice {
             CredentialsChoice::Unsigned => None,
-            CredentialsChoice::Static(c) => Some(CredentialSource::Static(Arc::new(c))),
+            CredentialsChoice::Static(c) => Some(CredentialSource::Static(Arc::new(
+                ProvidedCredentials::given(c),
+            ))),
             CredentialsChoice::Provider(p) => Some(CredentialSource::Provider(p)),
             CredentialsChoice::DefaultChain(shared) => {
                 let sender = Sender {
@@ -504,7 +489,7 @@ mod tests {
             .build()
             .unwrap();
         let got = client.inner.credentials().unwrap().unwrap();
-        assert_eq!(got.access_key_id(), "AKID2");
+        assert_eq!(got.credentials.access_key_id(), "AKID2");
         client.inner.credentials().unwrap().unwrap();
         assert_eq!(asked.load(Ordering::Relaxed), 2);
     }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use invoke_proto::{Credentials, Endpoint, Limits, RetryConfig, RetryQuota, SigningScope};
 
 use crate::cache::ProvideCredentials;
+use crate::client_error::ClientError;
 use crate::config::SharedConfig;
 use crate::fs::FileReader;
 use crate::proxy::ProxyEnv;
@@ -39,7 +40,7 @@ impl CredentialsChoice {
     /// What kind of source this is, as `Debug` shows it (never a secret)
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Static(_) => "static",
+            Self::Static(_) => crate::credentials::GIVEN,
             Self::Provider(_) => "provider",
             Self::DefaultChain(_) => "default chain",
             Self::Unsigned => "unsigned",
@@ -109,6 +110,20 @@ impl ClientSettings {
             credentials_timeout: CREDENTIALS_TIMEOUT,
             max_idle_connections: MAX_IDLE_CONNECTIONS,
         }
+    }
+
+    /// Takes out what building a client consumes first: the credentials choice and the
+    /// proxy environment (the process's unless one was given)
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Config`] when no credentials (nor unsigned requests) were chosen.
+    pub fn take_choices(&mut self) -> Result<(CredentialsChoice, ProxyEnv), ClientError> {
+        let choice = self.credentials.take().ok_or_else(|| {
+            ClientError::Config("no credentials given (nor unsigned requests asked for)".to_owned())
+        })?;
+        let env = self.proxy_env.take().unwrap_or_else(ProxyEnv::from_process);
+        Ok((choice, env))
     }
 
     /// `host:port` of the endpoint, the port always written (the address errors name)

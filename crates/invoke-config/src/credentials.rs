@@ -26,7 +26,15 @@ pub struct ProvidedCredentials {
     pub provider: &'static str,
 }
 
+/// The provider name of credentials given to a client directly
+pub(crate) const GIVEN: &str = "static";
+
 impl ProvidedCredentials {
+    /// Credentials given to a client directly (provider `static`, no expiry)
+    pub fn given(credentials: Credentials) -> Self {
+        Self::new(credentials, None, None, GIVEN)
+    }
+
     /// Credentials from `provider`
     pub fn new(
         credentials: Credentials,

@@ -135,7 +135,7 @@ impl Call {
             }
         };
         let request = match credentials {
-            Some(credentials) => self.driver.sign(&credentials, SystemTime::now())?,
+            Some(provided) => self.driver.sign(&provided.credentials, SystemTime::now())?,
             None => self.unsigned.as_deref().cloned().ok_or_else(|| {
                 Error::Config("an unsigned client without its request".to_owned())
             })?,

@@ -181,20 +181,9 @@ impl Client {
     ///
     /// [`Error::Credentials`] when the source has none.
     pub async fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
-        match &self.inner.credentials {
-            Source::Unsigned => Ok(None),
-            Source::Static(c) => Ok(Some(ProvidedCredentials::new(
-                Credentials::clone(c),
-                None,
-                None,
-                STATIC,
-            ))),
-            Source::Cached(cache) => cache
-                .provided()
-                .await
-                .map(Some)
-                .map_err(|e| Error::Credentials(Box::new(e))),
-        }
+        let got = self.inner.credentials.get().await;
+        let got = got.map_err(|e| Error::Credentials(Box::new(e)))?;
+        Ok(got.map(|c| ProvidedCredentials::clone(&c)))
     }
 
     /// The endpoint this client invokes
@@ -246,9 +235,6 @@ async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Optio
     }
 }
 
-/// The provider name of credentials given to [`ClientBuilder::credentials`]
-const STATIC: &str = "static";
-
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
@@ -282,11 +268,8 @@ impl ClientBuilder {
     /// [`Error::CaBundle`] for a CA bundle that cannot be used.
     pub fn build(self) -> Result<Client, Error> {
         let address = self.settings.address();
-        let s = self.settings;
-        let choice = s.credentials.ok_or_else(|| {
-            Error::Config("no credentials given (nor unsigned requests asked for)".to_owned())
-        })?;
-        let env = s.proxy_env.unwrap_or_else(ProxyEnv::from_process);
+        let mut s = self.settings;
+        let (choice, env) = s.take_choices()?;
         let proxy_url = env.proxy_for(&s.endpoint).map(str::to_owned);
         let proxy = proxy_url.as_deref().map(Proxy::parse).transpose()?;
         let proxy_authorization = match (&proxy, s.endpoint.scheme()) {
@@ -307,7 +290,7 @@ impl ClientBuilder {
             s.max_idle_connections,
         );
         let credentials = match choice {
-            CredentialsChoice::Static(c) => Source::Static(Arc::new(c)),
+            CredentialsChoice::Static(c) => Source::Static(Arc::new(ProvidedCredentials::given(c))),
             CredentialsChoice::Unsigned => Source::Unsigned,
             CredentialsChoice::Provider(p) => {
                 Source::Cached(Arc::new(AsyncCache::from_provider(p)))

@@ -14,7 +14,6 @@ use invoke_config::{
     Attempt, CredentialsChain, CredentialsError, FileReader, MAX_RESPONSE_BODY, ProvideCredentials,
     ProvidedCredentials, REFRESH_BUFFER, SharedConfig, Step,
 };
-use invoke_proto::Credentials;
 
 use crate::connect::Connector;
 use crate::error::BoxError;
@@ -25,7 +24,7 @@ type Loader = Box<dyn Fn() -> Load + Send + Sync>;
 /// Where the credentials of every attempt come from
 #[derive(Clone)]
 pub(crate) enum Source {
-    Static(Arc<Credentials>),
+    Static(Arc<ProvidedCredentials>),
     Cached(Arc<AsyncCache>),
     /// Requests go unsigned
     Unsigned,
@@ -33,7 +32,7 @@ pub(crate) enum Source {
 
 impl Source {
     /// Credentials for the attempt about to be signed, `None` when requests go unsigned
-    pub(crate) async fn get(&self) -> Result<Option<Arc<Credentials>>, CredentialsError> {
+    pub(crate) async fn get(&self) -> Result<Option<Arc<ProvidedCredentials>>, CredentialsError> {
         match self {
             Self::Static(c) => Ok(Some(Arc::clone(c))),
             Self::Cached(cache) => cache.get().await.map(Some),
@@ -46,27 +45,8 @@ impl Source {
 /// ask at once, one loads and the others wait for it, without blocking a thread
 pub(crate) struct AsyncCache {
     load: Loader,
-    current: Mutex<Option<Arc<Loaded>>>,
+    current: Mutex<Option<Arc<ProvidedCredentials>>>,
     gate: tokio::sync::Mutex<()>,
-}
-
-/// Credentials in the cache, with what their provider said of them
-struct Loaded {
-    credentials: Arc<Credentials>,
-    expiry: Option<SystemTime>,
-    account_id: Option<String>,
-    provider: &'static str,
-}
-
-impl Loaded {
-    fn provided(&self) -> ProvidedCredentials {
-        ProvidedCredentials::new(
-            Credentials::clone(&self.credentials),
-            self.expiry,
-            self.account_id.clone(),
-            self.provider,
-        )
-    }
 }
 
 impl fmt::Debug for AsyncCache {
@@ -109,7 +89,7 @@ impl AsyncCache {
         }))
     }
 
-    fn fresh(&self) -> Option<Arc<Loaded>> {
+    fn fresh(&self) -> Option<Arc<ProvidedCredentials>> {
         let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         current
             .as_ref()
@@ -121,7 +101,7 @@ impl AsyncCache {
     }
 
     /// The cached credentials, loaded first unless they are fresh
-    async fn loaded(&self) -> Result<Arc<Loaded>, CredentialsError> {
+    async fn get(&self) -> Result<Arc<ProvidedCredentials>, CredentialsError> {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
@@ -130,25 +110,10 @@ impl AsyncCache {
         if let Some(c) = self.fresh() {
             return Ok(c);
         }
-        let provided = (self.load)().await?;
-        tracing::debug!(provider = provided.provider, "credentials loaded");
-        let loaded = Arc::new(Loaded {
-            credentials: Arc::new(provided.credentials),
-            expiry: provided.expiry,
-            account_id: provided.account_id,
-            provider: provided.provider,
-        });
+        let loaded = Arc::new((self.load)().await?);
+        tracing::debug!(provider = loaded.provider, "credentials loaded");
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loaded));
         Ok(loaded)
-    }
-
-    async fn get(&self) -> Result<Arc<Credentials>, CredentialsError> {
-        Ok(Arc::clone(&self.loaded().await?.credentials))
-    }
-
-    /// The credentials as their provider gave them (expiry, account, provider name)
-    pub(crate) async fn provided(&self) -> Result<ProvidedCredentials, CredentialsError> {
-        Ok(self.loaded().await?.provided())
     }
 }
 
@@ -216,6 +181,8 @@ pub(crate) async fn send(
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
+    use invoke_proto::Credentials;
+
     use super::*;
 
     fn counting(loads: Arc<AtomicU32>, expiry: Option<SystemTime>) -> AsyncCache {
@@ -234,6 +201,12 @@ mod tests {
         }))
     }
 
+    /// The access key id the cache hands out now
+    async fn key(cache: &AsyncCache) -> String {
+        let got = cache.get().await.unwrap();
+        got.credentials.access_key_id().to_owned()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_tasks_load_once() {
         let loads = Arc::new(AtomicU32::new(0));
@@ -241,7 +214,7 @@ mod tests {
         let tasks: Vec<_> = (0..100)
             .map(|_| {
                 let cache = Arc::clone(&cache);
-                tokio::spawn(async move { cache.get().await.unwrap().access_key_id().to_owned() })
+                tokio::spawn(async move { key(&cache).await })
             })
             .collect();
         for t in tasks {
@@ -255,12 +228,12 @@ mod tests {
         let loads = Arc::new(AtomicU32::new(0));
         let soon = SystemTime::now() + REFRESH_BUFFER - Duration::from_secs(1);
         let cache = counting(Arc::clone(&loads), Some(soon));
-        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
-        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID1");
+        assert_eq!(key(&cache).await, "AKID0");
+        assert_eq!(key(&cache).await, "AKID1");
         let later = SystemTime::now() + REFRESH_BUFFER + Duration::from_secs(60);
         let cache = counting(Arc::new(AtomicU32::new(0)), Some(later));
-        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
-        assert_eq!(cache.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(key(&cache).await, "AKID0");
+        assert_eq!(key(&cache).await, "AKID0");
     }
 
     #[tokio::test]
@@ -268,7 +241,7 @@ mod tests {
         let loads = Arc::new(AtomicU32::new(0));
         let later = SystemTime::now() + REFRESH_BUFFER + Duration::from_secs(60);
         let cache = counting(Arc::clone(&loads), Some(later));
-        let first = cache.provided().await.unwrap();
+        let first = cache.get().await.unwrap();
         assert_eq!(
             (
                 first.provider,
@@ -277,7 +250,7 @@ mod tests {
             ),
             ("test", Some(later), "AKID0")
         );
-        let again = cache.provided().await.unwrap();
+        let again = cache.get().await.unwrap();
         assert_eq!(again.credentials.access_key_id(), "AKID0");
         assert_eq!(loads.load(Ordering::SeqCst), 1, "served from the cache");
     }

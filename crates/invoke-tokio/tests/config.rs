@@ -48,7 +48,8 @@ fn container_endpoint() -> (String, Arc<AtomicUsize>) {
     (format!("http://{addr}/credentials"), requests)
 }
 
-/// A runtime for the configuration lookups, apart from the one the client then runs on
+/// A current-thread runtime (for the configuration lookups, apart from the one a client
+/// then runs on)
 fn current_thread() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -129,10 +130,7 @@ fn a_chain_without_credentials_is_a_credentials_error() {
         ("AWS_EC2_METADATA_DISABLED", "true"),
     ]);
     let client = client_from(env);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = current_thread();
     let error = runtime
         .block_on(client.invoke(&InvokeParams::new("echo", "{}")))
         .expect_err("no credentials");

@@ -43,8 +43,8 @@ impl Transport for Tokio {
         if let Some(bundle) = &c.ca_bundle {
             builder = builder.ca_bundle(bundle);
         }
-        if !c.from_config.as_ref().is_some_and(|f| f.config_retry) {
-            builder = builder.retry(c.retry);
+        if let Some(retry) = c.retry_override() {
+            builder = builder.retry(retry);
         }
         builder
             .timeouts(c.timeouts())

@@ -125,6 +125,12 @@ impl ClientConfig {
             .with_overall(self.overall_timeout)
     }
 
+    /// The retry policy to set on the client: [`retry`](Self::retry), unless the client is
+    /// built from a configuration whose own policy it keeps ([`FromConfig::config_retry`])
+    pub fn retry_override(&self) -> Option<RetryConfig> {
+        (!self.from_config.as_ref().is_some_and(|f| f.config_retry)).then_some(self.retry)
+    }
+
     /// The proxy environment as the transports take it
     pub fn proxy(&self) -> ProxyEnv {
         ProxyEnv::from_vars(self.proxy_env.clone())
