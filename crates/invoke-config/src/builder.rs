@@ -13,7 +13,7 @@ use crate::client_error::ClientError;
 use crate::config::SharedConfig;
 use crate::fs::FileReader;
 use crate::proxy::ProxyEnv;
-use crate::timeouts::Timeouts;
+use crate::timeouts::{MAX_TIMEOUT, Timeouts};
 
 /// The default time for each HTTP exchange of a credentials provider (IMDS, container, STS,
 /// SSO), per attempt: 5 seconds (connecting to instance metadata, container endpoints and
@@ -113,7 +113,9 @@ impl ClientSettings {
     }
 
     /// Takes out what building a client consumes first: the credentials choice and the
-    /// proxy environment (the process's unless one was given)
+    /// proxy environment (the process's unless one was given); caps every timeout at
+    /// [`MAX_TIMEOUT`] (a longer one means no limit in practice, and must not overflow a
+    /// deadline)
     ///
     /// # Errors
     ///
@@ -123,6 +125,8 @@ impl ClientSettings {
             ClientError::Config("no credentials given (nor unsigned requests asked for)".to_owned())
         })?;
         let env = self.proxy_env.take().unwrap_or_else(ProxyEnv::from_process);
+        self.timeouts = self.timeouts.capped();
+        self.credentials_timeout = self.credentials_timeout.min(MAX_TIMEOUT);
         Ok((choice, env))
     }
 

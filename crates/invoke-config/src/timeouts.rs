@@ -5,6 +5,11 @@ use std::time::Duration;
 /// Lambda's longest function timeout: 15 minutes
 pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
 
+/// The longest timeout a client applies: a year. A client takes any longer one
+/// (`Duration::MAX` included) as this, so that "no limit in practice" can be asked for without
+/// a deadline overflowing the clock.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
 /// The four timeouts of an invocation
 ///
 /// The defaults never cut a healthy function short: Lambda functions may run for 15
@@ -61,6 +66,26 @@ impl Timeouts {
     pub const fn with_overall(mut self, d: Duration) -> Self {
         self.overall = d;
         self
+    }
+
+    /// These timeouts, each at most [`MAX_TIMEOUT`] (what a client applies)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use invoke_config::{MAX_TIMEOUT, Timeouts};
+    ///
+    /// let t = Timeouts::default().with_idle(Duration::MAX).capped();
+    /// assert_eq!(t.idle, MAX_TIMEOUT);
+    /// assert_eq!(t.connect, Duration::from_secs(10));
+    /// ```
+    #[must_use]
+    pub fn capped(self) -> Self {
+        Self {
+            connect: self.connect.min(MAX_TIMEOUT),
+            head: self.head.min(MAX_TIMEOUT),
+            idle: self.idle.min(MAX_TIMEOUT),
+            overall: self.overall.min(MAX_TIMEOUT),
+        }
     }
 }
 

@@ -269,6 +269,32 @@ pub fn overall_deadline<T: Transport>(t: &T) {
     stalled(t, &h, &cfg, TransportFailure::Deadline);
 }
 
+/// `Duration::MAX` for every timeout means no limit, not a panic when a deadline is computed:
+/// a stream that waits between chunks, a reader, and an error body all go through
+pub fn timeouts_without_limit<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let mut cfg = h.config();
+    cfg.connect_timeout = Duration::MAX;
+    cfg.head_timeout = Duration::MAX;
+    cfg.idle_timeout = Duration::MAX;
+    cfg.overall_timeout = Duration::MAX;
+    let c = t.client(&cfg);
+    let waits = InvokeParams::new("count", r#"{"n":3,"size":10,"delay_ms":20}"#);
+    let o = t.invoke(&c, &waits);
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(3, 10), "byte-exact");
+    let r = t.read(&c, &waits);
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert!(r.bytes == count_bytes(3, 10), "reader byte-exact");
+    let o = t.invoke(&c, &InvokeParams::new("no-such-function", "{}"));
+    match o.failure {
+        Some(Failure::Service { error, .. }) => {
+            assert_eq!(error.code, "ResourceNotFoundException");
+        }
+        other => panic!("not ResourceNotFound: {other:?}"),
+    }
+}
+
 /// `oversize`: a prelude announcing 25 MiB is refused at once (`LimitExceeded`), without
 /// waiting for its bytes
 pub fn oversize<T: Transport>(t: &T) {

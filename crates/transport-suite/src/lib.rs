@@ -302,6 +302,7 @@ macro_rules! transport_suite {
             corrupt_crc,
             stall_hits_the_idle_timeout,
             overall_deadline,
+            timeouts_without_limit,
             oversize,
             exception_mid_stream,
             delay_ms_delivers_every_chunk,
