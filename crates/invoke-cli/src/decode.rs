@@ -54,7 +54,7 @@ pub(crate) fn run(file: Option<&Path>, payload_only: bool) -> ExitCode {
         ),
     ] {
         if closed {
-            eprintln!(
+            say!(
                 "lambda-stream: {name} is closed (a descriptor closed at start reads as \
                  /dev/null opened read-write); {advice}"
             );
@@ -76,11 +76,11 @@ pub(crate) fn run(file: Option<&Path>, payload_only: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Failure::Io(e)) => {
-            eprintln!("lambda-stream: {e}");
+            say!("lambda-stream: {e}");
             ExitCode::from(1)
         }
         Err(Failure::Decode(e)) => {
-            eprintln!(
+            say!(
                 "lambda-stream: decode failed at byte offset {}: {} check: {e}",
                 e.offset(),
                 e.check()

@@ -85,7 +85,7 @@ pub(crate) fn run(args: &DemoArgs) -> ExitCode {
     match demo(args) {
         Ok(exit) => exit.into(),
         Err(message) => {
-            eprintln!("lambda-stream demo: {message}");
+            say!("lambda-stream demo: {message}");
             Exit::Failed.into()
         }
     }
@@ -143,7 +143,7 @@ fn demo(args: &DemoArgs) -> Result<Exit, String> {
         Outcome::Output(e) => return Err(format!("cannot write the output: {e}")),
         Outcome::DryRun => Exit::Failed,
         Outcome::Failed(e) => {
-            eprintln!("lambda-stream demo: {}", describe(e));
+            say!("lambda-stream demo: {}", describe(e));
             failure_exit(e)
         }
     };

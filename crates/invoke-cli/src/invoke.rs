@@ -166,7 +166,7 @@ pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
     match invoke(args) {
         Ok(exit) => exit.into(),
         Err(Failure(exit, message)) => {
-            eprintln!("lambda-stream: {message}");
+            say!("lambda-stream: {message}");
             exit.into()
         }
     }
@@ -643,32 +643,32 @@ fn report(run: &Run, quiet: bool) -> Exit {
         Outcome::Closed => Exit::Success,
         Outcome::DryRun => {
             if !quiet {
-                eprintln!("lambda-stream: dry run passed: the function would run");
+                say!("lambda-stream: dry run passed: the function would run");
             }
             Exit::Success
         }
         Outcome::Output(e) => {
-            eprintln!("lambda-stream: cannot write the output: {e}");
+            say!("lambda-stream: cannot write the output: {e}");
             Exit::Failed
         }
         Outcome::Complete(c) => {
             if let Some(log) = c.decoded_log().ok().flatten() {
-                eprintln!("--- log tail ---");
-                eprint!("{}", String::from_utf8_lossy(&log));
+                say!("--- log tail ---");
+                say_part!("{}", String::from_utf8_lossy(&log));
                 if !log.ends_with(b"\n") {
-                    eprintln!();
+                    say!("");
                 }
-                eprintln!("---");
+                say!("---");
             }
             if c.is_error() {
-                eprintln!(
+                say!(
                     "lambda-stream: function error {}: {}",
                     c.error_code.as_deref().unwrap_or_default(),
                     c.error_details.as_deref().unwrap_or_default()
                 );
             }
             if !quiet || c.is_error() {
-                eprintln!("lambda-stream: {}", summary(run));
+                say!("lambda-stream: {}", summary(run));
             }
             if c.is_error() {
                 Exit::Function
@@ -678,9 +678,9 @@ fn report(run: &Run, quiet: bool) -> Exit {
         }
         Outcome::Failed(e) => {
             let exit = failure_exit(e);
-            eprintln!("lambda-stream: {}", describe(e));
+            say!("lambda-stream: {}", describe(e));
             if exit == Exit::Failed && (t.chunks > 0 || run.request_id.is_some()) {
-                eprintln!(
+                say!(
                     "lambda-stream: the stream was cut: {} payload byte{} in {} chunk{} arrived \
                      and were written",
                     t.bytes,

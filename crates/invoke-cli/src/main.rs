@@ -17,6 +17,23 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory as _, Parser, Subcommand};
 
+/// `eprintln!` without its panic: a message for a stderr that is gone (a closed pipe, a full
+/// disk) is dropped, and the command ends with the status it was going to have
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::writeln!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` without its panic (see [`say!`])
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use ::std::io::Write as _;
+        let _ = ::std::write!(::std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod decode;
 mod demo;
 mod invoke;
@@ -151,13 +168,20 @@ fn main() -> ExitCode {
                 Shell::Zsh => clap_complete::Shell::Zsh,
                 Shell::Fish => clap_complete::Shell::Fish,
             };
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "lambda-stream",
-                &mut io::stdout(),
-            );
-            ExitCode::SUCCESS
+            // into memory first: `generate` panics on a write error
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "lambda-stream", &mut script);
+            let mut out = io::stdout().lock();
+            match io::Write::write_all(&mut out, &script).and_then(|()| io::Write::flush(&mut out))
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                // the reader took what it wanted
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    say!("lambda-stream: cannot write the completion script: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
 }

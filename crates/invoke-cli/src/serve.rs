@@ -24,7 +24,7 @@ pub(crate) struct ServeArgs {
     /// Only accept requests signed with this key pair (repeatable); without it any
     /// well-formed SigV4 signature is accepted
     #[arg(long = "credentials", value_name = "KEY:SECRET")]
-    credentials: Vec<String>,
+    credentials: Vec<KeyPair>,
     /// Accept unsigned requests
     #[arg(long, conflicts_with = "credentials")]
     no_auth: bool,
@@ -356,7 +356,7 @@ pub(crate) fn run(args: ServeArgs) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("lambda-stream: cannot start the runtime: {e}");
+            say!("lambda-stream: cannot start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
@@ -367,7 +367,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let (processes, mut configs, settings) = match functions(&args) {
         Ok(x) => x,
         Err(e) => {
-            eprintln!("lambda-stream: {e}");
+            say!("lambda-stream: {e}");
             return ExitCode::from(2);
         }
     };
@@ -386,18 +386,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
         }
     }
     let mut shown_key = None;
-    for pair in &args.credentials {
+    for KeyPair(pair) in &args.credentials {
         let Some((key, secret)) = pair
             .split_once(':')
             .filter(|(k, s)| !k.is_empty() && !s.is_empty())
         else {
-            eprintln!(
+            say!(
                 "lambda-stream: --credentials takes KEY:SECRET, got {:?}",
                 redact(pair)
             );
             return ExitCode::from(2);
         };
-        shown_key.get_or_insert((key.to_owned(), secret.to_owned()));
+        // the secret the user gave is theirs: the banner names it without showing it
+        shown_key.get_or_insert((key.to_owned(), format!("<the secret given for {key}>")));
         builder = builder.credentials(key, secret);
     }
     if args.no_auth {
@@ -415,9 +416,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let emulator = match builder.start(SocketAddr::new(args.bind, args.port)).await {
         Ok(e) => e,
         Err(e) => {
-            eprintln!(
+            say!(
                 "lambda-stream: cannot serve on {}:{}: {e}",
-                args.bind, args.port
+                args.bind,
+                args.port
             );
             return ExitCode::from(1);
         }
@@ -435,7 +437,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let stop = match StopSignal::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("lambda-stream: cannot install the Ctrl-C handler: {e}");
+            say!("lambda-stream: cannot install the Ctrl-C handler: {e}");
             return ExitCode::from(1);
         }
     };
@@ -451,7 +453,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let _ = std::io::stdout().write_all(text.as_bytes());
     let _ = std::io::stdout().flush();
     stop.wait().await;
-    eprintln!("lambda-stream: stopping (functions still running are abandoned)");
+    say!("lambda-stream: stopping (functions still running are abandoned)");
     emulator.shutdown().await;
     ExitCode::SUCCESS
 }
@@ -531,10 +533,47 @@ impl StopSignal {
     }
 }
 
+/// A `--credentials KEY:SECRET` argument, its secret hidden from `Debug`
+#[derive(Clone)]
+struct KeyPair(String);
+
+impl From<String> for KeyPair {
+    fn from(pair: String) -> Self {
+        Self(pair)
+    }
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact(&self.0))
+    }
+}
+
 /// The key of a KEY:SECRET pair with the secret hidden
 fn redact(pair: &str) -> String {
     match pair.split_once(':') {
         Some((k, _)) => format!("{k}:<redacted>"),
         None => "<redacted>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::ServeArgs;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let args = Args::parse_from(["serve", "--credentials", "AKIDTEST:hunter2-secret"]);
+        let shown = format!("{:?}", args.serve);
+        assert!(shown.contains("AKIDTEST:<redacted>"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

@@ -404,3 +404,36 @@ fn a_largest_message_needs_one_message_of_memory() {
         );
     }
 }
+
+/// A pipe whose reader is already gone: every write to it fails with `BrokenPipe`
+fn closed_pipe() -> std::io::PipeWriter {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer
+}
+
+#[test]
+fn a_closed_stderr_is_not_a_panic() {
+    // the error message cannot be written: the status is still the error's, not a panic's 101
+    let out = bin()
+        .args(["decode", "/no/such/capture.bin"])
+        .stdout(Stdio::piped())
+        .stderr(closed_pipe())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn completions_to_a_closed_pipe_are_not_a_panic() {
+    let out = bin()
+        .args(["completions", "bash"])
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let out = bin().args(["completions", "bash"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lambda-stream"));
+}

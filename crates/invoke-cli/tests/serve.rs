@@ -116,6 +116,8 @@ fn events(body: Vec<u8>) -> Vec<Event> {
 #[test]
 fn serves_builtins_and_checks_credentials() {
     let server = serve(&["--credentials", "AKIDTEST:test-secret"]);
+    assert!(server.banner.contains("AWS_ACCESS_KEY_ID=AKIDTEST"));
+    assert!(!server.banner.contains("test-secret"), "{}", server.banner);
     let params = InvokeParams::new("count", r#"{"n":3,"size":4}"#);
     let mut req = request(&server.url, &params);
     let creds = Credentials::new("AKIDTEST", "test-secret", None);

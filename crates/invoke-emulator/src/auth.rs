@@ -19,8 +19,8 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The service name requests must be signed for
 const SIGNING_SERVICE: &str = "lambda";
 
-/// Who may invoke
-#[derive(Debug, Clone, Default)]
+/// Who may invoke (`Debug` shows the access key ids, never their secrets)
+#[derive(Clone, Default)]
 pub enum Auth {
     /// Unsigned requests pass (`--no-auth`)
     Off,
@@ -31,6 +31,20 @@ pub enum Auth {
     /// Only requests signed with one of these access keys (id -> secret), for the service
     /// `lambda` in the emulator's region, pass
     Keys(HashMap<String, String>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Off => f.write_str("Off"),
+            Self::AnySigned => f.write_str("AnySigned"),
+            Self::Keys(keys) => {
+                let mut ids: Vec<&str> = keys.keys().map(String::as_str).collect();
+                ids.sort_unstable();
+                f.debug_tuple("Keys").field(&ids).finish()
+            }
+        }
+    }
 }
 
 /// A signature whose head passed: what is left to check needs the body
@@ -77,5 +91,23 @@ impl PendingSignature<'_> {
         self.head
             .verify(body, self.secret)
             .map_err(|e| Box::new(e.to_service_error()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Auth;
+
+    #[test]
+    fn debug_shows_key_ids_not_secrets() {
+        let keys = [("AKIDB", "secret-b"), ("AKIDA", "secret-a")];
+        let auth = Auth::Keys(
+            keys.iter()
+                .map(|(k, s)| ((*k).to_owned(), (*s).to_owned()))
+                .collect(),
+        );
+        let shown = format!("{auth:?}");
+        assert_eq!(shown, r#"Keys(["AKIDA", "AKIDB"])"#);
+        assert_eq!(format!("{:?}", Auth::default()), "AnySigned");
     }
 }
