@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
 use invoke_config::location::Platform;
-use invoke_config::{ClientConfig, Env, Overrides, SharedConfig, StdFs};
+use invoke_config::{ClientConfig, CredentialsError, Env, Overrides, SharedConfig, StdFs};
 use invoke_proto::{
     EndpointError, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
     StreamError,
@@ -41,7 +41,8 @@ Exit status:
   0  the function returned normally (also when the reader of stdout went away early)
   1  the function failed (InvokeComplete carried an ErrorCode)
   2  a service, network or protocol error: throttling, a missing function, a timeout,
-     a truncated stream or one without InvokeComplete (the bytes already written stay)
+     a truncated stream or one without InvokeComplete (the bytes already written stay),
+     a credentials provider (STS, SSO, a container endpoint) that failed to answer
   3  a usage or configuration error: bad options, no region, no credentials, an unknown
      profile
   130  interrupted (Ctrl-C); the function itself runs on to its end";
@@ -330,6 +331,11 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
             Error::Credentials(source) => source.to_string(),
             e => e.to_string(),
         };
+        if credentials_unreachable(&e) {
+            // a provider that failed to answer (STS, SSO, a container endpoint): the network
+            // or the service, not the configuration
+            return Err(Failure(Exit::Failed, why));
+        }
         return Err(usage(format!(
             "{why}\n(for an endpoint that does not check signatures, such as `lambda-stream serve \
              --no-auth`, pass --no-sign-request)"
@@ -717,9 +723,17 @@ pub(crate) fn summary(run: &Run) -> String {
     s
 }
 
+/// Whether `e` is a credentials provider that could not be reached or failed on its side
+/// (asking again later may succeed), rather than credentials missing or misconfigured
+fn credentials_unreachable(e: &Error) -> bool {
+    matches!(e, Error::Credentials(source)
+        if source.downcast_ref::<CredentialsError>().is_some_and(CredentialsError::is_retryable))
+}
+
 pub(crate) fn failure_exit(e: &Error) -> Exit {
     match e {
         Error::Function(_) => Exit::Function,
+        e if credentials_unreachable(e) => Exit::Failed,
         Error::Config(_) | Error::InvalidParams(_) | Error::Credentials(_) | Error::Sign(_) => {
             Exit::Usage
         }

@@ -664,6 +664,29 @@ fn configuration_errors_exit_3_and_name_the_fix() {
 }
 
 #[test]
+fn an_unreachable_credentials_endpoint_exits_2() {
+    // the container endpoint is configured but refuses connections: a network failure, not
+    // a configuration error
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = bin();
+    c.env(
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        format!("http://127.0.0.1:{port}/credentials"),
+    )
+    .env("AWS_MAX_ATTEMPTS", "1")
+    .args(["invoke", "echo", "--region", "us-east-1"])
+    .args(["--endpoint-url", "http://127.0.0.1:9"]);
+    let o = run(c, b"");
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("container"), "{err}");
+    assert!(!err.contains("--no-sign-request"), "{err}");
+}
+
+#[test]
 fn connection_refused_exits_2() {
     let port = {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
