@@ -92,6 +92,13 @@ pub struct SharedConfig {
     pub(crate) files: Vec<(PathBuf, FileStatus)>,
 }
 
+/// Most attempts per request a credentials provider makes (instance metadata, container
+/// endpoints, STS, SSO), whatever `max_attempts` says: the invocation's retries are bounded
+/// by the retry quota as well, the providers' only by this, so `AWS_MAX_ATTEMPTS=100000` must
+/// not turn a provider that does not answer into a wait without end (the Rust SDK's instance
+/// metadata client makes 4)
+pub(crate) const MAX_PROVIDER_ATTEMPTS: u32 = 5;
+
 impl SharedConfig {
     /// The process environment and the real shared files: [`Env::from_process`] and
     /// [`crate::StdFs`] (the edge of a program; tests use [`SharedConfig::load`])
@@ -269,12 +276,12 @@ impl SharedConfig {
     }
 
     /// Attempts per request for the credential providers: `AWS_MAX_ATTEMPTS` /
-    /// `max_attempts` when valid, else 3
+    /// `max_attempts` when valid, else 3; at most [`MAX_PROVIDER_ATTEMPTS`]
     pub(crate) fn attempts(&self) -> u32 {
         self.string_setting(&["AWS_MAX_ATTEMPTS"], "max_attempts")
             .and_then(|s| s.value.parse::<u32>().ok())
             .filter(|n| *n >= 1)
-            .unwrap_or(3)
+            .map_or(3, |n| n.min(MAX_PROVIDER_ATTEMPTS))
     }
 
     /// The first of `vars` that is set, else `key` of the active profile

@@ -317,11 +317,19 @@ pub(crate) trait Machine: Send {
     fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act;
 }
 
+/// Whether an answer is worth asking again for: a server error or throttling (429)
+pub(crate) fn transient_status(r: &HttpResponse) -> bool {
+    let s = r.status.as_u16();
+    s >= 500 || s == 429
+}
+
 /// One request with its retries
 pub(crate) struct Call {
     req: http::Request<Bytes>,
     attempt: u32,
     max_attempts: u32,
+    /// Which answers are retried (while attempts are left)
+    retryable: fn(&HttpResponse) -> bool,
 }
 
 /// What came of a [`Call`] once an answer is in
@@ -337,11 +345,22 @@ pub(crate) enum CallResult {
 }
 
 impl Call {
+    /// `req`, retried on [`transient_status`] answers and transport errors
     pub(crate) fn new(req: http::Request<Bytes>, max_attempts: u32) -> Self {
+        Self::classified(req, max_attempts, transient_status)
+    }
+
+    /// `req`, retried on the answers `retryable` picks and on transport errors
+    pub(crate) fn classified(
+        req: http::Request<Bytes>,
+        max_attempts: u32,
+        retryable: fn(&HttpResponse) -> bool,
+    ) -> Self {
         Self {
             req,
             attempt: 0,
             max_attempts: max_attempts.max(1),
+            retryable,
         }
     }
 
@@ -360,8 +379,7 @@ impl Call {
         let more = self.attempt < self.max_attempts;
         match input {
             Some(Input::Response(r)) => {
-                let s = r.status.as_u16();
-                if more && (s >= 500 || s == 429) {
+                if more && (self.retryable)(&r) {
                     CallResult::Retry(self.send())
                 } else {
                     CallResult::Response(r)
@@ -387,6 +405,11 @@ pub(crate) trait Exchange: Send {
         now: SystemTime,
     ) -> Result<http::Request<Bytes>, CredentialsError>;
     fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError>;
+    /// Whether an answer is retried (while attempts are left): by default a server error or
+    /// throttling (429)
+    fn retryable(r: &HttpResponse) -> bool {
+        transient_status(r)
+    }
 }
 
 /// The machine of an [`Exchange`]
@@ -413,7 +436,10 @@ impl<E: Exchange> Machine for OneCall<E> {
     fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
         let Some(call) = &mut self.call else {
             return match self.exchange.request(ctx, now) {
-                Ok(req) => self.call.insert(Call::new(req, self.max_attempts)).send(),
+                Ok(req) => self
+                    .call
+                    .insert(Call::classified(req, self.max_attempts, E::retryable))
+                    .send(),
                 Err(e) => Act::Done(Err(Fail::Error(e))),
             };
         };

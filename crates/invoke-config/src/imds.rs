@@ -74,7 +74,7 @@ impl std::error::Error for ImdsConfigError {}
 pub struct ImdsSettings {
     /// The base URL, without a trailing slash
     pub endpoint: String,
-    /// Attempts per request (`AWS_MAX_ATTEMPTS` / `max_attempts`, default 3)
+    /// Attempts per request (`AWS_MAX_ATTEMPTS` / `max_attempts`, default 3, at most 5)
     pub max_attempts: u32,
 }
 

@@ -162,6 +162,10 @@ impl AssumeRole {
 impl Exchange for AssumeRole {
     const NAME: &'static str = "STS AssumeRole";
 
+    fn retryable(r: &HttpResponse) -> bool {
+        crate::sts::retryable_answer(r)
+    }
+
     fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
         sts_outcome("AssumeRole", r, "profile")
     }
@@ -237,6 +241,10 @@ pub(crate) struct WebIdentity {
 
 impl Exchange for WebIdentity {
     const NAME: &'static str = "STS AssumeRoleWithWebIdentity";
+
+    fn retryable(r: &HttpResponse) -> bool {
+        crate::sts::retryable_answer(r)
+    }
 
     fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
         sts_outcome("AssumeRoleWithWebIdentity", r, self.provider)
@@ -391,6 +399,9 @@ pub(crate) struct Sso {
     pub(crate) portal: ServiceSettings,
 }
 
+/// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch
+const LAST_MILLISECOND_OF_9999: u64 = 253_402_300_799_999;
+
 impl Exchange for Sso {
     const NAME: &'static str = "the SSO portal";
 
@@ -487,7 +498,15 @@ impl Exchange for Sso {
         let expiry = rc
             .get("expiration")
             .and_then(serde_json::Value::as_u64)
-            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+            .map(|ms| {
+                // past year 9999 (as RFC 3339 times elsewhere) is no time a portal means, and
+                // could overflow a platform's clock
+                Some(ms)
+                    .filter(|ms| *ms <= LAST_MILLISECOND_OF_9999)
+                    .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+                    .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))
+            })
+            .transpose()?;
         Ok(ProvidedCredentials::new(
             Credentials::new(id, secret, get("sessionToken").map(str::to_owned)),
             expiry,
@@ -748,6 +767,8 @@ fn sso_base(
             &format!("{}.json", sha1_hex(session_key.as_bytes())),
         ],
     );
+    let portal = ServiceSettings::from_shared(shared, Some(region), "SSO", "sso")?;
+    // one attempt, as the Rust SDK makes (its recorded `sso_server_error` case asks once)
     Ok(Some(Base::Sso(Box::new(OneCall::new(
         Sso {
             cache_file,
@@ -755,7 +776,7 @@ fn sso_base(
             profile: shared.profile_name.clone(),
             account_id: nonempty(p, "sso_account_id").unwrap_or_default(),
             role_name: nonempty(p, "sso_role_name").unwrap_or_default(),
-            portal: ServiceSettings::from_shared(shared, Some(region), "SSO", "sso")?,
+            portal,
         },
         "sso",
         1,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::credentials::HttpResponse;
 use crate::time::parse_rfc3339;
 use crate::{CredentialsError, ProvidedCredentials};
 
@@ -147,6 +148,33 @@ pub(crate) fn parse_success(
     ))
 }
 
+/// STS error codes that asking again may cure, whatever their status (STS throttles with
+/// 400): standard mode's throttling codes, and botocore's `_retry.json` entry for STS
+fn retryable_code(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some(
+            "IDPCommunicationError" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded"
+        )
+    )
+}
+
+/// Whether an STS answer is retried: a server error, 429, or a [`retryable_code`] (read only
+/// from a failed answer's body)
+pub(crate) fn retryable_answer(r: &HttpResponse) -> bool {
+    if r.status.is_success() {
+        return false;
+    }
+    crate::credentials::transient_status(r)
+        || retryable_code(
+            std::str::from_utf8(&r.body)
+                .ok()
+                .and_then(|t| xml_texts(t).ok())
+                .as_ref()
+                .and_then(|texts| find(texts, "Error/Code")),
+        )
+}
+
 /// The error of a failed answer: `InvalidIdentityTokenException: message`
 pub(crate) fn parse_error(
     action: &str,
@@ -160,17 +188,7 @@ pub(crate) fn parse_error(
         .unwrap_or_default();
     let code = find(&texts, "Error/Code");
     let message = find(&texts, "Error/Message").unwrap_or("");
-    let retryable = status >= 500
-        || status == 429
-        || matches!(
-            code,
-            Some(
-                "IDPCommunicationError"
-                    | "Throttling"
-                    | "ThrottlingException"
-                    | "RequestLimitExceeded"
-            )
-        );
+    let retryable = status >= 500 || status == 429 || retryable_code(code);
     let what = match code {
         Some(c) if MODELED.contains(&c) => format!("{c}Exception: {message}"),
         Some(c) => format!("{c}: {message}"),

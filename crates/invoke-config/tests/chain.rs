@@ -564,3 +564,121 @@ fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+const ASSUME_ROLE_CONFIG: &str = "[default]\nregion = eu-central-1\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n\
+                  [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = basesecret\n";
+
+const ASSUME_ROLE_ANSWER: &str = "<AssumeRoleResponse><AssumeRoleResult>\
+    <Credentials><AccessKeyId>ASIANEW</AccessKeyId><SecretAccessKey>newsecret</SecretAccessKey><SessionToken>newtoken</SessionToken>\
+    <Expiration>2023-11-14T23:13:20Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>";
+
+fn sts_error(code: &str) -> Bytes {
+    Bytes::from(format!(
+        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>Rate exceeded</Message></Error></ErrorResponse>"
+    ))
+}
+
+#[test]
+fn sts_throttling_is_retried_though_its_status_is_400() {
+    for code in ["Throttling", "IDPCommunicationError"] {
+        let fs = MemFs::new().with("/home/.aws/config", ASSUME_ROLE_CONFIG);
+        let mut c = chain(&[], fs, &ProviderKind::DEFAULT_CHAIN);
+        let mut calls = 0;
+        let r = drive(&mut c, now, |_req| {
+            calls += 1;
+            Ok::<_, String>(if calls == 1 {
+                (StatusCode::BAD_REQUEST, HeaderMap::new(), sts_error(code))
+            } else {
+                (
+                    StatusCode::OK,
+                    HeaderMap::new(),
+                    Bytes::from(ASSUME_ROLE_ANSWER),
+                )
+            })
+        })
+        .unwrap();
+        assert_eq!(calls, 2, "{code}");
+        assert_eq!(r.credentials.access_key_id(), "ASIANEW");
+    }
+    // other 400s are final at once, and not retryable
+    let fs = MemFs::new().with("/home/.aws/config", ASSUME_ROLE_CONFIG);
+    let mut c = chain(&[], fs, &ProviderKind::DEFAULT_CHAIN);
+    let mut calls = 0;
+    let e = drive(&mut c, now, |_req| {
+        calls += 1;
+        Ok::<_, String>((
+            StatusCode::BAD_REQUEST,
+            HeaderMap::new(),
+            sts_error("ValidationError"),
+        ))
+    })
+    .unwrap_err();
+    assert_eq!(calls, 1);
+    assert!(!e.is_retryable(), "{e}");
+}
+
+#[test]
+fn a_huge_max_attempts_does_not_make_providers_ask_forever() {
+    let mut c = chain(
+        &[("AWS_MAX_ATTEMPTS", "4294967295")],
+        MemFs::new(),
+        &[ProviderKind::Imds],
+    );
+    let mut attempts = 0;
+    loop {
+        match c.next_step(now()) {
+            Step::Send(_) => {
+                attempts += 1;
+                assert!(attempts <= 100, "still asking after 100 attempts");
+                c.handle_transport_error(&"connection refused");
+            }
+            Step::Done(r) => {
+                assert!(r.is_err());
+                break;
+            }
+            Step::Run(_) => panic!("no process"),
+        }
+    }
+    assert_eq!(attempts, 5);
+}
+
+#[test]
+fn sso_portal_answers_once_and_a_huge_expiration_is_an_error() {
+    let config = "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\n\
+                  [sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp.awsapps.com/start\n";
+    let name = format!("/home/.aws/sso/cache/{}.json", sha1_of("corp"));
+    let fs = || {
+        MemFs::new().with("/home/.aws/config", config).with(
+            name.clone(),
+            r#"{"accessToken": "a-cached-sso-token", "expiresAt": "2099-01-01T00:00:00Z"}"#,
+        )
+    };
+    let answer = |expiration: u64| {
+        Bytes::from(format!(
+            r#"{{"roleCredentials":{{"accessKeyId":"ASIASSO","secretAccessKey":"ssosecret","sessionToken":"ssotoken","expiration":{expiration}}}}}"#
+        ))
+    };
+    let mut c = chain(
+        &[("AWS_PROFILE", "dev")],
+        fs(),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let r = drive(&mut c, now, |_req| {
+        Ok::<_, String>((StatusCode::OK, HeaderMap::new(), answer(1_700_003_600_000)))
+    })
+    .unwrap();
+    assert_eq!(r.credentials.access_key_id(), "ASIASSO");
+    assert_eq!(r.expiry, Some(now() + Duration::from_secs(3600)));
+
+    let mut c = chain(
+        &[("AWS_PROFILE", "dev")],
+        fs(),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let e = drive(&mut c, now, |_req| {
+        Ok::<_, String>((StatusCode::OK, HeaderMap::new(), answer(u64::MAX)))
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("out of range"), "{e}");
+    assert_no_secret(&e.to_string());
+}
