@@ -10,14 +10,12 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
-use invoke_config::{PayloadCursor, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
+use crate::drain::ReadsBy;
 use crate::error::{BoxError, Error};
-
-/// Most bytes read after `InvokeComplete` to return the connection to the pool
-const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// What the caller gets next
 enum Progress {
@@ -249,8 +247,11 @@ impl Call {
 
     /// Reads what follows `InvokeComplete` (normally only the end of the chunked body)
     /// so that the connection goes back to the pool
+    /// Reads the end of the body so the connection goes back to the pool: at most
+    /// [`DRAIN_LIMIT`] bytes within [`DRAIN_WAIT`], else the connection is closed
     fn drain(&mut self) {
         if let Some(mut body) = self.body.take() {
+            let _by = ReadsBy::set(Instant::now() + DRAIN_WAIT);
             self.buf.discard(&mut body, DRAIN_LIMIT);
         }
     }

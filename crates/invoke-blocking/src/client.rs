@@ -382,7 +382,11 @@ impl ClientBuilder {
         let addresses = Arc::new(AddressCache::default());
         let agent = ureq::Agent::with_parts(
             config,
-            ureq::unversioned::transport::DefaultConnector::default(),
+            // every connection's reads also honour a drain's shorter limit (see `drain`)
+            ureq::unversioned::transport::Connector::chain(
+                ureq::unversioned::transport::DefaultConnector::default(),
+                crate::drain::BoundedReads,
+            ),
             LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
         let credentials = match choice {

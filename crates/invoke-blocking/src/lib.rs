@@ -109,6 +109,7 @@ mod buffers;
 mod call;
 mod client;
 mod credentials;
+mod drain;
 mod error;
 mod resolver;
 mod tls;

@@ -106,7 +106,7 @@ pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
 pub use proxy::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host, redact_url};
 pub use response_info::ResponseInfo;
-pub use timeouts::{FIFTEEN_MINUTES, MAX_TIMEOUT, Timeouts};
+pub use timeouts::{DRAIN_LIMIT, DRAIN_WAIT, FIFTEEN_MINUTES, MAX_TIMEOUT, Timeouts};
 
 pub use bytes;
 pub use http;

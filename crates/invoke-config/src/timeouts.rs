@@ -10,6 +10,16 @@ pub const FIFTEEN_MINUTES: Duration = Duration::from_secs(15 * 60);
 /// a deadline overflowing the clock.
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
+/// Most body bytes a transport reads after `InvokeComplete` to return the connection to its
+/// pool (normally only the end of the chunked encoding follows); past it, the connection is
+/// closed instead
+pub const DRAIN_LIMIT: usize = 64 * 1024;
+
+/// Longest wait for the end of the body after `InvokeComplete`: the caller has every event by
+/// then, so a peer that holds the body open (a misbehaving proxy) costs at most this, and the
+/// connection is closed instead of returned to the pool
+pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
 /// The four timeouts of an invocation
 ///
 /// The defaults never cut a healthy function short: Lambda functions may run for 15

@@ -17,16 +17,13 @@ use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFail
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use invoke_config::{PayloadCursor, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
 
 use crate::client::Inner;
 use crate::connect::classify;
 use crate::credentials::Source;
 use crate::error::{BoxError, Error};
 use crate::pool::Lease;
-
-/// Most bytes read after `InvokeComplete` to return the connection to the pool
-const DRAIN_LIMIT: usize = 64 * 1024;
 
 /// The state of one invocation between the driver and hyper
 pub(crate) struct Call {
@@ -435,8 +432,23 @@ impl Response {
         Poll::Pending
     }
 
+    /// The caller has every event: the end of the body is waited for at most [`DRAIN_WAIT`]
+    fn start_draining(&mut self) {
+        self.phase = Phase::Draining;
+        let by = Instant::now() + DRAIN_WAIT;
+        if by < self.call.deadline {
+            self.call.deadline = by;
+            if let Some(timer) = &mut self.timer
+                && timer.deadline() > by
+            {
+                timer.as_mut().reset(by);
+            }
+        }
+    }
+
     /// Reads the rest of the body (normally only the end of the chunked encoding) so the
-    /// connection goes back to the pool; gives up (closing it) past [`DRAIN_LIMIT`]
+    /// connection goes back to the pool; gives up (closing it) past [`DRAIN_LIMIT`] bytes or
+    /// the deadline [`start_draining`](Self::start_draining) set
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match ready!(self.poll_body(cx)) {
@@ -497,7 +509,7 @@ impl Stream for Response {
                         events = this.call.driver.events(),
                         "stream complete"
                     );
-                    this.phase = Phase::Draining;
+                    this.start_draining();
                 }
                 DriverAction::Fail(e) => {
                     this.phase = Phase::Finished;

@@ -447,6 +447,80 @@ pub fn head_timeout<T: Transport>(t: &T) {
     transport_failure(&o, TransportFailure::HeadTimeout, 2);
 }
 
+/// A server that sends `InvokeComplete` and then holds the body open without its end (a
+/// misbehaving proxy, say): the caller has every event, so the client waits only briefly for
+/// the end and then closes the connection, instead of waiting out the idle timeout
+pub fn a_body_held_open_after_invoke_complete_is_not_waited_for<T: Transport>(t: &T) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || held_open_after_complete(&listener));
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    // longer than the server holds the body: only closing early ends the call before it
+    cfg.idle_timeout = Duration::from_secs(300);
+    cfg.overall_timeout = Duration::from_secs(300);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
+    assert_success(&o);
+    assert_eq!(o.payload(), b"held");
+    assert!(
+        server.join().expect("server"),
+        "the client waited for the end of the body instead of closing the connection"
+    );
+}
+
+/// Answers one request with a chunk and `InvokeComplete`, then holds the body open for up to
+/// a minute; whether the client closed the connection before the server gave up and ended it
+fn held_open_after_complete(listener: &TcpListener) -> bool {
+    use std::io::{Read, Write};
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    let body_start = loop {
+        let n = s.read(&mut buf).expect("request");
+        assert!(n > 0, "the client closed before sending its request");
+        request.extend_from_slice(&buf[..n]);
+        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().expect("content-length"));
+    let mut body_read = request.len() - body_start;
+    while body_read < length {
+        body_read += s.read(&mut buf).expect("request body");
+    }
+    let mut events = invoke_proto::bytes::BytesMut::new();
+    Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"held"))
+        .encode(&mut events)
+        .unwrap();
+    Event::InvokeComplete(invoke_proto::InvokeComplete::default())
+        .encode(&mut events)
+        .unwrap();
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
+         X-Amz-Executed-Version: $LATEST\r\nx-amzn-RequestId: held-open\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        events.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&events);
+    response.extend_from_slice(b"\r\n");
+    s.write_all(&response).unwrap();
+    // the end of the body (`0\r\n\r\n`) is held back
+    let closed = match s.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        // a timeout is the server giving up, not the client closing
+        Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+    };
+    let _ = s.write_all(b"0\r\n\r\n");
+    closed
+}
+
 /// A fault after the first event is an error to the caller, and the function ran once,
 /// whatever the retry policy allows
 pub fn no_retry_after_the_first_event<T: Transport>(t: &T) {

@@ -311,6 +311,7 @@ macro_rules! transport_suite {
             connection_refused_names_the_address,
             connect_timeout_names_the_address,
             head_timeout,
+            a_body_held_open_after_invoke_complete_is_not_waited_for,
             no_retry_after_the_first_event,
             cut_after_the_head_is_not_retried,
             a_paused_reader_holds_the_server_back,

@@ -1,0 +1,103 @@
+//! A bound on the wait for the end of a body after `InvokeComplete`
+//!
+//! ureq fixes a request's read timeouts when it is sent; the end of a body after
+//! `InvokeComplete` is waited for much more briefly ([`DRAIN_WAIT`](invoke_config::DRAIN_WAIT))
+//! than the idle timeout allows. Every connection is wrapped in [`Bounded`], whose reads
+//! also wait no later than a limit set for the calling thread ([`ReadsBy`]) while it drains.
+
+use std::cell::Cell;
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
+
+thread_local! {
+    /// When set, reads on this thread wait no later than this
+    static READS_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// While alive, reads on this thread's connections wait no later than the time given
+pub(crate) struct ReadsBy(Option<Instant>);
+
+impl ReadsBy {
+    pub(crate) fn set(by: Instant) -> Self {
+        Self(READS_BY.replace(Some(by)))
+    }
+}
+
+impl Drop for ReadsBy {
+    fn drop(&mut self) {
+        READS_BY.set(self.0);
+    }
+}
+
+/// The last connector of a client's chain: wraps each connection in [`Bounded`]
+#[derive(Debug)]
+pub(crate) struct BoundedReads;
+
+impl<In: Transport> Connector<In> for BoundedReads {
+    type Out = Bounded<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(Bounded))
+    }
+}
+
+/// A connection whose reads honour [`ReadsBy`]
+#[derive(Debug)]
+pub(crate) struct Bounded<T>(T);
+
+impl<T: Transport> Transport for Bounded<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.0.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        self.0.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if let Some(by) = READS_BY.get() {
+            // not zero: ureq waits a whole second for a zero timeout
+            let left = by
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1))
+                .into();
+            timeout.per_read = Some(timeout.per_read.map_or(left, |d| d.min(left)));
+        }
+        self.0.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.0.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.0.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{READS_BY, ReadsBy};
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_limit_holds_only_while_set_and_nests() {
+        assert_eq!(READS_BY.get(), None);
+        let outer = Instant::now() + Duration::from_secs(5);
+        let inner = Instant::now() + Duration::from_secs(1);
+        {
+            let _outer = ReadsBy::set(outer);
+            {
+                let _inner = ReadsBy::set(inner);
+                assert_eq!(READS_BY.get(), Some(inner));
+            }
+            assert_eq!(READS_BY.get(), Some(outer));
+        }
+        assert_eq!(READS_BY.get(), None);
+    }
+}
