@@ -103,7 +103,15 @@
 //! span per attempt (debug: attempt, status), with debug events for failed attempts, waits,
 //! error responses and the end of the stream or the failure (bytes, events); a
 //! `credentials_request` span (debug: method, host, path, status) per exchange of a
-//! credentials provider. No secret and no payload byte is ever logged.
+//! credentials provider. No secret and no payload byte is ever logged by this crate.
+//!
+//! # Warning
+//!
+//! At `TRACE`, ureq's protocol layer (the `log` target `ureq_proto`) hex-dumps every byte it
+//! sends and receives: `Authorization`, session tokens, the credentials providers' answers
+//! and payloads included. An application that forwards `log` records at `TRACE` (for example
+//! through `tracing-log`) should keep that target at `DEBUG` or lower
+//! (`RUST_LOG=trace,ureq_proto=debug`).
 
 mod buffers;
 mod call;
