@@ -94,6 +94,10 @@ pub(crate) struct ServeArgs {
     /// idle the longest, or waits [default: 1024]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
+    /// Asynchronous (Event) invocations running at once; more get 429
+    /// TooManyRequestsException [default: 256]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_event_invocations: Option<u32>,
 }
 
 /// A number of seconds, fractions allowed (`0.5`), more than 0
@@ -123,6 +127,9 @@ fn server_limits(args: &ServeArgs) -> ServerLimits {
     }
     if let Some(n) = args.max_connections {
         limits.max_connections = n as usize;
+    }
+    if let Some(n) = args.max_event_invocations {
+        limits.max_event_invocations = n as usize;
     }
     limits
 }

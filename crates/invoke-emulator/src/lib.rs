@@ -270,7 +270,13 @@ impl Builder {
         };
         self.process_echo
             .store(!self.quiet, std::sync::atomic::Ordering::Relaxed);
+        let event_slots = Arc::new(tokio::sync::Semaphore::new(
+            self.limits
+                .max_event_invocations
+                .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+        ));
         let shared = Arc::new(Shared {
+            event_slots,
             functions: self.functions,
             auth: self.auth,
             region: self.region,

@@ -65,6 +65,11 @@ pub struct ServerLimits {
     /// closes the kept-alive one idle the longest; with none idle, new connections wait in
     /// the listen backlog until a connection ends or goes idle
     pub max_connections: usize,
+    /// Asynchronous (`Event`) invocations running at once (default 256). Each is answered
+    /// 202 at once and runs on in the background, so no connection bounds them; past this
+    /// many, more are refused with 429 `TooManyRequestsException`
+    /// (`ConcurrentInvocationLimitExceeded`)
+    pub max_event_invocations: usize,
 }
 
 impl Default for ServerLimits {
@@ -75,6 +80,7 @@ impl Default for ServerLimits {
             idle_timeout: Duration::from_secs(120),
             write_timeout: Duration::from_secs(120),
             max_connections: 1024,
+            max_event_invocations: 256,
         }
     }
 }
@@ -354,9 +360,11 @@ impl Watch {
                 BUSY => None,
                 _ => return,
             };
-            match timeout {
-                Some((since, t)) => {
-                    let deadline = pool.epoch + Duration::from_nanos(since) + t;
+            // a limit too far off to be a time (`--header-timeout 1e19`) is no limit
+            let deadline = timeout
+                .and_then(|(since, t)| (pool.epoch + Duration::from_nanos(since)).checked_add(t));
+            match deadline {
+                Some(deadline) => {
                     if deadline <= Instant::now() {
                         return;
                     }

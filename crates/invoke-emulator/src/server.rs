@@ -110,6 +110,8 @@ pub(crate) struct Shared {
     pub(crate) quiet: bool,
     pub(crate) limits: ServerLimits,
     pub(crate) log_sink: Option<LogSink>,
+    /// Slots for asynchronous invocations ([`ServerLimits::max_event_invocations`])
+    pub(crate) event_slots: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -255,11 +257,14 @@ async fn invoke(
         return Ok(dry_run(call, &target));
     }
     let admitted = admit(target.entry, &parts)?;
-    let asynchronous = is_event(call.operation, &parts);
-    let running = run(call, &target, &params, admitted.permit);
-    if asynchronous {
-        return Ok(accept_event(call, &target, running));
+    if is_event(call.operation, &parts) {
+        let slot = Arc::clone(&call.shared.event_slots)
+            .try_acquire_owned()
+            .map_err(|_| reject::throttled("ConcurrentInvocationLimitExceeded"))?;
+        let running = run(call, &target, &params, admitted.permit);
+        return Ok(accept_event(call, &target, running, slot));
     }
+    let running = run(call, &target, &params, admitted.permit);
     let log_tail = params.get_log_type() == Some(LogType::Tail);
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
@@ -502,13 +507,19 @@ fn is_event(operation: Operation, parts: &Parts) -> bool {
 
 /// The answer to an asynchronous `Invoke`: 202 with an empty body at once, as the service
 /// answers once the event is queued; the function runs on, its output is read and dropped,
-/// and its end is logged like any invocation's
-fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Response<RespBody> {
+/// and its end is logged like any invocation's; `slot` is held until then
+fn accept_event(
+    call: &Call,
+    target: &Target<'_>,
+    mut running: Running,
+    slot: OwnedSemaphorePermit,
+) -> Response<RespBody> {
     let shared = Arc::clone(&call.shared);
     let id = call.request_id.clone();
     let function = target.name.to_owned();
     let started = call.started;
     tokio::spawn(async move {
+        let _slot = slot;
         let mut bytes: u64 = 0;
         let result = loop {
             match running.rx.recv().await {

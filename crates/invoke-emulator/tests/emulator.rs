@@ -693,3 +693,44 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     assert_eq!(&body[..], br#"{"x":1}"#);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn event_invocations_running_at_once_are_bounded() {
+    // each holds until the test ends: without a bound, every Event request would leave one
+    // more running in the background
+    let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let gate = std::sync::Arc::clone(&release);
+    let limits = invoke_emulator::ServerLimits {
+        max_event_invocations: 2,
+        ..invoke_emulator::ServerLimits::default()
+    };
+    let emu = start(
+        Emulator::builder()
+            .builtins()
+            .no_auth()
+            .limits(limits)
+            .function("held", move |_: Invocation, _: ResponseStream| {
+                let gate = std::sync::Arc::clone(&gate);
+                async move {
+                    let _permit = gate.acquire().await;
+                    Ok::<(), FunctionError>(())
+                }
+            }),
+    )
+    .await;
+    let held = InvokeParams::new("held", "{}");
+    for _ in 0..2 {
+        assert_eq!(send(&emu, event_invoke(&emu, &held)).await.status(), 202);
+    }
+    let e = service_error(send(&emu, event_invoke(&emu, &held)).await).await;
+    assert_eq!(e.kind, ServiceErrorKind::TooManyRequests);
+    assert_eq!(
+        e.reason.as_deref(),
+        Some("ConcurrentInvocationLimitExceeded")
+    );
+    // synchronous invocations are not counted against it
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new("echo", "{}"))).await).await;
+    assert!(o.complete.is_some(), "{o:?}");
+    release.add_permits(2);
+    emu.shutdown().await;
+}

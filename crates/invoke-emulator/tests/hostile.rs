@@ -554,6 +554,27 @@ async fn oversized_heads_are_answered_in_the_services_shape_below_hypers_limits(
     emu.shutdown().await;
 }
 
+#[tokio::test]
+async fn limits_too_far_off_to_be_times_mean_no_limit() {
+    // `serve --header-timeout 1e19`: no deadline can be that far; the connection is served
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            header_read_timeout: Duration::MAX,
+            body_read_timeout: Duration::MAX,
+            idle_timeout: Duration::MAX,
+            write_timeout: Duration::MAX,
+            ..ServerLimits::default()
+        },
+    )
+    .await;
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(echo_on(&emu, &mut s).await, 200);
+    }
+    emu.shutdown().await;
+}
+
 /// One keep-alive request on `s`: the status
 async fn echo_on(emu: &Emulator, s: &mut TcpStream) -> u16 {
     let req = request(emu, &InvokeParams::new("echo", "{}"));

@@ -85,7 +85,9 @@ mod pool;
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
-pub use invoke_config::{CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, ResponseInfo, Timeouts};
+pub use invoke_config::{
+    CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, MAX_TIMEOUT, ResponseInfo, Timeouts,
+};
 pub use invoke_config::{
     CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
     ProxyEnv, SharedConfig,
