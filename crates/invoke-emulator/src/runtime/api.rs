@@ -28,7 +28,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::header::{CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
@@ -535,17 +535,36 @@ fn buffered_failure(
     api_error(status, api_type, &message)
 }
 
-/// Reads and drops a refused request's body (bounded), so the runtime sees the answer rather
-/// than a reset connection
-async fn drain(body: Incoming) {
-    let _ = Limited::new(body, MAX_BUFFERED).collect().await;
+/// Time to read a refused request's body or an error report: both are small, and a client
+/// sending one slowly holds a connection (any local process can reach the Runtime API)
+const SMALL_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Reads and drops a refused request's body, so the runtime sees the answer rather than a
+/// reset connection: at most [`MAX_BUFFERED`] bytes within [`SMALL_BODY_TIMEOUT`], none kept
+async fn drain(mut body: Incoming) {
+    let discard = async {
+        let mut left = MAX_BUFFERED;
+        while let Some(Ok(frame)) = body.frame().await {
+            let n = frame.data_ref().map_or(0, bytes::Bytes::len);
+            match left.checked_sub(n) {
+                Some(rest) => left = rest,
+                None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(SMALL_BODY_TIMEOUT, discard).await;
 }
 
 /// The error an `/error` or `/init/error` report carries (see [`errordoc`]) and the answer
 /// to it: `202`, `413` for a document over the limit, `400` for a body cut short
 async fn read_report(headers: &HeaderMap, body: Incoming) -> (FunctionError, Response<RespBody>) {
     let error_type = header(headers, ERROR_TYPE);
-    match Limited::new(body, errordoc::MAX_DOCUMENT).collect().await {
+    let read = Limited::new(body, errordoc::MAX_DOCUMENT).collect();
+    let read = match tokio::time::timeout(SMALL_BODY_TIMEOUT, read).await {
+        Ok(read) => read,
+        Err(_) => Err(format!("not sent within {SMALL_BODY_TIMEOUT:?}").into()),
+    };
+    match read {
         Ok(c) => (
             errordoc::from_document(error_type, &c.to_bytes()),
             accepted(),
