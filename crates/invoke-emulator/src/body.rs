@@ -66,6 +66,10 @@ pub(crate) fn exception(error: &ServiceError) -> Bytes {
         .expect("a short code and message are within the limits")
 }
 
+/// Longest a stalled body holds its connection: Lambda's longest run, 15 minutes (then the
+/// connection is closed, as a truncated stream)
+const MAX_STALL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     Streaming,
@@ -89,6 +93,8 @@ pub(crate) struct FrameBody {
     max_payload: u64,
     chunks: u64,
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When a stalled body gives up and closes the connection ([`MAX_STALL`])
+    stall_ends: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Called once, with the result and the payload bytes, when the function ends
     on_done: Option<OnDone>,
     /// An output received before the body started
@@ -130,6 +136,7 @@ impl FrameBody {
             max_payload,
             chunks: 0,
             delay: None,
+            stall_ends: None,
             on_done: Some(on_done),
             ended: false,
             on_cut_off: None,
@@ -259,7 +266,16 @@ impl Body for FrameBody {
                     this.ended = true;
                     return Poll::Ready(None);
                 }
-                State::Stalled => return Poll::Pending,
+                State::Stalled => {
+                    let ends = this
+                        .stall_ends
+                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(MAX_STALL)));
+                    if ends.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    this.ended = true;
+                    return Poll::Ready(Some(Err(Cut("injected stall: given up"))));
+                }
                 State::Streaming => {}
             }
             if let Some(d) = &mut this.delay {

@@ -9,12 +9,15 @@
 //! | `throttle=N` | per function ([`FunctionConfig::faults`](crate::FunctionConfig)): throttles its next N requests; in the header: throttles this request and the next N-1 requests of the function (at least; a larger count already pending stays); then serves normally | as `throttle`, N times, then success |
 //! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
 //! | `corrupt-crc` | flips the message CRC of the first chunk event | `MessageCrc` at offset 0 |
-//! | `delay-ms=D` | waits D ms after each chunk | nothing: every chunk must still arrive as it is sent |
-//! | `stall` | after the first chunk, sends half a frame and holds the connection open | nothing until the client's own idle timeout; then a truncated stream |
-//! | `oversize` | after the first chunk, sends a prelude announcing a 25 MiB message and holds | `LimitExceeded` (message length) at once, without waiting for the bytes |
+//! | `delay-ms=D` | waits D ms after each chunk (D at most 900,000: 15 minutes) | nothing: every chunk must still arrive as it is sent |
+//! | `stall` | after the first chunk, sends half a frame and holds the connection open (at most 15 minutes, Lambda's longest run; then closes it) | nothing until the client's own idle timeout; then a truncated stream |
+//! | `oversize` | after the first chunk, sends a prelude announcing a 25 MiB message and holds (as `stall`) | `LimitExceeded` (message length) at once, without waiting for the bytes |
 //! | `exception` | after the first chunk, sends an `exception` message of kind [`Service`](invoke_proto::ServiceErrorKind::Service) and ends | a terminal in-stream service error of that kind |
 
 use std::time::Duration;
+
+/// Longest `delay-ms`: Lambda's longest run, 15 minutes
+const MAX_DELAY_MS: u64 = 15 * 60 * 1000;
 
 /// A set of faults to inject into one response
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,7 +68,15 @@ impl Faults {
                 }
                 "close-after" => f.close_after = Some(number()?),
                 "corrupt-crc" => f.corrupt_crc = true,
-                "delay-ms" => f.chunk_delay = Some(Duration::from_millis(number()?)),
+                "delay-ms" => {
+                    let ms = number()?;
+                    if ms > MAX_DELAY_MS {
+                        return Err(format!(
+                            "delay-ms={ms} is over {MAX_DELAY_MS} (15 minutes, Lambda's longest run)"
+                        ));
+                    }
+                    f.chunk_delay = Some(Duration::from_millis(ms));
+                }
                 "stall" => f.stall_mid_frame = true,
                 "oversize" => f.oversize = true,
                 "exception" => f.exception = true,
@@ -109,5 +120,12 @@ mod tests {
         assert_eq!(Faults::parse("").unwrap(), Faults::default());
         assert_eq!(Faults::parse("throttle=3").unwrap().throttle_next, Some(3));
         assert!(!Faults::parse("throttle=3").unwrap().throttle);
+        // a delay longer than any run would hold a connection for nothing
+        assert_eq!(
+            Faults::parse("delay-ms=900000").unwrap().chunk_delay,
+            Some(Duration::from_secs(900))
+        );
+        assert!(Faults::parse("delay-ms=900001").is_err());
+        assert!(Faults::parse("delay-ms=18446744073709551615").is_err());
     }
 }
