@@ -275,7 +275,9 @@ impl Builder {
                 .max_event_invocations
                 .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
         ));
+        let (stop_tx, stop_rx) = watch::channel(false);
         let shared = Arc::new(Shared {
+            stop: stop_rx.clone(),
             event_slots,
             functions: self.functions,
             auth: self.auth,
@@ -286,7 +288,6 @@ impl Builder {
             limits: self.limits,
             log_sink: self.log_sink,
         });
-        let (stop_tx, stop_rx) = watch::channel(false);
         let handler = move |req| server::handle(Arc::clone(&shared), req);
         let task = tokio::spawn(listen::serve_with(
             listener,
@@ -359,7 +360,8 @@ impl Emulator {
         self.ca.as_ref().map(|ca| ca.pem.as_str())
     }
 
-    /// Stops accepting, closes every connection and waits for the server task
+    /// Stops accepting, closes every connection, abandons the invocations still running (a
+    /// background `Event` one too) and waits for the server task
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {

@@ -43,7 +43,7 @@ use invoke_proto::{
     RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE,
     X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use crate::auth::Auth;
 use crate::body::{FrameBody, OnCutOff, OnDone, RespBody, full};
@@ -112,6 +112,9 @@ pub(crate) struct Shared {
     pub(crate) log_sink: Option<LogSink>,
     /// Slots for asynchronous invocations ([`ServerLimits::max_event_invocations`])
     pub(crate) event_slots: Arc<Semaphore>,
+    /// Turns true when the emulator stops (or its sender is dropped): running invocations
+    /// are abandoned then
+    pub(crate) stop: watch::Receiver<bool>,
 }
 
 impl Shared {
@@ -587,19 +590,27 @@ fn run(
     let out = ResponseStream::new(tx.clone(), Arc::clone(&log));
     let handler = Arc::clone(&target.entry.handler);
     let id = call.request_id.clone();
+    let mut stop = call.shared.stop.clone();
     tokio::spawn(async move {
         let _permit = permit;
-        let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
-            Ok(r) => r,
-            Err(_) => Err(FunctionError::new(
-                "Sandbox.Timedout",
-                format!(
-                    "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                    timeout.as_secs_f64()
-                ),
-            )),
+        let run = async {
+            let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
+                Ok(r) => r,
+                Err(_) => Err(FunctionError::new(
+                    "Sandbox.Timedout",
+                    format!(
+                        "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                        timeout.as_secs_f64()
+                    ),
+                )),
+            };
+            let _ = tx.send(Output::Done(result)).await;
         };
-        let _ = tx.send(Output::Done(result)).await;
+        // the emulator stopping abandons the run (its handler is dropped), whoever waits
+        tokio::select! {
+            () = run => {}
+            _ = stop.wait_for(|stopped| *stopped) => {}
+        }
     });
     Running { rx, log }
 }

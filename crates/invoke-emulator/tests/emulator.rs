@@ -734,3 +734,50 @@ async fn event_invocations_running_at_once_are_bounded() {
     release.add_permits(2);
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_abandons_invocations_still_running_in_the_background() {
+    /// Tells the test when the function's future is dropped
+    struct Dropped(Option<tokio::sync::oneshot::Sender<()>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+    let (dropped_tx, dropped) = tokio::sync::oneshot::channel::<()>();
+    let dropped_tx = std::sync::Mutex::new(Some(dropped_tx));
+    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let emu = start(Emulator::builder().no_auth().function(
+        "forever",
+        move |_: Invocation, _: ResponseStream| {
+            let guard = Dropped(dropped_tx.lock().unwrap().take());
+            let started_tx = started_tx.clone();
+            async move {
+                let _guard = guard;
+                let _ = started_tx.send(());
+                std::future::pending::<()>().await;
+                Ok::<(), FunctionError>(())
+            }
+        },
+    ))
+    .await;
+    let resp = send(
+        &emu,
+        event_invoke(&emu, &InvokeParams::new("forever", "{}")),
+    )
+    .await;
+    assert_eq!(resp.status(), 202);
+    let guard = Duration::from_secs(30);
+    tokio::time::timeout(guard, started.recv())
+        .await
+        .expect("the function started");
+    emu.shutdown().await;
+    // a guard against hanging, not a timing assertion: before, the run went on to its
+    // timeout (300 s)
+    tokio::time::timeout(guard, dropped)
+        .await
+        .expect("the run was abandoned at shutdown")
+        .unwrap();
+}
