@@ -334,6 +334,14 @@ impl InvokeDriver {
                 self.quota.on_success(self.last_retry_cost);
                 self.state = State::Head(Some(Box::new(InvokeStream::with_limits(self.limits))));
             }
+            Ok(ResponseHead::DryRun(_)) if !self.is_dry_run() => {
+                // 204 answers only a DryRun: for an invocation it would be a clean end
+                // without `InvokeComplete`
+                self.fail(
+                    InvokeError::Response(ResponseError::UnexpectedStatus(204)),
+                    GiveUp::NotRetryable,
+                );
+            }
             Ok(ResponseHead::DryRun(head)) => {
                 self.meta = Some(head.meta);
                 self.quota.on_success(self.last_retry_cost);
@@ -361,8 +369,19 @@ impl InvokeDriver {
     /// decision
     pub fn handle_failure(&mut self, failure: TransportFailure, now: Instant, jitter: f64) {
         match &self.state {
-            State::Sent | State::ErrorBody(_) => {
+            State::Sent => {
                 self.retry_or_fail(AttemptFailure::Transport(failure), now, jitter);
+            }
+            State::ErrorBody(_) => {
+                // The head already said what the error is: its code (and `Retry-After`)
+                // decide, so an error that is never retried is not retried for want of its
+                // body
+                let State::ErrorBody(head) = std::mem::replace(&mut self.state, State::Ready)
+                else {
+                    return;
+                };
+                let error = head.into_error(b"");
+                self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
             }
             // A success head means the function started: sending again could run it twice
             // (a silent function and a short idle timeout would even overlap two runs)
@@ -381,25 +400,32 @@ impl InvokeDriver {
         }
     }
 
-    /// Hands over body bytes of the stream
+    /// Hands over body bytes of the stream (also before [`poll`](Self::poll) announced the
+    /// head; ignored when there is no stream to feed)
     pub fn feed(&mut self, chunk: Bytes) {
-        if let State::Streaming(stream) = &mut self.state {
+        if let State::Streaming(stream) | State::Head(Some(stream)) = &mut self.state {
             self.body_bytes += chunk.len() as u64;
             stream.feed(chunk);
         }
     }
 
     /// Reports the clean end of the stream's body
+    ///
+    /// Events fed but not yet handed out are not lost: [`poll`](Self::poll) returns them,
+    /// then [`Done`](DriverAction::Done), or the error the end of the body revealed.
     pub fn end_of_body(&mut self) {
-        if let State::Streaming(stream) = &mut self.state {
-            // Every fed message was drained by `poll` before it asked for more bytes
-            match stream.finish() {
-                Ok(()) => self.state = State::Done,
-                Err(e) => {
-                    self.fail(InvokeError::Stream(e), GiveUp::NotRetryable);
-                }
-            }
+        if let State::Streaming(stream) | State::Head(Some(stream)) = &mut self.state {
+            // The stream keeps the outcome (complete, or failed) behind its undrained events
+            let _ = stream.finish();
         }
+    }
+
+    /// Whether the request asks for a `DryRun`
+    fn is_dry_run(&self) -> bool {
+        self.request
+            .headers()
+            .get(crate::names::X_AMZ_INVOCATION_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"DryRun")
     }
 
     /// Attempts started so far
@@ -771,11 +797,29 @@ mod tests {
             DriverAction::Fail(InvokeError::Stream(StreamError::Decode(_)))
         ));
 
-        let mut d = driver(RetryConfig::default(), &quota);
+        let ep =
+            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
+        let dry =
+            InvokeParams::new("f", "{}").invocation_type(crate::params::InvocationType::DryRun);
+        let mut d = InvokeDriver::new(
+            build_request(&dry, &ep).unwrap(),
+            SigningScope::lambda("us-east-1"),
+            RetryConfig::default(),
+            Arc::clone(&quota),
+        );
         send(&mut d, 1, 0);
         d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(d.poll(), DriverAction::Done);
+
+        // 204 to an invocation that is not a DryRun: never a clean end without events
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
+        assert_eq!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Response(ResponseError::UnexpectedStatus(204)))
+        );
 
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
@@ -784,6 +828,75 @@ mod tests {
             d.poll(),
             DriverAction::Fail(InvokeError::Response(ResponseError::UnexpectedStatus(302)))
         );
+    }
+
+    #[test]
+    fn an_error_body_that_cannot_be_read_is_judged_by_its_head() {
+        let quota = Arc::new(RetryQuota::default());
+        // a 404 is never retried, body or not
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ResourceNotFoundException"),
+        );
+        d.handle_head(StatusCode::NOT_FOUND, &h);
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
+        match d.poll() {
+            DriverAction::Fail(InvokeError::Service(e)) => {
+                assert_eq!(e.code, "ResourceNotFoundException");
+            }
+            other => panic!("not the service error: {other:?}"),
+        }
+        assert_eq!(d.attempts(), 1);
+        assert_eq!(quota.available(), RetryQuota::default().available());
+        // a throttle is retried after its Retry-After
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn events_fed_before_the_end_of_the_body_are_not_lost() {
+        let quota = Arc::new(RetryQuota::default());
+        let payload = |e: DriverAction| match e {
+            DriverAction::Event(Event::PayloadChunk(p)) => p,
+            other => panic!("not a chunk: {other:?}"),
+        };
+        // the end reported before the events were polled
+        let mut d = streaming(&quota);
+        d.feed(event("PayloadChunk", "a"));
+        d.feed(event("InvokeComplete", "{}"));
+        d.end_of_body();
+        assert_eq!(payload(d.poll()), "a");
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Event(Event::InvokeComplete(_))
+        ));
+        assert_eq!(d.poll(), DriverAction::Done);
+        // bytes fed before the head was announced
+        let mut d = driver(RetryConfig::default(), &quota);
+        send(&mut d, 1, 0);
+        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        d.feed(event("PayloadChunk", "b"));
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert_eq!(payload(d.poll()), "b");
+        // a body cut short: the event that arrived, then the error
+        let mut d = streaming(&quota);
+        d.feed(event("PayloadChunk", "c"));
+        d.end_of_body();
+        assert_eq!(payload(d.poll()), "c");
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Stream(
+                StreamError::MissingInvokeComplete { .. }
+            ))
+        ));
     }
 
     #[test]

@@ -415,18 +415,18 @@ fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
         name,
         qualifier,
     };
-    if parts.first() == Some(&"arn") {
+    if parts.first() == Some(&"arn")
+        && parts.len() >= 6
+        && is_partition(parts[1])
+        && parts[2] == "lambda"
+        && is_region(parts[3])
+        && is_account(parts[4])
+        && let Some(t) = match_tail(&parts[5..])
+    {
         // arn:<partition>:lambda:<region>:<account>: then the tail
-        if parts.len() < 6
-            || !is_partition(parts[1])
-            || parts[2] != "lambda"
-            || !is_region(parts[3])
-            || !is_account(parts[4])
-        {
-            return None;
-        }
-        return match_tail(&parts[5..]).map(|t| with(Some(parts[3]), Some(parts[4]), t));
+        return Some(with(Some(parts[3]), Some(parts[4]), t));
     }
+    // else, as the regex's other branch does, a name that may well be `arn` itself
     // [<region>:][<account>:] then the tail; like the regex, the optional prefixes are tried
     // longest first
     let region = parts.len() > 1 && is_region(parts[0]);
@@ -571,6 +571,11 @@ mod tests {
             "123456789012:f",
             "us-east-1:f:1",
             "arn:aws:lambda:us-east-1:123456789012:f",
+            // a function may be called `arn`: the pattern's other branch matches it
+            "arn",
+            "arn:prod",
+            "arn:$LATEST",
+            "function:arn:1",
         ] {
             check_function_name(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
@@ -593,6 +598,7 @@ mod tests {
             assert!(check_function_name(bad).is_err(), "{bad}");
         }
         assert_eq!(check_function_name("f:prod").unwrap(), Some("prod"));
+        assert_eq!(check_function_name("arn:prod").unwrap(), Some("prod"));
         let p = parse_function_name("123456789012:f").unwrap();
         assert_eq!(
             (p.account, p.name, p.qualifier),
