@@ -544,7 +544,7 @@ mod tests {
         let error = Client::builder(local_endpoint())
             .credentials(Credentials::new("AKID", "s", None))
             .proxy_env(ProxyEnv::from_vars([(
-                "all_proxy",
+                "http_proxy",
                 "socks5://user:s0cks-pw@127.0.0.1:1",
             )]))
             .build()

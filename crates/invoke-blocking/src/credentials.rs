@@ -9,7 +9,7 @@ use http::{HeaderMap, StatusCode};
 use invoke_config::{
     Attempt, LOCAL_CONNECT_TIMEOUT, MAX_RESPONSE_BODY, ProxyEnv, is_local_host, redact_url,
 };
-use invoke_proto::{EndpointConfig, RetryConfig, backoff, resolve_endpoint};
+use invoke_proto::{RetryConfig, backoff};
 
 use crate::call::jitter;
 
@@ -43,19 +43,8 @@ pub(crate) fn http_proxy(url: &str) -> Result<ureq::Proxy, String> {
 impl Sender {
     /// The proxy for `uri`, by the same rules as the client's endpoint
     fn proxy_for(&self, uri: &http::Uri) -> Result<Option<ureq::Proxy>, String> {
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(format!("not an absolute URL: {uri}"));
-        };
-        if is_local_host(authority.host()) {
-            return Ok(None);
-        }
-        let Ok(target) = resolve_endpoint(
-            &EndpointConfig::default().with_custom(format!("{scheme}://{authority}")),
-        ) else {
-            return Ok(None);
-        };
         self.proxy_env
-            .proxy_for(&target)
+            .proxy_for_uri(uri)
             .map(http_proxy)
             .transpose()
     }
@@ -164,7 +153,7 @@ mod tests {
             "https://sts.us-east-1.amazonaws.com/"
         ));
         // ureq without SOCKS support would panic on the request: an error instead
-        let s = sender(&[("ALL_PROXY", "socks5h://u:s0cks-pw@proxy.internal:1080")]);
+        let s = sender(&[("HTTPS_PROXY", "socks5h://u:s0cks-pw@proxy.internal:1080")]);
         let error = s
             .proxy_for(&"https://sts.us-east-1.amazonaws.com/".parse().unwrap())
             .unwrap_err();

@@ -89,7 +89,7 @@
 //! vouch for fails with [`TransportFailure::Tls`] and is never retried. Plain `http://` is
 //! used only when the endpoint says so.
 //!
-//! Proxies follow `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI
+//! Proxies follow `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY` as the AWS CLI
 //! reads them ([`ProxyEnv`], shared with the other transports through `invoke-config`),
 //! for the Lambda endpoint and for STS / SSO; instance metadata, container endpoints and
 //! loopback are always reached directly.

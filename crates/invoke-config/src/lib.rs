@@ -63,7 +63,7 @@
 //! holds one is redacted.
 //!
 //! [`ProxyEnv`] says which proxy (if any) a transport goes through, as the AWS CLI reads
-//! `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY`.
+//! `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.
 //!
 //! Not done here: IO of any kind except [`Env::from_process`], [`StdFs`] and
 //! [`run_process`], which sit at the edge for callers to use or replace.

@@ -10,11 +10,12 @@ use crate::env::Env;
 /// The proxy environment variables, captured once
 ///
 /// Read as the AWS CLI reads them (through Python's `urllib`): `https_proxy` for an `https`
-/// endpoint and `http_proxy` for an `http` one, then `all_proxy`; each name in lower case
-/// first (a lower-case variable that is set hides the upper-case one, even when blank), then
-/// upper case; `no_proxy` / `NO_PROXY` lists hosts reached directly (comma-separated; `*` for
-/// all; a name matches itself and its subdomains, a leading `.` is ignored; `host:port`
-/// entries match that port only).
+/// endpoint and `http_proxy` for an `http` one (`all_proxy` is not read: botocore takes only
+/// the endpoint's scheme); each name in lower case first (a lower-case variable that is set
+/// hides the upper-case one, even when blank), then upper case; `no_proxy` / `NO_PROXY` lists
+/// hosts reached directly (comma-separated; `*` for all; a name matches itself and its
+/// subdomains, a leading `.` is ignored; `host:port` entries match that port only; IPv6
+/// addresses with or without brackets).
 ///
 /// `Debug` hides the credentials a proxy URL may carry (see [`redact_url`]).
 ///
@@ -36,7 +37,6 @@ use crate::env::Env;
 pub struct ProxyEnv {
     http: Option<String>,
     https: Option<String>,
-    all: Option<String>,
     no_proxy: Option<String>,
 }
 
@@ -46,7 +46,6 @@ impl std::fmt::Debug for ProxyEnv {
         f.debug_struct("ProxyEnv")
             .field("http", &url(&self.http))
             .field("https", &url(&self.https))
-            .field("all", &url(&self.all))
             .field("no_proxy", &self.no_proxy)
             .finish()
     }
@@ -70,7 +69,6 @@ impl ProxyEnv {
         Self {
             http: get("http_proxy"),
             https: get("https_proxy"),
-            all: get("all_proxy"),
             no_proxy: get("no_proxy"),
         }
     }
@@ -93,8 +91,7 @@ impl ProxyEnv {
         let proxy = match endpoint.scheme() {
             Scheme::Https => self.https.as_ref(),
             Scheme::Http => self.http.as_ref(),
-        }
-        .or(self.all.as_ref())?;
+        }?;
         if self
             .no_proxy
             .as_deref()
@@ -103,6 +100,33 @@ impl ProxyEnv {
             return None;
         }
         Some(proxy)
+    }
+
+    /// The proxy URL for a credentials provider's request to `uri`: `None` for a
+    /// [local host](is_local_host) (instance metadata, container endpoints, loopback: always
+    /// reached directly) or a URI that is not absolute, else as
+    /// [`proxy_for`](Self::proxy_for) decides for the endpoint at `uri`'s scheme and authority
+    ///
+    /// ```
+    /// use invoke_config::ProxyEnv;
+    ///
+    /// let env = ProxyEnv::from_vars([("HTTPS_PROXY", "http://proxy:3128")]);
+    /// let sts = "https://sts.eu-west-1.amazonaws.com/".parse()?;
+    /// assert_eq!(env.proxy_for_uri(&sts), Some("http://proxy:3128"));
+    /// let imds = "http://169.254.169.254/latest/api/token".parse()?;
+    /// assert_eq!(env.proxy_for_uri(&imds), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn proxy_for_uri(&self, uri: &http::Uri) -> Option<&str> {
+        let (scheme, authority) = (uri.scheme_str()?, uri.authority()?);
+        if is_local_host(authority.host()) {
+            return None;
+        }
+        let target = invoke_proto::resolve_endpoint(
+            &invoke_proto::EndpointConfig::default().with_custom(format!("{scheme}://{authority}")),
+        )
+        .ok()?;
+        self.proxy_for(&target)
     }
 }
 
@@ -113,8 +137,9 @@ impl ProxyEnv {
 /// ```
 pub fn redact_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    // up to the last `@` anywhere: a password may hold an unencoded `/`, and a proxy URL has
+    // no path worth showing
+    match rest.rfind('@') {
         Some(at) => {
             let prefix = if scheme.is_empty() {
                 String::new()
@@ -139,6 +164,11 @@ fn bypass(no_proxy: &str, host: &str, port: u16) -> bool {
             return true;
         }
         let name = name.trim_start_matches('.').to_ascii_lowercase();
+        // `[::1]` and `[::1]:9001` as the host is compared: without brackets
+        let name = match name.strip_prefix('[').and_then(|n| n.split_once(']')) {
+            Some((ip, port)) => format!("{ip}{port}"),
+            None => name,
+        };
         if name.is_empty() {
             return false;
         }
@@ -200,8 +230,10 @@ mod tests {
         ]);
         assert_eq!(env.proxy_for(&ep("http://h:80")), Some("http://lower:1"));
         assert_eq!(env.proxy_for(&ep("https://h")), Some("http://secure:2"));
-        let env = ProxyEnv::from_vars([("ALL_PROXY", "http://all:3"), ("https_proxy", " ")]);
-        assert_eq!(env.proxy_for(&ep("https://h")), Some("http://all:3"));
+        // ALL_PROXY is not read (botocore takes only the endpoint's scheme): a desktop's
+        // `ALL_PROXY=socks5://...` must not make clients fail to build
+        let env = ProxyEnv::from_vars([("ALL_PROXY", "socks5://all:3"), ("https_proxy", " ")]);
+        assert_eq!(env.proxy_for(&ep("https://h")), None);
         // a blank lower-case variable hides the upper-case one, as in urllib
         let env = ProxyEnv::from_vars([("HTTPS_PROXY", "http://upper:1"), ("https_proxy", "")]);
         assert_eq!(env.proxy_for(&ep("https://h")), None);
@@ -215,7 +247,12 @@ mod tests {
             "http://***@proxy:3128"
         );
         assert_eq!(redact_url("u:pass@proxy:3128/x"), "***@proxy:3128/x");
-        assert_eq!(redact_url("http://proxy:3128/a@b"), "http://proxy:3128/a@b");
+        // an unencoded `/` in the password: still hidden (a path with `@` is hidden too)
+        assert_eq!(
+            redact_url("http://user:pa/ss@proxy:3128"),
+            "http://***@proxy:3128"
+        );
+        assert_eq!(redact_url("http://proxy:3128/a@b"), "http://***@b");
         assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
         let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
         assert!(!format!("{env:?}").contains("s3cret"));
@@ -235,6 +272,10 @@ mod tests {
         assert!(!direct("ample.com", "http://example.com"));
         assert!(!direct("", "http://example.com"));
         assert!(!direct(",,", "http://example.com"));
+        assert!(direct("[::1]", "http://[::1]:9001"));
+        assert!(direct("::1", "http://[::1]:9001"));
+        assert!(direct("[::1]:9001", "http://[::1]:9001"));
+        assert!(!direct("[::1]:9002", "http://[::1]:9001"));
         let upper = ProxyEnv::from_vars([("HTTP_PROXY", "http://p:1"), ("NO_PROXY", "h")]);
         assert_eq!(upper.proxy_for(&ep("http://h:1")), None);
     }

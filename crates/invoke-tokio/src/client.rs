@@ -216,6 +216,7 @@ async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Optio
                     None => connector.insert(Connector::for_providers(
                         tls_config(bundles)?,
                         CREDENTIALS_TIMEOUT,
+                        ProxyEnv::from_env(shared.env()),
                     )),
                 };
                 match crate::credentials::send(connector, request, CREDENTIALS_TIMEOUT).await {
@@ -255,8 +256,10 @@ impl ClientBuilder {
         credentials_provider;
         /// Credentials from the default chain over `shared` (environment, profile, web
         /// identity, container, IMDS): requests (IMDS, container, STS, SSO) sent over this
-        /// crate's connections (directly, without the proxy), `credential_process` run on
-        /// tokio's blocking pool; cached until five minutes before they expire
+        /// crate's connections (instance metadata, container endpoints and loopback directly;
+        /// STS and SSO through the proxy the client's proxy variables name for them),
+        /// `credential_process` run on tokio's blocking pool; cached until five minutes
+        /// before they expire
         default_credentials;
     }
 
@@ -299,7 +302,7 @@ impl ClientBuilder {
                 Source::Cached(Arc::new(AsyncCache::from_chain(
                     *shared,
                     s.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
-                    Connector::for_providers(Arc::clone(&tls), t.connect),
+                    Connector::for_providers(Arc::clone(&tls), t.connect, env),
                     s.credentials_timeout,
                 )))
             }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use http::{HeaderValue, Uri};
 use hyper_util::rt::TokioIo;
-use invoke_config::{LOCAL_CONNECT_TIMEOUT, is_local_host, redact_url};
+use invoke_config::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host, redact_url};
 use invoke_proto::TransportFailure;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject as _;
@@ -90,6 +90,21 @@ impl Proxy {
             }
             None => None,
         };
+        let host_port = authority
+            .as_str()
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |h| h.1);
+        let port_text = host_port
+            .rsplit_once(']')
+            .map_or(host_port, |h| h.1)
+            .rsplit_once(':')
+            .map(|p| p.1);
+        if port_text.is_some_and(|p| p.parse::<u16>().is_err()) {
+            // `user:pa/ss@host` (an unencoded `/`) parses as host `user`, port `pa`
+            return Err(bad(
+                "the port is not a number (a `/` in the password must be %2F)",
+            ));
+        }
         let port = authority.port_u16().unwrap_or(80);
         let uri = Uri::builder()
             .scheme("http")
@@ -155,6 +170,9 @@ pub(crate) fn tls_config(ca_bundles: &[PathBuf]) -> Result<Arc<rustls::ClientCon
 pub(crate) struct Connector {
     tls: TlsConnector,
     proxy: Option<Proxy>,
+    /// For the credential providers' requests, whose hosts vary: the proxy variables, asked
+    /// per destination (local hosts are reached directly)
+    proxies: Option<Arc<ProxyEnv>>,
     timeout: Duration,
     /// Connects to [local hosts](is_local_host) within [`LOCAL_CONNECT_TIMEOUT`] at most
     local_cap: bool,
@@ -169,19 +187,39 @@ impl Connector {
         Self {
             tls: TlsConnector::from(tls),
             proxy,
+            proxies: None,
             timeout,
             local_cap: false,
         }
     }
 
-    /// The connector of the credential providers' requests: direct, and to instance
-    /// metadata, container endpoints and loopback within [`LOCAL_CONNECT_TIMEOUT`] at most
-    /// (off EC2, the metadata address does not answer: that must not take `timeout`)
-    pub(crate) fn for_providers(tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Self {
+    /// The connector of the credential providers' requests: instance metadata, container
+    /// endpoints and loopback directly and within [`LOCAL_CONNECT_TIMEOUT`] at most (off EC2,
+    /// the metadata address does not answer: that must not take `timeout`); other hosts (STS,
+    /// the SSO portal) through the proxy `proxies` names for them, as the endpoint's requests
+    pub(crate) fn for_providers(
+        tls: Arc<rustls::ClientConfig>,
+        timeout: Duration,
+        proxies: ProxyEnv,
+    ) -> Self {
         Self {
             local_cap: true,
+            proxies: Some(Arc::new(proxies)),
             ..Self::new(tls, None, timeout)
         }
+    }
+
+    /// The proxy a connection to `dst` goes through, if any
+    pub(crate) fn proxy_for(&self, dst: &Uri) -> Result<Option<Proxy>, ConnectError> {
+        if let Some(proxy) = &self.proxy {
+            return Ok(Some(proxy.clone()));
+        }
+        let Some(url) = self.proxies.as_ref().and_then(|p| p.proxy_for_uri(dst)) else {
+            return Ok(None);
+        };
+        Proxy::parse(url)
+            .map(Some)
+            .map_err(|e| ConnectError::new(TransportFailure::Other, e))
     }
 
     /// The connect timeout for `dst`
@@ -212,7 +250,7 @@ impl Connector {
         let host = dst.host().unwrap_or_default();
         let port = dst.port_u16().unwrap_or(if https { 443 } else { 80 });
         let connect_failed = |e: io::Error| ConnectError::new(TransportFailure::Connect, e);
-        let tcp = match &self.proxy {
+        let tcp = match &self.proxy_for(dst)? {
             None => tcp(host, port, deadline).await.map_err(connect_failed)?,
             Some(proxy) => {
                 let (proxy_host, proxy_port) = proxy.address();
@@ -639,10 +677,55 @@ mod tests {
     }
 
     #[test]
+    fn providers_reach_other_hosts_through_the_proxy_and_local_ones_directly() {
+        let uri = |s: &str| s.parse::<Uri>().unwrap();
+        let providers = Connector::for_providers(
+            tls_config(&[]).unwrap(),
+            Duration::from_secs(5),
+            ProxyEnv::from_vars([
+                ("HTTPS_PROXY", "http://user:pw@proxy.internal:3128"),
+                ("HTTP_PROXY", "http://plain.internal:8080"),
+                ("NO_PROXY", "sso.internal"),
+            ]),
+        );
+        let via = |dst: &str| {
+            providers
+                .proxy_for(&uri(dst))
+                .unwrap()
+                .map(|p| p.address().0.to_owned())
+        };
+        assert_eq!(
+            via("https://sts.eu-west-1.amazonaws.com/").as_deref(),
+            Some("proxy.internal")
+        );
+        assert_eq!(
+            via("http://sts.example:8000/").as_deref(),
+            Some("plain.internal")
+        );
+        assert_eq!(via("https://portal.sso.internal/federation"), None);
+        for local in [
+            "http://169.254.169.254/latest/api/token",
+            "http://169.254.170.2/v2/credentials/x",
+            "http://127.0.0.1:8080/creds",
+        ] {
+            assert_eq!(via(local), None, "{local}");
+        }
+        let auth = providers
+            .proxy_for(&uri("https://sts.amazonaws.com/"))
+            .unwrap()
+            .and_then(|p| p.authorization)
+            .expect("the proxy's credentials");
+        assert!(auth.is_sensitive());
+        // a password with an unencoded `/` is refused, not taken as another host
+        assert!(Proxy::parse("http://user:pa/ss@proxy:3128").is_err());
+    }
+
+    #[test]
     fn providers_connect_to_local_hosts_within_a_second() {
         let tls = tls_config(&[]).unwrap();
         let uri = |s: &str| s.parse::<Uri>().unwrap();
-        let providers = Connector::for_providers(Arc::clone(&tls), Duration::from_secs(5));
+        let providers =
+            Connector::for_providers(Arc::clone(&tls), Duration::from_secs(5), ProxyEnv::none());
         for local in [
             "http://169.254.169.254/latest/api/token",
             "http://[fd00:ec2::254]/latest/api/token",

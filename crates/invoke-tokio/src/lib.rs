@@ -58,9 +58,10 @@
 //! ```
 //!
 //! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
-//! `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]):
-//! `http` endpoints through the proxy in absolute form, `https` ones through a `CONNECT`
-//! tunnel. [`Timeouts`] default to Lambda's 15 minutes except for connecting.
+//! `HTTP_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]), for the Lambda
+//! endpoint and for STS / SSO (instance metadata, container endpoints and loopback are
+//! always reached directly): `http` targets through the proxy in absolute form, `https`
+//! ones through a `CONNECT` tunnel. Only `http://` proxies. [`Timeouts`] default to Lambda's 15 minutes except for connecting.
 //! [`Client::from_env`] and [`Client::from_config`] resolve everything as the AWS SDKs do
 //! (`async`, as `aws_config::load_from_env` is: without a configured region they ask the EC2
 //! instance metadata for it), credentials from the default chain driven over this crate's

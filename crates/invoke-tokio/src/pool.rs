@@ -124,8 +124,17 @@ pub(crate) async fn send_once(
     request: Request<Full<Bytes>>,
 ) -> Result<Response<Incoming>, BoxError> {
     let uri = request.uri().clone();
+    // an `http` request through a proxy goes in absolute form, with the proxy's credentials
+    let proxy = connector.proxy_for(&uri)?;
+    let absolute = proxy.is_some() && uri.scheme() == Some(&http::uri::Scheme::HTTP);
     let mut sender = connect(connector, uri).await?;
-    Ok(sender.send_request(prepare(request, false)).await?)
+    let mut request = prepare(request, absolute);
+    if absolute && let Some(value) = proxy.and_then(|p| p.authorization) {
+        request
+            .headers_mut()
+            .insert(http::header::PROXY_AUTHORIZATION, value);
+    }
+    Ok(sender.send_request(request).await?)
 }
 
 /// A new connection to `target`, its task spawned (it ends when the connection closes)

@@ -971,6 +971,50 @@ pub fn credentials_from_sts_assume_role<T: Transport>(t: &T) {
     );
 }
 
+/// STS behind the proxy the client's variables name (as the AWS CLI asks it), the
+/// invocation's endpoint bypassing it through `NO_PROXY`: the credentials come through the
+/// proxy (a host that only the proxy can reach), and the invocation signs with them
+pub fn credentials_from_sts_through_the_proxy<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let proxy = Forwarder::proxy_to(server.address());
+    // `.invalid` never resolves: only the proxy reaches it
+    let sts = "http://sts.suite.invalid:8080";
+    let token_file = "/var/run/secrets/suite/token";
+    let key = metadata::WEB_IDENTITY_KEY;
+    let h = Harness::start_accepting(key.0, key.1);
+    let mut cfg = configured(
+        &h,
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file),
+            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/suite"),
+            ("AWS_ROLE_SESSION_NAME", "suite"),
+            ("AWS_ENDPOINT_URL_STS", sts),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        "",
+        &[(token_file, metadata::WEB_TOKEN)],
+    );
+    cfg.proxy_env = vec![
+        ("HTTP_PROXY".into(), proxy.url()),
+        ("NO_PROXY".into(), "127.0.0.1".into()),
+    ];
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(100, 10));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(100, 10), "byte-exact");
+    let seen = server.requests();
+    let seen: Vec<(&str, &str)> = seen.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
+    assert_eq!(seen, [("POST", "/")], "STS was asked once");
+    // an absolute-form request or a tunnel, either way to the host the proxy alone reaches
+    let lines = proxy.first_lines();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0] == "POST http://sts.suite.invalid:8080/ HTTP/1.1"
+            || lines[0] == "CONNECT sts.suite.invalid:8080 HTTP/1.1",
+        "{lines:?}"
+    );
+}
+
 /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (EKS IRSA): STS
 /// `AssumeRoleWithWebIdentity` at `AWS_ENDPOINT_URL_STS`
 pub fn credentials_from_sts_web_identity<T: Transport>(t: &T) {

@@ -1,6 +1,6 @@
 //! An emulator on 127.0.0.1 port 0 with the functions the cases call, on its own runtime
 
-use std::io;
+use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -203,24 +203,58 @@ pub struct Forwarder {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     closed: Arc<(Mutex<usize>, Condvar)>,
+    /// As a proxy: the first line of each connection's first request
+    first_lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Forwarder {
     /// Forwards every connection to `target`
     pub fn start(target: SocketAddr) -> Self {
+        Self::spawn(target, false)
+    }
+
+    /// An HTTP proxy that sends everything to `target`, whatever host a request names: it
+    /// answers `CONNECT` itself (then relays the tunnel's bytes) and relays requests in
+    /// absolute form as they are
+    pub fn proxy_to(target: SocketAddr) -> Self {
+        Self::spawn(target, true)
+    }
+
+    fn spawn(target: SocketAddr, proxy: bool) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = Arc::clone(&accepted);
         let closed = Arc::new((Mutex::new(0), Condvar::new()));
         let closes = Arc::clone(&closed);
+        let first_lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&first_lines);
         std::thread::spawn(move || {
             for client in listener.incoming() {
-                let Ok(client) = client else { continue };
+                let Ok(mut client) = client else { continue };
                 count.fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = TcpStream::connect(target) else {
+                let Ok(mut server) = TcpStream::connect(target) else {
                     continue;
                 };
+                if proxy {
+                    let Some(head) = read_head(&mut client) else {
+                        continue;
+                    };
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    let connect = line.starts_with("CONNECT ");
+                    lines
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(line);
+                    let relayed = if connect {
+                        client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    } else {
+                        server.write_all(head.as_bytes())
+                    };
+                    if relayed.is_err() {
+                        continue;
+                    }
+                }
                 for (from, to, upstream) in [(&client, &server, true), (&server, &client, false)] {
                     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
                         continue;
@@ -242,7 +276,17 @@ impl Forwarder {
             addr,
             accepted,
             closed,
+            first_lines,
         }
+    }
+
+    /// As a [proxy](Self::proxy_to): the first line of each connection's first request
+    /// (`CONNECT host:port HTTP/1.1`, or a request in absolute form)
+    pub fn first_lines(&self) -> Vec<String> {
+        self.first_lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits until the client closed at least `n` connections, at most `timeout`; whether
@@ -270,4 +314,17 @@ impl Forwarder {
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+}
+
+/// A request head read from `s` up to its blank line, at most 16 KiB
+fn read_head(s: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() > 16 * 1024 || s.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).ok()
 }

@@ -331,6 +331,7 @@ macro_rules! transport_suite {
             endpoint_region_and_attempts_come_from_the_config,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
+            credentials_from_sts_through_the_proxy,
             credentials_from_the_sso_portal,
             credential_exchanges_are_traced_without_their_secrets,
         );

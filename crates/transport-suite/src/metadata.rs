@@ -103,6 +103,11 @@ impl MetadataServer {
         }
     }
 
+    /// Where it listens
+    pub fn address(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -174,6 +179,11 @@ pub(crate) fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
     let mut parts = line.split_whitespace();
     let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
         return Err(Unread::BadLine);
+    };
+    // a request relayed by a proxy names its target in absolute form
+    let path = match path.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => path,
     };
     let (method, path) = (method.to_owned(), path.to_owned());
     let mut headers = HashMap::new();
