@@ -53,16 +53,20 @@ impl ConnectError {
     }
 }
 
-/// An HTTP proxy: where it listens and the `Proxy-Authorization` its URL asks for
+/// An HTTP proxy: where it listens, whether it is reached over TLS, and the
+/// `Proxy-Authorization` its URL asks for
 #[derive(Clone)]
 pub(crate) struct Proxy {
     uri: Uri,
+    /// An `https://` proxy: TLS to the proxy itself (then, for an `https` target, TLS again
+    /// inside the tunnel)
+    tls: bool,
     pub(crate) authorization: Option<HeaderValue>,
 }
 
 impl Proxy {
-    /// Parses a proxy URL (`http://[user:password@]host[:port]`; a bare `host:port` is
-    /// taken as `http://`)
+    /// Parses a proxy URL (`http://` or `https://`, `[user:password@]host[:port]`; a bare
+    /// `host:port` is taken as `http://`)
     pub(crate) fn parse(url: &str) -> Result<Self, Error> {
         let bad = |why: &str| Error::Config(format!("proxy {:?}: {why}", redact_url(url)));
         let full = if url.contains("://") {
@@ -71,9 +75,11 @@ impl Proxy {
             format!("http://{url}")
         };
         let uri: Uri = full.parse().map_err(|_| bad("not a valid URL"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(bad("only http:// proxies are supported"));
-        }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("only http:// and https:// proxies are supported")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
         let authorization = match authority.as_str().rsplit_once('@') {
             Some((userinfo, _)) => {
@@ -105,14 +111,18 @@ impl Proxy {
                 "the port is not a number (a `/` in the password must be %2F)",
             ));
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let uri = Uri::builder()
             .scheme("http")
             .authority(format!("{}:{port}", authority.host()))
             .path_and_query("/")
             .build()
             .map_err(|_| bad("not a valid URL"))?;
-        Ok(Self { uri, authorization })
+        Ok(Self {
+            uri,
+            tls,
+            authorization,
+        })
     }
 
     /// Its host and port
@@ -250,7 +260,31 @@ impl Connector {
         let host = dst.host().unwrap_or_default();
         let port = dst.port_u16().unwrap_or(if https { 443 } else { 80 });
         let connect_failed = |e: io::Error| ConnectError::new(TransportFailure::Connect, e);
-        let tcp = match &self.proxy_for(dst)? {
+        let proxy = self.proxy_for(dst)?;
+        if let Some(proxy) = proxy.as_ref().filter(|p| p.tls) {
+            let (proxy_host, proxy_port) = proxy.address();
+            let tcp = tcp(proxy_host, proxy_port, deadline)
+                .await
+                .map_err(connect_failed)?;
+            let mut to_proxy = self.tls_to(proxy_host, tcp).await?;
+            if !https {
+                // requests to an `http` endpoint go in absolute form over it
+                return Ok(Conn {
+                    io: TokioIo::new(Io::Tls(Box::new(to_proxy))),
+                });
+            }
+            tunnel(
+                &mut to_proxy,
+                &format!("{host}:{port}"),
+                proxy.authorization.as_ref(),
+            )
+            .await?;
+            let tls = self.tls_to(host, to_proxy).await?;
+            return Ok(Conn {
+                io: TokioIo::new(Io::TlsInTls(Box::new(tls))),
+            });
+        }
+        let tcp = match &proxy {
             None => tcp(host, port, deadline).await.map_err(connect_failed)?,
             Some(proxy) => {
                 let (proxy_host, proxy_port) = proxy.address();
@@ -275,17 +309,25 @@ impl Connector {
                 io: TokioIo::new(Io::Plain(tcp)),
             });
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        let name = ServerName::try_from(host.to_owned())
-            .map_err(|e| ConnectError::new(TransportFailure::Tls, e))?;
-        let tls = self
-            .tls
-            .connect(name, tcp)
-            .await
-            .map_err(|e| ConnectError::new(TransportFailure::Tls, e))?;
+        let tls = self.tls_to(host, tcp).await?;
         Ok(Conn {
             io: TokioIo::new(Io::Tls(Box::new(tls))),
         })
+    }
+
+    /// TLS to `host` over `io`
+    async fn tls_to<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        host: &str,
+        io: S,
+    ) -> Result<TlsStream<S>, ConnectError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|e| ConnectError::new(TransportFailure::Tls, e))?;
+        self.tls
+            .connect(name, io)
+            .await
+            .map_err(|e| ConnectError::new(TransportFailure::Tls, e))
     }
 }
 
@@ -334,8 +376,8 @@ async fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> 
 const MAX_CONNECT_HEAD: usize = 16 * 1024;
 
 /// Asks the proxy at the other end of `tcp` for a tunnel to `authority` (`host:port`)
-async fn tunnel(
-    tcp: &mut TcpStream,
+async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
+    tcp: &mut S,
     authority: &str,
     authorization: Option<&HeaderValue>,
 ) -> Result<(), ConnectError> {
@@ -403,10 +445,11 @@ async fn tunnel(
     Ok(())
 }
 
-/// A plain or TLS stream
+/// A plain or TLS stream, or TLS inside a tunnel through an `https://` proxy
 enum Io {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    TlsInTls(Box<TlsStream<TlsStream<TcpStream>>>),
 }
 
 impl AsyncRead for Io {
@@ -418,6 +461,7 @@ impl AsyncRead for Io {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Self::Tls(s) => Pin::new(s).poll_read(cx, buf),
+            Self::TlsInTls(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -431,6 +475,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Self::Tls(s) => Pin::new(s).poll_write(cx, buf),
+            Self::TlsInTls(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -442,6 +487,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Self::Tls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::TlsInTls(s) => Pin::new(s).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -449,6 +495,7 @@ impl AsyncWrite for Io {
         match self {
             Self::Plain(s) => s.is_write_vectored(),
             Self::Tls(s) => s.is_write_vectored(),
+            Self::TlsInTls(s) => s.is_write_vectored(),
         }
     }
 
@@ -456,6 +503,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_flush(cx),
             Self::Tls(s) => Pin::new(s).poll_flush(cx),
+            Self::TlsInTls(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -463,6 +511,7 @@ impl AsyncWrite for Io {
         match self.get_mut() {
             Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
             Self::Tls(s) => Pin::new(s).poll_shutdown(cx),
+            Self::TlsInTls(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }

@@ -61,7 +61,9 @@
 //! `HTTP_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]), for the Lambda
 //! endpoint and for STS / SSO (instance metadata, container endpoints and loopback are
 //! always reached directly): `http` targets through the proxy in absolute form, `https`
-//! ones through a `CONNECT` tunnel. Only `http://` proxies. [`Timeouts`] default to Lambda's 15 minutes except for connecting.
+//! ones through a `CONNECT` tunnel; an `https://` proxy is reached over TLS (its CA from
+//! the system's store or the CA bundle), then TLS again inside the tunnel. [`Timeouts`]
+//! default to Lambda's 15 minutes except for connecting.
 //! [`Client::from_env`] and [`Client::from_config`] resolve everything as the AWS SDKs do
 //! (`async`, as `aws_config::load_from_env` is: without a configured region they ask the EC2
 //! instance metadata for it), credentials from the default chain driven over this crate's

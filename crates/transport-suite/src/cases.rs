@@ -17,7 +17,7 @@ use invoke_proto::{
 use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
 use crate::metadata::{self, MetadataServer};
-use crate::proxy::Tinyproxy;
+use crate::proxy::{Tinyproxy, TlsProxy};
 use crate::{Failure, Forwarder, FromConfig, Harness, Outcome, Transport};
 
 fn count_bytes(n: usize, size: usize) -> Vec<u8> {
@@ -968,6 +968,49 @@ pub fn credentials_from_sts_assume_role<T: Transport>(t: &T) {
         &config,
         &[],
         &[("POST", "/")],
+    );
+}
+
+/// An `https://` proxy (TLS to the proxy, its CA from the CA bundle): the stream goes
+/// through it, byte-exact
+pub fn through_an_https_proxy<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let proxy = TlsProxy::start(h.address());
+    let mut cfg = h.config();
+    cfg.proxy_env = vec![("HTTP_PROXY".into(), proxy.url())];
+    cfg.ca_bundle = Some(proxy.ca_file().to_path_buf());
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(200, 100));
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(200, 100), "byte-exact");
+    // a tunnel (ureq) or a request in absolute form (hyper), to the emulator
+    let lines = proxy.first_lines();
+    let target = h.address().to_string();
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains(&target)),
+        "{lines:?}"
+    );
+
+    // an https endpoint through it: TLS inside the tunnel, both CAs in one bundle
+    let h = Harness::start_tls();
+    let proxy = TlsProxy::start(h.address());
+    let bundle = proxy.ca_file().with_extension("both.pem");
+    let pems = [proxy.ca_file().to_path_buf(), h.ca_pem_path().expect("CA")]
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("PEM"))
+        .collect::<String>();
+    std::fs::write(&bundle, pems).expect("bundle");
+    let mut cfg = h.config();
+    cfg.proxy_env = vec![("HTTPS_PROXY".into(), proxy.url())];
+    cfg.ca_bundle = Some(bundle.clone());
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(200, 100));
+    let _ = std::fs::remove_file(&bundle);
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(200, 100), "byte-exact");
+    assert_eq!(
+        proxy.first_lines(),
+        [format!("CONNECT {} HTTP/1.1", h.address())]
     );
 }
 

@@ -318,6 +318,7 @@ macro_rules! transport_suite {
             sixty_four_threads_share_one_client,
             connections_are_reused,
             through_an_http_proxy,
+            through_an_https_proxy,
             no_proxy_bypasses_the_proxy,
             spans_carry_the_invocation_and_never_secrets_or_payloads,
             https_through_an_http_proxy,

@@ -161,3 +161,135 @@ impl Drop for Tinyproxy {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// An HTTP proxy reached over TLS (`https://127.0.0.1:PORT`) that relays everything to one
+/// target whatever host a request names, as [`Forwarder::proxy_to`](crate::Forwarder::proxy_to)
+/// does: it answers `CONNECT` itself and relays requests in absolute form; its certificate
+/// is signed by a CA generated at start, written to [`ca_file`](Self::ca_file)
+#[derive(Debug)]
+pub struct TlsProxy {
+    addr: std::net::SocketAddr,
+    first_lines: Arc<Mutex<Vec<String>>>,
+    ca_file: PathBuf,
+}
+
+impl TlsProxy {
+    /// Starts the proxy, relaying to `target`
+    ///
+    /// # Panics
+    ///
+    /// If the certificates cannot be made or the port bound.
+    pub fn start(target: std::net::SocketAddr) -> Self {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let (acceptor, ca_pem) = loopback_tls();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let ca_file = std::env::temp_dir().join(format!(
+            "transport-suite-tls-proxy-{}-{}.pem",
+            std::process::id(),
+            addr.port()
+        ));
+        std::fs::write(&ca_file, ca_pem).expect("CA file");
+        let first_lines = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&first_lines);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                while let Ok((tcp, _)) = listener.accept().await {
+                    let (acceptor, lines) = (acceptor.clone(), Arc::clone(&lines));
+                    tokio::spawn(async move {
+                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                            return;
+                        };
+                        let mut head = Vec::new();
+                        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
+                            match tls.read_u8().await {
+                                Ok(b) => head.push(b),
+                                Err(_) => return,
+                            }
+                        }
+                        let text = String::from_utf8_lossy(&head).into_owned();
+                        let line = text.lines().next().unwrap_or_default().to_owned();
+                        let connect = line.starts_with("CONNECT ");
+                        lines
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(line);
+                        let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        let relayed = if connect {
+                            tls.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                                .await
+                        } else {
+                            server.write_all(&head).await
+                        };
+                        if relayed.is_ok() {
+                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
+                        }
+                    });
+                }
+            });
+        });
+        Self {
+            addr,
+            first_lines,
+            ca_file,
+        }
+    }
+
+    /// `https://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The PEM file of the CA that signed the proxy's certificate
+    pub fn ca_file(&self) -> &std::path::Path {
+        &self.ca_file
+    }
+
+    /// The first line of each connection's first request
+    pub fn first_lines(&self) -> Vec<String> {
+        self.first_lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca_file);
+    }
+}
+
+/// A TLS acceptor for `127.0.0.1` and `localhost`, and the PEM of the CA that signed it
+fn loopback_tls() -> (tokio_rustls::TlsAcceptor, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::crypto::ring;
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca_params = CertificateParams::default();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca =
+        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+    let leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .expect("names");
+    let leaf_key = KeyPair::generate().expect("key");
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .expect("server config");
+    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
+}
