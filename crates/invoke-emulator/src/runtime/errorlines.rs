@@ -20,29 +20,46 @@ const MAX_HELD: usize = 1 << 20;
 #[derive(Debug, Default)]
 pub(super) struct ErrorLines {
     held: BytesMut,
+    /// `held` is a candidate that ends inside a header value: more bytes without CR or LF
+    /// keep it one, so they need no rescan of the whole tail (a value sent a byte at a time
+    /// would otherwise cost time quadratic in its length)
+    open_value: bool,
 }
 
 impl ErrorLines {
     /// The bytes of `data` that can be forwarded now (possibly empty)
     pub(super) fn feed(&mut self, data: Bytes) -> Bytes {
         if self.held.is_empty() {
-            if candidate(&data) {
+            if let Some(open) = candidate(&data) {
                 self.held.extend_from_slice(&data);
+                self.open_value = open;
                 return Bytes::new();
             }
             if let Some(p) = rfind(&data, TYPE_LINE)
-                && candidate(&data[p..])
+                && let Some(open) = candidate(&data[p..])
             {
                 self.held.extend_from_slice(&data[p..]);
+                self.open_value = open;
                 return data.slice(..p);
             }
             return data;
         }
         self.held.extend_from_slice(&data);
-        if candidate(&self.held) {
-            Bytes::new()
-        } else {
-            self.held.split().freeze()
+        let still_open = self.open_value
+            && self.held.len() <= MAX_HELD
+            && !data.iter().any(|c| *c == b'\r' || *c == b'\n');
+        if still_open {
+            return Bytes::new();
+        }
+        match candidate(&self.held) {
+            Some(open) => {
+                self.open_value = open;
+                Bytes::new()
+            }
+            None => {
+                self.open_value = false;
+                self.held.split().freeze()
+            }
         }
     }
 
@@ -95,31 +112,34 @@ fn value(b: &[u8]) -> Option<(&[u8], &[u8])> {
     }
 }
 
-/// Whether `b` is, or may still become, exactly the two error lines
-fn candidate(b: &[u8]) -> bool {
+/// Whether `b` is, or may still become, exactly the two error lines: `None` if not, else
+/// whether it ends inside a header value (no CR or LF after the value's start yet)
+fn candidate(b: &[u8]) -> Option<bool> {
     if b.is_empty() || b.len() > MAX_HELD {
-        return false;
+        return None;
     }
     let rest = match strip(b, TYPE_LINE) {
-        Strip::Partial => return true,
-        Strip::No => return false,
+        Strip::Partial => return Some(false),
+        Strip::No => return None,
         Strip::Rest(r) => r,
     };
-    let Some((_, rest)) = value(rest) else {
-        return false;
-    };
-    if rest.is_empty() || rest == b"\r" {
-        return true;
+    let (_, rest) = value(rest)?;
+    if rest.is_empty() {
+        return Some(true);
+    }
+    if rest == b"\r" {
+        return Some(false);
     }
     let rest = &rest[2..];
     let rest = match strip(rest, BODY_LINE) {
-        Strip::Partial => return true,
-        Strip::No => return false,
+        Strip::Partial => return Some(false),
+        Strip::No => return None,
         Strip::Rest(r) => r,
     };
     match value(rest) {
-        Some((_, tail)) => tail.is_empty() || tail == b"\r" || tail == b"\r\n",
-        None => false,
+        Some((_, tail)) if tail.is_empty() => Some(true),
+        Some((_, tail)) if tail == b"\r" || tail == b"\r\n" => Some(false),
+        _ => None,
     }
 }
 
@@ -189,6 +209,27 @@ mod tests {
             (e.error_type.as_str(), e.error_message.as_str()),
             ("Boom", "m")
         );
+    }
+
+    #[test]
+    fn a_value_sent_a_byte_at_a_time_is_held_then_judged() {
+        // the body line's value arrives byte by byte (no rescan of the tail each time)
+        let l = lines("Runtime.StreamError", &"x".repeat(3000));
+        let bytes: Vec<String> = l.chars().map(String::from).collect();
+        let chunks: Vec<&str> = std::iter::once("data")
+            .chain(bytes.iter().map(String::as_str))
+            .collect();
+        let (out, err) = run(&chunks);
+        assert_eq!(out, b"data");
+        assert_eq!(err.unwrap().error_type, "Runtime.StreamError");
+        // an open value past the limit is payload after all
+        let long = format!(
+            "Lambda-Runtime-Function-Error-Type: {}",
+            "y".repeat(MAX_HELD)
+        );
+        let (out, err) = run(&[&long[..40], &long[40..]]);
+        assert_eq!(out, long.as_bytes());
+        assert_eq!(err, None);
     }
 
     #[test]
