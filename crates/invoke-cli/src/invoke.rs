@@ -177,7 +177,10 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
     let params = params(args)?;
     let client = connect(&args.connection)?;
     let status = match args.status_line {
-        StatusWhen::Auto => !args.quiet && io::stderr().is_terminal(),
+        // not when the payload goes to the same terminal: the line would overwrite it
+        StatusWhen::Auto => {
+            !args.quiet && io::stderr().is_terminal() && !io::stdout().is_terminal()
+        }
         StatusWhen::Always => true,
         StatusWhen::Never => false,
     };

@@ -781,3 +781,27 @@ async fn shutdown_abandons_invocations_still_running_in_the_background() {
         .expect("the run was abandoned at shutdown")
         .unwrap();
 }
+
+#[tokio::test]
+async fn event_payloads_over_one_megabyte_are_refused() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(1024 * 1024));
+    let e = service_error(
+        send(
+            &emu,
+            event_invoke(&emu, &InvokeParams::new("echo", big.clone())),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::RequestTooLarge, Some(413))
+    );
+    // the same payload synchronously is within the 6 MB limit
+    let mut req = event_invoke(&emu, &InvokeParams::new("echo", big));
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    assert_eq!(send(&emu, req).await.status(), 200);
+    emu.shutdown().await;
+}

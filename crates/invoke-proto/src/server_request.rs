@@ -150,7 +150,8 @@ impl RequestError {
     /// The error the service answers this refusal with
     ///
     /// `UnknownOperationException` (404), `RequestTooLargeException` (413) for a body or
-    /// payload over the limit, `UnsupportedMediaTypeException` (415), else
+    /// payload over the limit, `UnsupportedMediaTypeException` (415),
+    /// `InvalidRequestContentException` (400) for a client context that is not Base64 JSON, else
     /// `InvalidParameterValueException` (400), with the message the service writes.
     pub fn to_service_error(&self) -> ServiceError {
         let kind = match self {
@@ -161,6 +162,8 @@ impl RequestError {
                 ..
             }) => ServiceErrorKind::RequestTooLarge,
             Self::UnsupportedMediaType { .. } => ServiceErrorKind::UnsupportedMediaType,
+            // as the service answers it (smithy-rs's test against real Lambda expects this)
+            Self::ClientContext => ServiceErrorKind::InvalidRequestContent,
             _ => ServiceErrorKind::InvalidParameterValue,
         };
         ServiceError::new(kind, self.service_message())
@@ -483,13 +486,13 @@ mod tests {
                 "",
                 &[("x-amz-client-context", "not base64!")],
                 400,
-                "InvalidParameterValueException",
+                "InvalidRequestContentException",
             ),
             (
                 "",
                 &[("x-amz-client-context", "WzFd")],
                 400,
-                "InvalidParameterValueException",
+                "InvalidRequestContentException",
             ),
             ("?Qualifier=%zz", &[], 400, "InvalidParameterValueException"),
             (
