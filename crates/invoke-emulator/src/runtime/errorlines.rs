@@ -51,15 +51,12 @@ impl ErrorLines {
         if still_open {
             return Bytes::new();
         }
-        match candidate(&self.held) {
-            Some(open) => {
-                self.open_value = open;
-                Bytes::new()
-            }
-            None => {
-                self.open_value = false;
-                self.held.split().freeze()
-            }
+        if let Some(open) = candidate(&self.held) {
+            self.open_value = open;
+            Bytes::new()
+        } else {
+            self.open_value = false;
+            self.held.split().freeze()
         }
     }
 
