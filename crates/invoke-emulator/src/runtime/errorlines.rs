@@ -134,7 +134,7 @@ fn candidate(b: &[u8]) -> Option<bool> {
         Strip::Rest(r) => r,
     };
     match value(rest) {
-        Some((_, tail)) if tail.is_empty() => Some(true),
+        Some((_, [])) => Some(true),
         Some((_, tail)) if tail == b"\r" || tail == b"\r\n" => Some(false),
         _ => None,
     }
