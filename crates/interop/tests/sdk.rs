@@ -360,7 +360,8 @@ async fn the_client_context_reaches_the_function() {
         seen["arn"],
         "arn:aws:lambda:us-east-1:123456789012:function:whoami"
     );
-    // a context that is not base64 JSON is refused before the function runs
+    // a context that is not base64 JSON is refused before the function runs, with the
+    // service's error type (smithy-rs's test against real Lambda expects it)
     let err = lambda
         .invoke_with_response_stream()
         .function_name("whoami")
@@ -369,7 +370,7 @@ async fn the_client_context_reaches_the_function() {
         .await
         .unwrap_err()
         .into_service_error();
-    assert!(err.is_invalid_parameter_value_exception(), "{err:?}");
+    assert!(err.is_invalid_request_content_exception(), "{err:?}");
     emu.shutdown().await;
 }
 
