@@ -159,20 +159,9 @@ fn retryable_code(code: Option<&str>) -> bool {
     )
 }
 
-/// Whether an STS answer is retried: a server error, 429, or a [`retryable_code`] (read only
-/// from a failed answer's body)
+/// Whether an STS answer is retried: a failed one that [`parse_error`] calls retryable
 pub(crate) fn retryable_answer(r: &HttpResponse) -> bool {
-    if r.status.is_success() {
-        return false;
-    }
-    crate::credentials::transient_status(r)
-        || retryable_code(
-            std::str::from_utf8(&r.body)
-                .ok()
-                .and_then(|t| xml_texts(t).ok())
-                .as_ref()
-                .and_then(|texts| find(texts, "Error/Code")),
-        )
+    !r.status.is_success() && parse_error("", r.status.as_u16(), &r.body, "sts").is_retryable()
 }
 
 /// The error of a failed answer: `InvalidIdentityTokenException: message`

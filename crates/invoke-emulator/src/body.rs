@@ -66,10 +66,6 @@ pub(crate) fn exception(error: &ServiceError) -> Bytes {
         .expect("a short code and message are within the limits")
 }
 
-/// Longest a stalled body holds its connection: Lambda's longest run, 15 minutes (then the
-/// connection is closed, as a truncated stream)
-const MAX_STALL: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
 #[derive(Debug, PartialEq, Eq)]
 enum State {
     Streaming,
@@ -93,7 +89,9 @@ pub(crate) struct FrameBody {
     max_payload: u64,
     chunks: u64,
     delay: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// When a stalled body gives up and closes the connection ([`MAX_STALL`])
+    /// When a stalled body gives up and closes the connection: after Lambda's longest run
+    /// ([`FunctionConfig::MAX_TIMEOUT`](crate::FunctionConfig::MAX_TIMEOUT)), as a truncated
+    /// stream
     stall_ends: Option<Pin<Box<tokio::time::Sleep>>>,
     /// Called once, with the result and the payload bytes, when the function ends
     on_done: Option<OnDone>,
@@ -267,9 +265,9 @@ impl Body for FrameBody {
                     return Poll::Ready(None);
                 }
                 State::Stalled => {
-                    let ends = this
-                        .stall_ends
-                        .get_or_insert_with(|| Box::pin(tokio::time::sleep(MAX_STALL)));
+                    let ends = this.stall_ends.get_or_insert_with(|| {
+                        Box::pin(tokio::time::sleep(crate::FunctionConfig::MAX_TIMEOUT))
+                    });
                     if ends.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }

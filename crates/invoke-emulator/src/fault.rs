@@ -16,9 +16,6 @@
 
 use std::time::Duration;
 
-/// Longest `delay-ms`: Lambda's longest run, 15 minutes
-const MAX_DELAY_MS: u64 = 15 * 60 * 1000;
-
 /// A set of faults to inject into one response
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[allow(clippy::struct_excessive_bools)] // independent switches, combined freely
@@ -69,10 +66,13 @@ impl Faults {
                 "close-after" => f.close_after = Some(number()?),
                 "corrupt-crc" => f.corrupt_crc = true,
                 "delay-ms" => {
+                    // no longer than Lambda's longest run
                     let ms = number()?;
-                    if ms > MAX_DELAY_MS {
+                    let longest = crate::FunctionConfig::MAX_TIMEOUT;
+                    if Duration::from_millis(ms) > longest {
                         return Err(format!(
-                            "delay-ms={ms} is over {MAX_DELAY_MS} (15 minutes, Lambda's longest run)"
+                            "delay-ms={ms} is over {} (15 minutes, Lambda's longest run)",
+                            longest.as_millis()
                         ));
                     }
                     f.chunk_delay = Some(Duration::from_millis(ms));

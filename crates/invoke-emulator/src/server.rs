@@ -262,13 +262,7 @@ async fn invoke(
     let admitted = admit(target.entry, &parts)?;
     if is_event(call.operation, &parts) {
         if params.payload().len() > MAX_EVENT_PAYLOAD {
-            return Err(Box::new(invoke_proto::ServiceError::new(
-                invoke_proto::ServiceErrorKind::RequestTooLarge,
-                format!(
-                    "Request must be smaller than {MAX_EVENT_PAYLOAD} bytes for the \
-                     InvokeFunction operation (asynchronous invocation)"
-                ),
-            )));
+            return Err(reject::event_too_large(MAX_EVENT_PAYLOAD));
         }
         let slot = Arc::clone(&call.shared.event_slots)
             .try_acquire_owned()

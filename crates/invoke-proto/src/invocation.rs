@@ -522,9 +522,18 @@ mod tests {
     use crate::stream::InvokeComplete;
 
     fn driver(config: RetryConfig, quota: &Arc<RetryQuota>) -> InvokeDriver {
+        driver_for(&InvokeParams::new("f", "{}"), config, quota)
+    }
+
+    /// A driver for `params` at a loopback endpoint
+    fn driver_for(
+        params: &InvokeParams,
+        config: RetryConfig,
+        quota: &Arc<RetryQuota>,
+    ) -> InvokeDriver {
         let ep =
             resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
-        let req = build_request(&InvokeParams::new("f", "{}"), &ep).unwrap();
+        let req = build_request(params, &ep).unwrap();
         InvokeDriver::new(
             req,
             SigningScope::lambda("us-east-1"),
@@ -580,8 +589,6 @@ mod tests {
     #[test]
     fn a_signed_request_has_room_for_the_transport() {
         use crate::params::{InvocationType, LogType};
-        let ep =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
         let every = InvokeParams::new("f", "{}")
             .qualifier("1")
             .log_type(LogType::Tail)
@@ -590,14 +597,8 @@ mod tests {
             .tenant_id("t");
         for params in [InvokeParams::new("f", "{}"), every] {
             for token in [None, Some("t0ken".to_owned())] {
-                let req = build_request(&params, &ep).unwrap();
                 let quota = Arc::new(RetryQuota::default());
-                let mut d = InvokeDriver::new(
-                    req,
-                    SigningScope::lambda("us-east-1"),
-                    RetryConfig::default(),
-                    quota,
-                );
+                let mut d = driver_for(&params, RetryConfig::default(), &quota);
                 assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
                 let credentials = Credentials::new("AKID", "secret", token);
                 let mut signed = d.sign(&credentials, SystemTime::UNIX_EPOCH).unwrap();
@@ -797,16 +798,9 @@ mod tests {
             DriverAction::Fail(InvokeError::Stream(StreamError::Decode(_)))
         ));
 
-        let ep =
-            resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
         let dry =
             InvokeParams::new("f", "{}").invocation_type(crate::params::InvocationType::DryRun);
-        let mut d = InvokeDriver::new(
-            build_request(&dry, &ep).unwrap(),
-            SigningScope::lambda("us-east-1"),
-            RetryConfig::default(),
-            Arc::clone(&quota),
-        );
+        let mut d = driver_for(&dry, RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
         d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
         assert_eq!(d.poll(), DriverAction::Head);

@@ -261,57 +261,33 @@ impl Connector {
         let port = dst.port_u16().unwrap_or(if https { 443 } else { 80 });
         let connect_failed = |e: io::Error| ConnectError::new(TransportFailure::Connect, e);
         let proxy = self.proxy_for(dst)?;
-        if let Some(proxy) = proxy.as_ref().filter(|p| p.tls) {
-            let (proxy_host, proxy_port) = proxy.address();
-            let tcp = tcp(proxy_host, proxy_port, deadline)
-                .await
-                .map_err(connect_failed)?;
-            let mut to_proxy = self.tls_to(proxy_host, tcp).await?;
-            if !https {
-                // requests to an `http` endpoint go in absolute form over it
-                return Ok(Conn {
-                    io: TokioIo::new(Io::Tls(Box::new(to_proxy))),
-                });
-            }
-            tunnel(
-                &mut to_proxy,
-                &format!("{host}:{port}"),
-                proxy.authorization.as_ref(),
-            )
-            .await?;
-            let tls = self.tls_to(host, to_proxy).await?;
-            return Ok(Conn {
-                io: TokioIo::new(Io::TlsInTls(Box::new(tls))),
-            });
-        }
-        let tcp = match &proxy {
-            None => tcp(host, port, deadline).await.map_err(connect_failed)?,
-            Some(proxy) => {
-                let (proxy_host, proxy_port) = proxy.address();
-                let mut tcp = tcp(proxy_host, proxy_port, deadline)
-                    .await
-                    .map_err(connect_failed)?;
-                // requests to an `http` endpoint go in absolute form over it; an `https` one
-                // is reached through a tunnel
+        let (to_host, to_port) = proxy.as_ref().map_or((host, port), Proxy::address);
+        let mut tcp = tcp(to_host, to_port, deadline)
+            .await
+            .map_err(connect_failed)?;
+        // requests to an `http` endpoint go in absolute form over the proxy connection; an
+        // `https` one is reached through a tunnel
+        let authority = format!("{host}:{port}");
+        let io = match &proxy {
+            Some(proxy) if proxy.tls => {
+                let mut to_proxy = self.tls_to(to_host, tcp).await?;
                 if https {
-                    tunnel(
-                        &mut tcp,
-                        &format!("{host}:{port}"),
-                        proxy.authorization.as_ref(),
-                    )
-                    .await?;
+                    tunnel(&mut to_proxy, &authority, proxy.authorization.as_ref()).await?;
+                    Io::TlsInTls(Box::new(self.tls_to(host, to_proxy).await?))
+                } else {
+                    Io::Tls(Box::new(to_proxy))
                 }
-                tcp
             }
+            _ if https => {
+                if let Some(proxy) = &proxy {
+                    tunnel(&mut tcp, &authority, proxy.authorization.as_ref()).await?;
+                }
+                Io::Tls(Box::new(self.tls_to(host, tcp).await?))
+            }
+            _ => Io::Plain(tcp),
         };
-        if !https {
-            return Ok(Conn {
-                io: TokioIo::new(Io::Plain(tcp)),
-            });
-        }
-        let tls = self.tls_to(host, tcp).await?;
         Ok(Conn {
-            io: TokioIo::new(Io::Tls(Box::new(tls))),
+            io: TokioIo::new(io),
         })
     }
 

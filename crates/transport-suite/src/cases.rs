@@ -474,25 +474,11 @@ fn held_open_after_complete(listener: &TcpListener) -> bool {
     use std::io::{Read, Write};
     let (mut s, _) = listener.accept().expect("accept");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut request = Vec::new();
+    assert!(
+        metadata::read_request(&s).is_ok(),
+        "no whole request from the client"
+    );
     let mut buf = [0u8; 4096];
-    let body_start = loop {
-        let n = s.read(&mut buf).expect("request");
-        assert!(n > 0, "the client closed before sending its request");
-        request.extend_from_slice(&buf[..n]);
-        if let Some(i) = request.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&request[..body_start]).to_ascii_lowercase();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().expect("content-length"));
-    let mut body_read = request.len() - body_start;
-    while body_read < length {
-        body_read += s.read(&mut buf).expect("request body");
-    }
     let mut events = invoke_proto::bytes::BytesMut::new();
     Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"held"))
         .encode(&mut events)
@@ -786,7 +772,18 @@ fn signs_with_fetched_credentials<T: Transport>(
     expected: &[(&str, &str)],
 ) {
     let h = Harness::start_accepting(key.0, key.1);
-    let c = t.client(&configured(&h, vars, config, files));
+    streams_with_fetched_credentials(t, &configured(&h, vars, config, files), server, expected);
+}
+
+/// A client made with `cfg` streams twice, byte-exact; the credential endpoints see
+/// `expected` requests, all for the first invocation (the credentials are cached)
+fn streams_with_fetched_credentials<T: Transport>(
+    t: &T,
+    cfg: &crate::ClientConfig,
+    server: &MetadataServer,
+    expected: &[(&str, &str)],
+) {
+    let c = t.client(cfg);
     for _ in 0..2 {
         let o = t.invoke(&c, &count(100, 10));
         assert_success(&o);
@@ -1022,32 +1019,15 @@ pub fn credentials_from_sts_through_the_proxy<T: Transport>(t: &T) {
     let proxy = Forwarder::proxy_to(server.address());
     // `.invalid` never resolves: only the proxy reaches it
     let sts = "http://sts.suite.invalid:8080";
-    let token_file = "/var/run/secrets/suite/token";
     let key = metadata::WEB_IDENTITY_KEY;
     let h = Harness::start_accepting(key.0, key.1);
-    let mut cfg = configured(
-        &h,
-        &[
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file),
-            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/suite"),
-            ("AWS_ROLE_SESSION_NAME", "suite"),
-            ("AWS_ENDPOINT_URL_STS", sts),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-        "",
-        &[(token_file, metadata::WEB_TOKEN)],
-    );
+    let files = [(WEB_TOKEN_FILE, metadata::WEB_TOKEN)];
+    let mut cfg = configured(&h, &web_identity_vars(sts), "", &files);
     cfg.proxy_env = vec![
         ("HTTP_PROXY".into(), proxy.url()),
         ("NO_PROXY".into(), "127.0.0.1".into()),
     ];
-    let c = t.client(&cfg);
-    let o = t.invoke(&c, &count(100, 10));
-    assert_success(&o);
-    assert!(o.payload() == count_bytes(100, 10), "byte-exact");
-    let seen = server.requests();
-    let seen: Vec<(&str, &str)> = seen.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
-    assert_eq!(seen, [("POST", "/")], "STS was asked once");
+    streams_with_fetched_credentials(t, &cfg, &server, &[("POST", "/")]);
     // an absolute-form request or a tunnel, either way to the host the proxy alone reaches
     let lines = proxy.first_lines();
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -1058,24 +1038,31 @@ pub fn credentials_from_sts_through_the_proxy<T: Transport>(t: &T) {
     );
 }
 
+/// Where the web identity cases keep their token
+const WEB_TOKEN_FILE: &str = "/var/run/secrets/suite/token";
+
+/// The environment of EKS IRSA: a web identity token file and a role, STS at `sts`
+fn web_identity_vars(sts: &str) -> [(&str, &str); 5] {
+    [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", WEB_TOKEN_FILE),
+        ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/suite"),
+        ("AWS_ROLE_SESSION_NAME", "suite"),
+        ("AWS_ENDPOINT_URL_STS", sts),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+}
+
 /// `AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN` (EKS IRSA): STS
 /// `AssumeRoleWithWebIdentity` at `AWS_ENDPOINT_URL_STS`
 pub fn credentials_from_sts_web_identity<T: Transport>(t: &T) {
     let server = MetadataServer::start();
-    let token_file = "/var/run/secrets/suite/token";
     signs_with_fetched_credentials(
         t,
         &server,
         metadata::WEB_IDENTITY_KEY,
-        &[
-            ("AWS_WEB_IDENTITY_TOKEN_FILE", token_file),
-            ("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/suite"),
-            ("AWS_ROLE_SESSION_NAME", "suite"),
-            ("AWS_ENDPOINT_URL_STS", &server.url()),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
+        &web_identity_vars(&server.url()),
         "",
-        &[(token_file, metadata::WEB_TOKEN)],
+        &[(WEB_TOKEN_FILE, metadata::WEB_TOKEN)],
         &[("POST", "/")],
     );
 }

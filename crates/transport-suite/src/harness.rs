@@ -305,6 +305,11 @@ impl Forwarder {
         *self.closed.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Where it listens
+    pub fn address(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The endpoint URL of the forwarder
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)

@@ -163,13 +163,14 @@ impl Drop for Tinyproxy {
 }
 
 /// An HTTP proxy reached over TLS (`https://127.0.0.1:PORT`) that relays everything to one
-/// target whatever host a request names, as [`Forwarder::proxy_to`](crate::Forwarder::proxy_to)
-/// does: it answers `CONNECT` itself and relays requests in absolute form; its certificate
-/// is signed by a CA generated at start, written to [`ca_file`](Self::ca_file)
+/// target whatever host a request names: it ends TLS and hands the connection to a
+/// [`Forwarder::proxy_to`](crate::Forwarder::proxy_to), which answers `CONNECT` itself and
+/// relays requests in absolute form; its certificate is signed by a CA generated at start,
+/// written to [`ca_file`](Self::ca_file)
 #[derive(Debug)]
 pub struct TlsProxy {
     addr: std::net::SocketAddr,
-    first_lines: Arc<Mutex<Vec<String>>>,
+    plain: crate::Forwarder,
     ca_file: PathBuf,
 }
 
@@ -180,8 +181,8 @@ impl TlsProxy {
     ///
     /// If the certificates cannot be made or the port bound.
     pub fn start(target: std::net::SocketAddr) -> Self {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
+        let plain = crate::Forwarder::proxy_to(target);
+        let behind = plain.address();
         let (acceptor, ca_pem) = loopback_tls();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
@@ -192,8 +193,6 @@ impl TlsProxy {
             addr.port()
         ));
         std::fs::write(&ca_file, ca_pem).expect("CA file");
-        let first_lines = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&first_lines);
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -202,44 +201,22 @@ impl TlsProxy {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 while let Ok((tcp, _)) = listener.accept().await {
-                    let (acceptor, lines) = (acceptor.clone(), Arc::clone(&lines));
+                    let acceptor = acceptor.clone();
                     tokio::spawn(async move {
-                        let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        let (Ok(mut tls), Ok(mut proxy)) = (
+                            acceptor.accept(tcp).await,
+                            tokio::net::TcpStream::connect(behind).await,
+                        ) else {
                             return;
                         };
-                        let mut head = Vec::new();
-                        while !head.ends_with(b"\r\n\r\n") && head.len() < 16 * 1024 {
-                            match tls.read_u8().await {
-                                Ok(b) => head.push(b),
-                                Err(_) => return,
-                            }
-                        }
-                        let text = String::from_utf8_lossy(&head).into_owned();
-                        let line = text.lines().next().unwrap_or_default().to_owned();
-                        let connect = line.starts_with("CONNECT ");
-                        lines
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push(line);
-                        let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
-                            return;
-                        };
-                        let relayed = if connect {
-                            tls.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                                .await
-                        } else {
-                            server.write_all(&head).await
-                        };
-                        if relayed.is_ok() {
-                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut server).await;
-                        }
+                        let _ = tokio::io::copy_bidirectional(&mut tls, &mut proxy).await;
                     });
                 }
             });
         });
         Self {
             addr,
-            first_lines,
+            plain,
             ca_file,
         }
     }
@@ -256,10 +233,7 @@ impl TlsProxy {
 
     /// The first line of each connection's first request
     pub fn first_lines(&self) -> Vec<String> {
-        self.first_lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.plain.first_lines()
     }
 }
 
