@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
 use invoke_config::location::Platform;
-use invoke_config::{ClientConfig, CredentialsError, Env, Overrides, SharedConfig, StdFs};
+use invoke_config::{
+    ClientConfig, CredentialsError, Env, Overrides, ProviderKind, SharedConfig, StdFs,
+};
 use invoke_proto::{
     EndpointError, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
     StreamError,
@@ -107,7 +109,8 @@ pub(crate) struct ConnectionArgs {
     /// The region (else AWS_REGION, AWS_DEFAULT_REGION, the profile's `region`)
     #[arg(long)]
     pub(crate) region: Option<String>,
-    /// The shared-config profile (else AWS_PROFILE, else `default`)
+    /// The shared-config profile (else AWS_PROFILE, else `default`); its credentials win
+    /// over AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as with the AWS CLI
     #[arg(long)]
     pub(crate) profile: Option<String>,
     /// Send to this endpoint (else AWS_ENDPOINT_URL_LAMBDA, AWS_ENDPOINT_URL, the profile's)
@@ -289,6 +292,13 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
         c.profile.as_deref(),
     );
     check_profile(&shared, c)?;
+    // As in the AWS CLI, a profile named by --profile beats keys in the environment (which
+    // may be another account's); one named by AWS_PROFILE does not
+    let shared = if c.profile.is_some() {
+        shared.with_credential_providers(&ProviderKind::DEFAULT_CHAIN[1..])
+    } else {
+        shared
+    };
     let mut overrides = Overrides::new();
     if let Some(r) = &c.region {
         overrides = overrides.region(r.clone());

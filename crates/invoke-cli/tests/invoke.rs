@@ -541,6 +541,35 @@ fn requests_are_signed_with_the_configured_credentials() {
     let o = run(profile_cmd("ci"), b"");
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, b"{}");
+    // keys in the environment (another account's) lose to --profile, as in the AWS CLI...
+    let mut c = profile_cmd("ci");
+    c.env("AWS_ACCESS_KEY_ID", "AKIDOTHERACCOUNT")
+        .env("AWS_SECRET_ACCESS_KEY", "other-secret");
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"{}");
+    // ...but win over AWS_PROFILE
+    let mut c = bin();
+    c.env("AWS_CONFIG_FILE", dir.join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
+        .env("AWS_PROFILE", "ci")
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", "wrong")
+        .args([
+            "invoke",
+            "echo",
+            "--payload",
+            "{}",
+            "--endpoint-url",
+            &l.url,
+        ]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("InvalidSignatureException"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(profile_cmd("nope"), b"");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -137,9 +137,10 @@ impl fmt::Debug for CredentialsChain {
 }
 
 impl CredentialsChain {
-    /// The default chain: environment, profile, web identity, container, IMDS
+    /// The default chain: environment, profile, web identity, container, IMDS (or the
+    /// providers [`SharedConfig::with_credential_providers`] chose)
     pub fn new(shared: &SharedConfig, fs: Arc<dyn FileReader>) -> Self {
-        Self::with_providers(shared, fs, &ProviderKind::DEFAULT_CHAIN)
+        Self::with_providers(shared, fs, shared.credential_providers())
     }
 
     /// A chain of the given providers, in order

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use invoke_proto::EndpointConfig;
 
+use crate::chain::ProviderKind;
 use crate::env::Env;
 use crate::fs::FileReader;
 use crate::location::{FileLocations, Platform};
@@ -90,6 +91,8 @@ pub struct SharedConfig {
     pub(crate) profile_name: String,
     pub(crate) profiles: Result<ProfileSet, ProfileFileError>,
     pub(crate) files: Vec<(PathBuf, FileStatus)>,
+    /// The providers [`crate::CredentialsChain::new`] asks, in order
+    pub(crate) credential_providers: Vec<ProviderKind>,
 }
 
 /// Most attempts per request a credentials provider makes (instance metadata, container
@@ -163,7 +166,35 @@ impl SharedConfig {
             profile_name,
             profiles,
             files,
+            credential_providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
         }
+    }
+
+    /// The credential providers the default chain asks, in order (default
+    /// [`ProviderKind::DEFAULT_CHAIN`])
+    pub fn credential_providers(&self) -> &[ProviderKind] {
+        &self.credential_providers
+    }
+
+    /// This configuration with the default chain made of `providers`, in order
+    ///
+    /// The AWS CLI leaves out [`ProviderKind::Environment`] when `--profile` names the
+    /// profile, so that keys exported for another account don't win over the profile asked
+    /// for (`AWS_PROFILE` keeps it: the environment's keys still come first).
+    ///
+    /// ```
+    /// use invoke_config::{Env, MemFs, ProviderKind, SharedConfig};
+    ///
+    /// let env = Env::from_pairs([("AWS_ACCESS_KEY_ID", "AKIDENV"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    /// let shared = SharedConfig::load(env, &MemFs::new());
+    /// assert_eq!(shared.credential_providers(), ProviderKind::DEFAULT_CHAIN);
+    /// let explicit = shared.with_credential_providers(&ProviderKind::DEFAULT_CHAIN[1..]);
+    /// assert_eq!(explicit.credential_providers()[0], ProviderKind::Profile);
+    /// ```
+    #[must_use]
+    pub fn with_credential_providers(mut self, providers: &[ProviderKind]) -> Self {
+        self.credential_providers = providers.to_vec();
+        self
     }
 
     /// The environment snapshot

@@ -682,3 +682,44 @@ fn sso_portal_answers_once_and_a_huge_expiration_is_an_error() {
     assert!(e.to_string().contains("out of range"), "{e}");
     assert_no_secret(&e.to_string());
 }
+
+#[test]
+fn a_chain_without_the_environment_provider_takes_the_profile_keys() {
+    // what `lambda-stream invoke --profile` builds: keys exported for another account must
+    // not win over the profile asked for
+    let env = Env::from_pairs([
+        ("HOME", "/home"),
+        ("AWS_ACCESS_KEY_ID", "AKIDFROMENV"),
+        ("AWS_SECRET_ACCESS_KEY", "env-secret"),
+    ]);
+    let fs = MemFs::new().with(
+        "/home/.aws/credentials",
+        "[ops]\naws_access_key_id = AKIDFROMPROFILE\naws_secret_access_key = profile-secret\n",
+    );
+    let shared = SharedConfig::load_with(env, &fs, Platform::Unix, Some("ops"));
+    let fs = Arc::new(fs);
+    let key = |shared: &SharedConfig| {
+        let mut c = CredentialsChain::new(shared, Arc::clone(&fs) as _);
+        let Step::Done(Ok(p)) = c.next_step(now()) else {
+            panic!("static keys need no IO")
+        };
+        p.credentials.access_key_id().to_owned()
+    };
+    // the default chain (the SDKs' order, and the CLI with AWS_PROFILE): the environment first
+    assert_eq!(key(&shared), "AKIDFROMENV");
+    let without_env = shared.with_credential_providers(&ProviderKind::DEFAULT_CHAIN[1..]);
+    assert_eq!(key(&without_env), "AKIDFROMPROFILE");
+    // and when the profile has no keys, the chain names only the providers it asked
+    let empty = SharedConfig::load_with(
+        Env::from_pairs([("HOME", "/home"), ("AWS_ACCESS_KEY_ID", "AKIDFROMENV")]),
+        &MemFs::new(),
+        Platform::Unix,
+        Some("ops"),
+    )
+    .with_credential_providers(&[ProviderKind::Profile]);
+    let mut c = CredentialsChain::new(&empty, Arc::new(MemFs::new()));
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("no IO expected")
+    };
+    assert!(!e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
+}
