@@ -65,7 +65,8 @@ Examples:
 pub(crate) struct InvokeArgs {
     /// The function: a name, a partial or full ARN, optionally with `:QUALIFIER`
     function: String,
-    /// The event: JSON text, `@FILE` to read a file, or `-` to read standard input
+    /// The event: JSON text, `@FILE` (or the AWS CLI's `file://FILE`, `fileb://FILE`) to
+    /// read a file, or `-` to read standard input
     #[arg(long, value_name = "JSON|@FILE|-")]
     payload: Option<String>,
     /// A version or alias to invoke
@@ -229,13 +230,14 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
     let payload = match args.payload.as_deref() {
         None => Vec::new(),
         Some("-") => read_limited(io::stdin().lock(), "standard input")?,
-        Some(p) if p.starts_with('@') => {
-            let path = &p[1..];
-            let file =
-                std::fs::File::open(path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
-            read_limited(file, path)?
-        }
-        Some(json) => json.as_bytes().to_vec(),
+        Some(p) => match payload_file(p) {
+            Some(path) => {
+                let file =
+                    std::fs::File::open(path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
+                read_limited(file, path)?
+            }
+            None => p.as_bytes().to_vec(),
+        },
     };
     let mut params = InvokeParams::new(args.function.clone(), payload);
     if args.dry_run || args.invocation_type == Some(InvocationTypeArg::DryRun) {
@@ -265,6 +267,15 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
     }
     params.validate().map_err(|e| usage(e.to_string()))?;
     Ok(params)
+}
+
+/// The file a `--payload` value names: `@PATH`, or the AWS CLI's `file://PATH` and
+/// `fileb://PATH` (read as bytes either way)
+fn payload_file(value: &str) -> Option<&str> {
+    value
+        .strip_prefix('@')
+        .or_else(|| value.strip_prefix("file://"))
+        .or_else(|| value.strip_prefix("fileb://"))
 }
 
 /// Reads a payload of at most the service's 6 MB limit (one byte more tells it is over)

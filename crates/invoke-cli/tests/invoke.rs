@@ -284,11 +284,14 @@ fn payload_from_stdin_and_from_a_file() {
     let path =
         std::env::temp_dir().join(format!("lambda-stream-event-{}.json", std::process::id()));
     std::fs::write(&path, br#"{"from":"file"}"#).unwrap();
-    let arg = format!("@{}", path.display());
-    let o = run(invoke(&l.url, &["echo", "--payload", &arg]), b"");
+    // `@PATH`, and the AWS CLI's `file://PATH` and `fileb://PATH`
+    for prefix in ["@", "file://", "fileb://"] {
+        let arg = format!("{prefix}{}", path.display());
+        let o = run(invoke(&l.url, &["echo", "--payload", &arg]), b"");
+        assert_eq!(o.status.code(), Some(0), "{prefix}: {}", stderr(&o));
+        assert_eq!(o.stdout, br#"{"from":"file"}"#, "{prefix}");
+    }
     let _ = std::fs::remove_file(&path);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    assert_eq!(o.stdout, br#"{"from":"file"}"#);
 
     let o = run(
         invoke(&l.url, &["echo", "--payload", "@/no/such/file"]),
