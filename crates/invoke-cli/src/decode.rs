@@ -131,7 +131,18 @@ fn write_message(
     payload_only: bool,
 ) -> io::Result<()> {
     if payload_only {
-        return out.write_all(&m.payload);
+        return match not_payload(m) {
+            None => out.write_all(&m.payload),
+            Some(what) => {
+                // the stream's end or its failure, not the function's output
+                if what != "InvokeComplete" {
+                    say!(
+                        "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
+                    );
+                }
+                Ok(())
+            }
+        };
     }
     // The keys in serde_json's (sorted) order, as a `Value` of the whole line wrote them;
     // the payload's base64 is streamed, never held whole (a 24 MiB payload is 32 MiB of it)
@@ -149,6 +160,27 @@ fn write_message(
     )?;
     write_base64(out, &m.payload)?;
     writeln!(out, "\",\"total_length\":{}}}", m.wire_len())
+}
+
+/// What a message that is not part of the payload is (`--payload` leaves it out):
+/// Lambda's `InvokeComplete`, or an exception or error message (`None` for any other event,
+/// `PayloadChunk` or not, so that streams of other services decode too)
+fn not_payload(m: &Message) -> Option<String> {
+    let h = &m.headers;
+    match h.get_str(":message-type") {
+        Some("exception") => Some(format!(
+            "an exception ({})",
+            h.get_str(":exception-type").unwrap_or("no :exception-type")
+        )),
+        Some("error") => Some(format!(
+            "an error ({})",
+            h.get_str(":error-code").unwrap_or("no :error-code")
+        )),
+        _ if h.get_str(":event-type") == Some("InvokeComplete") => {
+            Some("InvokeComplete".to_owned())
+        }
+        _ => None,
+    }
 }
 
 /// Writes the base64 of `bytes` (no character of which needs escaping in JSON) in pieces

@@ -102,7 +102,9 @@ Examples:
     Decode {
         /// The captured stream; `-` or nothing reads standard input
         file: Option<PathBuf>,
-        /// Write only the raw payload bytes of each message, back to back
+        /// Write only the raw payload bytes of the events, back to back: a Lambda stream's
+        /// PayloadChunks, without InvokeComplete; an exception or error message is named
+        /// on stderr instead
         #[arg(long)]
         payload: bool,
     },

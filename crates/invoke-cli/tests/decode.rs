@@ -94,7 +94,35 @@ fn shipped_sample_is_current_and_decodes() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(out.stdout, b"Hello, streaming world!\n{}");
+    // the function's output only: InvokeComplete's payload is not part of it
+    assert_eq!(out.stdout, b"Hello, streaming world!\n");
+}
+
+#[test]
+fn payload_mode_names_an_exception_instead_of_writing_it() {
+    let mut w = BytesMut::new();
+    let mut h = Headers::builder();
+    h.push(":exception-type", "ServiceException").unwrap();
+    h.push(":content-type", "application/json").unwrap();
+    h.push(":message-type", "exception").unwrap();
+    let exception = Message::new(
+        h.build().unwrap(),
+        Bytes::from_static(b"{\"message\":\"x\"}"),
+    );
+    for m in [
+        event("PayloadChunk", "application/octet-stream", b"part"),
+        exception,
+    ] {
+        encode_message(&m, &mut w).unwrap();
+    }
+    let out = run_stdin(&["decode", "--payload", "-"], &w);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"part");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("exception (ServiceException)"), "{err}");
+    // the JSON lines still show it whole
+    let out = run_stdin(&["decode", "-"], &w);
+    assert_eq!(lines(&out)[1]["headers"][0]["value"], "ServiceException");
 }
 
 #[test]
@@ -378,8 +406,9 @@ fn a_largest_message_needs_one_message_of_memory() {
         // four lines, each ended
         out.split(|&b| b == b'\n').count() == 5
     });
-    let (_, base_payload) =
-        output_and_peak_rss(&["decode", "--payload"], small, |out| out.ends_with(b"{}"));
+    let (_, base_payload) = output_and_peak_rss(&["decode", "--payload"], small, |out| {
+        out.ends_with(b" world!\n")
+    });
 
     let (out, json) = output_and_peak_rss(&["decode"], big.clone(), |out| out.ends_with(b"\n"));
     let line: Value = serde_json::from_slice(&out).unwrap();
