@@ -267,10 +267,10 @@ async fn invoke(
         let slot = Arc::clone(&call.shared.event_slots)
             .try_acquire_owned()
             .map_err(|_| reject::throttled("ConcurrentInvocationLimitExceeded"))?;
-        let running = run(call, &target, &params, admitted.permit);
+        let running = run(call, &target, &params, admitted.permit, Synchronous::No);
         return Ok(accept_event(call, &target, running, slot));
     }
-    let running = run(call, &target, &params, admitted.permit);
+    let running = run(call, &target, &params, admitted.permit, Synchronous::Yes);
     let log_tail = params.get_log_type() == Some(LogType::Tail);
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
@@ -566,6 +566,15 @@ struct Running {
     log: Arc<Mutex<LogTail>>,
 }
 
+/// Whether the caller waits for the function's answer
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Synchronous {
+    /// `RequestResponse`, and every `InvokeWithResponseStream`
+    Yes,
+    /// An asynchronous `Invoke` (`Event`)
+    No,
+}
+
 /// Spawns the handler under the function's timeout (`Sandbox.Timedout` past it); `permit` is
 /// held until the handler returns, even when the client went away
 fn run(
@@ -573,6 +582,7 @@ fn run(
     target: &Target<'_>,
     params: &InvokeParams,
     permit: Option<OwnedSemaphorePermit>,
+    sync: Synchronous,
 ) -> Running {
     let timeout = target.entry.config.timeout;
     let payload = params.payload();
@@ -585,9 +595,11 @@ fn run(
         } else {
             payload.clone()
         },
-        // validated as UTF-8 JSON by `Route::parse`
+        // validated as UTF-8 JSON by `Route::parse`; the service passes it on for
+        // synchronous invocations only
         client_context: params
             .get_client_context()
+            .filter(|_| sync == Synchronous::Yes)
             .map(|c| String::from_utf8_lossy(c).into_owned()),
         tenant_id: params.get_tenant_id().map(str::to_owned),
         timeout,

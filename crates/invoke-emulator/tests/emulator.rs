@@ -632,7 +632,8 @@ fn event_invoke(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
 async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     // The function reports its payload, then holds until the test lets it go: the 202 must
     // come while it still runs
-    let (started_tx, mut started) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    let (started_tx, mut started) =
+        tokio::sync::mpsc::unbounded_channel::<(Bytes, Option<String>)>();
     let release = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let (done_tx, mut done) = tokio::sync::mpsc::unbounded_channel::<()>();
     let gate = std::sync::Arc::clone(&release);
@@ -645,7 +646,7 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
                 done_tx.clone(),
             );
             async move {
-                let _ = started_tx.send(inv.payload.clone());
+                let _ = started_tx.send((inv.payload.clone(), inv.client_context.clone()));
                 out.write("output nobody reads").await;
                 let _permit = gate.acquire().await;
                 let _ = done_tx.send(());
@@ -657,7 +658,10 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     // a guard against hanging (a synchronous answer would wait for the release forever),
     // not a timing assertion
     let guard = Duration::from_secs(30);
-    let p = InvokeParams::new("held", r#"{"k":"event"}"#).log_type(LogType::Tail);
+    // the service passes a client context on for synchronous invocations only
+    let p = InvokeParams::new("held", r#"{"k":"event"}"#)
+        .log_type(LogType::Tail)
+        .client_context(r#"{"custom":{"k":"v"}}"#);
     let resp = tokio::time::timeout(guard, send(&emu, event_invoke(&emu, &p)))
         .await
         .expect("the 202 arrives while the function runs");
@@ -668,12 +672,25 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     }
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert!(body.is_empty(), "{body:?}");
-    let payload = tokio::time::timeout(guard, started.recv())
+    let (payload, client_context) = tokio::time::timeout(guard, started.recv())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(&payload[..], br#"{"k":"event"}"#);
+    assert_eq!(client_context, None);
     release.add_permits(1);
+    tokio::time::timeout(guard, done.recv())
+        .await
+        .expect("the function runs to its end")
+        .unwrap();
+    // a synchronous call of the same function gets it
+    release.add_permits(1);
+    let mut req = event_invoke(&emu, &p);
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    assert_eq!(send(&emu, req).await.status(), 200);
+    let (_, client_context) = started.recv().await.unwrap();
+    assert_eq!(client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
     tokio::time::timeout(guard, done.recv())
         .await
         .expect("the function runs to its end")
