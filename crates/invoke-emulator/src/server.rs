@@ -241,12 +241,12 @@ async fn invoke(
 ) -> Result<Response<RespBody>, Rejection> {
     let (parts, body) = req.into_parts();
     let body = Unread::new(body, &parts, &call.shared.limits);
-    check_content_length(&parts)?;
+    check_content_length(&parts, call.operation)?;
     let signature = call
         .shared
         .auth
         .check_head(&parts, &call.shared.region, SystemTime::now())?;
-    let payload = read_body(body, call.shared.limits.body_read_timeout).await?;
+    let payload = read_body(body, call.operation, call.shared.limits.body_read_timeout).await?;
     if let Some(signature) = signature {
         signature.verify(&payload)?;
     }
@@ -308,11 +308,11 @@ fn content_length(parts: &Parts) -> Option<u64> {
 
 /// 413, kind `RequestTooLarge`, for a `Content-Length` over the request limit, before any
 /// body byte is read
-fn check_content_length(parts: &Parts) -> Result<(), Rejection> {
+fn check_content_length(parts: &Parts, operation: Operation) -> Result<(), Rejection> {
     match content_length(parts) {
-        Some(len) if len > MAX_PAYLOAD_LEN as u64 => {
-            Err(Box::new(RequestError::body_too_large().to_service_error()))
-        }
+        Some(len) if len > MAX_PAYLOAD_LEN as u64 => Err(Box::new(
+            RequestError::body_too_large(operation).to_service_error(),
+        )),
         _ => Ok(()),
     }
 }
@@ -374,7 +374,11 @@ impl Drop for Unread {
 
 /// The request body, read whole because the signature covers it; at most the request limit
 /// (413, kind `RequestTooLarge`, beyond), within `timeout` (408 past it)
-async fn read_body(body: Unread, timeout: Duration) -> Result<Bytes, Rejection> {
+async fn read_body(
+    body: Unread,
+    operation: Operation,
+    timeout: Duration,
+) -> Result<Bytes, Rejection> {
     let read = Limited::new(body.take(), MAX_PAYLOAD_LEN).collect();
     match tokio::time::timeout(timeout, read).await {
         Err(_) => Err(reject::body_timeout(timeout)),
@@ -383,7 +387,9 @@ async fn read_body(body: Unread, timeout: Duration) -> Result<Bytes, Rejection> 
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
-            Err(Box::new(RequestError::body_too_large().to_service_error()))
+            Err(Box::new(
+                RequestError::body_too_large(operation).to_service_error(),
+            ))
         }
         Ok(Err(e)) => Err(reject::invalid_parameter(format!(
             "could not read the request body: {e}"

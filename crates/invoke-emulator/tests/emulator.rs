@@ -820,5 +820,20 @@ async fn event_payloads_over_one_megabyte_are_refused() {
     req.headers_mut()
         .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
     assert_eq!(send(&emu, req).await.status(), 200);
+    // over the synchronous limit, the message names the buffered operation as the service
+    // does (not InvokeWithResponseStream)
+    let mut req = event_invoke(&emu, &InvokeParams::new("echo", "{}"));
+    req.headers_mut()
+        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    req.headers_mut()
+        .insert("content-length", (6 * 1024 * 1024 + 1).into());
+    *req.body_mut() = Bytes::from(vec![b' '; 6 * 1024 * 1024 + 1]);
+    let e = service_error(send(&emu, req).await).await;
+    assert_eq!(e.status, Some(413));
+    let message = e.message.unwrap_or_default();
+    assert!(
+        message.ends_with("for the InvokeFunction operation"),
+        "{message}"
+    );
     emu.shutdown().await;
 }

@@ -37,6 +37,16 @@ impl Operation {
             Self::Invoke => "Invoke",
         }
     }
+
+    /// The name the service's messages give the operation: `InvokeFunction` for `Invoke`
+    /// (as in its "Request must be smaller than 6291456 bytes for the InvokeFunction
+    /// operation")
+    pub fn service_name(self) -> &'static str {
+        match self {
+            Self::InvokeWithResponseStream => "InvokeWithResponseStream",
+            Self::Invoke => "InvokeFunction",
+        }
+    }
 }
 
 /// A request matched to an operation, its `FunctionName` path label decoded
@@ -82,6 +92,8 @@ pub enum RequestError {
     BodyTooLarge {
         /// The limit, [`MAX_PAYLOAD_LEN`]
         max: usize,
+        /// The operation asked for (its name is in the service's message)
+        operation: Operation,
     },
     /// The `Content-Type` is not one the service accepts for the payload
     UnsupportedMediaType {
@@ -92,6 +104,8 @@ pub enum RequestError {
     InvocationType {
         /// The header value
         value: String,
+        /// The operation asked for (`Invoke` also takes `Event`)
+        operation: Operation,
     },
     /// `X-Amz-Log-Type` is not a value of the enum
     LogType {
@@ -112,13 +126,18 @@ impl fmt::Display for RequestError {
                 f.write_str("FunctionName is not valid percent-encoded utf-8")
             }
             Self::QueryEncoding { name } => write!(f, "{name} is not valid percent-encoded utf-8"),
-            Self::BodyTooLarge { max } => write!(f, "request body over {max} bytes"),
+            Self::BodyTooLarge { max, .. } => write!(f, "request body over {max} bytes"),
             Self::UnsupportedMediaType { content_type } => {
                 write!(f, "unsupported content type {content_type:?}")
             }
-            Self::InvocationType { value } => write!(
+            Self::InvocationType { value, operation } => write!(
                 f,
-                "invalid X-Amz-Invocation-Type {value:?}: expected RequestResponse or DryRun"
+                "invalid X-Amz-Invocation-Type {value:?}: expected {}RequestResponse or DryRun",
+                if *operation == Operation::Invoke {
+                    "Event, "
+                } else {
+                    ""
+                }
             ),
             Self::LogType { value } => {
                 write!(f, "invalid X-Amz-Log-Type {value:?}: expected None or Tail")
@@ -175,15 +194,21 @@ impl RequestError {
             Self::FunctionNameEncoding => {
                 "FunctionName is not a valid percent-encoded UTF-8 string".to_owned()
             }
-            Self::BodyTooLarge { max } => format!(
-                "Request must be smaller than {max} bytes for the InvokeWithResponseStream operation"
+            Self::BodyTooLarge { max, operation } => format!(
+                "Request must be smaller than {max} bytes for the {} operation",
+                operation.service_name()
             ),
             Self::UnsupportedMediaType { content_type } => {
                 format!("Unsupported content type: {content_type}")
             }
-            Self::InvocationType { value } => {
-                enum_violation(value, "invocationType", "RequestResponse, DryRun")
-            }
+            Self::InvocationType { value, operation } => enum_violation(
+                value,
+                "invocationType",
+                match operation {
+                    Operation::InvokeWithResponseStream => "RequestResponse, DryRun",
+                    Operation::Invoke => "Event, RequestResponse, DryRun",
+                },
+            ),
             Self::LogType { value } => enum_violation(value, "logType", "None, Tail"),
             Self::ClientContext => {
                 "Client context must be a valid Base64-encoded JSON object.".to_owned()
@@ -323,6 +348,7 @@ impl Route {
             Some(other) => {
                 return Err(RequestError::InvocationType {
                     value: other.to_owned(),
+                    operation: self.operation,
                 });
             }
         }
@@ -380,10 +406,11 @@ pub fn parse_request(
 }
 
 impl RequestError {
-    /// [`RequestError::BodyTooLarge`] with the service's limit
-    pub fn body_too_large() -> Self {
+    /// [`RequestError::BodyTooLarge`] with the service's limit, for a request to `operation`
+    pub fn body_too_large(operation: Operation) -> Self {
         Self::BodyTooLarge {
             max: MAX_PAYLOAD_LEN,
+            operation,
         }
     }
 }
@@ -540,10 +567,42 @@ mod tests {
                  constraint: Member must satisfy enum value set: [None, Tail]"
             )
         );
-        let big = RequestError::body_too_large().to_service_error();
+        let big =
+            RequestError::body_too_large(Operation::InvokeWithResponseStream).to_service_error();
         assert_eq!(
             (big.status, big.kind),
             (Some(413), ServiceErrorKind::RequestTooLarge)
+        );
+        assert!(
+            big.message
+                .unwrap()
+                .ends_with("6291456 bytes for the InvokeWithResponseStream operation")
+        );
+        // the buffered Invoke: its own name in the message, and `Event` in its enum
+        let big = RequestError::body_too_large(Operation::Invoke).to_service_error();
+        assert!(
+            big.message
+                .unwrap()
+                .ends_with("for the InvokeFunction operation")
+        );
+        let e = parse("POST", STREAM, &[("x-amz-invocation-type", "Event")]).unwrap_err();
+        assert!(
+            e.to_service_error()
+                .message
+                .unwrap()
+                .ends_with("enum value set: [RequestResponse, DryRun]")
+        );
+        let e = parse(
+            "POST",
+            "/2015-03-31/functions/f/invocations",
+            &[("x-amz-invocation-type", "Later")],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_service_error()
+                .message
+                .unwrap()
+                .ends_with("enum value set: [Event, RequestResponse, DryRun]")
         );
     }
 
@@ -578,7 +637,8 @@ mod tests {
         assert_eq!(
             e,
             RequestError::InvocationType {
-                value: "\u{fffd}".into()
+                value: "\u{fffd}".into(),
+                operation: Operation::InvokeWithResponseStream,
             }
         );
         // valid values still pass
