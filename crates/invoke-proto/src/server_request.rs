@@ -573,6 +573,12 @@ mod tests {
             (big.status, big.kind),
             (Some(413), ServiceErrorKind::RequestTooLarge)
         );
+    }
+
+    #[test]
+    fn refusals_name_the_operation_asked_for() {
+        let big =
+            RequestError::body_too_large(Operation::InvokeWithResponseStream).to_service_error();
         assert!(
             big.message
                 .unwrap()
