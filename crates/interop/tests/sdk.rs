@@ -113,11 +113,20 @@ async fn collect(mut out: InvokeWithResponseStreamOutput) -> Streamed {
     }
 }
 
+/// The function's own lines of a `LogResult`, after checking the `START`, `END` and `REPORT`
+/// lines the service writes around them
 fn decode_log(log: Option<&str>) -> String {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(log.expect("LogResult with LogType::Tail"))
         .unwrap();
-    String::from_utf8(raw).unwrap()
+    let log = String::from_utf8(raw).unwrap();
+    let lines: Vec<&str> = log.split_inclusive('\n').collect();
+    let n = lines.len();
+    assert!(n >= 3, "{log:?}");
+    assert!(lines[0].starts_with("START RequestId: "), "{log:?}");
+    assert!(lines[n - 2].starts_with("END RequestId: "), "{log:?}");
+    assert!(lines[n - 1].starts_with("REPORT RequestId: "), "{log:?}");
+    lines[1..n - 2].concat()
 }
 
 #[tokio::test]

@@ -611,24 +611,42 @@ fn run(
         timeout,
     };
     let (tx, rx) = mpsc::channel(128);
-    let log = Arc::new(Mutex::new(LogTail::default()));
+    let id = call.request_id.clone();
+    let mut log = LogTail::default();
+    // the lines the service writes around the function's own, as its log tail shows them
+    log.push(
+        format!(
+            "START RequestId: {id} Version: {}\n",
+            target.executed_version
+        )
+        .as_bytes(),
+    );
+    let log = Arc::new(Mutex::new(log));
     let out = ResponseStream::new(tx.clone(), Arc::clone(&log));
     let handler = Arc::clone(&target.entry.handler);
-    let id = call.request_id.clone();
     let mut stop = call.shared.stop.clone();
+    let ran_log = Arc::clone(&log);
     tokio::spawn(async move {
         let _permit = permit;
         let run = async {
-            let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
-                Ok(r) => r,
-                Err(_) => Err(FunctionError::new(
-                    "Sandbox.Timedout",
-                    format!(
-                        "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                        timeout.as_secs_f64()
+            let started = tokio::time::Instant::now();
+            let (result, status) =
+                match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
+                    Ok(r) => (r, ""),
+                    Err(_) => (
+                        Err(FunctionError::new(
+                            "Sandbox.Timedout",
+                            format!(
+                                "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                                timeout.as_secs_f64()
+                            ),
+                        )),
+                        "\tStatus: timeout",
                     ),
-                )),
-            };
+                };
+            if let Ok(mut log) = ran_log.lock() {
+                log.push(report(&id, started.elapsed(), status).as_bytes());
+            }
             let _ = tx.send(Output::Done(result)).await;
         };
         // the emulator stopping abandons the run (its handler is dropped), whoever waits
@@ -638,6 +656,17 @@ fn run(
         }
     });
     Running { rx, log }
+}
+
+/// The `END` and `REPORT` lines that close an invocation's log, as the service writes them
+/// (without the memory figures, which an emulator has no honest value for)
+fn report(id: &str, ran: Duration, status: &str) -> String {
+    let ms = ran.as_secs_f64() * 1000.0;
+    let billed = ran.as_nanos().div_ceil(1_000_000).max(1);
+    format!(
+        "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: \
+         {billed} ms{status}\t\n"
+    )
 }
 
 /// The response to a running invocation: the head waits for the function's content type or

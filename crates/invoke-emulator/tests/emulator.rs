@@ -217,7 +217,12 @@ async fn parameters_reach_the_function() {
         .client_context(r#"{"custom":{"k":"v"}}"#)
         .tenant_id("tenant-7")
         .log_type(LogType::Tail);
-    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    let resp = send(&emu, request(&emu, &p)).await;
+    let request_id = resp.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let o = stream(resp).await;
     let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
     assert_eq!(
         v["payload"], "{}",
@@ -229,8 +234,22 @@ async fn parameters_reach_the_function() {
         v["arn"],
         "arn:aws:lambda:us-east-1:123456789012:function:ctx:$LATEST"
     );
-    let log = o.complete.unwrap().decoded_log().unwrap().unwrap();
-    assert_eq!(log, b"hello from the log\n");
+    // the function's line between the service's START and END / REPORT lines
+    let log = String::from_utf8(o.complete.unwrap().decoded_log().unwrap().unwrap()).unwrap();
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines.len(), 4, "{log:?}");
+    let id = lines[0]
+        .strip_prefix("START RequestId: ")
+        .and_then(|l| l.strip_suffix(" Version: $LATEST"))
+        .unwrap_or_else(|| panic!("{log:?}"));
+    assert_eq!(id, request_id, "{log:?}");
+    assert_eq!(lines[1], "hello from the log");
+    assert_eq!(lines[2], format!("END RequestId: {id}"));
+    let report = lines[3]
+        .strip_prefix(&format!("REPORT RequestId: {id}\tDuration: "))
+        .unwrap_or_else(|| panic!("{log:?}"));
+    assert!(report.contains(" ms\tBilled Duration: "), "{log:?}");
+    assert!(log.ends_with(" ms\t\n"), "{log:?}");
     // partial ARN and name:qualifier forms
     for name in [
         "123456789012:function:ctx",
