@@ -41,7 +41,7 @@ use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
     CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
     RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE,
-    X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route,
+    X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route, partition_id,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -414,8 +414,14 @@ fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a
     let parsed = parse_function_name(params.function_name())
         .ok_or_else(|| reject::invalid_parameter("invalid FunctionName"))?;
     let qualifier = params.get_qualifier().or(parsed.qualifier);
+    // the ARN as the service writes it: the partition of the region, the account invoked
     let region = parsed.region.unwrap_or(&shared.region);
-    let mut arn = format!("arn:aws:lambda:{region}:{ACCOUNT}:function:{}", parsed.name);
+    let account = parsed.account.unwrap_or(ACCOUNT);
+    let mut arn = format!(
+        "arn:{}:lambda:{region}:{account}:function:{}",
+        partition_id(region),
+        parsed.name
+    );
     let entry = shared
         .functions
         .get(parsed.name)

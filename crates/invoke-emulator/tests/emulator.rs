@@ -259,6 +259,25 @@ async fn parameters_reach_the_function() {
         let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
         assert!(o.complete.is_some(), "{name}");
     }
+    // the function sees the ARN it was invoked by: the account given, the region's partition
+    for (name, arn) in [
+        (
+            "111122223333:function:ctx",
+            "arn:aws:lambda:us-east-1:111122223333:function:ctx",
+        ),
+        (
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
+        ),
+        (
+            "us-gov-west-1:123456789012:function:ctx",
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:ctx",
+        ),
+    ] {
+        let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+        let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
+        assert_eq!(v["arn"], arn, "{name}");
+    }
     emu.shutdown().await;
 }
 

@@ -417,6 +417,19 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
 }
 
 /// The host of an AWS `service` in `region` by the partition table:
+/// The partition of `region` (`aws`, `aws-cn`, `aws-us-gov`, ...), the second field of an
+/// ARN, as botocore's endpoint rules find it (a region matching no partition is `aws`)
+///
+/// ```
+/// use invoke_proto::partition_id;
+/// assert_eq!(partition_id("eu-west-1"), "aws");
+/// assert_eq!(partition_id("cn-north-1"), "aws-cn");
+/// assert_eq!(partition_id("us-gov-west-1"), "aws-us-gov");
+/// ```
+pub fn partition_id(region: &str) -> &'static str {
+    partition(region).id
+}
+
 /// `{service}[-fips].{region}.{suffix}`, with the dual-stack suffix when asked
 ///
 /// Lambda's own host comes from here (see [`resolve_endpoint`]); so can the hosts of the
