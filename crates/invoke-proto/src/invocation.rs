@@ -375,13 +375,8 @@ impl InvokeDriver {
             State::ErrorBody(_) => {
                 // The head already said what the error is: its code (and `Retry-After`)
                 // decide, so an error that is never retried is not retried for want of its
-                // body
-                let State::ErrorBody(head) = std::mem::replace(&mut self.state, State::Ready)
-                else {
-                    return;
-                };
-                let error = head.into_error(b"");
-                self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
+                // body (judged as an empty one)
+                self.handle_error_body(b"", now, jitter);
             }
             // A success head means the function started: sending again could run it twice
             // (a silent function and a short idle timeout would even overlap two runs)
