@@ -814,6 +814,61 @@ fn the_status_line_only_when_asked_or_on_a_terminal() {
     assert_eq!(o.stdout, pattern(50));
 }
 
+/// A shell word for `arg`, single-quoted
+fn shell_quote(arg: &std::ffi::OsStr) -> String {
+    format!("'{}'", arg.to_str().unwrap().replace('\'', r"'\''"))
+}
+
+#[test]
+fn on_a_terminal_the_status_line_never_covers_the_payload() {
+    // `script` (util-linux) runs the command on a pseudo-terminal
+    if Command::new("script").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no `script` (util-linux): .ci/run installs it"
+        );
+        eprintln!("skipped: no `script` (util-linux) to make a pseudo-terminal");
+        return;
+    }
+    let l = lambda(|b| b);
+    let c = invoke(&l.url, &["count", "--payload", r#"{"n":5,"size":10}"#]);
+    let line: Vec<String> = std::iter::once(c.get_program())
+        .chain(c.get_args())
+        .map(shell_quote)
+        .collect();
+    let on_a_terminal = |redirect: &str| {
+        let mut script = Command::new("script");
+        script
+            .arg("-qec")
+            .arg(format!("{} {redirect}", line.join(" ")))
+            .arg("/dev/null")
+            .env_clear()
+            .stdin(Stdio::null());
+        for (k, v) in c.get_envs() {
+            if let Some(v) = v {
+                script.env(k, v);
+            }
+        }
+        script.output().unwrap()
+    };
+    // stdout and stderr on the same terminal: no status line, which would overwrite the
+    // payload
+    let o = on_a_terminal("");
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(shown.contains("abcdefghij"), "{shown:?}");
+    assert!(!shown.contains("\x1b[2K"), "{shown:?}");
+    // the payload to a file, stderr on the terminal: the status line is drawn there
+    let file = std::env::temp_dir().join(format!("lambda-stream-pty-{}", std::process::id()));
+    let o = on_a_terminal(&format!("> {}", shell_quote(file.as_os_str())));
+    let written = std::fs::read(&file).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(written, pattern(50));
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert!(shown.contains("\x1b[2K"), "{shown:?}");
+}
+
 #[test]
 fn demo_streams_several_chunks_and_prints_the_next_commands() {
     let mut c = bin();
