@@ -4,6 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -367,14 +368,29 @@ fn output_and_peak_rss(
         stdin.write_all(&input).unwrap();
         let _ = wait_measured.recv();
     });
+    // output that never matches `done` fails the test instead of hanging it: the process is
+    // killed after two minutes, which ends its output
+    let (finished, watch) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(120)) == Err(mpsc::RecvTimeoutError::Timeout) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
     let mut stdout = child.stdout.take().unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0; 256 * 1024];
     while !done(&out) {
         let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "{args:?}: output ended after {} bytes", out.len());
+        assert!(
+            n > 0,
+            "{args:?}: output ended after {} bytes (killed after 2 minutes?): {:?}",
+            out.len(),
+            String::from_utf8_lossy(&out[out.len().saturating_sub(200)..])
+        );
         out.extend_from_slice(&buf[..n]);
     }
+    drop(finished);
+    watchdog.join().unwrap();
     let peak = peak_rss_kib(pid);
     measured.send(()).unwrap();
     writer.join().unwrap();
