@@ -416,7 +416,6 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
     })
 }
 
-/// The host of an AWS `service` in `region` by the partition table:
 /// The partition of `region` (`aws`, `aws-cn`, `aws-us-gov`, ...), the second field of an
 /// ARN, as botocore's endpoint rules find it (a region matching no partition is `aws`)
 ///
@@ -430,6 +429,7 @@ pub fn partition_id(region: &str) -> &'static str {
     partition(region).id
 }
 
+/// The host of an AWS `service` in `region` by the partition table:
 /// `{service}[-fips].{region}.{suffix}`, with the dual-stack suffix when asked
 ///
 /// Lambda's own host comes from here (see [`resolve_endpoint`]); so can the hosts of the
