@@ -197,7 +197,7 @@ fn write_base64(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 
 /// Which way a standard stream goes
 #[derive(Clone, Copy)]
-pub(crate) enum Stream {
+enum Stream {
     In,
     Out,
 }
@@ -210,7 +210,7 @@ pub(crate) enum Stream {
 /// open both ways is taken for a closed descriptor (and so is one that is not open at all).
 /// Probing the other direction of /dev/null has no effect.
 #[cfg(unix)]
-pub(crate) fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
+fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let Ok(fd) = fd.as_fd().try_clone_to_owned() else {
         return true;
@@ -229,7 +229,7 @@ pub(crate) fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
 }
 
 #[cfg(not(unix))]
-pub(crate) fn was_closed<T>(_: &T, _: Stream) -> bool {
+fn was_closed<T>(_: &T, _: Stream) -> bool {
     false
 }
 

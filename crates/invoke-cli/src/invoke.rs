@@ -17,8 +17,6 @@ use invoke_proto::{
 };
 use serde_json::json;
 
-use crate::decode::{Stream, was_closed};
-
 use crate::status::StatusLine;
 
 /// The process exit status, as documented in `invoke --help`
@@ -180,16 +178,6 @@ pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
 }
 
 fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
-    // A descriptor closed at start reads as /dev/null: the payload would vanish, or an empty
-    // event be sent, without a word (see `decode::was_closed`)
-    if was_closed(&io::stdout(), Stream::Out) {
-        return Err(usage(
-            "stdout is closed; to discard the payload, redirect it to /dev/null",
-        ));
-    }
-    if args.payload.as_deref() == Some("-") && was_closed(&io::stdin(), Stream::In) {
-        return Err(usage("--payload -: stdin is closed"));
-    }
     let params = params(args)?;
     let client = connect(&args.connection)?;
     let status = match args.status_line {

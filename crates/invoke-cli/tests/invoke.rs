@@ -436,39 +436,6 @@ fn a_stream_without_invoke_complete_exits_2() {
 }
 
 #[test]
-fn a_stdout_or_stdin_closed_at_start_is_a_usage_error() {
-    // `>&-` closes the descriptor (the runtime then opens /dev/null in its place, which
-    // would swallow the payload, or send an empty event, without a word)
-    let l = lambda(|b| b);
-    let run_with = |args: &[&str], redirect: &str| {
-        let c = invoke(&l.url, args);
-        let program = c.get_program().to_owned();
-        let argv: Vec<_> = c.get_args().map(ToOwned::to_owned).collect();
-        let mut sh = Command::new("sh");
-        sh.arg("-c")
-            .arg(format!("exec \"$0\" \"$@\" {redirect}"))
-            .arg(program)
-            .args(argv)
-            .env_clear();
-        for (k, v) in c.get_envs() {
-            if let Some(v) = v {
-                sh.env(k, v);
-            }
-        }
-        sh.output().unwrap()
-    };
-    let o = run_with(&["echo", "--payload", "{}"], ">&-");
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("stdout is closed"), "{}", stderr(&o));
-    let o = run_with(&["echo", "--payload", "-"], "<&-");
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("stdin is closed"), "{}", stderr(&o));
-    // redirected one way to /dev/null is fine
-    let o = run_with(&["echo", "--payload", "-"], "</dev/null >/dev/null");
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-}
-
-#[test]
 fn a_closed_stdout_ends_the_invocation_quietly() {
     let gate = Arc::new(Semaphore::new(0));
     let (handler, done) = gated(&["one\n", "two\n", "three\n"], &gate);
