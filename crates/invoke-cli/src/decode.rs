@@ -134,8 +134,10 @@ fn write_message(
         return match not_payload(m) {
             None => out.write_all(&m.payload),
             Some(what) => {
-                // the stream's end or its failure, not the function's output
+                // the stream's end or its failure, not the function's output; a failure is
+                // named (after the output before it, on a terminal shared with stderr)
                 if what != "InvokeComplete" {
+                    out.flush()?;
                     say!(
                         "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
                     );
@@ -163,7 +165,7 @@ fn write_message(
 }
 
 /// What a message that is not part of the payload is (`--payload` leaves it out):
-/// Lambda's `InvokeComplete`, or an exception or error message (`None` for any other event,
+/// Lambda's `InvokeComplete` (a function error's named), or an exception or error message (`None` for any other event,
 /// `PayloadChunk` or not, so that streams of other services decode too)
 fn not_payload(m: &Message) -> Option<String> {
     let h = &m.headers;
@@ -177,7 +179,14 @@ fn not_payload(m: &Message) -> Option<String> {
             h.get_str(":error-code").unwrap_or("no :error-code")
         )),
         _ if h.get_str(":event-type") == Some("InvokeComplete") => {
-            Some("InvokeComplete".to_owned())
+            // a function error is the stream's end too, but must not pass unnoticed
+            let error_code = serde_json::from_slice::<Value>(&m.payload)
+                .ok()
+                .and_then(|v| v.get("ErrorCode")?.as_str().map(str::to_owned));
+            Some(error_code.map_or_else(
+                || "InvokeComplete".to_owned(),
+                |code| format!("InvokeComplete with ErrorCode {code}"),
+            ))
         }
         _ => None,
     }

@@ -67,7 +67,7 @@ pub(crate) struct InvokeArgs {
     function: String,
     /// The event: JSON text, `@FILE` (or the AWS CLI's `file://FILE`, `fileb://FILE`) to
     /// read a file, or `-` to read standard input
-    #[arg(long, value_name = "JSON|@FILE|-")]
+    #[arg(long, value_name = "JSON|@FILE|file://FILE|-")]
     payload: Option<String>,
     /// A version or alias to invoke
     #[arg(long)]

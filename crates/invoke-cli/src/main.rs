@@ -103,8 +103,9 @@ Examples:
         /// The captured stream; `-` or nothing reads standard input
         file: Option<PathBuf>,
         /// Write only the raw payload bytes of the events, back to back: a Lambda stream's
-        /// PayloadChunks, without InvokeComplete; an exception or error message is named
-        /// on stderr instead
+        /// PayloadChunks, without InvokeComplete; a function error's InvokeComplete and an
+        /// exception or error message are named on stderr instead (the exit status stays 0:
+        /// the stream decoded)
         #[arg(long)]
         payload: bool,
     },

@@ -100,7 +100,7 @@ fn shipped_sample_is_current_and_decodes() {
 }
 
 #[test]
-fn payload_mode_names_an_exception_instead_of_writing_it() {
+fn payload_mode_names_failures_instead_of_writing_them() {
     let mut w = BytesMut::new();
     let mut h = Headers::builder();
     h.push(":exception-type", "ServiceException").unwrap();
@@ -112,6 +112,11 @@ fn payload_mode_names_an_exception_instead_of_writing_it() {
     );
     for m in [
         event("PayloadChunk", "application/octet-stream", b"part"),
+        event(
+            "InvokeComplete",
+            "application/json",
+            br#"{"ErrorCode":"Unhandled","ErrorDetails":"boom"}"#,
+        ),
         exception,
     ] {
         encode_message(&m, &mut w).unwrap();
@@ -121,9 +126,13 @@ fn payload_mode_names_an_exception_instead_of_writing_it() {
     assert_eq!(out.stdout, b"part");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("exception (ServiceException)"), "{err}");
-    // the JSON lines still show it whole
+    assert!(
+        err.contains("InvokeComplete with ErrorCode Unhandled"),
+        "{err}"
+    );
+    // the JSON lines still show them whole
     let out = run_stdin(&["decode", "-"], &w);
-    assert_eq!(lines(&out)[1]["headers"][0]["value"], "ServiceException");
+    assert_eq!(lines(&out)[2]["headers"][0]["value"], "ServiceException");
 }
 
 #[test]

@@ -782,11 +782,13 @@ fn the_status_line_only_when_asked_or_on_a_terminal() {
 }
 
 /// A shell word for `arg`, single-quoted
+#[cfg(target_os = "linux")]
 fn shell_quote(arg: &std::ffi::OsStr) -> String {
     format!("'{}'", arg.to_str().unwrap().replace('\'', r"'\''"))
 }
 
 #[test]
+#[cfg(target_os = "linux")] // util-linux `script`; BSD's takes other options
 fn on_a_terminal_the_status_line_never_covers_the_payload() {
     // `script` (util-linux) runs the command on a pseudo-terminal
     if Command::new("script").arg("--version").output().is_err() {
