@@ -232,9 +232,15 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
         Some("-") => read_limited(io::stdin().lock(), "standard input")?,
         Some(p) => match payload_file(p) {
             Some(path) => {
+                // `file://~/event.json`: the shell leaves a `~` inside a word alone, the AWS
+                // CLI expands it
+                let path = match (path.strip_prefix("~/"), std::env::var_os("HOME")) {
+                    (Some(rest), Some(home)) => std::path::Path::new(&home).join(rest),
+                    _ => std::path::PathBuf::from(path),
+                };
                 let file =
-                    std::fs::File::open(path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
-                read_limited(file, path)?
+                    std::fs::File::open(&path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
+                read_limited(file, &path.display().to_string())?
             }
             None => p.as_bytes().to_vec(),
         },
@@ -270,7 +276,8 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
 }
 
 /// The file a `--payload` value names: `@PATH`, or the AWS CLI's `file://PATH` and
-/// `fileb://PATH` (read as bytes either way)
+/// `fileb://PATH` (read as bytes either way: AWS CLI v2 takes `file://` as base64 unless
+/// `--cli-binary-format raw-in-base64-out`, which is what people mean)
 fn payload_file(value: &str) -> Option<&str> {
     value
         .strip_prefix('@')

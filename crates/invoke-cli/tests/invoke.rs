@@ -291,6 +291,16 @@ fn payload_from_stdin_and_from_a_file() {
         assert_eq!(o.status.code(), Some(0), "{prefix}: {}", stderr(&o));
         assert_eq!(o.stdout, br#"{"from":"file"}"#, "{prefix}");
     }
+    // `file://~/…`, expanded as the AWS CLI does
+    let home = std::env::temp_dir().join(format!("lambda-stream-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::copy(&path, home.join("event.json")).unwrap();
+    let mut c = invoke(&l.url, &["echo", "--payload", "file://~/event.json"]);
+    c.env("HOME", &home);
+    let o = run(c, b"");
+    let _ = std::fs::remove_dir_all(&home);
+    assert_eq!(o.status.code(), Some(0), "~: {}", stderr(&o));
+    assert_eq!(o.stdout, br#"{"from":"file"}"#);
     let _ = std::fs::remove_file(&path);
 
     let o = run(
