@@ -131,17 +131,16 @@ fn write_message(
     payload_only: bool,
 ) -> io::Result<()> {
     if payload_only {
+        // the stream's end or its failure is not the function's output; a failure is named
+        // (after the output before it, on a terminal shared with stderr)
         return match not_payload(m) {
             None => out.write_all(&m.payload),
-            Some(what) => {
-                // the stream's end or its failure, not the function's output; a failure is
-                // named (after the output before it, on a terminal shared with stderr)
-                if what != "InvokeComplete" {
-                    out.flush()?;
-                    say!(
-                        "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
-                    );
-                }
+            Some(NotPayload::End) => Ok(()),
+            Some(NotPayload::Failure(what)) => {
+                out.flush()?;
+                say!(
+                    "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
+                );
                 Ok(())
             }
         };
@@ -164,29 +163,35 @@ fn write_message(
     writeln!(out, "\",\"total_length\":{}}}", m.wire_len())
 }
 
-/// What a message that is not part of the payload is (`--payload` leaves it out):
-/// Lambda's `InvokeComplete` (a function error's named), or an exception or error message (`None` for any other event,
+/// A message `--payload` leaves out
+enum NotPayload {
+    /// Lambda's successful `InvokeComplete`
+    End,
+    /// A function error's `InvokeComplete`, an exception or an error message: what it is
+    Failure(String),
+}
+
+/// Whether `m` is not part of the payload, and what it is (`None` for any other event,
 /// `PayloadChunk` or not, so that streams of other services decode too)
-fn not_payload(m: &Message) -> Option<String> {
+fn not_payload(m: &Message) -> Option<NotPayload> {
     let h = &m.headers;
     match h.get_str(":message-type") {
-        Some("exception") => Some(format!(
+        Some("exception") => Some(NotPayload::Failure(format!(
             "an exception ({})",
             h.get_str(":exception-type").unwrap_or("no :exception-type")
-        )),
-        Some("error") => Some(format!(
+        ))),
+        Some("error") => Some(NotPayload::Failure(format!(
             "an error ({})",
             h.get_str(":error-code").unwrap_or("no :error-code")
-        )),
+        ))),
         _ if h.get_str(":event-type") == Some("InvokeComplete") => {
             // a function error is the stream's end too, but must not pass unnoticed
             let error_code = serde_json::from_slice::<Value>(&m.payload)
                 .ok()
                 .and_then(|v| v.get("ErrorCode")?.as_str().map(str::to_owned));
-            Some(error_code.map_or_else(
-                || "InvokeComplete".to_owned(),
-                |code| format!("InvokeComplete with ErrorCode {code}"),
-            ))
+            Some(error_code.map_or(NotPayload::End, |code| {
+                NotPayload::Failure(format!("InvokeComplete with ErrorCode {code}"))
+            }))
         }
         _ => None,
     }

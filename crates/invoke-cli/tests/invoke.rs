@@ -520,15 +520,18 @@ fn requests_are_signed_with_the_configured_credentials() {
     let l = lambda(|b| b);
     // the emulator accepts only KEY/SECRET: success above proves the signature; a wrong
     // secret is refused
+    let refused = |c: Command| {
+        let o = run(c, b"");
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("InvalidSignatureException"),
+            "{}",
+            stderr(&o)
+        );
+    };
     let mut c = invoke(&l.url, &["echo", "--payload", "{}"]);
     c.env("AWS_SECRET_ACCESS_KEY", "wrong");
-    let o = run(c, b"");
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("InvalidSignatureException"),
-        "{}",
-        stderr(&o)
-    );
+    refused(c);
     // the same keys from a profile
     let dir = std::env::temp_dir().join(format!("lambda-stream-profile-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -543,12 +546,18 @@ fn requests_are_signed_with_the_configured_credentials() {
         "[profile ci]\nregion = us-east-1\n[profile other]\n",
     )
     .unwrap();
-    let profile_cmd = |profile: &str| {
+    // `invoke` with the shared files above and nothing else
+    let with_files = || {
         let mut c = bin();
         c.env("AWS_CONFIG_FILE", dir.join("config"))
             .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
-            .args(["invoke", "echo", "--payload", "{}", "--profile", profile])
+            .args(["invoke", "echo", "--payload", "{}"])
             .args(["--endpoint-url", &l.url]);
+        c
+    };
+    let profile_cmd = |profile: &str| {
+        let mut c = with_files();
+        c.args(["--profile", profile]);
         c
     };
     let o = run(profile_cmd("ci"), b"");
@@ -562,27 +571,11 @@ fn requests_are_signed_with_the_configured_credentials() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, b"{}");
     // ...but win over AWS_PROFILE
-    let mut c = bin();
-    c.env("AWS_CONFIG_FILE", dir.join("config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("credentials"))
-        .env("AWS_PROFILE", "ci")
+    let mut c = with_files();
+    c.env("AWS_PROFILE", "ci")
         .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", "wrong")
-        .args([
-            "invoke",
-            "echo",
-            "--payload",
-            "{}",
-            "--endpoint-url",
-            &l.url,
-        ]);
-    let o = run(c, b"");
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("InvalidSignatureException"),
-        "{}",
-        stderr(&o)
-    );
+        .env("AWS_SECRET_ACCESS_KEY", "wrong");
+    refused(c);
     let o = run(profile_cmd("nope"), b"");
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));

@@ -656,13 +656,24 @@ async fn fault_header_throttle_n_throttles_this_and_the_next_requests() {
 
 /// A buffered `Invoke` request for `params` with `X-Amz-Invocation-Type: Event`
 fn event_invoke(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
+    buffered_invoke(emu, params, "Event")
+}
+
+/// A buffered `Invoke` request for `params` with this `X-Amz-Invocation-Type`
+fn buffered_invoke(
+    emu: &Emulator,
+    params: &InvokeParams,
+    invocation_type: &'static str,
+) -> http::Request<Bytes> {
     let mut req = request(emu, params);
     let name = params.function_name();
     *req.uri_mut() = format!("{}/2015-03-31/functions/{name}/invocations", emu.url())
         .parse()
         .unwrap();
-    req.headers_mut()
-        .insert("x-amz-invocation-type", "Event".parse().unwrap());
+    req.headers_mut().insert(
+        "x-amz-invocation-type",
+        http::HeaderValue::from_static(invocation_type),
+    );
     req
 }
 
@@ -723,9 +734,7 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
         .unwrap();
     // a synchronous call of the same function gets it
     release.add_permits(1);
-    let mut req = event_invoke(&emu, &p);
-    req.headers_mut()
-        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    let req = buffered_invoke(&emu, &p, "RequestResponse");
     assert_eq!(send(&emu, req).await.status(), 200);
     let (_, client_context) = started.recv().await.unwrap();
     assert_eq!(client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
@@ -739,9 +748,11 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     assert_eq!(resp.status(), 202);
     assert!(!resp.headers().contains_key("x-amz-function-error"));
     // RequestResponse on the same route still answers 200 with the output
-    let mut req = event_invoke(&emu, &InvokeParams::new("echo", r#"{"x":1}"#));
-    req.headers_mut()
-        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    let req = buffered_invoke(
+        &emu,
+        &InvokeParams::new("echo", r#"{"x":1}"#),
+        "RequestResponse",
+    );
     let resp = send(&emu, req).await;
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -854,15 +865,11 @@ async fn event_payloads_over_one_megabyte_are_refused() {
         (ServiceErrorKind::RequestTooLarge, Some(413))
     );
     // the same payload synchronously is within the 6 MB limit
-    let mut req = event_invoke(&emu, &InvokeParams::new("echo", big));
-    req.headers_mut()
-        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    let req = buffered_invoke(&emu, &InvokeParams::new("echo", big), "RequestResponse");
     assert_eq!(send(&emu, req).await.status(), 200);
     // over the synchronous limit, the message names the buffered operation as the service
     // does (not InvokeWithResponseStream)
-    let mut req = event_invoke(&emu, &InvokeParams::new("echo", "{}"));
-    req.headers_mut()
-        .insert("x-amz-invocation-type", "RequestResponse".parse().unwrap());
+    let mut req = buffered_invoke(&emu, &InvokeParams::new("echo", "{}"), "RequestResponse");
     req.headers_mut()
         .insert("content-length", (6 * 1024 * 1024 + 1).into());
     *req.body_mut() = Bytes::from(vec![b' '; 6 * 1024 * 1024 + 1]);

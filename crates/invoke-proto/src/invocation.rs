@@ -10,6 +10,7 @@ use http::{HeaderMap, Request, StatusCode};
 use crate::credentials::Credentials;
 use crate::error::SignError;
 use crate::eventstream::Limits;
+use crate::params::InvocationType;
 use crate::response::{ErrorHead, ResponseError, ResponseHead, ResponseMeta, parse_response_head};
 use crate::retry::{
     AttemptFailure, GiveUp, RetryConfig, RetryDecision, RetryQuota, TransportFailure, decide,
@@ -420,7 +421,7 @@ impl InvokeDriver {
         self.request
             .headers()
             .get(crate::names::X_AMZ_INVOCATION_TYPE)
-            .is_some_and(|v| v.as_bytes() == b"DryRun")
+            .is_some_and(|v| v.as_bytes() == InvocationType::DryRun.as_str().as_bytes())
     }
 
     /// Attempts started so far
@@ -552,6 +553,15 @@ mod tests {
             .unwrap()
     }
 
+    fn not_found_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ResourceNotFoundException"),
+        );
+        h
+    }
+
     fn throttle_headers() -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(
@@ -583,7 +593,7 @@ mod tests {
     /// inserts nothing, a few microseconds on every call
     #[test]
     fn a_signed_request_has_room_for_the_transport() {
-        use crate::params::{InvocationType, LogType};
+        use crate::params::LogType;
         let every = InvokeParams::new("f", "{}")
             .qualifier("1")
             .log_type(LogType::Tail)
@@ -726,12 +736,7 @@ mod tests {
         let quota = Arc::new(RetryQuota::default());
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("ResourceNotFoundException"),
-        );
-        d.handle_head(StatusCode::NOT_FOUND, &h);
+        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers());
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_error_body(br#"{"Message":"Function not found"}"#, Instant::now(), 0.0);
         let DriverAction::Fail(InvokeError::Service(e)) = d.poll() else {
@@ -793,8 +798,7 @@ mod tests {
             DriverAction::Fail(InvokeError::Stream(StreamError::Decode(_)))
         ));
 
-        let dry =
-            InvokeParams::new("f", "{}").invocation_type(crate::params::InvocationType::DryRun);
+        let dry = InvokeParams::new("f", "{}").invocation_type(InvocationType::DryRun);
         let mut d = driver_for(&dry, RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
         d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
@@ -825,12 +829,7 @@ mod tests {
         // a 404 is never retried, body or not
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        let mut h = HeaderMap::new();
-        h.insert(
-            "x-amzn-errortype",
-            HeaderValue::from_static("ResourceNotFoundException"),
-        );
-        d.handle_head(StatusCode::NOT_FOUND, &h);
+        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers());
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
         match d.poll() {

@@ -81,8 +81,12 @@ impl Proxy {
             _ => return Err(bad("only http:// and https:// proxies are supported")),
         };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let authorization = match authority.as_str().rsplit_once('@') {
-            Some((userinfo, _)) => {
+        let (userinfo, host_port) = match authority.as_str().rsplit_once('@') {
+            Some((userinfo, host_port)) => (Some(userinfo), host_port),
+            None => (None, authority.as_str()),
+        };
+        let authorization = match userinfo {
+            Some(userinfo) => {
                 let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
                 let decode = |s: &str| percent_encoding::percent_decode_str(s).collect::<Vec<u8>>();
                 let mut plain = decode(user);
@@ -96,10 +100,6 @@ impl Proxy {
             }
             None => None,
         };
-        let host_port = authority
-            .as_str()
-            .rsplit_once('@')
-            .map_or(authority.as_str(), |h| h.1);
         let port_text = host_port
             .rsplit_once(']')
             .map_or(host_port, |h| h.1)
