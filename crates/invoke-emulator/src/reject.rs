@@ -38,17 +38,6 @@ pub(crate) fn throttled(reason: &str) -> Rejection {
     )
 }
 
-/// 413, kind `RequestTooLarge`: an asynchronous invocation's payload over `max` bytes
-pub(crate) fn event_too_large(max: usize) -> Rejection {
-    Box::new(ServiceError::new(
-        ServiceErrorKind::RequestTooLarge,
-        format!(
-            "Request must be smaller than {max} bytes for the InvokeFunction operation \
-             (asynchronous invocation)"
-        ),
-    ))
-}
-
 /// 400, kind `InvalidRequestContent`: the payload is not JSON
 pub(crate) fn payload_not_json() -> Rejection {
     Box::new(ServiceError::new(

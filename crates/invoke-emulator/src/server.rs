@@ -40,8 +40,8 @@ use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as _, Incoming};
 use invoke_proto::{
     CONTENT_TYPE_OCTET_STREAM, InvocationType, InvokeParams, LogType, MAX_PAYLOAD_LEN, Operation,
-    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE,
-    X_AMZ_LOG_RESULT, X_AMZN_REQUEST_ID, parse_function_name, parse_route, partition_id,
+    RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
+    X_AMZN_REQUEST_ID, parse_function_name, parse_route, partition_id,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
@@ -250,20 +250,17 @@ async fn invoke(
     if let Some(signature) = signature {
         signature.verify(&payload)?;
     }
-    let params = route
+    let parsed = route
         .parse(parts.uri.query(), &parts.headers, payload)
-        .map_err(|e| e.to_service_error())?
-        .params;
+        .map_err(|e| e.to_service_error())?;
+    let params = parsed.params;
     let target = resolve(&call.shared, &params)?;
     check_json(&call.shared, params.payload())?;
     if params.get_invocation_type() == Some(InvocationType::DryRun) {
         return Ok(dry_run(call, &target));
     }
     let admitted = admit(target.entry, &parts)?;
-    if is_event(call.operation, &parts) {
-        if params.payload().len() > MAX_EVENT_PAYLOAD {
-            return Err(reject::event_too_large(MAX_EVENT_PAYLOAD));
-        }
+    if parsed.asynchronous {
         let slot = Arc::clone(&call.shared.event_slots)
             .try_acquire_owned()
             .map_err(|_| reject::throttled("ConcurrentInvocationLimitExceeded"))?;
@@ -511,20 +508,6 @@ fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
             })?),
         };
     Ok(Admitted { faults, permit })
-}
-
-/// Largest payload of an asynchronous (`Event`) `Invoke`: 1 MB, against 6 MB for synchronous
-/// ones (protocol.md §7, the model's `Payload`)
-const MAX_EVENT_PAYLOAD: usize = 1024 * 1024;
-
-/// Whether the request is an asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`, which
-/// `Route::parse` accepts only for `Invoke`)
-fn is_event(operation: Operation, parts: &Parts) -> bool {
-    operation == Operation::Invoke
-        && parts
-            .headers
-            .get(X_AMZ_INVOCATION_TYPE)
-            .is_some_and(|v| v.as_bytes() == b"Event")
 }
 
 /// The answer to an asynchronous `Invoke`: 202 with an empty body at once, as the service

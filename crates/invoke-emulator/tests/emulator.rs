@@ -851,6 +851,18 @@ async fn shutdown_abandons_invocations_still_running_in_the_background() {
 #[tokio::test]
 async fn event_payloads_over_one_megabyte_are_refused() {
     let emu = start(Emulator::builder().builtins().no_auth()).await;
+    // exactly 1 MiB passes, one byte more does not, refused before the function is looked
+    // up (as the synchronous limit is)
+    let max = invoke_proto::MAX_EVENT_PAYLOAD_LEN;
+    let at_most = InvokeParams::new("echo", format!("\"{}\"", "x".repeat(max - 2)));
+    assert_eq!(send(&emu, event_invoke(&emu, &at_most)).await.status(), 202);
+    let over = InvokeParams::new("no-such-function", format!("\"{}\"", "x".repeat(max - 1)));
+    let e = service_error(send(&emu, event_invoke(&emu, &over)).await).await;
+    assert_eq!(e.kind, ServiceErrorKind::RequestTooLarge);
+    assert_eq!(
+        e.message.as_deref(),
+        Some("Request must be smaller than 1048576 bytes for the InvokeFunction operation")
+    );
     let big = format!(r#"{{"x":"{}"}}"#, "a".repeat(1024 * 1024));
     let e = service_error(
         send(

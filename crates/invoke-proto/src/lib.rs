@@ -144,7 +144,8 @@ pub use retry::{
     RetryDecision, RetryQuota, TIMEOUT_RETRY_COST, TransportFailure, backoff, decide,
 };
 pub use server_request::{
-    Operation, ParsedRequest, RequestError, Route, parse_request, parse_route,
+    MAX_EVENT_PAYLOAD_LEN, Operation, ParsedRequest, RequestError, Route, parse_request,
+    parse_route,
 };
 pub use service_error::{RetryPolicy, ServiceError, ServiceErrorKind};
 pub use sigv4::{

@@ -47,6 +47,15 @@ impl Operation {
             Self::Invoke => "InvokeFunction",
         }
     }
+
+    /// The `X-Amz-Invocation-Type` values the operation takes, in the order the service's
+    /// messages list them (`Invoke` also takes `Event`)
+    pub fn invocation_types(self) -> &'static [&'static str] {
+        match self {
+            Self::InvokeWithResponseStream => &["RequestResponse", "DryRun"],
+            Self::Invoke => &["Event", "RequestResponse", "DryRun"],
+        }
+    }
 }
 
 /// A request matched to an operation, its `FunctionName` path label decoded
@@ -65,7 +74,14 @@ pub struct ParsedRequest {
     pub operation: Operation,
     /// The parameters, validated as [`InvokeParams::validate`] does
     pub params: InvokeParams,
+    /// Whether it is an asynchronous `Invoke` (`X-Amz-Invocation-Type: Event`), whose
+    /// payload is at most [`MAX_EVENT_PAYLOAD_LEN`]
+    pub asynchronous: bool,
 }
+
+/// Largest payload of an asynchronous (`Event`) `Invoke`: 1 MB, against
+/// [`MAX_PAYLOAD_LEN`] for synchronous invocations
+pub const MAX_EVENT_PAYLOAD_LEN: usize = 1024 * 1024;
 
 /// Why a received request is refused, before any function runs
 ///
@@ -87,10 +103,10 @@ pub enum RequestError {
         /// The parameter
         name: &'static str,
     },
-    /// The body is longer than a synchronous invoke accepts (a server reading the body
-    /// with a bound reports this itself)
+    /// The body is longer than the invocation accepts (a server reading the body with a
+    /// bound reports this itself)
     BodyTooLarge {
-        /// The limit, [`MAX_PAYLOAD_LEN`]
+        /// The limit: [`MAX_PAYLOAD_LEN`], or [`MAX_EVENT_PAYLOAD_LEN`] for an `Event`
         max: usize,
         /// The operation asked for (its name is in the service's message)
         operation: Operation,
@@ -130,15 +146,17 @@ impl fmt::Display for RequestError {
             Self::UnsupportedMediaType { content_type } => {
                 write!(f, "unsupported content type {content_type:?}")
             }
-            Self::InvocationType { value, operation } => write!(
-                f,
-                "invalid X-Amz-Invocation-Type {value:?}: expected {}RequestResponse or DryRun",
-                if *operation == Operation::Invoke {
-                    "Event, "
-                } else {
-                    ""
-                }
-            ),
+            Self::InvocationType { value, operation } => {
+                let (last, rest) = operation
+                    .invocation_types()
+                    .split_last()
+                    .expect("every operation takes some");
+                write!(
+                    f,
+                    "invalid X-Amz-Invocation-Type {value:?}: expected {} or {last}",
+                    rest.join(", ")
+                )
+            }
             Self::LogType { value } => {
                 write!(f, "invalid X-Amz-Log-Type {value:?}: expected None or Tail")
             }
@@ -204,10 +222,7 @@ impl RequestError {
             Self::InvocationType { value, operation } => enum_violation(
                 value,
                 "invocationType",
-                match operation {
-                    Operation::InvokeWithResponseStream => "RequestResponse, DryRun",
-                    Operation::Invoke => "Event, RequestResponse, DryRun",
-                },
+                &operation.invocation_types().join(", "),
             ),
             Self::LogType { value } => enum_violation(value, "logType", "None, Tail"),
             Self::ClientContext => {
@@ -312,7 +327,9 @@ impl Route {
     /// headers, then checks every parameter with [`InvokeParams::validate`]. A header value
     /// that is not visible ASCII is refused as an invalid value of that header (read lossily,
     /// it fails the same checks). `Invoke` also accepts the invocation type
-    /// `Event`, which leaves [`InvokeParams::get_invocation_type`] unset.
+    /// `Event` (with a payload of at most [`MAX_EVENT_PAYLOAD_LEN`]), which leaves
+    /// [`InvokeParams::get_invocation_type`] unset and sets
+    /// [`ParsedRequest::asynchronous`].
     ///
     /// # Errors
     ///
@@ -334,7 +351,9 @@ impl Route {
                 });
             }
         }
+        let payload_len = body.len();
         let mut params = InvokeParams::new(self.function_name, body);
+        let mut asynchronous = false;
         let invocation_type = header_text(headers, X_AMZ_INVOCATION_TYPE);
         match invocation_type.as_deref() {
             None => {}
@@ -344,7 +363,15 @@ impl Route {
             Some(t) if t == InvocationType::DryRun.as_str() => {
                 params = params.invocation_type(InvocationType::DryRun);
             }
-            Some("Event") if self.operation == Operation::Invoke => {}
+            Some("Event") if self.operation == Operation::Invoke => {
+                if payload_len > MAX_EVENT_PAYLOAD_LEN {
+                    return Err(RequestError::BodyTooLarge {
+                        max: MAX_EVENT_PAYLOAD_LEN,
+                        operation: self.operation,
+                    });
+                }
+                asynchronous = true;
+            }
             Some(other) => {
                 return Err(RequestError::InvocationType {
                     value: other.to_owned(),
@@ -382,6 +409,7 @@ impl Route {
         Ok(ParsedRequest {
             operation: self.operation,
             params,
+            asynchronous,
         })
     }
 }
@@ -591,12 +619,44 @@ mod tests {
                 .unwrap()
                 .ends_with("for the InvokeFunction operation")
         );
+        // Event: Invoke only, with a payload of at most 1 MiB
+        let invoke = |payload: Bytes| {
+            let mut h = HeaderMap::new();
+            h.insert(X_AMZ_INVOCATION_TYPE, "Event".parse().unwrap());
+            let uri = "/2015-03-31/functions/f/invocations".parse().unwrap();
+            parse_request(&Method::POST, &uri, &h, payload)
+        };
+        let at_most = invoke(Bytes::from(vec![b' '; MAX_EVENT_PAYLOAD_LEN])).unwrap();
+        assert!(at_most.asynchronous);
+        assert_eq!(at_most.params.get_invocation_type(), None);
+        assert!(
+            !parse("POST", "/2015-03-31/functions/f/invocations", &[])
+                .unwrap()
+                .asynchronous
+        );
+        let over = invoke(Bytes::from(vec![b' '; MAX_EVENT_PAYLOAD_LEN + 1])).unwrap_err();
+        assert_eq!(
+            over,
+            RequestError::BodyTooLarge {
+                max: MAX_EVENT_PAYLOAD_LEN,
+                operation: Operation::Invoke
+            }
+        );
+        assert_eq!(
+            over.to_service_error().message.as_deref(),
+            Some("Request must be smaller than 1048576 bytes for the InvokeFunction operation")
+        );
         let e = parse("POST", STREAM, &[("x-amz-invocation-type", "Event")]).unwrap_err();
         assert!(
             e.to_service_error()
                 .message
                 .unwrap()
                 .ends_with("enum value set: [RequestResponse, DryRun]")
+        );
+        assert!(
+            e.to_string()
+                .ends_with("\"Event\": expected RequestResponse or DryRun"),
+            "{e}"
         );
         let e = parse(
             "POST",
@@ -609,6 +669,11 @@ mod tests {
                 .message
                 .unwrap()
                 .ends_with("enum value set: [Event, RequestResponse, DryRun]")
+        );
+        assert!(
+            e.to_string()
+                .ends_with("\"Later\": expected Event, RequestResponse or DryRun"),
+            "{e}"
         );
     }
 

@@ -243,9 +243,20 @@ impl Connector {
 
     /// A connection to the scheme and authority of `dst`, within the connect timeout
     pub(crate) async fn connect(&self, dst: &Uri) -> Result<Conn, ConnectError> {
+        let proxy = self.proxy_for(dst)?;
+        self.connect_via(dst, proxy).await
+    }
+
+    /// [`connect`](Self::connect) through `proxy`, which [`proxy_for`](Self::proxy_for)
+    /// gave for `dst`
+    pub(crate) async fn connect_via(
+        &self,
+        dst: &Uri,
+        proxy: Option<Proxy>,
+    ) -> Result<Conn, ConnectError> {
         let timeout = self.timeout_for(dst);
         let deadline = Instant::now() + timeout;
-        tokio::time::timeout_at(deadline, self.connect_by(dst, deadline))
+        tokio::time::timeout_at(deadline, self.connect_by(dst, proxy, deadline))
             .await
             .unwrap_or_else(|_| {
                 Err(ConnectError::new(
@@ -255,12 +266,16 @@ impl Connector {
             })
     }
 
-    async fn connect_by(&self, dst: &Uri, deadline: Instant) -> Result<Conn, ConnectError> {
+    async fn connect_by(
+        &self,
+        dst: &Uri,
+        proxy: Option<Proxy>,
+        deadline: Instant,
+    ) -> Result<Conn, ConnectError> {
         let https = dst.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = dst.host().unwrap_or_default();
         let port = dst.port_u16().unwrap_or(if https { 443 } else { 80 });
         let connect_failed = |e: io::Error| ConnectError::new(TransportFailure::Connect, e);
-        let proxy = self.proxy_for(dst)?;
         let (to_host, to_port) = proxy.as_ref().map_or((host, port), Proxy::address);
         let mut tcp = tcp(to_host, to_port, deadline)
             .await

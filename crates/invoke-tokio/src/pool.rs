@@ -14,7 +14,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 
-use crate::connect::Connector;
+use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
 
 type Sender = SendRequest<Full<Bytes>>;
@@ -127,9 +127,11 @@ pub(crate) async fn send_once(
     // an `http` request through a proxy goes in absolute form, with the proxy's credentials
     let proxy = connector.proxy_for(&uri)?;
     let absolute = proxy.is_some() && uri.scheme() == Some(&http::uri::Scheme::HTTP);
-    let mut sender = connect(connector, uri).await?;
+    let authorization = proxy.as_ref().and_then(|p| p.authorization.clone());
+    let io = connector.connect_via(&uri, proxy).await?;
+    let mut sender = handshake(io).await?;
     let mut request = prepare(request, absolute);
-    if absolute && let Some(value) = proxy.and_then(|p| p.authorization) {
+    if absolute && let Some(value) = authorization {
         request
             .headers_mut()
             .insert(http::header::PROXY_AUTHORIZATION, value);
@@ -139,7 +141,12 @@ pub(crate) async fn send_once(
 
 /// A new connection to `target`, its task spawned (it ends when the connection closes)
 async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError> {
-    let io = connector.connect(&target).await?;
+    handshake(connector.connect(&target).await?).await
+}
+
+/// An HTTP/1 client over `io`, its connection task spawned (it ends when the connection
+/// closes)
+async fn handshake(io: Conn) -> Result<Sender, BoxError> {
     let (sender, connection) = http1::Builder::new().handshake(io).await?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
