@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, Response, Timeouts};
+use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, MAX_TIMEOUT, Response, Timeouts};
 use invoke_config::location::Platform;
 use invoke_config::{
     ClientConfig, CredentialsError, Env, Overrides, ProviderKind, SharedConfig, StdFs,
@@ -124,11 +124,15 @@ pub(crate) struct ConnectionArgs {
     #[arg(long, value_name = "N")]
     pub(crate) max_attempts: Option<u32>,
     /// Seconds to wait for a connection (default 10; 0 waits up to 15 minutes)
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", alias = "cli-connect-timeout")]
     pub(crate) connect_timeout: Option<f64>,
     /// Seconds the stream may stay silent (default and 0: 15 minutes, Lambda's longest run)
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", alias = "cli-read-timeout")]
     pub(crate) read_timeout: Option<f64>,
+    /// Seconds the whole invocation may take, retries and their waits included (default 900,
+    /// Lambda's longest run; 0: no limit, the read timeout still ends a stalled stream)
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) timeout: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -349,6 +353,14 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
     if let Some(s) = c.read_timeout {
         let d = seconds(s, "--read-timeout")?;
         timeouts = timeouts.with_idle(d).with_head(d);
+    }
+    if let Some(s) = c.timeout {
+        let d = if s == 0.0 {
+            MAX_TIMEOUT
+        } else {
+            seconds(s, "--timeout")?
+        };
+        timeouts = timeouts.with_overall(d);
     }
     let mut builder = builder.timeouts(timeouts);
     if c.no_sign_request {

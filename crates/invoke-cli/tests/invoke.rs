@@ -965,6 +965,40 @@ fn ctrl_c_says_the_function_runs_on() {
 }
 
 #[test]
+fn timeout_bounds_the_whole_invocation() {
+    // the function writes one chunk and then holds: the invocation is over its overall limit
+    // well before the read timeout (an AWS CLI spelling, as is the connect timeout's) would
+    // end the stall, which bounds this test if the limit were not applied
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, _done) = gated(&["one\n", "two\n"], &gate);
+    let l = lambda(move |b| b.function("held", handler));
+    let o = run(
+        invoke(
+            &l.url,
+            &[
+                "held",
+                "--timeout",
+                "0.5",
+                "--cli-read-timeout",
+                "10",
+                "--cli-connect-timeout",
+                "5",
+            ],
+        ),
+        b"",
+    );
+    gate.add_permits(1);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"one\n", "the chunk before the limit is kept");
+    let err = stderr(&o);
+    assert!(err.contains("deadline passed"), "{err}");
+    // a bad value is a usage error
+    let o = run(invoke(&l.url, &["held", "--timeout=-1"]), b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+}
+
+#[test]
 fn read_timeout_ends_a_stalled_stream() {
     let l = faulty("stuck", invoke_emulator::echo, "stall");
     let o = run(
