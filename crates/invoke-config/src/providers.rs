@@ -124,7 +124,13 @@ impl ServiceSettings {
         provider: &'static str,
     ) -> Result<String, CredentialsError> {
         if let Some(url) = &self.custom {
-            return Ok(url.trim_end_matches('/').to_owned());
+            // held to the rules of Lambda's own custom endpoint: http or https, a host, no
+            // user info, query or fragment (a URL without a host would send no request)
+            let endpoint = invoke_proto::resolve_endpoint(
+                &invoke_proto::EndpointConfig::default().with_custom(url.clone()),
+            )
+            .map_err(|e| CredentialsError::config(provider, e.to_string()))?;
+            return Ok(endpoint.to_string().trim_end_matches('/').to_owned());
         }
         let host = invoke_proto::regional_host(prefix, &self.region, self.fips, self.dual_stack)
             .map_err(|e| CredentialsError::config(provider, e.to_string()))?;
@@ -940,6 +946,14 @@ pub(crate) struct Container {
 pub fn container_uri(env: &crate::Env) -> Result<Result<Uri, String>, CredentialsError> {
     const P: &str = "container";
     if let Some(rel) = env.get("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+        // a path: anything else would change the host it is appended to
+        // (`.example.com/x` makes `169.254.170.2.example.com`)
+        if !rel.starts_with('/') {
+            return Err(CredentialsError::config(
+                P,
+                format!("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI `{rel}` does not start with `/`"),
+            ));
+        }
         return parse_uri(&format!("http://169.254.170.2{rel}"), P).map(Ok);
     }
     let Some(full) = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI") else {

@@ -464,6 +464,55 @@ fn assume_role_signs_with_the_source_keys_and_parses_the_answer() {
 }
 
 #[test]
+fn endpoint_overrides_and_container_paths_must_name_where_to_go() {
+    let fs = || MemFs::new().with("/home/.aws/config", ASSUME_ROLE_CONFIG);
+    // an STS endpoint URL is held to the rules of Lambda's: a URL without a host would send
+    // a request to nowhere
+    for bad in ["/no/host", "sts.example.com", "ftp://h", "http://user@h"] {
+        let mut c = chain(
+            &[("AWS_ENDPOINT_URL_STS", bad)],
+            fs(),
+            &ProviderKind::DEFAULT_CHAIN,
+        );
+        let Step::Done(Err(e)) = c.next_step(now()) else {
+            panic!("{bad}: a request was made")
+        };
+        assert!(e.to_string().contains("invalid endpoint url"), "{bad}: {e}");
+    }
+    for (good, want) in [
+        ("http://127.0.0.1:4566/", "http://127.0.0.1:4566/"),
+        (
+            "https://sts.example.com/prefix",
+            "https://sts.example.com/prefix/",
+        ),
+        ("http://[::1]:8080", "http://[::1]:8080/"),
+    ] {
+        let mut c = chain(
+            &[("AWS_ENDPOINT_URL_STS", good)],
+            fs(),
+            &ProviderKind::DEFAULT_CHAIN,
+        );
+        let Step::Send(req) = c.next_step(now()) else {
+            panic!("{good}: no request")
+        };
+        assert_eq!(req.uri(), want);
+    }
+    // a relative container URI is a path: appended to the ECS address, anything else would
+    // name another host
+    for bad in ["creds", ".example.com/creds", ":8080/creds"] {
+        let env = [("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", bad)];
+        let mut c = chain(&env, MemFs::new(), &[ProviderKind::Container]);
+        let Step::Done(Err(e)) = c.next_step(now()) else {
+            panic!("{bad}: a request was made")
+        };
+        assert!(
+            e.to_string().contains("does not start with `/`"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn imds_region_lookup() {
     use invoke_config::{ImdsRegion, RegionStep};
     let shared = |env: &[(&str, &str)]| {
