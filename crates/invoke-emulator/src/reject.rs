@@ -29,6 +29,14 @@ pub(crate) fn not_found(arn: &str) -> Rejection {
     ))
 }
 
+/// 404, kind `ResourceNotFound`: a function ARN names a region other than the endpoint's
+pub(crate) fn other_region(arn_region: &str, region: &str) -> Rejection {
+    Box::new(ServiceError::new(
+        ServiceErrorKind::ResourceNotFound,
+        format!("Functions from '{arn_region}' are not reachable in this region ('{region}')"),
+    ))
+}
+
 /// 429, kind `TooManyRequests`, with `reason`; retry after 1 s
 pub(crate) fn throttled(reason: &str) -> Rejection {
     Box::new(

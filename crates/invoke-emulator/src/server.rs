@@ -411,6 +411,12 @@ fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a
     let parsed = parse_function_name(params.function_name())
         .ok_or_else(|| reject::invalid_parameter("invalid FunctionName"))?;
     let qualifier = params.get_qualifier().or(parsed.qualifier);
+    // a function ARN of another region: the service looks no further
+    if let Some(region) = parsed.region
+        && region != shared.region
+    {
+        return Err(reject::other_region(region, &shared.region));
+    }
     // the ARN as the service writes it: the partition of the region, the account invoked
     let region = parsed.region.unwrap_or(&shared.region);
     let account = parsed.account.unwrap_or(ACCOUNT);

@@ -260,25 +260,51 @@ async fn parameters_reach_the_function() {
         assert!(o.complete.is_some(), "{name}");
     }
     // the function sees the ARN it was invoked by: the account given, the region's partition
-    for (name, arn) in [
+    let name = "111122223333:function:ctx";
+    let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+    let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
+    assert_eq!(
+        v["arn"],
+        "arn:aws:lambda:us-east-1:111122223333:function:ctx"
+    );
+    // a function of another region is not reachable here, as the service answers
+    for name in [
+        "arn:aws:lambda:eu-west-1:123456789012:function:ctx",
+        "eu-west-1:123456789012:function:ctx",
+    ] {
+        let e =
+            service_error(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::ResourceNotFound, "{name}");
+        assert_eq!(
+            e.message.as_deref(),
+            Some("Functions from 'eu-west-1' are not reachable in this region ('us-east-1')")
+        );
+    }
+    emu.shutdown().await;
+    for (region, name, arn) in [
         (
-            "111122223333:function:ctx",
-            "arn:aws:lambda:us-east-1:111122223333:function:ctx",
-        ),
-        (
+            "cn-north-1",
             "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
             "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
         ),
         (
+            "us-gov-west-1",
             "us-gov-west-1:123456789012:function:ctx",
             "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:ctx",
         ),
     ] {
+        let emu = start(Emulator::builder().no_auth().region(region).function(
+            "ctx",
+            |inv: Invocation, out: ResponseStream| async move {
+                out.write(inv.invoked_function_arn.clone()).await;
+                Ok::<(), FunctionError>(())
+            },
+        ))
+        .await;
         let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
-        let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
-        assert_eq!(v["arn"], arn, "{name}");
+        assert_eq!(joined(&o.chunks), arn.as_bytes(), "{name}");
+        emu.shutdown().await;
     }
-    emu.shutdown().await;
 }
 
 #[tokio::test]
