@@ -42,7 +42,8 @@ pub(crate) struct ServeArgs {
     /// default the directory serve runs in
     #[arg(long = "task-root", value_name = "NAME=DIR")]
     task_roots: Vec<String>,
-    /// Region reported in ARNs and suggested to clients
+    /// The emulator's region: in the ARNs functions see, suggested to clients, checked in
+    /// signatures; a function ARN of another region is not found
     #[arg(long, default_value = "us-east-1")]
     region: String,
     /// Inject faults into every invocation of a function, e.g. `echo=corrupt-crc` or
