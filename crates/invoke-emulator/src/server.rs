@@ -627,7 +627,12 @@ fn run(
             let started = tokio::time::Instant::now();
             let (result, status) =
                 match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
-                    Ok(r) => (r, ""),
+                    // the runtime itself failed (it exited, or failed to start)
+                    Ok(Err(e)) if e.error_type.starts_with("Runtime.") => {
+                        let status = format!("\tStatus: error\tError Type: {}", e.error_type);
+                        (Err(e), status)
+                    }
+                    Ok(r) => (r, String::new()),
                     Err(_) => (
                         Err(FunctionError::new(
                             "Sandbox.Timedout",
@@ -636,11 +641,11 @@ fn run(
                                 timeout.as_secs_f64()
                             ),
                         )),
-                        "\tStatus: timeout",
+                        "\tStatus: timeout".to_owned(),
                     ),
                 };
             if let Ok(mut log) = ran_log.lock() {
-                log.push(report(&id, started.elapsed(), status).as_bytes());
+                log.push(report(&id, started.elapsed(), &status).as_bytes());
             }
             let _ = tx.send(Output::Done(result)).await;
         };
@@ -654,7 +659,9 @@ fn run(
 }
 
 /// The `END` and `REPORT` lines that close an invocation's log, as the service writes them
-/// (without the memory figures, which an emulator has no honest value for)
+/// (without the memory figures, which an emulator has no honest value for); `status` is
+/// empty, `\tStatus: timeout`, or `\tStatus: error\tError Type: Runtime.…` when the runtime
+/// itself failed
 fn report(id: &str, ran: Duration, status: &str) -> String {
     let ms = ran.as_secs_f64() * 1000.0;
     let billed = ran.as_nanos().div_ceil(1_000_000).max(1);

@@ -603,8 +603,11 @@ async fn per_function_throttle_and_timeout() {
             .complete
             .is_some()
     );
-    let o = stream(send(&emu, request(&emu, &InvokeParams::new("sleepy", "{}"))).await).await;
+    let sleepy = InvokeParams::new("sleepy", "{}").log_type(LogType::Tail);
+    let o = stream(send(&emu, request(&emu, &sleepy)).await).await;
     let c = o.complete.unwrap();
+    let log = String::from_utf8(c.decoded_log().unwrap().unwrap()).unwrap();
+    assert!(log.ends_with(" ms\tStatus: timeout\t\n"), "{log:?}");
     assert!(c.error_details.unwrap().contains("Sandbox.Timedout"));
     emu.shutdown().await;
 }

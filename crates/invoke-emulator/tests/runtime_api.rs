@@ -605,6 +605,11 @@ async fn exit_and_timeout_replace_the_process() {
         "{m}"
     );
     assert!(o.log().contains("about to exit"), "{o:?}");
+    assert!(
+        o.log()
+            .ends_with("\tStatus: error\tError Type: Runtime.ExitError\t\n"),
+        "{o:?}"
+    );
     let pid2 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     assert_ne!(pid, pid2, "a crashed process is replaced");
 
@@ -612,6 +617,7 @@ async fn exit_and_timeout_replace_the_process() {
     let (t, m) = o.error();
     assert_eq!(t, "Sandbox.Timedout");
     assert!(m.contains("Task timed out after 3.00 seconds"), "{m}");
+    assert!(o.log().ends_with(" ms\tStatus: timeout\t\n"), "{o:?}");
     let pid3 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     assert_ne!(pid2, pid3, "a timed-out process is replaced");
     emu.shutdown().await;
