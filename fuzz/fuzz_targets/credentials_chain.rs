@@ -25,7 +25,9 @@ use std::time::{Duration, SystemTime};
 use arbitrary::{Result, Unstructured};
 use invoke_config::bytes::Bytes;
 use invoke_config::http::{HeaderMap, HeaderValue, StatusCode};
-use invoke_config::{CredentialsChain, Env, MemFs, ProcessOutput, ProviderKind, SharedConfig, Step};
+use invoke_config::{
+    CredentialsChain, Env, MemFs, ProcessOutput, ProviderKind, SharedConfig, Step,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// Steps after which a chain that has not finished is taken to loop
@@ -246,21 +248,23 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
     let mut vars = vec![("HOME".to_owned(), HOME.to_owned())];
     for _ in 0..u.int_in_range(0..=10u8)? {
         let name = *u.choose(ENV_NAMES)?;
-        let value = if matches!(name, "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN")
-            && u.ratio(3, 4)?
-        {
-            u.choose(&SECRETS[..2])?.to_string()
-        } else if name == "AWS_CONTAINER_AUTHORIZATION_TOKEN" && u.ratio(3, 4)? {
-            SECRETS[3].to_owned()
-        } else {
-            plain.text(text(&mut u)?).to_owned()
-        };
+        let value =
+            if matches!(name, "AWS_SECRET_ACCESS_KEY" | "AWS_SESSION_TOKEN") && u.ratio(3, 4)? {
+                u.choose(&SECRETS[..2])?.to_string()
+            } else if name == "AWS_CONTAINER_AUTHORIZATION_TOKEN" && u.ratio(3, 4)? {
+                SECRETS[3].to_owned()
+            } else {
+                plain.text(text(&mut u)?).to_owned()
+            };
         vars.push((name.to_owned(), value));
     }
     let env = Env::from_pairs(vars);
 
     let mut fs = MemFs::new();
-    fs.insert(format!("{HOME}/.aws/config"), profile_file(&mut u, &mut plain)?);
+    fs.insert(
+        format!("{HOME}/.aws/config"),
+        profile_file(&mut u, &mut plain)?,
+    );
     if u.ratio(1, 2)? {
         fs.insert(
             format!("{HOME}/.aws/credentials"),
@@ -268,7 +272,10 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
         );
     }
     fs.insert(WEB_IDENTITY_FILE, secret_or_plain(&mut u, &mut plain, 2)?);
-    fs.insert(CONTAINER_TOKEN_FILE, secret_or_plain(&mut u, &mut plain, 3)?);
+    fs.insert(
+        CONTAINER_TOKEN_FILE,
+        secret_or_plain(&mut u, &mut plain, 3)?,
+    );
     for (_, sha1) in SSO_KEYS {
         if u.ratio(3, 4)? {
             let cache = sso_cache(&mut u, &mut plain)?;
@@ -550,9 +557,15 @@ fn answer(
         plain.bytes(u.arbitrary::<&[u8]>()?).to_vec()
     } else if uri.contains("/latest/api/token") {
         // the IMDS session token is a secret of sorts, but not one of ours
-        plain.bytes(u.choose(&[&b"AQAEAFakeImdsToken=="[..], b"", b"\xff\xfe"])?).to_vec()
-    } else if uri.ends_with("/security-credentials/") || uri.ends_with("/security-credentials-extended/") {
-        plain.bytes(u.choose(&[&b"my-role"[..], b"", b"a/b", b"r\nr2"])?).to_vec()
+        plain
+            .bytes(u.choose(&[&b"AQAEAFakeImdsToken=="[..], b"", b"\xff\xfe"])?)
+            .to_vec()
+    } else if uri.ends_with("/security-credentials/")
+        || uri.ends_with("/security-credentials-extended/")
+    {
+        plain
+            .bytes(u.choose(&[&b"my-role"[..], b"", b"a/b", b"r\nr2"])?)
+            .to_vec()
     } else if uri.contains("federation/credentials") {
         credentials_json(u, plain, Case::Sso)?
     } else if uri.contains("sts") || uri.ends_with('/') {

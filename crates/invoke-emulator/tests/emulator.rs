@@ -259,15 +259,48 @@ async fn parameters_reach_the_function() {
         let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
         assert!(o.complete.is_some(), "{name}");
     }
-    // the function sees the ARN it was invoked by: the account given, the region's partition
-    let name = "111122223333:function:ctx";
-    let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
-    let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
-    assert_eq!(
-        v["arn"],
-        "arn:aws:lambda:us-east-1:111122223333:function:ctx"
-    );
+    emu.shutdown().await;
+}
+
+/// An emulator in `region` whose function `ctx` writes the ARN it was invoked by
+async fn arn_reporter(region: &str) -> Emulator {
+    start(Emulator::builder().no_auth().region(region).function(
+        "ctx",
+        |inv: Invocation, out: ResponseStream| async move {
+            out.write(inv.invoked_function_arn.clone()).await;
+            Ok::<(), FunctionError>(())
+        },
+    ))
+    .await
+}
+
+#[tokio::test]
+async fn functions_see_their_arn_and_other_regions_are_not_found() {
+    // the account given, the region's partition
+    for (region, name, arn) in [
+        (
+            "us-east-1",
+            "111122223333:function:ctx",
+            "arn:aws:lambda:us-east-1:111122223333:function:ctx",
+        ),
+        (
+            "cn-north-1",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
+            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
+        ),
+        (
+            "us-gov-west-1",
+            "us-gov-west-1:123456789012:function:ctx",
+            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:ctx",
+        ),
+    ] {
+        let emu = arn_reporter(region).await;
+        let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+        assert_eq!(joined(&o.chunks), arn.as_bytes(), "{name}");
+        emu.shutdown().await;
+    }
     // a function of another region is not reachable here, as the service answers
+    let emu = arn_reporter("us-east-1").await;
     for name in [
         "arn:aws:lambda:eu-west-1:123456789012:function:ctx",
         "eu-west-1:123456789012:function:ctx",
@@ -281,30 +314,6 @@ async fn parameters_reach_the_function() {
         );
     }
     emu.shutdown().await;
-    for (region, name, arn) in [
-        (
-            "cn-north-1",
-            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
-            "arn:aws-cn:lambda:cn-north-1:123456789012:function:ctx:$LATEST",
-        ),
-        (
-            "us-gov-west-1",
-            "us-gov-west-1:123456789012:function:ctx",
-            "arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:ctx",
-        ),
-    ] {
-        let emu = start(Emulator::builder().no_auth().region(region).function(
-            "ctx",
-            |inv: Invocation, out: ResponseStream| async move {
-                out.write(inv.invoked_function_arn.clone()).await;
-                Ok::<(), FunctionError>(())
-            },
-        ))
-        .await;
-        let o = stream(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
-        assert_eq!(joined(&o.chunks), arn.as_bytes(), "{name}");
-        emu.shutdown().await;
-    }
 }
 
 #[tokio::test]
