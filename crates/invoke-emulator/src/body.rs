@@ -13,7 +13,7 @@ use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payloa
 use tokio::sync::mpsc;
 
 use crate::fault::Faults;
-use crate::function::{FunctionError, LogTail, Output, UNHANDLED};
+use crate::function::{EXIT_ERROR, FunctionError, LogTail, Output, UNHANDLED};
 
 /// Largest payload of one chunk event message; longer writes are split
 pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;
@@ -292,7 +292,7 @@ impl Body for FrameBody {
                 Poll::Ready(Some(Output::Chunk(c))) => this.on_chunk(&c),
                 Poll::Ready(Some(Output::Done(r))) => this.finish(&r),
                 Poll::Ready(None) => this.finish(&Err(FunctionError::new(
-                    "Runtime.ExitError",
+                    EXIT_ERROR,
                     "the function ended without a result",
                 ))),
             }

@@ -34,6 +34,13 @@ pub struct Invocation {
 /// `X-Amz-Function-Error` of `Invoke`)
 pub(crate) const UNHANDLED: &str = "Unhandled";
 
+/// The error type of a function whose runtime process exited (or whose output ended without
+/// a result)
+pub(crate) const EXIT_ERROR: &str = "Runtime.ExitError";
+
+/// The error type of an invocation (or a process's init) that ran out of time
+pub(crate) const TIMED_OUT: &str = "Sandbox.Timedout";
+
 /// A function failure, reported in the stream's final event as `ErrorCode: Unhandled` with
 /// `ErrorDetails: {"errorType":..,"errorMessage":..}`, or with the error document a function
 /// process reported, as it sent it

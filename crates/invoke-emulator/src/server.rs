@@ -50,7 +50,8 @@ use crate::body::{FrameBody, OnCutOff, OnDone, RespBody, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
 use crate::function::{
-    FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, UNHANDLED,
+    EXIT_ERROR, FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, TIMED_OUT,
+    UNHANDLED,
 };
 use crate::listen::ServerLimits;
 use crate::reject::{self, Rejection};
@@ -539,7 +540,7 @@ fn accept_event(
                 Some(Output::Done(r)) => break r,
                 None => {
                     break Err(FunctionError::new(
-                        "Runtime.ExitError",
+                        EXIT_ERROR,
                         "the function ended without a result",
                     ));
                 }
@@ -625,27 +626,18 @@ fn run(
         let _permit = permit;
         let run = async {
             let started = tokio::time::Instant::now();
-            let (result, status) =
-                match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
-                    // the runtime itself failed (it exited, or failed to start)
-                    Ok(Err(e)) if e.error_type.starts_with("Runtime.") => {
-                        let status = format!("\tStatus: error\tError Type: {}", e.error_type);
-                        (Err(e), status)
-                    }
-                    Ok(r) => (r, String::new()),
-                    Err(_) => (
-                        Err(FunctionError::new(
-                            "Sandbox.Timedout",
-                            format!(
-                                "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                                timeout.as_secs_f64()
-                            ),
-                        )),
-                        "\tStatus: timeout".to_owned(),
+            let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
+                Ok(r) => r,
+                Err(_) => Err(FunctionError::new(
+                    TIMED_OUT,
+                    format!(
+                        "RequestId: {id} Error: Task timed out after {:.2} seconds",
+                        timeout.as_secs_f64()
                     ),
-                };
+                )),
+            };
             if let Ok(mut log) = ran_log.lock() {
-                log.push(report(&id, started.elapsed(), &status).as_bytes());
+                log.push(report(&id, started.elapsed(), result.as_ref().err()).as_bytes());
             }
             let _ = tx.send(Output::Done(result)).await;
         };
@@ -659,12 +651,17 @@ fn run(
 }
 
 /// The `END` and `REPORT` lines that close an invocation's log, as the service writes them
-/// (without the memory figures, which an emulator has no honest value for); `status` is
-/// empty, `\tStatus: timeout`, or `\tStatus: error\tError Type: Runtime.…` when the runtime
-/// itself failed
-fn report(id: &str, ran: Duration, status: &str) -> String {
+/// (without the memory figures, which an emulator has no honest value for), with
+/// `Status: timeout` after a timeout and `Status: error` with the error type when the
+/// runtime process exited; an error the function or its runtime reported adds no status
+fn report(id: &str, ran: Duration, error: Option<&FunctionError>) -> String {
     let ms = ran.as_secs_f64() * 1000.0;
     let billed = ran.as_nanos().div_ceil(1_000_000).max(1);
+    let status = match error.map(|e| e.error_type.as_str()) {
+        Some(TIMED_OUT) => "\tStatus: timeout".to_owned(),
+        Some(t @ EXIT_ERROR) => format!("\tStatus: error\tError Type: {t}"),
+        _ => String::new(),
+    };
     format!(
         "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: \
          {billed} ms{status}\t\n"
@@ -738,7 +735,7 @@ async fn respond_buffered(
             Some(Output::Done(r)) => break r,
             None => {
                 break Err(FunctionError::new(
-                    "Runtime.ExitError",
+                    EXIT_ERROR,
                     "the function ended without a result",
                 ));
             }

@@ -511,6 +511,12 @@ async fn function_errors() {
     let o = invoke(&emu, "py", &json!({"op": "error"})).await;
     assert!(o.chunks.is_empty());
     assert_eq!(o.error(), ("MyError".into(), "boom".into()));
+    assert!(o.log().ends_with(" ms\t\n"), "no Status: {o:?}");
+    // an error the runtime reports, even of a `Runtime.` type, is not the runtime failing
+    let doc = r#"{"errorType":"Runtime.MarshalError","errorMessage":"cannot marshal"}"#;
+    let o = invoke(&emu, "py", &json!({"op": "error_raw", "body": doc})).await;
+    assert_eq!(o.error().0, "Runtime.MarshalError");
+    assert!(o.log().ends_with(" ms\t\n"), "no Status: {o:?}");
 
     // trailers after a streamed body (chunked, no mode header: as aws-lambda-go sends it)
     let o = invoke(&emu, "py", &json!({"op": "trailers"})).await;

@@ -26,7 +26,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::function::{FunctionError, Handler, HandlerFuture, Invocation, ResponseStream};
+use crate::function::{
+    EXIT_ERROR, FunctionError, Handler, HandlerFuture, Invocation, ResponseStream, TIMED_OUT,
+};
 
 use api::{Active, Finished, Runtime};
 use logs::{LogPipe, LogSink};
@@ -467,7 +469,7 @@ fn client_gone(id: &str) -> FunctionError {
 /// The error of an invocation whose new process did not poll `/next` in time
 fn init_timeout_error(id: &str, init: Option<Duration>) -> FunctionError {
     FunctionError::new(
-        "Sandbox.Timedout",
+        TIMED_OUT,
         format!(
             "RequestId: {id} Error: Runtime init timed out after {:.2} seconds: the process did not poll /runtime/invocation/next",
             init.unwrap_or_default().as_secs_f64()
@@ -486,7 +488,7 @@ fn exit_error(id: &str, status: io::Result<ExitStatus>) -> FunctionError {
         Err(e) => e.to_string(),
     };
     FunctionError::new(
-        "Runtime.ExitError",
+        EXIT_ERROR,
         format!("RequestId: {id} Error: Runtime exited with error: {how}"),
     )
 }
