@@ -184,7 +184,9 @@ impl Builder {
         self
     }
 
-    /// The region the emulator reports in ARNs (default `us-east-1`)
+    /// The emulator's region (default `us-east-1`): the one in the ARNs functions see, and
+    /// the one signatures must be scoped to; a function named by an ARN of another region
+    /// is not found, as the service answers
     #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = region.into();

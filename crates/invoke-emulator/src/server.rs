@@ -10,9 +10,10 @@
 //! 5. [`read_body`]: the payload, at most the request limit, within the body-read timeout;
 //!    then the signature, which covers the body
 //! 6. parse: [`Route::parse`] reads the content type, the `X-Amz-*` headers and the
-//!    `Qualifier` into validated [`InvokeParams`]
-//! 7. [`resolve`]: the hosted function, the qualifier, the ARN and the executed version; then
-//!    [`check_json`] and, for a `DryRun`, the answer ([`dry_run`])
+//!    `Qualifier` into validated [`InvokeParams`], and refuses an `Event` payload over 1 MiB
+//! 7. [`resolve`]: a function ARN of another region is not found; else the hosted function,
+//!    the qualifier, the ARN and the executed version; then [`check_json`] and, for a
+//!    `DryRun`, the answer ([`dry_run`])
 //! 8. [`admit`]: injected faults, throttling and the concurrency limit
 //! 9. [`run`]: the handler, spawned under its timeout
 //! 10. [`respond`]: the head once the function set its content type or first wrote, then its
