@@ -101,10 +101,11 @@ pub use credentials::{
 pub use env::Env;
 pub use fs::{FileReader, MemFs, StdFs};
 pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
+pub use invoke_proto::redact_url;
 pub use location::{FileLocations, Platform};
 pub use process::run_process;
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
-pub use proxy::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host, redact_url};
+pub use proxy::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host};
 pub use response_info::ResponseInfo;
 pub use timeouts::{DRAIN_LIMIT, DRAIN_WAIT, FIFTEEN_MINUTES, MAX_TIMEOUT, Timeouts};
 

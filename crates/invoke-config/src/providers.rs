@@ -79,7 +79,7 @@ pub(crate) struct ServiceSettings {
     pub(crate) region: String,
     pub(crate) fips: bool,
     pub(crate) dual_stack: bool,
-    pub(crate) custom: Option<String>,
+    pub(crate) custom: Option<crate::Sourced<String>>,
     pub(crate) max_attempts: u32,
 }
 
@@ -112,7 +112,7 @@ impl ServiceSettings {
             region,
             fips: fips.value,
             dual_stack: dual.value,
-            custom: custom.map(|c| c.value),
+            custom,
             max_attempts,
         })
     }
@@ -127,9 +127,11 @@ impl ServiceSettings {
             // held to the rules of Lambda's own custom endpoint: http or https, a host, no
             // user info, query or fragment (a URL without a host would send no request)
             let endpoint = invoke_proto::resolve_endpoint(
-                &invoke_proto::EndpointConfig::default().with_custom(url.clone()),
+                &invoke_proto::EndpointConfig::default().with_custom(url.value.clone()),
             )
-            .map_err(|e| CredentialsError::config(provider, e.to_string()))?;
+            .map_err(|e| {
+                CredentialsError::config(provider, format!("{e} (from {})", url.source))
+            })?;
             return Ok(endpoint.to_string().trim_end_matches('/').to_owned());
         }
         let host = invoke_proto::regional_host(prefix, &self.region, self.fips, self.dual_stack)

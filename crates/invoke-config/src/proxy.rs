@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use invoke_proto::{Endpoint, Scheme};
+use invoke_proto::{Endpoint, Scheme, redact_url};
 
 use crate::env::Env;
 
@@ -130,28 +130,6 @@ impl ProxyEnv {
     }
 }
 
-/// `url` with any `user:password@` replaced by `***@`, for logs and errors
-///
-/// ```
-/// assert_eq!(invoke_config::redact_url("http://u:pw@proxy:3128"), "http://***@proxy:3128");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    // up to the last `@` anywhere: a password may hold an unencoded `/`, and a proxy URL has
-    // no path worth showing
-    match rest.rfind('@') {
-        Some(at) => {
-            let prefix = if scheme.is_empty() {
-                String::new()
-            } else {
-                format!("{scheme}://")
-            };
-            format!("{prefix}***@{}", &rest[at + 1..])
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// Whether `no_proxy` lists `host` (on `port`)
 fn bypass(no_proxy: &str, host: &str, port: u16) -> bool {
     let host = host
@@ -242,18 +220,6 @@ mod tests {
 
     #[test]
     fn credentials_in_proxy_urls_are_redacted() {
-        assert_eq!(
-            redact_url("http://u:p%40ss@proxy:3128"),
-            "http://***@proxy:3128"
-        );
-        assert_eq!(redact_url("u:pass@proxy:3128/x"), "***@proxy:3128/x");
-        // an unencoded `/` in the password: still hidden (a path with `@` is hidden too)
-        assert_eq!(
-            redact_url("http://user:pa/ss@proxy:3128"),
-            "http://***@proxy:3128"
-        );
-        assert_eq!(redact_url("http://proxy:3128/a@b"), "http://***@b");
-        assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
         let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
         assert!(!format!("{env:?}").contains("s3cret"));
     }

@@ -478,7 +478,23 @@ fn endpoint_overrides_and_container_paths_must_name_where_to_go() {
             panic!("{bad}: a request was made")
         };
         assert!(e.to_string().contains("invalid endpoint url"), "{bad}: {e}");
+        assert!(
+            e.to_string()
+                .contains("(from environment variable AWS_ENDPOINT_URL_STS)"),
+            "{bad}: {e}"
+        );
     }
+    // user info is refused without its password showing
+    let mut c = chain(
+        &[("AWS_ENDPOINT_URL", "https://me:s3cret@sts.example.com")],
+        fs(),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("a request was made")
+    };
+    assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
+    assert!(e.to_string().contains("user info"), "{e}");
     for (good, want) in [
         ("http://127.0.0.1:4566/", "http://127.0.0.1:4566/"),
         (

@@ -110,7 +110,7 @@ pub use http;
 pub use credentials::Credentials;
 pub use endpoint::{
     DEFAULT_SIGNING_REGION, Endpoint, EndpointConfig, EndpointError, Scheme, UrlProblem,
-    partition_id, regional_host, resolve_endpoint,
+    partition_id, redact_url, regional_host, resolve_endpoint,
 };
 pub use error::{DecodeError, EncodeError, Error, HeaderNameProblem, LimitKind, SignError};
 pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};

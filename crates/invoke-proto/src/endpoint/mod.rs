@@ -46,7 +46,7 @@ mod url;
 
 use partitions::partition;
 use url::parse_url;
-pub use url::{Scheme, UrlProblem};
+pub use url::{Scheme, UrlProblem, redact_url};
 
 /// The signing region used with a custom endpoint when no region is configured
 ///
@@ -305,7 +305,7 @@ pub enum EndpointError {
     },
     /// The custom endpoint URL cannot be used
     InvalidUrl {
-        /// The URL as configured
+        /// The URL as configured, any `user:password@` replaced by `***@` ([`redact_url`])
         url: String,
         /// What is wrong with it
         problem: UrlProblem,
@@ -384,7 +384,7 @@ pub fn resolve_endpoint(config: &EndpointConfig) -> Result<Endpoint, EndpointErr
             return Err(EndpointError::DualStackWithCustomEndpoint);
         }
         let parsed = parse_url(url).map_err(|problem| EndpointError::InvalidUrl {
-            url: url.clone(),
+            url: redact_url(url),
             problem,
         })?;
         let (region, region_defaulted) = match &config.region {

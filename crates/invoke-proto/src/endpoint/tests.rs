@@ -414,3 +414,26 @@ fn signing_scope_is_lambda_in_the_endpoint_region() {
     let local = custom("http://127.0.0.1:9001").unwrap();
     assert_eq!(local.signing_scope(), SigningScope::lambda("us-east-1"));
 }
+
+#[test]
+fn credentials_in_urls_are_redacted() {
+    assert_eq!(
+        redact_url("http://u:p%40ss@proxy:3128"),
+        "http://***@proxy:3128"
+    );
+    assert_eq!(redact_url("u:pass@proxy:3128/x"), "***@proxy:3128/x");
+    // an unencoded `/` in the password: still hidden (a path with `@` is hidden too)
+    assert_eq!(
+        redact_url("http://user:pa/ss@proxy:3128"),
+        "http://***@proxy:3128"
+    );
+    assert_eq!(redact_url("http://proxy:3128/a@b"), "http://***@b");
+    assert_eq!(redact_url("http://proxy:3128"), "http://proxy:3128");
+    // an endpoint URL with user info is refused without showing the password
+    let e = custom("https://user:s3cret@lambda.example.com").unwrap_err();
+    assert!(!format!("{e} {e:?}").contains("s3cret"), "{e:?}");
+    assert_eq!(
+        url_problem("https://user:s3cret@lambda.example.com"),
+        UrlProblem::UserInfo
+    );
+}

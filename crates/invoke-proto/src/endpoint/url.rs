@@ -172,3 +172,25 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), UrlProblem> 
     }
     Ok((host, port))
 }
+
+/// `url` with any `user:password@` replaced by `***@`, for logs and errors
+///
+/// ```
+/// assert_eq!(invoke_proto::redact_url("http://u:pw@proxy:3128"), "http://***@proxy:3128");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // up to the last `@` anywhere: a password may hold an unencoded `/`, and a proxy URL has
+    // no path worth showing
+    match rest.rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
