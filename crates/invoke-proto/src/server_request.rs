@@ -69,6 +69,7 @@ pub struct Route {
 
 /// A parsed, validated request
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedRequest {
     /// The operation
     pub operation: Operation,
@@ -79,7 +80,7 @@ pub struct ParsedRequest {
     pub asynchronous: bool,
 }
 
-/// Largest payload of an asynchronous (`Event`) `Invoke`: 1 MB, against
+/// Largest payload of an asynchronous (`Event`) `Invoke`: 1 MiB (1,048,576 bytes), against
 /// [`MAX_PAYLOAD_LEN`] for synchronous invocations
 pub const MAX_EVENT_PAYLOAD_LEN: usize = 1024 * 1024;
 
@@ -322,9 +323,10 @@ fn query_param(query: Option<&str>, name: &'static str) -> Result<Option<String>
 impl Route {
     /// The validated parameters of the routed request, from its query, headers and body
     ///
-    /// Reads `Qualifier` from the query and `X-Amz-Invocation-Type`, `X-Amz-Log-Type`,
-    /// `X-Amz-Client-Context` (base64 of a JSON object) and `X-Amz-Tenant-Id` from the
-    /// headers, then checks every parameter with [`InvokeParams::validate`]. A header value
+    /// Checks the `Content-Type`, then reads `X-Amz-Invocation-Type`, `X-Amz-Log-Type`,
+    /// `X-Amz-Client-Context` (base64 of a JSON object) from the headers, `Qualifier` from
+    /// the query and `X-Amz-Tenant-Id`, then checks every parameter with
+    /// [`InvokeParams::validate`]. A header value
     /// that is not visible ASCII is refused as an invalid value of that header (read lossily,
     /// it fails the same checks). `Invoke` also accepts the invocation type
     /// `Event` (with a payload of at most [`MAX_EVENT_PAYLOAD_LEN`]), which leaves
@@ -619,6 +621,23 @@ mod tests {
                 .unwrap()
                 .ends_with("for the InvokeFunction operation")
         );
+        // each operation takes exactly the invocation types it lists
+        for op in [Operation::InvokeWithResponseStream, Operation::Invoke] {
+            let uri = match op {
+                Operation::InvokeWithResponseStream => STREAM,
+                Operation::Invoke => "/2015-03-31/functions/f/invocations",
+            };
+            for t in op.invocation_types() {
+                let parsed = parse("POST", uri, &[("x-amz-invocation-type", t)]).unwrap();
+                assert_eq!(parsed.asynchronous, *t == "Event", "{t}");
+            }
+            for t in ["Event", "RequestResponse", "DryRun", "Later", "dryrun"] {
+                if !op.invocation_types().contains(&t) {
+                    let e = parse("POST", uri, &[("x-amz-invocation-type", t)]).unwrap_err();
+                    assert!(matches!(e, RequestError::InvocationType { .. }), "{t}");
+                }
+            }
+        }
         // Event: Invoke only, with a payload of at most 1 MiB
         let invoke = |payload: Bytes| {
             let mut h = HeaderMap::new();
