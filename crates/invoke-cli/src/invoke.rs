@@ -355,12 +355,7 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
         timeouts = timeouts.with_idle(d).with_head(d);
     }
     if let Some(s) = c.timeout {
-        let d = if s == 0.0 {
-            MAX_TIMEOUT
-        } else {
-            seconds(s, "--timeout")?
-        };
-        timeouts = timeouts.with_overall(d);
+        timeouts = timeouts.with_overall(overall_seconds(s)?);
     }
     let mut builder = builder.timeouts(timeouts);
     if c.no_sign_request {
@@ -394,6 +389,14 @@ fn seconds(s: f64, option: &str) -> Result<Duration, Failure> {
     }
     Duration::try_from_secs_f64(s)
         .map_err(|_| usage(format!("{option} takes a number of seconds, got {s}")))
+}
+
+/// `--timeout` in seconds; 0 means no limit (the read timeout still ends a stalled stream)
+fn overall_seconds(s: f64) -> Result<Duration, Failure> {
+    if s == 0.0 {
+        return Ok(MAX_TIMEOUT);
+    }
+    seconds(s, "--timeout")
 }
 
 /// An explicitly chosen profile must exist, as the AWS CLI requires
@@ -840,5 +843,20 @@ pub(crate) fn human_duration(d: Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1e3)
     } else {
         format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_options_in_seconds() {
+        assert_eq!(overall_seconds(0.0).ok(), Some(MAX_TIMEOUT));
+        assert_eq!(overall_seconds(1.5).ok(), Some(Duration::from_millis(1500)));
+        assert!(overall_seconds(-1.0).is_err());
+        // the per-phase timeouts take 0 as Lambda's longest run, not as no limit
+        assert_eq!(seconds(0.0, "--read-timeout").ok(), Some(FIFTEEN_MINUTES));
+        assert!(seconds(f64::NAN, "--read-timeout").is_err());
     }
 }
