@@ -13,10 +13,12 @@
 //! Secrets go only where secrets belong (secret keys, session tokens, bearer tokens and their
 //! files), always as one of the distinctive `SECRETS` below.
 //!
-//! Checked: the chain reaches `Step::Done` within `MAX_STEPS` steps; no secret appears in the
-//! `Debug` of a step or of a request's headers, in the `Debug` of the credentials found, or in
-//! the `Display` or `Debug` of the error, unless the fuzzer also wrote that secret somewhere
-//! that is not secret (a profile name, a file path, arbitrary bytes of a body).
+//! Checked: the chain reaches `Step::Done` within `MAX_STEPS` steps; no 12 characters of a
+//! secret appear, at any step, in the `Debug` of the step, of the chain, of the configuration
+//! or of a request's headers, nor at the end in the `Debug` of the credentials found or in the
+//! `Debug` of the error and the `Display` of it and of each of its sources, unless the fuzzer
+//! also wrote them somewhere that is not secret (a profile name, a file path, arbitrary bytes
+//! of a body).
 #![no_main]
 
 use std::sync::Arc;
@@ -45,15 +47,21 @@ const SSO_KEYS: [(&str, &str); 2] = [
     ),
 ];
 
-/// Secret access keys, session tokens, bearer tokens: each distinctive enough that finding it
-/// in a message means it was copied there
-const SECRETS: [&str; 5] = [
-    "fuzzSecretKeyAAAAwJalrXUtnFEMIK7MDENG",
-    "fuzzSessionTokenBBBBIQoJb3JpZ2luX2Vj",
-    "fuzzWebIdentityTokenCCCCeyJhbGciOiJ",
-    "fuzzContainerTokenDDDDbm90LWEtdG9rZW4",
-    "fuzzSsoAccessTokenEEEEaoAAAAAGFyZWFs",
+/// Secret access keys, session tokens, bearer tokens, the IMDS token: each distinctive enough,
+/// and free of words, that finding any `WINDOW` characters of one in a message means they were
+/// copied there
+const SECRETS: [&str; 6] = [
+    "Zq1AAAAwJalrXUtnFEMIK7MDENGbPxRfiCY",
+    "Zq2BBBBIQoJb3JpZ2luX2VjEJr8xKq9Lm3",
+    "Zq3CCCCeyJhbGciOiJSUzI1NiIsImtpZCI6",
+    "Zq4DDDDbm90LWEtdG9rZW4x9QwErTyUv",
+    "Zq5EEEEaoAAAAAGFyZWFsbG9uZ3Rva2Vu",
+    "Zq6FFFFAQAEAqP3xVb7wKcNmY2sdJk==",
 ];
+
+/// How many characters of a secret, anywhere in it, count as showing it: a message that
+/// quotes part of a token leaks it too
+const WINDOW: usize = 12;
 
 const ENV_NAMES: &[&str] = &[
     "AWS_ACCESS_KEY_ID",
@@ -171,8 +179,8 @@ const PROFILE_KEYS: &[&str] = &[
 
 /// Whole configurations of each kind the chain knows, for the random lines to build on
 const SCENARIOS: &[&str] = &[
-    "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = fuzzSecretKeyAAAAwJalrXUtnFEMIK7MDENG\naws_session_token = fuzzSessionTokenBBBBIQoJb3JpZ2luX2Vj\n",
-    "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = a\n[profile a]\nrole_arn = arn:aws:iam::123456789012:role/r2\nsource_profile = b\nexternal_id = x\n[profile b]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = fuzzSecretKeyAAAAwJalrXUtnFEMIK7MDENG\n",
+    "[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = Zq1AAAAwJalrXUtnFEMIK7MDENGbPxRfiCY\naws_session_token = Zq2BBBBIQoJb3JpZ2luX2VjEJr8xKq9Lm3\n",
+    "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = a\n[profile a]\nrole_arn = arn:aws:iam::123456789012:role/r2\nsource_profile = b\nexternal_id = x\n[profile b]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = Zq1AAAAwJalrXUtnFEMIK7MDENGbPxRfiCY\n",
     "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\nsource_profile = a\n[profile a]\nrole_arn = arn:aws:iam::123456789012:role/r2\nsource_profile = default\n",
     "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\ncredential_source = Environment\n",
     "[default]\nrole_arn = arn:aws:iam::123456789012:role/r\ncredential_source = Ec2InstanceMetadata\nregion = us-west-2\n",
@@ -233,9 +241,13 @@ impl Plain {
         b
     }
 
-    /// The secrets that are fair to look for: those the fuzzer did not also write in plain
+    /// The pieces of secrets that are fair to look for: every `WINDOW` characters of each
+    /// secret, but those the fuzzer also wrote in plain
     fn unexcused(&self) -> impl Iterator<Item = &'static str> + '_ {
-        SECRETS.into_iter().filter(|s| !self.0.contains(s))
+        SECRETS
+            .into_iter()
+            .flat_map(|s| (0..=s.len() - WINDOW).map(move |i| &s[i..i + WINDOW]))
+            .filter(|w| !self.0.contains(w))
     }
 }
 
@@ -297,18 +309,22 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
     let now = SystemTime::UNIX_EPOCH
         + Duration::from_secs(*u.choose(&[1_705_320_000u64, 0, 4_102_444_800, 253_402_300_799])?);
 
+    check(&[format!("{shared:?}")], &plain);
     let mut chain = CredentialsChain::new(&shared, fs);
-    let mut shown = Vec::new();
     for _ in 0..MAX_STEPS {
         let step = chain.next_step(now);
-        shown.push(format!("{step:?}"));
+        let mut shown = vec![format!("{step:?}"), format!("{chain:?}")];
         match step {
             Step::Done(result) => {
                 match &result {
                     Ok(found) => shown.push(format!("{found:?}")),
                     Err(e) => {
-                        shown.push(format!("{e}"));
                         shown.push(format!("{e:?}"));
+                        let mut source: Option<&dyn std::error::Error> = Some(e);
+                        while let Some(e) = source {
+                            shown.push(e.to_string());
+                            source = e.source();
+                        }
                     }
                 }
                 check(&shown, &plain);
@@ -316,15 +332,19 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
             }
             Step::Send(req) => {
                 shown.push(format!("{:?}", req.headers()));
+                check(&shown, &plain);
                 let uri = req.uri().to_string();
+                // STS is the only provider that POSTs
+                let sts = req.method() == invoke_config::http::Method::POST;
                 if u.ratio(1, 8)? {
                     chain.handle_transport_error(&"connection refused");
                 } else {
-                    let (status, headers, body) = answer(&mut u, &mut plain, &uri)?;
+                    let (status, headers, body) = answer(&mut u, &mut plain, &uri, sts)?;
                     chain.handle_response(status, headers, body);
                 }
             }
             Step::Run(_) => {
+                check(&shown, &plain);
                 let output = if u.ratio(1, 8)? {
                     Err(plain.text(text(&mut u)?).to_owned())
                 } else {
@@ -447,7 +467,7 @@ fn credentials_json(u: &mut Unstructured<'_>, plain: &mut Plain, case: Case) -> 
         Ok(())
     };
     let quoted = |s: &str| format!("\"{s}\"");
-    let id = quoted(plain.text(text(u)?).escape_default().to_string().as_str());
+    let id = json_string(plain.text(text(u)?));
     let secret = quoted(SECRETS[0]);
     let token = quoted(SECRETS[1]);
     let expiry = quoted(u.choose(TIMES)?);
@@ -495,6 +515,30 @@ fn credentials_json(u: &mut Unstructured<'_>, plain: &mut Plain, case: Case) -> 
     Ok(format!("{{{}}}", fields.join(",")).into_bytes())
 }
 
+/// `s` as a JSON string
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// `s` as XML text
+fn xml_text(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// An STS answer: credentials, or an error document
 fn sts_xml(u: &mut Unstructured<'_>, plain: &mut Plain) -> Result<Vec<u8>> {
     if u.ratio(1, 4)? {
@@ -505,7 +549,7 @@ fn sts_xml(u: &mut Unstructured<'_>, plain: &mut Plain) -> Result<Vec<u8>> {
             "InvalidIdentityToken",
             "ExpiredTokenException",
         ])?;
-        let message = plain.text(text(u)?);
+        let message = xml_text(plain.text(text(u)?));
         return Ok(format!(
             "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>r</RequestId></ErrorResponse>"
         )
@@ -513,9 +557,9 @@ fn sts_xml(u: &mut Unstructured<'_>, plain: &mut Plain) -> Result<Vec<u8>> {
     }
     let action = *u.choose(&["AssumeRole", "AssumeRoleWithWebIdentity"])?;
     let mut parts = Vec::new();
-    let id = plain.text(text(u)?);
+    let id = xml_text(plain.text(text(u)?));
     for (name, value) in [
-        ("AccessKeyId", id),
+        ("AccessKeyId", id.as_str()),
         ("SecretAccessKey", SECRETS[0]),
         ("SessionToken", SECRETS[1]),
         ("Expiration", u.choose(TIMES)?),
@@ -538,6 +582,7 @@ fn answer(
     u: &mut Unstructured<'_>,
     plain: &mut Plain,
     uri: &str,
+    sts: bool,
 ) -> Result<(StatusCode, HeaderMap, Bytes)> {
     let status = if u.ratio(3, 4)? {
         StatusCode::OK
@@ -556,10 +601,14 @@ fn answer(
     let body = if u.ratio(1, 8)? {
         plain.bytes(u.arbitrary::<&[u8]>()?).to_vec()
     } else if uri.contains("/latest/api/token") {
-        // the IMDS session token is a secret of sorts, but not one of ours
-        plain
-            .bytes(u.choose(&[&b"AQAEAFakeImdsToken=="[..], b"", b"\xff\xfe"])?)
-            .to_vec()
+        // the IMDS session token: a secret, sent back in a header
+        if u.ratio(7, 8)? {
+            SECRETS[5].as_bytes().to_vec()
+        } else {
+            plain
+                .bytes(u.choose(&[&b""[..], b"\xff\xfe", b"a\nb"])?)
+                .to_vec()
+        }
     } else if uri.ends_with("/security-credentials/")
         || uri.ends_with("/security-credentials-extended/")
     {
@@ -568,7 +617,7 @@ fn answer(
             .to_vec()
     } else if uri.contains("federation/credentials") {
         credentials_json(u, plain, Case::Sso)?
-    } else if uri.contains("sts") || uri.ends_with('/') {
+    } else if sts {
         sts_xml(u, plain)?
     } else {
         credentials_json(u, plain, Case::Metadata)?
