@@ -8,7 +8,8 @@
 //! bytes left).
 //!
 //! Checked: an accepted request's parameters validate, and `build_request` of them, parsed
-//! again, gives the same parameters; every refusal maps to the service error status 400, 404,
+//! again, gives the same parameters; only an `Invoke` is asynchronous, with a payload of at
+//! most `MAX_EVENT_PAYLOAD_LEN`; every refusal maps to the service error status 400, 404,
 //! 413 or 415.
 #![no_main]
 
@@ -17,9 +18,9 @@ use invoke_proto::bytes::Bytes;
 use invoke_proto::http::header::{HeaderMap, HeaderName, HeaderValue};
 use invoke_proto::http::{Method, Uri};
 use invoke_proto::{
-    EndpointConfig, INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX, Operation, STREAM_PATH_PREFIX,
-    STREAM_PATH_SUFFIX, X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_TYPE,
-    X_AMZ_TENANT_ID, build_request, parse_request, resolve_endpoint,
+    EndpointConfig, INVOKE_PATH_PREFIX, INVOKE_PATH_SUFFIX, MAX_EVENT_PAYLOAD_LEN, Operation,
+    STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX, X_AMZ_CLIENT_CONTEXT, X_AMZ_INVOCATION_TYPE,
+    X_AMZ_LOG_TYPE, X_AMZ_TENANT_ID, build_request, parse_request, resolve_endpoint,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -106,6 +107,11 @@ fuzz_target!(|data: &[u8]| {
                 .expect("a built request parses");
             assert_eq!(again.operation, Operation::InvokeWithResponseStream);
             assert_eq!(again.params, parsed.params);
+            assert!(!again.asynchronous);
+            if parsed.asynchronous {
+                assert_eq!(parsed.operation, Operation::Invoke);
+                assert!(parsed.params.payload().len() <= MAX_EVENT_PAYLOAD_LEN);
+            }
         }
         Err(e) => {
             let status = e.to_service_error().status;
