@@ -629,13 +629,21 @@ fn run(
             let started = tokio::time::Instant::now();
             let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
                 Ok(r) => r,
-                Err(_) => Err(FunctionError::new(
-                    TIMED_OUT,
-                    format!(
-                        "RequestId: {id} Error: Task timed out after {:.2} seconds",
-                        timeout.as_secs_f64()
-                    ),
-                )),
+                Err(_) => {
+                    let seconds = timeout.as_secs_f64();
+                    // the line the service writes into the log when it ends the function
+                    if let Ok(mut log) = ran_log.lock() {
+                        let line = format!(
+                            "{} {id} Task timed out after {seconds:.2} seconds\n",
+                            log_time(SystemTime::now())
+                        );
+                        log.push(line.as_bytes());
+                    }
+                    Err(FunctionError::new(
+                        TIMED_OUT,
+                        format!("RequestId: {id} Error: Task timed out after {seconds:.2} seconds"),
+                    ))
+                }
             };
             if let Ok(mut log) = ran_log.lock() {
                 log.push(report(&id, started.elapsed(), result.as_ref().err()).as_bytes());
@@ -649,6 +657,21 @@ fn run(
         }
     });
     Running { rx, log }
+}
+
+/// `t` as the service's log lines write it: UTC, milliseconds, `2024-01-15T12:00:03.123Z`
+fn log_time(t: SystemTime) -> String {
+    let t = time::OffsetDateTime::from(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.millisecond()
+    )
 }
 
 /// The `END` and `REPORT` lines that close an invocation's log, as the service writes them

@@ -613,10 +613,29 @@ async fn per_function_throttle_and_timeout() {
             .is_some()
     );
     let sleepy = InvokeParams::new("sleepy", "{}").log_type(LogType::Tail);
-    let o = stream(send(&emu, request(&emu, &sleepy)).await).await;
+    let resp = send(&emu, request(&emu, &sleepy)).await;
+    let id = resp.headers()["x-amzn-requestid"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let o = stream(resp).await;
     let c = o.complete.unwrap();
     let log = String::from_utf8(c.decoded_log().unwrap().unwrap()).unwrap();
     assert!(log.ends_with(" ms\tStatus: timeout\t\n"), "{log:?}");
+    // before END, the service's line: `2024-01-15T12:00:03.123Z <id> Task timed out after …`
+    let lines: Vec<&str> = log.lines().collect();
+    let end = lines.iter().position(|l| l.starts_with("END")).unwrap();
+    let (time, rest) = lines[end - 1].split_at(24);
+    assert_eq!(
+        rest,
+        format!(" {id} Task timed out after 0.05 seconds"),
+        "{log:?}"
+    );
+    let shape: String = time
+        .chars()
+        .map(|c| if c.is_ascii_digit() { '9' } else { c })
+        .collect();
+    assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{log:?}");
     assert!(c.error_details.unwrap().contains("Sandbox.Timedout"));
     emu.shutdown().await;
 }

@@ -624,6 +624,11 @@ async fn exit_and_timeout_replace_the_process() {
     assert_eq!(t, "Sandbox.Timedout");
     assert!(m.contains("Task timed out after 3.00 seconds"), "{m}");
     assert!(o.log().ends_with(" ms\tStatus: timeout\t\n"), "{o:?}");
+    assert!(
+        o.log()
+            .contains(" Task timed out after 3.00 seconds\nEND RequestId: "),
+        "{o:?}"
+    );
     let pid3 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     assert_ne!(pid2, pid3, "a timed-out process is replaced");
     emu.shutdown().await;
