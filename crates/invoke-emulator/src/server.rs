@@ -627,24 +627,22 @@ fn run(
         let _permit = permit;
         let run = async {
             let started = tokio::time::Instant::now();
-            let result = match tokio::time::timeout(timeout, handler.call(invocation, out)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let seconds = timeout.as_secs_f64();
-                    // the line the service writes into the log when it ends the function
-                    if let Ok(mut log) = ran_log.lock() {
-                        let line = format!(
-                            "{} {id} Task timed out after {seconds:.2} seconds\n",
-                            log_time(SystemTime::now())
-                        );
-                        log.push(line.as_bytes());
-                    }
-                    Err(FunctionError::new(
-                        TIMED_OUT,
-                        format!("RequestId: {id} Error: Task timed out after {seconds:.2} seconds"),
-                    ))
+            let ran = tokio::time::timeout(timeout, handler.call(invocation, out)).await;
+            let result = ran.unwrap_or_else(|_| {
+                let seconds = timeout.as_secs_f64();
+                // the line the service writes into the log when it ends the function
+                if let Ok(mut log) = ran_log.lock() {
+                    let line = format!(
+                        "{} {id} Task timed out after {seconds:.2} seconds\n",
+                        log_time(SystemTime::now())
+                    );
+                    log.push(line.as_bytes());
                 }
-            };
+                Err(FunctionError::new(
+                    TIMED_OUT,
+                    format!("RequestId: {id} Error: Task timed out after {seconds:.2} seconds"),
+                ))
+            });
             if let Ok(mut log) = ran_log.lock() {
                 log.push(report(&id, started.elapsed(), result.as_ref().err()).as_bytes());
             }
