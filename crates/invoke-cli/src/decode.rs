@@ -9,7 +9,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::BytesMut;
-use invoke_proto::{HeaderValue, Message, MessageDecoder, format_uuid};
+use invoke_proto::{
+    ERROR_CODE_HEADER, EVENT_INVOKE_COMPLETE, EVENT_TYPE_HEADER, EXCEPTION_TYPE_HEADER,
+    HeaderValue, MESSAGE_TYPE_ERROR, MESSAGE_TYPE_EXCEPTION, MESSAGE_TYPE_HEADER, Message,
+    MessageDecoder, format_uuid,
+};
 use serde_json::{Value, json};
 
 /// Bytes asked of the input per read
@@ -175,16 +179,17 @@ enum NotPayload {
 /// `PayloadChunk` or not, so that streams of other services decode too)
 fn not_payload(m: &Message) -> Option<NotPayload> {
     let h = &m.headers;
-    match h.get_str(":message-type") {
-        Some("exception") => Some(NotPayload::Failure(format!(
+    match h.get_str(MESSAGE_TYPE_HEADER) {
+        Some(MESSAGE_TYPE_EXCEPTION) => Some(NotPayload::Failure(format!(
             "an exception ({})",
-            h.get_str(":exception-type").unwrap_or("no :exception-type")
+            h.get_str(EXCEPTION_TYPE_HEADER)
+                .unwrap_or("no :exception-type")
         ))),
-        Some("error") => Some(NotPayload::Failure(format!(
+        Some(MESSAGE_TYPE_ERROR) => Some(NotPayload::Failure(format!(
             "an error ({})",
-            h.get_str(":error-code").unwrap_or("no :error-code")
+            h.get_str(ERROR_CODE_HEADER).unwrap_or("no :error-code")
         ))),
-        _ if h.get_str(":event-type") == Some("InvokeComplete") => {
+        _ if h.get_str(EVENT_TYPE_HEADER) == Some(EVENT_INVOKE_COMPLETE) => {
             // a function error is the stream's end too, but must not pass unnoticed
             let error_code = serde_json::from_slice::<Value>(&m.payload)
                 .ok()

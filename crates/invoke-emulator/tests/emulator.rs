@@ -51,9 +51,19 @@ fn signed(
 /// The outcome of one streamed invocation as a client sees it
 #[derive(Debug)]
 struct Outcome {
+    /// The response's `x-amzn-RequestId`
+    request_id: Option<String>,
     chunks: Vec<Bytes>,
     complete: Option<InvokeComplete>,
     error: Option<StreamError>,
+}
+
+impl Outcome {
+    /// The log tail of `InvokeComplete` (asked for with `LogType::Tail`), as text
+    fn log(&self) -> String {
+        let c = self.complete.as_ref().expect("InvokeComplete");
+        String::from_utf8(c.decoded_log().unwrap().expect("LogResult")).unwrap()
+    }
 }
 
 async fn stream(resp: http::Response<Incoming>) -> Outcome {
@@ -62,12 +72,13 @@ async fn stream(resp: http::Response<Incoming>) -> Outcome {
     else {
         panic!("not a stream: {parts:?}");
     };
-    let mut s = head.into_stream();
     let mut out = Outcome {
+        request_id: head.meta.request_id.clone(),
         chunks: vec![],
         complete: None,
         error: None,
     };
+    let mut s = head.into_stream();
     loop {
         // A body error (a cut connection) ends the input like a clean end would
         let Some(Ok(frame)) = body.frame().await else {
@@ -217,12 +228,8 @@ async fn parameters_reach_the_function() {
         .client_context(r#"{"custom":{"k":"v"}}"#)
         .tenant_id("tenant-7")
         .log_type(LogType::Tail);
-    let resp = send(&emu, request(&emu, &p)).await;
-    let request_id = resp.headers()["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let o = stream(resp).await;
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    let request_id = o.request_id.clone().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&joined(&o.chunks)).unwrap();
     assert_eq!(
         v["payload"], "{}",
@@ -235,7 +242,7 @@ async fn parameters_reach_the_function() {
         "arn:aws:lambda:us-east-1:123456789012:function:ctx:$LATEST"
     );
     // the function's line between the service's START and END / REPORT lines
-    let log = String::from_utf8(o.complete.unwrap().decoded_log().unwrap().unwrap()).unwrap();
+    let log = o.log();
     let lines: Vec<&str> = log.lines().collect();
     assert_eq!(lines.len(), 4, "{log:?}");
     let id = lines[0]
@@ -613,14 +620,9 @@ async fn per_function_throttle_and_timeout() {
             .is_some()
     );
     let sleepy = InvokeParams::new("sleepy", "{}").log_type(LogType::Tail);
-    let resp = send(&emu, request(&emu, &sleepy)).await;
-    let id = resp.headers()["x-amzn-requestid"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let o = stream(resp).await;
-    let c = o.complete.unwrap();
-    let log = String::from_utf8(c.decoded_log().unwrap().unwrap()).unwrap();
+    let o = stream(send(&emu, request(&emu, &sleepy)).await).await;
+    let id = o.request_id.clone().unwrap();
+    let log = o.log();
     assert!(log.ends_with(" ms\tStatus: timeout\t\n"), "{log:?}");
     // before END, the service's line: `2024-01-15T12:00:03.123Z <id> Task timed out after …`
     let lines: Vec<&str> = log.lines().collect();
@@ -636,7 +638,8 @@ async fn per_function_throttle_and_timeout() {
         .map(|c| if c.is_ascii_digit() { '9' } else { c })
         .collect();
     assert_eq!(shape, "9999-99-99T99:99:99.999Z", "{log:?}");
-    assert!(c.error_details.unwrap().contains("Sandbox.Timedout"));
+    let details = o.complete.unwrap().error_details.unwrap();
+    assert!(details.contains("Sandbox.Timedout"));
     emu.shutdown().await;
 }
 

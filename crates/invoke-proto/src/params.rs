@@ -37,7 +37,7 @@ pub enum InvocationType {
 
 impl InvocationType {
     /// The header value
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::RequestResponse => "RequestResponse",
             Self::DryRun => "DryRun",

@@ -51,12 +51,21 @@ impl Operation {
     /// The `X-Amz-Invocation-Type` values the operation takes, in the order the service's
     /// messages list them (`Invoke` also takes `Event`)
     pub fn invocation_types(self) -> &'static [&'static str] {
+        const SYNCHRONOUS: [&str; 2] = [
+            InvocationType::RequestResponse.as_str(),
+            InvocationType::DryRun.as_str(),
+        ];
+        const ALL: [&str; 3] = [EVENT, SYNCHRONOUS[0], SYNCHRONOUS[1]];
         match self {
-            Self::InvokeWithResponseStream => &["RequestResponse", "DryRun"],
-            Self::Invoke => &["Event", "RequestResponse", "DryRun"],
+            Self::InvokeWithResponseStream => &SYNCHRONOUS,
+            Self::Invoke => &ALL,
         }
     }
 }
+
+/// The `X-Amz-Invocation-Type` of an asynchronous `Invoke` (not an [`InvocationType`]: a
+/// client of the streaming operation never sends it)
+const EVENT: &str = "Event";
 
 /// A request matched to an operation, its `FunctionName` path label decoded
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -365,7 +374,7 @@ impl Route {
             Some(t) if t == InvocationType::DryRun.as_str() => {
                 params = params.invocation_type(InvocationType::DryRun);
             }
-            Some("Event") if self.operation == Operation::Invoke => {
+            Some(EVENT) if self.operation == Operation::Invoke => {
                 if payload_len > MAX_EVENT_PAYLOAD_LEN {
                     return Err(RequestError::BodyTooLarge {
                         max: MAX_EVENT_PAYLOAD_LEN,
@@ -471,6 +480,7 @@ mod tests {
     }
 
     const STREAM: &str = "/2021-11-15/functions/f/response-streaming-invocations";
+    const INVOKE: &str = "/2015-03-31/functions/f/invocations";
 
     #[test]
     fn routes() {
@@ -625,7 +635,7 @@ mod tests {
         for op in [Operation::InvokeWithResponseStream, Operation::Invoke] {
             let uri = match op {
                 Operation::InvokeWithResponseStream => STREAM,
-                Operation::Invoke => "/2015-03-31/functions/f/invocations",
+                Operation::Invoke => INVOKE,
             };
             for t in op.invocation_types() {
                 let parsed = parse("POST", uri, &[("x-amz-invocation-type", t)]).unwrap();
@@ -642,17 +652,13 @@ mod tests {
         let invoke = |payload: Bytes| {
             let mut h = HeaderMap::new();
             h.insert(X_AMZ_INVOCATION_TYPE, "Event".parse().unwrap());
-            let uri = "/2015-03-31/functions/f/invocations".parse().unwrap();
+            let uri = INVOKE.parse().unwrap();
             parse_request(&Method::POST, &uri, &h, payload)
         };
         let at_most = invoke(Bytes::from(vec![b' '; MAX_EVENT_PAYLOAD_LEN])).unwrap();
         assert!(at_most.asynchronous);
         assert_eq!(at_most.params.get_invocation_type(), None);
-        assert!(
-            !parse("POST", "/2015-03-31/functions/f/invocations", &[])
-                .unwrap()
-                .asynchronous
-        );
+        assert!(!parse("POST", INVOKE, &[]).unwrap().asynchronous);
         let over = invoke(Bytes::from(vec![b' '; MAX_EVENT_PAYLOAD_LEN + 1])).unwrap_err();
         assert_eq!(
             over,
@@ -665,35 +671,32 @@ mod tests {
             over.to_service_error().message.as_deref(),
             Some("Request must be smaller than 1048576 bytes for the InvokeFunction operation")
         );
-        let e = parse("POST", STREAM, &[("x-amz-invocation-type", "Event")]).unwrap_err();
-        assert!(
-            e.to_service_error()
-                .message
-                .unwrap()
-                .ends_with("enum value set: [RequestResponse, DryRun]")
-        );
-        assert!(
-            e.to_string()
-                .ends_with("\"Event\": expected RequestResponse or DryRun"),
-            "{e}"
-        );
-        let e = parse(
-            "POST",
-            "/2015-03-31/functions/f/invocations",
-            &[("x-amz-invocation-type", "Later")],
-        )
-        .unwrap_err();
-        assert!(
-            e.to_service_error()
-                .message
-                .unwrap()
-                .ends_with("enum value set: [Event, RequestResponse, DryRun]")
-        );
-        assert!(
-            e.to_string()
-                .ends_with("\"Later\": expected Event, RequestResponse or DryRun"),
-            "{e}"
-        );
+        // the allowed values in the service's message and in ours
+        for (uri, value, service_set, ours) in [
+            (
+                STREAM,
+                "Event",
+                "[RequestResponse, DryRun]",
+                "expected RequestResponse or DryRun",
+            ),
+            (
+                INVOKE,
+                "Later",
+                "[Event, RequestResponse, DryRun]",
+                "expected Event, RequestResponse or DryRun",
+            ),
+        ] {
+            let e = parse("POST", uri, &[("x-amz-invocation-type", value)]).unwrap_err();
+            let message = e.to_service_error().message.unwrap();
+            assert!(
+                message.ends_with(&format!("enum value set: {service_set}")),
+                "{message}"
+            );
+            assert!(
+                e.to_string().ends_with(&format!("\"{value}\": {ours}")),
+                "{e}"
+            );
+        }
     }
 
     #[test]
