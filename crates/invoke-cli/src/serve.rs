@@ -44,7 +44,7 @@ pub(crate) struct ServeArgs {
     task_roots: Vec<String>,
     /// The emulator's region: in the ARNs functions see, suggested to clients, checked in
     /// signatures; a function ARN of another region is not found
-    #[arg(long, default_value = "us-east-1")]
+    #[arg(long, default_value = "us-east-1", value_parser = region)]
     region: String,
     /// Inject faults into every invocation of a function, e.g. `echo=corrupt-crc` or
     /// `count=delay-ms=100,close-after=500` (see the emulator's fault table; repeatable)
@@ -108,6 +108,13 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .filter(|s| *s > 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .ok_or_else(|| format!("{text:?} is not a number of seconds above 0 (at most 2^64)"))
+}
+
+/// A region a client can be configured with, as the emulator requires
+fn region(text: &str) -> Result<String, String> {
+    invoke_proto::regional_host("lambda", text, false, false)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// The endpoint's timeouts and connection limit: the options given, the defaults for the

@@ -202,6 +202,18 @@ fn out_of_range_concurrency_is_a_usage_error() {
     }
 }
 
+#[test]
+fn a_region_no_client_could_use_is_a_usage_error() {
+    for region in ["", "us east 1", "-us-east-1", "eu/west", &"a".repeat(64)] {
+        // `=` so that clap takes `-us-east-1` as the value
+        let err = usage_error(&[&format!("--region={region}")]);
+        assert!(
+            err.contains("--region") && err.contains("invalid region"),
+            "{region:?}: {err}"
+        );
+    }
+}
+
 /// `serve` with `args` exits with status 2 (usage error) at once; its stderr
 fn usage_error(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))

@@ -176,16 +176,28 @@ impl ResponseStream {
         }
     }
 
+    /// Records how long the process this invocation started took to initialize (the
+    /// `Init Duration` of its `REPORT` line, which [`Duration`](std::time::Duration) then
+    /// leaves out)
+    pub(crate) fn set_init_duration(&self, init: std::time::Duration) {
+        if let Ok(mut l) = self.log.lock() {
+            l.init = Some(init);
+        }
+    }
+
     /// Completes once the invoking client went away (its response was dropped or finished)
     pub(crate) async fn closed(&self) {
         self.tx.closed().await;
     }
 }
 
-/// The last bytes of a function's log, at most 4 KiB
+/// The last bytes of a function's log, at most 4 KiB, and what its `REPORT` line needs to
+/// know from the handler
 #[derive(Debug, Default)]
 pub(crate) struct LogTail {
     buf: std::collections::VecDeque<u8>,
+    /// The initialization of the process a cold start began, for `Init Duration`
+    pub(crate) init: Option<std::time::Duration>,
 }
 
 impl LogTail {

@@ -186,7 +186,10 @@ impl Builder {
 
     /// The emulator's region (default `us-east-1`): the one in the ARNs functions see, and
     /// the one signatures must be scoped to; a function named by an ARN of another region
-    /// is not found, as the service answers
+    /// is not found, as the service answers. It must be a region clients can be configured
+    /// with (1 to 63 ASCII letters, digits and inner hyphens), else
+    /// [`start`](Self::start) fails; only region-shaped names (`us-east-1`) can appear in
+    /// ARNs
     #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = region.into();
@@ -254,13 +257,16 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// The bind failed, or with TLS, the certificates could not be made or the CA file not
-    /// written.
+    /// The [region](Self::region) is not one (`InvalidInput`), the bind failed, or with TLS,
+    /// the certificates could not be made or the CA file not written.
     #[allow(
         clippy::unused_async,
         reason = "async in the public API: it must run in a tokio runtime, which spawns the server"
     )]
     pub async fn start(self, addr: SocketAddr) -> std::io::Result<Emulator> {
+        // a region no client can be configured with would only make every request fail
+        invoke_proto::regional_host("lambda", &self.region, false, false)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let listener = listen::bind(addr)?;
         let local = listener.local_addr()?;
         let (acceptor, ca) = match &self.tls {

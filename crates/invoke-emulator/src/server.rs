@@ -421,6 +421,11 @@ fn resolve<'a>(shared: &'a Shared, params: &'a InvokeParams) -> Result<Target<'a
     }
     // the ARN as the service writes it: the partition of the region, the account invoked
     let region = parsed.region.unwrap_or(&shared.region);
+    // a full ARN of another partition (`arn:aws-cn:` in `us-east-1`) names no function here
+    // (the service's wording for this case is unconfirmed)
+    if parsed.partition.is_some_and(|p| p != partition_id(region)) {
+        return Err(reject::not_found(params.function_name()));
+    }
     let account = parsed.account.unwrap_or(ACCOUNT);
     let mut arn = format!(
         "arn:{}:lambda:{region}:{account}:function:{}",
@@ -644,7 +649,8 @@ fn run(
                 ))
             });
             if let Ok(mut log) = ran_log.lock() {
-                log.push(report(&id, started.elapsed(), result.as_ref().err()).as_bytes());
+                let line = report(&id, started.elapsed(), log.init, result.as_ref().err());
+                log.push(line.as_bytes());
             }
             let _ = tx.send(Output::Done(result)).await;
         };
@@ -673,20 +679,30 @@ fn log_time(t: SystemTime) -> String {
 }
 
 /// The `END` and `REPORT` lines that close an invocation's log, as the service writes them
-/// (without the memory figures, which an emulator has no honest value for), with
-/// `Status: timeout` after a timeout and `Status: error` with the error type when the
-/// runtime process exited; an error the function or its runtime reported adds no status
-fn report(id: &str, ran: Duration, error: Option<&FunctionError>) -> String {
-    let ms = ran.as_secs_f64() * 1000.0;
+/// (without the memory figures, which an emulator has no honest value for): after a cold
+/// start, `Init Duration` (the process's start to its first `/next`), which `Duration`
+/// leaves out and `Billed Duration` includes (as for custom runtimes); `Status: timeout`
+/// after a timeout and `Status: error` with the error type when the runtime process exited;
+/// an error the function or its runtime reported adds no status
+fn report(
+    id: &str,
+    ran: Duration,
+    init: Option<Duration>,
+    error: Option<&FunctionError>,
+) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // `ran` is the whole call, the process's start included
+    let duration = ms(ran.saturating_sub(init.unwrap_or_default()));
     let billed = ran.as_nanos().div_ceil(1_000_000).max(1);
+    let init = init.map_or_else(String::new, |d| format!("\tInit Duration: {:.2} ms", ms(d)));
     let status = match error.map(|e| e.error_type.as_str()) {
         Some(TIMED_OUT) => "\tStatus: timeout".to_owned(),
         Some(t @ EXIT_ERROR) => format!("\tStatus: error\tError Type: {t}"),
         _ => String::new(),
     };
     format!(
-        "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {ms:.2} ms\tBilled Duration: \
-         {billed} ms{status}\t\n"
+        "END RequestId: {id}\nREPORT RequestId: {id}\tDuration: {duration:.2} ms\tBilled Duration: \
+         {billed} ms{init}{status}\t\n"
     )
 }
 

@@ -256,6 +256,8 @@ async fn parameters_reach_the_function() {
         .strip_prefix(&format!("REPORT RequestId: {id}\tDuration: "))
         .unwrap_or_else(|| panic!("{log:?}"));
     assert!(report.contains(" ms\tBilled Duration: "), "{log:?}");
+    // a function in the emulator's process has no initialization of its own to report
+    assert!(!report.contains("Init Duration"), "{log:?}");
     assert!(log.ends_with(" ms\t\n"), "{log:?}");
     // partial ARN and name:qualifier forms
     for name in [
@@ -282,7 +284,7 @@ async fn arn_reporter(region: &str) -> Emulator {
 }
 
 #[tokio::test]
-async fn functions_see_their_arn_and_other_regions_are_not_found() {
+async fn functions_see_their_arn_and_other_regions_or_partitions_are_not_found() {
     // the account given, the region's partition
     for (region, name, arn) in [
         (
@@ -320,6 +322,35 @@ async fn functions_see_their_arn_and_other_regions_are_not_found() {
             Some("Functions from 'eu-west-1' are not reachable in this region ('us-east-1')")
         );
     }
+    // nor is a full ARN of the region in another partition
+    for name in [
+        "arn:aws-cn:lambda:us-east-1:123456789012:function:ctx",
+        "arn::lambda:us-east-1:123456789012:function:ctx",
+    ] {
+        let e =
+            service_error(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::ResourceNotFound, "{name}");
+        assert_eq!(
+            e.message.as_deref(),
+            Some(format!("Function not found: {name}").as_str())
+        );
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_region_no_client_could_use_is_refused_at_start() {
+    for region in ["", "us east 1", "eu/west-1", "x-"] {
+        let err = Emulator::builder()
+            .region(region)
+            .start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect_err(region);
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput, "{region:?}");
+        assert!(err.to_string().contains("invalid region"), "{err}");
+    }
+    // not region-shaped, but a region a client can be configured with
+    let emu = start(Emulator::builder().region("local")).await;
     emu.shutdown().await;
 }
 

@@ -600,9 +600,13 @@ async fn exit_and_timeout_replace_the_process() {
         ..FunctionConfig::default()
     };
     let emu = start(Emulator::builder().process_function("py", dir.command(""), cfg)).await;
-    let pid = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    let cold = invoke(&emu, "py", &json!({})).await;
+    let pid = cold.json()["pid"].clone();
+    // the invocation that started the process reports its initialization
+    assert!(init_duration(&cold.log()).is_some(), "{cold:?}");
 
     let o = invoke(&emu, "py", &json!({"op": "exit"})).await;
+    assert_eq!(init_duration(&o.log()), None, "a warm start: {o:?}");
     let (t, m) = o.error();
     assert_eq!(t, "Runtime.ExitError");
     assert!(
@@ -616,8 +620,10 @@ async fn exit_and_timeout_replace_the_process() {
             .ends_with("\tStatus: error\tError Type: Runtime.ExitError\t\n"),
         "{o:?}"
     );
-    let pid2 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    let replaced = invoke(&emu, "py", &json!({})).await;
+    let pid2 = replaced.json()["pid"].clone();
     assert_ne!(pid, pid2, "a crashed process is replaced");
+    assert!(init_duration(&replaced.log()).is_some(), "{replaced:?}");
 
     let o = invoke(&emu, "py", &json!({"op": "sleep"})).await;
     let (t, m) = o.error();
@@ -632,6 +638,30 @@ async fn exit_and_timeout_replace_the_process() {
     let pid3 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     assert_ne!(pid2, pid3, "a timed-out process is replaced");
     emu.shutdown().await;
+}
+
+/// The `Init Duration` of the `REPORT` line in `log`, if it has one; checks that `Billed
+/// Duration` covers it and `Duration` both
+fn init_duration(log: &str) -> Option<f64> {
+    let report = log
+        .lines()
+        .find_map(|l| l.strip_prefix("REPORT RequestId: "))
+        .unwrap_or_else(|| panic!("no REPORT line: {log:?}"));
+    let field = |name: &str| {
+        report
+            .split('\t')
+            .find_map(|f| f.strip_prefix(name)?.strip_suffix(" ms"))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    let init = field("Init Duration: ");
+    let duration = field("Duration: ").unwrap();
+    let billed = field("Billed Duration: ").unwrap();
+    // the printed figures are rounded to 0.01 ms
+    assert!(
+        billed + 0.02 >= duration + init.unwrap_or_default(),
+        "{report:?}"
+    );
+    init
 }
 
 #[tokio::test]

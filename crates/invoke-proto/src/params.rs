@@ -358,7 +358,11 @@ fn check_len(parameter: Parameter, v: &str, max: usize) -> Result<(), BuildError
 
 /// The parts of a `FunctionName` in any of its forms (name, partial ARN, full ARN)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct FunctionNameParts<'a> {
+    /// The partition of a full ARN (`aws`, `aws-cn`, ...; empty in `arn::lambda:...`, which
+    /// the model's pattern allows)
+    pub partition: Option<&'a str>,
     /// The region, from a full ARN or a `<region>:` prefix
     pub region: Option<&'a str>,
     /// The 12-digit account id
@@ -375,6 +379,8 @@ pub struct FunctionNameParts<'a> {
 /// use invoke_proto::parse_function_name;
 /// let p = parse_function_name("arn:aws:lambda:us-east-1:123456789012:function:f:prod").unwrap();
 /// assert_eq!((p.name, p.qualifier, p.region), ("f", Some("prod"), Some("us-east-1")));
+/// assert_eq!(p.partition, Some("aws"));
+/// assert_eq!(parse_function_name("us-east-1:f").unwrap().partition, None);
 /// assert!(parse_function_name("not a name").is_none());
 /// ```
 pub fn parse_function_name(name: &str) -> Option<FunctionNameParts<'_>> {
@@ -409,7 +415,8 @@ fn check_function_name(name: &str) -> Result<Option<&str>, BuildError> {
 
 /// Full match of the model's `NamespacedFunctionName` pattern over `:`-separated parts
 fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
-    let with = |region, account, (name, qualifier)| FunctionNameParts {
+    let with = |partition, region, account, (name, qualifier)| FunctionNameParts {
+        partition,
         region,
         account,
         name,
@@ -424,7 +431,7 @@ fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
         && let Some(t) = match_tail(&parts[5..])
     {
         // arn:<partition>:lambda:<region>:<account>: then the tail
-        return Some(with(Some(parts[3]), Some(parts[4]), t));
+        return Some(with(Some(parts[1]), Some(parts[3]), Some(parts[4]), t));
     }
     // else, as the regex's other branch does, a name that may well be `arn` itself
     // [<region>:][<account>:] then the tail; like the regex, the optional prefixes are tried
@@ -446,9 +453,9 @@ fn match_function_name<'a>(parts: &[&'a str]) -> Option<FunctionNameParts<'a>> {
         start(1, None, Some(parts[0]));
     }
     start(0, None, None);
-    starts[..n]
-        .iter()
-        .find_map(|&(s, region, account)| match_tail(&parts[s..]).map(|t| with(region, account, t)))
+    starts[..n].iter().find_map(|&(s, region, account)| {
+        match_tail(&parts[s..]).map(|t| with(None, region, account, t))
+    })
 }
 
 /// `(function:)?<name>(:<qualifier>)?`
@@ -612,9 +619,20 @@ mod tests {
         // the longest form: eight parts
         let p = parse_function_name("arn:aws:lambda:us-west-2:123456789012:function:f:7").unwrap();
         assert_eq!(
-            (p.region, p.account, p.name, p.qualifier),
-            (Some("us-west-2"), Some("123456789012"), "f", Some("7"))
+            (p.partition, p.region, p.account, p.name, p.qualifier),
+            (
+                Some("aws"),
+                Some("us-west-2"),
+                Some("123456789012"),
+                "f",
+                Some("7")
+            )
         );
+        let p = parse_function_name("arn::lambda:us-west-2:123456789012:function:f").unwrap();
+        assert_eq!((p.partition, p.name), (Some(""), "f"));
+        // a partial ARN names no partition
+        let p = parse_function_name("us-west-2:123456789012:function:f").unwrap();
+        assert_eq!(p.partition, None);
         let p = parse_function_name("function:f").unwrap();
         assert_eq!((p.name, p.qualifier), ("f", None));
         assert!(matches!(

@@ -37,6 +37,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
+use tokio::time::Instant;
 
 use super::errordoc;
 use super::errorlines::ErrorLines;
@@ -124,6 +125,9 @@ impl Active {
 
 /// The Runtime API state of one process
 pub(super) struct Runtime {
+    /// When the process was about to be started (made just before it), the start of its
+    /// initialization
+    created: Instant,
     function_name: String,
     handler: String,
     slot: Mutex<Slot>,
@@ -148,6 +152,7 @@ struct Slot {
 impl Runtime {
     pub(super) fn new(function_name: String, handler: String) -> Self {
         Self {
+            created: Instant::now(),
             function_name,
             handler,
             slot: Mutex::new(Slot::default()),
@@ -193,7 +198,13 @@ impl Runtime {
             }
             s.finished.push_back(prev.inv.request_id.clone());
         }
+        let cold = !s.initialized;
         s.initialized = true;
+        drop(s);
+        if cold {
+            // the invocation that waited for the process's initialization reports it
+            a.out.set_init_duration(self.created.elapsed());
+        }
         Some(a)
     }
 
