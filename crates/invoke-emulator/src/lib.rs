@@ -64,6 +64,7 @@ pub use function::{
 };
 pub use listen::ServerLimits;
 pub use runtime::ProcessFunction;
+pub use tls::loopback_tls;
 
 use server::{FunctionEntry, Shared};
 

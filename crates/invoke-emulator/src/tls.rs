@@ -49,6 +49,39 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 /// A fresh CA, a server certificate it signs for `localhost`, `127.0.0.1`, `::1` and `ip`,
 /// the acceptor serving that certificate, and the CA written to `file`
 pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> {
+    let (acceptor, pem) = loopback_tls(ip)?;
+    let (path, temporary) = match file {
+        CaFile::At(path) => {
+            std::fs::write(path, &pem).map_err(|e| ca_file_error(path, &e))?;
+            (path.clone(), false)
+        }
+        CaFile::Temporary => (write_temporary(&pem)?, true),
+    };
+    let ca = Ca {
+        pem,
+        path,
+        temporary,
+    };
+    Ok((acceptor, ca))
+}
+
+/// A TLS acceptor (rustls, `ring` provider) for a local server, with a certificate authority
+/// generated for it: the server certificate it signs names `localhost`, `127.0.0.1`, `::1`,
+/// and `ip` when that is neither unspecified nor loopback; returns the acceptor and the CA
+/// certificate as PEM, for clients to trust
+///
+/// The emulator's [`tls`](crate::Builder::tls) listener uses it; so can other test peers
+/// (a proxy reached over https, for example).
+///
+/// ```
+/// let (_acceptor, ca_pem) = invoke_emulator::loopback_tls([127, 0, 0, 1].into()).unwrap();
+/// assert!(ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+/// ```
+///
+/// # Errors
+///
+/// The keys or certificates could not be made.
+pub fn loopback_tls(ip: IpAddr) -> io::Result<(TlsAcceptor, String)> {
     let mut ca_params = CertificateParams::default();
     ca_params.distinguished_name = name("lambda-stream emulator CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -76,21 +109,7 @@ pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> 
         .with_no_client_auth()
         .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
         .map_err(other)?;
-
-    let pem = ca.pem();
-    let (path, temporary) = match file {
-        CaFile::At(path) => {
-            std::fs::write(path, &pem).map_err(|e| ca_file_error(path, &e))?;
-            (path.clone(), false)
-        }
-        CaFile::Temporary => (write_temporary(&pem)?, true),
-    };
-    let ca = Ca {
-        pem,
-        path,
-        temporary,
-    };
-    Ok((TlsAcceptor::from(Arc::new(config)), ca))
+    Ok((TlsAcceptor::from(Arc::new(config)), ca.pem()))
 }
 
 /// A failed write of the CA file, naming the file

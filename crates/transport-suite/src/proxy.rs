@@ -183,7 +183,8 @@ impl TlsProxy {
     pub fn start(target: std::net::SocketAddr) -> Self {
         let plain = crate::Forwarder::proxy_to(target);
         let behind = plain.address();
-        let (acceptor, ca_pem) = loopback_tls();
+        let (acceptor, ca_pem) =
+            invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).expect("TLS");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
@@ -241,29 +242,4 @@ impl Drop for TlsProxy {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.ca_file);
     }
-}
-
-/// A TLS acceptor for `127.0.0.1` and `localhost`, and the PEM of the CA that signed it
-fn loopback_tls() -> (tokio_rustls::TlsAcceptor, String) {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-    use tokio_rustls::rustls::ServerConfig;
-    use tokio_rustls::rustls::crypto::ring;
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
-
-    let mut ca_params = CertificateParams::default();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca =
-        CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
-    let leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .expect("names");
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca).expect("certificate");
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .expect("server config");
-    (tokio_rustls::TlsAcceptor::from(Arc::new(config)), ca.pem())
 }
