@@ -317,7 +317,9 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
     // As in the AWS CLI, a profile named by --profile beats keys in the environment (which
     // may be another account's); one named by AWS_PROFILE does not
     let shared = if c.profile.is_some() {
-        shared.with_credential_providers(&ProviderKind::DEFAULT_CHAIN[1..])
+        let mut providers = ProviderKind::DEFAULT_CHAIN.to_vec();
+        providers.retain(|p| *p != ProviderKind::Environment);
+        shared.with_credential_providers(&providers)
     } else {
         shared
     };

@@ -635,6 +635,13 @@ mod tests {
         assert_eq!(p.partition, None);
         let p = parse_function_name("function:f").unwrap();
         assert_eq!((p.name, p.qualifier), ("f", None));
+        // a region-shaped first part is the region, as the model's regex tries that first
+        // (not the function `us-west-2` with the qualifier `prod`)
+        let p = parse_function_name("us-west-2:prod").unwrap();
+        assert_eq!(
+            (p.region, p.name, p.qualifier),
+            (Some("us-west-2"), "prod", None)
+        );
         assert!(matches!(
             check_function_name(&"n".repeat(65)),
             Err(BuildError::TooLong { max: 64, .. })
