@@ -19,9 +19,9 @@
 //!    `DecodeError::HeaderName { offset, problem: Duplicate }` at the first header whose name
 //!    already appeared. (An empty name is reported first if the message has both.)
 //! 3. Size limits. Smithy has none. We check `Limits` on the prelude: `LimitExceeded { kind:
-//!    Message, len, max: 25165824 }` when `total_length` is over 24 MiB, `LimitExceeded {
-//!    kind: Headers, len, max: 131072 }` when `headers_length` is over 128 KiB. Inputs that
-//!    large only occur with `-max_len` above 128 KiB.
+//!    Message, len, max: 25296912 }` when `total_length` is over 24 MiB + 128 KiB + 16,
+//!    `LimitExceeded { kind: Headers, len, max: 131072 }` when `headers_length` is over 128
+//!    KiB. Inputs that large only occur with `-max_len` above 128 KiB.
 //!
 //! Same outcome, different error (not checked here):
 //! - `headers_length == 1`: smithy rejects it in the prelude (`InvalidHeadersLength`, "invalid

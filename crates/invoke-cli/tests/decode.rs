@@ -411,7 +411,7 @@ fn output_and_peak_rss(
 
 #[test]
 fn a_largest_message_needs_one_message_of_memory() {
-    // one message of the default 24 MiB limit: the JSON line holds 32 MiB of base64, which
+    // a 24 MiB message (within the default limit): the JSON line holds 32 MiB of base64, which
     // must be streamed rather than built (it was, twice: 94 MB resident in a release build)
     const MESSAGE: usize = 24 * 1024 * 1024;
     let mut h = Headers::builder();

@@ -241,7 +241,7 @@ macro_rules! client_builder_setters {
             self
         }
 
-        /// Event-stream decoding limits (default: 24 MiB messages)
+        /// Event-stream decoding limits (default: 24 MiB + 128 KiB messages, see `Limits`)
         pub fn limits(mut self, limits: $crate::__proto::Limits) -> Self {
             self.settings.limits = limits;
             self

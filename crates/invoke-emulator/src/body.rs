@@ -201,7 +201,7 @@ impl FrameBody {
                 self.queue.push_back(half.slice(..half.len() / 2));
                 self.state = State::Stalled;
             } else if f.oversize {
-                // A valid prelude announcing 25 MiB, over the 24 MiB limit clients enforce
+                // A valid prelude announcing 25 MiB, over the 24 MiB + 128 KiB limit clients enforce
                 let mut b = BytesMut::new();
                 encode_payload_chunk(&[], &mut b).expect("an empty chunk is within the limits");
                 b[0..4].copy_from_slice(&(25u32 << 20).to_be_bytes());

@@ -33,7 +33,8 @@ pub struct Faults {
     pub chunk_delay: Option<Duration>,
     /// Send half a frame after the first chunk and hold the connection
     pub stall_mid_frame: bool,
-    /// Announce a message over the 24 MiB limit after the first chunk and hold
+    /// Announce a 25 MiB message, over the clients' default limit (24 MiB + 128 KiB), after the
+    /// first chunk and hold
     pub oversize: bool,
     /// Send an `exception` message after the first chunk
     pub exception: bool,

@@ -4,11 +4,15 @@ use std::fmt;
 
 /// Which configured limit a message broke, see [`Limits`](crate::Limits)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LimitKind {
     /// The whole message (`total_length` of the prelude)
     Message,
     /// The header block (`headers_length` of the prelude)
     Headers,
+    /// The payload of a `PayloadChunk` the encoder was asked for, over the specification's
+    /// 24 MiB ([`MAX_PAYLOAD_CHUNK_LEN`](crate::MAX_PAYLOAD_CHUNK_LEN))
+    Payload,
 }
 
 impl fmt::Display for LimitKind {
@@ -16,6 +20,7 @@ impl fmt::Display for LimitKind {
         f.write_str(match self {
             Self::Message => "message length",
             Self::Headers => "headers length",
+            Self::Payload => "payload length",
         })
     }
 }

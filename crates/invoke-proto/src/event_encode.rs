@@ -7,9 +7,9 @@ use base64::Engine as _;
 use bytes::BytesMut;
 use serde_json::Value;
 
-use crate::error::EncodeError;
+use crate::error::{EncodeError, LimitKind};
 use crate::eventstream::{
-    Headers, Limits, MESSAGE_OVERHEAD, Message, encode_message, encode_parts,
+    Headers, Limits, MAX_MESSAGE_PAYLOAD_LEN, Message, encode_message, encode_parts,
 };
 use crate::names::{
     CONTENT_TYPE_HEADER, CONTENT_TYPE_JSON, CONTENT_TYPE_OCTET_STREAM, EVENT_INVOKE_COMPLETE,
@@ -47,11 +47,13 @@ static INVOKE_COMPLETE_HEADERS: LazyLock<Headers> = LazyLock::new(|| {
     ])
 });
 
-/// Largest payload one `PayloadChunk` message can carry under the default [`Limits`]
-pub const MAX_PAYLOAD_CHUNK_LEN: usize =
-    Limits::DEFAULT_MAX_MESSAGE_LEN as usize - MESSAGE_OVERHEAD - PAYLOAD_CHUNK_HEADERS_LEN;
+/// Largest payload one `PayloadChunk` message can carry: the specification's 24 MiB
+/// ([`MAX_MESSAGE_PAYLOAD_LEN`]), which botocore enforces (the message is then within the
+/// default [`Limits`])
+pub const MAX_PAYLOAD_CHUNK_LEN: usize = MAX_MESSAGE_PAYLOAD_LEN;
 
 /// Wire length of the `PayloadChunk` header block
+#[cfg(test)]
 const PAYLOAD_CHUNK_HEADERS_LEN: usize = 90;
 
 /// Appends one `PayloadChunk` message carrying `payload` to `dst`, with the headers Lambda
@@ -64,6 +66,13 @@ const PAYLOAD_CHUNK_HEADERS_LEN: usize = 90;
 /// [`EncodeError::LimitExceeded`] if `payload` is longer than [`MAX_PAYLOAD_CHUNK_LEN`];
 /// `dst` is then unchanged.
 pub fn encode_payload_chunk(payload: &[u8], dst: &mut BytesMut) -> Result<(), EncodeError> {
+    if payload.len() > MAX_PAYLOAD_CHUNK_LEN {
+        return Err(EncodeError::LimitExceeded {
+            kind: LimitKind::Payload,
+            len: payload.len() as u64,
+            max: MAX_PAYLOAD_CHUNK_LEN as u32,
+        });
+    }
     encode_parts(
         PAYLOAD_CHUNK_HEADERS.as_wire(),
         payload,
@@ -163,6 +172,8 @@ impl Event {
 mod tests {
     use bytes::Bytes;
 
+    use crate::eventstream::MESSAGE_OVERHEAD;
+
     use super::*;
 
     #[test]
@@ -191,7 +202,9 @@ mod tests {
         assert!(encode_payload_chunk(&big, &mut dst).is_err());
         assert_eq!(&dst[..], b"keep");
         encode_payload_chunk(&big[1..], &mut dst).unwrap();
-        assert_eq!(dst.len(), 4 + Limits::DEFAULT_MAX_MESSAGE_LEN as usize);
+        let len = MESSAGE_OVERHEAD + PAYLOAD_CHUNK_HEADERS_LEN + MAX_PAYLOAD_CHUNK_LEN;
+        assert_eq!(dst.len(), 4 + len);
+        assert!(len <= Limits::DEFAULT_MAX_MESSAGE_LEN as usize);
     }
 
     #[test]

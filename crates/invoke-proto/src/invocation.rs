@@ -357,9 +357,14 @@ impl InvokeDriver {
 
     /// Reports the error body (at most the limit asked for) of the current attempt; `now`
     /// and `jitter` (uniform in `[0, 1)`) serve the retry decision
+    /// (ignored in any other state than waiting for an error body)
     pub fn handle_error_body(&mut self, body: &[u8], now: Instant, jitter: f64) {
-        let State::ErrorBody(head) = std::mem::replace(&mut self.state, State::Ready) else {
-            return;
+        let head = match std::mem::replace(&mut self.state, State::Ready) {
+            State::ErrorBody(head) => head,
+            other => {
+                self.state = other;
+                return;
+            }
         };
         let error = head.into_error(body);
         self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
@@ -783,6 +788,21 @@ mod tests {
             d.poll(),
             DriverAction::Fail(InvokeError::Transport(TransportFailure::IdleTimeout))
         );
+        assert_eq!(d.attempts(), 1);
+        // ... nor when a transport reports an error body out of turn: the stream goes on
+        let mut d = streaming(&quota);
+        d.feed(event("PayloadChunk", "x"));
+        assert!(matches!(d.poll(), DriverAction::Event(_)));
+        d.handle_error_body(b"{}", Instant::now(), 0.0);
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.feed(event("InvokeComplete", "{}"));
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Event(Event::InvokeComplete(_))
+        ));
+        assert_eq!(d.poll(), DriverAction::Done);
+        d.handle_error_body(b"{}", Instant::now(), 0.0);
+        assert_eq!(d.poll(), DriverAction::Done);
         assert_eq!(d.attempts(), 1);
     }
 

@@ -116,8 +116,8 @@ pub use error::{DecodeError, EncodeError, Error, HeaderNameProblem, LimitKind, S
 pub use event_encode::{MAX_PAYLOAD_CHUNK_LEN, encode_payload_chunk};
 pub use eventstream::{
     Header, HeaderValue, Headers, HeadersBuilder, HeadersIter, Limits, MAX_HEADER_NAME_LEN,
-    MAX_HEADER_VALUE_LEN, MESSAGE_OVERHEAD, Message, MessageDecoder, PRELUDE_LEN, Prelude,
-    Utf8Bytes, encode_message, encode_message_with_limits, format_uuid,
+    MAX_HEADER_VALUE_LEN, MAX_MESSAGE_PAYLOAD_LEN, MESSAGE_OVERHEAD, Message, MessageDecoder,
+    PRELUDE_LEN, Prelude, Utf8Bytes, encode_message, encode_message_with_limits, format_uuid,
 };
 pub use invocation::{DriverAction, ERROR_BODY_LIMIT, InvokeDriver, InvokeError};
 pub use names::{

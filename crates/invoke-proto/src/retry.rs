@@ -542,7 +542,18 @@ mod tests {
         let c = RetryConfig::default();
         let q = RetryQuota::default();
         // capped at max_backoff; a malformed value falls back to the backoff
-        for (header, delay) in [("1", 1000), ("300", 20_000), ("soon", 500)] {
+        for (header, delay) in [
+            ("1", 1000),
+            ("300", 20_000),
+            // a longer wait asked for is not a shorter one
+            ("86400", 20_000),
+            ("1e30", 20_000),
+            ("soon", 500),
+            ("-1", 500),
+            ("-0", 0),
+            ("inf", 500),
+            ("NaN", 500),
+        ] {
             let e = throttled(Some(header));
             assert_eq!(
                 decide(AttemptFailure::Service(&e), 1, &c, &q, None, 0.5),

@@ -352,14 +352,31 @@ impl ServiceError {
 
     /// How to treat this error for retries
     ///
-    /// Unknown codes: `Backoff` for 503 and 504 and throttling-like codes, else `Never`.
+    /// Unknown codes: `Backoff` for 503 and 504, and for the throttling and transient codes
+    /// of the AWS SDKs' standard retry mode (botocore's lists: `ThrottlingException`,
+    /// `SlowDown`, `RequestTimeout`, ...), else `Never`.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.kind.policy().unwrap_or_else(|| {
-            let throttling = matches!(
+            let standard = matches!(
                 self.code.as_str(),
-                "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "RequestThrottled"
+                // throttling
+                "Throttling"
+                    | "ThrottlingException"
+                    | "ThrottledException"
+                    | "RequestThrottledException"
+                    | "ProvisionedThroughputExceededException"
+                    | "TransactionInProgressException"
+                    | "RequestLimitExceeded"
+                    | "BandwidthLimitExceeded"
+                    | "LimitExceededException"
+                    | "RequestThrottled"
+                    | "SlowDown"
+                    // transient
+                    | "RequestTimeout"
+                    | "RequestTimeoutException"
+                    | "PriorRequestNotComplete"
             );
-            if throttling || matches!(self.status, Some(503 | 504)) {
+            if standard || matches!(self.status, Some(503 | 504)) {
                 RetryPolicy::Backoff
             } else {
                 RetryPolicy::Never
@@ -372,13 +389,16 @@ impl ServiceError {
         self.retry_policy() != RetryPolicy::Never
     }
 
-    /// The delay the service asked for in `Retry-After`, if any and well-formed
+    /// The delay the service asked for in `Retry-After`, if any and a number of seconds (at
+    /// most a day: a longer wait asked for is a day's)
     pub fn retry_after(&self) -> Option<Duration> {
+        const DAY: f64 = 86_400.0;
         let v = self.retry_after_header.as_deref()?.trim();
         let secs: f64 = v.parse().ok()?;
-        (0.0..86_400.0)
-            .contains(&secs)
-            .then(|| Duration::from_secs_f64(secs))
+        // `try_`: no panic on `-0`
+        secs.is_finite()
+            .then(|| Duration::try_from_secs_f64(secs.min(DAY)).ok())
+            .flatten()
     }
 }
 

@@ -692,6 +692,26 @@ mod tests {
     }
 
     #[test]
+    fn messages_kept_by_finish_are_classified_afresh_after_an_error() {
+        // `finish` decodes all three messages, then fails on the junk; the two identical
+        // InvokeComplete header blocks must not make the first look like a repeated chunk
+        let mut body = BytesMut::from(&wire(&[chunk("a"), complete(), complete()])[..]);
+        body.extend_from_slice(&[0; 12]);
+        let mut s = InvokeStream::new();
+        s.feed(body.freeze());
+        s.finish().expect("InvokeComplete came before the junk");
+        let (events, err) = drain(&mut s);
+        assert_eq!(err, None);
+        assert_eq!(
+            events,
+            [
+                chunk_event("a"),
+                Event::InvokeComplete(InvokeComplete::default())
+            ]
+        );
+    }
+
+    #[test]
     fn event_decoder_on_a_message_decoder() {
         let reordered = message(
             &[

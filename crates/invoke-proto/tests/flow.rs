@@ -227,6 +227,20 @@ fn throttling_fields_and_retry_policy() {
         (ServiceErrorKind::Unknown, "BrandNewException")
     );
     assert!(!unknown.is_retryable());
+    // unknown to Lambda's model, but throttling or transient in the SDKs' standard mode
+    for code in [
+        "ThrottlingException",
+        "SlowDown",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "LimitExceededException",
+    ] {
+        assert_eq!(
+            never(code, 400).retry_policy(),
+            RetryPolicy::Backoff,
+            "{code}"
+        );
+    }
     assert_eq!(never("", 400).retry_after(), None);
 }
 

@@ -3,7 +3,8 @@
 //! Intentional differences (both sides otherwise agree on accept/reject):
 //! - we reject an empty header name (the spec says 1..=255 bytes); smithy accepts it;
 //! - we reject a repeated header name (the spec and botocore do); smithy accepts it;
-//! - we enforce configurable size limits (24 MiB message, 128 KiB header block by default);
+//! - we enforce configurable size limits (24 MiB + 128 KiB message, 128 KiB header block by
+//!   default);
 //!   smithy has none. The mutation test below stays far under them.
 
 use aws_smithy_eventstream::frame::{read_message_from, write_message_to};

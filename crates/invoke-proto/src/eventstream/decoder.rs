@@ -154,18 +154,19 @@ impl MessageDecoder {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
-        loop {
+        let decoded = loop {
             let offset = self.offset;
             match self.step() {
                 Ok(Some(message)) => self.ready.push_back((offset, message)),
-                Ok(None) => break,
-                Err(e) => return Err(self.fail(e)),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        }
+        };
         if !self.ready.is_empty() {
-            // They will be returned without passing through `step`
+            // They will be returned without passing through `step`, whatever came after them
             self.seen.forget_repeat();
         }
+        decoded.map_err(|e| self.fail(e))?;
         let buffered = self.undecoded();
         if buffered > 0 {
             return Err(self.fail(DecodeError::Truncated {

@@ -28,6 +28,9 @@ pub use utf8_bytes::Utf8Bytes;
 pub const PRELUDE_LEN: usize = 12;
 /// Fixed overhead of every message: the prelude plus the trailing message CRC
 pub const MESSAGE_OVERHEAD: usize = 16;
+/// Largest payload of one message in the specification (24 MiB), which botocore enforces; the
+/// encoder writes no larger one
+pub const MAX_MESSAGE_PAYLOAD_LEN: usize = 24 * 1024 * 1024;
 /// Longest header name the format can carry
 pub const MAX_HEADER_NAME_LEN: usize = 255;
 /// Longest byte-array or string header value the encoder writes (the specification's limit;
@@ -36,9 +39,12 @@ pub const MAX_HEADER_VALUE_LEN: usize = 32_767;
 
 /// Size limits that guard memory, checked against the prelude before anything is buffered
 ///
-/// The defaults follow the AWS CRT (`aws-c-event-stream`): 24 MiB for a whole message and
-/// 128 KiB for its header block. The Smithy specification asks clients not to enforce size
-/// limits for interoperability; these are generous memory guards, configurable both ways.
+/// The defaults take every message the specification's limits allow, as botocore does: 128
+/// KiB for the header block, and for a whole message a [24 MiB payload](MAX_MESSAGE_PAYLOAD_LEN)
+/// with a full header block and the 16 bytes of framing. (The AWS CRT caps the whole message
+/// at 24 MiB, so it refuses the largest payloads botocore accepts.) The Smithy specification
+/// asks clients not to enforce size limits for interoperability; these are generous memory
+/// guards, configurable both ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum `total_length` of one message, prelude and CRCs included
@@ -48,8 +54,12 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Default maximum message length: 24 MiB
-    pub const DEFAULT_MAX_MESSAGE_LEN: u32 = 24 * 1024 * 1024;
+    /// Default maximum message length: 24 MiB + 128 KiB + 16 bytes (25,296,912), the largest
+    /// message within the specification's payload and header limits
+    #[allow(clippy::cast_possible_truncation, reason = "25,296,912 fits")]
+    pub const DEFAULT_MAX_MESSAGE_LEN: u32 = (MAX_MESSAGE_PAYLOAD_LEN
+        + Self::DEFAULT_MAX_HEADERS_LEN as usize
+        + MESSAGE_OVERHEAD) as u32;
     /// Default maximum header block length: 128 KiB
     pub const DEFAULT_MAX_HEADERS_LEN: u32 = 128 * 1024;
 

@@ -108,6 +108,28 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_message_the_specification_allows_passes_the_default_limits() {
+        // a 24 MiB payload with a full 128 KiB header block, as botocore accepts
+        let largest = u32::try_from(super::super::MAX_MESSAGE_PAYLOAD_LEN).unwrap()
+            + Limits::DEFAULT_MAX_HEADERS_LEN
+            + 16;
+        let p = Prelude::parse(
+            &prelude_bytes(largest, Limits::DEFAULT_MAX_HEADERS_LEN),
+            &Limits::default(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(p.payload_len(), 24 << 20);
+        assert!(matches!(
+            Prelude::parse(&prelude_bytes(largest + 1, 0), &Limits::default(), 0),
+            Err(DecodeError::LimitExceeded {
+                kind: LimitKind::Message,
+                ..
+            })
+        ));
+    }
+
+    #[test]
     fn four_gib_announcement_fails_on_limit() {
         let err = Prelude::parse(&prelude_bytes(u32::MAX, 0), &Limits::default(), 7).unwrap_err();
         assert_eq!(
