@@ -154,11 +154,21 @@ impl ResponseStream {
     /// a Rust function: like the real service, it runs to completion and its output is
     /// dropped. (A [`ProcessFunction`](crate::ProcessFunction)'s process is killed instead, to
     /// free its slot.)
+    ///
+    /// Always an await point: a function that writes in a loop (empty chunks, or to a client
+    /// that went away) still lets its timeout and the emulator's shutdown end it.
     pub async fn write(&self, chunk: impl Into<Bytes>) {
         let chunk = chunk.into();
-        if !chunk.is_empty() {
-            let _ = self.tx.send(Output::Chunk(chunk)).await;
+        let sent = !chunk.is_empty() && self.tx.send(Output::Chunk(chunk)).await.is_ok();
+        if !sent {
+            tokio::task::yield_now().await;
         }
+    }
+
+    /// Whether the invoking client went away (its response was dropped or finished), so
+    /// that what is written is dropped
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
     }
 
     /// Appends a line to the function's log (returned with `LogType: Tail`)
@@ -176,12 +186,23 @@ impl ResponseStream {
         }
     }
 
-    /// Records how long the process this invocation started took to initialize (the
-    /// `Init Duration` of its `REPORT` line, which [`Duration`](std::time::Duration) then
-    /// leaves out)
-    pub(crate) fn set_init_duration(&self, init: std::time::Duration) {
+    /// Says that the function gets the invocation later than the call, when
+    /// [`began`](Self::began) says so: until then its timeout does not run (a process
+    /// function's wait for a process and the process's start, which its init timeout bounds)
+    pub(crate) fn defer_clock(&self) {
         if let Ok(mut l) = self.log.lock() {
-            l.init = Some(init);
+            l.deferred = true;
+        }
+    }
+
+    /// Records that the function got the invocation only now (a process's `/next` handed it
+    /// out): its timeout and `Duration` run from here, not from the call. `init` is how long
+    /// the process this invocation started took to initialize (its `REPORT` line's
+    /// `Init Duration`).
+    pub(crate) fn began(&self, init: Option<Duration>) {
+        if let Ok(mut l) = self.log.lock() {
+            l.began = Some(tokio::time::Instant::now());
+            l.init = init;
         }
     }
 
@@ -191,18 +212,33 @@ impl ResponseStream {
     }
 }
 
-/// The last bytes of a function's log, at most 4 KiB, and what its `REPORT` line needs to
-/// know from the handler
+/// The last bytes of a function's log, at most 4 KiB, and what its timeout and `REPORT` line
+/// need to know from the handler
 #[derive(Debug, Default)]
 pub(crate) struct LogTail {
     buf: std::collections::VecDeque<u8>,
+    /// When the function got the invocation, if later than the call
+    /// ([`ResponseStream::began`])
+    pub(crate) began: Option<tokio::time::Instant>,
+    /// The function gets the invocation later than the call ([`ResponseStream::defer_clock`])
+    deferred: bool,
     /// The initialization of the process a cold start began, for `Init Duration`
-    pub(crate) init: Option<std::time::Duration>,
+    pub(crate) init: Option<Duration>,
 }
 
 impl LogTail {
     /// Bytes `LogType: Tail` returns
     pub(crate) const MAX: usize = 4096;
+
+    /// When the invocation's time began: when the function got it, `called` unless that is
+    /// deferred; `None` while a deferred start has not come
+    pub(crate) fn began(&self, called: tokio::time::Instant) -> Option<tokio::time::Instant> {
+        match (self.began, self.deferred) {
+            (Some(t), _) => Some(t),
+            (None, true) => None,
+            (None, false) => Some(called),
+        }
+    }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         let bytes = &bytes[bytes.len().saturating_sub(Self::MAX)..];
@@ -293,7 +329,8 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
 }
 
 /// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N writes of S bytes (S capped at
-/// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`
+/// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`. Stops early once the
+/// client went away.
 ///
 /// # Errors
 ///
@@ -312,6 +349,10 @@ pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionE
         .into();
     let mut offset: u64 = 0;
     for k in 0..n {
+        // no one would see the rest (nor would the stream limit let it through)
+        if out.is_closed() {
+            break;
+        }
         if k > 0 && delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
@@ -322,7 +363,8 @@ pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionE
     Ok(())
 }
 
-/// `fail`: payload `{"after":N}` -> N chunks of `chunk\n`, then a function error
+/// `fail`: payload `{"after":N}` -> N chunks of `chunk\n`, then a function error (the chunks
+/// stop early once the client went away)
 ///
 /// # Errors
 ///
@@ -331,6 +373,9 @@ pub async fn fail(inv: Invocation, out: ResponseStream) -> Result<(), FunctionEr
     let p = parse(&inv.payload)?;
     let after = field(&p, "after")?;
     for _ in 0..after {
+        if out.is_closed() {
+            break;
+        }
         out.write(Bytes::from_static(b"chunk\n")).await;
     }
     out.log("fail: failing on purpose");
@@ -338,4 +383,46 @@ pub async fn fail(inv: Invocation, out: ResponseStream) -> Result<(), FunctionEr
         "Error",
         format!("failed after {after} chunks"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invocation(payload: &'static str) -> Invocation {
+        Invocation {
+            request_id: "id".to_owned(),
+            function_name: "f".to_owned(),
+            invoked_function_arn: "arn:aws:lambda:us-east-1:123456789012:function:f".to_owned(),
+            payload: Bytes::from_static(payload.as_bytes()),
+            client_context: None,
+            tenant_id: None,
+            timeout: Duration::from_secs(900),
+        }
+    }
+
+    /// Endless writes to a client that went away end at once (they used to spin without an
+    /// await point, holding a worker thread until the process exited)
+    #[tokio::test]
+    async fn count_and_fail_stop_once_the_client_went_away() {
+        let (tx, rx) = mpsc::channel(1);
+        drop(rx);
+        let out = ResponseStream::new(tx, Arc::default());
+        let endless = r#"{"n":18446744073709551615,"size":1}"#;
+        count(invocation(endless), out.clone()).await.unwrap();
+        let e = fail(invocation(r#"{"after":18446744073709551615}"#), out)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, "Error");
+    }
+
+    /// Empty writes are await points too: a timeout around the function ends it
+    #[tokio::test]
+    async fn empty_writes_let_a_timeout_end_the_function() {
+        let (tx, _rx) = mpsc::channel(1);
+        let out = ResponseStream::new(tx, Arc::default());
+        let endless = invocation(r#"{"n":18446744073709551615,"size":0}"#);
+        let ran = tokio::time::timeout(Duration::from_millis(50), count(endless, out)).await;
+        assert!(ran.is_err(), "the timeout ended it");
+    }
 }

@@ -631,9 +631,9 @@ fn run(
     tokio::spawn(async move {
         let _permit = permit;
         let run = async {
-            let started = tokio::time::Instant::now();
-            let ran = tokio::time::timeout(timeout, handler.call(invocation, out)).await;
-            let result = ran.unwrap_or_else(|_| {
+            let called = tokio::time::Instant::now();
+            let ran = run_for(handler.call(invocation, out), timeout, called, &ran_log).await;
+            let result = ran.unwrap_or_else(|| {
                 let seconds = timeout.as_secs_f64();
                 // the line the service writes into the log when it ends the function
                 if let Ok(mut log) = ran_log.lock() {
@@ -649,7 +649,8 @@ fn run(
                 ))
             });
             if let Ok(mut log) = ran_log.lock() {
-                let line = report(&id, started.elapsed(), log.init, result.as_ref().err());
+                let ran = log.began.unwrap_or(called).elapsed();
+                let line = report(&id, ran, log.init, result.as_ref().err());
                 log.push(line.as_bytes());
             }
             let _ = tx.send(Output::Done(result)).await;
@@ -661,6 +662,40 @@ fn run(
         }
     });
     Running { rx, log }
+}
+
+/// Runs `call` until `timeout` after the function got the invocation: when it was called, or
+/// later if the handler says so ([`ResponseStream::began`]: a process function's invocation
+/// begins when `/next` hands it out, its process's start and the wait for one not counted);
+/// `None` once the time is up
+async fn run_for<F: Future>(
+    call: F,
+    timeout: Duration,
+    called: tokio::time::Instant,
+    log: &Mutex<LogTail>,
+) -> Option<F::Output> {
+    let began = || log.lock().map_or(Some(called), |l| l.began(called));
+    tokio::pin!(call);
+    loop {
+        // not begun yet: look again after `timeout` (the time then runs from the start)
+        let deadline = began()
+            .unwrap_or_else(tokio::time::Instant::now)
+            .checked_add(timeout);
+        // a timeout too long for the clock never ends the call
+        let Some(deadline) = deadline else {
+            return Some(call.await);
+        };
+        tokio::select! {
+            biased;
+            out = &mut call => return Some(out),
+            () = tokio::time::sleep_until(deadline) => {
+                let end = began().and_then(|b| b.checked_add(timeout));
+                if end.is_some_and(|d| d <= tokio::time::Instant::now()) {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// `t` as the service's log lines write it: UTC, milliseconds, `2024-01-15T12:00:03.123Z`
@@ -679,11 +714,12 @@ fn log_time(t: SystemTime) -> String {
 }
 
 /// The `END` and `REPORT` lines that close an invocation's log, as the service writes them
-/// (without the memory figures, which an emulator has no honest value for): after a cold
-/// start, `Init Duration` (the process's start to its first `/next`), which `Duration`
-/// leaves out and `Billed Duration` includes (as for custom runtimes); `Status: timeout`
-/// after a timeout and `Status: error` with the error type when the runtime process exited;
-/// an error the function or its runtime reported adds no status
+/// (without the memory figures, which an emulator has no honest value for): `Duration` is
+/// `ran`, from when the function got the invocation; after a cold start, `Init Duration`
+/// (the process's start to its first `/next`), which `Billed Duration` includes (as for
+/// custom runtimes); `Status: timeout` after a timeout and `Status: error` with the error
+/// type when the runtime process exited; an error the function or its runtime reported adds
+/// no status
 fn report(
     id: &str,
     ran: Duration,
@@ -691,9 +727,12 @@ fn report(
     error: Option<&FunctionError>,
 ) -> String {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    // `ran` is the whole call, the process's start included
-    let duration = ms(ran.saturating_sub(init.unwrap_or_default()));
-    let billed = ran.as_nanos().div_ceil(1_000_000).max(1);
+    let duration = ms(ran);
+    let billed = ran
+        .saturating_add(init.unwrap_or_default())
+        .as_nanos()
+        .div_ceil(1_000_000)
+        .max(1);
     let init = init.map_or_else(String::new, |d| format!("\tInit Duration: {:.2} ms", ms(d)));
     let status = match error.map(|e| e.error_type.as_str()) {
         Some(TIMED_OUT) => "\tStatus: timeout".to_owned(),

@@ -79,6 +79,8 @@ if len(sys.argv) > 1 and sys.argv[1] == "init_error":
                 {"Lambda-Runtime-Function-Error-Type": "Runtime.ImportModuleError"})
     sys.exit(1)
 
+# a slow start, before the first /next
+time.sleep(float(os.environ.get("INIT_SLEEP", "0")))
 while True:
     r, payload = call("GET", "/invocation/next")
     rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
@@ -170,6 +172,9 @@ while True:
             out.write(b"line %d\n" % i)
         out.flush()
         respond(rid, json.dumps({"pid": os.getpid()}))
+    elif op == "deadline":
+        left = int(r.getheader("Lambda-Runtime-Deadline-Ms")) - int(time.time() * 1000)
+        respond(rid, json.dumps({"left_ms": left}))
     elif op == "exit":
         print("about to exit", flush=True)
         sys.exit(3)
@@ -186,6 +191,9 @@ while True:
         reported["second"] = [st, json.loads(body)]
     elif op == "report":
         respond(rid, json.dumps(reported))
+    elif op == "late_init_error":
+        r2, body = call("POST", "/init/error", b"x" * 100000, {"Lambda-Runtime-Function-Error-Type": "Late"})
+        respond(rid, json.dumps({"status": r2.status, "body": json.loads(body)}))
     elif op == "extension":
         r2, body = call("POST", "/2020-01-01/extension/register", b"", {"Lambda-Extension-Name": "x"})
         respond(rid, json.dumps({"status": r2.status, "id": r2.getheader("Lambda-Extension-Identifier")}))
@@ -552,6 +560,12 @@ async fn function_errors() {
     );
     assert_eq!(v["second"][0], 403);
     assert_eq!(v["second"][1]["errorType"], "InvalidStateTransition");
+    // an /init/error once the process polled /next is refused (its document unread), and
+    // the invocation goes on
+    let o = invoke(&emu, "py", &json!({"op": "late_init_error"})).await;
+    let v = o.json();
+    assert_eq!(v["status"], 403, "{v}");
+    assert_eq!(v["body"]["errorType"], "InvalidStateTransition", "{v}");
 
     // after all that the process still serves
     let o = invoke(&emu, "py", &json!({"op": "buffered"})).await;
@@ -637,6 +651,30 @@ async fn exit_and_timeout_replace_the_process() {
     );
     let pid3 = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
     assert_ne!(pid2, pid3, "a timed-out process is replaced");
+    emu.shutdown().await;
+}
+
+/// The function timeout runs from when `/next` hands the invocation out: a process whose
+/// start takes longer than the timeout still runs its invocation (the init timeout bounds the
+/// start), and `Lambda-Runtime-Deadline-Ms` counts from then
+#[tokio::test]
+async fn a_slow_start_does_not_eat_the_function_timeout() {
+    if !have_python("a_slow_start_does_not_eat_the_function_timeout") {
+        return;
+    }
+    let dir = Scratch::new();
+    let function = ProcessFunction::new("py", dir.command("")).env("INIT_SLEEP", "1.5");
+    let cfg = FunctionConfig {
+        timeout: Duration::from_secs(1),
+        ..FunctionConfig::default()
+    };
+    let emu = start(Emulator::builder().process_function_with(function, cfg)).await;
+    let o = invoke(&emu, "py", &json!({"op": "deadline"})).await;
+    assert!(!o.complete.is_error(), "{o:?}");
+    let left = o.json()["left_ms"].as_i64().unwrap();
+    assert!(left > 0 && left <= 1000, "{left} ms left at /next");
+    let init = init_duration(&o.log()).expect("a cold start");
+    assert!(init >= 1500.0, "{init} ms");
     emu.shutdown().await;
 }
 
@@ -923,6 +961,11 @@ async fn runtime_supplied_headers_are_bounded() {
     let event = json!({"op": "trailers_doc", "doc": doc, "type": "G", "times": 10_000});
     let (t, m) = invoke(&emu, "py", &event).await.error();
     assert!(t.len() <= 256 && t.starts_with("GGGG"), "{} bytes", t.len());
+    assert_eq!(m, doc);
+    // a type that is not ASCII (a class name's non-ASCII bytes) still fails the invocation
+    let event = json!({"op": "trailers_doc", "doc": doc, "type": "ÜberError"});
+    let (t, m) = invoke(&emu, "py", &event).await.error();
+    assert!(t.ends_with("berError"), "{t}");
     assert_eq!(m, doc);
     // A 100 KB Content-Type is refused, not passed on to the client
     let o = invoke(

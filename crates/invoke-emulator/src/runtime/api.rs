@@ -83,7 +83,6 @@ impl Finished {
 pub(super) struct Active {
     inv: Invocation,
     out: ResponseStream,
-    deadline_ms: u128,
     trace_id: String,
     done: Mutex<Option<oneshot::Sender<Finished>>>,
     /// A `/response` or `/error` has started
@@ -99,7 +98,6 @@ impl Active {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        let deadline_ms = (now + inv.timeout).as_millis();
         let trace_id = format!(
             "Root=1-{:08x}-{};Parent={};Sampled=0",
             now.as_secs(),
@@ -109,7 +107,6 @@ impl Active {
         Arc::new(Self {
             inv,
             out,
-            deadline_ms,
             trace_id,
             done: Mutex::new(Some(done)),
             claimed: AtomicBool::new(false),
@@ -201,10 +198,9 @@ impl Runtime {
         let cold = !s.initialized;
         s.initialized = true;
         drop(s);
-        if cold {
-            // the invocation that waited for the process's initialization reports it
-            a.out.set_init_duration(self.created.elapsed());
-        }
+        // the invocation's time runs from now; the one that waited for the process's
+        // initialization reports it
+        a.out.began(cold.then(|| self.created.elapsed()));
         Some(a)
     }
 
@@ -384,7 +380,7 @@ async fn next(rt: &Runtime) -> Response<RespBody> {
         ),
         (
             "lambda-runtime-deadline-ms",
-            Some(a.deadline_ms.to_string()),
+            Some(deadline_ms(inv.timeout).to_string()),
         ),
         (
             "lambda-runtime-invoked-function-arn",
@@ -406,6 +402,15 @@ async fn next(rt: &Runtime) -> Response<RespBody> {
     let mut r = Response::new(full(inv.payload.clone()));
     *r.headers_mut() = headers;
     r
+}
+
+/// `Lambda-Runtime-Deadline-Ms` for an invocation handed out now: its timeout runs from here
+fn deadline_ms(timeout: Duration) -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .saturating_add(timeout)
+        .as_millis()
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -496,11 +501,16 @@ async fn response(rt: &Runtime, id: &str, req: Request<Incoming>) -> Response<Re
     }
     let (rest, in_body) = lines.finish();
     out.write(rest).await;
+    // an error type that is not visible ASCII (a Latin-1 class name) is still an error
+    let lossy = |t: &HeaderMap, name| {
+        t.get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+    };
     let from_trailers = trailers.and_then(|t| {
-        let error_type = header(&t, ERROR_TYPE)?;
+        let error_type = lossy(&t, ERROR_TYPE)?;
         Some(errordoc::from_report(
-            error_type,
-            header(&t, ERROR_BODY).unwrap_or(""),
+            &error_type,
+            &lossy(&t, ERROR_BODY).unwrap_or_default(),
         ))
     });
     active.finish(Finished::keep(match from_trailers.or(in_body) {
@@ -618,15 +628,23 @@ async fn invocation_error(rt: &Runtime, id: &str, req: Request<Incoming>) -> Res
 }
 
 async fn init_error(rt: &Runtime, req: Request<Incoming>) -> Response<RespBody> {
+    let refused = || {
+        api_error(
+            StatusCode::FORBIDDEN,
+            "InvalidStateTransition",
+            "Invalid state transition: init/error after initialization",
+        )
+    };
+    // refused before the document is read (and then drained, not kept)
+    if rt.initialized() {
+        drain(req.into_body()).await;
+        return refused();
+    }
     let (parts, body) = req.into_parts();
     let (e, answer) = read_report(&parts.headers, body).await;
     let mut s = rt.slot();
     if s.initialized {
-        return api_error(
-            StatusCode::FORBIDDEN,
-            "InvalidStateTransition",
-            "Invalid state transition: init/error after initialization",
-        );
+        return refused();
     }
     match s.pending.take() {
         Some(a) => a.finish(Finished::replace(Err(e))),

@@ -254,6 +254,9 @@ impl Handler for ProcessFunction {
         let pool = Arc::clone(&self.pool);
         let echo = Arc::clone(&self.echo);
         Box::pin(async move {
+            // The invocation's timeout runs once `/next` hands it out: the wait for a process
+            // and a new one's start (bounded by the init timeout) do not count
+            out.defer_clock();
             // A client that goes away while the invocation waits for a process drops it
             let permit = tokio::select! {
                 p = Arc::clone(&pool.permits).acquire_owned() => p
