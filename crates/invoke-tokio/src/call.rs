@@ -376,7 +376,8 @@ impl Response {
     }
 
     /// The next body bytes, the end of the body, or a transport failure; arms the idle and
-    /// deadline timers only when hyper has nothing ready
+    /// deadline timers only when hyper has nothing ready, and checks the deadline before
+    /// handing out bytes hyper had ready (a reader slower than the function never waits)
     fn poll_body(
         &mut self,
         cx: &mut Context<'_>,
@@ -389,6 +390,9 @@ impl Response {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
                         self.progressed = true;
+                        if Instant::now() >= self.call.deadline {
+                            return Poll::Ready(Err(self.deadline_passed()));
+                        }
                         return Poll::Ready(Ok(Some(data)));
                     }
                     _ => {}
@@ -414,11 +418,7 @@ impl Response {
         while timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
             if now >= deadline {
-                let overall = self.call.inner.timeouts.overall;
-                return Poll::Ready(Err((
-                    TransportFailure::Deadline,
-                    format!("the invocation took longer than {overall:?}").into(),
-                )));
+                return Poll::Ready(Err(self.deadline_passed()));
             }
             let due = self.last_progress + idle;
             if due <= now {
@@ -430,6 +430,15 @@ impl Response {
             timer.as_mut().reset(due.min(deadline));
         }
         Poll::Pending
+    }
+
+    /// The failure of a body read past the deadline
+    fn deadline_passed(&self) -> (TransportFailure, BoxError) {
+        let overall = self.call.inner.timeouts.overall;
+        (
+            TransportFailure::Deadline,
+            format!("the invocation took longer than {overall:?}").into(),
+        )
     }
 
     /// The caller has every event: the end of the body is waited for at most [`DRAIN_WAIT`]

@@ -137,3 +137,36 @@ fn dropping_the_invoke_future_before_the_head_closes_its_connection() {
         assert!(no_task_left(rt.handle()).await, "connection task ended");
     });
 }
+
+/// A reader slower than the function still meets the overall deadline (bytes hyper already
+/// holds are not handed out once it passed; hyper's HTTP/1 body hands over a chunk at a time,
+/// so the timer path, which checks it too, is usually reached as well)
+#[test]
+fn a_slow_reader_of_a_fast_stream_meets_the_overall_deadline() {
+    let harness = Harness::start();
+    let client = Client::builder(harness.endpoint())
+        .credentials(Credentials::new(KEY, SECRET, None))
+        .proxy_env(ProxyEnv::none())
+        .timeouts(invoke_tokio::Timeouts::default().with_overall(Duration::from_millis(300)))
+        .build()
+        .expect("client");
+    support::runtime().block_on(async {
+        let long = InvokeParams::new("count", r#"{"n":100000,"size":1000}"#);
+        let response = client.invoke(&long).await.expect("invoke");
+        let mut events = pin!(response);
+        // 20 ms a chunk: the 300 ms are over within about 15 chunks
+        for n in 0..250 {
+            match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                Some(Ok(Event::PayloadChunk(_))) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Some(Err(e)) => {
+                    assert!(e.to_string().contains("deadline passed"), "{e}");
+                    return;
+                }
+                other => panic!("after {n} chunks: {other:?}"),
+            }
+        }
+        panic!("250 chunks read over 5 s, past a 300 ms deadline");
+    });
+}
