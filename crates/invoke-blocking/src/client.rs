@@ -368,6 +368,8 @@ impl ClientBuilder {
             .max_redirects(0)
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
+            // the name's lookup is part of connecting, as in invoke-tokio
+            .timeout_resolve(Some(t.connect))
             .timeout_connect(Some(t.connect))
             .timeout_recv_response(Some(t.head))
             .timeout_per_read(Some(per_io_timeout(&t)))
@@ -460,6 +462,22 @@ mod tests {
         let mut tiny = t;
         tiny.overall = IO_TIMEOUT_SLACK;
         assert_eq!(per_io_timeout(&tiny), IO_TIMEOUT_SLACK);
+    }
+
+    /// ureq times a name's lookup by its own resolve timeout: the connect timeout bounds it
+    #[test]
+    fn looking_up_the_name_is_bounded_by_the_connect_timeout() {
+        let connect = Duration::from_millis(1234);
+        let client = Client::builder(local_endpoint())
+            .timeouts(Timeouts::default().with_connect(connect))
+            .no_signing()
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        assert_eq!(
+            client.inner.agent.config().timeouts().resolve,
+            Some(connect)
+        );
     }
 
     #[test]

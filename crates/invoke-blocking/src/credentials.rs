@@ -60,6 +60,7 @@ impl Sender {
             .configure_request(request)
             .https_only(false)
             .proxy(proxy)
+            .timeout_resolve(Some(connect))
             .timeout_connect(Some(connect))
             .timeout_global(Some(self.timeout))
             .timeout_recv_response(Some(self.timeout))

@@ -315,10 +315,20 @@ impl Connector {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(host.to_owned())
             .map_err(|e| ConnectError::new(TransportFailure::Tls, e))?;
-        self.tls
-            .connect(name, io)
-            .await
-            .map_err(|e| ConnectError::new(TransportFailure::Tls, e))
+        self.tls.connect(name, io).await.map_err(|e| {
+            // a TLS error proper (a certificate, a protocol) is never retried; a connection
+            // reset or closed by the peer during the handshake is a failed connect, retried
+            // as before the request was sent
+            let tls = e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+            let kind = if tls {
+                TransportFailure::Tls
+            } else {
+                TransportFailure::Connect
+            };
+            ConnectError::new(kind, e)
+        })
     }
 }
 

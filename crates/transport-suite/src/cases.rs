@@ -377,6 +377,39 @@ pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
     assert!(message.contains(&addr.to_string()), "{message}");
 }
 
+/// A connection cut during the TLS handshake (a load balancer dropping it) is retried like a
+/// refused one, the request not having been sent; not a TLS error, which is never retried
+pub fn a_connection_cut_during_the_tls_handshake_is_retried<T: Transport>(t: &T) {
+    use std::io::Read as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            seen.fetch_add(1, Ordering::SeqCst);
+            // the ClientHello, then the connection closed without a word
+            let _ = socket.read(&mut [0; 4096]);
+        }
+    });
+    let c = t.client(&config(endpoint(&format!("https://{addr}"))));
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    match &o.failure {
+        Some(Failure::Transport { kind, attempts, .. }) => {
+            assert_ne!(*kind, TransportFailure::Tls, "{o:?}");
+            assert_eq!(*attempts, Some(3), "{o:?}");
+        }
+        other => panic!("not a transport failure: {other:?}"),
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
+}
+
 /// A listener whose accept queue is full leaves the TCP handshake unanswered: the connect
 /// timeout, per attempt, retried, then an error naming the address
 pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {

@@ -310,6 +310,7 @@ macro_rules! transport_suite {
             bad_credentials,
             connection_refused_names_the_address,
             connect_timeout_names_the_address,
+            a_connection_cut_during_the_tls_handshake_is_retried,
             head_timeout,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
             no_retry_after_the_first_event,
