@@ -5,9 +5,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_core::Stream;
@@ -143,15 +143,14 @@ impl Call {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
         }
-        let now = Instant::now();
-        let head_by = now + inner.timeouts.head;
-        let (limit, on_timeout) = if head_by < self.deadline {
-            (head_by, TransportFailure::HeadTimeout)
-        } else {
-            (self.deadline, TransportFailure::Deadline)
-        };
+        let sent_at = OnceLock::new();
         let sent = tracing::Instrument::instrument(
-            tokio::time::timeout_at(limit, inner.pool.send(request)),
+            head_within(
+                inner.pool.send(request, &sent_at),
+                &sent_at,
+                inner.timeouts.head.min(inner.timeouts.idle),
+                self.deadline,
+            ),
             span.clone(),
         )
         .await;
@@ -170,9 +169,8 @@ impl Call {
                 tracing::debug!(%kind, error = %e, "attempt failed");
                 self.fail(kind, e);
             }
-            Err(_) => {
+            Err((on_timeout, waited)) => {
                 tracing::debug!(kind = %on_timeout, "attempt failed");
-                let waited = limit - now;
                 self.fail(
                     on_timeout,
                     format!("no response head within {waited:?}").into(),
@@ -534,6 +532,44 @@ impl Stream for Response {
             }
         }
     }
+}
+
+/// `send` (a request handed to the pool, which sets `sent_at` once it sent it on a
+/// connection) bounded by the head timeout `window` from sending, as the blocking client's
+/// (connecting has its own timeout), and by the `deadline`; on timeout, which of the two
+/// passed and the time waited. One timer, moved when it fires early.
+async fn head_within<T>(
+    send: impl Future<Output = T>,
+    sent_at: &OnceLock<Instant>,
+    window: Duration,
+    deadline: Instant,
+) -> Result<T, (TransportFailure, Duration)> {
+    let start = Instant::now();
+    let by = |from: Instant| {
+        from.checked_add(window)
+            .map_or(deadline, |l| l.min(deadline))
+    };
+    let timer = tokio::time::sleep_until(by(start));
+    tokio::pin!(send, timer);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+            return Poll::Ready(Ok(sent));
+        }
+        while timer.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if now >= deadline {
+                return Poll::Ready(Err((TransportFailure::Deadline, now - start)));
+            }
+            // still connecting: the window has not begun
+            let limit = by(sent_at.get().copied().unwrap_or(now));
+            if limit <= now {
+                return Poll::Ready(Err((TransportFailure::HeadTimeout, window)));
+            }
+            timer.as_mut().reset(limit);
+        }
+        Poll::Pending
+    })
+    .await
 }
 
 /// The payload of a response as a `tokio::io::AsyncRead`, from

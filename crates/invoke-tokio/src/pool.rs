@@ -82,9 +82,12 @@ impl Pool {
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
     /// connection closed before sending goes out again on a new one
+    /// Sends `request` on an idle connection or a new one; `sent_at` is set when it is
+    /// handed to the connection (connecting done), where the head timeout starts
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<Full<Bytes>>,
+        sent_at: &std::sync::OnceLock<tokio::time::Instant>,
     ) -> Result<(Response<Incoming>, Lease), BoxError> {
         let mut request = prepare(request, self.absolute_form);
         loop {
@@ -100,6 +103,7 @@ impl Pool {
             if reused && sender.ready().await.is_err() {
                 continue;
             }
+            let _ = sent_at.set(tokio::time::Instant::now());
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease {

@@ -462,7 +462,9 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
     assert_eq!(payload, MESSAGES * MESSAGE);
 }
 
-/// A server that accepts and never answers: the head timeout, per attempt
+/// A server that accepts and never answers: the head timeout, per attempt; a shorter idle
+/// timeout bounds the wait for the head as well (it is the time between two reads, head and
+/// body)
 pub fn head_timeout<T: Transport>(t: &T) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -475,6 +477,13 @@ pub fn head_timeout<T: Transport>(t: &T) {
     let mut cfg = config(endpoint(&format!("http://{addr}")));
     cfg.head_timeout = Duration::from_millis(200);
     cfg.retry = cfg.retry.with_max_attempts(2);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    transport_failure(&o, TransportFailure::HeadTimeout, 2);
+    cfg.head_timeout = Duration::from_secs(60);
+    cfg.idle_timeout = Duration::from_millis(200);
+    // were the idle timeout not applied, this would end it instead
+    cfg.overall_timeout = Duration::from_secs(10);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
     transport_failure(&o, TransportFailure::HeadTimeout, 2);
