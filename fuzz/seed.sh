@@ -72,6 +72,9 @@ bodies = {
     "error": message(
         [(":error-code", "InternalError"), (":error-message", "oops"), (":message-type", "error")]),
     "cut_short": chunk(b"Hello"),
+    # two identical header blocks after a chunk, then junk: what finish() keeps must be
+    # classified afresh (a bug once made the first InvokeComplete a PayloadChunk)
+    "repeated_ends_then_junk": chunk(b"a") + complete() + complete() + bytes(12),
 }
 for name, body in bodies.items():
     with open(f"{sys.argv[1]}/lambda_{name}.bin", "wb") as f:

@@ -12,7 +12,9 @@
 //! `InvokeComplete`, after it `next_event` returns `Ok(None)` and `finish` is `Ok`, `finish`
 //! is `Ok` only if an `InvokeComplete` was seen, and `decoded_log` is called on it (`Ok(None)`
 //! without a `LogResult`). Across the two runs: the same events (so the same concatenated
-//! payload), the same first error, the same `finish` result, the same ignored byte count.
+//! payload), the same first error, the same `finish` result, the same ignored byte count. A
+//! third run feeds the chunks without draining, calls `finish`, and only then drains: the same
+//! events, then `finish`'s error if it had one.
 #![no_main]
 
 use invoke_proto::bytes::Bytes;
@@ -44,7 +46,40 @@ fuzz_target!(|data: &[u8]| {
         "payload depends on chunking"
     );
     assert_eq!(chunked, whole, "chunked feed differs from one-shot");
+    let (events, finish) = finish_first(&wire, &chunks(specs, wire.len()));
+    assert_eq!(
+        events, whole.events,
+        "finish before draining changed the events"
+    );
+    assert_eq!(
+        finish, whole.finish,
+        "finish before draining changed the end"
+    );
 });
+
+/// Fed without draining, finished, then drained: the events `finish` kept, and its result
+fn finish_first(
+    wire: &Bytes,
+    chunks: &[std::ops::Range<usize>],
+) -> (Vec<Event>, Result<(), StreamError>) {
+    let mut s = InvokeStream::new();
+    for chunk in chunks {
+        s.feed(wire.slice(chunk.clone()));
+    }
+    let finish = s.finish();
+    let mut events = Vec::new();
+    loop {
+        match s.next_event() {
+            Ok(Some(event)) => events.push(event),
+            Ok(None) => break,
+            Err(e) => {
+                assert_eq!(Err(e), finish, "finish() and the drained error differ");
+                break;
+            }
+        }
+    }
+    (events, finish)
+}
 
 fn chunks(specs: &[u8], len: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
