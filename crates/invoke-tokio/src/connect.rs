@@ -321,7 +321,8 @@ impl Connector {
             // as before the request was sent
             let tls = e
                 .get_ref()
-                .is_some_and(|inner| inner.is::<tokio_rustls::rustls::Error>());
+                .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>())
+                .is_some();
             let kind = if tls {
                 TransportFailure::Tls
             } else {
