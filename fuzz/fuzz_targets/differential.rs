@@ -168,6 +168,7 @@ fn check_intentional(i: usize, start: u64, e: &DecodeError, s: &SMessage) {
         let (actual, limit) = match kind {
             LimitKind::Message => (total, limits.max_message_len),
             LimitKind::Headers => (headers_len, limits.max_headers_len),
+            other => panic!("message {i}: the decoder reported a {other:?} limit"),
         };
         assert_eq!(offset, start, "message {i}: {e:?} not at the message start");
         assert_eq!(
