@@ -116,7 +116,12 @@ impl Client {
         let mut builder = Self::builder(endpoint)
             .retry(retry)
             .proxy_env(ProxyEnv::from_env(shared.env()))
-            .default_credentials(shared.clone());
+            // the providers' STS and SSO requests go to the client's region, as in the SDKs
+            .default_credentials(
+                shared
+                    .clone()
+                    .with_client_region(endpoint_config.region.clone()),
+            );
         builder.settings.ca_bundles = bundles;
         Ok(builder)
     }

@@ -129,8 +129,12 @@ impl CredentialsCache {
     }
 
     fn fresh(&self, c: &ProvidedCredentials) -> bool {
-        c.expiry
-            .is_none_or(|exp| (self.clock)() + self.buffer < exp)
+        // a buffer past the clock's range: nothing that expires is fresh
+        c.expiry.is_none_or(|exp| {
+            (self.clock)()
+                .checked_add(self.buffer)
+                .is_some_and(|due| due < exp)
+        })
     }
 }
 

@@ -93,6 +93,8 @@ pub struct SharedConfig {
     pub(crate) files: Vec<(PathBuf, FileStatus)>,
     /// The providers [`crate::CredentialsChain::new`] asks, in order
     pub(crate) credential_providers: Vec<ProviderKind>,
+    /// The region the client resolved ([`with_client_region`](Self::with_client_region))
+    pub(crate) client_region: Option<String>,
 }
 
 /// Most attempts per request a credentials provider makes (instance metadata, container
@@ -167,7 +169,32 @@ impl SharedConfig {
             profiles,
             files,
             credential_providers: ProviderKind::DEFAULT_CHAIN.to_vec(),
+            client_region: None,
         }
+    }
+
+    /// This configuration with the region the client resolved (an explicit region, else
+    /// the environment's or the profile's, else the instance's from IMDS), which the
+    /// credential providers' STS and SSO requests then use too, as the AWS SDKs' providers
+    /// do; without it they read the environment and the profile themselves
+    ///
+    /// ```
+    /// use invoke_config::{Env, MemFs, SharedConfig};
+    ///
+    /// let shared = SharedConfig::load(Env::from_pairs([("AWS_REGION", "us-west-2")]), &MemFs::new());
+    /// assert_eq!(shared.client_region(), None);
+    /// let shared = shared.with_client_region(Some("cn-north-1".to_owned()));
+    /// assert_eq!(shared.client_region(), Some("cn-north-1"));
+    /// ```
+    #[must_use]
+    pub fn with_client_region(mut self, region: Option<String>) -> Self {
+        self.client_region = region;
+        self
+    }
+
+    /// The region set by [`with_client_region`](Self::with_client_region)
+    pub fn client_region(&self) -> Option<&str> {
+        self.client_region.as_deref()
     }
 
     /// The credential providers the default chain asks, in order (default

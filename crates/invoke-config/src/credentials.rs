@@ -229,8 +229,9 @@ impl fmt::Debug for Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt(pub u32);
 
-/// A `credential_process` command line, run by a shell
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A `credential_process` command line, run by a shell (its `Debug` shows the program, not
+/// the arguments, which may hold a secret)
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProcessCommand {
     /// The command line as configured (run with `sh -c`, or `cmd /C` on Windows)
     pub command: String,
@@ -238,6 +239,16 @@ pub struct ProcessCommand {
     pub timeout: Duration,
     /// The most bytes read from each of stdout and stderr
     pub max_output: usize,
+}
+
+impl std::fmt::Debug for ProcessCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessCommand")
+            .field("command", &crate::profile::CommandLine(&self.command))
+            .field("timeout", &self.timeout)
+            .field("max_output", &self.max_output)
+            .finish()
+    }
 }
 
 /// What a `credential_process` produced
@@ -462,11 +473,23 @@ pub(crate) fn misuse() -> Act {
     ))))
 }
 
+/// How a JSON credential document must name its session
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Session {
+    /// `credential_process`: a `SessionToken` and an `Expiration` are optional (long-term
+    /// keys have neither)
+    Optional,
+    /// ECS/EKS and IMDS: a `Token` and an `Expiration` must be there, as the SDKs require
+    /// (credentials without an expiry would be cached for good, and outlive their session)
+    Required,
+}
+
 /// Parses the JSON credential documents of ECS/EKS, IMDS and `credential_process`
 pub(crate) fn parse_json_credentials(
     body: &[u8],
     provider: &'static str,
     token_keys: &[&str],
+    session: Session,
 ) -> Result<ProvidedCredentials, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("invalid JSON in response: {e}"))?;
@@ -479,6 +502,14 @@ pub(crate) fn parse_json_credentials(
     let id = get("AccessKeyId").ok_or("the answer has no AccessKeyId")?;
     let secret = get("SecretAccessKey").ok_or("the answer has no SecretAccessKey")?;
     let token = token_keys.iter().find_map(|k| get(k)).map(str::to_owned);
+    if matches!(session, Session::Required) {
+        if token.is_none() {
+            return Err(format!("the answer has no {}", token_keys.join(" or ")));
+        }
+        if get("Expiration").is_none() {
+            return Err("the answer has no Expiration".to_owned());
+        }
+    }
     let expiry = match get("Expiration") {
         Some(e) => {
             Some(crate::time::parse_rfc3339(e).ok_or_else(|| format!("invalid Expiration `{e}`"))?)

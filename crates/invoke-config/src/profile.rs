@@ -73,13 +73,32 @@ pub(crate) fn is_secret_key(key: &str) -> bool {
     key.contains("secret") || key.ends_with("session_token") || key.ends_with("security_token")
 }
 
-/// Values of secret keys (`aws_secret_access_key`, `aws_session_token`, ...) are redacted
+/// A command line shown with its program only: its arguments may hold a secret (`--token
+/// s3cret`), as the Rust SDK's `CommandWithSensitiveArgs` assumes
+pub(crate) struct CommandLine<'a>(pub(crate) &'a str);
+
+impl fmt::Debug for CommandLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words = self.0.split_whitespace();
+        let program = words.next().unwrap_or_default();
+        if words.next().is_some() {
+            write!(f, "{program:?} ** arguments redacted **")
+        } else {
+            write!(f, "{program:?}")
+        }
+    }
+}
+
+/// Values of secret keys (`aws_secret_access_key`, `aws_session_token`, ...) are redacted,
+/// and `credential_process` arguments
 impl fmt::Debug for Section {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for (k, v) in &self.properties {
             if is_secret_key(k) {
                 m.entry(k, &format_args!("<redacted>"));
+            } else if k.eq_ignore_ascii_case("credential_process") {
+                m.entry(k, &CommandLine(v));
             } else {
                 m.entry(k, v);
             }

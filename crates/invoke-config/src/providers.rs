@@ -11,7 +11,7 @@ use invoke_proto::Credentials;
 use crate::config::{SharedConfig, parse_bool};
 use crate::credentials::{
     Act, Call, CallResult, CredentialsError, Ctx, Exchange, Fail, HttpResponse, Input, Machine,
-    OneCall, ProcessCommand, ProvidedCredentials, misuse, parse_json_credentials,
+    OneCall, ProcessCommand, ProvidedCredentials, Session, misuse, parse_json_credentials,
 };
 use crate::imds::ImdsSettings;
 use crate::profile::{ProfileSet, Section};
@@ -94,6 +94,7 @@ impl ServiceSettings {
     ) -> Result<Self, CredentialsError> {
         let bad = |e: crate::ConfigError| CredentialsError::config("profile", e.to_string());
         let region = region
+            .or_else(|| shared.client_region.clone())
             .or_else(|| {
                 shared
                     .string_setting(&["AWS_REGION", "AWS_DEFAULT_REGION"], "region")
@@ -371,14 +372,15 @@ impl Machine for Process {
                 false,
             ));
         }
-        let parsed = parse_json_credentials(&out.stdout, P, &["SessionToken"]).and_then(|c| {
-            let v: serde_json::Value =
-                serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
-            match v.get("Version").and_then(serde_json::Value::as_i64) {
-                Some(1) => Ok(c),
-                _ => Err("`Version` must be 1".to_owned()),
-            }
-        });
+        let parsed = parse_json_credentials(&out.stdout, P, &["SessionToken"], Session::Optional)
+            .and_then(|c| {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())?;
+                match v.get("Version").and_then(serde_json::Value::as_i64) {
+                    Some(1) => Ok(c),
+                    _ => Err("`Version` must be 1".to_owned()),
+                }
+            });
         match parsed {
             Ok(mut c) => {
                 if c.account_id.is_none() {
@@ -823,6 +825,15 @@ pub(crate) fn profile_provider(
         } else {
             looked.join(" and ")
         };
+        if set.profile(&name).is_none() && name != "default" {
+            // a profile asked for by name that is not there is a mistake, not a reason to
+            // go on to the machine's role (the SDKs stop here too)
+            return Err(CredentialsError::config(
+                "profile",
+                format!("profile `{name}` is not defined (looked in {looked})"),
+            )
+            .into());
+        }
         return Err(Fail::NotConfigured(if set.profile(&name).is_some() {
             format!("profile `{name}` has no credentials (looked in {looked})")
         } else {
@@ -1044,7 +1055,7 @@ impl Exchange for Container {
                 r.status.is_server_error(),
             ));
         }
-        parse_json_credentials(&r.body, P, &["Token"])
+        parse_json_credentials(&r.body, P, &["Token"], Session::Required)
             .map_err(|m| CredentialsError::load(P, m, false))
     }
 
@@ -1220,7 +1231,7 @@ impl Machine for Imds {
                         false,
                     ));
                 }
-                match parse_json_credentials(&r.body, P, &["Token"]) {
+                match parse_json_credentials(&r.body, P, &["Token"], Session::Required) {
                     Ok(c) => done(c),
                     Err(m) => fail(CredentialsError::load(P, m, false)),
                 }

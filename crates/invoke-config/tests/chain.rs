@@ -262,9 +262,114 @@ fn secrets_stay_out_of_debug_and_errors() {
     );
     assert_no_secret(&format!("{msg} {e:?}"));
 
+    // arguments of a credential_process may be secrets: Debug shows the program only
+    let fs = MemFs::new().with(
+        "/home/.aws/config",
+        format!("[default]\ncredential_process = my-helper --token {TOKEN}\n"),
+    );
+    let shared = SharedConfig::load_with(
+        Env::from_pairs([("HOME", "/home")]),
+        &fs,
+        Platform::Unix,
+        None,
+    );
+    assert_no_secret(&format!("{shared:?} {:?}", shared.active_profile()));
+    let mut c = chain(&[], fs, &[ProviderKind::Profile]);
+    let step = c.next_step(now());
+    let Step::Run(cmd) = &step else { panic!() };
+    assert!(cmd.command.ends_with(TOKEN), "the command itself is whole");
+    let shown = format!("{step:?} {c:?}");
+    assert_no_secret(&shown);
+    assert!(shown.contains("my-helper"), "{shown}");
+
     let cache = CredentialsCache::new(creds(None), now);
     cache.provide_credentials().unwrap();
     assert_no_secret(&format!("{cache:?}"));
+}
+
+#[test]
+fn a_profile_named_but_not_defined_stops_the_chain() {
+    // AWS_PROFILE with a typo on a machine with a role: not the machine's role, as in the SDKs
+    let mut c = chain(
+        &[("AWS_PROFILE", "prod-typo")],
+        MemFs::new().with("/home/.aws/config", "[profile prod]\nregion = eu-west-1\n"),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("no request: the chain stops at the profile")
+    };
+    assert!(matches!(e, CredentialsError::InvalidConfig { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("profile `prod-typo` is not defined"),
+        "{e}"
+    );
+}
+
+#[test]
+fn container_answers_without_a_session_are_refused() {
+    for body in [
+        r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t"}"#,
+        r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Expiration":"2099-01-01T00:00:00Z"}"#,
+    ] {
+        let mut c = chain(
+            &[("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/c")],
+            MemFs::new(),
+            &[ProviderKind::Container],
+        );
+        let Step::Send(_) = c.next_step(now()) else {
+            panic!()
+        };
+        c.handle_response(StatusCode::OK, HeaderMap::new(), Bytes::from(body));
+        let Step::Done(Err(e)) = c.next_step(now()) else {
+            panic!("{body}: credentials without an expiry or token accepted")
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no Expiration") || msg.contains("no Token"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn sts_goes_to_the_region_the_client_resolved() {
+    let fs = MemFs::new().with(
+        "/home/.aws/config",
+        "[default]\nrole_arn = arn:aws-cn:iam::123456789012:role/r\nsource_profile = base\n\
+         [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = basesecret\n",
+    );
+    let shared = SharedConfig::load_with(
+        Env::from_pairs([("HOME", "/home"), ("AWS_REGION", "us-west-2")]),
+        &fs,
+        Platform::Unix,
+        None,
+    );
+    for (client_region, host) in [
+        (None, "sts.us-west-2.amazonaws.com"),
+        (Some("cn-north-1"), "sts.cn-north-1.amazonaws.com.cn"),
+    ] {
+        let shared = shared
+            .clone()
+            .with_client_region(client_region.map(str::to_owned));
+        let mut c = CredentialsChain::with_providers(
+            &shared,
+            Arc::new(fs.clone()),
+            &[ProviderKind::Profile],
+        );
+        let Step::Send(req) = c.next_step(now()) else {
+            panic!()
+        };
+        assert_eq!(req.uri().host(), Some(host), "{client_region:?}");
+    }
+}
+
+#[test]
+fn a_refresh_buffer_past_the_clock_does_not_panic() {
+    let expiring = creds(Some(now() + Duration::from_secs(3600)));
+    let cache = CredentialsCache::new(move || Ok(expiring.clone()), now).with_buffer(Duration::MAX);
+    // nothing that expires is ever fresh: every call loads
+    cache.provide_credentials().unwrap();
+    cache.provide_credentials().unwrap();
 }
 
 #[test]

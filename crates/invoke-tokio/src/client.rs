@@ -132,7 +132,12 @@ impl Client {
         let mut builder = Self::builder(endpoint)
             .retry(RetryConfig::default().with_max_attempts(config.max_attempts.value))
             .proxy_env(ProxyEnv::from_env(shared.env()))
-            .default_credentials(shared.clone());
+            // the providers' STS and SSO requests go to the client's region, as in the SDKs
+            .default_credentials(
+                shared
+                    .clone()
+                    .with_client_region(endpoint_config.region.clone()),
+            );
         builder.settings.ca_bundles = bundles;
         Ok(builder)
     }
