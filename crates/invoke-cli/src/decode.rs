@@ -10,9 +10,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::BytesMut;
 use invoke_proto::{
-    ERROR_CODE_HEADER, EVENT_INVOKE_COMPLETE, EVENT_TYPE_HEADER, EXCEPTION_TYPE_HEADER,
-    HeaderValue, MESSAGE_TYPE_ERROR, MESSAGE_TYPE_EXCEPTION, MESSAGE_TYPE_HEADER, Message,
-    MessageDecoder, format_uuid,
+    ERROR_CODE_HEADER, EVENT_INVOKE_COMPLETE, EVENT_PAYLOAD_CHUNK, EVENT_TYPE_HEADER,
+    EXCEPTION_TYPE_HEADER, HeaderValue, MESSAGE_TYPE_ERROR, MESSAGE_TYPE_EVENT,
+    MESSAGE_TYPE_EXCEPTION, MESSAGE_TYPE_HEADER, Message, MessageDecoder, format_uuid,
 };
 use serde_json::{Value, json};
 
@@ -33,6 +33,12 @@ const OUT_BUFFER: usize = 4 * B64_PIECE_OUT;
 enum Failure {
     Decode(DecodeError),
     Io(io::Error),
+    /// `--payload`: the input ended cleanly, but before the stream did (no `InvokeComplete`,
+    /// exception or error message)
+    NoEnd {
+        /// The input's length
+        bytes: u64,
+    },
 }
 
 impl From<io::Error> for Failure {
@@ -91,12 +97,22 @@ pub(crate) fn run(file: Option<&Path>, payload_only: bool) -> ExitCode {
             );
             ExitCode::from(2)
         }
+        Err(Failure::NoEnd { bytes }) => {
+            say!(
+                "lambda-stream: the stream ended after {bytes} bytes without InvokeComplete: \
+                 the function's output may be cut short"
+            );
+            ExitCode::from(2)
+        }
     }
 }
 
 /// Streams `input` through the decoder, writing each message as soon as it is complete
 fn decode(mut input: impl Read, out: &mut impl Write, payload_only: bool) -> Result<(), Failure> {
     let mut decoder = MessageDecoder::new();
+    // `--payload`: whether the Lambda stream ended (its `InvokeComplete`, an exception or
+    // an error message)
+    let mut ended = false;
     let mut buf = BytesMut::new();
     loop {
         buf.resize(READ_CHUNK, 0);
@@ -113,7 +129,8 @@ fn decode(mut input: impl Read, out: &mut impl Write, payload_only: bool) -> Res
         loop {
             let offset = decoder.offset();
             match decoder.next_message() {
-                Ok(Some(m)) => write_message(out, &m, offset, payload_only)?,
+                Ok(Some(m)) if payload_only => write_payload(out, &m, offset, &mut ended)?,
+                Ok(Some(m)) => write_message(out, &m, offset)?,
                 Ok(None) => break,
                 Err(e) => {
                     out.flush()?;
@@ -125,30 +142,49 @@ fn decode(mut input: impl Read, out: &mut impl Write, payload_only: bool) -> Res
         out.flush()?;
     }
     out.flush()?;
-    decoder.finish().map_err(Failure::Decode)
+    decoder.finish().map_err(Failure::Decode)?;
+    if payload_only && !ended {
+        return Err(Failure::NoEnd {
+            bytes: decoder.offset(),
+        });
+    }
+    Ok(())
 }
 
-fn write_message(
+/// `--payload`: a `PayloadChunk`'s payload to `out`; anything else is named on stderr
+/// (after the output before it, on a terminal shared with stderr), except the successful
+/// end; nothing is written once the stream `ended`
+fn write_payload(
     out: &mut impl Write,
     m: &Message,
     offset: u64,
-    payload_only: bool,
+    ended: &mut bool,
 ) -> io::Result<()> {
-    if payload_only {
-        // the stream's end or its failure is not the function's output; a failure is named
-        // (after the output before it, on a terminal shared with stderr)
-        return match not_payload(m) {
-            None => out.write_all(&m.payload),
-            Some(NotPayload::End) => Ok(()),
-            Some(NotPayload::Failure(what)) => {
-                out.flush()?;
-                say!(
-                    "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
-                );
-                Ok(())
-            }
-        };
+    let part = lambda_part(m);
+    if *ended {
+        out.flush()?;
+        say!(
+            "lambda-stream: the message at byte offset {offset} ({}) comes after the stream's \
+             end; its payload is left out",
+            part.what()
+        );
+        return Ok(());
     }
+    match part {
+        Part::Chunk => return out.write_all(&m.payload),
+        Part::End => {}
+        Part::Failure(ref what) | Part::Other(ref what) => {
+            out.flush()?;
+            say!(
+                "lambda-stream: the message at byte offset {offset} is {what}; its payload is left out"
+            );
+        }
+    }
+    *ended = matches!(part, Part::End | Part::Failure(_));
+    Ok(())
+}
+
+fn write_message(out: &mut impl Write, m: &Message, offset: u64) -> io::Result<()> {
     // The keys in serde_json's (sorted) order, as a `Value` of the whole line wrote them;
     // the payload's base64 is streamed, never held whole (a 24 MiB payload is 32 MiB of it)
     let headers: Vec<Value> = m
@@ -167,38 +203,64 @@ fn write_message(
     writeln!(out, "\",\"total_length\":{}}}", m.wire_len())
 }
 
-/// A message `--payload` leaves out
-enum NotPayload {
-    /// Lambda's successful `InvokeComplete`
+/// What a message of a Lambda stream is, for `--payload`
+enum Part {
+    /// A `PayloadChunk`: the function's output
+    Chunk,
+    /// The successful `InvokeComplete`
     End,
-    /// A function error's `InvokeComplete`, an exception or an error message: what it is
+    /// A function error's `InvokeComplete`, an exception or an error message (each ends
+    /// the stream): what it is
     Failure(String),
+    /// Any other message (an event of another type): what it is
+    Other(String),
 }
 
-/// Whether `m` is not part of the payload, and what it is (`None` for any other event,
-/// `PayloadChunk` or not, so that streams of other services decode too)
-fn not_payload(m: &Message) -> Option<NotPayload> {
-    let h = &m.headers;
-    match h.get_str(MESSAGE_TYPE_HEADER) {
-        Some(MESSAGE_TYPE_EXCEPTION) => Some(NotPayload::Failure(format!(
-            "an exception ({})",
-            h.get_str(EXCEPTION_TYPE_HEADER)
-                .unwrap_or("no :exception-type")
-        ))),
-        Some(MESSAGE_TYPE_ERROR) => Some(NotPayload::Failure(format!(
-            "an error ({})",
-            h.get_str(ERROR_CODE_HEADER).unwrap_or("no :error-code")
-        ))),
-        _ if h.get_str(EVENT_TYPE_HEADER) == Some(EVENT_INVOKE_COMPLETE) => {
-            // a function error is the stream's end too, but must not pass unnoticed
-            let error_code = serde_json::from_slice::<Value>(&m.payload)
-                .ok()
-                .and_then(|v| v.get("ErrorCode")?.as_str().map(str::to_owned));
-            Some(error_code.map_or(NotPayload::End, |code| {
-                NotPayload::Failure(format!("InvokeComplete with ErrorCode {code}"))
-            }))
+impl Part {
+    fn what(&self) -> &str {
+        match self {
+            Self::Chunk => "a PayloadChunk",
+            Self::End => "an InvokeComplete",
+            Self::Failure(what) | Self::Other(what) => what,
         }
-        _ => None,
+    }
+}
+
+/// What `m` is in a Lambda stream (names from the input are shown escaped)
+fn lambda_part(m: &Message) -> Part {
+    let h = &m.headers;
+    let shown = |v: Option<&str>, none: &str| {
+        v.map_or_else(|| none.to_owned(), |v| v.escape_debug().to_string())
+    };
+    match h.get_str(MESSAGE_TYPE_HEADER) {
+        Some(MESSAGE_TYPE_EXCEPTION) => Part::Failure(format!(
+            "an exception ({})",
+            shown(h.get_str(EXCEPTION_TYPE_HEADER), "no :exception-type")
+        )),
+        Some(MESSAGE_TYPE_ERROR) => Part::Failure(format!(
+            "an error ({})",
+            shown(h.get_str(ERROR_CODE_HEADER), "no :error-code")
+        )),
+        None | Some(MESSAGE_TYPE_EVENT) => match h.get_str(EVENT_TYPE_HEADER) {
+            Some(EVENT_PAYLOAD_CHUNK) => Part::Chunk,
+            Some(EVENT_INVOKE_COMPLETE) => {
+                // a function error is the stream's end too, but must not pass unnoticed
+                let error_code = serde_json::from_slice::<Value>(&m.payload)
+                    .ok()
+                    .and_then(|v| v.get("ErrorCode")?.as_str().map(str::to_owned));
+                error_code.map_or(Part::End, |code| {
+                    Part::Failure(format!(
+                        "InvokeComplete with ErrorCode {}",
+                        code.escape_debug()
+                    ))
+                })
+            }
+            other => Part::Other(format!(
+                "an event of type {}, not PayloadChunk",
+                shown(other, "(none)")
+            )),
+        },
+        Some(other) => Part::Other(format!("a message of type {}", other.escape_debug())),
     }
 }
 
@@ -216,7 +278,7 @@ fn write_base64(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
 
 /// Which way a standard stream goes
 #[derive(Clone, Copy)]
-enum Stream {
+pub(crate) enum Stream {
     In,
     Out,
 }
@@ -229,7 +291,7 @@ enum Stream {
 /// open both ways is taken for a closed descriptor (and so is one that is not open at all).
 /// Probing the other direction of /dev/null has no effect.
 #[cfg(unix)]
-fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
+pub(crate) fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
     use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
     let Ok(fd) = fd.as_fd().try_clone_to_owned() else {
         return true;
@@ -248,7 +310,7 @@ fn was_closed(fd: &impl std::os::fd::AsFd, stream: Stream) -> bool {
 }
 
 #[cfg(not(unix))]
-fn was_closed<T>(_: &T, _: Stream) -> bool {
+pub(crate) fn was_closed<T>(_: &T, _: Stream) -> bool {
     false
 }
 

@@ -182,6 +182,13 @@ pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
 }
 
 fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
+    // before anything is invoked: the payload would vanish (see `decode::was_closed`)
+    if crate::decode::was_closed(&io::stdout(), crate::decode::Stream::Out) {
+        return Err(usage(
+            "stdout is closed (a descriptor closed at start reads as /dev/null opened \
+             read-write); to discard the payload, redirect it to /dev/null",
+        ));
+    }
     let params = params(args)?;
     let client = connect(&args.connection)?;
     let status = match args.status_line {
@@ -717,8 +724,8 @@ fn report(run: &Run, quiet: bool) -> Exit {
             if c.is_error() {
                 say!(
                     "lambda-stream: function error {}: {}",
-                    c.error_code.as_deref().unwrap_or_default(),
-                    c.error_details.as_deref().unwrap_or_default()
+                    terminal_safe(c.error_code.as_deref().unwrap_or_default()),
+                    terminal_safe(c.error_details.as_deref().unwrap_or_default())
                 );
             }
             if !quiet || c.is_error() {
@@ -732,7 +739,7 @@ fn report(run: &Run, quiet: bool) -> Exit {
         }
         Outcome::Failed(e) => {
             let exit = failure_exit(e);
-            say!("lambda-stream: {}", describe(e));
+            say!("lambda-stream: {}", terminal_safe(&describe(e)));
             if exit == Exit::Failed && (t.chunks > 0 || run.request_id.is_some()) {
                 say!(
                     "lambda-stream: the stream was cut: {} payload byte{} in {} chunk{} arrived \
@@ -746,6 +753,26 @@ fn report(run: &Run, quiet: bool) -> Exit {
             exit
         }
     }
+}
+
+/// `text` from the function or the service with its control characters (an escape sequence
+/// that retitles the terminal or writes the clipboard) shown escaped; line breaks and tabs
+/// kept
+pub(crate) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.contains(unsafe_char) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 pub(crate) fn plural(n: u64) -> &'static str {
@@ -845,6 +872,21 @@ pub(crate) fn human_duration(d: Duration) -> String {
         format!("{:.1} ms", d.as_secs_f64() * 1e3)
     } else {
         format!("{:.2} s", d.as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::terminal_safe;
+
+    #[test]
+    fn control_characters_are_escaped_line_breaks_kept() {
+        assert_eq!(terminal_safe("plain\ttext\n"), "plain\ttext\n");
+        assert_eq!(
+            terminal_safe("\u{1b}]0;owned\u{7}x"),
+            "\\u{1b}]0;owned\\u{7}x"
+        );
+        assert_eq!(terminal_safe("\u{9b}31m"), "\\u{9b}31m");
     }
 }
 

@@ -144,19 +144,22 @@ fn server_limits(args: &ServeArgs) -> ServerLimits {
 
 /// The `--function NAME=COMMAND` pairs
 fn process_functions(args: &ServeArgs) -> Result<Vec<(String, String)>, String> {
-    args.functions
-        .iter()
-        .map(|f| {
-            let (name, command) = f
-                .split_once('=')
-                .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
-                .ok_or_else(|| format!("--function takes NAME=COMMAND, got {f:?}"))?;
-            if invoke_proto::parse_function_name(name).is_none_or(|p| p.name != name) {
-                return Err(format!("--function: {name:?} is not a valid function name"));
-            }
-            Ok((name.to_owned(), command.to_owned()))
-        })
-        .collect()
+    let mut out: Vec<(String, String)> = Vec::new();
+    for f in &args.functions {
+        let (name, command) = f
+            .split_once('=')
+            .filter(|(n, c)| !n.is_empty() && !c.trim().is_empty())
+            .ok_or_else(|| format!("--function takes NAME=COMMAND, got {f:?}"))?;
+        if invoke_proto::parse_function_name(name).is_none_or(|p| p.name != name) {
+            return Err(format!("--function: {name:?} is not a valid function name"));
+        }
+        // the second would replace the first, and lose the settings given for the name
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("--function: {name:?} is given twice"));
+        }
+        out.push((name.to_owned(), command.to_owned()));
+    }
+    Ok(out)
 }
 
 /// Durations from `--timeout` or `--init-timeout`: `SECONDS` for every function,

@@ -135,6 +135,43 @@ fn payload_mode_names_failures_instead_of_writing_them() {
     assert_eq!(lines(&out)[2]["headers"][0]["value"], "ServiceException");
 }
 
+/// `--payload` writes what the function wrote and nothing else: other events are named, not
+/// written, nothing after the end counts, and a stream that stops before its end is an error
+#[test]
+fn payload_mode_writes_only_payload_chunks_of_a_stream_that_ended() {
+    let mut w = BytesMut::new();
+    for m in [
+        event("PayloadChunk", "application/octet-stream", b"a"),
+        event("Heartbeat", "application/json", b"{\"x\":1}"),
+        event("PayloadChunk", "application/octet-stream", b"b"),
+    ] {
+        encode_message(&m, &mut w).unwrap();
+    }
+    let cut = w.clone().freeze();
+    for m in [
+        event("InvokeComplete", "application/json", b"{}"),
+        event("PayloadChunk", "application/octet-stream", b"late"),
+    ] {
+        encode_message(&m, &mut w).unwrap();
+    }
+    let out = run_stdin(&["decode", "--payload"], &w);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"ab");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("an event of type Heartbeat"), "{err}");
+    assert!(err.contains("comes after the stream's end"), "{err}");
+    // the same without its end: the output so far, then exit 2
+    let out = run_stdin(&["decode", "--payload"], &cut);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(out.stdout, b"ab");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("without InvokeComplete"), "{err}");
+    // as JSON lines every message is shown, and a stream need not end
+    let out = run_stdin(&["decode"], &cut);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(lines(&out).len(), 3);
+}
+
 #[test]
 fn official_vectors_print_their_json() {
     let Some(dir) = testdata("eventstream") else {
@@ -252,6 +289,13 @@ fn one_gib_in_bounded_memory() {
     for _ in 0..1024 {
         stdin.write_all(&chunk).unwrap();
     }
+    let mut end = BytesMut::new();
+    encode_message(
+        &event("InvokeComplete", "application/json", b"{}"),
+        &mut end,
+    )
+    .unwrap();
+    stdin.write_all(&end).unwrap();
     let peak = peak_rss_kib(pid);
     drop(stdin);
     let out = child.wait_with_output().unwrap();
@@ -424,6 +468,14 @@ fn a_largest_message_needs_one_message_of_memory() {
         .to_vec();
     let big = Message::new(headers, payload.clone()).to_bytes().unwrap();
     assert_eq!(big.len(), MESSAGE);
+    // `--payload` wants the stream's end too
+    let mut ended = BytesMut::from(&big[..]);
+    encode_message(
+        &event("InvokeComplete", "application/json", b"{}"),
+        &mut ended,
+    )
+    .unwrap();
+    let ended = ended.freeze();
     let small = sample();
 
     // what the process needs for itself: the same runs on the four small messages
@@ -443,7 +495,7 @@ fn a_largest_message_needs_one_message_of_memory() {
             .unwrap(),
         payload
     );
-    let (out, raw) = output_and_peak_rss(&["decode", "--payload"], big, |out| {
+    let (out, raw) = output_and_peak_rss(&["decode", "--payload"], ended, |out| {
         out.len() == payload_len
     });
     assert!(out == payload);

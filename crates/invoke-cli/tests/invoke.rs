@@ -1020,3 +1020,28 @@ fn read_timeout_ends_a_stalled_stream() {
     );
     assert!(err.contains("7 payload bytes in 1 chunk arrived"), "{err}");
 }
+
+/// `lambda-stream invoke f >&-`: the payload would vanish into the /dev/null the Rust runtime
+/// puts in the closed descriptor's place; refused before anything is invoked (nothing
+/// listens at the endpoint, which would be exit 2)
+#[test]
+fn a_closed_stdout_is_refused_before_invoking() {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" >&-")
+        .arg(env!("CARGO_BIN_EXE_lambda-stream"))
+        .args(["invoke", "echo", "--endpoint-url", "http://127.0.0.1:9"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", empty_home())
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stdout is closed"), "{err}");
+}

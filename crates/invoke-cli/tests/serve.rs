@@ -203,6 +203,12 @@ fn out_of_range_concurrency_is_a_usage_error() {
 }
 
 #[test]
+fn a_function_given_twice_is_a_usage_error() {
+    let err = usage_error(&["--function", "f=./a", "--function", "f=./b"]);
+    assert!(err.contains("\"f\" is given twice"), "{err}");
+}
+
+#[test]
 fn a_region_no_client_could_use_is_a_usage_error() {
     for region in ["", "us east 1", "-us-east-1", "eu/west", &"a".repeat(64)] {
         // `=` so that clap takes `-us-east-1` as the value
