@@ -308,32 +308,33 @@ async fn functions_see_their_arn_and_other_regions_or_partitions_are_not_found()
         assert_eq!(joined(&o.chunks), arn.as_bytes(), "{name}");
         emu.shutdown().await;
     }
-    // a function of another region is not reachable here, as the service answers
+    // a function of another region is not reachable here, as the service answers; nor is a
+    // full ARN of the region in another partition
     let emu = arn_reporter("us-east-1").await;
-    for name in [
-        "arn:aws:lambda:eu-west-1:123456789012:function:ctx",
-        "eu-west-1:123456789012:function:ctx",
+    let other_region = "Functions from 'eu-west-1' are not reachable in this region ('us-east-1')";
+    let other_partition = |name: &str| format!("Function not found: {name}");
+    for (name, message) in [
+        (
+            "arn:aws:lambda:eu-west-1:123456789012:function:ctx",
+            other_region.to_owned(),
+        ),
+        (
+            "eu-west-1:123456789012:function:ctx",
+            other_region.to_owned(),
+        ),
+        (
+            "arn:aws-cn:lambda:us-east-1:123456789012:function:ctx",
+            other_partition("arn:aws-cn:lambda:us-east-1:123456789012:function:ctx"),
+        ),
+        (
+            "arn::lambda:us-east-1:123456789012:function:ctx",
+            other_partition("arn::lambda:us-east-1:123456789012:function:ctx"),
+        ),
     ] {
         let e =
             service_error(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
         assert_eq!(e.kind, ServiceErrorKind::ResourceNotFound, "{name}");
-        assert_eq!(
-            e.message.as_deref(),
-            Some("Functions from 'eu-west-1' are not reachable in this region ('us-east-1')")
-        );
-    }
-    // nor is a full ARN of the region in another partition
-    for name in [
-        "arn:aws-cn:lambda:us-east-1:123456789012:function:ctx",
-        "arn::lambda:us-east-1:123456789012:function:ctx",
-    ] {
-        let e =
-            service_error(send(&emu, request(&emu, &InvokeParams::new(name, "{}"))).await).await;
-        assert_eq!(e.kind, ServiceErrorKind::ResourceNotFound, "{name}");
-        assert_eq!(
-            e.message.as_deref(),
-            Some(format!("Function not found: {name}").as_str())
-        );
+        assert_eq!(e.message.as_deref(), Some(message.as_str()), "{name}");
     }
     emu.shutdown().await;
 }

@@ -314,12 +314,18 @@ pub fn parse_route(method: &Method, path: &str) -> Result<Route, RequestError> {
     })
 }
 
-/// The percent-decoded value of query parameter `name`
+/// The percent-decoded value of query parameter `name` (its name compared decoded too, as
+/// the signature's canonical query reads it: `%51ualifier` is `Qualifier`)
 fn query_param(query: Option<&str>, name: &'static str) -> Result<Option<String>, RequestError> {
     let Some(raw) = query.and_then(|q| {
         q.split('&').find_map(|kv| {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (k == name).then_some(v)
+            let matches = if k.contains('%') {
+                percent::decode(k).is_some_and(|k| k == name)
+            } else {
+                k == name
+            };
+            matches.then_some(v)
         })
     }) else {
         return Ok(None);
@@ -599,6 +605,9 @@ mod tests {
         assert_eq!(r.params.get_invocation_type(), None);
         assert_eq!(r.params.get_log_type(), Some(LogType::Tail));
         assert_eq!(r.params.get_qualifier(), Some("$LATEST"));
+        // the name read as the signature reads it: `%51ualifier` is `Qualifier`
+        let r = parse("POST", &format!("{STREAM}?%51ualifier=prod"), &[]).unwrap();
+        assert_eq!(r.params.get_qualifier(), Some("prod"));
         let e = parse("POST", STREAM, &[("x-amz-log-type", "Full")]).unwrap_err();
         assert_eq!(
             e.to_service_error().message.as_deref(),

@@ -286,7 +286,7 @@ pub(crate) fn canonical_request(
         has_host |= *name == http::header::HOST;
         had_authorization |= *name == http::header::AUTHORIZATION;
         had_security_token |= name_str == X_AMZ_SECURITY_TOKEN;
-        if !never_signed(name_str) && !replaced(name_str) {
+        if (settings.every_header || !never_signed(name_str)) && !replaced(name_str) {
             slots[n] = (name_str, Source::One(value));
             n += 1;
         }

@@ -94,6 +94,10 @@ pub struct SigningSettings {
     /// Sign `X-Amz-Security-Token` (default `true`); when `false` the token header is
     /// still added, after signing, for the few services that want it that way
     pub sign_session_token: bool,
+    /// Sign every header of the request, the ones clients usually leave out (`user-agent`,
+    /// ...) too: a verifier re-signs exactly the headers a client listed, which some SDKs
+    /// (.NET, Java v1) include `user-agent` in
+    pub(crate) every_header: bool,
 }
 
 impl SigningSettings {
@@ -103,6 +107,7 @@ impl SigningSettings {
             normalize_path: true,
             payload_checksum_header: false,
             sign_session_token: true,
+            every_header: false,
         }
     }
 

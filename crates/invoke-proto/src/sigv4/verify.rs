@@ -253,9 +253,9 @@ impl SignedHead<'_> {
     /// Checks the signature of the request with `body` and the secret of
     /// [`access_key`](Self::access_key)
     ///
-    /// Re-signs a copy holding only the headers the client signed, at the client's time. A
-    /// client that signed a header this signer never signs (`user-agent`, for example) gets
-    /// [`VerifyError::Mismatch`].
+    /// Re-signs a copy holding only the headers the client signed (every value of each), at
+    /// the client's time; headers a client usually leaves out (`user-agent`, which the .NET
+    /// and Java v1 SDKs sign) count when it listed them.
     ///
     /// # Errors
     ///
@@ -273,20 +273,21 @@ impl SignedHead<'_> {
                 _ => {
                     let n = http::HeaderName::from_bytes(name.as_bytes())
                         .map_err(|_| VerifyError::Mismatch)?;
-                    copy.headers_mut().insert(n, v.clone());
+                    // a header sent twice was signed with both values
+                    for v in self.parts.headers.get_all(*name) {
+                        copy.headers_mut().append(n.clone(), v.clone());
+                    }
                 }
             }
         }
         let creds = Credentials::new(self.access_key, secret, token);
         let scope = SigningScope::new(self.region, self.service);
-        let steps = sign_with(
-            &mut copy,
-            &creds,
-            &scope,
-            self.signed_at,
-            &SigningSettings::default(),
-        )
-        .map_err(|_| VerifyError::Mismatch)?;
+        let settings = SigningSettings {
+            every_header: true,
+            ..SigningSettings::default()
+        };
+        let steps = sign_with(&mut copy, &creds, &scope, self.signed_at, &settings)
+            .map_err(|_| VerifyError::Mismatch)?;
         // The signed header list is no secret; the signature is compared in constant time
         let signature_ok = constant_time_eq(steps.signature.as_bytes(), self.signature.as_bytes());
         if !signature_ok || steps.signed_headers() != self.signed_headers.join(";") {
@@ -431,6 +432,42 @@ mod tests {
             check_signed_head(&bare, at, skew).unwrap_err(),
             VerifyError::Missing
         );
+    }
+
+    /// What some SDKs sign that ours leaves out: `user-agent` (.NET, Java v1), and a header
+    /// sent twice (both values, joined)
+    #[test]
+    fn headers_the_client_listed_are_verified_as_listed() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_705_320_000);
+        let skew = Duration::from_secs(300);
+        let mut req = http::Request::post(
+            "http://127.0.0.1:9001/2021-11-15/functions/f/response-streaming-invocations",
+        )
+        .header("host", "127.0.0.1:9001")
+        .header("user-agent", "aws-sdk-dotnet-coreclr/3.7")
+        .header("x-amz-log-type", "Tail")
+        .header("x-amz-log-type", "Tail")
+        .body(Bytes::from_static(b"{}"))
+        .unwrap();
+        // a client that signs every header it sends
+        let settings = SigningSettings {
+            every_header: true,
+            ..SigningSettings::default()
+        };
+        let creds = Credentials::new("AKID", "secret", None);
+        let scope = SigningScope::lambda("us-east-1");
+        let steps = sign_with(&mut req, &creds, &scope, at, &settings).unwrap();
+        assert!(steps.signed_headers().contains("user-agent"), "{steps:?}");
+        assert!(
+            steps
+                .canonical_request
+                .contains("x-amz-log-type:Tail,Tail\n"),
+            "{steps:?}"
+        );
+        let (parts, body) = req.into_parts();
+        let head = check_signed_head(&parts, at, skew).unwrap();
+        head.verify(&body, "secret").unwrap();
+        assert_eq!(head.verify(&body, "other"), Err(VerifyError::Mismatch));
     }
 
     /// A request to `f` signed at `at` for `scope`: its head and body
