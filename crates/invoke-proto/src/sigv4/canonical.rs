@@ -6,8 +6,8 @@ use std::ops::Range;
 use http::uri::Uri;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-use super::SigningSettings;
 use super::key::{push_hex, sha256};
+use super::{SignedHeaders, SigningSettings};
 use crate::error::SignError;
 use crate::percent::{hex_value, push_encoded, push_encoded_byte};
 
@@ -286,7 +286,8 @@ pub(crate) fn canonical_request(
         has_host |= *name == http::header::HOST;
         had_authorization |= *name == http::header::AUTHORIZATION;
         had_security_token |= name_str == X_AMZ_SECURITY_TOKEN;
-        if (settings.every_header || !never_signed(name_str)) && !replaced(name_str) {
+        let listed = settings.headers == SignedHeaders::Every || !never_signed(name_str);
+        if listed && !replaced(name_str) {
             slots[n] = (name_str, Source::One(value));
             n += 1;
         }

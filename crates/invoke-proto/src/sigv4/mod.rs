@@ -94,10 +94,18 @@ pub struct SigningSettings {
     /// Sign `X-Amz-Security-Token` (default `true`); when `false` the token header is
     /// still added, after signing, for the few services that want it that way
     pub sign_session_token: bool,
-    /// Sign every header of the request, the ones clients usually leave out (`user-agent`,
-    /// ...) too: a verifier re-signs exactly the headers a client listed, which some SDKs
+    /// Which headers are signed
+    pub(crate) headers: SignedHeaders,
+}
+
+/// Which headers of a request are signed
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum SignedHeaders {
+    /// All but those the AWS SDKs leave out (`user-agent`, hop-by-hop headers, ...)
+    Usual,
+    /// Every one: a verifier re-signs exactly the headers a client listed, which some SDKs
     /// (.NET, Java v1) include `user-agent` in
-    pub(crate) every_header: bool,
+    Every,
 }
 
 impl SigningSettings {
@@ -107,7 +115,7 @@ impl SigningSettings {
             normalize_path: true,
             payload_checksum_header: false,
             sign_session_token: true,
-            every_header: false,
+            headers: SignedHeaders::Usual,
         }
     }
 

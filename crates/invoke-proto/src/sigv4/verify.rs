@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::request::Parts;
 
 use super::canonical::X_AMZ_DATE;
-use super::{SigningScope, SigningSettings, sign_with};
+use super::{SignedHeaders, SigningScope, SigningSettings, sign_with};
 use crate::credentials::Credentials;
 use crate::service_error::{ServiceError, ServiceErrorKind};
 
@@ -283,7 +283,7 @@ impl SignedHead<'_> {
         let creds = Credentials::new(self.access_key, secret, token);
         let scope = SigningScope::new(self.region, self.service);
         let settings = SigningSettings {
-            every_header: true,
+            headers: SignedHeaders::Every,
             ..SigningSettings::default()
         };
         let steps = sign_with(&mut copy, &creds, &scope, self.signed_at, &settings)
@@ -451,7 +451,7 @@ mod tests {
         .unwrap();
         // a client that signs every header it sends
         let settings = SigningSettings {
-            every_header: true,
+            headers: SignedHeaders::Every,
             ..SigningSettings::default()
         };
         let creds = Credentials::new("AKID", "secret", None);
