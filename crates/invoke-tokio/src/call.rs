@@ -143,14 +143,21 @@ impl Call {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
         }
+        // the head timeout runs from sending (the pool sets `sent_at`), the shorter idle
+        // timeout bounds it too; pinned here, so the send future is stored (and moved) once
         let sent_at = OnceLock::new();
+        let window = HeadWindow {
+            start: Instant::now(),
+            length: inner.timeouts.head.min(inner.timeouts.idle),
+            deadline: self.deadline,
+        };
+        let request_sent = inner.pool.send(request, &sent_at);
+        let timer = tokio::time::sleep_until(window.limit(window.start));
+        tokio::pin!(request_sent, timer);
         let sent = tracing::Instrument::instrument(
-            head_within(
-                inner.pool.send(request, &sent_at),
-                &sent_at,
-                inner.timeouts.head.min(inner.timeouts.idle),
-                self.deadline,
-            ),
+            std::future::poll_fn(|cx| {
+                window.poll(cx, request_sent.as_mut(), timer.as_mut(), &sent_at)
+            }),
             span.clone(),
         )
         .await;
@@ -534,42 +541,48 @@ impl Stream for Response {
     }
 }
 
-/// `send` (a request handed to the pool, which sets `sent_at` once it sent it on a
-/// connection) bounded by the head timeout `window` from sending, as the blocking client's
-/// (connecting has its own timeout), and by the `deadline`; on timeout, which of the two
-/// passed and the time waited. One timer, moved when it fires early.
-async fn head_within<T>(
-    send: impl Future<Output = T>,
-    sent_at: &OnceLock<Instant>,
-    window: Duration,
+/// How long an attempt waits for its response head: `length` from sending the request, as
+/// the blocking client (connecting has its own timeout), and never past `deadline`
+struct HeadWindow {
+    start: Instant,
+    length: Duration,
     deadline: Instant,
-) -> Result<T, (TransportFailure, Duration)> {
-    let start = Instant::now();
-    let by = |from: Instant| {
-        from.checked_add(window)
-            .map_or(deadline, |l| l.min(deadline))
-    };
-    let timer = tokio::time::sleep_until(by(start));
-    tokio::pin!(send, timer);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(sent) = send.as_mut().poll(cx) {
+}
+
+impl HeadWindow {
+    /// The end of the window for a request sent at `sent`
+    fn limit(&self, sent: Instant) -> Instant {
+        sent.checked_add(self.length)
+            .map_or(self.deadline, |l| l.min(self.deadline))
+    }
+
+    /// Polls `send` (a request handed to the pool, which sets `sent_at` once it sent it on a
+    /// connection) within the window; on timeout, which limit passed and the time waited.
+    /// One timer, moved when it fires before the window's end (while still connecting).
+    fn poll<T>(
+        &self,
+        cx: &mut Context<'_>,
+        send: Pin<&mut impl Future<Output = T>>,
+        mut timer: Pin<&mut Sleep>,
+        sent_at: &OnceLock<Instant>,
+    ) -> Poll<Result<T, (TransportFailure, Duration)>> {
+        if let Poll::Ready(sent) = send.poll(cx) {
             return Poll::Ready(Ok(sent));
         }
         while timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
-            if now >= deadline {
-                return Poll::Ready(Err((TransportFailure::Deadline, now - start)));
+            if now >= self.deadline {
+                return Poll::Ready(Err((TransportFailure::Deadline, now - self.start)));
             }
             // still connecting: the window has not begun
-            let limit = by(sent_at.get().copied().unwrap_or(now));
+            let limit = self.limit(sent_at.get().copied().unwrap_or(now));
             if limit <= now {
-                return Poll::Ready(Err((TransportFailure::HeadTimeout, window)));
+                return Poll::Ready(Err((TransportFailure::HeadTimeout, self.length)));
             }
             timer.as_mut().reset(limit);
         }
         Poll::Pending
-    })
-    .await
+    }
 }
 
 /// The payload of a response as a `tokio::io::AsyncRead`, from
