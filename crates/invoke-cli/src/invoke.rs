@@ -268,6 +268,13 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
         None => {}
     }
     if let Some(json) = &args.client_context {
+        // the AWS CLI's `--client-context` takes base64: such a value is not JSON here
+        if serde_json::from_str::<serde_json::Value>(json).is_err() {
+            return Err(usage(
+                "--client-context takes JSON (base64-encoded for you); for a value already \
+                 in base64, as the AWS CLI takes it, use --client-context-base64",
+            ));
+        }
         params = params.client_context(json.clone());
     }
     if let Some(b64) = &args.client_context_base64 {

@@ -941,6 +941,14 @@ fn every_parameter_reaches_the_function() {
     let v = seen(&["--client-context-base64", b64]);
     assert_eq!(v["client_context"], context);
     assert!(v["tenant_id"].is_null());
+    // base64 where JSON is expected (the AWS CLI's `--client-context` takes base64)
+    let o = run(invoke(&l.url, &["inspect", "--client-context", b64]), b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--client-context-base64"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[cfg(unix)]

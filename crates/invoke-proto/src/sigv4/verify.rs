@@ -192,7 +192,8 @@ pub fn check_signed_head(
     let invalid_date = VerifyError::Malformed("X-Amz-Date is not a valid date");
     let date_header = date_value.to_str().map_err(|_| invalid_date.clone())?;
     let signed_at = parse_amz_date(date_header).ok_or(invalid_date)?;
-    if !date_header.starts_with(date) {
+    // the scope's date is the day of `X-Amz-Date`, all of it
+    if date_header.get(..8) != Some(date) {
         return Err(VerifyError::Mismatch);
     }
     let skew = now
@@ -303,7 +304,14 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
+    // digits only: `parse` would take a sign (`2024+1+1T…`)
+    let num = |r: std::ops::Range<usize>| {
+        let field = text.get(r)?;
+        field
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| field.parse::<i64>().ok())?
+    };
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
     if !(1..=12).contains(&month)
@@ -386,6 +394,8 @@ mod tests {
             "2024-01-15T12:00:00Z",
             "20241315T120000Z",
             "20240115T250000Z",
+            "2024+1+1T120000Z",
+            "20240115T+1+1+1Z",
         ] {
             assert!(parse_amz_date(bad).is_none(), "{bad}");
         }
@@ -486,6 +496,29 @@ mod tests {
         )
         .unwrap();
         req.into_parts()
+    }
+
+    /// The scope's date is the whole day of `X-Amz-Date`, not a prefix of it
+    #[test]
+    fn a_scope_date_that_is_only_a_prefix_is_refused() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_705_320_000);
+        let skew = Duration::from_secs(300);
+        let (parts, _) = signed_for(&SigningScope::lambda("us-east-1"), at);
+        check_signed_head(&parts, at, skew).unwrap();
+        let auth = parts.headers["authorization"].to_str().unwrap().to_owned();
+        assert!(auth.contains("/20240115/"), "{auth}");
+        for day in ["//", "/2024/", "/2024011/"] {
+            let mut tampered = parts.clone();
+            tampered.headers.insert(
+                "authorization",
+                auth.replace("/20240115/", day).parse().unwrap(),
+            );
+            assert_eq!(
+                check_signed_head(&tampered, at, skew).unwrap_err(),
+                VerifyError::Mismatch,
+                "{day}"
+            );
+        }
     }
 
     #[test]
