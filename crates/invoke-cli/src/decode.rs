@@ -10,11 +10,11 @@ use base64::engine::general_purpose::STANDARD as B64;
 use invoke_proto::DecodeError;
 use invoke_proto::bytes::BytesMut;
 use invoke_proto::{
-    ERROR_CODE_HEADER, EVENT_INVOKE_COMPLETE, EVENT_PAYLOAD_CHUNK, EVENT_TYPE_HEADER,
-    EXCEPTION_TYPE_HEADER, HeaderValue, MESSAGE_TYPE_ERROR, MESSAGE_TYPE_EVENT,
-    MESSAGE_TYPE_EXCEPTION, MESSAGE_TYPE_HEADER, Message, MessageDecoder, format_uuid,
+    Event, EventDecoder, HeaderValue, Message, MessageDecoder, StreamError, format_uuid,
 };
 use serde_json::{Value, json};
+
+use crate::invoke::terminal_safe;
 
 /// Bytes asked of the input per read
 const READ_CHUNK: usize = 256 * 1024;
@@ -113,6 +113,7 @@ fn decode(mut input: impl Read, out: &mut impl Write, payload_only: bool) -> Res
     // `--payload`: whether the Lambda stream ended (its `InvokeComplete`, an exception or
     // an error message)
     let mut ended = false;
+    let mut events = EventDecoder::new();
     let mut buf = BytesMut::new();
     loop {
         buf.resize(READ_CHUNK, 0);
@@ -129,7 +130,9 @@ fn decode(mut input: impl Read, out: &mut impl Write, payload_only: bool) -> Res
         loop {
             let offset = decoder.offset();
             match decoder.next_message() {
-                Ok(Some(m)) if payload_only => write_payload(out, &m, offset, &mut ended)?,
+                Ok(Some(m)) if payload_only => {
+                    write_payload(out, &m, offset, &mut events, &mut ended)?;
+                }
                 Ok(Some(m)) => write_message(out, &m, offset)?,
                 Ok(None) => break,
                 Err(e) => {
@@ -158,9 +161,10 @@ fn write_payload(
     out: &mut impl Write,
     m: &Message,
     offset: u64,
+    events: &mut EventDecoder,
     ended: &mut bool,
 ) -> io::Result<()> {
-    let part = lambda_part(m);
+    let part = lambda_part(events, m);
     if *ended {
         out.flush()?;
         say!(
@@ -226,41 +230,52 @@ impl Part {
     }
 }
 
-/// What `m` is in a Lambda stream (names from the input are shown escaped)
-fn lambda_part(m: &Message) -> Part {
-    let h = &m.headers;
-    let shown = |v: Option<&str>, none: &str| {
-        v.map_or_else(|| none.to_owned(), |v| v.escape_debug().to_string())
+/// What `m` is in a Lambda stream, as `invoke-proto`'s [`EventDecoder`] classifies it (names
+/// from the input shown with control characters escaped). A failure is named, not ended on:
+/// the decoder goes on to the next message
+fn lambda_part(events: &mut EventDecoder, m: &Message) -> Part {
+    let shown = |text: &str, none: &str| {
+        if text.is_empty() {
+            none.to_owned()
+        } else {
+            terminal_safe(text).into_owned()
+        }
     };
-    match h.get_str(MESSAGE_TYPE_HEADER) {
-        Some(MESSAGE_TYPE_EXCEPTION) => Part::Failure(format!(
+    let function_error =
+        |code: &str| Part::Failure(format!("InvokeComplete with ErrorCode {}", shown(code, "")));
+    match events.decode_message(m.clone()) {
+        Ok(Event::PayloadChunk(_)) => Part::Chunk,
+        Ok(Event::InvokeComplete(c)) => c.error_code.as_deref().map_or(Part::End, function_error),
+        Ok(Event::Unknown { event_type, .. }) => Part::Other(format!(
+            "an event of type {}, not PayloadChunk",
+            shown(&event_type, "(none)")
+        )),
+        Err(StreamError::Exception(e)) => Part::Failure(format!(
             "an exception ({})",
-            shown(h.get_str(EXCEPTION_TYPE_HEADER), "no :exception-type")
+            shown(&e.code, "no :exception-type")
         )),
-        Some(MESSAGE_TYPE_ERROR) => Part::Failure(format!(
-            "an error ({})",
-            shown(h.get_str(ERROR_CODE_HEADER), "no :error-code")
-        )),
-        None | Some(MESSAGE_TYPE_EVENT) => match h.get_str(EVENT_TYPE_HEADER) {
-            Some(EVENT_PAYLOAD_CHUNK) => Part::Chunk,
-            Some(EVENT_INVOKE_COMPLETE) => {
-                // a function error is the stream's end too, but must not pass unnoticed
-                let error_code = serde_json::from_slice::<Value>(&m.payload)
-                    .ok()
-                    .and_then(|v| v.get("ErrorCode")?.as_str().map(str::to_owned));
-                error_code.map_or(Part::End, |code| {
-                    Part::Failure(format!(
-                        "InvokeComplete with ErrorCode {}",
-                        code.escape_debug()
-                    ))
-                })
-            }
-            other => Part::Other(format!(
-                "an event of type {}, not PayloadChunk",
-                shown(other, "(none)")
-            )),
-        },
-        Some(other) => Part::Other(format!("a message of type {}", other.escape_debug())),
+        Err(StreamError::Error { code, .. }) => {
+            Part::Failure(format!("an error ({})", shown(&code, "no :error-code")))
+        }
+        // one the strict parser refuses (`ErrorDetails` not a string, say) still names its
+        // error code when it has one
+        Err(StreamError::InvalidInvokeComplete { .. }) => {
+            serde_json::from_slice::<Value>(&m.payload)
+                .ok()
+                .and_then(|v| v.get("ErrorCode")?.as_str().map(function_error))
+                .unwrap_or(Part::End)
+        }
+        Err(StreamError::MissingEventType { .. }) => {
+            Part::Other("an event of type (none), not PayloadChunk".to_owned())
+        }
+        Err(StreamError::UnknownMessageType { message_type, .. }) => {
+            Part::Other(format!("a message of type {}", shown(&message_type, "")))
+        }
+        Err(StreamError::MissingMessageType { .. }) => {
+            Part::Other("a message without :message-type".to_owned())
+        }
+        // kinds `invoke-proto` may add later
+        Ok(_) | Err(_) => Part::Other("a message this decoder does not know".to_owned()),
     }
 }
 

@@ -883,8 +883,8 @@ pub(crate) fn human_duration(d: Duration) -> String {
 }
 
 #[cfg(test)]
-mod terminal_tests {
-    use super::terminal_safe;
+mod tests {
+    use super::*;
 
     #[test]
     fn control_characters_are_escaped_line_breaks_kept() {
@@ -895,11 +895,6 @@ mod terminal_tests {
         );
         assert_eq!(terminal_safe("\u{9b}31m"), "\\u{9b}31m");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn timeout_options_in_seconds() {

@@ -20,11 +20,23 @@ fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
 }
 
-fn chain(env: &[(&str, &str)], fs: MemFs, providers: &[ProviderKind]) -> CredentialsChain {
+/// The shared config of `env` (with `HOME=/home`) and `fs`
+fn shared_config(env: &[(&str, &str)], fs: &MemFs) -> SharedConfig {
     let mut pairs = vec![("HOME", "/home")];
     pairs.extend_from_slice(env);
-    let shared = SharedConfig::load_with(Env::from_pairs(pairs), &fs, Platform::Unix, None);
-    CredentialsChain::with_providers(&shared, Arc::new(fs), providers)
+    SharedConfig::load_with(Env::from_pairs(pairs), fs, Platform::Unix, None)
+}
+
+fn chain(env: &[(&str, &str)], fs: MemFs, providers: &[ProviderKind]) -> CredentialsChain {
+    CredentialsChain::with_providers(&shared_config(env, &fs), Arc::new(fs), providers)
+}
+
+/// The error of a chain that must refuse before any request
+fn refusal(env: &[(&str, &str)], fs: MemFs, providers: &[ProviderKind]) -> CredentialsError {
+    let Step::Done(Err(e)) = chain(env, fs, providers).next_step(now()) else {
+        panic!("{env:?}: a request was made")
+    };
+    e
 }
 
 fn creds(expiry: Option<SystemTime>) -> ProvidedCredentials {
@@ -50,14 +62,11 @@ fn assert_no_secret(text: &str) {
 
 #[test]
 fn not_found_names_every_provider_variable_and_file() {
-    let mut c = chain(
+    let e = refusal(
         &[("AWS_EC2_METADATA_DISABLED", "true")],
         MemFs::new().with("/home/.aws/config", "[profile dev]\n[profile ops]\n"),
         &ProviderKind::DEFAULT_CHAIN,
     );
-    let Step::Done(Err(e)) = c.next_step(now()) else {
-        panic!("no IO expected")
-    };
     let CredentialsError::NotFound(nf) = &e else {
         panic!("{e:?}")
     };
@@ -190,12 +199,7 @@ fn secrets_stay_out_of_debug_and_errors() {
         .with("/home/.aws/credentials", format!("[default]\naws_access_key_id = AKID\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"))
         .with("/token", "web-identity-jwt");
     assert_no_secret(&format!("{fs:?}"));
-    let shared = SharedConfig::load_with(
-        Env::from_pairs([("HOME", "/home")]),
-        &fs,
-        Platform::Unix,
-        None,
-    );
+    let shared = shared_config(&[], &fs);
     assert_no_secret(&format!("{shared:?} {:?}", shared.active_profile()));
 
     // requests that carry tokens: web identity (body), SSO, container and IMDS (headers)
@@ -267,12 +271,7 @@ fn secrets_stay_out_of_debug_and_errors() {
         "/home/.aws/config",
         format!("[default]\ncredential_process = my-helper --token {TOKEN}\n"),
     );
-    let shared = SharedConfig::load_with(
-        Env::from_pairs([("HOME", "/home")]),
-        &fs,
-        Platform::Unix,
-        None,
-    );
+    let shared = shared_config(&[], &fs);
     assert_no_secret(&format!("{shared:?} {:?}", shared.active_profile()));
     let mut c = chain(&[], fs, &[ProviderKind::Profile]);
     let step = c.next_step(now());
@@ -290,14 +289,11 @@ fn secrets_stay_out_of_debug_and_errors() {
 #[test]
 fn a_profile_named_but_not_defined_stops_the_chain() {
     // AWS_PROFILE with a typo on a machine with a role: not the machine's role, as in the SDKs
-    let mut c = chain(
+    let e = refusal(
         &[("AWS_PROFILE", "prod-typo")],
         MemFs::new().with("/home/.aws/config", "[profile prod]\nregion = eu-west-1\n"),
         &ProviderKind::DEFAULT_CHAIN,
     );
-    let Step::Done(Err(e)) = c.next_step(now()) else {
-        panic!("no request: the chain stops at the profile")
-    };
     assert!(matches!(e, CredentialsError::InvalidConfig { .. }), "{e:?}");
     assert!(
         e.to_string().contains("profile `prod-typo` is not defined"),
@@ -338,12 +334,7 @@ fn sts_goes_to_the_region_the_client_resolved() {
         "[default]\nrole_arn = arn:aws-cn:iam::123456789012:role/r\nsource_profile = base\n\
          [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = basesecret\n",
     );
-    let shared = SharedConfig::load_with(
-        Env::from_pairs([("HOME", "/home"), ("AWS_REGION", "us-west-2")]),
-        &fs,
-        Platform::Unix,
-        None,
-    );
+    let shared = shared_config(&[("AWS_REGION", "us-west-2")], &fs);
     for (client_region, host) in [
         (None, "sts.us-west-2.amazonaws.com"),
         (Some("cn-north-1"), "sts.cn-north-1.amazonaws.com.cn"),
@@ -571,13 +562,6 @@ fn assume_role_signs_with_the_source_keys_and_parses_the_answer() {
 #[test]
 fn endpoint_overrides_and_container_paths_must_name_where_to_go() {
     let fs = || MemFs::new().with("/home/.aws/config", ASSUME_ROLE_CONFIG);
-    // the error of a chain that must refuse before any request
-    let refusal = |env: &[(&str, &str)], fs: MemFs, providers: &[ProviderKind]| {
-        let Step::Done(Err(e)) = chain(env, fs, providers).next_step(now()) else {
-            panic!("{env:?}: a request was made")
-        };
-        e
-    };
     // an STS endpoint URL is held to the rules of Lambda's: a URL without a host would send
     // a request to nowhere
     for bad in ["/no/host", "sts.example.com", "ftp://h", "http://user@h"] {

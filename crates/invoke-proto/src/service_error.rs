@@ -396,9 +396,9 @@ impl ServiceError {
         let v = self.retry_after_header.as_deref()?.trim();
         let secs: f64 = v.parse().ok()?;
         // `try_`: no panic on `-0`
-        secs.is_finite()
-            .then(|| Duration::try_from_secs_f64(secs.min(DAY)).ok())
-            .flatten()
+        Some(secs)
+            .filter(|s| s.is_finite())
+            .and_then(|s| Duration::try_from_secs_f64(s.min(DAY)).ok())
     }
 }
 

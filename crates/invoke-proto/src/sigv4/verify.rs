@@ -306,11 +306,10 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     }
     // digits only: `parse` would take a sign (`2024+1+1T…`)
     let num = |r: std::ops::Range<usize>| {
-        let field = text.get(r)?;
-        field
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            .then(|| field.parse::<i64>().ok())?
+        text.get(r)
+            .filter(|f| f.bytes().all(|b| b.is_ascii_digit()))?
+            .parse::<i64>()
+            .ok()
     };
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
