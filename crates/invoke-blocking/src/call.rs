@@ -14,6 +14,7 @@ use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
+use crate::credentials::ExchangesBy;
 use crate::drain::ReadsBy;
 use crate::error::{BoxError, Error};
 
@@ -157,7 +158,21 @@ impl Call {
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
-        let request = match self.inner.credentials()? {
+        let credentials = {
+            let _by = ExchangesBy::set(self.deadline);
+            self.inner.credentials()
+        };
+        let credentials = match credentials {
+            Ok(credentials) => credentials,
+            // cut short by the deadline (or failed as it passed): the deadline's error
+            Err(e) if Instant::now() >= self.deadline => {
+                tracing::debug!(error = %e, "no credentials before the deadline");
+                self.fail(TransportFailure::Deadline, Box::new(e));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let request = match credentials {
             Some(provided) => self.driver.sign(&provided.credentials, SystemTime::now())?,
             None => self.unsigned.clone().ok_or_else(|| {
                 Error::Config("an unsigned client without its request".to_owned())
@@ -245,8 +260,6 @@ impl Call {
         self.driver.handle_failure(kind, Instant::now(), jitter());
     }
 
-    /// Reads what follows `InvokeComplete` (normally only the end of the chunked body)
-    /// so that the connection goes back to the pool
     /// Reads the end of the body so the connection goes back to the pool: at most
     /// [`DRAIN_LIMIT`] bytes within [`DRAIN_WAIT`], else the connection is closed
     fn drain(&mut self) {

@@ -1,8 +1,9 @@
 //! The credential providers' HTTP exchanges (IMDS, container, STS, SSO), sent through the
 //! client's agent
 
+use std::cell::Cell;
 use std::io::Read as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -17,6 +18,34 @@ use crate::call::jitter;
 const BACKOFF: RetryConfig = RetryConfig::new()
     .with_initial_backoff(Duration::from_millis(100))
     .with_max_backoff(Duration::from_secs(1));
+
+thread_local! {
+    /// When set, the credential exchanges this thread sends end no later than this
+    static EXCHANGES_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// While alive, the credential exchanges sent on this thread (the client's loading of its
+/// credentials for an attempt) end no later than the time given: the invocation's deadline
+pub(crate) struct ExchangesBy(Option<Instant>);
+
+impl ExchangesBy {
+    pub(crate) fn set(by: Instant) -> Self {
+        Self(EXCHANGES_BY.replace(Some(by)))
+    }
+}
+
+impl Drop for ExchangesBy {
+    fn drop(&mut self) {
+        EXCHANGES_BY.set(self.0);
+    }
+}
+
+/// What is left until this thread's [`ExchangesBy`], if one is set
+fn time_left() -> Option<Duration> {
+    EXCHANGES_BY
+        .get()
+        .map(|by| by.saturating_duration_since(Instant::now()))
+}
 
 /// Sends the requests of `invoke-config`'s credential providers with a client's agent
 #[derive(Clone)]
@@ -55,6 +84,7 @@ impl Sender {
         request: http::Request<S>,
         proxy: Option<ureq::Proxy>,
         connect: Duration,
+        timeout: Duration,
     ) -> http::Request<S> {
         self.agent
             .configure_request(request)
@@ -62,14 +92,15 @@ impl Sender {
             .proxy(proxy)
             .timeout_resolve(Some(connect))
             .timeout_connect(Some(connect))
-            .timeout_global(Some(self.timeout))
-            .timeout_recv_response(Some(self.timeout))
-            .timeout_per_read(Some(self.timeout))
+            .timeout_global(Some(timeout))
+            .timeout_recv_response(Some(timeout))
+            .timeout_per_read(Some(timeout))
             .build()
     }
 
     /// One exchange: backs off first for a retry, returns the status, headers and at most
-    /// [`MAX_RESPONSE_BODY`] + 1 bytes of body (the provider refuses more)
+    /// [`MAX_RESPONSE_BODY`] + 1 bytes of body (the provider refuses more); within this
+    /// thread's [`ExchangesBy`], if one is set
     pub(crate) fn send(
         &self,
         request: http::Request<Bytes>,
@@ -77,15 +108,22 @@ impl Sender {
         if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
             && n > 1
         {
-            std::thread::sleep(backoff(&BACKOFF, n - 1, jitter()));
+            let wait = backoff(&BACKOFF, n - 1, jitter());
+            std::thread::sleep(time_left().map_or(wait, |left| wait.min(left)));
         }
+        let timeout = match time_left() {
+            None => self.timeout,
+            Some(Duration::ZERO) => return Err("the invocation's deadline passed".to_owned()),
+            Some(left) => self.timeout.min(left),
+        };
         let proxy = self.proxy_for(request.uri())?;
         let uri = request.uri().clone();
         let connect = if uri.host().is_some_and(is_local_host) {
             self.connect.min(LOCAL_CONNECT_TIMEOUT)
         } else {
             self.connect
-        };
+        }
+        .min(timeout);
         let span = tracing::debug_span!(
             "credentials_request",
             method = %request.method(),
@@ -97,10 +135,10 @@ impl Sender {
         let (parts, body) = request.into_parts();
         let result = if body.is_empty() {
             let req = http::Request::from_parts(parts, ());
-            self.agent.run(self.configure(req, proxy, connect))
+            self.agent.run(self.configure(req, proxy, connect, timeout))
         } else {
             let req = http::Request::from_parts(parts, &body[..]);
-            self.agent.run(self.configure(req, proxy, connect))
+            self.agent.run(self.configure(req, proxy, connect, timeout))
         };
         let response = result.map_err(|e| {
             tracing::debug!(error = %e, "credentials request failed");

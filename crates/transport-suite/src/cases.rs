@@ -858,6 +858,43 @@ pub fn credentials_from_the_container_endpoint<T: Transport>(t: &T) {
     );
 }
 
+/// Loading credentials counts against the overall deadline: with a container endpoint that
+/// takes connections and never answers, the invocation ends with the deadline error, not
+/// after the providers' own limits (5 s per exchange, retried) with a credentials error
+pub fn credential_loading_is_cut_at_the_overall_deadline<T: Transport>(t: &T) {
+    let h = Harness::start();
+    // never accepted: connections wait in its backlog, requests are never answered
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let uri = format!(
+        "http://{}{}",
+        silent.local_addr().expect("address"),
+        metadata::CONTAINER_PATH
+    );
+    let mut cfg = configured(
+        &h,
+        &[
+            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        "",
+        &[],
+    );
+    cfg.overall_timeout = Duration::from_millis(700);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(3, 10));
+    assert!(o.head.is_none() && o.events.is_empty(), "{o:?}");
+    match &o.failure {
+        Some(Failure::Transport {
+            kind: TransportFailure::Deadline,
+            message,
+            ..
+        }) => assert!(message.contains("credentials"), "{message}"),
+        other => panic!("not the deadline error: {other:?}"),
+    }
+    assert_eq!(h.invocations(), 0, "the function was not invoked");
+    drop(silent);
+}
+
 /// EC2 instance metadata, IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`): a session token,
 /// the role name, its credentials
 pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {

@@ -313,8 +313,15 @@ pub fn parse_amz_date(text: &str) -> Option<SystemTime> {
     };
     let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
     let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
     if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
+        || !(1..=month_days).contains(&day)
         || hour > 23
         || minute > 59
         || second > 60
@@ -387,9 +394,16 @@ mod tests {
             Some(UNIX_EPOCH + Duration::from_secs(1_705_320_000))
         );
         assert_eq!(parse_amz_date("19700101T000000Z"), Some(UNIX_EPOCH));
-        assert!(parse_amz_date("20240230T000000Z").is_some());
+        assert!(parse_amz_date("20240229T000000Z").is_some());
+        assert!(parse_amz_date("20000229T000000Z").is_some());
+        assert!(parse_amz_date("20240430T000000Z").is_some());
         for bad in [
             "",
+            "20240230T000000Z",
+            "20230229T000000Z",
+            "21000229T000000Z",
+            "20240431T000000Z",
+            "20240100T000000Z",
             "2024-01-15T12:00:00Z",
             "20241315T120000Z",
             "20240115T250000Z",
