@@ -26,6 +26,9 @@ pub struct Invocation {
     pub client_context: Option<String>,
     /// `X-Amz-Tenant-Id`
     pub tenant_id: Option<String>,
+    /// The caller's `X-Amzn-Trace-Id` (a process function's `Lambda-Runtime-Trace-Id`; a
+    /// new one when the caller sent none)
+    pub trace_id: Option<String>,
     /// Time left before the invocation times out
     pub timeout: Duration,
 }
@@ -397,6 +400,7 @@ mod tests {
             payload: Bytes::from_static(payload.as_bytes()),
             client_context: None,
             tenant_id: None,
+            trace_id: None,
             timeout: Duration::from_secs(900),
         }
     }

@@ -352,10 +352,11 @@ impl Emulator {
     }
 
     /// The endpoint URL (`https://` with [TLS](Builder::tls), else `http://`), for
-    /// `AWS_ENDPOINT_URL` or an SDK's endpoint setting
+    /// `AWS_ENDPOINT_URL` or an SDK's endpoint setting; bound to every address
+    /// (`0.0.0.0`, `[::]`), the loopback one of its family
     pub fn url(&self) -> String {
         let scheme = if self.ca.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", self.addr)
+        format!("{scheme}://{}", advertised(self.addr))
     }
 
     /// With [TLS](Builder::tls): the file holding the CA certificate (PEM) that clients must
@@ -382,5 +383,31 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+    }
+}
+
+/// The address clients are told to use for a listener bound to `addr`: the loopback one of
+/// its family when bound to every address (which the TLS certificate names)
+fn advertised(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    addr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_address_is_advertised_as_loopback() {
+        let a = |s: &str| advertised(s.parse().unwrap()).to_string();
+        assert_eq!(a("0.0.0.0:9001"), "127.0.0.1:9001");
+        assert_eq!(a("[::]:9001"), "[::1]:9001");
+        assert_eq!(a("127.0.0.2:9001"), "127.0.0.2:9001");
+        assert_eq!(a("10.0.0.5:9001"), "10.0.0.5:9001");
     }
 }

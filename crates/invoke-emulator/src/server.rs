@@ -140,6 +140,8 @@ struct Call {
     operation: Operation,
     request_id: String,
     started: Instant,
+    /// The caller's `X-Amzn-Trace-Id`, passed on to the function as the RIE does
+    trace_id: Option<String>,
 }
 
 /// Answers one HTTP request: routes it, runs the stages, answers a rejection
@@ -173,6 +175,7 @@ pub(crate) async fn handle(
         operation: route.operation,
         request_id,
         started: Instant::now(),
+        trace_id: trace_id(req.headers()),
     };
     let unanswered = Unanswered(Some((&call, &function)));
     let answer = invoke(&call, req, route).await;
@@ -190,6 +193,21 @@ pub(crate) async fn handle(
         }
     }
 }
+
+/// The caller's `X-Amzn-Trace-Id`: one value of visible ASCII, at most
+/// [`MAX_TRACE_ID_LEN`] bytes, else none
+fn trace_id(headers: &http::HeaderMap) -> Option<String> {
+    let mut values = headers.get_all("x-amzn-trace-id").iter();
+    let value = values.next().filter(|_| values.next().is_none())?;
+    let text = value.to_str().ok()?;
+    (!text.is_empty()
+        && text.len() <= MAX_TRACE_ID_LEN
+        && text.bytes().all(|b| b.is_ascii_graphic()))
+    .then(|| text.to_owned())
+}
+
+/// Longest `X-Amzn-Trace-Id` passed on to a function (X-Ray's own limit is far below)
+const MAX_TRACE_ID_LEN: usize = 1024;
 
 /// Longest text from a client (a path, a function name, a refusal quoting a value) in a
 /// log line, in characters
@@ -610,6 +628,7 @@ fn run(
             .filter(|_| sync == Synchronous::Yes)
             .map(|c| String::from_utf8_lossy(c).into_owned()),
         tenant_id: params.get_tenant_id().map(str::to_owned),
+        trace_id: call.trace_id.clone(),
         timeout,
     };
     let (tx, rx) = mpsc::channel(128);
@@ -872,4 +891,30 @@ fn cut_off_log(call: &Call, function: &str) -> OnCutOff {
             started.elapsed().as_secs_f64() * 1000.0
         ));
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_one_plain_trace_header_is_passed_on() {
+        let headers = |values: &[&str]| {
+            let mut h = http::HeaderMap::new();
+            for v in values {
+                h.append("x-amzn-trace-id", http::HeaderValue::from_str(v).unwrap());
+            }
+            trace_id(&h)
+        };
+        assert_eq!(
+            headers(&["Root=1-a;Sampled=0"]).as_deref(),
+            Some("Root=1-a;Sampled=0")
+        );
+        assert_eq!(headers(&[]), None);
+        assert_eq!(headers(&[""]), None);
+        assert_eq!(headers(&["Root=1-a", "Root=1-b"]), None);
+        assert_eq!(headers(&["Root=1 a"]), None);
+        assert_eq!(headers(&[&"x".repeat(MAX_TRACE_ID_LEN + 1)]), None);
+        assert!(headers(&[&"x".repeat(MAX_TRACE_ID_LEN)]).is_some());
+    }
 }

@@ -94,7 +94,8 @@ pub fn loopback_tls(ip: IpAddr) -> io::Result<(TlsAcceptor, String)> {
         Ipv4Addr::LOCALHOST.to_string(),
         Ipv6Addr::LOCALHOST.to_string(),
     ];
-    if !ip.is_unspecified() && !ip.is_loopback() {
+    // the address bound (another loopback one, such as 127.0.0.2, included)
+    if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
         names.push(ip.to_string());
     }
     let mut leaf_params = CertificateParams::new(names).map_err(other)?;

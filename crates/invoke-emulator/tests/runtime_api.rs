@@ -178,6 +178,10 @@ while True:
     elif op == "exit":
         print("about to exit", flush=True)
         sys.exit(3)
+    elif op == "then_stall":
+        # answers, then never asks for its next invocation
+        respond(rid, json.dumps({"pid": os.getpid()}))
+        time.sleep(3600)
     elif op == "sleep":
         print("sleeping", flush=True)
         time.sleep(60)
@@ -450,6 +454,16 @@ async fn buffered_response_env_and_next_headers() {
     );
     assert_eq!(h["lambda-runtime-aws-tenant-id"], "tenant-7");
     assert_eq!(h["content-type"], "application/json");
+    // the caller's trace header is passed on, as the RIE does
+    let traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let mut req = request(
+        &emu,
+        &InvokeParams::new("py", json!({"op": "env"}).to_string()),
+    );
+    req.headers_mut()
+        .insert("x-amzn-trace-id", http::HeaderValue::from_static(traced));
+    let o = read_stream(send(&emu, req).await, |_| {}).await;
+    assert_eq!(o.json()["headers"]["lambda-runtime-trace-id"], traced);
 
     // the extensions API accepts a registration
     let o = invoke(&emu, "py", &json!({"op": "extension"})).await;
@@ -675,6 +689,33 @@ async fn a_slow_start_does_not_eat_the_function_timeout() {
     assert!(left > 0 && left <= 1000, "{left} ms left at /next");
     let init = init_duration(&o.log()).expect("a cold start");
     assert!(init >= 1500.0, "{init} ms");
+    emu.shutdown().await;
+}
+
+/// A process that answered and then never asks `/next` for the next invocation: that
+/// invocation times out (its time runs from the offer to a running process), and the
+/// process is replaced
+#[tokio::test]
+async fn a_reused_process_that_never_asks_for_its_invocation_times_out() {
+    if !have_python("a_reused_process_that_never_asks_for_its_invocation_times_out") {
+        return;
+    }
+    let dir = Scratch::new();
+    let cfg = FunctionConfig {
+        timeout: Duration::from_secs(1),
+        ..FunctionConfig::default()
+    };
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), cfg)).await;
+    let first = invoke(&emu, "py", &json!({"op": "then_stall"})).await;
+    let pid = first.json()["pid"].clone();
+    let o = tokio::time::timeout(Duration::from_secs(30), invoke(&emu, "py", &json!({})))
+        .await
+        .expect("the function timeout ended the invocation");
+    let (t, m) = o.error();
+    assert_eq!(t, "Sandbox.Timedout");
+    assert!(m.contains("Task timed out after 1.00 seconds"), "{m}");
+    let again = invoke(&emu, "py", &json!({})).await;
+    assert_ne!(pid, again.json()["pid"], "the stalled process is replaced");
     emu.shutdown().await;
 }
 

@@ -108,6 +108,21 @@ async fn streams_over_https_to_a_client_that_trusts_the_ca() {
     assert!(!path.exists(), "{}", path.display());
 }
 
+/// Another loopback address is named by the certificate too
+#[tokio::test]
+async fn the_certificate_names_the_address_bound() {
+    let builder = || Emulator::builder().builtins().no_auth().quiet().tls();
+    let emu = builder()
+        .start("127.0.0.2:0".parse().unwrap())
+        .await
+        .unwrap();
+    assert!(emu.url().starts_with("https://127.0.0.2:"), "{}", emu.url());
+    let trusting = connector(roots_from(emu.ca_pem_path().unwrap()));
+    let events = count_over_tls(&emu, &trusting, "127.0.0.2").await.unwrap();
+    assert_eq!(events.len(), 4, "{events:?}");
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_client_without_the_ca_gets_a_certificate_error() {
     let dir = std::env::temp_dir().join(format!("invoke-emulator-tls-{}", std::process::id()));

@@ -95,15 +95,17 @@ impl Active {
         out: ResponseStream,
         done: oneshot::Sender<Finished>,
     ) -> Arc<Self> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let trace_id = format!(
-            "Root=1-{:08x}-{};Parent={};Sampled=0",
-            now.as_secs(),
-            random_hex(24),
-            random_hex(16)
-        );
+        let trace_id = inv.trace_id.clone().unwrap_or_else(|| {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default();
+            format!(
+                "Root=1-{:08x}-{};Parent={};Sampled=0",
+                now.as_secs(),
+                random_hex(24),
+                random_hex(16)
+            )
+        });
         Arc::new(Self {
             inv,
             out,
@@ -404,13 +406,18 @@ async fn next(rt: &Runtime) -> Response<RespBody> {
     r
 }
 
-/// `Lambda-Runtime-Deadline-Ms` for an invocation handed out now: its timeout runs from here
-fn deadline_ms(timeout: Duration) -> u128 {
-    SystemTime::now()
+/// `Lambda-Runtime-Deadline-Ms` for an invocation handed out now: its timeout runs from here.
+/// At most `i64::MAX` (a timeout without limit), which every runtime can read (Go's is an
+/// `int64`, Rust's a `u64`).
+fn deadline_ms(timeout: Duration) -> u64 {
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .saturating_add(timeout)
-        .as_millis()
+        .as_millis();
+    u64::try_from(ms).map_or(i64::MAX.unsigned_abs(), |ms| {
+        ms.min(i64::MAX.unsigned_abs())
+    })
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -667,4 +674,23 @@ fn register_extension(rt: &Runtime) -> Response<RespBody> {
         r.headers_mut().insert("lambda-extension-identifier", v);
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadline_header_fits_every_runtime() {
+        let now = || {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+        };
+        let before = now();
+        let d = u128::from(deadline_ms(Duration::from_secs(3)));
+        assert!(d >= before + 3000 && d <= now() + 3000, "{d}");
+        assert_eq!(deadline_ms(Duration::MAX), i64::MAX.unsigned_abs());
+    }
 }

@@ -58,7 +58,8 @@ use logs::{LogPipe, LogSink};
 ///   A process serves one invocation at a time; at most
 ///   [`max_processes`](Self::max_processes) run at once (default
 ///   [`DEFAULT_MAX_PROCESSES`](Self::DEFAULT_MAX_PROCESSES)). More invocations wait for a free
-///   process (their timeout runs while they wait). Registered with
+///   process (their timeout does not run while they wait; one whose client goes away leaves
+///   the queue). Registered with
 ///   [`Builder::process_function`](crate::Builder::process_function), the limit follows
 ///   [`FunctionConfig::concurrency`](crate::FunctionConfig::concurrency) when that is set, so
 ///   the server answers 429 before anything queues.
@@ -264,7 +265,12 @@ impl Handler for ProcessFunction {
                 () = out.closed() => return Err(client_gone(&invocation.request_id)),
             };
             let (process, init) = match pool.take_idle() {
-                Some(p) => (p, None),
+                // a running process: the time runs from the offer (moved to its `/next`),
+                // so one that never asks for the invocation times out
+                Some(p) => {
+                    out.began(None);
+                    (p, None)
+                }
                 None => (
                     spawn(&spec, &pool, &invocation, echo).await?,
                     Some(spec.init_timeout),
