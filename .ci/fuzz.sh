@@ -23,7 +23,8 @@ cargo +nightly --version
 
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "installing cargo-fuzz"
-  cargo install cargo-fuzz --locked
+  # a known release: a new one cannot break this step unannounced
+  cargo install cargo-fuzz --version 0.13.2 --locked
 fi
 cargo +nightly fuzz --version
 

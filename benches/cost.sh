@@ -20,7 +20,8 @@ echo "| client | crates | clean release build (-j$jobs) | stripped binary |"
 echo "|---|---|---|---|"
 for name in "${names[@]}"; do
     manifest="$here/cost/$name/Cargo.toml"
-    cargo fetch --quiet --manifest-path "$manifest"
+    # the committed lock: the tree measured is the one in the repository
+    cargo fetch --quiet --locked --manifest-path "$manifest"
     # distinct name+version pairs, the example itself excluded
     crates=$(cargo tree --quiet --offline -e normal --prefix none --manifest-path "$manifest" \
         | sed 's/ (\*)$//; s/ (proc-macro)$//' | awk '{print $1, $2}' | sort -u | grep -vc '^cost-')
@@ -34,6 +35,6 @@ for name in "${names[@]}"; do
     bytes=$(stat -c %s "$target/stripped")
     rm -rf "$target"
     printf '| %s | %d | %.0f s | %.2f MiB |\n' "$name" "$crates" "$secs" "$(echo "$bytes / 1048576" | bc -l)"
-    json="$json\"$name\": {\"crates\": $crates, \"build_s\": $secs, \"stripped_bytes\": $bytes},"
+    json="$json\"$name\": {\"crates\": $crates, \"build_s\": $secs, \"stripped_bytes\": $bytes, \"jobs\": $jobs},"
 done
 echo "${json%,}}" > "$out/cost.json"

@@ -5,3 +5,30 @@
 //! (`src/bin/stream_fn.rs`) behind it. Nothing here is published: the crate only exists so
 //! that `cargo test -p invoke-interop` builds those peers, which the default `cargo test`
 //! never compiles.
+//!
+//! Every wait in those tests goes through [`guarded`], so that a regression that holds a
+//! stream open fails the test instead of hanging CI:
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
+//! let two = invoke_interop::guarded("adding", async { 1 + 1 }).await;
+//! assert_eq!(two, 2);
+//! # });
+//! ```
+
+use std::time::Duration;
+
+/// How long any one wait of an interop test may take: a guard against hanging CI, not a
+/// timing assertion
+pub const GUARD: Duration = Duration::from_secs(60);
+
+/// The output of `f`; panics (failing the test) if it takes longer than [`GUARD`]
+///
+/// # Panics
+///
+/// When `f` takes longer than [`GUARD`], naming `what`.
+pub async fn guarded<F: Future>(what: &str, f: F) -> F::Output {
+    tokio::time::timeout(GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {GUARD:?}"))
+}

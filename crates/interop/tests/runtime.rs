@@ -165,9 +165,8 @@ async fn stream_fn_posts_prelude_lines_and_error_lines() {
         .unwrap();
     let mut next = async || {
         // a guard against hanging CI, not a timing assertion
-        tokio::time::timeout(Duration::from_secs(60), posted.recv())
+        invoke_interop::guarded("stream_fn's response", posted.recv())
             .await
-            .expect("stream_fn posts its response")
             .unwrap()
     };
 
@@ -267,6 +266,11 @@ mod emulated {
             .credentials_provider(Credentials::new(KEY, SECRET, None, None, "interop"))
             .http_client(aws_smithy_http_client::Builder::new().build_http())
             .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                aws_config::timeout::TimeoutConfig::builder()
+                    .operation_timeout(invoke_interop::GUARD)
+                    .build(),
+            )
             .load()
             .await;
         aws_sdk_lambda::Client::new(&conf)
@@ -288,7 +292,10 @@ mod emulated {
             error_details: None,
         };
         let mut completes = 0;
-        while let Some(ev) = out.event_stream.recv().await.unwrap() {
+        while let Some(ev) = invoke_interop::guarded("the next event", out.event_stream.recv())
+            .await
+            .unwrap()
+        {
             assert_eq!(completes, 0, "an event after InvokeComplete: {ev:?}");
             match ev {
                 InvokeWithResponseStreamResponseEvent::PayloadChunk(c) => {
@@ -327,7 +334,10 @@ mod emulated {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let resp: http::Response<Incoming> = sender.send_request(req.map(Full::new)).await.unwrap();
+        let resp: http::Response<Incoming> =
+            invoke_interop::guarded("the response", sender.send_request(req.map(Full::new)))
+                .await
+                .unwrap();
         let (parts, mut body) = resp.into_parts();
         let ResponseHead::Stream(head) =
             invoke_proto::parse_response_head(parts.status, &parts.headers).unwrap()
@@ -342,7 +352,7 @@ mod emulated {
         };
         let mut s = head.into_stream();
         let mut complete: Option<InvokeComplete> = None;
-        while let Some(frame) = body.frame().await {
+        while let Some(frame) = invoke_interop::guarded("the next frame", body.frame()).await {
             if let Ok(data) = frame.unwrap().into_data() {
                 s.feed(data);
             }
@@ -395,17 +405,18 @@ mod emulated {
             let sdk = via_sdk(&emu, &event).await;
             // the lines before the failure arrive untouched; the error lines lambda_runtime
             // wrote into the body are not payload: they become the InvokeComplete error
+            assert!(
+                !sdk.bytes
+                    .windows(error_lines(&failure(m)).len())
+                    .any(|w| w == error_lines(&failure(m))),
+                "error lines leaked into the payload: {:?}",
+                String::from_utf8_lossy(&sdk.bytes)
+            );
             assert_eq!(
                 sdk.bytes,
                 streamed(m),
                 "{:?}",
                 String::from_utf8_lossy(&sdk.bytes)
-            );
-            assert!(
-                !sdk.bytes
-                    .windows(error_lines(&failure(m)).len())
-                    .any(|w| w == error_lines(&failure(m))),
-                "error lines leaked into the payload"
             );
             assert_eq!(sdk.error_code.as_deref(), Some("Unhandled"), "{sdk:?}");
             let details = sdk.error_details.clone().unwrap();
@@ -434,7 +445,10 @@ mod emulated {
             .await
             .unwrap();
         let mut log = None;
-        while let Some(ev) = out.event_stream.recv().await.unwrap() {
+        while let Some(ev) = invoke_interop::guarded("the next event", out.event_stream.recv())
+            .await
+            .unwrap()
+        {
             if let InvokeWithResponseStreamResponseEvent::InvokeComplete(c) = ev {
                 log = c.log_result;
             }

@@ -3,12 +3,14 @@
 //! Every test starts its own emulator on a loopback port, with SigV4 checked against one
 //! access key, and points an SDK client at it through `endpoint_url`, as a user would.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::Region;
 use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_credential_types::Credentials;
 use aws_sdk_lambda::Client;
 use aws_sdk_lambda::error::{ProvideErrorMetadata as _, SdkError};
@@ -20,12 +22,17 @@ use aws_sdk_lambda::types::{
 };
 use base64::Engine as _;
 use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
+use invoke_interop::{GUARD, guarded};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
 
-/// An emulator with the built-ins, `versioned` (echo with version `1` and alias `prod`) and
-/// `whoami` (writes back what it saw of the request), accepting only [`KEY`]/[`SECRET`]
+/// How often `counted` ran, in any test's emulator (only the dry-run test invokes it)
+static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+/// An emulator with the built-ins, `versioned` (echo with version `1` and alias `prod`),
+/// `whoami` (writes back what it saw of the request) and `counted` (counts its runs in
+/// [`COUNTED_RUNS`]), accepting only [`KEY`]/[`SECRET`]
 async fn emulator() -> Emulator {
     let versioned = FunctionConfig {
         qualifiers: vec!["1".to_owned(), "prod".to_owned()],
@@ -50,6 +57,11 @@ async fn emulator() -> Emulator {
                 Ok::<(), FunctionError>(())
             },
         )
+        .function("counted", |_: Invocation, out: ResponseStream| async move {
+            COUNTED_RUNS.fetch_add(1, Ordering::SeqCst);
+            out.write("ran").await;
+            Ok::<(), FunctionError>(())
+        })
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
@@ -68,6 +80,9 @@ fn config(emu: &Emulator, secret: &str) -> aws_config::ConfigLoader {
         // HTTPS client would pull in rustls and aws-lc
         .http_client(aws_smithy_http_client::Builder::new().build_http())
         .retry_config(RetryConfig::disabled())
+        // a guard against hanging CI up to the response (reading the stream is guarded
+        // apart): the SDK sets no operation or read timeout of its own
+        .timeout_config(TimeoutConfig::builder().operation_timeout(GUARD).build())
 }
 
 /// An SDK client for `emu` signing with `secret`
@@ -88,7 +103,10 @@ async fn collect(mut out: InvokeWithResponseStreamOutput) -> Streamed {
     let mut bytes = Vec::new();
     let mut chunks = Vec::new();
     let mut complete = None;
-    while let Some(event) = out.event_stream.recv().await.expect("a clean event stream") {
+    while let Some(event) = guarded("the next event", out.event_stream.recv())
+        .await
+        .expect("a clean event stream")
+    {
         assert!(
             complete.is_none(),
             "an event after InvokeComplete: {event:?}"
@@ -290,7 +308,7 @@ async fn dry_run_answers_204_without_running() {
     let lambda = client(&emu, SECRET).await;
     let mut out = lambda
         .invoke_with_response_stream()
-        .function_name("echo")
+        .function_name("counted")
         .invocation_type(ResponseStreamingInvocationType::DryRun)
         .payload(Blob::new("{}"))
         .send()
@@ -298,7 +316,22 @@ async fn dry_run_answers_204_without_running() {
         .unwrap();
     assert_eq!(out.status_code(), 204);
     // no body, so no events (and no InvokeComplete)
-    assert!(out.event_stream.recv().await.unwrap().is_none());
+    let end = guarded("the end of the stream", out.event_stream.recv()).await;
+    assert!(end.unwrap().is_none());
+    assert_eq!(
+        COUNTED_RUNS.load(Ordering::SeqCst),
+        0,
+        "the function did not run"
+    );
+    // the same call without DryRun runs it: the count above could have seen a run
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("counted")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(collect(out).await.bytes, b"ran");
+    assert_eq!(COUNTED_RUNS.load(Ordering::SeqCst), 1);
     // a dry run still checks that the function exists
     let err = lambda
         .invoke_with_response_stream()
