@@ -14,8 +14,8 @@ use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
-use crate::credentials::ExchangesBy;
-use crate::drain::ReadsBy;
+use crate::credentials::exchanges_by;
+use crate::drain::reads_by;
 use crate::error::{BoxError, Error};
 
 /// What the caller gets next
@@ -159,7 +159,7 @@ impl Call {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
         let credentials = {
-            let _by = ExchangesBy::set(self.deadline);
+            let _by = exchanges_by(self.deadline);
             self.inner.credentials()
         };
         let credentials = match credentials {
@@ -264,7 +264,7 @@ impl Call {
     /// [`DRAIN_LIMIT`] bytes within [`DRAIN_WAIT`], else the connection is closed
     fn drain(&mut self) {
         if let Some(mut body) = self.body.take() {
-            let _by = ReadsBy::set(Instant::now() + DRAIN_WAIT);
+            let _by = reads_by(Instant::now() + DRAIN_WAIT);
             self.buf.discard(&mut body, DRAIN_LIMIT);
         }
     }

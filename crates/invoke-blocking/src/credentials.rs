@@ -13,6 +13,7 @@ use invoke_config::{
 use invoke_proto::{RetryConfig, backoff};
 
 use crate::call::jitter;
+use crate::drain::ThreadLimit;
 
 /// The waits between a provider's attempts: up to 100 ms, doubling, at most 1 s
 const BACKOFF: RetryConfig = RetryConfig::new()
@@ -24,23 +25,14 @@ thread_local! {
     static EXCHANGES_BY: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// While alive, the credential exchanges sent on this thread (the client's loading of its
-/// credentials for an attempt) end no later than the time given: the invocation's deadline
-pub(crate) struct ExchangesBy(Option<Instant>);
-
-impl ExchangesBy {
-    pub(crate) fn set(by: Instant) -> Self {
-        Self(EXCHANGES_BY.replace(Some(by)))
-    }
+/// While the guard lives, the credential exchanges sent on this thread (the client's
+/// loading of its credentials for an attempt) end no later than `by`: the invocation's
+/// deadline
+pub(crate) fn exchanges_by(by: Instant) -> ThreadLimit {
+    ThreadLimit::set(&EXCHANGES_BY, by)
 }
 
-impl Drop for ExchangesBy {
-    fn drop(&mut self) {
-        EXCHANGES_BY.set(self.0);
-    }
-}
-
-/// What is left until this thread's [`ExchangesBy`], if one is set
+/// What is left until this thread's [`exchanges_by`], if one is set
 fn time_left() -> Option<Duration> {
     EXCHANGES_BY
         .get()
@@ -100,7 +92,7 @@ impl Sender {
 
     /// One exchange: backs off first for a retry, returns the status, headers and at most
     /// [`MAX_RESPONSE_BODY`] + 1 bytes of body (the provider refuses more); within this
-    /// thread's [`ExchangesBy`], if one is set
+    /// thread's [`exchanges_by`], if one is set
     pub(crate) fn send(
         &self,
         request: http::Request<Bytes>,

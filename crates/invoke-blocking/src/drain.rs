@@ -3,9 +3,10 @@
 //! ureq fixes a request's read timeouts when it is sent; the end of a body after
 //! `InvokeComplete` is waited for much more briefly ([`DRAIN_WAIT`](invoke_config::DRAIN_WAIT))
 //! than the idle timeout allows. Every connection is wrapped in [`Bounded`], whose reads
-//! also wait no later than a limit set for the calling thread ([`ReadsBy`]) while it drains.
+//! also wait no later than a limit set for the calling thread ([`reads_by`]) while it drains.
 
 use std::cell::Cell;
+use std::thread::LocalKey;
 use std::time::{Duration, Instant};
 
 use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTimeout, Transport};
@@ -15,19 +16,30 @@ thread_local! {
     static READS_BY: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
-/// While alive, reads on this thread's connections wait no later than the time given
-pub(crate) struct ReadsBy(Option<Instant>);
+/// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
+pub(crate) struct ThreadLimit {
+    key: &'static LocalKey<Cell<Option<Instant>>>,
+    before: Option<Instant>,
+}
 
-impl ReadsBy {
-    pub(crate) fn set(by: Instant) -> Self {
-        Self(READS_BY.replace(Some(by)))
+impl ThreadLimit {
+    pub(crate) fn set(key: &'static LocalKey<Cell<Option<Instant>>>, by: Instant) -> Self {
+        Self {
+            key,
+            before: key.replace(Some(by)),
+        }
     }
 }
 
-impl Drop for ReadsBy {
+impl Drop for ThreadLimit {
     fn drop(&mut self) {
-        READS_BY.set(self.0);
+        self.key.set(self.before);
     }
+}
+
+/// While the guard lives, reads on this thread's connections wait no later than `by`
+pub(crate) fn reads_by(by: Instant) -> ThreadLimit {
+    ThreadLimit::set(&READS_BY, by)
 }
 
 /// The last connector of a client's chain: wraps each connection in [`Bounded`]
@@ -46,7 +58,7 @@ impl<In: Transport> Connector<In> for BoundedReads {
     }
 }
 
-/// A connection whose reads honour [`ReadsBy`]
+/// A connection whose reads honour [`reads_by`]
 #[derive(Debug)]
 pub(crate) struct Bounded<T>(T);
 
@@ -82,7 +94,7 @@ impl<T: Transport> Transport for Bounded<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{READS_BY, ReadsBy};
+    use super::{READS_BY, reads_by};
     use std::time::{Duration, Instant};
 
     #[test]
@@ -91,9 +103,9 @@ mod tests {
         let outer = Instant::now() + Duration::from_secs(5);
         let inner = Instant::now() + Duration::from_secs(1);
         {
-            let _outer = ReadsBy::set(outer);
+            let _outer = reads_by(outer);
             {
-                let _inner = ReadsBy::set(inner);
+                let _inner = reads_by(inner);
                 assert_eq!(READS_BY.get(), Some(inner));
             }
             assert_eq!(READS_BY.get(), Some(outer));
