@@ -776,3 +776,46 @@ fn stopping_or_killing_serve_kills_the_function_process_group() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stderr nobody reads (its pipe full) holds up neither the function's output nor the
+/// server: the flood's echo waits in a bounded queue, and what does not fit is dropped
+#[test]
+fn a_stderr_nobody_reads_does_not_stop_the_server() {
+    if !available("python3") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("lambda-stream-unread-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = dir.join("flood.py");
+    std::fs::write(&script, python_function(&PY_FLOOD.replace("MIB", "4"))).unwrap();
+    let spec = format!("spam=python3 {}", script.display());
+    // stderr is a pipe this test holds and never reads: it fills at 64 KiB, well under
+    // what the flood's echo burst writes
+    let server = serve(&["--no-auth", "--timeout", "20", "--function", &spec]);
+    for _ in 0..2 {
+        let (status, _, body) = send(
+            &server.url,
+            &request(&server.url, &InvokeParams::new("spam", "{}")),
+        );
+        assert_eq!(status, 200);
+        let got = events(body);
+        let Some(Event::InvokeComplete(c)) = got.last() else {
+            panic!("{got:?}")
+        };
+        assert!(
+            !c.is_error(),
+            "the function's output was not held up: {c:?}"
+        );
+        let (status, _, body) = send(
+            &server.url,
+            &request(&server.url, &InvokeParams::new("echo", "{}")),
+        );
+        assert_eq!(status, 200);
+        assert_eq!(
+            events(body)[0],
+            Event::PayloadChunk(Bytes::from_static(b"{}"))
+        );
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

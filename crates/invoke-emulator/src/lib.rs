@@ -44,6 +44,7 @@ mod listen;
 mod reject;
 mod runtime;
 mod server;
+mod stderr;
 mod tls;
 
 use std::collections::HashMap;
@@ -377,8 +378,14 @@ impl Emulator {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+        // what was logged reaches stderr before the caller goes on (to exit, say), unless
+        // stderr is not being read
+        let _ = tokio::task::spawn_blocking(|| stderr::stderr().flush(STDERR_FLUSH_WAIT)).await;
     }
 }
+
+/// How long [`Emulator::shutdown`] waits for the log lines queued for stderr
+const STDERR_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Drop for Emulator {
     fn drop(&mut self) {

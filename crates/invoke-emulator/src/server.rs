@@ -27,7 +27,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -126,10 +125,8 @@ impl Shared {
         }
         match &self.log_sink {
             Some(sink) => sink(line),
-            // A closed stderr must not take the server down
-            None => {
-                let _ = writeln!(std::io::stderr(), "{line}");
-            }
+            // queued: a stderr nobody reads must not hold up the server
+            None => crate::stderr::stderr().write(format!("{line}\n").into_bytes()),
         }
     }
 }

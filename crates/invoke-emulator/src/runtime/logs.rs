@@ -11,7 +11,7 @@
 //! read: a process that keeps printing then blocks on its own writes (no CPU spent on either
 //! side) until the next invocation resumes reading.
 
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, Read as _};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -162,7 +162,7 @@ impl LogSink {
             s.limit.take_dropped()
         };
         if dropped > 0 && self.echo.load(Ordering::Relaxed) {
-            let _ = writeln!(io::stderr(), "{}", self.note(dropped));
+            crate::stderr::stderr().write(format!("{}\n", self.note(dropped)).into_bytes());
         }
     }
 
@@ -203,17 +203,19 @@ impl LogSink {
             echo.then(|| s.limit.admit(Instant::now(), lines))
         };
         let Some(a) = admitted else { return };
-        let mut err = io::stderr().lock();
-        // A closed stderr must not take the server down
+        // one write, queued: a stderr nobody reads must not hold up this task
+        let mut echoed = Vec::new();
         if let Some(dropped) = a.note {
-            let _ = writeln!(err, "{}", self.note(dropped));
+            echoed.extend_from_slice(self.note(dropped).as_bytes());
+            echoed.push(b'\n');
         }
         if a.echo > 0 {
-            let _ = err.write_all(&lines[..a.echo]);
+            echoed.extend_from_slice(&lines[..a.echo]);
             if newline && a.echo == lines.len() {
-                let _ = err.write_all(b"\n");
+                echoed.push(b'\n');
             }
         }
+        crate::stderr::stderr().write(echoed);
     }
 }
 
@@ -359,6 +361,8 @@ fn read_held(mut direct: &StdUnixStream, buf: &mut [u8], lines: &mut Lines) -> b
 
 #[cfg(test)]
 mod tests {
+    use std::io::Write as _;
+
     use super::*;
 
     fn lines(n: usize, width: usize) -> Vec<u8> {

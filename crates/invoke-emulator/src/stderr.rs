@@ -1,0 +1,228 @@
+//! The emulator's stderr, written by a thread of its own
+//!
+//! The log lines (one per request) and the function processes' echoed output are queued
+//! here instead of written by the task that makes them: a stderr nobody reads (a paused
+//! pager, a stuck log collector) then holds up that thread alone, never the server's tasks.
+//! The queue holds at most [`MAX_QUEUED`] bytes, the write under way included; what does not
+//! fit is dropped and counted, and the count is written once stderr takes writes again.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Most bytes queued for stderr, the write under way included
+pub(crate) const MAX_QUEUED: usize = 1 << 20;
+
+/// The process's stderr, behind its writer thread
+pub(crate) fn stderr() -> &'static Queued {
+    static STDERR: OnceLock<Queued> = OnceLock::new();
+    STDERR.get_or_init(|| Queued::new(std::io::stderr(), MAX_QUEUED))
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Vec<u8>>,
+    /// Bytes queued or being written
+    bytes: usize,
+    /// Bytes dropped since the last note about them
+    dropped: u64,
+    /// No writer thread: writes go straight to the output
+    direct: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when something is queued
+    more: Condvar,
+    /// Signalled when everything queued is written
+    written: Condvar,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// An output written by a thread of its own, from a bounded queue
+pub(crate) struct Queued {
+    shared: Arc<Shared>,
+    max: usize,
+    /// The output, when the writer thread could not be started
+    fallback: Mutex<Option<Box<dyn Write + Send>>>,
+}
+
+impl Queued {
+    /// `out` written by a new thread, at most `max` bytes queued
+    pub(crate) fn new(out: impl Write + Send + 'static, max: usize) -> Self {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            more: Condvar::new(),
+            written: Condvar::new(),
+        });
+        let out: Box<dyn Write + Send> = Box::new(out);
+        let slot = Arc::new(Mutex::new(Some(out)));
+        let theirs = Arc::clone(&shared);
+        let their_out = Arc::clone(&slot);
+        let started = std::thread::Builder::new()
+            .name("invoke-emulator-stderr".to_owned())
+            .spawn(move || {
+                let out = their_out.lock().ok().and_then(|mut o| o.take());
+                if let Some(out) = out {
+                    write_loop(&theirs, out);
+                }
+            });
+        let fallback = match started {
+            Ok(_) => None,
+            Err(_) => {
+                shared.state().direct = true;
+                slot.lock().ok().and_then(|mut o| o.take())
+            }
+        };
+        Self {
+            shared,
+            max,
+            fallback: Mutex::new(fallback),
+        }
+    }
+
+    /// Queues `bytes` for the output; never waits for it (dropped and counted when the queue
+    /// is full)
+    pub(crate) fn write(&self, bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut s = self.shared.state();
+        if s.direct {
+            drop(s);
+            if let Ok(mut out) = self.fallback.lock()
+                && let Some(out) = out.as_mut()
+            {
+                // A closed stderr must not take the server down
+                let _ = out.write_all(&bytes);
+            }
+            return;
+        }
+        if s.bytes.saturating_add(bytes.len()) > self.max {
+            s.dropped = s.dropped.saturating_add(bytes.len() as u64);
+            return;
+        }
+        s.bytes += bytes.len();
+        s.queue.push_back(bytes);
+        drop(s);
+        self.shared.more.notify_one();
+    }
+
+    /// Waits at most `within` for everything queued to be written; whether it was
+    pub(crate) fn flush(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        let mut s = self.shared.state();
+        while s.bytes > 0 {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            s = self
+                .shared
+                .written
+                .wait_timeout(s, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+}
+
+/// The writer thread: writes what is queued, in order, then a note of what was dropped
+fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
+    loop {
+        let (bytes, dropped) = {
+            let mut s = shared.state();
+            while s.queue.is_empty() {
+                s = shared.more.wait(s).unwrap_or_else(PoisonError::into_inner);
+            }
+            let bytes = s.queue.pop_front().unwrap_or_default();
+            (bytes, std::mem::take(&mut s.dropped))
+        };
+        // A closed stderr must not take the server down
+        let _ = out.write_all(&bytes);
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "lambda-stream: {dropped} bytes of log output dropped: stderr was not read"
+            );
+        }
+        let _ = out.flush();
+        let mut s = shared.state();
+        s.bytes -= bytes.len();
+        if s.bytes == 0 {
+            shared.written.notify_all();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// An output that blocks its first write until the gate opens
+    struct Gated {
+        entered: mpsc::Sender<()>,
+        gate: Option<mpsc::Receiver<()>>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Gated {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(gate) = self.gate.take() {
+                let _ = self.entered.send(());
+                let _ = gate.recv();
+            }
+            self.got.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_blocked_output_never_blocks_the_writer_and_drops_are_counted() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (open, gate) = mpsc::channel();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = Gated {
+            entered: entered_tx,
+            gate: Some(gate),
+            got: Arc::clone(&got),
+        };
+        let q = Arc::new(Queued::new(out, 16));
+        q.write(b"first\n".to_vec());
+        // the writer thread is now stuck in the output's first write
+        entered.recv_timeout(Duration::from_secs(30)).unwrap();
+        let (done_tx, done) = mpsc::channel();
+        let writer = Arc::clone(&q);
+        std::thread::spawn(move || {
+            writer.write(b"second\n".to_vec()); // 6 + 7 bytes: fits
+            writer.write(b"third-line\n".to_vec()); // 13 + 11 > 16: dropped
+            let _ = done_tx.send(());
+        });
+        done.recv_timeout(Duration::from_secs(30))
+            .expect("writes return while the output is blocked");
+        assert!(!q.flush(Duration::ZERO), "the output is still blocked");
+        open.send(()).unwrap();
+        assert!(q.flush(Duration::from_secs(30)));
+        assert_eq!(
+            String::from_utf8(got.lock().unwrap().clone()).unwrap(),
+            "first\nsecond\nlambda-stream: 11 bytes of log output dropped: stderr was not read\n"
+        );
+        // the queue takes writes again
+        q.write(b"fourth\n".to_vec());
+        assert!(q.flush(Duration::from_secs(30)));
+        assert!(got.lock().unwrap().ends_with(b"read\nfourth\n"));
+    }
+}
