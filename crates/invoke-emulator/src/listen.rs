@@ -240,12 +240,15 @@ const IDLE: u8 = 0;
 /// Accepted (the TLS handshake included), or the first bytes of a later request arrived:
 /// waiting for a complete request head
 const HEAD: u8 = 1;
-/// The handler runs or its response is being sent
+/// The handler runs or its response body is being produced
 const BUSY: u8 = 2;
 /// Closed to make room for a new connection
 const EVICTED: u8 = 3;
 /// The connection ended
 const CLOSED: u8 = 4;
+/// The response body ended, but hyper still has bytes of it to send: idle (and evictable)
+/// only once they are flushed; its idle time runs from the last write
+const DRAINING: u8 = 5;
 
 /// What the connections of one listener share
 struct Pool {
@@ -317,12 +320,12 @@ impl Watch {
         true
     }
 
-    /// The handler was called: busy, from head or from idle (a head that arrived along
-    /// with the previous request)
+    /// The handler was called: busy, from head, or from idle or draining (a head that
+    /// arrived along with the previous request)
     fn busy(&self, pool: &Pool) {
-        if !self.shift(pool, HEAD, BUSY) {
-            self.shift(pool, IDLE, BUSY);
-        }
+        let _ = self.shift(pool, HEAD, BUSY)
+            || self.shift(pool, IDLE, BUSY)
+            || self.shift(pool, DRAINING, BUSY);
     }
 
     /// The connection ended
@@ -334,6 +337,10 @@ impl Watch {
 
     /// Notes how a write went: `stalled` when the client took none of it
     fn wrote(&self, pool: &Pool, stalled: bool) {
+        if !stalled && self.is(DRAINING) {
+            // the end of a response is still going out: not idle yet
+            self.since.store(pool.now(), Ordering::Relaxed);
+        }
         let since = self.stalled.load(Ordering::Relaxed);
         if stalled && since == 0 {
             self.stalled.store(pool.now() + 1, Ordering::Relaxed);
@@ -351,12 +358,12 @@ impl Watch {
             let changed = self.wake.notified();
             let stalled = self.stalled.load(Ordering::Relaxed);
             let timeout = match self.phase.load(Ordering::SeqCst) {
-                IDLE => Some((self.since.load(Ordering::Relaxed), limits.idle_timeout)),
+                BUSY | DRAINING if stalled != 0 => Some((stalled - 1, limits.write_timeout)),
+                IDLE | DRAINING => Some((self.since.load(Ordering::Relaxed), limits.idle_timeout)),
                 HEAD => Some((
                     self.since.load(Ordering::Relaxed),
                     limits.header_read_timeout,
                 )),
-                BUSY if stalled != 0 => Some((stalled - 1, limits.write_timeout)),
                 BUSY => None,
                 _ => return,
             };
@@ -395,8 +402,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before && self.watch.is(IDLE) {
-            self.watch.shift(&self.pool, IDLE, HEAD);
+        if buf.filled().len() > before {
+            let _ = self.watch.shift(&self.pool, IDLE, HEAD)
+                || self.watch.shift(&self.pool, DRAINING, HEAD);
         }
         polled
     }
@@ -427,8 +435,14 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
         self.inner.is_write_vectored()
     }
 
+    /// hyper flushes the stream once its own buffer is empty: a response that ended is
+    /// then all sent, and its connection idle
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(polled, Poll::Ready(Ok(()))) && self.watch.is(DRAINING) {
+            self.watch.shift(&self.pool, DRAINING, IDLE);
+        }
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -436,7 +450,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
-/// A response body that moves its connection back to idle once it is sent (or dropped)
+/// A response body that moves its connection on once it ended (or was dropped): to
+/// draining, and to idle once hyper flushed what it still had of it
 struct Tracked {
     body: RespBody,
     /// Present until the move
@@ -446,7 +461,7 @@ struct Tracked {
 impl Tracked {
     fn finish(&mut self) {
         if let Some((watch, pool)) = self.done.take() {
-            watch.shift(&pool, BUSY, IDLE);
+            watch.shift(&pool, BUSY, DRAINING);
         }
     }
 }

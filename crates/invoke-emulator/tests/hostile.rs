@@ -809,3 +809,53 @@ async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout(
     assert!(got.len() < 32 << 20, "{} bytes", got.len());
     emu.shutdown().await;
 }
+
+/// A response still going out to a slow reader is not idle: the idle timeout runs from its
+/// last byte written, not from when its body ended (hyper takes a buffered `Invoke`'s
+/// 6 MiB body at once; read over a time well past the idle timeout, it arrives whole)
+#[tokio::test]
+async fn a_response_still_being_sent_is_not_idle() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            idle_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
+    .await;
+    let mut req = big_request(&emu);
+    *req.uri_mut() = format!("{}/2015-03-31/functions/echo/invocations", emu.url())
+        .parse()
+        .unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut s = socket.connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    // a slow reader: at most 16 KiB (its buffer) every 5 ms, about 2 s for the response
+    let slowly = async {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let got = guarded("the whole response, then the idle close", slowly).await;
+    let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}\r\n", req.body().len())),
+        "{head}"
+    );
+    assert_eq!(
+        got.len() - split,
+        req.body().len(),
+        "the response was cut before its end"
+    );
+    emu.shutdown().await;
+}
