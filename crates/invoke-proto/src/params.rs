@@ -340,7 +340,8 @@ const FUNCTION_NAME_RULE: &str = "a function name, partial ARN or full ARN: \
      [arn:<partition>:lambda:<region>:<account>:|[<region>:][<account>:]][function:]<name>[:<qualifier>] \
      with <name> of [A-Za-z0-9-_.] and <qualifier> $LATEST, $LATEST.PUBLISHED or [A-Za-z0-9-_]";
 const QUALIFIER_RULE: &str = "$LATEST, $LATEST.PUBLISHED or [A-Za-z0-9-_$]+";
-const TENANT_ID_RULE: &str = "[A-Za-z0-9._:/=+-@ ]+";
+const TENANT_ID_RULE: &str =
+    "[A-Za-z0-9._:/=+@ -]+, not starting or ending with a space (HTTP trims header values)";
 
 fn check_len(parameter: Parameter, v: &str, max: usize) -> Result<(), BuildError> {
     if v.is_empty() {
@@ -474,8 +475,10 @@ fn match_tail<'a>(tail: &[&'a str]) -> Option<(&'a str, Option<&'a str>)> {
         })
 }
 
+/// `[A-Za-z0-9-_.]+`, but not dots alone: `.` and `..` would be dot segments of the URL
+/// path, which the signer and servers resolve away (no function can be named so)
 fn is_name(s: &str) -> bool {
-    !s.is_empty()
+    s.bytes().any(|b| b != b'.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
@@ -537,13 +540,16 @@ fn check_qualifier(q: &str) -> Result<(), BuildError> {
 
 fn check_tenant_id(t: &str) -> Result<(), BuildError> {
     check_len(Parameter::TenantId, t, MAX_TENANT_ID_LEN)?;
-    let ok = t.bytes().all(|b| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'.' | b'_' | b':' | b'/' | b'=' | b'+' | b'-' | b'@' | b' '
-            )
-    });
+    // spaces at either end would not arrive: HTTP and SigV4 trim header values
+    let ok = !t.starts_with(' ')
+        && !t.ends_with(' ')
+        && t.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'.' | b'_' | b':' | b'/' | b'=' | b'+' | b'-' | b'@' | b' '
+                )
+        });
     if ok {
         Ok(())
     } else {
@@ -601,9 +607,16 @@ mod tests {
             "arn:aws:lambda:us-west-2:123456789012:function:f:7:8",
             "arn:aws:lambda:us-west-2:123456789012:function:f:7:8:9:10",
             "é",
+            // dot segments of the URL path, resolved away before the service sees them
+            ".",
+            "..",
+            "...:prod",
+            "arn:aws:lambda:us-east-1:123456789012:function:..",
         ] {
             assert!(check_function_name(bad).is_err(), "{bad}");
         }
+        check_function_name("a.b").unwrap();
+        check_function_name(".f").unwrap();
         assert_eq!(check_function_name("f:prod").unwrap(), Some("prod"));
         assert_eq!(check_function_name("arn:prod").unwrap(), Some("prod"));
         let p = parse_function_name("123456789012:f").unwrap();
@@ -665,7 +678,13 @@ mod tests {
         }
         assert!(check_qualifier(&"q".repeat(129)).is_err());
         check_tenant_id("tenant-1 a/b=c+d@e.f:g_h").unwrap();
+        check_tenant_id("a b").unwrap();
         assert!(check_tenant_id("tenant#1").is_err());
+        // trimmed away on the wire: another tenant, or none
+        for bad in [" acme", "acme ", " ", "   "] {
+            let e = check_tenant_id(bad).unwrap_err();
+            assert!(e.to_string().contains("space"), "{e}");
+        }
         assert!(check_tenant_id("").is_err());
         assert!(check_tenant_id(&"t".repeat(257)).is_err());
     }

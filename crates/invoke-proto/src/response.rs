@@ -126,6 +126,14 @@ fn header(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The function's own `Content-Type`, trimmed; bytes that are not ASCII (which a runtime
+/// passes on as the function set them) read lossily rather than dropping the value
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(CONTENT_TYPE)?;
+    let text = String::from_utf8_lossy(value.as_bytes());
+    Some(text.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
 /// Classifies a response head
 ///
 /// Never looks at `Content-Type` to decide how to read the body: a 200 body is always an
@@ -140,7 +148,7 @@ pub fn parse_response_head(
 ) -> Result<ResponseHead, ResponseError> {
     let meta = || ResponseMeta {
         executed_version: header(headers, &EXECUTED_VERSION),
-        content_type: header(headers, &CONTENT_TYPE),
+        content_type: content_type(headers),
         request_id: header(headers, &REQUEST_ID),
     };
     match status.as_u16() {

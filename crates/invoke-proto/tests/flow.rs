@@ -100,6 +100,19 @@ fn success_any_chunking() {
     };
     assert_eq!(h.meta.executed_version.as_deref(), Some("$LATEST"));
     assert_eq!(h.meta.content_type.as_deref(), Some("text/plain"));
+    // the function's own content type, with bytes that are not ASCII: kept, read lossily
+    let mut map = http::HeaderMap::new();
+    map.insert(
+        "content-type",
+        http::HeaderValue::from_bytes(b"text/plain; name=\"\xc3\xa9\"").unwrap(),
+    );
+    let ResponseHead::Stream(h) = parse_response_head(StatusCode::OK, &map).unwrap() else {
+        panic!("stream head expected")
+    };
+    assert_eq!(
+        h.meta.content_type.as_deref(),
+        Some("text/plain; name=\"\u{e9}\"")
+    );
     for size in 1..=b.len() {
         let (events, end) = run(&b, size);
         end.unwrap();
