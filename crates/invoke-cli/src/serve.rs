@@ -471,7 +471,10 @@ async fn serve(args: ServeArgs) -> ExitCode {
     let _ = std::io::stdout().write_all(text.as_bytes());
     let _ = std::io::stdout().flush();
     stop.wait().await;
-    say!("lambda-stream: stopping (functions still running are abandoned)");
+    // queued after the request lines, and never held up by a stderr nobody reads
+    invoke_emulator::write_stderr_line(
+        "lambda-stream: stopping (functions still running are abandoned)",
+    );
     emulator.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -630,7 +630,12 @@ fn a_flood_of_output_is_echoed_within_bounds() {
         assert_eq!(tail.len(), 4096);
         assert!(tail.contains("yyyy\nEND RequestId: "), "{tail:?}");
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap();
-        let _ = server.child.kill();
+        // a clean stop: what is queued for stderr (the note above) is written first
+        let ok = Command::new("kill")
+            .args(["-INT", &server.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
         let _ = server.child.wait();
         let err = counter.join().unwrap();
         // Bytes of the flood's lines on serve's stderr
@@ -816,6 +821,26 @@ fn a_stderr_nobody_reads_does_not_stop_the_server() {
             Event::PayloadChunk(Bytes::from_static(b"{}"))
         );
     }
-    drop(server);
+    // Ctrl-C still stops it cleanly: its own "stopping" line does not wait for a reader
+    // either, and the wait for the queue is bounded
+    let mut server = server;
+    let ok = Command::new("kill")
+        .args(["-INT", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let asked = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        // a hang guard, not a timing assertion
+        assert!(
+            asked.elapsed() < std::time::Duration::from_secs(30),
+            "serve did not stop on SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -384,6 +384,18 @@ impl Emulator {
     }
 }
 
+/// Writes `line` and a newline to stderr through the queue the emulator's own log lines
+/// take: never waits for a reader (a stderr nobody reads holds up only the queue's thread,
+/// and lines that do not fit are dropped and counted), and keeps the order of those lines.
+/// [`Emulator::shutdown`] waits a moment for the queue to be written.
+///
+/// ```
+/// invoke_emulator::write_stderr_line("lambda-stream: stopping");
+/// ```
+pub fn write_stderr_line(line: &str) {
+    stderr::stderr().write(format!("{line}\n").into_bytes());
+}
+
 /// How long [`Emulator::shutdown`] waits for the log lines queued for stderr
 const STDERR_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 

@@ -7,9 +7,12 @@
 //! - head: from the accept (the TLS handshake included) or from the first byte of a later
 //!   request to the end of the request head, bounded by
 //!   [`ServerLimits::header_read_timeout`]
-//! - busy: the handler runs and the response is sent; timed here only while the client reads
-//!   none of the response, bounded by [`ServerLimits::write_timeout`] (the body read has its
-//!   own timeout in the handler, the function its invocation timeout)
+//! - busy: the handler runs and the response body is produced; timed here only while the
+//!   client reads none of the response, bounded by [`ServerLimits::write_timeout`] (the body
+//!   read has its own timeout in the handler, the function its invocation timeout)
+//! - draining: the body ended, hyper still sends what it has of it: bounded by the write
+//!   timeout while the client reads nothing, else by the idle timeout counted from the last
+//!   write; never evicted; idle once hyper flushed
 //! - idle: kept alive after a response, waiting for the next request, bounded by
 //!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
 //!   when the connection limit is reached

@@ -126,7 +126,7 @@ impl Shared {
         match &self.log_sink {
             Some(sink) => sink(line),
             // queued: a stderr nobody reads must not hold up the server
-            None => crate::stderr::stderr().write(format!("{line}\n").into_bytes()),
+            None => crate::write_stderr_line(line),
         }
     }
 }

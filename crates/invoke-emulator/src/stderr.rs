@@ -73,12 +73,11 @@ impl Queued {
                     write_loop(&theirs, out);
                 }
             });
-        let fallback = match started {
-            Ok(_) => None,
-            Err(_) => {
-                shared.state().direct = true;
-                slot.lock().ok().and_then(|mut o| o.take())
-            }
+        let fallback = if started.is_ok() {
+            None
+        } else {
+            shared.state().direct = true;
+            slot.lock().ok().and_then(|mut o| o.take())
         };
         Self {
             shared,

@@ -67,7 +67,7 @@ pub(crate) fn setup(ip: IpAddr, file: &CaFile) -> io::Result<(TlsAcceptor, Ca)> 
 
 /// A TLS acceptor (rustls, `ring` provider) for a local server, with a certificate authority
 /// generated for it: the server certificate it signs names `localhost`, `127.0.0.1`, `::1`,
-/// and `ip` when that is neither unspecified nor loopback; returns the acceptor and the CA
+/// and `ip` (any other loopback address too) unless it is unspecified; returns the acceptor and the CA
 /// certificate as PEM, for clients to trust
 ///
 /// The emulator's [`tls`](crate::Builder::tls) listener uses it; so can other test peers
