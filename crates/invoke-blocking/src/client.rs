@@ -415,7 +415,8 @@ impl ClientBuilder {
                     fs,
                     move |request| sender.send(request),
                     SystemTime::now,
-                );
+                )
+                .with_process_runner(crate::credentials::run_process);
                 Some(CredentialSource::Provider(Arc::new(CredentialsCache::new(
                     chain,
                     SystemTime::now,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use invoke_config::{
-    Attempt, LOCAL_CONNECT_TIMEOUT, MAX_RESPONSE_BODY, ProxyEnv, is_local_host, redact_url,
+    Attempt, LOCAL_CONNECT_TIMEOUT, MAX_RESPONSE_BODY, ProcessCommand, ProcessOutput, ProxyEnv,
+    is_local_host, redact_url,
 };
 use invoke_proto::{RetryConfig, backoff};
 
@@ -37,6 +38,19 @@ fn time_left() -> Option<Duration> {
     EXCHANGES_BY
         .get()
         .map(|by| by.saturating_duration_since(Instant::now()))
+}
+
+/// Runs a `credential_process` command as [`invoke_config::run_process`] does, killed by this
+/// thread's [`exchanges_by`] limit when that comes before the command's own timeout
+pub(crate) fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
+    match time_left() {
+        Some(Duration::ZERO) => Err("the invocation's deadline passed".to_owned()),
+        Some(left) if left < cmd.timeout => invoke_config::run_process(&ProcessCommand {
+            timeout: left,
+            ..cmd.clone()
+        }),
+        _ => invoke_config::run_process(cmd),
+    }
 }
 
 /// Sends the requests of `invoke-config`'s credential providers with a client's agent

@@ -11,7 +11,7 @@ use http::{HeaderMap, StatusCode};
 use crate::config::SharedConfig;
 use crate::credentials::{
     Act, CredentialsError, Ctx, Fail, HttpResponse, Input, MAX_RESPONSE_BODY, Machine, NotFound,
-    ProcessOutput, ProvidedCredentials, ProviderAttempt, Step,
+    ProcessCommand, ProcessOutput, ProvidedCredentials, ProviderAttempt, Step,
 };
 use crate::fs::FileReader;
 use crate::providers::{self, Ready};
@@ -329,8 +329,18 @@ impl CredentialsChain {
 /// The chain's [`CredentialsError`].
 pub fn drive<E: fmt::Display>(
     chain: &mut CredentialsChain,
+    now: impl FnMut() -> SystemTime,
+    send: impl FnMut(http::Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), E>,
+) -> Result<ProvidedCredentials, CredentialsError> {
+    drive_running(chain, now, send, &crate::process::run_process)
+}
+
+/// [`drive`] with `credential_process` commands run by `run`
+fn drive_running<E: fmt::Display>(
+    chain: &mut CredentialsChain,
     mut now: impl FnMut() -> SystemTime,
     mut send: impl FnMut(http::Request<Bytes>) -> Result<(StatusCode, HeaderMap, Bytes), E>,
+    run: &dyn Fn(&ProcessCommand) -> Result<ProcessOutput, String>,
 ) -> Result<ProvidedCredentials, CredentialsError> {
     loop {
         match chain.next_step(now()) {
@@ -338,11 +348,14 @@ pub fn drive<E: fmt::Display>(
                 Ok((status, headers, body)) => chain.handle_response(status, headers, body),
                 Err(e) => chain.handle_transport_error(&e),
             },
-            Step::Run(cmd) => chain.handle_process_output(crate::process::run_process(&cmd)),
+            Step::Run(cmd) => chain.handle_process_output(run(&cmd)),
             Step::Done(r) => return r,
         }
     }
 }
+
+/// How a [`ChainProvider`] runs `credential_process` commands
+type ProcessRunner = Box<dyn Fn(&ProcessCommand) -> Result<ProcessOutput, String> + Send + Sync>;
 
 /// The default chain behind a blocking transport, as a [`ProvideCredentials`](crate::ProvideCredentials) source
 ///
@@ -353,6 +366,7 @@ pub struct ChainProvider<S> {
     fs: Arc<dyn FileReader>,
     send: std::sync::Mutex<S>,
     clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
+    run: ProcessRunner,
 }
 
 impl<S> fmt::Debug for ChainProvider<S> {
@@ -377,7 +391,20 @@ impl<S> ChainProvider<S> {
             fs,
             send: std::sync::Mutex::new(send),
             clock: Box::new(clock),
+            run: Box::new(crate::process::run_process),
         }
+    }
+
+    /// This provider with `credential_process` commands run by `run` instead of
+    /// [`crate::run_process`] (which `run` may call with a shorter
+    /// [`timeout`](ProcessCommand::timeout), to end a command by a deadline of the caller's)
+    #[must_use]
+    pub fn with_process_runner(
+        mut self,
+        run: impl Fn(&ProcessCommand) -> Result<ProcessOutput, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.run = Box::new(run);
+        self
     }
 }
 
@@ -392,6 +419,6 @@ where
             .send
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        drive(&mut chain, &*self.clock, &mut *send)
+        drive_running(&mut chain, &*self.clock, &mut *send, &*self.run)
     }
 }
