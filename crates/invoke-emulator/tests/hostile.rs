@@ -73,14 +73,34 @@ async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
 
 /// Reads until the server closes the connection (EOF or reset); the bytes read
 async fn until_closed(s: &mut TcpStream) -> Vec<u8> {
+    slowly_until_closed(s, Duration::ZERO).await
+}
+
+/// [`until_closed`], waiting `pause` after each read: a slow reader
+async fn slowly_until_closed(s: &mut TcpStream, pause: Duration) -> Vec<u8> {
     let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         match s.read(&mut buf).await {
             Ok(0) | Err(_) => return got,
             Ok(n) => got.extend_from_slice(&buf[..n]),
         }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
     }
+}
+
+/// The built-ins without auth, closing connections idle for 300 ms
+async fn closing_idle_connections() -> Emulator {
+    start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            idle_timeout: Duration::from_millis(300),
+            ..limits()
+        },
+    )
+    .await
 }
 
 /// One response with a `Content-Length` body, read from `s`
@@ -180,14 +200,7 @@ fn big_request(emu: &Emulator) -> http::Request<Bytes> {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let emu = start(
-        Emulator::builder().no_auth(),
-        ServerLimits {
-            idle_timeout: Duration::from_millis(300),
-            ..limits()
-        },
-    )
-    .await;
+    let emu = closing_idle_connections().await;
     // kept alive after a response, then idle
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     let req = request(&emu, &InvokeParams::new("echo", "{}"));
@@ -815,14 +828,7 @@ async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout(
 /// 6 MiB body at once; read over a time well past the idle timeout, it arrives whole)
 #[tokio::test]
 async fn a_response_still_being_sent_is_not_idle() {
-    let emu = start(
-        Emulator::builder().no_auth(),
-        ServerLimits {
-            idle_timeout: Duration::from_millis(300),
-            ..limits()
-        },
-    )
-    .await;
+    let emu = closing_idle_connections().await;
     let mut req = big_request(&emu);
     *req.uri_mut() = format!("{}/2015-03-31/functions/echo/invocations", emu.url())
         .parse()
@@ -833,17 +839,7 @@ async fn a_response_still_being_sent_is_not_idle() {
     s.write_all(&head_bytes(&req)).await.unwrap();
     s.write_all(req.body()).await.unwrap();
     // a slow reader: at most 16 KiB (its buffer) every 5 ms, about 2 s for the response
-    let slowly = async {
-        let mut got = Vec::new();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => return got,
-                Ok(n) => got.extend_from_slice(&buf[..n]),
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    };
+    let slowly = slowly_until_closed(&mut s, Duration::from_millis(5));
     let got = guarded("the whole response, then the idle close", slowly).await;
     let split = got.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
     let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
