@@ -447,26 +447,48 @@ fn a_stream_without_invoke_complete_exits_2() {
 
 #[test]
 fn a_closed_stdout_ends_the_invocation_quietly() {
+    /// Lines the function can write, one per permit after the first
+    const LINES: usize = 64;
+    let lines: &'static [&'static str] = Box::leak(
+        (0..LINES)
+            .map(|i| &*Box::leak(format!("line {i}\n").into_boxed_str()))
+            .collect::<Vec<&'static str>>()
+            .into_boxed_slice(),
+    );
     let gate = Arc::new(Semaphore::new(0));
-    let (handler, done) = gated(&["one\n", "two\n", "three\n"], &gate);
+    let (handler, done) = gated(lines, &gate);
     let l = lambda(move |b| b.function("endless", handler));
     let (mut child, mut stdout) = spawn(invoke(&l.url, &["endless"]));
-    let mut one = [0; 4];
-    stdout.read_exact(&mut one).unwrap();
-    assert_eq!(&one, b"one\n");
+    let mut first = [0; 7];
+    stdout.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"line 0\n");
     drop(stdout); // like `| head -1`
-    gate.add_permits(1); // "two" is written into the closed pipe
-    let status = child.wait().unwrap();
-    gate.add_permits(1); // only now may the function end
-    let err = stderr_text(&mut child);
+    let mut stderr = child.stderr.take().unwrap();
+    let (exited_tx, exited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = exited_tx.send(());
+        status
+    });
+    // One more line at a time until the CLI is gone: the first write into the closed pipe
+    // ends it. (One at a time, not all at once: a pipe end that a process spawned by
+    // another test still held for a moment would take a write, and the CLI waits for more.)
+    let mut released = 0;
+    while exited.recv_timeout(Duration::from_millis(100)).is_err() {
+        assert!(released < LINES - 1, "the CLI read the whole stream");
+        gate.add_permits(1);
+        released += 1;
+    }
+    let status = waiter.join().unwrap().unwrap();
+    gate.add_permits(LINES); // only now may the function end
+    let mut err = String::new();
+    stderr.read_to_string(&mut err).unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "quiet: {err:?}");
     // the CLI exited while the function was still streaming (it was never read to the end)
+    assert!(released < LINES - 1, "{released} lines released");
     let answered = done.recv_timeout(Duration::from_secs(180)).unwrap();
-    assert!(
-        answered,
-        "the function gave up waiting: the CLI kept reading"
-    );
+    assert!(answered, "the function gave up waiting");
 }
 
 #[test]
