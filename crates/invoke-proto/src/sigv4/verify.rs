@@ -414,6 +414,32 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// Every time the signer can write reads back as itself
+        #[test]
+        fn every_signed_time_reads_back(secs in 0u64..=253_402_300_799) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            let text = super::super::AmzDate::new(t).unwrap();
+            proptest::prop_assert_eq!(parse_amz_date(text.date_time()), Some(t));
+        }
+
+        /// A date read is one the signer writes the same way: no day past its month's end,
+        /// no hour 24, no minute 60 slips through as another date
+        #[test]
+        fn every_date_read_is_written_back_the_same(
+            // each field up to one past its range, the ends of months often
+            (y, mo, d, h, mi, s) in (1960u32..2500, 0u32..=13, 0u32..=32, 0u32..=24, 0u32..=60, 0u32..60)
+        ) {
+            let text = format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z");
+            if let Some(t) = parse_amz_date(&text) {
+                let again = super::super::AmzDate::new(t).unwrap();
+                proptest::prop_assert_eq!(again.date_time(), text.as_str());
+            }
+        }
+    }
+
     #[test]
     fn round_trip_with_the_signer() {
         let at = UNIX_EPOCH + Duration::from_secs(1_705_320_000);
