@@ -40,16 +40,26 @@ fn time_left() -> Option<Duration> {
         .map(|by| by.saturating_duration_since(Instant::now()))
 }
 
+/// `limit`, cut to what is left until this thread's [`exchanges_by`]; an error once that
+/// has passed
+fn within_deadline(limit: Duration) -> Result<Duration, String> {
+    match time_left() {
+        Some(Duration::ZERO) => Err("the invocation's deadline passed".to_owned()),
+        left => Ok(left.map_or(limit, |left| limit.min(left))),
+    }
+}
+
 /// Runs a `credential_process` command as [`invoke_config::run_process`] does, killed by this
 /// thread's [`exchanges_by`] limit when that comes before the command's own timeout
 pub(crate) fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
-    match time_left() {
-        Some(Duration::ZERO) => Err("the invocation's deadline passed".to_owned()),
-        Some(left) if left < cmd.timeout => invoke_config::run_process(&ProcessCommand {
-            timeout: left,
+    let timeout = within_deadline(cmd.timeout)?;
+    if timeout < cmd.timeout {
+        invoke_config::run_process(&ProcessCommand {
+            timeout,
             ..cmd.clone()
-        }),
-        _ => invoke_config::run_process(cmd),
+        })
+    } else {
+        invoke_config::run_process(cmd)
     }
 }
 
@@ -117,11 +127,7 @@ impl Sender {
             let wait = backoff(&BACKOFF, n - 1, jitter());
             std::thread::sleep(time_left().map_or(wait, |left| wait.min(left)));
         }
-        let timeout = match time_left() {
-            None => self.timeout,
-            Some(Duration::ZERO) => return Err("the invocation's deadline passed".to_owned()),
-            Some(left) => self.timeout.min(left),
-        };
+        let timeout = within_deadline(self.timeout)?;
         let proxy = self.proxy_for(request.uri())?;
         let uri = request.uri().clone();
         let connect = if uri.host().is_some_and(is_local_host) {

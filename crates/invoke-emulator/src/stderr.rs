@@ -27,8 +27,6 @@ struct State {
     bytes: usize,
     /// Bytes dropped since the last note about them
     dropped: u64,
-    /// No writer thread: writes go straight to the output
-    direct: bool,
 }
 
 struct Shared {
@@ -49,8 +47,8 @@ impl Shared {
 pub(crate) struct Queued {
     shared: Arc<Shared>,
     max: usize,
-    /// The output, when the writer thread could not be started
-    fallback: Mutex<Option<Box<dyn Write + Send>>>,
+    /// The output, written directly, when the writer thread could not be started
+    fallback: Option<Mutex<Box<dyn Write + Send>>>,
 }
 
 impl Queued {
@@ -76,13 +74,12 @@ impl Queued {
         let fallback = if started.is_ok() {
             None
         } else {
-            shared.state().direct = true;
-            slot.lock().ok().and_then(|mut o| o.take())
+            slot.lock().ok().and_then(|mut o| o.take()).map(Mutex::new)
         };
         Self {
             shared,
             max,
-            fallback: Mutex::new(fallback),
+            fallback,
         }
     }
 
@@ -92,17 +89,14 @@ impl Queued {
         if bytes.is_empty() {
             return;
         }
-        let mut s = self.shared.state();
-        if s.direct {
-            drop(s);
-            if let Ok(mut out) = self.fallback.lock()
-                && let Some(out) = out.as_mut()
-            {
+        if let Some(out) = &self.fallback {
+            if let Ok(mut out) = out.lock() {
                 // A closed stderr must not take the server down
                 let _ = out.write_all(&bytes);
             }
             return;
         }
+        let mut s = self.shared.state();
         if s.bytes.saturating_add(bytes.len()) > self.max {
             s.dropped = s.dropped.saturating_add(bytes.len() as u64);
             return;

@@ -162,7 +162,7 @@ impl LogSink {
             s.limit.take_dropped()
         };
         if dropped > 0 && self.echo.load(Ordering::Relaxed) {
-            crate::stderr::stderr().write(format!("{}\n", self.note(dropped)).into_bytes());
+            crate::write_stderr_line(&self.note(dropped));
         }
     }
 
