@@ -1,5 +1,6 @@
 //! Body read buffers, handed to the decoder without a copy and reused once it is done with them
 
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -19,8 +20,45 @@ const LEND_MIN: usize = READ_SIZE / 8;
 /// Idle buffers a client keeps for its next reads (one serves a caller that drops each
 /// event before the next read)
 const MAX_IDLE: usize = 2;
+/// The span of addresses whose low bits the CPU compares to tell whether a load may read
+/// what a pending store writes (see [`read_offset`])
+const PAGE: usize = 4096;
 
-/// A client's idle read buffers, each [`READ_SIZE`] bytes, zeroed once when allocated
+thread_local! {
+    /// Where in a page the connection this thread read last puts the next bytes it receives
+    static INPUT_AT: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Notes where in a page a connection's input buffer receives its next bytes: the source
+/// of ureq's copy of the body into ours (called by each connection before it reads)
+pub(crate) fn note_input(next: usize) {
+    INPUT_AT.set(Some(next % PAGE));
+}
+
+/// What [`note_input`] noted last on this thread, within a page
+#[cfg(test)]
+pub(crate) fn noted_input() -> Option<usize> {
+    INPUT_AT.get()
+}
+
+/// Where in `buf` (which has [`PAGE`] bytes to spare) a read starts: half a page away from
+/// ureq's input, within a page
+///
+/// ureq copies the body it de-chunks from its input buffer into ours. When the destination
+/// lies a few dozen bytes past the source within a 4 KiB page, every load of the copy
+/// seems to depend on a store just made (4K aliasing) and the copy runs about three times
+/// slower (AMD EPYC: 0.49 against 0.38 ms of CPU per MiB for a stream of 64 KiB messages).
+/// Two buffers of the same size allocated one after the other, as ureq's and ours are, sit
+/// exactly so (16 bytes apart with glibc). Half a page away, the source's drift by each
+/// HTTP chunk's framing stays far from both sides of the window.
+fn read_offset(buf: &[u8]) -> usize {
+    INPUT_AT.get().map_or(0, |input| {
+        (input + PAGE / 2 + PAGE - buf.as_ptr().addr() % PAGE) % PAGE
+    })
+}
+
+/// A client's idle read buffers, each [`READ_SIZE`] bytes and a [`PAGE`] to place reads
+/// in, zeroed once when allocated
 ///
 /// A body read lands in one of them and is handed to the decoder as it is (`Bytes` owning the
 /// buffer); when the decoder and the caller have dropped every slice of it, the buffer comes
@@ -38,7 +76,7 @@ impl BufferPool {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop();
-        reused.unwrap_or_else(|| vec![0; READ_SIZE])
+        reused.unwrap_or_else(|| vec![0; READ_SIZE + PAGE])
     }
 
     fn put(&self, buf: Vec<u8>) {
@@ -79,15 +117,17 @@ impl BodyBuffer {
         if self.buf.is_empty() {
             self.buf = self.pool.take();
         }
-        let n = body.read(&mut self.buf)?;
+        let start = read_offset(&self.buf);
+        let n = body.read(&mut self.buf[start..start + READ_SIZE])?;
         if n == 0 {
             return Ok(None);
         }
         if n < LEND_MIN {
-            return Ok(Some(Bytes::copy_from_slice(&self.buf[..n])));
+            return Ok(Some(Bytes::copy_from_slice(&self.buf[start..start + n])));
         }
         let lent = Lent {
             buf: std::mem::take(&mut self.buf),
+            start,
             len: n,
             pool: Arc::clone(&self.pool),
         };
@@ -119,16 +159,18 @@ impl Drop for BodyBuffer {
     }
 }
 
-/// A buffer handed out with `len` bytes read into it; back to the pool when dropped
+/// A buffer handed out with `len` bytes read into it from `start`; back to the pool when
+/// dropped
 struct Lent {
     buf: Vec<u8>,
+    start: usize,
     len: usize,
     pool: Arc<BufferPool>,
 }
 
 impl AsRef<[u8]> for Lent {
     fn as_ref(&self) -> &[u8] {
-        &self.buf[..self.len]
+        &self.buf[self.start..self.start + self.len]
     }
 }
 
@@ -194,6 +236,37 @@ mod tests {
         assert_eq!(pool.idle(), 0);
         drop(lent);
         assert_eq!(pool.idle(), MAX_IDLE);
+    }
+
+    #[test]
+    fn reads_start_half_a_page_from_where_the_input_lands() {
+        // on a thread of its own: nothing noted yet, reads start at the buffer's start
+        std::thread::spawn(|| {
+            let pool = Arc::new(BufferPool::default());
+            let body = vec![5u8; LEND_MIN];
+            let first = BodyBuffer::new(Arc::clone(&pool))
+                .read(&mut &body[..])
+                .unwrap()
+                .unwrap();
+            let buffer_start = first.as_ptr().addr();
+            drop(first);
+            for at in [0, 1, 16, 2047, 2048, 4095] {
+                note_input(7 * PAGE + at);
+                let mut buffer = BodyBuffer::new(Arc::clone(&pool));
+                let read = buffer.read(&mut &body[..]).unwrap().unwrap();
+                assert_eq!(read[..], body[..], "input at {at}");
+                let start = read.as_ptr().addr();
+                assert_eq!(start % PAGE, (at + PAGE / 2) % PAGE, "input at {at}");
+                // within the same buffer, and a whole read still fits after the start
+                assert!(start >= buffer_start && start < buffer_start + PAGE);
+                drop(read);
+                let whole = vec![6u8; READ_SIZE + 1];
+                let read = buffer.read(&mut &whole[..]).unwrap().unwrap();
+                assert_eq!(read.len(), READ_SIZE, "input at {at}");
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

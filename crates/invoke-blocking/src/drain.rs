@@ -4,6 +4,7 @@
 //! `InvokeComplete` is waited for much more briefly ([`DRAIN_WAIT`](invoke_config::DRAIN_WAIT))
 //! than the idle timeout allows. Every connection is wrapped in [`Bounded`], whose reads
 //! also wait no later than a limit set for the calling thread ([`reads_by`]) while it drains.
+//! [`Bounded`] also tells the body buffers where its input lands (`buffers::note_input`).
 
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -58,7 +59,7 @@ impl<In: Transport> Connector<In> for BoundedReads {
     }
 }
 
-/// A connection whose reads honour [`reads_by`]
+/// A connection whose reads honour [`reads_by`] and are noted by `buffers::note_input`
 #[derive(Debug)]
 pub(crate) struct Bounded<T>(T);
 
@@ -80,6 +81,8 @@ impl<T: Transport> Transport for Bounded<T> {
                 .into();
             timeout.per_read = Some(timeout.per_read.map_or(left, |d| d.min(left)));
         }
+        // where the bytes will land: the body reads place theirs away from it
+        crate::buffers::note_input(self.0.buffers().input_append_buf().as_ptr().addr());
         self.0.await_input(timeout)
     }
 
@@ -94,8 +97,48 @@ impl<T: Transport> Transport for Bounded<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::{READS_BY, reads_by};
+    use super::{Bounded, READS_BY, reads_by};
     use std::time::{Duration, Instant};
+    use ureq::unversioned::transport::{Buffers, LazyBuffers, NextTimeout, Transport};
+
+    /// A connection that receives nothing
+    #[derive(Debug)]
+    struct Silent(LazyBuffers);
+
+    impl Transport for Silent {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.0
+        }
+        fn transmit_output(&mut self, _: usize, _: NextTimeout) -> Result<(), ureq::Error> {
+            Ok(())
+        }
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            Ok(false)
+        }
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn a_read_notes_where_the_input_lands() {
+        std::thread::spawn(|| {
+            let mut connection = Bounded(Silent(LazyBuffers::new(8192, 1024)));
+            assert_eq!(crate::buffers::noted_input(), None);
+            // three bytes received and one consumed: the next land after the three
+            let buffers = connection.buffers();
+            buffers.input_append_buf()[..3].copy_from_slice(b"abc");
+            buffers.input_appended(3);
+            buffers.input_consume(1);
+            let next = buffers.input_append_buf().as_ptr().addr();
+            let start = buffers.input().as_ptr().addr() - 1;
+            assert_eq!(next, start + 3);
+            connection.await_input(NextTimeout::default()).unwrap();
+            assert_eq!(crate::buffers::noted_input(), Some(next % 4096));
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn the_limit_holds_only_while_set_and_nests() {
