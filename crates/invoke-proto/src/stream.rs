@@ -8,7 +8,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::error::DecodeError;
-use crate::eventstream::{BlockCache, Limits, Message, MessageDecoder};
+use crate::eventstream::{BlockCache, Limits, MESSAGE_OVERHEAD, Message, MessageDecoder};
 use crate::response::ResponseMeta;
 use crate::service_error::{ServiceError, excerpt};
 
@@ -243,7 +243,7 @@ impl EventDecoder {
     #[inline]
     pub fn decode_message(&mut self, message: Message) -> Result<Event, StreamError> {
         let offset = self.offset;
-        if self.repeated_chunk(&message, false) {
+        if self.repeated_chunk(&message, None) {
             return Ok(Event::PayloadChunk(message.payload));
         }
         self.classify(message, offset)
@@ -282,13 +282,20 @@ impl EventDecoder {
     /// Counts `message` in; whether it is a `PayloadChunk` with the header block of the last
     /// one (else [`classify`](Self::classify) it)
     ///
-    /// `same_as_previous`: the caller knows that `message` has the header block of the message
-    /// before it, so that one comparison is enough for both (see [`InvokeStream`]).
+    /// `repeat_of`: the caller knows that `message` has the header block of the message
+    /// before it, this long, so that one comparison is enough for both (see
+    /// [`InvokeStream`]); its headers may then be left out if that message was a
+    /// `PayloadChunk`.
     #[inline]
-    fn repeated_chunk(&mut self, message: &Message, same_as_previous: bool) -> bool {
-        self.offset += message.wire_len();
-        let hit = (same_as_previous && self.last_was_chunk)
-            || self.chunk_headers.matches(message.headers.as_wire());
+    fn repeated_chunk(&mut self, message: &Message, repeat_of: Option<usize>) -> bool {
+        let (hit, headers_len) = match repeat_of {
+            Some(len) if self.last_was_chunk => (true, len),
+            _ => {
+                let wire = message.headers.as_wire();
+                (self.chunk_headers.matches(wire), wire.len())
+            }
+        };
+        self.offset += (MESSAGE_OVERHEAD + headers_len + message.payload.len()) as u64;
         self.chunks += u64::from(hit);
         self.last_was_chunk = hit;
         hit
@@ -487,13 +494,17 @@ impl InvokeStream {
     /// Decodes the next message into an event, moving to `Complete` or `Failed` as it says
     #[inline]
     fn pull(&mut self) -> Result<Option<Event>, StreamError> {
+        // After a PayloadChunk, a message with the same header block is one too: the
+        // decoder need not cut its headers out
+        self.decoder
+            .elide_repeated_headers(self.events.last_was_chunk);
         match self.decoder.next_message() {
             Ok(Some(message)) => {
                 let offset = self.events.offset();
                 // The message decoder compared this header block with the previous one
                 // already: if that was a PayloadChunk, so is this
-                let same = self.decoder.headers_repeated();
-                if self.events.repeated_chunk(&message, same) {
+                let repeat_of = self.decoder.repeated_headers_len();
+                if self.events.repeated_chunk(&message, repeat_of) {
                     // The hot path, written out so the event is built in place
                     return Ok(Some(Event::PayloadChunk(message.payload)));
                 }
@@ -655,6 +666,61 @@ mod tests {
                 assert_eq!(got, want, "chunk size {size}, drained {drained} chunks");
             }
         }
+    }
+
+    #[test]
+    fn chunks_decoded_without_their_headers_count_every_byte() {
+        // the decoder leaves out the headers of a chunk that repeats the chunk before it
+        let other_chunk = message(
+            &[(":message-type", "event"), (":event-type", "PayloadChunk")],
+            "other",
+        );
+        let bad = message(&[(":message-type", "strange")], "x");
+        let chunks = [chunk("a"), chunk("bb"), chunk(""), chunk("dddd")];
+        let mut all = chunks.to_vec();
+        all.extend([other_chunk.clone(), other_chunk, chunk("e"), bad.clone()]);
+        let body = wire(&all);
+        let at = body.len() as u64 - bad.wire_len();
+        for size in [1, 7, body.len()] {
+            let mut s = InvokeStream::new();
+            let mut events = Vec::new();
+            let mut err = None;
+            for c in body.chunks(size) {
+                s.feed(body.slice_ref(c));
+                let (got, end) = drain(&mut s);
+                events.extend(got);
+                if end.is_some() {
+                    err = end;
+                    break;
+                }
+            }
+            let want: Vec<Event> = ["a", "bb", "", "dddd", "other", "other", "e"]
+                .into_iter()
+                .map(chunk_event)
+                .collect();
+            assert_eq!(events, want, "chunk size {size}");
+            assert_eq!(
+                err,
+                Some(StreamError::UnknownMessageType {
+                    offset: at,
+                    message_type: "strange".into()
+                }),
+                "chunk size {size}"
+            );
+        }
+        // a body that stops after such chunks: every byte is counted
+        let body = wire(&chunks);
+        let mut s = InvokeStream::new();
+        s.feed(body.clone());
+        let (events, end) = drain(&mut s);
+        assert_eq!((events.len(), end), (4, None));
+        assert_eq!(
+            s.finish().unwrap_err(),
+            StreamError::MissingInvokeComplete {
+                chunks: 4,
+                bytes: body.len() as u64
+            }
+        );
     }
 
     #[test]

@@ -154,6 +154,8 @@ impl MessageDecoder {
         if let Some(e) = &self.error {
             return Err(e.clone());
         }
+        // these are returned later, after the caller's state moved on: whole
+        let elide = self.seen.set_elide(false);
         let decoded = loop {
             let offset = self.offset;
             match self.step() {
@@ -162,6 +164,7 @@ impl MessageDecoder {
                 Err(e) => break Err(e),
             }
         };
+        self.seen.set_elide(elide);
         if !self.ready.is_empty() {
             // They will be returned without passing through `step`, whatever came after them
             self.seen.forget_repeat();
@@ -210,11 +213,19 @@ impl MessageDecoder {
         }
     }
 
-    /// Whether the message [`next_message`](Self::next_message) returned last has the same
-    /// header block, byte for byte, as the message before it (false when unknown)
-    #[inline]
-    pub(crate) fn headers_repeated(&self) -> bool {
-        self.seen.repeated()
+    /// From now on, a message [`next_message`](Self::next_message) decodes whose header block
+    /// repeats the previous message's byte for byte comes with empty headers (its payload
+    /// only: a reference count fewer to update, twice, per message). For a caller that knows
+    /// that block: `InvokeStream` while the messages are `PayloadChunk`s. Messages decoded by
+    /// [`finish`](Self::finish) keep their headers.
+    pub(crate) fn elide_repeated_headers(&mut self, on: bool) {
+        self.seen.set_elide(on);
+    }
+
+    /// Length of the header block of the message [`next_message`](Self::next_message)
+    /// returned last, if it repeated the block before it
+    pub(crate) fn repeated_headers_len(&self) -> Option<usize> {
+        self.seen.repeated_len()
     }
 
     fn fail(&mut self, e: DecodeError) -> DecodeError {
@@ -547,6 +558,68 @@ mod tests {
                 d.next_message().unwrap_err(),
                 DecodeError::PreludeCrc { offset, .. } if offset == len as u64
             ));
+        }
+    }
+
+    #[test]
+    fn repeated_headers_are_left_out_only_when_asked() {
+        let mut h = Headers::builder();
+        h.push(":event-type", "PayloadChunk").unwrap();
+        let same = h.build().unwrap();
+        let mut h = Headers::builder();
+        h.push(":event-type", "Other").unwrap();
+        let other = h.build().unwrap();
+        let msgs = [
+            Message::new(same.clone(), "a"),
+            Message::new(same.clone(), "b"),
+            Message::new(other.clone(), "c"),
+            Message::new(other, "d"),
+            Message::new(same.clone(), "e"),
+            Message::new(same, "f"),
+        ];
+        let mut wire = BytesMut::new();
+        for m in &msgs {
+            crate::eventstream::encode(m, &mut wire).unwrap();
+        }
+        let wire = wire.freeze();
+        for size in [1, 5, wire.len()] {
+            for elide in [false, true] {
+                let mut d = MessageDecoder::new();
+                d.elide_repeated_headers(elide);
+                let mut got = Vec::new();
+                let mut lens = Vec::new();
+                for c in wire.chunks(size) {
+                    d.feed(wire.slice_ref(c));
+                    while let Some(m) = d.next_message().unwrap() {
+                        lens.push(d.repeated_headers_len());
+                        got.push(m);
+                    }
+                }
+                d.finish().unwrap();
+                let block = msgs[0].headers.as_wire().len();
+                let other = msgs[2].headers.as_wire().len();
+                assert_eq!(
+                    lens,
+                    [None, Some(block), None, Some(other), None, Some(block)]
+                );
+                for (i, (m, want)) in got.iter().zip(&msgs).enumerate() {
+                    assert_eq!(m.payload, want.payload);
+                    let left_out = elide && lens[i].is_some();
+                    if left_out {
+                        assert!(m.headers.as_wire().is_empty(), "message {i}, size {size}");
+                    } else {
+                        assert_eq!(m.headers, want.headers, "message {i}, size {size}");
+                    }
+                }
+            }
+        }
+        // messages decoded by finish keep theirs: they are returned after the caller moved on
+        let mut d = MessageDecoder::new();
+        d.elide_repeated_headers(true);
+        d.feed(wire.clone());
+        d.finish().unwrap();
+        for want in &msgs {
+            assert_eq!(d.next_message().unwrap().as_ref(), Some(want));
         }
     }
 

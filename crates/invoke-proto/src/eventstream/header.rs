@@ -604,6 +604,9 @@ pub(crate) struct ValidatedBlock {
     last: BlockCache,
     /// Whether the block validated last equalled the one before it
     repeated: bool,
+    /// Whether a message whose block repeats the one before it is built without it (see
+    /// [`MessageDecoder::elide_repeated_headers`](super::MessageDecoder::elide_repeated_headers))
+    elide: bool,
 }
 
 impl ValidatedBlock {
@@ -618,14 +621,25 @@ impl ValidatedBlock {
         Ok(())
     }
 
-    /// Whether the block validated last equalled, byte for byte, the block validated before it
-    pub(crate) fn repeated(&self) -> bool {
-        self.repeated
-    }
-
-    /// Makes [`repeated`](Self::repeated) false until the next validation
+    /// Forgets that the block validated last repeated the one before it
     pub(crate) fn forget_repeat(&mut self) {
         self.repeated = false;
+    }
+
+    /// Whether the message of the block validated last is built without its block
+    #[inline]
+    pub(crate) fn elided(&self) -> bool {
+        self.elide && self.repeated
+    }
+
+    /// Sets whether messages whose block repeats are built without it; what it was
+    pub(crate) fn set_elide(&mut self, on: bool) -> bool {
+        std::mem::replace(&mut self.elide, on)
+    }
+
+    /// Length of the block validated last, when it repeated the one before it
+    pub(crate) fn repeated_len(&self) -> Option<usize> {
+        self.repeated.then_some(self.last.len)
     }
 }
 

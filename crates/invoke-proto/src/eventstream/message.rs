@@ -73,6 +73,14 @@ impl Message {
         seen.validate(&frame[PRELUDE_LEN..headers_end])
             .map_err(|e| e.shifted(offset + PRELUDE_LEN as u64))?;
         frame.truncate(total - 4);
+        if seen.elided() {
+            // the caller knows the block: one slice (one reference count) fewer
+            frame.advance(headers_end);
+            return Ok(Self {
+                headers: Headers::default(),
+                payload: frame,
+            });
+        }
         let payload = frame.split_off(headers_end);
         frame.advance(PRELUDE_LEN);
         Ok(Self {
