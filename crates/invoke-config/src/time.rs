@@ -14,6 +14,16 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Days in month `m` (1 to 12) of year `y`
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        2 if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
 fn digits(s: &[u8]) -> Option<i64> {
     if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
         return None;
@@ -40,7 +50,12 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
         digits(&b[14..16])?,
         digits(&b[17..19])?,
     );
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
+    if !(1..=12).contains(&mo)
+        || !(1..=days_in_month(y, mo)).contains(&d)
+        || h > 23
+        || mi > 59
+        || s > 60
+    {
         return None;
     }
     let mut rest = &b[19..];
@@ -91,7 +106,19 @@ mod tests {
         assert_eq!(at("2022-05-02T20:36:00+02:00"), Some(1_651_516_560));
         assert_eq!(at("2022-05-02T18:36:00.123Z"), Some(1_651_516_560));
         assert_eq!(at("1970-01-01T00:00:00Z"), Some(0));
+        // the last day of each kind of month
+        assert_eq!(at("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        assert_eq!(at("2000-02-29T00:00:00Z"), Some(951_782_400));
+        assert_eq!(at("2023-04-30T00:00:00Z"), Some(1_682_812_800));
+        assert_eq!(at("2023-12-31T00:00:00Z"), Some(1_703_980_800));
         for bad in [
+            // days past the month's end: not another date
+            "2023-02-29T00:00:00Z",
+            "2100-02-29T00:00:00Z",
+            "2024-02-30T00:00:00Z",
+            "2023-04-31T00:00:00Z",
+            "2023-11-31T00:00:00Z",
+            "2023-01-32T00:00:00Z",
             "",
             "2022-05-02",
             "2022-13-02T18:36:00Z",
