@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,17 @@ fn kill_group(child: &mut std::process::Child) {
 ///
 /// A message when it cannot be started or runs past its timeout.
 pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
+    run_process_until(cmd, &AtomicBool::new(false))
+}
+
+/// As [`run_process`], and the command (with its process group) is also killed as soon as
+/// `stop` is set: for a caller that may give up waiting first (an async client whose
+/// invocation was cancelled or passed its deadline sets it from a drop guard)
+///
+/// # Errors
+///
+/// As [`run_process`], and a message when it was stopped.
+pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<ProcessOutput, String> {
     let mut command = if cfg!(windows) {
         let mut c = Command::new("cmd");
         c.arg("/C").arg(&cmd.command);
@@ -89,6 +101,11 @@ pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
                     "the command ran longer than {:?} and was killed",
                     cmd.timeout
                 ));
+            }
+            Ok(None) if stop.load(Ordering::Relaxed) => {
+                kill_group(&mut child);
+                let _ = child.wait();
+                return Err("the command was stopped: its caller gave up waiting".to_owned());
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("waiting for the command failed: {e}")),

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -117,6 +118,15 @@ impl AsyncCache {
     }
 }
 
+/// Sets its flag when dropped
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs `chain` to its end: requests over `http`, `credential_process` on the blocking pool
 async fn drive(
     mut chain: CredentialsChain,
@@ -130,10 +140,15 @@ async fn drive(
                 Err(e) => chain.handle_transport_error(&e),
             },
             Step::Run(command) => {
-                let output =
-                    tokio::task::spawn_blocking(move || invoke_config::run_process(&command))
-                        .await
-                        .unwrap_or_else(|e| Err(format!("credential_process did not finish: {e}")));
+                // dropped with this future (an invocation cancelled or past its deadline),
+                // the guard stops the command, which would otherwise run to its own limit
+                let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+                let flag = Arc::clone(&stop.0);
+                let output = tokio::task::spawn_blocking(move || {
+                    invoke_config::run_process_until(&command, &flag)
+                })
+                .await
+                .unwrap_or_else(|e| Err(format!("credential_process did not finish: {e}")));
                 chain.handle_process_output(output);
             }
             Step::Done(result) => return result,

@@ -895,6 +895,55 @@ pub fn credential_loading_is_cut_at_the_overall_deadline<T: Transport>(t: &T) {
     drop(silent);
 }
 
+/// A `credential_process` still running at the overall deadline ends the call with the
+/// deadline's error and is killed then, with its process group (its own limit is 60 s)
+pub fn a_hanging_credential_process_is_killed_at_the_overall_deadline<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let pid_file = std::env::temp_dir().join(format!(
+        "transport-suite-process-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_file(&pid_file);
+    // the shell notes its process id, then becomes `sleep` (the same process)
+    let config = format!(
+        "[default]\ncredential_process = echo $$ > '{}'; exec sleep 120\n",
+        pid_file.display()
+    );
+    let mut cfg = configured(&h, &[("AWS_EC2_METADATA_DISABLED", "true")], &config, &[]);
+    cfg.overall_timeout = Duration::from_millis(700);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &count(3, 10));
+    assert!(o.head.is_none() && o.events.is_empty(), "{o:?}");
+    assert!(
+        matches!(
+            &o.failure,
+            Some(Failure::Transport {
+                kind: TransportFailure::Deadline,
+                ..
+            })
+        ),
+        "not the deadline error: {:?}",
+        o.failure
+    );
+    assert_eq!(h.invocations(), 0, "the function was not invoked");
+    let pid = std::fs::read_to_string(&pid_file).expect("the command started");
+    let _ = std::fs::remove_file(&pid_file);
+    let alive = || {
+        std::process::Command::new("kill")
+            .args(["-0", pid.trim()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    // waits for the kill (a bound, not a timing assertion): it would otherwise live 60 s
+    let gone_by = std::time::Instant::now() + Duration::from_secs(20);
+    while alive() && std::time::Instant::now() < gone_by {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!alive(), "the command (process {}) still runs", pid.trim());
+}
+
 /// EC2 instance metadata, IMDSv2 (`AWS_EC2_METADATA_SERVICE_ENDPOINT`): a session token,
 /// the role name, its credentials
 pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {

@@ -328,6 +328,7 @@ macro_rules! transport_suite {
             https_without_the_ca_bundle_is_a_certificate_error,
             credentials_from_the_container_endpoint,
             credential_loading_is_cut_at_the_overall_deadline,
+            a_hanging_credential_process_is_killed_at_the_overall_deadline,
             credentials_from_instance_metadata,
             region_from_instance_metadata,
             requests_name_the_client,
