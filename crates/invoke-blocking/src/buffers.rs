@@ -6,14 +6,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// Size of a read buffer, and of ureq's input buffer (set by the client) so that one read
-/// takes all that ureq holds: ureq reads the socket 512 KiB at a time, and a message split
+/// Most bytes one read takes (its buffer has [`PAGE`] more, to place the read in), and the
+/// size of ureq's input buffer (set by the client) so that one read takes all that ureq holds: ureq reads the socket 512 KiB at a time, and a message split
 /// between two reads is copied together by the decoder, so larger reads mean fewer system
 /// calls and fewer such copies (12% of the bytes of a fast stream of 64 KiB messages, 25%
 /// with ureq's default 128 KiB)
 pub(crate) const READ_SIZE: usize = 512 * 1024;
 /// Reads shorter than this are copied out, so that a caller keeping small events does not
-/// keep a whole buffer alive for each (a buffer handed out is at most 8 times its bytes).
+/// keep a whole buffer alive for each (a buffer handed out is about 8 times its bytes at most).
 /// Not 128 KiB: on loopback, 45% of the reads of a fast stream of 64 KiB messages were
 /// 130,948 bytes, just under it (17% of the bytes, all copied)
 const LEND_MIN: usize = READ_SIZE / 8;
@@ -50,7 +50,10 @@ pub(crate) fn noted_input() -> Option<usize> {
 /// slower (AMD EPYC: 0.49 against 0.38 ms of CPU per MiB for a stream of 64 KiB messages).
 /// Two buffers of the same size allocated one after the other, as ureq's and ours are, sit
 /// exactly so (16 bytes apart with glibc). Half a page away, the source's drift by each
-/// HTTP chunk's framing stays far from both sides of the window.
+/// HTTP chunk's framing (a few bytes a chunk) stays far from the window for large chunks,
+/// where the copies are long; small chunks sweep through it, but their copies are short.
+/// The place noted is where the thread's last wait for input would put bytes: for a read
+/// of the same connection, where the next bytes land once ureq has consumed all it held.
 fn read_offset(buf: &[u8]) -> usize {
     INPUT_AT.get().map_or(0, |input| {
         (input + PAGE / 2 + PAGE - buf.as_ptr().addr() % PAGE) % PAGE

@@ -42,8 +42,13 @@ pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
 ///
 /// # Errors
 ///
-/// As [`run_process`], and a message when it was stopped.
+/// As [`run_process`], and a message when it was stopped (or `stop` was set before it
+/// started: it is then not started at all).
 pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<ProcessOutput, String> {
+    let stopped = || Err("the command was stopped: its caller gave up waiting".to_owned());
+    if stop.load(Ordering::Relaxed) {
+        return stopped();
+    }
     let mut command = if cfg!(windows) {
         let mut c = Command::new("cmd");
         c.arg("/C").arg(&cmd.command);
@@ -105,7 +110,7 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
             Ok(None) if stop.load(Ordering::Relaxed) => {
                 kill_group(&mut child);
                 let _ = child.wait();
-                return Err("the command was stopped: its caller gave up waiting".to_owned());
+                return stopped();
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
             Err(e) => return Err(format!("waiting for the command failed: {e}")),
