@@ -9,6 +9,7 @@ use http::{HeaderMap, StatusCode};
 use invoke_config::{
     CredentialsCache, CredentialsChain, CredentialsError, Env, MemFs, Platform, ProcessCommand,
     ProvideCredentials, ProvidedCredentials, ProviderKind, SharedConfig, Step, drive, run_process,
+    run_process_until,
 };
 use invoke_proto::Credentials;
 
@@ -489,6 +490,43 @@ fn process_runner_reports_failure_bounds_output_and_kills_on_timeout() {
         "0",
         "a child of the command survived"
     );
+}
+
+#[test]
+fn a_stopped_process_is_killed_or_never_started() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cmd = |command: String| ProcessCommand {
+        command,
+        timeout: Duration::from_secs(60),
+        max_output: 1024,
+    };
+    let marker = std::env::temp_dir().join(format!("invoke-config-stop-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    // stopped before it starts: not started at all
+    let stop = AtomicBool::new(true);
+    let e = run_process_until(&cmd(format!("touch '{}'", marker.display())), &stop).unwrap_err();
+    assert!(e.contains("stopped"), "{e}");
+    assert!(!marker.exists(), "the command ran");
+    // stopped once it runs: killed then, not at its 60 s limit (a hang guard bounds the wait)
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&stop);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = format!("touch '{}'; exec sleep 120", marker.display());
+    std::thread::spawn(move || {
+        let _ = tx.send(run_process_until(&cmd(started), &flag));
+    });
+    let by = std::time::Instant::now() + Duration::from_secs(30);
+    while !marker.exists() && std::time::Instant::now() < by {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(marker.exists(), "the command did not start");
+    let _ = std::fs::remove_file(&marker);
+    stop.store(true, Ordering::Relaxed);
+    let e = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("stopped before its limit")
+        .unwrap_err();
+    assert!(e.contains("stopped"), "{e}");
 }
 
 #[test]
