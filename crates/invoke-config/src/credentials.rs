@@ -443,6 +443,13 @@ impl<E> OneCall<E> {
     }
 }
 
+impl<E> OneCall<E> {
+    /// The exchange, to adjust before the first request
+    pub(crate) fn exchange_mut(&mut self) -> &mut E {
+        &mut self.exchange
+    }
+}
+
 impl<E: Exchange> Machine for OneCall<E> {
     fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
         let Some(call) = &mut self.call else {

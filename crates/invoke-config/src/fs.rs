@@ -1,8 +1,10 @@
-//! Files as an input: a reader the caller can replace
+//! Files as an input: a reader the caller can replace (and the one file written back: a
+//! refreshed SSO token)
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 /// The largest file any reader hands back (config files, token files, the SSO cache)
 pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
@@ -19,6 +21,18 @@ pub trait FileReader: Send + Sync {
     ///
     /// Any IO error; `NotFound` for a file that does not exist.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+
+    /// Replaces the file at `path` with `contents`: the SSO provider writes a token it
+    /// refreshed back to the AWS CLI's token cache, as the SDKs do. A reader that cannot
+    /// write keeps this default (the refreshed token then serves this process only).
+    ///
+    /// # Errors
+    ///
+    /// Any IO error; [`io::ErrorKind::Unsupported`] by default.
+    fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        let _ = (path, contents);
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }
 
 /// The real file system through `std::fs`, refusing files over [`MAX_FILE_SIZE`]
@@ -39,6 +53,33 @@ impl FileReader for StdFs {
         }
         Ok(out)
     }
+
+    /// Writes a file beside `path` (readable by its owner only, on Unix: it holds tokens),
+    /// then renames it over `path`, so that a reader never sees half a file
+    fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let name = path
+            .file_name()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let mut temp_name = name.to_os_string();
+        temp_name.push(format!(".{}.tmp", std::process::id()));
+        let temp = path.with_file_name(temp_name);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&temp).and_then(|mut f| {
+            f.write_all(contents)?;
+            f.sync_all()
+        });
+        match written.and_then(|()| std::fs::rename(&temp, path)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = std::fs::remove_file(&temp);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// An in-memory file system: paths mapped to contents
@@ -56,9 +97,20 @@ impl FileReader for StdFs {
 ///     std::io::ErrorKind::NotFound
 /// );
 /// ```
-#[derive(Clone, Default)]
+///
+/// [`FileReader::write`] replaces a file in memory, so a test can see what was written
+/// ([`MemFs::contents`]); a clone is a copy, not a view.
+#[derive(Default)]
 pub struct MemFs {
-    files: BTreeMap<PathBuf, Vec<u8>>,
+    files: Mutex<BTreeMap<PathBuf, Vec<u8>>>,
+}
+
+impl Clone for MemFs {
+    fn clone(&self) -> Self {
+        Self {
+            files: Mutex::new(self.files().clone()),
+        }
+    }
 }
 
 impl MemFs {
@@ -76,23 +128,80 @@ impl MemFs {
 
     /// Adds or replaces the file at `path`
     pub fn insert(&mut self, path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) {
-        self.files.insert(path.into(), contents.into());
+        self.files
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.into(), contents.into());
+    }
+
+    /// The contents of the file at `path`, if there is one
+    pub fn contents(&self, path: impl AsRef<Path>) -> Option<Vec<u8>> {
+        self.files().get(path.as_ref()).cloned()
+    }
+
+    fn files(&self) -> std::sync::MutexGuard<'_, BTreeMap<PathBuf, Vec<u8>>> {
+        self.files.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 /// Only the paths are shown: files may hold secrets
 impl std::fmt::Debug for MemFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.files.keys()).finish()
+        f.debug_set().entries(self.files().keys()).finish()
     }
 }
 
 impl FileReader for MemFs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        self.files
-            .get(path)
-            .cloned()
+        self.contents(path)
             // ENOENT, so the message reads exactly like a real missing file
             .ok_or_else(|| io::Error::from_raw_os_error(2))
+    }
+
+    fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
+        self.files().insert(path.to_owned(), contents.to_vec());
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn std_fs_replaces_a_file_whole_and_for_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("invoke-config-fs-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token.json");
+        std::fs::write(&path, b"old and longer").unwrap();
+        StdFs.write(&path, b"new").unwrap();
+        assert_eq!(StdFs.read(&path).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // nothing left beside it
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["token.json"]);
+        // a folder that does not exist: an error, nothing written
+        assert!(StdFs.write(&dir.join("none/token.json"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn mem_fs_writes_in_memory_and_clones_copy() {
+        let fs = MemFs::new().with("/a", "1");
+        let copy = fs.clone();
+        fs.write(Path::new("/a"), b"2").unwrap();
+        fs.write(Path::new("/b"), b"3").unwrap();
+        assert_eq!(fs.read(Path::new("/a")).unwrap(), b"2");
+        assert_eq!(fs.contents("/b").as_deref(), Some(&b"3"[..]));
+        assert_eq!(copy.read(Path::new("/a")).unwrap(), b"1");
+        assert!(copy.contents("/b").is_none());
     }
 }

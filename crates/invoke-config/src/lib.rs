@@ -85,6 +85,7 @@ mod providers;
 mod proxy;
 mod response_info;
 mod sha1;
+mod sso;
 mod sts;
 mod time;
 mod timeouts;

@@ -1,7 +1,6 @@
 //! The providers of the default chain, each a sans-IO state machine
 
 use std::collections::VecDeque;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -16,7 +15,8 @@ use crate::credentials::{
 use crate::imds::ImdsSettings;
 use crate::profile::{ProfileSet, Section};
 use crate::sha1::sha1_hex;
-use crate::time::{parse_rfc3339, unix_millis, unix_secs};
+use crate::sso::{Sso, SsoFlow};
+use crate::time::unix_millis;
 
 /// Reads a small file through the caller's reader: `failed to read `PATH`: ERROR`
 pub(crate) fn read_file(ctx: &Ctx<'_>, path: &str) -> Result<Vec<u8>, String> {
@@ -141,7 +141,7 @@ impl ServiceSettings {
     }
 }
 
-fn parse_uri(s: &str, provider: &'static str) -> Result<Uri, CredentialsError> {
+pub(crate) fn parse_uri(s: &str, provider: &'static str) -> Result<Uri, CredentialsError> {
     s.parse::<Uri>()
         .map_err(|e| CredentialsError::config(provider, format!("invalid URI `{s}`: {e}")))
 }
@@ -399,133 +399,6 @@ impl Machine for Process {
     }
 }
 
-/// SSO: the cached token, then the portal's `GetRoleCredentials`
-pub(crate) struct Sso {
-    pub(crate) cache_file: Option<PathBuf>,
-    pub(crate) session: String,
-    pub(crate) profile: String,
-    pub(crate) account_id: String,
-    pub(crate) role_name: String,
-    pub(crate) portal: ServiceSettings,
-}
-
-/// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch
-const LAST_MILLISECOND_OF_9999: u64 = 253_402_300_799_999;
-
-impl Exchange for Sso {
-    const NAME: &'static str = "the SSO portal";
-
-    fn request(
-        &mut self,
-        ctx: &Ctx<'_>,
-        now: SystemTime,
-    ) -> Result<Request<Bytes>, CredentialsError> {
-        const P: &str = "sso";
-        let Some(path) = &self.cache_file else {
-            return Err(CredentialsError::config(
-                P,
-                "no home folder to find the SSO token cache in (set HOME)",
-            ));
-        };
-        let path = path.display().to_string();
-        let raw = read_file(ctx, &path).map_err(|m| CredentialsError::load(P, m, false))?;
-        let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
-            CredentialsError::load(P, format!("`{path}` is not valid JSON: {e}"), false)
-        })?;
-        let token = v
-            .get("accessToken")
-            .and_then(serde_json::Value::as_str)
-            .filter(|t| !t.is_empty());
-        let expires = v
-            .get("expiresAt")
-            .and_then(serde_json::Value::as_str)
-            .and_then(parse_rfc3339);
-        let (Some(token), Some(expires)) = (token, expires) else {
-            return Err(CredentialsError::load(
-                P,
-                format!("`{path}` lacks `accessToken` or a valid `expiresAt`"),
-                false,
-            ));
-        };
-        if expires <= now {
-            return Err(CredentialsError::SsoLoginRequired {
-                session: self.session.clone(),
-                login_args: if self.profile == "default" {
-                    String::new()
-                } else {
-                    format!(" --profile {}", self.profile)
-                },
-                expired_unix: unix_secs(expires),
-            });
-        }
-        let base = self.portal.base_uri("portal.sso", P)?;
-        let uri = parse_uri(
-            &format!(
-                "{base}/federation/credentials?account_id={}&role_name={}",
-                crate::sts::form_encode(&self.account_id),
-                crate::sts::form_encode(&self.role_name)
-            ),
-            P,
-        )?;
-        let mut value = http::HeaderValue::from_str(token).map_err(|_| {
-            CredentialsError::load(
-                P,
-                format!("`{path}` holds an access token that is not a valid header value"),
-                false,
-            )
-        })?;
-        value.set_sensitive(true);
-        Request::builder()
-            .method(Method::GET)
-            .uri(uri)
-            .header("x-amz-sso_bearer_token", value)
-            .body(Bytes::new())
-            .map_err(|e| CredentialsError::config(P, e.to_string()))
-    }
-
-    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
-        const P: &str = "sso";
-        if !r.status.is_success() {
-            return Err(CredentialsError::load(
-                P,
-                format!("SSO GetRoleCredentials returned HTTP {}", r.status.as_u16()),
-                r.status.is_server_error() || r.status.as_u16() == 429,
-            ));
-        }
-        let bad =
-            |m: String| CredentialsError::load(P, format!("SSO GetRoleCredentials: {m}"), false);
-        let v: serde_json::Value =
-            serde_json::from_slice(&r.body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
-        let rc = &v["roleCredentials"];
-        let get = |k: &str| {
-            rc.get(k)
-                .and_then(serde_json::Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
-        let (Some(id), Some(secret)) = (get("accessKeyId"), get("secretAccessKey")) else {
-            return Err(bad("the answer lacks accessKeyId or secretAccessKey".into()));
-        };
-        let expiry = rc
-            .get("expiration")
-            .and_then(serde_json::Value::as_u64)
-            .map(|ms| {
-                // past year 9999 (as RFC 3339 times elsewhere) is no time a portal means, and
-                // could overflow a platform's clock
-                Some(ms)
-                    .filter(|ms| *ms <= LAST_MILLISECOND_OF_9999)
-                    .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-                    .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))
-            })
-            .transpose()?;
-        Ok(ProvidedCredentials::new(
-            Credentials::new(id, secret, get("sessionToken").map(str::to_owned)),
-            expiry,
-            Some(self.account_id.clone()),
-            P,
-        ))
-    }
-}
-
 /// The base of a profile's credentials
 enum Base {
     Static(ProvidedCredentials),
@@ -538,7 +411,7 @@ enum Base {
         role_arn: String,
         session_name: Option<String>,
     },
-    Sso(Box<OneCall<Sso>>),
+    Sso(Box<SsoFlow>),
     Named(&'static str),
 }
 
@@ -777,20 +650,27 @@ fn sso_base(
             &format!("{}.json", sha1_hex(session_key.as_bytes())),
         ],
     );
-    let portal = ServiceSettings::from_shared(shared, Some(region), "SSO", "sso")?;
-    // one attempt, as the Rust SDK makes (its recorded `sso_server_error` case asks once)
-    Ok(Some(Base::Sso(Box::new(OneCall::new(
-        Sso {
-            cache_file,
-            session: format!("`{session_key}`"),
-            profile: shared.profile_name.clone(),
-            account_id: nonempty(p, "sso_account_id").unwrap_or_default(),
-            role_name: nonempty(p, "sso_role_name").unwrap_or_default(),
-            portal,
-        },
-        "sso",
-        1,
-    )))))
+    let portal = ServiceSettings::from_shared(shared, Some(region.clone()), "SSO", "sso")?;
+    // only a session's token can be refreshed (a legacy cache holds no refresh token)
+    let oidc = if nonempty(p, "sso_session").is_some() {
+        Some(ServiceSettings::from_shared(
+            shared,
+            Some(region),
+            "SSO_OIDC",
+            "sso_oidc",
+        )?)
+    } else {
+        None
+    };
+    let sso = Sso::new(
+        cache_file,
+        format!("`{session_key}`"),
+        shared.profile_name.clone(),
+        nonempty(p, "sso_account_id").unwrap_or_default(),
+        nonempty(p, "sso_role_name").unwrap_or_default(),
+        portal,
+    );
+    Ok(Some(Base::Sso(Box::new(SsoFlow::new(sso, oidc)))))
 }
 
 /// The active profile's credentials, with its role chain

@@ -83,6 +83,30 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
+#[allow(clippy::many_single_char_names)]
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds; a time before the epoch as the epoch), the
+/// form the AWS CLI writes in its SSO token cache
+pub(crate) fn format_rfc3339(t: SystemTime) -> String {
+    let secs = unix_secs(t);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // civil date from days since 1970-01-01 (proleptic Gregorian)
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
 /// Whole seconds since the Unix epoch (0 before it)
 pub(crate) fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
@@ -96,6 +120,25 @@ pub(crate) fn unix_millis(t: SystemTime) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2000-02-29T12:34:56Z",
+            "2023-12-31T23:59:59Z",
+            "2024-03-01T00:00:00Z",
+            "2099-01-01T00:00:00Z",
+        ] {
+            assert_eq!(format_rfc3339(parse_rfc3339(text).unwrap()), text);
+        }
+        // every day of four years, leap days included
+        let start = parse_rfc3339("2023-01-01T06:07:08Z").unwrap();
+        for day in 0..4 * 366 {
+            let t = start + Duration::from_secs(day * 86_400);
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
+        }
+    }
 
     #[test]
     fn parses_the_forms_credential_answers_use() {

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use invoke_config::{
-    CredentialsCache, CredentialsChain, CredentialsError, Env, MemFs, Platform, ProcessCommand,
-    ProvideCredentials, ProvidedCredentials, ProviderKind, SharedConfig, Step, drive, run_process,
-    run_process_until,
+    CredentialsCache, CredentialsChain, CredentialsError, Env, FileReader, MemFs, Platform,
+    ProcessCommand, ProvideCredentials, ProvidedCredentials, ProviderKind, SharedConfig, Step,
+    drive, run_process, run_process_until,
 };
 use invoke_proto::Credentials;
 
@@ -175,6 +175,189 @@ fn expired_sso_token_asks_for_aws_sso_login() {
     assert!(msg.contains("aws sso login --profile dev"), "{msg}");
     assert_no_secret(&msg);
     assert_no_secret(&format!("{e:?}"));
+}
+
+/// An `sso-session` profile whose cached token expires at `expires_at` and holds a refresh
+/// grant registered until `registered`; the chain, its file system and the cache path
+fn sso_refresh_setup(
+    env: &[(&str, &str)],
+    expires_at: &str,
+    registered: &str,
+    legacy: bool,
+) -> (CredentialsChain, Arc<MemFs>, String) {
+    let config = if legacy {
+        "[profile dev]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n\
+         sso_account_id = 111122223333\nsso_role_name = Admin\n"
+    } else {
+        "[profile dev]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\n\
+         [sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp.awsapps.com/start\n"
+    };
+    let key = if legacy {
+        "https://corp.awsapps.com/start"
+    } else {
+        "corp"
+    };
+    let name = format!("/home/.aws/sso/cache/{}.json", sha1_of(key));
+    let cache = format!(
+        r#"{{"accessToken": "a-cached-sso-token", "expiresAt": "{expires_at}", "refreshToken": "sso-refresh-token", "clientId": "sso-client-id", "clientSecret": "sso-client-secret", "registrationExpiresAt": "{registered}", "region": "eu-west-1", "startUrl": "https://corp.awsapps.com/start"}}"#
+    );
+    let fs = Arc::new(
+        MemFs::new()
+            .with("/home/.aws/config", config)
+            .with(name.clone(), cache),
+    );
+    let mut pairs = vec![("AWS_PROFILE", "dev")];
+    pairs.extend_from_slice(env);
+    let shared = shared_config(&pairs, &fs);
+    let chain = CredentialsChain::with_providers(
+        &shared,
+        Arc::clone(&fs) as Arc<dyn FileReader>,
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    (chain, fs, name)
+}
+
+/// A request seen: method, URI, SSO token header, body
+type Seen = (String, String, String, String);
+
+/// Runs `chain`, answering `CreateToken` with `oidc` and the portal with role credentials;
+/// the result and each request
+fn drive_sso(
+    chain: &mut CredentialsChain,
+    oidc: (StatusCode, &str),
+) -> (Result<ProvidedCredentials, CredentialsError>, Vec<Seen>) {
+    let mut seen = Vec::new();
+    let portal = r#"{"roleCredentials":{"accessKeyId":"ASIASSO","secretAccessKey":"ssosecret","sessionToken":"ssotoken","expiration":1700003600000}}"#;
+    let result = drive(chain, now, |req| {
+        let token = req
+            .headers()
+            .get("x-amz-sso_bearer_token")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let body = String::from_utf8(req.body().to_vec()).unwrap();
+        seen.push((req.method().to_string(), req.uri().to_string(), token, body));
+        let answer = if req.uri().path() == "/token" {
+            (oidc.0, Bytes::from(oidc.1.to_owned()))
+        } else {
+            (StatusCode::OK, Bytes::from_static(portal.as_bytes()))
+        };
+        Ok::<_, String>((answer.0, HeaderMap::new(), answer.1))
+    });
+    (result, seen)
+}
+
+const NEW_TOKEN: &str = r#"{"accessToken":"a-new-sso-token","expiresIn":28800,"refreshToken":"a-new-refresh-token","tokenType":"Bearer"}"#;
+
+#[test]
+fn an_sso_token_about_to_expire_is_refreshed_and_written_back() {
+    // 2023-11-14T22:14:20Z is NOW + 60 s: within the 5 minutes before expiry
+    let (mut c, fs, name) =
+        sso_refresh_setup(&[], "2023-11-14T22:14:20Z", "2099-01-01T00:00:00Z", false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    let creds = result.unwrap();
+    assert_eq!(creds.credentials.access_key_id(), "ASIASSO");
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (method, uri, _, body) = &seen[0];
+    assert_eq!(
+        (method.as_str(), uri.as_str()),
+        ("POST", "https://oidc.eu-west-1.amazonaws.com/token")
+    );
+    let body: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "clientId": "sso-client-id",
+            "clientSecret": "sso-client-secret",
+            "grantType": "refresh_token",
+            "refreshToken": "sso-refresh-token",
+        })
+    );
+    assert_eq!(
+        seen[1].2, "a-new-sso-token",
+        "the portal gets the new token"
+    );
+    // written back: the new token, its expiry, the new refresh token; the rest kept
+    let cache: serde_json::Value = serde_json::from_slice(&fs.contents(&name).unwrap()).unwrap();
+    assert_eq!(cache["accessToken"], "a-new-sso-token");
+    assert_eq!(cache["expiresAt"], "2023-11-15T06:13:20Z", "NOW + 28,800 s");
+    assert_eq!(cache["refreshToken"], "a-new-refresh-token");
+    assert_eq!(cache["clientSecret"], "sso-client-secret");
+    assert_eq!(cache["startUrl"], "https://corp.awsapps.com/start");
+
+    // the endpoint override of SSO OIDC is honoured
+    let (mut c, _, _) = sso_refresh_setup(
+        &[("AWS_ENDPOINT_URL_SSO_OIDC", "http://127.0.0.1:4321")],
+        "2023-11-14T22:14:20Z",
+        "2099-01-01T00:00:00Z",
+        false,
+    );
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen[0].1, "http://127.0.0.1:4321/token");
+}
+
+#[test]
+fn an_sso_token_is_refreshed_only_when_it_can_and_must_be() {
+    let fresh = "2099-01-01T00:00:00Z";
+    let soon = "2023-11-14T22:14:20Z";
+    let expired = "2023-11-14T22:00:00Z";
+    let refused = (StatusCode::BAD_REQUEST, r#"{"error":"invalid_grant"}"#);
+    // far from expiry: no refresh
+    let (mut c, _, _) = sso_refresh_setup(&[], fresh, fresh, false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].2, "a-cached-sso-token");
+    // a refused refresh of a token still valid: the old token serves
+    let (mut c, fs, name) = sso_refresh_setup(&[], soon, fresh, false);
+    let before = fs.contents(&name);
+    let (result, seen) = drive_sso(&mut c, refused);
+    result.unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].2, "a-cached-sso-token");
+    assert_eq!(fs.contents(&name), before, "nothing written");
+    // a token that expired and cannot be refreshed: `aws sso login`
+    let (mut c, _, _) = sso_refresh_setup(&[], expired, fresh, false);
+    let (result, seen) = drive_sso(&mut c, refused);
+    let e = result.unwrap_err();
+    assert!(
+        matches!(e, CredentialsError::SsoLoginRequired { .. }),
+        "{e:?}"
+    );
+    assert_eq!(seen.len(), 1, "one CreateToken, no portal call: {seen:?}");
+    assert_no_secret(&format!("{e} {e:?}"));
+    for secret in ["sso-refresh-token", "sso-client-secret"] {
+        assert!(!format!("{e} {e:?}").contains(secret));
+    }
+    // ... but an expired token is refreshed when it can be
+    let (mut c, _, _) = sso_refresh_setup(&[], expired, fresh, false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen[1].2, "a-new-sso-token");
+    // an expired client registration cannot refresh
+    let (mut c, _, _) = sso_refresh_setup(&[], expired, expired, false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    assert!(matches!(
+        result,
+        Err(CredentialsError::SsoLoginRequired { .. })
+    ));
+    assert!(seen.is_empty(), "{seen:?}");
+    // a legacy profile is never refreshed, as in the SDKs
+    let (mut c, _, _) = sso_refresh_setup(&[], soon, fresh, true);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].2, "a-cached-sso-token");
+    // an answer without a token, or with a lifetime of 0: not a refresh
+    for answer in [
+        r#"{"expiresIn":3600}"#,
+        r#"{"accessToken":"x","expiresIn":0}"#,
+    ] {
+        let (mut c, _, _) = sso_refresh_setup(&[], soon, fresh, false);
+        let (result, seen) = drive_sso(&mut c, (StatusCode::OK, answer));
+        result.unwrap();
+        assert_eq!(seen[1].2, "a-cached-sso-token", "{answer}");
+    }
 }
 
 /// The cache file name the AWS CLI uses (SHA-1 hex), computed independently of the crate

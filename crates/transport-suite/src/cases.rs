@@ -6,9 +6,10 @@
 
 use std::io::ErrorKind;
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{Env, MemFs};
+use invoke_config::{Env, FileReader, MemFs};
 use invoke_proto::{
     DecodeError, Event, InvocationType, InvokeParams, Limits, LogType, RetryConfig, Scheme,
     StreamError, TransportFailure,
@@ -1254,6 +1255,57 @@ pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
         &[(&cache_path, &cache)],
         &[("GET", metadata::SSO_PATH)],
     );
+}
+
+/// An `sso-session` whose cached token has expired but holds a refresh grant: SSO OIDC
+/// `CreateToken` (a JSON `POST` over the transport) gives a new token, which signs the
+/// portal's request and is written back to the token cache
+pub fn an_expired_sso_token_is_refreshed<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let (session, cache_file) = metadata::SSO_SESSION;
+    let (refresh, client, secret) = metadata::SSO_GRANT;
+    let config = format!(
+        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
+         sso_role_name = SuiteRole\n\n\
+         [sso-session {session}]\nsso_region = us-east-1\n\
+         sso_start_url = https://suite.awsapps.com/start\n"
+    );
+    let cache = format!(
+        r#"{{"accessToken":"{}","expiresAt":"2020-01-01T00:00:00Z","refreshToken":"{refresh}","clientId":"{client}","clientSecret":"{secret}","registrationExpiresAt":"2099-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://suite.awsapps.com/start"}}"#,
+        metadata::SSO_TOKEN
+    );
+    let cache_path = format!("/home/suite/.aws/sso/cache/{cache_file}");
+    let h = Harness::start_accepting(metadata::SSO_KEY.0, metadata::SSO_KEY.1);
+    let url = server.url();
+    let mut cfg = configured(
+        &h,
+        &[
+            ("AWS_PROFILE", "suite"),
+            ("AWS_ENDPOINT_URL_SSO", &url),
+            ("AWS_ENDPOINT_URL_SSO_OIDC", &url),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        &config,
+        &[],
+    );
+    // files the test can look into afterwards
+    let files = Arc::new(
+        MemFs::new()
+            .with("/home/suite/.aws/config", config.as_str())
+            .with(cache_path.as_str(), cache.as_str()),
+    );
+    cfg.from_config.as_mut().expect("configured").fs = Arc::clone(&files) as Arc<dyn FileReader>;
+    streams_with_fetched_credentials(
+        t,
+        &cfg,
+        &server,
+        &[("POST", "/token"), ("GET", metadata::SSO_PATH)],
+    );
+    let written: serde_json::Value =
+        serde_json::from_slice(&files.contents(&cache_path).expect("the cache")).expect("JSON");
+    assert_eq!(written["accessToken"], metadata::SSO_REFRESHED_TOKEN);
+    assert_eq!(written["refreshToken"], "suite-next-refresh-token");
+    assert_eq!(written["clientSecret"], secret, "the rest kept");
 }
 
 /// `tracing` of the credential exchanges: a `credentials_request` span (method, host, path,

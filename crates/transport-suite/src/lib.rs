@@ -337,6 +337,7 @@ macro_rules! transport_suite {
             credentials_from_sts_web_identity,
             credentials_from_sts_through_the_proxy,
             credentials_from_the_sso_portal,
+            an_expired_sso_token_is_refreshed,
             credential_exchanges_are_traced_without_their_secrets,
         );
     };

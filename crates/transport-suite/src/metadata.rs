@@ -27,6 +27,12 @@ pub const WEB_IDENTITY_KEY: (&str, &str) = ("ASIAWEBIDENTITYSUITE", "web-identit
 pub const SSO_KEY: (&str, &str) = ("ASIASSOSUITE", "sso-secret");
 /// The SSO access token of the token cache, which the portal requires
 pub const SSO_TOKEN: &str = "suite-sso-access-token";
+/// The refresh grant of the token cache (refresh token, client id, client secret), which SSO
+/// OIDC `CreateToken` requires
+pub const SSO_GRANT: (&str, &str, &str) =
+    ("suite-refresh-token", "suite-client", "suite-client-secret");
+/// The access token `CreateToken` hands out for [`SSO_GRANT`] (the portal takes it too)
+pub const SSO_REFRESHED_TOKEN: &str = "suite-refreshed-sso-token";
 /// The SSO session name, and the token cache file it is found in
 /// (`~/.aws/sso/cache/` + the SHA-1 of the session name + `.json`)
 pub const SSO_SESSION: (&str, &str) = ("suite", "5cd55651e2c67e68ca5c7be384e0561b3e8e9c40.json");
@@ -266,6 +272,32 @@ fn form_value<'a>(body: &'a str, key: &str) -> Option<&'a str> {
         .find_map(|(k, v)| (k == key).then_some(v))
 }
 
+/// SSO OIDC `CreateToken`: a JSON body with the refresh grant of [`SSO_GRANT`]
+fn create_token(r: &Received) -> (u16, &'static str, String) {
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
+    let (refresh, client, secret) = SSO_GRANT;
+    let granted = r.headers.get("content-type").map(String::as_str) == Some("application/json")
+        && body["grantType"] == "refresh_token"
+        && body["refreshToken"] == refresh
+        && body["clientId"] == client
+        && body["clientSecret"] == secret;
+    if granted {
+        let answer = serde_json::json!({
+            "accessToken": SSO_REFRESHED_TOKEN,
+            "expiresIn": 3600,
+            "refreshToken": "suite-next-refresh-token",
+            "tokenType": "Bearer",
+        });
+        (200, "application/json", answer.to_string())
+    } else {
+        (
+            400,
+            "application/json",
+            r#"{"error":"invalid_grant"}"#.into(),
+        )
+    }
+}
+
 fn answer(r: &Received) -> (u16, &'static str, String) {
     let header = |name: &str| r.headers.get(name).map(String::as_str);
     let imds_token_ok = header("x-aws-ec2-metadata-token") == Some(IMDS_TOKEN);
@@ -287,14 +319,22 @@ fn answer(r: &Received) -> (u16, &'static str, String) {
         ("GET", path) if path.strip_prefix(ROLES) == Some(IMDS_ROLE) => {
             (200, "application/json", json_credentials(IMDS_KEY))
         }
-        ("GET", SSO_PATH) if header("x-amz-sso_bearer_token") == Some(SSO_TOKEN) => (
-            200,
-            "application/json",
-            format!(
-                r#"{{"roleCredentials":{{"accessKeyId":"{}","secretAccessKey":"{}","sessionToken":"token-of-sso","expiration":4070908800000}}}}"#,
-                SSO_KEY.0, SSO_KEY.1
-            ),
-        ),
+        ("POST", "/token") => create_token(r),
+        ("GET", SSO_PATH)
+            if matches!(
+                header("x-amz-sso_bearer_token"),
+                Some(SSO_TOKEN | SSO_REFRESHED_TOKEN)
+            ) =>
+        {
+            (
+                200,
+                "application/json",
+                format!(
+                    r#"{{"roleCredentials":{{"accessKeyId":"{}","secretAccessKey":"{}","sessionToken":"token-of-sso","expiration":4070908800000}}}}"#,
+                    SSO_KEY.0, SSO_KEY.1
+                ),
+            )
+        }
         ("GET", SSO_PATH) => (401, "application/json", r#"{"message":"bad token"}"#.into()),
         ("POST", "/") => match form_value(&r.body, "Action") {
             Some("AssumeRole") => {

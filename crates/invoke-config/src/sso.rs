@@ -1,0 +1,386 @@
+//! SSO: the AWS CLI's cached token (refreshed through SSO OIDC `CreateToken` when it is
+//! about to expire, and written back), then the portal's `GetRoleCredentials`
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{Method, Request};
+use invoke_proto::Credentials;
+
+use crate::credentials::{
+    Act, Call, CallResult, CredentialsError, Ctx, Exchange, Fail, HttpResponse, Input, Machine,
+    OneCall, ProvidedCredentials, misuse, transient_status,
+};
+use crate::providers::{ServiceSettings, parse_uri, read_file};
+use crate::time::{format_rfc3339, parse_rfc3339, unix_secs};
+
+const P: &str = "sso";
+
+/// A token is refreshed once it expires within this long, as the SDKs do
+const REFRESH_WINDOW: Duration = Duration::from_secs(5 * 60);
+
+/// The longest token lifetime believed from `CreateToken` (its tokens live hours)
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch
+const LAST_MILLISECOND_OF_9999: u64 = 253_402_300_799_999;
+
+/// The portal's `GetRoleCredentials` with a token from the cache (or the refresh before it)
+pub(crate) struct Sso {
+    pub(crate) cache_file: Option<PathBuf>,
+    pub(crate) session: String,
+    pub(crate) profile: String,
+    pub(crate) account_id: String,
+    pub(crate) role_name: String,
+    pub(crate) portal: ServiceSettings,
+    /// The token to send, when [`SsoFlow`] chose it (else read from the cache)
+    token: Option<String>,
+}
+
+/// What a refresh needs, from the token cache
+struct Grant {
+    refresh_token: String,
+    client_id: String,
+    client_secret: String,
+}
+
+/// The cache file as read: the whole document (written back with a new token), the token
+/// and what a refresh needs, if the file has it and the client registration still holds
+struct Cached {
+    path: String,
+    doc: serde_json::Value,
+    access_token: String,
+    expires_at: SystemTime,
+    grant: Option<Grant>,
+}
+
+impl Sso {
+    pub(crate) fn new(
+        cache_file: Option<PathBuf>,
+        session: String,
+        profile: String,
+        account_id: String,
+        role_name: String,
+        portal: ServiceSettings,
+    ) -> Self {
+        Self {
+            cache_file,
+            session,
+            profile,
+            account_id,
+            role_name,
+            portal,
+            token: None,
+        }
+    }
+
+    /// Reads the token cache; `now` decides whether the client registration still holds
+    fn load(&self, ctx: &Ctx<'_>, now: SystemTime) -> Result<Cached, CredentialsError> {
+        let Some(path) = &self.cache_file else {
+            return Err(CredentialsError::config(
+                P,
+                "no home folder to find the SSO token cache in (set HOME)",
+            ));
+        };
+        let path = path.display().to_string();
+        let raw = read_file(ctx, &path).map_err(|m| CredentialsError::load(P, m, false))?;
+        let doc: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| {
+            CredentialsError::load(P, format!("`{path}` is not valid JSON: {e}"), false)
+        })?;
+        let text = |key: &str| {
+            doc.get(key)
+                .and_then(serde_json::Value::as_str)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+        };
+        let expires = text("expiresAt").and_then(|t| parse_rfc3339(&t));
+        let (Some(access_token), Some(expires_at)) = (text("accessToken"), expires) else {
+            return Err(CredentialsError::load(
+                P,
+                format!("`{path}` lacks `accessToken` or a valid `expiresAt`"),
+                false,
+            ));
+        };
+        let registered = text("registrationExpiresAt")
+            .and_then(|t| parse_rfc3339(&t))
+            .is_some_and(|t| t > now);
+        let grant = match (text("refreshToken"), text("clientId"), text("clientSecret")) {
+            (Some(refresh_token), Some(client_id), Some(client_secret)) if registered => {
+                Some(Grant {
+                    refresh_token,
+                    client_id,
+                    client_secret,
+                })
+            }
+            _ => None,
+        };
+        Ok(Cached {
+            path,
+            doc,
+            access_token,
+            expires_at,
+            grant,
+        })
+    }
+
+    /// The error that asks for `aws sso login`
+    fn login_required(&self, expired: SystemTime) -> CredentialsError {
+        CredentialsError::SsoLoginRequired {
+            session: self.session.clone(),
+            login_args: if self.profile == "default" {
+                String::new()
+            } else {
+                format!(" --profile {}", self.profile)
+            },
+            expired_unix: unix_secs(expired),
+        }
+    }
+}
+
+impl Exchange for Sso {
+    const NAME: &'static str = "the SSO portal";
+
+    fn request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        now: SystemTime,
+    ) -> Result<Request<Bytes>, CredentialsError> {
+        let token = if let Some(token) = self.token.take() {
+            token
+        } else {
+            let cached = self.load(ctx, now)?;
+            if cached.expires_at <= now {
+                return Err(self.login_required(cached.expires_at));
+            }
+            cached.access_token
+        };
+        let base = self.portal.base_uri("portal.sso", P)?;
+        let uri = parse_uri(
+            &format!(
+                "{base}/federation/credentials?account_id={}&role_name={}",
+                crate::sts::form_encode(&self.account_id),
+                crate::sts::form_encode(&self.role_name)
+            ),
+            P,
+        )?;
+        let mut value = http::HeaderValue::from_str(&token).map_err(|_| {
+            CredentialsError::load(P, "the SSO access token is not a valid header value", false)
+        })?;
+        value.set_sensitive(true);
+        Request::builder()
+            .method(Method::GET)
+            .uri(uri)
+            .header("x-amz-sso_bearer_token", value)
+            .body(Bytes::new())
+            .map_err(|e| CredentialsError::config(P, e.to_string()))
+    }
+
+    fn parse(&self, r: &HttpResponse) -> Result<ProvidedCredentials, CredentialsError> {
+        if !r.status.is_success() {
+            return Err(CredentialsError::load(
+                P,
+                format!("SSO GetRoleCredentials returned HTTP {}", r.status.as_u16()),
+                r.status.is_server_error() || r.status.as_u16() == 429,
+            ));
+        }
+        let bad =
+            |m: String| CredentialsError::load(P, format!("SSO GetRoleCredentials: {m}"), false);
+        let v: serde_json::Value =
+            serde_json::from_slice(&r.body).map_err(|e| bad(format!("invalid JSON: {e}")))?;
+        let rc = &v["roleCredentials"];
+        let get = |k: &str| {
+            rc.get(k)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+        };
+        let (Some(id), Some(secret)) = (get("accessKeyId"), get("secretAccessKey")) else {
+            return Err(bad("the answer lacks accessKeyId or secretAccessKey".into()));
+        };
+        let expiry = rc
+            .get("expiration")
+            .and_then(serde_json::Value::as_u64)
+            .map(|ms| {
+                // past year 9999 (as RFC 3339 times elsewhere) is no time a portal means, and
+                // could overflow a platform's clock
+                Some(ms)
+                    .filter(|ms| *ms <= LAST_MILLISECOND_OF_9999)
+                    .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
+                    .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))
+            })
+            .transpose()?;
+        Ok(ProvidedCredentials::new(
+            Credentials::new(id, secret, get("sessionToken").map(str::to_owned)),
+            expiry,
+            Some(self.account_id.clone()),
+            P,
+        ))
+    }
+}
+
+/// Where the flow is
+enum State {
+    Start,
+    /// `CreateToken` sent, with the cache as read
+    Refreshing(Box<(Call, Cached)>),
+    /// The portal's call, in [`OneCall`]
+    Portal,
+}
+
+/// The SSO provider: for an `sso-session` (whose cache holds a refresh token), a token that
+/// expires within 5 minutes is first refreshed with SSO OIDC `CreateToken` and written back
+/// to the cache; a refresh that fails leaves the old token, if it has not expired yet. A
+/// legacy profile (`sso_start_url` in the profile itself) is never refreshed, as in the SDKs.
+pub(crate) struct SsoFlow {
+    portal: OneCall<Sso>,
+    /// SSO OIDC, for an `sso-session`
+    oidc: Option<ServiceSettings>,
+    state: State,
+}
+
+impl SsoFlow {
+    pub(crate) fn new(sso: Sso, oidc: Option<ServiceSettings>) -> Self {
+        // one attempt, as the Rust SDK makes (its recorded `sso_server_error` case asks once)
+        Self {
+            portal: OneCall::new(sso, P, 1),
+            oidc,
+            state: State::Start,
+        }
+    }
+
+    fn start(&mut self, ctx: &Ctx<'_>, now: SystemTime) -> Act {
+        let Some(oidc) = &self.oidc else {
+            return self.portal_call(ctx, None, now);
+        };
+        let sso = self.portal.exchange_mut();
+        let cached = match sso.load(ctx, now) {
+            Ok(cached) => cached,
+            Err(e) => return Act::Done(Err(Fail::Error(e))),
+        };
+        let expires_soon = cached.expires_at <= now + REFRESH_WINDOW;
+        match &cached.grant {
+            Some(grant) if expires_soon => match create_token(oidc, grant) {
+                Ok(req) => {
+                    let mut call = Call::classified(req, 1, transient_status);
+                    let act = call.send();
+                    self.state = State::Refreshing(Box::new((call, cached)));
+                    act
+                }
+                Err(e) => Act::Done(Err(Fail::Error(e))),
+            },
+            _ if cached.expires_at <= now => {
+                Act::Done(Err(Fail::Error(sso.login_required(cached.expires_at))))
+            }
+            _ => self.portal_call(ctx, Some(cached.access_token), now),
+        }
+    }
+
+    /// The answer to `CreateToken` (`None`: none came): the token to go on with
+    fn refreshed(
+        &mut self,
+        ctx: &Ctx<'_>,
+        cached: Cached,
+        answer: Option<&HttpResponse>,
+        now: SystemTime,
+    ) -> Act {
+        match answer.and_then(|r| parse_create_token(r, now)) {
+            Some(new) => {
+                let mut doc = cached.doc;
+                if let Some(fields) = doc.as_object_mut() {
+                    fields.insert("accessToken".into(), new.access_token.clone().into());
+                    fields.insert("expiresAt".into(), format_rfc3339(new.expires_at).into());
+                    if let Some(refresh) = new.refresh_token {
+                        fields.insert("refreshToken".into(), refresh.into());
+                    }
+                }
+                // best effort, as a cache: the new token serves this load either way
+                if let Ok(bytes) = serde_json::to_vec(&doc) {
+                    let _ = ctx.fs.write(std::path::Path::new(&cached.path), &bytes);
+                }
+                self.portal_call(ctx, Some(new.access_token), now)
+            }
+            None if cached.expires_at > now => {
+                self.portal_call(ctx, Some(cached.access_token), now)
+            }
+            None => {
+                let e = self.portal.exchange_mut().login_required(cached.expires_at);
+                Act::Done(Err(Fail::Error(e)))
+            }
+        }
+    }
+
+    fn portal_call(&mut self, ctx: &Ctx<'_>, token: Option<String>, now: SystemTime) -> Act {
+        self.portal.exchange_mut().token = token;
+        self.state = State::Portal;
+        self.portal.advance(ctx, None, now)
+    }
+}
+
+impl Machine for SsoFlow {
+    fn advance(&mut self, ctx: &Ctx<'_>, input: Option<Input>, now: SystemTime) -> Act {
+        match std::mem::replace(&mut self.state, State::Portal) {
+            State::Start if input.is_none() => self.start(ctx, now),
+            State::Start => misuse(),
+            State::Refreshing(mut refreshing) => match refreshing.0.on_input(input) {
+                CallResult::Retry(act) => {
+                    self.state = State::Refreshing(refreshing);
+                    act
+                }
+                CallResult::Response(r) => self.refreshed(ctx, refreshing.1, Some(&r), now),
+                CallResult::Unreachable(_) => self.refreshed(ctx, refreshing.1, None, now),
+                CallResult::Misuse => misuse(),
+            },
+            State::Portal => self.portal.advance(ctx, input, now),
+        }
+    }
+}
+
+/// SSO OIDC `CreateToken` with the refresh grant: `POST /token`, a JSON body
+fn create_token(oidc: &ServiceSettings, grant: &Grant) -> Result<Request<Bytes>, CredentialsError> {
+    let base = oidc.base_uri("oidc", P)?;
+    let uri = parse_uri(&format!("{base}/token"), P)?;
+    let body = serde_json::json!({
+        "clientId": grant.client_id,
+        "clientSecret": grant.client_secret,
+        "grantType": "refresh_token",
+        "refreshToken": grant.refresh_token,
+    });
+    let body = serde_json::to_vec(&body).map_err(|e| CredentialsError::config(P, e.to_string()))?;
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+        .map_err(|e| CredentialsError::config(P, e.to_string()))
+}
+
+/// A token from `CreateToken`
+struct NewToken {
+    access_token: String,
+    expires_at: SystemTime,
+    refresh_token: Option<String>,
+}
+
+/// `CreateToken`'s answer, if it is a success with a token and a sane lifetime
+fn parse_create_token(r: &HttpResponse, now: SystemTime) -> Option<NewToken> {
+    if !r.status.is_success() {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+    let text = |key: &str| {
+        v.get(key)
+            .and_then(serde_json::Value::as_str)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+    };
+    let lifetime = v
+        .get("expiresIn")
+        .and_then(serde_json::Value::as_u64)
+        .map(Duration::from_secs)
+        .filter(|d| !d.is_zero() && *d <= MAX_TOKEN_LIFETIME)?;
+    Some(NewToken {
+        access_token: text("accessToken")?,
+        expires_at: now.checked_add(lifetime)?,
+        refresh_token: text("refreshToken"),
+    })
+}
