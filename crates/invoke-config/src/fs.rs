@@ -35,6 +35,9 @@ pub trait FileReader: Send + Sync {
     }
 }
 
+/// Writes [`StdFs`] made in this process, to name their temporary files
+static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The real file system through `std::fs`, refusing files over [`MAX_FILE_SIZE`]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct StdFs;
@@ -61,8 +64,10 @@ impl FileReader for StdFs {
         let name = path
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        // unique to this write: two writers of one file never share a temporary file
+        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut temp_name = name.to_os_string();
-        temp_name.push(format!(".{}.tmp", std::process::id()));
+        temp_name.push(format!(".{}-{n}.tmp", std::process::id()));
         let temp = path.with_file_name(temp_name);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true);

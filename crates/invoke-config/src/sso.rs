@@ -257,7 +257,9 @@ impl SsoFlow {
             Ok(cached) => cached,
             Err(e) => return Act::Done(Err(Fail::Error(e))),
         };
-        let expires_soon = cached.expires_at <= now + REFRESH_WINDOW;
+        let expires_soon = now
+            .checked_add(REFRESH_WINDOW)
+            .is_none_or(|soon| cached.expires_at <= soon);
         match &cached.grant {
             Some(grant) if expires_soon => match create_token(oidc, grant) {
                 Ok(req) => {
