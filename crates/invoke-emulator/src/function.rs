@@ -84,18 +84,34 @@ impl FunctionError {
         }
     }
 
-    /// `TYPE: MESSAGE` for a log line, the message cut to at most 512 bytes
+    /// `TYPE: MESSAGE` for a log line, the message cut to at most 512 bytes, control
+    /// characters escaped (a multi-line or hostile message stays on its line)
     pub(crate) fn summary(&self) -> String {
         const MAX: usize = 512;
         let m = &self.error_message;
-        if m.len() <= MAX {
-            return format!("{}: {m}", self.error_type);
-        }
-        let mut end = MAX;
+        let mut end = m.len().min(MAX);
         while !m.is_char_boundary(end) {
             end -= 1;
         }
-        format!("{}: {}... ({} bytes)", self.error_type, &m[..end], m.len())
+        let escaped = |text: &str, out: &mut String| {
+            for c in text.chars() {
+                if c.is_control() {
+                    out.extend(c.escape_default());
+                } else {
+                    out.push(c);
+                }
+            }
+        };
+        let mut out = String::new();
+        escaped(&self.error_type, &mut out);
+        out.push_str(": ");
+        escaped(&m[..end], &mut out);
+        if end < m.len() {
+            out.push_str("... (");
+            out.push_str(&m.len().to_string());
+            out.push_str(" bytes)");
+        }
+        out
     }
 }
 
@@ -403,6 +419,18 @@ mod tests {
             trace_id: None,
             timeout: Duration::from_secs(900),
         }
+    }
+
+    #[test]
+    fn a_summary_stays_on_its_line_and_is_bounded() {
+        let e = FunctionError::new("Type\nForged", "line one\nline two\u{1b}[31m");
+        let s = e.summary();
+        assert_eq!(s, "Type\\nForged: line one\\nline two\\u{1b}[31m");
+        assert!(!s.chars().any(char::is_control));
+        let long = FunctionError::new("E", "é".repeat(600));
+        let s = long.summary();
+        assert!(s.ends_with("... (1200 bytes)"), "{s}");
+        assert_eq!(s.len(), "E: ".len() + 512 + "... (1200 bytes)".len());
     }
 
     /// Endless writes to a client that went away end at once (they used to spin without an

@@ -227,14 +227,18 @@ impl ProcessFunction {
     /// Whether the processes' stdout and stderr are echoed to the emulator's stderr
     /// (default `true`)
     #[must_use]
-    pub fn echo_output(self, on: bool) -> Self {
-        self.echo.store(on, Ordering::Relaxed);
+    pub fn echo_output(mut self, on: bool) -> Self {
+        // a switch of its own: a clone made before keeps its setting
+        self.echo = Arc::new(AtomicBool::new(on));
         self
     }
 
-    /// Shares the echo switch with the emulator, which turns it off when quiet
+    /// Shares the echo switch with the emulator, which turns it off when quiet; output
+    /// switched off here stays off
     pub(crate) fn echo_flag(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.echo = flag;
+        if self.echo.load(Ordering::Relaxed) {
+            self.echo = flag;
+        }
         self
     }
 
@@ -680,4 +684,27 @@ async fn spawn(
         sink,
         logs: [out_pipe, err_pipe],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_switched_off_stays_off_and_clones_keep_their_own() {
+        let shared = Arc::new(AtomicBool::new(true));
+        let off = ProcessFunction::new("f", "true")
+            .echo_output(false)
+            .echo_flag(Arc::clone(&shared));
+        assert!(!off.echo.load(Ordering::Relaxed), "not turned back on");
+        let default = ProcessFunction::new("f", "true").echo_flag(Arc::clone(&shared));
+        shared.store(false, Ordering::Relaxed);
+        assert!(
+            !default.echo.load(Ordering::Relaxed),
+            "follows the emulator (quiet)"
+        );
+        let a = ProcessFunction::new("f", "true");
+        let b = a.clone().echo_output(false);
+        assert!(a.echo.load(Ordering::Relaxed) && !b.echo.load(Ordering::Relaxed));
+    }
 }
