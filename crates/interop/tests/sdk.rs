@@ -75,6 +75,10 @@ fn config(emu: &Emulator, secret: &str) -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .endpoint_url(emu.url())
+        // not from the environment or a profile: FIPS or dual-stack with a custom endpoint
+        // fails to resolve, for reasons that are not the emulator's
+        .use_fips(false)
+        .use_dual_stack(false)
         .credentials_provider(Credentials::new(KEY, secret, None, None, "interop"))
         // hyper without a TLS stack: the emulator speaks plain http://, and the SDK's default
         // HTTPS client would pull in rustls and aws-lc
