@@ -139,18 +139,35 @@ fn write_loop(shared: &Shared, mut out: Box<dyn Write + Send>) {
             (bytes, std::mem::take(&mut s.dropped))
         };
         // A closed stderr must not take the server down
-        let _ = out.write_all(&bytes);
+        write_fully(&mut *out, &bytes);
         if dropped > 0 {
-            let _ = writeln!(
-                out,
-                "lambda-stream: {dropped} bytes of log output dropped: stderr was not read"
+            let note = format!(
+                "lambda-stream: {dropped} bytes of log output dropped: stderr was not read\n"
             );
+            write_fully(&mut *out, note.as_bytes());
         }
         let _ = out.flush();
         let mut s = shared.state();
         s.bytes -= bytes.len();
         if s.bytes == 0 {
             shared.written.notify_all();
+        }
+    }
+}
+
+/// Writes all of `bytes`, waiting out an output that is not ready (a non-blocking stderr
+/// shared with another process says `WouldBlock`) so that no line is cut short; gives up on
+/// any other error (a closed stderr)
+fn write_fully(out: &mut dyn Write, mut bytes: &[u8]) {
+    while !bytes.is_empty() {
+        match out.write(bytes) {
+            Ok(0) => return,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(_) => return,
         }
     }
 }
@@ -217,5 +234,41 @@ mod tests {
         q.write(b"fourth\n".to_vec());
         assert!(q.flush(Duration::from_secs(30)));
         assert!(got.lock().unwrap().ends_with(b"read\nfourth\n"));
+    }
+
+    /// An output that takes a few bytes at a time and is often not ready
+    struct Reluctant {
+        calls: usize,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl Write for Reluctant {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.calls % 2 == 0 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(3);
+            self.got.lock().unwrap().extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_output_not_ready_gets_every_line_whole() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = Reluctant {
+            calls: 0,
+            got: Arc::clone(&got),
+        };
+        let q = Queued::new(out, 1024);
+        q.write(b"one line\n".to_vec());
+        q.write(b"another line\n".to_vec());
+        assert!(q.flush(Duration::from_secs(30)));
+        assert_eq!(&got.lock().unwrap()[..], b"one line\nanother line\n");
     }
 }
