@@ -4,11 +4,13 @@
 //! Input, read with `arbitrary::Unstructured`: environment variables (names the chain reads,
 //! values either telling ones or arbitrary text), the shared `config` and `credentials` files
 //! (lines built from the keys profiles use, or arbitrary), the web identity token file, the
-//! container authorization token file, two SSO token caches, the current time; then, for every
-//! step the chain asks for, an answer: a transport error or a response (a status, and a body
-//! shaped like what the provider asked expects: an IMDS token, a role name, a JSON credentials
-//! document, an STS XML answer or error, an SSO portal answer; or arbitrary bytes), or for a
-//! `credential_process` its exit status and output.
+//! container authorization token file, two SSO token caches (with or without a refresh
+//! grant), the current time; then, for every step the chain asks for, an answer: a transport
+//! error or a response (a status, and a body shaped like what the provider asked expects: an
+//! IMDS token, a role name, a JSON credentials document, an STS XML answer or error, an SSO
+//! portal answer, an SSO OIDC `CreateToken` answer; or arbitrary bytes), or for a
+//! `credential_process` its exit status and output. An SSO token cache the chain wrote back
+//! must still be JSON with the token the answer gave.
 //!
 //! Secrets go only where secrets belong (secret keys, session tokens, bearer tokens and their
 //! files), always as one of the distinctive `SECRETS` below.
@@ -47,16 +49,18 @@ const SSO_KEYS: [(&str, &str); 2] = [
     ),
 ];
 
-/// Secret access keys, session tokens, bearer tokens, the IMDS token: each distinctive enough,
-/// and free of words, that finding any `WINDOW` characters of one in a message means they were
-/// copied there
-const SECRETS: [&str; 6] = [
+/// Secret access keys, session tokens, bearer tokens, the IMDS token, an SSO refresh token and
+/// client secret: each distinctive enough, and free of words, that finding any `WINDOW`
+/// characters of one in a message means they were copied there
+const SECRETS: [&str; 8] = [
     "Zq1AAAAwJalrXUtnFEMIK7MDENGbPxRfiCY",
     "Zq2BBBBIQoJb3JpZ2luX2VjEJr8xKq9Lm3",
     "Zq3CCCCeyJhbGciOiJSUzI1NiIsImtpZCI6",
     "Zq4DDDDbm90LWEtdG9rZW4x9QwErTyUv",
     "Zq5EEEEaoAAAAAGFyZWFsbG9uZ3Rva2Vu",
     "Zq6FFFFAQAEAqP3xVb7wKcNmY2sdJk==",
+    "Zq7GGGGYXJuOmF3czpzc286cmVmcmVzaA",
+    "Zq8HHHHc2VjcmV0LWNsaWVudC1vaWRj",
 ];
 
 /// How many characters of a secret, anywhere in it, count as showing it: a message that
@@ -88,6 +92,7 @@ const ENV_NAMES: &[&str] = &[
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_STS",
     "AWS_ENDPOINT_URL_SSO",
+    "AWS_ENDPOINT_URL_SSO_OIDC",
     "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
     "AWS_METADATA_SERVICE_NUM_ATTEMPTS",
     "AWS_METADATA_SERVICE_TIMEOUT",
@@ -214,6 +219,8 @@ const SECTIONS: &[&str] = &[
 /// Times for `Expiration` fields and cached tokens
 const TIMES: &[&str] = &[
     "2024-01-15T12:00:00Z",
+    // within the 5 minutes before expiry of the first clock below: a refresh is due
+    "2024-01-15T12:03:00Z",
     "2099-01-01T00:00:00Z",
     "1970-01-01T00:00:00Z",
     "2024-01-15T12:00:00.123456+01:00",
@@ -294,6 +301,10 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
             fs.insert(format!("{HOME}/.aws/sso/cache/{sha1}.json"), cache);
         }
     }
+    let before: Vec<Option<Vec<u8>>> = SSO_KEYS
+        .iter()
+        .map(|(_, sha1)| fs.contents(format!("{HOME}/.aws/sso/cache/{sha1}.json")))
+        .collect();
     let fs = Arc::new(fs);
 
     let mut shared = SharedConfig::load(env, &*fs);
@@ -310,7 +321,7 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
         + Duration::from_secs(*u.choose(&[1_705_320_000u64, 0, 4_102_444_800, 253_402_300_799])?);
 
     check(&[format!("{shared:?}")], &plain);
-    let mut chain = CredentialsChain::new(&shared, fs);
+    let mut chain = CredentialsChain::new(&shared, Arc::clone(&fs) as _);
     for _ in 0..MAX_STEPS {
         let step = chain.next_step(now);
         let mut shown = vec![format!("{step:?}"), format!("{chain:?}")];
@@ -328,14 +339,16 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
                     }
                 }
                 check(&shown, &plain);
+                check_sso_caches(&fs, &before);
                 return Ok(());
             }
             Step::Send(req) => {
                 shown.push(format!("{:?}", req.headers()));
                 check(&shown, &plain);
                 let uri = req.uri().to_string();
-                // STS is the only provider that POSTs
-                let sts = req.method() == invoke_config::http::Method::POST;
+                // STS and SSO OIDC (`/token`) are the providers that POST
+                let oidc = req.uri().path() == "/token";
+                let sts = req.method() == invoke_config::http::Method::POST && !oidc;
                 if u.ratio(1, 8)? {
                     chain.handle_transport_error(&"connection refused");
                 } else {
@@ -360,6 +373,29 @@ fn run(mut u: Unstructured<'_>) -> Result<()> {
         }
     }
     panic!("the chain did not finish in {MAX_STEPS} steps");
+}
+
+/// Fails if an SSO token cache was written back but is no longer JSON with a token
+fn check_sso_caches(fs: &MemFs, before: &[Option<Vec<u8>>]) {
+    for ((_, sha1), before) in SSO_KEYS.iter().zip(before) {
+        let now = fs.contents(format!("{HOME}/.aws/sso/cache/{sha1}.json"));
+        if now == *before {
+            continue;
+        }
+        let text = String::from_utf8(now.expect("a cache is never removed")).expect("UTF-8");
+        assert!(
+            text.starts_with('{') && text.contains(&format!(r#""accessToken":"{}""#, SECRETS[4])),
+            "a written cache without the new token: {text}"
+        );
+        let expires = text
+            .split_once(r#""expiresAt":""#)
+            .map(|(_, rest)| &rest[..rest.find('"').unwrap_or(0)]);
+        // four-digit years: what the chain itself can read back
+        assert!(
+            expires.is_some_and(|e| e.len() == 20 && e.as_bytes()[4] == b'-' && e.ends_with('Z')),
+            "{text}"
+        );
+    }
 }
 
 /// Fails if a secret the fuzzer kept in secret places was shown
@@ -436,11 +472,61 @@ fn sso_cache(u: &mut Unstructured<'_>, plain: &mut Plain) -> Result<Vec<u8>> {
     } else {
         plain.text(text(u)?)
     };
-    let expires = *u.choose(TIMES)?;
+    let refreshable = u.ratio(1, 2)?;
+    // a refresh is due at the first clock of `run` (expired, or within 5 minutes of it)
+    let expires = if refreshable && u.ratio(3, 4)? {
+        *u.choose(&["2024-01-15T12:03:00Z", "2024-01-15T11:00:00Z"])?
+    } else {
+        *u.choose(TIMES)?
+    };
+    let grant = if refreshable {
+        let refresh = if u.ratio(7, 8)? {
+            SECRETS[6]
+        } else {
+            plain.text(text(u)?)
+        };
+        let registered = if u.ratio(3, 4)? {
+            "2099-01-01T00:00:00Z"
+        } else {
+            *u.choose(TIMES)?
+        };
+        format!(
+            r#","refreshToken":"{refresh}","clientId":"client-1","clientSecret":"{}","registrationExpiresAt":"{registered}""#,
+            SECRETS[7]
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        r#"{{"startUrl":"https://d-123.awsapps.com/start","region":"us-east-1","accessToken":"{token}","expiresAt":"{expires}"}}"#
+        r#"{{"startUrl":"https://d-123.awsapps.com/start","region":"us-east-1","accessToken":"{token}","expiresAt":"{expires}"{grant}}}"#
     )
     .into_bytes())
+}
+
+/// An SSO OIDC `CreateToken` answer, its fields kept, dropped or spoiled at random
+fn create_token_json(u: &mut Unstructured<'_>, plain: &mut Plain) -> Result<Vec<u8>> {
+    let mut fields = Vec::new();
+    if u.ratio(7, 8)? {
+        fields.push(format!(r#""accessToken":"{}""#, SECRETS[4]));
+    }
+    if u.ratio(7, 8)? {
+        let lifetime = if u.ratio(3, 4)? {
+            "3600"
+        } else {
+            *u.choose(&["0", "-1", "1.5", "99999999999", "\"x\""])?
+        };
+        fields.push(format!(r#""expiresIn":{lifetime}"#));
+    }
+    if u.ratio(1, 2)? {
+        fields.push(format!(r#""refreshToken":"{}""#, SECRETS[6]));
+    }
+    if u.ratio(1, 8)? {
+        fields.push(format!(
+            r#""tokenType":"{}""#,
+            plain.text(text(u)?).escape_default()
+        ));
+    }
+    Ok(format!("{{{}}}", fields.join(",")).into_bytes())
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -617,6 +703,8 @@ fn answer(
             .to_vec()
     } else if uri.contains("federation/credentials") {
         credentials_json(u, plain, Case::Sso)?
+    } else if uri.ends_with("/token") {
+        create_token_json(u, plain)?
     } else if sts {
         sts_xml(u, plain)?
     } else {

@@ -57,33 +57,51 @@ impl FileReader for StdFs {
         Ok(out)
     }
 
-    /// Writes a file beside `path` (readable by its owner only, on Unix: it holds tokens),
-    /// then renames it over `path`, so that a reader never sees half a file
+    /// Writes a new file beside `path` (readable by its owner only, on Unix: it holds
+    /// tokens), then renames it over `path`, so that a reader never sees half a file; a
+    /// `path` that is a symbolic link is written through (its target is replaced)
     fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         use std::io::Write;
-        let name = path
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let name = target
             .file_name()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-        // unique to this write: two writers of one file never share a temporary file
-        let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut temp_name = name.to_os_string();
-        temp_name.push(format!(".{}-{n}.tmp", std::process::id()));
-        let temp = path.with_file_name(temp_name);
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+            .to_os_string();
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        // only a file made here: never one another writer has open, never old permissions
+        options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let written = options.open(&temp).and_then(|mut f| {
-            f.write_all(contents)?;
-            f.sync_all()
-        });
-        match written.and_then(|()| std::fs::rename(&temp, path)) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = std::fs::remove_file(&temp);
-                Err(e)
+        let mut made = None;
+        for _ in 0..64 {
+            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+            let mut temp_name = name.clone();
+            temp_name.push(format!(".{}-{n}-{nanos}.tmp", std::process::id()));
+            let temp = target.with_file_name(temp_name);
+            match options.open(&temp) {
+                Ok(file) => {
+                    made = Some((temp, file));
+                    break;
+                }
+                // another process's file of the same name: try another name
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(e),
             }
         }
+        let (temp, mut file) = made.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name")
+        })?;
+        let written = file
+            .write_all(contents)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&temp, &target));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        written
     }
 }
 
@@ -188,13 +206,51 @@ mod tests {
             assert_eq!(mode & 0o777, 0o600);
         }
         // nothing left beside it
-        let names: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, ["token.json"]);
+        let names = || -> Vec<_> {
+            let mut names: Vec<_> = std::fs::read_dir(&dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(names(), ["token.json"]);
         // a folder that does not exist: an error, nothing written
         assert!(StdFs.write(&dir.join("none/token.json"), b"x").is_err());
+        // through a symbolic link: its target is replaced, the link stays
+        #[cfg(unix)]
+        {
+            let link = dir.join("link.json");
+            std::os::unix::fs::symlink(&path, &link).unwrap();
+            StdFs.write(&link, b"through").unwrap();
+            assert_eq!(StdFs.read(&path).unwrap(), b"through");
+            assert!(
+                std::fs::symlink_metadata(&link)
+                    .unwrap()
+                    .file_type()
+                    .is_symlink()
+            );
+        }
+        // writers of one file at once: every result is one whole write
+        let writers: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let text = vec![b'a' + i; 100 + usize::from(i) * 37];
+                        StdFs.write(&path, &text).unwrap();
+                        let got = StdFs.read(&path).unwrap();
+                        assert!(got.iter().all(|b| *b == got[0]));
+                        assert_eq!(got.len(), 100 + usize::from(got[0] - b'a') * 37);
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        #[cfg(unix)]
+        assert_eq!(names(), ["link.json", "token.json"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

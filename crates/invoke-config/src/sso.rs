@@ -263,12 +263,12 @@ impl SsoFlow {
         match &cached.grant {
             Some(grant) if expires_soon => match create_token(oidc, grant) {
                 Ok(req) => {
-                    let mut call = Call::classified(req, 1, transient_status);
+                    let mut call = Call::classified(req, oidc.max_attempts, transient_status);
                     let act = call.send();
                     self.state = State::Refreshing(Box::new((call, cached)));
                     act
                 }
-                Err(e) => Act::Done(Err(Fail::Error(e))),
+                Err(e) => self.refreshed(ctx, cached, Refresh::Failed(e), now),
             },
             _ if cached.expires_at <= now => {
                 Act::Done(Err(Fail::Error(sso.login_required(cached.expires_at))))
@@ -277,16 +277,16 @@ impl SsoFlow {
         }
     }
 
-    /// The answer to `CreateToken` (`None`: none came): the token to go on with
+    /// What the refresh came to: the token to go on with, or the load's error
     fn refreshed(
         &mut self,
         ctx: &Ctx<'_>,
         cached: Cached,
-        answer: Option<&HttpResponse>,
+        refresh: Refresh,
         now: SystemTime,
     ) -> Act {
-        match answer.and_then(|r| parse_create_token(r, now)) {
-            Some(new) => {
+        let e = match refresh {
+            Refresh::Token(new) => {
                 let mut doc = cached.doc;
                 if let Some(fields) = doc.as_object_mut() {
                     fields.insert("accessToken".into(), new.access_token.clone().into());
@@ -299,16 +299,16 @@ impl SsoFlow {
                 if let Ok(bytes) = serde_json::to_vec(&doc) {
                     let _ = ctx.fs.write(std::path::Path::new(&cached.path), &bytes);
                 }
-                self.portal_call(ctx, Some(new.access_token), now)
+                return self.portal_call(ctx, Some(new.access_token), now);
             }
-            None if cached.expires_at > now => {
-                self.portal_call(ctx, Some(cached.access_token), now)
+            // not refreshed, but the token still serves
+            _ if cached.expires_at > now => {
+                return self.portal_call(ctx, Some(cached.access_token), now);
             }
-            None => {
-                let e = self.portal.exchange_mut().login_required(cached.expires_at);
-                Act::Done(Err(Fail::Error(e)))
-            }
-        }
+            Refresh::Refused => self.portal.exchange_mut().login_required(cached.expires_at),
+            Refresh::Failed(e) => e,
+        };
+        Act::Done(Err(Fail::Error(e)))
     }
 
     fn portal_call(&mut self, ctx: &Ctx<'_>, token: Option<String>, now: SystemTime) -> Act {
@@ -328,8 +328,18 @@ impl Machine for SsoFlow {
                     self.state = State::Refreshing(refreshing);
                     act
                 }
-                CallResult::Response(r) => self.refreshed(ctx, refreshing.1, Some(&r), now),
-                CallResult::Unreachable(_) => self.refreshed(ctx, refreshing.1, None, now),
+                CallResult::Response(r) => {
+                    let outcome = refresh_outcome(&r, now);
+                    self.refreshed(ctx, refreshing.1, outcome, now)
+                }
+                CallResult::Unreachable(why) => {
+                    let e = CredentialsError::load(
+                        P,
+                        format!("could not reach SSO OIDC to refresh the token: {why}"),
+                        true,
+                    );
+                    self.refreshed(ctx, refreshing.1, Refresh::Failed(e), now)
+                }
                 CallResult::Misuse => misuse(),
             },
             State::Portal => self.portal.advance(ctx, input, now),
@@ -363,6 +373,30 @@ struct NewToken {
     refresh_token: Option<String>,
 }
 
+/// What a refresh came to
+enum Refresh {
+    Token(NewToken),
+    /// Refused (a client error) or answered without a usable token: `aws sso login` helps
+    Refused,
+    /// Not done (SSO OIDC unreachable, a server error, or no request to make): this error
+    Failed(CredentialsError),
+}
+
+/// The outcome of `CreateToken`'s answer `r`
+fn refresh_outcome(r: &HttpResponse, now: SystemTime) -> Refresh {
+    if transient_status(r) {
+        return Refresh::Failed(CredentialsError::load(
+            P,
+            format!(
+                "SSO OIDC CreateToken returned HTTP {} (the token was not refreshed)",
+                r.status.as_u16()
+            ),
+            true,
+        ));
+    }
+    parse_create_token(r, now).map_or(Refresh::Refused, Refresh::Token)
+}
+
 /// `CreateToken`'s answer, if it is a success with a token and a sane lifetime
 fn parse_create_token(r: &HttpResponse, now: SystemTime) -> Option<NewToken> {
     if !r.status.is_success() {
@@ -380,9 +414,11 @@ fn parse_create_token(r: &HttpResponse, now: SystemTime) -> Option<NewToken> {
         .and_then(serde_json::Value::as_u64)
         .map(Duration::from_secs)
         .filter(|d| !d.is_zero() && *d <= MAX_TOKEN_LIFETIME)?;
+    // no later than the last second of year 9999: a time the cache can hold and read back
+    let last = SystemTime::UNIX_EPOCH + Duration::from_millis(LAST_MILLISECOND_OF_9999 - 999);
     Some(NewToken {
         access_token: text("accessToken")?,
-        expires_at: now.checked_add(lifetime)?,
+        expires_at: now.checked_add(lifetime)?.min(last),
         refresh_token: text("refreshToken"),
     })
 }

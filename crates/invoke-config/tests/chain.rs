@@ -226,6 +226,14 @@ fn drive_sso(
     chain: &mut CredentialsChain,
     oidc: (StatusCode, &str),
 ) -> (Result<ProvidedCredentials, CredentialsError>, Vec<Seen>) {
+    drive_sso_or_fail(chain, Some(oidc))
+}
+
+/// As [`drive_sso`]; `None`: `CreateToken` fails in the transport
+fn drive_sso_or_fail(
+    chain: &mut CredentialsChain,
+    oidc: Option<(StatusCode, &str)>,
+) -> (Result<ProvidedCredentials, CredentialsError>, Vec<Seen>) {
     let mut seen = Vec::new();
     let portal = r#"{"roleCredentials":{"accessKeyId":"ASIASSO","secretAccessKey":"ssosecret","sessionToken":"ssotoken","expiration":1700003600000}}"#;
     let result = drive(chain, now, |req| {
@@ -237,6 +245,9 @@ fn drive_sso(
         let body = String::from_utf8(req.body().to_vec()).unwrap();
         seen.push((req.method().to_string(), req.uri().to_string(), token, body));
         let answer = if req.uri().path() == "/token" {
+            let Some(oidc) = oidc else {
+                return Err("connection refused".to_owned());
+            };
             (oidc.0, Bytes::from(oidc.1.to_owned()))
         } else {
             (StatusCode::OK, Bytes::from_static(portal.as_bytes()))
@@ -358,6 +369,93 @@ fn an_sso_token_is_refreshed_only_when_it_can_and_must_be() {
         result.unwrap();
         assert_eq!(seen[1].2, "a-cached-sso-token", "{answer}");
     }
+}
+
+#[test]
+fn an_sso_refresh_that_fails_for_want_of_a_server_is_not_a_login_prompt() {
+    let fresh = "2099-01-01T00:00:00Z";
+    let soon = "2023-11-14T22:14:20Z";
+    let expired = "2023-11-14T22:00:00Z";
+    let busy = (StatusCode::INTERNAL_SERVER_ERROR, "{}");
+    // a server error: retried as the configuration says (3 attempts), then the old token
+    // serves while it is valid
+    let (mut c, _, _) = sso_refresh_setup(&[], soon, fresh, false);
+    let (result, seen) = drive_sso(&mut c, busy);
+    result.unwrap();
+    let posts = seen.iter().filter(|s| s.0 == "POST").count();
+    assert_eq!((posts, seen.len()), (3, 4), "{seen:?}");
+    assert_eq!(seen[3].2, "a-cached-sso-token");
+    // an expired token: the server's error, worth retrying later; not `aws sso login`
+    for oidc in [Some(busy), None] {
+        let (mut c, _, _) = sso_refresh_setup(&[], expired, fresh, false);
+        let (result, seen) = drive_sso_or_fail(&mut c, oidc);
+        let e = result.unwrap_err();
+        assert!(
+            !matches!(e, CredentialsError::SsoLoginRequired { .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("SSO OIDC"), "{e}");
+        assert!(e.is_retryable(), "{e:?}");
+        assert!(seen.iter().all(|s| s.0 == "POST"), "{seen:?}");
+    }
+    // no request can be made (an endpoint override with a query): the old token serves while
+    // valid, else the configuration error
+    let bad = [("AWS_ENDPOINT_URL_SSO_OIDC", "http://127.0.0.1:4321/?x=1")];
+    let (mut c, _, _) = sso_refresh_setup(&bad, soon, fresh, false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let (mut c, _, _) = sso_refresh_setup(&bad, expired, fresh, false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    let e = result.unwrap_err();
+    assert!(matches!(e, CredentialsError::InvalidConfig { .. }), "{e:?}");
+    assert!(seen.is_empty(), "{seen:?}");
+}
+
+#[test]
+fn a_refreshed_sso_token_serves_even_when_it_cannot_be_written() {
+    /// Reads a `MemFs`, writes nothing (the trait's default)
+    struct ReadOnly(MemFs);
+    impl FileReader for ReadOnly {
+        fn read(&self, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+            self.0.read(path)
+        }
+    }
+    let (_, fs, name) =
+        sso_refresh_setup(&[], "2023-11-14T22:14:20Z", "2099-01-01T00:00:00Z", false);
+    let before = fs.contents(&name);
+    let read_only = Arc::new(ReadOnly((*fs).clone()));
+    let shared = shared_config(&[("AWS_PROFILE", "dev")], &fs);
+    let mut c = CredentialsChain::with_providers(
+        &shared,
+        read_only as Arc<dyn FileReader>,
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    // an answer without a refresh token
+    let (result, seen) = drive_sso(
+        &mut c,
+        (
+            StatusCode::OK,
+            r#"{"accessToken":"a-new-sso-token","expiresIn":3600}"#,
+        ),
+    );
+    result.unwrap();
+    assert_eq!(seen[1].2, "a-new-sso-token");
+    assert_eq!(fs.contents(&name), before);
+    // written, an answer without a refresh token keeps the old one
+    let (mut c, fs, name) =
+        sso_refresh_setup(&[], "2023-11-14T22:14:20Z", "2099-01-01T00:00:00Z", false);
+    let (result, _) = drive_sso(
+        &mut c,
+        (
+            StatusCode::OK,
+            r#"{"accessToken":"a-new-sso-token","expiresIn":3600}"#,
+        ),
+    );
+    result.unwrap();
+    let cache: serde_json::Value = serde_json::from_slice(&fs.contents(&name).unwrap()).unwrap();
+    assert_eq!(cache["accessToken"], "a-new-sso-token");
+    assert_eq!(cache["refreshToken"], "sso-refresh-token");
 }
 
 /// The cache file name the AWS CLI uses (SHA-1 hex), computed independently of the crate
