@@ -295,9 +295,18 @@ impl SsoFlow {
                         fields.insert("refreshToken".into(), refresh.into());
                     }
                 }
-                // best effort, as a cache: the new token serves this load either way
-                if let Ok(bytes) = serde_json::to_vec(&doc) {
-                    let _ = ctx.fs.write(std::path::Path::new(&cached.path), &bytes);
+                // best effort, as a cache: the new token serves this load either way. Not over
+                // a cache that changed meanwhile (an `aws sso login`, another refresh): its
+                // token is at least as new, and its registration may be
+                let path = std::path::Path::new(&cached.path);
+                let unchanged = ctx
+                    .fs
+                    .read(path)
+                    .ok()
+                    .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
+                    .is_some_and(|on_disk| on_disk["accessToken"] == cached.access_token.as_str());
+                if unchanged && let Ok(bytes) = serde_json::to_vec(&doc) {
+                    let _ = ctx.fs.write(path, &bytes);
                 }
                 return self.portal_call(ctx, Some(new.access_token), now);
             }

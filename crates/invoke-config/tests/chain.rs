@@ -458,6 +458,33 @@ fn a_refreshed_sso_token_serves_even_when_it_cannot_be_written() {
     assert_eq!(cache["refreshToken"], "sso-refresh-token");
 }
 
+#[test]
+fn a_token_cache_changed_during_the_refresh_is_not_overwritten() {
+    let (mut c, fs, name) =
+        sso_refresh_setup(&[], "2023-11-14T22:14:20Z", "2099-01-01T00:00:00Z", false);
+    let Step::Send(req) = c.next_step(now()) else {
+        panic!("CreateToken expected")
+    };
+    assert_eq!(req.uri().path(), "/token");
+    // meanwhile `aws sso login` writes a new session
+    let login = br#"{"accessToken": "from-a-new-login", "expiresAt": "2099-01-01T00:00:00Z"}"#;
+    fs.write(std::path::Path::new(&name), login).unwrap();
+    c.handle_response(
+        StatusCode::OK,
+        HeaderMap::new(),
+        Bytes::from_static(NEW_TOKEN.as_bytes()),
+    );
+    let Step::Send(req) = c.next_step(now()) else {
+        panic!("the portal call expected")
+    };
+    assert_eq!(req.headers()["x-amz-sso_bearer_token"], "a-new-sso-token");
+    assert_eq!(
+        fs.contents(&name).as_deref(),
+        Some(&login[..]),
+        "left as the login wrote it"
+    );
+}
+
 /// The cache file name the AWS CLI uses (SHA-1 hex), computed independently of the crate
 fn sha1_of(s: &str) -> String {
     let out = std::process::Command::new("sh")
