@@ -290,7 +290,9 @@ impl SsoFlow {
                 let mut doc = cached.doc;
                 if let Some(fields) = doc.as_object_mut() {
                     fields.insert("accessToken".into(), new.access_token.clone().into());
-                    fields.insert("expiresAt".into(), format_rfc3339(new.expires_at).into());
+                    if let Some(at) = format_rfc3339(new.expires_at) {
+                        fields.insert("expiresAt".into(), at.into());
+                    }
                     if let Some(refresh) = new.refresh_token {
                         fields.insert("refreshToken".into(), refresh.into());
                     }

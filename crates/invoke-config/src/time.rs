@@ -83,28 +83,20 @@ pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     UNIX_EPOCH.checked_add(Duration::new(secs, nanos))
 }
 
-#[allow(clippy::many_single_char_names)]
-/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds; a time before the epoch as the epoch), the
-/// form the AWS CLI writes in its SSO token cache
-pub(crate) fn format_rfc3339(t: SystemTime) -> String {
-    let secs = unix_secs(t);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // civil date from days since 1970-01-01 (proleptic Gregorian)
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (whole seconds), the form the AWS CLI writes in its SSO
+/// token cache; `None` before 1970 or after year 9999
+pub(crate) fn format_rfc3339(t: SystemTime) -> Option<String> {
+    // `YYYYMMDD'T'HHMMSS'Z'`, punctuated
+    let d = invoke_proto::format_amz_date(t).ok()?;
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &d[0..4],
+        &d[4..6],
+        &d[6..8],
+        &d[9..11],
+        &d[11..13],
+        &d[13..15]
+    ))
 }
 
 /// Whole seconds since the Unix epoch (0 before it)
@@ -130,13 +122,13 @@ mod tests {
             "2024-03-01T00:00:00Z",
             "2099-01-01T00:00:00Z",
         ] {
-            assert_eq!(format_rfc3339(parse_rfc3339(text).unwrap()), text);
+            assert_eq!(format_rfc3339(parse_rfc3339(text).unwrap()).unwrap(), text);
         }
         // every day of four years, leap days included
         let start = parse_rfc3339("2023-01-01T06:07:08Z").unwrap();
         for day in 0..4 * 366 {
             let t = start + Duration::from_secs(day * 86_400);
-            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
+            assert_eq!(parse_rfc3339(&format_rfc3339(t).unwrap()), Some(t));
         }
     }
 

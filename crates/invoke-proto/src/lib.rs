@@ -150,6 +150,6 @@ pub use server_request::{
 pub use service_error::{RetryPolicy, ServiceError, ServiceErrorKind};
 pub use sigv4::{
     SignedHead, SigningScope, SigningSettings, SigningSteps, VerifyError, check_signed_head,
-    parse_amz_date, sign, sign_with,
+    format_amz_date, parse_amz_date, sign, sign_with,
 };
 pub use stream::{Event, EventDecoder, InvokeComplete, InvokeStream, StreamError};

@@ -1226,17 +1226,22 @@ pub fn https_through_an_http_proxy<T: Transport>(t: &T) {
     );
 }
 
+/// The shared config of profile `suite`, signing in through `[sso-session <session>]`
+fn sso_profile(session: &str) -> String {
+    format!(
+        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
+         sso_role_name = SuiteRole\n\n\
+         [sso-session {session}]\nsso_region = us-east-1\n\
+         sso_start_url = https://suite.awsapps.com/start\n"
+    )
+}
+
 /// A profile with `sso_session`, `sso_account_id` and `sso_role_name`: the access token from
 /// the SSO token cache, then the portal's `GetRoleCredentials` at `AWS_ENDPOINT_URL_SSO`
 pub fn credentials_from_the_sso_portal<T: Transport>(t: &T) {
     let server = MetadataServer::start();
     let (session, cache_file) = metadata::SSO_SESSION;
-    let config = format!(
-        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
-         sso_role_name = SuiteRole\n\n\
-         [sso-session {session}]\nsso_region = us-east-1\n\
-         sso_start_url = https://suite.awsapps.com/start\n"
-    );
+    let config = sso_profile(session);
     let cache = format!(
         r#"{{"accessToken":"{}","expiresAt":"2099-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://suite.awsapps.com/start"}}"#,
         metadata::SSO_TOKEN
@@ -1264,12 +1269,7 @@ pub fn an_expired_sso_token_is_refreshed<T: Transport>(t: &T) {
     let server = MetadataServer::start();
     let (session, cache_file) = metadata::SSO_SESSION;
     let (refresh, client, secret) = metadata::SSO_GRANT;
-    let config = format!(
-        "[profile suite]\nsso_session = {session}\nsso_account_id = 123456789012\n\
-         sso_role_name = SuiteRole\n\n\
-         [sso-session {session}]\nsso_region = us-east-1\n\
-         sso_start_url = https://suite.awsapps.com/start\n"
-    );
+    let config = sso_profile(session);
     let cache = format!(
         r#"{{"accessToken":"{}","expiresAt":"2020-01-01T00:00:00Z","refreshToken":"{refresh}","clientId":"{client}","clientSecret":"{secret}","registrationExpiresAt":"2099-01-01T00:00:00Z","region":"us-east-1","startUrl":"https://suite.awsapps.com/start"}}"#,
         metadata::SSO_TOKEN

@@ -204,6 +204,22 @@ impl fmt::Debug for SigningSteps {
 const X_AMZ_DATE_NAME: HeaderName = HeaderName::from_static(X_AMZ_DATE);
 const X_AMZ_SECURITY_TOKEN_NAME: HeaderName = HeaderName::from_static(X_AMZ_SECURITY_TOKEN);
 
+/// `t` as SigV4 writes it in `X-Amz-Date`: `YYYYMMDD'T'HHMMSS'Z'`, UTC, whole seconds (the
+/// reverse of [`parse_amz_date`])
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// assert_eq!(invoke_proto::format_amz_date(t).unwrap(), "20231114T221320Z");
+/// ```
+///
+/// # Errors
+///
+/// [`SignError::TimeOutOfRange`] for a time before 1970 or after year 9999.
+pub fn format_amz_date(t: SystemTime) -> Result<String, SignError> {
+    AmzDate::new(t).map(|d| d.date_time().to_owned())
+}
+
 /// A signing time in the two forms SigV4 uses: `YYYYMMDD'T'HHMMSS'Z'` and `YYYYMMDD`
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct AmzDate([u8; 16]);
