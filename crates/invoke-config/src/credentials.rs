@@ -277,12 +277,22 @@ impl fmt::Debug for ProcessOutput {
 }
 
 /// An HTTP answer handed back to a state machine
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct HttpResponse {
     pub(crate) status: StatusCode,
     #[allow(dead_code)]
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+}
+
+/// The status and the body's length: bodies hold credentials and tokens
+impl fmt::Debug for HttpResponse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the caller handed back for the last step
@@ -529,4 +539,21 @@ pub(crate) fn parse_json_credentials(
         get("AccountId").map(str::to_owned),
         provider,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_shows_its_status_and_size_never_its_body() {
+        let r = HttpResponse {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from_static(br#"{"accessToken":"a-secret-token"}"#),
+        };
+        let shown = format!("{:?}", Input::Response(r));
+        assert!(!shown.contains("a-secret-token"), "{shown}");
+        assert!(shown.contains("200") && shown.contains("32"), "{shown}");
+    }
 }
