@@ -7,13 +7,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 
 /// Most bytes one read takes (its buffer has [`PAGE`] more, to place the read in), and the
-/// size of ureq's input buffer (set by the client) so that one read takes all that ureq holds: ureq reads the socket 512 KiB at a time, and a message split
-/// between two reads is copied together by the decoder, so larger reads mean fewer system
-/// calls and fewer such copies (12% of the bytes of a fast stream of 64 KiB messages, 25%
-/// with ureq's default 128 KiB)
+/// size of ureq's input buffer (set by the client) so that one read takes all that ureq
+/// holds: ureq reads the socket 512 KiB at a time, and a message split between two reads is
+/// copied together by the decoder, so larger reads mean fewer system calls and fewer such
+/// copies (12% of the bytes of a fast stream of 64 KiB messages, 25% with ureq's default
+/// 128 KiB)
 pub(crate) const READ_SIZE: usize = 512 * 1024;
 /// Reads shorter than this are copied out, so that a caller keeping small events does not
-/// keep a whole buffer alive for each (a buffer handed out is about 8 times its bytes at most).
+/// keep a whole buffer alive for each (a buffer handed out is at most about 8 times its
+/// bytes).
 /// Not 128 KiB: on loopback, 45% of the reads of a fast stream of 64 KiB messages were
 /// 130,948 bytes, just under it (17% of the bytes, all copied)
 const LEND_MIN: usize = READ_SIZE / 8;
