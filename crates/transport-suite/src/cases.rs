@@ -918,7 +918,8 @@ pub fn a_hanging_credential_process_is_killed_at_the_overall_deadline<T: Transpo
         pid_file.display()
     );
     let mut cfg = configured(&h, &[("AWS_EC2_METADATA_DISABLED", "true")], &config, &[]);
-    cfg.overall_timeout = Duration::from_millis(700);
+    // long enough for the shell to start its child on a loaded machine
+    cfg.overall_timeout = Duration::from_millis(1500);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &count(3, 10));
     assert!(o.head.is_none() && o.events.is_empty(), "{o:?}");
