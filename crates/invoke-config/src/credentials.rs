@@ -451,9 +451,7 @@ impl<E> OneCall<E> {
             call: None,
         }
     }
-}
 
-impl<E> OneCall<E> {
     /// The exchange, to adjust before the first request
     pub(crate) fn exchange_mut(&mut self) -> &mut E {
         &mut self.exchange

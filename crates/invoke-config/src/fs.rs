@@ -72,28 +72,27 @@ impl FileReader for StdFs {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut made = None;
-        for _ in 0..64 {
-            let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.subsec_nanos());
-            let mut temp_name = name.clone();
-            temp_name.push(format!(".{}-{n}-{nanos}.tmp", std::process::id()));
-            let temp = target.with_file_name(temp_name);
-            match options.open(&temp) {
-                Ok(file) => {
-                    made = Some((temp, file));
-                    break;
+        let (temp, mut file) = 'made: {
+            for _ in 0..64 {
+                let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.subsec_nanos());
+                let mut temp_name = name.clone();
+                temp_name.push(format!(".{}-{n}-{nanos}.tmp", std::process::id()));
+                let temp = target.with_file_name(temp_name);
+                match options.open(&temp) {
+                    Ok(file) => break 'made (temp, file),
+                    // another process's file of the same name: try another name
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(e),
                 }
-                // another process's file of the same name: try another name
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(e),
             }
-        }
-        let (temp, mut file) = made.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::AlreadyExists, "no free temporary file name")
-        })?;
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "no free temporary file name",
+            ));
+        };
         let written = file
             .write_all(contents)
             .and_then(|()| file.sync_all())

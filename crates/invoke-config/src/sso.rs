@@ -26,15 +26,16 @@ const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 /// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch
 const LAST_MILLISECOND_OF_9999: u64 = 253_402_300_799_999;
 
-/// The portal's `GetRoleCredentials` with a token from the cache (or the refresh before it)
+/// The portal's `GetRoleCredentials` with the token [`SsoFlow`] chose (the cache's, or the
+/// refresh's)
 pub(crate) struct Sso {
-    pub(crate) cache_file: Option<PathBuf>,
-    pub(crate) session: String,
-    pub(crate) profile: String,
-    pub(crate) account_id: String,
-    pub(crate) role_name: String,
-    pub(crate) portal: ServiceSettings,
-    /// The token to send, when [`SsoFlow`] chose it (else read from the cache)
+    cache_file: Option<PathBuf>,
+    session: String,
+    profile: String,
+    account_id: String,
+    role_name: String,
+    portal: ServiceSettings,
+    /// The token to send, set by [`SsoFlow`] before the request is made
     token: Option<String>,
 }
 
@@ -141,20 +142,11 @@ impl Sso {
 impl Exchange for Sso {
     const NAME: &'static str = "the SSO portal";
 
-    fn request(
-        &mut self,
-        ctx: &Ctx<'_>,
-        now: SystemTime,
-    ) -> Result<Request<Bytes>, CredentialsError> {
-        let token = if let Some(token) = self.token.take() {
-            token
-        } else {
-            let cached = self.load(ctx, now)?;
-            if cached.expires_at <= now {
-                return Err(self.login_required(cached.expires_at));
-            }
-            cached.access_token
-        };
+    fn request(&mut self, _: &Ctx<'_>, _: SystemTime) -> Result<Request<Bytes>, CredentialsError> {
+        let token = self
+            .token
+            .take()
+            .ok_or_else(|| CredentialsError::Usage("no SSO token chosen".into()))?;
         let base = self.portal.base_uri("portal.sso", P)?;
         let uri = parse_uri(
             &format!(
@@ -248,20 +240,20 @@ impl SsoFlow {
         }
     }
 
+    /// Reads the token cache: a token about to expire is refreshed first when it can be
+    /// (an `sso-session` with a refresh grant), an expired one that cannot be asks for
+    /// `aws sso login`, else the portal is asked with it
     fn start(&mut self, ctx: &Ctx<'_>, now: SystemTime) -> Act {
-        let Some(oidc) = &self.oidc else {
-            return self.portal_call(ctx, None, now);
-        };
-        let sso = self.portal.exchange_mut();
-        let cached = match sso.load(ctx, now) {
+        let cached = match self.portal.exchange_mut().load(ctx, now) {
             Ok(cached) => cached,
             Err(e) => return Act::Done(Err(Fail::Error(e))),
         };
         let expires_soon = now
             .checked_add(REFRESH_WINDOW)
             .is_none_or(|soon| cached.expires_at <= soon);
-        match &cached.grant {
-            Some(grant) if expires_soon => match create_token(oidc, grant) {
+        let refresh = self.oidc.as_ref().zip(cached.grant.as_ref());
+        match refresh {
+            Some((oidc, grant)) if expires_soon => match create_token(oidc, grant) {
                 Ok(req) => {
                     let mut call = Call::classified(req, oidc.max_attempts, transient_status);
                     let act = call.send();
@@ -271,9 +263,10 @@ impl SsoFlow {
                 Err(e) => self.refreshed(ctx, cached, Refresh::Failed(e), now),
             },
             _ if cached.expires_at <= now => {
-                Act::Done(Err(Fail::Error(sso.login_required(cached.expires_at))))
+                let e = self.portal.exchange_mut().login_required(cached.expires_at);
+                Act::Done(Err(Fail::Error(e)))
             }
-            _ => self.portal_call(ctx, Some(cached.access_token), now),
+            _ => self.portal_call(ctx, cached.access_token, now),
         }
     }
 
@@ -310,11 +303,11 @@ impl SsoFlow {
                 if unchanged && let Ok(bytes) = serde_json::to_vec(&doc) {
                     let _ = ctx.fs.write(path, &bytes);
                 }
-                return self.portal_call(ctx, Some(new.access_token), now);
+                return self.portal_call(ctx, new.access_token, now);
             }
             // not refreshed, but the token still serves
             _ if cached.expires_at > now => {
-                return self.portal_call(ctx, Some(cached.access_token), now);
+                return self.portal_call(ctx, cached.access_token, now);
             }
             Refresh::Refused => self.portal.exchange_mut().login_required(cached.expires_at),
             Refresh::Failed(e) => e,
@@ -322,8 +315,8 @@ impl SsoFlow {
         Act::Done(Err(Fail::Error(e)))
     }
 
-    fn portal_call(&mut self, ctx: &Ctx<'_>, token: Option<String>, now: SystemTime) -> Act {
-        self.portal.exchange_mut().token = token;
+    fn portal_call(&mut self, ctx: &Ctx<'_>, token: String, now: SystemTime) -> Act {
+        self.portal.exchange_mut().token = Some(token);
         self.state = State::Portal;
         self.portal.advance(ctx, None, now)
     }

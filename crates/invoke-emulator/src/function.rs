@@ -93,19 +93,10 @@ impl FunctionError {
         while !m.is_char_boundary(end) {
             end -= 1;
         }
-        let escaped = |text: &str, out: &mut String| {
-            for c in text.chars() {
-                if c.is_control() {
-                    out.extend(c.escape_default());
-                } else {
-                    out.push(c);
-                }
-            }
-        };
         let mut out = String::new();
-        escaped(&self.error_type, &mut out);
+        crate::server::push_escaped(&mut out, self.error_type.chars());
         out.push_str(": ");
-        escaped(&m[..end], &mut out);
+        crate::server::push_escaped(&mut out, m[..end].chars());
         if end < m.len() {
             out.push_str("... (");
             out.push_str(&m.len().to_string());

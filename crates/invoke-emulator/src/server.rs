@@ -214,17 +214,23 @@ const MAX_LOGGED_CHARS: usize = 512;
 /// characters (then `...`), so that a client can neither forge nor flood log lines
 fn printable(text: &str) -> String {
     let mut out = String::new();
-    for c in text.chars().take(MAX_LOGGED_CHARS) {
+    push_escaped(&mut out, text.chars().take(MAX_LOGGED_CHARS));
+    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
+/// Appends `chars` to `out`, control characters escaped (`\n`, `\u{1b}`): a log line stays
+/// one line
+pub(crate) fn push_escaped(out: &mut String, chars: impl Iterator<Item = char>) {
+    for c in chars {
         if c.is_control() {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
-    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
-        out.push_str("...");
-    }
-    out
 }
 
 /// Logs a request whose connection closed before it was answered (hyper then drops the
