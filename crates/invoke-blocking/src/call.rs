@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
@@ -85,6 +85,7 @@ impl Call {
         Ok(Response {
             info: ResponseInfo::new(meta, self.status, self.driver.attempts()),
             call: self,
+            failure: None,
         })
     }
 
@@ -359,6 +360,9 @@ pub(crate) fn jitter() -> f64 {
 pub struct Response {
     info: ResponseInfo,
     call: Call,
+    /// How the events ended, if the iteration handed out an error or a function error: a
+    /// payload reader made afterwards fails with it instead of ending cleanly
+    failure: Option<ReaderFailure>,
 }
 
 /// The metadata, status and attempts: `response.request_id()`, `response.attempts()` and the
@@ -387,11 +391,26 @@ impl Response {
     /// `InvokeComplete` is an error, from which [`Error::from_io`] gives this crate's error
     /// (for a function error, [`Error::function_error`] has `ErrorCode` and
     /// `ErrorDetails`). After an error every read fails again.
-    pub fn into_reader(self) -> PayloadReader {
+    ///
+    /// Made after the iteration handed out some events, it reads the payload of the rest;
+    /// made after the iteration ended with an error or a function error, every read fails.
+    pub fn into_reader(mut self) -> PayloadReader {
+        let cursor = self
+            .failure
+            .take()
+            .map_or_else(PayloadCursor::new, PayloadCursor::failed);
         PayloadReader {
             response: self,
-            cursor: PayloadCursor::new(),
+            cursor,
         }
+    }
+
+    /// Remembers a function error's `InvokeComplete` on its way to the caller
+    fn note(&mut self, event: Event) -> Event {
+        if let Event::InvokeComplete(complete) = &event {
+            self.failure = ReaderFailure::function(complete);
+        }
+        event
     }
 }
 
@@ -406,7 +425,7 @@ impl Iterator for Response {
             // Events already decoded go out without entering the span: nothing is logged
             // for them, and a subscriber's enter and exit would cost more than the event
             let action = match self.call.driver.poll() {
-                DriverAction::Event(e) => return Some(Ok(e)),
+                DriverAction::Event(e) => return Some(Ok(self.note(e))),
                 action => action,
             };
             let span = self.call.span.clone();
@@ -422,9 +441,12 @@ impl Iterator for Response {
                         self.call.driver.attempts(),
                     );
                 }
-                Ok(Some(Progress::Event(e))) => return Some(Ok(e)),
+                Ok(Some(Progress::Event(e))) => return Some(Ok(self.note(e))),
                 Ok(Some(Progress::Done)) => return None,
-                Err(e) => return Some(Err(e)),
+                Err(e) => {
+                    self.failure = Some(ReaderFailure::of(&e));
+                    return Some(Err(e));
+                }
             }
         }
     }

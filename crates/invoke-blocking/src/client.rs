@@ -373,7 +373,9 @@ impl ClientBuilder {
             .max_redirects(0)
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
-            // the name's lookup is part of connecting, as in invoke-tokio
+            // the name's lookup gets the connect timeout too; ureq times it apart from the
+            // connect that follows, so a name neither literal nor cached (see `resolver`) may
+            // take up to twice `connect` before the connection fails (invoke-tokio: once)
             .timeout_resolve(Some(t.connect))
             .timeout_connect(Some(t.connect))
             .timeout_recv_response(Some(t.head))

@@ -74,11 +74,15 @@ impl<T: Transport> Transport for Bounded<T> {
 
     fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
         if let Some(by) = READS_BY.get() {
+            // Past the limit, no more reads: a peer sending a little at a time (trailer
+            // fields, which ureq reads within one body read) would otherwise keep the drain
+            // going, each read waiting at most the 1 ms below
+            let left = by.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(ureq::Error::Timeout(ureq::Timeout::RecvBody));
+            }
             // not zero: ureq waits a whole second for a zero timeout
-            let left = by
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1))
-                .into();
+            let left = left.max(Duration::from_millis(1)).into();
             timeout.per_read = Some(timeout.per_read.map_or(left, |d| d.min(left)));
         }
         // where the bytes will land: the body reads place theirs away from it
@@ -135,6 +139,21 @@ mod tests {
             assert_eq!(next, start + 3);
             connection.await_input(NextTimeout::default()).unwrap();
             assert_eq!(crate::buffers::noted_input(), Some(next % 4096));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn no_read_waits_past_the_limit() {
+        std::thread::spawn(|| {
+            let mut connection = Bounded(Silent(LazyBuffers::new(8192, 1024)));
+            let past = Instant::now().checked_sub(Duration::from_millis(1));
+            let _by = reads_by(past.expect("an instant 1 ms ago"));
+            assert!(matches!(
+                connection.await_input(NextTimeout::default()),
+                Err(ureq::Error::Timeout(ureq::Timeout::RecvBody))
+            ));
         })
         .join()
         .unwrap();

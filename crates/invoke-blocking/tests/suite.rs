@@ -56,18 +56,10 @@ impl Transport for Blocking {
             attempts: response.attempts(),
             status: response.status(),
         });
-        for event in response {
-            match event {
-                Ok(e) => {
-                    outcome.events.push(e);
-                    if outcome.events.len() == 1 {
-                        pause();
-                    }
-                }
-                Err(e) => {
-                    outcome.failure = Some(failure(&e));
-                    break;
-                }
+        let mut response = response;
+        while outcome.take(response.next()) {
+            if outcome.events.len() == 1 {
+                pause();
             }
         }
         outcome
@@ -77,25 +69,29 @@ impl Transport for Blocking {
         client.endpoint().clone()
     }
 
-    fn read(&self, client: &Client, params: &InvokeParams) -> ReadOutcome {
+    fn read_after(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        events: usize,
+    ) -> (Outcome, ReadOutcome) {
+        let mut response = match client.invoke(params) {
+            Ok(r) => r,
+            Err(e) => return Outcome::refused(&e),
+        };
+        let mut outcome = Outcome::default();
+        while outcome.events.len() < events && outcome.take(response.next()) {}
+        let mut reader = response.into_reader();
         let mut bytes = Vec::new();
-        let failure = match client.invoke(params) {
-            Err(e) => Some((std::io::ErrorKind::Other, failure(&e))),
-            Ok(r) => {
-                let mut reader = r.into_reader();
-                match reader.read_to_end(&mut bytes) {
-                    Ok(_) => None,
-                    Err(e) => {
-                        let f = Error::from_io(&e)
-                            .map_or_else(|| Failure::Other(e.to_string()), failure);
-                        // The error is sticky: a second read fails again
-                        assert!(reader.read(&mut [0; 8]).is_err(), "sticky reader error");
-                        Some((e.kind(), f))
-                    }
-                }
+        let failure = match reader.read_to_end(&mut bytes) {
+            Ok(_) => None,
+            Err(e) => {
+                // The error is sticky: a second read fails again
+                assert!(reader.read(&mut [0; 8]).is_err(), "sticky reader error");
+                Some(ReadOutcome::failure_of(&e))
             }
         };
-        ReadOutcome { bytes, failure }
+        (outcome, ReadOutcome { bytes, failure })
     }
 }
 

@@ -194,7 +194,12 @@ impl ClientError {
 
     /// This error as an `io::Error` whose kind says what happened (for payload readers)
     pub fn into_io(self) -> io::Error {
-        let kind = match &self {
+        io::Error::new(self.io_kind(), self)
+    }
+
+    /// The kind of `io::Error` a payload reader returns for this error
+    pub fn io_kind(&self) -> io::ErrorKind {
+        match self {
             Self::Transport {
                 kind: TransportFailure::IdleTimeout | TransportFailure::Deadline,
                 ..
@@ -204,8 +209,7 @@ impl ClientError {
                 io::ErrorKind::UnexpectedEof
             }
             _ => io::ErrorKind::Other,
-        };
-        io::Error::new(kind, self)
+        }
     }
 }
 
@@ -232,6 +236,32 @@ impl ClientError {
             },
             other => Self::Config(other.to_string()),
         }
+    }
+}
+
+/// How the events of a response failed, remembered when its iterator or stream handed the
+/// failure out, for a payload reader made afterwards ([`PayloadCursor::failed`])
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderFailure {
+    kind: io::ErrorKind,
+    message: String,
+}
+
+impl ReaderFailure {
+    /// The failure of a response whose events ended with `error`
+    pub fn of(error: &ClientError) -> Self {
+        Self {
+            kind: error.io_kind(),
+            message: error.to_string(),
+        }
+    }
+
+    /// The failure of a response whose `InvokeComplete` reports a function error; `None`
+    /// when it reports success
+    pub fn function(complete: &InvokeComplete) -> Option<Self> {
+        complete
+            .is_error()
+            .then(|| Self::of(&ClientError::Function(complete.clone())))
     }
 }
 
@@ -275,6 +305,27 @@ impl PayloadCursor {
     /// A cursor before the first event
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A cursor for a response whose events already ended in a failure before the reader
+    /// was made: its iterator or stream handed out `error`, or an `InvokeComplete` with a
+    /// function error (see [`ReaderFailure::function`]). Every read fails with it (without
+    /// the source: the caller had that), never a clean end.
+    ///
+    /// ```
+    /// use invoke_config::{ClientError, PayloadCursor, ReaderFailure};
+    ///
+    /// let seen = ClientError::Config("the stream broke".into());
+    /// let mut cursor = PayloadCursor::failed(ReaderFailure::of(&seen));
+    /// let error = cursor.next_bytes(8).unwrap().unwrap_err();
+    /// assert_eq!(error.to_string(), seen.to_string());
+    /// assert!(cursor.next_bytes(8).unwrap().is_err()); // and again
+    /// ```
+    pub fn failed(failure: ReaderFailure) -> Self {
+        Self {
+            chunk: Bytes::new(),
+            state: CursorState::Failed(failure.kind, failure.message),
+        }
     }
 
     /// At most `max` buffered payload bytes (empty at the end, or when `max` is 0), the

@@ -93,7 +93,7 @@ mod timeouts;
 pub use builder::{CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, MAX_IDLE_CONNECTIONS};
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
-pub use client_error::{BoxError, ClientError, PayloadCursor};
+pub use client_error::{BoxError, ClientError, PayloadCursor, ReaderFailure};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,

@@ -17,7 +17,7 @@ use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFail
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo};
 
 use crate::client::Inner;
 use crate::connect::classify;
@@ -89,6 +89,7 @@ impl Call {
             phase: Phase::Streaming,
             drained: 0,
             complete: false,
+            failure: None,
         })
     }
 
@@ -314,6 +315,9 @@ pub struct Response {
     drained: usize,
     /// `InvokeComplete` was handed out: only the end of the body may follow
     complete: bool,
+    /// How the events ended, if the stream handed out an error or a function error: a
+    /// payload reader made afterwards fails with it instead of ending cleanly
+    failure: Option<ReaderFailure>,
 }
 
 /// A caller that stops at `InvokeComplete` drops the response before the end of the body
@@ -373,10 +377,17 @@ impl Response {
     /// `InvokeComplete` is an error, from which [`Error::from_io`] gives this crate's error
     /// (for a function error, [`Error::function_error`] has `ErrorCode` and
     /// `ErrorDetails`). After an error every read fails again.
-    pub fn into_async_read(self) -> PayloadReader {
+    ///
+    /// Made after the stream handed out some events, it reads the payload of the rest; made
+    /// after the stream ended with an error or a function error, every read fails.
+    pub fn into_async_read(mut self) -> PayloadReader {
+        let cursor = self
+            .failure
+            .take()
+            .map_or_else(PayloadCursor::new, PayloadCursor::failed);
         PayloadReader {
             response: self,
-            cursor: PayloadCursor::new(),
+            cursor,
         }
     }
 
@@ -435,6 +446,13 @@ impl Response {
             timer.as_mut().reset(due.min(deadline));
         }
         Poll::Pending
+    }
+
+    /// The stream ends with `error`, which a payload reader made afterwards reports too
+    fn failed(&mut self, error: Error) -> Error {
+        self.phase = Phase::Finished;
+        self.failure = Some(ReaderFailure::of(&error));
+        error
     }
 
     /// The failure of a body read past the deadline
@@ -501,7 +519,10 @@ impl Stream for Response {
             }
             match this.call.driver.poll() {
                 DriverAction::Event(e) => {
-                    this.complete |= matches!(e, Event::InvokeComplete(_));
+                    if let Event::InvokeComplete(complete) = &e {
+                        this.complete = true;
+                        this.failure = ReaderFailure::function(complete);
+                    }
                     return Poll::Ready(Some(Ok(e)));
                 }
                 DriverAction::ReadBody => match this.poll_body(cx) {
@@ -526,15 +547,14 @@ impl Stream for Response {
                     this.start_draining();
                 }
                 DriverAction::Fail(e) => {
-                    this.phase = Phase::Finished;
-                    return Poll::Ready(Some(Err(this.call.error(e))));
+                    let error = this.call.error(e);
+                    return Poll::Ready(Some(Err(this.failed(error))));
                 }
                 other => {
-                    this.phase = Phase::Finished;
                     this.call.close();
-                    return Poll::Ready(Some(Err(Error::Config(format!(
+                    return Poll::Ready(Some(Err(this.failed(Error::Config(format!(
                         "unexpected driver action after the head: {other:?}"
-                    )))));
+                    ))))));
                 }
             }
         }

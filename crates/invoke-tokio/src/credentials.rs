@@ -20,6 +20,8 @@ use crate::connect::Connector;
 use crate::error::BoxError;
 
 type Load = Pin<Box<dyn Future<Output = Result<ProvidedCredentials, CredentialsError>> + Send>>;
+/// A blocking provider's call on tokio's blocking pool
+type ProviderCall = tokio::task::JoinHandle<Result<ProvidedCredentials, CredentialsError>>;
 type Loader = Box<dyn Fn() -> Load + Send + Sync>;
 
 /// Where the credentials of every attempt come from
@@ -66,13 +68,25 @@ impl AsyncCache {
     }
 
     /// Credentials from a blocking provider, run on tokio's blocking pool
+    ///
+    /// A blocking call cannot be cancelled: when the invocation that started it gives up
+    /// (its deadline passed), the call runs on, and the next load waits for that same call
+    /// instead of starting another one beside it (a provider slower than the deadline would
+    /// otherwise pile up calls on the blocking pool, none of whose results were kept).
     pub(crate) fn from_provider(provider: Arc<dyn ProvideCredentials>) -> Self {
+        let running: Arc<tokio::sync::Mutex<Option<ProviderCall>>> = Arc::default();
         Self::new(Box::new(move || {
             let provider = Arc::clone(&provider);
+            let running = Arc::clone(&running);
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || provider.provide_credentials())
-                    .await
-                    .unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))))
+                // loads take turns (the cache's gate), so this lock is never waited for
+                let mut running = running.lock().await;
+                let call = running.get_or_insert_with(|| {
+                    tokio::task::spawn_blocking(move || provider.provide_credentials())
+                });
+                let done = call.await;
+                *running = None;
+                done.unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))))
             })
         }))
     }

@@ -81,9 +81,8 @@ impl Pool {
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
-    /// connection closed before sending goes out again on a new one
-    /// Sends `request` on an idle connection or a new one; `sent_at` is set when it is
-    /// handed to the connection (connecting done), where the head timeout starts
+    /// connection closed before sending goes out again on a new one. `sent_at` is set when
+    /// it is first handed to a connection (connecting done), where the head timeout starts
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<Full<Bytes>>,

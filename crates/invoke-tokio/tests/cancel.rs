@@ -4,14 +4,18 @@
 
 mod support;
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
 use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use futures_core::Stream as _;
-use invoke_proto::{Credentials, Event, InvokeParams};
+use invoke_proto::bytes::BytesMut;
+use invoke_proto::{Credentials, Event, InvokeParams, encode_payload_chunk};
 use invoke_proto::{EndpointConfig, resolve_endpoint};
+use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
 use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
@@ -19,6 +23,10 @@ use transport_suite::{Forwarder, Harness, KEY, SECRET};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn client(url: &str) -> Client {
+    client_with(url, invoke_tokio::Timeouts::default())
+}
+
+fn client_with(url: &str, timeouts: invoke_tokio::Timeouts) -> Client {
     let endpoint = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
@@ -28,6 +36,7 @@ fn client(url: &str) -> Client {
     Client::builder(endpoint)
         .credentials(Credentials::new(KEY, SECRET, None))
         .proxy_env(ProxyEnv::none())
+        .timeouts(timeouts)
         .build()
         .expect("client")
 }
@@ -138,9 +147,9 @@ fn dropping_the_invoke_future_before_the_head_closes_its_connection() {
     });
 }
 
-/// A reader slower than the function still meets the overall deadline (bytes hyper already
-/// holds are not handed out once it passed; hyper's HTTP/1 body hands over a chunk at a time,
-/// so the timer path, which checks it too, is usually reached as well)
+/// A reader slower than the function still meets the overall deadline, against the emulator
+/// (whose chunks reach hyper as the reader makes room: the read waits now and then, and the
+/// timer ends it; the case where it never waits is the next test's)
 #[test]
 fn a_slow_reader_of_a_fast_stream_meets_the_overall_deadline() {
     let harness = Harness::start();
@@ -168,5 +177,157 @@ fn a_slow_reader_of_a_fast_stream_meets_the_overall_deadline() {
             }
         }
         panic!("250 chunks read over 5 s, past a 300 ms deadline");
+    });
+}
+
+/// A server that answers the first request with `chunks` payload messages, each in an HTTP
+/// chunk of its own, all written at once, and then keeps the connection open without ending
+/// the body
+fn ready_chunks_server(chunks: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let (mut socket, _) = listener.accept().expect("accept");
+        if !support::read_request_head(&mut socket) {
+            return;
+        }
+        let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+        let mut frame = BytesMut::new();
+        encode_payload_chunk(&[b'x'; 1000], &mut frame).expect("encode");
+        for _ in 0..chunks {
+            out.extend_from_slice(format!("{:x}\r\n", frame.len()).as_bytes());
+            out.extend_from_slice(&frame);
+            out.extend_from_slice(b"\r\n");
+        }
+        if socket.write_all(&out).is_err() {
+            return;
+        }
+        // until the client closes the connection
+        let mut buf = [0; 4096];
+        while matches!(socket.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    format!("http://{addr}")
+}
+
+/// Body bytes hyper already holds are not handed out once the overall deadline passed, even
+/// when the read does not wait (so no timer fires): every chunk of this body is ready
+#[test]
+fn a_slow_reader_gets_no_ready_bytes_past_the_deadline() {
+    const CHUNKS: usize = 100;
+    const OVERALL: Duration = Duration::from_millis(300);
+    const PACE: Duration = Duration::from_millis(20);
+    // The poll after this many chunks starts at least 15 x 20 ms after the call did: past the
+    // deadline. Each message is an HTTP chunk of its own, so each event needs a body read.
+    const LAST: usize = 15;
+    let client = client_with(
+        &ready_chunks_server(CHUNKS),
+        invoke_tokio::Timeouts::default().with_overall(OVERALL),
+    );
+    support::runtime().block_on(async {
+        let response = client
+            .invoke(&InvokeParams::new("f", "{}"))
+            .await
+            .expect("invoke");
+        let mut events = pin!(response);
+        for n in 0..CHUNKS {
+            match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                Some(Ok(Event::PayloadChunk(_))) => tokio::time::sleep(PACE).await,
+                Some(Err(e)) => {
+                    assert!(e.to_string().contains("deadline passed"), "{e}");
+                    assert!(
+                        n <= LAST,
+                        "{n} chunks handed out, the last ones past the deadline"
+                    );
+                    return;
+                }
+                other => panic!("after {n} chunks: {other:?}"),
+            }
+        }
+        panic!("all {CHUNKS} chunks were handed out, past the deadline");
+    });
+}
+
+/// A blocking provider that counts its calls and returns only once its gate is open
+struct GatedProvider {
+    calls: Arc<AtomicUsize>,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl ProvideCredentials for GatedProvider {
+    fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let (open, opened) = &*self.gate;
+        let mut open = open.lock().expect("gate");
+        while !*open {
+            open = opened.wait(open).expect("gate");
+        }
+        Ok(ProvidedCredentials::given(Credentials::new(
+            KEY, SECRET, None,
+        )))
+    }
+}
+
+/// Opens a provider's gate
+fn open(gate: &(Mutex<bool>, Condvar)) {
+    *gate
+        .0
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+    gate.1.notify_all();
+}
+
+/// Opens a provider's gate when dropped
+struct OpenOnDrop(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        open(&self.0);
+    }
+}
+
+/// Invocations that give up on a provider slower than their deadline leave its one call
+/// running, and the loads after them wait for that call instead of starting more beside it
+/// (a blocking call cannot be cancelled; they would pile up on the blocking pool, their
+/// results thrown away); once it returns, its credentials sign
+#[test]
+fn a_provider_slower_than_the_deadline_is_called_once() {
+    let harness = Harness::start();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let client = Client::builder(harness.endpoint())
+        .credentials_provider(GatedProvider {
+            calls: Arc::clone(&calls),
+            gate: Arc::clone(&gate),
+        })
+        .proxy_env(ProxyEnv::none())
+        // room for the last invocation, which waits for the call's thread to wake, on a busy
+        // machine
+        .timeouts(invoke_tokio::Timeouts::default().with_overall(Duration::from_millis(500)))
+        .build()
+        .expect("client");
+    let params = InvokeParams::new("echo", "{}");
+    let runtime = support::runtime();
+    // dropped before the runtime, which waits for the provider's calls: a failed assertion
+    // opens the gate on its way out instead of hanging there
+    let _open_at_the_end = OpenOnDrop(Arc::clone(&gate));
+    runtime.block_on(async {
+        for _ in 0..3 {
+            let e = client
+                .invoke(&params)
+                .await
+                .expect_err("no credentials yet");
+            assert!(e.to_string().contains("deadline"), "{e}");
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "one call for the three loads"
+        );
+        open(&gate);
+        client
+            .invoke(&params)
+            .await
+            .expect("signed with its credentials");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     });
 }

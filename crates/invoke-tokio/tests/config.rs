@@ -5,7 +5,7 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,14 +26,7 @@ fn container_endpoint() -> (String, Arc<AtomicUsize>) {
     std::thread::spawn(move || {
         for socket in listener.incoming() {
             let Ok(mut socket) = socket else { continue };
-            let mut head = Vec::new();
-            let mut buf = [0; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match socket.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
+            support::read_request_head(&mut socket);
             count.fetch_add(1, Ordering::SeqCst);
             let body = format!(
                 r#"{{"AccessKeyId":"{KEY}","SecretAccessKey":"{SECRET}","Token":"session-token","Expiration":"2100-01-01T00:00:00Z"}}"#

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 
 use futures_core::Stream as _;
@@ -74,20 +74,11 @@ impl Transport for Tokio {
                 status: response.status(),
             });
             let mut events = pin!(response);
-            while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
-                match event {
-                    Ok(e) => {
-                        outcome.events.push(e);
-                        if outcome.events.len() == 1 {
-                            // blocks this thread only: the runtime's workers run the
-                            // connection task, free to read ahead if the client let it
-                            pause();
-                        }
-                    }
-                    Err(e) => {
-                        outcome.failure = Some(failure(&e));
-                        break;
-                    }
+            while outcome.take(std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await) {
+                if outcome.events.len() == 1 {
+                    // blocks this thread only: the runtime's workers run the connection
+                    // task, free to read ahead if the client let it
+                    pause();
                 }
             }
             outcome
@@ -98,29 +89,38 @@ impl Transport for Tokio {
         client.endpoint().clone()
     }
 
-    fn read(&self, client: &Client, params: &InvokeParams) -> ReadOutcome {
+    fn read_after(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        events: usize,
+    ) -> (Outcome, ReadOutcome) {
         self.runtime.block_on(async {
+            let mut response = match client.invoke(params).await {
+                Ok(r) => r,
+                Err(e) => return Outcome::refused(&e),
+            };
+            let mut outcome = Outcome::default();
+            while outcome.events.len() < events {
+                let item = std::future::poll_fn(|cx| Pin::new(&mut response).poll_next(cx)).await;
+                if !outcome.take(item) {
+                    break;
+                }
+            }
+            let mut reader = response.into_async_read();
             let mut bytes = Vec::new();
-            let failure = match client.invoke(params).await {
-                Err(e) => Some((std::io::ErrorKind::Other, failure(&e))),
-                Ok(r) => {
-                    let mut reader = r.into_async_read();
-                    match reader.read_to_end(&mut bytes).await {
-                        Ok(_) => None,
-                        Err(e) => {
-                            let f = Error::from_io(&e)
-                                .map_or_else(|| Failure::Other(e.to_string()), failure);
-                            // The error is sticky: a second read fails again
-                            assert!(
-                                reader.read(&mut [0; 8]).await.is_err(),
-                                "sticky reader error"
-                            );
-                            Some((e.kind(), f))
-                        }
-                    }
+            let failure = match reader.read_to_end(&mut bytes).await {
+                Ok(_) => None,
+                Err(e) => {
+                    // The error is sticky: a second read fails again
+                    assert!(
+                        reader.read(&mut [0; 8]).await.is_err(),
+                        "sticky reader error"
+                    );
+                    Some(ReadOutcome::failure_of(&e))
                 }
             };
-            ReadOutcome { bytes, failure }
+            (outcome, ReadOutcome { bytes, failure })
         })
     }
 }

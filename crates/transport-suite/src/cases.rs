@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use invoke_config::{Env, FileReader, MemFs};
 use invoke_proto::{
-    DecodeError, Event, InvocationType, InvokeParams, Limits, LogType, RetryConfig, Scheme,
-    StreamError, TransportFailure,
+    DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits, LogType, RetryConfig,
+    Scheme, StreamError, TransportFailure,
 };
 
 use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
@@ -165,6 +165,55 @@ pub fn function_error_reader<T: Transport>(t: &T) {
             assert!(done.error_details.is_some());
         }
         other => panic!("not a function error: {other:?}"),
+    }
+}
+
+/// A reader made after the first events were taken reads the payload of the rest, and
+/// ends cleanly after a successful `InvokeComplete`
+pub fn a_reader_made_after_some_events_reads_the_rest<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let params = InvokeParams::new("count", r#"{"n":3,"size":4}"#);
+    let (o, r) = t.read_after(&c, &params, 1);
+    assert_eq!(o.payload(), b"abcd", "{o:?}");
+    assert!(o.failure.is_none(), "{o:?}");
+    assert_eq!(r.bytes, b"efghijkl");
+    assert!(r.failure.is_none(), "{r:?}");
+}
+
+/// A reader made after the events handed out a function error's `InvokeComplete` fails: the
+/// caller has seen the end, but the payload did not end well (never a clean EOF)
+pub fn a_reader_made_after_a_function_error_fails<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let (o, r) = t.read_after(&c, &InvokeParams::new("fail", r#"{"after":2}"#), 10);
+    assert!(
+        o.complete().is_some_and(InvokeComplete::is_error),
+        "the events end with the function error: {o:?}"
+    );
+    assert!(r.bytes.is_empty(), "{r:?}");
+    match r.failure {
+        Some((ErrorKind::Other, Failure::Other(message))) => {
+            assert!(message.contains("Unhandled"), "{message}");
+        }
+        other => panic!("the reader did not fail with the function error: {other:?}"),
+    }
+}
+
+/// A reader made after the events ended with an error (a broken CRC) fails with it, again
+/// on every read, instead of ending cleanly
+pub fn a_reader_made_after_an_error_fails<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let (o, r) = t.read_after(&c, &InvokeParams::new("streamer-crc", "{}"), 10);
+    let Some(Failure::Stream(seen)) = &o.failure else {
+        panic!("the events do not end with the stream error: {o:?}");
+    };
+    match r.failure {
+        Some((ErrorKind::UnexpectedEof, Failure::Other(message))) => {
+            assert!(message.contains(&seen.to_string()), "{message}");
+        }
+        other => panic!("the reader did not fail with the stream error: {other:?}"),
     }
 }
 
@@ -494,9 +543,30 @@ pub fn head_timeout<T: Transport>(t: &T) {
 /// misbehaving proxy, say): the caller has every event, so the client waits only briefly for
 /// the end and then closes the connection, instead of waiting out the idle timeout
 pub fn a_body_held_open_after_invoke_complete_is_not_waited_for<T: Transport>(t: &T) {
+    assert!(
+        closed_after_complete(t, held_open_after_complete),
+        "the client waited for the end of the body instead of closing the connection"
+    );
+}
+
+/// As above, but the server keeps the connection busy after the last chunk: a trailer field
+/// every 200 µs, which carry no body bytes, so only a limit on the time spent draining ends
+/// the wait (not the idle timeout, nor a limit on the bytes drained, nor a short timeout on
+/// each read)
+pub fn a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for<T: Transport>(t: &T) {
+    assert!(
+        closed_after_complete(t, dribbling_after_complete),
+        "the client read trailers for 30 s instead of closing the connection"
+    );
+}
+
+/// Invokes a `server` that answers with a chunk ("held") and `InvokeComplete` and then does
+/// not end the body, with timeouts longer than the server goes on: every event arrives; what
+/// the server says (whether the client closed the connection before it gave up)
+fn closed_after_complete<T: Transport>(t: &T, server: fn(&TcpListener) -> bool) -> bool {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || held_open_after_complete(&listener));
+    let server = std::thread::spawn(move || server(&listener));
     let mut cfg = config(endpoint(&format!("http://{addr}")));
     // longer than the server holds the body: only closing early ends the call before it
     cfg.idle_timeout = Duration::from_secs(300);
@@ -505,23 +575,35 @@ pub fn a_body_held_open_after_invoke_complete_is_not_waited_for<T: Transport>(t:
     let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
     assert_success(&o);
     assert_eq!(o.payload(), b"held");
-    assert!(
-        server.join().expect("server"),
-        "the client waited for the end of the body instead of closing the connection"
-    );
+    server.join().expect("server")
 }
 
-/// Answers one request with a chunk and `InvokeComplete`, then holds the body open for up to
-/// a minute; whether the client closed the connection before the server gave up and ended it
-fn held_open_after_complete(listener: &TcpListener) -> bool {
-    use std::io::{Read, Write};
+/// Answers one request with a chunk, `InvokeComplete` and the last chunk, then sends a
+/// trailer field every 200 µs for up to 30 s; whether the client closed the connection first
+fn dribbling_after_complete(listener: &TcpListener) -> bool {
+    use std::io::Write;
     let (mut s, _) = listener.accept().expect("accept");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     assert!(
         metadata::read_request(&s).is_ok(),
         "no whole request from the client"
     );
-    let mut buf = [0u8; 4096];
+    s.set_nodelay(true).unwrap();
+    s.write_all(&held_response_start()).unwrap();
+    s.write_all(b"0\r\n").unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < until {
+        if s.write_all(b"x-trailer: more\r\n").is_err() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _ = s.write_all(b"\r\n");
+    false
+}
+
+/// A response head and a chunk holding a `PayloadChunk` ("held") and a successful
+/// `InvokeComplete`: everything before the end of the body
+fn held_response_start() -> Vec<u8> {
     let mut events = invoke_proto::bytes::BytesMut::new();
     Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"held"))
         .encode(&mut events)
@@ -538,7 +620,21 @@ fn held_open_after_complete(listener: &TcpListener) -> bool {
     .into_bytes();
     response.extend_from_slice(&events);
     response.extend_from_slice(b"\r\n");
-    s.write_all(&response).unwrap();
+    response
+}
+
+/// Answers one request with a chunk and `InvokeComplete`, then holds the body open for up to
+/// a minute; whether the client closed the connection before the server gave up and ended it
+fn held_open_after_complete(listener: &TcpListener) -> bool {
+    use std::io::{Read, Write};
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    assert!(
+        metadata::read_request(&s).is_ok(),
+        "no whole request from the client"
+    );
+    let mut buf = [0u8; 4096];
+    s.write_all(&held_response_start()).unwrap();
     // the end of the body (`0\r\n\r\n`) is held back
     let closed = match s.read(&mut buf) {
         Ok(0) => true,

@@ -236,6 +236,35 @@ impl Outcome {
             .count()
     }
 
+    /// The outcomes of an invocation refused before its head (no events, no payload), for
+    /// [`Transport::read_after`]
+    pub fn refused(e: &ClientError) -> (Self, ReadOutcome) {
+        let events = Self {
+            failure: Some(Failure::from_client_error(e)),
+            ..Self::default()
+        };
+        let read = ReadOutcome {
+            bytes: Vec::new(),
+            failure: Some((std::io::ErrorKind::Other, Failure::from_client_error(e))),
+        };
+        (events, read)
+    }
+
+    /// Takes the next item of the events (`None` once they ended); whether more may follow
+    pub fn take(&mut self, item: Option<Result<Event, ClientError>>) -> bool {
+        match item {
+            Some(Ok(e)) => {
+                self.events.push(e);
+                true
+            }
+            Some(Err(e)) => {
+                self.failure = Some(Failure::from_client_error(&e));
+                false
+            }
+            None => false,
+        }
+    }
+
     /// The `InvokeComplete` event, if one came
     pub fn complete(&self) -> Option<&InvokeComplete> {
         self.events.iter().find_map(|e| match e {
@@ -252,6 +281,16 @@ pub struct ReadOutcome {
     pub bytes: Vec<u8>,
     /// The error the reader returned, if any, with the `io::ErrorKind` it carried
     pub failure: Option<(std::io::ErrorKind, Failure)>,
+}
+
+impl ReadOutcome {
+    /// What a payload reader's error says: its kind, and the transport's error inside it (or
+    /// its text)
+    pub fn failure_of(e: &std::io::Error) -> (std::io::ErrorKind, Failure) {
+        let failure = ClientError::from_io(e)
+            .map_or_else(|| Failure::Other(e.to_string()), Failure::from_client_error);
+        (e.kind(), failure)
+    }
 }
 
 /// A transport under test
@@ -279,7 +318,19 @@ pub trait Transport: Sync {
 
     /// Invokes and reads the payload through the transport's reader until the end or the
     /// first error
-    fn read(&self, client: &Self::Client, params: &InvokeParams) -> ReadOutcome;
+    fn read(&self, client: &Self::Client, params: &InvokeParams) -> ReadOutcome {
+        self.read_after(client, params, 0).1
+    }
+
+    /// Invokes, takes up to `events` items from the events (fewer when they end or fail
+    /// first), then makes the payload reader of the same response and reads it until the end
+    /// or the first error; the reader's error must be sticky
+    fn read_after(
+        &self,
+        client: &Self::Client,
+        params: &InvokeParams,
+        events: usize,
+    ) -> (Outcome, ReadOutcome);
 
     /// The endpoint `client` sends to, with the region it signs for
     fn endpoint(&self, client: &Self::Client) -> Endpoint;
@@ -296,6 +347,9 @@ macro_rules! transport_suite {
             log_tail,
             function_error_events,
             function_error_reader,
+            a_reader_made_after_some_events_reads_the_rest,
+            a_reader_made_after_a_function_error_fails,
+            a_reader_made_after_an_error_fails,
             throttle_gives_up_after_max_attempts,
             throttle_n_then_success,
             close_after_is_never_a_clean_end,
@@ -313,6 +367,7 @@ macro_rules! transport_suite {
             a_connection_cut_during_the_tls_handshake_is_retried,
             head_timeout,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
+            a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for,
             no_retry_after_the_first_event,
             cut_after_the_head_is_not_retried,
             a_paused_reader_holds_the_server_back,

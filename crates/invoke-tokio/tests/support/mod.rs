@@ -8,3 +8,19 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .build()
         .expect("runtime")
 }
+
+/// Reads from `socket` until the end of a request head has arrived; false when the peer
+/// closed or failed first
+#[allow(dead_code)] // not every test binary that shares this module plays a server
+pub(crate) fn read_request_head(socket: &mut std::net::TcpStream) -> bool {
+    use std::io::Read as _;
+    let mut seen = Vec::new();
+    let mut buf = [0; 4096];
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+    true
+}
