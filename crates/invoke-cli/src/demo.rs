@@ -2,10 +2,11 @@
 
 use std::io::{self, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use invoke_blocking::{Client, ProxyEnv};
-use invoke_emulator::Emulator;
+use invoke_emulator::{Emulator, FunctionConfig, count};
 use invoke_proto::{
     Credentials, EndpointConfig, InvokeComplete, InvokeParams, LogType, resolve_endpoint,
 };
@@ -81,7 +82,24 @@ impl<W: Write> Sink for DemoSink<W> {
     }
 }
 
+/// How long the demo's function may take: the service's longest timeout (the demo's
+/// endpoint gives its function that much), less a margin for starting and reporting
+const LONGEST: Duration = FunctionConfig::MAX_TIMEOUT.saturating_sub(Duration::from_secs(10));
+
 pub(crate) fn run(args: &DemoArgs) -> ExitCode {
+    // the function waits between chunks, not before the first
+    let takes = Duration::from_millis(args.delay_ms.saturating_mul(args.chunks.saturating_sub(1)));
+    if takes > LONGEST {
+        say!(
+            "lambda-stream demo: {} chunks {} ms apart take {}, longer than a function may run \
+             ({} here); fewer chunks or a shorter delay",
+            args.chunks,
+            args.delay_ms,
+            human_duration(takes),
+            human_duration(LONGEST)
+        );
+        return Exit::Usage.into();
+    }
     match demo(args) {
         Ok(exit) => exit.into(),
         Err(message) => {
@@ -102,6 +120,15 @@ fn demo(args: &DemoArgs) -> Result<Exit, String> {
         .block_on(
             Emulator::builder()
                 .builtins()
+                // as long as the service allows (the default is 5 minutes)
+                .function_arc(
+                    "count",
+                    Arc::new(count),
+                    FunctionConfig {
+                        timeout: FunctionConfig::MAX_TIMEOUT,
+                        ..FunctionConfig::default()
+                    },
+                )
                 .credentials(DEMO_KEY, DEMO_SECRET)
                 .quiet()
                 .start(([127, 0, 0, 1], 0).into()),

@@ -240,6 +240,14 @@ fn watch_interrupt() {
 fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
     let payload = match args.payload.as_deref() {
         None => Vec::new(),
+        // a closed stdin would read as an empty payload (see `decode::was_closed`)
+        Some("-") if crate::decode::was_closed(&io::stdin(), crate::decode::Stream::In) => {
+            return Err(usage(
+                "--payload - reads standard input, which is closed (a descriptor closed at \
+                 start reads as /dev/null opened read-write); for an empty payload, redirect \
+                 it from /dev/null",
+            ));
+        }
         Some("-") => read_limited(io::stdin().lock(), "standard input")?,
         Some(p) => match payload_file(p) {
             Some(path) => {
@@ -403,8 +411,11 @@ fn seconds(s: f64, option: &str) -> Result<Duration, Failure> {
     if s == 0.0 {
         return Ok(FIFTEEN_MINUTES);
     }
+    // a positive number too small for a nanosecond is not a timeout of zero
     Duration::try_from_secs_f64(s)
-        .map_err(|_| usage(format!("{option} takes a number of seconds, got {s}")))
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| usage(format!("{option} takes a number of seconds, got {s}")))
 }
 
 /// `--timeout` in seconds; 0 means no limit (the read timeout still ends a stalled stream)
@@ -722,7 +733,7 @@ fn report(run: &Run, quiet: bool) -> Exit {
         Outcome::Complete(c) => {
             if let Some(log) = c.decoded_log().ok().flatten() {
                 say!("--- log tail ---");
-                say_part!("{}", String::from_utf8_lossy(&log));
+                say_part!("{}", terminal_safe(&String::from_utf8_lossy(&log)));
                 if !log.ends_with(b"\n") {
                     say!("");
                 }

@@ -107,6 +107,8 @@ fn seconds(text: &str) -> Result<Duration, String> {
         .ok()
         .filter(|s| *s > 0.0)
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        // a positive number too small for a nanosecond is not a limit of zero
+        .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?} is not a number of seconds above 0 (at most 2^64)"))
 }
 
@@ -184,7 +186,7 @@ impl Timeouts {
                 .ok()
                 .filter(|s| s.is_finite() && *s > 0.0)
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                .filter(|d| *d <= FunctionConfig::MAX_TIMEOUT)
+                .filter(|d| !d.is_zero() && *d <= FunctionConfig::MAX_TIMEOUT)
                 .ok_or_else(|| {
                     format!(
                         "{flag} {v:?}: SECONDS must be a number above 0 and at most {}",

@@ -32,18 +32,17 @@ pub(crate) struct StatusLine {
 }
 
 impl StatusLine {
-    /// Draws at once, then every [`TICK`]
+    /// Draws at once (on this thread: the first line is there before the request goes out,
+    /// however late the drawing thread starts), then every [`TICK`]
     pub(crate) fn start(start: Instant) -> Self {
         let progress = Arc::new(Progress::default());
+        draw(&progress, start);
         let (stop, stopped) = mpsc::channel();
         let p = Arc::clone(&progress);
         let thread = std::thread::spawn(move || {
-            loop {
+            // until `finish` says so (or is gone)
+            while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
                 draw(&p, start);
-                match stopped.recv_timeout(TICK) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-                }
             }
             let mut err = io::stderr().lock();
             let _ = write!(err, "{CLEAR}");

@@ -135,6 +135,32 @@ fn payload_mode_names_failures_instead_of_writing_them() {
     assert_eq!(lines(&out)[2]["headers"][0]["value"], "ServiceException");
 }
 
+/// An `InvokeComplete` whose payload does not parse (it may hide a function error) is named
+/// on stderr, never taken for a successful end
+#[test]
+fn payload_mode_names_an_invoke_complete_that_does_not_parse() {
+    for bad in [&br#"{"ErrorCode":"Unhandled""#[..], br#"{"ErrorCode":1}"#] {
+        let mut w = BytesMut::new();
+        for m in [
+            event("PayloadChunk", "application/octet-stream", b"part"),
+            Message::new(
+                event("InvokeComplete", "application/json", b"").headers,
+                Bytes::copy_from_slice(bad),
+            ),
+        ] {
+            encode_message(&m, &mut w).unwrap();
+        }
+        let out = run_stdin(&["decode", "--payload", "-"], &w);
+        assert_eq!(out.stdout, b"part");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("an InvokeComplete whose payload does not parse as one"),
+            "{}: {err}",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
 /// `--payload` writes what the function wrote and nothing else: other events are named, not
 /// written, nothing after the end counts, and a stream that stops before its end is an error
 #[test]

@@ -332,6 +332,32 @@ fn a_function_error_exits_1_after_its_output() {
     );
 }
 
+/// The log tail is the function's text: its control characters (an escape sequence that
+/// retitles the terminal) are shown escaped, as the function error's texts are
+#[test]
+fn the_log_tail_reaches_the_terminal_escaped() {
+    let l = lambda(|b| {
+        b.function("noisy", |inv: Invocation, out: ResponseStream| async move {
+            let _ = inv;
+            out.log("before \u{1b}]0;retitled\u{7} after");
+            out.write(Bytes::from_static(b"ok")).await;
+            Ok(())
+        })
+    });
+    let o = run(invoke(&l.url, &["noisy", "--log-type", "Tail"]), b"");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"ok");
+    let err = stderr(&o);
+    assert!(
+        err.contains(r"before \u{1b}]0;retitled\u{7} after"),
+        "the log tail, escaped: {err}"
+    );
+    assert!(
+        !err.contains('\u{1b}'),
+        "a raw escape reached stderr: {err:?}"
+    );
+}
+
 #[test]
 fn service_errors_exit_2_with_type_message_and_request_id() {
     let l = lambda(|b| b);
@@ -878,6 +904,26 @@ fn demo_streams_several_chunks_and_prints_the_next_commands() {
     assert!(out.contains("lambda-stream invoke my-function"), "{out}");
 }
 
+/// A demo longer than a function may run (15 minutes) is refused before it starts, instead
+/// of ending in the function's timeout
+#[test]
+fn a_demo_longer_than_a_function_may_run_is_a_usage_error() {
+    let mut c = bin();
+    c.args(["demo", "--chunks", "100", "--delay-ms", "10000"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(
+        o.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    assert!(
+        stderr(&o).contains("longer than a function may run"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn demo_is_the_default_command() {
     let o = run(bin(), b"");
@@ -1022,10 +1068,13 @@ fn timeout_bounds_the_whole_invocation() {
     assert_eq!(o.stdout, b"one\n", "the chunk before the limit is kept");
     let err = stderr(&o);
     assert!(err.contains("deadline passed"), "{err}");
-    // a bad value is a usage error
-    let o = run(invoke(&l.url, &["held", "--timeout=-1"]), b"");
-    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+    // a bad value is a usage error, and so is one too small to be a nanosecond (not a
+    // deadline of zero)
+    for bad in ["--timeout=-1", "--timeout=1e-20"] {
+        let o = run(invoke(&l.url, &["held", bad]), b"");
+        assert_eq!(o.status.code(), Some(3), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--timeout"), "{}", stderr(&o));
+    }
 }
 
 #[test]
@@ -1056,11 +1105,32 @@ fn read_timeout_ends_a_stalled_stream() {
 /// listens at the endpoint, which would be exit 2)
 #[test]
 fn a_closed_stdout_is_refused_before_invoking() {
-    let out = Command::new("sh")
+    let out = with_closed("stdout", &["invoke", "echo"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("stdout is closed"), "{err}");
+}
+
+/// `lambda-stream invoke f --payload - <&-`: the payload would be read as empty from that
+/// /dev/null; refused the same way
+#[test]
+fn a_closed_stdin_for_the_payload_is_refused_before_invoking() {
+    let out = with_closed("stdin", &["invoke", "echo", "--payload", "-"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("standard input, which is closed"), "{err}");
+}
+
+/// The CLI with `args`, its `stream` ("stdin" or "stdout") closed, against an endpoint where
+/// nothing listens (invoking would be exit 2)
+fn with_closed(stream: &str, args: &[&str]) -> Output {
+    let redirect = if stream == "stdin" { "<&-" } else { ">&-" };
+    Command::new("sh")
         .arg("-c")
-        .arg("exec \"$0\" \"$@\" >&-")
+        .arg(format!("exec \"$0\" \"$@\" {redirect}"))
         .arg(env!("CARGO_BIN_EXE_lambda-stream"))
-        .args(["invoke", "echo", "--endpoint-url", "http://127.0.0.1:9"])
+        .args(args)
+        .args(["--endpoint-url", "http://127.0.0.1:9"])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", empty_home())
@@ -1070,8 +1140,5 @@ fn a_closed_stdout_is_refused_before_invoking() {
         .env("AWS_REGION", "us-east-1")
         .stderr(Stdio::piped())
         .output()
-        .unwrap();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(3), "{err}");
-    assert!(err.contains("stdout is closed"), "{err}");
+        .unwrap()
 }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use invoke_proto::Credentials;
 use invoke_proto::bytes::Bytes;
@@ -190,6 +190,14 @@ fn faults_and_concurrency_from_the_command_line() {
 }
 
 #[test]
+fn a_timeout_too_small_for_a_nanosecond_is_a_usage_error() {
+    let err = usage_error(&["--header-timeout", "1e-20"]);
+    assert!(err.contains("above 0"), "{err}");
+    let err = usage_error(&["--timeout", "1e-20"]);
+    assert!(err.contains("above 0"), "{err}");
+}
+
+#[test]
 fn out_of_range_concurrency_is_a_usage_error() {
     // one past tokio's largest semaphore (usize::MAX >> 3), and past usize itself
     for n in ["2305843009213693952", "18446744073709551616", "-1", "two"] {
@@ -220,15 +228,31 @@ fn a_region_no_client_could_use_is_a_usage_error() {
     }
 }
 
-/// `serve` with `args` exits with status 2 (usage error) at once; its stderr
+/// `serve` with `args` exits with status 2 (usage error) at once; its stderr. A `serve` that
+/// starts serving instead fails the test (killed after 20 s) rather than hanging it.
 fn usage_error(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
         .args(["serve", "--port", "0"])
         .args(args)
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    // stderr ends when the process does
+    std::thread::spawn(move || {
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        let _ = tx.send(err);
+    });
+    let Ok(err) = rx.recv_timeout(Duration::from_secs(20)) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("serve {args:?} is still running after 20 s: no usage error");
+    };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "{args:?}: {err}");
     err
 }
 
