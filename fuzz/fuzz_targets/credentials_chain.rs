@@ -23,6 +23,7 @@
 //! of a body).
 #![no_main]
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -237,15 +238,21 @@ struct Plain(String);
 
 impl Plain {
     fn text<'a>(&mut self, s: &'a str) -> &'a str {
-        self.0.push_str(s);
-        self.0.push('\n');
+        self.push(s);
         s
     }
 
     fn bytes<'a>(&mut self, b: &'a [u8]) -> &'a [u8] {
-        self.0.push_str(&String::from_utf8_lossy(b));
-        self.0.push('\n');
+        self.push(&String::from_utf8_lossy(b));
         b
+    }
+
+    /// Keeps `s` as written and as `Debug` shows it: its escapes (a NUL shown as `\0`, say)
+    /// may complete a piece of a secret
+    fn push(&mut self, s: &str) {
+        self.0.push_str(s);
+        self.0.push('\n');
+        let _ = writeln!(self.0, "{s:?}");
     }
 
     /// The pieces of secrets that are fair to look for: every `WINDOW` characters of each
