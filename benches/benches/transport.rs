@@ -18,7 +18,8 @@
 //! `target/criterion/transport.json`. `TRANSPORT_SAMPLES` overrides the samples per client
 //! and throughput workload (default 9), `TRANSPORT_TTFE_CALLS` the calls per client for the
 //! time to first event (default 200); `TRANSPORT_ONLY` (client names, comma separated) and
-//! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling.
+//! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling;
+//! `TRANSPORT_PIN=1` pins the client and the server to two cores (see [`pinned_cores`]).
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -133,10 +134,11 @@ static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
 /// The loopback server: a thread per connection, keep-alive, the canned response of the
 /// function named in the path
-fn serve(responses: Arc<HashMap<String, Bytes>>) -> SocketAddr {
+fn serve(responses: Arc<HashMap<String, Bytes>>, pin: Option<core_affinity::CoreId>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
+        pin_to(pin);
         for stream in listener.incoming() {
             let Ok(stream) = stream else {
                 std::thread::sleep(Duration::from_millis(10));
@@ -145,6 +147,7 @@ fn serve(responses: Arc<HashMap<String, Bytes>>) -> SocketAddr {
             ACCEPTED.fetch_add(1, Ordering::Relaxed);
             let responses = Arc::clone(&responses);
             std::thread::spawn(move || {
+                pin_to(pin);
                 let _ = connection(stream, &responses);
             });
         }
@@ -563,7 +566,10 @@ fn main() {
         responses.insert(w.name.to_owned(), response);
         expect.insert(w.name, (w.payload_bytes(), body));
     }
-    let addr = serve(Arc::new(responses));
+    // the client thread measures on one core, the server answers from another
+    let (client_core, server_core) = pinned_cores().unzip();
+    pin_to(client_core);
+    let addr = serve(Arc::new(responses), server_core);
     let url = format!("http://{addr}");
     let mut clients: Vec<Box<dyn Transport>> = vec![
         Box::new(Blocking::new(&url)),
@@ -673,4 +679,27 @@ fn main() {
     )
     .unwrap();
     println!("\nwrote {}", dir.join("transport.json").display());
+}
+
+/// With `TRANSPORT_PIN=1`, the cores the client thread and the server threads are pinned to:
+/// the first two the process may use. Left to the scheduler (the default, as the issues'
+/// baselines were measured), the two sides sometimes share a core or move between cores, and
+/// a run's round trips swing between about 25 and 110 us on a 2-core VM; pinned, they stay
+/// within a few microseconds, so the time to first event compares the clients' own costs.
+fn pinned_cores() -> Option<(core_affinity::CoreId, core_affinity::CoreId)> {
+    if !std::env::var("TRANSPORT_PIN").is_ok_and(|v| v == "1") {
+        return None;
+    }
+    let cores = core_affinity::get_core_ids()?;
+    match cores.as_slice() {
+        [client, server, ..] => Some((*client, *server)),
+        _ => None,
+    }
+}
+
+/// Pins the calling thread to `core` (if any)
+fn pin_to(core: Option<core_affinity::CoreId>) {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
+    }
 }
