@@ -5,7 +5,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher as _;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, SystemTime};
 
@@ -23,7 +23,7 @@ use crate::client::Inner;
 use crate::connect::classify;
 use crate::credentials::Source;
 use crate::error::{BoxError, Error};
-use crate::pool::Lease;
+use crate::pool::{Lease, SentAt};
 
 /// The state of one invocation between the driver and hyper
 pub(crate) struct Call {
@@ -144,9 +144,9 @@ impl Call {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
         }
-        // the head timeout runs from sending (the pool sets `sent_at`), the shorter idle
+        // the head timeout runs from sending (the pool marks `sent_at`), the shorter idle
         // timeout bounds it too; pinned here, so the send future is stored (and moved) once
-        let sent_at = OnceLock::new();
+        let sent_at = SentAt::new();
         let window = HeadWindow {
             start: Instant::now(),
             length: inner.timeouts.head.min(inner.timeouts.idle),
@@ -576,15 +576,15 @@ impl HeadWindow {
             .map_or(self.deadline, |l| l.min(self.deadline))
     }
 
-    /// Polls `send` (a request handed to the pool, which sets `sent_at` once it sent it on a
-    /// connection) within the window; on timeout, which limit passed and the time waited.
+    /// Polls `send` (a request handed to the pool, which marks `sent_at` while it is sent on
+    /// a connection) within the window; on timeout, which limit passed and the time waited.
     /// One timer, moved when it fires before the window's end (while still connecting).
     fn poll<T>(
         &self,
         cx: &mut Context<'_>,
         send: Pin<&mut impl Future<Output = T>>,
         mut timer: Pin<&mut Sleep>,
-        sent_at: &OnceLock<Instant>,
+        sent_at: &SentAt,
     ) -> Poll<Result<T, (TransportFailure, Duration)>> {
         if let Poll::Ready(sent) = send.poll(cx) {
             return Poll::Ready(Ok(sent));
@@ -595,7 +595,7 @@ impl HeadWindow {
                 return Poll::Ready(Err((TransportFailure::Deadline, now - self.start)));
             }
             // still connecting: the window has not begun
-            let limit = self.limit(sent_at.get().copied().unwrap_or(now));
+            let limit = self.limit(sent_at.get().unwrap_or(now));
             if limit <= now {
                 return Poll::Ready(Err((TransportFailure::HeadTimeout, self.length)));
             }
@@ -648,6 +648,47 @@ impl AsyncRead for PayloadReader {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use tokio::time::{Instant, sleep, sleep_until};
+
+    use super::{HeadWindow, SentAt};
+    use invoke_proto::TransportFailure;
+
+    /// A send that goes out on a reused connection, comes back unsent after 0.5 s, takes
+    /// 2 s to connect anew, and has its head `head_after` after it went out again, polled
+    /// in a 1 s head window (paused time: the runtime moves the clock)
+    async fn given_back_then(head_after: Duration) -> Result<(), TransportFailure> {
+        let window = HeadWindow {
+            start: Instant::now(),
+            length: Duration::from_secs(1),
+            deadline: Instant::now() + Duration::from_secs(3600),
+        };
+        let sent_at = SentAt::new();
+        let send = async {
+            sent_at.mark();
+            sleep(Duration::from_millis(500)).await;
+            sent_at.clear();
+            sleep(Duration::from_secs(2)).await;
+            sent_at.mark();
+            sleep(head_after).await;
+        };
+        let timer = sleep_until(window.limit(window.start));
+        tokio::pin!(send, timer);
+        std::future::poll_fn(|cx| window.poll(cx, send.as_mut(), timer.as_mut(), &sent_at))
+            .await
+            .map_err(|(failure, _)| failure)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_given_back_unsent_gets_a_whole_head_window_when_it_goes_out_again() {
+        assert_eq!(given_back_then(Duration::from_millis(900)).await, Ok(()));
+        assert_eq!(
+            given_back_then(Duration::from_millis(1100)).await,
+            Err(TransportFailure::HeadTimeout)
+        );
+    }
+
     #[test]
     fn responses_and_readers_move_between_threads() {
         fn send<T: Send>() {}

@@ -4,6 +4,7 @@
 //! end (the next request waits for it to be ready rather than opening another), and never
 //! otherwise: a response dropped half-read takes its connection with it, closed.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,46 @@ type Sender = SendRequest<Full<Bytes>>;
 /// How long a connection may sit idle before it is closed rather than reused (a peer or a
 /// NAT on the way may have forgotten it by then)
 pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When [`Pool::send`] handed a request to a connection, where its head timeout starts; not
+/// set while connecting, again not set while a new connection is made for a request that a
+/// reused one gave back unsent (its window begins anew when it goes out)
+pub(crate) struct SentAt {
+    base: tokio::time::Instant,
+    /// Nanoseconds from `base`, plus one; 0: not sent
+    nanos: AtomicU64,
+}
+
+impl SentAt {
+    pub(crate) fn new() -> Self {
+        Self {
+            base: tokio::time::Instant::now(),
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// The request goes out now
+    pub(crate) fn mark(&self) {
+        let since = self.base.elapsed().as_nanos();
+        let nanos = u64::try_from(since)
+            .unwrap_or(u64::MAX - 1)
+            .saturating_add(1);
+        self.nanos.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The request is not out (any more)
+    pub(crate) fn clear(&self) {
+        self.nanos.store(0, Ordering::Relaxed);
+    }
+
+    /// When the request went out, if it is out
+    pub(crate) fn get(&self) -> Option<tokio::time::Instant> {
+        match self.nanos.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.base + Duration::from_nanos(n - 1)),
+        }
+    }
+}
 
 /// Idle connections to one endpoint
 pub(crate) struct Pool {
@@ -81,12 +122,13 @@ impl Pool {
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
-    /// connection closed before sending goes out again on a new one. `sent_at` is set when
-    /// it is first handed to a connection (connecting done), where the head timeout starts
+    /// connection closed before sending goes out again on a new one. `sent_at` is marked
+    /// each time it is handed to a connection (connecting done) and cleared when it comes
+    /// back unsent
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<Full<Bytes>>,
-        sent_at: &std::sync::OnceLock<tokio::time::Instant>,
+        sent_at: &SentAt,
     ) -> Result<(Response<Incoming>, Lease), BoxError> {
         let mut request = prepare(request, self.absolute_form);
         loop {
@@ -102,7 +144,7 @@ impl Pool {
             if reused && sender.ready().await.is_err() {
                 continue;
             }
-            let _ = sent_at.set(tokio::time::Instant::now());
+            sent_at.mark();
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease {
@@ -112,7 +154,10 @@ impl Pool {
                     return Ok((response, lease));
                 }
                 Err(mut e) => match e.take_message() {
-                    Some(unsent) if reused => request = unsent,
+                    Some(unsent) if reused => {
+                        sent_at.clear();
+                        request = unsent;
+                    }
                     _ => return Err(e.into_error().into()),
                 },
             }
