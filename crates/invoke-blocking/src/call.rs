@@ -206,13 +206,9 @@ impl Call {
             Err(e) => {
                 let kind = classify(&e, true);
                 tracing::debug!(%kind, error = %e, "attempt failed");
-                if matches!(
-                    kind,
-                    TransportFailure::Connect | TransportFailure::ConnectTimeout
-                ) {
-                    // the next attempt looks the name up again
-                    self.inner.addresses.clear();
-                }
+                // the next attempt looks the name up again: the address that failed (refused,
+                // silent, or now a host whose certificate does not match) is not reused
+                self.inner.addresses.clear();
                 self.fail(kind, Box::new(e));
             }
         }

@@ -67,8 +67,9 @@ impl AddressCache {
 /// ureq resolves the host on every request, before it looks for a pooled connection, and
 /// with a timeout in effect (this crate always sets the overall deadline) its default
 /// resolver runs each lookup on a new thread: for a warm connection that thread is all the
-/// lookup costs. The cache is forgotten when a connection fails
-/// ([`AddressCache::clear`]), so a retry resolves again.
+/// lookup costs. The cache is forgotten when an attempt fails before its response head
+/// (refused, timed out, a failed TLS handshake: [`AddressCache::clear`]), so a retry or the
+/// next call resolves again.
 #[derive(Debug)]
 pub(crate) struct LiteralFirst<R = DefaultResolver> {
     fallback: R,
@@ -120,7 +121,9 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use invoke_config::ProxyEnv;
-    use invoke_proto::{Credentials, EndpointConfig, InvokeParams, RetryConfig, resolve_endpoint};
+    use invoke_proto::{
+        Credentials, EndpointConfig, InvokeParams, RetryConfig, TransportFailure, resolve_endpoint,
+    };
     use transport_suite::Harness;
 
     use super::*;
@@ -146,10 +149,14 @@ mod tests {
     }
 
     fn client(port: u16, retry: RetryConfig, lookups: &Arc<AtomicUsize>) -> Client {
+        client_of(&format!("http://localhost:{port}"), retry, lookups)
+    }
+
+    fn client_of(url: &str, retry: RetryConfig, lookups: &Arc<AtomicUsize>) -> Client {
         let endpoint = resolve_endpoint(
             &EndpointConfig::default()
                 .with_region("us-east-1")
-                .with_custom(format!("http://localhost:{port}")),
+                .with_custom(url),
         )
         .unwrap();
         Client::builder(endpoint)
@@ -205,6 +212,46 @@ mod tests {
             "{error:?}"
         );
         assert_eq!(lookups.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn a_failed_tls_handshake_resolves_again() {
+        // a server answering the client's hello in plain HTTP: the handshake fails
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(2) {
+                let Ok(mut stream) = stream else { continue };
+                let _ = std::io::Write::write_all(
+                    &mut stream,
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+                );
+            }
+        });
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let client = client_of(
+            &format!("https://localhost:{port}"),
+            RetryConfig::new().with_max_attempts(1),
+            &lookups,
+        );
+        for calls in 1..=2 {
+            let error = client
+                .invoke(&InvokeParams::new("streamer", "{}"))
+                .unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    Error::Transport {
+                        kind: TransportFailure::Tls,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            // the second call does not connect to the address that failed without looking
+            // the name up again
+            assert_eq!(lookups.load(Ordering::SeqCst), calls);
+        }
     }
 
     #[test]
