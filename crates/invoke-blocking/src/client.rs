@@ -378,6 +378,11 @@ impl ClientBuilder {
             // take up to twice `connect` before the connection fails (invoke-tokio: once)
             .timeout_resolve(Some(t.connect))
             .timeout_connect(Some(t.connect))
+            // the head timeout covers sending as well (a server that never reads a large
+            // payload): ureq times sending the request head, its body and waiting for the
+            // response head apart, each within `head` (invoke-tokio: one window from sending)
+            .timeout_send_request(Some(t.head))
+            .timeout_send_body(Some(t.head))
             .timeout_recv_response(Some(t.head))
             .timeout_per_read(Some(per_io_timeout(&t)))
             .timeout_per_write(Some(per_io_timeout(&t)))

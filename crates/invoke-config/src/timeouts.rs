@@ -40,7 +40,8 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(1);
 pub struct Timeouts {
     /// Establishing a connection (TCP, proxy, TLS)
     pub connect: Duration,
-    /// From sending the request to the whole response head, per attempt
+    /// From sending the request (its payload included) to the whole response head, per
+    /// attempt
     pub head: Duration,
     /// Between two reads that return bytes, head and body; a stalled stream fails after
     /// this long

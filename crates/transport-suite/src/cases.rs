@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use invoke_config::{Env, FileReader, MemFs};
 use invoke_proto::{
-    DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits, LogType, RetryConfig,
-    Scheme, StreamError, TransportFailure,
+    DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits, LogType,
+    MAX_PAYLOAD_LEN, RetryConfig, Scheme, StreamError, TransportFailure,
 };
 
 use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
@@ -516,14 +516,7 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
 /// timeout bounds the wait for the head as well (it is the time between two reads, head and
 /// body)
 pub fn head_timeout<T: Transport>(t: &T) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for s in listener.incoming().flatten() {
-            held.push(s); // never answered, kept open
-        }
-    });
+    let addr = never_answering_server();
     let mut cfg = config(endpoint(&format!("http://{addr}")));
     cfg.head_timeout = Duration::from_millis(200);
     cfg.retry = cfg.retry.with_max_attempts(2);
@@ -536,6 +529,36 @@ pub fn head_timeout<T: Transport>(t: &T) {
     cfg.overall_timeout = Duration::from_secs(10);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    transport_failure(&o, TransportFailure::HeadTimeout, 2);
+}
+
+/// A server that accepts connections, never reads from them and never answers, keeping them
+/// open
+fn never_answering_server() -> std::net::SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.push(s); // never answered, kept open
+        }
+    });
+    addr
+}
+
+/// A server that never reads the request: its largest payload (6 MiB, more than the socket
+/// buffers hold) cannot all be sent, and the head timeout covers sending it, per attempt
+/// (not the idle timeout between two writes, nor the overall deadline)
+pub fn a_server_that_never_reads_the_payload_is_a_head_timeout<T: Transport>(t: &T) {
+    let addr = never_answering_server();
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    cfg.head_timeout = Duration::from_millis(200);
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.overall_timeout = Duration::from_secs(10);
+    cfg.retry = cfg.retry.with_max_attempts(2);
+    let c = t.client(&cfg);
+    let payload = vec![b'x'; MAX_PAYLOAD_LEN];
+    let o = t.invoke(&c, &InvokeParams::new("echo", payload));
     transport_failure(&o, TransportFailure::HeadTimeout, 2);
 }
 

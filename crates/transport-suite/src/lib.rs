@@ -366,6 +366,7 @@ macro_rules! transport_suite {
             connect_timeout_names_the_address,
             a_connection_cut_during_the_tls_handshake_is_retried,
             head_timeout,
+            a_server_that_never_reads_the_payload_is_a_head_timeout,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
             a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for,
             no_retry_after_the_first_event,
