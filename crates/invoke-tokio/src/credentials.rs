@@ -4,7 +4,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +50,13 @@ pub(crate) struct AsyncCache {
     load: Loader,
     current: Mutex<Option<Arc<ProvidedCredentials>>>,
     gate: tokio::sync::Mutex<()>,
+    /// Loads done: a task that waited at the gate while one finished takes its result
+    loads: AtomicU64,
+}
+
+/// Whether `c` is still good `margin` from now
+fn valid_for(c: &ProvidedCredentials, margin: Duration) -> bool {
+    c.expiry.is_none_or(|e| SystemTime::now() + margin < e)
 }
 
 impl fmt::Debug for AsyncCache {
@@ -64,6 +71,7 @@ impl AsyncCache {
             load,
             current: Mutex::new(None),
             gate: tokio::sync::Mutex::new(()),
+            loads: AtomicU64::new(0),
         }
     }
 
@@ -72,21 +80,35 @@ impl AsyncCache {
     /// A blocking call cannot be cancelled: when the invocation that started it gives up
     /// (its deadline passed), the call runs on, and the next load waits for that same call
     /// instead of starting another one beside it (a provider slower than the deadline would
-    /// otherwise pile up calls on the blocking pool, none of whose results were kept).
+    /// otherwise pile up calls on the blocking pool, none of whose results were kept). What
+    /// such a call gives is taken only if it is credentials good beyond the refresh window:
+    /// it may have ended long ago, so an error or credentials about to expire ask anew.
     pub(crate) fn from_provider(provider: Arc<dyn ProvideCredentials>) -> Self {
         let running: Arc<tokio::sync::Mutex<Option<ProviderCall>>> = Arc::default();
         Self::new(Box::new(move || {
             let provider = Arc::clone(&provider);
             let running = Arc::clone(&running);
             Box::pin(async move {
+                let joined = |done: Result<_, tokio::task::JoinError>| {
+                    done.unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))))
+                };
                 // loads take turns (the cache's gate), so this lock is never waited for
                 let mut running = running.lock().await;
-                let call = running.get_or_insert_with(|| {
-                    tokio::task::spawn_blocking(move || provider.provide_credentials())
-                });
-                let done = call.await;
+                if let Some(left) = running.as_mut() {
+                    let done = joined(left.await);
+                    *running = None;
+                    match done {
+                        Ok(c) if valid_for(&c, REFRESH_BUFFER) => return Ok(c),
+                        _ => tracing::debug!("a provider call left by an earlier load is stale"),
+                    }
+                }
+                let provider = Arc::clone(&provider);
+                let call = running.insert(tokio::task::spawn_blocking(move || {
+                    provider.provide_credentials()
+                }));
+                let done = joined(call.await);
                 *running = None;
-                done.unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))))
+                done
             })
         }))
     }
@@ -105,13 +127,14 @@ impl AsyncCache {
     }
 
     fn fresh(&self) -> Option<Arc<ProvidedCredentials>> {
+        self.current_valid_for(REFRESH_BUFFER)
+    }
+
+    fn current_valid_for(&self, margin: Duration) -> Option<Arc<ProvidedCredentials>> {
         let current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         current
             .as_ref()
-            .filter(|c| {
-                c.expiry
-                    .is_none_or(|e| SystemTime::now() + REFRESH_BUFFER < e)
-            })
+            .filter(|c| valid_for(c, margin))
             .map(Arc::clone)
     }
 
@@ -121,13 +144,23 @@ impl AsyncCache {
             return Ok(c);
         }
         // One loader at a time; a cancelled loader releases the gate for the next
+        let seen = self.loads.load(Ordering::Acquire);
         let _gate = self.gate.lock().await;
         if let Some(c) = self.fresh() {
+            return Ok(c);
+        }
+        // a load finished while this task waited: its credentials serve this task too, inside
+        // the refresh window as well (as long as they have not expired), rather than every
+        // waiting task loading again in turn
+        if self.loads.load(Ordering::Acquire) != seen
+            && let Some(c) = self.current_valid_for(Duration::ZERO)
+        {
             return Ok(c);
         }
         let loaded = Arc::new((self.load)().await?);
         tracing::debug!(provider = loaded.provider, "credentials loaded");
         *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loaded));
+        self.loads.fetch_add(1, Ordering::Release);
         Ok(loaded)
     }
 }
@@ -250,6 +283,77 @@ mod tests {
             assert_eq!(t.await.unwrap(), "AKID0");
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn tasks_waiting_for_a_load_take_its_credentials_inside_the_refresh_window() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let soon = SystemTime::now() + REFRESH_BUFFER - Duration::from_secs(60);
+        let cache = counting(Arc::clone(&loads), Some(soon));
+        // twenty tasks wait at the gate (each polled once while it is held), then load
+        let gate = cache.gate.lock().await;
+        let mut waiting: Vec<_> = (0..20).map(|_| Box::pin(cache.get())).collect();
+        for task in &mut waiting {
+            let pending = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(task.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(pending, "the gate is held");
+        }
+        drop(gate);
+        for task in waiting {
+            assert_eq!(task.await.unwrap().credentials.access_key_id(), "AKID0");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // a later task, which waited for no load, loads again
+        assert_eq!(key(&cache).await, "AKID1");
+    }
+
+    /// A blocking provider whose first call waits for `open` and returns `AKID0` (or an
+    /// error), the next ones `AKID1` at once; with the calls counted
+    fn gated_provider(
+        open: std::sync::mpsc::Receiver<()>,
+        first: Result<Option<SystemTime>, ()>,
+        calls: Arc<AtomicU32>,
+    ) -> AsyncCache {
+        let open = Mutex::new(open);
+        AsyncCache::from_provider(Arc::new(move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let expiry = if n == 0 {
+                let _ = open.lock().unwrap().recv();
+                first.map_err(|()| CredentialsError::Usage("an old failure".to_owned()))?
+            } else {
+                None
+            };
+            Ok(ProvidedCredentials::new(
+                Credentials::new(format!("AKID{n}"), "secret", None),
+                expiry,
+                None,
+                "test",
+            ))
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_provider_call_left_by_an_earlier_load_gives_only_fresh_credentials() {
+        let later = SystemTime::now() + REFRESH_BUFFER + Duration::from_secs(60);
+        let soon = SystemTime::now() + Duration::from_secs(1);
+        for (first, expect, calls_after) in [
+            (Ok(Some(later)), "AKID0", 1),
+            (Ok(None), "AKID0", 1),
+            (Ok(Some(soon)), "AKID1", 2),
+            (Err(()), "AKID1", 2),
+        ] {
+            let (open, opened) = std::sync::mpsc::channel();
+            let calls = Arc::new(AtomicU32::new(0));
+            let cache = gated_provider(opened, first, Arc::clone(&calls));
+            // the load that started the call gives up on it (its invocation's deadline)
+            let gave_up = tokio::time::timeout(Duration::from_millis(50), cache.get()).await;
+            assert!(gave_up.is_err());
+            open.send(()).unwrap();
+            assert_eq!(key(&cache).await, expect, "first call gave {first:?}");
+            assert_eq!(calls.load(Ordering::SeqCst), calls_after);
+        }
     }
 
     #[tokio::test]
