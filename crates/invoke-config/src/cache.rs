@@ -1,6 +1,7 @@
 //! A credentials source trait and a cache that refreshes before expiry
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -57,8 +58,9 @@ impl Drop for Reset<'_> {
 
 /// Caches what a source returns, loading again [`REFRESH_BUFFER`] before expiry
 ///
-/// When many threads ask at once, one loads and the others wait for its result. Errors
-/// are not cached. Credentials without an expiry are kept for good.
+/// When many threads ask at once, one loads and the others wait for its result (and take
+/// it even when it expires within the refresh buffer, rather than each loading again in
+/// turn). Errors are not cached. Credentials without an expiry are kept for good.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -82,6 +84,8 @@ pub struct CredentialsCache {
     buffer: Duration,
     state: Mutex<State>,
     changed: Condvar,
+    /// Threads waiting for a load
+    waiting: AtomicUsize,
 }
 
 impl fmt::Debug for CredentialsCache {
@@ -110,6 +114,7 @@ impl CredentialsCache {
             buffer: REFRESH_BUFFER,
             state: Mutex::new(State::Empty),
             changed: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 
@@ -141,14 +146,22 @@ impl CredentialsCache {
 impl ProvideCredentials for CredentialsCache {
     fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut waited = false;
         loop {
             match &*state {
                 State::Ready(c) if self.fresh(c) => return Ok((**c).clone()),
+                // loaded while this thread waited: good enough unless already expired
+                State::Ready(c) if waited && c.expiry.is_none_or(|e| (self.clock)() < e) => {
+                    return Ok((**c).clone());
+                }
                 State::Loading => {
+                    waited = true;
+                    self.waiting.fetch_add(1, Ordering::Relaxed);
                     state = self
                         .changed
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner);
+                    self.waiting.fetch_sub(1, Ordering::Relaxed);
                 }
                 State::Ready(_) | State::Empty => break,
             }
@@ -166,5 +179,69 @@ impl ProvideCredentials for CredentialsCache {
         drop(state);
         self.changed.notify_all();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::{Duration, SystemTime};
+
+    use invoke_proto::Credentials;
+
+    use super::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
+    use crate::credentials::ProvidedCredentials;
+
+    #[test]
+    fn threads_waiting_for_a_load_take_its_credentials_inside_the_refresh_buffer() {
+        let soon = SystemTime::now() + REFRESH_BUFFER - Duration::from_secs(60);
+        let loads = Arc::new(AtomicU32::new(0));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let l = Arc::clone(&loads);
+        let cache = Arc::new(CredentialsCache::new(
+            move || {
+                let n = l.fetch_add(1, Ordering::SeqCst);
+                if n == 0 {
+                    let _ = released.lock().unwrap().recv();
+                }
+                Ok(ProvidedCredentials::new(
+                    Credentials::new(format!("AKID{n}"), "secret", None),
+                    Some(soon),
+                    None,
+                    "test",
+                ))
+            },
+            SystemTime::now,
+        ));
+        let key = |cache: &CredentialsCache| {
+            let c = cache.provide_credentials().unwrap();
+            c.credentials.access_key_id().to_owned()
+        };
+        let first = {
+            let cache = Arc::clone(&cache);
+            std::thread::spawn(move || key(&cache))
+        };
+        while loads.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        let waiting: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                std::thread::spawn(move || key(&cache))
+            })
+            .collect();
+        while cache.waiting.load(Ordering::Relaxed) < 8 {
+            std::thread::yield_now();
+        }
+        release.send(()).unwrap();
+        assert_eq!(first.join().unwrap(), "AKID0");
+        for t in waiting {
+            assert_eq!(t.join().unwrap(), "AKID0");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        // a later caller, which waited for no load, loads again
+        assert_eq!(key(&cache), "AKID1");
     }
 }
