@@ -233,7 +233,7 @@ impl Connector {
     }
 
     /// The connect timeout for `dst`
-    fn timeout_for(&self, dst: &Uri) -> Duration {
+    pub(crate) fn timeout_for(&self, dst: &Uri) -> Duration {
         if self.local_cap && dst.host().is_some_and(is_local_host) {
             self.timeout.min(LOCAL_CONNECT_TIMEOUT)
         } else {

@@ -141,7 +141,16 @@ impl Pool {
                     false,
                 ),
             };
-            if reused && sender.ready().await.is_err() {
+            // a connection that cannot take a request within the connect timeout (one whose
+            // response ended while its request's payload is still unsent to a server that
+            // reads no more) is closed, and another one made
+            if reused
+                && !matches!(
+                    tokio::time::timeout(self.connector.timeout_for(&self.target), sender.ready())
+                        .await,
+                    Ok(Ok(()))
+                )
+            {
                 continue;
             }
             sent_at.mark();

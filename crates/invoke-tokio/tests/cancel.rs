@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_core::Stream as _;
 use invoke_proto::bytes::BytesMut;
-use invoke_proto::{Credentials, Event, InvokeParams, encode_payload_chunk};
+use invoke_proto::{Credentials, Event, InvokeParams, RetryConfig, encode_payload_chunk};
 use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
@@ -330,4 +330,64 @@ fn a_provider_slower_than_the_deadline_is_called_once() {
             .expect("signed with its credentials");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     });
+}
+
+/// A server that answers before it has read the request's payload (a throttle at the front
+/// door) and never reads the rest: the connection can take no other request while its
+/// payload is unsent, so the retry does not wait for it (until the overall deadline) but
+/// connects anew within the connect timeout
+#[test]
+fn a_connection_still_sending_its_payload_is_not_waited_for() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { continue };
+            counted.fetch_add(1, Ordering::SeqCst);
+            if support::read_request_head(&mut socket) {
+                let _ = socket.write_all(
+                    b"HTTP/1.1 429 Too Many Requests\r\n\
+                      x-amzn-ErrorType: TooManyRequestsException\r\n\
+                      Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                );
+            }
+            held.push(socket); // never read again
+        }
+    });
+    let endpoint = resolve_endpoint(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(format!("http://{addr}")),
+    )
+    .expect("endpoint");
+    let client = Client::builder(endpoint)
+        .credentials(Credentials::new(KEY, SECRET, None))
+        .proxy_env(ProxyEnv::none())
+        .timeouts(
+            invoke_tokio::Timeouts::default()
+                .with_connect(Duration::from_millis(500))
+                .with_overall(WAIT),
+        )
+        .retry(
+            RetryConfig::new()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(1))
+                .with_max_backoff(Duration::from_millis(1)),
+        )
+        .build()
+        .expect("client");
+    // more than the socket buffers hold
+    let payload = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
+    let error = support::runtime()
+        .block_on(client.invoke(&InvokeParams::new("f", payload)))
+        .expect_err("throttled");
+    let shown = error.to_string();
+    assert!(
+        shown.contains("TooManyRequestsException") && shown.contains("2 attempts"),
+        "{shown}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
