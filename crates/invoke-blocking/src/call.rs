@@ -15,7 +15,7 @@ use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, Respo
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
 use crate::credentials::exchanges_by;
-use crate::drain::reads_by;
+use crate::drain::{deadline_by, reads_by};
 use crate::error::{BoxError, Error};
 
 /// What the caller gets next
@@ -102,6 +102,8 @@ impl Call {
 
     /// Carries out one driver action; what the caller gets, if anything
     fn act(&mut self, action: DriverAction) -> Result<Option<Progress>, Error> {
+        // no read of the connection waits past the deadline (see `drain`)
+        let _deadline = deadline_by(self.deadline);
         let progress = match action {
             DriverAction::Send { attempt } => {
                 self.send(attempt).inspect_err(|_| self.end())?;
@@ -291,7 +293,8 @@ fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
             _ => TransportFailure::IdleTimeout,
         },
         ureq::Error::Io(io) if is_tls(io) => TransportFailure::Tls,
-        ureq::Error::Io(io) => classify_io_kind(io.kind(), before_head),
+        // a ureq error inside (a timeout from below TLS) tells more than the kind
+        ureq::Error::Io(io) => classify_io(io, before_head),
         ureq::Error::HostNotFound
         | ureq::Error::ConnectionFailed
         | ureq::Error::ConnectProxyFailed(_) => TransportFailure::Connect,

@@ -311,6 +311,20 @@ fn per_io_timeout(t: &Timeouts) -> Duration {
 /// See [`per_io_timeout`]
 const IO_TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
+/// The connections of a client's agent: ureq's default chain for this crate's features
+/// (a `CONNECT` tunnel through a proxy, TCP, rustls), every read bounded by the drain's
+/// limit and the call's deadline both below TLS and above it (see `drain`)
+fn connector() -> impl ureq::unversioned::transport::Connector<()> {
+    use ureq::unversioned::transport::{
+        ConnectProxyConnector, Connector as _, RustlsConnector, TcpConnector,
+    };
+    ().chain(ConnectProxyConnector::default())
+        .chain(TcpConnector::default())
+        .chain(crate::drain::BoundedReads { note_input: false })
+        .chain(RustlsConnector::default())
+        .chain(crate::drain::BoundedReads { note_input: true })
+}
+
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
@@ -396,11 +410,7 @@ impl ClientBuilder {
         let addresses = Arc::new(AddressCache::default());
         let agent = ureq::Agent::with_parts(
             config,
-            // every connection's reads also honour a drain's shorter limit (see `drain`)
-            ureq::unversioned::transport::Connector::chain(
-                ureq::unversioned::transport::DefaultConnector::default(),
-                crate::drain::BoundedReads,
-            ),
+            connector(),
             LiteralFirst::new(resolver, Arc::clone(&addresses)),
         );
         let credentials = match choice {

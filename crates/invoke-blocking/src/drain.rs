@@ -3,8 +3,13 @@
 //! ureq fixes a request's read timeouts when it is sent; the end of a body after
 //! `InvokeComplete` is waited for much more briefly ([`DRAIN_WAIT`](invoke_config::DRAIN_WAIT))
 //! than the idle timeout allows. Every connection is wrapped in [`Bounded`], whose reads
-//! also wait no later than a limit set for the calling thread ([`reads_by`]) while it drains.
-//! [`Bounded`] also tells the body buffers where its input lands (`buffers::note_input`).
+//! also wait no later than a limit set for the calling thread ([`reads_by`]) while it drains,
+//! and no later than the call's overall deadline ([`deadline_by`]). ureq gives each read a
+//! timeout computed once for a whole step, which a loop below it reuses for every read of
+//! the socket (rustls reading on for the rest of a record, ureq for the rest of a proxy's
+//! answer to `CONNECT`): a peer sending a byte now and then would keep such a loop going, so
+//! a second [`Bounded`] sits between the socket and TLS. The outer one also tells the body
+//! buffers where its input lands (`buffers::note_input`).
 
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -15,6 +20,9 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTi
 thread_local! {
     /// When set, reads on this thread wait no later than this
     static READS_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When set, reads on this thread wait no later than this: the overall deadline of the
+    /// call that reads
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
@@ -43,9 +51,19 @@ pub(crate) fn reads_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&READS_BY, by)
 }
 
-/// The last connector of a client's chain: wraps each connection in [`Bounded`]
+/// While the guard lives, reads on this thread's connections wait no later than `by`, the
+/// call's overall deadline
+pub(crate) fn deadline_by(by: Instant) -> ThreadLimit {
+    ThreadLimit::set(&DEADLINE, by)
+}
+
+/// Wraps each connection in [`Bounded`]: twice in a client's chain, between the socket and
+/// TLS, and last (`note_input`)
 #[derive(Debug)]
-pub(crate) struct BoundedReads;
+pub(crate) struct BoundedReads {
+    /// Whether reads note where their input lands (the connection ureq reads the body from)
+    pub(crate) note_input: bool,
+}
 
 impl<In: Transport> Connector<In> for BoundedReads {
     type Out = Bounded<In>;
@@ -55,47 +73,64 @@ impl<In: Transport> Connector<In> for BoundedReads {
         _: &ConnectionDetails,
         chained: Option<In>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        Ok(chained.map(Bounded))
+        Ok(chained.map(|inner| Bounded {
+            inner,
+            note_input: self.note_input,
+        }))
     }
 }
 
-/// A connection whose reads honour [`reads_by`] and are noted by `buffers::note_input`
+/// A connection whose reads honour [`reads_by`] and [`deadline_by`], and with `note_input`
+/// are noted by `buffers::note_input`
 #[derive(Debug)]
-pub(crate) struct Bounded<T>(T);
+pub(crate) struct Bounded<T> {
+    inner: T,
+    note_input: bool,
+}
 
 impl<T: Transport> Transport for Bounded<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
-        self.0.buffers()
+        self.inner.buffers()
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        self.0.transmit_output(amount, timeout)
+        self.inner.transmit_output(amount, timeout)
     }
 
     fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        if let Some(by) = READS_BY.get() {
+        for (limit, reason) in [
+            (READS_BY.get(), ureq::Timeout::RecvBody),
+            (DEADLINE.get(), ureq::Timeout::Global),
+        ] {
+            let Some(by) = limit else { continue };
             // Past the limit, no more reads: a peer sending a little at a time (trailer
-            // fields, which ureq reads within one body read) would otherwise keep the drain
-            // going, each read waiting at most the 1 ms below
+            // fields, which ureq reads within one body read; a TLS record or an answer to
+            // CONNECT a byte at a time) would otherwise keep the loop going, each read
+            // waiting at most the 1 ms below
             let left = by.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(ureq::Error::Timeout(ureq::Timeout::RecvBody));
+                return Err(ureq::Error::Timeout(reason));
             }
             // not zero: ureq waits a whole second for a zero timeout
             let left = left.max(Duration::from_millis(1)).into();
-            timeout.per_read = Some(timeout.per_read.map_or(left, |d| d.min(left)));
+            if left < timeout.after {
+                timeout.after = left;
+                timeout.reason = reason;
+            }
         }
-        // where the bytes will land: the body reads place theirs away from it
-        crate::buffers::note_input(self.0.buffers().input_append_buf().as_ptr().addr());
-        self.0.await_input(timeout)
+        if self.note_input {
+            // where the bytes will land: the body reads place theirs away from it
+            crate::buffers::note_input(self.inner.buffers().input_append_buf().as_ptr().addr());
+        }
+        self.inner.await_input(timeout)
     }
 
     fn is_open(&mut self) -> bool {
-        self.0.is_open()
+        self.inner.is_open()
     }
 
     fn is_tls(&self) -> bool {
-        self.0.is_tls()
+        self.inner.is_tls()
     }
 }
 
@@ -127,7 +162,10 @@ mod tests {
     #[test]
     fn a_read_notes_where_the_input_lands() {
         std::thread::spawn(|| {
-            let mut connection = Bounded(Silent(LazyBuffers::new(8192, 1024)));
+            let mut connection = Bounded {
+                inner: Silent(LazyBuffers::new(8192, 1024)),
+                note_input: true,
+            };
             assert_eq!(crate::buffers::noted_input(), None);
             // three bytes received and one consumed: the next land after the three
             let buffers = connection.buffers();
@@ -147,7 +185,10 @@ mod tests {
     #[test]
     fn no_read_waits_past_the_limit() {
         std::thread::spawn(|| {
-            let mut connection = Bounded(Silent(LazyBuffers::new(8192, 1024)));
+            let mut connection = Bounded {
+                inner: Silent(LazyBuffers::new(8192, 1024)),
+                note_input: true,
+            };
             let past = Instant::now().checked_sub(Duration::from_millis(1));
             let _by = reads_by(past.expect("an instant 1 ms ago"));
             assert!(matches!(

@@ -601,6 +601,127 @@ fn closed_after_complete<T: Transport>(t: &T, server: fn(&TcpListener) -> bool) 
     server.join().expect("server")
 }
 
+/// As above over https, the server sending after the last chunk the start of a TLS record
+/// and then one more byte of it every 100 ms: the TLS layer reads on for the whole record,
+/// each read of the socket waiting anew, so only a limit on every read of the socket (not
+/// on each read of the TLS layer) ends the wait
+pub fn a_tls_record_dribbled_after_invoke_complete_is_not_waited_for<T: Transport>(t: &T) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (acceptor, ca_pem) =
+        invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).expect("TLS");
+    let ca_file = std::env::temp_dir().join(format!(
+        "transport-suite-dribbled-record-{}-{}.pem",
+        std::process::id(),
+        addr.port()
+    ));
+    std::fs::write(&ca_file, ca_pem).expect("CA file");
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let (tcp, _) = listener.accept().await.expect("accept");
+            let mut tls = acceptor.accept(tcp).await.expect("handshake");
+            let mut seen = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = tls.read(&mut buf).await.expect("request");
+                assert!(n > 0, "no whole request head from the client");
+                seen.extend_from_slice(&buf[..n]);
+            }
+            let mut start = held_response_start();
+            start.extend_from_slice(b"0\r\n");
+            tls.write_all(&start).await.expect("response");
+            tls.flush().await.expect("response");
+            // below TLS: a record header announcing 16 KiB, then its bytes one at a time
+            let tcp = tls.get_mut().0;
+            tcp.set_nodelay(true).expect("nodelay");
+            if tcp.write_all(&[0x17, 3, 3, 0x40, 0]).await.is_err() {
+                return true;
+            }
+            let until = std::time::Instant::now() + Duration::from_secs(30);
+            while std::time::Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if tcp.write_all(b"x").await.is_err() {
+                    return true;
+                }
+            }
+            false
+        })
+    });
+    let mut cfg = config(endpoint(&format!("https://localhost:{}", addr.port())));
+    cfg.ca_bundle = Some(ca_file.clone());
+    // longer than the server dribbles: only closing early ends the call before it
+    cfg.idle_timeout = Duration::from_secs(300);
+    cfg.overall_timeout = Duration::from_secs(300);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
+    let _ = std::fs::remove_file(&ca_file);
+    assert_success(&o);
+    assert_eq!(o.payload(), b"held");
+    assert!(
+        server.join().expect("server"),
+        "the client read a TLS record for 30 s instead of closing the connection"
+    );
+}
+
+/// A proxy that answers `CONNECT` with the start of a response head and then one more byte
+/// of it every 100 ms: the attempt fails within the connect timeout, or at the latest at the
+/// overall deadline, not for as long as the proxy goes on (a read of the proxy's answer
+/// waiting anew after each byte)
+pub fn a_proxy_answering_connect_a_byte_at_a_time_is_cut<T: Transport>(t: &T) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(
+            metadata::read_request(&s).is_ok(),
+            "no CONNECT request from the client"
+        );
+        s.set_nodelay(true).unwrap();
+        if s.write_all(b"HTTP/1.1 200 OK\r\nX-Pad: ").is_err() {
+            return true;
+        }
+        let until = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(100));
+            if s.write_all(b"a").is_err() {
+                return true;
+            }
+        }
+        false
+    });
+    // the target is never reached: the tunnel never opens
+    let mut cfg = config(endpoint("https://localhost:9"));
+    cfg.proxy_env = vec![("HTTPS_PROXY".into(), format!("http://{proxy}"))];
+    cfg.connect_timeout = Duration::from_secs(1);
+    cfg.overall_timeout = Duration::from_secs(3);
+    cfg.retry = cfg.retry.with_max_attempts(1);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("f", "{}"));
+    assert!(
+        matches!(
+            o.failure,
+            Some(Failure::Transport {
+                kind: TransportFailure::ConnectTimeout | TransportFailure::Deadline,
+                ..
+            })
+        ),
+        "{:?}",
+        o.failure
+    );
+    assert!(
+        server.join().expect("proxy"),
+        "the client read the proxy's answer for 30 s instead of closing the connection"
+    );
+}
+
 /// Answers one request with a chunk, `InvokeComplete` and the last chunk, then sends a
 /// trailer field every 200 µs for up to 30 s; whether the client closed the connection first
 fn dribbling_after_complete(listener: &TcpListener) -> bool {
