@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::credentials::{ProcessCommand, ProcessOutput};
@@ -12,9 +12,10 @@ use crate::credentials::{ProcessCommand, ProcessOutput};
 fn kill_group(child: &mut std::process::Child) {
     #[cfg(unix)]
     {
-        // the group id is the child's pid (`process_group(0)`); `kill` is POSIX
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", child.id())])
+        // the group id is the child's pid (`process_group(0)`); the shell's own `kill`
+        // (POSIX), so no `kill` program need be installed
+        let _ = Command::new("sh")
+            .args(["-c", "kill -s KILL -- \"-$1\"", "sh", &child.id().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -67,21 +68,33 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
         .spawn()
         .map_err(|e| format!("could not start `sh`: {e}"))?;
     let limit = cmd.max_output as u64;
+    // each stream's bytes so far, and word when it ended: a process the command left
+    // running in the background may hold the stream open after the command exited, and what
+    // the command wrote is kept all the same
     let reader = |stream: Option<Box<dyn Read + Send>>| {
         let (tx, rx) = mpsc::channel();
+        let read = Arc::new(Mutex::new(Vec::new()));
         if let Some(stream) = stream {
+            let read = Arc::clone(&read);
             std::thread::spawn(move || {
-                let mut buf = Vec::new();
                 let mut s = stream.take(limit);
-                let _ = s.read_to_end(&mut buf);
+                let mut chunk = [0u8; 8192];
+                while let Ok(n @ 1..) = s.read(&mut chunk) {
+                    read.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .extend_from_slice(&chunk[..n]);
+                }
                 // drain the rest so the child never blocks on a full pipe
                 let _ = std::io::copy(&mut s.into_inner(), &mut std::io::sink());
-                let _ = tx.send(buf);
+                let _ = tx.send(());
             });
         } else {
-            let _ = tx.send(Vec::new());
+            let _ = tx.send(());
         }
-        rx
+        move |grace: Duration| {
+            let _ = rx.recv_timeout(grace);
+            std::mem::take(&mut *read.lock().unwrap_or_else(PoisonError::into_inner))
+        }
     };
     let out = reader(
         child
@@ -120,7 +133,7 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
     Ok(ProcessOutput {
         success: status.success(),
         status: status.to_string(),
-        stdout: out.recv_timeout(grace).unwrap_or_default(),
-        stderr: err.recv_timeout(grace).unwrap_or_default(),
+        stdout: out(grace),
+        stderr: err(grace),
     })
 }

@@ -778,6 +778,11 @@ fn process_runner_reports_failure_bounds_output_and_kills_on_timeout() {
     let out = run_process(&cmd("head -c 100000 /dev/zero", 10_000, 1000)).unwrap();
     assert!(out.success);
     assert_eq!(out.stdout.len(), 1000);
+    // a process left in the background holds stdout open after the command exited: what
+    // the command wrote is kept
+    let out = run_process(&cmd("sleep 3 & echo '{\"Version\": 1}'", 10_000, 1024)).unwrap();
+    assert!(out.success);
+    assert_eq!(out.stdout, b"{\"Version\": 1}\n");
     // the shell and its child are killed together: the marker file is never written
     let marker = std::env::temp_dir().join(format!("invoke-config-kill-{}", std::process::id()));
     let _ = std::fs::remove_file(&marker);
