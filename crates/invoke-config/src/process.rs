@@ -15,7 +15,12 @@ fn kill_group(child: &mut std::process::Child) {
         // the group id is the child's pid (`process_group(0)`); the shell's own `kill`
         // (POSIX), so no `kill` program need be installed
         let _ = Command::new("sh")
-            .args(["-c", "kill -s KILL -- \"-$1\"", "sh", &child.id().to_string()])
+            .args([
+                "-c",
+                "kill -s KILL -- \"-$1\"",
+                "sh",
+                &child.id().to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

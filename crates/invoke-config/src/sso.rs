@@ -189,18 +189,24 @@ impl Exchange for Sso {
         let (Some(id), Some(secret)) = (get("accessKeyId"), get("secretAccessKey")) else {
             return Err(bad("the answer lacks accessKeyId or secretAccessKey".into()));
         };
-        let expiry = rc
-            .get("expiration")
-            .and_then(serde_json::Value::as_u64)
-            .map(|ms| {
+        // without an expiration, temporary credentials would be kept for good: as aws-config
+        // (which reads a missing one as 0), they are taken as expired, used for the call that
+        // loaded them and loaded again for the next
+        let expiry = match rc.get("expiration") {
+            None | Some(serde_json::Value::Null) => SystemTime::UNIX_EPOCH,
+            Some(value) => {
+                let Some(ms) = value.as_u64() else {
+                    return Err(bad(format!("the expiration {value} is not a time")));
+                };
                 // past year 9999 (as RFC 3339 times elsewhere) is no time a portal means, and
                 // could overflow a platform's clock
                 Some(ms)
                     .filter(|ms| *ms <= LAST_MILLISECOND_OF_9999)
                     .and_then(|ms| SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(ms)))
-                    .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))
-            })
-            .transpose()?;
+                    .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))?
+            }
+        };
+        let expiry = Some(expiry);
         Ok(ProvidedCredentials::new(
             Credentials::new(id, secret, get("sessionToken").map(str::to_owned)),
             expiry,

@@ -132,10 +132,13 @@ pub(crate) fn parse_success(
             "answer lacks AccessKeyId, SecretAccessKey or SessionToken".into(),
         ));
     };
+    // without an Expiration, temporary credentials would be kept for good: taken as expired
+    // instead (used for the call that loaded them, loaded again for the next), as aws-config
     let expiry = match get("Expiration") {
-        Some(e) => Some(parse_rfc3339(e).ok_or_else(|| fail(format!("invalid Expiration `{e}`")))?),
-        None => None,
+        Some(e) => parse_rfc3339(e).ok_or_else(|| fail(format!("invalid Expiration `{e}`")))?,
+        None => std::time::SystemTime::UNIX_EPOCH,
     };
+    let expiry = Some(expiry);
     let account_id = find(&texts, "AssumedRoleUser/Arn")
         .and_then(|arn| arn.split(':').nth(4))
         .filter(|a| !a.is_empty())
@@ -189,6 +192,30 @@ pub(crate) fn parse_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_an_expiration_is_taken_as_expired() {
+        let body = |expiration: &str| {
+            format!(
+                "<AssumeRoleResponse><AssumeRoleResult><Credentials>\
+                 <AccessKeyId>ASIA</AccessKeyId><SecretAccessKey>s</SecretAccessKey>\
+                 <SessionToken>t</SessionToken>{expiration}</Credentials></AssumeRoleResult>\
+                 </AssumeRoleResponse>"
+            )
+        };
+        let got = parse_success("AssumeRole", body("").as_bytes(), "sts").unwrap();
+        assert_eq!(got.expiry, Some(std::time::SystemTime::UNIX_EPOCH));
+        let got = parse_success(
+            "AssumeRole",
+            body("<Expiration>2023-11-14T23:13:20Z</Expiration>").as_bytes(),
+            "sts",
+        )
+        .unwrap();
+        assert_eq!(
+            got.expiry,
+            Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_003_600))
+        );
+    }
 
     #[test]
     fn form_and_unescape() {

@@ -1184,6 +1184,36 @@ fn sso_portal_answers_once_and_a_huge_expiration_is_an_error() {
     .unwrap_err();
     assert!(e.to_string().contains("out of range"), "{e}");
     assert_no_secret(&e.to_string());
+
+    // no expiration: taken as expired (loaded again next time), never kept for good; one
+    // that is no number of milliseconds is an error
+    for (expiration, expect) in [
+        ("", Ok(Some(SystemTime::UNIX_EPOCH))),
+        (r#","expiration":null"#, Ok(Some(SystemTime::UNIX_EPOCH))),
+        (r#","expiration":"2099-01-01T00:00:00Z""#, Err("not a time")),
+        (r#","expiration":-1"#, Err("not a time")),
+        (r#","expiration":1.5e12"#, Err("not a time")),
+    ] {
+        let mut c = chain(
+            &[("AWS_PROFILE", "dev")],
+            fs(),
+            &ProviderKind::DEFAULT_CHAIN,
+        );
+        let body = format!(
+            r#"{{"roleCredentials":{{"accessKeyId":"ASIASSO","secretAccessKey":"ssosecret","sessionToken":"ssotoken"{expiration}}}}}"#
+        );
+        let got = drive(&mut c, now, |_req| {
+            Ok::<_, String>((StatusCode::OK, HeaderMap::new(), Bytes::from(body.clone())))
+        });
+        match (got, expect) {
+            (Ok(r), Ok(expiry)) => assert_eq!(r.expiry, expiry, "{expiration}"),
+            (Err(e), Err(text)) => {
+                assert!(e.to_string().contains(text), "{expiration}: {e}");
+                assert_no_secret(&e.to_string());
+            }
+            (got, _) => panic!("{expiration}: {got:?}"),
+        }
+    }
 }
 
 #[test]
