@@ -469,7 +469,10 @@ fn files_looked_at(shared: &SharedConfig) -> String {
             let status = match status {
                 invoke_config::config::FileStatus::Read(_) => "read",
                 invoke_config::config::FileStatus::Missing => "missing",
-                invoke_config::config::FileStatus::Failed => "unreadable",
+                invoke_config::config::FileStatus::Failed => "invalid",
+                invoke_config::config::FileStatus::Skipped(why) => {
+                    return format!("{} (skipped: {why})", path.display());
+                }
             };
             format!("{} ({status})", path.display())
         })

@@ -59,8 +59,12 @@ pub enum FileStatus {
     Read(usize),
     /// Not there (which is fine)
     Missing,
-    /// Unreadable or invalid (the error is in [`SharedConfig::profiles`])
+    /// Invalid (the error is in [`SharedConfig::profiles`])
     Failed,
+    /// Unreadable (a read error other than its absence, over 1 MiB, or not UTF-8): taken
+    /// as an empty file, as the AWS SDKs do, so the rest of the configuration and the
+    /// credential providers after the profile still work; why
+    Skipped(String),
 }
 
 /// The environment snapshot and both shared files, read once, with the active profile
@@ -127,7 +131,6 @@ impl SharedConfig {
         let locations = FileLocations::from_env(&env, platform);
         let mut files = Vec::new();
         let mut texts = Vec::new();
-        let mut failure = None;
         for (kind, path) in [
             (FileKind::Config, &locations.config),
             (FileKind::Credentials, &locations.credentials),
@@ -139,15 +142,10 @@ impl SharedConfig {
                     texts.push((kind, path.display().to_string(), text));
                 }
                 Ok(None) => files.push((path.clone(), FileStatus::Missing)),
-                Err(e) => {
-                    files.push((path.clone(), FileStatus::Failed));
-                    failure.get_or_insert(e);
-                }
+                Err(e) => files.push((path.clone(), FileStatus::Skipped(e.to_string()))),
             }
         }
-        let profiles = if let Some(e) = failure {
-            Err(e)
-        } else {
+        let profiles = {
             let borrowed: Vec<_> = texts
                 .iter()
                 .map(|(k, p, t)| (*k, p.as_str(), t.as_str()))
@@ -155,7 +153,9 @@ impl SharedConfig {
             let parsed = ProfileSet::parse(&borrowed).map_err(ProfileFileError::from);
             if parsed.is_err() {
                 for f in &mut files {
-                    f.1 = FileStatus::Failed;
+                    if matches!(f.1, FileStatus::Read(_)) {
+                        f.1 = FileStatus::Failed;
+                    }
                 }
             }
             parsed
@@ -264,7 +264,7 @@ impl SharedConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for an unreadable or invalid shared file, or a value that is not
+    /// [`ConfigError`] for an invalid shared file (an unreadable one is taken as empty, see [`FileStatus::Skipped`]), or a value that is not
     /// valid for its setting (`AWS_USE_FIPS_ENDPOINT=maybe`, `max_attempts = 0`, ...).
     pub fn resolve(&self, overrides: &Overrides) -> Result<ClientConfig, ConfigError> {
         if let Err(e) = &self.profiles {

@@ -1256,3 +1256,47 @@ fn a_chain_without_the_environment_provider_takes_the_profile_keys() {
     };
     assert!(!e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
 }
+
+#[test]
+fn an_unreadable_shared_file_is_taken_as_empty_as_the_sdks_do() {
+    // a config file that is not UTF-8 beside a good credentials file: the profile's keys
+    // still sign, the region comes from the environment, and the file says why it was skipped
+    let fs = MemFs::new()
+        .with("/home/.aws/config", b"[default]\nregion = \xff\n".to_vec())
+        .with(
+            "/home/.aws/credentials",
+            format!(
+                "[default]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = {SECRET}\n"
+            ),
+        );
+    let shared = shared_config(&[("AWS_REGION", "eu-west-1")], &fs);
+    assert!(
+        matches!(&shared.files()[0].1, invoke_config::config::FileStatus::Skipped(why) if why.contains("UTF-8")),
+        "{:?}",
+        shared.files()
+    );
+    let config = shared
+        .resolve(&invoke_config::Overrides::new())
+        .expect("the rest of the configuration resolves");
+    assert_eq!(config.region.map(|r| r.value).as_deref(), Some("eu-west-1"));
+    let mut c = chain(&[], fs, &ProviderKind::DEFAULT_CHAIN);
+    let r = drive(&mut c, now, |_req| {
+        Err::<(StatusCode, HeaderMap, Bytes), _>("no request".to_owned())
+    })
+    .expect("the profile's keys");
+    assert_eq!(r.credentials.access_key_id(), "AKIDPROFILE");
+
+    // both files unreadable: the chain goes on to the container endpoint
+    let fs = MemFs::new()
+        .with("/home/.aws/config", b"\xff".to_vec())
+        .with("/home/.aws/credentials", b"\xfe".to_vec());
+    let mut c = chain(
+        &[("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/creds")],
+        fs,
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let Step::Send(request) = c.next_step(now()) else {
+        panic!("no request to the container endpoint")
+    };
+    assert_eq!(request.uri().host(), Some("169.254.170.2"));
+}
