@@ -53,11 +53,16 @@ impl ErrorLines {
         }
         if let Some(open) = candidate(&self.held) {
             self.open_value = open;
-            Bytes::new()
-        } else {
-            self.open_value = false;
-            self.held.split().freeze()
+            return Bytes::new();
         }
+        // not the lines: what was held before `data` is payload, and `data` is looked at
+        // afresh, since it may start the lines itself (a write of `Lambda` just before them)
+        let mut out = self.held.split_to(self.held.len() - data.len());
+        self.held.clear();
+        self.open_value = false;
+        let fresh = self.feed(data);
+        out.extend_from_slice(&fresh);
+        out.freeze()
     }
 
     /// At the end of the body: the held bytes that are payload after all, and the error the
@@ -182,6 +187,25 @@ mod tests {
         let (rest, err) = e.finish();
         out.extend_from_slice(&rest);
         (out, err)
+    }
+
+    #[test]
+    fn a_held_start_that_was_payload_after_all_leaves_the_lines_found() {
+        let l = lines("Runtime.StreamError", "it broke");
+        let want = Some(FunctionError::new("Runtime.StreamError", "it broke"));
+        // a write that could start the lines, then the lines themselves, whole or split
+        for held in ["L", "Lambda", "Lambda-Runtime-Function-Error-Type"] {
+            assert_eq!(run(&[held, &l]), (held.as_bytes().to_vec(), want.clone()));
+            for i in 1..l.len() {
+                assert_eq!(
+                    run(&["data", held, &l[..i], &l[i..]]),
+                    (format!("data{held}").into_bytes(), want.clone()),
+                    "{held} then the lines split at {i}"
+                );
+            }
+        }
+        // held, then payload: everything comes out as it was sent
+        assert_eq!(run(&["Lambda", "x", "y"]), (b"Lambdaxy".to_vec(), None));
     }
 
     #[test]
