@@ -557,14 +557,30 @@ fn accept_event(
     let id = call.request_id.clone();
     let function = target.name.to_owned();
     let started = call.started;
+    let limit = call.shared.max_response;
     tokio::spawn(async move {
         let _slot = slot;
         let mut bytes: u64 = 0;
         let result = loop {
             match running.rx.recv().await {
                 Some(Output::Head { .. }) => {}
-                Some(Output::Chunk(c)) => bytes += c.len() as u64,
+                Some(Output::Chunk(c)) => {
+                    bytes += c.len() as u64;
+                    // past the response limit, as for a stream, what follows is not taken:
+                    // the function sees its output closed (a function that writes on and on
+                    // would otherwise run at full speed until its timeout)
+                    if bytes > limit {
+                        running.rx.close();
+                    }
+                }
                 Some(Output::Done(r)) => break r,
+                // closed here: its result could no longer be sent
+                None if bytes > limit => {
+                    break Err(FunctionError::new(
+                        "Function.ResponseSizeTooLarge",
+                        format!("the response was larger than {limit} bytes"),
+                    ));
+                }
                 None => {
                     break Err(FunctionError::new(
                         EXIT_ERROR,

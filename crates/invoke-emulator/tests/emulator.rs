@@ -853,6 +853,58 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
 }
 
 #[tokio::test]
+async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
+    // `count` writes on for as long as its output is open: past the response limit the
+    // emulator closes it, so the function ends instead of running until its timeout
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    // not `start`: that one is quiet
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .max_response_bytes(64 * 1024)
+        .log_sink(move |line| {
+            let _ = lines_tx.send(line.to_owned());
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":1024}"#);
+    assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
+    let line = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let line = lines.recv().await.expect("log");
+            if line.contains("Invoke (Event) count") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the function ended well before its timeout");
+    let discarded: u64 = line
+        .split(" -> 202, ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    // the limit, and what the channel still held when it was reached
+    assert!(
+        (64 * 1024..=(64 + 256) * 1024).contains(&discarded),
+        "{line}"
+    );
+    assert!(line.contains("Function.ResponseSizeTooLarge"), "{line}");
+    // empty writes are not made at all (they spun until the function's timeout)
+    let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":0}"#);
+    let o = tokio::time::timeout(
+        Duration::from_secs(60),
+        stream(send(&emu, request(&emu, &p)).await),
+    )
+    .await
+    .expect("count ends at once");
+    assert_eq!(o.complete, Some(InvokeComplete::default()), "{o:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn event_invocations_running_at_once_are_bounded() {
     // each holds until the test ends: without a bound, every Event request would leave one
     // more running in the background
