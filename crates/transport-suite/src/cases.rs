@@ -609,20 +609,10 @@ pub fn a_tls_record_dribbled_after_invoke_complete_is_not_waited_for<T: Transpor
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
-    let (acceptor, ca_pem) =
-        invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).expect("TLS");
-    let ca_file = std::env::temp_dir().join(format!(
-        "transport-suite-dribbled-record-{}-{}.pem",
-        std::process::id(),
-        addr.port()
-    ));
-    std::fs::write(&ca_file, ca_pem).expect("CA file");
+    let (acceptor, ca_file) =
+        crate::proxy::loopback_tls_and_ca_file("dribbled-record", addr.port());
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async move {
+        crate::proxy::current_thread_runtime().block_on(async move {
             use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let (tcp, _) = listener.accept().await.expect("accept");

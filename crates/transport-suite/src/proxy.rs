@@ -12,6 +12,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio_rustls::TlsAcceptor;
+
 /// How long tinyproxy may take to start or to log a request
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -162,6 +164,27 @@ impl Drop for Tinyproxy {
     }
 }
 
+/// `invoke_emulator::loopback_tls`'s acceptor, its CA certificate written to a file named
+/// after `what` and `port` (the caller removes it)
+pub(crate) fn loopback_tls_and_ca_file(what: &str, port: u16) -> (TlsAcceptor, PathBuf) {
+    let (acceptor, ca_pem) =
+        invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).expect("TLS");
+    let ca_file = std::env::temp_dir().join(format!(
+        "transport-suite-{what}-{}-{port}.pem",
+        std::process::id(),
+    ));
+    std::fs::write(&ca_file, ca_pem).expect("CA file");
+    (acceptor, ca_file)
+}
+
+/// A current-thread runtime with IO and time, for a server thread
+pub(crate) fn current_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// An HTTP proxy reached over TLS (`https://127.0.0.1:PORT`) that relays everything to one
 /// target whatever host a request names: it ends TLS and hands the connection to a
 /// [`Forwarder::proxy_to`](crate::Forwarder::proxy_to), which answers `CONNECT` itself and
@@ -183,23 +206,12 @@ impl TlsProxy {
     pub fn start(target: std::net::SocketAddr) -> Self {
         let plain = crate::Forwarder::proxy_to(target);
         let behind = plain.address();
-        let (acceptor, ca_pem) =
-            invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).expect("TLS");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let ca_file = std::env::temp_dir().join(format!(
-            "transport-suite-tls-proxy-{}-{}.pem",
-            std::process::id(),
-            addr.port()
-        ));
-        std::fs::write(&ca_file, ca_pem).expect("CA file");
+        let (acceptor, ca_file) = loopback_tls_and_ca_file("tls-proxy", addr.port());
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
+            current_thread_runtime().block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 while let Ok((tcp, _)) = listener.accept().await {
                     let acceptor = acceptor.clone();
