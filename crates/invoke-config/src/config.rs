@@ -264,8 +264,9 @@ impl SharedConfig {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for an invalid shared file (an unreadable one is taken as empty, see [`FileStatus::Skipped`]), or a value that is not
-    /// valid for its setting (`AWS_USE_FIPS_ENDPOINT=maybe`, `max_attempts = 0`, ...).
+    /// [`ConfigError`] for an invalid shared file (an unreadable one is taken as empty, see
+    /// [`FileStatus::Skipped`]), or a value that is not valid for its setting
+    /// (`AWS_USE_FIPS_ENDPOINT=maybe`, `max_attempts = 0`, ...).
     pub fn resolve(&self, overrides: &Overrides) -> Result<ClientConfig, ConfigError> {
         if let Err(e) = &self.profiles {
             return Err(ConfigError::File(e.clone()));

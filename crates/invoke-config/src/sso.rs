@@ -206,10 +206,9 @@ impl Exchange for Sso {
                     .ok_or_else(|| bad(format!("the expiration {ms} is out of range")))?
             }
         };
-        let expiry = Some(expiry);
         Ok(ProvidedCredentials::new(
             Credentials::new(id, secret, get("sessionToken").map(str::to_owned)),
-            expiry,
+            Some(expiry),
             Some(self.account_id.clone()),
             P,
         ))

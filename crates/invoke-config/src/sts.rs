@@ -138,14 +138,13 @@ pub(crate) fn parse_success(
         Some(e) => parse_rfc3339(e).ok_or_else(|| fail(format!("invalid Expiration `{e}`")))?,
         None => std::time::SystemTime::UNIX_EPOCH,
     };
-    let expiry = Some(expiry);
     let account_id = find(&texts, "AssumedRoleUser/Arn")
         .and_then(|arn| arn.split(':').nth(4))
         .filter(|a| !a.is_empty())
         .map(str::to_owned);
     Ok(ProvidedCredentials::new(
         invoke_proto::Credentials::new(id, secret, Some(token.to_owned())),
-        expiry,
+        Some(expiry),
         account_id,
         provider,
     ))

@@ -144,9 +144,9 @@ impl Call {
                 .headers_mut()
                 .insert(http::header::PROXY_AUTHORIZATION, auth.clone());
         }
-        // the head timeout runs from sending (the pool marks `sent_at`), the shorter idle
+        // the head timeout runs from sending (the pool sets `sent_at`), the shorter idle
         // timeout bounds it too; pinned here, so the send future is stored (and moved) once
-        let sent_at = SentAt::new();
+        let sent_at = SentAt::default();
         let window = HeadWindow {
             start: Instant::now(),
             length: inner.timeouts.head.min(inner.timeouts.idle),
@@ -576,7 +576,7 @@ impl HeadWindow {
             .map_or(self.deadline, |l| l.min(self.deadline))
     }
 
-    /// Polls `send` (a request handed to the pool, which marks `sent_at` while it is sent on
+    /// Polls `send` (a request handed to the pool, which sets `sent_at` while it is out on
     /// a connection) within the window; on timeout, which limit passed and the time waited.
     /// One timer, moved when it fires before the window's end (while still connecting).
     fn poll<T>(
@@ -664,13 +664,13 @@ mod tests {
             length: Duration::from_secs(1),
             deadline: Instant::now() + Duration::from_secs(3600),
         };
-        let sent_at = SentAt::new();
+        let sent_at = SentAt::default();
         let send = async {
-            sent_at.mark();
+            sent_at.set(Some(Instant::now()));
             sleep(Duration::from_millis(500)).await;
-            sent_at.clear();
+            sent_at.set(None);
             sleep(Duration::from_secs(2)).await;
-            sent_at.mark();
+            sent_at.set(Some(Instant::now()));
             sleep(head_after).await;
         };
         let timer = sleep_until(window.limit(window.start));

@@ -89,26 +89,25 @@ impl AsyncCache {
             let provider = Arc::clone(&provider);
             let running = Arc::clone(&running);
             Box::pin(async move {
-                let joined = |done: Result<_, tokio::task::JoinError>| {
-                    done.unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))))
-                };
                 // loads take turns (the cache's gate), so this lock is never waited for
                 let mut running = running.lock().await;
-                if let Some(left) = running.as_mut() {
-                    let done = joined(left.await);
+                loop {
+                    let left = running.is_some();
+                    let provider = Arc::clone(&provider);
+                    let call = running.get_or_insert_with(|| {
+                        tokio::task::spawn_blocking(move || provider.provide_credentials())
+                    });
+                    let done = call
+                        .await
+                        .unwrap_or_else(|e| Err(CredentialsError::Usage(format!("provider: {e}"))));
                     *running = None;
                     match done {
-                        Ok(c) if valid_for(&c, REFRESH_BUFFER) => return Ok(c),
-                        _ => tracing::debug!("a provider call left by an earlier load is stale"),
+                        Ok(c) if left && !valid_for(&c, REFRESH_BUFFER) => {}
+                        Err(_) if left => {}
+                        done => return done,
                     }
+                    tracing::debug!("a provider call left by an earlier load is stale");
                 }
-                let provider = Arc::clone(&provider);
-                let call = running.insert(tokio::task::spawn_blocking(move || {
-                    provider.provide_credentials()
-                }));
-                let done = joined(call.await);
-                *running = None;
-                done
             })
         }))
     }

@@ -4,7 +4,6 @@
 //! end (the next request waits for it to be ready rather than opening another), and never
 //! otherwise: a response dropped half-read takes its connection with it, closed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -27,40 +26,18 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// When [`Pool::send`] handed a request to a connection, where its head timeout starts; not
 /// set while connecting, again not set while a new connection is made for a request that a
 /// reused one gave back unsent (its window begins anew when it goes out)
-pub(crate) struct SentAt {
-    base: tokio::time::Instant,
-    /// Nanoseconds from `base`, plus one; 0: not sent
-    nanos: AtomicU64,
-}
+#[derive(Default)]
+pub(crate) struct SentAt(Mutex<Option<tokio::time::Instant>>);
 
 impl SentAt {
-    pub(crate) fn new() -> Self {
-        Self {
-            base: tokio::time::Instant::now(),
-            nanos: AtomicU64::new(0),
-        }
-    }
-
-    /// The request goes out now
-    pub(crate) fn mark(&self) {
-        let since = self.base.elapsed().as_nanos();
-        let nanos = u64::try_from(since)
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
-        self.nanos.store(nanos, Ordering::Relaxed);
-    }
-
-    /// The request is not out (any more)
-    pub(crate) fn clear(&self) {
-        self.nanos.store(0, Ordering::Relaxed);
+    /// The request goes out now (`Some`), or is not out any more (`None`)
+    pub(crate) fn set(&self, at: Option<tokio::time::Instant>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = at;
     }
 
     /// When the request went out, if it is out
     pub(crate) fn get(&self) -> Option<tokio::time::Instant> {
-        match self.nanos.load(Ordering::Relaxed) {
-            0 => None,
-            n => Some(self.base + Duration::from_nanos(n - 1)),
-        }
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -122,7 +99,7 @@ impl Pool {
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
-    /// connection closed before sending goes out again on a new one. `sent_at` is marked
+    /// connection closed before sending goes out again on a new one. `sent_at` is set
     /// each time it is handed to a connection (connecting done) and cleared when it comes
     /// back unsent
     pub(crate) async fn send(
@@ -153,7 +130,7 @@ impl Pool {
             {
                 continue;
             }
-            sent_at.mark();
+            sent_at.set(Some(tokio::time::Instant::now()));
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease {
@@ -164,7 +141,7 @@ impl Pool {
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => {
-                        sent_at.clear();
+                        sent_at.set(None);
                         request = unsent;
                     }
                     _ => return Err(e.into_error().into()),

@@ -101,11 +101,10 @@ impl Transport for Tokio {
                 Err(e) => return Outcome::refused(&e),
             };
             let mut outcome = Outcome::default();
-            while outcome.events.len() < events {
-                let item = std::future::poll_fn(|cx| Pin::new(&mut response).poll_next(cx)).await;
-                if !outcome.take(item) {
-                    break;
-                }
+            while outcome.events.len() < events
+                && outcome
+                    .take(std::future::poll_fn(|cx| Pin::new(&mut response).poll_next(cx)).await)
+            {
             }
             let mut reader = response.into_async_read();
             let mut bytes = Vec::new();

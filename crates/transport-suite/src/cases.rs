@@ -678,14 +678,7 @@ pub fn a_proxy_answering_connect_a_byte_at_a_time_is_cut<T: Transport>(t: &T) {
         if s.write_all(b"HTTP/1.1 200 OK\r\nX-Pad: ").is_err() {
             return true;
         }
-        let until = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(100));
-            if s.write_all(b"a").is_err() {
-                return true;
-            }
-        }
-        false
+        dribble(&mut s, b"a", Duration::from_millis(100))
     });
     // the target is never reached: the tunnel never opens
     let mut cfg = config(endpoint("https://localhost:9"));
@@ -724,14 +717,24 @@ fn dribbling_after_complete(listener: &TcpListener) -> bool {
     s.set_nodelay(true).unwrap();
     s.write_all(&held_response_start()).unwrap();
     s.write_all(b"0\r\n").unwrap();
+    let closed = dribble(&mut s, b"x-trailer: more\r\n", Duration::from_micros(200));
+    if !closed {
+        let _ = s.write_all(b"\r\n");
+    }
+    closed
+}
+
+/// Writes `bytes` to `s` every `every` for up to 30 s; whether a write failed first (the
+/// client closed the connection)
+fn dribble(s: &mut std::net::TcpStream, bytes: &[u8], every: Duration) -> bool {
+    use std::io::Write;
     let until = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < until {
-        if s.write_all(b"x-trailer: more\r\n").is_err() {
+        if s.write_all(bytes).is_err() {
             return true;
         }
-        std::thread::sleep(Duration::from_micros(200));
+        std::thread::sleep(every);
     }
-    let _ = s.write_all(b"\r\n");
     false
 }
 
