@@ -143,9 +143,13 @@ pub(crate) fn request(
 ) -> Result<Request<Bytes>, String> {
     let b = Request::builder().uri(settings.url(path));
     let b = match token {
+        // an explicit empty body: without it ureq sends `Transfer-Encoding: chunked` for a
+        // PUT, which a plain server that never reads the terminating chunk answers with a
+        // reset (the SDKs send `Content-Length: 0`)
         None => b
             .method(Method::PUT)
-            .header("x-aws-ec2-metadata-token-ttl-seconds", "21600"),
+            .header("x-aws-ec2-metadata-token-ttl-seconds", "21600")
+            .header(http::header::CONTENT_LENGTH, "0"),
         Some(t) => b
             .method(Method::GET)
             .header("x-aws-ec2-metadata-token", t.clone()),

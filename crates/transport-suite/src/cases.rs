@@ -1301,6 +1301,17 @@ pub fn region_from_instance_metadata<T: Transport>(t: &T) {
         at.host(),
         format!("lambda.{}.amazonaws.com", metadata::IMDS_REGION)
     );
+    let received = server.received();
+    // `Content-Length: 0`, as the SDKs send: a chunked PUT whose terminating chunk the
+    // server never reads can be answered with a connection reset
+    assert_eq!(
+        received.first().map(|r| (
+            r.headers.get("content-length").map(String::as_str),
+            r.headers.get("transfer-encoding")
+        )),
+        Some((Some("0"), None)),
+        "the token request's framing: {received:?}"
+    );
     let asked: Vec<(String, String)> = server.requests();
     assert_eq!(
         asked,
