@@ -257,18 +257,10 @@ fn lambda_part(events: &mut EventDecoder, m: &Message) -> Part {
         Err(StreamError::Error { code, .. }) => {
             Part::Failure(format!("an error ({})", shown(&code, "no :error-code")))
         }
-        // one the strict parser refuses (`ErrorDetails` not a string, say) still names its
-        // error code when it has one; one that does not parse is named as that, never taken
-        // for a successful end (it may hide a function error)
+        // a payload that is not a JSON object is named as that, never taken for a
+        // successful end (it may hide a function error)
         Err(StreamError::InvalidInvokeComplete { .. }) => {
-            serde_json::from_slice::<Value>(&m.payload)
-                .ok()
-                .and_then(|v| v.get("ErrorCode")?.as_str().map(function_error))
-                .unwrap_or_else(|| {
-                    Part::Failure(
-                        "an InvokeComplete whose payload does not parse as one".to_owned(),
-                    )
-                })
+            Part::Failure("an InvokeComplete whose payload does not parse as one".to_owned())
         }
         Err(StreamError::MissingEventType { .. }) => {
             Part::Other("an event of type (none), not PayloadChunk".to_owned())

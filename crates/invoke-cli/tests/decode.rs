@@ -139,7 +139,7 @@ fn payload_mode_names_failures_instead_of_writing_them() {
 /// on stderr, never taken for a successful end
 #[test]
 fn payload_mode_names_an_invoke_complete_that_does_not_parse() {
-    for bad in [&br#"{"ErrorCode":"Unhandled""#[..], br#"{"ErrorCode":1}"#] {
+    for bad in [&br#"{"ErrorCode":"Unhandled""#[..], br#"["ErrorCode"]"#] {
         let mut w = BytesMut::new();
         for m in [
             event("PayloadChunk", "application/octet-stream", b"part"),

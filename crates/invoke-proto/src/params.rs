@@ -313,12 +313,14 @@ impl InvokeParams {
                 });
             }
         }
-        if let Some(b64) = self.client_context_base64()
-            && b64.len() > MAX_CLIENT_CONTEXT_LEN
+        // the base64 length, counted without encoding (a huge context is not copied first)
+        let b64_len = |n: usize| n.div_ceil(3).saturating_mul(4);
+        if let Some(c) = &self.client_context
+            && b64_len(c.len()) > MAX_CLIENT_CONTEXT_LEN
         {
             return Err(BuildError::TooLong {
                 parameter: Parameter::ClientContext,
-                len: b64.len(),
+                len: b64_len(c.len()),
                 max: MAX_CLIENT_CONTEXT_LEN,
             });
         }

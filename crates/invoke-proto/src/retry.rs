@@ -139,7 +139,9 @@ pub fn backoff(config: &RetryConfig, retry: u32, jitter: f64) -> Duration {
     } else {
         jitter.clamp(0.0, 1.0)
     };
-    ceiling.mul_f64(jitter)
+    // `mul_f64` panics when the product rounds past `Duration::MAX` (a ceiling near it
+    // with a jitter of 1)
+    Duration::try_from_secs_f64(ceiling.as_secs_f64() * jitter).unwrap_or(ceiling)
 }
 
 /// A transport failure, as the adapter classifies it; the adapter keeps the error itself
@@ -421,6 +423,12 @@ mod tests {
         assert_eq!(backoff(&c, 0, 0.5), Duration::from_millis(500));
         assert_eq!(backoff(&c, 1, f64::NAN), Duration::ZERO);
         assert_eq!(backoff(&c, 1, -3.0), Duration::ZERO);
+        // a ceiling whose product with the jitter rounds past `Duration::MAX`
+        let huge = RetryConfig::new()
+            .with_initial_backoff(Duration::MAX)
+            .with_max_backoff(Duration::MAX);
+        assert_eq!(backoff(&huge, 1, 1.0), Duration::MAX);
+        assert!(backoff(&huge, 3, 0.5) > Duration::from_secs(u64::MAX / 4));
         assert_eq!(backoff(&c, 1, 7.0), Duration::from_secs(1));
     }
 

@@ -32,6 +32,9 @@ pub enum Event {
 }
 
 /// The `InvokeComplete` event: how the invocation ended
+///
+/// Each field is the payload's string; a field of another JSON type is kept as its JSON
+/// text (`"ErrorCode":5` gives `"5"`), so no unexpected form loses a failure.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InvokeComplete {
     /// Present when the function failed (`Unhandled`, or a runtime's error type)
@@ -74,17 +77,18 @@ impl InvokeComplete {
         }
         let json: Value = serde_json::from_slice(payload).map_err(|_| bad())?;
         let obj = json.as_object().ok_or_else(bad)?;
-        let field = |n: &str| -> Result<Option<String>, StreamError> {
-            match obj.get(n) {
-                None | Some(Value::Null) => Ok(None),
-                Some(Value::String(s)) => Ok(Some(s.clone())),
-                Some(_) => Err(bad()),
-            }
+        // the fields' format is unconfirmed (protocol.md §4.8): a field that is not a string
+        // is kept as its JSON text, so that an `ErrorCode` of another type still marks a
+        // failure and structured `ErrorDetails` still reach the caller
+        let field = |n: &str| match obj.get(n) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(other) => Some(other.to_string()),
         };
         Ok(Self {
-            error_code: field("ErrorCode")?,
-            error_details: field("ErrorDetails")?,
-            log_result: field("LogResult")?,
+            error_code: field("ErrorCode"),
+            error_details: field("ErrorDetails"),
+            log_result: field("LogResult"),
         })
     }
 }
@@ -111,7 +115,7 @@ pub enum StreamError {
         /// `:error-message`
         message: String,
     },
-    /// A message without a `:message-type` header
+    /// A message without a `:message-type` header of type string
     MissingMessageType {
         /// Start of the message
         offset: u64,
@@ -123,12 +127,12 @@ pub enum StreamError {
         /// The value found
         message_type: String,
     },
-    /// An `event` message without an `:event-type` header
+    /// An `event` message without an `:event-type` header of type string
     MissingEventType {
         /// Start of the message
         offset: u64,
     },
-    /// The `InvokeComplete` payload is not a JSON object of optional strings
+    /// The `InvokeComplete` payload is not a JSON object
     InvalidInvokeComplete {
         /// The start of the payload
         excerpt: String,
@@ -149,7 +153,7 @@ impl fmt::Display for StreamError {
             Self::Error { code, message } => write!(f, "error in stream: {code}: {message}"),
             Self::MissingMessageType { offset } => write!(
                 f,
-                "message at byte offset {offset} has no :message-type header"
+                "message at byte offset {offset} has no :message-type header of type string"
             ),
             Self::UnknownMessageType {
                 offset,
@@ -159,7 +163,10 @@ impl fmt::Display for StreamError {
                 "message at byte offset {offset} has unknown :message-type {message_type:?}"
             ),
             Self::MissingEventType { offset } => {
-                write!(f, "event at byte offset {offset} has no :event-type header")
+                write!(
+                    f,
+                    "event at byte offset {offset} has no :event-type header of type string"
+                )
             }
             Self::InvalidInvokeComplete { excerpt } => {
                 write!(f, "InvokeComplete payload is not valid: {excerpt:?}")
@@ -189,8 +196,11 @@ impl From<DecodeError> for StreamError {
 /// [`InvokeStream`] is a [`MessageDecoder`] feeding one of these; a framing layer of your own
 /// (a `tokio_util::codec::Decoder` around [`MessageDecoder::decode`], say) can use it the same
 /// way. Hand it every message of one response body in order: it counts their bytes for the
-/// offsets in its errors. `InvokeComplete` ends the stream; stop decoding there (bytes after it
-/// are ignored), and call [`finish`](Self::finish) at the end of the body.
+/// offsets in its errors. `InvokeComplete` ends the stream: a client stops there, as
+/// [`InvokeStream`] does (it ignores and counts the bytes after it), and calls
+/// [`finish`](Self::finish) at the end of the body. The decoder itself goes on classifying
+/// whatever it is handed after `InvokeComplete`, for tools that inspect a whole body; such
+/// events are not part of the invocation's output.
 ///
 /// Lambda sends an identical header block with every `PayloadChunk`; the decoder remembers the
 /// last one, so a repeated block is recognised by one comparison instead of header lookups.

@@ -166,7 +166,24 @@ fn function_error_and_log_tail() {
             "{ok}"
         );
     }
-    for bad in ["[]", "not json", r#"{"ErrorCode":5}"#] {
+    // fields of another type than string are kept as their JSON text
+    let (events, end) = run(
+        &body(&[complete(
+            r#"{"ErrorCode":5,"ErrorDetails":{"errorType":"E","errorMessage":"boom"}}"#,
+        )]),
+        7,
+    );
+    end.unwrap();
+    let [Event::InvokeComplete(c)] = &events[..] else {
+        panic!("{events:?}")
+    };
+    assert!(c.is_error());
+    assert_eq!(c.error_code.as_deref(), Some("5"));
+    assert_eq!(
+        c.error_details.as_deref(),
+        Some(r#"{"errorMessage":"boom","errorType":"E"}"#)
+    );
+    for bad in ["[]", "not json", "5"] {
         let (_, end) = run(&body(&[complete(bad)]), 100);
         assert!(
             matches!(end, Err(StreamError::InvalidInvokeComplete { .. })),
