@@ -175,7 +175,9 @@ pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
     match invoke(args) {
         Ok(exit) => exit.into(),
         Err(Failure(exit, message)) => {
-            say!("lambda-stream: {message}");
+            // it may quote a credential provider's answer (an STS message, a command's
+            // stderr): its control characters are shown escaped
+            say!("lambda-stream: {}", terminal_safe(&message));
             exit.into()
         }
     }
@@ -190,6 +192,9 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
         ));
     }
     let params = params(args)?;
+    // before the client is built: loading its credentials may run a `credential_process`
+    #[cfg(unix)]
+    watch_interrupt();
     let client = connect(&args.connection)?;
     let status = match args.status_line {
         // not when the payload goes to the same terminal: the line would overwrite it
@@ -199,13 +204,12 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
         StatusWhen::Always => true,
         StatusWhen::Never => false,
     };
-    #[cfg(unix)]
-    watch_interrupt();
     let stdout = io::stdout().lock();
     let mut sink: Box<dyn Sink> = match args.output {
         OutputFormat::Raw => Box::new(RawSink(stdout)),
         OutputFormat::Events => Box::new(EventsSink(stdout)),
     };
+    INVOKING.store(true, std::sync::atomic::Ordering::SeqCst);
     let run = drive(&client, &params, &mut *sink, status);
     Ok(report(&run, args.quiet))
 }
@@ -213,8 +217,12 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
 /// Exit status after Ctrl-C, as shells report SIGINT
 const INTERRUPTED: i32 = 130;
 
-/// On Ctrl-C, says that the function goes on (the service does not stop a function whose
-/// client went away), then exits
+/// Set once the invocation may have been sent (the credentials are loaded before)
+static INVOKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// On Ctrl-C, kills any `credential_process` still running (in its own process group, the
+/// terminal's signal does not reach it), says that the function goes on (the service does
+/// not stop a function whose client went away), then exits
 #[cfg(unix)]
 fn watch_interrupt() {
     let Ok(mut signals) = signal_hook::iterator::Signals::new([signal_hook::consts::SIGINT]) else {
@@ -222,15 +230,30 @@ fn watch_interrupt() {
     };
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
+            invoke_config::kill_running_processes();
+            // the message below waits for stderr, which a full pipe or a paused terminal
+            // can hold for good: the exit does not
+            std::thread::spawn(|| {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                std::process::exit(INTERRUPTED);
+            });
+            // held to the exit, so the status line is not drawn again after the message
             let mut err = io::stderr().lock();
             if err.is_terminal() {
                 let _ = write!(err, "\r\x1b[2K"); // over the status line
             }
-            let _ = writeln!(
-                err,
-                "lambda-stream: interrupted; the connection is closed, but the function \
-                 runs on to its end (and is billed): Lambda does not stop it when its client goes away"
-            );
+            let _ = if INVOKING.load(std::sync::atomic::Ordering::SeqCst) {
+                writeln!(
+                    err,
+                    "lambda-stream: interrupted; the connection is closed, but the function \
+                     runs on to its end (and is billed): Lambda does not stop it when its client goes away"
+                )
+            } else {
+                writeln!(
+                    err,
+                    "lambda-stream: interrupted before the function was invoked"
+                )
+            };
             std::process::exit(INTERRUPTED);
         }
     });

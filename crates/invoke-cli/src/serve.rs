@@ -418,7 +418,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         };
         // the secret the user gave is theirs: the banner names it without showing it
-        shown_key.get_or_insert((key.to_owned(), format!("<the secret given for {key}>")));
+        shown_key.get_or_insert((key.to_owned(), None));
         builder = builder.credentials(key, secret);
     }
     if args.no_auth {
@@ -446,7 +446,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     let url = emulator.url();
     let (key, secret) =
-        shown_key.unwrap_or_else(|| ("AKIDLOCAL".to_owned(), "local-secret".to_owned()));
+        shown_key.unwrap_or_else(|| ("AKIDLOCAL".to_owned(), Some("local-secret".to_owned())));
     let auth = if args.no_auth {
         "unsigned requests accepted"
     } else if args.credentials.is_empty() {
@@ -466,7 +466,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         &url,
         &names,
         auth,
-        (&key, &secret),
+        (&key, secret.as_deref()),
         &args.region,
         emulator.ca_pem_path(),
     );
@@ -486,7 +486,7 @@ fn banner(
     url: &str,
     names: &[String],
     auth: &str,
-    (key, secret): (&str, &str),
+    (key, secret): (&str, Option<&str>),
     region: &str,
     ca_file: Option<&std::path::Path>,
 ) -> String {
@@ -498,7 +498,14 @@ fn banner(
     let _ = writeln!(banner, "  export AWS_ENDPOINT_URL_LAMBDA={url}");
     let _ = writeln!(banner, "  export AWS_REGION={region}");
     let _ = writeln!(banner, "  export AWS_ACCESS_KEY_ID={key}");
-    let _ = writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}");
+    let _ = match secret {
+        Some(secret) => writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}"),
+        // a comment, so that pasting the lines does not set a wrong secret
+        None => writeln!(
+            banner,
+            "  # and AWS_SECRET_ACCESS_KEY: the secret given with --credentials for {key} (not shown)"
+        ),
+    };
     if let Some(ca) = ca_file {
         let _ = writeln!(banner, "  export AWS_CA_BUNDLE={}", ca.display());
     }

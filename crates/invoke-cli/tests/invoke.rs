@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use invoke_emulator::{
     Builder, Emulator, Faults, FunctionConfig, FunctionError, HandlerFuture, Invocation,
@@ -1038,6 +1038,104 @@ fn ctrl_c_says_the_function_runs_on() {
     let err = stderr_text(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("the function runs on to its end"), "{err}");
+}
+
+/// A credential provider's text quoted in an error (here a `credential_process`'s stderr)
+/// reaches the terminal with its control characters escaped
+#[cfg(unix)]
+#[test]
+fn credential_errors_show_control_characters_escaped() {
+    let dir = std::env::temp_dir().join(format!("lambda-stream-cperr-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("config"),
+        "[default]\nregion = us-east-1\ncredential_process = printf '\\033]0;owned\\007' >&2; exit 1\n",
+    )
+    .unwrap();
+    let mut c = bin();
+    c.env("AWS_CONFIG_FILE", dir.join("config")).args([
+        "invoke",
+        "echo",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    let o = run(c, b"");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = stderr(&o);
+    assert_ne!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("]0;owned"),
+        "the command's stderr is quoted: {err}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+}
+
+/// Ctrl-C while a `credential_process` runs (one waiting for a login, say) kills it: in its
+/// own process group, the terminal's signal does not reach it
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_kills_a_running_credential_process() {
+    let dir = std::env::temp_dir().join(format!("lambda-stream-cp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pid_file = dir.join("pid");
+    std::fs::write(
+        dir.join("config"),
+        format!(
+            "[default]\nregion = us-east-1\ncredential_process = sleep 120 & echo $! > \"{0}.new\" \
+             && mv \"{0}.new\" \"{0}\"; wait\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    let mut c = bin();
+    c.env("AWS_CONFIG_FILE", dir.join("config")).args([
+        "invoke",
+        "echo",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    ]);
+    let (mut child, _stdout) = spawn(c);
+    // the command's `sleep`, once it started (the file appears whole, by a rename)
+    let started = Instant::now();
+    let sleeper: u32 = loop {
+        if let Ok(text) = std::fs::read_to_string(&pid_file) {
+            break text.trim().parse().unwrap();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the credential_process never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    let err = stderr_text(&mut child);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted before the function was invoked"),
+        "{err}"
+    );
+    // gone, or a zombie left to whoever adopted it
+    let alive = || {
+        std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+            .ok()
+            .and_then(|stat| Some(stat[stat.rfind(')')? + 2..].starts_with('Z')))
+            .is_some_and(|zombie| !zombie)
+    };
+    // SIGKILL was sent before the CLI exited; the process ends when next scheduled
+    let killed = Instant::now();
+    while alive() && killed.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        !alive(),
+        "the credential_process's sleep {sleeper} outlived the CLI"
+    );
 }
 
 #[test]

@@ -118,6 +118,15 @@ fn serves_builtins_and_checks_credentials() {
     let server = serve(&["--credentials", "AKIDTEST:test-secret"]);
     assert!(server.banner.contains("AWS_ACCESS_KEY_ID=AKIDTEST"));
     assert!(!server.banner.contains("test-secret"), "{}", server.banner);
+    // every `export` line can be pasted as it is: the hidden secret is named in a comment
+    assert!(
+        server.banner.lines().all(|l| {
+            let l = l.trim();
+            !l.starts_with("export ") || !l.contains(['<', '>'])
+        }) && server.banner.contains("# and AWS_SECRET_ACCESS_KEY"),
+        "{}",
+        server.banner
+    );
     let params = InvokeParams::new("count", r#"{"n":3,"size":4}"#);
     let mut req = request(&server.url, &params);
     let creds = Credentials::new("AKIDTEST", "test-secret", None);

@@ -104,7 +104,7 @@ pub use fs::{FileReader, MemFs, StdFs};
 pub use imds::{ImdsConfigError, ImdsMode, ImdsRegion, ImdsSettings, RegionStep};
 pub use invoke_proto::redact_url;
 pub use location::{FileLocations, Platform};
-pub use process::{run_process, run_process_until};
+pub use process::{kill_running_processes, run_process, run_process_until};
 pub use providers::{PROCESS_MAX_OUTPUT, PROCESS_TIMEOUT, container_uri};
 pub use proxy::{LOCAL_CONNECT_TIMEOUT, ProxyEnv, is_local_host};
 pub use response_info::ResponseInfo;

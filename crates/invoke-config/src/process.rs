@@ -8,25 +8,66 @@ use std::time::{Duration, Instant};
 
 use crate::credentials::{ProcessCommand, ProcessOutput};
 
-/// Kills the child and, on Unix, every process of its group (what the shell started)
-fn kill_group(child: &mut std::process::Child) {
+/// The process groups of the commands running now (each the id of its shell), for
+/// [`kill_running_processes`]
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Kills, on Unix, every process of group `pgid` (a command's shell and what it started)
+fn kill_pgid(pgid: u32) {
     #[cfg(unix)]
     {
-        // the group id is the child's pid (`process_group(0)`); the shell's own `kill`
-        // (POSIX), so no `kill` program need be installed
+        // the shell's own `kill` (POSIX), so no `kill` program need be installed
         let _ = Command::new("sh")
-            .args([
-                "-c",
-                "kill -s KILL -- \"-$1\"",
-                "sh",
-                &child.id().to_string(),
-            ])
+            .args(["-c", "kill -s KILL -- \"-$1\"", "sh", &pgid.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
     }
+    #[cfg(not(unix))]
+    let _ = pgid;
+}
+
+/// Kills the child and, on Unix, every process of its group (what the shell started)
+fn kill_group(child: &mut std::process::Child) {
+    // the group id is the child's pid (`process_group(0)`)
+    kill_pgid(child.id());
     let _ = child.kill();
+}
+
+/// Kills every `credential_process` command running now in this process (on Unix with its
+/// whole process group), for a program about to exit early, on Ctrl-C say
+///
+/// A command runs in its own process group, so the terminal's Ctrl-C does not reach it, and
+/// its timeout is kept by the thread waiting for it, which ends with the program: without
+/// this, a command waiting for a login could outlive the program.
+pub fn kill_running_processes() {
+    let running = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(PoisonError::into_inner));
+    for pgid in running {
+        kill_pgid(pgid);
+    }
+}
+
+/// Keeps a command's process group in [`RUNNING`] while it lives
+struct Registered(u32);
+
+impl Registered {
+    fn new(pgid: u32) -> Self {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(pgid);
+        Self(pgid)
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        RUNNING
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|&p| p != self.0);
+    }
 }
 
 /// Runs `cmd` through the shell (`sh -c`, or `cmd /C` on Windows) with no stdin, keeping at
@@ -72,6 +113,7 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start `sh`: {e}"))?;
+    let _registered = Registered::new(child.id());
     let limit = cmd.max_output as u64;
     // each stream's bytes so far, and word when it ended: a process the command left
     // running in the background may hold the stream open after the command exited, and what
