@@ -101,13 +101,14 @@ pub(crate) struct FrameBody {
     cut_armed: bool,
     /// The body ended (completely, or cut by a fault on purpose)
     ended: bool,
-    /// Called if the body is dropped before its end (the connection closed mid-stream)
+    /// Called once if the stream ends before its `InvokeComplete`: the body dropped (the
+    /// connection closed mid-stream) or an injected fault ended it
     on_cut_off: Option<OnCutOff>,
 }
 
-/// Called when the connection closes mid-stream, with the body bytes sent and the payload
-/// bytes the function had streamed by then
-pub(crate) type OnCutOff = Box<dyn FnOnce(u64, u64) + Send + Sync>;
+/// Called once when a stream ends without its `InvokeComplete`, with why, the body bytes
+/// sent and the payload bytes the function had streamed by then
+pub(crate) type OnCutOff = Box<dyn FnOnce(&str, u64, u64) + Send + Sync>;
 
 /// Called once when the function ends, with its result and the payload bytes it streamed
 pub(crate) type OnDone = Box<dyn FnOnce(&Result<(), FunctionError>, u64) + Send + Sync>;
@@ -142,7 +143,7 @@ impl FrameBody {
     }
 
     /// Calls `f` if the body is dropped before its end (the client went away, or the
-    /// emulator stopped, mid-stream)
+    /// emulator stopped, mid-stream) or an injected fault ends it
     pub(crate) fn on_cut_off(mut self, f: OnCutOff) -> Self {
         self.on_cut_off = Some(f);
         self
@@ -214,15 +215,25 @@ impl FrameBody {
         if let Some(d) = f.chunk_delay {
             self.delay = Some(Box::pin(tokio::time::sleep(d)));
         }
+        if self.chunks == 1 && self.faults.exception {
+            self.cut_off("injected fault: exception mid-stream");
+        }
+    }
+}
+
+impl FrameBody {
+    /// Reports, once, that the stream ends without its `InvokeComplete`
+    fn cut_off(&mut self, why: &str) {
+        if let Some(f) = self.on_cut_off.take() {
+            f(why, self.sent, self.payload);
+        }
     }
 }
 
 impl Drop for FrameBody {
     fn drop(&mut self) {
-        if !self.ended
-            && let Some(f) = self.on_cut_off.take()
-        {
-            f(self.sent, self.payload);
+        if !self.ended {
+            self.cut_off("connection closed mid-stream");
         }
     }
 }
@@ -249,6 +260,7 @@ impl Body for FrameBody {
                             return Poll::Pending;
                         }
                         this.ended = true;
+                        this.cut_off("injected fault: connection closed");
                         return Poll::Ready(Some(Err(Cut("injected fault: connection closed"))));
                     }
                     if (b.len() as u64) > left {
@@ -272,6 +284,7 @@ impl Body for FrameBody {
                         return Poll::Pending;
                     }
                     this.ended = true;
+                    this.cut_off("injected stall: given up");
                     return Poll::Ready(Some(Err(Cut("injected stall: given up"))));
                 }
                 State::Streaming => {}

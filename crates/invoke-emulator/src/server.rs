@@ -895,16 +895,17 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
     })
 }
 
-/// The log line written when the connection closes mid-stream: the bytes sent by then
+/// The log line written when the stream ends without its `InvokeComplete` (the connection
+/// closed mid-stream, or an injected fault): why, and the bytes sent by then
 fn cut_off_log(call: &Call, function: &str) -> OnCutOff {
     let shared = Arc::clone(&call.shared);
     let id = call.request_id.clone();
     let operation = call.operation;
     let started = call.started;
     let function = function.to_owned();
-    Box::new(move |sent: u64, payload: u64| {
+    Box::new(move |why: &str, sent: u64, payload: u64| {
         shared.log(&format!(
-            "{id} {} {function} -> 200, connection closed mid-stream after {sent} bytes sent \
+            "{id} {} {function} -> 200, {why} after {sent} bytes sent \
              ({payload} payload bytes) in {:.1} ms",
             operation.as_str(),
             started.elapsed().as_secs_f64() * 1000.0

@@ -701,6 +701,33 @@ async fn a_stream_the_client_left_is_logged_with_the_bytes_sent() {
 }
 
 #[tokio::test]
+async fn streams_an_injected_fault_ends_are_logged() {
+    let (emu, mut lines) = logged_builtins(limits()).await;
+    for (fault, logged) in [
+        (
+            "close-after=150",
+            "injected fault: connection closed after 150 bytes sent",
+        ),
+        ("exception", "injected fault: exception mid-stream after"),
+    ] {
+        let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
+        req.headers_mut()
+            .insert("x-emulator-fault", fault.parse().unwrap());
+        let resp = send(&emu, req).await;
+        assert_eq!(resp.status(), 200);
+        // to its end, or the cut the fault makes
+        use http_body_util::BodyExt as _;
+        let _ = guarded(fault, resp.into_body().collect()).await;
+        let line = guarded("the log line", lines.recv()).await.unwrap();
+        assert!(
+            line.contains("InvokeWithResponseStream count -> 200, ") && line.contains(logged),
+            "{fault}: {line}"
+        );
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_that_left_before_the_response_is_logged() {
     let (tx, mut lines) = mpsc::unbounded_channel::<String>();
     let tx = Mutex::new(tx);
