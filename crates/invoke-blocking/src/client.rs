@@ -195,6 +195,12 @@ impl Client {
     ///
     /// [`Error::Credentials`] when the source has none.
     pub fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
+        // held to the overall timeout, as an invocation's loading is to its deadline
+        let by = Instant::now() + self.inner.timeouts.overall;
+        let (_exchanges, _reads) = (
+            crate::credentials::exchanges_by(by),
+            crate::drain::deadline_by(by),
+        );
         let got = self.inner.credentials()?;
         Ok(got.map(|c| ProvidedCredentials::clone(&c)))
     }
@@ -434,10 +440,10 @@ impl ClientBuilder {
                     SystemTime::now,
                 )
                 .with_process_runner(crate::credentials::run_process);
-                Some(CredentialSource::Provider(Arc::new(CredentialsCache::new(
-                    chain,
-                    SystemTime::now,
-                ))))
+                Some(CredentialSource::Provider(Arc::new(
+                    CredentialsCache::new(chain, SystemTime::now)
+                        .with_wait_limit(crate::credentials::exchanges_limit),
+                )))
             }
         };
         Ok(Client {

@@ -33,6 +33,12 @@ pub(crate) fn exchanges_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&EXCHANGES_BY, by)
 }
 
+/// This thread's [`exchanges_by`], if one is set (how long the credentials cache lets the
+/// thread wait for another's load)
+pub(crate) fn exchanges_limit() -> Option<Instant> {
+    EXCHANGES_BY.get()
+}
+
 /// What is left until this thread's [`exchanges_by`], if one is set
 fn time_left() -> Option<Duration> {
     EXCHANGES_BY

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::credentials::{CredentialsError, ProvidedCredentials};
 
@@ -44,23 +44,43 @@ enum State {
     Ready(Box<ProvidedCredentials>),
 }
 
+/// What the cache's lock guards
+struct Shared {
+    state: State,
+    /// Loads started so far: the number of the one running or last run
+    loads: u64,
+    /// The error of the last load, with its number, for the threads that waited for it
+    failed: Option<(u64, CredentialsError)>,
+}
+
 /// Puts a cache back to empty if its source panics, so waiters load themselves
 struct Reset<'a>(&'a CredentialsCache, bool);
 
 impl Drop for Reset<'_> {
     fn drop(&mut self) {
         if !self.1 {
-            *self.0.state.lock().unwrap_or_else(PoisonError::into_inner) = State::Empty;
+            self.0
+                .shared
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .state = State::Empty;
             self.0.changed.notify_all();
         }
     }
 }
 
+/// When the calling thread must have its answer by, if it must (see
+/// [`CredentialsCache::with_wait_limit`])
+type WaitLimit = Box<dyn Fn() -> Option<Instant> + Send + Sync>;
+
 /// Caches what a source returns, loading again [`REFRESH_BUFFER`] before expiry
 ///
 /// When many threads ask at once, one loads and the others wait for its result (and take
 /// it even when it expires within the refresh buffer, rather than each loading again in
-/// turn). Errors are not cached. Credentials without an expiry are kept for good.
+/// turn); a load that fails gives its error to the threads that waited for it, and the next
+/// call loads again (errors are not cached). Credentials without an expiry are kept for good.
+/// With [`with_wait_limit`](Self::with_wait_limit), a thread waits for another's load no
+/// longer than its own limit.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -82,15 +102,17 @@ pub struct CredentialsCache {
     source: Box<dyn ProvideCredentials>,
     clock: Box<dyn Fn() -> SystemTime + Send + Sync>,
     buffer: Duration,
-    state: Mutex<State>,
+    shared: Mutex<Shared>,
     changed: Condvar,
     /// Threads waiting for a load
     waiting: AtomicUsize,
+    wait_limit: Option<WaitLimit>,
 }
 
 impl fmt::Debug for CredentialsCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &*self.state.lock().unwrap_or_else(PoisonError::into_inner) {
+        let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = match &shared.state {
             State::Empty => "empty".to_owned(),
             State::Loading => "loading".to_owned(),
             State::Ready(c) => format!("ready ({}, {})", c.provider, c.credentials.access_key_id()),
@@ -112,10 +134,34 @@ impl CredentialsCache {
             source: Box::new(source),
             clock: Box::new(clock),
             buffer: REFRESH_BUFFER,
-            state: Mutex::new(State::Empty),
+            shared: Mutex::new(Shared {
+                state: State::Empty,
+                loads: 0,
+                failed: None,
+            }),
             changed: Condvar::new(),
             waiting: AtomicUsize::new(0),
+            wait_limit: None,
         }
+    }
+
+    /// This cache, asking `limit` on the calling thread when that thread must have its
+    /// answer by (a transport passes its invocation's deadline, kept per thread): a thread
+    /// waits for another's load no longer than that, and the error of a load that ended past
+    /// its loader's limit (cut short by that thread's deadline) is not given to the threads
+    /// that waited for it, which load again themselves
+    #[must_use]
+    pub fn with_wait_limit(
+        mut self,
+        limit: impl Fn() -> Option<Instant> + Send + Sync + 'static,
+    ) -> Self {
+        self.wait_limit = Some(Box::new(limit));
+        self
+    }
+
+    /// This thread's limit, per [`with_wait_limit`](Self::with_wait_limit)
+    fn limit(&self) -> Option<Instant> {
+        self.wait_limit.as_ref().and_then(|f| f())
     }
 
     /// This cache with another refresh buffer
@@ -127,9 +173,9 @@ impl CredentialsCache {
 
     /// Forgets the cached credentials, so the next call loads again
     pub fn invalidate(&self) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if let State::Ready(_) = *state {
-            *state = State::Empty;
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        if let State::Ready(_) = shared.state {
+            shared.state = State::Empty;
         }
     }
 
@@ -145,38 +191,78 @@ impl CredentialsCache {
 
 impl ProvideCredentials for CredentialsCache {
     fn provide_credentials(&self) -> Result<ProvidedCredentials, CredentialsError> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut waited = false;
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        // the number of the load this thread waited for, if it waited
+        let mut waited: Option<u64> = None;
         loop {
-            match &*state {
+            match &shared.state {
                 State::Ready(c) if self.fresh(c) => return Ok((**c).clone()),
                 // loaded while this thread waited: good enough unless already expired
-                State::Ready(c) if waited && c.expiry.is_none_or(|e| (self.clock)() < e) => {
+                State::Ready(c)
+                    if waited.is_some() && c.expiry.is_none_or(|e| (self.clock)() < e) =>
+                {
                     return Ok((**c).clone());
                 }
                 State::Loading => {
-                    waited = true;
+                    waited = Some(shared.loads);
+                    let left = self
+                        .limit()
+                        .map(|by| by.saturating_duration_since(Instant::now()));
+                    if left == Some(Duration::ZERO) {
+                        return Err(CredentialsError::Load {
+                            provider: "credentials cache",
+                            message: "the deadline passed while another thread loaded the \
+                                      credentials"
+                                .to_owned(),
+                            retryable: true,
+                        });
+                    }
                     self.waiting.fetch_add(1, Ordering::Relaxed);
-                    state = self
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    shared = match left {
+                        None => self
+                            .changed
+                            .wait(shared)
+                            .unwrap_or_else(PoisonError::into_inner),
+                        Some(left) => {
+                            self.changed
+                                .wait_timeout(shared, left)
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0
+                        }
+                    };
                     self.waiting.fetch_sub(1, Ordering::Relaxed);
+                }
+                // the load this thread waited for failed: its error, not another load
+                State::Empty
+                    if let (Some(load), Some((failed, e))) = (waited, &shared.failed)
+                        && load == *failed =>
+                {
+                    return Err(e.clone());
                 }
                 State::Ready(_) | State::Empty => break,
             }
         }
-        *state = State::Loading;
-        drop(state);
+        shared.state = State::Loading;
+        shared.loads += 1;
+        let load = shared.loads;
+        drop(shared);
         let mut guard = Reset(self, false);
         let result = self.source.provide_credentials();
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        *state = match &result {
-            Ok(c) => State::Ready(Box::new(c.clone())),
-            Err(_) => State::Empty,
-        };
+        let mut shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+        match &result {
+            Ok(c) => {
+                shared.state = State::Ready(Box::new(c.clone()));
+                shared.failed = None;
+            }
+            Err(e) => {
+                shared.state = State::Empty;
+                // an error that this thread's own deadline may have caused is not handed on
+                let own_deadline = self.limit().is_some_and(|by| Instant::now() >= by);
+                shared.failed = (!own_deadline).then(|| (load, e.clone()));
+            }
+        }
         guard.1 = true;
-        drop(state);
+        drop(shared);
         self.changed.notify_all();
         result
     }
@@ -191,7 +277,127 @@ mod tests {
     use invoke_proto::Credentials;
 
     use super::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
-    use crate::credentials::ProvidedCredentials;
+    use crate::credentials::{CredentialsError, ProvidedCredentials};
+
+    std::thread_local! {
+        /// The wait limit of the thread, for caches made by [`gated`]
+        static LIMIT: std::cell::Cell<Option<std::time::Instant>> =
+            const { std::cell::Cell::new(None) };
+    }
+
+    /// A cache whose first load waits for `release` and then gives `first`; later loads
+    /// give `then`; counts its loads; its wait limit is [`LIMIT`]
+    fn gated(
+        first: Result<&'static str, &'static str>,
+        then: Result<&'static str, &'static str>,
+    ) -> (Arc<CredentialsCache>, Arc<AtomicU32>, mpsc::Sender<()>) {
+        let loads = Arc::new(AtomicU32::new(0));
+        let (release, released) = mpsc::channel::<()>();
+        let released = Mutex::new(released);
+        let l = Arc::clone(&loads);
+        let cache = CredentialsCache::new(
+            move || {
+                let n = l.fetch_add(1, Ordering::SeqCst);
+                if n == 0 {
+                    let _ = released.lock().unwrap().recv();
+                }
+                match if n == 0 { first } else { then } {
+                    Ok(key) => Ok(ProvidedCredentials::new(
+                        Credentials::new(key, "secret", None),
+                        None,
+                        None,
+                        "test",
+                    )),
+                    Err(why) => Err(CredentialsError::Load {
+                        provider: "test",
+                        message: why.to_owned(),
+                        retryable: true,
+                    }),
+                }
+            },
+            SystemTime::now,
+        )
+        .with_wait_limit(|| LIMIT.get());
+        (Arc::new(cache), loads, release)
+    }
+
+    /// What `provide_credentials` gives on a new thread: the key, or the error's text
+    fn ask(
+        cache: &Arc<CredentialsCache>,
+        limit: Option<std::time::Instant>,
+    ) -> std::thread::JoinHandle<Result<String, String>> {
+        let cache = Arc::clone(cache);
+        std::thread::spawn(move || {
+            LIMIT.set(limit);
+            cache
+                .provide_credentials()
+                .map(|c| c.credentials.access_key_id().to_owned())
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Waits until `cache` has its first load running and `n` threads waiting for it
+    fn until_waiting(cache: &CredentialsCache, loads: &AtomicU32, n: usize) {
+        while loads.load(Ordering::SeqCst) == 0 || cache.waiting.load(Ordering::Relaxed) < n {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn threads_waiting_for_a_failed_load_take_its_error() {
+        let (cache, loads, release) = gated(Err("first failure"), Ok("AKIDLATER"));
+        let first = ask(&cache, None);
+        let waiting: Vec<_> = (0..8).map(|_| ask(&cache, None)).collect();
+        until_waiting(&cache, &loads, 8);
+        release.send(()).unwrap();
+        assert!(first.join().unwrap().unwrap_err().contains("first failure"));
+        for t in waiting {
+            let e = t.join().unwrap().unwrap_err();
+            assert!(e.contains("first failure"), "{e}");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for all nine");
+        // errors are not cached: the next call loads again
+        assert_eq!(ask(&cache, None).join().unwrap().unwrap(), "AKIDLATER");
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_thread_waits_for_another_load_no_longer_than_its_limit() {
+        let (cache, loads, release) = gated(Ok("AKIDFIRST"), Ok("AKIDLATER"));
+        let first = ask(&cache, None);
+        until_waiting(&cache, &loads, 0);
+        let soon = std::time::Instant::now() + Duration::from_millis(50);
+        // the load is still running (released below): only the limit can end this wait
+        let e = ask(&cache, Some(soon)).join().unwrap().unwrap_err();
+        assert!(e.contains("deadline passed while another thread"), "{e}");
+        release.send(()).unwrap();
+        assert_eq!(first.join().unwrap().unwrap(), "AKIDFIRST");
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn the_error_of_a_load_past_its_own_limit_is_not_handed_on() {
+        let (cache, loads, release) = gated(Err("cut by its deadline"), Ok("AKIDLATER"));
+        // the loader's limit has passed by the time its load fails
+        let first = ask(&cache, Some(std::time::Instant::now()));
+        until_waiting(&cache, &loads, 0);
+        let waiter = ask(&cache, None);
+        until_waiting(&cache, &loads, 1);
+        release.send(()).unwrap();
+        assert!(
+            first
+                .join()
+                .unwrap()
+                .unwrap_err()
+                .contains("cut by its deadline")
+        );
+        assert_eq!(
+            waiter.join().unwrap().unwrap(),
+            "AKIDLATER",
+            "loaded itself"
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn threads_waiting_for_a_load_take_its_credentials_inside_the_refresh_buffer() {

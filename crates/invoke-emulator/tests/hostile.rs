@@ -716,8 +716,7 @@ async fn streams_an_injected_fault_ends_are_logged() {
         let resp = send(&emu, req).await;
         assert_eq!(resp.status(), 200);
         // to its end, or the cut the fault makes
-        use http_body_util::BodyExt as _;
-        let _ = guarded(fault, resp.into_body().collect()).await;
+        let _ = guarded(fault, http_body_util::BodyExt::collect(resp.into_body())).await;
         let line = guarded("the log line", lines.recv()).await.unwrap();
         assert!(
             line.contains("InvokeWithResponseStream count -> 200, ") && line.contains(logged),

@@ -218,6 +218,13 @@ impl Call {
                     self.fail(classify(&e, false), Box::new(e));
                     return;
                 }
+                Err(_) if by == self.deadline => {
+                    self.fail(
+                        TransportFailure::Deadline,
+                        "the deadline passed while the error body was read".into(),
+                    );
+                    return;
+                }
                 Err(_) => {
                     self.fail(
                         TransportFailure::IdleTimeout,

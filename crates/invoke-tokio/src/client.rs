@@ -180,13 +180,21 @@ impl Client {
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when
-    /// it does not sign
+    /// it does not sign; waited for at most the overall timeout, as an invocation would
     ///
     /// # Errors
     ///
-    /// [`Error::Credentials`] when the source has none.
+    /// [`Error::Credentials`] when the source has none, or gave none within the overall
+    /// timeout.
     pub async fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
-        let got = self.inner.credentials.get().await;
+        let limit = self.inner.timeouts.overall;
+        let got = tokio::time::timeout(limit, self.inner.credentials.get())
+            .await
+            .map_err(|_| {
+                Error::Credentials(
+                    format!("no credentials within the overall timeout ({limit:?})").into(),
+                )
+            })?;
         let got = got.map_err(|e| Error::Credentials(Box::new(e)))?;
         Ok(got.map(|c| ProvidedCredentials::clone(&c)))
     }

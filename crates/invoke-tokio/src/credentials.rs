@@ -50,8 +50,12 @@ pub(crate) struct AsyncCache {
     load: Loader,
     current: Mutex<Option<Arc<ProvidedCredentials>>>,
     gate: tokio::sync::Mutex<()>,
-    /// Loads done: a task that waited at the gate while one finished takes its result
+    /// Loads that ran to their end: a task that waited at the gate while one finished takes
+    /// its result
     loads: AtomicU64,
+    /// The error of the last load that ran to its end, with its number in `loads`, if it
+    /// failed
+    failed: Mutex<Option<(u64, CredentialsError)>>,
 }
 
 /// Whether `c` is still good `margin` from now
@@ -72,6 +76,7 @@ impl AsyncCache {
             current: Mutex::new(None),
             gate: tokio::sync::Mutex::new(()),
             loads: AtomicU64::new(0),
+            failed: Mutex::new(None),
         }
     }
 
@@ -149,18 +154,40 @@ impl AsyncCache {
             return Ok(c);
         }
         // a load finished while this task waited: its credentials serve this task too, inside
-        // the refresh window as well (as long as they have not expired), rather than every
-        // waiting task loading again in turn
-        if self.loads.load(Ordering::Acquire) != seen
-            && let Some(c) = self.current_valid_for(Duration::ZERO)
-        {
-            return Ok(c);
+        // the refresh window as well (as long as they have not expired), and so does its
+        // error, rather than every waiting task loading again in turn (a load cut short by
+        // its invocation's deadline did not finish: the next task loads)
+        let finished = self.loads.load(Ordering::Acquire);
+        if finished != seen {
+            if let Some(c) = self.current_valid_for(Duration::ZERO) {
+                return Ok(c);
+            }
+            let failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some((load, e)) = &*failed
+                && *load == finished
+            {
+                return Err(e.clone());
+            }
         }
-        let loaded = Arc::new((self.load)().await?);
-        tracing::debug!(provider = loaded.provider, "credentials loaded");
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&loaded));
-        self.loads.fetch_add(1, Ordering::Release);
-        Ok(loaded)
+        let result = (self.load)().await;
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        let load = self.loads.load(Ordering::Acquire) + 1;
+        let loaded = match result {
+            Ok(c) => {
+                let loaded = Arc::new(c);
+                tracing::debug!(provider = loaded.provider, "credentials loaded");
+                *self.current.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(Arc::clone(&loaded));
+                *failed = None;
+                Ok(loaded)
+            }
+            Err(e) => {
+                *failed = Some((load, e.clone()));
+                Err(e)
+            }
+        };
+        self.loads.store(load, Ordering::Release);
+        loaded
     }
 }
 
@@ -223,7 +250,9 @@ pub(crate) async fn send(
         status = tracing::field::Empty,
     );
     let exchange = async {
-        let response = crate::pool::send_once(connector, request.map(Full::new)).await?;
+        // the connection lives until the body is read
+        let (response, _connection) =
+            crate::pool::send_once(connector, request.map(Full::new)).await?;
         let (parts, body) = response.into_parts();
         span.record("status", parts.status.as_u16());
         let body = Limited::new(body, MAX_RESPONSE_BODY + 1)
@@ -306,6 +335,44 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 1);
         // a later task, which waited for no load, loads again
         assert_eq!(key(&cache).await, "AKID1");
+    }
+
+    #[tokio::test]
+    async fn tasks_waiting_for_a_failed_load_take_its_error() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let l = Arc::clone(&loads);
+        let cache = AsyncCache::new(Box::new(move || {
+            let n = l.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async move {
+                if n == 0 {
+                    return Err(CredentialsError::Usage("the first load failed".to_owned()));
+                }
+                Ok(ProvidedCredentials::new(
+                    Credentials::new("AKIDLATER", "secret", None),
+                    None,
+                    None,
+                    "test",
+                ))
+            })
+        }));
+        // twenty tasks wait at the gate (each polled once while it is held), then one loads
+        let gate = cache.gate.lock().await;
+        let mut waiting: Vec<_> = (0..20).map(|_| Box::pin(cache.get())).collect();
+        for task in &mut waiting {
+            let pending = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(task.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(pending, "the gate is held");
+        }
+        drop(gate);
+        for task in waiting {
+            let e = task.await.unwrap_err();
+            assert!(e.to_string().contains("the first load failed"), "{e}");
+        }
+        assert_eq!(loads.load(Ordering::SeqCst), 1, "one load for all twenty");
+        // errors are not cached: a later task loads again
+        assert_eq!(key(&cache).await, "AKIDLATER");
     }
 
     /// A blocking provider whose first call waits for `open` and returns `AKID0` (or an

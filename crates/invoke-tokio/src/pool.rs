@@ -4,7 +4,10 @@
 //! end (the next request waits for it to be ready rather than opening another), and never
 //! otherwise: a response dropped half-read takes its connection with it, closed.
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,7 +20,29 @@ use hyper::client::conn::http1::{self, SendRequest};
 use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
 
-type Sender = SendRequest<Full<Bytes>>;
+/// A connection's request sender, and the connection's life: dropping it ends the
+/// connection's task at once, closing the socket, even while hyper is still writing a
+/// request's payload to a peer that reads no more (hyper, left to itself, notices that its
+/// sender is gone only between requests, and would then flush that payload without end)
+pub(crate) struct Sender {
+    send: SendRequest<Full<Bytes>>,
+    /// Never sends: its drop is what stops the task
+    _life: tokio::sync::oneshot::Sender<std::convert::Infallible>,
+}
+
+impl std::ops::Deref for Sender {
+    type Target = SendRequest<Full<Bytes>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.send
+    }
+}
+
+impl std::ops::DerefMut for Sender {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.send
+    }
+}
 
 /// How long a connection may sit idle before it is closed rather than reused (a peer or a
 /// NAT on the way may have forgotten it by then)
@@ -54,7 +79,7 @@ pub(crate) struct Pool {
 }
 
 /// A connection in use, put back into the pool by [`Lease::release`]; dropped, it closes
-/// once its response is dropped
+/// at once (its response, if still alive, then ends in an error)
 pub(crate) struct Lease {
     sender: Sender,
     pool: Arc<Pool>,
@@ -108,6 +133,9 @@ impl Pool {
         sent_at: &SentAt,
     ) -> Result<(Response<Incoming>, Lease), BoxError> {
         let mut request = prepare(request, self.absolute_form);
+        // one wait for pooled connections to become ready, shared by all those tried: each
+        // that is not ready by then is closed (not waited for in turn)
+        let ready_by = tokio::time::Instant::now() + self.connector.timeout_for(&self.target);
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(sender) => (sender, true),
@@ -123,8 +151,7 @@ impl Pool {
             // reads no more) is closed, and another one made
             if reused
                 && !matches!(
-                    tokio::time::timeout(self.connector.timeout_for(&self.target), sender.ready())
-                        .await,
+                    tokio::time::timeout_at(ready_by, sender.ready()).await,
                     Ok(Ok(()))
                 )
             {
@@ -151,12 +178,13 @@ impl Pool {
     }
 }
 
-/// One request on a connection of its own, closed after the response (credentials
-/// providers: rare requests to other hosts)
+/// One request on a connection of its own (credentials providers: rare requests to other
+/// hosts); the connection lives as long as the [`Sender`] returned, which the caller keeps
+/// until it has read the body
 pub(crate) async fn send_once(
     connector: &Connector,
     request: Request<Full<Bytes>>,
-) -> Result<Response<Incoming>, BoxError> {
+) -> Result<(Response<Incoming>, Sender), BoxError> {
     let uri = request.uri().clone();
     // an `http` request through a proxy goes in absolute form, with the proxy's credentials
     let proxy = connector.proxy_for(&uri)?;
@@ -170,7 +198,8 @@ pub(crate) async fn send_once(
             .headers_mut()
             .insert(http::header::PROXY_AUTHORIZATION, value);
     }
-    Ok(sender.send_request(request).await?)
+    let response = sender.send_request(request).await?;
+    Ok((response, sender))
 }
 
 /// A new connection to `target`, its task spawned (it ends when the connection closes)
@@ -179,15 +208,28 @@ async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError>
 }
 
 /// An HTTP/1 client over `io`, its connection task spawned (it ends when the connection
-/// closes)
+/// closes or the [`Sender`] is dropped)
 async fn handshake(io: Conn) -> Result<Sender, BoxError> {
-    let (sender, connection) = http1::Builder::new().handshake(io).await?;
+    let (send, connection) = http1::Builder::new().handshake(io).await?;
+    let (life, mut ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
+        let mut connection = std::pin::pin!(connection);
+        let closed = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = connection.as_mut().poll(cx) {
+                return Poll::Ready(r);
+            }
+            // the sender was dropped: the connection goes with this task
+            match Pin::new(&mut ended).poll(cx) {
+                Poll::Ready(_) => Poll::Ready(Ok(())),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
+        if let Err(e) = closed {
             tracing::trace!(error = %e, "connection closed");
         }
     });
-    Ok(sender)
+    Ok(Sender { send, _life: life })
 }
 
 /// What every request says of its sender (not signed: signers skip `User-Agent`)

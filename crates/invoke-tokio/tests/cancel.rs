@@ -318,10 +318,17 @@ fn a_provider_slower_than_the_deadline_is_called_once() {
                 .expect_err("no credentials yet");
             assert!(e.to_string().contains("deadline"), "{e}");
         }
+        // asked directly, the credentials are held to the overall timeout too
+        let e = client.credentials().await.expect_err("no credentials yet");
+        assert!(
+            std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("overall timeout")),
+            "{e:?}"
+        );
         assert_eq!(
             calls.load(Ordering::SeqCst),
             1,
-            "one call for the three loads"
+            "one call for the four loads"
         );
         open(&gate);
         client
@@ -381,7 +388,8 @@ fn a_connection_still_sending_its_payload_is_not_waited_for() {
         .expect("client");
     // more than the socket buffers hold
     let payload = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
-    let error = support::runtime()
+    let rt = support::runtime();
+    let error = rt
         .block_on(client.invoke(&InvokeParams::new("f", payload)))
         .expect_err("throttled");
     let shown = error.to_string();
@@ -390,4 +398,53 @@ fn a_connection_still_sending_its_payload_is_not_waited_for() {
         "{shown}"
     );
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // neither connection's task is left writing to a server that reads no more
+    drop(client);
+    assert!(
+        rt.block_on(no_task_left(rt.handle())),
+        "a connection task outlived the client"
+    );
+}
+
+/// A head timeout while the payload is still going out to a server that reads nothing
+/// leaves no connection task behind, writing on
+#[test]
+fn a_head_timeout_mid_payload_leaves_no_task() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming().flatten() {
+            held.push(socket); // never read, never answered
+        }
+    });
+    let endpoint = resolve_endpoint(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(format!("http://{addr}")),
+    )
+    .expect("endpoint");
+    let client = Client::builder(endpoint)
+        .credentials(Credentials::new(KEY, SECRET, None))
+        .proxy_env(ProxyEnv::none())
+        .timeouts(
+            invoke_tokio::Timeouts::default()
+                .with_head(Duration::from_millis(200))
+                .with_overall(WAIT),
+        )
+        .retry(RetryConfig::new().with_max_attempts(1))
+        .build()
+        .expect("client");
+    // more than the socket buffers hold
+    let payload = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
+    let rt = support::runtime();
+    let error = rt
+        .block_on(client.invoke(&InvokeParams::new("f", payload)))
+        .expect_err("no head");
+    assert!(error.to_string().contains("head"), "{error}");
+    drop(client);
+    assert!(
+        rt.block_on(no_task_left(rt.handle())),
+        "the connection task outlived its call"
+    );
 }
