@@ -318,17 +318,18 @@ fn per_io_timeout(t: &Timeouts) -> Duration {
 const IO_TIMEOUT_SLACK: Duration = Duration::from_millis(1);
 
 /// The connections of a client's agent: ureq's default chain for this crate's features
-/// (a `CONNECT` tunnel through a proxy, TCP, rustls), every read bounded by the drain's
-/// limit and the call's deadline both below TLS and above it (see `drain`)
+/// (a `CONNECT` tunnel through a proxy, TCP, rustls) with this crate's TCP (`tcp`), every
+/// read and write bounded by the call's deadline (reads also by the drain's limit) both
+/// below TLS and above it, and by the connect timeout while connecting (see `drain`)
 fn connector() -> impl ureq::unversioned::transport::Connector<()> {
-    use ureq::unversioned::transport::{
-        ConnectProxyConnector, Connector as _, RustlsConnector, TcpConnector,
-    };
-    ().chain(ConnectProxyConnector::default())
-        .chain(TcpConnector::default())
-        .chain(crate::drain::BoundedReads { note_input: false })
-        .chain(RustlsConnector::default())
-        .chain(crate::drain::BoundedReads { note_input: true })
+    use ureq::unversioned::transport::{ConnectProxyConnector, Connector as _, RustlsConnector};
+    crate::drain::ConnectBy(
+        ().chain(ConnectProxyConnector::default())
+            .chain(crate::tcp::Tcp)
+            .chain(crate::drain::BoundedReads { note_input: false })
+            .chain(RustlsConnector::default())
+            .chain(crate::drain::BoundedReads { note_input: true }),
+    )
 }
 
 /// Configures a [`Client`]

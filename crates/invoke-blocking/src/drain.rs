@@ -20,9 +20,13 @@ use ureq::unversioned::transport::{Buffers, ConnectionDetails, Connector, NextTi
 thread_local! {
     /// When set, reads on this thread wait no later than this
     static READS_BY: Cell<Option<Instant>> = const { Cell::new(None) };
-    /// When set, reads on this thread wait no later than this: the overall deadline of the
-    /// call that reads
+    /// When set, reads and writes on this thread wait no later than this: the overall
+    /// deadline of the call
     static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// When set, reads and writes on this thread wait no later than this: the end of the
+    /// connect timeout of the connection being made (a proxy's answer to `CONNECT`, the TLS
+    /// handshake)
+    static CONNECT_BY: Cell<Option<Instant>> = const { Cell::new(None) };
 }
 
 /// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
@@ -57,6 +61,27 @@ pub(crate) fn deadline_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&DEADLINE, by)
 }
 
+/// A connector chain whose every read and write while it connects ends within the connect
+/// timeout: ureq gives each read of a proxy's answer to `CONNECT` the whole timeout anew
+#[derive(Debug)]
+pub(crate) struct ConnectBy<C>(pub(crate) C);
+
+impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
+    type Out = C::Out;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        let by = (!details.timeout.after.is_not_happening())
+            .then(|| Instant::now().checked_add(*details.timeout.after))
+            .flatten();
+        let _by = by.map(|by| ThreadLimit::set(&CONNECT_BY, by));
+        self.0.connect(details, chained)
+    }
+}
+
 /// Wraps each connection in [`Bounded`]: twice in a client's chain, between the socket and
 /// TLS, and last (`note_input`)
 #[derive(Debug)]
@@ -88,36 +113,62 @@ pub(crate) struct Bounded<T> {
     note_input: bool,
 }
 
+/// Cuts `timeout` to the earliest of `limits` that is set, with that one's reason; an
+/// error once one has passed
+fn limit<const N: usize>(
+    timeout: &mut NextTimeout,
+    limits: [(Option<Instant>, ureq::Timeout); N],
+) -> Result<(), ureq::Error> {
+    for (limit, reason) in limits {
+        let Some(by) = limit else { continue };
+        // Past the limit, nothing more: a peer sending (or taking) a little at a time
+        // (trailer fields, which ureq reads within one body read; a TLS record or an answer
+        // to CONNECT a byte at a time) would otherwise keep a loop below going, each wait
+        // at most the 1 ms below
+        let left = by.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ureq::Error::Timeout(reason));
+        }
+        // not zero: ureq waits a whole second for a zero timeout
+        let left = left.max(Duration::from_millis(1)).into();
+        if left < timeout.after {
+            timeout.after = left;
+            timeout.reason = reason;
+        }
+    }
+    Ok(())
+}
+
 impl<T: Transport> Transport for Bounded<T> {
     fn buffers(&mut self) -> &mut dyn Buffers {
         self.inner.buffers()
     }
 
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        mut timeout: NextTimeout,
+    ) -> Result<(), ureq::Error> {
+        // a peer reading a little at a time would otherwise hold a write past the deadline
+        limit(
+            &mut timeout,
+            [
+                (DEADLINE.get(), ureq::Timeout::Global),
+                (CONNECT_BY.get(), ureq::Timeout::Connect),
+            ],
+        )?;
         self.inner.transmit_output(amount, timeout)
     }
 
     fn await_input(&mut self, mut timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        for (limit, reason) in [
-            (READS_BY.get(), ureq::Timeout::RecvBody),
-            (DEADLINE.get(), ureq::Timeout::Global),
-        ] {
-            let Some(by) = limit else { continue };
-            // Past the limit, no more reads: a peer sending a little at a time (trailer
-            // fields, which ureq reads within one body read; a TLS record or an answer to
-            // CONNECT a byte at a time) would otherwise keep the loop going, each read
-            // waiting at most the 1 ms below
-            let left = by.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(ureq::Error::Timeout(reason));
-            }
-            // not zero: ureq waits a whole second for a zero timeout
-            let left = left.max(Duration::from_millis(1)).into();
-            if left < timeout.after {
-                timeout.after = left;
-                timeout.reason = reason;
-            }
-        }
+        limit(
+            &mut timeout,
+            [
+                (READS_BY.get(), ureq::Timeout::RecvBody),
+                (DEADLINE.get(), ureq::Timeout::Global),
+                (CONNECT_BY.get(), ureq::Timeout::Connect),
+            ],
+        )?;
         if self.note_input {
             // where the bytes will land: the body reads place theirs away from it
             crate::buffers::note_input(self.inner.buffers().input_append_buf().as_ptr().addr());

@@ -120,6 +120,7 @@ mod credentials;
 mod drain;
 mod error;
 mod resolver;
+mod tcp;
 mod tls;
 
 pub use call::{PayloadReader, Response};

@@ -367,6 +367,7 @@ macro_rules! transport_suite {
             a_connection_cut_during_the_tls_handshake_is_retried,
             head_timeout,
             a_server_that_never_reads_the_payload_is_a_head_timeout,
+            a_server_reading_the_payload_slowly_is_a_head_timeout,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
             a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for,
             a_tls_record_dribbled_after_invoke_complete_is_not_waited_for,

@@ -1,0 +1,258 @@
+//! The TCP connection under every client's chain, in place of ureq's own
+//!
+//! ureq's TCP transport sets a write timeout once and then writes the whole output: each
+//! system call may wait that long again, so a peer that reads a few bytes now and then (its
+//! window barely open) stretches one write, and the call's deadline with it, without end.
+//! Here a write ends within its window: every system call waits only for what is left of it
+//! (and the window below already ends by the call's deadline, see `drain::Bounded`).
+//! Connecting and reading are as in ureq: each resolved address in turn, the first with
+//! the largest share of the connect timeout; one read per wait, retried after a signal.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle,
+    Transport,
+};
+
+/// The shortest share of the connect timeout an address gets (as in ureq)
+const MIN_PER_ADDRESS: Duration = Duration::from_millis(10);
+
+/// Opens the TCP connection unless an earlier connector (a `CONNECT` tunnel) made one
+#[derive(Debug, Default)]
+pub(crate) struct Tcp;
+
+impl<In: Transport> Connector<In> for Tcp {
+    type Out = Either<In, TcpTransport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        if chained.is_some() {
+            return Ok(chained.map(Either::A));
+        }
+        let stream = connect(&details.addrs, details.timeout)?;
+        if details.config.no_delay() {
+            stream.set_nodelay(true)?;
+        }
+        let transport = TcpTransport {
+            stream: Arc::new(stream),
+            buffers: LazyBuffers::new(
+                details.config.input_buffer_size(),
+                details.config.output_buffer_size(),
+            ),
+            read_timeout: None,
+            write_timeout: None,
+        };
+        // the agent may shut it down from another thread (`Agent::shutdown`)
+        (details.register_shutdown)(Arc::downgrade(&transport.stream) as Weak<dyn ShutdownHandle>)?;
+        Ok(Some(Either::B(transport)))
+    }
+}
+
+/// The first address of `addrs` that accepts within its share of `timeout`: half of it for
+/// the first, half of the rest for the next, and so on (the shares sum to the timeout)
+fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
+    let start = Instant::now();
+    let total = (!timeout.after.is_not_happening()).then(|| *timeout.after);
+    let weights = 2.0 * (1.0 - 0.5_f64.powi(i32::try_from(addrs.len()).unwrap_or(i32::MAX)));
+    let mut weight = 1.0_f64;
+    let mut last = None;
+    for addr in addrs {
+        let share = total.map(|t| t.mul_f64(weight / weights).max(MIN_PER_ADDRESS));
+        weight /= 2.0;
+        let connected = match share {
+            Some(share) => TcpStream::connect_timeout(addr, share),
+            None => TcpStream::connect(addr),
+        };
+        match connected {
+            Ok(stream) => return Ok(stream),
+            Err(e) if timed_out(&e) => {
+                if total.is_some_and(|t| start.elapsed() >= t) {
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                last = Some(ureq::Error::Timeout(ureq::Timeout::Connect));
+            }
+            // this address only: the next one may answer
+            Err(e) if address_specific(&e) => last = Some(ureq::Error::Io(e)),
+            Err(e) => return Err(ureq::Error::Io(e)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        ureq::Error::Io(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            "no address to connect to",
+        ))
+    }))
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    )
+}
+
+/// A failure that concerns the address tried, not the host
+fn address_specific(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::AddrNotAvailable
+    )
+}
+
+/// One TCP connection and its buffers
+#[derive(Debug)]
+pub(crate) struct TcpTransport {
+    /// Shared (weakly) with the agent's shutdown handle
+    stream: Arc<TcpStream>,
+    buffers: LazyBuffers,
+    /// The socket's timeouts as last set (a system call only when one changes)
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+/// The wait of one system call: what is left until `end`, never zero (a zero timeout means
+/// none to the socket); `None` without an end
+fn left_until(end: Option<Instant>) -> Option<Duration> {
+    end.map(|end| {
+        end.saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1))
+    })
+}
+
+/// The end of a wait of `timeout` from now; `None` if it never comes (or is out of range)
+fn end_of(timeout: NextTimeout) -> Option<Instant> {
+    if timeout.after.is_not_happening() {
+        return None;
+    }
+    Instant::now().checked_add(*timeout.after)
+}
+
+/// The socket timeout for a whole wait of `timeout` (not zero: checked before)
+fn whole(timeout: NextTimeout) -> Option<Duration> {
+    (!timeout.after.is_not_happening()).then(|| *timeout.after)
+}
+
+fn set_timeout(
+    cached: &mut Option<Duration>,
+    wanted: Option<Duration>,
+    set: impl FnOnce(Option<Duration>) -> io::Result<()>,
+) -> io::Result<()> {
+    if *cached != wanted {
+        set(wanted)?;
+        *cached = wanted;
+    }
+    Ok(())
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let timeout = timeout.for_write();
+        if timeout.after.is_zero() {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        let end = end_of(timeout);
+        // the first system call waits the whole window (the socket's timeout is then mostly
+        // unchanged from the last write: no system call to set it); any later one, after a
+        // partial write, only what is left of it
+        let mut wait = whole(timeout);
+        let mut written = 0;
+        while written < amount {
+            if end.is_some_and(|end| Instant::now() >= end) {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            let stream = &*self.stream;
+            set_timeout(&mut self.write_timeout, wait, |t| {
+                stream.set_write_timeout(t)
+            })?;
+            wait = left_until(end);
+            match (&*self.stream).write(&self.buffers.output()[written..amount]) {
+                Ok(0) => return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if timed_out(&e) => return Err(ureq::Error::Timeout(timeout.reason)),
+                Err(e) => return Err(ureq::Error::Io(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        let timeout = timeout.for_read();
+        if timeout.after.is_zero() {
+            return Err(ureq::Error::Timeout(timeout.reason));
+        }
+        let end = end_of(timeout);
+        // as for writes: the whole window first, what is left of it after a signal
+        let mut wait = whole(timeout);
+        let amount = loop {
+            let stream = &*self.stream;
+            set_timeout(&mut self.read_timeout, wait, |t| stream.set_read_timeout(t))?;
+            wait = left_until(end);
+            match (&*self.stream).read(self.buffers.input_append_buf()) {
+                Ok(n) => break n,
+                // a signal: read again in what is left of the wait
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        && end.is_none_or(|end| Instant::now() < end) => {}
+                Err(e) if timed_out(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                    return Err(ureq::Error::Timeout(timeout.reason));
+                }
+                Err(e) => return Err(ureq::Error::Io(e)),
+            }
+        };
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        // nothing to read and no error, without waiting: a connection still fit to reuse
+        let stream = &*self.stream;
+        if stream.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let open = matches!(
+            (&*self.stream).read(&mut [0u8]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).is_ok() && open
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_address_gets_a_share_of_the_connect_timeout() {
+        // nothing listens on port 9 of loopback: refused at once, each address in turn
+        let addrs: Vec<SocketAddr> = ["127.0.0.1:9", "[::1]:9"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_secs(5),
+            reason: ureq::Timeout::Connect,
+            per_read: None,
+            per_write: None,
+        };
+        let e = connect(&addrs, timeout).unwrap_err();
+        assert!(matches!(e, ureq::Error::Io(_)), "{e:?}");
+        let e = connect(&[], timeout).unwrap_err();
+        assert!(e.to_string().contains("no address"), "{e}");
+    }
+}
