@@ -151,13 +151,18 @@ impl Sender {
         );
         let _entered = span.enter();
         let (parts, body) = request.into_parts();
-        let result = if body.is_empty() {
+        // no body only for a method without one: ureq frames an empty body of any other
+        // (`()` on a PUT or POST) as chunked, which a plain server may answer with a reset
+        let bodiless = matches!(parts.method, http::Method::GET | http::Method::HEAD);
+        let result = if body.is_empty() && bodiless {
             let req = http::Request::from_parts(parts, ());
             self.agent.run(self.configure(req, proxy, connect, timeout))
         } else {
             let req = http::Request::from_parts(parts, &body[..]);
             self.agent.run(self.configure(req, proxy, connect, timeout))
         };
+        // a container URL may carry a user and password: never in an error
+        let uri = redact_url(&uri.to_string());
         let response = result.map_err(|e| {
             tracing::debug!(error = %e, "credentials request failed");
             format!("{uri}: {e}")
@@ -176,6 +181,22 @@ impl Sender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_the_url_is_not_in_the_error() {
+        let sender = Sender {
+            agent: ureq::Agent::new_with_defaults(),
+            proxy_env: ProxyEnv::none(),
+            connect: Duration::from_secs(1),
+            timeout: Duration::from_secs(1),
+        };
+        // nothing listens on port 9 of loopback
+        let request = http::Request::get("http://user:hunter2@127.0.0.1:9/creds")
+            .body(Bytes::new())
+            .unwrap();
+        let e = sender.send(request).unwrap_err();
+        assert!(e.contains("127.0.0.1:9") && !e.contains("hunter2"), "{e}");
+    }
 
     #[test]
     fn providers_use_the_proxy_variables_except_for_local_hosts() {
