@@ -434,9 +434,15 @@ async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| failed(format!("not an HTTP/1 response: {status_line:?}")))?;
-    // any 2xx opens the tunnel (RFC 9110, 9.3.6)
+    // any 2xx opens the tunnel (RFC 9110, 9.3.6); a 4xx is the proxy's refusal (407 wants
+    // credentials, 403 forbids the target), which another attempt would get again: not
+    // retried, unlike a 5xx (the proxy could not reach the target)
     if !(200..300).contains(&code) {
-        return Err(failed(format!("the proxy answered {status_line:?}")));
+        let mut e = failed(format!("the proxy answered {status_line:?}"));
+        if (400..500).contains(&code) {
+            e.kind = TransportFailure::Other;
+        }
+        return Err(e);
     }
     if end < head.len() {
         return Err(failed(format!(
@@ -679,6 +685,7 @@ mod tests {
                 "answered \"HTTP/1.1 407 Proxy Authentication Required\"",
             ),
             (b"HTTP/1.1 403 Forbidden\r\n\r\n", "403 Forbidden"),
+            (b"HTTP/1.1 502 Bad Gateway\r\n\r\n", "502 Bad Gateway"),
             (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", "not an HTTP/1 response"),
             (b"HTTP/1.1 2000\r\n\r\n", "not an HTTP/1 response"),
             (
@@ -695,7 +702,14 @@ mod tests {
             let Err(e) = result else {
                 panic!("{:?} opened the tunnel", String::from_utf8_lossy(response));
             };
-            assert_eq!(e.kind, TransportFailure::Connect, "{e}");
+            // a refusal is not retried
+            let refused = expect.contains("407") || expect.contains("403");
+            let kind = if refused {
+                TransportFailure::Other
+            } else {
+                TransportFailure::Connect
+            };
+            assert_eq!(e.kind, kind, "{e}");
             let shown = e.to_string();
             assert!(
                 shown.contains("proxy CONNECT") && shown.contains(expect),

@@ -732,6 +732,45 @@ pub fn a_proxy_answering_connect_a_byte_at_a_time_is_cut<T: Transport>(t: &T) {
     );
 }
 
+/// A proxy that refuses the tunnel (407: it wants credentials) gives the same answer to
+/// every attempt: the call fails after one, naming the status, while a proxy that cannot
+/// reach the target (502) is tried again
+pub fn a_proxy_refusing_the_tunnel_is_not_retried<T: Transport>(t: &T) {
+    for (answer, attempts) in [
+        ("407 Proxy Authentication Required", 1),
+        ("502 Bad Gateway", 2),
+    ] {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || {
+            use std::io::Write;
+            let mut asked = 0;
+            // one connection per attempt; the last is followed by none (the test's end)
+            for s in listener.incoming().take(attempts) {
+                let mut s = s.expect("accept");
+                if metadata::read_request(&s).is_ok() {
+                    asked += 1;
+                    let _ = write!(s, "HTTP/1.1 {answer}\r\nContent-Length: 0\r\n\r\n");
+                }
+            }
+            asked
+        });
+        let mut cfg = config(endpoint("https://localhost:9"));
+        cfg.proxy_env = vec![("HTTPS_PROXY".into(), format!("http://{proxy}"))];
+        cfg.retry = cfg.retry.with_max_attempts(2);
+        let c = t.client(&cfg);
+        let o = t.invoke(&c, &InvokeParams::new("f", "{}"));
+        let kind = if attempts == 1 {
+            TransportFailure::Other
+        } else {
+            TransportFailure::Connect
+        };
+        let message = transport_failure(&o, kind, attempts as u32);
+        assert!(message.contains(&answer[..3]), "{message}");
+        assert_eq!(server.join().expect("proxy"), attempts, "{answer}");
+    }
+}
+
 /// Answers one request with a chunk, `InvokeComplete` and the last chunk, then sends a
 /// trailer field every 200 µs for up to 30 s; whether the client closed the connection first
 fn dribbling_after_complete(listener: &TcpListener) -> bool {

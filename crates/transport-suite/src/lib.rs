@@ -382,6 +382,7 @@ macro_rules! transport_suite {
             spans_carry_the_invocation_and_never_secrets_or_payloads,
             https_through_an_http_proxy,
             a_proxy_answering_connect_a_byte_at_a_time_is_cut,
+            a_proxy_refusing_the_tunnel_is_not_retried,
             https_with_the_ca_bundle_streams_byte_exact,
             https_with_aws_ca_bundle_from_config,
             https_without_the_ca_bundle_is_a_certificate_error,
