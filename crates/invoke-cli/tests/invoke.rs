@@ -1019,6 +1019,17 @@ fn every_parameter_reaches_the_function() {
     );
 }
 
+/// Sends SIGINT to `child` (Ctrl-C) and waits for it to end
+#[cfg(unix)]
+fn interrupt(child: &mut Child) -> std::process::ExitStatus {
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait().unwrap()
+}
+
 #[cfg(unix)]
 #[test]
 fn ctrl_c_says_the_function_runs_on() {
@@ -1028,28 +1039,21 @@ fn ctrl_c_says_the_function_runs_on() {
     let (mut child, mut stdout) = spawn(invoke(&l.url, &["slow"]));
     let mut one = [0; 4];
     stdout.read_exact(&mut one).unwrap();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = interrupt(&mut child);
     gate.add_permits(1);
     let err = stderr_text(&mut child);
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("the function runs on to its end"), "{err}");
 }
 
-/// A credential provider's text quoted in an error (here a `credential_process`'s stderr)
-/// reaches the terminal with its control characters escaped
+/// `invoke echo` (to nothing that listens) with a config in `dir` (made) whose default
+/// profile's credentials come from `command`
 #[cfg(unix)]
-#[test]
-fn credential_errors_show_control_characters_escaped() {
-    let dir = std::env::temp_dir().join(format!("lambda-stream-cperr-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+fn invoke_with_credential_process(dir: &std::path::Path, command: &str) -> Command {
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(
         dir.join("config"),
-        "[default]\nregion = us-east-1\ncredential_process = printf '\\033]0;owned\\007' >&2; exit 1\n",
+        format!("[default]\nregion = us-east-1\ncredential_process = {command}\n"),
     )
     .unwrap();
     let mut c = bin();
@@ -1059,6 +1063,16 @@ fn credential_errors_show_control_characters_escaped() {
         "--endpoint-url",
         "http://127.0.0.1:9",
     ]);
+    c
+}
+
+/// A credential provider's text quoted in an error (here a `credential_process`'s stderr)
+/// reaches the terminal with its control characters escaped
+#[cfg(unix)]
+#[test]
+fn credential_errors_show_control_characters_escaped() {
+    let dir = std::env::temp_dir().join(format!("lambda-stream-cperr-{}", std::process::id()));
+    let c = invoke_with_credential_process(&dir, "printf '\\033]0;owned\\007' >&2; exit 1");
     let o = run(c, b"");
     let _ = std::fs::remove_dir_all(&dir);
     let err = stderr(&o);
@@ -1076,24 +1090,14 @@ fn credential_errors_show_control_characters_escaped() {
 #[test]
 fn ctrl_c_kills_a_running_credential_process() {
     let dir = std::env::temp_dir().join(format!("lambda-stream-cp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let pid_file = dir.join("pid");
-    std::fs::write(
-        dir.join("config"),
-        format!(
-            "[default]\nregion = us-east-1\ncredential_process = sleep 120 & echo $! > \"{0}.new\" \
-             && mv \"{0}.new\" \"{0}\"; wait\n",
+    let c = invoke_with_credential_process(
+        &dir,
+        &format!(
+            "sleep 120 & echo $! > \"{0}.new\" && mv \"{0}.new\" \"{0}\"; wait",
             pid_file.display()
         ),
-    )
-    .unwrap();
-    let mut c = bin();
-    c.env("AWS_CONFIG_FILE", dir.join("config")).args([
-        "invoke",
-        "echo",
-        "--endpoint-url",
-        "http://127.0.0.1:9",
-    ]);
+    );
     let (mut child, _stdout) = spawn(c);
     // the command's `sleep`, once it started (the file appears whole, by a rename)
     let started = Instant::now();
@@ -1107,12 +1111,7 @@ fn ctrl_c_kills_a_running_credential_process() {
         );
         std::thread::sleep(Duration::from_millis(10));
     };
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = child.wait().unwrap();
+    let status = interrupt(&mut child);
     let err = stderr_text(&mut child);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(status.code(), Some(130), "{err}");

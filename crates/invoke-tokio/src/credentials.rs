@@ -291,6 +291,26 @@ mod tests {
         }))
     }
 
+    /// `n` calls of `cache.get()`, each polled once while the gate is held (so each waits
+    /// at it), the gate then released
+    async fn waiting_at_the_gate(
+        cache: &AsyncCache,
+        n: usize,
+    ) -> Vec<Pin<Box<impl Future<Output = Result<Arc<ProvidedCredentials>, CredentialsError>> + '_>>>
+    {
+        let gate = cache.gate.lock().await;
+        let mut waiting: Vec<_> = (0..n).map(|_| Box::pin(cache.get())).collect();
+        for task in &mut waiting {
+            let pending = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(task.as_mut().poll(cx).is_pending())
+            })
+            .await;
+            assert!(pending, "the gate is held");
+        }
+        drop(gate);
+        waiting
+    }
+
     /// The access key id the cache hands out now
     async fn key(cache: &AsyncCache) -> String {
         let got = cache.get().await.unwrap();
@@ -319,16 +339,7 @@ mod tests {
         let soon = SystemTime::now() + REFRESH_BUFFER - Duration::from_secs(60);
         let cache = counting(Arc::clone(&loads), Some(soon));
         // twenty tasks wait at the gate (each polled once while it is held), then load
-        let gate = cache.gate.lock().await;
-        let mut waiting: Vec<_> = (0..20).map(|_| Box::pin(cache.get())).collect();
-        for task in &mut waiting {
-            let pending = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(task.as_mut().poll(cx).is_pending())
-            })
-            .await;
-            assert!(pending, "the gate is held");
-        }
-        drop(gate);
+        let waiting = waiting_at_the_gate(&cache, 20).await;
         for task in waiting {
             assert_eq!(task.await.unwrap().credentials.access_key_id(), "AKID0");
         }
@@ -356,16 +367,7 @@ mod tests {
             })
         }));
         // twenty tasks wait at the gate (each polled once while it is held), then one loads
-        let gate = cache.gate.lock().await;
-        let mut waiting: Vec<_> = (0..20).map(|_| Box::pin(cache.get())).collect();
-        for task in &mut waiting {
-            let pending = std::future::poll_fn(|cx| {
-                std::task::Poll::Ready(task.as_mut().poll(cx).is_pending())
-            })
-            .await;
-            assert!(pending, "the gate is held");
-        }
-        drop(gate);
+        let waiting = waiting_at_the_gate(&cache, 20).await;
         for task in waiting {
             let e = task.await.unwrap_err();
             assert!(e.to_string().contains("the first load failed"), "{e}");

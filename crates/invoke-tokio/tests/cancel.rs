@@ -364,46 +364,60 @@ fn a_connection_still_sending_its_payload_is_not_waited_for() {
             held.push(socket); // never read again
         }
     });
+    let client = client_of(
+        addr,
+        invoke_tokio::Timeouts::default()
+            .with_connect(Duration::from_millis(500))
+            .with_overall(WAIT),
+        RetryConfig::new()
+            .with_max_attempts(2)
+            .with_initial_backoff(Duration::from_millis(1))
+            .with_max_backoff(Duration::from_millis(1)),
+    );
+    let shown = largest_payload_fails(client).to_string();
+    assert!(
+        shown.contains("TooManyRequestsException") && shown.contains("2 attempts"),
+        "{shown}"
+    );
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+/// A client of the server at `addr` (the test keys, no proxy), with `timeouts` and `retry`
+fn client_of(
+    addr: std::net::SocketAddr,
+    timeouts: invoke_tokio::Timeouts,
+    retry: RetryConfig,
+) -> Client {
     let endpoint = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
             .with_custom(format!("http://{addr}")),
     )
     .expect("endpoint");
-    let client = Client::builder(endpoint)
+    Client::builder(endpoint)
         .credentials(Credentials::new(KEY, SECRET, None))
         .proxy_env(ProxyEnv::none())
-        .timeouts(
-            invoke_tokio::Timeouts::default()
-                .with_connect(Duration::from_millis(500))
-                .with_overall(WAIT),
-        )
-        .retry(
-            RetryConfig::new()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(1))
-                .with_max_backoff(Duration::from_millis(1)),
-        )
+        .timeouts(timeouts)
+        .retry(retry)
         .build()
-        .expect("client");
-    // more than the socket buffers hold
+        .expect("client")
+}
+
+/// Invokes with the largest payload (more than the socket buffers hold), on a runtime of
+/// its own, a call that must fail; its error, once the client is dropped and no connection
+/// task is left writing to a server that reads no more
+fn largest_payload_fails(client: Client) -> invoke_tokio::Error {
     let payload = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
     let rt = support::runtime();
     let error = rt
         .block_on(client.invoke(&InvokeParams::new("f", payload)))
-        .expect_err("throttled");
-    let shown = error.to_string();
-    assert!(
-        shown.contains("TooManyRequestsException") && shown.contains("2 attempts"),
-        "{shown}"
-    );
-    assert_eq!(accepted.load(Ordering::SeqCst), 2);
-    // neither connection's task is left writing to a server that reads no more
+        .expect_err("no answer");
     drop(client);
     assert!(
         rt.block_on(no_task_left(rt.handle())),
         "a connection task outlived the client"
     );
+    error
 }
 
 /// A head timeout while the payload is still going out to a server that reads nothing
@@ -418,33 +432,13 @@ fn a_head_timeout_mid_payload_leaves_no_task() {
             held.push(socket); // never read, never answered
         }
     });
-    let endpoint = resolve_endpoint(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(format!("http://{addr}")),
-    )
-    .expect("endpoint");
-    let client = Client::builder(endpoint)
-        .credentials(Credentials::new(KEY, SECRET, None))
-        .proxy_env(ProxyEnv::none())
-        .timeouts(
-            invoke_tokio::Timeouts::default()
-                .with_head(Duration::from_millis(200))
-                .with_overall(WAIT),
-        )
-        .retry(RetryConfig::new().with_max_attempts(1))
-        .build()
-        .expect("client");
-    // more than the socket buffers hold
-    let payload = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
-    let rt = support::runtime();
-    let error = rt
-        .block_on(client.invoke(&InvokeParams::new("f", payload)))
-        .expect_err("no head");
-    assert!(error.to_string().contains("head"), "{error}");
-    drop(client);
-    assert!(
-        rt.block_on(no_task_left(rt.handle())),
-        "the connection task outlived its call"
+    let client = client_of(
+        addr,
+        invoke_tokio::Timeouts::default()
+            .with_head(Duration::from_millis(200))
+            .with_overall(WAIT),
+        RetryConfig::new().with_max_attempts(1),
     );
+    let error = largest_payload_fails(client);
+    assert!(error.to_string().contains("head"), "{error}");
 }
