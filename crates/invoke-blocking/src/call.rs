@@ -295,15 +295,13 @@ fn classify(e: &ureq::Error, before_head: bool) -> TransportFailure {
         ureq::Error::Io(io) if is_tls(io) => TransportFailure::Tls,
         // a ureq error inside (a timeout from below TLS) tells more than the kind
         ureq::Error::Io(io) => classify_io(io, before_head),
-        // a proxy's 4xx answer to CONNECT (407 wants credentials, 403 forbids the target)
-        // is its refusal, which another attempt would get again (ureq 3's text names the
-        // status); a 5xx or no answer is retried
-        ureq::Error::ConnectProxyFailed(why) if why.starts_with("proxy server responded 4") => {
-            TransportFailure::Other
-        }
-        ureq::Error::HostNotFound
-        | ureq::Error::ConnectionFailed
-        | ureq::Error::ConnectProxyFailed(_) => TransportFailure::Connect,
+        // ureq 3's text names the proxy's status ("proxy server responded 407/...");
+        // without one (no answer) the proxy is tried again
+        ureq::Error::ConnectProxyFailed(why) => why
+            .strip_prefix("proxy server responded ")
+            .and_then(|rest| rest.get(..3)?.parse().ok())
+            .map_or(TransportFailure::Connect, TransportFailure::of_proxy_answer),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => TransportFailure::Connect,
         ureq::Error::Tls(_)
         | ureq::Error::TlsRequired
         | ureq::Error::Pem(_)

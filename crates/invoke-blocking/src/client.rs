@@ -326,9 +326,9 @@ fn connector() -> impl ureq::unversioned::transport::Connector<()> {
     crate::drain::ConnectBy(
         ().chain(ConnectProxyConnector::default())
             .chain(crate::tcp::Tcp)
-            .chain(crate::drain::BoundedReads { note_input: false })
+            .chain(crate::drain::BoundedIo { note_input: false })
             .chain(RustlsConnector::default())
-            .chain(crate::drain::BoundedReads { note_input: true }),
+            .chain(crate::drain::BoundedIo { note_input: true }),
     )
 }
 

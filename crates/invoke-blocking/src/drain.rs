@@ -8,8 +8,10 @@
 //! timeout computed once for a whole step, which a loop below it reuses for every read of
 //! the socket (rustls reading on for the rest of a record, ureq for the rest of a proxy's
 //! answer to `CONNECT`): a peer sending a byte now and then would keep such a loop going, so
-//! a second [`Bounded`] sits between the socket and TLS. The outer one also tells the body
-//! buffers where its input lands (`buffers::note_input`).
+//! a second [`Bounded`] sits between the socket and TLS. Writes stop at the deadline too,
+//! and while a connection is made ([`ConnectBy`]) reads and writes stop at the end of the
+//! connect timeout. The outer one also tells the body buffers where its input lands
+//! (`buffers::note_input`).
 
 use std::cell::Cell;
 use std::thread::LocalKey;
@@ -55,8 +57,8 @@ pub(crate) fn reads_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&READS_BY, by)
 }
 
-/// While the guard lives, reads on this thread's connections wait no later than `by`, the
-/// call's overall deadline
+/// While the guard lives, reads and writes on this thread's connections wait no later than
+/// `by`, the call's overall deadline
 pub(crate) fn deadline_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&DEADLINE, by)
 }
@@ -74,10 +76,7 @@ impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let by = (!details.timeout.after.is_not_happening())
-            .then(|| Instant::now().checked_add(*details.timeout.after))
-            .flatten();
-        let _by = by.map(|by| ThreadLimit::set(&CONNECT_BY, by));
+        let _by = crate::tcp::end_of(details.timeout).map(|by| ThreadLimit::set(&CONNECT_BY, by));
         self.0.connect(details, chained)
     }
 }
@@ -85,12 +84,12 @@ impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
 /// Wraps each connection in [`Bounded`]: twice in a client's chain, between the socket and
 /// TLS, and last (`note_input`)
 #[derive(Debug)]
-pub(crate) struct BoundedReads {
+pub(crate) struct BoundedIo {
     /// Whether reads note where their input lands (the connection ureq reads the body from)
     pub(crate) note_input: bool,
 }
 
-impl<In: Transport> Connector<In> for BoundedReads {
+impl<In: Transport> Connector<In> for BoundedIo {
     type Out = Bounded<In>;
 
     fn connect(
@@ -105,8 +104,9 @@ impl<In: Transport> Connector<In> for BoundedReads {
     }
 }
 
-/// A connection whose reads honour [`reads_by`] and [`deadline_by`], and with `note_input`
-/// are noted by `buffers::note_input`
+/// A connection whose reads honour [`reads_by`], [`deadline_by`] and the connect timeout
+/// while it is made, whose writes the latter two, and whose reads with `note_input` are
+/// noted by `buffers::note_input`
 #[derive(Debug)]
 pub(crate) struct Bounded<T> {
     inner: T,
@@ -210,13 +210,18 @@ mod tests {
         }
     }
 
+    /// A connection that never receives anything, its reads noted
+    fn silent() -> Bounded<Silent> {
+        Bounded {
+            inner: Silent(LazyBuffers::new(8192, 1024)),
+            note_input: true,
+        }
+    }
+
     #[test]
     fn a_read_notes_where_the_input_lands() {
         std::thread::spawn(|| {
-            let mut connection = Bounded {
-                inner: Silent(LazyBuffers::new(8192, 1024)),
-                note_input: true,
-            };
+            let mut connection = silent();
             assert_eq!(crate::buffers::noted_input(), None);
             // three bytes received and one consumed: the next land after the three
             let buffers = connection.buffers();
@@ -236,10 +241,7 @@ mod tests {
     #[test]
     fn no_read_waits_past_the_limit() {
         std::thread::spawn(|| {
-            let mut connection = Bounded {
-                inner: Silent(LazyBuffers::new(8192, 1024)),
-                note_input: true,
-            };
+            let mut connection = silent();
             let past = Instant::now().checked_sub(Duration::from_millis(1));
             let _by = reads_by(past.expect("an instant 1 ms ago"));
             assert!(matches!(

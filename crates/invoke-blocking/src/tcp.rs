@@ -59,7 +59,7 @@ impl<In: Transport> Connector<In> for Tcp {
 /// the first, half of the rest for the next, and so on (the shares sum to the timeout)
 fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
     let start = Instant::now();
-    let total = (!timeout.after.is_not_happening()).then(|| *timeout.after);
+    let total = whole(timeout);
     let weights = 2.0 * (1.0 - 0.5_f64.powi(i32::try_from(addrs.len()).unwrap_or(i32::MAX)));
     let mut weight = 1.0_f64;
     let mut last = None;
@@ -131,14 +131,14 @@ fn left_until(end: Option<Instant>) -> Option<Duration> {
 }
 
 /// The end of a wait of `timeout` from now; `None` if it never comes (or is out of range)
-fn end_of(timeout: NextTimeout) -> Option<Instant> {
+pub(crate) fn end_of(timeout: NextTimeout) -> Option<Instant> {
     if timeout.after.is_not_happening() {
         return None;
     }
     Instant::now().checked_add(*timeout.after)
 }
 
-/// The socket timeout for a whole wait of `timeout` (not zero: checked before)
+/// The whole wait of `timeout`; `None` if it never ends
 fn whole(timeout: NextTimeout) -> Option<Duration> {
     (!timeout.after.is_not_happening()).then(|| *timeout.after)
 }

@@ -172,6 +172,18 @@ pub enum TransportFailure {
 }
 
 impl TransportFailure {
+    /// The failure of a proxy's answer to `CONNECT` with a status other than 2xx: a 4xx is
+    /// the proxy's refusal (407 wants credentials, 403 forbids the target), which every
+    /// attempt would get again, so [`Other`](Self::Other) (never retried); anything else
+    /// (a 5xx: the proxy could not reach the target) [`Connect`](Self::Connect)
+    pub const fn of_proxy_answer(status: u16) -> Self {
+        if status >= 400 && status < 500 {
+            Self::Other
+        } else {
+            Self::Connect
+        }
+    }
+
     /// Whether this failure is a timeout
     pub const fn is_timeout(self) -> bool {
         matches!(

@@ -434,14 +434,10 @@ async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
         .and_then(|rest| rest.get(..3))
         .and_then(|code| code.parse::<u16>().ok())
         .ok_or_else(|| failed(format!("not an HTTP/1 response: {status_line:?}")))?;
-    // any 2xx opens the tunnel (RFC 9110, 9.3.6); a 4xx is the proxy's refusal (407 wants
-    // credentials, 403 forbids the target), which another attempt would get again: not
-    // retried, unlike a 5xx (the proxy could not reach the target)
+    // any 2xx opens the tunnel (RFC 9110, 9.3.6)
     if !(200..300).contains(&code) {
         let mut e = failed(format!("the proxy answered {status_line:?}"));
-        if (400..500).contains(&code) {
-            e.kind = TransportFailure::Other;
-        }
+        e.kind = TransportFailure::of_proxy_answer(code);
         return Err(e);
     }
     if end < head.len() {
