@@ -18,6 +18,11 @@ use crate::service_error::{ServiceError, excerpt};
 pub enum Event {
     /// Bytes the function wrote; a slice of the received body (zero copy). Chunk boundaries
     /// carry no meaning: concatenate.
+    ///
+    /// [`InvokeStream`] may hand one message out as several events: a `PayloadChunk`
+    /// message of 16 KiB or more that arrived split over two to four body chunks comes as
+    /// its slices of those chunks, once its CRC was checked over all of them, instead of
+    /// being copied together. [`EventDecoder`] gives one event per message.
     PayloadChunk(Bytes),
     /// The last event: the invocation finished, successfully or not
     InvokeComplete(InvokeComplete),
@@ -253,7 +258,7 @@ impl EventDecoder {
     #[inline]
     pub fn decode_message(&mut self, message: Message) -> Result<Event, StreamError> {
         let offset = self.offset;
-        if self.repeated_chunk(&message, None) {
+        if self.repeated_chunk(&message, None, 0) {
             return Ok(Event::PayloadChunk(message.payload));
         }
         self.classify(message, offset)
@@ -295,9 +300,14 @@ impl EventDecoder {
     /// `repeat_of`: the caller knows that `message` has the header block of the message
     /// before it, this long, so that one comparison is enough for both (see
     /// [`InvokeStream`]); its headers may then be left out if that message was a
-    /// `PayloadChunk`.
+    /// `PayloadChunk`. `more`: payload bytes of the message handed over apart from it.
     #[inline]
-    fn repeated_chunk(&mut self, message: &Message, repeat_of: Option<usize>) -> bool {
+    fn repeated_chunk(
+        &mut self,
+        message: &Message,
+        repeat_of: Option<usize>,
+        more: usize,
+    ) -> bool {
         let (hit, headers_len) = match repeat_of {
             Some(len) if self.last_was_chunk => (true, len),
             _ => {
@@ -305,7 +315,7 @@ impl EventDecoder {
                 (self.chunk_headers.matches(wire), wire.len())
             }
         };
-        self.offset += (MESSAGE_OVERHEAD + headers_len + message.payload.len()) as u64;
+        self.offset += (MESSAGE_OVERHEAD + headers_len + message.payload.len() + more) as u64;
         self.chunks += u64::from(hit);
         self.last_was_chunk = hit;
         hit
@@ -371,7 +381,9 @@ enum State {
 ///
 /// Feed every body chunk with [`feed`](Self::feed), then call
 /// [`next_event`](Self::next_event) until it returns `Ok(None)`; at the end of the body call
-/// [`finish`](Self::finish). After `InvokeComplete` the stream is done: further messages or
+/// [`finish`](Self::finish). Nothing is copied while the function's messages are
+/// `PayloadChunk`s with the same headers, as Lambda sends them, unless a message spans more
+/// than four chunks or is shorter than 16 KiB (see [`Event::PayloadChunk`]). After `InvokeComplete` the stream is done: further messages or
 /// bytes are ignored and counted in
 /// [`ignored_bytes`](Self::ignored_bytes). Errors are terminal and repeated on every later
 /// call. Nothing fed is lost: events still undrained when `finish` is called are returned by
@@ -504,8 +516,12 @@ impl InvokeStream {
     /// Decodes the next message into an event, moving to `Complete` or `Failed` as it says
     #[inline]
     fn pull(&mut self) -> Result<Option<Event>, StreamError> {
+        // the rest of a long PayloadChunk that came in pieces
+        if let Some(piece) = self.decoder.take_rest() {
+            return Ok(Some(Event::PayloadChunk(piece)));
+        }
         // After a PayloadChunk, a message with the same header block is one too: the
-        // decoder need not cut its headers out
+        // decoder need not cut its headers out (nor copy it together, if long)
         self.decoder
             .elide_repeated_headers(self.events.last_was_chunk);
         match self.decoder.next_message() {
@@ -514,7 +530,8 @@ impl InvokeStream {
                 // The message decoder compared this header block with the previous one
                 // already: if that was a PayloadChunk, so is this
                 let repeat_of = self.decoder.repeated_headers_len();
-                if self.events.repeated_chunk(&message, repeat_of) {
+                let more = self.decoder.rest_len();
+                if self.events.repeated_chunk(&message, repeat_of, more) {
                     // The hot path, written out so the event is built in place
                     return Ok(Some(Event::PayloadChunk(message.payload)));
                 }
@@ -731,6 +748,175 @@ mod tests {
                 bytes: body.len() as u64
             }
         );
+    }
+
+    /// A `PayloadChunk` of `len` bytes that differ from their neighbours
+    fn long_chunk(len: usize, seed: u8) -> Message {
+        let payload: Vec<u8> = (0..len)
+            .map(|i| (i % 251) as u8 ^ seed)
+            .collect();
+        Message::new(chunk("").headers, payload)
+    }
+
+    /// Feeds `body` in `size`-byte slices, draining after each; the events and the error
+    fn fed_in(body: &Bytes, size: usize) -> (Vec<Event>, Option<StreamError>) {
+        let mut s = InvokeStream::new();
+        let mut events = Vec::new();
+        for c in body.chunks(size) {
+            s.feed(body.slice_ref(c));
+            let (got, err) = drain(&mut s);
+            events.extend(got);
+            if err.is_some() {
+                return (events, err);
+            }
+        }
+        let end = s.finish().err();
+        events.extend(drain(&mut s).0);
+        (events, end)
+    }
+
+    /// The payload chunks' bytes, concatenated
+    fn concatenated(events: &[Event]) -> Vec<u8> {
+        let mut all = Vec::new();
+        for e in events {
+            if let Event::PayloadChunk(b) = e {
+                all.extend_from_slice(b);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn long_chunks_spanning_reads_come_in_pieces_not_copied() {
+        let messages = [
+            chunk("first"),
+            long_chunk(40_000, 1),
+            long_chunk(70_000, 2),
+            chunk("short"),
+            long_chunk(20_000, 3),
+            complete(),
+        ];
+        let body = wire(&messages);
+        let want: Vec<u8> = messages[..5]
+            .iter()
+            .flat_map(|m| m.payload.to_vec())
+            .collect();
+        let inside = body.as_ptr_range();
+        for size in [24_000, 30_001, 65_536, 100_003] {
+            let (events, err) = fed_in(&body, size);
+            assert_eq!(err, None, "chunk size {size}");
+            assert_eq!(concatenated(&events), want, "chunk size {size}");
+            assert_eq!(
+                events.last(),
+                Some(&Event::InvokeComplete(InvokeComplete::default()))
+            );
+            // no message spans more than four reads here: every payload is a slice of them
+            for e in &events[..events.len() - 1] {
+                let Event::PayloadChunk(b) = e else {
+                    panic!("not a payload chunk: {e:?}")
+                };
+                assert!(!b.is_empty(), "chunk size {size}: an empty piece");
+                assert!(inside.contains(&b.as_ptr()), "chunk size {size}: copied");
+            }
+            assert!(events.len() > messages.len(), "chunk size {size}: not split");
+        }
+        // spread over more than four reads, a message is copied together and comes whole
+        let (events, err) = fed_in(&body, 4_000);
+        assert_eq!(err, None);
+        let whole: Vec<Event> = messages[..5]
+            .iter()
+            .map(|m| Event::PayloadChunk(m.payload.clone()))
+            .chain([Event::InvokeComplete(InvokeComplete::default())])
+            .collect();
+        assert_eq!(events, whole);
+    }
+
+    #[test]
+    fn a_long_message_in_pieces_is_checked_before_any_piece_is_given() {
+        let messages = [chunk("a"), long_chunk(40_000, 1), long_chunk(40_000, 2)];
+        let body = wire(&messages);
+        let second = (messages[0].wire_len() + messages[1].wire_len()) as usize;
+        // a payload byte in the second read of the third message, then its trailing CRC
+        // (9,000-byte reads: held in four pieces, then copied together)
+        for (at, size) in [second + 35_000, body.len() - 2]
+            .into_iter()
+            .flat_map(|at| [(at, 30_000), (at, 9_000)])
+        {
+            let mut bad = body.to_vec();
+            bad[at] ^= 0x20;
+            let bad = Bytes::from(bad);
+            let (events, err) = fed_in(&bad, size);
+            assert!(
+                matches!(
+                    err,
+                    Some(StreamError::Decode(DecodeError::MessageCrc { offset, .. }))
+                        if offset == second as u64
+                ),
+                "byte {at}, reads of {size}: {err:?}"
+            );
+            let mut want = b"a".to_vec();
+            want.extend_from_slice(&messages[1].payload);
+            assert_eq!(concatenated(&events), want, "byte {at}");
+        }
+    }
+
+    #[test]
+    fn long_messages_of_other_kinds_come_whole_and_offsets_count_every_piece() {
+        let mut h = Headers::builder();
+        h.push(":message-type", "event").unwrap();
+        h.push(":event-type", "SomethingNew").unwrap();
+        let unknown = Message::new(h.build().unwrap(), vec![7u8; 50_000]);
+        let bad = message(&[(":message-type", "strange")], "x");
+        let messages = [
+            chunk("a"),
+            long_chunk(50_000, 1),
+            unknown.clone(),
+            long_chunk(50_000, 2),
+            bad,
+        ];
+        let body = wire(&messages);
+        let at: u64 = messages[..4].iter().map(Message::wire_len).sum();
+        for size in [20_000, 33_333] {
+            let (events, err) = fed_in(&body, size);
+            assert_eq!(
+                err,
+                Some(StreamError::UnknownMessageType {
+                    offset: at,
+                    message_type: "strange".into()
+                }),
+                "chunk size {size}"
+            );
+            let unknowns: Vec<_> = events
+                .iter()
+                .filter(|e| matches!(e, Event::Unknown { .. }))
+                .collect();
+            assert_eq!(
+                unknowns,
+                [&Event::Unknown {
+                    event_type: "SomethingNew".into(),
+                    message: unknown.clone()
+                }]
+            );
+            let mut want = b"a".to_vec();
+            want.extend_from_slice(&messages[1].payload);
+            want.extend_from_slice(&messages[3].payload);
+            assert_eq!(concatenated(&events), want, "chunk size {size}");
+        }
+        // cut short after pieces: every byte is counted, nothing is lost
+        let body = wire(&messages[..2]);
+        let mut s = InvokeStream::new();
+        for c in body.chunks(30_000) {
+            s.feed(body.slice_ref(c));
+        }
+        assert_eq!(
+            s.finish(),
+            Err(StreamError::MissingInvokeComplete {
+                chunks: 2,
+                bytes: body.len() as u64
+            })
+        );
+        let (events, _) = drain(&mut s);
+        assert_eq!(concatenated(&events).len(), 50_001);
     }
 
     #[test]

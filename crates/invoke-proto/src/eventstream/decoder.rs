@@ -4,8 +4,9 @@ use std::collections::VecDeque;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::header::ValidatedBlock;
-use super::{Limits, Message, PRELUDE_LEN, Prelude};
+use super::header::{Headers, ValidatedBlock};
+use super::message::check_crc;
+use super::{Limits, Message, PRELUDE_LEN, Prelude, be_u32};
 use crate::error::DecodeError;
 
 /// Decodes a byte stream, fed in chunks of any size, into [`Message`]s
@@ -56,6 +57,15 @@ pub struct MessageDecoder {
     queue: VecDeque<Bytes>,
     /// The start of a message that spans chunks
     assembly: Assembly,
+    /// The start of a large repeated `PayloadChunk` that spans chunks, held as slices of
+    /// them instead of copied (see [`elide_repeated_headers`](Self::elide_repeated_headers));
+    /// its CRC runs in `assembly.crc`
+    pieces: Vec<Bytes>,
+    /// Bytes in `pieces`
+    pieces_len: usize,
+    /// Payload slices of the last message returned that it does not hold (its payload is
+    /// the first slice)
+    rest: VecDeque<Bytes>,
     /// The prelude of the message being assembled, once its 12 bytes are in
     want: Option<Prelude>,
     /// Stream position of the first byte of the next message
@@ -98,12 +108,14 @@ impl MessageDecoder {
     /// Bytes received but not yet returned as part of a message
     pub fn buffered(&self) -> usize {
         let ready: u64 = self.ready.iter().map(|(_, m)| m.wire_len()).sum();
-        ready as usize + self.undecoded()
+        ready as usize + self.undecoded() + self.rest_len()
     }
 
     /// Bytes received and not yet decoded
     fn undecoded(&self) -> usize {
-        self.assembly.buf.len() + self.queue.iter().map(Bytes::len).sum::<usize>()
+        self.assembly.buf.len()
+            + self.pieces_len
+            + self.queue.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// Hands the decoder the next chunk of the stream
@@ -115,6 +127,7 @@ impl MessageDecoder {
         // neither completes the message nor waits behind others straight away
         if let Some(prelude) = self.want
             && self.queue.is_empty()
+            && self.pieces.is_empty()
             && self.assembly.buf.len() + chunk.len() < prelude.total_len as usize
         {
             absorb(&mut self.assembly, &chunk, prelude);
@@ -218,8 +231,27 @@ impl MessageDecoder {
     /// only: a reference count fewer to update, twice, per message). For a caller that knows
     /// that block: `InvokeStream` while the messages are `PayloadChunk`s. Messages decoded by
     /// [`finish`](Self::finish) keep their headers.
+    ///
+    /// Such a message, if it is at least [`SPLIT_MIN`] long and spans chunks, is not copied
+    /// together either: its payload comes as the slices of the chunks it arrived in, the
+    /// first as the message's payload, the others from [`take_rest`](Self::take_rest) (at
+    /// most [`MAX_PIECES`] chunks; a message spread over more is copied as any other).
     pub(crate) fn elide_repeated_headers(&mut self, on: bool) {
         self.seen.set_elide(on);
+    }
+
+    /// The next payload slice of the last message returned that it does not hold itself
+    /// (see [`elide_repeated_headers`](Self::elide_repeated_headers)); take them all before
+    /// the next message
+    #[inline]
+    pub(crate) fn take_rest(&mut self) -> Option<Bytes> {
+        self.rest.pop_front()
+    }
+
+    /// Bytes of the payload slices [`take_rest`](Self::take_rest) has yet to give
+    #[inline]
+    pub(crate) fn rest_len(&self) -> usize {
+        self.rest.iter().map(Bytes::len).sum()
     }
 
     /// Length of the header block of the message [`next_message`](Self::next_message)
@@ -228,10 +260,14 @@ impl MessageDecoder {
         self.seen.repeated_len()
     }
 
+    /// Records `e` as the sticky error and drops the undecoded bytes (the payload slices of
+    /// a message already returned stay, for [`take_rest`](Self::take_rest))
     fn fail(&mut self, e: DecodeError) -> DecodeError {
         self.error = Some(e.clone());
         self.queue.clear();
         self.assembly.buf = BytesMut::new();
+        self.pieces.clear();
+        self.pieces_len = 0;
         self.want = None;
         e
     }
@@ -257,6 +293,17 @@ impl MessageDecoder {
                         self.offset += total as u64;
                         return Ok(Some(message));
                     }
+                    if total >= SPLIT_MIN
+                        && self.seen.eliding()
+                        && front.len() >= PRELUDE_LEN + prelude.headers_len as usize
+                    {
+                        // a long PayloadChunk, most likely: hold its chunks, do not copy them
+                        let first = self.queue.pop_front().expect("checked above");
+                        self.assembly.crc = crc;
+                        self.want = Some(prelude);
+                        self.add_piece(first, prelude);
+                        continue;
+                    }
                     self.start_assembly(prelude, crc);
                 } else {
                     self.assembly.buf.reserve(PRELUDE_LEN);
@@ -264,14 +311,34 @@ impl MessageDecoder {
             }
             let front = self.queue.front_mut().expect("checked above");
             let goal = self.want.map_or(PRELUDE_LEN, |p| p.total_len as usize);
-            let n = (goal - self.assembly.buf.len()).min(front.len());
             match self.want {
-                Some(prelude) => absorb(&mut self.assembly, &front[..n], prelude),
-                None => self.assembly.buf.extend_from_slice(&front[..n]),
-            }
-            front.advance(n);
-            if front.is_empty() {
-                self.queue.pop_front();
+                Some(prelude) if !self.pieces.is_empty() => {
+                    let n = (goal - self.pieces_len).min(front.len());
+                    let piece = front.split_to(n);
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                    self.add_piece(piece, prelude);
+                    if self.pieces_len == goal {
+                        return self.finish_pieces(prelude).map(Some);
+                    }
+                }
+                Some(prelude) => {
+                    let n = (goal - self.assembly.buf.len()).min(front.len());
+                    absorb(&mut self.assembly, &front[..n], prelude);
+                    front.advance(n);
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
+                None => {
+                    let n = (goal - self.assembly.buf.len()).min(front.len());
+                    self.assembly.buf.extend_from_slice(&front[..n]);
+                    front.advance(n);
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
             }
             match self.want {
                 None if self.assembly.buf.len() == PRELUDE_LEN => {
@@ -297,6 +364,63 @@ impl MessageDecoder {
                 _ => {}
             }
         }
+    }
+
+    /// Takes the next bytes of a message held in pieces, hashing them; once [`MAX_PIECES`]
+    /// are held, copies them all into the assembly buffer instead, where the message goes on
+    /// as any that spans chunks
+    fn add_piece(&mut self, piece: Bytes, prelude: Prelude) {
+        let total = prelude.total_len as usize;
+        let start = self.pieces_len;
+        if self.pieces.len() == MAX_PIECES {
+            let buf = &mut self.assembly.buf;
+            buf.reserve(total.max(ASSEMBLY_MIN));
+            for p in self.pieces.drain(..) {
+                buf.extend_from_slice(&p);
+            }
+            self.assembly.hashed = start.min(total - 4);
+            self.pieces_len = 0;
+            absorb(&mut self.assembly, &piece, prelude);
+            return;
+        }
+        // the CRC covers bytes 8 (the prelude's first 8 are in already) to `total - 4`
+        let end = (total - 4).saturating_sub(start).min(piece.len());
+        let from = 8usize.saturating_sub(start).min(end);
+        self.assembly.crc.update(&piece[from..end]);
+        self.pieces_len += piece.len();
+        self.pieces.push(piece);
+    }
+
+    /// The message held in pieces, now complete: checked, then returned as its first
+    /// payload slice with the others in [`rest`](Self::take_rest) if its header block is
+    /// the repeated one, else copied together and returned whole
+    fn finish_pieces(&mut self, prelude: Prelude) -> Result<Message, DecodeError> {
+        self.want = None;
+        self.pieces_len = 0;
+        let offset = self.offset;
+        let trailer = take_trailer(&mut self.pieces);
+        check_crc(be_u32(&trailer), self.assembly.crc.clone().finalize(), offset)?;
+        let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
+        self.seen
+            .validate(&self.pieces[0][PRELUDE_LEN..headers_end])
+            .map_err(|e| e.shifted(offset + PRELUDE_LEN as u64))?;
+        self.offset += u64::from(prelude.total_len);
+        if !self.seen.elided() {
+            let mut frame = BytesMut::with_capacity(prelude.total_len as usize);
+            for p in self.pieces.drain(..) {
+                frame.extend_from_slice(&p);
+            }
+            frame.extend_from_slice(&trailer);
+            return Ok(Message::from_checked_frame(frame.freeze(), prelude, false));
+        }
+        self.pieces[0].advance(headers_end);
+        let mut payload = self.pieces.drain(..).filter(|p| !p.is_empty());
+        let first = payload.next().unwrap_or_default();
+        self.rest.extend(payload);
+        Ok(Message {
+            headers: Headers::default(),
+            payload: first,
+        })
     }
 
     /// Prepares the assembly buffer to receive the rest of a message whose prelude is valid;
@@ -349,6 +473,33 @@ struct Assembly {
 
 /// Smallest assembly buffer allocated for messages that span chunks
 const ASSEMBLY_MIN: usize = 16 * 1024;
+
+/// Shortest repeated `PayloadChunk` message (whole, on the wire) that is held in pieces
+/// rather than copied when it spans chunks: below this, one more event per message costs
+/// more than the copy saves
+pub(crate) const SPLIT_MIN: usize = 16 * 1024;
+
+/// Most chunks a message is held in before it is copied together after all: each may keep a
+/// whole read buffer of the transport alive
+pub(crate) const MAX_PIECES: usize = 4;
+
+/// Removes the 4-byte message CRC from the end of `pieces` (dropping pieces left empty) and
+/// returns it
+fn take_trailer(pieces: &mut Vec<Bytes>) -> [u8; 4] {
+    let mut trailer = [0u8; 4];
+    let mut need = 4;
+    while need > 0 {
+        let last = pieces.last_mut().expect("a held message has its 4 CRC bytes");
+        let k = need.min(last.len());
+        trailer[need - k..need].copy_from_slice(&last[last.len() - k..]);
+        last.truncate(last.len() - k);
+        need -= k;
+        if last.is_empty() {
+            pieces.pop();
+        }
+    }
+    trailer
+}
 
 /// Appends bytes of the message being assembled and hashes what was copied while it is still
 /// in cache, in runs long enough for the SIMD CRC, up to the trailing CRC

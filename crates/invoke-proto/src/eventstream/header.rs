@@ -632,6 +632,11 @@ impl ValidatedBlock {
         self.elide && self.repeated
     }
 
+    /// Whether messages whose block repeats are built without it
+    pub(crate) fn eliding(&self) -> bool {
+        self.elide
+    }
+
     /// Sets whether messages whose block repeats are built without it; what it was
     pub(crate) fn set_elide(&mut self, on: bool) -> bool {
         std::mem::replace(&mut self.elide, on)

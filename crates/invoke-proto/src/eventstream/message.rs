@@ -54,38 +54,51 @@ impl Message {
     /// computed
     #[inline]
     pub(crate) fn from_hashed_frame(
-        mut frame: Bytes,
+        frame: Bytes,
         prelude: Prelude,
         computed: u32,
         offset: u64,
         seen: &mut ValidatedBlock,
     ) -> Result<Self, DecodeError> {
         let total = prelude.total_len as usize;
-        let expected = be_u32(&frame[total - 4..]);
-        if computed != expected {
-            return Err(DecodeError::MessageCrc {
-                offset,
-                expected,
-                computed,
-            });
-        }
+        check_crc(be_u32(&frame[total - 4..]), computed, offset)?;
         let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
         seen.validate(&frame[PRELUDE_LEN..headers_end])
             .map_err(|e| e.shifted(offset + PRELUDE_LEN as u64))?;
-        frame.truncate(total - 4);
-        if seen.elided() {
+        Ok(Self::from_checked_frame(frame, prelude, seen.elided()))
+    }
+
+    /// A message from a whole frame whose CRCs and header block were checked; without its
+    /// headers if `elided`
+    pub(crate) fn from_checked_frame(mut frame: Bytes, prelude: Prelude, elided: bool) -> Self {
+        let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
+        frame.truncate(prelude.total_len as usize - 4);
+        if elided {
             // the caller knows the block: one slice (one reference count) fewer
             frame.advance(headers_end);
-            return Ok(Self {
+            return Self {
                 headers: Headers::default(),
                 payload: frame,
-            });
+            };
         }
         let payload = frame.split_off(headers_end);
         frame.advance(PRELUDE_LEN);
-        Ok(Self {
+        Self {
             headers: Headers::from_validated(frame),
             payload,
-        })
+        }
     }
+}
+
+/// Compares a message's trailing CRC with the one computed over its bytes
+#[inline]
+pub(crate) fn check_crc(expected: u32, computed: u32, offset: u64) -> Result<(), DecodeError> {
+    if computed == expected {
+        return Ok(());
+    }
+    Err(DecodeError::MessageCrc {
+        offset,
+        expected,
+        computed,
+    })
 }
