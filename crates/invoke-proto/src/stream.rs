@@ -20,9 +20,10 @@ pub enum Event {
     /// carry no meaning: concatenate.
     ///
     /// [`InvokeStream`] may hand one message out as several events: a `PayloadChunk`
-    /// message of 16 KiB or more that arrived split over two to four body chunks comes as
-    /// its slices of those chunks, once its CRC was checked over all of them, instead of
-    /// being copied together. [`EventDecoder`] gives one event per message.
+    /// message of 16 KiB or more, with the headers of the `PayloadChunk` before it, that
+    /// arrived split over two to four body chunks comes as its slices of those chunks, once
+    /// its CRC was checked over all of them, instead of being copied together.
+    /// [`EventDecoder`] gives one event per message.
     PayloadChunk(Bytes),
     /// The last event: the invocation finished, successfully or not
     InvokeComplete(InvokeComplete),
@@ -106,7 +107,8 @@ pub enum StreamError {
     Decode(DecodeError),
     /// The body ended cleanly but without `InvokeComplete`: the stream was cut short
     MissingInvokeComplete {
-        /// Payload chunks delivered before the end
+        /// `PayloadChunk` messages delivered before the end (an [`InvokeStream`] may have
+        /// handed one out as several events)
         chunks: u64,
         /// Body bytes received
         bytes: u64,
@@ -289,7 +291,7 @@ impl EventDecoder {
         self.offset
     }
 
-    /// `PayloadChunk` events decoded so far
+    /// `PayloadChunk` messages decoded so far
     pub fn payload_chunks(&self) -> u64 {
         self.chunks
     }
@@ -302,12 +304,7 @@ impl EventDecoder {
     /// [`InvokeStream`]); its headers may then be left out if that message was a
     /// `PayloadChunk`. `more`: payload bytes of the message handed over apart from it.
     #[inline]
-    fn repeated_chunk(
-        &mut self,
-        message: &Message,
-        repeat_of: Option<usize>,
-        more: usize,
-    ) -> bool {
+    fn repeated_chunk(&mut self, message: &Message, repeat_of: Option<usize>, more: usize) -> bool {
         let (hit, headers_len) = match repeat_of {
             Some(len) if self.last_was_chunk => (true, len),
             _ => {
@@ -381,13 +378,18 @@ enum State {
 ///
 /// Feed every body chunk with [`feed`](Self::feed), then call
 /// [`next_event`](Self::next_event) until it returns `Ok(None)`; at the end of the body call
-/// [`finish`](Self::finish). Nothing is copied while the function's messages are
-/// `PayloadChunk`s with the same headers, as Lambda sends them, unless a message spans more
-/// than four chunks or is shorter than 16 KiB (see [`Event::PayloadChunk`]). After `InvokeComplete` the stream is done: further messages or
-/// bytes are ignored and counted in
-/// [`ignored_bytes`](Self::ignored_bytes). Errors are terminal and repeated on every later
-/// call. Nothing fed is lost: events still undrained when `finish` is called are returned by
-/// later `next_event` calls, whatever `finish` returned.
+/// [`finish`](Self::finish). After `InvokeComplete` the stream is done: further messages or
+/// bytes are ignored and counted in [`ignored_bytes`](Self::ignored_bytes). Errors are
+/// terminal and repeated on every later call. Nothing fed is lost: events still undrained
+/// when `finish` is called are returned by later `next_event` calls, whatever `finish`
+/// returned.
+///
+/// Copies are rare. A message inside one chunk comes as slices of it. A `PayloadChunk` of
+/// 16 KiB or more whose headers repeat the previous `PayloadChunk`'s (as Lambda's do) and
+/// that spans two to four chunks comes as several events, slices of those chunks (see
+/// [`Event::PayloadChunk`]); until its last bytes arrive, the stream holds on to up to four
+/// chunks. Other messages that span chunks (short ones, the first `PayloadChunk`, one spread
+/// over more chunks, other events) are copied together once.
 #[derive(Debug)]
 pub struct InvokeStream {
     decoder: MessageDecoder,
@@ -752,9 +754,7 @@ mod tests {
 
     /// A `PayloadChunk` of `len` bytes that differ from their neighbours
     fn long_chunk(len: usize, seed: u8) -> Message {
-        let payload: Vec<u8> = (0..len)
-            .map(|i| (i % 251) as u8 ^ seed)
-            .collect();
+        let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8 ^ seed).collect();
         Message::new(chunk("").headers, payload)
     }
 
@@ -818,7 +818,10 @@ mod tests {
                 assert!(!b.is_empty(), "chunk size {size}: an empty piece");
                 assert!(inside.contains(&b.as_ptr()), "chunk size {size}: copied");
             }
-            assert!(events.len() > messages.len(), "chunk size {size}: not split");
+            assert!(
+                events.len() > messages.len(),
+                "chunk size {size}: not split"
+            );
         }
         // spread over more than four reads, a message is copied together and comes whole
         let (events, err) = fed_in(&body, 4_000);

@@ -108,14 +108,12 @@ impl MessageDecoder {
     /// Bytes received but not yet returned as part of a message
     pub fn buffered(&self) -> usize {
         let ready: u64 = self.ready.iter().map(|(_, m)| m.wire_len()).sum();
-        ready as usize + self.undecoded() + self.rest_len()
+        ready as usize + self.undecoded()
     }
 
     /// Bytes received and not yet decoded
     fn undecoded(&self) -> usize {
-        self.assembly.buf.len()
-            + self.pieces_len
-            + self.queue.iter().map(Bytes::len).sum::<usize>()
+        self.assembly.buf.len() + self.pieces_len + self.queue.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// Hands the decoder the next chunk of the stream
@@ -297,7 +295,8 @@ impl MessageDecoder {
                         && self.seen.eliding()
                         && front.len() >= PRELUDE_LEN + prelude.headers_len as usize
                     {
-                        // a long PayloadChunk, most likely: hold its chunks, do not copy them
+                        // a long PayloadChunk, most likely (another kind of message is
+                        // copied together at its end): hold its chunks, do not copy them
                         let first = self.queue.pop_front().expect("checked above");
                         self.assembly.crc = crc;
                         self.want = Some(prelude);
@@ -399,7 +398,11 @@ impl MessageDecoder {
         self.pieces_len = 0;
         let offset = self.offset;
         let trailer = take_trailer(&mut self.pieces);
-        check_crc(be_u32(&trailer), self.assembly.crc.clone().finalize(), offset)?;
+        check_crc(
+            be_u32(&trailer),
+            self.assembly.crc.clone().finalize(),
+            offset,
+        )?;
         let headers_end = PRELUDE_LEN + prelude.headers_len as usize;
         self.seen
             .validate(&self.pieces[0][PRELUDE_LEN..headers_end])
@@ -489,7 +492,9 @@ fn take_trailer(pieces: &mut Vec<Bytes>) -> [u8; 4] {
     let mut trailer = [0u8; 4];
     let mut need = 4;
     while need > 0 {
-        let last = pieces.last_mut().expect("a held message has its 4 CRC bytes");
+        let last = pieces
+            .last_mut()
+            .expect("a held message has its 4 CRC bytes");
         let k = need.min(last.len());
         trailer[need - k..need].copy_from_slice(&last[last.len() - k..]);
         last.truncate(last.len() - k);
