@@ -54,7 +54,12 @@ fuzz_target!(|data: &[u8]| {
         "chunked feed differs from one-shot"
     );
     assert_eq!(
-        (&chunked.error, &chunked.finish, chunked.complete, chunked.ignored),
+        (
+            &chunked.error,
+            &chunked.finish,
+            chunked.complete,
+            chunked.ignored
+        ),
         (&whole.error, &whole.finish, whole.complete, whole.ignored),
         "chunked feed ends differently from one-shot"
     );
