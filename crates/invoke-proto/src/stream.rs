@@ -728,7 +728,7 @@ mod tests {
                 .map(chunk_event)
                 .collect();
             assert_eq!(events, want, "chunk size {size}");
-            assert_eq!(err, strange_at(at), "chunk size {size}");
+            assert_eq!(err, Some(strange_at(at)), "chunk size {size}");
         }
         // a body that stops after such chunks: every byte is counted
         let body = wire(&chunks);
@@ -746,11 +746,11 @@ mod tests {
     }
 
     /// The error of a message whose `:message-type` is `strange`, at `offset`
-    fn strange_at(offset: u64) -> Option<StreamError> {
-        Some(StreamError::UnknownMessageType {
+    fn strange_at(offset: u64) -> StreamError {
+        StreamError::UnknownMessageType {
             offset,
             message_type: "strange".into(),
-        })
+        }
     }
 
     /// A `PayloadChunk` of `len` bytes that differ from their neighbours
@@ -882,7 +882,7 @@ mod tests {
         let at: u64 = messages[..4].iter().map(Message::wire_len).sum();
         for size in [20_000, 33_333] {
             let (events, err) = fed_in(&body, size);
-            assert_eq!(err, strange_at(at), "chunk size {size}");
+            assert_eq!(err, Some(strange_at(at)), "chunk size {size}");
             let unknowns: Vec<_> = events
                 .iter()
                 .filter(|e| matches!(e, Event::Unknown { .. }))
