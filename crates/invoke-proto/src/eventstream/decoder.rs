@@ -61,8 +61,6 @@ pub struct MessageDecoder {
     /// them instead of copied (see [`elide_repeated_headers`](Self::elide_repeated_headers));
     /// its CRC runs in `assembly.crc`
     pieces: Vec<Bytes>,
-    /// Bytes in `pieces`
-    pieces_len: usize,
     /// Payload slices of the last message returned that it does not hold (its payload is
     /// the first slice)
     rest: VecDeque<Bytes>,
@@ -113,7 +111,7 @@ impl MessageDecoder {
 
     /// Bytes received and not yet decoded
     fn undecoded(&self) -> usize {
-        self.assembly.buf.len() + self.pieces_len + self.queue.iter().map(Bytes::len).sum::<usize>()
+        self.assembly.buf.len() + self.held() + self.queue.iter().map(Bytes::len).sum::<usize>()
     }
 
     /// Hands the decoder the next chunk of the stream
@@ -265,7 +263,6 @@ impl MessageDecoder {
         self.queue.clear();
         self.assembly.buf = BytesMut::new();
         self.pieces.clear();
-        self.pieces_len = 0;
         self.want = None;
         e
     }
@@ -308,35 +305,29 @@ impl MessageDecoder {
                     self.assembly.buf.reserve(PRELUDE_LEN);
                 }
             }
-            let front = self.queue.front_mut().expect("checked above");
             let goal = self.want.map_or(PRELUDE_LEN, |p| p.total_len as usize);
-            match self.want {
-                Some(prelude) if !self.pieces.is_empty() => {
-                    let n = (goal - self.pieces_len).min(front.len());
-                    let piece = front.split_to(n);
-                    if front.is_empty() {
-                        self.queue.pop_front();
-                    }
-                    self.add_piece(piece, prelude);
-                    if self.pieces_len == goal {
-                        return self.finish_pieces(prelude).map(Some);
-                    }
+            let held = self.held();
+            let front = self.queue.front_mut().expect("checked above");
+            if let Some(prelude) = self.want
+                && !self.pieces.is_empty()
+            {
+                let piece = front.split_to((goal - held).min(front.len()));
+                if front.is_empty() {
+                    self.queue.pop_front();
                 }
-                Some(prelude) => {
-                    let n = (goal - self.assembly.buf.len()).min(front.len());
-                    absorb(&mut self.assembly, &front[..n], prelude);
-                    front.advance(n);
-                    if front.is_empty() {
-                        self.queue.pop_front();
-                    }
+                self.add_piece(piece, prelude);
+                if self.held() == goal {
+                    return self.finish_pieces(prelude).map(Some);
                 }
-                None => {
-                    let n = (goal - self.assembly.buf.len()).min(front.len());
-                    self.assembly.buf.extend_from_slice(&front[..n]);
-                    front.advance(n);
-                    if front.is_empty() {
-                        self.queue.pop_front();
-                    }
+            } else {
+                let n = (goal - self.assembly.buf.len()).min(front.len());
+                match self.want {
+                    Some(prelude) => absorb(&mut self.assembly, &front[..n], prelude),
+                    None => self.assembly.buf.extend_from_slice(&front[..n]),
+                }
+                front.advance(n);
+                if front.is_empty() {
+                    self.queue.pop_front();
                 }
             }
             match self.want {
@@ -370,15 +361,13 @@ impl MessageDecoder {
     /// as any that spans chunks
     fn add_piece(&mut self, piece: Bytes, prelude: Prelude) {
         let total = prelude.total_len as usize;
-        let start = self.pieces_len;
+        let start = self.held();
         if self.pieces.len() == MAX_PIECES {
-            let buf = &mut self.assembly.buf;
-            buf.reserve(total.max(ASSEMBLY_MIN));
+            self.reserve_assembly(total);
             for p in self.pieces.drain(..) {
-                buf.extend_from_slice(&p);
+                self.assembly.buf.extend_from_slice(&p);
             }
             self.assembly.hashed = start.min(total - 4);
-            self.pieces_len = 0;
             absorb(&mut self.assembly, &piece, prelude);
             return;
         }
@@ -386,8 +375,12 @@ impl MessageDecoder {
         let end = (total - 4).saturating_sub(start).min(piece.len());
         let from = 8usize.saturating_sub(start).min(end);
         self.assembly.crc.update(&piece[from..end]);
-        self.pieces_len += piece.len();
         self.pieces.push(piece);
+    }
+
+    /// Bytes of the message held in pieces so far
+    fn held(&self) -> usize {
+        self.pieces.iter().map(Bytes::len).sum()
     }
 
     /// The message held in pieces, now complete: checked, then returned as its first
@@ -395,7 +388,6 @@ impl MessageDecoder {
     /// the repeated one, else copied together and returned whole
     fn finish_pieces(&mut self, prelude: Prelude) -> Result<Message, DecodeError> {
         self.want = None;
-        self.pieces_len = 0;
         let offset = self.offset;
         let trailer = take_trailer(&mut self.pieces);
         check_crc(
@@ -429,7 +421,14 @@ impl MessageDecoder {
     /// Prepares the assembly buffer to receive the rest of a message whose prelude is valid;
     /// `crc` covers the prelude's first 8 bytes
     fn start_assembly(&mut self, prelude: Prelude, crc: crc32fast::Hasher) {
-        let total = prelude.total_len as usize;
+        self.reserve_assembly(prelude.total_len as usize);
+        self.assembly.crc = crc;
+        self.assembly.hashed = 8;
+        self.want = Some(prelude);
+    }
+
+    /// Makes room in the assembly buffer for a message `total` long
+    fn reserve_assembly(&mut self, total: usize) {
         if self.assembly.buf.capacity() < total {
             // Reclaims the buffer if every message cut from it was dropped; else allocates,
             // with room for several small messages at once
@@ -437,9 +436,6 @@ impl MessageDecoder {
                 .buf
                 .reserve(total.max(ASSEMBLY_MIN) - self.assembly.buf.len());
         }
-        self.assembly.crc = crc;
-        self.assembly.hashed = 8;
-        self.want = Some(prelude);
     }
 
     fn decode_buf(&mut self, buf: &mut BytesMut) -> Result<Option<Message>, DecodeError> {
@@ -480,11 +476,11 @@ const ASSEMBLY_MIN: usize = 16 * 1024;
 /// Shortest repeated `PayloadChunk` message (whole, on the wire) that is held in pieces
 /// rather than copied when it spans chunks: below this, one more event per message costs
 /// more than the copy saves
-pub(crate) const SPLIT_MIN: usize = 16 * 1024;
+const SPLIT_MIN: usize = 16 * 1024;
 
 /// Most chunks a message is held in before it is copied together after all: each may keep a
 /// whole read buffer of the transport alive
-pub(crate) const MAX_PIECES: usize = 4;
+const MAX_PIECES: usize = 4;
 
 /// Removes the 4-byte message CRC from the end of `pieces` (dropping pieces left empty) and
 /// returns it
