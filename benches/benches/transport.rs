@@ -2,8 +2,9 @@
 //!
 //! The server answers every request with a pre-built HTTP/1.1 response: a 200 head, then a
 //! chunked body of pre-encoded `PayloadChunk` messages and a final `InvokeComplete`, written
-//! with one `write_all` on its own thread (so it costs the client side nothing and runs as fast
-//! as the socket takes it). Payload messages are grouped into HTTP chunks of at most 64 KiB
+//! with one `write_all` from the server's own thread, which serves every connection (so it
+//! costs the client side nothing, runs as fast as the socket takes it, and meets every client
+//! in the same place; see [`serve`]). Payload messages are grouped into HTTP chunks of at most 64 KiB
 //! (one message per chunk when a message is larger).
 //!
 //! Clients, each on the bench's main thread (async ones on a current-thread runtime, so every
@@ -23,8 +24,8 @@
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -132,77 +133,99 @@ impl Workload {
 /// Connections the server accepted (a client that keeps its connection warm adds none per call)
 static ACCEPTED: AtomicU64 = AtomicU64::new(0);
 
-/// The loopback server: a thread per connection, keep-alive, the canned response of the
-/// function named in the path
+/// Longest wait for a request's head or the socket's room for the response
+const SERVER_WAIT: Duration = Duration::from_secs(600);
+
+/// The loopback server: keep-alive, the canned response of the function named in the path;
+/// every connection is served by the same thread (a current-thread runtime, a task per
+/// connection)
+///
+/// One thread for all: clients whose calls are interleaved then meet the same server thread
+/// in the same place. With a thread per connection, each client had its own server thread,
+/// which the scheduler put on the client's core or the other one, run by run: on a 2-core VM
+/// the time to first event of one client against another swung between 0.57 and 2.9 x from
+/// run to run, while the same runs against one server thread gave 1.13 to 1.15 x.
 fn serve(responses: Arc<HashMap<String, Bytes>>, pin: Option<core_affinity::CoreId>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         pin_to(pin);
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else {
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            };
-            ACCEPTED.fetch_add(1, Ordering::Relaxed);
-            let responses = Arc::clone(&responses);
-            std::thread::spawn(move || {
-                pin_to(pin);
-                let _ = connection(stream, &responses);
-            });
-        }
+        current_thread().block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                ACCEPTED.fetch_add(1, Ordering::Relaxed);
+                let responses = Arc::clone(&responses);
+                tokio::spawn(async move {
+                    let _ = connection(stream, &responses).await;
+                });
+            }
+        });
     });
     addr
 }
 
-fn connection(stream: TcpStream, responses: &HashMap<String, Bytes>) -> std::io::Result<()> {
+async fn connection(
+    stream: tokio::net::TcpStream,
+    responses: &HashMap<String, Bytes>,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _};
     stream.set_nodelay(true)?;
-    stream.set_read_timeout(Some(Duration::from_secs(600)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(600)))?;
-    let mut writer = stream.try_clone()?;
-    let mut reader = BufReader::new(stream);
+    let (reader, mut writer) = stream.into_split();
+    let mut reader = tokio::io::BufReader::new(reader);
     let mut line = String::new();
     loop {
         // request line, headers, then Content-Length bytes of body
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
-            return Ok(());
-        }
-        let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
-        let mut length = 0u64;
-        loop {
+        let head = tokio::time::timeout(SERVER_WAIT, async {
             line.clear();
-            if reader.read_line(&mut line)? == 0 || line.len() > 16 * 1024 {
-                return Ok(());
+            if reader.read_line(&mut line).await? == 0 {
+                return Ok(None);
             }
-            let header = line.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = header.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
+            let path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+            let mut length = 0u64;
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).await? == 0 || line.len() > 16 * 1024 {
+                    return Ok(None);
                 }
-                assert!(
-                    !name.eq_ignore_ascii_case("transfer-encoding"),
-                    "chunked requests are not expected"
-                );
+                let header = line.trim_end();
+                if header.is_empty() {
+                    break;
+                }
+                if let Some((name, value)) = header.split_once(':') {
+                    if name.eq_ignore_ascii_case("content-length") {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                    assert!(
+                        !name.eq_ignore_ascii_case("transfer-encoding"),
+                        "chunked requests are not expected"
+                    );
+                }
             }
-        }
-        std::io::copy(
-            &mut (&mut reader).take(length.min(MIB as u64)),
-            &mut std::io::sink(),
-        )?;
+            tokio::io::copy(
+                &mut (&mut reader).take(length.min(MIB as u64)),
+                &mut tokio::io::sink(),
+            )
+            .await?;
+            Ok::<_, std::io::Error>(Some(path))
+        });
+        let Some(path) = head.await?? else {
+            return Ok(());
+        };
         let function = path
             .strip_prefix(STREAM_PATH_PREFIX)
             .and_then(|p| p.split('?').next())
             .and_then(|p| p.strip_suffix(STREAM_PATH_SUFFIX))
             .unwrap_or_default();
-        let Some(response) = responses.get(function) else {
-            writer.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")?;
-            continue;
+        let response = match responses.get(function) {
+            Some(response) => &response[..],
+            None => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
         };
-        writer.write_all(response)?;
+        tokio::time::timeout(SERVER_WAIT, writer.write_all(response)).await??;
     }
 }
 
@@ -681,7 +704,7 @@ fn main() {
     println!("\nwrote {}", dir.join("transport.json").display());
 }
 
-/// With `TRANSPORT_PIN=1`, the cores the client thread and the server threads are pinned to:
+/// With `TRANSPORT_PIN=1`, the cores the client thread and the server thread are pinned to:
 /// the first two the process may use. Left to the scheduler (the default, as the issues'
 /// baselines were measured), the two sides sometimes share a core or move between cores, and
 /// a run's round trips swing between about 25 and 110 us on a 2-core VM; pinned, they stay
