@@ -289,6 +289,10 @@ trait Transport {
     fn name(&self) -> &'static str;
     /// Whether `Outcome::bytes` counts the decoded payload (else the HTTP body)
     fn typed(&self) -> bool;
+    /// A diagnostic row, measured after the interleaved rounds of the others (see `main`)
+    fn diagnostic(&self) -> bool {
+        false
+    }
     fn call(&mut self, function: &str) -> Outcome;
 }
 
@@ -465,6 +469,7 @@ impl Transport for RawHyper {
 
 struct RawUreq {
     name: &'static str,
+    diagnostic: bool,
     agent: ureq::Agent,
     base: String,
     buf: Vec<u8>,
@@ -476,6 +481,9 @@ impl Transport for RawUreq {
     }
     fn typed(&self) -> bool {
         false
+    }
+    fn diagnostic(&self) -> bool {
+        self.diagnostic
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
@@ -600,6 +608,7 @@ fn main() {
         Box::new(RawHyper::new(addr)),
         Box::new(RawUreq {
             name: "raw ureq",
+            diagnostic: false,
             agent: ureq::Agent::new_with_defaults(),
             base: url.clone(),
             buf: vec![0; 64 * 1024],
@@ -608,6 +617,7 @@ fn main() {
         // then resolves the host on a new thread on every call, pooled connection or not
         Box::new(RawUreq {
             name: "raw ureq+deadline",
+            diagnostic: true,
             agent: ureq::Agent::config_builder()
                 .timeout_global(Some(Duration::from_secs(15 * 60)))
                 .build()
@@ -627,13 +637,20 @@ fn main() {
         let throughput = w.count > 1;
         let rounds = if throughput { samples } else { ttfe_calls };
         let mut got: Vec<Vec<Sample>> = clients.iter().map(|_| Vec::new()).collect();
-        // a warm-up call each (connection, pools, page faults), then interleaved rounds
+        // a warm-up call each (connection, pools, page faults), then interleaved rounds; the
+        // diagnostic rows get their own rounds afterwards: "raw ureq+deadline" starts a
+        // resolver thread on every call, whose end lands in the next client's call (the time
+        // to first event of the client after it rose by about 0.06 x)
         for c in &mut clients {
             measure(c.as_mut(), w, expect[w.name]);
         }
-        for _ in 0..rounds {
-            for (c, g) in clients.iter_mut().zip(&mut got) {
-                g.push(measure(c.as_mut(), w, expect[w.name]));
+        for diagnostic in [false, true] {
+            for _ in 0..rounds {
+                for (c, g) in clients.iter_mut().zip(&mut got) {
+                    if c.diagnostic() == diagnostic {
+                        g.push(measure(c.as_mut(), w, expect[w.name]));
+                    }
+                }
             }
         }
         let mib = w.payload_bytes() as f64 / MIB as f64;
