@@ -5,7 +5,7 @@
 #![allow(clippy::many_single_char_names)]
 
 use std::io::ErrorKind;
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use invoke_proto::{
     MAX_PAYLOAD_LEN, RetryConfig, Scheme, StreamError, TransportFailure,
 };
 
+use crate::ClientConfig;
 use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
 use crate::metadata::{self, MetadataServer};
@@ -551,15 +552,28 @@ fn never_answering_server() -> std::net::SocketAddr {
 /// (not the idle timeout between two writes, nor the overall deadline)
 pub fn a_server_that_never_reads_the_payload_is_a_head_timeout<T: Transport>(t: &T) {
     let addr = never_answering_server();
-    let mut cfg = config(endpoint(&format!("http://{addr}")));
-    cfg.head_timeout = Duration::from_millis(200);
-    cfg.idle_timeout = Duration::from_secs(60);
-    cfg.overall_timeout = Duration::from_secs(10);
-    cfg.retry = cfg.retry.with_max_attempts(2);
+    let cfg = sending_config(addr, Duration::from_millis(200), Duration::from_secs(10), 2);
     let c = t.client(&cfg);
     let payload = vec![b'x'; MAX_PAYLOAD_LEN];
     let o = t.invoke(&c, &InvokeParams::new("echo", payload));
     transport_failure(&o, TransportFailure::HeadTimeout, 2);
+}
+
+/// A client of `addr` for the cases where a payload is being sent when the head timeout
+/// `head` passes: an idle timeout long enough never to end it first, the overall timeout
+/// `overall`, `attempts` attempts
+fn sending_config(
+    addr: SocketAddr,
+    head: Duration,
+    overall: Duration,
+    attempts: u32,
+) -> ClientConfig {
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    cfg.head_timeout = head;
+    cfg.idle_timeout = Duration::from_secs(60);
+    cfg.overall_timeout = overall;
+    cfg.retry = cfg.retry.with_max_attempts(attempts);
+    cfg
 }
 
 /// A server that reads the payload a little at a time (256 KiB every 100 ms, about 2.5 s
@@ -584,11 +598,7 @@ pub fn a_server_reading_the_payload_slowly_is_a_head_timeout<T: Transport>(t: &T
         }
         read
     });
-    let mut cfg = config(endpoint(&format!("http://{addr}")));
-    cfg.head_timeout = Duration::from_millis(500);
-    cfg.idle_timeout = Duration::from_secs(60);
-    cfg.overall_timeout = Duration::from_secs(60);
-    cfg.retry = cfg.retry.with_max_attempts(1);
+    let cfg = sending_config(addr, Duration::from_millis(500), Duration::from_secs(60), 1);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", vec![b'x'; MAX_PAYLOAD_LEN]));
     transport_failure(&o, TransportFailure::HeadTimeout, 1);
