@@ -425,13 +425,18 @@ fn sign_request(
     let credential_scope = &string_to_sign[credential_scope];
 
     let signed_headers = creq.signed_headers();
+    // exactly the length written: a `String` as long as its capacity becomes the header's
+    // bytes without a second allocation (`Bytes::from` boxes a shorter one's shared state)
     let mut authorization = String::with_capacity(
         ALGORITHM.len()
+            + " Credential=".len()
             + creds.access_key_id().len()
+            + 1
             + credential_scope.len()
+            + ", SignedHeaders=".len()
             + signed_headers.len()
-            + signature.len()
-            + 40,
+            + ", Signature=".len()
+            + signature_str.len(),
     );
     authorization.push_str(ALGORITHM);
     authorization.push_str(" Credential=");
@@ -442,6 +447,7 @@ fn sign_request(
     authorization.push_str(signed_headers);
     authorization.push_str(", Signature=");
     authorization.push_str(signature_str);
+    debug_assert_eq!(authorization.len(), authorization.capacity());
     // only checked scope parts, header names and hex digits: always a valid value
     let mut authorization =
         HeaderValue::try_from(authorization).expect("authorization is visible ascii");
