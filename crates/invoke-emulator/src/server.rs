@@ -15,7 +15,8 @@
 //!    the qualifier, the ARN and the executed version; then [`check_json`] and, for a
 //!    `DryRun`, the answer ([`dry_run`])
 //! 8. [`admit`]: injected faults, throttling and the concurrency limit
-//! 9. [`run`]: the handler, spawned under its timeout
+//! 9. [`run`]: the handler, spawned under its timeout, holding the concurrency slots until it
+//!    returns or times out (never while a client is slow to take its output)
 //! 10. [`respond`]: the head once the function set its content type or first wrote, then its
 //!     output streamed as event-stream messages ([`FrameBody`]) or collected into one body
 //!     ([`respond_buffered`]); an asynchronous `Invoke` (`Event`) gets its 202 at once and
@@ -284,13 +285,21 @@ async fn invoke(
     }
     let admitted = admit(target.entry, &parts)?;
     if parsed.asynchronous {
-        let slot = Arc::clone(&call.shared.event_slots)
+        let event = Arc::clone(&call.shared.event_slots)
             .try_acquire_owned()
             .map_err(|_| reject::throttled("ConcurrentInvocationLimitExceeded"))?;
-        let running = run(call, &target, &params, admitted.permit, Synchronous::No);
-        return Ok(accept_event(call, &target, running, slot));
+        let slots = Slots {
+            _function: admitted.permit,
+            _event: Some(event),
+        };
+        let running = run(call, &target, &params, slots, Synchronous::No);
+        return Ok(accept_event(call, &target, running));
     }
-    let running = run(call, &target, &params, admitted.permit, Synchronous::Yes);
+    let slots = Slots {
+        _function: admitted.permit,
+        _event: None,
+    };
+    let running = run(call, &target, &params, slots, Synchronous::Yes);
     let log_tail = params.get_log_type() == Some(LogType::Tail);
     Ok(respond(call, &target, running, admitted.faults, log_tail).await)
 }
@@ -505,8 +514,18 @@ fn dry_run(call: &Call, target: &Target<'_>) -> Response<RespBody> {
 struct Admitted {
     /// The function's faults combined with the request's `x-emulator-fault`
     faults: Faults,
-    /// The function's concurrency slot, held until the function returns
+    /// The function's concurrency slot, held until the function returns or times out
     permit: Option<OwnedSemaphorePermit>,
+}
+
+/// The concurrency slots an invocation takes: held by its run until the function returns or
+/// times out (or the emulator stops), never by its response, so that a client slow to read
+/// it (or a stalled stream) holds none; only held, never read
+struct Slots {
+    /// The function's own ([`FunctionConfig::concurrency`])
+    _function: Option<OwnedSemaphorePermit>,
+    /// An asynchronous invocation's ([`ServerLimits::max_event_invocations`])
+    _event: Option<OwnedSemaphorePermit>,
 }
 
 /// Whether the function may run now: a `throttle` fault, a pending `throttle_next` or a full
@@ -545,21 +564,15 @@ fn admit(entry: &FunctionEntry, parts: &Parts) -> Result<Admitted, Rejection> {
 }
 
 /// The answer to an asynchronous `Invoke`: 202 with an empty body at once, as the service
-/// answers once the event is queued; the function runs on, its output is read and dropped,
-/// and its end is logged like any invocation's; `slot` is held until then
-fn accept_event(
-    call: &Call,
-    target: &Target<'_>,
-    mut running: Running,
-    slot: OwnedSemaphorePermit,
-) -> Response<RespBody> {
+/// answers once the event is queued; the function runs on (holding its event slot, see
+/// [`run`]), its output is read and dropped, and its end is logged like any invocation's
+fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Response<RespBody> {
     let shared = Arc::clone(&call.shared);
     let id = call.request_id.clone();
     let function = target.name.to_owned();
     let started = call.started;
     let limit = call.shared.max_response;
     tokio::spawn(async move {
-        let _slot = slot;
         let mut bytes: u64 = 0;
         let result = loop {
             match running.rx.recv().await {
@@ -620,13 +633,14 @@ enum Synchronous {
     No,
 }
 
-/// Spawns the handler under the function's timeout (`Sandbox.Timedout` past it); `permit` is
-/// held until the handler returns, even when the client went away
+/// Spawns the handler under the function's timeout (`Sandbox.Timedout` past it); `slots` are
+/// held until the handler returns or times out, even when the client went away, and no
+/// longer: they are freed before the result is handed on, which may wait for the client
 fn run(
     call: &Call,
     target: &Target<'_>,
     params: &InvokeParams,
-    permit: Option<OwnedSemaphorePermit>,
+    slots: Slots,
     sync: Synchronous,
 ) -> Running {
     let timeout = target.entry.config.timeout;
@@ -667,7 +681,6 @@ fn run(
     let mut stop = call.shared.stop.clone();
     let ran_log = Arc::clone(&log);
     tokio::spawn(async move {
-        let _permit = permit;
         let run = async {
             let called = tokio::time::Instant::now();
             let ran = run_for(handler.call(invocation, out), timeout, called, &ran_log).await;
@@ -691,6 +704,8 @@ fn run(
                 let line = report(&id, ran, log.init, result.as_ref().err());
                 log.push(line.as_bytes());
             }
+            // the function is over: its slots go now, not once a slow client took its output
+            drop(slots);
             let _ = tx.send(Output::Done(result)).await;
         };
         // the emulator stopping abandons the run (its handler is dropped), whoever waits

@@ -1038,3 +1038,118 @@ async fn event_payloads_over_one_megabyte_are_refused() {
     );
     emu.shutdown().await;
 }
+
+/// Tells the test, on `tx`, when the function's future is dropped (its run ended, by its own
+/// return or its timeout)
+struct Dropped(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
+    }
+}
+
+/// A function that timed out frees its concurrency slot at once, whatever its client does:
+/// here its stream is stalled (`stall`), so the function's writes fill what the emulator
+/// holds for the client and its result cannot be passed on until the stream ends (the stall
+/// gives up after 15 minutes)
+///
+/// On this single-threaded runtime the slot is freed in the same poll that drops the
+/// function's future, before the test sees the drop: no race between the two.
+#[tokio::test]
+async fn a_timed_out_function_frees_its_slot_though_its_stream_is_stalled() {
+    let config = FunctionConfig {
+        concurrency: Some(1),
+        timeout: Duration::from_millis(200),
+        ..FunctionConfig::default()
+    };
+    let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let emu = start(Emulator::builder().no_auth().function_with(
+        "spin",
+        move |_: Invocation, out: ResponseStream| {
+            let guard = Dropped(dropped_tx.clone());
+            async move {
+                let _guard = guard;
+                let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+                loop {
+                    out.write(chunk.clone()).await;
+                }
+            }
+        },
+        config,
+    ))
+    .await;
+    let mut req = request(&emu, &InvokeParams::new("spin", "{}"));
+    req.headers_mut()
+        .insert("x-emulator-fault", "stall".parse().unwrap());
+    let stalled = send(&emu, req).await;
+    assert_eq!(stalled.status(), 200);
+    // a guard against hanging, not a timing assertion
+    tokio::time::timeout(Duration::from_secs(30), dropped.recv())
+        .await
+        .expect("the function timed out")
+        .unwrap();
+    // before, a 429: the slot was held until the stalled stream ended
+    let next = send(&emu, request(&emu, &InvokeParams::new("spin", "{}"))).await;
+    assert_eq!(next.status(), 200, "{:?}", next.headers());
+    drop((stalled, next));
+    emu.shutdown().await;
+}
+
+/// An asynchronous invocation holds its event slot until its function ends, even once the
+/// emulator stopped taking its output (past the response limit); and no longer
+#[tokio::test]
+async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let held = std::sync::Arc::clone(&gate);
+    let emu = Emulator::builder()
+        .no_auth()
+        .max_response_bytes(1024)
+        .limits(invoke_emulator::ServerLimits {
+            max_event_invocations: 1,
+            ..invoke_emulator::ServerLimits::default()
+        })
+        .function("over", move |_: Invocation, out: ResponseStream| {
+            let held = std::sync::Arc::clone(&held);
+            let guard = Dropped(dropped_tx.clone());
+            async move {
+                let _guard = guard;
+                // over the limit: the emulator stops taking the output; the function goes on
+                out.write(vec![b'x'; 2048]).await;
+                let _permit = held.acquire().await;
+                Ok::<(), FunctionError>(())
+            }
+        })
+        .log_sink(move |line| {
+            let _ = lines_tx.send(line.to_owned());
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let over = InvokeParams::new("over", "{}");
+    assert_eq!(send(&emu, event_invoke(&emu, &over)).await.status(), 202);
+    let guard = Duration::from_secs(30);
+    let line = tokio::time::timeout(guard, lines.recv())
+        .await
+        .expect("the output is no longer taken")
+        .unwrap();
+    assert!(line.contains("Function.ResponseSizeTooLarge"), "{line}");
+    // the function still runs: its slot is taken (before, it was freed with the output)
+    let e = service_error(send(&emu, event_invoke(&emu, &over)).await).await;
+    assert_eq!(
+        e.reason.as_deref(),
+        Some("ConcurrentInvocationLimitExceeded")
+    );
+    // once it ends, the slot is free (freed in the poll that ends it: no race on this
+    // single-threaded runtime)
+    gate.add_permits(1);
+    tokio::time::timeout(guard, dropped.recv())
+        .await
+        .expect("the function ended")
+        .unwrap();
+    assert_eq!(send(&emu, event_invoke(&emu, &over)).await.status(), 202);
+    gate.add_permits(1);
+    emu.shutdown().await;
+}
