@@ -6,14 +6,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
+use crate::fault::Faults;
+use crate::function::{EXIT_ERROR, FunctionError, LogTail, Output, OutputRx, UNHANDLED};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payload_chunk};
-use tokio::sync::mpsc;
-
-use crate::fault::Faults;
-use crate::function::{EXIT_ERROR, FunctionError, LogTail, Output, UNHANDLED};
 
 /// Largest payload of one chunk event message; longer writes are split
 pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;
@@ -31,16 +29,6 @@ pub(crate) fn full(b: impl Into<Bytes>) -> RespBody {
     http_body_util::Full::new(b.into())
         .map_err(|never| match never {})
         .boxed()
-}
-
-/// Encodes `payload` as chunk event messages of at most [`MAX_CHUNK_PAYLOAD`] bytes, one
-/// buffer each
-pub(crate) fn payload_chunks(payload: &[u8], out: &mut VecDeque<Bytes>) {
-    let mut buf = BytesMut::new();
-    for piece in payload.chunks(MAX_CHUNK_PAYLOAD) {
-        encode_payload_chunk(piece, &mut buf).expect("a 64 KiB chunk is within the limits");
-        out.push_back(buf.split().freeze());
-    }
 }
 
 /// Encodes the final event for a function's result, with the log tail when asked
@@ -76,11 +64,22 @@ enum State {
 }
 
 /// Streams a function's output as event-stream frames, applying [`Faults`]
+///
+/// A write is framed one chunk event ([`MAX_CHUNK_PAYLOAD`]) at a time, as hyper asks for
+/// the next frame, and the next output is taken from the function only once the last one was
+/// all framed: what the emulator holds for a client that does not read is the function's
+/// queued output (bounded, see [`output_channel`](crate::function::output_channel)), the
+/// write being framed (the function's own buffer, not a copy), one frame, and hyper's write
+/// buffer.
 pub(crate) struct FrameBody {
-    rx: mpsc::Receiver<Output>,
+    rx: OutputRx,
     faults: Faults,
     log: Option<Arc<Mutex<LogTail>>>,
     queue: VecDeque<Bytes>,
+    /// What is left to frame of the write taken last
+    pending: Bytes,
+    /// Chunk events framed
+    frames: u64,
     state: State,
     /// Body bytes sent
     sent: u64,
@@ -116,7 +115,7 @@ pub(crate) type OnDone = Box<dyn FnOnce(&Result<(), FunctionError>, u64) + Send 
 impl FrameBody {
     pub(crate) fn new(
         first: Option<Output>,
-        rx: mpsc::Receiver<Output>,
+        rx: OutputRx,
         faults: Faults,
         log: Option<Arc<Mutex<LogTail>>>,
         max_payload: u64,
@@ -129,6 +128,8 @@ impl FrameBody {
             faults,
             log,
             queue: VecDeque::new(),
+            pending: Bytes::new(),
+            frames: 0,
             state: State::Streaming,
             sent: 0,
             payload: 0,
@@ -163,7 +164,10 @@ impl FrameBody {
         self.rx.close();
     }
 
-    fn on_chunk(&mut self, chunk: &Bytes) {
+    fn on_chunk(&mut self, chunk: Bytes) {
+        if chunk.is_empty() {
+            return;
+        }
         self.payload += chunk.len() as u64;
         if self.payload > self.max_payload {
             let e = FunctionError::new(
@@ -176,19 +180,33 @@ impl FrameBody {
             self.finish(&Err(e));
             return;
         }
-        let before = self.queue.len();
-        payload_chunks(chunk, &mut self.queue);
         self.chunks += 1;
-        let f = &self.faults;
-        if f.corrupt_crc
-            && self.chunks == 1
-            && let Some(frame) = self.queue.get_mut(before)
-        {
-            let mut b = BytesMut::from(&frame[..]);
-            let last = b.len() - 1;
-            b[last] ^= 0xff;
-            *frame = b.freeze();
+        self.pending = chunk;
+        self.frame_pending();
+    }
+
+    /// Frames the next chunk event of the pending write; after its last, applies what follows
+    /// a write
+    fn frame_pending(&mut self) {
+        let piece = self
+            .pending
+            .split_to(self.pending.len().min(MAX_CHUNK_PAYLOAD));
+        let mut frame = BytesMut::new();
+        encode_payload_chunk(&piece, &mut frame).expect("a 64 KiB chunk is within the limits");
+        if self.faults.corrupt_crc && self.frames == 0 {
+            let last = frame.len() - 1;
+            frame[last] ^= 0xff;
         }
+        self.frames += 1;
+        self.queue.push_back(frame.freeze());
+        if self.pending.is_empty() {
+            self.after_chunk();
+        }
+    }
+
+    /// The faults that follow the first write, and the delay after each
+    fn after_chunk(&mut self) {
+        let f = &self.faults;
         if self.chunks == 1 {
             if f.exception {
                 self.queue.push_back(exception(&ServiceError::new(
@@ -289,6 +307,10 @@ impl Body for FrameBody {
                 }
                 State::Streaming => {}
             }
+            if !this.pending.is_empty() {
+                this.frame_pending();
+                continue;
+            }
             if let Some(d) = &mut this.delay {
                 if d.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
@@ -302,7 +324,7 @@ impl Body for FrameBody {
             match next {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Output::Head { .. })) => {}
-                Poll::Ready(Some(Output::Chunk(c))) => this.on_chunk(&c),
+                Poll::Ready(Some(Output::Chunk(c))) => this.on_chunk(c),
                 Poll::Ready(Some(Output::Done(r))) => this.finish(&r),
                 Poll::Ready(None) => this.finish(&Err(FunctionError::new(
                     EXIT_ERROR,

@@ -3,12 +3,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderValue;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+
+use crate::body::MAX_CHUNK_PAYLOAD;
 
 /// What a function sees of one invocation
 #[derive(Debug, Clone)]
@@ -123,16 +126,118 @@ pub(crate) enum Output {
     Done(Result<(), FunctionError>),
 }
 
-/// Where a function writes its response; every write reaches the client as its own chunk
-/// event at once
+/// Bytes of a function's output that may wait for its response at once (see
+/// [`output_channel`])
+const OUTPUT_BUDGET: usize = 256 * 1024;
+
+/// What a queued message counts for besides its bytes (its place in the queue, its buffer's
+/// bookkeeping), so that a flood of tiny writes is bounded as well
+const MESSAGE_COST: usize = 256;
+
+/// What `output` counts for in [`OUTPUT_BUDGET`]: the function's result nothing (it is sent
+/// once, and must never wait), the rest their bytes and [`MESSAGE_COST`], at most the whole
+/// budget (a larger write waits until nothing else is queued)
+fn cost(output: &Output) -> u32 {
+    let bytes = match output {
+        Output::Head { content_type } => content_type.len(),
+        Output::Chunk(c) => c.len(),
+        Output::Done(_) => return 0,
+    };
+    let cost = bytes.saturating_add(MESSAGE_COST).min(OUTPUT_BUDGET);
+    u32::try_from(cost).unwrap_or(u32::MAX)
+}
+
+/// The way from a running function to its response, bounded in bytes: at most
+/// [`OUTPUT_BUDGET`] of output (each write counted with [`MESSAGE_COST`]) waits to be taken
+/// at once, or one larger write alone. A write beyond that waits until the response takes
+/// what is queued, and the response takes the next write only once it sent the last one
+/// (see [`FrameBody`](crate::body::FrameBody)), so a client that reads slowly, or not at
+/// all, slows the function down instead of piling its output up in the emulator.
+pub(crate) fn output_channel() -> (OutputTx, OutputRx) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let budget = Arc::new(Semaphore::new(OUTPUT_BUDGET));
+    (
+        OutputTx {
+            tx,
+            budget: Arc::clone(&budget),
+        },
+        OutputRx { rx, budget },
+    )
+}
+
+/// The function's end of [`output_channel`]
+#[derive(Debug, Clone)]
+pub(crate) struct OutputTx {
+    tx: mpsc::UnboundedSender<Output>,
+    /// Bytes that may still be queued; closed once the receiver is
+    budget: Arc<Semaphore>,
+}
+
+impl OutputTx {
+    /// Queues `output` once the budget has room for it (always an await point); whether it
+    /// was queued (not when the receiver closed or went away)
+    async fn send(&self, output: Output) -> bool {
+        match self.budget.acquire_many(cost(&output)).await {
+            // given back by the receiver when it takes the message
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        }
+        self.tx.send(output).is_ok()
+    }
+
+    /// Queues the function's result at once, whatever is queued before it
+    pub(crate) fn finish(&self, result: Result<(), FunctionError>) {
+        let _ = self.tx.send(Output::Done(result));
+    }
+}
+
+/// The response's end of [`output_channel`]
+#[derive(Debug)]
+pub(crate) struct OutputRx {
+    rx: mpsc::UnboundedReceiver<Output>,
+    budget: Arc<Semaphore>,
+}
+
+impl OutputRx {
+    /// The next output, its room given back to the function
+    pub(crate) fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Output>> {
+        let polled = self.rx.poll_recv(cx);
+        if let Poll::Ready(Some(output)) = &polled {
+            self.budget.add_permits(cost(output) as usize);
+        }
+        polled
+    }
+
+    /// The next output; `None` once the function's end went away, or once closed and empty
+    pub(crate) async fn recv(&mut self) -> Option<Output> {
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Takes no more output: a write waiting for room, and every later one, returns at once
+    /// (what is queued can still be received)
+    pub(crate) fn close(&mut self) {
+        self.rx.close();
+        self.budget.close();
+    }
+}
+
+impl Drop for OutputRx {
+    fn drop(&mut self) {
+        // a write waiting for room must not wait for ever
+        self.budget.close();
+    }
+}
+
+/// Where a function writes its response; every write reaches the client at once, as its own
+/// chunk event (a write over [`MAX_CHUNK_PAYLOAD`] as several)
 #[derive(Debug, Clone)]
 pub struct ResponseStream {
-    tx: mpsc::Sender<Output>,
+    tx: OutputTx,
     log: Arc<Mutex<LogTail>>,
 }
 
 impl ResponseStream {
-    pub(crate) fn new(tx: mpsc::Sender<Output>, log: Arc<Mutex<LogTail>>) -> Self {
+    pub(crate) fn new(tx: OutputTx, log: Arc<Mutex<LogTail>>) -> Self {
         Self { tx, log }
     }
 
@@ -149,8 +254,7 @@ impl ResponseStream {
         let content_type = content_type.into();
         let value = HeaderValue::try_from(content_type.as_str())
             .map_err(|_| InvalidContentType(content_type))?;
-        let _ = self
-            .tx
+        self.tx
             .send(Output::Head {
                 content_type: value,
             })
@@ -160,16 +264,18 @@ impl ResponseStream {
 
     /// Streams `chunk` to the client
     ///
-    /// Waits while the client is slow (backpressure). A client that went away does not stop
-    /// a Rust function: like the real service, it runs to completion and its output is
-    /// dropped. (A [`ProcessFunction`](crate::ProcessFunction)'s process is killed instead, to
-    /// free its slot.)
+    /// Waits while the client is slow (backpressure): at most 256 KiB of the function's
+    /// output waits for the client at once (or one larger write alone, once the client took
+    /// what came before it). A client that went away does not stop a Rust function: like the
+    /// real service, it runs to completion and its output is dropped. (A
+    /// [`ProcessFunction`](crate::ProcessFunction)'s process is killed instead, to free its
+    /// slot.)
     ///
     /// Always an await point: a function that writes in a loop (empty chunks, or to a client
     /// that went away) still lets its timeout and the emulator's shutdown end it.
     pub async fn write(&self, chunk: impl Into<Bytes>) {
         let chunk = chunk.into();
-        let sent = !chunk.is_empty() && self.tx.send(Output::Chunk(chunk)).await.is_ok();
+        let sent = !chunk.is_empty() && self.tx.send(Output::Chunk(chunk)).await;
         if !sent {
             tokio::task::yield_now().await;
         }
@@ -178,7 +284,7 @@ impl ResponseStream {
     /// Whether the invoking client went away (its response was dropped or finished), so
     /// that what is written is dropped
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.tx.tx.is_closed()
     }
 
     /// Appends a line to the function's log (returned with `LogType: Tail`)
@@ -218,7 +324,7 @@ impl ResponseStream {
 
     /// Completes once the invoking client went away (its response was dropped or finished)
     pub(crate) async fn closed(&self) {
-        self.tx.closed().await;
+        self.tx.tx.closed().await;
     }
 }
 
@@ -342,6 +448,9 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
 /// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`. Stops early once the
 /// client went away.
 ///
+/// A write of S bytes is made as writes of at most [`MAX_CHUNK_PAYLOAD`], the chunk events
+/// one write of S bytes would make too: the function holds a pattern of that size, not of S.
+///
 /// # Errors
 ///
 /// `InvalidInput` if the payload is not such a JSON object.
@@ -353,7 +462,8 @@ pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionE
         .min(COUNT_MAX_SIZE);
     out.log(&format!("count: {n} chunks of {size} bytes"));
     // The pattern repeats every 26 bytes: precompute one period-aligned buffer and slice it
-    let pattern: Bytes = (0..size + 26)
+    let piece = size.min(MAX_CHUNK_PAYLOAD);
+    let pattern: Bytes = (0..piece + 26)
         .map(|i| b'a' + (i % 26) as u8)
         .collect::<Vec<u8>>()
         .into();
@@ -361,16 +471,21 @@ pub async fn count(inv: Invocation, out: ResponseStream) -> Result<(), FunctionE
     // empty writes send nothing: none are made (a huge N would only spin until the timeout)
     let n = if size == 0 { 0 } else { n };
     for k in 0..n {
-        // no one would see the rest (nor would the stream limit let it through)
-        if out.is_closed() {
-            break;
-        }
-        if k > 0 && delay > 0 {
+        if k > 0 && delay > 0 && !out.is_closed() {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
-        let start = (offset % 26) as usize;
-        out.write(pattern.slice(start..start + size)).await;
-        offset += size as u64;
+        let mut left = size;
+        while left > 0 {
+            // no one would see the rest (nor would the stream limit let it through)
+            if out.is_closed() {
+                return Ok(());
+            }
+            let len = left.min(piece);
+            let start = (offset % 26) as usize;
+            out.write(pattern.slice(start..start + len)).await;
+            offset += len as u64;
+            left -= len;
+        }
     }
     Ok(())
 }
@@ -430,7 +545,7 @@ mod tests {
     /// await point, holding a worker thread until the process exited)
     #[tokio::test]
     async fn count_and_fail_stop_once_the_client_went_away() {
-        let (tx, rx) = mpsc::channel(1);
+        let (tx, rx) = output_channel();
         drop(rx);
         let out = ResponseStream::new(tx, Arc::default());
         let endless = r#"{"n":18446744073709551615,"size":1}"#;
@@ -441,10 +556,66 @@ mod tests {
         assert_eq!(e.error_type, "Error");
     }
 
+    /// With the clock paused, time moves only while every task waits: a timeout that fires
+    /// shows that the writer is waiting
+    #[tokio::test(start_paused = true)]
+    async fn writes_wait_once_the_budget_is_queued_and_go_on_as_it_is_taken() {
+        const WRITES: usize = 64;
+        let wait = Duration::from_secs(60);
+        let (tx, mut rx) = output_channel();
+        let out = ResponseStream::new(tx, Arc::default());
+        let mut writer = tokio::spawn(async move {
+            for _ in 0..WRITES {
+                out.write(vec![b'x'; MAX_CHUNK_PAYLOAD]).await;
+            }
+            // larger than the whole budget: it waits until nothing else is queued
+            out.write(vec![b'y'; 4 * OUTPUT_BUDGET]).await;
+        });
+        let waiting = tokio::time::timeout(wait, &mut writer).await;
+        assert!(waiting.is_err(), "the writer waits for room");
+        // what is queued now, taken without letting the writer run
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut queued = 0;
+        while let Poll::Ready(Some(Output::Chunk(c))) = rx.poll_recv(&mut cx) {
+            queued += c.len();
+        }
+        assert!(queued <= OUTPUT_BUDGET, "{queued}");
+        assert!(queued >= OUTPUT_BUDGET / 2, "{queued}");
+        // taken as it comes, the rest arrives whole
+        let mut taken = queued;
+        while taken < WRITES * MAX_CHUNK_PAYLOAD {
+            match rx.recv().await {
+                Some(Output::Chunk(c)) => taken += c.len(),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(taken, WRITES * MAX_CHUNK_PAYLOAD);
+        match rx.recv().await {
+            Some(Output::Chunk(c)) => assert_eq!(c.len(), 4 * OUTPUT_BUDGET),
+            other => panic!("{other:?}"),
+        }
+        writer.await.unwrap();
+        // a writer waiting for room returns once the output is dropped
+        let (tx, rx) = output_channel();
+        let out = ResponseStream::new(tx, Arc::default());
+        let mut writer = tokio::spawn(async move {
+            for _ in 0..WRITES {
+                out.write(vec![b'x'; MAX_CHUNK_PAYLOAD]).await;
+            }
+        });
+        let waiting = tokio::time::timeout(wait, &mut writer).await;
+        assert!(waiting.is_err(), "the writer waits for room");
+        drop(rx);
+        tokio::time::timeout(wait, writer)
+            .await
+            .expect("the writer returned")
+            .unwrap();
+    }
+
     /// Empty writes are await points too: a timeout around the function ends it
     #[tokio::test]
     async fn empty_writes_let_a_timeout_end_the_function() {
-        let (tx, _rx) = mpsc::channel(1);
+        let (tx, _rx) = output_channel();
         let out = ResponseStream::new(tx, Arc::default());
         let endless = async {
             loop {

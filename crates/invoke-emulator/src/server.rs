@@ -20,7 +20,9 @@
 //! 10. [`respond`]: the head once the function set its content type or first wrote, then its
 //!     output streamed as event-stream messages ([`FrameBody`]) or collected into one body
 //!     ([`respond_buffered`]); an asynchronous `Invoke` (`Event`) gets its 202 at once and
-//!     the function runs on in the background ([`accept_event`])
+//!     the function runs on in the background ([`accept_event`]). At most 256 KiB of output
+//!     wait for the response at once ([`output_channel`]): a function writing to a client
+//!     that reads slowly, or not at all, waits for it
 //!
 //! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
 //! logs it and answers with it. A body left unread by a refusal is drained in the background
@@ -44,15 +46,15 @@ use invoke_proto::{
     RequestError, Route, X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_LOG_RESULT,
     X_AMZN_REQUEST_ID, parse_function_name, parse_route, partition_id,
 };
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::auth::Auth;
 use crate::body::{FrameBody, OnCutOff, OnDone, RespBody, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
 use crate::function::{
-    EXIT_ERROR, FunctionError, Handler, Invocation, LogTail, Output, ResponseStream, TIMED_OUT,
-    UNHANDLED,
+    EXIT_ERROR, FunctionError, Handler, Invocation, LogTail, Output, OutputRx, ResponseStream,
+    TIMED_OUT, UNHANDLED, output_channel,
 };
 use crate::listen::ServerLimits;
 use crate::reject::{self, Rejection};
@@ -620,7 +622,7 @@ fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Respo
 
 /// A started invocation: where its output arrives, and its log
 struct Running {
-    rx: mpsc::Receiver<Output>,
+    rx: OutputRx,
     log: Arc<Mutex<LogTail>>,
 }
 
@@ -664,7 +666,7 @@ fn run(
         trace_id: call.trace_id.clone(),
         timeout,
     };
-    let (tx, rx) = mpsc::channel(128);
+    let (tx, rx) = output_channel();
     let id = call.request_id.clone();
     let mut log = LogTail::default();
     // the lines the service writes around the function's own, as its log tail shows them
@@ -706,7 +708,8 @@ fn run(
             }
             // the function is over: its slots go now, not once a slow client took its output
             drop(slots);
-            let _ = tx.send(Output::Done(result)).await;
+            // queued whatever is queued before it: nothing here waits for the client
+            tx.finish(result);
         };
         // the emulator stopping abandons the run (its handler is dropped), whoever waits
         tokio::select! {

@@ -1153,3 +1153,29 @@ async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
     gate.add_permits(1);
     emu.shutdown().await;
 }
+
+/// Small writes and large ones stream whole and in order, 256-byte writes one chunk event
+/// each (`count` makes its writes of at most 64 KiB: the events one write of S bytes makes)
+#[tokio::test]
+async fn writes_of_any_size_stream_whole() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    for (n, size) in [(4096, 256), (64, 64 * 1024), (3, 100_000), (1, 16 << 20)] {
+        let payload = format!(r#"{{"n":{n},"size":{size}}}"#);
+        let o = stream(send(&emu, request(&emu, &InvokeParams::new("count", payload))).await).await;
+        assert!(o.error.is_none(), "{n} x {size}: {:?}", o.error);
+        assert_eq!(o.complete, Some(InvokeComplete::default()), "{n} x {size}");
+        if size < 16 * 1024 {
+            // (the client may hand a longer event out in slices)
+            assert_eq!(o.chunks.len(), n, "{n} x {size}");
+        }
+        let all = joined(&o.chunks);
+        assert_eq!(all.len(), n * size);
+        assert!(
+            all.iter()
+                .enumerate()
+                .all(|(i, b)| *b == b'a' + (i % 26) as u8),
+            "{n} x {size}"
+        );
+    }
+    emu.shutdown().await;
+}

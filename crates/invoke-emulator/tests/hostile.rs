@@ -881,3 +881,65 @@ async fn a_response_still_being_sent_is_not_idle() {
     );
     emu.shutdown().await;
 }
+
+/// What a function that floods a client that reads nothing got to write: its writes are held
+/// back once a few hundred KiB wait for the client (the socket buffers aside), so it cannot
+/// finish 64 MiB and times out; before, 128 writes of any size were queued (and framed) for
+/// the client, 128 MiB here, so it finished at once
+#[tokio::test]
+async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    #[derive(Debug, PartialEq)]
+    enum End {
+        WroteAll,
+        Dropped,
+    }
+    struct Guard(mpsc::UnboundedSender<End>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.send(End::Dropped);
+        }
+    }
+    let (end_tx, mut ends) = mpsc::unbounded_channel::<End>();
+    let written = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&written);
+    let config = invoke_emulator::FunctionConfig {
+        timeout: Duration::from_millis(500),
+        ..invoke_emulator::FunctionConfig::default()
+    };
+    let flood = move |_: Invocation, out: ResponseStream| {
+        let guard = Guard(end_tx.clone());
+        let counted = Arc::clone(&counted);
+        async move {
+            let mib = Bytes::from(vec![b'x'; 1 << 20]);
+            for _ in 0..64 {
+                out.write(mib.clone()).await;
+                counted.fetch_add(1 << 20, Ordering::SeqCst);
+            }
+            let _ = guard.0.send(End::WroteAll);
+            Ok::<(), FunctionError>(())
+        }
+    };
+    let emu = start(
+        Emulator::builder()
+            .no_auth()
+            .function_with("flood", flood, config),
+        limits(),
+    )
+    .await;
+    let req = request(&emu, &InvokeParams::new("flood", "{}"));
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut s = socket.connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    // the client reads nothing
+    let end = guarded("the function's end", ends.recv()).await.unwrap();
+    let written = written.load(Ordering::SeqCst);
+    assert_eq!(end, End::Dropped, "{written} bytes written");
+    // the socket buffers, hyper's write buffer, one frame and 256 KiB queued
+    assert!(written < 16 << 20, "{written} bytes written");
+    drop(s);
+    emu.shutdown().await;
+}

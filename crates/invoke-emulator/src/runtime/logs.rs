@@ -463,7 +463,7 @@ mod tests {
             "the reader never paused: {written} bytes"
         );
         // An invocation resumes reading, and its log keeps the last 4 KiB
-        let (tx, mut rx) = mpsc::channel(4);
+        let (tx, mut rx) = crate::function::output_channel();
         let log = Arc::new(Mutex::new(LogTail::default()));
         sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
         let writer = theirs.try_clone().unwrap();
