@@ -4,13 +4,17 @@
 //! arrives and hands whole lines, a block at a time, to the [`LogSink`]: the last 4 KiB go to
 //! the current invocation's log (what `LogType: Tail` returns) and the lines are echoed to the
 //! emulator's stderr, at most [`ECHO_BURST`] at once and [`ECHO_RATE`] per second per process;
-//! what goes over is dropped and counted in a note. When an invocation ends,
+//! what goes over is dropped and counted in a note. The echo shows control characters other
+//! than newline and tab escaped, and bytes that are not UTF-8 as `\xNN` ([`push_echo`]), so
+//! that a function cannot send escape sequences to the terminal; the log keeps them as they
+//! came. When an invocation ends,
 //! [`LogPipe::sync`] makes the task read what the kernel already holds (at most
 //! [`SYNC_MAX`]) with a direct non-blocking read, so what the process printed before it
 //! answered is in that invocation's log. Between invocations at most [`IDLE_READ`] bytes are
 //! read: a process that keeps printing then blocks on its own writes (no CPU spent on either
 //! side) until the next invocation resumes reading.
 
+use std::fmt::Write as _;
 use std::io::{self, Read as _};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -110,11 +114,15 @@ impl EchoLimit {
     }
 }
 
+/// Where echoed output is written: the emulator's stderr, or a test's buffer
+type EchoOut = Box<dyn Fn(Vec<u8>) + Send + Sync>;
+
 /// Where output goes: the current invocation's log, and the emulator's stderr
 pub(super) struct LogSink {
     function: String,
     state: Mutex<SinkState>,
     echo: Arc<AtomicBool>,
+    echo_out: EchoOut,
     /// Wakes readers paused between invocations
     wake: Notify,
 }
@@ -128,6 +136,15 @@ struct SinkState {
 
 impl LogSink {
     pub(super) fn new(function: String, echo: Arc<AtomicBool>) -> Self {
+        // queued: a stderr nobody reads must not hold up the reading task
+        Self::echoing_to(
+            function,
+            echo,
+            Box::new(|b| crate::stderr::stderr().write(b)),
+        )
+    }
+
+    fn echoing_to(function: String, echo: Arc<AtomicBool>, echo_out: EchoOut) -> Self {
         Self {
             function,
             state: Mutex::new(SinkState {
@@ -136,6 +153,7 @@ impl LogSink {
                 limit: EchoLimit::new(Instant::now()),
             }),
             echo,
+            echo_out,
             wake: Notify::new(),
         }
     }
@@ -162,7 +180,7 @@ impl LogSink {
             s.limit.take_dropped()
         };
         if dropped > 0 && self.echo.load(Ordering::Relaxed) {
-            crate::write_stderr_line(&self.note(dropped));
+            (self.echo_out)(format!("{}\n", self.note(dropped)).into_bytes());
         }
     }
 
@@ -203,20 +221,43 @@ impl LogSink {
             echo.then(|| s.limit.admit(Instant::now(), lines))
         };
         let Some(a) = admitted else { return };
-        // one write, queued: a stderr nobody reads must not hold up this task
+        // one write
         let mut echoed = Vec::new();
         if let Some(dropped) = a.note {
             echoed.extend_from_slice(self.note(dropped).as_bytes());
             echoed.push(b'\n');
         }
         if a.echo > 0 {
-            echoed.extend_from_slice(&lines[..a.echo]);
+            push_echo(&mut echoed, &lines[..a.echo]);
             if newline && a.echo == lines.len() {
                 echoed.push(b'\n');
             }
         }
-        crate::stderr::stderr().write(echoed);
+        (self.echo_out)(echoed);
     }
+}
+
+/// Appends a function's `output` to `out` as the echo shows it on a terminal: text as it is,
+/// with newlines and tabs (`\r\n` as `\n`); other control characters escaped as Rust writes
+/// them (`\u{1b}`, `\r`), and bytes that are not UTF-8 as `\xNN`, so that the function
+/// cannot drive the terminal (escape sequences, a bare `\r` writing over a line)
+fn push_echo(out: &mut Vec<u8>, output: &[u8]) {
+    let mut text = String::new();
+    for chunk in output.utf8_chunks() {
+        let mut chars = chunk.valid().chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\n' | '\t' => text.push(c),
+                '\r' if chars.peek() == Some(&'\n') => {}
+                c if c.is_control() => text.extend(c.escape_default()),
+                c => text.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(text, "\\x{b:02x}");
+        }
+    }
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// The part of `lines` the log tail can keep, as text: invalid UTF-8 replaced, `\r\n` as `\n`
@@ -427,6 +468,43 @@ mod tests {
                 }
             );
         }
+    }
+
+    /// The echo shows a function's output as text, its control characters and bytes that are
+    /// not UTF-8 escaped; the invocation's log keeps them
+    #[test]
+    fn the_echo_escapes_what_would_drive_a_terminal_and_the_log_keeps_it() {
+        let echoed = Arc::new(Mutex::new(Vec::new()));
+        let out = Arc::clone(&echoed);
+        let sink = LogSink::echoing_to(
+            "f".into(),
+            Arc::new(AtomicBool::new(true)),
+            Box::new(move |b| out.lock().unwrap().extend_from_slice(&b)),
+        );
+        let (tx, _rx) = crate::function::output_channel();
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let mut lines = Lines {
+            partial: Vec::new(),
+            sink: Arc::new(sink),
+        };
+        lines.feed(
+            b"plain \xc3\xa9t\xc3\xa9\tok\r\n\x1b[2J\x1b]0;title\x07 red\n\
+              \xff\xfe bad\rover \xc2\x9b c1 \x7f\n",
+        );
+        assert_eq!(
+            String::from_utf8(echoed.lock().unwrap().clone()).unwrap(),
+            "plain \u{e9}t\u{e9}\tok\n\\u{1b}[2J\\u{1b}]0;title\\u{7} red\n\
+             \\xff\\xfe bad\\rover \\u{9b} c1 \\u{7f}\n"
+        );
+        // the log as before: control characters as they came (invalid UTF-8 replaced)
+        let tail = String::from_utf8(log.lock().unwrap().contents()).unwrap();
+        assert!(
+            tail.ends_with(
+                "ok\n\x1b[2J\x1b]0;title\x07 red\n\u{fffd}\u{fffd} bad\rover \u{9b} c1 \x7f\n"
+            ),
+            "{tail:?}"
+        );
     }
 
     /// Writes to `theirs` until a write makes no progress for a while; the bytes written
