@@ -16,6 +16,12 @@
 //! - idle: kept alive after a response, waiting for the next request, bounded by
 //!   [`ServerLimits::idle_timeout`]; an idle connection is also the one closed to make room
 //!   when the connection limit is reached
+//!
+//! The body of a request the handler refused without reading it may still be arriving after
+//! the answer. While the handler drains it ([`Connection::draining_body`], under its own
+//! budget), its bytes do not start a head, the head and idle timeouts do not run, and the
+//! connection is not closed to make room; the phase's timeout runs again from the drain's
+//! end.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -54,7 +60,10 @@ pub struct ServerLimits {
     /// Bounds clients that connect and send nothing, or send a head slowly (slowloris)
     pub header_read_timeout: Duration,
     /// Time to receive a request body once its head arrived (default 60 s); past it the
-    /// request is answered 408 `RequestTimeoutException` and the connection closed
+    /// request is answered 408 `RequestTimeoutException` and the connection closed. The body
+    /// of a request refused before it was read is still taken in and dropped after the
+    /// answer (at most 12 MiB), within this time alone: the header and idle timeouts wait
+    /// for that drain's end
     pub body_read_timeout: Duration,
     /// Time a kept-alive connection may wait for its next request (default 120 s); past it
     /// the connection is closed
@@ -232,7 +241,11 @@ pub(crate) async fn serve_with<L, H, F>(
 /// Closes the connection idle the longest, to make room for a new one; whether one was
 /// closed
 fn evict_longest_idle(watches: &HashMap<tokio::task::Id, Arc<Watch>>, pool: &Pool) -> bool {
-    let mut idle: Vec<&Arc<Watch>> = watches.values().filter(|w| w.is(IDLE)).collect();
+    // (one draining a refused body is not idle, though its response is done)
+    let mut idle: Vec<&Arc<Watch>> = watches
+        .values()
+        .filter(|w| w.is(IDLE) && !w.is_draining_body())
+        .collect();
     idle.sort_unstable_by_key(|w| w.since.load(Ordering::Relaxed));
     // a connection may leave the idle phase meanwhile: then the next one goes
     idle.into_iter().any(|w| w.shift(pool, IDLE, EVICTED))
@@ -275,6 +288,8 @@ impl Pool {
 /// The phase of one connection, and since when
 struct Watch {
     phase: AtomicU8,
+    /// Bodies of refused requests being drained ([`Connection::draining_body`])
+    draining: AtomicUsize,
     /// Nanoseconds from [`Pool::epoch`] to the start of the phase
     since: AtomicU64,
     /// While the connection cannot write: 1 + nanoseconds from [`Pool::epoch`] to the first
@@ -290,6 +305,7 @@ impl Watch {
     fn new(pool: &Pool) -> Self {
         Self {
             phase: AtomicU8::new(HEAD),
+            draining: AtomicUsize::new(0),
             since: AtomicU64::new(pool.now()),
             stalled: AtomicU64::new(0),
             wake: Notify::new(),
@@ -298,6 +314,23 @@ impl Watch {
 
     fn is(&self, phase: u8) -> bool {
         self.phase.load(Ordering::SeqCst) == phase
+    }
+
+    /// Whether the body of a refused request is being drained
+    fn is_draining_body(&self) -> bool {
+        self.draining.load(Ordering::SeqCst) > 0
+    }
+
+    /// The drain of a refused request's body ended: the head or idle timeout runs from now,
+    /// and the connection may again be closed to make room
+    fn drained(&self, pool: &Pool) {
+        if self.draining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.since.store(pool.now(), Ordering::Relaxed);
+            if self.is(IDLE) && pool.full.load(Ordering::SeqCst) {
+                pool.became_idle.notify_one();
+            }
+            self.wake.notify_one();
+        }
     }
 
     /// Moves from phase `from` to `to` if the connection is in `from`; whether it moved
@@ -362,6 +395,8 @@ impl Watch {
             let stalled = self.stalled.load(Ordering::Relaxed);
             let timeout = match self.phase.load(Ordering::SeqCst) {
                 BUSY | DRAINING if stalled != 0 => Some((stalled - 1, limits.write_timeout)),
+                // a refused body is being drained, within the body-read timeout
+                IDLE | HEAD | DRAINING if self.is_draining_body() => None,
                 IDLE | DRAINING => Some((self.since.load(Ordering::Relaxed), limits.idle_timeout)),
                 HEAD => Some((
                     self.since.load(Ordering::Relaxed),
@@ -390,7 +425,7 @@ impl Watch {
 }
 
 /// The connection's stream, moving the connection from idle to head when request bytes
-/// arrive, and noting writes the client does not take
+/// arrive (not while a refused body is drained), and noting writes the client does not take
 struct Watched<S> {
     inner: S,
     watch: Arc<Watch>,
@@ -405,7 +440,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
+        // the bytes of a refused body being drained are no request's head
+        if buf.filled().len() > before && !self.watch.is_draining_body() {
             let _ = self.watch.shift(&self.pool, IDLE, HEAD)
                 || self.watch.shift(&self.pool, DRAINING, HEAD);
         }
@@ -450,6 +486,34 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The connection a request came on, as its handler finds it in the request's extensions
+#[derive(Clone)]
+pub(crate) struct Connection {
+    watch: Arc<Watch>,
+    pool: Arc<Pool>,
+}
+
+impl Connection {
+    /// Says that the body of a refused request is being drained, until the guard is
+    /// dropped: meanwhile the connection's head and idle timeouts do not run (the bytes that
+    /// arrive are that body's, not the next request's head; the drain has its own time
+    /// limit) and it is not closed to make room for another
+    pub(crate) fn draining_body(&self) -> DrainingBody {
+        self.watch.draining.fetch_add(1, Ordering::SeqCst);
+        self.watch.wake.notify_one();
+        DrainingBody(self.clone())
+    }
+}
+
+/// Held while a refused request's body is drained ([`Connection::draining_body`])
+pub(crate) struct DrainingBody(Connection);
+
+impl Drop for DrainingBody {
+    fn drop(&mut self) {
+        self.0.watch.drained(&self.0.pool);
     }
 }
 
@@ -510,8 +574,12 @@ async fn connection<H, F>(
 {
     let service = {
         let (watch, pool) = (Arc::clone(&watch), Arc::clone(&pool));
-        service_fn(move |req| {
+        service_fn(move |mut req: Request<Incoming>| {
             watch.busy(&pool);
+            req.extensions_mut().insert(Connection {
+                watch: Arc::clone(&watch),
+                pool: Arc::clone(&pool),
+            });
             let done = Some((Arc::clone(&watch), Arc::clone(&pool)));
             let response = handler(req);
             async move {

@@ -56,7 +56,7 @@ use crate::function::{
     EXIT_ERROR, FunctionError, Handler, Invocation, LogTail, Output, OutputRx, ResponseStream,
     TIMED_OUT, UNHANDLED, output_channel,
 };
-use crate::listen::ServerLimits;
+use crate::listen::{Connection, ServerLimits};
 use crate::reject::{self, Rejection};
 
 /// The request header that injects faults into one invocation (see [`crate::fault`])
@@ -353,12 +353,16 @@ fn check_content_length(parts: &Parts, operation: Operation) -> Result<(), Rejec
 /// Dropped unread (the request was refused before its body was needed), it is read and
 /// discarded in the background, at most [`DRAIN_LIMIT`] bytes within the body-read timeout,
 /// so that a client still sending its body reads the refusal rather than a reset
-/// connection. A body announced longer than that, or held back by `Expect: 100-continue`,
-/// is not drained: hyper closes the connection after the answer.
+/// connection. That budget alone bounds the drain: meanwhile the connection's head and idle
+/// timeouts do not run ([`Connection::draining_body`]). A body announced longer than that,
+/// or held back by `Expect: 100-continue`, is not drained: hyper closes the connection after
+/// the answer.
 struct Unread {
     body: Option<Incoming>,
     /// Whether and for how long to drain the body if it is dropped unread
     drain: Option<Duration>,
+    /// The connection the request came on (none outside a listener, as in unit tests)
+    connection: Option<Connection>,
 }
 
 impl Unread {
@@ -371,6 +375,7 @@ impl Unread {
         Self {
             body: Some(body),
             drain: drain.then_some(limits.body_read_timeout),
+            connection: parts.extensions.get::<Connection>().cloned(),
         }
     }
 
@@ -390,7 +395,10 @@ impl Drop for Unread {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        // taken now, before the answer goes out and the connection looks idle
+        let draining = self.connection.take().map(|c| c.draining_body());
         runtime.spawn(tokio::time::timeout(timeout, async move {
+            let _draining = draining;
             let mut left = DRAIN_LIMIT;
             while let Some(Ok(frame)) = body.frame().await {
                 let n = frame.data_ref().map_or(0, Bytes::len) as u64;

@@ -943,3 +943,55 @@ async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
     drop(s);
     emu.shutdown().await;
 }
+
+/// A refused request's body sent slowly, within the body-read timeout, is drained under that
+/// timeout alone: the header and idle timeouts of its connection (here far shorter) do not
+/// cut it, so the client sends it whole, reads the refusal and uses the connection again.
+/// Before, the first body bytes after the refusal counted as the next request's head, and
+/// the header timeout closed the connection under the client (a reset)
+#[tokio::test]
+async fn a_refused_body_sent_slowly_is_drained_under_the_body_timeout_alone() {
+    // any signature: an unsigned request is refused before its body is read
+    let emu = start(
+        Emulator::builder(),
+        ServerLimits {
+            header_read_timeout: Duration::from_millis(100),
+            idle_timeout: Duration::from_millis(100),
+            ..limits()
+        },
+    )
+    .await;
+    let req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    let exchange = async {
+        s.write_all(&head_bytes(&req)).await.unwrap();
+        // a client that writes its whole body before reading: 100 bytes every 50 ms, ten
+        // times (pacing, not waiting for readiness), well past the header timeout
+        for piece in req.body().chunks(100) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s.write_all(piece)
+                .await
+                .expect("the body is drained, not reset");
+        }
+        read_answer(&mut s).await
+    };
+    let a = guarded("unsigned, sent slowly", exchange).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (403, Some("missingauthenticationtokenexception")),
+        "{a:?}"
+    );
+    // the body was read to its end: the connection takes the next request
+    let req = signed(
+        request(&emu, &InvokeParams::new("echo", "{}")),
+        KEY,
+        SECRET,
+        "us-east-1",
+        "lambda",
+    );
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    let a = guarded("next request", read_answer(&mut s)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    emu.shutdown().await;
+}
