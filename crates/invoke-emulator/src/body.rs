@@ -92,22 +92,36 @@ pub(crate) struct FrameBody {
     /// ([`FunctionConfig::MAX_TIMEOUT`](crate::FunctionConfig::MAX_TIMEOUT)), as a truncated
     /// stream
     stall_ends: Option<Pin<Box<tokio::time::Sleep>>>,
-    /// Called once, with the result and the payload bytes, when the function ends
-    on_done: Option<OnDone>,
+    /// The function's result, once it ended
+    result: Option<Result<(), FunctionError>>,
+    /// Why the queued frames end the stream without its `InvokeComplete` (an injected
+    /// exception)
+    cut_by: Option<&'static str>,
     /// An output received before the body started
     first: Option<Output>,
     /// The `close-after` limit was reached and the connection given a chance to flush
     cut_armed: bool,
-    /// The body ended (completely, or cut by a fault on purpose)
-    ended: bool,
-    /// Called once if the stream ends before its `InvokeComplete`: the body dropped (the
-    /// connection closed mid-stream) or an injected fault ended it
-    on_cut_off: Option<OnCutOff>,
+    /// Called once, when the stream ended (see [`StreamEnd`]); taken then
+    on_end: Option<OnEnd>,
 }
 
-/// Called once when a stream ends without its `InvokeComplete`, with why, the body bytes
-/// sent and the payload bytes the function had streamed by then
-pub(crate) type OnCutOff = Box<dyn FnOnce(&str, u64, u64) + Send + Sync>;
+/// How a stream ended, for its log line
+#[derive(Debug)]
+pub(crate) struct StreamEnd<'a> {
+    /// The function's result, if it had ended
+    pub(crate) result: Option<&'a Result<(), FunctionError>>,
+    /// Why the stream ended without its `InvokeComplete` (a fault, the connection closed),
+    /// if it did
+    pub(crate) cut: Option<&'a str>,
+    /// Body bytes sent
+    pub(crate) sent: u64,
+    /// Payload bytes the function streamed
+    pub(crate) payload: u64,
+}
+
+/// Called once when a stream ends: its last frame handed to hyper, cut by a fault, or the
+/// body dropped before its end (the client went away, or the emulator stopped)
+pub(crate) type OnEnd = Box<dyn FnOnce(StreamEnd<'_>) + Send + Sync>;
 
 /// Called once when the function ends, with its result and the payload bytes it streamed
 pub(crate) type OnDone = Box<dyn FnOnce(&Result<(), FunctionError>, u64) + Send + Sync>;
@@ -119,7 +133,7 @@ impl FrameBody {
         faults: Faults,
         log: Option<Arc<Mutex<LogTail>>>,
         max_payload: u64,
-        on_done: OnDone,
+        on_end: OnEnd,
     ) -> Self {
         Self {
             first,
@@ -137,29 +151,20 @@ impl FrameBody {
             chunks: 0,
             delay: None,
             stall_ends: None,
-            on_done: Some(on_done),
-            ended: false,
-            on_cut_off: None,
+            result: None,
+            cut_by: None,
+            on_end: Some(on_end),
         }
     }
 
-    /// Calls `f` if the body is dropped before its end (the client went away, or the
-    /// emulator stopped, mid-stream) or an injected fault ends it
-    pub(crate) fn on_cut_off(mut self, f: OnCutOff) -> Self {
-        self.on_cut_off = Some(f);
-        self
-    }
-
-    fn finish(&mut self, result: &Result<(), FunctionError>) {
-        if let Some(f) = self.on_done.take() {
-            f(result, self.payload);
-        }
+    fn finish(&mut self, result: Result<(), FunctionError>) {
         let log = self
             .log
             .as_ref()
             .and_then(|l| l.lock().ok().map(|l| l.contents()));
         self.queue
-            .push_back(invoke_complete(result, log.as_deref()));
+            .push_back(invoke_complete(&result, log.as_deref()));
+        self.result = Some(result);
         self.state = State::Finished;
         self.rx.close();
     }
@@ -177,7 +182,7 @@ impl FrameBody {
                     self.max_payload
                 ),
             );
-            self.finish(&Err(e));
+            self.finish(Err(e));
             return;
         }
         self.chunks += 1;
@@ -214,6 +219,7 @@ impl FrameBody {
                     "injected fault: exception mid-stream",
                 )));
                 self.state = State::Finished;
+                self.cut_by = Some("injected fault: exception mid-stream");
                 self.rx.close();
             } else if f.stall_mid_frame {
                 let half = invoke_complete(&Ok(()), None);
@@ -233,26 +239,30 @@ impl FrameBody {
         if let Some(d) = f.chunk_delay {
             self.delay = Some(Box::pin(tokio::time::sleep(d)));
         }
-        if self.chunks == 1 && self.faults.exception {
-            self.cut_off("injected fault: exception mid-stream");
-        }
     }
-}
 
-impl FrameBody {
-    /// Reports, once, that the stream ends without its `InvokeComplete`
-    fn cut_off(&mut self, why: &str) {
-        if let Some(f) = self.on_cut_off.take() {
-            f(why, self.sent, self.payload);
+    /// Reports, once, that the stream ended: `cut` says why if it ended without its
+    /// `InvokeComplete`
+    fn end(&mut self, cut: Option<&str>) {
+        if let Some(f) = self.on_end.take() {
+            f(StreamEnd {
+                result: self.result.as_ref(),
+                cut,
+                sent: self.sent,
+                payload: self.payload,
+            });
         }
     }
 }
 
 impl Drop for FrameBody {
     fn drop(&mut self) {
-        if !self.ended {
-            self.cut_off("connection closed mid-stream");
-        }
+        // (a stream that ended reported it already)
+        self.end(Some(if self.state == State::Stalled {
+            "injected stall, then the connection closed"
+        } else {
+            "connection closed mid-stream"
+        }));
     }
 }
 
@@ -277,8 +287,7 @@ impl Body for FrameBody {
                             cx.waker().wake_by_ref();
                             return Poll::Pending;
                         }
-                        this.ended = true;
-                        this.cut_off("injected fault: connection closed");
+                        this.end(Some("injected fault: connection closed"));
                         return Poll::Ready(Some(Err(Cut("injected fault: connection closed"))));
                     }
                     if (b.len() as u64) > left {
@@ -287,11 +296,15 @@ impl Body for FrameBody {
                     }
                 }
                 this.sent += b.len() as u64;
+                // the last frame: hyper drops the body once it has it (`is_end_stream`)
+                if this.is_end_stream() {
+                    this.end(this.cut_by);
+                }
                 return Poll::Ready(Some(Ok(Frame::data(b))));
             }
             match this.state {
                 State::Finished => {
-                    this.ended = true;
+                    this.end(this.cut_by);
                     return Poll::Ready(None);
                 }
                 State::Stalled => {
@@ -301,8 +314,7 @@ impl Body for FrameBody {
                     if ends.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    this.ended = true;
-                    this.cut_off("injected stall: given up");
+                    this.end(Some("injected stall: given up"));
                     return Poll::Ready(Some(Err(Cut("injected stall: given up"))));
                 }
                 State::Streaming => {}
@@ -325,8 +337,8 @@ impl Body for FrameBody {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Output::Head { .. })) => {}
                 Poll::Ready(Some(Output::Chunk(c))) => this.on_chunk(c),
-                Poll::Ready(Some(Output::Done(r))) => this.finish(&r),
-                Poll::Ready(None) => this.finish(&Err(FunctionError::new(
+                Poll::Ready(Some(Output::Done(r))) => this.finish(r),
+                Poll::Ready(None) => this.finish(Err(FunctionError::new(
                     EXIT_ERROR,
                     "the function ended without a result",
                 ))),
@@ -340,5 +352,82 @@ impl Body for FrameBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::function::{ResponseStream, output_channel};
+
+    /// What a stream reported of its end: (the function's result was known, why it was cut,
+    /// body bytes sent)
+    type Ends = Arc<Mutex<Vec<(bool, Option<String>, u64)>>>;
+
+    fn body(faults: Faults) -> (FrameBody, ResponseStream, Ends) {
+        let (tx, rx) = output_channel();
+        let ends = Ends::default();
+        let seen = Arc::clone(&ends);
+        let on_end: OnEnd = Box::new(move |end: StreamEnd<'_>| {
+            let cut = end.cut.map(str::to_owned);
+            seen.lock()
+                .unwrap()
+                .push((end.result.is_some(), cut, end.sent));
+        });
+        let body = FrameBody::new(None, rx, faults, None, u64::MAX, on_end);
+        (body, ResponseStream::new(tx, Arc::default()), ends)
+    }
+
+    /// A stall that gives up ends the stream once, with its reason, and dropping the body
+    /// afterwards reports nothing more
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_given_up_reports_its_end_once() {
+        let faults = Faults {
+            stall_mid_frame: true,
+            ..Faults::default()
+        };
+        let (mut body, out, ends) = body(faults);
+        out.write("first").await;
+        let mut sent = 0;
+        let cut = loop {
+            // the clock moves on by itself while nothing else is left to do
+            let frame = tokio::time::timeout(Duration::from_secs(3600), body.frame())
+                .await
+                .expect("the stall gives up within 15 minutes")
+                .expect("a frame or the cut");
+            match frame {
+                Ok(f) => sent += f.into_data().unwrap().len() as u64,
+                Err(cut) => break cut,
+            }
+        };
+        assert_eq!(cut.0, "injected stall: given up");
+        drop(body);
+        assert_eq!(
+            *ends.lock().unwrap(),
+            [(false, Some("injected stall: given up".to_owned()), sent)]
+        );
+    }
+
+    /// A stalled stream whose client leaves reports that, naming the stall
+    #[tokio::test]
+    async fn a_stalled_stream_the_client_left_names_the_stall() {
+        let faults = Faults {
+            stall_mid_frame: true,
+            ..Faults::default()
+        };
+        let (mut body, out, ends) = body(faults);
+        out.write("first").await;
+        // the chunk, then half a frame
+        body.frame().await.unwrap().unwrap();
+        body.frame().await.unwrap().unwrap();
+        drop(body);
+        let ends = ends.lock().unwrap();
+        assert_eq!(ends.len(), 1, "{ends:?}");
+        assert_eq!(
+            ends[0].1.as_deref(),
+            Some("injected stall, then the connection closed")
+        );
     }
 }

@@ -24,9 +24,13 @@
 //!     wait for the response at once ([`output_channel`]): a function writing to a client
 //!     that reads slowly, or not at all, waits for it
 //!
-//! A stage that refuses the request returns a [`Rejection`] (a service error); [`handle`]
-//! logs it and answers with it. A body left unread by a refusal is drained in the background
-//! ([`Unread`]). The wire names (routes, headers, error codes) all come from `invoke-proto`.
+//! Every request logs one line (no payloads, client text escaped and bounded). A stage that
+//! refuses the request returns a [`Rejection`] (a service error); [`handle`] logs it and
+//! answers with it. A buffered `Invoke` logs when its function ends ([`completion_log`]), an
+//! asynchronous one when its output was all read ([`accept_event`]), a stream once it ended,
+//! complete or not ([`stream_log`]: a fault, a stall, the client gone). A body left unread by
+//! a refusal is drained in the background ([`Unread`]). The wire names (routes, headers,
+//! error codes) all come from `invoke-proto`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -49,7 +53,7 @@ use invoke_proto::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::auth::Auth;
-use crate::body::{FrameBody, OnCutOff, OnDone, RespBody, full};
+use crate::body::{FrameBody, OnDone, OnEnd, RespBody, StreamEnd, full};
 use crate::config::FunctionConfig;
 use crate::fault::Faults;
 use crate::function::{
@@ -612,13 +616,10 @@ fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Respo
                 }
             }
         };
-        let outcome = match &result {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}", e.summary()),
-        };
         shared.log(&format!(
-            "{id} Invoke (Event) {function} -> 202, {bytes} payload bytes discarded, ran {:.1} ms, {outcome}",
-            started.elapsed().as_secs_f64() * 1000.0
+            "{id} Invoke (Event) {function} -> 202, {bytes} payload bytes discarded, ran {:.1} ms, {}",
+            started.elapsed().as_secs_f64() * 1000.0,
+            outcome(&result)
         ));
     });
     Response::builder()
@@ -829,7 +830,6 @@ async fn respond(
         .header(X_AMZN_REQUEST_ID, &call.request_id)
         .header(X_AMZ_EXECUTED_VERSION, &target.executed_version)
         .header(CONTENT_TYPE, content_type);
-    let on_done = completion_log(call, target.name);
     match call.operation {
         Operation::InvokeWithResponseStream => {
             let body = FrameBody::new(
@@ -838,12 +838,14 @@ async fn respond(
                 faults,
                 log_tail.then_some(running.log),
                 call.shared.max_response,
-                on_done,
-            )
-            .on_cut_off(cut_off_log(call, target.name));
+                stream_log(call, target.name),
+            );
             head.body(body.boxed()).expect("valid response")
         }
-        Operation::Invoke => respond_buffered(head, first, running, log_tail, on_done).await,
+        Operation::Invoke => {
+            let on_done = completion_log(call, target.name);
+            respond_buffered(head, first, running, log_tail, on_done).await
+        }
     }
 }
 
@@ -901,7 +903,17 @@ async fn respond_buffered(
     head.body(full(body)).expect("valid response")
 }
 
-/// The log line written once the function ends: payload bytes, duration, outcome
+/// A function's result in a log line: `ok`, or `function error TYPE: MESSAGE` (bounded,
+/// escaped)
+fn outcome(result: &Result<(), FunctionError>) -> String {
+    match result {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => format!("function error {}", e.summary()),
+    }
+}
+
+/// The log line of a buffered `Invoke`, written once the function ends: payload bytes,
+/// duration, outcome
 fn completion_log(call: &Call, function: &str) -> OnDone {
     let shared = Arc::clone(&call.shared);
     let id = call.request_id.clone();
@@ -909,33 +921,52 @@ fn completion_log(call: &Call, function: &str) -> OnDone {
     let started = call.started;
     let function = function.to_owned();
     Box::new(move |result: &Result<(), FunctionError>, bytes: u64| {
-        let outcome = match result {
-            Ok(()) => "ok".to_owned(),
-            Err(e) => format!("function error {}", e.summary()),
-        };
         shared.log(&format!(
-            "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {outcome}",
+            "{id} {} {function} -> 200, {bytes} payload bytes in {:.1} ms, {}",
             operation.as_str(),
-            started.elapsed().as_secs_f64() * 1000.0
+            started.elapsed().as_secs_f64() * 1000.0,
+            outcome(result)
         ));
     })
 }
 
-/// The log line written when the stream ends without its `InvokeComplete` (the connection
-/// closed mid-stream, or an injected fault): why, and the bytes sent by then
-fn cut_off_log(call: &Call, function: &str) -> OnCutOff {
+/// The one log line of a stream, written once it ended: the payload bytes, the time and the
+/// function's outcome; for a stream that ended without its `InvokeComplete` (an injected
+/// fault, a stall given up, the connection closed), why, the bytes sent by then, and the
+/// function's outcome if it had ended
+fn stream_log(call: &Call, function: &str) -> OnEnd {
     let shared = Arc::clone(&call.shared);
     let id = call.request_id.clone();
     let operation = call.operation;
     let started = call.started;
     let function = function.to_owned();
-    Box::new(move |why: &str, sent: u64, payload: u64| {
-        shared.log(&format!(
-            "{id} {} {function} -> 200, {why} after {sent} bytes sent \
-             ({payload} payload bytes) in {:.1} ms",
-            operation.as_str(),
-            started.elapsed().as_secs_f64() * 1000.0
-        ));
+    Box::new(move |end: StreamEnd<'_>| {
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let operation = operation.as_str();
+        let StreamEnd {
+            result,
+            cut,
+            sent,
+            payload,
+        } = end;
+        let line = match cut {
+            None => format!(
+                "{id} {operation} {function} -> 200, {payload} payload bytes in {ms:.1} ms, {}",
+                result.map_or_else(|| "no result".to_owned(), outcome)
+            ),
+            Some(why) => {
+                let mut line = format!(
+                    "{id} {operation} {function} -> 200, {why} after {sent} bytes sent \
+                     ({payload} payload bytes) in {ms:.1} ms"
+                );
+                if let Some(r) = result {
+                    line.push_str(", the function had ended: ");
+                    line.push_str(&outcome(r));
+                }
+                line
+            }
+        };
+        shared.log(&line);
     })
 }
 

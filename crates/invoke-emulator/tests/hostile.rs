@@ -726,6 +726,65 @@ async fn streams_an_injected_fault_ends_are_logged() {
     emu.shutdown().await;
 }
 
+/// Every streamed invocation logs one line, once its stream ended: a complete stream (whose
+/// body hyper drops as soon as its last frame is out) logged a second line, "connection
+/// closed mid-stream", and a fault that cut the stream after the function ended logged the
+/// function's end and the cut as two lines
+#[tokio::test]
+async fn every_stream_logs_one_line() {
+    let (emu, mut lines) = logged_builtins(limits()).await;
+    // a 116-byte PayloadChunk of 10 bytes, then the InvokeComplete: the fault cuts that
+    let cases = [
+        (r#"{"n":3,"size":100}"#, None, "300 payload bytes in "),
+        (
+            r#"{"n":1,"size":10}"#,
+            Some("close-after=150"),
+            "injected fault: connection closed after 150 bytes sent (10 payload bytes)",
+        ),
+        (
+            r#"{"n":3,"size":100}"#,
+            Some("exception"),
+            "injected fault: exception mid-stream after ",
+        ),
+    ];
+    for (payload, fault, logged) in cases {
+        let mut req = request(&emu, &InvokeParams::new("count", payload));
+        if let Some(fault) = fault {
+            req.headers_mut()
+                .insert("x-emulator-fault", fault.parse().unwrap());
+        }
+        let resp = send(&emu, req).await;
+        let id = resp.headers()["x-amzn-requestid"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let _ = guarded(
+            "the stream",
+            http_body_util::BodyExt::collect(resp.into_body()),
+        )
+        .await;
+        // then a request of its own, whose line shows that every line before it was written
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        assert_eq!(echo_on(&emu, &mut s).await, 200);
+        let mut mine = Vec::new();
+        loop {
+            let line = guarded("the log lines", lines.recv()).await.unwrap();
+            if line.contains(" Invoke echo -> 200") {
+                break;
+            }
+            mine.push(line);
+        }
+        assert_eq!(mine.len(), 1, "{fault:?}: {mine:#?}");
+        assert!(
+            mine[0].starts_with(&format!("{id} InvokeWithResponseStream count -> 200, "))
+                && mine[0].contains(logged),
+            "{fault:?}: {}",
+            mine[0]
+        );
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_client_that_left_before_the_response_is_logged() {
     let (tx, mut lines) = mpsc::unbounded_channel::<String>();
