@@ -3,8 +3,9 @@
 //! The child writes to one end of a Unix socket pair. A task reads the other end as data
 //! arrives and hands whole lines, a block at a time, to the [`LogSink`]: the last 4 KiB go to
 //! the current invocation's log (what `LogType: Tail` returns) and the lines are echoed to the
-//! emulator's stderr, at most [`ECHO_BURST`] at once and [`ECHO_RATE`] per second per process;
-//! what goes over is dropped and counted in a note. The echo shows control characters other
+//! emulator's stderr, at most [`ECHO_BURST`] at once and [`ECHO_RATE`] per second per process
+//! (counted in echoed bytes, escapes included); what goes over is dropped and counted in a
+//! note. The echo shows control characters other
 //! than newline and tab escaped, and bytes that are not UTF-8 as `\xNN` ([`push_echo`]), so
 //! that a function cannot send escape sequences to the terminal; the log keeps them as they
 //! came. When an invocation ends,
@@ -209,6 +210,11 @@ impl LogSink {
     /// Whole lines of output (each ending with `\n`, or with `newline` the last one not yet)
     fn block(&self, lines: &[u8], newline: bool) {
         let echo = self.echo.load(Ordering::Relaxed);
+        // the limit counts what reaches the terminal: escaped, a byte can take six
+        let mut escaped = Vec::new();
+        if echo {
+            push_echo(&mut escaped, lines);
+        }
         let admitted = {
             let mut s = self.state();
             if let Some(out) = s.target.as_ref() {
@@ -218,7 +224,7 @@ impl LogSink {
                 }
                 out.log_text(&text);
             }
-            echo.then(|| s.limit.admit(Instant::now(), lines))
+            echo.then(|| s.limit.admit(Instant::now(), &escaped))
         };
         let Some(a) = admitted else { return };
         // one write
@@ -228,8 +234,8 @@ impl LogSink {
             echoed.push(b'\n');
         }
         if a.echo > 0 {
-            push_echo(&mut echoed, &lines[..a.echo]);
-            if newline && a.echo == lines.len() {
+            echoed.extend_from_slice(&escaped[..a.echo]);
+            if newline && a.echo == escaped.len() {
                 echoed.push(b'\n');
             }
         }
@@ -505,6 +511,33 @@ mod tests {
             ),
             "{tail:?}"
         );
+    }
+
+    /// Escapes make output up to six times longer on the terminal: the burst bounds what is
+    /// echoed, not what the function wrote
+    #[test]
+    fn escaped_output_counts_against_the_burst_as_echoed() {
+        let echoed = Arc::new(Mutex::new(Vec::new()));
+        let out = Arc::clone(&echoed);
+        let sink = LogSink::echoing_to(
+            "f".into(),
+            Arc::new(AtomicBool::new(true)),
+            Box::new(move |b| out.lock().unwrap().extend_from_slice(&b)),
+        );
+        let mut lines = Lines {
+            partial: Vec::new(),
+            sink: Arc::new(sink),
+        };
+        // 200 KiB of escape characters, within the burst as written, six times over it
+        // once escaped
+        let mut line = vec![0x1b; 1023];
+        line.push(b'\n');
+        for _ in 0..200 {
+            lines.feed(&line);
+        }
+        let echoed = echoed.lock().unwrap().len() as u64;
+        assert!(echoed <= ECHO_BURST + 200, "{echoed} bytes echoed");
+        assert!(echoed > ECHO_BURST / 2, "{echoed} bytes echoed");
     }
 
     /// Writes to `theirs` until a write makes no progress for a while; the bytes written
