@@ -9,10 +9,10 @@
 //! | `throttle=N` | per function ([`FunctionConfig::faults`](crate::FunctionConfig)): throttles its next N requests; in the header: throttles this request and the next N-1 requests of the function (at least; a larger count already pending stays); then serves normally | as `throttle`, N times, then success |
 //! | `close-after=K` | closes the connection after K body bytes | a truncated stream (`Truncated`, or a transport error), never a clean end |
 //! | `corrupt-crc` | flips the message CRC of the first chunk event | `MessageCrc` at offset 0 |
-//! | `delay-ms=D` | waits D ms after each chunk (D at most 900,000: 15 minutes) | nothing: every chunk must still arrive as it is sent |
-//! | `stall` | after the first chunk, sends half a frame and holds the connection open (at most 15 minutes, Lambda's longest run; then closes it) | nothing until the client's own idle timeout; then a truncated stream |
-//! | `oversize` | after the first chunk, sends a prelude announcing a 25 MiB message and holds (as `stall`) | `LimitExceeded` (message length) at once, without waiting for the bytes |
-//! | `exception` | after the first chunk, sends an `exception` message of kind [`Service`](invoke_proto::ServiceErrorKind::Service) and ends | a terminal in-stream service error of that kind |
+//! | `delay-ms=D` | waits D ms after each write of the function (D at most 900,000: 15 minutes; a write over 64 KiB is several chunk events, and the built-in `count` writes at most 64 KiB at a time) | nothing: every chunk must still arrive as it is sent |
+//! | `stall` | after the first write, sends half a frame and holds the connection open (at most 15 minutes, Lambda's longest run; then closes it) | nothing until the client's own idle timeout; then a truncated stream |
+//! | `oversize` | after the first write, sends a prelude announcing a 25 MiB message and holds (as `stall`) | `LimitExceeded` (message length) at once, without waiting for the bytes |
+//! | `exception` | after the first write, sends an `exception` message of kind [`Service`](invoke_proto::ServiceErrorKind::Service) and ends | a terminal in-stream service error of that kind |
 
 use std::time::Duration;
 
@@ -29,14 +29,15 @@ pub struct Faults {
     pub close_after: Option<u64>,
     /// Corrupt the message CRC of the first chunk event
     pub corrupt_crc: bool,
-    /// Wait this long after each chunk
+    /// Wait this long after each write of the function (a write over 64 KiB is several chunk
+    /// events)
     pub chunk_delay: Option<Duration>,
-    /// Send half a frame after the first chunk and hold the connection
+    /// Send half a frame after the first write and hold the connection
     pub stall_mid_frame: bool,
     /// Announce a 25 MiB message, over the clients' default limit (24 MiB + 128 KiB), after the
-    /// first chunk and hold
+    /// first write and hold
     pub oversize: bool,
-    /// Send an `exception` message after the first chunk
+    /// Send an `exception` message after the first write
     pub exception: bool,
 }
 

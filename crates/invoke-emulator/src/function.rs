@@ -228,8 +228,9 @@ impl Drop for OutputRx {
     }
 }
 
-/// Where a function writes its response; every write reaches the client at once, as its own
-/// chunk event (a write over [`MAX_CHUNK_PAYLOAD`] as several)
+/// Where a function writes its response; every write reaches the client as its own chunk
+/// event (a write over [`MAX_CHUNK_PAYLOAD`] as several) as soon as the client takes what came
+/// before: a write waits while 256 KiB of output wait for a slow client
 #[derive(Debug, Clone)]
 pub struct ResponseStream {
     tx: OutputTx,
@@ -444,12 +445,13 @@ fn parse(payload: &[u8]) -> Result<Value, FunctionError> {
         .map_err(|e| FunctionError::new("InvalidInput", format!("payload is not JSON: {e}")))
 }
 
-/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N writes of S bytes (S capped at
+/// `count`: payload `{"n":N,"size":S,"delay_ms":D}` -> N blocks of S bytes (S capped at
 /// 16 MiB), D ms apart; byte `i` of the whole stream is `b'a' + i % 26`. Stops early once the
 /// client went away.
 ///
-/// A write of S bytes is made as writes of at most [`MAX_CHUNK_PAYLOAD`], the chunk events
-/// one write of S bytes would make too: the function holds a pattern of that size, not of S.
+/// A block is written [`MAX_CHUNK_PAYLOAD`] bytes at a time (the chunk events one write of S
+/// bytes would make too): the function holds a pattern of that size, not of S. The
+/// `delay-ms` fault follows each of these writes.
 ///
 /// # Errors
 ///

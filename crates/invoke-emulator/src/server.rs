@@ -646,7 +646,8 @@ enum Synchronous {
 
 /// Spawns the handler under the function's timeout (`Sandbox.Timedout` past it); `slots` are
 /// held until the handler returns or times out, even when the client went away, and no
-/// longer: they are freed before the result is handed on, which may wait for the client
+/// longer: they are freed before the result is queued behind the output the client has yet
+/// to take
 fn run(
     call: &Call,
     target: &Target<'_>,

@@ -1051,8 +1051,8 @@ impl Drop for Dropped {
 
 /// A function that timed out frees its concurrency slot at once, whatever its client does:
 /// here its stream is stalled (`stall`), so the function's writes fill what the emulator
-/// holds for the client and its result cannot be passed on until the stream ends (the stall
-/// gives up after 15 minutes)
+/// holds for the client and its result waits behind them, unread until the stream ends (the
+/// stall gives up after 15 minutes)
 ///
 /// On this single-threaded runtime the slot is freed in the same poll that drops the
 /// function's future, before the test sees the drop: no race between the two.
