@@ -20,7 +20,7 @@
 //! 10. [`respond`]: the head once the function set its content type or first wrote, then its
 //!     output streamed as event-stream messages ([`FrameBody`]) or collected into one body
 //!     ([`respond_buffered`]); an asynchronous `Invoke` (`Event`) gets its 202 at once and
-//!     the function runs on in the background ([`accept_event`]). At most 256 KiB of output
+//!     the function runs on in the background ([`accept_event`]). At most 1 MiB of output
 //!     wait for the response at once ([`output_channel`]): a function writing to a client
 //!     that reads slowly, or not at all, waits for it
 //!

@@ -997,7 +997,7 @@ async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
     let end = guarded("the function's end", ends.recv()).await.unwrap();
     let written = written.load(Ordering::SeqCst);
     assert_eq!(end, End::Dropped, "{written} bytes written");
-    // the socket buffers, hyper's write buffer, one frame and 256 KiB queued
+    // the socket buffers, hyper's write buffer, one frame and 1 MiB queued
     assert!(written < 16 << 20, "{written} bytes written");
     drop(s);
     emu.shutdown().await;
