@@ -386,8 +386,14 @@ async fn a_refused_body_is_drained_so_the_client_reads_the_answer() {
     let a = guarded("unsigned 6 MiB", exchange).await;
     assert_eq!(a.status, 403, "{a:?}");
     // the connection stays usable
+    serves_a_signed_echo(&emu, &mut s).await;
+    emu.shutdown().await;
+}
+
+/// Sends a signed `echo` invocation on `s` and checks that it is answered 200
+async fn serves_a_signed_echo(emu: &Emulator, s: &mut TcpStream) {
     let req = signed(
-        request(&emu, &InvokeParams::new("echo", "{}")),
+        request(emu, &InvokeParams::new("echo", "{}")),
         KEY,
         SECRET,
         "us-east-1",
@@ -395,9 +401,8 @@ async fn a_refused_body_is_drained_so_the_client_reads_the_answer() {
     );
     s.write_all(&head_bytes(&req)).await.unwrap();
     s.write_all(req.body()).await.unwrap();
-    let a = guarded("next request", read_answer(&mut s)).await;
+    let a = guarded("next request", read_answer(s)).await;
     assert_eq!(a.status, 200, "{a:?}");
-    emu.shutdown().await;
 }
 
 #[tokio::test]
@@ -1041,16 +1046,6 @@ async fn a_refused_body_sent_slowly_is_drained_under_the_body_timeout_alone() {
         "{a:?}"
     );
     // the body was read to its end: the connection takes the next request
-    let req = signed(
-        request(&emu, &InvokeParams::new("echo", "{}")),
-        KEY,
-        SECRET,
-        "us-east-1",
-        "lambda",
-    );
-    s.write_all(&head_bytes(&req)).await.unwrap();
-    s.write_all(req.body()).await.unwrap();
-    let a = guarded("next request", read_answer(&mut s)).await;
-    assert_eq!(a.status, 200, "{a:?}");
+    serves_a_signed_echo(&emu, &mut s).await;
     emu.shutdown().await;
 }

@@ -476,10 +476,8 @@ mod tests {
         }
     }
 
-    /// The echo shows a function's output as text, its control characters and bytes that are
-    /// not UTF-8 escaped; the invocation's log keeps them
-    #[test]
-    fn the_echo_escapes_what_would_drive_a_terminal_and_the_log_keeps_it() {
+    /// A sink of function `f` echoing into the returned buffer
+    fn capturing_sink() -> (LogSink, Arc<Mutex<Vec<u8>>>) {
         let echoed = Arc::new(Mutex::new(Vec::new()));
         let out = Arc::clone(&echoed);
         let sink = LogSink::echoing_to(
@@ -487,6 +485,14 @@ mod tests {
             Arc::new(AtomicBool::new(true)),
             Box::new(move |b| out.lock().unwrap().extend_from_slice(&b)),
         );
+        (sink, echoed)
+    }
+
+    /// The echo shows a function's output as text, its control characters and bytes that are
+    /// not UTF-8 escaped; the invocation's log keeps them
+    #[test]
+    fn the_echo_escapes_what_would_drive_a_terminal_and_the_log_keeps_it() {
+        let (sink, echoed) = capturing_sink();
         let (tx, _rx) = crate::function::output_channel();
         let log = Arc::new(Mutex::new(LogTail::default()));
         sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
@@ -517,13 +523,7 @@ mod tests {
     /// echoed, not what the function wrote
     #[test]
     fn escaped_output_counts_against_the_burst_as_echoed() {
-        let echoed = Arc::new(Mutex::new(Vec::new()));
-        let out = Arc::clone(&echoed);
-        let sink = LogSink::echoing_to(
-            "f".into(),
-            Arc::new(AtomicBool::new(true)),
-            Box::new(move |b| out.lock().unwrap().extend_from_slice(&b)),
-        );
+        let (sink, echoed) = capturing_sink();
         let mut lines = Lines {
             partial: Vec::new(),
             sink: Arc::new(sink),
