@@ -6,12 +6,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use crate::fault::Faults;
-use crate::function::{EXIT_ERROR, FunctionError, LogTail, Output, OutputRx, UNHANDLED};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, SizeHint};
 use invoke_proto::{InvokeComplete, ServiceError, ServiceErrorKind, encode_payload_chunk};
+
+use crate::fault::Faults;
+use crate::function::{EXIT_ERROR, FunctionError, LogTail, Output, OutputRx, UNHANDLED};
 
 /// Largest payload of one chunk event message; longer writes are split
 pub const MAX_CHUNK_PAYLOAD: usize = 64 * 1024;
