@@ -206,12 +206,12 @@ impl FrameBody {
         self.frames += 1;
         self.queue.push_back(frame.freeze());
         if self.pending.is_empty() {
-            self.after_chunk();
+            self.after_write();
         }
     }
 
     /// The faults that follow the first write, and the delay after each
-    fn after_chunk(&mut self) {
+    fn after_write(&mut self) {
         let f = &self.faults;
         if self.chunks == 1 {
             if f.exception {
@@ -367,6 +367,17 @@ mod tests {
     /// body bytes sent)
     type Ends = Arc<Mutex<Vec<(bool, Option<String>, u64)>>>;
 
+    /// A body with the `stall` fault, and its function's first write
+    async fn stalled_after_a_write() -> (FrameBody, ResponseStream, Ends) {
+        let faults = Faults {
+            stall_mid_frame: true,
+            ..Faults::default()
+        };
+        let (body, out, ends) = body(faults);
+        out.write("first").await;
+        (body, out, ends)
+    }
+
     fn body(faults: Faults) -> (FrameBody, ResponseStream, Ends) {
         let (tx, rx) = output_channel();
         let ends = Ends::default();
@@ -385,12 +396,7 @@ mod tests {
     /// afterwards reports nothing more
     #[tokio::test(start_paused = true)]
     async fn a_stall_given_up_reports_its_end_once() {
-        let faults = Faults {
-            stall_mid_frame: true,
-            ..Faults::default()
-        };
-        let (mut body, out, ends) = body(faults);
-        out.write("first").await;
+        let (mut body, _out, ends) = stalled_after_a_write().await;
         let mut sent = 0;
         let cut = loop {
             // the clock moves on by itself while nothing else is left to do
@@ -414,12 +420,7 @@ mod tests {
     /// A stalled stream whose client leaves reports that, naming the stall
     #[tokio::test]
     async fn a_stalled_stream_the_client_left_names_the_stall() {
-        let faults = Faults {
-            stall_mid_frame: true,
-            ..Faults::default()
-        };
-        let (mut body, out, ends) = body(faults);
-        out.write("first").await;
+        let (mut body, _out, ends) = stalled_after_a_write().await;
         // the chunk, then half a frame
         body.frame().await.unwrap().unwrap();
         body.frame().await.unwrap().unwrap();

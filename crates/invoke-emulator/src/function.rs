@@ -193,6 +193,16 @@ impl OutputTx {
     pub(crate) fn finish(&self, result: Result<(), FunctionError>) {
         let _ = self.tx.send(Output::Done(result));
     }
+
+    /// Whether the receiver went away or closed
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Completes once the receiver went away or closed
+    async fn closed(&self) {
+        self.tx.closed().await;
+    }
 }
 
 /// The response's end of [`output_channel`]
@@ -289,7 +299,7 @@ impl ResponseStream {
     /// Whether the invoking client went away (its response was dropped or finished), so
     /// that what is written is dropped
     pub(crate) fn is_closed(&self) -> bool {
-        self.tx.tx.is_closed()
+        self.tx.is_closed()
     }
 
     /// Appends a line to the function's log (returned with `LogType: Tail`)
@@ -329,7 +339,7 @@ impl ResponseStream {
 
     /// Completes once the invoking client went away (its response was dropped or finished)
     pub(crate) async fn closed(&self) {
-        self.tx.tx.closed().await;
+        self.tx.closed().await;
     }
 }
 

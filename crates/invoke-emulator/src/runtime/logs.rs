@@ -27,6 +27,7 @@ use tokio::net::UnixStream;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::function::{LogTail, ResponseStream};
+use crate::server::push_escaped;
 
 /// Longest line kept whole; longer ones are split
 const MAX_LINE: usize = 64 * 1024;
@@ -250,15 +251,19 @@ impl LogSink {
 fn push_echo(out: &mut Vec<u8>, output: &[u8]) {
     let mut text = String::new();
     for chunk in output.utf8_chunks() {
-        let mut chars = chunk.valid().chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '\n' | '\t' => text.push(c),
-                '\r' if chars.peek() == Some(&'\n') => {}
-                c if c.is_control() => text.extend(c.escape_default()),
-                c => text.push(c),
-            }
+        // the text between newlines and tabs, escaped as in log lines
+        let mut rest = chunk.valid();
+        while let Some(at) = rest.find(['\n', '\t']) {
+            let (run, kept) = (&rest[..at], &rest[at..=at]);
+            let run = match kept {
+                "\n" => run.strip_suffix('\r').unwrap_or(run),
+                _ => run,
+            };
+            push_escaped(&mut text, run.chars());
+            text.push_str(kept);
+            rest = &rest[at + 1..];
         }
+        push_escaped(&mut text, rest.chars());
         for b in chunk.invalid() {
             let _ = write!(text, "\\x{b:02x}");
         }
