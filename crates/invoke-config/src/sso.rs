@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{Method, Request};
-use invoke_proto::Credentials;
+use invoke_proto::{Credentials, json};
 
 use crate::credentials::{
     Act, Call, CallResult, CredentialsError, Ctx, Exchange, Fail, HttpResponse, Input, Machine,
@@ -196,7 +196,10 @@ impl Exchange for Sso {
             None | Some(serde_json::Value::Null) => SystemTime::UNIX_EPOCH,
             Some(value) => {
                 let Some(ms) = value.as_u64() else {
-                    return Err(bad(format!("the expiration {value} is not a time")));
+                    return Err(bad(format!(
+                        "the expiration {} is not a time",
+                        json::to_text(value)
+                    )));
                 };
                 // past year 9999 (as RFC 3339 times elsewhere) is no time a portal means, and
                 // could overflow a platform's clock
@@ -305,8 +308,8 @@ impl SsoFlow {
                     .ok()
                     .and_then(|raw| serde_json::from_slice::<serde_json::Value>(&raw).ok())
                     .is_some_and(|on_disk| on_disk["accessToken"] == cached.access_token.as_str());
-                if unchanged && let Ok(bytes) = serde_json::to_vec(&doc) {
-                    let _ = ctx.fs.write(path, &bytes);
+                if unchanged {
+                    let _ = ctx.fs.write(path, json::to_text(&doc).as_bytes());
                 }
                 return self.portal_call(ctx, new.access_token, now);
             }
@@ -360,13 +363,13 @@ impl Machine for SsoFlow {
 fn create_token(oidc: &ServiceSettings, grant: &Grant) -> Result<Request<Bytes>, CredentialsError> {
     let base = oidc.base_uri("oidc", P)?;
     let uri = parse_uri(&format!("{base}/token"), P)?;
-    let body = serde_json::json!({
-        "clientId": grant.client_id,
-        "clientSecret": grant.client_secret,
-        "grantType": "refresh_token",
-        "refreshToken": grant.refresh_token,
-    });
-    let body = serde_json::to_vec(&body).map_err(|e| CredentialsError::config(P, e.to_string()))?;
+    let mut body = String::from("{\"clientId\":");
+    json::push_string(&mut body, &grant.client_id);
+    body.push_str(",\"clientSecret\":");
+    json::push_string(&mut body, &grant.client_secret);
+    body.push_str(",\"grantType\":\"refresh_token\",\"refreshToken\":");
+    json::push_string(&mut body, &grant.refresh_token);
+    body.push('}');
     Request::builder()
         .method(Method::POST)
         .uri(uri)

@@ -93,6 +93,8 @@ mod eventstream;
 #[cfg(fuzzing)]
 pub mod fuzzing;
 mod invocation;
+#[doc(hidden)]
+pub mod json;
 mod names;
 mod params;
 mod percent;

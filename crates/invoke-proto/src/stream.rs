@@ -89,7 +89,7 @@ impl InvokeComplete {
         let field = |n: &str| match obj.get(n) {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
-            Some(other) => Some(other.to_string()),
+            Some(other) => Some(crate::json::to_text(other)),
         };
         Ok(Self {
             error_code: field("ErrorCode"),
