@@ -60,9 +60,19 @@ impl FileReader for StdFs {
     /// Writes a new file beside `path` (readable by its owner only, on Unix: it holds
     /// tokens), then renames it over `path`, so that a reader never sees half a file; a
     /// `path` that is a symbolic link is written through (its target is replaced)
+    ///
+    /// On Unix the new file keeps the owner and group of the file it replaces where this
+    /// process may give them (as root: a program run with `sudo` that refreshes a user's SSO
+    /// token leaves the user able to refresh it again, as the AWS CLI's writes in place
+    /// do); else it is this process's, as a new file is.
     fn write(&self, path: &Path, contents: &[u8]) -> io::Result<()> {
         use std::io::Write;
         let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        #[cfg(unix)]
+        let owner = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&target).ok().map(|m| (m.uid(), m.gid()))
+        };
         let name = target
             .file_name()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
@@ -93,6 +103,11 @@ impl FileReader for StdFs {
                 "no free temporary file name",
             ));
         };
+        #[cfg(unix)]
+        if let Some((uid, gid)) = owner {
+            // refused unless root (or already so): the file stays this process's
+            let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
+        }
         let written = file
             .write_all(contents)
             .and_then(|()| file.sync_all())
@@ -250,6 +265,34 @@ mod tests {
         }
         #[cfg(unix)]
         assert_eq!(names(), ["link.json", "token.json"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn std_fs_keeps_the_owner_of_the_file_it_replaces() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = std::env::temp_dir().join(format!("invoke-config-own-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token.json");
+        std::fs::write(&path, b"old").unwrap();
+        // another user's file, as a token cache is to a program run with sudo
+        const NOBODY: u32 = 65534;
+        if let Err(e) = std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)) {
+            println!("skipped: this test needs root to give a file away ({e})");
+            std::fs::remove_dir_all(&dir).unwrap();
+            return;
+        }
+        StdFs.write(&path, b"new").unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (NOBODY, NOBODY));
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(StdFs.read(&path).unwrap(), b"new");
+        // a new file is this process's
+        let fresh = dir.join("fresh.json");
+        StdFs.write(&fresh, b"x").unwrap();
+        let mine = std::fs::metadata(&dir).unwrap().uid();
+        assert_eq!(std::fs::metadata(&fresh).unwrap().uid(), mine);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
