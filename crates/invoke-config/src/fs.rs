@@ -272,12 +272,12 @@ mod tests {
     #[test]
     fn std_fs_keeps_the_owner_of_the_file_it_replaces() {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        const NOBODY: u32 = 65534;
         let dir = std::env::temp_dir().join(format!("invoke-config-own-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("token.json");
         std::fs::write(&path, b"old").unwrap();
         // another user's file, as a token cache is to a program run with sudo
-        const NOBODY: u32 = 65534;
         if let Err(e) = std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)) {
             println!("skipped: this test needs root to give a file away ({e})");
             std::fs::remove_dir_all(&dir).unwrap();
