@@ -535,7 +535,7 @@ pub fn head_timeout<T: Transport>(t: &T) {
 
 /// A server that accepts connections, never reads from them and never answers, keeping them
 /// open
-fn never_answering_server() -> std::net::SocketAddr {
+fn never_answering_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {

@@ -5,15 +5,14 @@
 //! the current invocation's log (what `LogType: Tail` returns) and the lines are echoed to the
 //! emulator's stderr, at most [`ECHO_BURST`] at once and [`ECHO_RATE`] per second per process
 //! (counted in echoed bytes, escapes included); what goes over is dropped and counted in a
-//! note. The echo shows control characters other
-//! than newline and tab escaped, and bytes that are not UTF-8 as `\xNN` ([`push_echo`]), so
-//! that a function cannot send escape sequences to the terminal; the log keeps them as they
-//! came. When an invocation ends,
-//! [`LogPipe::sync`] makes the task read what the kernel already holds (at most
-//! [`SYNC_MAX`]) with a direct non-blocking read, so what the process printed before it
-//! answered is in that invocation's log. Between invocations at most [`IDLE_READ`] bytes are
-//! read: a process that keeps printing then blocks on its own writes (no CPU spent on either
-//! side) until the next invocation resumes reading.
+//! note. The echo shows control characters other than newline and tab escaped, and bytes that
+//! are not UTF-8 as `\xNN` ([`push_echo`]), so that a function cannot send escape sequences to
+//! the terminal; the log keeps them as they came. When an invocation ends, [`LogPipe::sync`]
+//! makes the task read what the kernel already holds (at most [`SYNC_MAX`]) with a direct
+//! non-blocking read, so what the process printed before it answered is in that invocation's
+//! log. Between invocations at most [`IDLE_READ`] bytes are read: a process that keeps
+//! printing then blocks on its own writes (no CPU spent on either side) until the next
+//! invocation resumes reading.
 
 use std::fmt::Write as _;
 use std::io::{self, Read as _};

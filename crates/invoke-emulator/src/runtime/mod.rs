@@ -92,11 +92,12 @@ use logs::{LogPipe, LogSink};
 ///   `LogType: Tail` works) and echoed to the emulator's stderr unless the emulator is
 ///   [quiet](crate::Builder::quiet) or [`echo_output(false)`](Self::echo_output) was set. The
 ///   echo is bounded per process (256 KiB at once, 64 KiB/s sustained, whole lines, counted as
-///   echoed, escapes included); what goes over is dropped with a note of how many bytes. The echo shows control characters other
-///   than newline and tab escaped (`\u{1b}`) and bytes that are not UTF-8 as `\xNN`, so that
-///   a process cannot drive the terminal; the log tail keeps them as they came. Output
-///   between invocations is only echoed, and at most 64 KiB of it is read: a process that
-///   keeps printing then blocks on its writes until the next invocation.
+///   echoed, escapes included); what goes over is dropped with a note of how many bytes. The
+///   echo shows control characters other than newline and tab escaped (`\u{1b}`) and bytes
+///   that are not UTF-8 as `\xNN`, so that a process cannot drive the terminal; the log tail
+///   keeps them as they came. Output between invocations is only echoed, and at most 64 KiB of
+///   it is read: a process that keeps printing then blocks on its writes until the next
+///   invocation.
 #[derive(Clone)]
 pub struct ProcessFunction {
     spec: Arc<Spec>,
