@@ -10,6 +10,7 @@ mod encode;
 mod header;
 mod message;
 mod prelude;
+mod run_crc;
 mod utf8_bytes;
 
 pub use decoder::MessageDecoder;
