@@ -6,7 +6,6 @@ use bytes::{Buf, Bytes, BytesMut};
 
 use super::header::{Headers, ValidatedBlock};
 use super::message::check_crc;
-use super::run_crc::{RUN_MAX_LEN, RunCheck};
 use super::{Limits, Message, PRELUDE_LEN, Prelude, be_u32};
 use crate::error::DecodeError;
 
@@ -75,8 +74,6 @@ pub struct MessageDecoder {
     ready: VecDeque<(u64, Message)>,
     /// Reads preludes, remembering the last one's CRC
     preludes: PreludeReader,
-    /// Message CRCs checked ahead, a run of equal-length messages at a time
-    runs: RunCheck,
     error: Option<DecodeError>,
 }
 
@@ -282,29 +279,12 @@ impl MessageDecoder {
                     let (prelude, crc) = self.preludes.read(front, self.limits, self.offset)?;
                     let total = prelude.total_len as usize;
                     if front.len() >= total {
-                        if total <= RUN_MAX_LEN
-                            && front.len() >= 2 * total
-                            && !self.runs.covers(self.offset, total)
-                        {
-                            self.runs
-                                .check(front, total, self.offset, &self.preludes.fresh);
-                        }
                         let frame = front.split_to(total);
                         if front.is_empty() {
                             self.queue.pop_front();
                         }
-                        let message = if self.runs.covers(self.offset, total) {
-                            let stored = be_u32(&frame[total - 4..]);
-                            Message::from_hashed_frame(
-                                frame,
-                                prelude,
-                                stored,
-                                self.offset,
-                                &mut self.seen,
-                            )
-                        } else {
-                            Message::from_frame(frame, prelude, crc, self.offset, &mut self.seen)
-                        }?;
+                        let message =
+                            Message::from_frame(frame, prelude, crc, self.offset, &mut self.seen)?;
                         self.offset += total as u64;
                         return Ok(Some(message));
                     }
@@ -607,127 +587,6 @@ mod tests {
         }
         d.finish()?;
         Ok(out)
-    }
-
-    /// `count` messages of one length, each a `PayloadChunk` of 200 bytes
-    fn equal_messages(count: u8) -> (BytesMut, usize) {
-        let mut wire = BytesMut::new();
-        for i in 0..count {
-            let mut h = Headers::builder();
-            h.push(":event-type", "PayloadChunk").unwrap();
-            let m = Message::new(h.build().unwrap(), vec![i; 200]);
-            crate::eventstream::encode(&m, &mut wire).unwrap();
-        }
-        let len = wire.len() / usize::from(count);
-        (wire, len)
-    }
-
-    #[test]
-    fn a_run_of_equal_messages_is_checked_at_once() {
-        let (wire, len) = equal_messages(64);
-        let wire = wire.freeze();
-        let mut d = MessageDecoder::new();
-        d.feed(wire.clone());
-        d.next_message().unwrap().unwrap();
-        assert!(d.runs.covers(63 * len as u64, len));
-        for _ in 1..64 {
-            d.next_message().unwrap().unwrap();
-        }
-        assert_eq!(d.next_message(), Ok(None));
-        d.finish().unwrap();
-        // chunk by chunk, each chunk a run or part of one: the same messages
-        let one = decode_chunked(&wire, wire.len()).unwrap();
-        for size in [len, 2 * len, 33 * len - 1, 40 * len + 7] {
-            assert_eq!(
-                decode_chunked(&wire, size).unwrap(),
-                one,
-                "chunks of {size}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_bad_message_in_a_run_is_named_as_when_checked_alone() {
-        let (wire, len) = equal_messages(64);
-        for bad in [0, 1, 40, 63] {
-            let mut w = wire.clone();
-            w[bad * len + len / 2] ^= 0x10;
-            let w = w.freeze();
-            let mut d = MessageDecoder::new();
-            d.feed(w.clone());
-            for _ in 0..bad {
-                d.next_message().unwrap().unwrap();
-            }
-            let frame = &w[bad * len..(bad + 1) * len];
-            assert_eq!(
-                d.next_message(),
-                Err(DecodeError::MessageCrc {
-                    offset: (bad * len) as u64,
-                    expected: be_u32(&frame[len - 4..]),
-                    computed: crc32fast::hash(&frame[..len - 4]),
-                }),
-                "message {bad}"
-            );
-        }
-    }
-
-    /// Takes every message `d` has ready into `out`
-    fn drain(d: &mut MessageDecoder, out: &mut Vec<Message>) -> Result<(), DecodeError> {
-        while let Some(m) = d.next_message()? {
-            out.push(m);
-        }
-        Ok(())
-    }
-
-    proptest::proptest! {
-        /// Runs of equal messages, some bits flipped, in chunks of any size: the same
-        /// messages and the same first error as the codec path, which checks every message
-        /// on its own
-        #[test]
-        fn runs_decode_as_messages_checked_one_by_one(
-            count in 30u8..80,
-            payload in 0usize..300,
-            flips in proptest::collection::vec(proptest::num::usize::ANY, 0..3),
-            chunk in 1usize..20_000,
-        ) {
-            let mut wire = BytesMut::new();
-            for i in 0..count {
-                let mut h = Headers::builder();
-                h.push(":event-type", "PayloadChunk").unwrap();
-                let m = Message::new(h.build().unwrap(), vec![i; payload]);
-                crate::eventstream::encode(&m, &mut wire).unwrap();
-            }
-            let bits = wire.len() * 8;
-            for f in flips {
-                wire[f % bits / 8] ^= 1 << (f % 8);
-            }
-            let wire = wire.freeze();
-            let mut reference = Vec::new();
-            let mut codec = MessageDecoder::new();
-            let mut buf = BytesMut::from(&wire[..]);
-            let want_err = loop {
-                match codec.decode(&mut buf) {
-                    Ok(Some(m)) => reference.push(m),
-                    Ok(None) => break codec.decode_eof(&mut buf).err(),
-                    Err(e) => break Some(e),
-                }
-            };
-            let mut got = Vec::new();
-            let mut d = MessageDecoder::new();
-            let mut got_err = None;
-            for piece in wire.chunks(chunk) {
-                d.feed(wire.slice_ref(piece));
-                if let Err(e) = drain(&mut d, &mut got) {
-                    got_err = Some(e);
-                    break;
-                }
-            }
-            if got_err.is_none() {
-                got_err = d.finish().err();
-            }
-            proptest::prop_assert_eq!(got, reference);
-            proptest::prop_assert_eq!(got_err, want_err);
-        }
     }
 
     #[test]

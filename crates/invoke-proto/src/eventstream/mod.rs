@@ -10,7 +10,6 @@ mod encode;
 mod header;
 mod message;
 mod prelude;
-mod run_crc;
 mod utf8_bytes;
 
 pub use decoder::MessageDecoder;
