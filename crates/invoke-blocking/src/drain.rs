@@ -29,6 +29,8 @@ thread_local! {
     /// connect timeout of the connection being made (a proxy's answer to `CONNECT`, the TLS
     /// handshake)
     static CONNECT_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// Whether a [`ConnectBy`] chain is running on this thread (with or without a limit)
+    static CONNECTING: Cell<bool> = const { Cell::new(false) };
 }
 
 /// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
@@ -63,6 +65,13 @@ pub(crate) fn deadline_by(by: Instant) -> ThreadLimit {
     ThreadLimit::set(&DEADLINE, by)
 }
 
+/// Whether this thread is making a connection (a [`ConnectBy`] chain is running): its reads
+/// and writes are then the proxy's `CONNECT` and the TLS handshake, bound by the connect
+/// timeout alone, not by the per-read and per-write (idle) ones
+pub(crate) fn connecting() -> bool {
+    CONNECTING.get()
+}
+
 /// A connector chain whose every read and write while it connects ends within the connect
 /// timeout: ureq gives each read of a proxy's answer to `CONNECT` the whole timeout anew
 #[derive(Debug)]
@@ -77,7 +86,17 @@ impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let _by = crate::tcp::end_of(details.timeout).map(|by| ThreadLimit::set(&CONNECT_BY, by));
+        let _connecting = Connecting(CONNECTING.replace(true));
         self.0.connect(details, chained)
+    }
+}
+
+/// While alive, [`connecting`] is true; dropped, it is what it was
+struct Connecting(bool);
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        CONNECTING.set(self.0);
     }
 }
 

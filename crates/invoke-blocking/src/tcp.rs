@@ -7,6 +7,9 @@
 //! (and the window below already ends by the call's deadline, see `drain::Bounded`).
 //! Connecting and reading are as in ureq: each resolved address in turn, the first with
 //! the largest share of the connect timeout; one read per wait, retried after a signal.
+//! Unlike ureq, the per-read and per-write (idle) timeouts do not cut the reads and writes
+//! of connecting (a proxy's `CONNECT`, the TLS handshake): the connect timeout bounds them,
+//! and a stall there is a connect timeout, never one of the response head.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -161,7 +164,11 @@ impl Transport for TcpTransport {
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let timeout = timeout.for_write();
+        let timeout = if crate::drain::connecting() {
+            timeout
+        } else {
+            timeout.for_write()
+        };
         if timeout.after.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
@@ -192,7 +199,11 @@ impl Transport for TcpTransport {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
-        let timeout = timeout.for_read();
+        let timeout = if crate::drain::connecting() {
+            timeout
+        } else {
+            timeout.for_read()
+        };
         if timeout.after.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }

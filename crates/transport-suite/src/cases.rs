@@ -461,6 +461,23 @@ pub fn a_connection_cut_during_the_tls_handshake_is_retried<T: Transport>(t: &T)
     );
 }
 
+/// A server that takes the ClientHello and never answers it: the TLS handshake is part of
+/// connecting, so the attempt fails at the end of the connect timeout as a connect timeout,
+/// neither at the (shorter) idle timeout nor as a head timeout
+pub fn a_tls_handshake_never_answered_is_a_connect_timeout<T: Transport>(t: &T) {
+    let addr = never_answering_server();
+    let mut cfg = config(endpoint(&format!("https://{addr}")));
+    cfg.connect_timeout = Duration::from_millis(400);
+    // were the idle timeout applied to the handshake, it would end it first
+    cfg.idle_timeout = Duration::from_millis(100);
+    cfg.overall_timeout = Duration::from_secs(10);
+    cfg.retry = cfg.retry.with_max_attempts(2);
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    let message = transport_failure(&o, TransportFailure::ConnectTimeout, 2);
+    assert!(message.contains(&addr.to_string()), "{message}");
+}
+
 /// A listener whose accept queue is full leaves the TCP handshake unanswered: the connect
 /// timeout, per attempt, retried, then an error naming the address
 pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {

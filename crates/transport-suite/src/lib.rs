@@ -365,6 +365,7 @@ macro_rules! transport_suite {
             connection_refused_names_the_address,
             connect_timeout_names_the_address,
             a_connection_cut_during_the_tls_handshake_is_retried,
+            a_tls_handshake_never_answered_is_a_connect_timeout,
             head_timeout,
             a_server_that_never_reads_the_payload_is_a_head_timeout,
             a_server_reading_the_payload_slowly_is_a_head_timeout,
