@@ -187,3 +187,33 @@ fn a_custom_source_signs_every_attempt() {
     invoke_twice(&h, cache);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A provider of the caller's that blocks past the overall timeout cannot be interrupted,
+/// but the call then fails with the deadline, sending nothing (doc of `credentials_provider`)
+#[test]
+fn a_provider_returning_after_the_deadline_fails_the_call_with_it() {
+    use std::time::Duration;
+    let h = Harness::start();
+    let client = Client::builder(h.endpoint())
+        .credentials_provider(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            Ok(ProvidedCredentials::new(
+                Credentials::new(KEY, SECRET, None),
+                None,
+                None,
+                "slow",
+            ))
+        })
+        .timeouts(invoke_blocking::Timeouts::default().with_overall(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let e = client
+        .invoke(&InvokeParams::new("streamer", "{}"))
+        .unwrap_err();
+    assert_eq!(
+        e.transport_failure(),
+        Some(invoke_proto::TransportFailure::Deadline),
+        "{e}"
+    );
+    assert_eq!(h.invocations(), 0, "nothing was sent");
+}
