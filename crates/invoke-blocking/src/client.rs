@@ -231,13 +231,20 @@ fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Option<Stri
         match lookup.next_step() {
             RegionStep::Send(request) => {
                 if sender.is_none() {
-                    let agent = ureq::Agent::config_builder()
+                    let config = ureq::Agent::config_builder()
                         .tls_config(crate::tls::config(bundles)?)
                         .http_status_as_error(false)
                         .max_redirects(0)
                         .user_agent(USER_AGENT)
-                        .build()
-                        .new_agent();
+                        .build();
+                    // the client's connections (before the client exists): this crate's
+                    // TCP, each write within its window, the connect timeout over all
+                    // of connecting
+                    let agent = ureq::Agent::with_parts(
+                        config,
+                        connector(),
+                        ureq::unversioned::resolver::DefaultResolver::default(),
+                    );
                     sender = Some(Sender {
                         agent,
                         proxy_env: ProxyEnv::from_env(shared.env()),
