@@ -197,6 +197,7 @@ impl Call {
                 .timeout_global(Some(remaining))
                 .build()
         };
+        let _hold = (!body.is_empty()).then(crate::tcp::hold_next_write);
         match self.inner.agent.run(request) {
             Ok(response) => {
                 let (parts, body) = response.into_parts();

@@ -9,7 +9,10 @@
 //! the largest share of the connect timeout; one read per wait, retried after a signal.
 //! Unlike ureq, the per-read and per-write (idle) timeouts do not cut the reads and writes
 //! of connecting (a proxy's `CONNECT`, the TLS handshake): the connect timeout bounds them,
-//! and a stall there is a connect timeout, never one of the response head.
+//! and a stall there is a connect timeout, never one of the response head. And a request's
+//! head can wait for its body ([`hold_next_write`]) so that both go out in one system call:
+//! ureq writes them apart, two segments, which cost the client (and the server) a system
+//! call and a pass through the network stack each on every invocation.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
@@ -51,6 +54,7 @@ impl<In: Transport> Connector<In> for Tcp {
             ),
             read_timeout: None,
             write_timeout: None,
+            held: Vec::new(),
         };
         // the agent may shut it down from another thread (`Agent::shutdown`)
         (details.register_shutdown)(Arc::downgrade(&transport.stream) as Weak<dyn ShutdownHandle>)?;
@@ -122,6 +126,36 @@ pub(crate) struct TcpTransport {
     /// The socket's timeouts as last set (a system call only when one changes)
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
+    /// A request head held back to go out in one system call (and one segment) with the
+    /// body that follows it (see [`hold_next_write`])
+    held: Vec<u8>,
+}
+
+thread_local! {
+    /// Whether the next write of a request on this thread (not one of connecting) is held
+    /// back for the write after it
+    static HOLD_NEXT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The most a held write keeps (a request head; more goes out at once)
+const MAX_HELD: usize = 16 * 1024;
+
+/// While the guard lives, the next write of a request on this thread (its head) waits for
+/// the one after it (its body), and both go out in one system call: one segment instead of
+/// two, so the server reads the whole request at once. A held write goes out before the
+/// connection waits for input, whatever follows it.
+pub(crate) fn hold_next_write() -> HoldNext {
+    HOLD_NEXT.set(true);
+    HoldNext
+}
+
+/// See [`hold_next_write`]
+pub(crate) struct HoldNext;
+
+impl Drop for HoldNext {
+    fn drop(&mut self) {
+        HOLD_NEXT.set(false);
+    }
 }
 
 /// The wait of one system call: what is left until `end`, never zero (a zero timeout means
@@ -158,27 +192,25 @@ fn set_timeout(
     Ok(())
 }
 
-impl Transport for TcpTransport {
-    fn buffers(&mut self) -> &mut dyn Buffers {
-        &mut self.buffers
-    }
-
-    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
-        let timeout = if crate::drain::connecting() {
-            timeout
-        } else {
-            timeout.for_write()
-        };
+impl TcpTransport {
+    /// Writes `first`, then the first `amount` bytes of the output buffer, within `timeout`:
+    /// the first system call waits the whole window (the socket's timeout is then mostly
+    /// unchanged from the last write: no system call to set it); any later one, after a
+    /// partial write, only what is left of it
+    fn write_all(
+        &mut self,
+        first: &[u8],
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> Result<(), ureq::Error> {
         if timeout.after.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
         let end = end_of(timeout);
-        // the first system call waits the whole window (the socket's timeout is then mostly
-        // unchanged from the last write: no system call to set it); any later one, after a
-        // partial write, only what is left of it
         let mut wait = whole(timeout);
+        let total = first.len() + amount;
         let mut written = 0;
-        while written < amount {
+        while written < total {
             if end.is_some_and(|end| Instant::now() >= end) {
                 return Err(ureq::Error::Timeout(timeout.reason));
             }
@@ -187,7 +219,16 @@ impl Transport for TcpTransport {
                 stream.set_write_timeout(t)
             })?;
             wait = left_until(end);
-            match (&*self.stream).write(&self.buffers.output()[written..amount]) {
+            let output = &self.buffers.output()[..amount];
+            let result = if written < first.len() {
+                (&*self.stream).write_vectored(&[
+                    io::IoSlice::new(&first[written..]),
+                    io::IoSlice::new(output),
+                ])
+            } else {
+                (&*self.stream).write(&output[written - first.len()..])
+            };
+            match result {
                 Ok(0) => return Err(ureq::Error::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -197,8 +238,38 @@ impl Transport for TcpTransport {
         }
         Ok(())
     }
+}
+
+impl Transport for TcpTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let connecting = crate::drain::connecting();
+        if !connecting && HOLD_NEXT.replace(false) && self.held.is_empty() && amount <= MAX_HELD {
+            self.held
+                .extend_from_slice(&self.buffers.output()[..amount]);
+            return Ok(());
+        }
+        let timeout = if connecting {
+            timeout
+        } else {
+            timeout.for_write()
+        };
+        // the held head first, in the same system call; its buffer kept for the next one
+        let mut held = std::mem::take(&mut self.held);
+        let sent = self.write_all(&held, amount, timeout);
+        held.clear();
+        self.held = held;
+        sent
+    }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        if !self.held.is_empty() {
+            // nothing followed the held write: it goes out alone
+            self.transmit_output(0, timeout)?;
+        }
         let timeout = if crate::drain::connecting() {
             timeout
         } else {
@@ -247,6 +318,78 @@ impl Transport for TcpTransport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn timeout(secs: u64) -> NextTimeout {
+        NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_secs(secs),
+            reason: ureq::Timeout::SendRequest,
+            per_read: None,
+            per_write: None,
+        }
+    }
+
+    /// A transport connected to a peer on loopback, and the peer's end
+    fn pair() -> (TcpTransport, TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let transport = TcpTransport {
+            stream: Arc::new(client),
+            buffers: LazyBuffers::new(1024, 1024),
+            read_timeout: None,
+            write_timeout: None,
+            held: Vec::new(),
+        };
+        (transport, server)
+    }
+
+    fn send(t: &mut TcpTransport, bytes: &[u8]) {
+        t.buffers.output()[..bytes.len()].copy_from_slice(bytes);
+        t.transmit_output(bytes.len(), timeout(5)).unwrap();
+    }
+
+    #[test]
+    fn a_held_request_head_goes_out_with_its_body() {
+        let (mut t, mut server) = pair();
+        {
+            let _hold = hold_next_write();
+            send(&mut t, b"head;");
+            assert_eq!(t.held, b"head;", "the head waits for its body");
+            send(&mut t, b"body;");
+            assert!(t.held.is_empty());
+            // the hold was for one write only
+            send(&mut t, b"more;");
+        }
+        send(&mut t, b"end");
+        let mut got = [0; 18];
+        server.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"head;body;more;end");
+    }
+
+    #[test]
+    fn a_held_write_goes_out_before_the_connection_waits_for_input() {
+        let (mut t, mut server) = pair();
+        let peer = std::thread::spawn(move || {
+            let mut head = [0; 5];
+            server.read_exact(&mut head).unwrap();
+            server.write_all(b"answer").unwrap();
+            head
+        });
+        let _hold = hold_next_write();
+        send(&mut t, b"head;");
+        // were the head still held, the peer would never answer: a timeout here
+        assert!(t.await_input(timeout(30)).unwrap());
+        assert_eq!(t.buffers.input(), b"answer");
+        assert_eq!(&peer.join().unwrap(), b"head;");
+    }
+
+    #[test]
+    fn nothing_is_held_without_the_guard() {
+        let (mut t, _server) = pair();
+        drop(hold_next_write());
+        send(&mut t, b"head;");
+        assert!(t.held.is_empty());
+    }
 
     #[test]
     fn every_address_gets_a_share_of_the_connect_timeout() {
