@@ -593,31 +593,49 @@ fn sending_config(
     cfg
 }
 
-/// A server that reads the payload a little at a time (256 KiB every 100 ms, about 2.5 s
-/// for 6 MiB): every write makes some progress, yet the attempt ends within its head timeout
-/// (which covers sending), not when the last byte is taken
+/// A server that reads the payload a little at a time (64 KiB every 100 ms, with a small
+/// receive buffer: about 10 s for 6 MiB): every write makes some progress, yet the attempt
+/// ends within its head timeout (which covers sending), not when the last byte is taken.
+/// Once the client has given up, the server takes the rest at once: what the client sent
+/// before the timeout, held in the socket buffers (the client's send buffer, up to 4 MiB
+/// with Linux's default `tcp_wmem`, and the server's small receive buffer, fixed so that it
+/// does not grow to tens of MiB as `tcp_rmem` allows)
 pub fn a_server_reading_the_payload_slowly_is_a_head_timeout<T: Transport>(t: &T) {
+    use socket2::{Domain, Socket, Type};
     use std::io::Read as _;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    // inherited by the accepted connection; fixed, so never autotuned up to megabytes
+    socket.set_recv_buffer_size(64 * 1024).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    socket.listen(8).unwrap();
+    let listener: TcpListener = socket.into();
     let addr = listener.local_addr().unwrap();
+    let client_done = std::sync::Arc::new(AtomicBool::new(false));
+    let done = std::sync::Arc::clone(&client_done);
     let server = std::thread::spawn(move || {
         let (s, _) = listener.accept().expect("accept");
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; 64 * 1024];
         let mut read = 0;
         // until the client closes the connection (EOF or reset), or the whole payload came
         while read < MAX_PAYLOAD_LEN {
+            let slow = !done.load(Ordering::SeqCst);
             match (&s).read(&mut buf) {
                 Ok(n @ 1..) => read += n,
                 _ => return read,
             }
-            std::thread::sleep(Duration::from_millis(100));
+            if slow {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         read
     });
     let cfg = sending_config(addr, Duration::from_millis(500), Duration::from_secs(60), 1);
     let c = t.client(&cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", vec![b'x'; MAX_PAYLOAD_LEN]));
+    client_done.store(true, Ordering::SeqCst);
     transport_failure(&o, TransportFailure::HeadTimeout, 1);
     let read = server.join().expect("server");
     assert!(
