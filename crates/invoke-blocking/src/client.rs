@@ -359,9 +359,10 @@ impl ClientBuilder {
         /// `Fn() -> Result<ProvidedCredentials, CredentialsError>` included. It is asked once
         /// per attempt: put a [`CredentialsCache`] in front of a slow source. It runs on
         /// the calling thread, which nothing can interrupt: a provider that blocks past the
-        /// overall timeout holds the call until it returns (then it fails with
-        /// [`TransportFailure::Deadline`](invoke_proto::TransportFailure::Deadline)), so it must bound its own waits. The default
-        /// chain's exchanges are bounded by this client.
+        /// overall timeout holds the call until it returns, and the call then fails with
+        /// [`TransportFailure::Deadline`](invoke_proto::TransportFailure::Deadline), so it
+        /// must bound its own waits. The default chain's exchanges are bounded by this
+        /// client.
         credentials_provider;
         /// Signs with the credentials of `invoke-config`'s default chain over `shared`
         /// (environment, profile, web identity, container, IMDS), its HTTP exchanges sent
