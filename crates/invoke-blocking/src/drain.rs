@@ -33,24 +33,33 @@ thread_local! {
     static CONNECTING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
-pub(crate) struct ThreadLimit {
-    key: &'static LocalKey<Cell<Option<Instant>>>,
-    before: Option<Instant>,
+/// While alive, a thread-local cell holds the value given; dropped, the cell is what it was
+pub(crate) struct Scoped<T: Copy + 'static> {
+    key: &'static LocalKey<Cell<T>>,
+    before: T,
 }
 
-impl ThreadLimit {
-    pub(crate) fn set(key: &'static LocalKey<Cell<Option<Instant>>>, by: Instant) -> Self {
+impl<T: Copy + 'static> Scoped<T> {
+    pub(crate) fn new(key: &'static LocalKey<Cell<T>>, value: T) -> Self {
         Self {
             key,
-            before: key.replace(Some(by)),
+            before: key.replace(value),
         }
     }
 }
 
-impl Drop for ThreadLimit {
+impl<T: Copy + 'static> Drop for Scoped<T> {
     fn drop(&mut self) {
         self.key.set(self.before);
+    }
+}
+
+/// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
+pub(crate) type ThreadLimit = Scoped<Option<Instant>>;
+
+impl ThreadLimit {
+    pub(crate) fn set(key: &'static LocalKey<Cell<Option<Instant>>>, by: Instant) -> Self {
+        Self::new(key, Some(by))
     }
 }
 
@@ -86,17 +95,8 @@ impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         let _by = crate::tcp::end_of(details.timeout).map(|by| ThreadLimit::set(&CONNECT_BY, by));
-        let _connecting = Connecting(CONNECTING.replace(true));
+        let _connecting = Scoped::new(&CONNECTING, true);
         self.0.connect(details, chained)
-    }
-}
-
-/// While alive, [`connecting`] is true; dropped, it is what it was
-struct Connecting(bool);
-
-impl Drop for Connecting {
-    fn drop(&mut self) {
-        CONNECTING.set(self.0);
     }
 }
 

@@ -144,18 +144,8 @@ const MAX_HELD: usize = 16 * 1024;
 /// the one after it (its body), and both go out in one system call: one segment instead of
 /// two, so the server reads the whole request at once. A held write goes out before the
 /// connection waits for input, whatever follows it.
-pub(crate) fn hold_next_write() -> HoldNext {
-    HOLD_NEXT.set(true);
-    HoldNext
-}
-
-/// See [`hold_next_write`]
-pub(crate) struct HoldNext;
-
-impl Drop for HoldNext {
-    fn drop(&mut self) {
-        HOLD_NEXT.set(false);
-    }
+pub(crate) fn hold_next_write() -> crate::drain::Scoped<bool> {
+    crate::drain::Scoped::new(&HOLD_NEXT, true)
 }
 
 /// The wait of one system call: what is left until `end`, never zero (a zero timeout means

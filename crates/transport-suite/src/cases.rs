@@ -478,16 +478,24 @@ pub fn a_tls_handshake_never_answered_is_a_connect_timeout<T: Transport>(t: &T) 
     assert!(message.contains(&addr.to_string()), "{message}");
 }
 
+/// A listener on 127.0.0.1 (port 0) with a backlog of `backlog`, its socket set up by
+/// `configure` before it listens
+fn loopback_listener(backlog: i32, configure: impl FnOnce(&socket2::Socket)) -> TcpListener {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    configure(&socket);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).unwrap();
+    socket.listen(backlog).unwrap();
+    socket.into()
+}
+
 /// A listener whose accept queue is full leaves the TCP handshake unanswered: the connect
 /// timeout, per attempt, retried, then an error naming the address
 pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {
-    use socket2::{Domain, Socket, Type};
     // a backlog of 0 queues one connection: the filler; later handshakes get no answer
-    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
-    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
-    listener.bind(&any.into()).unwrap();
-    listener.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let listener = loopback_listener(0, |_| {});
+    let addr = listener.local_addr().unwrap();
     let _filler = std::net::TcpStream::connect(addr).unwrap();
     let mut cfg = config(endpoint(&format!("http://{addr}")));
     cfg.connect_timeout = Duration::from_millis(200);
@@ -601,16 +609,10 @@ fn sending_config(
 /// with Linux's default `tcp_wmem`, and the server's small receive buffer, fixed so that it
 /// does not grow to tens of MiB as `tcp_rmem` allows)
 pub fn a_server_reading_the_payload_slowly_is_a_head_timeout<T: Transport>(t: &T) {
-    use socket2::{Domain, Socket, Type};
     use std::io::Read as _;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     // inherited by the accepted connection; fixed, so never autotuned up to megabytes
-    socket.set_recv_buffer_size(64 * 1024).unwrap();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    socket.bind(&any.into()).unwrap();
-    socket.listen(8).unwrap();
-    let listener: TcpListener = socket.into();
+    let listener = loopback_listener(8, |s| s.set_recv_buffer_size(64 * 1024).unwrap());
     let addr = listener.local_addr().unwrap();
     let client_done = std::sync::Arc::new(AtomicBool::new(false));
     let done = std::sync::Arc::clone(&client_done);
