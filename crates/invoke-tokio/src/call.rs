@@ -84,6 +84,7 @@ impl Call {
             info: ResponseInfo::new(meta, self.status, self.driver.attempts()),
             call: self,
             timer: None,
+            timer_turn: OneTurn::default(),
             progressed: false,
             last_progress: Instant::now(),
             phase: Phase::Streaming,
@@ -147,10 +148,11 @@ impl Call {
         // the head timeout runs from sending (the pool sets `sent_at`), the shorter idle
         // timeout bounds it too; pinned here, so the send future is stored (and moved) once
         let sent_at = SentAt::default();
-        let window = HeadWindow {
+        let mut window = HeadWindow {
             start: Instant::now(),
             length: inner.timeouts.head.min(inner.timeouts.idle),
             deadline: self.deadline,
+            turn: OneTurn::default(),
         };
         let request_sent = inner.pool.send(request, &sent_at);
         let timer = tokio::time::sleep_until(window.limit(window.start));
@@ -314,6 +316,8 @@ pub struct Response {
     /// the first time the body has nothing ready: a body that always is (as a short one
     /// often is) never registers a timer.
     timer: Option<Pin<Box<Sleep>>>,
+    /// The timer is made a turn after the body first had nothing ready
+    timer_turn: OneTurn,
     /// Bytes arrived since `last_progress` was taken
     progressed: bool,
     /// About when body bytes last arrived (taken when the body next had nothing ready)
@@ -432,6 +436,9 @@ impl Response {
             // the bytes just taken arrived about now; the timer is moved only when it fires
             self.progressed = false;
             self.last_progress = Instant::now();
+        }
+        if self.timer.is_none() && self.timer_turn.yield_first(cx) {
+            return Poll::Pending;
         }
         let deadline = self.call.deadline;
         let last_progress = self.last_progress;
@@ -574,6 +581,9 @@ struct HeadWindow {
     start: Instant,
     length: Duration,
     deadline: Instant,
+    /// The timer is first polled a turn after the request was handed to the connection's
+    /// task, so registering it comes after the request is written
+    turn: OneTurn,
 }
 
 impl HeadWindow {
@@ -587,7 +597,7 @@ impl HeadWindow {
     /// a connection) within the window; on timeout, which limit passed and the time waited.
     /// One timer, moved when it fires before the window's end (while still connecting).
     fn poll<T>(
-        &self,
+        &mut self,
         cx: &mut Context<'_>,
         send: Pin<&mut impl Future<Output = T>>,
         mut timer: Pin<&mut Sleep>,
@@ -595,6 +605,9 @@ impl HeadWindow {
     ) -> Poll<Result<T, (TransportFailure, Duration)>> {
         if let Poll::Ready(sent) = send.poll(cx) {
             return Poll::Ready(Ok(sent));
+        }
+        if self.turn.yield_first(cx) {
+            return Poll::Pending;
         }
         while timer.as_mut().poll(cx).is_ready() {
             let now = Instant::now();
@@ -609,6 +622,26 @@ impl HeadWindow {
             timer.as_mut().reset(limit);
         }
         Poll::Pending
+    }
+}
+
+/// Puts off registering a timer by one turn of the runtime. Registering one with tokio's
+/// timer wheel can wake the runtime's driver (a system call); a turn later, it comes after
+/// the tasks already woken (hyper's connection task writing a request or handing over
+/// bytes), or not at all when what it guards is ready by then.
+#[derive(Default)]
+struct OneTurn(bool);
+
+impl OneTurn {
+    /// True the first time only, having woken the task: the caller returns `Pending`
+    /// without polling its timer and is polled again after the other tasks' turn
+    fn yield_first(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.0 {
+            return false;
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        true
     }
 }
 
@@ -659,17 +692,18 @@ mod tests {
 
     use tokio::time::{Instant, sleep, sleep_until};
 
-    use super::{HeadWindow, SentAt};
+    use super::{HeadWindow, OneTurn, SentAt};
     use invoke_proto::TransportFailure;
 
     /// A send that goes out on a reused connection, comes back unsent after 0.5 s, takes
     /// 2 s to connect anew, and has its head `head_after` after it went out again, polled
     /// in a 1 s head window (paused time: the runtime moves the clock)
     async fn given_back_then(head_after: Duration) -> Result<(), TransportFailure> {
-        let window = HeadWindow {
+        let mut window = HeadWindow {
             start: Instant::now(),
             length: Duration::from_secs(1),
             deadline: Instant::now() + Duration::from_secs(3600),
+            turn: OneTurn::default(),
         };
         let sent_at = SentAt::default();
         let send = async {
