@@ -313,8 +313,8 @@ pub struct Response {
     call: Call,
     /// Fires at the deadline or after the idle timeout without body bytes, whichever comes
     /// first; when it fires, it is moved to `last_progress` + idle if bytes came since. Made
-    /// the first time the body has nothing ready: a body that always is (as a short one
-    /// often is) never registers a timer.
+    /// when the body still has nothing ready a turn after it first had nothing: a body
+    /// that is ready by then (as a short one often is) never registers a timer.
     timer: Option<Pin<Box<Sleep>>>,
     /// The timer is made a turn after the body first had nothing ready
     timer_turn: OneTurn,

@@ -154,7 +154,8 @@ pub(super) fn partition(region: &str) -> &'static Partition {
 ///
 /// `\w` cannot match `-`, so after the prefix the rest is exactly one run of word characters,
 /// one `-` and one run of digits. `\w` and `\d` are taken as ASCII: regions reaching here passed
-/// [`is_region_label`](super::is_region_label), so Python's Unicode classes would match the same strings.
+/// [`is_region_label`](super::is_region_label), so Python's Unicode classes would match the
+/// same strings.
 pub(super) fn matches_region_regex(p: &Partition, region: &str) -> bool {
     p.regex_prefixes.iter().any(|prefix| {
         region.strip_prefix(prefix).is_some_and(|rest| {
