@@ -422,9 +422,22 @@ pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     }; // closed again: connecting is refused
-    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
+    let cfg = config(endpoint(&format!("http://{addr}")));
+    fails_naming(t, &cfg, TransportFailure::Connect, 3, addr);
+}
+
+/// Invoking `echo` with `cfg` fails with `kind` after `attempts` attempts, in an error that
+/// names `addr`
+fn fails_naming<T: Transport>(
+    t: &T,
+    cfg: &ClientConfig,
+    kind: TransportFailure,
+    attempts: u32,
+    addr: SocketAddr,
+) {
+    let c = t.client(cfg);
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    let message = transport_failure(&o, TransportFailure::Connect, 3);
+    let message = transport_failure(&o, kind, attempts);
     assert!(message.contains(&addr.to_string()), "{message}");
 }
 
@@ -472,10 +485,7 @@ pub fn a_tls_handshake_never_answered_is_a_connect_timeout<T: Transport>(t: &T) 
     cfg.idle_timeout = Duration::from_millis(100);
     cfg.overall_timeout = Duration::from_secs(10);
     cfg.retry = cfg.retry.with_max_attempts(2);
-    let c = t.client(&cfg);
-    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    let message = transport_failure(&o, TransportFailure::ConnectTimeout, 2);
-    assert!(message.contains(&addr.to_string()), "{message}");
+    fails_naming(t, &cfg, TransportFailure::ConnectTimeout, 2, addr);
 }
 
 /// A listener on 127.0.0.1 (port 0) with a backlog of `backlog`, its socket set up by
@@ -500,10 +510,7 @@ pub fn connect_timeout_names_the_address<T: Transport>(t: &T) {
     let mut cfg = config(endpoint(&format!("http://{addr}")));
     cfg.connect_timeout = Duration::from_millis(200);
     cfg.retry = cfg.retry.with_max_attempts(2);
-    let c = t.client(&cfg);
-    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
-    let message = transport_failure(&o, TransportFailure::ConnectTimeout, 2);
-    assert!(message.contains(&addr.to_string()), "{message}");
+    fails_naming(t, &cfg, TransportFailure::ConnectTimeout, 2, addr);
 }
 
 /// Backpressure: while the caller does not read a response, its server is held back by the
