@@ -215,14 +215,12 @@ async fn handshake(io: Conn) -> Result<Sender, BoxError> {
     tokio::spawn(async move {
         let mut connection = std::pin::pin!(connection);
         let closed = std::future::poll_fn(|cx| {
-            if let Poll::Ready(r) = connection.as_mut().poll(cx) {
-                return Poll::Ready(r);
+            // the sender was dropped: the connection goes with this task, before hyper
+            // writes another byte of a payload the caller has given up on
+            if Pin::new(&mut ended).poll(cx).is_ready() {
+                return Poll::Ready(Ok(()));
             }
-            // the sender was dropped: the connection goes with this task
-            match Pin::new(&mut ended).poll(cx) {
-                Poll::Ready(_) => Poll::Ready(Ok(())),
-                Poll::Pending => Poll::Pending,
-            }
+            connection.as_mut().poll(cx)
         })
         .await;
         if let Err(e) = closed {
