@@ -195,12 +195,12 @@ impl Call {
             self.fail(TransportFailure::Other, "no response body".into());
             return;
         };
-        let lease = self.lease.take();
+        let mut lease = self.lease.take();
         let mut bytes = Vec::new();
         let idle = self.inner.timeouts.idle;
         loop {
             let by = (Instant::now() + idle).min(self.deadline);
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+            let frame = std::future::poll_fn(|cx| poll_frame(&mut body, lease.as_mut(), cx));
             match tokio::time::timeout_at(by, frame).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -276,6 +276,18 @@ impl Call {
     }
 }
 
+/// The next frame of `body`, driving its connection (`lease`) when it has nothing ready
+fn poll_frame(
+    body: &mut Incoming,
+    lease: Option<&mut Lease>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
+    match lease {
+        Some(lease) => lease.poll_frame(body, cx),
+        None => Pin::new(body).poll_frame(cx),
+    }
+}
+
 /// A uniform value in `[0, 1)` for the backoff jitter: xorshift64 per thread, seeded from
 /// the standard library's random hasher keys
 #[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
@@ -345,7 +357,7 @@ impl Drop for Response {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut drained = 0;
         loop {
-            match Pin::new(&mut *body).poll_frame(&mut cx) {
+            match poll_frame(body, self.call.lease.as_mut(), &mut cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     drained += frame.data_ref().map_or(0, Bytes::len);
                     if drained > DRAIN_LIMIT {
@@ -413,7 +425,7 @@ impl Response {
             return Poll::Ready(Ok(None));
         };
         loop {
-            match Pin::new(&mut *body).poll_frame(cx) {
+            match poll_frame(body, self.call.lease.as_mut(), cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
                         self.progressed = true;

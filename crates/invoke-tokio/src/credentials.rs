@@ -250,10 +250,8 @@ pub(crate) async fn send(
         status = tracing::field::Empty,
     );
     let exchange = async {
-        // the connection lives until the body is read
-        let (response, _connection) =
-            crate::pool::send_once(connector, request.map(Full::new)).await?;
-        let (parts, body) = response.into_parts();
+        // the connection lives (and is read from) as long as the body
+        let (parts, body) = crate::pool::send_once(connector, request.map(Full::new)).await?;
         span.record("status", parts.status.as_u16());
         let body = Limited::new(body, MAX_RESPONSE_BODY + 1)
             .collect()

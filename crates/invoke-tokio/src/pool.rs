@@ -3,44 +3,110 @@
 //! A connection goes back to the pool the moment its response body has been read to the
 //! end (the next request waits for it to be ready rather than opening another), and never
 //! otherwise: a response dropped half-read takes its connection with it, closed.
+//!
+//! No connection has a task of its own: hyper's side of it is polled by whoever waits on
+//! it (for readiness, a response head, body bytes). The bytes of a response thus go from
+//! the socket to the caller within the caller's own poll, without a hand-over between two
+//! tasks (and the runtime turn each costs); a connection nobody waits on is not read from;
+//! dropping it closes the socket there and then.
 
 use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
+use hyper::body::{Body, Frame, Incoming};
+use hyper::client::conn::http1::{self, Connection, SendRequest};
 
 use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
 
-/// A connection's request sender, and the connection's life: dropping it ends the
-/// connection's task at once, closing the socket, even while hyper is still writing a
-/// request's payload to a peer that reads no more (hyper, left to itself, notices that its
-/// sender is gone only between requests, and would then flush that payload without end)
-pub(crate) struct Sender {
+/// One HTTP/1.1 connection: hyper's request sender and its connection, which the holder
+/// drives ([`drive`](Self::drive)) while it waits on it; dropped, the socket closes
+pub(crate) struct Link {
     send: SendRequest<Full<Bytes>>,
-    /// Never sends: its drop is what stops the task
-    _life: tokio::sync::oneshot::Sender<std::convert::Infallible>,
+    /// `None` once hyper is done with it (the peer closed it, or it failed)
+    conn: Option<Connection<Conn, Full<Bytes>>>,
 }
 
-impl std::ops::Deref for Sender {
-    type Target = SendRequest<Full<Bytes>>;
+impl Link {
+    /// Lets hyper do what it can on the connection (write a request, read a response into
+    /// its body), `cx` woken when it can do more
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if let Some(conn) = &mut self.conn
+            && let Poll::Ready(ended) = Pin::new(conn).poll(cx)
+        {
+            if let Err(e) = ended {
+                tracing::trace!(error = %e, "connection closed");
+            }
+            self.conn = None;
+        }
+    }
 
-    fn deref(&self) -> &Self::Target {
-        &self.send
+    /// The next frame of `body`, a response on this connection, driving the connection
+    /// when the body has nothing ready
+    fn poll_frame(
+        &mut self,
+        body: &mut Incoming,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        self.drive(cx);
+        Pin::new(body).poll_frame(cx)
+    }
+
+    /// Sends `request` and waits for its response head, driving the connection; an unsent
+    /// request comes back in the error
+    async fn send(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Full<Bytes>>>> {
+        let mut response = std::pin::pin!(self.send.try_send_request(request));
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    /// Waits until the connection can take a request (an error if it closed)
+    async fn ready(&mut self) -> hyper::Result<()> {
+        std::future::poll_fn(|cx| {
+            self.drive(cx);
+            self.send.poll_ready(cx)
+        })
+        .await
     }
 }
 
-impl std::ops::DerefMut for Sender {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.send
+/// A response body with the connection it arrives on, driven as the body is polled (for
+/// the credentials providers' one-off requests)
+pub(crate) struct LinkedBody {
+    body: Incoming,
+    link: Link,
+}
+
+impl Body for LinkedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        this.link.poll_frame(&mut this.body, cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 }
 
@@ -75,17 +141,27 @@ pub(crate) struct Pool {
     absolute_form: bool,
     max_idle: usize,
     /// With the time each went idle
-    idle: Mutex<Vec<(Sender, Instant)>>,
+    idle: Mutex<Vec<(Link, Instant)>>,
 }
 
 /// A connection in use, put back into the pool by [`Lease::release`]; dropped, it closes
 /// at once (its response, if still alive, then ends in an error)
 pub(crate) struct Lease {
-    sender: Sender,
+    link: Link,
     pool: Arc<Pool>,
 }
 
 impl Lease {
+    /// The next frame of `body`, the response on this connection (the connection is
+    /// driven as it is read)
+    pub(crate) fn poll_frame(
+        &mut self,
+        body: &mut Incoming,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        self.link.poll_frame(body, cx)
+    }
+
     /// The response body was read to its end: the connection can serve the next request
     pub(crate) fn release(self) {
         let mut idle = self
@@ -93,8 +169,8 @@ impl Lease {
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.pool.max_idle && !self.sender.is_closed() {
-            idle.push((self.sender, Instant::now()));
+        if idle.len() < self.pool.max_idle && self.link.conn.is_some() {
+            idle.push((self.link, Instant::now()));
         }
     }
 }
@@ -115,12 +191,11 @@ impl Pool {
         }
     }
 
-    fn take_idle(&self) -> Option<Sender> {
+    fn take_idle(&self) -> Option<Link> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // closed connections and those idle too long go (closing them), then the most
-        // recently used one is taken
-        idle.retain(|(sender, since)| !sender.is_closed() && since.elapsed() < IDLE_TIMEOUT);
-        idle.pop().map(|(sender, _)| sender)
+        // those idle too long go (closing them), then the most recently used one is taken
+        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+        idle.pop().map(|(link, _)| link)
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
@@ -137,8 +212,8 @@ impl Pool {
         // that is not ready by then is closed (not waited for in turn)
         let ready_by = tokio::time::Instant::now() + self.connector.timeout_for(&self.target);
         loop {
-            let (mut sender, reused) = match self.take_idle() {
-                Some(sender) => (sender, true),
+            let (mut link, reused) = match self.take_idle() {
+                Some(link) => (link, true),
                 // boxed: the connect future (TCP, proxy, TLS) is most of this one's size,
                 // which every call would otherwise move around while it reuses a connection
                 None => (
@@ -146,22 +221,23 @@ impl Pool {
                     false,
                 ),
             };
-            // a connection that cannot take a request within the connect timeout (one whose
-            // response ended while its request's payload is still unsent to a server that
-            // reads no more) is closed, and another one made
+            // a pooled connection is read from again only now: one the peer closed while
+            // it sat idle ends here, and one that cannot take a request within the connect
+            // timeout (one whose response ended while its request's payload is still
+            // unsent to a server that reads no more) is closed, and another one made
             if reused
                 && !matches!(
-                    tokio::time::timeout_at(ready_by, sender.ready()).await,
+                    tokio::time::timeout_at(ready_by, link.ready()).await,
                     Ok(Ok(()))
                 )
             {
                 continue;
             }
             sent_at.set(Some(tokio::time::Instant::now()));
-            match sender.try_send_request(request).await {
+            match link.send(request).await {
                 Ok(response) => {
                     let lease = Lease {
-                        sender,
+                        link,
                         pool: Arc::clone(self),
                     };
                     return Ok((response, lease));
@@ -179,55 +255,45 @@ impl Pool {
 }
 
 /// One request on a connection of its own (credentials providers: rare requests to other
-/// hosts); the connection lives as long as the [`Sender`] returned, which the caller keeps
-/// until it has read the body
+/// hosts): the response head, and its body with the connection, which lives (and is
+/// driven) as long as the body
 pub(crate) async fn send_once(
     connector: &Connector,
     request: Request<Full<Bytes>>,
-) -> Result<(Response<Incoming>, Sender), BoxError> {
+) -> Result<(http::response::Parts, LinkedBody), BoxError> {
     let uri = request.uri().clone();
     // an `http` request through a proxy goes in absolute form, with the proxy's credentials
     let proxy = connector.proxy_for(&uri)?;
     let absolute = proxy.is_some() && uri.scheme() == Some(&http::uri::Scheme::HTTP);
     let authorization = proxy.as_ref().and_then(|p| p.authorization.clone());
     let io = connector.connect_via(&uri, proxy).await?;
-    let mut sender = handshake(io).await?;
+    let mut link = handshake(io).await?;
     let mut request = prepare(request, absolute);
     if absolute && let Some(value) = authorization {
         request
             .headers_mut()
             .insert(http::header::PROXY_AUTHORIZATION, value);
     }
-    let response = sender.send_request(request).await?;
-    Ok((response, sender))
+    let (parts, body) = link
+        .send(request)
+        .await
+        .map_err(|e| e.into_error())?
+        .into_parts();
+    Ok((parts, LinkedBody { body, link }))
 }
 
-/// A new connection to `target`, its task spawned (it ends when the connection closes)
-async fn connect(connector: &Connector, target: Uri) -> Result<Sender, BoxError> {
+/// A new connection to `target`
+async fn connect(connector: &Connector, target: Uri) -> Result<Link, BoxError> {
     handshake(connector.connect(&target).await?).await
 }
 
-/// An HTTP/1 client over `io`, its connection task spawned (it ends when the connection
-/// closes or the [`Sender`] is dropped)
-async fn handshake(io: Conn) -> Result<Sender, BoxError> {
-    let (send, connection) = http1::Builder::new().handshake(io).await?;
-    let (life, mut ended) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let mut connection = std::pin::pin!(connection);
-        let closed = std::future::poll_fn(|cx| {
-            // the sender was dropped: the connection goes with this task, before hyper
-            // writes another byte of a payload the caller has given up on
-            if Pin::new(&mut ended).poll(cx).is_ready() {
-                return Poll::Ready(Ok(()));
-            }
-            connection.as_mut().poll(cx)
-        })
-        .await;
-        if let Err(e) = closed {
-            tracing::trace!(error = %e, "connection closed");
-        }
-    });
-    Ok(Sender { send, _life: life })
+/// An HTTP/1 client over `io`
+async fn handshake(io: Conn) -> Result<Link, BoxError> {
+    let (send, conn) = http1::Builder::new().handshake(io).await?;
+    Ok(Link {
+        send,
+        conn: Some(conn),
+    })
 }
 
 /// What every request says of its sender (not signed: signers skip `User-Agent`)
