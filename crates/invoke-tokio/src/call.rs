@@ -593,8 +593,8 @@ struct HeadWindow {
     start: Instant,
     length: Duration,
     deadline: Instant,
-    /// The timer is first polled a turn after the request was handed to the connection's
-    /// task, so registering it comes after the request is written
+    /// The timer is first polled a turn after the request was written (the first poll
+    /// of the send writes it)
     turn: OneTurn,
 }
 
@@ -638,9 +638,9 @@ impl HeadWindow {
 }
 
 /// Puts off registering a timer by one turn of the runtime. Registering one with tokio's
-/// timer wheel can wake the runtime's driver (a system call); a turn later, it comes after
-/// the tasks already woken (hyper's connection task writing a request or handing over
-/// bytes), or not at all when what it guards is ready by then.
+/// timer wheel can wake the runtime's driver (a system call); a turn later, the runtime
+/// has polled for IO meanwhile, and the timer is not made at all when what it guards is
+/// ready by then.
 #[derive(Default)]
 struct OneTurn(bool);
 

@@ -71,7 +71,9 @@
 //!
 //! Backpressure and cancellation: the body is read only while the caller polls; dropping
 //! the [`Response`] (or the `invoke` future) before the end closes its connection rather
-//! than returning it to the pool half-read. No task is spawned per invocation.
+//! than returning it to the pool half-read. The client spawns no task: a connection is
+//! driven by whoever waits on it (the `invoke` future, then the response), so a
+//! response's bytes go from the socket to the caller within the caller's own poll.
 //!
 //! `tracing`: an `invoke` span (info: function, request id, attempts) and one `attempt`
 //! span per attempt (debug: attempt, status), with debug events for failed attempts, waits,

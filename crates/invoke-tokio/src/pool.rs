@@ -277,7 +277,7 @@ pub(crate) async fn send_once(
     let (parts, body) = link
         .send(request)
         .await
-        .map_err(|e| e.into_error())?
+        .map_err(hyper::client::conn::TrySendError::into_error)?
         .into_parts();
     Ok((parts, LinkedBody { body, link }))
 }
