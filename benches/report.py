@@ -65,6 +65,16 @@ if sys.argv[1:2] == ["--runs"]:
             + " | ".join(f"{t / c:.2f} x" for c, _, t in cells)
             + " |"
         )
+    # raw hyper driving its connection within the call (as invoke-tokio does), same run
+    def cpu(t, c):
+        return t.get("w64KiB", {}).get("clients", {}).get(c, {}).get("cpu_ms_per_mib")
+
+    if all(cpu(t, "raw hyper inline") and cpu(t, "raw hyper") for t in runs):
+        print(
+            "| (inline) raw hyper inline, 64 KiB: CPU per MiB vs raw hyper | "
+            + " | ".join(f"{cpu(t, 'raw hyper inline') / cpu(t, 'raw hyper'):.2f} x" for t in runs)
+            + " |"
+        )
     sys.exit(0)
 
 

@@ -13,7 +13,9 @@
 //! `aws-sdk-lambda` (retries and stalled-stream protection as shipped, its `recv()` loop),
 //! and raw hyper and raw ureq clients that only count body bytes (the transport limits), and
 //! "raw hyper+crc", raw hyper that also runs CRC-32 over every body byte (the least a client
-//! that checks the messages' CRCs can spend; a diagnostic row, measured after the others).
+//! that checks the messages' CRCs can spend), and "raw hyper inline", raw hyper polling its
+//! connection within the call as `invoke-tokio` does rather than on a task of its own (both
+//! diagnostic rows, measured after the others).
 //! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
 //! main thread's CPU time (the server's share is excluded).
 //!
@@ -34,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use cpu_time::ThreadTime;
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
 use invoke_proto::{
     EndpointConfig, Event, InvokeComplete, InvokeParams, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX,
@@ -416,50 +418,71 @@ impl Transport for Sdk {
 // ---------------------------------------------------------------------------------------
 // raw hyper 1: one kept connection, counts body bytes; "raw hyper+crc" also runs CRC-32 over
 // every body byte, as any client that checks the messages' CRCs must (the floor of the 64 KiB
-// goal: a decoder can cost no less than this)
+// goal: a decoder can cost no less than this); "raw hyper inline" polls its connection
+// itself, as invoke-tokio does, instead of spawning it as a task (what that way of driving
+// hyper saves, without a decoder)
+
+type HyperConnection =
+    hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
 
 struct RawHyper {
     rt: Runtime,
     addr: SocketAddr,
-    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<Bytes>>,
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    /// "raw hyper inline": the connection, polled by the call (otherwise on a task)
+    inline: Option<HyperConnection>,
     crc: bool,
 }
 
 impl RawHyper {
-    fn new(addr: SocketAddr, crc: bool) -> Self {
+    fn new(addr: SocketAddr, crc: bool, inline: bool) -> Self {
         let rt = current_thread();
-        let sender = rt.block_on(async {
+        let (sender, inline) = rt.block_on(async {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .unwrap();
+            if inline {
+                return (sender, Some(conn));
+            }
             tokio::spawn(conn);
-            sender
+            (sender, None)
         });
         Self {
             rt,
             addr,
             sender,
+            inline,
             crc,
         }
     }
 }
 
+/// Lets hyper work on an inline connection (`None` once it ended)
+fn drive(conn: &mut Option<HyperConnection>, cx: &mut std::task::Context<'_>) {
+    if let Some(c) = conn
+        && std::pin::Pin::new(c).poll(cx).is_ready()
+    {
+        *conn = None;
+    }
+}
+
 impl Transport for RawHyper {
     fn name(&self) -> &'static str {
-        if self.crc {
-            "raw hyper+crc"
-        } else {
-            "raw hyper"
+        match (self.crc, self.inline.is_some()) {
+            (true, _) => "raw hyper+crc",
+            (false, true) => "raw hyper inline",
+            (false, false) => "raw hyper",
         }
     }
     fn typed(&self) -> bool {
         false
     }
-    // "raw hyper+crc" gets rounds of its own, so the goal rows are measured as before it came
+    // the diagnostic rows get rounds of their own, so the goal rows are measured as before
+    // they came
     fn diagnostic(&self) -> bool {
-        self.crc
+        self.crc || self.inline.is_some()
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
@@ -467,22 +490,62 @@ impl Transport for RawHyper {
             "{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}"
         ))
         .header("host", self.addr.to_string())
-        .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
+        .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
-        self.rt.block_on(async {
-            self.sender.ready().await.unwrap();
-            let mut body = self.sender.send_request(req).await.unwrap().into_body();
-            // only "raw hyper+crc" makes one: raw hyper does what it did before the row came
-            let mut crc = self.crc.then(crc32fast::Hasher::new);
-            while let Some(frame) = body.frame().await {
-                if let Ok(data) = frame.unwrap().into_data() {
-                    if let Some(crc) = &mut crc {
-                        crc.update(&data);
+        let sender = &mut self.sender;
+        let conn = &mut self.inline;
+        if conn.is_none() {
+            return self.rt.block_on(async {
+                sender.ready().await.unwrap();
+                let mut body = sender.send_request(req).await.unwrap().into_body();
+                // only "raw hyper+crc" makes one: raw hyper does what it did before the row
+                // came
+                let mut crc = self.crc.then(crc32fast::Hasher::new);
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.unwrap().into_data() {
+                        if let Some(crc) = &mut crc {
+                            crc.update(&data);
+                        }
+                        tally.bytes(data.len());
                     }
+                }
+                std::hint::black_box(crc.map(crc32fast::Hasher::finalize));
+                tally.outcome()
+            });
+        }
+        self.rt.block_on(async {
+            std::future::poll_fn(|cx| {
+                drive(conn, cx);
+                sender.poll_ready(cx)
+            })
+            .await
+            .unwrap();
+            let mut response = std::pin::pin!(sender.send_request(req));
+            let response = std::future::poll_fn(|cx| {
+                drive(conn, cx);
+                response.as_mut().poll(cx)
+            })
+            .await
+            .unwrap();
+            let mut body = response.into_body();
+            loop {
+                let frame = std::future::poll_fn(|cx| {
+                    use hyper::body::Body as _;
+                    if let std::task::Poll::Ready(f) = std::pin::Pin::new(&mut body).poll_frame(cx)
+                    {
+                        return std::task::Poll::Ready(f);
+                    }
+                    drive(conn, cx);
+                    std::pin::Pin::new(&mut body).poll_frame(cx)
+                })
+                .await;
+                let Some(frame) = frame else {
+                    break;
+                };
+                if let Ok(data) = frame.unwrap().into_data() {
                     tally.bytes(data.len());
                 }
             }
-            std::hint::black_box(crc.map(crc32fast::Hasher::finalize));
             tally.outcome()
         })
     }
@@ -629,8 +692,9 @@ fn main() {
     let mut clients: Vec<Box<dyn Transport>> = vec![
         Box::new(Blocking::new(&url)),
         Box::new(Sdk::new(&url)),
-        Box::new(RawHyper::new(addr, false)),
-        Box::new(RawHyper::new(addr, true)),
+        Box::new(RawHyper::new(addr, false, false)),
+        Box::new(RawHyper::new(addr, true, false)),
+        Box::new(RawHyper::new(addr, false, true)),
         Box::new(RawUreq {
             name: "raw ureq",
             diagnostic: false,
