@@ -973,6 +973,47 @@ pub fn connections_are_reused<T: Transport>(t: &T) {
     );
 }
 
+/// A pooled connection that the server closed while it sat idle (as a server's keep-alive
+/// timeout does) is found closed before the next request goes out on it: that request goes
+/// on a new connection in the same attempt, not through a failed attempt and a retry
+pub fn a_pooled_connection_the_server_closed_is_replaced<T: Transport>(t: &T) {
+    use std::io::Write as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let server = std::thread::spawn(move || {
+        let mut accepted = 0;
+        // each connection answers one request in full, then the server closes it
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().expect("accept");
+            accepted += 1;
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            assert!(metadata::read_request(&s).is_ok(), "a whole request");
+            let mut response = held_response_start();
+            response.extend_from_slice(b"0\r\n\r\n");
+            s.write_all(&response).unwrap();
+            drop(s);
+            let _ = closed_tx.send(());
+        }
+        accepted
+    });
+    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
+    let first = t.invoke(&c, &InvokeParams::new("held", "{}"));
+    assert_success(&first);
+    closed_rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the server closed the first connection");
+    let second = t.invoke(&c, &InvokeParams::new("held", "{}"));
+    assert_success(&second);
+    assert_eq!(second.payload(), b"held");
+    assert_eq!(
+        second.head.expect("head").attempts,
+        1,
+        "no retry was needed"
+    );
+    assert_eq!(server.join().expect("server"), 2, "a new connection");
+}
+
 /// Through a real HTTP proxy (tinyproxy) on loopback
 pub fn through_an_http_proxy<T: Transport>(t: &T) {
     let Some(mut proxy) = Tinyproxy::start() else {

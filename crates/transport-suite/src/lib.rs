@@ -377,6 +377,7 @@ macro_rules! transport_suite {
             a_paused_reader_holds_the_server_back,
             sixty_four_threads_share_one_client,
             connections_are_reused,
+            a_pooled_connection_the_server_closed_is_replaced,
             through_an_http_proxy,
             through_an_https_proxy,
             no_proxy_bypasses_the_proxy,
