@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures_core::Stream;
 use http_body_util::Full;
-use hyper::body::{Body as _, Incoming};
+use hyper::body::Body as _;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -33,9 +33,8 @@ pub(crate) struct Call {
     unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
     span: tracing::Span,
-    body: Option<Incoming>,
-    /// The connection `body` arrives on, back to the pool once the body ended
-    lease: Option<Lease>,
+    /// The response body with its connection, back to the pool once the body ended
+    body: Option<Lease>,
     /// The error behind the last transport failure reported to the driver
     last_error: Option<BoxError>,
     status: u16,
@@ -56,7 +55,6 @@ impl Call {
             deadline,
             span,
             body: None,
-            lease: None,
             last_error: None,
             status: 0,
         }
@@ -166,12 +164,10 @@ impl Call {
         .await;
         let _entered = span.enter();
         match sent {
-            Ok(Ok((response, lease))) => {
-                let (parts, body) = response.into_parts();
+            Ok(Ok((parts, body))) => {
                 self.status = parts.status.as_u16();
                 span.record("status", self.status);
                 self.body = Some(body);
-                self.lease = Some(lease);
                 self.driver.handle_head(parts.status, &parts.headers);
             }
             Ok(Err(e)) => {
@@ -195,12 +191,11 @@ impl Call {
             self.fail(TransportFailure::Other, "no response body".into());
             return;
         };
-        let mut lease = self.lease.take();
         let mut bytes = Vec::new();
         let idle = self.inner.timeouts.idle;
         loop {
             let by = (Instant::now() + idle).min(self.deadline);
-            let frame = std::future::poll_fn(|cx| poll_frame(&mut body, lease.as_mut(), cx));
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
             match tokio::time::timeout_at(by, frame).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -211,9 +206,7 @@ impl Call {
                     }
                 }
                 Ok(None) => {
-                    if let Some(lease) = lease {
-                        lease.release();
-                    }
+                    body.release();
                     break;
                 }
                 Ok(Some(Err(e))) => {
@@ -244,14 +237,12 @@ impl Call {
     /// Drops the body and its connection, closing it
     fn close(&mut self) {
         self.body = None;
-        self.lease = None;
     }
 
     /// The body ended: its connection goes back to the pool
     fn body_ended(&mut self) {
-        self.body = None;
-        if let Some(lease) = self.lease.take() {
-            lease.release();
+        if let Some(body) = self.body.take() {
+            body.release();
         }
     }
 
@@ -273,18 +264,6 @@ impl Call {
             "invocation failed"
         );
         error
-    }
-}
-
-/// The next frame of `body`, driving its connection (`lease`) when it has nothing ready
-fn poll_frame(
-    body: &mut Incoming,
-    lease: Option<&mut Lease>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<hyper::body::Frame<Bytes>, hyper::Error>>> {
-    match lease {
-        Some(lease) => lease.poll_frame(body, cx),
-        None => Pin::new(body).poll_frame(cx),
     }
 }
 
@@ -357,7 +336,7 @@ impl Drop for Response {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut drained = 0;
         loop {
-            match poll_frame(body, self.call.lease.as_mut(), &mut cx) {
+            match Pin::new(&mut *body).poll_frame(&mut cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     drained += frame.data_ref().map_or(0, Bytes::len);
                     if drained > DRAIN_LIMIT {
@@ -425,7 +404,7 @@ impl Response {
             return Poll::Ready(Ok(None));
         };
         loop {
-            match poll_frame(body, self.call.lease.as_mut(), cx) {
+            match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
                         self.progressed = true;

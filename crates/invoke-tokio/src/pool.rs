@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
+use http::response::Parts;
 use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming};
@@ -48,20 +49,6 @@ impl Link {
         }
     }
 
-    /// The next frame of `body`, a response on this connection, driving the connection
-    /// when the body has nothing ready
-    fn poll_frame(
-        &mut self,
-        body: &mut Incoming,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        if let Poll::Ready(frame) = Pin::new(&mut *body).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        self.drive(cx);
-        Pin::new(body).poll_frame(cx)
-    }
-
     /// Sends `request` and waits for its response head, driving the connection; an unsent
     /// request comes back in the error
     async fn send(
@@ -86,8 +73,8 @@ impl Link {
     }
 }
 
-/// A response body with the connection it arrives on, driven as the body is polled (for
-/// the credentials providers' one-off requests)
+/// A response body with the connection it arrives on, driven when the body has nothing
+/// ready; dropped, the connection closes
 pub(crate) struct LinkedBody {
     body: Incoming,
     link: Link,
@@ -102,7 +89,11 @@ impl Body for LinkedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        this.link.poll_frame(&mut this.body, cx)
+        if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        this.link.drive(cx);
+        Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -144,33 +135,40 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<(Link, Instant)>>,
 }
 
-/// A connection in use, put back into the pool by [`Lease::release`]; dropped, it closes
-/// at once (its response, if still alive, then ends in an error)
+/// A response body on a pooled connection (a [`Body`]), the connection put back into the
+/// pool by [`Lease::release`]; dropped, it closes at once
 pub(crate) struct Lease {
-    link: Link,
+    body: LinkedBody,
     pool: Arc<Pool>,
 }
 
-impl Lease {
-    /// The next frame of `body`, the response on this connection (the connection is
-    /// driven as it is read)
-    pub(crate) fn poll_frame(
-        &mut self,
-        body: &mut Incoming,
+impl Body for Lease {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        self.link.poll_frame(body, cx)
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+}
+
+impl Lease {
     /// The response body was read to its end: the connection can serve the next request
     pub(crate) fn release(self) {
+        let link = self.body.link;
         let mut idle = self
             .pool
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.pool.max_idle && self.link.conn.is_some() {
-            idle.push((self.link, Instant::now()));
+        if idle.len() < self.pool.max_idle && link.conn.is_some() {
+            idle.push((link, Instant::now()));
         }
     }
 }
@@ -201,12 +199,12 @@ impl Pool {
     /// Sends `request` on an idle connection or a new one; a request that a reused
     /// connection closed before sending goes out again on a new one. `sent_at` is set
     /// each time it is handed to a connection (connecting done) and cleared when it comes
-    /// back unsent
+    /// back unsent. The response head, and its body with the connection
     pub(crate) async fn send(
         self: &Arc<Self>,
         request: Request<Full<Bytes>>,
         sent_at: &SentAt,
-    ) -> Result<(Response<Incoming>, Lease), BoxError> {
+    ) -> Result<(Parts, Lease), BoxError> {
         let mut request = prepare(request, self.absolute_form);
         // one wait for pooled connections to become ready, shared by all those tried: each
         // that is not ready by then is closed (not waited for in turn)
@@ -236,11 +234,12 @@ impl Pool {
             sent_at.set(Some(tokio::time::Instant::now()));
             match link.send(request).await {
                 Ok(response) => {
+                    let (parts, body) = response.into_parts();
                     let lease = Lease {
-                        link,
+                        body: LinkedBody { body, link },
                         pool: Arc::clone(self),
                     };
-                    return Ok((response, lease));
+                    return Ok((parts, lease));
                 }
                 Err(mut e) => match e.take_message() {
                     Some(unsent) if reused => {
@@ -260,7 +259,7 @@ impl Pool {
 pub(crate) async fn send_once(
     connector: &Connector,
     request: Request<Full<Bytes>>,
-) -> Result<(http::response::Parts, LinkedBody), BoxError> {
+) -> Result<(Parts, LinkedBody), BoxError> {
     let uri = request.uri().clone();
     // an `http` request through a proxy goes in absolute form, with the proxy's credentials
     let proxy = connector.proxy_for(&uri)?;
