@@ -34,7 +34,7 @@ pub(crate) struct Call {
     deadline: Instant,
     span: tracing::Span,
     /// The response body with its connection, back to the pool once the body ended
-    body: Option<Lease>,
+    lease: Option<Lease>,
     /// The error behind the last transport failure reported to the driver
     last_error: Option<BoxError>,
     status: u16,
@@ -54,7 +54,7 @@ impl Call {
             unsigned,
             deadline,
             span,
-            body: None,
+            lease: None,
             last_error: None,
             status: 0,
         }
@@ -71,9 +71,9 @@ impl Call {
             span.record("request_id", id.as_str());
         }
         if self
-            .body
+            .lease
             .as_ref()
-            .is_some_and(hyper::body::Body::is_end_stream)
+            .is_some_and(|lease| lease.body.is_end_stream())
         {
             // a DryRun's 204: nothing to read, the connection is free now
             self.body_ended();
@@ -164,10 +164,10 @@ impl Call {
         .await;
         let _entered = span.enter();
         match sent {
-            Ok(Ok((parts, body))) => {
+            Ok(Ok((parts, lease))) => {
                 self.status = parts.status.as_u16();
                 span.record("status", self.status);
-                self.body = Some(body);
+                self.lease = Some(lease);
                 self.driver.handle_head(parts.status, &parts.headers);
             }
             Ok(Err(e)) => {
@@ -187,7 +187,7 @@ impl Call {
     }
 
     async fn read_error_body(&mut self, limit: usize) {
-        let Some(mut body) = self.body.take() else {
+        let Some(mut lease) = self.lease.take() else {
             self.fail(TransportFailure::Other, "no response body".into());
             return;
         };
@@ -195,7 +195,7 @@ impl Call {
         let idle = self.inner.timeouts.idle;
         loop {
             let by = (Instant::now() + idle).min(self.deadline);
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx));
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut lease.body).poll_frame(cx));
             match tokio::time::timeout_at(by, frame).await {
                 Ok(Some(Ok(frame))) => {
                     if let Ok(data) = frame.into_data() {
@@ -206,7 +206,7 @@ impl Call {
                     }
                 }
                 Ok(None) => {
-                    body.release();
+                    lease.release();
                     break;
                 }
                 Ok(Some(Err(e))) => {
@@ -236,13 +236,13 @@ impl Call {
 
     /// Drops the body and its connection, closing it
     fn close(&mut self) {
-        self.body = None;
+        self.lease = None;
     }
 
     /// The body ended: its connection goes back to the pool
     fn body_ended(&mut self) {
-        if let Some(body) = self.body.take() {
-            body.release();
+        if let Some(lease) = self.lease.take() {
+            lease.release();
         }
     }
 
@@ -330,13 +330,13 @@ impl Drop for Response {
         if !self.complete || self.phase != Phase::Streaming {
             return;
         }
-        let Some(body) = self.call.body.as_mut() else {
+        let Some(lease) = self.call.lease.as_mut() else {
             return;
         };
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let mut drained = 0;
         loop {
-            match Pin::new(&mut *body).poll_frame(&mut cx) {
+            match Pin::new(&mut lease.body).poll_frame(&mut cx) {
                 Poll::Ready(Some(Ok(frame))) => {
                     drained += frame.data_ref().map_or(0, Bytes::len);
                     if drained > DRAIN_LIMIT {
@@ -400,11 +400,11 @@ impl Response {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Option<Bytes>, (TransportFailure, BoxError)>> {
-        let Some(body) = self.call.body.as_mut() else {
+        let Some(lease) = self.call.lease.as_mut() else {
             return Poll::Ready(Ok(None));
         };
         loop {
-            match Pin::new(&mut *body).poll_frame(cx) {
+            match Pin::new(&mut lease.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) if !data.is_empty() => {
                         self.progressed = true;

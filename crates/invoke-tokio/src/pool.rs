@@ -135,27 +135,12 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<(Link, Instant)>>,
 }
 
-/// A response body on a pooled connection (a [`Body`]), the connection put back into the
-/// pool by [`Lease::release`]; dropped, it closes at once
+/// A response body on a pooled connection, the connection put back into the pool by
+/// [`Lease::release`]; dropped, it closes at once
 pub(crate) struct Lease {
-    body: LinkedBody,
+    /// The body, read through its connection
+    pub(crate) body: LinkedBody,
     pool: Arc<Pool>,
-}
-
-impl Body for Lease {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
 }
 
 impl Lease {
