@@ -157,6 +157,16 @@ fn left_until(end: Option<Instant>) -> Option<Duration> {
     })
 }
 
+/// The timeout of one read or write: while `connecting`, the connect timeout as ureq gives
+/// it; after, the per-read or per-write one `idle` picks (ureq's `for_read` / `for_write`)
+fn phase_timeout(
+    connecting: bool,
+    timeout: NextTimeout,
+    idle: fn(NextTimeout) -> NextTimeout,
+) -> NextTimeout {
+    if connecting { timeout } else { idle(timeout) }
+}
+
 /// The end of a wait of `timeout` from now; `None` if it never comes (or is out of range)
 pub(crate) fn end_of(timeout: NextTimeout) -> Option<Instant> {
     if timeout.after.is_not_happening() {
@@ -242,11 +252,7 @@ impl Transport for TcpTransport {
                 .extend_from_slice(&self.buffers.output()[..amount]);
             return Ok(());
         }
-        let timeout = if connecting {
-            timeout
-        } else {
-            timeout.for_write()
-        };
+        let timeout = phase_timeout(connecting, timeout, NextTimeout::for_write);
         // the held head first, in the same system call; its buffer kept for the next one
         let mut held = std::mem::take(&mut self.held);
         let sent = self.write_all(&held, amount, timeout);
@@ -260,11 +266,7 @@ impl Transport for TcpTransport {
             // nothing followed the held write: it goes out alone
             self.transmit_output(0, timeout)?;
         }
-        let timeout = if crate::drain::connecting() {
-            timeout
-        } else {
-            timeout.for_read()
-        };
+        let timeout = phase_timeout(crate::drain::connecting(), timeout, NextTimeout::for_read);
         if timeout.after.is_zero() {
             return Err(ureq::Error::Timeout(timeout.reason));
         }
