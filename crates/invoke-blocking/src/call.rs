@@ -409,6 +409,21 @@ impl Response {
         }
     }
 
+    /// The next event if it has arrived already: decoded from bytes this response has
+    /// read, so that taking it does not wait for the network; `None` when
+    /// [`next`](Iterator::next) would have to read (or has the end or an error to report)
+    ///
+    /// For a caller that writes events somewhere and flushes: write the ready ones, flush
+    /// once, then call `next`, which waits. Events that arrived together then cost one
+    /// flush, and none waits in a buffer while the connection is idle.
+    pub fn next_ready(&mut self) -> Option<Event> {
+        if self.call.finished {
+            return None;
+        }
+        let event = self.call.driver.ready_event()?;
+        Some(self.note(event))
+    }
+
     /// Remembers a function error's `InvokeComplete` on its way to the caller
     fn note(&mut self, event: Event) -> Event {
         if let Event::InvokeComplete(complete) = &event {

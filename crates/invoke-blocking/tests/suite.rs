@@ -96,3 +96,75 @@ impl Transport for Blocking {
 }
 
 transport_suite::transport_suite!(Blocking);
+
+/// `next_ready` hands out the events already read and returns `None` instead of waiting: the
+/// server sends the rest only after it did (a `next_ready` that read would wait out the idle
+/// timeout, and the stream would fail)
+#[test]
+fn next_ready_takes_what_arrived_without_waiting() {
+    use std::io::Write as _;
+    use std::net::TcpListener;
+
+    use invoke_proto::bytes::{Bytes, BytesMut};
+    use invoke_proto::{Credentials, EndpointConfig, Event, InvokeComplete, resolve_endpoint};
+
+    fn chunk(events: &[Event]) -> Vec<u8> {
+        let mut body = BytesMut::new();
+        for e in events {
+            e.encode(&mut body).unwrap();
+        }
+        let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
+        chunk.extend_from_slice(&body);
+        chunk.extend_from_slice(b"\r\n");
+        chunk
+    }
+    let payload = |s: &'static str| Event::PayloadChunk(Bytes::from_static(s.as_bytes()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        assert!(transport_suite::metadata::read_request(&s).is_ok());
+        // the head and three chunks in one write: they arrive together
+        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
+            Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        first.extend(chunk(&[payload("a"), payload("b"), payload("c")]));
+        s.write_all(&first).unwrap();
+        // the rest once the client said it has taken what was there
+        go_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the client took the ready events");
+        let mut rest = chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
+        rest.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&rest).unwrap();
+    });
+    let endpoint = resolve_endpoint(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(format!("http://{addr}")),
+    )
+    .unwrap();
+    let client = Client::builder(endpoint)
+        .credentials(Credentials::new("AKID", "secret", None))
+        .timeouts(
+            invoke_blocking::Timeouts::default().with_idle(std::time::Duration::from_secs(20)),
+        )
+        .build()
+        .unwrap();
+    let mut response = client.invoke(&InvokeParams::new("f", "{}")).unwrap();
+    assert_eq!(response.next().unwrap().unwrap(), payload("a"));
+    assert_eq!(response.next_ready(), Some(payload("b")));
+    assert_eq!(response.next_ready(), Some(payload("c")));
+    assert_eq!(response.next_ready(), None, "nothing else has arrived");
+    go_tx.send(()).unwrap();
+    assert!(matches!(
+        response.next(),
+        Some(Ok(Event::InvokeComplete(c))) if !c.is_error()
+    ));
+    assert_eq!(response.next_ready(), None);
+    assert!(response.next().is_none());
+    server.join().unwrap();
+}

@@ -54,8 +54,7 @@ impl<W: Write> Sink for DemoSink<W> {
             format!("+{}", human_duration(at)),
             human_bytes(bytes.len() as u64),
             String::from_utf8_lossy(bytes).escape_debug()
-        )?;
-        self.0.flush()
+        )
     }
 
     fn complete(&mut self, c: &InvokeComplete, at: Duration) -> io::Result<()> {
@@ -78,6 +77,10 @@ impl<W: Write> Sink for DemoSink<W> {
                 writeln!(self.0, "             log: {line}")?;
             }
         }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
 }

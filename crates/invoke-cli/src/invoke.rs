@@ -204,7 +204,10 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
         StatusWhen::Always => true,
         StatusWhen::Never => false,
     };
-    let stdout = io::stdout().lock();
+    // stdout is line-buffered: a buffer of its own, so chunks that arrive together (and
+    // the lines of `--output events`) go out in one write; `drive` flushes it before every
+    // wait for the network
+    let stdout = io::BufWriter::with_capacity(OUT_BUFFER, io::stdout().lock());
     let mut sink: Box<dyn Sink> = match args.output {
         OutputFormat::Raw => Box::new(RawSink(stdout)),
         OutputFormat::Events => Box::new(EventsSink(stdout)),
@@ -213,6 +216,9 @@ fn invoke(args: &InvokeArgs) -> Result<Exit, Failure> {
     let run = drive(&client, &params, &mut *sink, status);
     Ok(report(&run, args.quiet))
 }
+
+/// The stdout buffer of `invoke`
+const OUT_BUFFER: usize = 64 * 1024;
 
 /// Exit status after Ctrl-C, as shells report SIGINT
 const INTERRUPTED: i32 = 130;
@@ -517,7 +523,8 @@ fn no_region(shared: &SharedConfig, config: &ClientConfig) -> String {
     )
 }
 
-/// Where the events of an invocation go
+/// Where the events of an invocation go; what it writes may wait in a buffer until
+/// [`flush`](Self::flush), which [`drive`] calls before it waits for the network and at the end
 pub(crate) trait Sink {
     /// The response head arrived
     fn head(&mut self, _response: &Response, _at: Duration) -> io::Result<()> {
@@ -537,14 +544,19 @@ pub(crate) trait Sink {
     fn failed(&mut self, _error: &Error, _at: Duration) -> io::Result<()> {
         Ok(())
     }
+    /// Writes out what is buffered
+    fn flush(&mut self) -> io::Result<()>;
 }
 
-/// `--output raw`: the payload bytes, flushed per chunk
+/// `--output raw`: the payload bytes
 struct RawSink<W>(W);
 
 impl<W: Write> Sink for RawSink<W> {
     fn chunk(&mut self, bytes: &[u8], _offset: u64, _at: Duration) -> io::Result<()> {
-        self.0.write_all(bytes)?;
+        self.0.write_all(bytes)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
         self.0.flush()
     }
 }
@@ -554,8 +566,7 @@ struct EventsSink<W>(W);
 
 impl<W: Write> EventsSink<W> {
     fn line(&mut self, value: &serde_json::Value) -> io::Result<()> {
-        writeln!(self.0, "{value}")?;
-        self.0.flush()
+        writeln!(self.0, "{value}")
     }
 }
 
@@ -606,6 +617,10 @@ impl<W: Write> Sink for EventsSink<W> {
 
     fn failed(&mut self, error: &Error, at: Duration) -> io::Result<()> {
         self.line(&json!({"event": "Error", "t_ms": millis(at), "message": describe(error)}))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
     }
 }
 
@@ -674,6 +689,12 @@ pub(crate) fn drive(
             }
         }
     };
+    // the output of a failed invocation is kept as far as it goes; a failure to write it out
+    // is the outcome of one that succeeded
+    let outcome = match (sink.flush(), outcome) {
+        (Err(e), Outcome::Complete(_) | Outcome::DryRun) => output_failure(e),
+        (_, outcome) => outcome,
+    };
     if let Some(s) = status {
         s.finish();
     }
@@ -702,8 +723,24 @@ fn stream(
     status: Option<&StatusLine>,
 ) -> Outcome {
     // Dropping the response on an early return closes the connection
-    for event in response {
-        let at = start.elapsed();
+    let mut response = response;
+    let mut at = start.elapsed();
+    loop {
+        // the events that arrived with the last read first, written without a flush; then
+        // the output is flushed before waiting for the network (so nothing waits in the
+        // buffer while the function is silent), and what arrives next is timed anew
+        let event = if let Some(event) = response.next_ready() {
+            Ok(event)
+        } else {
+            if let Err(e) = sink.flush() {
+                return output_failure(e);
+            }
+            let Some(event) = response.next() else {
+                break;
+            };
+            at = start.elapsed();
+            event
+        };
         let written = match event {
             Err(e) => {
                 // the error is reported on stderr even when the sink cannot take it

@@ -74,8 +74,9 @@ enum Command {
     /// variables (AWS_REGION, AWS_PROFILE, AWS_ENDPOINT_URL_LAMBDA, AWS_MAX_ATTEMPTS, ...),
     /// which win over the profile in ~/.aws/config and ~/.aws/credentials; credentials come
     /// from the default chain (environment, profile, web identity, container, EC2 instance
-    /// metadata). Each chunk is written and flushed as it arrives; when the reader of stdout
-    /// goes away (`| head`), the invocation ends quietly and the connection is closed.
+    /// metadata). Chunks are written as they arrive (those that arrive together in one
+    /// write), and stdout is flushed whenever the client waits for more; when the reader of
+    /// stdout goes away (`| head`), the invocation ends quietly and the connection is closed.
     /// Diagnostics go to stderr: the executed version, the log tail (--log-type Tail), a
     /// function error with its type and details, a service error with its type, message and
     /// request id, or how many bytes arrived before the stream was cut. On a terminal, a

@@ -410,6 +410,22 @@ impl InvokeDriver {
         }
     }
 
+    /// The next event if the bytes fed so far hold it whole; `None` otherwise, and whenever
+    /// [`poll`](Self::poll) would have anything else to say (read more, the end, a failure)
+    ///
+    /// A transport that hands events to a writer can write those that arrived together and
+    /// flush once, before it waits for the network: `ready_event` until `None`, flush, then
+    /// [`poll`](Self::poll). It never changes what `poll` does next besides taking the event
+    /// (a decoding error it meets stays for `poll` to report).
+    pub fn ready_event(&mut self) -> Option<Event> {
+        let State::Streaming(stream) = &mut self.state else {
+            return None;
+        };
+        let event = stream.next_event().ok().flatten()?;
+        self.events += 1;
+        Some(event)
+    }
+
     /// Reports the clean end of the stream's body
     ///
     /// Events fed but not yet handed out are not lost: [`poll`](Self::poll) returns them,
@@ -804,6 +820,44 @@ mod tests {
         d.handle_error_body(b"{}", Instant::now(), 0.0);
         assert_eq!(d.poll(), DriverAction::Done);
         assert_eq!(d.attempts(), 1);
+    }
+
+    #[test]
+    fn ready_events_are_the_ones_fed_whole() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.ready_event(), None, "no stream yet");
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let mut d = streaming(&quota);
+        let b = event("PayloadChunk", "b");
+        d.feed(event("PayloadChunk", "a"));
+        d.feed(b.slice(..5));
+        assert_eq!(
+            d.ready_event(),
+            Some(Event::PayloadChunk(Bytes::from_static(b"a")))
+        );
+        assert_eq!(d.ready_event(), None, "b is not whole");
+        assert_eq!(d.poll(), DriverAction::ReadBody);
+        d.feed(b.slice(5..));
+        d.feed(event("InvokeComplete", "{}"));
+        assert_eq!(
+            d.ready_event(),
+            Some(Event::PayloadChunk(Bytes::from_static(b"b")))
+        );
+        assert!(matches!(d.ready_event(), Some(Event::InvokeComplete(_))));
+        assert_eq!(d.ready_event(), None, "the end is poll's to say");
+        assert_eq!(d.poll(), DriverAction::Done);
+        assert_eq!(d.events(), 3);
+        // a broken message: no event, and the failure stays for poll
+        let mut d = streaming(&quota);
+        let mut bad = event("PayloadChunk", "x").to_vec();
+        *bad.last_mut().unwrap() ^= 1;
+        d.feed(Bytes::from(bad));
+        assert_eq!(d.ready_event(), None);
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Stream(StreamError::Decode(_)))
+        ));
     }
 
     #[test]

@@ -160,13 +160,15 @@ fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>) -> std::io::Result<()> {
 }
 
 /// Why [`read_request`] has no request
-pub(crate) enum Unread {
+#[derive(Debug)]
+pub enum Unread {
     /// The peer closed the connection within the head
     Closed,
     /// No method and path in the request line
     BadLine,
     /// A body over [`MAX_REQUEST`] bytes
     TooLarge,
+    /// Reading failed
     Io(std::io::Error),
 }
 
@@ -178,7 +180,12 @@ impl From<std::io::Error> for Unread {
 
 /// One HTTP/1.1 request from `stream`: its head, then `Content-Length` bytes of body (head
 /// and body each at most [`MAX_REQUEST`] bytes)
-pub(crate) fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
+///
+/// # Errors
+///
+/// [`Unread`]: the peer closed within the head, a bad request line, a body over the limit,
+/// or a failed read
+pub fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
     let mut reader = BufReader::new(stream.try_clone()?).take(MAX_REQUEST as u64);
     let mut line = String::new();
     reader.read_line(&mut line)?;
