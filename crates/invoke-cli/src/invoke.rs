@@ -716,14 +716,13 @@ fn output_failure(e: io::Error) -> Outcome {
 }
 
 fn stream(
-    response: Response,
+    mut response: Response,
     sink: &mut dyn Sink,
     tally: &mut Tally,
     start: Instant,
     status: Option<&StatusLine>,
 ) -> Outcome {
     // Dropping the response on an early return closes the connection
-    let mut response = response;
     let mut at = start.elapsed();
     loop {
         // the events that arrived with the last read first, written without a flush; then
