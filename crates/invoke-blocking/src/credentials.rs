@@ -14,7 +14,7 @@ use invoke_config::{
 use invoke_proto::{RetryConfig, backoff};
 
 use crate::call::jitter;
-use crate::drain::ThreadLimit;
+use crate::drain::{Scoped, ThreadLimit};
 
 /// The waits between a provider's attempts: up to 100 ms, doubling, at most 1 s
 const BACKOFF: RetryConfig = RetryConfig::new()
@@ -30,7 +30,7 @@ thread_local! {
 /// loading of its credentials for an attempt) end no later than `by`: the invocation's
 /// deadline
 pub(crate) fn exchanges_by(by: Instant) -> ThreadLimit {
-    ThreadLimit::set(&EXCHANGES_BY, by)
+    Scoped::new(&EXCHANGES_BY, Some(by))
 }
 
 /// This thread's [`exchanges_by`], if one is set (how long the credentials cache lets the

@@ -57,21 +57,15 @@ impl<T: Copy + 'static> Drop for Scoped<T> {
 /// While alive, a thread-local limit holds the time given; dropped, the limit is what it was
 pub(crate) type ThreadLimit = Scoped<Option<Instant>>;
 
-impl ThreadLimit {
-    pub(crate) fn set(key: &'static LocalKey<Cell<Option<Instant>>>, by: Instant) -> Self {
-        Self::new(key, Some(by))
-    }
-}
-
 /// While the guard lives, reads on this thread's connections wait no later than `by`
 pub(crate) fn reads_by(by: Instant) -> ThreadLimit {
-    ThreadLimit::set(&READS_BY, by)
+    Scoped::new(&READS_BY, Some(by))
 }
 
 /// While the guard lives, reads and writes on this thread's connections wait no later than
 /// `by`, the call's overall deadline
 pub(crate) fn deadline_by(by: Instant) -> ThreadLimit {
-    ThreadLimit::set(&DEADLINE, by)
+    Scoped::new(&DEADLINE, Some(by))
 }
 
 /// Whether this thread is making a connection (a [`ConnectBy`] chain is running): its reads
@@ -94,7 +88,7 @@ impl<C: Connector<()>> Connector<()> for ConnectBy<C> {
         details: &ConnectionDetails,
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
-        let _by = crate::tcp::end_of(details.timeout).map(|by| ThreadLimit::set(&CONNECT_BY, by));
+        let _by = crate::tcp::end_of(details.timeout).map(|by| Scoped::new(&CONNECT_BY, Some(by)));
         let _connecting = Scoped::new(&CONNECTING, true);
         self.0.connect(details, chained)
     }

@@ -105,19 +105,10 @@ fn next_ready_takes_what_arrived_without_waiting() {
     use std::io::Write as _;
     use std::net::TcpListener;
 
-    use invoke_proto::bytes::{Bytes, BytesMut};
-    use invoke_proto::{Credentials, EndpointConfig, Event, InvokeComplete, resolve_endpoint};
+    use invoke_proto::bytes::Bytes;
+    use invoke_proto::{Event, InvokeComplete};
+    use transport_suite::cases::event_chunk;
 
-    fn chunk(events: &[Event]) -> Vec<u8> {
-        let mut body = BytesMut::new();
-        for e in events {
-            e.encode(&mut body).unwrap();
-        }
-        let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
-        chunk.extend_from_slice(&body);
-        chunk.extend_from_slice(b"\r\n");
-        chunk
-    }
     let payload = |s: &'static str| Event::PayloadChunk(Bytes::from_static(s.as_bytes()));
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -131,29 +122,19 @@ fn next_ready_takes_what_arrived_without_waiting() {
         let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
             Transfer-Encoding: chunked\r\n\r\n"
             .to_vec();
-        first.extend(chunk(&[payload("a"), payload("b"), payload("c")]));
+        first.extend(event_chunk(&[payload("a"), payload("b"), payload("c")]));
         s.write_all(&first).unwrap();
         // the rest once the client said it has taken what was there
         go_rx
             .recv_timeout(std::time::Duration::from_secs(30))
             .expect("the client took the ready events");
-        let mut rest = chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
+        let mut rest = event_chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
         rest.extend_from_slice(b"0\r\n\r\n");
         s.write_all(&rest).unwrap();
     });
-    let endpoint = resolve_endpoint(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(format!("http://{addr}")),
-    )
-    .unwrap();
-    let client = Client::builder(endpoint)
-        .credentials(Credentials::new("AKID", "secret", None))
-        .timeouts(
-            invoke_blocking::Timeouts::default().with_idle(std::time::Duration::from_secs(20)),
-        )
-        .build()
-        .unwrap();
+    let mut cfg = transport_suite::config(transport_suite::endpoint(&format!("http://{addr}")));
+    cfg.idle_timeout = std::time::Duration::from_secs(20);
+    let client = Blocking.client(&cfg);
     let mut response = client.invoke(&InvokeParams::new("f", "{}")).unwrap();
     assert_eq!(response.next().unwrap().unwrap(), payload("a"));
     assert_eq!(response.next_ready(), Some(payload("b")));

@@ -861,23 +861,27 @@ fn dribble(s: &mut std::net::TcpStream, bytes: &[u8], every: Duration) -> bool {
 /// A response head and a chunk holding a `PayloadChunk` ("held") and a successful
 /// `InvokeComplete`: everything before the end of the body
 fn held_response_start() -> Vec<u8> {
-    let mut events = invoke_proto::bytes::BytesMut::new();
-    Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"held"))
-        .encode(&mut events)
-        .unwrap();
-    Event::InvokeComplete(invoke_proto::InvokeComplete::default())
-        .encode(&mut events)
-        .unwrap();
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
-         X-Amz-Executed-Version: $LATEST\r\nx-amzn-RequestId: held-open\r\n\
-         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
-        events.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(&events);
-    response.extend_from_slice(b"\r\n");
+    let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
+        X-Amz-Executed-Version: $LATEST\r\nx-amzn-RequestId: held-open\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    response.extend(event_chunk(&[
+        Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"held")),
+        Event::InvokeComplete(invoke_proto::InvokeComplete::default()),
+    ]));
     response
+}
+
+/// One HTTP/1.1 chunk (size line, data, CRLF) holding `events`, encoded
+pub fn event_chunk(events: &[Event]) -> Vec<u8> {
+    let mut body = invoke_proto::bytes::BytesMut::new();
+    for e in events {
+        e.encode(&mut body).unwrap();
+    }
+    let mut chunk = format!("{:x}\r\n", body.len()).into_bytes();
+    chunk.extend_from_slice(&body);
+    chunk.extend_from_slice(b"\r\n");
+    chunk
 }
 
 /// Answers one request with a chunk and `InvokeComplete`, then holds the body open for up to

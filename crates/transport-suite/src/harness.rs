@@ -169,7 +169,11 @@ impl Drop for Harness {
 }
 
 /// The endpoint of `url` in `us-east-1`
-pub(crate) fn endpoint(url: &str) -> Endpoint {
+///
+/// # Panics
+///
+/// If `url` is not an endpoint URL
+pub fn endpoint(url: &str) -> Endpoint {
     resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
@@ -179,7 +183,7 @@ pub(crate) fn endpoint(url: &str) -> Endpoint {
 }
 
 /// A client configuration for `endpoint` (see [`Harness::config`])
-pub(crate) fn config(endpoint: Endpoint) -> ClientConfig {
+pub fn config(endpoint: Endpoint) -> ClientConfig {
     ClientConfig {
         endpoint,
         credentials: Credentials::new(KEY, SECRET, None),

@@ -44,7 +44,7 @@ use invoke_proto::{
     StreamError, TransportFailure,
 };
 
-pub use harness::{Forwarder, Harness, KEY, SECRET};
+pub use harness::{Forwarder, Harness, KEY, SECRET, config, endpoint};
 
 /// What a transport's client is made from
 #[derive(Debug, Clone)]
