@@ -24,7 +24,10 @@
 //! and throughput workload (default 9), `TRANSPORT_TTFE_CALLS` the calls per client for the
 //! time to first event (default 200); `TRANSPORT_ONLY` (client names, comma separated) and
 //! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling;
-//! `TRANSPORT_PIN=1` pins the client and the server to two cores (see [`pinned_cores`]).
+//! `TRANSPORT_PIN=1` pins the client and the server to two cores (see [`pinned_cores`]);
+//! `TRANSPORT_TTFE_PAUSE_US=N` sleeps N µs before each call of the time to first event,
+//! outside its timing (a diagnostic: the calls then start from idle cores, as spaced-out calls
+//! do, instead of back to back).
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -675,6 +678,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(TTFE_CALLS);
+    let ttfe_pause = std::env::var("TRANSPORT_TTFE_PAUSE_US")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map(Duration::from_micros);
     let mut responses = HashMap::new();
     let mut expect = HashMap::new();
     let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
@@ -737,6 +744,9 @@ fn main() {
             for _ in 0..rounds {
                 for (c, g) in clients.iter_mut().zip(&mut got) {
                     if c.diagnostic() == diagnostic {
+                        if let Some(pause) = ttfe_pause.filter(|_| !throughput) {
+                            std::thread::sleep(pause);
+                        }
                         g.push(measure(c.as_mut(), w, expect[w.name]));
                     }
                 }
