@@ -432,15 +432,17 @@ struct RawHyper {
     rt: Runtime,
     addr: SocketAddr,
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    /// "raw hyper inline": the connection, polled by the call (otherwise on a task)
-    inline: Option<HyperConnection>,
+    /// "raw hyper inline": the connection is polled by the call (otherwise on a task)
+    inline: bool,
+    /// The inline connection (`None` once it ended)
+    conn: Option<HyperConnection>,
     crc: bool,
 }
 
 impl RawHyper {
     fn new(addr: SocketAddr, crc: bool, inline: bool) -> Self {
         let rt = current_thread();
-        let (sender, inline) = rt.block_on(async {
+        let (sender, conn) = rt.block_on(async {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
             stream.set_nodelay(true).unwrap();
             let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -457,6 +459,7 @@ impl RawHyper {
             addr,
             sender,
             inline,
+            conn,
             crc,
         }
     }
@@ -473,7 +476,7 @@ fn drive(conn: &mut Option<HyperConnection>, cx: &mut std::task::Context<'_>) {
 
 impl Transport for RawHyper {
     fn name(&self) -> &'static str {
-        match (self.crc, self.inline.is_some()) {
+        match (self.crc, self.inline) {
             (true, _) => "raw hyper+crc",
             (false, true) => "raw hyper inline",
             (false, false) => "raw hyper",
@@ -485,7 +488,7 @@ impl Transport for RawHyper {
     // the diagnostic rows get rounds of their own, so the goal rows are measured as before
     // they came
     fn diagnostic(&self) -> bool {
-        self.crc || self.inline.is_some()
+        self.crc || self.inline
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
@@ -496,8 +499,8 @@ impl Transport for RawHyper {
         .body(Full::new(Bytes::from_static(b"{}")))
         .unwrap();
         let sender = &mut self.sender;
-        let conn = &mut self.inline;
-        if conn.is_none() {
+        let conn = &mut self.conn;
+        if !self.inline {
             return self.rt.block_on(async {
                 sender.ready().await.unwrap();
                 let mut body = sender.send_request(req).await.unwrap().into_body();
@@ -732,6 +735,7 @@ fn main() {
     for w in WORKLOADS.into_iter().filter(selected) {
         let throughput = w.count > 1;
         let rounds = if throughput { samples } else { ttfe_calls };
+        let pause = ttfe_pause.filter(|_| !throughput);
         let mut got: Vec<Vec<Sample>> = clients.iter().map(|_| Vec::new()).collect();
         // a warm-up call each (connection, pools, page faults), then interleaved rounds; the
         // diagnostic rows get their own rounds afterwards: "raw ureq+deadline" starts a
@@ -744,7 +748,7 @@ fn main() {
             for _ in 0..rounds {
                 for (c, g) in clients.iter_mut().zip(&mut got) {
                     if c.diagnostic() == diagnostic {
-                        if let Some(pause) = ttfe_pause.filter(|_| !throughput) {
+                        if let Some(pause) = pause {
                             std::thread::sleep(pause);
                         }
                         g.push(measure(c.as_mut(), w, expect[w.name]));
