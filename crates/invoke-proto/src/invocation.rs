@@ -790,12 +790,17 @@ mod tests {
         );
         assert_eq!(d.give_up_reason(), Some(GiveUp::EventsDelivered));
         assert_eq!(d.attempts(), 1);
-        // ... nor once body bytes arrived, even before a whole event
+        assert_eq!(d.body_bytes(), event("PayloadChunk", "x").len() as u64);
+        // ... nor once body bytes arrived, even before a whole event (no event reached the
+        // caller: not worth retrying, rather than too late to)
         let mut d = streaming(&quota);
         d.feed(event("PayloadChunk", "x").slice(..3));
+        d.feed(event("PayloadChunk", "x").slice(3..5));
+        assert_eq!(d.body_bytes(), 5);
         assert_eq!(d.poll(), DriverAction::ReadBody);
         d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
         assert!(matches!(d.poll(), DriverAction::Fail(_)));
+        assert_eq!(d.give_up_reason(), Some(GiveUp::NotRetryable));
         // ... nor after a success head without any byte: the function is running
         let mut d = streaming(&quota);
         assert_eq!(d.poll(), DriverAction::ReadBody);
@@ -804,7 +809,8 @@ mod tests {
             d.poll(),
             DriverAction::Fail(InvokeError::Transport(TransportFailure::IdleTimeout))
         );
-        assert_eq!(d.attempts(), 1);
+        assert_eq!(d.give_up_reason(), Some(GiveUp::NotRetryable));
+        assert_eq!((d.attempts(), d.body_bytes()), (1, 0));
         // ... nor when a transport reports an error body out of turn: the stream goes on
         let mut d = streaming(&quota);
         d.feed(event("PayloadChunk", "x"));

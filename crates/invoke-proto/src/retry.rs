@@ -558,6 +558,80 @@ mod tests {
     }
 
     #[test]
+    fn more_limited_retries_are_used() {
+        // five attempts: the limit of two retries is what stops the third
+        let c = RetryConfig::default()
+            .with_max_attempts(5)
+            .with_limited_retries(2);
+        assert_eq!(c.limited_retries(), 2);
+        assert_eq!(RetryConfig::default().limited_retries(), 1);
+        let q = RetryQuota::default();
+        let limited = error(502, "EC2UnexpectedException");
+        assert!(matches!(
+            decide(AttemptFailure::Service(&limited), 2, &c, &q, None, 0.0),
+            RetryDecision::Retry { .. }
+        ));
+        assert_eq!(
+            decide(AttemptFailure::Service(&limited), 3, &c, &q, None, 0.0),
+            RetryDecision::GiveUp(GiveUp::AttemptsExhausted)
+        );
+    }
+
+    /// A proxy's refusal (4xx) would come again on every attempt; its failure to reach the
+    /// target (anything else) is a connection failure, retried as one
+    #[test]
+    fn proxy_answers() {
+        for status in [400, 403, 407, 499] {
+            assert_eq!(
+                TransportFailure::of_proxy_answer(status),
+                TransportFailure::Other,
+                "{status}"
+            );
+        }
+        for status in [101, 302, 399, 500, 502, 503, 504] {
+            assert_eq!(
+                TransportFailure::of_proxy_answer(status),
+                TransportFailure::Connect,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn failures_and_give_ups_say_what_they_are() {
+        use TransportFailure as T;
+        let all = [
+            (T::Connect, false, "connect failed"),
+            (T::ConnectTimeout, true, "connect timed out"),
+            (T::Send, false, "connection failed before the response"),
+            (T::HeadTimeout, true, "no response head in time"),
+            (
+                T::BodyRead,
+                false,
+                "connection failed while reading the body",
+            ),
+            (T::IdleTimeout, true, "body idle timeout"),
+            (T::Deadline, true, "deadline passed"),
+            (T::Tls, false, "tls failed"),
+            (T::Protocol, false, "invalid http"),
+            (T::Other, false, "transport failed"),
+        ];
+        for (failure, timeout, text) in all {
+            assert_eq!(failure.is_timeout(), timeout, "{failure:?}");
+            assert_eq!(failure.to_string(), text);
+        }
+        for (why, text) in [
+            (GiveUp::NotRetryable, "not retryable"),
+            (GiveUp::EventsDelivered, "events were already delivered"),
+            (GiveUp::AttemptsExhausted, "attempts exhausted"),
+            (GiveUp::QuotaExhausted, "retry quota exhausted"),
+            (GiveUp::Deadline, "the deadline would pass"),
+        ] {
+            assert_eq!(why.to_string(), text);
+        }
+    }
+
+    #[test]
     fn retry_after_is_honoured_and_capped() {
         let c = RetryConfig::default();
         let q = RetryQuota::default();
