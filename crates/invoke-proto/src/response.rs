@@ -163,3 +163,78 @@ pub fn parse_response_head(
         s => Err(ResponseError::UnexpectedStatus(s)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn heads_by_status() {
+        let h = headers(&[
+            ("x-amz-executed-version", " 7 "),
+            ("content-type", "text/plain"),
+            ("x-amzn-requestid", "req-1"),
+        ]);
+        let want = ResponseMeta {
+            executed_version: Some("7".to_owned()),
+            content_type: Some("text/plain".to_owned()),
+            request_id: Some("req-1".to_owned()),
+        };
+        let Ok(ResponseHead::Stream(head)) = parse_response_head(StatusCode::OK, &h) else {
+            panic!("200 is a stream");
+        };
+        assert_eq!(head.meta, want);
+        let Ok(ResponseHead::DryRun(head)) = parse_response_head(StatusCode::NO_CONTENT, &h) else {
+            panic!("204 is a dry run");
+        };
+        assert_eq!(head.meta, want);
+        // empty values are absent
+        let blank = headers(&[("x-amz-executed-version", " "), ("content-type", "")]);
+        let Ok(ResponseHead::Stream(head)) = parse_response_head(StatusCode::OK, &blank) else {
+            panic!("200 is a stream");
+        };
+        assert_eq!(head.meta, ResponseMeta::default());
+    }
+
+    #[test]
+    fn error_heads_keep_their_status_and_headers() {
+        let h = headers(&[
+            ("x-amzn-errortype", "TooManyRequestsException"),
+            ("x-amzn-requestid", "req-2"),
+            ("retry-after", "3"),
+        ]);
+        for status in [400, 429, 500, 599] {
+            let code = StatusCode::from_u16(status).unwrap();
+            let Ok(ResponseHead::Error(head)) = parse_response_head(code, &h) else {
+                panic!("{status} is an error");
+            };
+            assert_eq!(head.status(), status);
+            let e = head.into_error(b"{\"message\":\"slow down\"}");
+            assert_eq!(e.status, Some(status));
+            assert_eq!(e.code, "TooManyRequestsException");
+            assert_eq!(e.message.as_deref(), Some("slow down"));
+            assert_eq!(e.request_id.as_deref(), Some("req-2"));
+            assert_eq!(e.retry_after_header.as_deref(), Some("3"));
+        }
+    }
+
+    #[test]
+    fn other_statuses_are_unexpected() {
+        for status in [100, 201, 206, 301, 302, 304, 399] {
+            let code = StatusCode::from_u16(status).unwrap();
+            let e = parse_response_head(code, &HeaderMap::new()).unwrap_err();
+            assert_eq!(e, ResponseError::UnexpectedStatus(status));
+            assert_eq!(e.to_string(), format!("unexpected HTTP status {status}"));
+        }
+    }
+}

@@ -594,4 +594,22 @@ mod tests {
         assert!(e.starts_with('\u{fffd}') && e.len() <= EXCERPT_LEN + 3);
         assert_eq!(excerpt(b"short"), "short");
     }
+
+    /// A body of exactly [`EXCERPT_LEN`] bytes is whole; one byte more is cut, as is one
+    /// whose last character would straddle the limit
+    #[test]
+    fn excerpt_cuts_at_the_limit() {
+        let whole = "a".repeat(EXCERPT_LEN);
+        assert_eq!(excerpt(whole.as_bytes()), whole);
+        let longer = "a".repeat(EXCERPT_LEN + 1);
+        assert_eq!(excerpt(longer.as_bytes()), format!("{whole}…"));
+        // a two-byte character ending exactly at the limit fits; one byte later it does not
+        let fits = format!("{}é", "a".repeat(EXCERPT_LEN - 2));
+        assert_eq!(excerpt(fits.as_bytes()), fits);
+        let straddles = format!("{}é", "a".repeat(EXCERPT_LEN - 1));
+        assert_eq!(
+            excerpt(straddles.as_bytes()),
+            format!("{}…", "a".repeat(EXCERPT_LEN - 1))
+        );
+    }
 }

@@ -775,6 +775,123 @@ mod tests {
         }
     }
 
+    /// The limits a decoder is given are the ones it enforces, at the message that passes
+    /// them
+    #[test]
+    fn given_limits_are_enforced() {
+        let (msgs, wire) = stream();
+        let lens: Vec<u32> = msgs.iter().map(|m| m.wire_len() as u32).collect();
+        // the last message is the longest; all have the same header block
+        let last = *lens.last().unwrap();
+        let before: u32 = lens[..4].iter().sum();
+        let headers = msgs[0].headers.as_wire().len() as u32;
+        let decode = |limits: Limits| {
+            let mut d = MessageDecoder::with_limits(limits);
+            assert_eq!(d.limits(), &limits);
+            d.feed(wire.clone());
+            let mut n = 0;
+            loop {
+                match d.next_message() {
+                    Ok(Some(_)) => n += 1,
+                    Ok(None) => return (n, d.finish().err()),
+                    Err(e) => return (n, Some(e)),
+                }
+            }
+        };
+        let exact = Limits {
+            max_message_len: last,
+            max_headers_len: headers,
+        };
+        assert_eq!(decode(exact), (5, None));
+        assert_eq!(
+            decode(Limits {
+                max_message_len: last - 1,
+                ..exact
+            }),
+            (
+                4,
+                Some(DecodeError::LimitExceeded {
+                    offset: u64::from(before),
+                    kind: LimitKind::Message,
+                    len: last,
+                    max: last - 1,
+                })
+            )
+        );
+        assert_eq!(
+            decode(Limits {
+                max_headers_len: headers - 1,
+                ..exact
+            }),
+            (
+                0,
+                Some(DecodeError::LimitExceeded {
+                    offset: 0,
+                    kind: LimitKind::Headers,
+                    len: headers,
+                    max: headers - 1,
+                })
+            )
+        );
+    }
+
+    /// `buffered` counts every byte fed and not yet returned: in the assembly buffer, in
+    /// the chunks held for a long `PayloadChunk`, in chunks not yet looked at, and in
+    /// messages `finish` decoded ahead
+    #[test]
+    fn buffered_counts_every_byte_not_returned() {
+        let mut h = Headers::builder();
+        h.push(":event-type", "PayloadChunk").unwrap();
+        let block = h.build().unwrap();
+        let short = Message::new(block.clone(), "a");
+        let long = Message::new(block, vec![7u8; SPLIT_MIN]);
+        let mut wire = BytesMut::new();
+        for m in [&short, &long, &short] {
+            crate::eventstream::encode(m, &mut wire).unwrap();
+        }
+        let wire = wire.freeze();
+        let first = short.wire_len() as usize;
+        let second = first + long.wire_len() as usize;
+        for elide in [false, true] {
+            let mut d = MessageDecoder::new();
+            d.elide_repeated_headers(elide);
+            // the first message and part of the long one: the rest waits for more bytes,
+            // held (elide) or copied into the assembly buffer
+            let cuts = [0, first + 100, first + 9_000, second - 1, wire.len() - 3];
+            for w in cuts.windows(2) {
+                d.feed(wire.slice(w[0]..w[1]));
+                while d.next_message().unwrap().is_some() {
+                    while d.take_rest().is_some() {}
+                }
+                let returned = d.offset() as usize;
+                assert_eq!(returned, if w[1] < second { first } else { second });
+                assert_eq!(d.buffered(), w[1] - returned, "elide {elide}, at {}", w[1]);
+            }
+            // the last message is 3 bytes short: the error counts what it held, and so
+            // does `buffered` no more
+            assert_eq!(
+                d.finish(),
+                Err(DecodeError::Truncated {
+                    offset: second as u64,
+                    buffered: wire.len() - 3 - second
+                })
+            );
+            assert_eq!(d.buffered(), 0);
+            // unread chunks count as well
+            let mut d = MessageDecoder::new();
+            d.elide_repeated_headers(elide);
+            d.feed(wire.slice(..5));
+            d.feed(wire.slice(5..=first));
+            assert_eq!(d.buffered(), first + 1);
+            // and messages decoded by finish, before a truncated one
+            assert!(matches!(
+                d.finish(),
+                Err(DecodeError::Truncated { buffered: 1, .. })
+            ));
+            assert_eq!(d.buffered(), first);
+        }
+    }
+
     #[test]
     fn finish_keeps_undrained_messages() {
         let (msgs, wire) = stream();
