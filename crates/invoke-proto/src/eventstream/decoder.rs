@@ -892,6 +892,54 @@ mod tests {
         }
     }
 
+    /// A bad header block is reported at its own offset, whether its message was copied
+    /// together or held in pieces
+    #[test]
+    fn header_errors_carry_their_offset_in_every_path() {
+        let mut h = Headers::builder();
+        h.push(":event-type", "PayloadChunk").unwrap();
+        let first = Message::new(h.build().unwrap(), "a");
+        let mut wire = BytesMut::new();
+        crate::eventstream::encode(&first, &mut wire).unwrap();
+        let at = wire.len();
+        // a long message whose CRCs hold but whose only header has an empty name
+        let block = [0u8, 7, 0, 1, b'x'];
+        let total = PRELUDE_LEN + block.len() + SPLIT_MIN + 4;
+        let mut frame = Vec::new();
+        frame.extend_from_slice(&(total as u32).to_be_bytes());
+        frame.extend_from_slice(&(block.len() as u32).to_be_bytes());
+        frame.extend_from_slice(&crc32fast::hash(&frame).to_be_bytes());
+        frame.extend_from_slice(&block);
+        frame.resize(total - 4, 7);
+        frame.extend_from_slice(&crc32fast::hash(&frame).to_be_bytes());
+        wire.extend_from_slice(&frame);
+        let wire = wire.freeze();
+        for elide in [false, true] {
+            let mut d = MessageDecoder::new();
+            d.elide_repeated_headers(elide);
+            let cuts = [0, at + 100, at + 9_000, wire.len()];
+            let mut result = Ok(());
+            for w in cuts.windows(2) {
+                d.feed(wire.slice(w[0]..w[1]));
+                loop {
+                    match d.next_message() {
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            let err = result.unwrap_err();
+            assert!(
+                matches!(err, DecodeError::HeaderName { offset, .. } if offset == (at + PRELUDE_LEN) as u64),
+                "elide {elide}: {err:?}"
+            );
+        }
+    }
+
     #[test]
     fn finish_keeps_undrained_messages() {
         let (msgs, wire) = stream();
@@ -950,6 +998,20 @@ mod tests {
         }
         assert_eq!(d.decode_eof(&mut buf).unwrap(), None);
         assert_eq!(out, msgs);
+        assert_eq!(d.offset(), wire.len() as u64);
+        // errors name the offset of the message they are in
+        let last = wire.len() - msgs[4].wire_len() as usize;
+        let mut bad = BytesMut::from(&wire[..]);
+        bad[last + 20] ^= 1;
+        let mut d = MessageDecoder::new();
+        for _ in 0..4 {
+            assert!(d.decode(&mut bad).unwrap().is_some());
+        }
+        assert_eq!(d.offset(), last as u64);
+        assert!(matches!(
+            d.decode(&mut bad).unwrap_err(),
+            DecodeError::MessageCrc { offset, .. } if offset == last as u64
+        ));
         let mut buf = BytesMut::from(&wire[..20]);
         let mut d = MessageDecoder::new();
         assert!(matches!(
