@@ -138,6 +138,13 @@ mod tests {
             }
         );
         assert_eq!(&dst[..], b"keep");
+        // at the limit exactly is within it
+        let exact = Limits {
+            max_message_len: 116,
+            ..limits
+        };
+        encode_message_with_limits(&m, &exact, &mut dst).unwrap();
+        assert_eq!(dst.len(), 4 + 116);
         let mut h = Headers::builder();
         h.push("x", "y").unwrap();
         let m = Message::new(h.build().unwrap(), Bytes::new());
@@ -152,5 +159,16 @@ mod tests {
                 ..
             }
         ));
+        let block = m.headers.as_wire().len() as u32;
+        let exact = Limits {
+            max_headers_len: block,
+            ..limits
+        };
+        encode_message_with_limits(&m, &exact, &mut dst).unwrap();
+        let fewer = Limits {
+            max_headers_len: block - 1,
+            ..limits
+        };
+        assert!(encode_message_with_limits(&m, &fewer, &mut dst).is_err());
     }
 }

@@ -742,6 +742,26 @@ mod tests {
         assert_eq!(h.get_str("b"), None);
         assert_eq!(h.get("T"), Some(HeaderValue::Timestamp(1_700_000_000_000)));
         assert_eq!(h.get("nope"), None);
+        let names: Vec<_> = values.iter().map(|(_, v)| v.type_name()).collect();
+        assert_eq!(
+            names,
+            [
+                "bool",
+                "bool",
+                "byte",
+                "short",
+                "int",
+                "long",
+                "bytes",
+                "string",
+                "timestamp",
+                "uuid"
+            ]
+        );
+        let texts: Vec<_> = values.iter().map(|(_, v)| v.as_str()).collect();
+        let mut want = [None; 10];
+        want[7] = Some("abc");
+        assert_eq!(texts, want);
     }
 
     #[test]
