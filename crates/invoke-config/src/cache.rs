@@ -450,4 +450,91 @@ mod tests {
         // a later caller, which waited for no load, loads again
         assert_eq!(key(&cache), "AKID1");
     }
+
+    /// A source that counts its loads and gives credentials expiring at `expiry`
+    fn counting(expiry: Option<SystemTime>) -> (impl ProvideCredentials + 'static, Arc<AtomicU32>) {
+        let loads = Arc::new(AtomicU32::new(0));
+        let l = Arc::clone(&loads);
+        let source = move || {
+            let n = l.fetch_add(1, Ordering::SeqCst);
+            Ok(ProvidedCredentials::new(
+                Credentials::new(format!("AKID{n}"), "secret", None),
+                expiry,
+                None,
+                "test",
+            ))
+        };
+        (source, loads)
+    }
+
+    #[test]
+    fn invalidated_credentials_are_loaded_again() {
+        let (source, loads) = counting(None);
+        let cache = CredentialsCache::new(source, SystemTime::now);
+        cache.invalidate();
+        for _ in 0..3 {
+            cache.provide_credentials().unwrap();
+        }
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "kept for good without an expiry"
+        );
+        cache.invalidate();
+        let c = cache.provide_credentials().unwrap();
+        assert_eq!(c.credentials.access_key_id(), "AKID1");
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    /// Credentials are loaded again once the clock plus the buffer reaches their expiry,
+    /// not a tick later
+    #[test]
+    fn credentials_are_refreshed_when_the_buffer_reaches_their_expiry() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let now = Arc::new(Mutex::new(start));
+        let buffer = Duration::from_secs(60);
+        let (source, loads) = counting(Some(start + buffer + Duration::from_secs(1)));
+        let clock = Arc::clone(&now);
+        let cache =
+            CredentialsCache::new(source, move || *clock.lock().unwrap()).with_buffer(buffer);
+        cache.provide_credentials().unwrap();
+        cache.provide_credentials().unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 1);
+        *now.lock().unwrap() += Duration::from_secs(1);
+        cache.provide_credentials().unwrap();
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
+
+    /// A source that panics leaves the cache empty, not loading for ever: the next call
+    /// loads (and does not wait, here at most a second, for a load nobody runs)
+    #[test]
+    fn a_panicking_source_leaves_the_cache_empty() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let l = Arc::clone(&loads);
+        let cache = CredentialsCache::new(
+            move || {
+                assert_ne!(l.fetch_add(1, Ordering::SeqCst), 0, "the first load panics");
+                Ok(ProvidedCredentials::new(
+                    Credentials::new("AKID", "secret", None),
+                    None,
+                    None,
+                    "test",
+                ))
+            },
+            SystemTime::now,
+        )
+        .with_wait_limit(|| Some(std::time::Instant::now() + Duration::from_secs(1)));
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cache.provide_credentials()));
+        assert!(panicked.is_err());
+        assert_eq!(
+            cache
+                .provide_credentials()
+                .unwrap()
+                .credentials
+                .access_key_id(),
+            "AKID"
+        );
+        assert_eq!(loads.load(Ordering::SeqCst), 2);
+    }
 }

@@ -420,4 +420,137 @@ mod tests {
         assert_eq!(e.to_string(), "could not read profile file `/x`: denied");
         assert!(e.source().is_none());
     }
+
+    fn throttled() -> Box<ServiceError> {
+        Box::new(ServiceError::new(
+            invoke_proto::ServiceErrorKind::TooManyRequests,
+            "slow down",
+        ))
+    }
+
+    fn transport(kind: TransportFailure) -> ClientError {
+        ClientError::Transport {
+            kind,
+            address: "127.0.0.1:9".into(),
+            attempts: 2,
+            source: "reset".into(),
+        }
+    }
+
+    /// What each accessor finds in each kind of error, and the `io::ErrorKind` a payload
+    /// reader gives it
+    #[test]
+    fn accessors_and_io_kinds() {
+        use io::ErrorKind as K;
+        let failed = InvokeComplete {
+            error_code: Some("Unhandled".into()),
+            ..InvokeComplete::default()
+        };
+        let cases = [
+            (
+                ClientError::Service {
+                    error: throttled(),
+                    attempts: 3,
+                },
+                true,
+                None,
+                Some(3),
+                K::Other,
+            ),
+            (
+                ClientError::Stream(StreamError::Exception(throttled())),
+                true,
+                None,
+                None,
+                K::Other,
+            ),
+            (
+                transport(TransportFailure::IdleTimeout),
+                false,
+                Some(TransportFailure::IdleTimeout),
+                Some(2),
+                K::TimedOut,
+            ),
+            (
+                transport(TransportFailure::Deadline),
+                false,
+                Some(TransportFailure::Deadline),
+                Some(2),
+                K::TimedOut,
+            ),
+            (
+                transport(TransportFailure::BodyRead),
+                false,
+                Some(TransportFailure::BodyRead),
+                Some(2),
+                K::ConnectionAborted,
+            ),
+            (
+                ClientError::Stream(StreamError::MissingInvokeComplete {
+                    chunks: 1,
+                    bytes: 5,
+                }),
+                false,
+                None,
+                None,
+                K::UnexpectedEof,
+            ),
+            (
+                ClientError::Stream(StreamError::Decode(invoke_proto::DecodeError::Truncated {
+                    offset: 0,
+                    buffered: 3,
+                })),
+                false,
+                None,
+                None,
+                K::UnexpectedEof,
+            ),
+            (
+                ClientError::Function(failed.clone()),
+                false,
+                None,
+                None,
+                K::Other,
+            ),
+        ];
+        for (e, service, failure, attempts, kind) in cases {
+            let name = format!("{e:?}");
+            assert_eq!(e.service_error().is_some(), service, "{name}");
+            if service {
+                assert_eq!(
+                    e.service_error().unwrap().message.as_deref(),
+                    Some("slow down")
+                );
+            }
+            assert_eq!(e.transport_failure(), failure, "{name}");
+            assert_eq!(e.attempts(), attempts, "{name}");
+            assert_eq!(e.io_kind(), kind, "{name}");
+            assert_eq!(
+                e.function_error(),
+                matches!(e, ClientError::Function(_)).then_some(&failed),
+                "{name}"
+            );
+            // through a payload reader's io::Error and back
+            let text = e.to_string();
+            let io = e.into_io();
+            assert_eq!(io.kind(), kind);
+            assert_eq!(ClientError::from_io(&io).unwrap().to_string(), text);
+        }
+        assert!(ClientError::from_io(&io::Error::other("not ours")).is_none());
+    }
+
+    #[test]
+    fn only_a_failed_invoke_complete_fails_a_reader() {
+        assert_eq!(ReaderFailure::function(&InvokeComplete::default()), None);
+        let failed = InvokeComplete {
+            error_code: Some("Unhandled".into()),
+            error_details: Some("boom".into()),
+            ..InvokeComplete::default()
+        };
+        let failure = ReaderFailure::function(&failed).unwrap();
+        assert_eq!(failure, ReaderFailure::of(&ClientError::Function(failed)));
+        let mut cursor = PayloadCursor::failed(failure);
+        let e = cursor.next_bytes(8).unwrap().unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Other);
+    }
 }
