@@ -553,4 +553,41 @@ mod tests {
         let e = cursor.next_bytes(8).unwrap().unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::Other);
     }
+
+    #[test]
+    fn payload_cursor_steps() {
+        let mut c = PayloadCursor::new();
+        // a read of nothing needs no event
+        assert!(c.next_bytes(0).unwrap().unwrap().is_empty());
+        assert!(c.next_bytes(4).is_none());
+        c.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"hello")))))
+            .unwrap();
+        assert_eq!(c.buffered(), 5);
+        assert_eq!(&c.next_bytes(2).unwrap().unwrap()[..], b"he");
+        assert_eq!(c.buffered(), 3);
+        assert!(c.next_bytes(0).unwrap().unwrap().is_empty());
+        assert_eq!(&c.next_bytes(9).unwrap().unwrap()[..], b"llo");
+        assert_eq!(c.buffered(), 0);
+        // a successful InvokeComplete is no failure; the end of the events is the end
+        c.handle(Some(Ok(Event::InvokeComplete(InvokeComplete::default()))))
+            .unwrap();
+        assert!(c.next_bytes(4).is_none());
+        c.handle(None).unwrap();
+        assert!(c.next_bytes(4).unwrap().unwrap().is_empty());
+        // a failed one fails the read, with the function error inside, and every later one
+        let mut c = PayloadCursor::new();
+        let failed = InvokeComplete {
+            error_code: Some("Unhandled".into()),
+            ..InvokeComplete::default()
+        };
+        let e = c
+            .handle(Some(Ok(Event::InvokeComplete(failed.clone()))))
+            .unwrap_err();
+        assert_eq!(
+            ClientError::from_io(&e).and_then(ClientError::function_error),
+            Some(&failed)
+        );
+        let again = c.next_bytes(4).unwrap().unwrap_err();
+        assert_eq!((again.kind(), again.to_string()), (e.kind(), e.to_string()));
+    }
 }
