@@ -879,7 +879,32 @@ mod tests {
             EncodeError::HeaderValueTooLong { len: 32_768, .. }
         ));
         let ok = "x".repeat(MAX_HEADER_VALUE_LEN);
-        assert!(Headers::builder().push("v", ok).is_ok());
+        assert!(Headers::builder().push("v", ok.clone()).is_ok());
+        // a string value is held to the same limit
+        assert!(matches!(
+            Headers::builder().push("v", format!("{ok}x")).unwrap_err(),
+            EncodeError::HeaderValueTooLong { len: 32_768, .. }
+        ));
+    }
+
+    #[test]
+    fn headers_from_a_list_shown_as_a_map() {
+        let list = vec![
+            Header::new(":event-type", "PayloadChunk"),
+            Header::new("n", 3i32),
+            Header::new("ok", true),
+            Header::new("at", HeaderValue::Timestamp(5)),
+        ];
+        let h = Headers::try_from(list.clone()).unwrap();
+        assert!(!h.is_empty());
+        assert_eq!(h.iter().collect::<Vec<_>>(), list);
+        assert_eq!(
+            format!("{h:?}"),
+            r#"{":event-type": "PayloadChunk", "n": 3i32, "ok": true, "at": timestamp(5ms)}"#
+        );
+        assert!(Headers::new().is_empty() && Headers::try_from(Vec::new()).unwrap().is_empty());
+        let dup = vec![Header::new("n", 1i32), Header::new("n", 2i32)];
+        assert!(Headers::try_from(dup).is_err());
     }
 
     #[test]
