@@ -554,4 +554,18 @@ mod tests {
         assert!(!shown.contains("a-secret-token"), "{shown}");
         assert!(shown.contains("200") && shown.contains("32"), "{shown}");
     }
+
+    #[test]
+    fn a_process_output_shows_its_stdout_size_never_its_text() {
+        let out = ProcessOutput {
+            success: false,
+            status: "exit status: 1".into(),
+            stdout: br#"{"SecretAccessKey":"a-secret-key"}"#.to_vec(),
+            stderr: b"denied".to_vec(),
+        };
+        assert_eq!(
+            format!("{out:?}"),
+            r#"ProcessOutput { success: false, status: "exit status: 1", stdout: <34 bytes>, stderr: "denied" }"#
+        );
+    }
 }

@@ -73,3 +73,31 @@ impl std::fmt::Debug for Env {
         f.debug_set().entries(self.vars.keys()).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Env;
+
+    #[test]
+    fn set_get_and_debug_without_values() {
+        let mut env = Env::from_pairs([("AWS_REGION", " eu-west-1 ")]);
+        env.set("AWS_SECRET_ACCESS_KEY", "a-secret")
+            .set("AWS_PROFILE", "  ");
+        assert_eq!(env.get("AWS_REGION"), Some("eu-west-1"));
+        assert_eq!(env.get_raw("AWS_REGION"), Some(" eu-west-1 "));
+        assert_eq!(env.get("AWS_SECRET_ACCESS_KEY"), Some("a-secret"));
+        assert_eq!(env.get("AWS_PROFILE"), None, "blank is unset");
+        assert_eq!(env.get_raw("AWS_PROFILE"), Some("  "));
+        assert_eq!(
+            format!("{env:?}"),
+            r#"{"AWS_PROFILE", "AWS_REGION", "AWS_SECRET_ACCESS_KEY"}"#
+        );
+    }
+
+    #[test]
+    fn the_process_environment_is_read() {
+        // PATH is set for any test process that runs cargo
+        let path = std::env::var("PATH").unwrap();
+        assert_eq!(Env::from_process().get_raw("PATH"), Some(path.as_str()));
+    }
+}

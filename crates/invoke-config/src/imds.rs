@@ -295,3 +295,23 @@ impl ImdsRegion {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ImdsConfigError, ImdsMode};
+
+    #[test]
+    fn modes_parse_in_any_case() {
+        for (text, mode) in [
+            ("IPv4", ImdsMode::Ipv4),
+            (" ipv4 ", ImdsMode::Ipv4),
+            ("IPV6", ImdsMode::Ipv6),
+        ] {
+            assert_eq!(ImdsMode::parse(text).unwrap(), mode, "{text}");
+        }
+        assert_eq!(
+            ImdsMode::parse(" ipv5 ").unwrap_err(),
+            ImdsConfigError::Mode("ipv5".into())
+        );
+    }
+}

@@ -636,6 +636,45 @@ fn container_answers_without_a_session_are_refused() {
     }
 }
 
+/// A container endpoint that answers 500 or 429 is asked again (the same request, the next
+/// attempt); a 4xx other than 429 is final
+#[test]
+fn container_server_errors_and_throttling_are_retried() {
+    let env = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/c")];
+    let ok = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
+    for transient in [
+        StatusCode::INTERNAL_SERVER_ERROR,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        let mut c = chain(&env, MemFs::new(), &[ProviderKind::Container]);
+        let mut attempts = Vec::new();
+        let got = loop {
+            match c.next_step(now()) {
+                Step::Send(req) => {
+                    let n = req.extensions().get::<invoke_config::Attempt>().unwrap().0;
+                    attempts.push(n);
+                    let (status, body) = if n == 1 {
+                        (transient, "busy")
+                    } else {
+                        (StatusCode::OK, ok)
+                    };
+                    c.handle_response(status, HeaderMap::new(), Bytes::from(body));
+                }
+                Step::Done(r) => break r,
+                Step::Run(_) => panic!("no process"),
+            }
+        };
+        assert_eq!(attempts, [1, 2], "{transient}");
+        assert_eq!(got.unwrap().credentials.access_key_id(), "ASIA1");
+    }
+    let mut c = chain(&env, MemFs::new(), &[ProviderKind::Container]);
+    let Step::Send(_) = c.next_step(now()) else {
+        panic!()
+    };
+    c.handle_response(StatusCode::FORBIDDEN, HeaderMap::new(), Bytes::from("no"));
+    assert!(matches!(c.next_step(now()), Step::Done(Err(_))));
+}
+
 #[test]
 fn sts_goes_to_the_region_the_client_resolved() {
     let fs = MemFs::new().with(
