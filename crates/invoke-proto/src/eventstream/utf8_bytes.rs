@@ -160,6 +160,13 @@ mod tests {
         assert!(Utf8Bytes::default().is_empty());
         let set: HashSet<Utf8Bytes> = [Utf8Bytes::from_static("a"), s.clone()].into();
         assert!(set.contains("café"));
+        assert!(!s.is_empty());
+        assert!(s == *"café" && s != *"cafe");
+        assert_ne!(s, "cafe");
+        assert_eq!(
+            s.clone().into_bytes(),
+            Bytes::from_static("café".as_bytes())
+        );
         assert_eq!(Bytes::from(s), Bytes::from_static("café".as_bytes()));
     }
 
