@@ -184,3 +184,41 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
         stderr: err(grace),
     })
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::time::Duration;
+
+    use super::{RUNNING, kill_running_processes, run_process};
+    use crate::credentials::ProcessCommand;
+
+    fn command(line: &str) -> ProcessCommand {
+        ProcessCommand {
+            command: line.to_owned(),
+            timeout: Duration::from_secs(120),
+            max_output: 1024,
+        }
+    }
+
+    fn running() -> usize {
+        RUNNING.lock().unwrap().len()
+    }
+
+    /// The only test here that runs commands: `RUNNING` is the process's
+    #[test]
+    fn running_commands_are_listed_and_killed_on_request() {
+        let done = run_process(&command("echo hi")).unwrap();
+        assert_eq!(done.stdout, b"hi\n");
+        assert_eq!(running(), 0, "a finished command is no longer listed");
+        let waiting = std::thread::spawn(|| run_process(&command("sleep 100; echo late")));
+        while running() == 0 {
+            std::thread::yield_now();
+        }
+        kill_running_processes();
+        assert_eq!(running(), 0);
+        // killed by the request, not by its timeout: it ends with a signal, without output
+        let out = waiting.join().unwrap().unwrap();
+        assert!(!out.success && out.status.contains("signal"), "{out:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
