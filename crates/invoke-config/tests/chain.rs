@@ -1059,6 +1059,41 @@ fn imds_region_lookup() {
     };
     refused.handle_response(StatusCode::FORBIDDEN, HeaderMap::new(), Bytes::new());
     assert!(matches!(refused.next_step(), RegionStep::Done(Err(e)) if e.contains("403")));
+
+    // an unreachable endpoint is tried again, then given up with the transport's error
+    let mut unreachable = ImdsRegion::new(&shared(&[]));
+    let mut sends = 0;
+    let e = loop {
+        match unreachable.next_step() {
+            RegionStep::Send(_) => {
+                sends += 1;
+                unreachable.handle_transport_error(&"connection refused");
+            }
+            RegionStep::Done(r) => break r.unwrap_err(),
+        }
+    };
+    assert!(sends > 1, "{sends}");
+    assert!(e.contains("connection refused"), "{e}");
+
+    // a region answer that is blank or too long to be a region is no region
+    for bad in ["  ", &"x".repeat(65)] {
+        let mut lookup = ImdsRegion::new(&shared(&[]));
+        let mut answers = [(200, "tok"), (200, bad)].into_iter();
+        let r = loop {
+            match lookup.next_step() {
+                RegionStep::Send(_) => {
+                    let (status, body) = answers.next().unwrap();
+                    lookup.handle_response(
+                        StatusCode::from_u16(status).unwrap(),
+                        HeaderMap::new(),
+                        Bytes::from(body.to_owned()),
+                    );
+                }
+                RegionStep::Done(r) => break r,
+            }
+        };
+        assert!(r.is_err(), "{bad:?}: {r:?}");
+    }
 }
 
 #[test]
