@@ -120,3 +120,62 @@ fn expand_home(path: &str, home: Option<&str>, platform: Platform) -> String {
     };
     format!("{home}{rest}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{FileLocations, Platform};
+    use crate::env::Env;
+
+    fn config(pairs: &[(&str, &str)], platform: Platform) -> Option<String> {
+        let env = Env::from_pairs(pairs.iter().copied());
+        FileLocations::from_env(&env, platform)
+            .config
+            .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// The shared file-location suite has no `~` in a variable: these are the rules the
+    /// SDKs follow for it
+    #[test]
+    fn a_leading_tilde_is_the_home_folder() {
+        let home = ("HOME", "/home/me");
+        let cases = [
+            ("~/cfg", "/home/me/cfg"),
+            ("~", "/home/me"),
+            ("~other/cfg", "~other/cfg"),
+            ("~\\cfg", "~\\cfg"),
+            ("/etc/~/cfg", "/etc/~/cfg"),
+        ];
+        for (set, want) in cases {
+            let got = config(&[home, ("AWS_CONFIG_FILE", set)], Platform::Unix);
+            assert_eq!(got.as_deref(), Some(want), "{set}");
+        }
+        // without a home folder, the path is taken as written
+        let got = config(&[("AWS_CONFIG_FILE", "~/cfg")], Platform::Unix);
+        assert_eq!(got.as_deref(), Some("~/cfg"));
+        // on Windows a backslash follows the tilde too, and home may come from elsewhere
+        for (env, want) in [
+            (
+                &[("USERPROFILE", "C:\\Users\\me")][..],
+                "C:\\Users\\me\\cfg",
+            ),
+            (
+                &[("HOMEDRIVE", "D:"), ("HOMEPATH", "\\me")][..],
+                "D:\\me\\cfg",
+            ),
+        ] {
+            let mut pairs = env.to_vec();
+            pairs.push(("AWS_CONFIG_FILE", "~\\cfg"));
+            assert_eq!(config(&pairs, Platform::Windows).as_deref(), Some(want));
+            // those variables mean nothing on Unix
+            assert_eq!(config(&pairs, Platform::Unix).as_deref(), Some("~\\cfg"));
+        }
+        let loc = FileLocations::from_env(&Env::from_pairs([home]), Platform::Unix);
+        assert_eq!(
+            loc.in_home(Platform::Unix, &[".aws", "sso", "cache"])
+                .as_deref(),
+            Some(Path::new("/home/me/.aws/sso/cache"))
+        );
+    }
+}

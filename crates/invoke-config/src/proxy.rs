@@ -222,6 +222,19 @@ mod tests {
     fn credentials_in_proxy_urls_are_redacted() {
         let env = ProxyEnv::from_vars([("https_proxy", "http://user:s3cret@proxy:1")]);
         assert!(!format!("{env:?}").contains("s3cret"));
+        let env = ProxyEnv::from_vars([
+            ("HTTPS_PROXY", "http://user:s3cret@proxy:1"),
+            ("http_proxy", "http://plain:2"),
+            ("no_proxy", "localhost"),
+        ]);
+        assert_eq!(
+            format!("{env:?}"),
+            r#"ProxyEnv { http: Some("http://plain:2"), https: Some("http://***@proxy:1"), no_proxy: Some("localhost") }"#
+        );
+        assert_eq!(
+            format!("{:?}", ProxyEnv::none()),
+            "ProxyEnv { http: None, https: None, no_proxy: None }"
+        );
     }
 
     #[test]

@@ -58,3 +58,29 @@ impl ResponseInfo {
         self.status == 204
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use invoke_proto::ResponseMeta;
+
+    use super::ResponseInfo;
+
+    #[test]
+    fn accessors_read_the_head() {
+        let meta = ResponseMeta {
+            executed_version: Some("7".into()),
+            content_type: Some("text/plain".into()),
+            request_id: Some("req-1".into()),
+        };
+        let info = ResponseInfo::new(meta.clone(), 200, 3);
+        assert_eq!(info.meta(), &meta);
+        assert_eq!(info.executed_version(), Some("7"));
+        assert_eq!(info.content_type(), Some("text/plain"));
+        assert_eq!(info.request_id(), Some("req-1"));
+        assert_eq!((info.status(), info.attempts()), (200, 3));
+        assert!(!info.is_dry_run());
+        let dry = ResponseInfo::new(ResponseMeta::default(), 204, 1);
+        assert!(dry.is_dry_run());
+        assert_eq!((dry.executed_version(), dry.request_id()), (None, None));
+    }
+}
