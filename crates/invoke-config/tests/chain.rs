@@ -93,6 +93,7 @@ fn not_found_names_every_provider_variable_and_file() {
         "profile `default` is not defined",
         "which define profiles `dev`, `ops`",
         "the credential provider was not enabled",
+        "\n  files looked at: /home/.aws/config",
     ] {
         assert!(msg.contains(needle), "`{needle}` missing from:\n{msg}");
     }
@@ -152,6 +153,15 @@ fn oversized_and_malformed_answers_are_errors() {
         });
         assert!(r.is_err(), "{} bytes accepted", body.len());
     }
+    // an answer of exactly the limit is read
+    let ok = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
+    let mut body = ok.as_bytes().to_vec();
+    body.resize(invoke_config::MAX_RESPONSE_BODY, b' ');
+    let mut c = chain(&rel, MemFs::new(), &[ProviderKind::Container]);
+    let r = drive(&mut c, now, |_req| {
+        Ok::<_, String>((StatusCode::OK, HeaderMap::new(), Bytes::from(body.clone())))
+    });
+    assert_eq!(r.unwrap().credentials.access_key_id(), "ASIA1");
 }
 
 #[test]
@@ -1018,6 +1028,14 @@ fn imds_region_lookup() {
     };
     let mut off = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_DISABLED", "TRUE")]));
     assert!(matches!(off.next_step(), RegionStep::Done(Err(e)) if e.contains("DISABLED")));
+    // an endpoint needs a scheme and a host
+    for endpoint in ["169.254.169.254", "/latest"] {
+        let mut bad = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint)]));
+        assert!(
+            matches!(bad.next_step(), RegionStep::Done(Err(e)) if e.contains("scheme and a host")),
+            "{endpoint}"
+        );
+    }
 
     // a 503 is retried; the token goes along; the answer is trimmed
     let mut lookup = ImdsRegion::new(&shared(&[(
