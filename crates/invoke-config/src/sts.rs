@@ -226,6 +226,7 @@ mod tests {
             unescape("a &amp; b &lt;&#65;&#x42;&bogus; &"),
             "a & b <AB&bogus; &"
         );
+        assert_eq!(unescape("&gt;&quot;&apos;"), r#">"'"#);
     }
 
     #[test]
@@ -238,6 +239,14 @@ mod tests {
             "{e}"
         );
         assert!(!e.is_retryable());
+        // an unmodeled code is shown as it came, and throttling is retried whatever the status
+        let body = b"<ErrorResponse><Error><Code>Throttling</Code><Message>Rate exceeded</Message></Error></ErrorResponse>";
+        let e = parse_error("AssumeRole", 400, body, "profile");
+        assert!(
+            e.to_string().contains("failed: Throttling: Rate exceeded"),
+            "{e}"
+        );
+        assert!(e.is_retryable());
         let e = parse_error("AssumeRole", 503, b"", "profile");
         assert!(
             e.to_string().contains("HTTP 503") && e.is_retryable(),
