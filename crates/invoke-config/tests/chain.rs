@@ -16,6 +16,8 @@ use invoke_proto::Credentials;
 const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-SECRETVALUE";
 const TOKEN: &str = "IQoJb3JpZ2luX2VjSESSIONTOKENVALUE";
 const NOW: u64 = 1_700_000_000;
+/// A container endpoint's answer with temporary credentials (key `ASIA1`)
+const CONTAINER_ANSWER: &str = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
 
 fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(NOW)
@@ -154,8 +156,7 @@ fn oversized_and_malformed_answers_are_errors() {
         assert!(r.is_err(), "{} bytes accepted", body.len());
     }
     // an answer of exactly the limit is read
-    let ok = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
-    let mut body = ok.as_bytes().to_vec();
+    let mut body = CONTAINER_ANSWER.as_bytes().to_vec();
     body.resize(invoke_config::MAX_RESPONSE_BODY, b' ');
     let mut c = chain(&rel, MemFs::new(), &[ProviderKind::Container]);
     let r = drive(&mut c, now, |_req| {
@@ -651,7 +652,6 @@ fn container_answers_without_a_session_are_refused() {
 #[test]
 fn container_server_errors_and_throttling_are_retried() {
     let env = [("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://127.0.0.1:9/c")];
-    let ok = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
     for transient in [
         StatusCode::INTERNAL_SERVER_ERROR,
         StatusCode::TOO_MANY_REQUESTS,
@@ -666,7 +666,7 @@ fn container_server_errors_and_throttling_are_retried() {
                     let (status, body) = if n == 1 {
                         (transient, "busy")
                     } else {
-                        (StatusCode::OK, ok)
+                        (StatusCode::OK, CONTAINER_ANSWER)
                     };
                     c.handle_response(status, HeaderMap::new(), Bytes::from(body));
                 }
@@ -1015,6 +1015,19 @@ fn endpoint_overrides_and_container_paths_must_name_where_to_go() {
     }
 }
 
+/// Runs an IMDS region lookup to its end, `on_send` answering each request it makes
+fn run_region_lookup(
+    lookup: &mut invoke_config::ImdsRegion,
+    mut on_send: impl FnMut(http::Request<Bytes>, &mut invoke_config::ImdsRegion),
+) -> Result<String, String> {
+    loop {
+        match lookup.next_step() {
+            invoke_config::RegionStep::Send(req) => on_send(req, lookup),
+            invoke_config::RegionStep::Done(r) => return r,
+        }
+    }
+}
+
 #[test]
 fn imds_region_lookup() {
     use invoke_config::{ImdsRegion, RegionStep};
@@ -1044,25 +1057,20 @@ fn imds_region_lookup() {
     )]));
     let mut seen = Vec::new();
     let mut answers = [(503, ""), (200, "tok"), (200, "ap-southeast-2\n")].into_iter();
-    let region = loop {
-        match lookup.next_step() {
-            RegionStep::Send(req) => {
-                seen.push(format!(
-                    "{} {} {:?}",
-                    req.method(),
-                    req.uri(),
-                    req.headers().get("x-aws-ec2-metadata-token")
-                ));
-                let (status, body) = answers.next().unwrap();
-                lookup.handle_response(
-                    StatusCode::from_u16(status).unwrap(),
-                    HeaderMap::new(),
-                    Bytes::from(body),
-                );
-            }
-            RegionStep::Done(r) => break r,
-        }
-    };
+    let region = run_region_lookup(&mut lookup, |req, lookup| {
+        seen.push(format!(
+            "{} {} {:?}",
+            req.method(),
+            req.uri(),
+            req.headers().get("x-aws-ec2-metadata-token")
+        ));
+        let (status, body) = answers.next().unwrap();
+        lookup.handle_response(
+            StatusCode::from_u16(status).unwrap(),
+            HeaderMap::new(),
+            Bytes::from(body),
+        );
+    });
     assert_eq!(region.as_deref(), Ok("ap-southeast-2"));
     assert_eq!(seen[0], "PUT http://[fd00:ec2::254]/latest/api/token None");
     assert_eq!(seen[1], seen[0]);
@@ -1081,35 +1089,22 @@ fn imds_region_lookup() {
     // an unreachable endpoint is tried again, then given up with the transport's error
     let mut unreachable = ImdsRegion::new(&shared(&[]));
     let mut sends = 0;
-    let e = loop {
-        match unreachable.next_step() {
-            RegionStep::Send(_) => {
-                sends += 1;
-                unreachable.handle_transport_error(&"connection refused");
-            }
-            RegionStep::Done(r) => break r.unwrap_err(),
-        }
-    };
+    let e = run_region_lookup(&mut unreachable, |_, lookup| {
+        sends += 1;
+        lookup.handle_transport_error(&"connection refused");
+    })
+    .unwrap_err();
     assert!(sends > 1, "{sends}");
     assert!(e.contains("connection refused"), "{e}");
 
     // a region answer that is blank or too long to be a region is no region
     for bad in ["  ", &"x".repeat(65)] {
         let mut lookup = ImdsRegion::new(&shared(&[]));
-        let mut answers = [(200, "tok"), (200, bad)].into_iter();
-        let r = loop {
-            match lookup.next_step() {
-                RegionStep::Send(_) => {
-                    let (status, body) = answers.next().unwrap();
-                    lookup.handle_response(
-                        StatusCode::from_u16(status).unwrap(),
-                        HeaderMap::new(),
-                        Bytes::from(body.to_owned()),
-                    );
-                }
-                RegionStep::Done(r) => break r,
-            }
-        };
+        let mut answers = ["tok", bad].into_iter();
+        let r = run_region_lookup(&mut lookup, |_, lookup| {
+            let body = answers.next().unwrap().to_owned();
+            lookup.handle_response(StatusCode::OK, HeaderMap::new(), Bytes::from(body));
+        });
         assert!(r.is_err(), "{bad:?}: {r:?}");
     }
 }
@@ -1140,8 +1135,11 @@ fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
     let send = move |req: http::Request<Bytes>| {
         c.fetch_add(1, Ordering::SeqCst);
         assert_eq!(req.uri(), "http://127.0.0.1:9/creds");
-        let body = r#"{"AccessKeyId":"ASIA1","SecretAccessKey":"s","Token":"t","Expiration":"2099-01-01T00:00:00Z"}"#;
-        Ok::<_, std::io::Error>((StatusCode::OK, HeaderMap::new(), Bytes::from(body)))
+        Ok::<_, std::io::Error>((
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from(CONTAINER_ANSWER),
+        ))
     };
     let provider: Arc<dyn ProvideCredentials> = Arc::new(CredentialsCache::new(
         invoke_config::ChainProvider::new(shared, fs, send, now),
