@@ -428,6 +428,15 @@ mod tests {
         ))
     }
 
+    /// The `InvokeComplete` of a function that failed
+    fn failed() -> InvokeComplete {
+        InvokeComplete {
+            error_code: Some("Unhandled".into()),
+            error_details: Some("boom".into()),
+            ..InvokeComplete::default()
+        }
+    }
+
     fn transport(kind: TransportFailure) -> ClientError {
         ClientError::Transport {
             kind,
@@ -442,10 +451,7 @@ mod tests {
     #[test]
     fn accessors_and_io_kinds() {
         use io::ErrorKind as K;
-        let failed = InvokeComplete {
-            error_code: Some("Unhandled".into()),
-            ..InvokeComplete::default()
-        };
+        let failed = failed();
         let cases = [
             (
                 ClientError::Service {
@@ -542,11 +548,7 @@ mod tests {
     #[test]
     fn only_a_failed_invoke_complete_fails_a_reader() {
         assert_eq!(ReaderFailure::function(&InvokeComplete::default()), None);
-        let failed = InvokeComplete {
-            error_code: Some("Unhandled".into()),
-            error_details: Some("boom".into()),
-            ..InvokeComplete::default()
-        };
+        let failed = failed();
         let failure = ReaderFailure::function(&failed).unwrap();
         assert_eq!(failure, ReaderFailure::of(&ClientError::Function(failed)));
         let mut cursor = PayloadCursor::failed(failure);
@@ -576,10 +578,7 @@ mod tests {
         assert!(c.next_bytes(4).unwrap().unwrap().is_empty());
         // a failed one fails the read, with the function error inside, and every later one
         let mut c = PayloadCursor::new();
-        let failed = InvokeComplete {
-            error_code: Some("Unhandled".into()),
-            ..InvokeComplete::default()
-        };
+        let failed = failed();
         let e = c
             .handle(Some(Ok(Event::InvokeComplete(failed.clone()))))
             .unwrap_err();

@@ -545,6 +545,20 @@ mod tests {
             decide(AttemptFailure::Service(&limited), 2, &c, &q, None, 0.0),
             RetryDecision::GiveUp(GiveUp::AttemptsExhausted)
         );
+        // with five attempts, a limit of two retries is what stops the third
+        let two = RetryConfig::default()
+            .with_max_attempts(5)
+            .with_limited_retries(2);
+        assert_eq!(two.limited_retries(), 2);
+        assert_eq!(c.limited_retries(), 1);
+        assert!(matches!(
+            decide(AttemptFailure::Service(&limited), 2, &two, &q, None, 0.0),
+            RetryDecision::Retry { .. }
+        ));
+        assert_eq!(
+            decide(AttemptFailure::Service(&limited), 3, &two, &q, None, 0.0),
+            RetryDecision::GiveUp(GiveUp::AttemptsExhausted)
+        );
         let one = RetryConfig::disabled();
         assert_eq!(
             decide(t, 1, &one, &q, None, 0.0),
@@ -555,26 +569,6 @@ mod tests {
             RetryDecision::GiveUp(GiveUp::Deadline)
         );
         assert_eq!(RetryConfig::new().with_max_attempts(0).max_attempts(), 1);
-    }
-
-    #[test]
-    fn more_limited_retries_are_used() {
-        // five attempts: the limit of two retries is what stops the third
-        let c = RetryConfig::default()
-            .with_max_attempts(5)
-            .with_limited_retries(2);
-        assert_eq!(c.limited_retries(), 2);
-        assert_eq!(RetryConfig::default().limited_retries(), 1);
-        let q = RetryQuota::default();
-        let limited = error(502, "EC2UnexpectedException");
-        assert!(matches!(
-            decide(AttemptFailure::Service(&limited), 2, &c, &q, None, 0.0),
-            RetryDecision::Retry { .. }
-        ));
-        assert_eq!(
-            decide(AttemptFailure::Service(&limited), 3, &c, &q, None, 0.0),
-            RetryDecision::GiveUp(GiveUp::AttemptsExhausted)
-        );
     }
 
     /// A proxy's refusal (4xx) would come again on every attempt; its failure to reach the

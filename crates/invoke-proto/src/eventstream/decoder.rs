@@ -918,21 +918,19 @@ mod tests {
             let mut d = MessageDecoder::new();
             d.elide_repeated_headers(elide);
             let cuts = [0, at + 100, at + 9_000, wire.len()];
-            let mut result = Ok(());
-            for w in cuts.windows(2) {
-                d.feed(wire.slice(w[0]..w[1]));
-                loop {
-                    match d.next_message() {
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(e) => {
-                            result = Err(e);
-                            break;
+            let err = cuts
+                .windows(2)
+                .find_map(|w| {
+                    d.feed(wire.slice(w[0]..w[1]));
+                    loop {
+                        match d.next_message() {
+                            Ok(Some(_)) => {}
+                            Ok(None) => return None,
+                            Err(e) => return Some(e),
                         }
                     }
-                }
-            }
-            let err = result.unwrap_err();
+                })
+                .expect("the bad header block is found");
             assert!(
                 matches!(err, DecodeError::HeaderName { offset, .. } if offset == (at + PRELUDE_LEN) as u64),
                 "elide {elide}: {err:?}"
