@@ -297,6 +297,41 @@ mod tests {
     }
 
     #[test]
+    fn std_fs_reads_files_up_to_the_limit() {
+        let dir = std::env::temp_dir().join(format!("invoke-config-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        let limit = usize::try_from(MAX_FILE_SIZE).unwrap();
+        std::fs::write(&path, vec![b'#'; limit]).unwrap();
+        assert_eq!(StdFs.read(&path).unwrap().len(), limit);
+        std::fs::write(&path, vec![b'#'; limit + 1]).unwrap();
+        let e = StdFs.read(&path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("1048576 bytes"), "{e}");
+        let e = StdFs.read(&dir.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_reader_that_cannot_write_says_so() {
+        struct ReadOnly;
+        impl FileReader for ReadOnly {
+            fn read(&self, _: &Path) -> io::Result<Vec<u8>> {
+                Ok(Vec::new())
+            }
+        }
+        let e = ReadOnly.write(Path::new("/token.json"), b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+    }
+
+    #[test]
+    fn mem_fs_debug_shows_paths_not_contents() {
+        let fs = MemFs::new().with("/home/.aws/credentials", "aws_secret_access_key = SECRET");
+        assert_eq!(format!("{fs:?}"), "{\"/home/.aws/credentials\"}");
+    }
+
+    #[test]
     fn mem_fs_writes_in_memory_and_clones_copy() {
         let fs = MemFs::new().with("/a", "1");
         let copy = fs.clone();

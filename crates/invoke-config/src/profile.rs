@@ -381,3 +381,71 @@ impl ProfileSet {
         self.profiles.is_empty() && self.sso_sessions.is_empty() && self.services.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(config: &str) -> ProfileSet {
+        ProfileSet::parse(&[(FileKind::Config, "config", config)]).unwrap()
+    }
+
+    #[test]
+    fn debug_redacts_secrets_and_process_arguments_only() {
+        let set = parse(
+            "[default]\nregion = eu-west-1\naws_secret_access_key = SECRETKEY\n\
+             aws_session_token = SESSIONTOKEN\nAWS_SECURITY_TOKEN = OLDTOKEN\n\
+             credential_process = /bin/creds --token PROCESSARG\n",
+        );
+        let shown = format!("{:?}", set.profile("default").unwrap());
+        for secret in ["SECRETKEY", "SESSIONTOKEN", "OLDTOKEN", "PROCESSARG"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        for seen in [
+            "\"region\": \"eu-west-1\"",
+            "\"aws_secret_access_key\": <redacted>",
+            "\"aws_session_token\": <redacted>",
+            "\"aws_security_token\": <redacted>",
+            "\"credential_process\": \"/bin/creds\" ** arguments redacted **",
+        ] {
+            assert!(shown.contains(seen), "{seen} not in {shown}");
+        }
+        // a program without arguments is shown whole
+        let set = parse("[default]\ncredential_process = /bin/creds\n");
+        let shown = format!("{:?}", set.profile("default").unwrap());
+        assert!(
+            shown.contains("\"credential_process\": \"/bin/creds\"}"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_comment_starts_after_a_space_or_a_tab() {
+        assert_eq!(strip_comment(" value\t# note"), " value\t");
+        assert_eq!(strip_comment(" value ;note"), " value ");
+        assert_eq!(
+            strip_comment(" value#not;a comment"),
+            " value#not;a comment"
+        );
+        // the first character has nothing before it
+        assert_eq!(strip_comment("#x"), "#x");
+        let set = parse("[default]\nregion = us-west-2\t; where\n");
+        assert_eq!(
+            set.profile("default").unwrap().get("region"),
+            Some("us-west-2")
+        );
+    }
+
+    #[test]
+    fn a_set_is_empty_until_a_file_defines_any_section() {
+        assert!(ProfileSet::default().is_empty());
+        assert!(parse("# nothing here\n").is_empty());
+        for text in [
+            "[default]\n",
+            "[sso-session corp]\nsso_region = us-east-1\n",
+            "[services emu]\nlambda =\n  endpoint_url = http://127.0.0.1:9001\n",
+        ] {
+            assert!(!parse(text).is_empty(), "{text}");
+        }
+    }
+}

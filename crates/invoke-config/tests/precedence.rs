@@ -260,3 +260,129 @@ proptest! {
         prop_assert!(false, "the chain did not finish within 40 steps");
     }
 }
+
+#[test]
+fn retry_mode_by_name_and_explicit_settings_win() {
+    use invoke_config::RetryMode;
+    for (text, want) in [
+        ("standard", RetryMode::Standard),
+        (" Standard ", RetryMode::Standard),
+        ("LEGACY", RetryMode::Legacy),
+        ("adaptive", RetryMode::Adaptive),
+    ] {
+        assert_eq!(RetryMode::parse(text), Some(want), "{text}");
+    }
+    assert_eq!(RetryMode::parse("standard-ish"), None);
+    // a mode named in the profile is the profile's, over the default
+    let c = shared(&[], "[default]\nretry_mode = standard\n")
+        .resolve(&Overrides::new())
+        .unwrap();
+    assert_eq!(c.retry_mode.value, RetryMode::Standard);
+    assert!(
+        matches!(
+            &c.retry_mode.source,
+            Source::Profile {
+                key: "retry_mode",
+                ..
+            }
+        ),
+        "{:?}",
+        c.retry_mode.source
+    );
+    let c = shared(&[], "").resolve(&Overrides::new()).unwrap();
+    assert_eq!(
+        (c.retry_mode.value, c.retry_mode.source),
+        (RetryMode::Standard, Source::Default)
+    );
+    let e = shared(&[("AWS_RETRY_MODE", "eager")], "")
+        .resolve(&Overrides::new())
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("`eager`") && e.to_string().contains("AWS_RETRY_MODE"),
+        "{e}"
+    );
+    // explicit settings win over the environment and the profile
+    let c = shared(
+        &[("AWS_RETRY_MODE", "legacy"), ("AWS_CA_BUNDLE", "/env.pem")],
+        "[default]\nretry_mode = adaptive\nca_bundle = /profile.pem\n",
+    )
+    .resolve(
+        &Overrides::new()
+            .retry_mode(RetryMode::Adaptive)
+            .ca_bundle("/explicit.pem"),
+    )
+    .unwrap();
+    assert_eq!(
+        (c.retry_mode.value, c.retry_mode.source),
+        (RetryMode::Adaptive, Source::Explicit)
+    );
+    let ca = c.ca_bundle.unwrap();
+    assert_eq!(
+        (ca.value, ca.source),
+        (std::path::PathBuf::from("/explicit.pem"), Source::Explicit)
+    );
+}
+
+#[test]
+fn shared_config_shows_its_inputs_and_what_came_of_each_file() {
+    use invoke_config::config::FileStatus;
+    use std::path::{Path, PathBuf};
+
+    /// A config file that cannot be read for a reason other than its absence
+    struct Denied(MemFs);
+    impl invoke_config::FileReader for Denied {
+        fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+            if path == Path::new(CONFIG) {
+                return Err(std::io::ErrorKind::PermissionDenied.into());
+            }
+            self.0.read(path)
+        }
+    }
+
+    let env = Env::from_pairs([("HOME", "/home"), ("AWS_PROFILE", "ops")]);
+    let text = "[profile ops]\nregion = eu-west-1\n";
+    let fs = MemFs::new().with(CONFIG, text);
+    let shared = SharedConfig::load_with(env.clone(), &fs, Platform::Unix, None);
+    assert_eq!(shared.env().get("AWS_PROFILE"), Some("ops"));
+    assert_eq!(shared.profile_name(), "ops");
+    let profiles = shared.profiles().unwrap();
+    assert_eq!(
+        profiles.profile("ops").and_then(|p| p.get("region")),
+        Some("eu-west-1")
+    );
+    assert_eq!(
+        shared.files(),
+        [
+            (PathBuf::from(CONFIG), FileStatus::Read(text.len())),
+            (PathBuf::from("/home/.aws/credentials"), FileStatus::Missing),
+        ]
+    );
+    // an explicit profile name wins over AWS_PROFILE
+    let named = SharedConfig::load_with(env.clone(), &fs, Platform::Unix, Some("dev"));
+    assert_eq!(named.profile_name(), "dev");
+
+    // a file that does not parse: failed, and the error says where
+    let bad = MemFs::new().with(CONFIG, "[profile ops]\n= x\n");
+    let shared = SharedConfig::load_with(env.clone(), &bad, Platform::Unix, None);
+    assert_eq!(shared.files()[0].1, FileStatus::Failed);
+    assert!(
+        shared
+            .profiles()
+            .unwrap_err()
+            .to_string()
+            .contains("line 2")
+    );
+
+    // a file that cannot be read is skipped (taken as empty), saying why; only a missing one
+    // is missing
+    let shared = SharedConfig::load_with(env, &Denied(fs), Platform::Unix, None);
+    let FileStatus::Skipped(why) = &shared.files()[0].1 else {
+        panic!("{:?}", shared.files())
+    };
+    assert!(
+        why.contains(CONFIG) && why.contains("permission denied"),
+        "{why}"
+    );
+    assert_eq!(shared.files()[1].1, FileStatus::Missing);
+    assert!(shared.profiles().unwrap().is_empty());
+}
