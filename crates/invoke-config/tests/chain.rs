@@ -245,26 +245,39 @@ fn drive_sso_or_fail(
     chain: &mut CredentialsChain,
     oidc: Option<(StatusCode, &str)>,
 ) -> (Result<ProvidedCredentials, CredentialsError>, Vec<Seen>) {
+    drive_sso_at(chain, oidc, now())
+}
+
+/// As [`drive_sso_or_fail`], with the clock at `at`
+fn drive_sso_at(
+    chain: &mut CredentialsChain,
+    oidc: Option<(StatusCode, &str)>,
+    at: SystemTime,
+) -> (Result<ProvidedCredentials, CredentialsError>, Vec<Seen>) {
     let mut seen = Vec::new();
     let portal = r#"{"roleCredentials":{"accessKeyId":"ASIASSO","secretAccessKey":"ssosecret","sessionToken":"ssotoken","expiration":1700003600000}}"#;
-    let result = drive(chain, now, |req| {
-        let token = req
-            .headers()
-            .get("x-amz-sso_bearer_token")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default();
-        let body = String::from_utf8(req.body().to_vec()).unwrap();
-        seen.push((req.method().to_string(), req.uri().to_string(), token, body));
-        let answer = if req.uri().path() == "/token" {
-            let Some(oidc) = oidc else {
-                return Err("connection refused".to_owned());
+    let result = drive(
+        chain,
+        || at,
+        |req| {
+            let token = req
+                .headers()
+                .get("x-amz-sso_bearer_token")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let body = String::from_utf8(req.body().to_vec()).unwrap();
+            seen.push((req.method().to_string(), req.uri().to_string(), token, body));
+            let answer = if req.uri().path() == "/token" {
+                let Some(oidc) = oidc else {
+                    return Err("connection refused".to_owned());
+                };
+                (oidc.0, Bytes::from(oidc.1.to_owned()))
+            } else {
+                (StatusCode::OK, Bytes::from_static(portal.as_bytes()))
             };
-            (oidc.0, Bytes::from(oidc.1.to_owned()))
-        } else {
-            (StatusCode::OK, Bytes::from_static(portal.as_bytes()))
-        };
-        Ok::<_, String>((answer.0, HeaderMap::new(), answer.1))
-    });
+            Ok::<_, String>((answer.0, HeaderMap::new(), answer.1))
+        },
+    );
     (result, seen)
 }
 
@@ -379,6 +392,93 @@ fn an_sso_token_is_refreshed_only_when_it_can_and_must_be() {
         let (result, seen) = drive_sso(&mut c, (StatusCode::OK, answer));
         result.unwrap();
         assert_eq!(seen[1].2, "a-cached-sso-token", "{answer}");
+    }
+}
+
+#[test]
+fn sso_refresh_boundaries_are_the_sdks() {
+    let fresh = "2099-01-01T00:00:00Z";
+    let refused = (StatusCode::BAD_REQUEST, r#"{"error":"invalid_grant"}"#);
+    // NOW is 2023-11-14T22:13:20Z: a token expiring exactly 5 minutes later is refreshed, one
+    // a second later is not
+    for (expires, refreshed) in [
+        ("2023-11-14T22:18:20Z", true),
+        ("2023-11-14T22:18:21Z", false),
+    ] {
+        let (mut c, _, _) = sso_refresh_setup(&[], expires, fresh, false);
+        let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+        result.unwrap();
+        assert_eq!(
+            seen.len(),
+            if refreshed { 2 } else { 1 },
+            "{expires}: {seen:?}"
+        );
+    }
+    // a client registration that ends exactly now no longer holds: no refresh, and the
+    // cached token (still valid) serves
+    let (mut c, _, _) =
+        sso_refresh_setup(&[], "2023-11-14T22:14:20Z", "2023-11-14T22:13:20Z", false);
+    let (result, seen) = drive_sso(&mut c, (StatusCode::OK, NEW_TOKEN));
+    result.unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].2, "a-cached-sso-token");
+    // a token that expires exactly now, refused a refresh: expired, so `aws sso login`
+    let (mut c, _, _) = sso_refresh_setup(&[], "2023-11-14T22:13:20Z", fresh, false);
+    let (result, seen) = drive_sso(&mut c, refused);
+    assert!(
+        matches!(result, Err(CredentialsError::SsoLoginRequired { .. })),
+        "{result:?}"
+    );
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    // a new token's lifetime is believed up to 366 days, not a second more
+    for (lifetime, believed) in [(366 * 24 * 3600, true), (366 * 24 * 3600 + 1, false)] {
+        let (mut c, fs, name) = sso_refresh_setup(&[], "2023-11-14T22:14:20Z", fresh, false);
+        let answer = format!(r#"{{"accessToken":"a-new-sso-token","expiresIn":{lifetime}}}"#);
+        let (result, seen) = drive_sso(&mut c, (StatusCode::OK, &answer));
+        result.unwrap();
+        let want = if believed {
+            "a-new-sso-token"
+        } else {
+            "a-cached-sso-token"
+        };
+        assert_eq!(seen[1].2, want, "{lifetime}");
+        let cache: serde_json::Value =
+            serde_json::from_slice(&fs.contents(&name).unwrap()).unwrap();
+        assert_eq!(cache["accessToken"], want, "{lifetime}");
+    }
+    // near the end of year 9999 a new token's expiry stops at its last second, a time the
+    // cache can hold
+    let (mut c, fs, name) =
+        sso_refresh_setup(&[], "9999-12-31T20:01:00Z", "9999-12-31T23:00:00Z", false);
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_286_400); // 9999-12-31T20:00:00Z
+    let (result, seen) = drive_sso_at(&mut c, Some((StatusCode::OK, NEW_TOKEN)), at);
+    result.unwrap();
+    assert_eq!(seen[1].2, "a-new-sso-token");
+    let cache: serde_json::Value = serde_json::from_slice(&fs.contents(&name).unwrap()).unwrap();
+    assert_eq!(cache["expiresAt"], "9999-12-31T23:59:59Z");
+}
+
+#[test]
+fn a_busy_sso_portal_is_asked_once_and_its_error_is_retryable() {
+    // one attempt, as the Rust SDK makes; a server error or throttling is an error a later
+    // load may cure, a refusal is not
+    for (status, retryable) in [
+        (StatusCode::TOO_MANY_REQUESTS, true),
+        (StatusCode::SERVICE_UNAVAILABLE, true),
+        (StatusCode::FORBIDDEN, false),
+        (StatusCode::NOT_FOUND, false),
+    ] {
+        let fresh = "2099-01-01T00:00:00Z";
+        let (mut c, _, _) = sso_refresh_setup(&[], fresh, fresh, false);
+        let mut calls = 0;
+        let e = drive(&mut c, now, |_req| {
+            calls += 1;
+            Ok::<_, String>((status, HeaderMap::new(), Bytes::new()))
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1, "{status}");
+        assert_eq!(e.is_retryable(), retryable, "{status}: {e}");
+        assert!(e.to_string().contains(status.as_str()), "{e}");
     }
 }
 
