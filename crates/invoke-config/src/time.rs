@@ -165,4 +165,57 @@ mod tests {
             assert_eq!(at(bad), None, "{bad}");
         }
     }
+
+    #[test]
+    fn every_field_is_checked_and_counted() {
+        let at = |s| parse_rfc3339(s);
+        let base = at("2022-05-02T18:36:00Z").unwrap();
+        // each separator in its place; `t`, a space and `z` too
+        for bad in [
+            "2022/05-02T18:36:00Z",
+            "2022-05/02T18:36:00Z",
+            "2022-05-02X18:36:00Z",
+            "2022-05-02T18.36:00Z",
+            "2022-05-02T18:36.00Z",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        for good in ["2022-05-02t18:36:00z", "2022-05-02 18:36:00Z"] {
+            assert_eq!(at(good), Some(base), "{good}");
+        }
+        // the time of day: a leap second is taken, nothing past it
+        assert_eq!(
+            at("2022-05-02T23:59:60Z"),
+            Some(base + Duration::from_secs(5 * 3600 + 23 * 60 + 60))
+        );
+        for bad in [
+            "2022-05-02T24:00:00Z",
+            "2022-05-02T23:60:00Z",
+            "2022-05-02T23:59:61Z",
+        ] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        // fractions to the nanosecond; digits past nine are dropped; a dot needs a digit
+        let nanos = |s| at(s).map(|t| t.duration_since(base).unwrap().subsec_nanos());
+        assert_eq!(nanos("2022-05-02T18:36:00.5Z"), Some(500_000_000));
+        assert_eq!(nanos("2022-05-02T18:36:00.123456789Z"), Some(123_456_789));
+        assert_eq!(nanos("2022-05-02T18:36:00.0000000019Z"), Some(1));
+        assert_eq!(at("2022-05-02T18:36:00.Z"), None);
+        // offsets east and west, minutes included; hours take two digits
+        assert_eq!(at("2022-05-03T00:06:00+05:30"), Some(base));
+        assert_eq!(at("2022-05-02T13:06:00-05:30"), Some(base));
+        assert_eq!(
+            at("2022-05-03T00:06:00.25+05:30"),
+            Some(base + Duration::from_millis(250))
+        );
+        for bad in ["2022-05-02T18:36:00+5:30", "2022-05-02T18:36:00+005:30"] {
+            assert_eq!(at(bad), None, "{bad}");
+        }
+        assert_eq!(
+            unix_millis(base + Duration::from_millis(7)),
+            1_651_516_560_007
+        );
+        assert_eq!(unix_millis(UNIX_EPOCH - Duration::from_secs(1)), 0);
+        assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_secs(1)), 0);
+    }
 }
