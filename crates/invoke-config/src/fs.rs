@@ -230,7 +230,8 @@ mod tests {
         };
         assert_eq!(names(), ["token.json"]);
         // a folder that does not exist: an error, nothing written
-        assert!(StdFs.write(&dir.join("none/token.json"), b"x").is_err());
+        let e = StdFs.write(&dir.join("none/token.json"), b"x").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound, "{e}");
         // through a symbolic link: its target is replaced, the link stays
         #[cfg(unix)]
         {
