@@ -523,4 +523,167 @@ mod tests {
             "message crc mismatch at byte offset 1: expected 0x000000ab, computed 0x00000002"
         );
     }
+
+    #[test]
+    fn every_decode_error_names_its_check_and_offset() {
+        let errors = [
+            (
+                DecodeError::PreludeCrc {
+                    offset: 1,
+                    expected: 2,
+                    computed: 3,
+                },
+                "prelude_crc",
+                "prelude crc mismatch at byte offset 1: expected 0x00000002, computed 0x00000003",
+            ),
+            (
+                DecodeError::MessageCrc {
+                    offset: 2,
+                    expected: 2,
+                    computed: 3,
+                },
+                "message_crc",
+                "message crc mismatch at byte offset 2: expected 0x00000002, computed 0x00000003",
+            ),
+            (
+                DecodeError::Length {
+                    offset: 3,
+                    total_len: 10,
+                    headers_len: 4,
+                },
+                "length",
+                "inconsistent prelude lengths at byte offset 3: total 10, headers 4",
+            ),
+            (
+                DecodeError::LimitExceeded {
+                    offset: 4,
+                    kind: LimitKind::Headers,
+                    len: 9,
+                    max: 8,
+                },
+                "limit",
+                "headers length 9 exceeds the limit of 8 at byte offset 4",
+            ),
+            (
+                DecodeError::HeaderName {
+                    offset: 5,
+                    problem: HeaderNameProblem::Duplicate,
+                },
+                "header_name",
+                "bad header name at byte offset 5: duplicate",
+            ),
+            (
+                DecodeError::HeaderType {
+                    offset: 6,
+                    type_byte: 10,
+                },
+                "header_type",
+                "unknown header value type 10 at byte offset 6",
+            ),
+            (
+                DecodeError::HeaderLength {
+                    offset: 7,
+                    needed: 5,
+                    available: 4,
+                },
+                "header_length",
+                "header at byte offset 7 needs 5 bytes but the header block has 4 left",
+            ),
+            (
+                DecodeError::InvalidUtf8 { offset: 8 },
+                "utf8",
+                "string header value at byte offset 8 is not valid utf-8",
+            ),
+            (
+                DecodeError::Truncated {
+                    offset: 9,
+                    buffered: 1,
+                },
+                "truncated",
+                "stream truncated: 1 bytes of an incomplete message buffered at byte offset 9",
+            ),
+        ];
+        for (offset, (e, check, text)) in (1u64..).zip(errors) {
+            assert_eq!(e.check(), check);
+            assert_eq!(e.offset(), offset, "{check}");
+            assert_eq!(e.to_string(), text);
+            let moved = e.clone().shifted(100);
+            assert_eq!(moved.offset(), offset + 100, "{check}");
+            assert_eq!(moved.check(), check);
+        }
+    }
+
+    #[test]
+    fn limits_names_encode_and_sign_errors_read_as_documented() {
+        let kinds = [
+            (LimitKind::Message, "message length"),
+            (LimitKind::Headers, "headers length"),
+            (LimitKind::Payload, "payload length"),
+        ];
+        for (kind, text) in kinds {
+            assert_eq!(kind.to_string(), text);
+        }
+        let problems = [
+            (HeaderNameProblem::Empty, "empty"),
+            (HeaderNameProblem::InvalidUtf8, "not valid utf-8"),
+            (HeaderNameProblem::Duplicate, "duplicate"),
+        ];
+        for (problem, text) in problems {
+            assert_eq!(problem.to_string(), text);
+        }
+        let encode = [
+            (
+                EncodeError::HeaderNameLength { len: 256 },
+                "header name of 256 bytes is outside 1..=255",
+            ),
+            (
+                EncodeError::HeaderValueTooLong {
+                    name: "x".into(),
+                    len: 40_000,
+                    max: 32_767,
+                },
+                "value of header \"x\" is 40000 bytes, over the 32767-byte maximum",
+            ),
+            (
+                EncodeError::DuplicateHeader { name: "y".into() },
+                "duplicate header \"y\"",
+            ),
+            (
+                EncodeError::LimitExceeded {
+                    kind: LimitKind::Payload,
+                    len: 30,
+                    max: 20,
+                },
+                "encoded payload length of 30 bytes exceeds the limit of 20",
+            ),
+        ];
+        for (e, text) in encode {
+            assert_eq!(e.to_string(), text);
+        }
+        let sign = [
+            (
+                SignError::TimeOutOfRange,
+                "signing time is outside the years 1970 to 9999",
+            ),
+            (
+                SignError::HeaderValue { name: "x-a".into() },
+                "value of header \"x-a\" is not valid utf-8",
+            ),
+            (
+                SignError::SessionToken,
+                "session token is not a valid header value",
+            ),
+            (
+                SignError::InvalidScope { field: "region" },
+                "region is empty or has characters not allowed in a credential scope",
+            ),
+            (
+                SignError::MissingHost,
+                "request has no host header and no host in its uri",
+            ),
+        ];
+        for (e, text) in sign {
+            assert_eq!(e.to_string(), text);
+        }
+    }
 }

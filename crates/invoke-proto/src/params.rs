@@ -732,4 +732,37 @@ mod tests {
             })
         ));
     }
+
+    #[test]
+    fn names_and_debug_hold_no_payload() {
+        let names = [
+            (Parameter::FunctionName, "FunctionName"),
+            (Parameter::Qualifier, "Qualifier"),
+            (Parameter::ClientContext, "ClientContext"),
+            (Parameter::TenantId, "TenantId"),
+            (Parameter::Payload, "Payload"),
+        ];
+        for (p, name) in names {
+            assert_eq!(p.to_string(), name);
+        }
+        let params = InvokeParams::new("f", "{\"card\":\"4111\"}")
+            .client_context("{\"custom\":{\"secret\":\"x\"}}")
+            .log_type(LogType::Tail)
+            .qualifier("prod")
+            .tenant_id("acme");
+        assert_eq!(params.function_name(), "f");
+        assert_eq!(params.payload().len(), 15);
+        assert_eq!(params.get_invocation_type(), None);
+        assert_eq!(params.get_log_type(), Some(LogType::Tail));
+        assert_eq!(params.get_client_context().map(|c| c.len()), Some(25));
+        assert_eq!(params.get_qualifier(), Some("prod"));
+        assert_eq!(params.get_tenant_id(), Some("acme"));
+        let shown = format!("{params:?}");
+        assert_eq!(
+            shown,
+            "InvokeParams { function_name: \"f\", payload_len: 15, invocation_type: None, \
+             log_type: Some(Tail), client_context_len: Some(25), qualifier: Some(\"prod\"), \
+             tenant_id: Some(\"acme\") }"
+        );
+    }
 }
