@@ -765,4 +765,46 @@ mod tests {
              tenant_id: Some(\"acme\") }"
         );
     }
+
+    #[test]
+    fn lengths_exactly_at_their_maximum_pass() {
+        check_function_name(&"n".repeat(MAX_BARE_NAME_LEN)).unwrap();
+        check_qualifier(&"q".repeat(MAX_QUALIFIER_LEN)).unwrap();
+        check_tenant_id(&"t".repeat(MAX_TENANT_ID_LEN)).unwrap();
+        // a whole ARN of exactly 256 bytes (a long partition), and one byte more
+        let arn = |extra: usize| {
+            let tail = ":lambda:us-east-1:123456789012:function:f";
+            format!(
+                "arn:aws{}{tail}",
+                "x".repeat(MAX_FUNCTION_NAME_LEN - 7 - tail.len() + extra)
+            )
+        };
+        assert_eq!(arn(0).len(), MAX_FUNCTION_NAME_LEN);
+        check_function_name(&arn(0)).unwrap();
+        assert!(matches!(
+            check_function_name(&arn(1)),
+            Err(BuildError::TooLong {
+                max: 256,
+                len: 257,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_account_is_taken_only_after_a_region_or_first() {
+        // `<name>:<account>:<x>` is no form of the pattern: the account needs a region
+        // before it, or nothing
+        assert!(parse_function_name("f:123456789012:g").is_none());
+        let p = parse_function_name("us-east-1:123456789012:g").unwrap();
+        assert_eq!(
+            (p.region, p.account, p.name),
+            (Some("us-east-1"), Some("123456789012"), "g")
+        );
+        let p = parse_function_name("123456789012:g").unwrap();
+        assert_eq!(
+            (p.region, p.account, p.name),
+            (None, Some("123456789012"), "g")
+        );
+    }
 }
