@@ -807,4 +807,39 @@ mod tests {
             (None, Some("123456789012"), "g")
         );
     }
+
+    #[test]
+    fn regions_follow_the_models_pattern_part_by_part() {
+        for good in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "us-iso-east-1",
+            "us-isob-east-1",
+            "eusc-de-east-1",
+        ] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "u1-east-1",
+            "usa-east-1",
+            "u-east-1",
+            "us-East-1",
+            "us--1",
+            "us-east-11",
+            "us-east-x",
+            "us-east-",
+            "US-gov-west-1",
+            "us-gxv-west-1",
+            "us-isobb-east-1",
+            "us-iso1-east-1",
+            "us-gov-West-1",
+            "us-gov-west-12",
+            "us-gov--1",
+            "us-east",
+            "us-gov-west-1-x",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+    }
 }
