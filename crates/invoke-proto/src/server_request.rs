@@ -489,6 +489,20 @@ mod tests {
     const INVOKE: &str = "/2015-03-31/functions/f/invocations";
 
     #[test]
+    fn operations_are_named_as_the_model_and_the_service_name_them() {
+        assert_eq!(
+            Operation::InvokeWithResponseStream.as_str(),
+            "InvokeWithResponseStream"
+        );
+        assert_eq!(Operation::Invoke.as_str(), "Invoke");
+        assert_eq!(
+            Operation::InvokeWithResponseStream.service_name(),
+            "InvokeWithResponseStream"
+        );
+        assert_eq!(Operation::Invoke.service_name(), "InvokeFunction");
+    }
+
+    #[test]
     fn routes() {
         let r = parse("POST", "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Af/invocations", &[]).unwrap();
         assert_eq!(r.operation, Operation::Invoke);

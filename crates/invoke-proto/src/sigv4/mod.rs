@@ -627,6 +627,12 @@ mod tests {
         let shown = format!("{steps:?}");
         assert!(!shown.contains(token), "{shown}");
         assert!(shown.contains("x-amz-security-token:<redacted>"));
+        // ... and shows every other line of the canonical request as it is
+        let line = format!("x-amz-security-token:{token}");
+        let redacted = steps
+            .canonical_request
+            .replace(&line, "x-amz-security-token:<redacted>");
+        assert!(shown.contains(&format!("{redacted:?}")), "{shown}");
     }
 
     #[test]
