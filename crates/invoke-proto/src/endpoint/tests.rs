@@ -323,6 +323,9 @@ fn custom_hosts() {
     assert_eq!(ep.to_string(), "https://Lambda.Example_Host.internal");
     assert_eq!(custom("http://h:65535").unwrap().port(), Some(65535));
     assert_eq!(custom("http://h:0080").unwrap().port(), Some(80));
+    let v6 = custom("http://[::1]").unwrap();
+    assert_eq!((v6.host(), v6.port()), ("[::1]", None));
+    assert_eq!(custom("http://[::1]:9001").unwrap().port(), Some(9001));
 }
 
 #[test]
@@ -357,6 +360,9 @@ fn invalid_urls() {
         ("https://example.com:-1", UrlProblem::InvalidPort),
         ("https://example.com:80a", UrlProblem::InvalidPort),
         ("https://example.com:1:2", UrlProblem::InvalidPort),
+        ("https://example.com:+80", UrlProblem::InvalidPort),
+        ("https://ex!ample.com", UrlProblem::InvalidHost),
+        ("https://ex~ample.com", UrlProblem::InvalidHost),
         ("https://exa mple.com", UrlProblem::InvalidHost),
         ("https://exämple.com", UrlProblem::InvalidHost),
         ("https://::1", UrlProblem::MissingHost),
