@@ -352,6 +352,8 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"ab"));
         assert!(!constant_time_eq(b"\x80bc", b"abc"));
+        // two differences that cancel out under XOR are still differences
+        assert!(!constant_time_eq(b"ab", b"ba"));
     }
 
     #[test]
@@ -384,6 +386,33 @@ mod tests {
             let s = ServiceError::from(&e);
             assert_eq!((s.status, s.code.as_str()), (Some(status), code), "{e}");
         }
+        for (e, text) in [
+            (VerifyError::Missing, "missing authentication token"),
+            (VerifyError::Malformed("no x"), "incomplete signature: no x"),
+            (
+                VerifyError::Expired {
+                    date: "20150830T123600Z".into(),
+                },
+                "signature expired: 20150830T123600Z is outside the allowed window",
+            ),
+            (VerifyError::Mismatch, "signature mismatch"),
+            (VerifyError::UnknownAccessKey, "unknown access key id"),
+            (
+                VerifyError::WrongRegion {
+                    region: "eu-west-1".into(),
+                },
+                "credential scoped to region \"eu-west-1\"",
+            ),
+            (
+                VerifyError::WrongService {
+                    service: "s3".into(),
+                    expected: "lambda".into(),
+                },
+                "credential scoped to service \"s3\", expected \"lambda\"",
+            ),
+        ] {
+            assert_eq!(e.to_string(), text);
+        }
     }
     use crate::sigv4::sign;
 
@@ -397,6 +426,11 @@ mod tests {
         assert!(parse_amz_date("20240229T000000Z").is_some());
         assert!(parse_amz_date("20000229T000000Z").is_some());
         assert!(parse_amz_date("20240430T000000Z").is_some());
+        // a leap second reads as the next day's first second
+        assert_eq!(
+            parse_amz_date("20240115T235960Z"),
+            parse_amz_date("20240116T000000Z")
+        );
         for bad in [
             "",
             "20240230T000000Z",
@@ -409,6 +443,9 @@ mod tests {
             "20240115T250000Z",
             "2024+1+1T120000Z",
             "20240115T+1+1+1Z",
+            "20240115X120000Z",
+            "20240115T120000X",
+            "20240115T235961Z",
         ] {
             assert!(parse_amz_date(bad).is_none(), "{bad}");
         }
@@ -469,6 +506,10 @@ mod tests {
             check_signed_head(&parts, at + Duration::from_secs(301), skew),
             Err(VerifyError::Expired { .. })
         ));
+        // exactly at the edge of the window, either side, is still inside it
+        check_signed_head(&parts, at + skew, skew).unwrap();
+        check_signed_head(&parts, at - skew, skew).unwrap();
+        assert!(check_signed_head(&parts, at - skew - Duration::from_secs(1), skew).is_err());
         let tampered = Bytes::from_static(b"{ }");
         assert_eq!(
             check_signed_head(&parts, at, skew)
