@@ -268,3 +268,58 @@ macro_rules! client_builder_setters {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use invoke_proto::{EndpointConfig, resolve_endpoint};
+
+    fn settings(url: &str) -> ClientSettings {
+        let config = EndpointConfig::default()
+            .with_region("eu-west-1")
+            .with_custom(url);
+        ClientSettings::new(resolve_endpoint(&config).unwrap())
+    }
+
+    #[test]
+    fn the_address_always_has_a_port() {
+        for (url, address) in [
+            ("http://127.0.0.1:9001", "127.0.0.1:9001"),
+            ("http://127.0.0.1", "127.0.0.1:80"),
+            ("https://lambda.example.com", "lambda.example.com:443"),
+            ("http://[::1]", "[::1]:80"),
+            ("http://[::1]:9001", "[::1]:9001"),
+        ] {
+            assert_eq!(settings(url).address(), address, "{url}");
+        }
+    }
+
+    #[test]
+    fn debug_names_the_kind_of_credentials_only() {
+        let mut s = settings("http://127.0.0.1:9001");
+        assert!(format!("{s:?}").contains("credentials: \"unset\""));
+        let creds = Credentials::new("AKIDSHOWN", "SECRETHIDDEN", Some("TOKENHIDDEN".into()));
+        for (choice, kind) in [
+            (CredentialsChoice::Static(creds), "static"),
+            (CredentialsChoice::Unsigned, "unsigned"),
+            (
+                CredentialsChoice::DefaultChain(Box::new(crate::SharedConfig::load(
+                    crate::Env::new(),
+                    &crate::MemFs::new(),
+                ))),
+                "default chain",
+            ),
+        ] {
+            assert_eq!(choice.kind(), kind);
+            s.credentials = Some(choice);
+            let shown = format!("{s:?}");
+            assert!(
+                shown.starts_with("ClientBuilder { endpoint: \"127.0.0.1:9001\"")
+                    && shown.contains(&format!("credentials: \"{kind}\""))
+                    && shown.ends_with(", .. }"),
+                "{shown}"
+            );
+            assert!(!shown.contains("HIDDEN"), "{shown}");
+        }
+    }
+}

@@ -1490,3 +1490,183 @@ fn an_unreadable_shared_file_is_taken_as_empty_as_the_sdks_do() {
     };
     assert_eq!(request.uri().host(), Some("169.254.170.2"));
 }
+
+#[test]
+fn web_identity_retries_sts_throttling_too() {
+    let fs = MemFs::new().with("/token", "web-identity-jwt");
+    let mut c = chain(
+        &[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/token"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+        ],
+        fs,
+        &[ProviderKind::WebIdentity],
+    );
+    let mut calls = 0;
+    let r = drive(&mut c, now, |_req| {
+        calls += 1;
+        Ok::<_, String>(if calls == 1 {
+            (
+                StatusCode::BAD_REQUEST,
+                HeaderMap::new(),
+                sts_error("IDPCommunicationError"),
+            )
+        } else {
+            (
+                StatusCode::OK,
+                HeaderMap::new(),
+                Bytes::from(ASSUME_ROLE_ANSWER),
+            )
+        })
+    })
+    .unwrap();
+    assert_eq!(calls, 2);
+    assert_eq!(r.credentials.access_key_id(), "ASIANEW");
+}
+
+#[test]
+fn credential_process_runs_bounded_and_a_failed_start_is_an_error() {
+    let fs = MemFs::new().with(
+        "/home/.aws/config",
+        "[default]\ncredential_process = my-helper --flag\n",
+    );
+    let mut c = chain(&[], fs, &[ProviderKind::Profile]);
+    let Step::Run(cmd) = c.next_step(now()) else {
+        panic!("no process asked for")
+    };
+    assert_eq!(
+        (cmd.timeout, cmd.max_output),
+        (Duration::from_secs(60), 64 * 1024)
+    );
+    assert_eq!(
+        (
+            invoke_config::PROCESS_TIMEOUT,
+            invoke_config::PROCESS_MAX_OUTPUT
+        ),
+        (Duration::from_secs(60), 65_536)
+    );
+    c.handle_process_output(Err("No such file or directory".to_owned()));
+    let Step::Done(Err(e)) = c.next_step(now()) else {
+        panic!("the chain went on")
+    };
+    assert!(
+        e.to_string()
+            .contains("could not run the external process: No such file or directory"),
+        "{e}"
+    );
+    assert!(!e.is_retryable());
+}
+
+/// The `AssumeRole` of a profile chain: the access key that signed it, and the result
+fn assume_role(config: &str) -> (Vec<String>, Result<ProvidedCredentials, CredentialsError>) {
+    let fs = MemFs::new().with("/home/.aws/config", config);
+    let mut c = chain(&[], fs, &[ProviderKind::Profile]);
+    let mut signers = Vec::new();
+    let r = drive(&mut c, now, |req| {
+        let auth = req.headers()["authorization"].to_str().unwrap();
+        let key = auth.split("Credential=").nth(1).unwrap().split('/').next();
+        signers.push(key.unwrap().to_owned());
+        Ok::<_, String>((
+            StatusCode::OK,
+            HeaderMap::new(),
+            Bytes::from(ASSUME_ROLE_ANSWER),
+        ))
+    });
+    (signers, r)
+}
+
+#[test]
+fn a_role_profile_assumes_its_role_with_its_sources_keys() {
+    // its own source: its static keys sign the AssumeRole
+    let (signers, r) = assume_role(
+        "[default]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = default\n\
+         aws_access_key_id = AKIDSELF\naws_secret_access_key = s\n",
+    );
+    assert_eq!(signers, ["AKIDSELF"]);
+    assert_eq!(r.unwrap().credentials.access_key_id(), "ASIANEW");
+    // a role profile's own static keys are not its credentials: the role is
+    let (signers, r) = assume_role(
+        "[default]\nrole_arn = arn:aws:iam::1:role/r\nsource_profile = base\n\
+         aws_access_key_id = AKIDFIRST\naws_secret_access_key = s\n\
+         [profile base]\naws_access_key_id = AKIDBASE\naws_secret_access_key = b\n",
+    );
+    assert_eq!(signers, ["AKIDBASE"]);
+    assert_eq!(r.unwrap().credentials.access_key_id(), "ASIANEW");
+}
+
+#[test]
+fn an_sso_profile_needs_both_account_and_role() {
+    for missing in ["sso_account_id", "sso_role_name"] {
+        let mut profile = String::from("[default]\nsso_session = corp\n");
+        for line in ["sso_account_id = 111122223333\n", "sso_role_name = Admin\n"] {
+            if !line.starts_with(missing) {
+                profile.push_str(line);
+            }
+        }
+        profile.push_str(
+            "[sso-session corp]\nsso_region = eu-west-1\nsso_start_url = https://corp.awsapps.com/start\n",
+        );
+        let e = refusal(
+            &[],
+            MemFs::new().with("/home/.aws/config", profile),
+            &[ProviderKind::Profile],
+        );
+        assert!(
+            e.to_string()
+                .contains("has no sso_account_id or sso_role_name"),
+            "{missing}: {e}"
+        );
+    }
+}
+
+#[test]
+fn container_endpoints_over_plain_http_must_be_local() {
+    let uri = |full: &str| {
+        invoke_config::container_uri(&Env::from_pairs([(
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            full,
+        )]))
+    };
+    for allowed in [
+        "http://127.0.0.2:8080/creds",
+        "http://[::1]:8080/creds",
+        "http://LOCALHOST/creds",
+        "http://169.254.170.23/v1/credentials",
+        "https://creds.example.com/c",
+    ] {
+        assert!(matches!(uri(allowed), Ok(Ok(_))), "{allowed}");
+    }
+    for refused in [
+        "http://creds.example.com/c",
+        "http://192.168.1.10/c",
+        "http://169.254.169.254/c",
+        "http://[fd00:ec2::24]/c",
+    ] {
+        let e = uri(refused).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("plain http is only allowed to loopback addresses"),
+            "{refused}: {e}"
+        );
+    }
+    let e = uri("ftp://localhost/c").unwrap_err();
+    assert!(
+        e.to_string().contains("the scheme must be http or https"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_imds_token_refused_by_a_server_error_is_retryable_and_by_a_client_error_not() {
+    for (status, retryable) in [
+        (StatusCode::INTERNAL_SERVER_ERROR, true),
+        (StatusCode::BAD_REQUEST, false),
+    ] {
+        let mut c = chain(&[], MemFs::new(), &[ProviderKind::Imds]);
+        let e = drive(&mut c, now, |_req| {
+            Ok::<_, String>((status, HeaderMap::new(), Bytes::new()))
+        })
+        .unwrap_err();
+        assert_eq!(e.is_retryable(), retryable, "{status}: {e}");
+    }
+}

@@ -754,7 +754,7 @@ mod tests {
         assert_eq!(params.payload().len(), 15);
         assert_eq!(params.get_invocation_type(), None);
         assert_eq!(params.get_log_type(), Some(LogType::Tail));
-        assert_eq!(params.get_client_context().map(|c| c.len()), Some(25));
+        assert_eq!(params.get_client_context().map(Bytes::len), Some(25));
         assert_eq!(params.get_qualifier(), Some("prod"));
         assert_eq!(params.get_tenant_id(), Some("acme"));
         let shown = format!("{params:?}");
