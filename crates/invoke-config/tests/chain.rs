@@ -1657,16 +1657,29 @@ fn container_endpoints_over_plain_http_must_be_local() {
 }
 
 #[test]
-fn an_imds_token_refused_by_a_server_error_is_retryable_and_by_a_client_error_not() {
-    for (status, retryable) in [
-        (StatusCode::INTERNAL_SERVER_ERROR, true),
-        (StatusCode::BAD_REQUEST, false),
-    ] {
-        let mut c = chain(&[], MemFs::new(), &[ProviderKind::Imds]);
-        let e = drive(&mut c, now, |_req| {
-            Ok::<_, String>((status, HeaderMap::new(), Bytes::new()))
-        })
-        .unwrap_err();
-        assert_eq!(e.is_retryable(), retryable, "{status}: {e}");
+fn an_imds_step_refused_by_a_server_error_is_retryable_and_by_a_client_error_not() {
+    // the token, the role list, then the credentials: each failing in turn
+    for failing in 0..3 {
+        for (status, retryable) in [
+            (StatusCode::INTERNAL_SERVER_ERROR, true),
+            (StatusCode::BAD_REQUEST, false),
+        ] {
+            let mut c = chain(&[], MemFs::new(), &[ProviderKind::Imds]);
+            let e = drive(&mut c, now, |req| {
+                let step = match req.uri().path() {
+                    "/latest/api/token" => 0,
+                    "/latest/meta-data/iam/security-credentials/" => 1,
+                    _ => 2,
+                };
+                let answer = match step {
+                    _ if step == failing => (status, Bytes::new()),
+                    0 => (StatusCode::OK, Bytes::from_static(b"imds-token")),
+                    _ => (StatusCode::OK, Bytes::from_static(b"my-role")),
+                };
+                Ok::<_, String>((answer.0, HeaderMap::new(), answer.1))
+            })
+            .unwrap_err();
+            assert_eq!(e.is_retryable(), retryable, "step {failing}, {status}: {e}");
+        }
     }
 }
