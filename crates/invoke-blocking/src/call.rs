@@ -517,4 +517,53 @@ mod tests {
         send_sync::<crate::Client>();
         send_sync::<crate::Error>();
     }
+
+    #[test]
+    fn failures_are_classified_by_what_failed_and_when() {
+        use super::{classify, classify_io};
+        use invoke_proto::TransportFailure as F;
+        use std::io::{Error as IoError, ErrorKind as K};
+
+        for (e, want) in [
+            (ureq::Error::HostNotFound, F::Connect),
+            (ureq::Error::ConnectionFailed, F::Connect),
+            (ureq::Error::TlsRequired, F::Tls),
+            (ureq::Error::LargeResponseHeader(1, 2), F::Protocol),
+            (
+                ureq::Error::Io(IoError::other(rustls::Error::General("x".into()))),
+                F::Tls,
+            ),
+        ] {
+            assert_eq!(classify(&e, true), want, "{e}");
+        }
+        let tls = IoError::other(rustls::Error::General("bad certificate".into()));
+        assert_eq!(classify_io(&tls, false), F::Tls);
+        for (kind, before_head, want) in [
+            (K::ConnectionRefused, true, F::Connect),
+            (K::TimedOut, true, F::HeadTimeout),
+            (K::WouldBlock, true, F::HeadTimeout),
+            (K::TimedOut, false, F::IdleTimeout),
+            (K::WouldBlock, false, F::IdleTimeout),
+            (K::BrokenPipe, true, F::Send),
+            (K::UnexpectedEof, false, F::BodyRead),
+        ] {
+            assert_eq!(
+                classify_io(&IoError::from(kind), before_head),
+                want,
+                "{kind:?} {before_head}"
+            );
+        }
+    }
+
+    #[test]
+    fn jitter_is_spread_over_zero_to_one() {
+        let draws: Vec<f64> = (0..256).map(|_| super::jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
+        // both halves drawn, and no value repeated
+        assert!(draws.iter().any(|j| *j < 0.5) && draws.iter().any(|j| *j >= 0.5));
+        let mut sorted = draws.clone();
+        sorted.sort_by(f64::total_cmp);
+        sorted.dedup();
+        assert_eq!(sorted.len(), draws.len());
+    }
 }

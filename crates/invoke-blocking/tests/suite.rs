@@ -136,6 +136,12 @@ fn next_ready_takes_what_arrived_without_waiting() {
     cfg.idle_timeout = std::time::Duration::from_secs(20);
     let client = Blocking.client(&cfg);
     let mut response = client.invoke(&InvokeParams::new("f", "{}")).unwrap();
+    // Debug shows the metadata (the status among it), and a reader its response
+    let shown = format!("{response:?}");
+    assert!(
+        shown.starts_with("Response { info: ") && shown.contains("status: 200"),
+        "{shown}"
+    );
     assert_eq!(response.next().unwrap().unwrap(), payload("a"));
     assert_eq!(response.next_ready(), Some(payload("b")));
     assert_eq!(response.next_ready(), Some(payload("c")));
@@ -147,5 +153,12 @@ fn next_ready_takes_what_arrived_without_waiting() {
     ));
     assert_eq!(response.next_ready(), None);
     assert!(response.next().is_none());
+    let reader = response.into_reader();
+    let shown = format!("{reader:?}");
+    assert!(
+        shown.starts_with("PayloadReader { response: Response { info: ")
+            && shown.contains("buffered: 0"),
+        "{shown}"
+    );
     server.join().unwrap();
 }
