@@ -674,6 +674,49 @@ pub fn a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for<T: Tran
     );
 }
 
+/// A body whose end comes a moment after `InvokeComplete` (within the drain's wait): the
+/// client waits for it and keeps the connection, so the next call goes out on it
+pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transport>(t: &T) {
+    use std::io::Write as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        assert!(metadata::read_request(&s).is_ok(), "a whole request");
+        s.write_all(&held_response_start()).unwrap();
+        // the end of the body a moment later, as a server that flushes it separately
+        std::thread::sleep(Duration::from_millis(100));
+        s.write_all(b"0\r\n\r\n").unwrap();
+        // the second call on the same connection (else the client closed it)
+        let reused = metadata::read_request(&s).is_ok();
+        if reused {
+            let mut response = held_response_start();
+            response.extend_from_slice(b"0\r\n\r\n");
+            s.write_all(&response).unwrap();
+        } else {
+            // answer the new connection, so the call ends either way
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            assert!(metadata::read_request(&s).is_ok(), "a whole request");
+            let mut response = held_response_start();
+            response.extend_from_slice(b"0\r\n\r\n");
+            s.write_all(&response).unwrap();
+        }
+        reused
+    });
+    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
+    for _ in 0..2 {
+        let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
+        assert_success(&o);
+        assert_eq!(o.payload(), b"held");
+    }
+    assert!(
+        server.join().expect("server"),
+        "the client gave up on the end of the body and opened a new connection"
+    );
+}
+
 /// Invokes a `server` that answers with a chunk ("held") and `InvokeComplete` and then does
 /// not end the body, with timeouts longer than the server goes on: every event arrives; what
 /// the server says (whether the client closed the connection before it gave up)
