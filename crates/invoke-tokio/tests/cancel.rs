@@ -1,6 +1,6 @@
 //! Cancellation: dropping a response mid-body or an `invoke` future before its head
 //! closes that connection (it never goes back to the pool half-read) and leaves no task
-//! behind
+//! behind; and what the pool keeps of the connections released
 
 mod support;
 
@@ -432,4 +432,42 @@ fn a_head_timeout_mid_payload_leaves_no_task() {
     );
     let error = largest_payload_fails(client);
     assert!(error.to_string().contains("head"), "{error}");
+}
+
+/// The pool keeps at most `max_idle_connections` of the connections released: two calls at
+/// once need two connections, and after they ended only one is kept for the next two
+#[test]
+fn the_pool_keeps_at_most_max_idle_connections() {
+    async fn read_to_end(response: invoke_tokio::Response) {
+        let mut events = pin!(response);
+        while let Some(e) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+            e.expect("event");
+        }
+    }
+    let harness = Harness::start();
+    let forwarder = Forwarder::start(harness.address());
+    let endpoint = resolve_endpoint(
+        &EndpointConfig::default()
+            .with_region("us-east-1")
+            .with_custom(forwarder.url()),
+    )
+    .expect("endpoint");
+    let client = Client::builder(endpoint)
+        .credentials(Credentials::new(KEY, SECRET, None))
+        .proxy_env(ProxyEnv::none())
+        .max_idle_connections(1)
+        .build()
+        .expect("client");
+    let rt = support::runtime();
+    rt.block_on(async {
+        for accepted in [2, 3] {
+            // both heads in hand before either body is read: two connections in use
+            let params = InvokeParams::new("echo", "{}");
+            let a = client.invoke(&params).await.expect("invoke");
+            let b = client.invoke(&params).await.expect("invoke");
+            read_to_end(a).await;
+            read_to_end(b).await;
+            assert_eq!(forwarder.accepted(), accepted);
+        }
+    });
 }
