@@ -1480,11 +1480,20 @@ pub fn requests_name_the_client<T: Transport>(t: &T) {
         paths.len() == 4 && paths[3].contains("/functions/echo/"),
         "three exchanges for the credentials, then the invocation: {paths:?}"
     );
+    let authority = server.url().trim_start_matches("http://").to_owned();
     for r in &received {
         let agent = r.headers.get("user-agent").map_or("", String::as_str);
         assert!(
             agent.starts_with("invoke-"),
             "{} {}: {agent:?}",
+            r.method,
+            r.path
+        );
+        // and every one names its host, as HTTP/1.1 requires
+        assert_eq!(
+            r.headers.get("host"),
+            Some(&authority),
+            "{} {}",
             r.method,
             r.path
         );
