@@ -691,17 +691,10 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
         // the second call on the same connection (else the client closed it)
         let reused = metadata::read_request(&s).is_ok();
         if reused {
-            let mut response = held_response_start();
-            response.extend_from_slice(b"0\r\n\r\n");
-            s.write_all(&response).unwrap();
+            s.write_all(&held_response()).unwrap();
         } else {
             // answer the new connection, so the call ends either way
-            let (mut s, _) = listener.accept().expect("accept");
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            assert!(metadata::read_request(&s).is_ok(), "a whole request");
-            let mut response = held_response_start();
-            response.extend_from_slice(b"0\r\n\r\n");
-            s.write_all(&response).unwrap();
+            serve_held(&listener);
         }
         reused
     });
@@ -915,6 +908,24 @@ fn held_response_start() -> Vec<u8> {
     response
 }
 
+/// [`held_response_start`] with the end of the body
+fn held_response() -> Vec<u8> {
+    let mut response = held_response_start();
+    response.extend_from_slice(b"0\r\n\r\n");
+    response
+}
+
+/// Accepts a connection on `listener`, reads one whole request and answers it with
+/// [`held_response`]; the connection, still open
+fn serve_held(listener: &TcpListener) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let (mut s, _) = listener.accept().expect("accept");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    assert!(metadata::read_request(&s).is_ok(), "a whole request");
+    s.write_all(&held_response()).unwrap();
+    s
+}
+
 /// One HTTP/1.1 chunk (size line, data, CRLF) holding `events`, encoded
 pub fn event_chunk(events: &[Event]) -> Vec<u8> {
     let mut body = invoke_proto::bytes::BytesMut::new();
@@ -1024,20 +1035,13 @@ pub fn connections_are_reused<T: Transport>(t: &T) {
 /// timeout does) is found closed before the next request goes out on it: that request goes
 /// on a new connection in the same attempt, not through a failed attempt and a retry
 pub fn a_pooled_connection_the_server_closed_is_replaced<T: Transport>(t: &T) {
-    use std::io::Write as _;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
         // each connection answers one request in full, then the server closes it
         for _ in 0..2 {
-            let (mut s, _) = listener.accept().expect("accept");
-            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-            assert!(metadata::read_request(&s).is_ok(), "a whole request");
-            let mut response = held_response_start();
-            response.extend_from_slice(b"0\r\n\r\n");
-            s.write_all(&response).unwrap();
-            drop(s);
+            drop(serve_held(&listener));
             let _ = closed_tx.send(());
         }
     });
