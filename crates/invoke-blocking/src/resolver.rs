@@ -274,6 +274,40 @@ mod tests {
     }
 
     #[test]
+    fn a_name_resolved_again_replaces_its_addresses_and_expired_names_go() {
+        let cache = AddressCache::default();
+        let t0 = Instant::now();
+        let addrs = |ip: &str| {
+            let mut a = ResolvedSocketAddrs::from_fn(|_| "0.0.0.0:0".parse().unwrap());
+            a.push(ip.parse().unwrap());
+            a
+        };
+        let got = |host, port, at| cache.get(host, port, at).map(|a| a.to_vec());
+        cache.insert("lambda.example", 443, &addrs("192.0.2.1:443"), t0);
+        cache.insert("lambda.example", 8443, &addrs("192.0.2.9:8443"), t0);
+        // the same name and port, resolved again: the new addresses, one entry
+        cache.insert("Lambda.Example", 443, &addrs("192.0.2.2:443"), t0);
+        assert_eq!(
+            got("lambda.example", 443, t0),
+            Some(addrs("192.0.2.2:443").to_vec())
+        );
+        assert_eq!(
+            got("lambda.example", 8443, t0),
+            Some(addrs("192.0.2.9:8443").to_vec()),
+            "another port of the name is another entry"
+        );
+        assert_eq!(cache.entries.lock().unwrap().len(), 2);
+        // an insert drops every entry whose time is up, exactly at its end too
+        cache.insert(
+            "other.example",
+            443,
+            &addrs("192.0.2.3:443"),
+            t0 + ADDRESS_TTL,
+        );
+        assert_eq!(cache.entries.lock().unwrap().len(), 1);
+    }
+
+    #[test]
     fn the_cache_holds_few_names() {
         let cache = AddressCache::default();
         let t0 = Instant::now();
