@@ -462,13 +462,13 @@ fn sso_refresh_boundaries_are_the_sdks() {
 fn a_busy_sso_portal_is_asked_once_and_its_error_is_retryable() {
     // one attempt, as the Rust SDK makes; a server error or throttling is an error a later
     // load may cure, a refusal is not
+    let fresh = "2099-01-01T00:00:00Z";
     for (status, retryable) in [
         (StatusCode::TOO_MANY_REQUESTS, true),
         (StatusCode::SERVICE_UNAVAILABLE, true),
         (StatusCode::FORBIDDEN, false),
         (StatusCode::NOT_FOUND, false),
     ] {
-        let fresh = "2099-01-01T00:00:00Z";
         let (mut c, _, _) = sso_refresh_setup(&[], fresh, fresh, false);
         let mut calls = 0;
         let e = drive(&mut c, now, |_req| {

@@ -339,34 +339,33 @@ fn shared_config_shows_its_inputs_and_what_came_of_each_file() {
         }
     }
 
-    let env = Env::from_pairs([("HOME", "/home"), ("AWS_PROFILE", "ops")]);
     let text = "[profile ops]\nregion = eu-west-1\n";
-    let fs = MemFs::new().with(CONFIG, text);
-    let shared = SharedConfig::load_with(env.clone(), &fs, Platform::Unix, None);
-    assert_eq!(shared.env().get("AWS_PROFILE"), Some("ops"));
-    assert_eq!(shared.profile_name(), "ops");
-    let profiles = shared.profiles().unwrap();
+    let loaded = shared(&[("AWS_PROFILE", "ops")], text);
+    assert_eq!(loaded.env().get("AWS_PROFILE"), Some("ops"));
+    assert_eq!(loaded.profile_name(), "ops");
+    let profiles = loaded.profiles().unwrap();
     assert_eq!(
         profiles.profile("ops").and_then(|p| p.get("region")),
         Some("eu-west-1")
     );
     assert_eq!(
-        shared.files(),
+        loaded.files(),
         [
             (PathBuf::from(CONFIG), FileStatus::Read(text.len())),
             (PathBuf::from("/home/.aws/credentials"), FileStatus::Missing),
         ]
     );
     // an explicit profile name wins over AWS_PROFILE
+    let env = Env::from_pairs([("HOME", "/home"), ("AWS_PROFILE", "ops")]);
+    let fs = MemFs::new().with(CONFIG, text);
     let named = SharedConfig::load_with(env.clone(), &fs, Platform::Unix, Some("dev"));
     assert_eq!(named.profile_name(), "dev");
 
     // a file that does not parse: failed, and the error says where
-    let bad = MemFs::new().with(CONFIG, "[profile ops]\n= x\n");
-    let shared = SharedConfig::load_with(env.clone(), &bad, Platform::Unix, None);
-    assert_eq!(shared.files()[0].1, FileStatus::Failed);
+    let failed = shared(&[], "[profile ops]\n= x\n");
+    assert_eq!(failed.files()[0].1, FileStatus::Failed);
     assert!(
-        shared
+        failed
             .profiles()
             .unwrap_err()
             .to_string()
@@ -375,14 +374,14 @@ fn shared_config_shows_its_inputs_and_what_came_of_each_file() {
 
     // a file that cannot be read is skipped (taken as empty), saying why; only a missing one
     // is missing
-    let shared = SharedConfig::load_with(env, &Denied(fs), Platform::Unix, None);
-    let FileStatus::Skipped(why) = &shared.files()[0].1 else {
-        panic!("{:?}", shared.files())
+    let skipped = SharedConfig::load_with(env, &Denied(fs), Platform::Unix, None);
+    let FileStatus::Skipped(why) = &skipped.files()[0].1 else {
+        panic!("{:?}", skipped.files())
     };
     assert!(
         why.contains(CONFIG) && why.contains("permission denied"),
         "{why}"
     );
-    assert_eq!(shared.files()[1].1, FileStatus::Missing);
-    assert!(shared.profiles().unwrap().is_empty());
+    assert_eq!(skipped.files()[1].1, FileStatus::Missing);
+    assert!(skipped.profiles().unwrap().is_empty());
 }

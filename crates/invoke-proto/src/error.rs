@@ -615,23 +615,23 @@ mod tests {
 
     #[test]
     fn limits_names_encode_and_sign_errors_read_as_documented() {
-        let kinds = [
+        /// Each value shows as its text
+        fn shown_as<E: fmt::Display>(cases: impl IntoIterator<Item = (E, &'static str)>) {
+            for (e, text) in cases {
+                assert_eq!(e.to_string(), text);
+            }
+        }
+        shown_as([
             (LimitKind::Message, "message length"),
             (LimitKind::Headers, "headers length"),
             (LimitKind::Payload, "payload length"),
-        ];
-        for (kind, text) in kinds {
-            assert_eq!(kind.to_string(), text);
-        }
-        let problems = [
+        ]);
+        shown_as([
             (HeaderNameProblem::Empty, "empty"),
             (HeaderNameProblem::InvalidUtf8, "not valid utf-8"),
             (HeaderNameProblem::Duplicate, "duplicate"),
-        ];
-        for (problem, text) in problems {
-            assert_eq!(problem.to_string(), text);
-        }
-        let encode = [
+        ]);
+        shown_as([
             (
                 EncodeError::HeaderNameLength { len: 256 },
                 "header name of 256 bytes is outside 1..=255",
@@ -656,11 +656,8 @@ mod tests {
                 },
                 "encoded payload length of 30 bytes exceeds the limit of 20",
             ),
-        ];
-        for (e, text) in encode {
-            assert_eq!(e.to_string(), text);
-        }
-        let sign = [
+        ]);
+        shown_as([
             (
                 SignError::TimeOutOfRange,
                 "signing time is outside the years 1970 to 9999",
@@ -681,9 +678,6 @@ mod tests {
                 SignError::MissingHost,
                 "request has no host header and no host in its uri",
             ),
-        ];
-        for (e, text) in sign {
-            assert_eq!(e.to_string(), text);
-        }
+        ]);
     }
 }

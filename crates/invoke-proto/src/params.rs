@@ -772,17 +772,14 @@ mod tests {
         check_qualifier(&"q".repeat(MAX_QUALIFIER_LEN)).unwrap();
         check_tenant_id(&"t".repeat(MAX_TENANT_ID_LEN)).unwrap();
         // a whole ARN of exactly 256 bytes (a long partition), and one byte more
-        let arn = |extra: usize| {
-            let tail = ":lambda:us-east-1:123456789012:function:f";
-            format!(
-                "arn:aws{}{tail}",
-                "x".repeat(MAX_FUNCTION_NAME_LEN - 7 - tail.len() + extra)
-            )
+        let arn = |len: usize| {
+            let (head, tail) = ("arn:aws", ":lambda:us-east-1:123456789012:function:f");
+            format!("{head}{}{tail}", "x".repeat(len - head.len() - tail.len()))
         };
-        assert_eq!(arn(0).len(), MAX_FUNCTION_NAME_LEN);
-        check_function_name(&arn(0)).unwrap();
+        assert_eq!(arn(MAX_FUNCTION_NAME_LEN).len(), MAX_FUNCTION_NAME_LEN);
+        check_function_name(&arn(MAX_FUNCTION_NAME_LEN)).unwrap();
         assert!(matches!(
-            check_function_name(&arn(1)),
+            check_function_name(&arn(MAX_FUNCTION_NAME_LEN + 1)),
             Err(BuildError::TooLong {
                 max: 256,
                 len: 257,

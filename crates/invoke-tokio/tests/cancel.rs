@@ -27,6 +27,11 @@ fn client(url: &str) -> Client {
 }
 
 fn client_with(url: &str, timeouts: invoke_tokio::Timeouts) -> Client {
+    builder(url).timeouts(timeouts).build().expect("client")
+}
+
+/// A builder for `url`, with the suite's keys and no proxy
+fn builder(url: &str) -> invoke_tokio::ClientBuilder {
     let endpoint = resolve_endpoint(
         &EndpointConfig::default()
             .with_region("us-east-1")
@@ -36,9 +41,14 @@ fn client_with(url: &str, timeouts: invoke_tokio::Timeouts) -> Client {
     Client::builder(endpoint)
         .credentials(Credentials::new(KEY, SECRET, None))
         .proxy_env(ProxyEnv::none())
-        .timeouts(timeouts)
-        .build()
-        .expect("client")
+}
+
+/// Reads `response` to its end, every event a success
+async fn read_to_end(response: invoke_tokio::Response) {
+    let mut events = pin!(response);
+    while let Some(e) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+        e.expect("event");
+    }
 }
 
 /// No task of `runtime` is alive: the client spawns none (a connection is driven by whoever
@@ -85,10 +95,7 @@ fn dropping_a_response_mid_body_closes_its_connection() {
             .invoke(&InvokeParams::new("echo", "{}"))
             .await
             .expect("invoke");
-        let mut events = pin!(response);
-        while let Some(e) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
-            e.expect("event");
-        }
+        read_to_end(response).await;
         assert_eq!(forwarder.accepted(), 3);
         assert_eq!(
             forwarder.closed(),
@@ -438,23 +445,9 @@ fn a_head_timeout_mid_payload_leaves_no_task() {
 /// once need two connections, and after they ended only one is kept for the next two
 #[test]
 fn the_pool_keeps_at_most_max_idle_connections() {
-    async fn read_to_end(response: invoke_tokio::Response) {
-        let mut events = pin!(response);
-        while let Some(e) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
-            e.expect("event");
-        }
-    }
     let harness = Harness::start();
     let forwarder = Forwarder::start(harness.address());
-    let endpoint = resolve_endpoint(
-        &EndpointConfig::default()
-            .with_region("us-east-1")
-            .with_custom(forwarder.url()),
-    )
-    .expect("endpoint");
-    let client = Client::builder(endpoint)
-        .credentials(Credentials::new(KEY, SECRET, None))
-        .proxy_env(ProxyEnv::none())
+    let client = builder(&forwarder.url())
         .max_idle_connections(1)
         .build()
         .expect("client");

@@ -687,7 +687,7 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
         s.write_all(&held_response_start()).unwrap();
         // the end of the body a moment later, as a server that flushes it separately
         std::thread::sleep(Duration::from_millis(100));
-        s.write_all(b"0\r\n\r\n").unwrap();
+        s.write_all(BODY_END).unwrap();
         // the second call on the same connection (else the client closed it)
         let reused = metadata::read_request(&s).is_ok();
         if reused {
@@ -908,10 +908,13 @@ fn held_response_start() -> Vec<u8> {
     response
 }
 
+/// The end of a chunked body: the last, empty chunk
+const BODY_END: &[u8] = b"0\r\n\r\n";
+
 /// [`held_response_start`] with the end of the body
 fn held_response() -> Vec<u8> {
     let mut response = held_response_start();
-    response.extend_from_slice(b"0\r\n\r\n");
+    response.extend_from_slice(BODY_END);
     response
 }
 
@@ -950,14 +953,14 @@ fn held_open_after_complete(listener: &TcpListener) -> bool {
     );
     let mut buf = [0u8; 4096];
     s.write_all(&held_response_start()).unwrap();
-    // the end of the body (`0\r\n\r\n`) is held back
+    // the end of the body (`BODY_END`) is held back
     let closed = match s.read(&mut buf) {
         Ok(0) => true,
         Ok(_) => false,
         // a timeout is the server giving up, not the client closing
         Err(e) => !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
     };
-    let _ = s.write_all(b"0\r\n\r\n");
+    let _ = s.write_all(BODY_END);
     closed
 }
 
