@@ -416,6 +416,105 @@ pub fn bad_credentials<T: Transport>(t: &T) {
     }
 }
 
+/// Answers one request on a fresh listener with a 404 `ResourceNotFoundException` whose
+/// JSON body (`Content-Length`) is `body`, written as its head with the body's first
+/// `first` bytes, then the rest `pause` later; a client of it with an idle timeout of
+/// `idle`, and its outcome
+fn invoke_error_server<T: Transport>(
+    t: &T,
+    body: Vec<u8>,
+    first: usize,
+    pause: Duration,
+    idle: Duration,
+) -> Outcome {
+    use std::io::Write as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        assert!(metadata::read_request(&s).is_ok(), "a whole request");
+        let mut start = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
+             X-Amzn-ErrorType: ResourceNotFoundException\r\n\
+             x-amzn-RequestId: error-body\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        start.extend_from_slice(&body[..first]);
+        s.write_all(&start).unwrap();
+        std::thread::sleep(pause);
+        // the client may have given up meanwhile
+        let _ = s.write_all(&body[first..]);
+    });
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    cfg.idle_timeout = idle;
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("missing", "{}"));
+    server.join().expect("server");
+    o
+}
+
+/// The `ResourceNotFoundException` that ended `o` (not retried), after checking its code
+#[track_caller]
+fn not_found(o: &Outcome) -> &invoke_proto::ServiceError {
+    match &o.failure {
+        Some(Failure::Service { error, attempts }) => {
+            assert_eq!(error.code, "ResourceNotFoundException");
+            assert_eq!(error.request_id.as_deref(), Some("error-body"));
+            assert_eq!(*attempts, Some(1));
+            error
+        }
+        other => panic!("not ResourceNotFound: {other:?}"),
+    }
+}
+
+/// An error body whose second half comes 100 ms after its first (well within the idle
+/// timeout) is read whole: its message reaches the caller
+pub fn an_error_body_in_two_writes_is_read_whole<T: Transport>(t: &T) {
+    let body = br#"{"Type":"User","message":"Function not found: missing"}"#.to_vec();
+    let o = invoke_error_server(
+        t,
+        body,
+        10,
+        Duration::from_millis(100),
+        Duration::from_secs(10),
+    );
+    let error = not_found(&o);
+    assert_eq!(
+        error.message.as_deref(),
+        Some("Function not found: missing")
+    );
+    assert_eq!(error.error_type.as_deref(), Some("User"));
+}
+
+/// An error body is read up to 64 KiB ([`invoke_proto::ERROR_BODY_LIMIT`]) and no further:
+/// a JSON body one field longer is cut there, so its message (after the cut) is not read
+/// and the error keeps an excerpt of the text instead
+pub fn an_error_body_is_read_up_to_its_limit<T: Transport>(t: &T) {
+    let limit = invoke_proto::ERROR_BODY_LIMIT;
+    let mut body = format!(r#"{{"Type":"User","padding":"{}""#, "p".repeat(limit)).into_bytes();
+    body.extend_from_slice(br#","message":"past the limit"}"#);
+    let o = invoke_error_server(t, body, 1000, Duration::ZERO, Duration::from_secs(10));
+    let error = not_found(&o);
+    assert_eq!(error.message, None, "read past the limit");
+    assert!(error.body_excerpt.is_some(), "{error:?}");
+}
+
+/// An error body that stalls past the idle timeout does not hang the call: the error is
+/// judged by its head (the code in `X-Amzn-ErrorType`), without the body's message
+pub fn a_stalled_error_body_is_judged_by_its_head<T: Transport>(t: &T) {
+    let body = br#"{"Type":"User","message":"Function not found: missing"}"#.to_vec();
+    let o = invoke_error_server(
+        t,
+        body,
+        10,
+        Duration::from_millis(1500),
+        Duration::from_millis(200),
+    );
+    assert_eq!(not_found(&o).message, None);
+}
+
 /// Nothing listens: retried, then a connect error naming the address
 pub fn connection_refused_names_the_address<T: Transport>(t: &T) {
     let addr = {
