@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use invoke_blocking::{Client, Error, Overrides};
 use invoke_proto::{Endpoint, InvokeParams};
-use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
+use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
 struct Blocking;
 
@@ -41,7 +41,7 @@ impl Transport for Blocking {
         &self,
         client: &Client,
         params: &InvokeParams,
-        pause: &mut dyn FnMut(),
+        pause: &mut dyn FnMut(Pause),
     ) -> Outcome {
         let mut outcome = Outcome::default();
         let response = match client.invoke(params) {
@@ -59,9 +59,10 @@ impl Transport for Blocking {
         let mut response = response;
         while outcome.take(response.next()) {
             if outcome.events.len() == 1 {
-                pause();
+                pause(Pause::FirstEvent);
             }
         }
+        pause(Pause::End);
         outcome
     }
 

@@ -11,7 +11,7 @@ use futures_core::Stream as _;
 use invoke_proto::{Endpoint, InvokeParams};
 use invoke_tokio::{Client, Error, Overrides};
 use tokio::io::AsyncReadExt as _;
-use transport_suite::{ClientConfig, Failure, Head, Outcome, ReadOutcome, Transport};
+use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
 struct Tokio {
     runtime: tokio::runtime::Runtime,
@@ -57,7 +57,7 @@ impl Transport for Tokio {
         &self,
         client: &Client,
         params: &InvokeParams,
-        pause: &mut dyn FnMut(),
+        pause: &mut dyn FnMut(Pause),
     ) -> Outcome {
         self.runtime.block_on(async {
             let mut outcome = Outcome::default();
@@ -76,11 +76,12 @@ impl Transport for Tokio {
             let mut events = pin!(response);
             while outcome.take(std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await) {
                 if outcome.events.len() == 1 {
-                    // blocks this thread only: the runtime's workers run the connection
-                    // task, free to read ahead if the client let it
-                    pause();
+                    // blocks this thread only: the runtime's workers are free to run
+                    // anything the client spawned to read ahead (it spawns nothing)
+                    pause(Pause::FirstEvent);
                 }
             }
+            pause(Pause::End);
             outcome
         })
     }

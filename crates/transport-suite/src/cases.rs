@@ -20,7 +20,7 @@ use crate::backpressure::{MESSAGE, MESSAGES, StreamServer, Writes};
 use crate::harness::{STREAMER_CHUNK, STREAMER_CHUNKS, config, endpoint, streamer_byte};
 use crate::metadata::{self, MetadataServer};
 use crate::proxy::{Tinyproxy, TlsProxy};
-use crate::{Failure, Forwarder, FromConfig, Harness, Outcome, Transport};
+use crate::{Failure, Forwarder, FromConfig, Harness, Outcome, Pause, Transport};
 
 fn count_bytes(n: usize, size: usize) -> Vec<u8> {
     (0..n * size).map(|i| b'a' + (i % 26) as u8).collect()
@@ -619,9 +619,11 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
     let s = StreamServer::start();
     let c = t.client(&config(endpoint(&s.url())));
     let mut seen = None;
-    let o = t.invoke_pausing(&c, &InvokeParams::new("stream", "{}"), &mut || {
-        seen = s.writes(Duration::from_secs(30));
-        s.resume();
+    let o = t.invoke_pausing(&c, &InvokeParams::new("stream", "{}"), &mut |at| {
+        if at == Pause::FirstEvent {
+            seen = s.writes(Duration::from_secs(30));
+            s.resume();
+        }
     });
     match seen {
         Some(Writes::Stalled(at)) => assert!(
@@ -1131,6 +1133,32 @@ pub fn connections_are_reused<T: Transport>(t: &T) {
         1,
         "one connection for every invocation"
     );
+}
+
+/// A stream that fails (a corrupt CRC, a stall past the idle timeout) closes its connection
+/// as it hands out the error, while the caller still holds the response; it is not kept
+/// until the response is dropped, and the next call opens a new one
+pub fn a_failed_stream_closes_its_connection_at_once<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let forwarder = Forwarder::start(h.address());
+    let mut cfg = config(endpoint(&forwarder.url()));
+    cfg.idle_timeout = Duration::from_secs(1);
+    let c = t.client(&cfg);
+    for (n, function) in [(1, "streamer-crc"), (2, "streamer-stall")] {
+        let mut closed_while_held = None;
+        let o = t.invoke_pausing(&c, &InvokeParams::new(function, "{}"), &mut |at| {
+            if at == Pause::End {
+                closed_while_held = Some(forwarder.wait_closed(n, Duration::from_secs(20)));
+            }
+        });
+        assert!(o.failure.is_some(), "{function}: {o:?}");
+        assert_eq!(
+            closed_while_held,
+            Some(true),
+            "{function}: the connection outlived its error"
+        );
+        assert_eq!(forwarder.accepted(), n);
+    }
 }
 
 /// A pooled connection that the server closed while it sat idle (as a server's keep-alive

@@ -293,6 +293,15 @@ impl ReadOutcome {
     }
 }
 
+/// Where [`Transport::invoke_pausing`] pauses
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pause {
+    /// Right after the first event
+    FirstEvent,
+    /// After the events ended (the last one taken, or the error), the response still held
+    End,
+}
+
 /// A transport under test
 pub trait Transport: Sync {
     /// Its client; shared by 64 threads in one case
@@ -304,16 +313,18 @@ pub trait Transport: Sync {
 
     /// Invokes and collects every event until the end or the first error
     fn invoke(&self, client: &Self::Client, params: &InvokeParams) -> Outcome {
-        self.invoke_pausing(client, params, &mut || {})
+        self.invoke_pausing(client, params, &mut |_| {})
     }
 
-    /// As [`invoke`](Self::invoke), calling `pause` once, right after the first event
-    /// arrived; the response must not be read (nor polled) while `pause` runs
+    /// As [`invoke`](Self::invoke), calling `pause` right after the first event arrived
+    /// ([`Pause::FirstEvent`]) and once the events ended, with an error or not
+    /// ([`Pause::End`], not when the call failed before its head); the response is held
+    /// but neither read nor polled while `pause` runs
     fn invoke_pausing(
         &self,
         client: &Self::Client,
         params: &InvokeParams,
-        pause: &mut dyn FnMut(),
+        pause: &mut dyn FnMut(Pause),
     ) -> Outcome;
 
     /// Invokes and reads the payload through the transport's reader until the end or the
@@ -381,6 +392,7 @@ macro_rules! transport_suite {
             a_paused_reader_holds_the_server_back,
             sixty_four_threads_share_one_client,
             connections_are_reused,
+            a_failed_stream_closes_its_connection_at_once,
             a_pooled_connection_the_server_closed_is_replaced,
             through_an_http_proxy,
             through_an_https_proxy,
