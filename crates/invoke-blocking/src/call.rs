@@ -1,16 +1,13 @@
 //! One invocation: the driver loop over ureq, the event iterator and the payload reader
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, jitter};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
@@ -347,15 +344,6 @@ fn classify_io_kind(kind: io::ErrorKind, before_head: bool) -> TransportFailure 
     }
 }
 
-/// A uniform value in `[0, 1)` for the backoff jitter
-#[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
-pub(crate) fn jitter() -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// The response to an invocation: its metadata, then its events
 ///
 /// Iterate for the events as they arrive (`Result<Event, Error>`; an error ends the
@@ -553,17 +541,5 @@ mod tests {
                 "{kind:?} {before_head}"
             );
         }
-    }
-
-    #[test]
-    fn jitter_is_spread_over_zero_to_one() {
-        let draws: Vec<f64> = (0..256).map(|_| super::jitter()).collect();
-        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
-        // both halves drawn, and no value repeated
-        assert!(draws.iter().any(|j| *j < 0.5) && draws.iter().any(|j| *j >= 0.5));
-        let mut sorted = draws.clone();
-        sorted.sort_by(f64::total_cmp);
-        sorted.dedup();
-        assert_eq!(sorted.len(), draws.len());
     }
 }

@@ -9,17 +9,10 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use invoke_config::{
     Attempt, LOCAL_CONNECT_TIMEOUT, MAX_RESPONSE_BODY, ProcessCommand, ProcessOutput, ProxyEnv,
-    is_local_host, redact_url,
+    is_local_host, jitter, redact_url,
 };
-use invoke_proto::{RetryConfig, backoff};
 
-use crate::call::jitter;
 use crate::drain::{Scoped, ThreadLimit};
-
-/// The waits between a provider's attempts: up to 100 ms, doubling, at most 1 s
-const BACKOFF: RetryConfig = RetryConfig::new()
-    .with_initial_backoff(Duration::from_millis(100))
-    .with_max_backoff(Duration::from_secs(1));
 
 thread_local! {
     /// When set, the credential exchanges this thread sends end no later than this
@@ -127,10 +120,8 @@ impl Sender {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-        if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
-            && n > 1
-        {
-            let wait = backoff(&BACKOFF, n - 1, jitter());
+        if let Some(attempt) = request.extensions().get::<Attempt>().copied() {
+            let wait = attempt.backoff(jitter());
             std::thread::sleep(time_left().map_or(wait, |left| wait.min(left)));
         }
         let timeout = within_deadline(self.timeout)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
-use invoke_proto::Credentials;
+use invoke_proto::{Credentials, RetryConfig};
 
 /// The largest response body a provider accepts; transports should stop reading there
 pub const MAX_RESPONSE_BODY: usize = 64 * 1024;
@@ -228,6 +228,34 @@ impl fmt::Debug for Step {
 /// The attempt number of a [`Step::Send`] request (1 for the first), as a request extension
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempt(pub u32);
+
+/// The backoff of [`Attempt::backoff`]: 100 ms, doubling, at most 1 s, full jitter
+const EXCHANGE_BACKOFF: RetryConfig = RetryConfig::new()
+    .with_initial_backoff(Duration::from_millis(100))
+    .with_max_backoff(Duration::from_secs(1));
+
+impl Attempt {
+    /// How long to wait before sending this attempt: nothing for the first, then up to
+    /// 100 ms, 200 ms, 400 ms, 800 ms and 1 s (full jitter: `jitter`, uniform in `[0, 1)`,
+    /// for example [`crate::jitter`], picks the point in that range)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use invoke_config::Attempt;
+    ///
+    /// assert_eq!(Attempt(1).backoff(0.99), Duration::ZERO);
+    /// // half of each ceiling: 100 ms, doubling, capped at 1 s
+    /// let half: Vec<_> = (2..=7).map(|n| Attempt(n).backoff(0.5).as_millis()).collect();
+    /// assert_eq!(half, [50, 100, 200, 400, 500, 500]);
+    /// ```
+    #[must_use]
+    pub fn backoff(self, jitter: f64) -> Duration {
+        match self.0 {
+            0 | 1 => Duration::ZERO,
+            n => invoke_proto::backoff(&EXCHANGE_BACKOFF, n - 1, jitter),
+        }
+    }
+}
 
 /// A `credential_process` command line, run by a shell (its `Debug` shows the program, not
 /// the arguments, which may hold a secret)

@@ -1,8 +1,5 @@
 //! One invocation: the driver loop over hyper, the event stream and the payload reader
 
-use std::cell::Cell;
-use std::collections::hash_map::RandomState;
-use std::hash::BuildHasher as _;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -17,7 +14,7 @@ use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFail
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo};
+use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, jitter};
 
 use crate::client::Inner;
 use crate::connect::classify;
@@ -265,23 +262,6 @@ impl Call {
         );
         error
     }
-}
-
-/// A uniform value in `[0, 1)` for the backoff jitter: xorshift64 per thread, seeded from
-/// the standard library's random hasher keys
-#[allow(clippy::cast_precision_loss)] // 53 bits fit an f64 exactly
-fn jitter() -> f64 {
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(RandomState::new().hash_one(0x5eed_u64) | 1);
-    }
-    STATE.with(|state| {
-        let mut x = state.get();
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        state.set(x);
-        (x >> 11) as f64 / (1u64 << 53) as f64
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -729,13 +709,5 @@ mod tests {
         send::<super::PayloadReader>();
         send_sync::<crate::Client>();
         send_sync::<crate::Error>();
-    }
-
-    #[test]
-    fn jitter_is_uniform_enough() {
-        let draws: Vec<f64> = (0..1000).map(|_| super::jitter()).collect();
-        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)));
-        assert!(draws.iter().filter(|j| **j < 0.5).count() > 350);
-        assert!(draws.iter().filter(|j| **j >= 0.5).count() > 350);
     }
 }

@@ -231,16 +231,17 @@ async fn drive(
 
 /// Sends one provider request and reads at most [`MAX_RESPONSE_BODY`] (+1) bytes of its
 /// answer, within `timeout`; traced (method, host, path, status), never its body. A retry
-/// (an [`Attempt`] after the first) waits first: 100 ms, 200 ms, 400 ms ... up to 1.6 s.
+/// (an [`Attempt`] after the first) waits first ([`Attempt::backoff`]).
 pub(crate) async fn send(
     connector: &Connector,
     request: http::Request<Bytes>,
     timeout: Duration,
 ) -> Result<(StatusCode, HeaderMap, Bytes), BoxError> {
-    if let Some(Attempt(n)) = request.extensions().get::<Attempt>().copied()
-        && n > 1
-    {
-        tokio::time::sleep(Duration::from_millis(100 << (n - 2).min(4))).await;
+    if let Some(attempt) = request.extensions().get::<Attempt>().copied() {
+        let wait = attempt.backoff(invoke_config::jitter());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
     }
     let span = tracing::debug_span!(
         "credentials_request",
