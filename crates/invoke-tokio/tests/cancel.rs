@@ -464,3 +464,59 @@ fn the_pool_keeps_at_most_max_idle_connections() {
         }
     });
 }
+
+/// A caller that stops at `InvokeComplete` and drops the response: the end of the body came
+/// in the same write as the events, so it is taken on the drop and the connection goes back
+/// to the pool; the next call goes out on it
+#[test]
+fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut whole = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
+        Transfer-Encoding: chunked\r\n\r\n"
+        .to_vec();
+    whole.extend(transport_suite::cases::event_chunk(&[
+        Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"whole")),
+        Event::InvokeComplete(invoke_proto::InvokeComplete::default()),
+    ]));
+    whole.extend_from_slice(b"0\r\n\r\n");
+    let server = std::thread::spawn(move || {
+        let answer = |s: &mut std::net::TcpStream| {
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let read = transport_suite::metadata::read_request(s).is_ok();
+            read && s.write_all(&whole).is_ok()
+        };
+        let (mut s, _) = listener.accept().expect("accept");
+        assert!(answer(&mut s), "the first request");
+        let reused = answer(&mut s);
+        if !reused {
+            // answer the new connection, so the call ends either way
+            let (mut s, _) = listener.accept().expect("accept");
+            assert!(answer(&mut s), "the second request");
+        }
+        reused
+    });
+    let client = client(&format!("http://{addr}"));
+    let rt = support::runtime();
+    rt.block_on(async {
+        for _ in 0..2 {
+            let response = client
+                .invoke(&InvokeParams::new("whole", "{}"))
+                .await
+                .expect("invoke");
+            let mut events = pin!(response);
+            loop {
+                match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                    Some(Ok(Event::InvokeComplete(_))) => break,
+                    Some(Ok(_)) => {}
+                    other => panic!("not InvokeComplete: {other:?}"),
+                }
+            }
+            // dropped here, before the stream said it ended
+        }
+    });
+    assert!(
+        server.join().expect("server"),
+        "the second call went out on a new connection"
+    );
+}
