@@ -15,8 +15,10 @@ use futures_core::Stream as _;
 use invoke_proto::bytes::BytesMut;
 use invoke_proto::{Credentials, Event, InvokeParams, RetryConfig, encode_payload_chunk};
 use invoke_proto::{EndpointConfig, resolve_endpoint};
+use invoke_tokio::invoke_config::DRAIN_LIMIT;
 use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
+use transport_suite::cases::held_response_with_extra;
 use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
 /// Generous bound for events that happen at once on an idle machine
@@ -467,41 +469,40 @@ fn the_pool_keeps_at_most_max_idle_connections() {
 
 /// A caller that stops at `InvokeComplete` and drops the response: the end of the body came
 /// in the same write as the events, so it is taken on the drop and the connection goes back
-/// to the pool; the next call goes out on it
+/// to the pool, unless more than [`DRAIN_LIMIT`] bytes came after `InvokeComplete`: four
+/// calls, the third answered with the limit and a byte more, go out on connections 1, 1, 1
+/// and 2
 #[test]
 fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let mut whole = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
-        Transfer-Encoding: chunked\r\n\r\n"
-        .to_vec();
-    whole.extend(transport_suite::cases::event_chunk(&[
-        Event::PayloadChunk(invoke_proto::bytes::Bytes::from_static(b"whole")),
-        Event::InvokeComplete(invoke_proto::InvokeComplete::default()),
-    ]));
-    whole.extend_from_slice(b"0\r\n\r\n");
     let server = std::thread::spawn(move || {
-        let answer = |s: &mut std::net::TcpStream| {
-            s.set_read_timeout(Some(WAIT)).unwrap();
-            let read = transport_suite::metadata::read_request(s).is_ok();
-            read && s.write_all(&whole).is_ok()
-        };
-        let (mut s, _) = listener.accept().expect("accept");
-        assert!(answer(&mut s), "the first request");
-        let reused = answer(&mut s);
-        if !reused {
-            // answer the new connection, so the call ends either way
+        let extras = [0, 0, DRAIN_LIMIT + 1, 0];
+        let mut served_on = Vec::new();
+        for connection in 1..=extras.len() {
             let (mut s, _) = listener.accept().expect("accept");
-            assert!(answer(&mut s), "the second request");
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            while served_on.len() < extras.len()
+                && transport_suite::metadata::read_request(&s).is_ok()
+            {
+                let response = held_response_with_extra(extras[served_on.len()]);
+                if s.write_all(&response).is_err() {
+                    break;
+                }
+                served_on.push(connection);
+            }
+            if served_on.len() == extras.len() {
+                break;
+            }
         }
-        reused
+        served_on
     });
     let client = client(&format!("http://{addr}"));
     let rt = support::runtime();
     rt.block_on(async {
-        for _ in 0..2 {
+        for _ in 0..4 {
             let response = client
-                .invoke(&InvokeParams::new("whole", "{}"))
+                .invoke(&InvokeParams::new("held", "{}"))
                 .await
                 .expect("invoke");
             let mut events = pin!(response);
@@ -515,8 +516,5 @@ fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() 
             // dropped here, before the stream said it ended
         }
     });
-    assert!(
-        server.join().expect("server"),
-        "the second call went out on a new connection"
-    );
+    assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
 }

@@ -811,6 +811,55 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
     );
 }
 
+/// A whole response: its head, a chunk holding a `PayloadChunk` ("held") and a successful
+/// `InvokeComplete`, then `extra` body bytes after them (one HTTP chunk), then the end of
+/// the body
+pub fn held_response_with_extra(extra: usize) -> Vec<u8> {
+    let mut response = held_response_start();
+    if extra > 0 {
+        response.extend(format!("{extra:x}\r\n").into_bytes());
+        response.resize(response.len() + extra, b'z');
+        response.extend_from_slice(b"\r\n");
+    }
+    response.extend_from_slice(BODY_END);
+    response
+}
+
+/// Bytes after `InvokeComplete` are read and dropped up to 64 KiB
+/// ([`invoke_config::DRAIN_LIMIT`]) to keep the connection; past that, it is closed
+/// instead of read on: four calls, answered with 1,000 bytes, exactly the limit and 1 MiB
+/// after `InvokeComplete` (more than one read takes in), then none, go out on connections
+/// 1, 1, 1 and 2
+pub fn bytes_after_invoke_complete_are_drained_up_to_a_limit<T: Transport>(t: &T) {
+    use std::io::Write as _;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let extras = [1000, invoke_config::DRAIN_LIMIT, 1 << 20, 0];
+        let mut served_on = Vec::new();
+        for connection in 1..=extras.len() {
+            let (mut s, _) = listener.accept().expect("accept");
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            while served_on.len() < extras.len() && metadata::read_request(&s).is_ok() {
+                // the client closes the connection within the 1 MiB
+                let _ = s.write_all(&held_response_with_extra(extras[served_on.len()]));
+                served_on.push(connection);
+            }
+            if served_on.len() == extras.len() {
+                break;
+            }
+        }
+        served_on
+    });
+    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
+    for _ in 0..4 {
+        let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
+        assert_success(&o);
+        assert_eq!(o.payload(), b"held");
+    }
+    assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
+}
+
 /// Invokes a `server` that answers with a chunk ("held") and `InvokeComplete` and then does
 /// not end the body, with timeouts longer than the server goes on: every event arrives; what
 /// the server says (whether the client closed the connection before it gave up)

@@ -384,6 +384,7 @@ macro_rules! transport_suite {
             a_server_that_never_reads_the_payload_is_a_head_timeout,
             a_server_reading_the_payload_slowly_is_a_head_timeout,
             a_body_ended_shortly_after_invoke_complete_keeps_its_connection,
+            bytes_after_invoke_complete_are_drained_up_to_a_limit,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
             a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for,
             a_tls_record_dribbled_after_invoke_complete_is_not_waited_for,
