@@ -126,3 +126,32 @@ impl Transport for Tokio {
 }
 
 transport_suite::transport_suite!(Tokio::new());
+
+/// `Debug` shows a response's metadata (its status among it) and a reader its response and
+/// what it holds, never the payload
+#[test]
+fn responses_and_readers_show_their_metadata() {
+    let h = transport_suite::Harness::start();
+    let t = Tokio::new();
+    let c = t.client(&h.config());
+    t.runtime.block_on(async {
+        let params = InvokeParams::new("echo", r#"{"said":"not-shown"}"#);
+        let response = c.invoke(&params).await.expect("invoke");
+        let shown = format!("{response:?}");
+        assert!(
+            shown.starts_with("Response { info: ") && shown.contains("status: 200"),
+            "{shown}"
+        );
+        let mut reader = response.into_async_read();
+        let mut first = [0; 1];
+        reader.read_exact(&mut first).await.expect("a byte");
+        let shown = format!("{reader:?}");
+        assert!(
+            shown.starts_with("PayloadReader { response: Response { info: ")
+                && shown.contains("buffered: ")
+                && !shown.contains("buffered: 0")
+                && !shown.contains("not-shown"),
+            "{shown}"
+        );
+    });
+}

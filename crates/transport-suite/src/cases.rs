@@ -380,6 +380,20 @@ pub fn delay_ms_delivers_every_chunk<T: Transport>(t: &T) {
     assert_eq!(o.payload(), streamer_bytes());
 }
 
+/// A stream slower in all than the idle timeout but never silent that long is not cut:
+/// eight chunks 200 ms apart (1.6 s) within an idle timeout of 700 ms; the timer set when
+/// the body first waited is moved on by the bytes that came since, not taken as silence
+pub fn a_stream_never_idle_for_the_idle_timeout_is_not_cut<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let mut cfg = h.config();
+    cfg.idle_timeout = Duration::from_millis(700);
+    let c = t.client(&cfg);
+    let params = InvokeParams::new("count", r#"{"n":8,"size":10,"delay_ms":200}"#);
+    let o = t.invoke(&c, &params);
+    assert_success(&o);
+    assert_eq!(o.payload(), count_bytes(8, 10));
+}
+
 /// An unknown function: `ResourceNotFoundException`, not retried
 pub fn unknown_function<T: Transport>(t: &T) {
     let (_h, _c, o) = invoke_function(t, "no-such-function");

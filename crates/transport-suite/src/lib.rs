@@ -371,6 +371,7 @@ macro_rules! transport_suite {
             oversize,
             exception_mid_stream,
             delay_ms_delivers_every_chunk,
+            a_stream_never_idle_for_the_idle_timeout_is_not_cut,
             unknown_function,
             bad_credentials,
             an_error_body_in_two_writes_is_read_whole,
