@@ -778,6 +778,15 @@ pub fn a_body_held_open_after_invoke_complete_is_not_waited_for<T: Transport>(t:
     );
 }
 
+/// As above, the client having waited for the body once before `InvokeComplete` (with a
+/// long idle timeout, which the short wait for the end of the body replaces)
+pub fn a_body_held_open_after_a_wait_and_invoke_complete_is_not_waited_for<T: Transport>(t: &T) {
+    assert!(
+        closed_after_complete(t, held_open_after_a_wait),
+        "the client waited for the end of the body instead of closing the connection"
+    );
+}
+
 /// As above, but the server keeps the connection busy after the last chunk: a trailer field
 /// every 200 µs, which carry no body bytes, so only a limit on the time spent draining ends
 /// the wait (not the idle timeout, nor a limit on the bytes drained, nor a short timeout on
@@ -1108,6 +1117,19 @@ pub fn event_chunk(events: &[Event]) -> Vec<u8> {
 /// Answers one request with a chunk and `InvokeComplete`, then holds the body open for up to
 /// a minute; whether the client closed the connection before the server gave up and ended it
 fn held_open_after_complete(listener: &TcpListener) -> bool {
+    held_open(listener, None)
+}
+
+/// As [`held_open_after_complete`], the response sent in two writes 200 ms apart: the head
+/// and the first bytes of the chunk, then the rest (the client waited for the body once
+/// before `InvokeComplete`, so its idle timer was set)
+fn held_open_after_a_wait(listener: &TcpListener) -> bool {
+    held_open(listener, Some(Duration::from_millis(200)))
+}
+
+/// [`held_open_after_complete`], the response split after its head and 10 bytes with
+/// `pause` between the two writes
+fn held_open(listener: &TcpListener, pause: Option<Duration>) -> bool {
     use std::io::{Read, Write};
     let (mut s, _) = listener.accept().expect("accept");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -1116,7 +1138,16 @@ fn held_open_after_complete(listener: &TcpListener) -> bool {
         "no whole request from the client"
     );
     let mut buf = [0u8; 4096];
-    s.write_all(&held_response_start()).unwrap();
+    let response = held_response_start();
+    match pause {
+        Some(pause) => {
+            let head = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+            s.write_all(&response[..head + 10]).unwrap();
+            std::thread::sleep(pause);
+            s.write_all(&response[head + 10..]).unwrap();
+        }
+        None => s.write_all(&response).unwrap(),
+    }
     // the end of the body (`BODY_END`) is held back
     let closed = match s.read(&mut buf) {
         Ok(0) => true,

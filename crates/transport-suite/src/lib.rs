@@ -387,6 +387,7 @@ macro_rules! transport_suite {
             a_body_ended_shortly_after_invoke_complete_keeps_its_connection,
             bytes_after_invoke_complete_are_drained_up_to_a_limit,
             a_body_held_open_after_invoke_complete_is_not_waited_for,
+            a_body_held_open_after_a_wait_and_invoke_complete_is_not_waited_for,
             a_body_dribbling_trailers_after_invoke_complete_is_not_waited_for,
             a_tls_record_dribbled_after_invoke_complete_is_not_waited_for,
             no_retry_after_the_first_event,
