@@ -70,6 +70,10 @@ impl Transport for Blocking {
         client.endpoint().clone()
     }
 
+    fn retry_quota(&self, client: &Client) -> u32 {
+        client.retry_quota_available()
+    }
+
     fn read_after(
         &self,
         client: &Client,

@@ -90,6 +90,10 @@ impl Transport for Tokio {
         client.endpoint().clone()
     }
 
+    fn retry_quota(&self, client: &Client) -> u32 {
+        client.retry_quota_available()
+    }
+
     fn read_after(
         &self,
         client: &Client,

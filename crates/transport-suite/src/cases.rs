@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use invoke_config::{Env, FileReader, MemFs};
 use invoke_proto::{
-    DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits, LogType,
-    MAX_PAYLOAD_LEN, RetryConfig, Scheme, StreamError, TransportFailure,
+    DEFAULT_RETRY_QUOTA, DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits,
+    LogType, MAX_PAYLOAD_LEN, RETRY_COST, RetryConfig, Scheme, StreamError, TransportFailure,
 };
 
 use crate::ClientConfig;
@@ -239,13 +239,18 @@ pub fn throttle_gives_up_after_max_attempts<T: Transport>(t: &T) {
     );
 }
 
-/// `throttle=2`: two 429s, then success on the third attempt
+/// `throttle=2`: two 429s, then success on the third attempt; the client's retry quota paid
+/// for both retries, and the success gave back what the last one took
 pub fn throttle_n_then_success<T: Transport>(t: &T) {
-    let (h, _c, o) = invoke_function(t, "streamer-throttle2");
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    assert_eq!(t.retry_quota(&c), DEFAULT_RETRY_QUOTA);
+    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle2", "{}"));
     assert_success(&o);
     assert_eq!(o.payload(), streamer_bytes());
     assert_eq!(o.head.expect("head").attempts, 3);
     assert_eq!(h.invocations(), 1);
+    assert_eq!(t.retry_quota(&c), DEFAULT_RETRY_QUOTA - RETRY_COST);
 }
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
@@ -1717,7 +1722,9 @@ pub fn requests_name_the_client<T: Transport>(t: &T) {
             r.method,
             r.path
         );
-        // and every one names its host, as HTTP/1.1 requires
+        // in origin form (no proxy between), and every one names its host, as HTTP/1.1
+        // requires
+        assert_eq!(r.target, r.path, "{} {}", r.method, r.path);
         assert_eq!(
             r.headers.get("host"),
             Some(&authority),
@@ -1768,6 +1775,38 @@ pub fn region_from_instance_metadata<T: Transport>(t: &T) {
             ),
         ]
     );
+}
+
+/// Instance metadata is asked for the region only when neither a region nor an endpoint URL
+/// is configured: with `AWS_REGION`, the client signs for that region; with only
+/// `AWS_ENDPOINT_URL`, for the stand-in `us-east-1`; neither asks the metadata server
+pub fn region_from_instance_metadata_only_when_nothing_sets_one<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    for (name, value, region, host) in [
+        (
+            "AWS_REGION",
+            "eu-north-1",
+            "eu-north-1",
+            "lambda.eu-north-1.amazonaws.com",
+        ),
+        (
+            "AWS_ENDPOINT_URL",
+            "http://127.0.0.1:9",
+            invoke_proto::DEFAULT_SIGNING_REGION,
+            "127.0.0.1",
+        ),
+    ] {
+        let env = Env::from_pairs([
+            ("HOME", "/home/suite".to_owned()),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()),
+            (name, value.to_owned()),
+        ]);
+        let mut cfg = config(endpoint("http://127.0.0.1:9"));
+        cfg.from_config = Some(FromConfig::new(env, MemFs::new()));
+        let at = t.endpoint(&t.client(&cfg));
+        assert_eq!((at.region(), at.host()), (region, host), "{name}");
+    }
+    assert_eq!(server.requests(), [], "instance metadata was asked");
 }
 
 /// A profile with `role_arn` + `source_profile`: STS `AssumeRole` signed with the source

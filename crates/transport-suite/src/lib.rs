@@ -345,6 +345,9 @@ pub trait Transport: Sync {
 
     /// The endpoint `client` sends to, with the region it signs for
     fn endpoint(&self, client: &Self::Client) -> Endpoint;
+
+    /// Tokens left in `client`'s retry quota
+    fn retry_quota(&self, client: &Self::Client) -> u32;
 }
 
 /// Generates one `#[test]` per case of [`cases`] for a transport value
@@ -412,6 +415,7 @@ macro_rules! transport_suite {
             a_hanging_credential_process_is_killed_at_the_overall_deadline,
             credentials_from_instance_metadata,
             region_from_instance_metadata,
+            region_from_instance_metadata_only_when_nothing_sets_one,
             requests_name_the_client,
             endpoint_region_and_attempts_come_from_the_config,
             credentials_from_sts_assume_role,

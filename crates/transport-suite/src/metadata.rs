@@ -64,6 +64,9 @@ pub struct Received {
     pub method: String,
     /// Path and query
     pub path: String,
+    /// The request target as sent: the path (origin form), or the whole URL (absolute
+    /// form, to a proxy)
+    pub target: String,
     /// Headers, names in lower case
     pub headers: HashMap<String, String>,
     /// The body as text
@@ -193,6 +196,7 @@ pub fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
     let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
         return Err(Unread::BadLine);
     };
+    let target = path.to_owned();
     // a request relayed by a proxy names its target in absolute form
     let path = match path.split_once("://") {
         Some((_, rest)) => rest.find('/').map_or("/", |at| &rest[at..]),
@@ -225,6 +229,7 @@ pub fn read_request(stream: &TcpStream) -> Result<Received, Unread> {
     Ok(Received {
         method,
         path,
+        target,
         headers,
         body: String::from_utf8_lossy(&body).into_owned(),
     })
