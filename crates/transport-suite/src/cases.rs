@@ -1533,6 +1533,48 @@ pub fn credentials_from_the_container_endpoint<T: Transport>(t: &T) {
     );
 }
 
+/// A provider's answer is read up to [`invoke_config::MAX_RESPONSE_BODY`] (64 KiB): container
+/// credentials padded to exactly that size sign the call; one byte more, and loading them
+/// fails, naming the limit
+pub fn credential_answers_are_read_up_to_their_limit<T: Transport>(t: &T) {
+    let server = MetadataServer::start();
+    let limit = invoke_config::MAX_RESPONSE_BODY;
+    let path = format!("{}{limit}", metadata::PADDED_PATH);
+    let uri = format!("{}{path}", server.url());
+    let vars = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            metadata::CONTAINER_TOKEN,
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    signs_with_fetched_credentials(
+        t,
+        &server,
+        metadata::CONTAINER_KEY,
+        &vars,
+        "",
+        &[],
+        &[("GET", &path)],
+    );
+    let h = Harness::start_accepting(metadata::CONTAINER_KEY.0, metadata::CONTAINER_KEY.1);
+    let uri = format!("{}{}{}", server.url(), metadata::PADDED_PATH, limit + 1);
+    let vars = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        vars[1],
+        vars[2],
+    ];
+    let c = t.client(&configured(&h, &vars, "", &[]));
+    let o = t.invoke(&c, &count(1, 1));
+    let failure = format!("{:?}", o.failure);
+    assert!(
+        failure.contains(&format!("exceeds {limit} bytes")),
+        "{failure}"
+    );
+    assert_eq!(h.invocations(), 0);
+}
+
 /// Loading credentials counts against the overall deadline: with a container endpoint that
 /// takes connections and never answers, the invocation ends with the deadline error, not
 /// after the providers' own limits (5 s per exchange, retried) with a credentials error

@@ -160,7 +160,7 @@ pub enum Failure {
         /// The error's display text, sources included
         message: String,
     },
-    /// Anything else, as text
+    /// Anything else, as text (sources included, joined by `: `)
     Other(String),
 }
 
@@ -175,23 +175,26 @@ impl Failure {
             },
             ClientError::Stream(s) => Self::Stream(s.clone()),
             ClientError::Function(c) => Self::Function(c.clone()),
-            ClientError::Transport { kind, attempts, .. } => {
-                let mut message = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(s) = source {
-                    message.push_str(": ");
-                    message.push_str(&s.to_string());
-                    source = s.source();
-                }
-                Self::Transport {
-                    kind: *kind,
-                    attempts: Some(*attempts),
-                    message,
-                }
-            }
-            other => Self::Other(other.to_string()),
+            ClientError::Transport { kind, attempts, .. } => Self::Transport {
+                kind: *kind,
+                attempts: Some(*attempts),
+                message: with_sources(e),
+            },
+            other => Self::Other(with_sources(other)),
         }
     }
+}
+
+/// The display text of `e` and of each of its sources, joined by `: `
+fn with_sources(e: &ClientError) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
 }
 
 /// The response head as the transport reported it
@@ -411,6 +414,7 @@ macro_rules! transport_suite {
             https_with_aws_ca_bundle_from_config,
             https_without_the_ca_bundle_is_a_certificate_error,
             credentials_from_the_container_endpoint,
+            credential_answers_are_read_up_to_their_limit,
             credential_loading_is_cut_at_the_overall_deadline,
             a_hanging_credential_process_is_killed_at_the_overall_deadline,
             credentials_from_instance_metadata,

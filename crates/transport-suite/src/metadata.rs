@@ -44,6 +44,10 @@ pub const SOURCE_KEY: (&str, &str) = ("AKIDSOURCEPROFILE", "source-secret");
 pub const CONTAINER_PATH: &str = "/v1/container-credentials";
 /// The authorization token the container endpoint requires
 pub const CONTAINER_TOKEN: &str = "suite-container-token";
+
+/// The container endpoint's path whose answer is the container credentials padded with
+/// spaces to the size in bytes that follows it (`/v1/padded-credentials/65536`)
+pub const PADDED_PATH: &str = "/v1/padded-credentials/";
 /// The web identity token STS requires
 pub const WEB_TOKEN: &str = "suite-web-identity-token";
 /// The IAM role of the instance
@@ -318,6 +322,16 @@ fn answer(r: &Received) -> (u16, &'static str, String) {
             (200, "application/json", json_credentials(CONTAINER_KEY))
         }
         ("GET", CONTAINER_PATH) => (401, "text/plain", "no or wrong authorization".into()),
+        ("GET", path)
+            if path.starts_with(PADDED_PATH)
+                && header("authorization") == Some(CONTAINER_TOKEN) =>
+        {
+            let size: usize = path[PADDED_PATH.len()..].parse().unwrap_or_default();
+            let mut body = json_credentials(CONTAINER_KEY);
+            let pad = size.saturating_sub(body.len());
+            body.extend(std::iter::repeat_n(' ', pad));
+            (200, "application/json", body)
+        }
         ("PUT", "/latest/api/token")
             if header("x-aws-ec2-metadata-token-ttl-seconds").is_some() =>
         {
