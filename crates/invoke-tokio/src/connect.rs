@@ -26,29 +26,32 @@ use tokio_rustls::client::TlsStream;
 use crate::error::{BoxError, Error};
 
 /// A connection that failed, with what kind of failure it was
+///
+/// Transparent: it shows as the error inside, whose sources are its own, so a chain of
+/// causes tells each once (the kind is the caller's to show: the client's error names it)
 #[derive(Debug)]
 pub(crate) struct ConnectError {
     pub(crate) kind: TransportFailure,
-    source: BoxError,
+    error: BoxError,
 }
 
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.kind, self.source)
+        self.error.fmt(f)
     }
 }
 
 impl std::error::Error for ConnectError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.source)
+        self.error.source()
     }
 }
 
 impl ConnectError {
-    fn new(kind: TransportFailure, source: impl Into<BoxError>) -> Self {
+    fn new(kind: TransportFailure, error: impl Into<BoxError>) -> Self {
         Self {
             kind,
-            source: source.into(),
+            error: error.into(),
         }
     }
 }

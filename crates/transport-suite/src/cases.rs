@@ -557,6 +557,11 @@ fn fails_naming<T: Transport>(
     let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
     let message = transport_failure(&o, kind, attempts);
     assert!(message.contains(&addr.to_string()), "{message}");
+    // each cause in the chain is told once
+    let mut causes: Vec<&str> = message.split(": ").collect();
+    causes.sort_unstable();
+    causes.dedup();
+    assert_eq!(causes.len(), message.split(": ").count(), "{message}");
 }
 
 /// A connection cut during the TLS handshake (a load balancer dropping it) is retried like a
