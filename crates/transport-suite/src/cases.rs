@@ -1455,6 +1455,57 @@ pub fn https_without_the_ca_bundle_is_a_certificate_error<T: Transport>(t: &T) {
     );
 }
 
+/// The variable that makes [`the_system_trust_store_is_read`] the child: the emulator's URL
+const TRUST_STORE_CHILD: &str = "TRANSPORT_SUITE_TRUST_STORE_URL";
+
+/// The system's trust store is read (`rustls-native-certs`, which takes `SSL_CERT_FILE` in
+/// place of the system's files): a client without a CA bundle streams over https from the
+/// emulator when `SSL_CERT_FILE` names the emulator's CA. The store is read once per
+/// process, so the test binary runs this case again in a child process with that variable.
+pub fn the_system_trust_store_is_read<T: Transport>(t: &T) {
+    if let Ok(url) = std::env::var(TRUST_STORE_CHILD) {
+        let c = t.client(&config(endpoint(&url)));
+        let o = t.invoke(&c, &InvokeParams::new("streamer", "{}"));
+        assert_success(&o);
+        assert_eq!(o.payload(), streamer_bytes());
+        return;
+    }
+    let h = Harness::start_tls();
+    let ca = h.ca_pem_path().expect("the emulator's CA");
+    let url = format!("https://{}", h.address());
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "the_system_trust_store_is_read",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env(TRUST_STORE_CHILD, &url)
+        .env("SSL_CERT_FILE", &ca)
+        .env_remove("SSL_CERT_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the test binary again");
+    let until = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("the child's output");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(h.invocations(), 1, "the child invoked the emulator");
+}
+
 /// A configuration for the emulator of `h` built from `vars` (with `HOME`, the region and
 /// `AWS_ENDPOINT_URL_LAMBDA` pointing at the emulator), `config` as `~/.aws/config` and
 /// `files`, all in memory

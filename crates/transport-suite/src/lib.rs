@@ -413,6 +413,7 @@ macro_rules! transport_suite {
             https_with_the_ca_bundle_streams_byte_exact,
             https_with_aws_ca_bundle_from_config,
             https_without_the_ca_bundle_is_a_certificate_error,
+            the_system_trust_store_is_read,
             credentials_from_the_container_endpoint,
             credential_answers_are_read_up_to_their_limit,
             credential_loading_is_cut_at_the_overall_deadline,
