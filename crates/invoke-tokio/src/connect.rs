@@ -415,13 +415,20 @@ async fn tunnel<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let from = head.len().saturating_sub(3);
         head.extend_from_slice(&buf[..n]);
-        if let Some(i) = head[from..].windows(4).position(|w| w == b"\r\n\r\n") {
-            break from + i + 4;
-        }
-        if head.len() > MAX_CONNECT_HEAD {
-            return Err(failed(format!(
-                "the proxy's response head is over {MAX_CONNECT_HEAD} bytes"
-            )));
+        let end = head[from..]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|i| from + i + 4);
+        // however the reads fell: a head that ends past the limit, or that has not ended
+        // by it, is over it
+        match end {
+            Some(end) if end <= MAX_CONNECT_HEAD => break end,
+            None if head.len() < MAX_CONNECT_HEAD => {}
+            _ => {
+                return Err(failed(format!(
+                    "the proxy's response head is over {MAX_CONNECT_HEAD} bytes"
+                )));
+            }
         }
     };
     let status_line = head.split(|&b| b == b'\r').next().unwrap_or_default();
@@ -716,6 +723,68 @@ mod tests {
             );
             assert!(!shown.contains("dXNlcjpwdw"), "{shown}");
         }
+    }
+
+    /// `HTTP/1.1 200 OK`, padded with a header to `length` bytes in all
+    fn head_of(length: usize) -> Vec<u8> {
+        let start = b"HTTP/1.1 200 OK\r\nX-Padding: ";
+        let mut head = start.to_vec();
+        head.resize(length - 4, b'p');
+        head.extend_from_slice(b"\r\n\r\n");
+        head
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connect_head_of_the_limit_opens_the_tunnel_and_one_byte_more_does_not() {
+        for trickle in [false, true] {
+            let (result, _) = tunnel_answered(&head_of(MAX_CONNECT_HEAD), trickle).await;
+            assert!(result.is_ok(), "{result:?}");
+            let (result, _) = tunnel_answered(&head_of(MAX_CONNECT_HEAD + 1), trickle).await;
+            let e = result.expect_err("a head over the limit");
+            assert!(e.to_string().contains("over 16384 bytes"), "{e}");
+        }
+    }
+
+    /// A connection writes what it is given (one buffer, or several at once), flushes,
+    /// and shuts its side down, through hyper's traits
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_writes_flushes_and_shuts_down() {
+        use hyper::rt::Write as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let tcp = TcpStream::connect(address).await.unwrap();
+        let (mut peer, _) = listener.accept().await.unwrap();
+        let mut conn = Conn {
+            io: TokioIo::new(Io::Plain(tcp)),
+        };
+        assert!(conn.is_write_vectored());
+        let mut sent = 0;
+        while sent < 5 {
+            let n =
+                std::future::poll_fn(|cx| Pin::new(&mut conn).poll_write(cx, &b"hello"[sent..]))
+                    .await
+                    .unwrap();
+            assert!(n > 0);
+            sent += n;
+        }
+        let parts = [io::IoSlice::new(b", "), io::IoSlice::new(b"world")];
+        let n = std::future::poll_fn(|cx| Pin::new(&mut conn).poll_write_vectored(cx, &parts))
+            .await
+            .unwrap();
+        assert_eq!(n, 7, "both slices at once on a fresh connection");
+        std::future::poll_fn(|cx| Pin::new(&mut conn).poll_flush(cx))
+            .await
+            .unwrap();
+        std::future::poll_fn(|cx| Pin::new(&mut conn).poll_shutdown(cx))
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let read = peer.read_to_end(&mut received);
+        tokio::time::timeout(Duration::from_secs(20), read)
+            .await
+            .expect("the end of the stream, the connection still open")
+            .unwrap();
+        assert_eq!(received, b"hello, world");
     }
 
     #[tokio::test(flavor = "current_thread")]
