@@ -670,6 +670,51 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
     assert_eq!(payload, MESSAGES * MESSAGE);
 }
 
+/// A server that reads each request whole and answers it with `answer` (nothing: it closes
+/// the connection), on every connection; how many connections it took
+fn answering_server(answer: &'static [u8]) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+            if metadata::read_request(&s).is_ok() {
+                let _ = s.write_all(answer);
+            }
+            // dropped: closed
+        }
+    });
+    (addr, accepted)
+}
+
+/// A peer that closes the connection after the request, before any response byte, is a
+/// send failure, retried (the request may never have been read); one that answers with
+/// something other than HTTP is a protocol failure, never retried
+pub fn a_peer_closing_or_not_speaking_http_before_the_head<T: Transport>(t: &T) {
+    use std::sync::atomic::Ordering;
+    for (answer, kind, attempts) in [
+        (&b""[..], TransportFailure::Send, 3),
+        (
+            b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+            TransportFailure::Protocol,
+            1,
+        ),
+    ] {
+        let (addr, accepted) = answering_server(answer);
+        let c = t.client(&config(endpoint(&format!("http://{addr}"))));
+        let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+        assert!(o.head.is_none());
+        transport_failure(&o, kind, attempts);
+        assert_eq!(accepted.load(Ordering::SeqCst), attempts as usize);
+    }
+}
+
 /// A server that accepts and never answers: the head timeout, per attempt; a shorter idle
 /// timeout bounds the wait for the head as well (it is the time between two reads, head and
 /// body)

@@ -388,6 +388,7 @@ macro_rules! transport_suite {
             a_connection_cut_during_the_tls_handshake_is_retried,
             a_tls_handshake_never_answered_is_a_connect_timeout,
             head_timeout,
+            a_peer_closing_or_not_speaking_http_before_the_head,
             a_server_that_never_reads_the_payload_is_a_head_timeout,
             a_server_reading_the_payload_slowly_is_a_head_timeout,
             a_body_ended_shortly_after_invoke_complete_keeps_its_connection,
