@@ -94,6 +94,13 @@ impl Transport for Tokio {
         client.retry_quota_available()
     }
 
+    fn access_key(&self, client: &Client) -> Result<Option<String>, String> {
+        self.runtime
+            .block_on(client.credentials())
+            .map(|c| c.map(|c| c.credentials.access_key_id().to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
     fn read_after(
         &self,
         client: &Client,

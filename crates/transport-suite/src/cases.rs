@@ -1590,17 +1590,25 @@ fn signs_with_fetched_credentials<T: Transport>(
     expected: &[(&str, &str)],
 ) {
     let h = Harness::start_accepting(key.0, key.1);
-    streams_with_fetched_credentials(t, &configured(&h, vars, config, files), server, expected);
+    let cfg = configured(&h, vars, config, files);
+    let c = streams_with_fetched_credentials(t, &cfg, server, expected);
+    // the client's `credentials()` are those it signed with, from its cache
+    assert_eq!(t.access_key(&c), Ok(Some(key.0.to_owned())));
+    assert_eq!(server.requests().len(), expected.len());
+    // and a new client loads them for `credentials()` alone
+    assert_eq!(t.access_key(&t.client(&cfg)), Ok(Some(key.0.to_owned())));
+    assert!(server.requests().len() > expected.len());
 }
 
 /// A client made with `cfg` streams twice, byte-exact; the credential endpoints see
-/// `expected` requests, all for the first invocation (the credentials are cached)
+/// `expected` requests, all for the first invocation (the credentials are cached); the
+/// client, for more checks
 fn streams_with_fetched_credentials<T: Transport>(
     t: &T,
     cfg: &crate::ClientConfig,
     server: &MetadataServer,
     expected: &[(&str, &str)],
-) {
+) -> T::Client {
     let c = t.client(cfg);
     for _ in 0..2 {
         let o = t.invoke(&c, &count(100, 10));
@@ -1610,6 +1618,7 @@ fn streams_with_fetched_credentials<T: Transport>(
     let seen = server.requests();
     let seen: Vec<(&str, &str)> = seen.iter().map(|(m, p)| (m.as_str(), p.as_str())).collect();
     assert_eq!(seen, expected, "the credential endpoints were asked once");
+    c
 }
 
 /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN` (ECS, EKS)

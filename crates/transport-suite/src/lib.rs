@@ -351,6 +351,14 @@ pub trait Transport: Sync {
 
     /// Tokens left in `client`'s retry quota
     fn retry_quota(&self, client: &Self::Client) -> u32;
+
+    /// The access key `client` signs with now (its `credentials()`), `None` when it does not
+    /// sign
+    ///
+    /// # Errors
+    ///
+    /// The text of the client's error when it has no credentials.
+    fn access_key(&self, client: &Self::Client) -> Result<Option<String>, String>;
 }
 
 /// Generates one `#[test]` per case of [`cases`] for a transport value
