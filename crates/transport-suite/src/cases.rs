@@ -1803,6 +1803,24 @@ pub fn credentials_from_instance_metadata<T: Transport>(t: &T) {
             ("GET", &role),
         ],
     );
+    assert_token_put_framed(&server);
+}
+
+/// The first request `server` received is the IMDS token's `PUT` with `Content-Length: 0`,
+/// as the SDKs send it: a chunked `PUT` whose terminating chunk the server never reads can
+/// be answered with a connection reset
+#[track_caller]
+fn assert_token_put_framed(server: &MetadataServer) {
+    let received = server.received();
+    assert_eq!(
+        received.first().map(|r| (
+            r.method.as_str(),
+            r.headers.get("content-length").map(String::as_str),
+            r.headers.get("transfer-encoding")
+        )),
+        Some(("PUT", Some("0"), None)),
+        "the token request's framing: {received:?}"
+    );
 }
 
 /// A client configured from a profile: its region (which the emulator checks in the
@@ -1874,9 +1892,13 @@ pub fn requests_name_the_client<T: Transport>(t: &T) {
             r.method,
             r.path
         );
-        // in origin form (no proxy between), and every one names its host, as HTTP/1.1
-        // requires
+        // in origin form (no proxy between), a GET without a body's framing, and every one
+        // names its host, as HTTP/1.1 requires
         assert_eq!(r.target, r.path, "{} {}", r.method, r.path);
+        if r.method == "GET" {
+            let framing = ["content-length", "transfer-encoding"].map(|h| r.headers.get(h));
+            assert_eq!(framing, [None, None], "GET {}", r.path);
+        }
         assert_eq!(
             r.headers.get("host"),
             Some(&authority),
@@ -1905,17 +1927,7 @@ pub fn region_from_instance_metadata<T: Transport>(t: &T) {
         at.host(),
         format!("lambda.{}.amazonaws.com", metadata::IMDS_REGION)
     );
-    let received = server.received();
-    // `Content-Length: 0`, as the SDKs send: a chunked PUT whose terminating chunk the
-    // server never reads can be answered with a connection reset
-    assert_eq!(
-        received.first().map(|r| (
-            r.headers.get("content-length").map(String::as_str),
-            r.headers.get("transfer-encoding")
-        )),
-        Some((Some("0"), None)),
-        "the token request's framing: {received:?}"
-    );
+    assert_token_put_framed(&server);
     let asked: Vec<(String, String)> = server.requests();
     assert_eq!(
         asked,
