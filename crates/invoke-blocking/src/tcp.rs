@@ -401,4 +401,32 @@ mod tests {
         let e = connect(&[], timeout).unwrap_err();
         assert!(e.to_string().contains("no address"), "{e}");
     }
+
+    /// An address that never answers the handshake (a listener whose accept queue is full)
+    /// takes only its share of the connect timeout: the next address, which answers, is
+    /// still tried and connected to within it
+    #[test]
+    fn a_silent_address_leaves_time_for_the_next() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // a backlog of 0 queues one connection: the filler; later handshakes get no answer
+        let full = socket.listen(0).unwrap();
+        let silent = full.local_addr().unwrap();
+        let _filler = TcpStream::connect(silent).unwrap();
+        let answering = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addrs = [silent, answering.local_addr().unwrap()];
+        let timeout = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_secs(2),
+            reason: ureq::Timeout::Connect,
+            per_read: None,
+            per_write: None,
+        };
+        let stream = connect(&addrs, timeout).expect("the second address");
+        assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
+    }
 }
