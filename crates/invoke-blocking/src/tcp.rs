@@ -403,8 +403,8 @@ mod tests {
     }
 
     /// An address that never answers the handshake (a listener whose accept queue is full)
-    /// takes only its share of the connect timeout: the next address, which answers, is
-    /// still tried and connected to within it
+    /// takes only its share of the connect timeout, and one that refuses none: the next
+    /// address, which answers, is still tried and connected to within it
     #[test]
     fn a_silent_address_leaves_time_for_the_next() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -427,6 +427,13 @@ mod tests {
             per_write: None,
         };
         let stream = connect(&addrs, timeout).expect("the second address");
+        assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
+        // a refused address is passed over at once
+        let refused = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let stream = connect(&[refused, addrs[1]], timeout).expect("the second address");
         assert_eq!(stream.peer_addr().unwrap(), addrs[1]);
     }
 }
