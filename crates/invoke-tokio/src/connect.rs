@@ -344,6 +344,19 @@ impl Connector {
 async fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    connect_first(&addresses, deadline).await.map_err(|e| {
+        e.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
+        })
+    })
+}
+
+/// The first of `addresses` that accepts, each but the last within an equal share of the
+/// time left before `deadline`; the last failure (`None` without an address)
+async fn connect_first(
+    addresses: &[SocketAddr],
+    deadline: Instant,
+) -> Result<TcpStream, Option<io::Error>> {
     let mut last_error = None;
     for (i, address) in addresses.iter().enumerate() {
         let left = addresses.len() - i;
@@ -361,20 +374,15 @@ async fn tcp(host: &str, port: u16, deadline: Instant) -> io::Result<TcpStream> 
                     ))
                 })
         };
-        match result {
-            Ok(stream) => {
-                stream.set_nodelay(true)?;
-                return Ok(stream);
-            }
+        match result.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+            Ok(stream) => return Ok(stream),
             Err(e) => {
                 tracing::debug!(%address, error = %e, "connect");
                 last_error = Some(io::Error::new(e.kind(), format!("{address}: {e}")));
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| {
-        io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"))
-    }))
+    Err(last_error)
 }
 
 /// Longest response head a proxy may answer `CONNECT` with
@@ -785,6 +793,36 @@ mod tests {
             .expect("the end of the stream, the connection still open")
             .unwrap();
         assert_eq!(received, b"hello, world");
+    }
+
+    /// An address that never answers the handshake (a listener whose accept queue is full)
+    /// takes only its share of the time, and one that refuses none: the next address, which
+    /// answers, is still tried and connected to before the deadline (paused time: the
+    /// runtime moves the clock while the handshake goes unanswered)
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_silent_or_refusing_address_leaves_time_for_the_next() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        // a backlog of 0 queues one connection: the filler; later handshakes get no answer
+        let full = socket.listen(0).unwrap();
+        let silent = full.local_addr().unwrap();
+        let _filler = TcpStream::connect(silent).await.unwrap();
+        let answering = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let refused = {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            l.local_addr().unwrap()
+        };
+        let good = answering.local_addr().unwrap();
+        for first in [silent, refused] {
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let stream = connect_first(&[first, good], deadline)
+                .await
+                .expect("the second address");
+            assert_eq!(stream.peer_addr().unwrap(), good);
+            assert!(Instant::now() < deadline, "the first address took all the time");
+        }
+        let e = connect_first(&[], Instant::now()).await.unwrap_err();
+        assert!(e.is_none());
     }
 
     #[tokio::test(flavor = "current_thread")]
