@@ -819,7 +819,10 @@ mod tests {
                 .await
                 .expect("the second address");
             assert_eq!(stream.peer_addr().unwrap(), good);
-            assert!(Instant::now() < deadline, "the first address took all the time");
+            assert!(
+                Instant::now() < deadline,
+                "the first address took all the time"
+            );
         }
         let e = connect_first(&[], Instant::now()).await.unwrap_err();
         assert!(e.is_none());

@@ -18,7 +18,7 @@ use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_tokio::invoke_config::DRAIN_LIMIT;
 use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
-use transport_suite::cases::held_response_with_extra;
+use transport_suite::cases::serve_held_with_extras;
 use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
 /// Generous bound for events that happen at once on an idle machine
@@ -474,29 +474,7 @@ fn the_pool_keeps_at_most_max_idle_connections() {
 /// and 2
 #[test]
 fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = std::thread::spawn(move || {
-        let extras = [0, 0, DRAIN_LIMIT + 1, 0];
-        let mut served_on = Vec::new();
-        for connection in 1..=extras.len() {
-            let (mut s, _) = listener.accept().expect("accept");
-            s.set_read_timeout(Some(WAIT)).unwrap();
-            while served_on.len() < extras.len()
-                && transport_suite::metadata::read_request(&s).is_ok()
-            {
-                let response = held_response_with_extra(extras[served_on.len()]);
-                if s.write_all(&response).is_err() {
-                    break;
-                }
-                served_on.push(connection);
-            }
-            if served_on.len() == extras.len() {
-                break;
-            }
-        }
-        served_on
-    });
+    let (addr, server) = serve_held_with_extras(vec![0, 0, DRAIN_LIMIT + 1, 0]);
     let client = client(&format!("http://{addr}"));
     let rt = support::runtime();
     rt.block_on(async {

@@ -450,9 +450,7 @@ fn invoke_error_server<T: Transport>(
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        assert!(metadata::read_request(&s).is_ok(), "a whole request");
+        let mut s = accept_request(&listener);
         let mut start = format!(
             "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\n\
              X-Amzn-ErrorType: ResourceNotFoundException\r\n\
@@ -488,17 +486,17 @@ fn not_found(o: &Outcome) -> &invoke_proto::ServiceError {
     }
 }
 
+/// [`invoke_error_server`] with a short JSON body (message "Function not found: missing")
+/// split after 10 bytes, its rest `pause` later, and an idle timeout of `idle`
+fn split_error_body<T: Transport>(t: &T, pause: Duration, idle: Duration) -> Outcome {
+    let body = br#"{"Type":"User","message":"Function not found: missing"}"#.to_vec();
+    invoke_error_server(t, body, 10, pause, idle)
+}
+
 /// An error body whose second half comes 100 ms after its first (well within the idle
 /// timeout) is read whole: its message reaches the caller
 pub fn an_error_body_in_two_writes_is_read_whole<T: Transport>(t: &T) {
-    let body = br#"{"Type":"User","message":"Function not found: missing"}"#.to_vec();
-    let o = invoke_error_server(
-        t,
-        body,
-        10,
-        Duration::from_millis(100),
-        Duration::from_secs(10),
-    );
+    let o = split_error_body(t, Duration::from_millis(100), Duration::from_secs(10));
     let error = not_found(&o);
     assert_eq!(
         error.message.as_deref(),
@@ -523,14 +521,7 @@ pub fn an_error_body_is_read_up_to_its_limit<T: Transport>(t: &T) {
 /// An error body that stalls past the idle timeout does not hang the call: the error is
 /// judged by its head (the code in `X-Amzn-ErrorType`), without the body's message
 pub fn a_stalled_error_body_is_judged_by_its_head<T: Transport>(t: &T) {
-    let body = br#"{"Type":"User","message":"Function not found: missing"}"#.to_vec();
-    let o = invoke_error_server(
-        t,
-        body,
-        10,
-        Duration::from_millis(1500),
-        Duration::from_millis(200),
-    );
+    let o = split_error_body(t, Duration::from_millis(1500), Duration::from_millis(200));
     assert_eq!(not_found(&o).message, None);
 }
 
@@ -860,9 +851,7 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        assert!(metadata::read_request(&s).is_ok(), "a whole request");
+        let mut s = accept_request(&listener);
         s.write_all(&held_response_start()).unwrap();
         // the end of the body a moment later, as a server that flushes it separately
         std::thread::sleep(Duration::from_millis(100));
@@ -877,12 +866,7 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
         }
         reused
     });
-    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
-    for _ in 0..2 {
-        let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
-        assert_success(&o);
-        assert_eq!(o.payload(), b"held");
-    }
+    invoke_held(t, &config(endpoint(&format!("http://{addr}"))), 2);
     assert!(
         server.join().expect("server"),
         "the client gave up on the end of the body and opened a new connection"
@@ -909,19 +893,45 @@ pub fn held_response_with_extra(extra: usize) -> Vec<u8> {
 /// after `InvokeComplete` (more than one read takes in), then none, go out on connections
 /// 1, 1, 1 and 2
 pub fn bytes_after_invoke_complete_are_drained_up_to_a_limit<T: Transport>(t: &T) {
+    let (addr, server) = serve_held_with_extras(vec![1000, invoke_config::DRAIN_LIMIT, 1 << 20, 0]);
+    invoke_held(t, &config(endpoint(&format!("http://{addr}"))), 4);
+    assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
+}
+
+/// Invokes `held` `n` times with a client of `cfg`, each a success with payload "held"
+fn invoke_held<T: Transport>(t: &T, cfg: &ClientConfig, n: usize) {
+    let c = t.client(cfg);
+    for _ in 0..n {
+        let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
+        assert_success(&o);
+        assert_eq!(o.payload(), b"held");
+    }
+}
+
+/// A server on a fresh listener answering one request per entry of `extras` with
+/// [`held_response_with_extra`] of that entry, on as few connections as the client uses
+/// (a request that finds its connection closed is taken on the next one); its address,
+/// and the number of the connection each request came on (1 for the first)
+pub fn serve_held_with_extras(
+    extras: Vec<usize>,
+) -> (SocketAddr, std::thread::JoinHandle<Vec<usize>>) {
     use std::io::Write as _;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
-        let extras = [1000, invoke_config::DRAIN_LIMIT, 1 << 20, 0];
         let mut served_on = Vec::new();
         for connection in 1..=extras.len() {
             let (mut s, _) = listener.accept().expect("accept");
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
             while served_on.len() < extras.len() && metadata::read_request(&s).is_ok() {
-                // the client closes the connection within the 1 MiB
-                let _ = s.write_all(&held_response_with_extra(extras[served_on.len()]));
+                let response = held_response_with_extra(extras[served_on.len()]);
+                // a client closing the connection amid a long extra ends the write (it
+                // has had its events)
+                let written = s.write_all(&response).is_ok();
                 served_on.push(connection);
+                if !written {
+                    break;
+                }
             }
             if served_on.len() == extras.len() {
                 break;
@@ -929,13 +939,7 @@ pub fn bytes_after_invoke_complete_are_drained_up_to_a_limit<T: Transport>(t: &T
         }
         served_on
     });
-    let c = t.client(&config(endpoint(&format!("http://{addr}"))));
-    for _ in 0..4 {
-        let o = t.invoke(&c, &InvokeParams::new("held", "{}"));
-        assert_success(&o);
-        assert_eq!(o.payload(), b"held");
-    }
-    assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
+    (addr, server)
 }
 
 /// Invokes a `server` that answers with a chunk ("held") and `InvokeComplete` and then does
@@ -1150,10 +1154,17 @@ fn held_response() -> Vec<u8> {
 /// [`held_response`]; the connection, still open
 fn serve_held(listener: &TcpListener) -> std::net::TcpStream {
     use std::io::Write as _;
-    let (mut s, _) = listener.accept().expect("accept");
+    let mut s = accept_request(listener);
+    s.write_all(&held_response()).unwrap();
+    s
+}
+
+/// Accepts a connection on `listener` and reads one whole request from it (each read
+/// within 30 s); the connection
+fn accept_request(listener: &TcpListener) -> std::net::TcpStream {
+    let (s, _) = listener.accept().expect("accept");
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert!(metadata::read_request(&s).is_ok(), "a whole request");
-    s.write_all(&held_response()).unwrap();
     s
 }
 
