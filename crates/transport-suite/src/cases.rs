@@ -663,7 +663,9 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
 
 /// A server that reads each request whole and answers it with `answer` (nothing: it closes
 /// the connection), on every connection; how many connections it took
-fn answering_server(answer: &'static [u8]) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+fn answering_server(
+    answer: Option<&'static [u8]>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::Write as _;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -676,7 +678,15 @@ fn answering_server(answer: &'static [u8]) -> (SocketAddr, Arc<std::sync::atomic
             count.fetch_add(1, Ordering::SeqCst);
             let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
             if metadata::read_request(&s).is_ok() {
-                let _ = s.write_all(answer);
+                match answer {
+                    Some(answer) => {
+                        let _ = s.write_all(answer);
+                    }
+                    // closed with a reset
+                    None => {
+                        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                    }
+                }
             }
             // dropped: closed
         }
@@ -684,15 +694,16 @@ fn answering_server(answer: &'static [u8]) -> (SocketAddr, Arc<std::sync::atomic
     (addr, accepted)
 }
 
-/// A peer that closes the connection after the request, before any response byte, is a
-/// send failure, retried (the request may never have been read); one that answers with
+/// A peer that closes (or resets) the connection after the request, before any response
+/// byte, is a send failure, retried (the request may never have been read); one that answers with
 /// something other than HTTP is a protocol failure, never retried
 pub fn a_peer_closing_or_not_speaking_http_before_the_head<T: Transport>(t: &T) {
     use std::sync::atomic::Ordering;
     for (answer, kind, attempts) in [
-        (&b""[..], TransportFailure::Send, 3),
+        (Some(&b""[..]), TransportFailure::Send, 3),
+        (None, TransportFailure::Send, 3),
         (
-            b"SSH-2.0-OpenSSH_9.2\r\n\r\n",
+            Some(b"SSH-2.0-OpenSSH_9.2\r\n\r\n"),
             TransportFailure::Protocol,
             1,
         ),
