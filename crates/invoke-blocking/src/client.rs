@@ -522,6 +522,25 @@ mod tests {
         );
     }
 
+    /// A builder shows its settings, the kind of credentials and never the keys
+    #[test]
+    fn a_builder_shows_no_secret() {
+        let builder = Client::builder(local_endpoint()).credentials(Credentials::new(
+            "AKID",
+            "s3cret-key",
+            Some("t0ken".into()),
+        ));
+        let shown = format!("{builder:?}");
+        assert!(
+            shown.contains("credentials: \"static\"") && shown.contains("127.0.0.1"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("t0ken"),
+            "{shown}"
+        );
+    }
+
     #[test]
     fn static_credentials_are_shared_by_attempts_not_copied() {
         let client = Client::builder(local_endpoint())
