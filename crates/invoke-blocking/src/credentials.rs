@@ -120,8 +120,11 @@ impl Sender {
         &self,
         request: http::Request<Bytes>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
-        if let Some(attempt) = request.extensions().get::<Attempt>().copied() {
-            let wait = attempt.backoff(jitter());
+        let wait = request
+            .extensions()
+            .get::<Attempt>()
+            .map_or(Duration::ZERO, |attempt| attempt.backoff(jitter()));
+        if !wait.is_zero() {
             std::thread::sleep(time_left().map_or(wait, |left| wait.min(left)));
         }
         let timeout = within_deadline(self.timeout)?;
