@@ -661,8 +661,9 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
     assert_eq!(payload, MESSAGES * MESSAGE);
 }
 
-/// A server that reads each request whole and answers it with `answer` (nothing: it closes
-/// the connection), on every connection; how many connections it took
+/// A server that reads each request whole and answers it with `answer`, then closes the
+/// connection (`None`: closes it at once, with a reset), on every connection; how many
+/// connections it took
 fn answering_server(
     answer: Option<&'static [u8]>,
 ) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
@@ -695,8 +696,8 @@ fn answering_server(
 }
 
 /// A peer that closes (or resets) the connection after the request, before any response
-/// byte, is a send failure, retried (the request may never have been read); one that answers with
-/// something other than HTTP is a protocol failure, never retried
+/// byte, is a send failure, retried (the request may never have been read); one that
+/// answers with something other than HTTP is a protocol failure, never retried
 pub fn a_peer_closing_or_not_speaking_http_before_the_head<T: Transport>(t: &T) {
     use std::sync::atomic::Ordering;
     for (answer, kind, attempts) in [
@@ -1205,7 +1206,7 @@ fn held_open_after_a_wait(listener: &TcpListener) -> bool {
 }
 
 /// [`held_open_after_complete`], the response split after its head and 10 bytes with
-/// `pause` between the two writes
+/// `pause` between the two writes (`None`: in one write)
 fn held_open(listener: &TcpListener, pause: Option<Duration>) -> bool {
     use std::io::{Read, Write};
     let (mut s, _) = listener.accept().expect("accept");
