@@ -469,12 +469,13 @@ fn the_pool_keeps_at_most_max_idle_connections() {
 
 /// A caller that stops at `InvokeComplete` and drops the response: the end of the body came
 /// in the same write as the events, so it is taken on the drop and the connection goes back
-/// to the pool, unless more than [`DRAIN_LIMIT`] bytes came after `InvokeComplete`: four
-/// calls, the third answered with the limit and a byte more, go out on connections 1, 1, 1
-/// and 2
+/// to the pool (with 100 bytes after `InvokeComplete` too), unless more than
+/// [`DRAIN_LIMIT`] bytes came after it: four calls, the second answered with 100 bytes after
+/// `InvokeComplete`, the third with the limit and a byte more, go out on connections 1, 1,
+/// 1 and 2
 #[test]
 fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() {
-    let (addr, server) = serve_held_with_extras(vec![0, 0, DRAIN_LIMIT + 1, 0]);
+    let (addr, server) = serve_held_with_extras(vec![0, 100, DRAIN_LIMIT + 1, 0]);
     let client = client(&format!("http://{addr}"));
     let rt = support::runtime();
     rt.block_on(async {

@@ -886,14 +886,17 @@ pub fn a_body_ended_shortly_after_invoke_complete_keeps_its_connection<T: Transp
 }
 
 /// A whole response: its head, a chunk holding a `PayloadChunk` ("held") and a successful
-/// `InvokeComplete`, then `extra` body bytes after them (one HTTP chunk), then the end of
-/// the body
+/// `InvokeComplete`, then `extra` body bytes after them (in HTTP chunks of at most 1 KiB,
+/// so that a client counting what it drains must add them up), then the end of the body
 pub fn held_response_with_extra(extra: usize) -> Vec<u8> {
     let mut response = held_response_start();
-    if extra > 0 {
-        response.extend(format!("{extra:x}\r\n").into_bytes());
-        response.resize(response.len() + extra, b'z');
+    let mut left = extra;
+    while left > 0 {
+        let size = left.min(1024);
+        response.extend(format!("{size:x}\r\n").into_bytes());
+        response.resize(response.len() + size, b'z');
         response.extend_from_slice(b"\r\n");
+        left -= size;
     }
     response.extend_from_slice(BODY_END);
     response
