@@ -237,11 +237,14 @@ pub(crate) async fn send(
     request: http::Request<Bytes>,
     timeout: Duration,
 ) -> Result<(StatusCode, HeaderMap, Bytes), BoxError> {
-    if let Some(attempt) = request.extensions().get::<Attempt>().copied() {
-        let wait = attempt.backoff(invoke_config::jitter());
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+    let wait = request
+        .extensions()
+        .get::<Attempt>()
+        .map_or(Duration::ZERO, |attempt| {
+            attempt.backoff(invoke_config::jitter())
+        });
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
     let span = tracing::debug_span!(
         "credentials_request",

@@ -1212,12 +1212,9 @@ fn held_open_after_a_wait(listener: &TcpListener) -> bool {
 /// `pause` between the two writes (`None`: in one write)
 fn held_open(listener: &TcpListener, pause: Option<Duration>) -> bool {
     use std::io::{Read, Write};
-    let (mut s, _) = listener.accept().expect("accept");
+    let mut s = accept_request(listener);
+    // how long the body is held open
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    assert!(
-        metadata::read_request(&s).is_ok(),
-        "no whole request from the client"
-    );
     let mut buf = [0u8; 4096];
     let response = held_response_start();
     match pause {
@@ -1544,7 +1541,8 @@ pub fn the_system_trust_store_is_read<T: Transport>(t: &T) {
     let h = Harness::start_tls();
     let ca = h.ca_pem_path().expect("the emulator's CA");
     let url = format!("https://{}", h.address());
-    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+    // the child's client has the suite's 60 s timeouts: it ends on its own
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "the_system_trust_store_is_read",
             "--exact",
@@ -1554,19 +1552,8 @@ pub fn the_system_trust_store_is_read<T: Transport>(t: &T) {
         .env(TRUST_STORE_CHILD, &url)
         .env("SSL_CERT_FILE", &ca)
         .env_remove("SSL_CERT_DIR")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
+        .output()
         .expect("the test binary again");
-    let until = std::time::Instant::now() + Duration::from_secs(120);
-    while child.try_wait().expect("wait").is_none() {
-        if std::time::Instant::now() > until {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("the child's output");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
@@ -1649,24 +1636,34 @@ fn streams_with_fetched_credentials<T: Transport>(
 
 /// `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN` (ECS, EKS)
 pub fn credentials_from_the_container_endpoint<T: Transport>(t: &T) {
-    let server = MetadataServer::start();
-    let uri = format!("{}{}", server.url(), metadata::CONTAINER_PATH);
+    signs_with_container_credentials_at(t, &MetadataServer::start(), metadata::CONTAINER_PATH);
+}
+
+/// [`signs_with_fetched_credentials`] from the container endpoint at `path` of `server`
+fn signs_with_container_credentials_at<T: Transport>(t: &T, server: &MetadataServer, path: &str) {
+    let uri = format!("{}{path}", server.url());
     signs_with_fetched_credentials(
         t,
-        &server,
+        server,
         metadata::CONTAINER_KEY,
-        &[
-            ("AWS_CONTAINER_CREDENTIALS_FULL_URI", &uri),
-            (
-                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-                metadata::CONTAINER_TOKEN,
-            ),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
+        &container_vars(&uri),
         "",
         &[],
-        &[("GET", metadata::CONTAINER_PATH)],
+        &[("GET", path)],
     );
+}
+
+/// The environment of a container whose credentials are at `uri`, with the token the
+/// suite's endpoint wants and instance metadata off
+fn container_vars(uri: &str) -> [(&str, &str); 3] {
+    [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+        (
+            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+            metadata::CONTAINER_TOKEN,
+        ),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
 }
 
 /// A provider's answer is read up to [`invoke_config::MAX_RESPONSE_BODY`] (64 KiB): container
@@ -1676,31 +1673,10 @@ pub fn credential_answers_are_read_up_to_their_limit<T: Transport>(t: &T) {
     let server = MetadataServer::start();
     let limit = invoke_config::MAX_RESPONSE_BODY;
     let path = format!("{}{limit}", metadata::PADDED_PATH);
-    let uri = format!("{}{path}", server.url());
-    let vars = [
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
-        (
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-            metadata::CONTAINER_TOKEN,
-        ),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ];
-    signs_with_fetched_credentials(
-        t,
-        &server,
-        metadata::CONTAINER_KEY,
-        &vars,
-        "",
-        &[],
-        &[("GET", &path)],
-    );
+    signs_with_container_credentials_at(t, &server, &path);
     let h = Harness::start_accepting(metadata::CONTAINER_KEY.0, metadata::CONTAINER_KEY.1);
     let uri = format!("{}{}{}", server.url(), metadata::PADDED_PATH, limit + 1);
-    let vars = [
-        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
-        vars[1],
-        vars[2],
-    ];
+    let vars = container_vars(&uri);
     let c = t.client(&configured(&h, &vars, "", &[]));
     let o = t.invoke(&c, &count(1, 1));
     let failure = format!("{:?}", o.failure);

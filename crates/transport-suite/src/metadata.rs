@@ -44,7 +44,6 @@ pub const SOURCE_KEY: (&str, &str) = ("AKIDSOURCEPROFILE", "source-secret");
 pub const CONTAINER_PATH: &str = "/v1/container-credentials";
 /// The authorization token the container endpoint requires
 pub const CONTAINER_TOKEN: &str = "suite-container-token";
-
 /// The container endpoint's path whose answer is the container credentials padded with
 /// spaces to the size in bytes that follows it (`/v1/padded-credentials/65536`)
 pub const PADDED_PATH: &str = "/v1/padded-credentials/";
