@@ -679,6 +679,78 @@ mod tests {
         assert!(calls >= 10, "{calls} accepts in {:?}", started.elapsed());
     }
 
+    /// Sends one request on `s` and reads its whole answer (a `Content-Length: 2` body)
+    async fn ask(s: &mut TcpStream) -> Vec<u8> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.ends_with(b"ok") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// Whether the server closed `s` (rather than sent anything)
+    async fn closed(s: &mut TcpStream) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        matches!(s.read(&mut [0u8; 64]).await, Ok(0) | Err(_))
+    }
+
+    /// A listener served by [`serve`] (as each function process's Runtime API is) and
+    /// answering every request `ok`; stops when the returned sender is dropped
+    fn runtime_listener() -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handler = |_req: Request<Incoming>| async {
+            Ok::<_, Infallible>(Response::new(crate::body::full("ok")))
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(serve(listener, None, handler, async {
+            let _ = stopped.await;
+        }));
+        (addr, stop)
+    }
+
+    /// A runtime may leave its kept-alive connection idle while its function runs, up to
+    /// the longest invocation (15 minutes): [`serve`] keeps it for 16. (Paused clock: time
+    /// jumps to the next timer whenever every task waits.)
+    #[tokio::test(start_paused = true)]
+    async fn the_runtime_api_keeps_a_connection_idle_past_the_longest_invocation() {
+        let (addr, _stop) = runtime_listener();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        assert!(ask(&mut s).await.starts_with(b"HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_secs(15 * 60 + 59)).await;
+        assert!(ask(&mut s).await.starts_with(b"HTTP/1.1 200"));
+        // then idle past 16 minutes: closed
+        let idle = Instant::now();
+        assert!(closed(&mut s).await);
+        let waited = idle.elapsed();
+        assert!(
+            waited >= Duration::from_secs(16 * 60) && waited < Duration::from_secs(16 * 60 + 1),
+            "{waited:?}"
+        );
+    }
+
+    /// The other limits of [`serve`] are the defaults: a connection that sends nothing is
+    /// closed after the 30 s header timeout
+    #[tokio::test(start_paused = true)]
+    async fn the_runtime_api_closes_a_silent_connection_after_the_header_timeout() {
+        let (addr, _stop) = runtime_listener();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let connected = Instant::now();
+        assert!(closed(&mut s).await);
+        let waited = connected.elapsed();
+        assert!(
+            waited >= Duration::from_secs(30) && waited < Duration::from_secs(31),
+            "{waited:?}"
+        );
+    }
+
     impl<T: Accept> Accept for Arc<T> {
         fn accept(&self) -> impl Future<Output = io::Result<TcpStream>> + Send {
             T::accept(self)

@@ -407,7 +407,9 @@ impl Drop for Unread {
             while let Some(Ok(frame)) = body.frame().await {
                 let n = frame.data_ref().map_or(0, Bytes::len) as u64;
                 left = left.saturating_sub(n);
-                if left == 0 {
+                // a body whose announced length is all here has ended: hyper would say so
+                // only once the client sends more (its next request), which may be long
+                if left == 0 || body.is_end_stream() {
                     break;
                 }
             }

@@ -1049,3 +1049,87 @@ async fn a_refused_body_sent_slowly_is_drained_under_the_body_timeout_alone() {
     serves_a_signed_echo(&emu, &mut s).await;
     emu.shutdown().await;
 }
+
+/// At the connection limit, a connection still taking in the body of a refused request is
+/// not closed to make room, though its answer went out: the connections that come meanwhile
+/// wait in turn, none dropped, and the first is served as soon as that body's end arrived,
+/// with nothing after it (hyper tells a `Content-Length` body's end only when more bytes
+/// come: the drain used to wait for them, or for the body timeout, out of reach here)
+#[tokio::test]
+async fn a_connection_draining_a_refused_body_is_not_closed_to_make_room() {
+    for chunked in [false, true] {
+        // any signature: an unsigned request is refused before its body is read
+        let emu = start(
+            Emulator::builder(),
+            ServerLimits {
+                max_connections: 1,
+                ..limits()
+            },
+        )
+        .await;
+        let mut req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
+        let (start, end) = if chunked {
+            req.headers_mut().remove("content-length");
+            req.headers_mut()
+                .insert("transfer-encoding", "chunked".parse().unwrap());
+            let body = req.body();
+            let mut start = b"64\r\n".to_vec();
+            start.extend_from_slice(&body[..100]);
+            let mut end = b"\r\n384\r\n".to_vec();
+            end.extend_from_slice(&body[100..]);
+            end.extend_from_slice(b"\r\n0\r\n\r\n");
+            (start, end)
+        } else {
+            (req.body()[..100].to_vec(), req.body()[100..].to_vec())
+        };
+        let mut draining = TcpStream::connect(emu.addr()).await.unwrap();
+        draining.write_all(&head_bytes(&req)).await.unwrap();
+        draining.write_all(&start).await.unwrap();
+        let a = guarded("unsigned, body cut short", read_answer(&mut draining)).await;
+        assert_eq!(a.status, 403, "chunked {chunked}: {a:?}");
+        // answered, its body's end awaited: two more connect, the first of them is
+        // accepted and waits for room, the second stays queued (not accepted in its place)
+        let mut first = TcpStream::connect(emu.addr()).await.unwrap();
+        let mut second = TcpStream::connect(emu.addr()).await.unwrap();
+        draining
+            .write_all(&end)
+            .await
+            .expect("the body is drained, not reset");
+        serves_a_signed_echo(&emu, &mut first).await;
+        serves_a_signed_echo(&emu, &mut second).await;
+        // the drained connection, idle then, made room for the first
+        assert!(
+            guarded("closed for room", until_closed(&mut draining))
+                .await
+                .is_empty()
+        );
+        emu.shutdown().await;
+    }
+}
+
+/// Once a refused request's body has all arrived, its connection's idle timeout runs: a
+/// client that then sends nothing is closed after it, not held until the body timeout
+#[tokio::test]
+async fn a_connection_goes_idle_when_a_refused_body_has_all_arrived() {
+    // any signature: an unsigned request is refused before its body is read
+    let emu = start(
+        Emulator::builder(),
+        ServerLimits {
+            idle_timeout: Duration::from_millis(100),
+            ..limits()
+        },
+    )
+    .await;
+    let req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    let a = guarded("unsigned, no body yet", read_answer(&mut s)).await;
+    assert_eq!(a.status, 403, "{a:?}");
+    s.write_all(req.body()).await.unwrap();
+    assert!(
+        guarded("idle after the body", until_closed(&mut s))
+            .await
+            .is_empty()
+    );
+    emu.shutdown().await;
+}
