@@ -1133,3 +1133,124 @@ async fn a_connection_goes_idle_when_a_refused_body_has_all_arrived() {
     );
     emu.shutdown().await;
 }
+
+/// The built-ins and `pause`, which writes `a`, is silent for `{"ms":N}` milliseconds (600
+/// when not given), then writes `b`; without auth, under `limits`
+async fn with_a_pausing_function(limits: ServerLimits) -> Emulator {
+    let pause = |inv: Invocation, out: ResponseStream| async move {
+        let ms = serde_json::from_slice::<serde_json::Value>(&inv.payload)
+            .ok()
+            .and_then(|v| v["ms"].as_u64())
+            .unwrap_or(600);
+        out.write(Bytes::from_static(b"a")).await;
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        out.write(Bytes::from_static(b"b")).await;
+        Ok::<(), FunctionError>(())
+    };
+    start(
+        Emulator::builder().no_auth().function("pause", pause),
+        limits,
+    )
+    .await
+}
+
+/// The number of complete streamed answers in `got`, and whether all of `got` is made of
+/// them: each a 200 head and a chunked body ending in its last chunk, with the final event
+fn whole_streams(got: &[u8]) -> (usize, bool) {
+    let text = String::from_utf8_lossy(got);
+    let heads = text.matches("HTTP/1.1 200").count();
+    let ends = text.matches("InvokeComplete").count();
+    (heads, heads == ends && got.ends_with(b"\r\n0\r\n\r\n"))
+}
+
+/// The write timeout runs only while the client takes nothing: a function silent for longer
+/// than it, to a client that read all it was sent, is not cut
+#[tokio::test]
+async fn a_silent_function_is_not_cut_by_the_write_timeout() {
+    let emu = with_a_pausing_function(ServerLimits {
+        write_timeout: Duration::from_millis(200),
+        idle_timeout: Duration::from_millis(100),
+        ..limits()
+    })
+    .await;
+    let req = request(&emu, &InvokeParams::new("pause", "{}"));
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    let got = guarded("a silent function's stream", until_closed(&mut s)).await;
+    assert_eq!(
+        whole_streams(&got),
+        (1, true),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    emu.shutdown().await;
+}
+
+/// A write the client takes stops the write timeout that an earlier one it did not take
+/// started: a client that reads a long stream slowly but steadily is not cut, though its
+/// stream's writes wait for it far longer in all than the timeout. (Paused clock: time moves
+/// only when every task waits, so the pauses between reads take no real time and are never
+/// stretched by a busy machine. A write waits until the client took about half the server's
+/// send buffer, up to 4 MiB on Linux: here at most about 130 ms of 1 s)
+#[tokio::test(start_paused = true)]
+async fn a_client_reading_slowly_is_not_cut_by_the_write_timeout() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            write_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_millis(100),
+            ..limits()
+        },
+    )
+    .await;
+    // 32 MiB, far more than the socket buffers hold, through a 16 KiB receive buffer read
+    // every millisecond: about 2 s of writes that wait for the client
+    let req = request(
+        &emu,
+        &InvokeParams::new("count", r#"{"n":512,"size":65536}"#),
+    );
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut s = socket.connect(emu.addr()).await.unwrap();
+    s.write_all(&head_bytes(&req)).await.unwrap();
+    s.write_all(req.body()).await.unwrap();
+    let slowly = slowly_until_closed(&mut s, Duration::from_millis(1));
+    let got = guarded("a slowly read stream", slowly).await;
+    assert!(got.len() > 32 << 20, "{} bytes", got.len());
+    assert_eq!(
+        whole_streams(&got),
+        (1, true),
+        "cut after {} bytes",
+        got.len()
+    );
+    emu.shutdown().await;
+}
+
+/// A request whose head came along with the one before it (pipelined) is busy while its
+/// function runs, not idle: a function silent for longer than the idle timeout completes
+#[tokio::test]
+async fn a_pipelined_request_is_busy_not_idle_while_its_function_runs() {
+    let emu = with_a_pausing_function(ServerLimits {
+        idle_timeout: Duration::from_millis(100),
+        ..limits()
+    })
+    .await;
+    let quick = request(&emu, &InvokeParams::new("pause", r#"{"ms":0}"#));
+    let slow = request(&emu, &InvokeParams::new("pause", r#"{"ms":300}"#));
+    let mut both = head_bytes(&quick);
+    both.extend_from_slice(quick.body());
+    both.extend_from_slice(&head_bytes(&slow));
+    both.extend_from_slice(slow.body());
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    s.write_all(&both).await.unwrap();
+    // both answered whole, then the idle timeout closes the connection
+    let got = guarded("two streams", until_closed(&mut s)).await;
+    assert_eq!(
+        whole_streams(&got),
+        (2, true),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    emu.shutdown().await;
+}
