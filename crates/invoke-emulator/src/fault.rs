@@ -130,4 +130,39 @@ mod tests {
         assert!(Faults::parse("delay-ms=900001").is_err());
         assert!(Faults::parse("delay-ms=18446744073709551615").is_err());
     }
+
+    /// A function's faults merged with a request's: every switch set on either side is on;
+    /// a value the request gives wins over the function's, which stays when it gives none
+    #[test]
+    fn merge_keeps_either_sides_switches_and_prefers_the_requests_values() {
+        let switches = ["throttle", "corrupt-crc", "stall", "oversize", "exception"];
+        let on = |f: &Faults| {
+            [
+                f.throttle,
+                f.corrupt_crc,
+                f.stall_mid_frame,
+                f.oversize,
+                f.exception,
+            ]
+        };
+        let none = Faults::default();
+        for (i, s) in switches.iter().enumerate() {
+            let one = Faults::parse(s).unwrap();
+            let want: Vec<bool> = (0..switches.len()).map(|j| j == i).collect();
+            assert_eq!(
+                on(&one.merge(&none)).to_vec(),
+                want,
+                "{s} from the function"
+            );
+            assert_eq!(on(&none.merge(&one)).to_vec(), want, "{s} from the request");
+        }
+        let function = Faults::parse("throttle=5,close-after=10,delay-ms=1").unwrap();
+        let request = Faults::parse("throttle=2,close-after=20,delay-ms=3").unwrap();
+        let merged = function.merge(&request);
+        assert_eq!(
+            (merged.throttle_next, merged.close_after, merged.chunk_delay),
+            (Some(2), Some(20), Some(Duration::from_millis(3)))
+        );
+        assert_eq!(function.merge(&none), function);
+    }
 }
