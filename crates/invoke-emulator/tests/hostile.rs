@@ -233,26 +233,32 @@ async fn a_head_sent_slowly_is_cut_by_the_header_timeout() {
             .is_empty()
     );
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    guarded("slow head", slowloris(&mut s)).await;
+    // the same on a kept-alive connection, for its next request: its first byte ends the
+    // idle time and starts the header timeout
+    let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+    assert_eq!(echo_on(&emu, &mut s).await, 200);
+    guarded("slow second head", slowloris(&mut s)).await;
+    emu.shutdown().await;
+}
+
+/// Sends the start of a request head on `s`, then a byte of it every 50 ms (pacing, not
+/// waiting for readiness) until the server hangs up; panics if it answers instead
+async fn slowloris(s: &mut TcpStream) {
     s.write_all(format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\nx-slow: ").as_bytes())
         .await
         .unwrap();
-    // a byte every 50 ms (pacing, not waiting for readiness) until the server hangs up; the
-    // idle timeout is out of reach, so only the header timeout can close the connection
-    let slowloris = async {
-        loop {
-            if s.write_all(b"a").await.is_err() {
-                return;
-            }
-            let mut buf = [0u8; 64];
-            match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
-                Ok(Ok(0) | Err(_)) => return,
-                Ok(Ok(_)) => panic!("an answer to a head never completed"),
-                Err(_) => {}
-            }
+    loop {
+        if s.write_all(b"a").await.is_err() {
+            return;
         }
-    };
-    guarded("slow head", slowloris).await;
-    emu.shutdown().await;
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(50), s.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return,
+            Ok(Ok(_)) => panic!("an answer to a head never completed"),
+            Err(_) => {}
+        }
+    }
 }
 
 #[tokio::test]
