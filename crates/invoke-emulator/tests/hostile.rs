@@ -1260,3 +1260,31 @@ async fn a_pipelined_request_is_busy_not_idle_while_its_function_runs() {
     );
     emu.shutdown().await;
 }
+
+/// A refused request logs one line: its request id, operation and function, then the
+/// status, error code and message it was answered with
+#[tokio::test]
+async fn a_refusal_is_logged_with_its_status_code_and_message() {
+    let (emu, mut lines) = logged_builtins(limits()).await;
+    let mut throttled = request(&emu, &InvokeParams::new("echo", "{}"));
+    throttled
+        .headers_mut()
+        .insert("x-emulator-fault", "throttle".parse().unwrap());
+    let cases = [
+        (
+            request(&emu, &InvokeParams::new("nope", "{}")),
+            "InvokeWithResponseStream nope -> 404 ResourceNotFoundException: Function not found: arn:aws:lambda:us-east-1:",
+        ),
+        (
+            throttled,
+            "InvokeWithResponseStream echo -> 429 TooManyRequestsException: Rate Exceeded.",
+        ),
+    ];
+    for (req, logged) in cases {
+        let resp = send(&emu, req).await;
+        let id = resp.headers()["x-amzn-requestid"].to_str().unwrap();
+        let line = guarded("the log line", lines.recv()).await.unwrap();
+        assert!(line.starts_with(&format!("{id} {logged}")), "{line}");
+    }
+    emu.shutdown().await;
+}
