@@ -1179,3 +1179,29 @@ async fn writes_of_any_size_stream_whole() {
     }
     emu.shutdown().await;
 }
+
+/// A response of exactly the limit streams whole; one byte more ends the stream with the
+/// function error `Function.ResponseSizeTooLarge`, after the chunks within the limit
+#[tokio::test]
+async fn the_response_limit_lets_exactly_its_size_through() {
+    let emu = start(
+        Emulator::builder()
+            .builtins()
+            .no_auth()
+            .max_response_bytes(1024),
+    )
+    .await;
+    let p = InvokeParams::new("count", r#"{"n":2,"size":512}"#);
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(joined(&o.chunks).len(), 1024);
+    assert_eq!(o.complete, Some(InvokeComplete::default()));
+    let p = InvokeParams::new("count", r#"{"n":2,"size":513}"#);
+    let o = stream(send(&emu, request(&emu, &p)).await).await;
+    assert_eq!(joined(&o.chunks).len(), 513);
+    let c = o.complete.expect("InvokeComplete");
+    assert_eq!(c.error_code.as_deref(), Some("Unhandled"));
+    let details: serde_json::Value =
+        serde_json::from_str(c.error_details.as_deref().unwrap()).unwrap();
+    assert_eq!(details["errorType"], "Function.ResponseSizeTooLarge");
+    emu.shutdown().await;
+}
