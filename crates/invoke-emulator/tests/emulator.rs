@@ -535,6 +535,36 @@ async fn with_fault(fault: &str) -> Outcome {
     o
 }
 
+/// Whether each message of a whole event stream has its message CRC right
+fn message_crcs_right(mut body: &[u8]) -> Vec<bool> {
+    let mut right = Vec::new();
+    while body.len() >= 4 {
+        let len = u32::from_be_bytes(body[..4].try_into().unwrap()) as usize;
+        let (message, rest) = body.split_at(len);
+        let (covered, crc) = message.split_at(len - 4);
+        right.push(crc32fast::hash(covered).to_be_bytes() == crc);
+        body = rest;
+    }
+    assert!(body.is_empty(), "a message cut short");
+    right
+}
+
+/// `corrupt-crc` spoils the first chunk event's message CRC, and no other
+#[tokio::test]
+async fn corrupt_crc_spoils_the_first_message_alone() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
+    req.headers_mut()
+        .insert("x-emulator-fault", "corrupt-crc".parse().unwrap());
+    let body = send(&emu, req).await.into_body().collect().await.unwrap();
+    // three chunk events and the InvokeComplete
+    assert_eq!(
+        message_crcs_right(&body.to_bytes()),
+        [false, true, true, true]
+    );
+    emu.shutdown().await;
+}
+
 #[tokio::test]
 async fn faults_give_the_errors_a_client_must_report() {
     let o = with_fault("corrupt-crc").await;
