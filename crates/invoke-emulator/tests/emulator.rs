@@ -1235,3 +1235,26 @@ async fn the_response_limit_lets_exactly_its_size_through() {
     assert_eq!(details["errorType"], "Function.ResponseSizeTooLarge");
     emu.shutdown().await;
 }
+
+/// A buffered `Invoke`'s response may be 6 MiB + 100 bytes, as the service allows; one byte
+/// more is the function error `Function.ResponseSizeTooLarge`, with no payload
+#[tokio::test]
+async fn a_buffered_response_may_be_6_mib_and_100_bytes() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let limit = 6 * 1024 * 1024 + 100;
+    for (size, fits) in [(limit, true), (limit + 1, false)] {
+        let p = InvokeParams::new("count", format!(r#"{{"n":1,"size":{size}}}"#));
+        let resp = send(&emu, buffered_invoke(&emu, &p, "RequestResponse")).await;
+        assert_eq!(resp.status(), 200);
+        let function_error = resp.headers().get("x-amz-function-error").cloned();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        if fits {
+            assert_eq!((function_error, body.len()), (None, size));
+        } else {
+            assert_eq!(function_error.unwrap(), "Unhandled");
+            let e: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(e["errorType"], "Function.ResponseSizeTooLarge", "{e}");
+        }
+    }
+    emu.shutdown().await;
+}

@@ -1288,3 +1288,96 @@ async fn a_refusal_is_logged_with_its_status_code_and_message() {
     }
     emu.shutdown().await;
 }
+
+/// The emulator's own head limits, at their edges: a request target of 8 KiB and header
+/// fields of 64 KiB (names, values and 4 bytes a field) pass; one byte more is refused
+#[tokio::test]
+async fn head_limits_hold_at_exactly_their_size() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    let exchange = |target: String, extra: String| {
+        let addr = emu.addr();
+        async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let head = format!(
+                "POST {target} HTTP/1.1\r\nhost: x\r\n{extra}content-length: 2\r\n\r\n{{}}"
+            );
+            s.write_all(head.as_bytes()).await.unwrap();
+            guarded("a head at the limit", read_answer(&mut s)).await
+        }
+    };
+    let query = |len: usize| {
+        format!(
+            "{STREAM_PATH}?x={}",
+            "q".repeat(len - STREAM_PATH.len() - 3)
+        )
+    };
+    let a = exchange(query(8192), String::new()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let a = exchange(query(8193), String::new()).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (414, Some("uritoolongexception")),
+        "{a:?}"
+    );
+    assert!(
+        a.json()["message"].as_str().unwrap().contains("8193 bytes"),
+        "{a:?}"
+    );
+    // host (4 + 1 + 4) and content-length (14 + 1 + 4) take 28 bytes, x-big's name and
+    // framing 9
+    let field = |len: usize| format!("x-big: {}\r\n", "h".repeat(len - 28 - 9));
+    let a = exchange(STREAM_PATH.to_owned(), field(65536)).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let a = exchange(STREAM_PATH.to_owned(), field(65537)).await;
+    assert_eq!(
+        (a.status, a.error_type()),
+        (431, Some("requestheaderfieldstoolargeexception")),
+        "{a:?}"
+    );
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("65537 bytes"),
+        "{a:?}"
+    );
+    emu.shutdown().await;
+}
+
+/// A body refused for its announced size is still taken in, up to 12 MiB, so the client
+/// reads the answer and the connection serves its next request; past 12 MiB the connection
+/// closes after the answer
+#[tokio::test]
+async fn a_body_refused_for_its_size_is_drained_up_to_12_mib() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    for (len, kept) in [(12 << 20, true), ((12 << 20) + 1, false)] {
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        s.write_all(
+            format!("POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ncontent-length: {len}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let a = guarded("over the request limit", read_answer(&mut s)).await;
+        assert_eq!(
+            (a.status, a.error_type()),
+            (413, Some("requesttoolargeexception")),
+            "{a:?}"
+        );
+        // the body follows the answer (a client that writes it all before reading would
+        // be reset, not answered, were it not taken in)
+        let body = vec![b' '; len];
+        let sent = s.write_all(&body).await;
+        if kept {
+            sent.expect("the body is drained");
+            assert_eq!(echo_on(&emu, &mut s).await, 200, "{len} bytes drained");
+        } else {
+            // closed: what was written is thrown away, or the write fails
+            assert!(
+                guarded("closed", until_closed(&mut s)).await.is_empty(),
+                "{len} bytes"
+            );
+        }
+    }
+    emu.shutdown().await;
+}
