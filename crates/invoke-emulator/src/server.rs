@@ -602,14 +602,16 @@ fn accept_event(call: &Call, target: &Target<'_>, mut running: Running) -> Respo
                         running.rx.close();
                     }
                 }
-                Some(Output::Done(r)) => break r,
-                // closed here: its result could no longer be sent
-                None if bytes > limit => {
+                // over the limit, the invocation failed, as a stream does, whatever the
+                // function returned (it may have, before the output was closed); closed
+                // here, its result could no longer be sent
+                Some(Output::Done(_)) | None if bytes > limit => {
                     break Err(FunctionError::new(
                         "Function.ResponseSizeTooLarge",
                         format!("the response was larger than {limit} bytes"),
                     ));
                 }
+                Some(Output::Done(r)) => break r,
                 None => {
                     break Err(FunctionError::new(
                         EXIT_ERROR,

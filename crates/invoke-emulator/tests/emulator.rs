@@ -1258,3 +1258,83 @@ async fn a_buffered_response_may_be_6_mib_and_100_bytes() {
     }
     emu.shutdown().await;
 }
+
+/// A function's qualifiers: those configured (and `$LATEST`) are found, any other is not;
+/// a numeric one (a version) is the executed version, an alias runs `$LATEST`
+#[tokio::test]
+async fn configured_qualifiers_are_found_and_versions_are_executed() {
+    let config = FunctionConfig {
+        qualifiers: vec!["1".to_owned(), "live".to_owned()],
+        ..FunctionConfig::default()
+    };
+    let emu = start(Emulator::builder().no_auth().function_with(
+        "versioned",
+        |_: Invocation, out: ResponseStream| async move {
+            out.write("ok").await;
+            Ok::<(), FunctionError>(())
+        },
+        config,
+    ))
+    .await;
+    for (qualifier, executed) in [("1", "1"), ("live", "$LATEST"), ("$LATEST", "$LATEST")] {
+        let p = InvokeParams::new("versioned", "{}").qualifier(qualifier);
+        let resp = send(&emu, request(&emu, &p)).await;
+        assert_eq!(
+            resp.headers()["x-amz-executed-version"],
+            executed,
+            "{qualifier}"
+        );
+        assert!(stream(resp).await.complete.is_some(), "{qualifier}");
+    }
+    for qualifier in ["2", "prod"] {
+        let p = InvokeParams::new("versioned", "{}").qualifier(qualifier);
+        let e = service_error(send(&emu, request(&emu, &p)).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::ResourceNotFound, "{qualifier}");
+        assert!(
+            e.message
+                .unwrap()
+                .ends_with(&format!("function:versioned:{qualifier}")),
+            "{qualifier}"
+        );
+    }
+    emu.shutdown().await;
+}
+
+/// An asynchronous invocation's output of exactly the response limit is taken whole and
+/// the function succeeds; one byte more is `Function.ResponseSizeTooLarge`
+#[tokio::test]
+async fn an_event_invocation_may_write_exactly_the_response_limit() {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .max_response_bytes(1024)
+        .log_sink(move |line| {
+            let _ = lines_tx.send(line.to_owned());
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    for (size, logged) in [
+        (512, "1024 payload bytes discarded"),
+        (513, "Function.ResponseSizeTooLarge"),
+    ] {
+        let p = InvokeParams::new("count", format!(r#"{{"n":2,"size":{size}}}"#));
+        assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
+        let line = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                let line = lines.recv().await.expect("log");
+                if line.contains("Invoke (Event) count") {
+                    return line;
+                }
+            }
+        })
+        .await
+        .expect("the function's end is logged");
+        assert!(line.contains(logged), "{line}");
+        if size == 512 {
+            assert!(!line.contains("ResponseSizeTooLarge"), "{line}");
+        }
+    }
+    emu.shutdown().await;
+}

@@ -1381,3 +1381,38 @@ async fn a_body_refused_for_its_size_is_drained_up_to_12_mib() {
     }
     emu.shutdown().await;
 }
+
+/// A chunked body, whose size no header announces, is held to the same 6 MiB as a
+/// `Content-Length` one: exactly 6 MiB is served, one byte more is refused with 413
+/// `RequestTooLargeException` once read that far
+#[tokio::test]
+async fn a_chunked_body_is_held_to_the_request_limit() {
+    let emu = start(Emulator::builder().no_auth(), limits()).await;
+    for (len, refused) in [(6 << 20, false), ((6 << 20) + 1, true)] {
+        // a JSON number followed by spaces
+        let mut payload = vec![b' '; len];
+        payload[0] = b'1';
+        let mut s = TcpStream::connect(emu.addr()).await.unwrap();
+        let head = format!(
+            "POST {STREAM_PATH} HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n{len:x}\r\n"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(&payload).await.unwrap();
+        s.write_all(b"\r\n0\r\n\r\n").await.unwrap();
+        if refused {
+            let a = guarded("a chunked body over the limit", read_answer(&mut s)).await;
+            assert_eq!(
+                (a.status, a.error_type()),
+                (413, Some("requesttoolargeexception")),
+                "{a:?}"
+            );
+        } else {
+            let mut first = [0u8; 12];
+            guarded("a chunked body at the limit", s.read_exact(&mut first))
+                .await
+                .unwrap();
+            assert_eq!(&first, b"HTTP/1.1 200");
+        }
+    }
+    emu.shutdown().await;
+}
