@@ -119,6 +119,16 @@ impl Answer {
             .find_map(|l| l.strip_prefix("x-amzn-errortype: "))
     }
 
+    /// Asserts that this is the refusal `status` with `X-Amzn-ErrorType` `error_type`
+    /// (lower-cased)
+    fn assert_refused(&self, status: u16, error_type: &str) {
+        assert_eq!(
+            (self.status, self.error_type()),
+            (status, Some(error_type)),
+            "{self:?}"
+        );
+    }
+
     fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
@@ -1014,6 +1024,15 @@ async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
     emu.shutdown().await;
 }
 
+/// An emulator under `limits` that checks signatures (any well-formed one passes), and an
+/// unsigned request for it with a 1000-byte body: refused before its body is read, which is
+/// then drained
+async fn refusing(limits: ServerLimits) -> (Emulator, http::Request<Bytes>) {
+    let emu = start(Emulator::builder(), limits).await;
+    let req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
+    (emu, req)
+}
+
 /// A refused request's body sent slowly, within the body-read timeout, is drained under that
 /// timeout alone: the header and idle timeouts of its connection (here far shorter) do not
 /// cut it, so the client sends it whole, reads the refusal and uses the connection again.
@@ -1021,17 +1040,12 @@ async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
 /// the header timeout closed the connection under the client (a reset)
 #[tokio::test]
 async fn a_refused_body_sent_slowly_is_drained_under_the_body_timeout_alone() {
-    // any signature: an unsigned request is refused before its body is read
-    let emu = start(
-        Emulator::builder(),
-        ServerLimits {
-            header_read_timeout: Duration::from_millis(100),
-            idle_timeout: Duration::from_millis(100),
-            ..limits()
-        },
-    )
+    let (emu, req) = refusing(ServerLimits {
+        header_read_timeout: Duration::from_millis(100),
+        idle_timeout: Duration::from_millis(100),
+        ..limits()
+    })
     .await;
-    let req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     let exchange = async {
         s.write_all(&head_bytes(&req)).await.unwrap();
@@ -1064,16 +1078,11 @@ async fn a_refused_body_sent_slowly_is_drained_under_the_body_timeout_alone() {
 #[tokio::test]
 async fn a_connection_draining_a_refused_body_is_not_closed_to_make_room() {
     for chunked in [false, true] {
-        // any signature: an unsigned request is refused before its body is read
-        let emu = start(
-            Emulator::builder(),
-            ServerLimits {
-                max_connections: 1,
-                ..limits()
-            },
-        )
+        let (emu, mut req) = refusing(ServerLimits {
+            max_connections: 1,
+            ..limits()
+        })
         .await;
-        let mut req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
         let (start, end) = if chunked {
             req.headers_mut().remove("content-length");
             req.headers_mut()
@@ -1117,16 +1126,11 @@ async fn a_connection_draining_a_refused_body_is_not_closed_to_make_room() {
 /// client that then sends nothing is closed after it, not held until the body timeout
 #[tokio::test]
 async fn a_connection_goes_idle_when_a_refused_body_has_all_arrived() {
-    // any signature: an unsigned request is refused before its body is read
-    let emu = start(
-        Emulator::builder(),
-        ServerLimits {
-            idle_timeout: Duration::from_millis(100),
-            ..limits()
-        },
-    )
+    let (emu, req) = refusing(ServerLimits {
+        idle_timeout: Duration::from_millis(100),
+        ..limits()
+    })
     .await;
-    let req = request(&emu, &InvokeParams::new("echo", vec![b' '; 1000]));
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     s.write_all(&head_bytes(&req)).await.unwrap();
     let a = guarded("unsigned, no body yet", read_answer(&mut s)).await;
@@ -1314,11 +1318,7 @@ async fn head_limits_hold_at_exactly_their_size() {
     let a = exchange(query(8192), String::new()).await;
     assert_eq!(a.status, 200, "{a:?}");
     let a = exchange(query(8193), String::new()).await;
-    assert_eq!(
-        (a.status, a.error_type()),
-        (414, Some("uritoolongexception")),
-        "{a:?}"
-    );
+    a.assert_refused(414, "uritoolongexception");
     assert!(
         a.json()["message"].as_str().unwrap().contains("8193 bytes"),
         "{a:?}"
@@ -1329,11 +1329,7 @@ async fn head_limits_hold_at_exactly_their_size() {
     let a = exchange(STREAM_PATH.to_owned(), field(65536)).await;
     assert_eq!(a.status, 200, "{a:?}");
     let a = exchange(STREAM_PATH.to_owned(), field(65537)).await;
-    assert_eq!(
-        (a.status, a.error_type()),
-        (431, Some("requestheaderfieldstoolargeexception")),
-        "{a:?}"
-    );
+    a.assert_refused(431, "requestheaderfieldstoolargeexception");
     assert!(
         a.json()["message"]
             .as_str()
@@ -1359,11 +1355,7 @@ async fn a_body_refused_for_its_size_is_drained_up_to_12_mib() {
         .await
         .unwrap();
         let a = guarded("over the request limit", read_answer(&mut s)).await;
-        assert_eq!(
-            (a.status, a.error_type()),
-            (413, Some("requesttoolargeexception")),
-            "{a:?}"
-        );
+        a.assert_refused(413, "requesttoolargeexception");
         // the body follows the answer (a client that writes it all before reading would
         // be reset, not answered, were it not taken in)
         let body = vec![b' '; len];
@@ -1401,11 +1393,7 @@ async fn a_chunked_body_is_held_to_the_request_limit() {
         s.write_all(b"\r\n0\r\n\r\n").await.unwrap();
         if refused {
             let a = guarded("a chunked body over the limit", read_answer(&mut s)).await;
-            assert_eq!(
-                (a.status, a.error_type()),
-                (413, Some("requesttoolargeexception")),
-                "{a:?}"
-            );
+            a.assert_refused(413, "requesttoolargeexception");
         } else {
             let mut first = [0u8; 12];
             guarded("a chunked body at the limit", s.read_exact(&mut first))
