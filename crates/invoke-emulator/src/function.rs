@@ -555,6 +555,10 @@ mod tests {
         let s = long.summary();
         assert!(s.ends_with("... (1200 bytes)"), "{s}");
         assert_eq!(s.len(), "E: ".len() + 512 + "... (1200 bytes)".len());
+        // byte 512 inside a character: cut before it
+        let odd = FunctionError::new("E", format!("a{}", "é".repeat(600)));
+        let s = odd.summary();
+        assert_eq!(s.len(), "E: ".len() + 511 + "... (1201 bytes)".len(), "{s}");
     }
 
     /// Endless writes to a client that went away end at once (they used to spin without an

@@ -1338,3 +1338,22 @@ async fn an_event_invocation_may_write_exactly_the_response_limit() {
     }
     emu.shutdown().await;
 }
+
+/// A signature's date may be up to 5 minutes from the emulator's clock either way, as the
+/// service allows: 4 minutes passes, 6 minutes is `InvalidSignatureException`
+#[tokio::test]
+async fn signatures_may_be_dated_within_5_minutes_of_the_clock() {
+    let emu = start(Emulator::builder().builtins()).await;
+    let p = InvokeParams::new("echo", "{}");
+    let now = SystemTime::now();
+    let minutes = |m: u64| Duration::from_secs(m * 60);
+    for at in [now - minutes(4), now + minutes(4)] {
+        let o = stream(send(&emu, signed(&emu, &p, "ANYKEY", "any", at)).await).await;
+        assert!(o.complete.is_some(), "{o:?}");
+    }
+    for at in [now - minutes(6), now + minutes(6)] {
+        let e = service_error(send(&emu, signed(&emu, &p, "ANYKEY", "any", at)).await).await;
+        assert_eq!(e.kind, ServiceErrorKind::InvalidSignature, "{e:?}");
+    }
+    emu.shutdown().await;
+}
