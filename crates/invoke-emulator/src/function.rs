@@ -532,6 +532,26 @@ pub async fn fail(inv: Invocation, out: ResponseStream) -> Result<(), FunctionEr
 mod tests {
     use super::*;
 
+    /// The log keeps its last 4 KiB, from a character boundary: a character cut at the
+    /// front (1 to 3 of its bytes left) is dropped, so the tail is valid UTF-8
+    #[test]
+    fn the_log_tail_keeps_its_last_4_kib_from_a_character_boundary() {
+        for ch in ["é", "€", "𝄞"] {
+            let width = ch.len();
+            // `dots` ASCII bytes at the end move where the 4 KiB start in a character
+            for dots in 0..width {
+                let mut tail = LogTail::default();
+                tail.push(ch.repeat(3000).as_bytes());
+                tail.push(".".repeat(dots).as_bytes());
+                let kept = tail.contents();
+                let cut = (LogTail::MAX - dots) % width;
+                assert_eq!(kept.len(), LogTail::MAX - cut, "{ch} then {dots} dots");
+                let text = std::str::from_utf8(&kept).expect("valid UTF-8");
+                assert!(text.starts_with(ch), "{ch} then {dots} dots");
+            }
+        }
+    }
+
     fn invocation(payload: &'static str) -> Invocation {
         Invocation {
             request_id: "id".to_owned(),
