@@ -48,6 +48,16 @@ fn signed(
     req
 }
 
+/// The `errorType` of a stream's final event, which must report an `Unhandled` function
+/// error
+fn unhandled_error_type(complete: Option<&InvokeComplete>) -> String {
+    let c = complete.expect("InvokeComplete");
+    assert_eq!(c.error_code.as_deref(), Some("Unhandled"), "{c:?}");
+    let details: serde_json::Value =
+        serde_json::from_str(c.error_details.as_deref().expect("ErrorDetails")).unwrap();
+    details["errorType"].as_str().expect("errorType").to_owned()
+}
+
 /// The outcome of one streamed invocation as a client sees it
 #[derive(Debug)]
 struct Outcome {
@@ -153,11 +163,7 @@ async fn echo_count_fail() {
     let p = InvokeParams::new("fail", r#"{"after":2}"#);
     let o = stream(send(&emu, request(&emu, &p)).await).await;
     assert_eq!(o.chunks, vec![Bytes::from_static(b"chunk\n"); 2]);
-    let c = o.complete.unwrap();
-    assert_eq!(c.error_code.as_deref(), Some("Unhandled"));
-    let details: serde_json::Value =
-        serde_json::from_str(c.error_details.as_deref().unwrap()).unwrap();
-    assert_eq!(details["errorType"], "Error");
+    assert_eq!(unhandled_error_type(o.complete.as_ref()), "Error");
     emu.shutdown().await;
 }
 
@@ -882,6 +888,25 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     emu.shutdown().await;
 }
 
+/// The next log line about an asynchronous invocation of `count` (its end), within 60 s
+/// (`what` names it if it does not come)
+async fn event_end_line(
+    lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    what: &str,
+) -> String {
+    let wanted = async {
+        loop {
+            let line = lines.recv().await.expect("log");
+            if line.contains("Invoke (Event) count") {
+                return line;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wanted)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+}
+
 #[tokio::test]
 async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
     // `count` writes on for as long as its output is open: past the response limit the
@@ -900,16 +925,7 @@ async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
         .unwrap();
     let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":1024}"#);
     assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
-    let line = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let line = lines.recv().await.expect("log");
-            if line.contains("Invoke (Event) count") {
-                return line;
-            }
-        }
-    })
-    .await
-    .expect("the function ended well before its timeout");
+    let line = event_end_line(&mut lines, "the function ended well before its timeout").await;
     let discarded: u64 = line
         .split(" -> 202, ")
         .nth(1)
@@ -1228,11 +1244,10 @@ async fn the_response_limit_lets_exactly_its_size_through() {
     let p = InvokeParams::new("count", r#"{"n":2,"size":513}"#);
     let o = stream(send(&emu, request(&emu, &p)).await).await;
     assert_eq!(joined(&o.chunks).len(), 513);
-    let c = o.complete.expect("InvokeComplete");
-    assert_eq!(c.error_code.as_deref(), Some("Unhandled"));
-    let details: serde_json::Value =
-        serde_json::from_str(c.error_details.as_deref().unwrap()).unwrap();
-    assert_eq!(details["errorType"], "Function.ResponseSizeTooLarge");
+    assert_eq!(
+        unhandled_error_type(o.complete.as_ref()),
+        "Function.ResponseSizeTooLarge"
+    );
     emu.shutdown().await;
 }
 
@@ -1321,16 +1336,7 @@ async fn an_event_invocation_may_write_exactly_the_response_limit() {
     ] {
         let p = InvokeParams::new("count", format!(r#"{{"n":2,"size":{size}}}"#));
         assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
-        let line = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                let line = lines.recv().await.expect("log");
-                if line.contains("Invoke (Event) count") {
-                    return line;
-                }
-            }
-        })
-        .await
-        .expect("the function's end is logged");
+        let line = event_end_line(&mut lines, "the function's end is logged").await;
         assert!(line.contains(logged), "{line}");
         if size == 512 {
             assert!(!line.contains("ResponseSizeTooLarge"), "{line}");
