@@ -888,6 +888,25 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     emu.shutdown().await;
 }
 
+/// The built-ins without auth, with responses limited to `max_response` bytes, and the
+/// emulator's log lines (not `start`: that one is quiet)
+async fn logged_builtins(
+    max_response: u64,
+) -> (Emulator, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let emu = Emulator::builder()
+        .builtins()
+        .no_auth()
+        .max_response_bytes(max_response)
+        .log_sink(move |line| {
+            let _ = lines_tx.send(line.to_owned());
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (emu, lines)
+}
+
 /// The next log line about an asynchronous invocation of `count` (its end), within 60 s
 /// (`what` names it if it does not come)
 async fn event_end_line(
@@ -911,18 +930,7 @@ async fn event_end_line(
 async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
     // `count` writes on for as long as its output is open: past the response limit the
     // emulator closes it, so the function ends instead of running until its timeout
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    // not `start`: that one is quiet
-    let emu = Emulator::builder()
-        .builtins()
-        .no_auth()
-        .max_response_bytes(64 * 1024)
-        .log_sink(move |line| {
-            let _ = lines_tx.send(line.to_owned());
-        })
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (emu, mut lines) = logged_builtins(64 * 1024).await;
     let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":1024}"#);
     assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
     let line = event_end_line(&mut lines, "the function ended well before its timeout").await;
@@ -1319,17 +1327,7 @@ async fn configured_qualifiers_are_found_and_versions_are_executed() {
 /// the function succeeds; one byte more is `Function.ResponseSizeTooLarge`
 #[tokio::test]
 async fn an_event_invocation_may_write_exactly_the_response_limit() {
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let emu = Emulator::builder()
-        .builtins()
-        .no_auth()
-        .max_response_bytes(1024)
-        .log_sink(move |line| {
-            let _ = lines_tx.send(line.to_owned());
-        })
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let (emu, mut lines) = logged_builtins(1024).await;
     for (size, logged) in [
         (512, "1024 payload bytes discarded"),
         (513, "Function.ResponseSizeTooLarge"),
