@@ -178,6 +178,15 @@ while True:
     elif op == "exit":
         print("about to exit", flush=True)
         sys.exit(3)
+    elif op == "respond_after_exit":
+        # the answer comes from a child of this process once this process has exited
+        parent = os.getpid()
+        if os.fork() == 0:
+            while os.getppid() == parent:
+                time.sleep(0.005)
+            respond(rid, json.dumps({"from": "child"}))
+            os._exit(0)
+        os._exit(4)
     elif op == "then_stall":
         # answers, then never asks for its next invocation
         respond(rid, json.dumps({"pid": os.getpid()}))
@@ -853,6 +862,74 @@ async fn streamed_response_then_exit_arrives_whole() {
         assert_eq!(body.len(), want.len(), "round {round}: {:?}", o.complete);
         assert!(body == want, "round {round}: the bytes differ");
         assert!(!o.complete.is_error(), "round {round}: {:?}", o.complete);
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_response_that_arrives_just_after_the_exit_is_a_success() {
+    if !have_python("a_response_that_arrives_just_after_the_exit_is_a_success") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    // The response is sent only after the process has exited (by a child it left behind):
+    // within the exit grace it is the invocation's outcome, not `Runtime.ExitError`
+    for round in 0..3 {
+        let o = invoke(&emu, "py", &json!({"op": "respond_after_exit"})).await;
+        assert!(!o.complete.is_error(), "round {round}: {o:?}");
+        assert_eq!(o.json(), json!({"from": "child"}), "round {round}");
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_replaced_process_s_runtime_api_is_closed() {
+    if !have_python("a_replaced_process_s_runtime_api_is_closed") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let api = |o: &Outcome| {
+        o.json()["env"]["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let old = api(&invoke(&emu, "py", &json!({"op": "env"})).await);
+    let o = invoke(&emu, "py", &json!({"op": "exit"})).await;
+    assert_eq!(o.error().0, "Runtime.ExitError");
+    // the next invocation runs on a new process with a Runtime API of its own; the old one
+    // no longer accepts connections
+    let new = api(&invoke(&emu, "py", &json!({"op": "env"})).await);
+    assert_ne!(old, new);
+    let refused = tokio::net::TcpStream::connect(&old).await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionRefused),
+        "{old}"
+    );
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_region_is_the_invoked_arn_s_unless_set() {
+    if !have_python("the_region_is_the_invoked_arn_s_unless_set") {
+        return;
+    }
+    let dir = Scratch::new();
+    let set = ProcessFunction::new("set", dir.command("")).region("ap-south-1");
+    let emu = start(
+        Emulator::builder()
+            .region("eu-west-2")
+            .process_function("py", dir.command(""), config())
+            .process_function_with(set, config()),
+    )
+    .await;
+    for (name, region) in [("py", "eu-west-2"), ("set", "ap-south-1")] {
+        let env = invoke(&emu, name, &json!({"op": "env"})).await.json()["env"].clone();
+        assert_eq!(env["AWS_REGION"], region, "{name}: {env}");
+        assert_eq!(env["AWS_DEFAULT_REGION"], region, "{name}: {env}");
     }
     emu.shutdown().await;
 }

@@ -146,6 +146,9 @@ mod tests {
         assert_eq!(error_type(" a\u{1b}[31mb\t"), "a?[31mb");
         let e = from_document(Some(&long), b"text");
         assert_eq!(e.error_type, t);
+        // a document of exactly the limit is kept
+        let doc = format!("\"{}\"", "x".repeat(MAX_DOCUMENT - 2));
+        assert_eq!(from_document(Some("Big"), doc.as_bytes()).details(), doc);
         let doc = format!("\"{}\"", "x".repeat(MAX_DOCUMENT));
         let e = from_document(Some("Big"), doc.as_bytes());
         assert_eq!(e.error_type, "Big");

@@ -224,6 +224,15 @@ mod tests {
                 (b"data".to_vec(), want.clone())
             );
         }
+        // the final CRLF may be missing, even after an empty body value
+        let (out, err) = run(&[
+            "data",
+            "Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: ",
+        ]);
+        assert_eq!(
+            (out, err),
+            (b"data".to_vec(), Some(FunctionError::new("T", "")))
+        );
         let json = lines("Function.X", r#"{"errorType":"Boom","errorMessage":"m"}"#);
         let e = run(&[&json]).1.unwrap();
         assert_eq!(
@@ -243,6 +252,13 @@ mod tests {
         let (out, err) = run(&chunks);
         assert_eq!(out, b"data");
         assert_eq!(err.unwrap().error_type, "Runtime.StreamError");
+        // a pair of exactly the limit is still the lines
+        let head = "Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: ";
+        let at_limit = format!("{head}{}\r\n", "A".repeat(MAX_HELD - head.len() - 2));
+        assert_eq!(at_limit.len(), MAX_HELD);
+        let (out, err) = run(&[&at_limit[..10], &at_limit[10..]]);
+        assert_eq!(out, b"");
+        assert_eq!(err.unwrap().error_type, "T");
         // an open value past the limit is payload after all
         let long = format!(
             "Lambda-Runtime-Function-Error-Type: {}",
@@ -251,6 +267,32 @@ mod tests {
         let (out, err) = run(&[&long[..40], &long[40..]]);
         assert_eq!(out, long.as_bytes());
         assert_eq!(err, None);
+    }
+
+    #[test]
+    fn bytes_that_cannot_be_the_lines_are_forwarded_at_once() {
+        let start = "Lambda-Runtime-Function-Error-Type: x";
+        // a held value, then a line end that makes it no pair of error lines
+        // (a bare CR or LF is no line end, whatever follows it)
+        for next in ["\r\nmore", "\nmore", "\rmore", "\n", "\nL", "\rL", "\n\n"] {
+            let mut e = ErrorLines::default();
+            assert_eq!(e.feed(Bytes::from_static(start.as_bytes())), "");
+            let out = e.feed(Bytes::copy_from_slice(next.as_bytes()));
+            assert_eq!(out, format!("{start}{next}"), "{next:?}");
+            assert_eq!(e.finish(), (Bytes::new(), None));
+        }
+        // the whole pair, then more: the lines were payload
+        let l = lines("T", "b");
+        let mut e = ErrorLines::default();
+        assert_eq!(e.feed(Bytes::copy_from_slice(l.as_bytes())), "");
+        assert_eq!(e.feed(Bytes::from_static(b"x")), format!("{l}x"));
+        // an open value that grows past the limit is passed on then, not at the end
+        let long = format!("{start}{}", "y".repeat(MAX_HELD));
+        let mut e = ErrorLines::default();
+        assert_eq!(e.feed(Bytes::copy_from_slice(&long.as_bytes()[..40])), "");
+        let out = e.feed(Bytes::copy_from_slice(&long.as_bytes()[40..]));
+        assert_eq!(out.len(), long.len());
+        assert_eq!(e.finish(), (Bytes::new(), None));
     }
 
     #[test]

@@ -694,6 +694,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_handler_is_the_last_argument_and_a_bare_program_has_none() {
+        let handler = |argv: &[&str]| {
+            ProcessFunction::from_argv("f", argv.iter().map(|a| (*a).to_owned()).collect())
+                .spec
+                .handler
+                .clone()
+        };
+        assert_eq!(handler(&["./bootstrap"]), None);
+        assert_eq!(
+            handler(&["python3", "index.handler"]).as_deref(),
+            Some("index.handler")
+        );
+        assert_eq!(handler(&[]), None);
+    }
+
+    #[test]
+    fn debug_names_the_function_and_command_but_not_the_environment() {
+        let f = ProcessFunction::new("fn-name", "./bootstrap --flag")
+            .env("AWS_SECRET_ACCESS_KEY", "very-secret-value")
+            .max_processes(2);
+        let shown = format!("{f:?}");
+        for part in [
+            "ProcessFunction",
+            "fn-name",
+            "./bootstrap",
+            "--flag",
+            "max_processes: 2",
+        ] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+        assert!(!shown.contains("very-secret-value"), "{shown}");
+    }
+
+    #[test]
     fn echo_switched_off_stays_off_and_clones_keep_their_own() {
         let shared = Arc::new(AtomicBool::new(true));
         let off = ProcessFunction::new("f", "true")
