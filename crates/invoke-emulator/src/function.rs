@@ -652,6 +652,30 @@ mod tests {
             .unwrap();
     }
 
+    /// `delay_ms` falls between blocks, not before the first (with the clock paused, time
+    /// moves only by the sleeps)
+    #[tokio::test(start_paused = true)]
+    async fn count_waits_its_delay_between_blocks() {
+        let (tx, mut rx) = output_channel();
+        let out = ResponseStream::new(tx, Arc::default());
+        let reader = tokio::spawn(async move {
+            let mut got = Vec::new();
+            while let Some(Output::Chunk(c)) = rx.recv().await {
+                got.extend_from_slice(&c);
+            }
+            got
+        });
+        let start = tokio::time::Instant::now();
+        let inv = invocation(r#"{"n":3,"size":4,"delay_ms":1000}"#);
+        count(inv, out).await.unwrap();
+        let took = start.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+        assert_eq!(reader.await.unwrap(), b"abcdefghijkl");
+    }
+
     /// Empty writes are await points too: a timeout around the function ends it
     #[tokio::test]
     async fn empty_writes_let_a_timeout_end_the_function() {

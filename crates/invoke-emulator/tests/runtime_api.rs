@@ -72,6 +72,7 @@ def stream(rid, chunks, content_type=None, trailers=b"", mode="streaming", gate=
     return resp
 
 reported = {}
+seen = []
 if len(sys.argv) > 1 and sys.argv[1] == "init_error":
     print("failing init", flush=True)
     r, _ = call("POST", "/init/error",
@@ -84,6 +85,7 @@ time.sleep(float(os.environ.get("INIT_SLEEP", "0")))
 while True:
     r, payload = call("GET", "/invocation/next")
     rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    seen.append(rid)
     ev = json.loads(payload)
     op = ev.get("op")
     if op == "buffered":
@@ -99,11 +101,31 @@ while True:
         respond(rid, json.dumps({"env": {k: os.environ.get(k) for k in keys}, "headers": heads,
                                  "cwd": os.getcwd(), "pid": os.getpid()}))
     elif op == "stream":
-        stream(rid, [b"chunk-1\n", b"chunk-2\n", b"chunk-3\n"], "text/plain; charset=utf-8", gate=ev["gate"])
+        stream(rid, [b"chunk-1\n", b"chunk-2\n", b"chunk-3\n"], "text/plain; charset=utf-8", gate=ev["gate"],
+               mode=ev.get("mode", "streaming"))
     elif op == "error":
-        r2, _ = call("POST", "/invocation/%s/error" % rid,
-                     json.dumps({"errorType": "MyError", "errorMessage": "boom", "stackTrace": []}),
-                     {"Lambda-Runtime-Function-Error-Type": "Unhandled"})
+        r2, data = call("POST", "/invocation/%s/error" % rid,
+                        json.dumps({"errorType": "MyError", "errorMessage": "boom", "stackTrace": []}),
+                        {"Lambda-Runtime-Function-Error-Type": "Unhandled"})
+        reported["error_ack"] = [r2.status, json.loads(data)]
+    elif op == "error_cut":
+        # an error document that ends before its Content-Length
+        s = socket.create_connection((HOST, int(PORT)))
+        s.sendall(("POST %s/invocation/%s/error HTTP/1.1\r\nHost: %s\r\nContent-Length: 100\r\n"
+                   "Lambda-Runtime-Function-Error-Type: Cut\r\n\r\n" % (BASE, rid, API)).encode() + b"0123456789")
+        s.shutdown(socket.SHUT_WR)
+        try:
+            s.recv(4096)
+        except OSError:
+            pass
+        s.close()
+    elif op == "ack":
+        st, body = respond(rid, b"fine")
+        reported["ack"] = [st, json.loads(body)]
+    elif op == "late_all":
+        # a late report for every earlier invocation of this process
+        statuses = [respond(x, b"late")[0] for x in seen[:-1]]
+        respond(rid, json.dumps({"statuses": statuses}))
     elif op == "trailers":
         body = base64.b64encode(json.dumps({"errorType": "StreamFail", "errorMessage": "mid-stream"}).encode())
         stream(rid, [b"partial"], "application/octet-stream",
@@ -187,6 +209,15 @@ while True:
             respond(rid, json.dumps({"from": "child"}))
             os._exit(0)
         os._exit(4)
+    elif op == "buffered_size":
+        try:
+            st, body = respond(rid, b"x" * ev["n"])
+            reported["buffered"] = [st, json.loads(body)]
+        except OSError as e:
+            reported["buffered"] = str(e)
+    elif op == "pause":
+        time.sleep(ev["s"])
+        respond(rid, json.dumps({"pid": os.getpid()}))
     elif op == "then_stall":
         # answers, then never asks for its next invocation
         respond(rid, json.dumps({"pid": os.getpid()}))
@@ -198,12 +229,17 @@ while True:
         # a wrong id, a bad response mode, then (next invocation) a late second report
         st, body = respond("not-a-request-id", b"x")
         reported["wrong"] = [st, json.loads(body)]
+        try:
+            st, body = respond("not-a-request-id", b"x" * (4 << 20))
+            reported["wrong_big"] = [st, json.loads(body)]
+        except OSError as e:
+            reported["wrong_big"] = str(e)
         resp = stream(rid, [b"never"], mode="bogus")
         reported["mode"] = resp.split(b"\r\n")[0].decode()
         st, body = respond(rid, b"late")
         reported["second"] = [st, json.loads(body)]
     elif op == "report":
-        respond(rid, json.dumps(reported))
+        respond(rid, json.dumps(dict(reported, pid=os.getpid())))
     elif op == "late_init_error":
         r2, body = call("POST", "/init/error", b"x" * 100000, {"Lambda-Runtime-Function-Error-Type": "Late"})
         respond(rid, json.dumps({"status": r2.status, "body": json.loads(body)}))
@@ -504,29 +540,32 @@ async fn streaming_chunks_arrive_as_they_are_sent() {
     }
     let dir = Scratch::new();
     let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
-    let gate = dir.path("gate");
-    let event = json!({"op": "stream", "gate": gate.to_str().unwrap()});
-    let p = InvokeParams::new("py", event.to_string());
-    let resp = send(&emu, request(&emu, &p)).await;
-    let mut seen = 0;
-    // The script sends chunk 2 only once the gate file exists, which the client creates
-    // after seeing chunk 1: chunk 1 must have been streamed on its own
-    let o = tokio::time::timeout(
-        Duration::from_secs(60),
-        read_stream(resp, |c| {
-            seen += 1;
-            if seen == 1 {
-                assert_eq!(&c[..], b"chunk-1\n");
-                std::fs::write(&gate, b"").unwrap();
-            }
-        }),
-    )
-    .await
-    .unwrap();
-    assert!(!o.complete.is_error(), "{o:?}");
-    assert_eq!(o.content_type, "text/plain; charset=utf-8");
-    assert_eq!(o.body(), b"chunk-1\nchunk-2\nchunk-3\n");
-    assert_eq!(o.chunks.len(), 3);
+    // with the mode header, and chunked without it (as aws-lambda-go streams)
+    for (k, mode) in [json!("streaming"), Value::Null].into_iter().enumerate() {
+        let gate = dir.path(&format!("gate-{k}"));
+        let event = json!({"op": "stream", "gate": gate.to_str().unwrap(), "mode": mode});
+        let p = InvokeParams::new("py", event.to_string());
+        let resp = send(&emu, request(&emu, &p)).await;
+        let mut seen = 0;
+        // The script sends chunk 2 only once the gate file exists, which the client creates
+        // after seeing chunk 1: chunk 1 must have been streamed on its own
+        let o = tokio::time::timeout(
+            Duration::from_secs(60),
+            read_stream(resp, |c| {
+                seen += 1;
+                if seen == 1 {
+                    assert_eq!(&c[..], b"chunk-1\n");
+                    std::fs::write(&gate, b"").unwrap();
+                }
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(!o.complete.is_error(), "{mode}: {o:?}");
+        assert_eq!(o.content_type, "text/plain; charset=utf-8");
+        assert_eq!(o.body(), b"chunk-1\nchunk-2\nchunk-3\n");
+        assert_eq!(o.chunks.len(), 3);
+    }
     emu.shutdown().await;
 }
 
@@ -543,6 +582,18 @@ async fn function_errors() {
     assert!(o.chunks.is_empty());
     assert_eq!(o.error(), ("MyError".into(), "boom".into()));
     assert!(o.log().ends_with(" ms\t\n"), "no Status: {o:?}");
+    // a document cut short still fails the invocation, with its type
+    let (t, m) = invoke(&emu, "py", &json!({"op": "error_cut"}))
+        .await
+        .error();
+    assert_eq!(t, "Cut");
+    assert!(m.starts_with("The error document was cut short: "), "{m}");
+    // both kinds of report are acknowledged as the RIE does
+    invoke(&emu, "py", &json!({"op": "ack"})).await;
+    let v = invoke(&emu, "py", &json!({"op": "report"})).await.json();
+    for key in ["error_ack", "ack"] {
+        assert_eq!(v[key], json!([202, {"status": "OK"}]), "{key}: {v}");
+    }
     // an error the runtime reports, even of a `Runtime.` type, is not the runtime failing
     let doc = r#"{"errorType":"Runtime.MarshalError","errorMessage":"cannot marshal"}"#;
     let o = invoke(&emu, "py", &json!({"op": "error_raw", "body": doc})).await;
@@ -576,6 +627,8 @@ async fn function_errors() {
     let v = o.json();
     assert_eq!(v["wrong"][0], 400);
     assert_eq!(v["wrong"][1]["errorType"], "InvalidRequestID");
+    // a large body sent with a refused report is read, so the runtime gets the answer
+    assert_eq!(v["wrong_big"][0], 400, "{v}");
     assert!(v["wrong"][1]["errorMessage"].is_string());
     assert!(
         v["mode"].as_str().unwrap().starts_with("HTTP/1.1 400"),
@@ -884,6 +937,69 @@ async fn a_response_that_arrives_just_after_the_exit_is_a_success() {
 }
 
 #[tokio::test]
+async fn a_buffered_response_may_be_6_mib_and_no_more() {
+    if !have_python("a_buffered_response_may_be_6_mib_and_no_more") {
+        return;
+    }
+    const LIMIT: usize = 6 * 1024 * 1024;
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let o = invoke(&emu, "py", &json!({"op": "buffered_size", "n": LIMIT})).await;
+    assert!(!o.complete.is_error(), "{:?}", o.complete);
+    assert_eq!(o.body(), vec![b'x'; LIMIT]);
+    let pid = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    let o = invoke(&emu, "py", &json!({"op": "buffered_size", "n": LIMIT + 1})).await;
+    let (t, m) = o.error();
+    assert_eq!(t, "Function.ResponseSizeTooLarge");
+    assert!(m.contains("(6291456 bytes)"), "{m}");
+    // the runtime is answered 413, and the process that sent it serves on
+    let v = invoke(&emu, "py", &json!({"op": "report"})).await.json();
+    assert_eq!(v["buffered"][0], 413, "{v}");
+    assert_eq!(
+        v["buffered"][1]["errorType"], "RequestEntityTooLarge",
+        "{v}"
+    );
+    assert_eq!(v["pid"], pid);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_first_invocation_may_outlast_the_init_timeout() {
+    if !have_python("a_first_invocation_may_outlast_the_init_timeout") {
+        return;
+    }
+    let dir = Scratch::new();
+    // the init timeout bounds the start, up to the first `/next`, not the invocation
+    let function = ProcessFunction::new("py", dir.command("")).init_timeout(Duration::from_secs(2));
+    let emu = start(Emulator::builder().process_function_with(function, config())).await;
+    let o = invoke(&emu, "py", &json!({"op": "pause", "s": 3})).await;
+    assert!(!o.complete.is_error(), "{:?}", o.complete);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_late_report_is_told_from_a_wrong_id_for_64_invocations() {
+    if !have_python("a_late_report_is_told_from_a_wrong_id_for_64_invocations") {
+        return;
+    }
+    let dir = Scratch::new();
+    let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
+    let first = invoke(&emu, "py", &json!({})).await.json()["pid"].clone();
+    for _ in 0..64 {
+        invoke(&emu, "py", &json!({})).await;
+    }
+    // the 66th invocation reports late for the 65 before it, all served by one process:
+    // the oldest is forgotten (a wrong id, 400), the last 64 are remembered (403)
+    let v = invoke(&emu, "py", &json!({"op": "late_all"})).await.json();
+    let statuses = v["statuses"].as_array().unwrap();
+    let mut want = vec![json!(400)];
+    want.extend(std::iter::repeat_n(json!(403), 64));
+    assert_eq!(statuses, &want, "{v}");
+    assert_eq!(invoke(&emu, "py", &json!({})).await.json()["pid"], first);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_replaced_process_s_runtime_api_is_closed() {
     if !have_python("a_replaced_process_s_runtime_api_is_closed") {
         return;
@@ -1085,7 +1201,15 @@ async fn runtime_supplied_headers_are_bounded() {
     let (t, m) = invoke(&emu, "py", &event).await.error();
     assert!(t.ends_with("berError"), "{t}");
     assert_eq!(m, doc);
-    // A 100 KB Content-Type is refused, not passed on to the client
+    // A Content-Type of 1 KiB is passed on; a 100 KB one is refused, not passed on
+    let o = invoke(
+        &emu,
+        "py",
+        &json!({"op": "long_content_type", "len": 1024 - "text/".len()}),
+    )
+    .await;
+    assert_eq!(o.content_type.len(), 1024);
+
     let o = invoke(
         &emu,
         "py",

@@ -678,7 +678,73 @@ fn register_extension(rt: &Runtime) -> Response<RespBody> {
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
     use super::*;
+
+    /// The status line of the answer to `method path` on a fresh connection, or `None` if
+    /// none came within a minute (of the paused clock)
+    async fn status(addr: std::net::SocketAddr, method: &str, path: &str) -> Option<String> {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let read = async {
+            let mut buf = [0; 1024];
+            while !got.windows(2).any(|w| w == b"\r\n") {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed without an answer: {method} {path}");
+                got.extend_from_slice(&buf[..n]);
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .ok()?;
+        let line = got.split(|b| *b == b'\r').next().unwrap();
+        Some(String::from_utf8_lossy(line).into_owned())
+    }
+
+    /// Each route answers its own method only; the extension event long poll never answers
+    #[tokio::test(start_paused = true)]
+    async fn routes_answer_their_own_method() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let rt = Arc::new(Runtime::new("f".to_owned(), String::new()));
+        let server = tokio::spawn(serve(listener, rt));
+        let not_found = Some("HTTP/1.1 404 Not Found".to_owned());
+        for (method, path) in [
+            ("POST", "/2018-06-01/runtime/invocation/next"),
+            ("GET", "/2018-06-01/runtime/init/error"),
+            ("GET", "/2018-06-01/runtime/invocation/abc/response"),
+            ("GET", "/2018-06-01/runtime/invocation/abc/error"),
+            ("POST", "/2018-06-01/runtime/invocation//response"),
+            ("GET", "/2020-01-01/extension/register"),
+            ("POST", "/2020-01-01/extension/event/next"),
+            ("GET", "/2018-06-01/runtime/invocation/abc/other"),
+        ] {
+            assert_eq!(
+                status(addr, method, path).await,
+                not_found,
+                "{method} {path}"
+            );
+        }
+        let unknown = Some("HTTP/1.1 400 Bad Request".to_owned());
+        for path in ["response", "error"] {
+            let path = format!("/2018-06-01/runtime/invocation/abc/{path}");
+            assert_eq!(status(addr, "POST", &path).await, unknown, "{path}");
+        }
+        let registered = status(addr, "POST", "/2020-01-01/extension/register").await;
+        assert_eq!(registered.as_deref(), Some("HTTP/1.1 200 OK"));
+        assert_eq!(
+            status(addr, "GET", "/2020-01-01/extension/event/next").await,
+            None
+        );
+        assert_eq!(
+            status(addr, "GET", "/2018-06-01/runtime/invocation/next").await,
+            None
+        );
+        server.abort();
+    }
 
     #[test]
     fn the_deadline_header_fits_every_runtime() {
