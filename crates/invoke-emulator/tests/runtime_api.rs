@@ -938,10 +938,10 @@ async fn a_response_that_arrives_just_after_the_exit_is_a_success() {
 
 #[tokio::test]
 async fn a_buffered_response_may_be_6_mib_and_no_more() {
+    const LIMIT: usize = 6 * 1024 * 1024;
     if !have_python("a_buffered_response_may_be_6_mib_and_no_more") {
         return;
     }
-    const LIMIT: usize = 6 * 1024 * 1024;
     let dir = Scratch::new();
     let emu = start(Emulator::builder().process_function("py", dir.command(""), config())).await;
     let o = invoke(&emu, "py", &json!({"op": "buffered_size", "n": LIMIT})).await;
