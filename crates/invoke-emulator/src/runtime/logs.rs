@@ -544,6 +544,145 @@ mod tests {
         assert!(echoed > ECHO_BURST / 2, "{echoed} bytes echoed");
     }
 
+    /// Time earned in steps too short to earn a byte each still adds up
+    #[test]
+    fn the_rate_is_earned_across_many_short_steps() {
+        let t0 = Instant::now();
+        let mut limit = EchoLimit::new(t0);
+        let a = limit.admit(t0, &lines(300, 1024));
+        assert_eq!(a.echo as u64, ECHO_BURST);
+        // every 10 µs for 1.5 s (less than a byte earned each time): 96 KiB in all, and
+        // the note of what was dropped once 64 KiB were earned
+        let step = Duration::from_micros(10);
+        let mut t = t0;
+        let mut noted = 0;
+        for _ in 0..150_000 {
+            t += step;
+            noted += limit.admit(t, b"").note.unwrap_or(0);
+        }
+        assert_eq!(noted, 44 * 1024);
+        let a = limit.admit(t, &lines(10, 1024));
+        assert_eq!(
+            a,
+            Admitted {
+                note: None,
+                echo: 10 * 1024
+            }
+        );
+    }
+
+    /// After dropping, the echo resumes once exactly [`ECHO_RESUME`] was earned
+    #[test]
+    fn the_echo_resumes_at_the_resume_threshold() {
+        let t0 = Instant::now();
+        let mut limit = EchoLimit::new(t0);
+        // exactly the burst echoed, one line dropped
+        let a = limit.admit(t0, &lines(257, 1024));
+        assert_eq!(
+            a,
+            Admitted {
+                note: None,
+                echo: 256 * 1024
+            }
+        );
+        // one second later, exactly ECHO_RESUME (= ECHO_RATE) was earned
+        let a = limit.admit(t0 + Duration::from_secs(1), &lines(1, 1024));
+        assert_eq!(
+            a,
+            Admitted {
+                note: Some(1024),
+                echo: 1024
+            }
+        );
+    }
+
+    /// The end of an invocation notes what the echo dropped, only when it dropped something
+    /// and echoes; output after it is no longer the invocation's
+    #[test]
+    fn detach_notes_the_dropped_output_and_ends_the_log() {
+        let (sink, echoed) = capturing_sink();
+        let (tx, _rx) = crate::function::output_channel();
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        sink.block(b"kept\n", false);
+        sink.detach();
+        assert_eq!(
+            echoed.lock().unwrap().as_slice(),
+            b"kept\n",
+            "no note without drops"
+        );
+        sink.block(b"after\n", false);
+        let tail = log.lock().unwrap().contents();
+        assert!(tail.ends_with(b"kept\n"), "{tail:?}");
+        // over the burst: the rest is dropped, and counted in a note at the end
+        echoed.lock().unwrap().clear();
+        let over = lines(300, 1024);
+        sink.block(&over, false);
+        sink.detach();
+        let text = String::from_utf8(echoed.lock().unwrap().clone()).unwrap();
+        let note = text.lines().last().unwrap();
+        let dropped: usize = note
+            .strip_prefix("lambda-stream: function f: ")
+            .and_then(|n| n.strip_suffix(" bytes of output not echoed (over 64 KiB/s)"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{note}"));
+        // the burst (less the 5 bytes above, plus what the clock earned since) went out
+        assert!((44 * 1024..=45 * 1024).contains(&dropped), "{note}");
+        // echo off: no note either
+        let (quiet, echoed) = capturing_sink();
+        quiet.echo.store(false, Ordering::Relaxed);
+        quiet.state().limit.dropped = 5;
+        quiet.detach();
+        assert!(echoed.lock().unwrap().is_empty());
+    }
+
+    /// A line written in parts is one line; a line longer than [`MAX_LINE`] is split there
+    #[test]
+    fn lines_are_joined_across_writes_and_split_at_the_longest() {
+        let (sink, echoed) = capturing_sink();
+        let mut lines = Lines {
+            partial: Vec::new(),
+            sink: Arc::new(sink),
+        };
+        let long = vec![b'x'; 2000];
+        lines.feed(&long[..1500]);
+        lines.feed(&long[1500..]);
+        lines.feed(b"\n");
+        let mut want = long.clone();
+        want.push(b'\n');
+        assert_eq!(*echoed.lock().unwrap(), want);
+        echoed.lock().unwrap().clear();
+        lines.feed(&vec![b'y'; MAX_LINE + 10]);
+        let mut want = vec![b'y'; MAX_LINE + 10];
+        want.insert(MAX_LINE + 10, b'\n');
+        assert_eq!(*echoed.lock().unwrap(), want, "cut and ended at once");
+    }
+
+    /// Between invocations the reader goes on until [`IDLE_READ`] bytes were read
+    #[tokio::test]
+    async fn between_invocations_up_to_the_idle_budget_is_read() {
+        let (ours, mut theirs) = StdUnixStream::pair().unwrap();
+        let (tx, mut rx) = mpsc::unbounded_channel::<usize>();
+        let sink = Arc::new(LogSink::echoing_to(
+            "f".into(),
+            Arc::new(AtomicBool::new(true)),
+            Box::new(move |b| {
+                let _ = tx.send(b.len());
+            }),
+        ));
+        let _pipe = LogPipe::spawn(ours, sink).unwrap();
+        // two writes of 16 KiB, each echoed before the next: both within the budget
+        for round in 0..2 {
+            theirs.write_all(&lines(256, 64)).unwrap();
+            let mut got = 0;
+            while got < 16 * 1024 {
+                let n = tokio::time::timeout(Duration::from_secs(30), rx.recv()).await;
+                got += n.expect("read within the budget").unwrap();
+            }
+            assert_eq!(got, 16 * 1024, "round {round}");
+        }
+    }
+
     /// Writes to `theirs` until a write makes no progress for a while; the bytes written
     fn write_until_blocked(mut theirs: StdUnixStream, cap: usize) -> usize {
         theirs
