@@ -683,6 +683,39 @@ mod tests {
         }
     }
 
+    /// A block larger than the log tail leaves exactly its last 4 KiB there
+    #[test]
+    fn one_large_block_leaves_its_last_4_kib_in_the_log() {
+        let (sink, _echoed) = capturing_sink();
+        let (tx, _rx) = crate::function::output_channel();
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let block: Vec<u8> = (0..2000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        sink.block(&block, false);
+        let tail = log.lock().unwrap().contents();
+        assert_eq!(tail, block[block.len() - LogTail::MAX..]);
+    }
+
+    /// `sync` takes in what was written before it, the partial last line included, even
+    /// when the reader has not been woken for it (one thread: no other task ran between
+    /// the write and the sync)
+    #[tokio::test]
+    async fn sync_takes_in_what_was_written_before_it() {
+        let (ours, mut theirs) = StdUnixStream::pair().unwrap();
+        let (sink, _echoed) = capturing_sink();
+        let sink = Arc::new(sink);
+        let (tx, _rx) = crate::function::output_channel();
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let pipe = LogPipe::spawn(ours, sink).unwrap();
+        pipe.sync().await;
+        theirs.write_all(b"first line\npartial").unwrap();
+        pipe.sync().await;
+        assert_eq!(log.lock().unwrap().contents(), b"first line\npartial\n");
+    }
+
     /// Writes to `theirs` until a write makes no progress for a while; the bytes written
     fn write_until_blocked(mut theirs: StdUnixStream, cap: usize) -> usize {
         theirs
