@@ -481,6 +481,14 @@ mod tests {
     }
 
     /// A sink of function `f` echoing into the returned buffer
+    /// Attaches an invocation to `sink`: its log, and its output (kept open while held)
+    fn attach_log(sink: &LogSink) -> (Arc<Mutex<LogTail>>, crate::function::OutputRx) {
+        let (tx, rx) = crate::function::output_channel();
+        let log = Arc::new(Mutex::new(LogTail::default()));
+        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        (log, rx)
+    }
+
     fn capturing_sink() -> (LogSink, Arc<Mutex<Vec<u8>>>) {
         let echoed = Arc::new(Mutex::new(Vec::new()));
         let out = Arc::clone(&echoed);
@@ -497,9 +505,7 @@ mod tests {
     #[test]
     fn the_echo_escapes_what_would_drive_a_terminal_and_the_log_keeps_it() {
         let (sink, echoed) = capturing_sink();
-        let (tx, _rx) = crate::function::output_channel();
-        let log = Arc::new(Mutex::new(LogTail::default()));
-        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let (log, _rx) = attach_log(&sink);
         let mut lines = Lines {
             partial: Vec::new(),
             sink: Arc::new(sink),
@@ -601,9 +607,7 @@ mod tests {
     #[test]
     fn detach_notes_the_dropped_output_and_ends_the_log() {
         let (sink, echoed) = capturing_sink();
-        let (tx, _rx) = crate::function::output_channel();
-        let log = Arc::new(Mutex::new(LogTail::default()));
-        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let (log, _rx) = attach_log(&sink);
         sink.block(b"kept\n", false);
         sink.detach();
         assert_eq!(
@@ -687,9 +691,7 @@ mod tests {
     #[test]
     fn one_large_block_leaves_its_last_4_kib_in_the_log() {
         let (sink, _echoed) = capturing_sink();
-        let (tx, _rx) = crate::function::output_channel();
-        let log = Arc::new(Mutex::new(LogTail::default()));
-        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let (log, _rx) = attach_log(&sink);
         let block: Vec<u8> = (0..2000)
             .flat_map(|i| format!("line {i}\n").into_bytes())
             .collect();
@@ -706,9 +708,7 @@ mod tests {
         let (ours, mut theirs) = StdUnixStream::pair().unwrap();
         let (sink, _echoed) = capturing_sink();
         let sink = Arc::new(sink);
-        let (tx, _rx) = crate::function::output_channel();
-        let log = Arc::new(Mutex::new(LogTail::default()));
-        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let (log, _rx) = attach_log(&sink);
         let pipe = LogPipe::spawn(ours, sink).unwrap();
         pipe.sync().await;
         theirs.write_all(b"first line\npartial").unwrap();
@@ -750,9 +750,7 @@ mod tests {
             "the reader never paused: {written} bytes"
         );
         // An invocation resumes reading, and its log keeps the last 4 KiB
-        let (tx, mut rx) = crate::function::output_channel();
-        let log = Arc::new(Mutex::new(LogTail::default()));
-        sink.attach(ResponseStream::new(tx, Arc::clone(&log)));
+        let (log, mut rx) = attach_log(&sink);
         let writer = theirs.try_clone().unwrap();
         let more = tokio::task::spawn_blocking(move || {
             let mut w = writer;
