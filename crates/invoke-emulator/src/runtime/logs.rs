@@ -309,6 +309,13 @@ struct Lines {
 }
 
 impl Lines {
+    fn new(sink: Arc<LogSink>) -> Self {
+        Self {
+            partial: Vec::new(),
+            sink,
+        }
+    }
+
     fn feed(&mut self, data: &[u8]) {
         let rest = match data.iter().rposition(|b| *b == b'\n') {
             None => data,
@@ -343,10 +350,7 @@ async fn read_loop(
     sink: Arc<LogSink>,
     mut syncs: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
-    let mut lines = Lines {
-        partial: Vec::new(),
-        sink: Arc::clone(&sink),
-    };
+    let mut lines = Lines::new(Arc::clone(&sink));
     let mut buf = vec![0u8; READ_BUF];
     loop {
         if !sink.may_read() {
@@ -480,7 +484,6 @@ mod tests {
         }
     }
 
-    /// A sink of function `f` echoing into the returned buffer
     /// Attaches an invocation to `sink`: its log, and its output (kept open while held)
     fn attach_log(sink: &LogSink) -> (Arc<Mutex<LogTail>>, crate::function::OutputRx) {
         let (tx, rx) = crate::function::output_channel();
@@ -489,6 +492,7 @@ mod tests {
         (log, rx)
     }
 
+    /// A sink of function `f` echoing into the returned buffer
     fn capturing_sink() -> (LogSink, Arc<Mutex<Vec<u8>>>) {
         let echoed = Arc::new(Mutex::new(Vec::new()));
         let out = Arc::clone(&echoed);
@@ -506,10 +510,7 @@ mod tests {
     fn the_echo_escapes_what_would_drive_a_terminal_and_the_log_keeps_it() {
         let (sink, echoed) = capturing_sink();
         let (log, _rx) = attach_log(&sink);
-        let mut lines = Lines {
-            partial: Vec::new(),
-            sink: Arc::new(sink),
-        };
+        let mut lines = Lines::new(Arc::new(sink));
         lines.feed(
             b"plain \xc3\xa9t\xc3\xa9\tok\r\n\x1b[2J\x1b]0;title\x07 red\n\
               \xff\xfe bad\rover \xc2\x9b c1 \x7f\n",
@@ -534,10 +535,7 @@ mod tests {
     #[test]
     fn escaped_output_counts_against_the_burst_as_echoed() {
         let (sink, echoed) = capturing_sink();
-        let mut lines = Lines {
-            partial: Vec::new(),
-            sink: Arc::new(sink),
-        };
+        let mut lines = Lines::new(Arc::new(sink));
         // 200 KiB of escape characters, within the burst as written, six times over it
         // once escaped
         let mut line = vec![0x1b; 1023];
@@ -644,21 +642,18 @@ mod tests {
     #[test]
     fn lines_are_joined_across_writes_and_split_at_the_longest() {
         let (sink, echoed) = capturing_sink();
-        let mut lines = Lines {
-            partial: Vec::new(),
-            sink: Arc::new(sink),
-        };
+        let mut lines = Lines::new(Arc::new(sink));
         let long = vec![b'x'; 2000];
         lines.feed(&long[..1500]);
         lines.feed(&long[1500..]);
         lines.feed(b"\n");
-        let mut want = long.clone();
+        let mut want = long;
         want.push(b'\n');
         assert_eq!(*echoed.lock().unwrap(), want);
         echoed.lock().unwrap().clear();
-        lines.feed(&vec![b'y'; MAX_LINE + 10]);
         let mut want = vec![b'y'; MAX_LINE + 10];
-        want.insert(MAX_LINE + 10, b'\n');
+        lines.feed(&want);
+        want.push(b'\n');
         assert_eq!(*echoed.lock().unwrap(), want, "cut and ended at once");
     }
 
