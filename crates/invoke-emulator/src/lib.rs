@@ -429,4 +429,37 @@ mod tests {
         assert_eq!(a("127.0.0.2:9001"), "127.0.0.2:9001");
         assert_eq!(a("10.0.0.5:9001"), "10.0.0.5:9001");
     }
+
+    #[test]
+    fn a_builder_shows_its_functions_and_region_and_hides_its_keys() {
+        let b = Emulator::builder()
+            .builtins()
+            .region("eu-west-3")
+            .credentials("AKIDSHOWN", "hidden-secret-value");
+        let shown = format!("{b:?}");
+        for part in ["Builder", "echo", "count", "fail", "eu-west-3"] {
+            assert!(shown.contains(part), "{part} in {shown}");
+        }
+        assert!(!shown.contains("hidden-secret-value"), "{shown}");
+    }
+
+    /// The process functions' echo follows `quiet` once the emulator starts
+    #[tokio::test]
+    async fn quiet_switches_the_processes_echo_off_at_start() {
+        for quiet in [false, true] {
+            let mut b = Emulator::builder();
+            if quiet {
+                b = b.quiet();
+            }
+            let echo = Arc::clone(&b.process_echo);
+            echo.store(quiet, std::sync::atomic::Ordering::Relaxed); // the wrong way round
+            let emu = b.start("127.0.0.1:0".parse().unwrap()).await.unwrap();
+            assert_eq!(
+                echo.load(std::sync::atomic::Ordering::Relaxed),
+                !quiet,
+                "quiet: {quiet}"
+            );
+            emu.shutdown().await;
+        }
+    }
 }

@@ -236,6 +236,30 @@ mod tests {
         assert!(got.lock().unwrap().ends_with(b"read\nfourth\n"));
     }
 
+    #[test]
+    fn writes_fill_the_queue_to_exactly_its_size() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (open, gate) = mpsc::channel();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let out = Gated {
+            entered: entered_tx,
+            gate: Some(gate),
+            got: Arc::clone(&got),
+        };
+        let q = Queued::new(out, 16);
+        q.write(b"0123456789".to_vec());
+        entered.recv_timeout(Duration::from_secs(30)).unwrap();
+        q.write(b"abcdef".to_vec()); // 10 + 6 = 16: fits
+        q.write(b"!".to_vec()); // 17: dropped
+        open.send(()).unwrap();
+        assert!(q.flush(Duration::from_secs(30)));
+        assert_eq!(
+            String::from_utf8(got.lock().unwrap().clone()).unwrap(),
+            "0123456789abcdef\
+             lambda-stream: 1 bytes of log output dropped: stderr was not read\n"
+        );
+    }
+
     /// An output that takes a few bytes at a time and is often not ready
     struct Reluctant {
         calls: usize,

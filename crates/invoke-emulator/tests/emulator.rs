@@ -1361,3 +1361,70 @@ async fn signatures_may_be_dated_within_5_minutes_of_the_clock() {
     }
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_key_pair_given_is_accepted() {
+    let emu = start(
+        Emulator::builder()
+            .builtins()
+            .credentials(KEY, SECRET)
+            .credentials("AKIDSECOND", "second-secret"),
+    )
+    .await;
+    let p = InvokeParams::new("echo", "{}");
+    let now = SystemTime::now();
+    for (key, secret) in [(KEY, SECRET), ("AKIDSECOND", "second-secret")] {
+        let o = stream(send(&emu, signed(&emu, &p, key, secret, now)).await).await;
+        assert!(o.complete.is_some(), "{key}: {o:?}");
+    }
+    // each key with its own secret only
+    let e = service_error(send(&emu, signed(&emu, &p, "AKIDSECOND", SECRET, now)).await).await;
+    assert_eq!(e.kind, ServiceErrorKind::InvalidSignature);
+    emu.shutdown().await;
+}
+
+/// Once `shutdown` returns, the port is closed and so is a stream still open
+#[tokio::test]
+async fn shutdown_returns_once_the_listener_and_its_connections_are_closed() {
+    let emu = start(Emulator::builder().no_auth().function(
+        "forever",
+        |_: Invocation, out: ResponseStream| async move {
+            out.write("first").await;
+            std::future::pending::<()>().await;
+            Ok::<(), FunctionError>(())
+        },
+    ))
+    .await;
+    let addr = emu.addr();
+    let resp = send(&emu, request(&emu, &InvokeParams::new("forever", "{}"))).await;
+    let (parts, mut body) = resp.into_parts();
+    let ResponseHead::Stream(h) = parse_response_head(parts.status, &parts.headers).unwrap() else {
+        panic!("not a stream: {parts:?}")
+    };
+    let mut s = h.into_stream();
+    let mut first = None;
+    while first.is_none() {
+        s.feed(body.frame().await.unwrap().unwrap().into_data().unwrap());
+        if let Some(Event::PayloadChunk(c)) = s.next_event().unwrap() {
+            first = Some(c);
+        }
+    }
+    emu.shutdown().await;
+    let refused = tokio::net::TcpStream::connect(addr).await;
+    assert_eq!(
+        refused.map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
+    // a guard against hanging, not a timing assertion
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(f) = body.frame().await {
+            match f {
+                Ok(f) => s.feed(f.into_data().unwrap()),
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream was closed");
+    assert!(s.finish().is_err(), "no InvokeComplete: cut, not ended");
+}
