@@ -260,6 +260,46 @@ mod tests {
         );
     }
 
+    /// An output that fails its first write with `first` and takes the rest
+    struct FailsOnce {
+        first: Option<std::io::ErrorKind>,
+        got: Vec<u8>,
+    }
+
+    impl Write for FailsOnce {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Some(kind) = self.first.take() {
+                return Err(kind.into());
+            }
+            self.got.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A write interrupted by a signal or not ready is tried again; any other error (a
+    /// closed stderr) ends it, at once, rather than retrying for good
+    #[test]
+    fn only_an_interrupted_or_not_ready_write_is_tried_again() {
+        for (kind, retried) in [
+            (std::io::ErrorKind::Interrupted, true),
+            (std::io::ErrorKind::WouldBlock, true),
+            (std::io::ErrorKind::BrokenPipe, false),
+            (std::io::ErrorKind::Other, false),
+        ] {
+            let mut out = FailsOnce {
+                first: Some(kind),
+                got: Vec::new(),
+            };
+            write_fully(&mut out, b"line\n");
+            let want: &[u8] = if retried { b"line\n" } else { b"" };
+            assert_eq!(out.got, want, "{kind:?}");
+        }
+    }
+
     /// An output that takes a few bytes at a time and is often not ready
     struct Reluctant {
         calls: usize,
