@@ -569,3 +569,72 @@ fn completions_to_a_closed_pipe_are_not_a_panic() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("lambda-stream"));
 }
+
+/// `child`'s output, killing it if it has not ended within 30 s (a guard against hanging,
+/// not a timing assertion)
+fn output_unless_hung(child: Child) -> Output {
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            panic!("still running after 30 s");
+        }
+    }
+}
+
+/// A read that fails (of a directory named as the capture) is an IO error, never tried
+/// again
+#[test]
+fn a_failing_read_is_an_io_error() {
+    let dir = std::env::temp_dir();
+    let child = spawn_piped(&["decode", dir.to_str().unwrap()]);
+    let out = output_unless_hung(child);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("lambda-stream: ") && err.lines().count() == 1,
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+/// A usage error exits with 3, as `invoke --help` documents, except for `decode` and `serve`,
+/// which keep their 2
+#[test]
+fn usage_errors_exit_with_the_status_of_their_command() {
+    for (args, status) in [
+        (&["decode", "--no-such-option"][..], 2),
+        (&["decode", "a", "b"][..], 2),
+        (&["serve", "--no-such-option"][..], 2),
+        (&["invoke"][..], 3),
+        (&["completions", "tcsh"][..], 3),
+        (&["no-such-command"][..], 3),
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(status), "{args:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        assert!(!out.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn completions_that_cannot_be_written_are_an_error() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("skipped: no /dev/full");
+        return;
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" completions bash >/dev/full")
+        .arg(env!("CARGO_BIN_EXE_lambda-stream"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot write the completion script"), "{err}");
+}
