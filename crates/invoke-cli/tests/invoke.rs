@@ -832,6 +832,39 @@ fn the_status_line_only_when_asked_or_on_a_terminal() {
     assert_eq!(o.stdout, pattern(50));
 }
 
+/// The status line shows what has arrived while the function is silent: the test opens the
+/// gate for the second chunk only once the line counts the first
+#[test]
+fn the_status_line_counts_what_has_arrived() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, done) = gated(&["first", "second"], &gate);
+    let l = lambda(|b| b.function("gated", handler));
+    let mut c = invoke(&l.url, &["gated", "--status-line", "always"]);
+    c.stdin(Stdio::null());
+    let (mut child, mut stdout) = spawn(c);
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    // the function gives up after a minute, and the stream with it: never a hang
+    while !String::from_utf8_lossy(&seen).contains("5 B · 1 chunk · ") {
+        let n = err.read(&mut buf).unwrap();
+        // the line's last drawings: it is redrawn every 100 ms
+        let last = &seen[seen.len().saturating_sub(300)..];
+        assert!(n > 0, "ended first: {:?}", String::from_utf8_lossy(last));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    gate.add_permits(1);
+    let mut out = Vec::new();
+    stdout.read_to_end(&mut out).unwrap();
+    err.read_to_end(&mut seen).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(done.recv().unwrap(), "the gate was opened");
+    assert_eq!(out, b"firstsecond");
+    let seen = String::from_utf8(seen).unwrap();
+    assert!(seen.contains("5 B · 1 chunk · "), "{seen:?}");
+    assert!(seen.contains(" · first byte "), "{seen:?}");
+}
+
 /// A shell word for `arg`, single-quoted
 #[cfg(target_os = "linux")]
 fn shell_quote(arg: &std::ffi::OsStr) -> String {
