@@ -578,13 +578,11 @@ fn output_unless_hung(child: Child) -> Output {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(out) => out.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("still running after 30 s");
-        }
-    }
+    let Ok(out) = rx.recv_timeout(Duration::from_secs(30)) else {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        panic!("still running after 30 s");
+    };
+    out.unwrap()
 }
 
 /// A read that fails (of a directory named as the capture) is an IO error, never tried
