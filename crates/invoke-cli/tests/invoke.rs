@@ -785,6 +785,35 @@ fn connection_refused_exits_2() {
     );
 }
 
+/// A payload of exactly the service's limit is sent whole; one byte more is refused before
+/// anything is sent, from standard input or a file alike
+#[test]
+fn a_payload_may_be_as_large_as_the_limit() {
+    let l = lambda(|b| {
+        b.function("size", |inv: Invocation, out: ResponseStream| async move {
+            out.write(inv.payload.len().to_string()).await;
+            Ok::<(), FunctionError>(())
+        })
+    });
+    let max = invoke_proto::MAX_PAYLOAD_LEN;
+    let json = |len: usize| format!("\"{}\"", "a".repeat(len - 2)).into_bytes();
+    let o = run(invoke(&l.url, &["size", "--payload", "-"]), &json(max));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, max.to_string().as_bytes());
+    let o = run(invoke(&l.url, &["size", "--payload", "-"]), &json(max + 1));
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    let limit = format!("over the {max}-byte limit");
+    assert!(stderr(&o).contains(&limit), "{}", stderr(&o));
+    let file = std::env::temp_dir().join(format!("cli-payload-over-{}.json", std::process::id()));
+    std::fs::write(&file, json(max + 1)).unwrap();
+    let arg = format!("@{}", file.display());
+    let o = run(invoke(&l.url, &["size", "--payload", &arg]), b"");
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&limit), "{}", stderr(&o));
+}
+
 #[test]
 fn dry_run_writes_nothing() {
     let l = lambda(|b| b);
