@@ -424,8 +424,8 @@ fn a_truncated_stream_exits_2_and_keeps_what_arrived() {
     assert!(out.contains(r#""event":"PayloadChunk""#), "{out}");
 }
 
-/// A server that answers one request with a well-formed stream lacking `InvokeComplete`
-fn server_without_invoke_complete() -> (String, std::thread::JoinHandle<()>) {
+/// A server that answers one request with a stream whose body is `body`
+fn server_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {
@@ -442,21 +442,146 @@ fn server_without_invoke_complete() -> (String, std::thread::JoinHandle<()>) {
                 break;
             }
         }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        let mut frame = BytesMut::new();
-        invoke_proto::encode_payload_chunk(b"hello", &mut frame).unwrap();
+        let mut request = vec![0; length];
+        reader.read_exact(&mut request).unwrap();
         let head = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/vnd.amazon.eventstream\r\n\
              x-amz-executed-version: $LATEST\r\nx-amzn-requestid: req-1\r\n\
              content-length: {}\r\nconnection: close\r\n\r\n",
-            frame.len()
+            body.len()
         );
         let mut stream = stream;
         stream.write_all(head.as_bytes()).unwrap();
-        stream.write_all(&frame).unwrap();
+        stream.write_all(&body).unwrap();
     });
     (url, handle)
+}
+
+/// A server that answers one request with a well-formed stream lacking `InvokeComplete`
+fn server_without_invoke_complete() -> (String, std::thread::JoinHandle<()>) {
+    let mut frame = BytesMut::new();
+    invoke_proto::encode_payload_chunk(b"hello", &mut frame).unwrap();
+    server_once(frame.to_vec())
+}
+
+/// An event message of `event_type` with `payload`
+fn event(event_type: &'static str, payload: &[u8]) -> Vec<u8> {
+    let mut h = invoke_proto::Headers::builder();
+    h.push(":event-type", event_type).unwrap();
+    h.push(":message-type", "event").unwrap();
+    let m = invoke_proto::Message::new(h.build().unwrap(), Bytes::copy_from_slice(payload));
+    let mut out = BytesMut::new();
+    invoke_proto::encode_message(&m, &mut out).unwrap();
+    out.to_vec()
+}
+
+/// An event of a type this client does not know is passed over (and shown by `--output
+/// events`); a log tail without a final line break gets one before the closing `---`
+#[test]
+fn unknown_events_are_passed_over_and_a_log_tail_is_closed_on_its_own_line() {
+    let log = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        b"last line, no break",
+    );
+    let complete = format!(r#"{{"LogResult":"{log}"}}"#);
+    let mut body = event("PayloadChunk", b"hello");
+    body.extend(event("Mystery", b"?"));
+    body.extend(event("InvokeComplete", complete.as_bytes()));
+    let (url, server) = server_once(body.clone());
+    let o = run(invoke(&url, &["f"]), b"");
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"hello");
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("--- log tail ---\nlast line, no break\n---\n"),
+        "{err}"
+    );
+    let (url, server) = server_once(body);
+    let o = run(invoke(&url, &["f", "--output", "events"]), b"");
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let lines: Vec<serde_json::Value> = String::from_utf8(o.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
+    assert_eq!(
+        events,
+        ["ResponseHead", "PayloadChunk", "Mystery", "InvokeComplete"]
+    );
+    assert_eq!(lines[2]["known"], false);
+    // `t_ms` is the time the summary reports, in milliseconds (its rounding aside: to
+    // 0.1 ms, or to 0.01 s from a second on)
+    let err = stderr(&o);
+    let (_, after) = err.split_once("first byte after ").expect(&err);
+    let (value, unit) = after.split_once(' ').unwrap();
+    let value: f64 = value.parse().unwrap();
+    let (summary_ms, rounding) = if unit.starts_with("ms") {
+        (value, 0.05)
+    } else {
+        (value * 1e3, 5.0)
+    };
+    let t_ms = lines[1]["t_ms"].as_f64().unwrap();
+    assert!(
+        (t_ms - summary_ms).abs() <= rounding + 0.001,
+        "t_ms {t_ms} against the summary's {summary_ms}: {err}"
+    );
+}
+
+/// "The stream was cut" follows an error after the response began, even before any chunk,
+/// and never one before it (a refused connection)
+#[test]
+fn the_stream_is_said_to_be_cut_only_once_it_began() {
+    let (url, server) = server_once(Vec::new());
+    let o = run(invoke(&url, &["f", "--max-attempts", "1"]), b"");
+    server.join().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the stream was cut: 0 payload bytes in 0 chunks arrived"),
+        "{}",
+        stderr(&o)
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let o = run(invoke(&url, &["f", "--max-attempts", "1"]), b"");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cut"), "{}", stderr(&o));
+}
+
+/// `--output events` writes each event's line as it happens: the test opens the gate for
+/// the second chunk only once it has read the first chunk's line
+#[test]
+fn event_lines_are_written_as_they_happen() {
+    let gate = Arc::new(Semaphore::new(0));
+    let (handler, done) = gated(&["first", "second"], &gate);
+    let l = lambda(|b| b.function("gated", handler));
+    let mut c = invoke(&l.url, &["gated", "--output", "events"]);
+    c.stdin(Stdio::null());
+    let (mut child, stdout) = spawn(c);
+    let mut lines = BufReader::new(stdout).lines();
+    // the function gives up after a minute, and the stream with it: never a hang
+    loop {
+        let line = lines.next().expect("a PayloadChunk line").unwrap();
+        if line.contains(r#""event":"PayloadChunk""#) {
+            break;
+        }
+    }
+    gate.add_permits(1);
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(
+        child.wait().unwrap().success(),
+        "{}",
+        stderr_text(&mut child)
+    );
+    assert!(done.recv().unwrap(), "the gate was opened");
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(rest[1].contains(r#""event":"InvokeComplete""#), "{rest:?}");
 }
 
 #[test]
