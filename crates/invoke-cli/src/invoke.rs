@@ -978,4 +978,70 @@ mod tests {
         assert_eq!(seconds(0.0, "--read-timeout").ok(), Some(FIFTEEN_MINUTES));
         assert!(seconds(f64::NAN, "--read-timeout").is_err());
     }
+
+    #[test]
+    fn sizes_and_durations_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes((1 << 20) - 1), "1024.0 KiB");
+        assert_eq!(human_bytes(1 << 20), "1.0 MiB");
+        assert_eq!(human_bytes(5 << 29), "2560.0 MiB");
+        assert_eq!(human_duration(Duration::ZERO), "0.0 ms");
+        assert_eq!(human_duration(Duration::from_micros(12_345)), "12.3 ms");
+        assert_eq!(human_duration(Duration::from_micros(999_900)), "999.9 ms");
+        assert_eq!(human_duration(Duration::from_secs(1)), "1.00 s");
+        assert_eq!(human_duration(Duration::from_millis(61_250)), "61.25 s");
+    }
+
+    /// The exit status of an error during the invocation, as `invoke --help` lists them
+    #[test]
+    fn errors_exit_with_their_documented_status() {
+        let credentials = |retryable| {
+            Error::Credentials(Box::new(CredentialsError::Load {
+                provider: "sts",
+                message: "no answer".to_owned(),
+                retryable,
+            }))
+        };
+        let function = InvokeComplete {
+            error_code: Some("Unhandled".to_owned()),
+            ..InvokeComplete::default()
+        };
+        let cut = StreamError::MissingInvokeComplete {
+            chunks: 1,
+            bytes: 10,
+        };
+        for (e, exit) in [
+            (Error::Function(function), Exit::Function),
+            (Error::Config("a bad proxy URL".to_owned()), Exit::Usage),
+            (credentials(false), Exit::Usage),
+            (credentials(true), Exit::Failed),
+            (Error::Stream(cut), Exit::Failed),
+        ] {
+            assert_eq!(failure_exit(&e), exit, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_cut_or_broken_stream_is_described_as_such() {
+        let cut = Error::Stream(StreamError::MissingInvokeComplete {
+            chunks: 1,
+            bytes: 10,
+        });
+        assert!(
+            describe(&cut).starts_with("the stream ended without InvokeComplete: "),
+            "{}",
+            describe(&cut)
+        );
+        let mut decoder = invoke_proto::MessageDecoder::new();
+        decoder.feed(invoke_proto::bytes::Bytes::from_static(&[0xff; 16]));
+        let broken = Error::Stream(StreamError::Decode(decoder.next_message().unwrap_err()));
+        assert!(
+            describe(&broken).starts_with("the stream is broken or truncated: "),
+            "{}",
+            describe(&broken)
+        );
+    }
 }

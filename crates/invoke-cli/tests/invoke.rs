@@ -757,6 +757,28 @@ fn requests_are_signed_with_the_configured_credentials() {
     assert!(err.contains("ci, other"), "the profiles that exist: {err}");
 }
 
+/// An unknown profile with no profile defined: the files looked at, and what chose it
+#[test]
+fn an_unknown_profile_without_any_names_the_files_and_the_chooser() {
+    let mut c = bin();
+    c.env("AWS_PROFILE", "nope")
+        .args(["invoke", "echo", "--region", "us-east-1"]);
+    let o = run(c, b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    let config = empty_home().join(".aws").join("config");
+    let want = format!(
+        "the config profile `nope` could not be found; no profile is defined in {} (missing)",
+        config.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("(missing); AWS_PROFILE chose it: pick another or unset it"),
+        "{err}"
+    );
+}
+
 #[test]
 fn no_sign_request_against_an_endpoint_without_auth() {
     let open = serving(Emulator::builder().builtins().no_auth().quiet());
