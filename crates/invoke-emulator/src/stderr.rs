@@ -185,6 +185,27 @@ mod tests {
         got: Arc<Mutex<Vec<u8>>>,
     }
 
+    impl Gated {
+        /// The output; a receiver told when its first write began; the sender that lets
+        /// that write go on; what it took
+        fn new() -> (
+            Self,
+            mpsc::Receiver<()>,
+            mpsc::Sender<()>,
+            Arc<Mutex<Vec<u8>>>,
+        ) {
+            let (entered_tx, entered) = mpsc::channel();
+            let (open, gate) = mpsc::channel();
+            let got = Arc::new(Mutex::new(Vec::new()));
+            let out = Self {
+                entered: entered_tx,
+                gate: Some(gate),
+                got: Arc::clone(&got),
+            };
+            (out, entered, open, got)
+        }
+    }
+
     impl Write for Gated {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             if let Some(gate) = self.gate.take() {
@@ -202,14 +223,7 @@ mod tests {
 
     #[test]
     fn a_blocked_output_never_blocks_the_writer_and_drops_are_counted() {
-        let (entered_tx, entered) = mpsc::channel();
-        let (open, gate) = mpsc::channel();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let out = Gated {
-            entered: entered_tx,
-            gate: Some(gate),
-            got: Arc::clone(&got),
-        };
+        let (out, entered, open, got) = Gated::new();
         let q = Arc::new(Queued::new(out, 16));
         q.write(b"first\n".to_vec());
         // the writer thread is now stuck in the output's first write
@@ -238,14 +252,7 @@ mod tests {
 
     #[test]
     fn writes_fill_the_queue_to_exactly_its_size() {
-        let (entered_tx, entered) = mpsc::channel();
-        let (open, gate) = mpsc::channel();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let out = Gated {
-            entered: entered_tx,
-            gate: Some(gate),
-            got: Arc::clone(&got),
-        };
+        let (out, entered, open, got) = Gated::new();
         let q = Queued::new(out, 16);
         q.write(b"0123456789".to_vec());
         entered.recv_timeout(Duration::from_secs(30)).unwrap();

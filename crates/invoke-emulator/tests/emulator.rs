@@ -167,6 +167,16 @@ async fn echo_count_fail() {
     emu.shutdown().await;
 }
 
+/// Reads `body` into `s` up to its first payload chunk
+async fn first_chunk(body: &mut Incoming, s: &mut InvokeStream) -> Bytes {
+    loop {
+        s.feed(body.frame().await.unwrap().unwrap().into_data().unwrap());
+        if let Some(Event::PayloadChunk(c)) = s.next_event().unwrap() {
+            return c;
+        }
+    }
+}
+
 #[tokio::test]
 async fn every_write_reaches_the_client_at_once() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -191,14 +201,7 @@ async fn every_write_reaches_the_client_at_once() {
         panic!()
     };
     let mut s = h.into_stream();
-    let mut first = None;
-    while first.is_none() {
-        s.feed(body.frame().await.unwrap().unwrap().into_data().unwrap());
-        if let Some(Event::PayloadChunk(c)) = s.next_event().unwrap() {
-            first = Some(c);
-        }
-    }
-    assert_eq!(first.unwrap(), "first");
+    assert_eq!(first_chunk(&mut body, &mut s).await, "first");
     tx.send(()).unwrap();
     let mut rest = Vec::new();
     while let Some(f) = body.frame().await {
@@ -1402,13 +1405,7 @@ async fn shutdown_returns_once_the_listener_and_its_connections_are_closed() {
         panic!("not a stream: {parts:?}")
     };
     let mut s = h.into_stream();
-    let mut first = None;
-    while first.is_none() {
-        s.feed(body.frame().await.unwrap().unwrap().into_data().unwrap());
-        if let Some(Event::PayloadChunk(c)) = s.next_event().unwrap() {
-            first = Some(c);
-        }
-    }
+    first_chunk(&mut body, &mut s).await;
     emu.shutdown().await;
     let refused = tokio::net::TcpStream::connect(addr).await;
     assert_eq!(
