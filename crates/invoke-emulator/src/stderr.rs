@@ -185,6 +185,9 @@ mod tests {
         got: Arc<Mutex<Vec<u8>>>,
     }
 
+    /// What an output took
+    type Taken = Arc<Mutex<Vec<u8>>>;
+
     impl Gated {
         /// The output; a receiver told when its first write began; the sender that lets
         /// that write go on; what it took
