@@ -191,12 +191,7 @@ mod tests {
     impl Gated {
         /// The output; a receiver told when its first write began; the sender that lets
         /// that write go on; what it took
-        fn new() -> (
-            Self,
-            mpsc::Receiver<()>,
-            mpsc::Sender<()>,
-            Arc<Mutex<Vec<u8>>>,
-        ) {
+        fn new() -> (Self, mpsc::Receiver<()>, mpsc::Sender<()>, Taken) {
             let (entered_tx, entered) = mpsc::channel();
             let (open, gate) = mpsc::channel();
             let got = Arc::new(Mutex::new(Vec::new()));
