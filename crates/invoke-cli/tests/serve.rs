@@ -219,6 +219,27 @@ fn out_of_range_concurrency_is_a_usage_error() {
     }
 }
 
+/// A NAME=VALUE option with either side empty (or a blank command) is a usage error
+#[test]
+fn a_pair_with_an_empty_side_is_a_usage_error() {
+    for (args, want) in [
+        (&["--function", "f="][..], "--function takes NAME=COMMAND"),
+        (&["--function", "f=  "], "--function takes NAME=COMMAND"),
+        (&["--function", "=./a"], "--function takes NAME=COMMAND"),
+        (
+            &["--function", "f=./a", "--handler", "f="],
+            "--handler takes NAME=VALUE",
+        ),
+        (
+            &["--function", "f=./a", "--task-root", "=/tmp"],
+            "--task-root takes NAME=VALUE",
+        ),
+    ] {
+        let err = usage_error(args);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn a_function_given_twice_is_a_usage_error() {
     let err = usage_error(&["--function", "f=./a", "--function", "f=./b"]);
