@@ -240,6 +240,39 @@ fn a_pair_with_an_empty_side_is_a_usage_error() {
     }
 }
 
+/// `--credentials` with an empty key or secret is a usage error, the secret not shown
+#[test]
+fn credentials_with_an_empty_side_are_a_usage_error() {
+    for pair in ["AKIDTEST:", ":hidden-secret", "no-colon"] {
+        let err = usage_error(&["--credentials", pair]);
+        assert!(
+            err.contains("--credentials takes KEY:SECRET"),
+            "{pair}: {err}"
+        );
+        assert!(!err.contains("hidden-secret"), "{err}");
+    }
+}
+
+/// The banner names every function once: the built-ins, then the process functions (one
+/// of the same name as a built-in replaces it)
+#[test]
+fn the_banner_names_each_function_once() {
+    let server = serve(&[
+        "--no-auth",
+        "--function",
+        "hello=./bootstrap",
+        "--function",
+        "echo=./bootstrap",
+    ]);
+    assert!(
+        server
+            .banner
+            .contains("functions: echo, count, fail, hello ("),
+        "{}",
+        server.banner
+    );
+}
+
 #[test]
 fn a_function_given_twice_is_a_usage_error() {
     let err = usage_error(&["--function", "f=./a", "--function", "f=./b"]);
