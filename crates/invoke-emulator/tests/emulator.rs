@@ -167,6 +167,15 @@ async fn echo_count_fail() {
     emu.shutdown().await;
 }
 
+/// A streaming response's body, and the stream its bytes are fed to
+fn opened(resp: http::Response<Incoming>) -> (Incoming, InvokeStream) {
+    let (parts, body) = resp.into_parts();
+    let ResponseHead::Stream(h) = parse_response_head(parts.status, &parts.headers).unwrap() else {
+        panic!("not a stream: {parts:?}")
+    };
+    (body, h.into_stream())
+}
+
 /// Reads `body` into `s` up to its first payload chunk
 async fn first_chunk(body: &mut Incoming, s: &mut InvokeStream) -> Bytes {
     loop {
@@ -196,11 +205,7 @@ async fn every_write_reaches_the_client_at_once() {
     ))
     .await;
     let resp = send(&emu, request(&emu, &InvokeParams::new("gate", ""))).await;
-    let (parts, mut body) = resp.into_parts();
-    let ResponseHead::Stream(h) = parse_response_head(parts.status, &parts.headers).unwrap() else {
-        panic!()
-    };
-    let mut s = h.into_stream();
+    let (mut body, mut s) = opened(resp);
     assert_eq!(first_chunk(&mut body, &mut s).await, "first");
     tx.send(()).unwrap();
     let mut rest = Vec::new();
@@ -1400,11 +1405,7 @@ async fn shutdown_returns_once_the_listener_and_its_connections_are_closed() {
     .await;
     let addr = emu.addr();
     let resp = send(&emu, request(&emu, &InvokeParams::new("forever", "{}"))).await;
-    let (parts, mut body) = resp.into_parts();
-    let ResponseHead::Stream(h) = parse_response_head(parts.status, &parts.headers).unwrap() else {
-        panic!("not a stream: {parts:?}")
-    };
-    let mut s = h.into_stream();
+    let (mut body, mut s) = opened(resp);
     first_chunk(&mut body, &mut s).await;
     emu.shutdown().await;
     let refused = tokio::net::TcpStream::connect(addr).await;
