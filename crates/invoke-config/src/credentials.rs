@@ -237,7 +237,7 @@ const EXCHANGE_BACKOFF: RetryConfig = RetryConfig::new()
 impl Attempt {
     /// How long to wait before sending this attempt: nothing for the first, then up to
     /// 100 ms, 200 ms, 400 ms, 800 ms and 1 s (full jitter: `jitter`, uniform in `[0, 1)`,
-    /// for example [`crate::jitter`], picks the point in that range)
+    /// for example [`crate::jitter()`], picks the point in that range)
     ///
     /// ```
     /// use std::time::Duration;

@@ -58,7 +58,7 @@ const IMDS_TOKEN: &str = "suite-imds-session-token";
 const ROLES: &str = "/latest/meta-data/iam/security-credentials/";
 const EXPIRATION: &str = "2099-01-01T00:00:00Z";
 /// Longest request head or body accepted
-const MAX_REQUEST: usize = 64 * 1024;
+pub const MAX_REQUEST: usize = 64 * 1024;
 
 /// A request the server received
 #[derive(Debug, Clone)]
