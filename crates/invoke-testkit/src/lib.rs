@@ -2,8 +2,9 @@
 //!
 //! One place for what the proto tests, the CLI tests, the fuzz targets and the benches all
 //! need: the shared test vectors, wire building, feeding bytes cut at given points, and
-//! (behind features) proptest strategies, converters to the official `aws-smithy-eventstream`
-//! types and the official `aws-sigv4` signer.
+//! (behind features) proptest strategies, converters to the official `aws-smithy-types`
+//! event-stream messages (what `aws-smithy-eventstream` reads and writes) and the official
+//! `aws-sigv4` signer.
 //!
 //! ```
 //! use invoke_proto::bytes::Bytes;
