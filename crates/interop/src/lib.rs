@@ -1,7 +1,9 @@
 //! Interop tests of the emulator against independent official peers
 //!
 //! The tests in `tests/` drive the emulator with the official AWS SDK for Rust
-//! (`aws-sdk-lambda`), and run a function built on the official `lambda_runtime` crate
+//! (`aws-sdk-lambda`, `sdk.rs`), with boto3 and the AWS SDK for JavaScript v3 in child
+//! processes (`sdk_peers.rs`; the scripts and pins in `peers/`, installed by
+//! `.ci/sdk-peers.sh`), and run a function built on the official `lambda_runtime` crate
 //! (`src/bin/stream_fn.rs`) behind it. Nothing here is published: the crate only exists so
 //! that `cargo test -p invoke-interop` builds those peers, which the default `cargo test`
 //! never compiles.
