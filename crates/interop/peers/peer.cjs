@@ -32,13 +32,18 @@ function error(stage, e) {
 
 async function main() {
   const c = JSON.parse(process.argv[2]);
-  const client = new LambdaClient({
-    endpoint: c.endpoint,
-    region: "us-east-1",
-    credentials: { accessKeyId: c.key, secretAccessKey: c.secret },
+  const settings = {
     maxAttempts: c.max_attempts,
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
-  });
+  };
+  // with from_env: endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_REGION and
+  // the key variables, as `lambda-stream serve` tells users to export them
+  if (!c.from_env) {
+    settings.endpoint = c.endpoint;
+    settings.region = "us-east-1";
+    settings.credentials = { accessKeyId: c.key, secretAccessKey: c.secret };
+  }
+  const client = new LambdaClient(settings);
   const args = { FunctionName: c.function, Payload: Buffer.from(c.payload) };
   for (const name of ["Qualifier", "LogType", "InvocationType", "ClientContext"]) {
     if (c[name] != null) args[name] = c[name];

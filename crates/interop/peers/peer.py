@@ -47,18 +47,24 @@ def error(stage, e):
 
 def main():
     case = json.loads(sys.argv[1])
-    lam = boto3.client(
-        "lambda",
-        endpoint_url=case["endpoint"],
-        region_name="us-east-1",
-        aws_access_key_id=case["key"],
-        aws_secret_access_key=case["secret"],
-        config=Config(
-            retries={"mode": "standard", "max_attempts": case["max_attempts"]},
-            connect_timeout=10,
-            read_timeout=60,
-        ),
+    config = Config(
+        retries={"mode": "standard", "max_attempts": case["max_attempts"]},
+        connect_timeout=10,
+        read_timeout=60,
     )
+    if case.get("from_env"):
+        # endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_REGION and the key
+        # variables, as `lambda-stream serve` tells users to export them
+        lam = boto3.client("lambda", config=config)
+    else:
+        lam = boto3.client(
+            "lambda",
+            endpoint_url=case["endpoint"],
+            region_name="us-east-1",
+            aws_access_key_id=case["key"],
+            aws_secret_access_key=case["secret"],
+            config=config,
+        )
     args = {"FunctionName": case["function"], "Payload": case["payload"].encode()}
     for name in ("Qualifier", "LogType", "InvocationType", "ClientContext"):
         if case.get(name) is not None:

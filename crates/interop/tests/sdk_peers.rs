@@ -185,6 +185,9 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
 /// names in the API (`Qualifier`, `LogType`, `InvocationType`, `ClientContext`)
 struct Case {
     op: &'static str,
+    /// The SDK finds the endpoint, region and keys in the environment, as
+    /// `lambda-stream serve` tells users to export them, instead of in its client's settings
+    from_env: bool,
     function: &'static str,
     payload: &'static str,
     secret: &'static str,
@@ -197,6 +200,7 @@ impl Case {
     fn stream(function: &'static str, payload: &'static str) -> Self {
         Self {
             op: "stream",
+            from_env: false,
             function,
             payload,
             secret: SECRET,
@@ -221,6 +225,7 @@ impl Case {
             "function": self.function,
             "payload": self.payload,
             "max_attempts": self.max_attempts,
+            "from_env": self.from_env,
         });
         if let (Some(case), Some(params)) = (case.as_object_mut(), self.params.as_object()) {
             case.extend(params.clone());
@@ -302,8 +307,18 @@ struct Run {
 impl Run {
     fn start(setup: &Setup, case: &Case) -> Self {
         let peer = setup.peer;
-        let mut child = peer
-            .command(&setup.installed)
+        let mut command = peer.command(&setup.installed);
+        if case.from_env {
+            command
+                .env("AWS_ENDPOINT_URL_LAMBDA", &setup.url)
+                // as `serve`'s banner exports them: boto3 reads only the second, the
+                // JavaScript SDK only the first
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_DEFAULT_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", KEY)
+                .env("AWS_SECRET_ACCESS_KEY", case.secret);
+        }
+        let mut child = command
             .arg(case.to_json(&setup.url))
             .spawn()
             .unwrap_or_else(|e| panic!("{peer:?} did not start: {e}"));
@@ -423,6 +438,36 @@ async fn count_streams_every_byte_in_order() {
             seen.complete,
             Some(json!({"error_code": null, "error_details": null, "log_result": null})),
             "{peer:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_variables_serve_prints_are_all_an_sdk_needs() {
+    each_peer(|s| async move {
+        let peer = s.peer;
+        let case = Case {
+            from_env: true,
+            ..Case::stream("count", r#"{"n":3,"size":5}"#)
+        };
+        let seen = run(&s, &case).await;
+        assert_eq!(
+            seen.outline(),
+            ["head", "complete", "end"],
+            "{seen:?} ({peer:?})"
+        );
+        assert_eq!(seen.bytes(), b"abcdefghijklmno", "{peer:?}");
+        // and the key pair comes from there too: a wrong secret is refused
+        let case = Case {
+            from_env: true,
+            secret: "not-the-secret",
+            ..Case::stream("count", "{}")
+        };
+        let error = run(&s, &case).await.error.unwrap();
+        assert_eq!(
+            error["code"], "InvalidSignatureException",
+            "{error} ({peer:?})"
         );
     })
     .await;

@@ -496,7 +496,11 @@ fn banner(
     banner.push('\n');
     let _ = writeln!(banner, "Point an AWS SDK or the AWS CLI at it:");
     let _ = writeln!(banner, "  export AWS_ENDPOINT_URL_LAMBDA={url}");
-    let _ = writeln!(banner, "  export AWS_REGION={region}");
+    // boto3 (and so the AWS CLI v1) reads only the second, the JavaScript SDK only the first
+    let _ = writeln!(
+        banner,
+        "  export AWS_REGION={region} AWS_DEFAULT_REGION={region}"
+    );
     let _ = writeln!(banner, "  export AWS_ACCESS_KEY_ID={key}");
     let _ = match secret {
         Some(secret) => writeln!(banner, "  export AWS_SECRET_ACCESS_KEY={secret}"),

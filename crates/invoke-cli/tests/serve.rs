@@ -30,7 +30,8 @@ fn serve(args: &[&str]) -> Server {
         "{rest}"
     );
     assert!(
-        rest.contains("AWS_REGION=us-east-1") && rest.contains("AWS_ACCESS_KEY_ID="),
+        rest.contains("export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1\n")
+            && rest.contains("AWS_ACCESS_KEY_ID="),
         "{rest}"
     );
     server.banner = rest;
