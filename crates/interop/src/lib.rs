@@ -20,6 +20,8 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+
 /// How long any one wait of an interop test may take: a guard against hanging CI, not a
 /// timing assertion
 pub const GUARD: Duration = Duration::from_secs(60);
@@ -33,4 +35,25 @@ pub async fn guarded<F: Future>(what: &str, f: F) -> F::Output {
     tokio::time::timeout(GUARD, f)
         .await
         .unwrap_or_else(|_| panic!("{what} took longer than {GUARD:?}"))
+}
+
+/// The function's own lines of a base64 `LogResult` (with `LogType` `Tail`), after checking
+/// the `START`, `END` and `REPORT` lines the service writes around them
+///
+/// # Panics
+///
+/// When `log` is `None`, not base64 of UTF-8 text, or lacks those lines.
+#[must_use]
+pub fn decode_log(log: Option<&str>) -> String {
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(log.expect("LogResult with LogType Tail"))
+        .unwrap();
+    let log = String::from_utf8(raw).unwrap();
+    let lines: Vec<&str> = log.split_inclusive('\n').collect();
+    let n = lines.len();
+    assert!(n >= 3, "{log:?}");
+    assert!(lines[0].starts_with("START RequestId: "), "{log:?}");
+    assert!(lines[n - 2].starts_with("END RequestId: "), "{log:?}");
+    assert!(lines[n - 1].starts_with("REPORT RequestId: "), "{log:?}");
+    lines[1..n - 2].concat()
 }

@@ -22,7 +22,7 @@ use aws_sdk_lambda::types::{
 };
 use base64::Engine as _;
 use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
-use invoke_interop::{GUARD, guarded};
+use invoke_interop::{GUARD, decode_log, guarded};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
@@ -133,22 +133,6 @@ async fn collect(mut out: InvokeWithResponseStreamOutput) -> Streamed {
         chunks,
         complete: complete.expect("the stream ends with InvokeComplete"),
     }
-}
-
-/// The function's own lines of a `LogResult`, after checking the `START`, `END` and `REPORT`
-/// lines the service writes around them
-fn decode_log(log: Option<&str>) -> String {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(log.expect("LogResult with LogType::Tail"))
-        .unwrap();
-    let log = String::from_utf8(raw).unwrap();
-    let lines: Vec<&str> = log.split_inclusive('\n').collect();
-    let n = lines.len();
-    assert!(n >= 3, "{log:?}");
-    assert!(lines[0].starts_with("START RequestId: "), "{log:?}");
-    assert!(lines[n - 2].starts_with("END RequestId: "), "{log:?}");
-    assert!(lines[n - 1].starts_with("REPORT RequestId: "), "{log:?}");
-    lines[1..n - 2].concat()
 }
 
 #[tokio::test]

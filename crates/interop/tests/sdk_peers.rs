@@ -15,7 +15,7 @@ use base64::Engine as _;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
-use invoke_interop::guarded;
+use invoke_interop::{decode_log, guarded};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -106,11 +106,7 @@ fn installed() -> Option<PathBuf> {
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
     let gate = Arc::clone(gate);
     let count = invoke_emulator::builtin("count").unwrap();
-    let with = |faults: Faults| FunctionConfig {
-        faults,
-        ..FunctionConfig::default()
-    };
-    Emulator::builder()
+    let mut builder = Emulator::builder()
         .builtins()
         .function_arc(
             "versioned",
@@ -148,31 +144,21 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
                 throttle_next: 2,
                 ..FunctionConfig::default()
             },
-        )
-        .function_arc(
-            "exceptional",
-            Arc::clone(&count),
-            with(Faults {
-                exception: true,
-                ..Faults::default()
-            }),
-        )
-        .function_arc(
-            "corrupt",
-            Arc::clone(&count),
-            with(Faults {
-                corrupt_crc: true,
-                ..Faults::default()
-            }),
-        )
-        .function_arc(
-            "cut",
-            count,
-            with(Faults {
-                close_after: Some(200),
-                ..Faults::default()
-            }),
-        )
+        );
+    let faulty = [
+        ("exceptional", "exception"),
+        ("corrupt", "corrupt-crc"),
+        ("cut", "close-after=200"),
+    ];
+    for (name, faults) in faulty {
+        let faults = Faults::parse(faults).unwrap();
+        let config = FunctionConfig {
+            faults,
+            ..FunctionConfig::default()
+        };
+        builder = builder.function_arc(name, Arc::clone(&count), config);
+    }
+    builder
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
@@ -402,22 +388,6 @@ fn alphabet(len: usize) -> Vec<u8> {
     (b'a'..=b'z').cycle().take(len).collect()
 }
 
-/// The function's own lines of a base64 `LogResult`, after checking the `START`, `END` and
-/// `REPORT` lines the service writes around them
-fn decode_log(log: &Value) -> String {
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(log.as_str().expect("a LogResult"))
-        .unwrap();
-    let log = String::from_utf8(raw).unwrap();
-    let lines: Vec<&str> = log.split_inclusive('\n').collect();
-    let n = lines.len();
-    assert!(n >= 3, "{log:?}");
-    assert!(lines[0].starts_with("START RequestId: "), "{log:?}");
-    assert!(lines[n - 2].starts_with("END RequestId: "), "{log:?}");
-    assert!(lines[n - 1].starts_with("REPORT RequestId: "), "{log:?}");
-    lines[1..n - 2].concat()
-}
-
 #[tokio::test]
 async fn count_streams_every_byte_in_order() {
     each_peer(|s| async move {
@@ -511,7 +481,7 @@ async fn a_function_error_arrives_in_invoke_complete() {
             "{peer:?}"
         );
         assert_eq!(
-            decode_log(&complete["log_result"]),
+            decode_log(complete["log_result"].as_str()),
             "fail: failing on purpose\n",
             "{peer:?}"
         );
@@ -709,7 +679,7 @@ async fn the_buffered_invoke_answers_too() {
             .unwrap();
         assert_eq!(payload, br#"{"data":"buffered"}"#, "{peer:?}");
         assert_eq!(
-            decode_log(&answer["log_result"]),
+            decode_log(answer["log_result"].as_str()),
             "echo: 19 bytes\n",
             "{peer:?}"
         );
