@@ -73,7 +73,7 @@ def main():
     if case["op"] == "invoke":
         try:
             r = lam.invoke(**args)
-        except ClientError as e:
+        except Exception as e:  # a service error, or a connection or certificate failure
             emit({"error": error("send", e)})
             return
         emit({"buffered": {
@@ -87,7 +87,7 @@ def main():
 
     try:
         r = lam.invoke_with_response_stream(**args)
-    except ClientError as e:
+    except Exception as e:  # a service error, or a connection or certificate failure
         emit({"error": error("send", e)})
         return
     meta = r["ResponseMetadata"]

@@ -174,6 +174,8 @@ struct Case {
     /// The SDK finds the endpoint, region and keys in the environment, as
     /// `lambda-stream serve` tells users to export them, instead of in its client's settings
     from_env: bool,
+    /// More environment variables for the peer
+    env: Vec<(&'static str, String)>,
     function: &'static str,
     payload: &'static str,
     secret: &'static str,
@@ -187,6 +189,7 @@ impl Case {
         Self {
             op: "stream",
             from_env: false,
+            env: Vec::new(),
             function,
             payload,
             secret: SECRET,
@@ -304,6 +307,7 @@ impl Run {
                 .env("AWS_ACCESS_KEY_ID", KEY)
                 .env("AWS_SECRET_ACCESS_KEY", case.secret);
         }
+        command.envs(case.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
             .arg(case.to_json(&setup.url))
             .spawn()
@@ -439,6 +443,53 @@ async fn the_variables_serve_prints_are_all_an_sdk_needs() {
             error["code"], "InvalidSignatureException",
             "{error} ({peer:?})"
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn https_with_the_ca_files_the_banner_exports() {
+    each_peer(|s| async move {
+        let peer = s.peer;
+        let emu = Emulator::builder()
+            .builtins()
+            .credentials(KEY, SECRET)
+            .quiet()
+            .tls()
+            .start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let ca = emu.ca_pem_path().unwrap().display().to_string();
+        let tls = Setup {
+            url: emu.url(),
+            installed: s.installed.clone(),
+            gate: Arc::clone(&s.gate),
+            ..s
+        };
+        assert!(tls.url.starts_with("https://"), "{}", tls.url);
+        // as `serve --tls` prints them: boto3 reads AWS_CA_BUNDLE, Node.js its own variable
+        let case = Case {
+            from_env: true,
+            env: vec![("AWS_CA_BUNDLE", ca.clone()), ("NODE_EXTRA_CA_CERTS", ca)],
+            ..Case::stream("count", r#"{"n":3,"size":5}"#)
+        };
+        let seen = run(&tls, &case).await;
+        assert_eq!(
+            seen.outline(),
+            ["head", "complete", "end"],
+            "{seen:?} ({peer:?})"
+        );
+        assert_eq!(seen.bytes(), b"abcdefghijklmno", "{peer:?}");
+        // without them the SDK does not trust the emulator
+        let case = Case {
+            from_env: true,
+            ..Case::stream("count", r#"{"n":3,"size":5}"#)
+        };
+        let seen = run(&tls, &case).await;
+        assert_eq!(seen.outline(), ["error"], "{seen:?} ({peer:?})");
+        let message = seen.error.unwrap()["message"].to_string().to_lowercase();
+        assert!(message.contains("certificate"), "{message} ({peer:?})");
+        emu.shutdown().await;
     })
     .await;
 }

@@ -512,6 +512,12 @@ fn banner(
     };
     if let Some(ca) = ca_file {
         let _ = writeln!(banner, "  export AWS_CA_BUNDLE={}", ca.display());
+        // the JavaScript SDK v3 reads no AWS_CA_BUNDLE: Node.js's own variable instead
+        let _ = writeln!(
+            banner,
+            "  export NODE_EXTRA_CA_CERTS={}  # Node.js (the JavaScript SDK v3 reads no AWS_CA_BUNDLE)",
+            ca.display()
+        );
     }
     let _ = writeln!(
         banner,

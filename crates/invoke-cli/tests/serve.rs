@@ -21,9 +21,14 @@ fn serve(args: &[&str]) -> Server {
         .stderr(Stdio::piped());
     let mut server = Server::start(cmd);
     let url = &server.url;
+    // the banner, to its last line (a bound, should that line never come)
     let mut rest = String::new();
-    for _ in 0..8 {
+    for _ in 0..30 {
+        let start = rest.len();
         server.stdout.read_line(&mut rest).unwrap();
+        if rest[start..].trim_end() == "Stop with Ctrl-C." {
+            break;
+        }
     }
     assert!(
         rest.contains(&format!("AWS_ENDPOINT_URL_LAMBDA={url}")),
@@ -457,6 +462,9 @@ fn tls_with_the_ca_bundle_to_export() {
         .to_owned();
     let pem = std::fs::read_to_string(&ca).unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    // the same file for Node.js, whose AWS SDK reads no AWS_CA_BUNDLE
+    let node = format!("export NODE_EXTRA_CA_CERTS={ca}  # Node.js");
+    assert!(server.banner.contains(&node), "{}", server.banner);
     let params = InvokeParams::new("count", r#"{"n":2,"size":3}"#);
     let (status, body) = curl(&server.url, &params, Some(&ca));
     assert_eq!(status, Some(0));
