@@ -746,6 +746,17 @@ async fn the_buffered_invoke_answers_too() {
             .unwrap();
         let body: Value = serde_json::from_slice(&payload).unwrap();
         assert_eq!(body["errorType"], "Error", "{peer:?}");
+        // an asynchronous invocation is accepted (202), a dry run answered (204), both
+        // without a payload
+        for (kind, status) in [("Event", 202), ("DryRun", 204)] {
+            let case = Case {
+                op: "invoke",
+                ..Case::stream("echo", "{}").with(json!({"InvocationType": kind}))
+            };
+            let answer = run(&s, &case).await.buffered.unwrap();
+            assert_eq!(answer["status"], status, "{kind} ({peer:?})");
+            assert_eq!(answer["payload"], "", "{kind} ({peer:?})");
+        }
     })
     .await;
 }
