@@ -1,6 +1,6 @@
 // One Lambda invocation through the official AWS SDK for JavaScript v3, for the interop tests.
 //
-// Usage: node peer.cjs CASE_JSON (see tests/sdk_peers.rs for its fields), with NODE_PATH
+// Usage: node peer.cjs < CASE_JSON (see tests/sdk_peers.rs for its fields), with NODE_PATH
 // pointing at the node_modules that .ci/sdk-peers.sh installs. Writes the same JSON lines as
 // peer.py (its docstring lists them), each as it happens.
 "use strict";
@@ -31,7 +31,7 @@ function error(stage, e) {
 }
 
 async function main() {
-  const c = JSON.parse(process.argv[2]);
+  const c = JSON.parse(require("node:fs").readFileSync(0, "utf8"));
   const settings = {
     maxAttempts: c.max_attempts,
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },

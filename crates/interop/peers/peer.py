@@ -1,6 +1,6 @@
 """One Lambda invocation through boto3, the official AWS SDK for Python, for the interop tests.
 
-Usage: python3 peer.py CASE_JSON (see tests/sdk_peers.rs for its fields). Writes what the SDK
+Usage: python3 peer.py < CASE_JSON (see tests/sdk_peers.rs for its fields). Writes what the SDK
 delivered as JSON lines on stdout, each flushed as it happens, so that the test sees a chunk
 while the function is still running:
 
@@ -46,7 +46,7 @@ def error(stage, e):
 
 
 def main():
-    case = json.loads(sys.argv[1])
+    case = json.load(sys.stdin)
     config = Config(
         retries={"mode": "standard", "max_attempts": case["max_attempts"]},
         connect_timeout=10,

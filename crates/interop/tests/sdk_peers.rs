@@ -17,7 +17,7 @@ use invoke_emulator::{
 };
 use invoke_interop::{decode_log, guarded};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
@@ -60,7 +60,7 @@ impl Peer {
             .env("AWS_CONFIG_FILE", "/dev/null")
             .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -100,7 +100,8 @@ fn installed() -> Option<PathBuf> {
 }
 
 /// An emulator with the built-ins (`echo`, `count`, `fail`), `versioned` (echo with version
-/// `1` and alias `prod`), `whoami` (writes back what it saw of the request), `gated`
+/// `1` and alias `prod`), `whoami` (writes back what it saw of the request), `length` (writes
+/// its payload's length), `gated`
 /// (writes, waits for `gate`, writes again), `throttled` (its first two requests get 429),
 /// and `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes)
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
@@ -125,6 +126,13 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
                     "payload": String::from_utf8_lossy(&inv.payload),
                 });
                 out.write(seen.to_string()).await;
+                Ok::<(), FunctionError>(())
+            },
+        )
+        .function(
+            "length",
+            |inv: Invocation, out: ResponseStream| async move {
+                out.write(inv.payload.len().to_string()).await;
                 Ok::<(), FunctionError>(())
             },
         )
@@ -177,7 +185,7 @@ struct Case {
     /// More environment variables for the peer
     env: Vec<(&'static str, String)>,
     function: &'static str,
-    payload: &'static str,
+    payload: String,
     secret: &'static str,
     max_attempts: u32,
     params: Value,
@@ -185,13 +193,13 @@ struct Case {
 
 impl Case {
     /// A streaming invocation of `function` with `payload`, signed right, no retries
-    fn stream(function: &'static str, payload: &'static str) -> Self {
+    fn stream(function: &'static str, payload: impl Into<String>) -> Self {
         Self {
             op: "stream",
             from_env: false,
             env: Vec::new(),
             function,
-            payload,
+            payload: payload.into(),
             secret: SECRET,
             max_attempts: 1,
             params: json!({}),
@@ -204,7 +212,7 @@ impl Case {
         self
     }
 
-    /// As JSON for the peer's command line
+    /// As JSON for the peer's standard input
     fn to_json(&self, endpoint: &str) -> String {
         let mut case = json!({
             "endpoint": endpoint,
@@ -309,9 +317,15 @@ impl Run {
         }
         command.envs(case.env.iter().map(|(k, v)| (k, v)));
         let mut child = command
-            .arg(case.to_json(&setup.url))
             .spawn()
             .unwrap_or_else(|e| panic!("{peer:?} did not start: {e}"));
+        // the case on stdin (a payload of megabytes is over what one argument may hold);
+        // the peer reads it whole before anything else
+        let mut stdin = child.stdin.take().unwrap();
+        let input = case.to_json(&setup.url);
+        tokio::spawn(async move {
+            let _ = stdin.write_all(input.as_bytes()).await;
+        });
         let stdout = child.stdout.take().unwrap();
         let stderr = child.stderr.take().unwrap();
         let stderr = tokio::spawn(async move {
@@ -490,6 +504,36 @@ async fn https_with_the_ca_files_the_banner_exports() {
         let message = seen.error.unwrap()["message"].to_string().to_lowercase();
         assert!(message.contains("certificate"), "{message} ({peer:?})");
         emu.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn payloads_up_to_the_limits_both_ways() {
+    each_peer(|s| async move {
+        let peer = s.peer;
+        // the request payload: 6 MiB is taken, one byte more refused before the function runs
+        // (a JSON string, as Lambda wants JSON)
+        let most = invoke_proto::MAX_PAYLOAD_LEN;
+        let text = |len: usize| format!("\"{}\"", "x".repeat(len - 2));
+        let seen = run(&s, &Case::stream("length", text(most))).await;
+        assert_eq!(
+            seen.bytes(),
+            most.to_string().as_bytes(),
+            "{seen:?} ({peer:?})"
+        );
+        let seen = run(&s, &Case::stream("length", text(most + 1))).await;
+        let error = seen.error.unwrap();
+        assert_eq!(error["status"], 413, "{error} ({peer:?})");
+        assert_eq!(
+            error["code"], "RequestTooLargeException",
+            "{error} ({peer:?})"
+        );
+        // a 20 MiB response, in 64 KiB chunks
+        let seen = run(&s, &Case::stream("count", r#"{"n":320,"size":65536}"#)).await;
+        assert_eq!(seen.outline(), ["head", "complete", "end"], "{peer:?}");
+        assert_eq!(seen.chunks.len(), 320, "{peer:?}");
+        assert!(seen.bytes() == alphabet(320 * 65536), "{peer:?}");
     })
     .await;
 }
