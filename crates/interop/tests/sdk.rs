@@ -20,8 +20,12 @@ use aws_sdk_lambda::types::{
     InvokeWithResponseStreamCompleteEvent, InvokeWithResponseStreamResponseEvent, LogType,
     ResponseStreamingInvocationType,
 };
+use aws_smithy_http_client::tls::{self, TrustStore};
+use aws_types::os_shim_internal::{Env, Fs};
 use base64::Engine as _;
-use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
+use invoke_emulator::{
+    Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
+};
 use invoke_interop::{GUARD, decode_log, guarded};
 
 const KEY: &str = "AKIDINTEROP";
@@ -62,11 +66,35 @@ async fn emulator() -> Emulator {
             out.write("ran").await;
             Ok::<(), FunctionError>(())
         })
+        .functions_with_faults()
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
+}
+
+/// `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes)
+trait WithFaults {
+    fn functions_with_faults(self) -> Self;
+}
+
+impl WithFaults for invoke_emulator::Builder {
+    fn functions_with_faults(mut self) -> Self {
+        let faulty = [
+            ("exceptional", "exception"),
+            ("corrupt", "corrupt-crc"),
+            ("cut", "close-after=200"),
+        ];
+        for (name, faults) in faulty {
+            let config = FunctionConfig {
+                faults: Faults::parse(faults).unwrap(),
+                ..FunctionConfig::default()
+            };
+            self = self.function_arc(name, invoke_emulator::builtin("count").unwrap(), config);
+        }
+        self
+    }
 }
 
 /// The shared settings of every client: region, endpoint, credentials, and no retries, so
@@ -465,5 +493,149 @@ async fn a_pausing_stream_is_not_cut_by_stalled_stream_protection() {
     assert_eq!(s.chunks, vec![30, 30]);
     assert_eq!(s.bytes[30..], b"efghijklmnopqrstuvwxyzabcdefgh"[..]);
     assert_eq!(s.complete.error_code(), None);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_variables_serve_prints_are_all_the_sdk_needs() {
+    let emu = emulator().await;
+    let url = emu.url();
+    // what `lambda-stream serve` tells users to export, and nothing else: no files
+    let env = Env::from_slice(&[
+        ("AWS_ENDPOINT_URL_LAMBDA", url.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+    ]);
+    let conf = aws_config::defaults(BehaviorVersion::latest())
+        .env(env)
+        .fs(Fs::from_slice(&[]))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(TimeoutConfig::builder().operation_timeout(GUARD).build())
+        .load()
+        .await;
+    let out = Client::new(&conf)
+        .invoke_with_response_stream()
+        .function_name("count")
+        .payload(Blob::new(r#"{"n":3,"size":5}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(collect(out).await.bytes, b"abcdefghijklmno");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_mid_stream_fail_the_event_stream() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    for name in ["exceptional", "corrupt", "cut"] {
+        let mut out = lambda
+            .invoke_with_response_stream()
+            .function_name(name)
+            .payload(Blob::new(r#"{"n":20,"size":40}"#))
+            .send()
+            .await
+            .unwrap();
+        let mut chunks = 0;
+        let err = loop {
+            match guarded("the next event", out.event_stream.recv()).await {
+                Ok(Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(_))) => chunks += 1,
+                Ok(other) => panic!("{name}: {other:?} instead of an error"),
+                Err(e) => break e,
+            }
+        };
+        match name {
+            // Lambda's event union models no exception: the SDK shows an unhandled service
+            // error without a code, with the message of its body
+            "exceptional" => {
+                assert_eq!(chunks, 1);
+                assert!(matches!(err, SdkError::ServiceError(_)), "{err:?}");
+                assert_eq!(err.code(), None, "{err:?}");
+                assert_eq!(err.message(), Some("injected fault: exception mid-stream"));
+            }
+            // the first chunk's message CRC is wrong: nothing of it is delivered
+            "corrupt" => {
+                assert_eq!(chunks, 0);
+                assert!(matches!(err, SdkError::ResponseError(_)), "{err:?}");
+                assert!(
+                    format!("{err:?}").contains("MessageChecksumMismatch"),
+                    "{err:?}"
+                );
+            }
+            // the connection closes after 200 body bytes, within the second message
+            _ => {
+                assert_eq!(chunks, 1);
+                assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+            }
+        }
+    }
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_needs_the_ca_given_in_code() {
+    let emu = Emulator::builder()
+        .builtins()
+        .credentials(KEY, SECRET)
+        .quiet()
+        .tls()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = emu.url();
+    let ca_file = emu.ca_pem_path().unwrap().display().to_string();
+    let https = |trust: TrustStore| {
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .tls_context(
+                tls::TlsContext::builder()
+                    .with_trust_store(trust)
+                    .build()
+                    .unwrap(),
+            )
+            .build_https()
+    };
+    let invoke = |conf: aws_config::SdkConfig| async move {
+        Client::new(&conf)
+            .invoke_with_response_stream()
+            .function_name("count")
+            .payload(Blob::new(r#"{"n":3,"size":5}"#))
+            .send()
+            .await
+    };
+    // AWS_CA_BUNDLE as `serve --tls` exports it: aws-config reads no such variable, so a
+    // client with the system's roots does not trust the emulator
+    let env = Env::from_slice(&[
+        ("AWS_ENDPOINT_URL_LAMBDA", url.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ("AWS_CA_BUNDLE", ca_file.as_str()),
+    ]);
+    let from_env = || {
+        aws_config::defaults(BehaviorVersion::latest())
+            .env(env.clone())
+            .fs(Fs::from_slice(&[]))
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(TimeoutConfig::builder().operation_timeout(GUARD).build())
+    };
+    let conf = from_env()
+        .http_client(https(TrustStore::default()))
+        .load()
+        .await;
+    let err = invoke(conf).await.unwrap_err();
+    assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+    let shown = format!("{err:?}");
+    assert!(shown.contains("UnknownIssuer"), "{shown}");
+    // the CA in the client's trust store
+    let trust = TrustStore::empty().with_pem_certificate(emu.ca_pem().unwrap().as_bytes());
+    let conf = from_env().http_client(https(trust)).load().await;
+    let out = invoke(conf).await.unwrap();
+    assert_eq!(collect(out).await.bytes, b"abcdefghijklmno");
     emu.shutdown().await;
 }

@@ -518,6 +518,10 @@ fn banner(
             "  export NODE_EXTRA_CA_CERTS={}  # Node.js (the JavaScript SDK v3 reads no AWS_CA_BUNDLE)",
             ca.display()
         );
+        let _ = writeln!(
+            banner,
+            "  # the Rust SDK reads neither: add the CA to its HTTP client's TrustStore (see the README)"
+        );
     }
     let _ = writeln!(
         banner,

@@ -465,6 +465,11 @@ fn tls_with_the_ca_bundle_to_export() {
     // the same file for Node.js, whose AWS SDK reads no AWS_CA_BUNDLE
     let node = format!("export NODE_EXTRA_CA_CERTS={ca}  # Node.js");
     assert!(server.banner.contains(&node), "{}", server.banner);
+    assert!(
+        server.banner.contains("the Rust SDK reads neither"),
+        "{}",
+        server.banner
+    );
     let params = InvokeParams::new("count", r#"{"n":2,"size":3}"#);
     let (status, body) = curl(&server.url, &params, Some(&ca));
     assert_eq!(status, Some(0));
