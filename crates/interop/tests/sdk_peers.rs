@@ -68,12 +68,12 @@ impl Peer {
     }
 }
 
-/// Where the peers are installed, if they are (and `python3` and `node` run)
+/// Where the peers are installed, if they are (and `python3` and `node` run): as in
+/// `.ci/sdk-peers.sh`, `INVOKE_SDK_PEERS` (a relative path from the workspace's root) or
+/// `target/sdk-peers`
 fn installed() -> Option<PathBuf> {
-    let dir = std::env::var_os("INVOKE_SDK_PEERS").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/sdk-peers"),
-        PathBuf::from,
-    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = root.join(std::env::var_os("INVOKE_SDK_PEERS").unwrap_or("target/sdk-peers".into()));
     let runs = |program: &str| {
         std::process::Command::new(program)
             .arg("--version")
@@ -101,9 +101,9 @@ fn installed() -> Option<PathBuf> {
 
 /// An emulator with the built-ins (`echo`, `count`, `fail`), `versioned` (echo with version
 /// `1` and alias `prod`), `whoami` (writes back what it saw of the request), `length` (writes
-/// its payload's length), `gated`
-/// (writes, waits for `gate`, writes again), `throttled` (its first two requests get 429),
-/// and `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes)
+/// its payload's length), `gated` (writes, waits for `gate`, writes again), `throttled` (its
+/// first two requests get 429), and `count` with a fault each: `exceptional`, `corrupt`,
+/// `cut` (after 200 body bytes)
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
     let gate = Arc::clone(gate);
     let count = invoke_emulator::builtin("count").unwrap();
