@@ -401,7 +401,7 @@ async fn run(setup: &Setup, case: &Case) -> Seen {
     Run::start(setup, case).finish().await
 }
 
-/// `count`'s bytes for `n` chunks of `size`: the alphabet, over and over
+/// The first `len` bytes `count` writes: the alphabet, over and over
 fn alphabet(len: usize) -> Vec<u8> {
     (b'a'..=b'z').cycle().take(len).collect()
 }
