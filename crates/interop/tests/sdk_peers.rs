@@ -476,8 +476,6 @@ async fn https_with_the_ca_files_the_banner_exports() {
         let ca = emu.ca_pem_path().unwrap().display().to_string();
         let tls = Setup {
             url: emu.url(),
-            installed: s.installed.clone(),
-            gate: Arc::clone(&s.gate),
             ..s
         };
         assert!(tls.url.starts_with("https://"), "{}", tls.url);
