@@ -74,7 +74,8 @@ async fn emulator() -> Emulator {
         .unwrap()
 }
 
-/// `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes)
+/// `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes), `ended`
+/// (`end-early`)
 trait WithFaults {
     fn functions_with_faults(self) -> Self;
 }
@@ -85,6 +86,7 @@ impl WithFaults for invoke_emulator::Builder {
             ("exceptional", "exception"),
             ("corrupt", "corrupt-crc"),
             ("cut", "close-after=200"),
+            ("ended", "end-early"),
         ];
         for (name, faults) in faulty {
             let config = FunctionConfig {
@@ -531,6 +533,25 @@ async fn the_variables_serve_prints_are_all_the_sdk_needs() {
 async fn faults_mid_stream_fail_the_event_stream() {
     let emu = emulator().await;
     let lambda = client(&emu, SECRET).await;
+    // the body ends cleanly after the first chunk, with no InvokeComplete: the SDK ends its
+    // event stream as after a whole one. Only the missing InvokeComplete tells it from one
+    let mut out = lambda
+        .invoke_with_response_stream()
+        .function_name("ended")
+        .payload(Blob::new(r#"{"n":20,"size":40}"#))
+        .send()
+        .await
+        .unwrap();
+    let first = guarded("the first event", out.event_stream.recv()).await;
+    assert!(
+        matches!(
+            first,
+            Ok(Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(_)))
+        ),
+        "{first:?}"
+    );
+    let end = guarded("the end", out.event_stream.recv()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
     for name in ["exceptional", "corrupt", "cut"] {
         let mut out = lambda
             .invoke_with_response_stream()

@@ -103,7 +103,7 @@ fn installed() -> Option<PathBuf> {
 /// `1` and alias `prod`), `whoami` (writes back what it saw of the request), `length` (writes
 /// its payload's length), `gated` (writes, waits for `gate`, writes again), `throttled` (its
 /// first two requests get 429), and `count` with a fault each: `exceptional`, `corrupt`,
-/// `cut` (after 200 body bytes)
+/// `cut` (after 200 body bytes), `ended` (`end-early`)
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
     let gate = Arc::clone(gate);
     let count = invoke_emulator::builtin("count").unwrap();
@@ -157,6 +157,7 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
         ("exceptional", "exception"),
         ("corrupt", "corrupt-crc"),
         ("cut", "close-after=200"),
+        ("ended", "end-early"),
     ];
     for (name, faults) in faulty {
         let faults = Faults::parse(faults).unwrap();
@@ -704,6 +705,21 @@ async fn a_cut_stream_is_an_error_in_the_sdk() {
         assert!(!seen.chunks.is_empty(), "{peer:?}");
         assert!(seen.bytes().len() < 800, "{peer:?}");
         assert_eq!(seen.bytes(), alphabet(seen.bytes().len()), "{peer:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_clean_end_without_invoke_complete_is_no_error_to_the_sdks() {
+    each_peer(|s| async move {
+        let peer = s.peer;
+        // the body ends cleanly after the first of 20 chunks, with no InvokeComplete: both
+        // SDKs end their iteration as after a whole stream, with no error. Only the missing
+        // InvokeComplete tells it from one (lambda-stream's clients fail it:
+        // MissingInvokeComplete)
+        let seen = run(&s, &Case::stream("ended", r#"{"n":20,"size":40}"#)).await;
+        assert_eq!(seen.outline(), ["head", "end"], "{seen:?} ({peer:?})");
+        assert_eq!(seen.bytes(), alphabet(40), "{peer:?}");
     })
     .await;
 }

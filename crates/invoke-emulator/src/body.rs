@@ -222,6 +222,11 @@ impl FrameBody {
                 self.state = State::Finished;
                 self.cut_by = Some("injected fault: exception mid-stream");
                 self.rx.close();
+            } else if f.end_early {
+                // the body's end follows the chunk: a clean end, with no InvokeComplete
+                self.state = State::Finished;
+                self.cut_by = Some("injected fault: ended without InvokeComplete");
+                self.rx.close();
             } else if f.stall_mid_frame {
                 let half = invoke_complete(&Ok(()), None);
                 self.queue.push_back(half.slice(..half.len() / 2));

@@ -13,6 +13,7 @@
 //! | `stall` | after the first write, sends half a frame and holds the connection open (at most 15 minutes, Lambda's longest run; then closes it) | nothing until the client's own idle timeout; then a truncated stream |
 //! | `oversize` | after the first write, sends a prelude announcing a 25 MiB message and holds (as `stall`) | `LimitExceeded` (message length) at once, without waiting for the bytes |
 //! | `exception` | after the first write, sends an `exception` message of kind [`Service`](invoke_proto::ServiceErrorKind::Service) and ends | a terminal in-stream service error of that kind |
+//! | `end-early` | after the first write, ends the body cleanly (its last HTTP chunk sent), without `InvokeComplete` | a stream that ended before its end ([`MissingInvokeComplete`](invoke_proto::StreamError::MissingInvokeComplete)), never a clean end |
 
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub struct Faults {
     pub oversize: bool,
     /// Send an `exception` message after the first write
     pub exception: bool,
+    /// End the body cleanly after the first write, without `InvokeComplete`
+    pub end_early: bool,
 }
 
 impl Faults {
@@ -82,6 +85,7 @@ impl Faults {
                 "stall" => f.stall_mid_frame = true,
                 "oversize" => f.oversize = true,
                 "exception" => f.exception = true,
+                "end-early" => f.end_early = true,
                 other => return Err(format!("unknown fault {other:?}")),
             }
         }
@@ -100,6 +104,7 @@ impl Faults {
             stall_mid_frame: self.stall_mid_frame || other.stall_mid_frame,
             oversize: self.oversize || other.oversize,
             exception: self.exception || other.exception,
+            end_early: self.end_early || other.end_early,
         }
     }
 }
@@ -111,10 +116,11 @@ mod tests {
     #[test]
     fn parse_all() {
         let f = Faults::parse(
-            "throttle, close-after=100,corrupt-crc,delay-ms=5,stall,oversize,exception",
+            "throttle, close-after=100,corrupt-crc,delay-ms=5,stall,oversize,exception,end-early",
         )
         .unwrap();
         assert!(f.throttle && f.corrupt_crc && f.stall_mid_frame && f.oversize && f.exception);
+        assert!(f.end_early);
         assert_eq!(f.close_after, Some(100));
         assert_eq!(f.chunk_delay, Some(Duration::from_millis(5)));
         assert!(Faults::parse("close-after").is_err());
@@ -135,7 +141,14 @@ mod tests {
     /// a value the request gives wins over the function's, which stays when it gives none
     #[test]
     fn merge_keeps_either_sides_switches_and_prefers_the_requests_values() {
-        let switches = ["throttle", "corrupt-crc", "stall", "oversize", "exception"];
+        let switches = [
+            "throttle",
+            "corrupt-crc",
+            "stall",
+            "oversize",
+            "exception",
+            "end-early",
+        ];
         let on = |f: &Faults| {
             [
                 f.throttle,
@@ -143,6 +156,7 @@ mod tests {
                 f.stall_mid_frame,
                 f.oversize,
                 f.exception,
+                f.end_early,
             ]
         };
         let none = Faults::default();

@@ -563,6 +563,30 @@ fn message_crcs_right(mut body: &[u8]) -> Vec<bool> {
     right
 }
 
+/// `end-early` ends the body cleanly (its last HTTP chunk sent) after the first chunk event,
+/// without `InvokeComplete`
+#[tokio::test]
+async fn end_early_ends_the_body_cleanly_without_invoke_complete() {
+    let emu = start(Emulator::builder().builtins().no_auth()).await;
+    let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
+    req.headers_mut()
+        .insert("x-emulator-fault", "end-early".parse().unwrap());
+    // a whole body, not a cut connection: one chunk event, whole, and nothing after it
+    let body = send(&emu, req).await.into_body().collect().await.unwrap();
+    assert_eq!(message_crcs_right(&body.to_bytes()), [true]);
+    emu.shutdown().await;
+    let o = with_fault("end-early").await;
+    assert_eq!(o.chunks.len(), 1);
+    assert!(o.complete.is_none());
+    assert!(
+        matches!(
+            o.error,
+            Some(StreamError::MissingInvokeComplete { chunks: 1, .. })
+        ),
+        "{o:?}"
+    );
+}
+
 /// `corrupt-crc` spoils the first chunk event's message CRC, and no other
 #[tokio::test]
 async fn corrupt_crc_spoils_the_first_message_alone() {

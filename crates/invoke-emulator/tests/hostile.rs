@@ -730,6 +730,10 @@ async fn streams_an_injected_fault_ends_are_logged() {
             "injected fault: connection closed after 150 bytes sent",
         ),
         ("exception", "injected fault: exception mid-stream after"),
+        (
+            "end-early",
+            "injected fault: ended without InvokeComplete after",
+        ),
     ] {
         let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
         req.headers_mut()

@@ -377,6 +377,22 @@ pub fn exception_mid_stream<T: Transport>(t: &T) {
     assert_eq!(h.invocations(), 1, "never retried after the first event");
 }
 
+/// `end-early`: the body ends cleanly after the first chunk, without `InvokeComplete`: an
+/// error that says so, never a clean end, and never retried
+pub fn end_early_is_never_a_clean_end<T: Transport>(t: &T) {
+    let (h, c, o) = invoke_function(t, "streamer-end-early");
+    assert_first_chunk(&o);
+    assert_eq!(o.chunks(), 1);
+    match &o.failure {
+        Some(Failure::Stream(StreamError::MissingInvokeComplete { chunks: 1, .. })) => {}
+        other => panic!("not a missing InvokeComplete: {other:?}"),
+    }
+    assert_eq!(h.invocations(), 1, "never retried after the first event");
+    let r = t.read(&c, &InvokeParams::new("streamer-end-early", "{}"));
+    assert!(r.failure.is_some(), "the reader fails too");
+    assert_eq!(r.bytes, &streamer_bytes()[..r.bytes.len()]);
+}
+
 /// `delay-ms`: slow chunks all arrive, each as its own event
 pub fn delay_ms_delivers_every_chunk<T: Transport>(t: &T) {
     let (_h, _c, o) = invoke_function(t, "streamer-delay");

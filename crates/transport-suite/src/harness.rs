@@ -90,6 +90,7 @@ impl Harness {
             ("streamer-stall", "stall"),
             ("streamer-oversize", "oversize"),
             ("streamer-exception", "exception"),
+            ("streamer-end-early", "end-early"),
             ("streamer-delay", "delay-ms=5"),
             ("streamer-throttle", "throttle"),
             ("streamer-throttle2", "throttle=2"),

@@ -384,6 +384,7 @@ macro_rules! transport_suite {
             timeouts_without_limit,
             oversize,
             exception_mid_stream,
+            end_early_is_never_a_clean_end,
             delay_ms_delivers_every_chunk,
             a_stream_never_idle_for_the_idle_timeout_is_not_cut,
             unknown_function,
