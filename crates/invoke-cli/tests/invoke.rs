@@ -424,6 +424,24 @@ fn a_truncated_stream_exits_2_and_keeps_what_arrived() {
     assert!(out.contains(r#""event":"PayloadChunk""#), "{out}");
 }
 
+/// A body that ends cleanly before `InvokeComplete` is a cut stream too: exit 2, what
+/// arrived kept, and the reason named
+#[test]
+fn a_stream_that_ends_without_invoke_complete_exits_2() {
+    let l = faulty("ended", invoke_emulator::count, "end-early");
+    let o = run(
+        invoke(&l.url, &["ended", "--payload", r#"{"n":20,"size":100}"#]),
+        b"",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(o.stdout, pattern(100), "the first chunk is written");
+    let err = stderr(&o);
+    assert!(
+        err.contains("the stream ended without InvokeComplete"),
+        "{err}"
+    );
+}
+
 /// A server that answers one request with a stream whose body is `body`
 fn server_once(body: Vec<u8>) -> (String, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
