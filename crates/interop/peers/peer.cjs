@@ -45,7 +45,7 @@ async function main() {
   }
   const client = new LambdaClient(settings);
   const args = { FunctionName: c.function, Payload: Buffer.from(c.payload) };
-  for (const name of ["Qualifier", "LogType", "InvocationType", "ClientContext"]) {
+  for (const name of ["Qualifier", "LogType", "InvocationType", "ClientContext", "TenantId"]) {
     if (c[name] != null) args[name] = c[name];
   }
 

@@ -66,7 +66,7 @@ def main():
             config=config,
         )
     args = {"FunctionName": case["function"], "Payload": case["payload"].encode()}
-    for name in ("Qualifier", "LogType", "InvocationType", "ClientContext"):
+    for name in ("Qualifier", "LogType", "InvocationType", "ClientContext", "TenantId"):
         if case.get(name) is not None:
             args[name] = case[name]
 

@@ -123,6 +123,7 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
                 let seen = json!({
                     "arn": inv.invoked_function_arn,
                     "client_context": inv.client_context,
+                    "tenant_id": inv.tenant_id,
                     "payload": String::from_utf8_lossy(&inv.payload),
                 });
                 out.write(seen.to_string()).await;
@@ -177,7 +178,7 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
 
 /// One invocation for a peer to make: `op` is `stream` (`InvokeWithResponseStream`) or
 /// `invoke` (the buffered `Invoke`); the API's own parameters go in `params` under their
-/// names in the API (`Qualifier`, `LogType`, `InvocationType`, `ClientContext`)
+/// names in the API (`Qualifier`, `LogType`, `InvocationType`, `ClientContext`, `TenantId`)
 struct Case {
     op: &'static str,
     /// The SDK finds the endpoint, region and keys in the environment, as
@@ -753,8 +754,11 @@ async fn the_request_reaches_the_function_as_sent() {
         }
         let context = r#"{"custom":{"k":"v"},"env":{"locale":"en"}}"#;
         let encoded = base64::engine::general_purpose::STANDARD.encode(context);
-        let case = Case::stream("whoami", r#"{"hello":"world"}"#)
-            .with(json!({"Qualifier": "$LATEST", "ClientContext": encoded}));
+        let case = Case::stream("whoami", r#"{"hello":"world"}"#).with(json!({
+            "Qualifier": "$LATEST",
+            "ClientContext": encoded,
+            "TenantId": "tenant-7",
+        }));
         let seen = run(&s, &case).await;
         let whoami: Value = serde_json::from_slice(&seen.bytes()).unwrap();
         assert_eq!(
@@ -762,6 +766,7 @@ async fn the_request_reaches_the_function_as_sent() {
             json!({
                 "arn": "arn:aws:lambda:us-east-1:123456789012:function:whoami:$LATEST",
                 "client_context": context,
+                "tenant_id": "tenant-7",
                 "payload": r#"{"hello":"world"}"#,
             }),
             "{peer:?}"
