@@ -752,6 +752,19 @@ async fn the_request_reaches_the_function_as_sent() {
             );
             assert_eq!(seen.bytes(), br#"{"q":1}"#, "{peer:?}");
         }
+        // the function named by its ARN, whole or partial, as the SDKs' own checks allow
+        for (name, executed) in [
+            (
+                "arn:aws:lambda:us-east-1:123456789012:function:versioned:1",
+                "1",
+            ),
+            ("123456789012:function:versioned", "$LATEST"),
+        ] {
+            let seen = run(&s, &Case::stream(name, r#"{"q":2}"#)).await;
+            assert_eq!(seen.bytes(), br#"{"q":2}"#, "{name}: {seen:?} ({peer:?})");
+            let head = seen.head.unwrap();
+            assert_eq!(head["executed_version"], executed, "{name} ({peer:?})");
+        }
         let context = r#"{"custom":{"k":"v"},"env":{"locale":"en"}}"#;
         let encoded = base64::engine::general_purpose::STANDARD.encode(context);
         let case = Case::stream("whoami", r#"{"hello":"world"}"#).with(json!({
