@@ -36,8 +36,9 @@ async function main() {
     maxAttempts: c.max_attempts,
     requestHandler: { connectionTimeout: 10_000, requestTimeout: 60_000 },
   };
-  // with from_env: endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_REGION and
-  // the key variables, as `lambda-stream serve` tells users to export them
+  // with from_env: endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_REGION (the
+  // SDK reads no AWS_DEFAULT_REGION) and the key variables, as `lambda-stream serve`
+  // exports them
   if (!c.from_env) {
     settings.endpoint = c.endpoint;
     settings.region = "us-east-1";

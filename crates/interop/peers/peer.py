@@ -53,8 +53,8 @@ def main():
         read_timeout=60,
     )
     if case.get("from_env"):
-        # endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_REGION and the key
-        # variables, as `lambda-stream serve` tells users to export them
+        # endpoint, region and keys from AWS_ENDPOINT_URL_LAMBDA, AWS_DEFAULT_REGION (boto3
+        # reads no AWS_REGION) and the key variables, as `lambda-stream serve` exports them
         lam = boto3.client("lambda", config=config)
     else:
         lam = boto3.client(
