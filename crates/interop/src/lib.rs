@@ -57,3 +57,21 @@ pub fn decode_log(log: Option<&str>) -> String {
     assert!(lines[n - 1].starts_with("REPORT RequestId: "), "{log:?}");
     lines[1..n - 2].concat()
 }
+
+/// An emulator of the built-in functions on https, on a loopback port, with a CA made at
+/// start (its file for clients to trust: [`ca_pem_path`](invoke_emulator::Emulator::ca_pem_path)),
+/// accepting only `key` and `secret`
+///
+/// # Panics
+///
+/// When the emulator cannot start.
+pub async fn tls_emulator(key: &str, secret: &str) -> invoke_emulator::Emulator {
+    invoke_emulator::Emulator::builder()
+        .builtins()
+        .credentials(key, secret)
+        .quiet()
+        .tls()
+        .start("127.0.0.1:0".parse().expect("an address"))
+        .await
+        .expect("the emulator starts")
+}

@@ -26,7 +26,7 @@ use base64::Engine as _;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
-use invoke_interop::{GUARD, decode_log, guarded};
+use invoke_interop::{GUARD, decode_log, guarded, tls_emulator};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
@@ -598,14 +598,7 @@ async fn faults_mid_stream_fail_the_event_stream() {
 
 #[tokio::test]
 async fn https_needs_the_ca_given_in_code() {
-    let emu = Emulator::builder()
-        .builtins()
-        .credentials(KEY, SECRET)
-        .quiet()
-        .tls()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emu = tls_emulator(KEY, SECRET).await;
     let url = emu.url();
     let ca_file = emu.ca_pem_path().unwrap().display().to_string();
     let https = |trust: TrustStore| {

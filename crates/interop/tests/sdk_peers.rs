@@ -15,7 +15,7 @@ use base64::Engine as _;
 use invoke_emulator::{
     Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
 };
-use invoke_interop::{decode_log, guarded};
+use invoke_interop::{decode_log, guarded, tls_emulator};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -403,6 +403,26 @@ async fn run(setup: &Setup, case: &Case) -> Seen {
     Run::start(setup, case).finish().await
 }
 
+/// A small `count` (3 chunks of 5 bytes) with the SDK configured by the environment alone,
+/// as `serve`'s banner exports it
+fn small_count_from_env() -> Case {
+    Case {
+        from_env: true,
+        ..Case::stream("count", r#"{"n":3,"size":5}"#)
+    }
+}
+
+/// That small `count` arrived whole
+#[track_caller]
+fn assert_small_count(seen: &Seen, peer: Peer) {
+    assert_eq!(
+        seen.outline(),
+        ["head", "complete", "end"],
+        "{seen:?} ({peer:?})"
+    );
+    assert_eq!(seen.bytes(), b"abcdefghijklmno", "{peer:?}");
+}
+
 /// The first `len` bytes `count` writes: the alphabet, over and over
 fn alphabet(len: usize) -> Vec<u8> {
     (b'a'..=b'z').cycle().take(len).collect()
@@ -437,17 +457,7 @@ async fn count_streams_every_byte_in_order() {
 async fn the_variables_serve_prints_are_all_an_sdk_needs() {
     each_peer(|s| async move {
         let peer = s.peer;
-        let case = Case {
-            from_env: true,
-            ..Case::stream("count", r#"{"n":3,"size":5}"#)
-        };
-        let seen = run(&s, &case).await;
-        assert_eq!(
-            seen.outline(),
-            ["head", "complete", "end"],
-            "{seen:?} ({peer:?})"
-        );
-        assert_eq!(seen.bytes(), b"abcdefghijklmno", "{peer:?}");
+        assert_small_count(&run(&s, &small_count_from_env()).await, peer);
         // and the key pair comes from there too: a wrong secret is refused
         let case = Case {
             from_env: true,
@@ -467,14 +477,7 @@ async fn the_variables_serve_prints_are_all_an_sdk_needs() {
 async fn https_with_the_ca_files_the_banner_exports() {
     each_peer(|s| async move {
         let peer = s.peer;
-        let emu = Emulator::builder()
-            .builtins()
-            .credentials(KEY, SECRET)
-            .quiet()
-            .tls()
-            .start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
+        let emu = tls_emulator(KEY, SECRET).await;
         let ca = emu.ca_pem_path().unwrap().display().to_string();
         let tls = Setup {
             url: emu.url(),
@@ -483,23 +486,12 @@ async fn https_with_the_ca_files_the_banner_exports() {
         assert!(tls.url.starts_with("https://"), "{}", tls.url);
         // as `serve --tls` prints them: boto3 reads AWS_CA_BUNDLE, Node.js its own variable
         let case = Case {
-            from_env: true,
             env: vec![("AWS_CA_BUNDLE", ca.clone()), ("NODE_EXTRA_CA_CERTS", ca)],
-            ..Case::stream("count", r#"{"n":3,"size":5}"#)
+            ..small_count_from_env()
         };
-        let seen = run(&tls, &case).await;
-        assert_eq!(
-            seen.outline(),
-            ["head", "complete", "end"],
-            "{seen:?} ({peer:?})"
-        );
-        assert_eq!(seen.bytes(), b"abcdefghijklmno", "{peer:?}");
+        assert_small_count(&run(&tls, &case).await, peer);
         // without them the SDK does not trust the emulator
-        let case = Case {
-            from_env: true,
-            ..Case::stream("count", r#"{"n":3,"size":5}"#)
-        };
-        let seen = run(&tls, &case).await;
+        let seen = run(&tls, &small_count_from_env()).await;
         assert_eq!(seen.outline(), ["error"], "{seen:?} ({peer:?})");
         let message = seen.error.unwrap()["message"].to_string().to_lowercase();
         assert!(message.contains("certificate"), "{message} ({peer:?})");
