@@ -75,3 +75,29 @@ pub async fn tls_emulator(key: &str, secret: &str) -> invoke_emulator::Emulator 
         .await
         .expect("the emulator starts")
 }
+
+/// `builder` with the built-in `count` a further four times, each with a fault on every
+/// invocation: `exceptional` (`exception`), `corrupt` (`corrupt-crc`), `cut` (`close-after=200`:
+/// within the second message of small chunks) and `ended` (`end-early`)
+///
+/// # Panics
+///
+/// Never: the fault specs are fixed.
+#[must_use]
+pub fn with_faulty_counts(mut builder: invoke_emulator::Builder) -> invoke_emulator::Builder {
+    let faulty = [
+        ("exceptional", "exception"),
+        ("corrupt", "corrupt-crc"),
+        ("cut", "close-after=200"),
+        ("ended", "end-early"),
+    ];
+    for (name, faults) in faulty {
+        let config = invoke_emulator::FunctionConfig {
+            faults: invoke_emulator::Faults::parse(faults).expect("a fault spec"),
+            ..invoke_emulator::FunctionConfig::default()
+        };
+        let count = invoke_emulator::builtin("count").expect("the built-in count");
+        builder = builder.function_arc(name, count, config);
+    }
+    builder
+}

@@ -23,10 +23,8 @@ use aws_sdk_lambda::types::{
 use aws_smithy_http_client::tls::{self, TrustStore};
 use aws_types::os_shim_internal::{Env, Fs};
 use base64::Engine as _;
-use invoke_emulator::{
-    Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
-};
-use invoke_interop::{GUARD, decode_log, guarded, tls_emulator};
+use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
+use invoke_interop::{GUARD, decode_log, guarded, tls_emulator, with_faulty_counts};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
@@ -42,7 +40,7 @@ async fn emulator() -> Emulator {
         qualifiers: vec!["1".to_owned(), "prod".to_owned()],
         ..FunctionConfig::default()
     };
-    Emulator::builder()
+    with_faulty_counts(Emulator::builder())
         .builtins()
         .function_arc(
             "versioned",
@@ -66,37 +64,11 @@ async fn emulator() -> Emulator {
             out.write("ran").await;
             Ok::<(), FunctionError>(())
         })
-        .functions_with_faults()
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-}
-
-/// `count` with a fault each: `exceptional`, `corrupt`, `cut` (after 200 body bytes), `ended`
-/// (`end-early`)
-trait WithFaults {
-    fn functions_with_faults(self) -> Self;
-}
-
-impl WithFaults for invoke_emulator::Builder {
-    fn functions_with_faults(mut self) -> Self {
-        let faulty = [
-            ("exceptional", "exception"),
-            ("corrupt", "corrupt-crc"),
-            ("cut", "close-after=200"),
-            ("ended", "end-early"),
-        ];
-        for (name, faults) in faulty {
-            let config = FunctionConfig {
-                faults: Faults::parse(faults).unwrap(),
-                ..FunctionConfig::default()
-            };
-            self = self.function_arc(name, invoke_emulator::builtin("count").unwrap(), config);
-        }
-        self
-    }
 }
 
 /// The shared settings of every client: region, endpoint, credentials, and no retries, so

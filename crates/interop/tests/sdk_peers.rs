@@ -12,10 +12,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use invoke_emulator::{
-    Emulator, Faults, FunctionConfig, FunctionError, Invocation, ResponseStream,
-};
-use invoke_interop::{decode_log, guarded, tls_emulator};
+use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
+use invoke_interop::{decode_log, guarded, tls_emulator, with_faulty_counts};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -106,8 +104,7 @@ fn installed() -> Option<PathBuf> {
 /// `cut` (after 200 body bytes), `ended` (`end-early`)
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
     let gate = Arc::clone(gate);
-    let count = invoke_emulator::builtin("count").unwrap();
-    let mut builder = Emulator::builder()
+    with_faulty_counts(Emulator::builder())
         .builtins()
         .function_arc(
             "versioned",
@@ -148,27 +145,12 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
         })
         .function_arc(
             "throttled",
-            Arc::clone(&count),
+            invoke_emulator::builtin("count").unwrap(),
             FunctionConfig {
                 throttle_next: 2,
                 ..FunctionConfig::default()
             },
-        );
-    let faulty = [
-        ("exceptional", "exception"),
-        ("corrupt", "corrupt-crc"),
-        ("cut", "close-after=200"),
-        ("ended", "end-early"),
-    ];
-    for (name, faults) in faulty {
-        let faults = Faults::parse(faults).unwrap();
-        let config = FunctionConfig {
-            faults,
-            ..FunctionConfig::default()
-        };
-        builder = builder.function_arc(name, Arc::clone(&count), config);
-    }
-    builder
+        )
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
