@@ -68,11 +68,20 @@ async function main() {
     });
   }
 
+  // the same invocation `repeat` times through one client (its connections reused)
+  for (let i = 0; i < (c.repeat ?? 1); i++) {
+    if (!(await streamOnce(client, args))) return;
+  }
+}
+
+// One streaming invocation, written out as it happens; whether it ended without an error
+async function streamOnce(client, args) {
   let r;
   try {
     r = await client.send(new InvokeWithResponseStreamCommand(args));
   } catch (e) {
-    return emit({ error: error("send", e) });
+    await emit({ error: error("send", e) });
+    return false;
   }
   await emit({
     head: {
@@ -102,9 +111,11 @@ async function main() {
       }
     }
   } catch (e) {
-    return emit({ error: error("stream", e) });
+    await emit({ error: error("stream", e) });
+    return false;
   }
-  return emit({ end: true });
+  await emit({ end: true });
+  return true;
 }
 
 main().catch((e) => {

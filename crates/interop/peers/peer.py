@@ -85,11 +85,19 @@ def main():
         }})
         return
 
+    # the same invocation `repeat` times through one client (its connections reused)
+    for _ in range(case.get("repeat", 1)):
+        if not stream_once(lam, args):
+            return
+
+
+def stream_once(lam, args):
+    """One streaming invocation, written out as it happens; whether it ended without an error"""
     try:
         r = lam.invoke_with_response_stream(**args)
     except Exception as e:  # a service error, or a connection or certificate failure
         emit({"error": error("send", e)})
-        return
+        return False
     meta = r["ResponseMetadata"]
     emit({"head": {
         "status": r["StatusCode"],
@@ -114,8 +122,9 @@ def main():
                 emit({"other": sorted(event)})
     except Exception as e:  # whatever the SDK raises mid-stream is what the test looks at
         emit({"error": error("stream", e)})
-        return
+        return False
     emit({"end": True})
+    return True
 
 
 main()

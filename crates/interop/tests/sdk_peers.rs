@@ -172,6 +172,8 @@ struct Case {
     payload: String,
     secret: &'static str,
     max_attempts: u32,
+    /// How many times the peer makes the invocation, one after another through one client
+    repeat: u32,
     params: Value,
 }
 
@@ -186,6 +188,7 @@ impl Case {
             payload: payload.into(),
             secret: SECRET,
             max_attempts: 1,
+            repeat: 1,
             params: json!({}),
         }
     }
@@ -206,6 +209,7 @@ impl Case {
             "function": self.function,
             "payload": self.payload,
             "max_attempts": self.max_attempts,
+            "repeat": self.repeat,
             "from_env": self.from_env,
         });
         if let (Some(case), Some(params)) = (case.as_object_mut(), self.params.as_object()) {
@@ -508,6 +512,25 @@ async fn payloads_up_to_the_limits_both_ways() {
         assert_eq!(seen.outline(), ["head", "complete", "end"], "{peer:?}");
         assert_eq!(seen.chunks.len(), 320, "{peer:?}");
         assert!(seen.bytes() == alphabet(320 * 65536), "{peer:?}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_client_streams_again_and_again() {
+    each_peer(|s| async move {
+        let peer = s.peer;
+        // five streams one after another through one SDK client, which keeps its
+        // connections for the next: each whole, none mixed with another
+        let case = Case {
+            repeat: 5,
+            ..Case::stream("count", r#"{"n":40,"size":1000}"#)
+        };
+        let seen = run(&s, &case).await;
+        let once = ["head", "complete", "end"];
+        assert_eq!(seen.outline(), once.repeat(5), "{peer:?}");
+        assert_eq!(seen.chunks.len(), 5 * 40, "{peer:?}");
+        assert_eq!(seen.bytes(), alphabet(40_000).repeat(5), "{peer:?}");
     })
     .await;
 }
