@@ -53,6 +53,7 @@ async fn emulator() -> Emulator {
                 let seen = serde_json::json!({
                     "arn": inv.invoked_function_arn,
                     "client_context": inv.client_context,
+                    "tenant_id": inv.tenant_id,
                     "payload": String::from_utf8_lossy(&inv.payload),
                 });
                 out.write(seen.to_string()).await;
@@ -623,5 +624,63 @@ async fn https_needs_the_ca_given_in_code() {
     let conf = from_env().http_client(https(trust)).load().await;
     let out = invoke(conf).await.unwrap();
     assert_eq!(collect(out).await.bytes, b"abcdefghijklmno");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn arns_tenants_and_the_payload_limit() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    // the function named by its ARN, whole (with a version) or partial
+    for (name, executed) in [
+        (
+            "arn:aws:lambda:us-east-1:123456789012:function:versioned:1",
+            "1",
+        ),
+        ("123456789012:function:versioned", "$LATEST"),
+    ] {
+        let out = lambda
+            .invoke_with_response_stream()
+            .function_name(name)
+            .payload(Blob::new(r#"{"q":2}"#))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.executed_version(), Some(executed), "{name}");
+        assert_eq!(collect(out).await.bytes, br#"{"q":2}"#, "{name}");
+    }
+    // a tenant id reaches the function
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("whoami")
+        .tenant_id("tenant-7")
+        .send()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&collect(out).await.bytes).unwrap();
+    assert_eq!(seen["tenant_id"], "tenant-7");
+    // 6 MiB of payload is taken (a JSON string, as Lambda wants JSON); one byte more is
+    // refused before the function runs
+    let most = invoke_proto::MAX_PAYLOAD_LEN;
+    let text = |len: usize| format!("\"{}\"", "x".repeat(len - 2));
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("whoami")
+        .payload(Blob::new(text(most)))
+        .send()
+        .await
+        .unwrap();
+    let seen: serde_json::Value = serde_json::from_slice(&collect(out).await.bytes).unwrap();
+    assert_eq!(seen["payload"].as_str().map(str::len), Some(most));
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("whoami")
+        .payload(Blob::new(text(most + 1)))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 413);
+    let err = err.into_service_error();
+    assert!(err.is_request_too_large_exception(), "{err:?}");
     emu.shutdown().await;
 }
