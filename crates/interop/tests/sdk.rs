@@ -17,8 +17,8 @@ use aws_sdk_lambda::error::{ProvideErrorMetadata as _, SdkError};
 use aws_sdk_lambda::operation::invoke_with_response_stream::InvokeWithResponseStreamOutput;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{
-    InvokeWithResponseStreamCompleteEvent, InvokeWithResponseStreamResponseEvent, LogType,
-    ResponseStreamingInvocationType,
+    InvocationType, InvokeWithResponseStreamCompleteEvent, InvokeWithResponseStreamResponseEvent,
+    LogType, ResponseStreamingInvocationType,
 };
 use aws_smithy_http_client::tls::{self, TrustStore};
 use aws_types::os_shim_internal::{Env, Fs};
@@ -33,8 +33,9 @@ const SECRET: &str = "interop-secret-key";
 static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
 /// An emulator with the built-ins, `versioned` (echo with version `1` and alias `prod`),
-/// `whoami` (writes back what it saw of the request) and `counted` (counts its runs in
-/// [`COUNTED_RUNS`]), accepting only [`KEY`]/[`SECRET`]
+/// `whoami` (writes back what it saw of the request), `throttled` (its first two requests
+/// get 429), `counted` (counts its runs in [`COUNTED_RUNS`]) and the faulty counts of
+/// [`with_faulty_counts`], accepting only [`KEY`]/[`SECRET`]
 async fn emulator() -> Emulator {
     let versioned = FunctionConfig {
         qualifiers: vec!["1".to_owned(), "prod".to_owned()],
@@ -58,6 +59,14 @@ async fn emulator() -> Emulator {
                 });
                 out.write(seen.to_string()).await;
                 Ok::<(), FunctionError>(())
+            },
+        )
+        .function_arc(
+            "throttled",
+            invoke_emulator::builtin("count").unwrap(),
+            FunctionConfig {
+                throttle_next: 2,
+                ..FunctionConfig::default()
             },
         )
         .function("counted", |_: Invocation, out: ResponseStream| async move {
@@ -440,6 +449,23 @@ async fn buffered_invoke_on_echo_and_fail() {
     let body: serde_json::Value = serde_json::from_slice(out.payload().unwrap().as_ref()).unwrap();
     assert_eq!(body["errorType"], "Error");
     assert_eq!(out.log_result(), None, "no LogType::Tail, no log");
+    // an asynchronous invocation is accepted (202), a dry run answered (204), both without
+    // a payload
+    for (kind, status) in [(InvocationType::Event, 202), (InvocationType::DryRun, 204)] {
+        let out = lambda
+            .invoke()
+            .function_name("echo")
+            .invocation_type(kind.clone())
+            .payload(Blob::new("{}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.status_code(), status, "{kind:?}");
+        assert!(
+            out.payload().is_none_or(|p| p.as_ref().is_empty()),
+            "{kind:?}"
+        );
+    }
     emu.shutdown().await;
 }
 
@@ -682,5 +708,89 @@ async fn arns_tenants_and_the_payload_limit() {
     assert_eq!(err.raw_response().unwrap().status().as_u16(), 413);
     let err = err.into_service_error();
     assert!(err.is_request_too_large_exception(), "{err:?}");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_the_sdk() {
+    let emu = emulator().await;
+    let lambda = client(&emu, SECRET).await;
+    // no retries: the first 429 is the answer
+    let err = lambda
+        .invoke_with_response_stream()
+        .function_name("throttled")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.raw_response().unwrap().status().as_u16(), 429);
+    let err = err.into_service_error();
+    assert!(err.is_too_many_requests_exception(), "{err:?}");
+    // the SDK's standard retries: the second 429 (Retry-After: 1), then the stream
+    let conf = config(&emu, SECRET)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await;
+    let out = Client::new(&conf)
+        .invoke_with_response_stream()
+        .function_name("throttled")
+        .payload(Blob::new(r#"{"n":2,"size":5}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(collect(out).await.bytes, b"abcdefghij");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn each_chunk_arrives_while_the_function_runs_and_20_mib_whole() {
+    // the function waits for the test after its first write: that write has reached the
+    // SDK's caller before the function could go on
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let waits = std::sync::Arc::clone(&gate);
+    let emu = Emulator::builder()
+        .builtins()
+        .function("gated", move |_: Invocation, out: ResponseStream| {
+            let gate = std::sync::Arc::clone(&waits);
+            async move {
+                out.write("first").await;
+                gate.acquire().await.expect("gate open").forget();
+                out.write("second").await;
+                Ok::<(), FunctionError>(())
+            }
+        })
+        .credentials(KEY, SECRET)
+        .quiet()
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let lambda = client(&emu, SECRET).await;
+    let mut out = lambda
+        .invoke_with_response_stream()
+        .function_name("gated")
+        .send()
+        .await
+        .unwrap();
+    let first = guarded("the first event", out.event_stream.recv()).await;
+    let Ok(Some(InvokeWithResponseStreamResponseEvent::PayloadChunk(c))) = first else {
+        panic!("{first:?}");
+    };
+    assert_eq!(c.payload().unwrap().as_ref(), b"first");
+    gate.add_permits(1);
+    let rest = collect(out).await;
+    assert_eq!(rest.bytes, b"second");
+    // a 20 MiB stream, in 64 KiB chunks
+    let out = lambda
+        .invoke_with_response_stream()
+        .function_name("count")
+        .payload(Blob::new(r#"{"n":320,"size":65536}"#))
+        .send()
+        .await
+        .unwrap();
+    let s = collect(out).await;
+    assert_eq!(s.chunks, vec![65536; 320]);
+    let expected: Vec<u8> = (0..320 * 65536_u32)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    assert!(s.bytes == expected);
     emu.shutdown().await;
 }
