@@ -18,9 +18,11 @@
 //! # });
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use tokio::sync::Semaphore;
 
 /// How long any one wait of an interop test may take: a guard against hanging CI, not a
 /// timing assertion
@@ -76,15 +78,41 @@ pub async fn tls_emulator(key: &str, secret: &str) -> invoke_emulator::Emulator 
         .expect("the emulator starts")
 }
 
-/// `builder` with the built-in `count` a further four times, each with a fault on every
-/// invocation: `exceptional` (`exception`), `corrupt` (`corrupt-crc`), `cut` (`close-after=200`:
-/// within the second message of small chunks) and `ended` (`end-early`)
+/// `builder` with the functions both SDK test files invoke:
+/// - the built-ins (`echo`, `count`, `fail`);
+/// - `versioned` (echo, with version `1` and alias `prod`);
+/// - `whoami` (writes back as JSON what it saw of the request: ARN, client context, tenant
+///   id, payload);
+/// - `throttled` (`count`, its first two requests answered 429);
+/// - `count` a further four times, each with a fault on every invocation: `exceptional`
+///   (`exception`), `corrupt` (`corrupt-crc`), `cut` (`close-after=200`, within the second
+///   message of small chunks) and `ended` (`end-early`)
 ///
 /// # Panics
 ///
-/// Never: the fault specs are fixed.
+/// Never: the names and fault specs are fixed.
 #[must_use]
-pub fn with_faulty_counts(mut builder: invoke_emulator::Builder) -> invoke_emulator::Builder {
+pub fn with_shared_functions(builder: invoke_emulator::Builder) -> invoke_emulator::Builder {
+    let count = || invoke_emulator::builtin("count").expect("the built-in count");
+    let mut builder = builder
+        .builtins()
+        .function_arc(
+            "versioned",
+            invoke_emulator::builtin("echo").expect("the built-in echo"),
+            invoke_emulator::FunctionConfig {
+                qualifiers: vec!["1".to_owned(), "prod".to_owned()],
+                ..invoke_emulator::FunctionConfig::default()
+            },
+        )
+        .function("whoami", whoami)
+        .function_arc(
+            "throttled",
+            count(),
+            invoke_emulator::FunctionConfig {
+                throttle_next: 2,
+                ..invoke_emulator::FunctionConfig::default()
+            },
+        );
     let faulty = [
         ("exceptional", "exception"),
         ("corrupt", "corrupt-crc"),
@@ -96,8 +124,38 @@ pub fn with_faulty_counts(mut builder: invoke_emulator::Builder) -> invoke_emula
             faults: invoke_emulator::Faults::parse(faults).expect("a fault spec"),
             ..invoke_emulator::FunctionConfig::default()
         };
-        let count = invoke_emulator::builtin("count").expect("the built-in count");
-        builder = builder.function_arc(name, count, config);
+        builder = builder.function_arc(name, count(), config);
     }
     builder
+}
+
+/// Writes back as JSON what the function saw of the request
+async fn whoami(
+    inv: invoke_emulator::Invocation,
+    out: invoke_emulator::ResponseStream,
+) -> Result<(), invoke_emulator::FunctionError> {
+    let seen = serde_json::json!({
+        "arn": inv.invoked_function_arn,
+        "client_context": inv.client_context,
+        "tenant_id": inv.tenant_id,
+        "payload": String::from_utf8_lossy(&inv.payload),
+    });
+    out.write(seen.to_string()).await;
+    Ok(())
+}
+
+/// A function that writes `first`, waits for a permit of `gate` (taken for good), then
+/// writes `second`: a test that sees `first` before it adds the permit knows the write
+/// reached it while the function ran
+pub fn gated(gate: &Arc<Semaphore>) -> impl invoke_emulator::Handler {
+    let gate = Arc::clone(gate);
+    move |_: invoke_emulator::Invocation, out: invoke_emulator::ResponseStream| {
+        let gate = Arc::clone(&gate);
+        async move {
+            out.write("first").await;
+            gate.acquire().await.expect("the gate stays open").forget();
+            out.write("second").await;
+            Ok::<(), invoke_emulator::FunctionError>(())
+        }
+    }
 }

@@ -23,8 +23,8 @@ use aws_sdk_lambda::types::{
 use aws_smithy_http_client::tls::{self, TrustStore};
 use aws_types::os_shim_internal::{Env, Fs};
 use base64::Engine as _;
-use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
-use invoke_interop::{GUARD, decode_log, guarded, tls_emulator, with_faulty_counts};
+use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
+use invoke_interop::{GUARD, decode_log, gated, guarded, tls_emulator, with_shared_functions};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
@@ -32,43 +32,10 @@ const SECRET: &str = "interop-secret-key";
 /// How often `counted` ran, in any test's emulator (only the dry-run test invokes it)
 static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
 
-/// An emulator with the built-ins, `versioned` (echo with version `1` and alias `prod`),
-/// `whoami` (writes back what it saw of the request), `throttled` (its first two requests
-/// get 429), `counted` (counts its runs in [`COUNTED_RUNS`]) and the faulty counts of
-/// [`with_faulty_counts`], accepting only [`KEY`]/[`SECRET`]
+/// An emulator with the functions of [`with_shared_functions`] and `counted` (counts its runs
+/// in [`COUNTED_RUNS`]), accepting only [`KEY`]/[`SECRET`]
 async fn emulator() -> Emulator {
-    let versioned = FunctionConfig {
-        qualifiers: vec!["1".to_owned(), "prod".to_owned()],
-        ..FunctionConfig::default()
-    };
-    with_faulty_counts(Emulator::builder())
-        .builtins()
-        .function_arc(
-            "versioned",
-            invoke_emulator::builtin("echo").unwrap(),
-            versioned,
-        )
-        .function(
-            "whoami",
-            |inv: Invocation, out: ResponseStream| async move {
-                let seen = serde_json::json!({
-                    "arn": inv.invoked_function_arn,
-                    "client_context": inv.client_context,
-                    "tenant_id": inv.tenant_id,
-                    "payload": String::from_utf8_lossy(&inv.payload),
-                });
-                out.write(seen.to_string()).await;
-                Ok::<(), FunctionError>(())
-            },
-        )
-        .function_arc(
-            "throttled",
-            invoke_emulator::builtin("count").unwrap(),
-            FunctionConfig {
-                throttle_next: 2,
-                ..FunctionConfig::default()
-            },
-        )
+    with_shared_functions(Emulator::builder())
         .function("counted", |_: Invocation, out: ResponseStream| async move {
             COUNTED_RUNS.fetch_add(1, Ordering::SeqCst);
             out.write("ran").await;
@@ -746,18 +713,9 @@ async fn each_chunk_arrives_while_the_function_runs_and_20_mib_whole() {
     // the function waits for the test after its first write: that write has reached the
     // SDK's caller before the function could go on
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let waits = std::sync::Arc::clone(&gate);
     let emu = Emulator::builder()
         .builtins()
-        .function("gated", move |_: Invocation, out: ResponseStream| {
-            let gate = std::sync::Arc::clone(&waits);
-            async move {
-                out.write("first").await;
-                gate.acquire().await.expect("gate open").forget();
-                out.write("second").await;
-                Ok::<(), FunctionError>(())
-            }
-        })
+        .function("gated", gated(&gate))
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())

@@ -12,8 +12,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use invoke_emulator::{Emulator, FunctionConfig, FunctionError, Invocation, ResponseStream};
-use invoke_interop::{decode_log, guarded, tls_emulator, with_faulty_counts};
+use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
+use invoke_interop::{decode_log, gated, guarded, tls_emulator, with_shared_functions};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -97,36 +97,11 @@ fn installed() -> Option<PathBuf> {
     None
 }
 
-/// An emulator with the built-ins (`echo`, `count`, `fail`), `versioned` (echo with version
-/// `1` and alias `prod`), `whoami` (writes back what it saw of the request), `length` (writes
-/// its payload's length), `gated` (writes, waits for `gate`, writes again), `throttled` (its
-/// first two requests get 429), and `count` with a fault each: `exceptional`, `corrupt`,
-/// `cut` (after 200 body bytes), `ended` (`end-early`)
+/// An emulator with the functions of [`with_shared_functions`], `length` (writes its
+/// payload's length) and `gated` (writes, waits for `gate`, writes again), accepting only
+/// [`KEY`]/[`SECRET`]
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
-    let gate = Arc::clone(gate);
-    with_faulty_counts(Emulator::builder())
-        .builtins()
-        .function_arc(
-            "versioned",
-            invoke_emulator::builtin("echo").unwrap(),
-            FunctionConfig {
-                qualifiers: vec!["1".to_owned(), "prod".to_owned()],
-                ..FunctionConfig::default()
-            },
-        )
-        .function(
-            "whoami",
-            |inv: Invocation, out: ResponseStream| async move {
-                let seen = json!({
-                    "arn": inv.invoked_function_arn,
-                    "client_context": inv.client_context,
-                    "tenant_id": inv.tenant_id,
-                    "payload": String::from_utf8_lossy(&inv.payload),
-                });
-                out.write(seen.to_string()).await;
-                Ok::<(), FunctionError>(())
-            },
-        )
+    with_shared_functions(Emulator::builder())
         .function(
             "length",
             |inv: Invocation, out: ResponseStream| async move {
@@ -134,23 +109,7 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
                 Ok::<(), FunctionError>(())
             },
         )
-        .function("gated", move |_: Invocation, out: ResponseStream| {
-            let gate = Arc::clone(&gate);
-            async move {
-                out.write("first").await;
-                gate.acquire().await.expect("gate open").forget();
-                out.write("second").await;
-                Ok::<(), FunctionError>(())
-            }
-        })
-        .function_arc(
-            "throttled",
-            invoke_emulator::builtin("count").unwrap(),
-            FunctionConfig {
-                throttle_next: 2,
-                ..FunctionConfig::default()
-            },
-        )
+        .function("gated", gated(gate))
         .credentials(KEY, SECRET)
         .quiet()
         .start("127.0.0.1:0".parse().unwrap())
