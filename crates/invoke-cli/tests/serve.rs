@@ -20,16 +20,9 @@ fn serve(args: &[&str]) -> Server {
         .args(args)
         .stderr(Stdio::piped());
     let mut server = Server::start(cmd);
-    let url = &server.url;
     // the banner, to its last line (a bound, should that line never come)
-    let mut rest = String::new();
-    for _ in 0..30 {
-        let start = rest.len();
-        server.stdout.read_line(&mut rest).unwrap();
-        if rest[start..].trim_end() == "Stop with Ctrl-C." {
-            break;
-        }
-    }
+    server.read_banner(30);
+    let (url, rest) = (&server.url, &server.banner);
     assert!(
         rest.contains(&format!("AWS_ENDPOINT_URL_LAMBDA={url}")),
         "{rest}"
@@ -39,7 +32,6 @@ fn serve(args: &[&str]) -> Server {
             && rest.contains("AWS_ACCESS_KEY_ID="),
         "{rest}"
     );
-    server.banner = rest;
     server
 }
 
@@ -510,14 +502,8 @@ fn ca_file_requires_tls_and_a_writable_path() {
 
 #[test]
 fn banner_suggests_the_aws_cli_v2_for_streaming() {
-    let mut server = serve(&["--no-auth"]);
-    // the rest of the banner, up to its last line
-    let mut rest = server.banner.clone();
-    while !rest.contains("Stop with Ctrl-C.") {
-        let mut line = String::new();
-        assert!(server.stdout.read_line(&mut line).unwrap() > 0, "{rest}");
-        rest.push_str(&line);
-    }
+    // the banner, up to its last line
+    let rest = serve(&["--no-auth"]).banner.clone();
     // the v1 CLI has no invoke-with-response-stream (and no --cli-binary-format)
     let line = rest
         .lines()
