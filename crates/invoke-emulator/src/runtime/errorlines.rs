@@ -5,6 +5,13 @@
 //! as the last body bytes instead of sending HTTP trailers. [`ErrorLines`] forwards body bytes
 //! as they come, except a tail that is (or may still become) exactly those two lines; at the
 //! end of the body such a tail becomes the function error and is not part of the payload.
+//!
+//! The lines found are the longest tail of the body (of at most [`MAX_HELD`] bytes) that is
+//! exactly the two lines, however the body was split into writes: a value may hold the text
+//! of a line's start (`Type: a Lambda-Runtime-Function-Error-Type: b` is one value), so a tail
+//! held from an earlier start that turns out not to be the lines may still hold the lines
+//! from a later start. Every start is given up for good once it cannot be the lines, and is
+//! looked at a bounded number of times, so the work is linear in the body.
 
 use bytes::{Bytes, BytesMut};
 
@@ -17,52 +24,80 @@ const BODY_LINE: &[u8] = b"Lambda-Runtime-Function-Error-Body: ";
 const MAX_HELD: usize = 1 << 20;
 
 /// Splits the error lines off the end of a streamed body
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct ErrorLines {
+    /// The body from its earliest start that may still be the lines
     held: BytesMut,
-    /// `held` is a candidate that ends inside a header value: more bytes without CR or LF
-    /// keep it one, so they need no rescan of the whole tail (a value sent a byte at a time
-    /// would otherwise cost time quadratic in its length)
+    /// `held` ends inside a header value: more bytes without CR or LF keep its shape, so
+    /// they need no rescan of the whole tail (a value sent a byte at a time would otherwise
+    /// cost time quadratic in its length)
     open_value: bool,
+    /// The longest tail held ([`MAX_HELD`]; less in tests)
+    limit: usize,
+}
+
+impl Default for ErrorLines {
+    fn default() -> Self {
+        Self::with_limit(MAX_HELD)
+    }
 }
 
 impl ErrorLines {
+    fn with_limit(limit: usize) -> Self {
+        Self {
+            held: BytesMut::new(),
+            open_value: false,
+            limit,
+        }
+    }
+
     /// The bytes of `data` that can be forwarded now (possibly empty)
     pub(super) fn feed(&mut self, data: Bytes) -> Bytes {
         if self.held.is_empty() {
-            if let Some(open) = candidate(&data) {
-                self.held.extend_from_slice(&data);
+            return match earliest(&data, self.limit) {
+                Some((p, open)) => {
+                    self.held.extend_from_slice(&data[p..]);
+                    self.open_value = open;
+                    data.slice(..p)
+                }
+                None => data,
+            };
+        }
+        let breaks = data.iter().copied().any(is_break);
+        self.held.extend_from_slice(&data);
+        let shape = if self.open_value && !breaks {
+            Some(true)
+        } else {
+            shape(&self.held)
+        };
+        let next = match shape {
+            Some(open) if self.held.len() <= self.limit => {
                 self.open_value = open;
                 return Bytes::new();
             }
-            if let Some(p) = rfind(&data, TYPE_LINE)
-                && let Some(open) = candidate(&data[p..])
-            {
-                self.held.extend_from_slice(&data[p..]);
-                self.open_value = open;
-                return data.slice(..p);
-            }
-            return data;
-        }
-        self.held.extend_from_slice(&data);
-        let still_open = self.open_value
-            && self.held.len() <= MAX_HELD
-            && !data.iter().any(|c| *c == b'\r' || *c == b'\n');
-        if still_open {
-            return Bytes::new();
-        }
-        if let Some(open) = candidate(&self.held) {
+            Some(open) => self.later_start(open),
+            // the held start can never be the lines: the earliest one after it
+            None => earliest(&self.held[1..], self.limit).map(|(p, open)| (p + 1, open)),
+        };
+        if let Some((p, open)) = next {
             self.open_value = open;
-            return Bytes::new();
+            self.held.split_to(p).freeze()
+        } else {
+            self.open_value = false;
+            self.held.split().freeze()
         }
-        // not the lines: what was held before `data` is payload, and `data` is looked at
-        // afresh, since it may start the lines itself (a write of `Lambda` just before them)
-        let mut out = self.held.split_to(self.held.len() - data.len());
-        self.held.clear();
-        self.open_value = false;
-        let fresh = self.feed(data);
-        out.extend_from_slice(&fresh);
-        out.freeze()
+    }
+
+    /// The earliest start within the limit once `held`, of the shape of the lines (`open`
+    /// as [`shape`] says), grew past it
+    fn later_start(&self, open: bool) -> Option<(usize, bool)> {
+        let from = self.held.len() - self.limit;
+        // a type line's text after the held start lies in one of its two values: the tail
+        // from there has the held shape too (a type line, then what followed the value)
+        match find(&self.held[from..], TYPE_LINE) {
+            Some(i) => Some((from + i, open)),
+            None => earliest(&self.held[from..], self.limit).map(|(p, open)| (from + p, open)),
+        }
     }
 
     /// At the end of the body: the held bytes that are payload after all, and the error the
@@ -76,8 +111,42 @@ impl ErrorLines {
     }
 }
 
-fn rfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).rposition(|w| w == needle)
+fn is_break(c: u8) -> bool {
+    c == b'\r' || c == b'\n'
+}
+
+/// Where `needle` first occurs in `hay` (a scan for its first byte, then a comparison)
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = *needle.first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|c| *c == first) {
+        if hay[from + i..].starts_with(needle) {
+            return Some(from + i);
+        }
+        from += i + 1;
+    }
+    None
+}
+
+/// The earliest start in `b`, at most `limit` bytes from its end, from which `b` is or may
+/// still become the two lines, and whether it ends inside a value there (as [`shape`])
+fn earliest(b: &[u8], limit: usize) -> Option<(usize, bool)> {
+    let mut from = b.len().saturating_sub(limit);
+    while let Some(q) = find(&b[from..], TYPE_LINE).map(|i| from + i) {
+        if let Some(open) = shape(&b[q..]) {
+            return Some((q, open));
+        }
+        // every later start before the first line end after this type line has the shape
+        // of this one (and there is such a line end: a type line with none after it is
+        // never refused)
+        let value = q + TYPE_LINE.len();
+        from = value + b[value..].iter().copied().position(is_break)? + 1;
+    }
+    // the start of a type line, cut by the end of `b`
+    let tail = b.len().saturating_sub(TYPE_LINE.len() - 1).max(from);
+    (tail..b.len())
+        .find(|&q| TYPE_LINE.starts_with(&b[q..]))
+        .map(|q| (q, false))
 }
 
 enum Strip<'a> {
@@ -104,7 +173,7 @@ fn strip<'a>(b: &'a [u8], prefix: &[u8]) -> Strip<'a> {
 /// Splits a header value off the start of `b`: the value and what follows it (from its CR,
 /// or nothing if the value may still go on); `None` on a bare CR or LF
 fn value(b: &[u8]) -> Option<(&[u8], &[u8])> {
-    let end = b.iter().position(|c| *c == b'\r' || *c == b'\n');
+    let end = b.iter().copied().position(is_break);
     match end {
         None => Some((b, &[])),
         Some(i) if b[i] == b'\r' && (i + 1 == b.len() || b[i + 1] == b'\n') => {
@@ -115,9 +184,10 @@ fn value(b: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// Whether `b` is, or may still become, exactly the two error lines: `None` if not, else
-/// whether it ends inside a header value (no CR or LF after the value's start yet)
-fn candidate(b: &[u8]) -> Option<bool> {
-    if b.is_empty() || b.len() > MAX_HELD {
+/// whether it ends inside a header value (no CR or LF after the value's start yet). It reads
+/// `b` only up to the end of its second line.
+fn shape(b: &[u8]) -> Option<bool> {
+    if b.is_empty() {
         return None;
     }
     let rest = match strip(b, TYPE_LINE) {
@@ -278,8 +348,11 @@ mod tests {
             let mut e = ErrorLines::default();
             assert_eq!(e.feed(Bytes::from_static(start.as_bytes())), "");
             let out = e.feed(Bytes::copy_from_slice(next.as_bytes()));
-            assert_eq!(out, format!("{start}{next}"), "{next:?}");
-            assert_eq!(e.finish(), (Bytes::new(), None));
+            // a last `L` may start the lines: it alone is held, and passed on at the end
+            let held = if next.ends_with('L') { "L" } else { "" };
+            let sent = &next[..next.len() - held.len()];
+            assert_eq!(out, format!("{start}{sent}"), "{next:?}");
+            assert_eq!(e.finish(), (Bytes::from(held), None));
         }
         // the whole pair, then more: the lines were payload
         let l = lines("T", "b");
@@ -310,5 +383,156 @@ mod tests {
             assert_eq!(out, chunks.concat().into_bytes());
             assert_eq!(err, None);
         }
+    }
+
+    #[test]
+    fn the_start_of_a_type_line_at_the_end_of_a_write_is_held() {
+        // a write of payload whose last byte begins the lines (one HTTP chunk read in two)
+        let l = lines("Runtime.StreamError", "it broke");
+        let want = Some(FunctionError::new("Runtime.StreamError", "it broke"));
+        for cut in 1..TYPE_LINE.len() {
+            assert_eq!(
+                run(&[&format!("data{}", &l[..cut]), &l[cut..]]),
+                (b"data".to_vec(), want.clone()),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_holding_the_text_of_a_line_start_is_judged_the_same_however_split() {
+        let (t, b) = (
+            "Lambda-Runtime-Function-Error-Type: ",
+            "Lambda-Runtime-Function-Error-Body: ",
+        );
+        // payload that looks like the start of the lines, then the lines: the lines are found
+        let fake = format!("{t}t\r\n{b}x");
+        let real = format!("{t}u\r\n{b}eA==\r\n");
+        let want = (
+            fake.clone().into_bytes(),
+            Some(FunctionError::new("u", "x")),
+        );
+        assert_eq!(run(&[&format!("{fake}{real}")]), want);
+        assert_eq!(run(&[&fake, &real]), want);
+        // a body value holding a type line's text: the lines from the first type line
+        let pair = format!("{t}T\r\n{b}{t}U\r\n");
+        let want = (
+            b"data".to_vec(),
+            Some(FunctionError::new("T", format!("{t}U"))),
+        );
+        assert_eq!(run(&[&format!("data{pair}")]), want);
+        assert_eq!(run(&["data", &pair]), want);
+    }
+
+    /// A small deterministic generator (xorshift64*) for the randomized cases
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+        }
+    }
+
+    /// What a whole body holds, by definition: the longest tail of at most `limit` bytes that
+    /// is exactly the two lines, as the error; the bytes before it as payload
+    fn longest_lines(body: &[u8], limit: usize) -> (Vec<u8>, Option<FunctionError>) {
+        for p in body.len().saturating_sub(limit)..body.len() {
+            if let Some(e) = parse(&body[p..]) {
+                return (body[..p].to_vec(), Some(e));
+            }
+        }
+        (body.to_vec(), None)
+    }
+
+    /// The earliest start, within `limit` of the end, that may still be the lines
+    fn earliest_possible(body: &[u8], limit: usize) -> usize {
+        (body.len().saturating_sub(limit)..body.len())
+            .find(|&p| shape(&body[p..]).is_some())
+            .unwrap_or(body.len())
+    }
+
+    #[test]
+    fn any_body_split_any_way_gives_the_longest_lines_and_holds_no_more_than_it_must() {
+        const PIECES: &[&str] = &[
+            "Lambda-Runtime-Function-Error-Type: ",
+            "Lambda-Runtime-Function-Error-Body: ",
+            "Lambda-Runtime-Function-Error-",
+            "Lambda-Runtime-Function-Error-Type: T\r\nLambda-Runtime-Function-Error-Body: eA==\r\n",
+            "\r\n",
+            "\r",
+            "\n",
+            "L",
+            "x",
+            "eA==",
+            "data",
+        ];
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..4000 {
+            let body: String = (0..rng.below(9))
+                .map(|_| PIECES[rng.below(PIECES.len())])
+                .collect();
+            let body = body.as_bytes();
+            let limit = [20, 40, 74, 75, 100, 160, MAX_HELD][rng.below(7)];
+            let want = longest_lines(body, limit);
+            // a write at a time: one, a byte each, or random cuts
+            let cuts: Vec<usize> = match case % 3 {
+                0 => vec![],
+                1 => (1..body.len()).collect(),
+                _ => {
+                    let mut c: Vec<usize> = (0..rng.below(6))
+                        .map(|_| rng.below(body.len() + 1))
+                        .collect();
+                    c.sort_unstable();
+                    c
+                }
+            };
+            let mut e = ErrorLines::with_limit(limit);
+            let mut out = Vec::new();
+            let mut at = 0;
+            for end in cuts.into_iter().chain([body.len()]) {
+                if end < at {
+                    continue;
+                }
+                out.extend_from_slice(&e.feed(Bytes::copy_from_slice(&body[at..end])));
+                at = end;
+                let seen = &body[..at];
+                let text = String::from_utf8_lossy(body);
+                // nothing is lost or reordered, and only what may still be the lines is held
+                assert_eq!([&out[..], &e.held[..]].concat(), seen, "{text:?}");
+                assert_eq!(
+                    out.len(),
+                    earliest_possible(seen, limit),
+                    "{text:?} at {at}, limit {limit}"
+                );
+            }
+            let (rest, err) = e.finish();
+            out.extend_from_slice(&rest);
+            assert_eq!(
+                (out, err),
+                want,
+                "{:?}, limit {limit}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn type_line_starts_in_a_long_value_sent_a_byte_at_a_time_are_each_looked_at_once() {
+        // a type value of nothing but type lines' text, past the limit, a byte at a time:
+        // each start in turn, without a rescan of the whole tail (that would be quadratic
+        // and this test would not end)
+        let limit = 64 * 1024;
+        let body = TYPE_LINE.repeat(4 * limit / TYPE_LINE.len());
+        let mut e = ErrorLines::with_limit(limit);
+        let mut out = 0;
+        for b in body.chunks(1) {
+            out += e.feed(Bytes::copy_from_slice(b)).len();
+            assert!(e.held.len() <= limit);
+        }
+        assert_eq!(out, body.len() - e.held.len());
+        assert_eq!(e.finish().1, None);
     }
 }
