@@ -90,8 +90,12 @@ async fn stream(resp: http::Response<Incoming>) -> Outcome {
     };
     let mut s = head.into_stream();
     loop {
-        // A body error (a cut connection) ends the input like a clean end would
-        let Some(Ok(frame)) = body.frame().await else {
+        // A body error (a cut connection) ends the input like a clean end would; a frame
+        // that never comes fails the test instead of hanging it
+        let frame = tokio::time::timeout(support::ANSWER_GUARD, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("no body frame within {:?}", support::ANSWER_GUARD));
+        let Some(Ok(frame)) = frame else {
             if let Err(e) = s.finish() {
                 out.error = Some(e);
             }
@@ -121,7 +125,11 @@ async fn service_error(resp: http::Response<Incoming>) -> ServiceError {
     else {
         panic!("not an error: {parts:?}");
     };
-    let body = body.collect().await.unwrap().to_bytes();
+    let body = tokio::time::timeout(support::ANSWER_GUARD, body.collect())
+        .await
+        .expect("the error body")
+        .unwrap()
+        .to_bytes();
     head.into_error(&body)
 }
 

@@ -2,6 +2,8 @@
 //! a raw hyper connection sends it
 #![allow(dead_code, unreachable_pub)]
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -22,12 +24,19 @@ pub fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
     build_request(params, &ep).unwrap()
 }
 
-/// Sends `req` over a fresh loopback connection
+/// How long a test waits for a response head ([`send`]) or a body frame: an emulator that
+/// stops answering fails the test instead of hanging it (no test waits more than seconds)
+pub const ANSWER_GUARD: Duration = Duration::from_secs(60);
+
+/// Sends `req` over a fresh loopback connection; the response head
 pub async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
     let stream = TcpStream::connect(emu.addr()).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(conn);
-    sender.send_request(req.map(Full::new)).await.unwrap()
+    tokio::time::timeout(ANSWER_GUARD, sender.send_request(req.map(Full::new)))
+        .await
+        .unwrap_or_else(|_| panic!("no response head within {ANSWER_GUARD:?}"))
+        .unwrap()
 }
