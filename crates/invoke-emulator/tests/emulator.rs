@@ -127,7 +127,7 @@ async fn service_error(resp: http::Response<Incoming>) -> ServiceError {
     };
     let body = tokio::time::timeout(support::ANSWER_GUARD, body.collect())
         .await
-        .expect("the error body")
+        .unwrap_or_else(|_| panic!("no error body within {:?}", support::ANSWER_GUARD))
         .unwrap()
         .to_bytes();
     head.into_error(&body)
