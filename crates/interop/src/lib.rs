@@ -68,11 +68,28 @@ pub fn decode_log(log: Option<&str>) -> String {
 ///
 /// When the emulator cannot start.
 pub async fn tls_emulator(key: &str, secret: &str) -> invoke_emulator::Emulator {
-    invoke_emulator::Emulator::builder()
-        .builtins()
+    start_signed(
+        invoke_emulator::Emulator::builder().builtins().tls(),
+        key,
+        secret,
+    )
+    .await
+}
+
+/// `builder`'s emulator started quietly on a loopback port, accepting only requests signed
+/// with `key` and `secret`
+///
+/// # Panics
+///
+/// When the emulator cannot start.
+pub async fn start_signed(
+    builder: invoke_emulator::Builder,
+    key: &str,
+    secret: &str,
+) -> invoke_emulator::Emulator {
+    builder
         .credentials(key, secret)
         .quiet()
-        .tls()
         .start("127.0.0.1:0".parse().expect("an address"))
         .await
         .expect("the emulator starts")

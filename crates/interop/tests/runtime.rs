@@ -236,17 +236,12 @@ mod emulated {
     const SECRET: &str = "interop-secret-key";
 
     async fn emulator() -> Emulator {
-        Emulator::builder()
-            .process_function(
-                "stream_fn",
-                env!("CARGO_BIN_EXE_stream_fn"),
-                FunctionConfig::default(),
-            )
-            .credentials(KEY, SECRET)
-            .quiet()
-            .start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
+        let builder = Emulator::builder().process_function(
+            "stream_fn",
+            env!("CARGO_BIN_EXE_stream_fn"),
+            FunctionConfig::default(),
+        );
+        invoke_interop::start_signed(builder, KEY, SECRET).await
     }
 
     /// What a client received of one streamed invocation

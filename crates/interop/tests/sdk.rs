@@ -24,7 +24,9 @@ use aws_smithy_http_client::tls::{self, TrustStore};
 use aws_types::os_shim_internal::{Env, Fs};
 use base64::Engine as _;
 use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
-use invoke_interop::{GUARD, decode_log, gated, guarded, tls_emulator, with_shared_functions};
+use invoke_interop::{
+    GUARD, decode_log, gated, guarded, start_signed, tls_emulator, with_shared_functions,
+};
 
 const KEY: &str = "AKIDINTEROP";
 const SECRET: &str = "interop-secret-key";
@@ -35,17 +37,15 @@ static COUNTED_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// An emulator with the functions of [`with_shared_functions`] and `counted` (counts its runs
 /// in [`COUNTED_RUNS`]), accepting only [`KEY`]/[`SECRET`]
 async fn emulator() -> Emulator {
-    with_shared_functions(Emulator::builder())
-        .function("counted", |_: Invocation, out: ResponseStream| async move {
+    let builder = with_shared_functions(Emulator::builder()).function(
+        "counted",
+        |_: Invocation, out: ResponseStream| async move {
             COUNTED_RUNS.fetch_add(1, Ordering::SeqCst);
             out.write("ran").await;
             Ok::<(), FunctionError>(())
-        })
-        .credentials(KEY, SECRET)
-        .quiet()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+        },
+    );
+    start_signed(builder, KEY, SECRET).await
 }
 
 /// The shared settings of every client: region, endpoint, credentials, and no retries, so
@@ -713,14 +713,14 @@ async fn each_chunk_arrives_while_the_function_runs_and_20_mib_whole() {
     // the function waits for the test after its first write: that write has reached the
     // SDK's caller before the function could go on
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
-    let emu = Emulator::builder()
-        .builtins()
-        .function("gated", gated(&gate))
-        .credentials(KEY, SECRET)
-        .quiet()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let emu = start_signed(
+        Emulator::builder()
+            .builtins()
+            .function("gated", gated(&gate)),
+        KEY,
+        SECRET,
+    )
+    .await;
     let lambda = client(&emu, SECRET).await;
     let mut out = lambda
         .invoke_with_response_stream()

@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream};
-use invoke_interop::{decode_log, gated, guarded, tls_emulator, with_shared_functions};
+use invoke_interop::{
+    decode_log, gated, guarded, start_signed, tls_emulator, with_shared_functions,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
@@ -101,7 +103,7 @@ fn installed() -> Option<PathBuf> {
 /// payload's length) and `gated` (writes, waits for `gate`, writes again), accepting only
 /// [`KEY`]/[`SECRET`]
 async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
-    with_shared_functions(Emulator::builder())
+    let builder = with_shared_functions(Emulator::builder())
         .function(
             "length",
             |inv: Invocation, out: ResponseStream| async move {
@@ -109,12 +111,8 @@ async fn emulator(gate: &Arc<Semaphore>) -> Emulator {
                 Ok::<(), FunctionError>(())
             },
         )
-        .function("gated", gated(gate))
-        .credentials(KEY, SECRET)
-        .quiet()
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+        .function("gated", gated(gate));
+    start_signed(builder, KEY, SECRET).await
 }
 
 /// One invocation for a peer to make: `op` is `stream` (`InvokeWithResponseStream`) or

@@ -170,6 +170,13 @@ impl FrameBody {
         self.rx.close();
     }
 
+    /// Ends the body after what is queued, with no `InvokeComplete`, for the reason `why`
+    fn end_without_complete(&mut self, why: &'static str) {
+        self.state = State::Finished;
+        self.cut_by = Some(why);
+        self.rx.close();
+    }
+
     fn on_chunk(&mut self, chunk: Bytes) {
         if chunk.is_empty() {
             return;
@@ -212,26 +219,21 @@ impl FrameBody {
 
     /// The faults that follow the first write, and the delay after each
     fn after_write(&mut self) {
-        let f = &self.faults;
         if self.chunks == 1 {
-            if f.exception {
+            if self.faults.exception {
                 self.queue.push_back(exception(&ServiceError::new(
                     ServiceErrorKind::Service,
                     "injected fault: exception mid-stream",
                 )));
-                self.state = State::Finished;
-                self.cut_by = Some("injected fault: exception mid-stream");
-                self.rx.close();
-            } else if f.end_early {
+                self.end_without_complete("injected fault: exception mid-stream");
+            } else if self.faults.end_early {
                 // the body's end follows the chunk: a clean end, with no InvokeComplete
-                self.state = State::Finished;
-                self.cut_by = Some("injected fault: ended without InvokeComplete");
-                self.rx.close();
-            } else if f.stall_mid_frame {
+                self.end_without_complete("injected fault: ended without InvokeComplete");
+            } else if self.faults.stall_mid_frame {
                 let half = invoke_complete(&Ok(()), None);
                 self.queue.push_back(half.slice(..half.len() / 2));
                 self.state = State::Stalled;
-            } else if f.oversize {
+            } else if self.faults.oversize {
                 // A valid prelude announcing 25 MiB, over the 24 MiB + 128 KiB limit clients enforce
                 let mut b = BytesMut::new();
                 encode_payload_chunk(&[], &mut b).expect("an empty chunk is within the limits");
@@ -242,7 +244,7 @@ impl FrameBody {
                 self.state = State::Stalled;
             }
         }
-        if let Some(d) = f.chunk_delay {
+        if let Some(d) = self.faults.chunk_delay {
             self.delay = Some(Box::pin(tokio::time::sleep(d)));
         }
     }
