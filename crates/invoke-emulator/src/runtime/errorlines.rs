@@ -424,18 +424,6 @@ mod tests {
         assert_eq!(run(&["data", &pair]), want);
     }
 
-    /// A small deterministic generator (xorshift64*) for the randomized cases
-    struct Rng(u64);
-
-    impl Rng {
-        fn below(&mut self, n: usize) -> usize {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
-        }
-    }
-
     /// What a whole body holds, by definition: the longest tail of at most `limit` bytes that
     /// is exactly the two lines, as the error; the bytes before it as payload
     fn longest_lines(body: &[u8], limit: usize) -> (Vec<u8>, Option<FunctionError>) {
@@ -469,7 +457,7 @@ mod tests {
             "eA==",
             "data",
         ];
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = crate::runtime::TestRng(0x9e37_79b9_7f4a_7c15);
         for case in 0..4000 {
             let body: String = (0..rng.below(9))
                 .map(|_| PIECES[rng.below(PIECES.len())])

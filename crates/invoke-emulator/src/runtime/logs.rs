@@ -303,8 +303,15 @@ impl LogPipe {
     }
 }
 
+/// Splits what a process writes into lines, each handed on whole however the reads cut it;
+/// a line longer than [`MAX_LINE`] is cut into pieces of at most that many bytes (a cut
+/// moves back to the start of a UTF-8 character it would split), at the same places
+/// whatever the reads
 struct Lines {
+    /// The current line's start, not yet ended (at most [`MAX_LINE`] bytes)
     partial: Vec<u8>,
+    /// Whole lines of one read, each ending with `\n`: a cut line with one added
+    out: Vec<u8>,
     sink: Arc<LogSink>,
 }
 
@@ -312,27 +319,46 @@ impl Lines {
     fn new(sink: Arc<LogSink>) -> Self {
         Self {
             partial: Vec::new(),
+            out: Vec::new(),
             sink,
         }
     }
 
-    fn feed(&mut self, data: &[u8]) {
-        let rest = match data.iter().rposition(|b| *b == b'\n') {
-            None => data,
-            Some(last) => {
-                if self.partial.is_empty() {
-                    self.sink.block(&data[..=last], false);
-                } else {
-                    self.partial.extend_from_slice(&data[..=last]);
-                    self.sink.block(&self.partial, false);
-                    self.partial.clear();
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = MAX_LINE - self.partial.len();
+            // a line of exactly MAX_LINE bytes still has its newline after it
+            let look = data.len().min(room + 1);
+            if let Some(at) = data[..look].iter().position(|b| *b == b'\n') {
+                self.out.append(&mut self.partial);
+                self.out.extend_from_slice(&data[..=at]);
+                data = &data[at + 1..];
+            } else if data.len() <= room {
+                self.partial.extend_from_slice(data);
+                break;
+            } else {
+                // The line outgrows MAX_LINE: cut it there, before a character split there
+                self.partial.extend_from_slice(&data[..room]);
+                data = &data[room..];
+                let is_continuation = |b: u8| b & 0xc0 == 0x80;
+                let mut cut = MAX_LINE;
+                let mut next = data[0];
+                while cut > MAX_LINE - 3 && is_continuation(next) {
+                    cut -= 1;
+                    next = self.partial[cut];
                 }
-                &data[last + 1..]
+                if next < 0xc0 {
+                    // no character starts at `cut` to go to the next piece: not valid UTF-8
+                    cut = MAX_LINE;
+                }
+                self.out.extend_from_slice(&self.partial[..cut]);
+                self.out.push(b'\n');
+                self.partial.drain(..cut);
             }
-        };
-        self.partial.extend_from_slice(rest);
-        if self.partial.len() >= MAX_LINE {
-            self.flush();
+        }
+        if !self.out.is_empty() {
+            self.sink.block(&self.out, false);
+            self.out.clear();
         }
     }
 
@@ -646,9 +672,9 @@ mod tests {
         assert!(echoed.lock().unwrap().is_empty());
     }
 
-    /// A line written in parts is one line; a line longer than [`MAX_LINE`] is split there
+    /// A line written in parts is one line; a line longer than [`MAX_LINE`] is cut there
     #[test]
-    fn lines_are_joined_across_writes_and_split_at_the_longest() {
+    fn lines_are_joined_across_writes_and_cut_at_the_longest() {
         let (sink, echoed) = capturing_sink();
         let mut lines = Lines::new(Arc::new(sink));
         let long = vec![b'x'; 2000];
@@ -659,10 +685,129 @@ mod tests {
         want.push(b'\n');
         assert_eq!(*echoed.lock().unwrap(), want);
         echoed.lock().unwrap().clear();
-        let mut want = vec![b'y'; MAX_LINE + 10];
-        lines.feed(&want);
+        lines.feed(&vec![b'y'; MAX_LINE + 10]);
+        let mut want = vec![b'y'; MAX_LINE];
         want.push(b'\n');
-        assert_eq!(*echoed.lock().unwrap(), want, "cut and ended at once");
+        assert_eq!(*echoed.lock().unwrap(), want, "cut at the longest");
+        lines.flush();
+        want.extend_from_slice(b"yyyyyyyyyy\n");
+        assert_eq!(*echoed.lock().unwrap(), want, "the rest ended at the flush");
+    }
+
+    /// Lines as [`Lines`] hands them on, by definition: a line of valid UTF-8 longer than
+    /// [`MAX_LINE`] cut at the last character boundary at most [`MAX_LINE`] bytes in, again
+    /// and again; an unended last line ended
+    fn cut_lines(text: &str) -> String {
+        let mut out = String::new();
+        for line in text.split_inclusive('\n') {
+            let mut rest = line.strip_suffix('\n').unwrap_or(line);
+            while rest.len() > MAX_LINE {
+                let cut = rest.floor_char_boundary(MAX_LINE);
+                out.push_str(&rest[..cut]);
+                out.push('\n');
+                rest = &rest[cut..];
+            }
+            out.push_str(rest);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Text of lines around [`MAX_LINE`] and its multiples, of characters of one to four
+    /// bytes (a character often straddles a cut), in all at most `most` bytes
+    fn long_lines(rng: &mut crate::runtime::TestRng, most: usize) -> String {
+        const CHARS: [char; 5] = ['a', ' ', '\u{e9}', '\u{4e2d}', '\u{1f600}'];
+        let mut text = String::new();
+        loop {
+            let len = match rng.below(4) {
+                0 => rng.below(100),
+                1 => MAX_LINE - 4 + rng.below(8),
+                2 => 2 * MAX_LINE - 4 + rng.below(8),
+                _ => rng.below(3 * MAX_LINE),
+            };
+            if text.len() + len + 4 > most {
+                return text;
+            }
+            let end = text.len() + len;
+            while text.len() < end {
+                text.push(CHARS[rng.below(CHARS.len())]);
+            }
+            text.push('\n');
+        }
+    }
+
+    /// Feeds `data` whole, a byte or a few at a time, or at random cuts (by `mode`), then
+    /// flushes; what was echoed
+    fn feed_in_parts(data: &[u8], mode: usize, rng: &mut crate::runtime::TestRng) -> Vec<u8> {
+        let (sink, echoed) = capturing_sink();
+        let mut lines = Lines::new(Arc::new(sink));
+        let mut rest = data;
+        while !rest.is_empty() {
+            let n = match mode {
+                0 => rest.len(),
+                1 => 1 + rng.below(8),
+                _ => 1 + rng.below(2 * MAX_LINE),
+            };
+            let (now, later) = rest.split_at(n.min(rest.len()));
+            lines.feed(now);
+            rest = later;
+        }
+        lines.flush();
+        echoed.lock().unwrap().clone()
+    }
+
+    /// Long lines are cut at the same places however the reads cut them, never inside a
+    /// character; nothing is lost, added (but the cuts' newlines) or reordered
+    #[test]
+    fn long_lines_are_cut_at_the_same_places_whatever_the_reads() {
+        let mut rng = crate::runtime::TestRng(0x2545_f491_4f6c_dd1d);
+        // under the echo's burst, so that all of it is echoed
+        let most = usize::try_from(ECHO_BURST).unwrap() - 1024;
+        for case in 0..120 {
+            let mut text = long_lines(&mut rng, most);
+            if case % 2 == 1 {
+                // unended
+                text.pop();
+            }
+            let want = cut_lines(&text);
+            for mode in 0..3 {
+                let got = feed_in_parts(text.as_bytes(), mode, &mut rng);
+                assert!(
+                    got == want.as_bytes(),
+                    "case {case}, mode {mode}: {} bytes, not the {} wanted",
+                    got.len(),
+                    want.len()
+                );
+            }
+        }
+    }
+
+    /// Bytes that are not UTF-8 at a cut: cut at [`MAX_LINE`], the same whatever the reads
+    #[test]
+    fn a_cut_among_bytes_that_are_not_utf8_is_at_the_longest() {
+        let mut rng = crate::runtime::TestRng(0x9e37_79b9_7f4a_7c15);
+        // a lead byte without its continuation; continuations without a lead; a bad byte
+        for odd in [
+            &b"\xe4a"[..],
+            b"\x80\x80\x80\x80",
+            b"a\x80\x80\x80",
+            b"\xff",
+        ] {
+            for at in MAX_LINE - 4..=MAX_LINE {
+                let mut line = vec![b'a'; at];
+                line.extend_from_slice(odd);
+                line.extend_from_slice(&[b'b'; 10]);
+                let mut want = Vec::new();
+                push_echo(&mut want, &line[..MAX_LINE]);
+                want.push(b'\n');
+                push_echo(&mut want, &line[MAX_LINE..]);
+                want.push(b'\n');
+                for mode in 0..3 {
+                    let got = feed_in_parts(&line, mode, &mut rng);
+                    assert!(got == want, "{odd:?} at {at}, mode {mode}");
+                }
+            }
+        }
     }
 
     /// Between invocations the reader goes on until [`IDLE_READ`] bytes were read
