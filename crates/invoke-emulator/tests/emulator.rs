@@ -17,7 +17,7 @@ use invoke_proto::{
     ResponseHead, ServiceError, ServiceErrorKind, StreamError, parse_response_head,
 };
 use invoke_proto::{SigningScope, sign};
-use support::{request, send};
+use support::{body_of, guarded, request, send};
 
 const KEY: &str = "AKIDEMULATOR";
 const SECRET: &str = "emulator-secret-key";
@@ -92,9 +92,7 @@ async fn stream(resp: http::Response<Incoming>) -> Outcome {
     loop {
         // A body error (a cut connection) ends the input like a clean end would; a frame
         // that never comes fails the test instead of hanging it
-        let frame = tokio::time::timeout(support::ANSWER_GUARD, body.frame())
-            .await
-            .unwrap_or_else(|_| panic!("no body frame within {:?}", support::ANSWER_GUARD));
+        let frame = guarded("a body frame", body.frame()).await;
         let Some(Ok(frame)) = frame else {
             if let Err(e) = s.finish() {
                 out.error = Some(e);
@@ -125,9 +123,8 @@ async fn service_error(resp: http::Response<Incoming>) -> ServiceError {
     else {
         panic!("not an error: {parts:?}");
     };
-    let body = tokio::time::timeout(support::ANSWER_GUARD, body.collect())
+    let body = guarded("the error body", body.collect())
         .await
-        .unwrap_or_else(|_| panic!("no error body within {:?}", support::ANSWER_GUARD))
         .unwrap()
         .to_bytes();
     head.into_error(&body)
@@ -402,7 +399,7 @@ async fn dry_run_and_buffered_invoke() {
             .unwrap()
             .contains("failing on purpose")
     );
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = body_of(resp).await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["errorType"], "Error");
     emu.shutdown().await;
@@ -580,8 +577,8 @@ async fn end_early_ends_the_body_cleanly_without_invoke_complete() {
     req.headers_mut()
         .insert("x-emulator-fault", "end-early".parse().unwrap());
     // a whole body, not a cut connection: one chunk event, whole, and nothing after it
-    let body = send(&emu, req).await.into_body().collect().await.unwrap();
-    assert_eq!(message_crcs_right(&body.to_bytes()), [true]);
+    let body = body_of(send(&emu, req).await).await;
+    assert_eq!(message_crcs_right(&body), [true]);
     emu.shutdown().await;
     let o = with_fault("end-early").await;
     assert_eq!(o.chunks.len(), 1);
@@ -602,12 +599,9 @@ async fn corrupt_crc_spoils_the_first_message_alone() {
     let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
     req.headers_mut()
         .insert("x-emulator-fault", "corrupt-crc".parse().unwrap());
-    let body = send(&emu, req).await.into_body().collect().await.unwrap();
+    let body = body_of(send(&emu, req).await).await;
     // three chunk events and the InvokeComplete
-    assert_eq!(
-        message_crcs_right(&body.to_bytes()),
-        [false, true, true, true]
-    );
+    assert_eq!(message_crcs_right(&body), [false, true, true, true]);
     emu.shutdown().await;
 }
 
@@ -674,9 +668,7 @@ async fn faults_give_the_errors_a_client_must_report() {
         }
     };
     // a guard against hanging CI, not a timing assertion
-    tokio::time::timeout(Duration::from_secs(60), read)
-        .await
-        .expect("the stalled bytes arrive");
+    guarded("the stalled bytes arrive", read).await;
     assert_eq!(
         s.next_event().unwrap(),
         Some(Event::PayloadChunk(Bytes::from_static(b"{}")))
@@ -872,43 +864,43 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
         },
     ))
     .await;
-    // a guard against hanging (a synchronous answer would wait for the release forever),
-    // not a timing assertion
-    let guard = Duration::from_secs(30);
+    // each wait is guarded against hanging (a synchronous answer would wait for the release
+    // forever), not a timing assertion
     // the service passes a client context on for synchronous invocations only
     let p = InvokeParams::new("held", r#"{"k":"event"}"#)
         .log_type(LogType::Tail)
         .client_context(r#"{"custom":{"k":"v"}}"#);
-    let resp = tokio::time::timeout(guard, send(&emu, event_invoke(&emu, &p)))
-        .await
-        .expect("the 202 arrives while the function runs");
+    let resp = guarded(
+        "the 202 arrives while the function runs",
+        send(&emu, event_invoke(&emu, &p)),
+    )
+    .await;
     assert_eq!(resp.status(), 202);
     assert!(resp.headers().contains_key("x-amzn-requestid"));
     for absent in ["x-amz-function-error", "x-amz-log-result"] {
         assert!(!resp.headers().contains_key(absent), "{:?}", resp.headers());
     }
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = body_of(resp).await;
     assert!(body.is_empty(), "{body:?}");
-    let (payload, client_context) = tokio::time::timeout(guard, started.recv())
+    let (payload, client_context) = guarded("the function started", started.recv())
         .await
-        .unwrap()
         .unwrap();
     assert_eq!(&payload[..], br#"{"k":"event"}"#);
     assert_eq!(client_context, None);
     release.add_permits(1);
-    tokio::time::timeout(guard, done.recv())
+    guarded("the function runs to its end", done.recv())
         .await
-        .expect("the function runs to its end")
         .unwrap();
     // a synchronous call of the same function gets it
     release.add_permits(1);
     let req = buffered_invoke(&emu, &p, "RequestResponse");
     assert_eq!(send(&emu, req).await.status(), 200);
-    let (_, client_context) = started.recv().await.unwrap();
-    assert_eq!(client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
-    tokio::time::timeout(guard, done.recv())
+    let (_, client_context) = guarded("the function started", started.recv())
         .await
-        .expect("the function runs to its end")
+        .unwrap();
+    assert_eq!(client_context.as_deref(), Some(r#"{"custom":{"k":"v"}}"#));
+    guarded("the function runs to its end", done.recv())
+        .await
         .unwrap();
     // a function error is not the caller's either
     let p = InvokeParams::new("fail", r#"{"after":2}"#);
@@ -923,7 +915,7 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     );
     let resp = send(&emu, req).await;
     assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = body_of(resp).await;
     assert_eq!(&body[..], br#"{"x":1}"#);
     emu.shutdown().await;
 }
@@ -947,7 +939,7 @@ async fn logged_builtins(
     (emu, lines)
 }
 
-/// The next log line about an asynchronous invocation of `count` (its end), within 60 s
+/// The next log line about an asynchronous invocation of `count` (its end), guarded
 /// (`what` names it if it does not come)
 async fn event_end_line(
     lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
@@ -961,9 +953,7 @@ async fn event_end_line(
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(60), wanted)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"))
+    guarded(what, wanted).await
 }
 
 #[tokio::test]
@@ -988,12 +978,11 @@ async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
     assert!(line.contains("Function.ResponseSizeTooLarge"), "{line}");
     // empty writes are not made at all (they spun until the function's timeout)
     let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":0}"#);
-    let o = tokio::time::timeout(
-        Duration::from_secs(60),
+    let o = guarded(
+        "count ends at once",
         stream(send(&emu, request(&emu, &p)).await),
     )
-    .await
-    .expect("count ends at once");
+    .await;
     assert_eq!(o.complete, Some(InvokeComplete::default()), "{o:?}");
     emu.shutdown().await;
 }
@@ -1073,16 +1062,12 @@ async fn shutdown_abandons_invocations_still_running_in_the_background() {
     )
     .await;
     assert_eq!(resp.status(), 202);
-    let guard = Duration::from_secs(30);
-    tokio::time::timeout(guard, started.recv())
-        .await
-        .expect("the function started");
+    guarded("the function started", started.recv()).await;
     emu.shutdown().await;
     // a guard against hanging, not a timing assertion: before, the run went on to its
     // timeout (300 s)
-    tokio::time::timeout(guard, dropped)
+    guarded("the run was abandoned at shutdown", dropped)
         .await
-        .expect("the run was abandoned at shutdown")
         .unwrap();
 }
 
@@ -1179,9 +1164,8 @@ async fn a_timed_out_function_frees_its_slot_though_its_stream_is_stalled() {
     let stalled = send(&emu, req).await;
     assert_eq!(stalled.status(), 200);
     // a guard against hanging, not a timing assertion
-    tokio::time::timeout(Duration::from_secs(30), dropped.recv())
+    guarded("the function timed out", dropped.recv())
         .await
-        .expect("the function timed out")
         .unwrap();
     // before, a 429: the slot was held until the stalled stream ended
     let next = send(&emu, request(&emu, &InvokeParams::new("spin", "{}"))).await;
@@ -1224,10 +1208,8 @@ async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
         .unwrap();
     let over = InvokeParams::new("over", "{}");
     assert_eq!(send(&emu, event_invoke(&emu, &over)).await.status(), 202);
-    let guard = Duration::from_secs(30);
-    let line = tokio::time::timeout(guard, lines.recv())
+    let line = guarded("the output is no longer taken", lines.recv())
         .await
-        .expect("the output is no longer taken")
         .unwrap();
     assert!(line.contains("Function.ResponseSizeTooLarge"), "{line}");
     // the function still runs: its slot is taken (before, it was freed with the output)
@@ -1239,10 +1221,7 @@ async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
     // once it ends, the slot is free (freed in the poll that ends it: no race on this
     // single-threaded runtime)
     gate.add_permits(1);
-    tokio::time::timeout(guard, dropped.recv())
-        .await
-        .expect("the function ended")
-        .unwrap();
+    guarded("the function ended", dropped.recv()).await.unwrap();
     assert_eq!(send(&emu, event_invoke(&emu, &over)).await.status(), 202);
     gate.add_permits(1);
     emu.shutdown().await;
@@ -1310,7 +1289,7 @@ async fn a_buffered_response_may_be_6_mib_and_100_bytes() {
         let resp = send(&emu, buffered_invoke(&emu, &p, "RequestResponse")).await;
         assert_eq!(resp.status(), 200);
         let function_error = resp.headers().get("x-amz-function-error").cloned();
-        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let body = body_of(resp).await;
         if fits {
             assert_eq!((function_error, body.len()), (None, size));
         } else {
@@ -1446,7 +1425,7 @@ async fn shutdown_returns_once_the_listener_and_its_connections_are_closed() {
         std::io::ErrorKind::ConnectionRefused
     );
     // a guard against hanging, not a timing assertion
-    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+    guarded("the stream was closed", async {
         while let Some(f) = body.frame().await {
             match f {
                 Ok(f) => s.feed(f.into_data().unwrap()),
@@ -1455,6 +1434,5 @@ async fn shutdown_returns_once_the_listener_and_its_connections_are_closed() {
         }
     })
     .await;
-    assert!(ended.is_ok(), "the stream was closed");
     assert!(s.finish().is_err(), "no InvokeComplete: cut, not ended");
 }

@@ -14,15 +14,13 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use invoke_emulator::{Emulator, FunctionError, Invocation, ResponseStream, ServerLimits};
 use invoke_proto::{Credentials, InvokeParams, SigningScope, sign};
-use support::{request, send};
+use support::{guarded, request, send};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 const KEY: &str = "AKIDHOSTILE";
 const SECRET: &str = "hostile-secret";
-/// The guard against a hanging test: nothing here should take more than a few seconds
-const GUARD: Duration = Duration::from_secs(30);
 /// Long enough never to be reached during a test
 const NEVER: Duration = Duration::from_secs(3600);
 const STREAM_PATH: &str = "/2021-11-15/functions/echo/response-streaming-invocations";
@@ -63,12 +61,6 @@ async fn start(builder: invoke_emulator::Builder, limits: ServerLimits) -> Emula
         .start("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()
-}
-
-async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
-    tokio::time::timeout(GUARD, f)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer within {GUARD:?}"))
 }
 
 /// Reads until the server closes the connection (EOF or reset); the bytes read

@@ -18,7 +18,7 @@ use invoke_proto::{
     Event, InvokeComplete, InvokeParams, LogType, ResponseHead, StreamError, parse_response_head,
 };
 use serde_json::{Value, json};
-use support::{request, send};
+use support::{body_of, guarded, request, send};
 
 /// The function: a loop over `/next`, with the behaviour chosen by the event's `op`
 const FUNCTION: &str = r#"
@@ -390,9 +390,7 @@ async fn read_stream(resp: http::Response<Incoming>, mut on_chunk: impl FnMut(&B
 async fn invoke(emu: &Emulator, function: &str, event: &Value) -> Outcome {
     let p = InvokeParams::new(function, event.to_string()).log_type(LogType::Tail);
     let resp = send(emu, request(emu, &p)).await;
-    tokio::time::timeout(Duration::from_secs(60), read_stream(resp, |_| {}))
-        .await
-        .expect("the invocation finished")
+    guarded("the invocation finished", read_stream(resp, |_| {})).await
 }
 
 /// A buffered `Invoke` of `function`: the response head and the whole body
@@ -406,9 +404,8 @@ async fn invoke_buffered(
         .parse()
         .unwrap();
     let (parts, body) = send(emu, req).await.into_parts();
-    let body = tokio::time::timeout(Duration::from_secs(60), body.collect())
+    let body = guarded("the invocation finished", body.collect())
         .await
-        .expect("the invocation finished")
         .unwrap()
         .to_bytes();
     (parts, body)
@@ -527,7 +524,7 @@ async fn buffered_response_env_and_next_headers() {
     let resp = send(&emu, req).await;
     assert_eq!(resp.status(), 200);
     assert!(!resp.headers().contains_key("x-amz-function-error"));
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = body_of(resp).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["pid"], pid);
     emu.shutdown().await;
@@ -770,9 +767,11 @@ async fn a_reused_process_that_never_asks_for_its_invocation_times_out() {
     let emu = start(Emulator::builder().process_function("py", dir.command(""), cfg)).await;
     let first = invoke(&emu, "py", &json!({"op": "then_stall"})).await;
     let pid = first.json()["pid"].clone();
-    let o = tokio::time::timeout(Duration::from_secs(30), invoke(&emu, "py", &json!({})))
-        .await
-        .expect("the function timeout ended the invocation");
+    let o = guarded(
+        "the function timeout ended the invocation",
+        invoke(&emu, "py", &json!({})),
+    )
+    .await;
     let (t, m) = o.error();
     assert_eq!(t, "Sandbox.Timedout");
     assert!(m.contains("Task timed out after 1.00 seconds"), "{m}");
@@ -1082,9 +1081,11 @@ async fn a_process_that_never_polls_times_out_and_its_group_is_killed() {
     let emu = start(Emulator::builder().process_function_with(function, config())).await;
     let p = InvokeParams::new("np", "{}");
     let resp = send(&emu, request(&emu, &p)).await;
-    let o = tokio::time::timeout(Duration::from_secs(30), read_stream(resp, |_| {}))
-        .await
-        .expect("the init timeout ended the invocation");
+    let o = guarded(
+        "the init timeout ended the invocation",
+        read_stream(resp, |_| {}),
+    )
+    .await;
     let (t, m) = o.error();
     assert_eq!(t, "Sandbox.Timedout");
     assert!(m.contains("init timed out after 0.50 seconds"), "{m}");
@@ -1139,11 +1140,10 @@ async fn abandoned_invocations_free_their_processes() {
     }
     // The slots are free again: the next invocation is served
     let p = InvokeParams::new("py", json!({}).to_string());
-    let o = tokio::time::timeout(Duration::from_secs(30), async {
+    let o = guarded("an invocation after abandoned ones is served", async {
         read_stream(send(&emu, request(&emu, &p)).await, |_| {}).await
     })
-    .await
-    .expect("an invocation after abandoned ones is served");
+    .await;
     assert!(!o.complete.is_error(), "{o:?}");
     emu.shutdown().await;
 }

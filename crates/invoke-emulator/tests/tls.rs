@@ -6,11 +6,11 @@ mod support;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
 use invoke_proto::{Event, InvokeParams, InvokeStream};
-use support::request;
+use support::{body_of, request};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::crypto::ring;
@@ -63,7 +63,7 @@ async fn count_over_tls(
     let req = request(emu, &InvokeParams::new("count", r#"{"n":3,"size":5}"#));
     let resp = sender.send_request(req.map(Full::new)).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let body = body_of(resp).await;
     let mut s = InvokeStream::new();
     s.feed(body);
     let mut events = Vec::new();

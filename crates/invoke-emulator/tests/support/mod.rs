@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use invoke_emulator::Emulator;
@@ -24,9 +24,24 @@ pub fn request(emu: &Emulator, params: &InvokeParams) -> http::Request<Bytes> {
     build_request(params, &ep).unwrap()
 }
 
-/// How long a test waits for a response head ([`send`]) or a body frame: an emulator that
-/// stops answering fails the test instead of hanging it (no test waits more than seconds)
+/// How long a test waits for an answer ([`guarded`]): an emulator that stops answering fails
+/// the test instead of hanging it (no test waits more than seconds)
 pub const ANSWER_GUARD: Duration = Duration::from_secs(60);
+
+/// Awaits `f` for at most [`ANSWER_GUARD`]; past it the test fails, naming `what` it waited for
+pub async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(ANSWER_GUARD, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not within {ANSWER_GUARD:?}"))
+}
+
+/// The whole body of `resp`, waited for at most [`ANSWER_GUARD`]
+pub async fn body_of(resp: http::Response<Incoming>) -> Bytes {
+    guarded("the whole body", resp.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes()
+}
 
 /// Sends `req` over a fresh loopback connection; the response head
 pub async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<Incoming> {
@@ -35,8 +50,7 @@ pub async fn send(emu: &Emulator, req: http::Request<Bytes>) -> http::Response<I
         .await
         .unwrap();
     tokio::spawn(conn);
-    tokio::time::timeout(ANSWER_GUARD, sender.send_request(req.map(Full::new)))
+    guarded("a response head", sender.send_request(req.map(Full::new)))
         .await
-        .unwrap_or_else(|_| panic!("no response head within {ANSWER_GUARD:?}"))
         .unwrap()
 }
