@@ -304,9 +304,10 @@ impl LogPipe {
 }
 
 /// Splits what a process writes into lines, each handed on whole however the reads cut it;
-/// a line longer than [`MAX_LINE`] is cut into pieces of at most that many bytes (a cut
-/// moves back to the start of a UTF-8 character it would split), at the same places
-/// whatever the reads
+/// a line longer than [`MAX_LINE`] is cut into pieces of at most that many bytes, at the same
+/// places whatever the reads. A cut moves back to the start of a UTF-8 character it would
+/// split: over at most three continuation bytes (`0b10xxxxxx`) to a lead byte
+/// (`0b11xxxxxx`); without one there (not UTF-8), it stays at [`MAX_LINE`]
 struct Lines {
     /// The current line's start, not yet ended (at most [`MAX_LINE`] bytes)
     partial: Vec<u8>,
@@ -782,10 +783,13 @@ mod tests {
         }
     }
 
-    /// Bytes that are not UTF-8 at a cut: cut at [`MAX_LINE`], the same whatever the reads
+    /// Bytes that are not UTF-8 at a cut: the cut moves back over at most three
+    /// continuation bytes (`0b10xxxxxx`) to a lead byte (`0b11xxxxxx`), else it stays at
+    /// [`MAX_LINE`]; the same whatever the reads
     #[test]
-    fn a_cut_among_bytes_that_are_not_utf8_is_at_the_longest() {
+    fn a_cut_among_bytes_that_are_not_utf8_moves_back_to_a_lead_byte_or_not_at_all() {
         let mut rng = crate::runtime::TestRng(0x9e37_79b9_7f4a_7c15);
+        let mut cases = Vec::new();
         // a lead byte without its continuation; continuations without a lead; a bad byte
         for odd in [
             &b"\xe4a"[..],
@@ -794,18 +798,26 @@ mod tests {
             b"\xff",
         ] {
             for at in MAX_LINE - 4..=MAX_LINE {
-                let mut line = vec![b'a'; at];
-                line.extend_from_slice(odd);
-                line.extend_from_slice(&[b'b'; 10]);
-                let mut want = Vec::new();
-                push_echo(&mut want, &line[..MAX_LINE]);
-                want.push(b'\n');
-                push_echo(&mut want, &line[MAX_LINE..]);
-                want.push(b'\n');
-                for mode in 0..3 {
-                    let got = feed_in_parts(&line, mode, &mut rng);
-                    assert!(got == want, "{odd:?} at {at}, mode {mode}");
-                }
+                cases.push((odd, at, MAX_LINE));
+            }
+        }
+        // a lead byte four continuations back is too far, three is not
+        cases.push((b"\xf0\x80\x80\x80\x80", MAX_LINE - 4, MAX_LINE));
+        cases.push((b"\xf0\x80\x80\x80\x80", MAX_LINE - 3, MAX_LINE - 3));
+        // a lead byte that starts no valid character is still one
+        cases.push((b"\xc0\x80", MAX_LINE - 1, MAX_LINE - 1));
+        for (odd, at, cut) in cases {
+            let mut line = vec![b'a'; at];
+            line.extend_from_slice(odd);
+            line.extend_from_slice(&[b'b'; 10]);
+            let mut want = Vec::new();
+            push_echo(&mut want, &line[..cut]);
+            want.push(b'\n');
+            push_echo(&mut want, &line[cut..]);
+            want.push(b'\n');
+            for mode in 0..3 {
+                let got = feed_in_parts(&line, mode, &mut rng);
+                assert!(got == want, "{odd:?} at {at}, mode {mode}");
             }
         }
     }
