@@ -4,7 +4,6 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -12,6 +11,9 @@ use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::{Headers, Message, encode_message};
 use invoke_testkit::testdata;
 use serde_json::Value;
+use support::{OutputWatched as _, Watchdog};
+
+mod support;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
@@ -30,6 +32,7 @@ fn spawn_piped(args: &[&str]) -> Child {
 
 fn run_stdin(args: &[&str], input: &[u8]) -> Output {
     let mut child = spawn_piped(args);
+    let _watchdog = Watchdog::watch(&child);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -82,7 +85,7 @@ fn shipped_sample_is_current_and_decodes() {
         sample(),
         "run with UPDATE_SAMPLES=1"
     );
-    let out = bin().arg("decode").arg(&path).output().unwrap();
+    let out = bin().arg("decode").arg(&path).output_watched();
     assert!(out.status.success(), "{out:?}");
     let msgs = lines(&out);
     assert_eq!(msgs.len(), 4);
@@ -92,8 +95,7 @@ fn shipped_sample_is_current_and_decodes() {
     let out = bin()
         .args(["decode", "--payload"])
         .arg(&path)
-        .output()
-        .unwrap();
+        .output_watched();
     assert!(out.status.success());
     // the function's output only: InvokeComplete's payload is not part of it
     assert_eq!(out.stdout, b"Hello, streaming world!\n");
@@ -212,7 +214,7 @@ fn official_vectors_print_their_json() {
         seen += 1;
         let expect: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         let bin_path = path.with_extension("bin");
-        let out = bin().arg("decode").arg(&bin_path).output().unwrap();
+        let out = bin().arg("decode").arg(&bin_path).output_watched();
         let name = path.display();
         if expect["expect"] == "ok" {
             assert!(out.status.success(), "{name}: {out:?}");
@@ -280,8 +282,7 @@ fn truncated_stream_fails_with_offset() {
 fn missing_file_is_an_io_error() {
     let out = bin()
         .args(["decode", "/nonexistent/capture.bin"])
-        .output()
-        .unwrap();
+        .output_watched();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lambda-stream:"));
 }
@@ -310,6 +311,7 @@ fn one_gib_in_bounded_memory() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let _watchdog = Watchdog::watch(&child);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     for _ in 0..1024 {
@@ -334,6 +336,7 @@ fn closed_stdout_exits_quietly_with_status_0() {
     // `lambda-stream decode capture | head -c 0`: the reader is gone before the first write
     for args in [&["decode"][..], &["decode", "--payload"][..]] {
         let mut child = spawn_piped(args);
+        let _watchdog = Watchdog::watch(&child);
         drop(child.stdout.take());
         let mut stdin = child.stdin.take().unwrap();
         // The child may exit before it read everything; a write error here is expected
@@ -353,11 +356,7 @@ fn run_redirected(args: &[&str], redirect: &str) -> Output {
         .arg(format!("exec \"$0\" decode \"$@\" {redirect}"))
         .arg(env!("CARGO_BIN_EXE_lambda-stream"))
         .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+        .output_watched()
 }
 
 #[test]
@@ -440,20 +439,15 @@ fn output_and_peak_rss(
     done: impl Fn(&[u8]) -> bool,
 ) -> (Vec<u8>, u64) {
     let mut child = spawn_piped(args);
+    // output that never matches `done` fails the test instead of hanging it: the process is
+    // killed, which ends its output
+    let _watchdog = Watchdog::watch(&child);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let (measured, wait_measured) = mpsc::channel::<()>();
     let writer = std::thread::spawn(move || {
         stdin.write_all(&input).unwrap();
         let _ = wait_measured.recv();
-    });
-    // output that never matches `done` fails the test instead of hanging it: the process is
-    // killed after two minutes, which ends its output
-    let (finished, watch) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        if watch.recv_timeout(Duration::from_secs(120)) == Err(mpsc::RecvTimeoutError::Timeout) {
-            let _ = Command::new("kill").arg(pid.to_string()).status();
-        }
     });
     let mut stdout = child.stdout.take().unwrap();
     let mut out = Vec::new();
@@ -462,14 +456,12 @@ fn output_and_peak_rss(
         let n = stdout.read(&mut buf).unwrap();
         assert!(
             n > 0,
-            "{args:?}: output ended after {} bytes (killed after 2 minutes?): {:?}",
+            "{args:?}: output ended after {} bytes (killed by the watchdog?): {:?}",
             out.len(),
             String::from_utf8_lossy(&out[out.len().saturating_sub(200)..])
         );
         out.extend_from_slice(&buf[..n]);
     }
-    drop(finished);
-    watchdog.join().unwrap();
     let peak = peak_rss_kib(pid);
     measured.send(()).unwrap();
     writer.join().unwrap();
@@ -551,8 +543,7 @@ fn a_closed_stderr_is_not_a_panic() {
         .args(["decode", "/no/such/capture.bin"])
         .stdout(Stdio::piped())
         .stderr(closed_pipe())
-        .output()
-        .unwrap();
+        .output_watched();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
@@ -562,27 +553,11 @@ fn completions_to_a_closed_pipe_are_not_a_panic() {
         .args(["completions", "bash"])
         .stdout(closed_pipe())
         .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+        .output_watched();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let out = bin().args(["completions", "bash"]).output().unwrap();
+    let out = bin().args(["completions", "bash"]).output_watched();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("lambda-stream"));
-}
-
-/// `child`'s output, killing it if it has not ended within 30 s (a guard against hanging,
-/// not a timing assertion)
-fn output_unless_hung(child: Child) -> Output {
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let Ok(out) = rx.recv_timeout(Duration::from_secs(30)) else {
-        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-        panic!("still running after 30 s");
-    };
-    out.unwrap()
 }
 
 /// A read that fails (of a directory named as the capture) is an IO error, never tried
@@ -590,8 +565,9 @@ fn output_unless_hung(child: Child) -> Output {
 #[test]
 fn a_failing_read_is_an_io_error() {
     let dir = std::env::temp_dir();
-    let child = spawn_piped(&["decode", dir.to_str().unwrap()]);
-    let out = output_unless_hung(child);
+    let out = bin()
+        .args(["decode", dir.to_str().unwrap()])
+        .output_watched();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -613,7 +589,7 @@ fn usage_errors_exit_with_the_status_of_their_command() {
         (&["completions", "tcsh"][..], 3),
         (&["no-such-command"][..], 3),
     ] {
-        let out = bin().args(args).output().unwrap();
+        let out = bin().args(args).output_watched();
         assert_eq!(out.status.code(), Some(status), "{args:?}: {out:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
@@ -630,8 +606,7 @@ fn completions_that_cannot_be_written_are_an_error() {
         .arg("-c")
         .arg("exec \"$0\" completions bash >/dev/full")
         .arg(env!("CARGO_BIN_EXE_lambda-stream"))
-        .output()
-        .unwrap();
+        .output_watched();
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("cannot write the completion script"), "{err}");

@@ -12,7 +12,10 @@ use invoke_emulator::{
     ResponseStream,
 };
 use invoke_proto::bytes::{Bytes, BytesMut};
+use support::{OutputWatched as _, Watchdog};
 use tokio::sync::Semaphore;
+
+mod support;
 
 const KEY: &str = "AKIDCLITEST";
 const SECRET: &str = "cli-test-secret";
@@ -90,6 +93,7 @@ fn invoke(url: &str, args: &[&str]) -> Command {
     c
 }
 
+/// Runs `c` to its end with `stdin` as its input, under a [`Watchdog`]
 fn run(mut c: Command, stdin: &[u8]) -> Output {
     let mut child = c
         .stdin(Stdio::piped())
@@ -97,21 +101,24 @@ fn run(mut c: Command, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let _watchdog = Watchdog::watch(&child);
     let mut input = child.stdin.take().unwrap();
     input.write_all(stdin).unwrap();
     drop(input);
     child.wait_with_output().unwrap()
 }
 
-/// Starts `c` with its stdout and stderr piped; returns the child and its stdout
-fn spawn(mut c: Command) -> (Child, ChildStdout) {
+/// Starts `c` with its stdout and stderr piped; returns the child, its stdout and the
+/// [`Watchdog`] over it (to keep while the test uses the child)
+fn spawn(mut c: Command) -> (Child, ChildStdout, Watchdog) {
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    (child, stdout)
+    let watchdog = Watchdog::watch(&child);
+    (child, stdout, watchdog)
 }
 
 /// All of a child's stderr
@@ -229,7 +236,7 @@ fn a_hundred_mib_stream_with_bounded_memory() {
             }
         })
     });
-    let (mut child, mut stdout) = spawn(invoke(&l.url, &["big"]));
+    let (mut child, mut stdout, _watchdog) = spawn(invoke(&l.url, &["big"]));
     let mut buf = vec![0; 256 * 1024];
     let mut total = 0usize;
     while total < CHUNK * CHUNKS {
@@ -260,7 +267,7 @@ fn the_first_chunk_reaches_stdout_while_the_function_runs() {
     let gate = Arc::new(Semaphore::new(0));
     let (handler, done) = gated(&["first\n", "second\n"], &gate);
     let l = lambda(move |b| b.function("gated", handler));
-    let (mut child, mut stdout) = spawn(invoke(&l.url, &["gated"]));
+    let (mut child, mut stdout, _watchdog) = spawn(invoke(&l.url, &["gated"]));
     let mut first = [0; 6];
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"first\n");
@@ -581,7 +588,7 @@ fn event_lines_are_written_as_they_happen() {
     let l = lambda(|b| b.function("gated", handler));
     let mut c = invoke(&l.url, &["gated", "--output", "events"]);
     c.stdin(Stdio::null());
-    let (mut child, stdout) = spawn(c);
+    let (mut child, stdout, _watchdog) = spawn(c);
     let mut lines = BufReader::new(stdout).lines();
     // the function gives up after a minute, and the stream with it: never a hang
     loop {
@@ -627,7 +634,7 @@ fn a_closed_stdout_ends_the_invocation_quietly() {
     let gate = Arc::new(Semaphore::new(0));
     let (handler, done) = gated(lines, &gate);
     let l = lambda(move |b| b.function("endless", handler));
-    let (mut child, mut stdout) = spawn(invoke(&l.url, &["endless"]));
+    let (mut child, mut stdout, _watchdog) = spawn(invoke(&l.url, &["endless"]));
     let mut first = [0; 7];
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"line 0\n");
@@ -1035,7 +1042,7 @@ fn the_status_line_counts_what_has_arrived() {
     let l = lambda(|b| b.function("gated", handler));
     let mut c = invoke(&l.url, &["gated", "--status-line", "always"]);
     c.stdin(Stdio::null());
-    let (mut child, mut stdout) = spawn(c);
+    let (mut child, mut stdout, _watchdog) = spawn(c);
     let mut err = child.stderr.take().unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -1096,7 +1103,7 @@ fn on_a_terminal_the_status_line_never_covers_the_payload() {
                 script.env(k, v);
             }
         }
-        script.output().unwrap()
+        script.output_watched()
     };
     // stdout and stderr on the same terminal: no status line, which would overwrite the
     // payload
@@ -1263,7 +1270,7 @@ fn ctrl_c_says_the_function_runs_on() {
     let gate = Arc::new(Semaphore::new(0));
     let (handler, _done) = gated(&["one\n", "two\n"], &gate);
     let l = lambda(move |b| b.function("slow", handler));
-    let (mut child, mut stdout) = spawn(invoke(&l.url, &["slow"]));
+    let (mut child, mut stdout, _watchdog) = spawn(invoke(&l.url, &["slow"]));
     let mut one = [0; 4];
     stdout.read_exact(&mut one).unwrap();
     let status = interrupt(&mut child);
@@ -1325,7 +1332,7 @@ fn ctrl_c_kills_a_running_credential_process() {
             pid_file.display()
         ),
     );
-    let (mut child, _stdout) = spawn(c);
+    let (mut child, _stdout, _watchdog) = spawn(c);
     // the command's `sleep`, once it started (the file appears whole, by a rename)
     let started = Instant::now();
     let sleeper: u32 = loop {
@@ -1463,6 +1470,5 @@ fn with_closed(stream: &str, args: &[&str]) -> Output {
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("AWS_REGION", "us-east-1")
         .stderr(Stdio::piped())
-        .output()
-        .unwrap()
+        .output_watched()
 }

@@ -12,7 +12,7 @@ use invoke_proto::{Event, InvokeParams, InvokeStream, build_request};
 use invoke_proto::{SigningScope, sign};
 
 mod support;
-use support::Server;
+use support::{OutputWatched as _, Server, Watchdog};
 
 fn serve(args: &[&str]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
@@ -434,6 +434,7 @@ fn curl(url: &str, params: &InvokeParams, ca: Option<&str>) -> (Option<i32>, Vec
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _watchdog = Watchdog::watch(&child);
     child.stdin.take().unwrap().write_all(req.body()).unwrap();
     let out = child.wait_with_output().unwrap();
     (out.status.code(), out.stdout)
@@ -490,8 +491,7 @@ fn ca_file_requires_tls_and_a_writable_path() {
     let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
         .args(["serve", "--port", "0", "--tls", "--ca-file"])
         .arg(&missing)
-        .output()
-        .unwrap();
+        .output_watched();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

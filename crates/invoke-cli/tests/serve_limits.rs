@@ -18,7 +18,7 @@ const GUARD: Duration = Duration::from_secs(60);
 const STREAM_PATH: &str = "/2021-11-15/functions/count/response-streaming-invocations";
 
 mod support;
-use support::Server;
+use support::{OutputWatched as _, Server};
 
 /// `serve --port 0 --no-auth --quiet ARGS`, run through `prefix` (a command that execs the
 /// rest, such as `prlimit`) when given; ready once its banner names the URL
@@ -227,8 +227,7 @@ fn timeout_and_connection_options_take_effect() {
         let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
             .args(["serve", "--port", "0"])
             .arg(format!("{}={}", bad[0], bad[1]))
-            .output()
-            .unwrap();
+            .output_watched();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
         assert!(err.contains(bad[0]), "{bad:?}: {err}");

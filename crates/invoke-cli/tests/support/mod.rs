@@ -1,10 +1,84 @@
-//! The `lambda-stream serve` process shared by the CLI's integration tests
+//! What the CLI's integration tests share: the `lambda-stream serve` process, and a watchdog
+//! over the processes they run
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
 use std::time::Duration;
+
+/// How long a test lets a CLI process it runs to its end live (the CLI's own timeouts are
+/// minutes long): a process that never ends fails its test instead of hanging it
+pub const RUN_GUARD: Duration = Duration::from_secs(120);
+
+/// Kills a process still running [`RUN_GUARD`] after the watch began; dropped after that, it
+/// fails the test. Dropping it ends the watch.
+pub struct Watchdog {
+    pid: u32,
+    stop: Option<Sender<()>>,
+    /// Whether it killed the process
+    watcher: Option<JoinHandle<bool>>,
+}
+
+impl Watchdog {
+    /// Watches `child`: keep the watchdog while the test uses it
+    #[must_use]
+    pub fn watch(child: &Child) -> Self {
+        let pid = child.id();
+        let (stop, stopped) = channel::<()>();
+        let watcher = std::thread::spawn(move || {
+            let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(RUN_GUARD) else {
+                return false;
+            };
+            eprintln!("watchdog: process {pid} still ran after {RUN_GUARD:?}: killed");
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            true
+        });
+        Self {
+            pid,
+            stop: Some(stop),
+            watcher: Some(watcher),
+        }
+    }
+}
+
+/// [`Command::output`] under a [`Watchdog`]
+pub trait OutputWatched {
+    /// Runs the command to its end as [`Command::output`] does (stdin empty, stdout and stderr
+    /// captured), killed past [`RUN_GUARD`]
+    fn output_watched(&mut self) -> Output;
+}
+
+impl OutputWatched for Command {
+    fn output_watched(&mut self) -> Output {
+        let child = self
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _watchdog = Watchdog::watch(&child);
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let killed = self
+            .watcher
+            .take()
+            .is_some_and(|w| w.join().unwrap_or(false));
+        assert!(
+            !killed || std::thread::panicking(),
+            "process {} still ran after {RUN_GUARD:?}: killed",
+            self.pid
+        );
+    }
+}
 
 /// How long a test waits for the next line of the server's stdout: a line that never comes
 /// fails the test instead of hanging it (the server runs until it is killed)
