@@ -11,7 +11,7 @@ use invoke_proto::bytes::{Bytes, BytesMut};
 use invoke_proto::{Headers, Message, encode_message};
 use invoke_testkit::testdata;
 use serde_json::Value;
-use support::{OutputWatched as _, Watchdog};
+use support::{OutputWatched as _, Watchdog, wait_watched};
 
 mod support;
 
@@ -539,21 +539,27 @@ fn closed_pipe() -> std::io::PipeWriter {
 #[test]
 fn a_closed_stderr_is_not_a_panic() {
     // the error message cannot be written: the status is still the error's, not a panic's 101
-    let out = bin()
+    let child = bin()
         .args(["decode", "/no/such/capture.bin"])
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(closed_pipe())
-        .output_watched();
+        .spawn()
+        .unwrap();
+    let out = wait_watched(child);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
 #[test]
 fn completions_to_a_closed_pipe_are_not_a_panic() {
-    let out = bin()
+    let child = bin()
         .args(["completions", "bash"])
+        .stdin(Stdio::null())
         .stdout(closed_pipe())
         .stderr(Stdio::piped())
-        .output_watched();
+        .spawn()
+        .unwrap();
+    let out = wait_watched(child);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let out = bin().args(["completions", "bash"]).output_watched();
     assert!(out.status.success());

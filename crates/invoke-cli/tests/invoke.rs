@@ -1096,8 +1096,7 @@ fn on_a_terminal_the_status_line_never_covers_the_payload() {
             .arg("-qec")
             .arg(format!("{} {redirect}", line.join(" ")))
             .arg("/dev/null")
-            .env_clear()
-            .stdin(Stdio::null());
+            .env_clear();
         for (k, v) in c.get_envs() {
             if let Some(v) = v {
                 script.env(k, v);
@@ -1469,6 +1468,5 @@ fn with_closed(stream: &str, args: &[&str]) -> Output {
         .env("AWS_ACCESS_KEY_ID", KEY)
         .env("AWS_SECRET_ACCESS_KEY", SECRET)
         .env("AWS_REGION", "us-east-1")
-        .stderr(Stdio::piped())
         .output_watched()
 }

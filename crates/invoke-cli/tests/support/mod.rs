@@ -45,10 +45,18 @@ impl Watchdog {
     }
 }
 
+/// `child`'s output once it ends, as [`Child::wait_with_output`] gives it, under a
+/// [`Watchdog`]
+pub fn wait_watched(child: Child) -> Output {
+    let _watchdog = Watchdog::watch(&child);
+    child.wait_with_output().unwrap()
+}
+
 /// [`Command::output`] under a [`Watchdog`]
 pub trait OutputWatched {
-    /// Runs the command to its end as [`Command::output`] does (stdin empty, stdout and stderr
-    /// captured), killed past [`RUN_GUARD`]
+    /// Runs the command to its end with the stdin, stdout and stderr [`Command::output`]
+    /// gives it (stdin empty, stdout and stderr captured), replacing any set before: a test
+    /// that sets its own spawns and calls [`wait_watched`]
     fn output_watched(&mut self) -> Output;
 }
 
@@ -60,8 +68,7 @@ impl OutputWatched for Command {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let _watchdog = Watchdog::watch(&child);
-        child.wait_with_output().unwrap()
+        wait_watched(child)
     }
 }
 
