@@ -172,7 +172,16 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 pub(crate) fn run(args: &InvokeArgs) -> ExitCode {
-    match invoke(args) {
+    let outcome = invoke(args);
+    #[cfg(unix)]
+    if CTRL_C.load(std::sync::atomic::Ordering::SeqCst) {
+        // what failed may be the interrupt's doing (a killed `credential_process`): the
+        // Ctrl-C thread reports the interrupt and ends the process, within a second
+        loop {
+            std::thread::park();
+        }
+    }
+    match outcome {
         Ok(exit) => exit.into(),
         Err(Failure(exit, message)) => {
             // it may quote a credential provider's answer (an STS message, a command's
@@ -226,6 +235,11 @@ const INTERRUPTED: i32 = 130;
 /// Set once the invocation may have been sent (the credentials are loaded before)
 static INVOKING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Set on Ctrl-C, before a running `credential_process` is killed: from then on the Ctrl-C
+/// thread alone reports and exits
+#[cfg(unix)]
+static CTRL_C: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// On Ctrl-C, kills any `credential_process` still running (in its own process group, the
 /// terminal's signal does not reach it), says that the function goes on (the service does
 /// not stop a function whose client went away), then exits
@@ -236,6 +250,9 @@ fn watch_interrupt() {
     };
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
+            // before the kill: the credentials' failure it causes is not reported (or the
+            // status it would end in given) in place of the interrupt
+            CTRL_C.store(true, std::sync::atomic::Ordering::SeqCst);
             invoke_config::kill_running_processes();
             // the message below waits for stderr, which a full pipe or a paused terminal
             // can hold for good: the exit does not

@@ -1366,7 +1366,8 @@ fn ctrl_c_kills_a_running_credential_process() {
     }
     assert!(
         !alive(),
-        "the credential_process's sleep {sleeper} outlived the CLI"
+        "the credential_process's sleep {sleeper} outlived the CLI: {}",
+        std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default()
     );
 }
 

@@ -3,14 +3,36 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::credentials::{ProcessCommand, ProcessOutput};
 
 /// The process groups of the commands running now (each the id of its shell), for
 /// [`kill_running_processes`]
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+static RUNNING: Mutex<Running> = Mutex::new(Running {
+    groups: Vec::new(),
+    starting: 0,
+    closed: false,
+});
+
+/// Signalled when a command that was starting is in [`RUNNING`] (or failed to start)
+static STARTED: Condvar = Condvar::new();
+
+/// How long [`kill_running_processes`] waits for the commands starting at that instant
+const START_WAIT: Duration = Duration::from_secs(5);
+
+struct Running {
+    groups: Vec<u32>,
+    /// Commands being spawned now, not yet in `groups`
+    starting: usize,
+    /// Set by [`kill_running_processes`]: no command starts after it
+    closed: bool,
+}
+
+fn running() -> MutexGuard<'static, Running> {
+    RUNNING.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// Kills, on Unix, every process of group `pgid` (a command's shell and what it started)
 fn kill_pgid(pgid: u32) {
@@ -41,32 +63,58 @@ fn kill_group(child: &mut std::process::Child) {
 /// A command runs in its own process group, so the terminal's Ctrl-C does not reach it, and
 /// its timeout is kept by the thread waiting for it, which ends with the program: without
 /// this, a command waiting for a login could outlive the program.
+///
+/// A command being started at that instant is waited for (a few seconds at most) and killed
+/// too, and none starts after it ([`run_process`] then fails): none outlives the program.
 pub fn kill_running_processes() {
-    let running = std::mem::take(&mut *RUNNING.lock().unwrap_or_else(PoisonError::into_inner));
-    for pgid in running {
+    let groups = {
+        let mut running = running();
+        running.closed = true;
+        let (mut running, _) = STARTED
+            .wait_timeout_while(running, START_WAIT, |r| r.starting > 0)
+            .unwrap_or_else(PoisonError::into_inner);
+        std::mem::take(&mut running.groups)
+    };
+    for pgid in groups {
         kill_pgid(pgid);
+    }
+}
+
+/// A command about to be spawned: counted in [`RUNNING`] until it is in its list
+struct Starting;
+
+impl Starting {
+    /// `None` after [`kill_running_processes`]
+    fn new() -> Option<Self> {
+        let mut running = running();
+        if running.closed {
+            return None;
+        }
+        running.starting += 1;
+        Some(Self)
+    }
+
+    /// Puts the spawned command's process group in the list, for as long as it lives
+    fn started(self, pgid: u32) -> Registered {
+        running().groups.push(pgid);
+        drop(self); // listed: no longer starting
+        Registered(pgid)
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        running().starting -= 1;
+        STARTED.notify_all();
     }
 }
 
 /// Keeps a command's process group in [`RUNNING`] while it lives
 struct Registered(u32);
 
-impl Registered {
-    fn new(pgid: u32) -> Self {
-        RUNNING
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(pgid);
-        Self(pgid)
-    }
-}
-
 impl Drop for Registered {
     fn drop(&mut self) {
-        RUNNING
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|&p| p != self.0);
+        running().groups.retain(|&p| p != self.0);
     }
 }
 
@@ -78,7 +126,8 @@ impl Drop for Registered {
 ///
 /// # Errors
 ///
-/// A message when it cannot be started or runs past its timeout.
+/// A message when it cannot be started (or is not, after [`kill_running_processes`]) or runs
+/// past its timeout.
 pub fn run_process(cmd: &ProcessCommand) -> Result<ProcessOutput, String> {
     run_process_until(cmd, &AtomicBool::new(false))
 }
@@ -107,13 +156,16 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
     };
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let Some(starting) = Starting::new() else {
+        return Err("the command was not started: the program is exiting".to_owned());
+    };
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("could not start `sh`: {e}"))?;
-    let _registered = Registered::new(child.id());
+    let _registered = starting.started(child.id());
     let limit = cmd.max_output as u64;
     // each stream's bytes so far, and word when it ended: a process the command left
     // running in the background may hold the stream open after the command exited, and what
@@ -201,10 +253,15 @@ mod tests {
     }
 
     fn running() -> usize {
-        RUNNING.lock().unwrap().len()
+        RUNNING.lock().unwrap().groups.len()
     }
 
-    /// The only test here that runs commands: `RUNNING` is the process's
+    fn starting() -> usize {
+        RUNNING.lock().unwrap().starting
+    }
+
+    /// The only test here that runs commands: `RUNNING` is the process's (and no command
+    /// runs after [`kill_running_processes`])
     #[test]
     fn running_commands_are_listed_and_killed_on_request() {
         let done = run_process(&command("echo hi")).unwrap();
@@ -220,5 +277,9 @@ mod tests {
         let out = waiting.join().unwrap().unwrap();
         assert!(!out.success && out.status.contains("signal"), "{out:?}");
         assert!(out.stdout.is_empty());
+        // none starts later
+        let e = run_process(&command("echo late")).unwrap_err();
+        assert!(e.contains("not started"), "{e}");
+        assert_eq!((running(), starting()), (0, 0));
     }
 }
