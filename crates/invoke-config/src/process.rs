@@ -241,7 +241,9 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
 mod tests {
     use std::time::Duration;
 
-    use super::{RUNNING, kill_running_processes, run_process};
+    use std::process::Command;
+
+    use super::{RUNNING, Starting, kill_running_processes, run_process};
     use crate::credentials::ProcessCommand;
 
     fn command(line: &str) -> ProcessCommand {
@@ -271,12 +273,30 @@ mod tests {
         while running() == 0 {
             std::thread::yield_now();
         }
-        kill_running_processes();
+        // and one caught between its spawn and its listing, as `run_process` spawns it
+        let starting_now = Starting::new().unwrap();
+        let mut spawned = Command::new("sh");
+        std::os::unix::process::CommandExt::process_group(&mut spawned, 0);
+        let mut spawned = spawned.args(["-c", "sleep 20"]).spawn().unwrap();
+        let killer = std::thread::spawn(kill_running_processes);
+        while !RUNNING.lock().unwrap().closed {
+            std::thread::yield_now();
+        }
+        let listed = starting_now.started(spawned.id());
+        killer.join().unwrap();
         assert_eq!(running(), 0);
         // killed by the request, not by its timeout: it ends with a signal, without output
         let out = waiting.join().unwrap().unwrap();
         assert!(!out.success && out.status.contains("signal"), "{out:?}");
         assert!(out.stdout.is_empty());
+        // the kill waited for the one starting: killed too, not left to run its 20 s
+        let status = spawned.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9),
+            "{status}"
+        );
+        drop(listed);
         // none starts later
         let e = run_process(&command("echo late")).unwrap_err();
         assert!(e.contains("not started"), "{e}");
