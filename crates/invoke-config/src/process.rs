@@ -275,6 +275,7 @@ mod tests {
         }
         // and one caught between its spawn and its listing, as `run_process` spawns it
         let starting_now = Starting::new().unwrap();
+        assert_eq!(starting(), 1);
         let mut spawned = Command::new("sh");
         std::os::unix::process::CommandExt::process_group(&mut spawned, 0);
         let mut spawned = spawned.args(["-c", "sleep 20"]).spawn().unwrap();
