@@ -239,9 +239,8 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
 
 #[cfg(all(test, unix))]
 mod tests {
-    use std::time::Duration;
-
     use std::process::Command;
+    use std::time::Duration;
 
     use super::{RUNNING, Starting, kill_running_processes, run_process};
     use crate::credentials::ProcessCommand;

@@ -45,6 +45,21 @@ impl Watchdog {
     }
 }
 
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        let killed = self
+            .watcher
+            .take()
+            .is_some_and(|w| w.join().unwrap_or(false));
+        assert!(
+            !killed || std::thread::panicking(),
+            "process {} still ran after {RUN_GUARD:?}: killed",
+            self.pid
+        );
+    }
+}
+
 /// `child`'s output once it ends, as [`Child::wait_with_output`] gives it, under a
 /// [`Watchdog`]
 pub fn wait_watched(child: Child) -> Output {
@@ -69,21 +84,6 @@ impl OutputWatched for Command {
             .spawn()
             .unwrap();
         wait_watched(child)
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        let killed = self
-            .watcher
-            .take()
-            .is_some_and(|w| w.join().unwrap_or(false));
-        assert!(
-            !killed || std::thread::panicking(),
-            "process {} still ran after {RUN_GUARD:?}: killed",
-            self.pid
-        );
     }
 }
 
