@@ -81,7 +81,10 @@ pub fn kill_running_processes() {
 }
 
 /// A command about to be spawned: counted in [`RUNNING`] until it is in its list
-struct Starting;
+struct Starting {
+    /// The spawned command's process group, listed when this is dropped
+    pgid: Option<u32>,
+}
 
 impl Starting {
     /// `None` after [`kill_running_processes`]
@@ -91,20 +94,23 @@ impl Starting {
             return None;
         }
         running.starting += 1;
-        Some(Self)
+        Some(Self { pgid: None })
     }
 
     /// Puts the spawned command's process group in the list, for as long as it lives
-    fn started(self, pgid: u32) -> Registered {
-        running().groups.push(pgid);
-        drop(self); // listed: no longer starting
+    fn started(mut self, pgid: u32) -> Registered {
+        self.pgid = Some(pgid);
         Registered(pgid)
     }
 }
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        running().starting -= 1;
+        // listed and no longer counted at once
+        let mut running = running();
+        running.groups.extend(self.pgid);
+        running.starting -= 1;
+        drop(running);
         STARTED.notify_all();
     }
 }
