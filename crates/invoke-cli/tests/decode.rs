@@ -19,20 +19,22 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
 }
 
-/// `lambda-stream ARGS` with stdin, stdout and stderr piped
-fn spawn_piped(args: &[&str]) -> Child {
-    bin()
+/// `lambda-stream ARGS` with stdin, stdout and stderr piped, and the [`Watchdog`] over it (to
+/// keep while the test uses the child)
+fn spawn_piped(args: &[&str]) -> (Child, Watchdog) {
+    let child = bin()
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    let watchdog = Watchdog::watch(&child);
+    (child, watchdog)
 }
 
 fn run_stdin(args: &[&str], input: &[u8]) -> Output {
-    let mut child = spawn_piped(args);
-    let _watchdog = Watchdog::watch(&child);
+    let (mut child, _watchdog) = spawn_piped(args);
     let mut stdin = child.stdin.take().unwrap();
     let input = input.to_vec();
     let writer = std::thread::spawn(move || {
@@ -335,8 +337,7 @@ fn one_gib_in_bounded_memory() {
 fn closed_stdout_exits_quietly_with_status_0() {
     // `lambda-stream decode capture | head -c 0`: the reader is gone before the first write
     for args in [&["decode"][..], &["decode", "--payload"][..]] {
-        let mut child = spawn_piped(args);
-        let _watchdog = Watchdog::watch(&child);
+        let (mut child, _watchdog) = spawn_piped(args);
         drop(child.stdout.take());
         let mut stdin = child.stdin.take().unwrap();
         // The child may exit before it read everything; a write error here is expected
@@ -438,10 +439,9 @@ fn output_and_peak_rss(
     input: Bytes,
     done: impl Fn(&[u8]) -> bool,
 ) -> (Vec<u8>, u64) {
-    let mut child = spawn_piped(args);
     // output that never matches `done` fails the test instead of hanging it: the process is
     // killed, which ends its output
-    let _watchdog = Watchdog::watch(&child);
+    let (mut child, _watchdog) = spawn_piped(args);
     let pid = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let (measured, wait_measured) = mpsc::channel::<()>();

@@ -123,11 +123,7 @@ async fn service_error(resp: http::Response<Incoming>) -> ServiceError {
     else {
         panic!("not an error: {parts:?}");
     };
-    let body = guarded("the error body", body.collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    head.into_error(&body)
+    head.into_error(&body_of(body).await)
 }
 
 fn joined(chunks: &[Bytes]) -> Vec<u8> {
@@ -399,7 +395,7 @@ async fn dry_run_and_buffered_invoke() {
             .unwrap()
             .contains("failing on purpose")
     );
-    let body = body_of(resp).await;
+    let body = body_of(resp.into_body()).await;
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["errorType"], "Error");
     emu.shutdown().await;
@@ -577,7 +573,7 @@ async fn end_early_ends_the_body_cleanly_without_invoke_complete() {
     req.headers_mut()
         .insert("x-emulator-fault", "end-early".parse().unwrap());
     // a whole body, not a cut connection: one chunk event, whole, and nothing after it
-    let body = body_of(send(&emu, req).await).await;
+    let body = body_of(send(&emu, req).await.into_body()).await;
     assert_eq!(message_crcs_right(&body), [true]);
     emu.shutdown().await;
     let o = with_fault("end-early").await;
@@ -599,7 +595,7 @@ async fn corrupt_crc_spoils_the_first_message_alone() {
     let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
     req.headers_mut()
         .insert("x-emulator-fault", "corrupt-crc".parse().unwrap());
-    let body = body_of(send(&emu, req).await).await;
+    let body = body_of(send(&emu, req).await.into_body()).await;
     // three chunk events and the InvokeComplete
     assert_eq!(message_crcs_right(&body), [false, true, true, true]);
     emu.shutdown().await;
@@ -880,7 +876,7 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     for absent in ["x-amz-function-error", "x-amz-log-result"] {
         assert!(!resp.headers().contains_key(absent), "{:?}", resp.headers());
     }
-    let body = body_of(resp).await;
+    let body = body_of(resp.into_body()).await;
     assert!(body.is_empty(), "{body:?}");
     let (payload, client_context) = guarded("the function started", started.recv())
         .await
@@ -915,7 +911,7 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     );
     let resp = send(&emu, req).await;
     assert_eq!(resp.status(), 200);
-    let body = body_of(resp).await;
+    let body = body_of(resp.into_body()).await;
     assert_eq!(&body[..], br#"{"x":1}"#);
     emu.shutdown().await;
 }
@@ -1289,7 +1285,7 @@ async fn a_buffered_response_may_be_6_mib_and_100_bytes() {
         let resp = send(&emu, buffered_invoke(&emu, &p, "RequestResponse")).await;
         assert_eq!(resp.status(), 200);
         let function_error = resp.headers().get("x-amz-function-error").cloned();
-        let body = body_of(resp).await;
+        let body = body_of(resp.into_body()).await;
         if fits {
             assert_eq!((function_error, body.len()), (None, size));
         } else {

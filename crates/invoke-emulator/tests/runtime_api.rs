@@ -404,11 +404,7 @@ async fn invoke_buffered(
         .parse()
         .unwrap();
     let (parts, body) = send(emu, req).await.into_parts();
-    let body = guarded("the invocation finished", body.collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    (parts, body)
+    (parts, body_of(body).await)
 }
 
 fn config() -> FunctionConfig {
@@ -524,7 +520,7 @@ async fn buffered_response_env_and_next_headers() {
     let resp = send(&emu, req).await;
     assert_eq!(resp.status(), 200);
     assert!(!resp.headers().contains_key("x-amz-function-error"));
-    let body = body_of(resp).await;
+    let body = body_of(resp.into_body()).await;
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["pid"], pid);
     emu.shutdown().await;

@@ -63,7 +63,7 @@ async fn count_over_tls(
     let req = request(emu, &InvokeParams::new("count", r#"{"n":3,"size":5}"#));
     let resp = sender.send_request(req.map(Full::new)).await.unwrap();
     assert_eq!(resp.status(), 200);
-    let body = body_of(resp).await;
+    let body = body_of(resp.into_body()).await;
     let mut s = InvokeStream::new();
     s.feed(body);
     let mut events = Vec::new();

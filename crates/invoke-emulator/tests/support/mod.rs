@@ -35,9 +35,9 @@ pub async fn guarded<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("{what}: not within {ANSWER_GUARD:?}"))
 }
 
-/// The whole body of `resp`, waited for at most [`ANSWER_GUARD`]
-pub async fn body_of(resp: http::Response<Incoming>) -> Bytes {
-    guarded("the whole body", resp.into_body().collect())
+/// The whole of `body`, waited for at most [`ANSWER_GUARD`]
+pub async fn body_of(body: Incoming) -> Bytes {
+    guarded("the whole body", body.collect())
         .await
         .unwrap()
         .to_bytes()
