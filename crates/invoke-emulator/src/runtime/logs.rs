@@ -304,12 +304,13 @@ impl LogPipe {
 }
 
 /// Splits what a process writes into lines, each handed on whole however the reads cut it;
-/// a line longer than [`MAX_LINE`] is cut into pieces of at most that many bytes, at the same
-/// places whatever the reads. A cut moves back to the start of a UTF-8 character it would
-/// split: over at most three continuation bytes (`0b10xxxxxx`) to a lead byte
-/// (`0b11xxxxxx`); without one there (not UTF-8), it stays at [`MAX_LINE`]
+/// a line longer than [`MAX_LINE`] (not counting its `\n` or `\r\n`) is cut into pieces of at
+/// most that many bytes, at the same places whatever the reads. A cut moves back to the start
+/// of a UTF-8 character it would split: over at most three continuation bytes (`0b10xxxxxx`)
+/// to a lead byte (`0b11xxxxxx`); without one there (not UTF-8), it stays at [`MAX_LINE`]
 struct Lines {
-    /// The current line's start, not yet ended (at most [`MAX_LINE`] bytes)
+    /// The current line's start, not yet ended: at most [`MAX_LINE`] bytes, or that many and
+    /// a `\r` whose `\n` may come in the next read
     partial: Vec<u8>,
     /// Whole lines of one read, each ending with `\n`: a cut line with one added
     out: Vec<u8>,
@@ -327,14 +328,30 @@ impl Lines {
 
     fn feed(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
+            if self.partial.len() > MAX_LINE {
+                // MAX_LINE bytes and a `\r`: the line's end if a `\n` follows, else cut
+                // before the `\r` (a character of its own)
+                if data[0] == b'\n' {
+                    self.out.append(&mut self.partial);
+                    self.out.push(b'\n');
+                    data = &data[1..];
+                } else {
+                    self.cut_at(MAX_LINE);
+                }
+                continue;
+            }
             let room = MAX_LINE - self.partial.len();
-            // a line of exactly MAX_LINE bytes still has its newline after it
+            // a line of exactly MAX_LINE bytes still has its `\n` or `\r\n` after it
             let look = data.len().min(room + 1);
-            if let Some(at) = data[..look].iter().position(|b| *b == b'\n') {
+            let end = data[..look]
+                .iter()
+                .position(|b| *b == b'\n')
+                .or_else(|| (data.get(room..room + 2) == Some(b"\r\n")).then_some(room + 1));
+            if let Some(at) = end {
                 self.out.append(&mut self.partial);
                 self.out.extend_from_slice(&data[..=at]);
                 data = &data[at + 1..];
-            } else if data.len() <= room {
+            } else if data.len() <= room || data[room..] == *b"\r" {
                 self.partial.extend_from_slice(data);
                 break;
             } else {
@@ -352,9 +369,7 @@ impl Lines {
                     // no character starts at `cut` to go to the next piece: not valid UTF-8
                     cut = MAX_LINE;
                 }
-                self.out.extend_from_slice(&self.partial[..cut]);
-                self.out.push(b'\n');
-                self.partial.drain(..cut);
+                self.cut_at(cut);
             }
         }
         if !self.out.is_empty() {
@@ -363,7 +378,20 @@ impl Lines {
         }
     }
 
+    /// Hands on the current line's first `cut` bytes as a line of their own
+    fn cut_at(&mut self, cut: usize) {
+        self.out.extend_from_slice(&self.partial[..cut]);
+        self.out.push(b'\n');
+        self.partial.drain(..cut);
+    }
+
     fn flush(&mut self) {
+        if self.partial.len() > MAX_LINE {
+            // the `\r` held for its `\n` ends no line: a piece of its own
+            self.cut_at(MAX_LINE);
+            self.sink.block(&self.out, false);
+            self.out.clear();
+        }
         if !self.partial.is_empty() {
             self.sink.block(&self.partial, true);
             self.partial.clear();
@@ -695,27 +723,43 @@ mod tests {
         assert_eq!(*echoed.lock().unwrap(), want, "the rest ended at the flush");
     }
 
-    /// Lines as [`Lines`] hands them on, by definition: a line of valid UTF-8 longer than
-    /// [`MAX_LINE`] cut at the last character boundary at most [`MAX_LINE`] bytes in, again
-    /// and again; an unended last line ended
-    fn cut_lines(text: &str) -> String {
-        let mut out = String::new();
+    /// The lines [`Lines`] hands on, by definition, each with its end (`\n` or `\r\n`, `\n`
+    /// after a cut, none for an unended last line): a line of valid UTF-8 longer than
+    /// [`MAX_LINE`] (not counting its end) cut at the last character boundary at most
+    /// [`MAX_LINE`] bytes in, again and again
+    fn cut_lines(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
         for line in text.split_inclusive('\n') {
-            let mut rest = line.strip_suffix('\n').unwrap_or(line);
+            let body = line
+                .strip_suffix("\r\n")
+                .or_else(|| line.strip_suffix('\n'))
+                .unwrap_or(line);
+            let mut rest = body;
             while rest.len() > MAX_LINE {
                 let cut = rest.floor_char_boundary(MAX_LINE);
-                out.push_str(&rest[..cut]);
-                out.push('\n');
+                out.push(format!("{}\n", &rest[..cut]));
                 rest = &rest[cut..];
             }
-            out.push_str(rest);
-            out.push('\n');
+            out.push(format!("{rest}{}", &line[body.len()..]));
+        }
+        out
+    }
+
+    /// What the echo shows of `lines` (as [`cut_lines`] gives them): an unended one ended
+    fn echo_of(lines: &[String]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for line in lines {
+            push_echo(&mut out, line.as_bytes());
+            if !line.ends_with('\n') {
+                out.push(b'\n');
+            }
         }
         out
     }
 
     /// Text of lines around [`MAX_LINE`] and its multiples, of characters of one to four
-    /// bytes (a character often straddles a cut), in all at most `most` bytes
+    /// bytes (a character often straddles a cut) and a few `\r`, ended by `\n` or `\r\n`, in
+    /// all at most `most` bytes
     fn long_lines(rng: &mut crate::runtime::TestRng, most: usize) -> String {
         const CHARS: [char; 5] = ['a', ' ', '\u{e9}', '\u{4e2d}', '\u{1f600}'];
         let mut text = String::new();
@@ -731,7 +775,14 @@ mod tests {
             }
             let end = text.len() + len;
             while text.len() < end {
-                text.push(CHARS[rng.below(CHARS.len())]);
+                if rng.below(64) == 0 {
+                    text.push('\r');
+                } else {
+                    text.push(CHARS[rng.below(CHARS.len())]);
+                }
+            }
+            if rng.below(2) == 0 {
+                text.push('\r');
             }
             text.push('\n');
         }
@@ -762,25 +813,59 @@ mod tests {
     #[test]
     fn long_lines_are_cut_at_the_same_places_whatever_the_reads() {
         let mut rng = crate::runtime::TestRng(0x2545_f491_4f6c_dd1d);
-        // under the echo's burst, so that all of it is echoed
-        let most = usize::try_from(ECHO_BURST).unwrap() - 1024;
+        // under the echo's burst, so that all of it is echoed (a `\r` shows as two bytes)
+        let most = usize::try_from(ECHO_BURST).unwrap() - 16 * 1024;
         for case in 0..120 {
             let mut text = long_lines(&mut rng, most);
             if case % 2 == 1 {
                 // unended
                 text.pop();
             }
-            let want = cut_lines(&text);
+            let want = echo_of(&cut_lines(&text));
             for mode in 0..3 {
                 let got = feed_in_parts(text.as_bytes(), mode, &mut rng);
                 assert!(
-                    got == want.as_bytes(),
+                    got == want,
                     "case {case}, mode {mode}: {} bytes, not the {} wanted",
                     got.len(),
                     want.len()
                 );
             }
         }
+    }
+
+    /// A line of [`MAX_LINE`] bytes ended by `\r\n` is whole, however the reads cut it; a
+    /// `\r` after [`MAX_LINE`] bytes that no `\n` follows (or nothing) goes to the next piece
+    #[test]
+    fn a_longest_line_ended_by_crlf_is_not_cut() {
+        let mut rng = crate::runtime::TestRng(0x6a09_e667_f3bc_c908);
+        let a = "a".repeat(MAX_LINE);
+        let cases = [
+            (format!("{a}\r\nb\n"), [format!("{a}\r\n"), "b\n".into()]),
+            (format!("{a}\r\n"), [format!("{a}\r\n"), String::new()]),
+            (format!("{a}\r\r\n"), [format!("{a}\n"), "\r\r\n".into()]),
+            (format!("{a}a\r\n"), [format!("{a}\n"), "a\r\n".into()]),
+            (format!("{a}\rb\n"), [format!("{a}\n"), "\rb\n".into()]),
+            (format!("{a}\r"), [format!("{a}\n"), "\r".into()]),
+        ];
+        for (text, want) in cases {
+            let tail = &text[MAX_LINE - 2..];
+            let want: Vec<String> = want.into_iter().filter(|l| !l.is_empty()).collect();
+            assert_eq!(cut_lines(&text), want, "the definition, {tail:?}");
+            let want = echo_of(&want);
+            for mode in 0..3 {
+                let got = feed_in_parts(text.as_bytes(), mode, &mut rng);
+                assert!(got == want, "{tail:?}, mode {mode}");
+            }
+        }
+        // the `\r` held alone, then its `\n` in a read of its own
+        let (sink, echoed) = capturing_sink();
+        let mut lines = Lines::new(Arc::new(sink));
+        lines.feed(a.as_bytes());
+        lines.feed(b"\r");
+        assert!(echoed.lock().unwrap().is_empty(), "nothing handed on yet");
+        lines.feed(b"\n");
+        assert!(*echoed.lock().unwrap() == echo_of(&[format!("{a}\r\n")]));
     }
 
     /// Bytes that are not UTF-8 at a cut: the cut moves back over at most three
