@@ -201,7 +201,8 @@ impl Call {
                 self.status = parts.status.as_u16();
                 span.record("status", self.status);
                 self.body = Some(body.into_reader());
-                self.driver.handle_head(parts.status, &parts.headers);
+                self.driver
+                    .handle_head(parts.status, &parts.headers, Instant::now());
             }
             Err(e) => {
                 let kind = classify(&e, true);

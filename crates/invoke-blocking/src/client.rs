@@ -11,8 +11,8 @@ use invoke_config::{
     RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
-    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
-    SigningScope, build_request, resolve_endpoint,
+    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RateLimiter, RetryConfig,
+    RetryQuota, Scheme, SigningScope, build_request, resolve_endpoint,
 };
 
 use crate::buffers::BufferPool;
@@ -39,6 +39,7 @@ pub(crate) struct Inner {
     credentials: Option<CredentialSource>,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
+    rate_limiter: Option<Arc<RateLimiter>>,
     pub(crate) timeouts: Timeouts,
     limits: Limits,
     pub(crate) proxy: Option<String>,
@@ -81,8 +82,8 @@ impl Client {
     /// region (with neither region nor endpoint URL configured, the region of the EC2
     /// instance from its metadata, unless `AWS_EC2_METADATA_DISABLED` is true, as the AWS SDK
     /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs' *standard*
-    /// policy: `legacy` keeps its attempts but not its older back-off, `adaptive` has no
-    /// client-side rate limiter here); `ca_bundle`; the proxy variables of `shared`'s
+    /// policy, `legacy` keeping its attempts but not its older back-off; `adaptive` adds the
+    /// SDKs' client-side rate limiter, see [`RateLimiter`]); `ca_bundle`; the proxy variables of `shared`'s
     /// environment; and the default credentials chain of `shared`, its HTTP exchanges sent
     /// through this client's agent, behind a [`CredentialsCache`]. Everything can still be
     /// changed on the builder.
@@ -108,13 +109,8 @@ impl Client {
                 "no region configured: signing for the stand-in region"
             );
         }
-        let retry = match config.retry_mode.value {
-            RetryMode::Standard | RetryMode::Legacy | RetryMode::Adaptive => {
-                RetryConfig::new().with_max_attempts(config.max_attempts.value)
-            }
-        };
         let mut builder = Self::builder(endpoint)
-            .retry(retry)
+            .retry(RetryConfig::new().with_max_attempts(config.max_attempts.value))
             .proxy_env(ProxyEnv::from_env(shared.env()))
             // the providers' STS and SSO requests go to the client's region, as in the SDKs
             .default_credentials(
@@ -123,6 +119,9 @@ impl Client {
                     .with_client_region(endpoint_config.region.clone()),
             );
         builder.settings.ca_bundles = bundles;
+        if config.retry_mode.value == RetryMode::Adaptive {
+            builder = builder.adaptive_retry();
+        }
         Ok(builder)
     }
 
@@ -179,6 +178,10 @@ impl Client {
         )
         .with_deadline(deadline)
         .with_limits(inner.limits);
+        let driver = match &inner.rate_limiter {
+            Some(limiter) => driver.with_rate_limiter(Arc::clone(limiter), start),
+            None => driver,
+        };
         let span = tracing::info_span!(
             "invoke",
             function = params.function_name(),
@@ -208,6 +211,13 @@ impl Client {
     /// The endpoint this client invokes
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// The client-side rate limiter of the `adaptive` retry mode (shared by this client's
+    /// invocations), if the client has one: whether a throttle turned it on, and the send
+    /// rate it allows
+    pub fn rate_limiter(&self) -> Option<&RateLimiter> {
+        self.inner.rate_limiter.as_deref()
     }
 
     /// Tokens left in the retry quota shared by this client's invocations
@@ -468,6 +478,7 @@ impl ClientBuilder {
                 credentials,
                 retry: s.retry,
                 quota: s.quota.unwrap_or_default(),
+                rate_limiter: s.rate_limiter,
                 timeouts: s.timeouts,
                 limits: s.limits,
                 proxy,

@@ -5,7 +5,7 @@ use std::io::Read as _;
 use std::sync::Arc;
 
 use invoke_blocking::{Client, Error, Overrides};
-use invoke_proto::{Endpoint, InvokeParams};
+use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
 struct Blocking;
@@ -72,6 +72,10 @@ impl Transport for Blocking {
 
     fn retry_quota(&self, client: &Client) -> u32 {
         client.retry_quota_available()
+    }
+
+    fn rate_limiter_on(&self, client: &Client) -> Option<bool> {
+        client.rate_limiter().map(RateLimiter::is_enabled)
     }
 
     fn access_key(&self, client: &Client) -> Result<Option<String>, String> {

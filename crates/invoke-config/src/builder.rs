@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_proto::{Credentials, Endpoint, Limits, RetryConfig, RetryQuota, SigningScope};
+use invoke_proto::{
+    Credentials, Endpoint, Limits, RateLimiter, RetryConfig, RetryQuota, SigningScope,
+};
 
 use crate::cache::ProvideCredentials;
 use crate::client_error::ClientError;
@@ -77,6 +79,9 @@ pub struct ClientSettings {
     pub retry: RetryConfig,
     /// A retry quota shared with other clients (default: a fresh one per client)
     pub quota: Option<Arc<RetryQuota>>,
+    /// The client-side rate limiter of the `adaptive` retry mode, if any (default: none,
+    /// as in the `standard` mode)
+    pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Connect, head, idle and overall timeouts
     pub timeouts: Timeouts,
     /// Event-stream decoding limits
@@ -102,6 +107,7 @@ impl ClientSettings {
             credentials: None,
             retry: RetryConfig::default(),
             quota: None,
+            rate_limiter: None,
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             proxy_env: None,
@@ -153,6 +159,7 @@ impl fmt::Debug for ClientSettings {
                     .as_ref()
                     .map_or("unset", CredentialsChoice::kind),
             )
+            .field("adaptive", &self.rate_limiter.is_some())
             .field("ca_bundles", &self.ca_bundles)
             .finish_non_exhaustive()
     }
@@ -231,6 +238,25 @@ macro_rules! client_builder_setters {
         /// Shares this retry quota (default: a fresh one of 500 tokens per client)
         pub fn retry_quota(mut self, quota: ::std::sync::Arc<$crate::__proto::RetryQuota>) -> Self {
             self.settings.quota = Some(quota);
+            self
+        }
+
+        /// The AWS SDKs' `adaptive` retry mode: the standard retries, paced by a fresh
+        /// client-side rate limiter (`invoke_proto::RateLimiter`) that a throttling error
+        /// turns on (`retry_mode = adaptive` in `from_config`)
+        pub fn adaptive_retry(mut self) -> Self {
+            self.settings.rate_limiter = Some(::std::sync::Arc::new(
+                $crate::__proto::RateLimiter::new(::std::time::Instant::now()),
+            ));
+            self
+        }
+
+        /// The `adaptive` retry mode with this rate limiter, shared with other clients
+        pub fn rate_limiter(
+            mut self,
+            limiter: ::std::sync::Arc<$crate::__proto::RateLimiter>,
+        ) -> Self {
+            self.settings.rate_limiter = Some(limiter);
             self
         }
 

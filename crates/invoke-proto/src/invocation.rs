@@ -11,6 +11,7 @@ use crate::credentials::Credentials;
 use crate::error::SignError;
 use crate::eventstream::Limits;
 use crate::params::InvocationType;
+use crate::rate_limit::RateLimiter;
 use crate::response::{ErrorHead, ResponseError, ResponseHead, ResponseMeta, parse_response_head};
 use crate::retry::{
     AttemptFailure, GiveUp, RetryConfig, RetryDecision, RetryQuota, TransportFailure, decide,
@@ -186,7 +187,7 @@ enum State {
 /// assert_eq!(driver.poll(), DriverAction::Sleep(Duration::from_millis(500)));
 /// assert_eq!(driver.poll(), DriverAction::Send { attempt: 2 });
 /// let _signed = driver.sign(&creds, SystemTime::now())?;
-/// driver.handle_head(StatusCode::OK, &HeaderMap::new());
+/// driver.handle_head(StatusCode::OK, &HeaderMap::new(), Instant::now());
 /// assert_eq!(driver.poll(), DriverAction::Head);
 /// assert_eq!(driver.poll(), DriverAction::ReadBody);
 /// driver.end_of_body(); // cut before InvokeComplete: an error, never a clean end
@@ -200,6 +201,7 @@ pub struct InvokeDriver {
     scope: Arc<SigningScope>,
     config: RetryConfig,
     quota: Arc<RetryQuota>,
+    limiter: Option<Arc<RateLimiter>>,
     limits: Limits,
     deadline: Option<Instant>,
     state: State,
@@ -228,6 +230,7 @@ impl InvokeDriver {
             scope: scope.into(),
             config,
             quota,
+            limiter: None,
             limits: Limits::default(),
             deadline: None,
             state: State::Ready,
@@ -244,6 +247,30 @@ impl InvokeDriver {
     #[must_use]
     pub fn with_deadline(mut self, deadline: Instant) -> Self {
         self.deadline = Some(deadline);
+        self
+    }
+
+    /// Paces the attempts with the client's [`RateLimiter`] (the AWS SDKs' `adaptive` retry
+    /// mode), shared by all its invocations: the first attempt takes its token now (and
+    /// waits for it with a [`DriverAction::Sleep`] when the limiter says so), a retry when
+    /// its backoff ends; every attempt's outcome goes to the limiter
+    ///
+    /// Call it after [`with_deadline`](Self::with_deadline): a first attempt whose token
+    /// would come at or after the deadline takes none and waits until the deadline (where
+    /// the transport's overall timeout ends the invocation).
+    #[must_use]
+    pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>, now: Instant) -> Self {
+        if matches!(self.state, State::Ready) && self.attempts == 0 {
+            let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
+            let wait = limiter
+                .acquire(now, remaining)
+                .or(remaining)
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                self.state = State::Backoff(wait);
+            }
+        }
+        self.limiter = Some(limiter);
         self
     }
 
@@ -323,12 +350,18 @@ impl InvokeDriver {
         }
     }
 
-    /// Reports the response head of the current attempt
-    pub fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap) {
+    /// Reports the response head of the current attempt, arrived at `now` (the time serves
+    /// the [`RateLimiter`] if there is one)
+    pub fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
         if !matches!(self.state, State::Sent) {
             return;
         }
-        match parse_response_head(status, headers) {
+        let head = parse_response_head(status, headers);
+        if !matches!(head, Ok(ResponseHead::Error(_))) {
+            // an error head is judged with its body
+            self.update_limiter(now, false);
+        }
+        match head {
             Ok(ResponseHead::Stream(head)) => {
                 // the metadata stays here, where `meta` finds it, not in the stream as well
                 self.meta = Some(head.meta);
@@ -367,6 +400,7 @@ impl InvokeDriver {
             }
         };
         let error = head.into_error(body);
+        self.update_limiter(now, error.is_throttling());
         self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
     }
 
@@ -376,6 +410,7 @@ impl InvokeDriver {
     pub fn handle_failure(&mut self, failure: TransportFailure, now: Instant, jitter: f64) {
         match &self.state {
             State::Sent => {
+                self.update_limiter(now, false);
                 self.retry_or_fail(AttemptFailure::Transport(failure), now, jitter);
             }
             State::ErrorBody(_) => {
@@ -478,7 +513,7 @@ impl InvokeDriver {
 
     fn retry_or_fail(&mut self, failure: AttemptFailure<'_>, now: Instant, jitter: f64) {
         let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
-        match decide(
+        let why = match decide(
             failure,
             self.attempts,
             &self.config,
@@ -487,16 +522,33 @@ impl InvokeDriver {
             jitter,
         ) {
             RetryDecision::Retry { delay, cost } => {
-                self.last_retry_cost = cost;
-                self.state = State::Backoff(delay);
-            }
-            RetryDecision::GiveUp(why) => {
-                let error = match failure {
-                    AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
-                    AttemptFailure::Transport(t) => InvokeError::Transport(t),
+                // the limiter's wait for a token comes on top of the backoff, within the
+                // deadline too
+                let wait = match &self.limiter {
+                    None => Some(Duration::ZERO),
+                    Some(l) => l.acquire(now + delay, remaining.map(|r| r.saturating_sub(delay))),
                 };
-                self.fail(error, why);
+                if let Some(wait) = wait {
+                    self.last_retry_cost = cost;
+                    self.state = State::Backoff(delay + wait);
+                    return;
+                }
+                self.quota.refund(cost);
+                GiveUp::Deadline
             }
+            RetryDecision::GiveUp(why) => why,
+        };
+        let error = match failure {
+            AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
+            AttemptFailure::Transport(t) => InvokeError::Transport(t),
+        };
+        self.fail(error, why);
+    }
+
+    /// Hands an attempt's outcome to the rate limiter, if any
+    fn update_limiter(&self, now: Instant, throttled: bool) {
+        if let Some(l) = &self.limiter {
+            l.update(now, throttled);
         }
     }
 
@@ -593,11 +645,144 @@ mod tests {
         h
     }
 
+    /// A limiter a throttle turned on at `start`: 0.5 tokens a second, none in the bucket
+    fn throttled_limiter(start: Instant) -> Arc<RateLimiter> {
+        let limiter = Arc::new(RateLimiter::new(start));
+        limiter.update(start, true);
+        limiter
+    }
+
+    /// A limiter that is on makes the first attempt wait for its token, and attempts that
+    /// start together wait in turn; one that is off makes no one wait
+    #[test]
+    fn the_rate_limiter_paces_first_attempts() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let off = Arc::new(RateLimiter::new(start));
+        let mut d = driver(RetryConfig::default(), &quota).with_rate_limiter(off, start);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let limiter = throttled_limiter(start);
+        for wait in [2, 4] {
+            let mut d = driver(RetryConfig::default(), &quota)
+                .with_rate_limiter(Arc::clone(&limiter), start);
+            assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(wait)));
+            assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        }
+    }
+
+    /// A throttle turns the limiter on; the retry then waits for its token on top of the
+    /// backoff (`Retry-After`: 1 s, then a second more for the half token missing)
+    #[test]
+    fn a_throttle_turns_the_rate_limiter_on_and_its_retry_waits_for_a_token() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let limiter = Arc::new(RateLimiter::new(start));
+        let mut d =
+            driver(RetryConfig::default(), &quota).with_rate_limiter(Arc::clone(&limiter), start);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers(), start);
+        assert!(!limiter.is_enabled(), "judged with its body");
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(br#"{"message":"Rate exceeded"}"#, start, 0.0);
+        assert!(limiter.is_enabled());
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+    }
+
+    /// A throttle after answers at 20 a second cuts the send rate to about 14; the
+    /// success of the retry lets it grow back
+    #[test]
+    fn a_success_lets_the_send_rate_grow_back() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let limiter = Arc::new(RateLimiter::new(start));
+        for k in 0..40 {
+            limiter.update(start + Duration::from_millis(50 * k), false);
+        }
+        let at = |ms| start + Duration::from_millis(ms);
+        let mut d = driver(RetryConfig::default(), &quota)
+            .with_rate_limiter(Arc::clone(&limiter), at(2000));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let mut throttle = throttle_headers();
+        throttle.remove("retry-after");
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle, at(2000));
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(b"{}", at(2000), 0.0);
+        let cut = limiter.send_rate();
+        assert!((13.0..15.0).contains(&cut), "{cut}");
+        // the bucket held a token (earned while the limiter was off): no wait
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        d.handle_head(StatusCode::OK, &HeaderMap::new(), at(2200));
+        assert_eq!(d.poll(), DriverAction::Head);
+        assert!(limiter.send_rate() > cut, "{cut}");
+    }
+
+    /// Errors that are not throttles, and transport failures, leave the limiter off
+    #[test]
+    fn other_failures_leave_the_rate_limiter_off() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let limiter = Arc::new(RateLimiter::new(start));
+        let mut d = driver(RetryConfig::default().with_max_attempts(5), &quota)
+            .with_rate_limiter(Arc::clone(&limiter), start);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_failure(TransportFailure::Connect, start, 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        d.handle_head(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), start);
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(b"", start, 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        assert!(!limiter.is_enabled());
+    }
+
+    /// A retry whose token would come at or after the deadline is not made: the failure is
+    /// reported, for the deadline, and the quota keeps what the retry would have taken; a
+    /// first attempt whose token would come that late waits for the deadline, taking none
+    #[test]
+    fn a_token_past_the_deadline_ends_the_retries() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let at = |s| start + Duration::from_secs(s);
+        let limiter = throttled_limiter(start);
+        let with = |deadline| {
+            driver(RetryConfig::default(), &quota)
+                .with_deadline(deadline)
+                .with_rate_limiter(Arc::clone(&limiter), start)
+        };
+        let full = quota.available();
+        // (every failure is reported at the start: the send rate stays at its floor)
+        // a token after 2 s, within the 3 s
+        let mut d = with(at(3));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        // Connect is retried at once, but the next token is 4 s away, of the 3 s left
+        d.handle_failure(TransportFailure::Connect, at(0), 0.0);
+        assert!(matches!(
+            d.poll(),
+            DriverAction::Fail(InvokeError::Transport(TransportFailure::Connect))
+        ));
+        assert_eq!(d.give_up_reason(), Some(GiveUp::Deadline));
+        assert_eq!(quota.available(), full, "refunded");
+        // the next token is 4 s away: one whose deadline is in 1 s waits for that
+        let mut d = with(at(1));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        // it took none: the next one still waits 4 s, and its retry the token after, at 6 s
+        let mut d = with(at(60));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(4)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_failure(TransportFailure::Connect, at(0), 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(6)));
+        assert_eq!(quota.available(), full - crate::retry::RETRY_COST);
+    }
+
     /// A driver whose first attempt got a 200 head, announced
     fn streaming(quota: &Arc<RetryQuota>) -> InvokeDriver {
         let mut d = driver(RetryConfig::default(), quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        d.handle_head(StatusCode::OK, &HeaderMap::new(), Instant::now());
         assert_eq!(d.poll(), DriverAction::Head);
         d
     }
@@ -651,7 +836,7 @@ mod tests {
         send(&mut d, 1, 0);
         let mut h = HeaderMap::new();
         h.insert("x-amzn-requestid", HeaderValue::from_static("req-1"));
-        d.handle_head(StatusCode::OK, &h);
+        d.handle_head(StatusCode::OK, &h, Instant::now());
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(
             d.meta().and_then(|m| m.request_id.as_deref()),
@@ -685,7 +870,11 @@ mod tests {
         for attempt in 1..=2 {
             let req = send(&mut d, attempt, u64::from(attempt));
             dates.push(req.headers()["x-amz-date"].clone());
-            d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+            d.handle_head(
+                StatusCode::TOO_MANY_REQUESTS,
+                &throttle_headers(),
+                Instant::now(),
+            );
             assert_eq!(
                 d.poll(),
                 DriverAction::ReadErrorBody {
@@ -702,7 +891,7 @@ mod tests {
         assert_eq!(dates[2], "20240115T120003Z", "re-signed on every attempt");
         let mut h = HeaderMap::new();
         h.insert("x-amz-executed-version", HeaderValue::from_static("7"));
-        d.handle_head(StatusCode::OK, &h);
+        d.handle_head(StatusCode::OK, &h, Instant::now());
         assert_eq!(quota.available(), 495, "a success refunds its last retry");
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(d.meta().unwrap().executed_version.as_deref(), Some("7"));
@@ -747,7 +936,7 @@ mod tests {
         assert_eq!(d.give_up_reason(), Some(GiveUp::AttemptsExhausted));
         assert_eq!(d.attempts(), 3);
         // Nothing moves a failed driver
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        d.handle_head(StatusCode::OK, &HeaderMap::new(), Instant::now());
         assert!(matches!(d.poll(), DriverAction::Fail(_)));
         assert_eq!(quota.available(), 490, "two retries paid, no success");
     }
@@ -757,7 +946,7 @@ mod tests {
         let quota = Arc::new(RetryQuota::default());
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers());
+        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers(), Instant::now());
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_error_body(br#"{"Message":"Function not found"}"#, Instant::now(), 0.0);
         let DriverAction::Fail(InvokeError::Service(e)) = d.poll() else {
@@ -770,7 +959,11 @@ mod tests {
         // A failure while reading the error body retries
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new());
+        d.handle_head(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &HeaderMap::new(),
+            Instant::now(),
+        );
         d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
@@ -881,14 +1074,14 @@ mod tests {
         let dry = InvokeParams::new("f", "{}").invocation_type(InvocationType::DryRun);
         let mut d = driver_for(&dry, RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
+        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new(), Instant::now());
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(d.poll(), DriverAction::Done);
 
         // 204 to an invocation that is not a DryRun: never a clean end without events
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new());
+        d.handle_head(StatusCode::NO_CONTENT, &HeaderMap::new(), Instant::now());
         assert_eq!(
             d.poll(),
             DriverAction::Fail(InvokeError::Response(ResponseError::UnexpectedStatus(204)))
@@ -896,7 +1089,7 @@ mod tests {
 
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::FOUND, &HeaderMap::new());
+        d.handle_head(StatusCode::FOUND, &HeaderMap::new(), Instant::now());
         assert_eq!(
             d.poll(),
             DriverAction::Fail(InvokeError::Response(ResponseError::UnexpectedStatus(302)))
@@ -909,7 +1102,7 @@ mod tests {
         // a 404 is never retried, body or not
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers());
+        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers(), Instant::now());
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_failure(TransportFailure::BodyRead, Instant::now(), 0.0);
         match d.poll() {
@@ -923,7 +1116,11 @@ mod tests {
         // a throttle is retried after its Retry-After
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+        d.handle_head(
+            StatusCode::TOO_MANY_REQUESTS,
+            &throttle_headers(),
+            Instant::now(),
+        );
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_failure(TransportFailure::IdleTimeout, Instant::now(), 0.0);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
@@ -950,7 +1147,7 @@ mod tests {
         // bytes fed before the head was announced
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::OK, &HeaderMap::new());
+        d.handle_head(StatusCode::OK, &HeaderMap::new(), Instant::now());
         d.feed(event("PayloadChunk", "b"));
         assert_eq!(d.poll(), DriverAction::Head);
         assert_eq!(payload(d.poll()), "b");
@@ -981,7 +1178,11 @@ mod tests {
         let mut d =
             driver(RetryConfig::default(), &quota).with_deadline(now + Duration::from_millis(10));
         send(&mut d, 1, 0);
-        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle_headers());
+        d.handle_head(
+            StatusCode::TOO_MANY_REQUESTS,
+            &throttle_headers(),
+            Instant::now(),
+        );
         d.handle_error_body(b"{}", now, 0.0);
         assert!(matches!(
             d.poll(),
@@ -1110,10 +1311,10 @@ mod tests {
                                 if !code.is_empty() {
                                     h.insert("x-amzn-errortype", HeaderValue::from_static(code));
                                 }
-                                d.handle_head(StatusCode::from_u16(*status).unwrap(), &h);
+                                d.handle_head(StatusCode::from_u16(*status).unwrap(), &h, Instant::now());
                             }
                             Attempt::Stream(n, _, complete) => {
-                                d.handle_head(StatusCode::OK, &HeaderMap::new());
+                                d.handle_head(StatusCode::OK, &HeaderMap::new(), Instant::now());
                                 body = (0..*n).map(|_| event("PayloadChunk", "x")).collect();
                                 if *complete {
                                     body.push(event("InvokeComplete", "{}"));

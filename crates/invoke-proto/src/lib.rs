@@ -98,6 +98,7 @@ pub mod json;
 mod names;
 mod params;
 mod percent;
+mod rate_limit;
 mod request;
 mod response;
 mod retry;
@@ -136,6 +137,7 @@ pub use params::{
     MAX_CLIENT_CONTEXT_LEN, MAX_FUNCTION_NAME_LEN, MAX_PAYLOAD_LEN, MAX_QUALIFIER_LEN,
     MAX_TENANT_ID_LEN, Parameter, parse_function_name,
 };
+pub use rate_limit::RateLimiter;
 pub use request::build_request;
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,

@@ -177,6 +177,24 @@ error_kinds! {
     UnknownOperation = "UnknownOperationException", 404, Never, Message;
 }
 
+/// The throttling codes of the AWS SDKs' standard retry mode (botocore's list)
+fn is_throttling_code(code: &str) -> bool {
+    matches!(
+        code,
+        "Throttling"
+            | "ThrottlingException"
+            | "ThrottledException"
+            | "RequestThrottledException"
+            | "ProvisionedThroughputExceededException"
+            | "TransactionInProgressException"
+            | "RequestLimitExceeded"
+            | "BandwidthLimitExceeded"
+            | "LimitExceededException"
+            | "RequestThrottled"
+            | "SlowDown"
+    )
+}
+
 /// Number of modeled errors of the operation (the first entries of [`ALL_KINDS`])
 #[cfg(test)]
 pub(crate) const MODELED_ERRORS: usize = 37;
@@ -357,31 +375,28 @@ impl ServiceError {
     /// `SlowDown`, `RequestTimeout`, ...), else `Never`.
     pub fn retry_policy(&self) -> RetryPolicy {
         self.kind.policy().unwrap_or_else(|| {
-            let standard = matches!(
-                self.code.as_str(),
-                // throttling
-                "Throttling"
-                    | "ThrottlingException"
-                    | "ThrottledException"
-                    | "RequestThrottledException"
-                    | "ProvisionedThroughputExceededException"
-                    | "TransactionInProgressException"
-                    | "RequestLimitExceeded"
-                    | "BandwidthLimitExceeded"
-                    | "LimitExceededException"
-                    | "RequestThrottled"
-                    | "SlowDown"
-                    // transient
-                    | "RequestTimeout"
-                    | "RequestTimeoutException"
-                    | "PriorRequestNotComplete"
-            );
+            let standard = is_throttling_code(&self.code)
+                || matches!(
+                    self.code.as_str(),
+                    "RequestTimeout" | "RequestTimeoutException" | "PriorRequestNotComplete"
+                );
             if standard || matches!(self.status, Some(503 | 504)) {
                 RetryPolicy::Backoff
             } else {
                 RetryPolicy::Never
             }
         })
+    }
+
+    /// Whether the service throttled the request: `TooManyRequestsException`,
+    /// `EC2ThrottledException`, or a throttling code of the AWS SDKs' standard retry mode
+    /// (`ThrottlingException`, `SlowDown`, ...); the errors that slow down a
+    /// [`RateLimiter`](crate::RateLimiter)
+    pub fn is_throttling(&self) -> bool {
+        matches!(
+            self.kind,
+            ServiceErrorKind::TooManyRequests | ServiceErrorKind::Ec2Throttled
+        ) || is_throttling_code(&self.code)
     }
 
     /// Whether a retry may succeed (before any stream byte reached the caller)
@@ -556,6 +571,31 @@ mod tests {
         assert!(!r.headers().contains_key("x-amzn-errortype"));
         let bad = ServiceError::new(ServiceErrorKind::Service, "x").with_request_id("a\nb");
         assert!(!bad.to_response().headers().contains_key("x-amzn-requestid"));
+    }
+
+    /// Throttles: Lambda's two, and the standard retry mode's codes of unknown errors; not
+    /// other retryable errors
+    #[test]
+    fn throttling_errors_are_told_apart() {
+        for (status, code, throttling) in [
+            (429, "TooManyRequestsException", true),
+            (502, "EC2ThrottledException", true),
+            (400, "ThrottlingException", true),
+            (503, "SlowDown", true),
+            (400, "RequestLimitExceeded", true),
+            (500, "ServiceException", false),
+            (503, "", false),
+            (408, "RequestTimeoutException", false),
+            (502, "ResourceNotReadyException", false),
+            (404, "ResourceNotFoundException", false),
+        ] {
+            let code = (!code.is_empty()).then_some(code);
+            let e = ServiceError::from_parts(Some(status), code, b"{}", None, None);
+            assert_eq!(e.is_throttling(), throttling, "{status} {code:?}");
+            if throttling {
+                assert!(e.is_retryable(), "{code:?}");
+            }
+        }
     }
 
     #[test]

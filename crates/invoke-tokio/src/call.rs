@@ -165,7 +165,8 @@ impl Call {
                 self.status = parts.status.as_u16();
                 span.record("status", self.status);
                 self.lease = Some(lease);
-                self.driver.handle_head(parts.status, &parts.headers);
+                self.driver
+                    .handle_head(parts.status, &parts.headers, std::time::Instant::now());
             }
             Ok(Err(e)) => {
                 let kind = classify(&*e, true);

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use http::HeaderValue;
 use invoke_config::{
     CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, Overrides,
-    ProvidedCredentials, ProxyEnv, RegionStep, SharedConfig, StdFs, Timeouts, redact_url,
+    ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts,
+    redact_url,
 };
 use invoke_proto::{
-    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RetryConfig, RetryQuota, Scheme,
-    SigningScope, build_request, resolve_endpoint,
+    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RateLimiter, RetryConfig,
+    RetryQuota, Scheme, SigningScope, build_request, resolve_endpoint,
 };
 
 use crate::call::{Call, Response};
@@ -38,6 +39,7 @@ pub(crate) struct Inner {
     pub(crate) credentials: Source,
     retry: RetryConfig,
     pub(crate) quota: Arc<RetryQuota>,
+    rate_limiter: Option<Arc<RateLimiter>>,
     pub(crate) timeouts: Timeouts,
     limits: Limits,
     proxy: Option<String>,
@@ -96,7 +98,8 @@ impl Client {
 
     /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
     /// precedence: region and endpoint (custom, FIPS, dual-stack), `max_attempts`,
-    /// `ca_bundle`, the proxy variables of `shared`'s environment, and credentials from the
+    /// `retry_mode` (`adaptive` adds the SDKs' client-side rate limiter, see
+    /// [`RateLimiter`]), `ca_bundle`, the proxy variables of `shared`'s environment, and credentials from the
     /// default chain (environment, profile, web identity, container, IMDS) fetched over this
     /// crate's connections and cached until five minutes before they expire
     ///
@@ -139,6 +142,9 @@ impl Client {
                     .with_client_region(endpoint_config.region.clone()),
             );
         builder.settings.ca_bundles = bundles;
+        if config.retry_mode.value == RetryMode::Adaptive {
+            builder = builder.adaptive_retry();
+        }
         Ok(builder)
     }
 
@@ -168,6 +174,12 @@ impl Client {
         )
         .with_deadline(deadline.into_std())
         .with_limits(inner.limits);
+        let driver = match &inner.rate_limiter {
+            Some(limiter) => {
+                driver.with_rate_limiter(Arc::clone(limiter), std::time::Instant::now())
+            }
+            None => driver,
+        };
         let span = tracing::info_span!(
             "invoke",
             function = params.function_name(),
@@ -202,6 +214,13 @@ impl Client {
     /// The endpoint this client invokes
     pub fn endpoint(&self) -> &Endpoint {
         &self.inner.endpoint
+    }
+
+    /// The client-side rate limiter of the `adaptive` retry mode (shared by this client's
+    /// invocations), if the client has one: whether a throttle turned it on, and the send
+    /// rate it allows
+    pub fn rate_limiter(&self) -> Option<&RateLimiter> {
+        self.inner.rate_limiter.as_deref()
     }
 
     /// Tokens left in the retry quota shared by this client's invocations
@@ -329,6 +348,7 @@ impl ClientBuilder {
                 credentials,
                 retry: s.retry,
                 quota: s.quota.unwrap_or_default(),
+                rate_limiter: s.rate_limiter,
                 timeouts: s.timeouts,
                 limits: s.limits,
                 proxy: proxy_url,

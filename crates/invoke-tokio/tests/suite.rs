@@ -8,7 +8,7 @@ use std::pin::{Pin, pin};
 use std::sync::Arc;
 
 use futures_core::Stream as _;
-use invoke_proto::{Endpoint, InvokeParams};
+use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
 use invoke_tokio::{Client, Error, Overrides};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
@@ -92,6 +92,10 @@ impl Transport for Tokio {
 
     fn retry_quota(&self, client: &Client) -> u32 {
         client.retry_quota_available()
+    }
+
+    fn rate_limiter_on(&self, client: &Client) -> Option<bool> {
+        client.rate_limiter().map(RateLimiter::is_enabled)
     }
 
     fn access_key(&self, client: &Client) -> Result<Option<String>, String> {

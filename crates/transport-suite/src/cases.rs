@@ -1875,6 +1875,41 @@ pub fn endpoint_region_and_attempts_come_from_the_config<T: Transport>(t: &T) {
         }
         other => panic!("not a throttling error: {other:?}"),
     }
+    assert_eq!(t.rate_limiter_on(&c), None, "the standard retry mode");
+}
+
+/// `retry_mode = adaptive` gives the client a rate limiter, off until a throttle turns it
+/// on (one attempt, so that the test waits for no token)
+pub fn the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let url = h.endpoint().to_string();
+    let env = Env::from_pairs([
+        ("HOME", "/home/suite"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_ENDPOINT_URL_LAMBDA", &url),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", crate::KEY),
+        ("AWS_SECRET_ACCESS_KEY", crate::SECRET),
+        ("AWS_MAX_ATTEMPTS", "1"),
+    ]);
+    let fs = MemFs::new().with(
+        "/home/suite/.aws/config",
+        "[default]\nretry_mode = adaptive\n",
+    );
+    let mut cfg = h.config();
+    cfg.from_config = Some(FromConfig::new(env, fs).with_config_retry());
+    let c = t.client(&cfg);
+    assert_success(&t.invoke(&c, &InvokeParams::new("echo", "{}")));
+    assert_eq!(t.rate_limiter_on(&c), Some(false), "no throttle yet");
+    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle", "{}"));
+    match o.failure {
+        Some(Failure::Service { error, attempts }) => {
+            assert_eq!(error.status, Some(429));
+            assert_eq!(attempts, Some(1));
+        }
+        other => panic!("not a throttling error: {other:?}"),
+    }
+    assert_eq!(t.rate_limiter_on(&c), Some(true));
 }
 
 /// Every request names the client in `User-Agent` (`invoke-<transport>/<version>`), as the

@@ -352,6 +352,10 @@ pub trait Transport: Sync {
     /// Tokens left in `client`'s retry quota
     fn retry_quota(&self, client: &Self::Client) -> u32;
 
+    /// Whether a throttle turned on `client`'s rate limiter (the `adaptive` retry mode);
+    /// `None` when it has none
+    fn rate_limiter_on(&self, client: &Self::Client) -> Option<bool>;
+
     /// The access key `client` signs with now (its `credentials()`), `None` when it does not
     /// sign
     ///
@@ -433,6 +437,7 @@ macro_rules! transport_suite {
             region_from_instance_metadata_only_when_nothing_sets_one,
             requests_name_the_client,
             endpoint_region_and_attempts_come_from_the_config,
+            the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle,
             credentials_from_sts_assume_role,
             credentials_from_sts_web_identity,
             credentials_from_sts_through_the_proxy,
