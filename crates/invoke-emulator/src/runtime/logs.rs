@@ -835,7 +835,8 @@ mod tests {
     }
 
     /// A line of [`MAX_LINE`] bytes ended by `\r\n` is whole, however the reads cut it; a
-    /// `\r` after [`MAX_LINE`] bytes that no `\n` follows (or nothing) goes to the next piece
+    /// `\r` after [`MAX_LINE`] bytes that no `\n` follows (or nothing) goes to the next piece;
+    /// an unended line of [`MAX_LINE`] bytes, the last a `\r`, is one piece
     #[test]
     fn a_longest_line_ended_by_crlf_is_not_cut() {
         let mut rng = crate::runtime::TestRng(0x6a09_e667_f3bc_c908);
@@ -847,6 +848,11 @@ mod tests {
             (format!("{a}a\r\n"), [format!("{a}\n"), "a\r\n".into()]),
             (format!("{a}\rb\n"), [format!("{a}\n"), "\rb\n".into()]),
             (format!("{a}\r"), [format!("{a}\n"), "\r".into()]),
+            // unended, exactly MAX_LINE bytes with the `\r`: not cut, the `\r` shown
+            (
+                format!("{}\r", &a[1..]),
+                [format!("{}\r", &a[1..]), String::new()],
+            ),
         ];
         for (text, want) in cases {
             let tail = &text[MAX_LINE - 2..];
