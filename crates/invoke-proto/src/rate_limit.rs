@@ -84,7 +84,8 @@ impl RateLimiter {
             start: now,
             state: Mutex::new(State {
                 enabled: false,
-                fill_rate: MIN_FILL_RATE,
+                // botocore's first rate (until the first answer sets one)
+                fill_rate: 1.0,
                 max_capacity: MIN_CAPACITY,
                 capacity: 0.0,
                 refilled_at: 0.0,
