@@ -526,11 +526,15 @@ impl InvokeDriver {
                 // deadline too
                 let wait = match &self.limiter {
                     None => Some(Duration::ZERO),
-                    Some(l) => l.acquire(now + delay, remaining.map(|r| r.saturating_sub(delay))),
+                    Some(l) => l.acquire(
+                        // a backoff past the clock's end: no later than now, then
+                        now.checked_add(delay).unwrap_or(now),
+                        remaining.map(|r| r.saturating_sub(delay)),
+                    ),
                 };
                 if let Some(wait) = wait {
                     self.last_retry_cost = cost;
-                    self.state = State::Backoff(delay + wait);
+                    self.state = State::Backoff(delay.saturating_add(wait));
                     return;
                 }
                 self.quota.refund(cost);
@@ -668,6 +672,40 @@ mod tests {
             assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(wait)));
             assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
         }
+    }
+
+    /// A limiter given once the attempts started takes no token for a first attempt: the
+    /// retries take theirs
+    #[test]
+    fn a_rate_limiter_given_after_the_first_attempt_paces_only_the_retries() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let limiter = throttled_limiter(start);
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_failure(TransportFailure::Connect, start, 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        let mut d = d.with_rate_limiter(Arc::clone(&limiter), start);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        d.handle_failure(TransportFailure::Connect, start, 0.0);
+        // the first token the limiter gave: 2 s away
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+    }
+
+    /// A backoff past the clock's end (a policy without a ceiling) panics nowhere: the
+    /// token is taken as if now, and the waits add up to the longest one
+    #[test]
+    fn an_endless_backoff_with_a_rate_limiter_panics_nowhere() {
+        let quota = Arc::new(RetryQuota::default());
+        let start = Instant::now();
+        let config = RetryConfig::default()
+            .with_initial_backoff(Duration::MAX)
+            .with_max_backoff(Duration::MAX);
+        let mut d = driver(config, &quota).with_rate_limiter(throttled_limiter(start), start);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_failure(TransportFailure::Connect, start, 1.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::MAX));
     }
 
     /// A throttle turns the limiter on; the retry then waits for its token on top of the

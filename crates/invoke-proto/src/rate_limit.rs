@@ -121,12 +121,9 @@ impl RateLimiter {
             return Some(Duration::ZERO);
         }
         s.refill(t);
-        let short = 1.0 - s.capacity;
-        let wait = if short > 0.0 {
-            Duration::try_from_secs_f64(short / s.fill_rate).unwrap_or(Duration::MAX)
-        } else {
-            Duration::ZERO
-        };
+        // the time until the bucket holds a whole token (the rate is at least MIN_FILL_RATE)
+        let short = (1.0 - s.capacity).max(0.0);
+        let wait = Duration::try_from_secs_f64(short / s.fill_rate).unwrap_or(Duration::MAX);
         if max_wait.is_some_and(|m| wait >= m) {
             return None;
         }
@@ -175,11 +172,9 @@ impl RateLimiter {
 impl State {
     /// Adds the tokens earned since the last refill (none for a time before it)
     fn refill(&mut self, t: f64) {
-        if t > self.refilled_at {
-            let earned = (t - self.refilled_at) * self.fill_rate;
-            self.capacity = (self.capacity + earned).min(self.max_capacity);
-            self.refilled_at = t;
-        }
+        let elapsed = (t - self.refilled_at).max(0.0);
+        self.capacity = (self.capacity + elapsed * self.fill_rate).min(self.max_capacity);
+        self.refilled_at = self.refilled_at.max(t);
     }
 
     /// Counts an answered attempt into the measured rate, by half seconds
@@ -337,6 +332,11 @@ mod tests {
         let later = at(start, 8.0);
         assert_eq!(l.acquire(later, None), Some(Duration::ZERO));
         assert_eq!(l.acquire(later, None), Some(Duration::from_secs(2)));
+        // half a token earned in the second since: 1.5 tokens short
+        assert_eq!(
+            l.acquire(at(start, 9.0), None),
+            Some(Duration::from_secs(3))
+        );
         // a full bucket holds no more than its capacity, however long the pause
         let much_later = at(start, 1000.0);
         assert_eq!(l.acquire(much_later, None), Some(Duration::ZERO));
