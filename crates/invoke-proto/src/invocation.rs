@@ -527,7 +527,7 @@ impl InvokeDriver {
                 let wait = match &self.limiter {
                     None => Some(Duration::ZERO),
                     Some(l) => l.acquire(
-                        // a backoff past the clock's end: no later than now, then
+                        // the token is for when the backoff ends (now, if that overflows)
                         now.checked_add(delay).unwrap_or(now),
                         remaining.map(|r| r.saturating_sub(delay)),
                     ),
