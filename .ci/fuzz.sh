@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-targets=(decode_oneshot decode_chunked roundtrip differential response_head invoke_stream request_parse credentials_chain)
+targets=(decode_oneshot decode_chunked roundtrip differential response_head invoke_stream invoke_driver request_parse credentials_chain)
 seconds="${FUZZ_SECONDS:-30}"
 case "$seconds" in
   '' | *[!0-9]* | 0)
