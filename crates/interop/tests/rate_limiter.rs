@@ -7,6 +7,7 @@
 //! installs (`target/sdk-peers`, or `INVOKE_SDK_PEERS`); without it the test says so and
 //! passes, except under `CI=true`, where that is a failure.
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -44,66 +45,64 @@ impl Rng {
     }
 }
 
-/// A timeline of `phases` phases of about five seconds each, alternately dense (events every 0
-/// to 20 ms, one answer in ten a throttle) and sparse (every 0 to 400 ms, one in forty):
-/// half sends, half answers, whatever the limiter says (a client that sends regardless)
-fn unpaced_timeline(rng: &mut Rng, phases: u32) -> Vec<(u64, Kind)> {
-    let mut events = Vec::new();
+/// Walks `phases` phases of about five seconds each, alternately dense (steps of 0 to 20 ms)
+/// and sparse (0 to 400 ms), calling `step` at each time (ms) with whether its phase is dense
+fn walk(rng: &mut Rng, phases: u32, mut step: impl FnMut(&mut Rng, u64, bool)) {
     let mut t = 0;
     for phase in 0..phases {
         let end = t + 5000;
         let dense = phase % 2 == 0;
         while t < end {
             t += if dense { rng.below(21) } else { rng.below(401) };
-            let kind = match rng.below(2) {
-                0 => Kind::Send,
-                _ if rng.below(if dense { 10 } else { 40 }) == 0 => Kind::Throttle,
-                _ => Kind::Ok,
-            };
-            events.push((t, kind));
+            step(rng, t, dense);
         }
     }
+}
+
+/// A timeline of [`walk`]'s phases, half sends, half answers, whatever the limiter says (a
+/// client that sends regardless): one answer in ten a throttle in the dense phases, one in
+/// forty in the sparse ones
+fn unpaced_timeline(rng: &mut Rng, phases: u32) -> Vec<(u64, Kind)> {
+    let mut events = Vec::new();
+    walk(rng, phases, |rng, t, dense| {
+        let kind = match rng.below(2) {
+            0 => Kind::Send,
+            _ if rng.below(if dense { 10 } else { 40 }) == 0 => Kind::Throttle,
+            _ => Kind::Ok,
+        };
+        events.push((t, kind));
+    });
     events
 }
 
-/// A timeline of `phases` phases of five seconds each, alternately dense (an attempt every
-/// 0 to 20 ms, the service throttling what passes 10 answers in the last second) and sparse
-/// (every 0 to 400 ms, one throttle in 40): each attempt a send, then, when a limiter of ours
-/// gave it a token, its answer
+/// A timeline of [`walk`]'s phases, an attempt at each step: its send, then, when a limiter of
+/// ours gave it a token, its answer; in the dense phases the service throttles what passes 10
+/// answers in the last second, in the sparse ones one answer in forty
 fn paced_timeline(rng: &mut Rng, phases: u32) -> Vec<(u64, Kind)> {
     let start = Instant::now();
     let pacing = RateLimiter::new(start);
     let mut events = Vec::new();
-    let mut answered: std::collections::VecDeque<u64> = std::collections::VecDeque::new();
-    let mut t = 0;
-    for phase in 0..phases {
-        let end = t + 5000;
-        let dense = phase % 2 == 0;
-        while t < end {
-            t += if dense { rng.below(21) } else { rng.below(401) };
-            let at = start + Duration::from_millis(t);
-            events.push((t, Kind::Send));
-            if pacing.acquire(at, Some(Duration::from_nanos(1))).is_none() {
-                continue;
-            }
-            while answered.front().is_some_and(|a| a + 1000 <= t) {
-                answered.pop_front();
-            }
-            let throttle = if dense {
-                answered.len() >= 10
-            } else {
-                rng.below(40) == 0
-            };
-            let kind = if throttle {
-                Kind::Throttle
-            } else {
-                answered.push_back(t);
-                Kind::Ok
-            };
-            pacing.update(at, throttle);
-            events.push((t, kind));
+    let mut answered: VecDeque<u64> = VecDeque::new();
+    walk(rng, phases, |rng, t, dense| {
+        let at = start + Duration::from_millis(t);
+        events.push((t, Kind::Send));
+        if pacing.acquire(at, Some(Duration::from_nanos(1))).is_none() {
+            return;
         }
-    }
+        while answered.front().is_some_and(|a| a + 1000 <= t) {
+            answered.pop_front();
+        }
+        let throttle = if dense {
+            answered.len() >= 10
+        } else {
+            rng.below(40) == 0
+        };
+        if !throttle {
+            answered.push_back(t);
+        }
+        pacing.update(at, throttle);
+        events.push((t, if throttle { Kind::Throttle } else { Kind::Ok }));
+    });
     events
 }
 

@@ -733,10 +733,7 @@ mod tests {
     fn a_success_lets_the_send_rate_grow_back() {
         let quota = Arc::new(RetryQuota::default());
         let start = Instant::now();
-        let limiter = Arc::new(RateLimiter::new(start));
-        for k in 0..40 {
-            limiter.update(start + Duration::from_millis(50 * k), false);
-        }
+        let limiter = Arc::new(crate::rate_limit::tests::answering_20_a_second(start));
         let at = |ms| start + Duration::from_millis(ms);
         let mut d = driver(RetryConfig::default(), &quota)
             .with_rate_limiter(Arc::clone(&limiter), at(2000));

@@ -198,11 +198,20 @@ impl State {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn at(start: Instant, secs: f64) -> Instant {
         start + Duration::from_secs_f64(secs)
+    }
+
+    /// A limiter that saw 20 answers a second for two seconds from `start`, none throttled
+    pub(crate) fn answering_20_a_second(start: Instant) -> RateLimiter {
+        let l = RateLimiter::new(start);
+        for k in 0..40 {
+            l.update(start + Duration::from_millis(50 * k), false);
+        }
+        l
     }
 
     /// Off until a throttle: no wait, no token taken, whatever the pace
@@ -246,11 +255,7 @@ mod tests {
     #[test]
     fn a_throttle_cuts_the_rate_and_successes_grow_it_back_along_the_cubic() {
         let start = Instant::now();
-        let l = RateLimiter::new(start);
-        // 20 answers a second for two seconds
-        for k in 0..40 {
-            l.update(at(start, 0.05 * f64::from(k)), false);
-        }
+        let l = answering_20_a_second(start);
         let measured = l.state().measured_rate;
         assert!((measured - 20.0).abs() < 1.0, "{measured}");
         l.update(at(start, 2.0), true);
@@ -278,10 +283,7 @@ mod tests {
     #[test]
     fn a_throttle_while_on_starts_from_the_allowed_rate_when_lower() {
         let start = Instant::now();
-        let l = RateLimiter::new(start);
-        for k in 0..40 {
-            l.update(at(start, 0.05 * f64::from(k)), false);
-        }
+        let l = answering_20_a_second(start);
         l.update(at(start, 2.0), true);
         let allowed = l.send_rate();
         // the measured rate stays near 20/s; the allowed one is 0.7 x that
