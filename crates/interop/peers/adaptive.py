@@ -7,8 +7,9 @@ clock the timeline sets and a throttling detector that says what the timeline sa
 Usage: python3 adaptive.py < EVENTS, one per line: `MS send|ok|throttle`, MS the time in
 milliseconds since the limiter was made. Writes one JSON line per event:
 
-  {"acquired": BOOL}                 `send`: a token taken without waiting (always while the
-                                     limiter is off, as on_sending_request does nothing then)
+  {"acquired": BOOL, "wait": SECS}   `send`: a token taken without waiting (always while the
+                                     limiter is off, as on_sending_request does nothing then);
+                                     else how long acquire() would sleep before looking again
   {"rate": RATE, "enabled": BOOL}    `ok`, `throttle`: the send rate after the answer
 """
 
@@ -53,13 +54,13 @@ def main():
         ms, kind = line.split()
         clock.now = int(ms) / 1000.0
         if kind == "send":
-            acquired = True
+            acquired, wait = True, 0.0
             if limiter._enabled:
                 try:
                     token_bucket.acquire(block=False)
                 except CapacityNotAvailableError:
-                    acquired = False
-            out.append({"acquired": acquired})
+                    acquired, wait = False, token_bucket._sleep_amount(1)
+            out.append({"acquired": acquired, "wait": wait})
         else:
             limiter.on_receiving_response(throttled=(kind == "throttle"))
             out.append({"rate": token_bucket.max_rate, "enabled": limiter._enabled})

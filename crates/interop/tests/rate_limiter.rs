@@ -3,9 +3,10 @@
 //! The same timelines of sends and answers (throttles among them) go through both: botocore's
 //! own classes, run by `peers/adaptive.py` with a clock the timeline sets, and ours. After
 //! every answer the send rates must agree (and whether the limiter is on); at every send,
-//! whether a token was there. botocore comes from the pinned peers that `.ci/sdk-peers.sh`
-//! installs (`target/sdk-peers`, or `INVOKE_SDK_PEERS`); without it the test says so and
-//! passes, except under `CI=true`, where that is a failure.
+//! whether a token was there, and if not, how long to wait before asking again. botocore
+//! comes from the pinned peers that `.ci/sdk-peers.sh` installs (`target/sdk-peers`, or
+//! `INVOKE_SDK_PEERS`); without it the test says so and passes, except under `CI=true`,
+//! where that is a failure.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
@@ -86,7 +87,7 @@ fn paced_timeline(rng: &mut Rng, phases: u32) -> Vec<(u64, Kind)> {
     walk(rng, phases, |rng, t, dense| {
         let at = start + Duration::from_millis(t);
         events.push((t, Kind::Send));
-        if pacing.acquire(at, Some(Duration::from_nanos(1))).is_none() {
+        if pacing.try_acquire(at).is_err() {
             return;
         }
         while answered.front().is_some_and(|a| a + 1000 <= t) {
@@ -195,10 +196,17 @@ async fn the_send_rate_and_the_tokens_agree_with_botocore() {
             let what = format!("case {case}, event {k} ({kind:?} at {ms} ms)");
             match kind {
                 Kind::Send => {
-                    // a token now or none: a wait of a nanosecond or more takes nothing
-                    let acquired = ours.acquire(at, Some(Duration::from_nanos(1))).is_some();
-                    assert_eq!(acquired, want["acquired"].as_bool().unwrap(), "{what}");
-                    refused += usize::from(!acquired);
+                    let got = ours.try_acquire(at);
+                    assert_eq!(got.is_ok(), want["acquired"].as_bool().unwrap(), "{what}");
+                    if let Err(wait) = got {
+                        // the same wait before looking again (ours at least a microsecond)
+                        let theirs = want["wait"].as_f64().unwrap().max(1e-6);
+                        assert!(
+                            (wait.as_secs_f64() - theirs).abs() < 1e-6,
+                            "{what}: wait {wait:?}, botocore {theirs} s"
+                        );
+                        refused += 1;
+                    }
                 }
                 Kind::Ok | Kind::Throttle => {
                     ours.update(at, matches!(kind, Kind::Throttle));

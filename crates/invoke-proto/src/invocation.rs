@@ -202,6 +202,11 @@ pub struct InvokeDriver {
     config: RetryConfig,
     quota: Arc<RetryQuota>,
     limiter: Option<Arc<RateLimiter>>,
+    /// When the next attempt asks the limiter for its token (the time the transport's sleep
+    /// ends), until it has it
+    token_at: Option<Instant>,
+    /// The failure a retry waits to answer, reported if its token comes too late
+    retrying: Option<InvokeError>,
     limits: Limits,
     deadline: Option<Instant>,
     state: State,
@@ -231,6 +236,8 @@ impl InvokeDriver {
             config,
             quota,
             limiter: None,
+            token_at: None,
+            retrying: None,
             limits: Limits::default(),
             deadline: None,
             state: State::Ready,
@@ -251,27 +258,51 @@ impl InvokeDriver {
     }
 
     /// Paces the attempts with the client's [`RateLimiter`] (the AWS SDKs' `adaptive` retry
-    /// mode), shared by all its invocations: the first attempt takes its token now (and
-    /// waits for it with a [`DriverAction::Sleep`] when the limiter says so), a retry when
-    /// its backoff ends; every attempt's outcome goes to the limiter
+    /// mode), shared by all its invocations: every attempt takes a token before it is sent,
+    /// the first from `now`, a retry when its backoff ends; without one, [`poll`](Self::poll)
+    /// says [`DriverAction::Sleep`] and asks again after it (the driver counts the time from
+    /// `now` and the sleeps it asked for). Every attempt's outcome goes to the limiter.
     ///
-    /// Call it after [`with_deadline`](Self::with_deadline): a first attempt whose token
-    /// would come at or after the deadline takes none and waits until the deadline (where
-    /// the transport's overall timeout ends the invocation).
+    /// A retry whose token would come at or after the [deadline](Self::with_deadline) is not
+    /// made: its failure is reported. A first attempt whose token would come that late
+    /// waits until the deadline and goes without one (the transport's overall timeout then
+    /// ends it).
     #[must_use]
     pub fn with_rate_limiter(mut self, limiter: Arc<RateLimiter>, now: Instant) -> Self {
         if matches!(self.state, State::Ready) && self.attempts == 0 {
-            let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
-            let wait = limiter
-                .acquire(now, remaining)
-                .or(remaining)
-                .unwrap_or_default();
-            if !wait.is_zero() {
-                self.state = State::Backoff(wait);
-            }
+            self.token_at = Some(now);
         }
         self.limiter = Some(limiter);
         self
+    }
+
+    /// The limiter's answer for the next attempt, when it needs a token: `None` to go on and
+    /// send, else what to do first (sleep, or give up)
+    fn pace(&mut self) -> Option<DriverAction> {
+        let (at, limiter) = (self.token_at?, self.limiter.as_ref()?);
+        let Err(wait) = limiter.try_acquire(at) else {
+            self.token_at = None;
+            self.retrying = None;
+            return None;
+        };
+        let next = at.checked_add(wait);
+        match self.deadline {
+            Some(deadline) if next.is_none_or(|n| n >= deadline) => {
+                self.token_at = None;
+                match self.retrying.take() {
+                    Some(error) => {
+                        self.quota.refund(self.last_retry_cost);
+                        self.last_retry_cost = 0;
+                        Some(self.fail(error, GiveUp::Deadline))
+                    }
+                    None => Some(DriverAction::Sleep(deadline.saturating_duration_since(at))),
+                }
+            }
+            _ => {
+                self.token_at = Some(next.unwrap_or(at));
+                Some(DriverAction::Sleep(wait))
+            }
+        }
     }
 
     /// Decodes the body with these [`Limits`] instead of the defaults
@@ -285,6 +316,9 @@ impl InvokeDriver {
     pub fn poll(&mut self) -> DriverAction {
         match &mut self.state {
             State::Ready => {
+                if let Some(action) = self.pace() {
+                    return action;
+                }
                 self.attempts += 1;
                 self.state = State::Sent;
                 DriverAction::Send {
@@ -513,7 +547,7 @@ impl InvokeDriver {
 
     fn retry_or_fail(&mut self, failure: AttemptFailure<'_>, now: Instant, jitter: f64) {
         let remaining = self.deadline.map(|d| d.saturating_duration_since(now));
-        let why = match decide(
+        match decide(
             failure,
             self.attempts,
             &self.config,
@@ -522,31 +556,18 @@ impl InvokeDriver {
             jitter,
         ) {
             RetryDecision::Retry { delay, cost } => {
-                // the limiter's wait for a token comes on top of the backoff, within the
-                // deadline too
-                let wait = match &self.limiter {
-                    None => Some(Duration::ZERO),
-                    Some(l) => l.acquire(
-                        // the token is for when the backoff ends (now, if that overflows)
-                        now.checked_add(delay).unwrap_or(now),
-                        remaining.map(|r| r.saturating_sub(delay)),
-                    ),
-                };
-                if let Some(wait) = wait {
-                    self.last_retry_cost = cost;
-                    self.state = State::Backoff(delay.saturating_add(wait));
-                    return;
+                self.last_retry_cost = cost;
+                self.state = State::Backoff(delay);
+                if self.limiter.is_some() {
+                    // the token is asked for when the backoff ends (now, if that overflows)
+                    self.token_at = Some(now.checked_add(delay).unwrap_or(now));
+                    self.retrying = Some(attempt_error(failure));
                 }
-                self.quota.refund(cost);
-                GiveUp::Deadline
             }
-            RetryDecision::GiveUp(why) => why,
-        };
-        let error = match failure {
-            AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
-            AttemptFailure::Transport(t) => InvokeError::Transport(t),
-        };
-        self.fail(error, why);
+            RetryDecision::GiveUp(why) => {
+                self.fail(attempt_error(failure), why);
+            }
+        }
     }
 
     /// Hands an attempt's outcome to the rate limiter, if any
@@ -560,6 +581,14 @@ impl InvokeDriver {
         self.give_up = Some(why);
         self.state = State::Failed(error.clone());
         DriverAction::Fail(error)
+    }
+}
+
+/// The error a failed attempt is reported as
+fn attempt_error(failure: AttemptFailure<'_>) -> InvokeError {
+    match failure {
+        AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
+        AttemptFailure::Transport(t) => InvokeError::Transport(t),
     }
 }
 
@@ -656,22 +685,32 @@ mod tests {
         limiter
     }
 
-    /// A limiter that is on makes the first attempt wait for its token, and attempts that
-    /// start together wait in turn; one that is off makes no one wait
+    /// A limiter that is on makes the first attempt wait for its token, asking again after
+    /// each wait; attempts that start together take the tokens in turn; a limiter that is
+    /// off makes no one wait
     #[test]
     fn the_rate_limiter_paces_first_attempts() {
         let quota = Arc::new(RetryQuota::default());
         let start = Instant::now();
+        let secs = Duration::from_secs;
         let off = Arc::new(RateLimiter::new(start));
         let mut d = driver(RetryConfig::default(), &quota).with_rate_limiter(off, start);
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        // 0.5 tokens a second: the first token after 2 s, the second after 4
         let limiter = throttled_limiter(start);
-        for wait in [2, 4] {
-            let mut d = driver(RetryConfig::default(), &quota)
-                .with_rate_limiter(Arc::clone(&limiter), start);
-            assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(wait)));
-            assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
-        }
+        let mut first =
+            driver(RetryConfig::default(), &quota).with_rate_limiter(Arc::clone(&limiter), start);
+        let mut second =
+            driver(RetryConfig::default(), &quota).with_rate_limiter(Arc::clone(&limiter), start);
+        assert_eq!(first.poll(), DriverAction::Sleep(secs(2)));
+        assert_eq!(second.poll(), DriverAction::Sleep(secs(2)));
+        assert_eq!(first.poll(), DriverAction::Send { attempt: 1 });
+        assert_eq!(
+            second.poll(),
+            DriverAction::Sleep(secs(2)),
+            "the token was taken"
+        );
+        assert_eq!(second.poll(), DriverAction::Send { attempt: 1 });
     }
 
     /// A limiter given once the attempts started takes no token for a first attempt: the
@@ -688,12 +727,14 @@ mod tests {
         let mut d = d.with_rate_limiter(Arc::clone(&limiter), start);
         assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
         d.handle_failure(TransportFailure::Connect, start, 0.0);
-        // the first token the limiter gave: 2 s away
+        // the backoff (none), then the wait for the first token the limiter gives: 2 s
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 3 });
     }
 
     /// A backoff past the clock's end (a policy without a ceiling) panics nowhere: the
-    /// token is taken as if now, and the waits add up to the longest one
+    /// token is asked for as if now
     #[test]
     fn an_endless_backoff_with_a_rate_limiter_panics_nowhere() {
         let quota = Arc::new(RetryQuota::default());
@@ -706,10 +747,11 @@ mod tests {
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
         d.handle_failure(TransportFailure::Connect, start, 1.0);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::MAX));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
     }
 
-    /// A throttle turns the limiter on; the retry then waits for its token on top of the
-    /// backoff (`Retry-After`: 1 s, then a second more for the half token missing)
+    /// A throttle turns the limiter on; the retry then waits for its token after the
+    /// backoff (`Retry-After`: 1 s, which earned half a token; a second more for the rest)
     #[test]
     fn a_throttle_turns_the_rate_limiter_on_and_its_retry_waits_for_a_token() {
         let quota = Arc::new(RetryQuota::default());
@@ -723,7 +765,8 @@ mod tests {
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_error_body(br#"{"message":"Rate exceeded"}"#, start, 0.0);
         assert!(limiter.is_enabled());
-        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
     }
 
@@ -774,43 +817,52 @@ mod tests {
 
     /// A retry whose token would come at or after the deadline is not made: the failure is
     /// reported, for the deadline, and the quota keeps what the retry would have taken; a
-    /// first attempt whose token would come that late waits for the deadline, taking none
+    /// first attempt whose token would come that late waits for the deadline and goes
+    /// without one
     #[test]
     fn a_token_past_the_deadline_ends_the_retries() {
         let quota = Arc::new(RetryQuota::default());
         let start = Instant::now();
         let at = |s| start + Duration::from_secs(s);
         let limiter = throttled_limiter(start);
-        let with = |deadline| {
+        let with = |deadline, now| {
             driver(RetryConfig::default(), &quota)
                 .with_deadline(deadline)
-                .with_rate_limiter(Arc::clone(&limiter), start)
+                .with_rate_limiter(Arc::clone(&limiter), now)
         };
+        let mut throttle = throttle_headers();
+        throttle.remove("retry-after");
         let full = quota.available();
-        // (every failure is reported at the start: the send rate stays at its floor)
         // a token after 2 s, within the 3 s
-        let mut d = with(at(3));
+        let mut d = with(at(3), start);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
-        // Connect is retried at once, but the next token is 4 s away, of the 3 s left
-        d.handle_failure(TransportFailure::Connect, at(0), 0.0);
+        // throttled at 2 s: retried at once (no backoff), but the next token is 2 s away,
+        // of the 1 s left
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle, at(2));
+        d.handle_error_body(b"{}", at(2), 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
         assert!(matches!(
             d.poll(),
-            DriverAction::Fail(InvokeError::Transport(TransportFailure::Connect))
+            DriverAction::Fail(InvokeError::Service(_))
         ));
         assert_eq!(d.give_up_reason(), Some(GiveUp::Deadline));
         assert_eq!(quota.available(), full, "refunded");
-        // the next token is 4 s away: one whose deadline is in 1 s waits for that
-        let mut d = with(at(1));
+        // one made at 2 s whose deadline is 1 s away waits for that, then goes
+        let mut d = with(at(3), at(2));
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(1)));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
-        // it took none: the next one still waits 4 s, and its retry the token after, at 6 s
-        let mut d = with(at(60));
-        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(4)));
+        // it took no token: the next one, with time enough, waits 2 s for it, and so does
+        // its retry
+        let mut d = with(at(60), at(2));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
-        d.handle_failure(TransportFailure::Connect, at(0), 0.0);
-        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(6)));
-        assert_eq!(quota.available(), full - crate::retry::RETRY_COST);
+        d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle, at(4));
+        d.handle_error_body(b"{}", at(4), 0.0);
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::ZERO));
+        assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        assert!(quota.available() < full, "the retry's cost taken");
     }
 
     /// A driver whose first attempt got a 200 head, announced

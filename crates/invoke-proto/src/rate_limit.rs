@@ -22,9 +22,9 @@ const SCALE_CONSTANT: f64 = 0.4;
 /// client was measured sending at, and successes let it grow back along a cubic curve
 /// (CUBIC congestion control), never above twice the measured rate nor below 0.5 attempts
 /// per second. The SDKs' algorithm (botocore's `retries/adaptive.py`, smithy-rs's
-/// `ClientRateLimiter`), with one difference: an attempt that must wait takes its token
-/// ahead (the bucket goes into debt), so that attempts waiting together are spaced out
-/// rather than all sent when the first one may go.
+/// `ClientRateLimiter`). An attempt without a token waits and asks again, as botocore's
+/// blocking `acquire` does: a wait is at most the time one token takes at the rate of the
+/// moment, so a rate raised meanwhile serves the waiting attempts at once.
 ///
 /// Share one limiter between all invocations of a client (`Arc`);
 /// [`InvokeDriver`](crate::InvokeDriver) calls it when given one with
@@ -36,7 +36,7 @@ const SCALE_CONSTANT: f64 = 0.4;
 ///
 /// let start = Instant::now();
 /// let limiter = RateLimiter::new(start);
-/// assert_eq!(limiter.acquire(start, None), Some(Duration::ZERO), "off until a throttle");
+/// assert_eq!(limiter.try_acquire(start), Ok(()), "off until a throttle");
 /// // ten attempts answered within a second, the last one throttled
 /// for k in 1..=10 {
 ///     let at = start + Duration::from_millis(100 * k);
@@ -110,25 +110,27 @@ impl RateLimiter {
         at.saturating_duration_since(self.start).as_secs_f64()
     }
 
-    /// Takes the token of an attempt to be sent at `at`: how long to wait before sending it
-    /// (zero when a token is there, or the limiter is off)
+    /// Takes the token of an attempt about to be sent at `at`: `Ok` when the bucket held
+    /// one (or the limiter is off); else `Err(wait)`, taking nothing: ask again after
+    /// `wait`, when the bucket will hold one at the current rate (at least a microsecond)
     ///
-    /// `None`, taking nothing, when the wait would be `max_wait` or longer.
-    pub fn acquire(&self, at: Instant, max_wait: Option<Duration>) -> Option<Duration> {
+    /// # Errors
+    ///
+    /// The wait, when the bucket holds less than a token.
+    pub fn try_acquire(&self, at: Instant) -> Result<(), Duration> {
         let t = self.seconds(at);
         let mut s = self.state();
         if !s.enabled {
-            return Some(Duration::ZERO);
+            return Ok(());
         }
         s.refill(t);
-        // the time until the bucket holds a whole token (the rate is at least MIN_FILL_RATE)
-        let short = (1.0 - s.capacity).max(0.0);
-        let wait = Duration::try_from_secs_f64(short / s.fill_rate).unwrap_or(Duration::MAX);
-        if max_wait.is_some_and(|m| wait >= m) {
-            return None;
+        if s.capacity >= 1.0 {
+            s.capacity -= 1.0;
+            return Ok(());
         }
-        s.capacity -= 1.0;
-        Some(wait)
+        // the rate is at least MIN_FILL_RATE: at most two seconds
+        let wait = Duration::from_secs_f64((1.0 - s.capacity) / s.fill_rate);
+        Err(wait.max(Duration::from_micros(1)))
     }
 
     /// Takes in an attempt's outcome at `at`: whether the service throttled it (any other
@@ -221,7 +223,7 @@ pub(crate) mod tests {
         let l = RateLimiter::new(start);
         for k in 0..100 {
             let now = at(start, f64::from(k) * 0.001);
-            assert_eq!(l.acquire(now, Some(Duration::ZERO)), Some(Duration::ZERO));
+            assert_eq!(l.try_acquire(now), Ok(()));
             l.update(now, false);
         }
         assert!(!l.is_enabled());
@@ -313,36 +315,58 @@ pub(crate) mod tests {
         );
     }
 
-    /// Once on, attempts are spaced at the send rate: each takes a token, those without one
-    /// wait for it, and attempts waiting together take theirs in turn
+    /// Once on, every attempt takes a token; one that finds none is told the time a token
+    /// takes at the rate of the moment, takes nothing, and asks again
     #[test]
-    fn attempts_wait_their_turn_at_the_send_rate() {
+    fn attempts_take_tokens_or_wait_for_the_next_one() {
         let start = Instant::now();
         let l = RateLimiter::new(start);
         l.update(start, true);
+        let secs = Duration::from_secs;
         // 0.5 tokens a second, one at most, none yet
-        let t = at(start, 0.0);
-        assert_eq!(l.acquire(t, None), Some(Duration::from_secs(2)));
-        assert_eq!(l.acquire(t, None), Some(Duration::from_secs(4)), "in turn");
-        // a wait of the limit or more takes nothing
-        assert_eq!(l.acquire(t, Some(Duration::from_secs(6))), None);
+        assert_eq!(l.try_acquire(start), Err(secs(2)));
+        assert_eq!(l.try_acquire(start), Err(secs(2)), "nothing taken");
         assert_eq!(
-            l.acquire(t, Some(Duration::from_secs(7))),
-            Some(Duration::from_secs(6))
+            l.try_acquire(at(start, 1.0)),
+            Err(secs(1)),
+            "half a token earned"
         );
-        // 8 s later the debt of three is paid and one more token earned
-        let later = at(start, 8.0);
-        assert_eq!(l.acquire(later, None), Some(Duration::ZERO));
-        assert_eq!(l.acquire(later, None), Some(Duration::from_secs(2)));
-        // half a token earned in the second since: 1.5 tokens short
-        assert_eq!(
-            l.acquire(at(start, 9.0), None),
-            Some(Duration::from_secs(3))
-        );
+        assert_eq!(l.try_acquire(at(start, 2.0)), Ok(()));
+        assert_eq!(l.try_acquire(at(start, 2.0)), Err(secs(2)));
+        // half a token earned in the second since the last refill
+        assert_eq!(l.try_acquire(at(start, 3.0)), Err(secs(1)));
         // a full bucket holds no more than its capacity, however long the pause
         let much_later = at(start, 1000.0);
-        assert_eq!(l.acquire(much_later, None), Some(Duration::ZERO));
-        assert_eq!(l.acquire(much_later, None), Some(Duration::from_secs(2)));
+        assert_eq!(l.try_acquire(much_later), Ok(()));
+        assert_eq!(l.try_acquire(much_later), Err(secs(2)));
+    }
+
+    /// A rate raised while attempts wait serves them at once: the next ask finds the tokens
+    /// the new rate earned
+    #[test]
+    fn a_rate_raised_while_waiting_serves_the_waiting() {
+        let start = Instant::now();
+        let l = answering_20_a_second(start);
+        l.update(at(start, 2.0), true);
+        let cut = l.send_rate();
+        assert!(cut > 10.0, "{cut}");
+        // the bucket's tokens are taken; the next one comes within a token's time at the
+        // cut rate
+        while l.try_acquire(at(start, 2.0)).is_ok() {}
+        let Err(wait) = l.try_acquire(at(start, 2.0)) else {
+            unreachable!()
+        };
+        assert!(wait.as_secs_f64() <= 1.0 / cut, "{wait:?}");
+        // answers at 20 a second while it waits raise the rate past the cut
+        for k in 1..=20 {
+            l.update(at(start, 2.0 + 0.05 * f64::from(k)), false);
+        }
+        assert!(l.send_rate() > cut);
+        let mut served = 0;
+        while l.try_acquire(at(start, 3.0)).is_ok() {
+            served += 1;
+        }
+        assert!(served >= 10, "{served}");
     }
 
     /// Times before the limiter's start or going backwards earn nothing and panic nowhere
@@ -351,9 +375,9 @@ pub(crate) mod tests {
         let start = Instant::now() + Duration::from_secs(5);
         let l = RateLimiter::new(start);
         l.update(at(start, 0.0), true);
-        assert_eq!(l.acquire(at(start, 4.0), None), Some(Duration::ZERO));
+        assert_eq!(l.try_acquire(at(start, 4.0)), Ok(()));
         let early = start.checked_sub(Duration::from_secs(5)).unwrap();
-        assert_eq!(l.acquire(early, None), Some(Duration::from_secs(2)));
+        assert_eq!(l.try_acquire(early), Err(Duration::from_secs(2)));
         l.update(early, false);
         l.update(early, true);
         assert!(l.send_rate() >= MIN_FILL_RATE);
