@@ -19,7 +19,7 @@ const SCALE_CONSTANT: f64 = 0.4;
 ///
 /// Off until the first throttling error. From then on, every attempt takes a token from a
 /// bucket refilled at the *send rate*: a throttle sets that rate to 0.7 x the rate the
-/// client was measured sending at, and successes let it grow back along a cubic curve
+/// client's attempts were measured being answered at, and answers let it grow back along a cubic curve
 /// (CUBIC congestion control), never above twice the measured rate nor below 0.5 attempts
 /// per second. The SDKs' algorithm (botocore's `retries/adaptive.py`, smithy-rs's
 /// `ClientRateLimiter`). An attempt without a token waits and asks again, as botocore's
@@ -61,7 +61,7 @@ struct State {
     fill_rate: f64,
     /// The most tokens the bucket holds
     max_capacity: f64,
-    /// Tokens in the bucket; negative when attempts took theirs ahead
+    /// Tokens in the bucket, from 0 to `max_capacity`
     capacity: f64,
     /// When the bucket was last refilled (seconds on the limiter's clock)
     refilled_at: f64,
@@ -128,8 +128,9 @@ impl RateLimiter {
             s.capacity -= 1.0;
             return Ok(());
         }
-        // the rate is at least MIN_FILL_RATE: at most two seconds
-        let wait = Duration::from_secs_f64((1.0 - s.capacity) / s.fill_rate);
+        // less than a token short, at MIN_FILL_RATE or more: at most two seconds
+        let wait = Duration::try_from_secs_f64((1.0 - s.capacity) / s.fill_rate)
+            .unwrap_or(Duration::from_secs(2));
         Err(wait.max(Duration::from_micros(1)))
     }
 
