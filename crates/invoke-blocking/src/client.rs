@@ -81,12 +81,12 @@ impl Client {
     /// (`endpoint_url`, region, FIPS, dual-stack, by Lambda's endpoint rules) and its signing
     /// region (with neither region nor endpoint URL configured, the region of the EC2
     /// instance from its metadata, unless `AWS_EC2_METADATA_DISABLED` is true, as the AWS SDK
-    /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs' *standard*
-    /// policy, `legacy` keeping its attempts but not its older back-off; `adaptive` adds the
-    /// SDKs' client-side rate limiter, see [`RateLimiter`]); `ca_bundle`; the proxy variables of `shared`'s
-    /// environment; and the default credentials chain of `shared`, its HTTP exchanges sent
-    /// through this client's agent, behind a [`CredentialsCache`]. Everything can still be
-    /// changed on the builder.
+    /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs'
+    /// *standard* policy, `legacy` keeping its attempts but not its older back-off;
+    /// `adaptive` adds the SDKs' client-side rate limiter, see [`RateLimiter`]); `ca_bundle`;
+    /// the proxy variables of `shared`'s environment; and the default credentials chain of
+    /// `shared`, its HTTP exchanges sent through this client's agent, behind a
+    /// [`CredentialsCache`]. Everything can still be changed on the builder.
     ///
     /// # Errors
     ///

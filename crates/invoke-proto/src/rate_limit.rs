@@ -19,9 +19,9 @@ const SCALE_CONSTANT: f64 = 0.4;
 ///
 /// Off until the first throttling error. From then on, every attempt takes a token from a
 /// bucket refilled at the *send rate*: a throttle sets that rate to 0.7 x the rate the
-/// client's attempts were measured being answered at, and answers let it grow back along a cubic curve
-/// (CUBIC congestion control), never above twice the measured rate nor below 0.5 attempts
-/// per second. The SDKs' algorithm (botocore's `retries/adaptive.py`, smithy-rs's
+/// client's attempts were measured being answered at, and answers let it grow back along a
+/// cubic curve (CUBIC congestion control), never above twice the measured rate nor below 0.5
+/// attempts per second. The SDKs' algorithm (botocore's `retries/adaptive.py`, smithy-rs's
 /// `ClientRateLimiter`). An attempt without a token waits and asks again, as botocore's
 /// blocking `acquire` does: a wait is at most the time one token takes at the rate of the
 /// moment, so a rate raised meanwhile serves the waiting attempts at once.

@@ -99,9 +99,10 @@ impl Client {
     /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
     /// precedence: region and endpoint (custom, FIPS, dual-stack), `max_attempts`,
     /// `retry_mode` (`adaptive` adds the SDKs' client-side rate limiter, see
-    /// [`RateLimiter`]), `ca_bundle`, the proxy variables of `shared`'s environment, and credentials from the
-    /// default chain (environment, profile, web identity, container, IMDS) fetched over this
-    /// crate's connections and cached until five minutes before they expire
+    /// [`RateLimiter`]), `ca_bundle`, the proxy variables of `shared`'s environment, and
+    /// credentials from the default chain (environment, profile, web identity, container,
+    /// IMDS) fetched over this crate's connections and cached until five minutes before they
+    /// expire
     ///
     /// With neither a region nor an endpoint URL configured, the region is the EC2
     /// instance's, from its metadata (IMDSv2, unless `AWS_EC2_METADATA_DISABLED` is true), as
