@@ -18,11 +18,40 @@
 //! # });
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use tokio::sync::Semaphore;
+
+/// Where `.ci/sdk-peers.sh` installs the official SDK peers (boto3, botocore, the AWS SDK
+/// for JavaScript v3): `INVOKE_SDK_PEERS` (a relative path from the workspace's root) or
+/// `target/sdk-peers`
+#[must_use]
+pub fn sdk_peers_dir() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.join(std::env::var_os("INVOKE_SDK_PEERS").unwrap_or("target/sdk-peers".into()))
+}
+
+/// Whether `program --version` runs and succeeds
+#[must_use]
+pub fn runs(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Says why a test cannot run (it then passes), except under `CI=true`, where it fails
+///
+/// # Panics
+///
+/// Under `CI=true`, with `why`.
+pub fn skip(why: &str) {
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{why}");
+    eprintln!("SKIPPED: {why}");
+}
 
 /// How long any one wait of an interop test may take: a guard against hanging CI, not a
 /// timing assertion
