@@ -678,6 +678,13 @@ mod tests {
         h
     }
 
+    /// A throttle's head that asks for no wait: the retry's backoff is the policy's
+    fn throttle_headers_without_retry_after() -> HeaderMap {
+        let mut h = throttle_headers();
+        h.remove("retry-after");
+        h
+    }
+
     /// A limiter a throttle turned on at `start`: 0.5 tokens a second, none in the bucket
     fn throttled_limiter(start: Instant) -> Arc<RateLimiter> {
         let limiter = Arc::new(RateLimiter::new(start));
@@ -781,8 +788,7 @@ mod tests {
         let mut d = driver(RetryConfig::default(), &quota)
             .with_rate_limiter(Arc::clone(&limiter), at(2000));
         assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
-        let mut throttle = throttle_headers();
-        throttle.remove("retry-after");
+        let throttle = throttle_headers_without_retry_after();
         d.handle_head(StatusCode::TOO_MANY_REQUESTS, &throttle, at(2000));
         assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
         d.handle_error_body(b"{}", at(2000), 0.0);
@@ -830,8 +836,7 @@ mod tests {
                 .with_deadline(deadline)
                 .with_rate_limiter(Arc::clone(&limiter), now)
         };
-        let mut throttle = throttle_headers();
-        throttle.remove("retry-after");
+        let throttle = throttle_headers_without_retry_after();
         let full = quota.available();
         // a token after 2 s, within the 3 s
         let mut d = with(at(3), start);
