@@ -9,7 +9,7 @@ use base64::Engine as _;
 use invoke_blocking::{Client, Error, FIFTEEN_MINUTES, MAX_TIMEOUT, Response, Timeouts};
 use invoke_config::location::Platform;
 use invoke_config::{
-    ClientConfig, CredentialsError, Env, Overrides, ProviderKind, SharedConfig, StdFs,
+    ClientConfig, CredentialsError, Env, Overrides, ProviderKind, RetryMode, SharedConfig, StdFs,
 };
 use invoke_proto::{
     EndpointError, Event, InvocationType, InvokeComplete, InvokeParams, LogType, MAX_PAYLOAD_LEN,
@@ -123,6 +123,10 @@ pub(crate) struct ConnectionArgs {
     /// Attempts in all, retries included (else AWS_MAX_ATTEMPTS, the profile's, 3)
     #[arg(long, value_name = "N")]
     pub(crate) max_attempts: Option<u32>,
+    /// How to retry (else AWS_RETRY_MODE, the profile's `retry_mode`, `standard`);
+    /// `adaptive` also slows the calls down once the service throttles them
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub(crate) retry_mode: Option<RetryModeArg>,
     /// Seconds to wait for a connection (default 10; 0 waits up to 15 minutes)
     #[arg(long, value_name = "SECONDS", alias = "cli-connect-timeout")]
     pub(crate) connect_timeout: Option<f64>,
@@ -133,6 +137,23 @@ pub(crate) struct ConnectionArgs {
     /// Lambda's longest run; 0: no limit, the read timeout still ends a stalled stream)
     #[arg(long, value_name = "SECONDS")]
     pub(crate) timeout: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RetryModeArg {
+    Standard,
+    Legacy,
+    Adaptive,
+}
+
+impl From<RetryModeArg> for RetryMode {
+    fn from(m: RetryModeArg) -> Self {
+        match m {
+            RetryModeArg::Standard => Self::Standard,
+            RetryModeArg::Legacy => Self::Legacy,
+            RetryModeArg::Adaptive => Self::Adaptive,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -375,12 +396,12 @@ fn read_limited(source: impl io::Read, name: &str) -> Result<Vec<u8>, Failure> {
 /// The client, from the options, the environment and the shared files, as the AWS CLI
 /// resolves them
 fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
-    let shared = SharedConfig::load_with(
-        Env::from_process(),
-        &StdFs,
-        Platform::current(),
-        c.profile.as_deref(),
-    );
+    connect_in(c, Env::from_process())
+}
+
+/// [`connect`] in the environment `env`
+fn connect_in(c: &ConnectionArgs, env: Env) -> Result<Client, Failure> {
+    let shared = SharedConfig::load_with(env, &StdFs, Platform::current(), c.profile.as_deref());
     check_profile(&shared, c)?;
     // As in the AWS CLI, a profile named by --profile beats keys in the environment (which
     // may be another account's); one named by AWS_PROFILE does not
@@ -403,6 +424,9 @@ fn connect(c: &ConnectionArgs) -> Result<Client, Failure> {
             return Err(usage("--max-attempts must be at least 1"));
         }
         overrides = overrides.max_attempts(n);
+    }
+    if let Some(m) = c.retry_mode {
+        overrides = overrides.retry_mode(m.into());
     }
     let config = shared
         .resolve(&overrides)
@@ -994,6 +1018,32 @@ mod tests {
         // the per-phase timeouts take 0 as Lambda's longest run, not as no limit
         assert_eq!(seconds(0.0, "--read-timeout").ok(), Some(FIFTEEN_MINUTES));
         assert!(seconds(f64::NAN, "--read-timeout").is_err());
+    }
+
+    /// `--retry-mode` beats `AWS_RETRY_MODE`, and `adaptive` gives the client its limiter
+    #[test]
+    fn the_retry_mode_option_beats_the_environment() {
+        let adaptive = |option: Option<RetryModeArg>, variable: &str| {
+            let env = Env::from_pairs([
+                ("AWS_CONFIG_FILE", "/nonexistent/config"),
+                ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials"),
+                ("AWS_RETRY_MODE", variable),
+            ]);
+            let args = ConnectionArgs {
+                region: Some("us-east-1".to_owned()),
+                endpoint_url: Some("http://127.0.0.1:9".to_owned()),
+                no_sign_request: true,
+                retry_mode: option,
+                ..ConnectionArgs::default()
+            };
+            let client = connect_in(&args, env).unwrap_or_else(|Failure(_, m)| panic!("{m}"));
+            client.rate_limiter().is_some()
+        };
+        assert!(adaptive(Some(RetryModeArg::Adaptive), "standard"));
+        assert!(!adaptive(Some(RetryModeArg::Standard), "adaptive"));
+        assert!(!adaptive(Some(RetryModeArg::Legacy), "adaptive"));
+        assert!(adaptive(None, "adaptive"));
+        assert!(!adaptive(None, "standard"));
     }
 
     #[test]
