@@ -69,6 +69,11 @@ pub(crate) struct InvokeArgs {
     /// read a file, or `-` to read standard input
     #[arg(long, value_name = "JSON|@FILE|file://FILE|-")]
     payload: Option<String>,
+    /// How `--payload` text and files are taken: `raw-in-base64-out` (the default here) as
+    /// they are; `base64` (AWS CLI v2's default) as base64 to decode (`fileb://` and `-`
+    /// are raw either way)
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = BinaryFormat::RawInBase64Out)]
+    cli_binary_format: BinaryFormat,
     /// A version or alias to invoke
     #[arg(long)]
     qualifier: Option<String>,
@@ -154,6 +159,13 @@ impl From<RetryModeArg> for RetryMode {
             RetryModeArg::Adaptive => Self::Adaptive,
         }
     }
+}
+
+/// AWS CLI v2's `--cli-binary-format`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BinaryFormat {
+    RawInBase64Out,
+    Base64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -305,8 +317,16 @@ fn watch_interrupt() {
 
 /// The invocation's parameters from the options
 fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
-    let payload = match args.payload.as_deref() {
-        None => Vec::new(),
+    // with `--cli-binary-format base64`, text and `file://` are base64; `fileb://` and
+    // standard input are bytes
+    let base64 = args.cli_binary_format == BinaryFormat::Base64;
+    let limit = if base64 {
+        BASE64_TEXT_LIMIT
+    } else {
+        MAX_PAYLOAD_LEN
+    };
+    let (payload, raw) = match args.payload.as_deref() {
+        None => (Vec::new(), true),
         // a closed stdin would read as an empty payload (see `decode::was_closed`)
         Some("-") if crate::decode::was_closed(&io::stdin(), crate::decode::Stream::In) => {
             return Err(usage(
@@ -315,7 +335,10 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
                  it from /dev/null",
             ));
         }
-        Some("-") => read_limited(io::stdin().lock(), "standard input")?,
+        Some("-") => (
+            read_limited(io::stdin().lock(), "standard input", MAX_PAYLOAD_LEN)?,
+            true,
+        ),
         Some(p) => match payload_file(p) {
             Some(path) => {
                 // `file://~/event.json`: the shell leaves a `~` inside a word alone, the AWS
@@ -326,10 +349,17 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
                 };
                 let file =
                     std::fs::File::open(&path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
-                read_limited(file, &path.display().to_string())?
+                let raw = p.starts_with("fileb://");
+                let limit = if raw { MAX_PAYLOAD_LEN } else { limit };
+                (read_limited(file, &path.display().to_string(), limit)?, raw)
             }
-            None => p.as_bytes().to_vec(),
+            None => (p.as_bytes().to_vec(), false),
         },
+    };
+    let payload = if base64 && !raw {
+        decode_base64_payload(&payload)?
+    } else {
+        payload
     };
     let mut params = InvokeParams::new(args.function.clone(), payload);
     if args.dry_run || args.invocation_type == Some(InvocationTypeArg::DryRun) {
@@ -378,16 +408,49 @@ fn payload_file(value: &str) -> Option<&str> {
         .or_else(|| value.strip_prefix("fileb://"))
 }
 
-/// Reads a payload of at most the service's 6 MB limit (one byte more tells it is over)
-fn read_limited(source: impl io::Read, name: &str) -> Result<Vec<u8>, Failure> {
+/// The most base64 text `--cli-binary-format base64` reads from a file: the service's
+/// limit encoded, with room for line breaks
+const BASE64_TEXT_LIMIT: usize = MAX_PAYLOAD_LEN.div_ceil(3) * 4 * 2;
+
+/// Reads at most `limit` bytes of a payload (one byte more tells it is over)
+fn read_limited(source: impl io::Read, name: &str, limit: usize) -> Result<Vec<u8>, Failure> {
     let mut payload = Vec::new();
     source
-        .take(MAX_PAYLOAD_LEN as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut payload)
         .map_err(|e| usage(format!("--payload: cannot read {name}: {e}")))?;
+    if payload.len() > limit {
+        return Err(usage(if limit == MAX_PAYLOAD_LEN {
+            format!("--payload: {name} is over the {limit}-byte limit of a request payload")
+        } else {
+            format!(
+                "--payload: {name} is over {limit} bytes, more than the base64 text of a \
+                 request payload at its {MAX_PAYLOAD_LEN}-byte limit"
+            )
+        }));
+    }
+    Ok(payload)
+}
+
+/// The bytes of `--payload` text given in base64 (`--cli-binary-format base64`), line
+/// breaks and spaces ignored
+fn decode_base64_payload(text: &[u8]) -> Result<Vec<u8>, Failure> {
+    let text: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&text)
+        .map_err(|e| {
+            usage(format!(
+                "--payload is not base64 ({e}), which --cli-binary-format base64 takes; for \
+                 JSON as it is, leave the option out or pass raw-in-base64-out"
+            ))
+        })?;
     if payload.len() > MAX_PAYLOAD_LEN {
         return Err(usage(format!(
-            "--payload: {name} is over the {MAX_PAYLOAD_LEN}-byte limit of a request payload"
+            "--payload: decoded, it is over the {MAX_PAYLOAD_LEN}-byte limit of a request payload"
         )));
     }
     Ok(payload)

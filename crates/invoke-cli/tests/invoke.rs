@@ -318,6 +318,77 @@ fn payload_from_stdin_and_from_a_file() {
     assert!(stderr(&o).contains("/no/such/file"), "{}", stderr(&o));
 }
 
+/// `--cli-binary-format base64`, AWS CLI v2's default, takes text and `file://` as base64;
+/// `fileb://` and standard input stay bytes, and `raw-in-base64-out` takes text as it is
+#[test]
+fn a_base64_payload_as_aws_cli_v2_takes_it() {
+    let l = lambda(|b| b);
+    let dir = std::env::temp_dir().join(format!("lambda-stream-b64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = dir.join("event.b64");
+    // line breaks, as `base64` writes them
+    std::fs::write(&text, "eyJmcm9tIjoi\nZmlsZSJ9\n").unwrap();
+    let bytes = dir.join("event.json");
+    std::fs::write(&bytes, br#"{"from":"fileb"}"#).unwrap();
+    let file = format!("file://{}", text.display());
+    let fileb = format!("fileb://{}", bytes.display());
+    for (payload, format, stdin, expected) in [
+        ("eyJoaSI6MX0=", "base64", &b""[..], &br#"{"hi":1}"#[..]),
+        (&file, "base64", b"", br#"{"from":"file"}"#),
+        (&fileb, "base64", b"", br#"{"from":"fileb"}"#),
+        (
+            "-",
+            "base64",
+            br#"{"from":"stdin"}"#,
+            br#"{"from":"stdin"}"#,
+        ),
+        (r#"{"hi":1}"#, "raw-in-base64-out", b"", br#"{"hi":1}"#),
+    ] {
+        let args = ["echo", "--payload", payload, "--cli-binary-format", format];
+        let o = run(invoke(&l.url, &args), stdin);
+        assert_eq!(o.status.code(), Some(0), "{payload}: {}", stderr(&o));
+        assert_eq!(o.stdout, expected, "{payload} {format}");
+    }
+
+    // JSON is not base64: refused before anything is sent
+    let args = [
+        "echo",
+        "--payload",
+        r#"{"hi":1}"#,
+        "--cli-binary-format",
+        "base64",
+    ];
+    let o = run(invoke(&l.url, &args), b"");
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr(&o).contains("--payload is not base64"),
+        "{}",
+        stderr(&o)
+    );
+
+    // the limit holds for the decoded bytes
+    let max = invoke_proto::MAX_PAYLOAD_LEN;
+    for (len, status) in [(max, 0), (max + 1, 3)] {
+        use base64::Engine as _;
+        let json = format!("\"{}\"", "7".repeat(len - 2));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(json);
+        std::fs::write(&text, encoded).unwrap();
+        let args = [
+            "echo",
+            "--payload",
+            &file,
+            "--cli-binary-format",
+            "base64",
+            "-q",
+        ];
+        let o = run(invoke(&l.url, &args), b"");
+        assert_eq!(o.status.code(), Some(status), "{len}: {}", stderr(&o));
+        assert_eq!(o.stdout.len(), if status == 0 { len } else { 0 });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_function_error_exits_1_after_its_output() {
     let l = lambda(|b| b);
