@@ -33,6 +33,8 @@ pub(crate) struct Call {
     /// The request as built, sent as it is when the client does not sign
     unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
+    /// This invocation's overall timeout (the client's unless its options changed it)
+    overall: Duration,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
     /// The error behind the last transport failure reported to the driver
@@ -47,7 +49,7 @@ impl Call {
         inner: Arc<Inner>,
         driver: InvokeDriver,
         unsigned: Option<http::Request<Bytes>>,
-        deadline: Instant,
+        (deadline, overall): (Instant, Duration),
         span: tracing::Span,
     ) -> Self {
         Self {
@@ -56,6 +58,7 @@ impl Call {
             driver,
             unsigned,
             deadline,
+            overall,
             span,
             body: None,
             last_error: None,
@@ -181,18 +184,30 @@ impl Call {
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
-        // The agent's overall timeout is the client's: an attempt starting within a
-        // millisecond of the call keeps it (the deadline then passes at most that late),
-        // sparing the request ureq's per-request copy of its whole configuration
-        let elapsed = self.inner.timeouts.overall.saturating_sub(remaining);
-        let request = if elapsed <= AGENT_DEADLINE_SLACK {
+        // The agent's timeouts are the client's: an attempt starting within a millisecond of
+        // a call with the client's overall timeout keeps them (the deadline then passes at
+        // most that late), sparing the request ureq's per-request copy of its whole
+        // configuration
+        let agent = self.inner.timeouts;
+        let own_overall = self.overall != agent.overall;
+        let late = agent.overall.checked_sub(remaining);
+        let request = if !own_overall && late.is_some_and(|late| late <= AGENT_DEADLINE_SLACK) {
             request
         } else {
-            self.inner
-                .agent
-                .configure_request(request)
-                .timeout_global(Some(remaining))
-                .build()
+            let request = self.inner.agent.configure_request(request);
+            let request = if own_overall {
+                // The agent's per-read and per-write timeouts are cut below the client's
+                // overall one (`client::per_io_timeout`), which may be shorter than this
+                // call's: the idle timeout itself, so that the deadline, not a read's
+                // timeout, ends a call at its deadline (a system call may then set the
+                // socket's timeout before each read, as ureq's time left changes)
+                request
+                    .timeout_per_read(Some(agent.idle))
+                    .timeout_per_write(Some(agent.idle))
+            } else {
+                request
+            };
+            request.timeout_global(Some(remaining)).build()
         };
         let _hold = (!body.is_empty()).then(crate::tcp::hold_next_write);
         match self.inner.agent.run(request) {

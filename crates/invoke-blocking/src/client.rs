@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use invoke_config::{
     CREDENTIALS_TIMEOUT, ChainProvider, ClientSettings, CredentialsCache, CredentialsChoice,
-    ImdsRegion, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv, RegionStep,
-    RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
+    ImdsRegion, InvokeOptions, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv,
+    RegionStep, RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
     Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RateLimiter, RetryConfig,
@@ -165,15 +165,42 @@ impl Client {
     /// Invalid parameters, credentials, the service's error (read from the error body),
     /// or the transport's, after the last attempt.
     pub fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
+        self.invoke_with(params, &InvokeOptions::new())
+    }
+
+    /// [`invoke`](Self::invoke) with some of the client's settings changed for this call:
+    /// its retry policy or attempts, its overall timeout
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use invoke_blocking::{Client, InvokeOptions};
+    /// use invoke_proto::InvokeParams;
+    ///
+    /// let client = Client::from_env()?;
+    /// // a function that must not run twice, within a minute
+    /// let once = InvokeOptions::new().max_attempts(1).timeout(Duration::from_secs(60));
+    /// let response = client.invoke_with(&InvokeParams::new("charge-card", "{}"), &once)?;
+    /// # Ok::<(), invoke_blocking::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub fn invoke_with(
+        &self,
+        params: &InvokeParams,
+        options: &InvokeOptions,
+    ) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
         let unsigned = inner.credentials.is_none().then(|| request.clone());
         let start = Instant::now();
-        let deadline = start + inner.timeouts.overall;
+        let overall = options.timeout_for(inner.timeouts.overall);
+        let deadline = start + overall;
         let driver = InvokeDriver::new(
             request,
             Arc::clone(&inner.scope),
-            inner.retry,
+            options.retry_for(inner.retry),
             Arc::clone(&inner.quota),
         )
         .with_deadline(deadline)
@@ -188,7 +215,14 @@ impl Client {
             request_id = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        Call::new(Arc::clone(inner), driver, unsigned, deadline, span).start()
+        Call::new(
+            Arc::clone(inner),
+            driver,
+            unsigned,
+            (deadline, overall),
+            span,
+        )
+        .start()
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when

@@ -4,7 +4,7 @@
 use std::io::Read as _;
 use std::sync::Arc;
 
-use invoke_blocking::{Client, Error, Overrides};
+use invoke_blocking::{Client, Error, InvokeOptions, Overrides};
 use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
@@ -41,10 +41,11 @@ impl Transport for Blocking {
         &self,
         client: &Client,
         params: &InvokeParams,
+        options: &InvokeOptions,
         pause: &mut dyn FnMut(Pause),
     ) -> Outcome {
         let mut outcome = Outcome::default();
-        let response = match client.invoke(params) {
+        let response = match client.invoke_with(params, options) {
             Ok(r) => r,
             Err(e) => {
                 outcome.failure = Some(failure(&e));

@@ -29,6 +29,8 @@ pub(crate) struct Call {
     /// The request as built, sent as it is when the client does not sign
     unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
+    /// This invocation's overall timeout (the client's unless its options changed it)
+    overall: Duration,
     span: tracing::Span,
     /// The response body with its connection, back to the pool once the body ended
     lease: Option<Lease>,
@@ -42,7 +44,7 @@ impl Call {
         inner: Arc<Inner>,
         driver: InvokeDriver,
         unsigned: Option<Box<http::Request<Bytes>>>,
-        deadline: Instant,
+        (deadline, overall): (Instant, Duration),
         span: tracing::Span,
     ) -> Self {
         Self {
@@ -50,6 +52,7 @@ impl Call {
             driver,
             unsigned,
             deadline,
+            overall,
             span,
             lease: None,
             last_error: None,
@@ -443,7 +446,7 @@ impl Response {
 
     /// The failure of a body read past the deadline
     fn deadline_passed(&self) -> (TransportFailure, BoxError) {
-        let overall = self.call.inner.timeouts.overall;
+        let overall = self.call.overall;
         (
             TransportFailure::Deadline,
             format!("the invocation took longer than {overall:?}").into(),

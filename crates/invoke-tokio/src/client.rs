@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use invoke_config::{
-    CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, Overrides,
+    CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, InvokeOptions, Overrides,
     ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts,
     redact_url,
 };
@@ -162,15 +162,46 @@ impl Client {
     /// Invalid parameters, credentials, the service's error (read from the error body),
     /// or the transport's, after the last attempt.
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
+        self.invoke_with(params, &InvokeOptions::new()).await
+    }
+
+    /// [`invoke`](Self::invoke) with some of the client's settings changed for this call:
+    /// its retry policy or attempts, its overall timeout
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use invoke_proto::InvokeParams;
+    /// use invoke_tokio::{Client, InvokeOptions};
+    ///
+    /// # async fn run() -> Result<(), invoke_tokio::Error> {
+    /// let client = Client::from_env().await?;
+    /// // a function that must not run twice, within a minute
+    /// let once = InvokeOptions::new().max_attempts(1).timeout(Duration::from_secs(60));
+    /// let response = client
+    ///     .invoke_with(&InvokeParams::new("charge-card", "{}"), &once)
+    ///     .await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`invoke`](Self::invoke).
+    pub async fn invoke_with(
+        &self,
+        params: &InvokeParams,
+        options: &InvokeOptions,
+    ) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.endpoint)?;
         let unsigned =
             matches!(inner.credentials, Source::Unsigned).then(|| Box::new(request.clone()));
-        let deadline = tokio::time::Instant::now() + inner.timeouts.overall;
+        let overall = options.timeout_for(inner.timeouts.overall);
+        let deadline = tokio::time::Instant::now() + overall;
         let driver = InvokeDriver::new(
             request,
             Arc::clone(&inner.scope),
-            inner.retry,
+            options.retry_for(inner.retry),
             Arc::clone(&inner.quota),
         )
         .with_deadline(deadline.into_std())
@@ -187,9 +218,15 @@ impl Client {
             request_id = tracing::field::Empty,
             attempts = tracing::field::Empty,
         );
-        Call::new(Arc::clone(inner), driver, unsigned, deadline, span)
-            .start()
-            .await
+        Call::new(
+            Arc::clone(inner),
+            driver,
+            unsigned,
+            (deadline, overall),
+            span,
+        )
+        .start()
+        .await
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when

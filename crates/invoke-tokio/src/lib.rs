@@ -94,7 +94,7 @@ pub use invoke_config::{
     CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, MAX_TIMEOUT, ResponseInfo, Timeouts,
 };
 pub use invoke_config::{
-    CredentialsCache, CredentialsError, Overrides, ProvideCredentials, ProvidedCredentials,
-    ProxyEnv, SharedConfig,
+    CredentialsCache, CredentialsError, InvokeOptions, Overrides, ProvideCredentials,
+    ProvidedCredentials, ProxyEnv, SharedConfig,
 };
 pub use {invoke_config, invoke_proto};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures_core::Stream as _;
 use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
-use invoke_tokio::{Client, Error, Overrides};
+use invoke_tokio::{Client, Error, InvokeOptions, Overrides};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
@@ -57,11 +57,12 @@ impl Transport for Tokio {
         &self,
         client: &Client,
         params: &InvokeParams,
+        options: &InvokeOptions,
         pause: &mut dyn FnMut(Pause),
     ) -> Outcome {
         self.runtime.block_on(async {
             let mut outcome = Outcome::default();
-            let response = match client.invoke(params).await {
+            let response = match client.invoke_with(params, options).await {
                 Ok(r) => r,
                 Err(e) => {
                     outcome.failure = Some(failure(&e));

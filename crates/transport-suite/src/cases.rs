@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{Env, FileReader, MemFs};
+use invoke_config::{Env, FileReader, InvokeOptions, MemFs};
 use invoke_proto::{
     DEFAULT_RETRY_QUOTA, DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits,
     LogType, MAX_PAYLOAD_LEN, RETRY_COST, RetryConfig, Scheme, StreamError, TransportFailure,
@@ -251,6 +251,46 @@ pub fn throttle_n_then_success<T: Transport>(t: &T) {
     assert_eq!(o.head.expect("head").attempts, 3);
     assert_eq!(h.invocations(), 1);
     assert_eq!(t.retry_quota(&c), DEFAULT_RETRY_QUOTA - RETRY_COST);
+}
+
+/// `invoke_with`: one call's attempts and overall timeout differ from the client's, in
+/// either direction, and the client's hold again for the next call
+pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let mut cfg = h.config();
+    cfg.overall_timeout = Duration::from_secs(2);
+    let c = t.client(&cfg);
+
+    // one attempt where the client makes three: the first of two throttles ends the call
+    let once = InvokeOptions::new().max_attempts(1);
+    let o = t.invoke_with(&c, &InvokeParams::new("streamer-throttle2", "{}"), &once);
+    match o.failure {
+        Some(Failure::Service { error, attempts }) => {
+            assert_eq!(error.code, "TooManyRequestsException");
+            assert_eq!(attempts, Some(1), "one attempt, as the options say");
+        }
+        other => panic!("not a throttling error: {other:?}"),
+    }
+    // the next call has the client's three attempts: the throttle left, then success
+    let o = t.invoke(&c, &InvokeParams::new("streamer-throttle2", "{}"));
+    assert_success(&o);
+    assert_eq!(o.head.expect("head").attempts, 2);
+
+    // longer than the client's 2 s: a function silent for 2.5 s between its two chunks ends
+    // well, byte-exact (no read is cut by a timeout derived from the client's 2 s)
+    let slow = InvokeParams::new("count", r#"{"n":2,"size":10,"delay_ms":2500}"#);
+    let longer = InvokeOptions::new().timeout(Duration::from_secs(60));
+    let o = t.invoke_with(&c, &slow, &longer);
+    assert_success(&o);
+    assert!(o.payload() == count_bytes(2, 10), "byte-exact");
+    // shorter: the same function is cut at the call's deadline
+    let quick = InvokeParams::new("count", r#"{"n":2,"size":10,"delay_ms":500}"#);
+    let shorter = InvokeOptions::new().timeout(Duration::from_millis(100));
+    let o = t.invoke_with(&c, &quick, &shorter);
+    match &o.failure {
+        Some(Failure::Transport { kind, .. }) => assert_eq!(*kind, TransportFailure::Deadline),
+        other => panic!("not the call's deadline: {other:?}"),
+    }
 }
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
@@ -650,7 +690,8 @@ pub fn a_paused_reader_holds_the_server_back<T: Transport>(t: &T) {
     let s = StreamServer::start();
     let c = t.client(&config(endpoint(&s.url())));
     let mut seen = None;
-    let o = t.invoke_pausing(&c, &InvokeParams::new("stream", "{}"), &mut |at| {
+    let params = InvokeParams::new("stream", "{}");
+    let o = t.invoke_pausing(&c, &params, &InvokeOptions::new(), &mut |at| {
         if at == Pause::FirstEvent {
             seen = s.writes(Duration::from_secs(30));
             s.resume();
@@ -1334,7 +1375,8 @@ pub fn a_failed_stream_closes_its_connection_at_once<T: Transport>(t: &T) {
     let c = t.client(&cfg);
     for (n, function) in [(1, "streamer-crc"), (2, "streamer-stall")] {
         let mut closed_while_held = None;
-        let o = t.invoke_pausing(&c, &InvokeParams::new(function, "{}"), &mut |at| {
+        let params = InvokeParams::new(function, "{}");
+        let o = t.invoke_pausing(&c, &params, &InvokeOptions::new(), &mut |at| {
             if at == Pause::End {
                 closed_while_held = Some(forwarder.wait_closed(n, Duration::from_secs(20)));
             }

@@ -37,7 +37,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{ClientError, Env, FileReader, MemFs, ProxyEnv, SharedConfig, Timeouts};
+use invoke_config::{
+    ClientError, Env, FileReader, InvokeOptions, MemFs, ProxyEnv, SharedConfig, Timeouts,
+};
 use invoke_proto::Endpoint;
 use invoke_proto::{
     Credentials, Event, InvokeComplete, InvokeParams, ResponseMeta, RetryConfig, ServiceError,
@@ -316,17 +318,29 @@ pub trait Transport: Sync {
 
     /// Invokes and collects every event until the end or the first error
     fn invoke(&self, client: &Self::Client, params: &InvokeParams) -> Outcome {
-        self.invoke_pausing(client, params, &mut |_| {})
+        self.invoke_with(client, params, &InvokeOptions::new())
     }
 
-    /// As [`invoke`](Self::invoke), calling `pause` right after the first event arrived
-    /// ([`Pause::FirstEvent`]) and once the events ended, with an error or not
+    /// As [`invoke`](Self::invoke), with `options` for this call (the client's
+    /// `invoke_with`)
+    fn invoke_with(
+        &self,
+        client: &Self::Client,
+        params: &InvokeParams,
+        options: &InvokeOptions,
+    ) -> Outcome {
+        self.invoke_pausing(client, params, options, &mut |_| {})
+    }
+
+    /// As [`invoke_with`](Self::invoke_with), calling `pause` right after the first event
+    /// arrived ([`Pause::FirstEvent`]) and once the events ended, with an error or not
     /// ([`Pause::End`], not when the call failed before its head); the response is held
     /// but neither read nor polled while `pause` runs
     fn invoke_pausing(
         &self,
         client: &Self::Client,
         params: &InvokeParams,
+        options: &InvokeOptions,
         pause: &mut dyn FnMut(Pause),
     ) -> Outcome;
 
@@ -381,6 +395,7 @@ macro_rules! transport_suite {
             a_reader_made_after_an_error_fails,
             throttle_gives_up_after_max_attempts,
             throttle_n_then_success,
+            invoke_options_change_one_call,
             close_after_is_never_a_clean_end,
             corrupt_crc,
             stall_hits_the_idle_timeout,
