@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, jitter};
+use invoke_config::{
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, jitter,
+};
 
 use crate::buffers::BodyBuffer;
 use crate::client::Inner;
@@ -47,18 +49,17 @@ pub(crate) struct Call {
 impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
-        driver: InvokeDriver,
+        started: Started,
         unsigned: Option<http::Request<Bytes>>,
-        (deadline, overall): (Instant, Duration),
         span: tracing::Span,
     ) -> Self {
         Self {
             buf: BodyBuffer::new(Arc::clone(&inner.buffers)),
             inner,
-            driver,
+            driver: started.driver,
             unsigned,
-            deadline,
-            overall,
+            deadline: started.deadline,
+            overall: started.overall,
             span,
             body: None,
             last_error: None,
@@ -188,7 +189,7 @@ impl Call {
         // a call with the client's overall timeout keeps them (the deadline then passes at
         // most that late), sparing the request ureq's per-request copy of its whole
         // configuration
-        let agent = self.inner.timeouts;
+        let agent = self.inner.invoker.timeouts;
         let own_overall = self.overall != agent.overall;
         let late = agent.overall.checked_sub(remaining);
         let request = if !own_overall && late.is_some_and(|late| late <= AGENT_DEADLINE_SLACK) {

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use invoke_config::{
     CREDENTIALS_TIMEOUT, ChainProvider, ClientSettings, CredentialsCache, CredentialsChoice,
-    ImdsRegion, InvokeOptions, Overrides, ProvideCredentials, ProvidedCredentials, ProxyEnv,
-    RegionStep, RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
+    ImdsRegion, InvokeOptions, Invoker, Overrides, ProvideCredentials, ProvidedCredentials,
+    ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts, redact_url,
 };
 use invoke_proto::{
-    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RateLimiter, RetryConfig,
-    RetryQuota, Scheme, SigningScope, build_request, resolve_endpoint,
+    Credentials, Endpoint, InvokeParams, RateLimiter, RetryConfig, Scheme, build_request,
+    resolve_endpoint,
 };
 
 use crate::buffers::BufferPool;
@@ -32,16 +32,11 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) agent: ureq::Agent,
-    pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
-    pub(crate) scope: Arc<SigningScope>,
+    /// Endpoint, signing scope, retries, pacing, timeouts and limits of every invocation
+    pub(crate) invoker: Invoker,
     /// `None`: requests go unsigned
     credentials: Option<CredentialSource>,
-    retry: RetryConfig,
-    pub(crate) quota: Arc<RetryQuota>,
-    rate_limiter: Option<Arc<RateLimiter>>,
-    pub(crate) timeouts: Timeouts,
-    limits: Limits,
     pub(crate) proxy: Option<String>,
     /// Body read buffers, reused by the client's invocations
     pub(crate) buffers: Arc<BufferPool>,
@@ -53,10 +48,10 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("endpoint", &self.inner.address)
-            .field("region", &self.inner.scope.region)
+            .field("region", &self.inner.invoker.scope.region)
             .field("signed", &self.inner.credentials.is_some())
-            .field("retry", &self.inner.retry)
-            .field("timeouts", &self.inner.timeouts)
+            .field("retry", &self.inner.invoker.retry)
+            .field("timeouts", &self.inner.invoker.timeouts)
             .field("proxy", &self.inner.proxy.as_deref().map(redact_url))
             .finish_non_exhaustive()
     }
@@ -192,37 +187,11 @@ impl Client {
         options: &InvokeOptions,
     ) -> Result<Response, Error> {
         let inner = &self.inner;
-        let request = build_request(params, &inner.endpoint)?;
+        let request = build_request(params, &inner.invoker.endpoint)?;
         let unsigned = inner.credentials.is_none().then(|| request.clone());
-        let start = Instant::now();
-        let overall = options.timeout_for(inner.timeouts.overall);
-        let deadline = start + overall;
-        let driver = InvokeDriver::new(
-            request,
-            Arc::clone(&inner.scope),
-            options.retry_for(inner.retry),
-            Arc::clone(&inner.quota),
-        )
-        .with_deadline(deadline)
-        .with_limits(inner.limits);
-        let driver = match &inner.rate_limiter {
-            Some(limiter) => driver.with_rate_limiter(Arc::clone(limiter), start),
-            None => driver,
-        };
-        let span = tracing::info_span!(
-            "invoke",
-            function = params.function_name(),
-            request_id = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-        );
-        Call::new(
-            Arc::clone(inner),
-            driver,
-            unsigned,
-            (deadline, overall),
-            span,
-        )
-        .start()
+        let started = inner.invoker.start(request, options, Instant::now());
+        let span = invoke_span(params);
+        Call::new(Arc::clone(inner), started, unsigned, span).start()
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when
@@ -233,7 +202,7 @@ impl Client {
     /// [`Error::Credentials`] when the source has none.
     pub fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
         // held to the overall timeout, as an invocation's loading is to its deadline
-        let by = Instant::now() + self.inner.timeouts.overall;
+        let by = Instant::now() + self.inner.invoker.timeouts.overall;
         let (_exchanges, _reads) = (
             crate::credentials::exchanges_by(by),
             crate::drain::deadline_by(by),
@@ -244,19 +213,19 @@ impl Client {
 
     /// The endpoint this client invokes
     pub fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
+        &self.inner.invoker.endpoint
     }
 
     /// The client-side rate limiter of the `adaptive` retry mode (shared by this client's
     /// invocations), if the client has one: whether a throttle turned it on, and the send
     /// rate it allows
     pub fn rate_limiter(&self) -> Option<&RateLimiter> {
-        self.inner.rate_limiter.as_deref()
+        self.inner.invoker.rate_limiter.as_deref()
     }
 
     /// Tokens left in the retry quota shared by this client's invocations
     pub fn retry_quota_available(&self) -> u32 {
-        self.inner.quota.available()
+        self.inner.invoker.quota.available()
     }
 
     /// The proxy this client sends through, if any (with its credentials, if the URL has
@@ -383,6 +352,16 @@ fn connector() -> impl ureq::unversioned::transport::Connector<()> {
     )
 }
 
+/// The span of one invocation: the function, and the request id and attempts once known
+fn invoke_span(params: &InvokeParams) -> tracing::Span {
+    tracing::info_span!(
+        "invoke",
+        function = params.function_name(),
+        request_id = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+    )
+}
+
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
@@ -435,6 +414,7 @@ impl ClientBuilder {
         let address = self.settings.address();
         let mut s = self.settings;
         let (choice, env) = s.take_choices()?;
+        let invoker = Invoker::new(&s);
         let proxy = env.proxy_for(&s.endpoint).map(str::to_owned);
         let ureq_proxy = proxy
             .as_deref()
@@ -507,14 +487,8 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 agent,
                 address,
-                endpoint: s.endpoint,
-                scope: Arc::new(s.scope),
+                invoker,
                 credentials,
-                retry: s.retry,
-                quota: s.quota.unwrap_or_default(),
-                rate_limiter: s.rate_limiter,
-                timeouts: s.timeouts,
-                limits: s.limits,
                 proxy,
                 buffers: Arc::default(),
                 addresses,

@@ -14,7 +14,9 @@ use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFail
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use invoke_config::{DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, jitter};
+use invoke_config::{
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, jitter,
+};
 
 use crate::client::Inner;
 use crate::connect::classify;
@@ -42,17 +44,16 @@ pub(crate) struct Call {
 impl Call {
     pub(crate) fn new(
         inner: Arc<Inner>,
-        driver: InvokeDriver,
+        started: Started,
         unsigned: Option<Box<http::Request<Bytes>>>,
-        (deadline, overall): (Instant, Duration),
         span: tracing::Span,
     ) -> Self {
         Self {
             inner,
-            driver,
+            driver: started.driver,
             unsigned,
-            deadline,
-            overall,
+            deadline: Instant::from_std(started.deadline),
+            overall: started.overall,
             span,
             lease: None,
             last_error: None,
@@ -148,7 +149,7 @@ impl Call {
         let sent_at = SentAt::default();
         let mut window = HeadWindow {
             start: Instant::now(),
-            length: inner.timeouts.head.min(inner.timeouts.idle),
+            length: inner.invoker.timeouts.head.min(inner.invoker.timeouts.idle),
             deadline: self.deadline,
             turn: OneTurn::default(),
         };
@@ -193,7 +194,7 @@ impl Call {
             return;
         };
         let mut bytes = Vec::new();
-        let idle = self.inner.timeouts.idle;
+        let idle = self.inner.invoker.timeouts.idle;
         loop {
             let by = (Instant::now() + idle).min(self.deadline);
             let frame = std::future::poll_fn(|cx| Pin::new(&mut lease.body).poll_frame(cx));
@@ -406,7 +407,7 @@ impl Response {
                 Poll::Pending => break,
             }
         }
-        let idle = self.call.inner.timeouts.idle;
+        let idle = self.call.inner.invoker.timeouts.idle;
         if self.progressed {
             // the bytes just taken arrived about now; the timer is moved only when it fires
             self.progressed = false;

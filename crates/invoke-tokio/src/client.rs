@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use http::HeaderValue;
 use invoke_config::{
-    CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, InvokeOptions, Overrides,
-    ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs, Timeouts,
+    CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, ImdsRegion, InvokeOptions, Invoker,
+    Overrides, ProvidedCredentials, ProxyEnv, RegionStep, RetryMode, SharedConfig, StdFs,
     redact_url,
 };
 use invoke_proto::{
-    Credentials, Endpoint, InvokeDriver, InvokeParams, Limits, RateLimiter, RetryConfig,
-    RetryQuota, Scheme, SigningScope, build_request, resolve_endpoint,
+    Credentials, Endpoint, InvokeParams, RateLimiter, RetryConfig, Scheme, build_request,
+    resolve_endpoint,
 };
 
 use crate::call::{Call, Response};
@@ -33,15 +33,10 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) pool: Arc<Pool>,
-    pub(crate) endpoint: Endpoint,
     pub(crate) address: String,
-    pub(crate) scope: Arc<SigningScope>,
+    /// Endpoint, signing scope, retries, pacing, timeouts and limits of every invocation
+    pub(crate) invoker: Invoker,
     pub(crate) credentials: Source,
-    retry: RetryConfig,
-    pub(crate) quota: Arc<RetryQuota>,
-    rate_limiter: Option<Arc<RateLimiter>>,
-    pub(crate) timeouts: Timeouts,
-    limits: Limits,
     proxy: Option<String>,
     /// For an `http` endpoint through a proxy whose URL has credentials
     pub(crate) proxy_authorization: Option<HeaderValue>,
@@ -51,9 +46,9 @@ impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("endpoint", &self.inner.address)
-            .field("region", &self.inner.scope.region)
-            .field("retry", &self.inner.retry)
-            .field("timeouts", &self.inner.timeouts)
+            .field("region", &self.inner.invoker.scope.region)
+            .field("retry", &self.inner.invoker.retry)
+            .field("timeouts", &self.inner.invoker.timeouts)
             .field("proxy", &self.inner.proxy.as_deref().map(redact_url))
             .finish_non_exhaustive()
     }
@@ -193,40 +188,16 @@ impl Client {
         options: &InvokeOptions,
     ) -> Result<Response, Error> {
         let inner = &self.inner;
-        let request = build_request(params, &inner.endpoint)?;
+        let request = build_request(params, &inner.invoker.endpoint)?;
         let unsigned =
             matches!(inner.credentials, Source::Unsigned).then(|| Box::new(request.clone()));
-        let overall = options.timeout_for(inner.timeouts.overall);
-        let deadline = tokio::time::Instant::now() + overall;
-        let driver = InvokeDriver::new(
-            request,
-            Arc::clone(&inner.scope),
-            options.retry_for(inner.retry),
-            Arc::clone(&inner.quota),
-        )
-        .with_deadline(deadline.into_std())
-        .with_limits(inner.limits);
-        let driver = match &inner.rate_limiter {
-            Some(limiter) => {
-                driver.with_rate_limiter(Arc::clone(limiter), std::time::Instant::now())
-            }
-            None => driver,
-        };
-        let span = tracing::info_span!(
-            "invoke",
-            function = params.function_name(),
-            request_id = tracing::field::Empty,
-            attempts = tracing::field::Empty,
-        );
-        Call::new(
-            Arc::clone(inner),
-            driver,
-            unsigned,
-            (deadline, overall),
-            span,
-        )
-        .start()
-        .await
+        // tokio's clock, as the call's timers
+        let now = tokio::time::Instant::now().into_std();
+        let started = inner.invoker.start(request, options, now);
+        let span = invoke_span(params);
+        Call::new(Arc::clone(inner), started, unsigned, span)
+            .start()
+            .await
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when
@@ -237,7 +208,7 @@ impl Client {
     /// [`Error::Credentials`] when the source has none, or gave none within the overall
     /// timeout.
     pub async fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
-        let limit = self.inner.timeouts.overall;
+        let limit = self.inner.invoker.timeouts.overall;
         let got = tokio::time::timeout(limit, self.inner.credentials.get())
             .await
             .map_err(|_| {
@@ -251,19 +222,19 @@ impl Client {
 
     /// The endpoint this client invokes
     pub fn endpoint(&self) -> &Endpoint {
-        &self.inner.endpoint
+        &self.inner.invoker.endpoint
     }
 
     /// The client-side rate limiter of the `adaptive` retry mode (shared by this client's
     /// invocations), if the client has one: whether a throttle turned it on, and the send
     /// rate it allows
     pub fn rate_limiter(&self) -> Option<&RateLimiter> {
-        self.inner.rate_limiter.as_deref()
+        self.inner.invoker.rate_limiter.as_deref()
     }
 
     /// Tokens left in the retry quota shared by this client's invocations
     pub fn retry_quota_available(&self) -> u32 {
-        self.inner.quota.available()
+        self.inner.invoker.quota.available()
     }
 
     /// The proxy this client sends through, if any (with its credentials, if the URL has
@@ -306,6 +277,16 @@ async fn imds_region(shared: &SharedConfig, bundles: &[PathBuf]) -> Result<Optio
     }
 }
 
+/// The span of one invocation: the function, and the request id and attempts once known
+fn invoke_span(params: &InvokeParams) -> tracing::Span {
+    tracing::info_span!(
+        "invoke",
+        function = params.function_name(),
+        request_id = tracing::field::Empty,
+        attempts = tracing::field::Empty,
+    )
+}
+
 /// Configures a [`Client`]
 #[must_use]
 pub struct ClientBuilder {
@@ -343,6 +324,7 @@ impl ClientBuilder {
         let address = self.settings.address();
         let mut s = self.settings;
         let (choice, env) = s.take_choices()?;
+        let invoker = Invoker::new(&s);
         let proxy_url = env.proxy_for(&s.endpoint).map(str::to_owned);
         let proxy = proxy_url.as_deref().map(Proxy::parse).transpose()?;
         let proxy_authorization = match (&proxy, s.endpoint.scheme()) {
@@ -381,14 +363,8 @@ impl ClientBuilder {
             inner: Arc::new(Inner {
                 pool: Arc::new(pool),
                 address,
-                endpoint: s.endpoint,
-                scope: Arc::new(s.scope),
+                invoker,
                 credentials,
-                retry: s.retry,
-                quota: s.quota.unwrap_or_default(),
-                rate_limiter: s.rate_limiter,
-                timeouts: s.timeouts,
-                limits: s.limits,
                 proxy: proxy_url,
                 proxy_authorization,
             }),
