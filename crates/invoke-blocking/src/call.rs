@@ -8,7 +8,7 @@ use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, jitter,
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
 };
 
 use crate::buffers::BodyBuffer;
@@ -35,8 +35,8 @@ pub(crate) struct Call {
     /// The request as built, sent as it is when the client does not sign
     unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
-    /// This invocation's overall timeout (the client's unless its options changed it)
-    overall: Duration,
+    /// This invocation's timeouts: the client's, with those its options changed
+    timeouts: Timeouts,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
     /// The error behind the last transport failure reported to the driver
@@ -59,7 +59,7 @@ impl Call {
             driver: started.driver,
             unsigned,
             deadline: started.deadline,
-            overall: started.overall,
+            timeouts: started.timeouts,
             span,
             body: None,
             last_error: None,
@@ -186,25 +186,28 @@ impl Call {
         let request = http::Request::from_parts(parts, &body[..]);
         let remaining = self.deadline.saturating_duration_since(Instant::now());
         // The agent's timeouts are the client's: an attempt starting within a millisecond of
-        // a call with the client's overall timeout keeps them (the deadline then passes at
-        // most that late), sparing the request ureq's per-request copy of its whole
-        // configuration
+        // a call with the client's timeouts keeps them (the deadline then passes at most that
+        // late), sparing the request ureq's per-request copy of its whole configuration
         let agent = self.inner.invoker.timeouts;
-        let own_overall = self.overall != agent.overall;
+        let own = self.timeouts != agent;
         let late = agent.overall.checked_sub(remaining);
-        let request = if !own_overall && late.is_some_and(|late| late <= AGENT_DEADLINE_SLACK) {
+        let request = if !own && late.is_some_and(|late| late <= AGENT_DEADLINE_SLACK) {
             request
         } else {
             let request = self.inner.agent.configure_request(request);
-            let request = if own_overall {
-                // The agent's per-read and per-write timeouts are cut below the client's
-                // overall one (`client::per_io_timeout`), which may be shorter than this
-                // call's: the idle timeout itself, so that the deadline, not a read's
-                // timeout, ends a call at its deadline (a system call may then set the
-                // socket's timeout before each read, as ureq's time left changes)
+            let request = if own {
+                // This call's head and idle timeouts as the agent has the client's (see
+                // `ClientBuilder::build`), except that the per-read and per-write ones are
+                // not cut below the overall timeout (`client::per_io_timeout`): the deadline,
+                // not a read's timeout, then ends a call at its deadline (a system call may
+                // set the socket's timeout before each read, as ureq's time left changes)
+                let t = self.timeouts;
                 request
-                    .timeout_per_read(Some(agent.idle))
-                    .timeout_per_write(Some(agent.idle))
+                    .timeout_send_request(Some(t.head))
+                    .timeout_send_body(Some(t.head))
+                    .timeout_recv_response(Some(t.head))
+                    .timeout_per_read(Some(t.idle))
+                    .timeout_per_write(Some(t.idle))
             } else {
                 request
             };

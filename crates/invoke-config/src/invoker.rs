@@ -1,7 +1,7 @@
 //! What a client applies to every invocation, and the start of each
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use invoke_proto::{
@@ -29,7 +29,7 @@ use crate::timeouts::Timeouts;
 /// let now = Instant::now();
 /// let once = InvokeOptions::new().max_attempts(1).timeout(Duration::from_secs(5));
 /// let started = invoker.start(request, &once, now);
-/// assert_eq!(started.overall, Duration::from_secs(5));
+/// assert_eq!(started.timeouts.overall, Duration::from_secs(5));
 /// assert_eq!(started.deadline, now + Duration::from_secs(5));
 /// // `started.driver` now runs the invocation: one attempt, by that deadline
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -60,8 +60,8 @@ pub struct Started {
     pub driver: InvokeDriver,
     /// When it must be over
     pub deadline: Instant,
-    /// Its overall timeout (the client's, or its options')
-    pub overall: Duration,
+    /// Its timeouts: the client's, with those its options changed
+    pub timeouts: Timeouts,
 }
 
 impl Invoker {
@@ -87,8 +87,8 @@ impl Invoker {
         options: &InvokeOptions,
         now: Instant,
     ) -> Started {
-        let overall = options.timeout_for(self.timeouts.overall);
-        let deadline = now + overall;
+        let timeouts = options.timeouts_for(self.timeouts);
+        let deadline = now + timeouts.overall;
         let driver = InvokeDriver::new(
             request,
             Arc::clone(&self.scope),
@@ -104,7 +104,7 @@ impl Invoker {
         Started {
             driver,
             deadline,
-            overall,
+            timeouts,
         }
     }
 }

@@ -4,32 +4,33 @@ use std::time::Duration;
 
 use invoke_proto::RetryConfig;
 
-use crate::timeouts::MAX_TIMEOUT;
+use crate::timeouts::Timeouts;
 
 /// Settings of one invocation that differ from its client's (`Client::invoke_with` in both
 /// clients), as the AWS SDKs' per-operation configuration overrides
 ///
-/// What is not set here stays the client's. Typical uses: one attempt for a function that
-/// must not run twice, or a shorter (or longer) deadline for one call, on a client shared
-/// with other calls.
+/// What is not set here stays the client's. Typical uses, on a client shared with other
+/// calls: one attempt for a function that must not run twice; a shorter (or longer)
+/// deadline for one call; a longer idle timeout for a function that is silent for long.
 ///
 /// ```
 /// use std::time::Duration;
-/// use invoke_config::InvokeOptions;
+/// use invoke_config::{InvokeOptions, Timeouts};
 /// use invoke_proto::RetryConfig;
 ///
 /// let client_retry = RetryConfig::new().with_initial_backoff(Duration::from_millis(50));
-/// let client_timeout = Duration::from_secs(900);
+/// let client_timeouts = Timeouts::default();
 ///
 /// let once = InvokeOptions::new().max_attempts(1).timeout(Duration::from_secs(30));
 /// let retry = once.retry_for(client_retry);
 /// assert_eq!(retry.max_attempts(), 1);
 /// assert_eq!(retry.initial_backoff(), Duration::from_millis(50)); // the client's
-/// assert_eq!(once.timeout_for(client_timeout), Duration::from_secs(30));
+/// assert_eq!(once.timeouts_for(client_timeouts).overall, Duration::from_secs(30));
+/// assert_eq!(once.timeouts_for(client_timeouts).idle, client_timeouts.idle);
 ///
 /// let defaults = InvokeOptions::new();
 /// assert_eq!(defaults.retry_for(client_retry), client_retry);
-/// assert_eq!(defaults.timeout_for(client_timeout), client_timeout);
+/// assert_eq!(defaults.timeouts_for(client_timeouts), client_timeouts);
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[must_use]
@@ -37,6 +38,8 @@ pub struct InvokeOptions {
     retry: Option<RetryConfig>,
     max_attempts: Option<u32>,
     timeout: Option<Duration>,
+    head_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
 }
 
 impl InvokeOptions {
@@ -46,6 +49,8 @@ impl InvokeOptions {
             retry: None,
             max_attempts: None,
             timeout: None,
+            head_timeout: None,
+            idle_timeout: None,
         }
     }
 
@@ -64,10 +69,24 @@ impl InvokeOptions {
     }
 
     /// The whole invocation, retries and their waits included, until the last event, in
-    /// place of the client's overall timeout (at most [`MAX_TIMEOUT`], as there); the
-    /// connect, head and idle timeouts stay the client's
+    /// place of the client's overall timeout ([`Timeouts::overall`])
     pub const fn timeout(mut self, overall: Duration) -> Self {
         self.timeout = Some(overall);
+        self
+    }
+
+    /// The wait for each attempt's response head, in place of the client's
+    /// ([`Timeouts::head`])
+    pub const fn head_timeout(mut self, head: Duration) -> Self {
+        self.head_timeout = Some(head);
+        self
+    }
+
+    /// The longest silence between two reads, in place of the client's
+    /// ([`Timeouts::idle`]): longer for a function known to pause for long, shorter to give
+    /// up on a stalled stream sooner
+    pub const fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle_timeout = Some(idle);
         self
     }
 
@@ -80,14 +99,17 @@ impl InvokeOptions {
         }
     }
 
-    /// The overall timeout of an invocation by a client whose own is `client`
-    pub fn timeout_for(&self, client: Duration) -> Duration {
-        self.timeout.map_or(client, |t| t.min(MAX_TIMEOUT))
-    }
-
-    /// Whether the overall timeout is the client's
-    pub const fn keeps_timeout(&self) -> bool {
-        self.timeout.is_none()
+    /// The timeouts of an invocation by a client whose own are `client`, each at most
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) as there; the connect timeout is always the
+    /// client's
+    pub fn timeouts_for(&self, client: Timeouts) -> Timeouts {
+        Timeouts {
+            overall: self.timeout.unwrap_or(client.overall),
+            head: self.head_timeout.unwrap_or(client.head),
+            idle: self.idle_timeout.unwrap_or(client.idle),
+            ..client
+        }
+        .capped()
     }
 }
 
@@ -109,15 +131,26 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_is_bounded_as_the_clients_are() {
-        let o = InvokeOptions::new().timeout(Duration::MAX);
-        assert_eq!(o.timeout_for(Duration::from_secs(1)), MAX_TIMEOUT);
-        assert!(!o.keeps_timeout());
-        assert!(InvokeOptions::new().keeps_timeout());
-        let longer = InvokeOptions::new().timeout(Duration::from_secs(3600));
-        assert_eq!(
-            longer.timeout_for(Duration::from_secs(1)),
-            Duration::from_secs(3600)
-        );
+    fn timeouts_are_bounded_as_the_clients_are() {
+        let client = Timeouts::default().with_connect(Duration::from_secs(3));
+        let o = InvokeOptions::new()
+            .timeout(Duration::MAX)
+            .head_timeout(Duration::from_secs(7))
+            .idle_timeout(Duration::from_secs(3600));
+        let t = o.timeouts_for(client);
+        assert_eq!(t.overall, crate::MAX_TIMEOUT);
+        assert_eq!(t.head, Duration::from_secs(7));
+        assert_eq!(t.idle, Duration::from_secs(3600));
+        assert_eq!(t.connect, Duration::from_secs(3), "the client's");
+        // each alone
+        let t = InvokeOptions::new()
+            .idle_timeout(Duration::from_secs(1))
+            .timeouts_for(client);
+        assert_eq!(t, client.with_idle(Duration::from_secs(1)));
+        let t = InvokeOptions::new()
+            .head_timeout(Duration::from_secs(1))
+            .timeouts_for(client);
+        assert_eq!(t, client.with_head(Duration::from_secs(1)));
+        assert_eq!(InvokeOptions::new().timeouts_for(client), client);
     }
 }

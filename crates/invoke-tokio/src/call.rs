@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, jitter,
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
 };
 
 use crate::client::Inner;
@@ -31,8 +31,8 @@ pub(crate) struct Call {
     /// The request as built, sent as it is when the client does not sign
     unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
-    /// This invocation's overall timeout (the client's unless its options changed it)
-    overall: Duration,
+    /// This invocation's timeouts: the client's, with those its options changed
+    timeouts: Timeouts,
     span: tracing::Span,
     /// The response body with its connection, back to the pool once the body ended
     lease: Option<Lease>,
@@ -53,7 +53,7 @@ impl Call {
             driver: started.driver,
             unsigned,
             deadline: Instant::from_std(started.deadline),
-            overall: started.overall,
+            timeouts: started.timeouts,
             span,
             lease: None,
             last_error: None,
@@ -149,7 +149,7 @@ impl Call {
         let sent_at = SentAt::default();
         let mut window = HeadWindow {
             start: Instant::now(),
-            length: inner.invoker.timeouts.head.min(inner.invoker.timeouts.idle),
+            length: self.timeouts.head.min(self.timeouts.idle),
             deadline: self.deadline,
             turn: OneTurn::default(),
         };
@@ -194,7 +194,7 @@ impl Call {
             return;
         };
         let mut bytes = Vec::new();
-        let idle = self.inner.invoker.timeouts.idle;
+        let idle = self.timeouts.idle;
         loop {
             let by = (Instant::now() + idle).min(self.deadline);
             let frame = std::future::poll_fn(|cx| Pin::new(&mut lease.body).poll_frame(cx));
@@ -407,7 +407,7 @@ impl Response {
                 Poll::Pending => break,
             }
         }
-        let idle = self.call.inner.invoker.timeouts.idle;
+        let idle = self.call.timeouts.idle;
         if self.progressed {
             // the bytes just taken arrived about now; the timer is moved only when it fires
             self.progressed = false;
@@ -447,7 +447,7 @@ impl Response {
 
     /// The failure of a body read past the deadline
     fn deadline_passed(&self) -> (TransportFailure, BoxError) {
-        let overall = self.call.overall;
+        let overall = self.call.timeouts.overall;
         (
             TransportFailure::Deadline,
             format!("the invocation took longer than {overall:?}").into(),

@@ -253,8 +253,8 @@ pub fn throttle_n_then_success<T: Transport>(t: &T) {
     assert_eq!(t.retry_quota(&c), DEFAULT_RETRY_QUOTA - RETRY_COST);
 }
 
-/// `invoke_with`: one call's attempts and overall timeout differ from the client's, in
-/// either direction, and the client's hold again for the next call
+/// `invoke_with`: one call's attempts and timeouts differ from the client's (the overall
+/// one in either direction), and the client's hold again for the next call
 pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
     let h = Harness::start();
     let mut cfg = h.config();
@@ -291,6 +291,29 @@ pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
         Some(Failure::Transport { kind, .. }) => assert_eq!(*kind, TransportFailure::Deadline),
         other => panic!("not the call's deadline: {other:?}"),
     }
+
+    // the idle timeout: a stalled stream ends at the call's (the client's is a minute, so
+    // the client's 2 s deadline would end it otherwise)
+    let stalls = InvokeParams::new("streamer-stall", "{}");
+    let idle = InvokeOptions::new().idle_timeout(Duration::from_millis(300));
+    let o = t.invoke_with(&c, &stalls, &idle);
+    assert_first_chunk(&o);
+    match &o.failure {
+        Some(Failure::Transport { kind, .. }) => {
+            assert_eq!(*kind, TransportFailure::IdleTimeout);
+        }
+        other => panic!("not the call's idle timeout: {other:?}"),
+    }
+    // the head timeout: a server that never answers, at the call's (the client's is a
+    // minute)
+    let mut cfg = config(endpoint(&format!("http://{}", never_answering_server())));
+    cfg.overall_timeout = Duration::from_secs(2);
+    let c = t.client(&cfg);
+    let head = InvokeOptions::new()
+        .head_timeout(Duration::from_millis(200))
+        .max_attempts(2);
+    let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &head);
+    transport_failure(&o, TransportFailure::HeadTimeout, 2);
 }
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
