@@ -373,7 +373,9 @@ fn a_base64_payload_as_aws_cli_v2_takes_it() {
         use base64::Engine as _;
         let json = format!("\"{}\"", "7".repeat(len - 2));
         let encoded = base64::engine::general_purpose::STANDARD.encode(json);
-        std::fs::write(&text, encoded).unwrap();
+        // in lines of 76 characters, as `base64` writes them: longer than the bare text
+        let lines: Vec<&[u8]> = encoded.as_bytes().chunks(76).collect();
+        std::fs::write(&text, lines.join(&b'\n')).unwrap();
         let args = [
             "echo",
             "--payload",
