@@ -514,6 +514,22 @@ impl Read for PayloadReader {
     }
 }
 
+/// Reads without copying: `fill_buf` gives the rest of the current `PayloadChunk` (so
+/// `lines()` and `read_until` work on the payload as it streams), with the same ends and
+/// errors as `read`
+impl io::BufRead for PayloadReader {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.cursor.needs_event() {
+            self.cursor.handle(self.response.next())?;
+        }
+        self.cursor.fill()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.cursor.consume(amount);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

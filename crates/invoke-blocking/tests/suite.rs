@@ -67,6 +67,26 @@ impl Transport for Blocking {
         outcome
     }
 
+    fn read_lines(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+    ) -> (Vec<String>, Option<(std::io::ErrorKind, Failure)>) {
+        use std::io::BufRead as _;
+        let response = match client.invoke(params) {
+            Ok(r) => r,
+            Err(e) => return (Vec::new(), Outcome::refused(&e).1.failure),
+        };
+        let mut lines = Vec::new();
+        for line in response.into_reader().lines() {
+            match line {
+                Ok(line) => lines.push(line),
+                Err(e) => return (lines, Some(ReadOutcome::failure_of(&e))),
+            }
+        }
+        (lines, None)
+    }
+
     fn endpoint(&self, client: &Client) -> Endpoint {
         client.endpoint().clone()
     }

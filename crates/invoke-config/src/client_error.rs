@@ -346,6 +346,53 @@ impl PayloadCursor {
         }
     }
 
+    /// Whether the next event is needed before [`fill`](Self::fill) has anything to give:
+    /// no payload bytes buffered, and the payload neither ended nor failed
+    pub fn needs_event(&self) -> bool {
+        self.chunk.is_empty() && matches!(self.state, CursorState::Reading)
+    }
+
+    /// The payload bytes buffered, without copying (empty at the end of the payload), or
+    /// the error of a failed payload: a `BufRead`'s `fill_buf` once
+    /// [`needs_event`](Self::needs_event) is false (before that, it is empty as well)
+    ///
+    /// ```
+    /// use invoke_config::PayloadCursor;
+    /// use invoke_proto::Event;
+    /// use invoke_proto::bytes::Bytes;
+    ///
+    /// let mut cursor = PayloadCursor::new();
+    /// assert!(cursor.needs_event());
+    /// cursor.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"one\ntwo")))))?;
+    /// assert_eq!(cursor.fill()?, b"one\ntwo");
+    /// cursor.consume(4);
+    /// assert_eq!(cursor.fill()?, b"two");
+    /// cursor.consume(3);
+    /// assert!(cursor.needs_event());
+    /// cursor.handle(None)?; // the events ended (after InvokeComplete)
+    /// assert!(!cursor.needs_event());
+    /// assert!(cursor.fill()?.is_empty()); // end of the payload
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The error [`handle`](Self::handle) returned, again.
+    pub fn fill(&self) -> io::Result<&[u8]> {
+        match &self.state {
+            CursorState::Failed(kind, message) if self.chunk.is_empty() => {
+                Err(io::Error::new(*kind, message.clone()))
+            }
+            _ => Ok(&self.chunk),
+        }
+    }
+
+    /// Marks `n` of the bytes [`fill`](Self::fill) gave as read (at most as many as it gave)
+    pub fn consume(&mut self, n: usize) {
+        let n = n.min(self.chunk.len());
+        bytes::Buf::advance(&mut self.chunk, n);
+    }
+
     /// Takes the next event of the response, `None` when the events ended
     ///
     /// # Errors
@@ -588,5 +635,34 @@ mod tests {
         );
         let again = c.next_bytes(4).unwrap().unwrap_err();
         assert_eq!((again.kind(), again.to_string()), (e.kind(), e.to_string()));
+    }
+
+    /// The buffered view: an error, once returned, stays (never an empty fill that reads as
+    /// the end); a consume past what was given stops at its end
+    #[test]
+    fn fill_repeats_a_failure_and_consume_stops_at_the_chunk() {
+        let mut c = PayloadCursor::new();
+        c.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"abc")))))
+            .unwrap();
+        c.consume(100);
+        assert!(c.needs_event());
+        assert_eq!(c.buffered(), 0);
+        let failed = InvokeComplete {
+            error_code: Some("Unhandled".to_owned()),
+            ..InvokeComplete::default()
+        };
+        let e = c
+            .handle(Some(Ok(Event::InvokeComplete(failed))))
+            .unwrap_err();
+        assert!(!c.needs_event());
+        for _ in 0..2 {
+            let again = c.fill().unwrap_err();
+            assert_eq!((again.kind(), again.to_string()), (e.kind(), e.to_string()));
+        }
+        let mut c = PayloadCursor::failed(ReaderFailure::of(&ClientError::Config("x".into())));
+        assert!(!c.needs_event());
+        assert!(c.fill().is_err());
+        c.consume(1);
+        assert!(c.fill().is_err());
     }
 }

@@ -662,6 +662,24 @@ impl AsyncRead for PayloadReader {
     }
 }
 
+/// Reads without copying: `poll_fill_buf` gives the rest of the current `PayloadChunk` (so
+/// `lines()` and `read_until` of `AsyncBufReadExt` work on the payload as it streams), with
+/// the same ends and errors as `poll_read`
+impl tokio::io::AsyncBufRead for PayloadReader {
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<&[u8]>> {
+        let this = self.get_mut();
+        while this.cursor.needs_event() {
+            let next = ready!(Pin::new(&mut this.response).poll_next(cx));
+            this.cursor.handle(next)?;
+        }
+        Poll::Ready(this.cursor.fill())
+    }
+
+    fn consume(self: Pin<&mut Self>, amount: usize) {
+        self.get_mut().cursor.consume(amount);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;

@@ -87,6 +87,29 @@ impl Transport for Tokio {
         })
     }
 
+    fn read_lines(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+    ) -> (Vec<String>, Option<(std::io::ErrorKind, Failure)>) {
+        use tokio::io::AsyncBufReadExt as _;
+        self.runtime.block_on(async {
+            let response = match client.invoke(params).await {
+                Ok(r) => r,
+                Err(e) => return (Vec::new(), Outcome::refused(&e).1.failure),
+            };
+            let mut reader = response.into_async_read().lines();
+            let mut lines = Vec::new();
+            loop {
+                match reader.next_line().await {
+                    Ok(Some(line)) => lines.push(line),
+                    Ok(None) => return (lines, None),
+                    Err(e) => return (lines, Some(ReadOutcome::failure_of(&e))),
+                }
+            }
+        })
+    }
+
     fn endpoint(&self, client: &Client) -> Endpoint {
         client.endpoint().clone()
     }

@@ -169,6 +169,36 @@ pub fn function_error_reader<T: Transport>(t: &T) {
     }
 }
 
+/// The buffered reader (`fill_buf` over the chunks as they arrive): lines cut across
+/// chunks come whole, the last one without its line break too; a function error after
+/// two lines is an error after them, a stream cut short one after what arrived
+pub fn the_buffered_reader_reads_lines_across_chunks<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let (lines, failure) = t.read_lines(&c, &InvokeParams::new("lines", "{}"));
+    assert!(failure.is_none(), "{failure:?}");
+    assert_eq!(lines, ["one", "two", "", "three", "four"]);
+    let expected = crate::harness::LINES_CHUNKS.concat();
+    assert_eq!(lines.join("\n"), expected.trim_end_matches('\n'));
+
+    let (lines, failure) = t.read_lines(&c, &InvokeParams::new("fail", r#"{"after":2}"#));
+    assert_eq!(lines, ["chunk", "chunk"]);
+    match failure {
+        Some((_, Failure::Function(done))) => {
+            assert_eq!(done.error_code.as_deref(), Some("Unhandled"));
+        }
+        other => panic!("not a function error: {other:?}"),
+    }
+
+    // cut mid-stream: truncated, or the connection's failure (see
+    // `close_after_is_never_a_clean_end`), never the end of the lines
+    let (_, failure) = t.read_lines(&c, &InvokeParams::new("streamer-close", "{}"));
+    match failure {
+        Some((_, Failure::Stream(_) | Failure::Transport { .. })) => {}
+        other => panic!("a cut stream ended without its error: {other:?}"),
+    }
+}
+
 /// A reader made after the first events were taken reads the payload of the rest, and
 /// ends cleanly after a successful `InvokeComplete`
 pub fn a_reader_made_after_some_events_reads_the_rest<T: Transport>(t: &T) {

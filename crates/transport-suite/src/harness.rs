@@ -38,9 +38,9 @@ pub(crate) fn streamer_byte(i: usize) -> u8 {
 }
 
 impl Harness {
-    /// Starts an emulator with the built-in functions, `empty`, `logger` and one
-    /// `streamer-<fault>` function per fault (each writes 20 chunks of 100 bytes and is
-    /// counted), requiring signatures by [`KEY`]
+    /// Starts an emulator with the built-in functions, `empty`, `logger`, `lines` (five
+    /// lines cut across four chunks) and one `streamer-<fault>` function per fault (each
+    /// writes 20 chunks of 100 bytes and is counted), requiring signatures by [`KEY`]
     pub fn start() -> Self {
         Self::start_with(false, (KEY, SECRET), "us-east-1")
     }
@@ -80,6 +80,13 @@ impl Harness {
             .function("logger", |_: Invocation, out: ResponseStream| async move {
                 out.log("hello from the log");
                 out.write("logged").await;
+                Ok::<(), FunctionError>(())
+            })
+            .function("lines", |_: Invocation, out: ResponseStream| async move {
+                // lines cut across chunks, the last one without its line break
+                for chunk in LINES_CHUNKS {
+                    out.write(*chunk).await;
+                }
                 Ok::<(), FunctionError>(())
             });
         for (name, spec) in [
@@ -168,6 +175,10 @@ impl Drop for Harness {
         }
     }
 }
+
+/// The chunks function `lines` writes: the lines `one`, `two`, an empty one, `three` and
+/// `four`, cut across chunks
+pub(crate) const LINES_CHUNKS: &[&str] = &["one\ntw", "o\n", "\nthr", "ee\nfour"];
 
 /// The endpoint of `url` in `us-east-1`
 ///

@@ -360,6 +360,14 @@ pub trait Transport: Sync {
         events: usize,
     ) -> (Outcome, ReadOutcome);
 
+    /// Invokes and reads the payload as lines through the transport's buffered reader
+    /// (`BufRead::lines`, `AsyncBufReadExt::lines`) until the end or the first error
+    fn read_lines(
+        &self,
+        client: &Self::Client,
+        params: &InvokeParams,
+    ) -> (Vec<String>, Option<(std::io::ErrorKind, Failure)>);
+
     /// The endpoint `client` sends to, with the region it signs for
     fn endpoint(&self, client: &Self::Client) -> Endpoint;
 
@@ -393,6 +401,7 @@ macro_rules! transport_suite {
             a_reader_made_after_some_events_reads_the_rest,
             a_reader_made_after_a_function_error_fails,
             a_reader_made_after_an_error_fails,
+            the_buffered_reader_reads_lines_across_chunks,
             throttle_gives_up_after_max_attempts,
             throttle_n_then_success,
             invoke_options_change_one_call,
