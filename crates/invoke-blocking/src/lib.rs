@@ -35,6 +35,26 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Line by line as a line-per-record stream arrives (the reader is a `BufRead` over the
+//! chunks: nothing is copied into a `BufReader`), and one call with settings of its own
+//! ([`InvokeOptions`]: attempts, retry policy, timeouts):
+//!
+//! ```no_run
+//! # fn f(client: invoke_blocking::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::io::BufRead as _;
+//! use std::time::Duration;
+//! use invoke_blocking::InvokeOptions;
+//! use invoke_proto::InvokeParams;
+//!
+//! let once = InvokeOptions::new().max_attempts(1).idle_timeout(Duration::from_secs(60));
+//! let response = client.invoke_with(&InvokeParams::new("tokens", "{}"), &once)?;
+//! for line in response.into_reader().lines() {
+//!     println!("{}", line?); // an error, not the end, if the stream broke or the function failed
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! ## From the environment and `~/.aws`, as the AWS SDKs
 //!
 //! [`Client::from_env`] reads this process's environment and shared files;

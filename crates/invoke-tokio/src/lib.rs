@@ -57,6 +57,28 @@
 //! # }
 //! ```
 //!
+//! Line by line as a line-per-record stream arrives (the reader is an `AsyncBufRead` over
+//! the chunks: nothing is copied into a `BufReader`), and one call with settings of its own
+//! ([`InvokeOptions`]: attempts, retry policy, timeouts):
+//!
+//! ```no_run
+//! # async fn f(client: invoke_tokio::Client) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use invoke_proto::InvokeParams;
+//! use invoke_tokio::InvokeOptions;
+//! use tokio::io::AsyncBufReadExt as _;
+//!
+//! let once = InvokeOptions::new().max_attempts(1).idle_timeout(Duration::from_secs(60));
+//! let response = client.invoke_with(&InvokeParams::new("tokens", "{}"), &once).await?;
+//! let mut lines = response.into_async_read().lines();
+//! // an error, not the end, if the stream broke or the function failed
+//! while let Some(line) = lines.next_line().await? {
+//!     println!("{line}");
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Plain `http://` is used only when the endpoint says so. Proxies follow `HTTPS_PROXY`,
 //! `HTTP_PROXY` and `NO_PROXY` as the AWS CLI reads them ([`ProxyEnv`]), for the Lambda
 //! endpoint and for STS / SSO (instance metadata, container endpoints and loopback are
