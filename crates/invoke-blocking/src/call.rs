@@ -8,7 +8,8 @@ use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ProvidedCredentials, ReaderFailure, ResponseInfo,
+    Started, Timeouts, jitter,
 };
 
 use crate::buffers::BodyBuffer;
@@ -37,6 +38,8 @@ pub(crate) struct Call {
     deadline: Instant,
     /// This invocation's timeouts: the client's, with those its options changed
     timeouts: Timeouts,
+    /// This invocation's own credentials (its options'), in place of the client's
+    credentials: Option<Arc<ProvidedCredentials>>,
     span: tracing::Span,
     body: Option<ureq::BodyReader<'static>>,
     /// The error behind the last transport failure reported to the driver
@@ -60,6 +63,7 @@ impl Call {
             unsigned,
             deadline: started.deadline,
             timeouts: started.timeouts,
+            credentials: started.credentials,
             span,
             body: None,
             last_error: None,
@@ -162,7 +166,9 @@ impl Call {
     fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let _entered = span.enter();
-        let credentials = {
+        let credentials = if let Some(own) = &self.credentials {
+            Ok(Some(Arc::clone(own)))
+        } else {
             let _by = exchanges_by(self.deadline);
             self.inner.credentials()
         };

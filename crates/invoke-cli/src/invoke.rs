@@ -320,11 +320,6 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
     // with `--cli-binary-format base64`, text and `file://` are base64; `fileb://` and
     // standard input are bytes
     let base64 = args.cli_binary_format == BinaryFormat::Base64;
-    let limit = if base64 {
-        BASE64_TEXT_LIMIT
-    } else {
-        MAX_PAYLOAD_LEN
-    };
     let (payload, raw) = match args.payload.as_deref() {
         None => (Vec::new(), true),
         // a closed stdin would read as an empty payload (see `decode::was_closed`)
@@ -350,7 +345,11 @@ fn params(args: &InvokeArgs) -> Result<InvokeParams, Failure> {
                 let file =
                     std::fs::File::open(&path).map_err(|e| usage(format!("--payload {p}: {e}")))?;
                 let raw = p.starts_with("fileb://");
-                let limit = if raw { MAX_PAYLOAD_LEN } else { limit };
+                let limit = if base64 && !raw {
+                    BASE64_TEXT_LIMIT
+                } else {
+                    MAX_PAYLOAD_LEN
+                };
                 (read_limited(file, &path.display().to_string(), limit)?, raw)
             }
             None => (p.as_bytes().to_vec(), false),

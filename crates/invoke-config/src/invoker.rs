@@ -9,6 +9,7 @@ use invoke_proto::{
 };
 
 use crate::builder::ClientSettings;
+use crate::credentials::ProvidedCredentials;
 use crate::options::InvokeOptions;
 use crate::timeouts::Timeouts;
 
@@ -62,6 +63,8 @@ pub struct Started {
     pub deadline: Instant,
     /// Its timeouts: the client's, with those its options changed
     pub timeouts: Timeouts,
+    /// The credentials its options give it, in place of the client's
+    pub credentials: Option<Arc<ProvidedCredentials>>,
 }
 
 impl Invoker {
@@ -105,6 +108,7 @@ impl Invoker {
             driver,
             deadline,
             timeouts,
+            credentials: options.call_credentials().cloned(),
         }
     }
 }

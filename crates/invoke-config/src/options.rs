@@ -1,9 +1,11 @@
 //! Settings of one invocation that differ from its client's
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_proto::RetryConfig;
+use invoke_proto::{Credentials, RetryConfig};
 
+use crate::credentials::ProvidedCredentials;
 use crate::timeouts::Timeouts;
 
 /// Settings of one invocation that differ from its client's (`Client::invoke_with` in both
@@ -11,7 +13,8 @@ use crate::timeouts::Timeouts;
 ///
 /// What is not set here stays the client's. Typical uses, on a client shared with other
 /// calls: one attempt for a function that must not run twice; a shorter (or longer)
-/// deadline for one call; a longer idle timeout for a function that is silent for long.
+/// deadline for one call; a longer idle timeout for a function that is silent for long;
+/// another account's or role's credentials (one connection pool for many tenants).
 ///
 /// ```
 /// use std::time::Duration;
@@ -32,7 +35,7 @@ use crate::timeouts::Timeouts;
 /// assert_eq!(defaults.retry_for(client_retry), client_retry);
 /// assert_eq!(defaults.timeouts_for(client_timeouts), client_timeouts);
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct InvokeOptions {
     retry: Option<RetryConfig>,
@@ -40,6 +43,8 @@ pub struct InvokeOptions {
     timeout: Option<Duration>,
     head_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
+    /// Shared, not copied, by the attempts (as a client's own static credentials are)
+    credentials: Option<Arc<ProvidedCredentials>>,
 }
 
 impl InvokeOptions {
@@ -51,6 +56,7 @@ impl InvokeOptions {
             timeout: None,
             head_timeout: None,
             idle_timeout: None,
+            credentials: None,
         }
     }
 
@@ -88,6 +94,19 @@ impl InvokeOptions {
     pub const fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = Some(idle);
         self
+    }
+
+    /// Signs this call's attempts with `credentials` instead of the client's (whose source
+    /// is then not asked), even on a client that does not sign; `Debug` shows the access
+    /// key id only, as for the client's
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(Arc::new(ProvidedCredentials::given(credentials)));
+        self
+    }
+
+    /// The credentials this call signs with instead of its client's, if any
+    pub fn call_credentials(&self) -> Option<&Arc<ProvidedCredentials>> {
+        self.credentials.as_ref()
     }
 
     /// The retry policy of an invocation by a client whose own is `client`
@@ -152,5 +171,24 @@ mod tests {
             .timeouts_for(client);
         assert_eq!(t, client.with_head(Duration::from_secs(1)));
         assert_eq!(InvokeOptions::new().timeouts_for(client), client);
+    }
+
+    #[test]
+    fn credentials_are_kept_and_never_shown() {
+        let o = InvokeOptions::new();
+        assert!(o.call_credentials().is_none());
+        let o = o.credentials(Credentials::new(
+            "AKIDCALL",
+            "call-secret-key",
+            Some("call-token".into()),
+        ));
+        let kept = o.call_credentials().expect("credentials");
+        assert_eq!(kept.credentials.access_key_id(), "AKIDCALL");
+        let shown = format!("{o:?}");
+        assert!(shown.contains("AKIDCALL"), "{shown}");
+        assert!(
+            !shown.contains("call-secret-key") && !shown.contains("call-token"),
+            "{shown}"
+        );
     }
 }

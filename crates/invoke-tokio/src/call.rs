@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
+    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ProvidedCredentials, ReaderFailure, ResponseInfo,
+    Started, Timeouts, jitter,
 };
 
 use crate::client::Inner;
@@ -33,6 +34,8 @@ pub(crate) struct Call {
     deadline: Instant,
     /// This invocation's timeouts: the client's, with those its options changed
     timeouts: Timeouts,
+    /// This invocation's own credentials (its options'), in place of the client's
+    credentials: Option<Arc<ProvidedCredentials>>,
     span: tracing::Span,
     /// The response body with its connection, back to the pool once the body ended
     lease: Option<Lease>,
@@ -54,6 +57,7 @@ impl Call {
             unsigned,
             deadline: Instant::from_std(started.deadline),
             timeouts: started.timeouts,
+            credentials: started.credentials,
             span,
             lease: None,
             last_error: None,
@@ -118,6 +122,7 @@ impl Call {
         let inner = Arc::clone(&self.inner);
         // static credentials need no timer (a `Sleep` costs a timer-wheel handle each time)
         let credentials = match &inner.credentials {
+            _ if self.credentials.is_some() => self.credentials.clone(),
             Source::Static(credentials) => Some(Arc::clone(credentials)),
             Source::Unsigned => None,
             Source::Cached(_) => {

@@ -161,7 +161,7 @@ impl Client {
     }
 
     /// [`invoke`](Self::invoke) with some of the client's settings changed for this call:
-    /// its retry policy or attempts, its overall timeout
+    /// its retry policy or attempts, its overall, head and idle timeouts, its credentials
     ///
     /// ```no_run
     /// use std::time::Duration;

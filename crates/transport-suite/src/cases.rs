@@ -313,7 +313,7 @@ pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
     let o = t.invoke_with(&c, &slow, &longer);
     assert_success(&o);
     assert!(o.payload() == count_bytes(2, 10), "byte-exact");
-    // shorter: the same function is cut at the call's deadline
+    // shorter: a function that takes half a second is cut at the call's 100 ms
     let quick = InvokeParams::new("count", r#"{"n":2,"size":10,"delay_ms":500}"#);
     let shorter = InvokeOptions::new().timeout(Duration::from_millis(100));
     let o = t.invoke_with(&c, &quick, &shorter);
@@ -541,6 +541,34 @@ pub fn bad_credentials<T: Transport>(t: &T) {
             }
             other => panic!("not {code}: {other:?}"),
         }
+    }
+}
+
+/// `InvokeOptions::credentials`: a call signs with its own credentials (another tenant's,
+/// say) where the client's are refused, and the next call has the client's again
+pub fn invoke_options_sign_with_their_credentials<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let mut cfg = h.config();
+    cfg.credentials = invoke_proto::Credentials::new("AKIDUNKNOWN", "wrong-secret", None);
+    let c = t.client(&cfg);
+    let own = InvokeOptions::new().credentials(invoke_proto::Credentials::new(
+        crate::KEY,
+        crate::SECRET,
+        None,
+    ));
+    let o = t.invoke_with(
+        &c,
+        &InvokeParams::new("echo", r#"{"signed":"by the call"}"#),
+        &own,
+    );
+    assert_success(&o);
+    assert_eq!(o.payload(), br#"{"signed":"by the call"}"#);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    match o.failure {
+        Some(Failure::Service { error, .. }) => {
+            assert_eq!(error.code, "UnrecognizedClientException");
+        }
+        other => panic!("the client's own credentials were not used: {other:?}"),
     }
 }
 
