@@ -135,11 +135,21 @@ fn no_signing_reaches_an_endpoint_without_auth_only() {
     assert_eq!(payload, "{}");
 
     let h = Harness::start();
-    let e = unsigned(&h.endpoint().to_string())
-        .invoke(&InvokeParams::new("echo", "{}"))
-        .unwrap_err();
+    let client = unsigned(&h.endpoint().to_string());
+    let e = client.invoke(&InvokeParams::new("echo", "{}")).unwrap_err();
     let service = e.service_error().expect("a service error");
     assert_eq!(service.status, Some(403), "{e}");
+    // a call with credentials of its own is signed all the same
+    let signed =
+        invoke_blocking::InvokeOptions::new().credentials(Credentials::new(KEY, SECRET, None));
+    let mut payload = String::new();
+    client
+        .invoke_with(&InvokeParams::new("echo", "{}"), &signed)
+        .unwrap()
+        .into_reader()
+        .read_to_string(&mut payload)
+        .unwrap();
+    assert_eq!(payload, "{}");
     runtime.block_on(open.shutdown());
 }
 

@@ -183,6 +183,22 @@ fn unsigned_requests_reach_an_endpoint_without_auth_only() {
             }
             other => panic!("open: {open_door}, {other:?}"),
         }
+        // a call with credentials of its own is signed all the same, and goes through
+        let signed = invoke_tokio::InvokeOptions::new()
+            .credentials(invoke_proto::Credentials::new(KEY, SECRET, None));
+        let payload = runtime.block_on(async {
+            let mut payload = String::new();
+            client
+                .invoke_with(&InvokeParams::new("echo", "{}"), &signed)
+                .await
+                .expect("signed by the call")
+                .into_async_read()
+                .read_to_string(&mut payload)
+                .await
+                .expect("read");
+            payload
+        });
+        assert_eq!(payload, "{}", "open: {open_door}");
     }
     runtime.block_on(open.shutdown());
 }
