@@ -13,10 +13,8 @@
 //! the exit status is 1 on an error, 2 on a function error.
 
 use std::io::Write as _;
-use std::pin::pin;
 use std::process::ExitCode;
 
-use futures_core::Stream as _;
 use invoke_proto::{Event, InvokeParams, LogType};
 use invoke_tokio::{Client, Error};
 
@@ -45,7 +43,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     let client = Client::from_env().await?;
 
     let params = InvokeParams::new(function, payload).log_type(LogType::Tail);
-    let response = client.invoke(&params).await?;
+    let mut response = client.invoke(&params).await?;
     eprintln!(
         "request id {}, version {}, {} attempt(s)",
         response.request_id().unwrap_or("-"),
@@ -54,8 +52,7 @@ async fn run() -> Result<ExitCode, Box<dyn std::error::Error>> {
     );
     // stdout writes are short and local: blocking them is fine here
     let mut stdout = std::io::stdout().lock();
-    let mut events = pin!(response);
-    while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+    while let Some(event) = response.next_event().await {
         match event? {
             Event::PayloadChunk(bytes) => {
                 stdout.write_all(&bytes)?;

@@ -362,6 +362,15 @@ impl std::fmt::Debug for Response {
 }
 
 impl Response {
+    /// The next event, as the `Stream` gives it (`None` once the events ended), without
+    /// `futures` or `tokio-stream`: `while let Some(event) = response.next_event().await`
+    ///
+    /// Cancel-safe, as polling the stream is: dropping the future before it is ready loses
+    /// no event.
+    pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
+        std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
     /// A `tokio::io::AsyncRead` over the payload bytes
     ///
     /// It ends (reads 0 bytes) only after a successful `InvokeComplete`; a function error,

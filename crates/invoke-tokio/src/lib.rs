@@ -36,17 +36,15 @@
 //! # }
 //! ```
 //!
-//! The events one by one, as a `futures_core::Stream` (here with `std::future::poll_fn`;
-//! `futures::StreamExt::next` or `tokio_stream` work the same):
+//! The events one by one (`Response` is a `futures_core::Stream` too, for
+//! `futures::StreamExt` or `tokio_stream`):
 //!
 //! ```no_run
 //! # async fn f(client: invoke_tokio::Client) -> Result<(), invoke_tokio::Error> {
-//! use std::pin::pin;
-//! use futures_core::Stream as _;
 //! use invoke_proto::{Event, InvokeParams};
 //!
-//! let mut events = pin!(client.invoke(&InvokeParams::new("my-function", "{}")).await?);
-//! while let Some(event) = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+//! let mut events = client.invoke(&InvokeParams::new("my-function", "{}")).await?;
+//! while let Some(event) = events.next_event().await {
 //!     match event? {
 //!         Event::PayloadChunk(bytes) => println!("{} bytes", bytes.len()),
 //!         Event::InvokeComplete(done) => println!("done: {:?}", done.error_code),

@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_core::Stream as _;
@@ -74,8 +74,8 @@ impl Transport for Tokio {
                 attempts: response.attempts(),
                 status: response.status(),
             });
-            let mut events = pin!(response);
-            while outcome.take(std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await) {
+            let mut events = response;
+            while outcome.take(events.next_event().await) {
                 if outcome.events.len() == 1 {
                     // blocks this thread only: the runtime's workers are free to run
                     // anything the client spawned to read ahead (it spawns nothing)
