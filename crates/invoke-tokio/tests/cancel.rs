@@ -497,3 +497,35 @@ fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() 
     });
     assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
 }
+
+/// `Response::next_event` is cancel-safe: futures of it dropped before they were ready (a
+/// timeout shorter than the function's pauses) lose no event, and the events taken in the
+/// end are the whole payload, byte-exact, then `InvokeComplete`
+#[test]
+fn next_event_dropped_before_ready_loses_no_event() {
+    let runtime = support::runtime();
+    let harness = Harness::start();
+    let client = client(&harness.endpoint().to_string());
+    runtime.block_on(async {
+        let params = InvokeParams::new("count", r#"{"n":4,"size":3,"delay_ms":50}"#);
+        let mut response = client.invoke(&params).await.expect("invoke");
+        let (mut payload, mut dropped, mut complete) = (Vec::new(), 0, false);
+        while !complete {
+            match tokio::time::timeout(Duration::from_millis(5), response.next_event()).await {
+                Err(_) => dropped += 1, // the future is dropped, not ready
+                Ok(Some(Ok(Event::PayloadChunk(bytes)))) => payload.extend_from_slice(&bytes),
+                Ok(Some(Ok(Event::InvokeComplete(c)))) => {
+                    assert!(!c.is_error(), "{c:?}");
+                    complete = true;
+                }
+                Ok(other) => panic!("not an event of the payload: {other:?}"),
+            }
+        }
+        assert!(dropped > 0, "no future was dropped before it was ready");
+        assert_eq!(payload, b"abcdefghijkl");
+        assert!(
+            response.next_event().await.is_none(),
+            "the end after InvokeComplete"
+        );
+    });
+}
