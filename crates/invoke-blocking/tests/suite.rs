@@ -139,36 +139,11 @@ transport_suite::transport_suite!(Blocking);
 /// timeout, and the stream would fail)
 #[test]
 fn next_ready_takes_what_arrived_without_waiting() {
-    use std::io::Write as _;
-    use std::net::TcpListener;
-
+    use invoke_proto::Event;
     use invoke_proto::bytes::Bytes;
-    use invoke_proto::{Event, InvokeComplete};
-    use transport_suite::cases::event_chunk;
 
     let payload = |s: &'static str| Event::PayloadChunk(Bytes::from_static(s.as_bytes()));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
-            .unwrap();
-        assert!(transport_suite::metadata::read_request(&s).is_ok());
-        // the head and three chunks in one write: they arrive together
-        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
-            Transfer-Encoding: chunked\r\n\r\n"
-            .to_vec();
-        first.extend(event_chunk(&[payload("a"), payload("b"), payload("c")]));
-        s.write_all(&first).unwrap();
-        // the rest once the client said it has taken what was there
-        go_rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .expect("the client took the ready events");
-        let mut rest = event_chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
-        rest.extend_from_slice(b"0\r\n\r\n");
-        s.write_all(&rest).unwrap();
-    });
+    let (addr, go_tx, server) = transport_suite::cases::three_chunks_then_complete();
     let mut cfg = transport_suite::config(transport_suite::endpoint(&format!("http://{addr}")));
     cfg.idle_timeout = std::time::Duration::from_secs(20);
     let client = Blocking.client(&cfg);

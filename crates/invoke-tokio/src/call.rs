@@ -371,6 +371,32 @@ impl Response {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
+    /// The next event if it has arrived already: decoded from bytes this response has
+    /// read, so that taking it does not wait (nor poll the connection); `None` when
+    /// [`next_event`](Self::next_event) would have to read (or has the end or an error to
+    /// report)
+    ///
+    /// For a caller that writes events somewhere and flushes: write the ready ones, flush
+    /// once, then await `next_event`. Events that arrived together then cost one flush, and
+    /// none waits in a buffer while the connection is idle.
+    pub fn next_ready(&mut self) -> Option<Event> {
+        if self.phase != Phase::Streaming {
+            return None;
+        }
+        let event = self.call.driver.ready_event()?;
+        Some(self.note(event))
+    }
+
+    /// Remembers an `InvokeComplete` (and a function error's, for a reader made afterwards)
+    /// on its way to the caller
+    fn note(&mut self, event: Event) -> Event {
+        if let Event::InvokeComplete(complete) = &event {
+            self.complete = true;
+            self.failure = ReaderFailure::function(complete);
+        }
+        event
+    }
+
     /// A `tokio::io::AsyncRead` over the payload bytes
     ///
     /// It ends (reads 0 bytes) only after a successful `InvokeComplete`; a function error,
@@ -522,13 +548,7 @@ impl Stream for Response {
                 Phase::Streaming => {}
             }
             match this.call.driver.poll() {
-                DriverAction::Event(e) => {
-                    if let Event::InvokeComplete(complete) = &e {
-                        this.complete = true;
-                        this.failure = ReaderFailure::function(complete);
-                    }
-                    return Poll::Ready(Some(Ok(e)));
-                }
+                DriverAction::Event(e) => return Poll::Ready(Some(Ok(this.note(e)))),
                 DriverAction::ReadBody => match this.poll_body(cx) {
                     Poll::Ready(Ok(Some(bytes))) => this.call.driver.feed(bytes),
                     Poll::Ready(Ok(None)) => {

@@ -194,3 +194,34 @@ fn responses_and_readers_show_their_metadata() {
         );
     });
 }
+
+/// `next_ready` hands out the events already read and returns `None` instead of waiting: the
+/// server sends the rest only after it did (a `next_ready` that read would never return, as
+/// nothing else polls the connection)
+#[test]
+fn next_ready_takes_what_arrived_without_waiting() {
+    use invoke_proto::Event;
+    use invoke_proto::bytes::Bytes;
+
+    let payload = |s: &'static str| Event::PayloadChunk(Bytes::from_static(s.as_bytes()));
+    let (addr, go_tx, server) = transport_suite::cases::three_chunks_then_complete();
+    let tokio = Tokio::new();
+    let mut cfg = transport_suite::config(transport_suite::endpoint(&format!("http://{addr}")));
+    cfg.idle_timeout = std::time::Duration::from_secs(20);
+    let client = tokio.client(&cfg);
+    tokio.runtime.block_on(async {
+        let mut response = client.invoke(&InvokeParams::new("f", "{}")).await.unwrap();
+        assert_eq!(response.next_event().await.unwrap().unwrap(), payload("a"));
+        assert_eq!(response.next_ready(), Some(payload("b")));
+        assert_eq!(response.next_ready(), Some(payload("c")));
+        assert_eq!(response.next_ready(), None, "nothing else has arrived");
+        go_tx.send(()).unwrap();
+        assert!(matches!(
+            response.next_event().await,
+            Some(Ok(Event::InvokeComplete(c))) if !c.is_error()
+        ));
+        assert_eq!(response.next_ready(), None);
+        assert!(response.next_event().await.is_none());
+    });
+    server.join().unwrap();
+}
