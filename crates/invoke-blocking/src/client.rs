@@ -188,7 +188,8 @@ impl Client {
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.invoker.endpoint)?;
-        let unsigned = inner.credentials.is_none().then(|| request.clone());
+        let unsigned = (inner.credentials.is_none() && options.call_credentials().is_none())
+            .then(|| request.clone());
         let started = inner.invoker.start(request, options, Instant::now());
         let span = invoke_span(params);
         Call::new(Arc::clone(inner), started, unsigned, span).start()

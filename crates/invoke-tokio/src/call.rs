@@ -120,12 +120,13 @@ impl Call {
     async fn send(&mut self, attempt: u32) -> Result<(), Error> {
         let span = tracing::debug_span!("attempt", attempt, status = tracing::field::Empty);
         let inner = Arc::clone(&self.inner);
-        // static credentials need no timer (a `Sleep` costs a timer-wheel handle each time)
-        let credentials = match &inner.credentials {
-            _ if self.credentials.is_some() => self.credentials.clone(),
-            Source::Static(credentials) => Some(Arc::clone(credentials)),
-            Source::Unsigned => None,
-            Source::Cached(_) => {
+        // the call's own credentials, else the client's; static ones need no timer (a
+        // `Sleep` costs a timer-wheel handle each time)
+        let credentials = match (&self.credentials, &inner.credentials) {
+            (Some(own), _) => Some(Arc::clone(own)),
+            (None, Source::Static(credentials)) => Some(Arc::clone(credentials)),
+            (None, Source::Unsigned) => None,
+            (None, Source::Cached(_)) => {
                 let got = tokio::time::timeout_at(self.deadline, inner.credentials.get()).await;
                 let Ok(credentials) = got else {
                     self.fail(

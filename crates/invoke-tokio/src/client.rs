@@ -189,8 +189,9 @@ impl Client {
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.invoker.endpoint)?;
-        let unsigned =
-            matches!(inner.credentials, Source::Unsigned).then(|| Box::new(request.clone()));
+        let unsigned = (matches!(inner.credentials, Source::Unsigned)
+            && options.call_credentials().is_none())
+        .then(|| Box::new(request.clone()));
         // tokio's clock, as the call's timers
         let now = tokio::time::Instant::now().into_std();
         let started = inner.invoker.start(request, options, now);

@@ -62,7 +62,7 @@ impl Transport for Tokio {
     ) -> Outcome {
         self.runtime.block_on(async {
             let mut outcome = Outcome::default();
-            let response = match client.invoke_with(params, options).await {
+            let mut response = match client.invoke_with(params, options).await {
                 Ok(r) => r,
                 Err(e) => {
                     outcome.failure = Some(failure(&e));
@@ -74,8 +74,7 @@ impl Transport for Tokio {
                 attempts: response.attempts(),
                 status: response.status(),
             });
-            let mut events = response;
-            while outcome.take(events.next_event().await) {
+            while outcome.take(response.next_event().await) {
                 if outcome.events.len() == 1 {
                     // blocks this thread only: the runtime's workers are free to run
                     // anything the client spawned to read ahead (it spawns nothing)

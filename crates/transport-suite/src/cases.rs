@@ -544,40 +544,6 @@ pub fn bad_credentials<T: Transport>(t: &T) {
     }
 }
 
-/// A server of one response: its head and the `PayloadChunk`s `a`, `b` and `c` in one
-/// write (they arrive together), then, once the returned sender says the client took what
-/// was there, `InvokeComplete` and the end of the body; its address, that sender, and its
-/// thread (which fails if the request does not come)
-pub fn three_chunks_then_complete() -> (
-    SocketAddr,
-    std::sync::mpsc::Sender<()>,
-    std::thread::JoinHandle<()>,
-) {
-    use std::io::Write as _;
-
-    let payload = |s: &'static str| Event::PayloadChunk(bytes::Bytes::from_static(s.as_bytes()));
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let (mut s, _) = listener.accept().expect("accept");
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        assert!(metadata::read_request(&s).is_ok());
-        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
-            Transfer-Encoding: chunked\r\n\r\n"
-            .to_vec();
-        first.extend(event_chunk(&[payload("a"), payload("b"), payload("c")]));
-        s.write_all(&first).unwrap();
-        go_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the client took the ready events");
-        let mut rest = event_chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
-        rest.extend_from_slice(b"0\r\n\r\n");
-        s.write_all(&rest).unwrap();
-    });
-    (addr, go_tx, server)
-}
-
 /// `InvokeOptions::credentials`: a call signs with its own credentials (another tenant's,
 /// say) where the client's are refused, and the next call has the client's again
 pub fn invoke_options_sign_with_their_credentials<T: Transport>(t: &T) {
@@ -1353,6 +1319,40 @@ fn accept_request(listener: &TcpListener) -> std::net::TcpStream {
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     assert!(metadata::read_request(&s).is_ok(), "a whole request");
     s
+}
+
+/// A server of one response: its head and the `PayloadChunk`s `a`, `b` and `c` in one
+/// write (they arrive together), then, once the returned sender says the client took what
+/// was there, `InvokeComplete` and the end of the body; its address, that sender, and its
+/// thread (which fails if the request does not come)
+pub fn three_chunks_then_complete() -> (
+    SocketAddr,
+    std::sync::mpsc::Sender<()>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::Write as _;
+
+    let payload = |s: &'static str| Event::PayloadChunk(bytes::Bytes::from_static(s.as_bytes()));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        assert!(metadata::read_request(&s).is_ok());
+        let mut first = b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.amazon.eventstream\r\n\
+            Transfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
+        first.extend(event_chunk(&[payload("a"), payload("b"), payload("c")]));
+        s.write_all(&first).unwrap();
+        go_rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the client took the ready events");
+        let mut rest = event_chunk(&[Event::InvokeComplete(InvokeComplete::default())]);
+        rest.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&rest).unwrap();
+    });
+    (addr, go_tx, server)
 }
 
 /// One HTTP/1.1 chunk (size line, data, CRLF) holding `events`, encoded
