@@ -37,6 +37,19 @@ def goal_ratios(t, ours, raw):
 
 CLIENTS = (("invoke-blocking", "raw ureq"), ("invoke-tokio", "raw hyper"))
 
+
+def host_line(t):
+    """The host a transport run ran on (`None` for runs from before the bench recorded it)"""
+    h = t.get("host")
+    if not h:
+        return None
+    return (
+        f"{h['cpu']} (family {h['family']}, model {h['model']}, L2 {h['l2_per_core']} per core);"
+        f" CRC-32 by {h['crc_kernel']} at {h['crc32fast_gib_per_s']:.1f} GiB/s over 64 KiB in cache"
+        f" ({1000 / (1024 * h['crc32fast_gib_per_s']):.3f} ms per MiB)"
+    )
+
+
 if sys.argv[1:2] == ["--runs"]:
     # benches/transport-runs.sh: the goal ratios of several transport runs side by side
     runs = [json.loads(pathlib.Path(f).read_text()) for f in sys.argv[2:]]
@@ -62,6 +75,12 @@ if sys.argv[1:2] == ["--runs"]:
         ratio_row("(floor) invoke-tokio", "invoke-tokio", "raw hyper+crc")
     # raw hyper driving its connection within the call (as invoke-tokio does), same run
     ratio_row("(inline) raw hyper inline", "raw hyper inline", "raw hyper")
+    hosts = [host_line(t) for t in runs]
+    for i, h in enumerate(hosts):
+        if h and (i == 0 or h.split(";")[0] != (hosts[i - 1] or "").split(";")[0]):
+            print(f"\nHost (run {i + 1}): {h}")
+        elif h:
+            print(f"Run {i + 1}: {h.split(';')[1].strip()}")
     sys.exit(0)
 
 
@@ -151,6 +170,9 @@ if transport.exists():
 
     for ours, raw in CLIENTS:
         ratios(ours, raw)
+    if host_line(t):
+        print()
+        print(f"Host: {host_line(t)}.")
     if row("w64KiB", "aws-sdk-lambda") and row("w64KiB", "raw hyper"):
         sdk_cpu = row("w64KiB", "aws-sdk-lambda")["cpu_ms_per_mib"] / row("w64KiB", "raw hyper")["cpu_ms_per_mib"]
         print()

@@ -20,7 +20,7 @@
 //! main thread's CPU time (the server's share is excluded).
 //!
 //! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
-//! `target/criterion/transport.json`. `TRANSPORT_SAMPLES` overrides the samples per client
+//! `target/criterion/transport.json`, with the host it ran on (see [`host`]). `TRANSPORT_SAMPLES` overrides the samples per client
 //! and throughput workload (default 9), `TRANSPORT_TTFE_CALLS` the calls per client for the
 //! time to first event (default 200); `TRANSPORT_ONLY` (client names, comma separated) and
 //! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling;
@@ -814,6 +814,16 @@ fn main() {
             serde_json::json!({"payload_bytes": w.payload_bytes(), "messages": w.messages(), "calls": rounds, "clients": rows}),
         );
     }
+    let host = host();
+    println!(
+        "\nhost: {} (family {}, model {}); CRC-32 ({}): {:.1} GiB/s over 64 KiB in cache",
+        host["cpu"].as_str().unwrap_or("?"),
+        host["family"].as_str().unwrap_or("?"),
+        host["model"].as_str().unwrap_or("?"),
+        host["crc_kernel"].as_str().unwrap_or("?"),
+        host["crc32fast_gib_per_s"].as_f64().unwrap_or(0.0),
+    );
+    json.insert("host".to_owned(), host);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
@@ -822,6 +832,62 @@ fn main() {
     )
     .unwrap();
     println!("\nwrote {}", dir.join("transport.json").display());
+}
+
+/// What the run ran on, for `transport.json`: the CPU as `/proc/cpuinfo` names it, the
+/// instructions that decide the speed of the CRC every client checking messages must run (so
+/// the floor of the 64 KiB goal), the L2 cache per core, and `crc32fast`'s speed over 64 KiB
+/// in cache measured now. Figures from hosts that differ here are not comparable: a VM that
+/// shows QEMU's generic `EPYC` model (no AVX-512, no VPCLMULQDQ) ran the CRC at about a
+/// sixth of the speed of one showing its host's AVX-512 (9 against 53 GiB/s).
+fn host() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == name).then(|| v.trim().to_owned())
+            })
+            .unwrap_or_else(|| "?".to_owned())
+    };
+    let l2 = std::fs::read_to_string("/sys/devices/system/cpu/cpu0/cache/index2/size")
+        .map_or_else(|_| "?".to_owned(), |s| s.trim().to_owned());
+    #[cfg(target_arch = "x86_64")]
+    let crc_kernel = if std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+    {
+        "AVX-512 VPCLMULQDQ"
+    } else if std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("vpclmulqdq")
+    {
+        "AVX2 VPCLMULQDQ"
+    } else if std::arch::is_x86_feature_detected!("pclmulqdq") {
+        "128-bit PCLMULQDQ"
+    } else {
+        "table"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let crc_kernel = std::env::consts::ARCH;
+    let buf = vec![0x5au8; 64 * 1024];
+    let start = Instant::now();
+    let mut rounds = 0u32;
+    while start.elapsed() < Duration::from_millis(200) {
+        for _ in 0..64 {
+            std::hint::black_box(crc32fast::hash(std::hint::black_box(&buf)));
+        }
+        rounds += 64;
+    }
+    // 64 KiB a round: 16,384 rounds a GiB
+    let gib = f64::from(rounds) / 16_384.0;
+    serde_json::json!({
+        "cpu": field("model name"),
+        "family": field("cpu family"),
+        "model": field("model"),
+        "l2_per_core": l2,
+        "crc_kernel": crc_kernel,
+        "crc32fast_gib_per_s": gib / start.elapsed().as_secs_f64(),
+    })
 }
 
 /// With `TRANSPORT_PIN=1`, the cores the client thread and the server thread are pinned to:
