@@ -8,8 +8,8 @@ use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ProvidedCredentials, ReaderFailure, ResponseInfo,
-    Started, Timeouts, jitter,
+    COLLECT_LIMIT, Collected, Collector, DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor,
+    ProvidedCredentials, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
 };
 
 use crate::buffers::BodyBuffer;
@@ -420,6 +420,53 @@ impl Response {
         PayloadReader {
             response: self,
             cursor,
+        }
+    }
+
+    /// The whole payload and the `InvokeComplete`, once the events ended: for a caller that
+    /// wants the result rather than the stream (the log tail with it, when asked for)
+    ///
+    /// Up to [`COLLECT_LIMIT`] bytes (the largest response the service streams); see
+    /// [`collect_payload_up_to`](Self::collect_payload_up_to). Made after some events were
+    /// taken, it gathers the payload of the rest.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), invoke_blocking::Error> {
+    /// # let client = invoke_blocking::Client::from_env()?;
+    /// use invoke_blocking::invoke_proto::{InvokeParams, LogType};
+    ///
+    /// let params = InvokeParams::new("my-function", "{}").log_type(LogType::Tail);
+    /// let collected = client.invoke(&params)?.collect_payload()?;
+    /// println!("{}", String::from_utf8_lossy(&collected.payload));
+    /// if let Ok(Some(log)) = collected.complete.decoded_log() {
+    ///     eprintln!("{}", String::from_utf8_lossy(&log));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every error of the events; [`Error::Function`] for a function error (with its
+    /// `ErrorCode` and `ErrorDetails`); [`Error::EventsEnded`] when the events had already
+    /// ended before.
+    pub fn collect_payload(self) -> Result<Collected, Error> {
+        self.collect_payload_up_to(COLLECT_LIMIT)
+    }
+
+    /// As [`collect_payload`](Self::collect_payload), holding at most `limit` bytes: a
+    /// longer payload is [`Error::PayloadTooLarge`], found before the chunk that passes the
+    /// limit is held, and the response is dropped with its connection
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_payload`](Self::collect_payload), and [`Error::PayloadTooLarge`].
+    pub fn collect_payload_up_to(mut self, limit: usize) -> Result<Collected, Error> {
+        let mut collector = Collector::new(limit);
+        loop {
+            if let Some(collected) = collector.take(self.next())? {
+                return Ok(collected);
+            }
         }
     }
 

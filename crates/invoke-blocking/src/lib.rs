@@ -153,7 +153,8 @@ pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder};
 pub use error::{BoxError, Error, TransportFailure};
 pub use invoke_config::{
-    CREDENTIALS_TIMEOUT, FIFTEEN_MINUTES, MAX_TIMEOUT, ResponseInfo, Timeouts,
+    COLLECT_LIMIT, CREDENTIALS_TIMEOUT, Collected, FIFTEEN_MINUTES, MAX_TIMEOUT, ResponseInfo,
+    Timeouts,
 };
 pub use invoke_config::{
     CredentialsCache, CredentialsError, InvokeOptions, Overrides, ProvideCredentials,

@@ -4,7 +4,7 @@
 use std::io::Read as _;
 use std::sync::Arc;
 
-use invoke_blocking::{Client, Error, InvokeOptions, Overrides};
+use invoke_blocking::{Client, Collected, Error, InvokeOptions, Overrides};
 use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
@@ -85,6 +85,24 @@ impl Transport for Blocking {
             }
         }
         (lines, None)
+    }
+
+    fn collect(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        events: usize,
+        limit: usize,
+    ) -> Result<Collected, Error> {
+        let mut response = client.invoke(params)?;
+        for _ in 0..events {
+            match response.next() {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e),
+                None => break,
+            }
+        }
+        response.collect_payload_up_to(limit)
     }
 
     fn endpoint(&self, client: &Client) -> Endpoint {

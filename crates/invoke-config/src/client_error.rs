@@ -61,6 +61,15 @@ pub enum ClientError {
     /// The function failed: its `InvokeComplete` carries an `ErrorCode` (only from the
     /// payload reader; the events yield that `InvokeComplete` as an event)
     Function(InvokeComplete),
+    /// `collect_payload` met a payload longer than it may hold; the response was dropped
+    /// (its connection closed)
+    PayloadTooLarge {
+        /// The most it could hold, in bytes
+        limit: usize,
+    },
+    /// `collect_payload` was called on a response whose events had already ended: the
+    /// caller took them to their end (the `InvokeComplete`, or the error) before
+    EventsEnded,
     /// The connection failed or timed out
     Transport {
         /// What failed
@@ -95,6 +104,13 @@ impl fmt::Display for ClientError {
                 complete.error_code.as_deref().unwrap_or_default(),
                 complete.error_details.as_deref().unwrap_or_default()
             ),
+            Self::PayloadTooLarge { limit } => write!(
+                f,
+                "the payload is longer than the {limit} bytes it may be collected up to"
+            ),
+            Self::EventsEnded => f.write_str(
+                "the response's events had already ended when its payload was to be collected",
+            ),
             Self::Transport {
                 kind,
                 address,
@@ -120,9 +136,12 @@ impl std::error::Error for ClientError {
             Self::Response(e) => e.source(),
             Self::Stream(e) => e.source(),
             Self::Credentials(source) | Self::Transport { source, .. } => Some(&**source),
-            Self::Config(_) | Self::CaBundle { .. } | Self::Service { .. } | Self::Function(_) => {
-                None
-            }
+            Self::Config(_)
+            | Self::CaBundle { .. }
+            | Self::Service { .. }
+            | Self::Function(_)
+            | Self::PayloadTooLarge { .. }
+            | Self::EventsEnded => None,
         }
     }
 }
@@ -565,6 +584,14 @@ mod tests {
                 None,
                 K::Other,
             ),
+            (
+                ClientError::PayloadTooLarge { limit: 8 },
+                false,
+                None,
+                None,
+                K::Other,
+            ),
+            (ClientError::EventsEnded, false, None, None, K::Other),
         ];
         for (e, service, failure, attempts, kind) in cases {
             let name = format!("{e:?}");

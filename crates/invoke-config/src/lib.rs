@@ -73,6 +73,7 @@ mod builder;
 mod cache;
 mod chain;
 mod client_error;
+mod collect;
 pub mod config;
 mod credentials;
 pub mod env;
@@ -97,6 +98,7 @@ pub use builder::{CREDENTIALS_TIMEOUT, ClientSettings, CredentialsChoice, MAX_ID
 pub use cache::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
 pub use chain::{ChainProvider, CredentialsChain, ProviderKind, drive};
 pub use client_error::{BoxError, ClientError, PayloadCursor, ReaderFailure};
+pub use collect::{COLLECT_LIMIT, Collected, Collector};
 pub use config::{ClientConfig, ConfigError, Overrides, RetryMode, SharedConfig, Source, Sourced};
 pub use credentials::{
     Attempt, CredentialsError, MAX_RESPONSE_BODY, NotFound, ProcessCommand, ProcessOutput,

@@ -15,8 +15,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use invoke_config::{
-    DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor, ProvidedCredentials, ReaderFailure, ResponseInfo,
-    Started, Timeouts, jitter,
+    COLLECT_LIMIT, Collected, Collector, DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor,
+    ProvidedCredentials, ReaderFailure, ResponseInfo, Started, Timeouts, jitter,
 };
 
 use crate::client::Inner;
@@ -370,6 +370,54 @@ impl Response {
     /// no event.
     pub async fn next_event(&mut self) -> Option<Result<Event, Error>> {
         std::future::poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// The whole payload and the `InvokeComplete`, once the events ended: for a caller that
+    /// wants the result rather than the stream (the log tail with it, when asked for)
+    ///
+    /// Up to [`COLLECT_LIMIT`] bytes (the largest response the service streams); see
+    /// [`collect_payload_up_to`](Self::collect_payload_up_to). Made after some events were
+    /// taken, it gathers the payload of the rest. Dropping the future drops the response
+    /// (and closes its connection).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), invoke_tokio::Error> {
+    /// # let client = invoke_tokio::Client::from_env().await?;
+    /// use invoke_tokio::invoke_proto::{InvokeParams, LogType};
+    ///
+    /// let params = InvokeParams::new("my-function", "{}").log_type(LogType::Tail);
+    /// let collected = client.invoke(&params).await?.collect_payload().await?;
+    /// println!("{}", String::from_utf8_lossy(&collected.payload));
+    /// if let Ok(Some(log)) = collected.complete.decoded_log() {
+    ///     eprintln!("{}", String::from_utf8_lossy(&log));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Every error of the events; [`Error::Function`] for a function error (with its
+    /// `ErrorCode` and `ErrorDetails`); [`Error::EventsEnded`] when the events had already
+    /// ended before.
+    pub async fn collect_payload(self) -> Result<Collected, Error> {
+        self.collect_payload_up_to(COLLECT_LIMIT).await
+    }
+
+    /// As [`collect_payload`](Self::collect_payload), holding at most `limit` bytes: a
+    /// longer payload is [`Error::PayloadTooLarge`], found before the chunk that passes the
+    /// limit is held, and the response is dropped with its connection
+    ///
+    /// # Errors
+    ///
+    /// As [`collect_payload`](Self::collect_payload), and [`Error::PayloadTooLarge`].
+    pub async fn collect_payload_up_to(mut self, limit: usize) -> Result<Collected, Error> {
+        let mut collector = Collector::new(limit);
+        loop {
+            if let Some(collected) = collector.take(self.next_event().await)? {
+                return Ok(collected);
+            }
+        }
     }
 
     /// The next event if it has arrived already: decoded from bytes this response has

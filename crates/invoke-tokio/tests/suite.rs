@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use futures_core::Stream as _;
 use invoke_proto::{Endpoint, InvokeParams, RateLimiter};
-use invoke_tokio::{Client, Error, InvokeOptions, Overrides};
+use invoke_tokio::{Client, Collected, Error, InvokeOptions, Overrides};
 use tokio::io::AsyncReadExt as _;
 use transport_suite::{ClientConfig, Failure, Head, Outcome, Pause, ReadOutcome, Transport};
 
@@ -106,6 +106,26 @@ impl Transport for Tokio {
                     Err(e) => return (lines, Some(ReadOutcome::failure_of(&e))),
                 }
             }
+        })
+    }
+
+    fn collect(
+        &self,
+        client: &Client,
+        params: &InvokeParams,
+        events: usize,
+        limit: usize,
+    ) -> Result<Collected, Error> {
+        self.runtime.block_on(async {
+            let mut response = client.invoke(params).await?;
+            for _ in 0..events {
+                match response.next_event().await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                }
+            }
+            response.collect_payload_up_to(limit).await
         })
     }
 

@@ -9,7 +9,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use invoke_config::{Env, FileReader, InvokeOptions, MemFs};
+use invoke_config::{COLLECT_LIMIT, ClientError, Env, FileReader, InvokeOptions, MemFs};
 use invoke_proto::{
     DEFAULT_RETRY_QUOTA, DecodeError, Event, InvocationType, InvokeComplete, InvokeParams, Limits,
     LogType, MAX_PAYLOAD_LEN, RETRY_COST, RetryConfig, Scheme, StreamError, TransportFailure,
@@ -166,6 +166,66 @@ pub fn function_error_reader<T: Transport>(t: &T) {
             assert!(done.error_details.is_some());
         }
         other => panic!("not a function error: {other:?}"),
+    }
+}
+
+/// `collect_payload`: a payload of many chunks whole and byte-exact, and the log tail with
+/// it; the limit to the byte (a payload fits a limit of its own size, one byte less is
+/// `PayloadTooLarge`, and the client goes on); the rest of the payload once some events were
+/// taken, `EventsEnded` once all were; a function error and a cut stream are errors
+pub fn collect_payload_gathers_the_whole_payload<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let got = t
+        .collect(&c, &count(1000, 100), 0, COLLECT_LIMIT)
+        .expect("collected");
+    assert!(got.payload == count_bytes(1000, 100), "byte-exact");
+    assert!(!got.complete.is_error(), "{:?}", got.complete);
+    let logged = InvokeParams::new("logger", "{}").log_type(LogType::Tail);
+    let got = t.collect(&c, &logged, 0, COLLECT_LIMIT).expect("collected");
+    assert_eq!(got.payload, "logged");
+    let log = got.complete.decoded_log().unwrap().expect("log");
+    assert!(
+        String::from_utf8_lossy(&log).contains("hello from the log"),
+        "{log:?}"
+    );
+
+    let total = 1000 * 100;
+    let got = t.collect(&c, &count(1000, 100), 0, total).expect("fits");
+    assert_eq!(got.payload.len(), total);
+    match t.collect(&c, &count(1000, 100), 0, total - 1) {
+        Err(ClientError::PayloadTooLarge { limit }) => assert_eq!(limit, total - 1),
+        other => panic!("not PayloadTooLarge: {other:?}"),
+    }
+    let got = t
+        .collect(&c, &count(3, 5), 0, 15)
+        .expect("the client goes on");
+    assert_eq!(got.payload, count_bytes(3, 5));
+
+    let got = t
+        .collect(&c, &count(10, 100), 4, COLLECT_LIMIT)
+        .expect("the rest");
+    assert_eq!(got.payload, count_bytes(10, 100)[400..]);
+    match t.collect(&c, &count(2, 10), 100, COLLECT_LIMIT) {
+        Err(ClientError::EventsEnded) => {}
+        other => panic!("not EventsEnded: {other:?}"),
+    }
+
+    match t.collect(&c, &InvokeParams::new("fail", r#"{"after":2}"#), 0, 100) {
+        Err(ClientError::Function(done)) => {
+            assert_eq!(done.error_code.as_deref(), Some("Unhandled"));
+            assert!(
+                done.error_details
+                    .unwrap()
+                    .contains("failed after 2 chunks")
+            );
+        }
+        other => panic!("not a function error: {other:?}"),
+    }
+    let cut = InvokeParams::new("streamer-end-early", "{}");
+    match t.collect(&c, &cut, 0, COLLECT_LIMIT) {
+        Err(ClientError::Stream(StreamError::MissingInvokeComplete { chunks: 1, .. })) => {}
+        other => panic!("not a missing InvokeComplete: {other:?}"),
     }
 }
 

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use invoke_config::{
-    ClientError, Env, FileReader, InvokeOptions, MemFs, ProxyEnv, SharedConfig, Timeouts,
+    ClientError, Collected, Env, FileReader, InvokeOptions, MemFs, ProxyEnv, SharedConfig, Timeouts,
 };
 use invoke_proto::Endpoint;
 use invoke_proto::{
@@ -368,6 +368,20 @@ pub trait Transport: Sync {
         params: &InvokeParams,
     ) -> (Vec<String>, Option<(std::io::ErrorKind, Failure)>);
 
+    /// Invokes, takes up to `events` items from the events (fewer when they end first),
+    /// then gathers the rest with the response's `collect_payload_up_to(limit)`
+    ///
+    /// # Errors
+    ///
+    /// The client's error: the invocation's, or the collect's.
+    fn collect(
+        &self,
+        client: &Self::Client,
+        params: &InvokeParams,
+        events: usize,
+        limit: usize,
+    ) -> Result<Collected, ClientError>;
+
     /// The endpoint `client` sends to, with the region it signs for
     fn endpoint(&self, client: &Self::Client) -> Endpoint;
 
@@ -402,6 +416,7 @@ macro_rules! transport_suite {
             a_reader_made_after_a_function_error_fails,
             a_reader_made_after_an_error_fails,
             the_buffered_reader_reads_lines_across_chunks,
+            collect_payload_gathers_the_whole_payload,
             throttle_gives_up_after_max_attempts,
             throttle_n_then_success,
             invoke_options_change_one_call,
