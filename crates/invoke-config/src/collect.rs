@@ -103,7 +103,6 @@ impl Collector {
                     self.first = chunk;
                 } else {
                     if self.joined.is_empty() {
-                        self.joined.reserve(self.first.len() + chunk.len());
                         self.joined.extend_from_slice(&self.first);
                         self.first = Bytes::new();
                     }
