@@ -38,16 +38,18 @@ def goal_ratios(t, ours, raw):
 CLIENTS = (("invoke-blocking", "raw ureq"), ("invoke-tokio", "raw hyper"))
 
 
-def host_line(t):
-    """The host a transport run ran on (`None` for runs from before the bench recorded it)"""
+def host_parts(t):
+    """The CPU a transport run ran on and its CRC-32 speed, as text (`None` for runs from
+    before the bench recorded its host)"""
     h = t.get("host")
     if not h:
         return None
-    return (
-        f"{h['cpu']} (family {h['family']}, model {h['model']}, L2 {h['l2_per_core']} per core);"
-        f" CRC-32 by {h['crc_kernel']} at {h['crc32fast_gib_per_s']:.1f} GiB/s over 64 KiB in cache"
+    cpu = f"{h['cpu']} (family {h['family']}, model {h['model']}, L2 {h['l2_per_core']} per core)"
+    crc = (
+        f"CRC-32 by {h['crc_kernel']} at {h['crc32fast_gib_per_s']:.1f} GiB/s over 64 KiB in cache"
         f" ({1000 / (1024 * h['crc32fast_gib_per_s']):.3f} ms per MiB)"
     )
+    return cpu, crc
 
 
 if sys.argv[1:2] == ["--runs"]:
@@ -75,12 +77,17 @@ if sys.argv[1:2] == ["--runs"]:
         ratio_row("(floor) invoke-tokio", "invoke-tokio", "raw hyper+crc")
     # raw hyper driving its connection within the call (as invoke-tokio does), same run
     ratio_row("(inline) raw hyper inline", "raw hyper inline", "raw hyper")
-    hosts = [host_line(t) for t in runs]
-    for i, h in enumerate(hosts):
-        if h and (i == 0 or h.split(";")[0] != (hosts[i - 1] or "").split(";")[0]):
-            print(f"\nHost (run {i + 1}): {h}")
-        elif h:
-            print(f"Run {i + 1}: {h.split(';')[1].strip()}")
+    # the CPU when it is the first or differs from the run before, then each run's CRC speed
+    last_cpu = None
+    for i, parts in enumerate(host_parts(t) for t in runs):
+        if parts is None:
+            continue
+        cpu, crc = parts
+        if cpu != last_cpu:
+            print(f"\nHost (run {i + 1}): {cpu}; {crc}")
+            last_cpu = cpu
+        else:
+            print(f"Run {i + 1}: {crc}")
     sys.exit(0)
 
 
@@ -170,9 +177,9 @@ if transport.exists():
 
     for ours, raw in CLIENTS:
         ratios(ours, raw)
-    if host_line(t):
+    if host_parts(t):
         print()
-        print(f"Host: {host_line(t)}.")
+        print("Host: {}; {}.".format(*host_parts(t)))
     if row("w64KiB", "aws-sdk-lambda") and row("w64KiB", "raw hyper"):
         sdk_cpu = row("w64KiB", "aws-sdk-lambda")["cpu_ms_per_mib"] / row("w64KiB", "raw hyper")["cpu_ms_per_mib"]
         print()

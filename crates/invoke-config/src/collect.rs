@@ -88,8 +88,9 @@ impl Collector {
     ///
     /// The events' error; [`ClientError::Function`] for an `InvokeComplete` with an
     /// `ErrorCode`; [`ClientError::PayloadTooLarge`] for a chunk that takes the payload over
-    /// the limit; [`ClientError::Stream`] (no `InvokeComplete`) when the events ended
-    /// without one.
+    /// the limit; [`ClientError::EventsEnded`] when the events ended without one (a
+    /// transport reports a stream cut short as an error of its own first, so these are
+    /// events the caller had already taken to their end).
     pub fn take(
         &mut self,
         next: Option<Result<Event, ClientError>>,
