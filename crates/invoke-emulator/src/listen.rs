@@ -187,7 +187,7 @@ pub(crate) async fn serve_with<L, H, F>(
     let mut paused = false;
     let mut backoff = ACCEPT_BACKOFF.0;
     loop {
-        let room = connections.len() < max;
+        let room = open_connections(&mut connections, &mut watches) < max;
         // SeqCst, paired with `Watch::shift`: either this load sees the connection that
         // went idle, or that connection sees `full` and wakes the loop
         pool.full.store(!room, Ordering::SeqCst);
@@ -227,15 +227,34 @@ pub(crate) async fn serve_with<L, H, F>(
                 }
             }
             Some(done) = connections.join_next_with_id(), if !connections.is_empty() => {
-                let id = match done {
-                    Ok((id, ())) => id,
-                    Err(e) => e.id(),
-                };
-                watches.remove(&id);
+                watches.remove(&ended(&done));
             }
         }
     }
     connections.shutdown().await;
+}
+
+/// How many connections are open: forgets first every one whose task ended. The set
+/// counts an ended task until it is joined, and joining one per turn of the loop lags behind
+/// many connections ending at once (all clients of a burst leaving together): the loop
+/// would then see itself full, and close idle connections or leave new ones waiting, while
+/// the descriptors of the ended ones were long freed
+fn open_connections(
+    connections: &mut JoinSet<()>,
+    watches: &mut HashMap<tokio::task::Id, Arc<Watch>>,
+) -> usize {
+    while let Some(done) = connections.try_join_next_with_id() {
+        watches.remove(&ended(&done));
+    }
+    connections.len()
+}
+
+/// The task of a connection that ended
+fn ended(done: &Result<(tokio::task::Id, ()), tokio::task::JoinError>) -> tokio::task::Id {
+    match done {
+        Ok((id, ())) => *id,
+        Err(e) => e.id(),
+    }
 }
 
 /// Closes the connection idle the longest, to make room for a new one; whether one was
@@ -677,6 +696,49 @@ mod tests {
         // 5 ms doubling to 1 s: 8 pauses fill the first 1.3 s, then one a second
         assert!(calls <= 20, "{calls} accepts in {:?}", started.elapsed());
         assert!(calls >= 10, "{calls} accepts in {:?}", started.elapsed());
+    }
+
+    /// Connections that all ended at once are no longer counted, though the loop joined
+    /// none of them: counting them kept a burst's next clients from room (the set counts a
+    /// task until it is joined)
+    #[tokio::test]
+    async fn connections_that_ended_are_not_counted_as_open() {
+        let pool = Pool {
+            epoch: Instant::now(),
+            idle: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
+            became_idle: Notify::new(),
+        };
+        let mut connections = JoinSet::new();
+        let mut watches = HashMap::new();
+        let (_open, still_open) = tokio::sync::watch::channel(());
+        let ended = Arc::new(AtomicUsize::new(0));
+        for i in 0..300 {
+            let id = if i % 100 == 0 {
+                let mut open = still_open.clone();
+                connections.spawn(async move {
+                    let _ = open.changed().await;
+                })
+            } else {
+                let ended = Arc::clone(&ended);
+                connections.spawn(async move {
+                    ended.fetch_add(1, Ordering::SeqCst);
+                })
+            }
+            .id();
+            watches.insert(id, Arc::new(Watch::new(&pool)));
+        }
+        // on this single-threaded runtime a task that counted itself ended has returned
+        while ended.load(Ordering::SeqCst) < 297 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(connections.len(), 300, "none was joined");
+        assert_eq!(open_connections(&mut connections, &mut watches), 3);
+        assert_eq!(
+            watches.len(),
+            3,
+            "the watches of the ended ones are dropped"
+        );
     }
 
     /// Sends one request on `s` and reads its whole answer (a `Content-Length: 2` body)
