@@ -177,9 +177,10 @@ if transport.exists():
 
     for ours, raw in CLIENTS:
         ratios(ours, raw)
-    if host_parts(t):
+    host = host_parts(t)
+    if host:
         print()
-        print("Host: {}; {}.".format(*host_parts(t)))
+        print("Host: {}; {}.".format(*host))
     if row("w64KiB", "aws-sdk-lambda") and row("w64KiB", "raw hyper"):
         sdk_cpu = row("w64KiB", "aws-sdk-lambda")["cpu_ms_per_mib"] / row("w64KiB", "raw hyper")["cpu_ms_per_mib"]
         print()

@@ -22,8 +22,9 @@
 //! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
 //! `target/criterion/transport.json`, with the host it ran on (see [`host`]).
 //! `TRANSPORT_SAMPLES` overrides the samples per client and throughput workload (default 9),
-//! `TRANSPORT_TTFE_CALLS` the calls per client for the time to first event (default 200); `TRANSPORT_ONLY` (client names, comma separated) and
-//! `TRANSPORT_WORKLOAD` (`w64KiB`, `w256B`, `ttfe16B`) narrow a run down for profiling;
+//! `TRANSPORT_TTFE_CALLS` the calls per client for the time to first event (default 200);
+//! `TRANSPORT_ONLY` (client names, comma separated) and `TRANSPORT_WORKLOAD` (`w64KiB`,
+//! `w256B`, `ttfe16B`) narrow a run down for profiling;
 //! `TRANSPORT_PIN=1` pins the client and the server to two cores (see [`pinned_cores`]);
 //! `TRANSPORT_TTFE_PAUSE_US=N` sleeps N µs before each call of the time to first event,
 //! outside its timing (a diagnostic: the calls then start from idle cores, as spaced-out calls
