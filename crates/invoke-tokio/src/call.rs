@@ -12,7 +12,7 @@ use http_body_util::Full;
 use hyper::body::Body as _;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 use tokio::io::{AsyncRead, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use invoke_config::{
     COLLECT_LIMIT, Collected, Collector, DRAIN_LIMIT, DRAIN_WAIT, PayloadCursor,
@@ -24,6 +24,7 @@ use crate::connect::classify;
 use crate::credentials::Source;
 use crate::error::{BoxError, Error};
 use crate::pool::{Lease, SentAt};
+use crate::timer::{Timer, Timers};
 
 /// The state of one invocation between the driver and hyper
 pub(crate) struct Call {
@@ -66,7 +67,11 @@ impl Call {
     }
 
     /// Runs the attempts until a response head (or the final error)
-    pub(crate) async fn start(mut self) -> Result<Response, Error> {
+    ///
+    /// Boxed, the call is the one allocation that the invocation's future and its
+    /// [`Response`] both point to: a `Call` is over a kilobyte, which they would otherwise
+    /// hold (an async function's `self` twice) and copy at each move and return.
+    pub(crate) async fn start(mut self: Box<Self>) -> Result<Response, Error> {
         let span = self.span.clone();
         let result = tracing::Instrument::instrument(self.until_head(), span.clone()).await;
         span.record("attempts", self.driver.attempts());
@@ -160,15 +165,19 @@ impl Call {
             turn: OneTurn::default(),
         };
         let request_sent = inner.pool.send(request, &sent_at);
-        let timer = tokio::time::sleep_until(window.limit(window.start));
-        tokio::pin!(request_sent, timer);
+        tokio::pin!(request_sent);
+        let mut timer = None;
+        let timers = &inner.pool.head_timers;
         let sent = tracing::Instrument::instrument(
             std::future::poll_fn(|cx| {
-                window.poll(cx, request_sent.as_mut(), timer.as_mut(), &sent_at)
+                window.poll(cx, request_sent.as_mut(), (&mut timer, timers), &sent_at)
             }),
             span.clone(),
         )
         .await;
+        if let Some(timer) = timer {
+            timers.put(timer);
+        }
         let _entered = span.enter();
         match sent {
             Ok(Ok((parts, lease))) => {
@@ -292,12 +301,12 @@ enum Phase {
 /// beyond hyper's buffers); dropping the response before its end closes the connection.
 pub struct Response {
     info: ResponseInfo,
-    call: Call,
+    call: Box<Call>,
     /// Fires at the deadline or after the idle timeout without body bytes, whichever comes
     /// first; when it fires, it is moved to `last_progress` + idle if bytes came since. Made
     /// when the body still has nothing ready a turn after it first had nothing: a body
     /// that is ready by then (as a short one often is) never registers a timer.
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: Option<Timer>,
     /// The timer is made a turn after the body first had nothing ready
     timer_turn: OneTurn,
     /// Bytes arrived since `last_progress` was taken
@@ -318,6 +327,9 @@ pub struct Response {
 /// to the pool instead of being closed
 impl Drop for Response {
     fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            self.call.inner.pool.body_timers.put(timer);
+        }
         if !self.complete || self.phase != Phase::Streaming {
             return;
         }
@@ -507,10 +519,11 @@ impl Response {
         }
         let deadline = self.call.deadline;
         let last_progress = self.last_progress;
-        let timer = self.timer.get_or_insert_with(|| {
-            Box::pin(tokio::time::sleep_until(deadline.min(last_progress + idle)))
-        });
-        while timer.as_mut().poll(cx).is_ready() {
+        let timers = &self.call.inner.pool.body_timers;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| timers.take(deadline.min(last_progress + idle)));
+        while timer.poll(cx).is_ready() {
             let now = Instant::now();
             if now >= deadline {
                 return Poll::Ready(Err(self.deadline_passed()));
@@ -522,7 +535,7 @@ impl Response {
                     format!("no body bytes for {idle:?}").into(),
                 )));
             }
-            timer.as_mut().reset(due.min(deadline));
+            timer.reset(due.min(deadline));
         }
         Poll::Pending
     }
@@ -552,7 +565,7 @@ impl Response {
             if let Some(timer) = &mut self.timer
                 && timer.deadline() > by
             {
-                timer.as_mut().reset(by);
+                timer.reset(by);
             }
         }
     }
@@ -654,12 +667,14 @@ impl HeadWindow {
 
     /// Polls `send` (a request handed to the pool, which sets `sent_at` while it is out on
     /// a connection) within the window; on timeout, which limit passed and the time waited.
-    /// One timer, moved when it fires before the window's end (while still connecting).
+    /// One timer (taken from `timers` when first needed, left in the `Option` for the
+    /// caller to give back), moved when it fires before the window's end (while still
+    /// connecting).
     fn poll<T>(
         &mut self,
         cx: &mut Context<'_>,
         send: Pin<&mut impl Future<Output = T>>,
-        mut timer: Pin<&mut Sleep>,
+        (timer, timers): (&mut Option<Timer>, &Timers),
         sent_at: &SentAt,
     ) -> Poll<Result<T, (TransportFailure, Duration)>> {
         if let Poll::Ready(sent) = send.poll(cx) {
@@ -668,7 +683,8 @@ impl HeadWindow {
         if self.turn.yield_first(cx) {
             return Poll::Pending;
         }
-        while timer.as_mut().poll(cx).is_ready() {
+        let timer = timer.get_or_insert_with(|| timers.take(self.limit(self.start)));
+        while timer.poll(cx).is_ready() {
             let now = Instant::now();
             if now >= self.deadline {
                 return Poll::Ready(Err((TransportFailure::Deadline, now - self.start)));
@@ -678,7 +694,7 @@ impl HeadWindow {
             if limit <= now {
                 return Poll::Ready(Err((TransportFailure::HeadTimeout, self.length)));
             }
-            timer.as_mut().reset(limit);
+            timer.reset(limit);
         }
         Poll::Pending
     }
@@ -767,9 +783,9 @@ impl tokio::io::AsyncBufRead for PayloadReader {
 mod tests {
     use std::time::Duration;
 
-    use tokio::time::{Instant, sleep, sleep_until};
+    use tokio::time::{Instant, sleep};
 
-    use super::{HeadWindow, OneTurn, SentAt};
+    use super::{HeadWindow, OneTurn, SentAt, Timers};
     use invoke_proto::TransportFailure;
 
     /// A send that goes out on a reused connection, comes back unsent after 0.5 s, takes
@@ -791,11 +807,13 @@ mod tests {
             sent_at.set(Some(Instant::now()));
             sleep(head_after).await;
         };
-        let timer = sleep_until(window.limit(window.start));
-        tokio::pin!(send, timer);
-        std::future::poll_fn(|cx| window.poll(cx, send.as_mut(), timer.as_mut(), &sent_at))
-            .await
-            .map_err(|(failure, _)| failure)
+        let (timers, mut timer) = (Timers::new(1), None);
+        tokio::pin!(send);
+        std::future::poll_fn(|cx| {
+            window.poll(cx, send.as_mut(), (&mut timer, &timers), &sent_at)
+        })
+        .await
+        .map_err(|(failure, _)| failure)
     }
 
     #[tokio::test(start_paused = true)]

@@ -196,7 +196,7 @@ impl Client {
         let now = tokio::time::Instant::now().into_std();
         let started = inner.invoker.start(request, options, now);
         let span = invoke_span(params);
-        Call::new(Arc::clone(inner), started, unsigned, span)
+        Box::new(Call::new(Arc::clone(inner), started, unsigned, span))
             .start()
             .await
     }

@@ -106,6 +106,7 @@ mod connect;
 mod credentials;
 mod error;
 mod pool;
+mod timer;
 
 pub use call::{PayloadReader, Response};
 pub use client::{Client, ClientBuilder};

@@ -26,6 +26,7 @@ use hyper::client::conn::http1::{self, Connection, SendRequest};
 
 use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
+use crate::timer::Timers;
 
 /// One HTTP/1.1 connection: hyper's request sender and its connection, which the holder
 /// drives ([`drive`](Self::drive)) while it waits on it; dropped, the socket closes
@@ -133,6 +134,10 @@ pub(crate) struct Pool {
     max_idle: usize,
     /// With the time each went idle
     idle: Mutex<Vec<(Link, Instant)>>,
+    /// For the waits for a response head
+    pub(crate) head_timers: Timers,
+    /// For the waits for body bytes
+    pub(crate) body_timers: Timers,
 }
 
 /// A response body on a pooled connection, the connection put back into the pool by
@@ -171,6 +176,8 @@ impl Pool {
             absolute_form,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            head_timers: Timers::new(max_idle),
+            body_timers: Timers::new(max_idle),
         }
     }
 

@@ -1,0 +1,274 @@
+//! Timers handed on from one invocation to the next
+//!
+//! An invocation guards its wait for the response head with one timer and its body with
+//! another. A new tokio timer costs more than its allocation: registered as the runtime's
+//! earliest, it wakes the runtime's driver (a write to its eventfd, and one more event for
+//! the next `epoll_wait`), and dropped while registered it takes the timer wheel's lock to
+//! be removed. A timer handed on instead stays registered, and moving a registered timer to
+//! a later deadline only updates its entry: the wheel finds out when the old deadline
+//! comes, once per timeout rather than once per invocation.
+
+use std::future::Future as _;
+use std::pin::Pin;
+use std::sync::{Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use tokio::runtime::{Handle, Id};
+use tokio::time::{Instant, Sleep};
+
+/// A timer as [`Timers`] hands it out
+pub(crate) struct Timer {
+    sleep: Pin<Box<Sleep>>,
+    /// The runtime whose driver it belongs to (one polled after its runtime shut down
+    /// panics); `None` outside a runtime
+    runtime: Option<Id>,
+    /// Polled since it was handed out: it holds the waker of that poll's task
+    polled: bool,
+}
+
+impl Timer {
+    /// Polls the timer, which then wakes `cx`'s task when it fires
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.polled = true;
+        self.sleep.as_mut().poll(cx)
+    }
+
+    /// Moves the timer to fire at `at`
+    pub(crate) fn reset(&mut self, at: Instant) {
+        self.sleep.as_mut().reset(at);
+    }
+
+    /// When the timer fires
+    pub(crate) fn deadline(&self) -> Instant {
+        self.sleep.deadline()
+    }
+}
+
+/// How long a timer may be kept unused (as an idle connection): one of a runtime that is
+/// no longer used keeps that runtime's driver in memory
+const KEPT_FOR: Duration = Duration::from_secs(60);
+
+/// The timers invocations finished with, each for a later invocation on its runtime
+pub(crate) struct Timers {
+    /// With the time each was put back
+    kept: Mutex<Vec<(Timer, Instant)>>,
+    /// The most kept
+    max: usize,
+}
+
+impl Timers {
+    /// Keeps at most `max` timers
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            kept: Mutex::new(Vec::new()),
+            max,
+        }
+    }
+
+    /// A timer due at `at`: the last one kept of the current runtime, else a new one
+    pub(crate) fn take(&self, at: Instant) -> Timer {
+        let runtime = Handle::try_current().ok().map(|handle| handle.id());
+        let mut old = Vec::new();
+        let reused = runtime.and_then(|id| {
+            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            if kept
+                .first()
+                .is_some_and(|(_, since)| now - *since >= KEPT_FOR)
+            {
+                // dropped once the lock is released
+                let stale = kept.partition_point(|(_, since)| now - *since >= KEPT_FOR);
+                old.extend(kept.drain(..stale));
+            }
+            let i = kept.iter().rposition(|(t, _)| t.runtime == Some(id))?;
+            Some(kept.remove(i).0)
+        });
+        drop(old);
+        match reused {
+            Some(mut timer) => {
+                timer.reset(at);
+                timer
+            }
+            None => Timer {
+                sleep: Box::pin(tokio::time::sleep_until(at)),
+                runtime,
+                polled: false,
+            },
+        }
+    }
+
+    /// Keeps `timer` for a later invocation, if there is room
+    pub(crate) fn put(&self, mut timer: Timer) {
+        // kept only on its own runtime (that one is still running then)
+        let runtime = Handle::try_current().ok().map(|handle| handle.id());
+        if timer.runtime.is_none() || timer.runtime != runtime || self.max == 0 {
+            return;
+        }
+        if timer.polled {
+            // forget the task that polled it: it would wake that task when it fires, and
+            // keep it in memory until then
+            let _ = timer.poll(&mut Context::from_waker(Waker::noop()));
+            timer.polled = false;
+        }
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        // the oldest makes room (dropped once the lock is released)
+        let evicted = (kept.len() >= self.max).then(|| kept.remove(0));
+        kept.push((timer, Instant::now()));
+        drop(kept);
+        drop(evicted);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::{KEPT_FOR, Timer, Timers};
+
+    /// Counts its wake-ups
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn counting() -> (Arc<Count>, Waker) {
+        let count = Arc::new(Count(AtomicUsize::new(0)));
+        (Arc::clone(&count), Waker::from(count))
+    }
+
+    /// The address of the timer's `Sleep` (the same one handed out again, or not)
+    fn id(timer: &Timer) -> *const tokio::time::Sleep {
+        &*timer.sleep
+    }
+
+    fn paused() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("runtime")
+    }
+
+    /// Lets the runtime's driver fire what is due
+    async fn turn() {
+        tokio::task::yield_now().await;
+    }
+
+    #[test]
+    fn a_timer_put_back_is_handed_out_again_and_fires_at_its_new_deadline() {
+        paused().block_on(async {
+            let timers = Timers::new(4);
+            let start = Instant::now();
+            let (_, waker) = counting();
+            let mut cx = Context::from_waker(&waker);
+            let mut first = timers.take(start + Duration::from_secs(1));
+            assert!(first.poll(&mut cx).is_pending());
+            let address = id(&first);
+            timers.put(first);
+
+            let mut again = timers.take(start + Duration::from_secs(5));
+            assert_eq!(id(&again), address, "the kept timer, not a new one");
+            assert_eq!(again.deadline(), start + Duration::from_secs(5));
+            tokio::time::advance(Duration::from_secs(2)).await;
+            turn().await;
+            assert!(again.poll(&mut cx).is_pending(), "not at the old deadline");
+            tokio::time::advance(Duration::from_secs(3)).await;
+            turn().await;
+            assert_eq!(again.poll(&mut cx), Poll::Ready(()));
+
+            // fired, it is handed out again too, and made to wait anew
+            timers.put(again);
+            let mut third = timers.take(Instant::now() + Duration::from_secs(1));
+            assert_eq!(id(&third), address);
+            assert!(third.poll(&mut cx).is_pending());
+        });
+    }
+
+    #[test]
+    fn a_timer_put_back_no_longer_wakes_the_task_that_polled_it() {
+        paused().block_on(async {
+            let timers = Timers::new(4);
+            let (count, waker) = counting();
+            let mut timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert!(timer.poll(&mut Context::from_waker(&waker)).is_pending());
+            timers.put(timer);
+            tokio::time::advance(Duration::from_secs(2)).await;
+            turn().await;
+            assert_eq!(count.0.load(Ordering::SeqCst), 0);
+
+            // while it is out, it does wake its task
+            let mut timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert!(timer.poll(&mut Context::from_waker(&waker)).is_pending());
+            tokio::time::advance(Duration::from_secs(2)).await;
+            turn().await;
+            assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        });
+    }
+
+    #[test]
+    fn timers_are_handed_out_only_on_their_own_runtime() {
+        let timers = Timers::new(4);
+        let first = paused();
+        let (_, waker) = counting();
+        let address = first.block_on(async {
+            let mut timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert!(timer.poll(&mut Context::from_waker(&waker)).is_pending());
+            let address = id(&timer);
+            timers.put(timer);
+            address
+        });
+        // the first runtime is gone: its timer (which would panic if polled) is not
+        // handed out on another
+        drop(first);
+        paused().block_on(async {
+            let mut timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert_ne!(id(&timer), address);
+            assert!(timer.poll(&mut Context::from_waker(&waker)).is_pending());
+        });
+        // nor is one put back outside any runtime kept (it cannot be polled there)
+        let outside = paused().block_on(async { timers.take(Instant::now()) });
+        let address = id(&outside);
+        timers.put(outside);
+        assert!(timers.kept.lock().unwrap().iter().all(|(t, _)| id(t) != address));
+    }
+
+    #[test]
+    fn at_most_max_are_kept_and_none_longer_than_a_minute() {
+        paused().block_on(async {
+            let timers = Timers::new(2);
+            let at = Instant::now() + Duration::from_secs(1);
+            let three = [timers.take(at), timers.take(at), timers.take(at)];
+            let addresses: Vec<_> = three.iter().map(id).collect();
+            for timer in three {
+                timers.put(timer);
+            }
+            let kept: Vec<_> = timers.kept.lock().unwrap().iter().map(|(t, _)| id(t)).collect();
+            assert_eq!(kept, addresses[1..], "the oldest made room");
+
+            // one kept a minute is dropped, one kept half a minute handed out
+            let timers = Timers::new(2);
+            let (older, younger) = (timers.take(at), timers.take(at));
+            let address = id(&younger);
+            timers.put(older);
+            tokio::time::advance(KEPT_FOR / 2).await;
+            timers.put(younger);
+            tokio::time::advance(KEPT_FOR / 2).await;
+            let timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert_eq!(id(&timer), address);
+            assert!(timers.kept.lock().unwrap().is_empty());
+
+            let none = Timers::new(0);
+            none.put(timers.take(at));
+            assert!(none.kept.lock().unwrap().is_empty());
+        });
+    }
+}
