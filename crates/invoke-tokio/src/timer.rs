@@ -147,7 +147,7 @@ mod tests {
 
     /// The address of the timer's `Sleep` (the same one handed out again, or not)
     fn id(timer: &Timer) -> *const tokio::time::Sleep {
-        &*timer.sleep
+        &raw const *timer.sleep
     }
 
     fn paused() -> tokio::runtime::Runtime {
@@ -187,9 +187,18 @@ mod tests {
 
             // fired, it is handed out again too, and made to wait anew
             timers.put(again);
-            let mut third = timers.take(Instant::now() + Duration::from_secs(1));
+            let mut third = timers.take(Instant::now() + Duration::from_secs(10));
             assert_eq!(id(&third), address);
             assert!(third.poll(&mut cx).is_pending());
+
+            // registered for later than the next call needs: moved earlier, not left late
+            timers.put(third);
+            let mut sooner = timers.take(Instant::now() + Duration::from_secs(1));
+            assert_eq!(id(&sooner), address);
+            assert!(sooner.poll(&mut cx).is_pending());
+            tokio::time::advance(Duration::from_secs(1)).await;
+            turn().await;
+            assert_eq!(sooner.poll(&mut cx), Poll::Ready(()));
         });
     }
 
@@ -238,7 +247,14 @@ mod tests {
         let outside = paused().block_on(async { timers.take(Instant::now()) });
         let address = id(&outside);
         timers.put(outside);
-        assert!(timers.kept.lock().unwrap().iter().all(|(t, _)| id(t) != address));
+        assert!(
+            timers
+                .kept
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(t, _)| id(t) != address)
+        );
     }
 
     #[test]
@@ -251,7 +267,13 @@ mod tests {
             for timer in three {
                 timers.put(timer);
             }
-            let kept: Vec<_> = timers.kept.lock().unwrap().iter().map(|(t, _)| id(t)).collect();
+            let kept: Vec<_> = timers
+                .kept
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(t, _)| id(t))
+                .collect();
             assert_eq!(kept, addresses[1..], "the oldest made room");
 
             // one kept a minute is dropped, one kept half a minute handed out

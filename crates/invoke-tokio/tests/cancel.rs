@@ -183,6 +183,58 @@ fn a_slow_reader_of_a_fast_stream_meets_the_overall_deadline() {
     });
 }
 
+/// The body timer a call hands on (registered for 15 minutes on, the default idle timeout)
+/// still ends the next call on the same runtime at that call's own, shorter, idle timeout
+/// (were it not moved earlier, nothing would end the stalled stream for 15 minutes)
+#[test]
+fn a_timer_handed_on_fires_at_the_next_calls_shorter_timeout() {
+    let harness = Harness::start();
+    let client = Client::builder(harness.endpoint())
+        .credentials(Credentials::new(KEY, SECRET, None))
+        .proxy_env(ProxyEnv::none())
+        .build()
+        .expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        // 50 ms between chunks: the body has nothing ready for a while, so a timer is made;
+        // the response is dropped mid-body (read to its end, its timer would be moved to
+        // the short wait for the end of the body)
+        let paced = InvokeParams::new("count", r#"{"n":3,"size":4,"delay_ms":50}"#);
+        {
+            let response = client.invoke(&paced).await.expect("invoke");
+            let mut events = pin!(response);
+            for _ in 0..2 {
+                let next = std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await;
+                assert!(matches!(next, Some(Ok(Event::PayloadChunk(_)))), "{next:?}");
+            }
+        }
+
+        let idle = invoke_tokio::InvokeOptions::new().idle_timeout(Duration::from_millis(300));
+        let stalls = InvokeParams::new("streamer-stall", "{}");
+        let ended = tokio::time::timeout(WAIT, async {
+            let response = client.invoke_with(&stalls, &idle).await.expect("invoke");
+            let mut events = pin!(response);
+            loop {
+                match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => break e,
+                    None => panic!("a stalled stream ended cleanly"),
+                }
+            }
+        })
+        .await
+        .expect("the idle timeout ended the stalled stream");
+        assert_eq!(
+            ended.transport_failure(),
+            Some(invoke_proto::TransportFailure::IdleTimeout),
+            "{ended}"
+        );
+    });
+}
+
 /// A server that answers the first request with `chunks` payload messages, each in an HTTP
 /// chunk of its own, all written at once, and then keeps the connection open without ending
 /// the body
