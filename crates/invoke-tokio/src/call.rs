@@ -68,9 +68,9 @@ impl Call {
 
     /// Runs the attempts until a response head (or the final error)
     ///
-    /// Boxed, the call is the one allocation that the invocation's future and its
-    /// [`Response`] both point to: a `Call` is over a kilobyte, which they would otherwise
-    /// hold (an async function's `self` twice) and copy at each move and return.
+    /// Boxed: a `Call` is over a kilobyte, and the invocation's future, then its
+    /// [`Response`], hold only the pointer instead of the call itself (which an async
+    /// function's `self` holds twice), copied at each move and return.
     pub(crate) async fn start(mut self: Box<Self>) -> Result<Response, Error> {
         let span = self.span.clone();
         let result = tracing::Instrument::instrument(self.until_head(), span.clone()).await;
@@ -303,9 +303,10 @@ pub struct Response {
     info: ResponseInfo,
     call: Box<Call>,
     /// Fires at the deadline or after the idle timeout without body bytes, whichever comes
-    /// first; when it fires, it is moved to `last_progress` + idle if bytes came since. Made
-    /// when the body still has nothing ready a turn after it first had nothing: a body
-    /// that is ready by then (as a short one often is) never registers a timer.
+    /// first; when it fires, it is moved to `last_progress` + idle if bytes came since. Taken
+    /// (from the client's kept timers, else made) when the body still has nothing ready a
+    /// turn after it first had nothing: a body that is ready by then (as a short one often
+    /// is) needs none. Given back when the response is dropped.
     timer: Option<Timer>,
     /// The timer is made a turn after the body first had nothing ready
     timer_turn: OneTurn,
