@@ -10,28 +10,58 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use atomic_waker::AtomicWaker;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
 /// A timer as [`Timers`] hands it out
 pub(crate) struct Timer {
     sleep: Pin<Box<Sleep>>,
+    /// What the timer wakes, whatever task polls it: [`Forward`]
+    forward: Arc<Forward>,
+    waker: Waker,
     /// The runtime whose driver it belongs to (one polled after its runtime shut down
     /// panics); `None` outside a runtime
     runtime: Option<Id>,
-    /// Polled since it was handed out: it holds the waker of that poll's task
-    polled: bool,
+}
+
+/// The waker a timer is polled with: it wakes the task that polled the timer last, and no
+/// task once the timer is kept (dropping that task's waker needs no poll of the timer,
+/// which would panic were its runtime shutting down)
+struct Forward(AtomicWaker);
+
+impl Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.0.wake();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.wake();
+    }
 }
 
 impl Timer {
+    fn new(at: Instant, runtime: Option<Id>) -> Self {
+        let forward = Arc::new(Forward(AtomicWaker::new()));
+        Self {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            waker: Waker::from(Arc::clone(&forward)),
+            forward,
+            runtime,
+        }
+    }
+
     /// Polls the timer, which then wakes `cx`'s task when it fires
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        self.polled = true;
-        self.sleep.as_mut().poll(cx)
+        // the task first, so that a timer firing meanwhile finds it
+        self.forward.0.register(cx.waker());
+        self.sleep
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.waker))
     }
 
     /// Moves the timer to fire at `at`
@@ -90,27 +120,18 @@ impl Timers {
                 timer.reset(at);
                 timer
             }
-            None => Timer {
-                sleep: Box::pin(tokio::time::sleep_until(at)),
-                runtime,
-                polled: false,
-            },
+            None => Timer::new(at, runtime),
         }
     }
 
     /// Keeps `timer` for a later invocation, if there is room
-    pub(crate) fn put(&self, mut timer: Timer) {
-        // kept only on its own runtime (that one is still running then)
-        let runtime = Handle::try_current().ok().map(|handle| handle.id());
-        if timer.runtime.is_none() || timer.runtime != runtime || self.max == 0 {
+    pub(crate) fn put(&self, timer: Timer) {
+        if timer.runtime.is_none() || self.max == 0 {
             return;
         }
-        if timer.polled {
-            // forget the task that polled it: it would wake that task when it fires, and
-            // keep it in memory until then
-            let _ = timer.poll(&mut Context::from_waker(Waker::noop()));
-            timer.polled = false;
-        }
+        // forget the task that polled it: the timer would wake that task when it fires, and
+        // keep it in memory until then
+        drop(timer.forward.0.take());
         let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         // the oldest makes room (dropped once the lock is released)
         let evicted = (kept.len() >= self.max).then(|| kept.remove(0));
@@ -243,18 +264,21 @@ mod tests {
             assert_ne!(id(&timer), address);
             assert!(timer.poll(&mut Context::from_waker(&waker)).is_pending());
         });
-        // nor is one put back outside any runtime kept (it cannot be polled there)
-        let outside = paused().block_on(async { timers.take(Instant::now()) });
-        let address = id(&outside);
-        timers.put(outside);
-        assert!(
-            timers
-                .kept
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|(t, _)| id(t) != address)
-        );
+        // one polled, then put back after its runtime shut down and outside any runtime
+        // (as a response dropped late), is neither polled nor handed out again
+        let third = paused();
+        let mut late =
+            third.block_on(async { timers.take(Instant::now() + Duration::from_secs(1)) });
+        let address = id(&late);
+        third.block_on(async {
+            assert!(late.poll(&mut Context::from_waker(&waker)).is_pending());
+        });
+        drop(third);
+        timers.put(late);
+        paused().block_on(async {
+            let timer = timers.take(Instant::now() + Duration::from_secs(1));
+            assert_ne!(id(&timer), address);
+        });
     }
 
     #[test]
