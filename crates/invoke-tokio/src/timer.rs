@@ -23,6 +23,7 @@ pub(crate) struct Timer {
     sleep: Pin<Box<Sleep>>,
     /// What the timer wakes, whatever task polls it: [`Forward`]
     forward: Arc<Forward>,
+    /// `forward` as a waker, made once
     waker: Waker,
     /// The runtime whose driver it belongs to (one polled after its runtime shut down
     /// panics); `None` outside a runtime
@@ -45,6 +46,7 @@ impl Wake for Forward {
 }
 
 impl Timer {
+    /// A new timer due at `at`, of the current runtime (`runtime`)
     fn new(at: Instant, runtime: Option<Id>) -> Self {
         let forward = Arc::new(Forward(AtomicWaker::new()));
         Self {
@@ -75,9 +77,9 @@ impl Timer {
     }
 }
 
-/// How long a timer may be kept unused (as an idle connection): one of a runtime that is
-/// no longer used keeps that runtime's driver in memory
-const KEPT_FOR: Duration = Duration::from_secs(60);
+/// How long a timer may be kept unused, as an idle connection: one of a runtime that is no
+/// longer used keeps that runtime's driver in memory
+const KEPT_FOR: Duration = crate::pool::IDLE_TIMEOUT;
 
 /// The timers invocations finished with, each for a later invocation on its runtime
 pub(crate) struct Timers {
