@@ -24,8 +24,12 @@ use crate::pool::Pool;
 /// An async `InvokeWithResponseStream` client over hyper
 ///
 /// Cheap to clone (clones share one connection pool, one credentials cache and one retry
-/// quota), `Send + Sync`. Use it from one tokio runtime: its pooled connections belong to
-/// the runtime that opened them.
+/// quota), `Send + Sync`. It may be shared by several runtimes (a `static` client used by
+/// `#[tokio::test]`s, each with a runtime of its own): a connection belongs to the runtime
+/// that opened it and is only reused by that runtime's calls. A [`Response`] is read on
+/// the runtime it was made on.
+///
+/// [`Response`]: crate::Response
 #[derive(Clone)]
 pub struct Client {
     pub(crate) inner: Arc<Inner>,

@@ -23,10 +23,11 @@ use http::{HeaderValue, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::{Body, Frame, Incoming};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
+use tokio::runtime::Id;
 
 use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
-use crate::timer::Timers;
+use crate::timer::{Timers, current_runtime};
 
 /// One HTTP/1.1 connection: hyper's request sender and its connection, which the holder
 /// drives ([`drive`](Self::drive)) while it waits on it; dropped, the socket closes
@@ -34,6 +35,9 @@ pub(crate) struct Link {
     send: SendRequest<Full<Bytes>>,
     /// `None` once hyper is done with it (the peer closed it, or it failed)
     conn: Option<Connection<Conn, Full<Bytes>>>,
+    /// The runtime whose IO driver its socket is registered with: only that runtime's
+    /// turns make it readable or writable again
+    runtime: Option<Id>,
 }
 
 impl Link {
@@ -157,9 +161,15 @@ impl Lease {
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.pool.max_idle && link.conn.is_some() {
-            idle.push((link, Instant::now()));
+        if self.pool.max_idle == 0 || link.conn.is_none() {
+            return;
         }
+        // when full, the one idle longest goes (closed once the lock is released): it may
+        // be another runtime's, which no call of this one could take
+        let evicted = (idle.len() >= self.pool.max_idle).then(|| idle.remove(0));
+        idle.push((link, Instant::now()));
+        drop(idle);
+        drop(evicted);
     }
 }
 
@@ -181,11 +191,15 @@ impl Pool {
         }
     }
 
+    /// The most recently used idle connection of the current runtime (one of another
+    /// runtime would wait for that runtime's turns, which may never come while it is idle)
     fn take_idle(&self) -> Option<Link> {
+        let runtime = current_runtime();
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // those idle too long go (closing them), then the most recently used one is taken
+        // those idle too long go (closing them)
         idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
-        idle.pop().map(|(link, _)| link)
+        let i = idle.iter().rposition(|(link, _)| link.runtime == runtime)?;
+        Some(idle.remove(i).0)
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused
@@ -284,6 +298,7 @@ async fn handshake(io: Conn) -> Result<Link, BoxError> {
     Ok(Link {
         send,
         conn: Some(conn),
+        runtime: current_runtime(),
     })
 }
 

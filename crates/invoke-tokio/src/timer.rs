@@ -18,6 +18,12 @@ use atomic_waker::AtomicWaker;
 use tokio::runtime::{Handle, Id};
 use tokio::time::{Instant, Sleep};
 
+/// The id of the runtime this runs on, if any: the runtime whose drivers a timer or a
+/// connection made now belongs to
+pub(crate) fn current_runtime() -> Option<Id> {
+    Handle::try_current().ok().map(|handle| handle.id())
+}
+
 /// A timer as [`Timers`] hands it out
 pub(crate) struct Timer {
     sleep: Pin<Box<Sleep>>,
@@ -100,7 +106,7 @@ impl Timers {
 
     /// A timer due at `at`: the last one kept of the current runtime, else a new one
     pub(crate) fn take(&self, at: Instant) -> Timer {
-        let runtime = Handle::try_current().ok().map(|handle| handle.id());
+        let runtime = current_runtime();
         let mut old = Vec::new();
         let reused = runtime.and_then(|id| {
             let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);

@@ -519,6 +519,73 @@ fn the_pool_keeps_at_most_max_idle_connections() {
     });
 }
 
+/// A client shared by two runtimes: a call on one never takes a connection the other made
+/// (its socket is read through the other's IO driver, which does not turn while that runtime
+/// is idle: the call would wait for its deadline), and each runtime reuses its own
+#[test]
+fn a_client_shared_by_two_runtimes_gives_each_its_own_connections() {
+    let harness = Harness::start();
+    let forwarder = Forwarder::start(harness.address());
+    let client = builder(&forwarder.url())
+        .timeouts(invoke_tokio::Timeouts::default().with_overall(Duration::from_secs(10)))
+        .build()
+        .expect("client");
+    // 20 ms between the chunks: the body is waited for, through the IO driver
+    let paced = InvokeParams::new("count", r#"{"n":2,"size":3,"delay_ms":20}"#);
+    let current_thread = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    };
+    let first = current_thread();
+    let call = |runtime: &tokio::runtime::Runtime, client: &Client| {
+        runtime.block_on(async {
+            read_to_end(client.invoke(&paced).await.expect("invoke")).await;
+        });
+    };
+    call(&first, &client);
+    assert_eq!(forwarder.accepted(), 1);
+    // the first runtime stays, idle, while another thread's runtime calls twice
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let second = current_thread();
+            call(&second, &client);
+            call(&second, &client);
+        });
+    });
+    assert_eq!(forwarder.accepted(), 2, "a connection of its own, reused");
+    // and the first runtime's connection is there for it still
+    call(&first, &client);
+    assert_eq!(forwarder.accepted(), 2);
+}
+
+/// A full pool makes room for a released connection by closing the one idle longest: here
+/// the connection of a runtime that is gone, which no call could take any more
+#[test]
+fn a_pool_full_of_a_gone_runtimes_connections_keeps_the_new_ones() {
+    let harness = Harness::start();
+    let forwarder = Forwarder::start(harness.address());
+    let client = builder(&forwarder.url())
+        .max_idle_connections(1)
+        .build()
+        .expect("client");
+    let params = InvokeParams::new("echo", "{}");
+    for calls in [1, 2] {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            for _ in 0..calls {
+                read_to_end(client.invoke(&params).await.expect("invoke")).await;
+            }
+        });
+    }
+    // one connection for the first runtime, one (reused) for the second
+    assert_eq!(forwarder.accepted(), 2);
+}
+
 /// A caller that stops at `InvokeComplete` and drops the response: the end of the body came
 /// in the same write as the events, so it is taken on the drop and the connection goes back
 /// to the pool (with 100 bytes after `InvokeComplete` too), unless more than
