@@ -189,16 +189,8 @@ fn a_slow_reader_of_a_fast_stream_meets_the_overall_deadline() {
 #[test]
 fn a_timer_handed_on_fires_at_the_next_calls_shorter_timeout() {
     let harness = Harness::start();
-    let client = Client::builder(harness.endpoint())
-        .credentials(Credentials::new(KEY, SECRET, None))
-        .proxy_env(ProxyEnv::none())
-        .build()
-        .expect("client");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
+    let client = client(&format!("http://{}", harness.address()));
+    support::current_thread().block_on(async {
         // 50 ms between chunks: the body has nothing ready for a while, so a timer is made;
         // the response is dropped mid-body (read to its end, its timer would be moved to
         // the short wait for the end of the body)
@@ -495,16 +487,23 @@ fn a_head_timeout_mid_payload_leaves_no_task() {
     assert!(error.to_string().contains("head"), "{error}");
 }
 
-/// The pool keeps at most `max_idle_connections` of the connections released: two calls at
-/// once need two connections, and after they ended only one is kept for the next two
-#[test]
-fn the_pool_keeps_at_most_max_idle_connections() {
+/// The emulator behind a connection-counting forwarder, and a client of it that keeps at
+/// most one idle connection
+fn pool_of_one() -> (Harness, Forwarder, Client) {
     let harness = Harness::start();
     let forwarder = Forwarder::start(harness.address());
     let client = builder(&forwarder.url())
         .max_idle_connections(1)
         .build()
         .expect("client");
+    (harness, forwarder, client)
+}
+
+/// The pool keeps at most `max_idle_connections` of the connections released: two calls at
+/// once need two connections, and after they ended only one is kept for the next two
+#[test]
+fn the_pool_keeps_at_most_max_idle_connections() {
+    let (_harness, forwarder, client) = pool_of_one();
     let rt = support::runtime();
     rt.block_on(async {
         for accepted in [2, 3] {
@@ -532,13 +531,7 @@ fn a_client_shared_by_two_runtimes_gives_each_its_own_connections() {
         .expect("client");
     // 20 ms between the chunks: the body is waited for, through the IO driver
     let paced = InvokeParams::new("count", r#"{"n":2,"size":3,"delay_ms":20}"#);
-    let current_thread = || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime")
-    };
-    let first = current_thread();
+    let first = support::current_thread();
     let call = |runtime: &tokio::runtime::Runtime, client: &Client| {
         runtime.block_on(async {
             read_to_end(client.invoke(&paced).await.expect("invoke")).await;
@@ -549,7 +542,7 @@ fn a_client_shared_by_two_runtimes_gives_each_its_own_connections() {
     // the first runtime stays, idle, while another thread's runtime calls twice
     std::thread::scope(|s| {
         s.spawn(|| {
-            let second = current_thread();
+            let second = support::current_thread();
             call(&second, &client);
             call(&second, &client);
         });
@@ -564,19 +557,10 @@ fn a_client_shared_by_two_runtimes_gives_each_its_own_connections() {
 /// the connection of a runtime that is gone, which no call could take any more
 #[test]
 fn a_pool_full_of_a_gone_runtimes_connections_keeps_the_new_ones() {
-    let harness = Harness::start();
-    let forwarder = Forwarder::start(harness.address());
-    let client = builder(&forwarder.url())
-        .max_idle_connections(1)
-        .build()
-        .expect("client");
+    let (_harness, forwarder, client) = pool_of_one();
     let params = InvokeParams::new("echo", "{}");
     for calls in [1, 2] {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
+        support::current_thread().block_on(async {
             for _ in 0..calls {
                 read_to_end(client.invoke(&params).await.expect("invoke")).await;
             }

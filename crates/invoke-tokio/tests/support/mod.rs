@@ -9,6 +9,15 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// A current-thread runtime, IO and time enabled
+#[allow(dead_code)] // not every test binary that shares this module uses one
+pub(crate) fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Reads from `socket` until the end of a request head has arrived; false when the peer
 /// closed or failed first
 #[allow(dead_code)] // not every test binary that shares this module plays a server
