@@ -156,14 +156,14 @@ impl Lease {
     /// The response body was read to its end: the connection can serve the next request
     pub(crate) fn release(self) {
         let link = self.body.link;
+        if self.pool.max_idle == 0 || link.conn.is_none() {
+            return;
+        }
         let mut idle = self
             .pool
             .idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if self.pool.max_idle == 0 || link.conn.is_none() {
-            return;
-        }
         // when full, the one idle longest goes (closed once the lock is released): it may
         // be another runtime's, which no call of this one could take
         let evicted = (idle.len() >= self.pool.max_idle).then(|| idle.remove(0));
