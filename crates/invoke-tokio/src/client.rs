@@ -20,6 +20,7 @@ use crate::connect::{Connector, Proxy, tls_config};
 use crate::credentials::{AsyncCache, Source};
 use crate::error::Error;
 use crate::pool::Pool;
+use crate::timer::current_runtime;
 
 /// An async `InvokeWithResponseStream` client over hyper
 ///
@@ -114,7 +115,8 @@ impl Client {
     ///
     /// [`Error::Settings`] when a setting is invalid, [`Error::Endpoint`] when no endpoint
     /// can be resolved (no region configured nor found), [`Error::CaBundle`] for a CA bundle
-    /// that the metadata lookup cannot use.
+    /// that the metadata lookup cannot use, [`Error::Config`] for a metadata lookup outside
+    /// a tokio runtime.
     pub async fn builder_from_config(
         shared: &SharedConfig,
         overrides: &Overrides,
@@ -123,6 +125,7 @@ impl Client {
         let bundles: Vec<PathBuf> = config.ca_bundle.iter().map(|b| b.value.clone()).collect();
         let mut endpoint_config = config.endpoint_config();
         if endpoint_config.region.is_none() && endpoint_config.custom.is_none() {
+            on_tokio()?;
             endpoint_config.region = imds_region(shared, &bundles).await?;
         }
         let endpoint = resolve_endpoint(&endpoint_config)?;
@@ -159,7 +162,8 @@ impl Client {
     /// # Errors
     ///
     /// Invalid parameters, credentials, the service's error (read from the error body),
-    /// or the transport's, after the last attempt.
+    /// or the transport's, after the last attempt; [`Error::Config`] outside a tokio
+    /// runtime (where tokio's IO and timers would panic).
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
         self.invoke_with(params, &InvokeOptions::new()).await
     }
@@ -191,6 +195,7 @@ impl Client {
         params: &InvokeParams,
         options: &InvokeOptions,
     ) -> Result<Response, Error> {
+        on_tokio()?;
         let inner = &self.inner;
         let request = build_request(params, &inner.invoker.endpoint)?;
         let unsigned = (matches!(inner.credentials, Source::Unsigned)
@@ -211,8 +216,9 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Credentials`] when the source has none, or gave none within the overall
-    /// timeout.
+    /// timeout; [`Error::Config`] outside a tokio runtime.
     pub async fn credentials(&self) -> Result<Option<ProvidedCredentials>, Error> {
+        on_tokio()?;
         let limit = self.inner.invoker.timeouts.overall;
         let got = tokio::time::timeout(limit, self.inner.credentials.get())
             .await
@@ -377,6 +383,19 @@ impl ClientBuilder {
     }
 }
 
+/// An error, where tokio's IO and timers would panic, for a call made outside a tokio
+/// runtime (polled by another executor)
+fn on_tokio() -> Result<(), Error> {
+    match current_runtime() {
+        Some(_) => Ok(()),
+        None => Err(Error::Config(
+            "invoke-tokio runs on a tokio runtime (with IO and time enabled): this call was \
+             made outside one"
+                .to_owned(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use invoke_proto::EndpointConfig;
@@ -476,5 +495,29 @@ mod tests {
             .unwrap();
         let error = failing.credentials().await.unwrap_err();
         assert!(matches!(error, Error::Credentials(_)), "{error:?}");
+    }
+
+    /// Polled by another executor, an invocation (and the credentials lookup) is a typed
+    /// error, not tokio's panic
+    #[test]
+    fn outside_a_tokio_runtime_calls_are_errors_not_panics() {
+        use std::future::Future as _;
+        let client = Client::builder(endpoint())
+            .credentials(Credentials::new("AKID", "secret", None))
+            .proxy_env(ProxyEnv::none())
+            .build()
+            .unwrap();
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let params = InvokeParams::new("f", "{}");
+        let invoke = std::pin::pin!(client.invoke(&params));
+        let std::task::Poll::Ready(Err(Error::Config(why))) = invoke.poll(&mut cx) else {
+            panic!("not a configuration error");
+        };
+        assert!(why.contains("tokio runtime"), "{why}");
+        let credentials = std::pin::pin!(client.credentials());
+        assert!(matches!(
+            credentials.poll(&mut cx),
+            std::task::Poll::Ready(Err(Error::Config(_)))
+        ));
     }
 }
