@@ -1,6 +1,7 @@
 //! Cancellation: dropping a response mid-body or an `invoke` future before its head
 //! closes that connection (it never goes back to the pool half-read) and leaves no task
-//! behind; and what the pool keeps of the connections released
+//! behind; what the pool keeps of the connections released, and for which runtime; the
+//! timers handed on from call to call
 
 mod support;
 
