@@ -19,8 +19,8 @@ use crate::call::{Call, Response};
 use crate::connect::{Connector, Proxy, tls_config};
 use crate::credentials::{AsyncCache, Source};
 use crate::error::Error;
+use crate::kept::current_runtime;
 use crate::pool::Pool;
-use crate::timer::current_runtime;
 
 /// An async `InvokeWithResponseStream` client over hyper
 ///

@@ -105,6 +105,7 @@ mod client;
 mod connect;
 mod credentials;
 mod error;
+mod kept;
 mod pool;
 mod timer;
 

@@ -14,7 +14,6 @@ use std::future::Future as _;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
@@ -27,7 +26,8 @@ use tokio::runtime::Id;
 
 use crate::connect::{Conn, Connector};
 use crate::error::BoxError;
-use crate::timer::{Timers, current_runtime};
+use crate::kept::{Kept, current_runtime};
+use crate::timer::Timers;
 
 /// One HTTP/1.1 connection: hyper's request sender and its connection, which the holder
 /// drives ([`drive`](Self::drive)) while it waits on it; dropped, the socket closes
@@ -106,10 +106,6 @@ impl Body for LinkedBody {
     }
 }
 
-/// How long a connection may sit idle before it is closed rather than reused (a peer or a
-/// NAT on the way may have forgotten it by then)
-pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// When [`Pool::send`] handed a request to a connection, where its head timeout starts; not
 /// set while connecting, again not set while a new connection is made for a request that a
 /// reused one gave back unsent (its window begins anew when it goes out)
@@ -135,9 +131,8 @@ pub(crate) struct Pool {
     target: Uri,
     /// Requests go in absolute form (to an HTTP proxy)
     absolute_form: bool,
-    max_idle: usize,
-    /// With the time each went idle
-    idle: Mutex<Vec<(Link, Instant)>>,
+    /// Closed when kept too long (see [`Kept`]) or taken again
+    idle: Kept<Link>,
     /// For the waits for a response head
     pub(crate) head_timers: Timers,
     /// For the waits for body bytes
@@ -156,20 +151,13 @@ impl Lease {
     /// The response body was read to its end: the connection can serve the next request
     pub(crate) fn release(self) {
         let link = self.body.link;
-        if self.pool.max_idle == 0 || link.conn.is_none() {
-            return;
+        // when full, the one idle longest goes: it may be another runtime's, which no call
+        // of this one could take
+        if link.conn.is_some()
+            && let Some(runtime) = link.runtime
+        {
+            self.pool.idle.put(link, runtime);
         }
-        let mut idle = self
-            .pool
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        // when full, the one idle longest goes (closed once the lock is released): it may
-        // be another runtime's, which no call of this one could take
-        let evicted = (idle.len() >= self.pool.max_idle).then(|| idle.remove(0));
-        idle.push((link, Instant::now()));
-        drop(idle);
-        drop(evicted);
     }
 }
 
@@ -184,8 +172,7 @@ impl Pool {
             connector,
             target,
             absolute_form,
-            max_idle,
-            idle: Mutex::new(Vec::new()),
+            idle: Kept::new(max_idle),
             head_timers: Timers::new(max_idle),
             body_timers: Timers::new(max_idle),
         }
@@ -194,12 +181,7 @@ impl Pool {
     /// The most recently used idle connection of the current runtime (one of another
     /// runtime would wait for that runtime's turns, which may never come while it is idle)
     fn take_idle(&self) -> Option<Link> {
-        let runtime = current_runtime();
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        // those idle too long go (closing them)
-        idle.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
-        let i = idle.iter().rposition(|(link, _)| link.runtime == runtime)?;
-        Some(idle.remove(i).0)
+        self.idle.take(current_runtime()?)
     }
 
     /// Sends `request` on an idle connection or a new one; a request that a reused

@@ -10,19 +10,14 @@
 
 use std::future::Future as _;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
-use tokio::runtime::{Handle, Id};
+use tokio::runtime::Id;
 use tokio::time::{Instant, Sleep};
 
-/// The id of the runtime this runs on, if any: the runtime whose drivers a timer or a
-/// connection made now belongs to
-pub(crate) fn current_runtime() -> Option<Id> {
-    Handle::try_current().ok().map(|handle| handle.id())
-}
+use crate::kept::{Kept, current_runtime};
 
 /// A timer as [`Timers`] hands it out
 pub(crate) struct Timer {
@@ -83,47 +78,23 @@ impl Timer {
     }
 }
 
-/// How long a timer may be kept unused, as an idle connection: one of a runtime that is no
-/// longer used keeps that runtime's driver in memory
-const KEPT_FOR: Duration = crate::pool::IDLE_TIMEOUT;
-
 /// The timers invocations finished with, each for a later invocation on its runtime
 pub(crate) struct Timers {
-    /// With the time each was put back
-    kept: Mutex<Vec<(Timer, Instant)>>,
-    /// The most kept
-    max: usize,
+    kept: Kept<Timer>,
 }
 
 impl Timers {
     /// Keeps at most `max` timers
     pub(crate) fn new(max: usize) -> Self {
         Self {
-            kept: Mutex::new(Vec::new()),
-            max,
+            kept: Kept::new(max),
         }
     }
 
     /// A timer due at `at`: the last one kept of the current runtime, else a new one
     pub(crate) fn take(&self, at: Instant) -> Timer {
         let runtime = current_runtime();
-        let mut old = Vec::new();
-        let reused = runtime.and_then(|id| {
-            let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            if kept
-                .first()
-                .is_some_and(|(_, since)| now - *since >= KEPT_FOR)
-            {
-                // dropped once the lock is released
-                let stale = kept.partition_point(|(_, since)| now - *since >= KEPT_FOR);
-                old.extend(kept.drain(..stale));
-            }
-            let i = kept.iter().rposition(|(t, _)| t.runtime == Some(id))?;
-            Some(kept.remove(i).0)
-        });
-        drop(old);
-        match reused {
+        match runtime.and_then(|id| self.kept.take(id)) {
             Some(mut timer) => {
                 timer.reset(at);
                 timer
@@ -134,18 +105,13 @@ impl Timers {
 
     /// Keeps `timer` for a later invocation, if there is room
     pub(crate) fn put(&self, timer: Timer) {
-        if timer.runtime.is_none() || self.max == 0 {
+        let Some(runtime) = timer.runtime else {
             return;
-        }
+        };
         // forget the task that polled it: the timer would wake that task when it fires, and
         // keep it in memory until then
         drop(timer.forward.0.take());
-        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
-        // the oldest makes room (dropped once the lock is released)
-        let evicted = (kept.len() >= self.max).then(|| kept.remove(0));
-        kept.push((timer, Instant::now()));
-        drop(kept);
-        drop(evicted);
+        self.kept.put(timer, runtime);
     }
 }
 
@@ -158,7 +124,8 @@ mod tests {
 
     use tokio::time::Instant;
 
-    use super::{KEPT_FOR, Timer, Timers};
+    use super::{Timer, Timers};
+    use crate::kept::KEPT_FOR;
 
     /// Counts its wake-ups
     struct Count(AtomicUsize);
@@ -299,13 +266,7 @@ mod tests {
             for timer in three {
                 timers.put(timer);
             }
-            let kept: Vec<_> = timers
-                .kept
-                .lock()
-                .unwrap()
-                .iter()
-                .map(|(t, _)| id(t))
-                .collect();
+            let kept = timers.kept.map(id);
             assert_eq!(kept, addresses[1..], "the oldest made room");
 
             // one kept a minute is dropped, one kept half a minute handed out
@@ -318,11 +279,11 @@ mod tests {
             tokio::time::advance(KEPT_FOR / 2).await;
             let timer = timers.take(Instant::now() + Duration::from_secs(1));
             assert_eq!(id(&timer), address);
-            assert!(timers.kept.lock().unwrap().is_empty());
+            assert!(timers.kept.map(id).is_empty());
 
             let none = Timers::new(0);
             none.put(timers.take(at));
-            assert!(none.kept.lock().unwrap().is_empty());
+            assert!(none.kept.map(id).is_empty());
         });
     }
 }
