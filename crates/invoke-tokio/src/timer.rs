@@ -40,10 +40,6 @@ impl Wake for Forward {
     fn wake(self: Arc<Self>) {
         self.0.wake();
     }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.wake();
-    }
 }
 
 impl Timer {
