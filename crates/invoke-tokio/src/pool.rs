@@ -1,8 +1,9 @@
 //! The connection pool of a client: HTTP/1.1 connections to its one endpoint
 //!
 //! A connection goes back to the pool the moment its response body has been read to the
-//! end (the next request waits for it to be ready rather than opening another), and never
-//! otherwise: a response dropped half-read takes its connection with it, closed.
+//! end, if its request went out whole by then, and never otherwise: a response dropped
+//! half-read takes its connection with it, closed, and so does one that ended while its
+//! request's payload was still going out (see [`Lease::release`]).
 //!
 //! No connection has a task of its own: hyper's side of it is polled by whoever waits on
 //! it (for readiness, a response head, body bytes). The bytes of a response thus go from
@@ -148,12 +149,21 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    /// The response body was read to its end: the connection can serve the next request
+    /// The response body was read to its end: the connection can serve the next request,
+    /// unless its request is still going out
+    ///
+    /// A response can end before the server has read the request's payload (a throttle or
+    /// a size limit answered at the front door); hyper then still has payload to write,
+    /// and only asks for the next request once it is through. Such a connection is closed
+    /// here: the next call connects anew instead of waiting on it, which, when the server
+    /// did read on, left about one call in five without its response head until the
+    /// deadline (`a_connection_still_sending_its_payload_is_closed_not_pooled`).
     pub(crate) fn release(self) {
         let link = self.body.link;
         // when full, the one idle longest goes: it may be another runtime's, which no call
         // of this one could take
         if link.conn.is_some()
+            && link.send.is_ready()
             && let Some(runtime) = link.runtime
         {
             self.pool.idle.put(link, runtime);
@@ -209,8 +219,7 @@ impl Pool {
             };
             // a pooled connection is read from again only now: one the peer closed while
             // it sat idle ends here, and one that cannot take a request within the connect
-            // timeout (one whose response ended while its request's payload is still
-            // unsent to a server that reads no more) is closed, and another one made
+            // timeout is closed, and another one made
             if reused
                 && !matches!(
                     tokio::time::timeout_at(ready_by, link.ready()).await,

@@ -14,12 +14,14 @@ use std::time::Duration;
 
 use futures_core::Stream as _;
 use invoke_proto::bytes::BytesMut;
-use invoke_proto::{Credentials, Event, InvokeParams, RetryConfig, encode_payload_chunk};
+use invoke_proto::{
+    Credentials, Event, InvocationType, InvokeParams, RetryConfig, encode_payload_chunk,
+};
 use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_tokio::invoke_config::DRAIN_LIMIT;
 use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
-use transport_suite::cases::serve_held_with_extras;
+use transport_suite::cases::{held_response_with_extra, serve_held_with_extras};
 use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
 /// Generous bound for events that happen at once on an idle machine
@@ -430,6 +432,81 @@ fn a_connection_still_sending_its_payload_is_not_waited_for() {
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
 
+/// A server that answers as soon as it has a request's head and reads its payload only
+/// then, the first one after a pause (busy elsewhere): when the first call's response
+/// ended, its payload was still going out. That connection is closed, not pooled (a call
+/// that waited for it to take the next request went without a response head until the
+/// deadline in about one run of five): the next call goes out on a new one
+#[test]
+fn a_connection_still_sending_its_payload_is_closed_not_pooled() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = std::thread::spawn(move || {
+        let (mut accepted, mut served) = (0, 0);
+        while served < 2 {
+            let (mut socket, _) = listener.accept().expect("accept");
+            accepted += 1;
+            while served < 2 {
+                let Some((length, read)) = read_head_and_length(&mut socket) else {
+                    break;
+                };
+                if socket.write_all(&held_response_with_extra(0)).is_err() {
+                    break;
+                }
+                served += 1;
+                if served == 1 {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                let rest = (length - read) as u64;
+                let mut payload = (&mut socket).take(rest);
+                if std::io::copy(&mut payload, &mut std::io::sink()).ok() != Some(rest) {
+                    break;
+                }
+            }
+        }
+        accepted
+    });
+    let client = client_of(
+        addr,
+        invoke_tokio::Timeouts::default()
+            .with_connect(WAIT)
+            .with_overall(WAIT),
+        RetryConfig::new().with_max_attempts(1),
+    );
+    support::runtime().block_on(async {
+        // more than the socket buffers hold while the server does not read
+        let largest = vec![b'x'; invoke_proto::MAX_PAYLOAD_LEN];
+        for payload in [largest, b"{}".to_vec()] {
+            let params = InvokeParams::new("held", payload);
+            read_to_end(client.invoke(&params).await.expect("invoke")).await;
+        }
+    });
+    assert_eq!(server.join().expect("server"), 2, "connections accepted");
+}
+
+/// Reads a request head from `socket`: its `Content-Length` and how many payload bytes came
+/// with the head; `None` when the peer closed first
+fn read_head_and_length(socket: &mut std::net::TcpStream) -> Option<(usize, usize)> {
+    let mut seen = Vec::new();
+    let mut buf = [0; 4096];
+    let end = loop {
+        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match socket.read(&mut buf) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    Some((length, seen.len() - end))
+}
+
 /// A client of the server at `addr` (the test keys, no proxy), with `timeouts` and `retry`
 fn client_of(
     addr: std::net::SocketAddr,
@@ -517,6 +594,21 @@ fn the_pool_keeps_at_most_max_idle_connections() {
             assert_eq!(forwarder.accepted(), accepted);
         }
     });
+}
+
+/// A `DryRun`'s 204 has no body: its connection goes back to the pool with the head, so a
+/// response dropped unread leaves it for the next call
+#[test]
+fn a_dry_run_response_dropped_unread_keeps_its_connection() {
+    let (_harness, forwarder, client) = pool_of_one();
+    support::runtime().block_on(async {
+        let dry = InvokeParams::new("echo", "{}").invocation_type(InvocationType::DryRun);
+        for _ in 0..3 {
+            let response = client.invoke(&dry).await.expect("invoke");
+            assert_eq!(response.status(), 204);
+        }
+    });
+    assert_eq!(forwarder.accepted(), 1);
 }
 
 /// A client shared by two runtimes: a call on one never takes a connection the other made
