@@ -1568,21 +1568,30 @@ pub fn a_failed_stream_closes_its_connection_at_once<T: Transport>(t: &T) {
 
 /// A pooled connection that the server closed while it sat idle (as a server's keep-alive
 /// timeout does) is found closed before the next request goes out on it: that request goes
-/// on a new connection in the same attempt, not through a failed attempt and a retry
+/// on a new connection in the same attempt, not through a failed attempt and a retry. The
+/// server closes the first connection only once the first call is over (its connection
+/// back in the pool), so that the client cannot see the end before it pools the connection
 pub fn a_pooled_connection_the_server_closed_is_replaced<T: Transport>(t: &T) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
-        // each connection answers one request in full, then the server closes it
-        for _ in 0..2 {
-            drop(serve_held(&listener));
+        // each connection answers one request in full, then the server closes it (the
+        // first once the first call is over)
+        for n in 0..2 {
+            let connection = serve_held(&listener);
+            if n == 0 {
+                let _ = done_rx.recv_timeout(Duration::from_secs(30));
+            }
+            drop(connection);
             let _ = closed_tx.send(());
         }
     });
     let c = t.client(&config(endpoint(&format!("http://{addr}"))));
     let first = t.invoke(&c, &InvokeParams::new("held", "{}"));
     assert_success(&first);
+    done_tx.send(()).expect("the server waits");
     closed_rx
         .recv_timeout(Duration::from_secs(30))
         .expect("the server closed the first connection");
