@@ -68,15 +68,6 @@ impl Link {
         })
         .await
     }
-
-    /// Waits until the connection can take a request (an error if it closed)
-    async fn ready(&mut self) -> hyper::Result<()> {
-        std::future::poll_fn(|cx| {
-            self.drive(cx);
-            self.send.poll_ready(cx)
-        })
-        .await
-    }
 }
 
 /// A response body with the connection it arrives on, driven when the body has nothing
@@ -204,9 +195,6 @@ impl Pool {
         sent_at: &SentAt,
     ) -> Result<(Parts, Lease), BoxError> {
         let mut request = prepare(request, self.absolute_form);
-        // one wait for pooled connections to become ready, shared by all those tried: each
-        // that is not ready by then is closed (not waited for in turn)
-        let ready_by = tokio::time::Instant::now() + self.connector.timeout_for(&self.target);
         loop {
             let (mut link, reused) = match self.take_idle() {
                 Some(link) => (link, true),
@@ -217,17 +205,10 @@ impl Pool {
                     false,
                 ),
             };
-            // a pooled connection is read from again only now: one the peer closed while
-            // it sat idle ends here, and one that cannot take a request within the connect
-            // timeout is closed, and another one made
-            if reused
-                && !matches!(
-                    tokio::time::timeout_at(ready_by, link.ready()).await,
-                    Ok(Ok(()))
-                )
-            {
-                continue;
-            }
+            // A pooled connection asked for its next request when it was released (see
+            // `Lease::release`) and is read from again only now: one the peer closed (or
+            // wrote to) while it sat idle ends at this first poll, before anything is
+            // written, and gives the request back unsent; it then goes out on another
             sent_at.set(Some(tokio::time::Instant::now()));
             match link.send(request).await {
                 Ok(response) => {
