@@ -6,7 +6,7 @@
 //! request's payload was still going out (see [`Lease::release`]).
 //!
 //! No connection has a task of its own: hyper's side of it is polled by whoever waits on
-//! it (for readiness, a response head, body bytes). The bytes of a response thus go from
+//! it (for a response head, body bytes). The bytes of a response thus go from
 //! the socket to the caller within the caller's own poll, without a hand-over between two
 //! tasks (and the runtime turn each costs); a connection nobody waits on is not read from;
 //! dropping it closes the socket there and then.

@@ -457,7 +457,7 @@ fn a_connection_still_sending_its_payload_is_closed_not_pooled() {
                 if served == 1 {
                     std::thread::sleep(Duration::from_millis(200));
                 }
-                let rest = (length - read) as u64;
+                let rest = length.saturating_sub(read) as u64;
                 let mut payload = (&mut socket).take(rest);
                 if std::io::copy(&mut payload, &mut std::io::sink()).ok() != Some(rest) {
                     break;
