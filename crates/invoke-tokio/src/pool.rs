@@ -146,9 +146,8 @@ impl Lease {
     /// A response can end before the server has read the request's payload (a throttle or
     /// a size limit answered at the front door); hyper then still has payload to write,
     /// and only asks for the next request once it is through. Such a connection is closed
-    /// here: the next call connects anew instead of waiting on it, which, when the server
-    /// did read on, left about one call in five without its response head until the
-    /// deadline (`a_connection_still_sending_its_payload_is_closed_not_pooled`).
+    /// here, so that every pooled connection can take a request at once: a call that
+    /// waited on one instead could miss its response head until the deadline.
     pub(crate) fn release(self) {
         let link = self.body.link;
         // when full, the one idle longest goes: it may be another runtime's, which no call

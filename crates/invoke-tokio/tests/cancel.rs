@@ -447,7 +447,8 @@ fn a_connection_still_sending_its_payload_is_closed_not_pooled() {
             let (mut socket, _) = listener.accept().expect("accept");
             accepted += 1;
             while served < 2 {
-                let Some((length, read)) = read_head_and_length(&mut socket) else {
+                let Some((length, read)) = support::read_request_head_and_length(&mut socket)
+                else {
                     break;
                 };
                 if socket.write_all(&held_response_with_extra(0)).is_err() {
@@ -482,29 +483,6 @@ fn a_connection_still_sending_its_payload_is_closed_not_pooled() {
         }
     });
     assert_eq!(server.join().expect("server"), 2, "connections accepted");
-}
-
-/// Reads a request head from `socket`: its `Content-Length` and how many payload bytes came
-/// with the head; `None` when the peer closed first
-fn read_head_and_length(socket: &mut std::net::TcpStream) -> Option<(usize, usize)> {
-    let mut seen = Vec::new();
-    let mut buf = [0; 4096];
-    let end = loop {
-        if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-            break at + 4;
-        }
-        match socket.read(&mut buf) {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => seen.extend_from_slice(&buf[..n]),
-        }
-    };
-    let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|line| line.strip_prefix("content-length:"))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or(0);
-    Some((length, seen.len() - end))
 }
 
 /// A client of the server at `addr` (the test keys, no proxy), with `timeouts` and `retry`
