@@ -457,4 +457,34 @@ mod tests {
         assert_eq!(again.credentials.access_key_id(), "AKID0");
         assert_eq!(loads.load(Ordering::SeqCst), 1, "served from the cache");
     }
+
+    /// A retried provider request (IMDS, container, STS, SSO) waits its back-off before it
+    /// goes out, and a first one does not; in paused time the clock moves only by sleeps
+    /// (a refused loopback connection takes none, and no timeout fires first)
+    #[tokio::test(start_paused = true)]
+    async fn a_retried_provider_request_waits_its_backoff_first() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        let connector = Connector::new(crate::connect::tls_config(&[]).unwrap(), None, hour);
+        for attempt in [1, 2, 7] {
+            let mut request = http::Request::get(format!("http://{closed}/latest/api/token"))
+                .body(Bytes::new())
+                .unwrap();
+            request.extensions_mut().insert(Attempt(attempt));
+            let before = tokio::time::Instant::now();
+            let err = send(&connector, request, hour).await.unwrap_err();
+            let waited = before.elapsed();
+            assert!(!err.to_string().contains("no answer"), "refused, not timed out: {err}");
+            // full jitter: below 100 ms for the second attempt, below 1 s for the seventh;
+            // the sleep rounds up to tokio's millisecond
+            let ceiling = Attempt(attempt).backoff(1.0) + Duration::from_millis(1);
+            if attempt == 1 {
+                assert_eq!(waited, Duration::ZERO);
+            } else {
+                assert!(waited > Duration::ZERO && waited <= ceiling, "{attempt}: {waited:?}");
+            }
+        }
+    }
 }
