@@ -147,7 +147,9 @@ impl Lease {
     /// a size limit answered at the front door); hyper then still has payload to write,
     /// and only asks for the next request once it is through. Such a connection is closed
     /// here, so that every pooled connection can take a request at once: a call that
-    /// waited on one instead could miss its response head until the deadline.
+    /// waited on one instead could miss its response head until the deadline. hyper's pool
+    /// (now `hyper-util`'s) reuses only a connection whose sender is ready, for the same
+    /// reason (hyperium/hyper#2646).
     pub(crate) fn release(self) {
         let link = self.body.link;
         // when full, the one idle longest goes: it may be another runtime's, which no call
