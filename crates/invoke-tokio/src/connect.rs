@@ -158,7 +158,7 @@ pub(crate) fn tls_config(ca_bundles: &[PathBuf]) -> Result<Arc<rustls::ClientCon
             path: path.clone(),
             reason,
         };
-        let mut added = 0;
+        let mut added = 0usize;
         for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(e.to_string()))? {
             let cert = cert.map_err(|e| bad(e.to_string()))?;
             roots.add(cert).map_err(|e| bad(e.to_string()))?;
@@ -824,6 +824,14 @@ mod tests {
                 "the first address took all the time"
             );
         }
+        // the last address is not cut short: it waits until the caller's deadline
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let both_silent = [silent, silent];
+        let waited = tokio::time::timeout_at(deadline, connect_first(&both_silent, deadline));
+        assert!(
+            waited.await.is_err(),
+            "the last address gave up before the deadline"
+        );
         let e = connect_first(&[], Instant::now()).await.unwrap_err();
         assert!(e.is_none());
     }

@@ -476,14 +476,20 @@ mod tests {
             let before = tokio::time::Instant::now();
             let err = send(&connector, request, hour).await.unwrap_err();
             let waited = before.elapsed();
-            assert!(!err.to_string().contains("no answer"), "refused, not timed out: {err}");
+            assert!(
+                !err.to_string().contains("no answer"),
+                "refused, not timed out: {err}"
+            );
             // full jitter: below 100 ms for the second attempt, below 1 s for the seventh;
             // the sleep rounds up to tokio's millisecond
             let ceiling = Attempt(attempt).backoff(1.0) + Duration::from_millis(1);
             if attempt == 1 {
                 assert_eq!(waited, Duration::ZERO);
             } else {
-                assert!(waited > Duration::ZERO && waited <= ceiling, "{attempt}: {waited:?}");
+                assert!(
+                    waited > Duration::ZERO && waited <= ceiling,
+                    "{attempt}: {waited:?}"
+                );
             }
         }
     }
