@@ -692,6 +692,8 @@ mod tests {
             &b"X-Padding: 0123456789abcdef0123456789abcdef\r\n".repeat(500),
         ]
         .concat();
+        // exactly the limit without the head's end: over it, not waited on for more
+        let unended = [&b"HTTP/1.1 200 OK\r\n"[..], &[b'p'; MAX_CONNECT_HEAD - 17]].concat();
         for (response, expect) in [
             (
                 &b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n"
@@ -711,6 +713,7 @@ mod tests {
                 "3 bytes after its response head",
             ),
             (&long, "over 16384 bytes"),
+            (&unended, "over 16384 bytes"),
         ] {
             let (result, _) = tunnel_answered(response, false).await;
             let Err(e) = result else {
