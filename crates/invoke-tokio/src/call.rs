@@ -824,6 +824,34 @@ mod tests {
         );
     }
 
+    /// A head that is there by the runtime's next turn (a quick server) costs no timer: the
+    /// window puts off taking one by a turn, and the head is ready when it is polled again
+    #[tokio::test]
+    async fn a_head_ready_by_the_next_turn_takes_no_timer() {
+        let mut window = HeadWindow {
+            start: Instant::now(),
+            length: Duration::from_secs(1),
+            deadline: Instant::now() + Duration::from_secs(3600),
+            turn: OneTurn::default(),
+        };
+        let sent_at = SentAt::default();
+        let mut polls = 0;
+        let send = std::future::poll_fn(|_| {
+            polls += 1;
+            if polls == 1 {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        });
+        let (timers, mut timer) = (Timers::new(1), None);
+        tokio::pin!(send);
+        std::future::poll_fn(|cx| window.poll(cx, send.as_mut(), (&mut timer, &timers), &sent_at))
+            .await
+            .expect("the head");
+        assert!(timer.is_none(), "a timer was taken");
+    }
+
     /// The invocation's state is one allocation (`Box<Call>`), which neither the future of
     /// `invoke` nor the `Response` holds in place (they were 5.9 KB and 1.6 KB with it)
     #[test]
