@@ -693,7 +693,8 @@ mod tests {
         ]
         .concat();
         // exactly the limit without the head's end: over it, not waited on for more
-        let unended = [&b"HTTP/1.1 200 OK\r\n"[..], &[b'p'; MAX_CONNECT_HEAD - 17]].concat();
+        let status = b"HTTP/1.1 200 OK\r\n";
+        let unended = [&status[..], &vec![b'p'; MAX_CONNECT_HEAD - status.len()]].concat();
         for (response, expect) in [
             (
                 &b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n"
