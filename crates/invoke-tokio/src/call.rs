@@ -787,18 +787,34 @@ mod tests {
     use tokio::time::{Instant, sleep};
 
     use super::{HeadWindow, OneTurn, SentAt, Timers};
+    use crate::timer::Timer;
     use invoke_proto::TransportFailure;
 
-    /// A send that goes out on a reused connection, comes back unsent after 0.5 s, takes
-    /// 2 s to connect anew, and has its head `head_after` after it went out again, polled
-    /// in a 1 s head window (paused time: the runtime moves the clock)
-    async fn given_back_then(head_after: Duration) -> Result<(), TransportFailure> {
+    /// `send` polled in a 1 s head window (the deadline an hour away), `sent_at` the one
+    /// the send sets; the outcome, and the head timer if one was taken
+    async fn in_a_head_window<T>(
+        send: impl Future<Output = T>,
+        sent_at: &SentAt,
+    ) -> (Result<T, (TransportFailure, Duration)>, Option<Timer>) {
         let mut window = HeadWindow {
             start: Instant::now(),
             length: Duration::from_secs(1),
             deadline: Instant::now() + Duration::from_secs(3600),
             turn: OneTurn::default(),
         };
+        let (timers, mut timer) = (Timers::new(1), None);
+        tokio::pin!(send);
+        let outcome = std::future::poll_fn(|cx| {
+            window.poll(cx, send.as_mut(), (&mut timer, &timers), sent_at)
+        })
+        .await;
+        (outcome, timer)
+    }
+
+    /// A send that goes out on a reused connection, comes back unsent after 0.5 s, takes
+    /// 2 s to connect anew, and has its head `head_after` after it went out again, polled
+    /// in a 1 s head window (paused time: the runtime moves the clock)
+    async fn given_back_then(head_after: Duration) -> Result<(), TransportFailure> {
         let sent_at = SentAt::default();
         let send = async {
             sent_at.set(Some(Instant::now()));
@@ -808,11 +824,8 @@ mod tests {
             sent_at.set(Some(Instant::now()));
             sleep(head_after).await;
         };
-        let (timers, mut timer) = (Timers::new(1), None);
-        tokio::pin!(send);
-        std::future::poll_fn(|cx| window.poll(cx, send.as_mut(), (&mut timer, &timers), &sent_at))
-            .await
-            .map_err(|(failure, _)| failure)
+        let (outcome, _) = in_a_head_window(send, &sent_at).await;
+        outcome.map_err(|(failure, _)| failure)
     }
 
     #[tokio::test(start_paused = true)]
@@ -828,13 +841,6 @@ mod tests {
     /// window puts off taking one by a turn, and the head is ready when it is polled again
     #[tokio::test]
     async fn a_head_ready_by_the_next_turn_takes_no_timer() {
-        let mut window = HeadWindow {
-            start: Instant::now(),
-            length: Duration::from_secs(1),
-            deadline: Instant::now() + Duration::from_secs(3600),
-            turn: OneTurn::default(),
-        };
-        let sent_at = SentAt::default();
         let mut polls = 0;
         let send = std::future::poll_fn(|_| {
             polls += 1;
@@ -844,11 +850,8 @@ mod tests {
                 std::task::Poll::Ready(())
             }
         });
-        let (timers, mut timer) = (Timers::new(1), None);
-        tokio::pin!(send);
-        std::future::poll_fn(|cx| window.poll(cx, send.as_mut(), (&mut timer, &timers), &sent_at))
-            .await
-            .expect("the head");
+        let (outcome, timer) = in_a_head_window(send, &SentAt::default()).await;
+        outcome.expect("the head");
         assert!(timer.is_none(), "a timer was taken");
     }
 
