@@ -34,8 +34,11 @@ use crate::timer::Timers;
 /// drives ([`drive`](Self::drive)) while it waits on it; dropped, the socket closes
 pub(crate) struct Link {
     send: SendRequest<Full<Bytes>>,
-    /// `None` once hyper is done with it (the peer closed it, or it failed)
-    conn: Option<Connection<Conn, Full<Bytes>>>,
+    /// `None` once hyper is done with it (the peer closed it, or it failed). Boxed: hyper's
+    /// connection state is most of a kilobyte, and a link moves a few times a call (out of
+    /// the pool, into the response, back), while one allocation a connection is all a box
+    /// costs
+    conn: Option<Box<Connection<Conn, Full<Bytes>>>>,
     /// The runtime whose IO driver its socket is registered with: only that runtime's
     /// turns make it readable or writable again
     runtime: Option<Id>,
@@ -46,7 +49,7 @@ impl Link {
     /// its body), `cx` woken when it can do more
     fn drive(&mut self, cx: &mut Context<'_>) {
         if let Some(conn) = &mut self.conn
-            && let Poll::Ready(ended) = Pin::new(conn).poll(cx)
+            && let Poll::Ready(ended) = Pin::new(&mut **conn).poll(cx)
         {
             if let Err(e) = ended {
                 tracing::trace!(error = %e, "connection closed");
@@ -270,7 +273,7 @@ async fn handshake(io: Conn) -> Result<Link, BoxError> {
     let (send, conn) = http1::Builder::new().handshake(io).await?;
     Ok(Link {
         send,
-        conn: Some(conn),
+        conn: Some(Box::new(conn)),
         runtime: current_runtime(),
     })
 }
