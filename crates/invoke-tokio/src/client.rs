@@ -165,7 +165,9 @@ impl Client {
     /// or the transport's, after the last attempt; [`Error::Config`] outside a tokio
     /// runtime (where tokio's IO and timers would panic).
     pub async fn invoke(&self, params: &InvokeParams) -> Result<Response, Error> {
-        self.invoke_with(params, &InvokeOptions::new()).await
+        /// No setting changed, in a static: a temporary would be a field of this future
+        static CLIENT_SETTINGS: InvokeOptions = InvokeOptions::new();
+        self.invoke_with(params, &CLIENT_SETTINGS).await
     }
 
     /// [`invoke`](Self::invoke) with some of the client's settings changed for this call:
@@ -197,17 +199,20 @@ impl Client {
     ) -> Result<Response, Error> {
         on_tokio()?;
         let inner = &self.inner;
-        let request = build_request(params, &inner.invoker.endpoint)?;
-        let unsigned = (matches!(inner.credentials, Source::Unsigned)
-            && options.call_credentials().is_none())
-        .then(|| Box::new(request.clone()));
-        // tokio's clock, as the call's timers
-        let now = tokio::time::Instant::now().into_std();
-        let started = inner.invoker.start(request, options, now);
-        let span = invoke_span(params);
-        Box::new(Call::new(Arc::clone(inner), started, unsigned, span))
-            .start()
-            .await
+        // in a block: the request is moved into the driver, but a local of this function
+        // would keep its slot in the invocation's future while the call runs
+        let call = {
+            let request = build_request(params, &inner.invoker.endpoint)?;
+            let unsigned = (matches!(inner.credentials, Source::Unsigned)
+                && options.call_credentials().is_none())
+            .then(|| Box::new(request.clone()));
+            // tokio's clock, as the call's timers
+            let now = tokio::time::Instant::now().into_std();
+            let started = inner.invoker.start(request, options, now);
+            let span = invoke_span(params);
+            Box::new(Call::new(Arc::clone(inner), started, unsigned, span))
+        };
+        call.start().await
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when

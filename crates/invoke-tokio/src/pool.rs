@@ -11,7 +11,7 @@
 //! tasks (and the runtime turn each costs); a connection nobody waits on is not read from;
 //! dropping it closes the socket there and then.
 
-use std::future::Future as _;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -60,16 +60,42 @@ impl Link {
 
     /// Sends `request` and waits for its response head, driving the connection; an unsent
     /// request comes back in the error
-    async fn send(
+    ///
+    /// Not an `async fn`: one would keep the request in a slot of its own next to hyper's
+    /// future, which holds it too until it goes out.
+    fn send(
         &mut self,
         request: Request<Full<Bytes>>,
-    ) -> Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Full<Bytes>>>> {
-        let mut response = std::pin::pin!(self.send.try_send_request(request));
-        std::future::poll_fn(|cx| {
-            self.drive(cx);
-            response.as_mut().poll(cx)
-        })
-        .await
+    ) -> Sending<'_, impl Future<Output = SendResult>> {
+        let response = self.send.try_send_request(request);
+        Sending {
+            link: self,
+            response,
+        }
+    }
+}
+
+/// What hyper answers a request sent with [`Link::send`]
+type SendResult =
+    Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Full<Bytes>>>>;
+
+pin_project_lite::pin_project! {
+    /// A request's response head on its way: hyper's future for it, with the link whose
+    /// connection is driven while it waits
+    struct Sending<'a, F> {
+        link: &'a mut Link,
+        #[pin]
+        response: F,
+    }
+}
+
+impl<F: Future<Output = SendResult>> Future for Sending<'_, F> {
+    type Output = SendResult;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<SendResult> {
+        let this = self.project();
+        this.link.drive(cx);
+        this.response.poll(cx)
     }
 }
 
@@ -195,10 +221,11 @@ impl Pool {
     /// back unsent. The response head, and its body with the connection
     pub(crate) async fn send(
         self: &Arc<Self>,
-        request: Request<Full<Bytes>>,
+        mut request: Request<Full<Bytes>>,
         sent_at: &SentAt,
     ) -> Result<(Parts, Lease), BoxError> {
-        let mut request = prepare(request, self.absolute_form);
+        // the argument's own slot, not a second one for the prepared request
+        request = prepare(request, self.absolute_form);
         loop {
             let (mut link, reused) = match self.take_idle() {
                 Some(link) => (link, true),
