@@ -202,13 +202,16 @@ impl Call {
         } else {
             let request = self.inner.agent.configure_request(request);
             let request = if own {
-                // This call's head and idle timeouts as the agent has the client's (see
-                // `ClientBuilder::build`), except that the per-read and per-write ones are
-                // not cut below the overall timeout (`client::per_io_timeout`): the deadline,
-                // not a read's timeout, then ends a call at its deadline (a system call may
-                // set the socket's timeout before each read, as ureq's time left changes)
+                // This call's connect, head and idle timeouts as the agent has the client's
+                // (see `ClientBuilder::build`), except that the per-read and per-write ones
+                // are not cut below the overall timeout (`client::per_io_timeout`): the
+                // deadline, not a read's timeout, then ends a call at its deadline (a system
+                // call may set the socket's timeout before each read, as ureq's time left
+                // changes)
                 let t = self.timeouts;
                 request
+                    .timeout_resolve(Some(t.connect))
+                    .timeout_connect(Some(t.connect))
                     .timeout_send_request(Some(t.head))
                     .timeout_send_body(Some(t.head))
                     .timeout_recv_response(Some(t.head))

@@ -13,8 +13,9 @@ use crate::timeouts::Timeouts;
 ///
 /// What is not set here stays the client's. Typical uses, on a client shared with other
 /// calls: one attempt for a function that must not run twice; a shorter (or longer)
-/// deadline for one call; a longer idle timeout for a function that is silent for long;
-/// another account's or role's credentials (one connection pool for many tenants).
+/// deadline for one call; a longer idle timeout for a function that is silent for long; a
+/// shorter connect timeout where failing fast beats waiting; another account's or role's
+/// credentials (one connection pool for many tenants).
 ///
 /// ```
 /// use std::time::Duration;
@@ -43,6 +44,7 @@ pub struct InvokeOptions {
     timeout: Option<Duration>,
     head_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
+    connect_timeout: Option<Duration>,
     /// Shared, not copied, by the attempts (as a client's own static credentials are)
     credentials: Option<Arc<ProvidedCredentials>>,
 }
@@ -56,6 +58,7 @@ impl InvokeOptions {
             timeout: None,
             head_timeout: None,
             idle_timeout: None,
+            connect_timeout: None,
             credentials: None,
         }
     }
@@ -96,6 +99,15 @@ impl InvokeOptions {
         self
     }
 
+    /// Making each connection this call needs (TCP, proxy, TLS; none when a pooled one
+    /// serves it), in place of the client's ([`Timeouts::connect`]): as the SDKs'
+    /// per-operation timeout configuration, which applies to the connections that operation
+    /// makes
+    pub const fn connect_timeout(mut self, connect: Duration) -> Self {
+        self.connect_timeout = Some(connect);
+        self
+    }
+
     /// Signs this call's attempts with `credentials` instead of the client's (whose source
     /// is then not asked), even on a client that does not sign; `Debug` shows the access
     /// key id only, as for the client's
@@ -119,14 +131,13 @@ impl InvokeOptions {
     }
 
     /// The timeouts of an invocation by a client whose own are `client`, each at most
-    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) as there; the connect timeout is always the
-    /// client's
+    /// [`MAX_TIMEOUT`](crate::MAX_TIMEOUT) as there
     pub fn timeouts_for(&self, client: Timeouts) -> Timeouts {
         Timeouts {
             overall: self.timeout.unwrap_or(client.overall),
             head: self.head_timeout.unwrap_or(client.head),
             idle: self.idle_timeout.unwrap_or(client.idle),
-            ..client
+            connect: self.connect_timeout.unwrap_or(client.connect),
         }
         .capped()
     }
@@ -161,6 +172,14 @@ mod tests {
         assert_eq!(t.head, Duration::from_secs(7));
         assert_eq!(t.idle, Duration::from_secs(3600));
         assert_eq!(t.connect, Duration::from_secs(3), "the client's");
+        let t = InvokeOptions::new()
+            .connect_timeout(Duration::MAX)
+            .timeouts_for(client);
+        assert_eq!(t.connect, crate::MAX_TIMEOUT);
+        let t = InvokeOptions::new()
+            .connect_timeout(Duration::from_millis(250))
+            .timeouts_for(client);
+        assert_eq!(t, client.with_connect(Duration::from_millis(250)));
         // each alone
         let t = InvokeOptions::new()
             .idle_timeout(Duration::from_secs(1))

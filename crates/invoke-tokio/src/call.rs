@@ -156,8 +156,11 @@ impl Call {
         // keep a slot of its own in this function's future (which every poll of the
         // invocation carries, and every move of it copies)
         // pinned where it is made, so the send future is stored once, not moved
-        let mut request_sent =
-            std::pin::pin!(inner.pool.send(self.request(credentials)?, &sent_at));
+        let mut request_sent = std::pin::pin!(inner.pool.send(
+            self.request(credentials)?,
+            &sent_at,
+            self.timeouts.connect
+        ));
         // the shorter idle timeout bounds the head's wait too
         let mut window = HeadWindow {
             start: Instant::now(),

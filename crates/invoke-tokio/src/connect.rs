@@ -244,20 +244,29 @@ impl Connector {
         }
     }
 
-    /// A connection to the scheme and authority of `dst`, within the connect timeout
-    pub(crate) async fn connect(&self, dst: &Uri) -> Result<Conn, ConnectError> {
+    /// A connection to the scheme and authority of `dst` within `timeout` (an invocation's
+    /// connect timeout, its client's unless the call changed it)
+    pub(crate) async fn connect(&self, dst: &Uri, timeout: Duration) -> Result<Conn, ConnectError> {
         let proxy = self.proxy_for(dst)?;
-        self.connect_via(dst, proxy).await
+        self.connect_within(dst, proxy, timeout).await
     }
 
-    /// [`connect`](Self::connect) through `proxy`, which [`proxy_for`](Self::proxy_for)
-    /// gave for `dst`
+    /// A connection to `dst` through `proxy`, which [`proxy_for`](Self::proxy_for) gave for
+    /// it, within [the connect timeout for it](Self::timeout_for)
     pub(crate) async fn connect_via(
         &self,
         dst: &Uri,
         proxy: Option<Proxy>,
     ) -> Result<Conn, ConnectError> {
-        let timeout = self.timeout_for(dst);
+        self.connect_within(dst, proxy, self.timeout_for(dst)).await
+    }
+
+    async fn connect_within(
+        &self,
+        dst: &Uri,
+        proxy: Option<Proxy>,
+        timeout: Duration,
+    ) -> Result<Conn, ConnectError> {
         let deadline = Instant::now() + timeout;
         tokio::time::timeout_at(deadline, self.connect_by(dst, proxy, deadline))
             .await
@@ -856,7 +865,11 @@ mod tests {
             Duration::from_millis(200),
         );
         let dst: Uri = "https://lambda.example:443/".parse().unwrap();
-        let e = connector.connect(&dst).await.err().unwrap();
+        let e = connector
+            .connect(&dst, connector.timeout_for(&dst))
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.kind, TransportFailure::ConnectTimeout, "{e}");
         drop(held);
         holder.await.unwrap();

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{HOST, USER_AGENT};
@@ -215,14 +216,16 @@ impl Pool {
         self.idle.take(current_runtime()?)
     }
 
-    /// Sends `request` on an idle connection or a new one; a request that a reused
-    /// connection closed before sending goes out again on a new one. `sent_at` is set
-    /// each time it is handed to a connection (connecting done) and cleared when it comes
-    /// back unsent. The response head, and its body with the connection
+    /// Sends `request` on an idle connection or a new one (made within `connect_timeout`);
+    /// a request that a reused connection closed before sending goes out again on a new
+    /// one. `sent_at` is set each time it is handed to a connection (connecting done) and
+    /// cleared when it comes back unsent. The response head, and its body with the
+    /// connection
     pub(crate) async fn send(
         self: &Arc<Self>,
         mut request: Request<Full<Bytes>>,
         sent_at: &SentAt,
+        connect_timeout: Duration,
     ) -> Result<(Parts, Lease), BoxError> {
         // the argument's own slot, not a second one for the prepared request
         request = prepare(request, self.absolute_form);
@@ -232,7 +235,12 @@ impl Pool {
                 // boxed: the connect future (TCP, proxy, TLS) is most of this one's size,
                 // which every call would otherwise move around while it reuses a connection
                 None => (
-                    Box::pin(connect(&self.connector, self.target.clone())).await?,
+                    Box::pin(connect(
+                        &self.connector,
+                        self.target.clone(),
+                        connect_timeout,
+                    ))
+                    .await?,
                     false,
                 ),
             };
@@ -291,8 +299,8 @@ pub(crate) async fn send_once(
 }
 
 /// A new connection to `target`
-async fn connect(connector: &Connector, target: Uri) -> Result<Link, BoxError> {
-    handshake(connector.connect(&target).await?).await
+async fn connect(connector: &Connector, target: Uri, timeout: Duration) -> Result<Link, BoxError> {
+    handshake(connector.connect(&target, timeout).await?).await
 }
 
 /// An HTTP/1 client over `io`

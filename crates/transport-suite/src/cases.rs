@@ -343,8 +343,8 @@ pub fn throttle_n_then_success<T: Transport>(t: &T) {
     assert_eq!(t.retry_quota(&c), DEFAULT_RETRY_QUOTA - RETRY_COST);
 }
 
-/// `invoke_with`: one call's attempts and timeouts differ from the client's (the overall
-/// one in either direction), and the client's hold again for the next call
+/// `invoke_with`: one call's attempts and timeouts (overall, in either direction, idle, head,
+/// connect) differ from the client's, and the client's hold again for the next call
 pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
     let h = Harness::start();
     let mut cfg = h.config();
@@ -404,6 +404,20 @@ pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
         .max_attempts(2);
     let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &head);
     transport_failure(&o, TransportFailure::HeadTimeout, 2);
+    // the connect timeout: a listener whose accept queue is full never answers the TCP
+    // handshake; each attempt gives up at the call's 200 ms (at the client's minute the 2 s
+    // deadline would end the call instead, after one attempt)
+    let listener = loopback_listener(0, |_| {});
+    let addr = listener.local_addr().unwrap();
+    let _filler = std::net::TcpStream::connect(addr).unwrap();
+    let mut cfg = config(endpoint(&format!("http://{addr}")));
+    cfg.overall_timeout = Duration::from_secs(2);
+    let c = t.client(&cfg);
+    let connect = InvokeOptions::new()
+        .connect_timeout(Duration::from_millis(200))
+        .max_attempts(2);
+    let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &connect);
+    transport_failure(&o, TransportFailure::ConnectTimeout, 2);
 }
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
