@@ -171,7 +171,8 @@ impl Client {
     }
 
     /// [`invoke`](Self::invoke) with some of the client's settings changed for this call:
-    /// its retry policy or attempts, its overall, head and idle timeouts, its credentials
+    /// its retry policy or attempts, its overall, head, idle and connect timeouts, its
+    /// credentials
     ///
     /// ```no_run
     /// use std::time::Duration;
