@@ -68,11 +68,13 @@ impl Call {
 
     /// Runs the attempts until a response head (or the final error)
     ///
-    /// Boxed: a `Call` is over a kilobyte, and the invocation's future, then its
+    /// Boxed: a `Call` is most of a kilobyte, and the invocation's future, then its
     /// [`Response`], hold only the pointer instead of the call itself (which an async
     /// function's `self` holds twice), copied at each move and return.
     pub(crate) async fn start(mut self: Box<Self>) -> Result<Response, Error> {
         let span = self.span.clone();
+        // pinned where it is made and polled in the span: `Instrument` would move the
+        // future (most of the invocation's) into its wrapper, and that again into this one
         let result = {
             let mut until_head = std::pin::pin!(self.until_head());
             std::future::poll_fn(|cx| {
@@ -152,10 +154,9 @@ impl Call {
         };
         // the head timeout runs from sending (the pool sets `sent_at`)
         let sent_at = SentAt::default();
-        // the request only as an argument: a local, even moved into the send future, would
-        // keep a slot of its own in this function's future (which every poll of the
-        // invocation carries, and every move of it copies)
-        // pinned where it is made, so the send future is stored once, not moved
+        // pinned where it is made, so the send future is stored once, not moved; the request
+        // only as an argument: a local, even moved into that future, would keep a slot of its
+        // own in this function's future (which every move of the invocation copies)
         let mut request_sent = std::pin::pin!(inner.pool.send(
             self.request(credentials)?,
             &sent_at,
