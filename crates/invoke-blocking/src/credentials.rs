@@ -17,6 +17,8 @@ use crate::drain::{Scoped, ThreadLimit};
 thread_local! {
     /// When set, the credential exchanges this thread sends end no later than this
     static EXCHANGES_BY: Cell<Option<Instant>> = const { Cell::new(None) };
+    /// The back-off this thread slept last before a retried exchange (the tests read it)
+    static SLEPT: Cell<Duration> = const { Cell::new(Duration::ZERO) };
 }
 
 /// While the guard lives, the credential exchanges sent on this thread (the client's
@@ -125,7 +127,9 @@ impl Sender {
             .get::<Attempt>()
             .map_or(Duration::ZERO, |attempt| attempt.backoff(jitter()));
         if !wait.is_zero() {
-            std::thread::sleep(time_left().map_or(wait, |left| wait.min(left)));
+            let wait = time_left().map_or(wait, |left| wait.min(left));
+            SLEPT.set(wait);
+            std::thread::sleep(wait);
         }
         let timeout = within_deadline(self.timeout)?;
         let proxy = self.proxy_for(request.uri())?;
@@ -189,6 +193,53 @@ mod tests {
             .unwrap();
         let e = sender.send(request).unwrap_err();
         assert!(e.contains("127.0.0.1:9") && !e.contains("hunter2"), "{e}");
+    }
+
+    /// A retried exchange (IMDS, container, STS, SSO) waits its back-off first, within
+    /// the thread's deadline; a first one does not wait
+    #[test]
+    fn a_retried_provider_request_waits_its_backoff_first() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        let sender = Sender {
+            agent: ureq::Agent::new_with_defaults(),
+            proxy_env: ProxyEnv::none(),
+            connect: hour,
+            timeout: hour,
+        };
+        let send = |attempt: u32| {
+            let mut request = http::Request::get(format!("http://{closed}/latest/api/token"))
+                .body(Bytes::new())
+                .unwrap();
+            request.extensions_mut().insert(Attempt(attempt));
+            SLEPT.set(Duration::ZERO);
+            let before = Instant::now();
+            let err = sender.send(request).unwrap_err();
+            let slept = SLEPT.get();
+            // a sleep lasts at least as long as asked
+            assert!(before.elapsed() >= slept, "{attempt}: {slept:?}");
+            (slept, err)
+        };
+        let refused = |(slept, err): (Duration, String)| {
+            assert!(err.contains(&closed.to_string()), "refused: {err}");
+            slept
+        };
+        assert_eq!(refused(send(1)), Duration::ZERO);
+        // full jitter: up to 100 ms before the second attempt, up to 1 s before the seventh
+        for attempt in [2, 7] {
+            let slept = refused(send(attempt));
+            let ceiling = Attempt(attempt).backoff(1.0);
+            assert!(
+                slept > Duration::ZERO && slept <= ceiling,
+                "{attempt}: {slept:?}"
+            );
+        }
+        // never past the thread's deadline
+        let _by = exchanges_by(Instant::now() + Duration::from_millis(5));
+        let (slept, _) = send(7);
+        assert!(slept <= Duration::from_millis(5), "{slept:?}");
     }
 
     #[test]
