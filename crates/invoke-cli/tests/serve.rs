@@ -763,7 +763,8 @@ fn proc_stat(pid: u32) -> Option<(u32, bool)> {
     Some((pgrp, state == "Z"))
 }
 
-/// Live (not zombie) processes, with their process group, whose file descriptor 3 is `path`
+/// Live (not zombie) processes, with their process group, whose file descriptor 3 is `path`;
+/// not this one, whose reading end of the FIFO may get descriptor 3 too when it is free
 #[cfg(target_os = "linux")]
 fn holders_of(path: &std::path::Path) -> Vec<(u32, u32)> {
     let mut out = Vec::new();
@@ -771,7 +772,8 @@ fn holders_of(path: &std::path::Path) -> Vec<(u32, u32)> {
         let Some(pid) = e.file_name().to_str().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if std::fs::read_link(format!("/proc/{pid}/fd/3")).is_ok_and(|l| l == path)
+        if pid != std::process::id()
+            && std::fs::read_link(format!("/proc/{pid}/fd/3")).is_ok_and(|l| l == path)
             && let Some((pgrp, false)) = proc_stat(pid)
         {
             out.push((pid, pgrp));
