@@ -394,30 +394,30 @@ pub fn invoke_options_change_one_call<T: Transport>(t: &T) {
         }
         other => panic!("not the call's idle timeout: {other:?}"),
     }
-    // the head timeout: a server that never answers, at the call's (the client's is a
-    // minute)
-    let mut cfg = config(endpoint(&format!("http://{}", never_answering_server())));
-    cfg.overall_timeout = Duration::from_secs(2);
-    let c = t.client(&cfg);
-    let head = InvokeOptions::new()
-        .head_timeout(Duration::from_millis(200))
-        .max_attempts(2);
-    let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &head);
-    transport_failure(&o, TransportFailure::HeadTimeout, 2);
-    // the connect timeout: a listener whose accept queue is full never answers the TCP
-    // handshake; each attempt gives up at the call's 200 ms (at the client's minute the 2 s
-    // deadline would end the call instead, after one attempt)
+    // the head and connect timeouts: each of two attempts ends at the call's 200 ms (the
+    // client's are a minute, so its 2 s deadline would end the call instead, after one)
+    let times_out = |addr: SocketAddr, options: InvokeOptions, kind| {
+        let mut cfg = config(endpoint(&format!("http://{addr}")));
+        cfg.overall_timeout = Duration::from_secs(2);
+        let c = t.client(&cfg);
+        let options = options.max_attempts(2);
+        let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &options);
+        transport_failure(&o, kind, 2);
+    };
+    let ms200 = Duration::from_millis(200);
+    // a server that never answers
+    let head = InvokeOptions::new().head_timeout(ms200);
+    times_out(
+        never_answering_server(),
+        head,
+        TransportFailure::HeadTimeout,
+    );
+    // a listener whose accept queue is full never answers the TCP handshake
     let listener = loopback_listener(0, |_| {});
     let addr = listener.local_addr().unwrap();
     let _filler = std::net::TcpStream::connect(addr).unwrap();
-    let mut cfg = config(endpoint(&format!("http://{addr}")));
-    cfg.overall_timeout = Duration::from_secs(2);
-    let c = t.client(&cfg);
-    let connect = InvokeOptions::new()
-        .connect_timeout(Duration::from_millis(200))
-        .max_attempts(2);
-    let o = t.invoke_with(&c, &InvokeParams::new("echo", "{}"), &connect);
-    transport_failure(&o, TransportFailure::ConnectTimeout, 2);
+    let connect = InvokeOptions::new().connect_timeout(ms200);
+    times_out(addr, connect, TransportFailure::ConnectTimeout);
 }
 
 /// `close-after`: the connection is cut mid-stream: an error, never a clean end
