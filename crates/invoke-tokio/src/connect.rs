@@ -261,6 +261,8 @@ impl Connector {
         self.connect_within(dst, proxy, self.timeout_for(dst)).await
     }
 
+    /// A connection to `dst` through `proxy` within `timeout`, a connect timeout error naming
+    /// it otherwise
     async fn connect_within(
         &self,
         dst: &Uri,

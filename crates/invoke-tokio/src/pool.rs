@@ -298,7 +298,7 @@ pub(crate) async fn send_once(
     Ok((parts, LinkedBody { body, link }))
 }
 
-/// A new connection to `target`
+/// A new connection to `target`, made within `timeout`
 async fn connect(connector: &Connector, target: Uri, timeout: Duration) -> Result<Link, BoxError> {
     handshake(connector.connect(&target, timeout).await?).await
 }
