@@ -77,6 +77,18 @@ if sys.argv[1:2] == ["--runs"]:
         ratio_row("(floor) invoke-tokio", "invoke-tokio", "raw hyper+crc")
     # raw hyper driving its connection within the call (as invoke-tokio does), same run
     ratio_row("(inline) raw hyper inline", "raw hyper inline", "raw hyper")
+
+    def ttfe(t, c):
+        return t.get("ttfe16B", {}).get("clients", {}).get(c, {}).get("ttfe_median_us")
+
+    # the floor of the first-event goal: raw hyper signing its requests, against raw
+    # hyper+crc (which checks 0.2 KiB more than raw hyper there): both diagnostic rows, so
+    # measured in the same rounds, after the interleaved ones
+    if all(ttfe(t, "raw hyper+sign") and ttfe(t, "raw hyper+crc") for t in runs):
+        cells = " | ".join(
+            f"{ttfe(t, 'raw hyper+sign') / ttfe(t, 'raw hyper+crc'):.2f} x" for t in runs
+        )
+        print(f"| (floor) raw hyper+sign, time to first event vs raw hyper+crc | {cells} |")
     # the CPU when it is the first or differs from the run before, then each run's CRC speed
     last_cpu = None
     for i, parts in enumerate(host_parts(t) for t in runs):

@@ -13,9 +13,11 @@
 //! `aws-sdk-lambda` (retries and stalled-stream protection as shipped, its `recv()` loop),
 //! and raw hyper and raw ureq clients that only count body bytes (the transport limits), and
 //! "raw hyper+crc", raw hyper that also runs CRC-32 over every body byte (the least a client
-//! that checks the messages' CRCs can spend), and "raw hyper inline", raw hyper polling its
-//! connection within the call as `invoke-tokio` does rather than on a task of its own (both
-//! diagnostic rows, measured after the others).
+//! that checks the messages' CRCs can spend), "raw hyper+sign", raw hyper that signs each
+//! request with SigV4 first (the headers `invoke-tokio` sends, signed by the same code: the
+//! least a client of the real service can spend before its request goes out), and "raw hyper
+//! inline", raw hyper polling its connection within the call as `invoke-tokio` does rather
+//! than on a task of its own (diagnostic rows, measured after the others).
 //! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
 //! main thread's CPU time (the server's share is excluded).
 //!
@@ -422,26 +424,42 @@ impl Transport for Sdk {
 // ---------------------------------------------------------------------------------------
 // raw hyper 1: one kept connection, counts body bytes; "raw hyper+crc" also runs CRC-32 over
 // every body byte, as any client that checks the messages' CRCs must (the floor of the 64 KiB
-// goal: a decoder can cost no less than this); "raw hyper inline" polls its connection
-// itself, as invoke-tokio does, instead of spawning it as a task (what that way of driving
-// hyper saves, without a decoder)
+// goal: a decoder can cost no less than this); "raw hyper+sign" signs each request with SigV4
+// first, as any client of the real service must (the floor of the first-event goal: the
+// request invoke-tokio sends, signed by the same code); "raw hyper inline" polls its
+// connection itself, as invoke-tokio does, instead of spawning it as a task (what that way of
+// driving hyper saves, without a decoder)
 
 type HyperConnection =
     hyper::client::conn::http1::Connection<TokioIo<tokio::net::TcpStream>, Full<Bytes>>;
+
+/// What a raw hyper row does besides sending its request and counting the body's bytes
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Extra {
+    /// Nothing: "raw hyper"
+    None,
+    /// A CRC-32 over every body byte: "raw hyper+crc"
+    Crc,
+    /// Signs each request first: "raw hyper+sign"
+    Sign,
+    /// Polls its connection within the call: "raw hyper inline"
+    Inline,
+}
 
 struct RawHyper {
     rt: Runtime,
     addr: SocketAddr,
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
-    /// "raw hyper inline": the connection is polled by the call (otherwise on a task)
-    inline: bool,
-    /// The inline connection (`None` once it ended)
+    extra: Extra,
+    /// The inline connection (`None` once it ended, or on a task)
     conn: Option<HyperConnection>,
-    crc: bool,
+    /// "raw hyper+sign": its credentials (the key derived once, as a client's are)
+    credentials: invoke_proto::Credentials,
 }
 
 impl RawHyper {
-    fn new(addr: SocketAddr, crc: bool, inline: bool) -> Self {
+    fn new(addr: SocketAddr, extra: Extra) -> Self {
+        let inline = extra == Extra::Inline;
         let rt = current_thread();
         let (sender, conn) = rt.block_on(async {
             let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -459,10 +477,42 @@ impl RawHyper {
             rt,
             addr,
             sender,
-            inline,
+            extra,
             conn,
-            crc,
+            credentials: invoke_proto::Credentials::new(KEY, SECRET, None),
         }
+    }
+
+    /// The request of a call: the path, the host and the payload; for "raw hyper+sign" the
+    /// headers invoke-tokio sends, signed at this moment
+    fn request(&self, function: &str) -> hyper::Request<Full<Bytes>> {
+        let path = format!("{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}");
+        let body = Bytes::from_static(b"{}");
+        if self.extra != Extra::Sign {
+            return hyper::Request::post(path)
+                .header("host", self.addr.to_string())
+                .body(Full::new(body))
+                .unwrap();
+        }
+        let mut req = http::Request::post(path)
+            .header("host", self.addr.to_string())
+            .header("content-type", "application/octet-stream")
+            .header("content-length", body.len())
+            .body(body)
+            .unwrap();
+        invoke_proto::sign(
+            &mut req,
+            &self.credentials,
+            &invoke_proto::SigningScope::lambda("us-east-1"),
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        // unsigned, as invoke-tokio's (same length)
+        req.headers_mut().insert(
+            "user-agent",
+            http::HeaderValue::from_static("raw-hyper+si/0.1.0"),
+        );
+        req.map(Full::new)
     }
 }
 
@@ -477,10 +527,11 @@ fn drive(conn: &mut Option<HyperConnection>, cx: &mut std::task::Context<'_>) {
 
 impl Transport for RawHyper {
     fn name(&self) -> &'static str {
-        match (self.crc, self.inline) {
-            (true, _) => "raw hyper+crc",
-            (false, true) => "raw hyper inline",
-            (false, false) => "raw hyper",
+        match self.extra {
+            Extra::None => "raw hyper",
+            Extra::Crc => "raw hyper+crc",
+            Extra::Sign => "raw hyper+sign",
+            Extra::Inline => "raw hyper inline",
         }
     }
     fn typed(&self) -> bool {
@@ -489,25 +540,20 @@ impl Transport for RawHyper {
     // the diagnostic rows get rounds of their own, so the goal rows are measured as before
     // they came
     fn diagnostic(&self) -> bool {
-        self.crc || self.inline
+        self.extra != Extra::None
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
-        let req = hyper::Request::post(format!(
-            "{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}"
-        ))
-        .header("host", self.addr.to_string())
-        .body(Full::new(Bytes::from_static(b"{}")))
-        .unwrap();
+        let req = self.request(function);
         let sender = &mut self.sender;
         let conn = &mut self.conn;
-        if !self.inline {
+        if self.extra != Extra::Inline {
             return self.rt.block_on(async {
                 sender.ready().await.unwrap();
                 let mut body = sender.send_request(req).await.unwrap().into_body();
                 // only "raw hyper+crc" makes one: raw hyper does what it did before the row
                 // came
-                let mut crc = self.crc.then(crc32fast::Hasher::new);
+                let mut crc = (self.extra == Extra::Crc).then(crc32fast::Hasher::new);
                 while let Some(frame) = body.frame().await {
                     if let Ok(data) = frame.unwrap().into_data() {
                         if let Some(crc) = &mut crc {
@@ -703,9 +749,10 @@ fn main() {
     let mut clients: Vec<Box<dyn Transport>> = vec![
         Box::new(Blocking::new(&url)),
         Box::new(Sdk::new(&url)),
-        Box::new(RawHyper::new(addr, false, false)),
-        Box::new(RawHyper::new(addr, true, false)),
-        Box::new(RawHyper::new(addr, false, true)),
+        Box::new(RawHyper::new(addr, Extra::None)),
+        Box::new(RawHyper::new(addr, Extra::Crc)),
+        Box::new(RawHyper::new(addr, Extra::Sign)),
+        Box::new(RawHyper::new(addr, Extra::Inline)),
         Box::new(RawUreq {
             name: "raw ureq",
             diagnostic: false,
