@@ -294,14 +294,29 @@ struct Sample {
     opened: u64,
 }
 
+/// The rounds a client's calls are made in: the clients of one phase take turns, call by call,
+/// and each phase runs after the one before
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The clients the goals compare, first
+    Goal,
+    /// The diagnostic rows, among themselves
+    Diagnostic,
+    /// "raw ureq+deadline", alone: it starts a resolver thread on every call, whose end lands
+    /// in the next client's call (the time to first event of the client after it rose by
+    /// about 0.06 x in the first rounds; in the diagnostic ones, raw hyper+sign's ratio to
+    /// raw hyper+crc, which came after it, fell from about 1.18 to 1.05 to 1.08 x)
+    Alone,
+}
+
 /// A client under test
 trait Transport {
     fn name(&self) -> &'static str;
     /// Whether `Outcome::bytes` counts the decoded payload (else the HTTP body)
     fn typed(&self) -> bool;
-    /// A diagnostic row, measured after the interleaved rounds of the others (see `main`)
-    fn diagnostic(&self) -> bool {
-        false
+    /// When its calls are made (see `main`)
+    fn phase(&self) -> Phase {
+        Phase::Goal
     }
     fn call(&mut self, function: &str) -> Outcome;
 }
@@ -539,8 +554,12 @@ impl Transport for RawHyper {
     }
     // the diagnostic rows get rounds of their own, so the goal rows are measured as before
     // they came
-    fn diagnostic(&self) -> bool {
-        self.extra != Extra::None
+    fn phase(&self) -> Phase {
+        if self.extra == Extra::None {
+            Phase::Goal
+        } else {
+            Phase::Diagnostic
+        }
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
@@ -609,7 +628,7 @@ impl Transport for RawHyper {
 
 struct RawUreq {
     name: &'static str,
-    diagnostic: bool,
+    phase: Phase,
     agent: ureq::Agent,
     base: String,
     buf: Vec<u8>,
@@ -622,8 +641,8 @@ impl Transport for RawUreq {
     fn typed(&self) -> bool {
         false
     }
-    fn diagnostic(&self) -> bool {
-        self.diagnostic
+    fn phase(&self) -> Phase {
+        self.phase
     }
     fn call(&mut self, function: &str) -> Outcome {
         let mut tally = Tally::new();
@@ -755,7 +774,7 @@ fn main() {
         Box::new(RawHyper::new(addr, Extra::Inline)),
         Box::new(RawUreq {
             name: "raw ureq",
-            diagnostic: false,
+            phase: Phase::Goal,
             agent: ureq::Agent::new_with_defaults(),
             base: url.clone(),
             buf: vec![0; 64 * 1024],
@@ -764,7 +783,7 @@ fn main() {
         // then resolves the host on a new thread on every call, pooled connection or not
         Box::new(RawUreq {
             name: "raw ureq+deadline",
-            diagnostic: true,
+            phase: Phase::Alone,
             agent: ureq::Agent::config_builder()
                 .timeout_global(Some(Duration::from_secs(15 * 60)))
                 .build()
@@ -785,17 +804,15 @@ fn main() {
         let rounds = if throughput { samples } else { ttfe_calls };
         let pause = ttfe_pause.filter(|_| !throughput);
         let mut got: Vec<Vec<Sample>> = clients.iter().map(|_| Vec::new()).collect();
-        // a warm-up call each (connection, pools, page faults), then interleaved rounds; the
-        // diagnostic rows get their own rounds afterwards: "raw ureq+deadline" starts a
-        // resolver thread on every call, whose end lands in the next client's call (the time
-        // to first event of the client after it rose by about 0.06 x)
+        // a warm-up call each (connection, pools, page faults), then interleaved rounds, phase
+        // by phase (see `Phase`)
         for c in &mut clients {
             measure(c.as_mut(), w, expect[w.name]);
         }
-        for diagnostic in [false, true] {
+        for phase in [Phase::Goal, Phase::Diagnostic, Phase::Alone] {
             for _ in 0..rounds {
                 for (c, g) in clients.iter_mut().zip(&mut got) {
-                    if c.diagnostic() == diagnostic {
+                    if c.phase() == phase {
                         if let Some(pause) = pause {
                             std::thread::sleep(pause);
                         }
