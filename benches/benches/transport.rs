@@ -30,7 +30,9 @@
 //! `TRANSPORT_PIN=1` pins the client and the server to two cores (see [`pinned_cores`]);
 //! `TRANSPORT_TTFE_PAUSE_US=N` sleeps N µs before each call of the time to first event,
 //! outside its timing (a diagnostic: the calls then start from idle cores, as spaced-out calls
-//! do, instead of back to back).
+//! do, instead of back to back); `TRANSPORT_ONE_PHASE=1` interleaves every selected client's
+//! calls in one phase (see [`Phase`]), so that a goal row and a diagnostic one, the floor of
+//! a goal, compare within the same rounds.
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -751,6 +753,8 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .map(Duration::from_micros);
+    let one_phase = std::env::var_os("TRANSPORT_ONE_PHASE").is_some_and(|v| v == "1");
+    let phase_of = |c: &dyn Transport| if one_phase { Phase::Goal } else { c.phase() };
     let mut responses = HashMap::new();
     let mut expect = HashMap::new();
     let workload = std::env::var("TRANSPORT_WORKLOAD").ok();
@@ -812,7 +816,7 @@ fn main() {
         for phase in [Phase::Goal, Phase::Diagnostic, Phase::Alone] {
             for _ in 0..rounds {
                 for (c, g) in clients.iter_mut().zip(&mut got) {
-                    if c.phase() == phase {
+                    if phase_of(c.as_ref()) == phase {
                         if let Some(pause) = pause {
                             std::thread::sleep(pause);
                         }
