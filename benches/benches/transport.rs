@@ -33,7 +33,8 @@
 //! outside its timing (a diagnostic: the calls then start from idle cores, as spaced-out calls
 //! do, instead of back to back); `TRANSPORT_ONE_PHASE=1` interleaves every selected client's
 //! calls in one phase (see [`Phase`]), so that a goal row and a diagnostic one, the floor of
-//! a goal, compare within the same rounds.
+//! a goal, compare within the same rounds; `TRANSPORT_SHUFFLE=1` orders the calls of every
+//! round anew, as the diagnostic rounds always are (see [`Shuffle`]).
 #![allow(missing_docs)]
 
 use std::collections::HashMap;
@@ -303,13 +304,32 @@ struct Sample {
 enum Phase {
     /// The clients the goals compare, first
     Goal,
-    /// The diagnostic rows, among themselves
+    /// The diagnostic rows, among themselves, in a new order each round: what a client's first
+    /// event costs depends on the call before it (raw hyper+crc's took 47 to 55 µs after raw
+    /// hyper inline's, 54 to 65 after raw ureq+sign's, on 2026-12-06), so a floor row and its
+    /// baseline must follow the same mix of calls
     Diagnostic,
     /// "raw ureq+deadline", alone: it starts a resolver thread on every call, whose end lands
     /// in the next client's call (the time to first event of the client after it rose by
     /// about 0.06 x in the first rounds; in the diagnostic ones, raw hyper+sign's ratio to
     /// raw hyper+crc, which came after it, fell from about 1.18 to 1.05 to 1.08 x)
     Alone,
+}
+
+/// The order of a round's calls: a fixed sequence of permutations (xorshift64, Fisher-Yates),
+/// so that each client of the phase follows each other about as often, itself included
+/// (across the end of a round), and runs compare
+struct Shuffle(u64);
+
+impl Shuffle {
+    fn shuffle(&mut self, items: &mut [usize]) {
+        for i in (1..items.len()).rev() {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            items.swap(i, (self.0 % (i as u64 + 1)) as usize);
+        }
+    }
 }
 
 /// A client under test
@@ -776,6 +796,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .map(Duration::from_micros);
     let one_phase = std::env::var_os("TRANSPORT_ONE_PHASE").is_some_and(|v| v == "1");
+    let shuffle_all = std::env::var_os("TRANSPORT_SHUFFLE").is_some_and(|v| v == "1");
     let phase_of = |c: &dyn Transport| if one_phase { Phase::Goal } else { c.phase() };
     let mut responses = HashMap::new();
     let mut expect = HashMap::new();
@@ -846,15 +867,20 @@ fn main() {
         for c in &mut clients {
             measure(c.as_mut(), w, expect[w.name]);
         }
+        let mut order = Shuffle(0x9e37_79b9_7f4a_7c15);
         for phase in [Phase::Goal, Phase::Diagnostic, Phase::Alone] {
+            let mut members: Vec<usize> = (0..clients.len())
+                .filter(|&i| phase_of(clients[i].as_ref()) == phase)
+                .collect();
             for _ in 0..rounds {
-                for (c, g) in clients.iter_mut().zip(&mut got) {
-                    if phase_of(c.as_ref()) == phase {
-                        if let Some(pause) = pause {
-                            std::thread::sleep(pause);
-                        }
-                        g.push(measure(c.as_mut(), w, expect[w.name]));
+                if phase == Phase::Diagnostic || shuffle_all {
+                    order.shuffle(&mut members);
+                }
+                for &i in &members {
+                    if let Some(pause) = pause {
+                        std::thread::sleep(pause);
                     }
+                    got[i].push(measure(clients[i].as_mut(), w, expect[w.name]));
                 }
             }
         }
