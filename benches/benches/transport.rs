@@ -532,19 +532,8 @@ impl RawHyper {
                 .body(Full::new(body))
                 .unwrap();
         }
-        let mut req = http::Request::post(path)
-            .header("host", self.addr.to_string())
-            .header("content-type", "application/octet-stream")
-            .header("content-length", body.len())
-            .body(body)
-            .unwrap();
-        invoke_proto::sign(
-            &mut req,
-            &self.credentials,
-            &invoke_proto::SigningScope::lambda("us-east-1"),
-            std::time::SystemTime::now(),
-        )
-        .unwrap();
+        let builder = http::Request::post(path).header("host", self.addr.to_string());
+        let mut req = signed(builder, body, &self.credentials);
         // unsigned, as invoke-tokio's (same length)
         req.headers_mut().insert(
             "user-agent",
@@ -552,6 +541,28 @@ impl RawHyper {
         );
         req.map(Full::new)
     }
+}
+
+/// The request `builder` began with `body`, the headers the clients add (content type and
+/// length), signed now with `credentials` as the clients sign
+fn signed(
+    builder: http::request::Builder,
+    body: Bytes,
+    credentials: &invoke_proto::Credentials,
+) -> http::Request<Bytes> {
+    let mut req = builder
+        .header("content-type", "application/octet-stream")
+        .header("content-length", body.len())
+        .body(body)
+        .unwrap();
+    invoke_proto::sign(
+        &mut req,
+        credentials,
+        &invoke_proto::SigningScope::lambda("us-east-1"),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    req
 }
 
 /// Lets hyper work on an inline connection (`None` once it ended)
@@ -679,19 +690,11 @@ impl Transport for RawUreq {
         let response = match &self.sign {
             None => self.agent.post(&url).send(&b"{}"[..]).unwrap(),
             Some(credentials) => {
-                let body = Bytes::from_static(b"{}");
-                let mut req = http::Request::post(url)
-                    .header("content-type", "application/octet-stream")
-                    .header("content-length", body.len())
-                    .body(body)
-                    .unwrap();
-                invoke_proto::sign(
-                    &mut req,
+                let req = signed(
+                    http::Request::post(url),
+                    Bytes::from_static(b"{}"),
                     credentials,
-                    &invoke_proto::SigningScope::lambda("us-east-1"),
-                    std::time::SystemTime::now(),
-                )
-                .unwrap();
+                );
                 self.agent.run(req.map(|b| b.to_vec())).unwrap()
             }
         };
