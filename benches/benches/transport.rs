@@ -311,14 +311,14 @@ enum Phase {
     Diagnostic,
     /// "raw ureq+deadline", alone: it starts a resolver thread on every call, whose end lands
     /// in the next client's call (the time to first event of the client after it rose by
-    /// about 0.06 x in the first rounds; in the diagnostic ones, raw hyper+sign's ratio to
-    /// raw hyper+crc, which came after it, fell from about 1.18 to 1.05 to 1.08 x)
+    /// about 0.06 x in the first rounds; in the diagnostic ones, raw hyper+crc came after it,
+    /// and raw hyper+sign's ratio to it fell from about 1.2 to 1.05 to 1.08 x)
     Alone,
 }
 
 /// The order of a round's calls: a fixed sequence of permutations (xorshift64, Fisher-Yates),
 /// so that each client of the phase follows each other about as often, itself included
-/// (across the end of a round), and runs compare
+/// (across the end of a round), in the same orders in every run
 struct Shuffle(u64);
 
 impl Shuffle {
