@@ -491,8 +491,8 @@ struct RawHyper {
     extra: Extra,
     /// The inline connection (`None` once it ended, or on a task)
     conn: Option<HyperConnection>,
-    /// "raw hyper+sign": its credentials (the key derived once, as a client's are)
-    credentials: invoke_proto::Credentials,
+    /// "raw hyper+sign" only: its credentials (the key derived once, as a client's are)
+    sign: Option<invoke_proto::Credentials>,
 }
 
 impl RawHyper {
@@ -517,7 +517,7 @@ impl RawHyper {
             sender,
             extra,
             conn,
-            credentials: invoke_proto::Credentials::new(KEY, SECRET, None),
+            sign: (extra == Extra::Sign).then(|| invoke_proto::Credentials::new(KEY, SECRET, None)),
         }
     }
 
@@ -526,14 +526,14 @@ impl RawHyper {
     fn request(&self, function: &str) -> hyper::Request<Full<Bytes>> {
         let path = format!("{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}");
         let body = Bytes::from_static(b"{}");
-        if self.extra != Extra::Sign {
+        let Some(credentials) = &self.sign else {
             return hyper::Request::post(path)
                 .header("host", self.addr.to_string())
                 .body(Full::new(body))
                 .unwrap();
-        }
+        };
         let builder = http::Request::post(path).header("host", self.addr.to_string());
-        let mut req = signed(builder, body, &self.credentials);
+        let mut req = signed(builder, body, credentials);
         // unsigned, as invoke-tokio's (same length)
         req.headers_mut().insert(
             "user-agent",

@@ -4,7 +4,6 @@ use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use bytes::Bytes;
 use invoke_proto::{DriverAction, Event, InvokeDriver, InvokeError, TransportFailure};
 
 use invoke_config::{
@@ -33,8 +32,6 @@ const AGENT_DEADLINE_SLACK: Duration = Duration::from_millis(1);
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
-    /// The request as built, sent as it is when the client does not sign
-    unsigned: Option<http::Request<Bytes>>,
     deadline: Instant,
     /// This invocation's timeouts: the client's, with those its options changed
     timeouts: Timeouts,
@@ -50,17 +47,11 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(
-        inner: Arc<Inner>,
-        started: Started,
-        unsigned: Option<http::Request<Bytes>>,
-        span: tracing::Span,
-    ) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, started: Started, span: tracing::Span) -> Self {
         Self {
             buf: BodyBuffer::new(Arc::clone(&inner.buffers)),
             inner,
             driver: started.driver,
-            unsigned,
             deadline: started.deadline,
             timeouts: started.timeouts,
             credentials: started.credentials,
@@ -184,9 +175,7 @@ impl Call {
         };
         let request = match credentials {
             Some(provided) => self.driver.sign(&provided.credentials, SystemTime::now())?,
-            None => self.unsigned.clone().ok_or_else(|| {
-                Error::Config("an unsigned client without its request".to_owned())
-            })?,
+            None => self.driver.unsigned_request(),
         };
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, &body[..]);

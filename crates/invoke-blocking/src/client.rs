@@ -189,11 +189,9 @@ impl Client {
     ) -> Result<Response, Error> {
         let inner = &self.inner;
         let request = build_request(params, &inner.invoker.endpoint)?;
-        let unsigned = (inner.credentials.is_none() && options.call_credentials().is_none())
-            .then(|| request.clone());
         let started = inner.invoker.start(request, options, Instant::now());
         let span = invoke_span(params);
-        Call::new(Arc::clone(inner), started, unsigned, span).start()
+        Call::new(Arc::clone(inner), started, span).start()
     }
 
     /// The credentials this client signs with now (from its cache, or loaded), `None` when

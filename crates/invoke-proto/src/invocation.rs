@@ -384,6 +384,12 @@ impl InvokeDriver {
         }
     }
 
+    /// The request of the current attempt as built, without a signature: for a client that
+    /// does not sign (an endpoint that checks none); call it after [`DriverAction::Send`]
+    pub fn unsigned_request(&self) -> Request<Bytes> {
+        copy_for_signing(&self.request)
+    }
+
     /// Reports the response head of the current attempt, arrived at `now` (the time serves
     /// the [`RateLimiter`] if there is one)
     pub fn handle_head(&mut self, status: StatusCode, headers: &HeaderMap, now: Instant) {
@@ -1317,6 +1323,19 @@ mod tests {
         assert!(signed.headers().contains_key("authorization"));
         assert!(signed.headers().contains_key("x-amz-date"));
         assert_eq!(signed.headers().len(), req.headers().len() + 2);
+    }
+
+    #[test]
+    fn an_unsigned_request_is_the_request_as_built() {
+        let quota = Arc::new(RetryQuota::default());
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        let unsigned = d.unsigned_request();
+        assert_eq!(unsigned.method(), d.request.method());
+        assert_eq!(unsigned.uri(), d.request.uri());
+        assert_eq!(unsigned.headers(), d.request.headers());
+        assert_eq!(unsigned.body(), d.request.body());
+        assert!(!unsigned.headers().contains_key(http::header::AUTHORIZATION));
     }
 
     #[test]

@@ -30,8 +30,6 @@ use crate::timer::{Timer, Timers};
 pub(crate) struct Call {
     inner: Arc<Inner>,
     driver: InvokeDriver,
-    /// The request as built, sent as it is when the client does not sign
-    unsigned: Option<Box<http::Request<Bytes>>>,
     deadline: Instant,
     /// This invocation's timeouts: the client's, with those its options changed
     timeouts: Timeouts,
@@ -46,16 +44,10 @@ pub(crate) struct Call {
 }
 
 impl Call {
-    pub(crate) fn new(
-        inner: Arc<Inner>,
-        started: Started,
-        unsigned: Option<Box<http::Request<Bytes>>>,
-        span: tracing::Span,
-    ) -> Self {
+    pub(crate) fn new(inner: Arc<Inner>, started: Started, span: tracing::Span) -> Self {
         Self {
             inner,
             driver: started.driver,
-            unsigned,
             deadline: Instant::from_std(started.deadline),
             timeouts: started.timeouts,
             credentials: started.credentials,
@@ -214,9 +206,7 @@ impl Call {
     ) -> Result<http::Request<Full<Bytes>>, Error> {
         let request = match credentials {
             Some(provided) => self.driver.sign(&provided.credentials, SystemTime::now())?,
-            None => self.unsigned.as_deref().cloned().ok_or_else(|| {
-                Error::Config("an unsigned client without its request".to_owned())
-            })?,
+            None => self.driver.unsigned_request(),
         };
         let mut request = request.map(Full::new);
         if let Some(auth) = &self.inner.proxy_authorization {

@@ -204,14 +204,11 @@ impl Client {
         // would keep its slot in the invocation's future while the call runs
         let call = {
             let request = build_request(params, &inner.invoker.endpoint)?;
-            let unsigned = (matches!(inner.credentials, Source::Unsigned)
-                && options.call_credentials().is_none())
-            .then(|| Box::new(request.clone()));
             // tokio's clock, as the call's timers
             let now = tokio::time::Instant::now().into_std();
             let started = inner.invoker.start(request, options, now);
             let span = invoke_span(params);
-            Box::new(Call::new(Arc::clone(inner), started, unsigned, span))
+            Box::new(Call::new(Arc::clone(inner), started, span))
         };
         call.start().await
     }
