@@ -482,6 +482,9 @@ enum Extra {
     Sign,
     /// Polls its connection within the call: "raw hyper inline"
     Inline,
+    /// Signs each request, classifies the head and decodes the body with `invoke-proto`,
+    /// events and CRCs as the clients check them: "raw hyper+proto"
+    Proto,
 }
 
 struct RawHyper {
@@ -517,7 +520,8 @@ impl RawHyper {
             sender,
             extra,
             conn,
-            sign: (extra == Extra::Sign).then(|| invoke_proto::Credentials::new(KEY, SECRET, None)),
+            sign: matches!(extra, Extra::Sign | Extra::Proto)
+                .then(|| invoke_proto::Credentials::new(KEY, SECRET, None)),
         }
     }
 
@@ -581,10 +585,11 @@ impl Transport for RawHyper {
             Extra::Crc => "raw hyper+crc",
             Extra::Sign => "raw hyper+sign",
             Extra::Inline => "raw hyper inline",
+            Extra::Proto => "raw hyper+proto",
         }
     }
     fn typed(&self) -> bool {
-        false
+        self.extra == Extra::Proto
     }
     // the diagnostic rows get rounds of their own, so the goal rows are measured as before
     // they came
@@ -600,6 +605,28 @@ impl Transport for RawHyper {
         let req = self.request(function);
         let sender = &mut self.sender;
         let conn = &mut self.conn;
+        if self.extra == Extra::Proto {
+            return self.rt.block_on(async {
+                sender.ready().await.unwrap();
+                let (head, mut body) = sender.send_request(req).await.unwrap().into_parts();
+                let Ok(invoke_proto::ResponseHead::Stream(head)) =
+                    invoke_proto::parse_response_head(head.status, &head.headers)
+                else {
+                    panic!("not a stream head");
+                };
+                let mut events = head.into_stream();
+                while let Some(frame) = body.frame().await {
+                    if let Ok(data) = frame.unwrap().into_data() {
+                        events.feed(data);
+                        while let Some(event) = events.next_event().unwrap() {
+                            tally.event(event);
+                        }
+                    }
+                }
+                events.finish().unwrap();
+                tally.outcome()
+            });
+        }
         if self.extra != Extra::Inline {
             return self.rt.block_on(async {
                 sender.ready().await.unwrap();
@@ -822,6 +849,7 @@ fn main() {
         Box::new(RawHyper::new(addr, Extra::Crc)),
         Box::new(RawHyper::new(addr, Extra::Sign)),
         Box::new(RawHyper::new(addr, Extra::Inline)),
+        Box::new(RawHyper::new(addr, Extra::Proto)),
         Box::new(RawUreq {
             name: "raw ureq",
             phase: Phase::Goal,
