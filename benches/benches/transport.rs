@@ -16,9 +16,11 @@
 //! that checks the messages' CRCs can spend), "raw hyper+sign", raw hyper that signs each
 //! request with SigV4 first (the headers `invoke-tokio` sends, signed by the same code: the
 //! least a client of the real service can spend before its request goes out; "raw
-//! ureq+sign" the same over raw ureq, as `invoke-blocking`), and "raw hyper inline", raw hyper
-//! polling its connection within the call as `invoke-tokio` does rather than on a task of its
-//! own (diagnostic rows, measured after the others).
+//! ureq+sign" the same over raw ureq, as `invoke-blocking`), "raw hyper+proto", raw hyper
+//! that also classifies the head and decodes the body with `invoke-proto` (events and CRCs
+//! checked: all that a correct client must do, with nothing else), and "raw hyper inline",
+//! raw hyper polling its connection within the call as `invoke-tokio` does rather than on a
+//! task of its own (diagnostic rows, measured after the others).
 //! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
 //! main thread's CPU time (the server's share is excluded).
 //!
@@ -464,7 +466,9 @@ impl Transport for Sdk {
 // every body byte, as any client that checks the messages' CRCs must (the floor of the 64 KiB
 // goal: a decoder can cost no less than this); "raw hyper+sign" signs each request with SigV4
 // first, as any client of the real service must (the floor of the first-event goal: the
-// request invoke-tokio sends, signed by the same code); "raw hyper inline" polls its
+// request invoke-tokio sends, signed by the same code); "raw hyper+proto" signs as well, then
+// classifies the head and decodes the body with invoke-proto's `InvokeStream` (the floor of
+// both goals: the protocol's whole work, on raw hyper); "raw hyper inline" polls its
 // connection itself, as invoke-tokio does, instead of spawning it as a task (what that way of
 // driving hyper saves, without a decoder)
 
