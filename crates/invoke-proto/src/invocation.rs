@@ -1045,7 +1045,8 @@ mod tests {
         let mut d = driver(RetryConfig::default(), &quota);
         send(&mut d, 1, 0);
         d.handle_head(StatusCode::NOT_FOUND, &not_found_headers(), Instant::now());
-        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        // 64 KiB, as documented: a service error's JSON whole, a proxy's page cut short
+        assert_eq!(d.poll(), DriverAction::ReadErrorBody { limit: 64 * 1024 });
         d.handle_error_body(br#"{"Message":"Function not found"}"#, Instant::now(), 0.0);
         let DriverAction::Fail(InvokeError::Service(e)) = d.poll() else {
             panic!("not a service error")
