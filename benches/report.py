@@ -62,40 +62,36 @@ if sys.argv[1:2] == ["--runs"]:
         for k, (label, goal) in enumerate(goal_labels(raw)):
             cells = " | ".join("-" if r is None else f"{r[k]:.2f} x" for r in per_run)
             print(f"| {ours}, {label}, {goal} | {cells} |")
-    def cpu(t, c):
-        return t.get("w64KiB", {}).get("clients", {}).get(c, {}).get("cpu_ms_per_mib")
+    def measure(workload, key):
+        """A client's figure `key` of `workload` in a run, or None"""
+        return lambda t, c: t.get(workload, {}).get("clients", {}).get(c, {}).get(key)
 
-    def ratio_row(label, num, den):
-        """A row of num's 64 KiB CPU per MiB against den's, run by run, if every run has both"""
-        if all(cpu(t, num) and cpu(t, den) for t in runs):
-            cells = " | ".join(f"{cpu(t, num) / cpu(t, den):.2f} x" for t in runs)
-            print(f"| {label}, 64 KiB: CPU per MiB vs {den} | {cells} |")
+    cpu = measure("w64KiB", "cpu_ms_per_mib")
+    ttfe = measure("ttfe16B", "ttfe_median_us")
 
+    def ratio_row(label, of, what, num, den):
+        """A row of num's figure `of` (`what`) against den's, run by run, if every run has both"""
+        if all(of(t, num) and of(t, den) for t in runs):
+            cells = " | ".join(f"{of(t, num) / of(t, den):.2f} x" for t in runs)
+            print(f"| {label}, {what} vs {den} | {cells} |")
+
+    cpu64 = (cpu, "64 KiB: CPU per MiB")
+    first = (ttfe, "time to first event")
     # the floor of the 64 KiB goal: raw hyper plus a CRC-32 over every byte, in the same run
     if all(cpu(t, c) for t in runs for c in ("raw hyper+crc", "raw hyper", "invoke-tokio")):
-        ratio_row("(floor) raw hyper+crc", "raw hyper+crc", "raw hyper")
-        ratio_row("(floor) invoke-tokio", "invoke-tokio", "raw hyper+crc")
+        ratio_row("(floor) raw hyper+crc", *cpu64, "raw hyper+crc", "raw hyper")
+        ratio_row("(floor) invoke-tokio", *cpu64, "invoke-tokio", "raw hyper+crc")
     # all that a correct client must do, on raw hyper: the protocol's floor
-    ratio_row("(floor) raw hyper+proto", "raw hyper+proto", "raw hyper")
-    ratio_row("(floor) invoke-tokio", "invoke-tokio", "raw hyper+proto")
+    ratio_row("(floor) raw hyper+proto", *cpu64, "raw hyper+proto", "raw hyper")
+    ratio_row("(floor) invoke-tokio", *cpu64, "invoke-tokio", "raw hyper+proto")
     # raw hyper driving its connection within the call (as invoke-tokio does), same run
-    ratio_row("(inline) raw hyper inline", "raw hyper inline", "raw hyper")
-
-    def ttfe(t, c):
-        return t.get("ttfe16B", {}).get("clients", {}).get(c, {}).get("ttfe_median_us")
-
-    def ttfe_row(label, num, den):
-        """A row of num's time to first event against den's, run by run, if every run has both"""
-        if all(ttfe(t, num) and ttfe(t, den) for t in runs):
-            cells = " | ".join(f"{ttfe(t, num) / ttfe(t, den):.2f} x" for t in runs)
-            print(f"| {label}, time to first event vs {den} | {cells} |")
-
+    ratio_row("(inline) raw hyper inline", *cpu64, "raw hyper inline", "raw hyper")
     # the floors of the first-event goal, against raw hyper+crc (which checks 0.2 KiB more
     # than raw hyper there): diagnostic rows all three, so measured in the same rounds,
     # after the interleaved ones. Raw hyper signing its requests; raw hyper doing all that
     # a correct client must (signing, the head, decoding with the CRCs).
-    ttfe_row("(floor) raw hyper+sign", "raw hyper+sign", "raw hyper+crc")
-    ttfe_row("(floor) raw hyper+proto", "raw hyper+proto", "raw hyper+crc")
+    ratio_row("(floor) raw hyper+sign", *first, "raw hyper+sign", "raw hyper+crc")
+    ratio_row("(floor) raw hyper+proto", *first, "raw hyper+proto", "raw hyper+crc")
     # the CPU when it is the first or differs from the run before, then each run's CRC speed
     last_cpu = None
     for i, parts in enumerate(host_parts(t) for t in runs):

@@ -498,7 +498,8 @@ struct RawHyper {
     extra: Extra,
     /// The inline connection (`None` once it ended, or on a task)
     conn: Option<HyperConnection>,
-    /// "raw hyper+sign" only: its credentials (the key derived once, as a client's are)
+    /// "raw hyper+sign" and "raw hyper+proto" only: their credentials (the key derived
+    /// once, as a client's are)
     sign: Option<invoke_proto::Credentials>,
 }
 
@@ -529,8 +530,9 @@ impl RawHyper {
         }
     }
 
-    /// The request of a call: the path, the host and the payload; for "raw hyper+sign" the
-    /// headers invoke-tokio sends, signed at this moment
+    /// The request of a call: the path, the host and the payload; for the rows that sign
+    /// ("raw hyper+sign", "raw hyper+proto") the headers invoke-tokio sends, signed at this
+    /// moment
     fn request(&self, function: &str) -> hyper::Request<Full<Bytes>> {
         let path = format!("{STREAM_PATH_PREFIX}{function}{STREAM_PATH_SUFFIX}");
         let body = Bytes::from_static(b"{}");
@@ -609,44 +611,38 @@ impl Transport for RawHyper {
         let req = self.request(function);
         let sender = &mut self.sender;
         let conn = &mut self.conn;
-        if self.extra == Extra::Proto {
+        if self.extra != Extra::Inline {
             return self.rt.block_on(async {
                 sender.ready().await.unwrap();
                 let (head, mut body) = sender.send_request(req).await.unwrap().into_parts();
-                let Ok(invoke_proto::ResponseHead::Stream(head)) =
-                    invoke_proto::parse_response_head(head.status, &head.headers)
-                else {
-                    panic!("not a stream head");
-                };
-                let mut events = head.into_stream();
+                // only "raw hyper+crc" makes one, only "raw hyper+proto" decodes: raw hyper
+                // does what it did before the rows came
+                let mut crc = (self.extra == Extra::Crc).then(crc32fast::Hasher::new);
+                let mut events = (self.extra == Extra::Proto).then(|| {
+                    match invoke_proto::parse_response_head(head.status, &head.headers) {
+                        Ok(invoke_proto::ResponseHead::Stream(head)) => head.into_stream(),
+                        other => panic!("not a stream head: {other:?}"),
+                    }
+                });
                 while let Some(frame) = body.frame().await {
                     if let Ok(data) = frame.unwrap().into_data() {
+                        if let Some(crc) = &mut crc {
+                            crc.update(&data);
+                        }
+                        let Some(events) = &mut events else {
+                            tally.bytes(data.len());
+                            continue;
+                        };
                         events.feed(data);
                         while let Some(event) = events.next_event().unwrap() {
                             tally.event(event);
                         }
                     }
                 }
-                events.finish().unwrap();
-                tally.outcome()
-            });
-        }
-        if self.extra != Extra::Inline {
-            return self.rt.block_on(async {
-                sender.ready().await.unwrap();
-                let mut body = sender.send_request(req).await.unwrap().into_body();
-                // only "raw hyper+crc" makes one: raw hyper does what it did before the row
-                // came
-                let mut crc = (self.extra == Extra::Crc).then(crc32fast::Hasher::new);
-                while let Some(frame) = body.frame().await {
-                    if let Ok(data) = frame.unwrap().into_data() {
-                        if let Some(crc) = &mut crc {
-                            crc.update(&data);
-                        }
-                        tally.bytes(data.len());
-                    }
-                }
                 std::hint::black_box(crc.map(crc32fast::Hasher::finalize));
+                if let Some(events) = &mut events {
+                    events.finish().unwrap();
+                }
                 tally.outcome()
             });
         }
