@@ -52,6 +52,10 @@ def main(args):
     def total(client, event):
         return sum(v[col[event]] for v in clients[client].values())
 
+    for client in clients:
+        if total(client, "I1mr") <= 0:
+            sys.exit(f"no calls counted for {client!r}: a client of the transport bench by that name?")
+
     print("Per call to the first event (ttfe16B; server side included, the same for every client)\n")
     print(f"| client | instructions | L1i misses | x {first} |")
     print("|---|---|---|---|")

@@ -5,14 +5,14 @@
 # warm-up). Per call: instructions, and the L1 instruction-cache misses at this CPU's L1
 # geometry (64 KiB, 4-way), which is about the distinct code a call runs: it does not fit the
 # L1 (raw hyper's call, server included, runs about 90 KiB), so each call fetches that code
-# again from L2 or beyond. Deterministic: the same build gives the same counts on any quiet
-# or busy machine, where the time to first event moves with the VM.
+# again from L2 or beyond. The same build gives the same misses within about 1 % on a quiet
+# or a busy machine, where the time to first event moves with the VM.
 #
 #   benches/footprint.sh                          # the first-event clients, one table
 #   benches/footprint.sh "invoke-tokio" "raw hyper+proto"   # and the functions that differ
 #
 # Needs valgrind. Under valgrind the CPU shows no SHA extensions: ring hashes with its AVX code
-# (about 60 more lines a signed call than with SHA-NI), the same for every client that signs.
+# (60 lines a signed call; its SHA-NI code is shorter), the same for every client that signs.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/../target/footprint"
