@@ -36,7 +36,7 @@ for client in "${clients[@]}"; do
         file="$out/$(echo "$client" | tr ' +' '__')-$calls.out"
         TRANSPORT_ONLY="$client" TRANSPORT_WORKLOAD=ttfe16B TRANSPORT_TTFE_CALLS=$calls \
             valgrind --tool=cachegrind --cache-sim=yes --I1=65536,4,64 --D1=32768,8,64 \
-            --LL=1048576,16,64 --cachegrind-out-file="$file" "$bin" --bench > "$out/last.log" 2>&1 ||
+            --LL=524288,16,64 --cachegrind-out-file="$file" "$bin" --bench > "$out/last.log" 2>&1 ||
             { cat "$out/last.log" >&2; exit 1; }
         files+=("$client=$file")
     done
