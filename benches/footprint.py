@@ -13,18 +13,19 @@ CALLS_ADDED = 200
 
 def load(path):
     """Event names, and each function's counts summed over its lines"""
-    events, counts, function = None, collections.defaultdict(lambda: None), None
+    events, counts, function = None, {}, None
     for line in open(path):
         if line.startswith("events:"):
             events = line.split()[1:]
         elif line.startswith("fn="):
             function = line[3:].strip()
         elif line[:1].isdigit():
+            # a line's counts, the trailing zeros left out
             values = [int(v) for v in line.split()[1:]]
-            values += [0] * (len(events) - len(values))
-            old = counts[function]
-            counts[function] = values if old is None else [a + b for a, b in zip(old, values)]
-    return events, dict(counts)
+            sums = counts.setdefault(function, [0] * len(events))
+            for i, v in enumerate(values):
+                sums[i] += v
+    return events, counts
 
 
 def per_call(few, many):
