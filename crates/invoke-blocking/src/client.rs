@@ -79,7 +79,7 @@ impl Client {
     /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs'
     /// *standard* policy, `legacy` keeping its attempts but not its older back-off;
     /// `adaptive` adds the SDKs' client-side rate limiter, see [`RateLimiter`]); `ca_bundle`;
-    /// the proxy variables of `shared`'s environment; and the default credentials chain of
+    /// the app id (`sdk_ua_app_id`, see [`ClientBuilder::app_id`]); the proxy variables of `shared`'s environment; and the default credentials chain of
     /// `shared`, its HTTP exchanges sent through this client's agent, behind a
     /// [`CredentialsCache`]. Everything can still be changed on the builder.
     ///
@@ -114,6 +114,7 @@ impl Client {
                     .with_client_region(endpoint_config.region.clone()),
             );
         builder.settings.ca_bundles = bundles;
+        builder.settings.app_id = config.app_id.map(|id| id.value);
         if config.retry_mode.value == RetryMode::Adaptive {
             builder = builder.adaptive_retry();
         }
@@ -429,7 +430,7 @@ impl ClientBuilder {
             .proxy(ureq_proxy)
             .max_redirects(0)
             .max_redirects_will_error(false)
-            .user_agent(USER_AGENT)
+            .user_agent(s.user_agent(USER_AGENT))
             // the name's lookup gets the connect timeout too; ureq times it apart from the
             // connect that follows, so a name neither literal nor cached (see `resolver`) may
             // take up to twice `connect` before the connection fails (invoke-tokio: once)

@@ -12,7 +12,7 @@ use invoke_proto::{
 
 use crate::cache::ProvideCredentials;
 use crate::client_error::ClientError;
-use crate::config::SharedConfig;
+use crate::config::{SharedConfig, valid_app_id};
 use crate::fs::FileReader;
 use crate::proxy::ProxyEnv;
 use crate::timeouts::{MAX_TIMEOUT, Timeouts};
@@ -96,6 +96,8 @@ pub struct ClientSettings {
     pub credentials_timeout: Duration,
     /// Idle connections kept in the pool
     pub max_idle_connections: usize,
+    /// The application's name, sent in the `User-Agent` as `app/<id>` (default: none)
+    pub app_id: Option<String>,
 }
 
 impl ClientSettings {
@@ -115,6 +117,7 @@ impl ClientSettings {
             file_reader: None,
             credentials_timeout: CREDENTIALS_TIMEOUT,
             max_idle_connections: MAX_IDLE_CONNECTIONS,
+            app_id: None,
         }
     }
 
@@ -125,8 +128,14 @@ impl ClientSettings {
     ///
     /// # Errors
     ///
-    /// [`ClientError::Config`] when no credentials (nor unsigned requests) were chosen.
+    /// [`ClientError::Config`] when no credentials (nor unsigned requests) were chosen, or
+    /// for an app id that is not [valid](crate::config::valid_app_id).
     pub fn take_choices(&mut self) -> Result<(CredentialsChoice, ProxyEnv), ClientError> {
+        if let Some(id) = self.app_id.as_deref().filter(|id| !valid_app_id(id)) {
+            return Err(ClientError::Config(format!(
+                "invalid app id `{id}`: letters, digits and !#$%&'*+-.^_`|~ only (no spaces)"
+            )));
+        }
         let choice = self.credentials.take().ok_or_else(|| {
             ClientError::Config("no credentials given (nor unsigned requests asked for)".to_owned())
         })?;
@@ -134,6 +143,26 @@ impl ClientSettings {
         self.timeouts = self.timeouts.capped();
         self.credentials_timeout = self.credentials_timeout.min(MAX_TIMEOUT);
         Ok((choice, env))
+    }
+
+    /// The `User-Agent` of this client's requests: `product`, then `app/<id>` when an app id
+    /// is set
+    ///
+    /// ```
+    /// # use invoke_config::ClientSettings;
+    /// # use invoke_proto::{resolve_endpoint, EndpointConfig};
+    /// # let endpoint = resolve_endpoint(&EndpointConfig::default().with_region("eu-west-1"))?;
+    /// let mut settings = ClientSettings::new(endpoint);
+    /// assert_eq!(settings.user_agent("invoke-tokio/0.1.0"), "invoke-tokio/0.1.0");
+    /// settings.app_id = Some("billing".into());
+    /// assert_eq!(settings.user_agent("invoke-tokio/0.1.0"), "invoke-tokio/0.1.0 app/billing");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn user_agent(&self, product: &str) -> String {
+        match &self.app_id {
+            Some(id) => format!("{product} app/{id}"),
+            None => product.to_owned(),
+        }
     }
 
     /// `host:port` of the endpoint, the port always written (the address errors name)
@@ -161,6 +190,7 @@ impl fmt::Debug for ClientSettings {
             )
             .field("adaptive", &self.rate_limiter.is_some())
             .field("ca_bundles", &self.ca_bundles)
+            .field("app_id", &self.app_id)
             .finish_non_exhaustive()
     }
 }
@@ -292,6 +322,15 @@ macro_rules! client_builder_setters {
             self.settings.max_idle_connections = n;
             self
         }
+
+        /// Names the application in the `User-Agent` of every request, as `app/<id>` after
+        /// this crate's name (`AWS_SDK_UA_APP_ID`, `sdk_ua_app_id`): letters, digits and
+        /// ``!#$%&'*+-.^_`|~``, which `build` checks; the AWS SDKs advise at most 50
+        /// characters
+        pub fn app_id(mut self, id: impl Into<String>) -> Self {
+            self.settings.app_id = Some(id.into());
+            self
+        }
     };
 }
 
@@ -317,6 +356,29 @@ mod tests {
             ("http://[::1]:9001", "[::1]:9001"),
         ] {
             assert_eq!(settings(url).address(), address, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_app_id_that_no_user_agent_can_hold_is_refused() {
+        for (id, ok) in [
+            ("billing-batch_2.1", true),
+            ("a b", false),
+            ("a/b", false),
+            ("", false),
+        ] {
+            let mut s = settings("http://127.0.0.1:9001");
+            s.credentials = Some(CredentialsChoice::Unsigned);
+            s.app_id = Some(id.to_owned());
+            match s.take_choices() {
+                Ok(_) => assert!(ok, "{id:?} taken"),
+                Err(e) => {
+                    assert!(!ok, "{id:?} refused: {e}");
+                    assert!(e.to_string().contains(&format!("`{id}`")), "{e}");
+                    // refused before anything was taken
+                    assert!(s.credentials.is_some());
+                }
+            }
         }
     }
 

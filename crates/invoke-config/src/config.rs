@@ -322,6 +322,18 @@ impl SharedConfig {
                 .string_setting(&["AWS_CA_BUNDLE"], "ca_bundle")
                 .map(|s| Sourced::new(PathBuf::from(s.value), s.source)),
         };
+        let app_id = match &overrides.app_id {
+            Some(id) => Some(Sourced::new(id.clone(), Source::Explicit)),
+            // the SDKs read the older hyphenated key when the current one is absent
+            None => self
+                .string_setting(&["AWS_SDK_UA_APP_ID"], "sdk_ua_app_id")
+                .or_else(|| self.string_setting(&[], "sdk-ua-app-id")),
+        };
+        if let Some(id) = &app_id
+            && !valid_app_id(&id.value)
+        {
+            return Err(ConfigError::invalid(id, APP_ID_EXPECTED));
+        }
         Ok(ClientConfig {
             profile: self.profile_name.clone(),
             region,
@@ -331,6 +343,7 @@ impl SharedConfig {
             max_attempts,
             retry_mode,
             ca_bundle,
+            app_id,
         })
     }
 
@@ -468,6 +481,28 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
+/// What an app id may hold, as a [`ConfigError`] says it
+const APP_ID_EXPECTED: &str = "letters, digits and !#$%&'*+-.^_`|~ (no spaces)";
+
+/// Whether `id` can name the application in a `User-Agent` (`app/<id>`): not empty, and only
+/// letters, digits and ``!#$%&'*+-.^_`|~``, what the AWS SDK for Rust's `AppName` allows (a
+/// token of RFC 9110, so the header stays one product list)
+///
+/// ```
+/// use invoke_config::config::valid_app_id;
+///
+/// assert!(valid_app_id("billing-batch_2.1"));
+/// assert!(!valid_app_id("billing batch"));
+/// assert!(!valid_app_id("app/1"));
+/// assert!(!valid_app_id(""));
+/// ```
+pub fn valid_app_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 /// Values given in code (or on a command line); each wins over environment and files
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -486,6 +521,8 @@ pub struct Overrides {
     pub retry_mode: Option<RetryMode>,
     /// A PEM bundle of CA certificates to trust
     pub ca_bundle: Option<PathBuf>,
+    /// The application's name in the `User-Agent` (`app/<id>`)
+    pub app_id: Option<String>,
 }
 
 impl Overrides {
@@ -540,6 +577,13 @@ impl Overrides {
     #[must_use]
     pub fn ca_bundle(mut self, path: impl Into<PathBuf>) -> Self {
         self.ca_bundle = Some(path.into());
+        self
+    }
+
+    /// Sets the application's name in the `User-Agent`
+    #[must_use]
+    pub fn app_id(mut self, id: impl Into<String>) -> Self {
+        self.app_id = Some(id.into());
         self
     }
 }
@@ -645,6 +689,9 @@ pub struct ClientConfig {
     pub retry_mode: Sourced<RetryMode>,
     /// `AWS_CA_BUNDLE`, profile `ca_bundle`
     pub ca_bundle: Option<Sourced<PathBuf>>,
+    /// `AWS_SDK_UA_APP_ID`, profile `sdk_ua_app_id` (or the older `sdk-ua-app-id`): the
+    /// application's name, sent in the `User-Agent` as `app/<id>`
+    pub app_id: Option<Sourced<String>>,
 }
 
 impl ClientConfig {

@@ -385,3 +385,82 @@ fn shared_config_shows_its_inputs_and_what_came_of_each_file() {
     assert_eq!(skipped.files()[1].1, FileStatus::Missing);
     assert!(skipped.profiles().unwrap().is_empty());
 }
+
+/// The app id: explicit > `AWS_SDK_UA_APP_ID` > profile `sdk_ua_app_id` > the older
+/// `sdk-ua-app-id`; one with a character a `User-Agent` token cannot hold is refused,
+/// naming where it came from
+#[test]
+fn app_id_precedence_and_validity() {
+    let both = "[default]\nsdk_ua_app_id = profile-app\nsdk-ua-app-id = legacy-app\n";
+    let profile = |key: &'static str| Source::Profile {
+        profile: "default".into(),
+        key,
+    };
+    for (env, config, overrides, expected) in [
+        (&[][..], "", Overrides::new(), None),
+        (
+            &[][..],
+            "[default]\nsdk-ua-app-id = legacy-app\n",
+            Overrides::new(),
+            Some(("legacy-app", profile("sdk-ua-app-id"))),
+        ),
+        (
+            &[][..],
+            both,
+            Overrides::new(),
+            Some(("profile-app", profile("sdk_ua_app_id"))),
+        ),
+        (
+            &[("AWS_SDK_UA_APP_ID", "env-app")][..],
+            both,
+            Overrides::new(),
+            Some(("env-app", Source::Env("AWS_SDK_UA_APP_ID"))),
+        ),
+        // blank is unset, as for every variable
+        (
+            &[("AWS_SDK_UA_APP_ID", " ")][..],
+            both,
+            Overrides::new(),
+            Some(("profile-app", profile("sdk_ua_app_id"))),
+        ),
+        (
+            &[("AWS_SDK_UA_APP_ID", "env-app")][..],
+            both,
+            Overrides::new().app_id("code-app"),
+            Some(("code-app", Source::Explicit)),
+        ),
+    ] {
+        let c = shared(env, config).resolve(&overrides).unwrap();
+        let got = c.app_id.map(|id| (id.value, id.source));
+        let expected = expected.map(|(value, source)| (value.to_owned(), source));
+        assert_eq!(got, expected, "{env:?} {config:?}");
+    }
+    for (env, config, overrides, origin) in [
+        (
+            &[("AWS_SDK_UA_APP_ID", "my app")][..],
+            "",
+            Overrides::new(),
+            "AWS_SDK_UA_APP_ID",
+        ),
+        (
+            &[][..],
+            "[default]\nsdk_ua_app_id = a/b\n",
+            Overrides::new(),
+            "sdk_ua_app_id",
+        ),
+        (
+            &[][..],
+            "",
+            Overrides::new().app_id("é"),
+            "explicit setting",
+        ),
+        (&[][..], "", Overrides::new().app_id(""), "explicit setting"),
+    ] {
+        let e = shared(env, config).resolve(&overrides).unwrap_err();
+        let shown = e.to_string();
+        assert!(
+            shown.contains(origin) && shown.contains("no spaces"),
+            "{shown}"
+        );
+    }
+}

@@ -16,7 +16,7 @@ use invoke_proto::{
 };
 
 use crate::call::{Call, Response};
-use crate::connect::{Connector, Proxy, tls_config};
+use crate::connect::{Connector, PRODUCT, Proxy, tls_config};
 use crate::credentials::{AsyncCache, Source};
 use crate::error::Error;
 use crate::kept::current_runtime;
@@ -99,7 +99,8 @@ impl Client {
     /// A builder with the settings `shared` and `overrides` resolve to, in the SDKs'
     /// precedence: region and endpoint (custom, FIPS, dual-stack), `max_attempts`,
     /// `retry_mode` (`adaptive` adds the SDKs' client-side rate limiter, see
-    /// [`RateLimiter`]), `ca_bundle`, the proxy variables of `shared`'s environment, and
+    /// [`RateLimiter`]), `ca_bundle`, the app id (`sdk_ua_app_id`, see
+    /// [`ClientBuilder::app_id`]), the proxy variables of `shared`'s environment, and
     /// credentials from the default chain (environment, profile, web identity, container,
     /// IMDS) fetched over this crate's connections and cached until five minutes before they
     /// expire
@@ -145,6 +146,7 @@ impl Client {
                     .with_client_region(endpoint_config.region.clone()),
             );
         builder.settings.ca_bundles = bundles;
+        builder.settings.app_id = config.app_id.map(|id| id.value);
         if config.retry_mode.value == RetryMode::Adaptive {
             builder = builder.adaptive_retry();
         }
@@ -346,6 +348,9 @@ impl ClientBuilder {
             _ => None,
         };
         let tls = tls_config(&s.ca_bundles)?;
+        // an app id is checked by `take_choices`: the value is a list of tokens
+        let user_agent = HeaderValue::try_from(s.user_agent(PRODUCT))
+            .map_err(|e| Error::Config(format!("User-Agent: {e}")))?;
         let t = s.timeouts;
         let target = s
             .endpoint
@@ -353,7 +358,7 @@ impl ClientBuilder {
             .map_err(|e| Error::Config(e.to_string()))?;
         let absolute_form = proxy.is_some() && s.endpoint.scheme() == Scheme::Http;
         let pool = Pool::new(
-            Connector::new(Arc::clone(&tls), proxy, t.connect),
+            Connector::new(Arc::clone(&tls), proxy, t.connect).with_user_agent(user_agent.clone()),
             target,
             absolute_form,
             s.max_idle_connections,
@@ -368,7 +373,8 @@ impl ClientBuilder {
                 Source::Cached(Arc::new(AsyncCache::from_chain(
                     *shared,
                     s.file_reader.unwrap_or_else(|| Arc::new(StdFs)),
-                    Connector::for_providers(Arc::clone(&tls), t.connect, env),
+                    Connector::for_providers(Arc::clone(&tls), t.connect, env)
+                        .with_user_agent(user_agent),
                     s.credentials_timeout,
                 )))
             }

@@ -189,7 +189,13 @@ pub(crate) struct Connector {
     timeout: Duration,
     /// Connects to [local hosts](is_local_host) within [`LOCAL_CONNECT_TIMEOUT`] at most
     local_cap: bool,
+    /// What the requests sent over these connections say of their sender (not signed:
+    /// signers skip `User-Agent`)
+    user_agent: HeaderValue,
 }
+
+/// This crate's name and version: the `User-Agent`, unless an app id follows it
+pub(crate) const PRODUCT: &str = concat!("invoke-tokio/", env!("CARGO_PKG_VERSION"));
 
 impl Connector {
     pub(crate) fn new(
@@ -203,7 +209,21 @@ impl Connector {
             proxies: None,
             timeout,
             local_cap: false,
+            user_agent: HeaderValue::from_static(PRODUCT),
         }
+    }
+
+    /// The same, its requests' `User-Agent` `value`
+    pub(crate) fn with_user_agent(self, value: HeaderValue) -> Self {
+        Self {
+            user_agent: value,
+            ..self
+        }
+    }
+
+    /// What requests sent over these connections say of their sender, unless they say it
+    pub(crate) fn user_agent(&self) -> &HeaderValue {
+        &self.user_agent
     }
 
     /// The connector of the credential providers' requests: instance metadata, container

@@ -228,7 +228,7 @@ impl Pool {
         connect_timeout: Duration,
     ) -> Result<(Parts, Lease), BoxError> {
         // the argument's own slot, not a second one for the prepared request
-        request = prepare(request, self.absolute_form);
+        request = prepare(request, &self.connector, self.absolute_form);
         loop {
             let (mut link, reused) = match self.take_idle() {
                 Some(link) => (link, true),
@@ -284,7 +284,7 @@ pub(crate) async fn send_once(
     let authorization = proxy.as_ref().and_then(|p| p.authorization.clone());
     let io = connector.connect_via(&uri, proxy).await?;
     let mut link = handshake(io).await?;
-    let mut request = prepare(request, absolute);
+    let mut request = prepare(request, connector, absolute);
     if absolute && let Some(value) = authorization {
         request
             .headers_mut()
@@ -313,15 +313,15 @@ async fn handshake(io: Conn) -> Result<Link, BoxError> {
     })
 }
 
-/// What every request says of its sender (not signed: signers skip `User-Agent`)
-const USER_AGENT_VALUE: HeaderValue =
-    HeaderValue::from_static(concat!("invoke-tokio/", env!("CARGO_PKG_VERSION")));
-
-/// The request with a `Host` header, `User-Agent` (unless it has one) and its URI in
-/// origin form (or absolute form for a proxy)
-fn prepare(mut request: Request<Full<Bytes>>, absolute_form: bool) -> Request<Full<Bytes>> {
+/// The request with a `Host` header, `User-Agent` (the connector's, unless it has one) and
+/// its URI in origin form (or absolute form for a proxy)
+fn prepare(
+    mut request: Request<Full<Bytes>>,
+    connector: &Connector,
+    absolute_form: bool,
+) -> Request<Full<Bytes>> {
     if let http::header::Entry::Vacant(slot) = request.headers_mut().entry(USER_AGENT) {
-        slot.insert(USER_AGENT_VALUE);
+        slot.insert(connector.user_agent().clone());
     }
     if !request.headers().contains_key(HOST)
         && let Some(value) = request

@@ -2155,16 +2155,30 @@ pub fn the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle<T: Transport>(
 /// Every request names the client in `User-Agent` (`invoke-<transport>/<version>`), as the
 /// AWS SDKs name themselves: the credential providers' exchanges and the invocation
 pub fn requests_name_the_client<T: Transport>(t: &T) {
+    requests_name(t, None);
+}
+
+/// With an app id configured (`AWS_SDK_UA_APP_ID`), every request's `User-Agent` names the
+/// application after the client: `invoke-<transport>/<version> app/<id>`
+pub fn requests_name_the_app<T: Transport>(t: &T) {
+    requests_name(t, Some("suite-app_1.0"));
+}
+
+/// The requests of an invocation whose credentials come from instance metadata, each
+/// checked for its `User-Agent`, `Host`, target form and framing
+fn requests_name<T: Transport>(t: &T, app_id: Option<&str>) {
     let server = MetadataServer::start();
     // instance metadata for the credentials, and the same server as the Lambda endpoint,
     // which does not know the invocation's path (its 404 will do)
     let fs = MemFs::new();
-    let env = Env::from_pairs([
+    let mut vars = vec![
         ("HOME", "/home/suite".to_owned()),
         ("AWS_REGION", "us-east-1".to_owned()),
         ("AWS_ENDPOINT_URL_LAMBDA", server.url()),
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url()),
-    ]);
+    ];
+    vars.extend(app_id.map(|id| ("AWS_SDK_UA_APP_ID", id.to_owned())));
+    let env = Env::from_pairs(vars);
     let mut cfg = config(endpoint(&server.url()));
     cfg.retry = cfg.retry.with_max_attempts(1);
     cfg.from_config = Some(FromConfig::new(env, fs));
@@ -2179,8 +2193,13 @@ pub fn requests_name_the_client<T: Transport>(t: &T) {
     let authority = server.url().trim_start_matches("http://").to_owned();
     for r in &received {
         let agent = r.headers.get("user-agent").map_or("", String::as_str);
+        let (client, app) = match agent.split_once(' ') {
+            Some((client, app)) => (client, Some(app)),
+            None => (agent, None),
+        };
+        let expected_app = app_id.map(|id| format!("app/{id}"));
         assert!(
-            agent.starts_with("invoke-"),
+            client.starts_with("invoke-") && app == expected_app.as_deref(),
             "{} {}: {agent:?}",
             r.method,
             r.path

@@ -476,6 +476,7 @@ macro_rules! transport_suite {
             region_from_instance_metadata,
             region_from_instance_metadata_only_when_nothing_sets_one,
             requests_name_the_client,
+            requests_name_the_app,
             endpoint_region_and_attempts_come_from_the_config,
             the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle,
             credentials_from_sts_assume_role,
