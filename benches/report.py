@@ -52,6 +52,33 @@ def host_parts(t):
     return cpu, crc
 
 
+if sys.argv[1:2] == ["--allocations"]:
+    # benches/allocations.sh: what each client's call asks of the allocator, per workload
+    a = json.loads((root / "transport-allocations.json").read_text())
+    columns = [w for w in ("ttfe16B", "w256B", "w64KiB") if w in a]
+    title = {
+        "ttfe16B": "one 16 B chunk",
+        "w256B": "64 MiB in 256 B chunks",
+        "w64KiB": "256 MiB in 64 KiB chunks",
+    }
+    print("| client | " + " | ".join(f"{title[w]}: blocks, bytes (most held)" for w in columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    clients = list(a[columns[0]]["clients"]) if columns else []
+
+    def size(n):
+        return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n / 1024:,.1f} KiB"
+
+    for name in clients:
+        cells = []
+        for w in columns:
+            r = a[w]["clients"].get(name, {}).get("allocations")
+            cells.append(
+                "-" if r is None
+                else f"{r['blocks_median']:,}, {size(r['bytes_median'])} ({size(r['peak_bytes_median'])})"
+            )
+        print(f"| {name} | " + " | ".join(cells) + " |")
+    sys.exit(0)
+
 if sys.argv[1:2] == ["--runs"]:
     # benches/transport-runs.sh: the goal ratios of several transport runs side by side
     runs = [json.loads(pathlib.Path(f).read_text()) for f in sys.argv[2:]]

@@ -24,6 +24,11 @@
 //! Samples of the clients are interleaved; the table shows medians. Client CPU time is the
 //! main thread's CPU time (the server's share is excluded).
 //!
+//! Built with `--features count-allocations` (`benches/allocations.sh`), it also counts what
+//! each call asks of the allocator on the client's thread, where every client does all its
+//! work: blocks, bytes, and the most bytes held at once. The counting allocator slows every
+//! allocation, so that build's times are not the release's.
+//!
 //! `cargo bench -p invoke-benches --bench transport`; JSON for `benches/report.py` goes to
 //! `target/criterion/transport.json`, with the host it ran on (see [`host`]).
 //! `TRANSPORT_SAMPLES` overrides the samples per client and throughput workload (default 9),
@@ -298,6 +303,36 @@ struct Sample {
     first: Duration,
     /// Connections the call opened
     opened: u64,
+    /// What the call asked of the allocator (`count-allocations` builds)
+    allocations: Option<Allocations>,
+}
+
+/// What a call asked of the allocator on the client's thread
+#[derive(Clone, Copy)]
+struct Allocations {
+    /// Blocks allocated (a `realloc` counts as one)
+    blocks: u64,
+    /// Bytes allocated, all blocks together
+    bytes: u64,
+    /// The most bytes the call held at one time (its own allocations only)
+    peak_bytes: u64,
+}
+
+/// Runs `call`, counting its allocations when the bench is built to
+fn counted(call: impl FnOnce() -> Outcome) -> (Outcome, Option<Allocations>) {
+    #[cfg(feature = "count-allocations")]
+    {
+        let mut outcome = None;
+        let info = allocation_counter::measure(|| outcome = Some(call()));
+        let allocations = Allocations {
+            blocks: info.count_total,
+            bytes: info.bytes_total,
+            peak_bytes: info.bytes_max,
+        };
+        (outcome.expect("the call ran"), Some(allocations))
+    }
+    #[cfg(not(feature = "count-allocations"))]
+    (call(), None)
 }
 
 /// The rounds a client's calls are made in: the clients of one phase take turns, call by call,
@@ -350,7 +385,7 @@ fn measure(t: &mut dyn Transport, w: Workload, expect: (u64, u64)) -> Sample {
     let accepted = ACCEPTED.load(Ordering::Relaxed);
     let cpu = ThreadTime::now();
     let start = Instant::now();
-    let outcome = t.call(w.name);
+    let (outcome, allocations) = counted(|| t.call(w.name));
     let wall = start.elapsed();
     let cpu = cpu.elapsed();
     let want = if t.typed() { expect.0 } else { expect.1 };
@@ -360,6 +395,7 @@ fn measure(t: &mut dyn Transport, w: Workload, expect: (u64, u64)) -> Sample {
         cpu,
         first: outcome.first,
         opened: ACCEPTED.load(Ordering::Relaxed) - accepted,
+        allocations,
     }
 }
 
@@ -939,7 +975,7 @@ fn main() {
             let first10 = percentile(firsts.clone(), 10);
             let (first50, first90) = (median(firsts.clone()), percentile(firsts, 90));
             let opened: u64 = g.iter().map(|s| s.opened).sum();
-            let row = serde_json::json!({
+            let mut row = serde_json::json!({
                 "mib_per_s": mib / wall.as_secs_f64(),
                 "msgs_per_s": w.messages() as f64 / wall.as_secs_f64(),
                 "cpu_ms_per_mib": cpu.as_secs_f64() * 1e3 / mib,
@@ -950,6 +986,31 @@ fn main() {
                 "cpu_us_min": micros(g.iter().map(|s| s.cpu).min().unwrap_or_default()),
                 "connections_opened": opened,
             });
+            let counts: Vec<Allocations> = g.iter().filter_map(|s| s.allocations).collect();
+            if !counts.is_empty() {
+                let median_of = |f: fn(&Allocations) -> u64| {
+                    let mut v: Vec<u64> = counts.iter().map(f).collect();
+                    v.sort_unstable();
+                    v[v.len() / 2]
+                };
+                row["allocations"] = serde_json::json!({
+                    "blocks_median": median_of(|a| a.blocks),
+                    "blocks_min": counts.iter().map(|a| a.blocks).min(),
+                    "blocks_max": counts.iter().map(|a| a.blocks).max(),
+                    "bytes_median": median_of(|a| a.bytes),
+                    "peak_bytes_median": median_of(|a| a.peak_bytes),
+                    "peak_bytes_max": counts.iter().map(|a| a.peak_bytes).max(),
+                });
+                println!(
+                    "{:<18} allocations per call: {} blocks (min {}, max {}), {} bytes, peak {} bytes held",
+                    c.name(),
+                    median_of(|a| a.blocks),
+                    row["allocations"]["blocks_min"],
+                    row["allocations"]["blocks_max"],
+                    median_of(|a| a.bytes),
+                    median_of(|a| a.peak_bytes),
+                );
+            }
             if throughput {
                 println!(
                     "{:<18} {:>10.0} {:>12.0} {:>14.3} {opened:>12}",
@@ -985,12 +1046,14 @@ fn main() {
     json.insert("host".to_owned(), host);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("transport.json"),
-        serde_json::to_vec_pretty(&json).unwrap(),
-    )
-    .unwrap();
-    println!("\nwrote {}", dir.join("transport.json").display());
+    // a counting build's timings are not the release's: they go elsewhere
+    let file = dir.join(if cfg!(feature = "count-allocations") {
+        "transport-allocations.json"
+    } else {
+        "transport.json"
+    });
+    std::fs::write(&file, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    println!("\nwrote {}", file.display());
 }
 
 /// What the run ran on, for `transport.json`: the CPU as `/proc/cpuinfo` names it, the
