@@ -115,6 +115,7 @@ impl Client {
             );
         builder.settings.ca_bundles = bundles;
         builder.settings.app_id = config.app_id.map(|id| id.value);
+        builder.settings.lambda_trace = Some(shared.in_lambda());
         if config.retry_mode.value == RetryMode::Adaptive {
             builder = builder.adaptive_retry();
         }

@@ -183,6 +183,35 @@ fn gated(
     (handler, done)
 }
 
+/// Run in a Lambda function (`AWS_LAMBDA_FUNCTION_NAME` set), `invoke` sends the trace of
+/// the invocation being handled (`_X_AMZN_TRACE_ID`) as `X-Amzn-Trace-Id`, as the AWS SDKs
+/// do; elsewhere it sends none, whatever `_X_AMZN_TRACE_ID` says
+#[test]
+fn in_a_lambda_function_its_trace_goes_on() {
+    let l = lambda(|b| {
+        b.function("trace", |inv: Invocation, out: ResponseStream| async move {
+            out.write(inv.trace_id.unwrap_or_else(|| "none".to_owned()))
+                .await;
+            Ok::<(), FunctionError>(())
+        })
+    });
+    let id = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (function_name, sent) in [(Some("caller"), id), (None, "none")] {
+        let mut c = invoke(&l.url, &["trace"]);
+        c.env("_X_AMZN_TRACE_ID", id);
+        if let Some(name) = function_name {
+            c.env("AWS_LAMBDA_FUNCTION_NAME", name);
+        }
+        let o = run(c, b"");
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            sent,
+            "{function_name:?}"
+        );
+    }
+}
+
 #[test]
 fn payload_reaches_stdout_byte_exact_for_echo_and_count() {
     let l = lambda(|b| b);

@@ -98,6 +98,10 @@ pub struct ClientSettings {
     pub max_idle_connections: usize,
     /// The application's name, sent in the `User-Agent` as `app/<id>` (default: none)
     pub app_id: Option<String>,
+    /// Whether invocations send the trace of the Lambda function the client runs in (see
+    /// [`Invoker::lambda_trace`](crate::Invoker::lambda_trace)); `None`: when this process's
+    /// `AWS_LAMBDA_FUNCTION_NAME` is set as the client is built
+    pub lambda_trace: Option<bool>,
 }
 
 impl ClientSettings {
@@ -118,6 +122,7 @@ impl ClientSettings {
             credentials_timeout: CREDENTIALS_TIMEOUT,
             max_idle_connections: MAX_IDLE_CONNECTIONS,
             app_id: None,
+            lambda_trace: None,
         }
     }
 
@@ -320,6 +325,16 @@ macro_rules! client_builder_setters {
         /// Idle connections kept in the pool (default 32)
         pub fn max_idle_connections(mut self, n: usize) -> Self {
             self.settings.max_idle_connections = n;
+            self
+        }
+
+        /// Whether each invocation sends the trace of the Lambda function this client runs in
+        /// (`_X_AMZN_TRACE_ID` at the time of the call) as `X-Amzn-Trace-Id`, as the AWS
+        /// SDKs do, so that X-Ray follows the call and Lambda sees recursion (default: on
+        /// where `AWS_LAMBDA_FUNCTION_NAME` is set, in a Lambda function); a call's
+        /// `InvokeOptions::trace_id` wins over it
+        pub fn lambda_trace(mut self, on: bool) -> Self {
+            self.settings.lambda_trace = Some(on);
             self
         }
 

@@ -229,6 +229,13 @@ impl SharedConfig {
         &self.env
     }
 
+    /// Whether the environment is a Lambda function's (`AWS_LAMBDA_FUNCTION_NAME` is set),
+    /// where the clients send the function's trace with each invocation
+    /// ([`Invoker::lambda_trace`](crate::Invoker::lambda_trace))
+    pub fn in_lambda(&self) -> bool {
+        self.env.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+    }
+
     /// The file locations used
     pub fn locations(&self) -> &FileLocations {
         &self.locations

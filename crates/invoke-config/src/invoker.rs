@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use invoke_proto::{
     Endpoint, InvokeDriver, Limits, RateLimiter, RetryConfig, RetryQuota, SigningScope,
+    X_AMZN_TRACE_ID, trace_id_value,
 };
 
 use crate::builder::ClientSettings;
@@ -52,6 +53,21 @@ pub struct Invoker {
     pub timeouts: Timeouts,
     /// Event-stream decoding limits
     pub limits: Limits,
+    /// Each invocation sends the trace of the Lambda function the client runs in
+    /// (`_X_AMZN_TRACE_ID` at the time of the call) as `X-Amzn-Trace-Id`, unless its options
+    /// give one
+    pub lambda_trace: bool,
+}
+
+/// Set in a Lambda function's environment: the function's name
+const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
+
+/// Set in a Lambda function's environment: the X-Ray trace of the invocation being handled
+const LAMBDA_TRACE_ID: &str = "_X_AMZN_TRACE_ID";
+
+/// A variable of this process's environment, unless unset, blank or not UTF-8
+fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
 /// One invocation as [`Invoker::start`] started it
@@ -79,6 +95,9 @@ impl Invoker {
             rate_limiter: settings.rate_limiter.clone(),
             timeouts: settings.timeouts,
             limits: settings.limits,
+            lambda_trace: settings
+                .lambda_trace
+                .unwrap_or_else(|| env_var(LAMBDA_FUNCTION_NAME).is_some()),
         }
     }
 
@@ -90,6 +109,21 @@ impl Invoker {
         options: &InvokeOptions,
         now: Instant,
     ) -> Started {
+        let mut request = request;
+        // the AWS SDKs' recursion detection: the trace goes on, unless the request has one
+        let ambient = || {
+            self.lambda_trace
+                .then(|| env_var(LAMBDA_TRACE_ID))
+                .flatten()
+        };
+        if let Some(trace) = options
+            .call_trace_id()
+            .map(trace_id_value)
+            .or_else(|| ambient().as_deref().map(trace_id_value))
+            && !request.headers().contains_key(X_AMZN_TRACE_ID)
+        {
+            request.headers_mut().insert(X_AMZN_TRACE_ID, trace);
+        }
         let timeouts = options.timeouts_for(self.timeouts);
         let deadline = now + timeouts.overall;
         let driver = InvokeDriver::new(
@@ -110,5 +144,66 @@ impl Invoker {
             timeouts,
             credentials: options.call_credentials().cloned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use invoke_proto::{DriverAction, EndpointConfig, InvokeParams, build_request};
+
+    use super::*;
+
+    /// The `X-Amzn-Trace-Id` of the first attempt of an invocation of a request that
+    /// carries `existing`, by a client whose `lambda_trace` is `lambda_trace`, with `options`
+    fn trace_sent(
+        existing: Option<&str>,
+        lambda_trace: bool,
+        options: &InvokeOptions,
+    ) -> Option<String> {
+        let endpoint = invoke_proto::resolve_endpoint(
+            &EndpointConfig::default().with_custom("http://127.0.0.1:9001"),
+        )
+        .unwrap();
+        let mut settings = ClientSettings::new(endpoint);
+        settings.lambda_trace = Some(lambda_trace);
+        let invoker = Invoker::new(&settings);
+        assert_eq!(invoker.lambda_trace, lambda_trace);
+        let mut request = build_request(&InvokeParams::new("f", "{}"), &invoker.endpoint).unwrap();
+        if let Some(value) = existing {
+            request
+                .headers_mut()
+                .insert(X_AMZN_TRACE_ID, value.parse().unwrap());
+        }
+        let mut started = invoker.start(request, options, Instant::now());
+        assert!(matches!(started.driver.poll(), DriverAction::Send { .. }));
+        let sent = started.driver.unsigned_request();
+        sent.headers()
+            .get(X_AMZN_TRACE_ID)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn a_calls_trace_goes_on_unless_the_request_has_one() {
+        let given = InvokeOptions::new().trace_id("Root=1-a;Sampled=1\n");
+        assert_eq!(
+            trace_sent(None, false, &given).as_deref(),
+            Some("Root=1-a;Sampled=1%0A")
+        );
+        assert_eq!(
+            trace_sent(Some("Root=1-b"), false, &given).as_deref(),
+            Some("Root=1-b")
+        );
+        assert_eq!(trace_sent(None, false, &InvokeOptions::new()), None);
+        // in a Lambda function without a trace of the moment (this test process has none,
+        // unless it runs in one): nothing to send, and a call's own still goes
+        if std::env::var_os("_X_AMZN_TRACE_ID").is_none() {
+            assert_eq!(trace_sent(None, true, &InvokeOptions::new()), None);
+        }
+        assert_eq!(
+            trace_sent(None, true, &given).as_deref(),
+            Some("Root=1-a;Sampled=1%0A")
+        );
     }
 }

@@ -47,6 +47,7 @@ pub struct InvokeOptions {
     connect_timeout: Option<Duration>,
     /// Shared, not copied, by the attempts (as a client's own static credentials are)
     credentials: Option<Arc<ProvidedCredentials>>,
+    trace_id: Option<String>,
 }
 
 impl InvokeOptions {
@@ -60,6 +61,7 @@ impl InvokeOptions {
             idle_timeout: None,
             connect_timeout: None,
             credentials: None,
+            trace_id: None,
         }
     }
 
@@ -114,6 +116,20 @@ impl InvokeOptions {
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(Arc::new(ProvidedCredentials::given(credentials)));
         self
+    }
+
+    /// Sends `trace_id` as this call's `X-Amzn-Trace-Id` (its X-Ray trace header, not
+    /// signed; bytes a header cannot hold percent-encoded, see
+    /// [`trace_id_value`](invoke_proto::trace_id_value)), in place of the trace of the Lambda
+    /// function the client runs in
+    pub fn trace_id(mut self, trace_id: impl Into<String>) -> Self {
+        self.trace_id = Some(trace_id.into());
+        self
+    }
+
+    /// The trace this call sends, if [`trace_id`](Self::trace_id) set one
+    pub fn call_trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
     }
 
     /// The credentials this call signs with instead of its client's, if any

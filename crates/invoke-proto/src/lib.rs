@@ -130,7 +130,7 @@ pub use names::{
     MESSAGE_TYPE_ERROR, MESSAGE_TYPE_EVENT, MESSAGE_TYPE_EXCEPTION, MESSAGE_TYPE_HEADER,
     QUALIFIER_QUERY, RETRY_AFTER, STREAM_PATH_PREFIX, STREAM_PATH_SUFFIX, X_AMZ_CLIENT_CONTEXT,
     X_AMZ_EXECUTED_VERSION, X_AMZ_FUNCTION_ERROR, X_AMZ_INVOCATION_TYPE, X_AMZ_LOG_RESULT,
-    X_AMZ_LOG_TYPE, X_AMZ_TENANT_ID, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID,
+    X_AMZ_LOG_TYPE, X_AMZ_TENANT_ID, X_AMZN_ERROR_TYPE, X_AMZN_REQUEST_ID, X_AMZN_TRACE_ID,
 };
 pub use params::{
     BuildError, FunctionNameParts, InvocationType, InvokeParams, LogType, MAX_BARE_NAME_LEN,
@@ -138,7 +138,7 @@ pub use params::{
     MAX_TENANT_ID_LEN, Parameter, parse_function_name,
 };
 pub use rate_limit::RateLimiter;
-pub use request::build_request;
+pub use request::{build_request, trace_id_value};
 pub use response::{
     DryRunHead, ErrorHead, ResponseError, ResponseHead, ResponseMeta, StreamHead,
     parse_response_head,

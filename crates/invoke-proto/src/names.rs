@@ -28,6 +28,8 @@ pub const X_AMZ_LOG_TYPE: &str = "x-amz-log-type";
 pub const X_AMZ_CLIENT_CONTEXT: &str = "x-amz-client-context";
 /// Request header: the tenant of a tenant-isolated function
 pub const X_AMZ_TENANT_ID: &str = "x-amz-tenant-id";
+/// Request header: the caller's X-Ray trace (never signed, as proxies may change it)
+pub const X_AMZN_TRACE_ID: &str = "x-amzn-trace-id";
 /// Response header: the version that ran
 pub const X_AMZ_EXECUTED_VERSION: &str = "x-amz-executed-version";
 /// Response header of `Invoke`: set when the function failed

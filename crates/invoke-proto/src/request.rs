@@ -83,6 +83,35 @@ pub fn build_request(
     Ok(req)
 }
 
+/// `trace_id` as the value of an `X-Amzn-Trace-Id` header: every byte as given but control
+/// characters and non-ASCII bytes, which are percent-encoded, as the AWS SDKs send the trace
+/// of the Lambda function they run in (`_X_AMZN_TRACE_ID`); always a valid header value
+///
+/// ```
+/// use invoke_proto::trace_id_value;
+///
+/// let id = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+/// assert_eq!(trace_id_value(id), id);
+/// assert_eq!(trace_id_value("Root=1\n\u{e9}"), "Root=1%0A%C3%A9");
+/// ```
+pub fn trace_id_value(trace_id: &str) -> HeaderValue {
+    let plain = |b: u8| (b' '..=b'~').contains(&b);
+    let value = if trace_id.bytes().all(plain) {
+        HeaderValue::from_str(trace_id)
+    } else {
+        let mut encoded = String::with_capacity(trace_id.len() + 8);
+        for b in trace_id.bytes() {
+            if plain(b) {
+                encoded.push(char::from(b));
+            } else {
+                percent::push_escaped(&mut encoded, b);
+            }
+        }
+        HeaderValue::from_str(&encoded)
+    };
+    value.expect("spaces and visible ASCII only")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +175,34 @@ mod tests {
         let r = build_request(&InvokeParams::new("f", ""), &local).unwrap();
         assert_eq!(r.headers()["host"], "127.0.0.1:9001");
         assert!(build_request(&InvokeParams::new("", ""), &local).is_err());
+    }
+
+    proptest::proptest! {
+        /// Any text gives a valid value of spaces and visible ASCII, in which only the bytes
+        /// outside those are escaped: decoding each `%XX` the text put there gives it back
+        #[test]
+        fn trace_values_escape_only_what_a_header_cannot_hold(id in ".{0,64}") {
+            let value = trace_id_value(&id);
+            let bytes = value.as_bytes();
+            proptest::prop_assert!(bytes.iter().all(|b| (b' '..=b'~').contains(b)));
+            let mut back = Vec::new();
+            let mut i = 0;
+            let escaped_in_input = |b: u8| !(b' '..=b'~').contains(&b);
+            let mut input = id.bytes().peekable();
+            while i < bytes.len() {
+                let next = *input.peek().expect("no more output than input");
+                if escaped_in_input(next) {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
+                    proptest::prop_assert_eq!(bytes[i], b'%');
+                    back.push(u8::from_str_radix(hex, 16).unwrap());
+                    i += 3;
+                } else {
+                    back.push(bytes[i]);
+                    i += 1;
+                }
+                input.next();
+            }
+            proptest::prop_assert_eq!(back, id.as_bytes());
+        }
     }
 }

@@ -2152,6 +2152,31 @@ pub fn the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle<T: Transport>(
     assert_eq!(t.rate_limiter_on(&c), Some(true));
 }
 
+/// A call's `InvokeOptions::trace_id` goes out as its `X-Amzn-Trace-Id` (bytes a header
+/// cannot hold percent-encoded), and the function gets it; a call without one sends none
+/// (outside a Lambda function)
+pub fn invoke_options_send_their_trace<T: Transport>(t: &T) {
+    let h = Harness::start();
+    let c = t.client(&h.config());
+    let params = InvokeParams::new("trace", "{}");
+    let id = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let o = t.invoke_with(&c, &params, &InvokeOptions::new().trace_id(id));
+    assert_success(&o);
+    assert_eq!(String::from_utf8_lossy(&o.payload()), id);
+    let o = t.invoke_with(
+        &c,
+        &params,
+        &InvokeOptions::new().trace_id("Root=1\t\u{e9}"),
+    );
+    assert_success(&o);
+    assert_eq!(String::from_utf8_lossy(&o.payload()), "Root=1%09%C3%A9");
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        let o = t.invoke(&c, &params);
+        assert_success(&o);
+        assert_eq!(String::from_utf8_lossy(&o.payload()), "none");
+    }
+}
+
 /// Every request names the client in `User-Agent` (`invoke-<transport>/<version>`), as the
 /// AWS SDKs name themselves: the credential providers' exchanges and the invocation
 pub fn requests_name_the_client<T: Transport>(t: &T) {

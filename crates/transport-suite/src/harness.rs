@@ -82,6 +82,12 @@ impl Harness {
                 out.write("logged").await;
                 Ok::<(), FunctionError>(())
             })
+            // the caller's X-Amzn-Trace-Id as the function got it
+            .function("trace", |inv: Invocation, out: ResponseStream| async move {
+                out.write(inv.trace_id.unwrap_or_else(|| "none".to_owned()))
+                    .await;
+                Ok::<(), FunctionError>(())
+            })
             .function("lines", |_: Invocation, out: ResponseStream| async move {
                 // lines cut across chunks, the last one without its line break
                 for chunk in LINES_CHUNKS {

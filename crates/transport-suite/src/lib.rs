@@ -420,6 +420,7 @@ macro_rules! transport_suite {
             throttle_gives_up_after_max_attempts,
             throttle_n_then_success,
             invoke_options_change_one_call,
+            invoke_options_send_their_trace,
             invoke_options_sign_with_their_credentials,
             close_after_is_never_a_clean_end,
             corrupt_crc,
