@@ -3,21 +3,24 @@
 //! The input (`arbitrary`) sets the retry policy (extreme backoffs included), a deadline, a
 //! rate limiter (turned on by a throttle or not, given before or after the first poll), then
 //! a sequence of transport events: polls, response heads (any status, an error code from a
-//! list or the input, any `Retry-After`), error bodies, failures, body bytes and the body's
-//! end, each at a time the input gives (back and forth). Checked: no panic; no more attempts
-//! than the policy allows; `Done` and `Fail` repeat once reached; the limiter's send rate
-//! stays a finite number of at least 0.5 attempts a second.
+//! list or the input, any `Retry-After` and `Date`), error bodies, failures, body bytes and
+//! the body's end, each at a time the input gives (back and forth), and signings at any time
+//! (the driver corrects a clock the service refuses for time). Checked: no panic; no more
+//! attempts than the policy allows; `Done` and `Fail` repeat once reached; the limiter's send
+//! rate stays a finite number of at least 0.5 attempts a second; the clock's offset stays
+//! within a day.
 #![no_main]
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use arbitrary::Arbitrary;
 use invoke_proto::bytes::Bytes;
 use invoke_proto::http::{HeaderMap, HeaderValue, StatusCode};
 use invoke_proto::{
-    DriverAction, EndpointConfig, InvokeDriver, InvokeParams, RateLimiter, RetryConfig,
-    RetryQuota, SigningScope, TransportFailure, build_request, resolve_endpoint,
+    ClockSkew, Credentials, DriverAction, EndpointConfig, InvokeDriver, InvokeParams,
+    MAX_CLOCK_OFFSET, RateLimiter, RetryConfig, RetryQuota, SigningScope, TransportFailure,
+    build_request, resolve_endpoint,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -42,8 +45,11 @@ enum Op {
         status: u16,
         code: Code,
         retry_after: Option<String>,
+        date: Option<String>,
         at_ms: u32,
     },
+    /// Signs the current attempt at this many seconds after the epoch
+    Sign(u64),
     ErrorBody {
         body: Vec<u8>,
         at_ms: u32,
@@ -67,6 +73,7 @@ enum Code {
     Service,
     NotFound,
     Throttling,
+    InvalidSignature,
     Other(String),
 }
 
@@ -98,8 +105,10 @@ fuzz_target!(|input: Input| {
         resolve_endpoint(&EndpointConfig::default().with_custom("http://127.0.0.1:9")).unwrap();
     let request = build_request(&InvokeParams::new("f", "{}"), &endpoint).unwrap();
     let quota = Arc::new(RetryQuota::default());
-    let mut driver =
-        InvokeDriver::new(request, SigningScope::lambda("us-east-1"), config, quota);
+    let skew = Arc::new(ClockSkew::new());
+    let mut driver = InvokeDriver::new(request, SigningScope::lambda("us-east-1"), config, quota)
+        .with_clock_skew(Arc::clone(&skew));
+    let credentials = Credentials::new("AKID", "secret", None);
     if let Some(ms) = input.deadline_ms {
         driver = driver.with_deadline(at(ms));
     }
@@ -136,6 +145,7 @@ fuzz_target!(|input: Input| {
                 status,
                 code,
                 retry_after,
+                date,
                 at_ms,
             } => {
                 let Ok(status) = StatusCode::from_u16(status) else {
@@ -149,6 +159,7 @@ fuzz_target!(|input: Input| {
                     Code::Service => Some("ServiceException".to_owned()),
                     Code::NotFound => Some("ResourceNotFoundException".to_owned()),
                     Code::Throttling => Some("ThrottlingException".to_owned()),
+                    Code::InvalidSignature => Some("InvalidSignatureException".to_owned()),
                     Code::Other(s) => Some(s),
                 };
                 if let Some(v) = code.and_then(|c| HeaderValue::from_str(&c).ok()) {
@@ -156,6 +167,9 @@ fuzz_target!(|input: Input| {
                 }
                 if let Some(v) = retry_after.and_then(|r| HeaderValue::from_str(&r).ok()) {
                     headers.insert("retry-after", v);
+                }
+                if let Some(v) = date.and_then(|d| HeaderValue::from_str(&d).ok()) {
+                    headers.insert("date", v);
                 }
                 driver.handle_head(status, &headers, at(at_ms));
             }
@@ -173,6 +187,11 @@ fuzz_target!(|input: Input| {
                 at(at_ms),
                 f64::from(jitter) / 65536.0,
             ),
+            Op::Sign(secs) => {
+                if let Some(t) = SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(secs)) {
+                    let _ = driver.sign(&credentials, t);
+                }
+            }
             Op::Feed(bytes) => driver.feed(Bytes::from(bytes)),
             Op::End => driver.end_of_body(),
             Op::ReadyEvent => {
@@ -184,6 +203,11 @@ fuzz_target!(|input: Input| {
             "{} attempts of {}",
             driver.attempts(),
             input.max_attempts
+        );
+        assert!(
+            skew.offset_millis().unsigned_abs() <= MAX_CLOCK_OFFSET.as_millis() as u64,
+            "offset {} ms",
+            skew.offset_millis()
         );
         if let Some(l) = &limiter {
             let rate = l.send_rate();

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use invoke_proto::{
-    Endpoint, InvokeDriver, Limits, RateLimiter, RetryConfig, RetryQuota, SigningScope,
+    ClockSkew, Endpoint, InvokeDriver, Limits, RateLimiter, RetryConfig, RetryQuota, SigningScope,
     X_AMZN_TRACE_ID, trace_id_value,
 };
 
@@ -53,6 +53,9 @@ pub struct Invoker {
     pub timeouts: Timeouts,
     /// Event-stream decoding limits
     pub limits: Limits,
+    /// The service's clock against this host's, learned from refusals for time and applied
+    /// to the signing of every invocation (see [`InvokeDriver::with_clock_skew`])
+    pub clock_skew: Arc<ClockSkew>,
     /// Each invocation sends the trace of the Lambda function the client runs in
     /// (`_X_AMZN_TRACE_ID` at the time of the call) as `X-Amzn-Trace-Id`, unless its options
     /// give one
@@ -95,6 +98,7 @@ impl Invoker {
             rate_limiter: settings.rate_limiter.clone(),
             timeouts: settings.timeouts,
             limits: settings.limits,
+            clock_skew: Arc::default(),
             lambda_trace: settings
                 .lambda_trace
                 .unwrap_or_else(|| env_var(LAMBDA_FUNCTION_NAME).is_some()),
@@ -133,7 +137,8 @@ impl Invoker {
             Arc::clone(&self.quota),
         )
         .with_deadline(deadline)
-        .with_limits(self.limits);
+        .with_limits(self.limits)
+        .with_clock_skew(Arc::clone(&self.clock_skew));
         let driver = match &self.rate_limiter {
             Some(limiter) => driver.with_rate_limiter(Arc::clone(limiter), now),
             None => driver,

@@ -52,6 +52,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -83,6 +84,8 @@ pub struct Builder {
     tls: Option<tls::CaFile>,
     limits: ServerLimits,
     log_sink: Option<server::LogSink>,
+    /// How far the emulator's clock runs ahead of the host's
+    clock_ahead: Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -213,6 +216,16 @@ impl Builder {
         self
     }
 
+    /// Runs the emulator's clock `by` ahead of the host's, as a service's clock is to a
+    /// client whose clock is behind: signatures are checked against it (one signed more than
+    /// [`MAX_CLOCK_SKEW`] before it is refused, `InvalidSignatureException`, "Signature
+    /// expired") and every response's `Date` tells it (default: the host's clock)
+    #[must_use]
+    pub fn clock_ahead(mut self, by: Duration) -> Self {
+        self.clock_ahead = by;
+        self
+    }
+
     /// No log line per invocation on stderr
     #[must_use]
     pub fn quiet(mut self) -> Self {
@@ -297,6 +310,7 @@ impl Builder {
             quiet: self.quiet,
             limits: self.limits,
             log_sink: self.log_sink,
+            clock_ahead: self.clock_ahead,
         });
         let handler = move |req| server::handle(Arc::clone(&shared), req);
         let task = tokio::spawn(listen::serve_with(
@@ -344,6 +358,7 @@ impl Emulator {
             tls: None,
             limits: ServerLimits::default(),
             log_sink: None,
+            clock_ahead: Duration::ZERO,
         }
     }
 

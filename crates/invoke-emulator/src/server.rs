@@ -123,9 +123,29 @@ pub(crate) struct Shared {
     /// Turns true when the emulator stops (or its sender is dropped): running invocations
     /// are abandoned then
     pub(crate) stop: watch::Receiver<bool>,
+    /// How far the emulator's clock runs ahead of the host's
+    pub(crate) clock_ahead: Duration,
 }
 
 impl Shared {
+    /// The time on the emulator's clock
+    fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_add(self.clock_ahead).unwrap_or(now)
+    }
+
+    /// `response` with the `Date` of the emulator's clock when it runs apart from the host's
+    /// (hyper writes the host's otherwise)
+    fn dated(&self, mut response: Response<RespBody>) -> Response<RespBody> {
+        if !self.clock_ahead.is_zero()
+            && let Ok(date) = invoke_proto::format_http_date(self.now())
+            && let Ok(value) = http::HeaderValue::from_str(&date)
+        {
+            response.headers_mut().insert(http::header::DATE, value);
+        }
+        response
+    }
+
     fn log(&self, line: &str) {
         if self.quiet {
             return;
@@ -169,7 +189,7 @@ pub(crate) async fn handle(
             // hyper closes the connection if the body is left unread; `Unread` drains it
             let (parts, body) = req.into_parts();
             drop(Unread::new(body, &parts, &shared.limits));
-            return Ok(reject::response(*r, &request_id));
+            return Ok(shared.dated(reject::response(*r, &request_id)));
         }
     };
     // decoded from the path and not validated yet: shown escaped and cut short
@@ -184,8 +204,8 @@ pub(crate) async fn handle(
     let unanswered = Unanswered(Some((&call, &function)));
     let answer = invoke(&call, req, route).await;
     unanswered.answered();
-    match answer {
-        Ok(resp) => Ok(resp),
+    let response = match answer {
+        Ok(resp) => resp,
         Err(r) => {
             call.shared.log(&format!(
                 "{} {} {function} -> {}",
@@ -193,9 +213,10 @@ pub(crate) async fn handle(
                 call.operation.as_str(),
                 printable(&reject::summary(&r))
             ));
-            Ok(reject::response(*r, &call.request_id))
+            reject::response(*r, &call.request_id)
         }
-    }
+    };
+    Ok(call.shared.dated(response))
 }
 
 /// The caller's `X-Amzn-Trace-Id`: one value of visible ASCII, at most
@@ -275,7 +296,7 @@ async fn invoke(
     let signature = call
         .shared
         .auth
-        .check_head(&parts, &call.shared.region, SystemTime::now())?;
+        .check_head(&parts, &call.shared.region, call.shared.now())?;
     let payload = read_body(body, call.operation, call.shared.limits.body_read_timeout).await?;
     if let Some(signature) = signature {
         signature.verify(&payload)?;

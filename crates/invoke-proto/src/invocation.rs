@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
 
+use crate::clock::{CLOCK_SKEW_ERRORS, ClockSkew, parse_http_date};
 use crate::credentials::Credentials;
 use crate::error::SignError;
 use crate::eventstream::Limits;
@@ -217,6 +218,14 @@ pub struct InvokeDriver {
     body_bytes: u64,
     events: u64,
     give_up: Option<GiveUp>,
+    /// The client's offset to the service's clock, if it corrects its clock
+    skew: Option<Arc<ClockSkew>>,
+    /// The clock of this host when the current attempt was signed, before the offset
+    signed_at: Option<SystemTime>,
+    /// The `Date` of the current attempt's error head (with a [`ClockSkew`] only)
+    service_date: Option<SystemTime>,
+    /// An attempt was already signed anew after a refusal for its time
+    skew_retried: bool,
 }
 
 impl InvokeDriver {
@@ -247,7 +256,23 @@ impl InvokeDriver {
             body_bytes: 0,
             events: 0,
             give_up: None,
+            skew: None,
+            signed_at: None,
+            service_date: None,
+            skew_retried: false,
         }
+    }
+
+    /// Signs on the service's clock as `skew` has it, and learns from an attempt the
+    /// service refuses for its signing time ([`CLOCK_SKEW_ERRORS`] with a `Date` header):
+    /// when that moves the offset by a minute or more, the attempt is retried
+    /// once, signed anew, as the AWS SDKs correct a host's clock (see
+    /// [`MIN_SKEW_CORRECTION`](crate::MIN_SKEW_CORRECTION)). `skew` is the client's,
+    /// shared by its invocations, so the calls after it start from the corrected clock.
+    #[must_use]
+    pub fn with_clock_skew(mut self, skew: Arc<ClockSkew>) -> Self {
+        self.skew = Some(skew);
+        self
     }
 
     /// No retry is scheduled whose wait would end at or after `deadline`
@@ -368,17 +393,27 @@ impl InvokeDriver {
     ///
     /// # Errors
     ///
-    /// [`SignError`]; the invocation then fails with it.
+    /// [`SignError`]; the invocation then fails with it (unless it was over already).
     pub fn sign(
         &mut self,
         credentials: &Credentials,
         now: SystemTime,
     ) -> Result<Request<Bytes>, SignError> {
         let mut request = copy_for_signing(&self.request);
-        match sign(&mut request, credentials, &self.scope, now) {
+        let at = match &self.skew {
+            Some(skew) => {
+                self.signed_at = Some(now);
+                skew.apply(now)
+            }
+            None => now,
+        };
+        match sign(&mut request, credentials, &self.scope, at) {
             Ok(()) => Ok(request),
             Err(e) => {
-                self.fail(InvokeError::Sign(e.clone()), GiveUp::NotRetryable);
+                // called out of turn (an invocation already over), it changes nothing
+                if matches!(self.state, State::Sent) {
+                    self.fail(InvokeError::Sign(e.clone()), GiveUp::NotRetryable);
+                }
                 Err(e)
             }
         }
@@ -421,7 +456,14 @@ impl InvokeDriver {
                 self.quota.on_success(self.last_retry_cost);
                 self.state = State::Head(None);
             }
-            Ok(ResponseHead::Error(head)) => self.state = State::ErrorBody(head),
+            Ok(ResponseHead::Error(head)) => {
+                if self.skew.is_some() {
+                    self.service_date = headers
+                        .get(http::header::DATE)
+                        .and_then(|d| parse_http_date(d.to_str().ok()?));
+                }
+                self.state = State::ErrorBody(head);
+            }
             Err(e) => {
                 self.fail(InvokeError::Response(e), GiveUp::NotRetryable);
             }
@@ -441,7 +483,27 @@ impl InvokeDriver {
         };
         let error = head.into_error(body);
         self.update_limiter(now, error.is_throttling());
-        self.retry_or_fail(AttemptFailure::Service(&error), now, jitter);
+        let failure = if self.clock_corrected(&error) {
+            AttemptFailure::ClockSkew(&error)
+        } else {
+            AttemptFailure::Service(&error)
+        };
+        self.retry_or_fail(failure, now, jitter);
+    }
+
+    /// Whether `error` refused the current attempt for its signing time and the service's
+    /// `Date` corrected the clock enough for one attempt signed anew (once an invocation)
+    fn clock_corrected(&mut self, error: &ServiceError) -> bool {
+        let (Some(skew), Some(signed_at), Some(date)) =
+            (&self.skew, self.signed_at, self.service_date.take())
+        else {
+            return false;
+        };
+        let corrected = !self.skew_retried
+            && CLOCK_SKEW_ERRORS.contains(&error.code.as_str())
+            && skew.learn(signed_at, date);
+        self.skew_retried |= corrected;
+        corrected
     }
 
     /// Reports a transport failure of the current attempt (connect, send, head, error
@@ -593,7 +655,9 @@ impl InvokeDriver {
 /// The error a failed attempt is reported as
 fn attempt_error(failure: AttemptFailure<'_>) -> InvokeError {
     match failure {
-        AttemptFailure::Service(e) => InvokeError::Service(Box::new(e.clone())),
+        AttemptFailure::Service(e) | AttemptFailure::ClockSkew(e) => {
+            InvokeError::Service(Box::new(e.clone()))
+        }
         AttemptFailure::Transport(t) => InvokeError::Transport(t),
     }
 }
@@ -761,6 +825,111 @@ mod tests {
         d.handle_failure(TransportFailure::Connect, start, 1.0);
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::MAX));
         assert_eq!(d.poll(), DriverAction::Sleep(Duration::from_secs(2)));
+    }
+
+    /// A signing error fails the attempt it was asked for; asked after the invocation
+    /// ended, it leaves the end as it was (found by the fuzz target `invoke_driver`)
+    #[test]
+    fn a_signing_error_out_of_turn_changes_nothing() {
+        let quota = Arc::new(RetryQuota::default());
+        let too_late = SystemTime::UNIX_EPOCH + Duration::from_secs(300_000_000_000);
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        assert!(d.sign(&creds(), too_late).is_err());
+        assert!(matches!(d.poll(), DriverAction::Fail(InvokeError::Sign(_))));
+        let mut d = driver(RetryConfig::default(), &quota);
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        d.handle_head(StatusCode::NOT_FOUND, &not_found_headers(), Instant::now());
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(b"{}", Instant::now(), 0.0);
+        let ended = d.poll();
+        assert!(
+            matches!(ended, DriverAction::Fail(InvokeError::Service(_))),
+            "{ended:?}"
+        );
+        assert!(d.sign(&creds(), too_late).is_err());
+        assert_eq!(d.poll(), ended);
+    }
+
+    /// The head and body of a refusal for the signing time, the service's clock at `date`
+    /// (`None`: no `Date` header), with `code`
+    fn refuse_for_time(d: &mut InvokeDriver, code: &'static str, date: Option<&str>) {
+        let mut h = HeaderMap::new();
+        h.insert("x-amzn-errortype", HeaderValue::from_static(code));
+        if let Some(date) = date {
+            h.insert("date", HeaderValue::from_str(date).unwrap());
+        }
+        let now = Instant::now();
+        d.handle_head(StatusCode::FORBIDDEN, &h, now);
+        assert!(matches!(d.poll(), DriverAction::ReadErrorBody { .. }));
+        d.handle_error_body(br#"{"message":"Signature expired"}"#, now, 0.0);
+    }
+
+    /// The `X-Amz-Date` the driver signs an attempt with at `now`
+    fn signed_date(d: &mut InvokeDriver, now: SystemTime) -> String {
+        let r = d.sign(&creds(), now).unwrap();
+        r.headers()["x-amz-date"].to_str().unwrap().to_owned()
+    }
+
+    /// A refusal for the signing time whose `Date` is ten minutes ahead moves the client's
+    /// clock: one more attempt, signed on the service's clock, and the next invocation starts
+    /// there; a second refusal is not retried. No `Date`, another code, a `Date` within a
+    /// minute of what the offset already says, or no `ClockSkew`: no retry, as before.
+    #[test]
+    fn a_refusal_for_time_corrects_the_clock_and_is_retried_once() {
+        let quota = Arc::new(RetryQuota::default());
+        let skew = Arc::new(ClockSkew::new());
+        // 2024-01-15T12:00:00Z on this host; the service says 12:10:00
+        let local = SystemTime::UNIX_EPOCH + Duration::from_secs(1_705_320_000);
+        let ahead = "Mon, 15 Jan 2024 12:10:00 GMT";
+        let mut d = driver(RetryConfig::default(), &quota).with_clock_skew(Arc::clone(&skew));
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+        assert_eq!(signed_date(&mut d, local), "20240115T120000Z");
+        refuse_for_time(&mut d, "InvalidSignatureException", Some(ahead));
+        assert!(matches!(d.poll(), DriverAction::Sleep(_)), "a retry");
+        assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+        assert_eq!(signed_date(&mut d, local), "20240115T121000Z");
+        // refused again, even further off: the invocation fails with the refusal
+        refuse_for_time(
+            &mut d,
+            "InvalidSignatureException",
+            Some("Mon, 15 Jan 2024 13:00:00 GMT"),
+        );
+        match d.poll() {
+            DriverAction::Fail(InvokeError::Service(e)) => {
+                assert_eq!(e.code, "InvalidSignatureException");
+            }
+            other => panic!("not the refusal: {other:?}"),
+        }
+        // the next invocation of the client signs on the service's clock at once
+        let mut next = driver(RetryConfig::default(), &quota).with_clock_skew(Arc::clone(&skew));
+        assert_eq!(next.poll(), DriverAction::Send { attempt: 1 });
+        assert_eq!(signed_date(&mut next, local), "20240115T121000Z");
+
+        for (code, date, with_skew) in [
+            ("InvalidSignatureException", None, true),
+            ("AccessDeniedException", Some(ahead), true),
+            (
+                "InvalidSignatureException",
+                Some("Mon, 15 Jan 2024 12:00:59 GMT"),
+                true,
+            ),
+            ("InvalidSignatureException", Some(ahead), false),
+        ] {
+            let fresh = driver(RetryConfig::default(), &quota);
+            let mut d = if with_skew {
+                fresh.with_clock_skew(Arc::new(ClockSkew::new()))
+            } else {
+                fresh
+            };
+            assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+            signed_date(&mut d, local);
+            refuse_for_time(&mut d, code, date);
+            assert!(
+                matches!(d.poll(), DriverAction::Fail(InvokeError::Service(_))),
+                "{code} {date:?} {with_skew}"
+            );
+        }
     }
 
     /// A throttle turns the limiter on; the retry then waits for its token after the

@@ -85,6 +85,7 @@
 //! links; it wins when both are enabled). One of the two is required.
 #![cfg_attr(fuzzing, allow(missing_docs))]
 
+mod clock;
 mod credentials;
 mod endpoint;
 mod error;
@@ -110,6 +111,10 @@ mod stream;
 pub use bytes;
 pub use http;
 
+pub use clock::{
+    CLOCK_SKEW_ERRORS, ClockSkew, MAX_CLOCK_OFFSET, MIN_SKEW_CORRECTION, format_http_date,
+    parse_http_date,
+};
 pub use credentials::Credentials;
 pub use endpoint::{
     DEFAULT_SIGNING_REGION, Endpoint, EndpointConfig, EndpointError, Scheme, UrlProblem,

@@ -286,6 +286,10 @@ pub enum RetryDecision {
 pub enum AttemptFailure<'a> {
     /// The service answered with an error
     Service(&'a ServiceError),
+    /// The service refused the signature for its time, and the clock it answered with moved
+    /// the client's offset (see [`ClockSkew`](crate::ClockSkew)): worth one attempt signed
+    /// anew, as the AWS SDKs retry it
+    ClockSkew(&'a ServiceError),
     /// The transport failed
     Transport(TransportFailure),
 }
@@ -308,6 +312,7 @@ pub fn decide(
             Some((cost, max)) => (cost, max, e.retry_after()),
             None => return RetryDecision::GiveUp(GiveUp::NotRetryable),
         },
+        AttemptFailure::ClockSkew(_) => (RETRY_COST, u32::MAX, None),
         AttemptFailure::Transport(t) => match t.retry_cost() {
             Some(cost) => (cost, u32::MAX, None),
             None => return RetryDecision::GiveUp(GiveUp::NotRetryable),

@@ -2152,6 +2152,36 @@ pub fn the_adaptive_retry_mode_turns_its_limiter_on_at_a_throttle<T: Transport>(
     assert_eq!(t.rate_limiter_on(&c), Some(true));
 }
 
+/// To a service whose clock is ten minutes ahead, the first attempt's signature is expired
+/// (`InvalidSignatureException`, "Signature expired"): the client takes the clock of that
+/// answer's `Date` and signs a second attempt on it, which passes; the client's next call
+/// starts on that clock (one attempt)
+pub fn a_clock_behind_the_service_is_corrected<T: Transport>(t: &T) {
+    let h = Harness::start_ahead(Duration::from_secs(600));
+    let c = t.client(&h.config());
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    assert_success(&o);
+    assert_eq!(
+        o.head.expect("head").attempts,
+        2,
+        "refused once, then corrected"
+    );
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    assert_success(&o);
+    assert_eq!(o.head.expect("head").attempts, 1);
+    // a client that may make one attempt only fails with the refusal
+    let mut cfg = h.config();
+    cfg.retry = cfg.retry.with_max_attempts(1);
+    let o = t.invoke(&t.client(&cfg), &InvokeParams::new("echo", "{}"));
+    match o.failure {
+        Some(Failure::Service { error, attempts }) => {
+            assert_eq!(error.code, "InvalidSignatureException");
+            assert_eq!(attempts, Some(1));
+        }
+        other => panic!("not the refusal: {other:?}"),
+    }
+}
+
 /// A call's `InvokeOptions::trace_id` goes out as its `X-Amzn-Trace-Id` (bytes a header
 /// cannot hold percent-encoded), and the function gets it; a call without one sends none
 /// (outside a Lambda function)

@@ -42,27 +42,38 @@ impl Harness {
     /// lines cut across four chunks) and one `streamer-<fault>` function per fault (each
     /// writes 20 chunks of 100 bytes and is counted), requiring signatures by [`KEY`]
     pub fn start() -> Self {
-        Self::start_with(false, (KEY, SECRET), "us-east-1")
+        Self::start_with(false, (KEY, SECRET), "us-east-1", Duration::ZERO)
     }
 
     /// As [`start`](Self::start), in `region`: the emulator refuses signatures scoped to
     /// another region
     pub fn start_in_region(region: &str) -> Self {
-        Self::start_with(false, (KEY, SECRET), region)
+        Self::start_with(false, (KEY, SECRET), region, Duration::ZERO)
     }
 
     /// As [`start`](Self::start), serving https with a CA generated at start
     /// ([`ca_pem_path`](Self::ca_pem_path))
     pub fn start_tls() -> Self {
-        Self::start_with(true, (KEY, SECRET), "us-east-1")
+        Self::start_with(true, (KEY, SECRET), "us-east-1", Duration::ZERO)
     }
 
     /// As [`start`](Self::start), accepting only signatures by this key
     pub fn start_accepting(key: &str, secret: &str) -> Self {
-        Self::start_with(false, (key, secret), "us-east-1")
+        Self::start_with(false, (key, secret), "us-east-1", Duration::ZERO)
     }
 
-    fn start_with(tls: bool, (key, secret): (&str, &str), region: &str) -> Self {
+    /// As [`start`](Self::start), the emulator's clock `by` ahead of this host's (a client's
+    /// clock looks `by` behind to it)
+    pub fn start_ahead(by: Duration) -> Self {
+        Self::start_with(false, (KEY, SECRET), "us-east-1", by)
+    }
+
+    fn start_with(
+        tls: bool,
+        (key, secret): (&str, &str),
+        region: &str,
+        clock_ahead: Duration,
+    ) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -73,6 +84,7 @@ impl Harness {
             .builtins()
             .credentials(key, secret)
             .region(region)
+            .clock_ahead(clock_ahead)
             .quiet()
             .function("empty", |_: Invocation, _: ResponseStream| async {
                 Ok::<(), FunctionError>(())

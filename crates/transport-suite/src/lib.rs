@@ -421,6 +421,7 @@ macro_rules! transport_suite {
             throttle_n_then_success,
             invoke_options_change_one_call,
             invoke_options_send_their_trace,
+            a_clock_behind_the_service_is_corrected,
             invoke_options_sign_with_their_credentials,
             close_after_is_never_a_clean_end,
             corrupt_crc,
