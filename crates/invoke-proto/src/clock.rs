@@ -193,7 +193,12 @@ mod tests {
             "Mon, 15 Jan 2024 12:00:0x GMT",
             "Mon, +5 Jan 2024 12:00:00 GMT",
             "Mon,  15 Jan 2024 12:00:00 GMT",
-            "Mon, 15 Jan 2024 12-00-00 GMT",
+            // each separator wrong alone
+            "Mon, 15XJan 2024 12:00:00 GMT",
+            "Mon, 15 JanX2024 12:00:00 GMT",
+            "Mon, 15 Jan 2024X12:00:00 GMT",
+            "Mon, 15 Jan 2024 12X00:00 GMT",
+            "Mon, 15 Jan 2024 12:00X00 GMT",
             "Mon, 15 Jan 2024 12:00:00 GMT ",
             "Mon, 15 Jan 2024 12:00:00 GMTé",
         ] {
