@@ -79,9 +79,10 @@ impl Client {
     /// for Rust does); the retries (`max_attempts`; every `retry_mode` runs the SDKs'
     /// *standard* policy, `legacy` keeping its attempts but not its older back-off;
     /// `adaptive` adds the SDKs' client-side rate limiter, see [`RateLimiter`]); `ca_bundle`;
-    /// the app id (`sdk_ua_app_id`, see [`ClientBuilder::app_id`]); the proxy variables of `shared`'s environment; and the default credentials chain of
-    /// `shared`, its HTTP exchanges sent through this client's agent, behind a
-    /// [`CredentialsCache`]. Everything can still be changed on the builder.
+    /// the app id (`sdk_ua_app_id`, see [`ClientBuilder::app_id`]); the proxy variables of
+    /// `shared`'s environment; and the default credentials chain of `shared`, its HTTP
+    /// exchanges sent through this client's agent, behind a [`CredentialsCache`]. Everything
+    /// can still be changed on the builder.
     ///
     /// # Errors
     ///

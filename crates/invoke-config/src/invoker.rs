@@ -109,16 +109,17 @@ impl Invoker {
     /// with `options`
     pub fn start(
         &self,
-        request: http::Request<Bytes>,
+        mut request: http::Request<Bytes>,
         options: &InvokeOptions,
         now: Instant,
     ) -> Started {
-        let mut request = request;
         // the AWS SDKs' recursion detection: the trace goes on, unless the request has one
         let ambient = || {
-            self.lambda_trace
-                .then(|| env_var(LAMBDA_TRACE_ID))
-                .flatten()
+            if self.lambda_trace {
+                env_var(LAMBDA_TRACE_ID)
+            } else {
+                None
+            }
         };
         if let Some(trace) = options
             .call_trace_id()

@@ -35,12 +35,15 @@ pub const MAX_CLOCK_OFFSET: Duration = Duration::from_secs(24 * 60 * 60);
 /// use invoke_proto::ClockSkew;
 ///
 /// let skew = ClockSkew::new();
-/// let signed_at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// // the service's `Date` was ten minutes ahead of the refused attempt's signing time
-/// assert!(skew.learn(signed_at, signed_at + Duration::from_secs(600)));
-/// assert_eq!(skew.apply(signed_at), signed_at + Duration::from_secs(600));
-/// // the same again is nothing new: no reason to sign anew
-/// assert!(!skew.learn(signed_at, signed_at + Duration::from_secs(610)));
+/// let local = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let ten_minutes = Duration::from_secs(600);
+/// // an attempt signed at `local` was refused; the service's `Date` was ten minutes ahead
+/// assert!(skew.learn(local, local, local + ten_minutes));
+/// assert_eq!(skew.apply(local), local + ten_minutes);
+/// // another attempt signed before the offset was known, refused alike: worth signing anew
+/// assert!(skew.learn(local, local, local + ten_minutes));
+/// // one already signed on the service's clock and refused: not a matter of time
+/// assert!(!skew.learn(local, local + ten_minutes, local + ten_minutes));
 /// ```
 #[derive(Debug, Default)]
 pub struct ClockSkew {
@@ -73,23 +76,34 @@ impl ClockSkew {
         moved.unwrap_or(local)
     }
 
-    /// Learns the offset from an attempt signed at `signed_at` (this host's clock, before any
-    /// offset) that the service refused for its time, answering at `service_date`; whether the
-    /// offset moved by at least [`MIN_SKEW_CORRECTION`] (an attempt signed anew can then
-    /// pass). An offset beyond [`MAX_CLOCK_OFFSET`] is not taken.
-    pub fn learn(&self, signed_at: SystemTime, service_date: SystemTime) -> bool {
-        let (ahead, by) = match service_date.duration_since(signed_at) {
-            Ok(d) => (true, d),
-            Err(e) => (false, e.duration()),
-        };
-        if by > MAX_CLOCK_OFFSET {
+    /// Learns the offset from an attempt that the service refused for its time, answering at
+    /// `service_date`: signed when this host's clock said `local`, with the time `signed`
+    /// (`local` with the offset of that moment); whether `signed` was at least
+    /// [`MIN_SKEW_CORRECTION`] from `service_date`, so that an attempt signed anew, on the
+    /// offset learnt, differs. Attempts refused together (concurrent calls signed before
+    /// the first refusal came) each find theirs worth signing anew. An offset beyond
+    /// [`MAX_CLOCK_OFFSET`] is not taken (and nothing is worth signing anew).
+    pub fn learn(&self, local: SystemTime, signed: SystemTime, service_date: SystemTime) -> bool {
+        let Some(millis) = signed_millis(local, service_date) else {
             return false;
-        }
-        let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        let millis = if ahead { millis } else { -millis };
-        let before = self.millis.swap(millis, Ordering::Relaxed);
-        before.abs_diff(millis) >= MIN_SKEW_CORRECTION.as_millis() as u64
+        };
+        self.millis.store(millis, Ordering::Relaxed);
+        signed_millis(signed, service_date)
+            .is_none_or(|off| off.unsigned_abs() >= MIN_SKEW_CORRECTION.as_millis() as u64)
     }
+}
+
+/// `to` minus `from` in milliseconds, `None` beyond [`MAX_CLOCK_OFFSET`] either way
+fn signed_millis(from: SystemTime, to: SystemTime) -> Option<i64> {
+    let (ahead, by) = match to.duration_since(from) {
+        Ok(d) => (true, d),
+        Err(e) => (false, e.duration()),
+    };
+    if by > MAX_CLOCK_OFFSET {
+        return None;
+    }
+    let millis = i64::try_from(by.as_millis()).ok()?;
+    Some(if ahead { millis } else { -millis })
 }
 
 /// Parses an HTTP `Date` in its preferred format (RFC 9110's IMF-fixdate,
@@ -236,17 +250,24 @@ mod tests {
         let skew = ClockSkew::new();
         assert_eq!(skew.apply(at(1000)), at(1000));
         // the service behind by 20 minutes
-        assert!(skew.learn(at(10_000), at(10_000 - 1200)));
+        assert!(skew.learn(at(10_000), at(10_000), at(10_000 - 1200)));
         assert_eq!(skew.offset_millis(), -1_200_000);
         assert_eq!(skew.apply(at(10_000)), at(8_800));
-        // a change under a minute is no correction; over one is
-        assert!(!skew.learn(at(10_000), at(10_000 - 1200 + 59)));
-        assert!(skew.learn(at(10_000), at(10_000 + 1200)));
+        // signed within a minute of the service's answer: no correction, the offset still
+        // taken; a minute or more: a correction
+        assert!(!skew.learn(at(10_000), at(8_800), at(8_800 + 59)));
+        assert_eq!(skew.offset_millis(), -1_141_000);
+        assert!(skew.learn(at(10_000), at(8_800), at(8_800 + 60)));
+        assert!(skew.learn(at(10_000), at(8_800), at(11_200)));
         assert_eq!(skew.apply(at(10_000)), at(11_200));
         // a day and more is not taken, and the offset stays
-        assert!(!skew.learn(at(0), at(24 * 3600 + 1)));
+        assert!(!skew.learn(at(0), at(0), at(24 * 3600 + 1)));
         assert_eq!(skew.offset_millis(), 1_200_000);
-        assert!(skew.learn(at(24 * 3600), at(0)));
+        assert!(skew.learn(at(24 * 3600), at(24 * 3600), at(0)));
         assert_eq!(skew.offset_millis(), -86_400_000);
+        // a signing time a day from the answer (with an offset that later changed) is
+        // worth signing anew
+        assert!(skew.learn(at(24 * 3600), at(0), at(24 * 3600 + 1)));
+        assert_eq!(skew.offset_millis(), 1000);
     }
 }

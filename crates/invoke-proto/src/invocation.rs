@@ -220,8 +220,9 @@ pub struct InvokeDriver {
     give_up: Option<GiveUp>,
     /// The client's offset to the service's clock, if it corrects its clock
     skew: Option<Arc<ClockSkew>>,
-    /// The clock of this host when the current attempt was signed, before the offset
-    signed_at: Option<SystemTime>,
+    /// When the current attempt was signed: this host's clock, and the time it was signed
+    /// with (the offset of that moment applied)
+    signed_at: Option<(SystemTime, SystemTime)>,
     /// The `Date` of the current attempt's error head (with a [`ClockSkew`] only)
     service_date: Option<SystemTime>,
     /// An attempt was already signed anew after a refusal for its time
@@ -265,7 +266,7 @@ impl InvokeDriver {
 
     /// Signs on the service's clock as `skew` has it, and learns from an attempt the
     /// service refuses for its signing time ([`CLOCK_SKEW_ERRORS`] with a `Date` header):
-    /// when that moves the offset by a minute or more, the attempt is retried
+    /// when the attempt was signed a minute or more from that `Date`, it is retried
     /// once, signed anew, as the AWS SDKs correct a host's clock (see
     /// [`MIN_SKEW_CORRECTION`](crate::MIN_SKEW_CORRECTION)). `skew` is the client's,
     /// shared by its invocations, so the calls after it start from the corrected clock.
@@ -402,8 +403,9 @@ impl InvokeDriver {
         let mut request = copy_for_signing(&self.request);
         let at = match &self.skew {
             Some(skew) => {
-                self.signed_at = Some(now);
-                skew.apply(now)
+                let at = skew.apply(now);
+                self.signed_at = Some((now, at));
+                at
             }
             None => now,
         };
@@ -494,14 +496,14 @@ impl InvokeDriver {
     /// Whether `error` refused the current attempt for its signing time and the service's
     /// `Date` corrected the clock enough for one attempt signed anew (once an invocation)
     fn clock_corrected(&mut self, error: &ServiceError) -> bool {
-        let (Some(skew), Some(signed_at), Some(date)) =
+        let (Some(skew), Some((local, signed)), Some(date)) =
             (&self.skew, self.signed_at, self.service_date.take())
         else {
             return false;
         };
         let corrected = !self.skew_retried
             && CLOCK_SKEW_ERRORS.contains(&error.code.as_str())
-            && skew.learn(signed_at, date);
+            && skew.learn(local, signed, date);
         self.skew_retried |= corrected;
         corrected
     }
@@ -905,6 +907,22 @@ mod tests {
         let mut next = driver(RetryConfig::default(), &quota).with_clock_skew(Arc::clone(&skew));
         assert_eq!(next.poll(), DriverAction::Send { attempt: 1 });
         assert_eq!(signed_date(&mut next, local), "20240115T121000Z");
+
+        // two calls of a client signed before either refusal came: both are retried
+        let shared = Arc::new(ClockSkew::new());
+        let mut calls: Vec<InvokeDriver> = (0..2)
+            .map(|_| driver(RetryConfig::default(), &quota).with_clock_skew(Arc::clone(&shared)))
+            .collect();
+        for d in &mut calls {
+            assert_eq!(d.poll(), DriverAction::Send { attempt: 1 });
+            assert_eq!(signed_date(d, local), "20240115T120000Z");
+        }
+        for d in &mut calls {
+            refuse_for_time(d, "InvalidSignatureException", Some(ahead));
+            assert!(matches!(d.poll(), DriverAction::Sleep(_)), "a retry");
+            assert_eq!(d.poll(), DriverAction::Send { attempt: 2 });
+            assert_eq!(signed_date(d, local), "20240115T121000Z");
+        }
 
         for (code, date, with_skew) in [
             ("InvalidSignatureException", None, true),
