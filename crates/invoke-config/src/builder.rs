@@ -12,7 +12,7 @@ use invoke_proto::{
 
 use crate::cache::ProvideCredentials;
 use crate::client_error::ClientError;
-use crate::config::{SharedConfig, valid_app_id};
+use crate::config::{APP_ID_EXPECTED, SharedConfig, valid_app_id};
 use crate::fs::FileReader;
 use crate::proxy::ProxyEnv;
 use crate::timeouts::{MAX_TIMEOUT, Timeouts};
@@ -138,7 +138,7 @@ impl ClientSettings {
     pub fn take_choices(&mut self) -> Result<(CredentialsChoice, ProxyEnv), ClientError> {
         if let Some(id) = self.app_id.as_deref().filter(|id| !valid_app_id(id)) {
             return Err(ClientError::Config(format!(
-                "invalid app id `{id}`: letters, digits and !#$%&'*+-.^_`|~ only (no spaces)"
+                "invalid app id `{id}`: expected {APP_ID_EXPECTED}"
             )));
         }
         let choice = self.credentials.take().ok_or_else(|| {

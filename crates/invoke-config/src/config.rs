@@ -488,8 +488,8 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     }
 }
 
-/// What an app id may hold, as a [`ConfigError`] says it
-const APP_ID_EXPECTED: &str = "letters, digits and !#$%&'*+-.^_`|~ (no spaces)";
+/// What an app id may hold, as errors about one say it
+pub(crate) const APP_ID_EXPECTED: &str = "letters, digits and !#$%&'*+-.^_`|~ (no spaces)";
 
 /// Whether `id` can name the application in a `User-Agent` (`app/<id>`): not empty, and only
 /// letters, digits and ``!#$%&'*+-.^_`|~``, what the AWS SDK for Rust's `AppName` allows (a
