@@ -993,22 +993,25 @@ fn main() {
                     v.sort_unstable();
                     v[v.len() / 2]
                 };
+                let (blocks, bytes, peak) = (
+                    median_of(|a| a.blocks),
+                    median_of(|a| a.bytes),
+                    median_of(|a| a.peak_bytes),
+                );
+                let fewest = counts.iter().map(|a| a.blocks).min().unwrap_or(0);
+                let most = counts.iter().map(|a| a.blocks).max().unwrap_or(0);
                 row["allocations"] = serde_json::json!({
-                    "blocks_median": median_of(|a| a.blocks),
-                    "blocks_min": counts.iter().map(|a| a.blocks).min(),
-                    "blocks_max": counts.iter().map(|a| a.blocks).max(),
-                    "bytes_median": median_of(|a| a.bytes),
-                    "peak_bytes_median": median_of(|a| a.peak_bytes),
+                    "blocks_median": blocks,
+                    "blocks_min": fewest,
+                    "blocks_max": most,
+                    "bytes_median": bytes,
+                    "peak_bytes_median": peak,
                     "peak_bytes_max": counts.iter().map(|a| a.peak_bytes).max(),
                 });
                 println!(
-                    "{:<18} allocations per call: {} blocks (min {}, max {}), {} bytes, peak {} bytes held",
+                    "{:<18} allocations per call: {blocks} blocks (min {fewest}, max {most}), \
+                     {bytes} bytes, peak {peak} bytes held",
                     c.name(),
-                    median_of(|a| a.blocks),
-                    row["allocations"]["blocks_min"],
-                    row["allocations"]["blocks_max"],
-                    median_of(|a| a.bytes),
-                    median_of(|a| a.peak_bytes),
                 );
             }
             if throughput {

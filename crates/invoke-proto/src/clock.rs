@@ -106,6 +106,11 @@ fn signed_millis(from: SystemTime, to: SystemTime) -> Option<i64> {
     Some(if ahead { millis } else { -millis })
 }
 
+/// The months as HTTP dates name them
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// Parses an HTTP `Date` in its preferred format (RFC 9110's IMF-fixdate,
 /// `Sun, 06 Nov 1994 08:49:37 GMT`); `None` for anything else
 ///
@@ -120,9 +125,6 @@ fn signed_millis(from: SystemTime, to: SystemTime) -> Option<i64> {
 /// assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
 /// ```
 pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     // `Sun, 06 Nov 1994 08:49:37 GMT`: fixed widths; the weekday is not checked
     let b = text.as_bytes();
     if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
@@ -160,9 +162,6 @@ pub fn parse_http_date(text: &str) -> Option<SystemTime> {
 /// [`SignError::TimeOutOfRange`] for a time before 1970 or after year 9999.
 pub fn format_http_date(t: SystemTime) -> Result<String, SignError> {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let amz = format_amz_date(t)?;
     let days = t
         .duration_since(UNIX_EPOCH)
