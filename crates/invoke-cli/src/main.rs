@@ -119,6 +119,7 @@ Examples:
   lambda-stream serve --no-auth                       # then: invoke --no-sign-request
   lambda-stream serve --credentials AKIDTEST:secret   # only this key pair is accepted
   lambda-stream serve --fault count=close-after=100   # test a client against a cut stream
+  lambda-stream serve --clock-ahead 600               # test a client whose clock is behind
   lambda-stream serve --function hello=./bootstrap    # a real function via the Runtime API
   lambda-stream serve --function js='npx aws-lambda-ric index.handler' --task-root js=./code")]
     Serve(Box<serve::ServeArgs>),

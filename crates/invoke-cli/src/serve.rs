@@ -46,6 +46,12 @@ pub(crate) struct ServeArgs {
     /// signatures; a function ARN of another region is not found
     #[arg(long, default_value = "us-east-1", value_parser = region)]
     region: String,
+    /// Run the endpoint's clock SECS ahead of this machine's, as the service's clock is to a
+    /// client whose clock is behind: a request signed more than 5 minutes before that clock
+    /// is refused (403 InvalidSignatureException, "Signature expired") and every response's
+    /// `Date` gives its time; for testing how a client corrects its clock
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    clock_ahead: Option<Duration>,
     /// Inject faults into every invocation of a function, e.g. `echo=corrupt-crc` or
     /// `count=delay-ms=100,close-after=500` (see the emulator's fault table; repeatable)
     #[arg(long = "fault", value_name = "NAME=SPEC")]
@@ -428,6 +434,9 @@ async fn serve(args: ServeArgs) -> ExitCode {
         builder = builder.quiet();
     }
     builder = builder.limits(server_limits(&args));
+    if let Some(by) = args.clock_ahead {
+        builder = builder.clock_ahead(by);
+    }
     builder = match (&args.ca_file, args.tls) {
         (Some(path), _) => builder.tls_ca_file(path),
         (None, true) => builder.tls(),
@@ -469,6 +478,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         (&key, secret.as_deref()),
         &args.region,
         emulator.ca_pem_path(),
+        args.clock_ahead,
     );
     let _ = std::io::stdout().write_all(text.as_bytes());
     let _ = std::io::stdout().flush();
@@ -489,10 +499,18 @@ fn banner(
     (key, secret): (&str, Option<&str>),
     region: &str,
     ca_file: Option<&std::path::Path>,
+    clock_ahead: Option<Duration>,
 ) -> String {
     let mut banner = String::new();
     let _ = writeln!(banner, "lambda-stream emulator listening on {url}");
     let _ = writeln!(banner, "functions: {} ({auth})", names.join(", "));
+    if let Some(by) = clock_ahead {
+        let _ = writeln!(
+            banner,
+            "clock: {} s ahead of this machine's (signatures and Date headers follow it)",
+            by.as_secs_f64()
+        );
+    }
     banner.push('\n');
     let _ = writeln!(banner, "Point an AWS SDK or the AWS CLI at it:");
     let _ = writeln!(banner, "  export AWS_ENDPOINT_URL_LAMBDA={url}");

@@ -383,6 +383,87 @@ fn real_function_process() {
 }
 
 #[test]
+fn a_clock_ahead_refuses_this_clocks_signatures_and_invoke_corrects_for_it() {
+    let server = serve(&[
+        "--credentials",
+        "AKIDTEST:test-secret",
+        "--clock-ahead",
+        "3600",
+    ]);
+    assert!(
+        server
+            .banner
+            .contains("clock: 3600 s ahead of this machine's"),
+        "{}",
+        server.banner
+    );
+    let (creds, scope) = (
+        Credentials::new("AKIDTEST", "test-secret", None),
+        SigningScope::lambda("us-east-1"),
+    );
+    let params = InvokeParams::new("echo", r#"{"skew":1}"#);
+    let now = SystemTime::now();
+    let mut req = request(&server.url, &params);
+    sign(&mut req, &creds, &scope, now).unwrap();
+    let (status, head, body) = send(&server.url, &req);
+    assert_eq!(status, 403, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("x-amzn-errortype: invalidsignatureexception"),
+        "{head}"
+    );
+    assert!(
+        String::from_utf8_lossy(&body).contains("Signature expired"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // the response's Date is on the endpoint's clock (to the second it has)
+    let date = head
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("date").then(|| v.trim())
+        })
+        .and_then(invoke_proto::parse_http_date)
+        .unwrap_or_else(|| panic!("no Date: {head}"));
+    let ahead = date.duration_since(now).unwrap_or_default();
+    assert!(
+        ahead >= Duration::from_secs(3599) && ahead < Duration::from_secs(2 * 3600),
+        "{ahead:?}"
+    );
+    // signed on the endpoint's clock, the same request is served
+    let mut req = request(&server.url, &params);
+    sign(&mut req, &creds, &scope, now + Duration::from_secs(3600)).unwrap();
+    let (status, _, body) = send(&server.url, &req);
+    assert_eq!(status, 200);
+    assert_eq!(
+        events(body)[0],
+        Event::PayloadChunk(Bytes::from_static(br#"{"skew":1}"#))
+    );
+    // `lambda-stream invoke`, signing on this machine's clock, is refused once and retries
+    // on the clock the refusal's Date gave it
+    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("clock-ahead-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+        .args(["invoke", "echo", "--quiet", "--payload", r#"{"skew":2}"#])
+        .args(["--endpoint-url", &server.url, "--region", "us-east-1"])
+        .output_watched();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, br#"{"skew":2}"#);
+}
+
+#[test]
 fn no_auth_and_clean_stop_on_ctrl_c() {
     let mut server = serve(&["--no-auth"]);
     let (status, _, body) = send(
