@@ -2,7 +2,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,7 +11,7 @@ use invoke_emulator::{
     ResponseStream,
 };
 use invoke_proto::bytes::{Bytes, BytesMut};
-use support::{OutputWatched as _, Watchdog};
+use support::{OutputWatched as _, Watchdog, bin, empty_home};
 use tokio::sync::Semaphore;
 
 mod support;
@@ -64,21 +63,6 @@ fn faulty(name: &str, handler: impl invoke_emulator::Handler, spec: &str) -> Lam
         ..FunctionConfig::default()
     };
     lambda(|b| b.function_with(name, handler, config))
-}
-
-/// A home without shared files, so nothing of the machine's own AWS setup leaks in
-fn empty_home() -> PathBuf {
-    std::env::temp_dir().join("lambda-stream-cli-tests-no-home")
-}
-
-/// The binary with a clean environment: keys in the environment, no shared files, no IMDS
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
-    c.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", empty_home())
-        .env("AWS_EC2_METADATA_DISABLED", "true");
-    c
 }
 
 /// `invoke` against `url` with the test's keys and region

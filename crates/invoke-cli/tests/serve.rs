@@ -442,13 +442,7 @@ fn a_clock_ahead_refuses_this_clocks_signatures_and_invoke_corrects_for_it() {
     );
     // `lambda-stream invoke`, signing on this machine's clock, is refused once and retries
     // on the clock the refusal's Date gave it
-    let home = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("clock-ahead-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_lambda-stream"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", &home)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let out = support::bin()
         .env("AWS_ACCESS_KEY_ID", "AKIDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "test-secret")
         .args(["invoke", "echo", "--quiet", "--payload", r#"{"skew":2}"#])

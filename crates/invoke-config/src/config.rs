@@ -233,7 +233,7 @@ impl SharedConfig {
     /// where the clients send the function's trace with each invocation
     /// ([`Invoker::lambda_trace`](crate::Invoker::lambda_trace))
     pub fn in_lambda(&self) -> bool {
-        self.env.get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+        self.env.get(LAMBDA_FUNCTION_NAME).is_some()
     }
 
     /// The file locations used
@@ -487,6 +487,9 @@ pub(crate) fn parse_bool(s: &str) -> Option<bool> {
         None
     }
 }
+
+/// Set in a Lambda function's environment: the function's name
+pub(crate) const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
 
 /// What an app id may hold, as errors about one say it
 pub(crate) const APP_ID_EXPECTED: &str = "letters, digits and !#$%&'*+-.^_`|~ (no spaces)";

@@ -10,6 +10,7 @@ use invoke_proto::{
 };
 
 use crate::builder::ClientSettings;
+use crate::config::LAMBDA_FUNCTION_NAME;
 use crate::credentials::ProvidedCredentials;
 use crate::options::InvokeOptions;
 use crate::timeouts::Timeouts;
@@ -62,9 +63,6 @@ pub struct Invoker {
     pub lambda_trace: bool,
 }
 
-/// Set in a Lambda function's environment: the function's name
-const LAMBDA_FUNCTION_NAME: &str = "AWS_LAMBDA_FUNCTION_NAME";
-
 /// Set in a Lambda function's environment: the X-Ray trace of the invocation being handled
 const LAMBDA_TRACE_ID: &str = "_X_AMZN_TRACE_ID";
 
@@ -114,20 +112,17 @@ impl Invoker {
         now: Instant,
     ) -> Started {
         // the AWS SDKs' recursion detection: the trace goes on, unless the request has one
-        let ambient = || {
-            if self.lambda_trace {
-                env_var(LAMBDA_TRACE_ID)
-            } else {
-                None
+        if !request.headers().contains_key(X_AMZN_TRACE_ID) {
+            let trace = match options.call_trace_id() {
+                Some(id) => Some(trace_id_value(id)),
+                None if self.lambda_trace => {
+                    env_var(LAMBDA_TRACE_ID).as_deref().map(trace_id_value)
+                }
+                None => None,
+            };
+            if let Some(value) = trace {
+                request.headers_mut().insert(X_AMZN_TRACE_ID, value);
             }
-        };
-        if let Some(trace) = options
-            .call_trace_id()
-            .map(trace_id_value)
-            .or_else(|| ambient().as_deref().map(trace_id_value))
-            && !request.headers().contains_key(X_AMZN_TRACE_ID)
-        {
-            request.headers_mut().insert(X_AMZN_TRACE_ID, trace);
         }
         let timeouts = options.timeouts_for(self.timeouts);
         let deadline = now + timeouts.overall;

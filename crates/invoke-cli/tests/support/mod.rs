@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
@@ -180,4 +181,19 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+}
+
+/// A home without shared files, so nothing of the machine's own AWS setup leaks in
+pub fn empty_home() -> PathBuf {
+    std::env::temp_dir().join("lambda-stream-cli-tests-no-home")
+}
+
+/// The binary with a clean environment: no shared files, no IMDS, only `PATH` of this one
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_lambda-stream"));
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", empty_home())
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
 }
