@@ -799,6 +799,74 @@ pub fn a_connection_cut_during_the_tls_handshake_is_retried<T: Transport>(t: &T)
     );
 }
 
+/// A server that ends every connection as soon as it has sent its side of the TLS handshake
+/// (a load balancer with nothing behind it): the client finds each new connection closed
+/// before its request can go out, a send failure retried with back-off, one connection per
+/// attempt; never a loop of new connections within one attempt
+pub fn a_server_closing_each_connection_after_the_tls_handshake_is_one_per_attempt<T: Transport>(
+    t: &T,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (acceptor, ca_file) =
+        crate::proxy::loopback_tls_and_ca_file("closed-after-handshake", addr.port());
+    let tls = Arc::clone(acceptor.config());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(socket) = socket else { return };
+            // more than the attempts: dropped at once, which ends any loop in a failed
+            // handshake rather than a hung test
+            if seen.fetch_add(1, Ordering::SeqCst) < 6 {
+                let tls = Arc::clone(&tls);
+                std::thread::spawn(move || handshake_then_close(socket, tls));
+            }
+        }
+    });
+    let mut cfg = config(endpoint(&format!("https://localhost:{}", addr.port())));
+    cfg.ca_bundle = Some(ca_file.clone());
+    let c = t.client(&cfg);
+    let o = t.invoke(&c, &InvokeParams::new("echo", "{}"));
+    let _ = std::fs::remove_file(&ca_file);
+    assert!(o.head.is_none(), "{o:?}");
+    transport_failure(&o, TransportFailure::Send, 3);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        3,
+        "one connection per attempt"
+    );
+}
+
+/// Answers the ClientHello on `socket` with the server's whole first flight (in TLS 1.3 its
+/// last message, `Finished`, ends the client's handshake), closes its sending side with it,
+/// then reads whatever comes until the client closes
+fn handshake_then_close(
+    mut socket: std::net::TcpStream,
+    config: Arc<tokio_rustls::rustls::ServerConfig>,
+) {
+    let Ok(mut tls) = tokio_rustls::rustls::ServerConnection::new(config) else {
+        return;
+    };
+    let _ = socket.set_read_timeout(Some(Duration::from_secs(10)));
+    while !tls.wants_write() {
+        match tls.read_tls(&mut socket) {
+            Ok(n) if n > 0 && tls.process_new_packets().is_ok() => {}
+            _ => return,
+        }
+    }
+    while tls.wants_write() {
+        if tls.write_tls(&mut socket).is_err() {
+            return;
+        }
+    }
+    // the flight and the end of the stream reach the client together: its handshake ends
+    // with the end of the stream already in its socket
+    let _ = socket.shutdown(std::net::Shutdown::Write);
+    let _ = std::io::copy(&mut socket, &mut std::io::sink());
+}
+
 /// A server that takes the ClientHello and never answers it: the TLS handshake is part of
 /// connecting, so the attempt fails at the end of the connect timeout as a connect timeout,
 /// neither at the (shorter) idle timeout nor as a head timeout

@@ -441,6 +441,7 @@ macro_rules! transport_suite {
             connection_refused_names_the_address,
             connect_timeout_names_the_address,
             a_connection_cut_during_the_tls_handshake_is_retried,
+            a_server_closing_each_connection_after_the_tls_handshake_is_one_per_attempt,
             a_tls_handshake_never_answered_is_a_connect_timeout,
             head_timeout,
             a_peer_closing_or_not_speaking_http_before_the_head,
