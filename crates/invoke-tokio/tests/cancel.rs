@@ -21,7 +21,7 @@ use invoke_proto::{EndpointConfig, resolve_endpoint};
 use invoke_tokio::invoke_config::DRAIN_LIMIT;
 use invoke_tokio::invoke_config::{CredentialsError, ProvideCredentials, ProvidedCredentials};
 use invoke_tokio::{Client, ProxyEnv};
-use transport_suite::cases::{held_response_with_extra, serve_held_with_extras};
+use transport_suite::cases::{held_response_with_extra, serve_held_with_extras_told};
 use transport_suite::{Forwarder, Harness, KEY, SECRET};
 
 /// Generous bound for events that happen at once on an idle machine
@@ -641,19 +641,22 @@ fn a_pool_full_of_a_gone_runtimes_connections_keeps_the_new_ones() {
     assert_eq!(forwarder.accepted(), 2);
 }
 
-/// A caller that stops at `InvokeComplete` and drops the response: the end of the body came
-/// in the same write as the events, so it is taken on the drop and the connection goes back
-/// to the pool (with 100 bytes after `InvokeComplete` too), unless more than
-/// [`DRAIN_LIMIT`] bytes came after it: four calls, the second answered with 100 bytes after
-/// `InvokeComplete`, the third with the limit and a byte more, go out on connections 1, 1,
-/// 1 and 2
+/// A caller that stops at `InvokeComplete` and drops the response: when the rest of the
+/// body is already here, it is taken on the drop and the connection goes back to the pool
+/// (with up to [`DRAIN_LIMIT`] bytes after `InvokeComplete` too), unless more than
+/// [`DRAIN_LIMIT`] bytes came after it; a response dropped before its `InvokeComplete` closes
+/// its connection, even with the rest of its body here. Six calls: the second answered
+/// with 100 bytes after `InvokeComplete`, the third with the limit, the fourth with the
+/// limit and a byte more, the fifth dropped at its first event; they go out on connections
+/// 1, 1, 1, 1, 2 and 3. Each is dropped only once the server wrote all of it.
 #[test]
 fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() {
-    let (addr, server) = serve_held_with_extras(vec![0, 100, DRAIN_LIMIT + 1, 0]);
+    let (addr, server, written) =
+        serve_held_with_extras_told(vec![0, 100, DRAIN_LIMIT, DRAIN_LIMIT + 1, 0, 0]);
     let client = client(&format!("http://{addr}"));
     let rt = support::runtime();
     rt.block_on(async {
-        for _ in 0..4 {
+        for call in 0..6 {
             let response = client
                 .invoke(&InvokeParams::new("held", "{}"))
                 .await
@@ -661,15 +664,19 @@ fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() 
             let mut events = pin!(response);
             loop {
                 match std::future::poll_fn(|cx| events.as_mut().poll_next(cx)).await {
+                    Some(Ok(Event::PayloadChunk(_))) if call == 4 => break,
                     Some(Ok(Event::InvokeComplete(_))) => break,
                     Some(Ok(_)) => {}
                     other => panic!("not InvokeComplete: {other:?}"),
                 }
             }
+            written
+                .recv_timeout(WAIT)
+                .expect("the server wrote the whole response");
             // dropped here, before the stream said it ended
         }
     });
-    assert_eq!(server.join().expect("server"), [1, 1, 1, 2]);
+    assert_eq!(server.join().expect("server"), [1, 1, 1, 1, 2, 3]);
 }
 
 /// `Response::next_event` is cancel-safe: futures of it dropped before they were ready (a

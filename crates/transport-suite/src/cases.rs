@@ -1210,7 +1210,22 @@ fn invoke_held<T: Transport>(t: &T, cfg: &ClientConfig, n: usize) {
 pub fn serve_held_with_extras(
     extras: Vec<usize>,
 ) -> (SocketAddr, std::thread::JoinHandle<Vec<usize>>) {
+    let (addr, server, _) = serve_held_with_extras_told(extras);
+    (addr, server)
+}
+
+/// [`serve_held_with_extras`], also telling on the receiver each time a whole response
+/// was written (a client that waits for it before it drops a response then has all of that
+/// response in its socket, the responses being shorter than a loopback socket's buffer)
+pub fn serve_held_with_extras_told(
+    extras: Vec<usize>,
+) -> (
+    SocketAddr,
+    std::thread::JoinHandle<Vec<usize>>,
+    std::sync::mpsc::Receiver<()>,
+) {
     use std::io::Write as _;
+    let (tell, told) = std::sync::mpsc::channel();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let server = std::thread::spawn(move || {
@@ -1227,6 +1242,8 @@ pub fn serve_held_with_extras(
                 if !written {
                     break;
                 }
+                // no one may be listening
+                let _ = tell.send(());
             }
             if served_on.len() == extras.len() {
                 break;
@@ -1234,7 +1251,7 @@ pub fn serve_held_with_extras(
         }
         served_on
     });
-    (addr, server)
+    (addr, server, told)
 }
 
 /// Invokes a `server` that answers with a chunk ("held") and `InvokeComplete` and then does
