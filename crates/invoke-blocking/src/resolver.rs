@@ -190,6 +190,39 @@ mod tests {
         assert_eq!(lookups.load(Ordering::SeqCst), 1);
     }
 
+    /// An IP literal is answered without a lookup, with its own port or its scheme's (the
+    /// endpoint's URL often has none)
+    #[test]
+    fn ip_literals_are_answered_without_a_lookup() {
+        let lookups = Arc::new(AtomicUsize::new(0));
+        let resolver = LiteralFirst::new(
+            Counting {
+                lookups: Arc::clone(&lookups),
+                inner: DefaultResolver::default(),
+            },
+            Arc::new(AddressCache::default()),
+        );
+        let timeout = NextTimeout {
+            after: Duration::from_secs(1).into(),
+            reason: ureq::Timeout::Resolve,
+            per_read: None,
+            per_write: None,
+        };
+        for (uri, addr) in [
+            ("http://127.0.0.1/x", "127.0.0.1:80"),
+            ("https://127.0.0.1/x", "127.0.0.1:443"),
+            ("http://[::1]/x", "[::1]:80"),
+            ("https://[::1]:9001/x", "[::1]:9001"),
+        ] {
+            let got = resolver
+                .resolve(&uri.parse().unwrap(), &Config::default(), timeout)
+                .unwrap();
+            let want: SocketAddr = addr.parse().unwrap();
+            assert_eq!(got[..], [want], "{uri}");
+        }
+        assert_eq!(lookups.load(Ordering::SeqCst), 0, "a literal was looked up");
+    }
+
     #[test]
     fn a_failed_connection_resolves_again() {
         // a port that was free a moment ago: connecting is refused
