@@ -673,7 +673,8 @@ fn dropping_a_response_at_invoke_complete_keeps_a_connection_whose_body_ended() 
             written
                 .recv_timeout(WAIT)
                 .expect("the server wrote the whole response");
-            // dropped here, before the stream said it ended
+            // dropped here, before the stream said it ended (the fifth before its
+            // InvokeComplete)
         }
     });
     assert_eq!(server.join().expect("server"), [1, 1, 1, 1, 2, 3]);

@@ -800,9 +800,10 @@ pub fn a_connection_cut_during_the_tls_handshake_is_retried<T: Transport>(t: &T)
 }
 
 /// A server that ends every connection as soon as it has sent its side of the TLS handshake
-/// (a load balancer with nothing behind it): the client finds each new connection closed
-/// before its request can go out, a send failure retried with back-off, one connection per
-/// attempt; never a loop of new connections within one attempt
+/// (a load balancer with nothing behind it): each new connection is found closed once the
+/// handshake is over (`invoke-tokio` finds it so before its request goes out), a send
+/// failure retried with back-off, one connection per attempt; never a loop of new
+/// connections within one attempt
 pub fn a_server_closing_each_connection_after_the_tls_handshake_is_one_per_attempt<T: Transport>(
     t: &T,
 ) {
@@ -1242,7 +1243,7 @@ pub fn serve_held_with_extras_told(
                 if !written {
                     break;
                 }
-                // no one may be listening
+                // the receiver may be gone (`serve_held_with_extras` drops it)
                 let _ = tell.send(());
             }
             if served_on.len() == extras.len() {
