@@ -136,6 +136,16 @@ mod tests {
         inner: DefaultResolver,
     }
 
+    impl Counting {
+        /// ureq's resolver, its lookups counted in `lookups`
+        fn of(lookups: &Arc<AtomicUsize>) -> Self {
+            Self {
+                lookups: Arc::clone(lookups),
+                inner: DefaultResolver::default(),
+            }
+        }
+    }
+
     impl Resolver for Counting {
         fn resolve(
             &self,
@@ -167,10 +177,7 @@ mod tests {
             ))
             .proxy_env(ProxyEnv::none())
             .retry(retry)
-            .build_with_resolver(Counting {
-                lookups: Arc::clone(lookups),
-                inner: DefaultResolver::default(),
-            })
+            .build_with_resolver(Counting::of(lookups))
             .unwrap()
     }
 
@@ -195,13 +202,7 @@ mod tests {
     #[test]
     fn ip_literals_are_answered_without_a_lookup() {
         let lookups = Arc::new(AtomicUsize::new(0));
-        let resolver = LiteralFirst::new(
-            Counting {
-                lookups: Arc::clone(&lookups),
-                inner: DefaultResolver::default(),
-            },
-            Arc::new(AddressCache::default()),
-        );
+        let resolver = LiteralFirst::new(Counting::of(&lookups), Arc::default());
         let timeout = NextTimeout {
             after: Duration::from_secs(1).into(),
             reason: ureq::Timeout::Resolve,
