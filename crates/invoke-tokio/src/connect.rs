@@ -830,6 +830,66 @@ mod tests {
         assert_eq!(received, b"hello, world");
     }
 
+    /// Over TLS, a flush is not done while records wait in rustls's buffer for a socket that
+    /// cannot take them yet (a peer that reads nothing). hyper flushes after a request's last
+    /// write and then only reads: a flush that ended early would leave the end of a large
+    /// payload unsent, and the call would wait out its head timeout. Once the peer reads,
+    /// the flush ends and every byte the writes took arrives.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_tls_flush_waits_for_the_records_the_socket_cannot_take_yet() {
+        use hyper::rt::Write as _;
+        let (acceptor, ca_pem) =
+            invoke_emulator::loopback_tls(std::net::Ipv4Addr::LOCALHOST.into()).unwrap();
+        let ca_file =
+            std::env::temp_dir().join(format!("invoke-tokio-tls-flush-{}.pem", std::process::id()));
+        std::fs::write(&ca_file, ca_pem).unwrap();
+        let tls = tls_config(std::slice::from_ref(&ca_file)).unwrap();
+        std::fs::remove_file(&ca_file).unwrap();
+        let connector = Connector::new(tls, None, Duration::from_secs(20));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dst: Uri = format!("https://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let accept = async {
+            let (tcp, _) = listener.accept().await.unwrap();
+            acceptor.accept(tcp).await.unwrap()
+        };
+        let (conn, mut peer) =
+            tokio::join!(connector.connect(&dst, Duration::from_secs(20)), accept);
+        let mut conn = conn.unwrap();
+
+        // write until neither the socket nor rustls's buffer takes more
+        let chunk = vec![7u8; 64 * 1024];
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut taken = 0usize;
+        while let Poll::Ready(written) = Pin::new(&mut conn).poll_write(&mut cx, &chunk) {
+            taken += written.unwrap();
+            assert!(taken < 1 << 30, "1 GiB written to a peer reading nothing");
+        }
+        assert!(
+            Pin::new(&mut conn).poll_flush(&mut cx).is_pending(),
+            "flushed with records still in rustls's buffer"
+        );
+
+        let read_all = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut read = 0;
+            while read < taken {
+                let n = peer.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the stream ended after {read} of {taken} bytes");
+                assert!(buf[..n].iter().all(|&b| b == 7));
+                read += n;
+            }
+        };
+        let flush = std::future::poll_fn(|cx| Pin::new(&mut conn).poll_flush(cx));
+        let (flushed, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+            tokio::join!(flush, read_all)
+        })
+        .await
+        .expect("the flush to end and every byte to arrive once the peer reads");
+        flushed.unwrap();
+    }
+
     /// An address that never answers the handshake (a listener whose accept queue is full)
     /// takes only its share of the time, and one that refuses none: the next address, which
     /// answers, is still tried and connected to before the deadline (paused time: the
