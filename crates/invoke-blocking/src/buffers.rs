@@ -280,4 +280,39 @@ mod tests {
         assert!(buffer.discard(&mut &[1u8; 100][..], 100));
         assert!(!buffer.discard(&mut &[1u8; 101][..], 100));
     }
+
+    /// A body that gives at most `step` bytes a read, after one read interrupted by a signal
+    struct Trickle<'a> {
+        rest: &'a [u8],
+        step: usize,
+        interrupted: bool,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if !std::mem::replace(&mut self.interrupted, true) {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = self.step.min(buf.len());
+            self.rest.read(&mut buf[..n])
+        }
+    }
+
+    #[test]
+    fn discard_counts_every_read_against_the_limit_and_reads_on_after_a_signal() {
+        let mut buffer = BodyBuffer::new(Arc::new(BufferPool::default()));
+        let mut discard = |len: usize| {
+            let body = vec![1u8; len];
+            let mut trickle = Trickle {
+                rest: &body,
+                step: 30,
+                interrupted: false,
+            };
+            buffer.discard(&mut trickle, 100)
+        };
+        // 30 + 30 + 30 + 10, then the end
+        assert!(discard(100));
+        // the fourth read of 30 goes past the limit
+        assert!(!discard(120));
+    }
 }
