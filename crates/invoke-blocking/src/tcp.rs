@@ -62,17 +62,23 @@ impl<In: Transport> Connector<In> for Tcp {
     }
 }
 
-/// The first address of `addrs` that accepts within its share of `timeout`: half of it for
-/// the first, half of the rest for the next, and so on (the shares sum to the timeout)
+/// The share of a connect timeout `total` that the address at `index` of `count` gets:
+/// twice the next one's, the shares summing to `total` (two thirds and one third of it for
+/// two addresses), but never under [`MIN_PER_ADDRESS`]
+fn share(total: Duration, index: usize, count: usize) -> Duration {
+    let power = |n: usize| 0.5_f64.powi(i32::try_from(n).unwrap_or(i32::MAX));
+    // the weights 1, 1/2, 1/4, ... of `count` addresses sum to 2 (1 - 1/2^count)
+    let weights = 2.0 * (1.0 - power(count));
+    total.mul_f64(power(index) / weights).max(MIN_PER_ADDRESS)
+}
+
+/// The first address of `addrs` that accepts within its [share](share) of `timeout`
 fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
     let start = Instant::now();
     let total = whole(timeout);
-    let weights = 2.0 * (1.0 - 0.5_f64.powi(i32::try_from(addrs.len()).unwrap_or(i32::MAX)));
-    let mut weight = 1.0_f64;
     let mut last = None;
-    for addr in addrs {
-        let share = total.map(|t| t.mul_f64(weight / weights).max(MIN_PER_ADDRESS));
-        weight /= 2.0;
+    for (index, addr) in addrs.iter().enumerate() {
+        let share = total.map(|t| share(t, index, addrs.len()));
         let connected = match share {
             Some(share) => TcpStream::connect_timeout(addr, share),
             None => TcpStream::connect(addr),
@@ -400,6 +406,45 @@ mod tests {
         assert!(matches!(e, ureq::Error::Io(_)), "{e:?}");
         let e = connect(&[], timeout).unwrap_err();
         assert!(e.to_string().contains("no address"), "{e}");
+    }
+
+    #[test]
+    fn each_address_gets_twice_the_next_ones_share_and_the_shares_sum_to_the_timeout() {
+        let total = Duration::from_secs(7);
+        let near = |a: Duration, b: Duration| a.abs_diff(b) < Duration::from_micros(1);
+        assert!(near(share(total, 0, 1), total));
+        let shares: Vec<Duration> = (0..3).map(|i| share(total, i, 3)).collect();
+        for (got, want) in shares.iter().zip([4, 2, 1]) {
+            assert!(near(*got, Duration::from_secs(want)), "{shares:?}");
+        }
+        // two addresses within 15 ms: 10 and 5 ms, the second raised to the least share
+        assert!(near(
+            share(Duration::from_millis(15), 0, 2),
+            MIN_PER_ADDRESS
+        ));
+        assert_eq!(share(Duration::from_millis(15), 1, 2), MIN_PER_ADDRESS);
+    }
+
+    /// A failure that concerns the address tried moves on to the next address; any other
+    /// (out of file descriptors, say) ends the attempt
+    #[test]
+    fn only_failures_of_the_address_move_on_to_the_next() {
+        use io::ErrorKind::{ConnectionRefused, HostUnreachable, OutOfMemory, PermissionDenied};
+        for kind in [ConnectionRefused, HostUnreachable] {
+            assert!(address_specific(&kind.into()), "{kind:?}");
+        }
+        for kind in [PermissionDenied, OutOfMemory] {
+            assert!(!address_specific(&kind.into()), "{kind:?}");
+        }
+    }
+
+    /// A later system call of a write or read waits what is left of its window, and at
+    /// least 1 ms once the window has passed: a zero timeout would mean none to the socket
+    #[test]
+    fn a_later_wait_is_never_zero() {
+        let ended = Instant::now();
+        assert_eq!(left_until(Some(ended)), Some(Duration::from_millis(1)));
+        assert_eq!(left_until(None), None);
     }
 
     /// An address that never answers the handshake (a listener whose accept queue is full)
