@@ -333,7 +333,7 @@ mod tests {
         let (server, _) = listener.accept().unwrap();
         let transport = TcpTransport {
             stream: Arc::new(client),
-            buffers: LazyBuffers::new(1024, 1024),
+            buffers: LazyBuffers::new(1024, 64 * 1024),
             read_timeout: None,
             write_timeout: None,
             held: Vec::new(),
@@ -344,6 +344,59 @@ mod tests {
     fn send(t: &mut TcpTransport, bytes: &[u8]) {
         t.buffers.output()[..bytes.len()].copy_from_slice(bytes);
         t.transmit_output(bytes.len(), timeout(5)).unwrap();
+    }
+
+    /// A write to a peer that takes nothing more ends as a timeout with its window's reason,
+    /// whether some bytes went out before the window ended or none could
+    #[test]
+    fn a_write_the_peer_never_takes_is_a_timeout() {
+        let (mut t, _peer) = pair();
+        let window = NextTimeout {
+            after: ureq::unversioned::transport::time::Duration::from_millis(50),
+            ..timeout(0)
+        };
+        let is_timeout = |r: Result<(), ureq::Error>| {
+            matches!(r, Err(ureq::Error::Timeout(ureq::Timeout::SendRequest)))
+        };
+        // until the socket buffers are full (a few MiB on loopback)
+        let mut writes = 0;
+        loop {
+            writes += 1;
+            assert!(writes < 100_000, "6 GiB written to a peer reading nothing");
+            match t.transmit_output(64 * 1024, window) {
+                Ok(()) => {}
+                r => {
+                    assert!(is_timeout(r));
+                    break;
+                }
+            }
+        }
+        // then the socket takes not a byte more: the system call itself times out
+        for _ in 0..3 {
+            assert!(is_timeout(t.transmit_output(64 * 1024, window)));
+        }
+    }
+
+    /// A write to a peer that reset the connection (it closed with bytes unread) fails with
+    /// the IO error, not as a timeout
+    #[test]
+    fn a_write_to_a_reset_connection_is_an_io_error() {
+        let (mut t, peer) = pair();
+        send(&mut t, b"unread");
+        let mut unread = [0; 6];
+        while peer.peek(&mut unread).unwrap() < unread.len() {}
+        drop(peer);
+        // the reset may come after a write or two
+        let error = (0..1_000)
+            .find_map(|_| t.transmit_output(1024, timeout(5)).err())
+            .expect("the reset to fail a write");
+        assert!(
+            matches!(&error, ureq::Error::Io(e) if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            )),
+            "{error:?}"
+        );
     }
 
     #[test]
