@@ -399,6 +399,22 @@ mod tests {
         );
     }
 
+    /// A read of a connection the peer reset fails with the IO error, not as a clean end
+    /// (a read after the reset would return 0)
+    #[test]
+    fn a_read_of_a_reset_connection_is_an_io_error() {
+        let (mut t, peer) = pair();
+        send(&mut t, b"unread");
+        let mut unread = [0; 6];
+        while peer.peek(&mut unread).unwrap() < unread.len() {}
+        drop(peer);
+        let error = t.await_input(timeout(5)).unwrap_err();
+        assert!(
+            matches!(&error, ureq::Error::Io(e) if e.kind() == io::ErrorKind::ConnectionReset),
+            "{error:?}"
+        );
+    }
+
     #[test]
     fn a_held_request_head_goes_out_with_its_body() {
         let (mut t, mut server) = pair();
