@@ -195,6 +195,26 @@ mod tests {
         assert!(e.contains("127.0.0.1:9") && !e.contains("hunter2"), "{e}");
     }
 
+    /// A `credential_process` still running at this thread's [`exchanges_by`] limit is
+    /// killed then, not at its own longer timeout; past the limit, none is started
+    #[cfg(unix)]
+    #[test]
+    fn a_process_is_killed_at_the_threads_limit_when_that_comes_first() {
+        let cmd = ProcessCommand {
+            command: "sleep 30".to_owned(),
+            timeout: Duration::from_secs(20),
+            max_output: 1024,
+        };
+        let limit = exchanges_by(Instant::now() + Duration::from_millis(200));
+        let e = run_process(&cmd).unwrap_err();
+        assert!(e.contains("ran longer than"), "{e}");
+        assert!(!e.contains("20s"), "killed at its own timeout: {e}");
+        // the limit has passed now
+        let e = run_process(&cmd).unwrap_err();
+        assert!(e.contains("deadline passed"), "{e}");
+        drop(limit);
+    }
+
     /// A retried exchange (IMDS, container, STS, SSO) waits its back-off first, within
     /// the thread's deadline; a first one does not wait
     #[test]
