@@ -227,3 +227,79 @@ fn a_provider_returning_after_the_deadline_fails_the_call_with_it() {
     );
     assert_eq!(h.invocations(), 0, "nothing was sent");
 }
+
+/// Two calls share one credentials load that hangs (a `credential_process` waiting for the
+/// test): the call that came second waits for the first's load no longer than its own
+/// deadline, and fails with it while the load goes on; the first call signs with what the
+/// load returns once the command answers
+#[cfg(unix)]
+#[test]
+fn a_call_waiting_for_another_calls_load_gives_up_at_its_own_deadline() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use invoke_blocking::InvokeOptions;
+    use invoke_proto::TransportFailure;
+
+    let h = Harness::start_in_region("eu-west-3");
+    let url = h.endpoint().to_string();
+    let dir = std::env::temp_dir().join(format!("invoke-blocking-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // the command says it started through one pipe, then waits for its answer on the other
+    let (started, answer) = (dir.join("started"), dir.join("answer"));
+    for fifo in [&started, &answer] {
+        let _ = std::fs::remove_file(fifo);
+        let made = std::process::Command::new("mkfifo").arg(fifo).status();
+        assert!(made.unwrap().success(), "mkfifo {}", fifo.display());
+    }
+    let config = format!(
+        "[default]\nregion = eu-west-3\ncredential_process = echo > \"{}\"; cat \"{}\"\n",
+        started.display(),
+        answer.display()
+    );
+    let client = Client::from_config(
+        &shared(&[("AWS_ENDPOINT_URL_LAMBDA", &url)], &config),
+        &Overrides::new(),
+    )
+    .unwrap();
+    let echo = InvokeParams::new("echo", "{}");
+    let call = |timeout: Duration| {
+        let (client, echo) = (client.clone(), echo.clone());
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let options = InvokeOptions::new().timeout(timeout);
+            let result = client
+                .invoke_with(&echo, &options)
+                .and_then(invoke_blocking::Response::collect_payload);
+            let _ = tx.send(result.map(|c| c.payload).map_err(|e| e.transport_failure()));
+        });
+        rx
+    };
+    let first = call(Duration::from_secs(60));
+    let read_started = {
+        let started = started.clone();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || tx.send(std::fs::read(started).is_ok()));
+        rx
+    };
+    assert_eq!(
+        read_started.recv_timeout(Duration::from_secs(30)),
+        Ok(true),
+        "the first call's load started its command"
+    );
+    let second = call(Duration::from_millis(300)).recv_timeout(Duration::from_secs(30));
+    // the command's answer, written also when the second call waited for the load (the
+    // test then ends)
+    let answer_json =
+        format!(r#"{{"Version":1,"AccessKeyId":"{KEY}","SecretAccessKey":"{SECRET}"}}"#);
+    std::fs::write(&answer, answer_json).unwrap();
+    assert_eq!(
+        second.expect("the second call ended before the first call's load"),
+        Err(Some(TransportFailure::Deadline))
+    );
+    let first = first
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the first call ended");
+    assert_eq!(first.expect("the first call signs").as_ref(), b"{}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
