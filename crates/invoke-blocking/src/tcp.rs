@@ -72,7 +72,7 @@ fn share(total: Duration, index: usize, count: usize) -> Duration {
     total.mul_f64(power(index) / weights).max(MIN_PER_ADDRESS)
 }
 
-/// The first address of `addrs` that accepts within its [share](share) of `timeout`
+/// The first address of `addrs` that accepts within its [share] of `timeout`
 fn connect(addrs: &[SocketAddr], timeout: NextTimeout) -> Result<TcpStream, ureq::Error> {
     let start = Instant::now();
     let total = whole(timeout);
