@@ -26,8 +26,6 @@ pub(crate) struct CanonicalRequest {
     pub(crate) text: String,
     /// Where the signed-headers list sits in `text`
     signed_headers: Range<usize>,
-    /// The request has an `Authorization` header (to be replaced)
-    pub(crate) had_authorization: bool,
     /// The request has an `X-Amz-Security-Token` header (to be replaced or removed)
     pub(crate) had_security_token: bool,
 }
@@ -276,7 +274,7 @@ pub(crate) fn canonical_request(
     };
     // one pass over the headers, no lookups: a header's values come one after the other
     let mut n = 0;
-    let (mut has_host, mut had_authorization, mut had_security_token) = (false, false, false);
+    let (mut has_host, mut had_security_token) = (false, false);
     for (name, value) in headers {
         let name_str = name.as_str();
         if n > 0 && slots[n - 1].0 == name_str {
@@ -284,7 +282,6 @@ pub(crate) fn canonical_request(
             continue;
         }
         has_host |= *name == http::header::HOST;
-        had_authorization |= *name == http::header::AUTHORIZATION;
         had_security_token |= name_str == X_AMZ_SECURITY_TOKEN;
         let listed = settings.headers == SignedHeaders::Every || !never_signed(name_str);
         if listed && !replaced(name_str) {
@@ -355,7 +352,6 @@ pub(crate) fn canonical_request(
     Ok(CanonicalRequest {
         text,
         signed_headers,
-        had_authorization,
         had_security_token,
     })
 }

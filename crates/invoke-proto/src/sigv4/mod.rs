@@ -455,10 +455,6 @@ fn sign_request(
     let date_value = date.header_value();
 
     let headers = req.headers_mut();
-    // only names the request has are looked up to go (each lookup hashes the name)
-    if creq.had_authorization {
-        headers.remove(AUTHORIZATION);
-    }
     headers.insert(X_AMZ_DATE_NAME, date_value);
     match token {
         Some((_, value)) => {
@@ -473,6 +469,7 @@ fn sign_request(
         let value = HeaderValue::from_str(payload_hash).expect("hex digits");
         headers.insert(HeaderName::from_static(X_AMZ_CONTENT_SHA256), value);
     }
+    // `insert` replaces every value the request had (an earlier attempt's signature)
     headers.insert(AUTHORIZATION, authorization);
 
     Ok(Signed {
