@@ -456,6 +456,8 @@ fn sign_request(
 
     let headers = req.headers_mut();
     headers.insert(X_AMZ_DATE_NAME, date_value);
+    // a stale token is looked up to go only when the request had one (a lookup hashes the
+    // name)
     match token {
         Some((_, value)) => {
             headers.insert(X_AMZ_SECURITY_TOKEN_NAME, value);
