@@ -370,18 +370,16 @@ mod tests {
         // machine may still make room for a write after the first)
         let mut in_a_row = 0;
         for _ in 0..100_000 {
-            match t.transmit_output(64 * 1024, window) {
-                Ok(()) => in_a_row = 0,
+            in_a_row = match t.transmit_output(64 * 1024, window) {
+                Ok(()) => 0,
                 Err(e) => {
-                    assert!(
-                        matches!(e, ureq::Error::Timeout(ureq::Timeout::SendRequest)),
-                        "{e:?}"
-                    );
-                    in_a_row += 1;
-                    if in_a_row == 5 {
-                        return;
-                    }
+                    let timeout = matches!(e, ureq::Error::Timeout(ureq::Timeout::SendRequest));
+                    assert!(timeout, "{e:?}");
+                    in_a_row + 1
                 }
+            };
+            if in_a_row == 5 {
+                return;
             }
         }
         panic!("6 GiB written to a peer reading nothing");
