@@ -109,16 +109,11 @@ mod tests {
 
     #[test]
     fn the_largest_message_the_specification_allows_passes_the_default_limits() {
-        // a 24 MiB payload with a full 128 KiB header block, as botocore accepts
-        let largest = u32::try_from(super::super::MAX_MESSAGE_PAYLOAD_LEN).unwrap()
-            + Limits::DEFAULT_MAX_HEADERS_LEN
-            + 16;
-        let p = Prelude::parse(
-            &prelude_bytes(largest, Limits::DEFAULT_MAX_HEADERS_LEN),
-            &Limits::default(),
-            0,
-        )
-        .unwrap();
+        // a 24 MiB payload with a full 128 KiB header block, as botocore accepts; the
+        // numbers written out, so that a change to the limits' constants shows here
+        let largest = (24 << 20) + (128 << 10) + 16;
+        assert_eq!(Limits::DEFAULT_MAX_MESSAGE_LEN, largest);
+        let p = Prelude::parse(&prelude_bytes(largest, 128 << 10), &Limits::default(), 0).unwrap();
         assert_eq!(p.payload_len(), 24 << 20);
         assert!(matches!(
             Prelude::parse(&prelude_bytes(largest + 1, 0), &Limits::default(), 0),
