@@ -1683,3 +1683,50 @@ fn an_imds_step_refused_by_a_server_error_is_retryable_and_by_a_client_error_not
         }
     }
 }
+
+/// A chain and a chain provider show their profile in `Debug`, and never the credentials,
+/// before or after loading them
+#[test]
+fn chains_debug_their_profile_and_no_secret() {
+    let config = format!(
+        "[profile ops]\naws_access_key_id = AKIDOPS\naws_secret_access_key = {SECRET}\naws_session_token = {TOKEN}\n"
+    );
+    let fs = MemFs::new().with("/home/.aws/config", config);
+    let mut c = chain(
+        &[("AWS_PROFILE", "ops")],
+        fs.clone(),
+        &ProviderKind::DEFAULT_CHAIN,
+    );
+    let before = format!("{c:?}");
+    let Step::Done(Ok(loaded)) = c.next_step(now()) else {
+        panic!("static profile keys need no request")
+    };
+    assert_eq!(loaded.credentials.access_key_id(), "AKIDOPS");
+    for shown in [before, format!("{c:?}")] {
+        assert!(
+            shown.starts_with("CredentialsChain") && shown.contains("\"ops\""),
+            "{shown}"
+        );
+        assert_no_secret(&shown);
+    }
+
+    let shared = shared_config(&[("AWS_PROFILE", "ops")], &fs);
+    let send = |_: http::Request<Bytes>| -> Result<(StatusCode, HeaderMap, Bytes), String> {
+        panic!("static profile keys need no request")
+    };
+    let provider = invoke_config::ChainProvider::new(shared, Arc::new(fs), send, now);
+    assert_eq!(
+        provider
+            .provide_credentials()
+            .unwrap()
+            .credentials
+            .access_key_id(),
+        "AKIDOPS"
+    );
+    let shown = format!("{provider:?}");
+    assert!(
+        shown.starts_with("ChainProvider") && shown.contains("\"ops\""),
+        "{shown}"
+    );
+    assert_no_secret(&shown);
+}

@@ -464,3 +464,23 @@ fn app_id_precedence_and_validity() {
         );
     }
 }
+
+/// A Lambda function's environment is known by `AWS_LAMBDA_FUNCTION_NAME` (the clients then
+/// send the function's trace); blank is unset, as for every variable
+#[test]
+fn in_lambda_follows_the_function_name_variable() {
+    for (env, expected) in [
+        (&[][..], false),
+        (&[("AWS_LAMBDA_FUNCTION_NAME", "my-function")][..], true),
+        (&[("AWS_LAMBDA_FUNCTION_NAME", " ")][..], false),
+        (
+            &[(
+                "_X_AMZN_TRACE_ID",
+                "Root=1-5759e988-bd862e3fe1be46a994272793",
+            )][..],
+            false,
+        ),
+    ] {
+        assert_eq!(shared(env, "").in_lambda(), expected, "{env:?}");
+    }
+}
