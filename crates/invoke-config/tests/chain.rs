@@ -109,6 +109,7 @@ fn imds_unreachable_is_retried_then_skipped() {
         match c.next_step(now()) {
             Step::Send(req) => {
                 attempts.push(req.extensions().get::<invoke_config::Attempt>().unwrap().0);
+                assert!(attempts.len() <= 100, "still asking: {attempts:?}");
                 assert_eq!(req.method(), http::Method::PUT);
                 c.handle_transport_error(&"connection refused");
             }
@@ -150,7 +151,10 @@ fn oversized_and_malformed_answers_are_errors() {
         vec![0xff; 10],
     ] {
         let mut c = chain(&rel, MemFs::new(), &[ProviderKind::Container]);
+        let mut sends = 0;
         let r = drive(&mut c, now, |_req| {
+            sends += 1;
+            assert!(sends <= 100, "still sending after 100 requests");
             Ok::<_, String>((StatusCode::OK, HeaderMap::new(), Bytes::from(body.clone())))
         });
         assert!(r.is_err(), "{} bytes accepted", body.len());
@@ -267,6 +271,7 @@ fn drive_sso_at(
                 .unwrap_or_default();
             let body = String::from_utf8(req.body().to_vec()).unwrap();
             seen.push((req.method().to_string(), req.uri().to_string(), token, body));
+            assert!(seen.len() <= 100, "still sending after 100 requests");
             let answer = if req.uri().path() == "/token" {
                 let Some(oidc) = oidc else {
                     return Err("connection refused".to_owned());
@@ -1120,12 +1125,14 @@ fn run_region_lookup(
     lookup: &mut invoke_config::ImdsRegion,
     mut on_send: impl FnMut(http::Request<Bytes>, &mut invoke_config::ImdsRegion),
 ) -> Result<String, String> {
-    loop {
+    // bounded, so that a lookup that never gives up fails the test instead of hanging it
+    for _ in 0..100 {
         match lookup.next_step() {
             invoke_config::RegionStep::Send(req) => on_send(req, lookup),
             invoke_config::RegionStep::Done(r) => return r,
         }
     }
+    panic!("the region lookup still sends after 100 requests")
 }
 
 #[test]
