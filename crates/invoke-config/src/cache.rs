@@ -321,6 +321,24 @@ mod tests {
         (Arc::new(cache), loads, release)
     }
 
+    /// `Debug` shows the cache's state and the key id it holds, never the secret
+    #[test]
+    fn debug_shows_the_state_and_no_secret() {
+        let (cache, _, release) = gated(Ok("AKIDCACHED"), Ok("AKIDCACHED"));
+        let empty = format!("{cache:?}");
+        assert!(
+            empty.starts_with("CredentialsCache") && empty.contains("empty"),
+            "{empty}"
+        );
+        release.send(()).unwrap();
+        cache.provide_credentials().unwrap();
+        let ready = format!("{cache:?}");
+        assert!(
+            ready.contains("ready (test, AKIDCACHED)") && !ready.contains("secret"),
+            "{ready}"
+        );
+    }
+
     /// What `provide_credentials` gives on a new thread: the key, or the error's text
     fn ask(
         cache: &Arc<CredentialsCache>,
