@@ -1148,6 +1148,11 @@ fn imds_region_lookup() {
     };
     let mut off = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_DISABLED", "TRUE")]));
     assert!(matches!(off.next_step(), RegionStep::Done(Err(e)) if e.contains("DISABLED")));
+    let shown = format!("{off:?}");
+    assert!(
+        shown.starts_with("ImdsRegion") && shown.contains("DISABLED"),
+        "{shown}"
+    );
     // an endpoint needs a scheme and a host
     for endpoint in ["169.254.169.254", "/latest"] {
         let mut bad = ImdsRegion::new(&shared(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", endpoint)]));
