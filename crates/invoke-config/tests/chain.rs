@@ -1221,6 +1221,12 @@ fn imds_region_lookup() {
     }
 }
 
+/// The access key id `provider` gives
+fn key_of(provider: &dyn ProvideCredentials) -> String {
+    let provided = provider.provide_credentials().unwrap();
+    provided.credentials.access_key_id().to_owned()
+}
+
 #[test]
 fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
     fn assert_send<T: Send>() {}
@@ -1258,14 +1264,7 @@ fn chain_provider_behind_a_cache_is_what_transports_plug_in() {
         now,
     ));
     for _ in 0..3 {
-        assert_eq!(
-            provider
-                .provide_credentials()
-                .unwrap()
-                .credentials
-                .access_key_id(),
-            "ASIA1"
-        );
+        assert_eq!(key_of(&*provider), "ASIA1");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
@@ -1727,14 +1726,7 @@ fn chains_debug_their_profile_and_no_secret() {
         panic!("static profile keys need no request")
     };
     let provider = invoke_config::ChainProvider::new(shared, Arc::new(fs), send, now);
-    assert_eq!(
-        provider
-            .provide_credentials()
-            .unwrap()
-            .credentials
-            .access_key_id(),
-        "AKIDOPS"
-    );
+    assert_eq!(key_of(&provider), "AKIDOPS");
     let shown = format!("{provider:?}");
     assert!(
         shown.starts_with("ChainProvider") && shown.contains("\"ops\""),
