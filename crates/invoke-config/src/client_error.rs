@@ -692,4 +692,26 @@ mod tests {
         c.consume(1);
         assert!(c.fill().is_err());
     }
+
+    /// Payload bytes still buffered when the events fail (a caller that handed an event on
+    /// before reading them all) are read first, through either view; the error comes after
+    #[test]
+    fn bytes_buffered_before_a_failure_are_read_first() {
+        let fail = |c: &mut PayloadCursor| {
+            c.handle(Some(Ok(Event::PayloadChunk(Bytes::from_static(b"abc")))))
+                .unwrap();
+            c.handle(Some(Err(ClientError::Config("broken".into()))))
+                .unwrap_err();
+        };
+        let mut c = PayloadCursor::new();
+        fail(&mut c);
+        assert!(!c.needs_event());
+        assert_eq!(c.fill().unwrap(), b"abc");
+        c.consume(3);
+        assert!(c.fill().unwrap_err().to_string().contains("broken"));
+        let mut c = PayloadCursor::new();
+        fail(&mut c);
+        assert_eq!(&c.next_bytes(8).unwrap().unwrap()[..], b"abc");
+        assert!(c.next_bytes(8).unwrap().is_err());
+    }
 }
