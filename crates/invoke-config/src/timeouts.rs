@@ -110,3 +110,23 @@ impl Default for Timeouts {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DRAIN_LIMIT, DRAIN_WAIT, FIFTEEN_MINUTES, MAX_TIMEOUT, Timeouts};
+
+    /// The documented values, written out (the constants are products, which a test that
+    /// derives its numbers from them would not check)
+    #[test]
+    fn limits_are_the_documented_values() {
+        assert_eq!(MAX_TIMEOUT, Duration::from_secs(31_536_000), "365 days");
+        assert_eq!(FIFTEEN_MINUTES, Duration::from_secs(900));
+        assert_eq!(DRAIN_LIMIT, 65_536);
+        assert_eq!(DRAIN_WAIT, Duration::from_secs(1));
+        let capped = Timeouts::default().with_overall(Duration::MAX).capped();
+        assert_eq!(capped.overall.as_secs(), 31_536_000);
+        assert_eq!(capped.head.as_secs(), 900);
+    }
+}
