@@ -246,7 +246,7 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
 #[cfg(all(test, unix))]
 mod tests {
     use std::process::Command;
-    use std::time::Duration;
+    use std::time::{Duration, Instant};
 
     use super::{RUNNING, Starting, kill_running_processes, run_process};
     use crate::credentials::ProcessCommand;
@@ -267,6 +267,15 @@ mod tests {
         RUNNING.lock().unwrap().starting
     }
 
+    /// Waits for `done`, failing the test after 30 s (so a broken list fails it, not hangs)
+    fn wait_for(what: &str, done: impl Fn() -> bool) {
+        let give_up = Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(Instant::now() < give_up, "never {what}");
+            std::thread::yield_now();
+        }
+    }
+
     /// The only test here that runs commands: `RUNNING` is the process's (and no command
     /// runs after [`kill_running_processes`])
     #[test]
@@ -274,10 +283,14 @@ mod tests {
         let done = run_process(&command("echo hi")).unwrap();
         assert_eq!(done.stdout, b"hi\n");
         assert_eq!(running(), 0, "a finished command is no longer listed");
-        let waiting = std::thread::spawn(|| run_process(&command("sleep 100; echo late")));
-        while running() == 0 {
-            std::thread::yield_now();
-        }
+        // a timeout far past the kill, which still ends it if the kill does not
+        let waiting = std::thread::spawn(|| {
+            run_process(&ProcessCommand {
+                timeout: Duration::from_secs(30),
+                ..command("sleep 100; echo late")
+            })
+        });
+        wait_for("listed", || running() > 0);
         // and one caught between its spawn and its listing, as `run_process` spawns it
         let starting_now = Starting::new().unwrap();
         assert_eq!(starting(), 1);
@@ -285,9 +298,7 @@ mod tests {
         std::os::unix::process::CommandExt::process_group(&mut spawned, 0);
         let mut spawned = spawned.args(["-c", "sleep 20"]).spawn().unwrap();
         let killer = std::thread::spawn(kill_running_processes);
-        while !RUNNING.lock().unwrap().closed {
-            std::thread::yield_now();
-        }
+        wait_for("closed", || RUNNING.lock().unwrap().closed);
         let listed = starting_now.started(spawned.id());
         killer.join().unwrap();
         assert_eq!(running(), 0);
