@@ -157,10 +157,11 @@ mod tests {
     use super::*;
 
     /// The `X-Amzn-Trace-Id` of the first attempt of an invocation of a request that
-    /// carries `existing`, by a client whose `lambda_trace` is `lambda_trace`, with `options`
+    /// carries `existing`, by a client whose `lambda_trace` setting is `lambda_trace`
+    /// (`None`: this process's environment decides), with `options`
     fn trace_sent(
         existing: Option<&str>,
-        lambda_trace: bool,
+        lambda_trace: Option<bool>,
         options: &InvokeOptions,
     ) -> Option<String> {
         let endpoint = invoke_proto::resolve_endpoint(
@@ -168,9 +169,11 @@ mod tests {
         )
         .unwrap();
         let mut settings = ClientSettings::new(endpoint);
-        settings.lambda_trace = Some(lambda_trace);
+        settings.lambda_trace = lambda_trace;
         let invoker = Invoker::new(&settings);
-        assert_eq!(invoker.lambda_trace, lambda_trace);
+        if let Some(on) = lambda_trace {
+            assert_eq!(invoker.lambda_trace, on);
+        }
         let mut request = build_request(&InvokeParams::new("f", "{}"), &invoker.endpoint).unwrap();
         if let Some(value) = existing {
             request
@@ -189,22 +192,73 @@ mod tests {
     fn a_calls_trace_goes_on_unless_the_request_has_one() {
         let given = InvokeOptions::new().trace_id("Root=1-a;Sampled=1\n");
         assert_eq!(
-            trace_sent(None, false, &given).as_deref(),
+            trace_sent(None, Some(false), &given).as_deref(),
             Some("Root=1-a;Sampled=1%0A")
         );
         assert_eq!(
-            trace_sent(Some("Root=1-b"), false, &given).as_deref(),
+            trace_sent(Some("Root=1-b"), Some(false), &given).as_deref(),
             Some("Root=1-b")
         );
-        assert_eq!(trace_sent(None, false, &InvokeOptions::new()), None);
+        assert_eq!(trace_sent(None, Some(false), &InvokeOptions::new()), None);
         // in a Lambda function without a trace of the moment (this test process has none,
         // unless it runs in one): nothing to send, and a call's own still goes
         if std::env::var_os("_X_AMZN_TRACE_ID").is_none() {
-            assert_eq!(trace_sent(None, true, &InvokeOptions::new()), None);
+            assert_eq!(trace_sent(None, Some(true), &InvokeOptions::new()), None);
         }
         assert_eq!(
-            trace_sent(None, true, &given).as_deref(),
+            trace_sent(None, Some(true), &given).as_deref(),
             Some("Root=1-a;Sampled=1%0A")
         );
+    }
+
+    /// The variable that makes [`the_function_environment_decides_the_trace`] a child: the
+    /// case its environment was set up for
+    const TRACE_CHILD: &str = "INVOKE_CONFIG_TRACE_CHILD";
+
+    /// A client in a Lambda function (`AWS_LAMBDA_FUNCTION_NAME` set and not blank) sends the
+    /// function's trace of the moment (`_X_AMZN_TRACE_ID`, unless blank); elsewhere it sends
+    /// none unless told to; a setting wins over the environment. The variables are the
+    /// process's, so the test binary runs this test again in a child process for each case.
+    #[test]
+    fn the_function_environment_decides_the_trace() {
+        let none = InvokeOptions::new();
+        if let Ok(case) = std::env::var(TRACE_CHILD) {
+            let (by_environment, told_to) = match case.as_str() {
+                "in-lambda" => (Some("Root=1-x"), Some("Root=1-x")),
+                "outside" => (None, Some("Root=1-x")),
+                _ => (None, None),
+            };
+            assert_eq!(trace_sent(None, None, &none).as_deref(), by_environment);
+            assert_eq!(trace_sent(None, Some(true), &none).as_deref(), told_to);
+            assert_eq!(trace_sent(None, Some(false), &none), None);
+            return;
+        }
+        for (case, function, trace) in [
+            ("in-lambda", Some("my-function"), "Root=1-x"),
+            ("outside", None, "Root=1-x"),
+            ("blank", Some(" "), " "),
+        ] {
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+            child
+                .args([
+                    "invoker::tests::the_function_environment_decides_the_trace",
+                    "--exact",
+                    "--test-threads=1",
+                ])
+                .env(TRACE_CHILD, case)
+                .env("_X_AMZN_TRACE_ID", trace)
+                .env_remove("AWS_LAMBDA_FUNCTION_NAME");
+            if let Some(name) = function {
+                child.env("AWS_LAMBDA_FUNCTION_NAME", name);
+            }
+            let out = child.output().unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                out.status.success() && stdout.contains("1 passed"),
+                "{case}: {}\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 }
