@@ -405,7 +405,12 @@ mod tests {
     async fn a_stall_given_up_reports_its_end_once() {
         let (mut body, _out, ends) = stalled_after_a_write().await;
         let mut sent = 0;
+        let mut frames = 0;
         let cut = loop {
+            // a few frames (the chunk, half a frame), then the cut: a body that keeps giving
+            // frames fails the test instead of hanging it
+            frames += 1;
+            assert!(frames < 100, "no cut after {frames} frames");
             // the clock moves on by itself while nothing else is left to do
             let frame = tokio::time::timeout(Duration::from_secs(3600), body.frame())
                 .await
@@ -428,9 +433,15 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_stream_the_client_left_names_the_stall() {
         let (mut body, _out, ends) = stalled_after_a_write().await;
-        // the chunk, then half a frame
-        body.frame().await.unwrap().unwrap();
-        body.frame().await.unwrap().unwrap();
+        // the chunk, then half a frame (each within 30 s, so a body that never gives them
+        // fails the test instead of hanging it)
+        for _ in 0..2 {
+            tokio::time::timeout(Duration::from_secs(30), body.frame())
+                .await
+                .expect("a frame within 30 s")
+                .unwrap()
+                .unwrap();
+        }
         drop(body);
         let ends = ends.lock().unwrap();
         assert_eq!(ends.len(), 1, "{ends:?}");
