@@ -278,6 +278,7 @@ mod tests {
 
     use super::{CredentialsCache, ProvideCredentials, REFRESH_BUFFER};
     use crate::credentials::{CredentialsError, ProvidedCredentials};
+    use crate::testing::wait_for;
 
     std::thread_local! {
         /// The wait limit of the thread, for caches made by [`gated`]
@@ -355,10 +356,11 @@ mod tests {
     }
 
     /// Waits until `cache` has its first load running and `n` threads waiting for it
+    /// (failing the test after 30 s)
     fn until_waiting(cache: &CredentialsCache, loads: &AtomicU32, n: usize) {
-        while loads.load(Ordering::SeqCst) == 0 || cache.waiting.load(Ordering::Relaxed) < n {
-            std::thread::yield_now();
-        }
+        wait_for("waiting", || {
+            loads.load(Ordering::SeqCst) > 0 && cache.waiting.load(Ordering::Relaxed) >= n
+        });
     }
 
     #[test]
@@ -447,18 +449,16 @@ mod tests {
             let cache = Arc::clone(&cache);
             std::thread::spawn(move || key(&cache))
         };
-        while loads.load(Ordering::SeqCst) == 0 {
-            std::thread::yield_now();
-        }
+        wait_for("loading", || loads.load(Ordering::SeqCst) > 0);
         let waiting: Vec<_> = (0..8)
             .map(|_| {
                 let cache = Arc::clone(&cache);
                 std::thread::spawn(move || key(&cache))
             })
             .collect();
-        while cache.waiting.load(Ordering::Relaxed) < 8 {
-            std::thread::yield_now();
-        }
+        wait_for("eight waiting", || {
+            cache.waiting.load(Ordering::Relaxed) >= 8
+        });
         release.send(()).unwrap();
         assert_eq!(first.join().unwrap(), "AKID0");
         for t in waiting {

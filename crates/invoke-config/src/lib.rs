@@ -91,6 +91,8 @@ mod response_info;
 mod sha1;
 mod sso;
 mod sts;
+#[cfg(test)]
+mod testing;
 mod time;
 mod timeouts;
 

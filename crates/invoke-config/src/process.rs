@@ -246,10 +246,11 @@ pub fn run_process_until(cmd: &ProcessCommand, stop: &AtomicBool) -> Result<Proc
 #[cfg(all(test, unix))]
 mod tests {
     use std::process::Command;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::{RUNNING, Starting, kill_running_processes, run_process};
     use crate::credentials::ProcessCommand;
+    use crate::testing::wait_for;
 
     fn command(line: &str) -> ProcessCommand {
         ProcessCommand {
@@ -265,15 +266,6 @@ mod tests {
 
     fn starting() -> usize {
         RUNNING.lock().unwrap().starting
-    }
-
-    /// Waits for `done`, failing the test after 30 s (so a broken list fails it, not hangs)
-    fn wait_for(what: &str, done: impl Fn() -> bool) {
-        let give_up = Instant::now() + Duration::from_secs(30);
-        while !done() {
-            assert!(Instant::now() < give_up, "never {what}");
-            std::thread::yield_now();
-        }
     }
 
     /// The only test here that runs commands: `RUNNING` is the process's (and no command
