@@ -200,6 +200,23 @@ fn big_request(emu: &Emulator) -> http::Request<Bytes> {
     request(emu, &InvokeParams::new("echo", payload))
 }
 
+/// [`big_request`] as a buffered `Invoke`: its answer is the 6 MiB echoed with a
+/// `Content-Length`, far more than a 16 KiB receive buffer and the server's send buffer hold
+fn big_buffered_request(emu: &Emulator) -> http::Request<Bytes> {
+    let mut req = big_request(emu);
+    *req.uri_mut() = format!("{}/2015-03-31/functions/echo/invocations", emu.url())
+        .parse()
+        .unwrap();
+    req
+}
+
+/// A client with a 16 KiB receive buffer, connected to `emu`
+async fn small_window(emu: &Emulator) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket.connect(emu.addr()).await.unwrap()
+}
+
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
     let emu = closing_idle_connections().await;
@@ -931,13 +948,8 @@ async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout(
 #[tokio::test]
 async fn a_response_still_being_sent_is_not_idle() {
     let emu = closing_idle_connections().await;
-    let mut req = big_request(&emu);
-    *req.uri_mut() = format!("{}/2015-03-31/functions/echo/invocations", emu.url())
-        .parse()
-        .unwrap();
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
-    let mut s = socket.connect(emu.addr()).await.unwrap();
+    let req = big_buffered_request(&emu);
+    let mut s = small_window(&emu).await;
     s.write_all(&head_bytes(&req)).await.unwrap();
     s.write_all(req.body()).await.unwrap();
     // a slow reader: at most 16 KiB (its buffer) every 5 ms, about 2 s for the response
@@ -1005,9 +1017,7 @@ async fn a_function_writing_to_a_client_that_reads_nothing_is_held_back() {
     )
     .await;
     let req = request(&emu, &InvokeParams::new("flood", "{}"));
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
-    let mut s = socket.connect(emu.addr()).await.unwrap();
+    let mut s = small_window(&emu).await;
     s.write_all(&head_bytes(&req)).await.unwrap();
     s.write_all(req.body()).await.unwrap();
     // the client reads nothing
@@ -1216,9 +1226,7 @@ async fn a_client_reading_slowly_is_not_cut_by_the_write_timeout() {
         &emu,
         &InvokeParams::new("count", r#"{"n":512,"size":65536}"#),
     );
-    let socket = tokio::net::TcpSocket::new_v4().unwrap();
-    socket.set_recv_buffer_size(16 * 1024).unwrap();
-    let mut s = socket.connect(emu.addr()).await.unwrap();
+    let mut s = small_window(&emu).await;
     s.write_all(&head_bytes(&req)).await.unwrap();
     s.write_all(req.body()).await.unwrap();
     let slowly = slowly_until_closed(&mut s, Duration::from_millis(1));
@@ -1257,6 +1265,78 @@ async fn a_pipelined_request_is_busy_not_idle_while_its_function_runs() {
         (2, true),
         "{}",
         String::from_utf8_lossy(&got)
+    );
+    emu.shutdown().await;
+}
+
+/// Reads from `s` into `got` until it holds a head, and returns where its body starts and
+/// the `Content-Length` it gives
+async fn read_head_into(s: &mut TcpStream, got: &mut Vec<u8>) -> (usize, usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..i]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "{head}");
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .map(|v| v.trim().parse().unwrap())
+                .expect("a Content-Length");
+            return (i + 4, len);
+        }
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before a head");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Reads from `s` into `got` until it holds at least `len` bytes
+async fn read_up_to(s: &mut TcpStream, got: &mut Vec<u8>, len: usize) {
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.len() < len {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {} of {len} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// The first bytes of a next request, arriving while a response is still going out, start
+/// that request's head: when the response's last bytes leave, the connection is not idle,
+/// and a head completed later than the idle timeout is answered (the header timeout out of
+/// reach)
+#[tokio::test]
+async fn a_head_begun_while_a_response_goes_out_is_not_idle() {
+    let emu = start(
+        Emulator::builder().no_auth(),
+        ServerLimits {
+            idle_timeout: Duration::from_millis(100),
+            ..limits()
+        },
+    )
+    .await;
+    let big = big_buffered_request(&emu);
+    let mut s = small_window(&emu).await;
+    s.write_all(&head_bytes(&big)).await.unwrap();
+    s.write_all(big.body()).await.unwrap();
+    // the echo's head arrived: its whole body is with hyper, which ended the response
+    let mut got = Vec::new();
+    let (body, len) = guarded("the echo's head", read_head_into(&mut s, &mut got)).await;
+    let next = request(&emu, &InvokeParams::new("echo", "{}"));
+    let mut next_bytes = head_bytes(&next);
+    next_bytes.extend_from_slice(next.body());
+    let (begun, rest) = next_bytes.split_at(20);
+    s.write_all(begun).await.unwrap();
+    guarded("the echo", read_up_to(&mut s, &mut got, body + len)).await;
+    assert_eq!(got.len(), body + len, "nothing after the echo yet");
+    // the echo all sent, the rest of the head comes after three idle timeouts
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.write_all(rest).await.unwrap();
+    let answer = guarded("the second answer", until_closed(&mut s)).await;
+    assert_eq!(
+        whole_streams(&answer),
+        (1, true),
+        "{}",
+        String::from_utf8_lossy(&answer)
     );
     emu.shutdown().await;
 }
