@@ -540,6 +540,47 @@ async fn sigv4_is_verified() {
     emu.shutdown().await;
 }
 
+/// The `Date` of a response, as a time
+fn date_of(resp: &http::Response<Incoming>) -> SystemTime {
+    let date = resp.headers()[http::header::DATE].to_str().unwrap();
+    invoke_proto::parse_http_date(date).unwrap_or_else(|| panic!("a Date: {date}"))
+}
+
+/// An emulator whose clock runs an hour ahead checks signatures against its own time and
+/// tells it in the `Date` of every response, refusals and streams alike (a minute's margin
+/// either side for the test's own run)
+#[tokio::test]
+async fn a_clock_ahead_checks_signatures_by_its_time_and_dates_every_response() {
+    let hour = Duration::from_secs(3600);
+    let emu = start(
+        Emulator::builder()
+            .builtins()
+            .credentials(KEY, SECRET)
+            .clock_ahead(hour),
+    )
+    .await;
+    let near_an_hour_ahead = |date: SystemTime| {
+        let ahead = date.duration_since(SystemTime::now()).unwrap_or_default();
+        assert!(
+            ahead > Duration::from_secs(59 * 60) && ahead < Duration::from_secs(61 * 60),
+            "{ahead:?} ahead"
+        );
+    };
+    let p = InvokeParams::new("echo", r#"{"a":1}"#);
+    let now = SystemTime::now();
+    let refused = send(&emu, signed(&emu, &p, KEY, SECRET, now)).await;
+    near_an_hour_ahead(date_of(&refused));
+    let e = service_error(refused).await;
+    assert_eq!(
+        (e.kind, e.status),
+        (ServiceErrorKind::InvalidSignature, Some(403))
+    );
+    let served = send(&emu, signed(&emu, &p, KEY, SECRET, now + hour)).await;
+    near_an_hour_ahead(date_of(&served));
+    assert_eq!(joined(&stream(served).await.chunks), br#"{"a":1}"#);
+    emu.shutdown().await;
+}
+
 async fn with_fault(fault: &str) -> Outcome {
     let emu = start(Emulator::builder().builtins().no_auth()).await;
     let mut req = request(&emu, &InvokeParams::new("count", r#"{"n":3,"size":100}"#));
@@ -980,6 +1021,48 @@ async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
     )
     .await;
     assert_eq!(o.complete, Some(InvokeComplete::default()), "{o:?}");
+    emu.shutdown().await;
+}
+
+/// An asynchronous invocation whose output is exactly the response limit is not cut, even
+/// when its function ends well after its last write was taken (`count` in
+/// [`an_event_invocation_may_write_exactly_the_response_limit`] ends at once, its result
+/// queued before the emulator sees the write): the function's own result is logged
+#[tokio::test]
+async fn an_event_function_ending_after_writing_exactly_the_limit_succeeds() {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let exact = |_: Invocation, out: ResponseStream| async move {
+        out.write(Bytes::from(vec![b'x'; 64 * 1024])).await;
+        // the emulator takes the write meanwhile
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Ok::<(), FunctionError>(())
+    };
+    // not `start`'s: a quiet emulator logs nothing
+    let emu = Emulator::builder()
+        .no_auth()
+        .function("exact", exact)
+        .max_response_bytes(64 * 1024)
+        .log_sink(move |line| {
+            let _ = lines_tx.send(line.to_owned());
+        })
+        .start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let p = InvokeParams::new("exact", "{}");
+    assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
+    let end = async {
+        loop {
+            let line = lines.recv().await.expect("log");
+            if line.contains("Invoke (Event) exact") {
+                return line;
+            }
+        }
+    };
+    let line = guarded("the end of `exact`", end).await;
+    assert!(
+        line.contains("65536 payload bytes discarded") && line.ends_with(", ok"),
+        "{line}"
+    );
     emu.shutdown().await;
 }
 

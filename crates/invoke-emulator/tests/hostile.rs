@@ -1399,6 +1399,15 @@ async fn head_limits_hold_at_exactly_their_size() {
         a.json()["message"].as_str().unwrap().contains("8193 bytes"),
         "{a:?}"
     );
+    // a target in absolute form counts its authority too (`x`, one byte)
+    let a = exchange(format!("http://x{}", query(8191)), String::new()).await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let a = exchange(format!("http://x{}", query(8192)), String::new()).await;
+    a.assert_refused(414, "uritoolongexception");
+    assert!(
+        a.json()["message"].as_str().unwrap().contains("8193 bytes"),
+        "{a:?}"
+    );
     // host (4 + 1 + 4) and content-length (14 + 1 + 4) take 28 bytes, x-big's name and
     // framing 9
     let field = |len: usize| format!("x-big: {}\r\n", "h".repeat(len - 28 - 9));
