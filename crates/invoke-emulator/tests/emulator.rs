@@ -976,16 +976,18 @@ async fn logged_builtins(
     (emu, lines)
 }
 
-/// The next log line about an asynchronous invocation of `count` (its end), guarded
+/// The next log line about an asynchronous invocation of `function` (its end), guarded
 /// (`what` names it if it does not come)
 async fn event_end_line(
     lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    function: &str,
     what: &str,
 ) -> String {
+    let about = format!("Invoke (Event) {function}");
     let wanted = async {
         loop {
             let line = lines.recv().await.expect("log");
-            if line.contains("Invoke (Event) count") {
+            if line.contains(&about) {
                 return line;
             }
         }
@@ -1000,7 +1002,12 @@ async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
     let (emu, mut lines) = logged_builtins(64 * 1024).await;
     let p = InvokeParams::new("count", r#"{"n":1000000000000,"size":1024}"#);
     assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
-    let line = event_end_line(&mut lines, "the function ended well before its timeout").await;
+    let line = event_end_line(
+        &mut lines,
+        "count",
+        "the function ended well before its timeout",
+    )
+    .await;
     let discarded: u64 = line
         .split(" -> 202, ")
         .nth(1)
@@ -1050,15 +1057,7 @@ async fn an_event_function_ending_after_writing_exactly_the_limit_succeeds() {
         .unwrap();
     let p = InvokeParams::new("exact", "{}");
     assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
-    let end = async {
-        loop {
-            let line = lines.recv().await.expect("log");
-            if line.contains("Invoke (Event) exact") {
-                return line;
-            }
-        }
-    };
-    let line = guarded("the end of `exact`", end).await;
+    let line = event_end_line(&mut lines, "exact", "the end of `exact`").await;
     assert!(
         line.contains("65536 payload bytes discarded") && line.ends_with(", ok"),
         "{line}"
@@ -1432,7 +1431,7 @@ async fn an_event_invocation_may_write_exactly_the_response_limit() {
     ] {
         let p = InvokeParams::new("count", format!(r#"{{"n":2,"size":{size}}}"#));
         assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
-        let line = event_end_line(&mut lines, "the function's end is logged").await;
+        let line = event_end_line(&mut lines, "count", "the function's end is logged").await;
         assert!(line.contains(logged), "{line}");
         if size == 512 {
             assert!(!line.contains("ResponseSizeTooLarge"), "{line}");
