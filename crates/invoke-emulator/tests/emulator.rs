@@ -957,16 +957,13 @@ async fn event_invoke_answers_202_and_runs_the_function_in_the_background() {
     emu.shutdown().await;
 }
 
-/// The built-ins without auth, with responses limited to `max_response` bytes, and the
-/// emulator's log lines (not `start`: that one is quiet)
-async fn logged_builtins(
-    max_response: u64,
+/// The emulator `builder` makes, started with its log lines sent to the receiver returned
+/// (not `start`: that one is quiet)
+async fn logged(
+    builder: invoke_emulator::Builder,
 ) -> (Emulator, tokio::sync::mpsc::UnboundedReceiver<String>) {
     let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let emu = Emulator::builder()
-        .builtins()
-        .no_auth()
-        .max_response_bytes(max_response)
+    let emu = builder
         .log_sink(move |line| {
             let _ = lines_tx.send(line.to_owned());
         })
@@ -974,6 +971,15 @@ async fn logged_builtins(
         .await
         .unwrap();
     (emu, lines)
+}
+
+/// The built-ins without auth, with responses limited to `max_response` bytes, and the
+/// emulator's log lines
+async fn logged_builtins(
+    max_response: u64,
+) -> (Emulator, tokio::sync::mpsc::UnboundedReceiver<String>) {
+    let builder = Emulator::builder().builtins().no_auth();
+    logged(builder.max_response_bytes(max_response)).await
 }
 
 /// The next log line about an asynchronous invocation of `function` (its end), guarded
@@ -1037,24 +1043,14 @@ async fn an_event_invocation_takes_no_more_output_than_a_stream_would() {
 /// queued before the emulator sees the write): the function's own result is logged
 #[tokio::test]
 async fn an_event_function_ending_after_writing_exactly_the_limit_succeeds() {
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let exact = |_: Invocation, out: ResponseStream| async move {
         out.write(Bytes::from(vec![b'x'; 64 * 1024])).await;
         // the emulator takes the write meanwhile
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok::<(), FunctionError>(())
     };
-    // not `start`'s: a quiet emulator logs nothing
-    let emu = Emulator::builder()
-        .no_auth()
-        .function("exact", exact)
-        .max_response_bytes(64 * 1024)
-        .log_sink(move |line| {
-            let _ = lines_tx.send(line.to_owned());
-        })
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let builder = Emulator::builder().no_auth().function("exact", exact);
+    let (emu, mut lines) = logged(builder.max_response_bytes(64 * 1024)).await;
     let p = InvokeParams::new("exact", "{}");
     assert_eq!(send(&emu, event_invoke(&emu, &p)).await.status(), 202);
     let line = event_end_line(&mut lines, "exact", "the end of `exact`").await;
@@ -1256,11 +1252,10 @@ async fn a_timed_out_function_frees_its_slot_though_its_stream_is_stalled() {
 /// emulator stopped taking its output (past the response limit); and no longer
 #[tokio::test]
 async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (dropped_tx, mut dropped) = tokio::sync::mpsc::unbounded_channel::<()>();
     let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
     let held = std::sync::Arc::clone(&gate);
-    let emu = Emulator::builder()
+    let builder = Emulator::builder()
         .no_auth()
         .max_response_bytes(1024)
         .limits(invoke_emulator::ServerLimits {
@@ -1277,13 +1272,8 @@ async fn an_event_invocation_holds_its_slot_until_its_function_ends() {
                 let _permit = held.acquire().await;
                 Ok::<(), FunctionError>(())
             }
-        })
-        .log_sink(move |line| {
-            let _ = lines_tx.send(line.to_owned());
-        })
-        .start("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+        });
+    let (emu, mut lines) = logged(builder).await;
     let over = InvokeParams::new("over", "{}");
     assert_eq!(send(&emu, event_invoke(&emu, &over)).await.status(), 202);
     let line = guarded("the output is no longer taken", lines.recv())

@@ -83,12 +83,12 @@ async fn slowly_until_closed(s: &mut TcpStream, pause: Duration) -> Vec<u8> {
     }
 }
 
-/// The built-ins without auth, closing connections idle for 300 ms
-async fn closing_idle_connections() -> Emulator {
+/// The built-ins without auth, closing connections idle for `idle`
+async fn closing_idle_connections(idle: Duration) -> Emulator {
     start(
         Emulator::builder().no_auth(),
         ServerLimits {
-            idle_timeout: Duration::from_millis(300),
+            idle_timeout: idle,
             ..limits()
         },
     )
@@ -129,32 +129,47 @@ impl Answer {
 
 async fn read_answer(s: &mut TcpStream) -> Answer {
     let mut raw = Vec::new();
+    let split = read_head_into(s, &mut raw).await;
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let len = content_length(&head).unwrap_or(0);
+    read_up_to(s, &mut raw, split + 4 + len).await;
+    let body = raw[split + 4..].to_vec();
+    Answer { status, head, body }
+}
+
+/// Reads from `s` into `got` until it holds a whole head; where the head's blank line starts
+async fn read_head_into(s: &mut TcpStream, got: &mut Vec<u8>) -> usize {
     let mut buf = [0u8; 4096];
-    let split = loop {
-        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
+    loop {
+        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            return i;
         }
         let n = s.read(&mut buf).await.expect("read the head");
         assert!(
             n > 0,
             "closed before a response: {:?}",
-            String::from_utf8_lossy(&raw)
+            String::from_utf8_lossy(got)
         );
-        raw.extend_from_slice(&buf[..n]);
-    };
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let status = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = raw[split + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut buf).await.expect("read the body");
-        assert!(n > 0, "closed mid-body");
-        body.extend_from_slice(&buf[..n]);
+        got.extend_from_slice(&buf[..n]);
     }
-    Answer { status, head, body }
+}
+
+/// The `Content-Length` of a lower-cased head, if it has one
+fn content_length(head: &str) -> Option<usize> {
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+/// Reads from `s` into `got` until it holds at least `len` bytes
+async fn read_up_to(s: &mut TcpStream, got: &mut Vec<u8>, len: usize) {
+    let mut buf = [0u8; 4096];
+    while got.len() < len {
+        let n = s.read(&mut buf).await.expect("read the body");
+        assert!(n > 0, "closed after {} of {len} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 /// The head (with the final blank line) of `req` as HTTP/1.1 bytes
@@ -219,7 +234,7 @@ async fn small_window(emu: &Emulator) -> TcpStream {
 
 #[tokio::test]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let emu = closing_idle_connections().await;
+    let emu = closing_idle_connections(Duration::from_millis(300)).await;
     // kept alive after a response, then idle
     let mut s = TcpStream::connect(emu.addr()).await.unwrap();
     let req = request(&emu, &InvokeParams::new("echo", "{}"));
@@ -947,7 +962,7 @@ async fn a_client_that_never_reads_its_stream_is_closed_after_the_write_timeout(
 /// 6 MiB body at once; read over a time well past the idle timeout, it arrives whole)
 #[tokio::test]
 async fn a_response_still_being_sent_is_not_idle() {
-    let emu = closing_idle_connections().await;
+    let emu = closing_idle_connections(Duration::from_millis(300)).await;
     let req = big_buffered_request(&emu);
     let mut s = small_window(&emu).await;
     s.write_all(&head_bytes(&req)).await.unwrap();
@@ -1269,58 +1284,23 @@ async fn a_pipelined_request_is_busy_not_idle_while_its_function_runs() {
     emu.shutdown().await;
 }
 
-/// Reads from `s` into `got` until it holds a head, and returns where its body starts and
-/// the `Content-Length` it gives
-async fn read_head_into(s: &mut TcpStream, got: &mut Vec<u8>) -> (usize, usize) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        if let Some(i) = got.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&got[..i]).to_ascii_lowercase();
-            assert!(head.starts_with("http/1.1 200"), "{head}");
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .map(|v| v.trim().parse().unwrap())
-                .expect("a Content-Length");
-            return (i + 4, len);
-        }
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before a head");
-        got.extend_from_slice(&buf[..n]);
-    }
-}
-
-/// Reads from `s` into `got` until it holds at least `len` bytes
-async fn read_up_to(s: &mut TcpStream, got: &mut Vec<u8>, len: usize) {
-    let mut buf = vec![0u8; 64 * 1024];
-    while got.len() < len {
-        let n = s.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed after {} of {len} bytes", got.len());
-        got.extend_from_slice(&buf[..n]);
-    }
-}
-
 /// The first bytes of a next request, arriving while a response is still going out, start
 /// that request's head: when the response's last bytes leave, the connection is not idle,
 /// and a head completed later than the idle timeout is answered (the header timeout out of
 /// reach)
 #[tokio::test]
 async fn a_head_begun_while_a_response_goes_out_is_not_idle() {
-    let emu = start(
-        Emulator::builder().no_auth(),
-        ServerLimits {
-            idle_timeout: Duration::from_millis(100),
-            ..limits()
-        },
-    )
-    .await;
+    let emu = closing_idle_connections(Duration::from_millis(100)).await;
     let big = big_buffered_request(&emu);
     let mut s = small_window(&emu).await;
     s.write_all(&head_bytes(&big)).await.unwrap();
     s.write_all(big.body()).await.unwrap();
     // the echo's head arrived: its whole body is with hyper, which ended the response
     let mut got = Vec::new();
-    let (body, len) = guarded("the echo's head", read_head_into(&mut s, &mut got)).await;
+    let split = guarded("the echo's head", read_head_into(&mut s, &mut got)).await;
+    let head = String::from_utf8_lossy(&got[..split]).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    let (body, len) = (split + 4, content_length(&head).expect("a Content-Length"));
     let next = request(&emu, &InvokeParams::new("echo", "{}"));
     let mut next_bytes = head_bytes(&next);
     next_bytes.extend_from_slice(next.body());
